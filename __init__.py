@@ -1,0 +1,5 @@
+"""ComfyUI-InvertEdit: invert real images into Stable Diffusion's noise space and edit them.
+
+ComfyUI entry point. It registers the nodes and nothing else.
+"""
+from .nodes import comfy_entrypoint  # noqa: F401

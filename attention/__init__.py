@@ -1,0 +1,1 @@
+"""Attention control, host-agnostic: maps, injection policies and masks (torch/numpy/einops only)."""

@@ -1,0 +1,1 @@
+"""Per-step score and latent edits, host-agnostic: SEGA, latent blending (torch/numpy/einops only)."""

@@ -1,0 +1,661 @@
+"""Canvas workflows (what users open and share) <-> the executor's API format.
+
+A canvas workflow is the frontend's LiteGraph JSON: top-level ``nodes``, ``links`` and per-node
+``widgets_values``. The executor (``/prompt``) takes the API format ``{id: {"class_type",
+"inputs"}}``. The frontend turns one into the other (``graphToPrompt``) using the node
+definitions from ``/object_info``; :func:`canvas_to_api` does the same from definitions of the
+same shape, so a workflow file is tested exactly as users load it. :func:`build_canvas` goes
+the other way: it writes canvas workflows from a short Python description.
+
+Host-agnostic: plain JSON in, plain JSON out; no ComfyUI, no torch.
+
+The rules follow ComfyUI frontend 1.27 (``graphToPrompt``, ``ExecutableNodeDTO``, the widget
+constructors):
+- Widgets are the inputs of type INT, FLOAT, STRING, BOOLEAN or COMBO (a list of options, or
+  ``"COMBO"`` with ``options``), unless marked ``forceInput``; ordered by ``input_order``
+  (required, then optional). A list ``widgets_values`` holds one value per widget, plus:
+  after an INT with ``control_after_generate`` (or named ``seed``/``noise_seed``) its control
+  value ("fixed", "randomize", ...); after a COMBO with ``control_after_generate`` the control
+  value and a filter string; at the very end the upload button's value ("image") for nodes
+  with an upload combo (``image_upload`` ...). A dict ``widgets_values`` is keyed by name.
+- An input linked to a node output becomes ``[origin_id, slot]``; a widget converted to a socket
+  takes its value from the link. Links through Reroute nodes and bypassed nodes (mode 4: the
+  input of matching type is passed through) are followed to the real origin. A PrimitiveNode
+  gives its value to the widgets it feeds. Muted nodes (mode 2), bypassed nodes, Reroute,
+  PrimitiveNode, Note and MarkdownNote are not part of the API prompt.
+"""
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = [
+    "CanvasError",
+    "canvas_to_api",
+    "build_canvas",
+    "widget_slots",
+    "MODE_ALWAYS",
+    "MODE_MUTED",
+    "MODE_BYPASS",
+]
+
+MODE_ALWAYS = 0
+MODE_MUTED = 2  # LGraphEventMode.NEVER: the node and what only it feeds are left out
+MODE_BYPASS = 4  # the node is skipped; its inputs of matching type feed its consumers
+
+WIDGET_TYPES = frozenset({"INT", "FLOAT", "STRING", "BOOLEAN", "COMBO"})
+CONTROL_VALUES = ("fixed", "increment", "decrement", "randomize", "increment-wrap")
+UPLOAD_OPTIONS = ("image_upload", "video_upload", "animated_image_upload")
+NOTE_TYPES = frozenset({"Note", "MarkdownNote"})
+VIRTUAL_TYPES = frozenset({"Reroute", "PrimitiveNode"}) | NOTE_TYPES
+
+NodeInfo = Mapping[str, Mapping[str, Any]] | Callable[[str], Mapping[str, Any] | None]
+
+
+class CanvasError(ValueError):
+    """A workflow that cannot be converted or built; the message names the node and the problem."""
+
+
+# --------------------------------------------------------------------------------------------
+# Node definitions (the /object_info shape)
+# --------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class InputSpec:
+    name: str
+    type: str  # "COMBO" for option lists
+    options: Mapping[str, Any]
+    optional: bool
+    combo_values: tuple | None = None
+
+    @property
+    def is_widget(self) -> bool:
+        return self.type in WIDGET_TYPES and not (self.options.get("forceInput") or self.options.get("defaultInput"))
+
+    @property
+    def has_control(self) -> bool:
+        if self.type == "INT":
+            ctrl = self.options.get("control_after_generate")
+            return bool(ctrl) if ctrl is not None else self.name in ("seed", "noise_seed")
+        if self.type == "COMBO":
+            return bool(self.options.get("control_after_generate"))
+        return False
+
+    @property
+    def is_upload(self) -> bool:
+        return self.type == "COMBO" and not self.optional and any(self.options.get(k) is True for k in UPLOAD_OPTIONS)
+
+    def default(self):
+        """The value a freshly added node shows (the frontend's widget defaults)."""
+        if "default" in self.options and self.options["default"] is not None:
+            return self.options["default"]
+        if self.type == "COMBO":
+            return self.combo_values[0] if self.combo_values else None
+        return {"INT": 0, "FLOAT": 0.0, "STRING": "", "BOOLEAN": False}.get(self.type)
+
+
+def _parse_input(name: str, spec: Any, optional: bool) -> InputSpec:
+    if not isinstance(spec, (list, tuple)) or not spec:
+        spec = [spec]
+    kind = spec[0]
+    options = spec[1] if len(spec) > 1 and isinstance(spec[1], Mapping) else {}
+    if isinstance(kind, (list, tuple)):
+        return InputSpec(name, "COMBO", options, optional, tuple(kind))
+    kind = str(kind)
+    combo = tuple(options.get("options") or ()) if kind == "COMBO" else None
+    return InputSpec(name, kind, options, optional, combo)
+
+
+def input_specs(info: Mapping[str, Any]) -> list[InputSpec]:
+    """Inputs in the frontend's order: required by ``input_order``, optional by
+    ``input_order``, then any others in definition order (``getOrderedInputSpecs``)."""
+    inputs = info.get("input") or {}
+    required = inputs.get("required") or {}
+    optional = inputs.get("optional") or {}
+    order = info.get("input_order") or {}
+    names: list[tuple[str, bool]] = []
+    for name in order.get("required") or []:
+        if name in required:
+            names.append((name, False))
+    for name in order.get("optional") or []:
+        if name in optional:
+            names.append((name, True))
+    seen = {n for n, _ in names}
+    names += [(n, False) for n in required if n not in seen]
+    names += [(n, True) for n in optional if n not in seen and n not in required]
+    return [_parse_input(n, (optional if opt else required)[n], opt) for n, opt in names]
+
+
+def widget_slots(info: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """The entries of a list ``widgets_values`` in order, as ``(kind, input name)`` with kind
+    ``value``, ``control`` (control_after_generate), ``filter`` (a combo control's filter) or
+    ``upload`` (the upload button)."""
+    slots: list[tuple[str, str]] = []
+    uploads: list[tuple[str, str]] = []
+    for spec in input_specs(info):
+        if not spec.is_widget:
+            continue
+        slots.append(("value", spec.name))
+        if spec.has_control:
+            slots.append(("control", spec.name))
+            if spec.type == "COMBO":
+                slots.append(("filter", spec.name))
+        if spec.is_upload and not uploads:
+            uploads.append(("upload", "upload"))
+    return slots + uploads
+
+
+def _outputs(info: Mapping[str, Any]) -> list[tuple[str, str, bool]]:
+    """(name, type, is_list) per output slot."""
+    types = list(info.get("output") or [])
+    names = list(info.get("output_name") or [])
+    is_list = list(info.get("output_is_list") or [])
+    out = []
+    for i, t in enumerate(types):
+        t = "COMBO" if isinstance(t, (list, tuple)) else str(t)
+        name = names[i] if i < len(names) and names[i] else t
+        out.append((str(name), t, bool(is_list[i]) if i < len(is_list) else False))
+    return out
+
+
+def _lookup(node_info: NodeInfo, class_type: str) -> Mapping[str, Any] | None:
+    try:
+        if callable(node_info) and not isinstance(node_info, Mapping):
+            return node_info(class_type)
+        return node_info.get(class_type)
+    except KeyError:
+        return None
+
+
+def _type_ok(a: Any, b: Any) -> bool:
+    """LiteGraph.isValidConnection: '*' and '' match anything; 'A,B' lists match on overlap."""
+    a = "" if a in (None, "*", 0) else str(a)
+    b = "" if b in (None, "*", 0) else str(b)
+    if not a or not b or a == b:
+        return True
+    a, b = a.lower(), b.lower()
+    if "," not in a and "," not in b:
+        return a == b
+    return bool(set(a.split(",")) & set(b.split(",")))
+
+
+# --------------------------------------------------------------------------------------------
+# canvas -> API
+# --------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class _Link:
+    id: Any
+    origin_id: Any
+    origin_slot: int
+    target_id: Any
+    target_slot: int
+    type: Any
+
+
+@dataclass(frozen=True)
+class _Origin:
+    node_id: str
+    slot: int
+
+
+@dataclass(frozen=True)
+class _Value:
+    value: Any
+
+
+def _parse_links(raw: Any) -> dict[Any, _Link]:
+    links: dict[Any, _Link] = {}
+    for entry in raw or []:
+        if entry is None:
+            continue
+        if isinstance(entry, Mapping):
+            link = _Link(entry.get("id"), entry.get("origin_id"), int(entry.get("origin_slot", 0)),
+                         entry.get("target_id"), int(entry.get("target_slot", 0)), entry.get("type"))
+        elif isinstance(entry, (list, tuple)) and len(entry) >= 5:
+            link = _Link(entry[0], entry[1], int(entry[2]), entry[3], int(entry[4]),
+                         entry[5] if len(entry) > 5 else None)
+        else:
+            raise CanvasError(f"link {entry!r} is neither [id, from, from_slot, to, to_slot, type] nor a dict")
+        links[link.id] = link
+        links.setdefault(str(link.id), link)
+    return links
+
+
+def _describe(node: Mapping[str, Any]) -> str:
+    title = node.get("title")
+    what = f"node {node.get('id')} ({node.get('type')}"
+    return what + (f" {title!r})" if title and title != node.get("type") else ")")
+
+
+class _Converter:
+    def __init__(self, workflow: Mapping[str, Any], node_info: NodeInfo):
+        if not isinstance(workflow, Mapping) or not isinstance(workflow.get("nodes"), list):
+            raise CanvasError("not a canvas workflow: expected a JSON object with a 'nodes' list "
+                              "(an API-format prompt would be {id: {class_type, inputs}})")
+        self.workflow = workflow
+        self.node_info = node_info
+        self.nodes: dict[str, Mapping[str, Any]] = {}
+        for node in workflow["nodes"]:
+            self.nodes[str(node.get("id"))] = node
+        self.links = _parse_links(workflow.get("links"))
+        subgraphs = (workflow.get("definitions") or {}).get("subgraphs") or []
+        self.subgraph_ids = {str(s.get("id")) for s in subgraphs if isinstance(s, Mapping)}
+        self.group_node_types = set(((workflow.get("extra") or {}).get("groupNodes") or {}).keys())
+        self.infos: dict[str, Mapping[str, Any]] = {}
+
+    # -- node definitions -------------------------------------------------------------------
+    def info(self, node: Mapping[str, Any]) -> Mapping[str, Any]:
+        key = str(node.get("id"))
+        if key in self.infos:
+            return self.infos[key]
+        class_type = node.get("type")
+        if class_type in self.subgraph_ids or (isinstance(class_type, str) and class_type.startswith("workflow>")) \
+                or class_type in self.group_node_types:
+            raise CanvasError(f"{_describe(node)}: subgraphs and group nodes are not supported here; "
+                              "unpack them in the editor (right click > Unpack Subgraph / Convert to nodes) and save again")
+        info = _lookup(self.node_info, class_type) if class_type else None
+        if info is None:
+            raise CanvasError(f"{_describe(node)}: unknown node type {class_type!r} "
+                              "(is the custom node pack that provides it installed in this ComfyUI?)")
+        self.infos[key] = info
+        return info
+
+    # -- links ------------------------------------------------------------------------------
+    def resolve_input(self, node: Mapping[str, Any], index: int, want: Any, visited: set) -> _Origin | _Value | None:
+        inputs = node.get("inputs") or []
+        if index >= len(inputs):
+            return None
+        link_id = inputs[index].get("link")
+        if link_id is None:
+            return None
+        link = self.links.get(link_id, self.links.get(str(link_id)))
+        if link is None:
+            raise CanvasError(f"{_describe(node)}: input {inputs[index].get('name')!r} refers to link {link_id}, "
+                              "which is not in the workflow's links")
+        origin = self.nodes.get(str(link.origin_id))
+        if origin is None:
+            raise CanvasError(f"{_describe(node)}: input {inputs[index].get('name')!r} is linked to node "
+                              f"{link.origin_id}, which is not in the workflow")
+        return self.resolve_output(origin, link.origin_slot, want if want is not None else inputs[index].get("type"), visited)
+
+    def resolve_output(self, node: Mapping[str, Any], slot: int, want: Any, visited: set) -> _Origin | _Value | None:
+        key = (str(node.get("id")), slot)
+        if key in visited:
+            raise CanvasError(f"{_describe(node)}: circular link through output {slot}")
+        visited.add(key)
+        kind = node.get("type")
+        if node.get("mode") == MODE_BYPASS:
+            index = self.bypass_index(node, slot, want)
+            return None if index < 0 else self.resolve_input(node, index, want, visited)
+        if kind == "PrimitiveNode":
+            values = node.get("widgets_values")
+            if isinstance(values, Mapping):
+                values = list(values.values())
+            if not values:
+                raise CanvasError(f"{_describe(node)}: the primitive holds no value")
+            return _Value(values[0])
+        if kind in NOTE_TYPES:
+            return None
+        if kind == "Reroute" or (kind in VIRTUAL_TYPES):
+            return self.resolve_input(node, slot if slot < len(node.get("inputs") or []) else 0, want, visited)
+        return _Origin(str(node.get("id")), int(slot))
+
+    def bypass_index(self, node: Mapping[str, Any], slot: int, want: Any) -> int:
+        """Which input a bypassed node passes to output ``slot`` (``#getBypassSlotIndex``)."""
+        inputs = node.get("inputs") or []
+        if not inputs:
+            return -1
+        if want in ("*", "", None):
+            return slot if len(inputs) > slot else 0
+        outputs = node.get("outputs") or []
+        out_type = outputs[slot].get("type") if slot < len(outputs) else want
+        if slot < len(inputs) and _type_ok(inputs[slot].get("type"), out_type) and _type_ok(inputs[slot].get("type"), want):
+            return slot
+        for i, inp in enumerate(inputs):
+            if inp.get("type") == want:
+                return i
+        for i, inp in enumerate(inputs):
+            if _type_ok(inp.get("type"), out_type) and _type_ok(inp.get("type"), want):
+                return i
+        return -1
+
+    # -- widgets ----------------------------------------------------------------------------
+    def widget_values(self, node: Mapping[str, Any], info: Mapping[str, Any]) -> dict[str, Any]:
+        specs = {s.name: s for s in input_specs(info) if s.is_widget}
+        raw = node.get("widgets_values")
+        values: dict[str, Any] = {}
+        if isinstance(raw, Mapping):
+            for name, spec in specs.items():
+                values[name] = raw[name] if name in raw else spec.default()
+            return values
+        raw = list(raw or [])
+        slots = widget_slots(info)
+        if len(raw) == len(slots):
+            for (kind, name), value in zip(slots, raw):
+                if kind == "value":
+                    values[name] = value
+        else:
+            # Saved by another version of the node or frontend (a control value missing, a
+            # widget added since): walk the values, taking extras only where they look like one.
+            i = 0
+            for kind, name in slots:
+                if i >= len(raw):
+                    break
+                if kind == "value":
+                    values[name] = raw[i]
+                    i += 1
+                elif kind == "control":
+                    if isinstance(raw[i], str) and raw[i] in CONTROL_VALUES:
+                        i += 1
+                elif kind in ("filter", "upload"):
+                    if isinstance(raw[i], str) and (kind == "filter" or i == len(raw) - 1):
+                        i += 1
+        for name, spec in specs.items():
+            if name not in values:
+                values[name] = spec.default()
+        return values
+
+    # -- the prompt -------------------------------------------------------------------------
+    def convert(self) -> dict[str, dict[str, Any]]:
+        prompt: dict[str, dict[str, Any]] = {}
+        sources: dict[str, dict[str, tuple]] = {}
+        for key, node in self.nodes.items():
+            kind = node.get("type")
+            if kind in VIRTUAL_TYPES or node.get("mode") in (MODE_MUTED, MODE_BYPASS):
+                continue
+            info = self.info(node)
+            inputs: dict[str, Any] = {}
+            for name, value in self.widget_values(node, info).items():
+                inputs[name] = {"__value__": value} if isinstance(value, list) else value
+            origins: dict[str, tuple] = {}
+            for index, inp in enumerate(node.get("inputs") or []):
+                name = inp.get("name")
+                if not name:
+                    continue
+                resolved = self.resolve_input(node, index, None, set())
+                if isinstance(resolved, _Value):
+                    value = resolved.value
+                    inputs[name] = {"__value__": value} if isinstance(value, list) else value
+                elif isinstance(resolved, _Origin):
+                    inputs[name] = [resolved.node_id, resolved.slot]
+                    origins[name] = (index, resolved)
+            title = node.get("title") or info.get("display_name") or kind
+            prompt[key] = {"class_type": kind, "inputs": inputs, "_meta": {"title": title}}
+            sources[key] = origins
+        # Links into muted nodes are dropped (as the frontend does); a required input left
+        # without a source is an error here rather than a validation failure later.
+        for key, entry in prompt.items():
+            node = self.nodes[key]
+            for name, (_, origin) in sources[key].items():
+                if origin.node_id not in prompt:
+                    del entry["inputs"][name]
+                    src = self.nodes.get(origin.node_id)
+                    why = "muted (mode 2)" if src is not None and src.get("mode") == MODE_MUTED else "not executable"
+                    sources[key][name] = (None, f"it is linked to {_describe(src or {'id': origin.node_id})}, which is {why}")
+            for spec in input_specs(self.info(node)):
+                if spec.optional or spec.name in entry["inputs"]:
+                    continue
+                reason = sources[key].get(spec.name)
+                if isinstance(reason, tuple) and reason[0] is None:
+                    detail = reason[1]
+                elif spec.is_widget:
+                    detail = "it has no value"
+                else:
+                    detail = f"nothing is connected to it (expects {spec.type})"
+                raise CanvasError(f"{_describe(node)}: required input {spec.name!r} is missing: {detail}")
+        return prompt
+
+
+def canvas_to_api(workflow: Mapping[str, Any], node_info: NodeInfo) -> dict[str, dict[str, Any]]:
+    """Convert a canvas workflow to the executor's API format.
+
+    ``node_info`` maps a class type to its ``/object_info`` entry (a dict, or a function that
+    returns the entry or None). Raises :class:`CanvasError` naming the node and the problem."""
+    return _Converter(workflow, node_info).convert()
+
+
+# --------------------------------------------------------------------------------------------
+# building canvas workflows
+# --------------------------------------------------------------------------------------------
+
+COLUMN_GAP = 80
+ROW_GAP = 40
+ORIGIN = (50.0, 50.0)
+SLOT_HEIGHT = 20
+WIDGET_HEIGHT = 24
+PREVIEW_HEIGHT = 260
+MULTILINE_HEIGHT = 100
+
+
+def _node_size(class_type: str, info: Mapping[str, Any] | None, n_inputs: int, n_outputs: int) -> list[float]:
+    if info is None:  # notes
+        return [400.0, 160.0]
+    specs = input_specs(info)
+    widgets = [s for s in specs if s.is_widget]
+    n_widgets = len(widget_slots(info))
+    width = 320.0
+    height = 10 + SLOT_HEIGHT * max(n_inputs, n_outputs, 1) + WIDGET_HEIGHT * n_widgets
+    if any(s.type == "STRING" and s.options.get("multiline") for s in widgets):
+        width, height = 420.0, height + MULTILINE_HEIGHT
+    if any(s.is_upload for s in specs) or (info.get("output_node") and any(s.type == "IMAGE" for s in specs)):
+        height += PREVIEW_HEIGHT
+    return [width, float(height)]
+
+
+def build_canvas(spec: Mapping[str, Any], node_info: NodeInfo) -> dict[str, Any]:
+    """Write a canvas workflow (frontend format 0.4) from a short description.
+
+    ``spec = {"nodes": [...], "groups": [...]}`` where each node is a dict:
+    ``key`` (a name for connections; defaults to the type), ``type``, ``widgets``
+    (``{input name: value}``; others keep their defaults), ``inputs`` (``{input name:
+    (node key, output name or index)}``; a widget input given here becomes a socket),
+    optional ``title``, ``mode``, ``controls`` (``{input: "fixed"|"randomize"|...}``, default
+    "fixed" so workflows are reproducible), ``pos``/``size`` overrides. Notes are
+    ``{"type": "MarkdownNote" or "Note", "text": ...}``. ``nodes`` may also be a dict keyed by
+    node key. ``groups`` are ``{"title": ..., "nodes": [keys]}``.
+
+    Nodes are numbered in the given order and laid out in columns by their depth in the graph.
+    """
+    raw_nodes = spec.get("nodes") or []
+    if isinstance(raw_nodes, Mapping):
+        raw_nodes = [{"key": k, **v} for k, v in raw_nodes.items()]
+    entries: list[dict[str, Any]] = []
+    by_key: dict[str, dict[str, Any]] = {}
+    for i, raw in enumerate(raw_nodes, start=1):
+        kind = raw.get("type")
+        if not kind:
+            raise CanvasError(f"spec node #{i}: no 'type'")
+        key = str(raw.get("key", raw.get("id", kind)))
+        if key in by_key:
+            raise CanvasError(f"spec node #{i} ({kind}): key {key!r} is used twice; give each node a distinct 'key'")
+        info = None
+        if kind not in NOTE_TYPES:
+            info = _lookup(node_info, kind)
+            if info is None:
+                raise CanvasError(f"spec node {key!r}: unknown node type {kind!r}")
+        entry = {"id": i, "key": key, "type": kind, "info": info, "raw": raw}
+        entries.append(entry)
+        by_key[key] = entry
+
+    # Links, in node order then input order.
+    links: list[list[Any]] = []
+    for entry in entries:
+        raw, info, kind = entry["raw"], entry["info"], entry["type"]
+        entry["inputs"], entry["widgets_values"] = [], []
+        if info is None:
+            entry["widgets_values"] = [raw.get("text", "")]
+            entry["deps"] = []
+            continue
+        specs = input_specs(info)
+        by_name = {s.name: s for s in specs}
+        connections = dict(raw.get("inputs") or {})
+        widgets = dict(raw.get("widgets") or {})
+        where = f"spec node {entry['key']!r} ({kind})"
+        for name in connections:
+            if name not in by_name:
+                raise CanvasError(f"{where}: no input {name!r}; inputs are {', '.join(by_name) or 'none'}")
+        for name in widgets:
+            if name not in by_name or not by_name[name].is_widget:
+                names = [s.name for s in specs if s.is_widget]
+                raise CanvasError(f"{where}: no widget {name!r}; widgets are {', '.join(names) or 'none'}")
+            if name in connections:
+                raise CanvasError(f"{where}: {name!r} is given both a value and a connection")
+        deps = []
+
+        def connect(name: str, spec_in: InputSpec, widget: bool):
+            target = connections[name]
+            if not isinstance(target, (list, tuple)) or len(target) != 2:
+                raise CanvasError(f"{where}: input {name!r} must be connected as (node key, output), got {target!r}")
+            src_key, out = str(target[0]), target[1]
+            src = by_key.get(src_key)
+            if src is None:
+                raise CanvasError(f"{where}: input {name!r} refers to unknown node key {src_key!r}")
+            if src["info"] is None:
+                raise CanvasError(f"{where}: input {name!r} is connected to a note")
+            outs = _outputs(src["info"])
+            if isinstance(out, int):
+                slot = out
+            else:
+                names = [o[0] for o in outs]
+                slot = names.index(out) if out in names else next((j for j, o in enumerate(outs) if o[1] == out), -1)
+            if not 0 <= slot < len(outs):
+                raise CanvasError(f"{where}: input {name!r}: node {src_key!r} ({src['type']}) has no output {out!r}; "
+                                  f"outputs are {', '.join(o[0] for o in outs) or 'none'}")
+            out_type = outs[slot][1]
+            if not _type_ok(out_type, spec_in.type):
+                raise CanvasError(f"{where}: input {name!r} expects {spec_in.type} but output {outs[slot][0]!r} "
+                                  f"of {src_key!r} is {out_type}")
+            link_id = len(links) + 1
+            target_slot = len(entry["inputs"])
+            links.append([link_id, src["id"], slot, entry["id"], target_slot, out_type])
+            item = {"name": name, "type": spec_in.type, "link": link_id}
+            if widget:
+                item["widget"] = {"name": name}
+            entry["inputs"].append(item)
+            deps.append(src_key)
+
+        for s in specs:  # sockets first, in definition order
+            if s.is_widget:
+                continue
+            if s.name in connections:
+                connect(s.name, s, widget=False)
+            else:
+                if not s.optional:
+                    raise CanvasError(f"{where}: required input {s.name!r} ({s.type}) is not connected")
+                item = {"name": s.name, "type": s.type, "link": None}
+                entry["inputs"].append(item)
+            if s.optional:
+                entry["inputs"][-1]["shape"] = 7
+        for s in specs:  # then widgets converted to sockets
+            if s.is_widget and s.name in connections:
+                connect(s.name, s, widget=True)
+        controls = dict(raw.get("controls") or {})
+        for kind_slot, name in widget_slots(info):
+            if kind_slot == "value":
+                value = widgets[name] if name in widgets else by_name[name].default()
+                if value is None:
+                    raise CanvasError(f"{where}: widget {name!r} has no default; give it a value")
+                entry["widgets_values"].append(value)
+            elif kind_slot == "control":
+                entry["widgets_values"].append(controls.get(name, "fixed"))
+            elif kind_slot == "filter":
+                entry["widgets_values"].append("")
+            else:
+                entry["widgets_values"].append("image")
+        entry["deps"] = deps
+
+    # Columns: depth in the graph (longest path from a node without inputs).
+    depth: dict[str, int] = {}
+
+    def column(key: str, stack: tuple = ()) -> int:
+        if key in depth:
+            return depth[key]
+        if key in stack:
+            raise CanvasError(f"spec node {key!r}: the connections form a cycle")
+        e = by_key[key]
+        d = e["raw"].get("column")
+        if d is None:
+            d = 1 + max((column(k, stack + (key,)) for k in e["deps"]), default=-1)
+        depth[key] = int(d)
+        return depth[key]
+
+    for e in entries:
+        column(e["key"])
+    # Execution order: by column, then spec order (a valid topological order).
+    ordered = sorted(entries, key=lambda e: (depth[e["key"]], e["id"]))
+    order_of = {e["key"]: i for i, e in enumerate(ordered)}
+    outputs_links: dict[tuple[int, int], list[int]] = {}
+    for link in links:
+        outputs_links.setdefault((link[1], link[2]), []).append(link[0])
+
+    sizes = {}
+    for e in entries:
+        n_out = len(_outputs(e["info"])) if e["info"] else 0
+        n_in = len([i for i in e["inputs"] if "widget" not in i])
+        sizes[e["key"]] = list(e["raw"].get("size") or _node_size(e["type"], e["info"], n_in, n_out))
+    n_cols = max(depth.values(), default=-1) + 1
+    widths = [max((sizes[e["key"]][0] for e in entries if depth[e["key"]] == c), default=0.0) for c in range(n_cols)]
+    xs, x = [], ORIGIN[0]
+    for c in range(n_cols):
+        xs.append(x)
+        x += widths[c] + COLUMN_GAP
+    ys = {c: ORIGIN[1] for c in range(n_cols)}
+
+    nodes_out = []
+    positions = {}
+    for e in entries:  # spec order within a column
+        c = depth[e["key"]]
+        pos = e["raw"].get("pos")
+        if pos is None:
+            pos = [xs[c], ys[c]]
+            ys[c] += sizes[e["key"]][1] + ROW_GAP + 30  # 30: the title bar, not part of size
+        positions[e["key"]] = (list(map(float, pos)), sizes[e["key"]])
+        node = {
+            "id": e["id"],
+            "type": e["type"],
+            "pos": [float(pos[0]), float(pos[1])],
+            "size": [float(v) for v in sizes[e["key"]]],
+            "flags": {},
+            "order": order_of[e["key"]],
+            "mode": int(e["raw"].get("mode", MODE_ALWAYS)),
+            "inputs": e["inputs"],
+            "outputs": [],
+            "properties": {} if e["info"] is None else {"Node name for S&R": e["type"]},
+            "widgets_values": e["widgets_values"],
+        }
+        if e["raw"].get("title"):
+            node["title"] = e["raw"]["title"]
+        if e["info"] is not None:
+            for slot, (name, kind, is_list) in enumerate(_outputs(e["info"])):
+                out = {"name": name, "type": kind, "links": outputs_links.get((e["id"], slot), []), "slot_index": slot}
+                if is_list:
+                    out["shape"] = 6
+                node["outputs"].append(out)
+        nodes_out.append(node)
+
+    groups = []
+    for g_index, group in enumerate(spec.get("groups") or [], start=1):
+        keys = [str(k) for k in group.get("nodes") or []]
+        missing = [k for k in keys if k not in positions]
+        if missing or not keys:
+            raise CanvasError(f"group {group.get('title')!r}: unknown node keys {missing or '(none given)'}")
+        x0 = min(positions[k][0][0] for k in keys) - 20
+        y0 = min(positions[k][0][1] for k in keys) - 70
+        x1 = max(positions[k][0][0] + positions[k][1][0] for k in keys) + 20
+        y1 = max(positions[k][0][1] + positions[k][1][1] for k in keys) + 20
+        groups.append({"id": g_index, "title": str(group.get("title", "")), "bounding": [x0, y0, x1 - x0, y1 - y0],
+                       "color": group.get("color", "#3f789e"), "font_size": 24, "flags": {}})
+
+    return {
+        "last_node_id": len(entries),
+        "last_link_id": len(links),
+        "nodes": nodes_out,
+        "links": links,
+        "groups": groups,
+        "config": {},
+        "extra": copy.deepcopy(dict(spec.get("extra") or {"ds": {"scale": 1.0, "offset": [0.0, 0.0]}})),
+        "version": 0.4,
+    }

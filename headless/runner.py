@@ -1,0 +1,347 @@
+"""Running canvas workflows headlessly, in this process, through ComfyUI's own executor.
+
+``run_workflow(path, out_dir)`` loads a canvas workflow (the file users open in the editor),
+converts it to the API format with the node definitions of the booted host
+(:mod:`headless.canvas`), optionally swaps in the user's image and checkpoint, validates and
+executes it with ``execution.validate_prompt`` / ``execution.PromptExecutor`` exactly as the
+server's prompt worker does, and copies the images that the workflow saved into ``out_dir``.
+
+The host is booted on first use (:func:`headless.boot.boot`, CPU unless told otherwise);
+call ``boot(...)`` yourself first to choose the host, the device or the folders.
+"""
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import inspect
+import json
+import logging
+import shutil
+import uuid
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from .boot import Host, boot
+from .canvas import canvas_to_api
+from .host import PACK_DIR
+
+__all__ = [
+    "WorkflowError",
+    "node_info",
+    "object_info",
+    "load_workflow",
+    "prepare_prompt",
+    "execute",
+    "run_workflow",
+    "saved_files",
+    "saved_images",
+    "SAMPLE_IMAGE",
+    "DEMO_MODEL",
+]
+
+SAMPLE_IMAGE = PACK_DIR / "assets" / "sample.png"
+DEMO_MODEL = "InvertEditDemoModel"  # the pack's built-in tiny model loader (MODEL, CLIP, VAE)
+CHECKPOINT_LOADER = "CheckpointLoaderSimple"  # the stock loader: MODEL, CLIP, VAE in the same slots
+
+log = logging.getLogger("invertedit.runner")
+
+
+class WorkflowError(RuntimeError):
+    """A workflow that could not be prepared, validated or executed; the message says why."""
+
+
+def _host(host: Host | None) -> Host:
+    return host if host is not None else boot()
+
+
+# ----------------------------------------------------------------------------- node definitions
+
+def node_info(class_type: str, host: Host | None = None) -> dict[str, Any]:
+    """The ``/object_info`` entry of a node class, as the server builds it (server.py's
+    ``node_info``, which is a closure inside the server's routes and cannot be called without
+    a running server). Raises KeyError for an unknown class."""
+    h = _host(host)
+    nodes = h.nodes
+    cls = nodes.NODE_CLASS_MAPPINGS[class_type]
+    if hasattr(cls, "GET_NODE_INFO_V1"):  # V3 nodes (comfy_api ComfyNode) describe themselves
+        return cls.GET_NODE_INFO_V1()
+    types = cls.INPUT_TYPES()
+    info: dict[str, Any] = {
+        "input": types,
+        "input_order": {key: list(value.keys()) for key, value in types.items()},
+        "output": cls.RETURN_TYPES,
+        "output_is_list": getattr(cls, "OUTPUT_IS_LIST", [False] * len(cls.RETURN_TYPES)),
+        "output_name": getattr(cls, "RETURN_NAMES", cls.RETURN_TYPES),
+        "name": class_type,
+        "display_name": nodes.NODE_DISPLAY_NAME_MAPPINGS.get(class_type, class_type),
+        "description": getattr(cls, "DESCRIPTION", ""),
+        "python_module": getattr(cls, "RELATIVE_PYTHON_MODULE", "nodes"),
+        "category": getattr(cls, "CATEGORY", "sd"),
+        "output_node": getattr(cls, "OUTPUT_NODE", False) is True,
+    }
+    if hasattr(cls, "OUTPUT_TOOLTIPS"):
+        info["output_tooltips"] = cls.OUTPUT_TOOLTIPS
+    return info
+
+
+def object_info(host: Host | None = None) -> dict[str, dict[str, Any]]:
+    """All node definitions (what ``GET /object_info`` returns)."""
+    h = _host(host)
+    out = {}
+    for name in h.nodes.NODE_CLASS_MAPPINGS:
+        try:
+            out[name] = node_info(name, h)
+        except Exception:  # the server logs and skips such nodes too
+            log.exception("node info failed for %s", name)
+    return out
+
+
+def _info_lookup(host: Host) -> Callable[[str], dict[str, Any] | None]:
+    cache: dict[str, dict[str, Any] | None] = {}
+
+    def lookup(class_type: str):
+        if class_type not in cache:
+            cache[class_type] = node_info(class_type, host) if class_type in host.nodes.NODE_CLASS_MAPPINGS else None
+        return cache[class_type]
+
+    return lookup
+
+
+# ----------------------------------------------------------------------------- preparing a prompt
+
+def load_workflow(path: str | Path) -> dict[str, Any]:
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise WorkflowError(f"workflow not found: {path}") from None
+    except json.JSONDecodeError as e:
+        raise WorkflowError(f"{path} is not valid JSON: {e}") from None
+    if not isinstance(data, dict) or "nodes" not in data:
+        raise WorkflowError(f"{path} is not a canvas workflow (no 'nodes'); save it from the editor with "
+                            "Workflow > Save (not Export (API))")
+    return data
+
+
+def _place_image(image: Path, input_dir: Path) -> str:
+    """Copy ``image`` into the host's input folder (as an upload would); returns its name there.
+    An existing different file of the same name is never overwritten."""
+    if not image.is_file():
+        raise WorkflowError(f"image not found: {image}")
+    data = image.read_bytes()
+    name = image.name
+    dest = input_dir / name
+    if dest.exists() and dest.read_bytes() != data:
+        name = f"{image.stem}_{hashlib.sha256(data).hexdigest()[:8]}{image.suffix}"
+        dest = input_dir / name
+    if not dest.exists():
+        input_dir.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(image, dest)
+    return name
+
+
+def _checkpoint_name(ckpt: str | Path) -> str:
+    """The ``ckpt_name`` for CheckpointLoaderSimple: a file anywhere (its folder is added to the
+    host's checkpoint folders, first) or a name in the host's checkpoint folders."""
+    import folder_paths
+
+    path = Path(ckpt).expanduser()
+    if path.is_file():
+        folder_paths.add_model_folder_path("checkpoints", str(path.parent.resolve()), is_default=True)
+        return path.name
+    names = folder_paths.get_filename_list("checkpoints")
+    if str(ckpt) in names:
+        return str(ckpt)
+    folders = ", ".join(folder_paths.get_folder_paths("checkpoints"))
+    shown = ", ".join(names[:10]) + (" ..." if len(names) > 10 else "") if names else "none"
+    raise WorkflowError(f"checkpoint {str(ckpt)!r} is neither a file nor a name in the checkpoint folders "
+                        f"({folders}); available: {shown}")
+
+
+def _apply_overrides(prompt: dict[str, dict[str, Any]], overrides: Mapping[Any, Mapping[str, Any]]) -> None:
+    for ref, values in overrides.items():
+        ref = str(ref)
+        targets = [k for k in prompt if k == ref] or \
+                  [k for k, v in prompt.items() if v["class_type"] == ref or v.get("_meta", {}).get("title") == ref]
+        if not targets:
+            raise WorkflowError(f"override {ref!r}: no node with that id, type or title in the workflow")
+        for key in targets:
+            for name, value in values.items():
+                prompt[key]["inputs"][name] = value
+
+
+def prepare_prompt(workflow: Mapping[str, Any], *, image: str | Path | None = None, ckpt: str | Path | None = None,
+                   overrides: Mapping[Any, Mapping[str, Any]] | None = None, host: Host | None = None) -> dict:
+    """The API prompt for a canvas workflow, with the runner's replacements:
+
+    - ``image``: every LoadImage loads this file (copied into the host's input folder); without
+      it, a LoadImage of ``sample.png`` gets the pack's bundled sample if the input folder lacks it.
+    - ``ckpt``: every ``InvertEditDemoModel`` becomes a stock ``CheckpointLoaderSimple`` of this
+      checkpoint (same node id; MODEL, CLIP, VAE are in the same output slots), and every
+      CheckpointLoaderSimple already in the workflow loads it.
+    - ``overrides``: ``{node id, type or title: {input: value}}`` set after conversion.
+    """
+    h = _host(host)
+    try:
+        prompt = canvas_to_api(workflow, _info_lookup(h))
+    except ValueError as e:
+        raise WorkflowError(str(e)) from None
+
+    loaders = [k for k, v in prompt.items() if v["class_type"] == "LoadImage"]
+    if image is not None:
+        if not loaders:
+            raise WorkflowError("--image was given but the workflow has no LoadImage node")
+        name = _place_image(Path(image).expanduser(), h.input_dir)
+        for key in loaders:
+            prompt[key]["inputs"]["image"] = name
+    else:
+        for key in loaders:
+            if prompt[key]["inputs"].get("image") == SAMPLE_IMAGE.name and not (h.input_dir / SAMPLE_IMAGE.name).exists():
+                _place_image(SAMPLE_IMAGE, h.input_dir)
+
+    if ckpt is not None:
+        name = _checkpoint_name(ckpt)
+        targets = [k for k, v in prompt.items() if v["class_type"] in (DEMO_MODEL, CHECKPOINT_LOADER)]
+        if not targets:
+            raise WorkflowError(f"--ckpt was given but the workflow has no {DEMO_MODEL} or {CHECKPOINT_LOADER} node")
+        for key in targets:
+            prompt[key] = {"class_type": CHECKPOINT_LOADER, "inputs": {"ckpt_name": name},
+                           "_meta": {"title": f"Load Checkpoint ({name})"}}
+
+    if overrides:
+        _apply_overrides(prompt, overrides)
+    return prompt
+
+
+# ----------------------------------------------------------------------------- executing
+
+class _Server:
+    """What the executor needs of the server: ``send_sync``, ``client_id``, ``last_node_id``."""
+
+    def __init__(self, on_event: Callable[[str, Any], None] | None = None):
+        self.client_id = None
+        self.last_node_id = None
+        self.last_prompt_id = None
+        self.sockets_metadata: dict = {}
+        self.on_event = on_event
+
+    def send_sync(self, event, data, sid=None):
+        if self.on_event is not None:
+            self.on_event(event, data)
+
+    def queue_updated(self):
+        pass
+
+
+def _run(result):
+    return asyncio.run(result) if inspect.isawaitable(result) else result
+
+
+def _validation_message(error: Mapping[str, Any] | None, node_errors: Mapping[str, Any], prompt: Mapping) -> str:
+    lines = []
+    if error:
+        lines.append(f"{error.get('message', 'invalid prompt')}" + (f": {error['details']}" if error.get("details") else ""))
+    for node_id, entry in node_errors.items():
+        title = prompt.get(node_id, {}).get("_meta", {}).get("title")
+        name = f"node {node_id} ({entry.get('class_type')}" + (f" {title!r})" if title and title != entry.get("class_type") else ")")
+        for reason in entry.get("errors", []):
+            detail = reason.get("details")
+            lines.append(f"  {name}: {reason.get('message')}" + (f": {detail}" if detail else ""))
+    return "workflow failed validation:\n" + "\n".join(lines)
+
+
+def execute(prompt: Mapping[str, Any], *, extra_data: Mapping[str, Any] | None = None, host: Host | None = None,
+            allow_partial: bool = False, on_event: Callable[[str, Any], None] | None = None) -> dict[str, Any]:
+    """Validate and execute an API prompt in-process; returns the UI outputs per node
+    (``{node_id: {"images": [{"filename", "subfolder", "type"}]}}``).
+
+    Raises :class:`WorkflowError` listing each node's validation errors, or naming the node
+    whose execution failed with its exception (the executor records failures as messages
+    rather than raising). With ``allow_partial``, outputs that validate run even if others do
+    not (as the server does)."""
+    h = _host(host)
+    execution = h.execution
+    prompt = json.loads(json.dumps(prompt))  # the executor may annotate it; keep the caller's
+    prompt_id = str(uuid.uuid4())
+    validate = execution.validate_prompt
+    n_params = len(inspect.signature(validate).parameters)  # (prompt_id, prompt, partial) in 0.3.6x
+    args = (prompt_id, prompt, None) if n_params >= 3 else (prompt_id, prompt) if n_params == 2 else (prompt,)
+    valid, error, outputs, node_errors = _run(validate(*args))
+    if not valid or (node_errors and not allow_partial):
+        raise WorkflowError(_validation_message(error if not valid else None, node_errors or {}, prompt))
+
+    def relay(event, data):
+        if event == "executing" and isinstance(data, dict) and data.get("node") in prompt:
+            data = {**data, "class_type": prompt[data["node"]]["class_type"]}
+        on_event(event, data)
+
+    server = _Server(relay if on_event is not None else None)
+    cache_type = getattr(getattr(execution, "CacheType", None), "CLASSIC", False)
+    executor = execution.PromptExecutor(server, cache_type=cache_type)
+    data = dict(extra_data or {})
+    if on_event is not None:
+        data.setdefault("client_id", "headless")
+    executor.execute(prompt, prompt_id, data, outputs)
+    for event, message in executor.status_messages:
+        if event == "execution_error":
+            tb = "".join(message.get("traceback") or [])
+            err = WorkflowError(f"node {message.get('node_id')} ({message.get('node_type')}) failed: "
+                                f"{message.get('exception_type')}: {message.get('exception_message')}")
+            err.traceback = tb
+            raise err
+        if event == "execution_interrupted":
+            raise WorkflowError(f"execution was interrupted at node {message.get('node_id')} ({message.get('node_type')})")
+    if not executor.success:
+        raise WorkflowError("execution failed (no error message recorded)")
+    return dict(executor.history_result.get("outputs", {}))
+
+
+def saved_files(outputs: Mapping[str, Any], key: str | None = None) -> list[Path]:
+    """Files that output nodes wrote to the output folder, as their UI outputs list them
+    (``{"filename", "subfolder", "type": "output"}``): SaveImage's ``images``, saved inversions.
+    ``key`` keeps one kind (e.g. "images")."""
+    import folder_paths
+
+    base = Path(folder_paths.get_directory_by_type("output"))
+    files = []
+    for ui in outputs.values():
+        for kind, items in (ui or {}).items():
+            if (key is not None and kind != key) or not isinstance(items, list):
+                continue
+            for item in items:
+                if isinstance(item, Mapping) and item.get("type") == "output" and item.get("filename"):
+                    path = base / (item.get("subfolder") or "") / item["filename"]
+                    if path.is_file() and path not in files:
+                        files.append(path)
+    return files
+
+
+def saved_images(outputs: Mapping[str, Any]) -> list[Path]:
+    """The images SaveImage nodes wrote."""
+    return saved_files(outputs, "images")
+
+
+def run_workflow(path: str | Path, out_dir: str | Path, image: str | Path | None = None, ckpt: str | Path | None = None,
+                 overrides: Mapping[Any, Mapping[str, Any]] | None = None, *, host: Host | None = None,
+                 on_event: Callable[[str, Any], None] | None = None) -> list[Path]:
+    """Run a canvas workflow file; copy the files its output nodes wrote (SaveImage's images,
+    saved inversions) from the host's output folder into ``out_dir``, keeping their subfolders,
+    and return the copies' paths."""
+    h = _host(host)
+    workflow = load_workflow(path)
+    prompt = prepare_prompt(workflow, image=image, ckpt=ckpt, overrides=overrides, host=h)
+    # The UI embeds the workflow in saved PNGs; so do we, so an output opens in the editor.
+    outputs = execute(prompt, extra_data={"extra_pnginfo": {"workflow": workflow}}, host=h, on_event=on_event)
+    out_dir = Path(out_dir)
+    written = []
+    import folder_paths
+
+    output_dir = Path(folder_paths.get_output_directory())
+    for src in saved_files(outputs):
+        rel = src.relative_to(output_dir) if src.is_relative_to(output_dir) else Path(src.name)
+        dest = out_dir / rel
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(src, dest)
+        written.append(dest)
+    return written

@@ -1,0 +1,63 @@
+"""Fingerprints of a model and of conditioning, so an inversion used with another model,
+prompt or schedule is caught instead of silently giving a wrong image."""
+from __future__ import annotations
+
+import hashlib
+import json
+
+import torch
+from comfy.model_patcher import ModelPatcher
+
+_SAMPLED_KEYS = 12        # weight tensors sampled across the state dict
+_SAMPLED_VALUES = 4096    # leading values hashed from each
+
+
+def _digest(chunks) -> str:
+    h = hashlib.sha256()
+    for c in chunks:
+        h.update(c if isinstance(c, bytes) else str(c).encode())
+    return h.hexdigest()[:16]
+
+
+def _tensor_bytes(t: torch.Tensor, most: int = _SAMPLED_VALUES) -> bytes:
+    flat = t.detach().reshape(-1)[:most].to(device="cpu", dtype=torch.float32)
+    return flat.numpy().tobytes()
+
+
+def model_fingerprint(model: ModelPatcher) -> dict[str, str]:
+    """``family``/``prediction``: what kind of model; ``weights``: a hash of sampled base
+    weights (taken from the patcher's backup when LoRA patches are currently applied);
+    ``patches``: a hash of the weight patches (LoRA keys and strengths) on this patcher."""
+    base = model.model
+    sd = model.model_state_dict()
+    keys = sorted(k for k, v in sd.items() if torch.is_tensor(v) and v.numel() > 0 and not k.startswith("model_sampling"))
+    picks = [keys[round(i * (len(keys) - 1) / (_SAMPLED_KEYS - 1))] for i in range(_SAMPLED_KEYS)] if len(keys) > 1 else keys
+    chunks = []
+    for k in dict.fromkeys(picks):
+        backup = model.backup.get(k)
+        w = backup.weight if backup is not None else sd[k]
+        chunks += [k, tuple(w.shape), _tensor_bytes(w)]
+    chunks.append(len(keys))
+    patches = []
+    for k in sorted(model.patches):
+        for p in model.patches[k]:
+            patches.append((k, round(float(p[0]), 6), round(float(p[2]), 6), type(p[1]).__name__))
+    ms = model.get_model_object("model_sampling")
+    return {
+        "family": type(base.model_config).__name__,
+        "prediction": str(getattr(base.model_type, "name", base.model_type)),
+        "weights": _digest(chunks),
+        "patches": _digest([json.dumps(patches)]) if patches else "none",
+        "schedule": _digest([_tensor_bytes(ms.sigmas, most=10_000)]) if hasattr(ms, "sigmas") else "none",
+    }
+
+
+def conditioning_fingerprint(conditioning: list) -> str:
+    """A hash of a CONDITIONING's tensors (the prompt embedding and pooled output)."""
+    chunks = []
+    for emb, extra in conditioning:
+        chunks += [tuple(emb.shape), _tensor_bytes(emb, most=1 << 20)]
+        pooled = extra.get("pooled_output")
+        if pooled is not None:
+            chunks += [_tensor_bytes(pooled)]
+    return _digest(chunks)

@@ -1,0 +1,148 @@
+"""Save Inversion / Load Inversion: invert once, edit many times, share the file.
+
+Files are safetensors only (tensors plus JSON metadata; never pickle), written inside the
+host's output folder and read from its input folder (or its output folder, annotated
+``[output]``); names that would escape those folders are refused.
+"""
+from __future__ import annotations
+
+import os
+
+import comfy.utils
+import folder_paths
+from comfy_api.latest import io
+
+from ..inversion.record import Inversion, InversionMismatch
+from .host_sampling import NodeInputError
+from .sockets import Inversion as InversionSocket
+
+SUFFIX = ".safetensors"
+SUBFOLDER = "inversions"
+
+
+def _inside(path: str, folder: str) -> bool:
+    path, folder = os.path.realpath(path), os.path.realpath(folder)
+    return os.path.commonpath((path, folder)) == folder
+
+
+def save_inversion(inversion: Inversion, filename_prefix: str, node: str = "Save Inversion") -> str:
+    """Write ``inversion`` under the output folder; returns the file's path."""
+    output_dir = folder_paths.get_output_directory()
+    try:
+        folder, filename, counter, _, _ = folder_paths.get_save_image_path(filename_prefix, output_dir)
+    except Exception:
+        raise NodeInputError(node, f"filename_prefix '{filename_prefix}' points outside the output folder; "
+                                   f"use a relative name such as '{SUBFOLDER}/my_image'.") from None
+    if not _inside(folder, output_dir):
+        raise NodeInputError(node, f"filename_prefix '{filename_prefix}' points outside the output folder.")
+    os.makedirs(folder, exist_ok=True)
+    path = os.path.join(folder, f"{filename}_{counter:05}_{SUFFIX}")
+    tensors, meta = inversion.to_state()
+    comfy.utils.save_torch_file(tensors, path, metadata=meta)
+    return path
+
+
+def resolve_inversion_file(name: str, node: str = "Load Inversion") -> str:
+    """The path of a listed inversion file, refusing names outside the input/output folders."""
+    if not name.endswith(SUFFIX) and not name.endswith(SUFFIX + " [output]") and not name.endswith(SUFFIX + " [input]"):
+        raise NodeInputError(node, f"input 'inversion' is '{name}': only {SUFFIX} files are read.")
+    path = folder_paths.get_annotated_filepath(name)
+    roots = (folder_paths.get_input_directory(), folder_paths.get_output_directory())
+    if not any(_inside(path, root) for root in roots):
+        raise NodeInputError(node, f"input 'inversion' ('{name}') points outside the input and output folders.")
+    if not os.path.isfile(path):
+        raise NodeInputError(node, f"input 'inversion': no file '{name}' (looked for {path}).")
+    return path
+
+
+def load_inversion(path: str, node: str = "Load Inversion") -> Inversion:
+    tensors, meta = comfy.utils.load_torch_file(path, safe_load=True, return_metadata=True)
+    try:
+        return Inversion.from_state(tensors, meta or {})
+    except (InversionMismatch, KeyError, ValueError) as e:
+        raise NodeInputError(node, f"'{os.path.basename(path)}' is not a usable inversion file: {e}") from None
+
+
+def list_inversion_files() -> list[str]:
+    """Inversion files in the input folder (recursively), then in output/inversions annotated [output]."""
+    found = []
+    for root, annotation in ((folder_paths.get_input_directory(), ""),
+                             (os.path.join(folder_paths.get_output_directory(), SUBFOLDER), " [output]")):
+        base = folder_paths.get_input_directory() if not annotation else folder_paths.get_output_directory()
+        if not os.path.isdir(root):
+            continue
+        for dirpath, _, files in os.walk(root):
+            for f in files:
+                if f.endswith(SUFFIX):
+                    rel = os.path.relpath(os.path.join(dirpath, f), base).replace(os.sep, "/")
+                    found.append(rel + annotation)
+    return sorted(found)
+
+
+class SaveInversion(io.ComfyNode):
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
+            node_id="InvertEditSaveInversion",
+            display_name="Save Inversion",
+            category="InvertEdit/inversion",
+            description="Saves an INVERSION as a .safetensors file in the output folder, to edit again later or share.",
+            inputs=[
+                InversionSocket.Input("inversion", tooltip="The inversion to save."),
+                io.String.Input("filename_prefix", default=f"{SUBFOLDER}/inversion",
+                                tooltip="Relative to the output folder; a counter and .safetensors are appended."),
+            ],
+            outputs=[],
+            is_output_node=True,
+        )
+
+    @classmethod
+    def execute(cls, inversion, filename_prefix) -> io.NodeOutput:
+        path = save_inversion(inversion, filename_prefix)
+        rel = os.path.relpath(path, folder_paths.get_output_directory()).replace(os.sep, "/")
+        return io.NodeOutput(ui={"text": [f"saved {rel}"], "inversions": [{"filename": rel, "type": "output"}]})
+
+
+class LoadInversion(io.ComfyNode):
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
+            node_id="InvertEditLoadInversion",
+            display_name="Load Inversion",
+            category="InvertEdit/inversion",
+            description=("Loads an INVERSION saved by Save Inversion (from the input folder, or the output folder's "
+                         "inversions/). Connect it through Apply Inversion: a different model, schedule or size is refused there."),
+            inputs=[
+                io.Combo.Input("inversion", options=list_inversion_files(),
+                               tooltip="A .safetensors inversion file from the input folder, or from output/inversions ([output])."),
+            ],
+            outputs=[
+                InversionSocket.Output(display_name="INVERSION"),
+                io.Latent.Output(display_name="LATENT", tooltip="The inverted latent: KSamplerAdvanced with add_noise disabled."),
+                io.Sigmas.Output(display_name="SIGMAS", tooltip="The schedule back to the image, for SamplerCustomAdvanced."),
+            ],
+        )
+
+    @classmethod
+    def validate_inputs(cls, inversion) -> bool | str:
+        try:
+            resolve_inversion_file(inversion)
+        except NodeInputError as e:
+            return str(e)
+        return True
+
+    @classmethod
+    def fingerprint_inputs(cls, inversion):
+        try:
+            st = os.stat(resolve_inversion_file(inversion))
+            return (inversion, st.st_mtime_ns, st.st_size)
+        except (NodeInputError, OSError):
+            return inversion
+
+    @classmethod
+    def execute(cls, inversion) -> io.NodeOutput:
+        inv = load_inversion(resolve_inversion_file(inversion))
+        return io.NodeOutput(inv, {"samples": inv.latent}, inv.sampling_sigmas)
+
+
+NODES = [SaveInversion, LoadInversion]

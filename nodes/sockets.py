@@ -1,0 +1,4 @@
+"""Custom socket types of the pack."""
+from comfy_api.latest import io
+
+Inversion = io.Custom("INVERSION")

@@ -1,0 +1,144 @@
+#!/usr/bin/env python
+"""Write the pack's canvas workflows: workflows/<name>.json and the same bytes in example_workflows/.
+
+Each workflow is described below in a few lines and turned into the editor's format with
+``headless.canvas.build_canvas`` and the node definitions of the booted ComfyUI, so the files
+match the nodes as they are. The tests (tests/host/test_workflows.py) execute every file in
+workflows/ and check that example_workflows/ holds the same files.
+
+    python scripts/make_workflows.py            # write all
+    python scripts/make_workflows.py --check    # exit 1 if a file differs from what would be written
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+from headless.canvas import build_canvas  # noqa: E402
+
+SOURCE_PROMPT = "a red circle on a blue background"
+STEPS = 50
+
+
+def _inversion_nodes(intro: str) -> list[dict]:
+    """Shared front half: demo model, prompt, sample image -> VAE Encode -> DDIM Invert -> Apply Inversion."""
+    return [
+        {"key": "note", "type": "MarkdownNote", "text": intro},
+        {"key": "model", "type": "InvertEditDemoModel", "widgets": {"family": "sd1", "seed": 0},
+         "title": "Demo Model (replace with Load Checkpoint for real images)"},
+        {"key": "image", "type": "LoadImage", "widgets": {"image": "sample.png"}},
+        {"key": "prompt", "type": "CLIPTextEncode", "widgets": {"text": SOURCE_PROMPT},
+         "inputs": {"clip": ("model", "CLIP")}, "title": "Source prompt"},
+        {"key": "encode", "type": "VAEEncode", "inputs": {"pixels": ("image", "IMAGE"), "vae": ("model", "VAE")}},
+        {"key": "invert", "type": "InvertEditDDIMInvert",
+         "widgets": {"steps": STEPS, "scheduler": "ddim_uniform", "start_at_step": 0, "cfg": 1.0},
+         "inputs": {"model": ("model", "MODEL"), "latent": ("encode", "LATENT"), "positive": ("prompt", 0)}},
+        {"key": "apply", "type": "InvertEditApplyInversion",
+         "inputs": {"model": ("model", "MODEL"), "inversion": ("invert", 0)}},
+    ]
+
+
+def _vae_roundtrip() -> list[dict]:
+    return [
+        {"key": "decode_source", "type": "VAEDecode", "inputs": {"samples": ("encode", "LATENT"), "vae": ("model", "VAE")}},
+        {"key": "save_source", "type": "SaveImage", "widgets": {"filename_prefix": "invertedit/vae_roundtrip"},
+         "inputs": {"images": ("decode_source", "IMAGE")}, "title": "VAE round trip (the best a reconstruction can do)"},
+    ]
+
+
+def ddim_invert_reconstruct() -> dict:
+    intro = (
+        "# DDIM inversion, then reconstruction\n\n"
+        "The image is encoded, inverted to noise with **DDIM Invert** (source prompt, 50 steps, ddim_uniform), "
+        "and sampled back with a stock **KSampler (Advanced)**: add_noise *disable*, the same steps, scheduler and "
+        "start step, sampler *ddim*, cfg 1. The reconstruction should match the VAE round trip.\n\n"
+        "The Demo Model has random weights (it makes noise, not pictures): swap in **Load Checkpoint** with an SD1.5 "
+        "checkpoint and your own image for real results. Edit by changing the prompt fed to the sampler.")
+    return {"nodes": _inversion_nodes(intro) + [
+        {"key": "sample", "type": "KSamplerAdvanced",
+         "widgets": {"add_noise": "disable", "noise_seed": 0, "steps": STEPS, "cfg": 1.0, "sampler_name": "ddim",
+                     "scheduler": "ddim_uniform", "start_at_step": 0, "end_at_step": 10000,
+                     "return_with_leftover_noise": "disable"},
+         "inputs": {"model": ("apply", "MODEL"), "positive": ("prompt", 0), "negative": ("prompt", 0),
+                    "latent_image": ("invert", "LATENT")}},
+        {"key": "decode", "type": "VAEDecode", "inputs": {"samples": ("sample", "LATENT"), "vae": ("model", "VAE")}},
+        {"key": "save", "type": "SaveImage", "widgets": {"filename_prefix": "invertedit/reconstruction"},
+         "inputs": {"images": ("decode", "IMAGE")}, "title": "Reconstruction"},
+    ] + _vae_roundtrip()}
+
+
+def ddim_invert_custom_sampler() -> dict:
+    intro = (
+        "# DDIM inversion, reconstructed with SamplerCustomAdvanced\n\n"
+        "The same inversion, sampled back with the custom sampler nodes: **DisableNoise**, **CFGGuider** (cfg 1), "
+        "**KSamplerSelect** (ddim) and the **SIGMAS** output of DDIM Invert (the schedule from the inverted latent "
+        "back to the image).\n\n"
+        "The Demo Model has random weights: swap in **Load Checkpoint** for real images.")
+    return {"nodes": _inversion_nodes(intro) + [
+        {"key": "noise", "type": "DisableNoise"},
+        {"key": "guider", "type": "CFGGuider", "widgets": {"cfg": 1.0},
+         "inputs": {"model": ("apply", "MODEL"), "positive": ("prompt", 0), "negative": ("prompt", 0)}},
+        {"key": "sampler", "type": "KSamplerSelect", "widgets": {"sampler_name": "ddim"}},
+        {"key": "sample", "type": "SamplerCustomAdvanced",
+         "inputs": {"noise": ("noise", "NOISE"), "guider": ("guider", "GUIDER"), "sampler": ("sampler", "SAMPLER"),
+                    "sigmas": ("invert", "SIGMAS"), "latent_image": ("invert", "LATENT")}},
+        {"key": "decode", "type": "VAEDecode", "inputs": {"samples": ("sample", 0), "vae": ("model", "VAE")}},
+        {"key": "save", "type": "SaveImage", "widgets": {"filename_prefix": "invertedit/reconstruction_custom"},
+         "inputs": {"images": ("decode", "IMAGE")}, "title": "Reconstruction"},
+    ] + _vae_roundtrip()}
+
+
+WORKFLOWS = {
+    "ddim_invert_reconstruct": ddim_invert_reconstruct,
+    "ddim_invert_custom_sampler": ddim_invert_custom_sampler,
+}
+
+
+def render(name: str, node_info) -> str:
+    return json.dumps(build_canvas(WORKFLOWS[name](), node_info), indent=2, ensure_ascii=False) + "\n"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--check", action="store_true", help="only compare with the files on disk")
+    parser.add_argument("names", nargs="*", help=f"workflows to write (default: all: {', '.join(WORKFLOWS)})")
+    args = parser.parse_args()
+    unknown = [n for n in args.names if n not in WORKFLOWS]
+    if unknown:
+        parser.error(f"unknown workflow(s) {unknown}; known: {', '.join(WORKFLOWS)}")
+
+    from headless.boot import boot
+    from headless.runner import node_info
+
+    host = boot(base_dir=tempfile.mkdtemp(prefix="invertedit-make-workflows-"))
+
+    def info(class_type):
+        return node_info(class_type, host) if class_type in host.nodes.NODE_CLASS_MAPPINGS else None
+
+    stale = []
+    for name in args.names or WORKFLOWS:
+        text = render(name, info)
+        for folder in ("workflows", "example_workflows"):
+            path = REPO / folder / f"{name}.json"
+            if args.check:
+                if not path.is_file() or path.read_text(encoding="utf-8") != text:
+                    stale.append(str(path.relative_to(REPO)))
+                continue
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text, encoding="utf-8")
+            print(f"wrote {path.relative_to(REPO)}")
+    if stale:
+        print("out of date (run scripts/make_workflows.py): " + ", ".join(stale), file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

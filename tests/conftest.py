@@ -1,0 +1,112 @@
+"""Shared test set-up.
+
+Two kinds of tests live here:
+- ``tests/pure``: the host-agnostic layers (``inversion/``, ``attention/``, ``guidance/``),
+  imported as the package ``invertedit`` without executing the pack's ``__init__``
+  (which needs ComfyUI). They always run.
+- ``tests/host``: everything that needs ComfyUI. The host is found as the README says
+  (``COMFYUI_PATH``, the pack's parent ``ComfyUI/``, ``~/comfy/ComfyUI``); where none is
+  found these tests are skipped with one loud line saying why.
+"""
+from __future__ import annotations
+
+import sys
+import types
+from pathlib import Path
+
+import pytest
+import torch
+
+# The machines are small and shared: one torch thread is faster and steadier than two.
+torch.set_num_threads(1)
+
+REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+# The pure layers as the package ``invertedit`` (its __init__ needs the host, so it is not run).
+if "invertedit" not in sys.modules:
+    _pkg = types.ModuleType("invertedit")
+    _pkg.__path__ = [str(REPO)]
+    sys.modules["invertedit"] = _pkg
+
+from headless.host import find_host, host_missing_reason  # noqa: E402
+
+HOST = find_host()
+_SKIP_LINE = None if HOST is not None else (
+    "HOST TESTS SKIPPED: ComfyUI was not found (" + host_missing_reason() + "). "
+    "Set COMFYUI_PATH or run scripts/setup.sh."
+)
+
+
+def pytest_report_header(config):
+    return _SKIP_LINE or f"ComfyUI host: {HOST}"
+
+
+def pytest_terminal_summary(terminalreporter):
+    if _SKIP_LINE:
+        terminalreporter.write_sep("!", _SKIP_LINE, red=True, bold=True)
+
+
+def pytest_collection_modifyitems(config, items):
+    if HOST is not None:
+        return
+    skip = pytest.mark.skip(reason=_SKIP_LINE)
+    for item in items:
+        if "tests/host" in str(item.fspath).replace("\\", "/"):
+            item.add_marker(skip)
+
+
+@pytest.fixture(scope="session")
+def host(tmp_path_factory):
+    """The booted host: ``.nodes`` (ComfyUI's nodes module), ``.pack`` (this pack as the host
+    loaded it: use its submodules so that types match the nodes'), ``.dirs`` (input/output/temp)."""
+    from headless.boot import boot
+
+    root = tmp_path_factory.mktemp("comfy")
+    return boot(HOST, base_dir=root)
+
+
+@pytest.fixture(scope="session")
+def tiny(host):
+    """Tiny seeded models per family: ``tiny("sd1")`` -> (MODEL, CLIP, VAE), cached."""
+    cache: dict = {}
+
+    def get(family: str = "sd1", seed: int = 0):
+        key = (family, seed)
+        if key not in cache:
+            cache[key] = host.pack.nodes.tiny_models.build_tiny_models(family, seed=seed)
+        return cache[key]
+
+    return get
+
+
+@pytest.fixture(scope="session")
+def bridge(host):
+    """tests/diffusers_bridge.py, imported by path (it imports comfy: after the host is booted;
+    ``tests`` as a package name could resolve to the host's own tests folder)."""
+    import importlib.util
+    import sys
+    from pathlib import Path
+
+    name = "invertedit_tests_diffusers_bridge"
+    if name not in sys.modules:
+        pytest.importorskip("diffusers")
+        path = Path(__file__).resolve().parent / "diffusers_bridge.py"
+        spec = importlib.util.spec_from_file_location(name, path)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+    return sys.modules[name]
+
+
+@pytest.fixture(scope="session")
+def unets(tiny, bridge):
+    cache = {}
+
+    def get(family):
+        if family not in cache:
+            cache[family] = bridge.diffusers_unet(tiny(family)[0])
+        return cache[family]
+
+    return get

@@ -1,0 +1,254 @@
+"""The pack's canvas workflows, run headlessly through ComfyUI's own executor.
+
+Every ``workflows/*.json`` is converted with the host's node definitions (as the editor would
+submit it), validated and executed; ``example_workflows/`` (what the editor's template browser
+lists) must hold the same files. Also: the runner's --image / --ckpt / --set replacements, its
+error messages, the CLI, and the converter against the editor-saved templates shipped with the
+host.
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+WORKFLOWS = REPO / "workflows"
+EXAMPLES = REPO / "example_workflows"
+WORKFLOW_FILES = sorted(WORKFLOWS.glob("*.json"))
+MAIN_WORKFLOW = WORKFLOWS / "ddim_invert_reconstruct.json"
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """The tiny models run fastest on one thread; several threads on a shared CPU thrash."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def runner(host):
+    from headless import runner
+
+    return runner
+
+
+def _lookup(host, runner):
+    return lambda c: runner.node_info(c, host) if c in host.nodes.NODE_CLASS_MAPPINGS else None
+
+
+def test_there_are_workflows():
+    assert WORKFLOW_FILES, f"no workflows in {WORKFLOWS} (write them with scripts/make_workflows.py)"
+
+
+def test_example_workflows_are_the_same_files():
+    examples = sorted(EXAMPLES.glob("*.json"))
+    assert [p.name for p in examples] == [p.name for p in WORKFLOW_FILES], \
+        "example_workflows/ and workflows/ must list the same files"
+    for a, b in zip(WORKFLOW_FILES, examples):
+        assert a.read_bytes() == b.read_bytes(), f"{b} differs from {a}"
+
+
+@pytest.mark.parametrize("path", WORKFLOW_FILES, ids=[p.stem for p in WORKFLOW_FILES])
+def test_workflow_runs_headless(path, host, runner):
+    from PIL import Image
+
+    workflow = json.loads(path.read_text(encoding="utf-8"))
+    prompt = runner.prepare_prompt(workflow, host=host)  # what run_workflow / the CLI execute
+    savers = sorted(k for k, v in prompt.items() if v["class_type"] == "SaveImage")
+    assert savers, f"{path.name} saves no image"
+
+    started = time.perf_counter()
+    outputs = runner.execute(prompt, extra_data={"extra_pnginfo": {"workflow": workflow}}, host=host)
+    elapsed = time.perf_counter() - started
+    for key in savers:
+        assert outputs.get(key, {}).get("images"), f"SaveImage node {key} of {path.name} wrote nothing"
+    files = runner.saved_images(outputs)
+    assert len(files) == sum(len(outputs[k]["images"]) for k in savers)
+    for file in files:
+        assert file.is_file() and file.is_relative_to(host.output_dir)
+        with Image.open(file) as im:
+            assert im.size[0] >= 8 and im.size[1] >= 8
+            assert json.loads(im.info["workflow"])["nodes"], "the saved PNG should carry its workflow"
+    print(f"{path.name}: executed in {elapsed:.2f}s")
+
+
+# ------------------------------------------------------------------ the runner's replacements
+
+def _main_workflow():
+    if not MAIN_WORKFLOW.is_file():
+        pytest.fail(f"{MAIN_WORKFLOW} is missing (scripts/make_workflows.py writes it)")
+    return json.loads(MAIN_WORKFLOW.read_text(encoding="utf-8"))
+
+
+def test_ckpt_replaces_the_demo_model(host, runner, tmp_path):
+    workflow = _main_workflow()
+    plain = runner.prepare_prompt(workflow, host=host)
+    demo = [k for k, v in plain.items() if v["class_type"] == runner.DEMO_MODEL]
+    assert demo, "the main workflow should use the demo model"
+
+    ckpt = tmp_path / "ckpts" / "my-model.safetensors"
+    ckpt.parent.mkdir()
+    ckpt.write_bytes(b"not loaded: the prompt is only validated")
+    prompt = runner.prepare_prompt(workflow, ckpt=ckpt, host=host)
+    for key in demo:
+        assert prompt[key]["class_type"] == "CheckpointLoaderSimple"
+        assert prompt[key]["inputs"] == {"ckpt_name": "my-model.safetensors"}
+    # everything else, links to the loader's MODEL/CLIP/VAE slots included, is unchanged
+    assert {k: v for k, v in prompt.items() if k not in demo} == {k: v for k, v in plain.items() if k not in demo}
+    uses = {tuple(v) for n in prompt.values() for v in n["inputs"].values() if isinstance(v, list) and v[0] in demo}
+    assert {slot for _, slot in uses} == {0, 1, 2}
+    # the host accepts it: the file's folder became a checkpoint folder
+    valid, error, _, node_errors = _validate(host, prompt)
+    assert valid and not node_errors, (error, node_errors)
+    # now also known by name
+    assert runner.prepare_prompt(workflow, ckpt="my-model.safetensors", host=host)[demo[0]]["inputs"] == \
+        {"ckpt_name": "my-model.safetensors"}
+    with pytest.raises(runner.WorkflowError, match="checkpoint 'no-such.safetensors' is neither a file nor a name"):
+        runner.prepare_prompt(workflow, ckpt="no-such.safetensors", host=host)
+
+
+def _validate(host, prompt):
+    import asyncio
+
+    return asyncio.run(host.execution.validate_prompt("test", json.loads(json.dumps(prompt)), None))
+
+
+def _png(path: Path, color) -> Path:
+    from PIL import Image
+
+    Image.new("RGB", (64, 48), color).save(path)
+    return path
+
+
+def test_image_replaces_every_load_image(host, runner, tmp_path):
+    workflow = _main_workflow()
+    mine = _png(tmp_path / "photo.png", (0, 200, 0))
+    prompt = runner.prepare_prompt(workflow, image=mine, host=host)
+    loaders = [k for k, v in prompt.items() if v["class_type"] == "LoadImage"]
+    assert loaders and all(prompt[k]["inputs"]["image"] == "photo.png" for k in loaders)
+    assert (host.input_dir / "photo.png").read_bytes() == mine.read_bytes()
+    # a different file of the same name does not overwrite the first one
+    other_dir = tmp_path / "other"
+    other_dir.mkdir()
+    other = _png(other_dir / "photo.png", (200, 0, 200))
+    name = runner.prepare_prompt(workflow, image=other, host=host)[loaders[0]]["inputs"]["image"]
+    assert name != "photo.png" and (host.input_dir / name).read_bytes() == other.read_bytes()
+    assert (host.input_dir / "photo.png").read_bytes() == mine.read_bytes()
+    assert _validate(host, prompt)[0]
+
+
+def test_bundled_sample_is_supplied(host, runner):
+    sample = host.input_dir / "sample.png"
+    if sample.exists():
+        sample.unlink()
+    prompt = runner.prepare_prompt(_main_workflow(), host=host)
+    assert any(v["class_type"] == "LoadImage" and v["inputs"]["image"] == "sample.png" for v in prompt.values())
+    assert sample.read_bytes() == runner.SAMPLE_IMAGE.read_bytes()
+
+
+def test_overrides_by_id_type_and_title(host, runner):
+    workflow = _main_workflow()
+    prompt = runner.prepare_prompt(workflow, overrides={"KSamplerAdvanced": {"steps": 7},
+                                                        "Source prompt": {"text": "a cat"}}, host=host)
+    assert all(v["inputs"]["steps"] == 7 for v in prompt.values() if v["class_type"] == "KSamplerAdvanced")
+    assert any(v["class_type"] == "CLIPTextEncode" and v["inputs"]["text"] == "a cat" for v in prompt.values())
+    with pytest.raises(runner.WorkflowError, match="no node with that id, type or title"):
+        runner.prepare_prompt(workflow, overrides={"Nope": {"x": 1}}, host=host)
+
+
+# ------------------------------------------------------------------ errors
+
+def test_validation_errors_name_the_node(host, runner):
+    prompt = {"1": {"class_type": "EmptyLatentImage", "inputs": {"width": 64, "height": 64, "batch_size": 1}},
+              "2": {"class_type": "VAEDecode", "inputs": {"samples": ["1", 0]}},
+              "3": {"class_type": "SaveImage", "inputs": {"images": ["2", 0], "filename_prefix": "x"}}}
+    with pytest.raises(runner.WorkflowError) as err:
+        runner.execute(prompt, host=host)
+    assert "failed validation" in str(err.value) and "node 2 (VAEDecode)" in str(err.value) and "vae" in str(err.value)
+
+
+def test_execution_errors_name_the_node(host, runner):
+    (host.input_dir / "broken.png").write_bytes(b"this is not a png")
+    prompt = {"1": {"class_type": "LoadImage", "inputs": {"image": "broken.png"}},
+              "2": {"class_type": "SaveImage", "inputs": {"images": ["1", 0], "filename_prefix": "x"}}}
+    with pytest.raises(runner.WorkflowError, match=r"node 1 \(LoadImage\) failed: .*"):
+        runner.execute(prompt, host=host)
+
+
+def test_unknown_node_type_is_reported(host, runner):
+    workflow = _main_workflow()
+    workflow["nodes"][0] = dict(workflow["nodes"][0], type="SomeMissingPackNode")
+    with pytest.raises(runner.WorkflowError, match=r"unknown node type 'SomeMissingPackNode'"):
+        runner.prepare_prompt(workflow, host=host)
+
+
+# ------------------------------------------------------------------ the CLI
+
+def test_cli_runs_the_main_workflow(host, tmp_path):
+    _main_workflow()
+    env = dict(os.environ, COMFYUI_PATH=str(host.path))
+    started = time.perf_counter()
+    out = tmp_path / "out"
+    done = subprocess.run([sys.executable, str(REPO / "run_workflow.py"), str(MAIN_WORKFLOW), "--out", str(out),
+                           "--threads", "1", "--input-directory", str(tmp_path / "input"),
+                           "--output-directory", str(tmp_path / "output")],
+                          capture_output=True, text=True, env=env, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    wrote = [Path(line.removeprefix("wrote ")) for line in done.stdout.splitlines() if line.startswith("wrote ")]
+    assert wrote and all(p.is_file() and p.is_relative_to(out) for p in wrote)
+    assert sorted(p.name for p in wrote) == ["reconstruction_00001_.png", "vae_roundtrip_00001_.png"]
+    assert (tmp_path / "input" / "sample.png").is_file()  # the bundled sample, supplied
+    print(f"CLI: {time.perf_counter() - started:.1f}s")
+
+    bad = subprocess.run([sys.executable, str(REPO / "run_workflow.py"), str(MAIN_WORKFLOW), "--image", "missing.png"],
+                         capture_output=True, text=True, env=env, timeout=600)
+    assert bad.returncode == 1 and "error: image not found: missing.png" in bad.stderr
+
+
+# ------------------------------------------------------------------ the converter on real editor files
+
+def test_converter_on_the_hosts_templates(host, runner):
+    """Workflows saved by the editor (the templates that ship with the host) convert, and every
+    widget value lands on an input of its type (a misaligned widgets_values would not)."""
+    templates = pytest.importorskip("comfyui_workflow_templates")
+    from headless.canvas import CanvasError, input_specs
+
+    folder = Path(templates.__file__).parent / "templates"
+    lookup = _lookup(host, runner)
+    checks = {"INT": lambda v: isinstance(v, int) and not isinstance(v, bool),
+              "FLOAT": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
+              "BOOLEAN": lambda v: isinstance(v, bool), "STRING": lambda v: isinstance(v, str)}
+    converted, problems = 0, []
+    for path in sorted(folder.glob("*.json")):
+        workflow = json.loads(path.read_text(encoding="utf-8"))
+        if not isinstance(workflow, dict) or "nodes" not in workflow:
+            continue
+        try:
+            prompt = runner.canvas_to_api(workflow, lookup)
+        except CanvasError as e:
+            if "unknown node type" in str(e) or "subgraph" in str(e):
+                continue  # API nodes, models this host lacks, subgraphs
+            problems.append(f"{path.name}: {e}")
+            continue
+        converted += 1
+        for key, node in prompt.items():
+            specs = {s.name: s for s in input_specs(lookup(node["class_type"]))}
+            for name, value in node["inputs"].items():
+                spec = specs.get(name)
+                if spec is not None and spec.is_widget and not isinstance(value, list) and spec.type in checks \
+                        and not checks[spec.type](value):
+                    problems.append(f"{path.name}: node {key} {node['class_type']}.{name} = {value!r} is not {spec.type}")
+    if converted == 0:
+        pytest.skip(f"no template in {folder} uses only nodes this host has")
+    assert not problems, "\n".join(problems[:20])
+    print(f"{converted} templates converted")
