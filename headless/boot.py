@@ -40,8 +40,10 @@ def boot(host_path: Path | str | None = None, base_dir: Path | str | None = None
     if path is None:
         raise RuntimeError("ComfyUI not found: " + host_missing_reason())
     path = path.resolve()
-    if str(path) not in sys.path:
-        sys.path.insert(0, str(path))
+    # The host first on sys.path: its `nodes`/`utils` must win over this pack's `nodes/`.
+    while str(path) in sys.path:
+        sys.path.remove(str(path))
+    sys.path.insert(0, str(path))
 
     from comfy.cli_args import args  # must precede comfy.model_management
     if cpu:

@@ -35,6 +35,7 @@ __all__ = [
     "CanvasError",
     "canvas_to_api",
     "build_canvas",
+    "canvas_problems",
     "widget_slots",
     "MODE_ALWAYS",
     "MODE_MUTED",
@@ -415,6 +416,54 @@ def canvas_to_api(workflow: Mapping[str, Any], node_info: NodeInfo) -> dict[str,
     ``node_info`` maps a class type to its ``/object_info`` entry (a dict, or a function that
     returns the entry or None). Raises :class:`CanvasError` naming the node and the problem."""
     return _Converter(workflow, node_info).convert()
+
+
+def canvas_problems(workflow: Mapping[str, Any]) -> list[str]:
+    """Structural problems of a canvas workflow, without node definitions: missing top-level
+    keys, duplicate ids, ids above last_node_id / last_link_id, links whose two ends disagree
+    with the nodes' ``inputs[].link`` and ``outputs[].links``. Empty if none."""
+    problems: list[str] = []
+    for key in ("last_node_id", "last_link_id", "nodes", "links", "groups", "config", "extra", "version"):
+        if key not in workflow:
+            problems.append(f"top-level key {key!r} is missing")
+    nodes: dict[str, Mapping[str, Any]] = {}
+    for node in workflow.get("nodes") or []:
+        nid = str(node.get("id"))
+        if nid in nodes:
+            problems.append(f"node id {nid} is used twice")
+        nodes[nid] = node
+        for key in ("id", "type", "pos", "size", "flags", "order", "mode", "properties"):
+            if key not in node:
+                problems.append(f"{_describe(node)}: key {key!r} is missing")
+    links = _parse_links(workflow.get("links"))
+    ids = {link.id for link in links.values()}
+    if nodes and isinstance(workflow.get("last_node_id"), int):
+        numeric = [int(n) for n in nodes if n.lstrip("-").isdigit()]
+        if numeric and max(numeric) > workflow["last_node_id"]:
+            problems.append(f"last_node_id {workflow['last_node_id']} is below node id {max(numeric)}")
+    if ids and isinstance(workflow.get("last_link_id"), int):
+        numeric = [i for i in ids if isinstance(i, int)]
+        if numeric and max(numeric) > workflow["last_link_id"]:
+            problems.append(f"last_link_id {workflow['last_link_id']} is below link id {max(numeric)}")
+    for link in {link.id: link for link in links.values()}.values():
+        src, dst = nodes.get(str(link.origin_id)), nodes.get(str(link.target_id))
+        if src is None or dst is None:
+            problems.append(f"link {link.id}: node {link.origin_id if src is None else link.target_id} does not exist")
+            continue
+        outs, ins = src.get("outputs") or [], dst.get("inputs") or []
+        if link.origin_slot >= len(outs) or link.id not in (outs[link.origin_slot].get("links") or []):
+            problems.append(f"link {link.id}: output {link.origin_slot} of {_describe(src)} does not list it")
+        if link.target_slot >= len(ins) or ins[link.target_slot].get("link") != link.id:
+            problems.append(f"link {link.id}: input {link.target_slot} of {_describe(dst)} does not hold it")
+    for node in nodes.values():
+        for inp in node.get("inputs") or []:
+            if inp.get("link") is not None and inp["link"] not in ids:
+                problems.append(f"{_describe(node)}: input {inp.get('name')!r} holds link {inp['link']}, which does not exist")
+        for out in node.get("outputs") or []:
+            for link_id in out.get("links") or []:
+                if link_id not in ids:
+                    problems.append(f"{_describe(node)}: output {out.get('name')!r} lists link {link_id}, which does not exist")
+    return problems
 
 
 # --------------------------------------------------------------------------------------------

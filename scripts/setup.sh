@@ -75,6 +75,9 @@ HOST=$(find_host)
 if [[ -z "$HOST" ]]; then
   TARGET=${COMFYUI_PATH:-$HOME/comfy/ComfyUI}
   TARGET=${TARGET/#\~/$HOME}
+  case "$("$PY" -c 'import os, sys; print(os.path.realpath(sys.argv[1]))' "$TARGET")/" in
+    "$(cd "$REPO" && pwd -P)"/*) fail "COMFYUI_PATH ($TARGET) is inside this repository; ComfyUI must live outside it" ;;
+  esac
   if [[ -e "$TARGET" && -n "$(ls -A "$TARGET" 2>/dev/null)" ]]; then
     fail "$TARGET exists but is not a ComfyUI checkout (no main.py, nodes.py and comfy/); move it away or point COMFYUI_PATH at your ComfyUI"
   fi

@@ -134,8 +134,8 @@ def test_prediction_well_behaved_and_text_dependent(host, tiny, family):
         d_cat = _predict(model, cat, xs, sigma)
         d_dog = _predict(model, dog, xs, sigma)
         d_cat_t = _predict(model, cat, xs, sigma * 1.01)
-        out = (xs - d_cat) / sigma  # eps for eps models, a mix for v; O(1) either way
-        assert 0.1 < out.std().item() < 3.0
+        out = (xs - d_cat) / sigma  # eps for eps models (output gain 0.1: ~0.1 spread), a mix for v
+        assert 0.02 < out.std().item() < 3.0
         assert (d_cat - d_dog).abs().max() > 1e-3 * sigma  # the prompt matters
         # smooth in sigma: a 1% change moves the prediction a little, not wildly
         assert (d_cat_t - d_cat).abs().max() < 0.2 * sigma

@@ -10,7 +10,9 @@ import json
 
 import pytest
 
-from headless.canvas import CanvasError, build_canvas, canvas_to_api, widget_slots
+from pathlib import Path
+
+from headless.canvas import CanvasError, build_canvas, canvas_problems, canvas_to_api, widget_slots
 
 SAMPLERS = ["euler", "ddim", "dpmpp_2m"]
 SCHEDULERS = ["normal", "karras", "ddim_uniform"]
@@ -376,6 +378,7 @@ SPEC = {
 def test_build_canvas_round_trip():
     wf = build_canvas(SPEC, NODE_INFO)
     json.dumps(wf)
+    assert canvas_problems(wf) == []
     for key in ("last_node_id", "last_link_id", "nodes", "links", "groups", "config", "extra", "version"):
         assert key in wf
     assert wf["version"] == 0.4 and wf["last_node_id"] == 10 and wf["last_link_id"] == len(wf["links"]) == 10
@@ -465,3 +468,23 @@ def test_build_canvas_errors(node, message):
     spec = {"nodes": [{"key": "ckpt", "type": "CheckpointLoaderSimple"}, {"key": "lat", "type": "EmptyLatentImage"}, node]}
     with pytest.raises(CanvasError, match=message):
         build_canvas(spec, NODE_INFO)
+
+
+def test_canvas_problems_finds_inconsistent_links():
+    wf = txt2img_workflow()
+    assert canvas_problems(wf) == []
+    next(n for n in wf["nodes"] if n["id"] == 8)["inputs"][1]["link"] = 5  # link 5 goes to node 7
+    wf["last_link_id"] = 3
+    problems = canvas_problems(wf)
+    assert "last_link_id 3 is below link id 9" in problems
+    assert any("link 8: input 1 of node 8 (VAEDecode) does not hold it" in p for p in problems)
+
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.parametrize("path", sorted((REPO / "workflows").glob("*.json")), ids=lambda p: p.stem)
+def test_shipped_workflows_are_well_formed_canvas_files(path):
+    """Host-agnostic check of workflows/*.json (the host tests execute them)."""
+    workflow = json.loads(path.read_text(encoding="utf-8"))
+    assert canvas_problems(workflow) == []
