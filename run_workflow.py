@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Run a ComfyUI canvas workflow headlessly, without starting the server or the UI.
 
-    python run_workflow.py workflows/ddim_invert_reconstruct.json --out out/
+    python run_workflow.py workflows/ddim_invert_edit.json --out out/
     python run_workflow.py my_edit.json --image photo.png --ckpt v1-5-pruned-emaonly.safetensors
 
 The workflow is a file saved from the editor (Workflow > Save), e.g. one of workflows/. It is

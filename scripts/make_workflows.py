@@ -24,6 +24,7 @@ if str(REPO) not in sys.path:
 from headless.canvas import build_canvas  # noqa: E402
 
 SOURCE_PROMPT = "a red circle on a blue background"
+TARGET_PROMPT = "a red square on a blue background"   # same token count: one word swapped
 STEPS = 50
 
 
@@ -53,24 +54,37 @@ def _vae_roundtrip() -> list[dict]:
     ]
 
 
-def ddim_invert_reconstruct() -> dict:
+def _ksampler_advanced(key: str, prompt: str) -> dict:
+    """Stock KSamplerAdvanced from the inverted latent: no added noise, the inversion's steps and scheduler."""
+    return {"key": key, "type": "KSamplerAdvanced",
+            "widgets": {"add_noise": "disable", "noise_seed": 0, "steps": STEPS, "cfg": 1.0, "sampler_name": "ddim",
+                        "scheduler": "ddim_uniform", "start_at_step": 0, "end_at_step": 10000,
+                        "return_with_leftover_noise": "disable"},
+            "inputs": {"model": ("apply", "MODEL"), "positive": (prompt, 0), "negative": (prompt, 0),
+                       "latent_image": ("invert", "LATENT")}}
+
+
+def ddim_invert_edit() -> dict:
     intro = (
-        "# DDIM inversion, then reconstruction\n\n"
+        "# DDIM inversion: reconstruction and a prompt edit\n\n"
         "The image is encoded, inverted to noise with **DDIM Invert** (source prompt, 50 steps, ddim_uniform), "
-        "and sampled back with a stock **KSampler (Advanced)**: add_noise *disable*, the same steps, scheduler and "
-        "start step, sampler *ddim*, cfg 1. The reconstruction should match the VAE round trip.\n\n"
+        "and sampled back twice with a stock **KSampler (Advanced)**: add_noise *disable*, the same steps, "
+        "scheduler and start step, sampler *ddim*, cfg 1. With the source prompt it reconstructs the image (compare "
+        "with the VAE round trip); with the target prompt it is the plain, naive edit, which the pack's editors "
+        "(attention injection, latent blending) make local.\n\n"
         "The Demo Model has random weights (it makes noise, not pictures): swap in **Load Checkpoint** with an SD1.5 "
-        "checkpoint and your own image for real results. Edit by changing the prompt fed to the sampler.")
+        "checkpoint and your own image for real results.")
     return {"nodes": _inversion_nodes(intro) + [
-        {"key": "sample", "type": "KSamplerAdvanced",
-         "widgets": {"add_noise": "disable", "noise_seed": 0, "steps": STEPS, "cfg": 1.0, "sampler_name": "ddim",
-                     "scheduler": "ddim_uniform", "start_at_step": 0, "end_at_step": 10000,
-                     "return_with_leftover_noise": "disable"},
-         "inputs": {"model": ("apply", "MODEL"), "positive": ("prompt", 0), "negative": ("prompt", 0),
-                    "latent_image": ("invert", "LATENT")}},
+        _ksampler_advanced("sample", "prompt"),
         {"key": "decode", "type": "VAEDecode", "inputs": {"samples": ("sample", "LATENT"), "vae": ("model", "VAE")}},
         {"key": "save", "type": "SaveImage", "widgets": {"filename_prefix": "invertedit/reconstruction"},
-         "inputs": {"images": ("decode", "IMAGE")}, "title": "Reconstruction"},
+         "inputs": {"images": ("decode", "IMAGE")}, "title": "Reconstruction (source prompt)"},
+        {"key": "target", "type": "CLIPTextEncode", "widgets": {"text": TARGET_PROMPT},
+         "inputs": {"clip": ("model", "CLIP")}, "title": "Target prompt"},
+        _ksampler_advanced("edit", "target"),
+        {"key": "decode_edit", "type": "VAEDecode", "inputs": {"samples": ("edit", "LATENT"), "vae": ("model", "VAE")}},
+        {"key": "save_edit", "type": "SaveImage", "widgets": {"filename_prefix": "invertedit/edit_naive"},
+         "inputs": {"images": ("decode_edit", "IMAGE")}, "title": "Naive edit (target prompt)"},
     ] + _vae_roundtrip()}
 
 
@@ -96,7 +110,7 @@ def ddim_invert_custom_sampler() -> dict:
 
 
 WORKFLOWS = {
-    "ddim_invert_reconstruct": ddim_invert_reconstruct,
+    "ddim_invert_edit": ddim_invert_edit,
     "ddim_invert_custom_sampler": ddim_invert_custom_sampler,
 }
 

@@ -2,7 +2,7 @@
 # Set up a machine for ComfyUI-InvertEdit, then run the main job (an edit workflow, headless,
 # on the pack's built-in demo model). Idempotent: a second run only checks (seconds).
 #
-#   bash scripts/setup.sh            # set up, then run workflows/ddim_invert_reconstruct.json into out/
+#   bash scripts/setup.sh            # set up, then run workflows/ddim_invert_edit.json into out/
 #   bash scripts/setup.sh --no-run   # only set up
 #
 # Steps:
@@ -25,7 +25,7 @@ COMFYUI_RELEASE=v0.3.64
 COMFYUI_GIT=https://github.com/comfyanonymous/ComfyUI
 TORCH_PIN=torch==2.13.0
 TEST_DEPS=("pytest>=8" "diffusers>=0.30")
-MAIN_WORKFLOW=workflows/ddim_invert_reconstruct.json
+MAIN_WORKFLOW=workflows/ddim_invert_edit.json
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$REPO"
@@ -170,6 +170,6 @@ say "ready. Run the tests with: python -m pytest -q tests"
 # --- the main job ---------------------------------------------------------------------------
 if (( run_job )); then
   say "running $MAIN_WORKFLOW (headless, CPU, built-in demo model)"
-  "$PY" run_workflow.py "$MAIN_WORKFLOW" --out out/
+  "$PY" run_workflow.py "$MAIN_WORKFLOW" --out out/ --threads 1
   say "images are in $REPO/out/"
 fi

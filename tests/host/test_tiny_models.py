@@ -10,24 +10,6 @@ import torch
 FAMILIES = ("sd1", "sd2-v", "sdxl")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny models on a shared 2-core box: one thread is much faster than oversubscribing."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-@pytest.fixture(autouse=True)
-def _no_grad():
-    """No autograd graphs (the host runs nodes under inference mode; no_grad is used here so
-    that the session-cached tiny models are not made inference tensors for other tests)."""
-    with torch.no_grad():
-        yield
-CONTEXT_DIM = {"sd1": 64, "sd2-v": 64, "sdxl": 96}
-
-
 def _encode(host, clip, text):
     return host.nodes.CLIPTextEncode().encode(clip, text)[0]
 
