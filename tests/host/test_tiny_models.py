@@ -8,6 +8,7 @@ import pytest
 import torch
 
 FAMILIES = ("sd1", "sd2-v", "sdxl")
+CONTEXT_DIM = {"sd1": 64, "sd2-v": 64, "sdxl": 96}
 
 
 def _encode(host, clip, text):
