@@ -66,11 +66,9 @@ def load_inversion(path: str, node: str = "Load Inversion") -> Inversion:
 def list_inversion_files() -> list[str]:
     """Inversion files in the input folder (recursively), then in output/inversions annotated [output]."""
     found = []
-    for root, annotation in ((folder_paths.get_input_directory(), ""),
-                             (os.path.join(folder_paths.get_output_directory(), SUBFOLDER), " [output]")):
-        base = folder_paths.get_input_directory() if not annotation else folder_paths.get_output_directory()
-        if not os.path.isdir(root):
-            continue
+    input_dir, output_dir = folder_paths.get_input_directory(), folder_paths.get_output_directory()
+    for base, root, annotation in ((input_dir, input_dir, ""),
+                                   (output_dir, os.path.join(output_dir, SUBFOLDER), " [output]")):
         for dirpath, _, files in os.walk(root):
             for f in files:
                 if f.endswith(SUFFIX):

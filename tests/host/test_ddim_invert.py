@@ -180,3 +180,25 @@ def test_inversion_costs_the_same_unet_calls_as_sampling(host, tiny):
     calls.clear()
     reconstruct(host, counted, lat, pos, steps=20)
     assert n_invert == len(calls) == 20
+
+
+def test_progress_is_reported_per_step_and_interrupt_stops_the_loop(host, tiny):
+    import comfy.model_management
+    import comfy.utils
+
+    model, clip, _ = tiny("sd1")
+    pos = encode(host, clip, PROMPT)
+    seen = []
+    previous = comfy.utils.PROGRESS_BAR_HOOK
+    comfy.utils.set_progress_bar_global_hook(lambda value, total, preview, node_id=None: seen.append((value, total)))
+    try:
+        invert(host, model, source_latent(), pos, steps=10)
+        assert seen == [(i, 10) for i in range(1, 11)]
+        seen.clear()
+        comfy.model_management.interrupt_current_processing(True)
+        with pytest.raises(comfy.model_management.InterruptProcessingException):
+            invert(host, model, source_latent(), pos, steps=10)
+        assert len(seen) == 0          # stopped at the first step, before reporting it
+    finally:
+        comfy.model_management.interrupt_current_processing(False)
+        comfy.utils.set_progress_bar_global_hook(previous)
