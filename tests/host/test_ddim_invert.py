@@ -202,3 +202,29 @@ def test_progress_is_reported_per_step_and_interrupt_stops_the_loop(host, tiny):
     finally:
         comfy.model_management.interrupt_current_processing(False)
         comfy.utils.set_progress_bar_global_hook(previous)
+
+
+def test_lora_patched_model_inverts_and_base_fingerprint_survives_in_place_patching(host, tiny, caplog):
+    import comfy.model_management
+
+    model, clip, _ = tiny("sd1")
+    pos = encode(host, clip, PROMPT)
+    fingerprint = host.pack.nodes.fingerprint.model_fingerprint
+    before = fingerprint(model)
+    lora = model.clone()   # a weight patch on every UNet weight, as a LoRA stack would be
+    lora.add_patches({k: (torch.full_like(v, 0.01),) for k, v in model.model_state_dict().items()
+                      if k.startswith("diffusion_model.") and v.ndim >= 2}, 1.0)
+    try:
+        inv, lat, _ = invert(host, lora, source_latent(), pos, steps=20)
+        assert model.model.current_weight_patches_uuid is not None      # the patches sit in the weights now
+        after = fingerprint(model)
+        assert after == before                                           # read from the patcher's backup
+        assert fingerprint(lora)["weights"] == before["weights"] and fingerprint(lora)["patches"] != "none"
+        out = reconstruct(host, call(host, "InvertEditApplyInversion", model=lora, inversion=inv)[0], lat, pos, steps=20)
+        assert rel_err(out, source_latent()["samples"]) < 0.15
+        # the same checkpoint without the LoRA: allowed (a style LoRA may be dropped on purpose), with a warning
+        with caplog.at_level("WARNING"):
+            reconstruct(host, call(host, "InvertEditApplyInversion", model=model, inversion=inv)[0], lat, pos, steps=20)
+        assert "weight patches (LoRA) differ" in caplog.text
+    finally:
+        comfy.model_management.load_models_gpu([model])   # restore the shared tiny model's weights
