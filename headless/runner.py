@@ -41,6 +41,7 @@ __all__ = [
 ]
 
 SAMPLE_IMAGE = PACK_DIR / "assets" / "sample.png"
+BUNDLED = {p.name: p for p in sorted((PACK_DIR / "assets").glob("*")) if p.is_file()}
 DEMO_MODEL = "InvertEditDemoModel"  # the pack's built-in tiny model loader (MODEL, CLIP, VAE)
 CHECKPOINT_LOADER = "CheckpointLoaderSimple"  # the stock loader: MODEL, CLIP, VAE in the same slots
 
@@ -124,8 +125,8 @@ def load_workflow(path: str | Path) -> dict[str, Any]:
     return data
 
 
-def _place_image(image: Path, input_dir: Path) -> str:
-    """Copy ``image`` into the host's input folder (as an upload would); returns its name there.
+def _place_input(image: Path, input_dir: Path) -> str:
+    """Copy a file into the host's input folder (as an upload would); returns its name there.
     An existing different file of the same name is never overwritten."""
     if not image.is_file():
         raise WorkflowError(f"image not found: {image}")
@@ -176,7 +177,8 @@ def prepare_prompt(workflow: Mapping[str, Any], *, image: str | Path | None = No
     """The API prompt for a canvas workflow, with the runner's replacements:
 
     - ``image``: every LoadImage loads this file (copied into the host's input folder); without
-      it, a LoadImage of ``sample.png`` gets the pack's bundled sample if the input folder lacks it.
+      it, a node naming a file bundled in ``assets/`` (``sample.png``, ``sample_inversion.safetensors``)
+      gets it copied into the input folder if the folder lacks it.
     - ``ckpt``: every ``InvertEditDemoModel`` becomes a stock ``CheckpointLoaderSimple`` of this
       checkpoint (same node id; MODEL, CLIP, VAE are in the same output slots), and every
       CheckpointLoaderSimple already in the workflow loads it.
@@ -192,13 +194,15 @@ def prepare_prompt(workflow: Mapping[str, Any], *, image: str | Path | None = No
     if image is not None:
         if not loaders:
             raise WorkflowError("--image was given but the workflow has no LoadImage node")
-        name = _place_image(Path(image).expanduser(), h.input_dir)
+        name = _place_input(Path(image).expanduser(), h.input_dir)
         for key in loaders:
             prompt[key]["inputs"]["image"] = name
-    else:
-        for key in loaders:
-            if prompt[key]["inputs"].get("image") == SAMPLE_IMAGE.name and not (h.input_dir / SAMPLE_IMAGE.name).exists():
-                _place_image(SAMPLE_IMAGE, h.input_dir)
+    # The pack's bundled inputs (sample image, sample inversion) are supplied when a node names
+    # one that the input folder lacks, before validation lists the folder's files.
+    for node in prompt.values():
+        for value in node["inputs"].values():
+            if isinstance(value, str) and value in BUNDLED and not (h.input_dir / value).exists():
+                _place_input(BUNDLED[value], h.input_dir)
 
     if ckpt is not None:
         name = _checkpoint_name(ckpt)

@@ -98,7 +98,9 @@ class SaveInversion(io.ComfyNode):
     def execute(cls, inversion, filename_prefix) -> io.NodeOutput:
         path = save_inversion(inversion, filename_prefix)
         rel = os.path.relpath(path, folder_paths.get_output_directory()).replace(os.sep, "/")
-        return io.NodeOutput(ui={"text": [f"saved {rel}"], "inversions": [{"filename": rel, "type": "output"}]})
+        subfolder, filename = os.path.split(rel)
+        return io.NodeOutput(ui={"text": [f"saved {rel}"],
+                                 "inversions": [{"filename": filename, "subfolder": subfolder, "type": "output"}]})
 
 
 class LoadInversion(io.ComfyNode):

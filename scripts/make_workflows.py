@@ -54,14 +54,14 @@ def _vae_roundtrip() -> list[dict]:
     ]
 
 
-def _ksampler_advanced(key: str, prompt: str) -> dict:
+def _ksampler_advanced(key: str, prompt: str, latent: tuple = ("invert", "LATENT")) -> dict:
     """Stock KSamplerAdvanced from the inverted latent: no added noise, the inversion's steps and scheduler."""
     return {"key": key, "type": "KSamplerAdvanced",
             "widgets": {"add_noise": "disable", "noise_seed": 0, "steps": STEPS, "cfg": 1.0, "sampler_name": "ddim",
                         "scheduler": "ddim_uniform", "start_at_step": 0, "end_at_step": 10000,
                         "return_with_leftover_noise": "disable"},
             "inputs": {"model": ("apply", "MODEL"), "positive": (prompt, 0), "negative": (prompt, 0),
-                       "latent_image": ("invert", "LATENT")}}
+                       "latent_image": latent}}
 
 
 def ddim_invert_edit() -> dict:
@@ -85,7 +85,39 @@ def ddim_invert_edit() -> dict:
         {"key": "decode_edit", "type": "VAEDecode", "inputs": {"samples": ("edit", "LATENT"), "vae": ("model", "VAE")}},
         {"key": "save_edit", "type": "SaveImage", "widgets": {"filename_prefix": "invertedit/edit_naive"},
          "inputs": {"images": ("decode_edit", "IMAGE")}, "title": "Naive edit (target prompt)"},
+        {"key": "save_inversion", "type": "InvertEditSaveInversion", "widgets": {"filename_prefix": "inversions/sample"},
+         "inputs": {"inversion": ("invert", 0)}, "title": "Save Inversion (edit again later: Load Inversion)"},
     ] + _vae_roundtrip()}
+
+
+def load_inversion_edit() -> dict:
+    intro = (
+        "# Edit from a saved inversion\n\n"
+        "**Load Inversion** reads an inversion saved by **Save Inversion** (here the pack's bundled "
+        "`sample_inversion.safetensors`: the sample image inverted with the Demo Model, sd1, seed 0, 50 steps, "
+        "ddim_uniform). No image and no inversion run are needed: **Apply Inversion** checks that the model, "
+        "steps and size match, and the stock **KSampler (Advanced)** reconstructs (source prompt) or edits "
+        "(target prompt).\n\nTry another checkpoint or 25 steps: Apply Inversion refuses with a message.")
+    return {"nodes": [
+        {"key": "note", "type": "MarkdownNote", "text": intro},
+        {"key": "model", "type": "InvertEditDemoModel", "widgets": {"family": "sd1", "seed": 0},
+         "title": "Demo Model (the model the inversion was made with)"},
+        {"key": "load", "type": "InvertEditLoadInversion", "widgets": {"inversion": "sample_inversion.safetensors"}},
+        {"key": "apply", "type": "InvertEditApplyInversion",
+         "inputs": {"model": ("model", "MODEL"), "inversion": ("load", 0)}},
+        {"key": "prompt", "type": "CLIPTextEncode", "widgets": {"text": SOURCE_PROMPT},
+         "inputs": {"clip": ("model", "CLIP")}, "title": "Source prompt"},
+        {"key": "target", "type": "CLIPTextEncode", "widgets": {"text": TARGET_PROMPT},
+         "inputs": {"clip": ("model", "CLIP")}, "title": "Target prompt"},
+        _ksampler_advanced("sample", "prompt", latent=("load", "LATENT")),
+        _ksampler_advanced("edit", "target", latent=("load", "LATENT")),
+        {"key": "decode", "type": "VAEDecode", "inputs": {"samples": ("sample", "LATENT"), "vae": ("model", "VAE")}},
+        {"key": "save", "type": "SaveImage", "widgets": {"filename_prefix": "invertedit/loaded_reconstruction"},
+         "inputs": {"images": ("decode", "IMAGE")}, "title": "Reconstruction (source prompt)"},
+        {"key": "decode_edit", "type": "VAEDecode", "inputs": {"samples": ("edit", "LATENT"), "vae": ("model", "VAE")}},
+        {"key": "save_edit", "type": "SaveImage", "widgets": {"filename_prefix": "invertedit/loaded_edit_naive"},
+         "inputs": {"images": ("decode_edit", "IMAGE")}, "title": "Naive edit (target prompt)"},
+    ]}
 
 
 def ddim_invert_custom_sampler() -> dict:
@@ -111,6 +143,7 @@ def ddim_invert_custom_sampler() -> dict:
 
 WORKFLOWS = {
     "ddim_invert_edit": ddim_invert_edit,
+    "load_inversion_edit": load_inversion_edit,
     "ddim_invert_custom_sampler": ddim_invert_custom_sampler,
 }
 
