@@ -11,8 +11,8 @@ ComfyUI's own executor in this process (CPU unless ``--gpu``), and the files its
 write (SaveImage's images, saved inversions) into ComfyUI's output folder are copied into ``--out``.
 
 ``--image`` replaces the image of every LoadImage node. ``--ckpt`` (a file, or a name in
-ComfyUI's models/checkpoints) replaces the pack's demo model loader (InvertEditDemoModel) and any
-Load Checkpoint node. ``--set NODE.INPUT=VALUE`` sets one input (NODE: id, type or title; VALUE:
+ComfyUI's models/checkpoints) replaces the pack's built-in model loaders (Toy World Model,
+Demo Model) and any Load Checkpoint node. ``--set NODE.INPUT=VALUE`` sets one input (NODE: id, type or title; VALUE:
 JSON, else a string).
 """
 from __future__ import annotations
@@ -61,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("workflow", type=Path, help="canvas workflow JSON (saved from the editor)")
     parser.add_argument("--out", type=Path, default=Path("out"), help="where to copy the files the workflow saved (default: out/)")
     parser.add_argument("--image", type=Path, help="image file for every LoadImage node")
-    parser.add_argument("--ckpt", help="checkpoint file or name replacing the demo model / Load Checkpoint")
+    parser.add_argument("--ckpt", help="checkpoint file or name replacing the built-in model / Load Checkpoint")
     parser.add_argument("--comfyui", type=Path, help="the ComfyUI folder to use")
     parser.add_argument("--input-directory", type=Path, help="ComfyUI's input folder (default: ComfyUI/input)")
     parser.add_argument("--output-directory", type=Path, help="ComfyUI's output folder (default: ComfyUI/output)")

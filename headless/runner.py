@@ -37,12 +37,16 @@ __all__ = [
     "saved_files",
     "saved_images",
     "SAMPLE_IMAGE",
+    "BUILTIN_MODELS",
     "DEMO_MODEL",
+    "TOY_MODEL",
 ]
 
 SAMPLE_IMAGE = PACK_DIR / "assets" / "sample.png"
 BUNDLED = {p.name: p for p in sorted((PACK_DIR / "assets").glob("*")) if p.is_file()}
-DEMO_MODEL = "InvertEditDemoModel"  # the pack's built-in tiny model loader (MODEL, CLIP, VAE)
+DEMO_MODEL = "InvertEditDemoModel"  # the pack's random-weight tiny model loader (MODEL, CLIP, VAE)
+TOY_MODEL = "InvertEditToyModel"    # the pack's trained toy-world model loader (MODEL, CLIP, VAE)
+BUILTIN_MODELS = (TOY_MODEL, DEMO_MODEL)
 CHECKPOINT_LOADER = "CheckpointLoaderSimple"  # the stock loader: MODEL, CLIP, VAE in the same slots
 
 log = logging.getLogger("invertedit.runner")
@@ -179,8 +183,9 @@ def prepare_prompt(workflow: Mapping[str, Any], *, image: str | Path | None = No
     - ``image``: every LoadImage loads this file (copied into the host's input folder); without
       it, a node naming a file bundled in ``assets/`` (``sample.png``, ``sample_inversion.safetensors``)
       gets it copied into the input folder if the folder lacks it.
-    - ``ckpt``: every ``InvertEditDemoModel`` becomes a stock ``CheckpointLoaderSimple`` of this
-      checkpoint (same node id; MODEL, CLIP, VAE are in the same output slots), and every
+    - ``ckpt``: every built-in model loader (``InvertEditToyModel``, ``InvertEditDemoModel``)
+      becomes a stock ``CheckpointLoaderSimple`` of this checkpoint (same node id; MODEL, CLIP,
+      VAE are in the same output slots), and every
       CheckpointLoaderSimple already in the workflow loads it.
     - ``overrides``: ``{node id, type or title: {input: value}}`` set after conversion.
     """
@@ -206,9 +211,10 @@ def prepare_prompt(workflow: Mapping[str, Any], *, image: str | Path | None = No
 
     if ckpt is not None:
         name = _checkpoint_name(ckpt)
-        targets = [k for k, v in prompt.items() if v["class_type"] in (DEMO_MODEL, CHECKPOINT_LOADER)]
+        targets = [k for k, v in prompt.items() if v["class_type"] in BUILTIN_MODELS + (CHECKPOINT_LOADER,)]
         if not targets:
-            raise WorkflowError(f"--ckpt was given but the workflow has no {DEMO_MODEL} or {CHECKPOINT_LOADER} node")
+            raise WorkflowError(f"--ckpt was given but the workflow has no {', '.join(BUILTIN_MODELS)} or "
+                                f"{CHECKPOINT_LOADER} node")
         for key in targets:
             prompt[key] = {"class_type": CHECKPOINT_LOADER, "inputs": {"ckpt_name": name},
                            "_meta": {"title": f"Load Checkpoint ({name})"}}
