@@ -80,6 +80,14 @@ class Inversion:
             f"scheduler={s.get('scheduler', '?')} and start_at_step={self.start_step} "
             f"(or re-run the inversion with the settings you want).")
 
+    def step_at(self, sigma: float, rtol: float = 1e-4) -> int:
+        """The index in ``sigmas`` of the step a sampler is at (its current sigma)."""
+        ref = self.sigmas.detach().float().cpu()
+        hits = torch.nonzero(torch.isclose(ref, torch.tensor(float(sigma)), rtol=rtol, atol=1e-6)).flatten()
+        if len(hits) == 0:
+            raise InversionMismatch(f"sigma {float(sigma):.4g} is not on this inversion's schedule ({_fmt(ref)})")
+        return int(hits[0])
+
     def check_latent(self, shape: tuple[int, ...]) -> None:
         """The sampled latent must have this inversion's channels and size (any batch)."""
         want = self.latent_shape

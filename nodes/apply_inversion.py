@@ -3,20 +3,24 @@
 The inverted latent alone goes into the host's stock samplers. Patched with the INVERSION,
 the model refuses, with a message saying what would work, a run that cannot reconstruct:
 another model, another schedule (steps, scheduler, start step), another latent size, noise
-added to the inverted latent, or a stochastic (ancestral/SDE) sampler. Later inversion
-methods apply their per-step clues from the same place.
+added to the inverted latent, or a stochastic (ancestral/SDE) sampler. Inversion methods
+apply their clues from here: a negative-prompt inversion's source prompt as the negative
+conditioning, a direct inversion's trajectory correction of the source rows.
 """
 from __future__ import annotations
 
 import logging
 
 import comfy.patcher_extension
+import comfy.sampler_helpers
 import torch
 from comfy_api.latest import io
 
+from ..inversion.direct import denoised_onto
 from ..inversion.record import Inversion, InversionMismatch
 from .fingerprint import model_fingerprint
 from .host_sampling import NodeInputError
+from .inversion_methods import source_conditioning
 from .sockets import Inversion as InversionSocket
 
 NAME = "Apply Inversion"
@@ -35,7 +39,8 @@ def sampler_name(sampler) -> str:
 def check_run(inversion: Inversion, model, noise: torch.Tensor, latent: torch.Tensor, sampler,
               sigmas: torch.Tensor, node: str = NAME) -> int:
     """Raise NodeInputError unless this sampling run can reconstruct from ``inversion``.
-    Returns the step of the inversion's schedule the run starts at."""
+    Returns the step of the inversion's schedule the run starts at. Direct inversion's
+    correction is exact only for the DDIM/Euler step, so it requires that sampler."""
     actual = {f"model.{k}": v for k, v in model_fingerprint(model).items()}
     differ = inversion.check_fingerprint(actual, ["model.family", "model.prediction", "model.schedule", "model.weights"])
     if differ:
@@ -51,6 +56,10 @@ def check_run(inversion: Inversion, model, noise: torch.Tensor, latent: torch.Te
         raise NodeInputError(node, (
             f"sampler '{name.removeprefix('sample_')}' adds fresh noise at every step and cannot retrace an inversion; "
             f"use ddim or euler (or another deterministic sampler)."))
+    if name not in _EXACT and inversion.method == "direct":
+        raise NodeInputError(node, (
+            f"a Direct Inversion keeps the source on its trajectory only with the ddim or euler sampler; "
+            f"sampler '{name.removeprefix('sample_')}' steps differently."))
     if name not in _EXACT:
         logging.info("%s: sampler '%s' is deterministic but steps differently from DDIM; reconstruction is approximate "
                      "(ddim or euler retrace the inversion).", node, name)
@@ -66,7 +75,8 @@ def check_run(inversion: Inversion, model, noise: torch.Tensor, latent: torch.Te
 
 
 class InversionGuard:
-    """OUTER_SAMPLE wrapper holding the inversion; checks each run before it starts."""
+    """OUTER_SAMPLE wrapper holding the inversion: checks each run before it starts; for a
+    negative-prompt inversion, the run's negative conditioning becomes the source prompt."""
 
     def __init__(self, inversion: Inversion):
         self.inversion = inversion
@@ -74,7 +84,30 @@ class InversionGuard:
     def __call__(self, executor, noise, latent_image, sampler, sigmas, *args, **kwargs):
         guider = executor.class_obj
         check_run(self.inversion, guider.model_patcher, noise, latent_image, sampler, sigmas)
+        if self.inversion.method == "negative-prompt" and "negative" in guider.conds:
+            guider.conds["negative"] = comfy.sampler_helpers.convert_cond(source_conditioning(self.inversion))
         return executor(noise, latent_image, sampler, sigmas, *args, **kwargs)
+
+
+class DirectCorrection:
+    """Post-CFG function of a direct inversion: the source rows' prediction is replaced by the
+    one whose DDIM step lands on the trajectory at the run's next sigma (``inversion/direct.py``).
+    The source rows are the first rows of the batch, as many as the inversion has."""
+
+    def __init__(self, inversion: Inversion):
+        self.inversion = inversion
+
+    def __call__(self, args: dict) -> torch.Tensor:
+        inv = self.inversion
+        denoised, x, sigma = args["denoised"], args["input"], args["sigma"]
+        run = args["model_options"]["transformer_options"]["sample_sigmas"]
+        k = int(torch.nonzero(torch.isclose(run.float(), sigma[0].float(), rtol=1e-4, atol=1e-6)).flatten()[0])
+        sigma_next = run[k + 1]
+        target = inv.trajectory[-1] if float(sigma_next) == 0.0 else inv.trajectory[inv.step_at(sigma_next) - inv.start_step]
+        rows = target.shape[0]
+        out = denoised.clone()
+        out[:rows] = denoised_onto(x[:rows], sigma[0], sigma_next.to(x), target.to(x))
+        return out
 
 
 class ApplyInversion(io.ComfyNode):
@@ -99,6 +132,8 @@ class ApplyInversion(io.ComfyNode):
     def execute(cls, model, inversion) -> io.NodeOutput:
         m = model.clone()
         m.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.OUTER_SAMPLE, WRAPPER_KEY, InversionGuard(inversion))
+        if inversion.method == "direct":
+            m.set_model_sampler_post_cfg_function(DirectCorrection(inversion))
         return io.NodeOutput(m)
 
 

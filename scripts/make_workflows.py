@@ -54,14 +54,53 @@ def _vae_roundtrip() -> list[dict]:
     ]
 
 
-def _ksampler_advanced(key: str, prompt: str, latent: tuple = ("invert", "LATENT")) -> dict:
+def _ksampler_advanced(key: str, prompt: str, latent: tuple = ("invert", "LATENT"), *, model: str = "apply",
+                       negative: str | None = None, cfg: float = 1.0) -> dict:
     """Stock KSamplerAdvanced from the inverted latent: no added noise, the inversion's steps and scheduler."""
     return {"key": key, "type": "KSamplerAdvanced",
-            "widgets": {"add_noise": "disable", "noise_seed": 0, "steps": STEPS, "cfg": 1.0, "sampler_name": "ddim",
+            "widgets": {"add_noise": "disable", "noise_seed": 0, "steps": STEPS, "cfg": cfg, "sampler_name": "ddim",
                         "scheduler": "ddim_uniform", "start_at_step": 0, "end_at_step": 10000,
                         "return_with_leftover_noise": "disable"},
-            "inputs": {"model": ("apply", "MODEL"), "positive": (prompt, 0), "negative": (prompt, 0),
+            "inputs": {"model": (model, "MODEL"), "positive": (prompt, 0), "negative": (negative or prompt, 0),
                        "latent_image": latent}}
+
+
+def _decode_and_save(key: str, samples: str, prefix: str, title: str) -> list[dict]:
+    return [
+        {"key": f"decode_{key}", "type": "VAEDecode", "inputs": {"samples": (samples, "LATENT"), "vae": ("model", "VAE")}},
+        {"key": f"save_{key}", "type": "SaveImage", "widgets": {"filename_prefix": prefix},
+         "inputs": {"images": (f"decode_{key}", "IMAGE")}, "title": title},
+    ]
+
+
+def inversion_under_guidance() -> dict:
+    intro = (
+        "# Reconstruction under classifier-free guidance (cfg 7.5)\n\n"
+        "Plain DDIM inversion drifts once guidance is on. Two fixes that cost no extra UNet call, applied by "
+        "**Apply Inversion** to the stock **KSampler (Advanced)** (cfg 7.5, empty negative prompt):\n\n"
+        "- **Negative-Prompt Inversion** (Miyake et al.): the source prompt replaces the negative; the guided "
+        "prediction equals the one the inversion followed.\n"
+        "- **Direct Inversion** (Ju et al., PnP Inversion): the source branch is put back on the inversion "
+        "trajectory at every step; exact reconstruction (sampler ddim or euler).\n\n"
+        "Compare the three saved images with the VAE round trip.")
+    nodes = _inversion_nodes(intro)
+    nodes += [
+        {"key": "empty", "type": "CLIPTextEncode", "widgets": {"text": ""}, "inputs": {"clip": ("model", "CLIP")},
+         "title": "Negative prompt (empty)"},
+        _ksampler_advanced("plain", "prompt", negative="empty", cfg=7.5),
+        {"key": "npi", "type": "InvertEditNegativePromptInversion",
+         "inputs": {"inversion": ("invert", 0), "positive": ("prompt", 0)}},
+        {"key": "apply_npi", "type": "InvertEditApplyInversion", "inputs": {"model": ("model", "MODEL"), "inversion": ("npi", 0)}},
+        _ksampler_advanced("sample_npi", "prompt", model="apply_npi", negative="empty", cfg=7.5),
+        {"key": "direct", "type": "InvertEditDirectInversion", "inputs": {"inversion": ("invert", 0)}},
+        {"key": "apply_direct", "type": "InvertEditApplyInversion",
+         "inputs": {"model": ("model", "MODEL"), "inversion": ("direct", 0)}},
+        _ksampler_advanced("sample_direct", "prompt", model="apply_direct", negative="empty", cfg=7.5),
+    ]
+    nodes += _decode_and_save("plain", "plain", "invertedit/cfg7.5_ddim", "DDIM inversion at cfg 7.5 (drifts)")
+    nodes += _decode_and_save("npi", "sample_npi", "invertedit/cfg7.5_negative_prompt", "Negative-prompt inversion, cfg 7.5")
+    nodes += _decode_and_save("direct", "sample_direct", "invertedit/cfg7.5_direct", "Direct inversion, cfg 7.5 (exact)")
+    return {"nodes": nodes + _vae_roundtrip()}
 
 
 def ddim_invert_edit() -> dict:
@@ -144,6 +183,7 @@ def ddim_invert_custom_sampler() -> dict:
 WORKFLOWS = {
     "ddim_invert_edit": ddim_invert_edit,
     "load_inversion_edit": load_inversion_edit,
+    "inversion_under_guidance": inversion_under_guidance,
     "ddim_invert_custom_sampler": ddim_invert_custom_sampler,
 }
 
