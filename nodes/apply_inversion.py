@@ -33,7 +33,7 @@ _EXACT = ("sample_euler",)   # the host's ddim and euler samplers: the inversion
 
 def sampler_name(sampler) -> str:
     fn = getattr(sampler, "sampler_function", None)
-    return getattr(fn, "__name__", type(sampler).__name__)
+    return getattr(fn, "__name__", type(fn if fn is not None else sampler).__name__)
 
 
 def check_run(inversion: Inversion, model, noise: torch.Tensor, latent: torch.Tensor, sampler,
@@ -52,15 +52,19 @@ def check_run(inversion: Inversion, model, noise: torch.Tensor, latent: torch.Te
         logging.warning("%s: the model's weight patches (LoRA) differ from those the inversion was made with; "
                         "the reconstruction will not be exact.", node)
     name = sampler_name(sampler)
-    if any(s in name for s in _STOCHASTIC):
+    if inversion.method == "edict" or name == "EdictSampling":
+        if name != "EdictSampling" or inversion.method != "edict":
+            raise NodeInputError(node, "an EDICT inversion is sampled with the EDICT Sampler node (SamplerCustomAdvanced), "
+                                       "and the EDICT Sampler only with an EDICT inversion.")
+    elif any(s in name for s in _STOCHASTIC):
         raise NodeInputError(node, (
             f"sampler '{name.removeprefix('sample_')}' adds fresh noise at every step and cannot retrace an inversion; "
             f"use ddim or euler (or another deterministic sampler)."))
-    if name not in _EXACT and inversion.method == "direct":
+    elif name not in _EXACT and inversion.method == "direct":
         raise NodeInputError(node, (
             f"a Direct Inversion keeps the source on its trajectory only with the ddim or euler sampler; "
             f"sampler '{name.removeprefix('sample_')}' steps differently."))
-    if name not in _EXACT:
+    elif name not in _EXACT:
         logging.info("%s: sampler '%s' is deterministic but steps differently from DDIM; reconstruction is approximate "
                      "(ddim or euler retrace the inversion).", node, name)
     if torch.count_nonzero(noise) > 0:

@@ -54,9 +54,9 @@ class DDIMInvert(io.ComfyNode):
         return io.NodeOutput(inversion, {"samples": inversion.latent}, inversion.sampling_sigmas)
 
 
-def invert(model, samples: torch.Tensor, positive, steps: int, scheduler: str, start_at_step: int,
-           cfg: float = 1.0, negative=None, node: str = NAME) -> Inversion:
-    """DDIM-invert a LATENT tensor with the host's model; the shared core of the inversion nodes."""
+def check_invert_inputs(model, samples: torch.Tensor, steps: int, start_at_step: int, cfg: float, negative,
+                        node: str) -> None:
+    """The checks every inversion node makes on its inputs, with messages naming the node."""
     check_model_family(model, node)
     if start_at_step >= steps:
         raise NodeInputError(node, f"start_at_step ({start_at_step}) must be smaller than steps ({steps}).")
@@ -65,6 +65,16 @@ def invert(model, samples: torch.Tensor, positive, steps: int, scheduler: str, s
     if samples.ndim != 4:
         raise NodeInputError(node, f"input 'latent' has shape {tuple(samples.shape)}; an image latent [batch, channels, height, width] is needed.")
 
+
+def inversion_fingerprint(model, positive) -> dict:
+    return {**{f"model.{k}": v for k, v in model_fingerprint(model).items()},
+            "positive": conditioning_fingerprint(positive)}
+
+
+def invert(model, samples: torch.Tensor, positive, steps: int, scheduler: str, start_at_step: int,
+           cfg: float = 1.0, negative=None, node: str = NAME) -> Inversion:
+    """DDIM-invert a LATENT tensor with the host's model; the shared core of the inversion nodes."""
+    check_invert_inputs(model, samples, steps, start_at_step, cfg, negative, node)
     sigmas = schedule(model, scheduler, steps)
     ascending = sigmas[start_at_step:].flip(0)
     if float(ascending[0]) != 0.0:
@@ -84,8 +94,7 @@ def invert(model, samples: torch.Tensor, positive, steps: int, scheduler: str, s
         trajectory=trajectory,
         latent=out,
         settings={"steps": steps, "scheduler": scheduler, "cfg": cfg, "start_at_step": start_at_step},
-        fingerprint={**{f"model.{k}": v for k, v in model_fingerprint(model).items()},
-                     "positive": conditioning_fingerprint(positive)},
+        fingerprint=inversion_fingerprint(model, positive),
     )
 
 

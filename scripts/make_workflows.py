@@ -180,10 +180,47 @@ def ddim_invert_custom_sampler() -> dict:
     ] + _vae_roundtrip()}
 
 
+def edict_exact_inversion() -> dict:
+    intro = (
+        "# Exact inversion with EDICT, then an edit\n\n"
+        "**EDICT Invert** (Wallace et al.; paper defaults: cfg 3, mixing 0.93, 50 steps, strength 0.8 = start at "
+        "step 10) runs two coupled latent sequences backwards. The stock **SamplerCustomAdvanced** with "
+        "**DisableNoise**, a **CFGGuider** at the same cfg, the **EDICT Sampler** and EDICT Invert's **SIGMAS** "
+        "brings the image back exactly (source prompt) or edits it (target prompt). Two UNet calls a step.")
+    nodes = [n for n in _inversion_nodes(intro) if n["key"] not in ("invert", "apply")]
+    nodes += [
+        {"key": "empty", "type": "CLIPTextEncode", "widgets": {"text": ""}, "inputs": {"clip": ("model", "CLIP")},
+         "title": "Negative prompt (empty)"},
+        {"key": "target", "type": "CLIPTextEncode", "widgets": {"text": TARGET_PROMPT},
+         "inputs": {"clip": ("model", "CLIP")}, "title": "Target prompt"},
+        {"key": "invert", "type": "InvertEditEDICTInvert",
+         "widgets": {"steps": STEPS, "scheduler": "ddim_uniform", "start_at_step": 10, "cfg": 3.0, "mixing": 0.93},
+         "inputs": {"model": ("model", "MODEL"), "latent": ("encode", "LATENT"), "positive": ("prompt", 0),
+                    "negative": ("empty", 0)}},
+        {"key": "apply", "type": "InvertEditApplyInversion",
+         "inputs": {"model": ("model", "MODEL"), "inversion": ("invert", 0)}},
+        {"key": "sampler", "type": "InvertEditEDICTSampler", "inputs": {"inversion": ("invert", 0)}},
+        {"key": "noise", "type": "DisableNoise"},
+    ]
+    for key, prompt, prefix, title in (("rec", "prompt", "invertedit/edict_reconstruction", "EDICT reconstruction (exact)"),
+                                       ("edit", "target", "invertedit/edict_edit", "EDICT edit (target prompt)")):
+        nodes += [
+            {"key": f"guider_{key}", "type": "CFGGuider", "widgets": {"cfg": 3.0},
+             "inputs": {"model": ("apply", "MODEL"), "positive": (prompt, 0), "negative": ("empty", 0)}},
+            {"key": f"sample_{key}", "type": "SamplerCustomAdvanced",
+             "inputs": {"noise": ("noise", "NOISE"), "guider": (f"guider_{key}", "GUIDER"),
+                        "sampler": ("sampler", "SAMPLER"), "sigmas": ("invert", "SIGMAS"),
+                        "latent_image": ("invert", "LATENT")}},
+        ]
+        nodes += _decode_and_save(key, f"sample_{key}", prefix, title)
+    return {"nodes": nodes + _vae_roundtrip()}
+
+
 WORKFLOWS = {
     "ddim_invert_edit": ddim_invert_edit,
     "load_inversion_edit": load_inversion_edit,
     "inversion_under_guidance": inversion_under_guidance,
+    "edict_exact_inversion": edict_exact_inversion,
     "ddim_invert_custom_sampler": ddim_invert_custom_sampler,
 }
 
