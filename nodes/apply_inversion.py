@@ -5,7 +5,8 @@ the model refuses, with a message saying what would work, a run that cannot reco
 another model, another schedule (steps, scheduler, start step), another latent size, noise
 added to the inverted latent, or a stochastic (ancestral/SDE) sampler. Inversion methods
 apply their clues from here: a negative-prompt inversion's source prompt as the negative
-conditioning, a direct inversion's trajectory correction of the source rows.
+conditioning, a null-text inversion's per-step null embeddings in the unconditional rows, a
+direct inversion's trajectory correction of the source rows.
 """
 from __future__ import annotations
 
@@ -114,6 +115,33 @@ class DirectCorrection:
         return out
 
 
+class NullTextSwap:
+    """APPLY_MODEL wrapper of a null-text inversion: the unconditional rows' context becomes the
+    embedding optimised for the current step (rows found by ``cond_or_uncond``, never by position)."""
+
+    def __init__(self, inversion: Inversion):
+        self.inversion = inversion
+
+    def __call__(self, executor, x, t, c_concat, c_crossattn, control, transformer_options, **kwargs):
+        chunks = transformer_options.get("cond_or_uncond", [])
+        inv = self.inversion
+        if 1 in chunks and c_crossattn is not None:
+            j = inv.step_at(t[0]) - inv.start_step
+            nulls = inv.clues["null_text"]
+            if 0 <= j < len(nulls):
+                emb = nulls[j].to(device=c_crossattn.device, dtype=c_crossattn.dtype)
+                if emb.shape[1:] != c_crossattn.shape[1:]:
+                    raise NodeInputError(NAME, f"the negative prompt's embedding is {tuple(c_crossattn.shape[1:])}, the "
+                                               f"optimised null text {tuple(emb.shape[1:])}: sample with the negative "
+                                               f"prompt Null-Text Optimize used.")
+                rows = x.shape[0] // len(chunks)
+                c_crossattn = c_crossattn.clone()
+                for k, kind in enumerate(chunks):
+                    if kind == 1:
+                        c_crossattn[k * rows:(k + 1) * rows] = emb.expand(rows, -1, -1)
+        return executor(x, t, c_concat, c_crossattn, control, transformer_options, **kwargs)
+
+
 class ApplyInversion(io.ComfyNode):
     @classmethod
     def define_schema(cls) -> io.Schema:
@@ -138,6 +166,8 @@ class ApplyInversion(io.ComfyNode):
         m.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.OUTER_SAMPLE, WRAPPER_KEY, InversionGuard(inversion))
         if inversion.method == "direct":
             m.set_model_sampler_post_cfg_function(DirectCorrection(inversion))
+        if inversion.method == "null-text":
+            m.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.APPLY_MODEL, WRAPPER_KEY, NullTextSwap(inversion))
         return io.NodeOutput(m)
 
 

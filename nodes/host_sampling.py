@@ -10,7 +10,9 @@ from __future__ import annotations
 from typing import Callable, Optional
 
 import comfy.model_management
+import comfy.model_patcher
 import comfy.model_sampling
+import comfy.patcher_extension
 import comfy.sample
 import comfy.samplers
 import comfy.utils
@@ -18,8 +20,8 @@ import torch
 from comfy.ldm.modules.diffusionmodules.openaimodel import UNetModel
 from comfy.model_patcher import ModelPatcher
 
-# loop(denoise, x, sigmas, step_callback) -> final x
-Loop = Callable[[Callable, torch.Tensor, torch.Tensor, Callable], torch.Tensor]
+# loop(denoise, x, sigmas, step_callback) -> final x, with denoise a HostDenoiser
+Loop = Callable[["HostDenoiser", torch.Tensor, torch.Tensor, Callable], torch.Tensor]
 
 
 
@@ -50,6 +52,47 @@ def schedule(model: ModelPatcher, scheduler: str, steps: int) -> torch.Tensor:
     return comfy.samplers.calculate_sigmas(model.get_model_object("model_sampling"), scheduler, steps).float().cpu()
 
 
+class _ContextSwap:
+    """APPLY_MODEL wrapper: every row's cross-attention context becomes ``context``."""
+
+    def __init__(self, context: torch.Tensor):
+        self.context = context
+
+    def __call__(self, executor, x, t, c_concat, c_crossattn, control, transformer_options, **kwargs):
+        if c_crossattn is not None and c_crossattn.shape[1:] != self.context.shape[1:]:
+            raise ValueError(f"the prompt's embedding is {tuple(c_crossattn.shape[1:])}, the optimised one "
+                             f"{tuple(self.context.shape[1:])}: use a prompt of the same token length")
+        context = self.context.to(device=x.device, dtype=c_crossattn.dtype if c_crossattn is not None else x.dtype)
+        return executor(x, t, c_concat, context.expand(x.shape[0], -1, -1), control, transformer_options, **kwargs)
+
+
+class HostDenoiser:
+    """The host's model inside a sampling run, as the pure loops see it.
+
+    Called as ``denoise(x, sigma)`` it is the guided prediction (CFG and every patch).
+    ``part("positive" | "negative", x, sigma, context=None)`` is one side of it alone, through
+    the host's ``calc_cond_batch`` (areas, ControlNet, SDXL's pooled conditioning all apply);
+    with ``context`` the cross-attention embedding is replaced, differentiably."""
+
+    def __init__(self, model_k, extra_args: dict):
+        self.model_k = model_k
+        self.extra_args = extra_args
+
+    def __call__(self, x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+        return self.model_k(x, sigma, **self.extra_args)
+
+    def part(self, which: str, x: torch.Tensor, sigma: torch.Tensor, context: Optional[torch.Tensor] = None) -> torch.Tensor:
+        guider = self.model_k.inner_model
+        options = self.extra_args.get("model_options", {})
+        if context is not None:
+            options = comfy.model_patcher.create_model_options_clone(options)
+            comfy.patcher_extension.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.APPLY_MODEL,
+                                                         "invertedit_context", _ContextSwap(context), options,
+                                                         is_model_options=True)
+        sigma = sigma.reshape(-1).expand(x.shape[0]) if sigma.numel() == 1 else sigma
+        return comfy.samplers.calc_cond_batch(guider.inner_model, [guider.conds[which]], x, sigma, options)[0]
+
+
 def run_loop(
     model: ModelPatcher,
     positive: list,
@@ -70,12 +113,7 @@ def run_loop(
         pbar.update_absolute(i + 1, total)
 
     def sampler_function(model_k, x, sigmas, extra_args=None, callback=None, disable=None):
-        extra_args = extra_args or {}
-
-        def denoise(x_in: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
-            return model_k(x_in, sigma, **extra_args)
-
-        return loop(denoise, x, sigmas, step_callback)
+        return loop(HostDenoiser(model_k, extra_args or {}), x, sigmas, step_callback)
 
     guider = comfy.samplers.CFGGuider(model)
     conds = {"positive": positive}

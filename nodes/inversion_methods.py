@@ -21,7 +21,7 @@ from .host_sampling import NodeInputError
 from .sockets import Inversion as InversionSocket
 
 
-def _require_ddim(inversion, node: str) -> None:
+def require_ddim(inversion, node: str) -> None:
     if inversion.method != "ddim":
         raise NodeInputError(node, f"input 'inversion' is a {inversion.method} inversion; connect the INVERSION "
                                    f"output of DDIM Invert (or a loaded DDIM inversion).")
@@ -57,7 +57,7 @@ class NegativePromptInversion(io.ComfyNode):
 
     @classmethod
     def execute(cls, inversion, positive) -> io.NodeOutput:
-        _require_ddim(inversion, cls.NAME)
+        require_ddim(inversion, cls.NAME)
         if conditioning_fingerprint(positive) != inversion.fingerprint.get("positive"):
             raise NodeInputError(cls.NAME, "input 'positive' is not the source prompt the inversion was made with; "
                                            "connect the same CONDITIONING that DDIM Invert got.")
@@ -87,7 +87,7 @@ class DirectInversion(io.ComfyNode):
 
     @classmethod
     def execute(cls, inversion) -> io.NodeOutput:
-        _require_ddim(inversion, cls.NAME)
+        require_ddim(inversion, cls.NAME)
         return io.NodeOutput(dataclasses.replace(inversion, method="direct"))
 
 

@@ -180,6 +180,36 @@ def ddim_invert_custom_sampler() -> dict:
     ] + _vae_roundtrip()}
 
 
+def null_text_inversion_edit() -> dict:
+    intro = (
+        "# Null-text inversion, then an edit at cfg 7.5\n\n"
+        "**DDIM Invert** (cfg 1) and **Null-Text Optimize** (Mokady et al.; paper defaults: cfg 7.5, 10 Adam steps "
+        "per timestep, lr 0.01, early stop) learn one null-text embedding per step. Through **Apply Inversion** the "
+        "stock **KSampler (Advanced)** at cfg 7.5 with the same empty negative prompt then reconstructs the image "
+        "(source prompt) or edits it (target prompt). **Save Inversion** keeps the optimised embeddings: optimise "
+        "once, edit many times.")
+    nodes = _inversion_nodes(intro)
+    nodes += [
+        {"key": "empty", "type": "CLIPTextEncode", "widgets": {"text": ""}, "inputs": {"clip": ("model", "CLIP")},
+         "title": "Negative prompt (empty)"},
+        {"key": "target", "type": "CLIPTextEncode", "widgets": {"text": TARGET_PROMPT},
+         "inputs": {"clip": ("model", "CLIP")}, "title": "Target prompt"},
+        {"key": "null_text", "type": "InvertEditNullTextOptimize",
+         "widgets": {"cfg": 7.5, "inner_steps": 10, "learning_rate": 0.01, "early_stop": True},
+         "inputs": {"model": ("model", "MODEL"), "inversion": ("invert", 0), "positive": ("prompt", 0),
+                    "negative": ("empty", 0)}},
+        {"key": "apply_nt", "type": "InvertEditApplyInversion",
+         "inputs": {"model": ("model", "MODEL"), "inversion": ("null_text", 0)}},
+        _ksampler_advanced("sample", "prompt", model="apply_nt", negative="empty", cfg=7.5),
+        _ksampler_advanced("edit", "target", model="apply_nt", negative="empty", cfg=7.5),
+        {"key": "save_inversion", "type": "InvertEditSaveInversion", "widgets": {"filename_prefix": "inversions/null_text"},
+         "inputs": {"inversion": ("null_text", 0)}},
+    ]
+    nodes += _decode_and_save("rec", "sample", "invertedit/null_text_reconstruction", "Null-text reconstruction, cfg 7.5")
+    nodes += _decode_and_save("edit", "edit", "invertedit/null_text_edit", "Null-text edit (target prompt), cfg 7.5")
+    return {"nodes": [n for n in nodes if n["key"] != "apply"] + _vae_roundtrip()}
+
+
 def edict_exact_inversion() -> dict:
     intro = (
         "# Exact inversion with EDICT, then an edit\n\n"
@@ -221,6 +251,7 @@ WORKFLOWS = {
     "load_inversion_edit": load_inversion_edit,
     "inversion_under_guidance": inversion_under_guidance,
     "edict_exact_inversion": edict_exact_inversion,
+    "null_text_inversion_edit": null_text_inversion_edit,
     "ddim_invert_custom_sampler": ddim_invert_custom_sampler,
 }
 
