@@ -30,6 +30,9 @@ WRAPPER_KEY = "invertedit_inversion"
 # Samplers that add fresh noise at every step: they cannot retrace a deterministic inversion.
 _STOCHASTIC = ("ancestral", "sde", "ddpm", "lcm", "seeds", "sa_solver", "restart")
 _EXACT = ("sample_euler",)   # the host's ddim and euler samplers: the inversion's own step
+# Inversions that need the pack's own sampler: method -> (sampler function class, node name).
+_OWN_SAMPLERS = {"edict": ("EdictSampling", "the EDICT Sampler node"),
+                 "edit-friendly": ("EditFriendlySampling", "the Edit-Friendly DDPM Sampler node")}
 
 
 def sampler_name(sampler) -> str:
@@ -53,10 +56,12 @@ def check_run(inversion: Inversion, model, noise: torch.Tensor, latent: torch.Te
         logging.warning("%s: the model's weight patches (LoRA) differ from those the inversion was made with; "
                         "the reconstruction will not be exact.", node)
     name = sampler_name(sampler)
-    if inversion.method == "edict" or name == "EdictSampling":
-        if name != "EdictSampling" or inversion.method != "edict":
-            raise NodeInputError(node, "an EDICT inversion is sampled with the EDICT Sampler node (SamplerCustomAdvanced), "
-                                       "and the EDICT Sampler only with an EDICT inversion.")
+    own = _OWN_SAMPLERS.get(inversion.method)
+    if own is not None or name in {s for s, _ in _OWN_SAMPLERS.values()}:
+        if own is None or name != own[0]:
+            wanted = own[1] if own is not None else "the inversion's own sampler"
+            raise NodeInputError(node, f"'{inversion.method}' inversions are sampled with {wanted} in "
+                                       f"SamplerCustomAdvanced, and each pack sampler only with its own inversion.")
     elif any(s in name for s in _STOCHASTIC):
         raise NodeInputError(node, (
             f"sampler '{name.removeprefix('sample_')}' adds fresh noise at every step and cannot retrace an inversion; "

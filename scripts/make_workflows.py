@@ -246,12 +246,51 @@ def edict_exact_inversion() -> dict:
     return {"nodes": nodes + _vae_roundtrip()}
 
 
+def ddpm_edit_friendly() -> dict:
+    intro = (
+        "# Edit-friendly DDPM inversion, then an edit\n\n"
+        "**Edit-Friendly DDPM Invert** (Huberman-Spiegelglas et al.; paper defaults: 100 steps, skip 36, source "
+        "cfg 3.5) stores one noise map per step. The stock **SamplerCustomAdvanced** with **DisableNoise**, the "
+        "**Edit-Friendly DDPM Sampler** and the inversion's **SIGMAS** gives the image back exactly with the source "
+        "prompt at cfg 3.5, and edits it with the target prompt at cfg 15 (paper) while the noise maps keep its "
+        "structure.")
+    nodes = [n for n in _inversion_nodes(intro) if n["key"] not in ("invert", "apply")]
+    nodes += [
+        {"key": "empty", "type": "CLIPTextEncode", "widgets": {"text": ""}, "inputs": {"clip": ("model", "CLIP")},
+         "title": "Negative prompt (empty)"},
+        {"key": "target", "type": "CLIPTextEncode", "widgets": {"text": TARGET_PROMPT},
+         "inputs": {"clip": ("model", "CLIP")}, "title": "Target prompt"},
+        {"key": "invert", "type": "InvertEditDDPMInvert",
+         "widgets": {"steps": 100, "scheduler": "ddim_uniform", "start_at_step": 36, "cfg": 3.5, "seed": 0},
+         "inputs": {"model": ("model", "MODEL"), "latent": ("encode", "LATENT"), "positive": ("prompt", 0),
+                    "negative": ("empty", 0)}},
+        {"key": "apply", "type": "InvertEditApplyInversion",
+         "inputs": {"model": ("model", "MODEL"), "inversion": ("invert", 0)}},
+        {"key": "sampler", "type": "InvertEditDDPMSampler", "inputs": {"inversion": ("invert", 0)}},
+        {"key": "noise", "type": "DisableNoise"},
+    ]
+    for key, prompt, cfg, prefix, title in (
+            ("rec", "prompt", 3.5, "invertedit/ddpm_reconstruction", "Reconstruction (source prompt, cfg 3.5): exact"),
+            ("edit", "target", 15.0, "invertedit/ddpm_edit", "Edit (target prompt, cfg 15)")):
+        nodes += [
+            {"key": f"guider_{key}", "type": "CFGGuider", "widgets": {"cfg": cfg},
+             "inputs": {"model": ("apply", "MODEL"), "positive": (prompt, 0), "negative": ("empty", 0)}},
+            {"key": f"sample_{key}", "type": "SamplerCustomAdvanced",
+             "inputs": {"noise": ("noise", "NOISE"), "guider": (f"guider_{key}", "GUIDER"),
+                        "sampler": ("sampler", "SAMPLER"), "sigmas": ("invert", "SIGMAS"),
+                        "latent_image": ("invert", "LATENT")}},
+        ]
+        nodes += _decode_and_save(key, f"sample_{key}", prefix, title)
+    return {"nodes": nodes + _vae_roundtrip()}
+
+
 WORKFLOWS = {
     "ddim_invert_edit": ddim_invert_edit,
     "load_inversion_edit": load_inversion_edit,
     "inversion_under_guidance": inversion_under_guidance,
     "edict_exact_inversion": edict_exact_inversion,
     "null_text_inversion_edit": null_text_inversion_edit,
+    "ddpm_edit_friendly": ddpm_edit_friendly,
     "ddim_invert_custom_sampler": ddim_invert_custom_sampler,
 }
 

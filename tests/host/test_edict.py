@@ -61,7 +61,7 @@ def test_edict_refusals(host, tiny):
     with pytest.raises(ValueError, match="EDICT Sampler: input 'inversion' is a ddim inversion"):
         call(host, "InvertEditEDICTSampler", inversion=ddim_inv)
     guarded = call(host, "InvertEditApplyInversion", model=model, inversion=inv)[0]
-    with pytest.raises(ValueError, match="Apply Inversion: an EDICT inversion is sampled with the EDICT Sampler"):
+    with pytest.raises(ValueError, match="Apply Inversion: 'edict' inversions are sampled with the EDICT Sampler node"):
         custom_sample(host, guarded, pos, neg, 7.5, call(host, "KSamplerSelect", sampler_name="ddim")[0], sigmas, lat)
     sampler = call(host, "InvertEditEDICTSampler", inversion=inv)[0]
     with pytest.raises(ValueError, match="EDICT Sampler: the run starts at step 2"):
