@@ -1,0 +1,37 @@
+"""Prompt-to-Prompt (Hertz et al., "Prompt-to-Prompt Image Editing with Cross-Attention
+Control", 2023): the target branch borrows the source branch's attention maps, so the layout
+(where each word is drawn, which pixels attend to which) stays while the words change.
+
+A policy decides, per attention call, whether the target row's maps are the source row's:
+cross-attention maps for the first ``cross`` fraction of the steps, self-attention maps for
+the first ``self_`` fraction, self-attention only in layers of at most ``self_max_tokens``
+tokens (the paper: 16x16), as the paper's defaults do (cross 0.8, self 0.4). The target
+keeps its own values: in cross-attention those carry the new words.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from .maps import attend, attention_probs
+
+
+@dataclass(frozen=True)
+class ReplaceSchedule:
+    cross: float = 0.8          # fraction of the steps whose cross-attention maps are injected
+    self_: float = 0.4          # fraction of the steps whose self-attention maps are injected
+    self_max_tokens: int = 256  # self-attention maps larger than this are left alone (16 x 16)
+
+    def injects(self, kind: str, step: int, steps: int, tokens: int) -> bool:
+        """Whether the target takes the source's maps in this call (``kind``: "cross" or "self")."""
+        if kind == "cross":
+            return step < self.cross * steps
+        return step < self.self_ * steps and tokens <= self.self_max_tokens
+
+
+def replace_target(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, heads: int) -> torch.Tensor:
+    """Attention output of a (source, target) row pair where the target uses the source's maps
+    with its own values. Rows ``[0]`` source, ``[1]`` target; returns the target's output row."""
+    probs = attention_probs(q[:1], k[:1], heads)
+    return attend(probs, v[1:2])

@@ -1,0 +1,145 @@
+"""Attention Inject: Prompt-to-Prompt on a source/target pair (math in ``attention/``).
+
+The node encodes the source and target prompts with the CLIP (token counts come from the
+host's tokenizer), returns them as one batch-2 CONDITIONING (row 0 source, row 1 target) and
+the LATENT pair, and patches every transformer block of the UNet (found from the model, so
+SD1.x, SD2.x and SDXL layouts all work) so that, in the conditional rows of each pair, the
+target takes the source's attention maps on the scheduled steps. Source and target run in
+one sampler call; maps exist only inside the attention call that uses them.
+"""
+from __future__ import annotations
+
+import torch
+from comfy.ldm.modules.attention import SpatialTransformer, optimized_attention
+from comfy_api.latest import io
+
+from ..attention.prompt_to_prompt import ReplaceSchedule, replace_target
+from .host_sampling import NodeInputError, check_model_family
+
+NAME = "Attention Inject"
+END_TOKEN = 49407  # CLIP's end-of-text token (every SD text encoder uses the CLIP vocabulary)
+
+
+def transformer_blocks(model) -> list[tuple[str, int]]:
+    """The (block, number) keys of the UNet blocks holding a SpatialTransformer, as the host
+    names them in ``transformer_options["block"]``."""
+    unet = model.model.diffusion_model
+    keys = []
+    for name, blocks in (("input", unet.input_blocks), ("output", unet.output_blocks)):
+        for i, block in enumerate(blocks):
+            if any(isinstance(m, SpatialTransformer) for m in block):
+                keys.append((name, i))
+    if any(isinstance(m, SpatialTransformer) for m in unet.middle_block):
+        keys.append(("middle", 0))
+    return keys
+
+
+def token_count(clip, text: str) -> int:
+    """Words' tokens in a prompt (without start, end and padding), by the CLIP's own tokenizer."""
+    tokens = clip.tokenize(text)
+    chunks = next(iter(tokens.values()))
+    if len(chunks) > 1:
+        raise NodeInputError(NAME, f"the prompt '{text[:40]}...' is longer than one 77-token chunk; use at most 75 tokens.")
+    ids = [t[0] for t in chunks[0]]
+    return ids.index(END_TOKEN, 1) - 1 if END_TOKEN in ids[1:] else len(ids) - 1
+
+
+def encode_pair(clip, source: str, target: str) -> list:
+    """One CONDITIONING of batch 2: row 0 the source prompt, row 1 the target."""
+    conds = []
+    for text in (source, target):
+        conds.append(clip.encode_from_tokens_scheduled(clip.tokenize(text))[0])
+    emb = torch.cat([conds[0][0], conds[1][0]])
+    extra = {}
+    if conds[0][1].get("pooled_output") is not None:
+        extra["pooled_output"] = torch.cat([conds[0][1]["pooled_output"], conds[1][1]["pooled_output"]])
+    return [[emb, extra]]
+
+
+def sampling_step(extra_options: dict) -> tuple[int, int]:
+    """(step index, number of steps) of the running sampler, from the host's transformer options."""
+    run = extra_options["sample_sigmas"]
+    sigma = extra_options["sigmas"].reshape(-1)[0]
+    hits = torch.nonzero(torch.isclose(run.float(), sigma.float(), rtol=1e-4, atol=1e-6)).flatten()
+    return (int(hits[0]) if len(hits) else len(run) - 1), len(run) - 1
+
+
+class PromptToPromptPatch:
+    """attn1/attn2 replace patch: in the conditional chunk, row pair (source, target), the target
+    takes the source's maps when the schedule says so; everything else is plain attention."""
+
+    def __init__(self, schedule: ReplaceSchedule, kind: str):
+        self.schedule, self.kind = schedule, kind
+
+    def __call__(self, q, k, v, extra_options):
+        heads = extra_options["n_heads"]
+        out = optimized_attention(q, k, v, heads)
+        chunks = extra_options.get("cond_or_uncond", [0])
+        rows = q.shape[0] // len(chunks)
+        if rows != 2:
+            raise NodeInputError(NAME, f"the sampler runs a batch of {rows}; sample the LATENT pair and the CONDITIONING "
+                                       f"pair from this node (row 0 source, row 1 target).")
+        step, steps = sampling_step(extra_options)
+        if not self.schedule.injects(self.kind, step, steps, q.shape[1]):
+            return out
+        out = out.clone()
+        for c, kind in enumerate(chunks):
+            if kind == 0:   # conditional rows: the paper edits these only
+                s = c * rows
+                out[s + 1] = replace_target(q[s:s + 2], k[s:s + 2], v[s:s + 2], heads)[0].to(out.dtype)
+        return out
+
+
+class AttentionInject(io.ComfyNode):
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
+            node_id="InvertEditAttentionInject",
+            display_name=NAME,
+            category="InvertEdit/attention",
+            description=("Prompt-to-Prompt (Hertz et al.): the target prompt's branch takes the source branch's attention "
+                         "maps, so the image keeps its layout while the words change. Outputs the patched MODEL, the "
+                         "source/target CONDITIONING pair and the LATENT pair for one sampler run; combine with an "
+                         "inversion (Direct Inversion keeps the source row exact)."),
+            inputs=[
+                io.Model.Input("model", tooltip="The model to sample with (patches on it are kept)."),
+                io.Clip.Input("clip", tooltip="Its text encoder: both prompts are encoded and their tokens compared."),
+                io.Latent.Input("latent", tooltip="The inverted latent (e.g. DDIM Invert's LATENT); it is paired."),
+                io.String.Input("source_prompt", multiline=True, default="a red circle on a blue background",
+                                tooltip="The prompt the image was inverted with."),
+                io.String.Input("target_prompt", multiline=True, default="a red square on a blue background",
+                                tooltip="The edited prompt: words swapped, same token count (replace)."),
+                io.Combo.Input("mode", options=["replace"], default="replace",
+                               tooltip="replace: word swap with the same token count (the paper's AttentionReplace)."),
+                io.Float.Input("cross_replace", default=0.8, min=0.0, max=1.0, step=0.05,
+                               tooltip="Fraction of the steps whose cross-attention maps are injected (paper: 0.4-0.8)."),
+                io.Float.Input("self_replace", default=0.4, min=0.0, max=1.0, step=0.05,
+                               tooltip="Fraction of the steps whose self-attention maps (layers of at most 16x16 tokens) "
+                                       "are injected (paper: 0.4-0.6)."),
+            ],
+            outputs=[
+                io.Model.Output(tooltip="A clone of the model with the attention patches."),
+                io.Conditioning.Output(display_name="positive", tooltip="Source and target prompts as one batch of 2."),
+                io.Latent.Output(display_name="latent", tooltip="The latent twice: row 0 source, row 1 target."),
+            ],
+        )
+
+    @classmethod
+    def execute(cls, model, clip, latent, source_prompt, target_prompt, mode, cross_replace, self_replace) -> io.NodeOutput:
+        check_model_family(model, NAME)
+        n_src, n_tgt = token_count(clip, source_prompt), token_count(clip, target_prompt)
+        if n_src != n_tgt:
+            raise NodeInputError(NAME, f"mode 'replace' swaps words of the same token count, but the source prompt has "
+                                       f"{n_src} tokens and the target {n_tgt}; swap words one for one.")
+        samples = latent["samples"]
+        if samples.shape[0] != 1:
+            raise NodeInputError(NAME, f"input 'latent' has a batch of {samples.shape[0]}; connect one inverted image.")
+        schedule = ReplaceSchedule(cross=cross_replace, self_=self_replace)
+        m = model.clone()
+        for block, number in transformer_blocks(model):
+            m.set_model_attn1_replace(PromptToPromptPatch(schedule, "self"), block, number)
+            m.set_model_attn2_replace(PromptToPromptPatch(schedule, "cross"), block, number)
+        return io.NodeOutput(m, encode_pair(clip, source_prompt, target_prompt), {"samples": samples.repeat(2, 1, 1, 1)})
+
+
+NODES = [AttentionInject]

@@ -1,0 +1,91 @@
+"""Attention Inject (Prompt-to-Prompt replace) through the host's sampler on a source/target pair."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from headless.calls import call, encode, rel_err
+
+SOURCE = "a red circle on a blue background"
+TARGET = "a red square on a blue background"
+
+
+def source_latent(seed=0):
+    return {"samples": torch.randn(1, 4, 8, 8, generator=torch.Generator().manual_seed(seed)) * 5.0}
+
+
+def sample(host, model, latent, positive, negative, cfg=5.0, steps=10):
+    return call(host, "KSamplerAdvanced", model=model, add_noise="disable", noise_seed=0, steps=steps, cfg=cfg,
+                sampler_name="ddim", scheduler="ddim_uniform", positive=positive, negative=negative, latent_image=latent,
+                start_at_step=0, end_at_step=10000, return_with_leftover_noise="disable")[0]["samples"]
+
+
+def inject(host, model, clip, lat, source, target, cross=0.8, self_=0.4):
+    return call(host, "InvertEditAttentionInject", model=model, clip=clip, latent=lat, source_prompt=source,
+                target_prompt=target, mode="replace", cross_replace=cross, self_replace=self_)
+
+
+@pytest.mark.parametrize("family", ["sd1", "sd2-v", "sdxl"])
+def test_identical_prompts_give_identical_branches(host, tiny, family):
+    model, clip, _ = tiny(family)
+    inv, lat, _ = call(host, "InvertEditDDIMInvert", model=model, latent=source_latent(), positive=encode(host, clip, SOURCE),
+                       steps=10, scheduler="ddim_uniform", start_at_step=0, cfg=1.0)
+    m, pair, pair_lat = inject(host, model, clip, lat, SOURCE, SOURCE, cross=1.0, self_=1.0)
+    assert pair[0][0].shape[0] == 2 and pair_lat["samples"].shape[0] == 2
+    out = sample(host, m, pair_lat, pair, encode(host, clip, ""))
+    assert rel_err(out[1:], out[:1]) < 1e-5   # float precision (batched rows)
+
+
+@pytest.mark.parametrize("family", ["sd1", "sd2-v", "sdxl"])
+def test_target_rows_take_the_source_maps_inside_a_host_run(host, tiny, family):
+    maps = host.pack.attention.maps
+    model, clip, _ = tiny(family)
+    neg = encode(host, clip, "")
+    inv, lat, _ = call(host, "InvertEditDDIMInvert", model=model, latent=source_latent(), positive=encode(host, clip, SOURCE),
+                       steps=10, scheduler="ddim_uniform", start_at_step=0, cfg=1.0)
+    m, pair, pair_lat = inject(host, model, clip, lat, SOURCE, TARGET, cross=0.5, self_=0.3)
+    calls = []
+    replace = m.model_options["transformer_options"]["patches_replace"]
+    for kind in ("attn1", "attn2"):
+        for key, patch in list(replace[kind].items()):
+            def recorder(q, k, v, extra, patch=patch, kind=kind):
+                out = patch(q, k, v, extra)
+                calls.append((kind, extra["cond_or_uncond"], extra["n_heads"],
+                              *host.pack.nodes.attention_inject.sampling_step(extra), q, k, v, out))
+                return out
+            replace[kind][key] = recorder
+    sample(host, m, pair_lat, pair, neg)
+    checked = {"attn1": [0, 0], "attn2": [0, 0]}
+    for kind, chunks, n_heads, step, steps, q, k, v, out in calls:
+        c = chunks.index(0) * 2   # the conditional chunk's (source, target) rows
+        assert torch.allclose(out[c:c + 1], maps.attend(maps.attention_probs(q[c:c + 1], k[c:c + 1], n_heads), v[c:c + 1]),
+                              atol=1e-4)   # the source row is plain attention
+        injected = maps.attend(maps.attention_probs(q[c:c + 1], k[c:c + 1], n_heads), v[c + 1:c + 2])
+        plain = maps.attend(maps.attention_probs(q[c + 1:c + 2], k[c + 1:c + 2], n_heads), v[c + 1:c + 2])
+        window = step < (0.5 if kind == "attn2" else 0.3) * steps and (kind == "attn2" or q.shape[1] <= 256)
+        expected = injected if window else plain
+        assert torch.allclose(out[c + 1:c + 2], expected, atol=1e-4), (kind, step)
+        checked[kind][window] += 1
+    assert min(checked["attn1"] + checked["attn2"]) > 0, checked   # both kinds seen in and out of the window
+
+
+def test_input_model_untouched_and_stock_run_identical(host, tiny):
+    model, clip, _ = tiny("sd1")
+    pos, neg = encode(host, clip, SOURCE), encode(host, clip, "")
+    before = sample(host, model, source_latent(), pos, neg)
+    options = repr(model.model_options)
+    inject(host, model, clip, source_latent(), SOURCE, TARGET)
+    assert repr(model.model_options) == options
+    assert torch.equal(sample(host, model, source_latent(), pos, neg), before)
+
+
+def test_refusals(host, tiny):
+    model, clip, _ = tiny("sd1")
+    with pytest.raises(ValueError, match="Attention Inject: mode 'replace' .* source prompt has 7 tokens and the target 8"):
+        inject(host, model, clip, source_latent(), SOURCE, "a red fluffy square on a blue background")
+    m, pair, _ = inject(host, model, clip, source_latent(), SOURCE, TARGET)
+    with pytest.raises(ValueError, match="Attention Inject: the sampler runs a batch of 1"):
+        sample(host, m, source_latent(), encode(host, clip, SOURCE), encode(host, clip, ""))
+    flow = call(host, "ModelSamplingSD3", model=model, shift=3.0)[0]
+    with pytest.raises(ValueError, match="Attention Inject: input 'model'"):
+        inject(host, flow, clip, source_latent(), SOURCE, TARGET)

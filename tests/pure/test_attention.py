@@ -1,0 +1,36 @@
+import torch
+
+from invertedit.attention.maps import attend, attention_probs
+from invertedit.attention.prompt_to_prompt import ReplaceSchedule, replace_target
+
+
+def qkv(b=2, n=16, m=7, heads=4, d=8, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return (torch.randn(b, n, heads * d, generator=g), torch.randn(b, m, heads * d, generator=g),
+            torch.randn(b, m, heads * d, generator=g))
+
+
+def test_explicit_maps_match_fused_attention():
+    q, k, v = qkv()
+    heads, d = 4, 8
+    ref = torch.nn.functional.scaled_dot_product_attention(
+        *(t.reshape(2, -1, heads, d).transpose(1, 2) for t in (q, k, v))).transpose(1, 2).reshape(2, 16, heads * d)
+    probs = attention_probs(q, k, heads)
+    assert probs.shape == (2, 4, 16, 7) and torch.allclose(probs.sum(-1), torch.ones(2, 4, 16))
+    assert torch.allclose(attend(probs, v), ref, atol=1e-6)
+
+
+def test_replace_uses_source_maps_with_target_values():
+    q, k, v = qkv()
+    out = replace_target(q, k, v, 4)
+    assert torch.allclose(out, attend(attention_probs(q[:1], k[:1], 4), v[1:2]))
+    # identical rows: the replaced target equals plain attention
+    same = replace_target(q[:1].repeat(2, 1, 1), k[:1].repeat(2, 1, 1), v[:1].repeat(2, 1, 1), 4)
+    assert torch.allclose(same, attend(attention_probs(q[:1], k[:1], 4), v[:1]), atol=0)
+
+
+def test_schedule_follows_the_papers_defaults():
+    s = ReplaceSchedule()
+    assert [s.injects("cross", i, 50, 77) for i in (0, 39, 40)] == [True, True, False]
+    assert [s.injects("self", i, 50, 256) for i in (0, 19, 20)] == [True, True, False]
+    assert not s.injects("self", 0, 50, 1024)   # 32x32 self-attention maps are left alone
