@@ -135,8 +135,16 @@ class AttentionInject(io.ComfyNode):
         if samples.shape[0] != 1:
             raise NodeInputError(NAME, f"input 'latent' has a batch of {samples.shape[0]}; connect one inverted image.")
         schedule = ReplaceSchedule(cross=cross_replace, self_=self_replace)
+        blocks = transformer_blocks(model)
+        existing = model.model_options.get("transformer_options", {}).get("patches_replace", {})
+        taken = [(kind, key) for kind in ("attn1", "attn2") for key in existing.get(kind, {})
+                 if key[:2] in blocks or key in blocks]
+        if taken:
+            raise NodeInputError(NAME, f"the input MODEL already has attention replace patches ({taken[0][0]} of block "
+                                       f"{taken[0][1]}), from another node; they would be dropped. Apply Attention "
+                                       f"Inject to the model before that node's patch, or without it.")
         m = model.clone()
-        for block, number in transformer_blocks(model):
+        for block, number in blocks:
             m.set_model_attn1_replace(PromptToPromptPatch(schedule, "self"), block, number)
             m.set_model_attn2_replace(PromptToPromptPatch(schedule, "cross"), block, number)
         return io.NodeOutput(m, encode_pair(clip, source_prompt, target_prompt), {"samples": samples.repeat(2, 1, 1, 1)})

@@ -86,6 +86,8 @@ def test_refusals(host, tiny):
     m, pair, _ = inject(host, model, clip, source_latent(), SOURCE, TARGET)
     with pytest.raises(ValueError, match="Attention Inject: the sampler runs a batch of 1"):
         sample(host, m, source_latent(), encode(host, clip, SOURCE), encode(host, clip, ""))
+    with pytest.raises(ValueError, match="Attention Inject: the input MODEL already has attention replace patches"):
+        inject(host, m, clip, source_latent(), SOURCE, TARGET)        # patching twice would drop the first
     flow = call(host, "ModelSamplingSD3", model=model, shift=3.0)[0]
     with pytest.raises(ValueError, match="Attention Inject: input 'model'"):
         inject(host, flow, clip, source_latent(), SOURCE, TARGET)
