@@ -1,6 +1,8 @@
 """Prompt-to-Prompt (Hertz et al., "Prompt-to-Prompt Image Editing with Cross-Attention
 Control", 2023): the target branch borrows the source branch's attention maps, so the layout
 (where each word is drawn, which pixels attend to which) stays while the words change.
+Replace swaps words of equal token count (all maps from the source); refine adds or changes
+words (aligned tokens' maps from the source, new tokens' own).
 
 A policy decides, per attention call, whether the target row's maps are the source row's:
 cross-attention maps for the first ``cross`` fraction of the steps, self-attention maps for
@@ -14,6 +16,7 @@ from dataclasses import dataclass
 
 import torch
 
+from .align import refine_probs
 from .maps import attend, attention_probs
 
 
@@ -35,3 +38,11 @@ def replace_target(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, heads: int
     with its own values. Rows ``[0]`` source, ``[1]`` target; returns the target's output row."""
     probs = attention_probs(q[:1], k[:1], heads)
     return attend(probs, v[1:2])
+
+
+def refine_target(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, heads: int, mapper: torch.Tensor,
+                  alphas: torch.Tensor) -> torch.Tensor:
+    """Cross-attention output of the target row under refine: the maps of target tokens aligned
+    with source tokens come from the source (``attention/align.py``), new tokens keep theirs."""
+    probs = attention_probs(q[:2], k[:2], heads)
+    return attend(refine_probs(probs[:1], probs[1:2], mapper, alphas), v[1:2])

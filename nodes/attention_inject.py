@@ -13,7 +13,8 @@ import torch
 from comfy.ldm.modules.attention import SpatialTransformer, optimized_attention
 from comfy_api.latest import io
 
-from ..attention.prompt_to_prompt import ReplaceSchedule, replace_target
+from ..attention.align import refine_mapper
+from ..attention.prompt_to_prompt import ReplaceSchedule, refine_target, replace_target
 from .host_sampling import NodeInputError, check_model_family
 
 NAME = "Attention Inject"
@@ -34,14 +35,17 @@ def transformer_blocks(model) -> list[tuple[str, int]]:
     return keys
 
 
-def token_count(clip, text: str) -> int:
-    """Words' tokens in a prompt (without start, end and padding), by the CLIP's own tokenizer."""
+def prompt_tokens(clip, text: str) -> tuple[list[int], int]:
+    """(the prompt's token ids from the start token to the end token, the context length), by
+    the CLIP's own tokenizer (its first text encoder's: every SD encoder shares CLIP's vocabulary)."""
     tokens = clip.tokenize(text)
     chunks = next(iter(tokens.values()))
     if len(chunks) > 1:
         raise NodeInputError(NAME, f"the prompt '{text[:40]}...' is longer than one 77-token chunk; use at most 75 tokens.")
     ids = [t[0] for t in chunks[0]]
-    return ids.index(END_TOKEN, 1) - 1 if END_TOKEN in ids[1:] else len(ids) - 1
+    end = ids.index(END_TOKEN, 1) if END_TOKEN in ids[1:] else len(ids) - 1
+    return ids[:end + 1], len(ids)
+
 
 
 def encode_pair(clip, source: str, target: str) -> list:
@@ -68,8 +72,9 @@ class PromptToPromptPatch:
     """attn1/attn2 replace patch: in the conditional chunk, row pair (source, target), the target
     takes the source's maps when the schedule says so; everything else is plain attention."""
 
-    def __init__(self, schedule: ReplaceSchedule, kind: str):
+    def __init__(self, schedule: ReplaceSchedule, kind: str, mapper=None, alphas=None):
         self.schedule, self.kind = schedule, kind
+        self.mapper, self.alphas = mapper, alphas   # refine's token alignment (cross-attention only)
 
     def __call__(self, q, k, v, extra_options):
         heads = extra_options["n_heads"]
@@ -86,7 +91,11 @@ class PromptToPromptPatch:
         for c, kind in enumerate(chunks):
             if kind == 0:   # conditional rows: the paper edits these only
                 s = c * rows
-                out[s + 1] = replace_target(q[s:s + 2], k[s:s + 2], v[s:s + 2], heads)[0].to(out.dtype)
+                if self.mapper is not None and self.kind == "cross":
+                    edited = refine_target(q[s:s + 2], k[s:s + 2], v[s:s + 2], heads, self.mapper, self.alphas)
+                else:
+                    edited = replace_target(q[s:s + 2], k[s:s + 2], v[s:s + 2], heads)
+                out[s + 1] = edited[0].to(out.dtype)
         return out
 
 
@@ -109,8 +118,10 @@ class AttentionInject(io.ComfyNode):
                                 tooltip="The prompt the image was inverted with."),
                 io.String.Input("target_prompt", multiline=True, default="a red square on a blue background",
                                 tooltip="The edited prompt: words swapped, same token count (replace)."),
-                io.Combo.Input("mode", options=["replace"], default="replace",
-                               tooltip="replace: word swap with the same token count (the paper's AttentionReplace)."),
+                io.Combo.Input("mode", options=["replace", "refine"], default="replace",
+                               tooltip="replace: word swap with the same token count (the paper's AttentionReplace). "
+                                       "refine: words added or changed; tokens aligned between the prompts keep the "
+                                       "source's maps, new ones their own (AttentionRefine)."),
                 io.Float.Input("cross_replace", default=0.8, min=0.0, max=1.0, step=0.05,
                                tooltip="Fraction of the steps whose cross-attention maps are injected (paper: 0.4-0.8)."),
                 io.Float.Input("self_replace", default=0.4, min=0.0, max=1.0, step=0.05,
@@ -127,10 +138,14 @@ class AttentionInject(io.ComfyNode):
     @classmethod
     def execute(cls, model, clip, latent, source_prompt, target_prompt, mode, cross_replace, self_replace) -> io.NodeOutput:
         check_model_family(model, NAME)
-        n_src, n_tgt = token_count(clip, source_prompt), token_count(clip, target_prompt)
-        if n_src != n_tgt:
+        (src_ids, length), (tgt_ids, _) = prompt_tokens(clip, source_prompt), prompt_tokens(clip, target_prompt)
+        mapper = alphas = None
+        if mode == "replace" and len(src_ids) != len(tgt_ids):
             raise NodeInputError(NAME, f"mode 'replace' swaps words of the same token count, but the source prompt has "
-                                       f"{n_src} tokens and the target {n_tgt}; swap words one for one.")
+                                       f"{len(src_ids) - 2} tokens and the target {len(tgt_ids) - 2}; swap words one for "
+                                       f"one, or use mode 'refine'.")
+        if mode == "refine":
+            mapper, alphas = refine_mapper(src_ids, tgt_ids, length)
         samples = latent["samples"]
         if samples.shape[0] != 1:
             raise NodeInputError(NAME, f"input 'latent' has a batch of {samples.shape[0]}; connect one inverted image.")
@@ -146,7 +161,7 @@ class AttentionInject(io.ComfyNode):
         m = model.clone()
         for block, number in blocks:
             m.set_model_attn1_replace(PromptToPromptPatch(schedule, "self"), block, number)
-            m.set_model_attn2_replace(PromptToPromptPatch(schedule, "cross"), block, number)
+            m.set_model_attn2_replace(PromptToPromptPatch(schedule, "cross", mapper, alphas), block, number)
         return io.NodeOutput(m, encode_pair(clip, source_prompt, target_prompt), {"samples": samples.repeat(2, 1, 1, 1)})
 
 

@@ -8,6 +8,7 @@ from headless.calls import call, encode, rel_err
 
 SOURCE = "a red circle on a blue background"
 TARGET = "a red square on a blue background"
+REFINED = "a red fluffy circle on a blue background"
 
 
 def source_latent(seed=0):
@@ -20,30 +21,36 @@ def sample(host, model, latent, positive, negative, cfg=5.0, steps=10):
                 start_at_step=0, end_at_step=10000, return_with_leftover_noise="disable")[0]["samples"]
 
 
-def inject(host, model, clip, lat, source, target, cross=0.8, self_=0.4):
+def inject(host, model, clip, lat, source, target, cross=0.8, self_=0.4, mode="replace"):
     return call(host, "InvertEditAttentionInject", model=model, clip=clip, latent=lat, source_prompt=source,
-                target_prompt=target, mode="replace", cross_replace=cross, self_replace=self_)
+                target_prompt=target, mode=mode, cross_replace=cross, self_replace=self_)
 
 
+@pytest.mark.parametrize("mode", ["replace", "refine"])
 @pytest.mark.parametrize("family", ["sd1", "sd2-v", "sdxl"])
-def test_identical_prompts_give_identical_branches(host, tiny, family):
+def test_identical_prompts_give_identical_branches(host, tiny, family, mode):
     model, clip, _ = tiny(family)
     inv, lat, _ = call(host, "InvertEditDDIMInvert", model=model, latent=source_latent(), positive=encode(host, clip, SOURCE),
                        steps=10, scheduler="ddim_uniform", start_at_step=0, cfg=1.0)
-    m, pair, pair_lat = inject(host, model, clip, lat, SOURCE, SOURCE, cross=1.0, self_=1.0)
+    m, pair, pair_lat = inject(host, model, clip, lat, SOURCE, SOURCE, cross=1.0, self_=1.0, mode=mode)
     assert pair[0][0].shape[0] == 2 and pair_lat["samples"].shape[0] == 2
     out = sample(host, m, pair_lat, pair, encode(host, clip, ""))
     assert rel_err(out[1:], out[:1]) < 1e-5   # float precision (batched rows)
 
 
-@pytest.mark.parametrize("family", ["sd1", "sd2-v", "sdxl"])
-def test_target_rows_take_the_source_maps_inside_a_host_run(host, tiny, family):
+@pytest.mark.parametrize("family, mode, target", [
+    ("sd1", "replace", TARGET), ("sd2-v", "replace", TARGET), ("sdxl", "replace", TARGET),
+    ("sd1", "refine", REFINED), ("sdxl", "refine", REFINED)])
+def test_target_rows_take_the_source_maps_inside_a_host_run(host, tiny, family, mode, target):
     maps = host.pack.attention.maps
     model, clip, _ = tiny(family)
     neg = encode(host, clip, "")
     inv, lat, _ = call(host, "InvertEditDDIMInvert", model=model, latent=source_latent(), positive=encode(host, clip, SOURCE),
                        steps=10, scheduler="ddim_uniform", start_at_step=0, cfg=1.0)
-    m, pair, pair_lat = inject(host, model, clip, lat, SOURCE, TARGET, cross=0.5, self_=0.3)
+    m, pair, pair_lat = inject(host, model, clip, lat, SOURCE, target, cross=0.5, self_=0.3, mode=mode)
+    align = host.pack.attention.align
+    ids = [host.pack.nodes.attention_inject.prompt_tokens(clip, t) for t in (SOURCE, target)]
+    mapper, alphas = align.refine_mapper(ids[0][0], ids[1][0], ids[0][1])
     calls = []
     replace = m.model_options["transformer_options"]["patches_replace"]
     for kind in ("attn1", "attn2"):
@@ -60,7 +67,11 @@ def test_target_rows_take_the_source_maps_inside_a_host_run(host, tiny, family):
         c = chunks.index(0) * 2   # the conditional chunk's (source, target) rows
         assert torch.allclose(out[c:c + 1], maps.attend(maps.attention_probs(q[c:c + 1], k[c:c + 1], n_heads), v[c:c + 1]),
                               atol=1e-4)   # the source row is plain attention
-        injected = maps.attend(maps.attention_probs(q[c:c + 1], k[c:c + 1], n_heads), v[c + 1:c + 2])
+        if mode == "refine" and kind == "attn2":
+            probs = maps.attention_probs(q[c:c + 2], k[c:c + 2], n_heads)
+            injected = maps.attend(align.refine_probs(probs[:1], probs[1:], mapper, alphas), v[c + 1:c + 2])
+        else:
+            injected = maps.attend(maps.attention_probs(q[c:c + 1], k[c:c + 1], n_heads), v[c + 1:c + 2])
         plain = maps.attend(maps.attention_probs(q[c + 1:c + 2], k[c + 1:c + 2], n_heads), v[c + 1:c + 2])
         window = step < (0.5 if kind == "attn2" else 0.3) * steps and (kind == "attn2" or q.shape[1] <= 256)
         expected = injected if window else plain
@@ -91,3 +102,13 @@ def test_refusals(host, tiny):
     flow = call(host, "ModelSamplingSD3", model=model, shift=3.0)[0]
     with pytest.raises(ValueError, match="Attention Inject: input 'model'"):
         inject(host, flow, clip, source_latent(), SOURCE, TARGET)
+
+
+@pytest.mark.parametrize("family, key", [("sd1", "l"), ("sd2-v", "h"), ("sdxl", "g")])
+def test_refine_alignment_with_the_hosts_tokenizers(host, tiny, family, key):
+    _, clip, _ = tiny(family)
+    prompt_tokens = host.pack.nodes.attention_inject.prompt_tokens
+    (src, length), (tgt, _) = prompt_tokens(clip, SOURCE), prompt_tokens(clip, REFINED)
+    assert length == 77 and len(src) == 9 and len(tgt) == 10     # start + 7 words + end; "fluffy" is one token
+    mapping = host.pack.attention.align.align(src, tgt)
+    assert mapping == [0, 1, 2, -1, 3, 4, 5, 6, 7, 8]            # "fluffy" is new, everything else aligned
