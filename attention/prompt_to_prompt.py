@@ -2,7 +2,9 @@
 Control", 2023): the target branch borrows the source branch's attention maps, so the layout
 (where each word is drawn, which pixels attend to which) stays while the words change.
 Replace swaps words of equal token count (all maps from the source); refine adds or changes
-words (aligned tokens' maps from the source, new tokens' own).
+words (aligned tokens' maps from the source, new tokens' own); reweight then scales chosen
+tokens' maps (the paper's AttentionReweight: an "equalizer" over the context, no
+renormalisation), strengthening (> 1) or weakening (< 1, negative to invert) a word.
 
 A policy decides, per attention call, whether the target row's maps are the source row's:
 cross-attention maps for the first ``cross`` fraction of the steps, self-attention maps for
@@ -33,16 +35,32 @@ class ReplaceSchedule:
         return step < self.self_ * steps and tokens <= self.self_max_tokens
 
 
-def replace_target(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, heads: int) -> torch.Tensor:
+def replace_target(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, heads: int,
+                   equalizer: torch.Tensor | None = None) -> torch.Tensor:
     """Attention output of a (source, target) row pair where the target uses the source's maps
-    with its own values. Rows ``[0]`` source, ``[1]`` target; returns the target's output row."""
+    (scaled per token by ``equalizer``) with its own values. Rows ``[0]`` source, ``[1]``
+    target; returns the target's output row."""
     probs = attention_probs(q[:1], k[:1], heads)
+    if equalizer is not None:
+        probs = probs * equalizer.to(probs)
     return attend(probs, v[1:2])
 
 
+def equalizer(length: int, positions: dict[int, float]) -> torch.Tensor:
+    """Per-token scale over a ``length``-token context: ``positions`` maps token index to scale."""
+    eq = torch.ones(length)
+    for i, scale in positions.items():
+        eq[i] = scale
+    return eq
+
+
 def refine_target(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, heads: int, mapper: torch.Tensor,
-                  alphas: torch.Tensor) -> torch.Tensor:
+                  alphas: torch.Tensor, equalizer: torch.Tensor | None = None) -> torch.Tensor:
     """Cross-attention output of the target row under refine: the maps of target tokens aligned
-    with source tokens come from the source (``attention/align.py``), new tokens keep theirs."""
+    with source tokens come from the source (``attention/align.py``), new tokens keep theirs;
+    then scaled per token by ``equalizer``."""
     probs = attention_probs(q[:2], k[:2], heads)
-    return attend(refine_probs(probs[:1], probs[1:2], mapper, alphas), v[1:2])
+    edited = refine_probs(probs[:1], probs[1:2], mapper, alphas)
+    if equalizer is not None:
+        edited = edited * equalizer.to(edited)
+    return attend(edited, v[1:2])

@@ -14,7 +14,7 @@ from comfy.ldm.modules.attention import SpatialTransformer, optimized_attention
 from comfy_api.latest import io
 
 from ..attention.align import refine_mapper
-from ..attention.prompt_to_prompt import ReplaceSchedule, refine_target, replace_target
+from ..attention.prompt_to_prompt import ReplaceSchedule, equalizer, refine_target, replace_target
 from .host_sampling import NodeInputError, check_model_family
 
 NAME = "Attention Inject"
@@ -48,6 +48,28 @@ def prompt_tokens(clip, text: str) -> tuple[list[int], int]:
 
 
 
+def reweight_positions(clip, target_ids: list[int], spec: str) -> dict[int, float]:
+    """Token positions in the target prompt and their scales from ``"word:scale, word:scale"``."""
+    positions: dict[int, float] = {}
+    for item in filter(None, (part.strip() for part in spec.split(","))):
+        word, sep, scale = item.rpartition(":")
+        try:
+            value = float(scale)
+        except ValueError:
+            value, word = None, ""
+        if not sep or not word.strip() or value is None:
+            raise NodeInputError(NAME, f"input 'reweight': '{item}' is not 'word:scale' (e.g. 'square:2, blue:0.5').")
+        word_ids, _ = prompt_tokens(clip, word.strip())
+        word_ids = word_ids[1:-1]
+        hits = [i for i in range(len(target_ids) - len(word_ids) + 1) if target_ids[i:i + len(word_ids)] == word_ids]
+        if not word_ids or not hits:
+            raise NodeInputError(NAME, f"input 'reweight': '{word.strip()}' is not a word of the target prompt.")
+        for i in hits:
+            for j in range(i, i + len(word_ids)):
+                positions[j] = value
+    return positions
+
+
 def encode_pair(clip, source: str, target: str) -> list:
     """One CONDITIONING of batch 2: row 0 the source prompt, row 1 the target."""
     conds = []
@@ -72,9 +94,10 @@ class PromptToPromptPatch:
     """attn1/attn2 replace patch: in the conditional chunk, row pair (source, target), the target
     takes the source's maps when the schedule says so; everything else is plain attention."""
 
-    def __init__(self, schedule: ReplaceSchedule, kind: str, mapper=None, alphas=None):
+    def __init__(self, schedule: ReplaceSchedule, kind: str, mapper=None, alphas=None, scales=None):
         self.schedule, self.kind = schedule, kind
         self.mapper, self.alphas = mapper, alphas   # refine's token alignment (cross-attention only)
+        self.scales = scales                        # reweight's equalizer (cross-attention only)
 
     def __call__(self, q, k, v, extra_options):
         heads = extra_options["n_heads"]
@@ -91,10 +114,12 @@ class PromptToPromptPatch:
         for c, kind in enumerate(chunks):
             if kind == 0:   # conditional rows: the paper edits these only
                 s = c * rows
-                if self.mapper is not None and self.kind == "cross":
-                    edited = refine_target(q[s:s + 2], k[s:s + 2], v[s:s + 2], heads, self.mapper, self.alphas)
-                else:
+                if self.kind == "self":
                     edited = replace_target(q[s:s + 2], k[s:s + 2], v[s:s + 2], heads)
+                elif self.mapper is not None:
+                    edited = refine_target(q[s:s + 2], k[s:s + 2], v[s:s + 2], heads, self.mapper, self.alphas, self.scales)
+                else:
+                    edited = replace_target(q[s:s + 2], k[s:s + 2], v[s:s + 2], heads, self.scales)
                 out[s + 1] = edited[0].to(out.dtype)
         return out
 
@@ -107,7 +132,8 @@ class AttentionInject(io.ComfyNode):
             display_name=NAME,
             category="InvertEdit/attention",
             description=("Prompt-to-Prompt (Hertz et al.): the target prompt's branch takes the source branch's attention "
-                         "maps, so the image keeps its layout while the words change. Outputs the patched MODEL, the "
+                         "maps, so the image keeps its layout while the words change (replace, refine), and chosen "
+                         "words' maps can be scaled (reweight). Outputs the patched MODEL, the "
                          "source/target CONDITIONING pair and the LATENT pair for one sampler run; combine with an "
                          "inversion (Direct Inversion keeps the source row exact)."),
             inputs=[
@@ -122,6 +148,10 @@ class AttentionInject(io.ComfyNode):
                                tooltip="replace: word swap with the same token count (the paper's AttentionReplace). "
                                        "refine: words added or changed; tokens aligned between the prompts keep the "
                                        "source's maps, new ones their own (AttentionRefine)."),
+                io.String.Input("reweight", default="",
+                                tooltip="Scale words' cross-attention maps in the target: 'word:scale, ...' with words of "
+                                        "the target prompt (> 1 stronger, < 1 weaker, negative inverts; paper: e.g. 2 to "
+                                        "5). Combines with replace or refine; empty: none."),
                 io.Float.Input("cross_replace", default=0.8, min=0.0, max=1.0, step=0.05,
                                tooltip="Fraction of the steps whose cross-attention maps are injected (paper: 0.4-0.8)."),
                 io.Float.Input("self_replace", default=0.4, min=0.0, max=1.0, step=0.05,
@@ -136,7 +166,8 @@ class AttentionInject(io.ComfyNode):
         )
 
     @classmethod
-    def execute(cls, model, clip, latent, source_prompt, target_prompt, mode, cross_replace, self_replace) -> io.NodeOutput:
+    def execute(cls, model, clip, latent, source_prompt, target_prompt, mode, reweight, cross_replace,
+                self_replace) -> io.NodeOutput:
         check_model_family(model, NAME)
         (src_ids, length), (tgt_ids, _) = prompt_tokens(clip, source_prompt), prompt_tokens(clip, target_prompt)
         mapper = alphas = None
@@ -146,6 +177,8 @@ class AttentionInject(io.ComfyNode):
                                        f"one, or use mode 'refine'.")
         if mode == "refine":
             mapper, alphas = refine_mapper(src_ids, tgt_ids, length)
+        positions = reweight_positions(clip, tgt_ids, reweight)
+        scales = equalizer(length, positions) if positions else None
         samples = latent["samples"]
         if samples.shape[0] != 1:
             raise NodeInputError(NAME, f"input 'latent' has a batch of {samples.shape[0]}; connect one inverted image.")
@@ -161,7 +194,7 @@ class AttentionInject(io.ComfyNode):
         m = model.clone()
         for block, number in blocks:
             m.set_model_attn1_replace(PromptToPromptPatch(schedule, "self"), block, number)
-            m.set_model_attn2_replace(PromptToPromptPatch(schedule, "cross", mapper, alphas), block, number)
+            m.set_model_attn2_replace(PromptToPromptPatch(schedule, "cross", mapper, alphas, scales), block, number)
         return io.NodeOutput(m, encode_pair(clip, source_prompt, target_prompt), {"samples": samples.repeat(2, 1, 1, 1)})
 
 

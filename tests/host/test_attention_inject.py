@@ -21,9 +21,9 @@ def sample(host, model, latent, positive, negative, cfg=5.0, steps=10):
                 start_at_step=0, end_at_step=10000, return_with_leftover_noise="disable")[0]["samples"]
 
 
-def inject(host, model, clip, lat, source, target, cross=0.8, self_=0.4, mode="replace"):
+def inject(host, model, clip, lat, source, target, cross=0.8, self_=0.4, mode="replace", reweight=""):
     return call(host, "InvertEditAttentionInject", model=model, clip=clip, latent=lat, source_prompt=source,
-                target_prompt=target, mode=mode, cross_replace=cross, self_replace=self_)
+                target_prompt=target, mode=mode, reweight=reweight, cross_replace=cross, self_replace=self_)
 
 
 @pytest.mark.parametrize("mode", ["replace", "refine"])
@@ -38,19 +38,26 @@ def test_identical_prompts_give_identical_branches(host, tiny, family, mode):
     assert rel_err(out[1:], out[:1]) < 1e-5   # float precision (batched rows)
 
 
-@pytest.mark.parametrize("family, mode, target", [
-    ("sd1", "replace", TARGET), ("sd2-v", "replace", TARGET), ("sdxl", "replace", TARGET),
-    ("sd1", "refine", REFINED), ("sdxl", "refine", REFINED)])
-def test_target_rows_take_the_source_maps_inside_a_host_run(host, tiny, family, mode, target):
+@pytest.mark.parametrize("family, mode, target, reweight", [
+    ("sd1", "replace", TARGET, ""), ("sd2-v", "replace", TARGET, ""), ("sdxl", "replace", TARGET, ""),
+    ("sd1", "refine", REFINED, ""), ("sdxl", "refine", REFINED, ""),
+    ("sd1", "replace", TARGET, "square:3, blue background:-0.5"), ("sdxl", "refine", REFINED, "fluffy:2")])
+def test_target_rows_take_the_source_maps_inside_a_host_run(host, tiny, family, mode, target, reweight):
     maps = host.pack.attention.maps
     model, clip, _ = tiny(family)
     neg = encode(host, clip, "")
     inv, lat, _ = call(host, "InvertEditDDIMInvert", model=model, latent=source_latent(), positive=encode(host, clip, SOURCE),
                        steps=10, scheduler="ddim_uniform", start_at_step=0, cfg=1.0)
-    m, pair, pair_lat = inject(host, model, clip, lat, SOURCE, target, cross=0.5, self_=0.3, mode=mode)
-    align = host.pack.attention.align
-    ids = [host.pack.nodes.attention_inject.prompt_tokens(clip, t) for t in (SOURCE, target)]
+    m, pair, pair_lat = inject(host, model, clip, lat, SOURCE, target, cross=0.5, self_=0.3, mode=mode, reweight=reweight)
+    align, node = host.pack.attention.align, host.pack.nodes.attention_inject
+    ids = [node.prompt_tokens(clip, t) for t in (SOURCE, target)]
     mapper, alphas = align.refine_mapper(ids[0][0], ids[1][0], ids[0][1])
+    scales = torch.ones(77)
+    for word_scale in filter(None, reweight.split(",")):           # the expected equalizer, spelled out
+        word, scale = word_scale.rsplit(":", 1)
+        w = node.prompt_tokens(clip, word.strip())[0][1:-1]
+        at = next(i for i in range(len(ids[1][0])) if ids[1][0][i:i + len(w)] == w)
+        scales[at:at + len(w)] = float(scale)
     calls = []
     replace = m.model_options["transformer_options"]["patches_replace"]
     for kind in ("attn1", "attn2"):
@@ -67,11 +74,12 @@ def test_target_rows_take_the_source_maps_inside_a_host_run(host, tiny, family, 
         c = chunks.index(0) * 2   # the conditional chunk's (source, target) rows
         assert torch.allclose(out[c:c + 1], maps.attend(maps.attention_probs(q[c:c + 1], k[c:c + 1], n_heads), v[c:c + 1]),
                               atol=1e-4)   # the source row is plain attention
-        if mode == "refine" and kind == "attn2":
-            probs = maps.attention_probs(q[c:c + 2], k[c:c + 2], n_heads)
-            injected = maps.attend(align.refine_probs(probs[:1], probs[1:], mapper, alphas), v[c + 1:c + 2])
+        probs = maps.attention_probs(q[c:c + 2], k[c:c + 2], n_heads)
+        if kind == "attn2":
+            edited = align.refine_probs(probs[:1], probs[1:], mapper, alphas) if mode == "refine" else probs[:1]
+            injected = maps.attend(edited * scales, v[c + 1:c + 2])
         else:
-            injected = maps.attend(maps.attention_probs(q[c:c + 1], k[c:c + 1], n_heads), v[c + 1:c + 2])
+            injected = maps.attend(probs[:1], v[c + 1:c + 2])
         plain = maps.attend(maps.attention_probs(q[c + 1:c + 2], k[c + 1:c + 2], n_heads), v[c + 1:c + 2])
         window = step < (0.5 if kind == "attn2" else 0.3) * steps and (kind == "attn2" or q.shape[1] <= 256)
         expected = injected if window else plain
@@ -97,6 +105,10 @@ def test_refusals(host, tiny):
     m, pair, _ = inject(host, model, clip, source_latent(), SOURCE, TARGET)
     with pytest.raises(ValueError, match="Attention Inject: the sampler runs a batch of 1"):
         sample(host, m, source_latent(), encode(host, clip, SOURCE), encode(host, clip, ""))
+    with pytest.raises(ValueError, match="Attention Inject: input 'reweight': 'dog' is not a word of the target prompt"):
+        inject(host, model, clip, source_latent(), SOURCE, TARGET, reweight="square:2, dog:3")
+    with pytest.raises(ValueError, match="Attention Inject: input 'reweight': 'square' is not 'word:scale'"):
+        inject(host, model, clip, source_latent(), SOURCE, TARGET, reweight="square")
     with pytest.raises(ValueError, match="Attention Inject: the input MODEL already has attention replace patches"):
         inject(host, m, clip, source_latent(), SOURCE, TARGET)        # patching twice would drop the first
     flow = call(host, "ModelSamplingSD3", model=model, shift=3.0)[0]

@@ -34,3 +34,19 @@ def test_schedule_follows_the_papers_defaults():
     assert [s.injects("cross", i, 50, 77) for i in (0, 39, 40)] == [True, True, False]
     assert [s.injects("self", i, 50, 256) for i in (0, 19, 20)] == [True, True, False]
     assert not s.injects("self", 0, 50, 1024)   # 32x32 self-attention maps are left alone
+
+
+def test_reweight_scales_exactly_the_chosen_tokens():
+    from invertedit.attention.maps import attend, attention_probs
+    from invertedit.attention.prompt_to_prompt import equalizer, refine_target, replace_target
+
+    q, k, v = qkv(m=7)
+    eq = equalizer(7, {3: 2.0, 5: -1.0})
+    assert eq.tolist() == [1, 1, 1, 2, 1, -1, 1]
+    probs = attention_probs(q[:1], k[:1], 4)
+    scaled = probs.clone()
+    scaled[..., 3] *= 2.0
+    scaled[..., 5] *= -1.0
+    assert torch.allclose(replace_target(q, k, v, 4, eq), attend(scaled, v[1:2]), atol=1e-6)
+    identity = torch.arange(7)
+    assert torch.allclose(refine_target(q, k, v, 4, identity, torch.ones(7), eq), attend(scaled, v[1:2]), atol=1e-6)
