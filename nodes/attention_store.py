@@ -1,0 +1,139 @@
+"""Attention Store: what the model attends to, per word, as heatmaps and a mask.
+
+The node runs the prompt's conditional UNet pass at the inversion's own trajectory points
+within a window of the steps, on a private clone of the model whose cross-attention records
+its maps (math in ``attention/store.py``). Nothing is kept after the node returns, so its
+outputs are plain IMAGE and MASK that any node can use (Latent Blend, inpainting, ...).
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from comfy.ldm.modules.attention import optimized_attention
+from comfy_api.latest import io
+from PIL import Image, ImageDraw
+
+from ..attention.maps import attention_probs
+from ..attention.store import MapRecorder, local_blend_mask, normalise, word_maps
+from .attention_inject import prompt_tokens, transformer_blocks
+from .host_sampling import NodeInputError, check_model_family, run_loop
+from .sockets import Inversion as InversionSocket
+
+NAME = "Attention Store"
+
+
+def word_tokens(clip, prompt: str) -> list[tuple[str, list[int]]]:
+    """Each word of the prompt with its token positions (in order, by the CLIP's tokenizer)."""
+    ids, _ = prompt_tokens(clip, prompt)
+    out, cursor = [], 1
+    for word in prompt.split():
+        w = prompt_tokens(clip, word)[0][1:-1]
+        for i in range(cursor, len(ids) - len(w) + 1):
+            if w and ids[i:i + len(w)] == w:
+                out.append((word, list(range(i, i + len(w)))))
+                cursor = i + len(w)
+                break
+    return out
+
+
+class RecordingPatch:
+    """attn2 replace patch that adds each call's maps (every row: this pass is conditional only)."""
+
+    def __init__(self, recorder: MapRecorder):
+        self.recorder = recorder
+
+    def __call__(self, q, k, v, extra_options):
+        heads = extra_options["n_heads"]
+        for row in range(q.shape[0]):
+            self.recorder.add(attention_probs(q[row:row + 1], k[row:row + 1], heads)[0])
+        return optimized_attention(q, k, v, heads)
+
+
+def heatmaps(maps: torch.Tensor, labels: list[str], size: tuple[int, int], image: torch.Tensor | None) -> torch.Tensor:
+    """``[words, H, W, 3]`` heat overlays (normalised maps, hot colours) with the word written on each."""
+    heat = F.interpolate(maps[:, None], size=size, mode="bilinear", align_corners=False)[:, 0].clamp(0, 1)
+    colour = torch.stack([heat.sqrt(), heat, heat ** 3], dim=-1)
+    base = image[0].float().cpu() if image is not None else torch.full((*size, 3), 0.5)
+    if base.shape[:2] != tuple(size):
+        base = F.interpolate(base.permute(2, 0, 1)[None], size=size, mode="bilinear", align_corners=False)[0].permute(1, 2, 0)
+    out = []
+    for c, label in zip(colour, labels):
+        mixed = (0.3 * base + 0.7 * c).clamp(0, 1)
+        pil = Image.fromarray((mixed.numpy() * 255).astype(np.uint8))
+        draw = ImageDraw.Draw(pil)
+        draw.rectangle([0, 0, 7 * len(label) + 6, 14], fill=(0, 0, 0))
+        draw.text((3, 2), label, fill=(255, 255, 255))
+        out.append(torch.from_numpy(np.asarray(pil, dtype=np.float32) / 255.0))
+    return torch.stack(out)
+
+
+class AttentionStore(io.ComfyNode):
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
+            node_id="InvertEditAttentionStore",
+            display_name=NAME,
+            category="InvertEdit/attention",
+            description=("Aggregates the cross-attention maps of each word of the prompt over a window of the steps "
+                         "(evaluated on the inversion's trajectory; Prompt-to-Prompt's AttentionStore) and returns them "
+                         "as labelled heatmaps, plus a mask of the chosen words (the paper's local blend: 3x3 max-pool, "
+                         "threshold) for Latent Blend or any node that takes a MASK."),
+            inputs=[
+                io.Model.Input("model", tooltip="The model the inversion was made with."),
+                io.Clip.Input("clip", tooltip="Its text encoder."),
+                InversionSocket.Input("inversion", tooltip="The inversion whose trajectory the maps are taken on."),
+                io.String.Input("prompt", multiline=True, default="a red circle on a blue background",
+                                tooltip="The prompt whose words' maps are shown (usually the source prompt)."),
+                io.String.Input("words", default="circle",
+                                tooltip="Words of the prompt for the mask, comma-separated (empty: all words)."),
+                io.Float.Input("start", default=0.0, min=0.0, max=1.0, step=0.05,
+                               tooltip="First step of the window, as a fraction of the sampling steps."),
+                io.Float.Input("end", default=1.0, min=0.0, max=1.0, step=0.05,
+                               tooltip="End of the window, as a fraction of the sampling steps."),
+                io.Float.Input("threshold", default=0.3, min=0.0, max=1.0, step=0.01,
+                               tooltip="Mask threshold on the max-pooled, normalised maps (paper: 0.3)."),
+                io.Image.Input("image", optional=True, tooltip="The source image, to draw the heatmaps over."),
+            ],
+            outputs=[
+                io.Image.Output(display_name="heatmaps", tooltip="One labelled heatmap per word of the prompt."),
+                io.Mask.Output(display_name="mask", tooltip="The chosen words' region, at image resolution."),
+            ],
+        )
+
+    @classmethod
+    def execute(cls, model, clip, inversion, prompt, words, start, end, threshold, image=None) -> io.NodeOutput:
+        check_model_family(model, NAME)
+        tokens = word_tokens(clip, prompt)
+        if not tokens:
+            raise NodeInputError(NAME, "input 'prompt' has no words.")
+        chosen = [w.strip() for w in words.split(",") if w.strip()] or [w for w, _ in tokens]
+        missing = [w for w in chosen if w not in [t for t, _ in tokens]]
+        if missing:
+            raise NodeInputError(NAME, f"input 'words': {missing} not in the prompt ({[t for t, _ in tokens]}).")
+        sigmas = inversion.sampling_sigmas
+        steps = len(sigmas) - 1
+        window = [i for i in range(steps) if start * steps <= i < max(end * steps, start * steps + 1)]
+        latent_hw = tuple(inversion.latent.shape[-2:])
+        recorder = MapRecorder(latent_hw, side=max(latent_hw[0] // 4, 8))
+        m = model.clone()
+        for block, number in transformer_blocks(model):
+            m.set_model_attn2_replace(RecordingPatch(recorder), block, number)
+
+        def loop(denoise, x, run_sigmas, step_callback):
+            for n, i in enumerate(window):
+                denoise.part("positive", inversion.trajectory[i].to(x), run_sigmas[i].to(x))
+                step_callback(n, len(window), x)
+            return x
+
+        cond = clip.encode_from_tokens_scheduled(clip.tokenize(prompt))
+        run_loop(m, cond, None, 1.0, inversion.latent, sigmas, loop)
+        maps = normalise(word_maps(recorder.average(), [idx for _, idx in tokens]))
+        size = (latent_hw[0] * 8, latent_hw[1] * 8)
+        chosen_maps = maps[[i for i, (w, _) in enumerate(tokens) if w in chosen]]
+        mask = local_blend_mask(chosen_maps, threshold)
+        mask = F.interpolate(mask[None, None], size=size, mode="nearest")[0]
+        return io.NodeOutput(heatmaps(maps, [w for w, _ in tokens], size, image), mask)
+
+
+NODES = [AttentionStore]
