@@ -82,6 +82,34 @@ def encode_pair(clip, source: str, target: str) -> list:
     return [[emb, extra]]
 
 
+def prepare_pair_model(model, latent: dict, kinds: tuple[str, ...], node: str):
+    """The shared set-up of the pair editors: a clone of the model to patch, the UNet's
+    transformer blocks, and the LATENT pair. Refuses a batch that is not one image and a model
+    that already replaces these attention layers (the patch would be dropped)."""
+    samples = latent["samples"]
+    if samples.shape[0] != 1:
+        raise NodeInputError(node, f"input 'latent' has a batch of {samples.shape[0]}; connect one inverted image.")
+    blocks = transformer_blocks(model)
+    existing = model.model_options.get("transformer_options", {}).get("patches_replace", {})
+    taken = [(kind, key) for kind in kinds for key in existing.get(kind, {}) if key[:2] in blocks or key in blocks]
+    if taken:
+        raise NodeInputError(node, f"the input MODEL already has attention replace patches ({taken[0][0]} of block "
+                                   f"{taken[0][1]}), from another node; they would be dropped. Apply {node} to the "
+                                   f"model before that node's patch, or without it.")
+    return model.clone(), blocks, {"samples": samples.repeat(2, 1, 1, 1)}
+
+
+def pair_rows(q: torch.Tensor, extra_options: dict, node: str) -> tuple[list, int]:
+    """The chunks (``cond_or_uncond``) of an attention call and their row count, which must be
+    the (source, target) pair."""
+    chunks = extra_options.get("cond_or_uncond", [0])
+    rows = q.shape[0] // len(chunks)
+    if rows != 2:
+        raise NodeInputError(node, f"the sampler runs a batch of {rows}; sample the LATENT pair and the CONDITIONING "
+                                   f"pair from this node (row 0 source, row 1 target).")
+    return chunks, rows
+
+
 def sampling_step(extra_options: dict) -> tuple[int, int]:
     """(step index, number of steps) of the running sampler, from the host's transformer options."""
     run = extra_options["sample_sigmas"]
@@ -102,11 +130,7 @@ class PromptToPromptPatch:
     def __call__(self, q, k, v, extra_options):
         heads = extra_options["n_heads"]
         out = optimized_attention(q, k, v, heads)
-        chunks = extra_options.get("cond_or_uncond", [0])
-        rows = q.shape[0] // len(chunks)
-        if rows != 2:
-            raise NodeInputError(NAME, f"the sampler runs a batch of {rows}; sample the LATENT pair and the CONDITIONING "
-                                       f"pair from this node (row 0 source, row 1 target).")
+        chunks, rows = pair_rows(q, extra_options, NAME)
         step, steps = sampling_step(extra_options)
         if not self.schedule.injects(self.kind, step, steps, q.shape[1]):
             return out
@@ -179,23 +203,12 @@ class AttentionInject(io.ComfyNode):
             mapper, alphas = refine_mapper(src_ids, tgt_ids, length)
         positions = reweight_positions(clip, tgt_ids, reweight)
         scales = equalizer(length, positions) if positions else None
-        samples = latent["samples"]
-        if samples.shape[0] != 1:
-            raise NodeInputError(NAME, f"input 'latent' has a batch of {samples.shape[0]}; connect one inverted image.")
         schedule = ReplaceSchedule(cross=cross_replace, self_=self_replace)
-        blocks = transformer_blocks(model)
-        existing = model.model_options.get("transformer_options", {}).get("patches_replace", {})
-        taken = [(kind, key) for kind in ("attn1", "attn2") for key in existing.get(kind, {})
-                 if key[:2] in blocks or key in blocks]
-        if taken:
-            raise NodeInputError(NAME, f"the input MODEL already has attention replace patches ({taken[0][0]} of block "
-                                       f"{taken[0][1]}), from another node; they would be dropped. Apply Attention "
-                                       f"Inject to the model before that node's patch, or without it.")
-        m = model.clone()
+        m, blocks, pair_latent = prepare_pair_model(model, latent, ("attn1", "attn2"), NAME)
         for block, number in blocks:
             m.set_model_attn1_replace(PromptToPromptPatch(schedule, "self"), block, number)
             m.set_model_attn2_replace(PromptToPromptPatch(schedule, "cross", mapper, alphas, scales), block, number)
-        return io.NodeOutput(m, encode_pair(clip, source_prompt, target_prompt), {"samples": samples.repeat(2, 1, 1, 1)})
+        return io.NodeOutput(m, encode_pair(clip, source_prompt, target_prompt), pair_latent)
 
 
 NODES = [AttentionInject]

@@ -50,3 +50,13 @@ def test_reweight_scales_exactly_the_chosen_tokens():
     assert torch.allclose(replace_target(q, k, v, 4, eq), attend(scaled, v[1:2]), atol=1e-6)
     identity = torch.arange(7)
     assert torch.allclose(refine_target(q, k, v, 4, identity, torch.ones(7), eq), attend(scaled, v[1:2]), atol=1e-6)
+
+
+def test_mutual_self_attention_reads_source_keys_and_values():
+    from invertedit.attention.maps import attend, attention_probs
+    from invertedit.attention.mutual import MutualSchedule, mutual_target
+
+    q, k, v = qkv(m=16)
+    assert torch.allclose(mutual_target(q, k, v, 4), attend(attention_probs(q[1:2], k[:1], 4), v[:1]))
+    s = MutualSchedule()
+    assert [s.active(st, la) for st, la in ((3, 15), (4, 9), (4, 10), (49, 15))] == [False, False, True, True]

@@ -1,0 +1,98 @@
+"""MasaCtrl: mutual self-attention on a source/target pair (math in ``attention/mutual.py``)."""
+from __future__ import annotations
+
+from comfy.ldm.modules.attention import SpatialTransformer, optimized_attention
+from comfy_api.latest import io
+
+from ..attention.mutual import MutualSchedule, mutual_target
+from .attention_inject import encode_pair, pair_rows, prepare_pair_model, sampling_step
+from .host_sampling import NodeInputError, check_model_family
+
+NAME = "MasaCtrl"
+
+
+def self_attention_layers(model) -> dict[tuple[str, int, int], int]:
+    """Each (block, number, depth) of the UNet's self-attention layers -> its index in execution
+    order (input blocks, middle, output blocks): SD1.5 has 16, SDXL 70."""
+    unet = model.model.diffusion_model
+    order = [("input", i, b) for i, b in enumerate(unet.input_blocks)] + [("middle", 0, unet.middle_block)] + \
+            [("output", i, b) for i, b in enumerate(unet.output_blocks)]
+    layers: dict[tuple[str, int, int], int] = {}
+    for name, number, block in order:
+        for m in block:
+            if isinstance(m, SpatialTransformer):
+                for depth in range(len(m.transformer_blocks)):
+                    layers[(name, number, depth)] = len(layers)
+    return layers
+
+
+class MutualSelfAttentionPatch:
+    """attn1 replace patch: in every chunk's (source, target) rows, the target attends to the
+    source's keys and values once the step and layer are past the schedule's start."""
+
+    def __init__(self, schedule: MutualSchedule, layers: dict):
+        self.schedule, self.layers = schedule, layers
+
+    def __call__(self, q, k, v, extra_options):
+        heads = extra_options["n_heads"]
+        out = optimized_attention(q, k, v, heads)
+        chunks, rows = pair_rows(q, extra_options, NAME)
+        block = extra_options["block"]
+        layer = self.layers[(block[0], block[1], extra_options.get("block_index", 0))]
+        step, _ = sampling_step(extra_options)
+        if not self.schedule.active(step, layer):
+            return out
+        out = out.clone()
+        for c in range(len(chunks)):   # conditional and unconditional pairs alike, as in the paper
+            s = c * rows
+            out[s + 1] = mutual_target(q[s:s + 2], k[s:s + 2], v[s:s + 2], heads)[0].to(out.dtype)
+        return out
+
+
+class MasaCtrl(io.ComfyNode):
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
+            node_id="InvertEditMasaCtrl",
+            display_name="Mutual Self-Attention (MasaCtrl)",
+            category="InvertEdit/attention",
+            description=("MasaCtrl (Cao et al.): from a start step and a start layer, the target's self-attention reads "
+                         "the source's keys and values, so the edit (e.g. a pose or an action) keeps the source's "
+                         "content. Outputs the patched MODEL, the source/target CONDITIONING pair and the LATENT pair "
+                         "for one sampler run; combine with an inversion."),
+            inputs=[
+                io.Model.Input("model", tooltip="The model to sample with."),
+                io.Clip.Input("clip", tooltip="Its text encoder."),
+                io.Latent.Input("latent", tooltip="The inverted latent; it is paired."),
+                io.String.Input("source_prompt", multiline=True, default="a red circle on a blue background",
+                                tooltip="The prompt the image was inverted with."),
+                io.String.Input("target_prompt", multiline=True, default="a red square on a blue background",
+                                tooltip="The edited prompt (any token count)."),
+                io.Int.Input("start_step", default=4, min=0, max=1000,
+                             tooltip="First sampling step of mutual self-attention (paper: 4)."),
+                io.Int.Input("start_layer", default=10, min=0, max=200,
+                             tooltip="First self-attention layer, counted in execution order (paper: 10 of SD1.5's 16; "
+                                     "SDXL has 70)."),
+            ],
+            outputs=[
+                io.Model.Output(tooltip="A clone of the model with the self-attention patches."),
+                io.Conditioning.Output(display_name="positive", tooltip="Source and target prompts as one batch of 2."),
+                io.Latent.Output(display_name="latent", tooltip="The latent twice: row 0 source, row 1 target."),
+            ],
+        )
+
+    @classmethod
+    def execute(cls, model, clip, latent, source_prompt, target_prompt, start_step, start_layer) -> io.NodeOutput:
+        check_model_family(model, NAME)
+        layers = self_attention_layers(model)
+        if start_layer >= len(layers):
+            raise NodeInputError(NAME, f"start_layer is {start_layer} but this UNet has {len(layers)} self-attention "
+                                       f"layers (0 to {len(layers) - 1}).")
+        m, blocks, pair_latent = prepare_pair_model(model, latent, ("attn1",), NAME)
+        patch = MutualSelfAttentionPatch(MutualSchedule(start_step, start_layer), layers)
+        for block, number in blocks:
+            m.set_model_attn1_replace(patch, block, number)
+        return io.NodeOutput(m, encode_pair(clip, source_prompt, target_prompt), pair_latent)
+
+
+NODES = [MasaCtrl]
