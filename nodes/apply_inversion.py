@@ -170,7 +170,8 @@ class ApplyInversion(io.ComfyNode):
         m = model.clone()
         m.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.OUTER_SAMPLE, WRAPPER_KEY, InversionGuard(inversion))
         if inversion.method == "direct":
-            m.set_model_sampler_post_cfg_function(DirectCorrection(inversion))
+            # First in the list: later post-CFG edits (Latent Blend) must see the corrected source.
+            m.model_options.setdefault("sampler_post_cfg_function", []).insert(0, DirectCorrection(inversion))
         if inversion.method == "null-text":
             m.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.APPLY_MODEL, WRAPPER_KEY, NullTextSwap(inversion))
         return io.NodeOutput(m)

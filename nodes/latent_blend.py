@@ -1,0 +1,89 @@
+"""Latent Blend: on a source/target pair, the target follows the source outside a mask
+(math in ``guidance/latent_blend.py``)."""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from comfy_api.latest import io
+
+from ..guidance.latent_blend import BlendSchedule, blend_predictions
+from .attention_inject import sampling_step
+from .host_sampling import NodeInputError
+
+NAME = "Latent Blend"
+
+
+def latent_mask(mask: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """A MASK of any size as ``[1, 1, h, w]`` at latent resolution: nearest for a hard (0/1)
+    mask, so it stays hard; area-averaged for a soft one."""
+    m = mask.float()
+    m = m.reshape(-1, *m.shape[-2:])[:1, None]
+    hard = bool(torch.all((m == 0) | (m == 1)))
+    return F.interpolate(m, size=size, mode="nearest" if hard else "area").clamp(0, 1)
+
+
+class LatentBlendPatch:
+    """Post-CFG function: on the blended steps the target row's prediction follows the source's
+    outside the mask."""
+
+    def __init__(self, mask: torch.Tensor, schedule: BlendSchedule):
+        self.mask, self.schedule = mask, schedule
+
+    def __call__(self, args: dict) -> torch.Tensor:
+        denoised, x, sigma = args["denoised"], args["input"], args["sigma"]
+        if x.shape[0] != 2:
+            raise NodeInputError(NAME, f"the sampler runs a batch of {x.shape[0]}; Latent Blend works on a source/target "
+                                       f"pair (the LATENT and CONDITIONING pairs of Attention Inject, MasaCtrl or Plug-and-Play).")
+        step, steps = sampling_step({"sample_sigmas": args["model_options"]["transformer_options"]["sample_sigmas"],
+                                     "sigmas": sigma})
+        if not self.schedule.blends(step, steps):
+            return denoised
+        run = args["model_options"]["transformer_options"]["sample_sigmas"]
+        mask = self.mask if self.mask.shape[-2:] == x.shape[-2:] else latent_mask(self.mask, tuple(x.shape[-2:]))
+        return blend_predictions(x, denoised, mask.to(x.device), sigma[0], run[step + 1].to(x),
+                                 align=self.schedule.first(step, steps) and step > 0)
+
+
+class LatentBlend(io.ComfyNode):
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
+            node_id="InvertEditLatentBlend",
+            display_name=NAME,
+            category="InvertEdit/guidance",
+            description=("Local edits (Blended Latent Diffusion; Prompt-to-Prompt's local blend): on a source/target pair, "
+                         "the target follows the source outside the mask at every blended step, so only the masked region "
+                         "changes. With a hard mask and blending from the first step the source is kept bit for bit. The "
+                         "mask can come from Attention Store (words' attention) or any MASK; the one used is returned."),
+            inputs=[
+                io.Model.Input("model", tooltip="The model sampling the pair (e.g. from Attention Inject)."),
+                io.Latent.Input("latent", tooltip="The LATENT pair being sampled (its size sets the mask's)."),
+                io.Mask.Input("mask", tooltip="Where the target may change (1) and where it keeps the source (0); any size."),
+                io.Float.Input("start", default=0.0, min=0.0, max=1.0, step=0.05,
+                               tooltip="Fraction of the steps before blending starts (Prompt-to-Prompt's local blend: 0.2)."),
+                io.Float.Input("end", default=1.0, min=0.0, max=1.0, step=0.05,
+                               tooltip="Fraction after which blending stops (Blended Latent Diffusion: 0.75, the last "
+                                       "quarter unblended)."),
+            ],
+            outputs=[
+                io.Model.Output(tooltip="A clone of the model with the blend."),
+                io.Mask.Output(display_name="mask", tooltip="The mask used, at latent resolution shown at image size."),
+            ],
+        )
+
+    @classmethod
+    def execute(cls, model, latent, mask, start, end) -> io.NodeOutput:
+        samples = latent["samples"]
+        if samples.shape[0] != 2:
+            raise NodeInputError(NAME, f"input 'latent' has a batch of {samples.shape[0]}; connect the LATENT pair "
+                                       f"(row 0 source, row 1 target) from a pair editor.")
+        if start >= end:
+            raise NodeInputError(NAME, f"start ({start}) must be before end ({end}).")
+        m_latent = latent_mask(mask, tuple(samples.shape[-2:]))
+        m = model.clone()
+        m.set_model_sampler_post_cfg_function(LatentBlendPatch(m_latent, BlendSchedule(start, end)))
+        shown = F.interpolate(m_latent, scale_factor=8, mode="nearest")[:, 0]
+        return io.NodeOutput(m, shown)
+
+
+NODES = [LatentBlend]
