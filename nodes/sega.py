@@ -1,0 +1,124 @@
+"""SEGA Concept / SEGA Guidance: semantic guidance as a GUIDER for SamplerCustomAdvanced
+(math in ``guidance/sega.py``).
+
+The guider evaluates the prompt, the negative and every concept in one batched UNet call per
+step (the host's ``calc_cond_batch``), combines them as SEGA does, then applies the model's
+post-CFG functions (so Apply Inversion's corrections and Latent Blend still act). The edit
+momentum lives in the sampling run's own copy of the model options.
+"""
+from __future__ import annotations
+
+import comfy.model_patcher
+import comfy.samplers
+import torch
+from comfy_api.latest import io
+
+from ..guidance.sega import Concept, SegaState, sega_eps
+from .attention_inject import sampling_step
+from .host_sampling import NodeInputError
+
+Concepts = io.Custom("SEGA_CONCEPTS")
+STATE_KEY = "invertedit_sega_state"
+
+
+class SegaGuider(comfy.samplers.CFGGuider):
+    def __init__(self, model, concepts: list[Concept], momentum_scale: float, momentum_beta: float):
+        super().__init__(model)
+        self.concepts, self.momentum_scale, self.momentum_beta = concepts, momentum_scale, momentum_beta
+
+    def set_all(self, positive, negative, concept_conds: list) -> None:
+        conds = {"positive": positive, "negative": negative}
+        conds.update({f"sega_{i}": c for i, c in enumerate(concept_conds)})
+        self.inner_set_conds(conds)
+
+    def outer_sample(self, *args, **kwargs):
+        # self.model_options is the run's own copy here (CFGGuider.sample): a fresh state per run.
+        self.model_options.setdefault("transformer_options", {})[STATE_KEY] = SegaState()
+        return super().outer_sample(*args, **kwargs)
+
+    def predict_noise(self, x, timestep, model_options={}, seed=None):
+        keys = ["positive", "negative"] + [f"sega_{i}" for i in range(len(self.concepts))]
+        conds = [self.conds.get(k) for k in keys]
+        outs = comfy.samplers.calc_cond_batch(self.inner_model, conds, x, timestep, model_options)
+        sigma = timestep.reshape(-1, *([1] * (x.ndim - 1)))
+        eps = [(x - o) / sigma for o in outs]
+        options = model_options.get("transformer_options", {})
+        step, _ = sampling_step({"sample_sigmas": options["sample_sigmas"], "sigmas": timestep})
+        guided = sega_eps(eps[1], eps[0], eps[2:], step, self.cfg, self.concepts, self.momentum_scale,
+                          self.momentum_beta, options[STATE_KEY])
+        denoised = x - guided * sigma
+        for fn in model_options.get("sampler_post_cfg_function", []):
+            denoised = fn({"denoised": denoised, "cond": conds[0], "uncond": conds[1], "model": self.inner_model,
+                           "uncond_denoised": outs[1], "cond_denoised": outs[0], "sigma": timestep,
+                           "model_options": model_options, "input": x})
+        return denoised
+
+
+class SegaConcept(io.ComfyNode):
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
+            node_id="InvertEditSEGAConcept",
+            display_name="SEGA Concept",
+            category="InvertEdit/guidance",
+            description="One concept for SEGA Guidance; chain several through 'concepts'.",
+            inputs=[
+                io.Conditioning.Input("conditioning", tooltip="The concept's prompt (CLIP Text Encode), e.g. 'glasses'."),
+                io.Combo.Input("direction", options=["add", "remove"], default="add",
+                               tooltip="Add the concept, or remove it (the paper's reverse direction)."),
+                io.Float.Input("scale", default=5.0, min=0.0, max=100.0, step=0.1, tooltip="Edit guidance scale (paper: 5)."),
+                io.Int.Input("warmup", default=10, min=0, max=1000, tooltip="Steps before the concept acts (paper: 10)."),
+                io.Int.Input("cooldown", default=0, min=0, max=1000,
+                             tooltip="Step from which the concept stops acting; 0: never (the default)."),
+                io.Float.Input("threshold", default=0.9, min=0.0, max=0.999, step=0.01,
+                               tooltip="Percentile of the guidance below which it is dropped, per channel (paper: 0.9)."),
+                io.Float.Input("weight", default=1.0, min=0.0, max=100.0, step=0.1,
+                               tooltip="Weight against the other concepts (all 1: equal)."),
+                Concepts.Input("concepts", optional=True, tooltip="Concepts from other SEGA Concept nodes, to chain."),
+            ],
+            outputs=[Concepts.Output(display_name="concepts")],
+        )
+
+    @classmethod
+    def execute(cls, conditioning, direction, scale, warmup, cooldown, threshold, weight, concepts=None) -> io.NodeOutput:
+        concept = Concept(scale=scale, reverse=direction == "remove", warmup=warmup,
+                          cooldown=cooldown or None, threshold=threshold, weight=weight)
+        return io.NodeOutput(list(concepts or []) + [(conditioning, concept)])
+
+
+class SegaGuidance(io.ComfyNode):
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
+            node_id="InvertEditSEGAGuidance",
+            display_name="SEGA Guidance",
+            category="InvertEdit/guidance",
+            description=("Semantic guidance (Brack et al.): classifier-free guidance plus, per concept, a thresholded "
+                         "guidance term towards (or away from) it, with momentum. A GUIDER for SamplerCustomAdvanced; "
+                         "the prompt, the negative and all concepts are evaluated in one batched UNet call per step. "
+                         "Works on an inverted image through Apply Inversion's model and the inversion's sampler."),
+            inputs=[
+                io.Model.Input("model", tooltip="The model (patches, Apply Inversion, Latent Blend act as usual)."),
+                io.Conditioning.Input("positive", tooltip="The prompt."),
+                io.Conditioning.Input("negative", tooltip="The negative (unconditional) prompt."),
+                io.Float.Input("cfg", default=7.5, min=0.0, max=100.0, step=0.1, round=0.01, tooltip="Guidance scale."),
+                Concepts.Input("concepts", tooltip="From SEGA Concept nodes."),
+                io.Float.Input("momentum_scale", default=0.1, min=0.0, max=10.0, step=0.01,
+                               tooltip="Scale of the edit momentum (paper: 0.1)."),
+                io.Float.Input("momentum_beta", default=0.4, min=0.0, max=0.999, step=0.01,
+                               tooltip="Momentum decay beta (paper: 0.4)."),
+            ],
+            outputs=[io.Guider.Output()],
+        )
+
+    @classmethod
+    def execute(cls, model, positive, negative, cfg, concepts, momentum_scale, momentum_beta) -> io.NodeOutput:
+        if not concepts:
+            raise NodeInputError("SEGA Guidance", "input 'concepts' is empty; connect SEGA Concept nodes.")
+        guider = SegaGuider(model, [c for _, c in concepts], momentum_scale, momentum_beta)
+        guider.set_all(positive, negative, [cond for cond, _ in concepts])
+        guider.set_cfg(cfg)
+        return io.NodeOutput(guider)
+
+
+NODES = [SegaConcept, SegaGuidance]
