@@ -1,0 +1,70 @@
+"""DiffEdit Mask: the region an edit needs, from the difference of noise predictions under the
+source and target prompts (math in ``guidance/diffedit.py``), as a MASK for Latent Blend or
+any other node."""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from comfy_api.latest import io
+
+from ..guidance.diffedit import diffedit_mask
+from .host_sampling import NodeInputError, check_model_family, run_loop, schedule
+
+NAME = "DiffEdit Mask"
+
+
+class DiffEditMask(io.ComfyNode):
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
+            node_id="InvertEditDiffEditMask",
+            display_name=NAME,
+            category="InvertEdit/guidance",
+            description=("Estimates where an edit happens (DiffEdit, Couairon et al.): the source latent is noised to "
+                         "'strength', the noise is predicted under the source and the target prompt, and where the two "
+                         "disagree (averaged over several noises, normalised, thresholded) is the mask."),
+            inputs=[
+                io.Model.Input("model", tooltip="The model."),
+                io.Latent.Input("latent", tooltip="The source image's latent (VAE Encode)."),
+                io.Conditioning.Input("source", tooltip="The source prompt (paper: the query is compared with it)."),
+                io.Conditioning.Input("target", tooltip="The target prompt."),
+                io.Float.Input("strength", default=0.5, min=0.05, max=1.0, step=0.05,
+                               tooltip="Noise level as a fraction of the schedule (paper: 0.5)."),
+                io.Int.Input("samples", default=10, min=1, max=100, tooltip="Noise samples averaged (paper: 10)."),
+                io.Float.Input("threshold", default=0.5, min=0.0, max=1.0, step=0.01,
+                               tooltip="Binarisation threshold on the normalised difference (paper: 0.5)."),
+                io.Int.Input("seed", default=0, min=0, max=0xffffffffffffffff, control_after_generate=True,
+                             tooltip="Seed of the noise samples."),
+            ],
+            outputs=[
+                io.Mask.Output(display_name="mask", tooltip="Binary mask at image resolution."),
+                io.Mask.Output(display_name="soft_mask", tooltip="The normalised difference it was cut from."),
+            ],
+        )
+
+    @classmethod
+    def execute(cls, model, latent, source, target, strength, samples, threshold, seed) -> io.NodeOutput:
+        check_model_family(model, NAME)
+        x = latent["samples"]
+        if x.ndim != 4:
+            raise NodeInputError(NAME, f"input 'latent' has shape {tuple(x.shape)}; an image latent is needed.")
+        sigmas = schedule(model, "normal", 1000)
+        sigma = sigmas[int(round((1 - strength) * 1000))]
+        noises = torch.randn((samples, *x.shape), generator=torch.Generator().manual_seed(seed))
+        found: dict = {}
+
+        def loop(denoise, x0, run_sigmas, step_callback):
+            def eps_pair(z, s):
+                return tuple((z - denoise.part(k, z, s.reshape(1).to(z))) / s for k in ("negative", "positive"))
+
+            found["mask"], found["soft"] = diffedit_mask(eps_pair, x0, sigma.to(x0), noises.to(x0), threshold)
+            step_callback(0, 1, x0)
+            return x0
+
+        run_loop(model, target, source, 1.0, x, torch.stack([sigma, torch.zeros(())]), loop)
+        size = (x.shape[-2] * 8, x.shape[-1] * 8)
+        up = lambda m: F.interpolate(m.float().cpu(), size=size, mode="nearest")[:, 0]
+        return io.NodeOutput(up(found["mask"]), up(found["soft"]))
+
+
+NODES = [DiffEditMask]
