@@ -22,7 +22,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from headless.boot import boot  # noqa: E402
-from headless.calls import call, encode  # noqa: E402
+from headless.calls import builtin_model, call, encode  # noqa: E402
 
 SOURCE, TARGET = "a red circle on a blue background", "a red square on a blue background"
 
@@ -75,9 +75,7 @@ def main(argv=None) -> None:
     torch.set_num_threads(1)
     torch.set_flush_denormal(True)
     host = boot(base_dir=tempfile.mkdtemp(prefix="invertedit-bench-"))
-    name = args.model or ("toy" if hasattr(host.pack.nodes, "toy_model") else "sd1")
-    model, clip, _ = (host.pack.nodes.toy_model.load_toy_model() if name == "toy"
-                      else host.pack.nodes.tiny_models.build_tiny_models(name, seed=0))
+    name, (model, clip, _) = builtin_model(host, args.model)
     side = 16
     lat = {"samples": torch.randn(1, 4, side, side, generator=torch.Generator().manual_seed(0)) * 5.0}
     neg = encode(host, clip, "")

@@ -18,7 +18,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from headless.boot import boot  # noqa: E402
-from headless.calls import call, encode, reconstruct, rel_err  # noqa: E402
+from headless.calls import builtin_model, call, encode, reconstruct, rel_err  # noqa: E402
 
 PROMPT = "a red circle on a blue background"
 
@@ -82,7 +82,7 @@ def main(argv=None) -> None:
 
     def tiny(family):
         if family not in cache:
-            cache[family] = host.pack.nodes.tiny_models.build_tiny_models(family, seed=0)
+            cache[family] = builtin_model(host, family)[1]
         return cache[family]
 
     families = args.families.split(",")

@@ -23,16 +23,10 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from headless.boot import boot  # noqa: E402
-from headless.calls import call, encode  # noqa: E402
+from headless.calls import builtin_model, call, custom_sample, encode  # noqa: E402
 
 SOURCE = "a red circle on a blue background"
 SAMPLE = Path(__file__).resolve().parents[1] / "assets" / "sample.png"
-
-
-def load_model(host, name: str):
-    if name == "toy":
-        return host.pack.nodes.toy_model.load_toy_model()
-    return host.pack.nodes.tiny_models.build_tiny_models(name, seed=0)
 
 
 def counted(model):
@@ -56,12 +50,6 @@ def ksampler(host, model, latent, pos, neg, steps, cfg):
     return call(host, "KSamplerAdvanced", model=model, add_noise="disable", noise_seed=0, steps=steps, cfg=cfg,
                 sampler_name="ddim", scheduler="ddim_uniform", positive=pos, negative=neg, latent_image=latent,
                 start_at_step=0, end_at_step=10000, return_with_leftover_noise="disable")[0]
-
-
-def custom(host, model, latent, pos, neg, cfg, sampler, sigmas):
-    guider = call(host, "CFGGuider", model=model, positive=pos, negative=neg, cfg=cfg)[0]
-    return call(host, "SamplerCustomAdvanced", noise=call(host, "DisableNoise")[0], guider=guider, sampler=sampler,
-                sigmas=sigmas, latent_image=latent)[0]
 
 
 def methods(host, model, src, pos, neg, steps, cfg):
@@ -96,7 +84,7 @@ def methods(host, model, src, pos, neg, steps, cfg):
         def run():
             inv, lat, sigmas = call(host, invert_node, model=model, latent=src, positive=pos, negative=neg, steps=steps,
                                     scheduler="ddim_uniform", start_at_step=0, cfg=cfg, **kw)
-            return custom(host, model, lat, pos, neg, cfg, call(host, sampler_node, inversion=inv)[0], sigmas), 0
+            return {"samples": custom_sample(host, model, pos, neg, cfg, call(host, sampler_node, inversion=inv)[0], sigmas, lat)}, 0
         return run
 
     return {
@@ -120,8 +108,7 @@ def main(argv=None) -> None:
     torch.set_num_threads(1)
     torch.set_flush_denormal(True)
     host = boot(base_dir=tempfile.mkdtemp(prefix="invertedit-bench-"))
-    name = args.model or ("toy" if hasattr(host.pack.nodes, "toy_model") else "sd1")
-    model, clip, vae = load_model(host, name)
+    name, (model, clip, vae) = builtin_model(host, args.model)
     from PIL import Image
     image = torch.from_numpy(np.asarray(Image.open(SAMPLE).convert("RGB"), dtype=np.float32) / 255.0)[None]
     src = call(host, "VAEEncode", pixels=image, vae=vae)[0]

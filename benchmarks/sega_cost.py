@@ -19,7 +19,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from headless.boot import boot  # noqa: E402
-from headless.calls import call, encode  # noqa: E402
+from headless.calls import builtin_model, call, encode  # noqa: E402
 
 CONCEPTS = ["a green square", "a yellow background", "a white triangle", "a black circle"]
 
@@ -33,9 +33,7 @@ def main(argv=None) -> None:
     torch.set_num_threads(1)
     torch.set_flush_denormal(True)
     host = boot(base_dir=tempfile.mkdtemp(prefix="invertedit-bench-"))
-    name = args.model or ("toy" if hasattr(host.pack.nodes, "toy_model") else "sd1")
-    model, clip, _ = (host.pack.nodes.toy_model.load_toy_model() if name == "toy"
-                      else host.pack.nodes.tiny_models.build_tiny_models(name, seed=0))
+    name, (model, clip, _) = builtin_model(host, args.model)
     rows = [0]
     counted = model.clone()
     counted.set_model_unet_function_wrapper(

@@ -30,3 +30,20 @@ def reconstruct(host, model, latent: dict, positive, negative=None, *, steps=50,
 
 def rel_err(a: torch.Tensor, b: torch.Tensor) -> float:
     return float((a - b).norm() / b.norm())
+
+
+def custom_sample(host, model, positive, negative, cfg: float, sampler, sigmas, latent: dict) -> torch.Tensor:
+    """Stock SamplerCustomAdvanced with DisableNoise and a CFGGuider; returns the LATENT samples."""
+    guider = call(host, "CFGGuider", model=model, positive=positive, negative=negative, cfg=cfg)[0]
+    return call(host, "SamplerCustomAdvanced", noise=call(host, "DisableNoise")[0], guider=guider, sampler=sampler,
+                sigmas=sigmas, latent_image=latent)[0]["samples"]
+
+
+def builtin_model(host, name: str | None = None) -> tuple[str, tuple]:
+    """(name, (MODEL, CLIP, VAE)) of a built-in model: "toy" (the trained Toy World Model, the
+    default when the pack ships it) or a random-weight demo family ("sd1", "sd2-v", "sdxl")."""
+    nodes = host.pack.nodes
+    name = name or ("toy" if hasattr(nodes, "toy_model") else "sd1")
+    if name == "toy":
+        return name, nodes.toy_model.load_toy_model()
+    return name, nodes.tiny_models.build_tiny_models(name, seed=0)

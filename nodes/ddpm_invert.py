@@ -3,16 +3,15 @@ math is in ``inversion/ddpm.py``): per-step noise maps for the DDPM sampler, exa
 reconstruction by construction, and the inversion LEDITS++ edits on."""
 from __future__ import annotations
 
-import logging
-
 import comfy.samplers
 import torch
 from comfy_api.latest import io
 
 from ..inversion.ddpm import edit_friendly_invert, edit_friendly_sample
-from ..inversion.record import Inversion, InversionMismatch
+from ..inversion.record import Inversion
 from .ddim_invert import check_invert_inputs, inversion_fingerprint
 from .host_sampling import NodeInputError, run_loop, schedule
+from .inversion_sampling import InversionSampling
 from .sockets import Inversion as InversionSocket
 
 INVERT = "Edit-Friendly DDPM Invert"
@@ -78,39 +77,13 @@ class DDPMInvert(io.ComfyNode):
         return io.NodeOutput(inversion, {"samples": out}, run)
 
 
-class EditFriendlySampling:
+class EditFriendlySampling(InversionSampling):
     """The sampler function of an edit-friendly inversion (k-diffusion signature)."""
 
-    def __init__(self, inversion: Inversion):
-        self.inversion = inversion
+    NAME = SAMPLER
 
-    def __call__(self, model, x, sigmas, extra_args=None, callback=None, disable=None):
-        inv = self.inversion
-        extra_args = extra_args or {}
-        try:
-            start = inv.locate(sigmas)
-        except InversionMismatch as e:
-            raise NodeInputError(SAMPLER, str(e)) from None
-        if start != inv.start_step or len(sigmas) != len(inv.sampling_sigmas):
-            raise NodeInputError(SAMPLER, f"the run covers steps {start} to {start + len(sigmas) - 1}; an edit-friendly "
-                                          f"inversion is sampled over its whole schedule, from step {inv.start_step}.")
-        corrections = inv.clues["ddpm.corrections"].to(x)
-        if x.shape[0] % corrections.shape[1]:
-            raise NodeInputError(SAMPLER, f"the latent batch ({x.shape[0]}) is not a multiple of the inversion's "
-                                          f"({corrections.shape[1]}).")
-        corrections = corrections.repeat(1, x.shape[0] // corrections.shape[1], 1, 1, 1)
-        cfg = getattr(getattr(model, "inner_model", None), "cfg", None)
-        if cfg is not None and abs(float(cfg) - float(inv.settings.get("cfg", cfg))) > 1e-6:
-            logging.info("%s: sampling at cfg %s, inverted at cfg %s (exact reconstruction needs the same cfg; "
-                         "edits use a higher one, paper: 15).", SAMPLER, cfg, inv.settings.get("cfg"))
-
-        def denoise(z, sigma):
-            return model(z, sigma, **extra_args)
-
-        def on_step(i, total, x_now):
-            if callback is not None:
-                callback({"x": x_now, "i": i, "sigma": sigmas[i], "sigma_hat": sigmas[i], "denoised": x_now})
-
+    def run(self, denoise, x, sigmas, on_step):
+        corrections = self.broadcast(self.inversion.clues["ddpm.corrections"].to(x), x.shape[0], dim=1)
         return edit_friendly_sample(denoise, x, sigmas, corrections, on_step)
 
 

@@ -7,16 +7,15 @@ mixing 0.93). Two UNet calls a step.
 """
 from __future__ import annotations
 
-import logging
-
 import comfy.samplers
 import torch
 from comfy_api.latest import io
 
 from ..inversion.edict import edict_invert, edict_sample
-from ..inversion.record import Inversion, InversionMismatch
+from ..inversion.record import Inversion
 from .ddim_invert import check_invert_inputs, inversion_fingerprint
 from .host_sampling import NodeInputError, run_loop, schedule
+from .inversion_sampling import InversionSampling
 from .sockets import Inversion as InversionSocket
 
 INVERT = "EDICT Invert"
@@ -86,39 +85,14 @@ class EdictInvert(io.ComfyNode):
         return io.NodeOutput(inversion, {"samples": out}, run)
 
 
-class EdictSampling:
+class EdictSampling(InversionSampling):
     """The sampler function of an EDICT inversion (k-diffusion signature)."""
 
-    def __init__(self, inversion: Inversion):
-        self.inversion = inversion
+    NAME = SAMPLER
 
-    def __call__(self, model, x, sigmas, extra_args=None, callback=None, disable=None):
-        inv = self.inversion
-        extra_args = extra_args or {}
-        try:
-            start = inv.locate(sigmas)
-        except InversionMismatch as e:
-            raise NodeInputError(SAMPLER, str(e)) from None
-        if start != inv.start_step:
-            raise NodeInputError(SAMPLER, f"the run starts at step {start}; an EDICT inversion can only be sampled "
-                                          f"from its own start step ({inv.start_step}).")
-        y = inv.clues["edict.y"].to(x)
-        if x.shape[0] % y.shape[0]:
-            raise NodeInputError(SAMPLER, f"the latent batch ({x.shape[0]}) is not a multiple of the inversion's ({y.shape[0]}).")
-        y = y.repeat(x.shape[0] // y.shape[0], 1, 1, 1)
-        cfg = getattr(getattr(model, "inner_model", None), "cfg", None)
-        if cfg is not None and abs(float(cfg) - float(inv.settings.get("cfg", cfg))) > 1e-6:
-            logging.warning("%s: sampling at cfg %s, inverted at cfg %s: the reconstruction is exact only at the same cfg.",
-                            SAMPLER, cfg, inv.settings.get("cfg"))
-
-        def denoise(z, sigma):
-            return model(z, sigma, **extra_args)
-
-        def on_step(i, total, x_now):
-            if callback is not None:
-                callback({"x": x_now, "i": i, "sigma": sigmas[i], "sigma_hat": sigmas[i], "denoised": x_now})
-
-        x, _ = edict_sample(denoise, x, y, sigmas, float(inv.settings["mixing"]), on_step)
+    def run(self, denoise, x, sigmas, on_step):
+        y = self.broadcast(self.inversion.clues["edict.y"].to(x), x.shape[0])
+        x, _ = edict_sample(denoise, x, y, sigmas, float(self.inversion.settings["mixing"]), on_step)
         return x
 
 

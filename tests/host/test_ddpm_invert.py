@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from headless.calls import call, encode, rel_err
+from headless.calls import call, custom_sample, encode, rel_err
 
 PROMPT = "a red circle on a blue background"
 
@@ -17,12 +17,6 @@ def ef_invert(host, model, pos, neg, **kw):
     args = dict(steps=25, scheduler="ddim_uniform", start_at_step=9, cfg=3.5, seed=0)
     args.update(kw)
     return call(host, "InvertEditDDPMInvert", model=model, latent=source_latent(), positive=pos, negative=neg, **args)
-
-
-def custom_sample(host, model, pos, neg, cfg, sampler, sigmas, latent):
-    guider = call(host, "CFGGuider", model=model, positive=pos, negative=neg, cfg=cfg)[0]
-    return call(host, "SamplerCustomAdvanced", noise=call(host, "DisableNoise")[0], guider=guider, sampler=sampler,
-                sigmas=sigmas, latent_image=latent)[0]["samples"]
 
 
 @pytest.mark.parametrize("family", ["sd1", "sd2-v", "sdxl"])

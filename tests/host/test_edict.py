@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from headless.calls import call, encode, rel_err
+from headless.calls import call, custom_sample, encode, rel_err
 
 PROMPT = "a red circle on a blue background"
 
@@ -17,12 +17,6 @@ def edict_invert(host, model, pos, neg, **kw):
     args = dict(steps=20, scheduler="ddim_uniform", start_at_step=0, cfg=7.5, mixing=0.93)
     args.update(kw)
     return call(host, "InvertEditEDICTInvert", model=model, latent=source_latent(), positive=pos, negative=neg, **args)
-
-
-def custom_sample(host, model, pos, neg, cfg, sampler, sigmas, latent):
-    guider = call(host, "CFGGuider", model=model, positive=pos, negative=neg, cfg=cfg)[0]
-    return call(host, "SamplerCustomAdvanced", noise=call(host, "DisableNoise")[0], guider=guider, sampler=sampler,
-                sigmas=sigmas, latent_image=latent)[0]["samples"]
 
 
 @pytest.mark.parametrize("family", ["sd1", "sd2-v", "sdxl"])
@@ -64,7 +58,7 @@ def test_edict_refusals(host, tiny):
     with pytest.raises(ValueError, match="Apply Inversion: 'edict' inversions are sampled with the EDICT Sampler node"):
         custom_sample(host, guarded, pos, neg, 7.5, call(host, "KSamplerSelect", sampler_name="ddim")[0], sigmas, lat)
     sampler = call(host, "InvertEditEDICTSampler", inversion=inv)[0]
-    with pytest.raises(ValueError, match="EDICT Sampler: the run starts at step 2"):
+    with pytest.raises(ValueError, match="EDICT Sampler: the run covers steps 2 to"):
         custom_sample(host, model, pos, neg, 7.5, sampler, sigmas[2:], lat)
     with pytest.raises(ValueError, match="EDICT Invert: cfg is 7.5, which needs a 'negative'"):
         call(host, "InvertEditEDICTInvert", model=model, latent=source_latent(), positive=pos, steps=5,
