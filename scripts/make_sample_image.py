@@ -1,40 +1,41 @@
 #!/usr/bin/env python
-"""Write assets/sample.png: the pack's bundled sample image (a red circle on a blue background).
-
-128 x 128 RGB, drawn with PIL only, byte-for-byte deterministic (no metadata, fixed
-compression), so re-running it leaves the committed file unchanged.
+"""Write assets/sample.png: the pack's bundled sample image, a scene of the toy world the
+built-in Toy World Model was trained on ("a red circle on a blue background", centred),
+rendered by ``toyworld.world`` so its colours are the world's palette. PNG without metadata
+at a fixed compression: re-running it leaves the committed file unchanged.
 
     python scripts/make_sample_image.py [--out assets/sample.png]
 """
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
-from PIL import Image, ImageDraw
+import numpy as np
+from PIL import Image
 
-SIZE = 128
-BACKGROUND = (40, 70, 170)
-CIRCLE = (210, 40, 40)
+REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+from toyworld.world import SIZE, Scene, render  # noqa: E402
+
+SAMPLE = Scene(background="blue", colour="red", shape="circle", cx=SIZE / 2, cy=SIZE / 2, size=28.0)
 
 
-def make_sample_image(size: int = SIZE) -> Image.Image:
-    # Drawn at 4x and reduced, for a smooth (but still deterministic) edge.
-    big = Image.new("RGB", (size * 4, size * 4), BACKGROUND)
-    draw = ImageDraw.Draw(big)
-    r = size * 4 * 0.3
-    c = size * 4 / 2
-    draw.ellipse([c - r, c - r, c + r, c + r], fill=CIRCLE)
-    return big.resize((size, size), Image.Resampling.BOX)
+def make_sample_image() -> Image.Image:
+    image, _ = render(SAMPLE)
+    return Image.fromarray((image.numpy() * 255).round().astype(np.uint8))
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parents[1] / "assets" / "sample.png")
+    parser.add_argument("--out", type=Path, default=REPO / "assets" / "sample.png")
     args = parser.parse_args()
     args.out.parent.mkdir(parents=True, exist_ok=True)
     make_sample_image().save(args.out, format="PNG", optimize=False, compress_level=9)
-    print(f"wrote {args.out}")
+    print(f"wrote {args.out} ({SAMPLE.caption})")
 
 
 if __name__ == "__main__":

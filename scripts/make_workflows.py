@@ -25,6 +25,12 @@ from headless.canvas import build_canvas  # noqa: E402
 
 SOURCE_PROMPT = "a red circle on a blue background"
 TARGET_PROMPT = "a red square on a blue background"   # same token count: one word swapped
+EDIT_CFG = 5.0   # the naive edit's guidance: at cfg 1 the toy model barely follows a changed word
+MODEL_LOADER = {"key": "model", "type": "InvertEditToyModel",
+                "title": "Toy World Model (built-in demo; replace with Load Checkpoint for real images)"}
+TOY_NOTE = ("The **Toy World Model** is the pack's built-in demo: a tiny model trained on 128 px scenes of one "
+            "coloured shape on a flat background. Swap in **Load Checkpoint** with an SD checkpoint and your own "
+            "image (and prompts) for real results.")
 STEPS = 50
 
 
@@ -32,8 +38,7 @@ def _inversion_nodes(intro: str) -> list[dict]:
     """Shared front half: demo model, prompt, sample image -> VAE Encode -> DDIM Invert -> Apply Inversion."""
     return [
         {"key": "note", "type": "MarkdownNote", "text": intro},
-        {"key": "model", "type": "InvertEditDemoModel", "widgets": {"family": "sd1", "seed": 0},
-         "title": "Demo Model (replace with Load Checkpoint for real images)"},
+        MODEL_LOADER,
         {"key": "image", "type": "LoadImage", "widgets": {"image": "sample.png"}},
         {"key": "prompt", "type": "CLIPTextEncode", "widgets": {"text": SOURCE_PROMPT},
          "inputs": {"clip": ("model", "CLIP")}, "title": "Source prompt"},
@@ -108,11 +113,9 @@ def ddim_invert_edit() -> dict:
         "# DDIM inversion: reconstruction and a prompt edit\n\n"
         "The image is encoded, inverted to noise with **DDIM Invert** (source prompt, 50 steps, ddim_uniform), "
         "and sampled back twice with a stock **KSampler (Advanced)**: add_noise *disable*, the same steps, "
-        "scheduler and start step, sampler *ddim*, cfg 1. With the source prompt it reconstructs the image (compare "
-        "with the VAE round trip); with the target prompt it is the plain, naive edit, which the pack's editors "
-        "(attention injection, latent blending) make local.\n\n"
-        "The Demo Model has random weights (it makes noise, not pictures): swap in **Load Checkpoint** with an SD1.5 "
-        "checkpoint and your own image for real results.")
+        "scheduler and start step, sampler *ddim*. With the source prompt at cfg 1 it reconstructs the image "
+        "(compare with the VAE round trip); with the target prompt at cfg 5 (empty negative) it is the plain, "
+        "naive edit, which the pack's editors (attention injection, latent blending) make local.\n\n" + TOY_NOTE)
     return {"nodes": _inversion_nodes(intro) + [
         _ksampler_advanced("sample", "prompt"),
         {"key": "decode", "type": "VAEDecode", "inputs": {"samples": ("sample", "LATENT"), "vae": ("model", "VAE")}},
@@ -120,10 +123,12 @@ def ddim_invert_edit() -> dict:
          "inputs": {"images": ("decode", "IMAGE")}, "title": "Reconstruction (source prompt)"},
         {"key": "target", "type": "CLIPTextEncode", "widgets": {"text": TARGET_PROMPT},
          "inputs": {"clip": ("model", "CLIP")}, "title": "Target prompt"},
-        _ksampler_advanced("edit", "target"),
+        {"key": "empty", "type": "CLIPTextEncode", "widgets": {"text": ""}, "inputs": {"clip": ("model", "CLIP")},
+         "title": "Negative prompt (empty)"},
+        _ksampler_advanced("edit", "target", negative="empty", cfg=EDIT_CFG),
         {"key": "decode_edit", "type": "VAEDecode", "inputs": {"samples": ("edit", "LATENT"), "vae": ("model", "VAE")}},
         {"key": "save_edit", "type": "SaveImage", "widgets": {"filename_prefix": "invertedit/edit_naive"},
-         "inputs": {"images": ("decode_edit", "IMAGE")}, "title": "Naive edit (target prompt)"},
+         "inputs": {"images": ("decode_edit", "IMAGE")}, "title": "Naive edit (target prompt, cfg 5)"},
         {"key": "save_inversion", "type": "InvertEditSaveInversion", "widgets": {"filename_prefix": "inversions/sample"},
          "inputs": {"inversion": ("invert", 0)}, "title": "Save Inversion (edit again later: Load Inversion)"},
     ] + _vae_roundtrip()}
@@ -133,14 +138,13 @@ def load_inversion_edit() -> dict:
     intro = (
         "# Edit from a saved inversion\n\n"
         "**Load Inversion** reads an inversion saved by **Save Inversion** (here the pack's bundled "
-        "`sample_inversion.safetensors`: the sample image inverted with the Demo Model, sd1, seed 0, 50 steps, "
+        "`sample_inversion.safetensors`: the sample image inverted with the Toy World Model, 50 steps, "
         "ddim_uniform). No image and no inversion run are needed: **Apply Inversion** checks that the model, "
         "steps and size match, and the stock **KSampler (Advanced)** reconstructs (source prompt) or edits "
         "(target prompt).\n\nTry another checkpoint or 25 steps: Apply Inversion refuses with a message.")
     return {"nodes": [
         {"key": "note", "type": "MarkdownNote", "text": intro},
-        {"key": "model", "type": "InvertEditDemoModel", "widgets": {"family": "sd1", "seed": 0},
-         "title": "Demo Model (the model the inversion was made with)"},
+        dict(MODEL_LOADER, title="Toy World Model (the model the inversion was made with)"),
         {"key": "load", "type": "InvertEditLoadInversion", "widgets": {"inversion": "sample_inversion.safetensors"}},
         {"key": "apply", "type": "InvertEditApplyInversion",
          "inputs": {"model": ("model", "MODEL"), "inversion": ("load", 0)}},
@@ -148,14 +152,16 @@ def load_inversion_edit() -> dict:
          "inputs": {"clip": ("model", "CLIP")}, "title": "Source prompt"},
         {"key": "target", "type": "CLIPTextEncode", "widgets": {"text": TARGET_PROMPT},
          "inputs": {"clip": ("model", "CLIP")}, "title": "Target prompt"},
+        {"key": "empty", "type": "CLIPTextEncode", "widgets": {"text": ""}, "inputs": {"clip": ("model", "CLIP")},
+         "title": "Negative prompt (empty)"},
         _ksampler_advanced("sample", "prompt", latent=("load", "LATENT")),
-        _ksampler_advanced("edit", "target", latent=("load", "LATENT")),
+        _ksampler_advanced("edit", "target", latent=("load", "LATENT"), negative="empty", cfg=EDIT_CFG),
         {"key": "decode", "type": "VAEDecode", "inputs": {"samples": ("sample", "LATENT"), "vae": ("model", "VAE")}},
         {"key": "save", "type": "SaveImage", "widgets": {"filename_prefix": "invertedit/loaded_reconstruction"},
          "inputs": {"images": ("decode", "IMAGE")}, "title": "Reconstruction (source prompt)"},
         {"key": "decode_edit", "type": "VAEDecode", "inputs": {"samples": ("edit", "LATENT"), "vae": ("model", "VAE")}},
         {"key": "save_edit", "type": "SaveImage", "widgets": {"filename_prefix": "invertedit/loaded_edit_naive"},
-         "inputs": {"images": ("decode_edit", "IMAGE")}, "title": "Naive edit (target prompt)"},
+         "inputs": {"images": ("decode_edit", "IMAGE")}, "title": "Naive edit (target prompt, cfg 5)"},
     ]}
 
 
@@ -165,7 +171,7 @@ def ddim_invert_custom_sampler() -> dict:
         "The same inversion, sampled back with the custom sampler nodes: **DisableNoise**, **CFGGuider** (cfg 1), "
         "**KSamplerSelect** (ddim) and the **SIGMAS** output of DDIM Invert (the schedule from the inverted latent "
         "back to the image).\n\n"
-        "The Demo Model has random weights: swap in **Load Checkpoint** for real images.")
+        + TOY_NOTE)
     return {"nodes": _inversion_nodes(intro) + [
         {"key": "noise", "type": "DisableNoise"},
         {"key": "guider", "type": "CFGGuider", "widgets": {"cfg": 1.0},
@@ -210,6 +216,23 @@ def null_text_inversion_edit() -> dict:
     return {"nodes": [n for n in nodes if n["key"] != "apply"] + _vae_roundtrip()}
 
 
+def _own_sampler_runs(runs: list[tuple]) -> list[dict]:
+    """SamplerCustomAdvanced runs with an inversion's own SAMPLER (node 'sampler'), DisableNoise
+    ('noise') and its SIGMAS/LATENT ('invert'), one per (key, prompt node, cfg, prefix, title)."""
+    nodes = []
+    for key, prompt, cfg, prefix, title in runs:
+        nodes += [
+            {"key": f"guider_{key}", "type": "CFGGuider", "widgets": {"cfg": cfg},
+             "inputs": {"model": ("apply", "MODEL"), "positive": (prompt, 0), "negative": ("empty", 0)}},
+            {"key": f"sample_{key}", "type": "SamplerCustomAdvanced",
+             "inputs": {"noise": ("noise", "NOISE"), "guider": (f"guider_{key}", "GUIDER"),
+                        "sampler": ("sampler", "SAMPLER"), "sigmas": ("invert", "SIGMAS"),
+                        "latent_image": ("invert", "LATENT")}},
+        ]
+        nodes += _decode_and_save(key, f"sample_{key}", prefix, title)
+    return nodes
+
+
 def edict_exact_inversion() -> dict:
     intro = (
         "# Exact inversion with EDICT, then an edit\n\n"
@@ -232,17 +255,9 @@ def edict_exact_inversion() -> dict:
         {"key": "sampler", "type": "InvertEditEDICTSampler", "inputs": {"inversion": ("invert", 0)}},
         {"key": "noise", "type": "DisableNoise"},
     ]
-    for key, prompt, prefix, title in (("rec", "prompt", "invertedit/edict_reconstruction", "EDICT reconstruction (exact)"),
-                                       ("edit", "target", "invertedit/edict_edit", "EDICT edit (target prompt)")):
-        nodes += [
-            {"key": f"guider_{key}", "type": "CFGGuider", "widgets": {"cfg": 3.0},
-             "inputs": {"model": ("apply", "MODEL"), "positive": (prompt, 0), "negative": ("empty", 0)}},
-            {"key": f"sample_{key}", "type": "SamplerCustomAdvanced",
-             "inputs": {"noise": ("noise", "NOISE"), "guider": (f"guider_{key}", "GUIDER"),
-                        "sampler": ("sampler", "SAMPLER"), "sigmas": ("invert", "SIGMAS"),
-                        "latent_image": ("invert", "LATENT")}},
-        ]
-        nodes += _decode_and_save(key, f"sample_{key}", prefix, title)
+    nodes += _own_sampler_runs([
+        ("rec", "prompt", 3.0, "invertedit/edict_reconstruction", "EDICT reconstruction (exact)"),
+        ("edit", "target", 3.0, "invertedit/edict_edit", "EDICT edit (target prompt)")])
     return {"nodes": nodes + _vae_roundtrip()}
 
 
@@ -269,18 +284,187 @@ def ddpm_edit_friendly() -> dict:
         {"key": "sampler", "type": "InvertEditDDPMSampler", "inputs": {"inversion": ("invert", 0)}},
         {"key": "noise", "type": "DisableNoise"},
     ]
-    for key, prompt, cfg, prefix, title in (
-            ("rec", "prompt", 3.5, "invertedit/ddpm_reconstruction", "Reconstruction (source prompt, cfg 3.5): exact"),
-            ("edit", "target", 15.0, "invertedit/ddpm_edit", "Edit (target prompt, cfg 15)")):
-        nodes += [
-            {"key": f"guider_{key}", "type": "CFGGuider", "widgets": {"cfg": cfg},
-             "inputs": {"model": ("apply", "MODEL"), "positive": (prompt, 0), "negative": ("empty", 0)}},
-            {"key": f"sample_{key}", "type": "SamplerCustomAdvanced",
-             "inputs": {"noise": ("noise", "NOISE"), "guider": (f"guider_{key}", "GUIDER"),
-                        "sampler": ("sampler", "SAMPLER"), "sigmas": ("invert", "SIGMAS"),
-                        "latent_image": ("invert", "LATENT")}},
-        ]
-        nodes += _decode_and_save(key, f"sample_{key}", prefix, title)
+    nodes += _own_sampler_runs([
+        ("rec", "prompt", 3.5, "invertedit/ddpm_reconstruction", "Reconstruction (source prompt, cfg 3.5): exact"),
+        ("edit", "target", 15.0, "invertedit/ddpm_edit", "Edit (target prompt, cfg 15)")])
+    return {"nodes": nodes + _vae_roundtrip()}
+
+
+def p2p_replace_edit() -> dict:
+    intro = (
+        "# Prompt-to-Prompt on the inverted image (replace)\n\n"
+        "**DDIM Invert** and **Direct Inversion** (the source row stays exactly on its trajectory), then "
+        "**Attention Inject** (Hertz et al.; paper defaults: cross-attention maps injected for 0.8 of the steps, "
+        "self-attention for 0.4) gives the target prompt's branch the source branch's attention maps. One stock "
+        "**KSampler (Advanced)** run samples the pair (row 0 source, row 1 target); the saved batch shows the "
+        "reconstruction and the edit side by side.\n\n" + TOY_NOTE)
+    nodes = _inversion_nodes(intro)
+    nodes = [n for n in nodes if n["key"] != "apply"] + [
+        {"key": "empty", "type": "CLIPTextEncode", "widgets": {"text": ""}, "inputs": {"clip": ("model", "CLIP")},
+         "title": "Negative prompt (empty)"},
+        {"key": "direct", "type": "InvertEditDirectInversion", "inputs": {"inversion": ("invert", 0)}},
+        {"key": "inject", "type": "InvertEditAttentionInject",
+         "widgets": {"source_prompt": SOURCE_PROMPT, "target_prompt": TARGET_PROMPT, "mode": "replace", "reweight": "",
+                     "cross_replace": 0.8, "self_replace": 0.4},
+         "inputs": {"model": ("model", "MODEL"), "clip": ("model", "CLIP"), "latent": ("invert", "LATENT")}},
+        {"key": "apply", "type": "InvertEditApplyInversion",
+         "inputs": {"model": ("inject", "MODEL"), "inversion": ("direct", 0)}},
+        {"key": "sample", "type": "KSamplerAdvanced",
+         "widgets": {"add_noise": "disable", "noise_seed": 0, "steps": STEPS, "cfg": EDIT_CFG, "sampler_name": "ddim",
+                     "scheduler": "ddim_uniform", "start_at_step": 0, "end_at_step": 10000,
+                     "return_with_leftover_noise": "disable"},
+         "inputs": {"model": ("apply", "MODEL"), "positive": ("inject", "CONDITIONING"), "negative": ("empty", 0),
+                    "latent_image": ("inject", "LATENT")}},
+    ]
+    nodes += _decode_and_save("pair", "sample", "invertedit/p2p_replace", "Source (reconstruction) and target (edit)")
+    return {"nodes": nodes + _vae_roundtrip()}
+
+
+def attention_maps() -> dict:
+    intro = (
+        "# What the model attends to, per word\n\n"
+        "**Attention Store** evaluates the source prompt on the inversion's trajectory and aggregates each word's "
+        "cross-attention maps (Prompt-to-Prompt's AttentionStore): labelled heatmaps over the image, and the mask "
+        "of the chosen words (local blend: 3x3 max-pool, threshold 0.3), shown here with **Convert Mask to Image**; "
+        "any node that takes a MASK can use it.\n\n" + TOY_NOTE)
+    nodes = [n for n in _inversion_nodes(intro) if n["key"] != "apply"] + [
+        {"key": "store", "type": "InvertEditAttentionStore",
+         "widgets": {"prompt": SOURCE_PROMPT, "words": "circle", "start": 0.0, "end": 1.0, "threshold": 0.3},
+         "inputs": {"model": ("model", "MODEL"), "clip": ("model", "CLIP"), "inversion": ("invert", 0),
+                    "image": ("image", "IMAGE")}},
+        {"key": "save_maps", "type": "SaveImage", "widgets": {"filename_prefix": "invertedit/attention_maps"},
+         "inputs": {"images": ("store", "IMAGE")}, "title": "Heatmaps, one per word"},
+        {"key": "mask_image", "type": "MaskToImage", "inputs": {"mask": ("store", "MASK")}},
+        {"key": "save_mask", "type": "SaveImage", "widgets": {"filename_prefix": "invertedit/attention_mask"},
+         "inputs": {"images": ("mask_image", "IMAGE")}, "title": "Mask of 'circle'"},
+    ]
+    return {"nodes": nodes}
+
+
+def _pair_editor_workflow(intro: str, editor: dict, prefix: str, title: str, source_prompt: str = SOURCE_PROMPT) -> dict:
+    """Invert the sample (DDIM + Direct Inversion), patch with a pair editor, sample the pair once."""
+    nodes = [n for n in _inversion_nodes(intro) if n["key"] != "apply"]
+    for n in nodes:
+        if n["key"] == "prompt":
+            n["widgets"] = {"text": source_prompt}
+    nodes += [
+        {"key": "empty", "type": "CLIPTextEncode", "widgets": {"text": ""}, "inputs": {"clip": ("model", "CLIP")},
+         "title": "Negative prompt (empty)"},
+        {"key": "direct", "type": "InvertEditDirectInversion", "inputs": {"inversion": ("invert", 0)}},
+        dict(editor, key="editor", inputs={"model": ("model", "MODEL"), "clip": ("model", "CLIP"),
+                                           "latent": ("invert", "LATENT")}),
+        {"key": "apply", "type": "InvertEditApplyInversion",
+         "inputs": {"model": ("editor", "MODEL"), "inversion": ("direct", 0)}},
+        {"key": "sample", "type": "KSamplerAdvanced",
+         "widgets": {"add_noise": "disable", "noise_seed": 0, "steps": STEPS, "cfg": EDIT_CFG, "sampler_name": "ddim",
+                     "scheduler": "ddim_uniform", "start_at_step": 0, "end_at_step": 10000,
+                     "return_with_leftover_noise": "disable"},
+         "inputs": {"model": ("apply", "MODEL"), "positive": ("editor", "CONDITIONING"), "negative": ("empty", 0),
+                    "latent_image": ("editor", "LATENT")}},
+    ]
+    nodes += _decode_and_save("pair", "sample", prefix, title)
+    return {"nodes": nodes + _vae_roundtrip()}
+
+
+def masactrl_edit() -> dict:
+    intro = (
+        "# MasaCtrl: mutual self-attention\n\n"
+        "**Mutual Self-Attention (MasaCtrl)** (Cao et al.; paper defaults for SD1.5: from step 4 and layer 10 of 16) "
+        "lets the target's self-attention read the source's keys and values, so the edited object keeps the source's "
+        "content. Source row exact through **Direct Inversion**; one sampler run for the pair.\n\n" + TOY_NOTE)
+    editor = {"type": "InvertEditMasaCtrl",
+              "widgets": {"source_prompt": SOURCE_PROMPT, "target_prompt": TARGET_PROMPT, "start_step": 4,
+                          "start_layer": 6}}   # the toy UNet has 10 self-attention layers: 6 of 10 ~ 10 of 16
+    return _pair_editor_workflow(intro, editor, "invertedit/masactrl", "Source (reconstruction) and target (edit)")
+
+
+def plug_and_play_edit() -> dict:
+    intro = (
+        "# Plug-and-Play\n\n"
+        "The image is inverted with an empty prompt (paper); **Plug-and-Play** (Tumanyan et al.; paper defaults: "
+        "decoder features injected for 0.8 of the steps, decoder self-attention for 0.5) plugs the source's "
+        "spatial features into the target branch, so the target prompt re-renders the image on its structure. "
+        "Source row exact through **Direct Inversion**.\n\n" + TOY_NOTE)
+    editor = {"type": "InvertEditPlugAndPlay",
+              "widgets": {"source_prompt": "", "target_prompt": "a green circle on a yellow background",
+                          "feature_injection": 0.8, "self_attention_injection": 0.5}}
+    return _pair_editor_workflow(intro, editor, "invertedit/plug_and_play", "Source (reconstruction) and target",
+                                 source_prompt="")
+
+
+def local_edit_blend() -> dict:
+    intro = (
+        "# A local edit: Prompt-to-Prompt + Latent Blend\n\n"
+        "**DiffEdit Mask** (Couairon et al.; strength 0.5, 10 noises; threshold 0.25 here, paper 0.5, for a wider region) finds where 'circle' -> 'square' "
+        "changes the image. **Latent Blend** (Blended Latent Diffusion; Prompt-to-Prompt's local blend) keeps the "
+        "target on the source outside that mask at every step, so the background is the source's, bit for bit; "
+        "**Attention Inject** keeps the layout inside it. The masks used are saved too.\n\n" + TOY_NOTE)
+    nodes = [n for n in _inversion_nodes(intro) if n["key"] != "apply"] + [
+        {"key": "empty", "type": "CLIPTextEncode", "widgets": {"text": ""}, "inputs": {"clip": ("model", "CLIP")},
+         "title": "Negative prompt (empty)"},
+        {"key": "target", "type": "CLIPTextEncode", "widgets": {"text": TARGET_PROMPT},
+         "inputs": {"clip": ("model", "CLIP")}, "title": "Target prompt"},
+        {"key": "diffedit", "type": "InvertEditDiffEditMask",
+         "widgets": {"strength": 0.5, "samples": 10, "threshold": 0.25, "seed": 0},
+         "inputs": {"model": ("model", "MODEL"), "latent": ("encode", "LATENT"), "source": ("prompt", 0),
+                    "target": ("target", 0)}},
+        {"key": "direct", "type": "InvertEditDirectInversion", "inputs": {"inversion": ("invert", 0)}},
+        {"key": "inject", "type": "InvertEditAttentionInject",
+         "widgets": {"source_prompt": SOURCE_PROMPT, "target_prompt": TARGET_PROMPT, "mode": "replace", "reweight": "",
+                     "cross_replace": 0.8, "self_replace": 0.4},
+         "inputs": {"model": ("model", "MODEL"), "clip": ("model", "CLIP"), "latent": ("invert", "LATENT")}},
+        {"key": "blend", "type": "InvertEditLatentBlend", "widgets": {"start": 0.0, "end": 1.0},
+         "inputs": {"model": ("inject", "MODEL"), "latent": ("inject", "LATENT"), "mask": ("diffedit", "MASK")}},
+        {"key": "apply", "type": "InvertEditApplyInversion", "inputs": {"model": ("blend", "MODEL"), "inversion": ("direct", 0)}},
+        {"key": "sample", "type": "KSamplerAdvanced",
+         "widgets": {"add_noise": "disable", "noise_seed": 0, "steps": STEPS, "cfg": EDIT_CFG, "sampler_name": "ddim",
+                     "scheduler": "ddim_uniform", "start_at_step": 0, "end_at_step": 10000,
+                     "return_with_leftover_noise": "disable"},
+         "inputs": {"model": ("apply", "MODEL"), "positive": ("inject", "CONDITIONING"), "negative": ("empty", 0),
+                    "latent_image": ("inject", "LATENT")}},
+        {"key": "mask_image", "type": "MaskToImage", "inputs": {"mask": ("blend", "MASK")}},
+        {"key": "save_mask", "type": "SaveImage", "widgets": {"filename_prefix": "invertedit/blend_mask"},
+         "inputs": {"images": ("mask_image", "IMAGE")}, "title": "The mask Latent Blend used"},
+    ]
+    nodes += _decode_and_save("pair", "sample", "invertedit/local_edit", "Source and local edit")
+    return {"nodes": nodes + _vae_roundtrip()}
+
+
+def sega_edit() -> dict:
+    intro = (
+        "# SEGA: semantic guidance on the inverted image\n\n"
+        "**SEGA Concept** nodes (Brack et al.; paper defaults: scale 5, warmup 10, threshold 0.9) chain into "
+        "**SEGA Guidance**, a GUIDER for the stock **SamplerCustomAdvanced**: here the sample is inverted with "
+        "**Edit-Friendly DDPM Invert** (as LEDITS++ does) and guided towards 'a yellow background' and away from "
+        "'a blue background'. Prompt, negative and concepts run in one batched UNet call a step.\n\n" + TOY_NOTE)
+    nodes = [n for n in _inversion_nodes(intro) if n["key"] not in ("invert", "apply")] + [
+        {"key": "empty", "type": "CLIPTextEncode", "widgets": {"text": ""}, "inputs": {"clip": ("model", "CLIP")},
+         "title": "Negative prompt (empty)"},
+        {"key": "invert", "type": "InvertEditDDPMInvert",
+         "widgets": {"steps": STEPS, "scheduler": "ddim_uniform", "start_at_step": 8, "cfg": 3.5, "seed": 0},
+         "inputs": {"model": ("model", "MODEL"), "latent": ("encode", "LATENT"), "positive": ("prompt", 0),
+                    "negative": ("empty", 0)}},
+        {"key": "add_text", "type": "CLIPTextEncode", "widgets": {"text": "a yellow background"},
+         "inputs": {"clip": ("model", "CLIP")}, "title": "Concept to add"},
+        {"key": "remove_text", "type": "CLIPTextEncode", "widgets": {"text": "a blue background"},
+         "inputs": {"clip": ("model", "CLIP")}, "title": "Concept to remove"},
+        {"key": "add", "type": "InvertEditSEGAConcept",
+         "widgets": {"direction": "add", "scale": 5.0, "warmup": 0, "cooldown": 0, "threshold": 0.9, "weight": 1.0},
+         "inputs": {"conditioning": ("add_text", 0)}},
+        {"key": "remove", "type": "InvertEditSEGAConcept",
+         "widgets": {"direction": "remove", "scale": 5.0, "warmup": 0, "cooldown": 0, "threshold": 0.9, "weight": 1.0},
+         "inputs": {"conditioning": ("remove_text", 0), "concepts": ("add", 0)}},
+        {"key": "sega", "type": "InvertEditSEGAGuidance",
+         "widgets": {"cfg": 3.5, "momentum_scale": 0.1, "momentum_beta": 0.4},
+         "inputs": {"model": ("model", "MODEL"), "positive": ("prompt", 0), "negative": ("empty", 0),
+                    "concepts": ("remove", 0)}},
+        {"key": "sampler", "type": "InvertEditDDPMSampler", "inputs": {"inversion": ("invert", 0)}},
+        {"key": "noise", "type": "DisableNoise"},
+        {"key": "sample", "type": "SamplerCustomAdvanced",
+         "inputs": {"noise": ("noise", "NOISE"), "guider": ("sega", "GUIDER"), "sampler": ("sampler", "SAMPLER"),
+                    "sigmas": ("invert", "SIGMAS"), "latent_image": ("invert", "LATENT")}},
+    ]
+    nodes += _decode_and_save("sega", "sample", "invertedit/sega_edit", "SEGA edit")
     return {"nodes": nodes + _vae_roundtrip()}
 
 
@@ -291,6 +475,12 @@ WORKFLOWS = {
     "edict_exact_inversion": edict_exact_inversion,
     "null_text_inversion_edit": null_text_inversion_edit,
     "ddpm_edit_friendly": ddpm_edit_friendly,
+    "p2p_replace_edit": p2p_replace_edit,
+    "attention_maps": attention_maps,
+    "masactrl_edit": masactrl_edit,
+    "plug_and_play_edit": plug_and_play_edit,
+    "local_edit_blend": local_edit_blend,
+    "sega_edit": sega_edit,
     "ddim_invert_custom_sampler": ddim_invert_custom_sampler,
 }
 

@@ -79,11 +79,11 @@ def _main_workflow():
     return json.loads(MAIN_WORKFLOW.read_text(encoding="utf-8"))
 
 
-def test_ckpt_replaces_the_demo_model(host, runner, tmp_path):
+def test_ckpt_replaces_the_built_in_model(host, runner, tmp_path):
     workflow = _main_workflow()
     plain = runner.prepare_prompt(workflow, host=host)
-    demo = [k for k, v in plain.items() if v["class_type"] == runner.DEMO_MODEL]
-    assert demo, "the main workflow should use the demo model"
+    demo = [k for k, v in plain.items() if v["class_type"] in runner.BUILTIN_MODELS]
+    assert demo, "the main workflow should use a built-in model"
 
     ckpt = tmp_path / "ckpts" / "my-model.safetensors"
     ckpt.parent.mkdir()

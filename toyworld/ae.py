@@ -1,0 +1,70 @@
+"""The toy model's autoencoder: small, normalisation-free, 8x downscale, 4 latent channels.
+
+Why not the host's ``AutoencoderKL``: at a CPU-affordable width its GroupNorm has one channel
+per group, which removes each channel's mean, so flat colours cannot be represented. This one
+has no normalisation: a 4x4 space-to-depth, convolutions at 32x32 and 16x16, and back.
+
+``encode`` takes images in -1..1 ``[B, 3, H, W]`` (what ``comfy.sd.VAE`` passes after its
+``process_input``) and returns latents ``[B, 4, H/8, W/8]`` "unscaled" like SD1.x VAE latents:
+a stored per-channel affine (``shift``, ``scale``) makes ``latent * 0.18215`` have mean 0 and
+std 1 per channel over the world's images. ``decode`` inverts both.
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+import torch.nn.functional as F
+
+SD1_SCALE = 0.18215
+LATENT_CHANNELS = 4
+
+
+class _Res(nn.Module):
+    def __init__(self, ch: int):
+        super().__init__()
+        self.a = nn.Conv2d(ch, ch, 3, padding=1)
+        self.b = nn.Conv2d(ch, ch, 3, padding=1)
+
+    def forward(self, x):
+        return x + self.b(F.silu(self.a(F.silu(x))))
+
+
+class ToyAutoencoder(nn.Module):
+    def __init__(self, ch: int = 64, ch2: int = 96):
+        super().__init__()
+        self.enc = nn.Sequential(
+            nn.PixelUnshuffle(4),                   # 3 x 128 -> 48 x 32
+            nn.Conv2d(48, ch, 3, padding=1), _Res(ch),
+            nn.Conv2d(ch, ch2, 4, stride=2, padding=1),  # -> 16
+            _Res(ch2), nn.SiLU(),
+            nn.Conv2d(ch2, LATENT_CHANNELS, 3, padding=1),
+        )
+        self.dec = nn.Sequential(
+            nn.Conv2d(LATENT_CHANNELS, ch2, 3, padding=1), _Res(ch2),
+            nn.Upsample(scale_factor=2, mode="nearest"),  # -> 32
+            nn.Conv2d(ch2, ch, 3, padding=1), _Res(ch), nn.SiLU(),
+            nn.Conv2d(ch, 48, 3, padding=1),
+            nn.PixelShuffle(4),                     # -> 3 x 128
+        )
+        # z_raw = shift + scale * (latent * SD1_SCALE); identity until calibrated
+        self.register_buffer("shift", torch.zeros(1, LATENT_CHANNELS, 1, 1))
+        self.register_buffer("scale", torch.ones(1, LATENT_CHANNELS, 1, 1))
+
+    def encode_raw(self, x: torch.Tensor) -> torch.Tensor:
+        return self.enc(x)
+
+    def decode_raw(self, z: torch.Tensor) -> torch.Tensor:
+        return self.dec(z)
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        return (self.encode_raw(x) - self.shift) / self.scale / SD1_SCALE
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        return self.decode_raw(z * SD1_SCALE * self.scale + self.shift)
+
+    @torch.no_grad()
+    def calibrate(self, images: torch.Tensor) -> None:
+        """Set ``shift``/``scale`` from raw latents of ``images`` (-1..1, ``[B, 3, H, W]``)."""
+        z = self.encode_raw(images)
+        self.shift.copy_(z.mean(dim=(0, 2, 3), keepdim=True))
+        self.scale.copy_(z.std(dim=(0, 2, 3), keepdim=True))
