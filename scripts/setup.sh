@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Set up a machine for ComfyUI-InvertEdit, then run the main job (an edit workflow, headless,
-# on the pack's built-in demo model). Idempotent: a second run only checks (seconds).
+# on the pack's built-in Toy World Model). Idempotent: a second run only checks (seconds).
 #
 #   bash scripts/setup.sh            # set up, then run workflows/ddim_invert_edit.json into out/
 #   bash scripts/setup.sh --no-run   # only set up
@@ -169,7 +169,7 @@ say "ready. Run the tests with: python -m pytest -q tests"
 
 # --- the main job ---------------------------------------------------------------------------
 if (( run_job )); then
-  say "running $MAIN_WORKFLOW (headless, CPU, built-in demo model)"
+  say "running $MAIN_WORKFLOW (headless, CPU, built-in Toy World Model)"
   "$PY" run_workflow.py "$MAIN_WORKFLOW" --out out/ --threads 1
   say "images are in $REPO/out/"
 fi

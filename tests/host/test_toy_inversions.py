@@ -54,5 +54,7 @@ def test_guidance_proof_inversions_beat_plain_ddim_on_the_toy_model(host, toy):
     assert direct > 60
 
 
-MARGIN_NPI_DB = 3.0
-MARGIN_NT_DB = 3.0
+# Measured on the committed weights (20 steps, cfg 7.5): DDIM 24.1 dB, negative-prompt 42.6 dB
+# (+18.5), null-text 47.5 dB (+23.4), direct exact. Asserted with about 6-8 dB of margin.
+MARGIN_NPI_DB = 12.0
+MARGIN_NT_DB = 15.0
