@@ -468,6 +468,23 @@ def sega_edit() -> dict:
     return {"nodes": nodes + _vae_roundtrip()}
 
 
+def demo_model_sdxl() -> dict:
+    intro = (
+        "# SDXL mechanics with the Demo Model\n\n"
+        "The **Demo Model** (tiny, seeded random weights; families sd1, sd2-v, sdxl) runs the pack's nodes without "
+        "downloads. Here the SDXL layout (two text encoders, pooled output): **DDIM Invert** and the stock **KSampler "
+        "(Advanced)** reconstruct the inverted latent. It makes noise, not pictures: compare with the VAE round trip.")
+    nodes = _inversion_nodes(intro)
+    for n in nodes:
+        if n["key"] == "model":
+            n.clear()
+            n.update({"key": "model", "type": "InvertEditDemoModel", "widgets": {"family": "sdxl", "seed": 0},
+                      "title": "Demo Model (tiny, random weights, SDXL layout)"})
+    nodes += [_ksampler_advanced("sample", "prompt")]
+    nodes += _decode_and_save("rec", "sample", "invertedit/demo_sdxl_reconstruction", "Reconstruction")
+    return {"nodes": nodes + _vae_roundtrip()}
+
+
 WORKFLOWS = {
     "ddim_invert_edit": ddim_invert_edit,
     "load_inversion_edit": load_inversion_edit,
@@ -481,6 +498,7 @@ WORKFLOWS = {
     "plug_and_play_edit": plug_and_play_edit,
     "local_edit_blend": local_edit_blend,
     "sega_edit": sega_edit,
+    "demo_model_sdxl": demo_model_sdxl,
     "ddim_invert_custom_sampler": ddim_invert_custom_sampler,
 }
 
