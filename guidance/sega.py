@@ -25,6 +25,7 @@ class Concept:
     cooldown: Optional[int] = None   # step from which the concept stops acting; None: never
     threshold: float = 0.9
     weight: float = 1.0
+    tokens: Optional[tuple[int, ...]] = None   # the concept's token positions in its prompt (LEDITS++'s masks)
 
 
 @dataclass

@@ -45,7 +45,9 @@ def edit_friendly_invert(denoise: Denoiser, x0: torch.Tensor, sigmas: torch.Tens
     (``[n + 1, ...]``, ``[0]`` is where sampling starts, ``[-1]`` the source) and the per-step
     corrections (``[n, ...]``)."""
     n = len(sigmas) - 1
-    noise = torch.randn((n,) + tuple(x0.shape), generator=generator, dtype=torch.float32).to(x0)
+    # one draw per level, the least noisy first (the reference's order: same seed, same maps)
+    noise = torch.stack([torch.randn(tuple(x0.shape), generator=generator, dtype=torch.float32)
+                         for _ in range(n)]).flip(0).to(x0)
     xs = [x0 + sigmas[i] * noise[i] if float(sigmas[i]) > 0 else x0 for i in range(n)] + [x0]
     corrections = []
     for i in range(n):

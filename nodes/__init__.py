@@ -6,9 +6,9 @@ from __future__ import annotations
 
 from comfy_api.latest import ComfyExtension, io
 
-from . import demo_model, ddim_invert, apply_inversion, inversion_files, inversion_methods, null_text, edict, ddpm_invert, attention_inject, attention_store, mutual_attention, plug_and_play, latent_blend, diffedit_mask, sega, toy_model
+from . import demo_model, ddim_invert, apply_inversion, inversion_files, inversion_methods, null_text, edict, ddpm_invert, attention_inject, attention_store, mutual_attention, plug_and_play, latent_blend, diffedit_mask, sega, ledits, toy_model
 
-_MODULES = (demo_model, ddim_invert, inversion_methods, null_text, edict, ddpm_invert, apply_inversion, inversion_files, attention_inject, attention_store, mutual_attention, plug_and_play, latent_blend, diffedit_mask, sega, toy_model)
+_MODULES = (demo_model, ddim_invert, inversion_methods, null_text, edict, ddpm_invert, apply_inversion, inversion_files, attention_inject, attention_store, mutual_attention, plug_and_play, latent_blend, diffedit_mask, sega, ledits, toy_model)
 
 
 class InvertEditExtension(ComfyExtension):

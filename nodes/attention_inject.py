@@ -35,13 +35,13 @@ def transformer_blocks(model) -> list[tuple[str, int]]:
     return keys
 
 
-def prompt_tokens(clip, text: str) -> tuple[list[int], int]:
+def prompt_tokens(clip, text: str, node: str = NAME) -> tuple[list[int], int]:
     """(the prompt's token ids from the start token to the end token, the context length), by
     the CLIP's own tokenizer (its first text encoder's: every SD encoder shares CLIP's vocabulary)."""
     tokens = clip.tokenize(text)
     chunks = next(iter(tokens.values()))
     if len(chunks) > 1:
-        raise NodeInputError(NAME, f"the prompt '{text[:40]}...' is longer than one 77-token chunk; use at most 75 tokens.")
+        raise NodeInputError(node, f"the prompt '{text[:40]}...' is longer than one 77-token chunk; use at most 75 tokens.")
     ids = [t[0] for t in chunks[0]]
     end = ids.index(END_TOKEN, 1) if END_TOKEN in ids[1:] else len(ids) - 1
     return ids[:end + 1], len(ids)

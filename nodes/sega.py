@@ -21,6 +21,29 @@ Concepts = io.Custom("SEGA_CONCEPTS")
 STATE_KEY = "invertedit_sega_state"
 
 
+def concept_inputs(warmup: int, paper: str) -> list:
+    """The inputs every concept node shares (defaults: the paper's)."""
+    return [
+        io.Combo.Input("direction", options=["add", "remove"], default="add",
+                       tooltip="Add the concept, or remove it (the paper's reverse direction)."),
+        io.Float.Input("scale", default=5.0, min=0.0, max=100.0, step=0.1, tooltip=f"Edit guidance scale ({paper}: 5)."),
+        io.Int.Input("warmup", default=warmup, min=0, max=1000, tooltip=f"Steps before the concept acts ({paper}: {warmup})."),
+        io.Int.Input("cooldown", default=0, min=0, max=1000,
+                     tooltip="Step from which the concept stops acting; 0: never (the default)."),
+        io.Float.Input("threshold", default=0.9, min=0.0, max=0.999, step=0.01,
+                       tooltip=f"Percentile below which the concept's guidance (or mask) is dropped ({paper}: 0.9)."),
+        io.Float.Input("weight", default=1.0, min=0.0, max=100.0, step=0.1,
+                       tooltip="Weight against the other concepts (all 1: equal)."),
+        Concepts.Input("concepts", optional=True, tooltip="Concepts from other concept nodes, to chain."),
+    ]
+
+
+def make_concept(direction: str, scale: float, warmup: int, cooldown: int, threshold: float, weight: float,
+                 tokens: tuple[int, ...] | None = None) -> Concept:
+    return Concept(scale=scale, reverse=direction == "remove", warmup=warmup, cooldown=cooldown or None,
+                   threshold=threshold, weight=weight, tokens=tokens)
+
+
 class SegaGuider(comfy.samplers.CFGGuider):
     def __init__(self, model, concepts: list[Concept], momentum_scale: float, momentum_beta: float):
         super().__init__(model)
@@ -64,25 +87,14 @@ class SegaConcept(io.ComfyNode):
             description="One concept for SEGA Guidance; chain several through 'concepts'.",
             inputs=[
                 io.Conditioning.Input("conditioning", tooltip="The concept's prompt (CLIP Text Encode), e.g. 'glasses'."),
-                io.Combo.Input("direction", options=["add", "remove"], default="add",
-                               tooltip="Add the concept, or remove it (the paper's reverse direction)."),
-                io.Float.Input("scale", default=5.0, min=0.0, max=100.0, step=0.1, tooltip="Edit guidance scale (paper: 5)."),
-                io.Int.Input("warmup", default=10, min=0, max=1000, tooltip="Steps before the concept acts (paper: 10)."),
-                io.Int.Input("cooldown", default=0, min=0, max=1000,
-                             tooltip="Step from which the concept stops acting; 0: never (the default)."),
-                io.Float.Input("threshold", default=0.9, min=0.0, max=0.999, step=0.01,
-                               tooltip="Percentile of the guidance below which it is dropped, per channel (paper: 0.9)."),
-                io.Float.Input("weight", default=1.0, min=0.0, max=100.0, step=0.1,
-                               tooltip="Weight against the other concepts (all 1: equal)."),
-                Concepts.Input("concepts", optional=True, tooltip="Concepts from other SEGA Concept nodes, to chain."),
+                *concept_inputs(warmup=10, paper="paper"),
             ],
             outputs=[Concepts.Output(display_name="concepts")],
         )
 
     @classmethod
     def execute(cls, conditioning, direction, scale, warmup, cooldown, threshold, weight, concepts=None) -> io.NodeOutput:
-        concept = Concept(scale=scale, reverse=direction == "remove", warmup=warmup,
-                          cooldown=cooldown or None, threshold=threshold, weight=weight)
+        concept = make_concept(direction, scale, warmup, cooldown, threshold, weight)
         return io.NodeOutput(list(concepts or []) + [(conditioning, concept)])
 
 

@@ -1,0 +1,226 @@
+"""LEDITS++ Concept / LEDITS++ Guidance: edit an edit-friendly DDPM inversion with concepts
+confined by implicit masks (math in ``guidance/ledits.py``).
+
+The guider evaluates the unconditional prompt and every concept in one batched UNet call per
+step. For the attention masks, the UNet's cross-attention layers at a quarter of the latent's
+resolution (the reference's choice; a model without attention there uses its coarsest
+attention level) record, in the concept rows only, the maps of the concept's own tokens; the
+maps live for one step and exist only as ``[B, h, w]`` sums.
+"""
+from __future__ import annotations
+
+import math
+
+import comfy.samplers
+import torch
+import torch.nn.functional as F
+from comfy.ldm.modules.attention import SpatialTransformer, optimized_attention
+from comfy.ldm.modules.diffusionmodules.openaimodel import Downsample, Upsample
+from comfy_api.latest import io
+
+from ..attention.maps import attention_probs
+from ..guidance.ledits import MASKS, ledits_eps
+from ..guidance.sega import Concept
+from .attention_inject import prompt_tokens, sampling_step
+from .host_sampling import NodeInputError, check_model_family
+from .sega import Concepts, concept_inputs, make_concept
+
+CONCEPT = "LEDITS++ Concept"
+GUIDANCE = "LEDITS++ Guidance"
+MAPS_KEY = "invertedit_ledits_maps"
+
+
+def attention_levels(model) -> dict[tuple[str, int], int]:
+    """Each input/output block holding a SpatialTransformer, with its downsampling factor."""
+    unet = model.model.diffusion_model
+    levels, factor = {}, 1
+    for i, block in enumerate(unet.input_blocks):
+        if any(isinstance(m, Downsample) for m in block):
+            factor *= 2
+        if any(isinstance(m, SpatialTransformer) for m in block):
+            levels[("input", i)] = factor
+    for i, block in enumerate(unet.output_blocks):
+        if any(isinstance(m, SpatialTransformer) for m in block):
+            levels[("output", i)] = factor
+        if any(isinstance(m, Upsample) for m in block):
+            factor //= 2
+    return levels
+
+
+def mask_factor(levels: dict[tuple[str, int], int]) -> int:
+    """The maps' downsampling factor: 4 (the reference's latent/4) when the model attends there,
+    else its coarsest attention level."""
+    factors = set(levels.values())
+    return 4 if 4 in factors else max(factors)
+
+
+class ConceptMaps:
+    """One step's cross-attention maps of each concept's tokens, summed over heads and layers."""
+
+    def __init__(self):
+        self.sums: dict[int, torch.Tensor] = {}
+        self.heads: dict[int, int] = {}
+
+    def add(self, index: int, maps: torch.Tensor, heads: int) -> None:
+        self.sums[index] = maps if index not in self.sums else self.sums[index] + maps
+        self.heads[index] = self.heads.get(index, 0) + heads
+
+    def take(self, index: int) -> torch.Tensor | None:
+        """The mean map (over heads and layers) of the cond at ``index``, ``[B, h, w]``; clears it."""
+        total, heads = self.sums.pop(index, None), self.heads.pop(index, 0)
+        return None if total is None else total / heads
+
+
+class RecordConceptMaps:
+    """attn2 replace patch at the mask resolution: plain attention, and for each concept chunk of
+    the batch (``cond_or_uncond`` indexes the guider's conds) the sum of its tokens' maps."""
+
+    def __init__(self, tokens: dict[int, list[int]], factor: int):
+        self.tokens, self.factor = tokens, factor
+
+    def __call__(self, q, k, v, extra_options):
+        heads = extra_options["n_heads"]
+        out = optimized_attention(q, k, v, heads)
+        store = extra_options.get(MAPS_KEY)
+        if store is None:
+            return out
+        h, w = extra_options["original_shape"][-2:]
+        for _ in range(int(math.log2(self.factor))):
+            h, w = (h + 1) // 2, (w + 1) // 2
+        if q.shape[1] != h * w:
+            return out
+        chunks = extra_options.get("cond_or_uncond", [0])
+        rows = q.shape[0] // len(chunks)
+        for chunk, index in enumerate(chunks):
+            positions = self.tokens.get(index)
+            if positions is None:
+                continue
+            probs = attention_probs(q[chunk * rows:(chunk + 1) * rows], k[chunk * rows:(chunk + 1) * rows], heads)
+            store.add(index, probs[..., positions].sum(-1).sum(1).float().reshape(rows, h, w), heads)
+        return out
+
+
+class LeditsGuider(comfy.samplers.CFGGuider):
+    def __init__(self, model, concepts: list[Concept], mask: str, user_mask: torch.Tensor | None):
+        super().__init__(model)
+        self.concepts, self.mask, self.user_mask = concepts, mask, user_mask
+
+    def set_all(self, negative, concept_conds: list) -> None:
+        conds = {"negative": negative}
+        conds.update({f"ledits_{i}": c for i, c in enumerate(concept_conds)})
+        self.inner_set_conds(conds)
+
+    def outer_sample(self, *args, **kwargs):
+        self.model_options.setdefault("transformer_options", {})[MAPS_KEY] = ConceptMaps()
+        return super().outer_sample(*args, **kwargs)
+
+    def predict_noise(self, x, timestep, model_options={}, seed=None):
+        conds = [self.conds.get("negative")] + [self.conds.get(f"ledits_{i}") for i in range(len(self.concepts))]
+        options = model_options.get("transformer_options", {})
+        store = options.get(MAPS_KEY)
+        outs = comfy.samplers.calc_cond_batch(self.inner_model, conds, x, timestep, model_options)
+        sigma = timestep.reshape(-1, *([1] * (x.ndim - 1)))
+        eps = [(x - o) / sigma for o in outs]
+        maps = [store.take(i + 1) if store is not None else None for i in range(len(self.concepts))]
+        step, _ = sampling_step({"sample_sigmas": options["sample_sigmas"], "sigmas": timestep})
+        t = float(self.inner_model.model_sampling.timestep(timestep.reshape(-1)[:1]).round())
+        user = None
+        if self.user_mask is not None:
+            user = F.interpolate(self.user_mask.reshape(-1, 1, *self.user_mask.shape[-2:]).float(),
+                                 size=x.shape[-2:], mode="bilinear", align_corners=False)
+        guided, _ = ledits_eps(eps[0], eps[1:], step, t, self.concepts, maps, self.mask, user)
+        denoised = x - guided * sigma
+        for fn in model_options.get("sampler_post_cfg_function", []):
+            denoised = fn({"denoised": denoised, "cond": conds[1], "uncond": conds[0], "model": self.inner_model,
+                           "uncond_denoised": outs[0], "cond_denoised": denoised, "sigma": timestep,
+                           "model_options": model_options, "input": x})
+        return denoised
+
+
+class LeditsConcept(io.ComfyNode):
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
+            node_id="InvertEditLEDITSConcept",
+            display_name=CONCEPT,
+            category="InvertEdit/guidance",
+            description=("One concept for LEDITS++ Guidance, as text: its tokens' cross-attention maps make the "
+                         "concept's mask. Chain several through 'concepts'."),
+            inputs=[
+                io.Clip.Input("clip", tooltip="The text encoder (the concept's tokens are found with its tokenizer)."),
+                io.String.Input("text", default="a yellow background",
+                                tooltip="The concept, e.g. 'glasses' or 'a yellow background'."),
+                *concept_inputs(warmup=0, paper="LEDITS++"),
+            ],
+            outputs=[Concepts.Output(display_name="concepts")],
+        )
+
+    @classmethod
+    def execute(cls, clip, text, direction, scale, warmup, cooldown, threshold, weight, concepts=None) -> io.NodeOutput:
+        ids, _ = prompt_tokens(clip, text, CONCEPT)
+        if len(ids) <= 2:
+            raise NodeInputError(CONCEPT, "input 'text' is empty; write the concept, e.g. 'glasses'.")
+        conditioning = clip.encode_from_tokens_scheduled(clip.tokenize(text))
+        concept = make_concept(direction, scale, warmup, cooldown, threshold, weight, tokens=tuple(range(1, len(ids) - 1)))
+        return io.NodeOutput(list(concepts or []) + [(conditioning, concept)])
+
+
+class LeditsGuidance(io.ComfyNode):
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
+            node_id="InvertEditLEDITSGuidance",
+            display_name=GUIDANCE,
+            category="InvertEdit/guidance",
+            description=("LEDITS++ (Brack et al.): semantic guidance with implicit masks on an edit-friendly DDPM "
+                         "inversion. Each concept's guidance acts only where its own cross-attention maps and its "
+                         "noise estimate both point (the intersection), so the rest of the image stays. A GUIDER for "
+                         "SamplerCustomAdvanced with the Edit-Friendly DDPM Sampler, DisableNoise and the inversion's "
+                         "SIGMAS and LATENT. The unconditional prompt and all concepts run in one batched UNet call "
+                         "per step."),
+            inputs=[
+                io.Model.Input("model", tooltip="The model the image was inverted with (Apply Inversion's guard fits)."),
+                io.Conditioning.Input("negative", tooltip="The unconditional prompt (usually empty)."),
+                Concepts.Input("concepts", tooltip="From LEDITS++ Concept nodes (SEGA Concepts work with mask 'noise')."),
+                io.Combo.Input("mask", options=list(MASKS), default="intersect",
+                               tooltip="intersect: cross-attention mask x noise mask (paper's default; attention only "
+                                       "above timestep 800). attention: the cross-attention mask alone. noise: the "
+                                       "noise mask alone."),
+                io.Mask.Input("user_mask", optional=True,
+                              tooltip="Optional: confine every concept's guidance to this MASK as well (any size)."),
+            ],
+            outputs=[io.Guider.Output()],
+        )
+
+    @classmethod
+    def execute(cls, model, negative, concepts, mask, user_mask=None) -> io.NodeOutput:
+        check_model_family(model, GUIDANCE)
+        if not concepts:
+            raise NodeInputError(GUIDANCE, "input 'concepts' is empty; connect LEDITS++ Concept nodes.")
+        items = [c for _, c in concepts]
+        if mask != "noise":
+            untokened = [i for i, c in enumerate(items) if c.tokens is None]
+            if untokened:
+                raise NodeInputError(GUIDANCE, f"concept {untokened[0] + 1} comes from a SEGA Concept node and has no "
+                                               f"tokens for the attention mask; use LEDITS++ Concept nodes, or mask 'noise'.")
+        m = model
+        if mask != "noise":
+            levels = attention_levels(model)
+            existing = model.model_options.get("transformer_options", {}).get("patches_replace", {}).get("attn2", {})
+            taken = [key for key in existing if key[:2] in levels]
+            if taken:
+                raise NodeInputError(GUIDANCE, f"the input MODEL already has attention replace patches (attn2 of block "
+                                               f"{taken[0]}), from another node; they would be dropped. Use mask "
+                                               f"'noise', or apply that node's patch after sampling.")
+            factor = mask_factor(levels)
+            patch = RecordConceptMaps({i + 1: list(c.tokens) for i, c in enumerate(items)}, factor)
+            m = model.clone()
+            for (block, number), f in levels.items():
+                if f == factor:
+                    m.set_model_attn2_replace(patch, block, number)
+        guider = LeditsGuider(m, items, mask, user_mask)
+        guider.set_all(negative, [cond for cond, _ in concepts])
+        return io.NodeOutput(guider)
+
+
+NODES = [LeditsConcept, LeditsGuidance]
