@@ -51,10 +51,9 @@ def toy(host):
     return host.pack.nodes.toy_model.load_toy_model()
 
 
-@pytest.fixture(scope="module")
-def reference(host, toy, tiny, bridge):
-    pytest.importorskip("diffusers")
-    from diffusers import DDIMScheduler, LEditsPPPipelineStableDiffusion
+def shims():
+    """The reference's tokenizer and scheduler with the two version workarounds (module docstring)."""
+    from diffusers import DDIMScheduler
     from transformers import CLIPTokenizer
 
     class Tokenizer(CLIPTokenizer):
@@ -68,14 +67,39 @@ def reference(host, toy, tiny, bridge):
         def add_noise(self, x, noise, t):
             return super().add_noise(x, noise, t.long())
 
+    scheduler = Scheduler(num_train_timesteps=1000, beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear",
+                          clip_sample=False, set_alpha_to_one=True, steps_offset=1)
+    return Tokenizer, scheduler
+
+
+def reference_edit(pipe, mask):
+    texts, directions, scales, thresholds, warmups = zip(*CONCEPTS)
+    with torch.no_grad():
+        return pipe(negative_prompt="", editing_prompt=list(texts), reverse_editing_direction=[d == "remove" for d in directions],
+                    edit_guidance_scale=list(scales), edit_threshold=list(thresholds), edit_warmup_steps=list(warmups),
+                    use_cross_attn_mask=mask != "noise", use_intersect_mask=mask == "intersect",
+                    output_type="latent").images / pipe.vae.config.scaling_factor
+
+
+def compare(inversion, ours, ref, scale):
+    """(start latent difference, edit difference without our last-step residual)."""
+    inv, lat, sigmas = inversion
+    start = rel_err(lat["samples"] / (1 + sigmas[0] ** 2).sqrt(), ref[0] / scale)
+    return start, rel_err(ours - inv.clues["ddpm.corrections"][-1] / scale, ref[1])
+
+
+@pytest.fixture(scope="module")
+def reference(host, toy, tiny, bridge):
+    pytest.importorskip("diffusers")
+    from diffusers import LEditsPPPipelineStableDiffusion
+
+    Tokenizer, scheduler = shims()
     model, clip, _ = toy
     _, _, vae = tiny("sd1")   # any 8x VAE with 4 channels: it only turns the test image into the source latent
     pipe = LEditsPPPipelineStableDiffusion(
         vae=bridge.diffusers_vae(vae), text_encoder=bridge.diffusers_text_encoder(clip),
         tokenizer=Tokenizer.from_pretrained(str(host.path / "comfy" / "sd1_tokenizer"), model_max_length=77),
-        unet=bridge.diffusers_unet(model), scheduler=Scheduler(
-            num_train_timesteps=1000, beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear",
-            clip_sample=False, set_alpha_to_one=True, steps_offset=1),
+        unet=bridge.diffusers_unet(model), scheduler=scheduler,
         safety_checker=None, feature_extractor=None, requires_safety_checker=False)
     pipe.set_progress_bar_config(disable=True)
     image = torch.rand(1, 3, 128, 128, generator=torch.Generator().manual_seed(0))
@@ -93,16 +117,41 @@ def test_parity_with_diffusers_ledits_pp(host, toy, reference, mask):
     pos, neg = encode(host, clip, SRC), encode(host, clip, "")
     inversion = invert(host, model, latent, neg, pos)   # the reference's swapped source guidance, see above
     ours = edit(host, model, neg, chain(host, clip), inversion, mask)
-    texts, directions, scales, thresholds, warmups = zip(*CONCEPTS)
-    with torch.no_grad():
-        ref = pipe(negative_prompt="", editing_prompt=list(texts), reverse_editing_direction=[d == "remove" for d in directions],
-                   edit_guidance_scale=list(scales), edit_threshold=list(thresholds), edit_warmup_steps=list(warmups),
-                   use_cross_attn_mask=mask != "noise", use_intersect_mask=mask == "intersect", output_type="latent").images
-    scale = pipe.vae.config.scaling_factor
-    start = rel_err(inversion[1]["samples"] / (1 + inversion[2][0] ** 2).sqrt(), pipe.init_latents / scale)
-    last = inversion[0].clues["ddpm.corrections"][-1] / scale
-    err = rel_err(ours - last, ref / scale)
+    start, err = compare(inversion, ours, (pipe.init_latents, reference_edit(pipe, mask)), pipe.vae.config.scaling_factor)
     print(f"\nLEDITS++ vs diffusers' LEditsPPPipelineStableDiffusion, toy model, 20 steps, 2 concepts, mask {mask}: "
+          f"start latent {start:.1e}, edit {err:.1e}")
+    assert start < 1e-5 and err < 1e-4
+
+
+@pytest.mark.parametrize("mask", ["intersect", "noise"])
+def test_parity_with_diffusers_ledits_pp_xl(host, tiny, bridge, mask):
+    """The tiny SDXL model attends at latent/2 and latent/4, so the reference finds its masks. Its
+    ``invert`` guides correctly; it zeroes the last 3 noise maps by default (``num_zero_noise_steps``),
+    which the comparison turns off: our sampler uses every map."""
+    pytest.importorskip("diffusers")
+    from diffusers import LEditsPPPipelineStableDiffusionXL
+
+    Tokenizer, scheduler = shims()
+    model, clip, vae = tiny("sdxl")
+    te_l, te_g = bridge.diffusers_text_encoders_sdxl(clip)
+    path = str(host.path / "comfy" / "sd1_tokenizer")
+    pipe = LEditsPPPipelineStableDiffusionXL(
+        vae=bridge.diffusers_vae(vae, model.model.latent_format.scale_factor), text_encoder=te_l, text_encoder_2=te_g,
+        tokenizer=Tokenizer.from_pretrained(path, model_max_length=77),
+        tokenizer_2=Tokenizer.from_pretrained(path, model_max_length=77, pad_token="!"),
+        unet=bridge.diffusers_unet(model), scheduler=scheduler, add_watermarker=False)
+    pipe.set_progress_bar_config(disable=True)
+    image = torch.rand(1, 3, 128, 128, generator=torch.Generator().manual_seed(0))
+    x0, _ = pipe.encode_image(image)
+    with torch.no_grad():
+        pipe.invert(image=image, source_prompt=SRC, negative_prompt="", source_guidance_scale=3.5, num_inversion_steps=20,
+                    skip=0.25, num_zero_noise_steps=0, generator=torch.Generator().manual_seed(7))
+    scale = pipe.vae.config.scaling_factor
+    pos, neg = encode(host, clip, SRC), encode(host, clip, "")
+    inversion = invert(host, model, {"samples": x0 / scale}, pos, neg)
+    ours = edit(host, model, neg, chain(host, clip), inversion, mask)
+    start, err = compare(inversion, ours, (pipe.init_latents, reference_edit(pipe, mask)), scale)
+    print(f"\nLEDITS++ vs diffusers' LEditsPPPipelineStableDiffusionXL, tiny SDXL, 20 steps, 2 concepts, mask {mask}: "
           f"start latent {start:.1e}, edit {err:.1e}")
     assert start < 1e-5 and err < 1e-4
 
