@@ -38,7 +38,7 @@ def _inversion_nodes(intro: str) -> list[dict]:
     """Shared front half: demo model, prompt, sample image -> VAE Encode -> DDIM Invert -> Apply Inversion."""
     return [
         {"key": "note", "type": "MarkdownNote", "text": intro},
-        MODEL_LOADER,
+        dict(MODEL_LOADER),
         {"key": "image", "type": "LoadImage", "widgets": {"image": "sample.png"}},
         {"key": "prompt", "type": "CLIPTextEncode", "widgets": {"text": SOURCE_PROMPT},
          "inputs": {"clip": ("model", "CLIP")}, "title": "Source prompt"},
@@ -468,6 +468,46 @@ def sega_edit() -> dict:
     return {"nodes": nodes + _vae_roundtrip()}
 
 
+def ledits_edit() -> dict:
+    intro = (
+        "# LEDITS++: concepts with implicit masks on an edit-friendly inversion\n\n"
+        "**Edit-Friendly DDPM Invert** (here with the empty prompt: LEDITS++ edits from the unconditional "
+        "prediction, so inverting with it keeps the unedited image exact; 20 steps, skip 3, as LEDITS++'s 'as few as "
+        "20 steps') stores the noise maps. **LEDITS++ Concept** nodes (Brack et al.; defaults: scale 5, threshold "
+        "0.9, warmup 0) chain into **LEDITS++ Guidance**, a GUIDER for the stock **SamplerCustomAdvanced** with the "
+        "**Edit-Friendly DDPM Sampler**: each concept acts only where its own cross-attention maps and its noise "
+        "estimate agree (mask 'intersect').\n\n"
+        "The toy model only learned whole captions, so its concepts are the target caption (added) and the source "
+        "caption (removed), and the threshold is 0.3 because the background is most of the picture. With a real "
+        "checkpoint use short concepts ('glasses', 'a smile') and the defaults.\n\n" + TOY_NOTE)
+    target = SOURCE_PROMPT.replace("blue background", "yellow background")
+    nodes = [n for n in _inversion_nodes(intro) if n["key"] not in ("invert", "apply", "prompt")] + [
+        {"key": "empty", "type": "CLIPTextEncode", "widgets": {"text": ""}, "inputs": {"clip": ("model", "CLIP")},
+         "title": "Empty prompt"},
+        {"key": "invert", "type": "InvertEditDDPMInvert",
+         "widgets": {"steps": 20, "scheduler": "ddim_uniform", "start_at_step": 3, "cfg": 1.0, "seed": 0},
+         "inputs": {"model": ("model", "MODEL"), "latent": ("encode", "LATENT"), "positive": ("empty", 0),
+                    "negative": ("empty", 0)}},
+        {"key": "add", "type": "InvertEditLEDITSConcept",
+         "widgets": {"text": target, "direction": "add", "scale": 5.0, "warmup": 0, "cooldown": 0,
+                     "threshold": 0.3, "weight": 1.0},
+         "inputs": {"clip": ("model", "CLIP")}, "title": "Concept to add"},
+        {"key": "remove", "type": "InvertEditLEDITSConcept",
+         "widgets": {"text": SOURCE_PROMPT, "direction": "remove", "scale": 5.0, "warmup": 0, "cooldown": 0,
+                     "threshold": 0.3, "weight": 1.0},
+         "inputs": {"clip": ("model", "CLIP"), "concepts": ("add", 0)}, "title": "Concept to remove"},
+        {"key": "ledits", "type": "InvertEditLEDITSGuidance", "widgets": {"mask": "intersect"},
+         "inputs": {"model": ("model", "MODEL"), "negative": ("empty", 0), "concepts": ("remove", 0)}},
+        {"key": "sampler", "type": "InvertEditDDPMSampler", "inputs": {"inversion": ("invert", 0)}},
+        {"key": "noise", "type": "DisableNoise"},
+        {"key": "sample", "type": "SamplerCustomAdvanced",
+         "inputs": {"noise": ("noise", "NOISE"), "guider": ("ledits", "GUIDER"), "sampler": ("sampler", "SAMPLER"),
+                    "sigmas": ("invert", "SIGMAS"), "latent_image": ("invert", "LATENT")}},
+    ]
+    nodes += _decode_and_save("ledits", "sample", "invertedit/ledits_edit", "LEDITS++ edit")
+    return {"nodes": nodes + _vae_roundtrip()}
+
+
 def demo_model_sdxl() -> dict:
     intro = (
         "# SDXL mechanics with the Demo Model\n\n"
@@ -498,6 +538,7 @@ WORKFLOWS = {
     "plug_and_play_edit": plug_and_play_edit,
     "local_edit_blend": local_edit_blend,
     "sega_edit": sega_edit,
+    "ledits_edit": ledits_edit,
     "demo_model_sdxl": demo_model_sdxl,
     "ddim_invert_custom_sampler": ddim_invert_custom_sampler,
 }
