@@ -11,6 +11,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from .maps import token_grid
+
 
 class MapRecorder:
     """Sums cross-attention maps resized to ``side`` x ``side``: call ``add`` per attention call."""
@@ -24,8 +26,7 @@ class MapRecorder:
         """``probs``: ``[heads, N, T]`` maps of one row."""
         heads, n, t = probs.shape
         h0, w0 = self.latent_hw
-        scale = (h0 * w0 / n) ** 0.5
-        h, w = round(h0 / scale), round(w0 / scale)
+        h, w = token_grid(self.latent_hw, n)
         grid = probs.float().mean(0).T.reshape(1, t, h, w)
         grid = F.interpolate(grid, size=(self.side, self.side * w0 // h0), mode="bilinear", align_corners=False)[0]
         self.total = grid if self.total is None else self.total + grid

@@ -18,7 +18,7 @@ from comfy.ldm.modules.attention import SpatialTransformer, optimized_attention
 from comfy.ldm.modules.diffusionmodules.openaimodel import Downsample, Upsample
 from comfy_api.latest import io
 
-from ..attention.maps import attention_probs
+from ..attention.maps import attention_probs, token_grid
 from ..guidance.ledits import MASKS, ledits_eps
 from ..guidance.sega import Concept
 from .attention_inject import prompt_tokens, sampling_step
@@ -84,10 +84,9 @@ class RecordConceptMaps:
         store = extra_options.get(MAPS_KEY)
         if store is None:
             return out
-        h, w = extra_options["original_shape"][-2:]
-        for _ in range(int(math.log2(self.factor))):
-            h, w = (h + 1) // 2, (w + 1) // 2
-        if q.shape[1] != h * w:
+        latent_hw = tuple(extra_options["original_shape"][-2:])
+        h, w = token_grid(latent_hw, q.shape[1])
+        if 2 ** round(math.log2(latent_hw[0] / h)) != self.factor:
             return out
         chunks = extra_options.get("cond_or_uncond", [0])
         rows = q.shape[0] // len(chunks)

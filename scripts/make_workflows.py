@@ -368,14 +368,27 @@ def _pair_editor_workflow(intro: str, editor: dict, prefix: str, title: str, sou
 
 def masactrl_edit() -> dict:
     intro = (
-        "# MasaCtrl: mutual self-attention\n\n"
+        "# MasaCtrl: mutual self-attention, mask-guided\n\n"
         "**Mutual Self-Attention (MasaCtrl)** (Cao et al.; paper defaults for SD1.5: from step 4 and layer 10 of 16) "
         "lets the target's self-attention read the source's keys and values, so the edited object keeps the source's "
-        "content. Source row exact through **Direct Inversion**; one sampler run for the pair.\n\n" + TOY_NOTE)
+        "content. Here the paper's mask-guided version: two **Attention Store** nodes give the object's mask in the "
+        "source ('circle') and in the target ('square', on the same inversion), and the target's object reads only "
+        "the source's object, its background only the background. Disconnect the masks for plain MasaCtrl. Source "
+        "row exact through **Direct Inversion**; one sampler run for the pair.\n\n" + TOY_NOTE)
     editor = {"type": "InvertEditMasaCtrl",
               "widgets": {"source_prompt": SOURCE_PROMPT, "target_prompt": TARGET_PROMPT, "start_step": 4,
                           "start_layer": 6}}   # the toy UNet has 10 self-attention layers: 6 of 10 ~ 10 of 16
-    return _pair_editor_workflow(intro, editor, "invertedit/masactrl", "Source (reconstruction) and target (edit)")
+    workflow = _pair_editor_workflow(intro, editor, "invertedit/masactrl", "Source (reconstruction) and target (edit)")
+    for key, prompt, word in (("source_store", SOURCE_PROMPT, "circle"), ("target_store", TARGET_PROMPT, "square")):
+        workflow["nodes"].append(
+            {"key": key, "type": "InvertEditAttentionStore",
+             "widgets": {"prompt": prompt, "words": word, "start": 0.0, "end": 1.0, "threshold": 0.3},
+             "inputs": {"model": ("model", "MODEL"), "clip": ("model", "CLIP"), "inversion": ("invert", 0)},
+             "title": f"Attention Store: '{word}' mask"})
+    for n in workflow["nodes"]:
+        if n["key"] == "editor":
+            n["inputs"].update(source_mask=("source_store", "MASK"), target_mask=("target_store", "MASK"))
+    return workflow
 
 
 def plug_and_play_edit() -> dict:

@@ -84,3 +84,27 @@ def test_refusals(host, tiny):
     with pytest.raises(ValueError, match="MasaCtrl: the input MODEL already has attention replace patches"):
         call(host, "InvertEditMasaCtrl", model=m, clip=clip, latent=lat, source_prompt=SOURCE, target_prompt=TARGET,
              start_step=4, start_layer=2)
+
+
+def test_mask_guided_version(host, tiny):
+    model, clip, _ = tiny("sd1")
+    src = {"samples": torch.randn(1, 4, 8, 8, generator=torch.Generator().manual_seed(0)) * 5.0}
+    inv, lat, _ = call(host, "InvertEditDDIMInvert", model=model, latent=src, positive=encode(host, clip, SOURCE),
+                       steps=6, scheduler="ddim_uniform", start_at_step=0, cfg=1.0)
+
+    def run(**masks):
+        m, pair, pair_lat = call(host, "InvertEditMasaCtrl", model=model, clip=clip, latent=lat, source_prompt=SOURCE,
+                                 target_prompt=TARGET, start_step=1, start_layer=2, **masks)
+        return call(host, "KSamplerAdvanced", model=m, add_noise="disable", noise_seed=0, steps=6, cfg=5.0,
+                    sampler_name="ddim", scheduler="ddim_uniform", positive=pair, negative=encode(host, clip, ""),
+                    latent_image=pair_lat, start_at_step=0, end_at_step=10000,
+                    return_with_leftover_noise="disable")[0]["samples"]
+
+    plain = run()
+    assert rel_err(run(source_mask=torch.ones(1, 64, 64)), plain) < 1e-6   # one region: the unmasked version
+    half = torch.zeros(1, 64, 64)
+    half[:, :, :32] = 1.0
+    guided = run(source_mask=half, target_mask=half.flip(-1))
+    assert rel_err(guided[1:], plain[1:]) > 1e-4 and rel_err(guided[:1], plain[:1]) < 1e-6
+    with pytest.raises(ValueError, match="MasaCtrl: input 'target_mask' is connected without 'source_mask'"):
+        run(target_mask=half)

@@ -60,3 +60,18 @@ def test_mutual_self_attention_reads_source_keys_and_values():
     assert torch.allclose(mutual_target(q, k, v, 4), attend(attention_probs(q[1:2], k[:1], 4), v[:1]))
     s = MutualSchedule()
     assert [s.active(st, la) for st, la in ((3, 15), (4, 9), (4, 10), (49, 15))] == [False, False, True, True]
+
+
+def test_mask_guided_mutual_attention_keeps_object_and_background_apart():
+    from invertedit.attention.mutual import masked_mutual_target, mutual_target
+
+    q, k, v = qkv(m=16)
+    everywhere = torch.ones(16, dtype=torch.bool)
+    assert torch.equal(masked_mutual_target(q, k, v, 4, everywhere, everywhere), mutual_target(q, k, v, 4))
+    src_fg = torch.arange(16) < 6
+    tgt_fg = torch.arange(16) % 2 == 0
+    out = masked_mutual_target(q, k, v, 4, src_fg, tgt_fg)
+    fg = attend(attention_probs(q[1:2], k[:1, src_fg], 4), v[:1, src_fg])
+    bg = attend(attention_probs(q[1:2], k[:1, ~src_fg], 4), v[:1, ~src_fg])
+    assert torch.allclose(out[:, tgt_fg], fg[:, tgt_fg], atol=1e-6)
+    assert torch.allclose(out[:, ~tgt_fg], bg[:, ~tgt_fg], atol=1e-6)
