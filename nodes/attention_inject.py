@@ -48,25 +48,27 @@ def prompt_tokens(clip, text: str, node: str = NAME) -> tuple[list[int], int]:
 
 
 
-def reweight_positions(clip, target_ids: list[int], spec: str) -> dict[int, float]:
-    """Token positions in the target prompt and their scales from ``"word:scale, word:scale"``."""
+def word_positions(clip, target_ids: list[int], spec: str, name: str = "reweight",
+                   example: str = "'square:2, blue:0.5'", value: str = "scale") -> dict[int, float]:
+    """Token positions in the target prompt and their values from ``"word:value, word:value"``
+    (input ``name`` of the node)."""
     positions: dict[int, float] = {}
     for item in filter(None, (part.strip() for part in spec.split(","))):
         word, sep, scale = item.rpartition(":")
         try:
-            value = float(scale)
+            number = float(scale)
         except ValueError:
-            value, word = None, ""
-        if not sep or not word.strip() or value is None:
-            raise NodeInputError(NAME, f"input 'reweight': '{item}' is not 'word:scale' (e.g. 'square:2, blue:0.5').")
+            number, word = None, ""
+        if not sep or not word.strip() or number is None:
+            raise NodeInputError(NAME, f"input '{name}': '{item}' is not 'word:{value}' (e.g. {example}).")
         word_ids, _ = prompt_tokens(clip, word.strip())
         word_ids = word_ids[1:-1]
         hits = [i for i in range(len(target_ids) - len(word_ids) + 1) if target_ids[i:i + len(word_ids)] == word_ids]
         if not word_ids or not hits:
-            raise NodeInputError(NAME, f"input 'reweight': '{word.strip()}' is not a word of the target prompt.")
+            raise NodeInputError(NAME, f"input '{name}': '{word.strip()}' is not a word of the target prompt.")
         for i in hits:
             for j in range(i, i + len(word_ids)):
-                positions[j] = value
+                positions[j] = number
     return positions
 
 
@@ -141,9 +143,11 @@ class PromptToPromptPatch:
                 if self.kind == "self":
                     edited = replace_target(q[s:s + 2], k[s:s + 2], v[s:s + 2], heads)
                 elif self.mapper is not None:
-                    edited = refine_target(q[s:s + 2], k[s:s + 2], v[s:s + 2], heads, self.mapper, self.alphas, self.scales)
+                    edited = refine_target(q[s:s + 2], k[s:s + 2], v[s:s + 2], heads, self.mapper, self.alphas, self.scales,
+                                           self.schedule.word_alphas(step, steps))
                 else:
-                    edited = replace_target(q[s:s + 2], k[s:s + 2], v[s:s + 2], heads, self.scales)
+                    edited = replace_target(q[s:s + 2], k[s:s + 2], v[s:s + 2], heads, self.scales,
+                                            self.schedule.word_alphas(step, steps))
                 out[s + 1] = edited[0].to(out.dtype)
         return out
 
@@ -178,6 +182,10 @@ class AttentionInject(io.ComfyNode):
                                         "5). Combines with replace or refine; empty: none."),
                 io.Float.Input("cross_replace", default=0.8, min=0.0, max=1.0, step=0.05,
                                tooltip="Fraction of the steps whose cross-attention maps are injected (paper: 0.4-0.8)."),
+                io.String.Input("cross_replace_words", default="", optional=True,
+                                tooltip="Per-word cross-attention schedules, 'word:fraction, ...' with words of the target "
+                                        "prompt (paper: e.g. a swapped word at 0.4 while the rest keep cross_replace); "
+                                        "empty: every word follows cross_replace."),
                 io.Float.Input("self_replace", default=0.4, min=0.0, max=1.0, step=0.05,
                                tooltip="Fraction of the steps whose self-attention maps (layers of at most 16x16 tokens) "
                                        "are injected (paper: 0.4-0.6)."),
@@ -191,7 +199,7 @@ class AttentionInject(io.ComfyNode):
 
     @classmethod
     def execute(cls, model, clip, latent, source_prompt, target_prompt, mode, reweight, cross_replace,
-                self_replace) -> io.NodeOutput:
+                self_replace, cross_replace_words="") -> io.NodeOutput:
         check_model_family(model, NAME)
         (src_ids, length), (tgt_ids, _) = prompt_tokens(clip, source_prompt), prompt_tokens(clip, target_prompt)
         mapper = alphas = None
@@ -201,9 +209,14 @@ class AttentionInject(io.ComfyNode):
                                        f"one, or use mode 'refine'.")
         if mode == "refine":
             mapper, alphas = refine_mapper(src_ids, tgt_ids, length)
-        positions = reweight_positions(clip, tgt_ids, reweight)
+        positions = word_positions(clip, tgt_ids, reweight)
         scales = equalizer(length, positions) if positions else None
-        schedule = ReplaceSchedule(cross=cross_replace, self_=self_replace)
+        fractions = word_positions(clip, tgt_ids, cross_replace_words or "", "cross_replace_words", "'square:0.4'",
+                                   "fraction")
+        if any(not 0.0 <= f <= 1.0 for f in fractions.values()):
+            raise NodeInputError(NAME, "input 'cross_replace_words': fractions are between 0 and 1 (e.g. 'square:0.4').")
+        schedule = ReplaceSchedule(cross=cross_replace, self_=self_replace, words=tuple(sorted(fractions.items())),
+                                   length=length)
         m, blocks, pair_latent = prepare_pair_model(model, latent, ("attn1", "attn2"), NAME)
         for block, number in blocks:
             m.set_model_attn1_replace(PromptToPromptPatch(schedule, "self"), block, number)

@@ -21,9 +21,10 @@ def sample(host, model, latent, positive, negative, cfg=5.0, steps=10):
                 start_at_step=0, end_at_step=10000, return_with_leftover_noise="disable")[0]["samples"]
 
 
-def inject(host, model, clip, lat, source, target, cross=0.8, self_=0.4, mode="replace", reweight=""):
+def inject(host, model, clip, lat, source, target, cross=0.8, self_=0.4, mode="replace", reweight="", words=""):
     return call(host, "InvertEditAttentionInject", model=model, clip=clip, latent=lat, source_prompt=source,
-                target_prompt=target, mode=mode, reweight=reweight, cross_replace=cross, self_replace=self_)
+                target_prompt=target, mode=mode, reweight=reweight, cross_replace=cross, self_replace=self_,
+                cross_replace_words=words)
 
 
 @pytest.mark.parametrize("mode", ["replace", "refine"])
@@ -38,17 +39,19 @@ def test_identical_prompts_give_identical_branches(host, tiny, family, mode):
     assert rel_err(out[1:], out[:1]) < 1e-5   # float precision (batched rows)
 
 
-@pytest.mark.parametrize("family, mode, target, reweight", [
-    ("sd1", "replace", TARGET, ""), ("sd2-v", "replace", TARGET, ""), ("sdxl", "replace", TARGET, ""),
-    ("sd1", "refine", REFINED, ""), ("sdxl", "refine", REFINED, ""),
-    ("sd1", "replace", TARGET, "square:3, blue background:-0.5"), ("sdxl", "refine", REFINED, "fluffy:2")])
-def test_target_rows_take_the_source_maps_inside_a_host_run(host, tiny, family, mode, target, reweight):
+@pytest.mark.parametrize("family, mode, target, reweight, words", [
+    ("sd1", "replace", TARGET, "", ""), ("sd2-v", "replace", TARGET, "", ""), ("sdxl", "replace", TARGET, "", ""),
+    ("sd1", "refine", REFINED, "", ""), ("sdxl", "refine", REFINED, "", ""),
+    ("sd1", "replace", TARGET, "square:3, blue background:-0.5", ""), ("sdxl", "refine", REFINED, "fluffy:2", ""),
+    ("sd1", "replace", TARGET, "", "square:0.2, background:0.7"), ("sd1", "refine", REFINED, "circle:2", "fluffy:0.0")])
+def test_target_rows_take_the_source_maps_inside_a_host_run(host, tiny, family, mode, target, reweight, words):
     maps = host.pack.attention.maps
     model, clip, _ = tiny(family)
     neg = encode(host, clip, "")
     inv, lat, _ = call(host, "InvertEditDDIMInvert", model=model, latent=source_latent(), positive=encode(host, clip, SOURCE),
                        steps=10, scheduler="ddim_uniform", start_at_step=0, cfg=1.0)
-    m, pair, pair_lat = inject(host, model, clip, lat, SOURCE, target, cross=0.5, self_=0.3, mode=mode, reweight=reweight)
+    m, pair, pair_lat = inject(host, model, clip, lat, SOURCE, target, cross=0.5, self_=0.3, mode=mode, reweight=reweight,
+                               words=words)
     align, node = host.pack.attention.align, host.pack.nodes.attention_inject
     ids = [node.prompt_tokens(clip, t) for t in (SOURCE, target)]
     mapper, alphas = align.refine_mapper(ids[0][0], ids[1][0], ids[0][1])
@@ -58,6 +61,12 @@ def test_target_rows_take_the_source_maps_inside_a_host_run(host, tiny, family, 
         w = node.prompt_tokens(clip, word.strip())[0][1:-1]
         at = next(i for i in range(len(ids[1][0])) if ids[1][0][i:i + len(w)] == w)
         scales[at:at + len(w)] = float(scale)
+    fractions = torch.full((77,), 0.5)   # each token's cross-attention fraction, spelled out
+    for word_fraction in filter(None, words.split(",")):
+        word, fraction = word_fraction.rsplit(":", 1)
+        w = node.prompt_tokens(clip, word.strip())[0][1:-1]
+        at = next(i for i in range(len(ids[1][0])) if ids[1][0][i:i + len(w)] == w)
+        fractions[at:at + len(w)] = float(fraction)
     calls = []
     replace = m.model_options["transformer_options"]["patches_replace"]
     for kind in ("attn1", "attn2"):
@@ -77,11 +86,13 @@ def test_target_rows_take_the_source_maps_inside_a_host_run(host, tiny, family, 
         probs = maps.attention_probs(q[c:c + 2], k[c:c + 2], n_heads)
         if kind == "attn2":
             edited = align.refine_probs(probs[:1], probs[1:], mapper, alphas) if mode == "refine" else probs[:1]
-            injected = maps.attend(edited * scales, v[c + 1:c + 2])
+            source_column = (step < fractions * steps).float()
+            injected = maps.attend(edited * scales * source_column + probs[1:] * (1 - source_column), v[c + 1:c + 2])
         else:
             injected = maps.attend(probs[:1], v[c + 1:c + 2])
         plain = maps.attend(maps.attention_probs(q[c + 1:c + 2], k[c + 1:c + 2], n_heads), v[c + 1:c + 2])
-        window = step < (0.5 if kind == "attn2" else 0.3) * steps and (kind == "attn2" or q.shape[1] <= 256)
+        longest = float(fractions.max()) if kind == "attn2" else 0.3
+        window = step < longest * steps and (kind == "attn2" or q.shape[1] <= 256)
         expected = injected if window else plain
         assert torch.allclose(out[c + 1:c + 2], expected, atol=1e-4), (kind, step)
         checked[kind][window] += 1
@@ -109,6 +120,10 @@ def test_refusals(host, tiny):
         inject(host, model, clip, source_latent(), SOURCE, TARGET, reweight="square:2, dog:3")
     with pytest.raises(ValueError, match="Attention Inject: input 'reweight': 'square' is not 'word:scale'"):
         inject(host, model, clip, source_latent(), SOURCE, TARGET, reweight="square")
+    with pytest.raises(ValueError, match="Attention Inject: input 'cross_replace_words': 'circle' is not a word of the target"):
+        inject(host, model, clip, source_latent(), SOURCE, TARGET, words="circle:0.4")
+    with pytest.raises(ValueError, match="Attention Inject: input 'cross_replace_words': fractions are between 0 and 1"):
+        inject(host, model, clip, source_latent(), SOURCE, TARGET, words="square:1.5")
     with pytest.raises(ValueError, match="Attention Inject: the input MODEL already has attention replace patches"):
         inject(host, m, clip, source_latent(), SOURCE, TARGET)        # patching twice would drop the first
     flow = call(host, "ModelSamplingSD3", model=model, shift=3.0)[0]

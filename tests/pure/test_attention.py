@@ -75,3 +75,16 @@ def test_mask_guided_mutual_attention_keeps_object_and_background_apart():
     bg = attend(attention_probs(q[1:2], k[:1, ~src_fg], 4), v[:1, ~src_fg])
     assert torch.allclose(out[:, tgt_fg], fg[:, tgt_fg], atol=1e-6)
     assert torch.allclose(out[:, ~tgt_fg], bg[:, ~tgt_fg], atol=1e-6)
+
+
+def test_per_word_cross_attention_schedule():
+    q, k, v = qkv(m=7)
+    s = ReplaceSchedule(cross=0.5, words=((2, 0.2), (3, 0.9)), length=7)
+    assert s.injects("cross", 8, 10, 16) and not s.injects("cross", 9, 10, 16)
+    assert s.word_alphas(1, 10).tolist() == [1, 1, 1, 1, 1, 1, 1]
+    assert s.word_alphas(3, 10).tolist() == [1, 1, 0, 1, 1, 1, 1]
+    assert s.word_alphas(6, 10).tolist() == [0, 0, 0, 1, 0, 0, 0]
+    assert ReplaceSchedule().word_alphas(0, 10) is None
+    ones, zeros = torch.ones(7), torch.zeros(7)
+    assert torch.equal(replace_target(q, k, v, 4, alphas=ones), replace_target(q, k, v, 4))
+    assert torch.allclose(replace_target(q, k, v, 4, alphas=zeros), attend(attention_probs(q[1:2], k[1:2], 4), v[1:2]))
