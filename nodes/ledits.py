@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import math
 
-import comfy.samplers
 import torch
 import torch.nn.functional as F
 from comfy.ldm.modules.attention import SpatialTransformer, optimized_attention
@@ -21,9 +20,9 @@ from comfy_api.latest import io
 from ..attention.maps import attention_probs, token_grid
 from ..guidance.ledits import MASKS, ledits_eps
 from ..guidance.sega import Concept
-from .attention_inject import prompt_tokens, sampling_step
+from .attention_inject import prompt_tokens
 from .host_sampling import NodeInputError, check_model_family
-from .sega import Concepts, concept_inputs, make_concept
+from .sega import ConceptGuider, Concepts, concept_inputs, make_concept
 
 CONCEPT = "LEDITS++ Concept"
 GUIDANCE = "LEDITS++ Guidance"
@@ -99,41 +98,27 @@ class RecordConceptMaps:
         return out
 
 
-class LeditsGuider(comfy.samplers.CFGGuider):
+class LeditsGuider(ConceptGuider):
+    FIXED = ("negative",)
+    COND, UNCOND = 1, 0
+
     def __init__(self, model, concepts: list[Concept], mask: str, user_mask: torch.Tensor | None):
-        super().__init__(model)
-        self.concepts, self.mask, self.user_mask = concepts, mask, user_mask
+        super().__init__(model, concepts)
+        self.mask, self.user_mask = mask, user_mask
 
-    def set_all(self, negative, concept_conds: list) -> None:
-        conds = {"negative": negative}
-        conds.update({f"ledits_{i}": c for i, c in enumerate(concept_conds)})
-        self.inner_set_conds(conds)
+    def run_state(self) -> dict:
+        return {MAPS_KEY: ConceptMaps()}
 
-    def outer_sample(self, *args, **kwargs):
-        self.model_options.setdefault("transformer_options", {})[MAPS_KEY] = ConceptMaps()
-        return super().outer_sample(*args, **kwargs)
-
-    def predict_noise(self, x, timestep, model_options={}, seed=None):
-        conds = [self.conds.get("negative")] + [self.conds.get(f"ledits_{i}") for i in range(len(self.concepts))]
-        options = model_options.get("transformer_options", {})
+    def combine(self, eps, step, sigma, options):
         store = options.get(MAPS_KEY)
-        outs = comfy.samplers.calc_cond_batch(self.inner_model, conds, x, timestep, model_options)
-        sigma = timestep.reshape(-1, *([1] * (x.ndim - 1)))
-        eps = [(x - o) / sigma for o in outs]
         maps = [store.take(i + 1) if store is not None else None for i in range(len(self.concepts))]
-        step, _ = sampling_step({"sample_sigmas": options["sample_sigmas"], "sigmas": timestep})
-        t = float(self.inner_model.model_sampling.timestep(timestep.reshape(-1)[:1]).round())
+        t = float(self.inner_model.model_sampling.timestep(sigma.reshape(-1)[:1]).round())
         user = None
         if self.user_mask is not None:
             user = F.interpolate(self.user_mask.reshape(-1, 1, *self.user_mask.shape[-2:]).float(),
-                                 size=x.shape[-2:], mode="bilinear", align_corners=False)
+                                 size=eps[0].shape[-2:], mode="bilinear", align_corners=False)
         guided, _ = ledits_eps(eps[0], eps[1:], step, t, self.concepts, maps, self.mask, user)
-        denoised = x - guided * sigma
-        for fn in model_options.get("sampler_post_cfg_function", []):
-            denoised = fn({"denoised": denoised, "cond": conds[1], "uncond": conds[0], "model": self.inner_model,
-                           "uncond_denoised": outs[0], "cond_denoised": denoised, "sigma": timestep,
-                           "model_options": model_options, "input": x})
-        return denoised
+        return guided
 
 
 class LeditsConcept(io.ComfyNode):
@@ -218,7 +203,7 @@ class LeditsGuidance(io.ComfyNode):
                 if f == factor:
                     m.set_model_attn2_replace(patch, block, number)
         guider = LeditsGuider(m, items, mask, user_mask)
-        guider.set_all(negative, [cond for cond, _ in concepts])
+        guider.set_all({"negative": negative}, [cond for cond, _ in concepts])
         return io.NodeOutput(guider)
 
 

@@ -44,37 +44,64 @@ def make_concept(direction: str, scale: float, warmup: int, cooldown: int, thres
                    threshold=threshold, weight=weight, tokens=tokens)
 
 
-class SegaGuider(comfy.samplers.CFGGuider):
-    def __init__(self, model, concepts: list[Concept], momentum_scale: float, momentum_beta: float):
-        super().__init__(model)
-        self.concepts, self.momentum_scale, self.momentum_beta = concepts, momentum_scale, momentum_beta
+class ConceptGuider(comfy.samplers.CFGGuider):
+    """A GUIDER that evaluates its fixed conds (``FIXED``) and one cond per concept in one batched
+    UNet call a step (the host's ``calc_cond_batch``), combines the noise predictions
+    (``combine``), then applies the model's post-CFG functions (so Apply Inversion's corrections
+    and Latent Blend still act). Per-run state lives in the run's own copy of the model options."""
 
-    def set_all(self, positive, negative, concept_conds: list) -> None:
-        conds = {"positive": positive, "negative": negative}
-        conds.update({f"sega_{i}": c for i, c in enumerate(concept_conds)})
+    FIXED: tuple[str, ...] = ("positive", "negative")
+    COND, UNCOND = 0, 1          # which conds the post-CFG functions see as cond / uncond
+
+    def __init__(self, model, concepts: list[Concept]):
+        super().__init__(model)
+        self.concepts = concepts
+
+    def set_all(self, fixed: dict, concept_conds: list) -> None:
+        conds = dict(fixed)
+        conds.update({f"concept_{i}": c for i, c in enumerate(concept_conds)})
         self.inner_set_conds(conds)
+
+    def run_state(self) -> dict:
+        """Entries for the run's ``transformer_options``, fresh for every sampling run."""
+        return {}
+
+    def combine(self, eps: list[torch.Tensor], step: int, sigma: torch.Tensor, options: dict) -> torch.Tensor:
+        raise NotImplementedError
 
     def outer_sample(self, *args, **kwargs):
         # self.model_options is the run's own copy here (CFGGuider.sample): a fresh state per run.
-        self.model_options.setdefault("transformer_options", {})[STATE_KEY] = SegaState()
+        self.model_options.setdefault("transformer_options", {}).update(self.run_state())
         return super().outer_sample(*args, **kwargs)
 
     def predict_noise(self, x, timestep, model_options={}, seed=None):
-        keys = ["positive", "negative"] + [f"sega_{i}" for i in range(len(self.concepts))]
+        keys = list(self.FIXED) + [f"concept_{i}" for i in range(len(self.concepts))]
         conds = [self.conds.get(k) for k in keys]
         outs = comfy.samplers.calc_cond_batch(self.inner_model, conds, x, timestep, model_options)
         sigma = timestep.reshape(-1, *([1] * (x.ndim - 1)))
         eps = [(x - o) / sigma for o in outs]
         options = model_options.get("transformer_options", {})
         step, _ = sampling_step({"sample_sigmas": options["sample_sigmas"], "sigmas": timestep})
-        guided = sega_eps(eps[1], eps[0], eps[2:], step, self.cfg, self.concepts, self.momentum_scale,
-                          self.momentum_beta, options[STATE_KEY])
-        denoised = x - guided * sigma
+        denoised = x - self.combine(eps, step, timestep, options) * sigma
         for fn in model_options.get("sampler_post_cfg_function", []):
-            denoised = fn({"denoised": denoised, "cond": conds[0], "uncond": conds[1], "model": self.inner_model,
-                           "uncond_denoised": outs[1], "cond_denoised": outs[0], "sigma": timestep,
-                           "model_options": model_options, "input": x})
+            denoised = fn({"denoised": denoised, "cond": conds[self.COND], "uncond": conds[self.UNCOND],
+                           "model": self.inner_model, "uncond_denoised": outs[self.UNCOND],
+                           "cond_denoised": outs[self.COND], "sigma": timestep, "model_options": model_options,
+                           "input": x})
         return denoised
+
+
+class SegaGuider(ConceptGuider):
+    def __init__(self, model, concepts: list[Concept], momentum_scale: float, momentum_beta: float):
+        super().__init__(model, concepts)
+        self.momentum_scale, self.momentum_beta = momentum_scale, momentum_beta
+
+    def run_state(self) -> dict:
+        return {STATE_KEY: SegaState()}
+
+    def combine(self, eps, step, sigma, options):
+        return sega_eps(eps[1], eps[0], eps[2:], step, self.cfg, self.concepts, self.momentum_scale,
+                        self.momentum_beta, options[STATE_KEY])
 
 
 class SegaConcept(io.ComfyNode):
@@ -128,7 +155,7 @@ class SegaGuidance(io.ComfyNode):
         if not concepts:
             raise NodeInputError("SEGA Guidance", "input 'concepts' is empty; connect SEGA Concept nodes.")
         guider = SegaGuider(model, [c for _, c in concepts], momentum_scale, momentum_beta)
-        guider.set_all(positive, negative, [cond for cond, _ in concepts])
+        guider.set_all({"positive": positive, "negative": negative}, [cond for cond, _ in concepts])
         guider.set_cfg(cfg)
         return io.NodeOutput(guider)
 
