@@ -8,7 +8,6 @@ momentum lives in the sampling run's own copy of the model options.
 """
 from __future__ import annotations
 
-import comfy.model_patcher
 import comfy.samplers
 import torch
 from comfy_api.latest import io
