@@ -1,7 +1,7 @@
 """Toy-world benchmark (issue 3): every inversion x editing combination of the pack, measured on
 edits whose exact answer is known, through the real nodes and the built-in Toy World Model.
 
-    python benchmarks/toyworld.py [--cases 60] [--steps 50] [--cfg 5] [--seed 0]
+    python benchmarks/toyworld.py [--cases 60] [--steps 50] [--cfg 5] [--seed 0] [--rows SEGA,LEDITS]
     python benchmarks/toyworld.py --gates [--captions 60] [--cfg 5]
 
 Edit cases (``toyworld.world.edit_cases``, fixed seed): object colour, object shape and
@@ -142,28 +142,48 @@ def own_sampler_edit(invert_node, sampler_node, cfg_inv, cfg_edit, start, **kw):
     return run
 
 
-def sega_ledits(cfg_inv=3.5, scale=5.0):
-    """Edit-friendly DDPM inversion + SEGA towards the target caption and away from the source's."""
-    def run(ctx):
-        host = ctx["host"]
-        inv, lat, sigmas = call(host, "InvertEditDDPMInvert", model=ctx["model"], latent=ctx["src_latent"],
-                                positive=ctx["src"], negative=ctx["empty"], steps=ctx["steps"], scheduler=SCHEDULER,
-                                start_at_step=max(1, int(0.15 * ctx["steps"])), cfg=cfg_inv, seed=0)
-        sampler = call(host, "InvertEditDDPMSampler", inversion=inv)[0]
-        chain = call(host, "InvertEditSEGAConcept", conditioning=ctx["tgt"], direction="add", scale=scale, warmup=0,
-                     cooldown=0, threshold=0.9, weight=1.0)[0]
-        chain = call(host, "InvertEditSEGAConcept", conditioning=ctx["src"], direction="remove", scale=scale, warmup=0,
-                     cooldown=0, threshold=0.9, weight=1.0, concepts=chain)[0]
-        guider = call(host, "InvertEditSEGAGuidance", model=ctx["model"], positive=ctx["src"], negative=ctx["empty"],
-                      cfg=cfg_inv, concepts=chain, momentum_scale=0.1, momentum_beta=0.4)[0]
-        noise = call(host, "DisableNoise")[0]
-        out = call(host, "SamplerCustomAdvanced", noise=noise, guider=guider, sampler=sampler, sigmas=sigmas,
-                   latent_image=lat)[0]["samples"]
-        plain = call(host, "CFGGuider", model=ctx["model"], positive=ctx["src"], negative=ctx["empty"], cfg=cfg_inv)[0]
-        rec = call(host, "SamplerCustomAdvanced", noise=noise, guider=plain, sampler=sampler, sigmas=sigmas,
-                   latent_image=lat)[0]["samples"]
-        return out, rec
-    return run
+def _concept_edit(ctx, guider_for, inversion_prompt: str, cfg_inv: float):
+    """Edit-friendly DDPM inversion (LEDITS++'s 15% skip) with ``inversion_prompt`` ("src" or
+    "empty") at ``cfg_inv``, then the guider ``guider_for(ctx)`` through its sampler; the
+    reconstruction is the inversion prompt at ``cfg_inv``."""
+    host = ctx["host"]
+    inv, lat, sigmas = call(host, "InvertEditDDPMInvert", model=ctx["model"], latent=ctx["src_latent"],
+                            positive=ctx[inversion_prompt], negative=ctx["empty"], steps=ctx["steps"], scheduler=SCHEDULER,
+                            start_at_step=max(1, int(0.15 * ctx["steps"])), cfg=cfg_inv, seed=0)
+    sampler = call(host, "InvertEditDDPMSampler", inversion=inv)[0]
+    noise = call(host, "DisableNoise")[0]
+    out = call(host, "SamplerCustomAdvanced", noise=noise, guider=guider_for(ctx), sampler=sampler, sigmas=sigmas,
+               latent_image=lat)[0]["samples"]
+    plain = call(host, "CFGGuider", model=ctx["model"], positive=ctx[inversion_prompt], negative=ctx["empty"],
+                 cfg=cfg_inv)[0]
+    rec = call(host, "SamplerCustomAdvanced", noise=noise, guider=plain, sampler=sampler, sigmas=sigmas,
+               latent_image=lat)[0]["samples"]
+    return out, rec
+
+
+def sega_captions(scale=5.0, threshold=0.9, cfg_inv=3.5):
+    """SEGA towards the target caption and away from the source's (the toy model knows only
+    whole captions), on the source prompt at ``cfg_inv``."""
+    def guider(ctx):
+        host, chain = ctx["host"], None
+        for cond, direction in ((ctx["tgt"], "add"), (ctx["src"], "remove")):
+            chain = call(host, "InvertEditSEGAConcept", conditioning=cond, direction=direction, scale=scale, warmup=0,
+                         cooldown=0, threshold=threshold, weight=1.0, concepts=chain)[0]
+        return call(host, "InvertEditSEGAGuidance", model=ctx["model"], positive=ctx["src"], negative=ctx["empty"],
+                    cfg=cfg_inv, concepts=chain, momentum_scale=0.1, momentum_beta=0.4)[0]
+    return lambda ctx: _concept_edit(ctx, guider, "src", cfg_inv)
+
+
+def ledits_captions(scale=5.0, threshold=0.3, mask="intersect"):
+    """LEDITS++ on an empty-prompt inversion: the target caption added, the source's removed."""
+    def guider(ctx):
+        host, chain = ctx["host"], None
+        for text, direction in ((ctx["tgt_text"], "add"), (ctx["src_text"], "remove")):
+            chain = call(host, "InvertEditLEDITSConcept", clip=ctx["clip"], text=text, direction=direction, scale=scale,
+                         warmup=0, cooldown=0, threshold=threshold, weight=1.0, concepts=chain)[0]
+        return call(host, "InvertEditLEDITSGuidance", model=ctx["model"], negative=ctx["empty"], concepts=chain,
+                    mask=mask)[0]
+    return lambda ctx: _concept_edit(ctx, guider, "empty", 1.0)
 
 
 def techniques(cfg: float):
@@ -186,7 +206,13 @@ def techniques(cfg: float):
                                                                  0, mixing=0.93), True),
         ("Edit-friendly DDPM (cfg 3.5) + target prompt (cfg 15)",
          own_sampler_edit("InvertEditDDPMInvert", "InvertEditDDPMSampler", 3.5, 15.0, 0, seed=0), True),
-        ("Edit-friendly DDPM + SEGA (add target, remove source caption)", sega_ledits(), True),
+        ("Edit-friendly DDPM + SEGA (add target, remove source caption; threshold 0.9)", sega_captions(), True),
+        ("Edit-friendly DDPM + SEGA (add target, remove source caption; threshold 0.5)", sega_captions(threshold=0.5),
+         True),
+        ("Edit-friendly DDPM (empty prompt) + LEDITS++ (add target, remove source caption; intersect, threshold 0.3)",
+         ledits_captions(), True),
+        ("Edit-friendly DDPM (empty prompt) + LEDITS++ (add target, remove source caption; noise mask, threshold 0.5)",
+         ledits_captions(threshold=0.5, mask="noise"), True),
     ]
 
 
@@ -220,6 +246,9 @@ def benchmark(host, args) -> str:
     model, clip, vae = load_models(host)
     cases = W.edit_cases(args.cases, seed=args.seed)
     rows = techniques(args.cfg)
+    wanted = [w.strip() for w in args.rows.split(",") if w.strip()]
+    if wanted:
+        rows = rows[:1] + [r for r in rows[1:] if any(w in r[0] for w in wanted)]
     per_row = {name: [] for name, _, _ in rows}
     kinds = []
     empty = encode(host, clip, "")
@@ -334,6 +363,8 @@ def main(argv=None):
     p.add_argument("--gate-steps", type=int, default=30)
     p.add_argument("--gate-cfgs", type=lambda s: [float(x) for x in s.split(",")], default=[5.0])
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--rows", default="", help="only the rows whose name contains one of these comma-separated words "
+                                              "(and the reconstruction row the others are compared with)")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     torch.set_flush_denormal(True)
