@@ -1,8 +1,20 @@
-"""On the trained toy model, colour and shape swaps with Direct inversion + Attention Inject keep
-more of the source's background than regenerating from the inverted latent with the target
-prompt. Structure and edit success are printed, not asserted: on the 60-case benchmark P2P
-keeps structure more often (63% vs 45%) but loses shape-edit success (85% vs 100%), which
-issue 5 still has open."""
+"""Issue 5 on the trained toy model: colour and shape swaps with Direct inversion + Attention
+Inject (Prompt-to-Prompt replace) keep more background and more structure than regenerating
+from the inverted latent with the target prompt, at no loss of edit success.
+
+The settings are the toy benchmark's tuned P2P row (cross_replace 0.2, self_replace 0.8, cfg 5),
+chosen by ``benchmarks/p2p_sweep.py`` (15 steps) over all 40 colour/shape swaps of
+``edit_cases(60, seed=0)`` and confirmed on 40 held-out ones (``--pool 120 --skip 40``):
+
+    40 benchmark swaps   naive: bg 22.38 dB, structure 18/40, success colour 20/20, shape 20/20
+                         P2P:   bg 25.57 dB, structure 27/40, success colour 20/20, shape 20/20
+    40 held-out swaps    naive: bg 21.72 dB, structure 17/40, success colour 20/20, shape 19/20
+                         P2P:   bg 26.28 dB, structure 31/40, success colour 20/20, shape 20/20
+
+The paper's defaults (cross 0.8, self 0.4) keep background and structure too but lose shape
+swaps (17/20 and 11/20); in the sweep, shape success falls as more steps take the source's
+cross-attention maps (cross 1: 6-7/20) or self-attention maps (self 1: 13-16/20). This test runs
+the first 20 of the benchmark swaps (10 colour, 10 shape)."""
 from __future__ import annotations
 
 import statistics
@@ -11,7 +23,8 @@ import pytest
 
 from headless.calls import call, encode
 
-STEPS, CFG, CASES = 15, 5.0, 8
+STEPS, CFG, CASES = 15, 5.0, 20
+CROSS, SELF = 0.2, 0.8   # the benchmark's tuned P2P row (the node's defaults are the paper's 0.8, 0.4)
 
 
 @pytest.fixture(scope="module")
@@ -40,21 +53,27 @@ def results(host):
 
         m, pair, pair_lat = call(host, "InvertEditAttentionInject", model=model, clip=clip, latent=lat,
                                  source_prompt=case.source_caption, target_prompt=case.target_caption, mode="replace",
-                                 reweight="", cross_replace=0.8, self_replace=0.4)
+                                 reweight="", cross_replace=CROSS, self_replace=SELF)
         m = call(host, "InvertEditApplyInversion", model=m, inversion=call(host, "InvertEditDirectInversion", inversion=inv)[0])[0]
         edits = {"naive": sample(model, tgt, lat), "p2p": sample(m, pair, pair_lat)[1:]}
         for name, samples in edits.items():
             img = call(host, "VAEDecode", samples={"samples": samples}, vae=vae)[0][0]
             r = judge(img)
-            out[name].append({"bg": W.psnr(img, src_img, keep), "structure": r.same_structure(case.target),
-                              "success": r.matches(case.target)})
+            out[name].append({"kind": case.kind, "bg": W.psnr(img, src_img, keep),
+                              "structure": r.same_structure(case.target), "success": r.matches(case.target)})
     return out
 
 
-def test_p2p_keeps_more_background_than_naive_regeneration(results):
+def test_p2p_keeps_background_and_structure_at_no_loss_of_edit_success(results):
     mean = {k: statistics.fmean(x["bg"] for x in v) for k, v in results.items()}
     structure = {k: sum(x["structure"] for x in v) for k, v in results.items()}
-    success = {k: sum(x["success"] for x in v) for k, v in results.items()}
-    print(f"\n{CASES} colour/shape swaps, {STEPS} steps, cfg {CFG}: background PSNR {mean}, structure kept {structure}, "
-          f"edit success {success}")
-    assert mean["p2p"] > mean["naive"] + 1.0      # measured +3.1 dB on these 8 cases
+    success = {k: {kind: sum(x["success"] for x in v if x["kind"] == kind) for kind in ("colour", "shape")}
+               for k, v in results.items()}
+    print(f"\n{CASES} colour/shape swaps, {STEPS} steps, cfg {CFG}, P2P cross {CROSS} self {SELF}: "
+          f"background PSNR {mean}, structure kept {structure}, edit success {success}")
+    # Measured on these 20 cases: bg 25.99 vs 22.13 dB, structure 14 vs 10, success colour 10 vs
+    # 10 and shape 10 vs 10 (P2P vs naive). The paper's defaults give shape 8 of 10 here.
+    assert mean["p2p"] > mean["naive"] + 2.0
+    assert structure["p2p"] >= structure["naive"] + 2
+    for kind in ("colour", "shape"):
+        assert success["p2p"][kind] >= success["naive"][kind], kind
