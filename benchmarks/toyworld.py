@@ -198,8 +198,8 @@ def techniques(cfg: float):
         (f"Direct inversion + Prompt-to-Prompt replace (paper defaults: cross 0.8, self 0.4; cfg {cfg:g})",
          pair_edit("InvertEditAttentionInject", cfg, mode="replace", reweight="", cross_replace=0.8, self_replace=0.4), True),
         # tuned by benchmarks/p2p_sweep.py on the colour/shape swaps (issue 5): no shape-swap loss
-        (f"Direct inversion + Prompt-to-Prompt replace (tuned: cross 0.2, self 0.8; cfg {cfg:g})",
-         pair_edit("InvertEditAttentionInject", cfg, mode="replace", reweight="", cross_replace=0.2, self_replace=0.8), True),
+        (f"Direct inversion + Prompt-to-Prompt replace (tuned: cross 0.1, self 0.8; cfg {cfg:g})",
+         pair_edit("InvertEditAttentionInject", cfg, mode="replace", reweight="", cross_replace=0.1, self_replace=0.8), True),
         (f"Direct inversion + Prompt-to-Prompt + Latent Blend (DiffEdit mask, cfg {cfg:g})",
          pair_edit("InvertEditAttentionInject", cfg, blend=True, mode="replace", reweight="", cross_replace=0.8,
                    self_replace=0.4), True),
