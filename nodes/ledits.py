@@ -105,6 +105,7 @@ class LeditsGuider(ConceptGuider):
     def __init__(self, model, concepts: list[Concept], mask: str, user_mask: torch.Tensor | None):
         super().__init__(model, concepts)
         self.mask, self.user_mask = mask, user_mask
+        self.resized: dict = {}
 
     def run_state(self) -> dict:
         return {MAPS_KEY: ConceptMaps()}
@@ -113,12 +114,18 @@ class LeditsGuider(ConceptGuider):
         store = options.get(MAPS_KEY)
         maps = [store.take(i + 1) if store is not None else None for i in range(len(self.concepts))]
         t = float(self.inner_model.model_sampling.timestep(sigma.reshape(-1)[:1]).round())
-        user = None
-        if self.user_mask is not None:
-            user = F.interpolate(self.user_mask.reshape(-1, 1, *self.user_mask.shape[-2:]).float(),
-                                 size=eps[0].shape[-2:], mode="bilinear", align_corners=False)
-        guided, _ = ledits_eps(eps[0], eps[1:], step, t, self.concepts, maps, self.mask, user)
+        guided, _ = ledits_eps(eps[0], eps[1:], step, t, self.concepts, maps, self.mask,
+                               self.latent_mask(tuple(eps[0].shape[-2:])))
         return guided
+
+    def latent_mask(self, size: tuple[int, int]) -> torch.Tensor | None:
+        """The user MASK at latent size, resized once per size (not every step)."""
+        if self.user_mask is None:
+            return None
+        if size not in self.resized:
+            self.resized[size] = F.interpolate(self.user_mask.reshape(-1, 1, *self.user_mask.shape[-2:]).float(),
+                                               size=size, mode="bilinear", align_corners=False)
+        return self.resized[size]
 
 
 class LeditsConcept(io.ComfyNode):

@@ -443,6 +443,18 @@ def local_edit_blend() -> dict:
     return {"nodes": nodes + _vae_roundtrip()}
 
 
+def _edit_friendly_guided(guider: str, title: str) -> list[dict]:
+    """SamplerCustomAdvanced with the guider node ``guider``, the Edit-Friendly DDPM Sampler,
+    DisableNoise and the inversion's SIGMAS/LATENT ('invert'); decoded and saved."""
+    return [
+        {"key": "sampler", "type": "InvertEditDDPMSampler", "inputs": {"inversion": ("invert", 0)}},
+        {"key": "noise", "type": "DisableNoise"},
+        {"key": "sample", "type": "SamplerCustomAdvanced",
+         "inputs": {"noise": ("noise", "NOISE"), "guider": (guider, "GUIDER"), "sampler": ("sampler", "SAMPLER"),
+                    "sigmas": ("invert", "SIGMAS"), "latent_image": ("invert", "LATENT")}},
+    ] + _decode_and_save(guider, "sample", f"invertedit/{guider}_edit", title)
+
+
 def sega_edit() -> dict:
     intro = (
         "# SEGA: semantic guidance on the inverted image\n\n"
@@ -471,13 +483,7 @@ def sega_edit() -> dict:
          "widgets": {"cfg": 3.5, "momentum_scale": 0.1, "momentum_beta": 0.4},
          "inputs": {"model": ("model", "MODEL"), "positive": ("prompt", 0), "negative": ("empty", 0),
                     "concepts": ("remove", 0)}},
-        {"key": "sampler", "type": "InvertEditDDPMSampler", "inputs": {"inversion": ("invert", 0)}},
-        {"key": "noise", "type": "DisableNoise"},
-        {"key": "sample", "type": "SamplerCustomAdvanced",
-         "inputs": {"noise": ("noise", "NOISE"), "guider": ("sega", "GUIDER"), "sampler": ("sampler", "SAMPLER"),
-                    "sigmas": ("invert", "SIGMAS"), "latent_image": ("invert", "LATENT")}},
-    ]
-    nodes += _decode_and_save("sega", "sample", "invertedit/sega_edit", "SEGA edit")
+    ] + _edit_friendly_guided("sega", "SEGA edit")
     return {"nodes": nodes + _vae_roundtrip()}
 
 
@@ -511,13 +517,7 @@ def ledits_edit() -> dict:
          "inputs": {"clip": ("model", "CLIP"), "concepts": ("add", 0)}, "title": "Concept to remove"},
         {"key": "ledits", "type": "InvertEditLEDITSGuidance", "widgets": {"mask": "intersect"},
          "inputs": {"model": ("model", "MODEL"), "negative": ("empty", 0), "concepts": ("remove", 0)}},
-        {"key": "sampler", "type": "InvertEditDDPMSampler", "inputs": {"inversion": ("invert", 0)}},
-        {"key": "noise", "type": "DisableNoise"},
-        {"key": "sample", "type": "SamplerCustomAdvanced",
-         "inputs": {"noise": ("noise", "NOISE"), "guider": ("ledits", "GUIDER"), "sampler": ("sampler", "SAMPLER"),
-                    "sigmas": ("invert", "SIGMAS"), "latent_image": ("invert", "LATENT")}},
-    ]
-    nodes += _decode_and_save("ledits", "sample", "invertedit/ledits_edit", "LEDITS++ edit")
+    ] + _edit_friendly_guided("ledits", "LEDITS++ edit")
     return {"nodes": nodes + _vae_roundtrip()}
 
 
