@@ -17,7 +17,7 @@ class PlugAndPlaySchedule:
     self_attention: float = 0.5  # fraction of the steps with self-attention injection
 
     def injects_features(self, step: int, steps: int) -> bool:
-        return step < self.features * steps
+        return step < int(self.features * steps)   # the reference: timesteps[:int(N * fraction)]
 
 
 def inject_features(h: torch.Tensor, chunks: int) -> torch.Tensor:

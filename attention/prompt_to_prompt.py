@@ -6,14 +6,16 @@ words (aligned tokens' maps from the source, new tokens' own); reweight then sca
 tokens' maps (the paper's AttentionReweight: an "equalizer" over the context, no
 renormalisation), strengthening (> 1) or weakening (< 1, negative to invert) a word.
 
-A policy decides, per attention call, whether the target row's maps are the source row's:
-cross-attention maps for the first ``cross`` fraction of the steps, self-attention maps for
-the first ``self_`` fraction, self-attention only in layers of at most ``self_max_tokens``
-tokens (the paper: 16x16), as the paper's defaults do (cross 0.8, self 0.4). Words of the
-target can have their own cross-attention fraction (the paper's per-word schedule): while
-some tokens are injected and others not, each token's map column comes from the source or
-from the target's own maps. The target keeps its own values: in cross-attention those carry
-the new words.
+A policy decides, per attention call, whether the target row's maps are the source row's, with
+the step counts of the reference code (PnPInversion's controllers, the code behind the
+PIE-Bench table): its cross-attention schedule has N + 1 rows, so a fraction f of N steps
+injects cross-attention maps in the first ``int(f * (N + 1))`` steps; self-attention maps are
+injected in steps ``int(N * s0) <= step < int(N * s1)``, in the layers whose query tokens are
+at most a quarter of the latent's (32x32 of SD1.5's 64x64 latent at 512 px: every layer
+coarser than the latent), a rule that follows the image size. Words of the target can have
+their own cross-attention fraction (the paper's per-word schedule): each token's map column
+comes from the source while its own fraction lasts, then from the target. The target keeps its
+own values: in cross-attention those carry the new words.
 """
 from __future__ import annotations
 
@@ -21,32 +23,54 @@ from dataclasses import dataclass
 
 import torch
 
-from .align import refine_probs
+from .align import refine_probs, replace_probs
 from .maps import attend, attention_probs
+
+
+#: Self-attention layers, as the largest share of the latent's tokens a replaced layer may have.
+SELF_LAYERS = {
+    "coarser than latent": 0.25,     # PnPInversion's controllers: <= 32**2 tokens at a 64x64 latent
+    "latent/4 and coarser": 1 / 16,  # the original generation notebook: <= 16**2 at 64x64
+    "all": 1.0,
+}
+
+
+def cross_steps(fraction: float, steps: int) -> int:
+    """Steps whose cross-attention maps are injected for ``fraction``: ``int(fraction * (steps + 1))``,
+    as the reference's ``N + 1``-row alpha table gives."""
+    return int(fraction * (steps + 1))
+
+
+def self_steps(start: float, end: float, steps: int) -> tuple[int, int]:
+    """The ``[first, stop)`` steps whose self-attention maps are injected: ``int(N * start), int(N * end)``."""
+    return int(steps * start), int(steps * end)
 
 
 @dataclass(frozen=True)
 class ReplaceSchedule:
     cross: float = 0.8          # fraction of the steps whose cross-attention maps are injected
     self_: float = 0.4          # fraction of the steps whose self-attention maps are injected
-    self_max_tokens: int = 256  # self-attention maps larger than this are left alone (16 x 16)
+    self_start: float = 0.0     # fraction of the steps before self-attention injection starts
+    self_layers: float = 0.25   # self-attention replaced in layers of at most this share of the latent's tokens
     words: tuple[tuple[int, float], ...] = ()   # (target token position, its own cross fraction)
     length: int = 77            # context length (tokens) of the cross-attention maps
 
-    def injects(self, kind: str, step: int, steps: int, tokens: int) -> bool:
-        """Whether the target takes the source's maps in this call (``kind``: "cross" or "self")."""
+    def injects(self, kind: str, step: int, steps: int, tokens: int, latent_tokens: int) -> bool:
+        """Whether the target takes the source's maps in this call (``kind``: "cross" or "self");
+        ``tokens`` are the call's query tokens, ``latent_tokens`` the latent's height x width."""
         if kind == "cross":
-            return step < max([self.cross] + [f for _, f in self.words]) * steps
-        return step < self.self_ * steps and tokens <= self.self_max_tokens
+            return step < max(cross_steps(f, steps) for f in [self.cross] + [f for _, f in self.words])
+        first, stop = self_steps(self.self_start, self.self_, steps)
+        return first <= step < stop and tokens <= self.self_layers * latent_tokens
 
     def word_alphas(self, step: int, steps: int) -> torch.Tensor | None:
         """Per-token 1 (source's map) / 0 (own map) over the context at ``step``, or None when every
         token follows the default fraction."""
         if not self.words:
             return None
-        alphas = torch.full((self.length,), float(step < self.cross * steps))
+        alphas = torch.full((self.length,), float(step < cross_steps(self.cross, steps)))
         for position, fraction in self.words:
-            alphas[position] = float(step < fraction * steps)
+            alphas[position] = float(step < cross_steps(fraction, steps))
         return alphas
 
 
@@ -60,15 +84,37 @@ def mix_own(edited: torch.Tensor, q: torch.Tensor, k: torch.Tensor, heads: int,
     return edited * a + attention_probs(q[1:2], k[1:2], heads) * (1 - a)
 
 
-def replace_target(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, heads: int,
-                   equalizer: torch.Tensor | None = None, alphas: torch.Tensor | None = None) -> torch.Tensor:
-    """Attention output of a (source, target) row pair where the target uses the source's maps
-    (scaled per token by ``equalizer``) with its own values. Rows ``[0]`` source, ``[1]``
-    target; returns the target's output row."""
+def replaced_maps(q: torch.Tensor, k: torch.Tensor, heads: int, equalizer: torch.Tensor | None = None,
+                  alphas: torch.Tensor | None = None, mapper: torch.Tensor | None = None) -> torch.Tensor:
+    """The target row's maps when it takes the source's (rows ``[0]`` source, ``[1]`` target):
+    the source's maps, through a word swap's ``mapper`` when the swapped words' token counts
+    differ, scaled per token by ``equalizer``, mixed per token with its own by ``alphas``."""
     probs = attention_probs(q[:1], k[:1], heads)
+    if mapper is not None:
+        probs = replace_probs(probs, mapper)
     if equalizer is not None:
         probs = probs * equalizer.to(probs)
-    return attend(mix_own(probs, q, k, heads, alphas), v[1:2])
+    return mix_own(probs, q, k, heads, alphas)
+
+
+def refined_maps(q: torch.Tensor, k: torch.Tensor, heads: int, mapper: torch.Tensor, alphas: torch.Tensor,
+                 equalizer: torch.Tensor | None = None, word_alphas: torch.Tensor | None = None) -> torch.Tensor:
+    """The target row's cross-attention maps under refine: the maps of target tokens aligned with
+    source tokens come from the source (``attention/align.py``), new tokens keep theirs; then
+    scaled per token by ``equalizer``."""
+    probs = attention_probs(q[:2], k[:2], heads)
+    edited = refine_probs(probs[:1], probs[1:2], mapper, alphas)
+    if equalizer is not None:
+        edited = edited * equalizer.to(edited)
+    return mix_own(edited, q, k, heads, word_alphas)
+
+
+def replace_target(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, heads: int,
+                   equalizer: torch.Tensor | None = None, alphas: torch.Tensor | None = None,
+                   mapper: torch.Tensor | None = None) -> torch.Tensor:
+    """Attention output of the target row when it uses the source's maps (``replaced_maps``)
+    with its own values. Rows ``[0]`` source, ``[1]`` target; returns the target's output row."""
+    return attend(replaced_maps(q, k, heads, equalizer, alphas, mapper), v[1:2])
 
 
 def equalizer(length: int, positions: dict[int, float]) -> torch.Tensor:
@@ -82,11 +128,5 @@ def equalizer(length: int, positions: dict[int, float]) -> torch.Tensor:
 def refine_target(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, heads: int, mapper: torch.Tensor,
                   alphas: torch.Tensor, equalizer: torch.Tensor | None = None,
                   word_alphas: torch.Tensor | None = None) -> torch.Tensor:
-    """Cross-attention output of the target row under refine: the maps of target tokens aligned
-    with source tokens come from the source (``attention/align.py``), new tokens keep theirs;
-    then scaled per token by ``equalizer``."""
-    probs = attention_probs(q[:2], k[:2], heads)
-    edited = refine_probs(probs[:1], probs[1:2], mapper, alphas)
-    if equalizer is not None:
-        edited = edited * equalizer.to(edited)
-    return attend(mix_own(edited, q, k, heads, word_alphas), v[1:2])
+    """Cross-attention output of the target row under refine (``refined_maps``)."""
+    return attend(refined_maps(q, k, heads, mapper, alphas, equalizer, word_alphas), v[1:2])

@@ -110,14 +110,30 @@ def refined_naive(node, cfg, label_kw=None):
     return run
 
 
-def pair_edit(node, cfg, blend=False, **kw):
+def blend_words(source: str, target: str) -> tuple[str, str]:
+    """The edited object's noun in each caption (PIE-Bench's "blended word"): the shape for an
+    object's colour or shape edit, "background" for a background edit."""
+    src, tgt = source.split(), target.split()
+    i = next(i for i, (a, b) in enumerate(zip(src, tgt)) if a != b)
+    if src[i + 1:i + 2] == ["background"]:
+        return "background", "background"
+    if i + 1 < len(src) and src[i + 1] == tgt[i + 1] and src[i + 1] != "on":   # a colour before its shape
+        return src[i + 1], tgt[i + 1]
+    return src[i], tgt[i]
+
+
+def pair_edit(node, cfg, blend=False, local_blend=False, **kw):
     """DDIM inversion + Direct Inversion (source row exact) + a pair editor (+ Latent Blend on a
-    DiffEdit mask): one sampler run; row 1 is the edit, row 0 the reconstruction."""
+    DiffEdit mask, or Attention Inject's own local blend on the edited object's noun): one sampler
+    run; row 1 is the edit, row 0 the reconstruction."""
     def run(ctx):
         host = ctx["host"]
         inv, lat, _ = _ddim_inv(ctx)
+        extra = {}
+        if local_blend:
+            extra["blend_source_words"], extra["blend_target_words"] = blend_words(ctx["src_text"], ctx["tgt_text"])
         m, cond, pair = call(host, node, model=ctx["model"], clip=ctx["clip"], latent=lat, source_prompt=ctx["src_text"],
-                             target_prompt=ctx["tgt_text"], **kw)
+                             target_prompt=ctx["tgt_text"], **kw, **extra)
         if blend:
             mask = call(host, "InvertEditDiffEditMask", model=ctx["model"], latent=ctx["src_latent"], source=ctx["src"],
                         target=ctx["tgt"], strength=0.5, samples=10, threshold=0.25, seed=0)[0]
@@ -197,6 +213,12 @@ def techniques(cfg: float):
         (f"Null-text inversion + naive regeneration (cfg {cfg:g})", refined_naive("InvertEditNullTextOptimize", cfg), True),
         (f"Direct inversion + Prompt-to-Prompt replace (paper defaults: cross 0.8, self 0.4; cfg {cfg:g})",
          pair_edit("InvertEditAttentionInject", cfg, mode="replace", reweight="", cross_replace=0.8, self_replace=0.4), True),
+        (f"Direct inversion + Prompt-to-Prompt replace (PIE-Bench: cross 0.4, self 0.6; cfg {cfg:g})",
+         pair_edit("InvertEditAttentionInject", cfg, mode="replace", reweight="", cross_replace=0.4, self_replace=0.6), True),
+        (f"Direct inversion + Prompt-to-Prompt replace + local blend (PIE-Bench settings, object noun, "
+         f"threshold 0.3, start 0.2; cfg {cfg:g})",
+         pair_edit("InvertEditAttentionInject", cfg, local_blend=True, mode="replace", reweight="", cross_replace=0.4,
+                   self_replace=0.6), True),
         # tuned by benchmarks/p2p_sweep.py on the colour/shape swaps (issue 5): no shape-swap loss
         (f"Direct inversion + Prompt-to-Prompt replace (tuned: cross 0.1, self 0.8; cfg {cfg:g})",
          pair_edit("InvertEditAttentionInject", cfg, mode="replace", reweight="", cross_replace=0.1, self_replace=0.8), True),

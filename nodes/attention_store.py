@@ -16,25 +16,11 @@ from PIL import Image, ImageDraw
 
 from ..attention.maps import attention_probs
 from ..attention.store import MapRecorder, local_blend_mask, normalise, word_maps
-from .attention_inject import prompt_tokens, transformer_blocks
+from .attention_inject import transformer_blocks, word_tokens
 from .host_sampling import NodeInputError, check_model_family, run_loop
 from .sockets import Inversion as InversionSocket
 
 NAME = "Attention Store"
-
-
-def word_tokens(clip, prompt: str) -> list[tuple[str, list[int]]]:
-    """Each word of the prompt with its token positions (in order, by the CLIP's tokenizer)."""
-    ids, _ = prompt_tokens(clip, prompt)
-    out, cursor = [], 1
-    for word in prompt.split():
-        w = prompt_tokens(clip, word)[0][1:-1]
-        for i in range(cursor, len(ids) - len(w) + 1):
-            if w and ids[i:i + len(w)] == w:
-                out.append((word, list(range(i, i + len(w)))))
-                cursor = i + len(w)
-                break
-    return out
 
 
 class RecordingPatch:

@@ -12,6 +12,12 @@ from .host_sampling import NodeInputError, check_model_family, run_loop, schedul
 from .sockets import Inversion as InversionSocket
 
 NAME = "DDIM Invert"
+PNP_SCHEDULE_NOTE = (
+    "DDIM Invert starts from the image at sigma 0 (alpha_bar 1, diffusers' set_alpha_to_one=True). The schedule of "
+    "the PnPInversion / PIE-Bench code (set_alpha_to_one=False, steps_offset=0: timesteps 980..0 at 50 steps, ending "
+    "at sigma_min 0.029 with a last step that does not move) has no counterpart among the host's schedulers. Use "
+    "'ddim_uniform': diffusers' DDIM timesteps with steps_offset=1 (981..1), from and to sigma 0, the setting the "
+    "pack's parity tests run the PnPInversion code with.")
 
 
 class DDIMInvert(io.ComfyNode):
@@ -32,7 +38,9 @@ class DDIMInvert(io.ComfyNode):
                 io.Int.Input("steps", default=50, min=1, max=1000,
                              tooltip="DDIM steps (papers: 50). Sample with the same number of steps: more steps, closer reconstruction."),
                 io.Combo.Input("scheduler", options=comfy.samplers.KSampler.SCHEDULERS, default="ddim_uniform",
-                               tooltip="The sigma schedule; sample with the same one. ddim_uniform gives the papers' DDIM timesteps."),
+                               tooltip="The sigma schedule; sample with the same one. ddim_uniform gives the papers' DDIM "
+                                       "timesteps (diffusers' DDIMScheduler, steps_offset=1, from and to sigma 0); the "
+                                       "PnPInversion code's set_alpha_to_one=False variant is not a host schedule."),
                 io.Int.Input("start_at_step", default=0, min=0, max=999,
                              tooltip="0 inverts all the way to noise. k > 0 stops k steps short of it (partial inversion: "
                                      "edits change less). Use the same start_at_step in KSamplerAdvanced."),
@@ -78,7 +86,8 @@ def invert(model, samples: torch.Tensor, positive, steps: int, scheduler: str, s
     sigmas = schedule(model, scheduler, steps)
     ascending = sigmas[start_at_step:].flip(0)
     if float(ascending[0]) != 0.0:
-        raise NodeInputError(node, f"scheduler '{scheduler}' does not end at sigma 0; choose another scheduler.")
+        raise NodeInputError(node, f"scheduler '{scheduler}' does not end at sigma 0, where the image's latent sits; "
+                                   f"{PNP_SCHEDULE_NOTE}")
     record: dict = {}
 
     def loop(denoise, x, run_sigmas, step_callback):

@@ -13,44 +13,19 @@ import math
 
 import torch
 import torch.nn.functional as F
-from comfy.ldm.modules.attention import SpatialTransformer, optimized_attention
-from comfy.ldm.modules.diffusionmodules.openaimodel import Downsample, Upsample
+from comfy.ldm.modules.attention import optimized_attention
 from comfy_api.latest import io
 
 from ..attention.maps import attention_probs, token_grid
 from ..guidance.ledits import MASKS, ledits_eps
 from ..guidance.sega import Concept
-from .attention_inject import prompt_tokens
+from .attention_inject import attention_levels, mask_factor, prompt_tokens
 from .host_sampling import NodeInputError, check_model_family
 from .sega import ConceptGuider, Concepts, concept_inputs, make_concept
 
 CONCEPT = "LEDITS++ Concept"
 GUIDANCE = "LEDITS++ Guidance"
 MAPS_KEY = "invertedit_ledits_maps"
-
-
-def attention_levels(model) -> dict[tuple[str, int], int]:
-    """Each input/output block holding a SpatialTransformer, with its downsampling factor."""
-    unet = model.model.diffusion_model
-    levels, factor = {}, 1
-    for i, block in enumerate(unet.input_blocks):
-        if any(isinstance(m, Downsample) for m in block):
-            factor *= 2
-        if any(isinstance(m, SpatialTransformer) for m in block):
-            levels[("input", i)] = factor
-    for i, block in enumerate(unet.output_blocks):
-        if any(isinstance(m, SpatialTransformer) for m in block):
-            levels[("output", i)] = factor
-        if any(isinstance(m, Upsample) for m in block):
-            factor //= 2
-    return levels
-
-
-def mask_factor(levels: dict[tuple[str, int], int]) -> int:
-    """The maps' downsampling factor: 4 (the reference's latent/4) when the model attends there,
-    else its coarsest attention level."""
-    factors = set(levels.values())
-    return 4 if 4 in factors else max(factors)
 
 
 class ConceptMaps:

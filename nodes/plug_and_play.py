@@ -77,7 +77,7 @@ class PlugAndPlay(io.ComfyNode):
         if start + 1 >= len(unet.output_blocks):
             raise NodeInputError(NAME, f"this UNet's decoder has {len(unet.output_blocks)} blocks, too few for the "
                                        f"paper's injection after decoder block {start}.")
-        maps = PromptToPromptPatch(ReplaceSchedule(cross=0.0, self_=self_attention_injection, self_max_tokens=1 << 30), "self")
+        maps = PromptToPromptPatch(ReplaceSchedule(cross=0.0, self_=self_attention_injection, self_layers=float("inf")), "self")
         for block, number in blocks:
             if block == "output" and number >= start:
                 m.set_model_attn1_replace(maps, block, number)

@@ -125,6 +125,20 @@ SPECS: dict[str, FamilySpec] = {
         clip_target=(comfy.sd1_clip.SD1Tokenizer, comfy.sd1_clip.SD1ClipModel),
         text_configs={"clip_l_model_config": _text_config(64, 4, "quick_gelu")},
     ),
+    # SD1.5's own layout (4 levels, 2 res blocks, channel_mult 1-2-4-4, attention from the second
+    # level, middle at latent/8) at 32 base channels: the layout reference code hard-codes (maps of
+    # 32x32 and 16x16 tokens at a 64x64 latent). Attention at the finest level is left out to keep
+    # a 64x64 latent cheap on a CPU. Not in FAMILIES: built by name for parity tests.
+    "sd1-layout": FamilySpec(
+        name="sd1-layout",
+        config_class=comfy.supported_models.SD15,
+        unet_config={**_unet_base(4, [0, 0, 1, 1, 1, 1, 0, 0], 1, context_dim=64, linear=False),
+                     "channel_mult": [1, 2, 4, 4], "image_size": 64},
+        unet_overrides={"num_heads": 4, "num_head_channels": -1},
+        model_type=comfy.model_base.ModelType.EPS,
+        clip_target=(comfy.sd1_clip.SD1Tokenizer, comfy.sd1_clip.SD1ClipModel),
+        text_configs={"clip_l_model_config": _text_config(64, 4, "quick_gelu")},
+    ),
     "sd2-v": FamilySpec(
         name="sd2-v",
         config_class=comfy.supported_models.SD20,

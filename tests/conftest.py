@@ -43,9 +43,22 @@ def pytest_report_header(config):
     return _SKIP_LINE or f"ComfyUI host: {HOST}"
 
 
+_LOUD_SKIPS: list[str] = []
+
+
 def pytest_terminal_summary(terminalreporter):
-    if _SKIP_LINE:
-        terminalreporter.write_sep("!", _SKIP_LINE, red=True, bold=True)
+    for line in ([_SKIP_LINE] if _SKIP_LINE else []) + sorted(set(_LOUD_SKIPS)):
+        terminalreporter.write_sep("!", line, red=True, bold=True)
+
+
+@pytest.fixture(scope="session")
+def skip_loudly():
+    """``skip_loudly(line)``: skip this test and print ``line`` once, red, in the run's summary
+    (for tests whose reference code or tool is absent, like the host tests)."""
+    def skip(line: str):
+        _LOUD_SKIPS.append(line)
+        pytest.skip(line)
+    return skip
 
 
 def pytest_collection_modifyitems(config, items):

@@ -86,13 +86,15 @@ def test_target_rows_take_the_source_maps_inside_a_host_run(host, tiny, family, 
         probs = maps.attention_probs(q[c:c + 2], k[c:c + 2], n_heads)
         if kind == "attn2":
             edited = align.refine_probs(probs[:1], probs[1:], mapper, alphas) if mode == "refine" else probs[:1]
-            source_column = (step < fractions * steps).float()
+            source_column = torch.tensor([float(step < int(f * (steps + 1))) for f in fractions.tolist()])
             injected = maps.attend(edited * scales * source_column + probs[1:] * (1 - source_column), v[c + 1:c + 2])
         else:
             injected = maps.attend(probs[:1], v[c + 1:c + 2])
         plain = maps.attend(maps.attention_probs(q[c + 1:c + 2], k[c + 1:c + 2], n_heads), v[c + 1:c + 2])
-        longest = float(fractions.max()) if kind == "attn2" else 0.3
-        window = step < longest * steps and (kind == "attn2" or q.shape[1] <= 256)
+        # the reference's counts: cross int(f * (N + 1)) steps, self int(f * N) steps in layers of at
+        # most a quarter of the latent's tokens (8x8 latent: the 4x4 layers)
+        longest = max(int(f * (steps + 1)) for f in fractions.tolist()) if kind == "attn2" else int(0.3 * steps)
+        window = step < longest and (kind == "attn2" or q.shape[1] <= 64 // 4)
         expected = injected if window else plain
         assert torch.allclose(out[c + 1:c + 2], expected, atol=1e-4), (kind, step)
         checked[kind][window] += 1
@@ -111,7 +113,7 @@ def test_input_model_untouched_and_stock_run_identical(host, tiny):
 
 def test_refusals(host, tiny):
     model, clip, _ = tiny("sd1")
-    with pytest.raises(ValueError, match="Attention Inject: mode 'replace' .* source prompt has 7 tokens and the target 8"):
+    with pytest.raises(ValueError, match="Attention Inject: mode 'replace' .* source prompt has 7 words and the target 8"):
         inject(host, model, clip, source_latent(), SOURCE, "a red fluffy square on a blue background")
     m, pair, _ = inject(host, model, clip, source_latent(), SOURCE, TARGET)
     with pytest.raises(ValueError, match="Attention Inject: the sampler runs a batch of 1"):
@@ -126,6 +128,14 @@ def test_refusals(host, tiny):
         inject(host, model, clip, source_latent(), SOURCE, TARGET, words="square:1.5")
     with pytest.raises(ValueError, match="Attention Inject: the input MODEL already has attention replace patches"):
         inject(host, m, clip, source_latent(), SOURCE, TARGET)        # patching twice would drop the first
+    with pytest.raises(ValueError, match="Attention Inject: input 'mode' is 'bogus'; choose one of 'replace', 'refine'"):
+        inject(host, model, clip, source_latent(), SOURCE, TARGET, mode="bogus")
+    with pytest.raises(ValueError, match="Attention Inject: input 'reweight': 'square:nan' is not a finite number"):
+        inject(host, model, clip, source_latent(), SOURCE, TARGET, reweight="square:nan")
+    with pytest.raises(ValueError, match="Attention Inject: input 'blend_target_words': 'dog' is not a word of the target prompt"):
+        call(host, "InvertEditAttentionInject", model=model, clip=clip, latent=source_latent(), source_prompt=SOURCE,
+             target_prompt=TARGET, mode="replace", reweight="", cross_replace=0.8, self_replace=0.4,
+             blend_source_words="circle", blend_target_words="dog")
     flow = call(host, "ModelSamplingSD3", model=model, shift=3.0)[0]
     with pytest.raises(ValueError, match="Attention Inject: input 'model'"):
         inject(host, flow, clip, source_latent(), SOURCE, TARGET)
@@ -139,3 +149,48 @@ def test_refine_alignment_with_the_hosts_tokenizers(host, tiny, family, key):
     assert length == 77 and len(src) == 9 and len(tgt) == 10     # start + 7 words + end; "fluffy" is one token
     mapping = host.pack.attention.align.align(src, tgt)
     assert mapping == [0, 1, 2, -1, 3, 4, 5, 6, 7, 8]            # "fluffy" is new, everything else aligned
+
+
+def test_replace_swaps_words_of_different_token_counts_as_the_reference(host, tiny):
+    """A swapped word that tokenizes to more tokens takes the source word's maps spread over them
+    (the reference's replacement mapper), instead of a refusal."""
+    model, clip, _ = tiny("sd1")
+    target = "a red hippopotamus on a blue background"
+    node = host.pack.nodes.attention_inject
+    assert len(node.prompt_tokens(clip, target)[0]) > len(node.prompt_tokens(clip, SOURCE)[0])
+    m, pair, pair_lat = inject(host, model, clip, source_latent(), SOURCE, target, cross=1.0, self_=0.0)
+    patch = m.model_options["transformer_options"]["patches_replace"]["attn2"][("input", 1)]
+    assert torch.allclose(patch.swap[3, 3:6], torch.full((3,), 1 / 3))   # "circle" spread over hippo-pot-amus
+    out = sample(host, m, pair_lat, pair, encode(host, clip, ""))
+    assert torch.isfinite(out).all() and rel_err(out[1:], out[:1]) > 1e-4
+
+
+def test_sdxl_at_1024_replaces_self_attention_in_the_layers_the_rule_selects(host, tiny):
+    """SDXL layout at a 128x128 latent (1024 px): attention at 64x64 and 32x32 tokens. The
+    reference's rule (layers of at most a quarter of the latent's tokens) selects both; the
+    notebook's rule (a sixteenth) only 32x32. Checked on what each self-attention call of a real
+    host run returned for the target row."""
+    maps = host.pack.attention.maps
+    model, clip, _ = tiny("sdxl")
+    lat = {"samples": torch.randn(1, 4, 128, 128, generator=torch.Generator().manual_seed(1))}
+    for layers, expected in (("coarser than latent", {4096: True, 1024: True}),
+                             ("latent/4 and coarser", {4096: False, 1024: True})):
+        m, pair, pair_lat = call(host, "InvertEditAttentionInject", model=model, clip=clip, latent=lat,
+                                 source_prompt=SOURCE, target_prompt=TARGET, mode="replace", reweight="",
+                                 cross_replace=0.0, self_replace=1.0, self_replace_layers=layers)
+        seen = {}
+        replace = m.model_options["transformer_options"]["patches_replace"]["attn1"]
+        for key, patch in list(replace.items()):
+            def spy(q, k, v, extra, patch=patch):
+                out = patch(q, k, v, extra)
+                h = extra["n_heads"]
+                took = torch.allclose(out[1:2], maps.attend(maps.attention_probs(q[:1], k[:1], h), v[1:2]), atol=1e-4)
+                own = torch.allclose(out[1:2], maps.attend(maps.attention_probs(q[1:2], k[1:2], h), v[1:2]), atol=1e-4)
+                assert took != own
+                seen.setdefault(q.shape[1], set()).add(took)
+                return out
+            replace[key] = spy
+        call(host, "KSamplerAdvanced", model=m, add_noise="disable", noise_seed=0, steps=2, cfg=1.0, sampler_name="ddim",
+             scheduler="ddim_uniform", positive=pair, negative=pair, latent_image=pair_lat, start_at_step=0,
+             end_at_step=10000, return_with_leftover_noise="disable")
+        assert seen == {tokens: {took} for tokens, took in expected.items()}, (layers, seen)

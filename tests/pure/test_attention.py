@@ -29,11 +29,27 @@ def test_replace_uses_source_maps_with_target_values():
     assert torch.allclose(same, attend(attention_probs(q[:1], k[:1], 4), v[:1]), atol=0)
 
 
-def test_schedule_follows_the_papers_defaults():
-    s = ReplaceSchedule()
-    assert [s.injects("cross", i, 50, 77) for i in (0, 39, 40)] == [True, True, False]
-    assert [s.injects("self", i, 50, 256) for i in (0, 19, 20)] == [True, True, False]
-    assert not s.injects("self", 0, 50, 1024)   # 32x32 self-attention maps are left alone
+def test_schedule_counts_steps_as_the_reference_code():
+    s = ReplaceSchedule()   # cross 0.8, self 0.4
+    # cross: the reference's alpha table has N + 1 rows: int(0.8 * 51) = 40 steps of 50
+    assert [s.injects("cross", i, 50, 77, 4096) for i in (0, 39, 40)] == [True, True, False]
+    assert [s.injects("self", i, 50, 256, 4096) for i in (0, 19, 20)] == [True, True, False]
+    # where rounding up and the reference differ: 15 steps at 0.1 is 1 cross step; 8 steps at 0.6 is 4 self steps
+    assert [ReplaceSchedule(cross=0.1).injects("cross", i, 15, 77, 4096) for i in (0, 1)] == [True, False]
+    assert [ReplaceSchedule(self_=0.6).injects("self", i, 8, 256, 4096) for i in (3, 4)] == [True, False]
+
+
+def test_self_attention_layers_follow_the_latent():
+    s = ReplaceSchedule(self_=1.0)
+    # SD1.5 at 512 px (64x64 latent): 32x32 and coarser, not the finest 64x64 layers
+    assert [s.injects("self", 0, 50, n * n, 64 * 64) for n in (64, 32, 16, 8)] == [False, True, True, True]
+    # SD1.5 at 768 px (96x96 latent): the same layers, 48x48 and coarser
+    assert [s.injects("self", 0, 50, n * n, 96 * 96) for n in (96, 48, 24)] == [False, True, True]
+    # SDXL at 1024 px (128x128 latent, attention at 64x64 and 32x32): both
+    assert [s.injects("self", 0, 50, n * n, 128 * 128) for n in (64, 32)] == [True, True]
+    # the generation notebook's rule: latent/4 and coarser
+    notebook = ReplaceSchedule(self_=1.0, self_layers=1 / 16)
+    assert [notebook.injects("self", 0, 50, n * n, 64 * 64) for n in (32, 16)] == [False, True]
 
 
 def test_reweight_scales_exactly_the_chosen_tokens():
@@ -80,10 +96,11 @@ def test_mask_guided_mutual_attention_keeps_object_and_background_apart():
 def test_per_word_cross_attention_schedule():
     q, k, v = qkv(m=7)
     s = ReplaceSchedule(cross=0.5, words=((2, 0.2), (3, 0.9)), length=7)
-    assert s.injects("cross", 8, 10, 16) and not s.injects("cross", 9, 10, 16)
+    # per-word rows as the reference's table: int(f * 11) steps of 10 (0.2: 2, 0.5: 5, 0.9: 9)
+    assert s.injects("cross", 8, 10, 16, 64) and not s.injects("cross", 9, 10, 16, 64)
     assert s.word_alphas(1, 10).tolist() == [1, 1, 1, 1, 1, 1, 1]
-    assert s.word_alphas(3, 10).tolist() == [1, 1, 0, 1, 1, 1, 1]
-    assert s.word_alphas(6, 10).tolist() == [0, 0, 0, 1, 0, 0, 0]
+    assert s.word_alphas(2, 10).tolist() == [1, 1, 0, 1, 1, 1, 1]
+    assert s.word_alphas(5, 10).tolist() == [0, 0, 0, 1, 0, 0, 0]
     assert ReplaceSchedule().word_alphas(0, 10) is None
     ones, zeros = torch.ones(7), torch.zeros(7)
     assert torch.equal(replace_target(q, k, v, 4, alphas=ones), replace_target(q, k, v, 4))

@@ -1,0 +1,130 @@
+"""Prompt-to-Prompt parity with the reference code behind the PIE-Bench table
+(cure-lab/PnPInversion's ``models/p2p``), on the same weights.
+
+The reference is taken from its public repository at test time (``PNPINVERSION_PATH``: a
+checkout; else the snapshot the ``fetch`` tool leaves at ``PNPINVERSION_MIRROR``, default
+/work/.mirror/cure-lab+PnPInversion/repo), never committed, and run unchanged in a
+subprocess (``tests/reference/pnp_p2p_runner.py``); without it the test is skipped with one
+loud line. The model is a tiny SD1.5-layout UNet at the 64x64 latent the reference code
+hard-codes (512 px), with the real CLIP tokenizer. Every case runs the pack's nodes through
+the host's stock KSamplerAdvanced: DDIM Invert, then nothing / Negative-Prompt Inversion /
+Null-Text Optimize / Direct Inversion, Apply Inversion, Attention Inject.
+5 steps, cross 0.3 and self 0.5 make the reference's step counts differ from a rounded-up
+fraction (cross: int(0.3 * 6) = 1 step, not 2; self: int(2.5) = 2, not 3).
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from headless.calls import call, encode
+
+pytest.importorskip("diffusers")
+
+STEPS, CFG, INNER = 5, 7.5, 10
+SOURCE = "a red circle on a blue background"
+TARGET = "a red square on a blue background"
+REFINED = "a red fluffy circle on a blue background"
+INVERSIONS = ("ddim", "negative-prompt", "null-text", "direct")
+EDITS = {
+    "replace": dict(target=TARGET, mode="replace", cross=0.3, self=0.5),
+    "refine": dict(target=REFINED, mode="refine", cross=0.3, self=0.5),
+    "reweight": dict(target=TARGET, mode="replace", cross=0.3, self=0.5, eq={"words": ("square",), "values": (2.0,)}),
+    # random weights attend almost evenly: at the paper's 0.3 the mask is everything; 0.8 keeps half
+    "local blend": dict(target=TARGET, mode="replace", cross=0.3, self=0.5, blend=(("circle",), ("square",)),
+                        threshold=0.8),
+}
+CASES = {f"{inv} + {edit}": dict(spec, inversion=inv) for inv in INVERSIONS for edit, spec in EDITS.items()}
+TOLERANCE = 5e-4   # relative, per row: max |ours - reference| / max |reference|
+RUNNER = Path(__file__).resolve().parents[1] / "reference" / "pnp_p2p_runner.py"
+
+
+def reference_checkout(tmp: Path) -> Path | None:
+    """A folder holding PnPInversion's ``models/p2p`` and ``utils``, or None."""
+    env = os.environ.get("PNPINVERSION_PATH")
+    if env:
+        return Path(env) if (Path(env) / "models" / "p2p" / "attention_control.py").is_file() else None
+    mirror = os.environ.get("PNPINVERSION_MIRROR", "/work/.mirror/cure-lab+PnPInversion/repo")
+    if not Path(mirror).is_dir():
+        return None
+    archive = subprocess.run(["git", "--git-dir", mirror, "archive", "HEAD", "models/p2p", "utils"],
+                             capture_output=True, check=False)
+    if archive.returncode != 0:
+        return None
+    tmp.mkdir(parents=True, exist_ok=True)
+    subprocess.run(["tar", "-x", "-C", str(tmp)], input=archive.stdout, check=True)
+    return tmp
+
+
+def pack_inversion(host, model, clip, latent, method):
+    pos, neg = encode(host, clip, SOURCE), encode(host, clip, "")
+    inv, lat, _ = call(host, "InvertEditDDIMInvert", model=model, latent=latent, positive=pos, steps=STEPS,
+                       scheduler="ddim_uniform", start_at_step=0, cfg=1.0)
+    if method == "negative-prompt":
+        inv = call(host, "InvertEditNegativePromptInversion", inversion=inv, positive=pos)[0]
+    elif method == "null-text":
+        inv = call(host, "InvertEditNullTextOptimize", model=model, inversion=inv, positive=pos, negative=neg, cfg=CFG,
+                   inner_steps=INNER, learning_rate=0.01, early_stop=True)[0]
+    elif method == "direct":
+        inv = call(host, "InvertEditDirectInversion", inversion=inv)[0]
+    return inv, lat
+
+
+def pack_edit(host, model, clip, inverted, case) -> torch.Tensor:
+    inv, lat = inverted
+    m = call(host, "InvertEditApplyInversion", model=model, inversion=inv)[0]
+    eq, blend = case.get("eq"), case.get("blend")
+    m, pair, pair_lat = call(
+        host, "InvertEditAttentionInject", model=m, clip=clip, latent=lat, source_prompt=SOURCE,
+        target_prompt=case["target"], mode=case["mode"], cross_replace=case["cross"], self_replace=case["self"],
+        reweight=", ".join(f"{w}:{v}" for w, v in zip(eq["words"], eq["values"])) if eq else "",
+        blend_source_words=",".join(blend[0]) if blend else "", blend_target_words=",".join(blend[1]) if blend else "",
+        blend_threshold=case.get("threshold", 0.3))
+    return call(host, "KSamplerAdvanced", model=m, add_noise="disable", noise_seed=0, steps=STEPS, cfg=CFG,
+                sampler_name="ddim", scheduler="ddim_uniform", positive=pair, negative=encode(host, clip, ""),
+                latent_image=pair_lat, start_at_step=0, end_at_step=10000,
+                return_with_leftover_noise="disable")[0]["samples"]
+
+
+@pytest.fixture(scope="module")
+def reference_results(host, tiny, bridge, tmp_path_factory, skip_loudly):
+    tmp = tmp_path_factory.mktemp("pnp")
+    checkout = reference_checkout(tmp / "code")
+    if checkout is None:
+        skip_loudly("PROMPT-TO-PROMPT PARITY SKIPPED: PnPInversion's code was not found (set PNPINVERSION_PATH to a "
+                    "checkout of github.com/cure-lab/PnPInversion, or fetch it)")
+    pytest.importorskip("matplotlib")   # the reference's utils import it
+    model, clip, vae = tiny("sd1-layout")
+    latent = torch.randn(1, 4, 64, 64, generator=torch.Generator().manual_seed(0)) * 5.0
+    scale = model.model.latent_format.scale_factor
+    job = {"unet": bridge.diffusers_unet(model), "text_encoder": bridge.diffusers_text_encoder(clip),
+           "vae": bridge.diffusers_vae(vae), "tokenizer": str(host.path / "comfy" / "sd1_tokenizer"),
+           "latent": latent * scale, "source": SOURCE, "steps": STEPS, "cfg": CFG, "inner_steps": INNER, "cases": CASES}
+    torch.save(job, tmp / "job.pt")
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(checkout), str(RUNNER.parent)]))
+    done = subprocess.run([sys.executable, str(RUNNER), str(tmp / "job.pt"), str(tmp / "out.pt")], env=env,
+                          capture_output=True, text=True, timeout=1200)
+    assert done.returncode == 0, f"the reference run failed:\n{done.stderr[-3000:]}"
+    return {"latent": {"samples": latent}, "scale": scale, "out": torch.load(tmp / "out.pt")}
+
+
+@pytest.mark.parametrize("inversion", INVERSIONS)
+def test_prompt_to_prompt_matches_the_reference_code(host, tiny, reference_results, inversion):
+    model, clip, _ = tiny("sd1-layout")
+    inverted = pack_inversion(host, model, clip, reference_results["latent"], inversion)
+    worst = {}
+    for edit in EDITS:
+        name = f"{inversion} + {edit}"
+        ours = pack_edit(host, model, clip, inverted, CASES[name]) * reference_results["scale"]
+        ref = reference_results["out"][name]
+        worst[name] = [float((ours[r] - ref[r]).abs().max() / ref[r].abs().max()) for r in range(2)]
+        if edit == "local blend":   # the blend kept part of the source and let part change
+            kept = float(((ours[0] - ours[1]).abs().amax(0) < 1e-5 * ours[0].abs().max()).float().mean())
+            assert 0.1 < kept < 0.9, kept
+    print({k: [f"{e:.1e}" for e in v] for k, v in worst.items()})
+    assert all(e < TOLERANCE for errors in worst.values() for e in errors), worst
