@@ -24,7 +24,7 @@ set -euo pipefail
 COMFYUI_RELEASE=v0.3.64
 COMFYUI_GIT=https://github.com/comfyanonymous/ComfyUI
 TORCH_PIN=torch==2.13.0
-TEST_DEPS=("pytest>=8" "diffusers>=0.30")
+TEST_DEPS=("pytest>=8" "diffusers>=0.30" "matplotlib")   # matplotlib: imported by the PnPInversion reference code
 MAIN_WORKFLOW=workflows/ddim_invert_edit.json
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
