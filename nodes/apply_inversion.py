@@ -19,10 +19,10 @@ from comfy_api.latest import io
 
 from ..inversion.direct import denoised_onto
 from ..inversion.record import Inversion, InversionMismatch
-from .fingerprint import model_fingerprint
-from .host_sampling import NodeInputError
 from .inversion_methods import source_conditioning
-from .sockets import Inversion as InversionSocket
+from ..adapters.errors import NodeInputError
+from ..adapters.fingerprint import model_fingerprint
+from ..adapters.sockets import Inversion as InversionSocket
 
 NAME = "Apply Inversion"
 WRAPPER_KEY = "invertedit_inversion"

@@ -15,8 +15,7 @@ import math
 import comfy.model_patcher
 import comfy.patcher_extension
 import torch
-from comfy.ldm.modules.attention import SpatialTransformer, optimized_attention
-from comfy.ldm.modules.diffusionmodules.openaimodel import Downsample, Upsample
+from comfy.ldm.modules.attention import optimized_attention
 from comfy_api.latest import io
 
 from ..attention.align import refine_mapper, replacement_mapper
@@ -25,160 +24,14 @@ from ..attention.maps import attend, attention_probs, token_grid
 from ..attention.prompt_to_prompt import (SELF_LAYERS, ReplaceSchedule, cross_steps, equalizer, refined_maps,
                                           replaced_maps, self_steps)
 from ..inversion.direct import denoised_onto, euler_step
-from .host_sampling import NodeInputError, check_model_family
+from ..adapters.errors import NodeInputError, check_choice
+from ..adapters.layout import attention_levels, mask_factor
+from ..adapters.pair import encode_pair, pair_rows, prepare_pair_model
+from ..adapters.sampling import check_model_family
+from ..adapters.steps import post_cfg_step, sampling_step
+from ..adapters.tokens import blend_word_positions, prompt_tokens, word_positions, word_tokens
 
 NAME = "Attention Inject"
-END_TOKEN = 49407  # CLIP's end-of-text token (every SD text encoder uses the CLIP vocabulary)
-
-
-def transformer_blocks(model) -> list[tuple[str, int]]:
-    """The (block, number) keys of the UNet blocks holding a SpatialTransformer, as the host
-    names them in ``transformer_options["block"]``."""
-    unet = model.model.diffusion_model
-    keys = []
-    for name, blocks in (("input", unet.input_blocks), ("output", unet.output_blocks)):
-        for i, block in enumerate(blocks):
-            if any(isinstance(m, SpatialTransformer) for m in block):
-                keys.append((name, i))
-    if any(isinstance(m, SpatialTransformer) for m in unet.middle_block):
-        keys.append(("middle", 0))
-    return keys
-
-
-def attention_levels(model) -> dict[tuple[str, int], int]:
-    """Each input/output block holding a SpatialTransformer, with its downsampling factor."""
-    unet = model.model.diffusion_model
-    levels, factor = {}, 1
-    for i, block in enumerate(unet.input_blocks):
-        if any(isinstance(m, Downsample) for m in block):
-            factor *= 2
-        if any(isinstance(m, SpatialTransformer) for m in block):
-            levels[("input", i)] = factor
-    for i, block in enumerate(unet.output_blocks):
-        if any(isinstance(m, SpatialTransformer) for m in block):
-            levels[("output", i)] = factor
-        if any(isinstance(m, Upsample) for m in block):
-            factor //= 2
-    return levels
-
-
-def mask_factor(levels: dict[tuple[str, int], int]) -> int:
-    """The maps' downsampling factor: 4 (the reference's latent/4) when the model attends there,
-    else its coarsest attention level."""
-    factors = set(levels.values())
-    return 4 if 4 in factors else max(factors)
-
-
-def prompt_tokens(clip, text: str, node: str = NAME) -> tuple[list[int], int]:
-    """(the prompt's token ids from the start token to the end token, the context length), by
-    the CLIP's own tokenizer (its first text encoder's: every SD encoder shares CLIP's vocabulary)."""
-    tokens = clip.tokenize(text)
-    chunks = next(iter(tokens.values()))
-    if len(chunks) > 1:
-        raise NodeInputError(node, f"the prompt '{text[:40]}...' is longer than one 77-token chunk; use at most 75 tokens.")
-    ids = [t[0] for t in chunks[0]]
-    end = ids.index(END_TOKEN, 1) if END_TOKEN in ids[1:] else len(ids) - 1
-    return ids[:end + 1], len(ids)
-
-
-
-def word_tokens(clip, prompt: str) -> list[tuple[str, list[int]]]:
-    """Each word of the prompt (split at spaces, as the reference code does) with its token
-    positions, in order, by the CLIP's tokenizer."""
-    ids, _ = prompt_tokens(clip, prompt)
-    out, cursor = [], 1
-    for word in prompt.split():
-        w = prompt_tokens(clip, word)[0][1:-1]
-        for i in range(cursor, len(ids) - len(w) + 1):
-            if w and ids[i:i + len(w)] == w:
-                out.append((word, list(range(i, i + len(w)))))
-                cursor = i + len(w)
-                break
-    return out
-
-
-def phrase_positions(clip, target_ids: list[int], phrase: str, name: str, node: str = NAME,
-                     prompt: str = "target prompt") -> list[int]:
-    """Every token position of ``phrase`` (one or more words) in the prompt ``target_ids``;
-    refuses a phrase that is not in the prompt, naming input ``name``."""
-    word_ids = prompt_tokens(clip, phrase.strip(), node)[0][1:-1]
-    hits = [i for i in range(len(target_ids) - len(word_ids) + 1) if target_ids[i:i + len(word_ids)] == word_ids]
-    if not word_ids or not hits:
-        raise NodeInputError(node, f"input '{name}': '{phrase.strip()}' is not a word of the {prompt}.")
-    return [j for i in hits for j in range(i, i + len(word_ids))]
-
-
-def word_positions(clip, target_ids: list[int], spec: str, name: str = "reweight",
-                   example: str = "'square:2, blue:0.5'", value: str = "scale") -> dict[int, float]:
-    """Token positions in the target prompt and their values from ``"word:value, word:value"``
-    (input ``name`` of the node). Values must be finite numbers."""
-    positions: dict[int, float] = {}
-    for item in filter(None, (part.strip() for part in spec.split(","))):
-        word, sep, scale = item.rpartition(":")
-        try:
-            number = float(scale)
-        except ValueError:
-            number, word = None, ""
-        if not sep or not word.strip() or number is None:
-            raise NodeInputError(NAME, f"input '{name}': '{item}' is not 'word:{value}' (e.g. {example}).")
-        if not math.isfinite(number):
-            raise NodeInputError(NAME, f"input '{name}': '{item}' is not a finite number (e.g. {example}).")
-        for j in phrase_positions(clip, target_ids, word, name):
-            positions[j] = number
-    return positions
-
-
-def blend_word_positions(clip, ids: list[int], words: str, name: str, prompt: str) -> list[int]:
-    """Token positions of comma-separated blend words in a prompt (input ``name``)."""
-    return sorted({j for w in words.split(",") if w.strip() for j in phrase_positions(clip, ids, w, name, prompt=prompt)})
-
-
-def encode_pair(clip, source: str, target: str) -> list:
-    """One CONDITIONING of batch 2: row 0 the source prompt, row 1 the target."""
-    conds = []
-    for text in (source, target):
-        conds.append(clip.encode_from_tokens_scheduled(clip.tokenize(text))[0])
-    emb = torch.cat([conds[0][0], conds[1][0]])
-    extra = {}
-    if conds[0][1].get("pooled_output") is not None:
-        extra["pooled_output"] = torch.cat([conds[0][1]["pooled_output"], conds[1][1]["pooled_output"]])
-    return [[emb, extra]]
-
-
-def prepare_pair_model(model, latent: dict, kinds: tuple[str, ...], node: str):
-    """The shared set-up of the pair editors: a clone of the model to patch, the UNet's
-    transformer blocks, and the LATENT pair. Refuses a batch that is not one image and a model
-    that already replaces these attention layers (the patch would be dropped)."""
-    samples = latent["samples"]
-    if samples.shape[0] != 1:
-        raise NodeInputError(node, f"input 'latent' has a batch of {samples.shape[0]}; connect one inverted image.")
-    blocks = transformer_blocks(model)
-    existing = model.model_options.get("transformer_options", {}).get("patches_replace", {})
-    taken = [(kind, key) for kind in kinds for key in existing.get(kind, {}) if key[:2] in blocks or key in blocks]
-    if taken:
-        raise NodeInputError(node, f"the input MODEL already has attention replace patches ({taken[0][0]} of block "
-                                   f"{taken[0][1]}), from another node; they would be dropped. Apply {node} to the "
-                                   f"model before that node's patch, or without it.")
-    return model.clone(), blocks, {"samples": samples.repeat(2, 1, 1, 1)}
-
-
-def pair_rows(q: torch.Tensor, extra_options: dict, node: str) -> tuple[list, int]:
-    """The chunks (``cond_or_uncond``) of an attention call and their row count, which must be
-    the (source, target) pair."""
-    chunks = extra_options.get("cond_or_uncond", [0])
-    rows = q.shape[0] // len(chunks)
-    if rows != 2:
-        raise NodeInputError(node, f"the sampler runs a batch of {rows}; sample the LATENT pair and the CONDITIONING "
-                                   f"pair from this node (row 0 source, row 1 target).")
-    return chunks, rows
-
-
-def sampling_step(extra_options: dict) -> tuple[int, int]:
-    """(step index, number of steps) of the running sampler, from the host's transformer options."""
-    run = extra_options["sample_sigmas"]
-    sigma = extra_options["sigmas"].reshape(-1)[0]
-    hits = torch.nonzero(torch.isclose(run.float(), sigma.float(), rtol=1e-4, atol=1e-6)).flatten()
-    return (int(hits[0]) if len(hits) else len(run) - 1), len(run) - 1
 
 
 BLEND_KEY = "invertedit_local_blend"   # transformer_options key of the running local blend
@@ -243,7 +96,7 @@ class LocalBlendStep:
         denoised, x, sigma = args["denoised"], args["input"], args["sigma"]
         options = args["model_options"]["transformer_options"]
         blend = options.get(BLEND_KEY)
-        step, steps = sampling_step({"sample_sigmas": options["sample_sigmas"], "sigmas": sigma})
+        step, steps = post_cfg_step(args)
         if blend is None or step < blend_start(self.start, steps):
             return denoised
         if x.shape[0] != 2:
@@ -375,15 +228,15 @@ class AttentionInject(io.ComfyNode):
                             ("blend_threshold", blend_threshold), ("blend_start", blend_start)):
             if not (math.isfinite(value) and 0.0 <= value <= 1.0):
                 raise NodeInputError(NAME, f"input '{name}' is {value}; use a fraction between 0 and 1.")
-        (src_ids, length), (tgt_ids, _) = prompt_tokens(clip, source_prompt), prompt_tokens(clip, target_prompt)
+        (src_ids, length), (tgt_ids, _) = prompt_tokens(clip, source_prompt, NAME), prompt_tokens(clip, target_prompt, NAME)
         mapper = alphas = swap = None
         if mode == "replace" and len(src_ids) != len(tgt_ids):
             swap = word_swap(clip, source_prompt, target_prompt, length)
         if mode == "refine":
             mapper, alphas = refine_mapper(src_ids, tgt_ids, length)
-        positions = word_positions(clip, tgt_ids, reweight)
+        positions = word_positions(clip, tgt_ids, reweight, NAME)
         scales = equalizer(length, positions) if positions else None
-        fractions = word_positions(clip, tgt_ids, cross_replace_words or "", "cross_replace_words", "'square:0.4'",
+        fractions = word_positions(clip, tgt_ids, cross_replace_words or "", NAME, "cross_replace_words", "'square:0.4'",
                                    "fraction")
         if any(not 0.0 <= f <= 1.0 for f in fractions.values()):
             raise NodeInputError(NAME, "input 'cross_replace_words': fractions are between 0 and 1 (e.g. 'square:0.4').")
@@ -391,8 +244,8 @@ class AttentionInject(io.ComfyNode):
                                    words=tuple(sorted(fractions.items())), length=length)
         blend = None
         if (blend_source_words or "").strip() or (blend_target_words or "").strip():
-            blend = (blend_word_positions(clip, src_ids, blend_source_words or "", "blend_source_words", "source prompt"),
-                     blend_word_positions(clip, tgt_ids, blend_target_words or "", "blend_target_words", "target prompt"),
+            blend = (blend_word_positions(clip, src_ids, blend_source_words or "", "blend_source_words", NAME, "source prompt"),
+                     blend_word_positions(clip, tgt_ids, blend_target_words or "", "blend_target_words", NAME, "target prompt"),
                      blend_threshold, blend_start)
         m, blocks, pair_latent = prepare_pair_model(model, latent, ("attn1", "attn2"), NAME)
         at_blend = blend_blocks(model) if blend is not None else frozenset()
@@ -409,15 +262,9 @@ class AttentionInject(io.ComfyNode):
 MODES = ("replace", "refine")
 
 
-def check_choice(node: str, name: str, value: str, options) -> None:
-    """A dropdown value the host did not check (V3 combos accept anything): refuse one not offered."""
-    if value not in options:
-        raise NodeInputError(node, f"input '{name}' is '{value}'; choose one of {', '.join(repr(o) for o in options)}.")
-
-
 def word_swap(clip, source: str, target: str, length: int) -> torch.Tensor:
     """Replace's word-swap matrix for prompts whose swapped words tokenize to different counts."""
-    src, tgt = word_tokens(clip, source), word_tokens(clip, target)
+    src, tgt = word_tokens(clip, source, NAME), word_tokens(clip, target, NAME)
     if len(src) != len(tgt) or len(src) != len(source.split()) or len(tgt) != len(target.split()):
         raise NodeInputError(NAME, f"mode 'replace' swaps words one for one, but the source prompt has {len(source.split())} "
                                    f"words and the target {len(target.split())}; swap words one for one, or use mode "

@@ -16,9 +16,11 @@ from PIL import Image, ImageDraw
 
 from ..attention.maps import attention_probs
 from ..attention.store import MapRecorder, local_blend_mask, normalise, word_maps
-from .attention_inject import transformer_blocks, word_tokens
-from .host_sampling import NodeInputError, check_model_family, run_loop
-from .sockets import Inversion as InversionSocket
+from ..adapters.errors import NodeInputError
+from ..adapters.layout import transformer_blocks
+from ..adapters.sampling import check_model_family, run_loop
+from ..adapters.sockets import Inversion as InversionSocket
+from ..adapters.tokens import word_tokens
 
 NAME = "Attention Store"
 
@@ -90,7 +92,7 @@ class AttentionStore(io.ComfyNode):
     @classmethod
     def execute(cls, model, clip, inversion, prompt, words, start, end, threshold, image=None) -> io.NodeOutput:
         check_model_family(model, NAME)
-        tokens = word_tokens(clip, prompt)
+        tokens = word_tokens(clip, prompt, NAME)
         if not tokens:
             raise NodeInputError(NAME, "input 'prompt' has no words.")
         chosen = [w.strip() for w in words.split(",") if w.strip()] or [w for w, _ in tokens]

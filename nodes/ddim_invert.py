@@ -7,9 +7,10 @@ from comfy_api.latest import io
 
 from ..inversion.ddim import ddim_invert
 from ..inversion.record import Inversion
-from .fingerprint import conditioning_fingerprint, model_fingerprint
-from .host_sampling import NodeInputError, check_model_family, run_loop, schedule
-from .sockets import Inversion as InversionSocket
+from ..adapters.errors import NodeInputError
+from ..adapters.fingerprint import conditioning_fingerprint, model_fingerprint
+from ..adapters.sampling import check_model_family, run_loop, schedule
+from ..adapters.sockets import Inversion as InversionSocket
 
 NAME = "DDIM Invert"
 PNP_SCHEDULE_NOTE = (

@@ -10,9 +10,10 @@ from comfy_api.latest import io
 from ..inversion.ddpm import edit_friendly_invert, edit_friendly_sample
 from ..inversion.record import Inversion
 from .ddim_invert import check_invert_inputs, inversion_fingerprint
-from .host_sampling import NodeInputError, run_loop, schedule
-from .inversion_sampling import InversionSampling
-from .sockets import Inversion as InversionSocket
+from ..adapters.errors import NodeInputError
+from ..adapters.inversion_sampler import InversionSampling
+from ..adapters.sampling import run_loop, schedule
+from ..adapters.sockets import Inversion as InversionSocket
 
 INVERT = "Edit-Friendly DDPM Invert"
 SAMPLER = "Edit-Friendly DDPM Sampler"

@@ -8,7 +8,8 @@ import torch.nn.functional as F
 from comfy_api.latest import io
 
 from ..guidance.diffedit import diffedit_mask
-from .host_sampling import NodeInputError, check_model_family, run_loop, schedule
+from ..adapters.errors import NodeInputError
+from ..adapters.sampling import check_model_family, run_loop, schedule
 
 NAME = "DiffEdit Mask"
 

@@ -14,9 +14,10 @@ from comfy_api.latest import io
 from ..inversion.edict import edict_invert, edict_sample
 from ..inversion.record import Inversion
 from .ddim_invert import check_invert_inputs, inversion_fingerprint
-from .host_sampling import NodeInputError, run_loop, schedule
-from .inversion_sampling import InversionSampling
-from .sockets import Inversion as InversionSocket
+from ..adapters.errors import NodeInputError
+from ..adapters.inversion_sampler import InversionSampling
+from ..adapters.sampling import run_loop, schedule
+from ..adapters.sockets import Inversion as InversionSocket
 
 INVERT = "EDICT Invert"
 SAMPLER = "EDICT Sampler"

@@ -13,8 +13,8 @@ import folder_paths
 from comfy_api.latest import io
 
 from ..inversion.record import Inversion, InversionMismatch
-from .host_sampling import NodeInputError
-from .sockets import Inversion as InversionSocket
+from ..adapters.errors import NodeInputError
+from ..adapters.sockets import Inversion as InversionSocket
 
 SUFFIX = ".safetensors"
 SUBFOLDER = "inversions"

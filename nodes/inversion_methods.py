@@ -15,10 +15,10 @@ from __future__ import annotations
 import dataclasses
 
 from comfy_api.latest import io
+from ..adapters.errors import NodeInputError
+from ..adapters.fingerprint import conditioning_fingerprint
+from ..adapters.sockets import Inversion as InversionSocket
 
-from .fingerprint import conditioning_fingerprint
-from .host_sampling import NodeInputError
-from .sockets import Inversion as InversionSocket
 
 
 def require_ddim(inversion, node: str) -> None:

@@ -7,8 +7,8 @@ import torch.nn.functional as F
 from comfy_api.latest import io
 
 from ..guidance.latent_blend import BlendSchedule, blend_predictions
-from .attention_inject import sampling_step
-from .host_sampling import NodeInputError
+from ..adapters.errors import NodeInputError
+from ..adapters.steps import post_cfg_step
 
 NAME = "Latent Blend"
 
@@ -34,8 +34,7 @@ class LatentBlendPatch:
         if x.shape[0] != 2:
             raise NodeInputError(NAME, f"the sampler runs a batch of {x.shape[0]}; Latent Blend works on a source/target "
                                        f"pair (the LATENT and CONDITIONING pairs of Attention Inject, MasaCtrl or Plug-and-Play).")
-        step, steps = sampling_step({"sample_sigmas": args["model_options"]["transformer_options"]["sample_sigmas"],
-                                     "sigmas": sigma})
+        step, steps = post_cfg_step(args)
         if not self.schedule.blends(step, steps):
             return denoised
         run = args["model_options"]["transformer_options"]["sample_sigmas"]

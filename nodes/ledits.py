@@ -19,9 +19,13 @@ from comfy_api.latest import io
 from ..attention.maps import attention_probs, token_grid
 from ..guidance.ledits import MASKS, ledits_eps
 from ..guidance.sega import Concept
-from .attention_inject import attention_levels, mask_factor, prompt_tokens
-from .host_sampling import NodeInputError, check_model_family
-from .sega import ConceptGuider, Concepts, concept_inputs, make_concept
+from ..adapters.errors import NodeInputError
+from ..adapters.guiders import ConceptGuider
+from ..adapters.layout import attention_levels, mask_factor
+from ..adapters.sampling import check_model_family
+from ..adapters.schemas import concept_inputs, make_concept
+from ..adapters.sockets import Concepts
+from ..adapters.tokens import prompt_tokens
 
 CONCEPT = "LEDITS++ Concept"
 GUIDANCE = "LEDITS++ Guidance"

@@ -8,8 +8,10 @@ from comfy_api.latest import io
 
 from ..attention.maps import token_grid
 from ..attention.mutual import MutualSchedule, masked_mutual_target, mutual_target
-from .attention_inject import encode_pair, pair_rows, prepare_pair_model, sampling_step
-from .host_sampling import NodeInputError, check_model_family
+from ..adapters.errors import NodeInputError
+from ..adapters.pair import encode_pair, pair_rows, prepare_pair_model
+from ..adapters.sampling import check_model_family
+from ..adapters.steps import sampling_step
 
 NAME = "MasaCtrl"
 

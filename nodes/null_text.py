@@ -16,10 +16,11 @@ import torch
 from comfy_api.latest import io
 
 from ..inversion.null_text import null_text_optimize
-from .fingerprint import conditioning_fingerprint
-from .host_sampling import NodeInputError, run_loop
 from .inversion_methods import require_ddim
-from .sockets import Inversion as InversionSocket
+from ..adapters.errors import NodeInputError
+from ..adapters.fingerprint import conditioning_fingerprint
+from ..adapters.sampling import run_loop
+from ..adapters.sockets import Inversion as InversionSocket
 
 NAME = "Null-Text Optimize"
 

@@ -8,13 +8,15 @@ injects that ResBlock's output alone; ComfyUI offers no per-step hook inside a R
 """
 from __future__ import annotations
 
-from comfy.ldm.modules.attention import SpatialTransformer
 from comfy_api.latest import io
 
 from ..attention.plug_and_play import PlugAndPlaySchedule, decoder_injection_block, inject_features
 from ..attention.prompt_to_prompt import ReplaceSchedule
-from .attention_inject import PromptToPromptPatch, encode_pair, pair_rows, prepare_pair_model, sampling_step
-from .host_sampling import NodeInputError, check_model_family
+from .attention_inject import PromptToPromptPatch
+from ..adapters.errors import NodeInputError
+from ..adapters.pair import encode_pair, pair_rows, prepare_pair_model
+from ..adapters.sampling import check_model_family
+from ..adapters.steps import sampling_step
 
 NAME = "Plug-and-Play"
 

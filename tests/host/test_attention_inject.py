@@ -52,19 +52,19 @@ def test_target_rows_take_the_source_maps_inside_a_host_run(host, tiny, family, 
                        steps=10, scheduler="ddim_uniform", start_at_step=0, cfg=1.0)
     m, pair, pair_lat = inject(host, model, clip, lat, SOURCE, target, cross=0.5, self_=0.3, mode=mode, reweight=reweight,
                                words=words)
-    align, node = host.pack.attention.align, host.pack.nodes.attention_inject
-    ids = [node.prompt_tokens(clip, t) for t in (SOURCE, target)]
+    align, tokens = host.pack.attention.align, host.pack.adapters.tokens
+    ids = [tokens.prompt_tokens(clip, t, "test") for t in (SOURCE, target)]
     mapper, alphas = align.refine_mapper(ids[0][0], ids[1][0], ids[0][1])
     scales = torch.ones(77)
     for word_scale in filter(None, reweight.split(",")):           # the expected equalizer, spelled out
         word, scale = word_scale.rsplit(":", 1)
-        w = node.prompt_tokens(clip, word.strip())[0][1:-1]
+        w = tokens.prompt_tokens(clip, word.strip(), "test")[0][1:-1]
         at = next(i for i in range(len(ids[1][0])) if ids[1][0][i:i + len(w)] == w)
         scales[at:at + len(w)] = float(scale)
     fractions = torch.full((77,), 0.5)   # each token's cross-attention fraction, spelled out
     for word_fraction in filter(None, words.split(",")):
         word, fraction = word_fraction.rsplit(":", 1)
-        w = node.prompt_tokens(clip, word.strip())[0][1:-1]
+        w = tokens.prompt_tokens(clip, word.strip(), "test")[0][1:-1]
         at = next(i for i in range(len(ids[1][0])) if ids[1][0][i:i + len(w)] == w)
         fractions[at:at + len(w)] = float(fraction)
     calls = []
@@ -74,7 +74,7 @@ def test_target_rows_take_the_source_maps_inside_a_host_run(host, tiny, family, 
             def recorder(q, k, v, extra, patch=patch, kind=kind):
                 out = patch(q, k, v, extra)
                 calls.append((kind, extra["cond_or_uncond"], extra["n_heads"],
-                              *host.pack.nodes.attention_inject.sampling_step(extra), q, k, v, out))
+                              *host.pack.adapters.steps.sampling_step(extra), q, k, v, out))
                 return out
             replace[kind][key] = recorder
     sample(host, m, pair_lat, pair, neg)
@@ -144,8 +144,8 @@ def test_refusals(host, tiny):
 @pytest.mark.parametrize("family, key", [("sd1", "l"), ("sd2-v", "h"), ("sdxl", "g")])
 def test_refine_alignment_with_the_hosts_tokenizers(host, tiny, family, key):
     _, clip, _ = tiny(family)
-    prompt_tokens = host.pack.nodes.attention_inject.prompt_tokens
-    (src, length), (tgt, _) = prompt_tokens(clip, SOURCE), prompt_tokens(clip, REFINED)
+    prompt_tokens = host.pack.adapters.tokens.prompt_tokens
+    (src, length), (tgt, _) = prompt_tokens(clip, SOURCE, "test"), prompt_tokens(clip, REFINED, "test")
     assert length == 77 and len(src) == 9 and len(tgt) == 10     # start + 7 words + end; "fluffy" is one token
     mapping = host.pack.attention.align.align(src, tgt)
     assert mapping == [0, 1, 2, -1, 3, 4, 5, 6, 7, 8]            # "fluffy" is new, everything else aligned
@@ -156,8 +156,8 @@ def test_replace_swaps_words_of_different_token_counts_as_the_reference(host, ti
     (the reference's replacement mapper), instead of a refusal."""
     model, clip, _ = tiny("sd1")
     target = "a red hippopotamus on a blue background"
-    node = host.pack.nodes.attention_inject
-    assert len(node.prompt_tokens(clip, target)[0]) > len(node.prompt_tokens(clip, SOURCE)[0])
+    tokens = host.pack.adapters.tokens
+    assert len(tokens.prompt_tokens(clip, target, "test")[0]) > len(tokens.prompt_tokens(clip, SOURCE, "test")[0])
     m, pair, pair_lat = inject(host, model, clip, source_latent(), SOURCE, target, cross=1.0, self_=0.0)
     patch = m.model_options["transformer_options"]["patches_replace"]["attn2"][("input", 1)]
     assert torch.allclose(patch.swap[3, 3:6], torch.full((3,), 1 / 3))   # "circle" spread over hippo-pot-amus

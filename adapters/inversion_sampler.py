@@ -8,7 +8,7 @@ import logging
 import torch
 
 from ..inversion.record import Inversion, InversionMismatch
-from .host_sampling import NodeInputError
+from .errors import NodeInputError
 
 
 class InversionSampling:

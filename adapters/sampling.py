@@ -20,16 +20,10 @@ import torch
 from comfy.ldm.modules.diffusionmodules.openaimodel import UNetModel
 from comfy.model_patcher import ModelPatcher
 
+from .errors import NodeInputError
+
 # loop(denoise, x, sigmas, step_callback) -> final x, with denoise a HostDenoiser
 Loop = Callable[["HostDenoiser", torch.Tensor, torch.Tensor, Callable], torch.Tensor]
-
-
-
-class NodeInputError(ValueError):
-    """A node's input cannot work; the message names the node, the input and what would."""
-
-    def __init__(self, node: str, message: str):
-        super().__init__(f"{node}: {message}")
 
 
 def check_model_family(model: ModelPatcher, node: str) -> None:

@@ -1,0 +1,55 @@
+"""Guiders for SamplerCustomAdvanced that evaluate extra conditionings in the same batched UNet
+call (the host's `calc_cond_batch`), as SEGA and LEDITS++ need."""
+from __future__ import annotations
+
+import comfy.samplers
+import torch
+
+from ..guidance.sega import Concept
+from .steps import step_at
+
+class ConceptGuider(comfy.samplers.CFGGuider):
+    """A GUIDER that evaluates its fixed conds (``FIXED``) and one cond per concept in one batched
+    UNet call a step (the host's ``calc_cond_batch``), combines the noise predictions
+    (``combine``), then applies the model's post-CFG functions (so Apply Inversion's corrections
+    and Latent Blend still act). Per-run state lives in the run's own copy of the model options."""
+
+    FIXED: tuple[str, ...] = ("positive", "negative")
+    COND, UNCOND = 0, 1          # which conds the post-CFG functions see as cond / uncond
+
+    def __init__(self, model, concepts: list[Concept]):
+        super().__init__(model)
+        self.concepts = concepts
+
+    def set_all(self, fixed: dict, concept_conds: list) -> None:
+        conds = dict(fixed)
+        conds.update({f"concept_{i}": c for i, c in enumerate(concept_conds)})
+        self.inner_set_conds(conds)
+
+    def run_state(self) -> dict:
+        """Entries for the run's ``transformer_options``, fresh for every sampling run."""
+        return {}
+
+    def combine(self, eps: list[torch.Tensor], step: int, sigma: torch.Tensor, options: dict) -> torch.Tensor:
+        raise NotImplementedError
+
+    def outer_sample(self, *args, **kwargs):
+        # self.model_options is the run's own copy here (CFGGuider.sample): a fresh state per run.
+        self.model_options.setdefault("transformer_options", {}).update(self.run_state())
+        return super().outer_sample(*args, **kwargs)
+
+    def predict_noise(self, x, timestep, model_options={}, seed=None):
+        keys = list(self.FIXED) + [f"concept_{i}" for i in range(len(self.concepts))]
+        conds = [self.conds.get(k) for k in keys]
+        outs = comfy.samplers.calc_cond_batch(self.inner_model, conds, x, timestep, model_options)
+        sigma = timestep.reshape(-1, *([1] * (x.ndim - 1)))
+        eps = [(x - o) / sigma for o in outs]
+        options = model_options.get("transformer_options", {})
+        step, _ = step_at(options["sample_sigmas"], timestep)
+        denoised = x - self.combine(eps, step, timestep, options) * sigma
+        for fn in model_options.get("sampler_post_cfg_function", []):
+            denoised = fn({"denoised": denoised, "cond": conds[self.COND], "uncond": conds[self.UNCOND],
+                           "model": self.inner_model, "uncond_denoised": outs[self.UNCOND],
+                           "cond_denoised": outs[self.COND], "sigma": timestep, "model_options": model_options,
+                           "input": x})
+        return denoised

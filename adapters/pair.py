@@ -1,0 +1,47 @@
+"""The source/target pair of the pair editors (Attention Inject, MasaCtrl, Plug-and-Play): one
+batch-2 CONDITIONING and LATENT (row 0 source, row 1 target), sampled in one run."""
+from __future__ import annotations
+
+import torch
+
+from .errors import NodeInputError
+from .layout import transformer_blocks
+
+def encode_pair(clip, source: str, target: str) -> list:
+    """One CONDITIONING of batch 2: row 0 the source prompt, row 1 the target."""
+    conds = []
+    for text in (source, target):
+        conds.append(clip.encode_from_tokens_scheduled(clip.tokenize(text))[0])
+    emb = torch.cat([conds[0][0], conds[1][0]])
+    extra = {}
+    if conds[0][1].get("pooled_output") is not None:
+        extra["pooled_output"] = torch.cat([conds[0][1]["pooled_output"], conds[1][1]["pooled_output"]])
+    return [[emb, extra]]
+
+
+def prepare_pair_model(model, latent: dict, kinds: tuple[str, ...], node: str):
+    """The shared set-up of the pair editors: a clone of the model to patch, the UNet's
+    transformer blocks, and the LATENT pair. Refuses a batch that is not one image and a model
+    that already replaces these attention layers (the patch would be dropped)."""
+    samples = latent["samples"]
+    if samples.shape[0] != 1:
+        raise NodeInputError(node, f"input 'latent' has a batch of {samples.shape[0]}; connect one inverted image.")
+    blocks = transformer_blocks(model)
+    existing = model.model_options.get("transformer_options", {}).get("patches_replace", {})
+    taken = [(kind, key) for kind in kinds for key in existing.get(kind, {}) if key[:2] in blocks or key in blocks]
+    if taken:
+        raise NodeInputError(node, f"the input MODEL already has attention replace patches ({taken[0][0]} of block "
+                                   f"{taken[0][1]}), from another node; they would be dropped. Apply {node} to the "
+                                   f"model before that node's patch, or without it.")
+    return model.clone(), blocks, {"samples": samples.repeat(2, 1, 1, 1)}
+
+
+def pair_rows(q: torch.Tensor, extra_options: dict, node: str) -> tuple[list, int]:
+    """The chunks (``cond_or_uncond``) of an attention call and their row count, which must be
+    the (source, target) pair."""
+    chunks = extra_options.get("cond_or_uncond", [0])
+    rows = q.shape[0] // len(chunks)
+    if rows != 2:
+        raise NodeInputError(node, f"the sampler runs a batch of {rows}; sample the LATENT pair and the CONDITIONING "
+                                   f"pair from this node (row 0 source, row 1 target).")
+    return chunks, rows

@@ -1,0 +1,72 @@
+"""Prompts as the host's tokenizer sees them: token ids, each word's positions, and
+`word:value` lists of a node's inputs."""
+from __future__ import annotations
+
+import math
+
+from .errors import NodeInputError
+
+END_TOKEN = 49407  # CLIP's end-of-text token (every SD text encoder uses the CLIP vocabulary)
+
+
+def prompt_tokens(clip, text: str, node: str) -> tuple[list[int], int]:
+    """(the prompt's token ids from the start token to the end token, the context length), by
+    the CLIP's own tokenizer (its first text encoder's: every SD encoder shares CLIP's vocabulary)."""
+    tokens = clip.tokenize(text)
+    chunks = next(iter(tokens.values()))
+    if len(chunks) > 1:
+        raise NodeInputError(node, f"the prompt '{text[:40]}...' is longer than one 77-token chunk; use at most 75 tokens.")
+    ids = [t[0] for t in chunks[0]]
+    end = ids.index(END_TOKEN, 1) if END_TOKEN in ids[1:] else len(ids) - 1
+    return ids[:end + 1], len(ids)
+
+
+def word_tokens(clip, prompt: str, node: str) -> list[tuple[str, list[int]]]:
+    """Each word of the prompt (split at spaces, as the reference code does) with its token
+    positions, in order, by the CLIP's tokenizer."""
+    ids, _ = prompt_tokens(clip, prompt, node)
+    out, cursor = [], 1
+    for word in prompt.split():
+        w = prompt_tokens(clip, word, node)[0][1:-1]
+        for i in range(cursor, len(ids) - len(w) + 1):
+            if w and ids[i:i + len(w)] == w:
+                out.append((word, list(range(i, i + len(w)))))
+                cursor = i + len(w)
+                break
+    return out
+
+
+def phrase_positions(clip, target_ids: list[int], phrase: str, name: str, node: str,
+                     prompt: str = "target prompt") -> list[int]:
+    """Every token position of ``phrase`` (one or more words) in the prompt ``target_ids``;
+    refuses a phrase that is not in the prompt, naming input ``name``."""
+    word_ids = prompt_tokens(clip, phrase.strip(), node)[0][1:-1]
+    hits = [i for i in range(len(target_ids) - len(word_ids) + 1) if target_ids[i:i + len(word_ids)] == word_ids]
+    if not word_ids or not hits:
+        raise NodeInputError(node, f"input '{name}': '{phrase.strip()}' is not a word of the {prompt}.")
+    return [j for i in hits for j in range(i, i + len(word_ids))]
+
+
+def word_positions(clip, target_ids: list[int], spec: str, node: str, name: str = "reweight",
+                   example: str = "'square:2, blue:0.5'", value: str = "scale") -> dict[int, float]:
+    """Token positions in the target prompt and their values from ``"word:value, word:value"``
+    (input ``name`` of the node). Values must be finite numbers."""
+    positions: dict[int, float] = {}
+    for item in filter(None, (part.strip() for part in spec.split(","))):
+        word, sep, scale = item.rpartition(":")
+        try:
+            number = float(scale)
+        except ValueError:
+            number, word = None, ""
+        if not sep or not word.strip() or number is None:
+            raise NodeInputError(node, f"input '{name}': '{item}' is not 'word:{value}' (e.g. {example}).")
+        if not math.isfinite(number):
+            raise NodeInputError(node, f"input '{name}': '{item}' is not a finite number (e.g. {example}).")
+        for j in phrase_positions(clip, target_ids, word, name, node):
+            positions[j] = number
+    return positions
+
+
+def blend_word_positions(clip, ids: list[int], words: str, name: str, node: str, prompt: str) -> list[int]:
+    """Token positions of comma-separated words in a prompt (input ``name``)."""
+    return sorted({j for w in words.split(",") if w.strip() for j in phrase_positions(clip, ids, w, name, node, prompt)})
