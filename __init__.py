@@ -1,5 +1,5 @@
 """ComfyUI-InvertEdit: invert real images into Stable Diffusion's noise space and edit them.
 
-ComfyUI entry point. It registers the nodes and nothing else.
+ComfyUI entry point. It registers the nodes and nothing else; the code is in ``invertedit/``.
 """
-from .nodes import comfy_entrypoint  # noqa: F401
+from .invertedit.nodes import comfy_entrypoint  # noqa: F401

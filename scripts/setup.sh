@@ -2,7 +2,7 @@
 # Set up a machine for ComfyUI-InvertEdit, then run the main job (an edit workflow, headless,
 # on the pack's built-in Toy World Model). Idempotent: a second run only checks (seconds).
 #
-#   bash scripts/setup.sh            # set up, then run workflows/ddim_invert_edit.json into out/
+#   bash scripts/setup.sh            # set up, then run example_workflows/ddim_invert_edit.json into out/
 #   bash scripts/setup.sh --no-run   # only set up
 #
 # Steps:
@@ -12,7 +12,10 @@
 #     as custom_nodes/<pack>; ~/comfy/ComfyUI). If none: extract the ComfyUI snapshot at
 #     $COMFYUI_MIRROR (default /work/.mirror/Comfy-Org+ComfyUI/repo, a bare git dir) with
 #     extract-git-tree, else clone release v0.3.64 from GitHub, into COMFYUI_PATH or
-#     ~/comfy/ComfyUI. Never into this repository.
+#     ~/comfy/ComfyUI. Never into this repository. ComfyUI is not a Python package, so the host
+#     found is registered with the interpreter: a file invertedit-comfyui.pth in its
+#     site-packages names the ComfyUI folder (then `import comfy` works for the tests and the
+#     workshop tools, and no module changes sys.path).
 #  3. ComfyUI's requirements.txt without torch, torchvision, torchaudio, kornia, spandrel
 #     (asking for those can replace a CPU torch with a multi-GB CUDA one; ComfyUI runs without
 #     them, minus a few optional nodes), the pack's requirements.txt, and the test tools
@@ -25,7 +28,7 @@ COMFYUI_RELEASE=v0.3.64
 COMFYUI_GIT=https://github.com/comfyanonymous/ComfyUI
 TORCH_PIN=torch==2.13.0
 TEST_DEPS=("pytest>=8" "diffusers>=0.30" "matplotlib")   # matplotlib: imported by the PnPInversion reference code
-MAIN_WORKFLOW=workflows/ddim_invert_edit.json
+MAIN_WORKFLOW=example_workflows/ddim_invert_edit.json
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$REPO"
@@ -69,7 +72,7 @@ fi
 
 # --- 2. ComfyUI ---------------------------------------------------------------------------
 find_host() {
-  "$PY" -c 'import sys; sys.path.insert(0, sys.argv[1]); from headless.host import find_host; print(find_host() or "")' "$REPO"
+  (cd "$REPO" && "$PY" -c 'from workshop.headless.host import find_host; print(find_host() or "")')
 }
 HOST=$(find_host)
 if [[ -z "$HOST" ]]; then
@@ -94,7 +97,7 @@ if [[ -z "$HOST" ]]; then
     mkdir -p "$(dirname "$TARGET")"
     GIT_TERMINAL_PROMPT=0 git clone --quiet --depth 1 --branch "$COMFYUI_RELEASE" "$COMFYUI_GIT" "$TARGET"
   else
-    fail "ComfyUI not found ($("$PY" -c 'import sys; sys.path.insert(0, sys.argv[1]); from headless.host import host_missing_reason; print(host_missing_reason())' "$REPO")), no snapshot at $MIRROR, and $COMFYUI_GIT cannot be reached. Install ComfyUI $COMFYUI_RELEASE yourself and set COMFYUI_PATH to it."
+    fail "ComfyUI not found ($(cd "$REPO" && "$PY" -c 'from workshop.headless.host import host_missing_reason; print(host_missing_reason())' )), no snapshot at $MIRROR, and $COMFYUI_GIT cannot be reached. Install ComfyUI $COMFYUI_RELEASE yourself and set COMFYUI_PATH to it."
   fi
   HOST=$(find_host)
   [[ -n "$HOST" ]] || fail "ComfyUI was put in $TARGET but is not found there (is COMFYUI_PATH pointing elsewhere?)"
@@ -103,6 +106,12 @@ version=$(sed -n 's/^__version__ = "\(.*\)"/\1/p' "$HOST/comfyui_version.py" 2>/
 say "ComfyUI: $HOST (version ${version:-unknown})"
 if [[ -n "$version" && "v$version" != "$COMFYUI_RELEASE" ]]; then
   say "note: this pack is tested with ComfyUI $COMFYUI_RELEASE"
+fi
+SITE=$("$PY" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
+PTH="$SITE/invertedit-comfyui.pth"
+if [[ "$(cat "$PTH" 2>/dev/null)" != "$HOST" ]]; then
+  printf '%s\n' "$HOST" > "$PTH" || fail "could not write $PTH (register ComfyUI with this Python by hand: put its folder's path in a .pth file in site-packages)"
+  say "ComfyUI registered with $PY ($PTH)"
 fi
 
 # --- 3. Python packages -------------------------------------------------------------------
@@ -170,6 +179,6 @@ say "ready. Run the tests with: python -m pytest -q tests"
 # --- the main job ---------------------------------------------------------------------------
 if (( run_job )); then
   say "running $MAIN_WORKFLOW (headless, CPU, built-in Toy World Model)"
-  "$PY" run_workflow.py "$MAIN_WORKFLOW" --out out/ --threads 1
+  "$PY" -m workshop.run_workflow "$MAIN_WORKFLOW" --out out/ --threads 1
   say "images are in $REPO/out/"
 fi

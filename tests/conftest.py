@@ -1,18 +1,15 @@
 """Shared test set-up.
 
 Two kinds of tests live here:
-- ``tests/pure``: the host-agnostic layers (``inversion/``, ``attention/``, ``guidance/``),
-  imported as the package ``invertedit`` without executing the pack's ``__init__``
-  (which needs ComfyUI). They always run.
+- ``tests/pure``: the host-agnostic layers (``invertedit.inversion``, ``.attention``,
+  ``.guidance``) and the toy world. They always run. (``pytest.ini`` puts the repository root
+  on the path, so ``invertedit`` and ``workshop`` import as the packages they are.)
 - ``tests/host``: everything that needs ComfyUI. The host is found as the README says
   (``COMFYUI_PATH``, the pack's parent ``ComfyUI/``, ``~/comfy/ComfyUI``); where none is
   found these tests are skipped with one loud line saying why.
 """
 from __future__ import annotations
 
-import sys
-import types
-from pathlib import Path
 
 import pytest
 import torch
@@ -20,23 +17,18 @@ import torch
 # The machines are small and shared: one torch thread is faster and steadier than two.
 torch.set_num_threads(1)
 
-REPO = Path(__file__).resolve().parents[1]
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
-
-# The pure layers as the package ``invertedit`` (its __init__ needs the host, so it is not run).
-if "invertedit" not in sys.modules:
-    _pkg = types.ModuleType("invertedit")
-    _pkg.__path__ = [str(REPO)]
-    sys.modules["invertedit"] = _pkg
-
-from headless.host import find_host, host_missing_reason  # noqa: E402
+from workshop.headless.host import find_host, host_importable, host_missing_reason  # noqa: E402  (after set_num_threads)
 
 HOST = find_host()
-_SKIP_LINE = None if HOST is not None else (
-    "HOST TESTS SKIPPED: ComfyUI was not found (" + host_missing_reason() + "). "
-    "Set COMFYUI_PATH or run scripts/setup.sh."
-)
+if HOST is None:
+    _SKIP_LINE = ("HOST TESTS SKIPPED: ComfyUI was not found (" + host_missing_reason() + "). "
+                  "Set COMFYUI_PATH or run scripts/setup.sh.")
+elif host_importable() != HOST:
+    _SKIP_LINE = (f"HOST TESTS SKIPPED: ComfyUI at {HOST} is not registered with this Python "
+                  f"(it imports {host_importable() or 'no ComfyUI'}); run scripts/setup.sh.")
+    HOST = None
+else:
+    _SKIP_LINE = None
 
 
 def pytest_report_header(config):
@@ -74,7 +66,7 @@ def pytest_collection_modifyitems(config, items):
 def host(tmp_path_factory):
     """The booted host: ``.nodes`` (ComfyUI's nodes module), ``.pack`` (this pack as the host
     loaded it: use its submodules so that types match the nodes'), ``.dirs`` (input/output/temp)."""
-    from headless.boot import boot
+    from workshop.headless.boot import boot
 
     root = tmp_path_factory.mktemp("comfy")
     return boot(HOST, base_dir=root)
@@ -88,7 +80,7 @@ def tiny(host):
     def get(family: str = "sd1", seed: int = 0):
         key = (family, seed)
         if key not in cache:
-            cache[key] = host.pack.nodes.tiny_models.build_tiny_models(family, seed=seed)
+            cache[key] = host.pack.adapters.tiny_models.build_tiny_models(family, seed=seed)
         return cache[key]
 
     return get

@@ -7,7 +7,7 @@ import os
 import pytest
 import torch
 
-from headless.calls import call, encode, reconstruct, rel_err
+from workshop.headless.calls import call, encode, reconstruct, rel_err
 
 FAMILIES = ["sd1", "sd2-v", "sdxl"]
 PROMPT = "a red circle on a blue background"

@@ -18,7 +18,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from headless.calls import call, encode
+from workshop.headless.calls import call, encode
 
 pytest.importorskip("diffusers")
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from headless.calls import call, encode
+from workshop.headless.calls import call, encode
 
 
 @pytest.mark.parametrize("family", ["sd1", "sd2-v", "sdxl"])

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from headless.calls import call, custom_sample, encode, rel_err
+from workshop.headless.calls import call, custom_sample, encode, rel_err
 
 PROMPT = "a red circle on a blue background"
 

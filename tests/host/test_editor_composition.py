@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from headless.calls import call, encode, rel_err
+from workshop.headless.calls import call, encode, rel_err
 
 SOURCE, TARGET = "a red circle on a blue background", "a red square on a blue background"
 EDITORS = {

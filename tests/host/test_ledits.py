@@ -18,7 +18,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from headless.calls import call, custom_sample, encode, rel_err
+from workshop.headless.calls import call, custom_sample, encode, rel_err
 
 SRC = "a red circle on a blue background"
 CONCEPTS = [("a yellow background", "add", 5.0, 0.9, 0), ("a blue background", "remove", 4.0, 0.8, 2)]

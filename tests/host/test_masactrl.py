@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from headless.calls import call, encode, rel_err
+from workshop.headless.calls import call, encode, rel_err
 
 SOURCE = "a red circle on a blue background"
 TARGET = "a red square on a blue background"

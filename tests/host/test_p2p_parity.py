@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from headless.calls import call, encode
+from workshop.headless.calls import call, encode
 
 pytest.importorskip("diffusers")
 

@@ -8,8 +8,8 @@ import pytest
 import torch
 from PIL import Image
 
-from headless.calls import call, encode
-from headless.host import PACK_DIR
+from workshop.headless.calls import call, encode
+from workshop.headless.host import PACK_DIR
 
 STEPS, CFG = 20, 7.5
 PROMPT = "a red circle on a blue background"

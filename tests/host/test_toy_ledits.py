@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from headless.calls import call, encode
+from workshop.headless.calls import call, encode
 
 STEPS, CASES = 20, 6
 

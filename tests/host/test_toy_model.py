@@ -11,8 +11,8 @@ import uuid
 import pytest
 import torch
 
-from invertedit.toyworld import world as W
-from invertedit.toyworld.judge import judge
+from toyworld import world as W
+from toyworld.judge import judge
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -90,7 +90,7 @@ def test_text_to_image_through_stock_ksampler(host, toy):
 
 
 def test_ddim_inversion_reconstructs_a_toy_image(host, toy):
-    from headless.calls import call, encode, reconstruct
+    from workshop.headless.calls import call, encode, reconstruct
     model, clip, vae = toy
     scene = W.Scene("green", "white", "square", 64.0, 60.0, 24.0)
     img, _ = W.render(scene)

@@ -24,7 +24,7 @@ import statistics
 
 import pytest
 
-from headless.calls import call, encode
+from workshop.headless.calls import call, encode
 
 STEPS, CFG, CASES = 15, 5.0, 20
 CROSS, SELF = 0.1, 0.8   # the benchmark's tuned P2P row (the node's defaults are the paper's 0.8, 0.4)

@@ -12,7 +12,7 @@ import pytest
 
 from pathlib import Path
 
-from headless.canvas import CanvasError, build_canvas, canvas_problems, canvas_to_api, widget_slots
+from workshop.headless.canvas import CanvasError, build_canvas, canvas_problems, canvas_to_api, widget_slots
 
 SAMPLERS = ["euler", "ddim", "dpmpp_2m"]
 SCHEDULERS = ["normal", "karras", "ddim_uniform"]
@@ -483,8 +483,8 @@ def test_canvas_problems_finds_inconsistent_links():
 REPO = Path(__file__).resolve().parents[2]
 
 
-@pytest.mark.parametrize("path", sorted((REPO / "workflows").glob("*.json")), ids=lambda p: p.stem)
+@pytest.mark.parametrize("path", sorted((REPO / "example_workflows").glob("*.json")), ids=lambda p: p.stem)
 def test_shipped_workflows_are_well_formed_canvas_files(path):
-    """Host-agnostic check of workflows/*.json (the host tests execute them)."""
+    """Host-agnostic check of example_workflows/*.json (the host tests execute them)."""
     workflow = json.loads(path.read_text(encoding="utf-8"))
     assert canvas_problems(workflow) == []

@@ -29,9 +29,9 @@ def test_constant_noise_model_inverts_exactly():
     x0 = torch.randn(2, 4, 8, 8, generator=g, dtype=torch.float64)
     denoise = lambda x, sigma: x - sigma.reshape(-1, 1, 1, 1) * e
     sigmas = sd_sigmas(10)
-    traj = ddim_invert(denoise, x0, sigmas.flip(0))
-    assert torch.allclose(traj[-1], x0 + sigmas[0] * e, rtol=0, atol=1e-10)
-    back = ddim_sample(denoise, traj[-1], sigmas)
+    traj = ddim_invert(denoise, x0, sigmas).trajectory
+    assert torch.allclose(traj[0], x0 + sigmas[0] * e, rtol=0, atol=1e-10)
+    back = ddim_sample(denoise, traj[0], sigmas)
     assert torch.allclose(back, x0, rtol=0, atol=1e-10)
 
 
@@ -42,20 +42,22 @@ def test_reconstruction_error_falls_as_steps_rise():
     errs = []
     for steps in (10, 25, 50, 100):
         s = sd_sigmas(steps)
-        xt = ddim_invert(denoise, x0, s.flip(0))[-1]
+        xt = ddim_invert(denoise, x0, s).latent
         errs.append(float((ddim_sample(denoise, xt, s) - x0).abs().max()))
     assert errs == sorted(errs, reverse=True), errs
     assert errs[-1] < errs[0] / 4, errs
 
 
 def test_trajectory_layout_and_callback():
+    # the one inverter contract: the host's (descending) order in, the trajectory in sampling order out
     denoise = gaussian_denoiser(0.0, 1.0)
-    s = sd_sigmas(5).flip(0)
+    s = sd_sigmas(5)
     seen = []
-    traj = ddim_invert(denoise, torch.ones(1, 1, 2, 2, dtype=torch.float64), s, callback=lambda i, n, x: seen.append((i, n)))
-    assert traj.shape == (6, 1, 1, 2, 2)
+    out = ddim_invert(denoise, torch.ones(1, 1, 2, 2, dtype=torch.float64), s, callback=lambda i, n, x: seen.append((i, n)))
+    assert out.trajectory.shape == (6, 1, 1, 2, 2) and out.clues == {}
     assert seen == [(i, 5) for i in range(5)]
-    assert torch.equal(traj[0], torch.ones(1, 1, 2, 2, dtype=torch.float64))
+    assert torch.equal(out.trajectory[-1], torch.ones(1, 1, 2, 2, dtype=torch.float64))
+    assert torch.equal(out.latent, out.trajectory[0])
 
 
 def test_inversion_evaluates_current_latent_at_next_timestep():
@@ -75,9 +77,9 @@ def test_inversion_evaluates_current_latent_at_next_timestep():
     assert torch.allclose(out, x + (s1 - s0) * eps)
 
 
-def test_rejects_descending_schedule():
-    with pytest.raises(ValueError, match="ascending"):
-        ddim_invert(gaussian_denoiser(0, 1), torch.zeros(1, 1, 1, 1), sd_sigmas(4))
+def test_rejects_an_ascending_schedule():
+    with pytest.raises(ValueError, match="descending"):
+        ddim_invert(gaussian_denoiser(0, 1), torch.zeros(1, 1, 1, 1), sd_sigmas(4).flip(0))
 
 
 def test_edict_inverts_exactly_even_for_a_rough_denoiser():
@@ -91,8 +93,9 @@ def test_edict_inverts_exactly_even_for_a_rough_denoiser():
 
     x0 = torch.randn(1, 4, 8, 8, generator=g, dtype=torch.float64)
     s = sd_sigmas(20)
-    xt, yt = edict_invert(rough, x0, s)
-    bx, by = edict_sample(rough, xt, yt, s)
+    inverted = edict_invert(rough, x0, s)
+    assert inverted.trajectory.shape[0] == len(s) and torch.equal(inverted.trajectory[-1], x0)
+    bx, by = edict_sample(rough, inverted.latent, inverted.clues["edict.y"], s)
     assert float((bx - x0).abs().max()) < 1e-9 and float((by - x0).abs().max()) < 1e-9
-    ddim_back = ddim_sample(rough, ddim_invert(rough, x0, s.flip(0))[-1], s)
+    ddim_back = ddim_sample(rough, ddim_invert(rough, x0, s).latent, s)
     assert float((ddim_back - x0).abs().max()) > 1e-3

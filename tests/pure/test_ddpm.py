@@ -13,7 +13,8 @@ def rough(x, sigma):
 def test_reconstruction_is_exact_and_corrections_are_noise_sized():
     x0 = torch.randn(1, 4, 8, 8, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
     s = sd_sigmas(50)[14:]                     # skip the noisiest steps, as the paper does
-    xs, corr = edit_friendly_invert(rough, x0, s, torch.Generator().manual_seed(0))
+    inverted = edit_friendly_invert(rough, x0, s, generator=torch.Generator().manual_seed(0))
+    xs, corr = inverted.trajectory, inverted.clues["ddpm.corrections"]
     assert xs.shape == (len(s), 1, 4, 8, 8) and corr.shape == (len(s) - 1, 1, 4, 8, 8)
     assert torch.equal(xs[-1], x0)
     back = edit_friendly_sample(rough, xs[0], s, corr)

@@ -3,7 +3,7 @@ from pathlib import Path
 
 import pytest
 
-from headless import host
+from workshop.headless import host
 
 
 def fake_host(path: Path) -> Path:

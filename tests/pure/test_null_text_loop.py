@@ -20,7 +20,7 @@ def test_optimised_null_text_makes_the_guided_steps_follow_the_trajectory():
 
     s = torch.cat([torch.linspace(3.0, 0.1, 10, dtype=torch.float64), torch.zeros(1, dtype=torch.float64)])
     x0 = torch.randn(1, 4, 4, 4, generator=g, dtype=torch.float64)
-    traj = ddim_invert(denoise, x0, s.flip(0)).flip(0)
+    traj = ddim_invert(denoise, x0, s).trajectory
 
     def guided_run(nulls):
         x = traj[0]

@@ -6,8 +6,8 @@ import random
 import pytest
 import torch
 
-from invertedit.toyworld import judge as J
-from invertedit.toyworld import world as W
+from toyworld import judge as J
+from toyworld import world as W
 
 
 def test_captions_are_template_and_parse_back():
@@ -92,7 +92,7 @@ def test_psnr():
 
 
 def test_autoencoder_shapes_and_calibration():
-    from invertedit.toyworld.ae import SD1_SCALE, ToyAutoencoder
+    from toyworld.ae import SD1_SCALE, ToyAutoencoder
     torch.manual_seed(0)
     ae = ToyAutoencoder()
     x = W.render_batch([W.random_scene(random.Random(i)) for i in range(4)]).movedim(-1, 1) * 2 - 1

@@ -1,0 +1,90 @@
+"""The pack's own samplers for inversions the stock samplers cannot replay (EDICT's coupled
+sequences, edit-friendly DDPM's noise maps): the k-diffusion sampler-function signature, the
+checks they share, and the wiring to the host's progress callback."""
+from __future__ import annotations
+
+import logging
+
+import comfy.samplers
+import torch
+from comfy_api.latest import io
+
+from ..inversion.methods import Method
+from ..inversion.record import Inversion, InversionMismatch
+from .errors import NodeInputError
+from .sockets import Inversion as InversionSocket
+
+
+class InversionSampling:
+    """Base of a sampler function replaying ``inversion``; subclasses implement ``run``."""
+
+    NAME = "Inversion Sampler"
+    METHOD: Method   # the inversion method this sampler replays
+
+    def __init__(self, inversion: Inversion):
+        self.inversion = inversion
+
+    def run(self, denoise, x: torch.Tensor, sigmas: torch.Tensor, on_step) -> torch.Tensor:
+        raise NotImplementedError
+
+    def broadcast(self, clue: torch.Tensor, batch: int, dim: int = 0) -> torch.Tensor:
+        """A per-image clue repeated over a latent batch (a source/target pair shares the source's)."""
+        if batch % clue.shape[dim]:
+            raise NodeInputError(self.NAME, f"the latent batch ({batch}) is not a multiple of the inversion's "
+                                            f"({clue.shape[dim]}).")
+        reps = [1] * clue.ndim
+        reps[dim] = batch // clue.shape[dim]
+        return clue.repeat(*reps)
+
+    def __call__(self, model, x, sigmas, extra_args=None, callback=None, disable=None):
+        inv = self.inversion
+        extra_args = extra_args or {}
+        try:
+            start = inv.locate(sigmas)
+        except InversionMismatch as e:
+            raise NodeInputError(self.NAME, str(e)) from None
+        if start != inv.start_step or len(sigmas) != len(inv.sampling_sigmas):
+            raise NodeInputError(self.NAME, f"the run covers steps {start} to {start + len(sigmas) - 1}; this inversion "
+                                            f"is sampled over its whole schedule, from step {inv.start_step}.")
+        cfg = getattr(getattr(model, "inner_model", None), "cfg", None)
+        if cfg is not None and abs(float(cfg) - float(inv.settings.get("cfg", cfg))) > 1e-6:
+            logging.info("%s: sampling at cfg %s, inverted at cfg %s: the reconstruction is exact only at the same cfg.",
+                         self.NAME, cfg, inv.settings.get("cfg"))
+
+        def denoise(z, sigma):
+            return model(z, sigma, **extra_args)
+
+        def on_step(i, total, x_now):
+            if callback is not None:
+                callback({"x": x_now, "i": i, "sigma": sigmas[i], "sigma_hat": sigmas[i], "denoised": x_now})
+
+        return self.run(denoise, x, sigmas, on_step)
+
+
+class InversionSamplerNode(io.ComfyNode):
+    """Base of the pack's sampler nodes: one INVERSION in, a SAMPLER for SamplerCustomAdvanced out
+    (``SAMPLING`` says which sampler function and so which method)."""
+
+    SAMPLING: type[InversionSampling]
+    NODE_ID = ""
+    DESCRIPTION = ""
+
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        made_by = cls.SAMPLING.METHOD.made_by
+        return io.Schema(
+            node_id=cls.NODE_ID,
+            display_name=cls.SAMPLING.NAME,
+            category="InvertEdit/inversion",
+            description=cls.DESCRIPTION,
+            inputs=[InversionSocket.Input("inversion", tooltip=f"From {made_by} (or a loaded inversion made by it).")],
+            outputs=[io.Sampler.Output()],
+        )
+
+    @classmethod
+    def execute(cls, inversion) -> io.NodeOutput:
+        method = cls.SAMPLING.METHOD
+        if inversion.method != method.name:
+            raise NodeInputError(cls.SAMPLING.NAME, f"input 'inversion' is a {inversion.method} inversion; the "
+                                                    f"{cls.SAMPLING.NAME} needs one from {method.made_by}.")
+        return io.NodeOutput(comfy.samplers.KSAMPLER(cls.SAMPLING(inversion)))

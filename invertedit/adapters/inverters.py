@@ -1,0 +1,68 @@
+"""Running an inverter (``inversion/contract.py``) inside the host and building the INVERSION
+record from it: the one body every inverter node shares (DDIM, EDICT, edit-friendly DDPM)."""
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+
+from ..inversion.contract import Inverted
+from ..inversion.methods import Method
+from ..inversion.record import Inversion
+from .errors import NodeInputError
+from .fingerprint import conditioning_fingerprint, model_fingerprint
+from .sampling import check_model_family, run_loop, schedule
+
+PNP_SCHEDULE_NOTE = (
+    "The inversion starts from the image at sigma 0 (alpha_bar 1, diffusers' set_alpha_to_one=True). The schedule of "
+    "the PnPInversion / PIE-Bench code (set_alpha_to_one=False, steps_offset=0: timesteps 980..0 at 50 steps, ending "
+    "at sigma_min 0.029 with a last step that does not move) has no counterpart among the host's schedulers. Use "
+    "'ddim_uniform': diffusers' DDIM timesteps with steps_offset=1 (981..1), from and to sigma 0, the setting the "
+    "pack's parity tests run the PnPInversion code with.")
+
+
+def check_invert_inputs(model, samples: torch.Tensor, steps: int, start_at_step: int, cfg: float, negative,
+                        node: str) -> None:
+    """The checks every inversion node makes on its inputs, with messages naming the node."""
+    check_model_family(model, node)
+    if start_at_step >= steps:
+        raise NodeInputError(node, f"start_at_step ({start_at_step}) must be smaller than steps ({steps}).")
+    if abs(cfg - 1.0) > 1e-6 and negative is None:
+        raise NodeInputError(node, f"cfg is {cfg:g}, which needs a 'negative' conditioning; connect one or set cfg to 1.")
+    if samples.ndim != 4:
+        raise NodeInputError(node, f"input 'latent' has shape {tuple(samples.shape)}; an image latent [batch, channels, height, width] is needed.")
+
+
+def inversion_fingerprint(model, positive) -> dict:
+    return {**{f"model.{k}": v for k, v in model_fingerprint(model).items()},
+            "positive": conditioning_fingerprint(positive)}
+
+
+def invert(method: Method, inverter: Callable[..., Inverted], model, samples: torch.Tensor, positive, negative,
+           steps: int, scheduler: str, start_at_step: int, cfg: float, settings: dict | None = None,
+           **inverter_args) -> Inversion:
+    """Invert a LATENT tensor with the host's model and ``inverter`` (called as
+    ``inverter(denoise, x, sigmas, callback, **inverter_args)``); returns the INVERSION record.
+    ``settings`` are the method's own, stored with the common ones."""
+    node = method.made_by
+    check_invert_inputs(model, samples, steps, start_at_step, cfg, negative, node)
+    sigmas = schedule(model, scheduler, steps)
+    run = sigmas[start_at_step:]
+    if float(run[-1]) != 0.0:
+        raise NodeInputError(node, f"scheduler '{scheduler}' does not end at sigma 0, where the image's latent sits; "
+                                   f"{PNP_SCHEDULE_NOTE}")
+    found: dict = {}
+
+    def loop(denoise, x, run_sigmas, step_callback):
+        found["inverted"] = inverter(denoise, x, run_sigmas, step_callback, **inverter_args)
+        return found["inverted"].latent
+
+    out = run_loop(model, positive, negative, cfg, samples, run, loop)
+    inverted = found["inverted"]
+    return Inversion(
+        method=method.name, sigmas=sigmas, start_step=start_at_step,
+        trajectory=inverted.trajectory.to(out.device, torch.float32), latent=out,
+        settings={"steps": steps, "scheduler": scheduler, "cfg": cfg, "start_at_step": start_at_step, **(settings or {})},
+        fingerprint=inversion_fingerprint(model, positive),
+        clues={k: v.to(out.device, torch.float32) for k, v in inverted.clues.items()},
+    )

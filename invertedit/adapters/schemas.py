@@ -1,0 +1,86 @@
+"""Inputs and outputs that several nodes declare alike, in one place so that their tooltips agree."""
+from __future__ import annotations
+
+from comfy_api.latest import io
+
+from ..guidance.sega import Concept
+from .sockets import Concepts
+from .sockets import Inversion as InversionSocket
+
+def concept_inputs(warmup: int, paper: str) -> list:
+    """The inputs every concept node shares (defaults: the paper's)."""
+    return [
+        io.Combo.Input("direction", options=["add", "remove"], default="add",
+                       tooltip="Add the concept, or remove it (the paper's reverse direction)."),
+        io.Float.Input("scale", default=5.0, min=0.0, max=100.0, step=0.1, tooltip=f"Edit guidance scale ({paper}: 5)."),
+        io.Int.Input("warmup", default=warmup, min=0, max=1000, tooltip=f"Steps before the concept acts ({paper}: {warmup})."),
+        io.Int.Input("cooldown", default=0, min=0, max=1000,
+                     tooltip="Step from which the concept stops acting; 0: never (the default)."),
+        io.Float.Input("threshold", default=0.9, min=0.0, max=0.999, step=0.01,
+                       tooltip=f"Percentile below which the concept's guidance (or mask) is dropped ({paper}: 0.9)."),
+        io.Float.Input("weight", default=1.0, min=0.0, max=100.0, step=0.1,
+                       tooltip="Weight against the other concepts (all 1: equal)."),
+        Concepts.Input("concepts", optional=True, tooltip="Concepts from other concept nodes, to chain."),
+    ]
+
+
+def make_concept(direction: str, scale: float, warmup: int, cooldown: int, threshold: float, weight: float,
+                 tokens: tuple[int, ...] | None = None) -> Concept:
+    return Concept(scale=scale, reverse=direction == "remove", warmup=warmup, cooldown=cooldown or None,
+                   threshold=threshold, weight=weight, tokens=tokens)
+
+
+def inverter_inputs(*, steps: int, start_at_step: int, cfg: float, paper: str, start_tooltip: str,
+                    cfg_tooltip: str) -> list:
+    """The inputs every inverter node shares (model, latent, source prompt, schedule, guidance),
+    with the paper's defaults."""
+    import comfy.samplers
+
+    return [
+        io.Model.Input("model", tooltip="The model to invert with. Sample with the same model (LoRAs included)."),
+        io.Latent.Input("latent", tooltip="The source image's latent, from VAE Encode."),
+        io.Conditioning.Input("positive", tooltip="The source prompt: a caption of the image as it is (the papers' "
+                                                  "source prompt)."),
+        io.Int.Input("steps", default=steps, min=1, max=1000,
+                     tooltip=f"Steps ({paper}: {steps}). Sample with the same number of steps."),
+        io.Combo.Input("scheduler", options=comfy.samplers.KSampler.SCHEDULERS, default="ddim_uniform",
+                       tooltip="The sigma schedule; sample with the same one. ddim_uniform gives the papers' DDIM "
+                               "timesteps (diffusers' DDIMScheduler, steps_offset=1, from and to sigma 0); the "
+                               "PnPInversion code's set_alpha_to_one=False variant is not a host schedule."),
+        io.Int.Input("start_at_step", default=start_at_step, min=0, max=999, tooltip=start_tooltip),
+        io.Float.Input("cfg", default=cfg, min=0.0, max=100.0, step=0.1, round=0.01, tooltip=cfg_tooltip),
+        io.Conditioning.Input("negative", optional=True,
+                              tooltip="The unconditional prompt (usually empty); only used when cfg is not 1."),
+    ]
+
+
+def inverter_outputs(latent_tooltip: str, sigmas_tooltip: str) -> list:
+    """INVERSION, LATENT and SIGMAS, the outputs of every inverter node."""
+    return [
+        InversionSocket.Output(display_name="INVERSION", tooltip="The inversion: schedule, trajectory, clues and "
+                                                                  "fingerprint, for Apply Inversion, Save Inversion, "
+                                                                  "the samplers and the editors."),
+        io.Latent.Output(display_name="LATENT", tooltip=latent_tooltip),
+        io.Sigmas.Output(display_name="SIGMAS", tooltip=sigmas_tooltip),
+    ]
+
+
+def pair_inputs(*, source_default: str, source_tooltip: str, target_default: str, target_tooltip: str) -> list:
+    """The inputs every pair editor (Attention Inject, MasaCtrl, Plug-and-Play) starts with."""
+    return [
+        io.Model.Input("model", tooltip="The model to sample with (patches already on it are kept)."),
+        io.Clip.Input("clip", tooltip="Its text encoder: both prompts are encoded, in one batch of 2."),
+        io.Latent.Input("latent", tooltip="The inverted latent (e.g. DDIM Invert's LATENT); it is paired."),
+        io.String.Input("source_prompt", multiline=True, default=source_default, tooltip=source_tooltip),
+        io.String.Input("target_prompt", multiline=True, default=target_default, tooltip=target_tooltip),
+    ]
+
+
+def pair_outputs(patches: str) -> list:
+    """MODEL, positive (the prompt pair) and latent (the LATENT pair): the outputs of every pair editor."""
+    return [
+        io.Model.Output(tooltip=f"A clone of the model with the {patches}."),
+        io.Conditioning.Output(display_name="positive", tooltip="Source and target prompts as one batch of 2 (row 0 "
+                                                                "source, row 1 target)."),
+        io.Latent.Output(display_name="latent", tooltip="The latent twice: row 0 source, row 1 target."),
+    ]

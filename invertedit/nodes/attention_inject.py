@@ -1,0 +1,271 @@
+"""Attention Inject: Prompt-to-Prompt on a source/target pair (math in ``attention/``).
+
+The node encodes the source and target prompts with the CLIP (token counts come from the
+host's tokenizer), returns them as one batch-2 CONDITIONING (row 0 source, row 1 target) and
+the LATENT pair, and patches every transformer block of the UNet (found from the model, so
+SD1.x, SD2.x and SDXL layouts all work) so that, in the conditional rows of each pair, the
+target takes the source's attention maps on the scheduled steps. Source and target run in
+one sampler call; maps exist only inside the attention call that uses them.
+"""
+from __future__ import annotations
+
+import logging
+import math
+
+import comfy.model_patcher
+import comfy.patcher_extension
+import torch
+from comfy.ldm.modules.attention import optimized_attention
+from comfy_api.latest import io
+
+from ..attention.align import refine_mapper, replacement_mapper
+from ..attention.local_blend import LocalBlendMaps, blend_latents, blend_start
+from ..attention.maps import attend, attention_probs, token_grid
+from ..attention.prompt_to_prompt import (SELF_LAYERS, ReplaceSchedule, cross_steps, equalizer, refined_maps,
+                                          replaced_maps, self_steps)
+from ..inversion.direct import denoised_onto, euler_step
+from ..adapters.errors import NodeInputError, check_choice
+from ..adapters.layout import attention_levels, mask_factor
+from ..adapters.pair import encode_pair, pair_rows, prepare_pair_model
+from ..adapters.sampling import check_model_family
+from ..adapters.schemas import pair_inputs, pair_outputs
+from ..adapters.steps import post_cfg_step, sampling_step
+from ..adapters.tokens import blend_word_positions, prompt_tokens, word_positions, word_tokens
+
+NAME = "Attention Inject"
+
+
+BLEND_KEY = "invertedit_local_blend"   # transformer_options key of the running local blend
+
+
+class PromptToPromptPatch:
+    """attn1/attn2 replace patch: in the conditional chunk, row pair (source, target), the target
+    takes the source's maps when the schedule says so; everything else is plain attention. With
+    a local blend running, cross-attention calls at ``blend_blocks`` also add both rows' maps
+    (the target's as edited) to the run's ``LocalBlendMaps``."""
+
+    def __init__(self, schedule: ReplaceSchedule, kind: str, mapper=None, alphas=None, scales=None,
+                 swap=None, blend_blocks: frozenset = frozenset()):
+        self.schedule, self.kind = schedule, kind
+        self.mapper, self.alphas = mapper, alphas   # refine's token alignment (cross-attention only)
+        self.scales = scales                        # reweight's equalizer (cross-attention only)
+        self.swap = swap                            # replace's word-swap matrix when token counts differ
+        self.blend_blocks = blend_blocks
+
+    def target_maps(self, q, k, heads, step, steps):
+        if self.kind == "self":
+            return replaced_maps(q, k, heads)
+        words = self.schedule.word_alphas(step, steps)
+        if self.mapper is not None:
+            return refined_maps(q, k, heads, self.mapper, self.alphas, self.scales, words)
+        return replaced_maps(q, k, heads, self.scales, words, self.swap)
+
+    def __call__(self, q, k, v, extra_options):
+        heads = extra_options["n_heads"]
+        out = optimized_attention(q, k, v, heads)
+        chunks, rows = pair_rows(q, extra_options, NAME)
+        step, steps = sampling_step(extra_options)
+        latent_hw = tuple(extra_options["original_shape"][-2:])
+        inject = self.schedule.injects(self.kind, step, steps, q.shape[1], latent_hw[0] * latent_hw[1])
+        blend = extra_options.get(BLEND_KEY) if tuple(extra_options.get("block", ())) in self.blend_blocks else None
+        if not inject and blend is None:
+            return out
+        out = out.clone()
+        for c, kind in enumerate(chunks):
+            if kind != 0:   # conditional rows: the paper edits these only
+                continue
+            s = c * rows
+            qq, kk = q[s:s + 2], k[s:s + 2]
+            maps = self.target_maps(qq, kk, heads, step, steps) if inject else attention_probs(qq[1:2], kk[1:2], heads)
+            if inject:
+                out[s + 1] = attend(maps, v[s + 1:s + 2])[0].to(out.dtype)
+            if blend is not None:
+                blend.add(attention_probs(qq[:1], kk[:1], heads), maps, token_grid(latent_hw, q.shape[1]))
+        return out
+
+
+class LocalBlendStep:
+    """Post-CFG function of the local blend: from its start step on, the target's prediction is
+    the one whose DDIM/Euler step lands on ``source + mask * (target - source)``, the mask made
+    from the run's maps so far (``attention/local_blend.py``). Runs after a Direct Inversion's
+    correction, so the source is the corrected one, as in the reference."""
+
+    def __init__(self, start: float):
+        self.start = start
+
+    def __call__(self, args: dict) -> torch.Tensor:
+        denoised, x, sigma = args["denoised"], args["input"], args["sigma"]
+        options = args["model_options"]["transformer_options"]
+        blend = options.get(BLEND_KEY)
+        step, steps = post_cfg_step(args)
+        if blend is None or step < blend_start(self.start, steps):
+            return denoised
+        if x.shape[0] != 2:
+            raise NodeInputError(NAME, f"the sampler runs a batch of {x.shape[0]}; the local blend works on the "
+                                       f"LATENT pair from this node (row 0 source, row 1 target).")
+        sigma_next = options["sample_sigmas"][step + 1].to(x)
+        mask = blend.mask(tuple(x.shape[-2:])).to(x)
+        nxt_s, nxt_t = (euler_step(x[i:i + 1], denoised[i:i + 1], sigma[0], sigma_next) for i in (0, 1))
+        out = denoised.clone()
+        out[1:2] = denoised_onto(x[1:2], sigma[0], sigma_next, blend_latents(nxt_s, nxt_t, mask))
+        return out
+
+
+class PromptToPromptRun:
+    """OUTER_SAMPLE wrapper: a fresh local blend state for each sampling run (node outputs are
+    cached and re-used), and one log line with the step counts the run will use."""
+
+    def __init__(self, schedule: ReplaceSchedule, blend: tuple[list[int], list[int], float, float] | None):
+        self.schedule, self.blend = schedule, blend
+
+    def __call__(self, executor, noise, latent_image, sampler, sigmas, *args, **kwargs):
+        guider = executor.class_obj
+        original = guider.model_options
+        steps = len(sigmas) - 1
+        first, stop = self_steps(self.schedule.self_start, self.schedule.self_, steps)
+        note = (f"{NAME}: {steps} steps: cross-attention maps injected in the first "
+                f"{cross_steps(self.schedule.cross, steps)}, self-attention in steps {first} to {stop - 1}")
+        try:
+            guider.model_options = comfy.model_patcher.create_model_options_clone(original)
+            if self.blend is not None:
+                source, target, threshold, start = self.blend
+                guider.model_options["transformer_options"][BLEND_KEY] = LocalBlendMaps(source, target, threshold)
+                note += f", local blend after each step from step {blend_start(start, steps)}"
+            logging.info(note)
+            return executor(noise, latent_image, sampler, sigmas, *args, **kwargs)
+        finally:
+            guider.model_options = original
+
+
+def blend_blocks(model) -> frozenset:
+    """The blocks whose cross-attention maps make the local blend mask: those at a quarter of the
+    latent's resolution (the reference's ``down_cross[2:4] + up_cross[:3]`` at SD1.5 512 px),
+    or the coarsest attention level of a model without one."""
+    levels = attention_levels(model)
+    factor = mask_factor(levels)
+    return frozenset(key for key, f in levels.items() if f == factor)
+
+
+STEP_COUNTS = ("Steps counted as the reference code does: of N sampling steps, cross-attention maps are injected in the "
+               "first int(f * (N + 1)) steps, self-attention maps in the first int(f * N) (50 steps at 0.8: 40; 15 steps "
+               "at 0.1: 1). The sampler's log says the counts of each run.")
+
+
+class AttentionInject(io.ComfyNode):
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
+            node_id="InvertEditAttentionInject",
+            display_name=NAME,
+            category="InvertEdit/attention",
+            description=("Prompt-to-Prompt (Hertz et al.), as its reference code does it: the target prompt's branch takes "
+                         "the source branch's attention maps, so the image keeps its layout while the words change "
+                         "(replace, refine), chosen words' maps can be scaled (reweight), and with blend words the "
+                         "target follows the source outside the words' attention (local blend). Outputs the patched "
+                         "MODEL, the source/target CONDITIONING pair and the LATENT pair for one sampler run; combine "
+                         "with an inversion (Direct Inversion keeps the source row exact). " + STEP_COUNTS),
+            inputs=[
+                *pair_inputs(source_default="a red circle on a blue background",
+                             source_tooltip="The prompt the image was inverted with.",
+                             target_default="a red square on a blue background",
+                             target_tooltip="The edited prompt: words swapped one for one (replace) or added/changed "
+                                            "(refine)."),
+                io.Combo.Input("mode", options=list(MODES), default="replace",
+                               tooltip="replace: words swapped one for one, the same number of words; a swapped word's "
+                                       "tokens take the source word's maps, spread evenly when their token counts differ "
+                                       "(the paper's AttentionReplace). refine: words added or changed; tokens aligned "
+                                       "between the prompts keep the source's maps, new ones their own (AttentionRefine)."),
+                io.String.Input("reweight", default="",
+                                tooltip="Scale words' cross-attention maps in the target while cross-attention is injected: "
+                                        "'word:scale, ...' with words of the target prompt (> 1 stronger, < 1 weaker, "
+                                        "negative inverts; paper: e.g. 2 to 5). Combines with replace or refine; empty: none."),
+                io.Float.Input("cross_replace", default=0.8, min=0.0, max=1.0, step=0.05,
+                               tooltip="Fraction of the steps whose cross-attention maps are injected (paper: 0.4-0.8; "
+                                       "PIE-Bench: 0.4): the first int(f * (N + 1)) of N steps."),
+                io.String.Input("cross_replace_words", default="", optional=True,
+                                tooltip="Per-word cross-attention schedules, 'word:fraction, ...' with words of the target "
+                                        "prompt (paper: e.g. a swapped word at 0.4 while the rest keep cross_replace); "
+                                        "each word's maps are injected in the first int(f * (N + 1)) steps; empty: every "
+                                        "word follows cross_replace."),
+                io.Float.Input("self_replace", default=0.4, min=0.0, max=1.0, step=0.05,
+                               tooltip="Fraction of the steps whose self-attention maps are injected (paper: 0.4-0.6; "
+                                       "PIE-Bench: 0.6): the first int(f * N) of N steps."),
+                io.Combo.Input("self_replace_layers", options=list(SELF_LAYERS), default="coarser than latent", optional=True,
+                               tooltip="Which layers' self-attention is replaced, relative to the latent so it follows "
+                                       "the image size. 'coarser than latent' (reference code, PIE-Bench): layers of at "
+                                       "most a quarter of the latent's tokens (SD1.5 512 px: 32x32 and coarser; SDXL "
+                                       "1024 px: 64x64 and 32x32). 'latent/4 and coarser': the original generation "
+                                       "notebook's 16x16 at 512 px. 'all': every layer."),
+                io.String.Input("blend_source_words", default="", optional=True,
+                                tooltip="Local blend (paper's LocalBlend): words of the source prompt whose attention "
+                                        "marks the edited region, comma-separated (PIE-Bench's blended word, e.g. "
+                                        "'circle'). Empty (with blend_target_words empty): no local blend."),
+                io.String.Input("blend_target_words", default="", optional=True,
+                                tooltip="Local blend: words of the target prompt whose attention marks the edited region "
+                                        "(e.g. 'square'). The mask is the OR of the source's and the target's."),
+                io.Float.Input("blend_threshold", default=0.3, min=0.0, max=1.0, step=0.01, optional=True,
+                               tooltip="Local blend: threshold on the max-pooled, normalised maps (paper: 0.3)."),
+                io.Float.Input("blend_start", default=0.2, min=0.0, max=1.0, step=0.05, optional=True,
+                               tooltip="Local blend: fraction of the steps before blending starts (paper: 0.2); the "
+                                       "latents are blended after each step from step int(f * N) on."),
+            ],
+            outputs=pair_outputs("attention patches"),
+        )
+
+    @classmethod
+    def execute(cls, model, clip, latent, source_prompt, target_prompt, mode, reweight, cross_replace,
+                self_replace, cross_replace_words="", self_replace_layers="coarser than latent",
+                blend_source_words="", blend_target_words="", blend_threshold=0.3, blend_start=0.2) -> io.NodeOutput:
+        check_model_family(model, NAME)
+        check_choice(NAME, "mode", mode, MODES)
+        check_choice(NAME, "self_replace_layers", self_replace_layers, SELF_LAYERS)
+        for name, value in (("cross_replace", cross_replace), ("self_replace", self_replace),
+                            ("blend_threshold", blend_threshold), ("blend_start", blend_start)):
+            if not (math.isfinite(value) and 0.0 <= value <= 1.0):
+                raise NodeInputError(NAME, f"input '{name}' is {value}; use a fraction between 0 and 1.")
+        (src_ids, length), (tgt_ids, _) = prompt_tokens(clip, source_prompt, NAME), prompt_tokens(clip, target_prompt, NAME)
+        mapper = alphas = swap = None
+        if mode == "replace" and len(src_ids) != len(tgt_ids):
+            swap = word_swap(clip, source_prompt, target_prompt, length)
+        if mode == "refine":
+            mapper, alphas = refine_mapper(src_ids, tgt_ids, length)
+        positions = word_positions(clip, tgt_ids, reweight, NAME)
+        scales = equalizer(length, positions) if positions else None
+        fractions = word_positions(clip, tgt_ids, cross_replace_words or "", NAME, "cross_replace_words", "'square:0.4'",
+                                   "fraction")
+        if any(not 0.0 <= f <= 1.0 for f in fractions.values()):
+            raise NodeInputError(NAME, "input 'cross_replace_words': fractions are between 0 and 1 (e.g. 'square:0.4').")
+        schedule = ReplaceSchedule(cross=cross_replace, self_=self_replace, self_layers=SELF_LAYERS[self_replace_layers],
+                                   words=tuple(sorted(fractions.items())), length=length)
+        blend = None
+        if (blend_source_words or "").strip() or (blend_target_words or "").strip():
+            blend = (blend_word_positions(clip, src_ids, blend_source_words or "", "blend_source_words", NAME, "source prompt"),
+                     blend_word_positions(clip, tgt_ids, blend_target_words or "", "blend_target_words", NAME, "target prompt"),
+                     blend_threshold, blend_start)
+        m, blocks, pair_latent = prepare_pair_model(model, latent, ("attn1", "attn2"), NAME)
+        at_blend = blend_blocks(model) if blend is not None else frozenset()
+        for block, number in blocks:
+            m.set_model_attn1_replace(PromptToPromptPatch(schedule, "self"), block, number)
+            m.set_model_attn2_replace(PromptToPromptPatch(schedule, "cross", mapper, alphas, scales, swap, at_blend),
+                                      block, number)
+        m.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.OUTER_SAMPLE, BLEND_KEY, PromptToPromptRun(schedule, blend))
+        if blend is not None:
+            m.set_model_sampler_post_cfg_function(LocalBlendStep(blend_start))
+        return io.NodeOutput(m, encode_pair(clip, source_prompt, target_prompt), pair_latent)
+
+
+MODES = ("replace", "refine")
+
+
+def word_swap(clip, source: str, target: str, length: int) -> torch.Tensor:
+    """Replace's word-swap matrix for prompts whose swapped words tokenize to different counts."""
+    src, tgt = word_tokens(clip, source, NAME), word_tokens(clip, target, NAME)
+    if len(src) != len(tgt) or len(src) != len(source.split()) or len(tgt) != len(target.split()):
+        raise NodeInputError(NAME, f"mode 'replace' swaps words one for one, but the source prompt has {len(source.split())} "
+                                   f"words and the target {len(target.split())}; swap words one for one, or use mode "
+                                   f"'refine' to add or remove words.")
+    return replacement_mapper([p for _, p in src], [p for _, p in tgt], [a != b for (a, _), (b, _) in zip(src, tgt)],
+                              length)
+
+
+NODES = [AttentionInject]

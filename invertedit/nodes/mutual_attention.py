@@ -1,0 +1,130 @@
+"""MasaCtrl: mutual self-attention on a source/target pair (math in ``attention/mutual.py``)."""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from comfy.ldm.modules.attention import SpatialTransformer, optimized_attention
+from comfy_api.latest import io
+
+from ..attention.maps import token_grid
+from ..attention.mutual import MutualSchedule, masked_mutual_target, mutual_target
+from ..adapters.errors import NodeInputError
+from ..adapters.pair import encode_pair, pair_rows, prepare_pair_model
+from ..adapters.sampling import check_model_family
+from ..adapters.schemas import pair_inputs, pair_outputs
+from ..adapters.steps import sampling_step
+
+NAME = "MasaCtrl"
+
+
+def self_attention_layers(model) -> dict[tuple[str, int, int], int]:
+    """Each (block, number, depth) of the UNet's self-attention layers -> its index in execution
+    order (input blocks, middle, output blocks): SD1.5 has 16, SDXL 70."""
+    unet = model.model.diffusion_model
+    order = [("input", i, b) for i, b in enumerate(unet.input_blocks)] + [("middle", 0, unet.middle_block)] + \
+            [("output", i, b) for i, b in enumerate(unet.output_blocks)]
+    layers: dict[tuple[str, int, int], int] = {}
+    for name, number, block in order:
+        for m in block:
+            if isinstance(m, SpatialTransformer):
+                for depth in range(len(m.transformer_blocks)):
+                    layers[(name, number, depth)] = len(layers)
+    return layers
+
+
+def grid_mask(mask: torch.Tensor, hw: tuple[int, int]) -> torch.Tensor:
+    """A MASK (``[H, W]`` or ``[1, H, W]``, any size) as a ``[h*w]`` bool mask on a token grid (area, > 0.5)."""
+    small = F.interpolate(mask.reshape(1, 1, *mask.shape[-2:]).float(), size=hw, mode="area")
+    return (small > 0.5).flatten()
+
+
+class MutualSelfAttentionPatch:
+    """attn1 replace patch: in every chunk's (source, target) rows, the target attends to the
+    source's keys and values once the step and layer are past the schedule's start; with masks,
+    foreground to foreground and background to background."""
+
+    def __init__(self, schedule: MutualSchedule, layers: dict, masks: tuple | None = None):
+        self.schedule, self.layers, self.masks = schedule, layers, masks
+        self.grids: dict = {}
+
+    def token_masks(self, latent_hw: tuple[int, int], tokens: int) -> tuple[torch.Tensor, torch.Tensor]:
+        hw = token_grid(latent_hw, tokens)
+        if hw not in self.grids:
+            self.grids[hw] = tuple(grid_mask(m, hw) for m in self.masks)
+        return self.grids[hw]
+
+    def __call__(self, q, k, v, extra_options):
+        heads = extra_options["n_heads"]
+        out = optimized_attention(q, k, v, heads)
+        chunks, rows = pair_rows(q, extra_options, NAME)
+        block = extra_options["block"]
+        layer = self.layers[(block[0], block[1], extra_options.get("block_index", 0))]
+        step, _ = sampling_step(extra_options)
+        if not self.schedule.active(step, layer):
+            return out
+        out = out.clone()
+        masks = self.token_masks(tuple(extra_options["original_shape"][-2:]), q.shape[1]) if self.masks else None
+        for c in range(len(chunks)):   # conditional and unconditional pairs alike, as in the paper
+            s = c * rows
+            pair = (q[s:s + 2], k[s:s + 2], v[s:s + 2], heads)
+            target = masked_mutual_target(*pair, *masks) if masks else mutual_target(*pair)
+            out[s + 1] = target[0].to(out.dtype)
+        return out
+
+
+class MasaCtrl(io.ComfyNode):
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
+            node_id="InvertEditMasaCtrl",
+            display_name="Mutual Self-Attention (MasaCtrl)",
+            category="InvertEdit/attention",
+            description=("MasaCtrl (Cao et al.): from a start step and a start layer, the target's self-attention reads "
+                         "the source's keys and values, so the edit (e.g. a pose or an action) keeps the source's "
+                         "content. Outputs the patched MODEL, the source/target CONDITIONING pair and the LATENT pair "
+                         "for one sampler run; combine with an inversion."),
+            inputs=[
+                *pair_inputs(source_default='a red circle on a blue background', source_tooltip='The prompt the image was inverted with.',
+                             target_default='a red square on a blue background', target_tooltip='The edited prompt (any token count).'),
+                io.Int.Input("start_step", default=4, min=0, max=1000,
+                             tooltip="First sampling step of mutual self-attention (paper: 4)."),
+                io.Int.Input("start_layer", default=10, min=0, max=200,
+                             tooltip="First self-attention layer, counted in execution order (paper: 10 of SD1.5's 16; "
+                                     "SDXL has 70)."),
+                io.Mask.Input("source_mask", optional=True,
+                              tooltip="Optional: the object in the source (e.g. Attention Store's mask of its word). "
+                                      "With it, the paper's mask-guided version: the target's object attends only to "
+                                      "the source's object, its background only to the source's background."),
+                io.Mask.Input("target_mask", optional=True,
+                              tooltip="Optional: where the object is in the target (e.g. Attention Store's mask of the "
+                                      "target word on the same inversion); default: the source mask."),
+            ],
+            outputs=pair_outputs('self-attention patches'),
+        )
+
+    @classmethod
+    def execute(cls, model, clip, latent, source_prompt, target_prompt, start_step, start_layer, source_mask=None,
+                target_mask=None) -> io.NodeOutput:
+        check_model_family(model, NAME)
+        layers = self_attention_layers(model)
+        if start_layer >= len(layers):
+            raise NodeInputError(NAME, f"start_layer is {start_layer} but this UNet has {len(layers)} self-attention "
+                                       f"layers (0 to {len(layers) - 1}).")
+        if source_mask is None and target_mask is not None:
+            raise NodeInputError(NAME, "input 'target_mask' is connected without 'source_mask'; connect the source's "
+                                       "object mask too (the target's defaults to it).")
+        masks = None
+        if source_mask is not None:
+            target_mask = source_mask if target_mask is None else target_mask
+            for name, mask in (("source_mask", source_mask), ("target_mask", target_mask)):
+                if mask.ndim == 3 and mask.shape[0] != 1:
+                    raise NodeInputError(NAME, f"input '{name}' is a batch of {mask.shape[0]} masks; connect one.")
+            masks = (source_mask.cpu(), target_mask.cpu())
+        m, blocks, pair_latent = prepare_pair_model(model, latent, ("attn1",), NAME)
+        patch = MutualSelfAttentionPatch(MutualSchedule(start_step, start_layer), layers, masks)
+        for block, number in blocks:
+            m.set_model_attn1_replace(patch, block, number)
+        return io.NodeOutput(m, encode_pair(clip, source_prompt, target_prompt), pair_latent)
+
+
+NODES = [MasaCtrl]

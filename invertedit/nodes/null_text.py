@@ -1,0 +1,110 @@
+"""Null-Text Optimize: per-step null-text embeddings that make a DDIM inversion survive
+classifier-free guidance (Mokady et al.; the math is in ``inversion/null_text.py``).
+
+The optimisation differentiates the UNet's unconditional prediction with respect to the
+embedding. ComfyUI runs nodes under ``torch.inference_mode`` and checkpoints loaded there
+hold inference tensors, which autograd refuses to save; the optimisation therefore runs with
+inference mode off on a clone of the model whose layers take a fresh copy of their weights
+and biases at every forward (``add_weight_wrapper``), and only when the weights need it. The input
+MODEL is untouched, and an interrupted run leaves nothing behind.
+"""
+from __future__ import annotations
+
+import dataclasses
+
+import torch
+from comfy_api.latest import io
+
+from ..inversion.null_text import null_text_optimize
+from .inversion_methods import require_base
+from ..inversion.methods import NULL_TEXT
+from ..adapters.errors import NodeInputError
+from ..adapters.fingerprint import conditioning_fingerprint
+from ..adapters.sampling import run_loop
+from ..adapters.sockets import Inversion as InversionSocket
+
+NAME = "Null-Text Optimize"
+
+
+def _same(weight: torch.Tensor) -> torch.Tensor:
+    return weight
+
+
+def with_weight_copies(model):
+    """A clone whose UNet layers copy their weights at each forward, so that gradients can flow
+    through weights that are inference tensors; the model itself when they are not."""
+    unet = model.model.diffusion_model
+    if not any(p.is_inference() for p in unet.parameters()):
+        return model
+    m = model.clone()
+    for name, module in unet.named_modules():
+        if hasattr(module, "weight_function"):
+            for kind in ("weight", "bias"):   # norms save their bias for backward too
+                if getattr(module, kind, None) is not None:
+                    m.add_weight_wrapper(f"diffusion_model.{name}.{kind}", _same)
+    return m
+
+
+class NullTextOptimize(io.ComfyNode):
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
+            node_id="InvertEditNullTextOptimize",
+            display_name=NAME,
+            category="InvertEdit/inversion",
+            description=("Optimises one null-text (unconditional) embedding per step so that sampling at this cfg "
+                         "follows the DDIM inversion (Mokady et al.). Apply the result with Apply Inversion and sample "
+                         "with the same cfg and negative prompt; edit by changing the positive prompt. Costs UNet "
+                         "forward and backward passes; save the INVERSION to reuse it."),
+            inputs=[
+                io.Model.Input("model", tooltip="The model the inversion was made with."),
+                InversionSocket.Input("inversion", tooltip="A DDIM inversion made at cfg 1 (the paper's setting)."),
+                io.Conditioning.Input("positive", tooltip="The source prompt the inversion was made with."),
+                io.Conditioning.Input("negative", tooltip="The null text to start from: the empty prompt (paper). Sample with the same one."),
+                io.Float.Input("cfg", default=7.5, min=1.0, max=30.0, step=0.1, round=0.01,
+                               tooltip="The guidance scale you will sample with (paper: 7.5)."),
+                io.Int.Input("inner_steps", default=10, min=1, max=100,
+                             tooltip="Adam steps per timestep at most (paper: 10)."),
+                io.Float.Input("learning_rate", default=0.01, min=1e-5, max=1.0, step=0.001,
+                               tooltip="Adam learning rate at the first step, decayed as lr * (1 - i/100) (paper: 0.01)."),
+                io.Boolean.Input("early_stop", default=True,
+                                 tooltip="Stop a timestep once the loss is below 1e-5 + i * 2e-5 (paper: on)."),
+            ],
+            outputs=[InversionSocket.Output(display_name="INVERSION")],
+        )
+
+    @classmethod
+    def execute(cls, model, inversion, positive, negative, cfg, inner_steps, learning_rate, early_stop) -> io.NodeOutput:
+        require_base(NULL_TEXT, inversion)
+        if conditioning_fingerprint(positive) != inversion.fingerprint.get("positive"):
+            raise NodeInputError(NAME, "input 'positive' is not the source prompt the inversion was made with; "
+                                       "connect the same CONDITIONING that DDIM Invert got.")
+        found: dict = {}
+
+        def loop(denoise, x, sigmas, step_callback):
+            with torch.inference_mode(False), torch.enable_grad():
+                trajectory = inversion.trajectory.to(x).clone()
+                null_init = negative[0][0].to(x).clone()
+                run_sigmas = sigmas.to(x).clone()
+
+                def cond_eps(z, sigma):
+                    return (z - denoise.part("positive", z, sigma)) / sigma
+
+                def uncond_eps(z, sigma, context):
+                    return (z - denoise.part("negative", z, sigma, context)) / sigma
+
+                found["nulls"], found["stats"] = null_text_optimize(
+                    cond_eps, uncond_eps, trajectory, run_sigmas, null_init, cfg=cfg, inner_steps=inner_steps,
+                    lr=learning_rate, early_stop=early_stop, callback=step_callback)
+            return x
+
+        run_loop(with_weight_copies(model), positive, negative, cfg, inversion.latent, inversion.sampling_sigmas, loop)
+        stats = found["stats"]
+        settings = dict(inversion.settings, null_text={"cfg": cfg, "inner_steps": inner_steps, "learning_rate": learning_rate,
+                                                       "early_stop": early_stop, "unet_forward": stats["forward"],
+                                                       "unet_backward": stats["backward"]})
+        clues = dict(inversion.clues, null_text=found["nulls"].detach().float().cpu())
+        return io.NodeOutput(dataclasses.replace(inversion, method=NULL_TEXT.name, settings=settings, clues=clues))
+
+
+NODES = [NullTextOptimize]

@@ -1,0 +1,82 @@
+"""Plug-and-Play: the source's decoder features and self-attention maps plugged into the target
+branch of a source/target pair (math in ``attention/plug_and_play.py``).
+
+Feature injection goes through the host's ``output_block_patch``, which sees the decoder's
+hidden state between output blocks: the target takes the source's output of the paper's
+fourth decoder block (its ResBlock and attention) as it enters the next block. The paper
+injects that ResBlock's output alone; ComfyUI offers no per-step hook inside a ResBlock.
+"""
+from __future__ import annotations
+
+from comfy_api.latest import io
+
+from ..attention.plug_and_play import PlugAndPlaySchedule, decoder_injection_block, inject_features
+from ..attention.prompt_to_prompt import ReplaceSchedule
+from .attention_inject import PromptToPromptPatch
+from ..adapters.errors import NodeInputError
+from ..adapters.pair import encode_pair, pair_rows, prepare_pair_model
+from ..adapters.sampling import check_model_family
+from ..adapters.schemas import pair_inputs, pair_outputs
+from ..adapters.steps import sampling_step
+
+NAME = "Plug-and-Play"
+
+
+class FeatureInjection:
+    """output_block_patch: entering output block ``block``, the target rows take the source's features."""
+
+    def __init__(self, schedule: PlugAndPlaySchedule, block: int):
+        self.schedule, self.block = schedule, block
+
+    def __call__(self, h, hsp, transformer_options):
+        if transformer_options.get("block") != ("output", self.block):
+            return h, hsp
+        chunks, _ = pair_rows(h, transformer_options, NAME)
+        step, steps = sampling_step(transformer_options)
+        if self.schedule.injects_features(step, steps):
+            h = inject_features(h, len(chunks))
+        return h, hsp
+
+
+class PlugAndPlay(io.ComfyNode):
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
+            node_id="InvertEditPlugAndPlay",
+            display_name=NAME,
+            category="InvertEdit/attention",
+            description=("Plug-and-Play (Tumanyan et al.): the target branch takes the source's decoder features and "
+                         "self-attention maps, so a new prompt restyles or retextures the image while its structure stays. "
+                         "Invert with an empty prompt (paper). Outputs the patched MODEL, the source/target CONDITIONING "
+                         "pair and the LATENT pair for one sampler run."),
+            inputs=[
+                *pair_inputs(source_default='', source_tooltip='The prompt the image was inverted with (paper: empty).',
+                             target_default='a red square on a blue background', target_tooltip='The translation prompt.'),
+                io.Float.Input("feature_injection", default=0.8, min=0.0, max=1.0, step=0.05,
+                               tooltip="Fraction of the steps with the decoder features injected (paper: 0.8)."),
+                io.Float.Input("self_attention_injection", default=0.5, min=0.0, max=1.0, step=0.05,
+                               tooltip="Fraction of the steps with the decoder self-attention maps injected (paper: 0.5)."),
+            ],
+            outputs=pair_outputs('feature and self-attention patches'),
+        )
+
+    @classmethod
+    def execute(cls, model, clip, latent, source_prompt, target_prompt, feature_injection,
+                self_attention_injection) -> io.NodeOutput:
+        check_model_family(model, NAME)
+        schedule = PlugAndPlaySchedule(feature_injection, self_attention_injection)
+        m, blocks, pair_latent = prepare_pair_model(model, latent, ("attn1",), NAME)
+        unet = model.model.diffusion_model
+        start = decoder_injection_block(unet.num_res_blocks[-1] + 1)   # output blocks per level
+        if start + 1 >= len(unet.output_blocks):
+            raise NodeInputError(NAME, f"this UNet's decoder has {len(unet.output_blocks)} blocks, too few for the "
+                                       f"paper's injection after decoder block {start}.")
+        maps = PromptToPromptPatch(ReplaceSchedule(cross=0.0, self_=self_attention_injection, self_layers=float("inf")), "self")
+        for block, number in blocks:
+            if block == "output" and number >= start:
+                m.set_model_attn1_replace(maps, block, number)
+        m.set_model_output_block_patch(FeatureInjection(schedule, start + 1))
+        return io.NodeOutput(m, encode_pair(clip, source_prompt, target_prompt), pair_latent)
+
+
+NODES = [PlugAndPlay]

@@ -1,0 +1,49 @@
+"""Calling single ComfyUI nodes (stock and ours) the way the executor does: for tests and benchmarks."""
+from __future__ import annotations
+
+import torch
+
+
+def call(host, class_type: str, **inputs) -> tuple:
+    """Run one node by its class_type under inference mode, as the executor would; returns its outputs."""
+    cls = host.nodes.NODE_CLASS_MAPPINGS[class_type]
+    with torch.inference_mode():
+        if hasattr(cls, "define_schema"):   # V3 node
+            out = cls.execute(**inputs)
+            return tuple(out.args)
+        obj = cls()
+        return tuple(getattr(obj, cls.FUNCTION)(**inputs))
+
+
+def encode(host, clip, text: str) -> list:
+    return call(host, "CLIPTextEncode", clip=clip, text=text)[0]
+
+
+def reconstruct(host, model, latent: dict, positive, negative=None, *, steps=50, scheduler="ddim_uniform",
+                start_at_step=0, cfg=1.0, sampler_name="ddim", add_noise="disable", seed=0) -> torch.Tensor:
+    """Stock KSamplerAdvanced from an inverted latent; returns the LATENT samples."""
+    return call(host, "KSamplerAdvanced", model=model, add_noise=add_noise, noise_seed=seed, steps=steps, cfg=cfg,
+                sampler_name=sampler_name, scheduler=scheduler, positive=positive,
+                negative=negative if negative is not None else positive, latent_image=latent,
+                start_at_step=start_at_step, end_at_step=10000, return_with_leftover_noise="disable")[0]["samples"]
+
+
+def rel_err(a: torch.Tensor, b: torch.Tensor) -> float:
+    return float((a - b).norm() / b.norm())
+
+
+def custom_sample(host, model, positive, negative, cfg: float, sampler, sigmas, latent: dict) -> torch.Tensor:
+    """Stock SamplerCustomAdvanced with DisableNoise and a CFGGuider; returns the LATENT samples."""
+    guider = call(host, "CFGGuider", model=model, positive=positive, negative=negative, cfg=cfg)[0]
+    return call(host, "SamplerCustomAdvanced", noise=call(host, "DisableNoise")[0], guider=guider, sampler=sampler,
+                sigmas=sigmas, latent_image=latent)[0]["samples"]
+
+
+def builtin_model(host, name: str | None = None) -> tuple[str, tuple]:
+    """(name, (MODEL, CLIP, VAE)) of a built-in model: "toy" (the trained Toy World Model, the
+    default when the pack ships it) or a random-weight demo family ("sd1", "sd2-v", "sdxl")."""
+    nodes = host.pack.nodes
+    name = name or ("toy" if hasattr(nodes, "toy_model") else "sd1")
+    if name == "toy":
+        return name, nodes.toy_model.load_toy_model()
+    return name, host.pack.adapters.tiny_models.build_tiny_models(name, seed=0)

@@ -1,0 +1,39 @@
+#!/usr/bin/env python
+"""Write assets/sample.png: the pack's bundled sample image, a scene of the toy world the
+built-in Toy World Model was trained on ("a red circle on a blue background", centred),
+rendered by ``toyworld.world`` so its colours are the world's palette. PNG without metadata
+at a fixed compression: re-running it leaves the committed file unchanged.
+
+    python -m workshop.make_sample_image [--out assets/sample.png]
+"""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+REPO = Path(__file__).resolve().parents[1]
+
+from toyworld.world import SIZE, Scene, render
+
+SAMPLE = Scene(background="blue", colour="red", shape="circle", cx=SIZE / 2, cy=SIZE / 2, size=28.0)
+
+
+def make_sample_image() -> Image.Image:
+    image, _ = render(SAMPLE)
+    return Image.fromarray((image.numpy() * 255).round().astype(np.uint8))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--out", type=Path, default=REPO / "assets" / "sample.png")
+    args = parser.parse_args()
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    make_sample_image().save(args.out, format="PNG", optimize=False, compress_level=9)
+    print(f"wrote {args.out} ({SAMPLE.caption})")
+
+
+if __name__ == "__main__":
+    main()

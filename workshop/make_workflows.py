@@ -1,0 +1,597 @@
+#!/usr/bin/env python
+"""Write the pack's canvas workflows: workflows/<name>.json and the same bytes in example_workflows/.
+
+Each workflow is described below in a few lines and turned into the editor's format with
+``headless.canvas.build_canvas`` and the node definitions of the booted ComfyUI, so the files
+match the nodes as they are. The tests (tests/host/test_workflows.py) execute every file in
+workflows/ and check that example_workflows/ holds the same files.
+
+    python -m workshop.make_workflows            # write all
+    python -m workshop.make_workflows --check    # exit 1 if a file differs from what would be written
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+from workshop.headless.canvas import build_canvas
+
+SOURCE_PROMPT = "a red circle on a blue background"
+TARGET_PROMPT = "a red square on a blue background"   # same token count: one word swapped
+EDIT_CFG = 5.0   # the naive edit's guidance: at cfg 1 the toy model barely follows a changed word
+MODEL_LOADER = {"key": "model", "type": "InvertEditToyModel",
+                "title": "Toy World Model (built-in demo; replace with Load Checkpoint for real images)"}
+TOY_NOTE = ("The **Toy World Model** is the pack's built-in demo: a tiny model trained on 128 px scenes of one "
+            "coloured shape on a flat background. Swap in **Load Checkpoint** with an SD checkpoint and your own "
+            "image (and prompts) for real results.")
+STEPS = 50
+
+
+def _inversion_nodes(intro: str) -> list[dict]:
+    """Shared front half: demo model, prompt, sample image -> VAE Encode -> DDIM Invert -> Apply Inversion."""
+    return [
+        {"key": "note", "type": "MarkdownNote", "text": intro},
+        dict(MODEL_LOADER),
+        {"key": "image", "type": "LoadImage", "widgets": {"image": "sample.png"}},
+        {"key": "prompt", "type": "CLIPTextEncode", "widgets": {"text": SOURCE_PROMPT},
+         "inputs": {"clip": ("model", "CLIP")}, "title": "Source prompt"},
+        {"key": "encode", "type": "VAEEncode", "inputs": {"pixels": ("image", "IMAGE"), "vae": ("model", "VAE")}},
+        {"key": "invert", "type": "InvertEditDDIMInvert",
+         "widgets": {"steps": STEPS, "scheduler": "ddim_uniform", "start_at_step": 0, "cfg": 1.0},
+         "inputs": {"model": ("model", "MODEL"), "latent": ("encode", "LATENT"), "positive": ("prompt", 0)}},
+        {"key": "apply", "type": "InvertEditApplyInversion",
+         "inputs": {"model": ("model", "MODEL"), "inversion": ("invert", 0)}},
+    ]
+
+
+def _vae_roundtrip() -> list[dict]:
+    return [
+        {"key": "decode_source", "type": "VAEDecode", "inputs": {"samples": ("encode", "LATENT"), "vae": ("model", "VAE")}},
+        {"key": "save_source", "type": "SaveImage", "widgets": {"filename_prefix": "invertedit/vae_roundtrip"},
+         "inputs": {"images": ("decode_source", "IMAGE")}, "title": "VAE round trip (the best a reconstruction can do)"},
+    ]
+
+
+def _ksampler_advanced(key: str, prompt: str, latent: tuple = ("invert", "LATENT"), *, model: str = "apply",
+                       negative: str | None = None, cfg: float = 1.0) -> dict:
+    """Stock KSamplerAdvanced from the inverted latent: no added noise, the inversion's steps and scheduler."""
+    return {"key": key, "type": "KSamplerAdvanced",
+            "widgets": {"add_noise": "disable", "noise_seed": 0, "steps": STEPS, "cfg": cfg, "sampler_name": "ddim",
+                        "scheduler": "ddim_uniform", "start_at_step": 0, "end_at_step": 10000,
+                        "return_with_leftover_noise": "disable"},
+            "inputs": {"model": (model, "MODEL"), "positive": (prompt, 0), "negative": (negative or prompt, 0),
+                       "latent_image": latent}}
+
+
+def _decode_and_save(key: str, samples: str, prefix: str, title: str) -> list[dict]:
+    return [
+        {"key": f"decode_{key}", "type": "VAEDecode", "inputs": {"samples": (samples, "LATENT"), "vae": ("model", "VAE")}},
+        {"key": f"save_{key}", "type": "SaveImage", "widgets": {"filename_prefix": prefix},
+         "inputs": {"images": (f"decode_{key}", "IMAGE")}, "title": title},
+    ]
+
+
+def inversion_under_guidance() -> dict:
+    intro = (
+        "# Reconstruction under classifier-free guidance (cfg 7.5)\n\n"
+        "Plain DDIM inversion drifts once guidance is on. Two fixes that cost no extra UNet call, applied by "
+        "**Apply Inversion** to the stock **KSampler (Advanced)** (cfg 7.5, empty negative prompt):\n\n"
+        "- **Negative-Prompt Inversion** (Miyake et al.): the source prompt replaces the negative; the guided "
+        "prediction equals the one the inversion followed.\n"
+        "- **Direct Inversion** (Ju et al., PnP Inversion): the source branch is put back on the inversion "
+        "trajectory at every step; exact reconstruction (sampler ddim or euler).\n\n"
+        "Compare the three saved images with the VAE round trip.")
+    nodes = _inversion_nodes(intro)
+    nodes += [
+        {"key": "empty", "type": "CLIPTextEncode", "widgets": {"text": ""}, "inputs": {"clip": ("model", "CLIP")},
+         "title": "Negative prompt (empty)"},
+        _ksampler_advanced("plain", "prompt", negative="empty", cfg=7.5),
+        {"key": "npi", "type": "InvertEditNegativePromptInversion",
+         "inputs": {"inversion": ("invert", 0), "positive": ("prompt", 0)}},
+        {"key": "apply_npi", "type": "InvertEditApplyInversion", "inputs": {"model": ("model", "MODEL"), "inversion": ("npi", 0)}},
+        _ksampler_advanced("sample_npi", "prompt", model="apply_npi", negative="empty", cfg=7.5),
+        {"key": "direct", "type": "InvertEditDirectInversion", "inputs": {"inversion": ("invert", 0)}},
+        {"key": "apply_direct", "type": "InvertEditApplyInversion",
+         "inputs": {"model": ("model", "MODEL"), "inversion": ("direct", 0)}},
+        _ksampler_advanced("sample_direct", "prompt", model="apply_direct", negative="empty", cfg=7.5),
+    ]
+    nodes += _decode_and_save("plain", "plain", "invertedit/cfg7.5_ddim", "DDIM inversion at cfg 7.5 (drifts)")
+    nodes += _decode_and_save("npi", "sample_npi", "invertedit/cfg7.5_negative_prompt", "Negative-prompt inversion, cfg 7.5")
+    nodes += _decode_and_save("direct", "sample_direct", "invertedit/cfg7.5_direct", "Direct inversion, cfg 7.5 (exact)")
+    return {"nodes": nodes + _vae_roundtrip()}
+
+
+def ddim_invert_edit() -> dict:
+    intro = (
+        "# DDIM inversion: reconstruction and a prompt edit\n\n"
+        "The image is encoded, inverted to noise with **DDIM Invert** (source prompt, 50 steps, ddim_uniform), "
+        "and sampled back twice with a stock **KSampler (Advanced)**: add_noise *disable*, the same steps, "
+        "scheduler and start step, sampler *ddim*. With the source prompt at cfg 1 it reconstructs the image "
+        "(compare with the VAE round trip); with the target prompt at cfg 5 (empty negative) it is the plain, "
+        "naive edit, which the pack's editors (attention injection, latent blending) make local.\n\n" + TOY_NOTE)
+    return {"nodes": _inversion_nodes(intro) + [
+        _ksampler_advanced("sample", "prompt"),
+        {"key": "decode", "type": "VAEDecode", "inputs": {"samples": ("sample", "LATENT"), "vae": ("model", "VAE")}},
+        {"key": "save", "type": "SaveImage", "widgets": {"filename_prefix": "invertedit/reconstruction"},
+         "inputs": {"images": ("decode", "IMAGE")}, "title": "Reconstruction (source prompt)"},
+        {"key": "target", "type": "CLIPTextEncode", "widgets": {"text": TARGET_PROMPT},
+         "inputs": {"clip": ("model", "CLIP")}, "title": "Target prompt"},
+        {"key": "empty", "type": "CLIPTextEncode", "widgets": {"text": ""}, "inputs": {"clip": ("model", "CLIP")},
+         "title": "Negative prompt (empty)"},
+        _ksampler_advanced("edit", "target", negative="empty", cfg=EDIT_CFG),
+        {"key": "decode_edit", "type": "VAEDecode", "inputs": {"samples": ("edit", "LATENT"), "vae": ("model", "VAE")}},
+        {"key": "save_edit", "type": "SaveImage", "widgets": {"filename_prefix": "invertedit/edit_naive"},
+         "inputs": {"images": ("decode_edit", "IMAGE")}, "title": "Naive edit (target prompt, cfg 5)"},
+        {"key": "save_inversion", "type": "InvertEditSaveInversion", "widgets": {"filename_prefix": "inversions/sample"},
+         "inputs": {"inversion": ("invert", 0)}, "title": "Save Inversion (edit again later: Load Inversion)"},
+    ] + _vae_roundtrip()}
+
+
+def load_inversion_edit() -> dict:
+    intro = (
+        "# Edit from a saved inversion\n\n"
+        "**Load Inversion** reads an inversion saved by **Save Inversion** (here the pack's bundled "
+        "`sample_inversion.safetensors`: the sample image inverted with the Toy World Model, 50 steps, "
+        "ddim_uniform). No image and no inversion run are needed: **Apply Inversion** checks that the model, "
+        "steps and size match, and the stock **KSampler (Advanced)** reconstructs (source prompt) or edits "
+        "(target prompt).\n\nTry another checkpoint or 25 steps: Apply Inversion refuses with a message.")
+    return {"nodes": [
+        {"key": "note", "type": "MarkdownNote", "text": intro},
+        dict(MODEL_LOADER, title="Toy World Model (the model the inversion was made with)"),
+        {"key": "load", "type": "InvertEditLoadInversion", "widgets": {"inversion": "sample_inversion.safetensors"}},
+        {"key": "apply", "type": "InvertEditApplyInversion",
+         "inputs": {"model": ("model", "MODEL"), "inversion": ("load", 0)}},
+        {"key": "prompt", "type": "CLIPTextEncode", "widgets": {"text": SOURCE_PROMPT},
+         "inputs": {"clip": ("model", "CLIP")}, "title": "Source prompt"},
+        {"key": "target", "type": "CLIPTextEncode", "widgets": {"text": TARGET_PROMPT},
+         "inputs": {"clip": ("model", "CLIP")}, "title": "Target prompt"},
+        {"key": "empty", "type": "CLIPTextEncode", "widgets": {"text": ""}, "inputs": {"clip": ("model", "CLIP")},
+         "title": "Negative prompt (empty)"},
+        _ksampler_advanced("sample", "prompt", latent=("load", "LATENT")),
+        _ksampler_advanced("edit", "target", latent=("load", "LATENT"), negative="empty", cfg=EDIT_CFG),
+        {"key": "decode", "type": "VAEDecode", "inputs": {"samples": ("sample", "LATENT"), "vae": ("model", "VAE")}},
+        {"key": "save", "type": "SaveImage", "widgets": {"filename_prefix": "invertedit/loaded_reconstruction"},
+         "inputs": {"images": ("decode", "IMAGE")}, "title": "Reconstruction (source prompt)"},
+        {"key": "decode_edit", "type": "VAEDecode", "inputs": {"samples": ("edit", "LATENT"), "vae": ("model", "VAE")}},
+        {"key": "save_edit", "type": "SaveImage", "widgets": {"filename_prefix": "invertedit/loaded_edit_naive"},
+         "inputs": {"images": ("decode_edit", "IMAGE")}, "title": "Naive edit (target prompt, cfg 5)"},
+    ]}
+
+
+def ddim_invert_custom_sampler() -> dict:
+    intro = (
+        "# DDIM inversion, reconstructed with SamplerCustomAdvanced\n\n"
+        "The same inversion, sampled back with the custom sampler nodes: **DisableNoise**, **CFGGuider** (cfg 1), "
+        "**KSamplerSelect** (ddim) and the **SIGMAS** output of DDIM Invert (the schedule from the inverted latent "
+        "back to the image).\n\n"
+        + TOY_NOTE)
+    return {"nodes": _inversion_nodes(intro) + [
+        {"key": "noise", "type": "DisableNoise"},
+        {"key": "guider", "type": "CFGGuider", "widgets": {"cfg": 1.0},
+         "inputs": {"model": ("apply", "MODEL"), "positive": ("prompt", 0), "negative": ("prompt", 0)}},
+        {"key": "sampler", "type": "KSamplerSelect", "widgets": {"sampler_name": "ddim"}},
+        {"key": "sample", "type": "SamplerCustomAdvanced",
+         "inputs": {"noise": ("noise", "NOISE"), "guider": ("guider", "GUIDER"), "sampler": ("sampler", "SAMPLER"),
+                    "sigmas": ("invert", "SIGMAS"), "latent_image": ("invert", "LATENT")}},
+        {"key": "decode", "type": "VAEDecode", "inputs": {"samples": ("sample", 0), "vae": ("model", "VAE")}},
+        {"key": "save", "type": "SaveImage", "widgets": {"filename_prefix": "invertedit/reconstruction_custom"},
+         "inputs": {"images": ("decode", "IMAGE")}, "title": "Reconstruction"},
+    ] + _vae_roundtrip()}
+
+
+def null_text_inversion_edit() -> dict:
+    intro = (
+        "# Null-text inversion, then an edit at cfg 7.5\n\n"
+        "**DDIM Invert** (cfg 1) and **Null-Text Optimize** (Mokady et al.; paper defaults: cfg 7.5, 10 Adam steps "
+        "per timestep, lr 0.01, early stop) learn one null-text embedding per step. Through **Apply Inversion** the "
+        "stock **KSampler (Advanced)** at cfg 7.5 with the same empty negative prompt then reconstructs the image "
+        "(source prompt) or edits it (target prompt). **Save Inversion** keeps the optimised embeddings: optimise "
+        "once, edit many times.")
+    nodes = _inversion_nodes(intro)
+    nodes += [
+        {"key": "empty", "type": "CLIPTextEncode", "widgets": {"text": ""}, "inputs": {"clip": ("model", "CLIP")},
+         "title": "Negative prompt (empty)"},
+        {"key": "target", "type": "CLIPTextEncode", "widgets": {"text": TARGET_PROMPT},
+         "inputs": {"clip": ("model", "CLIP")}, "title": "Target prompt"},
+        {"key": "null_text", "type": "InvertEditNullTextOptimize",
+         "widgets": {"cfg": 7.5, "inner_steps": 10, "learning_rate": 0.01, "early_stop": True},
+         "inputs": {"model": ("model", "MODEL"), "inversion": ("invert", 0), "positive": ("prompt", 0),
+                    "negative": ("empty", 0)}},
+        {"key": "apply_nt", "type": "InvertEditApplyInversion",
+         "inputs": {"model": ("model", "MODEL"), "inversion": ("null_text", 0)}},
+        _ksampler_advanced("sample", "prompt", model="apply_nt", negative="empty", cfg=7.5),
+        _ksampler_advanced("edit", "target", model="apply_nt", negative="empty", cfg=7.5),
+        {"key": "save_inversion", "type": "InvertEditSaveInversion", "widgets": {"filename_prefix": "inversions/null_text"},
+         "inputs": {"inversion": ("null_text", 0)}},
+    ]
+    nodes += _decode_and_save("rec", "sample", "invertedit/null_text_reconstruction", "Null-text reconstruction, cfg 7.5")
+    nodes += _decode_and_save("edit", "edit", "invertedit/null_text_edit", "Null-text edit (target prompt), cfg 7.5")
+    return {"nodes": [n for n in nodes if n["key"] != "apply"] + _vae_roundtrip()}
+
+
+def _own_sampler_runs(runs: list[tuple]) -> list[dict]:
+    """SamplerCustomAdvanced runs with an inversion's own SAMPLER (node 'sampler'), DisableNoise
+    ('noise') and its SIGMAS/LATENT ('invert'), one per (key, prompt node, cfg, prefix, title)."""
+    nodes = []
+    for key, prompt, cfg, prefix, title in runs:
+        nodes += [
+            {"key": f"guider_{key}", "type": "CFGGuider", "widgets": {"cfg": cfg},
+             "inputs": {"model": ("apply", "MODEL"), "positive": (prompt, 0), "negative": ("empty", 0)}},
+            {"key": f"sample_{key}", "type": "SamplerCustomAdvanced",
+             "inputs": {"noise": ("noise", "NOISE"), "guider": (f"guider_{key}", "GUIDER"),
+                        "sampler": ("sampler", "SAMPLER"), "sigmas": ("invert", "SIGMAS"),
+                        "latent_image": ("invert", "LATENT")}},
+        ]
+        nodes += _decode_and_save(key, f"sample_{key}", prefix, title)
+    return nodes
+
+
+def edict_exact_inversion() -> dict:
+    intro = (
+        "# Exact inversion with EDICT, then an edit\n\n"
+        "**EDICT Invert** (Wallace et al.; paper defaults: cfg 3, mixing 0.93, 50 steps, strength 0.8 = start at "
+        "step 10) runs two coupled latent sequences backwards. The stock **SamplerCustomAdvanced** with "
+        "**DisableNoise**, a **CFGGuider** at the same cfg, the **EDICT Sampler** and EDICT Invert's **SIGMAS** "
+        "brings the image back exactly (source prompt) or edits it (target prompt). Two UNet calls a step.")
+    nodes = [n for n in _inversion_nodes(intro) if n["key"] not in ("invert", "apply")]
+    nodes += [
+        {"key": "empty", "type": "CLIPTextEncode", "widgets": {"text": ""}, "inputs": {"clip": ("model", "CLIP")},
+         "title": "Negative prompt (empty)"},
+        {"key": "target", "type": "CLIPTextEncode", "widgets": {"text": TARGET_PROMPT},
+         "inputs": {"clip": ("model", "CLIP")}, "title": "Target prompt"},
+        {"key": "invert", "type": "InvertEditEDICTInvert",
+         "widgets": {"steps": STEPS, "scheduler": "ddim_uniform", "start_at_step": 10, "cfg": 3.0, "mixing": 0.93},
+         "inputs": {"model": ("model", "MODEL"), "latent": ("encode", "LATENT"), "positive": ("prompt", 0),
+                    "negative": ("empty", 0)}},
+        {"key": "apply", "type": "InvertEditApplyInversion",
+         "inputs": {"model": ("model", "MODEL"), "inversion": ("invert", 0)}},
+        {"key": "sampler", "type": "InvertEditEDICTSampler", "inputs": {"inversion": ("invert", 0)}},
+        {"key": "noise", "type": "DisableNoise"},
+    ]
+    nodes += _own_sampler_runs([
+        ("rec", "prompt", 3.0, "invertedit/edict_reconstruction", "EDICT reconstruction (exact)"),
+        ("edit", "target", 3.0, "invertedit/edict_edit", "EDICT edit (target prompt)")])
+    return {"nodes": nodes + _vae_roundtrip()}
+
+
+def ddpm_edit_friendly() -> dict:
+    intro = (
+        "# Edit-friendly DDPM inversion, then an edit\n\n"
+        "**Edit-Friendly DDPM Invert** (Huberman-Spiegelglas et al.; paper defaults: 100 steps, skip 36, source "
+        "cfg 3.5) stores one noise map per step. The stock **SamplerCustomAdvanced** with **DisableNoise**, the "
+        "**Edit-Friendly DDPM Sampler** and the inversion's **SIGMAS** gives the image back exactly with the source "
+        "prompt at cfg 3.5, and edits it with the target prompt at cfg 15 (paper) while the noise maps keep its "
+        "structure.")
+    nodes = [n for n in _inversion_nodes(intro) if n["key"] not in ("invert", "apply")]
+    nodes += [
+        {"key": "empty", "type": "CLIPTextEncode", "widgets": {"text": ""}, "inputs": {"clip": ("model", "CLIP")},
+         "title": "Negative prompt (empty)"},
+        {"key": "target", "type": "CLIPTextEncode", "widgets": {"text": TARGET_PROMPT},
+         "inputs": {"clip": ("model", "CLIP")}, "title": "Target prompt"},
+        {"key": "invert", "type": "InvertEditDDPMInvert",
+         "widgets": {"steps": 100, "scheduler": "ddim_uniform", "start_at_step": 36, "cfg": 3.5, "seed": 0},
+         "inputs": {"model": ("model", "MODEL"), "latent": ("encode", "LATENT"), "positive": ("prompt", 0),
+                    "negative": ("empty", 0)}},
+        {"key": "apply", "type": "InvertEditApplyInversion",
+         "inputs": {"model": ("model", "MODEL"), "inversion": ("invert", 0)}},
+        {"key": "sampler", "type": "InvertEditDDPMSampler", "inputs": {"inversion": ("invert", 0)}},
+        {"key": "noise", "type": "DisableNoise"},
+    ]
+    nodes += _own_sampler_runs([
+        ("rec", "prompt", 3.5, "invertedit/ddpm_reconstruction", "Reconstruction (source prompt, cfg 3.5): exact"),
+        ("edit", "target", 15.0, "invertedit/ddpm_edit", "Edit (target prompt, cfg 15)")])
+    return {"nodes": nodes + _vae_roundtrip()}
+
+
+def p2p_replace_edit() -> dict:
+    intro = (
+        "# Prompt-to-Prompt on the inverted image (replace)\n\n"
+        "**DDIM Invert** and **Direct Inversion** (the source row stays exactly on its trajectory), then "
+        "**Attention Inject** (Hertz et al.; paper defaults: cross-attention maps injected for 0.8 of the steps, "
+        "self-attention for 0.4) gives the target prompt's branch the source branch's attention maps. One stock "
+        "**KSampler (Advanced)** run samples the pair (row 0 source, row 1 target); the saved batch shows the "
+        "reconstruction and the edit side by side.\n\n" + TOY_NOTE)
+    nodes = _inversion_nodes(intro)
+    nodes = [n for n in nodes if n["key"] != "apply"] + [
+        {"key": "empty", "type": "CLIPTextEncode", "widgets": {"text": ""}, "inputs": {"clip": ("model", "CLIP")},
+         "title": "Negative prompt (empty)"},
+        {"key": "direct", "type": "InvertEditDirectInversion", "inputs": {"inversion": ("invert", 0)}},
+        {"key": "inject", "type": "InvertEditAttentionInject",
+         "widgets": {"source_prompt": SOURCE_PROMPT, "target_prompt": TARGET_PROMPT, "mode": "replace", "reweight": "",
+                     "cross_replace": 0.8, "self_replace": 0.4},
+         "inputs": {"model": ("model", "MODEL"), "clip": ("model", "CLIP"), "latent": ("invert", "LATENT")}},
+        {"key": "apply", "type": "InvertEditApplyInversion",
+         "inputs": {"model": ("inject", "MODEL"), "inversion": ("direct", 0)}},
+        {"key": "sample", "type": "KSamplerAdvanced",
+         "widgets": {"add_noise": "disable", "noise_seed": 0, "steps": STEPS, "cfg": EDIT_CFG, "sampler_name": "ddim",
+                     "scheduler": "ddim_uniform", "start_at_step": 0, "end_at_step": 10000,
+                     "return_with_leftover_noise": "disable"},
+         "inputs": {"model": ("apply", "MODEL"), "positive": ("inject", "CONDITIONING"), "negative": ("empty", 0),
+                    "latent_image": ("inject", "LATENT")}},
+    ]
+    nodes += _decode_and_save("pair", "sample", "invertedit/p2p_replace", "Source (reconstruction) and target (edit)")
+    return {"nodes": nodes + _vae_roundtrip()}
+
+
+def attention_maps() -> dict:
+    intro = (
+        "# What the model attends to, per word\n\n"
+        "**Attention Store** evaluates the source prompt on the inversion's trajectory and aggregates each word's "
+        "cross-attention maps (Prompt-to-Prompt's AttentionStore): labelled heatmaps over the image, and the mask "
+        "of the chosen words (local blend: 3x3 max-pool, threshold 0.3), shown here with **Convert Mask to Image**; "
+        "any node that takes a MASK can use it.\n\n" + TOY_NOTE)
+    nodes = [n for n in _inversion_nodes(intro) if n["key"] != "apply"] + [
+        {"key": "store", "type": "InvertEditAttentionStore",
+         "widgets": {"prompt": SOURCE_PROMPT, "words": "circle", "start": 0.0, "end": 1.0, "threshold": 0.3},
+         "inputs": {"model": ("model", "MODEL"), "clip": ("model", "CLIP"), "inversion": ("invert", 0),
+                    "image": ("image", "IMAGE")}},
+        {"key": "save_maps", "type": "SaveImage", "widgets": {"filename_prefix": "invertedit/attention_maps"},
+         "inputs": {"images": ("store", "IMAGE")}, "title": "Heatmaps, one per word"},
+        {"key": "mask_image", "type": "MaskToImage", "inputs": {"mask": ("store", "MASK")}},
+        {"key": "save_mask", "type": "SaveImage", "widgets": {"filename_prefix": "invertedit/attention_mask"},
+         "inputs": {"images": ("mask_image", "IMAGE")}, "title": "Mask of 'circle'"},
+    ]
+    return {"nodes": nodes}
+
+
+def _pair_editor_workflow(intro: str, editor: dict, prefix: str, title: str, source_prompt: str = SOURCE_PROMPT) -> dict:
+    """Invert the sample (DDIM + Direct Inversion), patch with a pair editor, sample the pair once."""
+    nodes = [n for n in _inversion_nodes(intro) if n["key"] != "apply"]
+    for n in nodes:
+        if n["key"] == "prompt":
+            n["widgets"] = {"text": source_prompt}
+    nodes += [
+        {"key": "empty", "type": "CLIPTextEncode", "widgets": {"text": ""}, "inputs": {"clip": ("model", "CLIP")},
+         "title": "Negative prompt (empty)"},
+        {"key": "direct", "type": "InvertEditDirectInversion", "inputs": {"inversion": ("invert", 0)}},
+        dict(editor, key="editor", inputs={"model": ("model", "MODEL"), "clip": ("model", "CLIP"),
+                                           "latent": ("invert", "LATENT")}),
+        {"key": "apply", "type": "InvertEditApplyInversion",
+         "inputs": {"model": ("editor", "MODEL"), "inversion": ("direct", 0)}},
+        {"key": "sample", "type": "KSamplerAdvanced",
+         "widgets": {"add_noise": "disable", "noise_seed": 0, "steps": STEPS, "cfg": EDIT_CFG, "sampler_name": "ddim",
+                     "scheduler": "ddim_uniform", "start_at_step": 0, "end_at_step": 10000,
+                     "return_with_leftover_noise": "disable"},
+         "inputs": {"model": ("apply", "MODEL"), "positive": ("editor", "CONDITIONING"), "negative": ("empty", 0),
+                    "latent_image": ("editor", "LATENT")}},
+    ]
+    nodes += _decode_and_save("pair", "sample", prefix, title)
+    return {"nodes": nodes + _vae_roundtrip()}
+
+
+def masactrl_edit() -> dict:
+    intro = (
+        "# MasaCtrl: mutual self-attention, mask-guided\n\n"
+        "**Mutual Self-Attention (MasaCtrl)** (Cao et al.; paper defaults for SD1.5: from step 4 and layer 10 of 16) "
+        "lets the target's self-attention read the source's keys and values, so the edited object keeps the source's "
+        "content. Here the paper's mask-guided version: two **Attention Store** nodes give the object's mask in the "
+        "source ('circle') and in the target ('square', on the same inversion), and the target's object reads only "
+        "the source's object, its background only the background. Disconnect the masks for plain MasaCtrl. Source "
+        "row exact through **Direct Inversion**; one sampler run for the pair.\n\n" + TOY_NOTE)
+    editor = {"type": "InvertEditMasaCtrl",
+              "widgets": {"source_prompt": SOURCE_PROMPT, "target_prompt": TARGET_PROMPT, "start_step": 4,
+                          "start_layer": 6}}   # the toy UNet has 10 self-attention layers: 6 of 10 ~ 10 of 16
+    workflow = _pair_editor_workflow(intro, editor, "invertedit/masactrl", "Source (reconstruction) and target (edit)")
+    for key, prompt, word in (("source_store", SOURCE_PROMPT, "circle"), ("target_store", TARGET_PROMPT, "square")):
+        workflow["nodes"].append(
+            {"key": key, "type": "InvertEditAttentionStore",
+             "widgets": {"prompt": prompt, "words": word, "start": 0.0, "end": 1.0, "threshold": 0.3},
+             "inputs": {"model": ("model", "MODEL"), "clip": ("model", "CLIP"), "inversion": ("invert", 0)},
+             "title": f"Attention Store: '{word}' mask"})
+    for n in workflow["nodes"]:
+        if n["key"] == "editor":
+            n["inputs"].update(source_mask=("source_store", "MASK"), target_mask=("target_store", "MASK"))
+    return workflow
+
+
+def plug_and_play_edit() -> dict:
+    intro = (
+        "# Plug-and-Play\n\n"
+        "The image is inverted with an empty prompt (paper); **Plug-and-Play** (Tumanyan et al.; paper defaults: "
+        "decoder features injected for 0.8 of the steps, decoder self-attention for 0.5) plugs the source's "
+        "spatial features into the target branch, so the target prompt re-renders the image on its structure. "
+        "Source row exact through **Direct Inversion**.\n\n" + TOY_NOTE)
+    editor = {"type": "InvertEditPlugAndPlay",
+              "widgets": {"source_prompt": "", "target_prompt": "a green circle on a yellow background",
+                          "feature_injection": 0.8, "self_attention_injection": 0.5}}
+    return _pair_editor_workflow(intro, editor, "invertedit/plug_and_play", "Source (reconstruction) and target",
+                                 source_prompt="")
+
+
+def local_edit_blend() -> dict:
+    intro = (
+        "# A local edit: Prompt-to-Prompt + Latent Blend\n\n"
+        "**DiffEdit Mask** (Couairon et al.; strength 0.5, 10 noises; threshold 0.25 here, paper 0.5, for a wider region) finds where 'circle' -> 'square' "
+        "changes the image. **Latent Blend** (Blended Latent Diffusion; Prompt-to-Prompt's local blend) keeps the "
+        "target on the source outside that mask at every step, so the background is the source's, bit for bit; "
+        "**Attention Inject** keeps the layout inside it. The masks used are saved too.\n\n" + TOY_NOTE)
+    nodes = [n for n in _inversion_nodes(intro) if n["key"] != "apply"] + [
+        {"key": "empty", "type": "CLIPTextEncode", "widgets": {"text": ""}, "inputs": {"clip": ("model", "CLIP")},
+         "title": "Negative prompt (empty)"},
+        {"key": "target", "type": "CLIPTextEncode", "widgets": {"text": TARGET_PROMPT},
+         "inputs": {"clip": ("model", "CLIP")}, "title": "Target prompt"},
+        {"key": "diffedit", "type": "InvertEditDiffEditMask",
+         "widgets": {"strength": 0.5, "samples": 10, "threshold": 0.25, "seed": 0},
+         "inputs": {"model": ("model", "MODEL"), "latent": ("encode", "LATENT"), "source": ("prompt", 0),
+                    "target": ("target", 0)}},
+        {"key": "direct", "type": "InvertEditDirectInversion", "inputs": {"inversion": ("invert", 0)}},
+        {"key": "inject", "type": "InvertEditAttentionInject",
+         "widgets": {"source_prompt": SOURCE_PROMPT, "target_prompt": TARGET_PROMPT, "mode": "replace", "reweight": "",
+                     "cross_replace": 0.8, "self_replace": 0.4},
+         "inputs": {"model": ("model", "MODEL"), "clip": ("model", "CLIP"), "latent": ("invert", "LATENT")}},
+        {"key": "blend", "type": "InvertEditLatentBlend", "widgets": {"start": 0.0, "end": 1.0},
+         "inputs": {"model": ("inject", "MODEL"), "latent": ("inject", "LATENT"), "mask": ("diffedit", "MASK")}},
+        {"key": "apply", "type": "InvertEditApplyInversion", "inputs": {"model": ("blend", "MODEL"), "inversion": ("direct", 0)}},
+        {"key": "sample", "type": "KSamplerAdvanced",
+         "widgets": {"add_noise": "disable", "noise_seed": 0, "steps": STEPS, "cfg": EDIT_CFG, "sampler_name": "ddim",
+                     "scheduler": "ddim_uniform", "start_at_step": 0, "end_at_step": 10000,
+                     "return_with_leftover_noise": "disable"},
+         "inputs": {"model": ("apply", "MODEL"), "positive": ("inject", "CONDITIONING"), "negative": ("empty", 0),
+                    "latent_image": ("inject", "LATENT")}},
+        {"key": "mask_image", "type": "MaskToImage", "inputs": {"mask": ("blend", "MASK")}},
+        {"key": "save_mask", "type": "SaveImage", "widgets": {"filename_prefix": "invertedit/blend_mask"},
+         "inputs": {"images": ("mask_image", "IMAGE")}, "title": "The mask Latent Blend used"},
+    ]
+    nodes += _decode_and_save("pair", "sample", "invertedit/local_edit", "Source and local edit")
+    return {"nodes": nodes + _vae_roundtrip()}
+
+
+def _edit_friendly_guided(guider: str, title: str) -> list[dict]:
+    """SamplerCustomAdvanced with the guider node ``guider``, the Edit-Friendly DDPM Sampler,
+    DisableNoise and the inversion's SIGMAS/LATENT ('invert'); decoded and saved."""
+    return [
+        {"key": "sampler", "type": "InvertEditDDPMSampler", "inputs": {"inversion": ("invert", 0)}},
+        {"key": "noise", "type": "DisableNoise"},
+        {"key": "sample", "type": "SamplerCustomAdvanced",
+         "inputs": {"noise": ("noise", "NOISE"), "guider": (guider, "GUIDER"), "sampler": ("sampler", "SAMPLER"),
+                    "sigmas": ("invert", "SIGMAS"), "latent_image": ("invert", "LATENT")}},
+    ] + _decode_and_save(guider, "sample", f"invertedit/{guider}_edit", title)
+
+
+def sega_edit() -> dict:
+    intro = (
+        "# SEGA: semantic guidance on the inverted image\n\n"
+        "**SEGA Concept** nodes (Brack et al.; paper defaults: scale 5, warmup 10, threshold 0.9) chain into "
+        "**SEGA Guidance**, a GUIDER for the stock **SamplerCustomAdvanced**: here the sample is inverted with "
+        "**Edit-Friendly DDPM Invert** (as LEDITS++ does) and guided towards 'a yellow background' and away from "
+        "'a blue background'. Prompt, negative and concepts run in one batched UNet call a step.\n\n" + TOY_NOTE)
+    nodes = [n for n in _inversion_nodes(intro) if n["key"] not in ("invert", "apply")] + [
+        {"key": "empty", "type": "CLIPTextEncode", "widgets": {"text": ""}, "inputs": {"clip": ("model", "CLIP")},
+         "title": "Negative prompt (empty)"},
+        {"key": "invert", "type": "InvertEditDDPMInvert",
+         "widgets": {"steps": STEPS, "scheduler": "ddim_uniform", "start_at_step": 8, "cfg": 3.5, "seed": 0},
+         "inputs": {"model": ("model", "MODEL"), "latent": ("encode", "LATENT"), "positive": ("prompt", 0),
+                    "negative": ("empty", 0)}},
+        {"key": "add_text", "type": "CLIPTextEncode", "widgets": {"text": "a yellow background"},
+         "inputs": {"clip": ("model", "CLIP")}, "title": "Concept to add"},
+        {"key": "remove_text", "type": "CLIPTextEncode", "widgets": {"text": "a blue background"},
+         "inputs": {"clip": ("model", "CLIP")}, "title": "Concept to remove"},
+        {"key": "add", "type": "InvertEditSEGAConcept",
+         "widgets": {"direction": "add", "scale": 5.0, "warmup": 0, "cooldown": 0, "threshold": 0.9, "weight": 1.0},
+         "inputs": {"conditioning": ("add_text", 0)}},
+        {"key": "remove", "type": "InvertEditSEGAConcept",
+         "widgets": {"direction": "remove", "scale": 5.0, "warmup": 0, "cooldown": 0, "threshold": 0.9, "weight": 1.0},
+         "inputs": {"conditioning": ("remove_text", 0), "concepts": ("add", 0)}},
+        {"key": "sega", "type": "InvertEditSEGAGuidance",
+         "widgets": {"cfg": 3.5, "momentum_scale": 0.1, "momentum_beta": 0.4},
+         "inputs": {"model": ("model", "MODEL"), "positive": ("prompt", 0), "negative": ("empty", 0),
+                    "concepts": ("remove", 0)}},
+    ] + _edit_friendly_guided("sega", "SEGA edit")
+    return {"nodes": nodes + _vae_roundtrip()}
+
+
+def ledits_edit() -> dict:
+    intro = (
+        "# LEDITS++: concepts with implicit masks on an edit-friendly inversion\n\n"
+        "**Edit-Friendly DDPM Invert** (here with the empty prompt: LEDITS++ edits from the unconditional "
+        "prediction, so inverting with it keeps the unedited image exact; 20 steps, skip 3, as LEDITS++'s 'as few as "
+        "20 steps') stores the noise maps. **LEDITS++ Concept** nodes (Brack et al.; defaults: scale 5, threshold "
+        "0.9, warmup 0) chain into **LEDITS++ Guidance**, a GUIDER for the stock **SamplerCustomAdvanced** with the "
+        "**Edit-Friendly DDPM Sampler**: each concept acts only where its own cross-attention maps and its noise "
+        "estimate agree (mask 'intersect').\n\n"
+        "The toy model only learned whole captions, so its concepts are the target caption (added) and the source "
+        "caption (removed), and the threshold is 0.3 because the background is most of the picture. With a real "
+        "checkpoint use short concepts ('glasses', 'a smile') and the defaults.\n\n" + TOY_NOTE)
+    target = SOURCE_PROMPT.replace("blue background", "yellow background")
+    nodes = [n for n in _inversion_nodes(intro) if n["key"] not in ("invert", "apply", "prompt")] + [
+        {"key": "empty", "type": "CLIPTextEncode", "widgets": {"text": ""}, "inputs": {"clip": ("model", "CLIP")},
+         "title": "Empty prompt"},
+        {"key": "invert", "type": "InvertEditDDPMInvert",
+         "widgets": {"steps": 20, "scheduler": "ddim_uniform", "start_at_step": 3, "cfg": 1.0, "seed": 0},
+         "inputs": {"model": ("model", "MODEL"), "latent": ("encode", "LATENT"), "positive": ("empty", 0),
+                    "negative": ("empty", 0)}},
+        {"key": "add", "type": "InvertEditLEDITSConcept",
+         "widgets": {"text": target, "direction": "add", "scale": 5.0, "warmup": 0, "cooldown": 0,
+                     "threshold": 0.3, "weight": 1.0},
+         "inputs": {"clip": ("model", "CLIP")}, "title": "Concept to add"},
+        {"key": "remove", "type": "InvertEditLEDITSConcept",
+         "widgets": {"text": SOURCE_PROMPT, "direction": "remove", "scale": 5.0, "warmup": 0, "cooldown": 0,
+                     "threshold": 0.3, "weight": 1.0},
+         "inputs": {"clip": ("model", "CLIP"), "concepts": ("add", 0)}, "title": "Concept to remove"},
+        {"key": "ledits", "type": "InvertEditLEDITSGuidance", "widgets": {"mask": "intersect"},
+         "inputs": {"model": ("model", "MODEL"), "negative": ("empty", 0), "concepts": ("remove", 0)}},
+    ] + _edit_friendly_guided("ledits", "LEDITS++ edit")
+    return {"nodes": nodes + _vae_roundtrip()}
+
+
+def demo_model_sdxl() -> dict:
+    intro = (
+        "# SDXL mechanics with the Demo Model\n\n"
+        "The **Demo Model** (tiny, seeded random weights; families sd1, sd2-v, sdxl) runs the pack's nodes without "
+        "downloads. Here the SDXL layout (two text encoders, pooled output): **DDIM Invert** and the stock **KSampler "
+        "(Advanced)** reconstruct the inverted latent. It makes noise, not pictures: compare with the VAE round trip.")
+    nodes = _inversion_nodes(intro)
+    for n in nodes:
+        if n["key"] == "model":
+            n.clear()
+            n.update({"key": "model", "type": "InvertEditDemoModel", "widgets": {"family": "sdxl", "seed": 0},
+                      "title": "Demo Model (tiny, random weights, SDXL layout)"})
+    nodes += [_ksampler_advanced("sample", "prompt")]
+    nodes += _decode_and_save("rec", "sample", "invertedit/demo_sdxl_reconstruction", "Reconstruction")
+    return {"nodes": nodes + _vae_roundtrip()}
+
+
+WORKFLOWS = {
+    "ddim_invert_edit": ddim_invert_edit,
+    "load_inversion_edit": load_inversion_edit,
+    "inversion_under_guidance": inversion_under_guidance,
+    "edict_exact_inversion": edict_exact_inversion,
+    "null_text_inversion_edit": null_text_inversion_edit,
+    "ddpm_edit_friendly": ddpm_edit_friendly,
+    "p2p_replace_edit": p2p_replace_edit,
+    "attention_maps": attention_maps,
+    "masactrl_edit": masactrl_edit,
+    "plug_and_play_edit": plug_and_play_edit,
+    "local_edit_blend": local_edit_blend,
+    "sega_edit": sega_edit,
+    "ledits_edit": ledits_edit,
+    "demo_model_sdxl": demo_model_sdxl,
+    "ddim_invert_custom_sampler": ddim_invert_custom_sampler,
+}
+
+
+def render(name: str, node_info) -> str:
+    return json.dumps(build_canvas(WORKFLOWS[name](), node_info), indent=2, ensure_ascii=False) + "\n"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--check", action="store_true", help="only compare with the files on disk")
+    parser.add_argument("names", nargs="*", help=f"workflows to write (default: all: {', '.join(WORKFLOWS)})")
+    args = parser.parse_args()
+    unknown = [n for n in args.names if n not in WORKFLOWS]
+    if unknown:
+        parser.error(f"unknown workflow(s) {unknown}; known: {', '.join(WORKFLOWS)}")
+
+    from workshop.headless.boot import boot
+    from workshop.headless.runner import node_info
+
+    host = boot(base_dir=tempfile.mkdtemp(prefix="invertedit-make-workflows-"))
+
+    def info(class_type):
+        return node_info(class_type, host) if class_type in host.nodes.NODE_CLASS_MAPPINGS else None
+
+    stale = []
+    for name in args.names or WORKFLOWS:
+        text = render(name, info)
+        path = REPO / "example_workflows" / f"{name}.json"
+        if args.check:
+            if not path.is_file() or path.read_text(encoding="utf-8") != text:
+                stale.append(str(path.relative_to(REPO)))
+            continue
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+        print(f"wrote {path.relative_to(REPO)}")
+    if stale:
+        print("out of date (run python -m workshop.make_workflows): " + ", ".join(stale), file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
