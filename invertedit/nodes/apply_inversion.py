@@ -28,7 +28,6 @@ from ..adapters.errors import NodeInputError
 from ..adapters.fingerprint import model_fingerprint
 from ..adapters.sockets import Inversion as InversionSocket
 
-NAME = "Apply Inversion"
 WRAPPER_KEY = "invertedit_inversion"
 
 # Samplers that add fresh noise at every step: they cannot retrace a deterministic inversion.
@@ -55,10 +54,11 @@ def checked_method(inversion: Inversion, node: str) -> Method:
 
 
 def check_run(inversion: Inversion, model, noise: torch.Tensor, latent: torch.Tensor, sampler,
-              sigmas: torch.Tensor, node: str = NAME) -> int:
+              sigmas: torch.Tensor, node: str = "") -> int:
     """Raise NodeInputError unless this sampling run can reconstruct from ``inversion``.
     Returns the step of the inversion's schedule the run starts at. Direct inversion's
     correction is exact only for the DDIM/Euler step, so it requires that sampler."""
+    node = node or ApplyInversion.NAME
     actual = {f"model.{k}": v for k, v in model_fingerprint(model).items()}
     differ = inversion.check_fingerprint(actual, ["model.family", "model.prediction", "model.schedule", "model.weights"])
     if differ:
@@ -152,7 +152,7 @@ class NullTextSwap:
             if 0 <= j < len(nulls):
                 emb = nulls[j].to(device=c_crossattn.device, dtype=c_crossattn.dtype)
                 if emb.shape[1:] != c_crossattn.shape[1:]:
-                    raise NodeInputError(NAME, f"the negative prompt's embedding is {tuple(c_crossattn.shape[1:])}, the "
+                    raise NodeInputError(ApplyInversion.NAME, f"the negative prompt's embedding is {tuple(c_crossattn.shape[1:])}, the "
                                                f"optimised null text {tuple(emb.shape[1:])}: sample with the negative "
                                                f"prompt Null-Text Optimize used.")
                 rows = x.shape[0] // len(chunks)
@@ -164,11 +164,13 @@ class NullTextSwap:
 
 
 class ApplyInversion(io.ComfyNode):
+    NAME = "Apply Inversion"
+
     @classmethod
     def define_schema(cls) -> io.Schema:
         return io.Schema(
             node_id="InvertEditApplyInversion",
-            display_name=NAME,
+            display_name=cls.NAME,
             category="InvertEdit/inversion",
             description=(
                 "Patches the MODEL with an INVERSION: each sampling run is checked against it (same model, steps, "
@@ -183,7 +185,7 @@ class ApplyInversion(io.ComfyNode):
 
     @classmethod
     def execute(cls, model, inversion) -> io.NodeOutput:
-        method = checked_method(inversion, NAME)
+        method = checked_method(inversion, ApplyInversion.NAME)
         m = model.clone()
         m.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.OUTER_SAMPLE, WRAPPER_KEY, InversionGuard(inversion))
         SAMPLING_PATCHES[method.patch](m, inversion)

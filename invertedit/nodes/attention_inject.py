@@ -32,7 +32,6 @@ from ..adapters.schemas import pair_inputs, pair_outputs
 from ..adapters.steps import post_cfg_step, sampling_step
 from ..adapters.tokens import blend_word_positions, prompt_tokens, word_positions, word_tokens
 
-NAME = "Attention Inject"
 
 
 BLEND_KEY = "invertedit_local_blend"   # transformer_options key of the running local blend
@@ -63,7 +62,7 @@ class PromptToPromptPatch:
     def __call__(self, q, k, v, extra_options):
         heads = extra_options["n_heads"]
         out = optimized_attention(q, k, v, heads)
-        chunks, rows = pair_rows(q, extra_options, NAME)
+        chunks, rows = pair_rows(q, extra_options, AttentionInject.NAME)
         step, steps = sampling_step(extra_options)
         latent_hw = tuple(extra_options["original_shape"][-2:])
         inject = self.schedule.injects(self.kind, step, steps, q.shape[1], latent_hw[0] * latent_hw[1])
@@ -101,7 +100,7 @@ class LocalBlendStep:
         if blend is None or step < blend_start(self.start, steps):
             return denoised
         if x.shape[0] != 2:
-            raise NodeInputError(NAME, f"the sampler runs a batch of {x.shape[0]}; the local blend works on the "
+            raise NodeInputError(AttentionInject.NAME, f"the sampler runs a batch of {x.shape[0]}; the local blend works on the "
                                        f"LATENT pair from this node (row 0 source, row 1 target).")
         sigma_next = options["sample_sigmas"][step + 1].to(x)
         mask = blend.mask(tuple(x.shape[-2:])).to(x)
@@ -123,7 +122,7 @@ class PromptToPromptRun:
         original = guider.model_options
         steps = len(sigmas) - 1
         first, stop = self_steps(self.schedule.self_start, self.schedule.self_, steps)
-        note = (f"{NAME}: {steps} steps: cross-attention maps injected in the first "
+        note = (f"{AttentionInject.NAME}: {steps} steps: cross-attention maps injected in the first "
                 f"{cross_steps(self.schedule.cross, steps)}, self-attention in steps {first} to {stop - 1}")
         try:
             guider.model_options = comfy.model_patcher.create_model_options_clone(original)
@@ -152,11 +151,13 @@ STEP_COUNTS = ("Steps counted as the reference code does: of N sampling steps, c
 
 
 class AttentionInject(io.ComfyNode):
+    NAME = "Attention Inject"
+
     @classmethod
     def define_schema(cls) -> io.Schema:
         return io.Schema(
             node_id="InvertEditAttentionInject",
-            display_name=NAME,
+            display_name=cls.NAME,
             category="InvertEdit/attention",
             description=("Prompt-to-Prompt (Hertz et al.), as its reference code does it: the target prompt's branch takes "
                          "the source branch's attention maps, so the image keeps its layout while the words change "
@@ -216,33 +217,33 @@ class AttentionInject(io.ComfyNode):
     def execute(cls, model, clip, latent, source_prompt, target_prompt, mode, reweight, cross_replace,
                 self_replace, cross_replace_words="", self_replace_layers="coarser than latent",
                 blend_source_words="", blend_target_words="", blend_threshold=0.3, blend_start=0.2) -> io.NodeOutput:
-        check_model_family(model, NAME)
-        check_choice(NAME, "mode", mode, MODES)
-        check_choice(NAME, "self_replace_layers", self_replace_layers, SELF_LAYERS)
+        check_model_family(model, AttentionInject.NAME)
+        check_choice(AttentionInject.NAME, "mode", mode, MODES)
+        check_choice(AttentionInject.NAME, "self_replace_layers", self_replace_layers, SELF_LAYERS)
         for name, value in (("cross_replace", cross_replace), ("self_replace", self_replace),
                             ("blend_threshold", blend_threshold), ("blend_start", blend_start)):
             if not (math.isfinite(value) and 0.0 <= value <= 1.0):
-                raise NodeInputError(NAME, f"input '{name}' is {value}; use a fraction between 0 and 1.")
-        (src_ids, length), (tgt_ids, _) = prompt_tokens(clip, source_prompt, NAME), prompt_tokens(clip, target_prompt, NAME)
+                raise NodeInputError(AttentionInject.NAME, f"input '{name}' is {value}; use a fraction between 0 and 1.")
+        (src_ids, length), (tgt_ids, _) = prompt_tokens(clip, source_prompt, AttentionInject.NAME), prompt_tokens(clip, target_prompt, AttentionInject.NAME)
         mapper = alphas = swap = None
         if mode == "replace" and len(src_ids) != len(tgt_ids):
             swap = word_swap(clip, source_prompt, target_prompt, length)
         if mode == "refine":
             mapper, alphas = refine_mapper(src_ids, tgt_ids, length)
-        positions = word_positions(clip, tgt_ids, reweight, NAME)
+        positions = word_positions(clip, tgt_ids, reweight, AttentionInject.NAME)
         scales = equalizer(length, positions) if positions else None
-        fractions = word_positions(clip, tgt_ids, cross_replace_words or "", NAME, "cross_replace_words", "'square:0.4'",
+        fractions = word_positions(clip, tgt_ids, cross_replace_words or "", AttentionInject.NAME, "cross_replace_words", "'square:0.4'",
                                    "fraction")
         if any(not 0.0 <= f <= 1.0 for f in fractions.values()):
-            raise NodeInputError(NAME, "input 'cross_replace_words': fractions are between 0 and 1 (e.g. 'square:0.4').")
+            raise NodeInputError(AttentionInject.NAME, "input 'cross_replace_words': fractions are between 0 and 1 (e.g. 'square:0.4').")
         schedule = ReplaceSchedule(cross=cross_replace, self_=self_replace, self_layers=SELF_LAYERS[self_replace_layers],
                                    words=tuple(sorted(fractions.items())), length=length)
         blend = None
         if (blend_source_words or "").strip() or (blend_target_words or "").strip():
-            blend = (blend_word_positions(clip, src_ids, blend_source_words or "", "blend_source_words", NAME, "source prompt"),
-                     blend_word_positions(clip, tgt_ids, blend_target_words or "", "blend_target_words", NAME, "target prompt"),
+            blend = (blend_word_positions(clip, src_ids, blend_source_words or "", "blend_source_words", AttentionInject.NAME, "source prompt"),
+                     blend_word_positions(clip, tgt_ids, blend_target_words or "", "blend_target_words", AttentionInject.NAME, "target prompt"),
                      blend_threshold, blend_start)
-        m, blocks, pair_latent = prepare_pair_model(model, latent, ("attn1", "attn2"), NAME)
+        m, blocks, pair_latent = prepare_pair_model(model, latent, ("attn1", "attn2"), AttentionInject.NAME)
         at_blend = blend_blocks(model) if blend is not None else frozenset()
         for block, number in blocks:
             m.set_model_attn1_replace(PromptToPromptPatch(schedule, "self"), block, number)
@@ -259,9 +260,9 @@ MODES = ("replace", "refine")
 
 def word_swap(clip, source: str, target: str, length: int) -> torch.Tensor:
     """Replace's word-swap matrix for prompts whose swapped words tokenize to different counts."""
-    src, tgt = word_tokens(clip, source, NAME), word_tokens(clip, target, NAME)
+    src, tgt = word_tokens(clip, source, AttentionInject.NAME), word_tokens(clip, target, AttentionInject.NAME)
     if len(src) != len(tgt) or len(src) != len(source.split()) or len(tgt) != len(target.split()):
-        raise NodeInputError(NAME, f"mode 'replace' swaps words one for one, but the source prompt has {len(source.split())} "
+        raise NodeInputError(AttentionInject.NAME, f"mode 'replace' swaps words one for one, but the source prompt has {len(source.split())} "
                                    f"words and the target {len(target.split())}; swap words one for one, or use mode "
                                    f"'refine' to add or remove words.")
     return replacement_mapper([p for _, p in src], [p for _, p in tgt], [a != b for (a, _), (b, _) in zip(src, tgt)],

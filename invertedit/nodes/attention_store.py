@@ -22,7 +22,6 @@ from ..adapters.sampling import check_model_family, run_loop
 from ..adapters.sockets import Inversion as InversionSocket
 from ..adapters.tokens import word_tokens
 
-NAME = "Attention Store"
 
 
 class RecordingPatch:
@@ -57,11 +56,13 @@ def heatmaps(maps: torch.Tensor, labels: list[str], size: tuple[int, int], image
 
 
 class AttentionStore(io.ComfyNode):
+    NAME = "Attention Store"
+
     @classmethod
     def define_schema(cls) -> io.Schema:
         return io.Schema(
             node_id="InvertEditAttentionStore",
-            display_name=NAME,
+            display_name=cls.NAME,
             category="InvertEdit/attention",
             description=("Aggregates the cross-attention maps of each word of the prompt over a window of the steps "
                          "(evaluated on the inversion's trajectory; Prompt-to-Prompt's AttentionStore) and returns them "
@@ -91,14 +92,14 @@ class AttentionStore(io.ComfyNode):
 
     @classmethod
     def execute(cls, model, clip, inversion, prompt, words, start, end, threshold, image=None) -> io.NodeOutput:
-        check_model_family(model, NAME)
-        tokens = word_tokens(clip, prompt, NAME)
+        check_model_family(model, AttentionStore.NAME)
+        tokens = word_tokens(clip, prompt, AttentionStore.NAME)
         if not tokens:
-            raise NodeInputError(NAME, "input 'prompt' has no words.")
+            raise NodeInputError(AttentionStore.NAME, "input 'prompt' has no words.")
         chosen = [w.strip() for w in words.split(",") if w.strip()] or [w for w, _ in tokens]
         missing = [w for w in chosen if w not in [t for t, _ in tokens]]
         if missing:
-            raise NodeInputError(NAME, f"input 'words': {missing} not in the prompt ({[t for t, _ in tokens]}).")
+            raise NodeInputError(AttentionStore.NAME, f"input 'words': {missing} not in the prompt ({[t for t, _ in tokens]}).")
         sigmas = inversion.sampling_sigmas
         steps = len(sigmas) - 1
         window = [i for i in range(steps) if start * steps <= i < max(end * steps, start * steps + 1)]

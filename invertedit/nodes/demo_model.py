@@ -19,11 +19,13 @@ _DESCRIPTION = (
 
 
 class DemoModel(io.ComfyNode):
+    NAME = "Demo Model (tiny, random weights)"
+
     @classmethod
     def define_schema(cls) -> io.Schema:
         return io.Schema(
             node_id="InvertEditDemoModel",
-            display_name="Demo Model (tiny, random weights)",
+            display_name=cls.NAME,
             category="InvertEdit/testing",
             description=_DESCRIPTION,
             inputs=[

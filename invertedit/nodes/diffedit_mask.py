@@ -11,15 +11,16 @@ from ..guidance.diffedit import diffedit_mask
 from ..adapters.errors import NodeInputError
 from ..adapters.sampling import check_model_family, run_loop, schedule
 
-NAME = "DiffEdit Mask"
 
 
 class DiffEditMask(io.ComfyNode):
+    NAME = "DiffEdit Mask"
+
     @classmethod
     def define_schema(cls) -> io.Schema:
         return io.Schema(
             node_id="InvertEditDiffEditMask",
-            display_name=NAME,
+            display_name=cls.NAME,
             category="InvertEdit/guidance",
             description=("Estimates where an edit happens (DiffEdit, Couairon et al.): the source latent is noised to "
                          "'strength', the noise is predicted under the source and the target prompt, and where the two "
@@ -45,10 +46,10 @@ class DiffEditMask(io.ComfyNode):
 
     @classmethod
     def execute(cls, model, latent, source, target, strength, samples, threshold, seed) -> io.NodeOutput:
-        check_model_family(model, NAME)
+        check_model_family(model, DiffEditMask.NAME)
         x = latent["samples"]
         if x.ndim != 4:
-            raise NodeInputError(NAME, f"input 'latent' has shape {tuple(x.shape)}; an image latent is needed.")
+            raise NodeInputError(DiffEditMask.NAME, f"input 'latent' has shape {tuple(x.shape)}; an image latent is needed.")
         sigmas = schedule(model, "normal", 1000)
         sigma = sigmas[int(round((1 - strength) * 1000))]
         noises = torch.randn((samples, *x.shape), generator=torch.Generator().manual_seed(seed))

@@ -78,11 +78,13 @@ def list_inversion_files() -> list[str]:
 
 
 class SaveInversion(io.ComfyNode):
+    NAME = "Save Inversion"
+
     @classmethod
     def define_schema(cls) -> io.Schema:
         return io.Schema(
             node_id="InvertEditSaveInversion",
-            display_name="Save Inversion",
+            display_name=cls.NAME,
             category="InvertEdit/inversion",
             description="Saves an INVERSION as a .safetensors file in the output folder, to edit again later or share.",
             inputs=[
@@ -104,11 +106,13 @@ class SaveInversion(io.ComfyNode):
 
 
 class LoadInversion(io.ComfyNode):
+    NAME = "Load Inversion"
+
     @classmethod
     def define_schema(cls) -> io.Schema:
         return io.Schema(
             node_id="InvertEditLoadInversion",
-            display_name="Load Inversion",
+            display_name=cls.NAME,
             category="InvertEdit/inversion",
             description=("Loads an INVERSION saved by Save Inversion (from the input folder, or the output folder's "
                          "inversions/). Connect it through Apply Inversion: a different model, schedule or size is refused there."),

@@ -10,7 +10,6 @@ from ..guidance.latent_blend import BlendSchedule, blend_predictions
 from ..adapters.errors import NodeInputError
 from ..adapters.steps import post_cfg_step
 
-NAME = "Latent Blend"
 
 
 def latent_mask(mask: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
@@ -32,7 +31,7 @@ class LatentBlendPatch:
     def __call__(self, args: dict) -> torch.Tensor:
         denoised, x, sigma = args["denoised"], args["input"], args["sigma"]
         if x.shape[0] != 2:
-            raise NodeInputError(NAME, f"the sampler runs a batch of {x.shape[0]}; Latent Blend works on a source/target "
+            raise NodeInputError(LatentBlend.NAME, f"the sampler runs a batch of {x.shape[0]}; Latent Blend works on a source/target "
                                        f"pair (the LATENT and CONDITIONING pairs of Attention Inject, MasaCtrl or Plug-and-Play).")
         step, steps = post_cfg_step(args)
         if not self.schedule.blends(step, steps):
@@ -44,11 +43,13 @@ class LatentBlendPatch:
 
 
 class LatentBlend(io.ComfyNode):
+    NAME = "Latent Blend"
+
     @classmethod
     def define_schema(cls) -> io.Schema:
         return io.Schema(
             node_id="InvertEditLatentBlend",
-            display_name=NAME,
+            display_name=cls.NAME,
             category="InvertEdit/guidance",
             description=("Local edits (Blended Latent Diffusion; Prompt-to-Prompt's local blend): on a source/target pair, "
                          "the target follows the source outside the mask at every blended step, so only the masked region "
@@ -74,10 +75,10 @@ class LatentBlend(io.ComfyNode):
     def execute(cls, model, latent, mask, start, end) -> io.NodeOutput:
         samples = latent["samples"]
         if samples.shape[0] != 2:
-            raise NodeInputError(NAME, f"input 'latent' has a batch of {samples.shape[0]}; connect the LATENT pair "
+            raise NodeInputError(LatentBlend.NAME, f"input 'latent' has a batch of {samples.shape[0]}; connect the LATENT pair "
                                        f"(row 0 source, row 1 target) from a pair editor.")
         if start >= end:
-            raise NodeInputError(NAME, f"start ({start}) must be before end ({end}).")
+            raise NodeInputError(LatentBlend.NAME, f"start ({start}) must be before end ({end}).")
         m_latent = latent_mask(mask, tuple(samples.shape[-2:]))
         m = model.clone()
         m.set_model_sampler_post_cfg_function(LatentBlendPatch(m_latent, BlendSchedule(start, end)))

@@ -27,8 +27,6 @@ from ..adapters.schemas import concept_inputs, make_concept
 from ..adapters.sockets import Concepts
 from ..adapters.tokens import prompt_tokens
 
-CONCEPT = "LEDITS++ Concept"
-GUIDANCE = "LEDITS++ Guidance"
 MAPS_KEY = "invertedit_ledits_maps"
 
 
@@ -108,11 +106,13 @@ class LeditsGuider(ConceptGuider):
 
 
 class LeditsConcept(io.ComfyNode):
+    NAME = "concepts"
+
     @classmethod
     def define_schema(cls) -> io.Schema:
         return io.Schema(
             node_id="InvertEditLEDITSConcept",
-            display_name=CONCEPT,
+            display_name=cls.NAME,
             category="InvertEdit/guidance",
             description=("One concept for LEDITS++ Guidance, as text: its tokens' cross-attention maps make the "
                          "concept's mask. Chain several through 'concepts'."),
@@ -122,25 +122,27 @@ class LeditsConcept(io.ComfyNode):
                                 tooltip="The concept, e.g. 'glasses' or 'a yellow background'."),
                 *concept_inputs(warmup=0, paper="LEDITS++"),
             ],
-            outputs=[Concepts.Output(display_name="concepts")],
+            outputs=[Concepts.Output(display_name=cls.NAME)],
         )
 
     @classmethod
     def execute(cls, clip, text, direction, scale, warmup, cooldown, threshold, weight, concepts=None) -> io.NodeOutput:
-        ids, _ = prompt_tokens(clip, text, CONCEPT)
+        ids, _ = prompt_tokens(clip, text, LeditsConcept.NAME)
         if len(ids) <= 2:
-            raise NodeInputError(CONCEPT, "input 'text' is empty; write the concept, e.g. 'glasses'.")
+            raise NodeInputError(LeditsConcept.NAME, "input 'text' is empty; write the concept, e.g. 'glasses'.")
         conditioning = clip.encode_from_tokens_scheduled(clip.tokenize(text))
         concept = make_concept(direction, scale, warmup, cooldown, threshold, weight, tokens=tuple(range(1, len(ids) - 1)))
         return io.NodeOutput(list(concepts or []) + [(conditioning, concept)])
 
 
 class LeditsGuidance(io.ComfyNode):
+    NAME = "LEDITS++ Guidance"
+
     @classmethod
     def define_schema(cls) -> io.Schema:
         return io.Schema(
             node_id="InvertEditLEDITSGuidance",
-            display_name=GUIDANCE,
+            display_name=cls.NAME,
             category="InvertEdit/guidance",
             description=("LEDITS++ (Brack et al.): semantic guidance with implicit masks on an edit-friendly DDPM "
                          "inversion. Each concept's guidance acts only where its own cross-attention maps and its "
@@ -164,14 +166,14 @@ class LeditsGuidance(io.ComfyNode):
 
     @classmethod
     def execute(cls, model, negative, concepts, mask, user_mask=None) -> io.NodeOutput:
-        check_model_family(model, GUIDANCE)
+        check_model_family(model, LeditsGuidance.NAME)
         if not concepts:
-            raise NodeInputError(GUIDANCE, "input 'concepts' is empty; connect LEDITS++ Concept nodes.")
+            raise NodeInputError(LeditsGuidance.NAME, "input 'concepts' is empty; connect LEDITS++ Concept nodes.")
         items = [c for _, c in concepts]
         if mask != "noise":
             untokened = [i for i, c in enumerate(items) if c.tokens is None]
             if untokened:
-                raise NodeInputError(GUIDANCE, f"concept {untokened[0] + 1} comes from a SEGA Concept node and has no "
+                raise NodeInputError(LeditsGuidance.NAME, f"concept {untokened[0] + 1} comes from a SEGA Concept node and has no "
                                                f"tokens for the attention mask; use LEDITS++ Concept nodes, or mask 'noise'.")
         m = model
         if mask != "noise":
@@ -179,7 +181,7 @@ class LeditsGuidance(io.ComfyNode):
             existing = model.model_options.get("transformer_options", {}).get("patches_replace", {}).get("attn2", {})
             taken = [key for key in existing if key[:2] in levels]
             if taken:
-                raise NodeInputError(GUIDANCE, f"the input MODEL already has attention replace patches (attn2 of block "
+                raise NodeInputError(LeditsGuidance.NAME, f"the input MODEL already has attention replace patches (attn2 of block "
                                                f"{taken[0]}), from another node; they would be dropped. Use mask "
                                                f"'noise', or apply that node's patch after sampling.")
             factor = mask_factor(levels)

@@ -14,7 +14,6 @@ from ..adapters.sampling import check_model_family
 from ..adapters.schemas import pair_inputs, pair_outputs
 from ..adapters.steps import sampling_step
 
-NAME = "MasaCtrl"
 
 
 def self_attention_layers(model) -> dict[tuple[str, int, int], int]:
@@ -56,7 +55,7 @@ class MutualSelfAttentionPatch:
     def __call__(self, q, k, v, extra_options):
         heads = extra_options["n_heads"]
         out = optimized_attention(q, k, v, heads)
-        chunks, rows = pair_rows(q, extra_options, NAME)
+        chunks, rows = pair_rows(q, extra_options, MasaCtrl.NAME)
         block = extra_options["block"]
         layer = self.layers[(block[0], block[1], extra_options.get("block_index", 0))]
         step, _ = sampling_step(extra_options)
@@ -73,6 +72,8 @@ class MutualSelfAttentionPatch:
 
 
 class MasaCtrl(io.ComfyNode):
+    NAME = "MasaCtrl"
+
     @classmethod
     def define_schema(cls) -> io.Schema:
         return io.Schema(
@@ -105,22 +106,22 @@ class MasaCtrl(io.ComfyNode):
     @classmethod
     def execute(cls, model, clip, latent, source_prompt, target_prompt, start_step, start_layer, source_mask=None,
                 target_mask=None) -> io.NodeOutput:
-        check_model_family(model, NAME)
+        check_model_family(model, MasaCtrl.NAME)
         layers = self_attention_layers(model)
         if start_layer >= len(layers):
-            raise NodeInputError(NAME, f"start_layer is {start_layer} but this UNet has {len(layers)} self-attention "
+            raise NodeInputError(MasaCtrl.NAME, f"start_layer is {start_layer} but this UNet has {len(layers)} self-attention "
                                        f"layers (0 to {len(layers) - 1}).")
         if source_mask is None and target_mask is not None:
-            raise NodeInputError(NAME, "input 'target_mask' is connected without 'source_mask'; connect the source's "
+            raise NodeInputError(MasaCtrl.NAME, "input 'target_mask' is connected without 'source_mask'; connect the source's "
                                        "object mask too (the target's defaults to it).")
         masks = None
         if source_mask is not None:
             target_mask = source_mask if target_mask is None else target_mask
             for name, mask in (("source_mask", source_mask), ("target_mask", target_mask)):
                 if mask.ndim == 3 and mask.shape[0] != 1:
-                    raise NodeInputError(NAME, f"input '{name}' is a batch of {mask.shape[0]} masks; connect one.")
+                    raise NodeInputError(MasaCtrl.NAME, f"input '{name}' is a batch of {mask.shape[0]} masks; connect one.")
             masks = (source_mask.cpu(), target_mask.cpu())
-        m, blocks, pair_latent = prepare_pair_model(model, latent, ("attn1",), NAME)
+        m, blocks, pair_latent = prepare_pair_model(model, latent, ("attn1",), MasaCtrl.NAME)
         patch = MutualSelfAttentionPatch(MutualSchedule(start_step, start_layer), layers, masks)
         for block, number in blocks:
             m.set_model_attn1_replace(patch, block, number)

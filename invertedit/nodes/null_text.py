@@ -23,7 +23,6 @@ from ..adapters.fingerprint import conditioning_fingerprint
 from ..adapters.sampling import run_loop
 from ..adapters.sockets import Inversion as InversionSocket
 
-NAME = "Null-Text Optimize"
 
 
 def _same(weight: torch.Tensor) -> torch.Tensor:
@@ -46,11 +45,13 @@ def with_weight_copies(model):
 
 
 class NullTextOptimize(io.ComfyNode):
+    NAME = "Null-Text Optimize"
+
     @classmethod
     def define_schema(cls) -> io.Schema:
         return io.Schema(
             node_id="InvertEditNullTextOptimize",
-            display_name=NAME,
+            display_name=cls.NAME,
             category="InvertEdit/inversion",
             description=("Optimises one null-text (unconditional) embedding per step so that sampling at this cfg "
                          "follows the DDIM inversion (Mokady et al.). Apply the result with Apply Inversion and sample "
@@ -77,7 +78,7 @@ class NullTextOptimize(io.ComfyNode):
     def execute(cls, model, inversion, positive, negative, cfg, inner_steps, learning_rate, early_stop) -> io.NodeOutput:
         require_base(NULL_TEXT, inversion)
         if conditioning_fingerprint(positive) != inversion.fingerprint.get("positive"):
-            raise NodeInputError(NAME, "input 'positive' is not the source prompt the inversion was made with; "
+            raise NodeInputError(NullTextOptimize.NAME, "input 'positive' is not the source prompt the inversion was made with; "
                                        "connect the same CONDITIONING that DDIM Invert got.")
         found: dict = {}
 

@@ -19,7 +19,6 @@ from ..adapters.sampling import check_model_family
 from ..adapters.schemas import pair_inputs, pair_outputs
 from ..adapters.steps import sampling_step
 
-NAME = "Plug-and-Play"
 
 
 class FeatureInjection:
@@ -31,7 +30,7 @@ class FeatureInjection:
     def __call__(self, h, hsp, transformer_options):
         if transformer_options.get("block") != ("output", self.block):
             return h, hsp
-        chunks, _ = pair_rows(h, transformer_options, NAME)
+        chunks, _ = pair_rows(h, transformer_options, PlugAndPlay.NAME)
         step, steps = sampling_step(transformer_options)
         if self.schedule.injects_features(step, steps):
             h = inject_features(h, len(chunks))
@@ -39,11 +38,13 @@ class FeatureInjection:
 
 
 class PlugAndPlay(io.ComfyNode):
+    NAME = "Plug-and-Play"
+
     @classmethod
     def define_schema(cls) -> io.Schema:
         return io.Schema(
             node_id="InvertEditPlugAndPlay",
-            display_name=NAME,
+            display_name=cls.NAME,
             category="InvertEdit/attention",
             description=("Plug-and-Play (Tumanyan et al.): the target branch takes the source's decoder features and "
                          "self-attention maps, so a new prompt restyles or retextures the image while its structure stays. "
@@ -63,13 +64,13 @@ class PlugAndPlay(io.ComfyNode):
     @classmethod
     def execute(cls, model, clip, latent, source_prompt, target_prompt, feature_injection,
                 self_attention_injection) -> io.NodeOutput:
-        check_model_family(model, NAME)
+        check_model_family(model, PlugAndPlay.NAME)
         schedule = PlugAndPlaySchedule(feature_injection, self_attention_injection)
-        m, blocks, pair_latent = prepare_pair_model(model, latent, ("attn1",), NAME)
+        m, blocks, pair_latent = prepare_pair_model(model, latent, ("attn1",), PlugAndPlay.NAME)
         unet = model.model.diffusion_model
         start = decoder_injection_block(unet.num_res_blocks[-1] + 1)   # output blocks per level
         if start + 1 >= len(unet.output_blocks):
-            raise NodeInputError(NAME, f"this UNet's decoder has {len(unet.output_blocks)} blocks, too few for the "
+            raise NodeInputError(PlugAndPlay.NAME, f"this UNet's decoder has {len(unet.output_blocks)} blocks, too few for the "
                                        f"paper's injection after decoder block {start}.")
         maps = PromptToPromptPatch(ReplaceSchedule(cross=0.0, self_=self_attention_injection, self_layers=float("inf")), "self")
         for block, number in blocks:

@@ -33,11 +33,13 @@ class SegaGuider(ConceptGuider):
 
 
 class SegaConcept(io.ComfyNode):
+    NAME = "SEGA Concept"
+
     @classmethod
     def define_schema(cls) -> io.Schema:
         return io.Schema(
             node_id="InvertEditSEGAConcept",
-            display_name="SEGA Concept",
+            display_name=cls.NAME,
             category="InvertEdit/guidance",
             description="One concept for SEGA Guidance; chain several through 'concepts'.",
             inputs=[
@@ -54,11 +56,13 @@ class SegaConcept(io.ComfyNode):
 
 
 class SegaGuidance(io.ComfyNode):
+    NAME = "SEGA Guidance"
+
     @classmethod
     def define_schema(cls) -> io.Schema:
         return io.Schema(
             node_id="InvertEditSEGAGuidance",
-            display_name="SEGA Guidance",
+            display_name=cls.NAME,
             category="InvertEdit/guidance",
             description=("Semantic guidance (Brack et al.): classifier-free guidance plus, per concept, a thresholded "
                          "guidance term towards (or away from) it, with momentum. A GUIDER for SamplerCustomAdvanced; "

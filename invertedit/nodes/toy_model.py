@@ -115,11 +115,13 @@ def load_toy_model():
 
 
 class ToyModel(io.ComfyNode):
+    NAME = "Toy World Model (built-in demo)"
+
     @classmethod
     def define_schema(cls) -> io.Schema:
         return io.Schema(
             node_id="InvertEditToyModel",
-            display_name="Toy World Model (built-in demo)",
+            display_name=cls.NAME,
             category="InvertEdit/testing",
             description=_DESCRIPTION,
             inputs=[],

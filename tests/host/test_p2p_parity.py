@@ -15,6 +15,7 @@ fraction (cross: int(0.3 * 6) = 1 step, not 2; self: int(2.5) = 2, not 3).
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -45,19 +46,29 @@ RUNNER = Path(__file__).resolve().parents[1] / "reference" / "pnp_p2p_runner.py"
 
 
 def reference_checkout(tmp: Path) -> Path | None:
-    """A folder holding PnPInversion's ``models/p2p`` and ``utils``, or None."""
+    """A folder holding a copy of PnPInversion's ``models/p2p`` and ``utils``, or None.
+
+    Its ``utils`` and ``models`` folders are namespace packages; ComfyUI, registered with the
+    interpreter, has a regular ``utils`` package, which Python prefers wherever it stands on the
+    path. The copy therefore gets empty ``__init__.py`` files (the code itself is unchanged)."""
+    tmp.mkdir(parents=True, exist_ok=True)
     env = os.environ.get("PNPINVERSION_PATH")
     if env:
-        return Path(env) if (Path(env) / "models" / "p2p" / "attention_control.py").is_file() else None
-    mirror = os.environ.get("PNPINVERSION_MIRROR", "/work/.mirror/cure-lab+PnPInversion/repo")
-    if not Path(mirror).is_dir():
-        return None
-    archive = subprocess.run(["git", "--git-dir", mirror, "archive", "HEAD", "models/p2p", "utils"],
-                             capture_output=True, check=False)
-    if archive.returncode != 0:
-        return None
-    tmp.mkdir(parents=True, exist_ok=True)
-    subprocess.run(["tar", "-x", "-C", str(tmp)], input=archive.stdout, check=True)
+        if not (Path(env) / "models" / "p2p" / "attention_control.py").is_file():
+            return None
+        for part in ("models/p2p", "utils"):
+            shutil.copytree(Path(env) / part, tmp / part)
+    else:
+        mirror = os.environ.get("PNPINVERSION_MIRROR", "/work/.mirror/cure-lab+PnPInversion/repo")
+        if not Path(mirror).is_dir():
+            return None
+        archive = subprocess.run(["git", "--git-dir", mirror, "archive", "HEAD", "models/p2p", "utils"],
+                                 capture_output=True, check=False)
+        if archive.returncode != 0:
+            return None
+        subprocess.run(["tar", "-x", "-C", str(tmp)], input=archive.stdout, check=True)
+    for package in ("utils", "models", "models/p2p"):
+        (tmp / package / "__init__.py").touch()
     return tmp
 
 
