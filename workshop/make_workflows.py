@@ -1,10 +1,9 @@
 #!/usr/bin/env python
-"""Write the pack's canvas workflows: workflows/<name>.json and the same bytes in example_workflows/.
+"""Write the pack's canvas workflows: example_workflows/<name>.json (the folder the template browser reads).
 
 Each workflow is described below in a few lines and turned into the editor's format with
-``headless.canvas.build_canvas`` and the node definitions of the booted ComfyUI, so the files
-match the nodes as they are. The tests (tests/host/test_workflows.py) execute every file in
-workflows/ and check that example_workflows/ holds the same files.
+``workshop.headless.canvas.build_canvas`` and the node definitions of the booted ComfyUI, so the
+files match the nodes as they are. The tests (tests/host/test_workflows.py) execute every file.
 
     python -m workshop.make_workflows            # write all
     python -m workshop.make_workflows --check    # exit 1 if a file differs from what would be written

@@ -106,7 +106,7 @@ class LeditsGuider(ConceptGuider):
 
 
 class LeditsConcept(io.ComfyNode):
-    NAME = "concepts"
+    NAME = "LEDITS++ Concept"
 
     @classmethod
     def define_schema(cls) -> io.Schema:
@@ -122,7 +122,7 @@ class LeditsConcept(io.ComfyNode):
                                 tooltip="The concept, e.g. 'glasses' or 'a yellow background'."),
                 *concept_inputs(warmup=0, paper="LEDITS++"),
             ],
-            outputs=[Concepts.Output(display_name=cls.NAME)],
+            outputs=[Concepts.Output(display_name="concepts")],
         )
 
     @classmethod

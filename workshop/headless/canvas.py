@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 __all__ = [
@@ -225,6 +225,37 @@ def _parse_links(raw: Any) -> dict[Any, _Link]:
     return links
 
 
+def _list_widget_values(raw: list[Any], slots: list[tuple[str, str]]) -> dict[str, Any]:
+    """The widget values in a list ``widgets_values`` by name (see :func:`widget_slots`)."""
+    values: dict[str, Any] = {}
+    if len(raw) == len(slots):
+        for (kind, name), value in zip(slots, raw):
+            if kind == "value":
+                values[name] = value
+        return values
+    # Saved by another version of the node or frontend (a control value missing, a
+    # widget added since): walk the values, taking extras only where they look like one.
+    i = 0
+    for kind, name in slots:
+        if i >= len(raw):
+            break
+        if kind == "value":
+            values[name] = raw[i]
+            i += 1
+        elif kind == "control":
+            if isinstance(raw[i], str) and raw[i] in CONTROL_VALUES:
+                i += 1
+        elif kind in ("filter", "upload"):
+            if isinstance(raw[i], str) and (kind == "filter" or i == len(raw) - 1):
+                i += 1
+    return values
+
+
+def _api_value(value: Any) -> Any:
+    """A widget value as the API format holds it: lists wrapped, so they do not read as links."""
+    return {"__value__": value} if isinstance(value, list) else value
+
+
 def _describe(node: Mapping[str, Any]) -> str:
     title = node.get("title")
     what = f"node {node.get('id')} ({node.get('type')}"
@@ -332,28 +363,7 @@ class _Converter:
             for name, spec in specs.items():
                 values[name] = raw[name] if name in raw else spec.default()
             return values
-        raw = list(raw or [])
-        slots = widget_slots(info)
-        if len(raw) == len(slots):
-            for (kind, name), value in zip(slots, raw):
-                if kind == "value":
-                    values[name] = value
-        else:
-            # Saved by another version of the node or frontend (a control value missing, a
-            # widget added since): walk the values, taking extras only where they look like one.
-            i = 0
-            for kind, name in slots:
-                if i >= len(raw):
-                    break
-                if kind == "value":
-                    values[name] = raw[i]
-                    i += 1
-                elif kind == "control":
-                    if isinstance(raw[i], str) and raw[i] in CONTROL_VALUES:
-                        i += 1
-                elif kind in ("filter", "upload"):
-                    if isinstance(raw[i], str) and (kind == "filter" or i == len(raw) - 1):
-                        i += 1
+        values.update(_list_widget_values(list(raw or []), widget_slots(info)))
         for name, spec in specs.items():
             if name not in values:
                 values[name] = spec.default()
@@ -364,50 +374,61 @@ class _Converter:
         prompt: dict[str, dict[str, Any]] = {}
         sources: dict[str, dict[str, tuple]] = {}
         for key, node in self.nodes.items():
-            kind = node.get("type")
-            if kind in VIRTUAL_TYPES or node.get("mode") in (MODE_MUTED, MODE_BYPASS):
+            if node.get("type") in VIRTUAL_TYPES or node.get("mode") in (MODE_MUTED, MODE_BYPASS):
                 continue
-            info = self.info(node)
-            inputs: dict[str, Any] = {}
-            for name, value in self.widget_values(node, info).items():
-                inputs[name] = {"__value__": value} if isinstance(value, list) else value
-            origins: dict[str, tuple] = {}
-            for index, inp in enumerate(node.get("inputs") or []):
-                name = inp.get("name")
-                if not name:
-                    continue
-                resolved = self.resolve_input(node, index, None, set())
-                if isinstance(resolved, _Value):
-                    value = resolved.value
-                    inputs[name] = {"__value__": value} if isinstance(value, list) else value
-                elif isinstance(resolved, _Origin):
-                    inputs[name] = [resolved.node_id, resolved.slot]
-                    origins[name] = (index, resolved)
-            title = node.get("title") or info.get("display_name") or kind
-            prompt[key] = {"class_type": kind, "inputs": inputs, "_meta": {"title": title}}
-            sources[key] = origins
+            prompt[key], sources[key] = self.node_prompt(node)
         # Links into muted nodes are dropped (as the frontend does); a required input left
         # without a source is an error here rather than a validation failure later.
         for key, entry in prompt.items():
-            node = self.nodes[key]
-            for name, (_, origin) in sources[key].items():
-                if origin.node_id not in prompt:
-                    del entry["inputs"][name]
-                    src = self.nodes.get(origin.node_id)
-                    why = "muted (mode 2)" if src is not None and src.get("mode") == MODE_MUTED else "not executable"
-                    sources[key][name] = (None, f"it is linked to {_describe(src or {'id': origin.node_id})}, which is {why}")
-            for spec in input_specs(self.info(node)):
-                if spec.optional or spec.name in entry["inputs"]:
-                    continue
-                reason = sources[key].get(spec.name)
-                if isinstance(reason, tuple) and reason[0] is None:
-                    detail = reason[1]
-                elif spec.is_widget:
-                    detail = "it has no value"
-                else:
-                    detail = f"nothing is connected to it (expects {spec.type})"
-                raise CanvasError(f"{_describe(node)}: required input {spec.name!r} is missing: {detail}")
+            self.drop_links_from_outside(prompt, entry, sources[key])
+            self.check_required(self.nodes[key], entry, sources[key])
         return prompt
+
+    def node_prompt(self, node: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, tuple]]:
+        """The API entry of an executable node, and where its linked inputs come from
+        (``{input name: (input index, origin)}``)."""
+        kind = node.get("type")
+        info = self.info(node)
+        inputs: dict[str, Any] = {}
+        for name, value in self.widget_values(node, info).items():
+            inputs[name] = _api_value(value)
+        origins: dict[str, tuple] = {}
+        for index, inp in enumerate(node.get("inputs") or []):
+            name = inp.get("name")
+            if not name:
+                continue
+            resolved = self.resolve_input(node, index, None, set())
+            if isinstance(resolved, _Value):
+                inputs[name] = _api_value(resolved.value)
+            elif isinstance(resolved, _Origin):
+                inputs[name] = [resolved.node_id, resolved.slot]
+                origins[name] = (index, resolved)
+        title = node.get("title") or info.get("display_name") or kind
+        return {"class_type": kind, "inputs": inputs, "_meta": {"title": title}}, origins
+
+    def drop_links_from_outside(self, prompt: Mapping[str, Any], entry: dict[str, Any], origins: dict[str, tuple]) -> None:
+        """Remove from ``entry`` the inputs whose origin is not in ``prompt`` (muted or not
+        executable), noting why in ``origins`` as ``(None, reason)``."""
+        for name, (_, origin) in origins.items():
+            if origin.node_id not in prompt:
+                del entry["inputs"][name]
+                src = self.nodes.get(origin.node_id)
+                why = "muted (mode 2)" if src is not None and src.get("mode") == MODE_MUTED else "not executable"
+                origins[name] = (None, f"it is linked to {_describe(src or {'id': origin.node_id})}, which is {why}")
+
+    def check_required(self, node: Mapping[str, Any], entry: Mapping[str, Any], origins: Mapping[str, tuple]) -> None:
+        """Raise :class:`CanvasError` for the first required input ``entry`` lacks, saying why."""
+        for spec in input_specs(self.info(node)):
+            if spec.optional or spec.name in entry["inputs"]:
+                continue
+            reason = origins.get(spec.name)
+            if isinstance(reason, tuple) and reason[0] is None:
+                detail = reason[1]
+            elif spec.is_widget:
+                detail = "it has no value"
+            else:
+                detail = f"nothing is connected to it (expects {spec.type})"
+            raise CanvasError(f"{_describe(node)}: required input {spec.name!r} is missing: {detail}")
 
 
 def canvas_to_api(workflow: Mapping[str, Any], node_info: NodeInfo) -> dict[str, dict[str, Any]]:
@@ -437,6 +458,15 @@ def canvas_problems(workflow: Mapping[str, Any]) -> list[str]:
                 problems.append(f"{_describe(node)}: key {key!r} is missing")
     links = _parse_links(workflow.get("links"))
     ids = {link.id for link in links.values()}
+    problems += _last_id_problems(workflow, nodes, ids)
+    problems += _link_end_problems(nodes, links)
+    problems += _dangling_link_problems(nodes, ids)
+    return problems
+
+
+def _last_id_problems(workflow: Mapping[str, Any], nodes: Mapping[str, Mapping[str, Any]], ids: set) -> list[str]:
+    """last_node_id or last_link_id below an id in use."""
+    problems: list[str] = []
     if nodes and isinstance(workflow.get("last_node_id"), int):
         numeric = [int(n) for n in nodes if n.lstrip("-").isdigit()]
         if numeric and max(numeric) > workflow["last_node_id"]:
@@ -445,6 +475,13 @@ def canvas_problems(workflow: Mapping[str, Any]) -> list[str]:
         numeric = [i for i in ids if isinstance(i, int)]
         if numeric and max(numeric) > workflow["last_link_id"]:
             problems.append(f"last_link_id {workflow['last_link_id']} is below link id {max(numeric)}")
+    return problems
+
+
+def _link_end_problems(nodes: Mapping[str, Mapping[str, Any]], links: Mapping[Any, _Link]) -> list[str]:
+    """Links whose nodes do not exist, or whose origin output does not list them or whose
+    target input does not hold them."""
+    problems: list[str] = []
     for link in {link.id: link for link in links.values()}.values():
         src, dst = nodes.get(str(link.origin_id)), nodes.get(str(link.target_id))
         if src is None or dst is None:
@@ -455,6 +492,12 @@ def canvas_problems(workflow: Mapping[str, Any]) -> list[str]:
             problems.append(f"link {link.id}: output {link.origin_slot} of {_describe(src)} does not list it")
         if link.target_slot >= len(ins) or ins[link.target_slot].get("link") != link.id:
             problems.append(f"link {link.id}: input {link.target_slot} of {_describe(dst)} does not hold it")
+    return problems
+
+
+def _dangling_link_problems(nodes: Mapping[str, Mapping[str, Any]], ids: set) -> list[str]:
+    """Inputs that hold, and outputs that list, a link id that does not exist."""
+    problems: list[str] = []
     for node in nodes.values():
         for inp in node.get("inputs") or []:
             if inp.get("link") is not None and inp["link"] not in ids:
@@ -494,6 +537,288 @@ def _node_size(class_type: str, info: Mapping[str, Any] | None, n_inputs: int, n
     return [width, float(height)]
 
 
+@dataclass
+class _SpecNode:
+    """A node of a :func:`build_canvas` spec while it is built: its canvas id, its key for
+    connections, its definition (None for notes), and what wiring it fills in."""
+    id: int
+    key: str
+    type: str
+    info: Mapping[str, Any] | None
+    raw: Mapping[str, Any]
+    inputs: list[dict[str, Any]] = field(default_factory=list)
+    widgets_values: list[Any] = field(default_factory=list)
+    deps: list[str] = field(default_factory=list)  # keys of the nodes its inputs come from
+
+    @property
+    def where(self) -> str:
+        return f"spec node {self.key!r} ({self.type})"
+
+
+def _spec_nodes(spec: Mapping[str, Any], node_info: NodeInfo) -> dict[str, _SpecNode]:
+    """The spec's nodes by key, in spec order, numbered from 1, with their definitions."""
+    raw_nodes = spec.get("nodes") or []
+    if isinstance(raw_nodes, Mapping):
+        raw_nodes = [{"key": k, **v} for k, v in raw_nodes.items()]
+    nodes: dict[str, _SpecNode] = {}
+    for i, raw in enumerate(raw_nodes, start=1):
+        kind = raw.get("type")
+        if not kind:
+            raise CanvasError(f"spec node #{i}: no 'type'")
+        key = str(raw.get("key", raw.get("id", kind)))
+        if key in nodes:
+            raise CanvasError(f"spec node #{i} ({kind}): key {key!r} is used twice; give each node a distinct 'key'")
+        info = None
+        if kind not in NOTE_TYPES:
+            info = _lookup(node_info, kind)
+            if info is None:
+                raise CanvasError(f"spec node {key!r}: unknown node type {kind!r}")
+        nodes[key] = _SpecNode(i, key, kind, info, raw)
+    return nodes
+
+
+def _wire(nodes: Mapping[str, _SpecNode]) -> list[list[Any]]:
+    """Fill in every node's inputs, widget values and dependencies; return the links,
+    numbered in node order, then input order."""
+    links: list[list[Any]] = []
+    for node in nodes.values():
+        if node.info is None:
+            node.widgets_values = [node.raw.get("text", "")]
+        else:
+            _wire_node(node, nodes, links)
+    return links
+
+
+def _wire_node(node: _SpecNode, nodes: Mapping[str, _SpecNode], links: list[list[Any]]) -> None:
+    """Give ``node`` its input sockets (the sockets in definition order, then the widgets the
+    spec connects, which become sockets), linking those the spec connects, and its widget values."""
+    specs = input_specs(node.info)
+    by_name = {s.name: s for s in specs}
+    connections = dict(node.raw.get("inputs") or {})
+    widgets = dict(node.raw.get("widgets") or {})
+    _check_names(node, specs, connections, widgets)
+    for s in specs:
+        if s.is_widget:
+            continue
+        if s.name in connections:
+            _connect(node, s, connections[s.name], nodes, links, widget=False)
+        else:
+            if not s.optional:
+                raise CanvasError(f"{node.where}: required input {s.name!r} ({s.type}) is not connected")
+            node.inputs.append({"name": s.name, "type": s.type, "link": None})
+        if s.optional:
+            node.inputs[-1]["shape"] = 7
+    for s in specs:
+        if s.is_widget and s.name in connections:
+            _connect(node, s, connections[s.name], nodes, links, widget=True)
+    node.widgets_values = _widget_values(node, by_name, widgets)
+
+
+def _check_names(node: _SpecNode, specs: list[InputSpec], connections: Mapping[str, Any],
+                 widgets: Mapping[str, Any]) -> None:
+    """Refuse a connection to an input the node lacks, a value for a widget it lacks, and a
+    widget given both a value and a connection."""
+    by_name = {s.name: s for s in specs}
+    for name in connections:
+        if name not in by_name:
+            raise CanvasError(f"{node.where}: no input {name!r}; inputs are {', '.join(by_name) or 'none'}")
+    for name in widgets:
+        if name not in by_name or not by_name[name].is_widget:
+            names = [s.name for s in specs if s.is_widget]
+            raise CanvasError(f"{node.where}: no widget {name!r}; widgets are {', '.join(names) or 'none'}")
+        if name in connections:
+            raise CanvasError(f"{node.where}: {name!r} is given both a value and a connection")
+
+
+def _source(node: _SpecNode, name: str, target: Any,
+            nodes: Mapping[str, _SpecNode]) -> tuple[_SpecNode, int, tuple[str, str, bool]]:
+    """The node, output slot and output (name, type, is_list) that input ``name`` of ``node``
+    is connected to: ``target`` is ``(node key, output name, output type or slot index)``."""
+    if not isinstance(target, (list, tuple)) or len(target) != 2:
+        raise CanvasError(f"{node.where}: input {name!r} must be connected as (node key, output), got {target!r}")
+    src_key, out = str(target[0]), target[1]
+    src = nodes.get(src_key)
+    if src is None:
+        raise CanvasError(f"{node.where}: input {name!r} refers to unknown node key {src_key!r}")
+    if src.info is None:
+        raise CanvasError(f"{node.where}: input {name!r} is connected to a note")
+    outs = _outputs(src.info)
+    if isinstance(out, int):
+        slot = out
+    else:
+        names = [o[0] for o in outs]
+        slot = names.index(out) if out in names else next((j for j, o in enumerate(outs) if o[1] == out), -1)
+    if not 0 <= slot < len(outs):
+        raise CanvasError(f"{node.where}: input {name!r}: node {src_key!r} ({src.type}) has no output {out!r}; "
+                          f"outputs are {', '.join(o[0] for o in outs) or 'none'}")
+    return src, slot, outs[slot]
+
+
+def _connect(node: _SpecNode, spec_in: InputSpec, target: Any, nodes: Mapping[str, _SpecNode],
+             links: list[list[Any]], widget: bool) -> None:
+    """Link input ``spec_in`` of ``node`` to ``target`` (see :func:`_source`): add the link,
+    the input socket (marked as a widget's if ``widget``) and the dependency."""
+    name = spec_in.name
+    src, slot, (out_name, out_type, _) = _source(node, name, target, nodes)
+    if not _type_ok(out_type, spec_in.type):
+        raise CanvasError(f"{node.where}: input {name!r} expects {spec_in.type} but output {out_name!r} "
+                          f"of {src.key!r} is {out_type}")
+    link_id = len(links) + 1
+    links.append([link_id, src.id, slot, node.id, len(node.inputs), out_type])
+    item = {"name": name, "type": spec_in.type, "link": link_id}
+    if widget:
+        item["widget"] = {"name": name}
+    node.inputs.append(item)
+    node.deps.append(src.key)
+
+
+def _widget_values(node: _SpecNode, by_name: Mapping[str, InputSpec], widgets: Mapping[str, Any]) -> list[Any]:
+    """The list ``widgets_values`` of ``node``: the spec's values or the defaults, with the
+    frontend's extras (control values, "fixed" unless the spec's ``controls`` say otherwise;
+    combo filters; the upload button's value)."""
+    controls = dict(node.raw.get("controls") or {})
+    values: list[Any] = []
+    for kind, name in widget_slots(node.info):
+        if kind == "value":
+            value = widgets[name] if name in widgets else by_name[name].default()
+            if value is None:
+                raise CanvasError(f"{node.where}: widget {name!r} has no default; give it a value")
+            values.append(value)
+        elif kind == "control":
+            values.append(controls.get(name, "fixed"))
+        elif kind == "filter":
+            values.append("")
+        else:
+            values.append("image")
+    return values
+
+
+def _columns(nodes: Mapping[str, _SpecNode]) -> dict[str, int]:
+    """Each node's column: the spec's ``column``, else its depth in the graph (the longest
+    path from a node without inputs)."""
+    depth: dict[str, int] = {}
+
+    def column(key: str, stack: tuple = ()) -> int:
+        if key in depth:
+            return depth[key]
+        if key in stack:
+            raise CanvasError(f"spec node {key!r}: the connections form a cycle")
+        node = nodes[key]
+        d = node.raw.get("column")
+        if d is None:
+            d = 1 + max((column(k, stack + (key,)) for k in node.deps), default=-1)
+        depth[key] = int(d)
+        return depth[key]
+
+    for key in nodes:
+        column(key)
+    return depth
+
+
+def _execution_order(nodes: Mapping[str, _SpecNode], columns: Mapping[str, int]) -> dict[str, int]:
+    """Each node's ``order``: by column, then spec order (a valid topological order)."""
+    ordered = sorted(nodes.values(), key=lambda n: (columns[n.key], n.id))
+    return {n.key: i for i, n in enumerate(ordered)}
+
+
+def _node_sizes(nodes: Mapping[str, _SpecNode]) -> dict[str, list]:
+    """Each node's size: the spec's ``size``, else one that fits its sockets and widgets."""
+    sizes: dict[str, list] = {}
+    for node in nodes.values():
+        n_out = len(_outputs(node.info)) if node.info else 0
+        n_in = len([i for i in node.inputs if "widget" not in i])
+        sizes[node.key] = list(node.raw.get("size") or _node_size(node.type, node.info, n_in, n_out))
+    return sizes
+
+
+def _column_xs(nodes: Mapping[str, _SpecNode], columns: Mapping[str, int], sizes: Mapping[str, list]) -> list[float]:
+    """The left edge of each column: columns are as wide as their widest node, COLUMN_GAP apart."""
+    n_cols = max(columns.values(), default=-1) + 1
+    widths = [max((sizes[key][0] for key in nodes if columns[key] == c), default=0.0) for c in range(n_cols)]
+    xs, x = [], ORIGIN[0]
+    for c in range(n_cols):
+        xs.append(x)
+        x += widths[c] + COLUMN_GAP
+    return xs
+
+
+def _positions(nodes: Mapping[str, _SpecNode], columns: Mapping[str, int],
+               sizes: Mapping[str, list]) -> dict[str, list[float]]:
+    """Each node's position: the spec's ``pos``, else below the nodes before it (in spec
+    order) in its column."""
+    xs = _column_xs(nodes, columns, sizes)
+    ys = {c: ORIGIN[1] for c in range(len(xs))}
+    positions: dict[str, list[float]] = {}
+    for node in nodes.values():
+        c = columns[node.key]
+        pos = node.raw.get("pos")
+        if pos is None:
+            pos = [xs[c], ys[c]]
+            ys[c] += sizes[node.key][1] + ROW_GAP + 30  # 30: the title bar, not part of size
+        positions[node.key] = list(map(float, pos))
+    return positions
+
+
+def _links_by_output(links: list[list[Any]]) -> dict[tuple[int, int], list[int]]:
+    """The ids of the links leaving each (node id, output slot)."""
+    by_output: dict[tuple[int, int], list[int]] = {}
+    for link in links:
+        by_output.setdefault((link[1], link[2]), []).append(link[0])
+    return by_output
+
+
+def _canvas_outputs(node: _SpecNode, by_output: Mapping[tuple[int, int], list[int]]) -> list[dict[str, Any]]:
+    """The canvas entries of ``node``'s output slots, with the ids of the links leaving them."""
+    if node.info is None:
+        return []
+    outputs = []
+    for slot, (name, kind, is_list) in enumerate(_outputs(node.info)):
+        out = {"name": name, "type": kind, "links": by_output.get((node.id, slot), []), "slot_index": slot}
+        if is_list:
+            out["shape"] = 6
+        outputs.append(out)
+    return outputs
+
+
+def _canvas_node(node: _SpecNode, pos: list[float], size: list, order: int,
+                 by_output: Mapping[tuple[int, int], list[int]]) -> dict[str, Any]:
+    """The canvas entry of ``node`` (the keys in the frontend's order)."""
+    entry = {
+        "id": node.id,
+        "type": node.type,
+        "pos": [pos[0], pos[1]],
+        "size": [float(v) for v in size],
+        "flags": {},
+        "order": order,
+        "mode": int(node.raw.get("mode", MODE_ALWAYS)),
+        "inputs": node.inputs,
+        "outputs": _canvas_outputs(node, by_output),
+        "properties": {} if node.info is None else {"Node name for S&R": node.type},
+        "widgets_values": node.widgets_values,
+    }
+    if node.raw.get("title"):
+        entry["title"] = node.raw["title"]
+    return entry
+
+
+def _canvas_groups(groups: Any, positions: Mapping[str, list[float]],
+                   sizes: Mapping[str, list]) -> list[dict[str, Any]]:
+    """The canvas groups: each a box around its nodes (a 20 px margin, 70 px above for the title)."""
+    out = []
+    for g_index, group in enumerate(groups or [], start=1):
+        keys = [str(k) for k in group.get("nodes") or []]
+        missing = [k for k in keys if k not in positions]
+        if missing or not keys:
+            raise CanvasError(f"group {group.get('title')!r}: unknown node keys {missing or '(none given)'}")
+        x0 = min(positions[k][0] for k in keys) - 20
+        y0 = min(positions[k][1] for k in keys) - 70
+        x1 = max(positions[k][0] + sizes[k][0] for k in keys) + 20
+        y1 = max(positions[k][1] + sizes[k][1] for k in keys) + 20
+        out.append({"id": g_index, "title": str(group.get("title", "")), "bounding": [x0, y0, x1 - x0, y1 - y0],
+                    "color": group.get("color", "#3f789e"), "font_size": 24, "flags": {}})
+    return out
+
+
 def build_canvas(spec: Mapping[str, Any], node_info: NodeInfo) -> dict[str, Any]:
     """Write a canvas workflow (frontend format 0.4) from a short description.
 
@@ -508,202 +833,20 @@ def build_canvas(spec: Mapping[str, Any], node_info: NodeInfo) -> dict[str, Any]
 
     Nodes are numbered in the given order and laid out in columns by their depth in the graph.
     """
-    raw_nodes = spec.get("nodes") or []
-    if isinstance(raw_nodes, Mapping):
-        raw_nodes = [{"key": k, **v} for k, v in raw_nodes.items()]
-    entries: list[dict[str, Any]] = []
-    by_key: dict[str, dict[str, Any]] = {}
-    for i, raw in enumerate(raw_nodes, start=1):
-        kind = raw.get("type")
-        if not kind:
-            raise CanvasError(f"spec node #{i}: no 'type'")
-        key = str(raw.get("key", raw.get("id", kind)))
-        if key in by_key:
-            raise CanvasError(f"spec node #{i} ({kind}): key {key!r} is used twice; give each node a distinct 'key'")
-        info = None
-        if kind not in NOTE_TYPES:
-            info = _lookup(node_info, kind)
-            if info is None:
-                raise CanvasError(f"spec node {key!r}: unknown node type {kind!r}")
-        entry = {"id": i, "key": key, "type": kind, "info": info, "raw": raw}
-        entries.append(entry)
-        by_key[key] = entry
-
-    # Links, in node order then input order.
-    links: list[list[Any]] = []
-    for entry in entries:
-        raw, info, kind = entry["raw"], entry["info"], entry["type"]
-        entry["inputs"], entry["widgets_values"] = [], []
-        if info is None:
-            entry["widgets_values"] = [raw.get("text", "")]
-            entry["deps"] = []
-            continue
-        specs = input_specs(info)
-        by_name = {s.name: s for s in specs}
-        connections = dict(raw.get("inputs") or {})
-        widgets = dict(raw.get("widgets") or {})
-        where = f"spec node {entry['key']!r} ({kind})"
-        for name in connections:
-            if name not in by_name:
-                raise CanvasError(f"{where}: no input {name!r}; inputs are {', '.join(by_name) or 'none'}")
-        for name in widgets:
-            if name not in by_name or not by_name[name].is_widget:
-                names = [s.name for s in specs if s.is_widget]
-                raise CanvasError(f"{where}: no widget {name!r}; widgets are {', '.join(names) or 'none'}")
-            if name in connections:
-                raise CanvasError(f"{where}: {name!r} is given both a value and a connection")
-        deps = []
-
-        def connect(name: str, spec_in: InputSpec, widget: bool):
-            target = connections[name]
-            if not isinstance(target, (list, tuple)) or len(target) != 2:
-                raise CanvasError(f"{where}: input {name!r} must be connected as (node key, output), got {target!r}")
-            src_key, out = str(target[0]), target[1]
-            src = by_key.get(src_key)
-            if src is None:
-                raise CanvasError(f"{where}: input {name!r} refers to unknown node key {src_key!r}")
-            if src["info"] is None:
-                raise CanvasError(f"{where}: input {name!r} is connected to a note")
-            outs = _outputs(src["info"])
-            if isinstance(out, int):
-                slot = out
-            else:
-                names = [o[0] for o in outs]
-                slot = names.index(out) if out in names else next((j for j, o in enumerate(outs) if o[1] == out), -1)
-            if not 0 <= slot < len(outs):
-                raise CanvasError(f"{where}: input {name!r}: node {src_key!r} ({src['type']}) has no output {out!r}; "
-                                  f"outputs are {', '.join(o[0] for o in outs) or 'none'}")
-            out_type = outs[slot][1]
-            if not _type_ok(out_type, spec_in.type):
-                raise CanvasError(f"{where}: input {name!r} expects {spec_in.type} but output {outs[slot][0]!r} "
-                                  f"of {src_key!r} is {out_type}")
-            link_id = len(links) + 1
-            target_slot = len(entry["inputs"])
-            links.append([link_id, src["id"], slot, entry["id"], target_slot, out_type])
-            item = {"name": name, "type": spec_in.type, "link": link_id}
-            if widget:
-                item["widget"] = {"name": name}
-            entry["inputs"].append(item)
-            deps.append(src_key)
-
-        for s in specs:  # sockets first, in definition order
-            if s.is_widget:
-                continue
-            if s.name in connections:
-                connect(s.name, s, widget=False)
-            else:
-                if not s.optional:
-                    raise CanvasError(f"{where}: required input {s.name!r} ({s.type}) is not connected")
-                item = {"name": s.name, "type": s.type, "link": None}
-                entry["inputs"].append(item)
-            if s.optional:
-                entry["inputs"][-1]["shape"] = 7
-        for s in specs:  # then widgets converted to sockets
-            if s.is_widget and s.name in connections:
-                connect(s.name, s, widget=True)
-        controls = dict(raw.get("controls") or {})
-        for kind_slot, name in widget_slots(info):
-            if kind_slot == "value":
-                value = widgets[name] if name in widgets else by_name[name].default()
-                if value is None:
-                    raise CanvasError(f"{where}: widget {name!r} has no default; give it a value")
-                entry["widgets_values"].append(value)
-            elif kind_slot == "control":
-                entry["widgets_values"].append(controls.get(name, "fixed"))
-            elif kind_slot == "filter":
-                entry["widgets_values"].append("")
-            else:
-                entry["widgets_values"].append("image")
-        entry["deps"] = deps
-
-    # Columns: depth in the graph (longest path from a node without inputs).
-    depth: dict[str, int] = {}
-
-    def column(key: str, stack: tuple = ()) -> int:
-        if key in depth:
-            return depth[key]
-        if key in stack:
-            raise CanvasError(f"spec node {key!r}: the connections form a cycle")
-        e = by_key[key]
-        d = e["raw"].get("column")
-        if d is None:
-            d = 1 + max((column(k, stack + (key,)) for k in e["deps"]), default=-1)
-        depth[key] = int(d)
-        return depth[key]
-
-    for e in entries:
-        column(e["key"])
-    # Execution order: by column, then spec order (a valid topological order).
-    ordered = sorted(entries, key=lambda e: (depth[e["key"]], e["id"]))
-    order_of = {e["key"]: i for i, e in enumerate(ordered)}
-    outputs_links: dict[tuple[int, int], list[int]] = {}
-    for link in links:
-        outputs_links.setdefault((link[1], link[2]), []).append(link[0])
-
-    sizes = {}
-    for e in entries:
-        n_out = len(_outputs(e["info"])) if e["info"] else 0
-        n_in = len([i for i in e["inputs"] if "widget" not in i])
-        sizes[e["key"]] = list(e["raw"].get("size") or _node_size(e["type"], e["info"], n_in, n_out))
-    n_cols = max(depth.values(), default=-1) + 1
-    widths = [max((sizes[e["key"]][0] for e in entries if depth[e["key"]] == c), default=0.0) for c in range(n_cols)]
-    xs, x = [], ORIGIN[0]
-    for c in range(n_cols):
-        xs.append(x)
-        x += widths[c] + COLUMN_GAP
-    ys = {c: ORIGIN[1] for c in range(n_cols)}
-
-    nodes_out = []
-    positions = {}
-    for e in entries:  # spec order within a column
-        c = depth[e["key"]]
-        pos = e["raw"].get("pos")
-        if pos is None:
-            pos = [xs[c], ys[c]]
-            ys[c] += sizes[e["key"]][1] + ROW_GAP + 30  # 30: the title bar, not part of size
-        positions[e["key"]] = (list(map(float, pos)), sizes[e["key"]])
-        node = {
-            "id": e["id"],
-            "type": e["type"],
-            "pos": [float(pos[0]), float(pos[1])],
-            "size": [float(v) for v in sizes[e["key"]]],
-            "flags": {},
-            "order": order_of[e["key"]],
-            "mode": int(e["raw"].get("mode", MODE_ALWAYS)),
-            "inputs": e["inputs"],
-            "outputs": [],
-            "properties": {} if e["info"] is None else {"Node name for S&R": e["type"]},
-            "widgets_values": e["widgets_values"],
-        }
-        if e["raw"].get("title"):
-            node["title"] = e["raw"]["title"]
-        if e["info"] is not None:
-            for slot, (name, kind, is_list) in enumerate(_outputs(e["info"])):
-                out = {"name": name, "type": kind, "links": outputs_links.get((e["id"], slot), []), "slot_index": slot}
-                if is_list:
-                    out["shape"] = 6
-                node["outputs"].append(out)
-        nodes_out.append(node)
-
-    groups = []
-    for g_index, group in enumerate(spec.get("groups") or [], start=1):
-        keys = [str(k) for k in group.get("nodes") or []]
-        missing = [k for k in keys if k not in positions]
-        if missing or not keys:
-            raise CanvasError(f"group {group.get('title')!r}: unknown node keys {missing or '(none given)'}")
-        x0 = min(positions[k][0][0] for k in keys) - 20
-        y0 = min(positions[k][0][1] for k in keys) - 70
-        x1 = max(positions[k][0][0] + positions[k][1][0] for k in keys) + 20
-        y1 = max(positions[k][0][1] + positions[k][1][1] for k in keys) + 20
-        groups.append({"id": g_index, "title": str(group.get("title", "")), "bounding": [x0, y0, x1 - x0, y1 - y0],
-                       "color": group.get("color", "#3f789e"), "font_size": 24, "flags": {}})
-
+    nodes = _spec_nodes(spec, node_info)
+    links = _wire(nodes)
+    columns = _columns(nodes)
+    order = _execution_order(nodes, columns)
+    sizes = _node_sizes(nodes)
+    positions = _positions(nodes, columns, sizes)
+    by_output = _links_by_output(links)
+    canvas_nodes = [_canvas_node(n, positions[n.key], sizes[n.key], order[n.key], by_output) for n in nodes.values()]
     return {
-        "last_node_id": len(entries),
+        "last_node_id": len(nodes),
         "last_link_id": len(links),
-        "nodes": nodes_out,
+        "nodes": canvas_nodes,
         "links": links,
-        "groups": groups,
+        "groups": _canvas_groups(spec.get("groups"), positions, sizes),
         "config": {},
         "extra": copy.deepcopy(dict(spec.get("extra") or {"ds": {"scale": 1.0, "offset": [0.0, 0.0]}})),
         "version": 0.4,
