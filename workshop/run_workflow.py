@@ -53,7 +53,7 @@ def _parse_sets(items: list[str]) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="run_workflow.py", description=__doc__.split("\n\n")[0],
+    parser = argparse.ArgumentParser(prog="python -m workshop.run_workflow", description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter,
                                      epilog=__doc__.split("\n\n", 2)[2])
     parser.add_argument("workflow", type=Path, help="canvas workflow JSON (saved from the editor)")

@@ -1,7 +1,7 @@
 """The Toy World Model node (nodes/toy_model.py): the built-in demo/test model, through stock nodes.
 
 Sanity only: the measured quality gates (VAE PSNR, text-to-image correctness) live in
-``benchmarks/toyworld.py --gates`` and the README, not in assertions here.
+``python -m workshop.benchmarks.toyworld --gates`` and the README, not in assertions here.
 """
 from __future__ import annotations
 

@@ -3,7 +3,7 @@ Inject (Prompt-to-Prompt replace) keep more background and more structure than r
 from the inverted latent with the target prompt, at no loss of edit success.
 
 The settings are the toy benchmark's tuned P2P row (cross_replace 0.1, self_replace 0.8, cfg 5),
-chosen by ``benchmarks/p2p_sweep.py`` over the 40 colour/shape swaps of ``edit_cases(60, seed=0)``
+chosen by ``workshop/benchmarks/p2p_sweep.py`` over the 40 colour/shape swaps of ``edit_cases(60, seed=0)``
 at 15 steps, and checked on 40 held-out swaps (``--pool 120 --skip 40``) and at 50 steps:
 
     40 benchmark swaps, 15 steps   naive: bg 22.38 dB, structure 18/40, success colour 20/20, shape 20/20

@@ -34,9 +34,10 @@ def _lookup(host, runner):
 
 
 def test_there_are_workflows():
-    assert WORKFLOW_FILES, f"no workflows in {WORKFLOWS} (write them with scripts/make_workflows.py)"
+    assert WORKFLOW_FILES, f"no workflows in {WORKFLOWS} (write them with python -m workshop.make_workflows)"
 
 
+@pytest.mark.parametrize("path", WORKFLOW_FILES, ids=[p.stem for p in WORKFLOW_FILES])
 def test_workflow_runs_headless(path, host, runner):
     from PIL import Image
 
@@ -64,7 +65,7 @@ def test_workflow_runs_headless(path, host, runner):
 
 def _main_workflow():
     if not MAIN_WORKFLOW.is_file():
-        pytest.fail(f"{MAIN_WORKFLOW} is missing (scripts/make_workflows.py writes it)")
+        pytest.fail(f"{MAIN_WORKFLOW} is missing (python -m workshop.make_workflows writes it)")
     return json.loads(MAIN_WORKFLOW.read_text(encoding="utf-8"))
 
 

@@ -1,4 +1,4 @@
-"""Canvas workflow <-> API format conversion (headless/canvas.py), without the host.
+"""Canvas workflow <-> API format conversion (workshop/headless/canvas.py), without the host.
 
 The node definitions below are hand-written in the shape of ComfyUI's /object_info entries
 (V1 nodes with option lists, V3 nodes with ["COMBO", {"options": ...}]).

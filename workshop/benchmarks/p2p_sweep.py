@@ -13,7 +13,7 @@ gives 40 more that the benchmark never sees. Per case the source is DDIM-inverte
 target prompt at each cfg; every P2P setting samples the pair from Attention Inject (mode,
 cross_replace, self_replace, optional reweight of the swapped word by ``reweight``, optional
 own cross-attention fraction ``word`` of the swapped word) with Direct Inversion applied, as
-``benchmarks/toyworld.py`` does. Per setting the table gives: background PSNR outside both
+``workshop/benchmarks/toyworld.py`` does. Per setting the table gives: background PSNR outside both
 object masks (dB), structure kept (object centre within 6 px and size within 20% of the
 target's), edit success (the exact judge reads the target's background, colour and shape) per
 kind, "kept" (structure kept and background >= 25 dB) and seconds per case. ``--json`` writes

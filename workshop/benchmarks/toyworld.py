@@ -218,7 +218,7 @@ def techniques(cfg: float):
          f"threshold 0.3, start 0.2; cfg {cfg:g})",
          pair_edit("InvertEditAttentionInject", cfg, local_blend=True, mode="replace", reweight="", cross_replace=0.4,
                    self_replace=0.6), True),
-        # tuned by benchmarks/p2p_sweep.py on the colour/shape swaps (issue 5): no shape-swap loss
+        # tuned by workshop/benchmarks/p2p_sweep.py on the colour/shape swaps (issue 5): no shape-swap loss
         (f"Direct inversion + Prompt-to-Prompt replace (tuned: cross 0.1, self 0.8; cfg {cfg:g})",
          pair_edit("InvertEditAttentionInject", cfg, mode="replace", reweight="", cross_replace=0.1, self_replace=0.8), True),
         (f"Direct inversion + Prompt-to-Prompt + Latent Blend (DiffEdit mask, cfg {cfg:g})",

@@ -1,0 +1,16 @@
+"""docs/nodes.md is generated from the nodes' schemas (``python -m workshop.make_docs``): it must
+match what the current schemas give, and the README's one-line node list must name every node."""
+from __future__ import annotations
+
+from workshop import make_docs
+
+
+def test_node_docs_are_current(host):
+    current = make_docs.NODES_MD.read_text(encoding="utf-8") if make_docs.NODES_MD.is_file() else ""
+    assert current == make_docs.render_nodes(host), \
+        "docs/nodes.md is out of date with the node schemas: run python -m workshop.make_docs"
+
+
+def test_readme_names_every_node(host):
+    missing = make_docs.missing_from_readme(host)
+    assert not missing, f"README.md's node list does not name (in bold): {', '.join(missing)}"
