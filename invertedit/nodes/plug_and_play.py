@@ -12,8 +12,8 @@ from comfy_api.latest import io
 
 from ..attention.plug_and_play import PlugAndPlaySchedule, decoder_injection_block, inject_features
 from ..attention.prompt_to_prompt import ReplaceSchedule
-from .attention_inject import PromptToPromptPatch
-from ..adapters.errors import NodeInputError
+from ..adapters.errors import NodeInputError, check_finite
+from ..adapters.prompt_to_prompt import PromptToPromptPatch
 from ..adapters.pair import encode_pair, pair_rows, prepare_pair_model
 from ..adapters.sampling import check_model_family
 from ..adapters.schemas import pair_inputs, pair_outputs
@@ -65,6 +65,8 @@ class PlugAndPlay(io.ComfyNode):
     def execute(cls, model, clip, latent, source_prompt, target_prompt, feature_injection,
                 self_attention_injection) -> io.NodeOutput:
         check_model_family(model, PlugAndPlay.NAME)
+        check_finite(PlugAndPlay.NAME, feature_injection=feature_injection,
+                     self_attention_injection=self_attention_injection)
         schedule = PlugAndPlaySchedule(feature_injection, self_attention_injection)
         m, blocks, pair_latent = prepare_pair_model(model, latent, ("attn1",), PlugAndPlay.NAME)
         unet = model.model.diffusion_model

@@ -1,0 +1,131 @@
+"""Prompt-to-Prompt inside the host (math in ``attention/``): the attention replace patch of a
+source/target pair, the local blend's post-CFG step, and the per-run wrapper that gives each
+sampling run a fresh local blend state. Attention Inject wires them; Plug-and-Play reuses the patch."""
+from __future__ import annotations
+
+import logging
+
+import comfy.model_patcher
+import torch
+from comfy.ldm.modules.attention import optimized_attention
+
+from ..attention.local_blend import LocalBlendMaps, blend_latents, blend_start
+from ..attention.maps import attend, attention_probs, token_grid
+from ..attention.prompt_to_prompt import ReplaceSchedule, cross_steps, refined_maps, replaced_maps, self_steps
+from ..inversion.direct import denoised_onto, euler_step
+from .errors import NodeInputError
+from .layout import attention_levels, mask_factor
+from .pair import pair_rows
+from .steps import post_cfg_step, sampling_step
+
+NAME = "Attention Inject"   # the node these patches belong to, for messages
+
+BLEND_KEY = "invertedit_local_blend"   # transformer_options key of the running local blend
+
+
+class PromptToPromptPatch:
+    """attn1/attn2 replace patch: in the conditional chunk, row pair (source, target), the target
+    takes the source's maps when the schedule says so; everything else is plain attention. With
+    a local blend running, cross-attention calls at ``blend_blocks`` also add both rows' maps
+    (the target's as edited) to the run's ``LocalBlendMaps``."""
+
+    def __init__(self, schedule: ReplaceSchedule, kind: str, mapper=None, alphas=None, scales=None,
+                 swap=None, blend_blocks: frozenset = frozenset()):
+        self.schedule, self.kind = schedule, kind
+        self.mapper, self.alphas = mapper, alphas   # refine's token alignment (cross-attention only)
+        self.scales = scales                        # reweight's equalizer (cross-attention only)
+        self.swap = swap                            # replace's word-swap matrix when token counts differ
+        self.blend_blocks = blend_blocks
+
+    def target_maps(self, q, k, heads, step, steps):
+        if self.kind == "self":
+            return replaced_maps(q, k, heads)
+        words = self.schedule.word_alphas(step, steps)
+        if self.mapper is not None:
+            return refined_maps(q, k, heads, self.mapper, self.alphas, self.scales, words)
+        return replaced_maps(q, k, heads, self.scales, words, self.swap)
+
+    def __call__(self, q, k, v, extra_options):
+        heads = extra_options["n_heads"]
+        out = optimized_attention(q, k, v, heads)
+        chunks, rows = pair_rows(q, extra_options, NAME)
+        step, steps = sampling_step(extra_options)
+        latent_hw = tuple(extra_options["original_shape"][-2:])
+        inject = self.schedule.injects(self.kind, step, steps, q.shape[1], latent_hw[0] * latent_hw[1])
+        blend = extra_options.get(BLEND_KEY) if tuple(extra_options.get("block", ())) in self.blend_blocks else None
+        if not inject and blend is None:
+            return out
+        out = out.clone()
+        for c, kind in enumerate(chunks):
+            if kind != 0:   # conditional rows: the paper edits these only
+                continue
+            s = c * rows
+            qq, kk = q[s:s + 2], k[s:s + 2]
+            maps = self.target_maps(qq, kk, heads, step, steps) if inject else attention_probs(qq[1:2], kk[1:2], heads)
+            if inject:
+                out[s + 1] = attend(maps, v[s + 1:s + 2])[0].to(out.dtype)
+            if blend is not None:
+                blend.add(attention_probs(qq[:1], kk[:1], heads), maps, token_grid(latent_hw, q.shape[1]))
+        return out
+
+
+class LocalBlendStep:
+    """Post-CFG function of the local blend: from its start step on, the target's prediction is
+    the one whose DDIM/Euler step lands on ``source + mask * (target - source)``, the mask made
+    from the run's maps so far (``attention/local_blend.py``). Runs after a Direct Inversion's
+    correction, so the source is the corrected one, as in the reference."""
+
+    def __init__(self, start: float):
+        self.start = start
+
+    def __call__(self, args: dict) -> torch.Tensor:
+        denoised, x, sigma = args["denoised"], args["input"], args["sigma"]
+        options = args["model_options"]["transformer_options"]
+        blend = options.get(BLEND_KEY)
+        step, steps = post_cfg_step(args)
+        if blend is None or step < blend_start(self.start, steps):
+            return denoised
+        if x.shape[0] != 2:
+            raise NodeInputError(NAME, f"the sampler runs a batch of {x.shape[0]}; the local blend works on the "
+                                       f"LATENT pair from this node (row 0 source, row 1 target).")
+        sigma_next = options["sample_sigmas"][step + 1].to(x)
+        mask = blend.mask(tuple(x.shape[-2:])).to(x)
+        nxt_s, nxt_t = (euler_step(x[i:i + 1], denoised[i:i + 1], sigma[0], sigma_next) for i in (0, 1))
+        out = denoised.clone()
+        out[1:2] = denoised_onto(x[1:2], sigma[0], sigma_next, blend_latents(nxt_s, nxt_t, mask))
+        return out
+
+
+class PromptToPromptRun:
+    """OUTER_SAMPLE wrapper: a fresh local blend state for each sampling run (node outputs are
+    cached and re-used), and one log line with the step counts the run will use."""
+
+    def __init__(self, schedule: ReplaceSchedule, blend: tuple[list[int], list[int], float, float] | None):
+        self.schedule, self.blend = schedule, blend
+
+    def __call__(self, executor, noise, latent_image, sampler, sigmas, *args, **kwargs):
+        guider = executor.class_obj
+        original = guider.model_options
+        steps = len(sigmas) - 1
+        first, stop = self_steps(self.schedule.self_start, self.schedule.self_, steps)
+        note = (f"{NAME}: {steps} steps: cross-attention maps injected in the first "
+                f"{cross_steps(self.schedule.cross, steps)}, self-attention in steps {first} to {stop - 1}")
+        try:
+            guider.model_options = comfy.model_patcher.create_model_options_clone(original)
+            if self.blend is not None:
+                source, target, threshold, start = self.blend
+                guider.model_options["transformer_options"][BLEND_KEY] = LocalBlendMaps(source, target, threshold)
+                note += f", local blend after each step from step {blend_start(start, steps)}"
+            logging.info(note)
+            return executor(noise, latent_image, sampler, sigmas, *args, **kwargs)
+        finally:
+            guider.model_options = original
+
+
+def blend_blocks(model) -> frozenset:
+    """The blocks whose cross-attention maps make the local blend mask: those at a quarter of the
+    latent's resolution (the reference's ``down_cross[2:4] + up_cross[:3]`` at SD1.5 512 px),
+    or the coarsest attention level of a model without one."""
+    levels = attention_levels(model)
+    factor = mask_factor(levels)
+    return frozenset(key for key, f in levels.items() if f == factor)
