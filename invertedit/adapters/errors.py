@@ -4,6 +4,11 @@ from __future__ import annotations
 
 import math
 
+import torch
+
+from ..inversion.record import Inversion
+
+
 class NodeInputError(ValueError):
     """A node's input cannot work; the message names the node, the input and what would."""
 
@@ -22,3 +27,29 @@ def check_finite(node: str, **values: float) -> None:
     for name, value in values.items():
         if not math.isfinite(value):
             raise NodeInputError(node, f"input '{name}' is {value}; give a finite number.")
+
+
+def check_at_least(node: str, minimum: int, **values: int) -> None:
+    """Refuse numbers below ``minimum`` (negative steps, counts, ...)."""
+    for name, value in values.items():
+        if value < minimum:
+            raise NodeInputError(node, f"input '{name}' is {value}; give {minimum} or more.")
+
+
+def check_finite_tensor(node: str, what: str, tensor: torch.Tensor, fix: str) -> None:
+    """Refuse a tensor holding NaN or infinite values (they would sample to a black or noisy image)."""
+    if not bool(torch.isfinite(tensor).all()):
+        raise NodeInputError(node, f"{what} has NaN or infinite values; {fix}")
+
+
+def check_inversion(node: str, value, name: str = "inversion") -> Inversion:
+    """An INVERSION input must be an inversion record with finite latents; returns it."""
+    if not isinstance(value, Inversion):
+        raise NodeInputError(node, f"input '{name}' is a {type(value).__name__}, not an INVERSION; connect the "
+                                   f"INVERSION output of an inverter (DDIM Invert, EDICT Invert, Edit-Friendly DDPM "
+                                   f"Invert, ...) or of Load Inversion.")
+    for part, tensor in (("latent", value.latent), ("trajectory", value.trajectory), *value.clues.items()):
+        if isinstance(tensor, torch.Tensor) and tensor.is_floating_point():
+            check_finite_tensor(node, f"input '{name}' ({part})", tensor,
+                                "invert the image again (a latent with NaN gives a black or noisy image).")
+    return value

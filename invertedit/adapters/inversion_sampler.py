@@ -11,7 +11,7 @@ from comfy_api.latest import io
 
 from ..inversion.methods import Method
 from ..inversion.record import Inversion, InversionMismatch
-from .errors import NodeInputError
+from .errors import NodeInputError, check_finite_tensor, check_inversion
 from .sockets import Inversion as InversionSocket
 
 
@@ -39,10 +39,16 @@ class InversionSampling:
     def __call__(self, model, x, sigmas, extra_args=None, callback=None, disable=None):
         inv = self.inversion
         extra_args = extra_args or {}
+        missing = self.METHOD.missing_clues(inv.clues)
+        if missing:
+            raise NodeInputError(self.NAME, f"the inversion is a {inv.method} inversion without its data "
+                                            f"({', '.join(missing)}); make it again with {self.METHOD.made_by}.")
         try:
             start = inv.locate(sigmas)
         except InversionMismatch as e:
             raise NodeInputError(self.NAME, str(e)) from None
+        check_finite_tensor(self.NAME, "the latent being sampled", x,
+                            "sample the inversion's own LATENT output (a latent with NaN gives a black image).")
         if start != inv.start_step or len(sigmas) != len(inv.sampling_sigmas):
             raise NodeInputError(self.NAME, f"the run covers steps {start} to {start + len(sigmas) - 1}; this inversion "
                                             f"is sampled over its whole schedule, from step {inv.start_step}.")
@@ -83,8 +89,13 @@ class InversionSamplerNode(io.ComfyNode):
 
     @classmethod
     def execute(cls, inversion) -> io.NodeOutput:
-        method = cls.SAMPLING.METHOD
+        method, node = cls.SAMPLING.METHOD, cls.SAMPLING.NAME
+        check_inversion(node, inversion)
         if inversion.method != method.name:
-            raise NodeInputError(cls.SAMPLING.NAME, f"input 'inversion' is a {inversion.method} inversion; the "
-                                                    f"{cls.SAMPLING.NAME} needs one from {method.made_by}.")
+            raise NodeInputError(node, f"input 'inversion' is a {inversion.method} inversion; the "
+                                       f"{node} needs one from {method.made_by}.")
+        missing = method.missing_clues(inversion.clues)
+        if missing:
+            raise NodeInputError(node, f"input 'inversion' is a {method.name} inversion without its data "
+                                       f"({', '.join(missing)}); make it again with {method.made_by}.")
         return io.NodeOutput(comfy.samplers.KSAMPLER(cls.SAMPLING(inversion)))

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from typing import Callable
 
+import comfy.samplers
 import torch
 
 from ..inversion.contract import Inverted
 from ..inversion.methods import Method
 from ..inversion.record import Inversion
-from .errors import NodeInputError
+from .errors import NodeInputError, check_at_least, check_choice, check_finite, check_finite_tensor
 from .fingerprint import conditioning_fingerprint, model_fingerprint
 from .sampling import check_model_family, run_loop, schedule
 
@@ -22,15 +23,22 @@ PNP_SCHEDULE_NOTE = (
 
 
 def check_invert_inputs(model, samples: torch.Tensor, steps: int, start_at_step: int, cfg: float, negative,
-                        node: str) -> None:
+                        node: str, scheduler: str | None = None) -> None:
     """The checks every inversion node makes on its inputs, with messages naming the node."""
     check_model_family(model, node)
+    check_finite(node, cfg=cfg)
+    check_at_least(node, 1, steps=steps)
+    check_at_least(node, 0, start_at_step=start_at_step)
+    if scheduler is not None:
+        check_choice(node, "scheduler", scheduler, comfy.samplers.KSampler.SCHEDULERS)
     if start_at_step >= steps:
         raise NodeInputError(node, f"start_at_step ({start_at_step}) must be smaller than steps ({steps}).")
     if abs(cfg - 1.0) > 1e-6 and negative is None:
         raise NodeInputError(node, f"cfg is {cfg:g}, which needs a 'negative' conditioning; connect one or set cfg to 1.")
     if samples.ndim != 4:
         raise NodeInputError(node, f"input 'latent' has shape {tuple(samples.shape)}; an image latent [batch, channels, height, width] is needed.")
+    check_finite_tensor(node, "input 'latent'", samples,
+                        "connect the image's latent from VAE Encode (a latent with NaN inverts to a black image).")
 
 
 def inversion_fingerprint(model, positive) -> dict:
@@ -45,7 +53,7 @@ def invert(method: Method, inverter: Callable[..., Inverted], model, samples: to
     ``inverter(denoise, x, sigmas, callback, **inverter_args)``); returns the INVERSION record.
     ``settings`` are the method's own, stored with the common ones."""
     node = method.made_by
-    check_invert_inputs(model, samples, steps, start_at_step, cfg, negative, node)
+    check_invert_inputs(model, samples, steps, start_at_step, cfg, negative, node, scheduler)
     sigmas = schedule(model, scheduler, steps)
     run = sigmas[start_at_step:]
     if float(run[-1]) != 0.0:
@@ -59,6 +67,10 @@ def invert(method: Method, inverter: Callable[..., Inverted], model, samples: to
 
     out = run_loop(model, positive, negative, cfg, samples, run, loop)
     inverted = found["inverted"]
+    if not (bool(torch.isfinite(out).all()) and bool(torch.isfinite(inverted.trajectory).all())):
+        raise NodeInputError(node, f"the inversion ran into NaN or infinite values (cfg {cfg:g}, {steps} steps); the "
+                                   f"model overflows on this input. Invert at cfg 1, or load the model in float32 or "
+                                   f"bfloat16 rather than float16.")
     return Inversion(
         method=method.name, sigmas=sigmas, start_step=start_at_step,
         trajectory=inverted.trajectory.to(out.device, torch.float32), latent=out,

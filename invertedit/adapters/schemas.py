@@ -4,13 +4,17 @@ from __future__ import annotations
 from comfy_api.latest import io
 
 from ..guidance.sega import Concept
+from .errors import NodeInputError, check_at_least, check_choice, check_finite
 from .sockets import Concepts
 from .sockets import Inversion as InversionSocket
+
+DIRECTIONS = ("add", "remove")
+
 
 def concept_inputs(warmup: int, paper: str) -> list:
     """The inputs every concept node shares (defaults: the paper's)."""
     return [
-        io.Combo.Input("direction", options=["add", "remove"], default="add",
+        io.Combo.Input("direction", options=list(DIRECTIONS), default="add",
                        tooltip="Add the concept, or remove it (the paper's reverse direction)."),
         io.Float.Input("scale", default=5.0, min=0.0, max=100.0, step=0.1, tooltip=f"Edit guidance scale ({paper}: 5)."),
         io.Int.Input("warmup", default=warmup, min=0, max=1000, tooltip=f"Steps before the concept acts ({paper}: {warmup})."),
@@ -25,9 +29,37 @@ def concept_inputs(warmup: int, paper: str) -> list:
 
 
 def make_concept(direction: str, scale: float, warmup: int, cooldown: int, threshold: float, weight: float,
-                 tokens: tuple[int, ...] | None = None) -> Concept:
+                 tokens: tuple[int, ...] | None = None, node: str = "SEGA Concept") -> Concept:
+    """A concept from the inputs of ``concept_inputs``, checked (the host checks neither the
+    dropdown's value nor NaN)."""
+    check_choice(node, "direction", direction, DIRECTIONS)
+    check_finite(node, scale=scale, threshold=threshold, weight=weight)
+    check_at_least(node, 0, warmup=warmup, cooldown=cooldown, weight=weight)
+    if not 0.0 <= threshold < 1.0:
+        raise NodeInputError(node, f"input 'threshold' is {threshold}; give a percentile from 0 up to (not "
+                                   f"including) 1 (paper: 0.9).")
     return Concept(scale=scale, reverse=direction == "remove", warmup=warmup, cooldown=cooldown or None,
                    threshold=threshold, weight=weight, tokens=tokens)
+
+
+def check_concept_weights(node: str, concepts: list[Concept], divides: bool) -> None:
+    """Refuse weights that leave nothing to guide: the weights of all concepts summing to 0 and,
+    where the guidance ``divides`` the edits by the acting concepts' weight sum while only some
+    concepts are past their warm-up (SEGA), a step at which the concepts past their warm-up all
+    have weight 0 or are past their cooldown (0/0: a black image)."""
+    if sum(c.weight for c in concepts) <= 0:
+        raise NodeInputError(node, f"input 'concepts': the weights of all {len(concepts)} concepts sum to 0, so no "
+                                   f"concept can act (0/0); give at least one concept a weight above 0 (1 each: "
+                                   f"equal weights).")
+    if not divides:
+        return
+    for step in range(min(c.warmup for c in concepts), max(c.warmup for c in concepts)):
+        warm = [c for c in concepts if c.warmup <= step]
+        if sum(c.weight for c in warm if c.cooldown is None or step < c.cooldown) <= 0:
+            raise NodeInputError(node, f"input 'concepts': at step {step} only concepts with weight 0 (or past their "
+                                       f"cooldown) have warmed up, and SEGA divides their edits by their weights' sum "
+                                       f"until every concept has (0/0: a black image); give those concepts a weight "
+                                       f"above 0, or all concepts the same warmup.")
 
 
 def inverter_inputs(*, steps: int, start_at_step: int, cfg: float, paper: str, start_tooltip: str,

@@ -37,6 +37,7 @@ def null_text_optimize(
     lr: float = 1e-2,
     early_stop: bool = True,
     callback: Optional[StepCallback] = None,
+    on_inner_step: Optional[Callable[[], None]] = None,
 ) -> tuple[torch.Tensor, dict]:
     """Optimise one null embedding per step.
 
@@ -44,7 +45,8 @@ def null_text_optimize(
     ``null_init`` the starting embedding (the empty prompt's). Returns the embeddings
     stacked (``[steps, *null_init.shape]``) and counts: UNet forward and backward passes
     and the inner steps taken at each timestep. Differentiates ``uncond_eps`` only; call
-    with gradients enabled."""
+    with gradients enabled. ``on_inner_step()`` is called before every inner (Adam) step, so a
+    caller can stop the loop there (an interrupt) instead of only between timesteps."""
     steps = len(sigmas) - 1
     if trajectory.shape[0] != steps + 1:
         raise ValueError(f"null_text_optimize: {trajectory.shape[0]} trajectory latents for {steps} steps")
@@ -64,6 +66,8 @@ def null_text_optimize(
         threshold = 1e-5 + j * 2e-5
         k = 0
         for k in range(1, inner_steps + 1):
+            if on_inner_step is not None:
+                on_inner_step()
             eps_u = uncond_eps(x, sigma, null)
             eps = eps_u + cfg * (eps_c - eps_u)
             loss = torch.nn.functional.mse_loss((x + (sigma_next - sigma) * eps) * to_ddpm, goal)

@@ -124,21 +124,49 @@ class Inversion:
     def from_state(cls, tensors: dict[str, torch.Tensor], meta: dict[str, str]) -> "Inversion":
         version = (meta or {}).get("invertedit.format")
         if version != FORMAT_VERSION:
-            raise InversionMismatch(
-                f"not an InvertEdit inversion file of format {FORMAT_VERSION} (found format {version!r})")
+            raise InversionMismatch(f"it has no InvertEdit format {FORMAT_VERSION} metadata (found format {version!r})")
         missing = {"sigmas", "trajectory", "latent"} - set(tensors)
         if missing:
-            raise InversionMismatch(f"the inversion file lacks {sorted(missing)}")
+            raise InversionMismatch(f"it lacks the tensors {sorted(missing)}")
+        for name, ndim in (("sigmas", 1), ("trajectory", 5), ("latent", 4)):
+            if tensors[name].ndim != ndim:
+                raise InversionMismatch(f"its '{name}' tensor has {tensors[name].ndim} dimensions, not {ndim}")
+        try:
+            start_step = int(meta.get("start_step", ""))
+        except ValueError:
+            raise InversionMismatch(f"its start_step {meta.get('start_step')!r} is not a whole number") from None
+        if not 0 <= start_step < len(tensors["sigmas"]):
+            raise InversionMismatch(f"its start_step {start_step} is not a step of its {len(tensors['sigmas'])}-point schedule")
+        method = meta.get("method")
+        if not method:
+            raise InversionMismatch("it names no inversion method")
+        settings = _json_object(meta, "settings")
+        fingerprint = _json_object(meta, "fingerprint")
         return cls(
-            method=meta["method"],
+            method=method,
             sigmas=tensors["sigmas"],
-            start_step=int(meta["start_step"]),
+            start_step=start_step,
             trajectory=tensors["trajectory"],
             latent=tensors["latent"],
-            settings=json.loads(meta.get("settings", "{}")),
-            fingerprint=json.loads(meta.get("fingerprint", "{}")),
+            settings=settings,
+            fingerprint=fingerprint,
             clues={k[len("clue."):]: v for k, v in tensors.items() if k.startswith("clue.")},
         )
+
+
+def _json_object(meta: dict[str, str], key: str) -> dict:
+    """A metadata entry holding a JSON object (settings, fingerprint)."""
+    try:
+        value = json.loads(meta.get(key, "{}"))
+    except ValueError:
+        raise InversionMismatch(f"its {key} is not valid JSON") from None
+    if not isinstance(value, dict):
+        raise InversionMismatch(f"its {key} is a JSON {_JSON_NAMES.get(type(value), type(value).__name__)}, "
+                                f"not an object")
+    return value
+
+
+_JSON_NAMES = {list: "array", str: "string", int: "number", float: "number", bool: "boolean", type(None): "null"}
 
 
 def _fmt(sigmas: torch.Tensor, most: int = 6) -> str:

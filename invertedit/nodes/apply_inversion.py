@@ -24,7 +24,7 @@ from ..inversion.methods import Method, Patch, method_of
 from ..inversion.direct import denoised_onto
 from ..inversion.record import Inversion, InversionMismatch
 from .inversion_methods import source_conditioning
-from ..adapters.errors import NodeInputError
+from ..adapters.errors import NodeInputError, check_finite_tensor, check_inversion
 from ..adapters.fingerprint import model_fingerprint
 from ..adapters.sockets import Inversion as InversionSocket
 
@@ -93,11 +93,34 @@ def check_run(inversion: Inversion, model, noise: torch.Tensor, latent: torch.Te
         raise NodeInputError(node, (
             "the sampler adds noise to the inverted latent. Set add_noise to 'disable' in KSamplerAdvanced, or use "
             "DisableNoise with SamplerCustomAdvanced (KSampler always adds noise: use KSamplerAdvanced)."))
+    check_finite_tensor(node, "the latent being sampled", latent,
+                        "sample the inversion's own LATENT output (a latent with NaN gives a black image).")
     try:
         inversion.check_latent(tuple(latent.shape))
-        return inversion.locate(sigmas)
+        start = inversion.locate(sigmas)
     except InversionMismatch as e:
         raise NodeInputError(node, str(e)) from None
+    if start > inversion.start_step:
+        check_later_start(inversion, model, latent, start, node)
+    return start
+
+
+def check_later_start(inversion: Inversion, model, latent: torch.Tensor, start: int, node: str) -> None:
+    """A run that starts later in the schedule than the inversion (KSamplerAdvanced's start_at_step
+    above the inversion's) must sample the trajectory's point at that step: the inverted latent
+    itself sits at the inversion's start step, and denoising it from a later (smaller) sigma
+    leaves noise in the image (an over-saturated picture)."""
+    point = inversion.trajectory[start - inversion.start_step].detach().float().cpu()
+    x = model.model.process_latent_in(latent.detach().float().cpu())
+    rows = torch.arange(x.shape[0]) % point.shape[0]
+    want = point[rows]
+    if float((x - want).norm()) <= 1e-3 * float(want.norm()) + 1e-6:
+        return
+    raise NodeInputError(node, (
+        f"the run starts at step {start} (start_at_step={start}), but the latent being sampled is not the inversion's "
+        f"latent at that step: the inverted latent belongs to step {inversion.start_step}, and sampling it from a later "
+        f"step gives an over-saturated image. Use start_at_step={inversion.start_step}, the inversion's, or feed the "
+        f"latent that matches step {start} (invert with start_at_step={start})."))
 
 
 class InversionGuard:
@@ -185,6 +208,7 @@ class ApplyInversion(io.ComfyNode):
 
     @classmethod
     def execute(cls, model, inversion) -> io.NodeOutput:
+        check_inversion(ApplyInversion.NAME, inversion)
         method = checked_method(inversion, ApplyInversion.NAME)
         m = model.clone()
         m.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.OUTER_SAMPLE, WRAPPER_KEY, InversionGuard(inversion))

@@ -16,7 +16,7 @@ from PIL import Image, ImageDraw
 
 from ..attention.maps import attention_probs
 from ..attention.store import MapRecorder, local_blend_mask, normalise, word_maps
-from ..adapters.errors import NodeInputError
+from ..adapters.errors import NodeInputError, check_finite, check_inversion
 from ..adapters.layout import transformer_blocks
 from ..adapters.sampling import check_model_family, run_loop
 from ..adapters.sockets import Inversion as InversionSocket
@@ -93,6 +93,11 @@ class AttentionStore(io.ComfyNode):
     @classmethod
     def execute(cls, model, clip, inversion, prompt, words, start, end, threshold, image=None) -> io.NodeOutput:
         check_model_family(model, AttentionStore.NAME)
+        check_inversion(AttentionStore.NAME, inversion)
+        check_finite(AttentionStore.NAME, start=start, end=end, threshold=threshold)
+        if not 0.0 <= start < end <= 1.0:
+            raise NodeInputError(AttentionStore.NAME, f"inputs 'start' ({start}) and 'end' ({end}) leave no steps to "
+                                                      f"record maps at; give 0 <= start < end <= 1 (e.g. start 0, end 1).")
         tokens = word_tokens(clip, prompt, AttentionStore.NAME)
         if not tokens:
             raise NodeInputError(AttentionStore.NAME, "input 'prompt' has no words.")
@@ -103,6 +108,9 @@ class AttentionStore(io.ComfyNode):
         sigmas = inversion.sampling_sigmas
         steps = len(sigmas) - 1
         window = [i for i in range(steps) if start * steps <= i < max(end * steps, start * steps + 1)]
+        if not window:
+            raise NodeInputError(AttentionStore.NAME, f"inputs 'start' ({start}) and 'end' ({end}) select none of the "
+                                                      f"inversion's {steps} steps; lower 'start' (e.g. start 0, end 1).")
         latent_hw = tuple(inversion.latent.shape[-2:])
         recorder = MapRecorder(latent_hw, side=max(latent_hw[0] // 4, 8))
         m = model.clone()

@@ -10,6 +10,7 @@ from __future__ import annotations
 from comfy_api.latest import io
 
 from ..adapters.inversion_sampler import InversionSamplerNode, InversionSampling
+from ..adapters.errors import NodeInputError, check_finite
 from ..adapters.inverters import invert
 from ..adapters.schemas import inverter_inputs, inverter_outputs
 from ..inversion.edict import edict_invert, edict_sample
@@ -42,6 +43,9 @@ class EdictInvert(io.ComfyNode):
 
     @classmethod
     def execute(cls, model, latent, positive, steps, scheduler, start_at_step, cfg, mixing, negative=None) -> io.NodeOutput:
+        check_finite(cls.NAME, mixing=mixing)
+        if not 0.0 < mixing <= 1.0:
+            raise NodeInputError(cls.NAME, f"input 'mixing' is {mixing}; give a weight above 0, up to 1 (paper: 0.93).")
         inversion = invert(EDICT, edict_invert, model, latent["samples"], positive, negative, steps, scheduler,
                            start_at_step, cfg, settings={"mixing": mixing}, p=mixing)
         return io.NodeOutput(inversion, {"samples": inversion.latent}, inversion.sampling_sigmas)

@@ -15,7 +15,7 @@ from __future__ import annotations
 import dataclasses
 
 from comfy_api.latest import io
-from ..adapters.errors import NodeInputError
+from ..adapters.errors import NodeInputError, check_inversion
 from ..inversion.methods import DIRECT, METHODS, NEGATIVE_PROMPT, Method
 from ..adapters.fingerprint import conditioning_fingerprint
 from ..adapters.sockets import Inversion as InversionSocket
@@ -23,7 +23,8 @@ from ..adapters.sockets import Inversion as InversionSocket
 
 
 def require_base(method: Method, inversion) -> None:
-    """Refuse an inversion that is not the kind ``method`` refines (its ``built_on``)."""
+    """Refuse an input that is not an inversion, or not the kind ``method`` refines (its ``built_on``)."""
+    check_inversion(method.made_by, inversion)
     base = METHODS[method.built_on]
     if inversion.method != base.name:
         raise NodeInputError(method.made_by, f"input 'inversion' is a {inversion.method} inversion; connect the "

@@ -7,7 +7,7 @@ import torch.nn.functional as F
 from comfy_api.latest import io
 
 from ..guidance.latent_blend import BlendSchedule, blend_predictions
-from ..adapters.errors import NodeInputError
+from ..adapters.errors import NodeInputError, check_finite
 from ..adapters.steps import post_cfg_step
 
 
@@ -73,6 +73,7 @@ class LatentBlend(io.ComfyNode):
 
     @classmethod
     def execute(cls, model, latent, mask, start, end) -> io.NodeOutput:
+        check_finite(LatentBlend.NAME, start=start, end=end)
         samples = latent["samples"]
         if samples.shape[0] != 2:
             raise NodeInputError(LatentBlend.NAME, f"input 'latent' has a batch of {samples.shape[0]}; connect the LATENT pair "

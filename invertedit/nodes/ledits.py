@@ -19,11 +19,11 @@ from comfy_api.latest import io
 from ..attention.maps import attention_probs, token_grid
 from ..guidance.ledits import MASKS, ledits_eps
 from ..guidance.sega import Concept
-from ..adapters.errors import NodeInputError
+from ..adapters.errors import NodeInputError, check_choice
 from ..adapters.guiders import ConceptGuider
 from ..adapters.layout import attention_levels, mask_factor
 from ..adapters.sampling import check_model_family
-from ..adapters.schemas import concept_inputs, make_concept
+from ..adapters.schemas import check_concept_weights, concept_inputs, make_concept
 from ..adapters.sockets import Concepts
 from ..adapters.tokens import prompt_tokens
 
@@ -131,7 +131,8 @@ class LeditsConcept(io.ComfyNode):
         if len(ids) <= 2:
             raise NodeInputError(LeditsConcept.NAME, "input 'text' is empty; write the concept, e.g. 'glasses'.")
         conditioning = clip.encode_from_tokens_scheduled(clip.tokenize(text))
-        concept = make_concept(direction, scale, warmup, cooldown, threshold, weight, tokens=tuple(range(1, len(ids) - 1)))
+        concept = make_concept(direction, scale, warmup, cooldown, threshold, weight, tokens=tuple(range(1, len(ids) - 1)),
+                               node=LeditsConcept.NAME)
         return io.NodeOutput(list(concepts or []) + [(conditioning, concept)])
 
 
@@ -167,9 +168,11 @@ class LeditsGuidance(io.ComfyNode):
     @classmethod
     def execute(cls, model, negative, concepts, mask, user_mask=None) -> io.NodeOutput:
         check_model_family(model, LeditsGuidance.NAME)
+        check_choice(LeditsGuidance.NAME, "mask", mask, MASKS)
         if not concepts:
             raise NodeInputError(LeditsGuidance.NAME, "input 'concepts' is empty; connect LEDITS++ Concept nodes.")
         items = [c for _, c in concepts]
+        check_concept_weights(LeditsGuidance.NAME, items, divides=False)
         if mask != "noise":
             untokened = [i for i, c in enumerate(items) if c.tokens is None]
             if untokened:

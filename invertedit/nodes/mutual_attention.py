@@ -8,7 +8,7 @@ from comfy_api.latest import io
 
 from ..attention.maps import token_grid
 from ..attention.mutual import MutualSchedule, masked_mutual_target, mutual_target
-from ..adapters.errors import NodeInputError
+from ..adapters.errors import NodeInputError, check_at_least
 from ..adapters.pair import encode_pair, pair_rows, prepare_pair_model
 from ..adapters.sampling import check_model_family
 from ..adapters.schemas import pair_inputs, pair_outputs
@@ -107,6 +107,7 @@ class MasaCtrl(io.ComfyNode):
     def execute(cls, model, clip, latent, source_prompt, target_prompt, start_step, start_layer, source_mask=None,
                 target_mask=None) -> io.NodeOutput:
         check_model_family(model, MasaCtrl.NAME)
+        check_at_least(MasaCtrl.NAME, 0, start_step=start_step, start_layer=start_layer)
         layers = self_attention_layers(model)
         if start_layer >= len(layers):
             raise NodeInputError(MasaCtrl.NAME, f"start_layer is {start_layer} but this UNet has {len(layers)} self-attention "

@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import dataclasses
 
+import comfy.model_management
 import torch
 from comfy_api.latest import io
 
 from ..inversion.null_text import null_text_optimize
 from .inversion_methods import require_base
 from ..inversion.methods import NULL_TEXT
-from ..adapters.errors import NodeInputError
+from ..adapters.errors import NodeInputError, check_at_least, check_finite
 from ..adapters.fingerprint import conditioning_fingerprint
 from ..adapters.sampling import run_loop
 from ..adapters.sockets import Inversion as InversionSocket
@@ -77,6 +78,8 @@ class NullTextOptimize(io.ComfyNode):
     @classmethod
     def execute(cls, model, inversion, positive, negative, cfg, inner_steps, learning_rate, early_stop) -> io.NodeOutput:
         require_base(NULL_TEXT, inversion)
+        check_finite(NullTextOptimize.NAME, cfg=cfg, learning_rate=learning_rate)
+        check_at_least(NullTextOptimize.NAME, 1, inner_steps=inner_steps)
         if conditioning_fingerprint(positive) != inversion.fingerprint.get("positive"):
             raise NodeInputError(NullTextOptimize.NAME, "input 'positive' is not the source prompt the inversion was made with; "
                                        "connect the same CONDITIONING that DDIM Invert got.")
@@ -96,7 +99,8 @@ class NullTextOptimize(io.ComfyNode):
 
                 found["nulls"], found["stats"] = null_text_optimize(
                     cond_eps, uncond_eps, trajectory, run_sigmas, null_init, cfg=cfg, inner_steps=inner_steps,
-                    lr=learning_rate, early_stop=early_stop, callback=step_callback)
+                    lr=learning_rate, early_stop=early_stop, callback=step_callback,
+                    on_inner_step=comfy.model_management.throw_exception_if_processing_interrupted)
             return x
 
         run_loop(with_weight_copies(model), positive, negative, cfg, inversion.latent, inversion.sampling_sigmas, loop)

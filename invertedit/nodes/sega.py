@@ -11,9 +11,9 @@ from __future__ import annotations
 from comfy_api.latest import io
 
 from ..guidance.sega import Concept, SegaState, sega_eps
-from ..adapters.errors import NodeInputError
+from ..adapters.errors import NodeInputError, check_finite
 from ..adapters.guiders import ConceptGuider
-from ..adapters.schemas import concept_inputs, make_concept
+from ..adapters.schemas import check_concept_weights, concept_inputs, make_concept
 from ..adapters.sockets import Concepts
 
 STATE_KEY = "invertedit_sega_state"
@@ -51,7 +51,7 @@ class SegaConcept(io.ComfyNode):
 
     @classmethod
     def execute(cls, conditioning, direction, scale, warmup, cooldown, threshold, weight, concepts=None) -> io.NodeOutput:
-        concept = make_concept(direction, scale, warmup, cooldown, threshold, weight)
+        concept = make_concept(direction, scale, warmup, cooldown, threshold, weight, node=SegaConcept.NAME)
         return io.NodeOutput(list(concepts or []) + [(conditioning, concept)])
 
 
@@ -85,8 +85,11 @@ class SegaGuidance(io.ComfyNode):
     @classmethod
     def execute(cls, model, positive, negative, cfg, concepts, momentum_scale, momentum_beta) -> io.NodeOutput:
         if not concepts:
-            raise NodeInputError("SEGA Guidance", "input 'concepts' is empty; connect SEGA Concept nodes.")
-        guider = SegaGuider(model, [c for _, c in concepts], momentum_scale, momentum_beta)
+            raise NodeInputError(SegaGuidance.NAME, "input 'concepts' is empty; connect SEGA Concept nodes.")
+        check_finite(SegaGuidance.NAME, cfg=cfg, momentum_scale=momentum_scale, momentum_beta=momentum_beta)
+        items = [c for _, c in concepts]
+        check_concept_weights(SegaGuidance.NAME, items, divides=True)
+        guider = SegaGuider(model, items, momentum_scale, momentum_beta)
         guider.set_all({"positive": positive, "negative": negative}, [cond for cond, _ in concepts])
         guider.set_cfg(cfg)
         return io.NodeOutput(guider)

@@ -166,7 +166,7 @@ def test_files_outside_the_folders_are_refused(host, tiny):
     bogus = os.path.join(host.input_dir, "not_an_inversion.safetensors")
     import safetensors.torch
     safetensors.torch.save_file({"a": torch.zeros(1)}, bogus)
-    with pytest.raises(ValueError, match="not a usable inversion file"):
+    with pytest.raises(ValueError, match="'not_an_inversion.safetensors' is not a valid InvertEdit inversion file"):
         call(host, "InvertEditLoadInversion", inversion="not_an_inversion.safetensors")
 
 
