@@ -16,7 +16,7 @@ from PIL import Image
 
 REPO = Path(__file__).resolve().parents[1]
 
-from toyworld.world import SIZE, Scene, render
+from workshop.toyworld.world import SIZE, Scene, render
 
 SAMPLE = Scene(background="blue", colour="red", shape="circle", cx=SIZE / 2, cy=SIZE / 2, size=28.0)
 

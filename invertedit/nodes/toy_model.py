@@ -30,7 +30,7 @@ import comfy.model_patcher
 import comfy.sd
 import comfy.supported_models
 
-from ...toyworld.ae import ToyAutoencoder  # moves into the pack with issue 11's last step
+from ..toy_autoencoder import ToyAutoencoder
 from ..adapters import tiny_models
 
 MODEL_DIR = Path(__file__).resolve().parents[2] / "models" / "toyworld"
@@ -50,7 +50,7 @@ def _load(name: str) -> dict:
     path = MODEL_DIR / name
     if not path.is_file():
         raise FileNotFoundError(f"Toy World Model: {path} is missing; it ships with the pack "
-                                f"(retrain with `python -m toyworld.train`).")
+                                f"(retrain with `python -m workshop.toyworld.train`).")
     return load_file(str(path))
 
 

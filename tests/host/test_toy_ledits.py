@@ -16,8 +16,8 @@ STEPS, CASES = 20, 6
 
 @pytest.fixture(scope="module")
 def results(host):
-    from toyworld import world as W
-    from toyworld.judge import judge
+    from workshop.toyworld import world as W
+    from workshop.toyworld.judge import judge
 
     model, clip, vae = host.pack.nodes.toy_model.load_toy_model()
     empty = encode(host, clip, "")

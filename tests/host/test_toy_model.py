@@ -11,8 +11,8 @@ import uuid
 import pytest
 import torch
 
-from toyworld import world as W
-from toyworld.judge import judge
+from workshop.toyworld import world as W
+from workshop.toyworld.judge import judge
 
 
 @pytest.fixture(autouse=True, scope="module")

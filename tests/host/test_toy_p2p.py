@@ -32,8 +32,8 @@ CROSS, SELF = 0.1, 0.8   # the benchmark's tuned P2P row (the node's defaults ar
 
 @pytest.fixture(scope="module")
 def results(host):
-    from toyworld import world as W
-    from toyworld.judge import judge
+    from workshop.toyworld import world as W
+    from workshop.toyworld.judge import judge
 
     model, clip, vae = host.pack.nodes.toy_model.load_toy_model()
     empty = encode(host, clip, "")

@@ -6,8 +6,8 @@ import random
 import pytest
 import torch
 
-from toyworld import judge as J
-from toyworld import world as W
+from workshop.toyworld import judge as J
+from workshop.toyworld import world as W
 
 
 def test_captions_are_template_and_parse_back():
@@ -92,7 +92,7 @@ def test_psnr():
 
 
 def test_autoencoder_shapes_and_calibration():
-    from toyworld.ae import SD1_SCALE, ToyAutoencoder
+    from invertedit.toy_autoencoder import SD1_SCALE, ToyAutoencoder
     torch.manual_seed(0)
     ae = ToyAutoencoder()
     x = W.render_batch([W.random_scene(random.Random(i)) for i in range(4)]).movedim(-1, 1) * 2 - 1
@@ -108,7 +108,7 @@ def test_autoencoder_shapes_and_calibration():
 def test_committed_weights_and_config():
     import json
     from pathlib import Path
-    d = Path(W.__file__).resolve().parents[1] / "models" / "toyworld"
+    d = Path(W.__file__).resolve().parents[2] / "models" / "toyworld"
     config = json.loads((d / "config.json").read_text())
     assert config["world"]["colours"] == list(W.COLOURS) and config["world"]["shapes"] == list(W.SHAPES)
     files = ["toy_unet.safetensors", "toy_vae.safetensors", "toy_clip.safetensors", "config.json", "sample.png"]

@@ -40,8 +40,8 @@ import torch
 REPO = Path(__file__).resolve().parents[2]
 from workshop.headless.boot import boot
 from workshop.headless.calls import call, encode
-from toyworld import world as W
-from toyworld.judge import judge
+from workshop.toyworld import world as W
+from workshop.toyworld.judge import judge
 
 SCHEDULER = "ddim_uniform"
 KINDS = ("colour", "shape")

@@ -39,8 +39,8 @@ import torch
 REPO = Path(__file__).resolve().parents[2]
 from workshop.headless.boot import boot
 from workshop.headless.calls import call, custom_sample, encode
-from toyworld import world as W
-from toyworld.judge import judge
+from workshop.toyworld import world as W
+from workshop.toyworld.judge import judge
 
 SCHEDULER = "ddim_uniform"
 
@@ -340,7 +340,7 @@ def benchmark(host, args) -> str:
 
 def gates(host, args) -> str:
     model, clip, vae = load_models(host)
-    rng = random.Random(10_000)  # the held-out scenes of toyworld/train.py
+    rng = random.Random(10_000)  # the held-out scenes of workshop/toyworld/train.py
     held = [W.random_scene(rng) for _ in range(256)]
     ps = []
     for i in range(0, len(held), 32):

@@ -1,7 +1,7 @@
 """Train the toy world model: the one reproducible command (CPU, one thread, seeded).
 
-    python -m toyworld.train            # all stages, writes models/toyworld/
-    python -m toyworld.train --stage vae|latents|unet|finish
+    python -m workshop.toyworld.train            # all stages, writes models/toyworld/
+    python -m workshop.toyworld.train --stage vae|latents|unet|finish
 
 Stages
     vae      the small autoencoder (toyworld/ae.py) on freshly rendered scenes; then its
@@ -11,7 +11,7 @@ Stages
              (comfy.supported_models.SD15, small unet_config), eps prediction on the SD1.x
              noise schedule, offset noise, min-SNR weighting, 10% caption dropout with the
              real CLIPTextEncode("") embedding, EMA weights; the frozen text encoder is the
-             pack's seeded random SD1 CLIP (nodes/tiny_models.build_tiny_clip), whose
+             pack's seeded random SD1 CLIP (invertedit/adapters/tiny_models.build_tiny_clip), whose
              embeddings of every caption are computed once.
     finish   writes the text-encoder subset and config.json.
 Checkpoints (EMA UNet weights) are written every few hundred steps, so a run stopped early
@@ -24,19 +24,16 @@ import json
 import math
 import os
 import random
-import sys
 import time
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
-REPO = Path(__file__).resolve().parents[1]
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
+from invertedit.toy_autoencoder import SD1_SCALE, ToyAutoencoder
+from workshop.toyworld import world
 
-from toyworld import world  # noqa: E402
-from toyworld.ae import SD1_SCALE, ToyAutoencoder  # noqa: E402
+REPO = Path(__file__).resolve().parents[2]
 
 OUT = REPO / "models" / "toyworld"
 CACHE = REPO / "models" / "toyworld" / ".cache"  # ignored by git (see .gitignore there)
@@ -176,7 +173,7 @@ def make_latents(args) -> None:
 # ---------------------------------------------------------------------------------------------
 
 def boot_host():
-    from headless.boot import boot
+    from workshop.headless.boot import boot
     return boot(base_dir=CACHE / "host")
 
 
@@ -199,7 +196,7 @@ def build_unet(tiny_models, seed: int):
 
 def caption_embeddings(h, clip) -> tuple[torch.Tensor, torch.Tensor]:
     """[n_captions, 77, 64] embeddings of world.all_captions() and the empty caption's [77, 64]."""
-    from headless.calls import encode
+    from workshop.headless.calls import encode
     embs = torch.cat([encode(h, clip, c)[0][0] for c in world.all_captions()])
     empty = encode(h, clip, "")[0][0][0]
     return embs.float(), empty.float()
@@ -207,7 +204,7 @@ def caption_embeddings(h, clip) -> tuple[torch.Tensor, torch.Tensor]:
 
 def train_unet(args) -> None:
     h = boot_host()
-    tiny_models = h.pack.nodes.tiny_models
+    tiny_models = h.pack.adapters.tiny_models
     torch.manual_seed(args.seed)
     data = torch.load(CACHE / "train_latents.pt")
     x0_all = data["latents"] * SD1_SCALE
@@ -280,7 +277,7 @@ def save_unet(state: dict, meta: dict) -> None:
 
 def finish(args) -> None:
     h = boot_host()
-    tiny_models = h.pack.nodes.tiny_models
+    tiny_models = h.pack.adapters.tiny_models
     clip = tiny_models.build_tiny_clip("sd1", seed=CLIP_SEED)
     sd = clip.cond_stage_model.state_dict()
     key = next(k for k in sd if k.endswith("token_embedding.weight"))
@@ -305,7 +302,7 @@ def finish(args) -> None:
         "clip": {"family": "sd1", "seed": CLIP_SEED,
                  "note": "tiny_models.build_tiny_clip('sd1', seed) with toy_clip.safetensors loaded over it"},
         "vae": {"class": "toyworld.ae.ToyAutoencoder", "downscale": 8, "latent_channels": 4},
-        "training": {"command": "python -m toyworld.train", "seed": args.seed,
+        "training": {"command": "python -m workshop.toyworld.train", "seed": args.seed,
                      "vae_steps": args.vae_steps, "vae_batch": args.vae_batch,
                      "unet_steps": args.unet_steps, "unet_batch": args.unet_batch,
                      "unet_lr": args.unet_lr, "caption_dropout": args.dropout,

@@ -1,0 +1,61 @@
+"""Toy world 2's autoencoder: small, normalisation-free, all its work at latent resolution.
+
+Same contract as ``toyworld.ae.ToyAutoencoder`` (why no normalisation: see there): ``encode``
+takes images in -1..1 ``[B, 3, H, W]`` and returns latents ``[B, 4, H/f, W/f]`` that
+``latent * 0.18215`` makes mean 0, std 1 per channel over the world's images (a stored
+per-channel affine); ``decode`` inverts it. ``f`` is the downscale factor (8 like SD1.x, or 4).
+
+Layout: an ``f x f`` space-to-depth, a per-patch MLP (1x1 convolutions) and one 3x3 residual
+block at latent resolution down to 4 channels; back up with 3x3 residual blocks at latent
+resolution and a per-patch MLP to the ``f x f x 3`` pixels (depth-to-space). Flat colours
+and sharp edges are all the world has, so nothing runs at pixel resolution: it is cheap
+enough to encode training images on the fly, and fully convolutional, so it trains on crops.
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from .toy_autoencoder import LATENT_CHANNELS, SD1_SCALE, _Res  # noqa: F401  (SD1_SCALE re-exported)
+
+
+class SceneAutoencoder(nn.Module):
+    def __init__(self, factor: int = 8, ch: int = 64, hidden: int = 128, dec_blocks: int = 2):
+        super().__init__()
+        self.factor = factor
+        patch = 3 * factor * factor
+        self.enc = nn.Sequential(
+            nn.PixelUnshuffle(factor),
+            nn.Conv2d(patch, ch, 1), nn.SiLU(),
+            nn.Conv2d(ch, ch, 1),
+            _Res(ch), nn.SiLU(),
+            nn.Conv2d(ch, LATENT_CHANNELS, 3, padding=1),
+        )
+        self.dec = nn.Sequential(
+            nn.Conv2d(LATENT_CHANNELS, ch, 3, padding=1),
+            *[_Res(ch) for _ in range(dec_blocks)], nn.SiLU(),
+            nn.Conv2d(ch, hidden, 1), nn.SiLU(),
+            nn.Conv2d(hidden, patch, 1),
+            nn.PixelShuffle(factor),
+        )
+        self.register_buffer("shift", torch.zeros(1, LATENT_CHANNELS, 1, 1))
+        self.register_buffer("scale", torch.ones(1, LATENT_CHANNELS, 1, 1))
+
+    def encode_raw(self, x: torch.Tensor) -> torch.Tensor:
+        return self.enc(x)
+
+    def decode_raw(self, z: torch.Tensor) -> torch.Tensor:
+        return self.dec(z)
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        return (self.encode_raw(x) - self.shift) / self.scale / SD1_SCALE
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        return self.decode_raw(z * SD1_SCALE * self.scale + self.shift)
+
+    @torch.no_grad()
+    def calibrate(self, images: torch.Tensor) -> None:
+        """Set ``shift``/``scale`` from raw latents of ``images`` (-1..1, ``[B, 3, H, W]``)."""
+        z = self.encode_raw(images)
+        self.shift.copy_(z.mean(dim=(0, 2, 3), keepdim=True))
+        self.scale.copy_(z.std(dim=(0, 2, 3), keepdim=True))

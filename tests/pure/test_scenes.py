@@ -1,0 +1,175 @@
+"""Toy world 2 (issue 12): two-object scenes, captions, edit cases and the exact judge, without the host."""
+from __future__ import annotations
+
+import random
+
+import pytest
+import torch
+
+from workshop.toyworld import scenes as S
+from workshop.toyworld import scenes_judge as J
+from workshop.toyworld import world as W
+
+
+def test_captions_are_template_and_parse_back():
+    caps = S.all_captions()
+    n1 = len(W.COLOURS) * (len(W.COLOURS) - 1) * len(W.SHAPES)
+    n2 = len(W.COLOURS) * 5 * 4 * 3 * 2  # background, two other distinct colours, two distinct shapes
+    assert len(caps) == n1 + n2 and len(set(caps)) == len(caps)
+    for c in caps:
+        objs, bg = S.parse_caption(c)
+        assert S.caption(objs, bg) == c and S.valid_content(objs, bg)
+    assert S.caption([("red", "circle")], "blue") == W.caption("red", "circle", "blue")  # world 1's template
+    assert S.caption([("red", "circle"), ("blue", "square")], "green") == \
+        "a red circle and a blue square on a green background"
+    for bad in ("a photo of a cat", "a red circle and a blue square on a green", "a pink circle on a blue background"):
+        with pytest.raises(ValueError):
+            S.parse_caption(bad)
+
+
+def test_patch_coverage_equals_world_coverage():
+    rng = random.Random(0)
+    for _ in range(60):
+        shape = rng.choice(S.SHAPES)
+        size = rng.uniform(2.0, 40.0)
+        cx, cy = rng.uniform(0, 128), rng.uniform(0, 128)  # also partly outside the image
+        ref = W.coverage(shape, cx, cy, size, res=128, ss=4)
+        y0, x0, cov = S.coverage_patch(shape, cx, cy, size, 128)
+        full = torch.zeros(128, 128)
+        full[y0:y0 + cov.shape[0], x0:x0 + cov.shape[1]] = cov
+        assert torch.equal(full, ref)
+
+
+def test_random_scenes_are_valid_apart_and_deterministic():
+    rng = random.Random(1)
+    scenes = [S.random_scene(rng) for _ in range(300)]
+    assert scenes[:5] == [S.random_scene(r) for r in [random.Random(1)] for _ in range(5)]
+    first = []
+    for s in scenes:
+        a, b = s.objects
+        assert S.valid_content([(a.colour, a.shape), (b.colour, b.shape)], s.background)
+        assert S.boxes_apart(a, b) and S.inside(a) and S.inside(b)
+        assert S.SIZE_RANGE[0] <= a.size <= S.SIZE_RANGE[1]
+        first.append(a.cx < b.cx)
+    assert 0.35 < sum(first) / len(first) < 0.65  # caption order is not tied to left/right
+    one = S.random_scene(rng, 1)
+    assert len(one.objects) == 1 and one.caption == W.caption(one.objects[0].colour, one.objects[0].shape, one.background)
+    s = S.random_scene_for_caption(rng, "a red circle and a blue square on a green background")
+    assert s.caption == "a red circle and a blue square on a green background"
+
+
+def test_render_is_exact_and_masks_do_not_overlap():
+    s = S.Scene("green", (S.Obj("red", "square", 100.0, 100.0, 80.0), S.Obj("blue", "circle", 380.0, 380.0, 90.0)))
+    img, masks = S.render(s)
+    assert img.shape == (S.SIZE, S.SIZE, 3) and masks.shape == (2, S.SIZE, S.SIZE)
+    assert int(masks[0].sum()) == 160 * 160  # the square [20, 180)^2 exactly
+    assert not (masks[0] & masks[1]).any()
+    assert torch.allclose(img[100, 100], W.rgb("red")) and torch.allclose(img[380, 380], W.rgb("blue"))
+    assert torch.allclose(img[0, 511], W.rgb("green"))
+    img2, _ = S.render(s)
+    assert torch.equal(img, img2)
+    # at another resolution: the same scene scaled
+    small, small_masks = S.render(s, 128)
+    assert small.shape == (128, 128, 3) and int(small_masks[0].sum()) == 40 * 40
+    # shapes in the same box: square > circle > triangle in area
+    areas = {sh: int(S.render(s.with_object(0, shape=sh))[1][0].sum()) for sh in S.SHAPES}
+    assert areas["square"] > areas["circle"] > areas["triangle"] > 0
+
+
+def _check_reading(r: J.Reading, s: S.Scene, pos_tol: float, size_tol: float) -> None:
+    assert r.background == s.background
+    assert len(r.objects) == len(s.objects)
+    for o in s.objects:
+        got = r.find(o.colour)
+        assert got is not None and got.shape == o.shape, (o, r.content())
+        assert got.same_structure(o, pos_tol, size_tol), (o, got.cx, got.cy, got.size)
+    assert r.matches_caption(s.caption)
+
+
+@pytest.mark.parametrize("res", [S.SIZE, S.SIZE // 4])
+def test_judge_reads_clean_and_noisy_renders(res):
+    rng = random.Random(2)
+    gen = torch.Generator().manual_seed(0)
+    k = S.SIZE / res
+    size_tol = 0.03 if res == S.SIZE else 0.06  # one pixel of a quarter-size render is 4 canonical ones
+    for i in range(16 if res == S.SIZE else 40):
+        s = S.random_scene(rng, 1 if i % 5 == 0 else 2)
+        img, masks = S.render(s, res)
+        r = J.judge(img)
+        _check_reading(r, s, pos_tol=1.0 * k, size_tol=size_tol)
+        for o, m in zip(s.objects, masks):
+            assert S.mask_iou(r.find(o.colour).mask, m) > (0.95 if res == S.SIZE else 0.9)
+        if len(s.objects) == 2:
+            assert r.matches_scene(s, pos_tol=1.0 * k)
+        noisy = (img + 0.05 * torch.randn(img.shape, generator=gen)).clamp(0, 1)
+        _check_reading(J.judge(noisy[None]), s, pos_tol=2.0 * k, size_tol=size_tol + 0.02)
+
+
+def test_judge_sees_missing_extra_and_wrong_objects():
+    s = S.Scene("white", (S.Obj("red", "circle", 130.0, 140.0, 90.0), S.Obj("blue", "triangle", 370.0, 360.0, 100.0)))
+    flat = W.rgb("white").expand(S.SIZE, S.SIZE, 3).clone()
+    r = J.judge(flat)
+    assert r.background == "white" and r.objects == ()
+    assert not r.matches_caption(s.caption) and r.objects_right(s.caption) == (0, 2)
+    # one object missing
+    r = J.judge(S.render(s.without(1))[0])
+    assert r.objects_right(s.caption) == (1, 2) and not r.matches_caption(s.caption)
+    # colours swapped between the shapes: nothing is right
+    swapped = S.Scene("white", (s.objects[0].__class__("blue", "circle", 130.0, 140.0, 90.0),
+                                s.objects[1].__class__("red", "triangle", 370.0, 360.0, 100.0)))
+    r = J.judge(S.render(swapped)[0])
+    assert r.objects_right(s.caption) == (0, 2)
+    # two objects of one colour are two objects (connected regions), plus specks are ignored
+    twin = S.Scene("white", (S.Obj("red", "circle", 130.0, 140.0, 90.0), S.Obj("red", "square", 370.0, 360.0, 90.0)))
+    img = S.render(twin)[0]
+    img[5:8, 250:253] = W.rgb("black")
+    r = J.judge(img)
+    assert len(r.objects) == 2 and {o.shape for o in r.objects} == {"circle", "square"}
+    # a moved object is the right content but not the same structure
+    moved = s.with_object(0, cx=140.0)
+    r = J.judge(S.render(moved)[0])
+    assert r.matches_caption(s.caption) and not r.matches_scene(s)
+
+
+def test_edit_cases_have_exact_answers():
+    cases = S.edit_cases(100, seed=0)
+    assert len(cases) == 100 and {c.kind for c in cases} == set(S.EDIT_KINDS)
+    assert cases == S.edit_cases(100, seed=0)
+    for c in cases:
+        a, b = c.source, c.target
+        assert len(a.objects) == 2
+        if c.kind == "drop":
+            assert len(b.objects) == 1 and b.objects[0] == a.objects[1 - c.index]
+            assert len(c.target_caption.split()) == len(c.source_caption.split()) - 4
+            assert b.background == a.background
+            assert c.target_index_of(c.index) is None and c.target_index_of(1 - c.index) == 0
+            continue
+        assert len(c.source_caption.split()) == len(c.target_caption.split())
+        diff = [i for i, (x, y) in enumerate(zip(c.source_caption.split(), c.target_caption.split())) if x != y]
+        assert len(diff) == 1  # exactly one word changes
+        objs = [(o.colour, o.shape) for o in b.objects]
+        assert S.valid_content(objs, b.background)
+        for i in c.kept:
+            assert b.objects[c.target_index_of(i)] == a.objects[i]
+        if c.kind == "background":
+            assert c.index is None and b.objects == a.objects and b.background != a.background
+        else:
+            e, f = a.objects[c.index], b.objects[c.index]
+            assert (e.cx, e.cy, e.size) == (f.cx, f.cy, f.size) and b.background == a.background
+            assert (e.colour != f.colour) == (c.kind == "colour") and (e.shape != f.shape) == (c.kind == "shape")
+    # the judge reads every target as its own answer
+    for c in cases[:8]:
+        assert J.judge(S.render(c.target)[0]).matches_scene(c.target, pos_tol=1.0)
+
+
+def test_background_psnr_ignores_objects():
+    s = S.Scene("green", (S.Obj("red", "square", 100.0, 100.0, 80.0), S.Obj("blue", "circle", 380.0, 380.0, 90.0)))
+    a = S.render(s)[0]
+    b = S.render(s.with_object(0, colour="yellow"))[0]
+    assert J.background_psnr(a, b, s) == float("inf")
+    assert S.psnr(a, b) < 20
+
+
+def test_heldout_sets_are_fixed():
+    assert S.heldout_captions(60) == S.heldout_captions(60) and len(set(S.heldout_captions(60))) > 50
+    assert S.heldout_scenes(5) == S.heldout_scenes(5)
