@@ -8,6 +8,7 @@ import json
 import torch
 from comfy.model_patcher import ModelPatcher
 
+
 _SAMPLED_KEYS = 12        # weight tensors sampled across the state dict
 _SAMPLED_VALUES = 4096    # leading values hashed from each
 

@@ -2,11 +2,19 @@
 call (the host's `calc_cond_batch`), as SEGA and LEDITS++ need."""
 from __future__ import annotations
 
+import torch.nn.functional as F
+from ..guidance.ledits import ledits_eps
+from ..guidance.sega import SegaState
+from ..guidance.sega import sega_eps
+from .attention_maps import ConceptMaps
+from .attention_maps import MAPS_KEY
+
 import comfy.samplers
 import torch
 
 from ..guidance.sega import Concept
 from .steps import step_at
+
 
 class ConceptGuider(comfy.samplers.CFGGuider):
     """A GUIDER that evaluates its fixed conds (``FIXED``) and one cond per concept in one batched
@@ -53,3 +61,49 @@ class ConceptGuider(comfy.samplers.CFGGuider):
                            "cond_denoised": outs[self.COND], "sigma": timestep, "model_options": model_options,
                            "input": x})
         return denoised
+
+
+STATE_KEY = "invertedit_sega_state"
+
+
+class SegaGuider(ConceptGuider):
+    def __init__(self, model, concepts: list[Concept], momentum_scale: float, momentum_beta: float):
+        super().__init__(model, concepts)
+        self.momentum_scale, self.momentum_beta = momentum_scale, momentum_beta
+
+    def run_state(self) -> dict:
+        return {STATE_KEY: SegaState()}
+
+    def combine(self, eps, step, sigma, options):
+        return sega_eps(eps[1], eps[0], eps[2:], step, self.cfg, self.concepts, self.momentum_scale,
+                        self.momentum_beta, options[STATE_KEY])
+
+
+class LeditsGuider(ConceptGuider):
+    FIXED = ("negative",)
+    COND, UNCOND = 1, 0
+
+    def __init__(self, model, concepts: list[Concept], mask: str, user_mask: torch.Tensor | None):
+        super().__init__(model, concepts)
+        self.mask, self.user_mask = mask, user_mask
+        self.resized: dict = {}
+
+    def run_state(self) -> dict:
+        return {MAPS_KEY: ConceptMaps()}
+
+    def combine(self, eps, step, sigma, options):
+        store = options.get(MAPS_KEY)
+        maps = [store.take(i + 1) if store is not None else None for i in range(len(self.concepts))]
+        t = float(self.inner_model.model_sampling.timestep(sigma.reshape(-1)[:1]).round())
+        guided, _ = ledits_eps(eps[0], eps[1:], step, t, self.concepts, maps, self.mask,
+                               self.latent_mask(tuple(eps[0].shape[-2:])))
+        return guided
+
+    def latent_mask(self, size: tuple[int, int]) -> torch.Tensor | None:
+        """The user MASK at latent size, resized once per size (not every step)."""
+        if self.user_mask is None:
+            return None
+        if size not in self.resized:
+            self.resized[size] = F.interpolate(self.user_mask.reshape(-1, 1, *self.user_mask.shape[-2:]).float(),
+                                               size=size, mode="bilinear", align_corners=False)
+        return self.resized[size]

@@ -14,6 +14,7 @@ from .errors import NodeInputError, check_at_least, check_choice, check_finite, 
 from .fingerprint import conditioning_fingerprint, model_fingerprint
 from .sampling import check_model_family, run_loop, schedule
 
+
 PNP_SCHEDULE_NOTE = (
     "The inversion starts from the image at sigma 0 (alpha_bar 1, diffusers' set_alpha_to_one=True). The schedule of "
     "the PnPInversion / PIE-Bench code (set_alpha_to_one=False, steps_offset=0: timesteps 980..0 at 50 steps, ending "

@@ -5,6 +5,7 @@ from __future__ import annotations
 from comfy.ldm.modules.attention import SpatialTransformer
 from comfy.ldm.modules.diffusionmodules.openaimodel import Downsample, Upsample
 
+
 def transformer_blocks(model) -> list[tuple[str, int]]:
     """The (block, number) keys of the UNet blocks holding a SpatialTransformer, as the host
     names them in ``transformer_options["block"]``."""

@@ -7,6 +7,7 @@ import torch
 from .errors import NodeInputError
 from .layout import transformer_blocks
 
+
 def encode_pair(clip, source: str, target: str) -> list:
     """One CONDITIONING of batch 2: row 0 the source prompt, row 1 the target."""
     conds = []

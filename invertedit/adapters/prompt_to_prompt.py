@@ -18,6 +18,7 @@ from .layout import attention_levels, mask_factor
 from .pair import pair_rows
 from .steps import post_cfg_step, sampling_step
 
+
 NAME = "Attention Inject"   # the node these patches belong to, for messages
 
 BLEND_KEY = "invertedit_local_blend"   # transformer_options key of the running local blend

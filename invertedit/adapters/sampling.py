@@ -23,6 +23,8 @@ from comfy.model_patcher import ModelPatcher
 from .errors import NodeInputError
 
 # loop(denoise, x, sigmas, step_callback) -> final x, with denoise a HostDenoiser
+
+
 Loop = Callable[["HostDenoiser", torch.Tensor, torch.Tensor, Callable], torch.Tensor]
 
 

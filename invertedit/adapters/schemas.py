@@ -8,6 +8,7 @@ from .errors import NodeInputError, check_at_least, check_choice, check_finite
 from .sockets import Concepts
 from .sockets import Inversion as InversionSocket
 
+
 DIRECTIONS = ("add", "remove")
 
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import torch
 
+
 def step_at(sample_sigmas: torch.Tensor, sigma: torch.Tensor) -> tuple[int, int]:
     """(step index, number of steps) of a run over ``sample_sigmas`` when the model is called at
     ``sigma`` (a tensor; its first value is used)."""

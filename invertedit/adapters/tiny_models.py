@@ -57,6 +57,7 @@ FAMILIES: tuple[str, ...] = ("sd1", "sd2-v", "sdxl")
 # Sizes
 # ---------------------------------------------------------------------------------------------
 
+
 _VOCAB = 49408  # the real CLIP vocabulary, so that the host's tokenizers work unchanged
 
 

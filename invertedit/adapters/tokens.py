@@ -6,6 +6,7 @@ import math
 
 from .errors import NodeInputError
 
+
 END_TOKEN = 49407  # CLIP's end-of-text token (every SD text encoder uses the CLIP vocabulary)
 
 

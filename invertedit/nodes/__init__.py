@@ -11,6 +11,8 @@ from . import (apply_inversion, attention_inject, attention_store, ddim_invert, 
                plug_and_play, sega, toy_model)
 
 # In the order the node menu lists them: models, inversion, attention, guidance.
+
+
 _MODULES = (toy_model, demo_model, ddim_invert, inversion_methods, null_text, edict, ddpm_invert, apply_inversion,
             inversion_files, attention_inject, attention_store, mutual_attention, plug_and_play, latent_blend,
             diffedit_mask, sega, ledits)

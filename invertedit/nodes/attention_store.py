@@ -7,52 +7,16 @@ outputs are plain IMAGE and MASK that any node can use (Latent Blend, inpainting
 """
 from __future__ import annotations
 
-import numpy as np
-import torch
 import torch.nn.functional as F
-from comfy.ldm.modules.attention import optimized_attention
 from comfy_api.latest import io
-from PIL import Image, ImageDraw
 
-from ..attention.maps import attention_probs
 from ..attention.store import MapRecorder, local_blend_mask, normalise, word_maps
 from ..adapters.errors import NodeInputError, check_finite, check_inversion
 from ..adapters.layout import transformer_blocks
 from ..adapters.sampling import check_model_family, run_loop
 from ..adapters.sockets import Inversion as InversionSocket
 from ..adapters.tokens import word_tokens
-
-
-
-class RecordingPatch:
-    """attn2 replace patch that adds each call's maps (every row: this pass is conditional only)."""
-
-    def __init__(self, recorder: MapRecorder):
-        self.recorder = recorder
-
-    def __call__(self, q, k, v, extra_options):
-        heads = extra_options["n_heads"]
-        for row in range(q.shape[0]):
-            self.recorder.add(attention_probs(q[row:row + 1], k[row:row + 1], heads)[0])
-        return optimized_attention(q, k, v, heads)
-
-
-def heatmaps(maps: torch.Tensor, labels: list[str], size: tuple[int, int], image: torch.Tensor | None) -> torch.Tensor:
-    """``[words, H, W, 3]`` heat overlays (normalised maps, hot colours) with the word written on each."""
-    heat = F.interpolate(maps[:, None], size=size, mode="bilinear", align_corners=False)[:, 0].clamp(0, 1)
-    colour = torch.stack([heat.sqrt(), heat, heat ** 3], dim=-1)
-    base = image[0].float().cpu() if image is not None else torch.full((*size, 3), 0.5)
-    if base.shape[:2] != tuple(size):
-        base = F.interpolate(base.permute(2, 0, 1)[None], size=size, mode="bilinear", align_corners=False)[0].permute(1, 2, 0)
-    out = []
-    for c, label in zip(colour, labels):
-        mixed = (0.3 * base + 0.7 * c).clamp(0, 1)
-        pil = Image.fromarray((mixed.numpy() * 255).astype(np.uint8))
-        draw = ImageDraw.Draw(pil)
-        draw.rectangle([0, 0, 7 * len(label) + 6, 14], fill=(0, 0, 0))
-        draw.text((3, 2), label, fill=(255, 255, 255))
-        out.append(torch.from_numpy(np.asarray(pil, dtype=np.float32) / 255.0))
-    return torch.stack(out)
+from ..adapters.attention_maps import RecordingPatch, heatmaps
 
 
 class AttentionStore(io.ComfyNode):

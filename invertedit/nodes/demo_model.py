@@ -9,6 +9,7 @@ from comfy_api.latest import io
 
 from ..adapters import tiny_models
 
+
 _DESCRIPTION = (
     "A tiny Stable Diffusion model with RANDOM weights drawn from a seed (MODEL, CLIP and VAE "
     "built from ComfyUI's own SD1 / SD2 v-prediction / SDXL classes, shrunk to a few MB). "

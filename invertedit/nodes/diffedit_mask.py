@@ -12,7 +12,6 @@ from ..adapters.errors import NodeInputError, check_at_least, check_finite, chec
 from ..adapters.sampling import check_model_family, run_loop, schedule
 
 
-
 class DiffEditMask(io.ComfyNode):
     NAME = "DiffEdit Mask"
 

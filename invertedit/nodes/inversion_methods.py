@@ -21,7 +21,6 @@ from ..adapters.fingerprint import conditioning_fingerprint
 from ..adapters.sockets import Inversion as InversionSocket
 
 
-
 def require_base(method: Method, inversion) -> None:
     """Refuse an input that is not an inversion, or not the kind ``method`` refines (its ``built_on``)."""
     check_inversion(method.made_by, inversion)
@@ -29,14 +28,6 @@ def require_base(method: Method, inversion) -> None:
     if inversion.method != base.name:
         raise NodeInputError(method.made_by, f"input 'inversion' is a {inversion.method} inversion; connect the "
                                              f"INVERSION output of {base.made_by} (or a loaded {base.name} inversion).")
-
-
-def source_conditioning(inversion) -> list:
-    """The source prompt's CONDITIONING stored by Negative-Prompt Inversion."""
-    extra = {}
-    if "source.pooled" in inversion.clues:
-        extra["pooled_output"] = inversion.clues["source.pooled"]
-    return [[inversion.clues["source.cond"], extra]]
 
 
 class NegativePromptInversion(io.ComfyNode):

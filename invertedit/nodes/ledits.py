@@ -9,100 +9,17 @@ maps live for one step and exist only as ``[B, h, w]`` sums.
 """
 from __future__ import annotations
 
-import math
-
-import torch
-import torch.nn.functional as F
-from comfy.ldm.modules.attention import optimized_attention
 from comfy_api.latest import io
 
-from ..attention.maps import attention_probs, token_grid
-from ..guidance.ledits import MASKS, ledits_eps
-from ..guidance.sega import Concept
+from ..guidance.ledits import MASKS
 from ..adapters.errors import NodeInputError, check_choice
-from ..adapters.guiders import ConceptGuider
 from ..adapters.layout import attention_levels, mask_factor
 from ..adapters.sampling import check_model_family
 from ..adapters.schemas import check_concept_weights, concept_inputs, make_concept
 from ..adapters.sockets import Concepts
 from ..adapters.tokens import prompt_tokens
-
-MAPS_KEY = "invertedit_ledits_maps"
-
-
-class ConceptMaps:
-    """One step's cross-attention maps of each concept's tokens, summed over heads and layers."""
-
-    def __init__(self):
-        self.sums: dict[int, torch.Tensor] = {}
-        self.heads: dict[int, int] = {}
-
-    def add(self, index: int, maps: torch.Tensor, heads: int) -> None:
-        self.sums[index] = maps if index not in self.sums else self.sums[index] + maps
-        self.heads[index] = self.heads.get(index, 0) + heads
-
-    def take(self, index: int) -> torch.Tensor | None:
-        """The mean map (over heads and layers) of the cond at ``index``, ``[B, h, w]``; clears it."""
-        total, heads = self.sums.pop(index, None), self.heads.pop(index, 0)
-        return None if total is None else total / heads
-
-
-class RecordConceptMaps:
-    """attn2 replace patch at the mask resolution: plain attention, and for each concept chunk of
-    the batch (``cond_or_uncond`` indexes the guider's conds) the sum of its tokens' maps."""
-
-    def __init__(self, tokens: dict[int, list[int]], factor: int):
-        self.tokens, self.factor = tokens, factor
-
-    def __call__(self, q, k, v, extra_options):
-        heads = extra_options["n_heads"]
-        out = optimized_attention(q, k, v, heads)
-        store = extra_options.get(MAPS_KEY)
-        if store is None:
-            return out
-        latent_hw = tuple(extra_options["original_shape"][-2:])
-        h, w = token_grid(latent_hw, q.shape[1])
-        if 2 ** round(math.log2(latent_hw[0] / h)) != self.factor:
-            return out
-        chunks = extra_options.get("cond_or_uncond", [0])
-        rows = q.shape[0] // len(chunks)
-        for chunk, index in enumerate(chunks):
-            positions = self.tokens.get(index)
-            if positions is None:
-                continue
-            probs = attention_probs(q[chunk * rows:(chunk + 1) * rows], k[chunk * rows:(chunk + 1) * rows], heads)
-            store.add(index, probs[..., positions].sum(-1).sum(1).float().reshape(rows, h, w), heads)
-        return out
-
-
-class LeditsGuider(ConceptGuider):
-    FIXED = ("negative",)
-    COND, UNCOND = 1, 0
-
-    def __init__(self, model, concepts: list[Concept], mask: str, user_mask: torch.Tensor | None):
-        super().__init__(model, concepts)
-        self.mask, self.user_mask = mask, user_mask
-        self.resized: dict = {}
-
-    def run_state(self) -> dict:
-        return {MAPS_KEY: ConceptMaps()}
-
-    def combine(self, eps, step, sigma, options):
-        store = options.get(MAPS_KEY)
-        maps = [store.take(i + 1) if store is not None else None for i in range(len(self.concepts))]
-        t = float(self.inner_model.model_sampling.timestep(sigma.reshape(-1)[:1]).round())
-        guided, _ = ledits_eps(eps[0], eps[1:], step, t, self.concepts, maps, self.mask,
-                               self.latent_mask(tuple(eps[0].shape[-2:])))
-        return guided
-
-    def latent_mask(self, size: tuple[int, int]) -> torch.Tensor | None:
-        """The user MASK at latent size, resized once per size (not every step)."""
-        if self.user_mask is None:
-            return None
-        if size not in self.resized:
-            self.resized[size] = F.interpolate(self.user_mask.reshape(-1, 1, *self.user_mask.shape[-2:]).float(),
-                                               size=size, mode="bilinear", align_corners=False)
-        return self.resized[size]
+from ..adapters.attention_maps import RecordConceptMaps
+from ..adapters.guiders import LeditsGuider
 
 
 class LeditsConcept(io.ComfyNode):

@@ -1,74 +1,14 @@
 """MasaCtrl: mutual self-attention on a source/target pair (math in ``attention/mutual.py``)."""
 from __future__ import annotations
 
-import torch
-import torch.nn.functional as F
-from comfy.ldm.modules.attention import SpatialTransformer, optimized_attention
 from comfy_api.latest import io
 
-from ..attention.maps import token_grid
-from ..attention.mutual import MutualSchedule, masked_mutual_target, mutual_target
+from ..attention.mutual import MutualSchedule
 from ..adapters.errors import NodeInputError, check_at_least
-from ..adapters.pair import encode_pair, pair_rows, prepare_pair_model
+from ..adapters.pair import encode_pair, prepare_pair_model
 from ..adapters.sampling import check_model_family
 from ..adapters.schemas import pair_inputs, pair_outputs
-from ..adapters.steps import sampling_step
-
-
-
-def self_attention_layers(model) -> dict[tuple[str, int, int], int]:
-    """Each (block, number, depth) of the UNet's self-attention layers -> its index in execution
-    order (input blocks, middle, output blocks): SD1.5 has 16, SDXL 70."""
-    unet = model.model.diffusion_model
-    order = [("input", i, b) for i, b in enumerate(unet.input_blocks)] + [("middle", 0, unet.middle_block)] + \
-            [("output", i, b) for i, b in enumerate(unet.output_blocks)]
-    layers: dict[tuple[str, int, int], int] = {}
-    for name, number, block in order:
-        for m in block:
-            if isinstance(m, SpatialTransformer):
-                for depth in range(len(m.transformer_blocks)):
-                    layers[(name, number, depth)] = len(layers)
-    return layers
-
-
-def grid_mask(mask: torch.Tensor, hw: tuple[int, int]) -> torch.Tensor:
-    """A MASK (``[H, W]`` or ``[1, H, W]``, any size) as a ``[h*w]`` bool mask on a token grid (area, > 0.5)."""
-    small = F.interpolate(mask.reshape(1, 1, *mask.shape[-2:]).float(), size=hw, mode="area")
-    return (small > 0.5).flatten()
-
-
-class MutualSelfAttentionPatch:
-    """attn1 replace patch: in every chunk's (source, target) rows, the target attends to the
-    source's keys and values once the step and layer are past the schedule's start; with masks,
-    foreground to foreground and background to background."""
-
-    def __init__(self, schedule: MutualSchedule, layers: dict, masks: tuple | None = None):
-        self.schedule, self.layers, self.masks = schedule, layers, masks
-        self.grids: dict = {}
-
-    def token_masks(self, latent_hw: tuple[int, int], tokens: int) -> tuple[torch.Tensor, torch.Tensor]:
-        hw = token_grid(latent_hw, tokens)
-        if hw not in self.grids:
-            self.grids[hw] = tuple(grid_mask(m, hw) for m in self.masks)
-        return self.grids[hw]
-
-    def __call__(self, q, k, v, extra_options):
-        heads = extra_options["n_heads"]
-        out = optimized_attention(q, k, v, heads)
-        chunks, rows = pair_rows(q, extra_options, MasaCtrl.NAME)
-        block = extra_options["block"]
-        layer = self.layers[(block[0], block[1], extra_options.get("block_index", 0))]
-        step, _ = sampling_step(extra_options)
-        if not self.schedule.active(step, layer):
-            return out
-        out = out.clone()
-        masks = self.token_masks(tuple(extra_options["original_shape"][-2:]), q.shape[1]) if self.masks else None
-        for c in range(len(chunks)):   # conditional and unconditional pairs alike, as in the paper
-            s = c * rows
-            pair = (q[s:s + 2], k[s:s + 2], v[s:s + 2], heads)
-            target = masked_mutual_target(*pair, *masks) if masks else mutual_target(*pair)
-            out[s + 1] = target[0].to(out.dtype)
-        return out
+from ..adapters.mutual import MutualSelfAttentionPatch, self_attention_layers
 
 
 class MasaCtrl(io.ComfyNode):

@@ -23,26 +23,7 @@ from ..adapters.errors import NodeInputError, check_at_least, check_finite
 from ..adapters.fingerprint import conditioning_fingerprint
 from ..adapters.sampling import run_loop
 from ..adapters.sockets import Inversion as InversionSocket
-
-
-
-def _same(weight: torch.Tensor) -> torch.Tensor:
-    return weight
-
-
-def with_weight_copies(model):
-    """A clone whose UNet layers copy their weights at each forward, so that gradients can flow
-    through weights that are inference tensors; the model itself when they are not."""
-    unet = model.model.diffusion_model
-    if not any(p.is_inference() for p in unet.parameters()):
-        return model
-    m = model.clone()
-    for name, module in unet.named_modules():
-        if hasattr(module, "weight_function"):
-            for kind in ("weight", "bias"):   # norms save their bias for backward too
-                if getattr(module, kind, None) is not None:
-                    m.add_weight_wrapper(f"diffusion_model.{name}.{kind}", _same)
-    return m
+from ..adapters.gradients import with_weight_copies
 
 
 class NullTextOptimize(io.ComfyNode):

@@ -10,31 +10,14 @@ from __future__ import annotations
 
 from comfy_api.latest import io
 
-from ..attention.plug_and_play import PlugAndPlaySchedule, decoder_injection_block, inject_features
+from ..attention.plug_and_play import PlugAndPlaySchedule, decoder_injection_block
 from ..attention.prompt_to_prompt import ReplaceSchedule
 from ..adapters.errors import NodeInputError, check_finite
 from ..adapters.prompt_to_prompt import PromptToPromptPatch
-from ..adapters.pair import encode_pair, pair_rows, prepare_pair_model
+from ..adapters.pair import encode_pair, prepare_pair_model
 from ..adapters.sampling import check_model_family
 from ..adapters.schemas import pair_inputs, pair_outputs
-from ..adapters.steps import sampling_step
-
-
-
-class FeatureInjection:
-    """output_block_patch: entering output block ``block``, the target rows take the source's features."""
-
-    def __init__(self, schedule: PlugAndPlaySchedule, block: int):
-        self.schedule, self.block = schedule, block
-
-    def __call__(self, h, hsp, transformer_options):
-        if transformer_options.get("block") != ("output", self.block):
-            return h, hsp
-        chunks, _ = pair_rows(h, transformer_options, PlugAndPlay.NAME)
-        step, steps = sampling_step(transformer_options)
-        if self.schedule.injects_features(step, steps):
-            h = inject_features(h, len(chunks))
-        return h, hsp
+from ..adapters.plug_and_play import FeatureInjection
 
 
 class PlugAndPlay(io.ComfyNode):

@@ -10,26 +10,10 @@ from __future__ import annotations
 
 from comfy_api.latest import io
 
-from ..guidance.sega import Concept, SegaState, sega_eps
 from ..adapters.errors import NodeInputError, check_finite
-from ..adapters.guiders import ConceptGuider
 from ..adapters.schemas import check_concept_weights, concept_inputs, make_concept
 from ..adapters.sockets import Concepts
-
-STATE_KEY = "invertedit_sega_state"
-
-
-class SegaGuider(ConceptGuider):
-    def __init__(self, model, concepts: list[Concept], momentum_scale: float, momentum_beta: float):
-        super().__init__(model, concepts)
-        self.momentum_scale, self.momentum_beta = momentum_scale, momentum_beta
-
-    def run_state(self) -> dict:
-        return {STATE_KEY: SegaState()}
-
-    def combine(self, eps, step, sigma, options):
-        return sega_eps(eps[1], eps[0], eps[2:], step, self.cfg, self.concepts, self.momentum_scale,
-                        self.momentum_beta, options[STATE_KEY])
+from ..adapters.guiders import SegaGuider
 
 
 class SegaConcept(io.ComfyNode):

@@ -19,7 +19,7 @@ PROMPT = "a red circle on a blue background"
 def toy(host):
     if not hasattr(host.pack.nodes, "toy_model"):
         pytest.fail("the Toy World Model is not part of the pack")
-    model, clip, vae = host.pack.nodes.toy_model.load_toy_model()
+    model, clip, vae = host.pack.adapters.toy_model.load_toy_model()
     image = torch.from_numpy(np.asarray(Image.open(PACK_DIR / "assets" / "sample.png").convert("RGB"),
                                         dtype=np.float32) / 255.0)[None]
     latent = call(host, "VAEEncode", pixels=image, vae=vae)[0]

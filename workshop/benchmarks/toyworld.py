@@ -263,7 +263,7 @@ def fmt(x: float) -> str:
 
 
 def load_models(host):
-    return host.pack.nodes.toy_model.load_toy_model()
+    return host.pack.adapters.toy_model.load_toy_model()
 
 
 def benchmark(host, args) -> str:

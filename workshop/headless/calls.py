@@ -45,5 +45,5 @@ def builtin_model(host, name: str | None = None) -> tuple[str, tuple]:
     nodes = host.pack.nodes
     name = name or ("toy" if hasattr(nodes, "toy_model") else "sd1")
     if name == "toy":
-        return name, nodes.toy_model.load_toy_model()
+        return name, host.pack.adapters.toy_model.load_toy_model()
     return name, host.pack.adapters.tiny_models.build_tiny_models(name, seed=0)

@@ -1,0 +1,92 @@
+"""Recording cross-attention maps inside the host: Attention Store's per-word maps and their
+heatmap pictures, LEDITS++'s per-concept maps at the mask resolution."""
+from __future__ import annotations
+
+import math
+import numpy as np
+import torch
+from PIL import Image, ImageDraw
+from comfy.ldm.modules.attention import optimized_attention
+import torch.nn.functional as F
+from ..attention.maps import attention_probs
+from ..attention.maps import token_grid
+from ..attention.store import MapRecorder
+
+
+class RecordingPatch:
+    """attn2 replace patch that adds each call's maps (every row: this pass is conditional only)."""
+
+    def __init__(self, recorder: MapRecorder):
+        self.recorder = recorder
+
+    def __call__(self, q, k, v, extra_options):
+        heads = extra_options["n_heads"]
+        for row in range(q.shape[0]):
+            self.recorder.add(attention_probs(q[row:row + 1], k[row:row + 1], heads)[0])
+        return optimized_attention(q, k, v, heads)
+
+
+def heatmaps(maps: torch.Tensor, labels: list[str], size: tuple[int, int], image: torch.Tensor | None) -> torch.Tensor:
+    """``[words, H, W, 3]`` heat overlays (normalised maps, hot colours) with the word written on each."""
+    heat = F.interpolate(maps[:, None], size=size, mode="bilinear", align_corners=False)[:, 0].clamp(0, 1)
+    colour = torch.stack([heat.sqrt(), heat, heat ** 3], dim=-1)
+    base = image[0].float().cpu() if image is not None else torch.full((*size, 3), 0.5)
+    if base.shape[:2] != tuple(size):
+        base = F.interpolate(base.permute(2, 0, 1)[None], size=size, mode="bilinear", align_corners=False)[0].permute(1, 2, 0)
+    out = []
+    for c, label in zip(colour, labels):
+        mixed = (0.3 * base + 0.7 * c).clamp(0, 1)
+        pil = Image.fromarray((mixed.numpy() * 255).astype(np.uint8))
+        draw = ImageDraw.Draw(pil)
+        draw.rectangle([0, 0, 7 * len(label) + 6, 14], fill=(0, 0, 0))
+        draw.text((3, 2), label, fill=(255, 255, 255))
+        out.append(torch.from_numpy(np.asarray(pil, dtype=np.float32) / 255.0))
+    return torch.stack(out)
+
+
+MAPS_KEY = "invertedit_ledits_maps"
+
+
+class ConceptMaps:
+    """One step's cross-attention maps of each concept's tokens, summed over heads and layers."""
+
+    def __init__(self):
+        self.sums: dict[int, torch.Tensor] = {}
+        self.heads: dict[int, int] = {}
+
+    def add(self, index: int, maps: torch.Tensor, heads: int) -> None:
+        self.sums[index] = maps if index not in self.sums else self.sums[index] + maps
+        self.heads[index] = self.heads.get(index, 0) + heads
+
+    def take(self, index: int) -> torch.Tensor | None:
+        """The mean map (over heads and layers) of the cond at ``index``, ``[B, h, w]``; clears it."""
+        total, heads = self.sums.pop(index, None), self.heads.pop(index, 0)
+        return None if total is None else total / heads
+
+
+class RecordConceptMaps:
+    """attn2 replace patch at the mask resolution: plain attention, and for each concept chunk of
+    the batch (``cond_or_uncond`` indexes the guider's conds) the sum of its tokens' maps."""
+
+    def __init__(self, tokens: dict[int, list[int]], factor: int):
+        self.tokens, self.factor = tokens, factor
+
+    def __call__(self, q, k, v, extra_options):
+        heads = extra_options["n_heads"]
+        out = optimized_attention(q, k, v, heads)
+        store = extra_options.get(MAPS_KEY)
+        if store is None:
+            return out
+        latent_hw = tuple(extra_options["original_shape"][-2:])
+        h, w = token_grid(latent_hw, q.shape[1])
+        if 2 ** round(math.log2(latent_hw[0] / h)) != self.factor:
+            return out
+        chunks = extra_options.get("cond_or_uncond", [0])
+        rows = q.shape[0] // len(chunks)
+        for chunk, index in enumerate(chunks):
+            positions = self.tokens.get(index)
+            if positions is None:
+                continue
+            probs = attention_probs(q[chunk * rows:(chunk + 1) * rows], k[chunk * rows:(chunk + 1) * rows], heads)
+            store.add(index, probs[..., positions].sum(-1).sum(1).float().reshape(rows, h, w), heads)
+        return out
