@@ -488,3 +488,15 @@ def test_shipped_workflows_are_well_formed_canvas_files(path):
     """Host-agnostic check of example_workflows/*.json (the host tests execute them)."""
     workflow = json.loads(path.read_text(encoding="utf-8"))
     assert canvas_problems(workflow) == []
+
+
+@pytest.mark.parametrize("path", sorted((REPO / "example_workflows").glob("*.json")), ids=lambda p: p.stem)
+def test_every_template_has_its_card_picture(path):
+    """The template browser shows <name>.jpg beside <name>.json as the card's picture
+    (written by python -m workshop.make_thumbnails from what the workflow saves)."""
+    from PIL import Image
+
+    picture = path.with_suffix(".jpg")
+    assert picture.is_file(), f"{picture.name} is missing: run python -m workshop.make_thumbnails {path.stem}"
+    with Image.open(picture) as im:
+        assert im.format == "JPEG" and im.width >= 128 and im.height >= 128

@@ -1,0 +1,71 @@
+"""Write each example workflow's card picture: example_workflows/<name>.jpg beside <name>.json.
+
+The editor's template browser shows ``<name>.jpg`` as a workflow's thumbnail. Each picture is
+what the workflow itself saves when run headlessly on the built-in Toy World Model (its saved
+images side by side, in the order they were written), labelled with the built-in model it ran on, so a user
+sees the kind of result to expect before opening it.
+
+    python -m workshop.make_thumbnails            # run every example workflow, write the pictures
+    python -m workshop.make_thumbnails NAME ...   # only these workflows
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+from pathlib import Path
+
+from PIL import Image, ImageDraw
+
+REPO = Path(__file__).resolve().parents[1]
+FOLDER = REPO / "example_workflows"
+HEIGHT = 192          # pixels of each image in the strip
+MOST = 4              # images shown at most
+LABELS = {"InvertEditToyModel": "Toy World Model output", "InvertEditDemoModel": "demo model output (random weights)"}
+
+
+def label_of(workflow: Path) -> str:
+    """Which built-in model the workflow runs on, as the picture's label."""
+    text = workflow.read_text(encoding="utf-8")
+    return next((label for node, label in LABELS.items() if f'"{node}"' in text), "output")
+
+
+def thumbnail(images: list[Path], label: str) -> Image.Image:
+    """The saved images side by side (at most ``MOST``, ``HEIGHT`` high), labelled."""
+    tiles = []
+    for path in images[:MOST]:
+        im = Image.open(path).convert("RGB")
+        tiles.append(im.resize((max(1, round(im.width * HEIGHT / im.height)), HEIGHT), Image.NEAREST))
+    gap = 6
+    strip = Image.new("RGB", (sum(t.width for t in tiles) + gap * (len(tiles) - 1), HEIGHT + 20), (24, 24, 24))
+    x = 0
+    for t in tiles:
+        strip.paste(t, (x, 0))
+        x += t.width + gap
+    ImageDraw.Draw(strip).text((4, HEIGHT + 4), label, fill=(220, 220, 220))
+    return strip
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("names", nargs="*", help="workflow names (default: every example workflow)")
+    args = parser.parse_args(argv)
+    from workshop.headless.boot import boot
+    from workshop.headless.runner import run_workflow
+
+    host = boot(base_dir=tempfile.mkdtemp(prefix="invertedit-thumbnails-"))
+    paths = [FOLDER / f"{n}.json" for n in args.names] if args.names else sorted(FOLDER.glob("*.json"))
+    for path in paths:
+        out = Path(tempfile.mkdtemp(prefix=f"thumb-{path.stem}-"))
+        images = [p for p in run_workflow(path, out, host=host) if p.suffix == ".png"]
+        if not images:
+            print(f"{path.name}: saves no image, no thumbnail", file=sys.stderr)
+            continue
+        target = path.with_suffix(".jpg")
+        thumbnail(images, label_of(path)).save(target, quality=88)
+        print(f"wrote {target.relative_to(REPO)} ({len(images[:MOST])} of {len(images)} images)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
