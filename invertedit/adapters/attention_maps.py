@@ -2,6 +2,7 @@
 heatmap pictures, LEDITS++'s per-concept maps at the mask resolution."""
 from __future__ import annotations
 
+import inspect
 import math
 import numpy as np
 import torch
@@ -13,6 +14,35 @@ from ..attention.maps import token_grid
 from ..attention.store import MapRecorder
 
 
+def _takes_options(fn) -> bool:
+    """Whether the host's attention function takes ``transformer_options`` (0.3.6x and later)."""
+    try:
+        params = inspect.signature(fn).parameters.values()
+    except (TypeError, ValueError):
+        return False
+    return any(p.name == "transformer_options" or p.kind is p.VAR_KEYWORD for p in params)
+
+
+_PASS_OPTIONS = _takes_options(optimized_attention)
+
+
+def host_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, extra_options: dict) -> torch.Tensor:
+    """Plain attention inside a replace patch, as the host's own layer would run it: its
+    ``optimized_attention`` with the layer's ``attn_precision`` (float32 for SD2.x) and the
+    transformer options (so an ``optimized_attention_override`` acts as well)."""
+    options = {"transformer_options": extra_options} if _PASS_OPTIONS else {}
+    return optimized_attention(q, k, v, extra_options["n_heads"], attn_precision=extra_options.get("attn_precision"),
+                               **options)
+
+
+def patch_maps(q: torch.Tensor, k: torch.Tensor, extra_options: dict, key_mask: torch.Tensor | None = None,
+               dtype: torch.dtype | None = None) -> torch.Tensor:
+    """The maps of ``q`` on ``k`` inside a replace patch, upcast as the layer's ``attn_precision``
+    says (and always to float32 for half-precision inputs: ``attention/maps.py``)."""
+    return attention_probs(q, k, extra_options["n_heads"], key_mask, precision=extra_options.get("attn_precision"),
+                           dtype=dtype)
+
+
 class RecordingPatch:
     """attn2 replace patch that adds each call's maps (every row: this pass is conditional only)."""
 
@@ -20,10 +50,9 @@ class RecordingPatch:
         self.recorder = recorder
 
     def __call__(self, q, k, v, extra_options):
-        heads = extra_options["n_heads"]
         for row in range(q.shape[0]):
-            self.recorder.add(attention_probs(q[row:row + 1], k[row:row + 1], heads)[0])
-        return optimized_attention(q, k, v, heads)
+            self.recorder.add(patch_maps(q[row:row + 1], k[row:row + 1], extra_options, dtype=torch.float32)[0])
+        return host_attention(q, k, v, extra_options)
 
 
 def heatmaps(maps: torch.Tensor, labels: list[str], size: tuple[int, int], image: torch.Tensor | None) -> torch.Tensor:
@@ -73,7 +102,7 @@ class RecordConceptMaps:
 
     def __call__(self, q, k, v, extra_options):
         heads = extra_options["n_heads"]
-        out = optimized_attention(q, k, v, heads)
+        out = host_attention(q, k, v, extra_options)
         store = extra_options.get(MAPS_KEY)
         if store is None:
             return out
@@ -87,6 +116,7 @@ class RecordConceptMaps:
             positions = self.tokens.get(index)
             if positions is None:
                 continue
-            probs = attention_probs(q[chunk * rows:(chunk + 1) * rows], k[chunk * rows:(chunk + 1) * rows], heads)
-            store.add(index, probs[..., positions].sum(-1).sum(1).float().reshape(rows, h, w), heads)
+            probs = patch_maps(q[chunk * rows:(chunk + 1) * rows], k[chunk * rows:(chunk + 1) * rows], extra_options,
+                               dtype=torch.float32)
+            store.add(index, probs[..., positions].sum(-1).sum(1).reshape(rows, h, w), heads)
         return out

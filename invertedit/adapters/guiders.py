@@ -8,6 +8,7 @@ from ..guidance.sega import SegaState
 from ..guidance.sega import sega_eps
 from .attention_maps import ConceptMaps
 from .attention_maps import MAPS_KEY
+from .errors import NodeInputError
 
 import comfy.samplers
 import torch
@@ -18,10 +19,13 @@ from .steps import step_at
 
 class ConceptGuider(comfy.samplers.CFGGuider):
     """A GUIDER that evaluates its fixed conds (``FIXED``) and one cond per concept in one batched
-    UNet call a step (the host's ``calc_cond_batch``), combines the noise predictions
-    (``combine``), then applies the model's post-CFG functions (so Apply Inversion's corrections
-    and Latent Blend still act). Per-run state lives in the run's own copy of the model options."""
+    UNet call a step (the host's ``calc_cond_batch``), runs the model's pre-CFG functions on the
+    predictions, combines them (``combine``), then applies the model's post-CFG functions (so
+    Apply Inversion's corrections and Latent Blend still act), with the arguments the host's own
+    guiders give both (``cond_scale`` is the guider's ``cfg``; LEDITS++ has none: 1). Per-run
+    state lives in the run's own copy of the model options."""
 
+    NAME = "Concept guidance"   # the node, for messages
     FIXED: tuple[str, ...] = ("positive", "negative")
     COND, UNCOND = 0, 1          # which conds the post-CFG functions see as cond / uncond
 
@@ -46,10 +50,40 @@ class ConceptGuider(comfy.samplers.CFGGuider):
         self.model_options.setdefault("transformer_options", {}).update(self.run_state())
         return super().outer_sample(*args, **kwargs)
 
+    def host_order(self, n: int) -> list[int]:
+        """Indexes of the guider's conds in the order the host's pre-CFG functions expect them:
+        cond, uncond, then the rest (the host's guiders pass ``[cond, uncond, ...]``)."""
+        return [self.COND, self.UNCOND] + [i for i in range(n) if i not in (self.COND, self.UNCOND)]
+
+    def pre_cfg(self, conds: list, outs: list, x, timestep, model_options: dict) -> list:
+        """The model's pre-CFG functions (``sampler_pre_cfg_function``) on the batched predictions,
+        with the host's arguments (``comfy.samplers.sampling_function``; Perp-Neg's guider does the
+        same), the conds in the host's order (``host_order``)."""
+        functions = model_options.get("sampler_pre_cfg_function", [])
+        if not functions:
+            return outs
+        order = self.host_order(len(conds))
+        host_conds, host_outs = [conds[i] for i in order], [outs[i] for i in order]
+        for fn in functions:
+            args = {"conds": host_conds, "conds_out": host_outs, "cond_scale": self.cfg, "timestep": timestep,
+                    "input": x, "sigma": timestep, "model": self.inner_model, "model_options": model_options}
+            host_outs = fn(args)
+            if host_outs is None or len(host_outs) != len(order):
+                got = "nothing" if host_outs is None else f"{len(host_outs)} predictions"
+                name = getattr(fn, "__qualname__", type(fn).__name__)
+                raise NodeInputError(self.NAME, f"a pre-CFG function of the input MODEL ({name}) returned {got} for "
+                                                f"{len(order)} conds; it must return one prediction per cond, as "
+                                                f"[cond, uncond] + conds_out[2:] (remove the node that adds it).")
+        outs = list(outs)
+        for j, i in enumerate(order):
+            outs[i] = host_outs[j]
+        return outs
+
     def predict_noise(self, x, timestep, model_options={}, seed=None):
         keys = list(self.FIXED) + [f"concept_{i}" for i in range(len(self.concepts))]
         conds = [self.conds.get(k) for k in keys]
         outs = comfy.samplers.calc_cond_batch(self.inner_model, conds, x, timestep, model_options)
+        outs = self.pre_cfg(conds, outs, x, timestep, model_options)
         sigma = timestep.reshape(-1, *([1] * (x.ndim - 1)))
         eps = [(x - o) / sigma for o in outs]
         options = model_options.get("transformer_options", {})
@@ -57,7 +91,7 @@ class ConceptGuider(comfy.samplers.CFGGuider):
         denoised = x - self.combine(eps, step, timestep, options) * sigma
         for fn in model_options.get("sampler_post_cfg_function", []):
             denoised = fn({"denoised": denoised, "cond": conds[self.COND], "uncond": conds[self.UNCOND],
-                           "model": self.inner_model, "uncond_denoised": outs[self.UNCOND],
+                           "cond_scale": self.cfg, "model": self.inner_model, "uncond_denoised": outs[self.UNCOND],
                            "cond_denoised": outs[self.COND], "sigma": timestep, "model_options": model_options,
                            "input": x})
         return denoised
@@ -67,6 +101,8 @@ STATE_KEY = "invertedit_sega_state"
 
 
 class SegaGuider(ConceptGuider):
+    NAME = "SEGA Guidance"
+
     def __init__(self, model, concepts: list[Concept], momentum_scale: float, momentum_beta: float):
         super().__init__(model, concepts)
         self.momentum_scale, self.momentum_beta = momentum_scale, momentum_beta
@@ -80,6 +116,7 @@ class SegaGuider(ConceptGuider):
 
 
 class LeditsGuider(ConceptGuider):
+    NAME = "LEDITS++ Guidance"
     FIXED = ("negative",)
     COND, UNCOND = 1, 0
 

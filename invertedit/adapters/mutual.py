@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import torch
 from comfy.ldm.modules.attention import SpatialTransformer
-from comfy.ldm.modules.attention import optimized_attention
 import torch.nn.functional as F
 from ..attention.maps import token_grid
 from ..attention.mutual import MutualSchedule
 from ..attention.mutual import masked_mutual_target
 from ..attention.mutual import mutual_target
+from .attention_maps import host_attention
 from .pair import pair_rows
 from .steps import sampling_step
 
@@ -54,7 +54,7 @@ class MutualSelfAttentionPatch:
 
     def __call__(self, q, k, v, extra_options):
         heads = extra_options["n_heads"]
-        out = optimized_attention(q, k, v, heads)
+        out = host_attention(q, k, v, extra_options)
         chunks, rows = pair_rows(q, extra_options, NAME)
         block = extra_options["block"]
         layer = self.layers[(block[0], block[1], extra_options.get("block_index", 0))]

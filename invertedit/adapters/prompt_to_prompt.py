@@ -7,12 +7,12 @@ import logging
 
 import comfy.model_patcher
 import torch
-from comfy.ldm.modules.attention import optimized_attention
 
 from ..attention.local_blend import LocalBlendMaps, blend_latents, blend_start
-from ..attention.maps import attend, attention_probs, token_grid
+from ..attention.maps import attend, token_grid
 from ..attention.prompt_to_prompt import ReplaceSchedule, cross_steps, refined_maps, replaced_maps, self_steps
 from ..inversion.direct import denoised_onto, euler_step
+from .attention_maps import host_attention, patch_maps
 from .errors import NodeInputError
 from .layout import attention_levels, mask_factor
 from .pair import pair_rows
@@ -48,7 +48,7 @@ class PromptToPromptPatch:
 
     def __call__(self, q, k, v, extra_options):
         heads = extra_options["n_heads"]
-        out = optimized_attention(q, k, v, heads)
+        out = host_attention(q, k, v, extra_options)
         chunks, rows = pair_rows(q, extra_options, NAME)
         step, steps = sampling_step(extra_options)
         latent_hw = tuple(extra_options["original_shape"][-2:])
@@ -62,11 +62,12 @@ class PromptToPromptPatch:
                 continue
             s = c * rows
             qq, kk = q[s:s + 2], k[s:s + 2]
-            maps = self.target_maps(qq, kk, heads, step, steps) if inject else attention_probs(qq[1:2], kk[1:2], heads)
+            maps = self.target_maps(qq, kk, heads, step, steps) if inject else patch_maps(qq[1:2], kk[1:2], extra_options)
             if inject:
                 out[s + 1] = attend(maps, v[s + 1:s + 2])[0].to(out.dtype)
             if blend is not None:
-                blend.add(attention_probs(qq[:1], kk[:1], heads), maps, token_grid(latent_hw, q.shape[1]))
+                blend.add(patch_maps(qq[:1], kk[:1], extra_options, dtype=torch.float32), maps.float(),
+                          token_grid(latent_hw, q.shape[1]))
         return out
 
 
