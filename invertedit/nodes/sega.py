@@ -2,9 +2,11 @@
 (math in ``guidance/sega.py``).
 
 The guider evaluates the prompt, the negative and every concept in one batched UNet call per
-step (the host's ``calc_cond_batch``), combines them as SEGA does, then applies the model's
-post-CFG functions (so Apply Inversion's corrections and Latent Blend still act). The edit
-momentum lives in the sampling run's own copy of the model options.
+step (the host's ``calc_cond_batch``), runs the model's pre-CFG functions on them, combines
+them as SEGA does, then applies the model's post-CFG functions with ``cond_scale`` (so Apply
+Inversion's corrections and Latent Blend still act), as the host's own guiders do
+(``adapters/guiders.py``). The edit momentum lives in the sampling run's own copy of the model
+options.
 """
 from __future__ import annotations
 
