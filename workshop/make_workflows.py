@@ -5,8 +5,15 @@ Each workflow is described below in a few lines and turned into the editor's for
 ``workshop.headless.canvas.build_canvas`` and the node definitions of the booted ComfyUI, so the
 files match the nodes as they are. The tests (tests/host/test_workflows.py) execute every file.
 
+Most run on the built-in Toy World Model. ``CHECKPOINT_WORKFLOWS`` are for the user's own model:
+the stock Load Checkpoint, Load Image and Upscale Image (ImageScale) at the family's size (SD1.5
+512 px, SDXL 1024 px), named for the template browser ("SD1.5 - Prompt-to-Prompt edit"); the
+tests and the card pictures run them on the toy model (the runner's ``builtin="toy"`` and
+``toy_overrides``).
+
     python -m workshop.make_workflows            # write all
     python -m workshop.make_workflows --check    # exit 1 if a file differs from what would be written
+    python -m workshop.make_workflows "SD1.5 - LEDITS++ edit"   # only this one
 """
 from __future__ import annotations
 
@@ -14,6 +21,7 @@ import argparse
 import json
 import sys
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -535,6 +543,262 @@ def demo_model_sdxl() -> dict:
     return {"nodes": nodes + _vae_roundtrip()}
 
 
+
+# ----------------------------------------------------------------------------- on the user's checkpoint
+# Workflows a user runs on their own model: the stock Load Checkpoint + Load Image + Upscale Image
+# (ImageScale) + VAE Encode, with the settings of one checkpoint family. Load Image names the
+# drawing every ComfyUI install ships in input/ (example.png), so each one queues as it is once the
+# checkpoint is chosen. The tests and the card pictures run them with the checkpoint swapped for
+# the Toy World Model (the runner's builtin="toy") and the toy-world prompts of TOY_RUNS below.
+
+PHOTO = "example.png"      # ComfyUI's own input/example.png: a drawing of a girl in a pink dress
+PHOTO_SOURCE = "a drawing of a girl in a pink dress"
+PHOTO_TARGET = "a drawing of a girl in a blue dress"   # one word swapped: Prompt-to-Prompt's replace
+PHOTO_WORD = "dress"       # local blend: where the edit may change the image
+PHOTO_CONCEPT = "sunglasses"
+
+
+@dataclass(frozen=True)
+class Family:
+    name: str       # as users say it
+    ckpt: str       # the usual file name of the base model (the user picks theirs)
+    size: int       # the image side the family was trained at
+    detail: str     # one line for the notes
+
+
+SD15 = Family("SD1.5", "v1-5-pruned-emaonly-fp16.safetensors", 512,
+              "SD1.5 or any SD1.x fine-tune, e.g. DreamShaper")
+SDXL = Family("SDXL", "sd_xl_base_1.0.safetensors", 1024,
+              "SDXL base or an SDXL fine-tune, not the refiner")
+
+
+PROMPTS_PLAIN = ("**Source prompt**: describe your image as it is. **Target prompt**: the same words with the "
+                 "edit.")
+PROMPTS_P2P = ("**Source prompt** and Attention Inject's *source_prompt*: the same caption of your image. "
+               "Attention Inject's *target_prompt*: that caption with one word swapped for another (the edit); "
+               "its *blend* words: the edited object (or clear both for a global edit).")
+
+
+def _setup_note(family: Family, prompts: str) -> str:
+    return (
+        f"**To run it on your model** ({family.name}: {family.detail}):\n\n"
+        f"1. **Load Checkpoint**: choose your {family.name} checkpoint.\n"
+        f"2. **Load Image**: choose or upload your image (the workflow opens with ComfyUI's own `example.png`).\n"
+        f"3. **Upscale Image** brings it to {family.size}x{family.size} px, {family.name}'s size (crop: center). "
+        f"For another shape set width and height (multiples of 64, about {family.size}x{family.size} pixels in "
+        f"all), or width 0 to keep the image's shape at height {family.size}.\n"
+        f"4. {prompts}\n")
+
+
+def _checkpoint_front(family: Family, intro: str, *, invert: bool = True) -> list[dict]:
+    """Checkpoint, image at the family's size, source prompt, VAE Encode (and DDIM Invert, cfg 1)."""
+    nodes = [
+        {"key": "note", "type": "MarkdownNote", "text": intro},
+        {"key": "model", "type": "CheckpointLoaderSimple", "widgets": {"ckpt_name": family.ckpt},
+         "title": f"Load Checkpoint ({family.name})"},
+        {"key": "image", "type": "LoadImage", "widgets": {"image": PHOTO}, "title": "Load Image (your image)"},
+        {"key": "resize", "type": "ImageScale",
+         "widgets": {"upscale_method": "lanczos", "width": family.size, "height": family.size, "crop": "center"},
+         "inputs": {"image": ("image", "IMAGE")}, "title": f"Upscale Image ({family.name}: {family.size} px)"},
+        {"key": "prompt", "type": "CLIPTextEncode", "widgets": {"text": PHOTO_SOURCE},
+         "inputs": {"clip": ("model", "CLIP")}, "title": "Source prompt"},
+        {"key": "empty", "type": "CLIPTextEncode", "widgets": {"text": ""}, "inputs": {"clip": ("model", "CLIP")},
+         "title": "Negative prompt (empty)"},
+        {"key": "encode", "type": "VAEEncode", "inputs": {"pixels": ("resize", "IMAGE"), "vae": ("model", "VAE")}},
+    ]
+    if invert:
+        nodes.append(
+            {"key": "invert", "type": "InvertEditDDIMInvert",
+             "widgets": {"steps": STEPS, "scheduler": "ddim_uniform", "start_at_step": 0, "cfg": 1.0},
+             "inputs": {"model": ("model", "MODEL"), "latent": ("encode", "LATENT"), "positive": ("prompt", 0)}})
+    return nodes
+
+
+def _p2p_inject() -> dict:
+    """Attention Inject with PIE-Bench's Prompt-to-Prompt settings and local blend on the edited word."""
+    return {"key": "inject", "type": "InvertEditAttentionInject",
+            "widgets": {"source_prompt": PHOTO_SOURCE, "target_prompt": PHOTO_TARGET, "mode": "replace", "reweight": "",
+                        "cross_replace": 0.4, "self_replace": 0.6, "blend_source_words": PHOTO_WORD,
+                        "blend_target_words": PHOTO_WORD, "blend_threshold": 0.3, "blend_start": 0.2},
+            "inputs": {"model": ("model", "MODEL"), "clip": ("model", "CLIP"), "latent": ("invert", "LATENT")}}
+
+
+def _pair_sampler(cfg: float) -> dict:
+    return {"key": "sample", "type": "KSamplerAdvanced",
+            "widgets": {"add_noise": "disable", "noise_seed": 0, "steps": STEPS, "cfg": cfg, "sampler_name": "ddim",
+                        "scheduler": "ddim_uniform", "start_at_step": 0, "end_at_step": 10000,
+                        "return_with_leftover_noise": "disable"},
+            "inputs": {"model": ("apply", "MODEL"), "positive": ("inject", "CONDITIONING"), "negative": ("empty", 0),
+                       "latent_image": ("inject", "LATENT")}}
+
+
+P2P_SETTINGS = ("**Attention Inject** (Prompt-to-Prompt, replace) with PIE-Bench's settings: cross-attention "
+                "injected for 0.4 of the steps, self-attention for 0.6, local blend on "
+                f"'{PHOTO_WORD}' (threshold 0.3, from 0.2 of the steps: outside the word's attention the image stays "
+                "the source's).")
+
+
+def _ddim_edit(family: Family, cfg: float) -> dict:
+    intro = (
+        f"# {family.name}: DDIM inversion, reconstruction and a prompt edit\n\n"
+        + _setup_note(family, PROMPTS_PLAIN) +
+        f"\nYour image is encoded, inverted to noise with **DDIM Invert** (source prompt, cfg 1, {STEPS} steps, "
+        "ddim_uniform) and sampled back by the stock **KSampler (Advanced)** (add_noise disable, the same steps and "
+        "scheduler, sampler ddim) through **Apply Inversion** (it refuses mismatched settings with a message). "
+        f"With the source prompt at cfg 1 it reconstructs the image (compare with the VAE round trip); with the "
+        f"target prompt at cfg {cfg:g} (empty negative) it is the plain, naive edit: the whole image may change. "
+        "Raise cfg to follow the target more, at the cost of the image (plain DDIM inversion drifts under "
+        "guidance); for a local edit at cfg 7.5 use the Prompt-to-Prompt workflow.\n\n"
+        "**Save Inversion** writes `output/inversions/`: **Load Inversion** lists it, so you can edit again "
+        "without inverting.")
+    nodes = _checkpoint_front(family, intro) + [
+        {"key": "apply", "type": "InvertEditApplyInversion",
+         "inputs": {"model": ("model", "MODEL"), "inversion": ("invert", 0)}},
+        {"key": "target", "type": "CLIPTextEncode", "widgets": {"text": PHOTO_TARGET},
+         "inputs": {"clip": ("model", "CLIP")}, "title": "Target prompt"},
+        _ksampler_advanced("sample", "prompt"),
+        _ksampler_advanced("edit", "target", negative="empty", cfg=cfg),
+        {"key": "save_inversion", "type": "InvertEditSaveInversion",
+         "widgets": {"filename_prefix": f"inversions/{family.name.lower().replace('.', '')}"},
+         "inputs": {"inversion": ("invert", 0)}, "title": "Save Inversion (edit again later: Load Inversion)"},
+    ]
+    nodes += _decode_and_save("rec", "sample", "invertedit/reconstruction", "Reconstruction (source prompt, cfg 1)")
+    nodes += _decode_and_save("edit", "edit", "invertedit/edit_naive", f"Naive edit (target prompt, cfg {cfg:g})")
+    return {"nodes": nodes + _vae_roundtrip()}
+
+
+def _p2p_edit(family: Family) -> dict:
+    intro = (
+        f"# {family.name}: Direct Inversion + Prompt-to-Prompt, a local edit\n\n"
+        + _setup_note(family, PROMPTS_P2P) +
+        f"\n**DDIM Invert** (source prompt, cfg 1, {STEPS} steps), **Direct Inversion** (the source row stays exactly "
+        "on the inversion's trajectory: the reconstruction is exact at any cfg), " + P2P_SETTINGS + " One stock "
+        f"**KSampler (Advanced)** run (cfg 7.5, {STEPS} steps, ddim, empty negative) samples the pair: the saved "
+        "batch is the reconstruction (row 0) and the edit (row 1).")
+    nodes = _checkpoint_front(family, intro) + [
+        {"key": "direct", "type": "InvertEditDirectInversion", "inputs": {"inversion": ("invert", 0)}},
+        _p2p_inject(),
+        {"key": "apply", "type": "InvertEditApplyInversion",
+         "inputs": {"model": ("inject", "MODEL"), "inversion": ("direct", 0)}},
+        _pair_sampler(7.5),
+    ]
+    nodes += _decode_and_save("pair", "sample", "invertedit/p2p_edit", "Reconstruction and edit (Prompt-to-Prompt)")
+    return {"nodes": nodes}
+
+
+def sd15_ddim_edit() -> dict:
+    return _ddim_edit(SD15, cfg=5.0)
+
+
+def sd15_p2p_edit() -> dict:
+    return _p2p_edit(SD15)
+
+
+def sdxl_ddim_edit() -> dict:
+    return _ddim_edit(SDXL, cfg=5.0)
+
+
+def sdxl_p2p_edit() -> dict:
+    return _p2p_edit(SDXL)
+
+
+def sd15_null_text_edit() -> dict:
+    family = SD15
+    intro = (
+        f"# {family.name}: Null-text inversion + Prompt-to-Prompt\n\n"
+        + _setup_note(family, PROMPTS_P2P) +
+        f"\nThe paper's pipeline (Mokady et al.): **DDIM Invert** (cfg 1, {STEPS} steps), then **Null-Text Optimize** "
+        "(cfg 7.5, 10 Adam steps per timestep, lr 0.01, early stop) learns one empty-prompt embedding per step so that "
+        "sampling at cfg 7.5 follows the inversion. It is the slow part: up to 500 extra UNet passes with gradients "
+        "(about a minute for SD1.5 on a recent GPU). " + P2P_SETTINGS + " **Apply Inversion** puts the learned "
+        "embeddings into the negative; one stock **KSampler (Advanced)** run (cfg 7.5, the same empty negative) "
+        "samples the pair: reconstruction (row 0) and edit (row 1).\n\n"
+        "**Save Inversion** keeps the optimised embeddings (`output/inversions/`): optimise once, then edit "
+        "many times with **Load Inversion** instead of the three nodes before it.")
+    nodes = _checkpoint_front(family, intro) + [
+        {"key": "null_text", "type": "InvertEditNullTextOptimize",
+         "widgets": {"cfg": 7.5, "inner_steps": 10, "learning_rate": 0.01, "early_stop": True},
+         "inputs": {"model": ("model", "MODEL"), "inversion": ("invert", 0), "positive": ("prompt", 0),
+                    "negative": ("empty", 0)}},
+        _p2p_inject(),
+        {"key": "apply", "type": "InvertEditApplyInversion",
+         "inputs": {"model": ("inject", "MODEL"), "inversion": ("null_text", 0)}},
+        _pair_sampler(7.5),
+        {"key": "save_inversion", "type": "InvertEditSaveInversion",
+         "widgets": {"filename_prefix": "inversions/sd15_null_text"},
+         "inputs": {"inversion": ("null_text", 0)}, "title": "Save Inversion (edit again later: Load Inversion)"},
+    ]
+    nodes += _decode_and_save("pair", "sample", "invertedit/null_text_p2p", "Reconstruction and edit (null-text + P2P)")
+    return {"nodes": nodes}
+
+
+def sd15_ledits_edit() -> dict:
+    family = SD15
+    intro = (
+        f"# {family.name}: LEDITS++, add or remove concepts\n\n"
+        + _setup_note(family, "No prompt describes the image: write the edit as short concepts in **LEDITS++ Concept** "
+                              f"(here: add '{PHOTO_CONCEPT}'; direction *remove* takes a concept away; chain more "
+                              "concept nodes through their *concepts* input).") + "\n"
+        "**Edit-Friendly DDPM Invert** with the empty prompt (50 steps, the noisiest 8 skipped: LEDITS++'s skip "
+        "0.15) stores one noise map per step, so the unedited image comes back exactly. **LEDITS++ "
+        "Guidance** (scale 5, threshold 0.9, warmup 0, mask intersect: each concept acts only where its "
+        "cross-attention and its noise estimate agree) is the GUIDER of the stock **SamplerCustomAdvanced** with "
+        "**DisableNoise**, the **Edit-Friendly DDPM Sampler** and the inversion's SIGMAS. Stronger edit: raise the "
+        "concept's scale (up to ~10) or lower its threshold.")
+    nodes = [n for n in _checkpoint_front(family, intro, invert=False) if n["key"] != "prompt"] + [
+        {"key": "invert", "type": "InvertEditDDPMInvert",
+         "widgets": {"steps": STEPS, "scheduler": "ddim_uniform", "start_at_step": 8, "cfg": 1.0, "seed": 0},
+         "inputs": {"model": ("model", "MODEL"), "latent": ("encode", "LATENT"), "positive": ("empty", 0),
+                    "negative": ("empty", 0)}},
+        {"key": "add", "type": "InvertEditLEDITSConcept",
+         "widgets": {"text": PHOTO_CONCEPT, "direction": "add", "scale": 5.0, "warmup": 0, "cooldown": 0,
+                     "threshold": 0.9, "weight": 1.0},
+         "inputs": {"clip": ("model", "CLIP")}, "title": "Concept to add"},
+        {"key": "ledits", "type": "InvertEditLEDITSGuidance", "widgets": {"mask": "intersect"},
+         "inputs": {"model": ("model", "MODEL"), "negative": ("empty", 0), "concepts": ("add", 0)}},
+    ] + _edit_friendly_guided("ledits", "LEDITS++ edit")
+    return {"nodes": nodes + _vae_roundtrip()}
+
+
+# Running a checkpoint workflow on the Toy World Model (tests, card pictures): the runner's
+# builtin="toy" swaps the loader, the image (the bundled sample) and the Upscale Image size (128);
+# these overrides give it the toy world's prompts, which is all the toy model knows.
+_TOY_PROMPTS = {"Source prompt": {"text": SOURCE_PROMPT}, "Target prompt": {"text": TARGET_PROMPT}}
+_TOY_P2P = {"Source prompt": {"text": SOURCE_PROMPT},
+            "InvertEditAttentionInject": {"source_prompt": SOURCE_PROMPT, "target_prompt": TARGET_PROMPT,
+                                          "blend_source_words": "circle", "blend_target_words": "square"}}
+_TOY_LEDITS = {"Concept to add": {"text": "a red circle on a yellow background", "threshold": 0.3}}
+# ... and with fewer steps, so the test suite stays quick (the sampler's steps match the inversion's)
+_QUICK = 10
+_QUICK_DDIM = {"InvertEditDDIMInvert": {"steps": _QUICK}, "KSamplerAdvanced": {"steps": _QUICK}}
+
+CHECKPOINT_WORKFLOWS = {
+    # file name (the template browser's card title): (builder, toy overrides, quick overrides)
+    "SD1.5 - DDIM inversion and edit": (sd15_ddim_edit, _TOY_PROMPTS, _QUICK_DDIM),
+    "SD1.5 - Prompt-to-Prompt edit": (sd15_p2p_edit, _TOY_P2P, _QUICK_DDIM),
+    "SD1.5 - Null-text inversion and edit": (
+        sd15_null_text_edit, _TOY_P2P, dict(_QUICK_DDIM, InvertEditNullTextOptimize={"inner_steps": 2})),
+    "SD1.5 - LEDITS++ edit": (sd15_ledits_edit, _TOY_LEDITS,
+                              {"InvertEditDDPMInvert": {"steps": _QUICK, "start_at_step": 2}}),
+    "SDXL - DDIM inversion and edit": (sdxl_ddim_edit, _TOY_PROMPTS, _QUICK_DDIM),
+    "SDXL - Prompt-to-Prompt edit": (sdxl_p2p_edit, _TOY_P2P, _QUICK_DDIM),
+}
+
+
+def toy_overrides(name: str, quick: bool = False) -> dict:
+    """The runner's ``overrides`` that run workflow ``name`` on the Toy World Model (with
+    ``builtin="toy"``): the toy world's prompts, and with ``quick`` fewer steps (the tests).
+    Empty for the workflows built on the toy model."""
+    if name not in CHECKPOINT_WORKFLOWS:
+        return {}
+    _, toy, fast = CHECKPOINT_WORKFLOWS[name]
+    out = {ref: dict(values) for ref, values in toy.items()}
+    if quick:
+        for ref, values in fast.items():
+            out.setdefault(ref, {}).update(values)
+    return out
+
+
 WORKFLOWS = {
     "ddim_invert_edit": ddim_invert_edit,
     "load_inversion_edit": load_inversion_edit,
@@ -551,6 +815,7 @@ WORKFLOWS = {
     "ledits_edit": ledits_edit,
     "demo_model_sdxl": demo_model_sdxl,
     "ddim_invert_custom_sampler": ddim_invert_custom_sampler,
+    **{name: entry[0] for name, entry in CHECKPOINT_WORKFLOWS.items()},
 }
 
 

@@ -3,6 +3,7 @@
 
     python -m workshop.run_workflow example_workflows/ddim_invert_edit.json --out out/
     python -m workshop.run_workflow my_edit.json --image photo.png --ckpt v1-5-pruned-emaonly.safetensors
+    python -m workshop.run_workflow "example_workflows/SD1.5 - Prompt-to-Prompt edit.json" --builtin toy
 
 The workflow is a file saved from the editor (Workflow > Save), e.g. one of example_workflows/. It is
 converted to the executor's format with the node definitions of the ComfyUI found (``--comfyui``,
@@ -12,7 +13,10 @@ write (SaveImage's images, saved inversions) into ComfyUI's output folder are co
 
 ``--image`` replaces the image of every LoadImage node. ``--ckpt`` (a file, or a name in
 ComfyUI's models/checkpoints) replaces the pack's built-in model loaders (Toy World Model,
-Demo Model) and any Load Checkpoint node. ``--set NODE.INPUT=VALUE`` sets one input (NODE: id, type or title; VALUE:
+Demo Model) and any Load Checkpoint node. ``--builtin toy`` is the reverse, for the workflows
+built on Load Checkpoint: the Toy World Model replaces every Load Checkpoint, Upscale Image
+makes its 128x128 images, and Load Image gets the bundled sample unless ``--image`` is given
+(``demo-sd1``, ``demo-sd2-v``, ``demo-sdxl``: the random-weight Demo Model). ``--set NODE.INPUT=VALUE`` sets one input (NODE: id, type or title; VALUE:
 JSON, else a string).
 """
 from __future__ import annotations
@@ -59,7 +63,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("workflow", type=Path, help="canvas workflow JSON (saved from the editor)")
     parser.add_argument("--out", type=Path, default=Path("out"), help="where to copy the files the workflow saved (default: out/)")
     parser.add_argument("--image", type=Path, help="image file for every LoadImage node")
-    parser.add_argument("--ckpt", help="checkpoint file or name replacing the built-in model / Load Checkpoint")
+    model = parser.add_mutually_exclusive_group()
+    model.add_argument("--ckpt", help="checkpoint file or name replacing the built-in model / Load Checkpoint")
+    model.add_argument("--builtin", choices=["toy", "demo-sd1", "demo-sd2-v", "demo-sdxl"],
+                       help="run a Load Checkpoint workflow on a built-in model (128 px, the bundled sample image)")
     parser.add_argument("--comfyui", type=Path, help="the ComfyUI folder to use")
     parser.add_argument("--input-directory", type=Path, help="ComfyUI's input folder (default: ComfyUI/input)")
     parser.add_argument("--output-directory", type=Path, help="ComfyUI's output folder (default: ComfyUI/output)")
@@ -144,7 +151,7 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     try:
         written = run_workflow(args.workflow, args.out, image=args.image, ckpt=args.ckpt, overrides=overrides,
-                               host=host, on_event=on_event)
+                               builtin=args.builtin, host=host, on_event=on_event)
     except WorkflowError as e:
         return fail(str(e), getattr(e, "traceback", None))
     except Exception as e:

@@ -1,9 +1,12 @@
 """The pack's canvas workflows, run headlessly through ComfyUI's own executor.
 
 Every ``example_workflows/*.json`` (the folder the editor's template browser lists) is converted
-with the host's node definitions (as the editor would submit it), validated and executed. Also: the runner's --image / --ckpt / --set replacements, its
-error messages, the CLI, and the converter against the editor-saved templates shipped with the
-host.
+with the host's node definitions (as the editor would submit it), validated and executed; the
+workflows built on Load Checkpoint run with the checkpoint swapped for the Toy World Model
+(the runner's ``builtin="toy"``), the toy world's prompts and fewer steps, and the SDXL ones
+also on the Demo Model's SDXL layout. Also: the runner's --image / --ckpt / --builtin / --set
+replacements, its error messages, the CLI, the host's template serving of the file names, and
+the converter against the editor-saved templates shipped with the host.
 """
 from __future__ import annotations
 
@@ -20,6 +23,15 @@ REPO = Path(__file__).resolve().parents[2]
 WORKFLOWS = REPO / "example_workflows"
 WORKFLOW_FILES = sorted(WORKFLOWS.glob("*.json"))
 MAIN_WORKFLOW = WORKFLOWS / "ddim_invert_edit.json"
+CHECKPOINT_LOADER = "CheckpointLoaderSimple"
+
+
+def _on_checkpoint(path: Path) -> bool:
+    """Built on the stock Load Checkpoint (for the user's model), not on a built-in model."""
+    return any(n.get("type") == CHECKPOINT_LOADER for n in json.loads(path.read_text(encoding="utf-8"))["nodes"])
+
+
+CHECKPOINT_FILES = [p for p in WORKFLOW_FILES if _on_checkpoint(p)]
 
 
 @pytest.fixture(scope="module")
@@ -37,12 +49,11 @@ def test_there_are_workflows():
     assert WORKFLOW_FILES, f"no workflows in {WORKFLOWS} (write them with python -m workshop.make_workflows)"
 
 
-@pytest.mark.parametrize("path", WORKFLOW_FILES, ids=[p.stem for p in WORKFLOW_FILES])
-def test_workflow_runs_headless(path, host, runner):
+def _run_and_check(path, prompt, workflow, host, runner, size=None) -> float:
+    """Execute ``prompt``; check that every SaveImage wrote images (of ``size``) carrying the
+    workflow; return the seconds it took."""
     from PIL import Image
 
-    workflow = json.loads(path.read_text(encoding="utf-8"))
-    prompt = runner.prepare_prompt(workflow, host=host)  # what run_workflow / the CLI execute
     savers = sorted(k for k, v in prompt.items() if v["class_type"] == "SaveImage")
     assert savers, f"{path.name} saves no image"
 
@@ -57,8 +68,137 @@ def test_workflow_runs_headless(path, host, runner):
         assert file.is_file() and file.is_relative_to(host.output_dir)
         with Image.open(file) as im:
             assert im.size[0] >= 8 and im.size[1] >= 8
+            assert size is None or im.size == (size, size), (file.name, im.size)
             assert json.loads(im.info["workflow"])["nodes"], "the saved PNG should carry its workflow"
-    print(f"{path.name}: executed in {elapsed:.2f}s")
+    return elapsed
+
+
+@pytest.mark.parametrize("path", WORKFLOW_FILES, ids=[p.stem for p in WORKFLOW_FILES])
+def test_workflow_runs_headless(path, host, runner):
+    """Every shipped workflow runs as the CLI runs it; one built on Load Checkpoint runs on the
+    Toy World Model (builtin="toy": the bundled sample at 128 px) with the toy world's prompts
+    and 10 steps (make_workflows.toy_overrides)."""
+    from workshop import make_workflows
+
+    workflow = json.loads(path.read_text(encoding="utf-8"))
+    if path in CHECKPOINT_FILES:
+        prompt = runner.prepare_prompt(workflow, builtin="toy", overrides=make_workflows.toy_overrides(path.stem, quick=True),
+                                       host=host)
+        assert not [v for v in prompt.values() if v["class_type"] == CHECKPOINT_LOADER]
+        elapsed = _run_and_check(path, prompt, workflow, host, runner, size=runner.BUILTIN_IMAGE_SIZE)
+        print(f"{path.name}: executed on the Toy World Model (10 steps) in {elapsed:.2f}s")
+    else:
+        assert path.stem not in make_workflows.CHECKPOINT_WORKFLOWS
+        prompt = runner.prepare_prompt(workflow, host=host)  # what run_workflow / the CLI execute
+        print(f"{path.name}: executed in {_run_and_check(path, prompt, workflow, host, runner):.2f}s")
+
+
+SDXL_FILES = [p for p in CHECKPOINT_FILES if p.name.startswith("SDXL")]
+
+
+@pytest.mark.parametrize("path", SDXL_FILES, ids=[p.stem for p in SDXL_FILES])
+def test_sdxl_workflow_runs_on_the_sdxl_layout(path, host, runner):
+    """The SDXL workflows also run on the Demo Model's SDXL layout (two text encoders, pooled
+    output, size conditioning), which the toy model (SD1.x layout) does not exercise."""
+    from workshop import make_workflows
+
+    workflow = json.loads(path.read_text(encoding="utf-8"))
+    prompt = runner.prepare_prompt(workflow, builtin="demo-sdxl",
+                                   overrides=make_workflows.toy_overrides(path.stem, quick=True), host=host)
+    assert [v["inputs"] for v in prompt.values() if v["class_type"] == runner.DEMO_MODEL] == [{"family": "sdxl", "seed": 0}]
+    elapsed = _run_and_check(path, prompt, workflow, host, runner, size=runner.BUILTIN_IMAGE_SIZE)
+    print(f"{path.name}: executed on the SDXL demo model (10 steps) in {elapsed:.2f}s")
+
+
+def test_checkpoint_workflows_are_set_for_their_family(host, runner, tmp_path):
+    """As shipped (no swap): Load Checkpoint, Load Image of the host's own example.png, Upscale
+    Image to the family's size, a note, the techniques' settings; and the host accepts the graph
+    once a checkpoint of that name exists."""
+    from workshop import make_workflows
+
+    assert {p.stem for p in CHECKPOINT_FILES} == set(make_workflows.CHECKPOINT_WORKFLOWS)
+    names = {p.stem for p in CHECKPOINT_FILES}
+    for family, size in (("SD1.5", 512), ("SDXL", 1024)):
+        for technique in ("DDIM inversion and edit", "Prompt-to-Prompt edit"):
+            assert f"{family} - {technique}" in names
+    assert {"SD1.5 - Null-text inversion and edit", "SD1.5 - LEDITS++ edit"} <= names
+    ckpt = tmp_path / "ckpts" / "users-model.safetensors"
+    ckpt.parent.mkdir()
+    ckpt.write_bytes(b"not loaded: the prompt is only validated")
+    for path in CHECKPOINT_FILES:
+        workflow = json.loads(path.read_text(encoding="utf-8"))
+        size = 1024 if path.name.startswith("SDXL") else 512
+        assert path.name.startswith(("SD1.5 - ", "SDXL - "))
+        assert any(n["type"] in ("MarkdownNote", "Note") and "Load Checkpoint" in n["widgets_values"][0]
+                   for n in workflow["nodes"]), f"{path.name}: no note on what to set"
+        prompt = runner.prepare_prompt(workflow, host=host)
+        by_type: dict = {}
+        for node in prompt.values():
+            by_type.setdefault(node["class_type"], []).append(node["inputs"])
+        (loader,) = by_type[CHECKPOINT_LOADER]
+        assert loader["ckpt_name"] == ("sd_xl_base_1.0.safetensors" if size == 1024 else "v1-5-pruned-emaonly-fp16.safetensors")
+        assert [i["image"] for i in by_type["LoadImage"]] == ["example.png"]
+        assert by_type["ImageScale"] == [{"upscale_method": "lanczos", "width": size, "height": size, "crop": "center",
+                                          "image": by_type["ImageScale"][0]["image"]}]
+        assert "VAEEncode" in by_type
+        for inputs in by_type.get("KSamplerAdvanced", []) + by_type.get("InvertEditDDIMInvert", []):
+            assert inputs["steps"] == 50
+        if "Prompt-to-Prompt" in path.name or "Null-text" in path.name:
+            (inject,) = by_type["InvertEditAttentionInject"]
+            assert (inject["mode"], inject["cross_replace"], inject["self_replace"]) == ("replace", 0.4, 0.6)
+            assert inject["blend_source_words"] and inject["blend_target_words"]
+            assert [s["cfg"] for s in by_type["KSamplerAdvanced"]] == [7.5]
+        if "Prompt-to-Prompt" in path.name:
+            assert "InvertEditDirectInversion" in by_type
+        if "Null-text" in path.name:
+            assert by_type["InvertEditNullTextOptimize"][0]["cfg"] == 7.5
+        if "LEDITS" in path.name:
+            assert by_type["InvertEditDDPMInvert"][0]["steps"] == 50 and "InvertEditLEDITSGuidance" in by_type
+        # the user's graph, with a checkpoint and an image of theirs, passes the host's validation
+        valid, error, _, node_errors = _validate(host, runner.prepare_prompt(workflow, ckpt=ckpt, image=runner.SAMPLE_IMAGE,
+                                                                             host=host))
+        assert valid and not node_errors, (path.name, error, node_errors)
+
+
+def test_templates_are_served_by_their_names(host, tmp_path):
+    """The host's template routes (app/custom_node_manager.py) list every workflow by its file
+    name (the card's title) and serve <name>.json and <name>.jpg at the URL the frontend builds
+    (spaces sent as %20), names with spaces, dots and '+' included."""
+    import asyncio
+
+    import folder_paths
+    from aiohttp import web
+    from aiohttp.test_utils import TestClient, TestServer
+    from app.custom_node_manager import CustomNodeManager
+
+    pack = tmp_path / "custom_nodes" / "ComfyUI-InvertEdit"
+    pack.parent.mkdir()
+    pack.symlink_to(REPO, target_is_directory=True)
+    saved = folder_paths.folder_names_and_paths["custom_nodes"]
+    folder_paths.folder_names_and_paths["custom_nodes"] = ([str(pack.parent)], saved[1])
+
+    async def fetch():
+        app = web.Application()
+        routes = web.RouteTableDef()
+        CustomNodeManager().add_routes(routes, app, [(pack.name, str(pack))])
+        app.add_routes(routes)
+        async with TestClient(TestServer(app)) as client:
+            listed = (await (await client.get("/workflow_templates")).json())[pack.name]
+            status = {}
+            for name in listed:
+                for ext in ("json", "jpg"):
+                    url = f"/api/workflow_templates/{pack.name}/{name}.{ext}".replace(" ", "%20")
+                    response = await client.get(url)
+                    status[f"{name}.{ext}"] = (response.status, len(await response.read()))
+            return listed, status
+
+    try:
+        listed, status = asyncio.run(fetch())
+    finally:
+        folder_paths.folder_names_and_paths["custom_nodes"] = saved
+    assert sorted(listed) == sorted(p.stem for p in WORKFLOW_FILES)
+    bad = {k: v for k, v in status.items() if v[0] != 200 or v[1] == 0}
+    assert not bad, bad
 
 
 # ------------------------------------------------------------------ the runner's replacements
@@ -94,6 +234,38 @@ def test_ckpt_replaces_the_built_in_model(host, runner, tmp_path):
         {"ckpt_name": "my-model.safetensors"}
     with pytest.raises(runner.WorkflowError, match="checkpoint 'no-such.safetensors' is neither a file nor a name"):
         runner.prepare_prompt(workflow, ckpt="no-such.safetensors", host=host)
+
+
+def test_builtin_replaces_load_checkpoint(host, runner):
+    """builtin="toy": the reverse of --ckpt, for the workflows built on Load Checkpoint."""
+    path = WORKFLOWS / "SD1.5 - Prompt-to-Prompt edit.json"
+    workflow = json.loads(path.read_text(encoding="utf-8"))
+    plain = runner.prepare_prompt(workflow, image=runner.SAMPLE_IMAGE, host=host)
+    loaders = [k for k, v in plain.items() if v["class_type"] == CHECKPOINT_LOADER]
+    assert loaders
+    prompt = runner.prepare_prompt(workflow, builtin="toy", host=host)
+    for key in loaders:
+        assert prompt[key]["class_type"] == runner.TOY_MODEL and prompt[key]["inputs"] == {}
+    # the image is the bundled sample, Upscale Image makes 128 px; everything else is unchanged
+    scales = [k for k, v in prompt.items() if v["class_type"] == "ImageScale"]
+    assert scales and all(prompt[k]["inputs"]["width"] == prompt[k]["inputs"]["height"] == 128 for k in scales)
+    assert all(v["inputs"]["image"] == plain[k]["inputs"]["image"] for k, v in prompt.items()
+               if v["class_type"] == "LoadImage")
+    for key in scales:
+        plain[key]["inputs"].update(width=128, height=128)
+    assert {k: v for k, v in prompt.items() if k not in loaders} == {k: v for k, v in plain.items() if k not in loaders}
+    uses = {tuple(v) for n in prompt.values() for v in n["inputs"].values() if isinstance(v, list) and v[0] in loaders}
+    assert {slot for _, slot in uses} == {0, 1, 2}
+    assert _validate(host, prompt)[0]
+    demo = runner.prepare_prompt(workflow, builtin="demo-sd1", host=host)
+    assert [demo[k]["inputs"] for k in loaders] == [{"family": "sd1", "seed": 0}]
+
+    with pytest.raises(runner.WorkflowError, match="no CheckpointLoaderSimple"):
+        runner.prepare_prompt(_main_workflow(), builtin="toy", host=host)
+    with pytest.raises(runner.WorkflowError, match="give one of them"):
+        runner.prepare_prompt(workflow, builtin="toy", ckpt="x.safetensors", host=host)
+    with pytest.raises(runner.WorkflowError, match="not a built-in model; use one of toy"):
+        runner.prepare_prompt(workflow, builtin="sd15", host=host)
 
 
 def _validate(host, prompt):
@@ -203,6 +375,9 @@ def test_cli_runs_the_main_workflow(host, tmp_path):
     bad = subprocess.run([sys.executable, "-m", "workshop.run_workflow", str(MAIN_WORKFLOW), "--image", "missing.png"],
                          capture_output=True, text=True, env=env, timeout=600, cwd=REPO)
     assert bad.returncode == 1 and "error: image not found: missing.png" in bad.stderr
+    both = subprocess.run([sys.executable, "-m", "workshop.run_workflow", str(MAIN_WORKFLOW), "--builtin", "toy",
+                           "--ckpt", "x.safetensors"], capture_output=True, text=True, env=env, timeout=600, cwd=REPO)
+    assert both.returncode == 2 and "not allowed with argument" in both.stderr
 
 
 # ------------------------------------------------------------------ the converter on real editor files

@@ -491,6 +491,18 @@ def test_shipped_workflows_are_well_formed_canvas_files(path):
 
 
 @pytest.mark.parametrize("path", sorted((REPO / "example_workflows").glob("*.json")), ids=lambda p: p.stem)
+def test_template_names_make_card_titles_and_urls(path):
+    """The template browser shows the file name as the card's title and fetches
+    /api/workflow_templates/<pack>/<name>.json and .jpg: letters, digits, spaces and . _ - + ( )
+    only (no '#', '?', '%' or '/' that a URL would cut or misread; tests/host/test_workflows.py
+    fetches them from the host's routes)."""
+    import re
+
+    assert re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9 ._+()-]*", path.stem), path.stem
+    assert path.stem == path.stem.strip() and "  " not in path.stem
+
+
+@pytest.mark.parametrize("path", sorted((REPO / "example_workflows").glob("*.json")), ids=lambda p: p.stem)
 def test_every_template_has_its_card_picture(path):
     """The template browser shows <name>.jpg beside <name>.json as the card's picture
     (written by python -m workshop.make_thumbnails from what the workflow saves)."""

@@ -2,7 +2,8 @@
 
 ``run_workflow(path, out_dir)`` loads a canvas workflow (the file users open in the editor),
 converts it to the API format with the node definitions of the booted host
-(:mod:`headless.canvas`), optionally swaps in the user's image and checkpoint, validates and
+(:mod:`headless.canvas`), optionally swaps in the user's image and checkpoint (or, for a
+workflow built on Load Checkpoint, the pack's built-in model), validates and
 executes it with ``execution.validate_prompt`` / ``execution.PromptExecutor`` exactly as the
 server's prompt worker does, and copies the images that the workflow saved into ``out_dir``.
 
@@ -40,6 +41,8 @@ __all__ = [
     "BUILTIN_MODELS",
     "DEMO_MODEL",
     "TOY_MODEL",
+    "BUILTIN_SWAPS",
+    "BUILTIN_IMAGE_SIZE",
 ]
 
 SAMPLE_IMAGE = PACK_DIR / "assets" / "sample.png"
@@ -48,6 +51,16 @@ DEMO_MODEL = "InvertEditDemoModel"  # the pack's random-weight tiny model loader
 TOY_MODEL = "InvertEditToyModel"    # the pack's trained toy-world model loader (MODEL, CLIP, VAE)
 BUILTIN_MODELS = (TOY_MODEL, DEMO_MODEL)
 CHECKPOINT_LOADER = "CheckpointLoaderSimple"  # the stock loader: MODEL, CLIP, VAE in the same slots
+IMAGE_SCALE = "ImageScale"                    # the stock Upscale Image: the checkpoint workflows' image size
+# ``builtin=``: the pack's models that can stand in for Load Checkpoint (same MODEL, CLIP, VAE slots),
+# as (node class, its widget values, its title in the prompt). All of them make 128x128 images.
+BUILTIN_SWAPS = {
+    "toy": (TOY_MODEL, {}, "Toy World Model (in place of Load Checkpoint)"),
+    "demo-sd1": (DEMO_MODEL, {"family": "sd1", "seed": 0}, "Demo Model sd1 (in place of Load Checkpoint)"),
+    "demo-sd2-v": (DEMO_MODEL, {"family": "sd2-v", "seed": 0}, "Demo Model sd2-v (in place of Load Checkpoint)"),
+    "demo-sdxl": (DEMO_MODEL, {"family": "sdxl", "seed": 0}, "Demo Model sdxl (in place of Load Checkpoint)"),
+}
+BUILTIN_IMAGE_SIZE = 128  # the toy world's images (and a quick size for the demo models)
 
 log = logging.getLogger("invertedit.runner")
 
@@ -177,7 +190,8 @@ def _apply_overrides(prompt: dict[str, dict[str, Any]], overrides: Mapping[Any, 
 
 
 def prepare_prompt(workflow: Mapping[str, Any], *, image: str | Path | None = None, ckpt: str | Path | None = None,
-                   overrides: Mapping[Any, Mapping[str, Any]] | None = None, host: Host | None = None) -> dict:
+                   builtin: str | None = None, overrides: Mapping[Any, Mapping[str, Any]] | None = None,
+                   host: Host | None = None) -> dict:
     """The API prompt for a canvas workflow, with the runner's replacements:
 
     - ``image``: every LoadImage loads this file (copied into the host's input folder); without
@@ -187,15 +201,29 @@ def prepare_prompt(workflow: Mapping[str, Any], *, image: str | Path | None = No
       becomes a stock ``CheckpointLoaderSimple`` of this checkpoint (same node id; MODEL, CLIP,
       VAE are in the same output slots), and every
       CheckpointLoaderSimple already in the workflow loads it.
+    - ``builtin`` (the reverse: ``"toy"``, or ``"demo-sd1"``, ``"demo-sd2-v"``, ``"demo-sdxl"``):
+      every ``CheckpointLoaderSimple`` becomes the pack's Toy World Model (or Demo Model of that
+      family), same node id and MODEL, CLIP, VAE slots; every stock Upscale Image (``ImageScale``)
+      makes the built-in model's 128x128 images; and without ``image`` every LoadImage loads the
+      bundled sample (``assets/sample.png``). Prompts and steps are left alone (``overrides``).
     - ``overrides``: ``{node id, type or title: {input: value}}`` set after conversion.
     """
     h = _host(host)
+    if builtin is not None:
+        if ckpt is not None:
+            raise WorkflowError("--ckpt and --builtin both replace the model: give one of them")
+        if builtin not in BUILTIN_SWAPS:
+            raise WorkflowError(f"--builtin {builtin!r} is not a built-in model; use one of {', '.join(BUILTIN_SWAPS)}")
     try:
         prompt = canvas_to_api(workflow, _info_lookup(h))
     except ValueError as e:
         raise WorkflowError(str(e)) from None
+    if builtin is not None:
+        _swap_in_builtin(prompt, builtin)
 
     loaders = [k for k, v in prompt.items() if v["class_type"] == "LoadImage"]
+    if builtin is not None and image is None and loaders:
+        image = SAMPLE_IMAGE  # the image the built-in models know
     if image is not None:
         if not loaders:
             raise WorkflowError("--image was given but the workflow has no LoadImage node")
@@ -222,6 +250,22 @@ def prepare_prompt(workflow: Mapping[str, Any], *, image: str | Path | None = No
     if overrides:
         _apply_overrides(prompt, overrides)
     return prompt
+
+
+def _swap_in_builtin(prompt: dict[str, dict[str, Any]], builtin: str) -> None:
+    """Replace every Load Checkpoint by the built-in model ``builtin`` (same id and output slots)
+    and set every Upscale Image to the built-in models' image size."""
+    class_type, widgets, title = BUILTIN_SWAPS[builtin]
+    targets = [k for k, v in prompt.items() if v["class_type"] == CHECKPOINT_LOADER]
+    if not targets:
+        raise WorkflowError(f"--builtin was given but the workflow has no {CHECKPOINT_LOADER} (Load Checkpoint) node")
+    for key in targets:
+        prompt[key] = {"class_type": class_type, "inputs": dict(widgets), "_meta": {"title": title}}
+    for node in prompt.values():
+        if node["class_type"] == IMAGE_SCALE:
+            for name in ("width", "height"):
+                if not isinstance(node["inputs"].get(name), list):  # a linked size is the graph's own business
+                    node["inputs"][name] = BUILTIN_IMAGE_SIZE
 
 
 # ----------------------------------------------------------------------------- executing
@@ -333,14 +377,14 @@ def saved_images(outputs: Mapping[str, Any]) -> list[Path]:
 
 
 def run_workflow(path: str | Path, out_dir: str | Path, image: str | Path | None = None, ckpt: str | Path | None = None,
-                 overrides: Mapping[Any, Mapping[str, Any]] | None = None, *, host: Host | None = None,
-                 on_event: Callable[[str, Any], None] | None = None) -> list[Path]:
+                 overrides: Mapping[Any, Mapping[str, Any]] | None = None, *, builtin: str | None = None,
+                 host: Host | None = None, on_event: Callable[[str, Any], None] | None = None) -> list[Path]:
     """Run a canvas workflow file; copy the files its output nodes wrote (SaveImage's images,
     saved inversions) from the host's output folder into ``out_dir``, keeping their subfolders,
     and return the copies' paths."""
     h = _host(host)
     workflow = load_workflow(path)
-    prompt = prepare_prompt(workflow, image=image, ckpt=ckpt, overrides=overrides, host=h)
+    prompt = prepare_prompt(workflow, image=image, ckpt=ckpt, builtin=builtin, overrides=overrides, host=h)
     # The UI embeds the workflow in saved PNGs; so do we, so an output opens in the editor.
     outputs = execute(prompt, extra_data={"extra_pnginfo": {"workflow": workflow}}, host=h, on_event=on_event)
     out_dir = Path(out_dir)
