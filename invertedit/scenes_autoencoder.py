@@ -13,13 +13,12 @@ enough to encode training images on the fly, and fully convolutional, so it trai
 """
 from __future__ import annotations
 
-import torch
 from torch import nn
 
-from .toy_autoencoder import LATENT_CHANNELS, SD1_SCALE, _Res  # noqa: F401  (SD1_SCALE re-exported)
+from .toy_autoencoder import LATENT_CHANNELS, SD1_SCALE, LatentAffine, _Res  # noqa: F401  (SD1_SCALE re-exported)
 
 
-class SceneAutoencoder(nn.Module):
+class SceneAutoencoder(LatentAffine):
     def __init__(self, factor: int = 8, ch: int = 64, hidden: int = 128, dec_blocks: int = 2):
         super().__init__()
         self.factor = factor
@@ -38,24 +37,4 @@ class SceneAutoencoder(nn.Module):
             nn.Conv2d(hidden, patch, 1),
             nn.PixelShuffle(factor),
         )
-        self.register_buffer("shift", torch.zeros(1, LATENT_CHANNELS, 1, 1))
-        self.register_buffer("scale", torch.ones(1, LATENT_CHANNELS, 1, 1))
-
-    def encode_raw(self, x: torch.Tensor) -> torch.Tensor:
-        return self.enc(x)
-
-    def decode_raw(self, z: torch.Tensor) -> torch.Tensor:
-        return self.dec(z)
-
-    def encode(self, x: torch.Tensor) -> torch.Tensor:
-        return (self.encode_raw(x) - self.shift) / self.scale / SD1_SCALE
-
-    def decode(self, z: torch.Tensor) -> torch.Tensor:
-        return self.decode_raw(z * SD1_SCALE * self.scale + self.shift)
-
-    @torch.no_grad()
-    def calibrate(self, images: torch.Tensor) -> None:
-        """Set ``shift``/``scale`` from raw latents of ``images`` (-1..1, ``[B, 3, H, W]``)."""
-        z = self.encode_raw(images)
-        self.shift.copy_(z.mean(dim=(0, 2, 3), keepdim=True))
-        self.scale.copy_(z.std(dim=(0, 2, 3), keepdim=True))
+        self.add_latent_affine()

@@ -29,23 +29,12 @@ class _Res(nn.Module):
         return x + self.b(F.silu(self.a(F.silu(x))))
 
 
-class ToyAutoencoder(nn.Module):
-    def __init__(self, ch: int = 64, ch2: int = 96):
-        super().__init__()
-        self.enc = nn.Sequential(
-            nn.PixelUnshuffle(4),                   # 3 x 128 -> 48 x 32
-            nn.Conv2d(48, ch, 3, padding=1), _Res(ch),
-            nn.Conv2d(ch, ch2, 4, stride=2, padding=1),  # -> 16
-            _Res(ch2), nn.SiLU(),
-            nn.Conv2d(ch2, LATENT_CHANNELS, 3, padding=1),
-        )
-        self.dec = nn.Sequential(
-            nn.Conv2d(LATENT_CHANNELS, ch2, 3, padding=1), _Res(ch2),
-            nn.Upsample(scale_factor=2, mode="nearest"),  # -> 32
-            nn.Conv2d(ch2, ch, 3, padding=1), _Res(ch), nn.SiLU(),
-            nn.Conv2d(ch, 48, 3, padding=1),
-            nn.PixelShuffle(4),                     # -> 3 x 128
-        )
+class LatentAffine(nn.Module):
+    """An autoencoder (``enc``, ``dec``) whose latents are stored through a per-channel affine,
+    so that ``latent * SD1_SCALE`` has mean 0 and std 1 as SD1.x's do (``calibrate``); the host's
+    latent scale factor then keeps its usual meaning."""
+
+    def add_latent_affine(self) -> None:
         # z_raw = shift + scale * (latent * SD1_SCALE); identity until calibrated
         self.register_buffer("shift", torch.zeros(1, LATENT_CHANNELS, 1, 1))
         self.register_buffer("scale", torch.ones(1, LATENT_CHANNELS, 1, 1))
@@ -68,3 +57,23 @@ class ToyAutoencoder(nn.Module):
         z = self.encode_raw(images)
         self.shift.copy_(z.mean(dim=(0, 2, 3), keepdim=True))
         self.scale.copy_(z.std(dim=(0, 2, 3), keepdim=True))
+
+
+class ToyAutoencoder(LatentAffine):
+    def __init__(self, ch: int = 64, ch2: int = 96):
+        super().__init__()
+        self.enc = nn.Sequential(
+            nn.PixelUnshuffle(4),                   # 3 x 128 -> 48 x 32
+            nn.Conv2d(48, ch, 3, padding=1), _Res(ch),
+            nn.Conv2d(ch, ch2, 4, stride=2, padding=1),  # -> 16
+            _Res(ch2), nn.SiLU(),
+            nn.Conv2d(ch2, LATENT_CHANNELS, 3, padding=1),
+        )
+        self.dec = nn.Sequential(
+            nn.Conv2d(LATENT_CHANNELS, ch2, 3, padding=1), _Res(ch2),
+            nn.Upsample(scale_factor=2, mode="nearest"),  # -> 32
+            nn.Conv2d(ch2, ch, 3, padding=1), _Res(ch), nn.SiLU(),
+            nn.Conv2d(ch, 48, 3, padding=1),
+            nn.PixelShuffle(4),                     # -> 3 x 128
+        )
+        self.add_latent_affine()
