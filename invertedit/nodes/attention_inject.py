@@ -111,6 +111,10 @@ class AttentionInject(io.ComfyNode):
         if mode == "refine":
             mapper, alphas = refine_mapper(src_ids, tgt_ids, length)
         positions = word_positions(clip, tgt_ids, reweight, AttentionInject.NAME)
+        if any(abs(v) > MAX_SCALE for v in positions.values()):
+            raise NodeInputError(cls.NAME, f"input 'reweight': a scale of {max(positions.values(), key=abs):g} would overflow "
+                                           f"the attention maps; use scales between -{MAX_SCALE:g} and {MAX_SCALE:g} "
+                                           f"(paper: 2 to 5).")
         scales = equalizer(length, positions) if positions else None
         fractions = word_positions(clip, tgt_ids, cross_replace_words or "", AttentionInject.NAME, "cross_replace_words", "'square:0.4'",
                                    "fraction")
@@ -136,6 +140,7 @@ class AttentionInject(io.ComfyNode):
 
 
 MODES = ("replace", "refine")
+MAX_SCALE = 100.0   # reweight scales beyond this only overflow the maps
 
 
 def word_swap(clip, source: str, target: str, length: int) -> torch.Tensor:

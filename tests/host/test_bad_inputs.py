@@ -354,6 +354,8 @@ CASES = [
      r"Attention Inject: input 'mode' is 'bogus'; choose one of 'replace', 'refine'"),
     ("attention-inject-reweight-nan", lambda k: attention_inject(k, reweight="square:nan"),
      r"Attention Inject: input 'reweight': 'square:nan' is not a finite number"),
+    ("attention-inject-reweight-huge", lambda k: attention_inject(k, reweight="square:1e308"),
+     r"Attention Inject: input 'reweight': a scale of 1e\+308 would overflow the attention maps; use scales between -100 and 100"),
     ("latent-blend-start-nan", lambda k: latent_blend(k, start=NAN), r"Latent Blend: input 'start' is nan"),
     ("latent-blend-end-inf", lambda k: latent_blend(k, end=INF), r"Latent Blend: input 'end' is inf"),
     ("diffedit-strength-nan", lambda k: diffedit(k, strength=NAN), r"DiffEdit Mask: input 'strength' is nan"),
