@@ -1,7 +1,8 @@
 #!/usr/bin/env python
-"""Write assets/sample.png: the pack's bundled sample image, a scene of the toy world the
-built-in Toy World Model was trained on ("a red circle on a blue background", centred),
-rendered by ``toyworld.world`` so its colours are the world's palette. PNG without metadata
+"""Write assets/sample.png: the pack's bundled sample image, a 512 px scene of the toy world the
+built-in Toy World Model (two objects) was trained on ("a red circle and a blue square on a green
+background", ``toyworld.scenes.SAMPLE``), rendered by ``toyworld.scenes`` so its colours are the
+world's palette. PNG without metadata
 at a fixed compression: re-running it leaves the committed file unchanged.
 
     python -m workshop.make_sample_image [--out assets/sample.png]
@@ -16,9 +17,7 @@ from PIL import Image
 
 REPO = Path(__file__).resolve().parents[1]
 
-from workshop.toyworld.world import SIZE, Scene, render
-
-SAMPLE = Scene(background="blue", colour="red", shape="circle", cx=SIZE / 2, cy=SIZE / 2, size=28.0)
+from workshop.toyworld.scenes import SAMPLE, render
 
 
 def make_sample_image() -> Image.Image:

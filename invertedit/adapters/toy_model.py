@@ -1,5 +1,11 @@
-"""Loading the built-in Toy World Model (weights committed under models/toyworld/) into the
-host's classes: MODEL, CLIP and VAE usable by every stock node."""
+"""Loading the built-in Toy World Models into the host's classes: MODEL, CLIP and VAE usable by
+every stock node. Two worlds ship (weights committed under ``models/``):
+
+- ``two objects`` (``models/toyworld2/``, issue 12): 512x512 scenes of two objects on a flat
+  background, "a red circle and a blue square on a green background"; 64x64 latents like SD1.5.
+- ``one object`` (``models/toyworld/``, issue 3): 128x128 images of one object, "a red circle
+  on a green background"; 16x16 latents, about 16x cheaper per step.
+"""
 from __future__ import annotations
 
 import copy
@@ -13,33 +19,48 @@ import comfy.sd
 import comfy.supported_models
 import torch
 
+from ..scenes_autoencoder import SceneAutoencoder
 from ..toy_autoencoder import ToyAutoencoder
 from . import tiny_models
 
 
-MODEL_DIR = Path(__file__).resolve().parents[2] / "models" / "toyworld"
+MODELS = Path(__file__).resolve().parents[2] / "models"
+# world choice (the node's combo) -> (folder under models/, training command, image size)
+WORLD_2 = "two objects (512 px)"
+WORLD_1 = "one object (128 px)"
+WORLDS: dict[str, tuple[str, str, int]] = {
+    WORLD_2: ("toyworld2", "python -m workshop.toyworld.train_scenes", 512),
+    WORLD_1: ("toyworld", "python -m workshop.toyworld.train", 128),
+}
+DEFAULT_WORLD = WORLD_2
 
 
-def _load(name: str) -> dict:
+def world_dir(world: str) -> Path:
+    if world not in WORLDS:
+        raise ValueError(f"Toy World Model: unknown world {world!r}; use one of {', '.join(WORLDS)}")
+    return MODELS / WORLDS[world][0]
+
+
+def _load(name: str, world: str = DEFAULT_WORLD) -> dict:
     from safetensors.torch import load_file
-    path = MODEL_DIR / name
+    path = world_dir(world) / name
     if not path.is_file():
         raise FileNotFoundError(f"Toy World Model: {path} is missing; it ships with the pack "
-                                f"(retrain with `python -m workshop.toyworld.train`).")
+                                f"(retrain with `{WORLDS[world][1]}`).")
     return load_file(str(path))
 
 
-def load_config() -> dict:
-    return json.loads((MODEL_DIR / "config.json").read_text())
+def load_config(world: str = DEFAULT_WORLD) -> dict:
+    return json.loads((world_dir(world) / "config.json").read_text())
 
 
-def load_unet(config: dict) -> comfy.model_patcher.ModelPatcher:
+def load_unet(config: dict, world: str = DEFAULT_WORLD) -> comfy.model_patcher.ModelPatcher:
     model_config = comfy.supported_models.SD15(copy.deepcopy(config["unet_config"]))
     model_config.unet_config.update(config["unet_overrides"])
     model_config.set_inference_dtype(torch.float32, None)
     model = comfy.model_base.BaseModel(model_config, model_type=comfy.model_base.ModelType.EPS,
                                        device=torch.device("cpu"))
-    state = {k: v.float() if v.is_floating_point() else v for k, v in _load("toy_unet.safetensors").items()}
+    state = {k: v.float() if v.is_floating_point() else v for k, v in _load("toy_unet.safetensors", world).items()}
     model.diffusion_model.load_state_dict(state, strict=True)
     model.eval()
     model.requires_grad_(False)
@@ -50,9 +71,9 @@ def load_unet(config: dict) -> comfy.model_patcher.ModelPatcher:
     )
 
 
-def load_clip(config: dict) -> comfy.sd.CLIP:
+def load_clip(config: dict, world: str = DEFAULT_WORLD) -> comfy.sd.CLIP:
     clip = tiny_models.build_tiny_clip(config["clip"]["family"], seed=config["clip"]["seed"])
-    stored = _load("toy_clip.safetensors")
+    stored = _load("toy_clip.safetensors", world)
     ids, rows = stored.pop("token_ids"), stored.pop("token_rows")
     model = clip.cond_stage_model
     with torch.no_grad():
@@ -64,17 +85,19 @@ def load_clip(config: dict) -> comfy.sd.CLIP:
     return clip
 
 
-def load_vae() -> comfy.sd.VAE:
-    ae = ToyAutoencoder()
-    ae.load_state_dict(_load("toy_vae.safetensors"), strict=True)
+def load_vae(config: dict, world: str = DEFAULT_WORLD) -> comfy.sd.VAE:
+    if config["vae"]["class"].endswith("SceneAutoencoder"):
+        ae = SceneAutoencoder(**config["vae"].get("kwargs", {}))
+    else:
+        ae = ToyAutoencoder()
+    ae.load_state_dict(_load("toy_vae.safetensors", world), strict=True)
     ae.eval()
     ae.requires_grad_(False)
     # A host VAE whose first stage is the toy autoencoder: the host's own encode/decode paths
     # (process_input, batching, process_output) then run unchanged.
     vae = comfy.sd.VAE(sd={"pixel_space_vae": torch.tensor(1.0)}, dtype=torch.float32)
     vae.first_stage_model = ae
-    vae.downscale_ratio = 8
-    vae.upscale_ratio = 8
+    vae.downscale_ratio = vae.upscale_ratio = config["vae"]["downscale"]
     vae.latent_channels = ae.enc[-1].out_channels
     vae.memory_used_encode = lambda shape, dtype: 400 * shape[2] * shape[3] * comfy.model_management.dtype_size(dtype)
     vae.memory_used_decode = lambda shape, dtype: 400 * 64 * shape[2] * shape[3] * comfy.model_management.dtype_size(dtype)
@@ -83,7 +106,8 @@ def load_vae() -> comfy.sd.VAE:
     return vae
 
 
-def load_toy_model():
-    """(MODEL, CLIP, VAE) of the built-in toy world model, fresh objects on every call."""
-    config = load_config()
-    return load_unet(config), load_clip(config), load_vae()
+def load_toy_model(world: str = DEFAULT_WORLD):
+    """(MODEL, CLIP, VAE) of the built-in toy world model of ``world`` (a key of ``WORLDS``),
+    fresh objects on every call."""
+    config = load_config(world)
+    return load_unet(config, world), load_clip(config, world), load_vae(config, world)

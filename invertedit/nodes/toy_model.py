@@ -1,34 +1,40 @@
-"""Toy World Model node: the pack's built-in demo/test text-to-image model (issue 3).
+"""Toy World Model node: the pack's built-in demo/test text-to-image models (issues 3 and 12).
 
-A tiny SD1.x-architecture model trained on the toy world (``toyworld/``): 128x128 images of a
-flat background and one object, captioned "a red circle on a blue background". It is what the
-pack's workflows, tests and benchmark run on, because every edit in that world has a known
-exact answer. It only knows that world's words (colours: red, green, blue, yellow, white,
-black; shapes: circle, square, triangle) and makes 128x128 images.
+Tiny SD1.x-architecture models trained on the pack's toy worlds (``workshop/toyworld/``), where
+every edit has a known exact answer; the pack's workflows, tests and benchmarks run on them.
 
-Built from the host's own classes, so every stock node takes its outputs:
-- MODEL: ``comfy.supported_models.SD15`` with the small ``unet_config`` of
-  ``models/toyworld/config.json`` (eps prediction, SD1.x schedule, SD15 latent format), in a
-  ``ModelPatcher``; weights from ``toy_unet.safetensors`` (stored float16, run float32).
+- ``two objects (512 px)`` (default, issue 12): 512x512 scenes of two non-overlapping objects on
+  a flat background, "a red circle and a blue square on a green background"; 64x64 latents, as
+  SD1.5. Each word has to find its place, so attention-based edits can be judged on it.
+- ``one object (128 px)`` (issue 3): 128x128 images of one object, "a red circle on a green
+  background"; 16x16 latents, much faster, but its attention covers the whole picture.
+
+Both know the colours red, green, blue, yellow, white, black and the shapes circle, square,
+triangle, and are built from the host's own classes, so every stock node takes their outputs:
+- MODEL: ``comfy.supported_models.SD15`` with the small ``unet_config`` of the world's
+  ``config.json`` (eps prediction, SD1.x schedule, SD15 latent format), in a ``ModelPatcher``;
+  weights from ``toy_unet.safetensors`` (stored float16, run float32).
 - CLIP: the pack's seeded random SD1 text encoder (``tiny_models.build_tiny_clip``; the real
   CLIP tokenizer) with the trained-against weights of ``toy_clip.safetensors`` loaded over it.
-- VAE: ``toyworld.ae.ToyAutoencoder`` (normalisation-free, 8x, 4 channels, latents scaled like
-  SD1.x) mounted in a ``comfy.sd.VAE``, so VAE Encode / VAE Decode work unchanged.
+- VAE: the world's small autoencoder (8x, 4 channels, latents scaled like SD1.x) mounted in a
+  ``comfy.sd.VAE``, so VAE Encode / VAE Decode work unchanged.
 """
 from __future__ import annotations
 
 from comfy_api.latest import io
 
-from ..adapters.toy_model import load_toy_model
+from ..adapters.errors import check_choice
+from ..adapters.toy_model import DEFAULT_WORLD, WORLDS, load_toy_model
 
 
 _DESCRIPTION = (
-    "The pack's BUILT-IN DEMO / TEST model: a tiny text-to-image model (about 4 M parameters) "
-    "trained on the pack's toy world, 128x128 images of one coloured shape on a flat background. "
-    "Prompts look like 'a red circle on a blue background' (colours: red, green, blue, yellow, "
-    "white, black; shapes: circle, square, triangle); use 128x128 latents. Because the true "
-    "answer of every edit in that world is known, the pack's workflows, tests and benchmark use "
-    "it. It is not a general image model: use a real checkpoint loader for real photographs."
+    "The pack's BUILT-IN DEMO / TEST models: tiny text-to-image models (about 4 M parameters) "
+    "trained on the pack's toy worlds, flat backgrounds with coloured shapes. 'two objects' "
+    "(default): 512x512, prompts like 'a red circle and a blue square on a green background'. "
+    "'one object': 128x128, prompts like 'a red circle on a blue background'. Colours: red, "
+    "green, blue, yellow, white, black; shapes: circle, square, triangle. Because the true "
+    "answer of every edit in these worlds is known, the pack's workflows, tests and benchmarks "
+    "use them. They are not general image models: use a real checkpoint loader for photographs."
 )
 
 
@@ -42,19 +48,32 @@ class ToyModel(io.ComfyNode):
             display_name=cls.NAME,
             category="InvertEdit/testing",
             description=_DESCRIPTION,
-            inputs=[],
+            inputs=[
+                io.Combo.Input(
+                    "world",
+                    options=list(WORLDS),
+                    default=DEFAULT_WORLD,
+                    tooltip=("Which toy world's model to load. 'two objects (512 px)' (default): two shapes per "
+                             "scene, 512x512 images / 64x64 latents, like SD1.5; its words point at their objects, "
+                             "so attention-based edits work. 'one object (128 px)': one shape, 128x128 images, "
+                             "about 16x faster, but its attention covers the whole picture."),
+                ),
+            ],
             outputs=[
-                io.Model.Output(tooltip="Built-in demo diffusion model (SD1.x architecture, tiny, trained on the toy world only). "
-                                        "Use 128x128 images / 16x16 latents."),
-                io.Clip.Output(tooltip="Its frozen text encoder (real CLIP tokenizer). Prompts: 'a <colour> <shape> on a <colour> background'."),
+                io.Model.Output(tooltip="Built-in demo diffusion model (SD1.x architecture, tiny, trained on a toy world only). "
+                                        "Two objects: 512x512 images / 64x64 latents; one object: 128x128 / 16x16."),
+                io.Clip.Output(tooltip="Its frozen text encoder (real CLIP tokenizer). Prompts: 'a <colour> <shape> and a "
+                                       "<colour> <shape> on a <colour> background' (two objects) or 'a <colour> <shape> "
+                                       "on a <colour> background'."),
                 io.Vae.Output(tooltip="Its small VAE: 8x downscale, 4 latent channels, latents scaled like SD1.x."),
             ],
         )
 
     @classmethod
-    def execute(cls) -> io.NodeOutput:
+    def execute(cls, world: str = DEFAULT_WORLD) -> io.NodeOutput:
+        check_choice(cls.NAME, "world", world, WORLDS)
         # Fresh objects per run (loading takes well under a second): nothing shared between runs.
-        return io.NodeOutput(*load_toy_model())
+        return io.NodeOutput(*load_toy_model(world))
 
 
 NODES = [ToyModel]

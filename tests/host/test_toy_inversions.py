@@ -3,25 +3,23 @@ cfg 7.5, null-text and negative-prompt inversion reconstruct the sample image fa
 plain DDIM inversion. The ratios asserted were measured (README) and carry a margin."""
 from __future__ import annotations
 
-import numpy as np
 import pytest
 import torch
-from PIL import Image
 
 from workshop.headless.calls import call, encode
-from workshop.headless.host import PACK_DIR
+from workshop.toyworld import world as W
 
 STEPS, CFG = 20, 7.5
 PROMPT = "a red circle on a blue background"
+SAMPLE_1 = W.Scene(background="blue", colour="red", shape="circle", cx=W.SIZE / 2, cy=W.SIZE / 2, size=28.0)  # world 1's sample
 
 
 @pytest.fixture(scope="module")
 def toy(host):
     if not hasattr(host.pack.nodes, "toy_model"):
         pytest.fail("the Toy World Model is not part of the pack")
-    model, clip, vae = host.pack.adapters.toy_model.load_toy_model()
-    image = torch.from_numpy(np.asarray(Image.open(PACK_DIR / "assets" / "sample.png").convert("RGB"),
-                                        dtype=np.float32) / 255.0)[None]
+    model, clip, vae = host.pack.adapters.toy_model.load_toy_model("one object (128 px)")
+    image = W.render(SAMPLE_1)[0][None]
     latent = call(host, "VAEEncode", pixels=image, vae=vae)[0]
     roundtrip = call(host, "VAEDecode", samples=latent, vae=vae)[0]
     pos, neg = encode(host, clip, PROMPT), encode(host, clip, "")

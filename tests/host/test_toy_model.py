@@ -14,6 +14,8 @@ import torch
 from workshop.toyworld import world as W
 from workshop.toyworld.judge import judge
 
+WORLD_1 = "one object (128 px)"   # this module checks world 1's model; world 2's: test_toy_world2.py
+
 
 @pytest.fixture(autouse=True, scope="module")
 def _one_thread():
@@ -31,7 +33,7 @@ def _no_grad():
 
 @pytest.fixture(scope="module")
 def toy(host):
-    return host.nodes.NODE_CLASS_MAPPINGS["InvertEditToyModel"].execute().result
+    return host.nodes.NODE_CLASS_MAPPINGS["InvertEditToyModel"].execute(world=WORLD_1).result
 
 
 def test_node_is_labelled_as_the_builtin_demo(host):
@@ -58,7 +60,7 @@ def test_text_encoder_has_the_trained_against_rows(host, toy):
     assert cond[0][0].shape == (1, 77, 64) and cond[0][0].dtype == torch.float32
     other = host.nodes.CLIPTextEncode().encode(clip, "a red square on a blue background")[0]
     assert (cond[0][0] - other[0][0]).abs().max() > 1e-2
-    again = host.nodes.NODE_CLASS_MAPPINGS["InvertEditToyModel"].execute().result[1]
+    again = host.nodes.NODE_CLASS_MAPPINGS["InvertEditToyModel"].execute(world=WORLD_1).result[1]
     assert torch.equal(host.nodes.CLIPTextEncode().encode(again, "a red circle on a blue background")[0][0][0], cond[0][0])
 
 
@@ -114,7 +116,7 @@ def test_toy_workflow_through_executor(host):
             pass
 
     prompt = {
-        "1": {"class_type": "InvertEditToyModel", "inputs": {}},
+        "1": {"class_type": "InvertEditToyModel", "inputs": {"world": WORLD_1}},
         "2": {"class_type": "CLIPTextEncode", "inputs": {"clip": ["1", 1], "text": "a red circle on a blue background"}},
         "3": {"class_type": "CLIPTextEncode", "inputs": {"clip": ["1", 1], "text": ""}},
         "4": {"class_type": "EmptyLatentImage", "inputs": {"width": 128, "height": 128, "batch_size": 1}},

@@ -50,20 +50,22 @@ SCHEDULER = "ddim_uniform"
 # reconstruction its inversion gives)). ctx holds the models, encoded prompts and settings.
 # ---------------------------------------------------------------------------------------------
 
-def _ksampler_adv(ctx, latent, positive, cfg):
-    return call(ctx["host"], "KSamplerAdvanced", model=ctx["model"], add_noise="disable", noise_seed=0,
-                steps=ctx["steps"], cfg=cfg, sampler_name="ddim", scheduler=SCHEDULER, positive=positive,
-                negative=ctx["empty"], latent_image=latent, start_at_step=0, end_at_step=10000,
-                return_with_leftover_noise="disable")[0]["samples"]
+def case_context(host, model, clip, vae, steps: int, empty, src_img: torch.Tensor, source_caption: str,
+                 target_caption: str, **extra) -> dict:
+    """The ctx of one edit case that every technique reads (``extra`` adds world-specific keys,
+    e.g. ``blend_words``)."""
+    return {"host": host, "model": model, "clip": clip, "steps": steps, "empty": empty, "cache": {},
+            "src_latent": call(host, "VAEEncode", pixels=src_img[None], vae=vae)[0],
+            "src": encode(host, clip, source_caption), "tgt": encode(host, clip, target_caption),
+            "src_text": source_caption, "tgt_text": target_caption, **extra}
 
 
 def _ddim_inversion(ctx):
+    """(inverted latent, its reconstruction with the source prompt at cfg 1), cached per case."""
     key = "ddim_inversion"
     if key not in ctx["cache"]:
-        _, lat, _ = call(ctx["host"], "InvertEditDDIMInvert", model=ctx["model"], latent=ctx["src_latent"],
-                         positive=ctx["src"], steps=ctx["steps"], scheduler=SCHEDULER, start_at_step=0, cfg=1.0)
-        rec = _ksampler_adv(ctx, lat, ctx["src"], 1.0)
-        ctx["cache"][key] = (lat, rec)
+        _, lat, _ = _ddim_inv(ctx)
+        ctx["cache"][key] = (lat, _sample(ctx, ctx["model"], lat, ctx["src"], 1.0))
     return ctx["cache"][key]
 
 
@@ -75,17 +77,35 @@ def ddim_reconstruction(ctx):
 def ddim_naive(cfg):
     def run(ctx):
         lat, rec = _ddim_inversion(ctx)
-        return _ksampler_adv(ctx, lat, ctx["tgt"], cfg), rec
+        return _sample(ctx, ctx["model"], lat, ctx["tgt"], cfg), rec
     return run
 
 
 # --- rows added by the inversion, attention and guidance techniques ---------------------------
 
-def _ddim_inv(ctx):
-    key = "ddim_inv_object"
+def _ddim_inv(ctx, prompt: str = "src"):
+    """DDIM Invert's outputs (INVERSION, LATENT, SIGMAS) with ``ctx[prompt]`` ("src", or "empty"
+    for Plug-and-Play) at cfg 1, cached per case."""
+    key = ("ddim_inv", prompt)
     if key not in ctx["cache"]:
         ctx["cache"][key] = call(ctx["host"], "InvertEditDDIMInvert", model=ctx["model"], latent=ctx["src_latent"],
-                                 positive=ctx["src"], steps=ctx["steps"], scheduler=SCHEDULER, start_at_step=0, cfg=1.0)
+                                 positive=ctx[prompt], steps=ctx["steps"], scheduler=SCHEDULER, start_at_step=0, cfg=1.0)
+    return ctx["cache"][key]
+
+
+def refine_inversion(ctx, node: str, cfg: float, prompt: str = "src"):
+    """The DDIM inversion of ``ctx[prompt]`` refined by ``node`` (Negative-Prompt, Null-Text
+    (optimised for ``cfg``: 10 inner steps, lr 0.01, early stop), Direct), cached per case."""
+    key = ("refined", node, cfg if node == "InvertEditNullTextOptimize" else None, prompt)
+    if key not in ctx["cache"]:
+        inv = _ddim_inv(ctx, prompt)[0]
+        kw = {}
+        if node == "InvertEditNegativePromptInversion":
+            kw = {"positive": ctx[prompt]}
+        elif node == "InvertEditNullTextOptimize":
+            kw = dict(positive=ctx[prompt], model=ctx["model"], negative=ctx["empty"], cfg=cfg, inner_steps=10,
+                      learning_rate=0.01, early_stop=True)
+        ctx["cache"][key] = call(ctx["host"], node, inversion=inv, **kw)[0]
     return ctx["cache"][key]
 
 
@@ -99,12 +119,8 @@ def refined_naive(node, cfg, label_kw=None):
     """An inversion refined by ``node`` (Negative-Prompt, Null-Text), applied; the edit is the
     target prompt at ``cfg``, the reconstruction the source prompt at ``cfg``."""
     def run(ctx):
-        inv, lat, _ = _ddim_inv(ctx)
-        kw = {"positive": ctx["src"]}
-        if node == "InvertEditNullTextOptimize":
-            kw.update(model=ctx["model"], negative=ctx["empty"], cfg=cfg, inner_steps=10, learning_rate=0.01, early_stop=True)
-        refined = call(ctx["host"], node, inversion=inv, **kw)[0]
-        m = call(ctx["host"], "InvertEditApplyInversion", model=ctx["model"], inversion=refined)[0]
+        lat = _ddim_inv(ctx)[1]
+        m = call(ctx["host"], "InvertEditApplyInversion", model=ctx["model"], inversion=refine_inversion(ctx, node, cfg))[0]
         return _sample(ctx, m, lat, ctx["tgt"], cfg), _sample(ctx, m, lat, ctx["src"], cfg)
     return run
 
@@ -121,23 +137,43 @@ def blend_words(source: str, target: str) -> tuple[str, str]:
     return src[i], tgt[i]
 
 
-def pair_edit(node, cfg, blend=False, local_blend=False, **kw):
-    """DDIM inversion + Direct Inversion (source row exact) + a pair editor (+ Latent Blend on a
-    DiffEdit mask, or Attention Inject's own local blend on the edited object's noun): one sampler
-    run; row 1 is the edit, row 0 the reconstruction."""
+def diffedit_mask(ctx, threshold: float) -> torch.Tensor:
+    """DiffEdit Mask of source -> target (strength 0.5, 10 noises, seed 0) cut at ``threshold``
+    (paper: 0.5), cached per case: a MASK ``[1, H, W]`` at image resolution."""
+    key = ("diffedit", threshold)
+    if key not in ctx["cache"]:
+        ctx["cache"][key] = call(ctx["host"], "InvertEditDiffEditMask", model=ctx["model"], latent=ctx["src_latent"],
+                                 source=ctx["src"], target=ctx["tgt"], strength=0.5, samples=10, threshold=threshold,
+                                 seed=0)[0]
+    return ctx["cache"][key]
+
+
+def pair_edit(node, cfg, blend=False, local_blend=False, inversion="InvertEditDirectInversion", inversion_prompt="src",
+              mask_threshold=0.25, **kw):
+    """DDIM inversion (of ``inversion_prompt``: "src", or "empty" for Plug-and-Play) + the
+    refinement ``inversion`` (Direct Inversion keeps the source row exact; Negative-Prompt or
+    Null-Text; None: plain DDIM, no correction) + a pair editor (+ Latent Blend on a mask:
+    ``blend=True`` DiffEdit's at ``mask_threshold``, or a function ``ctx -> MASK``; or Attention
+    Inject's own local blend on the edited object's noun, ``ctx["blend_words"]`` when the world
+    gives them, else ``blend_words`` of the captions): one sampler run; row 1 is the edit, row 0
+    the reconstruction. The blend mask used is left in ``ctx["mask_used"]``."""
     def run(ctx):
         host = ctx["host"]
-        inv, lat, _ = _ddim_inv(ctx)
+        lat = _ddim_inv(ctx, inversion_prompt)[1]
         extra = {}
         if local_blend:
-            extra["blend_source_words"], extra["blend_target_words"] = blend_words(ctx["src_text"], ctx["tgt_text"])
-        m, cond, pair = call(host, node, model=ctx["model"], clip=ctx["clip"], latent=lat, source_prompt=ctx["src_text"],
+            extra["blend_source_words"], extra["blend_target_words"] = (
+                ctx.get("blend_words") or blend_words(ctx["src_text"], ctx["tgt_text"]))
+        source_text = ctx["src_text"] if inversion_prompt == "src" else ""
+        m, cond, pair = call(host, node, model=ctx["model"], clip=ctx["clip"], latent=lat, source_prompt=source_text,
                              target_prompt=ctx["tgt_text"], **kw, **extra)
         if blend:
-            mask = call(host, "InvertEditDiffEditMask", model=ctx["model"], latent=ctx["src_latent"], source=ctx["src"],
-                        target=ctx["tgt"], strength=0.5, samples=10, threshold=0.25, seed=0)[0]
+            mask = blend(ctx) if callable(blend) else diffedit_mask(ctx, mask_threshold)
+            ctx["mask_used"] = mask
             m = call(host, "InvertEditLatentBlend", model=m, latent=pair, mask=mask, start=0.0, end=1.0)[0]
-        m = call(host, "InvertEditApplyInversion", model=m, inversion=call(host, "InvertEditDirectInversion", inversion=inv)[0])[0]
+        if inversion is not None:
+            m = call(host, "InvertEditApplyInversion", model=m,
+                     inversion=refine_inversion(ctx, inversion, cfg, inversion_prompt))[0]
         out = _sample(ctx, m, pair, cond, cfg)
         return out[1:], out[:1]
     return run
@@ -258,12 +294,18 @@ def metrics(out_img, src_img, intended_scene, intended_img, union_mask, rec_img)
     }
 
 
+def finite_mean(vals) -> float:
+    """Mean of the finite values (a PSNR of identical images is inf); inf when there are none."""
+    finite = [v for v in vals if not math.isinf(v)]
+    return statistics.fmean(finite) if finite else math.inf
+
+
 def fmt(x: float) -> str:
     return "inf" if math.isinf(x) else f"{x:.1f}"
 
 
 def load_models(host):
-    return host.pack.adapters.toy_model.load_toy_model()
+    return host.pack.adapters.toy_model.load_toy_model("one object (128 px)")
 
 
 def benchmark(host, args) -> str:
@@ -282,12 +324,8 @@ def benchmark(host, args) -> str:
         src_img, src_mask = W.render(case.source)
         tgt_img, tgt_mask = W.render(case.target)
         union = src_mask | tgt_mask
-        src_latent = call(host, "VAEEncode", pixels=src_img[None], vae=vae)[0]
-        vae_ceiling.append(W.psnr(decode(host, vae, src_latent["samples"]), src_img))
-        ctx = {"host": host, "model": model, "clip": clip, "steps": args.steps, "empty": empty, "cache": {},
-               "src_latent": src_latent, "src": encode(host, clip, case.source_caption),
-               "tgt": encode(host, clip, case.target_caption), "src_text": case.source_caption,
-               "tgt_text": case.target_caption}
+        ctx = case_context(host, model, clip, vae, args.steps, empty, src_img, case.source_caption, case.target_caption)
+        vae_ceiling.append(W.psnr(decode(host, vae, ctx["src_latent"]["samples"]), src_img))
         kinds.append(case.kind)
         for name, fn, is_edit in rows:
             out, rec = fn(ctx)
@@ -297,10 +335,7 @@ def benchmark(host, args) -> str:
         if (i + 1) % 10 == 0:
             print(f"  {i + 1}/{len(cases)} cases ({time.time() - t0:.0f}s)", file=sys.stderr, flush=True)
 
-    def mean(vals):
-        finite = [v for v in vals if not math.isinf(v)]
-        return statistics.fmean(finite) if finite else math.inf
-
+    mean = finite_mean
     lines = [
         f"Toy world benchmark: {len(cases)} edit cases (seed {args.seed}; "
         + ", ".join(f"{k} {kinds.count(k)}" for k in W.EDIT_KINDS)

@@ -40,10 +40,12 @@ def custom_sample(host, model, positive, negative, cfg: float, sampler, sigmas, 
 
 
 def builtin_model(host, name: str | None = None) -> tuple[str, tuple]:
-    """(name, (MODEL, CLIP, VAE)) of a built-in model: "toy" (the trained Toy World Model, the
-    default when the pack ships it) or a random-weight demo family ("sd1", "sd2-v", "sdxl")."""
+    """(name, (MODEL, CLIP, VAE)) of a built-in model: "toy" (the trained Toy World Model of
+    world 1, one object at 128 px, the default when the pack ships it), "toy2" (world 2, two
+    objects at 512 px) or a random-weight demo family ("sd1", "sd2-v", "sdxl")."""
     nodes = host.pack.nodes
     name = name or ("toy" if hasattr(nodes, "toy_model") else "sd1")
-    if name == "toy":
-        return name, host.pack.adapters.toy_model.load_toy_model()
+    toy = host.pack.adapters.toy_model
+    if name in ("toy", "toy2"):
+        return name, toy.load_toy_model(toy.WORLD_1 if name == "toy" else toy.WORLD_2)
     return name, host.pack.adapters.tiny_models.build_tiny_models(name, seed=0)

@@ -317,6 +317,10 @@ class EditCase:
         return source_index
 
 
+# The pack's bundled sample image (assets/sample.png) and the example workflows' source scene.
+SAMPLE = Scene("green", (Obj("red", "circle", 150.0, 170.0, 96.0), Obj("blue", "square", 380.0, 330.0, 90.0)))
+
+
 def edit_target(source: Scene, kind: str, index: int | None, rng: random.Random) -> Scene:
     used = {source.background} | {o.colour for o in source.objects}
     if kind == "colour":

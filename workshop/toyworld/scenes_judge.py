@@ -120,14 +120,27 @@ def _read_object(colour: str, mask: torch.Tensor, k: float) -> ObjReading:
     size = max(x1 - x0, y1 - y0) / 2
     best, best_iou = None, -1.0
     for shape in S.SHAPES:
-        yy, xx, cov = S.coverage_patch(shape, cx, cy, size, h, ss=2)
-        tmpl = torch.zeros_like(mask)
-        tmpl[yy:yy + cov.shape[0], xx:xx + cov.shape[1]] = cov > 0.5
-        union = float((tmpl | mask).sum())
-        iou = float((tmpl & mask).sum()) / union if union else 0.0
+        iou = _template_iou(mask, shape, cx, cy, size)
         if iou > best_iou:
             best, best_iou = shape, iou
+    if best == "triangle":
+        # A triangle's apex is its sharpest corner and the first thing a blur (the VAE, a
+        # denoiser) rounds off, which moves its bounding box down and shrinks it. Its base
+        # line is reliable: the box is refitted with its bottom edge fixed, by the template IoU.
+        fits = [(_template_iou(mask, "triangle", cx, y1 - sz, sz), sz)
+                for sz in [size + 0.5 * i for i in range(-2, 13)]]
+        best_iou, size = max(fits)
+        cy = y1 - size
     return ObjReading(colour, best, cx / k, cy / k, size / k, area, best_iou, mask)
+
+
+def _template_iou(mask: torch.Tensor, shape: str, cx: float, cy: float, size: float) -> float:
+    """IoU of ``mask`` with ``shape`` drawn in the box (cx, cy, size), pixels of the mask's grid."""
+    yy, xx, cov = S.coverage_patch(shape, cx, cy, size, mask.shape[0], ss=2)
+    tmpl = torch.zeros_like(mask)
+    tmpl[yy:yy + cov.shape[0], xx:xx + cov.shape[1]] = cov > 0.5
+    union = float((tmpl | mask).sum())
+    return float((tmpl & mask).sum()) / union if union else 0.0
 
 
 def judge(image: torch.Tensor) -> Reading:

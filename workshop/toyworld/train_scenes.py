@@ -10,7 +10,7 @@ the last checkpoint with the same data and noise (both are drawn from generators
 step), and a stage whose final weights exist is skipped.
 
 Stages
-    vae     the autoencoder (toyworld/ae_scenes.py) on random crops of freshly rendered scenes
+    vae     the autoencoder (invertedit/scenes_autoencoder.py) on random crops of freshly rendered scenes
             (it is fully convolutional and works at latent resolution); then its per-channel
             latent affine (latent x 0.18215 -> mean 0, std 1) and held-out PSNR on whole images.
     unet    an SD1.x-architecture UNet built with the host's own classes
@@ -584,9 +584,6 @@ def oracle(args) -> dict:
 # Text encoder subset + config
 # ---------------------------------------------------------------------------------------------
 
-SAMPLE = S.Scene("green", (S.Obj("red", "circle", 150.0, 170.0, 96.0), S.Obj("blue", "square", 380.0, 330.0, 90.0)))
-
-
 def finish(args) -> None:
     out = Path(args.out)
     h = boot_host()
@@ -606,7 +603,7 @@ def finish(args) -> None:
     config = {
         "what": "Toy World 2 Model: the pack's built-in demo/test text-to-image model (issue 12). "
                 "Trained only on toyworld scenes of two objects; not a general image model.",
-        "world": {"module": "toyworld.scenes", "size": latent * args.factor, "colours": list(S.COLOURS),
+        "world": {"module": "workshop.toyworld.scenes", "size": latent * args.factor, "colours": list(S.COLOURS),
                   "shapes": list(S.SHAPES), "templates": [S.TEMPLATE_2, S.TEMPLATE_1]},
         "unet_config": PRESETS[args.preset],
         "unet_overrides": UNET_OVERRIDES,
@@ -614,7 +611,7 @@ def finish(args) -> None:
         "latent_format": "SD15",
         "clip": {"family": "sd1", "seed": CLIP_SEED,
                  "note": "tiny_models.build_tiny_clip('sd1', seed) with toy_clip.safetensors loaded over it"},
-        "vae": {"class": "toyworld.ae_scenes.SceneAutoencoder", "downscale": args.factor, "latent_channels": 4,
+        "vae": {"class": "invertedit.scenes_autoencoder.SceneAutoencoder", "downscale": args.factor, "latent_channels": 4,
                 "kwargs": {"factor": args.factor}},
         "training": {"command": "python -m workshop.toyworld.train_scenes", "seed": args.seed, "preset": args.preset,
                      "vae_steps": args.vae_steps, "vae_batch": args.vae_batch,
@@ -630,12 +627,12 @@ def finish(args) -> None:
             with safe_open(str(out / f"{name}.safetensors"), "pt") as f:
                 config["training"][f"{name}_metadata"] = f.metadata()
     from PIL import Image
-    img, _ = S.render(SAMPLE, latent * args.factor)
+    img, _ = S.render(S.SAMPLE, latent * args.factor)
     Image.fromarray((img * 255).round().byte().numpy()).save(out / "sample.png")
-    config["sample"] = {"file": "sample.png", "caption": SAMPLE.caption,
-                        "scene": {"background": SAMPLE.background,
+    config["sample"] = {"file": "sample.png", "caption": S.SAMPLE.caption,
+                        "scene": {"background": S.SAMPLE.background,
                                   "objects": [{k: getattr(o, k) for k in ("colour", "shape", "cx", "cy", "size")}
-                                              for o in SAMPLE.objects]}}
+                                              for o in S.SAMPLE.objects]}}
     (out / "config.json").write_text(json.dumps(config, indent=2) + "\n")
     log("wrote toy_clip.safetensors, sample.png and config.json")
 
