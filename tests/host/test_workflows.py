@@ -305,6 +305,13 @@ def test_bundled_sample_is_supplied(host, runner):
     prompt = runner.prepare_prompt(_main_workflow(), host=host)
     assert any(v["class_type"] == "LoadImage" and v["inputs"]["image"] == "sample.png" for v in prompt.values())
     assert sample.read_bytes() == runner.SAMPLE_IMAGE.read_bytes()
+    # an input folder holding another sample.png (an older pack's) keeps it; the workflow reads the bundled one
+    sample.write_bytes(b"an older sample")
+    prompt = runner.prepare_prompt(_main_workflow(), host=host)
+    (name,) = [v["inputs"]["image"] for v in prompt.values() if v["class_type"] == "LoadImage"]
+    assert name != "sample.png" and (host.input_dir / name).read_bytes() == runner.SAMPLE_IMAGE.read_bytes()
+    assert sample.read_bytes() == b"an older sample"
+    sample.unlink()
 
 
 def test_overrides_by_id_type_and_title(host, runner):

@@ -231,11 +231,12 @@ def prepare_prompt(workflow: Mapping[str, Any], *, image: str | Path | None = No
         for key in loaders:
             prompt[key]["inputs"]["image"] = name
     # The pack's bundled inputs (sample image, sample inversion) are supplied when a node names
-    # one that the input folder lacks, before validation lists the folder's files.
+    # one, before validation lists the folder's files; where the folder holds another file of that
+    # name (an older pack's sample), the bundled one goes in beside it and the node reads that.
     for node in prompt.values():
-        for value in node["inputs"].values():
-            if isinstance(value, str) and value in BUNDLED and not (h.input_dir / value).exists():
-                _place_input(BUNDLED[value], h.input_dir)
+        for key, value in node["inputs"].items():
+            if isinstance(value, str) and value in BUNDLED:
+                node["inputs"][key] = _place_input(BUNDLED[value], h.input_dir)
 
     if ckpt is not None:
         name = _checkpoint_name(ckpt)
