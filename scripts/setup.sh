@@ -19,7 +19,12 @@
 #  3. ComfyUI's requirements.txt without torch, torchvision, torchaudio, kornia, spandrel
 #     (asking for those can replace a CPU torch with a multi-GB CUDA one; ComfyUI runs without
 #     them, minus a few optional nodes), the pack's requirements.txt, and the test tools
-#     (pytest, diffusers). Only what is missing or too old is installed; torch stays pinned.
+#     (pytest, diffusers, playwright). Only what is missing or too old is installed; torch
+#     stays pinned.
+#  4. Chromium, for the browser tests (tests/browser drive it with Playwright): only if no
+#     chromium is on PATH, `apt-get install -y chromium` (Debian; with sudo when not root).
+#     Playwright's own browser download (`playwright install`) is never used. Where Chromium
+#     cannot be installed the browser tests are skipped with one loud line; nothing else needs it.
 #
 # Environment: PYTHON (the interpreter; default: python, else python3), COMFYUI_PATH, COMFYUI_MIRROR.
 set -euo pipefail
@@ -27,7 +32,8 @@ set -euo pipefail
 COMFYUI_RELEASE=v0.3.64
 COMFYUI_GIT=https://github.com/comfyanonymous/ComfyUI
 TORCH_PIN=torch==2.13.0
-TEST_DEPS=("pytest>=8" "diffusers>=0.30" "matplotlib")   # matplotlib: imported by the PnPInversion reference code
+TEST_DEPS=("pytest>=8" "diffusers>=0.30" "matplotlib"   # matplotlib: imported by the PnPInversion reference code
+           "playwright")                                # tests/browser (with the system Chromium, step 4)
 MAIN_WORKFLOW=example_workflows/ddim_invert_edit.json
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -172,6 +178,21 @@ else
   # Keep the torch that is there: nothing installed here may replace it.
   "$PY" -c 'from importlib import metadata; print("torch==" + metadata.version("torch"))' > "$constraints"
   pip_install -c "$constraints" "${missing[@]}"
+fi
+
+# --- 4. Chromium (tests/browser) ------------------------------------------------------------
+if command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1; then
+  say "chromium: present"
+elif command -v apt-get >/dev/null 2>&1; then
+  say "chromium: missing, installing it with apt-get (for tests/browser)"
+  sudo=()
+  if [[ $(id -u) -ne 0 ]] && command -v sudo >/dev/null 2>&1; then sudo=(sudo); fi
+  if ! { ${sudo[@]+"${sudo[@]}"} env DEBIAN_FRONTEND=noninteractive apt-get install -y chromium \
+         || { ${sudo[@]+"${sudo[@]}"} apt-get update && ${sudo[@]+"${sudo[@]}"} env DEBIAN_FRONTEND=noninteractive apt-get install -y chromium; }; }; then
+    say "note: chromium could not be installed; the browser tests (tests/browser) will be skipped"
+  fi
+else
+  say "note: no chromium and no apt-get here; install Chromium yourself, or the browser tests (tests/browser) are skipped"
 fi
 
 say "ready. Run the tests with: python -m pytest -q tests"

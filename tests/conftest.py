@@ -1,12 +1,15 @@
 """Shared test set-up.
 
-Two kinds of tests live here:
+Three kinds of tests live here:
 - ``tests/pure``: the host-agnostic layers (``invertedit.inversion``, ``.attention``,
   ``.guidance``) and the toy world. They always run. (``pytest.ini`` puts the repository root
   on the path, so ``invertedit`` and ``workshop`` import as the packages they are.)
 - ``tests/host``: everything that needs ComfyUI. The host is found as the README says
   (``COMFYUI_PATH``, the pack's parent ``ComfyUI/``, ``~/comfy/ComfyUI``); where none is
   found these tests are skipped with one loud line saying why.
+- ``tests/browser``: the shipped workflows in the real frontend (headless Chromium) on a real
+  ComfyUI server; skipped with the host tests, and with one loud line of their own where
+  Playwright, Chromium or the frontend package is missing (``tests/browser/conftest.py``).
 """
 from __future__ import annotations
 
@@ -58,7 +61,7 @@ def pytest_collection_modifyitems(config, items):
         return
     skip = pytest.mark.skip(reason=_SKIP_LINE)
     for item in items:
-        if "tests/host" in str(item.fspath).replace("\\", "/"):
+        if any(part in str(item.fspath).replace("\\", "/") for part in ("tests/host", "tests/browser")):
             item.add_marker(skip)
 
 

@@ -76,7 +76,7 @@ def _run_and_check(path, prompt, workflow, host, runner, size=None) -> float:
 @pytest.mark.parametrize("path", WORKFLOW_FILES, ids=[p.stem for p in WORKFLOW_FILES])
 def test_workflow_runs_headless(path, host, runner):
     """Every shipped workflow runs as the CLI runs it; one built on Load Checkpoint runs on the
-    Toy World Model (builtin="toy": the bundled sample at 128 px) with the toy world's prompts
+    Toy World Model (builtin="toy": the bundled sample at 512 px) with the toy world's prompts
     and 10 steps (make_workflows.toy_overrides)."""
     from workshop import make_workflows
 
@@ -245,14 +245,15 @@ def test_builtin_replaces_load_checkpoint(host, runner):
     assert loaders
     prompt = runner.prepare_prompt(workflow, builtin="toy", host=host)
     for key in loaders:
-        assert prompt[key]["class_type"] == runner.TOY_MODEL and prompt[key]["inputs"] == {}
-    # the image is the bundled sample, Upscale Image makes 128 px; everything else is unchanged
+        assert prompt[key]["class_type"] == runner.TOY_MODEL and prompt[key]["inputs"] == runner.BUILTIN_SWAPS["toy"][1]
+    # the image is the bundled sample, Upscale Image makes the built-in size (512 px); everything else is unchanged
     scales = [k for k, v in prompt.items() if v["class_type"] == "ImageScale"]
-    assert scales and all(prompt[k]["inputs"]["width"] == prompt[k]["inputs"]["height"] == 128 for k in scales)
+    size = runner.BUILTIN_IMAGE_SIZE
+    assert scales and all(prompt[k]["inputs"]["width"] == prompt[k]["inputs"]["height"] == size for k in scales)
     assert all(v["inputs"]["image"] == plain[k]["inputs"]["image"] for k, v in prompt.items()
                if v["class_type"] == "LoadImage")
     for key in scales:
-        plain[key]["inputs"].update(width=128, height=128)
+        plain[key]["inputs"].update(width=size, height=size)
     assert {k: v for k, v in prompt.items() if k not in loaders} == {k: v for k, v in plain.items() if k not in loaders}
     uses = {tuple(v) for n in prompt.values() for v in n["inputs"].values() if isinstance(v, list) and v[0] in loaders}
     assert {slot for _, slot in uses} == {0, 1, 2}

@@ -27,6 +27,7 @@ constructors):
 from __future__ import annotations
 
 import copy
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -520,21 +521,35 @@ SLOT_HEIGHT = 20
 WIDGET_HEIGHT = 24
 PREVIEW_HEIGHT = 260
 MULTILINE_HEIGHT = 100
+# The frontend widens a node to fit its title (LGraphNode.computeSize: 30 px before the text,
+# 0.33 x 30 after it, the text measured in 14 px Arial, about 6.3 px a character in our titles).
+# 7 px a character leaves a margin for other fonts; the column gap takes what is left over.
+TITLE_PADDING = 40
+TITLE_CHAR_WIDTH = 7.0
 
 
-def _node_size(class_type: str, info: Mapping[str, Any] | None, n_inputs: int, n_outputs: int) -> list[float]:
+def _title_width(title: str) -> float:
+    """A width that fits ``title`` in the node's title bar, rounded up to 10 px."""
+    return float(math.ceil((TITLE_PADDING + TITLE_CHAR_WIDTH * len(title)) / 10) * 10)
+
+
+def _node_size(class_type: str, info: Mapping[str, Any] | None, n_inputs: int, n_outputs: int,
+               title: str = "") -> list[float]:
+    """A size at least as large as the one the frontend computes on loading (it grows a node
+    whose size is smaller, which can make it overlap its neighbours)."""
     if info is None:  # notes
-        return [400.0, 160.0]
+        return [max(400.0, _title_width(title)), 160.0]
     specs = input_specs(info)
     widgets = [s for s in specs if s.is_widget]
     n_widgets = len(widget_slots(info))
     width = 320.0
-    height = 10 + SLOT_HEIGHT * max(n_inputs, n_outputs, 1) + WIDGET_HEIGHT * n_widgets
+    # the frontend: 20 px a socket row, 24 px a widget and 8 px below the widgets, 6 px below all
+    height = 10 + SLOT_HEIGHT * max(n_inputs, n_outputs, 1) + (WIDGET_HEIGHT * n_widgets + 4 if n_widgets else 0)
     if any(s.type == "STRING" and s.options.get("multiline") for s in widgets):
         width, height = 420.0, height + MULTILINE_HEIGHT
     if any(s.is_upload for s in specs) or (info.get("output_node") and any(s.type == "IMAGE" for s in specs)):
         height += PREVIEW_HEIGHT
-    return [width, float(height)]
+    return [max(width, _title_width(title)), float(height)]
 
 
 @dataclass
@@ -727,7 +742,8 @@ def _node_sizes(nodes: Mapping[str, _SpecNode]) -> dict[str, list]:
     for node in nodes.values():
         n_out = len(_outputs(node.info)) if node.info else 0
         n_in = len([i for i in node.inputs if "widget" not in i])
-        sizes[node.key] = list(node.raw.get("size") or _node_size(node.type, node.info, n_in, n_out))
+        title = str(node.raw.get("title") or (node.info or {}).get("display_name") or node.type)
+        sizes[node.key] = list(node.raw.get("size") or _node_size(node.type, node.info, n_in, n_out, title))
     return sizes
 
 

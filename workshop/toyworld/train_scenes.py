@@ -243,9 +243,17 @@ def _encode(h, clip, text: str):
     return encode(h, clip, text)
 
 
-def text_setup(h):
-    """(clip, captions, {caption: index}, embeddings [n, 77, 64], empty [77, 64])."""
+TEXT_FILE = "text_encoder.safetensors"   # the trained text encoder's layers (--text-encoder train)
+
+
+def text_setup(h, out: Path | None = None):
+    """(clip, captions, {caption: index}, embeddings [n, 77, 64], empty [77, 64]). The pack's
+    seeded random SD1 text encoder, with the layers trained by ``--text-encoder train`` loaded
+    over it when ``out`` holds them."""
     clip = h.pack.adapters.tiny_models.build_tiny_clip("sd1", seed=CLIP_SEED)
+    if out is not None and (Path(out) / TEXT_FILE).is_file():
+        from safetensors.torch import load_file
+        clip.cond_stage_model.load_state_dict(load_file(str(Path(out) / TEXT_FILE)), strict=False)
     caps = S.all_captions()
     # every word of the world is one CLIP token: captions of one template have one token count
     for text in (caps[0], caps[-1]):
@@ -256,6 +264,44 @@ def text_setup(h):
     embs = torch.cat([_encode(h, clip, c)[0][0] for c in caps]).float()
     empty = _encode(h, clip, "")[0][0][0].float()
     return clip, caps, {c: i for i, c in enumerate(caps)}, embs, empty
+
+
+class TrainedText:
+    """The text encoder trained with the UNet (``--text-encoder train``): every weight of the
+    host's SD1 CLIP but the token embedding table (its rows stay the seeded random ones, so the
+    pack's stored subset of rows is unchanged), with an EMA like the UNet's.
+
+    Why: a frozen random encoder barely tells "red circle" from "blue circle" at the noun (cosine
+    0.98 of the two embeddings), and a colour word cannot see the noun after it (causal
+    attention), so the UNet could only bind colours to shapes by word position, which two hours
+    of training did not teach it (SCENES-NOTES.md)."""
+
+    def __init__(self, clip, caps: list[str]):
+        import comfy.clip_model
+        comfy.clip_model.CLIPLayer.forward = _clip_layer_forward   # out of place, for autograd (training only)
+        self.model = clip.cond_stage_model
+        self.tokens = [clip.tokenize(c) for c in caps]
+        self.empty = clip.tokenize("")
+        self.params = {n: p for n, p in self.model.named_parameters()
+                       if not n.endswith(("logit_scale", "token_embedding.weight"))}
+        for n, p in self.model.named_parameters():
+            p.requires_grad_(n in self.params)
+        self.ema = {n: p.detach().clone() for n, p in self.params.items()}
+
+    def encode(self, cap_idx: torch.Tensor, drop: torch.Tensor) -> torch.Tensor:
+        return torch.cat([self.model.encode_token_weights(self.empty if d else self.tokens[int(i)])[0]
+                          for i, d in zip(cap_idx, drop)]).float()
+
+    def update_ema(self, decay: float) -> None:
+        with torch.no_grad():
+            for n, p in self.params.items():
+                self.ema[n].mul_(decay).add_(p.detach(), alpha=1 - decay)
+
+
+def _clip_layer_forward(self, x, mask=None, optimized_attention=None):
+    """comfy.clip_model.CLIPLayer.forward without its in-place additions (autograd needs x)."""
+    x = x + self.self_attn(self.layer_norm1(x), mask, optimized_attention)
+    return x + self.mlp(self.layer_norm2(x))
 
 
 def build_unet(h, preset: str, seed: int):
@@ -297,7 +343,7 @@ def train_unet(args) -> None:
     out = Path(args.out)
     h = boot_host()
     ae = load_ae(args)
-    _, caps, index, embs, empty = text_setup(h)
+    clip, caps, index, embs, empty = text_setup(h)
     model = build_unet(h, args.preset, args.seed)
     unet = model.diffusion_model
     unet.train()
@@ -309,14 +355,22 @@ def train_unet(args) -> None:
     snr = abar / (1 - abar)
     w_t = torch.clamp(snr, max=5.0) / snr  # min-SNR-5 weights for eps prediction
     opt = torch.optim.AdamW(unet.parameters(), lr=args.unet_lr, weight_decay=0.0)
+    text = TrainedText(clip, caps) if args.text_encoder == "train" else None
+    if text is not None:
+        opt.add_param_group({"params": list(text.params.values()), "lr": args.unet_lr})
     ckpt_path = out / "unet_ckpt.pt"
     start, spent, run_loss = 0, 0.0, None
     if ckpt_path.is_file():
         ck = torch.load(ckpt_path, weights_only=False)
         if ck.get("preset") != args.preset:
             raise SystemExit(f"{ckpt_path} is of preset {ck.get('preset')!r}, not {args.preset!r}")
+        if ck.get("text_encoder", "frozen") != args.text_encoder:
+            raise SystemExit(f"{ckpt_path} was trained with --text-encoder {ck.get('text_encoder', 'frozen')}")
         unet.load_state_dict(ck["model"])
         ema = ck["ema"]
+        if text is not None:
+            text.model.load_state_dict(ck["text"], strict=False)
+            text.ema = ck["text_ema"]
         _unpack_opt(opt, ck["opt"])
         start, spent, run_loss = ck["step"], ck["seconds"], ck["loss"]
         log(f"unet: resumed at step {start} ({spent:.0f}s spent)")
@@ -332,9 +386,11 @@ def train_unet(args) -> None:
             g["lr"] = lr
         x0, cap_idx = batch_data(args, ae, index, step, bs, step_res(args, step, res))
         gen = torch.Generator().manual_seed(args.seed * 1_000_003 + step)
-        ctx = embs[cap_idx]
         drop = torch.rand(bs, generator=gen) < args.dropout
-        ctx = torch.where(drop.view(bs, 1, 1), empty.expand_as(ctx), ctx)
+        if text is None:
+            ctx = torch.where(drop.view(bs, 1, 1), empty.expand_as(embs[cap_idx]), embs[cap_idx])
+        else:
+            ctx = text.encode(cap_idx, drop)
         t = torch.randint(0, 1000, (bs,), generator=gen)
         noise = torch.randn(x0.shape, generator=gen) + args.offset_noise * torch.randn(bs, 4, 1, 1, generator=gen)
         a = abar[t].view(bs, 1, 1, 1)
@@ -343,9 +399,11 @@ def train_unet(args) -> None:
         loss = (((pred - noise) ** 2).mean(dim=(1, 2, 3)) * w_t[t]).mean()
         opt.zero_grad(set_to_none=True)
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(unet.parameters(), 1.0)
+        torch.nn.utils.clip_grad_norm_([q for g in opt.param_groups for q in g["params"]], 1.0)
         opt.step()
         decay = min(args.ema, (1 + step) / (10 + step))
+        if text is not None:
+            text.update_ema(decay)
         with torch.no_grad():
             for k, v in unet.state_dict().items():
                 if v.is_floating_point():
@@ -359,8 +417,13 @@ def train_unet(args) -> None:
         stop = bool(args.max_minutes and (time.time() - t0) > 60 * args.max_minutes) or step == args.stop_after
         if time.time() - last_ckpt > 60 * args.ckpt_minutes or step == steps or stop:
             el = time.time() - t0
+            extra = {} if text is None else {"text": {n: p.detach() for n, p in text.params.items()},
+                                             "text_ema": text.ema}
             save_ckpt({"model": unet.state_dict(), "ema": ema, "opt": _pack_opt(opt), "step": step,
-                       "seconds": el, "loss": run_loss, "preset": args.preset}, ckpt_path)
+                       "seconds": el, "loss": run_loss, "preset": args.preset, "text_encoder": args.text_encoder,
+                       **extra}, ckpt_path)
+            if text is not None:
+                save_file({n: v.contiguous() for n, v in text.ema.items()}, out / TEXT_FILE)
             save_unet(ema, out, {"steps": str(step), "loss": f"{run_loss:.5f}", "seconds": f"{el:.0f}",
                                  "preset": args.preset})
             last_ckpt = time.time()
@@ -498,7 +561,7 @@ def binding_probe(unet, abar, ae, scenes: list, embs, index, empty, res: int, se
 def evaluate(args) -> dict:
     h = boot_host()
     ae = load_ae(args)
-    _, caps, index, embs, empty = text_setup(h)
+    _, caps, index, embs, empty = text_setup(h, Path(args.out))
     model, meta = load_unet(h, args)
     preset = meta.get("preset", args.preset)
     res = args.eval_res or preset_latent(preset) * args.factor
@@ -587,7 +650,7 @@ def oracle(args) -> dict:
 def finish(args) -> None:
     out = Path(args.out)
     h = boot_host()
-    clip = h.pack.adapters.tiny_models.build_tiny_clip("sd1", seed=CLIP_SEED)
+    clip = text_setup(h, out)[0]
     sd = clip.cond_stage_model.state_dict()
     key = next(k for k in sd if k.endswith("token_embedding.weight"))
     ids = set()
@@ -617,6 +680,7 @@ def finish(args) -> None:
                      "vae_steps": args.vae_steps, "vae_batch": args.vae_batch,
                      "unet_steps": args.unet_steps, "unet_batch": args.unet_batch,
                      "unet_lr": args.unet_lr, "caption_dropout": args.dropout, "one_object": args.one_object,
+                     "text_encoder": args.text_encoder,
                      "offset_noise": args.offset_noise, "ema": args.ema,
                      "lowres": args.lowres, "lowres_steps": args.lowres_steps,
                      "highres_every": args.highres_every},
@@ -661,6 +725,9 @@ def main(argv=None) -> None:
                    help="within the first --lowres-steps, every n-th step still uses full-size images")
     p.add_argument("--eval-res", type=int, default=0, help="image size for eval (default: the preset's)")
     p.add_argument("--dropout", type=float, default=0.1)
+    p.add_argument("--text-encoder", default="frozen", choices=["frozen", "train"],
+                   help="frozen: the seeded random SD1 text encoder as is; train: its layers (not its token "
+                        "table) trained with the UNet, at the UNet's learning rate")
     p.add_argument("--offset-noise", type=float, default=0.1)
     p.add_argument("--ema", type=float, default=0.999)
     p.add_argument("--ckpt-minutes", type=float, default=10.0)

@@ -1,0 +1,302 @@
+"""Every shipped workflow loaded in the real frontend, on the real server.
+
+One ComfyUI server (``python main.py --cpu``, this pack in its ``custom_nodes/``) and one
+headless Chromium page on its editor serve the whole module (``conftest.py``). For every
+``example_workflows/*.json`` the page runs ``app.loadGraphData(workflow)`` and the test checks:
+
+- every node type is registered in the frontend (no "missing nodes": none before loading, none
+  reported to extensions after, no dialog), and no console or page error came with the load;
+- no widget value was reset: each widget the file's ``widgets_values`` names (by the file's order,
+  named with the node's definition) holds the file's value after loading, no widget is missing or
+  unknown, and the node would be saved with the same ``widgets_values``;
+- no two nodes overlap on the canvas, with the sizes the frontend gives them after loading (it
+  grows a node to fit its title, sockets and widgets) and the title bar above each;
+- ``app.graphToPrompt().output`` (what the editor queues) equals what the pack's converter gives,
+  ``workshop.headless.runner.prepare_prompt(workflow)`` (class_type and inputs per node id);
+  and the definitions that converter uses (``runner.node_info``) are the server's ``/object_info``.
+
+Then ``ddim_invert_edit.json`` is queued from the page (``app.queuePrompt``) with its steps
+lowered through the loaded graph's widgets, and the server runs it to the end: /history reports
+success and every Save Image file exists in the server's output folder, carrying the workflow.
+"""
+from __future__ import annotations
+
+import json
+import math
+import time
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+WORKFLOWS = REPO / "example_workflows"
+WORKFLOW_FILES = sorted(WORKFLOWS.glob("*.json"))
+QUEUED_WORKFLOW = WORKFLOWS / "ddim_invert_edit.json"
+QUEUED_STEPS = 5          # every "steps" widget of the queued workflow (inversion and samplers agree)
+RUN_TIMEOUT_S = 600
+# Widgets the frontend adds beside the definition's inputs (not values of the node's inputs).
+FRONTEND_WIDGETS = {"control_after_generate", "control_filter_list", "upload", "$$canvas-image-preview"}
+
+LOAD = """async (workflow) => {
+  const app = window.app;
+  const unregistered = workflow.nodes.map(n => n.type).filter(t => !(t in LiteGraph.registered_node_types));
+  window.__invertedit.missing = [];
+  await app.loadGraphData(workflow);
+  await new Promise(resolve => setTimeout(resolve, 300));  // image previews, deferred resizes
+  const nodes = app.graph.nodes.map(n => ({
+    id: n.id, type: n.type, title: n.title,
+    pos: [n.pos[0], n.pos[1]], size: [n.size[0], n.size[1]], collapsed: !!(n.flags && n.flags.collapsed),
+    widgets: (n.widgets || []).map(w => ({name: w.name, type: w.type, value: w.value})),
+    saved: n.serialize().widgets_values || [],
+  }));
+  const prompt = await app.graphToPrompt();
+  const dialogs = Array.from(document.querySelectorAll(".p-dialog"))
+    .filter(d => d.offsetParent !== null).map(d => d.innerText.slice(0, 500));
+  return {unregistered, missing: window.__invertedit.missing, nodes, output: prompt.output, dialogs,
+          title_height: LiteGraph.NODE_TITLE_HEIGHT};
+}"""
+
+
+@pytest.fixture(scope="module")
+def runner(host):
+    from workshop.headless import runner
+
+    return runner
+
+
+def _json(value):
+    return json.loads(json.dumps(value))
+
+
+def _same(a, b) -> bool:
+    """Equal as JSON values, numbers to float precision (the page holds numbers as doubles)."""
+    numbers = (int, float)
+    if isinstance(a, numbers) and isinstance(b, numbers) and not isinstance(a, bool) and not isinstance(b, bool):
+        return math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-12)
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
+    return a == b
+
+
+def _short(value, limit=80) -> str:
+    text = json.dumps(value)
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+def _label(node) -> str:
+    title = node.get("title")
+    return f"node {node['id']} ({node['type']}" + (f" {title!r})" if title and title != node["type"] else ")")
+
+
+# ----------------------------------------------------------------------------------- the checks
+
+def _missing_node_problems(loaded) -> list[str]:
+    problems = [f"node type {t!r} is not registered in the frontend" for t in sorted(set(loaded["unregistered"]))]
+    problems += [f"the frontend reports missing node type {t!r}" for t in sorted(set(loaded["missing"]))]
+    problems += [f"a dialog opened on loading: {text!r}" for text in loaded["dialogs"]]
+    return problems
+
+
+def _widget_problems(workflow, loaded, host, runner) -> list[str]:
+    from workshop.headless.canvas import widget_slots
+
+    problems = []
+    file_nodes = {str(n["id"]): n for n in workflow["nodes"]}
+    for node in loaded["nodes"]:
+        source = file_nodes.get(str(node["id"]))
+        if source is None:
+            problems.append(f"{_label(node)} is not in the file")
+            continue
+        values = source.get("widgets_values") or []
+        widgets = {w["name"]: w for w in node["widgets"]}
+        where = _label(source)
+        if node["type"] in host.nodes.NODE_CLASS_MAPPINGS:
+            slots = widget_slots(runner.node_info(node["type"], host))
+            if len(values) != len(slots):
+                problems.append(f"{where}: the file has {len(values)} widget values, the definition {len(slots)}")
+            for (kind, name), value in zip(slots, values):
+                if kind != "value":
+                    continue  # control_after_generate, its filter, the upload button: the frontend's own
+                if name not in widgets:
+                    problems.append(f"{where}: widget {name!r} is missing after loading (file: {_short(value)})")
+                elif not _same(widgets[name]["value"], value):
+                    problems.append(f"{where}: widget {name!r} is {_short(widgets[name]['value'])} after loading, "
+                                    f"the file has {_short(value)}")
+            known = {name for _, name in slots} | FRONTEND_WIDGETS
+            for name, widget in widgets.items():
+                if name not in known:
+                    problems.append(f"{where}: unexpected widget {name!r} ({widget['type']}) holding "
+                                    f"{_short(widget['value'])}")
+        else:  # frontend-only nodes (notes): their widgets in order
+            shown = [w["value"] for w in node["widgets"]]
+            if not _same(shown, values):
+                problems.append(f"{where}: widgets hold {_short(shown)} after loading, the file has {_short(values)}")
+        if not _same(node["saved"], values):
+            problems.append(f"{where}: the editor would save widgets_values {_short(node['saved'], 160)}, "
+                            f"the file has {_short(values, 160)}")
+    return problems
+
+
+def _overlap_problems(loaded) -> list[str]:
+    """Pairs of nodes whose boxes (title bar included) overlap, with the overlap's size."""
+    title = loaded["title_height"]
+    boxes = []
+    for node in loaded["nodes"]:
+        x, y = node["pos"]
+        w, h = node["size"]
+        boxes.append((node, x, y - title, x + w, y + (0 if node["collapsed"] else h)))
+    problems = []
+    for i, (a, ax0, ay0, ax1, ay1) in enumerate(boxes):
+        for b, bx0, by0, bx1, by1 in boxes[i + 1:]:
+            dx, dy = min(ax1, bx1) - max(ax0, bx0), min(ay1, by1) - max(ay0, by0)
+            if dx > 0 and dy > 0:
+                problems.append(f"{_label(a)} at {a['pos']} size {[round(v, 1) for v in a['size']]} and {_label(b)} "
+                                f"at {b['pos']} size {[round(v, 1) for v in b['size']]} overlap by "
+                                f"{dx:.0f} x {dy:.0f} px")
+    return problems
+
+
+def _prompt_problems(workflow, loaded, host, runner) -> list[str]:
+    try:
+        ours = _json(runner.prepare_prompt(workflow, host=host))
+    except runner.WorkflowError as e:
+        return [f"our converter refuses the workflow: {e}"]
+    theirs = _json(loaded["output"])
+    problems = []
+    for key in sorted(set(ours) | set(theirs), key=lambda k: (len(k), k)):
+        if key not in theirs:
+            problems.append(f"node {key} ({ours[key]['class_type']}): in our prompt, not in the frontend's")
+            continue
+        if key not in ours:
+            problems.append(f"node {key} ({theirs[key]['class_type']}): in the frontend's prompt, not in ours")
+            continue
+        a, b = ours[key], theirs[key]
+        if a["class_type"] != b["class_type"]:
+            problems.append(f"node {key}: class_type {a['class_type']!r} (ours) vs {b['class_type']!r} (frontend)")
+        for name in sorted(set(a["inputs"]) | set(b["inputs"])):
+            if name not in b["inputs"]:
+                problems.append(f"node {key} ({a['class_type']}): input {name!r} = {_short(a['inputs'][name])} "
+                                "only in our prompt")
+            elif name not in a["inputs"]:
+                problems.append(f"node {key} ({b['class_type']}): input {name!r} = {_short(b['inputs'][name])} "
+                                "only in the frontend's prompt")
+            elif not _same(a["inputs"][name], b["inputs"][name]):
+                problems.append(f"node {key} ({a['class_type']}): input {name!r} is {_short(a['inputs'][name])} "
+                                f"(ours) vs {_short(b['inputs'][name])} (frontend)")
+    return problems
+
+
+def _load(editor, workflow):
+    editor.messages.clear()
+    loaded = editor.page.evaluate(LOAD, workflow)
+    if loaded["dialogs"]:
+        editor.close_dialogs()
+    return loaded, list(editor.messages)
+
+
+# ------------------------------------------------------------------------------------ the tests
+
+def _shape(info):
+    """A node definition without what depends on the installation: the pack's folder name
+    (python_module) and the options of combos (files in the input and model folders)."""
+    def combo(spec):
+        if not spec or not (isinstance(spec[0], list) or spec[0] == "COMBO"):
+            return spec
+        options = {k: v for k, v in (spec[1] if len(spec) > 1 else {}).items() if k != "options"}
+        return ["COMBO", options]
+
+    info = {k: v for k, v in info.items() if k != "python_module"}
+    info["input"] = {group: {name: combo(spec) for name, spec in inputs.items()}
+                     for group, inputs in (info.get("input") or {}).items()}
+    return info
+
+
+def test_the_server_serves_the_pack(comfy_server, editor, host, runner):
+    """GET /object_info lists every node of the pack, and the node definitions our converter
+    uses (runner.node_info) are the server's own for every node type a workflow uses."""
+    served = comfy_server.get("/object_info")
+    ours = sorted(k for k in host.nodes.NODE_CLASS_MAPPINGS if k.startswith("InvertEdit"))
+    assert ours and [k for k in ours if k not in served] == []
+    used = sorted({n["type"] for p in WORKFLOW_FILES for n in json.loads(p.read_text(encoding="utf-8"))["nodes"]
+                   if n["type"] in host.nodes.NODE_CLASS_MAPPINGS})
+    differ = [k for k in used if k not in served or _shape(_json(runner.node_info(k, host))) != _shape(served[k])]
+    assert differ == [], f"runner.node_info differs from the server's /object_info for {differ}"
+    print(f"\nthe server lists {len(served)} node types, the pack's {len(ours)} among them; frontend start-up: "
+          f"{len(editor.startup_messages)} console/HTTP errors (not the workflows'), workarounds: "
+          f"{editor.workarounds or 'none'}")
+
+
+@pytest.mark.parametrize("path", WORKFLOW_FILES, ids=[p.stem for p in WORKFLOW_FILES])
+def test_workflow_loads_in_the_frontend(path, editor, host, runner):
+    workflow = json.loads(path.read_text(encoding="utf-8"))
+    loaded, messages = _load(editor, workflow)
+    found = {
+        "missing nodes": _missing_node_problems(loaded),
+        "errors while loading": [f"{kind}: {text[:300]}" for kind, text in messages],
+        "widget values": _widget_problems(workflow, loaded, host, runner),
+        "overlapping nodes": _overlap_problems(loaded),
+        "graphToPrompt vs prepare_prompt": _prompt_problems(workflow, loaded, host, runner),
+    }
+    assert len(loaded["nodes"]) == len(workflow["nodes"])
+    report = "\n".join(f"{check}:\n  " + "\n  ".join(problems) for check, problems in found.items() if problems)
+    assert not report, f"{path.name} in the frontend:\n{report}"
+
+
+def test_queue_a_workflow_from_the_page(comfy_server, editor):
+    """ddim_invert_edit.json queued with the editor's own Queue (app.queuePrompt), its steps
+    lowered in the loaded graph's widgets, runs on the server: /history says success and every
+    Save Image file is in the output folder, with the prompt and the workflow in it."""
+    from PIL import Image
+
+    workflow = json.loads(QUEUED_WORKFLOW.read_text(encoding="utf-8"))
+    loaded, messages = _load(editor, workflow)
+    assert not messages and not loaded["missing"], (messages, loaded["missing"])
+    page = editor.page
+    changed = page.evaluate("""(steps) => {
+      let changed = 0;
+      for (const node of window.app.graph.nodes)
+        for (const widget of node.widgets || [])
+          if (widget.name === "steps") { widget.value = steps; changed++; }
+      return changed;
+    }""", QUEUED_STEPS)
+    assert changed >= 2, "the workflow should have an inversion and a sampler with steps"
+    with page.expect_response(lambda r: r.url.endswith("/api/prompt") and r.request.method == "POST",
+                              timeout=60_000) as posted:
+        page.evaluate("() => window.app.queuePrompt(0, 1)")
+    response = posted.value
+    answer = response.json()
+    assert response.ok and answer.get("prompt_id") and not answer.get("node_errors"), answer
+    prompt = response.request.post_data_json["prompt"]
+    assert {v["inputs"]["steps"] for v in prompt.values() if "steps" in v["inputs"]} == {QUEUED_STEPS}
+    prompt_id = answer["prompt_id"]
+
+    started, entry = time.monotonic(), None
+    while time.monotonic() - started < RUN_TIMEOUT_S:
+        entry = comfy_server.get(f"/history/{prompt_id}").get(prompt_id)
+        if entry and entry.get("status", {}).get("completed") or \
+                entry and entry.get("status", {}).get("status_str") == "error":
+            break
+        time.sleep(2)
+    elapsed = time.monotonic() - started
+    assert entry is not None, f"prompt {prompt_id} not in /history after {RUN_TIMEOUT_S}s"
+    status = entry["status"]
+    assert status.get("status_str") == "success" and status.get("completed"), \
+        f"the run failed: {json.dumps(status.get('messages'))[:3000]}"
+
+    savers = sorted(k for k, v in prompt.items() if v["class_type"] == "SaveImage")
+    assert savers
+    files = []
+    for key in savers:
+        images = entry["outputs"].get(key, {}).get("images") or []
+        assert images, f"Save Image node {key} reported no image"
+        for image in images:
+            assert image["type"] == "output"
+            file = comfy_server.output_dir / image["subfolder"] / image["filename"]
+            assert file.is_file(), f"{file} does not exist"
+            with Image.open(file) as im:
+                assert json.loads(im.info["prompt"]) and json.loads(im.info["workflow"])["nodes"]
+            files.append(file)
+    print(f"\n{QUEUED_WORKFLOW.name} queued from the page ({QUEUED_STEPS} steps) ran in {elapsed:.1f}s: "
+          f"{', '.join(str(f.relative_to(comfy_server.output_dir)) for f in files)}")
