@@ -266,6 +266,12 @@ def techniques(cfg: float):
                                                                  0, mixing=0.93), True),
         ("Edit-friendly DDPM (cfg 3.5) + target prompt (cfg 15)",
          own_sampler_edit("InvertEditDDPMInvert", "InvertEditDDPMSampler", 3.5, 15.0, 0, seed=0), True),
+    ] + concept_rows()
+
+
+def concept_rows():
+    """The concept-guidance rows (SEGA, LEDITS++ on edit-friendly DDPM), shared by both worlds."""
+    return [
         ("Edit-friendly DDPM + SEGA (add target, remove source caption; threshold 0.9)", sega_captions(), True),
         ("Edit-friendly DDPM + SEGA (add target, remove source caption; threshold 0.5)", sega_captions(threshold=0.5),
          True),

@@ -73,8 +73,8 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from workshop.benchmarks.toyworld import (SCHEDULER, case_context, ddim_naive, ddim_reconstruction, decode, finite_mean,
-                                          fmt, ledits_captions, own_sampler_edit, pair_edit, refined_naive, sega_captions)
+from workshop.benchmarks.toyworld import (SCHEDULER, case_context, concept_rows, ddim_naive, ddim_reconstruction, decode,
+                                          finite_mean, fmt, own_sampler_edit, pair_edit, refined_naive)
 from workshop.headless.boot import boot
 from workshop.headless.calls import encode
 from workshop.toyworld import scenes as S
@@ -162,15 +162,7 @@ def techniques(cfg: float):
          p2p(cfg, blend=True, mask_threshold=0.5), True),
         (f"Direct inversion + P2P + Latent Blend (oracle mask: the true changed region; cfg {cfg:g})",
          p2p(cfg, blend=oracle_mask), True),
-        # concept guidance
-        ("Edit-friendly DDPM + SEGA (add target, remove source caption; threshold 0.9)", sega_captions(), True),
-        ("Edit-friendly DDPM + SEGA (add target, remove source caption; threshold 0.5)", sega_captions(threshold=0.5),
-         True),
-        ("Edit-friendly DDPM (empty prompt) + LEDITS++ (add target, remove source caption; intersect, threshold 0.3)",
-         ledits_captions(), True),
-        ("Edit-friendly DDPM (empty prompt) + LEDITS++ (add target, remove source caption; noise mask, threshold 0.5)",
-         ledits_captions(threshold=0.5, mask="noise"), True),
-    ]
+    ] + concept_rows()
 
 
 # ---------------------------------------------------------------------------------------------

@@ -275,21 +275,27 @@ def save_unet(state: dict, meta: dict) -> None:
 # Text encoder subset + config
 # ---------------------------------------------------------------------------------------------
 
-def finish(args) -> None:
-    h = boot_host()
-    tiny_models = h.pack.adapters.tiny_models
-    clip = tiny_models.build_tiny_clip("sd1", seed=CLIP_SEED)
+def save_text_encoder(clip, captions: list[str], path: Path) -> None:
+    """The text encoder as the pack ships it: every weight but the token table, and of the table
+    only the rows of the tokens the captions (and the empty prompt) use."""
     sd = clip.cond_stage_model.state_dict()
     key = next(k for k in sd if k.endswith("token_embedding.weight"))
     ids = set()
-    for text in world.all_captions() + [""]:
+    for text in captions + [""]:
         for chunk in clip.tokenize(text)["l"]:
             ids.update(int(tok[0]) for tok in chunk)
     ids = sorted(ids)
     tensors = {k: v.float() for k, v in sd.items() if k != key and v.is_floating_point()}
     tensors["token_ids"] = torch.tensor(ids, dtype=torch.int64)
     tensors["token_rows"] = sd[key][ids].float()
-    save_file(tensors, OUT / "toy_clip.safetensors", metadata={"token_embedding_key": key})
+    save_file(tensors, path, metadata={"token_embedding_key": key})
+
+
+def finish(args) -> None:
+    h = boot_host()
+    tiny_models = h.pack.adapters.tiny_models
+    clip = tiny_models.build_tiny_clip("sd1", seed=CLIP_SEED)
+    save_text_encoder(clip, world.all_captions(), OUT / "toy_clip.safetensors")
     config = {
         "what": "Toy World Model: the pack's built-in demo/test text-to-image model (issue 3). "
                 "Trained only on toyworld scenes; not a general image model.",

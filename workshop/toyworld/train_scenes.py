@@ -49,7 +49,7 @@ from invertedit.attention.store import local_blend_mask
 from workshop.toyworld import scenes as S
 from workshop.toyworld import scenes_judge as J
 from invertedit.scenes_autoencoder import SD1_SCALE, SceneAutoencoder
-from workshop.toyworld.train import CLIP_SEED, log, save_file, to_nchw
+from workshop.toyworld.train import CLIP_SEED, log, save_file, save_text_encoder, to_nchw
 
 REPO = Path(__file__).resolve().parents[2]
 OUT = REPO / "models" / "toyworld2"
@@ -650,18 +650,7 @@ def oracle(args) -> dict:
 def finish(args) -> None:
     out = Path(args.out)
     h = boot_host()
-    clip = text_setup(h, out)[0]
-    sd = clip.cond_stage_model.state_dict()
-    key = next(k for k in sd if k.endswith("token_embedding.weight"))
-    ids = set()
-    for text in S.all_captions() + [""]:
-        for chunk in clip.tokenize(text)["l"]:
-            ids.update(int(tok[0]) for tok in chunk)
-    ids = sorted(ids)
-    tensors = {k: v.float() for k, v in sd.items() if k != key and v.is_floating_point()}
-    tensors["token_ids"] = torch.tensor(ids, dtype=torch.int64)
-    tensors["token_rows"] = sd[key][ids].float()
-    save_file(tensors, out / "toy_clip.safetensors", metadata={"token_embedding_key": key})
+    save_text_encoder(text_setup(h, out)[0], S.all_captions(), out / "toy_clip.safetensors")
     latent = preset_latent(args.preset)
     config = {
         "what": "Toy World 2 Model: the pack's built-in demo/test text-to-image model (issue 12). "
