@@ -1,11 +1,15 @@
 #!/usr/bin/env python
-"""Write assets/sample.png: the pack's bundled sample image, a 512 px scene of the toy world the
-built-in Toy World Model (two objects) was trained on ("a red circle and a blue square on a green
-background", ``toyworld.scenes.SAMPLE``), rendered by ``toyworld.scenes`` so its colours are the
-world's palette. PNG without metadata
-at a fixed compression: re-running it leaves the committed file unchanged.
+"""Write the pack's bundled sample images, one scene of each toy world its Toy World Model was
+trained on, rendered by the world's own code so their colours are the world's palette:
 
-    python -m workshop.make_sample_image [--out assets/sample.png]
+- ``assets/sample.png``: world 1, 128 px, "a red circle on a blue background", centred (the
+  workflows' source image);
+- ``assets/sample_two_objects.png``: world 2, 512 px, "a red circle and a blue square on a green
+  background" (``toyworld.scenes.SAMPLE``).
+
+PNG without metadata at a fixed compression: re-running it leaves the committed files unchanged.
+
+    python -m workshop.make_sample_image [--out assets/]
 """
 from __future__ import annotations
 
@@ -17,21 +21,26 @@ from PIL import Image
 
 REPO = Path(__file__).resolve().parents[1]
 
-from workshop.toyworld.scenes import SAMPLE, render
+from workshop.toyworld import scenes, world
+
+SAMPLE_1 = world.Scene(background="blue", colour="red", shape="circle", cx=world.SIZE / 2, cy=world.SIZE / 2, size=28.0)
+SAMPLES = {"sample.png": (world.render, SAMPLE_1), "sample_two_objects.png": (scenes.render, scenes.SAMPLE)}
 
 
-def make_sample_image() -> Image.Image:
-    image, _ = render(SAMPLE)
+def make_sample_image(name: str = "sample.png") -> Image.Image:
+    render, scene = SAMPLES[name]
+    image, _ = render(scene)
     return Image.fromarray((image.numpy() * 255).round().astype(np.uint8))
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--out", type=Path, default=REPO / "assets" / "sample.png")
+    parser.add_argument("--out", type=Path, default=REPO / "assets")
     args = parser.parse_args()
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    make_sample_image().save(args.out, format="PNG", optimize=False, compress_level=9)
-    print(f"wrote {args.out} ({SAMPLE.caption})")
+    args.out.mkdir(parents=True, exist_ok=True)
+    for name, (_, scene) in SAMPLES.items():
+        make_sample_image(name).save(args.out / name, format="PNG", optimize=False, compress_level=9)
+        print(f"wrote {args.out / name} ({scene.caption})")
 
 
 if __name__ == "__main__":

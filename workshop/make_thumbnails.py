@@ -5,7 +5,7 @@ what the workflow itself saves when run headlessly on the built-in Toy World Mod
 images side by side, in the order they were written), labelled with the built-in model it ran on, so a user
 sees the kind of result to expect before opening it. The workflows built on Load Checkpoint run
 with the checkpoint swapped for the Toy World Model (the runner's ``builtin="toy"``: the bundled
-sample image at 512 px) and the toy world's prompts (``make_workflows.toy_overrides``), at
+sample image at 128 px) and the toy world's prompts (``make_workflows.toy_overrides``), at
 their full settings, and are labelled as Toy World Model output.
 
     python -m workshop.make_thumbnails            # run every example workflow, write the pictures

@@ -28,15 +28,35 @@ REPO = Path(__file__).resolve().parents[1]
 
 from workshop.headless.canvas import build_canvas
 
-SOURCE_PROMPT = "a red circle and a blue square on a green background"   # the bundled sample (assets/sample.png)
-TARGET_PROMPT = "a red triangle and a blue square on a green background"   # same token count: one word swapped
-SOURCE_NOUN, TARGET_NOUN = "circle", "triangle"   # the edited object's noun in each prompt
+# The toy world the workflows are written for (the Toy World Model node's `world`), with its sample
+# image (assets/), prompts (the target swaps one word: same token count), the edited object's noun
+# in each, the other colours it edits to, MasaCtrl's first decoder self-attention layer, the note.
+# World 2 (two objects) becomes the workflows' world once its model meets issue 12's gates
+# (docs/toyworld.md); until then its edits of an object do not land, so the workflows stay on world 1.
+TOY_WORLDS = {
+    "one object (128 px)": {
+        "sample": "sample.png", "source": "a red circle on a blue background",
+        "target": "a red square on a blue background", "nouns": ("circle", "square"), "background": "blue",
+        "pnp_target": "a green circle on a yellow background",
+        "masactrl_layer": 6,   # the toy UNet has 10 self-attention layers: 6 of 10 ~ SD1.5's 10 of 16
+        "note": "a tiny model trained on 128 px scenes of one coloured shape on a flat background"},
+    "two objects (512 px)": {
+        "sample": "sample_two_objects.png", "source": "a red circle and a blue square on a green background",
+        "target": "a red triangle and a blue square on a green background", "nouns": ("circle", "triangle"),
+        "background": "green", "pnp_target": "a yellow circle and a red square on a blue background",
+        "masactrl_layer": 2,   # its 4 self-attention layers: 2-3 are the decoder's (SD1.5: 10-15 of 16)
+        "note": "a tiny model trained on 512 px scenes of two coloured shapes on a flat background"},
+}
+TOY_WORLD = "one object (128 px)"
+_W = TOY_WORLDS[TOY_WORLD]
+SAMPLE = _W["sample"]
+SOURCE_PROMPT, TARGET_PROMPT = _W["source"], _W["target"]
+SOURCE_NOUN, TARGET_NOUN = _W["nouns"]   # the edited object's noun in each prompt
 EDIT_CFG = 5.0   # the naive edit's guidance: at cfg 1 the toy model barely follows a changed word
-MODEL_LOADER = {"key": "model", "type": "InvertEditToyModel", "widgets": {"world": "two objects (512 px)"},
+MODEL_LOADER = {"key": "model", "type": "InvertEditToyModel", "widgets": {"world": TOY_WORLD},
                 "title": "Toy World Model (built-in demo; replace with Load Checkpoint for real images)"}
-TOY_NOTE = ("The **Toy World Model** is the pack's built-in demo: a tiny model trained on 512 px scenes of two "
-            "coloured shapes on a flat background ('a red circle and a blue square on a green background'). Swap in **Load Checkpoint** with an SD checkpoint and your own "
-            "image (and prompts) for real results.")
+TOY_NOTE = (f"The **Toy World Model** is the pack's built-in demo: {_W['note']} ('{SOURCE_PROMPT}'). Swap in "
+            "**Load Checkpoint** with an SD checkpoint and your own image (and prompts) for real results.")
 STEPS = 50
 
 
@@ -45,7 +65,7 @@ def _inversion_nodes(intro: str) -> list[dict]:
     return [
         {"key": "note", "type": "MarkdownNote", "text": intro},
         dict(MODEL_LOADER),
-        {"key": "image", "type": "LoadImage", "widgets": {"image": "sample.png"}},
+        {"key": "image", "type": "LoadImage", "widgets": {"image": SAMPLE}},
         {"key": "prompt", "type": "CLIPTextEncode", "widgets": {"text": SOURCE_PROMPT},
          "inputs": {"clip": ("model", "CLIP")}, "title": "Source prompt"},
         {"key": "encode", "type": "VAEEncode", "inputs": {"pixels": ("image", "IMAGE"), "vae": ("model", "VAE")}},
@@ -335,14 +355,14 @@ def attention_maps() -> dict:
         "any node that takes a MASK can use it.\n\n" + TOY_NOTE)
     nodes = [n for n in _inversion_nodes(intro) if n["key"] != "apply"] + [
         {"key": "store", "type": "InvertEditAttentionStore",
-         "widgets": {"prompt": SOURCE_PROMPT, "words": "circle", "start": 0.0, "end": 1.0, "threshold": 0.3},
+         "widgets": {"prompt": SOURCE_PROMPT, "words": SOURCE_NOUN, "start": 0.0, "end": 1.0, "threshold": 0.3},
          "inputs": {"model": ("model", "MODEL"), "clip": ("model", "CLIP"), "inversion": ("invert", 0),
                     "image": ("image", "IMAGE")}},
         {"key": "save_maps", "type": "SaveImage", "widgets": {"filename_prefix": "invertedit/attention_maps"},
          "inputs": {"images": ("store", "IMAGE")}, "title": "Heatmaps, one per word"},
         {"key": "mask_image", "type": "MaskToImage", "inputs": {"mask": ("store", "MASK")}},
         {"key": "save_mask", "type": "SaveImage", "widgets": {"filename_prefix": "invertedit/attention_mask"},
-         "inputs": {"images": ("mask_image", "IMAGE")}, "title": "Mask of 'circle'"},
+         "inputs": {"images": ("mask_image", "IMAGE")}, "title": f"Mask of '{SOURCE_NOUN}'"},
     ]
     return {"nodes": nodes}
 
@@ -378,12 +398,12 @@ def masactrl_edit() -> dict:
         "**Mutual Self-Attention (MasaCtrl)** (Cao et al.; paper defaults for SD1.5: from step 4 and layer 10 of 16) "
         "lets the target's self-attention read the source's keys and values, so the edited object keeps the source's "
         "content. Here the paper's mask-guided version: two **Attention Store** nodes give the object's mask in the "
-        "source ('circle') and in the target ('triangle', on the same inversion), and the target's object reads only "
+        f"source ('{SOURCE_NOUN}') and in the target ('{TARGET_NOUN}', on the same inversion), and the target's object reads only "
         "the source's object, its background only the background. Disconnect the masks for plain MasaCtrl. Source "
         "row exact through **Direct Inversion**; one sampler run for the pair.\n\n" + TOY_NOTE)
     editor = {"type": "InvertEditMasaCtrl",
               "widgets": {"source_prompt": SOURCE_PROMPT, "target_prompt": TARGET_PROMPT, "start_step": 4,
-                          "start_layer": 2}}   # the toy UNet's 4 self-attention layers: 2-3 are the decoder's (SD1.5: 10-15 of 16)
+                          "start_layer": _W["masactrl_layer"]}}
     workflow = _pair_editor_workflow(intro, editor, "invertedit/masactrl", "Source (reconstruction) and target (edit)")
     for key, prompt, word in (("source_store", SOURCE_PROMPT, SOURCE_NOUN), ("target_store", TARGET_PROMPT, TARGET_NOUN)):
         workflow["nodes"].append(
@@ -405,7 +425,7 @@ def plug_and_play_edit() -> dict:
         "spatial features into the target branch, so the target prompt re-renders the image on its structure. "
         "Source row exact through **Direct Inversion**.\n\n" + TOY_NOTE)
     editor = {"type": "InvertEditPlugAndPlay",
-              "widgets": {"source_prompt": "", "target_prompt": "a yellow circle and a red square on a blue background",
+              "widgets": {"source_prompt": "", "target_prompt": _W["pnp_target"],
                           "feature_injection": 0.8, "self_attention_injection": 0.5}}
     return _pair_editor_workflow(intro, editor, "invertedit/plug_and_play", "Source (reconstruction) and target",
                                  source_prompt="")
@@ -414,7 +434,8 @@ def plug_and_play_edit() -> dict:
 def local_edit_blend() -> dict:
     intro = (
         "# A local edit: Prompt-to-Prompt + Latent Blend\n\n"
-        "**DiffEdit Mask** (Couairon et al.; strength 0.5, 10 noises; threshold 0.25 here, paper 0.5, for a wider region) finds where 'circle' -> 'triangle' "
+        "**DiffEdit Mask** (Couairon et al.; strength 0.5, 10 noises; threshold 0.25 here, paper 0.5, for a wider region) "
+        f"finds where '{SOURCE_NOUN}' -> '{TARGET_NOUN}' "
         "changes the image. **Latent Blend** (Blended Latent Diffusion; Prompt-to-Prompt's local blend) keeps the "
         "target on the source outside that mask at every step, so the background is the source's, bit for bit; "
         "**Attention Inject** keeps the layout inside it. The masks used are saved too.\n\n" + TOY_NOTE)
@@ -467,7 +488,7 @@ def sega_edit() -> dict:
         "**SEGA Concept** nodes (Brack et al.; paper defaults: scale 5, warmup 10, threshold 0.9) chain into "
         "**SEGA Guidance**, a GUIDER for the stock **SamplerCustomAdvanced**: here the sample is inverted with "
         "**Edit-Friendly DDPM Invert** (as LEDITS++ does) and guided towards 'a yellow background' and away from "
-        "'a green background'. Prompt, negative and concepts run in one batched UNet call a step.\n\n" + TOY_NOTE)
+        f"'a {_W['background']} background'. Prompt, negative and concepts run in one batched UNet call a step.\n\n" + TOY_NOTE)
     nodes = [n for n in _inversion_nodes(intro) if n["key"] not in ("invert", "apply")] + [
         {"key": "empty", "type": "CLIPTextEncode", "widgets": {"text": ""}, "inputs": {"clip": ("model", "CLIP")},
          "title": "Negative prompt (empty)"},
@@ -477,7 +498,7 @@ def sega_edit() -> dict:
                     "negative": ("empty", 0)}},
         {"key": "add_text", "type": "CLIPTextEncode", "widgets": {"text": "a yellow background"},
          "inputs": {"clip": ("model", "CLIP")}, "title": "Concept to add"},
-        {"key": "remove_text", "type": "CLIPTextEncode", "widgets": {"text": "a green background"},
+        {"key": "remove_text", "type": "CLIPTextEncode", "widgets": {"text": f"a {_W['background']} background"},
          "inputs": {"clip": ("model", "CLIP")}, "title": "Concept to remove"},
         {"key": "add", "type": "InvertEditSEGAConcept",
          "widgets": {"direction": "add", "scale": 5.0, "warmup": 0, "cooldown": 0, "threshold": 0.9, "weight": 1.0},
@@ -505,7 +526,7 @@ def ledits_edit() -> dict:
         "The toy model only learned whole captions, so its concepts are the target caption (added) and the source "
         "caption (removed), and the threshold is 0.3 because the background is most of the picture. With a real "
         "checkpoint use short concepts ('glasses', 'a smile') and the defaults.\n\n" + TOY_NOTE)
-    target = SOURCE_PROMPT.replace("green background", "yellow background")
+    target = SOURCE_PROMPT.replace(f"{_W['background']} background", "yellow background")
     nodes = [n for n in _inversion_nodes(intro) if n["key"] not in ("invert", "apply", "prompt")] + [
         {"key": "empty", "type": "CLIPTextEncode", "widgets": {"text": ""}, "inputs": {"clip": ("model", "CLIP")},
          "title": "Empty prompt"},
@@ -762,13 +783,14 @@ def sd15_ledits_edit() -> dict:
 
 
 # Running a checkpoint workflow on the Toy World Model (tests, card pictures): the runner's
-# builtin="toy" swaps the loader, the image (the bundled sample) and the Upscale Image size (512);
+# builtin="toy" swaps the loader, the image (the bundled sample) and the Upscale Image size;
 # these overrides give it the toy world's prompts, which is all the toy model knows.
 _TOY_PROMPTS = {"Source prompt": {"text": SOURCE_PROMPT}, "Target prompt": {"text": TARGET_PROMPT}}
 _TOY_P2P = {"Source prompt": {"text": SOURCE_PROMPT},
             "InvertEditAttentionInject": {"source_prompt": SOURCE_PROMPT, "target_prompt": TARGET_PROMPT,
                                           "blend_source_words": SOURCE_NOUN, "blend_target_words": TARGET_NOUN}}
-_TOY_LEDITS = {"Concept to add": {"text": SOURCE_PROMPT.replace("green background", "yellow background"), "threshold": 0.3}}
+_TOY_LEDITS = {"Concept to add": {"text": SOURCE_PROMPT.replace(f"{_W['background']} background", "yellow background"),
+                                   "threshold": 0.3}}
 # ... and with fewer steps, so the test suite stays quick (the sampler's steps match the inversion's)
 _QUICK = 10
 _QUICK_DDIM = {"InvertEditDDIMInvert": {"steps": _QUICK}, "KSamplerAdvanced": {"steps": _QUICK}}

@@ -173,3 +173,15 @@ def test_background_psnr_ignores_objects():
 def test_heldout_sets_are_fixed():
     assert S.heldout_captions(60) == S.heldout_captions(60) and len(set(S.heldout_captions(60))) > 50
     assert S.heldout_scenes(5) == S.heldout_scenes(5)
+
+
+def test_world_2_weights_are_committed_and_small():
+    import json
+    from pathlib import Path
+    d = Path(S.__file__).resolve().parents[2] / "models" / "toyworld2"
+    config = json.loads((d / "config.json").read_text())
+    assert config["world"]["colours"] == list(S.COLOURS) and config["world"]["shapes"] == list(S.SHAPES)
+    assert config["world"]["size"] == S.SIZE and config["sample"]["caption"] == S.SAMPLE.caption
+    files = ["toy_unet.safetensors", "toy_vae.safetensors", "toy_clip.safetensors", "config.json", "sample.png"]
+    assert all((d / f).is_file() for f in files)
+    assert sum((d / f).stat().st_size for f in files) < 20 * 2 ** 20

@@ -53,14 +53,14 @@ BUILTIN_MODELS = (TOY_MODEL, DEMO_MODEL)
 CHECKPOINT_LOADER = "CheckpointLoaderSimple"  # the stock loader: MODEL, CLIP, VAE in the same slots
 IMAGE_SCALE = "ImageScale"                    # the stock Upscale Image: the checkpoint workflows' image size
 # ``builtin=``: the pack's models that can stand in for Load Checkpoint (same MODEL, CLIP, VAE slots),
-# as (node class, its widget values, its title in the prompt). All of them make 512x512 images (BUILTIN_IMAGE_SIZE).
+# as (node class, its widget values, its title in the prompt). All of them make BUILTIN_IMAGE_SIZE images.
 BUILTIN_SWAPS = {
-    "toy": (TOY_MODEL, {"world": "two objects (512 px)"}, "Toy World Model (in place of Load Checkpoint)"),
+    "toy": (TOY_MODEL, {"world": "one object (128 px)"}, "Toy World Model (in place of Load Checkpoint)"),
     "demo-sd1": (DEMO_MODEL, {"family": "sd1", "seed": 0}, "Demo Model sd1 (in place of Load Checkpoint)"),
     "demo-sd2-v": (DEMO_MODEL, {"family": "sd2-v", "seed": 0}, "Demo Model sd2-v (in place of Load Checkpoint)"),
     "demo-sdxl": (DEMO_MODEL, {"family": "sdxl", "seed": 0}, "Demo Model sdxl (in place of Load Checkpoint)"),
 }
-BUILTIN_IMAGE_SIZE = 512  # the toy world's images (the two-object world's, as SD1.5's; the demo models take any)
+BUILTIN_IMAGE_SIZE = 128  # the workflows' toy world's images (one object; the demo models take any size)
 
 log = logging.getLogger("invertedit.runner")
 
@@ -204,7 +204,7 @@ def prepare_prompt(workflow: Mapping[str, Any], *, image: str | Path | None = No
     - ``builtin`` (the reverse: ``"toy"``, or ``"demo-sd1"``, ``"demo-sd2-v"``, ``"demo-sdxl"``):
       every ``CheckpointLoaderSimple`` becomes the pack's Toy World Model (or Demo Model of that
       family), same node id and MODEL, CLIP, VAE slots; every stock Upscale Image (``ImageScale``)
-      makes the built-in model's 512x512 images; and without ``image`` every LoadImage loads the
+      makes the built-in model's 128x128 images; and without ``image`` every LoadImage loads the
       bundled sample (``assets/sample.png``). Prompts and steps are left alone (``overrides``).
     - ``overrides``: ``{node id, type or title: {input: value}}`` set after conversion.
     """
