@@ -8,6 +8,8 @@ import importlib
 
 from comfy_api.latest import ComfyExtension, io
 
+from ..adapters.bundled_inputs import supply_to_host
+
 # The node modules, once, in the order the node menu lists them: models, inversion, attention, guidance.
 _MODULES = tuple(importlib.import_module(f".{name}", __name__) for name in (
     "toy_model", "demo_model", "ddim_invert", "inversion_methods", "null_text", "edict", "ddpm_invert",
@@ -21,4 +23,5 @@ class InvertEditExtension(ComfyExtension):
 
 
 async def comfy_entrypoint() -> InvertEditExtension:
+    supply_to_host()   # the example workflows' sample image and inversion, where the server looks
     return InvertEditExtension()

@@ -2,7 +2,7 @@
 
 ``comfy_server`` (module scope): ``python main.py --cpu --listen 127.0.0.1 --port N
 --base-directory <tmp>`` as a subprocess, this pack installed as ``custom_nodes/ComfyUI-InvertEdit``
-(a symlink to the repository), the bundled sample and the host's ``example.png`` in ``input/``.
+(a symlink to the repository), and the host's ``example.png`` in ``input/`` (the pack puts its bundled sample there itself).
 Its log goes to ``<tmp>/comfyui.log``; a failing test that used the server shows the log's tail.
 Where torchvision cannot be imported, the server is started with the same stand-in the headless
 tools use (``workshop/headless/absent_torchvision.py``), as ComfyUI imports it at start-up.
@@ -119,8 +119,7 @@ def _prepare_base(base: Path, host: Path) -> None:
     (base / "custom_nodes" / PACK_LINK).symlink_to(REPO, target_is_directory=True)
     inputs = base / "input"
     inputs.mkdir()
-    for name in ("sample.png", "sample_inversion.safetensors"):
-        shutil.copyfile(REPO / "assets" / name, inputs / name)
+    # the pack supplies its bundled sample image and inversion itself when the server loads it
     if (host / "input" / "example.png").is_file():  # the image the checkpoint workflows name
         shutil.copyfile(host / "input" / "example.png", inputs / "example.png")
 

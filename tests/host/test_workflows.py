@@ -425,3 +425,18 @@ def test_converter_on_the_hosts_templates(host, runner):
         pytest.skip(f"no template in {folder} uses only nodes this host has")
     assert not problems, "\n".join(problems[:20])
     print(f"{converted} templates converted")
+
+
+def test_the_pack_supplies_its_bundled_inputs_to_the_server(host, tmp_path):
+    """On a real server the pack copies its bundled sample image(s) and inversion into the input
+    folder when it loads (the example workflows name them), never over a user's file."""
+    from invertedit.adapters import bundled_inputs
+
+    names = [p.name for p in bundled_inputs.bundled_inputs()]
+    assert {"sample.png", "sample_inversion.safetensors"} <= set(names)
+    (tmp_path / "sample.png").write_bytes(b"the user's own")
+    copied = bundled_inputs.supply_bundled_inputs(tmp_path)
+    assert sorted(copied) == sorted(n for n in names if n != "sample.png")
+    assert (tmp_path / "sample.png").read_bytes() == b"the user's own"
+    assert bundled_inputs.supply_bundled_inputs(tmp_path) == []
+    assert (host.input_dir / "sample_inversion.safetensors").is_file()   # supplied when the host loaded the pack
