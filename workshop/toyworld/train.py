@@ -249,12 +249,7 @@ def train_unet(args) -> None:
         torch.nn.utils.clip_grad_norm_(unet.parameters(), 1.0)
         opt.step()
         decay = min(args.ema, (1 + step) / (10 + step))
-        with torch.no_grad():
-            for k, v in unet.state_dict().items():
-                if v.is_floating_point():
-                    ema[k].mul_(decay).add_(v.detach(), alpha=1 - decay)
-                else:
-                    ema[k].copy_(v)
+        update_ema(ema, unet.state_dict(), decay)
         run_loss = loss.item() if run_loss is None else 0.98 * run_loss + 0.02 * loss.item()
         if step % 25 == 0:
             el = time.time() - t0
@@ -274,6 +269,16 @@ def save_unet(state: dict, meta: dict) -> None:
 # ---------------------------------------------------------------------------------------------
 # Text encoder subset + config
 # ---------------------------------------------------------------------------------------------
+
+@torch.no_grad()
+def update_ema(ema: dict, state: dict, decay: float) -> None:
+    """``ema`` <- decay * ``ema`` + (1 - decay) * ``state`` for floating tensors; others copied."""
+    for k, v in state.items():
+        if v.is_floating_point():
+            ema[k].mul_(decay).add_(v.detach(), alpha=1 - decay)
+        else:
+            ema[k].copy_(v)
+
 
 def save_text_encoder(clip, captions: list[str], path: Path) -> None:
     """The text encoder as the pack ships it: every weight but the token table, and of the table

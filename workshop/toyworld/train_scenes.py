@@ -49,7 +49,7 @@ from invertedit.attention.store import local_blend_mask
 from workshop.toyworld import scenes as S
 from workshop.toyworld import scenes_judge as J
 from invertedit.scenes_autoencoder import SD1_SCALE, SceneAutoencoder
-from workshop.toyworld.train import CLIP_SEED, log, save_file, save_text_encoder, to_nchw
+from workshop.toyworld.train import CLIP_SEED, log, save_file, save_text_encoder, to_nchw, update_ema
 
 REPO = Path(__file__).resolve().parents[2]
 OUT = REPO / "models" / "toyworld2"
@@ -293,9 +293,7 @@ class TrainedText:
                           for i, d in zip(cap_idx, drop)]).float()
 
     def update_ema(self, decay: float) -> None:
-        with torch.no_grad():
-            for n, p in self.params.items():
-                self.ema[n].mul_(decay).add_(p.detach(), alpha=1 - decay)
+        update_ema(self.ema, self.params, decay)
 
 
 def _clip_layer_forward(self, x, mask=None, optimized_attention=None):
@@ -404,12 +402,7 @@ def train_unet(args) -> None:
         decay = min(args.ema, (1 + step) / (10 + step))
         if text is not None:
             text.update_ema(decay)
-        with torch.no_grad():
-            for k, v in unet.state_dict().items():
-                if v.is_floating_point():
-                    ema[k].mul_(decay).add_(v.detach(), alpha=1 - decay)
-                else:
-                    ema[k].copy_(v)
+        update_ema(ema, unet.state_dict(), decay)
         run_loss = loss.item() if run_loss is None else 0.98 * run_loss + 0.02 * loss.item()
         if step % 25 == 0:
             el = time.time() - t0
