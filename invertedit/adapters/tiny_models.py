@@ -302,6 +302,12 @@ def build_tiny_unet(family: str, seed: int = 0) -> comfy.model_patcher.ModelPatc
     init_weights(model.diffusion_model, _generator(family, "unet", seed))
     _smooth_in_time(model.diffusion_model.time_embed[0].weight)
     _calm_output(model.diffusion_model.out[-1])
+    return frozen_patcher(model)
+
+
+def frozen_patcher(model) -> comfy.model_patcher.ModelPatcher:
+    """A host ``BaseModel`` in eval mode without gradients, in a ``ModelPatcher`` on the host's
+    devices: how the pack's built-in models reach the graph."""
     model.eval()
     model.requires_grad_(False)
     return comfy.model_patcher.ModelPatcher(

@@ -28,9 +28,9 @@ MODELS = Path(__file__).resolve().parents[2] / "models"
 # world choice (the node's combo) -> (folder under models/, training command, image size)
 WORLD_2 = "two objects (512 px)"
 WORLD_1 = "one object (128 px)"
-WORLDS: dict[str, tuple[str, str, int]] = {
-    WORLD_2: ("toyworld2", "python -m workshop.toyworld.train_scenes", 512),
+WORLDS: dict[str, tuple[str, str, int]] = {   # the default first: the node's dropdown lists them in this order
     WORLD_1: ("toyworld", "python -m workshop.toyworld.train", 128),
+    WORLD_2: ("toyworld2", "python -m workshop.toyworld.train_scenes", 512),
 }
 DEFAULT_WORLD = WORLD_1   # world 2's model does not yet bind words to places (docs/toyworld.md)
 
@@ -62,13 +62,7 @@ def load_unet(config: dict, world: str = DEFAULT_WORLD) -> comfy.model_patcher.M
                                        device=torch.device("cpu"))
     state = {k: v.float() if v.is_floating_point() else v for k, v in _load("toy_unet.safetensors", world).items()}
     model.diffusion_model.load_state_dict(state, strict=True)
-    model.eval()
-    model.requires_grad_(False)
-    return comfy.model_patcher.ModelPatcher(
-        model,
-        load_device=comfy.model_management.get_torch_device(),
-        offload_device=comfy.model_management.unet_offload_device(),
-    )
+    return tiny_models.frozen_patcher(model)
 
 
 def load_clip(config: dict, world: str = DEFAULT_WORLD) -> comfy.sd.CLIP:

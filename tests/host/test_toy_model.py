@@ -17,14 +17,6 @@ from workshop.toyworld.judge import judge
 WORLD_1 = "one object (128 px)"   # this module checks world 1's model; world 2's: test_toy_world2.py
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(autouse=True)
 def _no_grad():
     with torch.no_grad():

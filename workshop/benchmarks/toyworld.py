@@ -115,7 +115,7 @@ def _sample(ctx, model, latent, positive, cfg):
                 latent_image=latent, start_at_step=0, end_at_step=10000, return_with_leftover_noise="disable")[0]["samples"]
 
 
-def refined_naive(node, cfg, label_kw=None):
+def refined_naive(node, cfg):
     """An inversion refined by ``node`` (Negative-Prompt, Null-Text), applied; the edit is the
     target prompt at ``cfg``, the reconstruction the source prompt at ``cfg``."""
     def run(ctx):
@@ -311,7 +311,8 @@ def fmt(x: float) -> str:
 
 
 def load_models(host):
-    return host.pack.adapters.toy_model.load_toy_model("one object (128 px)")
+    toy = host.pack.adapters.toy_model
+    return toy.load_toy_model(toy.WORLD_1)
 
 
 def benchmark(host, args) -> str:

@@ -238,12 +238,7 @@ def train_unet(args) -> None:
         ctx = embs[caps_all[idx]]
         drop = torch.rand(bs, generator=gen) < args.dropout
         ctx = torch.where(drop.view(bs, 1, 1), empty.expand_as(ctx), ctx)
-        t = torch.randint(0, 1000, (bs,), generator=gen)
-        noise = torch.randn(x0.shape, generator=gen) + args.offset_noise * torch.randn(bs, 4, 1, 1, generator=gen)
-        a = abar[t].view(bs, 1, 1, 1)
-        xt = a.sqrt() * x0 + (1 - a).sqrt() * noise
-        pred = unet(xt, timesteps=t.float(), context=ctx)
-        loss = (((pred - noise) ** 2).mean(dim=(1, 2, 3)) * w_t[t]).mean()
+        loss = eps_loss(unet, x0, ctx, abar, w_t, gen, args.offset_noise)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(unet.parameters(), 1.0)
@@ -269,6 +264,18 @@ def save_unet(state: dict, meta: dict) -> None:
 # ---------------------------------------------------------------------------------------------
 # Text encoder subset + config
 # ---------------------------------------------------------------------------------------------
+
+def eps_loss(unet, x0: torch.Tensor, ctx: torch.Tensor, abar: torch.Tensor, w_t: torch.Tensor,
+             gen: torch.Generator, offset_noise: float) -> torch.Tensor:
+    """The weighted eps-prediction loss of ``x0`` noised at timesteps drawn from ``gen`` (the
+    timesteps first, then the noise with its per-channel offset, so runs are reproducible)."""
+    bs = x0.shape[0]
+    t = torch.randint(0, 1000, (bs,), generator=gen)
+    noise = torch.randn(x0.shape, generator=gen) + offset_noise * torch.randn(bs, 4, 1, 1, generator=gen)
+    a = abar[t].view(bs, 1, 1, 1)
+    pred = unet(a.sqrt() * x0 + (1 - a).sqrt() * noise, timesteps=t.float(), context=ctx)
+    return (((pred - noise) ** 2).mean(dim=(1, 2, 3)) * w_t[t]).mean()
+
 
 @torch.no_grad()
 def update_ema(ema: dict, state: dict, decay: float) -> None:

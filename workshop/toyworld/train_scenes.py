@@ -49,7 +49,7 @@ from invertedit.attention.store import local_blend_mask
 from workshop.toyworld import scenes as S
 from workshop.toyworld import scenes_judge as J
 from invertedit.scenes_autoencoder import SD1_SCALE, SceneAutoencoder
-from workshop.toyworld.train import CLIP_SEED, log, save_file, save_text_encoder, to_nchw, update_ema
+from workshop.toyworld.train import CLIP_SEED, log, save_file, eps_loss, save_text_encoder, to_nchw, update_ema
 
 REPO = Path(__file__).resolve().parents[2]
 OUT = REPO / "models" / "toyworld2"
@@ -389,12 +389,7 @@ def train_unet(args) -> None:
             ctx = torch.where(drop.view(bs, 1, 1), empty.expand_as(embs[cap_idx]), embs[cap_idx])
         else:
             ctx = text.encode(cap_idx, drop)
-        t = torch.randint(0, 1000, (bs,), generator=gen)
-        noise = torch.randn(x0.shape, generator=gen) + args.offset_noise * torch.randn(bs, 4, 1, 1, generator=gen)
-        a = abar[t].view(bs, 1, 1, 1)
-        xt = a.sqrt() * x0 + (1 - a).sqrt() * noise
-        pred = unet(xt, timesteps=t.float(), context=ctx)
-        loss = (((pred - noise) ** 2).mean(dim=(1, 2, 3)) * w_t[t]).mean()
+        loss = eps_loss(unet, x0, ctx, abar, w_t, gen, args.offset_noise)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_([q for g in opt.param_groups for q in g["params"]], 1.0)
