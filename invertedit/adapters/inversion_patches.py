@@ -17,6 +17,7 @@ from ..inversion.record import InversionMismatch
 from .errors import NodeInputError
 from .errors import check_finite_tensor
 from .fingerprint import model_fingerprint
+from .pair import SOURCE_ON_TRAJECTORY
 from .inversion_sampler import InversionSampling
 
 
@@ -194,6 +195,8 @@ class NullTextSwap:
 def _direct(m, inversion: Inversion) -> None:
     # First in the list: later post-CFG edits (Latent Blend, local blend) must see the corrected source.
     m.model_options.setdefault("sampler_post_cfg_function", []).insert(0, DirectCorrection(inversion))
+    # Editors that only read the source's attention may leave out its rows (SkipUnusedSource).
+    m.model_options.setdefault("transformer_options", {})[SOURCE_ON_TRAJECTORY] = inversion.trajectory.shape[1]
 
 
 def _null_text(m, inversion: Inversion) -> None:

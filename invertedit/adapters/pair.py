@@ -37,11 +37,19 @@ def prepare_pair_model(model, latent: dict, kinds: tuple[str, ...], node: str):
     return model.clone(), blocks, {"samples": samples.repeat(2, 1, 1, 1)}
 
 
+# transformer_options keys: Direct Inversion's mark that the first row's prediction is replaced
+# after CFG (its value: how many rows), and the mark of a model call that runs target rows only.
+SOURCE_ON_TRAJECTORY = "invertedit_source_on_trajectory"
+TARGET_ONLY = "invertedit_target_only"
+
+
 def pair_rows(q: torch.Tensor, extra_options: dict, node: str) -> tuple[list, int]:
     """The chunks (``cond_or_uncond``) of an attention call and their row count, which must be
-    the (source, target) pair."""
+    the (source, target) pair, or 1 in a call of target rows only (``TARGET_ONLY``)."""
     chunks = extra_options.get("cond_or_uncond", [0])
     rows = q.shape[0] // len(chunks)
+    if extra_options.get(TARGET_ONLY) and rows == 1:
+        return chunks, rows
     if rows != 2:
         raise NodeInputError(node, f"the sampler runs a batch of {rows}; sample the LATENT pair and the CONDITIONING "
                                    f"pair from this node (row 0 source, row 1 target).")

@@ -292,11 +292,16 @@ def _spec(family: str) -> FamilySpec:
 
 def build_tiny_unet(family: str, seed: int = 0) -> comfy.model_patcher.ModelPatcher:
     """The family's UNet as a host ``BaseModel`` (``SDXL`` for sdxl) in a ModelPatcher."""
-    spec = _spec(family)
+    return build_unet(_spec(family), seed)
+
+
+def build_unet(spec: FamilySpec, seed: int = 0) -> comfy.model_patcher.ModelPatcher:
+    """The UNet of any ``FamilySpec`` (also real-sized ones, for the cost benchmark), seeded."""
+    family = spec.name
     model_config = spec.config_class(copy.deepcopy(spec.unet_config))
     model_config.unet_config.update(spec.unet_overrides)
     model_config.set_inference_dtype(torch.float32, None)
-    model_class = comfy.model_base.SDXL if family == "sdxl" else comfy.model_base.BaseModel
+    model_class = comfy.model_base.SDXL if spec.config_class is comfy.supported_models.SDXL else comfy.model_base.BaseModel
     # The model type is given directly: SD20 would guess it from real-sized checkpoint keys.
     model = model_class(model_config, model_type=spec.model_type, device=torch.device("cpu"))
     init_weights(model.diffusion_model, _generator(family, "unet", seed))
@@ -319,7 +324,12 @@ def frozen_patcher(model) -> comfy.model_patcher.ModelPatcher:
 
 def build_tiny_clip(family: str, seed: int = 0) -> comfy.sd.CLIP:
     """The family's text encoder(s) as a host ``comfy.sd.CLIP``, in float32."""
-    spec = _spec(family)
+    return build_clip(_spec(family), seed)
+
+
+def build_clip(spec: FamilySpec, seed: int = 0) -> comfy.sd.CLIP:
+    """The text encoder(s) of any ``FamilySpec``, seeded, in float32."""
+    family = spec.name
     target = comfy.supported_models_base.ClipTarget(*spec.clip_target)
     options = {**{k: dict(v) for k, v in spec.text_configs.items()},
                "dtype": torch.float32, "initial_device": torch.device("cpu")}

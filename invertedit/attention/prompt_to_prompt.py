@@ -63,6 +63,11 @@ class ReplaceSchedule:
         first, stop = self_steps(self.self_start, self.self_, steps)
         return first <= step < stop and tokens <= self.self_layers * latent_tokens
 
+    def injects_any(self, step: int, steps: int) -> bool:
+        """Whether any layer takes the source's maps at this step (the source rows are needed)."""
+        first, stop = self_steps(self.self_start, self.self_, steps)
+        return self.injects("cross", step, steps, 0, 1) or (first <= step < stop and self.self_layers > 0)
+
     def word_alphas(self, step: int, steps: int) -> torch.Tensor | None:
         """Per-token 1 (source's map) / 0 (own map) over the context at ``step``, or None when every
         token follows the default fraction."""

@@ -17,7 +17,8 @@ from comfy_api.latest import io
 
 from ..adapters.errors import NodeInputError, check_choice
 from ..adapters.pair import encode_pair, prepare_pair_model
-from ..adapters.prompt_to_prompt import BLEND_KEY, LocalBlendStep, PromptToPromptPatch, PromptToPromptRun, blend_blocks
+from ..adapters.prompt_to_prompt import (BLEND_KEY, LocalBlendStep, PromptToPromptPatch, PromptToPromptRun,
+                                          SkipUnusedSource, blend_blocks)
 from ..adapters.sampling import check_model_family
 from ..adapters.schemas import pair_inputs, pair_outputs
 from ..adapters.tokens import blend_word_positions, prompt_tokens, word_positions, word_tokens
@@ -134,6 +135,8 @@ class AttentionInject(io.ComfyNode):
             m.set_model_attn2_replace(PromptToPromptPatch(schedule, "cross", mapper, alphas, scales, swap, at_blend),
                                       block, number)
         m.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.OUTER_SAMPLE, BLEND_KEY, PromptToPromptRun(schedule, blend))
+        m.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.APPLY_MODEL, BLEND_KEY,
+                               SkipUnusedSource(schedule, blend is not None))
         if blend is not None:
             m.set_model_sampler_post_cfg_function(LocalBlendStep(blend_start))
         return io.NodeOutput(m, encode_pair(clip, source_prompt, target_prompt), pair_latent)

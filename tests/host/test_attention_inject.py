@@ -194,3 +194,36 @@ def test_sdxl_at_1024_replaces_self_attention_in_the_layers_the_rule_selects(hos
              scheduler="ddim_uniform", positive=pair, negative=pair, latent_image=pair_lat, start_at_step=0,
              end_at_step=10000, return_with_leftover_noise="disable")
         assert seen == {tokens: {took} for tokens, took in expected.items()}, (layers, seen)
+
+
+@pytest.mark.parametrize("family, blend", [("sd1", False), ("sd1", True), ("sdxl", False), ("sd2-v", True)])
+def test_direct_inversion_leaves_out_the_source_rows_nobody_reads(host, tiny, family, blend):
+    """Direct + Prompt-to-Prompt: the source's unconditional row is never computed, its conditional
+    row only while maps are injected or a local blend reads them; the pair comes out the same."""
+    model, clip, _ = tiny(family)
+    neg = encode(host, clip, "")
+    inv, lat, _ = call(host, "InvertEditDDIMInvert", model=model, latent=source_latent(), positive=encode(host, clip, SOURCE),
+                       steps=10, scheduler="ddim_uniform", start_at_step=0, cfg=1.0)
+    m, pair, pair_lat = call(host, "InvertEditAttentionInject", model=model, clip=clip, latent=lat, source_prompt=SOURCE,
+                             target_prompt=TARGET, mode="replace", reweight="", cross_replace=0.4, self_replace=0.6,
+                             blend_source_words="circle" if blend else "", blend_target_words="square" if blend else "")
+    m = call(host, "InvertEditApplyInversion", model=m, inversion=call(host, "InvertEditDirectInversion", inversion=inv)[0])[0]
+    plain = m.clone()   # the same patches, without Direct's mark: every row computed
+    key = host.pack.adapters.pair.SOURCE_ON_TRAJECTORY
+    assert m.model_options["transformer_options"][key] == 1
+    plain.model_options["transformer_options"] = {k: v for k, v in plain.model_options["transformer_options"].items()
+                                                  if k != key}
+    rows = []
+    hook = model.model.diffusion_model.register_forward_pre_hook(lambda mod, args: rows.append(args[0].shape[0]))
+    try:
+        skipped = sample(host, m, pair_lat, pair, neg, cfg=5.0)
+        counted, rows[:] = list(rows), []
+        full = sample(host, plain, pair_lat, pair, neg, cfg=5.0)
+    finally:
+        hook.remove()
+    assert sum(rows) == 4 * 10
+    # cross 0.4 of 10 steps: maps in steps 0-3; self 0.6: steps 0-5; after that 2 rows (3 with a local blend)
+    assert sum(counted) == (3 * 10 if blend else 3 * 6 + 2 * 4), counted
+    assert torch.equal(skipped[:1], full[:1])            # the source row: on the trajectory either way
+    assert rel_err(skipped[1:], full[1:]) < 1e-5         # the edit: the same up to batched float sums
+    assert not torch.equal(skipped[1:], skipped[:1])
