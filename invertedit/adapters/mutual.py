@@ -8,9 +8,8 @@ import torch.nn.functional as F
 from ..attention.maps import token_grid
 from ..attention.mutual import MutualSchedule
 from ..attention.mutual import masked_mutual_target
-from ..attention.mutual import mutual_target
 from .attention_maps import host_attention
-from .pair import pair_rows
+from .pair import pair_rows, rows_from_source
 from .steps import sampling_step
 
 
@@ -54,18 +53,19 @@ class MutualSelfAttentionPatch:
 
     def __call__(self, q, k, v, extra_options):
         heads = extra_options["n_heads"]
-        out = host_attention(q, k, v, extra_options)
         chunks, rows = pair_rows(q, extra_options, NAME)
         block = extra_options["block"]
         layer = self.layers[(block[0], block[1], extra_options.get("block_index", 0))]
         step, _ = sampling_step(extra_options)
         if not self.schedule.active(step, layer):
-            return out
-        out = out.clone()
-        masks = self.token_masks(tuple(extra_options["original_shape"][-2:]), q.shape[1]) if self.masks else None
+            return host_attention(q, k, v, extra_options)
+        if not self.masks:   # the target's queries on the source's keys and values: one call for all rows
+            return host_attention(q, *rows_from_source(chunks, rows, k, v, kinds=(0, 1)), extra_options)
+        out = host_attention(q, k, v, extra_options).clone()
+        masks = self.token_masks(tuple(extra_options["original_shape"][-2:]), q.shape[1])
         for c in range(len(chunks)):   # conditional and unconditional pairs alike, as in the paper
             s = c * rows
             pair = (q[s:s + 2], k[s:s + 2], v[s:s + 2], heads)
-            target = masked_mutual_target(*pair, *masks) if masks else mutual_target(*pair)
+            target = masked_mutual_target(*pair, *masks)
             out[s + 1] = target[0].to(out.dtype)
         return out

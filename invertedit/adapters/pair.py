@@ -54,3 +54,16 @@ def pair_rows(q: torch.Tensor, extra_options: dict, node: str) -> tuple[list, in
         raise NodeInputError(node, f"the sampler runs a batch of {rows}; sample the LATENT pair and the CONDITIONING "
                                    f"pair from this node (row 0 source, row 1 target).")
     return chunks, rows
+
+
+def rows_from_source(chunks: list, rows: int, *tensors: torch.Tensor, kinds: tuple = (0,)) -> tuple:
+    """Copies of an attention call's ``tensors`` whose target rows are their source rows, in the
+    chunks of ``kinds`` (conditional only for Prompt-to-Prompt, which edits only these; both for
+    MasaCtrl): how an editor hands the target the source's maps (queries and keys) or its
+    content (keys and values) in the one attention call of every row."""
+    out = tuple(t.clone() for t in tensors)
+    for c, kind in enumerate(chunks):
+        if kind in kinds:
+            for t in out:
+                t[c * rows + 1] = t[c * rows]
+    return out

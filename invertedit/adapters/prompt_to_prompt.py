@@ -15,7 +15,7 @@ from ..inversion.direct import denoised_onto, euler_step
 from .attention_maps import host_attention, patch_maps
 from .errors import NodeInputError
 from .layout import attention_levels, mask_factor
-from .pair import SOURCE_ON_TRAJECTORY, TARGET_ONLY, pair_rows
+from .pair import SOURCE_ON_TRAJECTORY, TARGET_ONLY, pair_rows, rows_from_source
 from .steps import post_cfg_step, sampling_step, step_at
 
 
@@ -39,8 +39,7 @@ class PromptToPromptPatch:
         self.blend_blocks = blend_blocks
 
     def target_maps(self, q, k, heads, step, steps):
-        if self.kind == "self":
-            return replaced_maps(q, k, heads)
+        """The target row's edited cross-attention maps (self-attention needs none: see __call__)."""
         words = self.schedule.word_alphas(step, steps)
         if self.mapper is not None:
             return refined_maps(q, k, heads, self.mapper, self.alphas, self.scales, words)
@@ -48,13 +47,18 @@ class PromptToPromptPatch:
 
     def __call__(self, q, k, v, extra_options):
         heads = extra_options["n_heads"]
-        out = host_attention(q, k, v, extra_options)
         chunks, rows = pair_rows(q, extra_options, NAME)
         if rows == 1:   # a call of target rows only (SkipUnusedSource): nothing to inject from
-            return out
+            return host_attention(q, k, v, extra_options)
         step, steps = sampling_step(extra_options)
         latent_hw = tuple(extra_options["original_shape"][-2:])
         inject = self.schedule.injects(self.kind, step, steps, q.shape[1], latent_hw[0] * latent_hw[1])
+        if self.kind == "self":
+            # The target takes the source's maps: its row attends with the source's queries and
+            # keys on its own values, in the same single call as every other row (no maps held;
+            # at SDXL 1024 px one row's would be 0.7 GB).
+            return host_attention(*rows_from_source(chunks, rows, q, k) if inject else (q, k), v, extra_options)
+        out = host_attention(q, k, v, extra_options)
         blend = extra_options.get(BLEND_KEY) if tuple(extra_options.get("block", ())) in self.blend_blocks else None
         if not inject and blend is None:
             return out

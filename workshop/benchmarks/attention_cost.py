@@ -4,8 +4,9 @@ batch of 2, side by side, and the memory attention maps take, computed from the 
     python -m workshop.benchmarks.attention_cost [--model toy|sd1|sdxl] [--steps 50] [--repeats 5]
 
 Wall time is the median of interleaved runs, as a ratio (never an absolute time). Memory is
-computed, float32: the transient maps the Prompt-to-Prompt patch builds inside its largest
-attention call (source and target rows), the maps a per-step store of every cross-attention
+computed, float32: the transient cross-attention maps the Prompt-to-Prompt patch builds
+inside its largest attention call (source and target rows; its self-attention replace attends
+the target's values with the source's queries and keys in one call, holding no maps), the maps a per-step store of every cross-attention
 layer would hold (what the original AttentionStore keeps across a run), and what the pack's
 Attention Store keeps (one aggregated map per token).
 """
@@ -44,19 +45,17 @@ def attention_layers(unet_config: dict, latent_side: int) -> list[tuple[int, int
             k += 1
     mid = unet_config.get("transformer_depth_middle", depth[-1])
     layers += [((latent_side >> (len(mult) - 1)) ** 2, heads(base * mult[-1]))] * max(mid, 0)
-    k = 0
+    depth_out = list(depth_out)
     for level, m in reversed(list(enumerate(mult))):
-        for _ in range(res[level] + 1):
-            layers += [((latent_side >> level) ** 2, heads(base * m))] * depth_out[k]
-            k += 1
+        for _ in range(res[level] + 1):   # the host pops the decoder's depths from the end
+            layers += [((latent_side >> level) ** 2, heads(base * m))] * depth_out.pop()
     return layers
 
 
 def memory_table(name: str, unet_config: dict, latent_side: int, steps: int, tokens: int = 77) -> str:
     layers = attention_layers(unet_config, latent_side)
     cross = [n * h * tokens * 4 for n, h in layers]
-    self_ = [n * n * h * 4 for n, h in layers if n <= 256]
-    peak = 2 * max(cross + self_)
+    peak = 2 * max(cross)   # self-attention replace runs as one attention call: no maps held
     store_all = sum(cross) * steps
     aggregated = tokens * max(latent_side // 4, 8) ** 2 * 4
     mb = lambda b: f"{b / 2 ** 20:,.1f} MiB"
@@ -113,7 +112,7 @@ def main(argv=None) -> None:
     print("|---|---|---|---|---|")
     print(memory_table("SD1.5, 512x512", sm.SD15.unet_config | {"model_channels": 320, "channel_mult": [1, 2, 4, 4],
           "transformer_depth": [1, 1, 1, 1, 1, 1, 0, 0], "num_res_blocks": 2, "num_heads": 8, "num_head_channels": -1,
-          "transformer_depth_middle": 1, "transformer_depth_output": [0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 1]}, 64, 50))
+          "transformer_depth_middle": 1, "transformer_depth_output": [1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0]}, 64, 50))
     print(memory_table("SDXL, 1024x1024", sm.SDXL.unet_config | {"num_res_blocks": 2, "channel_mult": [1, 2, 4],
           "num_head_channels": 64, "transformer_depth_middle": 10,
           "transformer_depth_output": [0, 0, 0, 2, 2, 2, 10, 10, 10]}, 128, 50))
