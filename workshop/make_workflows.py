@@ -316,6 +316,83 @@ def ddpm_edit_friendly() -> dict:
     return {"nodes": nodes + _vae_roundtrip()}
 
 
+FIXED_POINT_STEPS = 4   # ReNoise's code default; on the toy model the fixed point then beats 50-step DDIM
+
+
+def fixed_point_invert_edit() -> dict:
+    steps = FIXED_POINT_STEPS
+    intro = (
+        f"# Fixed-point inversion in {steps} steps, then an edit\n\n"
+        "**Fixed-Point Invert** (ReNoise, Garibi et al.; fixed-point inversion, Meiri et al.; AIDI, Pan et al.) "
+        "inverts like DDIM Invert, but at every step re-evaluates the model at its estimate of the next latent and "
+        "iterates (ReNoise's defaults: 9 iterations, the last 2 estimates averaged; 5 estimates, all averaged, below "
+        "timestep 250), so each step is the exact inverse of the sampler's step. In "
+        f"{steps} steps it costs {5 + 10 * (steps - 1)} model evaluations and reconstructs better than DDIM at 50 "
+        "steps (docs/measurements.md). The stock **KSampler (Advanced)** samples it as after DDIM Invert: add_noise "
+        f"*disable*, the same {steps} steps, scheduler and start step, sampler *ddim*. Beside it, **DDIM Invert** at "
+        f"the same {steps} steps, which drifts; and the naive edit (target prompt, cfg 5) from the fixed-point "
+        "latent.\n\n" + TOY_NOTE)
+    nodes = [n for n in _inversion_nodes(intro) if n["key"] not in ("invert", "apply")]
+    few = {"steps": steps, "scheduler": "ddim_uniform", "start_at_step": 0, "cfg": 1.0}
+    nodes += [
+        {"key": "invert", "type": "InvertEditFixedPointInvert",
+         "widgets": dict(few, iterations=9, average=2, low_noise_rule=True, anderson=0),
+         "inputs": {"model": ("model", "MODEL"), "latent": ("encode", "LATENT"), "positive": ("prompt", 0)}},
+        {"key": "apply", "type": "InvertEditApplyInversion",
+         "inputs": {"model": ("model", "MODEL"), "inversion": ("invert", 0)}},
+        {"key": "ddim", "type": "InvertEditDDIMInvert", "widgets": dict(few),
+         "inputs": {"model": ("model", "MODEL"), "latent": ("encode", "LATENT"), "positive": ("prompt", 0)},
+         "title": f"DDIM Invert at the same {steps} steps (for comparison)"},
+        {"key": "target", "type": "CLIPTextEncode", "widgets": {"text": TARGET_PROMPT},
+         "inputs": {"clip": ("model", "CLIP")}, "title": "Target prompt"},
+        {"key": "empty", "type": "CLIPTextEncode", "widgets": {"text": ""}, "inputs": {"clip": ("model", "CLIP")},
+         "title": "Negative prompt (empty)"},
+    ]
+    samplers = [_ksampler_advanced("sample", "prompt"),
+                _ksampler_advanced("sample_ddim", "prompt", latent=("ddim", "LATENT"), model="model"),
+                _ksampler_advanced("edit", "target", negative="empty", cfg=EDIT_CFG)]
+    for sampler in samplers:
+        sampler["widgets"]["steps"] = steps
+    nodes += samplers
+    nodes += _decode_and_save("rec", "sample", "invertedit/fixed_point_reconstruction",
+                              f"Fixed-point reconstruction ({steps} steps)")
+    nodes += _decode_and_save("ddim", "sample_ddim", "invertedit/fixed_point_ddim_same_steps",
+                              f"DDIM reconstruction at the same {steps} steps (drifts)")
+    nodes += _decode_and_save("edit", "edit", "invertedit/fixed_point_edit_naive",
+                              f"Naive edit from the fixed-point latent (target prompt, cfg {EDIT_CFG:g})")
+    return {"nodes": nodes + _vae_roundtrip()}
+
+
+SDEDIT_DENOISE = 0.6   # SDEdit's t0 (Meng et al.): typically 0.5-0.6 of the way to noise for a real image
+
+
+def sdedit_baseline() -> dict:
+    intro = (
+        "# SDEdit: the baseline without inversion\n\n"
+        "SDEdit (Meng et al.) noises the image part of the way to pure noise (t0) and denoises it with the target "
+        "prompt. That is what the stock **KSampler** does with **denoise** below 1: here "
+        f"{SDEDIT_DENOISE:g}, in the paper's usual range of t0 = 0.5-0.6 for real images (lower keeps more of the "
+        "image and edits less; higher edits more and keeps less). No inversion, no extra UNet call; the structure "
+        "survives only as far as the noise leaves it, which is what the inversion-based workflows improve on. Change "
+        "the seed for another draw.\n\n" + TOY_NOTE)
+    nodes = [n for n in _inversion_nodes(intro) if n["key"] not in ("invert", "apply", "prompt")]
+    nodes += [
+        {"key": "target", "type": "CLIPTextEncode", "widgets": {"text": TARGET_PROMPT},
+         "inputs": {"clip": ("model", "CLIP")}, "title": "Target prompt"},
+        {"key": "empty", "type": "CLIPTextEncode", "widgets": {"text": ""}, "inputs": {"clip": ("model", "CLIP")},
+         "title": "Negative prompt (empty)"},
+        {"key": "sdedit", "type": "KSampler",
+         "widgets": {"seed": 0, "steps": STEPS, "cfg": EDIT_CFG, "sampler_name": "ddim", "scheduler": "ddim_uniform",
+                     "denoise": SDEDIT_DENOISE},
+         "inputs": {"model": ("model", "MODEL"), "positive": ("target", 0), "negative": ("empty", 0),
+                    "latent_image": ("encode", "LATENT")},
+         "title": f"KSampler = SDEdit (denoise {SDEDIT_DENOISE:g}: t0)"},
+    ]
+    nodes += _decode_and_save("sdedit", "sdedit", "invertedit/sdedit",
+                              f"SDEdit (target prompt, denoise {SDEDIT_DENOISE:g}, cfg {EDIT_CFG:g})")
+    return {"nodes": nodes + _vae_roundtrip()}
+
+
 def p2p_replace_edit() -> dict:
     intro = (
         "# Prompt-to-Prompt on the inverted image (replace)\n\n"
@@ -546,6 +623,165 @@ def ledits_edit() -> dict:
          "inputs": {"model": ("model", "MODEL"), "negative": ("empty", 0), "concepts": ("remove", 0)}},
     ] + _edit_friendly_guided("ledits", "LEDITS++ edit")
     return {"nodes": nodes + _vae_roundtrip()}
+
+
+def pix2pix_zero_edit() -> dict:
+    colours = [("red", "blue"), ("green", "yellow"), ("white", "black"), ("yellow", "red"), ("black", "white"),
+               ("blue", "green")]
+    source = "\n".join(f"a {c} {SOURCE_NOUN} on a {b} background" for c, b in colours)
+    target = source.replace(SOURCE_NOUN, TARGET_NOUN)
+    intro = (
+        "# pix2pix-zero: an edit direction with cross-attention guidance\n\n"
+        "**Pix2Pix-Zero Invert** (Parmar et al.; paper defaults: lambdas 20, 5 rounds of 5 rolls) inverts the image "
+        "with the predicted noise pulled towards Gaussian noise. **Edit Direction** averages the embeddings of "
+        f"sentences about a {SOURCE_NOUN} and about a {TARGET_NOUN} (one per line; the paper uses about a thousand) and "
+        "adds the difference to the caption's embedding. **Cross-Attention Guidance** is a GUIDER for the stock "
+        "**SamplerCustomAdvanced**: the reconstruction and the edit are drawn side by side, and at every step the edit's "
+        "latent takes a gradient step that keeps its cross-attention maps on the reconstruction's, so the layout "
+        "stays while the shape changes. The paper's step size, 0.1 (for SD at 512 px), changes nothing measurable on "
+        "the toy model; here it is 10, which kept the most structure in the toy benchmark. With a real checkpoint use "
+        "0.1.\n\n"
+        "As in the authors' real-image script the negative prompt is the source caption (cfg 5): the reconstruction row "
+        "then follows the inversion, and the edit is guided away from the caption. The saved batch holds the "
+        "reconstruction and the edit.\n\n" + TOY_NOTE)
+    nodes = [n for n in _inversion_nodes(intro) if n["key"] not in ("invert", "apply")] + [
+        {"key": "invert", "type": "InvertEditPix2PixZeroInvert",
+         "widgets": {"steps": STEPS, "scheduler": "ddim_uniform", "start_at_step": 0, "cfg": 1.0, "lambda_auto_corr": 20.0,
+                     "lambda_kl": 20.0, "reg_steps": 5, "auto_corr_rolls": 5, "seed": 0},
+         "inputs": {"model": ("model", "MODEL"), "latent": ("encode", "LATENT"), "positive": ("prompt", 0)}},
+        {"key": "direction", "type": "InvertEditEditDirection",
+         "widgets": {"source_sentences": source, "target_sentences": target},
+         "inputs": {"conditioning": ("prompt", 0), "clip": ("model", "CLIP")}},
+        {"key": "guidance", "type": "InvertEditCrossAttentionGuidance", "widgets": {"cfg": EDIT_CFG, "guidance_amount": 10.0},
+         "inputs": {"model": ("model", "MODEL"), "positive": ("prompt", 0), "target": ("direction", 0),
+                    "negative": ("prompt", 0), "latent": ("invert", "LATENT")}},
+        {"key": "sampler", "type": "KSamplerSelect", "widgets": {"sampler_name": "ddim"}},
+        {"key": "noise", "type": "DisableNoise"},
+        {"key": "sample", "type": "SamplerCustomAdvanced",
+         "inputs": {"noise": ("noise", "NOISE"), "guider": ("guidance", "GUIDER"), "sampler": ("sampler", "SAMPLER"),
+                    "sigmas": ("invert", "SIGMAS"), "latent_image": ("guidance", "LATENT")}},
+    ]
+    nodes += _decode_and_save("pair", "sample", "invertedit/pix2pix_zero",
+                              "Reconstruction and pix2pix-zero edit")
+    return {"nodes": nodes + _vae_roundtrip()}
+
+
+IMAGIC_STEPS = {"embedding": 80, "embedding_lr": 0.01, "fine_tune": 100, "fine_tune_lr": 0.01, "rank": 8}
+
+
+def imagic_edit() -> dict:
+    s = IMAGIC_STEPS
+    intro = (
+        "# Imagic: optimise the text, fine-tune the model, interpolate\n\n"
+        "**Imagic Optimize Embedding** (Kawar et al.) starts from the target prompt's embedding and optimises it until "
+        "the frozen model reconstructs the image; **Imagic Fine-Tune** then fine-tunes the model on that embedding (a "
+        "LoRA on every layer, the host's format: the paper fine-tunes all weights); **Imagic Interpolate** mixes the two "
+        "embeddings (alpha = the paper's eta, about 0.7) and the stock **KSampler** draws the result *from noise* with "
+        "the fine-tuned model. alpha 0 gives the reconstruction, alpha 0.7 the edit. **Save LoRA Weights** keeps the "
+        "fine-tune (LoraLoader applies it again).\n\n"
+        f"Steps here are few so that it runs in about a minute on a CPU: {s['embedding']} embedding steps at lr "
+        f"{s['embedding_lr']:g} and {s['fine_tune']} LoRA steps at lr {s['fine_tune_lr']:g} (the toy model is tiny). "
+        "The paper: 100 embedding steps (lr 0.001) and 1500 fine-tuning steps (lr 5e-7, all weights); diffusers' "
+        "reference code for Stable Diffusion: 500 (lr 0.001) and 1000 (lr 2e-6); the nodes' defaults for a real "
+        "checkpoint: 500 and 1000 LoRA steps (lr 0.0005). Each step is one UNet forward and backward pass.\n\n" + TOY_NOTE)
+    nodes = [n for n in _inversion_nodes(intro) if n["key"] not in ("invert", "apply", "prompt")] + [
+        {"key": "target", "type": "CLIPTextEncode", "widgets": {"text": TARGET_PROMPT},
+         "inputs": {"clip": ("model", "CLIP")}, "title": "Target prompt (the edit)"},
+        {"key": "empty", "type": "CLIPTextEncode", "widgets": {"text": ""}, "inputs": {"clip": ("model", "CLIP")},
+         "title": "Negative prompt (empty)"},
+        {"key": "optimize", "type": "InvertEditImagicOptimizeEmbedding",
+         "widgets": {"steps": s["embedding"], "learning_rate": s["embedding_lr"], "seed": 0},
+         "inputs": {"model": ("model", "MODEL"), "latent": ("encode", "LATENT"), "target": ("target", 0)}},
+        {"key": "fine_tune", "type": "InvertEditImagicFineTune",
+         "widgets": {"steps": s["fine_tune"], "learning_rate": s["fine_tune_lr"], "rank": s["rank"], "seed": 0},
+         "inputs": {"model": ("model", "MODEL"), "latent": ("encode", "LATENT"), "optimized": ("optimize", 0)}},
+        {"key": "save_lora", "type": "SaveLoRANode", "widgets": {"prefix": "loras/imagic_toy"},
+         "inputs": {"lora": ("fine_tune", 1)}},
+        {"key": "noise_latent", "type": "EmptyLatentImage", "widgets": {"width": 128, "height": 128, "batch_size": 1},
+         "title": "Empty latent (the toy world's 128 px)"},
+    ]
+    for key, alpha, title in (("rec", 0.0, "Imagic reconstruction (alpha 0)"), ("edit", 0.7, "Imagic edit (alpha 0.7)")):
+        nodes += [
+            {"key": f"mix_{key}", "type": "InvertEditImagicInterpolate", "widgets": {"alpha": alpha},
+             "inputs": {"target": ("optimize", 1), "optimized": ("optimize", 0)}},
+            {"key": f"sample_{key}", "type": "KSampler",
+             "widgets": {"seed": 0, "steps": 25, "cfg": EDIT_CFG, "sampler_name": "ddim",
+                         "scheduler": "ddim_uniform", "denoise": 1.0},
+             "inputs": {"model": ("fine_tune", "MODEL"), "positive": (f"mix_{key}", 0), "negative": ("empty", 0),
+                        "latent_image": ("noise_latent", "LATENT")}},
+        ]
+        nodes += _decode_and_save(key, f"sample_{key}", f"invertedit/imagic_{key}", title)
+    return {"nodes": nodes + _vae_roundtrip()}
+
+
+def _guided_pair_workflow(intro: str, inversion: list[dict], editor: dict, guider: dict, prefix: str) -> dict:
+    """Invert the sample (``inversion``: refinements of DDIM Invert; the last one's output is the
+    INVERSION), patch with a pair editor, guide its pair with the GUIDER node ``guider``, sample
+    once with SamplerCustomAdvanced (ddim, the inversion's SIGMAS, the editor's LATENT)."""
+    source = inversion[-1]["key"] if inversion else "invert"
+    nodes = [n for n in _inversion_nodes(intro) if n["key"] != "apply"] + inversion + [
+        {"key": "empty", "type": "CLIPTextEncode", "widgets": {"text": ""}, "inputs": {"clip": ("model", "CLIP")},
+         "title": "Negative prompt (empty)"},
+        dict(editor, key="editor", inputs={"model": ("model", "MODEL"), "clip": ("model", "CLIP"),
+                                           "latent": ("invert", "LATENT")}),
+        dict(guider, key="guider", inputs={"model": ("editor", "MODEL"), "positive": ("editor", "CONDITIONING"),
+                                           "negative": ("empty", 0), "inversion": (source, 0)}),
+        {"key": "noise", "type": "DisableNoise"},
+        {"key": "sampler", "type": "KSamplerSelect", "widgets": {"sampler_name": "ddim"}},
+        {"key": "sample", "type": "SamplerCustomAdvanced",
+         "inputs": {"noise": ("noise", "NOISE"), "guider": ("guider", "GUIDER"), "sampler": ("sampler", "SAMPLER"),
+                    "sigmas": ("invert", "SIGMAS"), "latent_image": ("editor", "LATENT")}},
+    ]
+    nodes += _decode_and_save("pair", "sample", prefix, "Source (reconstruction) and target (edit)")
+    return {"nodes": nodes + _vae_roundtrip()}
+
+
+def proximal_guidance_edit() -> dict:
+    intro = (
+        "# ProxEdit: proximal guidance with mutual self-attention\n\n"
+        "**DDIM Invert** and **Negative-Prompt Inversion** (the source prompt becomes the negative), **Mutual "
+        "Self-Attention (MasaCtrl)** (the target reads the source's keys and values from step 4), then **Proximal "
+        "Guidance** (Han et al., ProxEdit), a GUIDER for the stock **SamplerCustomAdvanced**: the guidance term "
+        "is shrunk by the 0.7 quantile of its magnitude (l0), so where the edit is weak the target follows the "
+        "source, and below timestep 400 whatever the edit does not touch is put back on the inversion trajectory "
+        "(the paper's ProxNPI recipe). Sampler ddim, the inversion's SIGMAS, MasaCtrl's LATENT pair; the saved "
+        "batch holds the reconstruction and the edit.\n\n"
+        "ProxMasaCtrl as its code runs: quantile 0.6 over the target, pull none. ProxNPI with Prompt-to-Prompt: "
+        "swap MasaCtrl for **Attention Inject**.\n\n" + TOY_NOTE)
+    inversion = [{"key": "npi", "type": "InvertEditNegativePromptInversion",
+                  "inputs": {"inversion": ("invert", 0), "positive": ("prompt", 0)}}]
+    editor = {"type": "InvertEditMasaCtrl",
+              "widgets": {"source_prompt": SOURCE_PROMPT, "target_prompt": TARGET_PROMPT, "start_step": 4,
+                          "start_layer": _W["masactrl_layer"]}}
+    guider = {"type": "InvertEditProximalGuidance",
+              "widgets": {"cfg": EDIT_CFG, "prox": "l0", "quantile": 0.7, "quantile_over": "pair", "start_step": 0,
+                          "pull": "inversion", "recon_lr": 1.0, "recon_t": 400.0, "dilate_mask": 1}}
+    return _guided_pair_workflow(intro, inversion, editor, guider, "invertedit/proximal_guidance")
+
+
+# Noise Map Guidance's gradient scale is the paper's 5000 for a 64x64 latent; its distance is a mean
+# over the latent's elements, so the toy's 16x16 latent takes 5000 * 16 * 16 / (64 * 64).
+NMG_GRAD_SCALE = 5000.0 * 16 * 16 / (64 * 64)
+
+
+def noise_map_guidance_edit() -> dict:
+    intro = (
+        "# Noise Map Guidance with Prompt-to-Prompt\n\n"
+        "**DDIM Invert** keeps every step's latent: NMG's noise maps. **Attention Inject** (Prompt-to-Prompt, "
+        "PIE-Bench settings: cross-attention 0.4, self-attention 0.6) makes the pair, and **Noise Map Guidance** "
+        "(Cho et al.), a GUIDER for the stock **SamplerCustomAdvanced**, keeps the source on the inversion at every "
+        "step: an unconditional pass differentiated towards the next noise map (scale 10, L1), then "
+        "classifier-free guidance from there. No optimisation; one extra pass with its gradient per step. Sampler "
+        "ddim, the inversion's SIGMAS, the editor's LATENT pair; the saved batch holds the reconstruction and the "
+        "edit.\n\n"
+        f"Gradient scale: the paper's 5000 is for a 64x64 latent (512 px SD1.5); this toy's 16x16 latent takes "
+        f"{NMG_GRAD_SCALE:g}. Text guidance 5 here (paper: 10, for real checkpoints).\n\n" + TOY_NOTE)
+    editor = {"type": "InvertEditAttentionInject",
+              "widgets": {"source_prompt": SOURCE_PROMPT, "target_prompt": TARGET_PROMPT, "mode": "replace",
+                          "reweight": "", "cross_replace": 0.4, "self_replace": 0.6}}
+    guider = {"type": "InvertEditNoiseMapGuidance",
+              "widgets": {"cfg": EDIT_CFG, "noise_map_scale": 10.0, "grad_scale": NMG_GRAD_SCALE, "loss": "l1"}}
+    return _guided_pair_workflow(intro, [], editor, guider, "invertedit/noise_map_guidance")
 
 
 def demo_model_sdxl() -> dict:
@@ -829,6 +1065,8 @@ WORKFLOWS = {
     "edict_exact_inversion": edict_exact_inversion,
     "null_text_inversion_edit": null_text_inversion_edit,
     "ddpm_edit_friendly": ddpm_edit_friendly,
+    "fixed_point_invert_edit": fixed_point_invert_edit,
+    "sdedit_baseline": sdedit_baseline,
     "p2p_replace_edit": p2p_replace_edit,
     "attention_maps": attention_maps,
     "masactrl_edit": masactrl_edit,
@@ -836,6 +1074,10 @@ WORKFLOWS = {
     "local_edit_blend": local_edit_blend,
     "sega_edit": sega_edit,
     "ledits_edit": ledits_edit,
+    "imagic_edit": imagic_edit,
+    "pix2pix_zero_edit": pix2pix_zero_edit,
+    "proximal_guidance_edit": proximal_guidance_edit,
+    "noise_map_guidance_edit": noise_map_guidance_edit,
     "demo_model_sdxl": demo_model_sdxl,
     "ddim_invert_custom_sampler": ddim_invert_custom_sampler,
     **{name: entry[0] for name, entry in CHECKPOINT_WORKFLOWS.items()},

@@ -9,12 +9,24 @@ from ..guidance.sega import sega_eps
 from .attention_maps import ConceptMaps
 from .attention_maps import MAPS_KEY
 from .errors import NodeInputError
+from .errors import check_inversion
 
 import comfy.samplers
 import torch
 
 from ..guidance.sega import Concept
 from .steps import step_at
+
+import comfy.patcher_extension
+import comfy.sampler_helpers
+from comfy.k_diffusion import sampling as k_diffusion_sampling
+from ..guidance.noise_map import noise_map_step
+from ..guidance.proximal import ProxSettings, proximal_eps, pulled_next
+from ..inversion.direct import denoised_onto, euler_step
+from ..inversion.methods import Patch, method_of
+from ..inversion.record import Inversion
+from .inversion_patches import SAMPLING_PATCHES, WRAPPER_KEY, check_run, checked_method, sampler_name
+from .inversion_patches import source_conditioning
 
 
 class ConceptGuider(comfy.samplers.CFGGuider):
@@ -44,6 +56,11 @@ class ConceptGuider(comfy.samplers.CFGGuider):
 
     def combine(self, eps: list[torch.Tensor], step: int, sigma: torch.Tensor, options: dict) -> torch.Tensor:
         raise NotImplementedError
+
+    def guided_denoised(self, x, eps: list[torch.Tensor], step: int, timestep, options: dict) -> torch.Tensor:
+        """The guided denoised prediction before the post-CFG functions: by default the one of
+        ``combine``'s noise prediction; guiders that change the step itself override this."""
+        return x - self.combine(eps, step, timestep, options) * timestep.reshape(-1, *([1] * (x.ndim - 1)))
 
     def outer_sample(self, *args, **kwargs):
         # self.model_options is the run's own copy here (CFGGuider.sample): a fresh state per run.
@@ -88,7 +105,7 @@ class ConceptGuider(comfy.samplers.CFGGuider):
         eps = [(x - o) / sigma for o in outs]
         options = model_options.get("transformer_options", {})
         step, _ = step_at(options["sample_sigmas"], timestep)
-        denoised = x - self.combine(eps, step, timestep, options) * sigma
+        denoised = self.guided_denoised(x, eps, step, timestep, options)
         for fn in model_options.get("sampler_post_cfg_function", []):
             denoised = fn({"denoised": denoised, "cond": conds[self.COND], "uncond": conds[self.UNCOND],
                            "cond_scale": self.cfg, "model": self.inner_model, "uncond_denoised": outs[self.UNCOND],
@@ -144,3 +161,142 @@ class LeditsGuider(ConceptGuider):
             self.resized[size] = F.interpolate(self.user_mask.reshape(-1, 1, *self.user_mask.shape[-2:]).float(),
                                                size=size, mode="bilinear", align_corners=False)
         return self.resized[size]
+
+
+# -- guiders on an inversion: Proximal Guidance (ProxEdit) and Noise Map Guidance (NMG) ---------
+
+def carrying(model, inversion: Inversion, node: str, direct: bool = True):
+    """``model`` with ``inversion``'s sampling patch (a direct inversion's correction, a null-text
+    inversion's embeddings), as Apply Inversion adds it: the model itself when it already carries
+    this inversion (from Apply Inversion), else a patched clone. Refuses what is not an INVERSION,
+    an inversion that only its own sampler replays, a Direct Inversion unless ``direct``, and a
+    model carrying another inversion."""
+    check_inversion(node, inversion)
+    method = checked_method(inversion, node)
+    if method.own_sampler:
+        raise NodeInputError(node, f"input 'inversion' is a {method.name} inversion, which only the {method.own_sampler} "
+                                   f"replays; this guider samples with the host's ddim sampler: connect DDIM Invert's "
+                                   f"INVERSION (or one refined by Negative-Prompt, Null-Text or Direct Inversion).")
+    if not direct and method.patch is Patch.ONTO_TRAJECTORY:
+        raise NodeInputError(node, "input 'inversion' is a Direct Inversion, which already puts the source back on its "
+                                   "trajectory at every step; connect DDIM Invert's INVERSION instead (the guider "
+                                   "pulls the source towards it itself).")
+    guards = model.get_wrappers(comfy.patcher_extension.WrappersMP.OUTER_SAMPLE, WRAPPER_KEY)
+    same = [g for g in guards if g.inversion is inversion or (
+        g.inversion.method == inversion.method and g.inversion.trajectory.shape == inversion.trajectory.shape
+        and torch.equal(g.inversion.trajectory, inversion.trajectory))]
+    if same:
+        return model
+    if guards:
+        raise NodeInputError(node, "input 'model' carries another inversion (from Apply Inversion) than input "
+                                   "'inversion'; connect the same INVERSION to both, or the model without Apply Inversion.")
+    m = model.clone()
+    SAMPLING_PATCHES[method.patch](m, inversion)
+    return m
+
+
+class InversionGuider(ConceptGuider):
+    """A guider that samples an inverted image along its inversion: each run is checked as Apply
+    Inversion checks it (same model, schedule and latent; no added noise; a deterministic
+    sampler), a negative-prompt inversion's source prompt becomes the negative, and where the
+    guider moves the step itself (``exact_step``) the sampler must be the host's ddim or euler,
+    whose step it computes. The source rows are the first rows of the batch, as many as the
+    inversion has."""
+
+    EXACT_ELSE = ""   # what else avoids the exact step, for the sampler refusal
+
+    def __init__(self, model, inversion: Inversion):
+        super().__init__(model, [])
+        self.inversion = inversion
+
+    def exact_step(self) -> bool:
+        return True
+
+    def outer_sample(self, noise, latent_image, sampler, sigmas, *args, **kwargs):
+        check_run(self.inversion, self.model_patcher, noise, latent_image, sampler, sigmas, node=self.NAME)
+        if self.exact_step() and getattr(sampler, "sampler_function", None) is not k_diffusion_sampling.sample_euler:
+            raise NodeInputError(self.NAME, f"sampler '{sampler_name(sampler).removeprefix('sample_')}' steps differently "
+                                            f"from the DDIM step this guider computes; use ddim or euler{self.EXACT_ELSE}.")
+        if method_of(self.inversion.method).patch is Patch.SOURCE_AS_NEGATIVE and "negative" in self.conds:
+            self.conds["negative"] = comfy.sampler_helpers.convert_cond(source_conditioning(self.inversion))
+        return super().outer_sample(noise, latent_image, sampler, sigmas, *args, **kwargs)
+
+    def source_rows(self, batch: int) -> int:
+        return min(self.inversion.trajectory.shape[1], batch)
+
+    def trajectory_at(self, sigma: torch.Tensor, batch: int, like: torch.Tensor) -> torch.Tensor:
+        """The inversion's latent at ``sigma`` (its source at 0), one row per batch row."""
+        inv = self.inversion
+        point = inv.trajectory[-1] if float(sigma) == 0.0 else inv.trajectory[inv.step_at(sigma) - inv.start_step]
+        return point[torch.arange(batch) % point.shape[0]].to(like)
+
+    def combine(self, eps, step, sigma, options):
+        return eps[self.UNCOND] + self.cfg * (eps[self.COND] - eps[self.UNCOND])
+
+
+class ProximalGuider(InversionGuider):
+    """ProxEdit's proximal guidance (Han et al., WACV 2024; ``guidance/proximal.py``): CFG with the
+    guidance term through the proximal operator; in the pull's window the step lands where the
+    reference's pulls put it (the host's ddim/euler step is handed the prediction that lands there)."""
+    NAME = "Proximal Guidance"
+    EXACT_ELSE = " (or set pull to 'none')"
+
+    def __init__(self, model, inversion: Inversion, settings: ProxSettings):
+        super().__init__(model, inversion)
+        self.settings = settings
+
+    def exact_step(self) -> bool:
+        return self.settings.pull != "none"
+
+    def guided_denoised(self, x, eps, step, timestep, options):
+        sigma = timestep.reshape(-1)[0]
+        in_scope = torch.ones(x.shape[0], dtype=torch.bool)
+        if self.settings.scope == "target":
+            in_scope[:self.source_rows(x.shape[0])] = False
+        t = float(self.inner_model.model_sampling.timestep(timestep.reshape(-1)[:1]).round())
+        guided, keep = proximal_eps(eps[self.UNCOND], eps[self.COND], self.cfg, self.settings, in_scope.to(x.device),
+                                    step, t)
+        if keep is None:
+            return x - guided * sigma
+        sigma_next = options["sample_sigmas"][step + 1].to(x)
+        nxt = pulled_next(x, sigma, sigma_next, guided, keep, self.settings,
+                          self.trajectory_at(torch.zeros(()), x.shape[0], x), self.trajectory_at(sigma_next, x.shape[0], x))
+        return denoised_onto(x, sigma, sigma_next, nxt)
+
+
+class NoiseMapGuider(InversionGuider):
+    """Noise Map Guidance (Cho et al., ICLR 2024; ``guidance/noise_map.py``): the source rows take the
+    noise-map-guided step first, then CFG is evaluated at the moved latent; the host's ddim/euler
+    step is handed the prediction that lands where the reference's second step lands. The model
+    must allow gradients (``gradients.with_weight_copies``)."""
+    NAME = "Noise Map Guidance"
+
+    def __init__(self, model, inversion: Inversion, scale: float, grad_scale: float, loss: str):
+        super().__init__(model, inversion)
+        self.scale, self.grad_scale, self.loss = scale, grad_scale, loss
+
+    def predict_noise(self, x, timestep, model_options={}, seed=None):
+        run = model_options["transformer_options"]["sample_sigmas"]
+        step, _ = step_at(run, timestep)
+        sigma, sigma_next = timestep.reshape(-1)[0], run[step + 1].to(x)
+        rows = self.source_rows(x.shape[0])
+        negative = self.conds.get("negative")
+        # The noise-map step of the source rows: one unconditional pass of the whole batch (so pair
+        # editors see their pair; they change only the target rows), differentiated outside the
+        # host's inference mode.
+        with torch.inference_mode(False):
+            t, rest = timestep.clone(), x[rows:].clone()
+
+            def denoise(source: torch.Tensor) -> torch.Tensor:
+                batch = torch.cat([source, rest])
+                return comfy.samplers.calc_cond_batch(self.inner_model, [None, negative], batch, t, model_options)[1][:rows]
+
+            moved = noise_map_step(denoise, x[:rows].clone(), sigma.clone(), sigma_next.clone(),
+                                   self.trajectory_at(sigma_next, rows, x).clone(), self.scale, self.grad_scale, self.loss)
+        x_in = torch.cat([moved.to(x), x[rows:]])
+        denoised = super().predict_noise(x_in, timestep, model_options, seed)
+        # Text guidance from the moved source rows, as a prediction at the sampler's own latent.
+        landed = euler_step(x_in[:rows], denoised[:rows], sigma, sigma_next)
+        out = denoised.clone()
+        out[:rows] = denoised_onto(x[:rows], sigma, sigma_next, landed)
+        return out

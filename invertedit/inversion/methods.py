@@ -46,6 +46,17 @@ EDIT_FRIENDLY = Method("edit-friendly", "Edit-Friendly DDPM Invert", clues=("ddp
 
 METHODS: dict[str, Method] = {m.name: m for m in (DDIM, NEGATIVE_PROMPT, NULL_TEXT, DIRECT, EDICT, EDIT_FRIENDLY)}
 
+# Fixed-point inversion (ReNoise, Garibi et al.; AIDI, Pan et al.; Meiri et al.;
+# ``inversion/fixed_point.py``). built_on=None: it is made from the image, not by refining a
+# DDIM record (Negative-Prompt, Null-Text and Direct take a "ddim" record as input; this is a
+# trajectory of its own). patch=NONE and no clues: each step solves x' = x + (s' - s) eps(x', s'),
+# which is exactly the inverse of the host's DDIM/Euler step, so the stock samplers replay it
+# with nothing to correct. exact_step_only=False, as for DDIM: another deterministic sampler
+# reconstructs approximately (logged), and Apply Inversion's exact-step refusal speaks of
+# Direct Inversion's correction, which this method does not have.
+FIXED_POINT = Method("fixed-point", "Fixed-Point Invert")
+METHODS[FIXED_POINT.name] = FIXED_POINT
+
 
 def method_of(name: str) -> Method:
     """The method an INVERSION record names; ValueError for one this pack does not know."""

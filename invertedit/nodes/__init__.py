@@ -12,9 +12,9 @@ from ..adapters.bundled_inputs import supply_to_host
 
 # The node modules, once, in the order the node menu lists them: models, inversion, attention, guidance.
 _MODULES = tuple(importlib.import_module(f".{name}", __name__) for name in (
-    "toy_model", "demo_model", "ddim_invert", "inversion_methods", "null_text", "edict", "ddpm_invert",
+    "toy_model", "demo_model", "ddim_invert", "inversion_methods", "null_text", "edict", "ddpm_invert", "fixed_point",
     "apply_inversion", "inversion_files", "attention_inject", "attention_store", "mutual_attention", "plug_and_play",
-    "latent_blend", "diffedit_mask", "sega", "ledits"))
+    "latent_blend", "diffedit_mask", "sega", "ledits", "proximal", "noise_map", "imagic", "pix2pix_zero"))
 
 
 class InvertEditExtension(ComfyExtension):

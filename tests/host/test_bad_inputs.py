@@ -91,6 +91,13 @@ def ddim_invert(k: Kit, **change):
     return call(k.host, "InvertEditDDIMInvert", **k.invert_args(**change))
 
 
+def fixed_point_invert(k: Kit, **change):
+    """Fixed-Point Invert with ReNoise's settings (2 iterations, to keep it quick) and ``change``."""
+    settings = dict(iterations=2, average=2, low_noise_rule=True, anderson=0)
+    settings.update({key: change.pop(key) for key in list(change) if key in settings})
+    return call(k.host, "InvertEditFixedPointInvert", **k.invert_args(**change), **settings)
+
+
 def ksampler(k: Kit, model, latent: dict, start_at_step: int = 0):
     return call(k.host, "KSamplerAdvanced", model=model, add_noise="disable", noise_seed=0, steps=STEPS, cfg=1.0,
                 sampler_name="ddim", scheduler="ddim_uniform", positive=k.pos, negative=k.pos, latent_image=latent,
@@ -217,8 +224,75 @@ def ledits_guidance(k: Kit, concepts=None, **change):
     return call(k.host, "InvertEditLEDITSGuidance", **args)
 
 
+def p2pz_invert(k: Kit, **change):
+    args = dict(k.invert_args(), lambda_auto_corr=20.0, lambda_kl=20.0, reg_steps=5, auto_corr_rolls=5, seed=0)
+    args.update(change)
+    return call(k.host, "InvertEditPix2PixZeroInvert", **args)
+
+
+def edit_direction(k: Kit, **change):
+    args = dict(conditioning=k.pos, source_sentences="a red circle", target_sentences="a red square", clip=k.clip)
+    args.update(change)
+    return call(k.host, "InvertEditEditDirection", **args)
+
+
+def cross_guidance(k: Kit, sampler: str = "ddim", noise=None, sampled=None, **change):
+    """Cross-Attention Guidance on the DDIM inversion, sampled (the run's refusals come from the sampler)."""
+    args = dict(model=k.model, positive=k.pos, target=encode(k.host, k.clip, "a red square on a blue background"),
+                negative=k.neg, latent=k.lat, cfg=7.5, guidance_amount=0.1)
+    args.update(change)
+    guider, pair = call(k.host, "InvertEditCrossAttentionGuidance", **args)
+    return call(k.host, "SamplerCustomAdvanced", noise=noise or call(k.host, "DisableNoise")[0], guider=guider,
+                sampler=call(k.host, "KSamplerSelect", sampler_name=sampler)[0], sigmas=k.sigmas,
+                latent_image=sampled if sampled is not None else pair)
+
+
 def replaced(inversion, **change):
     return dataclasses.replace(inversion, **change)
+
+
+def nan_conditioning(conditioning: list) -> list:
+    embedding = conditioning[0][0].clone()
+    embedding[0, 0, 0] = NAN
+    return [[embedding, dict(conditioning[0][1])]]
+
+
+def imagic_embedding(k: Kit, **change):
+    args = dict(model=k.model, latent=k.src, target=k.pos, steps=1, learning_rate=0.001, seed=0)
+    args.update(change)
+    return call(k.host, "InvertEditImagicOptimizeEmbedding", **args)
+
+
+def imagic_fine_tune(k: Kit, **change):
+    args = dict(model=k.model, latent=k.src, optimized=k.pos, steps=1, learning_rate=0.0001, rank=2, seed=0)
+    args.update(change)
+    return call(k.host, "InvertEditImagicFineTune", **args)
+
+
+def imagic_interpolate(k: Kit, **change):
+    args = dict(target=k.pos, optimized=k.pos, alpha=0.7)
+    args.update(change)
+    return call(k.host, "InvertEditImagicInterpolate", **args)
+
+
+def guided_run(k: Kit, guider, sampler: str = "ddim"):
+    """SamplerCustomAdvanced with ``guider`` from the inversion's latent (DisableNoise, its sigmas)."""
+    return call(k.host, "SamplerCustomAdvanced", noise=call(k.host, "DisableNoise")[0], guider=guider,
+                sampler=call(k.host, "KSamplerSelect", sampler_name=sampler)[0], sigmas=k.sigmas, latent_image=k.lat)
+
+
+def proximal(k: Kit, **change):
+    args = dict(model=k.model, positive=k.pos, negative=k.neg, inversion=k.inv, cfg=7.5, prox="l0", quantile=0.7,
+                quantile_over="pair", start_step=0, pull="inversion", recon_lr=1.0, recon_t=400.0, dilate_mask=1)
+    args.update(change)
+    return call(k.host, "InvertEditProximalGuidance", **args)[0]
+
+
+def noise_map(k: Kit, **change):
+    args = dict(model=k.model, positive=k.pos, negative=k.neg, inversion=k.inv, cfg=10.0, noise_map_scale=10.0,
+                grad_scale=5000.0, loss="l1")
+    args.update(change)
+    return call(k.host, "InvertEditNoiseMapGuidance", **args)[0]
 
 
 NOT_AN_INVERSION = {"samples": torch.zeros(1, 4, 8, 8)}   # a LATENT where an INVERSION belongs
@@ -251,6 +325,23 @@ CASES = [
     ("ddim-model-overflows", lambda k: ddim_invert(k, model=overflowing(k)),
      r"DDIM Invert: the inversion ran into NaN or infinite values \(cfg 1, 4 steps\); the model overflows"),
     ("ddim-steps-zero", lambda k: ddim_invert(k, steps=0), r"DDIM Invert: input 'steps' is 0; give 1 or more"),
+    ("fixed-point-cfg-nan", lambda k: fixed_point_invert(k, cfg=NAN),
+     r"Fixed-Point Invert: input 'cfg' is nan; give a finite number"),
+    ("fixed-point-iterations-negative", lambda k: fixed_point_invert(k, iterations=-1),
+     r"Fixed-Point Invert: input 'iterations' is -1; give 0 or more"),
+    ("fixed-point-anderson-negative", lambda k: fixed_point_invert(k, anderson=-2),
+     r"Fixed-Point Invert: input 'anderson' is -2; give 0 or more"),
+    ("fixed-point-average-zero", lambda k: fixed_point_invert(k, average=0),
+     r"Fixed-Point Invert: input 'average' is 0; give 1 or more"),
+    ("fixed-point-average-above-estimates", lambda k: fixed_point_invert(k, iterations=1, average=5),
+     r"Fixed-Point Invert: input 'average' is 5, but iterations 1 make only 2 noise estimates a step; give "
+     r"average 1 to 2, or more iterations \(ReNoise: iterations 9, average 2\)"),
+    ("fixed-point-scheduler-bogus", lambda k: fixed_point_invert(k, scheduler="bogus"),
+     r"Fixed-Point Invert: input 'scheduler' is 'bogus'; choose one of"),
+    ("fixed-point-latent-nan", lambda k: fixed_point_invert(k, latent=with_nan(k.src)),
+     r"Fixed-Point Invert: input 'latent' has NaN or infinite values; connect the image's latent from VAE Encode"),
+    ("fixed-point-model-overflows", lambda k: fixed_point_invert(k, model=overflowing(k)),
+     r"Fixed-Point Invert: the inversion ran into NaN or infinite values \(cfg 1, 4 steps\)"),
 
     # -- Apply Inversion --
     ("apply-not-an-inversion", lambda k: apply_inversion(k, NOT_AN_INVERSION),
@@ -384,6 +475,111 @@ CASES = [
     ("ledits-two-concepts-weight-0", lambda k: ledits_guidance(
         k, ledits_concept(k, weight=0.0, chain=ledits_concept(k, weight=0.0))),
      r"LEDITS\+\+ Guidance: input 'concepts': the weights of all 2 concepts sum to 0"),
+
+    # -- Proximal Guidance, Noise Map Guidance --
+    ("proximal-prox-bogus", lambda k: proximal(k, prox="l2"),
+     r"Proximal Guidance: input 'prox' is 'l2'; choose one of 'l0', 'l1'"),
+    ("proximal-pull-bogus", lambda k: proximal(k, pull="sideways"),
+     r"Proximal Guidance: input 'pull' is 'sideways'; choose one of 'inversion', 'reconstruction', 'both', 'none'"),
+    ("proximal-quantile-over-bogus", lambda k: proximal(k, quantile_over="source"),
+     r"Proximal Guidance: input 'quantile_over' is 'source'; choose one of 'pair', 'target'"),
+    ("proximal-quantile-nan", lambda k: proximal(k, quantile=NAN), r"Proximal Guidance: input 'quantile' is nan"),
+    ("proximal-quantile-above-1", lambda k: proximal(k, quantile=1.5),
+     r"Proximal Guidance: input 'quantile' is 1.5; give a quantile from 0 to 1 \(paper: 0.7\), or a negative number"),
+    ("proximal-recon-lr-inf", lambda k: proximal(k, recon_lr=INF), r"Proximal Guidance: input 'recon_lr' is inf"),
+    ("proximal-dilate-negative", lambda k: proximal(k, dilate_mask=-1),
+     r"Proximal Guidance: input 'dilate_mask' is -1; give 0 or more"),
+    ("proximal-not-an-inversion", lambda k: proximal(k, inversion=NOT_AN_INVERSION),
+     r"Proximal Guidance: input 'inversion' is a dict, not an INVERSION"),
+    ("proximal-edict-inversion", lambda k: proximal(k, inversion=k.edict()[0]),
+     r"Proximal Guidance: input 'inversion' is a edict inversion, which only the EDICT Sampler replays; .*DDIM Invert"),
+    ("proximal-model-carries-another-inversion", lambda k: proximal(
+        k, model=call(k.host, "InvertEditApplyInversion", model=k.model, inversion=k.inv)[0],
+        inversion=call(k.host, "InvertEditNegativePromptInversion", inversion=k.inv, positive=k.pos)[0]),
+     r"Proximal Guidance: input 'model' carries another inversion \(from Apply Inversion\) than input 'inversion'"),
+    ("proximal-pull-with-dpmpp", lambda k: guided_run(k, proximal(k), sampler="dpmpp_2m"),
+     r"Proximal Guidance: sampler 'dpmpp_2m' steps differently from the DDIM step this guider computes; use ddim"),
+    ("noise-map-loss-bogus", lambda k: noise_map(k, loss="l3"),
+     r"Noise Map Guidance: input 'loss' is 'l3'; choose one of 'l1', 'l2', 'smooth_l1'"),
+    ("noise-map-grad-scale-inf", lambda k: noise_map(k, grad_scale=INF), r"Noise Map Guidance: input 'grad_scale' is inf"),
+    ("noise-map-direct-inversion", lambda k: noise_map(k, inversion=call(k.host, "InvertEditDirectInversion",
+                                                                         inversion=k.inv)[0]),
+     r"Noise Map Guidance: input 'inversion' is a Direct Inversion, which already puts the source back on its "
+     r"trajectory"),
+    ("noise-map-ddpm-inversion", lambda k: noise_map(k, inversion=k.ddpm()[0]),
+     r"Noise Map Guidance: input 'inversion' is a edit-friendly inversion, which only the Edit-Friendly DDPM Sampler"),
+    ("noise-map-ancestral-sampler", lambda k: guided_run(k, noise_map(k), sampler="euler_ancestral"),
+     r"Noise Map Guidance: sampler 'euler_ancestral' adds fresh noise at every step and cannot retrace an inversion"),
+    ("noise-map-other-steps", lambda k: call(k.host, "SamplerCustomAdvanced", noise=call(k.host, "DisableNoise")[0],
+                                             guider=noise_map(k), sampler=call(k.host, "KSamplerSelect",
+                                                                                sampler_name="ddim")[0],
+                                             sigmas=call(k.host, "BasicScheduler", model=k.model, scheduler="ddim_uniform",
+                                                         steps=6, denoise=1.0)[0], latent_image=k.lat),
+     r"Noise Map Guidance: the sampler runs \d+ steps on sigmas .* which are not the schedule this inversion was made on"),
+
+    # -- Imagic --
+    ("imagic-embedding-latent-nan", lambda k: imagic_embedding(k, latent=with_nan(k.src)),
+     r"Imagic Optimize Embedding: input 'latent' has NaN or infinite values; connect the image's latent from VAE Encode"),
+    ("imagic-embedding-two-images", lambda k: imagic_embedding(k, latent=k.pair()),
+     r"Imagic Optimize Embedding: input 'latent' has shape \(2, 4, 8, 8\); Imagic edits one image"),
+    ("imagic-embedding-learning-rate-nan", lambda k: imagic_embedding(k, learning_rate=NAN),
+     r"Imagic Optimize Embedding: input 'learning_rate' is nan; give a finite number"),
+    ("imagic-embedding-steps-negative", lambda k: imagic_embedding(k, steps=-1),
+     r"Imagic Optimize Embedding: input 'steps' is -1; give 0 or more"),
+    ("imagic-embedding-combined-prompts", lambda k: imagic_embedding(k, target=k.pos + k.neg),
+     r"Imagic Optimize Embedding: input 'target' holds 2 conditioning entries; .*connect one CLIP Text Encode"),
+    ("imagic-embedding-other-checkpoints-prompt", lambda k: imagic_embedding(k, target=[[torch.zeros(1, 77, 768), {}]]),
+     r"Imagic Optimize Embedding: input 'target' is an embedding 768 wide; the model's cross-attention takes 64"),
+    ("imagic-fine-tune-learning-rate-inf", lambda k: imagic_fine_tune(k, learning_rate=INF),
+     r"Imagic Fine-Tune: input 'learning_rate' is inf"),
+    ("imagic-fine-tune-rank-0", lambda k: imagic_fine_tune(k, rank=0), r"Imagic Fine-Tune: input 'rank' is 0; give 1 or more"),
+    ("imagic-fine-tune-embedding-nan", lambda k: imagic_fine_tune(k, optimized=nan_conditioning(k.pos)),
+     r"Imagic Fine-Tune: input 'optimized' has NaN or infinite values; encode the prompt again"),
+    ("imagic-interpolate-alpha-nan", lambda k: imagic_interpolate(k, alpha=NAN),
+     r"Imagic Interpolate: input 'alpha' is nan; give a finite number"),
+    ("imagic-interpolate-lengths-differ", lambda k: imagic_interpolate(k, optimized=[[k.pos[0][0].repeat(1, 2, 1), {}]]),
+     r"Imagic Interpolate: inputs 'target' \(1, 77, 64\) and 'optimized' \(1, 154, 64\) differ in shape; connect the "
+     r"two outputs of one Imagic Optimize Embedding"),
+    ("imagic-interpolate-not-conditioning", lambda k: imagic_interpolate(k, optimized=k.src),
+     r"Imagic Interpolate: input 'optimized' is a dict, not a CONDITIONING"),
+    ("p2pz-invert-lambda-nan", lambda k: p2pz_invert(k, lambda_kl=NAN), r"Pix2Pix-Zero Invert: input 'lambda_kl' is nan"),
+    ("p2pz-invert-lambda-negative", lambda k: p2pz_invert(k, lambda_auto_corr=-1.0),
+     r"Pix2Pix-Zero Invert: input 'lambda_auto_corr' is -1.0; give 0 or more"),
+    ("p2pz-invert-rolls-0", lambda k: p2pz_invert(k, auto_corr_rolls=0),
+     r"Pix2Pix-Zero Invert: input 'auto_corr_rolls' is 0; give 1 or more"),
+    ("p2pz-invert-regulariser-diverges", lambda k: p2pz_invert(k),   # an 8x8 latent of spread 5: the steps overshoot
+     r"Pix2Pix-Zero Invert: the noise regulariser diverged at inversion step \d+ of 4 \(latent 8x8.*Lower lambda_auto_corr"),
+    ("p2pz-invert-latent-nan", lambda k: p2pz_invert(k, latent=with_nan(k.src)),
+     r"Pix2Pix-Zero Invert: input 'latent' has NaN or infinite values"),
+    ("edit-direction-no-sentences", lambda k: edit_direction(k, source_sentences=" \n "),
+     r"Edit Direction: input 'source_sentences' has no sentences; write one sentence per line"),
+    ("edit-direction-no-clip", lambda k: edit_direction(k, clip=None),
+     r"Edit Direction: input 'source_sentences' needs the 'clip' input"),
+    ("edit-direction-long-sentence", lambda k: edit_direction(k, target_sentences=" ".join(["red"] * 80)),
+     r"Edit Direction: a target sentence encodes to \(154, 64\) \(tokens, width\), the prompt \('conditioning'\) to "
+     r"\(77, 64\); use sentences of at most 75 tokens"),
+    ("edit-direction-prompt-nan", lambda k: edit_direction(k, conditioning=nan_conditioning(k.pos)),
+     r"Edit Direction: input 'conditioning' has NaN or infinite values; encode the prompt again"),
+    ("edit-direction-embeddings-not-conditioning", lambda k: edit_direction(k, source_embeddings=k.src),
+     r"Edit Direction: input 'source_embeddings' is not a CONDITIONING"),
+    ("xa-guidance-amount-nan", lambda k: cross_guidance(k, guidance_amount=NAN),
+     r"Cross-Attention Guidance: input 'guidance_amount' is nan"),
+    ("xa-guidance-amount-negative", lambda k: cross_guidance(k, guidance_amount=-0.1),
+     r"Cross-Attention Guidance: input 'guidance_amount' is -0.1; give 0 or more"),
+    ("xa-guidance-latent-pair-given", lambda k: cross_guidance(k, latent=k.pair()),
+     r"Cross-Attention Guidance: input 'latent' has shape \(2, 4, 8, 8\); connect one inverted image's latent"),
+    ("xa-guidance-target-longer", lambda k: cross_guidance(k, target=encode(k.host, k.clip, " ".join(["red"] * 80))),
+     r"Cross-Attention Guidance: input 'target' has \(154, 64\) \(tokens, width\), 'positive' \(77, 64\)"),
+    ("xa-guidance-target-nan", lambda k: cross_guidance(k, target=nan_conditioning(k.pos)),
+     r"Cross-Attention Guidance: input 'target' has NaN or infinite values"),
+    ("xa-guidance-ancestral-sampler", lambda k: cross_guidance(k, sampler="euler_ancestral"),
+     r"Cross-Attention Guidance: sampler 'euler_ancestral' steps differently from DDIM; .*ddim or euler"),
+    ("xa-guidance-random-noise", lambda k: cross_guidance(k, noise=call(k.host, "RandomNoise", noise_seed=1)[0]),
+     r"Cross-Attention Guidance: the sampler adds noise to the latent pair; connect DisableNoise"),
+    ("xa-guidance-unpaired-latent-sampled", lambda k: cross_guidance(k, sampled=k.lat),
+     r"Cross-Attention Guidance: the latent being sampled has a batch of 1; sample the LATENT pair from this node"),
+    ("xa-guidance-attn2-patched", lambda k: cross_guidance(k, model=attention_inject(k)[0]),
+     r"Cross-Attention Guidance: the input MODEL already has cross-attention replace patches"),
 ]
 
 

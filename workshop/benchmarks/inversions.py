@@ -2,12 +2,18 @@
 classifier-free guidance: image-space PSNR, UNet passes, and cost relative to plain DDIM.
 
     python -m workshop.benchmarks.inversions [--model toy|sd1|sd2-v|sdxl] [--steps 50] [--cfg 7.5] [--repeats 3]
+                                             [--rows Fixed-point]
 
 ``toy`` (default when the pack ships its trained toy model) is the built-in Toy World Model;
 the others are the random-weight demo models, whose images mean nothing (use them for
 counts). UNet passes are counted as batch rows through the host's model wrapper (a guided
 step is 2); backward passes are Null-Text Optimize's own count. Wall time is each method's
 inversion + reconstruction, median of ``--repeats``, divided by plain DDIM's from the same run.
+
+The fixed-point rows (``fixed_point_rows``) run at their own few steps, each beside plain DDIM at
+the same number of model evaluations in the inversion (one guided prediction each) and, in the
+first row, DDIM at ``--steps``; ``--rows`` keeps only the rows whose name contains one of its
+comma-separated words (and the first row, which the times are relative to).
 """
 from __future__ import annotations
 
@@ -86,7 +92,7 @@ def methods(host, model, src, pos, neg, steps, cfg):
         return run
 
     return {
-        "DDIM (cfg 1 inversion)": plain,
+        "DDIM (cfg 1 inversion)": plain,   # first: the others' times are relative to it
         "Negative-prompt": refined("InvertEditNegativePromptInversion", positive=pos),
         "Direct": refined("InvertEditDirectInversion"),
         "Null-text (early stop)": null_text(True),
@@ -96,12 +102,70 @@ def methods(host, model, src, pos, neg, steps, cfg):
     }
 
 
+def ddim_uniform(model, steps: int) -> torch.Tensor:
+    """The host's ``ddim_uniform`` sigmas for ``steps``."""
+    import comfy.samplers
+
+    return comfy.samplers.calculate_sigmas(model.get_model_object("model_sampling"), "ddim_uniform", steps).float().cpu()
+
+
+def steps_run(model, steps: int) -> int:
+    """The steps a ``ddim_uniform`` schedule of ``steps`` really has (timesteps 1000 // steps
+    apart from timestep 1 up to 999: 6 requested give 7)."""
+    return len(ddim_uniform(model, steps)) - 1
+
+
+def ddim_steps_for(model, evaluations: int) -> int:
+    """The ``steps`` to request for a ``ddim_uniform`` DDIM run of exactly ``evaluations`` steps
+    (the largest that gives it; else ``evaluations``, which runs a few more)."""
+    return next((n for n in range(evaluations, 0, -1) if steps_run(model, n) == evaluations), evaluations)
+
+
+def fixed_point_rows(host, model, src, pos, neg, cfg, steps_list=(4, 6, 10)):
+    """Fixed-Point Invert (ReNoise's defaults) at few steps, and DDIM at the same number of model
+    evaluations in the inversion, each inverted at cfg 1 and (when ``cfg`` is not 1) at ``cfg``,
+    and reconstructed at ``cfg``."""
+    from invertedit.inversion.fixed_point import LOW_NOISE_TIMESTEP, model_evaluations
+
+    low = float(model.get_model_object("model_sampling").sigma(torch.tensor(float(LOW_NOISE_TIMESTEP))))
+
+    def fixed(steps, cfg_inv):
+        def run():
+            _, lat, _ = call(host, "InvertEditFixedPointInvert", model=model, latent=src, positive=pos, negative=neg,
+                             steps=steps, scheduler="ddim_uniform", start_at_step=0, cfg=cfg_inv, iterations=9,
+                             average=2, low_noise_rule=True, anderson=0)
+            return ksampler(host, model, lat, pos, neg, steps, cfg), 0
+        return run
+
+    def ddim(steps, cfg_inv):
+        def run():
+            _, lat, _ = call(host, "InvertEditDDIMInvert", model=model, latent=src, positive=pos, negative=neg,
+                             steps=steps, scheduler="ddim_uniform", start_at_step=0, cfg=cfg_inv)
+            return ksampler(host, model, lat, pos, neg, steps, cfg), 0
+        return run
+
+    rows = {}
+    for steps in steps_list:
+        run = steps_run(model, steps)
+        label = f"{run} steps" + (f" ({steps} requested)" if run != steps else "")
+        n = model_evaluations(ddim_uniform(model, steps), 9, low)
+        equal = ddim_steps_for(model, n)
+        for cfg_inv in dict.fromkeys((1.0, cfg)):
+            rows[f"Fixed-point (ReNoise defaults, cfg {cfg_inv:g} inversion), {label}, {n} evaluations"] = \
+                fixed(steps, cfg_inv)
+            rows[f"DDIM (cfg {cfg_inv:g} inversion), {steps_run(model, equal)} steps: the evaluations of {run} "
+                 f"fixed-point steps"] = ddim(equal, cfg_inv)
+    return rows
+
+
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--model", default=None, help="toy, sd1, sd2-v or sdxl (default: toy when shipped, else sd1)")
     ap.add_argument("--steps", type=int, default=50)
     ap.add_argument("--cfg", type=float, default=7.5)
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--rows", default="", help="only the rows whose name contains one of these comma-separated words "
+                                               "(and the first row, plain DDIM, the times are relative to)")
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
     torch.set_flush_denormal(True)
@@ -115,7 +179,13 @@ def main(argv=None) -> None:
 
     rows, base = [], None
     m = counted(model)
-    for label, run in methods(host, m, src, pos, neg, args.steps, args.cfg).items():
+    rows_to_run = {**methods(host, m, src, pos, neg, args.steps, args.cfg),
+                   **fixed_point_rows(host, m, src, pos, neg, args.cfg)}
+    wanted = [w.strip() for w in args.rows.split(",") if w.strip()]
+    if wanted:
+        first = next(iter(rows_to_run))
+        rows_to_run = {k: v for k, v in rows_to_run.items() if k == first or any(w in k for w in wanted)}
+    for label, run in rows_to_run.items():
         times = []
         for _ in range(args.repeats):
             m.rows[0] = 0

@@ -1,7 +1,8 @@
 """What the pack's editors cost on real-sized Stable Diffusion UNets, as ratios to stock runs
 measured side by side in one process, with UNet rows counted and peak memory measured.
 
-    python -m workshop.benchmarks.real_size_cost --family sd15|sdxl [--repeats 2] [--json F]
+    python -m workshop.benchmarks.real_size_cost --family sd15|sdxl [--repeats 2] [--only GROUPS] [--json F]
+    python -m workshop.benchmarks.real_size_cost --table sd15.json sdxl.json    # the markdown table
 
 The UNets are the host's own SD1.5 (860 M parameters, 64x64 latent = 512 px) and SDXL (2.6 G,
 128x128 latent = 1024 px) architectures with seeded random weights (none can be downloaded
@@ -149,13 +150,31 @@ def side_by_side(pairs: dict, rows: Rows, repeats: int) -> dict:
     return out
 
 
+def table(results: list[dict]) -> str:
+    """The measured JSONs (one per family) as one markdown table."""
+    lines = ["| model | what | UNet rows (patched / stock) | with gradients | CPU time, patched / stock | "
+             "peak memory above stock | stock's peak above idle |", "|---|---|---|---|---|---|---|"]
+    for r in results:
+        name = {"sd15": "SD1.5, 512 px", "sdxl": "SDXL, 1024 px"}.get(r["family"], r["family"])
+        for group in ("editors", "guiders", "null_text", "whole_edit"):
+            for label, m in r.get(group, {}).items():
+                lines.append(f"| {name} | {label} | {m['rows'][0]} / {m['rows'][1]} | {m['grad_rows']} | "
+                             f"{m['time_ratio']:.2f} | {m['extra_memory_mib'] / 1024:+.2f} GiB | "
+                             f"{m['stock_peak_mib'] / 1024:.2f} GiB |")
+    return "\n".join(lines)
+
+
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--table", nargs="+", default=None, help="print the table of these --json files and stop")
     ap.add_argument("--family", choices=["sd15", "sdxl", "tiny-sd1", "tiny-sdxl"], default="sd15")
     ap.add_argument("--repeats", type=int, default=2)
     ap.add_argument("--only", default="", help="comma-separated groups: editors, guiders, null_text, whole_edit")
     ap.add_argument("--json", default=None)
     args = ap.parse_args(argv)
+    if args.table:
+        print(table([json.load(open(f)) for f in args.table]))
+        return
     if os.environ.get(MMAP_ENV) is None:   # glibc reads it at start: re-execute with it
         os.execvpe(sys.executable, [sys.executable, "-m", "workshop.benchmarks.real_size_cost", *sys.argv[1:]],
                    os.environ | {MMAP_ENV: "65536", "MALLOC_TRIM_THRESHOLD_": "65536"})

@@ -237,12 +237,129 @@ def ledits_captions(scale=5.0, threshold=0.3, mask="intersect"):
     return lambda ctx: _concept_edit(ctx, guider, "empty", 1.0)
 
 
+def direction_sentences(source: str, target: str, n: int = 6) -> tuple[str, str]:
+    """pix2pix-zero's sentence lists for a toy edit: ``n`` captions with the source's value of the
+    edited field (object colour, shape or background colour) and the same captions with the
+    target's, the other fields varied (object and background colours always differ)."""
+    src, tgt = W.parse_caption(source), W.parse_caption(target)
+    field = next(i for i in range(3) if src[i] != tgt[i])
+    contexts = [(c, s, b) for c in W.COLOURS for s in W.SHAPES for b in W.COLOURS]
+    random.Random(0).shuffle(contexts)
+    lines_s, lines_t = [], []
+    for context in contexts:
+        pair = [tuple(v if i == field else context[i] for i in range(3)) for v in (src[field], tgt[field])]
+        line = W.caption(*pair[0])
+        if any(c == b for c, _, b in pair) or line in lines_s:
+            continue
+        lines_s.append(line)
+        lines_t.append(W.caption(*pair[1]))
+        if len(lines_s) == n:
+            break
+    return "\n".join(lines_s), "\n".join(lines_t)
+
+
+def pix2pix_zero(cfg: float, amount: float = 0.1, lambdas: tuple[float, float] = (20.0, 20.0)):
+    """Pix2Pix-Zero Invert (paper defaults: lambdas 20, 5 rounds of 5 rolls; the source caption, cfg 1),
+    Edit Direction from ``direction_sentences`` and Cross-Attention Guidance (``amount``) with the
+    source caption as the negative at ``cfg`` (the authors' real-image script: negative = caption,
+    cfg 5): one SamplerCustomAdvanced run; row 1 is the edit, row 0 the reconstruction. Cost: N
+    UNet calls to invert; 3 calls of 2 rows and one backward pass of 2 rows a step to edit (a
+    stock pair run: 1 call of 4 rows). ``lambdas`` (auto-correlation, KL): (0, 0) inverts as DDIM does."""
+    def run(ctx):
+        host = ctx["host"]
+        key = ("pix2pix_zero_inversion", lambdas)
+        if key not in ctx["cache"]:
+            ctx["cache"][key] = call(host, "InvertEditPix2PixZeroInvert", model=ctx["model"], latent=ctx["src_latent"],
+                                     positive=ctx["src"], steps=ctx["steps"], scheduler=SCHEDULER, start_at_step=0,
+                                     cfg=1.0, lambda_auto_corr=lambdas[0], lambda_kl=lambdas[1], reg_steps=5,
+                                     auto_corr_rolls=5, seed=0)
+        _, lat, sigmas = ctx["cache"][key]
+        source, target = direction_sentences(ctx["src_text"], ctx["tgt_text"])
+        edited = call(host, "InvertEditEditDirection", conditioning=ctx["src"], source_sentences=source,
+                      target_sentences=target, clip=ctx["clip"])[0]
+        guider, pair = call(host, "InvertEditCrossAttentionGuidance", model=ctx["model"], positive=ctx["src"],
+                            target=edited, negative=ctx["src"], latent=lat, cfg=cfg, guidance_amount=amount)
+        out = call(host, "SamplerCustomAdvanced", noise=call(host, "DisableNoise")[0], guider=guider,
+                   sampler=call(host, "KSamplerSelect", sampler_name="ddim")[0], sigmas=sigmas,
+                   latent_image=pair)[0]["samples"]
+        return out[1:], out[:1]
+    return run
+
+
+def sdedit(denoise: float, cfg: float):
+    """SDEdit (Meng et al.): the stock KSampler with ``denoise`` below 1 noises the source latent to
+    t0 = ``denoise`` (seed 0) and denoises it with the target prompt at ``cfg``: no inversion. Its
+    reconstruction is the same run with the source prompt (which does not give the source back)."""
+    def run(ctx):
+        def ksampler(prompt: str):
+            return call(ctx["host"], "KSampler", model=ctx["model"], seed=0, steps=ctx["steps"], cfg=cfg,
+                        sampler_name="ddim", scheduler=SCHEDULER, positive=ctx[prompt], negative=ctx["empty"],
+                        latent_image=ctx["src_latent"], denoise=denoise)[0]["samples"]
+        return ksampler("tgt"), ksampler("src")
+    return run
+
+
+def guided_pair(editor: str, guider: str, cfg: float, inversion: str | None, editor_kw: dict, guider_kw: dict):
+    """A pair editor (``editor``: Attention Inject, MasaCtrl) on the DDIM inversion's latent, then the
+    GUIDER node ``guider`` (Proximal Guidance, Noise Map Guidance) on its MODEL and pair with the
+    DDIM inversion refined by ``inversion`` (Negative-Prompt for ProxNPI; None: the DDIM inversion
+    itself, as NMG), sampled once by SamplerCustomAdvanced (ddim, the inversion's sigmas); row 1 is
+    the edit, row 0 the reconstruction."""
+    def run(ctx):
+        host = ctx["host"]
+        inv, lat, sigmas = _ddim_inv(ctx)
+        if inversion is not None:
+            inv = refine_inversion(ctx, inversion, cfg)
+        m, cond, pair = call(host, editor, model=ctx["model"], clip=ctx["clip"], latent=lat,
+                             source_prompt=ctx["src_text"], target_prompt=ctx["tgt_text"], **editor_kw)
+        g = call(host, guider, model=m, positive=cond, negative=ctx["empty"], inversion=inv, cfg=cfg, **guider_kw)[0]
+        out = call(host, "SamplerCustomAdvanced", noise=call(host, "DisableNoise")[0], guider=g,
+                   sampler=call(host, "KSamplerSelect", sampler_name="ddim")[0], sigmas=sigmas,
+                   latent_image=pair)[0]["samples"]
+        return out[1:], out[:1]
+    return run
+
+
+PROX_NPI = dict(prox="l0", quantile=0.7, quantile_over="pair", start_step=0, pull="inversion", recon_lr=1.0,
+                recon_t=400.0, dilate_mask=1)   # the reference README's ProxNPI recipe
+P2P_PIE = dict(mode="replace", reweight="", cross_replace=0.4, self_replace=0.6)
+NMG_TOY = dict(noise_map_scale=10.0, grad_scale=5000.0 * 16 * 16 / (64 * 64), loss="l1")   # paper's, per latent element
+
+
+def imagic(cfg: float, alpha: float = 0.7, embedding_steps: int = 100, embedding_lr: float = 0.01,
+           fine_tune_steps: int = 150, fine_tune_lr: float = 0.01, rank: int = 8):
+    """Imagic (Kawar et al.): Imagic Optimize Embedding from the target caption, Imagic Fine-Tune (a
+    LoRA of ``rank``), then the stock KSampler from noise (seed 0, ctx's steps, ``cfg``, empty
+    negative) on the fine-tuned model with Imagic Interpolate's ``alpha``; the reconstruction is
+    alpha 0 (the optimised embedding). No inversion: the image is learnt. Cost: embedding_steps +
+    fine_tune_steps UNet forward and backward passes, then 2 rows a sampling step per image."""
+    def run(ctx):
+        host = ctx["host"]
+        optimized, target, _ = call(host, "InvertEditImagicOptimizeEmbedding", model=ctx["model"],
+                                    latent=ctx["src_latent"], target=ctx["tgt"], steps=embedding_steps,
+                                    learning_rate=embedding_lr, seed=0)
+        tuned = call(host, "InvertEditImagicFineTune", model=ctx["model"], latent=ctx["src_latent"], optimized=optimized,
+                     steps=fine_tune_steps, learning_rate=fine_tune_lr, rank=rank, seed=0)[0]
+        noise = {"samples": torch.zeros_like(ctx["src_latent"]["samples"])}
+
+        def generate(a: float):
+            positive = call(host, "InvertEditImagicInterpolate", target=target, optimized=optimized, alpha=a)[0]
+            return call(host, "KSampler", model=tuned, seed=0, steps=ctx["steps"], cfg=cfg, sampler_name="ddim",
+                        scheduler=SCHEDULER, positive=positive, negative=ctx["empty"], latent_image=noise,
+                        denoise=1.0)[0]["samples"]
+        return generate(alpha), generate(0.0)
+    return run
+
+
 def techniques(cfg: float):
     """(row name, function, is_edit). Later techniques add their rows here."""
     return [
         ("DDIM inversion: reconstruction (source prompt, cfg 1)", ddim_reconstruction, False),
         ("DDIM inversion + naive regeneration (target prompt, cfg 1)", ddim_naive(1.0), True),
         (f"DDIM inversion + naive regeneration (target prompt, cfg {cfg:g})", ddim_naive(cfg), True),
+        # SDEdit, the baseline without inversion: the paper's typical t0 for real images is 0.5-0.6
+        *[(f"SDEdit (denoise {d:g}): stock KSampler, target prompt, cfg {cfg:g}, seed 0", sdedit(d, cfg), True)
+          for d in (0.4, 0.6, 0.8)],
         (f"Negative-prompt inversion + naive regeneration (cfg {cfg:g})",
          refined_naive("InvertEditNegativePromptInversion", cfg), True),
         (f"Null-text inversion + naive regeneration (cfg {cfg:g})", refined_naive("InvertEditNullTextOptimize", cfg), True),
@@ -266,6 +383,27 @@ def techniques(cfg: float):
                                                                  0, mixing=0.93), True),
         ("Edit-friendly DDPM (cfg 3.5) + target prompt (cfg 15)",
          own_sampler_edit("InvertEditDDPMInvert", "InvertEditDDPMSampler", 3.5, 15.0, 0, seed=0), True),
+        (f"Pix2Pix-Zero inversion + edit direction (6 caption pairs) + cross-attention guidance 0.1 (paper; negative "
+         f"= source caption, cfg {cfg:g}; 3 UNet calls + 1 backward a step)", pix2pix_zero(cfg), True),
+        # 0.1 moves nothing measurable on the toy model; of 3, 10 and 30, 10 kept the most structure (6 cases)
+        (f"Pix2Pix-Zero inversion + edit direction + cross-attention guidance 10 (tuned for the toy model; cfg {cfg:g})",
+         pix2pix_zero(cfg, amount=10.0), True),
+        # ProxEdit and NMG (issue 14). Cost in UNet rows a step: ProxNPI as NPI + P2P, 4; NMG 4 plus one
+        # unconditional pass of 2 rows with its backward (about 3 forwards' worth): about 10.
+        (f"Negative-prompt inversion + Prompt-to-Prompt (PIE-Bench) + Proximal Guidance (ProxNPI: l0, quantile "
+         f"0.7, inversion pull below t 400; cfg {cfg:g}; 4 UNet rows a step)",
+         guided_pair("InvertEditAttentionInject", "InvertEditProximalGuidance", cfg, "InvertEditNegativePromptInversion",
+                     P2P_PIE, PROX_NPI), True),
+        (f"Negative-prompt inversion + MasaCtrl (step 4, layer 6) + Proximal Guidance (ProxMasaCtrl: l0, quantile "
+         f"0.6 over the target, no pull; cfg {cfg:g}; 4 UNet rows a step)",
+         guided_pair("InvertEditMasaCtrl", "InvertEditProximalGuidance", cfg, "InvertEditNegativePromptInversion",
+                     dict(start_step=4, start_layer=6), dict(PROX_NPI, quantile=0.6, quantile_over="target",
+                                                             pull="none")), True),
+        (f"DDIM inversion + Prompt-to-Prompt (PIE-Bench) + Noise Map Guidance (scale 10, L1, grad scale 5000 per "
+         f"64x64 latent = 312.5 here; cfg {cfg:g}; ~10 UNet rows a step with the backward)",
+         guided_pair("InvertEditAttentionInject", "InvertEditNoiseMapGuidance", cfg, None, P2P_PIE, NMG_TOY), True),
+        (f"Imagic (embedding 100 steps lr 0.01, LoRA rank 8 150 steps lr 0.01, alpha 0.7; from noise, cfg {cfg:g}; "
+         f"250 UNet forward+backward passes, then 2 rows a step)", imagic(cfg), True),
     ] + concept_rows()
 
 

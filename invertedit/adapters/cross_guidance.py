@@ -1,0 +1,201 @@
+"""pix2pix-zero's cross-attention guidance inside the host (math in ``attention/cross_guidance.py``):
+a GUIDER for SamplerCustomAdvanced that draws the reconstruction and the edit side by side
+(latent batch 2: row 0 source, row 1 target) and, at every step,
+
+1. evaluates the source row (source prompt and negative) and keeps its cross-attention maps
+   for this step only (an attn2 replace patch on every transformer block records them);
+2. evaluates the target row (edited prompt and negative) with gradients, one input copy per
+   branch, and differentiates the maps' distance to the source's with respect to each copy;
+3. evaluates the target row again at the moved copies, combines the branches as the host does
+   (pre-CFG functions, CFG, post-CFG functions) and returns the prediction for which the host's
+   DDIM/Euler step from the target latent lands where the step from the moved latent lands.
+
+Why a GUIDER rather than a MODEL patch: the method needs two extra UNet evaluations of the
+target at latents other than the sampler's (a patch inside the host's own CFG call would add
+a third), a backward pass run outside the host's inference mode on a model whose weights can
+take gradients (``adapters/gradients.py``), and the step taken from another latent. The
+guider keeps the MODEL's own patches (Apply Inversion, Latent Blend, LoRA) and chains with
+any SamplerCustomAdvanced set-up that uses the ddim or euler sampler.
+
+Gradients run with inference mode off on clones of the sampler's tensors; the conditionings
+and weights the host made under inference mode never need a gradient (the model's layers copy
+their weights at each forward when they are inference tensors).
+"""
+from __future__ import annotations
+
+import math
+
+import comfy.model_patcher
+import comfy.patcher_extension
+import comfy.samplers
+import torch
+
+from ..attention.cross_guidance import at_input, map_distance, moved_latent, step_from
+from .attention_maps import host_attention, patch_maps
+from .errors import NodeInputError
+from .guiders import ConceptGuider
+from .inversion_patches import _EXACT, sampler_name
+from .steps import step_at
+
+NAME = "Cross-Attention Guidance"
+STATE_KEY = "invertedit_cross_guidance"
+WRAPPER_KEY = "invertedit_cross_guidance_inputs"
+
+
+class MapState:
+    """One sampling run's cross-attention maps: the source row's maps of the current step
+    (recorded in pass 1, dropped after pass 2) and the target's loss (pass 2)."""
+
+    def __init__(self):
+        self.mode = "plain"
+        self.reference: dict = {}
+        self.loss: torch.Tensor | None = None
+        self.branches = 1
+
+    def begin(self, mode: str, branches: int = 1) -> None:
+        self.mode, self.branches = mode, branches
+        if mode == "record":
+            self.reference = {}
+        elif mode == "guide":
+            self.loss = None
+
+    def add(self, layer: tuple, branch: int, maps: torch.Tensor) -> None:
+        if self.mode == "record":
+            self.reference[(layer, branch)] = maps.detach()
+        elif self.mode == "guide":
+            reference = self.reference.get((layer, branch))
+            if reference is None:
+                raise NodeInputError(NAME, f"the target's cross-attention call at {layer} (branch {branch}) has no "
+                                           f"source map of this step; the MODEL's patches make the two rows' UNet "
+                                           f"calls differ. Remove the node that adds them.")
+            term = map_distance(maps, reference, self.branches)
+            self.loss = term if self.loss is None else self.loss + term
+
+    def end(self) -> None:
+        self.mode, self.reference = "plain", {}
+
+
+class RecordMaps:
+    """attn2 replace patch: the host's own attention; while a pass of the guider records or
+    guides, each branch's maps (``cond_or_uncond``) also go to the run's ``MapState``."""
+
+    def __call__(self, q, k, v, extra_options):
+        out = host_attention(q, k, v, extra_options)
+        state = extra_options.get(STATE_KEY)
+        if state is None or state.mode == "plain":
+            return out
+        chunks = extra_options.get("cond_or_uncond", [0])
+        rows = q.shape[0] // len(chunks)
+        layer = (tuple(extra_options.get("block", ())), extra_options.get("block_index", 0))
+        for i, branch in enumerate(chunks):
+            s = slice(i * rows, (i + 1) * rows)
+            state.add(layer, branch, patch_maps(q[s], k[s], extra_options, dtype=torch.float32))
+        return out
+
+
+class BranchInputs:
+    """APPLY_MODEL wrapper: each branch (``cond_or_uncond``) of the batched call gets its own
+    input, ``inputs[branch]`` when given, and with ``track`` its own leaf tensor, so that one
+    batched call gives every branch's gradient separately."""
+
+    def __init__(self, inputs: dict | None = None, track: bool = False):
+        self.inputs, self.track = inputs, track
+        self.leaves: list[tuple[torch.Tensor, list]] = []
+
+    def __call__(self, executor, x, t, c_concat, c_crossattn, control, transformer_options, **kwargs):
+        chunks = list(transformer_options.get("cond_or_uncond", [0]))
+        if self.inputs is not None:
+            x = torch.cat([self.inputs[c].to(x) for c in chunks])
+        if self.track:
+            x = x.detach().requires_grad_(True)
+            self.leaves.append((x, chunks))
+        return executor(x, t, c_concat, c_crossattn, control, transformer_options, **kwargs)
+
+    def gradients(self, loss: torch.Tensor | None) -> dict:
+        """Each tracked branch's gradient of ``loss`` (zeros where it does not depend on it)."""
+        leaves = [leaf for leaf, _ in self.leaves]
+        if loss is not None and loss.requires_grad:
+            grads = torch.autograd.grad(loss, leaves, allow_unused=True)
+        else:
+            grads = [None] * len(leaves)
+        out = {}
+        for (leaf, chunks), grad in zip(self.leaves, grads):
+            grad = torch.zeros_like(leaf) if grad is None else grad.detach()
+            rows = leaf.shape[0] // len(chunks)
+            for i, branch in enumerate(chunks):
+                out[branch] = grad[i * rows:(i + 1) * rows]
+        return out
+
+
+def _with_inputs(model_options: dict, wrapper: BranchInputs) -> dict:
+    options = comfy.model_patcher.create_model_options_clone(model_options)
+    comfy.patcher_extension.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.APPLY_MODEL, WRAPPER_KEY, wrapper,
+                                                 options, is_model_options=True)
+    return options
+
+
+class CrossAttentionGuider(ConceptGuider):
+    """pix2pix-zero's cross-attention guidance for a (source, target) latent pair; conds
+    ``positive`` (source prompt), ``target`` (edited prompt), ``negative``."""
+
+    NAME = NAME
+
+    def __init__(self, model, amount: float):
+        super().__init__(model, [])
+        self.amount = amount
+
+    def run_state(self) -> dict:
+        return {STATE_KEY: MapState()}
+
+    def outer_sample(self, noise, latent_image, sampler, *args, **kwargs):
+        function = getattr(sampler, "sampler_function", None)
+        if not any(function is f for f in _EXACT):
+            raise NodeInputError(NAME, f"sampler '{sampler_name(sampler).removeprefix('sample_')}' steps differently "
+                                       f"from DDIM; the guidance continues each step from the moved latent, which only "
+                                       f"the ddim or euler sampler (KSamplerSelect) can do.")
+        if torch.count_nonzero(noise) > 0:
+            raise NodeInputError(NAME, "the sampler adds noise to the latent pair; connect DisableNoise (the "
+                                       "reconstruction and the edit must start from the same inverted latent).")
+        if latent_image.shape[0] != 2:
+            raise NodeInputError(NAME, f"the latent being sampled has a batch of {latent_image.shape[0]}; sample the "
+                                       f"LATENT pair from this node (row 0 source, row 1 target).")
+        return super().outer_sample(noise, latent_image, sampler, *args, **kwargs)
+
+    def predict_noise(self, x, timestep, model_options={}, seed=None):
+        if x.shape[0] != 2:
+            raise NodeInputError(NAME, f"the sampler runs a batch of {x.shape[0]}; sample the LATENT pair from this "
+                                       f"node (row 0 source, row 1 target).")
+        options = model_options["transformer_options"]
+        state: MapState = options[STATE_KEY]
+        step, _ = step_at(options["sample_sigmas"], timestep)
+        sigma, sigma_next = timestep[:1], options["sample_sigmas"][step + 1].to(x)
+        guided = not (math.isclose(self.cfg, 1.0) and not model_options.get("disable_cfg1_optimization", False))
+        negative = self.conds.get("negative") if guided else None
+        source, target = [self.conds["positive"], negative], [self.conds["target"], negative]
+        model = self.inner_model
+
+        state.begin("record")   # 1: the reconstruction, its maps kept for this step
+        out_source = comfy.samplers.calc_cond_batch(model, source, x[:1], sigma, model_options)
+        x_t = x[1:2]
+        try:   # 2: the edit's maps against them, one latent copy per branch
+            with torch.inference_mode(False), torch.enable_grad():
+                track = BranchInputs(track=True)
+                state.begin("guide", 2 if guided else 1)
+                comfy.samplers.calc_cond_batch(model, target, x_t.clone(), sigma.clone(), _with_inputs(model_options, track))
+                grads = track.gradients(state.loss)
+        finally:
+            state.end()
+        moved = {b: moved_latent(x_t, g.to(x_t), sigma, self.amount) for b, g in grads.items()}
+        # 3: the edit's predictions at the moved copies; the step continues from the unconditional one's
+        out_target = comfy.samplers.calc_cond_batch(model, target, x_t, sigma, _with_inputs(model_options, BranchInputs(moved)))
+        start = moved[1] if guided else moved[0]
+        cond_t = out_target[0] if start is moved[0] else at_input(start, moved[0], out_target[0])
+        cond = torch.cat([out_source[0], cond_t])
+        uncond = torch.cat([out_source[1], out_target[1]])
+        inputs = torch.cat([x[:1], start])
+        cond, uncond = self.pre_cfg([source[0], negative], [cond, uncond], inputs, timestep, model_options)[:2]
+        denoised = comfy.samplers.cfg_function(model, cond, uncond, self.cfg, inputs, timestep, model_options=model_options,
+                                               cond=source[0], uncond=negative)
+        denoised = denoised.clone()
+        denoised[1:] = step_from(x_t, start, denoised[1:], sigma, sigma_next)
+        return denoised

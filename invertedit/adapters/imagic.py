@@ -1,0 +1,215 @@
+"""Imagic inside the host (Kawar et al., CVPR 2023; the math is in ``guidance/imagic.py``).
+
+Both optimisations run through the host's own sampling path (``sampling.run_loop``: a
+``CFGGuider`` whose sampler function is the optimisation loop), so the model is loaded, patched
+and conditioned as for a KSampler run: LoRAs already on the MODEL, ControlNets in the
+conditioning and SDXL's pooled and size conditioning all apply. ``HostDenoiser.part`` gives the
+positive prediction; the noise prediction is ``(x - denoised) / sigma`` (for a v-prediction
+model the eps that its v implies). Gradients run with inference mode off, on a clone whose
+layers copy their weights at each forward (``gradients.with_weight_copies``).
+
+The fine-tuning is a LoRA, not the paper's full fine-tune: one ``LoraDiff`` (the host's own
+training adapter, ``comfy.weight_adapter.lora``, as ``comfy_extras/nodes_train.py`` uses it) on
+every weight of two or more dimensions of the UNet (linear and convolution layers), the up
+matrix Kaiming-initialised from the seed and the down matrix zero, so the LoRA starts as the
+identity; alpha 1 (scale 1 / rank, the host's Train LoRA convention). The trained matrices are written in the host's LoRA format (``<module>.lora_up.weight``,
+``<module>.lora_down.weight``, ``<module>.alpha``, what Train LoRA outputs and Save LoRA Weights /
+Load LoRA read) and put on a clone of the input MODEL with ``add_patches`` (``comfy.lora``), as
+LoraLoader does: stock samplers, further LoRAs and ControlNets work on it.
+
+Why not the host's Train LoRA node: it minimises the error of the denoised latent (the eps loss
+weighted by sigma^2, not the paper's), trains biases and norms too, reports through tqdm only,
+cannot be interrupted between steps, and returns its training wrappers instead of patches.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import comfy.lora
+import comfy.lora_convert
+import comfy.model_management
+import torch
+from comfy.model_patcher import ModelPatcher
+from comfy.weight_adapter.lora import LoraDiff
+
+from ..guidance.imagic import fixed_draws, mean_loss, optimize, random_timestep_loss
+from .errors import NodeInputError, check_at_least, check_finite, check_finite_tensor
+from .gradients import with_weight_copies
+from .sampling import HostDenoiser, check_model_family, run_loop
+
+
+def training_sigmas(model: ModelPatcher) -> torch.Tensor:
+    """The model's training noise levels indexed by DDPM timestep (ascending; 1000 for SD)."""
+    return model.get_model_object("model_sampling").sigmas.detach().float().cpu().clone()
+
+
+def check_inputs(node: str, model: ModelPatcher, samples: torch.Tensor, conditioning: list, name: str,
+                 steps: int, learning_rate: float) -> torch.Tensor:
+    """The checks both optimisations make; returns the embedding tensor of ``conditioning``."""
+    check_model_family(model, node)
+    check_finite(node, learning_rate=learning_rate)
+    check_at_least(node, 0, steps=steps)
+    if learning_rate < 0:
+        raise NodeInputError(node, f"input 'learning_rate' is {learning_rate}; give 0 or more.")
+    if samples.ndim != 4 or samples.shape[0] != 1:
+        raise NodeInputError(node, f"input 'latent' has shape {tuple(samples.shape)}; Imagic edits one image: connect "
+                                   f"the latent of a single image from VAE Encode (batch 1).")
+    check_finite_tensor(node, "input 'latent'", samples,
+                        "connect the image's latent from VAE Encode (a latent with NaN trains on noise).")
+    embedding = conditioning_embedding(node, conditioning, name)
+    width = model.model.model_config.unet_config.get("context_dim")
+    if width is not None and embedding.shape[-1] != width:
+        raise NodeInputError(node, f"input '{name}' is an embedding {embedding.shape[-1]} wide; the model's "
+                                   f"cross-attention takes {width}. Encode the prompt with this checkpoint's CLIP.")
+    return embedding
+
+
+def conditioning_embedding(node: str, conditioning, name: str) -> torch.Tensor:
+    """The one cross-attention embedding of a CONDITIONING of one prompt, checked."""
+    if not isinstance(conditioning, list) or not all(isinstance(c, (list, tuple)) and len(c) == 2
+                                                     and isinstance(c[0], torch.Tensor) for c in conditioning):
+        raise NodeInputError(node, f"input '{name}' is a {type(conditioning).__name__}, not a CONDITIONING; connect "
+                                   f"CLIP Text Encode or an Imagic node's conditioning output.")
+    if len(conditioning) != 1:
+        raise NodeInputError(node, f"input '{name}' holds {len(conditioning)} conditioning entries; Imagic optimises one "
+                                   f"prompt's embedding: connect one CLIP Text Encode (not a Conditioning Combine).")
+    embedding = conditioning[0][0]
+    if embedding.ndim != 3 or embedding.shape[0] != 1:
+        raise NodeInputError(node, f"input '{name}' is an embedding of shape {tuple(embedding.shape)}; one prompt's "
+                                   f"[1, tokens, width] from CLIP Text Encode is needed.")
+    check_finite_tensor(node, f"input '{name}'", embedding, "encode the prompt again.")
+    return embedding
+
+
+def _progress(step_callback: Callable, x: torch.Tensor) -> Callable[[int, int, float], None]:
+    """After each step: the host's interrupt check and the progress bar (``run_loop``'s callback)."""
+    return lambda done, total, loss: step_callback(done - 1, total, x)
+
+
+def _interrupt(_: int) -> None:
+    comfy.model_management.throw_exception_if_processing_interrupted()
+
+
+def _eps(denoise: HostDenoiser, context: torch.Tensor | None = None):
+    def eps(x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+        return (x - denoise.part("positive", x, sigma, context)) / sigma.reshape(-1, 1, 1, 1)
+    return eps
+
+
+def optimize_embedding(model: ModelPatcher, samples: torch.Tensor, target: list, steps: int, learning_rate: float,
+                       seed: int) -> tuple[list, list[float]]:
+    """Imagic's first stage: the target prompt's embedding optimised so that the frozen model
+    reconstructs ``samples`` (a LATENT tensor). Returns the optimised CONDITIONING (the target's
+    entry with its cross-attention embedding replaced, float32; SDXL's pooled output is kept) and
+    the loss of each step. Each step is one UNet forward and one backward."""
+    embedding = target[0][0]
+    if steps == 0:   # nothing to optimise: the target's embedding as it is (no model load)
+        return [[embedding.detach().clone(), dict(target[0][1])]], []
+    found: dict = {}
+
+    def loop(denoise, x, sigmas, step_callback):
+        with torch.inference_mode(False), torch.enable_grad():
+            x0 = x.detach().clone()
+            table = sigmas.detach().clone()
+            e = embedding.detach().to(device=x.device, dtype=torch.float32).clone().requires_grad_(True)
+            loss = random_timestep_loss(_eps(denoise, e), x0, table, torch.Generator().manual_seed(seed))
+            found["losses"] = optimize([e], loss, steps, learning_rate, before_step=_interrupt,
+                                       after_step=_progress(step_callback, x0))
+            found["embedding"] = e.detach().cpu().clone()
+        return x
+
+    run_loop(with_weight_copies(model), target, None, 1.0, samples, training_sigmas(model), loop)
+    return [[found["embedding"], dict(target[0][1])]], found["losses"]
+
+
+def reconstruction_loss(model: ModelPatcher, samples: torch.Tensor, conditioning: list, count: int = 32,
+                        seed: int = 12345) -> float:
+    """The Imagic loss of ``conditioning`` on ``samples`` averaged over ``count`` fixed draws
+    (noise, timestep) from ``seed``: how well the model and embedding reconstruct the image (for
+    tests and benchmarks; ``count`` UNet forwards, no gradients)."""
+    found: dict = {}
+
+    def loop(denoise, x, sigmas, step_callback):
+        draws = fixed_draws(tuple(x.shape), count, seed, len(sigmas))
+        found["loss"] = mean_loss(_eps(denoise), x, sigmas, draws)
+        return x
+
+    run_loop(model, conditioning, None, 1.0, samples, training_sigmas(model), loop)
+    return found["loss"]
+
+
+def lora_adapters(model: ModelPatcher, rank: int, seed: int) -> dict[str, LoraDiff]:
+    """One host ``LoraDiff`` per UNet weight of two or more dimensions, keyed by module name
+    (``diffusion_model.…``): up Kaiming-uniform from ``seed`` (as the host's ``create_train``
+    draws it), down zero, alpha 1 (scale 1 / rank, as the host's Train LoRA). Made outside
+    inference mode."""
+    g = torch.Generator().manual_seed(seed)
+    out: dict[str, LoraDiff] = {}
+    with torch.inference_mode(False), torch.random.fork_rng(devices=[]):   # LoraDiff's layers draw an init we overwrite
+        for name, module in model.model.diffusion_model.named_modules():
+            weight = getattr(module, "weight", None)
+            if not hasattr(module, "weight_function") or weight is None or weight.ndim < 2:
+                continue
+            up = torch.empty(weight.shape[0], rank)
+            torch.nn.init.kaiming_uniform_(up, a=5 ** 0.5, generator=g)
+            down = torch.zeros(rank, weight.shape[1:].numel())
+            out[f"diffusion_model.{name}"] = LoraDiff((up, down, 1.0, None, None, None))
+    return out
+
+
+def lora_state_dict(adapters: dict[str, LoraDiff]) -> dict[str, torch.Tensor]:
+    """The adapters in the host's LoRA format (Train LoRA's output; Save LoRA Weights writes it)."""
+    sd: dict[str, torch.Tensor] = {}
+    for name, adapter in adapters.items():
+        sd[f"{name}.lora_up.weight"] = adapter.lora_up.weight.detach().float().cpu().clone()
+        sd[f"{name}.lora_down.weight"] = adapter.lora_down.weight.detach().float().cpu().clone()
+        sd[f"{name}.alpha"] = adapter.alpha.detach().float().cpu().clone()
+    return sd
+
+
+def with_lora(model: ModelPatcher, lora: dict[str, torch.Tensor], strength: float = 1.0) -> ModelPatcher:
+    """A clone of ``model`` with ``lora`` added as weight patches, as LoraLoader adds a file's
+    (``comfy.lora``: key map, conversion, ``add_patches``); every module of the LoRA must land."""
+    key_map = comfy.lora.model_lora_keys_unet(model.model, {})
+    patches = comfy.lora.load_lora(comfy.lora_convert.convert_lora(lora), key_map)
+    patched = model.clone()
+    landed = set(patched.add_patches(patches, strength))
+    modules = {k[:-len(".alpha")] for k in lora if k.endswith(".alpha")}
+    if len(landed) != len(modules):
+        raise RuntimeError(f"Imagic LoRA: {len(modules) - len(landed)} of {len(modules)} layers found no weight in the "
+                           f"model (the model's layout changed since the LoRA was made)")
+    return patched
+
+
+def fine_tune_lora(model: ModelPatcher, samples: torch.Tensor, optimized: list, steps: int, learning_rate: float,
+                   rank: int, seed: int) -> tuple[ModelPatcher, dict[str, torch.Tensor], list[float]]:
+    """Imagic's second stage as a LoRA: the model fine-tuned so that the fixed ``optimized``
+    embedding reconstructs ``samples``. Returns (the input MODEL patched with the LoRA, the LoRA
+    in the host's format, the loss of each step). Each step is one UNet forward and one backward;
+    the draws (noise, timestep) come from ``seed`` as in the embedding optimisation."""
+    adapters = lora_adapters(model, rank, seed)
+    if steps == 0:   # the LoRA at its start (down zero): nothing to train
+        lora = lora_state_dict(adapters)
+        return with_lora(model, lora), lora, []
+    trainee = with_weight_copies(model)
+    if trainee is model:
+        trainee = model.clone()
+    for name, adapter in adapters.items():
+        trainee.add_weight_wrapper(f"{name}.weight", adapter)
+    found: dict = {}
+
+    def loop(denoise, x, sigmas, step_callback):
+        with torch.inference_mode(False), torch.enable_grad():
+            x0 = x.detach().clone()
+            table = sigmas.detach().clone()
+            params = [p for a in adapters.values() for p in (a.lora_up.weight, a.lora_down.weight)]
+            loss = random_timestep_loss(_eps(denoise), x0, table, torch.Generator().manual_seed(seed))
+            found["losses"] = optimize(params, loss, steps, learning_rate, before_step=_interrupt,
+                                       after_step=_progress(step_callback, x0))
+        return x
+
+    run_loop(trainee, optimized, None, 1.0, samples, training_sigmas(model), loop)
+    for adapter in adapters.values():
+        adapter.requires_grad_(False)
+    lora = lora_state_dict(adapters)
+    return with_lora(model, lora), lora, found["losses"]

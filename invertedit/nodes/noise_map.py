@@ -1,0 +1,73 @@
+"""Noise Map Guidance: NMG (Cho et al., ICLR 2024) as a GUIDER for SamplerCustomAdvanced (math in
+``guidance/noise_map.py``, guider in ``adapters/guiders.py``).
+
+A guider rather than a model patch because each step needs what no patch can do: an extra,
+differentiated unconditional pass of the source rows, and the text-guided pass evaluated at the
+latent that pass moved them to. The guider takes the inversion's latents (the noise maps) from
+the INVERSION it is given, moves the source rows, runs the usual batched pass there, and hands
+the host's ddim/euler step the prediction that lands where the reference's second DDIM step
+lands. Attention editors (Attention Inject, MasaCtrl) patch the model before it, as usual.
+"""
+from __future__ import annotations
+
+from comfy_api.latest import io
+
+from ..guidance.noise_map import LOSSES
+from ..adapters.errors import check_choice, check_finite
+from ..adapters.gradients import with_weight_copies
+from ..adapters.guiders import NoiseMapGuider, carrying
+from ..adapters.sampling import check_model_family
+from ..adapters.sockets import Inversion as InversionSocket
+
+
+class NoiseMapGuidance(io.ComfyNode):
+    NAME = "Noise Map Guidance"
+
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
+            node_id="InvertEditNoiseMapGuidance",
+            display_name=cls.NAME,
+            category="InvertEdit/guidance",
+            description=(
+                "NMG (Cho et al.): the inversion's latents (noise maps) guide the source's reconstruction while it is "
+                "sampled: each step first pulls the source towards the next noise map by the gradient of their "
+                "distance, then applies classifier-free guidance there. No optimisation; the edit comes from the "
+                "attention editor (Attention Inject, MasaCtrl) that reads the better-kept source. A GUIDER for "
+                "SamplerCustomAdvanced with the ddim sampler, the inversion's SIGMAS and the pair editor's LATENT. "
+                "Costs one extra unconditional pass with its gradient per step."),
+            inputs=[
+                io.Model.Input("model", tooltip="The model, patched by a pair editor (Attention Inject, MasaCtrl) or not."),
+                io.Conditioning.Input("positive", tooltip="The pair editor's CONDITIONING pair (row 0 source, row 1 "
+                                                          "target), or the source prompt for a reconstruction."),
+                io.Conditioning.Input("negative", tooltip="The null text (paper: the empty prompt); the noise-map pass "
+                                                          "uses it too."),
+                InversionSocket.Input("inversion", tooltip="DDIM Invert's INVERSION (paper); its latents are the "
+                                                           "noise maps."),
+                io.Float.Input("cfg", default=10.0, min=0.0, max=100.0, step=0.1, round=0.01,
+                               tooltip="Text guidance scale (paper: 10)."),
+                io.Float.Input("noise_map_scale", default=10.0, min=0.0, max=1000.0, step=0.1,
+                               tooltip="Noise map guidance scale (paper: 10)."),
+                io.Float.Input("grad_scale", default=5000.0, min=0.0, max=1e7, step=100.0,
+                               tooltip="Gradient scale (paper: 5000, for a 64x64 latent: the distance is a mean, so "
+                                       "the pull per element grows as the latent shrinks)."),
+                io.Combo.Input("loss", options=list(LOSSES), default="l1",
+                               tooltip="Distance to the noise map (paper: l1; the code also offers l2 and smooth_l1)."),
+            ],
+            outputs=[io.Guider.Output()],
+        )
+
+    @classmethod
+    def execute(cls, model, positive, negative, inversion, cfg, noise_map_scale, grad_scale, loss) -> io.NodeOutput:
+        node = NoiseMapGuidance.NAME
+        check_model_family(model, node)
+        check_choice(node, "loss", loss, LOSSES)
+        check_finite(node, cfg=cfg, noise_map_scale=noise_map_scale, grad_scale=grad_scale)
+        patched = carrying(model, inversion, node, direct=False)
+        guider = NoiseMapGuider(with_weight_copies(patched), inversion, noise_map_scale, grad_scale, loss)
+        guider.set_all({"positive": positive, "negative": negative}, [])
+        guider.set_cfg(cfg)
+        return io.NodeOutput(guider)
+
+
+NODES = [NoiseMapGuidance]
