@@ -100,6 +100,11 @@ def node_info(class_type: str, host: Host | None = None) -> dict[str, Any]:
     }
     if hasattr(cls, "OUTPUT_TOOLTIPS"):
         info["output_tooltips"] = cls.OUTPUT_TOOLTIPS
+    for flag in ("DEPRECATED", "EXPERIMENTAL"):   # e.g. the host's Save LoRA Weights is experimental
+        if getattr(cls, flag, False):
+            info[flag.lower()] = True
+    if hasattr(cls, "API_NODE"):
+        info["api_node"] = cls.API_NODE
     return info
 
 
