@@ -170,6 +170,7 @@ def main(argv=None) -> None:
     ap.add_argument("--family", choices=["sd15", "sdxl", "tiny-sd1", "tiny-sdxl"], default="sd15")
     ap.add_argument("--repeats", type=int, default=2)
     ap.add_argument("--only", default="", help="comma-separated groups: editors, guiders, null_text, whole_edit")
+    ap.add_argument("--match", default="", help="only the editors whose label contains this")
     ap.add_argument("--json", default=None)
     args = ap.parse_args(argv)
     if args.table:
@@ -210,6 +211,7 @@ def main(argv=None) -> None:
                                                                           self_attention_injection=0.5)),
         }
         pairs = {}
+        editors = {label: e for label, e in editors.items() if args.match in label}
         for label, (node, kw) in editors.items():
             m, cond, pair = call(host, node, model=model, clip=clip, latent=latent, source_prompt=SOURCE,
                                  target_prompt=TARGET, **kw)
