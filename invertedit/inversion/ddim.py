@@ -44,32 +44,39 @@ def ddim_invert_step(denoise: Denoiser, x: torch.Tensor, sigma: torch.Tensor, si
     return x + (sigma_next - sigma) * eps
 
 
-def ddim_invert(
-    denoise: Denoiser,
-    x0: torch.Tensor,
-    sigmas: torch.Tensor,
-    callback: Optional[StepCallback] = None,
-) -> Inverted:
-    """Invert ``x0`` along a descending schedule (the host's order; ``sigmas[-1]`` is the
-    sigma of ``x0``, usually 0). Returns the trajectory in the same order: ``[i]`` at
-    ``sigmas[i]``, ``[0]`` the inverted latent, ``[-1]`` the source (``inversion/contract.py``).
-
-    ``callback(i, total, x)`` is called after each step (progress, interrupts)."""
+def invert_along(step: Callable[[int, int, torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor],
+                 x0: torch.Tensor, sigmas: torch.Tensor, callback: Optional[StepCallback] = None,
+                 name: str = "ddim_invert") -> Inverted:
+    """The inversion loop every DDIM-type inversion shares: ``sigmas`` descending (the host's
+    order; ``sigmas[-1]`` is the sigma of ``x0``, usually 0) are run backwards, each step
+    ``step(i, total, x, sigma, sigma_next) -> x`` towards noise. Returns the trajectory in the
+    same order: ``[i]`` at ``sigmas[i]``, ``[0]`` the inverted latent, ``[-1]`` the source
+    (``inversion/contract.py``). ``callback(i, total, x)`` after each step (progress, interrupts)."""
     if sigmas.ndim != 1 or len(sigmas) < 1:
-        raise ValueError("ddim_invert: sigmas must be a non-empty 1-D tensor")
+        raise ValueError(f"{name}: sigmas must be a non-empty 1-D tensor")
     if len(sigmas) > 1 and not bool(torch.all(sigmas[1:] < sigmas[:-1])):
-        raise ValueError("ddim_invert: sigmas must be strictly descending (the host's order; the inversion runs "
+        raise ValueError(f"{name}: sigmas must be strictly descending (the host's order; the inversion runs "
                          "them backwards, towards noise)")
     up = sigmas.flip(0)
     x = x0
     trajectory = [x]
     total = len(up) - 1
     for i in range(total):
-        x = ddim_invert_step(denoise, x, up[i], up[i + 1])
+        x = step(i, total, x, up[i], up[i + 1])
         trajectory.append(x)
         if callback is not None:
             callback(i, total, x)
     return Inverted(torch.stack(trajectory[::-1]))
+
+
+def ddim_invert(
+    denoise: Denoiser,
+    x0: torch.Tensor,
+    sigmas: torch.Tensor,
+    callback: Optional[StepCallback] = None,
+) -> Inverted:
+    """Plain DDIM inversion along ``sigmas`` (``invert_along``)."""
+    return invert_along(lambda i, total, x, s, s_next: ddim_invert_step(denoise, x, s, s_next), x0, sigmas, callback)
 
 
 def ddim_sample(

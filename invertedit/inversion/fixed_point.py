@@ -40,7 +40,7 @@ from typing import Optional
 import torch
 
 from .contract import Inverted
-from .ddim import Denoiser, StepCallback, eps_at
+from .ddim import Denoiser, StepCallback, eps_at, invert_along
 
 ITERATIONS = 9             # ReNoise's num_renoise_steps (its RunConfig): 10 estimates a step
 AVERAGE = 2                # its average_step_range (8, 10): the last 2 of those 10 estimates
@@ -141,22 +141,12 @@ def fixed_point_invert(
     below it make at most ``low_noise_estimates`` estimates and average them all (ReNoise's
     rule below timestep 250; None: off). Returns the trajectory as ``ddim_invert`` does; no
     clues: the host's DDIM/Euler samplers replay it as they replay a DDIM inversion."""
-    if sigmas.ndim != 1 or len(sigmas) < 1:
-        raise ValueError("fixed_point_invert: sigmas must be a non-empty 1-D tensor")
-    if len(sigmas) > 1 and not bool(torch.all(sigmas[1:] < sigmas[:-1])):
-        raise ValueError("fixed_point_invert: sigmas must be strictly descending (the host's order; the inversion "
-                         "runs them backwards, towards noise)")
     if iterations < 0 or average < 1 or anderson < 0 or low_noise_estimates < 1:
         raise ValueError(f"fixed_point_invert: iterations ({iterations}) and anderson ({anderson}) must be 0 or more, "
                          f"average ({average}) and low_noise_estimates ({low_noise_estimates}) 1 or more")
-    up = sigmas.flip(0)
-    x = x0
-    trajectory = [x]
-    total = len(up) - 1
-    for i in range(total):
-        n, k = step_plan(float(up[i + 1]), iterations, average, low_noise_sigma, low_noise_estimates)
-        x = fixed_point_step(denoise, x, up[i], up[i + 1], n, k, anderson)
-        trajectory.append(x)
-        if callback is not None:
-            callback(i, total, x)
-    return Inverted(torch.stack(trajectory[::-1]))
+
+    def step(i, total, x, sigma, sigma_next):
+        n, k = step_plan(float(sigma_next), iterations, average, low_noise_sigma, low_noise_estimates)
+        return fixed_point_step(denoise, x, sigma, sigma_next, n, k, anderson)
+
+    return invert_along(step, x0, sigmas, callback, "fixed_point_invert")

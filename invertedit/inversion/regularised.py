@@ -40,7 +40,7 @@ import torch
 import torch.nn.functional as F
 
 from .contract import Inverted
-from .ddim import Denoiser, StepCallback, eps_at
+from .ddim import Denoiser, StepCallback, eps_at, invert_along
 
 #: The paper's and diffusers' defaults.
 LAMBDA_AUTO_CORR = 20.0
@@ -122,24 +122,12 @@ def regularised_invert(
     step regularised (``regularise_noise``) before the step is taken. The contract of
     ``inversion/contract.py``: the trajectory in sampling order, ``[0]`` the inverted latent;
     no clues (the inversion is replayed by plain DDIM sampling, as the paper does)."""
-    if sigmas.ndim != 1 or len(sigmas) < 1:
-        raise ValueError("regularised_invert: sigmas must be a non-empty 1-D tensor")
-    if len(sigmas) > 1 and not bool(torch.all(sigmas[1:] < sigmas[:-1])):
-        raise ValueError("regularised_invert: sigmas must be strictly descending (the host's order)")
-    up = sigmas.flip(0)
-    x = x0
-    trajectory = [x]
-    total = len(up) - 1
-    for i in range(total):
-        sigma, sigma_next = up[i], up[i + 1]
+    def step(i, total, x, sigma, sigma_next):
         rescale = torch.sqrt((1 + sigma_next ** 2) / (1 + sigma ** 2))
         eps = eps_at(denoise, x * rescale, sigma_next)
         regular = regularise_noise(eps, lambda_ac, lambda_kl, reg_steps, rolls, generator)
         if not bool(torch.isfinite(regular).all()) and bool(torch.isfinite(eps).all()):
             raise RegulariserDiverged(i, total, tuple(x.shape), float(eps.float().std()))
-        eps = regular
-        x = x + (sigma_next - sigma) * eps
-        trajectory.append(x)
-        if callback is not None:
-            callback(i, total, x)
-    return Inverted(torch.stack(trajectory[::-1]))
+        return x + (sigma_next - sigma) * regular
+
+    return invert_along(step, x0, sigmas, callback, "regularised_invert")
