@@ -13,6 +13,10 @@ Three kinds of tests live here:
 """
 from __future__ import annotations
 
+import os
+import shutil
+import subprocess
+from pathlib import Path
 
 import pytest
 import torch
@@ -54,6 +58,35 @@ def skip_loudly():
         _LOUD_SKIPS.append(line)
         pytest.skip(line)
     return skip
+
+
+@pytest.fixture(scope="session")
+def reference_copy():
+    """``reference_copy(tmp, name, repo, parts, marker)``: ``tmp`` holding a copy of ``parts``
+    (files or folders) of a reference repository, or None where it is absent. From a local
+    checkout at ``$<NAME>_PATH`` (which must hold ``marker``), else from the snapshot the
+    ``fetch`` tool leaves at ``$<NAME>_MIRROR`` (default ``/work/.mirror/<owner>+<repo>/repo``).
+    Never committed; the parity tests run the copy unchanged."""
+    def copy(tmp: Path, name: str, repo: str, parts: tuple[str, ...], marker: str) -> Path | None:
+        tmp.mkdir(parents=True, exist_ok=True)
+        local = os.environ.get(f"{name}_PATH")
+        if local:
+            if not (Path(local) / marker).is_file():
+                return None
+            for part in parts:
+                src, dst = Path(local) / part, tmp / part
+                dst.parent.mkdir(parents=True, exist_ok=True)
+                (shutil.copytree if src.is_dir() else shutil.copy)(src, dst)
+            return tmp
+        mirror = os.environ.get(f"{name}_MIRROR", f"/work/.mirror/{repo.replace('/', '+')}/repo")
+        if not Path(mirror).is_dir():
+            return None
+        archive = subprocess.run(["git", "--git-dir", mirror, "archive", "HEAD", *parts], capture_output=True, check=False)
+        if archive.returncode != 0:
+            return None
+        subprocess.run(["tar", "-x", "-C", str(tmp)], input=archive.stdout, check=True)
+        return tmp
+    return copy
 
 
 def pytest_collection_modifyitems(config, items):

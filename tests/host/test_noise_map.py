@@ -12,7 +12,6 @@ it the parity test is skipped with one loud line.
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -145,29 +144,15 @@ TOLERANCE = 5e-4   # relative, per row: max |ours - reference| / max |reference|
 RUNNER = Path(__file__).resolve().parents[1] / "reference" / "nmg_runner.py"
 
 
-def reference_checkout(tmp: Path) -> Path | None:
-    env = os.environ.get("NMG_PATH")
-    if env:
-        if not (Path(env) / "prompt_to_prompt" / "pipeline_stable_diffusion_nmg.py").is_file():
-            return None
-        shutil.copytree(Path(env) / "prompt_to_prompt", tmp / "prompt_to_prompt")
-        return tmp
-    mirror = os.environ.get("NMG_MIRROR", "/work/.mirror/hansam95+NMG/repo")
-    if not Path(mirror).is_dir():
-        return None
-    archive = subprocess.run(["git", "--git-dir", mirror, "archive", "HEAD", "prompt_to_prompt"], capture_output=True,
-                             check=False)
-    if archive.returncode != 0:
-        return None
-    subprocess.run(["tar", "-x", "-C", str(tmp)], input=archive.stdout, check=True)
-    return tmp
+def reference_checkout(reference_copy, tmp: Path) -> Path | None:
+    return reference_copy(tmp, "NMG", "hansam95/NMG", ("prompt_to_prompt",),
+                          "prompt_to_prompt/pipeline_stable_diffusion_nmg.py")
 
 
 @pytest.fixture(scope="module")
-def reference_results(host, tiny, bridge, tmp_path_factory, skip_loudly):
+def reference_results(host, tiny, bridge, tmp_path_factory, skip_loudly, reference_copy):
     tmp = tmp_path_factory.mktemp("nmg")
-    (tmp / "code").mkdir()
-    checkout = reference_checkout(tmp / "code")
+    checkout = reference_checkout(reference_copy, tmp / "code")
     if checkout is None:
         skip_loudly("NMG PARITY SKIPPED: the NMG code was not found (set NMG_PATH to a checkout of "
                     "github.com/hansam95/NMG, or fetch it)")

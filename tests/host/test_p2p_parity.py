@@ -15,7 +15,6 @@ fraction (cross: int(0.3 * 6) = 1 step, not 2; self: int(2.5) = 2, not 3).
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -45,28 +44,15 @@ TOLERANCE = 5e-4   # relative, per row: max |ours - reference| / max |reference|
 RUNNER = Path(__file__).resolve().parents[1] / "reference" / "pnp_p2p_runner.py"
 
 
-def reference_checkout(tmp: Path) -> Path | None:
+def reference_checkout(reference_copy, tmp: Path) -> Path | None:
     """A folder holding a copy of PnPInversion's ``models/p2p`` and ``utils``, or None.
 
     Its ``utils`` and ``models`` folders are namespace packages; ComfyUI, registered with the
     interpreter, has a regular ``utils`` package, which Python prefers wherever it stands on the
     path. The copy therefore gets empty ``__init__.py`` files (the code itself is unchanged)."""
-    tmp.mkdir(parents=True, exist_ok=True)
-    env = os.environ.get("PNPINVERSION_PATH")
-    if env:
-        if not (Path(env) / "models" / "p2p" / "attention_control.py").is_file():
-            return None
-        for part in ("models/p2p", "utils"):
-            shutil.copytree(Path(env) / part, tmp / part)
-    else:
-        mirror = os.environ.get("PNPINVERSION_MIRROR", "/work/.mirror/cure-lab+PnPInversion/repo")
-        if not Path(mirror).is_dir():
-            return None
-        archive = subprocess.run(["git", "--git-dir", mirror, "archive", "HEAD", "models/p2p", "utils"],
-                                 capture_output=True, check=False)
-        if archive.returncode != 0:
-            return None
-        subprocess.run(["tar", "-x", "-C", str(tmp)], input=archive.stdout, check=True)
+    if reference_copy(tmp, "PNPINVERSION", "cure-lab/PnPInversion", ("models/p2p", "utils"),
+                      "models/p2p/attention_control.py") is None:
+        return None
     for package in ("utils", "models", "models/p2p"):
         (tmp / package / "__init__.py").touch()
     return tmp
@@ -103,9 +89,9 @@ def pack_edit(host, model, clip, inverted, case) -> torch.Tensor:
 
 
 @pytest.fixture(scope="module")
-def reference_results(host, tiny, bridge, tmp_path_factory, skip_loudly):
+def reference_results(host, tiny, bridge, tmp_path_factory, skip_loudly, reference_copy):
     tmp = tmp_path_factory.mktemp("pnp")
-    checkout = reference_checkout(tmp / "code")
+    checkout = reference_checkout(reference_copy, tmp / "code")
     if checkout is None:
         skip_loudly("PROMPT-TO-PROMPT PARITY SKIPPED: PnPInversion's code was not found (set PNPINVERSION_PATH to a "
                     "checkout of github.com/cure-lab/PnPInversion, or fetch it)")

@@ -12,7 +12,6 @@ else the snapshot the ``fetch`` tool leaves at ``PROXEDIT_MIRROR``, default
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -152,30 +151,15 @@ RUNNER = Path(__file__).resolve().parents[1] / "reference" / "proxedit_runner.py
 FILES = ("negative_prompt_inversion.py", "ptp_utils.py", "seq_aligner.py", "scheduler_dev.py", "masactrl")
 
 
-def reference_checkout(tmp: Path) -> Path | None:
+def reference_checkout(reference_copy, tmp: Path) -> Path | None:
     """A folder holding the reference's files, or None."""
-    env = os.environ.get("PROXEDIT_PATH")
-    if env:
-        if not (Path(env) / "ptp_utils.py").is_file():
-            return None
-        for name in FILES:
-            (shutil.copytree if (Path(env) / name).is_dir() else shutil.copy)(Path(env) / name, tmp / name)
-        return tmp
-    mirror = os.environ.get("PROXEDIT_MIRROR", "/work/.mirror/phymhan+prompt-to-prompt/repo")
-    if not Path(mirror).is_dir():
-        return None
-    archive = subprocess.run(["git", "--git-dir", mirror, "archive", "HEAD", *FILES], capture_output=True, check=False)
-    if archive.returncode != 0:
-        return None
-    subprocess.run(["tar", "-x", "-C", str(tmp)], input=archive.stdout, check=True)
-    return tmp
+    return reference_copy(tmp, "PROXEDIT", "phymhan/prompt-to-prompt", FILES, "ptp_utils.py")
 
 
 @pytest.fixture(scope="module")
-def reference_results(host, tiny, bridge, tmp_path_factory, skip_loudly):
+def reference_results(host, tiny, bridge, tmp_path_factory, skip_loudly, reference_copy):
     tmp = tmp_path_factory.mktemp("proxedit")
-    (tmp / "code").mkdir()
-    checkout = reference_checkout(tmp / "code")
+    checkout = reference_checkout(reference_copy, tmp / "code")
     if checkout is None:
         skip_loudly("PROXEDIT PARITY SKIPPED: the ProxEdit code was not found (set PROXEDIT_PATH to a checkout of "
                     "github.com/phymhan/prompt-to-prompt, or fetch it)")

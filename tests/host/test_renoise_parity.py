@@ -20,8 +20,6 @@ it (one call per timestep, in ascending order), with:
 from __future__ import annotations
 
 import importlib
-import os
-import subprocess
 import sys
 from pathlib import Path
 from types import SimpleNamespace
@@ -52,25 +50,12 @@ CASES = {
 }
 
 
-def reference_modules(tmp: Path):
+def reference_modules(reference_copy, tmp: Path):
     """ReNoise's ``src.config``, ``src.renoise_inversion`` and ``src.schedulers.ddim_scheduler``
     from a copy of its ``src`` folder (given empty ``__init__.py`` files so that no other ``src``
     on the path is taken for it), or None."""
-    tmp.mkdir(parents=True, exist_ok=True)
-    env = os.environ.get("RENOISE_PATH")
-    if env:
-        if not (Path(env) / "src" / "renoise_inversion.py").is_file():
-            return None
-        subprocess.run(["cp", "-r", str(Path(env) / "src"), str(tmp)], check=True)
-    else:
-        mirror = os.environ.get("RENOISE_MIRROR", "/work/.mirror/garibida+ReNoise-Inversion/repo")
-        if not Path(mirror).is_dir():
-            return None
-        archive = subprocess.run(["git", "--git-dir", mirror, "archive", "HEAD", "src"], capture_output=True,
-                                 check=False)
-        if archive.returncode != 0:
-            return None
-        subprocess.run(["tar", "-x", "-C", str(tmp)], input=archive.stdout, check=True)
+    if reference_copy(tmp, "RENOISE", "garibida/ReNoise-Inversion", ("src",), "src/renoise_inversion.py") is None:
+        return None
     for package in ("src", "src/schedulers", "src/utils", "src/pipes", "src/metrics"):
         if (tmp / package).is_dir():
             (tmp / package / "__init__.py").touch()
@@ -90,8 +75,8 @@ def reference_modules(tmp: Path):
 
 
 @pytest.fixture(scope="module")
-def reference(tmp_path_factory, skip_loudly):
-    modules = reference_modules(tmp_path_factory.mktemp("renoise"))
+def reference(tmp_path_factory, skip_loudly, reference_copy):
+    modules = reference_modules(reference_copy, tmp_path_factory.mktemp("renoise"))
     if modules is None:
         skip_loudly("RENOISE PARITY SKIPPED: ReNoise's code was not found (set RENOISE_PATH to a checkout of "
                     "github.com/garibida/ReNoise-Inversion, or fetch it to /work/.mirror/garibida+ReNoise-Inversion)")
