@@ -55,18 +55,25 @@ SOURCE_NOUN, TARGET_NOUN = _W["nouns"]   # the edited object's noun in each prom
 EDIT_CFG = 5.0   # the naive edit's guidance: at cfg 1 the toy model barely follows a changed word
 MODEL_LOADER = {"key": "model", "type": "InvertEditToyModel", "widgets": {"world": TOY_WORLD},
                 "title": "Toy World Model (built-in demo; replace with Load Checkpoint for real images)"}
-TOY_NOTE = (f"The **Toy World Model** is the pack's built-in demo: {_W['note']} ('{SOURCE_PROMPT}'). Swap in "
+
+
+def _toy_note(world: str = TOY_WORLD) -> str:
+    w = TOY_WORLDS[world]
+    return (f"The **Toy World Model** is the pack's built-in demo: {w['note']} ('{w['source']}'). Swap in "
             "**Load Checkpoint** with an SD checkpoint and your own image (and prompts) for real results.")
+
+
+TOY_NOTE = _toy_note()
 STEPS = 50
 
 
-def _inversion_nodes(intro: str) -> list[dict]:
+def _inversion_nodes(intro: str, world: str = TOY_WORLD) -> list[dict]:
     """Shared front half: demo model, prompt, sample image -> VAE Encode -> DDIM Invert -> Apply Inversion."""
     return [
         {"key": "note", "type": "MarkdownNote", "text": intro},
-        dict(MODEL_LOADER),
-        {"key": "image", "type": "LoadImage", "widgets": {"image": SAMPLE}},
-        {"key": "prompt", "type": "CLIPTextEncode", "widgets": {"text": SOURCE_PROMPT},
+        dict(MODEL_LOADER, widgets={"world": world}),
+        {"key": "image", "type": "LoadImage", "widgets": {"image": TOY_WORLDS[world]["sample"]}},
+        {"key": "prompt", "type": "CLIPTextEncode", "widgets": {"text": TOY_WORLDS[world]["source"]},
          "inputs": {"clip": ("model", "CLIP")}, "title": "Source prompt"},
         {"key": "encode", "type": "VAEEncode", "inputs": {"pixels": ("image", "IMAGE"), "vae": ("model", "VAE")}},
         {"key": "invert", "type": "InvertEditDDIMInvert",
@@ -423,23 +430,30 @@ def p2p_replace_edit() -> dict:
     return {"nodes": nodes + _vae_roundtrip()}
 
 
-def attention_maps() -> dict:
+def attention_maps(world: str = TOY_WORLD) -> dict:
+    w = TOY_WORLDS[world]
+    noun = w["nouns"][0]
     intro = (
         "# What the model attends to, per word\n\n"
         "**Attention Store** evaluates the source prompt on the inversion's trajectory and aggregates each word's "
         "cross-attention maps (Prompt-to-Prompt's AttentionStore): labelled heatmaps over the image, and the mask "
         "of the chosen words (local blend: 3x3 max-pool, threshold 0.3), shown here with **Convert Mask to Image**; "
-        "any node that takes a MASK can use it.\n\n" + TOY_NOTE)
-    nodes = [n for n in _inversion_nodes(intro) if n["key"] != "apply"] + [
+        "any node that takes a MASK can use it.\n\n" + _toy_note(world))
+    if world != TOY_WORLD:
+        intro += ("\n\nThis copy runs on the two-object world, whose model points each word at its object (a "
+                  "noun's mask covers its object in 41% of held-out scenes, docs/toyworld.md). On the one-object "
+                  "world of the other workflows, nothing needs a word to find its place, and the mask covers the "
+                  "whole picture.")
+    nodes = [n for n in _inversion_nodes(intro, world) if n["key"] != "apply"] + [
         {"key": "store", "type": "InvertEditAttentionStore",
-         "widgets": {"prompt": SOURCE_PROMPT, "words": SOURCE_NOUN, "start": 0.0, "end": 1.0, "threshold": 0.3},
+         "widgets": {"prompt": w["source"], "words": noun, "start": 0.0, "end": 1.0, "threshold": 0.3},
          "inputs": {"model": ("model", "MODEL"), "clip": ("model", "CLIP"), "inversion": ("invert", 0),
                     "image": ("image", "IMAGE")}},
         {"key": "save_maps", "type": "SaveImage", "widgets": {"filename_prefix": "invertedit/attention_maps"},
          "inputs": {"images": ("store", "IMAGE")}, "title": "Heatmaps, one per word"},
         {"key": "mask_image", "type": "MaskToImage", "inputs": {"mask": ("store", "MASK")}},
         {"key": "save_mask", "type": "SaveImage", "widgets": {"filename_prefix": "invertedit/attention_mask"},
-         "inputs": {"images": ("mask_image", "IMAGE")}, "title": f"Mask of '{SOURCE_NOUN}'"},
+         "inputs": {"images": ("mask_image", "IMAGE")}, "title": f"Mask of '{noun}'"},
     ]
     return {"nodes": nodes}
 
@@ -1069,6 +1083,7 @@ WORKFLOWS = {
     "sdedit_baseline": sdedit_baseline,
     "p2p_replace_edit": p2p_replace_edit,
     "attention_maps": attention_maps,
+    "attention_maps_two_objects": lambda: attention_maps("two objects (512 px)"),
     "masactrl_edit": masactrl_edit,
     "plug_and_play_edit": plug_and_play_edit,
     "local_edit_blend": local_edit_blend,

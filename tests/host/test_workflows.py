@@ -49,9 +49,33 @@ def test_there_are_workflows():
     assert WORKFLOW_FILES, f"no workflows in {WORKFLOWS} (write them with python -m workshop.make_workflows)"
 
 
+def _attention_mask_covers_the_circle(prompt, outputs, runner) -> None:
+    """The two-object attention_maps workflow: the saved mask of "circle" is the circle of the
+    sample (issue 12), not the picture: IoU >= 0.5 with the circle's exact mask, and it misses
+    the square."""
+    import numpy as np
+    import torch
+    from PIL import Image
+    from workshop.toyworld import scenes as S
+
+    key = next(k for k, v in prompt.items() if v["class_type"] == "SaveImage"
+               and v["inputs"]["filename_prefix"] == "invertedit/attention_mask")
+    (file,) = runner.saved_images({key: outputs[key]})
+    with Image.open(file) as im:
+        mask = torch.from_numpy(np.asarray(im.convert("L")) > 127)
+    _, truth = S.render(S.SAMPLE)
+    circle, square = (S.mask_iou(mask, m) for m in truth)
+    print(f"'circle' mask: {mask.float().mean():.0%} of the picture, IoU {circle:.2f} with the circle, "
+          f"{square:.2f} with the square")
+    assert circle >= 0.5 and square == 0.0 and mask.float().mean() < 0.3
+
+
+OUTPUT_CHECKS = {"attention_maps_two_objects": _attention_mask_covers_the_circle}
+
+
 def _run_and_check(path, prompt, workflow, host, runner, size=None) -> float:
     """Execute ``prompt``; check that every SaveImage wrote images (of ``size``) carrying the
-    workflow; return the seconds it took."""
+    workflow, and what ``OUTPUT_CHECKS`` says of its pictures; return the seconds it took."""
     from PIL import Image
 
     savers = sorted(k for k, v in prompt.items() if v["class_type"] == "SaveImage")
@@ -70,6 +94,8 @@ def _run_and_check(path, prompt, workflow, host, runner, size=None) -> float:
             assert im.size[0] >= 8 and im.size[1] >= 8
             assert size is None or im.size == (size, size), (file.name, im.size)
             assert json.loads(im.info["workflow"])["nodes"], "the saved PNG should carry its workflow"
+    if path.stem in OUTPUT_CHECKS:
+        OUTPUT_CHECKS[path.stem](prompt, outputs, runner)
     return elapsed
 
 

@@ -267,9 +267,37 @@ def render(scene: Scene, res: int = SIZE) -> tuple[torch.Tensor, torch.Tensor]:
     return img, masks
 
 
-def render_batch(scenes: list[Scene], res: int = SIZE) -> torch.Tensor:
-    """``[B, res, res, 3]`` images (ComfyUI IMAGE layout)."""
-    return torch.stack([render(s, res)[0] for s in scenes])
+def render_batch(scenes: list[Scene], res: int = SIZE, device: torch.device | str | None = None) -> torch.Tensor:
+    """``[B, res, res, 3]`` images (ComfyUI IMAGE layout). With ``device`` the whole batch is
+    drawn at once on that device (training on a GPU): the same coverage as ``render``, every
+    pixel supersampled 4 x 4 instead of only the edge pixels (equal up to float rounding)."""
+    if device is None:
+        return torch.stack([render(s, res)[0] for s in scenes])
+    return _render_batch_vectorised(scenes, res, torch.device(device))
+
+
+def _render_batch_vectorised(scenes: list[Scene], res: int, device: torch.device, ss: int = 4) -> torch.Tensor:
+    k = res / SIZE
+    n = len(scenes)
+    img = torch.stack([rgb(s.background) for s in scenes]).to(device).view(n, 1, 1, 3).repeat(1, res, res, 1)
+    sub = (torch.arange(res * ss, device=device, dtype=torch.float32) + 0.5) / ss  # subsample centres
+    for slot in range(max(len(s.objects) for s in scenes)):
+        have = [i for i, s in enumerate(scenes) if len(s.objects) > slot]
+        objs = [scenes[i].objects[slot] for i in have]
+        cx = torch.tensor([o.cx * k for o in objs], device=device).view(-1, 1, 1)
+        cy = torch.tensor([o.cy * k for o in objs], device=device).view(-1, 1, 1)
+        size = torch.tensor([o.size * k for o in objs], device=device).view(-1, 1, 1)
+        dx, dy = sub.view(1, 1, -1) - cx, sub.view(1, -1, 1) - cy          # [m, 1, S], [m, S, 1]
+        shape = torch.tensor([SHAPES.index(o.shape) for o in objs], device=device).view(-1, 1, 1)
+        t = (dy + size) / (2 * size)
+        inside_ = torch.where(shape == SHAPES.index("circle"), dx * dx + dy * dy <= size * size,
+                  torch.where(shape == SHAPES.index("square"), (dx.abs() <= size) & (dy.abs() <= size),
+                              (t >= 0) & (t <= 1) & (dx.abs() <= t * size)))
+        cov = inside_.float().view(len(objs), res, ss, res, ss).mean(dim=(2, 4))[..., None]
+        colour = torch.stack([rgb(o.colour) for o in objs]).to(device).view(-1, 1, 1, 3)
+        idx = torch.tensor(have, device=device)
+        img[idx] = img[idx] * (1 - cov) + colour * cov
+    return img
 
 
 # ---------------------------------------------------------------------------------------------

@@ -272,6 +272,7 @@ def eps_loss(unet, x0: torch.Tensor, ctx: torch.Tensor, abar: torch.Tensor, w_t:
     bs = x0.shape[0]
     t = torch.randint(0, 1000, (bs,), generator=gen)
     noise = torch.randn(x0.shape, generator=gen) + offset_noise * torch.randn(bs, 4, 1, 1, generator=gen)
+    t, noise = t.to(x0.device), noise.to(x0.device)   # drawn on the CPU: the same run on any device
     a = abar[t].view(bs, 1, 1, 1)
     pred = unet(a.sqrt() * x0 + (1 - a).sqrt() * noise, timesteps=t.float(), context=ctx)
     return (((pred - noise) ** 2).mean(dim=(1, 2, 3)) * w_t[t]).mean()

@@ -246,11 +246,22 @@ def _encode(h, clip, text: str):
 TEXT_FILE = "text_encoder.safetensors"   # the trained text encoder's layers (--text-encoder train)
 
 
-def text_setup(h, out: Path | None = None):
+def world_tokens(clip) -> dict[str, int]:
+    """Every word of the world's captions, and the start / end tokens, to its CLIP token id."""
+    words = sorted({w for c in S.all_captions() for w in c.split()})
+    ids = {w: int(clip.tokenize(w)["l"][0][1][0]) for w in words}
+    return {**ids, "<bos>": 49406, "<eos>": 49407}
+
+
+def text_setup(h, out: Path | None = None, bound: bool = False):
     """(clip, captions, {caption: index}, embeddings [n, 77, 64], empty [77, 64]). The pack's
-    seeded random SD1 text encoder, with the layers trained by ``--text-encoder train`` loaded
-    over it when ``out`` holds them."""
+    seeded random SD1 text encoder; with ``bound`` its weights rewritten so that every noun
+    carries its colour (``bound_text.bind``, ``--text-encoder bound``); with the layers trained by
+    ``--text-encoder train`` loaded over it when ``out`` holds them."""
     clip = h.pack.adapters.tiny_models.build_tiny_clip("sd1", seed=CLIP_SEED)
+    if bound:
+        from workshop.toyworld.bound_text import bind
+        bind(clip.cond_stage_model, world_tokens(clip), list(S.COLOURS), seed=CLIP_SEED)
     if out is not None and (Path(out) / TEXT_FILE).is_file():
         from safetensors.torch import load_file
         clip.cond_stage_model.load_state_dict(load_file(str(Path(out) / TEXT_FILE)), strict=False)
@@ -320,11 +331,51 @@ def build_unet(h, preset: str, seed: int):
 @torch.no_grad()
 def batch_data(args, ae, index: dict, step: int, bs: int, res: int) -> tuple[torch.Tensor, torch.Tensor]:
     """(scaled latents [bs, 4, h, w], caption indices [bs]) of step ``step``: fresh scenes from a
-    generator seeded by the step, so a resumed run sees the same data."""
+    generator seeded by the step, so a resumed run sees the same data. Off the CPU the batch is
+    rendered and encoded on ``--device``."""
     rng = random.Random(f"unet-{args.seed}-{step}")
     scenes = [S.random_scene(rng, 1 if rng.random() < args.one_object else 2) for _ in range(bs)]
-    lat = ae.encode(to_nchw(S.render_batch(scenes, res))) * SD1_SCALE
+    device = None if args.device == "cpu" else args.device
+    lat = ae.encode(to_nchw(S.render_batch(scenes, res, device=device))) * SD1_SCALE
     return lat, torch.tensor([index[s.caption] for s in scenes])
+
+
+START_FILE = "unet_start.pt"
+
+
+def unet_start(args) -> dict:
+    """What the UNet stage starts from, computed with the host once and kept in
+    ``<out>/unet_start.pt``: the UNet's constructor config and seeded initial weights, the
+    captions and their embeddings under the chosen text encoder, the empty prompt's, and the
+    SD1 schedule's alphas-cumprod. With it a machine that has only the host's ``comfy`` package
+    (no nodes, no pack: a rented GPU) can train."""
+    path = Path(args.out) / START_FILE
+    if path.is_file():
+        st = torch.load(path, weights_only=False)
+        if (st["preset"], st["text_encoder"], st["seed"]) != (args.preset, args.text_encoder, args.seed):
+            raise SystemExit(f"{path} is for {st['preset']} / --text-encoder {st['text_encoder']} / "
+                             f"seed {st['seed']}: delete it or use those")
+        return st
+    h = boot_host()
+    _, caps, _, embs, empty = text_setup(h, bound=args.text_encoder == "bound")
+    model = build_unet(h, args.preset, args.seed)
+    abar = 1.0 / (1.0 + model.model_sampling.sigmas.float() ** 2)
+    st = {"preset": args.preset, "text_encoder": args.text_encoder, "seed": args.seed,
+          "unet_config": dict(model.model_config.unet_config), "init": model.diffusion_model.state_dict(),
+          "captions": caps, "embs": embs, "empty": empty, "abar": abar}
+    save_ckpt(st, path)
+    return st
+
+
+def unet_from_config(config: dict, device: torch.device) -> torch.nn.Module:
+    """The host's SD1 UNet class built as ``comfy.model_base.BaseModel`` builds it (float32,
+    no weight init), imported alone so that the host's nodes need not load."""
+    from comfy.cli_args import args as host_args   # before comfy.model_management reads it
+    if device.type == "cpu":
+        host_args.cpu = True
+    import comfy.ops
+    from comfy.ldm.modules.diffusionmodules.openaimodel import UNetModel
+    return UNetModel(**config, device=device, operations=comfy.ops.disable_weight_init)
 
 
 def step_res(args, step: int, res: int) -> int:
@@ -339,17 +390,29 @@ def step_res(args, step: int, res: int) -> int:
 
 def train_unet(args) -> None:
     out = Path(args.out)
-    h = boot_host()
-    ae = load_ae(args)
-    clip, caps, index, embs, empty = text_setup(h)
-    model = build_unet(h, args.preset, args.seed)
-    unet = model.diffusion_model
+    device = torch.device(args.device)
+    ae = load_ae(args).to(device)
+    if args.text_encoder == "train":
+        h = boot_host()
+        clip, caps, index, embs, empty = text_setup(h)
+        model = build_unet(h, args.preset, args.seed)
+        unet = model.diffusion_model
+        abar = 1.0 / (1.0 + model.model_sampling.sigmas.float() ** 2)
+    else:
+        st = unet_start(args)
+        caps, embs, empty, abar = st["captions"], st["embs"], st["empty"], st["abar"]
+        index = {c: i for i, c in enumerate(caps)}
+        unet = unet_from_config(st["unet_config"], device)
+        if "init" in st:   # a start file slimmed for a resume may leave it out: the checkpoint has the weights
+            unet.load_state_dict(st["init"])
+        elif not (out / "unet_ckpt.pt").is_file():
+            raise SystemExit(f"{out / START_FILE} has no initial weights and there is no checkpoint to resume")
+    unet.to(device)
+    embs, empty, abar = embs.to(device), empty.to(device), abar.to(device)
     unet.train()
     unet.requires_grad_(True)
     n_params = sum(p.numel() for p in unet.parameters())
     ema = {k: v.detach().clone() for k, v in unet.state_dict().items()}
-    sigmas = model.model_sampling.sigmas.float()
-    abar = 1.0 / (1.0 + sigmas ** 2)
     snr = abar / (1 - abar)
     w_t = torch.clamp(snr, max=5.0) / snr  # min-SNR-5 weights for eps prediction
     opt = torch.optim.AdamW(unet.parameters(), lr=args.unet_lr, weight_decay=0.0)
@@ -359,7 +422,7 @@ def train_unet(args) -> None:
     ckpt_path = out / "unet_ckpt.pt"
     start, spent, run_loss = 0, 0.0, None
     if ckpt_path.is_file():
-        ck = torch.load(ckpt_path, weights_only=False)
+        ck = torch.load(ckpt_path, weights_only=False, map_location=device)
         if ck.get("preset") != args.preset:
             raise SystemExit(f"{ckpt_path} is of preset {ck.get('preset')!r}, not {args.preset!r}")
         if ck.get("text_encoder", "frozen") != args.text_encoder:
@@ -384,7 +447,7 @@ def train_unet(args) -> None:
             g["lr"] = lr
         x0, cap_idx = batch_data(args, ae, index, step, bs, step_res(args, step, res))
         gen = torch.Generator().manual_seed(args.seed * 1_000_003 + step)
-        drop = torch.rand(bs, generator=gen) < args.dropout
+        drop = (torch.rand(bs, generator=gen) < args.dropout).to(device)
         if text is None:
             ctx = torch.where(drop.view(bs, 1, 1), empty.expand_as(embs[cap_idx]), embs[cap_idx])
         else:
@@ -425,7 +488,7 @@ def train_unet(args) -> None:
 
 def save_unet(state: dict, out: Path, meta: dict) -> None:
     # float16 on disk (the repo budget is 20 MB); loaded back as float32
-    save_file({k: v.half() if v.is_floating_point() else v for k, v in state.items()},
+    save_file({k: (v.half() if v.is_floating_point() else v).cpu() for k, v in state.items()},
               out / "toy_unet.safetensors", metadata=meta)
 
 
@@ -549,7 +612,7 @@ def binding_probe(unet, abar, ae, scenes: list, embs, index, empty, res: int, se
 def evaluate(args) -> dict:
     h = boot_host()
     ae = load_ae(args)
-    _, caps, index, embs, empty = text_setup(h, Path(args.out))
+    _, caps, index, embs, empty = text_setup(h, Path(args.out), bound=args.text_encoder == "bound")
     model, meta = load_unet(h, args)
     preset = meta.get("preset", args.preset)
     res = args.eval_res or preset_latent(preset) * args.factor
@@ -638,7 +701,7 @@ def oracle(args) -> dict:
 def finish(args) -> None:
     out = Path(args.out)
     h = boot_host()
-    save_text_encoder(text_setup(h, out)[0], S.all_captions(), out / "toy_clip.safetensors")
+    save_text_encoder(text_setup(h, out, bound=args.text_encoder == "bound")[0], S.all_captions(), out / "toy_clip.safetensors")
     latent = preset_latent(args.preset)
     config = {
         "what": "Toy World 2 Model: the pack's built-in demo/test text-to-image model (issue 12). "
@@ -657,7 +720,7 @@ def finish(args) -> None:
                      "vae_steps": args.vae_steps, "vae_batch": args.vae_batch,
                      "unet_steps": args.unet_steps, "unet_batch": args.unet_batch,
                      "unet_lr": args.unet_lr, "caption_dropout": args.dropout, "one_object": args.one_object,
-                     "text_encoder": args.text_encoder,
+                     "text_encoder": args.text_encoder, "device": args.device, "warmup": args.warmup,
                      "offset_noise": args.offset_noise, "ema": args.ema,
                      "lowres": args.lowres, "lowres_steps": args.lowres_steps,
                      "highres_every": args.highres_every},
@@ -702,9 +765,11 @@ def main(argv=None) -> None:
                    help="within the first --lowres-steps, every n-th step still uses full-size images")
     p.add_argument("--eval-res", type=int, default=0, help="image size for eval (default: the preset's)")
     p.add_argument("--dropout", type=float, default=0.1)
-    p.add_argument("--text-encoder", default="frozen", choices=["frozen", "train"],
-                   help="frozen: the seeded random SD1 text encoder as is; train: its layers (not its token "
-                        "table) trained with the UNet, at the UNet's learning rate")
+    p.add_argument("--text-encoder", default="frozen", choices=["frozen", "bound", "train"],
+                   help="frozen: the seeded random SD1 text encoder as is; bound: its weights rewritten so "
+                        "that each noun carries its colour (workshop/toyworld/bound_text.py), frozen; train: "
+                        "its layers (not its token table) trained with the UNet, at the UNet's learning rate")
+    p.add_argument("--device", default="cpu", help="where the UNet trains (cpu, cuda); the VAE and eval run on the CPU")
     p.add_argument("--offset-noise", type=float, default=0.1)
     p.add_argument("--ema", type=float, default=0.999)
     p.add_argument("--ckpt-minutes", type=float, default=10.0)
@@ -721,7 +786,12 @@ def main(argv=None) -> None:
     torch.set_flush_denormal(True)
     Path(args.out).mkdir(parents=True, exist_ok=True)
     stages = ["vae", "unet", "finish", "eval"] if args.stage == "all" else [args.stage]
-    if set(stages) & {"unet", "eval", "finish"}:
+    if args.device.startswith("cuda"):
+        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
+        torch.backends.cudnn.benchmark = True
+    needs_host = {"eval", "finish"} | ({"unet"} if args.text_encoder == "train"
+                                       or not (Path(args.out) / START_FILE).is_file() else set())
+    if set(stages) & needs_host:
         boot_host()   # the host and the pack load now, once: a long run does not depend on the tree later
     for s in stages:
         done = {"vae": train_vae, "unet": train_unet, "eval": evaluate, "finish": finish, "oracle": oracle}[s](args)
