@@ -89,6 +89,27 @@ def reference_copy():
     return copy
 
 
+@pytest.fixture(scope="session")
+def reference_run(host, bridge):
+    """``reference_run(runner, checkout, tmp, models, **job)``: run ``tests/reference/<runner>``
+    (unchanged reference code from ``checkout`` on its path) in a subprocess on the tiny
+    ``models`` (MODEL, CLIP, VAE) given as diffusers modules with the real SD1 tokenizer, plus
+    ``job``; returns what the runner saved."""
+    import sys
+
+    def run(runner: Path, checkout: Path, tmp: Path, models, **job):
+        model, clip, vae = models
+        job = {"unet": bridge.diffusers_unet(model), "text_encoder": bridge.diffusers_text_encoder(clip),
+               "vae": bridge.diffusers_vae(vae), "tokenizer": str(host.path / "comfy" / "sd1_tokenizer"), **job}
+        torch.save(job, tmp / "job.pt")
+        env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(checkout), str(runner.parent)]))
+        done = subprocess.run([sys.executable, str(runner), str(tmp / "job.pt"), str(tmp / "out.pt")], env=env,
+                              capture_output=True, text=True, timeout=1200)
+        assert done.returncode == 0, f"the reference run failed:\n{done.stderr[-3000:]}"
+        return torch.load(tmp / "out.pt")
+    return run
+
+
 def pytest_collection_modifyitems(config, items):
     if HOST is not None:
         return

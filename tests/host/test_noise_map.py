@@ -11,9 +11,6 @@ it the parity test is skipped with one loud line.
 """
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -150,7 +147,7 @@ def reference_checkout(reference_copy, tmp: Path) -> Path | None:
 
 
 @pytest.fixture(scope="module")
-def reference_results(host, tiny, bridge, tmp_path_factory, skip_loudly, reference_copy):
+def reference_results(host, tiny, tmp_path_factory, skip_loudly, reference_copy, reference_run):
     tmp = tmp_path_factory.mktemp("nmg")
     checkout = reference_checkout(reference_copy, tmp / "code")
     if checkout is None:
@@ -159,16 +156,9 @@ def reference_results(host, tiny, bridge, tmp_path_factory, skip_loudly, referen
     model, clip, vae = tiny("sd1")
     inv, lat, sigmas = inverted(host, model, clip, random_latent(), steps=PARITY_STEPS)
     maps = (inv.trajectory / (1 + inv.sigmas.reshape(-1, 1, 1, 1, 1) ** 2).sqrt()).flip(0)   # z_0 ... z_T
-    job = {"unet": bridge.diffusers_unet(model), "text_encoder": bridge.diffusers_text_encoder(clip),
-           "vae": bridge.diffusers_vae(vae), "tokenizer": str(host.path / "comfy" / "sd1_tokenizer"),
-           "noise_maps": list(maps), "source": SOURCE, "target": TARGET, "steps": PARITY_STEPS, "cases": CASES}
-    torch.save(job, tmp / "job.pt")
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(checkout), str(RUNNER.parent)]))
-    done = subprocess.run([sys.executable, str(RUNNER), str(tmp / "job.pt"), str(tmp / "out.pt")], env=env,
-                          capture_output=True, text=True, timeout=1200)
-    assert done.returncode == 0, f"the reference run failed:\n{done.stderr[-3000:]}"
-    return {"inverted": (inv, lat, sigmas), "scale": model.model.latent_format.scale_factor,
-            "out": torch.load(tmp / "out.pt")}
+    out = reference_run(RUNNER, checkout, tmp, (model, clip, vae), noise_maps=list(maps), source=SOURCE, target=TARGET,
+                        steps=PARITY_STEPS, cases=CASES)
+    return {"inverted": (inv, lat, sigmas), "scale": model.model.latent_format.scale_factor, "out": out}
 
 
 def test_noise_map_guidance_matches_the_reference_code(host, tiny, reference_results):

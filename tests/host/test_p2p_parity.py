@@ -14,9 +14,6 @@ fraction (cross: int(0.3 * 6) = 1 step, not 2; self: int(2.5) = 2, not 3).
 """
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -89,7 +86,7 @@ def pack_edit(host, model, clip, inverted, case) -> torch.Tensor:
 
 
 @pytest.fixture(scope="module")
-def reference_results(host, tiny, bridge, tmp_path_factory, skip_loudly, reference_copy):
+def reference_results(tiny, tmp_path_factory, skip_loudly, reference_copy, reference_run):
     tmp = tmp_path_factory.mktemp("pnp")
     checkout = reference_checkout(reference_copy, tmp / "code")
     if checkout is None:
@@ -99,15 +96,9 @@ def reference_results(host, tiny, bridge, tmp_path_factory, skip_loudly, referen
     model, clip, vae = tiny("sd1-layout")
     latent = torch.randn(1, 4, 64, 64, generator=torch.Generator().manual_seed(0)) * 5.0
     scale = model.model.latent_format.scale_factor
-    job = {"unet": bridge.diffusers_unet(model), "text_encoder": bridge.diffusers_text_encoder(clip),
-           "vae": bridge.diffusers_vae(vae), "tokenizer": str(host.path / "comfy" / "sd1_tokenizer"),
-           "latent": latent * scale, "source": SOURCE, "steps": STEPS, "cfg": CFG, "inner_steps": INNER, "cases": CASES}
-    torch.save(job, tmp / "job.pt")
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(checkout), str(RUNNER.parent)]))
-    done = subprocess.run([sys.executable, str(RUNNER), str(tmp / "job.pt"), str(tmp / "out.pt")], env=env,
-                          capture_output=True, text=True, timeout=1200)
-    assert done.returncode == 0, f"the reference run failed:\n{done.stderr[-3000:]}"
-    return {"latent": {"samples": latent}, "scale": scale, "out": torch.load(tmp / "out.pt")}
+    out = reference_run(RUNNER, checkout, tmp, (model, clip, vae), latent=latent * scale, source=SOURCE, steps=STEPS,
+                        cfg=CFG, inner_steps=INNER, cases=CASES)
+    return {"latent": {"samples": latent}, "scale": scale, "out": out}
 
 
 @pytest.mark.parametrize("inversion", INVERSIONS)

@@ -11,9 +11,6 @@ else the snapshot the ``fetch`` tool leaves at ``PROXEDIT_MIRROR``, default
 """
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -157,7 +154,7 @@ def reference_checkout(reference_copy, tmp: Path) -> Path | None:
 
 
 @pytest.fixture(scope="module")
-def reference_results(host, tiny, bridge, tmp_path_factory, skip_loudly, reference_copy):
+def reference_results(tiny, tmp_path_factory, skip_loudly, reference_copy, reference_run):
     tmp = tmp_path_factory.mktemp("proxedit")
     checkout = reference_checkout(reference_copy, tmp / "code")
     if checkout is None:
@@ -166,17 +163,11 @@ def reference_results(host, tiny, bridge, tmp_path_factory, skip_loudly, referen
     model, clip, vae = tiny("sd1-layout")
     latent = torch.randn(1, 4, 64, 64, generator=torch.Generator().manual_seed(0)) * 5.0
     scale = model.model.latent_format.scale_factor
-    job = {"unet": bridge.diffusers_unet(model), "text_encoder": bridge.diffusers_text_encoder(clip),
-           "vae": bridge.diffusers_vae(vae), "tokenizer": str(host.path / "comfy" / "sd1_tokenizer"),
-           "latent": latent * scale, "source": SOURCE, "target": TARGET, "steps": PARITY_STEPS, "cfg": CFG,
-           "cases": {**{k: dict(v, code="npi") for k, v in NPI_CASES.items()},
-                     **{k: dict(v, code="masa") for k, v in MASA_CASES.items()}}}
-    torch.save(job, tmp / "job.pt")
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(checkout), str(RUNNER.parent)]))
-    done = subprocess.run([sys.executable, str(RUNNER), str(tmp / "job.pt"), str(tmp / "out.pt")], env=env,
-                          capture_output=True, text=True, timeout=1200)
-    assert done.returncode == 0, f"the reference run failed:\n{done.stderr[-3000:]}"
-    return {"latent": {"samples": latent}, "scale": scale, "out": torch.load(tmp / "out.pt")}
+    out = reference_run(RUNNER, checkout, tmp, (model, clip, vae), latent=latent * scale, source=SOURCE, target=TARGET,
+                        steps=PARITY_STEPS, cfg=CFG,
+                        cases={**{k: dict(v, code="npi") for k, v in NPI_CASES.items()},
+                               **{k: dict(v, code="masa") for k, v in MASA_CASES.items()}})
+    return {"latent": {"samples": latent}, "scale": scale, "out": out}
 
 
 def test_proximal_guidance_matches_the_reference_code(host, tiny, reference_results):

@@ -288,11 +288,11 @@ def _render_batch_vectorised(scenes: list[Scene], res: int, device: torch.device
         cy = torch.tensor([o.cy * k for o in objs], device=device).view(-1, 1, 1)
         size = torch.tensor([o.size * k for o in objs], device=device).view(-1, 1, 1)
         dx, dy = sub.view(1, 1, -1) - cx, sub.view(1, -1, 1) - cy          # [m, 1, S], [m, S, 1]
-        shape = torch.tensor([SHAPES.index(o.shape) for o in objs], device=device).view(-1, 1, 1)
-        t = (dy + size) / (2 * size)
-        inside_ = torch.where(shape == SHAPES.index("circle"), dx * dx + dy * dy <= size * size,
-                  torch.where(shape == SHAPES.index("square"), (dx.abs() <= size) & (dy.abs() <= size),
-                              (t >= 0) & (t <= 1) & (dx.abs() <= t * size)))
+        inside_ = torch.zeros(len(objs), res * ss, res * ss, dtype=torch.bool, device=device)
+        for shape in SHAPES:   # the same inequalities as ``render``, for this slot's objects of each shape
+            rows = [i for i, o in enumerate(objs) if o.shape == shape]
+            if rows:
+                inside_[rows] = _inside(shape, dx[rows], dy[rows], size[rows])
         cov = inside_.float().view(len(objs), res, ss, res, ss).mean(dim=(2, 4))[..., None]
         colour = torch.stack([rgb(o.colour) for o in objs]).to(device).view(-1, 1, 1, 3)
         idx = torch.tensor(have, device=device)
