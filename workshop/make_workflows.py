@@ -31,8 +31,12 @@ from workshop.headless.canvas import build_canvas
 # The toy world the workflows are written for (the Toy World Model node's `world`), with its sample
 # image (assets/), prompts (the target swaps one word: same token count), the edited object's noun
 # in each, the other colours it edits to, MasaCtrl's first decoder self-attention layer, the note.
-# World 2 (two objects) becomes the workflows' world once its model meets issue 12's gates
-# (docs/toyworld.md); until then its edits of an object do not land, so the workflows stay on world 1.
+# The workflows whose technique reads where a word is (Attention Store, mask-guided MasaCtrl, a
+# local edit) run on world 2 (two objects), whose model points each word at its object; on world
+# 1 nothing needs a word to find its place and every map covers the whole picture. The others
+# stay on world 1, whose model is smaller and faster (the tests run them all). LEDITS++ stays too:
+# the toy models only know whole captions, so its concepts are whole captions, whose maps cover
+# both objects of world 2 and whose edit then spreads over them.
 TOY_WORLDS = {
     "one object (128 px)": {
         "sample": "sample.png", "source": "a red circle on a blue background",
@@ -48,6 +52,7 @@ TOY_WORLDS = {
         "note": "a tiny model trained on 512 px scenes of two coloured shapes on a flat background"},
 }
 TOY_WORLD = "one object (128 px)"
+ATTENTION_WORLD = "two objects (512 px)"
 _W = TOY_WORLDS[TOY_WORLD]
 SAMPLE = _W["sample"]
 SOURCE_PROMPT, TARGET_PROMPT = _W["source"], _W["target"]
@@ -439,11 +444,9 @@ def attention_maps(world: str = TOY_WORLD) -> dict:
         "cross-attention maps (Prompt-to-Prompt's AttentionStore): labelled heatmaps over the image, and the mask "
         "of the chosen words (local blend: 3x3 max-pool, threshold 0.3), shown here with **Convert Mask to Image**; "
         "any node that takes a MASK can use it.\n\n" + _toy_note(world))
-    if world != TOY_WORLD:
-        intro += ("\n\nThis copy runs on the two-object world, whose model points each word at its object (a "
-                  "noun's mask covers its object in 41% of held-out scenes, docs/toyworld.md). On the one-object "
-                  "world of the other workflows, nothing needs a word to find its place, and the mask covers the "
-                  "whole picture.")
+    if world == ATTENTION_WORLD:
+        intro += ("\n\nThe two-object world: its model points each word at its object, so the mask of "
+                  f"'{noun}' is the {noun} and not the other object.")
     nodes = [n for n in _inversion_nodes(intro, world) if n["key"] != "apply"] + [
         {"key": "store", "type": "InvertEditAttentionStore",
          "widgets": {"prompt": w["source"], "words": noun, "start": 0.0, "end": 1.0, "threshold": 0.3},
@@ -458,12 +461,13 @@ def attention_maps(world: str = TOY_WORLD) -> dict:
     return {"nodes": nodes}
 
 
-def _pair_editor_workflow(intro: str, editor: dict, prefix: str, title: str, source_prompt: str = SOURCE_PROMPT) -> dict:
+def _pair_editor_workflow(intro: str, editor: dict, prefix: str, title: str, source_prompt: str | None = None,
+                          world: str = TOY_WORLD) -> dict:
     """Invert the sample (DDIM + Direct Inversion), patch with a pair editor, sample the pair once."""
-    nodes = [n for n in _inversion_nodes(intro) if n["key"] != "apply"]
+    nodes = [n for n in _inversion_nodes(intro, world) if n["key"] != "apply"]
     for n in nodes:
         if n["key"] == "prompt":
-            n["widgets"] = {"text": source_prompt}
+            n["widgets"] = {"text": TOY_WORLDS[world]["source"] if source_prompt is None else source_prompt}
     nodes += [
         {"key": "empty", "type": "CLIPTextEncode", "widgets": {"text": ""}, "inputs": {"clip": ("model", "CLIP")},
          "title": "Negative prompt (empty)"},
@@ -483,20 +487,24 @@ def _pair_editor_workflow(intro: str, editor: dict, prefix: str, title: str, sou
     return {"nodes": nodes + _vae_roundtrip()}
 
 
-def masactrl_edit() -> dict:
+def masactrl_edit(world: str = TOY_WORLD) -> dict:
+    w = TOY_WORLDS[world]
+    source, target = w["source"], w["target"]
+    source_noun, target_noun = w["nouns"]
     intro = (
         "# MasaCtrl: mutual self-attention, mask-guided\n\n"
         "**Mutual Self-Attention (MasaCtrl)** (Cao et al.; paper defaults for SD1.5: from step 4 and layer 10 of 16) "
         "lets the target's self-attention read the source's keys and values, so the edited object keeps the source's "
         "content. Here the paper's mask-guided version: two **Attention Store** nodes give the object's mask in the "
-        f"source ('{SOURCE_NOUN}') and in the target ('{TARGET_NOUN}', on the same inversion), and the target's object reads only "
+        f"source ('{source_noun}') and in the target ('{target_noun}', on the same inversion), and the target's object reads only "
         "the source's object, its background only the background. Disconnect the masks for plain MasaCtrl. Source "
-        "row exact through **Direct Inversion**; one sampler run for the pair.\n\n" + TOY_NOTE)
+        "row exact through **Direct Inversion**; one sampler run for the pair.\n\n" + _toy_note(world))
     editor = {"type": "InvertEditMasaCtrl",
-              "widgets": {"source_prompt": SOURCE_PROMPT, "target_prompt": TARGET_PROMPT, "start_step": 4,
-                          "start_layer": _W["masactrl_layer"]}}
-    workflow = _pair_editor_workflow(intro, editor, "invertedit/masactrl", "Source (reconstruction) and target (edit)")
-    for key, prompt, word in (("source_store", SOURCE_PROMPT, SOURCE_NOUN), ("target_store", TARGET_PROMPT, TARGET_NOUN)):
+              "widgets": {"source_prompt": source, "target_prompt": target, "start_step": 4,
+                          "start_layer": w["masactrl_layer"]}}
+    workflow = _pair_editor_workflow(intro, editor, "invertedit/masactrl", "Source (reconstruction) and target (edit)",
+                                      world=world)
+    for key, prompt, word in (("source_store", source, source_noun), ("target_store", target, target_noun)):
         workflow["nodes"].append(
             {"key": key, "type": "InvertEditAttentionStore",
              "widgets": {"prompt": prompt, "words": word, "start": 0.0, "end": 1.0, "threshold": 0.3},
@@ -522,26 +530,29 @@ def plug_and_play_edit() -> dict:
                                  source_prompt="")
 
 
-def local_edit_blend() -> dict:
+def local_edit_blend(world: str = TOY_WORLD) -> dict:
+    w = TOY_WORLDS[world]
+    source, target = w["source"], w["target"]
+    source_noun, target_noun = w["nouns"]
     intro = (
         "# A local edit: Prompt-to-Prompt + Latent Blend\n\n"
-        "**DiffEdit Mask** (Couairon et al.; strength 0.5, 10 noises; threshold 0.25 here, paper 0.5, for a wider region) "
-        f"finds where '{SOURCE_NOUN}' -> '{TARGET_NOUN}' "
+        "**DiffEdit Mask** (Couairon et al.; paper defaults: strength 0.5, 10 noises, threshold 0.5) "
+        f"finds where '{source_noun}' -> '{target_noun}' "
         "changes the image. **Latent Blend** (Blended Latent Diffusion; Prompt-to-Prompt's local blend) keeps the "
         "target on the source outside that mask at every step, so the background is the source's, bit for bit; "
-        "**Attention Inject** keeps the layout inside it. The masks used are saved too.\n\n" + TOY_NOTE)
-    nodes = [n for n in _inversion_nodes(intro) if n["key"] != "apply"] + [
+        "**Attention Inject** keeps the layout inside it. The masks used are saved too.\n\n" + _toy_note(world))
+    nodes = [n for n in _inversion_nodes(intro, world) if n["key"] != "apply"] + [
         {"key": "empty", "type": "CLIPTextEncode", "widgets": {"text": ""}, "inputs": {"clip": ("model", "CLIP")},
          "title": "Negative prompt (empty)"},
-        {"key": "target", "type": "CLIPTextEncode", "widgets": {"text": TARGET_PROMPT},
+        {"key": "target", "type": "CLIPTextEncode", "widgets": {"text": target},
          "inputs": {"clip": ("model", "CLIP")}, "title": "Target prompt"},
         {"key": "diffedit", "type": "InvertEditDiffEditMask",
-         "widgets": {"strength": 0.5, "samples": 10, "threshold": 0.25, "seed": 0},
+         "widgets": {"strength": 0.5, "samples": 10, "threshold": 0.5, "seed": 0},
          "inputs": {"model": ("model", "MODEL"), "latent": ("encode", "LATENT"), "source": ("prompt", 0),
                     "target": ("target", 0)}},
         {"key": "direct", "type": "InvertEditDirectInversion", "inputs": {"inversion": ("invert", 0)}},
         {"key": "inject", "type": "InvertEditAttentionInject",
-         "widgets": {"source_prompt": SOURCE_PROMPT, "target_prompt": TARGET_PROMPT, "mode": "replace", "reweight": "",
+         "widgets": {"source_prompt": source, "target_prompt": target, "mode": "replace", "reweight": "",
                      "cross_replace": 0.8, "self_replace": 0.4},
          "inputs": {"model": ("model", "MODEL"), "clip": ("model", "CLIP"), "latent": ("invert", "LATENT")}},
         {"key": "blend", "type": "InvertEditLatentBlend", "widgets": {"start": 0.0, "end": 1.0},
@@ -605,7 +616,8 @@ def sega_edit() -> dict:
     return {"nodes": nodes + _vae_roundtrip()}
 
 
-def ledits_edit() -> dict:
+def ledits_edit(world: str = TOY_WORLD) -> dict:
+    w = TOY_WORLDS[world]
     intro = (
         "# LEDITS++: concepts with implicit masks on an edit-friendly inversion\n\n"
         "**Edit-Friendly DDPM Invert** (here with the empty prompt: LEDITS++ edits from the unconditional "
@@ -616,9 +628,9 @@ def ledits_edit() -> dict:
         "estimate agree (mask 'intersect').\n\n"
         "The toy model only learned whole captions, so its concepts are the target caption (added) and the source "
         "caption (removed), and the threshold is 0.3 because the background is most of the picture. With a real "
-        "checkpoint use short concepts ('glasses', 'a smile') and the defaults.\n\n" + TOY_NOTE)
-    target = SOURCE_PROMPT.replace(f"{_W['background']} background", "yellow background")
-    nodes = [n for n in _inversion_nodes(intro) if n["key"] not in ("invert", "apply", "prompt")] + [
+        "checkpoint use short concepts ('glasses', 'a smile') and the defaults.\n\n" + _toy_note(world))
+    target = w["source"].replace(f"{w['background']} background", "yellow background")
+    nodes = [n for n in _inversion_nodes(intro, world) if n["key"] not in ("invert", "apply", "prompt")] + [
         {"key": "empty", "type": "CLIPTextEncode", "widgets": {"text": ""}, "inputs": {"clip": ("model", "CLIP")},
          "title": "Empty prompt"},
         {"key": "invert", "type": "InvertEditDDPMInvert",
@@ -630,7 +642,7 @@ def ledits_edit() -> dict:
                      "threshold": 0.3, "weight": 1.0},
          "inputs": {"clip": ("model", "CLIP")}, "title": "Concept to add"},
         {"key": "remove", "type": "InvertEditLEDITSConcept",
-         "widgets": {"text": SOURCE_PROMPT, "direction": "remove", "scale": 5.0, "warmup": 0, "cooldown": 0,
+         "widgets": {"text": w["source"], "direction": "remove", "scale": 5.0, "warmup": 0, "cooldown": 0,
                      "threshold": 0.3, "weight": 1.0},
          "inputs": {"clip": ("model", "CLIP"), "concepts": ("add", 0)}, "title": "Concept to remove"},
         {"key": "ledits", "type": "InvertEditLEDITSGuidance", "widgets": {"mask": "intersect"},
@@ -1082,13 +1094,12 @@ WORKFLOWS = {
     "fixed_point_invert_edit": fixed_point_invert_edit,
     "sdedit_baseline": sdedit_baseline,
     "p2p_replace_edit": p2p_replace_edit,
-    "attention_maps": attention_maps,
-    "attention_maps_two_objects": lambda: attention_maps("two objects (512 px)"),
-    "masactrl_edit": masactrl_edit,
+    "attention_maps": lambda: attention_maps(ATTENTION_WORLD),
+    "masactrl_edit": lambda: masactrl_edit(ATTENTION_WORLD),
     "plug_and_play_edit": plug_and_play_edit,
-    "local_edit_blend": local_edit_blend,
+    "local_edit_blend": lambda: local_edit_blend(ATTENTION_WORLD),
     "sega_edit": sega_edit,
-    "ledits_edit": ledits_edit,
+    "ledits_edit": ledits_edit,   # world 1: its whole-caption concepts' maps cover both objects on world 2
     "imagic_edit": imagic_edit,
     "pix2pix_zero_edit": pix2pix_zero_edit,
     "proximal_guidance_edit": proximal_guidance_edit,

@@ -42,3 +42,13 @@ def mask_factor(levels: dict[tuple[str, int], int]) -> int:
     else its coarsest attention level."""
     factors = set(levels.values())
     return 4 if 4 in factors else max(factors)
+
+
+def map_blocks(model) -> frozenset:
+    """The blocks whose cross-attention maps Prompt-to-Prompt's masks and word maps read: those
+    at a quarter of the latent's resolution (the reference's ``down_cross[2:4] + up_cross[:3]``,
+    and ``aggregate_attention(res=16, from_where=("up", "down"))`` at SD1.5 512 px; never the
+    middle block), or the coarsest attention level of a model without one."""
+    levels = attention_levels(model)
+    factor = mask_factor(levels)
+    return frozenset(key for key, f in levels.items() if f == factor)

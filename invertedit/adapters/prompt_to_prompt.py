@@ -14,7 +14,6 @@ from ..attention.prompt_to_prompt import ReplaceSchedule, cross_steps, refined_m
 from ..inversion.direct import denoised_onto, euler_step
 from .attention_maps import host_attention, patch_maps
 from .errors import NodeInputError
-from .layout import attention_levels, mask_factor
 from .pair import SOURCE_ON_TRAJECTORY, TARGET_ONLY, pair_rows, rows_from_source
 from .steps import post_cfg_step, sampling_step, step_at
 
@@ -189,11 +188,3 @@ class PromptToPromptRun:
         finally:
             guider.model_options = original
 
-
-def blend_blocks(model) -> frozenset:
-    """The blocks whose cross-attention maps make the local blend mask: those at a quarter of the
-    latent's resolution (the reference's ``down_cross[2:4] + up_cross[:3]`` at SD1.5 512 px),
-    or the coarsest attention level of a model without one."""
-    levels = attention_levels(model)
-    factor = mask_factor(levels)
-    return frozenset(key for key, f in levels.items() if f == factor)

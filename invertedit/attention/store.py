@@ -3,7 +3,7 @@ AttentionStore and LocalBlend).
 
 Each recorded map is ``[heads, N, T]`` for N latent tokens and T text tokens. Maps are
 averaged over heads, laid out on the latent grid, resized to one side, and averaged over
-layers and steps; a word's map is the sum of its tokens' maps. A mask is the paper's local
+layers and steps (the caller chooses the layers: the reference's are those at latent/4); a word's map is the sum of its tokens' maps. A mask is the paper's local
 blend: max-pool (3x3), normalise by the maximum, threshold (paper: 0.3).
 """
 from __future__ import annotations

@@ -18,7 +18,8 @@ from comfy_api.latest import io
 from ..adapters.errors import NodeInputError, check_choice
 from ..adapters.pair import encode_pair, prepare_pair_model
 from ..adapters.prompt_to_prompt import (BLEND_KEY, LocalBlendStep, PromptToPromptPatch, PromptToPromptRun,
-                                          SkipUnusedSource, blend_blocks)
+                                          SkipUnusedSource)
+from ..adapters.layout import map_blocks
 from ..adapters.sampling import check_model_family
 from ..adapters.schemas import pair_inputs, pair_outputs
 from ..adapters.tokens import blend_word_positions, prompt_tokens, word_positions, word_tokens
@@ -129,7 +130,7 @@ class AttentionInject(io.ComfyNode):
                      blend_word_positions(clip, tgt_ids, blend_target_words or "", "blend_target_words", AttentionInject.NAME, "target prompt"),
                      blend_threshold, blend_start)
         m, blocks, pair_latent = prepare_pair_model(model, latent, ("attn1", "attn2"), AttentionInject.NAME)
-        at_blend = blend_blocks(model) if blend is not None else frozenset()
+        at_blend = map_blocks(model) if blend is not None else frozenset()
         for block, number in blocks:
             m.set_model_attn1_replace(PromptToPromptPatch(schedule, "self"), block, number)
             m.set_model_attn2_replace(PromptToPromptPatch(schedule, "cross", mapper, alphas, scales, swap, at_blend),

@@ -2,7 +2,9 @@
 
 The node runs the prompt's conditional UNet pass at the inversion's own trajectory points
 within a window of the steps, on a private clone of the model whose cross-attention records
-its maps (math in ``attention/store.py``). Nothing is kept after the node returns, so its
+its maps at the layers Prompt-to-Prompt's code reads (``aggregate_attention(res=16,
+from_where=("up", "down"))`` and its local blend: latent/4, never the middle block; math in
+``attention/store.py``). Nothing is kept after the node returns, so its
 outputs are plain IMAGE and MASK that any node can use (Latent Blend, inpainting, ...).
 """
 from __future__ import annotations
@@ -12,7 +14,7 @@ from comfy_api.latest import io
 
 from ..attention.store import MapRecorder, local_blend_mask, normalise, word_maps
 from ..adapters.errors import NodeInputError, check_finite, check_inversion
-from ..adapters.layout import transformer_blocks
+from ..adapters.layout import map_blocks
 from ..adapters.sampling import check_model_family, run_loop
 from ..adapters.sockets import Inversion as InversionSocket
 from ..adapters.tokens import word_tokens
@@ -29,7 +31,8 @@ class AttentionStore(io.ComfyNode):
             display_name=cls.NAME,
             category="InvertEdit/attention",
             description=("Aggregates the cross-attention maps of each word of the prompt over a window of the steps "
-                         "(evaluated on the inversion's trajectory; Prompt-to-Prompt's AttentionStore) and returns them "
+                         "(evaluated on the inversion's trajectory, at the layers of latent/4 resolution: Prompt-to-Prompt's "
+                         "AttentionStore, as its code reads it, 16x16 for SD1.5 at 512 px) and returns them "
                          "as labelled heatmaps, plus a mask of the chosen words (the paper's local blend: 3x3 max-pool, "
                          "threshold) for Latent Blend or any node that takes a MASK."),
             inputs=[
@@ -78,7 +81,7 @@ class AttentionStore(io.ComfyNode):
         latent_hw = tuple(inversion.latent.shape[-2:])
         recorder = MapRecorder(latent_hw, side=max(latent_hw[0] // 4, 8))
         m = model.clone()
-        for block, number in transformer_blocks(model):
+        for block, number in sorted(map_blocks(model)):   # the reference's res-16 layers, as local blend reads
             m.set_model_attn2_replace(RecordingPatch(recorder), block, number)
 
         def loop(denoise, x, run_sigmas, step_callback):

@@ -23,7 +23,8 @@ class DiffEditMask(io.ComfyNode):
             category="InvertEdit/guidance",
             description=("Estimates where an edit happens (DiffEdit, Couairon et al.): the source latent is noised to "
                          "'strength', the noise is predicted under the source and the target prompt, and where the two "
-                         "disagree (averaged over several noises, normalised, thresholded) is the mask."),
+                         "disagree (averaged over several noises; clamped at 3x its mean and rescaled to [0, 1], as diffusers' "
+                         "DiffEdit pipeline removes extreme values; thresholded) is the mask."),
             inputs=[
                 io.Model.Input("model", tooltip="The model."),
                 io.Latent.Input("latent", tooltip="The source image's latent (VAE Encode)."),
@@ -33,13 +34,13 @@ class DiffEditMask(io.ComfyNode):
                                tooltip="Noise level as a fraction of the schedule (paper: 0.5)."),
                 io.Int.Input("samples", default=10, min=1, max=100, tooltip="Noise samples averaged (paper: 10)."),
                 io.Float.Input("threshold", default=0.5, min=0.0, max=1.0, step=0.01,
-                               tooltip="Binarisation threshold on the normalised difference (paper: 0.5)."),
+                               tooltip="Binarisation threshold on the rescaled difference (paper: 0.5, i.e. 1.5x its mean)."),
                 io.Int.Input("seed", default=0, min=0, max=0xffffffffffffffff, control_after_generate=True,
                              tooltip="Seed of the noise samples."),
             ],
             outputs=[
                 io.Mask.Output(display_name="mask", tooltip="Binary mask at image resolution."),
-                io.Mask.Output(display_name="soft_mask", tooltip="The normalised difference it was cut from."),
+                io.Mask.Output(display_name="soft_mask", tooltip="The rescaled difference it was cut from (1 where it reaches 3x its mean)."),
             ],
         )
 

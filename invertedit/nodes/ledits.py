@@ -13,7 +13,7 @@ from comfy_api.latest import io
 
 from ..guidance.ledits import MASKS
 from ..adapters.errors import NodeInputError, check_choice
-from ..adapters.layout import attention_levels, mask_factor
+from ..adapters.layout import attention_levels, map_blocks, mask_factor
 from ..adapters.sampling import check_model_family
 from ..adapters.schemas import check_concept_weights, concept_inputs, make_concept
 from ..adapters.sockets import Concepts
@@ -107,9 +107,8 @@ class LeditsGuidance(io.ComfyNode):
             factor = mask_factor(levels)
             patch = RecordConceptMaps({i + 1: list(c.tokens) for i, c in enumerate(items)}, factor)
             m = model.clone()
-            for (block, number), f in levels.items():
-                if f == factor:
-                    m.set_model_attn2_replace(patch, block, number)
+            for block, number in sorted(map_blocks(model)):
+                m.set_model_attn2_replace(patch, block, number)
         guider = LeditsGuider(m, items, mask, user_mask)
         guider.set_all({"negative": negative}, [cond for cond, _ in concepts])
         return io.NodeOutput(guider)

@@ -36,3 +36,29 @@ def test_maps_follow_what_the_recorded_calls_saw(host, tiny):
                  start=s, end=e, threshold=0.3)[0] for s, e in ((0.0, 0.1), (0.0, 0.1), (0.5, 0.6))]
     assert torch.equal(outs[0], outs[1])            # deterministic, no state carried between runs
     assert not torch.equal(outs[0], outs[2])        # another step, other maps
+
+
+@pytest.mark.parametrize("family", ["sd1", "sdxl"])
+def test_maps_come_from_the_reference_layers_only(host, tiny, family, monkeypatch):
+    """As Prompt-to-Prompt's ``aggregate_attention(res=16, from_where=("up", "down"))`` and its
+    local blend: only the cross-attention layers at latent/4 are recorded, never the middle
+    block or the finer levels."""
+    store = host.pack.nodes.attention_store
+    layout = host.pack.adapters.layout
+    model, clip, _ = tiny(family)
+    seen = set()
+    real = store.RecordingPatch.__call__
+
+    def spy(self, q, k, v, extra_options):
+        seen.add(tuple(extra_options["block"]))
+        return real(self, q, k, v, extra_options)
+
+    monkeypatch.setattr(store.RecordingPatch, "__call__", spy)
+    src = {"samples": torch.randn(1, 4, 16, 16, generator=torch.Generator().manual_seed(0))}
+    inv = call(host, "InvertEditDDIMInvert", model=model, latent=src, positive=encode(host, clip, PROMPT), steps=4,
+               scheduler="ddim_uniform", start_at_step=0, cfg=1.0)[0]
+    call(host, "InvertEditAttentionStore", model=model, clip=clip, inversion=inv, prompt=PROMPT, words="circle",
+         start=0.0, end=1.0, threshold=0.3)
+    wanted = layout.map_blocks(model)
+    assert seen == set(wanted) and len(wanted) < len(layout.transformer_blocks(model))
+    assert all(block != "middle" for block, _ in seen)

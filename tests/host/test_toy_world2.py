@@ -69,10 +69,10 @@ def test_benchmark_claims_on_a_subset(host):
     """The README's claims of the world-2 benchmark (``python -m workshop.benchmarks.toyworld2``),
     re-measured on its first six cases (shard 0/5 of the first 30: every edit kind), 10 steps:
     the published ordering (DDIM + Prompt-to-Prompt keeps less background than Direct +
-    Prompt-to-Prompt; measured +2.3 dB on the five cases with a background to keep), the
+    Prompt-to-Prompt; measured +1.7 dB on the five cases with a background to keep), the
     oracle row (the true changed region into Latent Blend keeps the background as well as the
-    reconstruction does; measured +0.9 dB), and that Direct + Prompt-to-Prompt gets the colour
-    and drop edits wholly right (edit, other object, structure: 3 of 3 cases)."""
+    reconstruction does), and Direct + Prompt-to-Prompt's whole-case success (edit, other
+    object, structure: 3 of these 6 cases; 40% of the first 30)."""
     import argparse
     from statistics import fmean
     from workshop.benchmarks import toyworld2 as B
@@ -91,10 +91,10 @@ def test_benchmark_claims_on_a_subset(host):
 
     print(f"bg PSNR vs GT: reconstruction {bg(rec):.1f}, DDIM + P2P {bg(ddim):.1f}, Direct + P2P {bg(direct):.1f}, "
           f"oracle Latent Blend {bg(oracle):.1f} dB")
-    assert bg(direct) >= bg(ddim) + 1.5
+    assert bg(direct) >= bg(ddim) + 1.0
     assert bg(oracle) >= bg(rec) - 1.0
     assert all(c["rows"][oracle]["iou"] == 1.0 for c in result["cases"])
-    assert all(c["rows"][direct]["case"] == 1.0 for c in result["cases"] if c["kind"] in ("colour", "drop"))
+    assert sum(c["rows"][direct]["case"] for c in result["cases"]) >= 3
 
 
 def test_world_2_nouns_carry_their_colour(host, toy):
@@ -102,7 +102,7 @@ def test_world_2_nouns_carry_their_colour(host, toy):
     ``workshop/toyworld/bound_text.bind``: every noun (and "background") carries the latest colour
     word before it, as real CLIP's causal attention lets it. Checked on the shipped weights."""
     from workshop.toyworld import bound_text
-    from workshop.toyworld.train_scenes import CLIP_SEED, world_tokens
+    from workshop.toyworld.train_scenes import CLIP_SEED, bind_world
     _, clip, _ = toy
     text = "a red circle and a blue square on a green background"
     a = encode(host, clip, text)[0][0][0]
@@ -118,6 +118,20 @@ def test_world_2_nouns_carry_their_colour(host, toy):
         assert cos(a[noun, carried], a[colour, own]) > 0.999
     assert cos(a[7, carried], a[2, own]) < 0.1                        # the square carries blue, not red
     assert cos(a[3], b[3]) < 0.7 and torch.allclose(a[3, own], b[3, own], atol=1e-4)  # red vs blue circle
+    config = json.loads((REPO / "models" / "toyworld2" / "config.json").read_text())
     fresh = host.pack.adapters.tiny_models.build_tiny_clip("sd1", seed=CLIP_SEED)
-    bound_text.bind(fresh.cond_stage_model, world_tokens(fresh), list(S.COLOURS), seed=CLIP_SEED)
+    bind_world(fresh, config["training"]["text_encoder"])
     assert torch.allclose(encode(host, fresh, text)[0][0][0], a, atol=1e-5)
+
+
+def test_bound_nouns_encoder_changes_only_the_colour_words_and_their_nouns(host):
+    """``--text-encoder bound-nouns`` (tried for DiffEdit, not shipped): only nouns take in a
+    colour, so changing one colour word changes that word and its noun; "and", "a", "on", the
+    end and padding tokens stay."""
+    from workshop.toyworld.train_scenes import CLIP_SEED, bind_world
+    clip = host.pack.adapters.tiny_models.build_tiny_clip("sd1", seed=CLIP_SEED)
+    bind_world(clip, "bound-nouns")
+    a = encode(host, clip, "a red circle and a blue square on a green background")[0][0][0]
+    b = encode(host, clip, "a yellow circle and a black square on a green background")[0][0][0]
+    changed = [i for i in range(77) if not torch.allclose(a[i], b[i], atol=1e-3)]
+    assert changed == [2, 3, 6, 7]

@@ -50,8 +50,8 @@ def test_there_are_workflows():
 
 
 def _attention_mask_covers_the_circle(prompt, outputs, runner) -> None:
-    """The two-object attention_maps workflow: the saved mask of "circle" is the circle of the
-    sample (issue 12), not the picture: IoU >= 0.5 with the circle's exact mask, and it misses
+    """The attention_maps workflow (on the two-object world): the saved mask of "circle" is the
+    circle of the sample (issue 12), not the picture: IoU >= 0.5 with the circle's exact mask, and it misses
     the square."""
     import numpy as np
     import torch
@@ -70,7 +70,7 @@ def _attention_mask_covers_the_circle(prompt, outputs, runner) -> None:
     assert circle >= 0.5 and square == 0.0 and mask.float().mean() < 0.3
 
 
-OUTPUT_CHECKS = {"attention_maps_two_objects": _attention_mask_covers_the_circle}
+OUTPUT_CHECKS = {"attention_maps": _attention_mask_covers_the_circle}
 
 
 def _run_and_check(path, prompt, workflow, host, runner, size=None) -> float:

@@ -9,7 +9,8 @@ position, and two hours of training did not teach it that.
 ``bind(model, tokens)`` rewrites the host's SD1 CLIP (``comfy.clip_model``, any width >= 40,
 at least one head of 16 channels) so that its last hidden state is, before the final layer norm,
 
-    [ this token (16) | the latest colour word at or before it (16) | position ramp (2) | colour flag (2) | 0 ... ]
+    [ this token (16) | the latest colour word at or before it (16) | position ramp (2) | colour flag (2) |
+      start flag (2) | 0 ... ]
 
 - The world's tokens get orthonormal rows (scaled by 4) in a 16-dimensional block whose
   entries sum to zero, so layer norm's mean removal leaves every block as it is.
@@ -19,6 +20,11 @@ at least one head of 16 channels) so that its last hidden state is, before the f
   token block into the second block. Every other head, every MLP and layers 1.. add nothing.
 - So "circle" after "red" is [circle | red], after "blue" [circle | blue] (cosine about 0.5),
   and "background" carries its colour the same way: every object's noun names the whole object.
+- With ``nouns`` given, only those words (and the colour words) carry a colour: every other
+  token's query points at the start token instead (a flag only it has), so "and", "a", "on"
+  and the end and padding tokens are the same whatever the colours. Changing one colour word
+  then changes its own token and its noun, nothing else (what DiffEdit's noise difference
+  needs: its mask is where the prediction moves when the prompt changes).
 
 Pure torch; the world's token ids come from the host's tokenizer (``tokens``: word -> id).
 """
@@ -52,19 +58,21 @@ def _prefix(model: torch.nn.Module) -> str:
 
 
 @torch.no_grad()
-def bind(model: torch.nn.Module, tokens: dict[str, int], colours: list[str], seed: int = 0) -> None:
+def bind(model: torch.nn.Module, tokens: dict[str, int], colours: list[str], seed: int = 0,
+         nouns: list[str] | None = None) -> None:
     """Rewrite ``model`` (a host SD1 CLIP text model, e.g. ``clip.cond_stage_model``) in place.
 
     ``tokens`` maps every word of the world, and ``"<bos>"`` / ``"<eos>"``, to its token id;
-    ``colours`` are the words that carry the colour flag."""
+    ``colours`` are the words that carry the colour flag; ``nouns``, when given, the only other
+    words that take in the latest colour (the rest take in the start token)."""
     params = dict(model.named_parameters())
     pre = _prefix(model)
     table = params[pre + "embeddings.token_embedding.weight"]
     pos = params[pre + "embeddings.position_embedding.weight"]
     width = table.shape[1]
-    t0, p0, ramp, flag = 0, BLOCK, 2 * BLOCK, 2 * BLOCK + 2
-    if width < flag + 2:
-        raise ValueError(f"text width {width} < {flag + 2}")
+    t0, p0, ramp, flag, start = 0, BLOCK, 2 * BLOCK, 2 * BLOCK + 2, 2 * BLOCK + 4
+    if width < start + 2:
+        raise ValueError(f"text width {width} < {start + 2}")
     names = sorted(tokens)
     rows = _orthonormal_rows(len(names), seed) * TOKEN_SCALE
     for name, row in zip(names, rows):
@@ -72,6 +80,8 @@ def bind(model: torch.nn.Module, tokens: dict[str, int], colours: list[str], see
         r[t0:t0 + BLOCK] = row
         if name in colours:
             r[flag], r[flag + 1] = FLAG, -FLAG
+        if nouns is not None and name == "<bos>":
+            r[start], r[start + 1] = FLAG, -FLAG
         table[tokens[name]] = r.to(table.dtype)
     n_pos = pos.shape[0]
     pos.zero_()
@@ -91,9 +101,20 @@ def bind(model: torch.nn.Module, tokens: dict[str, int], colours: list[str], see
     lp = f"{pre}encoder.layers.{layers[0]}."
     q_b, k_w = params[lp + "self_attn.q_proj.bias"], params[lp + "self_attn.k_proj.weight"]
     v_w, o_w = params[lp + "self_attn.v_proj.weight"], params[lp + "self_attn.out_proj.weight"]
-    q_b[0], q_b[1] = FLAG_GAIN, RECENCY_GAIN           # head 0 occupies channels 0..15 of q, k, v
-    k_w[0, flag], k_w[1, ramp] = 1.0, 1.0
     typical_sigma = TOKEN_SCALE / width ** 0.5          # layer norm's scale of a token row
+    k_w[0, flag], k_w[1, ramp] = 1.0, 1.0              # head 0 occupies channels 0..15 of q, k, v
+    if nouns is None:
+        q_b[0], q_b[1] = FLAG_GAIN, RECENCY_GAIN       # every token: the latest colour word
+    else:
+        # the query read from the token's own row (layer norm scales it by about 1 / typical_sigma):
+        # colour words and nouns ask for the latest colour word, every other token for the start
+        q_w = params[lp + "self_attn.q_proj.weight"]
+        k_w[2, start] = 1.0
+        carry = set(colours) | set(nouns)
+        for name, row in zip(names, rows):
+            want = (FLAG_GAIN, RECENCY_GAIN, 0.0) if name in carry else (0.0, 0.0, FLAG_GAIN)
+            for c, gain in enumerate(want):
+                q_w[c, t0:t0 + BLOCK] += gain * typical_sigma / TOKEN_SCALE * row / TOKEN_SCALE
     for d in range(BLOCK):
         v_w[d, t0 + d] = 1.0
         o_w[p0 + d, d] = typical_sigma

@@ -57,16 +57,17 @@ WORK = Path(os.environ.get("TOYWORLD2_WORK", "/tmp/toyworld2"))  # host folders 
 
 
 def _unet_config(latent: int, channel_mult: list[int], num_res_blocks: list[int],
-                 attention: list[bool], model_channels: int = 32) -> dict:
+                 attention: list[bool], model_channels: int = 32, middle_attention: bool = True) -> dict:
     """A comfy unet_config; ``attention[level]`` puts one transformer after every res block of
-    that level (input and output side); the middle block always has one."""
+    that level (input and output side); the middle block has one if ``middle_attention``, else
+    it is a single res block (the host's ``transformer_depth_middle`` -1)."""
     depth = [int(a) for a, n in zip(attention, num_res_blocks) for _ in range(n)]
     depth_out = [int(a) for a, n in zip(attention, num_res_blocks) for _ in range(n + 1)]
     return {
         "use_checkpoint": False, "image_size": latent, "in_channels": 4, "out_channels": 4,
         "model_channels": model_channels, "num_res_blocks": list(num_res_blocks),
         "channel_mult": list(channel_mult), "transformer_depth": depth,
-        "transformer_depth_middle": 1, "transformer_depth_output": depth_out,
+        "transformer_depth_middle": 1 if middle_attention else -1, "transformer_depth_output": depth_out,
         "use_spatial_transformer": True, "legacy": False, "use_linear_in_transformer": False,
         "context_dim": 64, "adm_in_channels": None, "use_temporal_attention": False,
         "use_temporal_resblock": False,
@@ -77,6 +78,10 @@ def _unet_config(latent: int, channel_mult: list[int], num_res_blocks: list[int]
 PRESETS: dict[str, dict] = {
     # 64x64 latent; levels 64/32/16; cross-attention only at latent/4 (16x16) and the middle.
     "L64-a4": _unet_config(64, [1, 2, 4], [0, 1, 1], [False, False, True]),
+    # The same with no transformer in the middle (8x8): every word reaches the picture through the
+    # latent/4 layers, the ones Prompt-to-Prompt's maps read (with one at 8x8, the words were
+    # placed there and the latent/4 maps stayed diffuse: SCENES-NOTES.md).
+    "L64-a4-m0": _unet_config(64, [1, 2, 4], [0, 1, 1], [False, False, True], middle_attention=False),
     # 64x64 latent; levels 64/32/16/8; cross-attention at latent/4 and latent/8.
     "L64-a48": _unet_config(64, [1, 2, 4, 4], [0, 1, 1, 1], [False, False, True, True]),
     # 64x64 latent; wider at latent/4: 64 base channels, mult 1-2-2 (128 at 32 and 16).
@@ -253,15 +258,25 @@ def world_tokens(clip) -> dict[str, int]:
     return {**ids, "<bos>": 49406, "<eos>": 49407}
 
 
-def text_setup(h, out: Path | None = None, bound: bool = False):
+NOUNS = [*S.SHAPES, "background"]   # the words that take in their colour (--text-encoder bound-nouns)
+
+
+def bind_world(clip, encoder: str) -> None:
+    """Rewrite ``clip``'s weights for ``--text-encoder bound`` (every token after a colour word
+    carries it) or ``bound-nouns`` (only the nouns do); other encoders are left as they are."""
+    if encoder in ("bound", "bound-nouns"):
+        from workshop.toyworld.bound_text import bind
+        bind(clip.cond_stage_model, world_tokens(clip), list(S.COLOURS), seed=CLIP_SEED,
+             nouns=NOUNS if encoder == "bound-nouns" else None)
+
+
+def text_setup(h, out: Path | None = None, encoder: str = "frozen"):
     """(clip, captions, {caption: index}, embeddings [n, 77, 64], empty [77, 64]). The pack's
-    seeded random SD1 text encoder; with ``bound`` its weights rewritten so that every noun
-    carries its colour (``bound_text.bind``, ``--text-encoder bound``); with the layers trained by
+    seeded random SD1 text encoder; for ``bound`` / ``bound-nouns`` its weights rewritten so
+    that every noun carries its colour (``bind_world``); with the layers trained by
     ``--text-encoder train`` loaded over it when ``out`` holds them."""
     clip = h.pack.adapters.tiny_models.build_tiny_clip("sd1", seed=CLIP_SEED)
-    if bound:
-        from workshop.toyworld.bound_text import bind
-        bind(clip.cond_stage_model, world_tokens(clip), list(S.COLOURS), seed=CLIP_SEED)
+    bind_world(clip, encoder)
     if out is not None and (Path(out) / TEXT_FILE).is_file():
         from safetensors.torch import load_file
         clip.cond_stage_model.load_state_dict(load_file(str(Path(out) / TEXT_FILE)), strict=False)
@@ -328,19 +343,57 @@ def build_unet(h, preset: str, seed: int):
     return model
 
 
-@torch.no_grad()
-def batch_data(args, ae, index: dict, step: int, bs: int, res: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """(scaled latents [bs, 4, h, w], caption indices [bs]) of step ``step``: fresh scenes from a
-    generator seeded by the step, so a resumed run sees the same data. Off the CPU the batch is
-    rendered and encoded on ``--device``."""
+def step_scenes(args, step: int, bs: int) -> list:
+    """The scenes of step ``step``: fresh ones from a generator seeded by the step, so a resumed
+    run sees the same data."""
     rng = random.Random(f"unet-{args.seed}-{step}")
-    scenes = [S.random_scene(rng, 1 if rng.random() < args.one_object else 2) for _ in range(bs)]
+    return [S.random_scene(rng, 1 if rng.random() < args.one_object else 2) for _ in range(bs)]
+
+
+@torch.no_grad()
+def batch_data(args, ae, index: dict, scenes: list, res: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(scaled latents [bs, 4, h, w], caption indices [bs]) of ``scenes``. Off the CPU the batch is
+    rendered and encoded on ``--device``."""
     device = None if args.device == "cpu" else args.device
     lat = ae.encode(to_nchw(S.render_batch(scenes, res, device=device))) * SD1_SCALE
     return lat, torch.tensor([index[s.caption] for s in scenes])
 
 
+def word_regions(scenes: list, side: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Where each word of each caption is: ``[B, 77, side * side]`` coverage of the region a
+    token names on the ``side`` grid (an object's colour word and noun: that object; the
+    background's colour word and "background": everything else), and ``[B, 77]`` which tokens
+    name a region. Token positions follow the caption template ("<bos> a red circle and a ...")."""
+    cover = torch.zeros(len(scenes), 77, side * side)
+    named = torch.zeros(len(scenes), 77, dtype=torch.bool)
+    for b, scene in enumerate(scenes):
+        objects = [S.object_coverage(o, side, ss=8).flatten() for o in scene.objects]
+        regions = objects + [(1 - torch.stack(objects).sum(0)).clamp(0, 1)]
+        for k, region in enumerate(regions):
+            for pos in (2 + 4 * k, 3 + 4 * k):   # the colour word and the noun of region k
+                cover[b, pos], named[b, pos] = region, True
+    return cover, named
+
+
+def attention_loss(maps: torch.Tensor, cover: torch.Tensor, named: torch.Tensor) -> torch.Tensor:
+    """The share of each naming token's attention mass that falls outside its region, averaged
+    over the tokens in ``named``. ``maps``: ``[B, N, 77]`` cross-attention (mean over heads and
+    layers); ``cover`` / ``named`` from ``word_regions``."""
+    p = maps.transpose(1, 2)                                        # [B, 77, N]
+    inside = (p * cover).sum(-1) / p.sum(-1).clamp_min(1e-8)
+    return ((1 - inside) * named).sum() / named.sum().clamp_min(1)
+
+
 START_FILE = "unet_start.pt"
+
+
+def encoder_source(encoder: str) -> str:
+    """A digest of the code that writes a bound encoder's weights (empty for the others), kept in
+    the start file so that embeddings made by an older ``bound_text.py`` are not trained on."""
+    if not encoder.startswith("bound"):
+        return ""
+    import hashlib
+    return hashlib.sha256((Path(__file__).parent / "bound_text.py").read_bytes()).hexdigest()[:16]
 
 
 def unet_start(args) -> dict:
@@ -355,12 +408,16 @@ def unet_start(args) -> dict:
         if (st["preset"], st["text_encoder"], st["seed"]) != (args.preset, args.text_encoder, args.seed):
             raise SystemExit(f"{path} is for {st['preset']} / --text-encoder {st['text_encoder']} / "
                              f"seed {st['seed']}: delete it or use those")
+        if st.get("encoder_source", encoder_source(args.text_encoder)) != encoder_source(args.text_encoder):
+            raise SystemExit(f"{path} holds caption embeddings of an older workshop/toyworld/bound_text.py: "
+                             f"delete it (it is rebuilt with the host)")
         return st
     h = boot_host()
-    _, caps, _, embs, empty = text_setup(h, bound=args.text_encoder == "bound")
+    _, caps, _, embs, empty = text_setup(h, encoder=args.text_encoder)
     model = build_unet(h, args.preset, args.seed)
     abar = 1.0 / (1.0 + model.model_sampling.sigmas.float() ** 2)
     st = {"preset": args.preset, "text_encoder": args.text_encoder, "seed": args.seed,
+          "encoder_source": encoder_source(args.text_encoder),
           "unet_config": dict(model.model_config.unet_config), "init": model.diffusion_model.state_dict(),
           "captions": caps, "embs": embs, "empty": empty, "abar": abar}
     save_ckpt(st, path)
@@ -376,6 +433,22 @@ def unet_from_config(config: dict, device: torch.device) -> torch.nn.Module:
     import comfy.ops
     from comfy.ldm.modules.diffusionmodules.openaimodel import UNetModel
     return UNetModel(**config, device=device, operations=comfy.ops.disable_weight_init)
+
+
+def warm_start(unet: torch.nn.Module, source: Path) -> None:
+    """Start from a trained model's EMA weights (``<source>/toy_unet.safetensors``): every weight
+    whose name and shape this UNet shares; the rest keep their seeded start (a block the new
+    preset adds), and weights of blocks it leaves out (``L64-a4-m0``'s middle transformer) are
+    dropped."""
+    from safetensors.torch import load_file
+    given = load_file(str(source / "toy_unet.safetensors"))
+    own = unet.state_dict()
+    kept = {k: v.float() for k, v in given.items() if k in own and own[k].shape == v.shape}
+    unet.load_state_dict(kept, strict=False)
+    dropped = sorted({k.rsplit(".", 2)[0] for k in given if k not in kept})
+    fresh = sorted({k.rsplit(".", 2)[0] for k in own if k not in kept})
+    log(f"unet: warm start from {source}: {len(kept)} of {len(own)} tensors; dropped {dropped[:6]}"
+        f"{' ...' if len(dropped) > 6 else ''}; fresh {fresh[:6]}")
 
 
 def step_res(args, step: int, res: int) -> int:
@@ -405,6 +478,8 @@ def train_unet(args) -> None:
         unet = unet_from_config(st["unet_config"], device)
         if "init" in st:   # a start file slimmed for a resume may leave it out: the checkpoint has the weights
             unet.load_state_dict(st["init"])
+        if args.init_from and not (out / "unet_ckpt.pt").is_file():
+            warm_start(unet, Path(args.init_from))
         elif not (out / "unet_ckpt.pt").is_file():
             raise SystemExit(f"{out / START_FILE} has no initial weights and there is no checkpoint to resume")
     unet.to(device)
@@ -420,7 +495,7 @@ def train_unet(args) -> None:
     if text is not None:
         opt.add_param_group({"params": list(text.params.values()), "lr": args.unet_lr})
     ckpt_path = out / "unet_ckpt.pt"
-    start, spent, run_loss = 0, 0.0, None
+    start, spent, run_loss, run_att = 0, 0.0, None, None
     if ckpt_path.is_file():
         ck = torch.load(ckpt_path, weights_only=False, map_location=device)
         if ck.get("preset") != args.preset:
@@ -445,14 +520,31 @@ def train_unet(args) -> None:
         lr = args.unet_lr * min(1.0, step / args.warmup) * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * step / steps)))
         for g in opt.param_groups:
             g["lr"] = lr
-        x0, cap_idx = batch_data(args, ae, index, step, bs, step_res(args, step, res))
+        scenes = step_scenes(args, step, bs)
+        x0, cap_idx = batch_data(args, ae, index, scenes, step_res(args, step, res))
         gen = torch.Generator().manual_seed(args.seed * 1_000_003 + step)
         drop = (torch.rand(bs, generator=gen) < args.dropout).to(device)
         if text is None:
             ctx = torch.where(drop.view(bs, 1, 1), empty.expand_as(embs[cap_idx]), embs[cap_idx])
         else:
             ctx = text.encode(cap_idx, drop)
-        loss = eps_loss(unet, x0, ctx, abar, w_t, gen, args.offset_noise)
+        if args.attention_loss:
+            side = x0.shape[-1] // 4
+            peek = torch.Generator()
+            peek.set_state(gen.get_state())
+            t = torch.randint(0, 1000, (bs,), generator=peek)       # the timesteps eps_loss draws next
+            cover, named = word_regions(scenes, side)
+            named &= ((t < args.attention_max_t) & ~drop.cpu()).view(bs, 1)
+            rec = AttnRecorder(unet, x0.shape[-1])
+            try:
+                eps = eps_loss(unet, x0, ctx, abar, w_t, gen, args.offset_noise)
+            finally:
+                rec.close()
+            att = attention_loss(rec.total / rec.count, cover.to(device), named.to(device))
+            run_att = att.item() if run_att is None else 0.98 * run_att + 0.02 * att.item()
+            loss = eps + args.attention_loss * att
+        else:
+            loss = eps = eps_loss(unet, x0, ctx, abar, w_t, gen, args.offset_noise)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_([q for g in opt.param_groups for q in g["params"]], 1.0)
@@ -461,10 +553,11 @@ def train_unet(args) -> None:
         if text is not None:
             text.update_ema(decay)
         update_ema(ema, unet.state_dict(), decay)
-        run_loss = loss.item() if run_loss is None else 0.98 * run_loss + 0.02 * loss.item()
+        run_loss = eps.item() if run_loss is None else 0.98 * run_loss + 0.02 * eps.item()
         if step % 25 == 0:
             el = time.time() - t0
-            log(f"unet step {step}/{steps} loss {run_loss:.5f} lr {lr:.2e} ({el:.0f}s, {el / step:.2f} s/step)")
+            att_note = f" attention loss {run_att:.3f}" if run_att is not None else ""
+            log(f"unet step {step}/{steps} loss {run_loss:.5f}{att_note} lr {lr:.2e} ({el:.0f}s, {el / step:.2f} s/step)")
         stop = bool(args.max_minutes and (time.time() - t0) > 60 * args.max_minutes) or step == args.stop_after
         if time.time() - last_ckpt > 60 * args.ckpt_minutes or step == steps or stop:
             el = time.time() - t0
@@ -526,14 +619,15 @@ def ddim_sample(unet, abar, ctx, empty, cfg: float, steps: int, latent: int, see
 
 
 class AttnRecorder:
-    """Forward hooks on every cross-attention (attn2) whose token grid is latent/4: sums the
-    head-averaged maps ``[N, 77]``."""
+    """Forward hooks on every cross-attention (attn2) of the down and up blocks whose token grid
+    is latent/4 (the layers Prompt-to-Prompt's local blend reads; not the middle block, which
+    is at latent/4 too in these small UNets): sums the head-averaged maps ``[N, 77]``."""
 
     def __init__(self, unet, latent: int):
         self.total, self.count, self.handles = None, 0, []
         want = (latent // 4) ** 2
         for name, mod in unet.named_modules():
-            if name.endswith("attn2"):
+            if name.endswith("attn2") and not name.startswith("middle_block"):
                 def hook(m, args, kwargs, out, _probs=attention_probs):
                     x, ctx = args[0], kwargs["context"]
                     if x.shape[1] != want:
@@ -612,7 +706,7 @@ def binding_probe(unet, abar, ae, scenes: list, embs, index, empty, res: int, se
 def evaluate(args) -> dict:
     h = boot_host()
     ae = load_ae(args)
-    _, caps, index, embs, empty = text_setup(h, Path(args.out), bound=args.text_encoder == "bound")
+    _, caps, index, embs, empty = text_setup(h, Path(args.out), encoder=args.text_encoder)
     model, meta = load_unet(h, args)
     preset = meta.get("preset", args.preset)
     res = args.eval_res or preset_latent(preset) * args.factor
@@ -701,7 +795,7 @@ def oracle(args) -> dict:
 def finish(args) -> None:
     out = Path(args.out)
     h = boot_host()
-    save_text_encoder(text_setup(h, out, bound=args.text_encoder == "bound")[0], S.all_captions(), out / "toy_clip.safetensors")
+    save_text_encoder(text_setup(h, out, encoder=args.text_encoder)[0], S.all_captions(), out / "toy_clip.safetensors")
     latent = preset_latent(args.preset)
     config = {
         "what": "Toy World 2 Model: the pack's built-in demo/test text-to-image model (issue 12). "
@@ -722,9 +816,13 @@ def finish(args) -> None:
                      "unet_lr": args.unet_lr, "caption_dropout": args.dropout, "one_object": args.one_object,
                      "text_encoder": args.text_encoder, "device": args.device, "warmup": args.warmup,
                      "offset_noise": args.offset_noise, "ema": args.ema,
-                     "lowres": args.lowres, "lowres_steps": args.lowres_steps,
+                     "lowres": args.lowres, "lowres_steps": args.lowres_steps, "init_from": args.init_from,
+                     "attention_loss": args.attention_loss, "attention_max_t": args.attention_max_t,
                      "highres_every": args.highres_every},
     }
+    base = Path(args.init_from) / "config.json" if args.init_from else None
+    if base is not None and base.is_file():   # the run this one started from, so both stages can be redone
+        config["training"]["init_from_training"] = json.loads(base.read_text())["training"]
     from safetensors import safe_open
     for name in ("toy_vae", "toy_unet"):
         if (out / f"{name}.safetensors").is_file():
@@ -765,9 +863,10 @@ def main(argv=None) -> None:
                    help="within the first --lowres-steps, every n-th step still uses full-size images")
     p.add_argument("--eval-res", type=int, default=0, help="image size for eval (default: the preset's)")
     p.add_argument("--dropout", type=float, default=0.1)
-    p.add_argument("--text-encoder", default="frozen", choices=["frozen", "bound", "train"],
+    p.add_argument("--text-encoder", default="frozen", choices=["frozen", "bound", "bound-nouns", "train"],
                    help="frozen: the seeded random SD1 text encoder as is; bound: its weights rewritten so "
-                        "that each noun carries its colour (workshop/toyworld/bound_text.py), frozen; train: "
+                        "that each noun carries its colour (workshop/toyworld/bound_text.py), frozen; bound-nouns: the same, "
+                        "but only nouns (and colour words) take in a colour; train: "
                         "its layers (not its token table) trained with the UNet, at the UNet's learning rate")
     p.add_argument("--device", default="cpu", help="where the UNet trains (cpu, cuda); the VAE and eval run on the CPU")
     p.add_argument("--offset-noise", type=float, default=0.1)
@@ -776,6 +875,13 @@ def main(argv=None) -> None:
     p.add_argument("--max-minutes", type=float, default=0.0, help="stop a stage after this long (pilots)")
     p.add_argument("--stop-after", type=int, default=0, help="stop a stage after this step (testing resume)")
     p.add_argument("--force", action="store_true", help="retrain the VAE even if its weights exist")
+    p.add_argument("--attention-loss", type=float, default=0.0,
+                   help="weight of an auxiliary loss that teaches the cross-attention at latent/4 where each word "
+                        "is: the share of a colour word's or noun's attention outside its region (0: off)")
+    p.add_argument("--attention-max-t", type=int, default=800,
+                   help="the attention loss applies below this timestep (above it the noise hides the layout)")
+    p.add_argument("--init-from", default="", help="a trained model's folder: the UNet stage starts from its EMA "
+                                                   "weights (those the preset shares) instead of the seeded start")
     p.add_argument("--eval-captions", type=int, default=60)
     p.add_argument("--eval-scenes", type=int, default=60)
     p.add_argument("--eval-cfg", type=float, default=5.0)
