@@ -162,6 +162,18 @@ def bridge(host):
     return sys.modules[name]
 
 
+@pytest.fixture(scope="module")
+def sd1_pipeline_parts(host, tiny, bridge):
+    """The tiny SD1 model as a diffusers pipeline's parts (vae, text_encoder, tokenizer, unet;
+    a UNet copy per test module: pipelines swap the attention processors of the UNet they hold),
+    for the parity tests against diffusers' pipelines."""
+    from transformers import CLIPTokenizer
+    model, clip, vae = tiny("sd1")
+    return dict(vae=bridge.diffusers_vae(vae), text_encoder=bridge.diffusers_text_encoder(clip),
+                tokenizer=CLIPTokenizer.from_pretrained(str(host.path / "comfy" / "sd1_tokenizer"), model_max_length=77),
+                unet=bridge.diffusers_unet(model))
+
+
 @pytest.fixture(scope="session")
 def unets(tiny, bridge):
     cache = {}

@@ -23,17 +23,15 @@ SCHED = dict(num_train_timesteps=1000, beta_start=0.00085, beta_end=0.012, beta_
 
 
 @pytest.mark.parametrize("ratio_threshold", [0.5, 0.3])
-def test_mask_matches_diffusers_generate_mask(host, tiny, bridge, ratio_threshold):
+def test_mask_matches_diffusers_generate_mask(host, tiny, request, ratio_threshold):
     pytest.importorskip("diffusers")
     from diffusers import DDIMInverseScheduler, DDIMScheduler, StableDiffusionDiffEditPipeline
-    from transformers import CLIPTokenizer
 
-    model, clip, vae = tiny("sd1")
+    model, clip, _ = tiny("sd1")
     pipe = StableDiffusionDiffEditPipeline(
-        vae=bridge.diffusers_vae(vae), text_encoder=bridge.diffusers_text_encoder(clip),
-        tokenizer=CLIPTokenizer.from_pretrained(str(host.path / "comfy" / "sd1_tokenizer"), model_max_length=77),
-        unet=bridge.diffusers_unet(model), scheduler=DDIMScheduler(**SCHED), inverse_scheduler=DDIMInverseScheduler(**SCHED),
-        safety_checker=None, feature_extractor=None, requires_safety_checker=False)
+        **request.getfixturevalue("sd1_pipeline_parts"), scheduler=DDIMScheduler(**SCHED),
+        inverse_scheduler=DDIMInverseScheduler(**SCHED), safety_checker=None, feature_extractor=None,
+        requires_safety_checker=False)
     pipe.set_progress_bar_config(disable=True)
     lat = {"samples": torch.randn(1, 4, 16, 16, generator=torch.Generator().manual_seed(0)) * 5.0}
     src, tgt = encode(host, clip, SRC), encode(host, clip, TGT)

@@ -65,20 +65,16 @@ def pair_conditioning(a: list, b: list) -> list:
 
 
 @pytest.fixture(scope="module")
-def reference(host, tiny, bridge):
+def reference(request):
     """diffusers' pipeline on the tiny SD1 model's weights (its own UNet copy: the pipeline swaps
     the attention processors of the UNet it holds)."""
     pytest.importorskip("diffusers")
     from diffusers import DDIMInverseScheduler, DDIMScheduler, StableDiffusionPix2PixZeroPipeline
-    from transformers import CLIPTokenizer
 
-    model, clip, vae = tiny("sd1")
     pipe = StableDiffusionPix2PixZeroPipeline(
-        vae=bridge.diffusers_vae(vae), text_encoder=bridge.diffusers_text_encoder(clip),
-        tokenizer=CLIPTokenizer.from_pretrained(str(host.path / "comfy" / "sd1_tokenizer"), model_max_length=77),
-        unet=bridge.diffusers_unet(model), scheduler=DDIMScheduler(**SCHED), inverse_scheduler=DDIMInverseScheduler(**SCHED),
-        feature_extractor=None, safety_checker=None, caption_generator=None, caption_processor=None,
-        requires_safety_checker=False)
+        **request.getfixturevalue("sd1_pipeline_parts"), scheduler=DDIMScheduler(**SCHED),
+        inverse_scheduler=DDIMInverseScheduler(**SCHED), feature_extractor=None, safety_checker=None,
+        caption_generator=None, caption_processor=None, requires_safety_checker=False)
     pipe.set_progress_bar_config(disable=True)
     return pipe
 
