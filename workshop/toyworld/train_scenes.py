@@ -476,12 +476,13 @@ def train_unet(args) -> None:
         caps, embs, empty, abar = st["captions"], st["embs"], st["empty"], st["abar"]
         index = {c: i for i, c in enumerate(caps)}
         unet = unet_from_config(st["unet_config"], device)
+        resuming = (out / "unet_ckpt.pt").is_file()
         if "init" in st:   # a start file slimmed for a resume may leave it out: the checkpoint has the weights
             unet.load_state_dict(st["init"])
-        if args.init_from and not (out / "unet_ckpt.pt").is_file():
-            warm_start(unet, Path(args.init_from))
-        elif not (out / "unet_ckpt.pt").is_file():
+        elif not resuming and not args.init_from:
             raise SystemExit(f"{out / START_FILE} has no initial weights and there is no checkpoint to resume")
+        if args.init_from and not resuming:
+            warm_start(unet, Path(args.init_from))
     unet.to(device)
     embs, empty, abar = embs.to(device), empty.to(device), abar.to(device)
     unet.train()
