@@ -135,3 +135,50 @@ def test_bound_nouns_encoder_changes_only_the_colour_words_and_their_nouns(host)
     b = encode(host, clip, "a yellow circle and a black square on a green background")[0][0][0]
     changed = [i for i in range(77) if not torch.allclose(a[i], b[i], atol=1e-3)]
     assert changed == [2, 3, 6, 7]
+
+
+def test_train_scenes_starts_resumes_and_warm_starts(host, tmp_path):
+    """``python -m workshop.toyworld.train_scenes --stage unet`` in miniature: 2 steps of batch 2
+    on 64-px scenes with the small ``L32-a4`` preset and the shipped VAE. A fresh start (no
+    ``--init-from``); a run stopped after step 1 and started again, which must land on the
+    uninterrupted run's weights (data and noise are drawn per step); and ``--init-from`` that run
+    with ``--attention-loss``, which must start from its weights."""
+    import shutil
+    from safetensors.torch import load_file
+    from workshop.toyworld import train_scenes as T
+
+    def args(out: Path, *extra: str):
+        out.mkdir(exist_ok=True)
+        shutil.copy(REPO / "models" / "toyworld2" / "toy_vae.safetensors", out)
+        return T.parse_args(["--stage", "unet", "--out", str(out), "--preset", "L32-a4", "--text-encoder", "bound",
+                             "--unet-steps", "2", "--unet-batch", "2", "--lowres", "64", "--lowres-steps", "2",
+                             "--highres-every", "0", "--warmup", "1", "--threads", str(torch.get_num_threads()),
+                             *extra])
+
+    whole = tmp_path / "whole"
+    assert T.train_unet(args(whole)) is True
+    start = torch.load(whole / T.START_FILE, weights_only=False)
+    trained = load_file(str(whole / "toy_unet.safetensors"))
+    assert any(not torch.equal(trained[k], start["init"][k].half()) for k in trained)
+
+    halves = tmp_path / "halves"
+    halves.mkdir()
+    shutil.copy(whole / T.START_FILE, halves)   # the same start, without rebuilding it
+    assert T.train_unet(args(halves, "--stop-after", "1")) is False
+    assert torch.load(halves / "unet_ckpt.pt", weights_only=False)["step"] == 1
+    assert T.train_unet(args(halves)) is True
+    resumed = load_file(str(halves / "toy_unet.safetensors"))
+    assert all(torch.equal(resumed[k], trained[k]) for k in trained)
+
+    warm = tmp_path / "warm"
+    warm.mkdir()
+    shutil.copy(whole / T.START_FILE, warm)
+    a = args(warm, "--init-from", str(whole), "--attention-loss", "0.02", "--stop-after", "1")
+    unet = T.unet_from_config(start["unet_config"], torch.device("cpu"))
+    T.warm_start(unet, whole)
+    assert all(torch.equal(v, trained[k].float()) for k, v in unet.state_dict().items())
+    assert T.train_unet(a) is False
+    moved = torch.load(warm / "unet_ckpt.pt", weights_only=False)["model"]
+    assert all(torch.isfinite(v).all() for v in moved.values())
+    assert any(not torch.equal(moved[k], trained[k].float()) for k in trained)
+    assert max((moved[k] - trained[k].float()).abs().max() for k in trained) < 0.05   # one small step from it

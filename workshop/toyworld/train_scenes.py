@@ -152,7 +152,8 @@ def vae_psnr(ae: SceneAutoencoder, scenes: list, res: int) -> float:
     return sum(vals) / len(vals)
 
 
-def train_vae(args) -> None:
+@torch.enable_grad()   # a caller's no_grad (the host's tests run under one) must not stop training
+def train_vae(args) -> bool:
     out = Path(args.out)
     if vae_path(args).is_file() and not args.force:
         log(f"vae: {vae_path(args)} exists, skipped")
@@ -461,7 +462,8 @@ def step_res(args, step: int, res: int) -> int:
     return args.lowres
 
 
-def train_unet(args) -> None:
+@torch.enable_grad()
+def train_unet(args) -> bool:
     out = Path(args.out)
     device = torch.device(args.device)
     ae = load_ae(args).to(device)
@@ -840,7 +842,8 @@ def finish(args) -> None:
     log("wrote toy_clip.safetensors, sample.png and config.json")
 
 
-def main(argv=None) -> None:
+def parse_args(argv=None) -> argparse.Namespace:
+    """The command line's options (``--res`` filled in from the preset), without acting on them."""
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--stage", default="all", choices=["all", "vae", "unet", "eval", "finish", "oracle"])
     p.add_argument("--out", default=str(OUT), help="output folder (weights, checkpoints, log)")
@@ -889,6 +892,11 @@ def main(argv=None) -> None:
     args = p.parse_args(argv)
     if args.res is None:
         args.res = preset_latent(args.preset) * args.factor
+    return args
+
+
+def main(argv=None) -> None:
+    args = parse_args(argv)
     torch.set_num_threads(args.threads)
     torch.set_flush_denormal(True)
     Path(args.out).mkdir(parents=True, exist_ok=True)
