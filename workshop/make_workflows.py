@@ -8,7 +8,7 @@ files match the nodes as they are. The tests (tests/host/test_workflows.py) exec
 Most run on the built-in Toy World Model. ``CHECKPOINT_WORKFLOWS`` are for the user's own model:
 the stock Load Checkpoint, Load Image and Upscale Image (ImageScale) at the family's size (SD1.5
 512 px, SDXL 1024 px), named for the template browser ("SD1.5 - Prompt-to-Prompt edit"); the
-tests and the card pictures run them on the toy model (the runner's ``builtin="toy"`` and
+tests and the card pictures run them on the toy model (the runner's ``builtin``, ``toy_builtin`` and
 ``toy_overrides``).
 
     python -m workshop.make_workflows            # write all
@@ -28,35 +28,50 @@ REPO = Path(__file__).resolve().parents[1]
 
 from workshop.headless.canvas import build_canvas
 
-# The toy world the workflows are written for (the Toy World Model node's `world`), with its sample
-# image (assets/), prompts (the target swaps one word: same token count), the edited object's noun
-# in each, the other colours it edits to, MasaCtrl's first decoder self-attention layer, the note.
-# The workflows whose technique reads where a word is (Attention Store, mask-guided MasaCtrl, a
-# local edit) run on world 2 (two objects), whose model points each word at its object; on world
-# 1 nothing needs a word to find its place and every map covers the whole picture. The others
-# stay on world 1, whose model is smaller and faster (the tests run them all). LEDITS++ stays too:
-# the toy models only know whole captions, so its concepts are whole captions, whose maps cover
-# both objects of world 2 and whose edit then spreads over them.
+# The toy worlds the workflows are written for (the Toy World Model node's `world`), with each
+# one's sample image (assets/), prompts (the target swaps one word: same token count), the edited
+# object's noun in each, a change of shape for the editors made for one (MasaCtrl), Plug-and-Play's
+# target, MasaCtrl's first decoder self-attention layer, the image side, the note. The workflows
+# run on world 2 (two objects, 512 px like SD1.5), whose model points each word at its object, so
+# that what a technique keeps and what it changes can be seen (tests/host/test_workflows.py reads
+# the edits). LEDITS++ stays on world 1: the toy models only know whole captions, so its concepts
+# are whole captions, whose maps cover both objects of world 2 and whose edit then spreads over
+# them. So does Imagic (imagic_edit says why).
 TOY_WORLDS = {
     "one object (128 px)": {
         "sample": "sample.png", "source": "a red circle on a blue background",
         "target": "a red square on a blue background", "nouns": ("circle", "square"), "background": "blue",
+        "shape_target": "a red square on a blue background", "shape_nouns": ("circle", "square"),
         "pnp_target": "a green circle on a yellow background",
         "masactrl_layer": 6,   # the toy UNet has 10 self-attention layers: 6 of 10 ~ SD1.5's 10 of 16
+        "size": 128,
         "note": "a tiny model trained on 128 px scenes of one coloured shape on a flat background"},
     "two objects (512 px)": {
         "sample": "sample_two_objects.png", "source": "a red circle and a blue square on a green background",
-        "target": "a red triangle and a blue square on a green background", "nouns": ("circle", "triangle"),
-        "background": "green", "pnp_target": "a yellow circle and a red square on a blue background",
+        # a colour edit: the edits this model gets right (docs/measurements.md: Prompt-to-Prompt 92-96% of colour
+        # edits, 56-68% of shape edits); MasaCtrl and ProxEdit's MasaCtrl, made for changes of shape, get one
+        "target": "a yellow circle and a blue square on a green background", "nouns": ("circle", "circle"),
+        "shape_target": "a red triangle and a blue square on a green background", "shape_nouns": ("circle", "triangle"),
+        "background": "green", "pnp_target": "a yellow circle and a blue square on a green background",
         "masactrl_layer": 2,   # its 4 self-attention layers: 2-3 are the decoder's (SD1.5: 10-15 of 16)
+        "size": 512,
         "note": "a tiny model trained on 512 px scenes of two coloured shapes on a flat background"},
 }
-TOY_WORLD = "one object (128 px)"
-ATTENTION_WORLD = "two objects (512 px)"
+TOY_WORLD = "two objects (512 px)"
+ONE_OBJECT_WORLD = "one object (128 px)"   # LEDITS++'s (above) and Imagic's (imagic_edit says why)
 _W = TOY_WORLDS[TOY_WORLD]
 SAMPLE = _W["sample"]
 SOURCE_PROMPT, TARGET_PROMPT = _W["source"], _W["target"]
 SOURCE_NOUN, TARGET_NOUN = _W["nouns"]   # the edited object's noun in each prompt
+
+
+def _swapped(source: str, target: str) -> tuple[int, str, str]:
+    """The one word ``target`` swaps in ``source``: (its index, the source's word, the target's)."""
+    (i,) = [i for i, (a, b) in enumerate(zip(source.split(), target.split())) if a != b]
+    return i, source.split()[i], target.split()[i]
+
+
+SWAP_AT, SOURCE_WORD, TARGET_WORD = _swapped(SOURCE_PROMPT, TARGET_PROMPT)   # "red" -> "yellow"
 EDIT_CFG = 5.0   # the naive edit's guidance: at cfg 1 the toy model barely follows a changed word
 MODEL_LOADER = {"key": "model", "type": "InvertEditToyModel", "widgets": {"world": TOY_WORLD},
                 "title": "Toy World Model (built-in demo; replace with Load Checkpoint for real images)"}
@@ -106,6 +121,25 @@ def _ksampler_advanced(key: str, prompt: str, latent: tuple = ("invert", "LATENT
                         "return_with_leftover_noise": "disable"},
             "inputs": {"model": (model, "MODEL"), "positive": (prompt, 0), "negative": (negative or prompt, 0),
                        "latent_image": latent}}
+
+
+def _pair_sampler(cfg: float, editor: str = "inject") -> dict:
+    """One stock KSamplerAdvanced run of a pair editor's batch (source row, target row): the
+    editor's CONDITIONING and LATENT, the patched model of Apply Inversion ('apply')."""
+    return {"key": "sample", "type": "KSamplerAdvanced",
+            "widgets": {"add_noise": "disable", "noise_seed": 0, "steps": STEPS, "cfg": cfg, "sampler_name": "ddim",
+                        "scheduler": "ddim_uniform", "start_at_step": 0, "end_at_step": 10000,
+                        "return_with_leftover_noise": "disable"},
+            "inputs": {"model": ("apply", "MODEL"), "positive": (editor, "CONDITIONING"), "negative": ("empty", 0),
+                       "latent_image": (editor, "LATENT")}}
+
+
+def _toy_inject(cross: float = 0.8, self_: float = 0.4) -> dict:
+    """Attention Inject (Prompt-to-Prompt replace) of the toy world's edit; the paper's 0.8 / 0.4 by default."""
+    return {"key": "inject", "type": "InvertEditAttentionInject",
+            "widgets": {"source_prompt": SOURCE_PROMPT, "target_prompt": TARGET_PROMPT, "mode": "replace", "reweight": "",
+                        "cross_replace": cross, "self_replace": self_},
+            "inputs": {"model": ("model", "MODEL"), "clip": ("model", "CLIP"), "latent": ("invert", "LATENT")}}
 
 
 def _decode_and_save(key: str, samples: str, prefix: str, title: str) -> list[dict]:
@@ -226,32 +260,33 @@ def ddim_invert_custom_sampler() -> dict:
 
 def null_text_inversion_edit() -> dict:
     intro = (
-        "# Null-text inversion, then an edit at cfg 7.5\n\n"
-        "**DDIM Invert** (cfg 1) and **Null-Text Optimize** (Mokady et al.; paper defaults: cfg 7.5, 10 Adam steps "
-        "per timestep, lr 0.01, early stop) learn one null-text embedding per step. Through **Apply Inversion** the "
-        "stock **KSampler (Advanced)** at cfg 7.5 with the same empty negative prompt then reconstructs the image "
-        "(source prompt) or edits it (target prompt). **Save Inversion** keeps the optimised embeddings: optimise "
-        "once, edit many times.")
-    nodes = _inversion_nodes(intro)
+        "# Null-text inversion + Prompt-to-Prompt, at cfg 7.5\n\n"
+        "The paper's pipeline (Mokady et al.): **DDIM Invert** (cfg 1), then **Null-Text Optimize** (paper "
+        "defaults: cfg 7.5, 10 Adam steps per timestep, lr 0.01, early stop) learns one null-text embedding per "
+        "step so that sampling at cfg 7.5 follows the inversion. **Attention Inject** (Prompt-to-Prompt replace; "
+        "cross-attention injected for 0.8 of the steps, self-attention for 0.4) gives the target prompt's branch "
+        "the source's attention maps, and **Apply Inversion** puts the learned embeddings into the negative: one "
+        "stock **KSampler (Advanced)** run at cfg 7.5 with the same empty negative samples the pair, the "
+        "reconstruction (row 0) and the edit (row 1). **Save Inversion** keeps the optimised embeddings: optimise "
+        "once, edit many times.\n\n" + TOY_NOTE)
+    nodes = [n for n in _inversion_nodes(intro) if n["key"] != "apply"]
     nodes += [
         {"key": "empty", "type": "CLIPTextEncode", "widgets": {"text": ""}, "inputs": {"clip": ("model", "CLIP")},
          "title": "Negative prompt (empty)"},
-        {"key": "target", "type": "CLIPTextEncode", "widgets": {"text": TARGET_PROMPT},
-         "inputs": {"clip": ("model", "CLIP")}, "title": "Target prompt"},
         {"key": "null_text", "type": "InvertEditNullTextOptimize",
          "widgets": {"cfg": 7.5, "inner_steps": 10, "learning_rate": 0.01, "early_stop": True},
          "inputs": {"model": ("model", "MODEL"), "inversion": ("invert", 0), "positive": ("prompt", 0),
                     "negative": ("empty", 0)}},
-        {"key": "apply_nt", "type": "InvertEditApplyInversion",
-         "inputs": {"model": ("model", "MODEL"), "inversion": ("null_text", 0)}},
-        _ksampler_advanced("sample", "prompt", model="apply_nt", negative="empty", cfg=7.5),
-        _ksampler_advanced("edit", "target", model="apply_nt", negative="empty", cfg=7.5),
+        _toy_inject(),
+        {"key": "apply", "type": "InvertEditApplyInversion",
+         "inputs": {"model": ("inject", "MODEL"), "inversion": ("null_text", 0)}},
+        _pair_sampler(7.5),
         {"key": "save_inversion", "type": "InvertEditSaveInversion", "widgets": {"filename_prefix": "inversions/null_text"},
          "inputs": {"inversion": ("null_text", 0)}},
     ]
-    nodes += _decode_and_save("rec", "sample", "invertedit/null_text_reconstruction", "Null-text reconstruction, cfg 7.5")
-    nodes += _decode_and_save("edit", "edit", "invertedit/null_text_edit", "Null-text edit (target prompt), cfg 7.5")
-    return {"nodes": [n for n in nodes if n["key"] != "apply"] + _vae_roundtrip()}
+    nodes += _decode_and_save("pair", "sample", "invertedit/null_text_p2p",
+                              "Reconstruction and edit (null-text + Prompt-to-Prompt), cfg 7.5")
+    return {"nodes": nodes + _vae_roundtrip()}
 
 
 def _own_sampler_runs(runs: list[tuple]) -> list[dict]:
@@ -418,18 +453,10 @@ def p2p_replace_edit() -> dict:
         {"key": "empty", "type": "CLIPTextEncode", "widgets": {"text": ""}, "inputs": {"clip": ("model", "CLIP")},
          "title": "Negative prompt (empty)"},
         {"key": "direct", "type": "InvertEditDirectInversion", "inputs": {"inversion": ("invert", 0)}},
-        {"key": "inject", "type": "InvertEditAttentionInject",
-         "widgets": {"source_prompt": SOURCE_PROMPT, "target_prompt": TARGET_PROMPT, "mode": "replace", "reweight": "",
-                     "cross_replace": 0.8, "self_replace": 0.4},
-         "inputs": {"model": ("model", "MODEL"), "clip": ("model", "CLIP"), "latent": ("invert", "LATENT")}},
+        _toy_inject(),
         {"key": "apply", "type": "InvertEditApplyInversion",
          "inputs": {"model": ("inject", "MODEL"), "inversion": ("direct", 0)}},
-        {"key": "sample", "type": "KSamplerAdvanced",
-         "widgets": {"add_noise": "disable", "noise_seed": 0, "steps": STEPS, "cfg": EDIT_CFG, "sampler_name": "ddim",
-                     "scheduler": "ddim_uniform", "start_at_step": 0, "end_at_step": 10000,
-                     "return_with_leftover_noise": "disable"},
-         "inputs": {"model": ("apply", "MODEL"), "positive": ("inject", "CONDITIONING"), "negative": ("empty", 0),
-                    "latent_image": ("inject", "LATENT")}},
+        _pair_sampler(EDIT_CFG),
     ]
     nodes += _decode_and_save("pair", "sample", "invertedit/p2p_replace", "Source (reconstruction) and target (edit)")
     return {"nodes": nodes + _vae_roundtrip()}
@@ -444,7 +471,7 @@ def attention_maps(world: str = TOY_WORLD) -> dict:
         "cross-attention maps (Prompt-to-Prompt's AttentionStore): labelled heatmaps over the image, and the mask "
         "of the chosen words (local blend: 3x3 max-pool, threshold 0.3), shown here with **Convert Mask to Image**; "
         "any node that takes a MASK can use it.\n\n" + _toy_note(world))
-    if world == ATTENTION_WORLD:
+    if world != ONE_OBJECT_WORLD:
         intro += ("\n\nThe two-object world: its model points each word at its object, so the mask of "
                   f"'{noun}' is the {noun} and not the other object.")
     nodes = [n for n in _inversion_nodes(intro, world) if n["key"] != "apply"] + [
@@ -476,12 +503,7 @@ def _pair_editor_workflow(intro: str, editor: dict, prefix: str, title: str, sou
                                            "latent": ("invert", "LATENT")}),
         {"key": "apply", "type": "InvertEditApplyInversion",
          "inputs": {"model": ("editor", "MODEL"), "inversion": ("direct", 0)}},
-        {"key": "sample", "type": "KSamplerAdvanced",
-         "widgets": {"add_noise": "disable", "noise_seed": 0, "steps": STEPS, "cfg": EDIT_CFG, "sampler_name": "ddim",
-                     "scheduler": "ddim_uniform", "start_at_step": 0, "end_at_step": 10000,
-                     "return_with_leftover_noise": "disable"},
-         "inputs": {"model": ("apply", "MODEL"), "positive": ("editor", "CONDITIONING"), "negative": ("empty", 0),
-                    "latent_image": ("editor", "LATENT")}},
+        _pair_sampler(EDIT_CFG, "editor"),
     ]
     nodes += _decode_and_save("pair", "sample", prefix, title)
     return {"nodes": nodes + _vae_roundtrip()}
@@ -489,8 +511,8 @@ def _pair_editor_workflow(intro: str, editor: dict, prefix: str, title: str, sou
 
 def masactrl_edit(world: str = TOY_WORLD) -> dict:
     w = TOY_WORLDS[world]
-    source, target = w["source"], w["target"]
-    source_noun, target_noun = w["nouns"]
+    source, target = w["source"], w["shape_target"]   # MasaCtrl is made for changes of shape and pose
+    source_noun, target_noun = w["shape_nouns"]
     intro = (
         "# MasaCtrl: mutual self-attention, mask-guided\n\n"
         "**Mutual Self-Attention (MasaCtrl)** (Cao et al.; paper defaults for SD1.5: from step 4 and layer 10 of 16) "
@@ -533,11 +555,11 @@ def plug_and_play_edit() -> dict:
 def local_edit_blend(world: str = TOY_WORLD) -> dict:
     w = TOY_WORLDS[world]
     source, target = w["source"], w["target"]
-    source_noun, target_noun = w["nouns"]
+    _, source_word, target_word = _swapped(source, target)
     intro = (
         "# A local edit: Prompt-to-Prompt + Latent Blend\n\n"
         "**DiffEdit Mask** (Couairon et al.; paper defaults: strength 0.5, 10 noises, threshold 0.5) "
-        f"finds where '{source_noun}' -> '{target_noun}' "
+        f"finds where '{source_word}' -> '{target_word}' "
         "changes the image. **Latent Blend** (Blended Latent Diffusion; Prompt-to-Prompt's local blend) keeps the "
         "target on the source outside that mask at every step, so the background is the source's, bit for bit; "
         "**Attention Inject** keeps the layout inside it. The masks used are saved too.\n\n" + _toy_note(world))
@@ -558,12 +580,7 @@ def local_edit_blend(world: str = TOY_WORLD) -> dict:
         {"key": "blend", "type": "InvertEditLatentBlend", "widgets": {"start": 0.0, "end": 1.0},
          "inputs": {"model": ("inject", "MODEL"), "latent": ("inject", "LATENT"), "mask": ("diffedit", "MASK")}},
         {"key": "apply", "type": "InvertEditApplyInversion", "inputs": {"model": ("blend", "MODEL"), "inversion": ("direct", 0)}},
-        {"key": "sample", "type": "KSamplerAdvanced",
-         "widgets": {"add_noise": "disable", "noise_seed": 0, "steps": STEPS, "cfg": EDIT_CFG, "sampler_name": "ddim",
-                     "scheduler": "ddim_uniform", "start_at_step": 0, "end_at_step": 10000,
-                     "return_with_leftover_noise": "disable"},
-         "inputs": {"model": ("apply", "MODEL"), "positive": ("inject", "CONDITIONING"), "negative": ("empty", 0),
-                    "latent_image": ("inject", "LATENT")}},
+        _pair_sampler(EDIT_CFG),
         {"key": "mask_image", "type": "MaskToImage", "inputs": {"mask": ("blend", "MASK")}},
         {"key": "save_mask", "type": "SaveImage", "widgets": {"filename_prefix": "invertedit/blend_mask"},
          "inputs": {"images": ("mask_image", "IMAGE")}, "title": "The mask Latent Blend used"},
@@ -584,13 +601,21 @@ def _edit_friendly_guided(guider: str, title: str) -> list[dict]:
     ] + _decode_and_save(guider, "sample", f"invertedit/{guider}_edit", title)
 
 
+SEGA_YELLOW = SOURCE_PROMPT.replace(f"{_W['background']} background", "yellow background")
+
+
 def sega_edit() -> dict:
     intro = (
         "# SEGA: semantic guidance on the inverted image\n\n"
         "**SEGA Concept** nodes (Brack et al.; paper defaults: scale 5, warmup 10, threshold 0.9) chain into "
         "**SEGA Guidance**, a GUIDER for the stock **SamplerCustomAdvanced**: here the sample is inverted with "
-        "**Edit-Friendly DDPM Invert** (as LEDITS++ does) and guided towards 'a yellow background' and away from "
-        f"'a {_W['background']} background'. Prompt, negative and concepts run in one batched UNet call a step.\n\n" + TOY_NOTE)
+        "**Edit-Friendly DDPM Invert** (as LEDITS++ does) and its background is turned yellow. Prompt, negative "
+        "and concepts run in one batched UNet call a step.\n\n"
+        "The toy model only learned whole captions, so the concepts are whole captions: the source caption with a "
+        "yellow background (added) and the source caption (removed); what differs between them is the background. "
+        "The threshold is 0.5 because the background is most of the picture (the paper's 0.9 keeps the strongest "
+        "tenth of each concept's guidance). With a real checkpoint use short concepts ('a yellow background') and "
+        "the defaults.\n\n" + TOY_NOTE)
     nodes = [n for n in _inversion_nodes(intro) if n["key"] not in ("invert", "apply")] + [
         {"key": "empty", "type": "CLIPTextEncode", "widgets": {"text": ""}, "inputs": {"clip": ("model", "CLIP")},
          "title": "Negative prompt (empty)"},
@@ -598,15 +623,15 @@ def sega_edit() -> dict:
          "widgets": {"steps": STEPS, "scheduler": "ddim_uniform", "start_at_step": 8, "cfg": 3.5, "seed": 0},
          "inputs": {"model": ("model", "MODEL"), "latent": ("encode", "LATENT"), "positive": ("prompt", 0),
                     "negative": ("empty", 0)}},
-        {"key": "add_text", "type": "CLIPTextEncode", "widgets": {"text": "a yellow background"},
+        {"key": "add_text", "type": "CLIPTextEncode", "widgets": {"text": SEGA_YELLOW},
          "inputs": {"clip": ("model", "CLIP")}, "title": "Concept to add"},
-        {"key": "remove_text", "type": "CLIPTextEncode", "widgets": {"text": f"a {_W['background']} background"},
+        {"key": "remove_text", "type": "CLIPTextEncode", "widgets": {"text": SOURCE_PROMPT},
          "inputs": {"clip": ("model", "CLIP")}, "title": "Concept to remove"},
         {"key": "add", "type": "InvertEditSEGAConcept",
-         "widgets": {"direction": "add", "scale": 5.0, "warmup": 0, "cooldown": 0, "threshold": 0.9, "weight": 1.0},
+         "widgets": {"direction": "add", "scale": 5.0, "warmup": 0, "cooldown": 0, "threshold": 0.5, "weight": 1.0},
          "inputs": {"conditioning": ("add_text", 0)}},
         {"key": "remove", "type": "InvertEditSEGAConcept",
-         "widgets": {"direction": "remove", "scale": 5.0, "warmup": 0, "cooldown": 0, "threshold": 0.9, "weight": 1.0},
+         "widgets": {"direction": "remove", "scale": 5.0, "warmup": 0, "cooldown": 0, "threshold": 0.5, "weight": 1.0},
          "inputs": {"conditioning": ("remove_text", 0), "concepts": ("add", 0)}},
         {"key": "sega", "type": "InvertEditSEGAGuidance",
          "widgets": {"cfg": 3.5, "momentum_scale": 0.1, "momentum_beta": 0.4},
@@ -651,22 +676,41 @@ def ledits_edit(world: str = TOY_WORLD) -> dict:
     return {"nodes": nodes + _vae_roundtrip()}
 
 
+def _recoloured(prompt: str, palettes: list[tuple[str, ...]]) -> str:
+    """``prompt`` once per palette, its colour words (in order) replaced by the palette's: one per line."""
+    from workshop.toyworld.scenes import COLOURS
+    words = prompt.split()
+    slots = [i for i, w in enumerate(words) if w in COLOURS]
+    lines = []
+    for palette in palettes:
+        line = list(words)
+        for i, colour in zip(slots, palette):
+            line[i] = colour
+        lines.append(" ".join(line))
+    return "\n".join(lines)
+
+
+P2PZ_GUIDANCE = 5.0   # cross-attention guidance's step on the toy world (paper: 0.1; the intro says why)
+
+
 def pix2pix_zero_edit() -> dict:
-    colours = [("red", "blue"), ("green", "yellow"), ("white", "black"), ("yellow", "red"), ("black", "white"),
-               ("blue", "green")]
-    source = "\n".join(f"a {c} {SOURCE_NOUN} on a {b} background" for c, b in colours)
-    target = source.replace(SOURCE_NOUN, TARGET_NOUN)
+    # sentences with the swapped word in scenes of every other colour, and the same with the target's word
+    others = [("blue", "green"), ("white", "black"), ("black", "blue"), ("green", "white"), ("blue", "black"),
+              ("white", "green")]
+    source = _recoloured(SOURCE_PROMPT, [(SOURCE_WORD, *o) for o in others])
+    target = "\n".join(" ".join(TARGET_WORD if i == SWAP_AT else w for i, w in enumerate(line.split()))
+                       for line in source.splitlines())
     intro = (
         "# pix2pix-zero: an edit direction with cross-attention guidance\n\n"
         "**Pix2Pix-Zero Invert** (Parmar et al.; paper defaults: lambdas 20, 5 rounds of 5 rolls) inverts the image "
         "with the predicted noise pulled towards Gaussian noise. **Edit Direction** averages the embeddings of "
-        f"sentences about a {SOURCE_NOUN} and about a {TARGET_NOUN} (one per line; the paper uses about a thousand) and "
+        f"sentences with '{SOURCE_WORD}' and with '{TARGET_WORD}' (one per line; the paper uses about a thousand) and "
         "adds the difference to the caption's embedding. **Cross-Attention Guidance** is a GUIDER for the stock "
         "**SamplerCustomAdvanced**: the reconstruction and the edit are drawn side by side, and at every step the edit's "
         "latent takes a gradient step that keeps its cross-attention maps on the reconstruction's, so the layout "
-        "stays while the shape changes. The paper's step size, 0.1 (for SD at 512 px), changes nothing measurable on "
-        "the toy model; here it is 10, which kept the most structure in the toy benchmark. With a real checkpoint use "
-        "0.1.\n\n"
+        "stays while the colour changes. The paper's step size, 0.1 (for SD at 512 px), leaves the toy model's "
+        f"layout free (the circle grows into a blob); here it is {P2PZ_GUIDANCE:g}: the circle keeps its place and "
+        "shape (at 10 it also kept its colour). With a real checkpoint use 0.1.\n\n"
         "As in the authors' real-image script the negative prompt is the source caption (cfg 5): the reconstruction row "
         "then follows the inversion, and the edit is guided away from the caption. The saved batch holds the "
         "reconstruction and the edit.\n\n" + TOY_NOTE)
@@ -678,7 +722,7 @@ def pix2pix_zero_edit() -> dict:
         {"key": "direction", "type": "InvertEditEditDirection",
          "widgets": {"source_sentences": source, "target_sentences": target},
          "inputs": {"conditioning": ("prompt", 0), "clip": ("model", "CLIP")}},
-        {"key": "guidance", "type": "InvertEditCrossAttentionGuidance", "widgets": {"cfg": EDIT_CFG, "guidance_amount": 10.0},
+        {"key": "guidance", "type": "InvertEditCrossAttentionGuidance", "widgets": {"cfg": EDIT_CFG, "guidance_amount": P2PZ_GUIDANCE},
          "inputs": {"model": ("model", "MODEL"), "positive": ("prompt", 0), "target": ("direction", 0),
                     "negative": ("prompt", 0), "latent": ("invert", "LATENT")}},
         {"key": "sampler", "type": "KSamplerSelect", "widgets": {"sampler_name": "ddim"}},
@@ -695,8 +739,9 @@ def pix2pix_zero_edit() -> dict:
 IMAGIC_STEPS = {"embedding": 80, "embedding_lr": 0.01, "fine_tune": 100, "fine_tune_lr": 0.01, "rank": 8}
 
 
-def imagic_edit() -> dict:
+def imagic_edit(world: str = ONE_OBJECT_WORLD) -> dict:
     s = IMAGIC_STEPS
+    w = TOY_WORLDS[world]
     intro = (
         "# Imagic: optimise the text, fine-tune the model, interpolate\n\n"
         "**Imagic Optimize Embedding** (Kawar et al.) starts from the target prompt's embedding and optimises it until "
@@ -709,9 +754,11 @@ def imagic_edit() -> dict:
         f"{s['embedding_lr']:g} and {s['fine_tune']} LoRA steps at lr {s['fine_tune_lr']:g} (the toy model is tiny). "
         "The paper: 100 embedding steps (lr 0.001) and 1500 fine-tuning steps (lr 5e-7, all weights); diffusers' "
         "reference code for Stable Diffusion: 500 (lr 0.001) and 1000 (lr 2e-6); the nodes' defaults for a real "
-        "checkpoint: 500 and 1000 LoRA steps (lr 0.0005). Each step is one UNet forward and backward pass.\n\n" + TOY_NOTE)
-    nodes = [n for n in _inversion_nodes(intro) if n["key"] not in ("invert", "apply", "prompt")] + [
-        {"key": "target", "type": "CLIPTextEncode", "widgets": {"text": TARGET_PROMPT},
+        "checkpoint: 500 and 1000 LoRA steps (lr 0.0005). Each step is one UNet forward and backward pass.\n\n"
+        "This workflow runs on the one-object world: Imagic draws the result from noise, and on the two-object world "
+        "a fine-tune this short does not bring both objects back to their places.\n\n" + _toy_note(world))
+    nodes = [n for n in _inversion_nodes(intro, world) if n["key"] not in ("invert", "apply", "prompt")] + [
+        {"key": "target", "type": "CLIPTextEncode", "widgets": {"text": w["target"]},
          "inputs": {"clip": ("model", "CLIP")}, "title": "Target prompt (the edit)"},
         {"key": "empty", "type": "CLIPTextEncode", "widgets": {"text": ""}, "inputs": {"clip": ("model", "CLIP")},
          "title": "Negative prompt (empty)"},
@@ -723,8 +770,9 @@ def imagic_edit() -> dict:
          "inputs": {"model": ("model", "MODEL"), "latent": ("encode", "LATENT"), "optimized": ("optimize", 0)}},
         {"key": "save_lora", "type": "SaveLoRANode", "widgets": {"prefix": "loras/imagic_toy"},
          "inputs": {"lora": ("fine_tune", 1)}},
-        {"key": "noise_latent", "type": "EmptyLatentImage", "widgets": {"width": 128, "height": 128, "batch_size": 1},
-         "title": "Empty latent (the toy world's 128 px)"},
+        {"key": "noise_latent", "type": "EmptyLatentImage",
+         "widgets": {"width": w["size"], "height": w["size"], "batch_size": 1},
+         "title": f"Empty latent (the toy world's {w['size']} px)"},
     ]
     for key, alpha, title in (("rec", 0.0, "Imagic reconstruction (alpha 0)"), ("edit", 0.7, "Imagic edit (alpha 0.7)")):
         nodes += [
@@ -764,21 +812,21 @@ def _guided_pair_workflow(intro: str, inversion: list[dict], editor: dict, guide
 
 def proximal_guidance_edit() -> dict:
     intro = (
-        "# ProxEdit: proximal guidance with mutual self-attention\n\n"
-        "**DDIM Invert** and **Negative-Prompt Inversion** (the source prompt becomes the negative), **Mutual "
-        "Self-Attention (MasaCtrl)** (the target reads the source's keys and values from step 4), then **Proximal "
-        "Guidance** (Han et al., ProxEdit), a GUIDER for the stock **SamplerCustomAdvanced**: the guidance term "
-        "is shrunk by the 0.7 quantile of its magnitude (l0), so where the edit is weak the target follows the "
-        "source, and below timestep 400 whatever the edit does not touch is put back on the inversion trajectory "
-        "(the paper's ProxNPI recipe). Sampler ddim, the inversion's SIGMAS, MasaCtrl's LATENT pair; the saved "
-        "batch holds the reconstruction and the edit.\n\n"
-        "ProxMasaCtrl as its code runs: quantile 0.6 over the target, pull none. ProxNPI with Prompt-to-Prompt: "
-        "swap MasaCtrl for **Attention Inject**.\n\n" + TOY_NOTE)
+        "# ProxEdit: proximal guidance with Prompt-to-Prompt\n\n"
+        "**DDIM Invert** and **Negative-Prompt Inversion** (the source prompt becomes the negative), **Attention "
+        "Inject** (Prompt-to-Prompt replace: cross-attention injected for 0.8 of the steps, self-attention for "
+        "0.4), then **Proximal Guidance** (Han et al., ProxEdit), a GUIDER for the stock **SamplerCustomAdvanced**: "
+        "the guidance term is shrunk by the 0.7 quantile of its magnitude (l0), so where the edit is weak the "
+        "target follows the source, and below timestep 400 whatever the edit does not touch is put back on the "
+        "inversion trajectory (the paper's ProxNPI recipe). Sampler ddim, the inversion's SIGMAS, Attention "
+        "Inject's LATENT pair; the saved batch holds the reconstruction and the edit.\n\n"
+        "ProxMasaCtrl, for changes of shape: swap Attention Inject for **Mutual Self-Attention (MasaCtrl)** and "
+        "set quantile 0.6 over the target, pull none (as its code runs).\n\n" + TOY_NOTE)
     inversion = [{"key": "npi", "type": "InvertEditNegativePromptInversion",
                   "inputs": {"inversion": ("invert", 0), "positive": ("prompt", 0)}}]
-    editor = {"type": "InvertEditMasaCtrl",
-              "widgets": {"source_prompt": SOURCE_PROMPT, "target_prompt": TARGET_PROMPT, "start_step": 4,
-                          "start_layer": _W["masactrl_layer"]}}
+    editor = {"type": "InvertEditAttentionInject",
+              "widgets": {"source_prompt": SOURCE_PROMPT, "target_prompt": TARGET_PROMPT, "mode": "replace",
+                          "reweight": "", "cross_replace": 0.8, "self_replace": 0.4}}
     guider = {"type": "InvertEditProximalGuidance",
               "widgets": {"cfg": EDIT_CFG, "prox": "l0", "quantile": 0.7, "quantile_over": "pair", "start_step": 0,
                           "pull": "inversion", "recon_lr": 1.0, "recon_t": 400.0, "dilate_mask": 1}}
@@ -786,8 +834,8 @@ def proximal_guidance_edit() -> dict:
 
 
 # Noise Map Guidance's gradient scale is the paper's 5000 for a 64x64 latent; its distance is a mean
-# over the latent's elements, so the toy's 16x16 latent takes 5000 * 16 * 16 / (64 * 64).
-NMG_GRAD_SCALE = 5000.0 * 16 * 16 / (64 * 64)
+# over the latent's elements, so a smaller latent (n x n) takes 5000 * n * n / (64 * 64).
+NMG_GRAD_SCALE = 5000.0 * (_W["size"] // 8) ** 2 / (64 * 64)
 
 
 def noise_map_guidance_edit() -> dict:
@@ -800,8 +848,9 @@ def noise_map_guidance_edit() -> dict:
         "classifier-free guidance from there. No optimisation; one extra pass with its gradient per step. Sampler "
         "ddim, the inversion's SIGMAS, the editor's LATENT pair; the saved batch holds the reconstruction and the "
         "edit.\n\n"
-        f"Gradient scale: the paper's 5000 is for a 64x64 latent (512 px SD1.5); this toy's 16x16 latent takes "
-        f"{NMG_GRAD_SCALE:g}. Text guidance 5 here (paper: 10, for real checkpoints).\n\n" + TOY_NOTE)
+        f"Gradient scale: the paper's 5000, for a 64x64 latent (512 px SD1.5, as this toy world); a smaller latent "
+        f"takes less (the distance is a mean over its elements). Text guidance 5 here (paper: 10, for real "
+        f"checkpoints).\n\n" + TOY_NOTE)
     editor = {"type": "InvertEditAttentionInject",
               "widgets": {"source_prompt": SOURCE_PROMPT, "target_prompt": TARGET_PROMPT, "mode": "replace",
                           "reweight": "", "cross_replace": 0.4, "self_replace": 0.6}}
@@ -816,7 +865,7 @@ def demo_model_sdxl() -> dict:
         "The **Demo Model** (tiny, seeded random weights; families sd1, sd2-v, sdxl) runs the pack's nodes without "
         "downloads. Here the SDXL layout (two text encoders, pooled output): **DDIM Invert** and the stock **KSampler "
         "(Advanced)** reconstruct the inverted latent. It makes noise, not pictures: compare with the VAE round trip.")
-    nodes = _inversion_nodes(intro)
+    nodes = _inversion_nodes(intro, ONE_OBJECT_WORLD)   # the small sample: random weights draw noise at any size
     for n in nodes:
         if n["key"] == "model":
             n.clear()
@@ -833,7 +882,7 @@ def demo_model_sdxl() -> dict:
 # (ImageScale) + VAE Encode, with the settings of one checkpoint family. Load Image names the
 # drawing every ComfyUI install ships in input/ (example.png), so each one queues as it is once the
 # checkpoint is chosen. The tests and the card pictures run them with the checkpoint swapped for
-# the Toy World Model (the runner's builtin="toy") and the toy-world prompts of TOY_RUNS below.
+# the Toy World Model (the runner's builtin, toy_builtin) and the toy-world prompts of TOY_RUNS below.
 
 PHOTO = "example.png"      # ComfyUI's own input/example.png: a drawing of a girl in a pink dress
 PHOTO_SOURCE = "a drawing of a girl in a pink dress"
@@ -905,15 +954,6 @@ def _p2p_inject() -> dict:
                         "cross_replace": 0.4, "self_replace": 0.6, "blend_source_words": PHOTO_WORD,
                         "blend_target_words": PHOTO_WORD, "blend_threshold": 0.3, "blend_start": 0.2},
             "inputs": {"model": ("model", "MODEL"), "clip": ("model", "CLIP"), "latent": ("invert", "LATENT")}}
-
-
-def _pair_sampler(cfg: float) -> dict:
-    return {"key": "sample", "type": "KSamplerAdvanced",
-            "widgets": {"add_noise": "disable", "noise_seed": 0, "steps": STEPS, "cfg": cfg, "sampler_name": "ddim",
-                        "scheduler": "ddim_uniform", "start_at_step": 0, "end_at_step": 10000,
-                        "return_with_leftover_noise": "disable"},
-            "inputs": {"model": ("apply", "MODEL"), "positive": ("inject", "CONDITIONING"), "negative": ("empty", 0),
-                       "latent_image": ("inject", "LATENT")}}
 
 
 P2P_SETTINGS = ("**Attention Inject** (Prompt-to-Prompt, replace) with PIE-Bench's settings: cross-attention "
@@ -1045,38 +1085,46 @@ def sd15_ledits_edit() -> dict:
 
 
 # Running a checkpoint workflow on the Toy World Model (tests, card pictures): the runner's
-# builtin="toy" swaps the loader, the image (the bundled sample) and the Upscale Image size;
+# builtin (toy_builtin) swaps the loader, the image (the bundled sample) and the Upscale Image size;
 # these overrides give it the toy world's prompts, which is all the toy model knows.
 _TOY_PROMPTS = {"Source prompt": {"text": SOURCE_PROMPT}, "Target prompt": {"text": TARGET_PROMPT}}
 _TOY_P2P = {"Source prompt": {"text": SOURCE_PROMPT},
             "InvertEditAttentionInject": {"source_prompt": SOURCE_PROMPT, "target_prompt": TARGET_PROMPT,
                                           "blend_source_words": SOURCE_NOUN, "blend_target_words": TARGET_NOUN}}
-_TOY_LEDITS = {"Concept to add": {"text": SOURCE_PROMPT.replace(f"{_W['background']} background", "yellow background"),
+_ONE = TOY_WORLDS[ONE_OBJECT_WORLD]   # LEDITS++ runs on the one-object world (ledits_edit says why)
+_TOY_LEDITS = {"Concept to add": {"text": _ONE["source"].replace(f"{_ONE['background']} background", "yellow background"),
                                    "threshold": 0.3}}
 # ... and with fewer steps, so the test suite stays quick (the sampler's steps match the inversion's)
 _QUICK = 10
 _QUICK_DDIM = {"InvertEditDDIMInvert": {"steps": _QUICK}, "KSamplerAdvanced": {"steps": _QUICK}}
 
 CHECKPOINT_WORKFLOWS = {
-    # file name (the template browser's card title): (builder, toy overrides, quick overrides)
+    # file name (the template browser's card title): (builder, toy overrides, quick overrides[, runner builtin])
     "SD1.5 - DDIM inversion and edit": (sd15_ddim_edit, _TOY_PROMPTS, _QUICK_DDIM),
     "SD1.5 - Prompt-to-Prompt edit": (sd15_p2p_edit, _TOY_P2P, _QUICK_DDIM),
     "SD1.5 - Null-text inversion and edit": (
         sd15_null_text_edit, _TOY_P2P, dict(_QUICK_DDIM, InvertEditNullTextOptimize={"inner_steps": 2})),
     "SD1.5 - LEDITS++ edit": (sd15_ledits_edit, _TOY_LEDITS,
-                              {"InvertEditDDPMInvert": {"steps": _QUICK, "start_at_step": 2}}),
+                              {"InvertEditDDPMInvert": {"steps": _QUICK, "start_at_step": 2}}, "toy-one-object"),
     "SDXL - DDIM inversion and edit": (sdxl_ddim_edit, _TOY_PROMPTS, _QUICK_DDIM),
     "SDXL - Prompt-to-Prompt edit": (sdxl_p2p_edit, _TOY_P2P, _QUICK_DDIM),
 }
 
 
+def toy_builtin(name: str) -> str:
+    """The runner's ``builtin`` that runs checkpoint workflow ``name`` on the Toy World Model:
+    ``"toy"`` (two objects, 512 px), or ``"toy-one-object"`` for LEDITS++."""
+    entry = CHECKPOINT_WORKFLOWS[name]
+    return entry[3] if len(entry) > 3 else "toy"
+
+
 def toy_overrides(name: str, quick: bool = False) -> dict:
     """The runner's ``overrides`` that run workflow ``name`` on the Toy World Model (with
-    ``builtin="toy"``): the toy world's prompts, and with ``quick`` fewer steps (the tests).
+    ``builtin=toy_builtin(name)``): the toy world's prompts, and with ``quick`` fewer steps (the tests).
     Empty for the workflows built on the toy model."""
     if name not in CHECKPOINT_WORKFLOWS:
         return {}
-    _, toy, fast = CHECKPOINT_WORKFLOWS[name]
+    _, toy, fast = CHECKPOINT_WORKFLOWS[name][:3]
     out = {ref: dict(values) for ref, values in toy.items()}
     if quick:
         for ref, values in fast.items():
@@ -1094,12 +1142,12 @@ WORKFLOWS = {
     "fixed_point_invert_edit": fixed_point_invert_edit,
     "sdedit_baseline": sdedit_baseline,
     "p2p_replace_edit": p2p_replace_edit,
-    "attention_maps": lambda: attention_maps(ATTENTION_WORLD),
-    "masactrl_edit": lambda: masactrl_edit(ATTENTION_WORLD),
+    "attention_maps": attention_maps,
+    "masactrl_edit": masactrl_edit,
     "plug_and_play_edit": plug_and_play_edit,
-    "local_edit_blend": lambda: local_edit_blend(ATTENTION_WORLD),
+    "local_edit_blend": local_edit_blend,
     "sega_edit": sega_edit,
-    "ledits_edit": ledits_edit,   # world 1: its whole-caption concepts' maps cover both objects on world 2
+    "ledits_edit": lambda: ledits_edit(ONE_OBJECT_WORLD),   # its whole-caption concepts' maps cover both objects on world 2
     "imagic_edit": imagic_edit,
     "pix2pix_zero_edit": pix2pix_zero_edit,
     "proximal_guidance_edit": proximal_guidance_edit,

@@ -14,9 +14,10 @@ write (SaveImage's images, saved inversions) into ComfyUI's output folder are co
 ``--image`` replaces the image of every LoadImage node. ``--ckpt`` (a file, or a name in
 ComfyUI's models/checkpoints) replaces the pack's built-in model loaders (Toy World Model,
 Demo Model) and any Load Checkpoint node. ``--builtin toy`` is the reverse, for the workflows
-built on Load Checkpoint: the Toy World Model replaces every Load Checkpoint, Upscale Image
-makes its 128x128 images, and Load Image gets the bundled sample unless ``--image`` is given
-(``demo-sd1``, ``demo-sd2-v``, ``demo-sdxl``: the random-weight Demo Model). ``--set NODE.INPUT=VALUE`` sets one input (NODE: id, type or title; VALUE:
+built on Load Checkpoint: the Toy World Model (two objects) replaces every Load Checkpoint, Upscale
+Image makes its 512x512 images, and Load Image gets the bundled sample unless ``--image`` is given
+(``toy-one-object``: the one-object world at 128 px; ``demo-sd1``, ``demo-sd2-v``, ``demo-sdxl``:
+the random-weight Demo Model at 128 px). ``--set NODE.INPUT=VALUE`` sets one input (NODE: id, type or title; VALUE:
 JSON, else a string).
 """
 from __future__ import annotations
@@ -65,8 +66,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--image", type=Path, help="image file for every LoadImage node")
     model = parser.add_mutually_exclusive_group()
     model.add_argument("--ckpt", help="checkpoint file or name replacing the built-in model / Load Checkpoint")
-    model.add_argument("--builtin", choices=["toy", "demo-sd1", "demo-sd2-v", "demo-sdxl"],
-                       help="run a Load Checkpoint workflow on a built-in model (128 px, the bundled sample image)")
+    model.add_argument("--builtin", choices=["toy", "toy-one-object", "demo-sd1", "demo-sd2-v", "demo-sdxl"],
+                       help="run a Load Checkpoint workflow on a built-in model (toy: 512 px, the others 128 px; "
+                            "the bundled sample image)")
     parser.add_argument("--comfyui", type=Path, help="the ComfyUI folder to use")
     parser.add_argument("--input-directory", type=Path, help="ComfyUI's input folder (default: ComfyUI/input)")
     parser.add_argument("--output-directory", type=Path, help="ComfyUI's output folder (default: ComfyUI/output)")

@@ -3,13 +3,13 @@
 Tiny SD1.x-architecture models trained on the pack's toy worlds (``workshop/toyworld/``), where
 every edit has a known exact answer; the pack's workflows, tests and benchmarks run on them.
 
-- ``two objects (512 px)`` (issue 12): 512x512 scenes of two non-overlapping objects on
-  a flat background, "a red circle and a blue square on a green background"; 64x64 latents, as
-  SD1.5. Each word has to find its place there; this first model of it does not yet bind a
-  colour to its shape or a noun to its place (docs/toyworld.md), so edits of an object rarely land.
-- ``one object (128 px)`` (default, issue 3): 128x128 images of one object, "a red circle on a
-  green background"; 16x16 latents, fast, and its edits land, but its attention covers the
-  whole picture.
+- ``two objects (512 px)`` (default, issue 12): 512x512 scenes of two non-overlapping objects
+  on a flat background, "a red circle and a blue square on a green background"; 64x64 latents,
+  as SD1.5. Each word has to find its place there, and the model's cross-attention points each
+  noun at its object (docs/toyworld.md has the measured gates; drawing from text it gets every
+  object right in about half of the captions).
+- ``one object (128 px)`` (issue 3): 128x128 images of one object, "a red circle on a green
+  background"; 16x16 latents, fast, but a word's attention covers the whole picture.
 
 Both know the colours red, green, blue, yellow, white, black and the shapes circle, square,
 triangle, and are built from the host's own classes, so every stock node takes their outputs:
@@ -31,9 +31,9 @@ from ..adapters.toy_model import DEFAULT_WORLD, WORLDS, load_toy_model
 
 _DESCRIPTION = (
     "The pack's BUILT-IN DEMO / TEST models: tiny text-to-image models (about 4 M parameters) "
-    "trained on the pack's toy worlds, flat backgrounds with coloured shapes. 'one object' "
-    "(default): 128x128, prompts like 'a red circle on a blue background'. 'two objects' "
-    "(experimental): 512x512, prompts like 'a red circle and a blue square on a green background'. Colours: red, "
+    "trained on the pack's toy worlds, flat backgrounds with coloured shapes. 'two objects' "
+    "(default): 512x512, prompts like 'a red circle and a blue square on a green background'. 'one object': "
+    "128x128, prompts like 'a red circle on a blue background'. Colours: red, "
     "green, blue, yellow, white, black; shapes: circle, square, triangle. Because the true "
     "answer of every edit in these worlds is known, the pack's workflows, tests and benchmarks "
     "use them. They are not general image models: use a real checkpoint loader for photographs."
@@ -55,11 +55,10 @@ class ToyModel(io.ComfyNode):
                     "world",
                     options=list(WORLDS),
                     default=DEFAULT_WORLD,
-                    tooltip=("Which toy world's model to load. 'one object (128 px)' (default): one shape, 128x128 "
-                             "images / 16x16 latents; fast, its edits land, but a word's attention covers the whole "
-                             "picture. 'two objects (512 px)' (experimental, issue 12): two shapes, 512x512 images / "
-                             "64x64 latents like SD1.5; this first model does not yet bind a colour to its shape or "
-                             "a noun to its place."),
+                    tooltip=("Which toy world's model to load. 'two objects (512 px)' (default): two shapes, 512x512 "
+                             "images / 64x64 latents like SD1.5; each noun's cross-attention points at its object, "
+                             "so attention-based edits can be judged. 'one object (128 px)': one shape, 128x128 "
+                             "images / 16x16 latents; faster, but a word's attention covers the whole picture."),
                 ),
             ],
             outputs=[

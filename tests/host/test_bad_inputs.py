@@ -314,7 +314,7 @@ CASES = [
     ("ddim-latent-inf", lambda k: ddim_invert(k, latent=with_nan(k.src, INF)),
      r"DDIM Invert: input 'latent' has NaN or infinite values"),
     ("toy-model-world-bogus", lambda k: call(k.host, "InvertEditToyModel", world="three objects"),
-     r"Toy World Model \(built-in demo\): input 'world' is 'three objects'; choose one of 'one object \(128 px\)'"),
+     r"Toy World Model \(built-in demo\): input 'world' is 'three objects'; choose one of 'two objects \(512 px\)', 'one object \(128 px\)'"),
     ("ddim-scheduler-bogus", lambda k: ddim_invert(k, scheduler="bogus"),
      r"DDIM Invert: input 'scheduler' is 'bogus'; choose one of .*'ddim_uniform'"),
     ("ddpm-scheduler-bogus", lambda k: call(k.host, "InvertEditDDPMInvert", **k.invert_args(scheduler="Karras", cfg=3.5),

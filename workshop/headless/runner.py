@@ -21,7 +21,7 @@ import shutil
 import uuid
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from .boot import Host, boot
 from .canvas import canvas_to_api
@@ -42,25 +42,39 @@ __all__ = [
     "DEMO_MODEL",
     "TOY_MODEL",
     "BUILTIN_SWAPS",
-    "BUILTIN_IMAGE_SIZE",
+    "Builtin",
 ]
 
-SAMPLE_IMAGE = PACK_DIR / "assets" / "sample.png"
+SAMPLE_IMAGE = PACK_DIR / "assets" / "sample_two_objects.png"   # the default toy world's (two objects, 512 px)
 BUNDLED = {p.name: p for p in sorted((PACK_DIR / "assets").glob("*")) if p.is_file()}
 DEMO_MODEL = "InvertEditDemoModel"  # the pack's random-weight tiny model loader (MODEL, CLIP, VAE)
 TOY_MODEL = "InvertEditToyModel"    # the pack's trained toy-world model loader (MODEL, CLIP, VAE)
 BUILTIN_MODELS = (TOY_MODEL, DEMO_MODEL)
 CHECKPOINT_LOADER = "CheckpointLoaderSimple"  # the stock loader: MODEL, CLIP, VAE in the same slots
 IMAGE_SCALE = "ImageScale"                    # the stock Upscale Image: the checkpoint workflows' image size
-# ``builtin=``: the pack's models that can stand in for Load Checkpoint (same MODEL, CLIP, VAE slots),
-# as (node class, its widget values, its title in the prompt). All of them make BUILTIN_IMAGE_SIZE images.
-BUILTIN_SWAPS = {
-    "toy": (TOY_MODEL, {"world": "one object (128 px)"}, "Toy World Model (in place of Load Checkpoint)"),
-    "demo-sd1": (DEMO_MODEL, {"family": "sd1", "seed": 0}, "Demo Model sd1 (in place of Load Checkpoint)"),
-    "demo-sd2-v": (DEMO_MODEL, {"family": "sd2-v", "seed": 0}, "Demo Model sd2-v (in place of Load Checkpoint)"),
-    "demo-sdxl": (DEMO_MODEL, {"family": "sdxl", "seed": 0}, "Demo Model sdxl (in place of Load Checkpoint)"),
+
+
+class Builtin(NamedTuple):
+    """A pack model that can stand in for Load Checkpoint (same MODEL, CLIP, VAE slots): its node
+    class, widget values and title in the prompt, the image side it makes (Upscale Image is set
+    to it) and the bundled image it knows (every LoadImage loads it unless an image is given)."""
+    class_type: str
+    widgets: dict
+    title: str
+    size: int
+    image: Path
+
+
+_ONE_OBJECT = PACK_DIR / "assets" / "sample.png"
+BUILTIN_SWAPS = {   # ``builtin=``; the demo models take any size and draw noise: the small one is quickest
+    "toy": Builtin(TOY_MODEL, {"world": "two objects (512 px)"}, "Toy World Model (in place of Load Checkpoint)",
+                   512, SAMPLE_IMAGE),
+    "toy-one-object": Builtin(TOY_MODEL, {"world": "one object (128 px)"},
+                              "Toy World Model, one object (in place of Load Checkpoint)", 128, _ONE_OBJECT),
+    **{f"demo-{family}": Builtin(DEMO_MODEL, {"family": family, "seed": 0},
+                                 f"Demo Model {family} (in place of Load Checkpoint)", 128, _ONE_OBJECT)
+       for family in ("sd1", "sd2-v", "sdxl")},
 }
-BUILTIN_IMAGE_SIZE = 128  # the workflows' toy world's images (one object; the demo models take any size)
 
 log = logging.getLogger("invertedit.runner")
 
@@ -206,11 +220,12 @@ def prepare_prompt(workflow: Mapping[str, Any], *, image: str | Path | None = No
       becomes a stock ``CheckpointLoaderSimple`` of this checkpoint (same node id; MODEL, CLIP,
       VAE are in the same output slots), and every
       CheckpointLoaderSimple already in the workflow loads it.
-    - ``builtin`` (the reverse: ``"toy"``, or ``"demo-sd1"``, ``"demo-sd2-v"``, ``"demo-sdxl"``):
-      every ``CheckpointLoaderSimple`` becomes the pack's Toy World Model (or Demo Model of that
-      family), same node id and MODEL, CLIP, VAE slots; every stock Upscale Image (``ImageScale``)
-      makes the built-in model's 128x128 images; and without ``image`` every LoadImage loads the
-      bundled sample (``assets/sample.png``). Prompts and steps are left alone (``overrides``).
+    - ``builtin`` (the reverse: a key of ``BUILTIN_SWAPS``: ``"toy"`` (two objects, 512 px),
+      ``"toy-one-object"`` (128 px), ``"demo-sd1"``, ``"demo-sd2-v"``, ``"demo-sdxl"``): every
+      ``CheckpointLoaderSimple`` becomes the pack's Toy World Model (or Demo Model of that family),
+      same node id and MODEL, CLIP, VAE slots; every stock Upscale Image (``ImageScale``) makes
+      the built-in model's image size; and without ``image`` every LoadImage loads the bundled
+      sample that model knows. Prompts and steps are left alone (``overrides``).
     - ``overrides``: ``{node id, type or title: {input: value}}`` set after conversion.
     """
     h = _host(host)
@@ -228,7 +243,7 @@ def prepare_prompt(workflow: Mapping[str, Any], *, image: str | Path | None = No
 
     loaders = [k for k, v in prompt.items() if v["class_type"] == "LoadImage"]
     if builtin is not None and image is None and loaders:
-        image = SAMPLE_IMAGE  # the image the built-in models know
+        image = BUILTIN_SWAPS[builtin].image  # the image the built-in model knows
     if image is not None:
         if not loaders:
             raise WorkflowError("--image was given but the workflow has no LoadImage node")
@@ -261,7 +276,7 @@ def prepare_prompt(workflow: Mapping[str, Any], *, image: str | Path | None = No
 def _swap_in_builtin(prompt: dict[str, dict[str, Any]], builtin: str) -> None:
     """Replace every Load Checkpoint by the built-in model ``builtin`` (same id and output slots)
     and set every Upscale Image to the built-in models' image size."""
-    class_type, widgets, title = BUILTIN_SWAPS[builtin]
+    class_type, widgets, title, size, _ = BUILTIN_SWAPS[builtin]
     targets = [k for k, v in prompt.items() if v["class_type"] == CHECKPOINT_LOADER]
     if not targets:
         raise WorkflowError(f"--builtin was given but the workflow has no {CHECKPOINT_LOADER} (Load Checkpoint) node")
@@ -271,7 +286,7 @@ def _swap_in_builtin(prompt: dict[str, dict[str, Any]], builtin: str) -> None:
         if node["class_type"] == IMAGE_SCALE:
             for name in ("width", "height"):
                 if not isinstance(node["inputs"].get(name), list):  # a linked size is the graph's own business
-                    node["inputs"][name] = BUILTIN_IMAGE_SIZE
+                    node["inputs"][name] = size
 
 
 # ----------------------------------------------------------------------------- executing
