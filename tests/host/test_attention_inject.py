@@ -190,7 +190,7 @@ def test_sdxl_at_1024_replaces_self_attention_in_the_layers_the_rule_selects(hos
                 seen.setdefault(q.shape[1], set()).add(took)
                 return out
             replace[key] = spy
-        call(host, "KSamplerAdvanced", model=m, add_noise="disable", noise_seed=0, steps=2, cfg=1.0, sampler_name="ddim",
+        call(host, "KSamplerAdvanced", model=m, add_noise="disable", noise_seed=0, steps=1, cfg=1.0, sampler_name="ddim",
              scheduler="ddim_uniform", positive=pair, negative=pair, latent_image=pair_lat, start_at_step=0,
              end_at_step=10000, return_with_leftover_noise="disable")
         assert seen == {tokens: {took} for tokens, took in expected.items()}, (layers, seen)

@@ -122,7 +122,7 @@ OUTPUT_CHECKS = {
     "sega_edit": _edit_check("invertedit/sega_edit", 0, circle="red", background="yellow", moved=15.0, circle_moved=15.0,
                              resized=0.15),
     # run on the toy model at 10 steps (make_workflows.toy_overrides); Null-text's 2 inner steps there leave
-    # the square 6 px off, so that one is checked at full settings only (null_text_inversion_edit)
+    # the square 6 px off, so that one is checked in null_text_inversion_edit (20 steps, 5 inner) only
     "SD1.5 - Prompt-to-Prompt edit": _edit_check("invertedit/p2p_edit", 1),
     "SDXL - Prompt-to-Prompt edit": _edit_check("invertedit/p2p_edit", 1),
 }
@@ -159,7 +159,8 @@ def test_workflow_runs_headless(path, host, runner):
     """Every shipped workflow runs as the CLI runs it; one built on Load Checkpoint runs on the
     Toy World Model (make_workflows.toy_builtin: "toy", the bundled two-object sample at 512 px;
     LEDITS++ "toy-one-object" at 128 px) with the toy world's prompts and 10 steps
-    (make_workflows.toy_overrides)."""
+    (make_workflows.toy_overrides); the slowest toy workflows run at 20 steps
+    (make_workflows.QUICK_TOY_WORKFLOWS)."""
     from workshop import make_workflows
 
     workflow = json.loads(path.read_text(encoding="utf-8"))
@@ -172,7 +173,8 @@ def test_workflow_runs_headless(path, host, runner):
         print(f"{path.name}: executed on the Toy World Model (10 steps) in {elapsed:.2f}s")
     else:
         assert path.stem not in make_workflows.CHECKPOINT_WORKFLOWS
-        prompt = runner.prepare_prompt(workflow, host=host)  # what run_workflow / the CLI execute
+        # what run_workflow / the CLI execute; the slowest at 20 steps (make_workflows.QUICK_TOY_WORKFLOWS)
+        prompt = runner.prepare_prompt(workflow, overrides=make_workflows.toy_overrides(path.stem, quick=True), host=host)
         print(f"{path.name}: executed in {_run_and_check(path, prompt, workflow, host, runner):.2f}s")
 
 
