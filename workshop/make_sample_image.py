@@ -21,13 +21,14 @@ from PIL import Image
 
 REPO = Path(__file__).resolve().parents[1]
 
+from invertedit.toy_worlds import WORLD_1, WORLD_2, WORLDS
 from workshop.toyworld import scenes, world
 
 SAMPLE_1 = world.Scene(background="blue", colour="red", shape="circle", cx=world.SIZE / 2, cy=world.SIZE / 2, size=28.0)
-SAMPLES = {"sample.png": (world.render, SAMPLE_1), "sample_two_objects.png": (scenes.render, scenes.SAMPLE)}
+SAMPLES = {WORLDS[WORLD_1].sample: (world.render, SAMPLE_1), WORLDS[WORLD_2].sample: (scenes.render, scenes.SAMPLE)}
 
 
-def make_sample_image(name: str = "sample.png") -> Image.Image:
+def make_sample_image(name: str = WORLDS[WORLD_1].sample) -> Image.Image:
     render, scene = SAMPLES[name]
     image, _ = render(scene)
     return Image.fromarray((image.numpy() * 255).round().astype(np.uint8))

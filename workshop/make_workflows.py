@@ -26,39 +26,40 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 
+from invertedit.toy_worlds import DEFAULT_WORLD, WORLD_1, WORLD_2, WORLDS
 from workshop.headless.canvas import build_canvas
 
-# The toy worlds the workflows are written for (the Toy World Model node's `world`), with each
-# one's sample image (assets/), prompts (the target swaps one word: same token count), the edited
-# object's noun in each, a change of shape for the editors made for one (MasaCtrl), Plug-and-Play's
-# target, MasaCtrl's first decoder self-attention layer, the image side, the note. The workflows
-# run on world 2 (two objects, 512 px like SD1.5), whose model points each word at its object, so
-# that what a technique keeps and what it changes can be seen (tests/host/test_workflows.py reads
-# the edits). LEDITS++ stays on world 1: the toy models only know whole captions, so its concepts
-# are whole captions, whose maps cover both objects of world 2 and whose edit then spreads over
-# them. So does Imagic (imagic_edit says why).
-TOY_WORLDS = {
-    "one object (128 px)": {
-        "sample": "sample.png", "source": "a red circle on a blue background",
+# The toy worlds the workflows are written for (the Toy World Model node's `world`): each one's
+# sample image (assets/) and image side come from invertedit/toy_worlds.py; here its prompts (the
+# target swaps one word: same token count), the edited object's noun in each, a change of shape
+# for the editors made for one (MasaCtrl), Plug-and-Play's target, MasaCtrl's first decoder
+# self-attention layer, the note. The workflows run on world 2 (two objects, 512 px like SD1.5),
+# whose model points each word at its object, so that what a technique keeps and what it changes
+# can be seen (tests/host/test_workflows.py reads the edits). LEDITS++ stays on world 1: the toy
+# models only know whole captions, so its concepts are whole captions, whose maps cover both
+# objects of world 2 and whose edit then spreads over them. So does Imagic (imagic_edit says why).
+_WORLD_SETTINGS = {
+    WORLD_1: {
+        "source": "a red circle on a blue background",
         "target": "a red square on a blue background", "nouns": ("circle", "square"), "background": "blue",
         "shape_target": "a red square on a blue background", "shape_nouns": ("circle", "square"),
         "pnp_target": "a green circle on a yellow background",
         "masactrl_layer": 6,   # the toy UNet has 10 self-attention layers: 6 of 10 ~ SD1.5's 10 of 16
-        "size": 128,
         "note": "a tiny model trained on 128 px scenes of one coloured shape on a flat background"},
-    "two objects (512 px)": {
-        "sample": "sample_two_objects.png", "source": "a red circle and a blue square on a green background",
+    WORLD_2: {
+        "source": "a red circle and a blue square on a green background",
         # a colour edit: the edits this model gets right (docs/measurements.md: Prompt-to-Prompt 92-96% of colour
         # edits, 56-68% of shape edits); MasaCtrl and ProxEdit's MasaCtrl, made for changes of shape, get one
         "target": "a yellow circle and a blue square on a green background", "nouns": ("circle", "circle"),
         "shape_target": "a red triangle and a blue square on a green background", "shape_nouns": ("circle", "triangle"),
         "background": "green", "pnp_target": "a yellow circle and a blue square on a green background",
         "masactrl_layer": 2,   # its 4 self-attention layers: 2-3 are the decoder's (SD1.5: 10-15 of 16)
-        "size": 512,
         "note": "a tiny model trained on 512 px scenes of two coloured shapes on a flat background"},
 }
-TOY_WORLD = "two objects (512 px)"
-ONE_OBJECT_WORLD = "one object (128 px)"   # LEDITS++'s (above) and Imagic's (imagic_edit says why)
+TOY_WORLDS = {name: dict(settings, sample=WORLDS[name].sample, size=WORLDS[name].size)
+              for name, settings in _WORLD_SETTINGS.items()}
+TOY_WORLD = DEFAULT_WORLD
+ONE_OBJECT_WORLD = WORLD_1   # LEDITS++'s (above) and Imagic's (imagic_edit says why)
 _W = TOY_WORLDS[TOY_WORLD]
 SAMPLE = _W["sample"]
 SOURCE_PROMPT, TARGET_PROMPT = _W["source"], _W["target"]

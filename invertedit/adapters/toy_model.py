@@ -21,24 +21,17 @@ import torch
 
 from ..scenes_autoencoder import SceneAutoencoder
 from ..toy_autoencoder import ToyAutoencoder
+from ..toy_worlds import DEFAULT_WORLD, WORLD_1, WORLD_2, WORLDS  # noqa: F401 (the node's and callers' names)
 from . import tiny_models
 
 
 MODELS = Path(__file__).resolve().parents[2] / "models"
-# world choice (the node's combo) -> (folder under models/, training command, image size)
-WORLD_2 = "two objects (512 px)"
-WORLD_1 = "one object (128 px)"
-WORLDS: dict[str, tuple[str, str, int]] = {   # the default first: the node's dropdown lists them in this order
-    WORLD_2: ("toyworld2", "python -m workshop.toyworld.train_scenes", 512),
-    WORLD_1: ("toyworld", "python -m workshop.toyworld.train", 128),
-}
-DEFAULT_WORLD = WORLD_2   # the workflows' world: each word finds its object (docs/toyworld.md)
 
 
 def world_dir(world: str) -> Path:
     if world not in WORLDS:
         raise ValueError(f"Toy World Model: unknown world {world!r}; use one of {', '.join(WORLDS)}")
-    return MODELS / WORLDS[world][0]
+    return MODELS / WORLDS[world].folder
 
 
 def _load(name: str, world: str = DEFAULT_WORLD) -> dict:
@@ -46,7 +39,7 @@ def _load(name: str, world: str = DEFAULT_WORLD) -> dict:
     path = world_dir(world) / name
     if not path.is_file():
         raise FileNotFoundError(f"Toy World Model: {path} is missing; it ships with the pack "
-                                f"(retrain with `{WORLDS[world][1]}`).")
+                                f"(retrain with `{WORLDS[world].train_command}`).")
     return load_file(str(path))
 
 

@@ -79,7 +79,7 @@ def test_on_the_toy_model_the_optimised_embedding_reconstructs_like_the_source_c
     from workshop.headless.calls import builtin_model
     from workshop.toyworld import world as W
 
-    _, (model, clip, vae) = builtin_model(host, "toy")
+    model, clip, vae = builtin_model(host, "toy-one-object")
     case = W.edit_cases(2, seed=0)[1]
     assert case.kind == "shape"
     latent = call(host, "VAEEncode", pixels=W.render(case.source)[0][None], vae=vae)[0]

@@ -1,7 +1,7 @@
 """Cost of the attention editors: a patched source/target run against a stock run of the same
 batch of 2, side by side, and the memory attention maps take, computed from the UNet layout.
 
-    python -m workshop.benchmarks.attention_cost [--model toy|sd1|sdxl] [--steps 50] [--repeats 5]
+    python -m workshop.benchmarks.attention_cost [--model toy-one-object|demo-sd1|demo-sdxl] [--steps 50] [--repeats 5]
 
 Wall time is the median of interleaved runs, as a ratio (never an absolute time). Memory is
 computed, float32: the transient cross-attention maps the Prompt-to-Prompt patch builds
@@ -20,7 +20,7 @@ import time
 import torch
 
 from workshop.headless.boot import boot
-from workshop.headless.calls import builtin_model, call, encode
+from workshop.headless.calls import MODELS, builtin_model, call, encode
 
 SOURCE, TARGET = "a red circle on a blue background", "a red square on a blue background"
 
@@ -64,14 +64,17 @@ def memory_table(name: str, unet_config: dict, latent_side: int, steps: int, tok
 
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--model", default=None)
+    ap.add_argument("--model", default="toy-one-object", choices=MODELS,
+                    help="a built-in model (default: the one-object Toy World Model, 128 px, the tables' model; the demo "
+                         "models have random weights)")
     ap.add_argument("--steps", type=int, default=50)
     ap.add_argument("--repeats", type=int, default=5)
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
     torch.set_flush_denormal(True)
     host = boot(base_dir=tempfile.mkdtemp(prefix="invertedit-bench-"))
-    name, (model, clip, _) = builtin_model(host, args.model)
+    name = args.model
+    model, clip, _ = builtin_model(host, name)
     side = 16
     lat = {"samples": torch.randn(1, 4, side, side, generator=torch.Generator().manual_seed(0)) * 5.0}
     neg = encode(host, clip, "")

@@ -79,7 +79,7 @@ def main(argv=None) -> None:
 
     def tiny(family):
         if family not in cache:
-            cache[family] = builtin_model(host, family)[1]
+            cache[family] = builtin_model(host, f"demo-{family}")
         return cache[family]
 
     families = args.families.split(",")

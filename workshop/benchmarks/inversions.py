@@ -1,11 +1,11 @@
 """Every inversion method of the pack, reconstructing the bundled sample image under
 classifier-free guidance: image-space PSNR, UNet passes, and cost relative to plain DDIM.
 
-    python -m workshop.benchmarks.inversions [--model toy|sd1|sd2-v|sdxl] [--steps 50] [--cfg 7.5] [--repeats 3]
+    python -m workshop.benchmarks.inversions [--model toy-one-object|demo-sd1|demo-sd2-v|demo-sdxl] [--steps 50] [--cfg 7.5] [--repeats 3]
                                              [--rows Fixed-point]
 
-``toy`` (default when the pack ships its trained toy model) is the built-in Toy World Model;
-the others are the random-weight demo models, whose images mean nothing (use them for
+``toy-one-object`` (the default) is the built-in Toy World Model of one object at 128 px, whose
+sample ``assets/sample.png`` is the image; the others are the random-weight demo models, whose images mean nothing (use them for
 counts). UNet passes are counted as batch rows through the host's model wrapper (a guided
 step is 2); backward passes are Null-Text Optimize's own count. Wall time is each method's
 inversion + reconstruction, median of ``--repeats``, divided by plain DDIM's from the same run.
@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from workshop.headless.boot import boot
-from workshop.headless.calls import builtin_model, call, custom_sample, encode
+from workshop.headless.calls import MODELS, builtin_model, call, custom_sample, encode
 
 SOURCE = "a red circle on a blue background"
 SAMPLE = Path(__file__).resolve().parents[2] / "assets" / "sample.png"
@@ -160,7 +160,9 @@ def fixed_point_rows(host, model, src, pos, neg, cfg, steps_list=(4, 6, 10)):
 
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--model", default=None, help="toy, sd1, sd2-v or sdxl (default: toy when shipped, else sd1)")
+    ap.add_argument("--model", default="toy-one-object", choices=MODELS,
+                    help="a built-in model (default: the one-object Toy World Model, 128 px, the tables' model; the demo "
+                         "models have random weights)")
     ap.add_argument("--steps", type=int, default=50)
     ap.add_argument("--cfg", type=float, default=7.5)
     ap.add_argument("--repeats", type=int, default=3)
@@ -170,7 +172,8 @@ def main(argv=None) -> None:
     torch.set_num_threads(1)
     torch.set_flush_denormal(True)
     host = boot(base_dir=tempfile.mkdtemp(prefix="invertedit-bench-"))
-    name, (model, clip, vae) = builtin_model(host, args.model)
+    name = args.model
+    model, clip, vae = builtin_model(host, name)
     from PIL import Image
     image = torch.from_numpy(np.asarray(Image.open(SAMPLE).convert("RGB"), dtype=np.float32) / 255.0)[None]
     src = call(host, "VAEEncode", pixels=image, vae=vae)[0]

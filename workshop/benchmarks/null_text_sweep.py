@@ -29,7 +29,7 @@ def main(argv=None) -> None:
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
     host = boot(base_dir=tempfile.mkdtemp(prefix="invertedit-bench-"))
-    _, (model, clip, vae) = builtin_model(host, "toy")
+    model, clip, vae = builtin_model(host, "toy-one-object")
     image = torch.from_numpy(np.asarray(Image.open(SAMPLE).convert("RGB"), dtype=np.float32) / 255.0)[None]
     src = call(host, "VAEEncode", pixels=image, vae=vae)[0]
     roundtrip = call(host, "VAEDecode", samples=src, vae=vae)[0]

@@ -1,6 +1,6 @@
 """SEGA Guidance's cost per concept, as a ratio to plain CFG sampling measured side by side.
 
-    python -m workshop.benchmarks.sega_cost [--model toy|sd1|sdxl] [--steps 30] [--repeats 5]
+    python -m workshop.benchmarks.sega_cost [--model toy-one-object|demo-sd1|demo-sdxl] [--steps 30] [--repeats 5]
 
 SEGA evaluates the prompt, the negative and n concepts in one batched UNet call a step: the
 expected cost is (2 + n) / 2 of CFG's two rows. UNet rows are counted; wall time is the
@@ -16,21 +16,24 @@ import time
 import torch
 
 from workshop.headless.boot import boot
-from workshop.headless.calls import builtin_model, call, encode
+from workshop.headless.calls import MODELS, builtin_model, call, encode
 
 CONCEPTS = ["a green square", "a yellow background", "a white triangle", "a black circle"]
 
 
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--model", default=None)
+    ap.add_argument("--model", default="toy-one-object", choices=MODELS,
+                    help="a built-in model (default: the one-object Toy World Model, 128 px, the tables' model; the demo "
+                         "models have random weights)")
     ap.add_argument("--steps", type=int, default=30)
     ap.add_argument("--repeats", type=int, default=5)
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
     torch.set_flush_denormal(True)
     host = boot(base_dir=tempfile.mkdtemp(prefix="invertedit-bench-"))
-    name, (model, clip, _) = builtin_model(host, args.model)
+    name = args.model
+    model, clip, _ = builtin_model(host, name)
     rows = [0]
     counted = model.clone()
     counted.set_model_unet_function_wrapper(

@@ -39,13 +39,20 @@ def custom_sample(host, model, positive, negative, cfg: float, sampler, sigmas, 
                 sigmas=sigmas, latent_image=latent)[0]["samples"]
 
 
-def builtin_model(host, name: str | None = None) -> tuple[str, tuple]:
-    """(name, (MODEL, CLIP, VAE)) of a built-in model: "toy" (the trained Toy World Model of
-    world 1, one object at 128 px, the default when the pack ships it), "toy2" (world 2, two
-    objects at 512 px) or a random-weight demo family ("sd1", "sd2-v", "sdxl")."""
-    nodes = host.pack.nodes
-    name = name or ("toy" if hasattr(nodes, "toy_model") else "sd1")
-    toy = host.pack.adapters.toy_model
-    if name in ("toy", "toy2"):
-        return name, toy.load_toy_model(toy.WORLD_1 if name == "toy" else toy.WORLD_2)
-    return name, host.pack.adapters.tiny_models.build_tiny_models(name, seed=0)
+# the benchmarks' built-in models: world 1's toy model (their tables' model) and the demo models
+MODELS = ("toy-one-object", "demo-sd1", "demo-sd2-v", "demo-sdxl")
+
+
+def builtin_model(host, name: str) -> tuple:
+    """(MODEL, CLIP, VAE) of the runner's built-in model ``name``, a key of
+    ``runner.BUILTIN_SWAPS``: "toy" (the Toy World Model's default world, two objects at 512 px),
+    "toy-one-object" (world 1, 128 px) or a random-weight demo model ("demo-sd1", "demo-sd2-v",
+    "demo-sdxl")."""
+    from .runner import BUILTIN_SWAPS, TOY_MODEL
+
+    if name not in BUILTIN_SWAPS:
+        raise ValueError(f"unknown built-in model {name!r}; use one of {', '.join(BUILTIN_SWAPS)}")
+    builtin = BUILTIN_SWAPS[name]
+    if builtin.class_type == TOY_MODEL:
+        return host.pack.adapters.toy_model.load_toy_model(builtin.widgets["world"])
+    return host.pack.adapters.tiny_models.build_tiny_models(builtin.widgets["family"], seed=builtin.widgets["seed"])

@@ -23,6 +23,8 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from invertedit.toy_worlds import DEFAULT_WORLD, WORLD_1, WORLDS
+
 from .boot import Host, boot
 from .canvas import canvas_to_api
 from .host import PACK_DIR
@@ -45,7 +47,7 @@ __all__ = [
     "Builtin",
 ]
 
-SAMPLE_IMAGE = PACK_DIR / "assets" / "sample_two_objects.png"   # the default toy world's (two objects, 512 px)
+SAMPLE_IMAGE = PACK_DIR / "assets" / WORLDS[DEFAULT_WORLD].sample   # the default toy world's (two objects, 512 px)
 BUNDLED = {p.name: p for p in sorted((PACK_DIR / "assets").glob("*")) if p.is_file()}
 DEMO_MODEL = "InvertEditDemoModel"  # the pack's random-weight tiny model loader (MODEL, CLIP, VAE)
 TOY_MODEL = "InvertEditToyModel"    # the pack's trained toy-world model loader (MODEL, CLIP, VAE)
@@ -65,14 +67,15 @@ class Builtin(NamedTuple):
     image: Path
 
 
-_ONE_OBJECT = PACK_DIR / "assets" / "sample.png"
+_ONE = WORLDS[WORLD_1]
 BUILTIN_SWAPS = {   # ``builtin=``; the demo models take any size and draw noise: the small one is quickest
-    "toy": Builtin(TOY_MODEL, {"world": "two objects (512 px)"}, "Toy World Model (in place of Load Checkpoint)",
-                   512, SAMPLE_IMAGE),
-    "toy-one-object": Builtin(TOY_MODEL, {"world": "one object (128 px)"},
-                              "Toy World Model, one object (in place of Load Checkpoint)", 128, _ONE_OBJECT),
+    "toy": Builtin(TOY_MODEL, {"world": DEFAULT_WORLD}, "Toy World Model (in place of Load Checkpoint)",
+                   WORLDS[DEFAULT_WORLD].size, SAMPLE_IMAGE),
+    "toy-one-object": Builtin(TOY_MODEL, {"world": WORLD_1}, "Toy World Model, one object (in place of Load Checkpoint)",
+                              _ONE.size, PACK_DIR / "assets" / _ONE.sample),
     **{f"demo-{family}": Builtin(DEMO_MODEL, {"family": family, "seed": 0},
-                                 f"Demo Model {family} (in place of Load Checkpoint)", 128, _ONE_OBJECT)
+                                 f"Demo Model {family} (in place of Load Checkpoint)", _ONE.size,
+                                 PACK_DIR / "assets" / _ONE.sample)
        for family in ("sd1", "sd2-v", "sdxl")},
 }
 
