@@ -5,7 +5,7 @@ what the workflow itself saves when run headlessly on the built-in Toy World Mod
 images side by side, in the order they were written), labelled with the built-in model it ran on, so a user
 sees the kind of result to expect before opening it. The workflows built on Load Checkpoint run
 with the checkpoint swapped for the Toy World Model (the runner's ``builtin``,
-``make_workflows.toy_builtin``: the bundled sample image at the toy world's size) and the toy
+``make_workflows.TOY_BUILTIN``: the bundled sample image at the toy world's size) and the toy
 world's prompts (``make_workflows.toy_overrides``), at their full settings, and are labelled as
 Toy World Model output.
 
@@ -26,7 +26,7 @@ FOLDER = REPO / "example_workflows"
 HEIGHT = 192          # pixels of each image in the strip
 MOST = 4              # images shown at most
 LABELS = {"InvertEditToyModel": "Toy World Model output", "InvertEditDemoModel": "demo model output (random weights)",
-          "CheckpointLoaderSimple": "Toy World Model output"}   # run with make_workflows.toy_builtin
+          "CheckpointLoaderSimple": "Toy World Model output"}   # run with make_workflows.TOY_BUILTIN
 
 
 def label_of(workflow: Path) -> str:
@@ -57,14 +57,14 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     from workshop.headless.boot import boot
     from workshop.headless.runner import CHECKPOINT_LOADER, run_workflow
-    from workshop.make_workflows import toy_builtin, toy_overrides
+    from workshop.make_workflows import TOY_BUILTIN, toy_overrides
 
     host = boot(base_dir=tempfile.mkdtemp(prefix="invertedit-thumbnails-"))
     paths = [FOLDER / f"{n}.json" for n in args.names] if args.names else sorted(FOLDER.glob("*.json"))
     for path in paths:
         out = Path(tempfile.mkdtemp(prefix=f"thumb-{path.stem}-"))
         on_checkpoint = f'"{CHECKPOINT_LOADER}"' in path.read_text(encoding="utf-8")
-        written = run_workflow(path, out, builtin=toy_builtin(path.stem) if on_checkpoint else None,
+        written = run_workflow(path, out, builtin=TOY_BUILTIN if on_checkpoint else None,
                                overrides=toy_overrides(path.stem), host=host)
         images = [p for p in written if p.suffix == ".png"]
         if not images:

@@ -8,7 +8,7 @@ files match the nodes as they are. The tests (tests/host/test_workflows.py) exec
 Most run on the built-in Toy World Model. ``CHECKPOINT_WORKFLOWS`` are for the user's own model:
 the stock Load Checkpoint, Load Image and Upscale Image (ImageScale) at the family's size (SD1.5
 512 px, SDXL 1024 px), named for the template browser ("SD1.5 - Prompt-to-Prompt edit"); the
-tests and the card pictures run them on the toy model (the runner's ``builtin``, ``toy_builtin`` and
+tests and the card pictures run them on the toy model (the runner's ``builtin``, ``TOY_BUILTIN`` and
 ``toy_overrides``).
 
     python -m workshop.make_workflows            # write all
@@ -35,9 +35,8 @@ from workshop.headless.canvas import build_canvas
 # for the editors made for one (MasaCtrl), Plug-and-Play's target, MasaCtrl's first decoder
 # self-attention layer, the note. The workflows run on world 2 (two objects, 512 px like SD1.5),
 # whose model points each word at its object, so that what a technique keeps and what it changes
-# can be seen (tests/host/test_workflows.py reads the edits). LEDITS++ stays on world 1: the toy
-# models only know whole captions, so its concepts are whole captions, whose maps cover both
-# objects of world 2 and whose edit then spreads over them. So does Imagic (imagic_edit says why).
+# can be seen (tests/host/test_workflows.py reads the edits). Imagic stays on world 1 (imagic_edit
+# says why).
 _WORLD_SETTINGS = {
     WORLD_1: {
         "source": "a red circle on a blue background",
@@ -59,7 +58,7 @@ _WORLD_SETTINGS = {
 TOY_WORLDS = {name: dict(settings, sample=WORLDS[name].sample, size=WORLDS[name].size)
               for name, settings in _WORLD_SETTINGS.items()}
 TOY_WORLD = DEFAULT_WORLD
-ONE_OBJECT_WORLD = WORLD_1   # LEDITS++'s (above) and Imagic's (imagic_edit says why)
+ONE_OBJECT_WORLD = WORLD_1   # Imagic's (imagic_edit says why)
 _W = TOY_WORLDS[TOY_WORLD]
 SAMPLE = _W["sample"]
 SOURCE_PROMPT, TARGET_PROMPT = _W["source"], _W["target"]
@@ -642,21 +641,20 @@ def sega_edit() -> dict:
     return {"nodes": nodes + _vae_roundtrip()}
 
 
-def ledits_edit(world: str = TOY_WORLD) -> dict:
-    w = TOY_WORLDS[world]
+def ledits_edit() -> dict:
     intro = (
         "# LEDITS++: concepts with implicit masks on an edit-friendly inversion\n\n"
         "**Edit-Friendly DDPM Invert** (here with the empty prompt: LEDITS++ edits from the unconditional "
         "prediction, so inverting with it keeps the unedited image exact; 20 steps, skip 3, as LEDITS++'s 'as few as "
-        "20 steps') stores the noise maps. **LEDITS++ Concept** nodes (Brack et al.; defaults: scale 5, threshold "
-        "0.9, warmup 0) chain into **LEDITS++ Guidance**, a GUIDER for the stock **SamplerCustomAdvanced** with the "
-        "**Edit-Friendly DDPM Sampler**: each concept acts only where its own cross-attention maps and its noise "
-        "estimate agree (mask 'intersect').\n\n"
+        "20 steps') stores the noise maps. **LEDITS++ Concept** nodes (Brack et al.; paper defaults, used here: "
+        "scale 5, threshold 0.9, warmup 0) chain into **LEDITS++ Guidance**, a GUIDER for the stock "
+        "**SamplerCustomAdvanced** with the **Edit-Friendly DDPM Sampler**: each concept acts only where its own "
+        "cross-attention maps and its noise estimate agree (mask 'intersect').\n\n"
         "The toy model only learned whole captions, so its concepts are the target caption (added) and the source "
-        "caption (removed), and the threshold is 0.3 because the background is most of the picture. With a real "
-        "checkpoint use short concepts ('glasses', 'a smile') and the defaults.\n\n" + _toy_note(world))
-    target = w["source"].replace(f"{w['background']} background", "yellow background")
-    nodes = [n for n in _inversion_nodes(intro, world) if n["key"] not in ("invert", "apply", "prompt")] + [
+        "caption (removed): they differ in the circle's colour, and where they agree (the square, the background) "
+        "their guidance cancels. With a real checkpoint use short concepts ('glasses', 'a smile').\n\n"
+        + _toy_note(TOY_WORLD))
+    nodes = [n for n in _inversion_nodes(intro, TOY_WORLD) if n["key"] not in ("invert", "apply", "prompt")] + [
         {"key": "empty", "type": "CLIPTextEncode", "widgets": {"text": ""}, "inputs": {"clip": ("model", "CLIP")},
          "title": "Empty prompt"},
         {"key": "invert", "type": "InvertEditDDPMInvert",
@@ -664,12 +662,12 @@ def ledits_edit(world: str = TOY_WORLD) -> dict:
          "inputs": {"model": ("model", "MODEL"), "latent": ("encode", "LATENT"), "positive": ("empty", 0),
                     "negative": ("empty", 0)}},
         {"key": "add", "type": "InvertEditLEDITSConcept",
-         "widgets": {"text": target, "direction": "add", "scale": 5.0, "warmup": 0, "cooldown": 0,
-                     "threshold": 0.3, "weight": 1.0},
+         "widgets": {"text": TARGET_PROMPT, "direction": "add", "scale": 5.0, "warmup": 0, "cooldown": 0,
+                     "threshold": 0.9, "weight": 1.0},
          "inputs": {"clip": ("model", "CLIP")}, "title": "Concept to add"},
         {"key": "remove", "type": "InvertEditLEDITSConcept",
-         "widgets": {"text": w["source"], "direction": "remove", "scale": 5.0, "warmup": 0, "cooldown": 0,
-                     "threshold": 0.3, "weight": 1.0},
+         "widgets": {"text": SOURCE_PROMPT, "direction": "remove", "scale": 5.0, "warmup": 0, "cooldown": 0,
+                     "threshold": 0.9, "weight": 1.0},
          "inputs": {"clip": ("model", "CLIP"), "concepts": ("add", 0)}, "title": "Concept to remove"},
         {"key": "ledits", "type": "InvertEditLEDITSGuidance", "widgets": {"mask": "intersect"},
          "inputs": {"model": ("model", "MODEL"), "negative": ("empty", 0), "concepts": ("remove", 0)}},
@@ -883,7 +881,7 @@ def demo_model_sdxl() -> dict:
 # (ImageScale) + VAE Encode, with the settings of one checkpoint family. Load Image names the
 # drawing every ComfyUI install ships in input/ (example.png), so each one queues as it is once the
 # checkpoint is chosen. The tests and the card pictures run them with the checkpoint swapped for
-# the Toy World Model (the runner's builtin, toy_builtin) and the toy-world prompts of TOY_RUNS below.
+# the Toy World Model (the runner's builtin, TOY_BUILTIN) and the toy-world prompts of TOY_RUNS below.
 
 PHOTO = "example.png"      # ComfyUI's own input/example.png: a drawing of a girl in a pink dress
 PHOTO_SOURCE = "a drawing of a girl in a pink dress"
@@ -1086,37 +1084,30 @@ def sd15_ledits_edit() -> dict:
 
 
 # Running a checkpoint workflow on the Toy World Model (tests, card pictures): the runner's
-# builtin (toy_builtin) swaps the loader, the image (the bundled sample) and the Upscale Image size;
+# builtin (TOY_BUILTIN) swaps the loader, the image (the bundled sample) and the Upscale Image size;
 # these overrides give it the toy world's prompts, which is all the toy model knows.
 _TOY_PROMPTS = {"Source prompt": {"text": SOURCE_PROMPT}, "Target prompt": {"text": TARGET_PROMPT}}
 _TOY_P2P = {"Source prompt": {"text": SOURCE_PROMPT},
             "InvertEditAttentionInject": {"source_prompt": SOURCE_PROMPT, "target_prompt": TARGET_PROMPT,
                                           "blend_source_words": SOURCE_NOUN, "blend_target_words": TARGET_NOUN}}
-_ONE = TOY_WORLDS[ONE_OBJECT_WORLD]   # LEDITS++ runs on the one-object world (ledits_edit says why)
-_TOY_LEDITS = {"Concept to add": {"text": _ONE["source"].replace(f"{_ONE['background']} background", "yellow background"),
-                                   "threshold": 0.3}}
+_TOY_LEDITS = {"Concept to add": {"text": TARGET_PROMPT}}   # the concept: the target caption (ledits_edit says why)
 # ... and with fewer steps, so the test suite stays quick (the sampler's steps match the inversion's)
 _QUICK = 10
 _QUICK_DDIM = {"InvertEditDDIMInvert": {"steps": _QUICK}, "KSamplerAdvanced": {"steps": _QUICK}}
 
 CHECKPOINT_WORKFLOWS = {
-    # file name (the template browser's card title): (builder, toy overrides, quick overrides[, runner builtin])
+    # file name (the template browser's card title): (builder, toy overrides, quick overrides)
     "SD1.5 - DDIM inversion and edit": (sd15_ddim_edit, _TOY_PROMPTS, _QUICK_DDIM),
     "SD1.5 - Prompt-to-Prompt edit": (sd15_p2p_edit, _TOY_P2P, _QUICK_DDIM),
     "SD1.5 - Null-text inversion and edit": (
         sd15_null_text_edit, _TOY_P2P, dict(_QUICK_DDIM, InvertEditNullTextOptimize={"inner_steps": 2})),
-    "SD1.5 - LEDITS++ edit": (sd15_ledits_edit, _TOY_LEDITS,
-                              {"InvertEditDDPMInvert": {"steps": _QUICK, "start_at_step": 2}}, "toy-one-object"),
+    "SD1.5 - LEDITS++ edit": (sd15_ledits_edit, _TOY_LEDITS, {"InvertEditDDPMInvert": {"steps": _QUICK, "start_at_step": 2}}),
     "SDXL - DDIM inversion and edit": (sdxl_ddim_edit, _TOY_PROMPTS, _QUICK_DDIM),
     "SDXL - Prompt-to-Prompt edit": (sdxl_p2p_edit, _TOY_P2P, _QUICK_DDIM),
 }
 
 
-def toy_builtin(name: str) -> str:
-    """The runner's ``builtin`` that runs checkpoint workflow ``name`` on the Toy World Model:
-    ``"toy"`` (two objects, 512 px), or ``"toy-one-object"`` for LEDITS++."""
-    entry = CHECKPOINT_WORKFLOWS[name]
-    return entry[3] if len(entry) > 3 else "toy"
+TOY_BUILTIN = "toy"   # the runner's builtin that runs the checkpoint workflows: the Toy World Model, two objects, 512 px
 
 
 # The slowest toy workflows at 20 steps instead of 50 (100 for DDPM), for the test suite's run; the
@@ -1137,11 +1128,11 @@ QUICK_TOY_WORKFLOWS = {
 
 def toy_overrides(name: str, quick: bool = False) -> dict:
     """The runner's ``overrides`` that run workflow ``name`` on the Toy World Model (with
-    ``builtin=toy_builtin(name)``): the toy world's prompts, and with ``quick`` fewer steps (the tests).
+    ``builtin=TOY_BUILTIN``): the toy world's prompts, and with ``quick`` fewer steps (the tests).
     For a workflow built on the toy model: nothing, or with ``quick`` its ``QUICK_TOY_WORKFLOWS``."""
     if name not in CHECKPOINT_WORKFLOWS:
         return {ref: dict(values) for ref, values in QUICK_TOY_WORKFLOWS.get(name, {}).items()} if quick else {}
-    _, toy, fast = CHECKPOINT_WORKFLOWS[name][:3]
+    _, toy, fast = CHECKPOINT_WORKFLOWS[name]
     out = {ref: dict(values) for ref, values in toy.items()}
     if quick:
         for ref, values in fast.items():
@@ -1164,7 +1155,7 @@ WORKFLOWS = {
     "plug_and_play_edit": plug_and_play_edit,
     "local_edit_blend": local_edit_blend,
     "sega_edit": sega_edit,
-    "ledits_edit": lambda: ledits_edit(ONE_OBJECT_WORLD),   # its whole-caption concepts' maps cover both objects on world 2
+    "ledits_edit": ledits_edit,
     "imagic_edit": imagic_edit,
     "pix2pix_zero_edit": pix2pix_zero_edit,
     "proximal_guidance_edit": proximal_guidance_edit,

@@ -121,10 +121,12 @@ OUTPUT_CHECKS = {
     # SEGA redraws both objects a little off their places (12 px, 11-14% larger; the benchmark: structure kept 6-8%)
     "sega_edit": _edit_check("invertedit/sega_edit", 0, circle="red", background="yellow", moved=15.0, circle_moved=15.0,
                              resized=0.15),
+    "ledits_edit": _edit_check("invertedit/ledits_edit", 0),
     # run on the toy model at 10 steps (make_workflows.toy_overrides); Null-text's 2 inner steps there leave
     # the square 6 px off, so that one is checked in null_text_inversion_edit (20 steps, 5 inner) only
     "SD1.5 - Prompt-to-Prompt edit": _edit_check("invertedit/p2p_edit", 1),
     "SDXL - Prompt-to-Prompt edit": _edit_check("invertedit/p2p_edit", 1),
+    "SD1.5 - LEDITS++ edit": _edit_check("invertedit/ledits_edit", 0),
 }
 
 
@@ -157,15 +159,15 @@ def _run_and_check(path, prompt, workflow, host, runner, size=None, check_pictur
 @pytest.mark.parametrize("path", WORKFLOW_FILES, ids=[p.stem for p in WORKFLOW_FILES])
 def test_workflow_runs_headless(path, host, runner):
     """Every shipped workflow runs as the CLI runs it; one built on Load Checkpoint runs on the
-    Toy World Model (make_workflows.toy_builtin: "toy", the bundled two-object sample at 512 px;
-    LEDITS++ "toy-one-object" at 128 px) with the toy world's prompts and 10 steps
+    Toy World Model (make_workflows.TOY_BUILTIN: "toy", the bundled two-object sample at 512 px)
+    with the toy world's prompts and 10 steps
     (make_workflows.toy_overrides); the slowest toy workflows run at 20 steps
     (make_workflows.QUICK_TOY_WORKFLOWS)."""
     from workshop import make_workflows
 
     workflow = json.loads(path.read_text(encoding="utf-8"))
     if path in CHECKPOINT_FILES:
-        builtin = make_workflows.toy_builtin(path.stem)
+        builtin = make_workflows.TOY_BUILTIN
         prompt = runner.prepare_prompt(workflow, builtin=builtin, overrides=make_workflows.toy_overrides(path.stem, quick=True),
                                        host=host)
         assert not [v for v in prompt.values() if v["class_type"] == CHECKPOINT_LOADER]
