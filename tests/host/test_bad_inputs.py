@@ -419,6 +419,12 @@ CASES = [
     ("null-text-cfg-nan", lambda k: null_text(k, cfg=NAN), r"Null-Text Optimize: input 'cfg' is nan"),
     ("null-text-learning-rate-inf", lambda k: null_text(k, learning_rate=INF),
      r"Null-Text Optimize: input 'learning_rate' is inf"),
+    ("null-text-start-from-bogus", lambda k: null_text(k, start_from="bogus"),
+     r"Null-Text Optimize: input 'start_from' is 'bogus'; choose one of 'negative \(paper\)', 'source prompt \(faster\)'"),
+    ("null-text-start-from-source-of-another-length",
+     lambda k: null_text(k, negative=encode(k.host, k.clip, "word " * 100), start_from="source prompt (faster)"),
+     r"Null-Text Optimize: start_from 'source prompt \(faster\)': the source prompt's embedding has 77 tokens and the "
+     r"negative's 154"),
     ("negative-prompt-not-an-inversion", lambda k: call(k.host, "InvertEditNegativePromptInversion",
                                                         inversion=NOT_AN_INVERSION, positive=k.pos),
      r"Negative-Prompt Inversion: input 'inversion' is a dict, not an INVERSION"),
