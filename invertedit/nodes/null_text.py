@@ -84,8 +84,8 @@ class NullTextOptimize(io.ComfyNode):
         start = (positive if start_from == FROM_SOURCE else negative)[0][0]
         if start.shape != negative[0][0].shape:
             raise NodeInputError(NullTextOptimize.NAME, f"start_from {start_from!r}: the source prompt's embedding has "
-                                 f"{start.shape[1]} tokens and the negative's {negative[0][0].shape[1]}; shorten the "
-                                 f"source prompt to the negative's length, or start from the negative.")
+                                 f"{start.shape[1]} tokens and the negative's {negative[0][0].shape[1]}; give prompts "
+                                 f"of the same token length, or start from the negative.")
         found: dict = {}
 
         def loop(denoise, x, sigmas, step_callback):

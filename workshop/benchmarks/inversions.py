@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from workshop.headless.boot import boot
-from workshop.headless.calls import MODELS, builtin_model, call, custom_sample, encode
+from workshop.headless.calls import add_model_argument, builtin_model, call, custom_sample, encode
 
 SOURCE = "a red circle on a blue background"
 SAMPLE = Path(__file__).resolve().parents[2] / "assets" / "sample.png"
@@ -160,9 +160,7 @@ def fixed_point_rows(host, model, src, pos, neg, cfg, steps_list=(4, 6, 10)):
 
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--model", default="toy-one-object", choices=MODELS,
-                    help="a built-in model (default: the one-object Toy World Model, 128 px, the tables' model; the demo "
-                         "models have random weights)")
+    add_model_argument(ap)
     ap.add_argument("--steps", type=int, default=50)
     ap.add_argument("--cfg", type=float, default=7.5)
     ap.add_argument("--repeats", type=int, default=3)

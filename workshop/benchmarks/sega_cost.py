@@ -16,16 +16,14 @@ import time
 import torch
 
 from workshop.headless.boot import boot
-from workshop.headless.calls import MODELS, builtin_model, call, encode
+from workshop.headless.calls import add_model_argument, builtin_model, call, encode
 
 CONCEPTS = ["a green square", "a yellow background", "a white triangle", "a black circle"]
 
 
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--model", default="toy-one-object", choices=MODELS,
-                    help="a built-in model (default: the one-object Toy World Model, 128 px, the tables' model; the demo "
-                         "models have random weights)")
+    add_model_argument(ap)
     ap.add_argument("--steps", type=int, default=30)
     ap.add_argument("--repeats", type=int, default=5)
     args = ap.parse_args(argv)

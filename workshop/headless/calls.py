@@ -43,6 +43,13 @@ def custom_sample(host, model, positive, negative, cfg: float, sampler, sigmas, 
 MODELS = ("toy-one-object", "demo-sd1", "demo-sd2-v", "demo-sdxl")
 
 
+def add_model_argument(parser) -> None:
+    """A benchmark's ``--model``: one of ``MODELS``, world 1's toy model by default."""
+    parser.add_argument("--model", default=MODELS[0], choices=MODELS,
+                        help="a built-in model (default: the one-object Toy World Model, 128 px, the tables' model; "
+                             "the demo models have random weights)")
+
+
 def builtin_model(host, name: str) -> tuple:
     """(MODEL, CLIP, VAE) of the runner's built-in model ``name``, a key of
     ``runner.BUILTIN_SWAPS``: "toy" (the Toy World Model's default world, two objects at 512 px),

@@ -47,7 +47,13 @@ __all__ = [
     "Builtin",
 ]
 
-SAMPLE_IMAGE = PACK_DIR / "assets" / WORLDS[DEFAULT_WORLD].sample   # the default toy world's (two objects, 512 px)
+
+def _sample(world: str) -> Path:
+    """The sample image bundled in assets/ for toy world ``world``."""
+    return PACK_DIR / "assets" / WORLDS[world].sample
+
+
+SAMPLE_IMAGE = _sample(DEFAULT_WORLD)   # the default toy world's (two objects, 512 px)
 BUNDLED = {p.name: p for p in sorted((PACK_DIR / "assets").glob("*")) if p.is_file()}
 DEMO_MODEL = "InvertEditDemoModel"  # the pack's random-weight tiny model loader (MODEL, CLIP, VAE)
 TOY_MODEL = "InvertEditToyModel"    # the pack's trained toy-world model loader (MODEL, CLIP, VAE)
@@ -67,15 +73,14 @@ class Builtin(NamedTuple):
     image: Path
 
 
-_ONE = WORLDS[WORLD_1]
 BUILTIN_SWAPS = {   # ``builtin=``; the demo models take any size and draw noise: the small one is quickest
     "toy": Builtin(TOY_MODEL, {"world": DEFAULT_WORLD}, "Toy World Model (in place of Load Checkpoint)",
                    WORLDS[DEFAULT_WORLD].size, SAMPLE_IMAGE),
     "toy-one-object": Builtin(TOY_MODEL, {"world": WORLD_1}, "Toy World Model, one object (in place of Load Checkpoint)",
-                              _ONE.size, PACK_DIR / "assets" / _ONE.sample),
+                              WORLDS[WORLD_1].size, _sample(WORLD_1)),
     **{f"demo-{family}": Builtin(DEMO_MODEL, {"family": family, "seed": 0},
-                                 f"Demo Model {family} (in place of Load Checkpoint)", _ONE.size,
-                                 PACK_DIR / "assets" / _ONE.sample)
+                                 f"Demo Model {family} (in place of Load Checkpoint)", WORLDS[WORLD_1].size,
+                                 _sample(WORLD_1))
        for family in ("sd1", "sd2-v", "sdxl")},
 }
 
