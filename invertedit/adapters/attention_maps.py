@@ -56,16 +56,19 @@ class RecordingPatch:
 
 
 def heatmaps(maps: torch.Tensor, labels: list[str], size: tuple[int, int], image: torch.Tensor | None) -> torch.Tensor:
-    """``[words, H, W, 3]`` heat overlays (normalised maps, hot colours) with the word written on each."""
+    """``[words, H, W, 3]`` heat overlays (normalised maps, hot colours) with the word written on each.
+    An output stage: the pictures are drawn with PIL on the CPU, so maps and image move there first
+    (the maps come from the model's device; the image may be on another)."""
+    maps = maps.detach().float().cpu()  # output: IMAGE pictures are drawn on the CPU
     heat = F.interpolate(maps[:, None], size=size, mode="bilinear", align_corners=False)[:, 0].clamp(0, 1)
     colour = torch.stack([heat.sqrt(), heat, heat ** 3], dim=-1)
-    base = image[0].float().cpu() if image is not None else torch.full((*size, 3), 0.5)
+    base = image[0].detach().float().cpu() if image is not None else torch.full((*size, 3), 0.5)  # output: as above
     if base.shape[:2] != tuple(size):
         base = F.interpolate(base.permute(2, 0, 1)[None], size=size, mode="bilinear", align_corners=False)[0].permute(1, 2, 0)
     out = []
     for c, label in zip(colour, labels):
         mixed = (0.3 * base + 0.7 * c).clamp(0, 1)
-        pil = Image.fromarray((mixed.numpy() * 255).astype(np.uint8))
+        pil = Image.fromarray((mixed.numpy() * 255).astype(np.uint8))  # output: as above
         draw = ImageDraw.Draw(pil)
         draw.rectangle([0, 0, 7 * len(label) + 6, 14], fill=(0, 0, 0))
         draw.text((3, 2), label, fill=(255, 255, 255))

@@ -181,6 +181,24 @@ def with_lora(model: ModelPatcher, lora: dict[str, torch.Tensor], strength: floa
     return patched
 
 
+def trainable(adapters: dict[str, LoraDiff], device: torch.device) -> list[torch.nn.Parameter]:
+    """The adapters' up and down matrices as parameters that take gradients, on ``device``.
+
+    The host moves weight wrappers with the model when it loads it (``move_weight_functions``:
+    ``module.to(device)``), and it loads under the node's inference mode: on a GPU that move
+    turns the matrices into inference tensors, which look trainable (``requires_grad`` stays
+    True) but record no graph, so the loss had no ``grad_fn`` (issue 23). On a CPU the move is a
+    no-op, which is why only GPU runs failed. Called outside inference mode, after the load."""
+    params = []
+    for adapter in adapters.values():
+        for layer in (adapter.lora_up, adapter.lora_down):
+            w = layer.weight
+            if w.is_inference() or w.device != device or not w.requires_grad:
+                layer.weight = torch.nn.Parameter(w.detach().clone().to(device), requires_grad=True)
+            params.append(layer.weight)
+    return params
+
+
 def fine_tune_lora(model: ModelPatcher, samples: torch.Tensor, optimized: list, steps: int, learning_rate: float,
                    rank: int, seed: int) -> tuple[ModelPatcher, dict[str, torch.Tensor], list[float]]:
     """Imagic's second stage as a LoRA: the model fine-tuned so that the fixed ``optimized``
@@ -202,7 +220,7 @@ def fine_tune_lora(model: ModelPatcher, samples: torch.Tensor, optimized: list, 
         with torch.inference_mode(False), torch.enable_grad():
             x0 = x.detach().clone()
             table = sigmas.detach().clone()
-            params = [p for a in adapters.values() for p in (a.lora_up.weight, a.lora_down.weight)]
+            params = trainable(adapters, x.device)
             loss = random_timestep_loss(_eps(denoise), x0, table, torch.Generator().manual_seed(seed))
             found["losses"] = optimize(params, loss, steps, learning_rate, before_step=_interrupt,
                                        after_step=_progress(step_callback, x0))

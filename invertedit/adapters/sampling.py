@@ -121,4 +121,10 @@ def run_loop(
     noise = torch.zeros_like(latent)
     out = guider.sample(noise, latent, comfy.samplers.KSAMPLER(sampler_function), sigmas,
                         disable_pbar=True, seed=seed)
-    return out.to(comfy.model_management.intermediate_device())
+    return to_output(out)
+
+
+def to_output(tensor: torch.Tensor) -> torch.Tensor:
+    """A node's tensor output on the host's intermediate device (the CPU), where the host's own
+    nodes put theirs: a MASK or IMAGE left on the GPU meets CPU tensors in the next node."""
+    return tensor.to(comfy.model_management.intermediate_device())

@@ -15,7 +15,7 @@ from comfy_api.latest import io
 from ..attention.store import MapRecorder, local_blend_mask, normalise, word_maps
 from ..adapters.errors import NodeInputError, check_finite, check_inversion
 from ..adapters.layout import map_blocks
-from ..adapters.sampling import check_model_family, run_loop
+from ..adapters.sampling import check_model_family, run_loop, to_output
 from ..adapters.sockets import Inversion as InversionSocket
 from ..adapters.tokens import word_tokens
 from ..adapters.attention_maps import RecordingPatch, heatmaps
@@ -97,7 +97,7 @@ class AttentionStore(io.ComfyNode):
         chosen_maps = maps[[i for i, (w, _) in enumerate(tokens) if w in chosen]]
         mask = local_blend_mask(chosen_maps, threshold)
         mask = F.interpolate(mask[None, None], size=size, mode="nearest")[0]
-        return io.NodeOutput(heatmaps(maps, [w for w, _ in tokens], size, image), mask)
+        return io.NodeOutput(heatmaps(maps, [w for w, _ in tokens], size, image), to_output(mask))
 
 
 NODES = [AttentionStore]

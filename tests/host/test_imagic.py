@@ -208,3 +208,28 @@ def test_progress_and_interrupt_at_every_step(host, tiny, stage):
     assert len(calls) == 1
     assert (repr(model.wrappers), repr(model.model_options), repr(model.weight_wrapper_patches), dict(model.patches)) == state
     assert torch.equal(generate(host, model, clip, target), before)
+
+
+def test_fine_tune_trains_when_the_host_moves_its_adapters_under_inference_mode(host, tiny, monkeypatch):
+    """Issue 23's GPU failure, reproduced on the CPU: loading a model onto a GPU moves its weight
+    wrappers (``move_weight_functions`` -> ``LoraDiff.move_to`` -> ``module.to(device)``) inside
+    the node's inference mode, which turns the LoRA matrices into inference tensors; the loss then
+    had no ``grad_fn``. On a CPU that move is a no-op, so here it is made a real copy, as a move to
+    another device is, and the fine-tune must train exactly as without it."""
+    import comfy.weight_adapter.base as base
+
+    model, clip, _ = tiny("sd1")
+    target = encode(host, clip, TARGET)
+    plain = fine_tune(host, model, target, steps=3)[1]
+    moves = []
+
+    def move_as_to_another_device(self, device):
+        moves.append(torch.is_inference_mode_enabled())
+        self._apply(lambda t: t.clone())   # what .to(cuda) does: new storage, made under the caller's mode
+        return self.passive_memory_usage()
+
+    monkeypatch.setattr(base.WeightAdapterTrainBase, "move_to", move_as_to_another_device)
+    moved = fine_tune(host, model, target, steps=3)[1]
+    assert moves and all(moves), "the host no longer moves the adapters under inference mode: revisit the test"
+    assert all(torch.equal(plain[k], moved[k]) for k in plain)
+    assert any(v.any() for k, v in moved.items() if "lora_down" in k)
