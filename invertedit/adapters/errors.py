@@ -38,7 +38,7 @@ def check_at_least(node: str, minimum: int, **values: int) -> None:
 
 def check_finite_tensor(node: str, what: str, tensor: torch.Tensor, fix: str) -> None:
     """Refuse a tensor holding NaN or infinite values (they would sample to a black or noisy image)."""
-    if not bool(torch.isfinite(tensor).all()):
+    if not bool(torch.isfinite(tensor).all()):  # sampling-path-ok: the checks run once, before a run's first step
         raise NodeInputError(node, f"{what} has NaN or infinite values; {fix}")
 
 

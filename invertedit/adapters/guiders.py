@@ -15,7 +15,7 @@ import comfy.samplers
 import torch
 
 from ..guidance.sega import Concept
-from .steps import step_at
+from .steps import sigma_list, sigma_value, step_at, timestep_at
 
 import comfy.patcher_extension
 import comfy.sampler_helpers
@@ -148,7 +148,7 @@ class LeditsGuider(ConceptGuider):
     def combine(self, eps, step, sigma, options):
         store = options.get(MAPS_KEY)
         maps = [store.take(i + 1) if store is not None else None for i in range(len(self.concepts))]
-        t = float(self.inner_model.model_sampling.timestep(sigma.reshape(-1)[:1]).round())
+        t = timestep_at(self.inner_model.model_sampling, options["sample_sigmas"], step)
         guided, _ = ledits_eps(eps[0], eps[1:], step, t, self.concepts, maps, self.mask,
                                self.latent_mask(tuple(eps[0].shape[-2:])))
         return guided
@@ -227,8 +227,9 @@ class InversionGuider(ConceptGuider):
     def trajectory_at(self, sigma: torch.Tensor, batch: int, like: torch.Tensor) -> torch.Tensor:
         """The inversion's latent at ``sigma`` (its source at 0), one row per batch row."""
         inv = self.inversion
-        point = inv.trajectory[-1] if float(sigma) == 0.0 else inv.trajectory[inv.step_at(sigma) - inv.start_step]
-        return point[torch.arange(batch) % point.shape[0]].to(like)
+        s = sigma_value(sigma)
+        point = inv.trajectory[-1] if s == 0.0 else inv.trajectory[inv.step_at(s) - inv.start_step]
+        return point.to(like).repeat((batch + point.shape[0] - 1) // point.shape[0], *[1] * (point.ndim - 1))[:batch]
 
     def combine(self, eps, step, sigma, options):
         return eps[self.UNCOND] + self.cfg * (eps[self.COND] - eps[self.UNCOND])
@@ -250,17 +251,18 @@ class ProximalGuider(InversionGuider):
 
     def guided_denoised(self, x, eps, step, timestep, options):
         sigma = timestep.reshape(-1)[0]
-        in_scope = torch.ones(x.shape[0], dtype=torch.bool)
+        in_scope = torch.ones(x.shape[0], dtype=torch.bool)  # sampling-path-ok: per-row flags, kept on the CPU
         if self.settings.scope == "target":
             in_scope[:self.source_rows(x.shape[0])] = False
-        t = float(self.inner_model.model_sampling.timestep(timestep.reshape(-1)[:1]).round())
-        guided, keep = proximal_eps(eps[self.UNCOND], eps[self.COND], self.cfg, self.settings, in_scope.to(x.device),
+        t = timestep_at(self.inner_model.model_sampling, options["sample_sigmas"], step)
+        guided, keep = proximal_eps(eps[self.UNCOND], eps[self.COND], self.cfg, self.settings, in_scope,
                                     step, t)
         if keep is None:
             return x - guided * sigma
         sigma_next = options["sample_sigmas"][step + 1].to(x)
         nxt = pulled_next(x, sigma, sigma_next, guided, keep, self.settings,
-                          self.trajectory_at(torch.zeros(()), x.shape[0], x), self.trajectory_at(sigma_next, x.shape[0], x))
+                          self.trajectory_at(0.0, x.shape[0], x),
+                          self.trajectory_at(sigma_list(options["sample_sigmas"])[step + 1], x.shape[0], x))
         return denoised_onto(x, sigma, sigma_next, nxt)
 
 
@@ -292,7 +294,8 @@ class NoiseMapGuider(InversionGuider):
                 return comfy.samplers.calc_cond_batch(self.inner_model, [None, negative], batch, t, model_options)[1][:rows]
 
             moved = noise_map_step(denoise, x[:rows].clone(), sigma.clone(), sigma_next.clone(),
-                                   self.trajectory_at(sigma_next, rows, x).clone(), self.scale, self.grad_scale, self.loss)
+                                   self.trajectory_at(sigma_list(run)[step + 1], rows, x).clone(), self.scale,
+                                   self.grad_scale, self.loss)
         x_in = torch.cat([moved.to(x), x[rows:]])
         denoised = super().predict_noise(x_in, timestep, model_options, seed)
         # Text guidance from the moved source rows, as a prediction at the sampler's own latent.

@@ -115,7 +115,7 @@ def optimize_embedding(model: ModelPatcher, samples: torch.Tensor, target: list,
             loss = random_timestep_loss(_eps(denoise, e), x0, table, torch.Generator().manual_seed(seed))
             found["losses"] = optimize([e], loss, steps, learning_rate, before_step=_interrupt,
                                        after_step=_progress(step_callback, x0))
-            found["embedding"] = e.detach().cpu().clone()
+            found["embedding"] = e.detach().cpu().clone()  # sampling-path-ok: the node's output, once after the loop
         return x
 
     run_loop(with_weight_copies(model), target, None, 1.0, samples, training_sigmas(model), loop)

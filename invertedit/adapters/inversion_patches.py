@@ -18,6 +18,7 @@ from .errors import NodeInputError
 from .errors import check_finite_tensor
 from .fingerprint import model_fingerprint
 from .pair import SOURCE_ON_TRAJECTORY
+from .steps import sigma_list, sigma_value, step_at
 from .inversion_sampler import InversionSampling
 
 
@@ -67,6 +68,11 @@ def check_run(inversion: Inversion, model, noise: torch.Tensor, latent: torch.Te
     node = node or NAME
     actual = {f"model.{k}": v for k, v in model_fingerprint(model).items()}
     differ = inversion.check_fingerprint(actual, ["model.family", "model.prediction", "model.schedule", "model.weights"])
+    if differ == ["model.weights"] and not inversion.check_fingerprint(actual, ["model.weights.bf16"]):
+        # the same weights loaded in another precision (made on a CPU in float32, sampled with a GPU's fp16 or
+        # --bf16-unet, or the reverse): the reconstruction is as exact as that precision allows
+        logging.info("%s: the UNet's weights are the inversion's in another precision.", node)
+        differ = []
     if differ:
         raise NodeInputError(node, (
             f"the MODEL being sampled is not the one the inversion was made with ({', '.join(differ)} differ: "
@@ -156,12 +162,12 @@ class DirectCorrection:
         inv = self.inversion
         denoised, x, sigma = args["denoised"], args["input"], args["sigma"]
         run = args["model_options"]["transformer_options"]["sample_sigmas"]
-        k = int(torch.nonzero(torch.isclose(run.float(), sigma[0].float(), rtol=1e-4, atol=1e-6)).flatten()[0])
-        sigma_next = run[k + 1]
-        target = inv.trajectory[-1] if float(sigma_next) == 0.0 else inv.trajectory[inv.step_at(sigma_next) - inv.start_step]
+        k, _ = step_at(run, sigma)
+        sigma_next = sigma_list(run)[k + 1]
+        target = inv.trajectory[-1] if sigma_next == 0.0 else inv.trajectory[inv.step_at(sigma_next) - inv.start_step]
         rows = target.shape[0]
         out = denoised.clone()
-        out[:rows] = denoised_onto(x[:rows], sigma[0], sigma_next.to(x), target.to(x))
+        out[:rows] = denoised_onto(x[:rows], sigma[0], run[k + 1].to(x), target.to(x))
         return out
 
 
@@ -176,7 +182,7 @@ class NullTextSwap:
         chunks = transformer_options.get("cond_or_uncond", [])
         inv = self.inversion
         if 1 in chunks and c_crossattn is not None:
-            j = inv.step_at(t[0]) - inv.start_step
+            j = inv.step_at(sigma_value(transformer_options.get("sigmas", t))) - inv.start_step
             nulls = inv.clues["null_text"]
             if 0 <= j < len(nulls):
                 emb = nulls[j].to(device=c_crossattn.device, dtype=c_crossattn.dtype)

@@ -56,14 +56,28 @@ def pair_rows(q: torch.Tensor, extra_options: dict, node: str) -> tuple[list, in
     return chunks, rows
 
 
+def source_index(chunks: list, rows: int, device: torch.device, kinds: tuple = (0,),
+                 extra: tuple[int, ...] = ()) -> torch.Tensor:
+    """The row index that gives every target row of the chunks of ``kinds`` its source row (the
+    other rows themselves), followed by the rows ``extra``: a constant of the call's layout, made
+    on ``device`` once (a memo: the layout and device decide it), so a patch takes rows with one
+    ``index_select`` and no transfer per call."""
+    key = (tuple(chunks), rows, device, kinds, extra)
+    index = _INDEX.get(key)
+    if index is None:
+        rows_of = [r for c, kind in enumerate(chunks) for r in
+                   ((c * rows, c * rows) if kind in kinds else (c * rows, c * rows + 1))[:rows]]
+        index = _INDEX[key] = torch.tensor(rows_of + list(extra), dtype=torch.long, device=device)
+    return index
+
+
+_INDEX: dict = {}
+
+
 def rows_from_source(chunks: list, rows: int, *tensors: torch.Tensor, kinds: tuple = (0,)) -> tuple:
     """Copies of an attention call's ``tensors`` whose target rows are their source rows, in the
     chunks of ``kinds`` (conditional only for Prompt-to-Prompt, which edits only these; both for
     MasaCtrl): how an editor hands the target the source's maps (queries and keys) or its
-    content (keys and values) in the one attention call of every row."""
-    out = tuple(t.clone() for t in tensors)
-    for c, kind in enumerate(chunks):
-        if kind in kinds:
-            for t in out:
-                t[c * rows + 1] = t[c * rows]
-    return out
+    content (keys and values) in the one attention call of every row. One gather per tensor."""
+    index = source_index(chunks, rows, tensors[0].device, kinds)
+    return tuple(t.index_select(0, index) for t in tensors)

@@ -10,11 +10,11 @@ import torch
 
 from ..attention.local_blend import LocalBlendMaps, blend_latents, blend_start
 from ..attention.maps import attend, token_grid
-from ..attention.prompt_to_prompt import ReplaceSchedule, cross_steps, refined_maps, replaced_maps, self_steps
+from ..attention.prompt_to_prompt import ReplaceSchedule, cross_steps, refined_maps, replaced_maps, self_steps, value_mixes
 from ..inversion.direct import denoised_onto, euler_step
 from .attention_maps import host_attention, patch_maps
 from .errors import NodeInputError
-from .pair import SOURCE_ON_TRAJECTORY, TARGET_ONLY, pair_rows, rows_from_source
+from .pair import SOURCE_ON_TRAJECTORY, TARGET_ONLY, pair_rows, rows_from_source, source_index
 from .steps import post_cfg_step, sampling_step, step_at
 
 
@@ -30,19 +30,52 @@ class PromptToPromptPatch:
     (the target's as edited) to the run's ``LocalBlendMaps``."""
 
     def __init__(self, schedule: ReplaceSchedule, kind: str, mapper=None, alphas=None, scales=None,
-                 swap=None, blend_blocks: frozenset = frozenset()):
+                 swap=None, blend_blocks: frozenset = frozenset(), plans: dict | None = None):
         self.schedule, self.kind = schedule, kind
         self.mapper, self.alphas = mapper, alphas   # refine's token alignment (cross-attention only)
         self.scales = scales                        # reweight's equalizer (cross-attention only)
         self.swap = swap                            # replace's word-swap matrix when token counts differ
         self.blend_blocks = blend_blocks
+        # per call layout, device, dtype and word pattern (see plan()); one dict for all the layers of a node
+        self.plans: dict = {} if plans is None else plans
 
     def target_maps(self, q, k, heads, step, steps):
-        """The target row's edited cross-attention maps (self-attention needs none: see __call__)."""
+        """The target row's edited cross-attention maps, explicitly (where a local blend reads them)."""
         words = self.schedule.word_alphas(step, steps)
         if self.mapper is not None:
             return refined_maps(q, k, heads, self.mapper, self.alphas, self.scales, words)
         return replaced_maps(q, k, heads, self.scales, words, self.swap)
+
+    def plan(self, chunks: list, v: torch.Tensor, step: int, steps: int) -> tuple:
+        """(query/key row index, value row index, value mixes or None, extra target rows or None) of a fused cross-attention
+        call (``attention/prompt_to_prompt.value_mixes``): the conditional target rows take their
+        source's queries and keys, their values become ``A @ V_t``, and where the target keeps
+        part of its own maps an extra row per target attends with its own queries and keys on
+        ``B @ V_t`` (added to its row after the call). A constant of the run's layout and the
+        step's per-word pattern, made on the values' device and dtype once."""
+        pattern = self.schedule.word_pattern(step, steps)
+        key = (tuple(chunks), v.shape[0], v.shape[1], v.device, v.dtype, pattern)
+        plan = self.plans.get(key)
+        if plan is None:
+            length = v.shape[1]
+            words = None if pattern is None else torch.tensor(pattern, device=v.device)
+            a, b = value_mixes(length, self.scales, words, self.swap,
+                               None if self.mapper is None else (self.mapper, self.alphas), device=v.device)
+            targets = [2 * c + 1 for c, kind in enumerate(chunks) if kind == 0]
+            extra = tuple(targets) if b is not None else ()
+            index = source_index(chunks, 2, v.device, (0,), extra)
+            plain = b is None and self.scales is None and self.swap is None and self.mapper is None
+            mixes = None
+            if not plain:
+                mixes = torch.eye(length, device=v.device).repeat(len(index), 1, 1)
+                mixes[targets] = a
+                if b is not None:
+                    mixes[v.shape[0]:] = b
+                mixes = mixes.to(v.dtype)
+            extra_rows = torch.tensor(targets, device=v.device) if b is not None else None
+            own = torch.tensor(list(range(v.shape[0])) + list(extra), device=v.device)   # the values: each row's own
+            plan = self.plans[key] = (index, own, mixes, extra_rows)
+        return plan
 
     def __call__(self, q, k, v, extra_options):
         heads = extra_options["n_heads"]
@@ -57,11 +90,16 @@ class PromptToPromptPatch:
             # keys on its own values, in the same single call as every other row (no maps held;
             # at SDXL 1024 px one row's would be 0.7 GB).
             return host_attention(*rows_from_source(chunks, rows, q, k) if inject else (q, k), v, extra_options)
-        out = host_attention(q, k, v, extra_options)
         blend = extra_options.get(BLEND_KEY) if tuple(extra_options.get("block", ())) in self.blend_blocks else None
         if not inject and blend is None:
-            return out
-        out = out.clone()
+            return host_attention(q, k, v, extra_options)
+        if blend is None:   # the edit without its maps: one fused attention call (value_mixes)
+            index, own, mixes, extra_rows = self.plan(chunks, v, step, steps)
+            vv = v if extra_rows is None else v.index_select(0, own)
+            out = host_attention(q.index_select(0, index), k.index_select(0, index),
+                                 vv if mixes is None else torch.bmm(mixes, vv), extra_options)
+            return out if extra_rows is None else out[:q.shape[0]].index_add(0, extra_rows, out[q.shape[0]:])
+        out = host_attention(q, k, v, extra_options).clone()
         for c, kind in enumerate(chunks):
             if kind != 0:   # conditional rows: the paper edits these only
                 continue
@@ -70,9 +108,8 @@ class PromptToPromptPatch:
             maps = self.target_maps(qq, kk, heads, step, steps) if inject else patch_maps(qq[1:2], kk[1:2], extra_options)
             if inject:
                 out[s + 1] = attend(maps, v[s + 1:s + 2])[0].to(out.dtype)
-            if blend is not None:
-                blend.add(patch_maps(qq[:1], kk[:1], extra_options, dtype=torch.float32), maps.float(),
-                          token_grid(latent_hw, q.shape[1]))
+            blend.add(patch_maps(qq[:1], kk[:1], extra_options, dtype=torch.float32), maps.float(),
+                      token_grid(latent_hw, q.shape[1]))
         return out
 
 
@@ -89,17 +126,17 @@ def take_rows(obj, index: list[int], batch: int):
 
 
 class SkipUnusedSource:
-    """APPLY_MODEL wrapper that leaves out the source rows nobody reads. With a Direct Inversion
-    (Ju et al., "PnP Inversion") the source row's prediction is replaced after CFG by the one that
-    lands on the inversion's trajectory, so the source's own prediction is never used; what is
-    used of the source row is its attention maps, and Prompt-to-Prompt (Hertz et al.) takes them
-    from the conditional rows only. So the source's unconditional row is not computed, and its
-    conditional row neither at steps where no map is injected and no local blend reads it: a
-    step at cfg > 1 costs 3 UNet rows instead of 4 (2 once injection ends). The rows left out
-    get a stand-in prediction (the source's conditional one, else the target's) that the Direct
-    correction overwrites. Rows are regrouped into calls of whole (source, target) pairs and
-    calls of target rows only (marked ``TARGET_ONLY``), so every call has one row count per chunk
-    as the host and other patches expect."""
+    """APPLY_MODEL wrapper that leaves out the source rows nobody reads, where that saves a whole
+    UNet call's rows without splitting the call. With a Direct Inversion (Ju et al., "PnP
+    Inversion") the source rows' prediction is replaced after CFG by the one that lands on the
+    inversion's trajectory, so the source's own prediction is never used; what is used of the
+    source is its conditional row's attention maps (Prompt-to-Prompt, Hertz et al., takes them
+    from the conditional rows only), while maps are injected or a local blend reads them. Once
+    no layer needs them, the step runs the target rows alone, in one call of half the rows; the
+    left-out rows get the target's prediction as a stand-in, which the Direct correction
+    overwrites. While any map is injected every row runs, in the one call the host makes:
+    leaving out only the source's unconditional row would split the step into two UNet calls,
+    which costs a whole call on a GPU, where a step is bound by dispatching kernels (issue 23)."""
 
     def __init__(self, schedule: ReplaceSchedule, blend: bool):
         self.schedule, self.blend = schedule, blend
@@ -108,32 +145,18 @@ class SkipUnusedSource:
         chunks = list(transformer_options.get("cond_or_uncond", []))
         n, batch = len(chunks), x.shape[0]
         if transformer_options.get(SOURCE_ON_TRAJECTORY) != 1 or not n or batch != 2 * n \
-                or transformer_options.get(TARGET_ONLY):
+                or transformer_options.get(TARGET_ONLY) or self.blend:
             return executor(x, t, c_concat, c_crossattn, control, transformer_options, **kwargs)
-        step, steps = step_at(transformer_options["sample_sigmas"], t)
-        source_needed = self.blend or self.schedule.injects_any(step, steps)
-        whole = [k for k, kind in enumerate(chunks) if kind == 0 and source_needed]
-        halves = [k for k in range(n) if k not in whole]
-        if not halves:
+        step, steps = step_at(transformer_options["sample_sigmas"], transformer_options.get("sigmas", t))
+        if self.schedule.injects_any(step, steps):
             return executor(x, t, c_concat, c_crossattn, control, transformer_options, **kwargs)
-        out = torch.empty_like(x)
-        for group, rows, only in ((whole, [r for k in whole for r in (2 * k, 2 * k + 1)], False),
-                                  (halves, [2 * k + 1 for k in halves], True)):
-            if not group:
-                continue
-            options = dict(transformer_options, cond_or_uncond=[chunks[k] for k in group])
-            if "uuids" in options and len(options["uuids"]) == n:
-                options["uuids"] = [options["uuids"][k] for k in group]
-            if only:
-                options[TARGET_ONLY] = True
-                if isinstance(options.get("sigmas"), torch.Tensor) and options["sigmas"].shape[0] == 2:
-                    options["sigmas"] = options["sigmas"][1:]
-            args = take_rows((x, t, c_concat, c_crossattn, control, kwargs), rows, batch)
-            out[rows] = executor(*args[:5], options, **args[5]).to(out.dtype)
-        cond_source = next((2 * k for k in whole), None)
-        for k in halves:   # stand-ins for the rows left out: overwritten by the Direct correction
-            out[2 * k] = out[cond_source] if cond_source is not None else out[2 * k + 1]
-        return out
+        options = dict(transformer_options, **{TARGET_ONLY: True})
+        if isinstance(options.get("sigmas"), torch.Tensor) and options["sigmas"].shape[0] == 2:
+            options["sigmas"] = options["sigmas"][1:]
+        index = torch.arange(1, batch, 2, device=x.device)   # every chunk's target row
+        args = take_rows((x, t, c_concat, c_crossattn, control, kwargs), index, batch)
+        out = executor(*args[:5], options, **args[5])
+        return out.repeat_interleave(2, dim=0)   # each target's prediction stands in for its source's
 
 
 class LocalBlendStep:

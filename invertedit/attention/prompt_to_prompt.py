@@ -68,6 +68,17 @@ class ReplaceSchedule:
         first, stop = self_steps(self.self_start, self.self_, steps)
         return self.injects("cross", step, steps, 0, 1) or (first <= step < stop and self.self_layers > 0)
 
+    def word_pattern(self, step: int, steps: int) -> tuple[float, ...] | None:
+        """``word_alphas`` as Python floats, or None where every token takes the source's map (no
+        per-word fractions, or all of them still running): the key of a step's fused plan."""
+        if not self.words:
+            return None
+        default = float(step < cross_steps(self.cross, steps))
+        pattern = [default] * self.length
+        for position, fraction in self.words:
+            pattern[position] = float(step < cross_steps(fraction, steps))
+        return None if all(pattern) else tuple(pattern)
+
     def word_alphas(self, step: int, steps: int) -> torch.Tensor | None:
         """Per-token 1 (source's map) / 0 (own map) over the context at ``step``, or None when every
         token follows the default fraction."""
@@ -135,3 +146,28 @@ def refine_target(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, heads: int,
                   word_alphas: torch.Tensor | None = None) -> torch.Tensor:
     """Cross-attention output of the target row under refine (``refined_maps``)."""
     return attend(refined_maps(q, k, heads, mapper, alphas, equalizer, word_alphas), v[1:2])
+
+
+def value_mixes(length: int, equalizer: torch.Tensor | None = None, word_alphas: torch.Tensor | None = None,
+                swap: torch.Tensor | None = None, refine: tuple[torch.Tensor, torch.Tensor] | None = None,
+                device: torch.device | str | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """The target row's edited maps as a linear map of the two rows' own maps: ``P_s @ A + P_t @ B``.
+
+    Every edit above acts on the maps' token columns only (a swap's ``mapper``, refine's column
+    gather and blend with its own map, the equalizer's scale, the per-word mix), so it is a
+    ``[M, M]`` matrix on each row's maps, and ``(P @ A) @ V = P @ (A @ V)``: the target's output
+    is plain attention of the source's queries and keys on ``A @ V_t``, plus (where the target
+    keeps part of its own map) plain attention of its own on ``B @ V_t``. No map is ever held,
+    and the attention runs in the host's fused kernel. ``B`` is None where the target keeps none
+    of its own map (replace without per-word fractions). Made in float32 on ``device``."""
+    f = dict(device=device, dtype=torch.float32)
+    eq = equalizer.to(**f) if equalizer is not None else torch.ones(length, **f)
+    wa = word_alphas.to(**f) if word_alphas is not None else torch.ones(length, **f)
+    if refine is not None:
+        mapper, alphas = refine
+        a_ = alphas.to(**f)
+        gather = torch.zeros(length, length, **f)
+        gather[mapper.to(device).long(), torch.arange(length, device=device)] = 1.0
+        return gather * (a_ * eq * wa)[None, :], torch.diag((1 - a_) * eq * wa + (1 - wa))
+    a = (swap.to(**f) if swap is not None else torch.eye(length, **f)) * (eq * wa)[None, :]
+    return a, (None if word_alphas is None else torch.diag(1 - wa))

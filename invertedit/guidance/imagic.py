@@ -38,7 +38,7 @@ def draw(x0: torch.Tensor, generator: torch.Generator, timesteps: int = 1000) ->
     """One training draw, as the reference code makes it: a standard normal noise shaped like
     ``x0`` (float32, on the generator's device), then a timestep uniform in ``[0, timesteps)``."""
     noise = torch.randn(x0.shape, generator=generator, dtype=torch.float32, device=generator.device)
-    t = int(torch.randint(timesteps, (1,), generator=generator, device=generator.device).item())
+    t = int(torch.randint(timesteps, (1,), generator=generator, device=generator.device).item())  # sampling-path-ok: on the generator's device (the CPU: seeded draws)
     return noise, t
 
 
@@ -98,8 +98,8 @@ def optimize(params: list[torch.Tensor], loss_fn: LossFn, steps: int, lr: float,
         loss = loss_fn(i)
         opt.zero_grad(set_to_none=True)
         loss.backward()
-        opt.step()
-        losses.append(float(loss.detach()))
+        opt.step()  # sampling-path-ok: Adam's step count is a CPU tensor (no device wait)
+        losses.append(float(loss.detach()))  # sampling-path-ok: the reported loss, once per forward + backward
         if after_step is not None:
             after_step(i + 1, steps, losses[-1])
     opt.zero_grad(set_to_none=True)

@@ -31,9 +31,9 @@ MASKS = ("intersect", "attention", "noise")
 NOISE_MASK_BELOW = 800   # timestep (of 1000) from which on the noise mask joins the intersection
 
 
-def smoothing_kernel() -> torch.Tensor:
+def smoothing_kernel(device: torch.device | str | None = None) -> torch.Tensor:
     """LEDITS++'s 3x3 smoothing kernel (sigma 0.5 in its parameterisation), normalised: ``[1, 1, 3, 3]``."""
-    grid = torch.arange(3, dtype=torch.float32) - 1.0
+    grid = torch.arange(3, dtype=torch.float32, device=device) - 1.0
     one = torch.exp(-(grid / (2 * 0.5)) ** 2) / (0.5 * math.sqrt(2 * math.pi))
     kernel = one[:, None] * one[None, :]
     return (kernel / kernel.sum())[None, None]
@@ -49,7 +49,7 @@ def attention_mask(maps: torch.Tensor, threshold: float, size: tuple[int, int]) 
     """M1 from ``[B, h, w]`` concept maps: smoothed, cut at the ``threshold`` quantile, resized
     (nearest) to ``size``. Returns ``[B, 1, H, W]`` in {0, 1}."""
     padded = F.pad(maps[:, None].float(), (1, 1, 1, 1), mode="reflect")
-    smooth = F.conv2d(padded, smoothing_kernel().to(padded.device))[:, 0]
+    smooth = F.conv2d(padded, smoothing_kernel(padded.device).to(padded.dtype))[:, 0]
     return F.interpolate(quantile_mask(smooth, threshold)[:, None], size=size).to(maps.dtype)
 
 

@@ -106,7 +106,7 @@ def proximal_eps(eps_uncond: torch.Tensor, eps_cond: torch.Tensor, cfg: float, s
     is proximal (the others get plain guidance and are kept whole where the pull acts). The mask,
     ``1 - edit_mask``, is returned only in the pull's window with a pull chosen."""
     delta = eps_cond - eps_uncond
-    if step < settings.start_step or not bool(in_scope.any()):
+    if step < settings.start_step or not bool(in_scope.any()):  # sampling-path-ok: the guider's per-row flags, on the CPU
         return eps_uncond + cfg * delta, None
     threshold = prox_threshold(delta[in_scope], settings.quantile)
     scope = in_scope.reshape(-1, *([1] * (delta.ndim - 1))).to(delta.device)

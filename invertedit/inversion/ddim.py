@@ -54,7 +54,7 @@ def invert_along(step: Callable[[int, int, torch.Tensor, torch.Tensor, torch.Ten
     (``inversion/contract.py``). ``callback(i, total, x)`` after each step (progress, interrupts)."""
     if sigmas.ndim != 1 or len(sigmas) < 1:
         raise ValueError(f"{name}: sigmas must be a non-empty 1-D tensor")
-    if len(sigmas) > 1 and not bool(torch.all(sigmas[1:] < sigmas[:-1])):
+    if len(sigmas) > 1 and not bool(torch.all(sigmas[1:] < sigmas[:-1])):  # sampling-path-ok: once per inversion, before its loop
         raise ValueError(f"{name}: sigmas must be strictly descending (the host's order; the inversion runs "
                          "them backwards, towards noise)")
     up = sigmas.flip(0)

@@ -47,9 +47,10 @@ def edit_friendly_invert(denoise: Denoiser, x0: torch.Tensor, sigmas: torch.Tens
     the per-step corrections (``[n, ...]``) as the clue ``ddpm.corrections``."""
     n = len(sigmas) - 1
     # one draw per level, the least noisy first (the reference's order: same seed, same maps)
-    noise = torch.stack([torch.randn(tuple(x0.shape), generator=generator, dtype=torch.float32)
+    noise = torch.stack([torch.randn(tuple(x0.shape), generator=generator, dtype=torch.float32)  # sampling-path-ok: seeded on the CPU as the host's noise is
                          for _ in range(n)]).flip(0).to(x0)
-    xs = [x0 + sigmas[i] * noise[i] if float(sigmas[i]) > 0 else x0 for i in range(n)] + [x0]
+    levels = sigmas.tolist()  # sampling-path-ok: once per inversion
+    xs = [x0 + sigmas[i] * noise[i] if levels[i] > 0 else x0 for i in range(n)] + [x0]
     corrections = []
     for i in range(n):
         corrections.append(xs[i + 1] - ddpm_mean(denoise, xs[i], sigmas[i], sigmas[i + 1]))

@@ -24,7 +24,7 @@ from .ddim import Denoiser, StepCallback, eps_at
 
 def _eps(denoise: Denoiser, z: torch.Tensor, level: torch.Tensor, at: torch.Tensor) -> torch.Tensor:
     """The noise of ``z`` (a host latent at sigma ``level``) as the UNet sees it at sigma ``at``."""
-    if float(level) != float(at):
+    if level is not at:   # the same sigma: no rescale (sqrt(1) = 1 exactly either way; no device read)
         z = z * torch.sqrt((1 + at ** 2) / (1 + level ** 2))
     return eps_at(denoise, z, at)
 

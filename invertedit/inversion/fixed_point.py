@@ -146,7 +146,7 @@ def fixed_point_invert(
                          f"average ({average}) and low_noise_estimates ({low_noise_estimates}) 1 or more")
 
     def step(i, total, x, sigma, sigma_next):
-        n, k = step_plan(float(sigma_next), iterations, average, low_noise_sigma, low_noise_estimates)
+        n, k = step_plan(float(sigma_next), iterations, average, low_noise_sigma, low_noise_estimates)  # sampling-path-ok: once per step of several UNet passes
         return fixed_point_step(denoise, x, sigma, sigma_next, n, k, anderson)
 
     return invert_along(step, x0, sigmas, callback, "fixed_point_invert")

@@ -73,10 +73,10 @@ def null_text_optimize(
             loss = torch.nn.functional.mse_loss((x + (sigma_next - sigma) * eps) * to_ddpm, goal)
             opt.zero_grad()
             loss.backward()
-            opt.step()
+            opt.step()  # sampling-path-ok: Adam's step count is a CPU tensor (no device wait)
             forward += 1
             backward += 1
-            if early_stop and loss.item() < threshold:
+            if early_stop and loss.item() < threshold:  # sampling-path-ok: the paper's early stop reads the loss (once per forward + backward)
                 break
         taken.append(k)
         null = null.detach()

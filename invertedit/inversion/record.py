@@ -64,8 +64,8 @@ class Inversion:
         The run must follow the schedule exactly from some step at or after ``start_step``
         (it may stop early; its last sigma may be forced to 0). Returns that step index or
         raises InversionMismatch with what would work."""
-        run = run_sigmas.detach().float().cpu()
-        ref = self.sigmas.detach().float().cpu()
+        run = run_sigmas.detach().float().cpu()  # sampling-path-ok: a check once per run, before its first step
+        ref = self.sigmas.detach().float().cpu()  # sampling-path-ok: as above
         n = len(run)
         for a in range(self.start_step, len(ref) - n + 1):
             seg = ref[a:a + n]
@@ -81,12 +81,20 @@ class Inversion:
             f"(or re-run the inversion with the settings you want).")
 
     def step_at(self, sigma: float, rtol: float = 1e-4) -> int:
-        """The index in ``sigmas`` of the step a sampler is at (its current sigma)."""
-        ref = self.sigmas.detach().float().cpu()
-        hits = torch.nonzero(torch.isclose(ref, torch.tensor(float(sigma)), rtol=rtol, atol=1e-6)).flatten()
-        if len(hits) == 0:
-            raise InversionMismatch(f"sigma {float(sigma):.4g} is not on this inversion's schedule ({_fmt(ref)})")
-        return int(hits[0])
+        """The index in ``sigmas`` of the step a sampler is at (its current sigma, a Python float:
+        patches read it once per model call, ``adapters/steps.py``)."""
+        s = float(sigma)
+        ref = self.sigma_floats()
+        hit = next((i for i, v in enumerate(ref) if abs(v - s) <= 1e-6 + rtol * abs(s)), None)
+        if hit is None:
+            raise InversionMismatch(f"sigma {s:.4g} is not on this inversion's schedule ({_fmt(self.sigmas)})")
+        return hit
+
+    def sigma_floats(self) -> list[float]:
+        """The schedule as Python floats, read from the tensor once (the record's sigmas never change)."""
+        if getattr(self, "_sigma_floats", None) is None or len(self._sigma_floats) != len(self.sigmas):
+            self._sigma_floats = self.sigmas.detach().float().tolist()  # sampling-path-ok: once per record
+        return self._sigma_floats
 
     def check_latent(self, shape: tuple[int, ...]) -> None:
         """The sampled latent must have this inversion's channels and size (any batch)."""

@@ -66,7 +66,7 @@ def auto_correlation_loss(noise: torch.Tensor, generator: Optional[torch.Generat
         for c in range(noise.shape[1]):
             level = noise[i:i + 1, c:c + 1]
             while True:
-                shift = int(torch.randint(max(level.shape[2] // 2, 1), (1,), generator=generator))
+                shift = int(torch.randint(max(level.shape[2] // 2, 1), (1,), generator=generator))  # sampling-path-ok: the reference's rolls, seeded on the CPU
                 total = total + (level * torch.roll(level, shifts=shift, dims=2)).mean() ** 2
                 total = total + (level * torch.roll(level, shifts=shift, dims=3)).mean() ** 2
                 if level.shape[2] <= 8 or min(level.shape[2], level.shape[3]) < 2:
@@ -126,7 +126,7 @@ def regularised_invert(
         rescale = torch.sqrt((1 + sigma_next ** 2) / (1 + sigma ** 2))
         eps = eps_at(denoise, x * rescale, sigma_next)
         regular = regularise_noise(eps, lambda_ac, lambda_kl, reg_steps, rolls, generator)
-        if not bool(torch.isfinite(regular).all()) and bool(torch.isfinite(eps).all()):
+        if not bool(torch.isfinite(regular).all()) and bool(torch.isfinite(eps).all()):  # sampling-path-ok: a clear error, not NaN; once per step
             raise RegulariserDiverged(i, total, tuple(x.shape), float(eps.float().std()))
         return x + (sigma_next - sigma) * regular
 

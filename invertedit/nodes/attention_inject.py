@@ -131,10 +131,11 @@ class AttentionInject(io.ComfyNode):
                      blend_threshold, blend_start)
         m, blocks, pair_latent = prepare_pair_model(model, latent, ("attn1", "attn2"), AttentionInject.NAME)
         at_blend = map_blocks(model) if blend is not None else frozenset()
+        plans: dict = {}   # the fused cross-attention plans, the same for every layer
         for block, number in blocks:
             m.set_model_attn1_replace(PromptToPromptPatch(schedule, "self"), block, number)
-            m.set_model_attn2_replace(PromptToPromptPatch(schedule, "cross", mapper, alphas, scales, swap, at_blend),
-                                      block, number)
+            m.set_model_attn2_replace(PromptToPromptPatch(schedule, "cross", mapper, alphas, scales, swap, at_blend,
+                                                          plans), block, number)
         m.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.OUTER_SAMPLE, BLEND_KEY, PromptToPromptRun(schedule, blend))
         m.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.APPLY_MODEL, BLEND_KEY,
                                SkipUnusedSource(schedule, blend is not None))

@@ -19,6 +19,8 @@ from pathlib import Path
 
 import pytest
 
+from workshop.headless.hygiene import OPT_OUT, SamplingPathWatch
+
 REPO = Path(__file__).resolve().parents[2]
 WORKFLOWS = REPO / "example_workflows"
 WORKFLOW_FILES = sorted(WORKFLOWS.glob("*.json"))
@@ -139,8 +141,13 @@ def _run_and_check(path, prompt, workflow, host, runner, size=None, check_pictur
     assert savers, f"{path.name} saves no image"
 
     started = time.perf_counter()
-    outputs = runner.execute(prompt, extra_data={"extra_pnginfo": {"workflow": workflow}}, host=host)
+    with SamplingPathWatch(REPO / "invertedit") as watch:   # what would fail or stall on a GPU (issue 23)
+        outputs = runner.execute(prompt, extra_data={"extra_pnginfo": {"workflow": workflow}}, host=host)
     elapsed = time.perf_counter() - started
+    assert not watch.findings, (
+        f"{path.name}: the pack's sampling path moves values to the CPU, makes tensors on the CPU or makes the CPU "
+        f"wait for the device (on a GPU these fail or stall; fix them, or mark a line '# {OPT_OUT} why' if it runs "
+        f"once per run):\n{watch.report()}")
     for key in savers:
         assert outputs.get(key, {}).get("images"), f"SaveImage node {key} of {path.name} wrote nothing"
     files = runner.saved_images(outputs)

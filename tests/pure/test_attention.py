@@ -105,3 +105,46 @@ def test_per_word_cross_attention_schedule():
     ones, zeros = torch.ones(7), torch.zeros(7)
     assert torch.equal(replace_target(q, k, v, 4, alphas=ones), replace_target(q, k, v, 4))
     assert torch.allclose(replace_target(q, k, v, 4, alphas=zeros), attend(attention_probs(q[1:2], k[1:2], 4), v[1:2]))
+
+
+def test_value_mixes_give_every_edit_without_its_maps():
+    """Prompt-to-Prompt's edits as ``P_s @ A + P_t @ B`` (``value_mixes``): the target's output is
+    attention of the source's queries and keys on ``A @ V_t`` plus its own on ``B @ V_t``, equal
+    to the explicit maps (``replaced_maps`` / ``refined_maps``) for replace with and without a
+    word swap, refine, reweight and per-word fractions, alone and together."""
+    from invertedit.attention.prompt_to_prompt import refined_maps, replaced_maps, value_mixes
+
+    g = torch.Generator().manual_seed(0)
+    length, heads = 77, 2
+    q, k, v = torch.randn(2, 16, 8, generator=g), torch.randn(2, length, 8, generator=g), torch.randn(2, length, 8, generator=g)
+    eq = torch.ones(length)
+    eq[3], eq[5] = 2.5, -0.5
+    words = torch.ones(length)
+    words[4] = words[6] = 0.0
+    swap = torch.eye(length)
+    swap[4, 4], swap[4, 5], swap[4, 6] = 0.0, 0.5, 0.5
+    mapper = torch.arange(length)
+    mapper[5:] = torch.arange(4, length - 1)
+    alphas = torch.ones(length)
+    alphas[4] = 0.0
+
+    def fused(a, b):
+        out = attend(attention_probs(q[:1], k[:1], heads), (a @ v[1])[None])
+        return out if b is None else out + attend(attention_probs(q[1:], k[1:], heads), (b @ v[1])[None])
+
+    for e in (None, eq):
+        for w in (None, words):
+            for s in (None, swap):
+                a, b = value_mixes(length, e, w, swap=s)
+                assert (b is None) == (w is None)
+                assert torch.allclose(fused(a, b), attend(replaced_maps(q, k, heads, e, w, s), v[1:2]), atol=1e-6)
+            a, b = value_mixes(length, e, w, refine=(mapper, alphas))
+            assert torch.allclose(fused(a, b), attend(refined_maps(q, k, heads, mapper, alphas, e, w), v[1:2]), atol=1e-6)
+
+
+def test_word_pattern_is_none_while_every_token_takes_the_source_map():
+    schedule = ReplaceSchedule(cross=0.5, words=((3, 0.2),), length=8)
+    assert schedule.word_pattern(0, 10) is None                       # every token still injected
+    assert schedule.word_pattern(3, 10) == (1.0, 1.0, 1.0, 0.0, 1.0, 1.0, 1.0, 1.0)
+    assert torch.equal(torch.tensor(schedule.word_pattern(3, 10)), schedule.word_alphas(3, 10))
+    assert ReplaceSchedule(length=8).word_pattern(3, 10) is None

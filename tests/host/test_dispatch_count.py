@@ -1,0 +1,21 @@
+"""Issue 23's cost goal, counted (not timed) on the CPU, where dispatching operations is what a GPU
+step of ComfyUI is bound by: every attention editor on an inverted pair (DDIM Invert + Direct
+Inversion + editor + Apply Inversion, cfg 7.5) dispatches at most 1.15x the operations of the
+stock sampler on the same batch of 2 per step, makes one UNet call a step, and makes the CPU wait
+for the device at most once a step more than the stock sampler does (``workshop/benchmarks/dispatch_count.py``)."""
+from __future__ import annotations
+
+from workshop.benchmarks import dispatch_count
+from workshop.headless.calls import builtin_model
+
+
+def test_each_attention_editor_costs_at_most_115_percent_of_a_stock_step(host):
+    model, clip, _ = builtin_model(host, "toy-one-object")
+    rows = dispatch_count.measure(host, model, clip, steps=4)
+    print(dispatch_count.table(rows, "toy-one-object", 4))
+    stock, editors = rows[0], rows[1:]
+    assert stock["calls"] == 1.0 and stock["rows"] == [4]
+    for row in editors:
+        assert row["ratio"] <= 1.15, row
+        assert row["calls"] == 1.0, row          # one UNet call a step, never a split batch
+        assert row["syncs"] <= stock["syncs"] + 1.0, row   # the host's own, and the step's sigma read once a call

@@ -1,0 +1,154 @@
+"""Dispatched torch operations and UNet calls per sampling step: each attention editor on an
+inverted pair against the stock sampler on the same batch of 2 (issue 23).
+
+    python -m workshop.benchmarks.dispatch_count [--model toy-one-object|demo-sd1|demo-sdxl] [--steps 10]
+
+A GPU run of ComfyUI is bound by the CPU issuing kernels (HOST-NOTES: 44k kernel launches for
+50 stock SD1.5 steps, 0.89 s of GPU work in 3.3 s): its cost follows the number of operations
+dispatched, not the arithmetic. Counted here on the CPU with a ``TorchDispatchMode`` (every
+aten operation, views included), so the figures are exact and repeatable: a count, not a time.
+Also counted: UNet calls per step (a second call per step doubles a GPU step) and the
+operations that make the CPU wait for the device (``.item()``-like reads and ``nonzero``).
+
+Every run is the pack's shipped chain: DDIM Invert (cfg 1), Direct Inversion, the editor,
+Apply Inversion, stock KSampler (Advanced) at cfg 7.5 on the editor's pair. Stock is the same
+KSampler run on the same pair latent and conditioning with the unpatched model.
+"""
+from __future__ import annotations
+
+import argparse
+import tempfile
+from collections import Counter
+
+import torch
+from torch.utils._python_dispatch import TorchDispatchMode
+
+from workshop.headless.boot import boot
+from workshop.headless.calls import add_model_argument, builtin_model, call, encode
+
+SOURCE, TARGET = "a red circle and a blue square", "a yellow circle and a blue square"
+REFINED = "a red circle and a blue square on grass"
+#: Operations after which the CPU waits for the device's result.
+SYNCS = {"aten::_local_scalar_dense", "aten::item", "aten::nonzero", "aten::is_nonzero", "aten::equal"}
+
+EDITORS = {
+    "Attention Inject: replace (0.8 / 0.4)": ("InvertEditAttentionInject", dict(
+        mode="replace", reweight="", cross_replace=0.8, self_replace=0.4)),
+    "Attention Inject: replace + reweight": ("InvertEditAttentionInject", dict(
+        mode="replace", reweight="yellow:2", cross_replace=0.8, self_replace=0.4)),
+    "Attention Inject: refine": ("InvertEditAttentionInject", dict(
+        mode="refine", reweight="", cross_replace=0.8, self_replace=0.4, target_prompt=REFINED)),
+    "MasaCtrl (step 4, layer 4)": ("InvertEditMasaCtrl", dict(start_step=4, start_layer=4)),
+    "Plug-and-Play (0.8 / 0.5)": ("InvertEditPlugAndPlay", dict(feature_injection=0.8, self_attention_injection=0.5)),
+}
+
+
+class OpCounter(TorchDispatchMode):
+    """Counts every aten operation dispatched while active."""
+
+    def __init__(self):
+        super().__init__()
+        self.ops: Counter = Counter()
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        self.ops[func._schema.name] += 1
+        return func(*args, **(kwargs or {}))
+
+    @property
+    def total(self) -> int:
+        return sum(self.ops.values())
+
+    @property
+    def syncs(self) -> int:
+        return sum(n for name, n in self.ops.items() if name in SYNCS)
+
+
+def counted_model(model):
+    """A clone of ``model`` that counts its UNet calls (a DIFFUSION_MODEL wrapper)."""
+    import comfy.patcher_extension as pe
+
+    m = model.clone()
+    calls = []
+
+    def count(executor, *args, **kwargs):
+        calls.append(args[0].shape[0])
+        return executor(*args, **kwargs)
+
+    m.add_wrapper_with_key(pe.WrappersMP.DIFFUSION_MODEL, "invertedit_count", count)
+    return m, calls
+
+
+def measure(host, model, clip, steps: int, cfg: float = 7.5) -> list[dict]:
+    """One row per editor and one for stock: dispatched ops, device waits and UNet calls (with
+    their rows) per sampling step, and the ops each run spends once (its checks and set-up).
+
+    Per step is the difference of two runs, at ``2 * steps`` and ``steps`` steps, divided by
+    ``steps``: work done once per run (Apply Inversion's checks, the model's fingerprint, the
+    editors' per-run constants) cancels, and is reported apart as ``once``."""
+    side = 16
+    latent = {"samples": torch.randn(1, 4, side, side, generator=torch.Generator().manual_seed(0)) * 5.0}
+    neg = encode(host, clip, "")
+    direct, pairs = {}, {}
+    for n in (steps, 2 * steps):
+        inv, lat, _ = call(host, "InvertEditDDIMInvert", model=model, latent=latent, positive=encode(host, clip, SOURCE),
+                           steps=n, scheduler="ddim_uniform", start_at_step=0, cfg=1.0)
+        direct[n], pairs[n] = call(host, "InvertEditDirectInversion", inversion=inv)[0], lat
+
+    def run(m, cond, pair, n) -> tuple:
+        m, calls = counted_model(m)
+        with OpCounter() as counter:
+            call(host, "KSamplerAdvanced", model=m, add_noise="disable", noise_seed=0, steps=n, cfg=cfg,
+                 sampler_name="ddim", scheduler="ddim_uniform", positive=cond, negative=neg, latent_image=pair,
+                 start_at_step=0, end_at_step=10000, return_with_leftover_noise="disable")
+        return counter.total, counter.syncs, calls
+
+    def per_step(make) -> dict:
+        (ops1, syncs1, calls1), (ops2, syncs2, calls2) = (run(*make(n), n) for n in (steps, 2 * steps))
+        ops = (ops2 - ops1) / steps
+        return {"ops": ops, "once": ops1 - ops * steps, "syncs": (syncs2 - syncs1) / steps,
+                "calls": (len(calls2) - len(calls1)) / steps, "rows": sorted(set(calls1 + calls2))}
+
+    rows = []
+    for label, (node, kw) in EDITORS.items():
+        kw = dict(kw)
+        target = kw.pop("target_prompt", TARGET)
+
+        def make(n, node=node, kw=kw, target=target):
+            m, cond, pair = call(host, node, model=model, clip=clip, latent=pairs[n], source_prompt=SOURCE,
+                                 target_prompt=target, **kw)
+            return call(host, "InvertEditApplyInversion", model=m, inversion=direct[n])[0], cond, pair
+
+        if not rows:
+            rows.append(dict(per_step(lambda n: (model, *make(n)[1:])), label="stock KSampler, batch 2 (the pair)"))
+        rows.append(dict(per_step(make), label=label))
+    for row in rows:
+        row["ratio"] = row["ops"] / rows[0]["ops"]
+    return rows
+
+
+def table(rows: list[dict], name: str, steps: int) -> str:
+    lines = [f"\n### Dispatched operations per sampling step, model '{name}', 16x16 latent, cfg 7.5, per step = "
+             f"(run of {2 * steps} steps - run of {steps}) / {steps} (DDIM Invert + Direct Inversion + editor + Apply "
+             f"Inversion)\n",
+             "| run | aten ops / step | vs stock batch 2 | UNet calls / step (rows per call) | device waits / step "
+             "| ops once per run |",
+             "|---|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(f"| {r['label']} | {r['ops']:,.0f} | {r['ratio']:.2f}x | {r['calls']:.1f} ({', '.join(map(str, r['rows']))}) "
+                     f"| {r['syncs']:.1f} | {r['once']:,.0f} |")
+    return "\n".join(lines)
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    add_model_argument(ap)
+    ap.add_argument("--steps", type=int, default=10)
+    args = ap.parse_args(argv)
+    torch.set_num_threads(1)
+    host = boot(base_dir=tempfile.mkdtemp(prefix="invertedit-bench-"))
+    model, clip, _ = builtin_model(host, args.model)
+    print(table(measure(host, model, clip, args.steps), args.model, args.steps))
+
+
+if __name__ == "__main__":
+    main()
