@@ -68,16 +68,20 @@ class HostDenoiser:
     Called as ``denoise(x, sigma)`` it is the guided prediction (CFG and every patch).
     ``part("positive" | "negative", x, sigma, context=None)`` is one side of it alone, through
     the host's ``calc_cond_batch`` (areas, ControlNet, SDXL's pooled conditioning all apply);
-    with ``context`` the cross-attention embedding is replaced, differentiably."""
+    with ``context`` the cross-attention embedding is replaced, differentiably. Every call first
+    honours the host's interrupt, so a loop of many evaluations a step (Fixed-Point, pix2pix-zero's
+    regularised inversion, the optimisations) stops within one UNet evaluation."""
 
     def __init__(self, model_k, extra_args: dict):
         self.model_k = model_k
         self.extra_args = extra_args
 
     def __call__(self, x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+        comfy.model_management.throw_exception_if_processing_interrupted()
         return self.model_k(x, sigma, **self.extra_args)
 
     def part(self, which: str, x: torch.Tensor, sigma: torch.Tensor, context: Optional[torch.Tensor] = None) -> torch.Tensor:
+        comfy.model_management.throw_exception_if_processing_interrupted()
         guider = self.model_k.inner_model
         options = self.extra_args.get("model_options", {})
         if context is not None:
