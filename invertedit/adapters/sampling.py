@@ -75,6 +75,18 @@ class HostDenoiser:
     def __init__(self, model_k, extra_args: dict):
         self.model_k = model_k
         self.extra_args = extra_args
+        self._swapped: tuple = (None, None)   # (context, the options that swap it in): one clone per context
+
+    def _options_with(self, context: torch.Tensor) -> dict:
+        """The run's model options with ``context`` swapped in, cloned once per context tensor (an
+        optimiser updates its embedding in place: one clone per timestep, not per inner step)."""
+        if self._swapped[0] is not context:
+            options = comfy.model_patcher.create_model_options_clone(self.extra_args.get("model_options", {}))
+            comfy.patcher_extension.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.APPLY_MODEL,
+                                                         "invertedit_context", _ContextSwap(context), options,
+                                                         is_model_options=True)
+            self._swapped = (context, options)
+        return self._swapped[1]
 
     def __call__(self, x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
         comfy.model_management.throw_exception_if_processing_interrupted()
@@ -83,12 +95,7 @@ class HostDenoiser:
     def part(self, which: str, x: torch.Tensor, sigma: torch.Tensor, context: Optional[torch.Tensor] = None) -> torch.Tensor:
         comfy.model_management.throw_exception_if_processing_interrupted()
         guider = self.model_k.inner_model
-        options = self.extra_args.get("model_options", {})
-        if context is not None:
-            options = comfy.model_patcher.create_model_options_clone(options)
-            comfy.patcher_extension.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.APPLY_MODEL,
-                                                         "invertedit_context", _ContextSwap(context), options,
-                                                         is_model_options=True)
+        options = self.extra_args.get("model_options", {}) if context is None else self._options_with(context)
         sigma = sigma.reshape(-1).expand(x.shape[0]) if sigma.numel() == 1 else sigma
         return comfy.samplers.calc_cond_batch(guider.inner_model, [guider.conds[which]], x, sigma, options)[0]
 
