@@ -19,8 +19,10 @@ How they are built
     vocabulary, so the stock tokenizers work); ``comfy.sd.VAE`` with a small ``ddconfig``
     (8x downscale, 4 latent channels). The host creates layers with ``torch.empty``; every
     parameter is then drawn here from one ``torch.Generator`` seeded per family, component
-    and seed, on the CPU in float32 (the text encoder is forced to float32: the host would
-    pick fp16 for it). The same seed gives bit-identical weights.
+    and seed, on the CPU in float32 (the text encoder and VAE are forced to float32: the host
+    would pick fp16 for the text encoder). The same seed gives bit-identical weights. The UNet
+    is then loaded as the host loads a float32 checkpoint, in the dtype it picks for the device
+    and its flags (``host_unet_dtype``): float32 on the CPU, fp16 on a CUDA GPU.
 
     The initialisation is variance-preserving (linear and conv weights ~ N(0, 1/fan_in),
     norms ~ 1 + small noise) with the UNet's output layer scaled by 0.1 (see ``_calm_output``),
@@ -49,6 +51,7 @@ import comfy.sdxl_clip
 import comfy.supported_models
 import comfy.supported_models_base
 import comfy.text_encoders.sd2_clip
+import comfy.utils
 from comfy.ldm.models.autoencoder import AutoencoderKL
 
 FAMILIES: tuple[str, ...] = ("sd1", "sd2-v", "sdxl")
@@ -307,7 +310,34 @@ def build_unet(spec: FamilySpec, seed: int = 0) -> comfy.model_patcher.ModelPatc
     init_weights(model.diffusion_model, _generator(family, "unet", seed))
     _smooth_in_time(model.diffusion_model.time_embed[0].weight)
     _calm_output(model.diffusion_model.out[-1])
+    # The weights are drawn in float32 (the same numbers whatever the device), then loaded as the
+    # host loads a float32 checkpoint: in the UNet dtype it picks for this device and its flags.
+    state = model.diffusion_model.state_dict()
+    model_config = spec.config_class(copy.deepcopy(spec.unet_config))
+    model_config.unet_config.update(spec.unet_overrides)
+    if host_unet_dtype(model_config, state) != (torch.float32, None):
+        model = model_class(model_config, model_type=spec.model_type, device=torch.device("cpu"))
+        model.diffusion_model.load_state_dict(state, strict=True)
     return frozen_patcher(model)
+
+
+def host_unet_dtype(model_config, state_dict: dict) -> tuple[torch.dtype, torch.dtype | None]:
+    """Set ``model_config``'s UNet dtype (weights, manual cast) as the host sets it for a checkpoint
+    it loads (``comfy.sd.load_state_dict_guess_config`` / ``load_diffusion_model_state_dict``), from
+    the weights in ``state_dict``: ``comfy.model_management.unet_dtype`` with the config's
+    ``supported_inference_dtypes``, then ``unet_manual_cast`` for the load device. On a CUDA GPU
+    that is fp16 without a manual cast, like a user's SD1.5 checkpoint; on the CPU float32, or with
+    ``--force-fp16`` / ``--fp16-unet`` / ``--bf16-unet`` half weights computed in float32 (the CPU
+    does not compute in fp16 or bf16 for the host), exactly as a checkpoint loads there.
+    Returns ``(dtype, manual_cast_dtype)``."""
+    supported = list(model_config.supported_inference_dtypes)
+    dtype = comfy.model_management.unet_dtype(model_params=comfy.utils.calculate_parameters(state_dict),
+                                              supported_dtypes=supported,
+                                              weight_dtype=comfy.utils.weight_dtype(state_dict))
+    manual_cast = comfy.model_management.unet_manual_cast(dtype, comfy.model_management.get_torch_device(),
+                                                          model_config.supported_inference_dtypes)
+    model_config.set_inference_dtype(dtype, manual_cast)
+    return dtype, manual_cast
 
 
 def frozen_patcher(model) -> comfy.model_patcher.ModelPatcher:

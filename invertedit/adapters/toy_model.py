@@ -50,10 +50,12 @@ def load_config(world: str = DEFAULT_WORLD) -> dict:
 def load_unet(config: dict, world: str = DEFAULT_WORLD) -> comfy.model_patcher.ModelPatcher:
     model_config = comfy.supported_models.SD15(copy.deepcopy(config["unet_config"]))
     model_config.unet_config.update(config["unet_overrides"])
-    model_config.set_inference_dtype(torch.float32, None)
+    state = _load("toy_unet.safetensors", world)   # stored float16
+    # The UNet dtype the host picks for a checkpoint with these weights (fp16 on a CUDA GPU; float32 on
+    # the CPU unless the host is told otherwise); load_state_dict casts the stored weights to it.
+    tiny_models.host_unet_dtype(model_config, state)
     model = comfy.model_base.BaseModel(model_config, model_type=comfy.model_base.ModelType.EPS,
                                        device=torch.device("cpu"))
-    state = {k: v.float() if v.is_floating_point() else v for k, v in _load("toy_unet.safetensors", world).items()}
     model.diffusion_model.load_state_dict(state, strict=True)
     return tiny_models.frozen_patcher(model)
 
