@@ -20,25 +20,33 @@ def _digest(chunks) -> str:
     return h.hexdigest()[:16]
 
 
-def _tensor_bytes(t: torch.Tensor, most: int = _SAMPLED_VALUES) -> bytes:
-    flat = t.detach().reshape(-1)[:most].to(device="cpu", dtype=torch.float32)
-    return flat.numpy().tobytes()
+def _tensor_bytes(t: torch.Tensor, most: int = _SAMPLED_VALUES, rounded_to: torch.dtype | None = None) -> bytes:
+    flat = t.detach().reshape(-1)[:most]
+    if rounded_to is not None:
+        flat = flat.to(rounded_to)
+    return flat.to(device="cpu", dtype=torch.float32).numpy().tobytes()
 
 
 def model_fingerprint(model: ModelPatcher) -> dict[str, str]:
     """``family``/``prediction``: what kind of model; ``weights``: a hash of sampled base
     weights (taken from the patcher's backup when LoRA patches are currently applied);
-    ``patches``: a hash of the weight patches (LoRA keys and strengths) on this patcher."""
+    ``weights.bf16``: the same hash of those weights rounded to bfloat16, which does not depend on
+    the precision the host loaded the UNet in (float32 on a CPU, fp16 on a GPU, ``--bf16-unet``)
+    when the checkpoint's weights are stored in fp16 or bf16 (most are; the Toy World Model's are),
+    nor between float32 and bf16 for any checkpoint; ``patches``: a hash of the weight patches
+    (LoRA keys and strengths) on this patcher."""
     base = model.model
     sd = model.model_state_dict()
     keys = sorted(k for k, v in sd.items() if torch.is_tensor(v) and v.numel() > 0 and not k.startswith("model_sampling"))
     picks = [keys[round(i * (len(keys) - 1) / (_SAMPLED_KEYS - 1))] for i in range(_SAMPLED_KEYS)] if len(keys) > 1 else keys
-    chunks = []
+    chunks, coarse = [], []
     for k in dict.fromkeys(picks):
         backup = model.backup.get(k)
         w = backup.weight if backup is not None else sd[k]
         chunks += [k, tuple(w.shape), _tensor_bytes(w)]
+        coarse += [k, tuple(w.shape), _tensor_bytes(w, rounded_to=torch.bfloat16)]
     chunks.append(len(keys))
+    coarse.append(len(keys))
     patches = []
     for k in sorted(model.patches):
         for p in model.patches[k]:
@@ -48,6 +56,7 @@ def model_fingerprint(model: ModelPatcher) -> dict[str, str]:
         "family": type(base.model_config).__name__,
         "prediction": str(getattr(base.model_type, "name", base.model_type)),
         "weights": _digest(chunks),
+        "weights.bf16": _digest(coarse),
         "patches": _digest([json.dumps(patches)]) if patches else "none",
         "schedule": _digest([_tensor_bytes(ms.sigmas, most=10_000)]) if hasattr(ms, "sigmas") else "none",
     }
