@@ -120,9 +120,8 @@ OUTPUT_CHECKS = {
     "plug_and_play_edit": _edit_check("invertedit/plug_and_play", 1),
     # a red triangle, drawn roughly; MasaCtrl redraws the square 8 px to the right
     "masactrl_edit": _edit_check("invertedit/masactrl", 1, circle=None, moved=10.0),
-    # SEGA redraws both objects a little off their places (12 px, 11-14% larger; the benchmark: structure kept 6-8%)
-    "sega_edit": _edit_check("invertedit/sega_edit", 0, circle="red", background="yellow", moved=15.0, circle_moved=15.0,
-                             resized=0.15),
+    # SEGA, from step 12 (make_workflows.SEGA_SKIP): the circle 7 px off and 0.99x wide, the square 1 px and 1.00x
+    "sega_edit": _edit_check("invertedit/sega_edit", 0, circle="red", background="yellow", moved=5.0, circle_moved=12.0),
     "ledits_edit": _edit_check("invertedit/ledits_edit", 0),
     # run on the toy model at 10 steps (make_workflows.toy_overrides); Null-text's 2 inner steps there leave
     # the square 6 px off, so that one is checked in null_text_inversion_edit (20 steps, 5 inner) only
