@@ -1,0 +1,347 @@
+"""The half-precision lane (issue 23): every shipped workflow with the UNet in fp16 and in bf16.
+
+Each ``example_workflows/*.json`` is prepared exactly as ``test_workflow_runs_headless`` prepares
+it (the Toy World Model in place of Load Checkpoint, ``make_workflows.toy_overrides(quick=True)``),
+then cut to a few steps (``lane_cut``), and run three times through the host's executor: with the
+UNet in float32 (the CPU's default), in fp16 and in bf16. Every run must finish, every UNet
+prediction and every image that reaches a Save Image must be finite, no picture may be flat
+(black, white, one colour), and each saved image must be within ``PSNR_MIN`` dB of the float32
+run's (``SENSITIVE`` workflows: ``PSNR_MIN_SENSITIVE``; a saved mask: ``MASK_FLIPS_MAX``).
+The lane's cut: ``LANE_STEPS`` steps, the toy world's sample and Upscale Image at ``LANE_SIZE`` px
+(a quarter of the pixels: the toy model still draws the scene), inner loops at their minimum.
+
+How the UNet is put in half precision (``unet_in``), as close to the host as a CPU allows:
+- the host's own flag, ``--fp16-unet`` / ``--bf16-unet`` (``comfy.cli_args.args``, set for the run
+  and restored): the pack's Toy World and Demo models pick their UNet dtype as the host picks it for
+  a checkpoint (``tiny_models.host_unet_dtype``: ``unet_dtype``, then ``unet_manual_cast``), so the
+  flag reaches them as it reaches a user's checkpoint;
+- ``unet_manual_cast`` answering as on a CUDA GPU: no manual cast for fp16 and bf16 weights (on the
+  CPU the host would compute in float32 from half weights; here the UNet, and every attention patch
+  and guider that sees its activations, computes in half precision, as on a GPU);
+- fp16 convolutions with fp16 operands, float32 accumulation and an fp16 result (what cuDNN does):
+  the CPU has no fp16 convolution kernel (``aten::_slow_conv2d_forward``: a batch-4 UNet call of the
+  toy model at 64x64 latents takes 11 s in fp16 against 0.2 s in float32). bf16 convolutions run
+  natively (oneDNN).
+The host is not rebooted: the models are built per run (the executor of each run has its own cache).
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import time
+
+import numpy as np
+import pytest
+import torch
+
+from test_workflows import CHECKPOINT_FILES, WORKFLOW_FILES
+
+LANE_STEPS = 5    # sampling and inversion steps of every workflow in this lane
+STEPS = {"noise_map_guidance_edit": 10}   # at 5 its gradient guidance overshoots: the pictures are chaotic at any dtype
+WORLD_SIZE = 512  # the two-object toy world's image side (the workflows' size)
+LANE_SIZE = 256   # the lane's: the sample and Upscale Image at this size (a 32x32 latent)
+# Minimum PSNR (dB) of each saved image against the float32 run's (measured: docs/testing.md).
+PSNR_MIN = {"fp16": 35.0, "bf16": 30.0}
+# A saved mask (a picture of only black and white, e.g. DiffEdit's, Attention Store's) is compared by the
+# share of its pixels that flip instead: cells at its threshold may (measured: docs/testing.md).
+MASK_FLIPS_MAX = 0.02
+# Workflows whose pictures depend on the UNet's rounding through a threshold or a large gain, with the
+# floor they are held to instead (measured: docs/testing.md). For scale: the same scene with one object
+# recoloured scores 17-22 dB against the unedited one, another picture of this world 5-8 dB.
+PSNR_MIN_SENSITIVE = 20.0
+SENSITIVE = {
+    "ledits_edit": "LEDITS++'s masks are the 0.9 quantile of |concept - unconditional| noise, a difference of two "
+                   "close predictions: in half precision a few of its 1024 cells flip, and the edit follows them",
+    "load_inversion_edit": "the bundled inversion's 50 steps stop after 5 here: the saved picture is the x0 prediction "
+                           "at sigma ~10 under cfg 5, where the prediction's rounding is multiplied by ~50",
+}
+DTYPES = {"fp16": (torch.float16, "fp16_unet"), "bf16": (torch.bfloat16, "bf16_unet")}
+
+
+# ------------------------------------------------------------------ the UNet's dtype
+
+def _conv_forward_fp16_accumulating_fp32(original):
+    def conv_forward(self, input, weight, bias):
+        if input.dtype == torch.float16 and input.device.type == "cpu":
+            return original(self, input.float(), weight.float(), None if bias is None else bias.float()).half()
+        return original(self, input, weight, bias)
+    return conv_forward
+
+
+@contextlib.contextmanager
+def unet_in(name: str):
+    """Within: the pack's models load their UNet in ``name`` ("fp32", "fp16", "bf16") as the host
+    loads a checkpoint with ``--fp16-unet`` / ``--bf16-unet`` on a CUDA GPU (module docstring)."""
+    if name == "fp32":
+        yield
+        return
+    import comfy.model_management
+    import comfy.ops
+    from comfy.cli_args import args
+
+    dtype, flag = DTYPES[name]
+    conv = comfy.ops.disable_weight_init.Conv2d
+    saved = getattr(args, flag), comfy.model_management.unet_manual_cast, conv.__dict__.get("_conv_forward")
+    setattr(args, flag, True)
+    comfy.model_management.unet_manual_cast = lambda weight_dtype, *a, **k: None   # a GPU computing in fp16 / bf16
+    conv._conv_forward = _conv_forward_fp16_accumulating_fp32(torch.nn.Conv2d._conv_forward)
+    try:
+        yield
+    finally:
+        setattr(args, flag, saved[0])
+        comfy.model_management.unet_manual_cast = saved[1]
+        if saved[2] is None:
+            del conv._conv_forward
+        else:
+            conv._conv_forward = saved[2]
+
+
+# What the host gives a checkpoint's UNet on this CPU (unet_dtype, then unet_manual_cast for the CPU):
+# float32; with a half flag, half weights computed in float32 (the CPU computes in neither for the host).
+HOST_ON_CPU = {None: (torch.float32, None), "force_fp16": (torch.float16, torch.float32),
+               "fp16_unet": (torch.float16, torch.float32), "bf16_unet": (torch.bfloat16, torch.float32)}
+
+
+@pytest.mark.parametrize("flag", list(HOST_ON_CPU), ids=lambda f: f"--{f.replace('_', '-')}" if f else "default")
+def test_the_packs_models_load_their_unet_as_the_host_loads_a_checkpoint(host, flag):
+    """The Toy World Model and the Demo Model (every family) take the UNet dtype and manual cast the
+    host gives a checkpoint on this device with this flag; in the lane's GPU emulation, half without a
+    manual cast. The weights are the float32 model's, rounded."""
+    from comfy.cli_args import args
+
+    pack = host.pack.adapters
+    previous = getattr(args, flag) if flag else None
+    if flag:
+        setattr(args, flag, True)
+    try:
+        models = {"toy": pack.toy_model.load_toy_model()[0],
+                  **{f: pack.tiny_models.build_tiny_unet(f) for f in pack.tiny_models.FAMILIES}}
+    finally:
+        if flag:
+            setattr(args, flag, previous)
+    for name, model in models.items():
+        got = (model.model.get_dtype(), model.model.manual_cast_dtype)
+        assert got == HOST_ON_CPU[flag], (name, got)
+        assert {p.dtype for p in model.model.diffusion_model.parameters()} == {HOST_ON_CPU[flag][0]}, name
+    for name, (dtype, _) in DTYPES.items():
+        with unet_in(name):
+            toy = pack.toy_model.load_toy_model()[0]
+        assert (toy.model.get_dtype(), toy.model.manual_cast_dtype) == (dtype, None)
+    reference = pack.tiny_models.build_tiny_unet("sd1").model.diffusion_model.state_dict()
+    for k, v in models["sd1"].model.diffusion_model.state_dict().items():
+        assert torch.equal(v, reference[k].to(v.dtype)), k
+
+
+def test_an_inversions_model_check_does_not_depend_on_the_unets_precision(host):
+    """An inversion made with a UNet at one precision is sampled with the same weights at another
+    (the bundled inversion, made in float32, under a GPU's fp16 or --bf16-unet): the fingerprint's
+    ``weights.bf16`` agrees where ``weights`` cannot (bf16 weights differ from the float32 ones),
+    and another model's differs."""
+    pack = host.pack.adapters
+    fingerprint = pack.fingerprint.model_fingerprint
+    toy = {"fp32": fingerprint(pack.toy_model.load_toy_model()[0])}
+    sd1 = {"fp32": fingerprint(pack.tiny_models.build_tiny_unet("sd1"))}
+    for name in DTYPES:
+        with unet_in(name):
+            toy[name] = fingerprint(pack.toy_model.load_toy_model()[0])
+            sd1[name] = fingerprint(pack.tiny_models.build_tiny_unet("sd1"))
+    assert toy["fp32"]["weights"] == toy["fp16"]["weights"] != toy["bf16"]["weights"]   # stored in fp16
+    assert len({f["weights.bf16"] for f in toy.values()}) == 1
+    assert sd1["fp32"]["weights.bf16"] == sd1["bf16"]["weights.bf16"]   # drawn in float32: fp32 and bf16 agree
+    assert fingerprint(pack.tiny_models.build_tiny_unet("sd1", seed=1))["weights.bf16"] != sd1["fp32"]["weights.bf16"]
+
+
+# ------------------------------------------------------------------ the lane's prompts
+
+def _start(value: int, of: int, steps: int) -> int:
+    """A start step kept at its fraction of the schedule at ``steps`` steps."""
+    return min(steps - 1, round(value * steps / of)) if value else 0
+
+
+def lane_cut(prompt: dict, steps: int = LANE_STEPS, size: int = LANE_SIZE) -> dict:
+    """``prompt`` at ``steps`` steps (start steps at their fraction of the schedule), the toy world's
+    image at ``size`` px, and the inner loops at their minimum (Null-Text Optimize 1 step, Imagic 1
+    step each, pix2pix-zero's regulariser 1 step, DiffEdit 2 samples, Fixed-Point 2 iterations).
+    A workflow that samples a bundled inversion keeps its 50 steps (Apply Inversion refuses others)
+    and stops after ``steps`` (end_at_step: the last step lands on the denoised latent)."""
+    bundled = any(v["class_type"] == "InvertEditLoadInversion" for v in prompt.values())
+    for node in prompt.values():
+        kind, inputs = node["class_type"], node["inputs"]
+        if isinstance(inputs.get("steps"), int) and not kind.startswith("InvertEditImagic"):
+            if bundled:
+                inputs["end_at_step"] = steps
+            else:
+                of = inputs["steps"]
+                inputs["steps"] = min(of, steps)
+                if isinstance(inputs.get("start_at_step"), int):
+                    inputs["start_at_step"] = _start(inputs["start_at_step"], of, steps)
+        if kind == "LoadImage" and inputs["image"].startswith("sample_two_objects") and size != WORLD_SIZE:
+            inputs["image"] = f"sample_two_objects_{size}.png"   # written by _small_sample
+        elif kind == "ImageScale":
+            inputs.update(width=size, height=size)
+        elif kind == "InvertEditMasaCtrl":
+            inputs["start_step"] = 1             # its 4 of 20 steps
+        elif kind == "InvertEditNullTextOptimize":
+            inputs["inner_steps"] = 1
+        elif kind.startswith("InvertEditImagic") and "steps" in inputs:
+            inputs["steps"] = 1
+        elif kind == "InvertEditPix2PixZeroInvert":
+            inputs.update(reg_steps=1, auto_corr_rolls=1)
+        elif kind == "InvertEditDiffEditMask":
+            inputs["samples"] = 2
+        elif kind == "InvertEditFixedPointInvert":
+            inputs.update(iterations=2, average=1)
+        elif kind == "InvertEditNoiseMapGuidance":
+            # its loss is a mean over the latent: the pull per element grows as the latent shrinks
+            # (its defaults are for a 64x64 latent, 512 px); the same pull per element at ``size``
+            inputs["grad_scale"] *= (size / WORLD_SIZE) ** 2
+    return prompt
+
+
+def lane_prompt(path, host, runner) -> dict:
+    """The prompt ``test_workflow_runs_headless`` runs for ``path``, cut by ``lane_cut``."""
+    from workshop import make_workflows
+
+    workflow = json.loads(path.read_text(encoding="utf-8"))
+    builtin = make_workflows.TOY_BUILTIN if path in CHECKPOINT_FILES else None
+    prompt = runner.prepare_prompt(workflow, builtin=builtin, overrides=make_workflows.toy_overrides(path.stem, quick=True),
+                                   host=host)
+    _small_sample(host, runner)
+    return lane_cut(prompt, steps=STEPS.get(path.stem, LANE_STEPS))
+
+
+def _small_sample(host, runner, size: int = LANE_SIZE) -> None:
+    """The two-object sample at ``size`` px in the host's input folder."""
+    from PIL import Image
+
+    path = host.input_dir / f"sample_two_objects_{size}.png"
+    if size != WORLD_SIZE and not path.is_file():
+        with Image.open(runner.SAMPLE_IMAGE) as im:
+            im.convert("RGB").resize((size, size), Image.LANCZOS).save(path)
+
+
+# ------------------------------------------------------------------ running and reading
+
+@pytest.fixture(scope="module")
+def runner(host):
+    from workshop.headless import runner
+
+    return runner
+
+
+class Watch:
+    """What a run gave: every IMAGE that reached a Save Image, as the float tensor it was given (a
+    NaN becomes a black pixel in the PNG: finiteness is read here), and the UNet calls whose
+    prediction held a non-finite value (one that a mask or a discarded branch might hide)."""
+
+    def __init__(self):
+        self.images: list[torch.Tensor] = []
+        self.calls = 0
+        self.non_finite: list[str] = []
+
+    def clear(self):
+        self.images.clear()
+        self.non_finite.clear()
+        self.calls = 0
+
+
+@pytest.fixture
+def watch(host, monkeypatch):
+    import comfy.model_base
+
+    seen = Watch()
+    save = host.nodes.SaveImage.save_images
+    apply_model = comfy.model_base.BaseModel._apply_model
+
+    def recording(self, images, *args, **kwargs):
+        seen.images.append(images.detach().float().clone())
+        return save(self, images, *args, **kwargs)
+
+    def checked(self, x, t, *args, **kwargs):
+        out = apply_model(self, x, t, *args, **kwargs)
+        seen.calls += 1
+        if not torch.isfinite(out).all():
+            seen.non_finite.append(f"UNet call {seen.calls} ({self.get_dtype()}, batch {x.shape[0]}): "
+                                   f"{int((~torch.isfinite(out)).sum())} non-finite values")
+        return out
+
+    monkeypatch.setattr(host.nodes.SaveImage, "save_images", recording)
+    monkeypatch.setattr(comfy.model_base.BaseModel, "_apply_model", checked)
+    return seen
+
+
+def _run(prompt, host, runner, watch: Watch) -> tuple[dict[str, list[np.ndarray]], list[str], float]:
+    """Execute; the saved PNGs per SaveImage node (float arrays of 0-255, batch order), what is wrong
+    with its pictures and UNet predictions, the seconds."""
+    from PIL import Image
+
+    watch.clear()
+    started = time.perf_counter()
+    outputs = runner.execute(prompt, host=host)
+    elapsed = time.perf_counter() - started
+    saved = {}
+    for key in sorted(k for k, v in prompt.items() if v["class_type"] == "SaveImage"):
+        files = runner.saved_images({key: outputs.get(key, {})})
+        assert files, f"Save Image node {key} wrote nothing"
+        saved[key] = [np.asarray(Image.open(f).convert("RGB"), dtype=np.float64) for f in files]
+    assert len(watch.images) == len(saved) and watch.calls > 0
+    return saved, _picture_problems(watch.images) + list(watch.non_finite), elapsed
+
+
+def psnr(a: np.ndarray, b: np.ndarray) -> float:
+    mse = float(((a - b) ** 2).mean())
+    return math.inf if mse == 0 else 10 * math.log10(255.0 ** 2 / mse)
+
+
+def _picture_problems(tensors: list[torch.Tensor]) -> list[str]:
+    problems = []
+    for i, t in enumerate(tensors):
+        if not torch.isfinite(t).all():
+            problems.append(f"image {i}: {int((~torch.isfinite(t)).sum())} non-finite values")
+            continue
+        for row in range(t.shape[0]):
+            lo, hi = float(t[row].min()), float(t[row].max())
+            if hi <= 0.02 or lo >= 0.98 or hi - lo < 0.02:
+                problems.append(f"image {i}[{row}] is flat (min {lo:.3f}, max {hi:.3f})")
+    return problems
+
+
+@pytest.mark.parametrize("path", WORKFLOW_FILES, ids=[p.stem for p in WORKFLOW_FILES])
+def test_workflow_in_half_precision(path, host, runner, watch):
+    """The workflow runs with the UNet in fp16 and in bf16: no error, no non-finite prediction or
+    picture, no flat picture, each saved image within ``PSNR_MIN`` (``PSNR_MIN_SENSITIVE`` for the
+    ``SENSITIVE`` workflows) of the float32 run's, which is itself checked the same way; each saved
+    mask with at most ``MASK_FLIPS_MAX`` of its pixels flipped."""
+    prompt = lane_prompt(path, host, runner)
+    with unet_in("fp32"):
+        reference, problems, elapsed = _run(prompt, host, runner, watch)
+    assert not problems, f"float32: {problems}"
+    report, failures = [f"fp32 {elapsed:.1f}s"], []
+    for name in DTYPES:
+        floor = PSNR_MIN_SENSITIVE if path.stem in SENSITIVE else PSNR_MIN[name]
+        try:
+            with unet_in(name):
+                saved, problems, elapsed = _run(prompt, host, runner, watch)
+        except Exception as e:   # noqa: BLE001  (both dtypes are run and reported)
+            failures.append(f"{name}: {type(e).__name__}: {e}")
+            continue
+        failures += [f"{name}: {p}" for p in problems]
+        worst, flips = math.inf, 0.0
+        for key, images in saved.items():
+            assert len(images) == len(reference[key])
+            for i, (image, ref) in enumerate(zip(images, reference[key])):
+                if np.isin(ref, (0.0, 255.0)).all():   # a mask
+                    flipped = float((image != ref).any(-1).mean())
+                    flips = max(flips, flipped)
+                    if flipped > MASK_FLIPS_MAX:
+                        failures.append(f"{name}: Save Image {key}, mask {i}: {flipped:.1%} of its pixels flip "
+                                        f"(> {MASK_FLIPS_MAX:.0%})")
+                    continue
+                value = psnr(image, ref)
+                worst = min(worst, value)
+                if value < floor:
+                    failures.append(f"{name}: Save Image {key}, image {i}: PSNR {value:.1f} dB < {floor} dB")
+        report.append(f"{name} {elapsed:.1f}s PSNR>={worst:.1f}dB" + (f" mask flips<={flips:.2%}" if flips else ""))
+    print(f"{path.stem}: " + ", ".join(report))
+    assert not failures, "; ".join(failures)
