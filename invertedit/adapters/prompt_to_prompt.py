@@ -9,8 +9,8 @@ import comfy.model_patcher
 import torch
 
 from ..attention.local_blend import LocalBlendMaps, blend_latents, blend_start
-from ..attention.maps import attend, token_grid
-from ..attention.prompt_to_prompt import ReplaceSchedule, cross_steps, refined_maps, replaced_maps, self_steps, value_mixes
+from ..attention.maps import token_grid
+from ..attention.prompt_to_prompt import ReplaceSchedule, cross_steps, self_steps, value_mixes
 from ..inversion.direct import denoised_onto, euler_step
 from .attention_maps import host_attention, patch_maps
 from .errors import NodeInputError
@@ -38,13 +38,6 @@ class PromptToPromptPatch:
         self.blend_blocks = blend_blocks
         # per call layout, device, dtype and word pattern (see plan()); one dict for all the layers of a node
         self.plans: dict = {} if plans is None else plans
-
-    def target_maps(self, q, k, heads, step, steps):
-        """The target row's edited cross-attention maps, explicitly (where a local blend reads them)."""
-        words = self.schedule.word_alphas(step, steps)
-        if self.mapper is not None:
-            return refined_maps(q, k, heads, self.mapper, self.alphas, self.scales, words)
-        return replaced_maps(q, k, heads, self.scales, words, self.swap)
 
     def plan(self, chunks: list, v: torch.Tensor, step: int, steps: int) -> tuple:
         """(query/key row index, value row index, value mixes or None, extra target rows or None) of a fused cross-attention
@@ -94,23 +87,53 @@ class PromptToPromptPatch:
         if not inject and blend is None:
             return host_attention(q, k, v, extra_options)
         if blend is None:   # the edit without its maps: one fused attention call (value_mixes)
-            index, own, mixes, extra_rows = self.plan(chunks, v, step, steps)
-            vv = v if extra_rows is None else v.index_select(0, own)
-            out = host_attention(q.index_select(0, index), k.index_select(0, index),
-                                 vv if mixes is None else torch.bmm(mixes, vv), extra_options)
-            return out if extra_rows is None else out[:q.shape[0]].index_add(0, extra_rows, out[q.shape[0]:])
-        out = host_attention(q, k, v, extra_options).clone()
+            return self.fused(q, k, v, chunks, step, steps, extra_options)
+        out = self.fused(q, k, v, chunks, step, steps, extra_options) if inject else host_attention(q, k, v, extra_options)
+        from_source, from_own = self.blend_columns(blend, v, step, steps, inject)
         for c, kind in enumerate(chunks):
-            if kind != 0:   # conditional rows: the paper edits these only
+            if kind != 0:   # conditional rows: the paper's local blend reads these only
                 continue
             s = c * rows
-            qq, kk = q[s:s + 2], k[s:s + 2]
-            maps = self.target_maps(qq, kk, heads, step, steps) if inject else patch_maps(qq[1:2], kk[1:2], extra_options)
-            if inject:
-                out[s + 1] = attend(maps, v[s + 1:s + 2])[0].to(out.dtype)
-            blend.add(patch_maps(qq[:1], kk[:1], extra_options, dtype=torch.float32), maps.float(),
-                      token_grid(latent_hw, q.shape[1]))
+            # The blend words' maps without the target's edited maps: the source's maps times the
+            # word columns give the source's words and (through A) the target's edited ones; the
+            # target's own maps are computed only where it keeps part of them (B) or nothing is injected.
+            words = (patch_maps(q[s:s + 1], k[s:s + 1], extra_options, dtype=torch.float32)[0] @ from_source).sum(0)
+            if from_own is not None:
+                own = patch_maps(q[s + 1:s + 2], k[s + 1:s + 2], extra_options, dtype=torch.float32)[0]
+                words = words + (own @ from_own).sum(0)
+            blend.add(words.T, heads, token_grid(latent_hw, q.shape[1]))
         return out
+
+    def fused(self, q, k, v, chunks, step, steps, extra_options):
+        """The call's output with the target rows edited (``plan``): one host attention call."""
+        index, own, mixes, extra_rows = self.plan(chunks, v, step, steps)
+        vv = v if extra_rows is None else v.index_select(0, own)
+        out = host_attention(q.index_select(0, index), k.index_select(0, index),
+                             vv if mixes is None else torch.bmm(mixes, vv), extra_options)
+        return out if extra_rows is None else out[:q.shape[0]].index_add(0, extra_rows, out[q.shape[0]:])
+
+    def blend_columns(self, blend, v: torch.Tensor, step: int, steps: int, inject: bool) -> tuple:
+        """``([M, 2], [M, 2] or None)`` float32: the columns that, multiplied with the source's and
+        the target's own maps and summed, give the local blend its two rows' word maps. Column 0:
+        the source's words in the source's maps; column 1: the target's words in the target's
+        maps as edited, ``P_s A + P_t B`` (or its own maps where nothing is injected). Made once
+        per run's blend words, step pattern and device."""
+        pattern = self.schedule.word_pattern(step, steps) if inject else "own"
+        key = ("blend", tuple(map(tuple, blend.positions)), pattern, v.shape[1], v.device)
+        columns = self.plans.get(key)
+        if columns is None:
+            words = blend.word_columns(v.shape[1], v.device)
+            source, target = words[:, :1], words[:, 1:]
+            zero = torch.zeros_like(source)
+            if not inject:
+                columns = (torch.cat([source, zero], 1), torch.cat([zero, target], 1))
+            else:
+                alphas = None if pattern is None else torch.tensor(pattern, device=v.device)
+                a, b = value_mixes(v.shape[1], self.scales, alphas, self.swap,
+                                   None if self.mapper is None else (self.mapper, self.alphas), device=v.device)
+                columns = (torch.cat([source, a @ target], 1), None if b is None else torch.cat([zero, b @ target], 1))
+            self.plans[key] = columns
+        return columns
 
 
 def take_rows(obj, index: list[int], batch: int):

@@ -30,14 +30,21 @@ class LocalBlendMaps:
         self.sums: torch.Tensor | None = None   # [2, h, w]: sum over calls and heads
         self.count = 0                           # heads added per row
 
-    def add(self, probs_source: torch.Tensor, probs_target: torch.Tensor, grid: tuple[int, int]) -> None:
-        """One attention call's maps ``[1, heads, N, T]`` of each row, on an ``h x w`` grid."""
-        rows = []
-        for probs, positions in zip((probs_source, probs_target), self.positions):
-            rows.append(probs[0][..., positions].sum(-1).sum(0).float().reshape(grid))
-        summed = torch.stack(rows)
+    def add(self, words: torch.Tensor, heads: int, grid: tuple[int, int]) -> None:
+        """One attention call's blend-word maps ``[2, N]`` (row 0 the source's words in the source's
+        maps, row 1 the target's in the target's; each summed over the words' tokens and the
+        ``heads``), on an ``h x w`` grid: ``word_columns`` times the maps, summed over heads."""
+        summed = words.float().reshape(2, *grid)
         self.sums = summed if self.sums is None else self.sums + summed
-        self.count += probs_source.shape[1]
+        self.count += heads
+
+    def word_columns(self, length: int, device=None) -> torch.Tensor:
+        """``[length, 2]``: the source's and the target's blend-word tokens as indicator columns, so
+        that ``maps @ columns`` sums each row's blend-word maps in one product."""
+        columns = torch.zeros(length, 2, device=device)
+        for c, positions in enumerate(self.positions):
+            columns[positions, c] = 1.0
+        return columns
 
     def mask(self, latent_hw: tuple[int, int]) -> torch.Tensor:
         """The target row's blend mask ``[1, 1, h, w]`` in {0, 1} at latent resolution."""

@@ -46,12 +46,10 @@ import statistics
 import sys
 import tempfile
 import time
-from collections import Counter
 from dataclasses import replace
 from pathlib import Path
 
 import torch
-from torch.utils._python_dispatch import TorchDispatchMode
 
 REPO = Path(__file__).resolve().parents[2]
 SOURCE, TARGET = "a photo of a cat sitting on a bench", "a photo of a dog sitting on a bench"
@@ -154,18 +152,6 @@ def free_memory() -> None:
 def synchronize(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
-
-
-class OpCounter(TorchDispatchMode):
-    """Counts the aten operations dispatched while active."""
-
-    def __init__(self):
-        super().__init__()
-        self.ops: Counter = Counter()
-
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        self.ops[func._schema.name] += 1
-        return func(*args, **(kwargs or {}))
 
 
 def count_kernels(fn, device: torch.device) -> int | None:
@@ -327,9 +313,11 @@ def measure_family(host, family: str, ckpt: Path, *, side: int, steps: int, repe
                "seconds_all": times[label]["all"], "vs_stock_batch2": times[label]["seconds"] / stock2,
                "peak_mib": times[label]["peak_mib"], "finite": bool(torch.isfinite(out).all())}
         if count:
+            from workshop.benchmarks.dispatch_count import OpCounter
+
             with OpCounter() as counter:
                 fn()
-            row["ops_per_step"] = sum(counter.ops.values()) / steps
+            row["ops_per_step"] = counter.total / steps
             kernels = count_kernels(fn, device)
             row["kernels_per_step"] = None if kernels is None else kernels / steps
         rows.append(row)
