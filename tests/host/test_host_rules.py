@@ -247,7 +247,8 @@ def test_explicit_maps_upcast_half_inputs(host):
 
 
 OWN_MAPS = {"attention inject local blend", "attention store", "ledits++"}   # (the others' maps: attention/*.py)
-NO_MAPS = {"plug-and-play"}   # self-attention injection only
+NO_MAPS = {"plug-and-play",   # self-attention injection only
+           "attention inject replace", "attention inject refine + direct + latent blend"}   # cross-attention edits as value mixes in the host's own call (issue 23)
 SPIED = ["attention inject replace", "attention inject local blend", "attention inject refine + direct + latent blend",
          "masactrl masked", "plug-and-play", "attention store", "ledits++"]
 
