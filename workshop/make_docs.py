@@ -15,6 +15,7 @@ tests/host/test_docs.py runs the same check.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import re
 import sys
 import tempfile
@@ -27,6 +28,7 @@ README = REPO / "README.md"
 PREFIX = "InvertEdit"          # the class names of the pack's nodes start with it
 CATEGORY_ORDER = ("InvertEdit/inversion", "InvertEdit/attention", "InvertEdit/guidance", "InvertEdit/testing")
 GENERATOR = "python -m workshop.make_docs"
+TABLE = REPO / "tests" / "host" / "test_bad_inputs.py"   # the bad-input table: what each node refuses
 
 
 # ----------------------------------------------------------------------------- collecting
@@ -95,7 +97,37 @@ def _input_row(name: str, spec: list, optional: bool, host_lists: dict[tuple, st
     return f"| {label} | {_cell(type_text)} | {_cell(default)} | {_cell(opts.get('tooltip') or '')} |"
 
 
-def render_node(info: dict[str, Any], host_lists: dict[tuple, str]) -> str:
+def readable(pattern: str) -> str:
+    """A case's expected message (a regex) as text: wildcards become an ellipsis, escapes go."""
+    text = re.sub(r"\.\*\??", " … ", pattern).replace(r"\d+", "N")
+    text = re.sub(r"\\(.)", r"\1", text)
+    return re.sub(r"\s+", " ", text).strip()
+
+
+def message_name(host, class_type: str) -> str:
+    """The name a node's messages start with: its ``NAME`` (MasaCtrl's is shorter than its display
+    name, "Mutual Self-Attention (MasaCtrl)"), else its display name."""
+    cls = host.nodes.NODE_CLASS_MAPPINGS[class_type]
+    return getattr(cls, "NAME", None) or cls.define_schema().display_name
+
+
+def refusals() -> dict[str, list[tuple[str, str]]]:
+    """The bad-input table's cases by the node that refuses them (the message's "Node:" prefix):
+    (case id, message as text). The table is the tests' (``CASES``), loaded by path."""
+    name = "invertedit_bad_input_table"
+    module = sys.modules.get(name)
+    if module is None:
+        spec = importlib.util.spec_from_file_location(name, TABLE)
+        module = sys.modules[name] = importlib.util.module_from_spec(spec)   # (dataclasses look it up there)
+        spec.loader.exec_module(module)
+    out: dict[str, list[tuple[str, str]]] = {}
+    for name, _, message in module.CASES:
+        node, _, text = readable(message).partition(": ")
+        out.setdefault(node, []).append((name, text))
+    return out
+
+
+def render_node(info: dict[str, Any], host_lists: dict[tuple, str], refused: list[tuple[str, str]] = ()) -> str:
     lines = [f"### {info['display_name']}", "",
              f"`{info['name']}` in `{info['category']}`", "",
              _cell(info.get("description") or "") or "(no description)", ""]
@@ -118,6 +150,10 @@ def render_node(info: dict[str, Any], host_lists: dict[tuple, str]) -> str:
         lines.append("")
     elif info.get("output_node"):
         lines += ["No outputs: it writes a file.", ""]
+    if refused:
+        lines += ["Refuses (each a case of the bad-input table, `tests/host/test_bad_inputs.py`; the message it gives):", ""]
+        lines += [f"- `{name}`: {_cell(text)}" for name, text in refused]
+        lines.append("")
     return "\n".join(lines)
 
 
@@ -138,9 +174,11 @@ def render_nodes(host) -> str:
         members = [i for i in infos.values() if i["category"] == category]
         out.append(f"- `{category}`: " + ", ".join(f"[{i['display_name']}](#{_anchor(i['display_name'])})" for i in members))
     out.append("")
+    refused = refusals()
     for category in categories:
         out += [f"## `{category}`", ""]
-        out += [render_node(i, host_lists) for i in infos.values() if i["category"] == category]
+        out += [render_node(i, host_lists, refused.get(message_name(host, i["name"]), ())) for i in infos.values()
+                if i["category"] == category]
     return "\n".join(out).rstrip("\n") + "\n"
 
 

@@ -140,14 +140,22 @@ class CrossAttentionGuider(ConceptGuider):
 
     NAME = NAME
 
-    def __init__(self, model, amount: float):
+    def __init__(self, model, amount: float, inverted_sigmas: torch.Tensor | None = None):
         super().__init__(model, [])
         self.amount = amount
+        self.inverted_sigmas = inverted_sigmas   # the sigmas the latent was inverted over, when it says
 
     def run_state(self) -> dict:
         return {STATE_KEY: MapState()}
 
-    def outer_sample(self, noise, latent_image, sampler, *args, **kwargs):
+    def outer_sample(self, noise, latent_image, sampler, sigmas, *args, **kwargs):
+        inverted = self.inverted_sigmas
+        if inverted is not None and (len(sigmas) != len(inverted) or not torch.allclose(
+                sigmas.detach().float().cpu(), inverted.float(), rtol=1e-4, atol=1e-6)):  # sampling-path-ok: once a run
+            raise NodeInputError(NAME, f"the sampler runs {len(sigmas) - 1} steps on sigmas from {float(sigmas[0]):.4g}, "
+                                       f"but the latent was inverted over {len(inverted) - 1} steps from "
+                                       f"{float(inverted[0]):.4g}; connect the inverter's SIGMAS (or its steps and "
+                                       f"scheduler) so the edit retraces the inversion.")
         function = getattr(sampler, "sampler_function", None)
         if not any(function is f for f in _EXACT):
             raise NodeInputError(NAME, f"sampler '{sampler_name(sampler).removeprefix('sample_')}' steps differently "
@@ -159,7 +167,7 @@ class CrossAttentionGuider(ConceptGuider):
         if latent_image.shape[0] != 2:
             raise NodeInputError(NAME, f"the latent being sampled has a batch of {latent_image.shape[0]}; sample the "
                                        f"LATENT pair from this node (row 0 source, row 1 target).")
-        return super().outer_sample(noise, latent_image, sampler, *args, **kwargs)
+        return super().outer_sample(noise, latent_image, sampler, sigmas, *args, **kwargs)
 
     def predict_noise(self, x, timestep, model_options={}, seed=None):
         if x.shape[0] != 2:

@@ -7,20 +7,9 @@ from __future__ import annotations
 import torch
 
 from ..guidance.edit_direction import edit_direction, sentences
-from .errors import NodeInputError, check_finite_tensor
+from .errors import NodeInputError, check_conditioning, check_finite_tensor
 
 NAME = "Edit Direction"
-
-
-def check_conditioning(node: str, name: str, conditioning) -> None:
-    """A CONDITIONING input must be a non-empty list of [embedding, options] with finite values."""
-    if not isinstance(conditioning, list) or not conditioning or not all(
-            isinstance(c, (list, tuple)) and len(c) == 2 and isinstance(c[0], torch.Tensor) for c in conditioning):
-        raise NodeInputError(node, f"input '{name}' is not a CONDITIONING (or is empty); connect a CLIP Text Encode.")
-    for emb, extra in conditioning:
-        check_finite_tensor(node, f"input '{name}'", emb, "encode the prompt again.")
-        if isinstance(extra.get("pooled_output"), torch.Tensor):
-            check_finite_tensor(node, f"input '{name}' (pooled output)", extra["pooled_output"], "encode the prompt again.")
 
 
 def encoded(clip, text: str, name: str) -> list:

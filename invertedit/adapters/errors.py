@@ -2,11 +2,14 @@
 message always names the node, the input and what would work."""
 from __future__ import annotations
 
+import logging
 import math
 
 import torch
 
+from ..inversion.methods import METHODS, Method
 from ..inversion.record import Inversion
+from .fingerprint import stamp_differences
 
 
 class NodeInputError(ValueError):
@@ -36,20 +39,83 @@ def check_at_least(node: str, minimum: int, **values: int) -> None:
             raise NodeInputError(node, f"input '{name}' is {value}; give {minimum} or more.")
 
 
+def check_bounds(node_class, **values: float) -> None:
+    """Refuse numbers outside the range the node's own widget declares (``define_schema``): the
+    host's graph validation refuses them too, this also covers calls that skip it."""
+    schema = node_class.define_schema()
+    inputs = {i.id: i for i in schema.inputs}
+    for name, value in values.items():
+        spec = inputs[name]
+        low, high = getattr(spec, "min", None), getattr(spec, "max", None)
+        if (low is not None and value < low) or (high is not None and value > high):
+            raise NodeInputError(schema.display_name, f"input '{name}' is {value:g}; give {low:g} to {high:g} "
+                                                      f"(default {spec.default:g}).")
+
+
 def check_finite_tensor(node: str, what: str, tensor: torch.Tensor, fix: str) -> None:
     """Refuse a tensor holding NaN or infinite values (they would sample to a black or noisy image)."""
     if not bool(torch.isfinite(tensor).all()):  # sampling-path-ok: the checks run once, before a run's first step
         raise NodeInputError(node, f"{what} has NaN or infinite values; {fix}")
 
 
-def check_inversion(node: str, value, name: str = "inversion") -> Inversion:
-    """An INVERSION input must be an inversion record with finite latents; returns it."""
+def check_conditioning(node: str, name: str, conditioning, model=None) -> None:
+    """A CONDITIONING input must be a non-empty list of [embedding, options] with finite values;
+    given ``model``, its embeddings as wide as the model's cross-attention (a prompt encoded with
+    another model family's CLIP fails deep in the UNet otherwise)."""
+    if not isinstance(conditioning, list) or not conditioning or not all(
+            isinstance(c, (list, tuple)) and len(c) == 2 and isinstance(c[0], torch.Tensor) for c in conditioning):
+        raise NodeInputError(node, f"input '{name}' is not a CONDITIONING (or is empty); connect a CLIP Text Encode.")
+    width = None if model is None else model.model.model_config.unet_config.get("context_dim")
+    for emb, extra in conditioning:
+        if width is not None and emb.shape[-1] != width:
+            raise NodeInputError(node, f"input '{name}' is an embedding {emb.shape[-1]} wide; the model's cross-attention "
+                                       f"takes {width}. The prompt was encoded for another model family: encode it with "
+                                       f"this checkpoint's CLIP.")
+        check_finite_tensor(node, f"input '{name}'", emb, "encode the prompt again.")
+        if isinstance(extra.get("pooled_output"), torch.Tensor):
+            check_finite_tensor(node, f"input '{name}' (pooled output)", extra["pooled_output"], "encode the prompt again.")
+
+
+def check_made_with(node: str, stamp: dict, model, mismatch: str, fix: str) -> None:
+    """The one check of every node given a model and something made from a model (an INVERSION,
+    Imagic's embedding): refuse ``model`` unless it is the model ``stamp`` records, naming what
+    differs; only warn when its weight patches (LoRA) differ. ``mismatch`` says what is wrong
+    ("input 'model' is not the model the inversion was made with"), ``fix`` what works."""
+    differ, actual = stamp_differences(stamp, model)
+    if differ:
+        what = {"model.family": "model family", "model.prediction": "prediction type",
+                "model.schedule": "noise schedule", "model.weights": "weights"}
+        raise NodeInputError(node, f"{mismatch} ({', '.join(what[k] for k in differ)} differ: "
+                                   f"{stamp.get(differ[0], 'none recorded')} vs {actual.get(differ[0])}). {fix}")
+    if stamp.get("model.patches") != actual.get("model.patches"):
+        logging.warning("%s: the model's weight patches (LoRA) differ from those it was made with; the result will "
+                        "not reproduce the source exactly.", node)
+
+
+def _method_label(name: str) -> str:
+    method = METHODS.get(name)
+    return f"{name} inversion (from {method.made_by})" if method else f"'{name}' inversion"
+
+
+def check_inversion(node: str, value, name: str = "inversion", model=None,
+                    methods: tuple[Method, ...] | None = None, why: dict[str, str] | None = None) -> Inversion:
+    """An INVERSION input must be an inversion record with finite latents; returns it. With
+    ``model``: the model the inversion was made with (``check_made_with``). With ``methods``: one
+    of the methods this node takes, the refusal naming them (``why``: a reason per refused method)."""
     if not isinstance(value, Inversion):
         raise NodeInputError(node, f"input '{name}' is a {type(value).__name__}, not an INVERSION; connect the "
                                    f"INVERSION output of an inverter (DDIM Invert, EDICT Invert, Edit-Friendly DDPM "
                                    f"Invert, ...) or of Load Inversion.")
+    if methods is not None and value.method not in [m.name for m in methods]:
+        reason = (why or {}).get(value.method, "")
+        takes = ", ".join(f"{m.name} (from {m.made_by})" for m in methods)
+        raise NodeInputError(node, f"input '{name}' is a {_method_label(value.method)}{reason}; {node} takes "
+                                   f"{'only ' if len(methods) == 1 else ''}these inversions: {takes}.")
     for part, tensor in (("latent", value.latent), ("trajectory", value.trajectory), *value.clues.items()):
         if isinstance(tensor, torch.Tensor) and tensor.is_floating_point():
             check_finite_tensor(node, f"input '{name}' ({part})", tensor,
                                 "invert the image again (a latent with NaN gives a black or noisy image).")
+    if model is not None:
+        check_made_with(node, value.fingerprint, model, f"input 'model' is not the model the {name} was made with",
+                        "Connect the model you inverted with (the same checkpoint), or invert again with this one.")
     return value

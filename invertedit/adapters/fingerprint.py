@@ -24,7 +24,7 @@ def _tensor_bytes(t: torch.Tensor, most: int = _SAMPLED_VALUES, rounded_to: torc
     flat = t.detach().reshape(-1)[:most]
     if rounded_to is not None:
         flat = flat.to(rounded_to)
-    return flat.to(device="cpu", dtype=torch.float32).numpy().tobytes()
+    return flat.to(device="cpu", dtype=torch.float32).numpy().tobytes()  # sampling-path-ok: once a run, before its first step
 
 
 def model_fingerprint(model: ModelPatcher) -> dict[str, str]:
@@ -62,6 +62,11 @@ def model_fingerprint(model: ModelPatcher) -> dict[str, str]:
     }
 
 
+def tensor_fingerprint(t: torch.Tensor) -> str:
+    """A hash of a tensor's shape and leading values (a LATENT's samples)."""
+    return _digest([tuple(t.shape), _tensor_bytes(t, most=1 << 20)])
+
+
 def conditioning_fingerprint(conditioning: list) -> str:
     """A hash of a CONDITIONING's tensors (the prompt embedding and pooled output)."""
     chunks = []
@@ -71,3 +76,26 @@ def conditioning_fingerprint(conditioning: list) -> str:
         if pooled is not None:
             chunks += [_tensor_bytes(pooled)]
     return _digest(chunks)
+
+
+# What identifies the model something was made with (the "model." entries of a stamp); the weight
+# patches (LoRA) only warn: a LoRA changes the picture, not what the stamp's object means.
+IDENTITY = ("model.family", "model.prediction", "model.schedule", "model.weights")
+
+
+def model_stamp(model: ModelPatcher) -> dict[str, str]:
+    """The model part of an INVERSION's fingerprint, and of anything else the pack makes from a
+    model (Imagic's optimised embedding): ``model_fingerprint`` under ``model.`` keys."""
+    return {f"model.{k}": v for k, v in model_fingerprint(model).items()}
+
+
+def stamp_differences(stamp: dict, model: ModelPatcher) -> tuple[list[str], dict[str, str]]:
+    """The identity entries in which ``model`` differs from ``stamp`` (an entry the stamp lacks
+    differs), and the model's own stamp. The same weights in another precision (made on a CPU in
+    float32, used with a GPU's fp16 or --bf16-unet, or the reverse) do not differ."""
+    actual = model_stamp(model)
+    differ = [k for k in IDENTITY if stamp.get(k) != actual.get(k)]
+    if differ == ["model.weights"] and stamp.get("model.weights.bf16") == actual.get("model.weights.bf16"):
+        differ = []
+    return differ, actual
+

@@ -2,6 +2,8 @@
 call (the host's `calc_cond_batch`), as SEGA and LEDITS++ need."""
 from __future__ import annotations
 
+import logging
+
 import torch.nn.functional as F
 from ..guidance.ledits import ledits_eps
 from ..guidance.sega import SegaState
@@ -25,7 +27,7 @@ from ..guidance.proximal import ProxSettings, proximal_eps, pulled_next
 from ..inversion.direct import denoised_onto, euler_step
 from ..inversion.methods import Patch, method_of
 from ..inversion.record import Inversion
-from .inversion_patches import SAMPLING_PATCHES, WRAPPER_KEY, check_run, checked_method, sampler_name
+from .inversion_patches import SAMPLING_PATCHES, WRAPPER_KEY, announce_negative, check_run, checked_method, sampler_name
 from .inversion_patches import source_conditioning
 
 
@@ -165,22 +167,27 @@ class LeditsGuider(ConceptGuider):
 
 # -- guiders on an inversion: Proximal Guidance (ProxEdit) and Noise Map Guidance (NMG) ---------
 
-def carrying(model, inversion: Inversion, node: str, direct: bool = True):
+# Why a guider refuses an inversion method (the refusal also lists the methods it takes); Proximal Guidance
+# refuses only the first two, Noise Map Guidance all four.
+_OWN_SAMPLER = ", which only its own sampler (EDICT Sampler, Edit-Friendly DDPM Sampler) replays, and this guider " \
+               "samples with the host's ddim sampler"
+REFUSED_BECAUSE = {
+    "edict": _OWN_SAMPLER, "edit-friendly": _OWN_SAMPLER,
+    "direct": ", which already puts the source back on its trajectory at every step (the guider pulls the source "
+              "towards the trajectory itself)",
+    "negative-prompt": ", whose source prompt stands in for the null text, so the guider's unconditional pass no "
+                       "longer pulls the source towards its noise map (the edited row breaks)",
+}
+
+
+def carrying(model, inversion: Inversion, node: str, methods: tuple):
     """``model`` with ``inversion``'s sampling patch (a direct inversion's correction, a null-text
     inversion's embeddings), as Apply Inversion adds it: the model itself when it already carries
     this inversion (from Apply Inversion), else a patched clone. Refuses what is not an INVERSION,
-    an inversion that only its own sampler replays, a Direct Inversion unless ``direct``, and a
+    an inversion of a method not in ``methods`` (saying why), one made with another model, and a
     model carrying another inversion."""
-    check_inversion(node, inversion)
+    check_inversion(node, inversion, model=model, methods=methods, why=REFUSED_BECAUSE)
     method = checked_method(inversion, node)
-    if method.own_sampler:
-        raise NodeInputError(node, f"input 'inversion' is a {method.name} inversion, which only the {method.own_sampler} "
-                                   f"replays; this guider samples with the host's ddim sampler: connect DDIM Invert's "
-                                   f"INVERSION (or one refined by Negative-Prompt, Null-Text or Direct Inversion).")
-    if not direct and method.patch is Patch.ONTO_TRAJECTORY:
-        raise NodeInputError(node, "input 'inversion' is a Direct Inversion, which already puts the source back on its "
-                                   "trajectory at every step; connect DDIM Invert's INVERSION instead (the guider "
-                                   "pulls the source towards it itself).")
     guards = model.get_wrappers(comfy.patcher_extension.WrappersMP.OUTER_SAMPLE, WRAPPER_KEY)
     same = [g for g in guards if g.inversion is inversion or (
         g.inversion.method == inversion.method and g.inversion.trajectory.shape == inversion.trajectory.shape
@@ -213,7 +220,8 @@ class InversionGuider(ConceptGuider):
         return True
 
     def outer_sample(self, noise, latent_image, sampler, sigmas, *args, **kwargs):
-        check_run(self.inversion, self.model_patcher, noise, latent_image, sampler, sigmas, node=self.NAME)
+        check_run(self.inversion, self.model_patcher, noise, latent_image, sampler, sigmas, node=self.NAME, cfg=self.cfg)
+        announce_negative(self.inversion, self.NAME)
         if self.exact_step() and getattr(sampler, "sampler_function", None) is not k_diffusion_sampling.sample_euler:
             raise NodeInputError(self.NAME, f"sampler '{sampler_name(sampler).removeprefix('sample_')}' steps differently "
                                             f"from the DDIM step this guider computes; use ddim or euler{self.EXACT_ELSE}.")
@@ -248,6 +256,20 @@ class ProximalGuider(InversionGuider):
 
     def exact_step(self) -> bool:
         return self.settings.pull != "none"
+
+    def outer_sample(self, noise, latent_image, sampler, sigmas, *args, **kwargs):
+        steps = len(sigmas) - 1
+        if self.settings.start_step >= steps:
+            raise NodeInputError(self.NAME, f"input 'start_step' is {self.settings.start_step}, but the run has {steps} "
+                                            f"steps, so proximal guidance would never act; give a start_step below "
+                                            f"{steps} (paper: 0).")
+        out = super().outer_sample(noise, latent_image, sampler, sigmas, *args, **kwargs)
+        rows = self.source_rows(out.shape[0])
+        if out.shape[0] == 2 * rows and torch.equal(out[rows:], out[:rows]):  # sampling-path-ok: once, after the run
+            logging.warning("%s: the target came out identical to the source: the threshold (quantile %g) removed the "
+                            "whole edit. Use a quantile from 0 to 1 (paper: 0.7), or a smaller fixed threshold.",
+                            self.NAME, self.settings.quantile)
+        return out
 
     def guided_denoised(self, x, eps, step, timestep, options):
         sigma = timestep.reshape(-1)[0]

@@ -23,19 +23,22 @@ cannot be interrupted between steps, and returns its training wrappers instead o
 """
 from __future__ import annotations
 
+import math
 from typing import Callable
 
 import comfy.lora
 import comfy.lora_convert
 import comfy.model_management
+import comfy.patcher_extension
 import torch
 from comfy.model_patcher import ModelPatcher
 from comfy.weight_adapter.lora import LoraDiff
 
 from ..guidance.imagic import fixed_draws, mean_loss, optimize, random_timestep_loss
-from .errors import NodeInputError, check_at_least, check_finite, check_finite_tensor
+from .errors import NodeInputError, check_at_least, check_conditioning, check_finite, check_finite_tensor, check_made_with
+from .fingerprint import model_stamp, tensor_fingerprint
 from .gradients import with_weight_copies
-from .sampling import HostDenoiser, check_model_family, run_loop
+from .sampling import HostDenoiser, check_latent_size, check_model_family, run_loop
 
 
 def training_sigmas(model: ModelPatcher) -> torch.Tensor:
@@ -56,12 +59,66 @@ def check_inputs(node: str, model: ModelPatcher, samples: torch.Tensor, conditio
                                    f"the latent of a single image from VAE Encode (batch 1).")
     check_finite_tensor(node, "input 'latent'", samples,
                         "connect the image's latent from VAE Encode (a latent with NaN trains on noise).")
+    check_latent_size(node, "latent", samples, model)
     embedding = conditioning_embedding(node, conditioning, name)
-    width = model.model.model_config.unet_config.get("context_dim")
-    if width is not None and embedding.shape[-1] != width:
-        raise NodeInputError(node, f"input '{name}' is an embedding {embedding.shape[-1]} wide; the model's "
-                                   f"cross-attention takes {width}. Encode the prompt with this checkpoint's CLIP.")
+    check_conditioning(node, name, conditioning, model)
     return embedding
+
+
+# The key, in an Imagic conditioning's entry, of what made it: Imagic Optimize Embedding's model
+# stamp and its image latent's fingerprint. Fine-Tune, Interpolate and the fine-tuned model's
+# sampling runs check it; the host's samplers ignore keys they do not know.
+STAMP = "invertedit_imagic"
+OPTIMIZE = "Imagic Optimize Embedding"
+
+
+def imagic_stamp(model: ModelPatcher, samples: torch.Tensor) -> dict:
+    return {**model_stamp(model), "latent": tensor_fingerprint(samples)}
+
+
+def stamped(conditioning: list, stamp: dict) -> list:
+    """``conditioning`` (one entry) marked as made from ``stamp``."""
+    return [[conditioning[0][0], {**conditioning[0][1], STAMP: stamp}]]
+
+
+def check_stamp(node: str, conditioning: list, name: str, model: ModelPatcher, samples: torch.Tensor) -> None:
+    """An embedding Imagic Optimize Embedding made must be used with its model and image (one
+    from CLIP Text Encode has no stamp: nothing to check)."""
+    stamp = conditioning[0][1].get(STAMP)
+    if stamp is None:
+        return
+    check_made_with(node, stamp, model, f"input 'model' is not the model input '{name}' was optimised with",
+                    f"Connect the MODEL {OPTIMIZE} was given, or optimise the embedding again with this model.")
+    if stamp.get("latent") != tensor_fingerprint(samples):
+        raise NodeInputError(node, f"input 'latent' is not the image input '{name}' was optimised on; connect the "
+                                   f"LATENT {OPTIMIZE} was given.")
+
+
+def same_source(node: str, target: list, optimized: list) -> dict | None:
+    """The stamp two Imagic conditionings share; refuses two from different optimisations."""
+    a, b = target[0][1].get(STAMP), optimized[0][1].get(STAMP)
+    if a is not None and b is not None and a != b:
+        raise NodeInputError(node, f"inputs 'target' and 'optimized' come from different {OPTIMIZE} runs (another "
+                                   f"model or image); connect the two outputs of one {OPTIMIZE}.")
+    return b if b is not None else a
+
+
+class StampGuard:
+    """OUTER_SAMPLE wrapper of the fine-tuned model: a run whose conditioning carries an Imagic
+    stamp must carry the one the model was fine-tuned with (Interpolate from the same optimisation)."""
+
+    def __init__(self, stamp: dict):
+        self.stamp = stamp
+
+    def __call__(self, executor, *args, **kwargs):
+        for conds in executor.class_obj.conds.values():
+            for cond in conds:
+                stamp = cond.get(STAMP)
+                if stamp is not None and stamp != self.stamp:
+                    raise NodeInputError("Imagic Fine-Tune", f"the run's conditioning comes from another {OPTIMIZE} "
+                                         f"(another model or image) than the one this model was fine-tuned on; sample "
+                                         f"Imagic Interpolate's output made from the same {OPTIMIZE}.")
+        return executor(*args, **kwargs)
 
 
 def conditioning_embedding(node: str, conditioning, name: str) -> torch.Tensor:
@@ -103,8 +160,9 @@ def optimize_embedding(model: ModelPatcher, samples: torch.Tensor, target: list,
     entry with its cross-attention embedding replaced, float32; SDXL's pooled output is kept) and
     the loss of each step. Each step is one UNet forward and one backward."""
     embedding = target[0][0]
+    stamp = imagic_stamp(model, samples)
     if steps == 0:   # nothing to optimise: the target's embedding as it is (no model load)
-        return [[embedding.detach().clone(), dict(target[0][1])]], []
+        return stamped([[embedding.detach().clone(), dict(target[0][1])]], stamp), []
     found: dict = {}
 
     def loop(denoise, x, sigmas, step_callback):
@@ -119,7 +177,8 @@ def optimize_embedding(model: ModelPatcher, samples: torch.Tensor, target: list,
         return x
 
     run_loop(with_weight_copies(model), target, None, 1.0, samples, training_sigmas(model), loop)
-    return [[found["embedding"], dict(target[0][1])]], found["losses"]
+    check_converged(OPTIMIZE, found["losses"], [found["embedding"]], learning_rate, "0.001")
+    return stamped([[found["embedding"], dict(target[0][1])]], stamp), found["losses"]
 
 
 def reconstruction_loss(model: ModelPatcher, samples: torch.Tensor, conditioning: list, count: int = 32,
@@ -230,4 +289,24 @@ def fine_tune_lora(model: ModelPatcher, samples: torch.Tensor, optimized: list, 
     for adapter in adapters.values():
         adapter.requires_grad_(False)
     lora = lora_state_dict(adapters)
-    return with_lora(model, lora), lora, found["losses"]
+    check_converged("Imagic Fine-Tune", found["losses"], lora.values(), learning_rate, "0.0005")
+    return guarded(with_lora(model, lora), optimized), lora, found["losses"]
+
+
+def guarded(model: ModelPatcher, optimized: list) -> ModelPatcher:
+    """The fine-tuned model, checking its runs' conditioning against ``optimized``'s stamp."""
+    stamp = optimized[0][1].get(STAMP)
+    if stamp is not None:
+        model.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.OUTER_SAMPLE, STAMP, StampGuard(stamp))
+    return model
+
+
+def check_converged(node: str, losses: list[float], tensors, learning_rate: float, default: str) -> None:
+    """Refuse the result of an optimisation that diverged (a NaN or infinite loss or value: a black
+    picture), naming the step and the learning rate to lower."""
+    bad = next((i for i, loss in enumerate(losses) if not math.isfinite(loss)), None)
+    if bad is None and all(bool(torch.isfinite(t).all()) for t in tensors):  # sampling-path-ok: once, after the loop
+        return
+    where = f"at step {bad + 1} (loss {losses[bad]})" if bad is not None else "(its weights hold NaN or inf)"
+    raise NodeInputError(node, f"the optimisation diverged {where} with learning_rate {learning_rate:g}, which would "
+                               f"sample a black picture; lower learning_rate (default {default}).")

@@ -4,6 +4,8 @@ the method table's ``Patch``."""
 from __future__ import annotations
 
 import logging
+import math
+
 import torch
 from comfy.k_diffusion import sampling as k_diffusion_sampling
 import comfy.patcher_extension
@@ -16,7 +18,7 @@ from ..inversion.record import Inversion
 from ..inversion.record import InversionMismatch
 from .errors import NodeInputError
 from .errors import check_finite_tensor
-from .fingerprint import model_fingerprint
+from .errors import check_made_with
 from .pair import SOURCE_ON_TRAJECTORY
 from .steps import sigma_list, sigma_value, step_at
 from .inversion_sampler import InversionSampling
@@ -61,26 +63,17 @@ def checked_method(inversion: Inversion, node: str) -> Method:
 
 
 def check_run(inversion: Inversion, model, noise: torch.Tensor, latent: torch.Tensor, sampler,
-              sigmas: torch.Tensor, node: str = "") -> int:
+              sigmas: torch.Tensor, node: str = "", cfg: float | None = None) -> int:
     """Raise NodeInputError unless this sampling run can reconstruct from ``inversion``.
-    Returns the step of the inversion's schedule the run starts at. Direct inversion's
+    ``cfg``: the run's guidance scale, refused when not finite. Returns the step of the
+    inversion's schedule the run starts at. Direct inversion's
     correction is exact only for the DDIM/Euler step, so it requires that sampler."""
     node = node or NAME
-    actual = {f"model.{k}": v for k, v in model_fingerprint(model).items()}
-    differ = inversion.check_fingerprint(actual, ["model.family", "model.prediction", "model.schedule", "model.weights"])
-    if differ == ["model.weights"] and not inversion.check_fingerprint(actual, ["model.weights.bf16"]):
-        # the same weights loaded in another precision (made on a CPU in float32, sampled with a GPU's fp16 or
-        # --bf16-unet, or the reverse): the reconstruction is as exact as that precision allows
-        logging.info("%s: the UNet's weights are the inversion's in another precision.", node)
-        differ = []
-    if differ:
-        raise NodeInputError(node, (
-            f"the MODEL being sampled is not the one the inversion was made with ({', '.join(differ)} differ: "
-            f"{inversion.fingerprint.get(differ[0])} vs {actual.get(differ[0])}). Sample with the model you inverted "
-            f"with, or invert again with this one."))
-    if inversion.check_fingerprint(actual, ["model.patches"]):
-        logging.warning("%s: the model's weight patches (LoRA) differ from those the inversion was made with; "
-                        "the reconstruction will not be exact.", node)
+    check_made_with(node, inversion.fingerprint, model, "the MODEL being sampled is not the one the inversion was "
+                    "made with", "Sample with the model you inverted with, or invert again with this one.")
+    if cfg is not None and not math.isfinite(cfg):
+        raise NodeInputError(node, f"the sampler's cfg is {cfg}; give a finite number (this inversion reconstructs at "
+                                   f"cfg {inversion.settings.get('cfg', 1.0):g}, or the cfg Null-Text Optimize used).")
     method = checked_method(inversion, node)
     name = sampler_name(sampler)
     function = getattr(sampler, "sampler_function", None)
@@ -135,6 +128,17 @@ def check_later_start(inversion: Inversion, model, latent: torch.Tensor, start: 
         f"latent that matches step {start} (invert with start_at_step={start})."))
 
 
+def announce_negative(inversion: Inversion, node: str) -> None:
+    """Say in the log that a negative-prompt or null-text inversion replaces the run's negative
+    prompt (the user's own negative prompt does not act)."""
+    patch = method_of(inversion.method).patch
+    if patch is Patch.SOURCE_AS_NEGATIVE:
+        logging.info("%s: the run's negative prompt is replaced by the source prompt (Negative-Prompt Inversion).", node)
+    elif patch is Patch.NULL_TEXT:
+        logging.info("%s: the run's negative prompt is replaced at every step by the null text Null-Text Optimize "
+                     "found (its length must match the negative it started from).", node)
+
+
 class InversionGuard:
     """OUTER_SAMPLE wrapper holding the inversion: checks each run before it starts; for a
     negative-prompt inversion, the run's negative conditioning becomes the source prompt."""
@@ -144,7 +148,8 @@ class InversionGuard:
 
     def __call__(self, executor, noise, latent_image, sampler, sigmas, *args, **kwargs):
         guider = executor.class_obj
-        check_run(self.inversion, guider.model_patcher, noise, latent_image, sampler, sigmas)
+        check_run(self.inversion, guider.model_patcher, noise, latent_image, sampler, sigmas, cfg=guider.cfg)
+        announce_negative(self.inversion, NAME)
         if method_of(self.inversion.method).patch is Patch.SOURCE_AS_NEGATIVE and "negative" in guider.conds:
             guider.conds["negative"] = comfy.sampler_helpers.convert_cond(source_conditioning(self.inversion))
         return executor(noise, latent_image, sampler, sigmas, *args, **kwargs)

@@ -4,6 +4,7 @@ checks they share, and the wiring to the host's progress callback."""
 from __future__ import annotations
 
 import logging
+import math
 
 import comfy.samplers
 import torch
@@ -11,7 +12,7 @@ from comfy_api.latest import io
 
 from ..inversion.methods import Method
 from ..inversion.record import Inversion, InversionMismatch
-from .errors import NodeInputError, check_finite_tensor, check_inversion
+from .errors import NodeInputError, check_finite_tensor, check_inversion, check_made_with
 from .sockets import Inversion as InversionSocket
 
 
@@ -20,6 +21,7 @@ class InversionSampling:
 
     NAME = "Inversion Sampler"
     METHOD: Method   # the inversion method this sampler replays
+    SAME_CFG = False   # whether the inversion reconstructs only at the cfg it was made with
 
     def __init__(self, inversion: Inversion):
         self.inversion = inversion
@@ -52,10 +54,19 @@ class InversionSampling:
         if start != inv.start_step or len(sigmas) != len(inv.sampling_sigmas):
             raise NodeInputError(self.NAME, f"the run covers steps {start} to {start + len(sigmas) - 1}; this inversion "
                                             f"is sampled over its whole schedule, from step {inv.start_step}.")
-        cfg = getattr(getattr(model, "inner_model", None), "cfg", None)
-        if cfg is not None and abs(float(cfg) - float(inv.settings.get("cfg", cfg))) > 1e-6:
-            logging.info("%s: sampling at cfg %s, inverted at cfg %s: the reconstruction is exact only at the same cfg.",
-                         self.NAME, cfg, inv.settings.get("cfg"))
+        guider = getattr(model, "inner_model", None)   # the k-diffusion wrapper's guider (CFGGuider)
+        patcher = getattr(guider, "model_patcher", None)
+        if patcher is not None:
+            check_made_with(self.NAME, inv.fingerprint, patcher, "the MODEL being sampled is not the one the inversion "
+                            "was made with", "Sample with the model you inverted with, or invert again with this one.")
+        cfg, made_at = getattr(guider, "cfg", None), inv.settings.get("cfg")
+        if cfg is not None and made_at is not None and not abs(float(cfg) - float(made_at)) <= 1e-6:
+            if self.SAME_CFG or not math.isfinite(float(cfg)):
+                raise NodeInputError(self.NAME, f"the guider's cfg is {cfg:g}, and this {inv.method} inversion was made "
+                                                f"at cfg {float(made_at):g}; it reconstructs only at that cfg. Set the "
+                                                f"guider's cfg to {float(made_at):g}, or invert again at {cfg:g}.")
+            logging.info("%s: sampling at cfg %s, inverted at cfg %s: the source is reconstructed exactly only at the "
+                         "same cfg.", self.NAME, cfg, made_at)
 
         def denoise(z, sigma):
             return model(z, sigma, **extra_args)

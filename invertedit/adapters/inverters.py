@@ -2,6 +2,7 @@
 record from it: the one body every inverter node shares (DDIM, EDICT, edit-friendly DDPM)."""
 from __future__ import annotations
 
+import logging
 from typing import Callable
 
 import comfy.samplers
@@ -10,9 +11,11 @@ import torch
 from ..inversion.contract import Inverted
 from ..inversion.methods import Method
 from ..inversion.record import Inversion
-from .errors import NodeInputError, check_at_least, check_choice, check_finite, check_finite_tensor
+from .errors import (NodeInputError, check_at_least, check_choice, check_conditioning, check_finite, check_finite_tensor,
+                     check_made_with)
 from .fingerprint import conditioning_fingerprint, model_fingerprint
-from .sampling import check_model_family, run_loop, schedule
+from .sampling import check_latent_size, check_model_family, run_loop, schedule
+from .schemas import INVERT_CFG_MAX
 
 
 PNP_SCHEDULE_NOTE = (
@@ -24,10 +27,13 @@ PNP_SCHEDULE_NOTE = (
 
 
 def check_invert_inputs(model, samples: torch.Tensor, steps: int, start_at_step: int, cfg: float, negative,
-                        node: str, scheduler: str | None = None) -> None:
+                        node: str, scheduler: str | None = None, positive=None) -> None:
     """The checks every inversion node makes on its inputs, with messages naming the node."""
     check_model_family(model, node)
     check_finite(node, cfg=cfg)
+    if not 0.0 <= cfg <= INVERT_CFG_MAX:
+        raise NodeInputError(node, f"input 'cfg' is {cfg:g}; give 0 to {INVERT_CFG_MAX:g} (1 for a DDIM-like inversion, "
+                                   f"the papers' setting; EDICT: 3, edit-friendly DDPM: 3.5).")
     check_at_least(node, 1, steps=steps)
     check_at_least(node, 0, start_at_step=start_at_step)
     if scheduler is not None:
@@ -36,10 +42,37 @@ def check_invert_inputs(model, samples: torch.Tensor, steps: int, start_at_step:
         raise NodeInputError(node, f"start_at_step ({start_at_step}) must be smaller than steps ({steps}).")
     if abs(cfg - 1.0) > 1e-6 and negative is None:
         raise NodeInputError(node, f"cfg is {cfg:g}, which needs a 'negative' conditioning; connect one or set cfg to 1.")
+    for name, conditioning in (("positive", positive), ("negative", negative)):
+        if conditioning is not None:
+            check_conditioning(node, name, conditioning, model)
     if samples.ndim != 4:
         raise NodeInputError(node, f"input 'latent' has shape {tuple(samples.shape)}; an image latent [batch, channels, height, width] is needed.")
     check_finite_tensor(node, "input 'latent'", samples,
                         "connect the image's latent from VAE Encode (a latent with NaN inverts to a black image).")
+    check_latent_size(node, "latent", samples, model)
+
+
+# A LATENT an inverter outputs carries the inversion's sampling sigmas and fingerprint under these
+# keys, so a node given only the LATENT (the pair editors, Cross-Attention Guidance) can check the
+# model it is given and the steps it is sampled with. The host's nodes pass LATENT dicts on and
+# ignore keys they do not know (a stock KSampler cannot check: Apply Inversion does).
+INVERTED_SIGMAS = "invertedit_sigmas"
+INVERTED_WITH = "invertedit_fingerprint"
+
+
+def inverted_latent(inversion: Inversion) -> dict:
+    """The LATENT output of an inverter: the inverted latent, marked with its sigmas and fingerprint."""
+    return {"samples": inversion.latent, INVERTED_SIGMAS: inversion.sampling_sigmas,
+            INVERTED_WITH: inversion.fingerprint}
+
+
+def check_latent_made_with(node: str, latent: dict, model) -> None:
+    """A LATENT from an inverter must be used with the model it was inverted with (an unmarked
+    LATENT, from VAE Encode or another node, has nothing to check)."""
+    stamp = latent.get(INVERTED_WITH) if isinstance(latent, dict) else None
+    if stamp is not None:
+        check_made_with(node, stamp, model, "input 'model' is not the model input 'latent' was inverted with",
+                        "Connect the model you inverted with (the same checkpoint), or invert again with this one.")
 
 
 def inversion_fingerprint(model, positive) -> dict:
@@ -54,7 +87,13 @@ def invert(method: Method, inverter: Callable[..., Inverted], model, samples: to
     ``inverter(denoise, x, sigmas, callback, **inverter_args)``); returns the INVERSION record.
     ``settings`` are the method's own, stored with the common ones."""
     node = method.made_by
-    check_invert_inputs(model, samples, steps, start_at_step, cfg, negative, node, scheduler)
+    check_invert_inputs(model, samples, steps, start_at_step, cfg, negative, node, scheduler, positive)
+    if cfg > 1.0 and method.own_sampler is None:
+        # an inversion the host's samplers retrace (DDIM, fixed-point) drifts under guidance
+        logging.warning("%s: inverting at cfg %g; an inversion the host's samplers retrace reconstructs well only at cfg "
+                        "1 (toy world, 50 DDIM steps: 45 dB at cfg 1, 30 at 3.5, 17 at 7.5; Fixed-Point Invert at 10 "
+                        "steps: 50, 39, 20). Invert at cfg 1, and sample under guidance through Null-Text Optimize, "
+                        "Negative-Prompt Inversion or Direct Inversion.", node, cfg)
     sigmas = schedule(model, scheduler, steps)
     run = sigmas[start_at_step:]
     if float(run[-1]) != 0.0:

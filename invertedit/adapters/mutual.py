@@ -9,7 +9,7 @@ from ..attention.maps import token_grid
 from ..attention.mutual import MutualSchedule
 from ..attention.mutual import masked_mutual_target
 from .attention_maps import host_attention
-from .pair import pair_rows, rows_from_source
+from .pair import PairRun, pair_rows, rows_from_source
 from .steps import sampling_step
 
 
@@ -69,3 +69,20 @@ class MutualSelfAttentionPatch:
             target = masked_mutual_target(*pair, *masks)
             out[s + 1] = target[0].to(out.dtype)
         return out
+
+
+class MutualRun(PairRun):
+    """OUTER_SAMPLE wrapper of MasaCtrl (``PairRun``): refuses a run whose steps all come before
+    ``start_step``."""
+
+    node = NAME
+
+    def __init__(self, start_step: int, source: list):
+        super().__init__(source)
+        self.start_step = start_step
+
+    def idle(self, steps: int) -> str | None:
+        if self.start_step < steps:
+            return None
+        return (f"input 'start_step' is {self.start_step}, but the run has {steps} steps, so MasaCtrl would never act; "
+                f"give a start_step below {steps} (paper: 4).")

@@ -2,31 +2,106 @@
 batch-2 CONDITIONING and LATENT (row 0 source, row 1 target), sampled in one run."""
 from __future__ import annotations
 
+import logging
+import math
+from typing import Callable
+
+import comfy.patcher_extension
 import torch
 
 from .errors import NodeInputError
+from .fingerprint import conditioning_fingerprint
+from .inverters import check_latent_made_with
 from .layout import transformer_blocks
 
 
-def encode_pair(clip, source: str, target: str) -> list:
-    """One CONDITIONING of batch 2: row 0 the source prompt, row 1 the target."""
-    conds = []
-    for text in (source, target):
-        conds.append(clip.encode_from_tokens_scheduled(clip.tokenize(text))[0])
-    emb = torch.cat([conds[0][0], conds[1][0]])
+def encode_prompt(clip, text: str) -> list:
+    """A prompt's CONDITIONING as CLIP Text Encode makes it (one row; 77 tokens per CLIP window)."""
+    return [clip.encode_from_tokens_scheduled(clip.tokenize(text))[0]]
+
+
+def join_pair(source: list, target: list) -> list:
+    """One CONDITIONING of batch 2 from two one-row ones: row 0 the source, row 1 the target.
+    Embeddings of different token lengths (a prompt longer than one 77-token CLIP window takes
+    several) are each repeated to the least common multiple of the lengths, as the host does
+    when it batches such conds (``comfy.conds.CONDCrossAttn.concat``): attention over a
+    repeated context is the same attention."""
+    (emb_s, extra_s), (emb_t, extra_t) = source[0], target[0]
+    length = math.lcm(emb_s.shape[1], emb_t.shape[1])
+    emb = torch.cat([e.repeat(1, length // e.shape[1], 1) for e in (emb_s, emb_t)])
     extra = {}
-    if conds[0][1].get("pooled_output") is not None:
-        extra["pooled_output"] = torch.cat([conds[0][1]["pooled_output"], conds[1][1]["pooled_output"]])
+    if extra_s.get("pooled_output") is not None:
+        extra["pooled_output"] = torch.cat([extra_s["pooled_output"], extra_t["pooled_output"]])
     return [[emb, extra]]
+
+
+def encode_pair(clip, source: str, target: str) -> list:
+    """The source/target CONDITIONING pair of two prompts (``join_pair``)."""
+    return join_pair(encode_prompt(clip, source), encode_prompt(clip, target))
+
+
+def warn_same_prompts(node: str, source: str, target: str) -> None:
+    """Log that the target will reproduce the source when the prompts are the same (an edit
+    that leaves the image as it is is allowed, but never silently)."""
+    if source.strip() == target.strip():
+        logging.warning("%s: the source and target prompts are the same, so the target will reproduce the source; "
+                        "write the edit in the target prompt.", node)
+
+
+def least_fraction(steps_of: Callable[[float], int]) -> float:
+    """The smallest fraction (in hundredths) that ``steps_of`` turns into at least one step, for
+    the messages of a schedule that acts in no step of a run; 1 where none does."""
+    return next((f / 100 for f in range(1, 101) if steps_of(f / 100) >= 1), 1.0)
+
+
+# OUTER_SAMPLE wrapper key of the pair editors' per-run checks (PairRun)
+PAIR_RUN_KEY = "invertedit_pair_run"
+
+
+class PairRun:
+    """OUTER_SAMPLE wrapper of a pair editor, run once per sampling run: refuses a run in which the
+    editor would never act (``idle`` says why, from the run's step count), and warns when the
+    sampled model carries an inversion (Apply Inversion, before or after the editor) made with
+    another source prompt: the source row would not reproduce the image."""
+
+    node = "pair editor"
+
+    def __init__(self, source: list):
+        self.source_fingerprint = conditioning_fingerprint(source)   # the source prompt's CONDITIONING, as inverters record it
+
+    def idle(self, steps: int) -> str | None:
+        """Why the editor would never act in a run of ``steps`` steps (the message), or None."""
+        return None
+
+    def check(self, guider, steps: int) -> None:
+        """The run's checks, before its first step."""
+        reason = self.idle(steps)
+        if reason:
+            raise NodeInputError(self.node, reason)
+        from .inversion_patches import WRAPPER_KEY   # it imports this module
+        guards = guider.model_patcher.get_wrappers(comfy.patcher_extension.WrappersMP.OUTER_SAMPLE, WRAPPER_KEY)
+        made = [g.inversion.fingerprint.get("positive") for g in guards if getattr(g, "inversion", None) is not None]
+        if any(f is not None and f != self.source_fingerprint for f in made):
+            logging.warning("%s: the source prompt is not the prompt the inversion (from Apply Inversion) was made "
+                            "with, so the source branch does not retrace the image (its row, or with Direct Inversion "
+                            "the attention the target takes from it); give the source prompt the inversion's prompt "
+                            "(empty if it was inverted with an empty prompt), or invert with this one.", self.node)
+
+    def __call__(self, executor, noise, latent_image, sampler, sigmas, *args, **kwargs):
+        """The run itself, after its checks (the guider is the executor's ``class_obj``)."""
+        self.check(executor.class_obj, len(sigmas) - 1)
+        return executor(noise, latent_image, sampler, sigmas, *args, **kwargs)
 
 
 def prepare_pair_model(model, latent: dict, kinds: tuple[str, ...], node: str):
     """The shared set-up of the pair editors: a clone of the model to patch, the UNet's
-    transformer blocks, and the LATENT pair. Refuses a batch that is not one image and a model
-    that already replaces these attention layers (the patch would be dropped)."""
+    transformer blocks, and the LATENT pair. Refuses a batch that is not one image, a LATENT
+    inverted with another model, and a model that already replaces these attention layers (the
+    patch would be dropped)."""
     samples = latent["samples"]
     if samples.shape[0] != 1:
         raise NodeInputError(node, f"input 'latent' has a batch of {samples.shape[0]}; connect one inverted image.")
+    check_latent_made_with(node, latent, model)
     blocks = transformer_blocks(model)
     existing = model.model_options.get("transformer_options", {}).get("patches_replace", {})
     taken = [(kind, key) for kind in kinds for key in existing.get(kind, {}) if key[:2] in blocks or key in blocks]

@@ -14,7 +14,8 @@ from ..attention.prompt_to_prompt import ReplaceSchedule, cross_steps, self_step
 from ..inversion.direct import denoised_onto, euler_step
 from .attention_maps import host_attention, patch_maps
 from .errors import NodeInputError
-from .pair import SOURCE_ON_TRAJECTORY, TARGET_ONLY, pair_rows, rows_from_source, source_index
+from .pair import (SOURCE_ON_TRAJECTORY, TARGET_ONLY, PairRun, least_fraction, pair_rows, rows_from_source,
+                   source_index)
 from .steps import post_cfg_step, sampling_step, step_at
 
 
@@ -52,8 +53,10 @@ class PromptToPromptPatch:
         if plan is None:
             length = v.shape[1]
             words = None if pattern is None else torch.tensor(pattern, device=v.device)
-            a, b = value_mixes(length, self.scales, words, self.swap,
+            a, b = value_mixes(self.schedule.length, self.scales, words, self.swap,
                                None if self.mapper is None else (self.mapper, self.alphas), device=v.device)
+            repeats = context_repeats(length, self.schedule.length)
+            a, b = (None if m is None else torch.block_diag(*[m] * repeats) for m in (a, b))
             targets = [2 * c + 1 for c, kind in enumerate(chunks) if kind == 0]
             extra = tuple(targets) if b is not None else ()
             index = source_index(chunks, 2, v.device, (0,), extra)
@@ -122,18 +125,33 @@ class PromptToPromptPatch:
         key = ("blend", tuple(map(tuple, blend.positions)), pattern, v.shape[1], v.device)
         columns = self.plans.get(key)
         if columns is None:
-            words = blend.word_columns(v.shape[1], v.device)
+            length = self.schedule.length
+            words = blend.word_columns(length, v.device)
             source, target = words[:, :1], words[:, 1:]
             zero = torch.zeros_like(source)
             if not inject:
                 columns = (torch.cat([source, zero], 1), torch.cat([zero, target], 1))
             else:
                 alphas = None if pattern is None else torch.tensor(pattern, device=v.device)
-                a, b = value_mixes(v.shape[1], self.scales, alphas, self.swap,
+                a, b = value_mixes(length, self.scales, alphas, self.swap,
                                    None if self.mapper is None else (self.mapper, self.alphas), device=v.device)
                 columns = (torch.cat([source, a @ target], 1), None if b is None else torch.cat([zero, b @ target], 1))
+            repeats = context_repeats(v.shape[1], length)   # every copy of a repeated context: the words' whole maps
+            columns = tuple(None if c is None else c.repeat(repeats, 1) for c in columns)
             self.plans[key] = columns
         return columns
+
+
+def context_repeats(tokens: int, length: int) -> int:
+    """How many times the prompts' ``length``-token context repeats in a cross-attention call of
+    ``tokens`` context tokens: the host repeats a cond to the least common multiple of the token
+    lengths it batches (a negative prompt longer than one CLIP window: 154 tokens, the pair's 77
+    twice), and an edit of the ``length`` columns acts on each copy alike. Refuses another length."""
+    if tokens % length:
+        raise NodeInputError(NAME, f"the cross-attention context has {tokens} tokens, not the source and target "
+                                   f"prompts' {length} (or a multiple, as the host batches a longer negative prompt); "
+                                   f"sample the CONDITIONING pair from this node.")
+    return tokens // length
 
 
 def take_rows(obj, index: list[int], batch: int):
@@ -209,17 +227,43 @@ class LocalBlendStep:
         return out
 
 
-class PromptToPromptRun:
-    """OUTER_SAMPLE wrapper: a fresh local blend state for each sampling run (node outputs are
-    cached and re-used), and one log line with the step counts the run will use."""
+class PromptToPromptRun(PairRun):
+    """OUTER_SAMPLE wrapper: the pair editors' run checks (``PairRun``), a fresh local blend state
+    for each sampling run (node outputs are cached and re-used), and one log line with the step
+    counts the run will use."""
 
-    def __init__(self, schedule: ReplaceSchedule, blend: tuple[list[int], list[int], float, float] | None):
-        self.schedule, self.blend = schedule, blend
+    node = NAME
+
+    def __init__(self, schedule: ReplaceSchedule, blend: tuple[list[int], list[int], float, float] | None,
+                 source: list, reweight: bool = False):
+        super().__init__(source)
+        self.schedule, self.blend, self.reweight = schedule, blend, reweight
+
+    def idle(self, steps: int) -> str | None:
+        """A run in which no map is injected and no local blend runs (the fractions' step counts
+        are 0 at this step count), or in which reweight's maps are never injected."""
+        s = self.schedule
+        cross = max(cross_steps(f, steps) for f in [s.cross] + [f for _, f in s.words])
+        first, stop = self_steps(s.self_start, s.self_, steps)
+        words = " (and cross_replace_words)" if s.words else ""
+        more_cross = least_fraction(lambda f: cross_steps(f, steps))
+        if self.reweight and not cross:
+            return (f"input 'reweight' scales words' maps while cross-attention maps are injected, but cross_replace "
+                    f"{s.cross:g}{words} injects them in none of the run's {steps} steps (the first int(f * (N + 1)) = 0); "
+                    f"give cross_replace {more_cross:g} or more (paper: 0.8), or sample more steps.")
+        if self.blend is None and not cross and stop <= first:
+            return (f"inputs 'cross_replace' ({s.cross:g}){words} and 'self_replace' ({s.self_:g}) inject no map in a run "
+                    f"of {steps} steps (cross-attention maps in the first int(f * (N + 1)) = 0 steps, self-attention maps "
+                    f"in the first int(f * N) = 0), so {NAME} would never act; give cross_replace {more_cross:g} or "
+                    f"self_replace {least_fraction(lambda f: self_steps(0.0, f, steps)[1]):g} or more (paper: 0.8 and "
+                    f"0.4), or sample more steps.")
+        return None
 
     def __call__(self, executor, noise, latent_image, sampler, sigmas, *args, **kwargs):
         guider = executor.class_obj
         original = guider.model_options
         steps = len(sigmas) - 1
+        self.check(guider, steps)
         first, stop = self_steps(self.schedule.self_start, self.schedule.self_, steps)
         note = (f"{NAME}: {steps} steps: cross-attention maps injected in the first "
                 f"{cross_steps(self.schedule.cross, steps)}, self-attention in steps {first} to {stop - 1}")

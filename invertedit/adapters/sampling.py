@@ -42,6 +42,33 @@ def check_model_family(model: ModelPatcher, node: str) -> None:
             f"(v-prediction too) and SDXL. Flow-matching and transformer models (SD3, Flux, ...) are not supported."))
 
 
+_NORM_GROUPS = 32   # the UNet's GroupNorm groups (openaimodel's normalization)
+
+
+def check_latent_size(node: str, name: str, samples: torch.Tensor, model: ModelPatcher) -> None:
+    """Refuse a latent too small for the UNet: each level's first block normalises the channels it
+    is handed over 32 groups, and a group of one value cannot be normalised ("Expected more than 1
+    value per channel"). Says the smallest latent, and image, that works."""
+    config = model.model.model_config.unet_config
+    channels, mult = config.get("model_channels"), config.get("channel_mult")
+    if not channels or not mult:
+        return
+
+    def fits(h: int, w: int) -> bool:
+        for level in range(len(mult)):
+            per_group = channels * mult[max(level - 1, 0)] // _NORM_GROUPS
+            if per_group * -(-h // 2 ** level) * -(-w // 2 ** level) <= 1:
+                return False
+        return True
+
+    h, w = samples.shape[-2:]
+    if not fits(h, w):
+        side = next(s for s in range(1, 1 << 12) if fits(max(h, s), max(w, s)))
+        raise NodeInputError(node, f"input '{name}' is {h}x{w} (an image of {8 * h}x{8 * w} px); this model needs a "
+                                   f"latent of at least {side}x{side} ({8 * side}x{8 * side} px images). Use a larger "
+                                   f"image (or upscale it before VAE Encode).")
+
+
 def schedule(model: ModelPatcher, scheduler: str, steps: int) -> torch.Tensor:
     """The full descending sigma schedule, exactly as KSampler/KSamplerAdvanced compute it
     for the ``ddim`` and ``euler`` samplers."""

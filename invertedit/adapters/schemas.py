@@ -63,6 +63,12 @@ def check_concept_weights(node: str, concepts: list[Concept], divides: bool) -> 
                                        f"above 0, or all concepts the same warmup.")
 
 
+# The largest cfg an inverter takes: above it no inversion the host's samplers retrace means
+# anything (toy world, DDIM at 50 steps: 45 dB at cfg 1, 17 at 7.5, 12 at 30, 6 at 50), and the exact
+# ones (EDICT, edit-friendly DDPM) are used at 3-15.
+INVERT_CFG_MAX = 30.0
+
+
 def inverter_inputs(*, steps: int, start_at_step: int, cfg: float, paper: str, start_tooltip: str,
                     cfg_tooltip: str) -> list:
     """The inputs every inverter node shares (model, latent, source prompt, schedule, guidance),
@@ -81,7 +87,7 @@ def inverter_inputs(*, steps: int, start_at_step: int, cfg: float, paper: str, s
                                "timesteps (diffusers' DDIMScheduler, steps_offset=1, from and to sigma 0); the "
                                "PnPInversion code's set_alpha_to_one=False variant is not a host schedule."),
         io.Int.Input("start_at_step", default=start_at_step, min=0, max=999, tooltip=start_tooltip),
-        io.Float.Input("cfg", default=cfg, min=0.0, max=100.0, step=0.1, round=0.01, tooltip=cfg_tooltip),
+        io.Float.Input("cfg", default=cfg, min=0.0, max=INVERT_CFG_MAX, step=0.1, round=0.01, tooltip=cfg_tooltip),
         io.Conditioning.Input("negative", optional=True,
                               tooltip="The unconditional prompt (usually empty); only used when cfg is not 1."),
     ]

@@ -10,16 +10,28 @@ from .errors import NodeInputError
 END_TOKEN = 49407  # CLIP's end-of-text token (every SD text encoder uses the CLIP vocabulary)
 
 
-def prompt_tokens(clip, text: str, node: str) -> tuple[list[int], int]:
+def _end(ids: list[int]) -> int:
+    """The position of a chunk's end token (its last position where it has none)."""
+    return ids.index(END_TOKEN, 1) if END_TOKEN in ids[1:] else len(ids) - 1
+
+
+def prompt_tokens(clip, text: str, node: str, name: str | None = None, note: str = "") -> tuple[list[int], int]:
     """(the prompt's token ids from the start token to the end token, the context length), by
-    the CLIP's own tokenizer (its first text encoder's: every SD encoder shares CLIP's vocabulary)."""
+    the CLIP's own tokenizer (its first text encoder's: every SD encoder shares CLIP's vocabulary).
+    Refuses a prompt longer than one CLIP window, naming input ``name`` (else quoting the prompt);
+    ``note`` goes before what works."""
     tokens = clip.tokenize(text)
     chunks = next(iter(tokens.values()))
     if len(chunks) > 1:
-        raise NodeInputError(node, f"the prompt '{text[:40]}...' is longer than one 77-token chunk; use at most 75 tokens.")
+        ids = [[t[0] for t in chunk] for chunk in chunks]
+        count = sum(_end(c) - 1 for c in ids)
+        window = len(ids[0]) - 2
+        what = f"input '{name}'" if name else f"the prompt '{text[:40]}...'"
+        raise NodeInputError(node, f"{what} has {count} tokens, more than one CLIP window holds ({window}, "
+                                   f"{window + 2} with its start and end tokens){note}; shorten it to at most "
+                                   f"{window} tokens.")
     ids = [t[0] for t in chunks[0]]
-    end = ids.index(END_TOKEN, 1) if END_TOKEN in ids[1:] else len(ids) - 1
-    return ids[:end + 1], len(ids)
+    return ids[:_end(ids) + 1], len(ids)
 
 
 def word_tokens(clip, prompt: str, node: str) -> list[tuple[str, list[int]]]:
@@ -41,7 +53,7 @@ def phrase_positions(clip, target_ids: list[int], phrase: str, name: str, node: 
                      prompt: str = "target prompt") -> list[int]:
     """Every token position of ``phrase`` (one or more words) in the prompt ``target_ids``;
     refuses a phrase that is not in the prompt, naming input ``name``."""
-    word_ids = prompt_tokens(clip, phrase.strip(), node)[0][1:-1]
+    word_ids = prompt_tokens(clip, phrase.strip(), node, name)[0][1:-1]
     hits = [i for i in range(len(target_ids) - len(word_ids) + 1) if target_ids[i:i + len(word_ids)] == word_ids]
     if not word_ids or not hits:
         raise NodeInputError(node, f"input '{name}': '{phrase.strip()}' is not a word of the {prompt}.")
@@ -53,7 +65,11 @@ def word_positions(clip, target_ids: list[int], spec: str, node: str, name: str 
     """Token positions in the target prompt and their values from ``"word:value, word:value"``
     (input ``name`` of the node). Values must be finite numbers."""
     positions: dict[int, float] = {}
-    for item in filter(None, (part.strip() for part in spec.split(","))):
+    items = [part.strip() for part in spec.split(",") if part.strip()]
+    if spec.strip() and not items:
+        raise NodeInputError(node, f"input '{name}' is {spec!r}, which names no word; write 'word:{value}' with words of "
+                                   f"the target prompt, comma-separated (e.g. {example}), or leave it empty.")
+    for item in items:
         word, sep, scale = item.rpartition(":")
         try:
             number = float(scale)
@@ -69,5 +85,10 @@ def word_positions(clip, target_ids: list[int], spec: str, node: str, name: str 
 
 
 def blend_word_positions(clip, ids: list[int], words: str, name: str, node: str, prompt: str) -> list[int]:
-    """Token positions of comma-separated words in a prompt (input ``name``)."""
-    return sorted({j for w in words.split(",") if w.strip() for j in phrase_positions(clip, ids, w, name, node, prompt)})
+    """Token positions of comma-separated words in a prompt (input ``name``); refuses an input
+    of commas and spaces only (it would switch the local blend on with no word)."""
+    phrases = [w for w in words.split(",") if w.strip()]
+    if words.strip() and not phrases:
+        raise NodeInputError(node, f"input '{name}' is {words!r}, which names no word; write words of the {prompt}, "
+                                   f"comma-separated (e.g. 'circle'), or leave it empty.")
+    return sorted({j for w in phrases for j in phrase_positions(clip, ids, w, name, node, prompt)})

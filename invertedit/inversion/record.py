@@ -9,6 +9,7 @@ it samples with, so a mismatch is a clear error instead of a silently wrong imag
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass, field
 from typing import Optional
 
@@ -130,36 +131,141 @@ class Inversion:
 
     @classmethod
     def from_state(cls, tensors: dict[str, torch.Tensor], meta: dict[str, str]) -> "Inversion":
+        """The inversion a file's tensors and metadata hold (``to_state``'s inverse). Anything a
+        file written by ``to_state`` cannot hold is refused with InversionMismatch saying what
+        (its sentences start with "it"/"its", for the loader to name the file). float16,
+        bfloat16 and float64 tensors are read as float32; the sigmas must be float32 or float64
+        (at half precision the schedule no longer matches the sampler's)."""
         version = (meta or {}).get("invertedit.format")
         if version != FORMAT_VERSION:
             raise InversionMismatch(f"it has no InvertEdit format {FORMAT_VERSION} metadata (found format {version!r})")
         missing = {"sigmas", "trajectory", "latent"} - set(tensors)
         if missing:
             raise InversionMismatch(f"it lacks the tensors {sorted(missing)}")
-        for name, ndim in (("sigmas", 1), ("trajectory", 5), ("latent", 4)):
+        tensors = {k: _as_float32(k, v) for k, v in tensors.items() if k in _RANKS or k.startswith("clue.")}
+        for name, ndim in _RANKS.items():
             if tensors[name].ndim != ndim:
                 raise InversionMismatch(f"its '{name}' tensor has {tensors[name].ndim} dimensions, not {ndim}")
+        sigmas = tensors["sigmas"]
+        if len(sigmas) < 2:
+            raise InversionMismatch(f"its sigmas have {len(sigmas)} point(s); an inversion's schedule has 2 or more (a step)")
         try:
             start_step = int(meta.get("start_step", ""))
         except ValueError:
             raise InversionMismatch(f"its start_step {meta.get('start_step')!r} is not a whole number") from None
-        if not 0 <= start_step < len(tensors["sigmas"]):
-            raise InversionMismatch(f"its start_step {start_step} is not a step of its {len(tensors['sigmas'])}-point schedule")
+        if not 0 <= start_step < len(sigmas) - 1:
+            raise InversionMismatch(f"its start_step {start_step} is not a step of its {len(sigmas) - 1}-step "
+                                    f"schedule (0 to {len(sigmas) - 2})")
         method = meta.get("method")
         if not method:
             raise InversionMismatch("it names no inversion method")
         settings = _json_object(meta, "settings")
         fingerprint = _json_object(meta, "fingerprint")
+        _check_settings(settings)
+        _check_sigmas(sigmas)
+        clues = {k[len("clue."):]: v for k, v in tensors.items() if k.startswith("clue.")}
+        _check_shapes(tensors["trajectory"], tensors["latent"], clues, len(sigmas) - start_step, start_step)
+        for name, tensor in tensors.items():
+            if not bool(tensor.isfinite().all()):
+                part = f"clue '{name[len('clue.'):]}'" if name.startswith("clue.") else name
+                raise InversionMismatch(f"its {part} has NaN or infinite values")
         return cls(
             method=method,
-            sigmas=tensors["sigmas"],
+            sigmas=sigmas,
             start_step=start_step,
             trajectory=tensors["trajectory"],
             latent=tensors["latent"],
             settings=settings,
             fingerprint=fingerprint,
-            clues={k[len("clue."):]: v for k, v in tensors.items() if k.startswith("clue.")},
+            clues=clues,
         )
+
+
+# the tensors every inversion file holds, and their number of dimensions
+_RANKS = {"sigmas": 1, "trajectory": 5, "latent": 4}
+
+# the dtypes read as float32: float32 itself, float64, and (not for the sigmas) half precision
+_READ_AS_FLOAT32 = (torch.float32, torch.float64)
+_HALF = (torch.float16, torch.bfloat16)
+
+
+def _as_float32(name: str, tensor: torch.Tensor) -> torch.Tensor:
+    """A file's tensor as float32 (the dtype ``to_state`` writes), refusing dtypes that cannot be one."""
+    dtype = str(tensor.dtype).removeprefix("torch.")
+    if not tensor.is_floating_point():
+        raise InversionMismatch(f"its '{name}' tensor holds {dtype} values; an inversion's tensors are floating "
+                                f"point (float32)")
+    if tensor.dtype in _READ_AS_FLOAT32 or (tensor.dtype in _HALF and name != "sigmas"):
+        return tensor.float()
+    if name == "sigmas":
+        raise InversionMismatch(f"its sigmas are {dtype}, which rounds the schedule off the sampler's; an "
+                                f"inversion's sigmas are float32")
+    raise InversionMismatch(f"its '{name}' tensor is {dtype}, too coarse for an inversion; float32, float16 "
+                            f"or bfloat16 are read")
+
+
+def _check_sigmas(sigmas: torch.Tensor) -> None:
+    """An inversion's schedule: finite noise levels, 0 or more, falling (as the sampler runs them)."""
+    if not bool(sigmas.isfinite().all()):
+        raise InversionMismatch(f"its sigmas {_fmt(sigmas)} have NaN or infinite values")
+    if bool((sigmas < 0).any()):
+        raise InversionMismatch(f"its sigmas {_fmt(sigmas)} go below 0; noise levels are 0 or more")
+    rises = (sigmas[1:] > sigmas[:-1]).nonzero()
+    if len(rises):
+        i = int(rises[0, 0])
+        raise InversionMismatch(f"its sigmas rise (from {float(sigmas[i]):.4g} at step {i} to "
+                                f"{float(sigmas[i + 1]):.4g} at step {i + 1}) where an inversion's fall "
+                                f"({_fmt(sigmas)})")
+
+
+# settings the pack's nodes read back, and what each must be when present
+_SETTINGS = {"steps": (int, "a whole number"), "start_at_step": (int, "a whole number"),
+             "seed": (int, "a whole number"), "cfg": ((int, float), "a finite number"),
+             "mixing": ((int, float), "a finite number"), "scheduler": (str, "a scheduler's name")}
+
+
+def _check_settings(settings: dict) -> None:
+    """The settings the nodes read back must have their types (a file's JSON may hold anything)."""
+    for key, (kind, what) in _SETTINGS.items():
+        if key not in settings:
+            continue
+        value = settings[key]
+        finite = not isinstance(value, float) or math.isfinite(value)
+        if isinstance(value, bool) or not isinstance(value, kind) or not finite:
+            raise InversionMismatch(f"its settings' {key} is {json.dumps(value)}, not {what}")
+
+
+# per-step and per-image clues: the shape each must have, from the sampling steps ``n`` and the
+# trajectory's latent shape ``x`` ([batch, channels, height, width]); None: any size
+_CLUE_SHAPES = {
+    "edict.y": lambda n, x: x,                                  # EDICT's second latent at the start
+    "ddpm.corrections": lambda n, x: (n, *x),                   # edit-friendly DDPM: a noise map a step
+    "null_text": lambda n, x: (n, 1, None, None),               # Null-Text: an embedding a step
+    "source.cond": lambda n, x: (None, None, None),             # Negative-Prompt: the source prompt
+    "source.pooled": lambda n, x: (None, None),
+}
+
+
+def _check_shapes(trajectory: torch.Tensor, latent: torch.Tensor, clues: dict[str, torch.Tensor], points: int,
+                  start_step: int) -> None:
+    """Latent, trajectory and clues must describe the same latents over the same steps."""
+    if trajectory.shape[0] != points:
+        raise InversionMismatch(f"its trajectory has {trajectory.shape[0]} latents but its schedule has {points} "
+                                f"points from start_step {start_step}; they must match")
+    x = tuple(trajectory.shape[1:])
+    if 0 in x:
+        raise InversionMismatch(f"its trajectory's latents are empty ({x})")
+    if tuple(latent.shape) != x:
+        raise InversionMismatch(f"its latent is {tuple(latent.shape)} (batch, channels, height, width) but its "
+                                f"trajectory's latents are {x}; they must match")
+    for name, tensor in clues.items():
+        rule = _CLUE_SHAPES.get(name)
+        want = rule(points - 1, x) if rule else None
+        if want is not None and (tensor.ndim != len(want) or
+                                 any(w is not None and s != w for s, w in zip(tensor.shape, want))):
+            shown = "(" + ", ".join("*" if w is None else str(w) for w in want) + ")"
+            raise InversionMismatch(f"its clue '{name}' has shape {tuple(tensor.shape)} where {shown} is needed "
+                                    f"({points - 1} steps from its start_step, latents {x})")
 
 
 def _json_object(meta: dict[str, str], key: str) -> dict:

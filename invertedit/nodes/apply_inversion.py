@@ -41,7 +41,7 @@ class ApplyInversion(io.ComfyNode):
 
     @classmethod
     def execute(cls, model, inversion) -> io.NodeOutput:
-        check_inversion(ApplyInversion.NAME, inversion)
+        check_inversion(ApplyInversion.NAME, inversion, model=model)
         method = checked_method(inversion, ApplyInversion.NAME)
         m = model.clone()
         m.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.OUTER_SAMPLE, WRAPPER_KEY, InversionGuard(inversion))

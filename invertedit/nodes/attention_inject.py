@@ -16,7 +16,7 @@ import torch
 from comfy_api.latest import io
 
 from ..adapters.errors import NodeInputError, check_choice
-from ..adapters.pair import encode_pair, prepare_pair_model
+from ..adapters.pair import PAIR_RUN_KEY, encode_prompt, join_pair, prepare_pair_model, warn_same_prompts
 from ..adapters.prompt_to_prompt import (BLEND_KEY, LocalBlendStep, PromptToPromptPatch, PromptToPromptRun,
                                           SkipUnusedSource)
 from ..adapters.layout import map_blocks
@@ -86,11 +86,13 @@ class AttentionInject(io.ComfyNode):
                 io.String.Input("blend_target_words", default="", optional=True,
                                 tooltip="Local blend: words of the target prompt whose attention marks the edited region "
                                         "(e.g. 'square'). The mask is the OR of the source's and the target's."),
-                io.Float.Input("blend_threshold", default=0.3, min=0.0, max=1.0, step=0.01, optional=True,
-                               tooltip="Local blend: threshold on the max-pooled, normalised maps (paper: 0.3)."),
-                io.Float.Input("blend_start", default=0.2, min=0.0, max=1.0, step=0.05, optional=True,
+                io.Float.Input("blend_threshold", default=0.3, min=0.01, max=0.99, step=0.01, optional=True,
+                               tooltip="Local blend: threshold on the max-pooled maps, normalised to a maximum of 1 "
+                                       "(paper: 0.3); between 0 and 1: at 1 no pixel is edited, at 0 every pixel."),
+                io.Float.Input("blend_start", default=0.2, min=0.0, max=0.95, step=0.05, optional=True,
                                tooltip="Local blend: fraction of the steps before blending starts (paper: 0.2); the "
-                                       "latents are blended after each step from step int(f * N) on."),
+                                       "latents are blended after each step from step int(f * N) on (below 1: at 1 "
+                                       "it never starts)."),
             ],
             outputs=pair_outputs("attention patches"),
         )
@@ -106,7 +108,9 @@ class AttentionInject(io.ComfyNode):
                             ("blend_threshold", blend_threshold), ("blend_start", blend_start)):
             if not (math.isfinite(value) and 0.0 <= value <= 1.0):
                 raise NodeInputError(AttentionInject.NAME, f"input '{name}' is {value}; use a fraction between 0 and 1.")
-        (src_ids, length), (tgt_ids, _) = prompt_tokens(clip, source_prompt, AttentionInject.NAME), prompt_tokens(clip, target_prompt, AttentionInject.NAME)
+        (src_ids, length), (tgt_ids, _) = (prompt_tokens(clip, text, AttentionInject.NAME, name, LONGER)
+                                           for name, text in (("source_prompt", source_prompt),
+                                                              ("target_prompt", target_prompt)))
         mapper = alphas = swap = None
         if mode == "replace" and len(src_ids) != len(tgt_ids):
             swap = word_swap(clip, source_prompt, target_prompt, length)
@@ -129,6 +133,10 @@ class AttentionInject(io.ComfyNode):
             blend = (blend_word_positions(clip, src_ids, blend_source_words or "", "blend_source_words", AttentionInject.NAME, "source prompt"),
                      blend_word_positions(clip, tgt_ids, blend_target_words or "", "blend_target_words", AttentionInject.NAME, "target prompt"),
                      blend_threshold, blend_start)
+            check_blend(blend_threshold, blend_start)
+        check_acts(schedule, bool(positions), blend is not None)
+        if not positions:
+            warn_same_prompts(AttentionInject.NAME, source_prompt, target_prompt)
         m, blocks, pair_latent = prepare_pair_model(model, latent, ("attn1", "attn2"), AttentionInject.NAME)
         at_blend = map_blocks(model) if blend is not None else frozenset()
         plans: dict = {}   # the fused cross-attention plans, the same for every layer
@@ -136,16 +144,52 @@ class AttentionInject(io.ComfyNode):
             m.set_model_attn1_replace(PromptToPromptPatch(schedule, "self"), block, number)
             m.set_model_attn2_replace(PromptToPromptPatch(schedule, "cross", mapper, alphas, scales, swap, at_blend,
                                                           plans), block, number)
-        m.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.OUTER_SAMPLE, BLEND_KEY, PromptToPromptRun(schedule, blend))
+        source = encode_prompt(clip, source_prompt)
+        m.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.OUTER_SAMPLE, PAIR_RUN_KEY,
+                               PromptToPromptRun(schedule, blend, source, reweight=bool(positions)))
         m.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.APPLY_MODEL, BLEND_KEY,
                                SkipUnusedSource(schedule, blend is not None))
         if blend is not None:
             m.set_model_sampler_post_cfg_function(LocalBlendStep(blend_start))
-        return io.NodeOutput(m, encode_pair(clip, source_prompt, target_prompt), pair_latent)
+        return io.NodeOutput(m, join_pair(source, encode_prompt(clip, target_prompt)), pair_latent)
 
 
 MODES = ("replace", "refine")
 MAX_SCALE = 100.0   # reweight scales beyond this only overflow the maps
+LONGER = (", and Prompt-to-Prompt aligns the two prompts' attention maps token by token within one window (MasaCtrl "
+          "and Plug-and-Play take longer prompts)")
+
+
+def check_blend(threshold: float, start: float) -> None:
+    """Refuse local blend settings under which it would not blend: a threshold no normalised map
+    passes (1: the target is returned as the source) or every one does (0: no blend), a start
+    at or after the last step (1)."""
+    if not 0.0 < threshold < 1.0:
+        effect = ("no pixel's map is above it, so the target would come out as the source" if threshold >= 1.0 else
+                  "every pixel's map is above it, so the local blend would keep the whole target")
+        raise NodeInputError(AttentionInject.NAME, f"input 'blend_threshold' is {threshold:g}: the maps are normalised "
+                                                   f"to a maximum of 1 and {effect}; give a threshold between 0 and 1 "
+                                                   f"(paper: 0.3).")
+    if start >= 1.0:
+        raise NodeInputError(AttentionInject.NAME, f"input 'blend_start' is {start:g}, so the local blend would never "
+                                                   f"start (it blends from step int(f * N) of N steps); give a fraction "
+                                                   f"below 1 (paper: 0.2).")
+
+
+def check_acts(schedule: ReplaceSchedule, reweight: bool, blend: bool) -> None:
+    """Refuse fractions under which the edit would never act at any step count: no map injected
+    and no local blend, or reweight without cross-attention injection (it scales injected maps)."""
+    cross = max([schedule.cross] + [f for _, f in schedule.words])
+    words = " (and every word of cross_replace_words)" if schedule.words else ""
+    if reweight and cross == 0.0:
+        raise NodeInputError(AttentionInject.NAME, f"input 'reweight' scales words' maps while cross-attention maps are "
+                                                   f"injected, but cross_replace is 0{words}; give cross_replace above 0 "
+                                                   f"(paper: 0.8), or leave reweight empty.")
+    if not blend and cross == 0.0 and schedule.self_ == 0.0:
+        raise NodeInputError(AttentionInject.NAME, f"inputs 'cross_replace'{words} and 'self_replace' are 0, so the "
+                                                   f"target would never take the source's maps and Attention Inject "
+                                                   f"would never act; give cross_replace or self_replace above 0 "
+                                                   f"(paper: 0.8 and 0.4).")
 
 
 def word_swap(clip, source: str, target: str, length: int) -> torch.Tensor:

@@ -60,7 +60,7 @@ class AttentionStore(io.ComfyNode):
     @classmethod
     def execute(cls, model, clip, inversion, prompt, words, start, end, threshold, image=None) -> io.NodeOutput:
         check_model_family(model, AttentionStore.NAME)
-        check_inversion(AttentionStore.NAME, inversion)
+        check_inversion(AttentionStore.NAME, inversion, model=model)
         check_finite(AttentionStore.NAME, start=start, end=end, threshold=threshold)
         if not 0.0 <= start < end <= 1.0:
             raise NodeInputError(AttentionStore.NAME, f"inputs 'start' ({start}) and 'end' ({end}) leave no steps to "

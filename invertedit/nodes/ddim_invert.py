@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from comfy_api.latest import io
 
-from ..adapters.inverters import invert
+from ..adapters.inverters import invert, inverted_latent
 from ..adapters.schemas import inverter_inputs, inverter_outputs
 from ..inversion.ddim import ddim_invert
 from ..inversion.methods import DDIM
@@ -36,7 +36,7 @@ class DDIMInvert(io.ComfyNode):
     def execute(cls, model, latent, positive, steps, scheduler, start_at_step, cfg, negative=None) -> io.NodeOutput:
         inversion = invert(DDIM, ddim_invert, model, latent["samples"], positive, negative, steps, scheduler,
                            start_at_step, cfg)
-        return io.NodeOutput(inversion, {"samples": inversion.latent}, inversion.sampling_sigmas)
+        return io.NodeOutput(inversion, inverted_latent(inversion), inversion.sampling_sigmas)
 
 
 NODES = [DDIMInvert]

@@ -7,7 +7,7 @@ import torch
 from comfy_api.latest import io
 
 from ..adapters.inversion_sampler import InversionSamplerNode, InversionSampling
-from ..adapters.inverters import invert
+from ..adapters.inverters import invert, inverted_latent
 from ..adapters.schemas import inverter_inputs, inverter_outputs
 from ..inversion.ddpm import edit_friendly_invert, edit_friendly_sample
 from ..inversion.methods import EDIT_FRIENDLY
@@ -43,7 +43,7 @@ class DDPMInvert(io.ComfyNode):
         inversion = invert(EDIT_FRIENDLY, edit_friendly_invert, model, latent["samples"], positive, negative, steps,
                            scheduler, start_at_step, cfg, settings={"seed": seed},
                            generator=torch.Generator().manual_seed(seed))
-        return io.NodeOutput(inversion, {"samples": inversion.latent}, inversion.sampling_sigmas)
+        return io.NodeOutput(inversion, inverted_latent(inversion), inversion.sampling_sigmas)
 
 
 class EditFriendlySampling(InversionSampling):

@@ -8,8 +8,8 @@ import torch.nn.functional as F
 from comfy_api.latest import io
 
 from ..guidance.diffedit import diffedit_mask
-from ..adapters.errors import NodeInputError, check_at_least, check_finite, check_finite_tensor
-from ..adapters.sampling import check_model_family, run_loop, schedule
+from ..adapters.errors import NodeInputError, check_at_least, check_conditioning, check_finite, check_finite_tensor
+from ..adapters.sampling import check_latent_size, check_model_family, run_loop, schedule
 
 
 class DiffEditMask(io.ComfyNode):
@@ -49,6 +49,8 @@ class DiffEditMask(io.ComfyNode):
         check_model_family(model, DiffEditMask.NAME)
         check_finite(DiffEditMask.NAME, strength=strength, threshold=threshold)
         check_at_least(DiffEditMask.NAME, 1, samples=samples)
+        check_conditioning(DiffEditMask.NAME, "source", source, model)
+        check_conditioning(DiffEditMask.NAME, "target", target, model)
         if not 0.001 <= strength <= 1.0:
             raise NodeInputError(DiffEditMask.NAME, f"input 'strength' is {strength}; give a fraction of the schedule "
                                                     f"from 0.001 up to 1 (paper: 0.5).")
@@ -56,6 +58,7 @@ class DiffEditMask(io.ComfyNode):
         if x.ndim != 4:
             raise NodeInputError(DiffEditMask.NAME, f"input 'latent' has shape {tuple(x.shape)}; an image latent is needed.")
         check_finite_tensor(DiffEditMask.NAME, "input 'latent'", x, "connect the image's latent from VAE Encode.")
+        check_latent_size(DiffEditMask.NAME, "latent", x, model)
         sigmas = schedule(model, "normal", 1000)
         sigma = sigmas[int(round((1 - strength) * 1000))]
         noises = torch.randn((samples, *x.shape), generator=torch.Generator().manual_seed(seed))

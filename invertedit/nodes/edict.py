@@ -11,7 +11,7 @@ from comfy_api.latest import io
 
 from ..adapters.inversion_sampler import InversionSamplerNode, InversionSampling
 from ..adapters.errors import NodeInputError, check_finite
-from ..adapters.inverters import invert
+from ..adapters.inverters import invert, inverted_latent
 from ..adapters.schemas import inverter_inputs, inverter_outputs
 from ..inversion.edict import edict_invert, edict_sample
 from ..inversion.methods import EDICT
@@ -48,7 +48,7 @@ class EdictInvert(io.ComfyNode):
             raise NodeInputError(cls.NAME, f"input 'mixing' is {mixing}; give a weight above 0, up to 1 (paper: 0.93).")
         inversion = invert(EDICT, edict_invert, model, latent["samples"], positive, negative, steps, scheduler,
                            start_at_step, cfg, settings={"mixing": mixing}, p=mixing)
-        return io.NodeOutput(inversion, {"samples": inversion.latent}, inversion.sampling_sigmas)
+        return io.NodeOutput(inversion, inverted_latent(inversion), inversion.sampling_sigmas)
 
 
 class EdictSampling(InversionSampling):
@@ -56,6 +56,7 @@ class EdictSampling(InversionSampling):
 
     NAME = "EDICT Sampler"
     METHOD = EDICT
+    SAME_CFG = True   # the coupled sequences invert the guided step at the inversion's cfg (paper: 3 for both)
 
     def run(self, denoise, x, sigmas, on_step):
         y = self.broadcast(self.inversion.clues["edict.y"].to(x), x.shape[0])

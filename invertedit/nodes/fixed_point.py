@@ -7,7 +7,7 @@ import torch
 from comfy_api.latest import io
 
 from ..adapters.errors import NodeInputError, check_at_least
-from ..adapters.inverters import invert
+from ..adapters.inverters import invert, inverted_latent
 from ..adapters.schemas import inverter_inputs, inverter_outputs
 from ..inversion.fixed_point import (AVERAGE, ITERATIONS, LOW_NOISE_ESTIMATES, LOW_NOISE_TIMESTEP,
                                      fixed_point_invert, model_evaluations)
@@ -77,7 +77,7 @@ class FixedPointInvert(io.ComfyNode):
                            scheduler, start_at_step, cfg, settings=settings, iterations=iterations, average=average,
                            anderson=anderson, low_noise_sigma=low)
         inversion.settings["model_evaluations"] = model_evaluations(inversion.sampling_sigmas, iterations, low)
-        return io.NodeOutput(inversion, {"samples": inversion.latent}, inversion.sampling_sigmas)
+        return io.NodeOutput(inversion, inverted_latent(inversion), inversion.sampling_sigmas)
 
 
 NODES = [FixedPointInvert]

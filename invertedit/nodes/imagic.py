@@ -13,7 +13,8 @@ import torch
 from comfy_api.latest import io
 
 from ..adapters.errors import NodeInputError, check_at_least, check_finite
-from ..adapters.imagic import check_inputs, conditioning_embedding, fine_tune_lora, optimize_embedding
+from ..adapters.imagic import (STAMP, check_inputs, check_stamp, conditioning_embedding, fine_tune_lora,
+                               optimize_embedding, same_source, stamped)
 from ..guidance.imagic import interpolate
 
 _COST = "Each step is one UNet forward and one backward pass."
@@ -45,7 +46,7 @@ class ImagicOptimizeEmbedding(io.ComfyNode):
                 io.Int.Input("steps", default=500, min=0, max=100000,
                              tooltip="Adam steps (reference code: 500; paper, on Imagen: 100). 0 returns the target's "
                                      "embedding unchanged."),
-                io.Float.Input("learning_rate", default=0.001, min=0.0, max=1.0, step=0.0001, round=0.00001,
+                io.Float.Input("learning_rate", default=0.001, min=0.0, max=0.1, step=0.0001, round=0.00001,
                                tooltip="Adam learning rate (paper and reference code: 0.001)."),
                 io.Int.Input("seed", default=0, min=0, max=0xFFFFFFFFFFFFFFFF, control_after_generate=False,
                              tooltip="Seed of the noises and timesteps drawn at each step."),
@@ -63,7 +64,7 @@ class ImagicOptimizeEmbedding(io.ComfyNode):
     def execute(cls, model, latent, target, steps, learning_rate, seed) -> io.NodeOutput:
         check_inputs(cls.NAME, model, latent["samples"], target, "target", steps, learning_rate)
         optimized, losses = optimize_embedding(model, latent["samples"], target, steps, learning_rate, seed)
-        return io.NodeOutput(optimized, target, _loss_map(losses))
+        return io.NodeOutput(optimized, stamped(target, optimized[0][1][STAMP]), _loss_map(losses))
 
 
 class ImagicFineTune(io.ComfyNode):
@@ -86,7 +87,7 @@ class ImagicFineTune(io.ComfyNode):
                 io.Int.Input("steps", default=1000, min=0, max=100000,
                              tooltip="Adam steps (reference code: 1000; paper: 1500). 0 returns the model unchanged "
                                      "(the LoRA at its start is zero)."),
-                io.Float.Input("learning_rate", default=0.0005, min=0.0, max=1.0, step=0.00001, round=0.000001,
+                io.Float.Input("learning_rate", default=0.0005, min=0.0, max=0.01, step=0.00001, round=0.000001,
                                tooltip="Adam learning rate of the LoRA (0.0005, the host's Train LoRA default, with its "
                                        "alpha 1: scale 1/rank). The paper's 5e-7 (reference code: 2e-6) is for the full "
                                        "weights and far too small for a LoRA."),
@@ -108,6 +109,7 @@ class ImagicFineTune(io.ComfyNode):
     def execute(cls, model, latent, optimized, steps, learning_rate, rank, seed) -> io.NodeOutput:
         check_inputs(cls.NAME, model, latent["samples"], optimized, "optimized", steps, learning_rate)
         check_at_least(cls.NAME, 1, rank=rank)
+        check_stamp(cls.NAME, optimized, "optimized", model, latent["samples"])
         patched, lora, losses = fine_tune_lora(model, latent["samples"], optimized, steps, learning_rate, rank, seed)
         return io.NodeOutput(patched, lora, _loss_map(losses))
 
@@ -139,6 +141,7 @@ class ImagicInterpolate(io.ComfyNode):
         check_finite(cls.NAME, alpha=alpha)
         e_tgt = conditioning_embedding(cls.NAME, target, "target")
         e_opt = conditioning_embedding(cls.NAME, optimized, "optimized")
+        stamp = same_source(cls.NAME, target, optimized)
         if e_tgt.shape != e_opt.shape:
             raise NodeInputError(cls.NAME, f"inputs 'target' {tuple(e_tgt.shape)} and 'optimized' {tuple(e_opt.shape)} "
                                            f"differ in shape; connect the two outputs of one Imagic Optimize Embedding.")
@@ -147,6 +150,8 @@ class ImagicInterpolate(io.ComfyNode):
         if (pooled_t is not None and pooled_o is not None and pooled_t.shape == pooled_o.shape
                 and not torch.equal(pooled_t, pooled_o)):   # (the optimisation keeps the target's: nothing to mix)
             extra["pooled_output"] = interpolate(pooled_t, pooled_o, alpha)
+        if stamp is not None:
+            extra[STAMP] = stamp
         return io.NodeOutput([[interpolate(e_tgt, e_opt, alpha), extra]])
 
 

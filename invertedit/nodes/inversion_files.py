@@ -13,6 +13,7 @@ from comfy_api.latest import io
 
 from ..adapters.errors import NodeInputError, check_inversion
 from ..adapters.sockets import Inversion as InversionSocket
+from ..adapters.inverters import inverted_latent
 from ..adapters.inversion_files import SUBFOLDER, list_inversion_files, load_inversion, resolve_inversion_file, save_inversion
 
 
@@ -68,7 +69,14 @@ class LoadInversion(io.ComfyNode):
         )
 
     @classmethod
-    def validate_inputs(cls, inversion) -> bool | str:
+    def validate_inputs(cls, inversion, input_types=None) -> bool | str:
+        if inversion is None:
+            if "inversion" in (input_types or {}):   # a link: its value comes later; execute checks it
+                return True
+            # a list sent as {"__value__": [...]}: the host unwraps it into what its executor takes for
+            # a link to a node that does not exist, and that stops its prompt worker (host 0.3.64)
+            return (f"{cls.NAME}: input 'inversion' is a list, not a file name; choose a .safetensors file from "
+                    f"the list.")
         try:
             resolve_inversion_file(inversion)
         except NodeInputError as e:
@@ -86,7 +94,7 @@ class LoadInversion(io.ComfyNode):
     @classmethod
     def execute(cls, inversion) -> io.NodeOutput:
         inv = load_inversion(resolve_inversion_file(inversion))
-        return io.NodeOutput(inv, {"samples": inv.latent}, inv.sampling_sigmas)
+        return io.NodeOutput(inv, inverted_latent(inv), inv.sampling_sigmas)
 
 
 NODES = [SaveInversion, LoadInversion]

@@ -21,13 +21,10 @@ from ..adapters.fingerprint import conditioning_fingerprint
 from ..adapters.sockets import Inversion as InversionSocket
 
 
-def require_base(method: Method, inversion) -> None:
-    """Refuse an input that is not an inversion, or not the kind ``method`` refines (its ``built_on``)."""
-    check_inversion(method.made_by, inversion)
-    base = METHODS[method.built_on]
-    if inversion.method != base.name:
-        raise NodeInputError(method.made_by, f"input 'inversion' is a {inversion.method} inversion; connect the "
-                                             f"INVERSION output of {base.made_by} (or a loaded {base.name} inversion).")
+def require_base(method: Method, inversion, model=None) -> None:
+    """Refuse an input that is not an inversion, not the kind ``method`` refines (its ``built_on``),
+    or (given ``model``) made with another model."""
+    check_inversion(method.made_by, inversion, model=model, methods=(METHODS[method.built_on],))
 
 
 class NegativePromptInversion(io.ComfyNode):

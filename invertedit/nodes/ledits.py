@@ -12,7 +12,7 @@ from __future__ import annotations
 from comfy_api.latest import io
 
 from ..guidance.ledits import MASKS
-from ..adapters.errors import NodeInputError, check_choice
+from ..adapters.errors import NodeInputError, check_choice, check_conditioning
 from ..adapters.layout import attention_levels, map_blocks, mask_factor
 from ..adapters.sampling import check_model_family
 from ..adapters.schemas import check_concept_weights, concept_inputs, make_concept
@@ -90,6 +90,8 @@ class LeditsGuidance(io.ComfyNode):
             raise NodeInputError(LeditsGuidance.NAME, "input 'concepts' is empty; connect LEDITS++ Concept nodes.")
         items = [c for _, c in concepts]
         check_concept_weights(LeditsGuidance.NAME, items, divides=False)
+        for name, conditioning in (("negative", negative), *(("concepts", cond) for cond, _ in concepts)):
+            check_conditioning(LeditsGuidance.NAME, name, conditioning, model)
         if mask != "noise":
             untokened = [i for i, c in enumerate(items) if c.tokens is None]
             if untokened:

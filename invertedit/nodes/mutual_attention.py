@@ -1,14 +1,15 @@
 """MasaCtrl: mutual self-attention on a source/target pair (math in ``attention/mutual.py``)."""
 from __future__ import annotations
 
+import comfy.patcher_extension
 from comfy_api.latest import io
 
 from ..attention.mutual import MutualSchedule
 from ..adapters.errors import NodeInputError, check_at_least
-from ..adapters.pair import encode_pair, prepare_pair_model
+from ..adapters.pair import PAIR_RUN_KEY, encode_prompt, join_pair, prepare_pair_model, warn_same_prompts
 from ..adapters.sampling import check_model_family
 from ..adapters.schemas import pair_inputs, pair_outputs
-from ..adapters.mutual import MutualSelfAttentionPatch, self_attention_layers
+from ..adapters.mutual import MutualRun, MutualSelfAttentionPatch, self_attention_layers
 
 
 class MasaCtrl(io.ComfyNode):
@@ -26,9 +27,12 @@ class MasaCtrl(io.ComfyNode):
                          "for one sampler run; combine with an inversion."),
             inputs=[
                 *pair_inputs(source_default='a red circle on a blue background', source_tooltip='The prompt the image was inverted with.',
-                             target_default='a red square on a blue background', target_tooltip='The edited prompt (any token count).'),
+                             target_default='a red square on a blue background',
+                             target_tooltip='The edited prompt (any length: prompts of different token lengths are '
+                                            'repeated to a common one, as the host batches them).'),
                 io.Int.Input("start_step", default=4, min=0, max=1000,
-                             tooltip="First sampling step of mutual self-attention (paper: 4)."),
+                             tooltip="First sampling step of mutual self-attention (paper: 4 of 50); below the run's "
+                                     "step count, or MasaCtrl never acts (the sampler refuses such a run)."),
                 io.Int.Input("start_layer", default=10, min=0, max=200,
                              tooltip="First self-attention layer, counted in execution order (paper: 10 of SD1.5's 16; "
                                      "SDXL has 70)."),
@@ -63,10 +67,13 @@ class MasaCtrl(io.ComfyNode):
                     raise NodeInputError(MasaCtrl.NAME, f"input '{name}' is a batch of {mask.shape[0]} masks; connect one.")
             masks = (source_mask.cpu(), target_mask.cpu())
         m, blocks, pair_latent = prepare_pair_model(model, latent, ("attn1",), MasaCtrl.NAME)
+        warn_same_prompts(MasaCtrl.NAME, source_prompt, target_prompt)
         patch = MutualSelfAttentionPatch(MutualSchedule(start_step, start_layer), layers, masks)
         for block, number in blocks:
             m.set_model_attn1_replace(patch, block, number)
-        return io.NodeOutput(m, encode_pair(clip, source_prompt, target_prompt), pair_latent)
+        source = encode_prompt(clip, source_prompt)
+        m.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.OUTER_SAMPLE, PAIR_RUN_KEY, MutualRun(start_step, source))
+        return io.NodeOutput(m, join_pair(source, encode_prompt(clip, target_prompt)), pair_latent)
 
 
 NODES = [MasaCtrl]

@@ -13,11 +13,18 @@ from __future__ import annotations
 from comfy_api.latest import io
 
 from ..guidance.noise_map import LOSSES
-from ..adapters.errors import check_choice, check_finite
+from ..adapters.errors import NodeInputError, check_bounds, check_choice, check_conditioning, check_finite
 from ..adapters.gradients import with_weight_copies
 from ..adapters.guiders import NoiseMapGuider, carrying
 from ..adapters.sampling import check_model_family
 from ..adapters.sockets import Inversion as InversionSocket
+from ..inversion.methods import DDIM, FIXED_POINT, NULL_TEXT
+
+# Fewer steps than this: the pull at the paper's scales overshoots (measured on the toy world).
+FEWEST_STEPS = 10
+
+# The inversions NMG guides with: plain trajectories (the paper: DDIM), and a null-text one.
+TAKES = (DDIM, FIXED_POINT, NULL_TEXT)
 
 
 class NoiseMapGuidance(io.ComfyNode):
@@ -42,15 +49,16 @@ class NoiseMapGuidance(io.ComfyNode):
                                                           "target), or the source prompt for a reconstruction."),
                 io.Conditioning.Input("negative", tooltip="The null text (paper: the empty prompt); the noise-map pass "
                                                           "uses it too."),
-                InversionSocket.Input("inversion", tooltip="DDIM Invert's INVERSION (paper); its latents are the "
-                                                           "noise maps."),
+                InversionSocket.Input("inversion", tooltip="DDIM Invert's INVERSION (paper; 10 steps or more), "
+                                                           "Fixed-Point Invert's or Null-Text Optimize's; its latents "
+                                                           "are the noise maps."),
                 io.Float.Input("cfg", default=10.0, min=0.0, max=100.0, step=0.1, round=0.01,
                                tooltip="Text guidance scale (paper: 10)."),
-                io.Float.Input("noise_map_scale", default=10.0, min=0.0, max=1000.0, step=0.1,
-                               tooltip="Noise map guidance scale (paper: 10)."),
-                io.Float.Input("grad_scale", default=5000.0, min=0.0, max=1e7, step=100.0,
+                io.Float.Input("noise_map_scale", default=10.0, min=0.0, max=100.0, step=0.1,
+                               tooltip="Noise map guidance scale (paper: 10; up to 10x that)."),
+                io.Float.Input("grad_scale", default=5000.0, min=0.0, max=50000.0, step=100.0,
                                tooltip="Gradient scale (paper: 5000, for a 64x64 latent: the distance is a mean, so "
-                                       "the pull per element grows as the latent shrinks)."),
+                                       "the pull per element grows as the latent shrinks; up to 10x the paper's)."),
                 io.Combo.Input("loss", options=list(LOSSES), default="l1",
                                tooltip="Distance to the noise map (paper: l1; the code also offers l2 and smooth_l1)."),
             ],
@@ -63,7 +71,16 @@ class NoiseMapGuidance(io.ComfyNode):
         check_model_family(model, node)
         check_choice(node, "loss", loss, LOSSES)
         check_finite(node, cfg=cfg, noise_map_scale=noise_map_scale, grad_scale=grad_scale)
-        patched = carrying(model, inversion, node, direct=False)
+        check_bounds(cls, noise_map_scale=noise_map_scale, grad_scale=grad_scale)
+        check_conditioning(node, "positive", positive, model)
+        check_conditioning(node, "negative", negative, model)
+        patched = carrying(model, inversion, node, TAKES)
+        steps = len(inversion.sampling_sigmas) - 1
+        if steps < FEWEST_STEPS:
+            raise NodeInputError(node, f"input 'inversion' has {steps} steps; NMG's pull towards the noise maps "
+                                       f"overshoots with fewer than {FEWEST_STEPS} (toy world, paper scales: 3.7 dB at 5 "
+                                       f"steps, 36.5-37.6 dB at 10-50). Invert with {FEWEST_STEPS} steps or more "
+                                       f"(paper: 50).")
         guider = NoiseMapGuider(with_weight_copies(patched), inversion, noise_map_scale, grad_scale, loss)
         guider.set_all({"positive": positive, "negative": negative}, [])
         guider.set_cfg(cfg)

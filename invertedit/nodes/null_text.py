@@ -19,7 +19,7 @@ from comfy_api.latest import io
 from ..inversion.null_text import null_text_optimize
 from .inversion_methods import require_base
 from ..inversion.methods import NULL_TEXT
-from ..adapters.errors import NodeInputError, check_at_least, check_choice, check_finite
+from ..adapters.errors import NodeInputError, check_at_least, check_choice, check_conditioning, check_finite
 from ..adapters.fingerprint import conditioning_fingerprint
 from ..adapters.sampling import run_loop
 from ..adapters.sockets import Inversion as InversionSocket
@@ -74,10 +74,12 @@ class NullTextOptimize(io.ComfyNode):
     @classmethod
     def execute(cls, model, inversion, positive, negative, cfg, inner_steps, learning_rate, early_stop,
                 start_from: str = FROM_NEGATIVE) -> io.NodeOutput:
-        require_base(NULL_TEXT, inversion)
+        require_base(NULL_TEXT, inversion, model)
         check_finite(NullTextOptimize.NAME, cfg=cfg, learning_rate=learning_rate)
         check_at_least(NullTextOptimize.NAME, 1, inner_steps=inner_steps)
         check_choice(NullTextOptimize.NAME, "start_from", start_from, START_FROM)
+        check_conditioning(NullTextOptimize.NAME, "positive", positive, model)
+        check_conditioning(NullTextOptimize.NAME, "negative", negative, model)
         if conditioning_fingerprint(positive) != inversion.fingerprint.get("positive"):
             raise NodeInputError(NullTextOptimize.NAME, "input 'positive' is not the source prompt the inversion was made with; "
                                        "connect the same CONDITIONING that DDIM Invert got.")

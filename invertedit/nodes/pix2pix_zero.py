@@ -12,10 +12,10 @@ import torch
 from comfy_api.latest import io
 
 from ..adapters.cross_guidance import NAME as GUIDANCE, CrossAttentionGuider, RecordMaps
-from ..adapters.edit_direction import NAME as DIRECTION, add_direction, check_conditioning, side
-from ..adapters.errors import NodeInputError, check_at_least, check_finite, check_finite_tensor
+from ..adapters.edit_direction import NAME as DIRECTION, add_direction, side
+from ..adapters.errors import NodeInputError, check_at_least, check_conditioning, check_finite, check_finite_tensor
 from ..adapters.gradients import with_weight_copies
-from ..adapters.inverters import invert
+from ..adapters.inverters import INVERTED_SIGMAS, check_latent_made_with, invert, inverted_latent
 from ..adapters.layout import transformer_blocks
 from ..adapters.sampling import check_model_family
 from ..adapters.schemas import inverter_inputs, inverter_outputs
@@ -82,7 +82,7 @@ class Pix2PixZeroInvert(io.ComfyNode):
             raise NodeInputError(INVERT, f"{e}: its steps overshoot on a latent this small or a noise this far from "
                                          f"unit spread. Lower lambda_auto_corr (e.g. {lambda_auto_corr / 4:g}) or raise "
                                          f"auto_corr_rolls, or invert a larger image (the paper: 512 px).") from None
-        return io.NodeOutput(inversion, {"samples": inversion.latent}, inversion.sampling_sigmas)
+        return io.NodeOutput(inversion, inverted_latent(inversion), inversion.sampling_sigmas)
 
 
 class EditDirection(io.ComfyNode):
@@ -180,8 +180,9 @@ class CrossAttentionGuidance(io.ComfyNode):
             raise NodeInputError(GUIDANCE, f"input 'latent' has shape {tuple(samples.shape)}; connect one inverted "
                                            f"image's latent (batch 1).")
         check_finite_tensor(GUIDANCE, "input 'latent'", samples, "connect the inversion's LATENT.")
+        check_latent_made_with(GUIDANCE, latent, model)
         for name, cond in (("positive", positive), ("target", target), ("negative", negative)):
-            check_conditioning(GUIDANCE, name, cond)
+            check_conditioning(GUIDANCE, name, cond, model)
         if positive[0][0].shape[1:] != target[0][0].shape[1:]:
             raise NodeInputError(GUIDANCE, f"input 'target' has {tuple(target[0][0].shape[1:])} (tokens, width), "
                                            f"'positive' {tuple(positive[0][0].shape[1:])}; their cross-attention maps "
@@ -198,7 +199,7 @@ class CrossAttentionGuidance(io.ComfyNode):
         patch = RecordMaps()
         for block, number in blocks:
             m.set_model_attn2_replace(patch, block, number)
-        guider = CrossAttentionGuider(m, guidance_amount)
+        guider = CrossAttentionGuider(m, guidance_amount, latent.get(INVERTED_SIGMAS))
         guider.set_all({"positive": positive, "target": target, "negative": negative}, [])
         guider.set_cfg(cfg)
         return io.NodeOutput(guider, {"samples": samples.repeat(2, 1, 1, 1)})

@@ -8,16 +8,17 @@ injects that ResBlock's output alone; ComfyUI offers no per-step hook inside a R
 """
 from __future__ import annotations
 
+import comfy.patcher_extension
 from comfy_api.latest import io
 
 from ..attention.plug_and_play import PlugAndPlaySchedule, decoder_injection_block
 from ..attention.prompt_to_prompt import ReplaceSchedule
 from ..adapters.errors import NodeInputError, check_finite
 from ..adapters.prompt_to_prompt import PromptToPromptPatch
-from ..adapters.pair import encode_pair, prepare_pair_model
+from ..adapters.pair import PAIR_RUN_KEY, encode_prompt, join_pair, prepare_pair_model, warn_same_prompts
 from ..adapters.sampling import check_model_family
 from ..adapters.schemas import pair_inputs, pair_outputs
-from ..adapters.plug_and_play import FeatureInjection
+from ..adapters.plug_and_play import FeatureInjection, PlugAndPlayRun
 
 
 class PlugAndPlay(io.ComfyNode):
@@ -35,7 +36,9 @@ class PlugAndPlay(io.ComfyNode):
                          "pair and the LATENT pair for one sampler run."),
             inputs=[
                 *pair_inputs(source_default='', source_tooltip='The prompt the image was inverted with (paper: empty).',
-                             target_default='a red square on a blue background', target_tooltip='The translation prompt.'),
+                             target_default='a red square on a blue background',
+                             target_tooltip='The translation prompt (any length: prompts of different token lengths '
+                                            'are repeated to a common one, as the host batches them).'),
                 io.Float.Input("feature_injection", default=0.8, min=0.0, max=1.0, step=0.05,
                                tooltip="Fraction of the steps with the decoder features injected (paper: 0.8)."),
                 io.Float.Input("self_attention_injection", default=0.5, min=0.0, max=1.0, step=0.05,
@@ -48,8 +51,16 @@ class PlugAndPlay(io.ComfyNode):
     def execute(cls, model, clip, latent, source_prompt, target_prompt, feature_injection,
                 self_attention_injection) -> io.NodeOutput:
         check_model_family(model, PlugAndPlay.NAME)
-        check_finite(PlugAndPlay.NAME, feature_injection=feature_injection,
-                     self_attention_injection=self_attention_injection)
+        for name, value in (("feature_injection", feature_injection),
+                            ("self_attention_injection", self_attention_injection)):
+            check_finite(PlugAndPlay.NAME, **{name: value})
+            if not 0.0 <= value <= 1.0:
+                raise NodeInputError(PlugAndPlay.NAME, f"input '{name}' is {value:g}; use a fraction between 0 and 1 "
+                                                       f"(paper: {PAPER[name]}).")
+        if feature_injection == 0.0 and self_attention_injection == 0.0:
+            raise NodeInputError(PlugAndPlay.NAME, "inputs 'feature_injection' and 'self_attention_injection' are both "
+                                                   "0, so Plug-and-Play would never act; give fractions above 0 (paper: "
+                                                   "0.8 and 0.5).")
         schedule = PlugAndPlaySchedule(feature_injection, self_attention_injection)
         m, blocks, pair_latent = prepare_pair_model(model, latent, ("attn1",), PlugAndPlay.NAME)
         unet = model.model.diffusion_model
@@ -62,7 +73,14 @@ class PlugAndPlay(io.ComfyNode):
             if block == "output" and number >= start:
                 m.set_model_attn1_replace(maps, block, number)
         m.set_model_output_block_patch(FeatureInjection(schedule, start + 1))
-        return io.NodeOutput(m, encode_pair(clip, source_prompt, target_prompt), pair_latent)
+        warn_same_prompts(PlugAndPlay.NAME, source_prompt, target_prompt)
+        source = encode_prompt(clip, source_prompt)
+        m.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.OUTER_SAMPLE, PAIR_RUN_KEY,
+                               PlugAndPlayRun(schedule, source))
+        return io.NodeOutput(m, join_pair(source, encode_prompt(clip, target_prompt)), pair_latent)
+
+
+PAPER = {"feature_injection": 0.8, "self_attention_injection": 0.5}
 
 
 NODES = [PlugAndPlay]

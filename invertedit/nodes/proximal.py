@@ -14,10 +14,14 @@ from __future__ import annotations
 from comfy_api.latest import io
 
 from ..guidance.proximal import PROXES, RECONSTRUCTIONS, SCOPES, ProxSettings
-from ..adapters.errors import NodeInputError, check_at_least, check_choice, check_finite
+from ..adapters.errors import NodeInputError, check_at_least, check_choice, check_conditioning, check_finite
 from ..adapters.guiders import ProximalGuider, carrying
 from ..adapters.sampling import check_model_family
 from ..adapters.sockets import Inversion as InversionSocket
+from ..inversion.methods import DDIM, DIRECT, FIXED_POINT, NEGATIVE_PROMPT, NULL_TEXT
+
+# The inversions the host's ddim sampler replays (the paper's recipe: Negative-Prompt Inversion).
+TAKES = (DDIM, NEGATIVE_PROMPT, NULL_TEXT, DIRECT, FIXED_POINT)
 
 
 class ProximalGuidance(io.ComfyNode):
@@ -89,12 +93,14 @@ class ProximalGuidance(io.ComfyNode):
         check_choice(node, "pull", pull, RECONSTRUCTIONS)
         check_finite(node, cfg=cfg, quantile=quantile, recon_lr=recon_lr, recon_t=recon_t)
         check_at_least(node, 0, start_step=start_step, dilate_mask=dilate_mask)
+        check_conditioning(node, "positive", positive, model)
+        check_conditioning(node, "negative", negative, model)
         if quantile > 1:
             raise NodeInputError(node, f"input 'quantile' is {quantile}; give a quantile from 0 to 1 (paper: 0.7), "
                                        f"or a negative number for a fixed threshold of its size.")
         settings = ProxSettings(prox=prox, quantile=quantile, scope=quantile_over, start_step=start_step, pull=pull,
                                 recon_lr=recon_lr, recon_t=recon_t, dilate=dilate_mask)
-        guider = ProximalGuider(carrying(model, inversion, node), inversion, settings)
+        guider = ProximalGuider(carrying(model, inversion, node, TAKES), inversion, settings)
         guider.set_all({"positive": positive, "negative": negative}, [])
         guider.set_cfg(cfg)
         return io.NodeOutput(guider)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from comfy_api.latest import io
 
-from ..adapters.errors import NodeInputError, check_finite
+from ..adapters.errors import NodeInputError, check_conditioning, check_finite
 from ..adapters.schemas import check_concept_weights, concept_inputs, make_concept
 from ..adapters.sockets import Concepts
 from ..adapters.guiders import SegaGuider
@@ -75,6 +75,9 @@ class SegaGuidance(io.ComfyNode):
         check_finite(SegaGuidance.NAME, cfg=cfg, momentum_scale=momentum_scale, momentum_beta=momentum_beta)
         items = [c for _, c in concepts]
         check_concept_weights(SegaGuidance.NAME, items, divides=True)
+        for name, conditioning in (("positive", positive), ("negative", negative),
+                                   *(("concepts", cond) for cond, _ in concepts)):
+            check_conditioning(SegaGuidance.NAME, name, conditioning, model)
         guider = SegaGuider(model, items, momentum_scale, momentum_beta)
         guider.set_all({"positive": positive, "negative": negative}, [cond for cond, _ in concepts])
         guider.set_cfg(cfg)

@@ -135,6 +135,38 @@ def _stop(process: subprocess.Popen) -> None:
         process.wait(timeout=20)
 
 
+
+def launch(base: Path, host: Path, log_mode: str = "wb") -> Server:
+    """Start the real server on ``base`` (prepared by ``_prepare_base``) on a free port and wait until it
+    answers; RuntimeError with its log's tail if it exits or stays silent. ``log_mode`` "ab" keeps the log
+    of a server started on ``base`` before."""
+    port = _free_port()
+    log = base / "comfyui.log"
+    command = [sys.executable, "-c", LAUNCHER, str(REPO / "workshop" / "headless" / "absent_torchvision.py"),
+               str(host), "--cpu", "--listen", "127.0.0.1", "--port", str(port), "--base-directory", str(base),
+               "--database-url", "sqlite:///:memory:"]
+    env = dict(os.environ, PYTHONUNBUFFERED="1", OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
+    with open(log, log_mode) as out:
+        process = subprocess.Popen(command, cwd=host, stdout=out, stderr=subprocess.STDOUT, env=env,
+                                   start_new_session=True)
+    server = Server(f"http://127.0.0.1:{port}", base, log, process)
+    deadline = time.monotonic() + STARTUP_TIMEOUT_S
+    while True:
+        if process.poll() is not None:
+            raise RuntimeError(f"ComfyUI exited with status {process.returncode} while starting; its log "
+                               f"({log}) ends:\n{server.tail()}")
+        try:
+            server.get("/system_stats", timeout=5)
+            return server
+        except (urllib.error.URLError, ConnectionError, TimeoutError, json.JSONDecodeError):
+            pass
+        if time.monotonic() > deadline:
+            _stop(process)
+            raise RuntimeError(f"ComfyUI did not answer on port {port} within {STARTUP_TIMEOUT_S}s; its log ends:\n"
+                               f"{server.tail()}")
+        time.sleep(1)
+
+
 @pytest.fixture(scope="module")
 def comfy_server(browser_available, tmp_path_factory):
     """The real ComfyUI server on a free port, CPU only, with this pack installed."""
@@ -142,34 +174,14 @@ def comfy_server(browser_available, tmp_path_factory):
     assert host is not None  # tests/conftest.py skips tests/browser loudly without a host
     base = tmp_path_factory.mktemp("comfy_server")
     _prepare_base(base, host)
-    port = _free_port()
-    log = base / "comfyui.log"
-    command = [sys.executable, "-c", LAUNCHER, str(REPO / "workshop" / "headless" / "absent_torchvision.py"),
-               str(host), "--cpu", "--listen", "127.0.0.1", "--port", str(port), "--base-directory", str(base),
-               "--database-url", "sqlite:///:memory:"]
-    env = dict(os.environ, PYTHONUNBUFFERED="1", OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
-    with open(log, "wb") as out:
-        process = subprocess.Popen(command, cwd=host, stdout=out, stderr=subprocess.STDOUT, env=env,
-                                   start_new_session=True)
-    server = Server(f"http://127.0.0.1:{port}", base, log, process)
     try:
-        deadline = time.monotonic() + STARTUP_TIMEOUT_S
-        while True:
-            if process.poll() is not None:
-                pytest.fail(f"ComfyUI exited with status {process.returncode} while starting; its log "
-                            f"({log}) ends:\n{server.tail()}")
-            try:
-                server.get("/system_stats", timeout=5)
-                break
-            except (urllib.error.URLError, ConnectionError, TimeoutError, json.JSONDecodeError):
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"ComfyUI did not answer on port {port} within {STARTUP_TIMEOUT_S}s; its log ends:\n"
-                            f"{server.tail()}")
-            time.sleep(1)
+        server = launch(base, host)
+    except RuntimeError as e:
+        pytest.fail(str(e))
+    try:
         yield server
     finally:
-        _stop(process)
+        _stop(server.process)
 
 
 @pytest.hookimpl(hookwrapper=True)

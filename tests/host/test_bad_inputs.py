@@ -11,13 +11,15 @@ the bad input on the tiny SD1 model and a few steps. One parametrized test runs 
 from __future__ import annotations
 
 import dataclasses
+import json
+import logging
 import os
 import struct
 
 import pytest
 import torch
 
-from workshop.headless.calls import call, encode
+from workshop.headless.calls import call, encode, rel_err
 
 PROMPT = "a red circle on a blue background"
 NAN, INF = float("nan"), float("inf")
@@ -37,6 +39,7 @@ class Kit:
     inv: object       # DDIM, 4 steps from step 0
     lat: dict
     sigmas: torch.Tensor
+    other: object     # another tiny SD1 model (seed 1): what an input was not made with
     cache: dict = dataclasses.field(default_factory=dict)
 
     def once(self, key, make):
@@ -51,6 +54,14 @@ class Kit:
     def ddpm(self):
         return self.once("ddpm", lambda: call(self.host, "InvertEditDDPMInvert", **self.invert_args(cfg=3.5, start_at_step=1),
                                               negative=self.neg, seed=0))
+
+    def inv10(self):
+        """A DDIM inversion of 10 steps (Noise Map Guidance refuses fewer): (INVERSION, LATENT, SIGMAS)."""
+        return self.once("inv10", lambda: ddim_invert(self, steps=10))
+
+    def optimized(self, scale: float = 1.0):
+        """Imagic Optimize Embedding (1 step) on the source latent times ``scale``: (optimized, target, loss)."""
+        return self.once(("optimized", scale), lambda: imagic_embedding(self, latent={"samples": self.src["samples"] * scale}))
 
     def invert_args(self, **change) -> dict:
         args = dict(model=self.model, latent=self.src, positive=self.pos, steps=STEPS, scheduler="ddim_uniform",
@@ -69,7 +80,7 @@ def kit(host, tiny):
     src = {"samples": torch.randn(1, 4, 8, 8, generator=torch.Generator().manual_seed(0)) * 5.0}
     inv, lat, sigmas = call(host, "InvertEditDDIMInvert", model=model, latent=src, positive=pos, steps=STEPS,
                             scheduler="ddim_uniform", start_at_step=0, cfg=1.0)
-    return Kit(host, model, clip, pos, encode(host, clip, ""), src, inv, lat, sigmas)
+    return Kit(host, model, clip, pos, encode(host, clip, ""), src, inv, lat, sigmas, tiny("sd1", seed=1)[0])
 
 
 # -- how the cases run their nodes ---------------------------------------------------------
@@ -98,20 +109,20 @@ def fixed_point_invert(k: Kit, **change):
     return call(k.host, "InvertEditFixedPointInvert", **k.invert_args(**change), **settings)
 
 
-def ksampler(k: Kit, model, latent: dict, start_at_step: int = 0):
-    return call(k.host, "KSamplerAdvanced", model=model, add_noise="disable", noise_seed=0, steps=STEPS, cfg=1.0,
+def ksampler(k: Kit, model, latent: dict, start_at_step: int = 0, cfg: float = 1.0):
+    return call(k.host, "KSamplerAdvanced", model=model, add_noise="disable", noise_seed=0, steps=STEPS, cfg=cfg,
                 sampler_name="ddim", scheduler="ddim_uniform", positive=k.pos, negative=k.pos, latent_image=latent,
                 start_at_step=start_at_step, end_at_step=10000, return_with_leftover_noise="disable")
 
 
-def apply_inversion(k: Kit, inversion, latent: dict | None = None, start_at_step: int = 0):
+def apply_inversion(k: Kit, inversion, latent: dict | None = None, start_at_step: int = 0, cfg: float = 1.0):
     guarded = call(k.host, "InvertEditApplyInversion", model=k.model, inversion=inversion)[0]
-    return ksampler(k, guarded, latent if latent is not None else k.lat, start_at_step)
+    return ksampler(k, guarded, latent if latent is not None else k.lat, start_at_step, cfg)
 
 
-def pack_sampler(k: Kit, node: str, inversion, latent: dict, sigmas, cfg: float):
+def pack_sampler(k: Kit, node: str, inversion, latent: dict, sigmas, cfg: float, model=None):
     sampler = call(k.host, node, inversion=inversion)[0]
-    guider = call(k.host, "CFGGuider", model=k.model, positive=k.pos, negative=k.neg, cfg=cfg)[0]
+    guider = call(k.host, "CFGGuider", model=model or k.model, positive=k.pos, negative=k.neg, cfg=cfg)[0]
     return call(k.host, "SamplerCustomAdvanced", noise=call(k.host, "DisableNoise")[0], guider=guider, sampler=sampler,
                 sigmas=sigmas, latent_image=latent)
 
@@ -236,15 +247,15 @@ def edit_direction(k: Kit, **change):
     return call(k.host, "InvertEditEditDirection", **args)
 
 
-def cross_guidance(k: Kit, sampler: str = "ddim", noise=None, sampled=None, **change):
+def cross_guidance(k: Kit, sampler: str = "ddim", noise=None, sampled=None, sigmas=None, **change):
     """Cross-Attention Guidance on the DDIM inversion, sampled (the run's refusals come from the sampler)."""
     args = dict(model=k.model, positive=k.pos, target=encode(k.host, k.clip, "a red square on a blue background"),
                 negative=k.neg, latent=k.lat, cfg=7.5, guidance_amount=0.1)
     args.update(change)
     guider, pair = call(k.host, "InvertEditCrossAttentionGuidance", **args)
     return call(k.host, "SamplerCustomAdvanced", noise=noise or call(k.host, "DisableNoise")[0], guider=guider,
-                sampler=call(k.host, "KSamplerSelect", sampler_name=sampler)[0], sigmas=k.sigmas,
-                latent_image=sampled if sampled is not None else pair)
+                sampler=call(k.host, "KSamplerSelect", sampler_name=sampler)[0],
+                sigmas=sigmas if sigmas is not None else k.sigmas, latent_image=sampled if sampled is not None else pair)
 
 
 def replaced(inversion, **change):
@@ -275,10 +286,12 @@ def imagic_interpolate(k: Kit, **change):
     return call(k.host, "InvertEditImagicInterpolate", **args)
 
 
-def guided_run(k: Kit, guider, sampler: str = "ddim"):
-    """SamplerCustomAdvanced with ``guider`` from the inversion's latent (DisableNoise, its sigmas)."""
+def guided_run(k: Kit, guider, sampler: str = "ddim", inverted=None):
+    """SamplerCustomAdvanced with ``guider`` from an inversion's latent (DisableNoise, its sigmas):
+    ``inverted`` (INVERSION, LATENT, SIGMAS), the kit's 4-step DDIM inversion by default."""
+    _, latent, sigmas = inverted or (k.inv, k.lat, k.sigmas)
     return call(k.host, "SamplerCustomAdvanced", noise=call(k.host, "DisableNoise")[0], guider=guider,
-                sampler=call(k.host, "KSamplerSelect", sampler_name=sampler)[0], sigmas=k.sigmas, latent_image=k.lat)
+                sampler=call(k.host, "KSamplerSelect", sampler_name=sampler)[0], sigmas=sigmas, latent_image=latent)
 
 
 def proximal(k: Kit, **change):
@@ -289,13 +302,27 @@ def proximal(k: Kit, **change):
 
 
 def noise_map(k: Kit, **change):
-    args = dict(model=k.model, positive=k.pos, negative=k.neg, inversion=k.inv, cfg=10.0, noise_map_scale=10.0,
+    args = dict(model=k.model, positive=k.pos, negative=k.neg, inversion=k.inv10()[0], cfg=10.0, noise_map_scale=10.0,
                 grad_scale=5000.0, loss="l1")
     args.update(change)
     return call(k.host, "InvertEditNoiseMapGuidance", **args)[0]
 
 
+def imagic_sampled(k: Kit, positive):
+    """KSampler on Imagic Fine-Tune's model (fine-tuned on the kit's optimisation) with ``positive``."""
+    model = imagic_fine_tune(k, optimized=k.optimized()[0])[0]
+    return call(k.host, "KSampler", model=model, seed=0, steps=1, cfg=1.0, sampler_name="euler", scheduler="normal",
+                positive=positive, negative=k.neg, latent_image=k.src, denoise=1.0)
+
+
+def other_interpolation(k: Kit):
+    """Imagic Interpolate of an optimisation on another image (the source latent halved)."""
+    return imagic_interpolate(k, target=k.optimized(0.5)[1], optimized=k.optimized(0.5)[0])[0]
+
+
 NOT_AN_INVERSION = {"samples": torch.zeros(1, 4, 8, 8)}   # a LATENT where an INVERSION belongs
+OTHER_FAMILY = [[torch.zeros(1, 77, 768), {}]]   # a prompt encoded for another family (SD1.5's CLIP: 768 wide)
+NOT_MADE_WITH = r"input 'model' is not the model the inversion was made with \(weights differ: "
 LATER_START = "Use start_at_step=0, the inversion's, or feed the latent that matches step 2"
 
 # (id, run(host, kit), expected message: a regex searched in the error)
@@ -390,28 +417,28 @@ CASES = [
      r"Load Inversion: input 'inversion': 'bad_huge_header.safetensors' is not a valid InvertEdit inversion file "
      r"\(it cannot be read as safetensors: .*header too large\)\. Choose a file written by Save Inversion"),
     ("load-corrupt", lambda k: load_file(k, "bad_corrupt.safetensors", struct.pack("<Q", 10) + b"{not json!"),
-     r"'bad_corrupt.safetensors' is not a valid InvertEdit inversion file \(it cannot be read as safetensors"),
+     r"Load Inversion: input 'inversion': 'bad_corrupt.safetensors' is not a valid InvertEdit inversion file \(it cannot be read as safetensors"),
     ("load-truncated", lambda k: load_file(k, "bad_truncated.safetensors", valid_file_bytes(k)[:-100]),
-     r"'bad_truncated.safetensors' is not a valid InvertEdit inversion file \(it cannot be read as safetensors"),
+     r"Load Inversion: input 'inversion': 'bad_truncated.safetensors' is not a valid InvertEdit inversion file \(it cannot be read as safetensors"),
     ("load-other-safetensors", lambda k: load_file(k, "bad_other.safetensors", tensors={"a": torch.zeros(1)}),
-     r"'bad_other.safetensors' is not a valid InvertEdit inversion file \(it has no InvertEdit format 1 metadata"),
+     r"Load Inversion: input 'inversion': 'bad_other.safetensors' is not a valid InvertEdit inversion file \(it has no InvertEdit format 1 metadata"),
     ("load-fingerprint-wrong-type", lambda k: load_state(k, "bad_fingerprint.safetensors", fingerprint="[1, 2]"),
-     r"'bad_fingerprint.safetensors' is not a valid InvertEdit inversion file \(its fingerprint is a JSON array, "
+     r"Load Inversion: input 'inversion': 'bad_fingerprint.safetensors' is not a valid InvertEdit inversion file \(its fingerprint is a JSON array, "
      r"not an object\)"),
     ("load-settings-not-json", lambda k: load_state(k, "bad_settings.safetensors", settings="{steps: 4"),
-     r"'bad_settings.safetensors' is not a valid InvertEdit inversion file \(its settings is not valid JSON\)"),
+     r"Load Inversion: input 'inversion': 'bad_settings.safetensors' is not a valid InvertEdit inversion file \(its settings is not valid JSON\)"),
     ("load-unknown-method", lambda k: load_state(k, "bad_method.safetensors", method="magic"),
-     r"'bad_method.safetensors' is not a valid InvertEdit inversion file \('magic' is not an inversion method"),
+     r"Load Inversion: input 'inversion': 'bad_method.safetensors' is not a valid InvertEdit inversion file \('magic' is not an inversion method"),
     ("load-null-text-without-data", lambda k: load_state(k, "bad_null_text.safetensors", replaced(k.inv, method="null-text")),
-     r"'bad_null_text.safetensors' is not a valid InvertEdit inversion file \(a null-text inversion without its "
+     r"Load Inversion: input 'inversion': 'bad_null_text.safetensors' is not a valid InvertEdit inversion file \(a null-text inversion without its "
      r"data: null_text\)"),
     ("load-edict-without-data", lambda k: load_state(k, "bad_edict.safetensors", replaced(k.inv, method="edict")),
-     r"'bad_edict.safetensors' is not a valid InvertEdit inversion file \(a edict inversion without its data: edict.y\)"),
+     r"Load Inversion: input 'inversion': 'bad_edict.safetensors' is not a valid InvertEdit inversion file \(a edict inversion without its data: edict.y\)"),
     ("load-ddpm-without-data", lambda k: load_state(k, "bad_ddpm.safetensors", replaced(k.inv, method="edit-friendly")),
-     r"'bad_ddpm.safetensors' is not a valid InvertEdit inversion file \(a edit-friendly inversion without its data: "
+     r"Load Inversion: input 'inversion': 'bad_ddpm.safetensors' is not a valid InvertEdit inversion file \(a edit-friendly inversion without its data: "
      r"ddpm.corrections\)"),
     ("load-nan-latent", lambda k: load_state(k, "bad_nan.safetensors", replaced(k.inv, latent=with_nan(k.lat)["samples"])),
-     r"'bad_nan.safetensors' is not a valid InvertEdit inversion file \(its latent has NaN or infinite values\)"),
+     r"Load Inversion: input 'inversion': 'bad_nan.safetensors' is not a valid InvertEdit inversion file \(its latent has NaN or infinite values\)"),
 
     # -- the nodes that refine or read an inversion --
     ("null-text-not-an-inversion", lambda k: null_text(k, inversion="inversion.safetensors"),
@@ -498,7 +525,9 @@ CASES = [
     ("proximal-not-an-inversion", lambda k: proximal(k, inversion=NOT_AN_INVERSION),
      r"Proximal Guidance: input 'inversion' is a dict, not an INVERSION"),
     ("proximal-edict-inversion", lambda k: proximal(k, inversion=k.edict()[0]),
-     r"Proximal Guidance: input 'inversion' is a edict inversion, which only the EDICT Sampler replays; .*DDIM Invert"),
+     r"Proximal Guidance: input 'inversion' is a edict inversion \(from EDICT Invert\), which only its own sampler "
+     r"\(EDICT Sampler, Edit-Friendly DDPM Sampler\) replays.*; Proximal Guidance takes these inversions: ddim \(from "
+     r"DDIM Invert\), negative-prompt"),
     ("proximal-model-carries-another-inversion", lambda k: proximal(
         k, model=call(k.host, "InvertEditApplyInversion", model=k.model, inversion=k.inv)[0],
         inversion=call(k.host, "InvertEditNegativePromptInversion", inversion=k.inv, positive=k.pos)[0]),
@@ -510,17 +539,18 @@ CASES = [
     ("noise-map-grad-scale-inf", lambda k: noise_map(k, grad_scale=INF), r"Noise Map Guidance: input 'grad_scale' is inf"),
     ("noise-map-direct-inversion", lambda k: noise_map(k, inversion=call(k.host, "InvertEditDirectInversion",
                                                                          inversion=k.inv)[0]),
-     r"Noise Map Guidance: input 'inversion' is a Direct Inversion, which already puts the source back on its "
-     r"trajectory"),
+     r"Noise Map Guidance: input 'inversion' is a direct inversion \(from Direct Inversion\), which already puts the "
+     r"source back on its trajectory"),
     ("noise-map-ddpm-inversion", lambda k: noise_map(k, inversion=k.ddpm()[0]),
-     r"Noise Map Guidance: input 'inversion' is a edit-friendly inversion, which only the Edit-Friendly DDPM Sampler"),
-    ("noise-map-ancestral-sampler", lambda k: guided_run(k, noise_map(k), sampler="euler_ancestral"),
+     r"Noise Map Guidance: input 'inversion' is a edit-friendly inversion \(from Edit-Friendly DDPM Invert\), which only "
+     r"its own sampler"),
+    ("noise-map-ancestral-sampler", lambda k: guided_run(k, noise_map(k), sampler="euler_ancestral", inverted=k.inv10()),
      r"Noise Map Guidance: sampler 'euler_ancestral' adds fresh noise at every step and cannot retrace an inversion"),
     ("noise-map-other-steps", lambda k: call(k.host, "SamplerCustomAdvanced", noise=call(k.host, "DisableNoise")[0],
                                              guider=noise_map(k), sampler=call(k.host, "KSamplerSelect",
                                                                                 sampler_name="ddim")[0],
                                              sigmas=call(k.host, "BasicScheduler", model=k.model, scheduler="ddim_uniform",
-                                                         steps=6, denoise=1.0)[0], latent_image=k.lat),
+                                                         steps=6, denoise=1.0)[0], latent_image=k.inv10()[1]),
      r"Noise Map Guidance: the sampler runs \d+ steps on sigmas .* which are not the schedule this inversion was made on"),
 
     # -- Imagic --
@@ -586,7 +616,343 @@ CASES = [
      r"Cross-Attention Guidance: the latent being sampled has a batch of 1; sample the LATENT pair from this node"),
     ("xa-guidance-attn2-patched", lambda k: cross_guidance(k, model=attention_inject(k)[0]),
      r"Cross-Attention Guidance: the input MODEL already has cross-attention replace patches"),
+
+    # -- issue 24: every node given an inversion, or a model and something made from one, checks
+    #    that model (one check: errors.check_made_with), and names the inversion methods it takes --
+    ("null-text-other-model", lambda k: null_text(k, model=k.other), r"Null-Text Optimize: " + NOT_MADE_WITH),
+    ("attention-store-other-model", lambda k: attention_store(k, model=k.other), r"Attention Store: " + NOT_MADE_WITH),
+    ("apply-other-model", lambda k: call(k.host, "InvertEditApplyInversion", model=k.other, inversion=k.inv),
+     r"Apply Inversion: " + NOT_MADE_WITH),
+    ("proximal-other-model", lambda k: proximal(k, model=k.other), r"Proximal Guidance: " + NOT_MADE_WITH),
+    ("noise-map-other-model", lambda k: noise_map(k, model=k.other), r"Noise Map Guidance: " + NOT_MADE_WITH),
+    ("edict-sampler-other-model", lambda k: pack_sampler(k, "InvertEditEDICTSampler", k.edict()[0], k.edict()[1],
+                                                         k.edict()[2], 3.0, model=k.other),
+     r"EDICT Sampler: the MODEL being sampled is not the one the inversion was made with \(weights differ"),
+    ("edict-sampler-other-cfg", lambda k: pack_sampler(k, "InvertEditEDICTSampler", k.edict()[0], k.edict()[1],
+                                                       k.edict()[2], 5.0),
+     r"EDICT Sampler: the guider's cfg is 5, and this edict inversion was made at cfg 3; it reconstructs only at that "
+     r"cfg. Set the guider's cfg to 3, or invert again at 5"),
+    ("noise-map-negative-prompt-inversion", lambda k: noise_map(
+        k, inversion=call(k.host, "InvertEditNegativePromptInversion", inversion=k.inv10()[0], positive=k.pos)[0]),
+     r"Noise Map Guidance: input 'inversion' is a negative-prompt inversion \(from Negative-Prompt Inversion\), whose "
+     r"source prompt stands in for the null text.*; Noise Map Guidance takes these inversions: ddim \(from DDIM "
+     r"Invert\), fixed-point \(from Fixed-Point Invert\), null-text \(from Null-Text Optimize\)"),
+    ("imagic-fine-tune-other-model", lambda k: imagic_fine_tune(k, model=k.other, optimized=k.optimized()[0]),
+     r"Imagic Fine-Tune: input 'model' is not the model input 'optimized' was optimised with \(weights differ: .*"
+     r"Connect the MODEL Imagic Optimize Embedding was given"),
+    ("imagic-fine-tune-other-image", lambda k: imagic_fine_tune(k, optimized=k.optimized(0.5)[0]),
+     r"Imagic Fine-Tune: input 'latent' is not the image input 'optimized' was optimised on; connect the LATENT "
+     r"Imagic Optimize Embedding was given"),
+    ("imagic-interpolate-two-optimisations", lambda k: imagic_interpolate(k, target=k.optimized()[1],
+                                                                          optimized=k.optimized(0.5)[0]),
+     r"Imagic Interpolate: inputs 'target' and 'optimized' come from different Imagic Optimize Embedding runs"),
+    ("imagic-sampled-with-another-interpolation", lambda k: imagic_sampled(k, other_interpolation(k)),
+     r"Imagic Fine-Tune: the run's conditioning comes from another Imagic Optimize Embedding \(another model or "
+     r"image\) than the one this model was fine-tuned on"),
+
+    # -- issue 24: settings that destroy the picture --
+    ("apply-sampler-cfg-nan", lambda k: apply_inversion(k, k.inv, cfg=NAN),
+     r"Apply Inversion: the sampler's cfg is nan; give a finite number \(this inversion reconstructs at cfg 1"),
+    ("noise-map-grad-scale-1e7", lambda k: noise_map(k, grad_scale=1e7),
+     r"Noise Map Guidance: input 'grad_scale' is 1e\+07; give 0 to 50000 \(default 5000\)"),
+    ("noise-map-scale-1000", lambda k: noise_map(k, noise_map_scale=1000.0),
+     r"Noise Map Guidance: input 'noise_map_scale' is 1000; give 0 to 100 \(default 10\)"),
+    ("noise-map-5-steps", lambda k: noise_map(k, inversion=ddim_invert(k, steps=5)[0]),
+     r"Noise Map Guidance: input 'inversion' has 5 steps; NMG's pull towards the noise maps overshoots with fewer "
+     r"than 10 .* Invert with 10 steps or more \(paper: 50\)"),
+    ("ddim-cfg-100", lambda k: ddim_invert(k, cfg=100.0),
+     r"DDIM Invert: input 'cfg' is 100; give 0 to 30 \(1 for a DDIM-like inversion"),
+    ("fixed-point-cfg-100", lambda k: fixed_point_invert(k, cfg=100.0, negative=k.neg),
+     r"Fixed-Point Invert: input 'cfg' is 100; give 0 to 30"),
+    ("imagic-fine-tune-diverges", lambda k: imagic_fine_tune(k, optimized=k.optimized()[0], learning_rate=1e30, steps=2),
+     r"Imagic Fine-Tune: the optimisation diverged .* with learning_rate 1e\+30, which would sample a black picture; "
+     r"lower learning_rate \(default 0.0005\)"),
+    ("imagic-embedding-diverges", lambda k: imagic_embedding(k, learning_rate=1e30, steps=2),
+     r"Imagic Optimize Embedding: the optimisation diverged .* lower learning_rate \(default 0.001\)"),
+
+    # -- issue 24: settings an editor would silently ignore --
+    ("proximal-start-step-beyond-the-run", lambda k: guided_run(k, proximal(k, start_step=1000)),
+     r"Proximal Guidance: input 'start_step' is 1000, but the run has 4 steps, so proximal guidance would never act; "
+     r"give a start_step below 4 \(paper: 0\)"),
+    ("masactrl-latent-inverted-with-another-model", lambda k: masactrl(k, model=k.other),
+     r"MasaCtrl: input 'model' is not the model input 'latent' was inverted with \(weights differ"),
+    ("attention-inject-latent-inverted-with-another-model", lambda k: attention_inject(k, model=k.other),
+     r"Attention Inject: input 'model' is not the model input 'latent' was inverted with"),
+    ("plug-and-play-latent-inverted-with-another-model", lambda k: plug_and_play(k, model=k.other),
+     r"Plug-and-Play: input 'model' is not the model input 'latent' was inverted with"),
+    ("xa-guidance-other-model", lambda k: cross_guidance(k, model=k.other),
+     r"Cross-Attention Guidance: input 'model' is not the model input 'latent' was inverted with \(weights differ"),
+    ("xa-guidance-other-steps", lambda k: cross_guidance(k, sigmas=k.inv10()[2]),
+     r"Cross-Attention Guidance: the sampler runs 10 steps on sigmas from .*, but the latent was inverted over 4 steps "
+     r"from .*; connect the inverter's SIGMAS"),
+
+    # -- issue 24: sizes and prompts the model cannot take --
+    ("ddim-latent-too-small", lambda k: ddim_invert(k, latent={"samples": torch.randn(1, 4, 2, 2)}),
+     r"DDIM Invert: input 'latent' is 2x2 \(an image of 16x16 px\); this model needs a latent of at least 3x3 "
+     r"\(24x24 px images\)"),
+    ("fixed-point-prompt-other-family", lambda k: fixed_point_invert(k, positive=OTHER_FAMILY),
+     r"Fixed-Point Invert: input 'positive' is an embedding 768 wide; the model's cross-attention takes 64. The prompt "
+     r"was encoded for another model family: encode it with this checkpoint's CLIP"),
+    ("xa-guidance-prompt-other-family", lambda k: cross_guidance(k, positive=OTHER_FAMILY, target=OTHER_FAMILY),
+     r"Cross-Attention Guidance: input 'positive' is an embedding 768 wide; the model's cross-attention takes 64"),
+    ("null-text-prompt-other-family", lambda k: null_text(k, negative=OTHER_FAMILY),
+     r"Null-Text Optimize: input 'negative' is an embedding 768 wide"),
+    ("diffedit-prompt-other-family", lambda k: diffedit(k, target=OTHER_FAMILY),
+     r"DiffEdit Mask: input 'target' is an embedding 768 wide"),
 ]
+
+
+
+# -- Load Inversion and Save Inversion: files and names (issue 24) ----------------------------
+
+INVALID = r"Load Inversion: input 'inversion': '{}' is not a valid InvertEdit inversion file \({}\)\. Choose a file " \
+          r"written by Save Inversion"
+LISTED = r"choose a \.safetensors file from the list: one in the input folder, or one Save Inversion wrote to " \
+         r"output/inversions \(marked \[output\]\)"
+
+
+def load_changed(k: Kit, name: str, inversion=None, meta: dict | None = None, **tensors):
+    """Load Inversion a file of ``inversion`` (the DDIM one by default) with ``tensors`` replaced
+    (None: left out) and ``meta`` entries changed."""
+    state, metadata = (inversion or k.inv).to_state()
+    for key, value in tensors.items():
+        key = key.replace("__", ".")   # clue__edict__y: the tensor 'clue.edict.y'
+        if value is None:
+            state.pop(key)
+        else:
+            state[key] = value.contiguous()
+    metadata.update(meta or {})
+    return load_file(k, name, tensors=state, meta=metadata)
+
+
+def settings(k: Kit, **change) -> str:
+    return json.dumps(dict(k.inv.settings, **change))
+
+
+def invalid(name: str, why: str) -> str:
+    return INVALID.format(name.replace(".", r"\."), why)
+
+
+def negative_prompt(k: Kit):
+    return k.once("negative-prompt", lambda: call(k.host, "InvertEditNegativePromptInversion", inversion=k.inv,
+                                                  positive=k.pos)[0])
+
+
+def load_node(k: Kit):
+    return k.host.nodes.NODE_CLASS_MAPPINGS["InvertEditLoadInversion"]
+
+
+# (id, run(kit), expected message: a regex searched in the error)
+FILE_CASES = [
+    # -- the file's parts disagree --
+    ("load-latent-size-disagrees", lambda k: load_changed(k, "bad_latent_size.safetensors",
+                                                          latent=torch.zeros(1, 4, 64, 64)),
+     invalid("bad_latent_size.safetensors", r"its latent is \(1, 4, 64, 64\) \(batch, channels, height, width\) but "
+                                            r"its trajectory's latents are \(1, 4, 8, 8\); they must match")),
+    ("load-latent-batch-disagrees", lambda k: load_changed(k, "bad_latent_batch.safetensors",
+                                                           latent=torch.zeros(2, 4, 8, 8)),
+     invalid("bad_latent_batch.safetensors", r"its latent is \(2, 4, 8, 8\) .* trajectory's latents are \(1, 4, 8, 8\); they must match")),
+    ("load-trajectory-shorter-than-schedule", lambda k: load_changed(k, "bad_short.safetensors",
+                                                                     trajectory=k.inv.trajectory[1:]),
+     invalid("bad_short.safetensors", r"its trajectory has 4 latents but its schedule has 5 points from start_step 0; "
+                                      r"they must match")),
+    ("load-trajectory-empty-latents", lambda k: load_changed(k, "bad_empty.safetensors",
+                                                             trajectory=torch.zeros(5, 1, 4, 0, 8),
+                                                             latent=torch.zeros(1, 4, 0, 8)),
+     invalid("bad_empty.safetensors", r"its trajectory's latents are empty \(\(1, 4, 0, 8\)\)")),
+    ("load-edict-clue-other-size", lambda k: load_changed(k, "bad_edict_y.safetensors", k.edict()[0],
+                                                          clue__edict__y=torch.zeros(1, 4, 16, 16)),
+     invalid("bad_edict_y.safetensors", r"its clue 'edict.y' has shape \(1, 4, 16, 16\) where \(1, 4, 8, 8\) is "
+                                        r"needed \(4 steps from its start_step, latents \(1, 4, 8, 8\)\)")),
+    ("load-ddpm-clue-one-step-short", lambda k: load_changed(k, "bad_ddpm_maps.safetensors", k.ddpm()[0],
+                                                             clue__ddpm__corrections=k.ddpm()[0].clues["ddpm.corrections"][1:]),
+     invalid("bad_ddpm_maps.safetensors", r"its clue 'ddpm.corrections' has shape \(2, 1, 4, 8, 8\) where "
+                                          r"\(3, 1, 4, 8, 8\) is needed \(3 steps from its start_step, latents \(1, 4, 8, 8\)\)")),
+    ("load-null-text-clue-wrong-rank", lambda k: load_state(k, "bad_null_text_rank.safetensors", replaced(
+        k.inv, method="null-text", clues={"null_text": torch.zeros(4, 77, 64)})),
+     invalid("bad_null_text_rank.safetensors", r"its clue 'null_text' has shape \(4, 77, 64\) where "
+                                               r"\(4, 1, \*, \*\) is needed .*")),
+    ("load-source-cond-wrong-rank", lambda k: load_changed(k, "bad_source_cond.safetensors", negative_prompt(k),
+                                                           clue__source__cond=torch.zeros(77, 64)),
+     invalid("bad_source_cond.safetensors", r"its clue 'source.cond' has shape \(77, 64\) where \(\*, \*, \*\) is needed .*")),
+    ("load-latent-wrong-rank", lambda k: load_changed(k, "bad_latent_rank.safetensors", latent=torch.zeros(4, 8, 8)),
+     invalid("bad_latent_rank.safetensors", r"its 'latent' tensor has 3 dimensions, not 4")),
+    ("load-trajectory-missing", lambda k: load_changed(k, "bad_no_trajectory.safetensors", trajectory=None),
+     invalid("bad_no_trajectory.safetensors", r"it lacks the tensors \['trajectory'\]")),
+
+    # -- tensors an inversion cannot hold --
+    ("load-integer-latent", lambda k: load_changed(k, "bad_int_latent.safetensors",
+                                                   latent=k.inv.latent.round().to(torch.int64)),
+     invalid("bad_int_latent.safetensors", r"its 'latent' tensor holds int64 values; an inversion's tensors are "
+                                           r"floating point \(float32\)")),
+    ("load-integer-sigmas", lambda k: load_changed(k, "bad_int_sigmas.safetensors", sigmas=k.inv.sigmas.to(torch.int32)),
+     invalid("bad_int_sigmas.safetensors", r"its 'sigmas' tensor holds int32 values; .*")),
+    ("load-bool-clue", lambda k: load_changed(k, "bad_bool_clue.safetensors", k.edict()[0],
+                                              clue__edict__y=torch.ones(1, 4, 8, 8, dtype=torch.bool)),
+     invalid("bad_bool_clue.safetensors", r"its 'clue.edict.y' tensor holds bool values; .*")),
+    ("load-float8-trajectory", lambda k: load_changed(k, "bad_fp8.safetensors",
+                                                      trajectory=k.inv.trajectory.to(torch.float8_e4m3fn)),
+     invalid("bad_fp8.safetensors", r"its 'trajectory' tensor is float8_e4m3fn, too coarse for an inversion; float32, "
+                                    r"float16 or bfloat16 are read")),
+    ("load-float16-sigmas", lambda k: load_changed(k, "bad_fp16_sigmas.safetensors", sigmas=k.inv.sigmas.half()),
+     invalid("bad_fp16_sigmas.safetensors", r"its sigmas are float16, which rounds the schedule off the sampler's; "
+                                            r"an inversion's sigmas are float32")),
+    ("load-bfloat16-sigmas", lambda k: load_changed(k, "bad_bf16_sigmas.safetensors", sigmas=k.inv.sigmas.bfloat16()),
+     invalid("bad_bf16_sigmas.safetensors", r"its sigmas are bfloat16, .*")),
+
+    # -- sigmas that are no schedule --
+    ("load-sigmas-reversed", lambda k: load_changed(k, "bad_reversed.safetensors", sigmas=k.inv.sigmas.flip(0)),
+     invalid("bad_reversed.safetensors", r"its sigmas rise \(from 0 at step 0 to .* at step 1\) where an "
+                                         r"inversion's fall \(\[0, .*\]\)")),
+    ("load-sigmas-not-monotonic", lambda k: load_changed(k, "bad_wiggle.safetensors",
+                                                         sigmas=k.inv.sigmas[[0, 2, 1, 3, 4]]),
+     invalid("bad_wiggle.safetensors", r"its sigmas rise \(from .* at step 1 to .* at step 2\) .*")),
+    ("load-sigmas-nan", lambda k: load_changed(k, "bad_nan_sigmas.safetensors",
+                                               sigmas=torch.cat([k.inv.sigmas[:2], torch.tensor([float("nan")]),
+                                                                 k.inv.sigmas[3:]])),
+     invalid("bad_nan_sigmas.safetensors", r"its sigmas \[.*, nan, .*\] have NaN or infinite values")),
+    ("load-sigmas-negative", lambda k: load_changed(k, "bad_negative_sigmas.safetensors", sigmas=k.inv.sigmas - 1),
+     invalid("bad_negative_sigmas.safetensors", r"its sigmas \[.*-1\] go below 0; noise levels are 0 or more")),
+    ("load-sigmas-one-point", lambda k: load_changed(k, "bad_one_sigma.safetensors", sigmas=k.inv.sigmas[-1:],
+                                                     trajectory=k.inv.trajectory[-1:]),
+     invalid("bad_one_sigma.safetensors", r"its sigmas have 1 point\(s\); an inversion's schedule has 2 or more \(a step\)")),
+    ("load-start-step-at-the-end", lambda k: load_changed(k, "bad_start_end.safetensors", meta={"start_step": "4"},
+                                                          trajectory=k.inv.trajectory[-1:]),
+     invalid("bad_start_end.safetensors", r"its start_step 4 is not a step of its 4-step schedule \(0 to 3\)")),
+    ("load-clue-nan", lambda k: load_changed(k, "bad_nan_clue.safetensors", k.edict()[0],
+                                             clue__edict__y=torch.full((1, 4, 8, 8), float("nan"))),
+     invalid("bad_nan_clue.safetensors", r"its clue 'edict.y' has NaN or infinite values")),
+
+    # -- metadata --
+    ("load-settings-cfg-text", lambda k: load_state(k, "bad_cfg.safetensors", settings=settings(k, cfg="high")),
+     invalid("bad_cfg.safetensors", r"its settings' cfg is \"high\", not a finite number")),
+    ("load-settings-cfg-nan", lambda k: load_state(k, "bad_cfg_nan.safetensors", settings=settings(k, cfg=float("nan"))),
+     invalid("bad_cfg_nan.safetensors", r"its settings' cfg is NaN, not a finite number")),
+    ("load-settings-steps-fraction", lambda k: load_state(k, "bad_steps.safetensors", settings=settings(k, steps=4.5)),
+     invalid("bad_steps.safetensors", r"its settings' steps is 4.5, not a whole number")),
+    ("load-edict-without-mixing", lambda k: load_state(k, "bad_edict_mixing.safetensors", k.edict()[0],
+                                                       settings=settings(k)),
+     invalid("bad_edict_mixing.safetensors", r"an edict inversion needs its settings' mixing, a weight above 0, up to "
+                                             r"1; it has none")),
+    ("load-settings-array", lambda k: load_state(k, "bad_settings_array.safetensors", settings="[4]"),
+     invalid("bad_settings_array.safetensors", r"its settings is a JSON array, not an object")),
+    ("load-no-method", lambda k: load_state(k, "bad_no_method.safetensors", method=""),
+     invalid("bad_no_method.safetensors", r"it names no inversion method")),
+    ("load-start-step-text", lambda k: load_state(k, "bad_start_text.safetensors", start_step="first"),
+     invalid("bad_start_text.safetensors", r"its start_step 'first' is not a whole number")),
+
+    # -- names --
+    ("load-temp-mark", lambda k: call(k.host, "InvertEditLoadInversion", inversion="x.safetensors [temp]"),
+     r"Load Inversion: input 'inversion' is 'x.safetensors \[temp\]': files marked \[temp\] are not read, only names "
+     r"without a mark or marked \[input\] or \[output\]; " + LISTED),
+    ("load-other-suffix", lambda k: call(k.host, "InvertEditLoadInversion", inversion="x.ckpt"),
+     r"Load Inversion: input 'inversion' is 'x.ckpt': only \.safetensors files are read; " + LISTED),
+    ("load-nul-in-name", lambda k: call(k.host, "InvertEditLoadInversion", inversion="bad\x00.safetensors"),
+     r"Load Inversion: input 'inversion' \('bad\\x00.safetensors'\) holds a NUL character, which no file name holds; "
+     + LISTED),
+    ("load-name-an-int", lambda k: call(k.host, "InvertEditLoadInversion", inversion=5),
+     r"Load Inversion: input 'inversion' is of type int \(5\), not a file name; " + LISTED),
+    ("load-name-a-link", lambda k: call(k.host, "InvertEditLoadInversion", inversion=["3", 0]),
+     r"Load Inversion: input 'inversion' is of type list \(\['3', 0\]\), not a file name; " + LISTED),
+    ("load-missing-file", lambda k: call(k.host, "InvertEditLoadInversion", inversion="no_such.safetensors [output]"),
+     r"Load Inversion: input 'inversion': no file 'no_such.safetensors \[output\]' \(looked for .*\); " + LISTED),
+    ("save-nul-in-prefix", lambda k: save(k, "inversions/a\x00b"),
+     r"Save Inversion: input 'filename_prefix' \('inversions/a\\x00b'\) holds the character U\+0000, which file "
+     r"names cannot hold; use a name such as 'inversions/my_image'"),
+    ("save-newline-in-prefix", lambda k: save(k, "inversions/a\nb"),
+     r"Save Inversion: input 'filename_prefix' \('inversions/a\\nb'\) holds the character U\+000A, which file names "
+     r"cannot hold; use a name such as 'inversions/my_image'"),
+    ("save-prefix-an-int", lambda k: save(k, 5),
+     r"Save Inversion: input 'filename_prefix' is of type int, not text; use a name such as 'inversions/my_image'"),
+    ("save-prefix-over-255-bytes", lambda k: save(k, "inversions/" + "€" * 80),
+     r"Save Inversion: input 'filename_prefix': the name '.*' is 240 bytes in UTF-8, which with the counter and "
+     r"\.safetensors is over the 255 bytes a file name can have; use a shorter name, such as 'inversions/my_image'"),
+]
+
+
+# -- the pair editors: long prompts, editors that would do nothing (issue 24) --------------
+
+LONG = " ".join(["red"] * 90)          # 90 tokens: two CLIP windows (154 tokens)
+TARGET = "a red square on a blue background"
+
+
+def pair_sample(k: Kit, editor_outputs: tuple, negative: list | None = None) -> torch.Tensor:
+    """KSampler (Advanced) of an editor's MODEL, CONDITIONING pair and LATENT pair, STEPS ddim steps, cfg 5."""
+    m, pair, latent = editor_outputs
+    return call(k.host, "KSamplerAdvanced", model=m, add_noise="disable", noise_seed=0, steps=STEPS, cfg=5.0,
+                sampler_name="ddim", scheduler="ddim_uniform", positive=pair,
+                negative=negative if negative is not None else k.neg, latent_image=latent, start_at_step=0,
+                end_at_step=10000, return_with_leftover_noise="disable")[0]["samples"]
+
+
+# (id, run(kit), expected message: a regex searched in the error)
+PAIR_CASES = [
+    # -- prompts longer than one CLIP window: Prompt-to-Prompt's maps are token-aligned within one --
+    ("attention-inject-target-prompt-two-windows", lambda k: attention_inject(k, target_prompt=LONG),
+     r"Attention Inject: input 'target_prompt' has 90 tokens, more than one CLIP window holds \(75, 77 with its start "
+     r"and end tokens\), and Prompt-to-Prompt aligns .* \(MasaCtrl and Plug-and-Play take longer prompts\); shorten "
+     r"it to at most 75 tokens"),
+    ("attention-inject-source-prompt-two-windows", lambda k: attention_inject(k, source_prompt=LONG),
+     r"Attention Inject: input 'source_prompt' has 90 tokens, more than one CLIP window"),
+
+    # -- word lists of commas and spaces only: no word, though the input is set --
+    ("attention-inject-blend-source-words-commas", lambda k: attention_inject(k, blend_source_words=",,, ,"),
+     r"Attention Inject: input 'blend_source_words' is ',,, ,', which names no word; write words of the source "
+     r"prompt, comma-separated \(e.g. 'circle'\), or leave it empty"),
+    ("attention-inject-blend-target-words-commas", lambda k: attention_inject(k, blend_source_words="circle",
+                                                                               blend_target_words=" , "),
+     r"Attention Inject: input 'blend_target_words' is ' , ', which names no word; write words of the target prompt"),
+    ("attention-inject-reweight-commas", lambda k: attention_inject(k, reweight=" ,, "),
+     r"Attention Inject: input 'reweight' is ' ,, ', which names no word; write 'word:scale' with words of the "
+     r"target prompt"),
+    ("attention-inject-cross-replace-words-commas", lambda k: attention_inject(k, cross_replace_words=","),
+     r"Attention Inject: input 'cross_replace_words' is ',', which names no word; write 'word:fraction'"),
+
+    # -- local blend settings under which it would not blend --
+    ("attention-inject-blend-threshold-1", lambda k: attention_inject(k, blend_source_words="circle", blend_threshold=1.0),
+     r"Attention Inject: input 'blend_threshold' is 1: the maps are normalised to a maximum of 1 and no pixel's map "
+     r"is above it, so the target would come out as the source; give a threshold between 0 and 1 \(paper: 0.3\)"),
+    ("attention-inject-blend-threshold-0", lambda k: attention_inject(k, blend_target_words="square", blend_threshold=0.0),
+     r"Attention Inject: input 'blend_threshold' is 0: .* every pixel's map is above it, so the local blend would "
+     r"keep the whole target; give a threshold between 0 and 1 \(paper: 0.3\)"),
+    ("attention-inject-blend-start-1", lambda k: attention_inject(k, blend_source_words="circle", blend_start=1.0),
+     r"Attention Inject: input 'blend_start' is 1, so the local blend would never start \(it blends from step "
+     r"int\(f \* N\) of N steps\); give a fraction below 1 \(paper: 0.2\)"),
+
+    # -- editors that would never act: refused at the node (fractions) or by the run (its step count) --
+    ("attention-inject-nothing-injected", lambda k: attention_inject(k, cross_replace=0.0, self_replace=0.0),
+     r"Attention Inject: inputs 'cross_replace' and 'self_replace' are 0, so the target would never take the "
+     r"source's maps and Attention Inject would never act; give cross_replace or self_replace above 0 \(paper: 0.8 "
+     r"and 0.4\)"),
+    ("attention-inject-reweight-without-cross", lambda k: attention_inject(k, cross_replace=0.0, reweight="square:2"),
+     r"Attention Inject: input 'reweight' scales words' maps while cross-attention maps are injected, but "
+     r"cross_replace is 0; give cross_replace above 0 \(paper: 0.8\), or leave reweight empty"),
+    ("attention-inject-no-step-in-the-run", lambda k: pair_sample(k, attention_inject(k, cross_replace=0.1,
+                                                                                       self_replace=0.2)),
+     r"Attention Inject: inputs 'cross_replace' \(0.1\) and 'self_replace' \(0.2\) inject no map in a run of 4 steps "
+     r".* so Attention Inject would never act; give cross_replace 0.2 or self_replace 0.25 or more \(paper: 0.8 and "
+     r"0.4\), or sample more steps"),
+    ("attention-inject-reweight-no-cross-step", lambda k: pair_sample(k, attention_inject(k, cross_replace=0.1,
+                                                                                           reweight="square:2")),
+     r"Attention Inject: input 'reweight' scales words' maps while cross-attention maps are injected, but "
+     r"cross_replace 0.1 injects them in none of the run's 4 steps .*; give cross_replace 0.2 or more \(paper: 0.8\)"),
+    ("masactrl-start-step-past-the-run", lambda k: pair_sample(k, masactrl(k, start_step=1000)),
+     r"MasaCtrl: input 'start_step' is 1000, but the run has 4 steps, so MasaCtrl would never act; give a start_step "
+     r"below 4 \(paper: 4\)"),
+    ("masactrl-start-step-at-the-run-end", lambda k: pair_sample(k, masactrl(k, start_step=STEPS)),
+     r"MasaCtrl: input 'start_step' is 4, but the run has 4 steps"),
+    ("plug-and-play-both-fractions-0", lambda k: plug_and_play(k, feature_injection=0.0, self_attention_injection=0.0),
+     r"Plug-and-Play: inputs 'feature_injection' and 'self_attention_injection' are both 0, so Plug-and-Play would "
+     r"never act; give fractions above 0 \(paper: 0.8 and 0.5\)"),
+    ("plug-and-play-fraction-above-1", lambda k: plug_and_play(k, self_attention_injection=1.5),
+     r"Plug-and-Play: input 'self_attention_injection' is 1.5; use a fraction between 0 and 1 \(paper: 0.5\)"),
+    ("plug-and-play-no-step-in-the-run", lambda k: pair_sample(k, plug_and_play(k, feature_injection=0.2,
+                                                                                 self_attention_injection=0.1)),
+     r"Plug-and-Play: inputs 'feature_injection' \(0.2\) and 'self_attention_injection' \(0.1\) inject in none of "
+     r"the run's 4 steps .* so Plug-and-Play would never act; give one of them 0.25 or more \(paper: 0.8 and 0.5\)"),
+]
+
+CASES += FILE_CASES + PAIR_CASES
 
 
 @pytest.mark.parametrize("run, message", [pytest.param(run, message, id=name) for name, run, message in CASES])
@@ -635,3 +1001,196 @@ def test_null_text_interrupt_stops_within_one_inner_step(host, kit):
     finally:
         comfy.model_management.interrupt_current_processing(False)
     assert len(calls) == 2   # without the inner-step check: 50 inner steps and more before it stops
+
+
+# -- stated warnings: a result that is right, and a line in the log naming the node (issue 24) --
+
+def test_proximal_guidance_says_when_its_threshold_removed_the_edit(host, kit, caplog):
+    """Quantile -100 (a fixed threshold of 100) zeroes every guidance term: the target is the source."""
+    target = encode(host, kit.clip, "a red square on a blue background")
+    pair = [[torch.cat([kit.pos[0][0], target[0][0]]), {}]]
+    for quantile, said in ((-100.0, True), (0.7, False)):
+        guider = proximal(kit, positive=pair, quantile=quantile, pull="none")
+        caplog.clear()
+        with caplog.at_level("WARNING"):
+            out = call(host, "SamplerCustomAdvanced", noise=call(host, "DisableNoise")[0], guider=guider,
+                       sampler=call(host, "KSamplerSelect", sampler_name="ddim")[0], sigmas=kit.sigmas,
+                       latent_image=kit.pair())[0]["samples"]
+        assert torch.equal(out[0], out[1]) is said
+        assert ("Proximal Guidance: the target came out identical to the source" in caplog.text) is said
+
+
+def test_inverting_under_guidance_is_named_in_the_log(host, kit, caplog):
+    with caplog.at_level("WARNING"):
+        ddim_invert(kit, cfg=7.5, negative=kit.neg)
+    assert "DDIM Invert: inverting at cfg 7.5; an inversion the host's samplers retrace reconstructs well only at cfg 1" \
+        in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING"):
+        call(kit.host, "InvertEditEDICTInvert", **kit.invert_args(cfg=3.0), negative=kit.neg, mixing=0.93)
+    assert "inverting at cfg" not in caplog.text   # EDICT is exact at any cfg
+
+
+def test_a_replaced_negative_prompt_is_named_in_the_log(host, kit, caplog):
+    """Negative-Prompt and Null-Text inversions replace the run's negative prompt: the log says so."""
+    npi = call(host, "InvertEditNegativePromptInversion", inversion=kit.inv, positive=kit.pos)[0]
+    with caplog.at_level("INFO"):
+        apply_inversion(kit, npi, cfg=7.5)
+    assert "Apply Inversion: the run's negative prompt is replaced by the source prompt" in caplog.text
+
+
+def test_a_lora_the_inversion_was_not_made_with_is_a_warning(host, kit, caplog):
+    """The same checkpoint with other weight patches: sampled, with a warning naming the node."""
+    key = next(k for k in kit.model.model_state_dict() if k.endswith(".weight") and "diffusion_model" in k)
+    lora = kit.model.clone()
+    lora.add_patches({key: (torch.zeros_like(kit.model.model_state_dict()[key]),)}, 1.0)
+    with caplog.at_level("WARNING"):
+        guarded = call(host, "InvertEditApplyInversion", model=lora, inversion=kit.inv)[0]
+        out = ksampler(kit, guarded, kit.lat)[0]["samples"]
+    assert torch.isfinite(out).all()
+    assert "Apply Inversion: the model's weight patches (LoRA) differ from those it was made with" in caplog.text
+
+
+def test_every_case_names_the_node_that_refuses_it(host):
+    """Each expected message starts with the refusing node's display name (docs/nodes.md lists each
+    node's refusals from this table, grouped by that name)."""
+    from workshop.make_docs import message_name, readable
+
+    names = {message_name(host, key) for key in host.nodes.NODE_CLASS_MAPPINGS if key.startswith("InvertEdit")}
+    unnamed = [case for case, _, message in CASES if readable(message).partition(": ")[0] not in names]
+    assert not unnamed, f"cases whose message does not start with 'Node Name: ': {unnamed}"
+
+
+
+# -- what the host's validation sees, and the good files next to the bad ones --------------
+
+def test_validation_refuses_names_and_waits_for_links(kit):
+    load = load_node(kit)
+    # a link: its value is checked when the node runs
+    assert load.validate_inputs(inversion=None, input_types={"inversion": "COMBO"}) is True
+    # no value and no link: a list sent as {"__value__": [...]}, which would stop the host's prompt worker
+    assert "input 'inversion' is a list, not a file name" in load.validate_inputs(inversion=None, input_types={})
+    assert "input 'inversion' is of type int (5), not a file name" in load.validate_inputs(inversion=5)
+    assert "holds a NUL character" in load.validate_inputs(inversion="a\x00.safetensors")
+    assert "files marked [temp] are not read" in load.validate_inputs(inversion="a.safetensors [temp]")
+    assert load.fingerprint_inputs(inversion=5) == 5
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16, torch.float64])
+def test_half_precision_file_loads_as_float32_and_reconstructs(kit, dtype):
+    """A file whose latents and trajectory are float16/bfloat16 (float64) is read as float32 and
+    reconstructs as the float32 file does, within that precision."""
+    name = f"half_{str(dtype).removeprefix('torch.')}.safetensors"
+    inv, lat, sigmas = load_changed(kit, name, latent=kit.inv.latent.to(dtype), trajectory=kit.inv.trajectory.to(dtype))
+    assert inv.latent.dtype == inv.trajectory.dtype == lat["samples"].dtype == torch.float32
+    assert torch.equal(sigmas, kit.inv.sampling_sigmas)
+    eps = torch.finfo(dtype).eps if dtype != torch.float64 else 0.0   # float32 -> float64 -> float32 is exact
+    assert torch.allclose(inv.latent, kit.inv.latent, rtol=eps, atol=1e-6)
+    full = apply_inversion(kit, kit.inv)[0]["samples"]
+    half = apply_inversion(kit, inv, lat)[0]["samples"]
+    assert float((half - full).abs().max()) <= 4 * eps * float(full.abs().max())
+
+
+def test_every_method_round_trips_through_a_file(kit):
+    """The shape checks accept what each method's node writes (DDIM, EDICT, edit-friendly DDPM,
+    Negative-Prompt, Null-Text), saved by Save Inversion and loaded by Load Inversion."""
+    records = {"ddim": kit.inv, "edict": kit.edict()[0], "edit-friendly": kit.ddpm()[0],
+               "negative-prompt": negative_prompt(kit), "null-text": null_text(kit, inner_steps=1)[0]}
+    for method, inv in records.items():
+        assert inv.method == method
+        save(kit, f"inversions/methods_{method}", inv)
+        name = [n for n in load_node(kit).define_schema().inputs[0].options if f"methods_{method}_" in n][-1]
+        back = call(kit.host, "InvertEditLoadInversion", inversion=name)[0]
+        assert back.method == method and set(back.clues) == set(inv.clues)
+        assert torch.equal(back.trajectory, inv.trajectory)
+        for key, clue in inv.clues.items():
+            assert torch.equal(back.clues[key], clue)
+
+
+def test_input_mark_and_plain_name_load_the_same_file(kit):
+    load_state(kit, "marked.safetensors")
+    plain = call(kit.host, "InvertEditLoadInversion", inversion="marked.safetensors")[0]
+    marked = call(kit.host, "InvertEditLoadInversion", inversion="marked.safetensors [input]")[0]
+    assert torch.equal(plain.trajectory, marked.trajectory)
+
+
+def test_bundled_sample_inversion_is_valid(host):
+    sample = os.path.join(os.path.dirname(__file__), "..", "..", "assets", "sample_inversion.safetensors")
+    inv = host.pack.adapters.inversion_files.load_inversion(sample)
+    assert inv.method == "ddim" and inv.steps == 50
+
+
+
+# -- what works now: prompts longer than one CLIP window -------------------------------------------
+
+@pytest.mark.parametrize("editor", ["masactrl", "plug-and-play"])
+def test_a_target_prompt_of_two_windows_works_in_the_self_attention_editors(kit, editor):
+    """The pair's prompts are repeated to a common token length, as the host batches conds: the
+    source row is the one a short target gives (it attends to its own prompt), the target is edited."""
+    make = {"masactrl": masactrl, "plug-and-play": plug_and_play}[editor]
+    out_long = make(kit, target_prompt=LONG)
+    assert out_long[1][0][0].shape[:2] == (2, 154)
+    long, short = pair_sample(kit, out_long), pair_sample(kit, make(kit, target_prompt=TARGET))
+    assert torch.isfinite(long).all()
+    assert rel_err(long[:1], short[:1]) < 1e-5            # float sums over a repeated context
+    assert rel_err(long[1:], short[1:]) > 1e-3 and rel_err(long[1:], long[:1]) > 1e-3
+
+
+def test_a_long_target_prompt_keeps_sdxls_pooled_output(host, tiny):
+    model, clip, _ = tiny("sdxl")
+    lat = {"samples": torch.randn(1, 4, 8, 8, generator=torch.Generator().manual_seed(0))}
+    outs = {t: call(host, "InvertEditMasaCtrl", model=model, clip=clip, latent=lat, source_prompt=TARGET, target_prompt=t,
+                    start_step=1, start_layer=0) for t in (LONG, "a red circle on a blue background")}
+    emb, extra = outs[LONG][1][0]
+    assert emb.shape[:2] == (2, 154) and extra["pooled_output"].shape[0] == 2
+    sample = {t: call(host, "KSamplerAdvanced", model=m, add_noise="disable", noise_seed=0, steps=STEPS, cfg=5.0,
+                      sampler_name="ddim", scheduler="ddim_uniform", positive=pair, negative=encode(host, clip, ""),
+                      latent_image=pair_lat, start_at_step=0, end_at_step=10000,
+                      return_with_leftover_noise="disable")[0]["samples"] for t, (m, pair, pair_lat) in outs.items()}
+    assert torch.isfinite(sample[LONG]).all()
+    assert rel_err(sample[LONG][:1], sample["a red circle on a blue background"][:1]) < 1e-5
+
+
+@pytest.mark.parametrize("change", [dict(blend_source_words="circle", blend_target_words="square", reweight="square:2"),
+                                    dict(mode="refine", target_prompt="a red fluffy circle on a blue background",
+                                         cross_replace_words="fluffy:0.3"),
+                                    dict(target_prompt="a red hippopotamus on a blue background")])
+def test_attention_inject_edits_a_repeated_context_as_its_prompts(kit, change):
+    """A negative prompt of two windows makes the host repeat the pair's 77 tokens to 154: the edit
+    (swap, refine, reweight, per-word fractions, local blend) acts on each copy alike, so a negative
+    repeated to 154 tokens gives the pair of the 77-token one."""
+    outputs = attention_inject(kit, **change)
+    doubled = [[kit.neg[0][0].repeat(1, 2, 1), dict(kit.neg[0][1])]]
+    assert rel_err(pair_sample(kit, outputs, doubled), pair_sample(kit, outputs)) < 1e-5
+    assert torch.isfinite(pair_sample(kit, outputs, encode(kit.host, kit.clip, LONG))).all()
+
+
+# -- warnings: the result is right, and the log says what the user may not have meant -------------
+
+def test_a_source_prompt_other_than_the_inversions_is_warned_in_either_order(kit, caplog):
+    """Apply Inversion before or after the editor: the run compares the editor's source prompt with
+    the prompt the inversion was made with (an empty one can be meant: only a warning)."""
+    apply = lambda m: call(kit.host, "InvertEditApplyInversion", model=m, inversion=kit.inv)[0]
+    other = dict(source_prompt="a red circle on a green background", target_prompt="a red square on a green background")
+    runs = {"before": lambda: attention_inject(kit, model=apply(kit.model), **other),
+            "after": lambda: (lambda o: (apply(o[0]),) + o[1:])(attention_inject(kit, **other)),
+            "same prompt": lambda: (lambda o: (apply(o[0]),) + o[1:])(attention_inject(kit)),
+            "plug-and-play": lambda: (lambda o: (apply(o[0]),) + o[1:])(plug_and_play(kit))}
+    for name, make in runs.items():
+        caplog.clear()
+        with caplog.at_level(logging.WARNING):
+            assert torch.isfinite(pair_sample(kit, make())).all()
+        warned = [r.getMessage() for r in caplog.records if "is not the prompt the inversion" in r.getMessage()]
+        assert len(warned) == (0 if name == "same prompt" else 1), (name, warned)
+        node = "Plug-and-Play" if name == "plug-and-play" else "Attention Inject"
+        assert all(w.startswith(f"{node}: the source prompt is not the prompt the inversion (from Apply Inversion)")
+                   for w in warned)
+
+
+@pytest.mark.parametrize("editor", ["masactrl", "plug-and-play", "attention inject"])
+def test_the_same_prompt_twice_is_warned(kit, caplog, editor):
+    make = {"masactrl": masactrl, "plug-and-play": plug_and_play, "attention inject": attention_inject}[editor]
+    with caplog.at_level(logging.WARNING):
+        make(kit, source_prompt=TARGET, target_prompt=TARGET)
+    assert any("the source and target prompts are the same, so the target will reproduce the source" in r.getMessage()
+               for r in caplog.records)

@@ -47,9 +47,11 @@ def test_layers_are_counted_from_the_model(host, tiny, family):
 
 
 @pytest.mark.parametrize("family", ["sd1", "sd2-v", "sdxl"])
-def test_start_step_past_the_end_equals_plain_sampling(host, tiny, family):
-    _, out, plain = pair_run(host, tiny, family, start_step=1000, start_layer=0)
-    assert rel_err(out, plain) < 1e-6
+def test_start_step_past_the_end_is_refused_at_the_run(host, tiny, family):
+    """A start step the run never reaches would sample plain pictures without a word (issue 24)."""
+    with pytest.raises(ValueError, match=r"MasaCtrl: input 'start_step' is 1000, but the run has \d+ steps, so "
+                                         r"MasaCtrl would never act"):
+        pair_run(host, tiny, family, start_step=1000, start_layer=0)
 
 
 def test_target_reads_source_keys_and_values(host, tiny):

@@ -93,7 +93,7 @@ def test_one_batched_unet_call_per_step(host, tiny):
 
 def test_chains_with_masactrl(host, tiny):
     """ProxMasaCtrl: the MasaCtrl node's patch, then Proximal Guidance on its pair (quantile over the
-    target, as ProxMasaCtrl's code). MasaCtrl starting past the last step changes nothing."""
+    target, as ProxMasaCtrl's code)."""
     model, clip, npi, _, _, sigmas, _ = inverted(host, tiny, "sd1")
     lat = {"samples": npi.latent}
 
@@ -102,13 +102,10 @@ def test_chains_with_masactrl(host, tiny):
                     target_prompt=TARGET, start_step=start_step, start_layer=0)
 
     m, pair, pair_lat = masactrl(3)
-    never, _, _ = masactrl(1000)
     kw = dict(quantile=0.6, quantile_over="target", pull="none")
     mutual = sample(host, proximal(host, m, clip, npi, pair, **kw), sigmas, pair_lat)
-    idle = sample(host, proximal(host, never, clip, npi, pair, **kw), sigmas, pair_lat)
     alone = sample(host, proximal(host, model, clip, npi, pair, **kw), sigmas, pair_lat)
     print(f"\nProxMasaCtrl target vs prox alone {rel_err(mutual[1:], alone[1:]):.2e}")
-    assert torch.equal(idle, alone)
     assert rel_err(mutual[:1], alone[:1]) < 1e-6 and rel_err(mutual[1:], alone[1:]) > 1e-3
 
 

@@ -41,7 +41,7 @@ EDITORS = {
     "Attention Inject: replace + local blend": ("InvertEditAttentionInject", dict(
         mode="replace", reweight="", cross_replace=0.8, self_replace=0.4, blend_source_words="circle",
         blend_target_words="circle")),
-    "MasaCtrl (step 4, layer 4)": ("InvertEditMasaCtrl", dict(start_step=4, start_layer=4)),
+    "MasaCtrl (step 2, layer 4)": ("InvertEditMasaCtrl", dict(start_step=2, start_layer=4)),
     "Plug-and-Play (0.8 / 0.5)": ("InvertEditPlugAndPlay", dict(feature_injection=0.8, self_attention_injection=0.5)),
 }
 
