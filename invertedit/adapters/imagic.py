@@ -28,7 +28,6 @@ from typing import Callable
 
 import comfy.lora
 import comfy.lora_convert
-import comfy.model_management
 import comfy.patcher_extension
 import torch
 from comfy.model_patcher import ModelPatcher
@@ -38,7 +37,7 @@ from ..guidance.imagic import fixed_draws, mean_loss, optimize, random_timestep_
 from .errors import NodeInputError, check_at_least, check_conditioning, check_finite, check_finite_tensor, check_made_with
 from .fingerprint import model_stamp, tensor_fingerprint
 from .gradients import with_weight_copies
-from .sampling import HostDenoiser, check_latent_size, check_model_family, run_loop
+from .sampling import HostDenoiser, check_interrupt, check_latent_size, check_model_family, run_loop
 
 
 def training_sigmas(model: ModelPatcher) -> torch.Tensor:
@@ -143,10 +142,6 @@ def _progress(step_callback: Callable, x: torch.Tensor) -> Callable[[int, int, f
     return lambda done, total, loss: step_callback(done - 1, total, x)
 
 
-def _interrupt(_: int) -> None:
-    comfy.model_management.throw_exception_if_processing_interrupted()
-
-
 def _eps(denoise: HostDenoiser, context: torch.Tensor | None = None):
     def eps(x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
         return (x - denoise.part("positive", x, sigma, context)) / sigma.reshape(-1, 1, 1, 1)
@@ -171,7 +166,7 @@ def optimize_embedding(model: ModelPatcher, samples: torch.Tensor, target: list,
             table = sigmas.detach().clone()
             e = embedding.detach().to(device=x.device, dtype=torch.float32).clone().requires_grad_(True)
             loss = random_timestep_loss(_eps(denoise, e), x0, table, torch.Generator().manual_seed(seed))
-            found["losses"] = optimize([e], loss, steps, learning_rate, before_step=_interrupt,
+            found["losses"] = optimize([e], loss, steps, learning_rate, before_step=check_interrupt,
                                        after_step=_progress(step_callback, x0))
             found["embedding"] = e.detach().cpu().clone()  # sampling-path-ok: the node's output, once after the loop
         return x
@@ -281,7 +276,7 @@ def fine_tune_lora(model: ModelPatcher, samples: torch.Tensor, optimized: list, 
             table = sigmas.detach().clone()
             params = trainable(adapters, x.device)
             loss = random_timestep_loss(_eps(denoise), x0, table, torch.Generator().manual_seed(seed))
-            found["losses"] = optimize(params, loss, steps, learning_rate, before_step=_interrupt,
+            found["losses"] = optimize(params, loss, steps, learning_rate, before_step=check_interrupt,
                                        after_step=_progress(step_callback, x0))
         return x
 

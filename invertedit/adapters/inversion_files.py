@@ -49,6 +49,11 @@ def save_inversion(inversion: Inversion, filename_prefix: str, node: str = "Save
     return path
 
 
+def relative_to_output(path: str) -> str:
+    """``path`` relative to the output folder, with forward slashes (what the editor shows)."""
+    return os.path.relpath(path, folder_paths.get_output_directory()).replace(os.sep, "/")
+
+
 def check_prefix(filename_prefix: str, node: str = "Save Inversion") -> None:
     """Refuse a prefix that would write a file Load Inversion never lists (empty, or a name
     starting with '.': a hidden file), one no file system takes (a control character, a name

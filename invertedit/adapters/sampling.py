@@ -69,6 +69,23 @@ def check_latent_size(node: str, name: str, samples: torch.Tensor, model: ModelP
                                    f"image (or upscale it before VAE Encode).")
 
 
+def wrap_runs(model: ModelPatcher, key: str, wrapper) -> None:
+    """``wrapper(executor, noise, latent, sampler, sigmas, ...)`` around every sampling run of
+    ``model`` (the host's OUTER_SAMPLE wrapper; ``executor.class_obj`` is the run's guider)."""
+    model.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.OUTER_SAMPLE, key, wrapper)
+
+
+def wrap_model_calls(model: ModelPatcher, key: str, wrapper) -> None:
+    """``wrapper(executor, x, t, c_concat, c_crossattn, control, transformer_options, ...)`` around
+    every batched call of ``model``'s denoiser (the host's APPLY_MODEL wrapper)."""
+    model.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.APPLY_MODEL, key, wrapper)
+
+
+def check_interrupt(*_) -> None:
+    """Raise the host's interrupt if the user pressed Cancel (long loops call it between steps)."""
+    comfy.model_management.throw_exception_if_processing_interrupted()
+
+
 def schedule(model: ModelPatcher, scheduler: str, steps: int) -> torch.Tensor:
     """The full descending sigma schedule, exactly as KSampler/KSamplerAdvanced compute it
     for the ``ddim`` and ``euler`` samplers."""
@@ -116,11 +133,11 @@ class HostDenoiser:
         return self._swapped[1]
 
     def __call__(self, x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
-        comfy.model_management.throw_exception_if_processing_interrupted()
+        check_interrupt()
         return self.model_k(x, sigma, **self.extra_args)
 
     def part(self, which: str, x: torch.Tensor, sigma: torch.Tensor, context: Optional[torch.Tensor] = None) -> torch.Tensor:
-        comfy.model_management.throw_exception_if_processing_interrupted()
+        check_interrupt()
         guider = self.model_k.inner_model
         options = self.extra_args.get("model_options", {}) if context is None else self._options_with(context)
         sigma = sigma.reshape(-1).expand(x.shape[0]) if sigma.numel() == 1 else sigma
@@ -143,7 +160,7 @@ def run_loop(
     pbar = comfy.utils.ProgressBar(max(len(sigmas) - 1, 1))
 
     def step_callback(i: int, total: int, x: torch.Tensor) -> None:
-        comfy.model_management.throw_exception_if_processing_interrupted()
+        check_interrupt()
         pbar.update_absolute(i + 1, total)
 
     def sampler_function(model_k, x, sigmas, extra_args=None, callback=None, disable=None):

@@ -10,13 +10,12 @@ direct inversion's trajectory correction of the source rows.
 """
 from __future__ import annotations
 
-import comfy.patcher_extension
-import comfy.sampler_helpers
 from comfy_api.latest import io
 
 from ..adapters.errors import check_inversion
 from ..adapters.sockets import Inversion as InversionSocket
 from ..adapters.inversion_patches import SAMPLING_PATCHES, WRAPPER_KEY, InversionGuard, checked_method
+from ..adapters.sampling import wrap_runs
 
 
 class ApplyInversion(io.ComfyNode):
@@ -44,7 +43,7 @@ class ApplyInversion(io.ComfyNode):
         check_inversion(ApplyInversion.NAME, inversion, model=model)
         method = checked_method(inversion, ApplyInversion.NAME)
         m = model.clone()
-        m.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.OUTER_SAMPLE, WRAPPER_KEY, InversionGuard(inversion))
+        wrap_runs(m, WRAPPER_KEY, InversionGuard(inversion))
         SAMPLING_PATCHES[method.patch](m, inversion)
         return io.NodeOutput(m)
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import math
 
-import comfy.patcher_extension
 import torch
 from comfy_api.latest import io
 
@@ -20,7 +19,7 @@ from ..adapters.pair import PAIR_RUN_KEY, encode_prompt, join_pair, prepare_pair
 from ..adapters.prompt_to_prompt import (BLEND_KEY, LocalBlendStep, PromptToPromptPatch, PromptToPromptRun,
                                           SkipUnusedSource)
 from ..adapters.layout import map_blocks
-from ..adapters.sampling import check_model_family
+from ..adapters.sampling import check_model_family, wrap_model_calls, wrap_runs
 from ..adapters.schemas import pair_inputs, pair_outputs
 from ..adapters.tokens import blend_word_positions, prompt_tokens, word_positions, word_tokens
 from ..attention.align import refine_mapper, replacement_mapper
@@ -145,10 +144,8 @@ class AttentionInject(io.ComfyNode):
             m.set_model_attn2_replace(PromptToPromptPatch(schedule, "cross", mapper, alphas, scales, swap, at_blend,
                                                           plans), block, number)
         source = encode_prompt(clip, source_prompt)
-        m.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.OUTER_SAMPLE, PAIR_RUN_KEY,
-                               PromptToPromptRun(schedule, blend, source, reweight=bool(positions)))
-        m.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.APPLY_MODEL, BLEND_KEY,
-                               SkipUnusedSource(schedule, blend is not None))
+        wrap_runs(m, PAIR_RUN_KEY, PromptToPromptRun(schedule, blend, source, reweight=bool(positions)))
+        wrap_model_calls(m, BLEND_KEY, SkipUnusedSource(schedule, blend is not None))
         if blend is not None:
             m.set_model_sampler_post_cfg_function(LocalBlendStep(blend_start))
         return io.NodeOutput(m, join_pair(source, encode_prompt(clip, target_prompt)), pair_latent)

@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import os
 
-import folder_paths
 from comfy_api.latest import io
 
 from ..adapters.errors import NodeInputError, check_inversion
 from ..adapters.sockets import Inversion as InversionSocket
 from ..adapters.inverters import inverted_latent
-from ..adapters.inversion_files import SUBFOLDER, list_inversion_files, load_inversion, resolve_inversion_file, save_inversion
+from ..adapters.inversion_files import (SUBFOLDER, list_inversion_files, load_inversion, relative_to_output,
+                                        resolve_inversion_file, save_inversion)
 
 
 class SaveInversion(io.ComfyNode):
@@ -40,7 +40,7 @@ class SaveInversion(io.ComfyNode):
     def execute(cls, inversion, filename_prefix) -> io.NodeOutput:
         check_inversion(cls.NAME, inversion)
         path = save_inversion(inversion, filename_prefix)
-        rel = os.path.relpath(path, folder_paths.get_output_directory()).replace(os.sep, "/")
+        rel = relative_to_output(path)
         subfolder, filename = os.path.split(rel)
         return io.NodeOutput(ui={"text": [f"saved {rel}"],
                                  "inversions": [{"filename": filename, "subfolder": subfolder, "type": "output"}]})

@@ -1,13 +1,12 @@
 """MasaCtrl: mutual self-attention on a source/target pair (math in ``attention/mutual.py``)."""
 from __future__ import annotations
 
-import comfy.patcher_extension
 from comfy_api.latest import io
 
 from ..attention.mutual import MutualSchedule
 from ..adapters.errors import NodeInputError, check_at_least
 from ..adapters.pair import PAIR_RUN_KEY, encode_prompt, join_pair, prepare_pair_model, warn_same_prompts
-from ..adapters.sampling import check_model_family
+from ..adapters.sampling import check_model_family, wrap_runs
 from ..adapters.schemas import pair_inputs, pair_outputs
 from ..adapters.mutual import MutualRun, MutualSelfAttentionPatch, self_attention_layers
 
@@ -72,7 +71,7 @@ class MasaCtrl(io.ComfyNode):
         for block, number in blocks:
             m.set_model_attn1_replace(patch, block, number)
         source = encode_prompt(clip, source_prompt)
-        m.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.OUTER_SAMPLE, PAIR_RUN_KEY, MutualRun(start_step, source))
+        wrap_runs(m, PAIR_RUN_KEY, MutualRun(start_step, source))
         return io.NodeOutput(m, join_pair(source, encode_prompt(clip, target_prompt)), pair_latent)
 
 

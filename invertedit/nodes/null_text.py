@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import dataclasses
 
-import comfy.model_management
 import torch
 from comfy_api.latest import io
 
@@ -21,7 +20,7 @@ from .inversion_methods import require_base
 from ..inversion.methods import NULL_TEXT
 from ..adapters.errors import NodeInputError, check_at_least, check_choice, check_conditioning, check_finite
 from ..adapters.fingerprint import conditioning_fingerprint
-from ..adapters.sampling import run_loop
+from ..adapters.sampling import check_interrupt, run_loop
 from ..adapters.sockets import Inversion as InversionSocket
 from ..adapters.gradients import with_weight_copies
 
@@ -105,7 +104,7 @@ class NullTextOptimize(io.ComfyNode):
                 found["nulls"], found["stats"] = null_text_optimize(
                     cond_eps, uncond_eps, trajectory, run_sigmas, null_init, cfg=cfg, inner_steps=inner_steps,
                     lr=learning_rate, early_stop=early_stop, callback=step_callback,
-                    on_inner_step=comfy.model_management.throw_exception_if_processing_interrupted)
+                    on_inner_step=check_interrupt)
             return x
 
         run_loop(with_weight_copies(model), positive, negative, cfg, inversion.latent, inversion.sampling_sigmas, loop)

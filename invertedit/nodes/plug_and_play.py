@@ -8,7 +8,6 @@ injects that ResBlock's output alone; ComfyUI offers no per-step hook inside a R
 """
 from __future__ import annotations
 
-import comfy.patcher_extension
 from comfy_api.latest import io
 
 from ..attention.plug_and_play import PlugAndPlaySchedule, decoder_injection_block
@@ -16,7 +15,7 @@ from ..attention.prompt_to_prompt import ReplaceSchedule
 from ..adapters.errors import NodeInputError, check_finite
 from ..adapters.prompt_to_prompt import PromptToPromptPatch
 from ..adapters.pair import PAIR_RUN_KEY, encode_prompt, join_pair, prepare_pair_model, warn_same_prompts
-from ..adapters.sampling import check_model_family
+from ..adapters.sampling import check_model_family, wrap_runs
 from ..adapters.schemas import pair_inputs, pair_outputs
 from ..adapters.plug_and_play import FeatureInjection, PlugAndPlayRun
 
@@ -75,8 +74,7 @@ class PlugAndPlay(io.ComfyNode):
         m.set_model_output_block_patch(FeatureInjection(schedule, start + 1))
         warn_same_prompts(PlugAndPlay.NAME, source_prompt, target_prompt)
         source = encode_prompt(clip, source_prompt)
-        m.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.OUTER_SAMPLE, PAIR_RUN_KEY,
-                               PlugAndPlayRun(schedule, source))
+        wrap_runs(m, PAIR_RUN_KEY, PlugAndPlayRun(schedule, source))
         return io.NodeOutput(m, join_pair(source, encode_prompt(clip, target_prompt)), pair_latent)
 
 
