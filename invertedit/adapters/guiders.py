@@ -24,7 +24,7 @@ import comfy.sampler_helpers
 from comfy.k_diffusion import sampling as k_diffusion_sampling
 from ..guidance.noise_map import noise_map_step
 from ..guidance.proximal import ProxSettings, proximal_eps, pulled_next
-from ..inversion.direct import denoised_onto, euler_step
+from ..inversion.solver import denoised_onto, euler_step
 from ..inversion.methods import Patch, method_of
 from ..inversion.record import Inversion
 from .inversion_patches import SAMPLING_PATCHES, WRAPPER_KEY, announce_negative, check_run, checked_method, sampler_name

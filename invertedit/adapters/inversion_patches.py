@@ -10,7 +10,7 @@ import torch
 from comfy.k_diffusion import sampling as k_diffusion_sampling
 import comfy.patcher_extension
 import comfy.sampler_helpers
-from ..inversion.direct import denoised_onto
+from ..inversion.solver import denoised_onto
 from ..inversion.methods import Method
 from ..inversion.methods import Patch
 from ..inversion.methods import method_of
@@ -157,7 +157,7 @@ class InversionGuard:
 
 class DirectCorrection:
     """Post-CFG function of a direct inversion: the source rows' prediction is replaced by the
-    one whose DDIM step lands on the trajectory at the run's next sigma (``inversion/direct.py``).
+    one whose DDIM step lands on the trajectory at the run's next sigma (``inversion/solver.py``'s ``denoised_onto``).
     The source rows are the first rows of the batch, as many as the inversion has."""
 
     def __init__(self, inversion: Inversion):

@@ -11,7 +11,7 @@ import torch
 from ..attention.local_blend import LocalBlendMaps, blend_latents, blend_start
 from ..attention.maps import token_grid
 from ..attention.prompt_to_prompt import ReplaceSchedule, cross_steps, self_steps, value_mixes
-from ..inversion.direct import denoised_onto, euler_step
+from ..inversion.solver import denoised_onto, euler_step
 from .attention_maps import host_attention, patch_maps
 from .errors import NodeInputError
 from .pair import (SOURCE_ON_TRAJECTORY, TARGET_ONLY, PairRun, least_fraction, pair_rows, rows_from_source,

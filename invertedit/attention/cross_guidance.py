@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import torch
 
-from ..inversion.direct import denoised_onto, euler_step
+from ..inversion.solver import denoised_onto, euler_step
 
 #: The paper's and diffusers' guidance step size.
 AMOUNT = 0.1

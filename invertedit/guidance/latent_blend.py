@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import torch
 
-from ..inversion.direct import denoised_onto, euler_step
+from ..inversion.solver import denoised_onto, euler_step
 
 
 @dataclass(frozen=True)

@@ -31,7 +31,7 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
-from ..inversion.direct import euler_step
+from ..inversion.solver import euler_step
 
 LOSSES = ("l1", "l2", "smooth_l1")   # the code's noise_cond_loss_type
 SMOOTH_L1_BETA = 1e-4                # the code's smooth L1 transition point

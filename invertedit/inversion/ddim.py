@@ -22,6 +22,7 @@ from typing import Callable, Optional
 import torch
 
 from .contract import Inverted
+from .solver import at_next_level, eps_step, euler_step
 
 Denoiser = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 StepCallback = Callable[[int, int, torch.Tensor], None]
@@ -39,9 +40,8 @@ def eps_at(denoise: Denoiser, x: torch.Tensor, sigma: torch.Tensor) -> torch.Ten
 def ddim_invert_step(denoise: Denoiser, x: torch.Tensor, sigma: torch.Tensor, sigma_next: torch.Tensor) -> torch.Tensor:
     """One DDIM inversion step from ``sigma`` up to ``sigma_next`` (> sigma), evaluating the
     current latent at the next timestep (the papers' convention; see the module docstring)."""
-    rescale = torch.sqrt((1 + sigma_next ** 2) / (1 + sigma ** 2))
-    eps = eps_at(denoise, x * rescale, sigma_next)
-    return x + (sigma_next - sigma) * eps
+    eps = eps_at(denoise, at_next_level(x, sigma, sigma_next), sigma_next)
+    return eps_step(x, eps, sigma, sigma_next)
 
 
 def invert_along(step: Callable[[int, int, torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor],
@@ -91,7 +91,7 @@ def ddim_sample(
     for i in range(total):
         sigma, sigma_next = sigmas[i], sigmas[i + 1]
         denoised = denoise(x, _sigma_batch(sigma, x))
-        x = denoised + (x - denoised) * (sigma_next / sigma)
+        x = euler_step(x, denoised, sigma, sigma_next)
         if callback is not None:
             callback(i, total, x)
     return x

@@ -41,6 +41,7 @@ import torch
 
 from .contract import Inverted
 from .ddim import Denoiser, StepCallback, eps_at, invert_along
+from .solver import at_next_level, eps_step
 
 ITERATIONS = 9             # ReNoise's num_renoise_steps (its RunConfig): 10 estimates a step
 AVERAGE = 2                # its average_step_range (8, 10): the last 2 of those 10 estimates
@@ -98,15 +99,14 @@ def fixed_point_step(denoise: Denoiser, x: torch.Tensor, sigma: torch.Tensor, si
     at the current estimate of the next latent (Anderson-accelerated with memory ``anderson``,
     or plain ``z <- G(z)``); the step is taken with the mean of the last ``average`` noise
     estimates (1: the last iterate's)."""
-    ds = sigma_next - sigma
-    z = x * torch.sqrt((1 + sigma_next ** 2) / (1 + sigma ** 2))   # DDIM's evaluation point
+    z = at_next_level(x, sigma, sigma_next)   # DDIM's evaluation point
     points, images, noise = [], [], []
     for k in range(estimates):
         eps = eps_at(denoise, z, sigma_next)
         noise.append(eps)
         if k == estimates - 1:
             break
-        g = x + ds * eps
+        g = eps_step(x, eps, sigma, sigma_next)
         if anderson > 0:
             points.append(z)
             images.append(g)
@@ -116,7 +116,7 @@ def fixed_point_step(denoise: Denoiser, x: torch.Tensor, sigma: torch.Tensor, si
             z = g
     last = noise[-average:]
     eps = last[0] if len(last) == 1 else torch.stack(last).mean(0)
-    return x + ds * eps
+    return eps_step(x, eps, sigma, sigma_next)
 
 
 def fixed_point_invert(

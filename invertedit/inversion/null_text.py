@@ -21,6 +21,7 @@ from typing import Callable, Optional
 import torch
 
 from .ddim import StepCallback
+from .solver import eps_step
 
 CondEps = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]                      # (x, sigma) -> eps
 UncondEps = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]      # (x, sigma, embedding) -> eps
@@ -70,7 +71,7 @@ def null_text_optimize(
                 on_inner_step()
             eps_u = uncond_eps(x, sigma, null)
             eps = eps_u + cfg * (eps_c - eps_u)
-            loss = torch.nn.functional.mse_loss((x + (sigma_next - sigma) * eps) * to_ddpm, goal)
+            loss = torch.nn.functional.mse_loss(eps_step(x, eps, sigma, sigma_next) * to_ddpm, goal)
             opt.zero_grad()
             loss.backward()
             opt.step()  # sampling-path-ok: Adam's step count is a CPU tensor (no device wait)
@@ -82,7 +83,7 @@ def null_text_optimize(
         null = null.detach()
         with torch.no_grad():
             eps_u = uncond_eps(x, sigma, null)
-            x = x + (sigma_next - sigma) * (eps_u + cfg * (eps_c - eps_u))
+            x = eps_step(x, eps_u + cfg * (eps_c - eps_u), sigma, sigma_next)
         forward += 1
         out.append(null)
         if callback is not None:

@@ -41,6 +41,7 @@ import torch.nn.functional as F
 
 from .contract import Inverted
 from .ddim import Denoiser, StepCallback, eps_at, invert_along
+from .solver import at_next_level, eps_step
 
 #: The paper's and diffusers' defaults.
 LAMBDA_AUTO_CORR = 20.0
@@ -123,11 +124,10 @@ def regularised_invert(
     ``inversion/contract.py``: the trajectory in sampling order, ``[0]`` the inverted latent;
     no clues (the inversion is replayed by plain DDIM sampling, as the paper does)."""
     def step(i, total, x, sigma, sigma_next):
-        rescale = torch.sqrt((1 + sigma_next ** 2) / (1 + sigma ** 2))
-        eps = eps_at(denoise, x * rescale, sigma_next)
+        eps = eps_at(denoise, at_next_level(x, sigma, sigma_next), sigma_next)
         regular = regularise_noise(eps, lambda_ac, lambda_kl, reg_steps, rolls, generator)
         if not bool(torch.isfinite(regular).all()) and bool(torch.isfinite(eps).all()):  # sampling-path-ok: a clear error, not NaN; once per step
             raise RegulariserDiverged(i, total, tuple(x.shape), float(eps.float().std()))
-        return x + (sigma_next - sigma) * regular
+        return eps_step(x, regular, sigma, sigma_next)
 
     return invert_along(step, x0, sigmas, callback, "regularised_invert")

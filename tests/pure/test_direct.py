@@ -1,6 +1,6 @@
 import torch
 
-from invertedit.inversion.direct import denoised_onto, euler_step
+from invertedit.inversion.solver import denoised_onto, euler_step
 
 
 def test_the_corrected_step_lands_on_the_target():

@@ -1,7 +1,7 @@
 import torch
 
 from invertedit.guidance.latent_blend import BlendSchedule, blend_predictions
-from invertedit.inversion.direct import euler_step
+from invertedit.inversion.solver import euler_step
 
 
 def test_outside_a_hard_mask_the_target_stays_the_source_bit_for_bit():

@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from invertedit.attention.cross_guidance import at_input, map_distance, moved_latent, step_from
 from invertedit.guidance.edit_direction import edit_direction, sentences
 from invertedit.inversion.ddim import ddim_invert
-from invertedit.inversion.direct import euler_step
+from invertedit.inversion.solver import euler_step
 from invertedit.inversion.regularised import (RegulariserDiverged, auto_correlation_loss, kl_loss, regularise_noise,
                                                regularised_invert)
 
