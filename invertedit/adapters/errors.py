@@ -67,6 +67,10 @@ def check_conditioning(node: str, name: str, conditioning, model=None) -> None:
         raise NodeInputError(node, f"input '{name}' is not a CONDITIONING (or is empty); connect a CLIP Text Encode.")
     width = None if model is None else model.model.model_config.unet_config.get("context_dim")
     for emb, extra in conditioning:
+        if width is not None and emb.shape[-1] != width and name == "clip":
+            raise NodeInputError(node, f"input 'clip' encodes prompts {emb.shape[-1]} wide; the model's cross-attention "
+                                       f"takes {width}. It is another model family's text encoder: connect this "
+                                       f"checkpoint's CLIP.")
         if width is not None and emb.shape[-1] != width:
             raise NodeInputError(node, f"input '{name}' is an embedding {emb.shape[-1]} wide; the model's cross-attention "
                                        f"takes {width}. The prompt was encoded for another model family: encode it with "

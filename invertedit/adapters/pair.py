@@ -12,6 +12,7 @@ import torch
 from .errors import NodeInputError
 from .fingerprint import conditioning_fingerprint
 from .inverters import check_latent_made_with
+from .sampling import check_latent_size
 from .layout import transformer_blocks
 
 
@@ -102,6 +103,7 @@ def prepare_pair_model(model, latent: dict, kinds: tuple[str, ...], node: str):
     if samples.shape[0] != 1:
         raise NodeInputError(node, f"input 'latent' has a batch of {samples.shape[0]}; connect one inverted image.")
     check_latent_made_with(node, latent, model)
+    check_latent_size(node, "latent", samples, model)
     blocks = transformer_blocks(model)
     existing = model.model_options.get("transformer_options", {}).get("patches_replace", {})
     taken = [(kind, key) for kind in kinds for key in existing.get(kind, {}) if key[:2] in blocks or key in blocks]

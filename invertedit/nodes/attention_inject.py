@@ -14,7 +14,7 @@ import math
 import torch
 from comfy_api.latest import io
 
-from ..adapters.errors import NodeInputError, check_choice
+from ..adapters.errors import NodeInputError, check_choice, check_conditioning
 from ..adapters.pair import PAIR_RUN_KEY, encode_prompt, join_pair, prepare_pair_model, warn_same_prompts
 from ..adapters.prompt_to_prompt import (BLEND_KEY, LocalBlendStep, PromptToPromptPatch, PromptToPromptRun,
                                           SkipUnusedSource)
@@ -144,6 +144,7 @@ class AttentionInject(io.ComfyNode):
             m.set_model_attn2_replace(PromptToPromptPatch(schedule, "cross", mapper, alphas, scales, swap, at_blend,
                                                           plans), block, number)
         source = encode_prompt(clip, source_prompt)
+        check_conditioning(AttentionInject.NAME, "clip", source, model)
         wrap_runs(m, PAIR_RUN_KEY, PromptToPromptRun(schedule, blend, source, reweight=bool(positions)))
         wrap_model_calls(m, BLEND_KEY, SkipUnusedSource(schedule, blend is not None))
         if blend is not None:

@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from comfy_api.latest import io
 
 from ..attention.store import MapRecorder, local_blend_mask, normalise, word_maps
-from ..adapters.errors import NodeInputError, check_finite, check_inversion
+from ..adapters.errors import NodeInputError, check_conditioning, check_finite, check_inversion
 from ..adapters.layout import map_blocks
 from ..adapters.sampling import check_model_family, run_loop, to_output
 from ..adapters.sockets import Inversion as InversionSocket
@@ -91,6 +91,7 @@ class AttentionStore(io.ComfyNode):
             return x
 
         cond = clip.encode_from_tokens_scheduled(clip.tokenize(prompt))
+        check_conditioning(AttentionStore.NAME, "clip", cond, model)
         run_loop(m, cond, None, 1.0, inversion.latent, sigmas, loop)
         maps = normalise(word_maps(recorder.average(), [idx for _, idx in tokens]))
         size = (latent_hw[0] * 8, latent_hw[1] * 8)

@@ -8,6 +8,7 @@ from comfy_api.latest import io
 from ..guidance.latent_blend import BlendSchedule
 from ..adapters.errors import NodeInputError, check_finite
 from ..adapters.blending import LatentBlendPatch, latent_mask
+from ..adapters.sampling import check_latent_size
 
 
 class LatentBlend(io.ComfyNode):
@@ -48,6 +49,7 @@ class LatentBlend(io.ComfyNode):
                                        f"(row 0 source, row 1 target) from a pair editor.")
         if start >= end:
             raise NodeInputError(LatentBlend.NAME, f"start ({start}) must be before end ({end}).")
+        check_latent_size(LatentBlend.NAME, "latent", samples, model)
         m_latent = latent_mask(mask, tuple(samples.shape[-2:]))
         m = model.clone()
         m.set_model_sampler_post_cfg_function(LatentBlendPatch(m_latent, BlendSchedule(start, end)))

@@ -4,7 +4,7 @@ from __future__ import annotations
 from comfy_api.latest import io
 
 from ..attention.mutual import MutualSchedule
-from ..adapters.errors import NodeInputError, check_at_least
+from ..adapters.errors import NodeInputError, check_at_least, check_conditioning
 from ..adapters.pair import PAIR_RUN_KEY, encode_prompt, join_pair, prepare_pair_model, warn_same_prompts
 from ..adapters.sampling import check_model_family, wrap_runs
 from ..adapters.schemas import pair_inputs, pair_outputs
@@ -71,6 +71,7 @@ class MasaCtrl(io.ComfyNode):
         for block, number in blocks:
             m.set_model_attn1_replace(patch, block, number)
         source = encode_prompt(clip, source_prompt)
+        check_conditioning(MasaCtrl.NAME, "clip", source, model)
         wrap_runs(m, PAIR_RUN_KEY, MutualRun(start_step, source))
         return io.NodeOutput(m, join_pair(source, encode_prompt(clip, target_prompt)), pair_latent)
 

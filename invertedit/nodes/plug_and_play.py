@@ -12,7 +12,7 @@ from comfy_api.latest import io
 
 from ..attention.plug_and_play import PlugAndPlaySchedule, decoder_injection_block
 from ..attention.prompt_to_prompt import ReplaceSchedule
-from ..adapters.errors import NodeInputError, check_finite
+from ..adapters.errors import NodeInputError, check_conditioning, check_finite
 from ..adapters.prompt_to_prompt import PromptToPromptPatch
 from ..adapters.pair import PAIR_RUN_KEY, encode_prompt, join_pair, prepare_pair_model, warn_same_prompts
 from ..adapters.sampling import check_model_family, wrap_runs
@@ -74,6 +74,7 @@ class PlugAndPlay(io.ComfyNode):
         m.set_model_output_block_patch(FeatureInjection(schedule, start + 1))
         warn_same_prompts(PlugAndPlay.NAME, source_prompt, target_prompt)
         source = encode_prompt(clip, source_prompt)
+        check_conditioning(PlugAndPlay.NAME, "clip", source, model)
         wrap_runs(m, PAIR_RUN_KEY, PlugAndPlayRun(schedule, source))
         return io.NodeOutput(m, join_pair(source, encode_prompt(clip, target_prompt)), pair_latent)
 

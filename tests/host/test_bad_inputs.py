@@ -40,6 +40,7 @@ class Kit:
     lat: dict
     sigmas: torch.Tensor
     other: object     # another tiny SD1 model (seed 1): what an input was not made with
+    tiny: object      # the tiny models' builder (tests/conftest.py's ``tiny``)
     cache: dict = dataclasses.field(default_factory=dict)
 
     def once(self, key, make):
@@ -63,6 +64,10 @@ class Kit:
         """Imagic Optimize Embedding (1 step) on the source latent times ``scale``: (optimized, target, loss)."""
         return self.once(("optimized", scale), lambda: imagic_embedding(self, latent={"samples": self.src["samples"] * scale}))
 
+    def other_clip(self):
+        """The tiny SDXL model's text encoder: another family's (its prompts are 96 wide, SD1's 64)."""
+        return self.once("other_clip", lambda: self.tiny("sdxl")[1])
+
     def invert_args(self, **change) -> dict:
         args = dict(model=self.model, latent=self.src, positive=self.pos, steps=STEPS, scheduler="ddim_uniform",
                     start_at_step=0, cfg=1.0)
@@ -80,7 +85,7 @@ def kit(host, tiny):
     src = {"samples": torch.randn(1, 4, 8, 8, generator=torch.Generator().manual_seed(0)) * 5.0}
     inv, lat, sigmas = call(host, "InvertEditDDIMInvert", model=model, latent=src, positive=pos, steps=STEPS,
                             scheduler="ddim_uniform", start_at_step=0, cfg=1.0)
-    return Kit(host, model, clip, pos, encode(host, clip, ""), src, inv, lat, sigmas, tiny("sd1", seed=1)[0])
+    return Kit(host, model, clip, pos, encode(host, clip, ""), src, inv, lat, sigmas, tiny("sd1", seed=1)[0], tiny)
 
 
 # -- how the cases run their nodes ---------------------------------------------------------
@@ -699,6 +704,19 @@ CASES = [
      r"Null-Text Optimize: input 'negative' is an embedding 768 wide"),
     ("diffedit-prompt-other-family", lambda k: diffedit(k, target=OTHER_FAMILY),
      r"DiffEdit Mask: input 'target' is an embedding 768 wide"),
+    ("masactrl-clip-other-family", lambda k: masactrl(k, clip=k.other_clip()),
+     r"MasaCtrl: input 'clip' encodes prompts 96 wide; the model's cross-attention takes 64. It is another model "
+     r"family's text encoder: connect this checkpoint's CLIP"),
+    ("plug-and-play-clip-other-family", lambda k: plug_and_play(k, clip=k.other_clip()),
+     r"Plug-and-Play: input 'clip' encodes prompts 96 wide"),
+    ("attention-inject-clip-other-family", lambda k: attention_inject(k, clip=k.other_clip()),
+     r"Attention Inject: input 'clip' encodes prompts 96 wide"),
+    ("attention-store-clip-other-family", lambda k: attention_store(k, clip=k.other_clip()),
+     r"Attention Store: input 'clip' encodes prompts 96 wide"),
+    ("masactrl-latent-too-small", lambda k: masactrl(k, latent={"samples": torch.randn(1, 4, 2, 2)}),
+     r"MasaCtrl: input 'latent' is 2x2 \(an image of 16x16 px\); this model needs a latent of at least 3x3"),
+    ("latent-blend-latent-too-small", lambda k: latent_blend(k, latent={"samples": torch.randn(2, 4, 2, 2)}),
+     r"Latent Blend: input 'latent' is 2x2 \(an image of 16x16 px\); this model needs a latent of at least 3x3"),
 ]
 
 
