@@ -82,11 +82,12 @@ def inversion_fingerprint(model, positive) -> dict:
 
 def invert(method: Method, inverter: Callable[..., Inverted], model, samples: torch.Tensor, positive, negative,
            steps: int, scheduler: str, start_at_step: int, cfg: float, settings: dict | None = None,
-           **inverter_args) -> Inversion:
+           node: str | None = None, **inverter_args) -> Inversion:
     """Invert a LATENT tensor with the host's model and ``inverter`` (called as
     ``inverter(denoise, x, sigmas, callback, **inverter_args)``); returns the INVERSION record.
-    ``settings`` are the method's own, stored with the common ones."""
-    node = method.made_by
+    ``settings`` are the method's own, stored with the common ones; ``node`` names the node in
+    messages (default: the method's maker; Pix2Pix-Zero Invert makes a DDIM record)."""
+    node = node or method.made_by
     check_invert_inputs(model, samples, steps, start_at_step, cfg, negative, node, scheduler, positive)
     if cfg > 1.0 and method.own_sampler is None:
         # an inversion the host's samplers retrace (DDIM, fixed-point) drifts under guidance

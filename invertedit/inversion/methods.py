@@ -43,19 +43,13 @@ DIRECT = Method("direct", "Direct Inversion", built_on="ddim", exact_step_only=T
 EDICT = Method("edict", "EDICT Invert", clues=("edict.y",), own_sampler="EDICT Sampler")
 EDIT_FRIENDLY = Method("edit-friendly", "Edit-Friendly DDPM Invert", clues=("ddpm.corrections",),
                        own_sampler="Edit-Friendly DDPM Sampler")
-
-METHODS: dict[str, Method] = {m.name: m for m in (DDIM, NEGATIVE_PROMPT, NULL_TEXT, DIRECT, EDICT, EDIT_FRIENDLY)}
-
-# Fixed-point inversion (ReNoise, Garibi et al.; AIDI, Pan et al.; Meiri et al.;
-# ``inversion/fixed_point.py``). built_on=None: it is made from the image, not by refining a
-# DDIM record (Negative-Prompt, Null-Text and Direct take a "ddim" record as input; this is a
-# trajectory of its own). patch=NONE and no clues: each step solves x' = x + (s' - s) eps(x', s'),
-# which is exactly the inverse of the host's DDIM/Euler step, so the stock samplers replay it
-# with nothing to correct. exact_step_only=False, as for DDIM: another deterministic sampler
-# reconstructs approximately (logged), and Apply Inversion's exact-step refusal speaks of
-# Direct Inversion's correction, which this method does not have.
+# Fixed-point inversion (ReNoise, AIDI; ``inversion/fixed_point.py``): a trajectory of its own, made
+# from the image (built_on None); each step solves the inverse of the host's DDIM/Euler step, so the
+# stock samplers replay it with nothing to correct (no clues, no patch), approximately with others.
 FIXED_POINT = Method("fixed-point", "Fixed-Point Invert")
-METHODS[FIXED_POINT.name] = FIXED_POINT
+
+METHODS: dict[str, Method] = {m.name: m for m in (DDIM, NEGATIVE_PROMPT, NULL_TEXT, DIRECT, EDICT, EDIT_FRIENDLY,
+                                                  FIXED_POINT)}
 
 
 def method_of(name: str) -> Method:

@@ -6,7 +6,6 @@ keeps the edit's cross-attention maps on the reconstruction's; ``attention/cross
 host side in ``adapters/cross_guidance.py``)."""
 from __future__ import annotations
 
-import dataclasses
 
 import torch
 from comfy_api.latest import io
@@ -23,9 +22,7 @@ from ..attention.cross_guidance import AMOUNT
 from ..inversion import regularised as R
 from ..inversion.methods import DDIM
 
-INVERT = "Pix2Pix-Zero Invert"
-# The record is a DDIM inversion (replayed, refined and checked like one); this node makes it.
-METHOD = dataclasses.replace(DDIM, made_by=INVERT)
+INVERT = "Pix2Pix-Zero Invert"   # it makes a DDIM record (replayed, refined and checked like one)
 
 
 class Pix2PixZeroInvert(io.ComfyNode):
@@ -74,8 +71,8 @@ class Pix2PixZeroInvert(io.ComfyNode):
         settings = {"pix2pix_zero": {"lambda_auto_corr": lambda_auto_corr, "lambda_kl": lambda_kl, "reg_steps": reg_steps,
                                      "auto_corr_rolls": auto_corr_rolls, "seed": seed}}
         try:
-            inversion = invert(METHOD, R.regularised_invert, model, latent["samples"], positive, negative, steps,
-                               scheduler, start_at_step, cfg, settings=settings, lambda_ac=lambda_auto_corr,
+            inversion = invert(DDIM, R.regularised_invert, model, latent["samples"], positive, negative, steps,
+                               scheduler, start_at_step, cfg, settings=settings, node=INVERT, lambda_ac=lambda_auto_corr,
                                lambda_kl=lambda_kl, reg_steps=reg_steps, rolls=auto_corr_rolls,
                                generator=torch.Generator().manual_seed(seed))
         except R.RegulariserDiverged as e:
