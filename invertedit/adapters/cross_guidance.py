@@ -151,7 +151,7 @@ class CrossAttentionGuider(ConceptGuider):
     def outer_sample(self, noise, latent_image, sampler, sigmas, *args, **kwargs):
         inverted = self.inverted_sigmas
         if inverted is not None and (len(sigmas) != len(inverted) or not torch.allclose(
-                sigmas.detach().float().cpu(), inverted.float(), rtol=1e-4, atol=1e-6)):  # sampling-path-ok: once a run
+                sigmas.float(), inverted.to(sigmas.device, torch.float32), rtol=1e-4, atol=1e-6)):
             raise NodeInputError(NAME, f"the sampler runs {len(sigmas) - 1} steps on sigmas from {float(sigmas[0]):.4g}, "
                                        f"but the latent was inverted over {len(inverted) - 1} steps from "
                                        f"{float(inverted[0]):.4g}; connect the inverter's SIGMAS (or its steps and "

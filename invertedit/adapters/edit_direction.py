@@ -7,7 +7,7 @@ from __future__ import annotations
 import torch
 
 from ..guidance.edit_direction import edit_direction, sentences
-from .errors import NodeInputError, check_conditioning, check_finite_tensor
+from .errors import NodeInputError, check_conditioning
 
 NAME = "Edit Direction"
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import weakref
 
 import torch
 from comfy.model_patcher import ModelPatcher
@@ -24,7 +25,42 @@ def _tensor_bytes(t: torch.Tensor, most: int = _SAMPLED_VALUES, rounded_to: torc
     flat = t.detach().reshape(-1)[:most]
     if rounded_to is not None:
         flat = flat.to(rounded_to)
-    return flat.to(device="cpu", dtype=torch.float32).numpy().tobytes()  # sampling-path-ok: once a run, before its first step
+    return flat.to(device="cpu", dtype=torch.float32).numpy().tobytes()  # sampling-path-ok: once per model object
+
+
+# The hashes of a base model's weights and of a sampling object's schedule, computed once per
+# object: reading tensors to hash them moves them to the CPU, so it is done the first time an
+# object is seen (usually when the inversion is made), not at every run that checks it. The same
+# object is the same model; the weights are hashed from the patcher's backup, so LoRA patches
+# applied in place do not change them (those are hashed apart, every time).
+_WEIGHTS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+_SCHEDULES: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+
+
+def _weights_hashes(model: ModelPatcher) -> tuple[str, str]:
+    base = model.model
+    if base not in _WEIGHTS:
+        sd = model.model_state_dict()
+        keys = sorted(k for k, v in sd.items()
+                      if torch.is_tensor(v) and v.numel() > 0 and not k.startswith("model_sampling"))
+        picks = [keys[round(i * (len(keys) - 1) / (_SAMPLED_KEYS - 1))] for i in range(_SAMPLED_KEYS)] \
+            if len(keys) > 1 else keys
+        chunks, coarse = [], []
+        for k in dict.fromkeys(picks):
+            backup = model.backup.get(k)
+            w = backup.weight if backup is not None else sd[k]
+            chunks += [k, tuple(w.shape), _tensor_bytes(w)]
+            coarse += [k, tuple(w.shape), _tensor_bytes(w, rounded_to=torch.bfloat16)]
+        _WEIGHTS[base] = (_digest(chunks + [len(keys)]), _digest(coarse + [len(keys)]))
+    return _WEIGHTS[base]
+
+
+def _schedule_hash(model_sampling) -> str:
+    if not hasattr(model_sampling, "sigmas"):
+        return "none"
+    if model_sampling not in _SCHEDULES:
+        _SCHEDULES[model_sampling] = _digest([_tensor_bytes(model_sampling.sigmas, most=10_000)])
+    return _SCHEDULES[model_sampling]
 
 
 def model_fingerprint(model: ModelPatcher) -> dict[str, str]:
@@ -34,31 +70,20 @@ def model_fingerprint(model: ModelPatcher) -> dict[str, str]:
     the precision the host loaded the UNet in (float32 on a CPU, fp16 on a GPU, ``--bf16-unet``)
     when the checkpoint's weights are stored in fp16 or bf16 (most are; the Toy World Model's are),
     nor between float32 and bf16 for any checkpoint; ``patches``: a hash of the weight patches
-    (LoRA keys and strengths) on this patcher."""
+    (LoRA keys and strengths) on this patcher; ``schedule``: a hash of the noise schedule."""
     base = model.model
-    sd = model.model_state_dict()
-    keys = sorted(k for k, v in sd.items() if torch.is_tensor(v) and v.numel() > 0 and not k.startswith("model_sampling"))
-    picks = [keys[round(i * (len(keys) - 1) / (_SAMPLED_KEYS - 1))] for i in range(_SAMPLED_KEYS)] if len(keys) > 1 else keys
-    chunks, coarse = [], []
-    for k in dict.fromkeys(picks):
-        backup = model.backup.get(k)
-        w = backup.weight if backup is not None else sd[k]
-        chunks += [k, tuple(w.shape), _tensor_bytes(w)]
-        coarse += [k, tuple(w.shape), _tensor_bytes(w, rounded_to=torch.bfloat16)]
-    chunks.append(len(keys))
-    coarse.append(len(keys))
+    weights, coarse = _weights_hashes(model)
     patches = []
     for k in sorted(model.patches):
         for p in model.patches[k]:
             patches.append((k, round(float(p[0]), 6), round(float(p[2]), 6), type(p[1]).__name__))
-    ms = model.get_model_object("model_sampling")
     return {
         "family": type(base.model_config).__name__,
         "prediction": str(getattr(base.model_type, "name", base.model_type)),
-        "weights": _digest(chunks),
-        "weights.bf16": _digest(coarse),
+        "weights": weights,
+        "weights.bf16": coarse,
         "patches": _digest([json.dumps(patches)]) if patches else "none",
-        "schedule": _digest([_tensor_bytes(ms.sigmas, most=10_000)]) if hasattr(ms, "sigmas") else "none",
+        "schedule": _schedule_hash(model.get_model_object("model_sampling")),
     }
 
 

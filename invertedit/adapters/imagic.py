@@ -37,7 +37,7 @@ from ..guidance.imagic import fixed_draws, mean_loss, optimize, random_timestep_
 from .errors import NodeInputError, check_at_least, check_conditioning, check_finite, check_finite_tensor, check_made_with
 from .fingerprint import model_stamp, tensor_fingerprint
 from .gradients import with_weight_copies
-from .sampling import HostDenoiser, check_interrupt, check_latent_size, check_model_family, run_loop
+from .sampling import HostDenoiser, check_interrupt, check_latent_size, check_model_family, run_loop, to_output
 
 
 def training_sigmas(model: ModelPatcher) -> torch.Tensor:
@@ -168,7 +168,7 @@ def optimize_embedding(model: ModelPatcher, samples: torch.Tensor, target: list,
             loss = random_timestep_loss(_eps(denoise, e), x0, table, torch.Generator().manual_seed(seed))
             found["losses"] = optimize([e], loss, steps, learning_rate, before_step=check_interrupt,
                                        after_step=_progress(step_callback, x0))
-            found["embedding"] = e.detach().cpu().clone()  # sampling-path-ok: the node's output, once after the loop
+            found["embedding"] = to_output(e.detach().clone())
         return x
 
     run_loop(with_weight_copies(model), target, None, 1.0, samples, training_sigmas(model), loop)

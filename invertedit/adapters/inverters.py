@@ -13,7 +13,7 @@ from ..inversion.methods import Method
 from ..inversion.record import Inversion
 from .errors import (NodeInputError, check_at_least, check_choice, check_conditioning, check_finite, check_finite_tensor,
                      check_made_with)
-from .fingerprint import conditioning_fingerprint, model_fingerprint
+from .fingerprint import conditioning_fingerprint, model_stamp
 from .sampling import check_latent_size, check_model_family, run_loop, schedule
 from .schemas import INVERT_CFG_MAX
 
@@ -76,8 +76,7 @@ def check_latent_made_with(node: str, latent: dict, model) -> None:
 
 
 def inversion_fingerprint(model, positive) -> dict:
-    return {**{f"model.{k}": v for k, v in model_fingerprint(model).items()},
-            "positive": conditioning_fingerprint(positive)}
+    return {**model_stamp(model), "positive": conditioning_fingerprint(positive)}
 
 
 def invert(method: Method, inverter: Callable[..., Inverted], model, samples: torch.Tensor, positive, negative,

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import dataclass, field
-from typing import Optional
 
 import torch
 
@@ -105,11 +104,6 @@ class Inversion:
                 f"the latent being sampled is {tuple(shape[1:])} (channels, height, width) but the inversion "
                 f"was made from a {tuple(want[1:])} latent. Use the inversion's LATENT output, or invert "
                 f"an image of this size.")
-
-    def check_fingerprint(self, actual: dict, keys: Optional[list[str]] = None) -> list[str]:
-        """Compare fingerprints; returns the names of the entries that differ."""
-        keys = keys if keys is not None else sorted(set(self.fingerprint) & set(actual))
-        return [k for k in keys if self.fingerprint.get(k) != actual.get(k)]
 
     # -- serialisation (the file I/O is the caller's: safetensors) ------------------------
     def to_state(self) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
