@@ -1,3 +1,3 @@
-"""The pack's code: ``nodes/`` (the ComfyUI nodes, thin), ``adapters/`` (the one layer that
+"""The pack's code: ``nodes/`` (the ComfyUI nodes, thin), ``hostkit/`` (the one layer that
 talks to the host), and the pure layers ``inversion/``, ``attention/`` and ``guidance/``
 (torch only; importable and testable without ComfyUI)."""

@@ -8,7 +8,7 @@ Imagic edits one real image with a target text in three stages:
    text's that reconstructs the image.
 2. **Model fine-tuning.** With ``e_opt`` fixed, fine-tune the model with the same loss, so that
    ``e_opt`` reproduces the image faithfully (the paper fine-tunes the whole model; this pack a
-   LoRA, see ``adapters/imagic.py``).
+   LoRA, see ``hostkit/imagic.py``).
 3. **Interpolation.** Generate with the fine-tuned model from ``e = eta * e_tgt + (1 - eta) * e_opt``
    (the paper's eta, about 0.7); eta 0 reconstructs the image, larger eta follows the text more.
 

@@ -5,7 +5,7 @@ the schedule in the host's order (descending, the source's level last, as the sa
 run it back), and returns an ``Inverted``: the trajectory in the same order (``[0]`` is the
 inverted latent sampling starts from, ``[-1]`` the source) and the method's clues (per-step
 tensors an edit needs to reproduce the source). Inverter nodes build the INVERSION record from
-it in one place (``adapters/inverters.py``).
+it in one place (``hostkit/inverters.py``).
 """
 from __future__ import annotations
 

@@ -82,7 +82,7 @@ class Inversion:
 
     def step_at(self, sigma: float, rtol: float = 1e-4) -> int:
         """The index in ``sigmas`` of the step a sampler is at (its current sigma, a Python float:
-        patches read it once per model call, ``adapters/steps.py``)."""
+        patches read it once per model call, ``hostkit/steps.py``)."""
         s = float(sigma)
         ref = self.sigma_floats()
         hit = next((i for i, v in enumerate(ref) if abs(v - s) <= 1e-6 + rtol * abs(s)), None)

@@ -1,14 +1,14 @@
 """ComfyUI nodes of the pack: each file a schema and an execute (the host glue they use is in
-``adapters/``, the math in the pure layers). Each module lists its node classes in ``NODES``;
+``hostkit/``, the math in the pure layers). Each module lists its node classes in ``NODES``;
 the extension below registers them all.
 """
 from __future__ import annotations
 
 import importlib
 
-from comfy_api.latest import ComfyExtension, io
+from ..hostkit.schemas import ComfyExtension, io
 
-from ..adapters.bundled_inputs import supply_to_host
+from ..hostkit.bundled_inputs import supply_to_host
 
 # The node modules, once, in the order the node menu lists them: models, inversion, attention, guidance.
 _MODULES = tuple(importlib.import_module(f".{name}", __name__) for name in (

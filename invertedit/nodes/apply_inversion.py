@@ -10,12 +10,12 @@ direct inversion's trajectory correction of the source rows.
 """
 from __future__ import annotations
 
-from comfy_api.latest import io
+from ..hostkit.schemas import io
 
-from ..adapters.errors import check_inversion
-from ..adapters.sockets import Inversion as InversionSocket
-from ..adapters.inversion_patches import SAMPLING_PATCHES, WRAPPER_KEY, InversionGuard, checked_method
-from ..adapters.sampling import wrap_runs
+from ..hostkit.errors import check_inversion
+from ..hostkit.sockets import Inversion as InversionSocket
+from ..hostkit.inversion_patches import SAMPLING_PATCHES, WRAPPER_KEY, InversionGuard, checked_method
+from ..hostkit.sampling import wrap_runs
 
 
 class ApplyInversion(io.ComfyNode):

@@ -12,16 +12,16 @@ from __future__ import annotations
 import math
 
 import torch
-from comfy_api.latest import io
+from ..hostkit.schemas import io
 
-from ..adapters.errors import NodeInputError, check_choice, check_conditioning
-from ..adapters.pair import PAIR_RUN_KEY, encode_prompt, join_pair, prepare_pair_model, warn_same_prompts
-from ..adapters.prompt_to_prompt import (BLEND_KEY, LocalBlendStep, PromptToPromptPatch, PromptToPromptRun,
+from ..hostkit.errors import NodeInputError, check_choice, check_conditioning
+from ..hostkit.pair import PAIR_RUN_KEY, encode_prompt, join_pair, prepare_pair_model, warn_same_prompts
+from ..hostkit.prompt_to_prompt import (BLEND_KEY, LocalBlendStep, PromptToPromptPatch, PromptToPromptRun,
                                           SkipUnusedSource)
-from ..adapters.layout import map_blocks
-from ..adapters.sampling import check_model_family, wrap_model_calls, wrap_runs
-from ..adapters.schemas import pair_inputs, pair_outputs
-from ..adapters.tokens import blend_word_positions, prompt_tokens, word_positions, word_tokens
+from ..hostkit.layout import map_blocks
+from ..hostkit.sampling import check_model_family, wrap_model_calls, wrap_runs
+from ..hostkit.schemas import pair_inputs, pair_outputs
+from ..hostkit.tokens import blend_word_positions, prompt_tokens, word_positions, word_tokens
 from ..attention.align import refine_mapper, replacement_mapper
 from ..attention.prompt_to_prompt import SELF_LAYERS, ReplaceSchedule, equalizer
 

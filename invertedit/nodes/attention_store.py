@@ -10,15 +10,15 @@ outputs are plain IMAGE and MASK that any node can use (Latent Blend, inpainting
 from __future__ import annotations
 
 import torch.nn.functional as F
-from comfy_api.latest import io
+from ..hostkit.schemas import io
 
 from ..attention.store import MapRecorder, local_blend_mask, normalise, word_maps
-from ..adapters.errors import NodeInputError, check_conditioning, check_finite, check_inversion
-from ..adapters.layout import map_blocks
-from ..adapters.sampling import check_model_family, run_loop, to_output
-from ..adapters.sockets import Inversion as InversionSocket
-from ..adapters.tokens import word_tokens
-from ..adapters.attention_maps import RecordingPatch, heatmaps
+from ..hostkit.errors import NodeInputError, check_conditioning, check_finite, check_inversion
+from ..hostkit.layout import map_blocks
+from ..hostkit.sampling import check_model_family, run_loop, to_output
+from ..hostkit.sockets import Inversion as InversionSocket
+from ..hostkit.tokens import word_tokens
+from ..hostkit.attention_maps import RecordingPatch, heatmaps
 
 
 class AttentionStore(io.ComfyNode):

@@ -1,10 +1,10 @@
 """DDIM Invert: a real image's latent to the noise latent that reconstructs it."""
 from __future__ import annotations
 
-from comfy_api.latest import io
+from ..hostkit.schemas import io
 
-from ..adapters.inverters import invert, inverted_latent
-from ..adapters.schemas import inverter_inputs, inverter_outputs
+from ..hostkit.inverters import invert, inverted_latent
+from ..hostkit.schemas import inverter_inputs, inverter_outputs
 from ..inversion.ddim import ddim_invert
 from ..inversion.methods import DDIM
 

@@ -4,11 +4,11 @@ reconstruction by construction, and the inversion LEDITS++ edits on."""
 from __future__ import annotations
 
 import torch
-from comfy_api.latest import io
+from ..hostkit.schemas import io
 
-from ..adapters.inversion_sampler import InversionSamplerNode, InversionSampling
-from ..adapters.inverters import invert, inverted_latent
-from ..adapters.schemas import inverter_inputs, inverter_outputs
+from ..hostkit.inversion_sampler import InversionSamplerNode, InversionSampling
+from ..hostkit.inverters import invert, inverted_latent
+from ..hostkit.schemas import inverter_inputs, inverter_outputs
 from ..inversion.ddpm import edit_friendly_invert, edit_friendly_sample
 from ..inversion.methods import EDIT_FRIENDLY
 

@@ -5,9 +5,9 @@ random, so the images it makes are noise: it tests mechanics, not quality.
 """
 from __future__ import annotations
 
-from comfy_api.latest import io
+from ..hostkit.schemas import io
 
-from ..adapters import tiny_models
+from ..hostkit import tiny_models
 
 
 _DESCRIPTION = (

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from comfy_api.latest import io
+from ..hostkit.schemas import io
 
 from ..guidance.diffedit import diffedit_mask
-from ..adapters.errors import NodeInputError, check_at_least, check_conditioning, check_finite, check_finite_tensor
-from ..adapters.sampling import check_latent_size, check_model_family, run_loop, schedule
+from ..hostkit.errors import NodeInputError, check_at_least, check_conditioning, check_finite, check_finite_tensor
+from ..hostkit.sampling import check_latent_size, check_model_family, run_loop, schedule
 
 
 class DiffEditMask(io.ComfyNode):

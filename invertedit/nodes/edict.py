@@ -7,12 +7,12 @@ mixing 0.93). Two UNet calls a step.
 """
 from __future__ import annotations
 
-from comfy_api.latest import io
+from ..hostkit.schemas import io
 
-from ..adapters.inversion_sampler import InversionSamplerNode, InversionSampling
-from ..adapters.errors import NodeInputError, check_finite
-from ..adapters.inverters import invert, inverted_latent
-from ..adapters.schemas import inverter_inputs, inverter_outputs
+from ..hostkit.inversion_sampler import InversionSamplerNode, InversionSampling
+from ..hostkit.errors import NodeInputError, check_finite
+from ..hostkit.inverters import invert, inverted_latent
+from ..hostkit.schemas import inverter_inputs, inverter_outputs
 from ..inversion.edict import edict_invert, edict_sample
 from ..inversion.methods import EDICT
 

@@ -4,11 +4,11 @@ with Anderson acceleration). The math is in ``inversion/fixed_point.py``."""
 from __future__ import annotations
 
 import torch
-from comfy_api.latest import io
+from ..hostkit.schemas import io
 
-from ..adapters.errors import NodeInputError, check_at_least
-from ..adapters.inverters import invert, inverted_latent
-from ..adapters.schemas import inverter_inputs, inverter_outputs
+from ..hostkit.errors import NodeInputError, check_at_least
+from ..hostkit.inverters import invert, inverted_latent
+from ..hostkit.schemas import inverter_inputs, inverter_outputs
 from ..inversion.fixed_point import (AVERAGE, ITERATIONS, LOW_NOISE_ESTIMATES, LOW_NOISE_TIMESTEP,
                                      fixed_point_invert, model_evaluations)
 from ..inversion.methods import FIXED_POINT

@@ -5,15 +5,15 @@ Imagic edits one image with a target text: optimise the target text's embedding 
 frozen model reconstructs the image, fine-tune the model on that embedding (here: a LoRA, the
 pack's documented deviation from the paper's full fine-tune), then sample from noise with the
 stock KSampler on the fine-tuned model and an interpolation of the two embeddings. The math is
-in ``guidance/imagic.py``, the host glue in ``adapters/imagic.py``.
+in ``guidance/imagic.py``, the host glue in ``hostkit/imagic.py``.
 """
 from __future__ import annotations
 
 import torch
-from comfy_api.latest import io
+from ..hostkit.schemas import io
 
-from ..adapters.errors import NodeInputError, check_at_least, check_finite
-from ..adapters.imagic import (STAMP, check_inputs, check_stamp, conditioning_embedding, fine_tune_lora,
+from ..hostkit.errors import NodeInputError, check_at_least, check_finite
+from ..hostkit.imagic import (STAMP, check_inputs, check_stamp, conditioning_embedding, fine_tune_lora,
                                optimize_embedding, same_source, stamped)
 from ..guidance.imagic import interpolate
 

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import os
 
-from comfy_api.latest import io
+from ..hostkit.schemas import io
 
-from ..adapters.errors import NodeInputError, check_inversion
-from ..adapters.sockets import Inversion as InversionSocket
-from ..adapters.inverters import inverted_latent
-from ..adapters.inversion_files import (SUBFOLDER, list_inversion_files, load_inversion, relative_to_output,
+from ..hostkit.errors import NodeInputError, check_inversion
+from ..hostkit.sockets import Inversion as InversionSocket
+from ..hostkit.inverters import inverted_latent
+from ..hostkit.inversion_files import (SUBFOLDER, list_inversion_files, load_inversion, relative_to_output,
                                         resolve_inversion_file, save_inversion)
 
 

@@ -14,11 +14,11 @@ from __future__ import annotations
 
 import dataclasses
 
-from comfy_api.latest import io
-from ..adapters.errors import NodeInputError, check_inversion
+from ..hostkit.schemas import io
+from ..hostkit.errors import NodeInputError, check_inversion
 from ..inversion.methods import DIRECT, METHODS, NEGATIVE_PROMPT, Method
-from ..adapters.fingerprint import conditioning_fingerprint
-from ..adapters.sockets import Inversion as InversionSocket
+from ..hostkit.fingerprint import conditioning_fingerprint
+from ..hostkit.sockets import Inversion as InversionSocket
 
 
 def require_base(method: Method, inversion, model=None) -> None:

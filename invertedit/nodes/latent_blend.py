@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import torch.nn.functional as F
-from comfy_api.latest import io
+from ..hostkit.schemas import io
 
 from ..guidance.latent_blend import BlendSchedule
-from ..adapters.errors import NodeInputError, check_finite
-from ..adapters.blending import LatentBlendPatch, latent_mask
-from ..adapters.sampling import check_latent_size
+from ..hostkit.errors import NodeInputError, check_finite
+from ..hostkit.blending import LatentBlendPatch, latent_mask
+from ..hostkit.sampling import check_latent_size
 
 
 class LatentBlend(io.ComfyNode):

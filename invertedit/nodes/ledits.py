@@ -9,17 +9,17 @@ maps live for one step and exist only as ``[B, h, w]`` sums.
 """
 from __future__ import annotations
 
-from comfy_api.latest import io
+from ..hostkit.schemas import io
 
 from ..guidance.ledits import MASKS
-from ..adapters.errors import NodeInputError, check_choice, check_conditioning
-from ..adapters.layout import attention_levels, map_blocks, mask_factor
-from ..adapters.sampling import check_model_family
-from ..adapters.schemas import check_concept_weights, concept_inputs, make_concept
-from ..adapters.sockets import Concepts
-from ..adapters.tokens import prompt_tokens
-from ..adapters.attention_maps import RecordConceptMaps
-from ..adapters.guiders import LeditsGuider
+from ..hostkit.errors import NodeInputError, check_choice, check_conditioning
+from ..hostkit.layout import attention_levels, map_blocks, mask_factor
+from ..hostkit.sampling import check_model_family
+from ..hostkit.schemas import check_concept_weights, concept_inputs, make_concept
+from ..hostkit.sockets import Concepts
+from ..hostkit.tokens import prompt_tokens
+from ..hostkit.attention_maps import RecordConceptMaps
+from ..hostkit.guiders import LeditsGuider
 
 
 class LeditsConcept(io.ComfyNode):

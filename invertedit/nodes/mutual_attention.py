@@ -1,14 +1,14 @@
 """MasaCtrl: mutual self-attention on a source/target pair (math in ``attention/mutual.py``)."""
 from __future__ import annotations
 
-from comfy_api.latest import io
+from ..hostkit.schemas import io
 
 from ..attention.mutual import MutualSchedule
-from ..adapters.errors import NodeInputError, check_at_least, check_conditioning
-from ..adapters.pair import PAIR_RUN_KEY, encode_prompt, join_pair, prepare_pair_model, warn_same_prompts
-from ..adapters.sampling import check_model_family, wrap_runs
-from ..adapters.schemas import pair_inputs, pair_outputs
-from ..adapters.mutual import MutualRun, MutualSelfAttentionPatch, self_attention_layers
+from ..hostkit.errors import NodeInputError, check_at_least, check_conditioning
+from ..hostkit.pair import PAIR_RUN_KEY, encode_prompt, join_pair, prepare_pair_model, warn_same_prompts
+from ..hostkit.sampling import check_model_family, wrap_runs
+from ..hostkit.schemas import pair_inputs, pair_outputs
+from ..hostkit.mutual import MutualRun, MutualSelfAttentionPatch, self_attention_layers
 
 
 class MasaCtrl(io.ComfyNode):

@@ -1,5 +1,5 @@
 """Noise Map Guidance: NMG (Cho et al., ICLR 2024) as a GUIDER for SamplerCustomAdvanced (math in
-``guidance/noise_map.py``, guider in ``adapters/guiders.py``).
+``guidance/noise_map.py``, guider in ``hostkit/guiders.py``).
 
 A guider rather than a model patch because each step needs what no patch can do: an extra,
 differentiated unconditional pass of the source rows, and the text-guided pass evaluated at the
@@ -10,14 +10,14 @@ lands. Attention editors (Attention Inject, MasaCtrl) patch the model before it,
 """
 from __future__ import annotations
 
-from comfy_api.latest import io
+from ..hostkit.schemas import io
 
 from ..guidance.noise_map import LOSSES
-from ..adapters.errors import NodeInputError, check_bounds, check_choice, check_conditioning, check_finite
-from ..adapters.gradients import with_weight_copies
-from ..adapters.guiders import NoiseMapGuider, carrying
-from ..adapters.sampling import check_model_family
-from ..adapters.sockets import Inversion as InversionSocket
+from ..hostkit.errors import NodeInputError, check_bounds, check_choice, check_conditioning, check_finite
+from ..hostkit.gradients import with_weight_copies
+from ..hostkit.guiders import NoiseMapGuider, carrying
+from ..hostkit.sampling import check_model_family
+from ..hostkit.sockets import Inversion as InversionSocket
 from ..inversion.methods import DDIM, FIXED_POINT, NULL_TEXT
 
 # Fewer steps than this: the pull at the paper's scales overshoots (measured on the toy world).

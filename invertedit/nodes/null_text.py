@@ -13,16 +13,16 @@ from __future__ import annotations
 import dataclasses
 
 import torch
-from comfy_api.latest import io
+from ..hostkit.schemas import io
 
 from ..inversion.null_text import null_text_optimize
 from .inversion_methods import require_base
 from ..inversion.methods import NULL_TEXT
-from ..adapters.errors import NodeInputError, check_at_least, check_choice, check_conditioning, check_finite
-from ..adapters.fingerprint import conditioning_fingerprint
-from ..adapters.sampling import check_interrupt, run_loop
-from ..adapters.sockets import Inversion as InversionSocket
-from ..adapters.gradients import with_weight_copies
+from ..hostkit.errors import NodeInputError, check_at_least, check_choice, check_conditioning, check_finite
+from ..hostkit.fingerprint import conditioning_fingerprint
+from ..hostkit.sampling import check_interrupt, run_loop
+from ..hostkit.sockets import Inversion as InversionSocket
+from ..hostkit.gradients import with_weight_copies
 
 
 # Where each timestep's optimisation starts (the first; later ones start from the one before).

@@ -3,21 +3,21 @@ Invert (DDIM inversion with the predicted noise regularised towards Gaussian noi
 ``inversion/regularised.py``), Edit Direction (mean target minus mean source sentence embedding,
 added to the prompt; ``guidance/edit_direction.py``) and Cross-Attention Guidance (a GUIDER that
 keeps the edit's cross-attention maps on the reconstruction's; ``attention/cross_guidance.py``,
-host side in ``adapters/cross_guidance.py``)."""
+host side in ``hostkit/cross_guidance.py``)."""
 from __future__ import annotations
 
 
 import torch
-from comfy_api.latest import io
+from ..hostkit.schemas import io
 
-from ..adapters.cross_guidance import NAME as GUIDANCE, CrossAttentionGuider, RecordMaps
-from ..adapters.edit_direction import NAME as DIRECTION, add_direction, side
-from ..adapters.errors import NodeInputError, check_at_least, check_conditioning, check_finite, check_finite_tensor
-from ..adapters.gradients import with_weight_copies
-from ..adapters.inverters import INVERTED_SIGMAS, check_latent_made_with, invert, inverted_latent
-from ..adapters.layout import transformer_blocks
-from ..adapters.sampling import check_model_family
-from ..adapters.schemas import inverter_inputs, inverter_outputs
+from ..hostkit.cross_guidance import NAME as GUIDANCE, CrossAttentionGuider, RecordMaps
+from ..hostkit.edit_direction import NAME as DIRECTION, add_direction, side
+from ..hostkit.errors import NodeInputError, check_at_least, check_conditioning, check_finite, check_finite_tensor
+from ..hostkit.gradients import with_weight_copies
+from ..hostkit.inverters import INVERTED_SIGMAS, check_latent_made_with, invert, inverted_latent
+from ..hostkit.layout import transformer_blocks
+from ..hostkit.sampling import check_model_family
+from ..hostkit.schemas import inverter_inputs, inverter_outputs
 from ..attention.cross_guidance import AMOUNT
 from ..inversion import regularised as R
 from ..inversion.methods import DDIM

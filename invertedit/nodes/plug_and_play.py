@@ -8,16 +8,16 @@ injects that ResBlock's output alone; ComfyUI offers no per-step hook inside a R
 """
 from __future__ import annotations
 
-from comfy_api.latest import io
+from ..hostkit.schemas import io
 
 from ..attention.plug_and_play import PlugAndPlaySchedule, decoder_injection_block
 from ..attention.prompt_to_prompt import ReplaceSchedule
-from ..adapters.errors import NodeInputError, check_conditioning, check_finite
-from ..adapters.prompt_to_prompt import PromptToPromptPatch
-from ..adapters.pair import PAIR_RUN_KEY, encode_prompt, join_pair, prepare_pair_model, warn_same_prompts
-from ..adapters.sampling import check_model_family, wrap_runs
-from ..adapters.schemas import pair_inputs, pair_outputs
-from ..adapters.plug_and_play import FeatureInjection, PlugAndPlayRun
+from ..hostkit.errors import NodeInputError, check_conditioning, check_finite
+from ..hostkit.prompt_to_prompt import PromptToPromptPatch
+from ..hostkit.pair import PAIR_RUN_KEY, encode_prompt, join_pair, prepare_pair_model, warn_same_prompts
+from ..hostkit.sampling import check_model_family, wrap_runs
+from ..hostkit.schemas import pair_inputs, pair_outputs
+from ..hostkit.plug_and_play import FeatureInjection, PlugAndPlayRun
 
 
 class PlugAndPlay(io.ComfyNode):

@@ -1,5 +1,5 @@
 """Proximal Guidance: ProxEdit's proximal guidance (Han et al., WACV 2024) as a GUIDER for
-SamplerCustomAdvanced (math in ``guidance/proximal.py``, guider in ``adapters/guiders.py``).
+SamplerCustomAdvanced (math in ``guidance/proximal.py``, guider in ``hostkit/guiders.py``).
 
 A guider rather than a model patch because the code's order of operations spans the whole step:
 the thresholded guidance, then the pull of the predicted clean latent inside the DDIM step, then
@@ -11,13 +11,13 @@ Attention Inject for ProxNPI + Prompt-to-Prompt) patch the model before it, as u
 """
 from __future__ import annotations
 
-from comfy_api.latest import io
+from ..hostkit.schemas import io
 
 from ..guidance.proximal import PROXES, RECONSTRUCTIONS, SCOPES, ProxSettings
-from ..adapters.errors import NodeInputError, check_at_least, check_choice, check_conditioning, check_finite
-from ..adapters.guiders import ProximalGuider, carrying
-from ..adapters.sampling import check_model_family
-from ..adapters.sockets import Inversion as InversionSocket
+from ..hostkit.errors import NodeInputError, check_at_least, check_choice, check_conditioning, check_finite
+from ..hostkit.guiders import ProximalGuider, carrying
+from ..hostkit.sampling import check_model_family
+from ..hostkit.sockets import Inversion as InversionSocket
 from ..inversion.methods import DDIM, DIRECT, FIXED_POINT, NEGATIVE_PROMPT, NULL_TEXT
 
 # The inversions the host's ddim sampler replays (the paper's recipe: Negative-Prompt Inversion).

@@ -5,17 +5,17 @@ The guider evaluates the prompt, the negative and every concept in one batched U
 step (the host's ``calc_cond_batch``), runs the model's pre-CFG functions on them, combines
 them as SEGA does, then applies the model's post-CFG functions with ``cond_scale`` (so Apply
 Inversion's corrections and Latent Blend still act), as the host's own guiders do
-(``adapters/guiders.py``). The edit momentum lives in the sampling run's own copy of the model
+(``hostkit/guiders.py``). The edit momentum lives in the sampling run's own copy of the model
 options.
 """
 from __future__ import annotations
 
-from comfy_api.latest import io
+from ..hostkit.schemas import io
 
-from ..adapters.errors import NodeInputError, check_conditioning, check_finite
-from ..adapters.schemas import check_concept_weights, concept_inputs, make_concept
-from ..adapters.sockets import Concepts
-from ..adapters.guiders import SegaGuider
+from ..hostkit.errors import NodeInputError, check_conditioning, check_finite
+from ..hostkit.schemas import check_concept_weights, concept_inputs, make_concept
+from ..hostkit.sockets import Concepts
+from ..hostkit.guiders import SegaGuider
 
 
 class SegaConcept(io.ComfyNode):

@@ -24,10 +24,10 @@ triangle, and are built from the host's own classes, so every stock node takes t
 """
 from __future__ import annotations
 
-from comfy_api.latest import io
+from ..hostkit.schemas import io
 
-from ..adapters.errors import check_choice
-from ..adapters.toy_model import DEFAULT_WORLD, WORLDS, load_toy_model
+from ..hostkit.errors import check_choice
+from ..hostkit.toy_model import DEFAULT_WORLD, WORLDS, load_toy_model
 
 
 _DESCRIPTION = (

@@ -52,7 +52,7 @@ def test_target_rows_take_the_source_maps_inside_a_host_run(host, tiny, family, 
                        steps=10, scheduler="ddim_uniform", start_at_step=0, cfg=1.0)
     m, pair, pair_lat = inject(host, model, clip, lat, SOURCE, target, cross=0.5, self_=0.3, mode=mode, reweight=reweight,
                                words=words)
-    align, tokens = host.pack.attention.align, host.pack.adapters.tokens
+    align, tokens = host.pack.attention.align, host.pack.hostkit.tokens
     ids = [tokens.prompt_tokens(clip, t, "test") for t in (SOURCE, target)]
     mapper, alphas = align.refine_mapper(ids[0][0], ids[1][0], ids[0][1])
     scales = torch.ones(77)
@@ -74,7 +74,7 @@ def test_target_rows_take_the_source_maps_inside_a_host_run(host, tiny, family, 
             def recorder(q, k, v, extra, patch=patch, kind=kind):
                 out = patch(q, k, v, extra)
                 calls.append((kind, extra["cond_or_uncond"], extra["n_heads"],
-                              *host.pack.adapters.steps.sampling_step(extra), q, k, v, out))
+                              *host.pack.hostkit.steps.sampling_step(extra), q, k, v, out))
                 return out
             replace[kind][key] = recorder
     sample(host, m, pair_lat, pair, neg)
@@ -144,7 +144,7 @@ def test_refusals(host, tiny):
 @pytest.mark.parametrize("family, key", [("sd1", "l"), ("sd2-v", "h"), ("sdxl", "g")])
 def test_refine_alignment_with_the_hosts_tokenizers(host, tiny, family, key):
     _, clip, _ = tiny(family)
-    prompt_tokens = host.pack.adapters.tokens.prompt_tokens
+    prompt_tokens = host.pack.hostkit.tokens.prompt_tokens
     (src, length), (tgt, _) = prompt_tokens(clip, SOURCE, "test"), prompt_tokens(clip, REFINED, "test")
     assert length == 77 and len(src) == 9 and len(tgt) == 10     # start + 7 words + end; "fluffy" is one token
     mapping = host.pack.attention.align.align(src, tgt)
@@ -156,7 +156,7 @@ def test_replace_swaps_words_of_different_token_counts_as_the_reference(host, ti
     (the reference's replacement mapper), instead of a refusal."""
     model, clip, _ = tiny("sd1")
     target = "a red hippopotamus on a blue background"
-    tokens = host.pack.adapters.tokens
+    tokens = host.pack.hostkit.tokens
     assert len(tokens.prompt_tokens(clip, target, "test")[0]) > len(tokens.prompt_tokens(clip, SOURCE, "test")[0])
     m, pair, pair_lat = inject(host, model, clip, source_latent(), SOURCE, target, cross=1.0, self_=0.0)
     patch = m.model_options["transformer_options"]["patches_replace"]["attn2"][("input", 1)]
@@ -210,7 +210,7 @@ def test_direct_inversion_leaves_out_the_source_rows_nobody_reads(host, tiny, fa
                              blend_source_words="circle" if blend else "", blend_target_words="square" if blend else "")
     m = call(host, "InvertEditApplyInversion", model=m, inversion=call(host, "InvertEditDirectInversion", inversion=inv)[0])[0]
     plain = m.clone()   # the same patches, without Direct's mark: every row computed
-    key = host.pack.adapters.pair.SOURCE_ON_TRAJECTORY
+    key = host.pack.hostkit.pair.SOURCE_ON_TRAJECTORY
     assert m.model_options["transformer_options"][key] == 1
     plain.model_options["transformer_options"] = {k: v for k, v in plain.model_options["transformer_options"].items()
                                                   if k != key}

@@ -44,7 +44,7 @@ def test_maps_come_from_the_reference_layers_only(host, tiny, family, monkeypatc
     local blend: only the cross-attention layers at latent/4 are recorded, never the middle
     block or the finer levels."""
     store = host.pack.nodes.attention_store
-    layout = host.pack.adapters.layout
+    layout = host.pack.hostkit.layout
     model, clip, _ = tiny(family)
     seen = set()
     real = store.RecordingPatch.__call__

@@ -1134,7 +1134,7 @@ def test_input_mark_and_plain_name_load_the_same_file(kit):
 
 def test_bundled_sample_inversion_is_valid(host):
     sample = os.path.join(os.path.dirname(__file__), "..", "..", "assets", "sample_inversion.safetensors")
-    inv = host.pack.adapters.inversion_files.load_inversion(sample)
+    inv = host.pack.hostkit.inversion_files.load_inversion(sample)
     assert inv.method == "ddim" and inv.steps == 50
 
 

@@ -210,7 +210,7 @@ def test_lora_patched_model_inverts_and_base_fingerprint_survives_in_place_patch
 
     model, clip, _ = tiny("sd1")
     pos = encode(host, clip, PROMPT)
-    fingerprint = host.pack.adapters.fingerprint.model_fingerprint
+    fingerprint = host.pack.hostkit.fingerprint.model_fingerprint
     before = fingerprint(model)
     lora = model.clone()   # a weight patch on every UNet weight, as a LoRA stack would be
     lora.add_patches({k: (torch.full_like(v, 0.01),) for k, v in model.model_state_dict().items()

@@ -110,7 +110,7 @@ def test_the_packs_models_load_their_unet_as_the_host_loads_a_checkpoint(host, f
     manual cast. The weights are the float32 model's, rounded."""
     from comfy.cli_args import args
 
-    pack = host.pack.adapters
+    pack = host.pack.hostkit
     previous = getattr(args, flag) if flag else None
     if flag:
         setattr(args, flag, True)
@@ -138,7 +138,7 @@ def test_an_inversions_model_check_does_not_depend_on_the_unets_precision(host):
     (the bundled inversion, made in float32, under a GPU's fp16 or --bf16-unet): the fingerprint's
     ``weights.bf16`` agrees where ``weights`` cannot (bf16 weights differ from the float32 ones),
     and another model's differs."""
-    pack = host.pack.adapters
+    pack = host.pack.hostkit
     fingerprint = pack.fingerprint.model_fingerprint
     toy = {"fp32": fingerprint(pack.toy_model.load_toy_model()[0])}
     sd1 = {"fp32": fingerprint(pack.tiny_models.build_tiny_unet("sd1"))}

@@ -38,7 +38,7 @@ def load_half(host, tiny, family: str, weight_dtype: torch.dtype, manual_cast: t
     import comfy.model_patcher
 
     reference = tiny(family)[0].model
-    spec = host.pack.adapters.tiny_models.SPECS[family]
+    spec = host.pack.hostkit.tiny_models.SPECS[family]
     config = spec.config_class(copy.deepcopy(spec.unet_config))
     config.unet_config.update(spec.unet_overrides)
     config.set_inference_dtype(weight_dtype, manual_cast)
@@ -260,7 +260,7 @@ def test_attention_patches_pass_attn_precision(host, half, monkeypatch, family):
     model, clip, _ = half("fp16", family)
     expected = model.model.model_config.unet_config.get("attn_precision")
     assert expected == (torch.float32 if family == "sd2-v" else None)
-    adapters, maps = host.pack.adapters.attention_maps, host.pack.attention.maps
+    adapters, maps = host.pack.hostkit.attention_maps, host.pack.attention.maps
     calls, computed = [], []
     real_attention, real_dtype = adapters.optimized_attention, maps.compute_dtype
 
@@ -273,7 +273,7 @@ def test_attention_patches_pass_attn_precision(host, half, monkeypatch, family):
         computed.append((dtype, precision, out))
         return out
 
-    for module in (adapters, host.pack.adapters.prompt_to_prompt, host.pack.adapters.mutual):   # where ours import it
+    for module in (adapters, host.pack.hostkit.prompt_to_prompt, host.pack.hostkit.mutual):   # where ours import it
         if hasattr(module, "optimized_attention"):
             monkeypatch.setattr(module, "optimized_attention", attention_spy)
     monkeypatch.setattr(maps, "compute_dtype", dtype_spy)
@@ -380,6 +380,6 @@ def test_a_pre_cfg_function_dropping_predictions_is_named(host, tiny):
     model, clip, _ = tiny("sd1")
     m = model.clone()
     m.set_model_sampler_pre_cfg_function(lambda args: args["conds_out"][:2])   # only [cond, uncond]
-    with pytest.raises(host.pack.adapters.errors.NodeInputError, match="SEGA Guidance: a pre-CFG function .* returned 2 "
+    with pytest.raises(host.pack.hostkit.errors.NodeInputError, match="SEGA Guidance: a pre-CFG function .* returned 2 "
                                                                          "predictions for 4 conds"):
         run_sega(host, m, clip)

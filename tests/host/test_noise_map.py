@@ -50,7 +50,7 @@ def random_latent(size=8):
 def test_target_rows_are_plain_cfg_and_the_source_is_guided(host, tiny, family):
     model, clip, _ = tiny(family)
     inv, lat, sigmas = inverted(host, model, clip, random_latent())
-    pair = host.pack.adapters.pair.encode_pair(clip, SOURCE, TARGET)
+    pair = host.pack.hostkit.pair.encode_pair(clip, SOURCE, TARGET)
     out = sample(host, nmg(host, model, clip, inv, pair), sigmas, {"samples": lat["samples"].repeat(2, 1, 1, 1)})
     neg = encode(host, clip, "")
     plain = {text: sample(host, call(host, "CFGGuider", model=model, positive=encode(host, clip, text), negative=neg,
@@ -112,7 +112,7 @@ def test_cost_one_differentiated_unconditional_pass_and_one_batched_pass_per_ste
     counted.set_model_unet_function_wrapper(lambda apply, a: (calls.append((a["input"].shape[0], a["cond_or_uncond"],
                                                                             a["input"].requires_grad)),
                                                               apply(a["input"], a["timestep"], **a["c"]))[1])
-    pair = host.pack.adapters.pair.encode_pair(clip, SOURCE, TARGET)
+    pair = host.pack.hostkit.pair.encode_pair(clip, SOURCE, TARGET)
     sample(host, nmg(host, counted, clip, inv, pair), sigmas, {"samples": lat["samples"].repeat(2, 1, 1, 1)})
     assert calls == [(2, [1], True), (4, [1, 0], False)] * (len(sigmas) - 1)
 
@@ -165,7 +165,7 @@ def reference_results(host, tiny, tmp_path_factory, skip_loudly, reference_copy,
 def test_noise_map_guidance_matches_the_reference_code(host, tiny, reference_results):
     model, clip, _ = tiny("sd1")
     inv, lat, sigmas = reference_results["inverted"]
-    pair = host.pack.adapters.pair.encode_pair(clip, SOURCE, TARGET)
+    pair = host.pack.hostkit.pair.encode_pair(clip, SOURCE, TARGET)
     worst = {}
     for name, case in CASES.items():
         kw = dict(cfg=case["cfg"], noise_map_scale=case["scale"], grad_scale=case["grad_scale"], loss=case["loss"])

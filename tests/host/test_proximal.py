@@ -32,7 +32,7 @@ def inverted(host, tiny, family, steps=STEPS, size=8):
     inv, lat, sigmas = call(host, "InvertEditDDIMInvert", model=model, latent=src, positive=pos, steps=steps,
                             scheduler="ddim_uniform", start_at_step=0, cfg=1.0)
     npi = call(host, "InvertEditNegativePromptInversion", inversion=inv, positive=pos)[0]
-    pair = host.pack.adapters.pair.encode_pair(clip, SOURCE, TARGET)
+    pair = host.pack.hostkit.pair.encode_pair(clip, SOURCE, TARGET)
     return model, clip, npi, pair, {"samples": lat["samples"].repeat(2, 1, 1, 1)}, sigmas, src["samples"]
 
 
@@ -173,7 +173,7 @@ def test_proximal_guidance_matches_the_reference_code(host, tiny, reference_resu
     inv, lat, sigmas = call(host, "InvertEditDDIMInvert", model=model, latent=reference_results["latent"], positive=pos,
                             steps=PARITY_STEPS, scheduler="ddim_uniform", start_at_step=0, cfg=1.0)
     npi = call(host, "InvertEditNegativePromptInversion", inversion=inv, positive=pos)[0]
-    pair = host.pack.adapters.pair.encode_pair(clip, SOURCE, TARGET)
+    pair = host.pack.hostkit.pair.encode_pair(clip, SOURCE, TARGET)
     pair_lat = {"samples": lat["samples"].repeat(2, 1, 1, 1)}
     out, scale = reference_results["out"], reference_results["scale"]
     stars = out["x_stars"].flip(0)[:, 0] * (1 + inv.sigmas[:, None, None, None] ** 2).sqrt()

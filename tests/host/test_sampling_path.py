@@ -17,7 +17,7 @@ class _BadPatch:
     """An attn2 replace patch with the classes of bug the watch is for, and one marked line."""
 
     def __call__(self, q, k, v, extra_options):
-        from invertedit.adapters.attention_maps import host_attention
+        from invertedit.hostkit.attention_maps import host_attention
 
         base = q.float().cpu()                      # as Attention Store's heatmaps did, in the sampling path
         scale = torch.full((1,), 0.5)               # made on the CPU, whatever the model's device
@@ -52,7 +52,7 @@ def test_the_watch_reports_gpu_only_failures_in_the_sampling_path_with_their_lin
 
 
 def test_the_stock_sampler_and_a_clean_patch_report_nothing(host, tiny):
-    from invertedit.adapters.attention_maps import host_attention
+    from invertedit.hostkit.attention_maps import host_attention
 
     model, clip, _ = tiny("sd1")
     m = model.clone()

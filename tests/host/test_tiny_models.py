@@ -1,4 +1,4 @@
-"""The tiny random-weight models (invertedit/adapters/tiny_models.py) and the Demo Model node, on the host."""
+"""The tiny random-weight models (invertedit/hostkit/tiny_models.py) and the Demo Model node, on the host."""
 from __future__ import annotations
 
 import asyncio
@@ -90,7 +90,7 @@ def test_model_types(tiny):
 
 @pytest.mark.parametrize("family", FAMILIES)
 def test_same_seed_same_weights(host, tiny, family):
-    build = host.pack.adapters.tiny_models.build_tiny_models
+    build = host.pack.hostkit.tiny_models.build_tiny_models
     a = tiny(family)
     b = build(family, seed=0)
     c = build(family, seed=1)

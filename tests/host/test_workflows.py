@@ -527,7 +527,7 @@ def test_converter_on_the_hosts_templates(host, runner):
 def test_the_pack_supplies_its_bundled_inputs_to_the_server(host, tmp_path):
     """On a real server the pack copies its bundled sample image(s) and inversion into the input
     folder when it loads (the example workflows name them), never over a user's file."""
-    from invertedit.adapters import bundled_inputs
+    from invertedit.hostkit import bundled_inputs
 
     names = [p.name for p in bundled_inputs.bundled_inputs()]
     assert {"sample.png", "sample_inversion.safetensors"} <= set(names)

@@ -190,7 +190,7 @@ class InputFiles:
         tensors, meta = record.to_state()
         path = self._write(".safetensors", safetensors.torch.save(tensors, metadata=meta))
         try:
-            self.host.pack.adapters.inversion_files.load_inversion(str(path))
+            self.host.pack.hostkit.inversion_files.load_inversion(str(path))
         except Exception as e:
             raise NotExpressible(f"an INVERSION made in Python ({type(record).__name__} {record.method!r}), which Load "
                                  f"Inversion refuses as a file: {first_line(e)}") from None

@@ -17,7 +17,7 @@ Stages
             (comfy.supported_models.SD15 with a small unet_config, ``--preset``), eps prediction
             on the SD1.x noise schedule, offset noise, min-SNR weighting, caption dropout with the
             real CLIPTextEncode("") embedding, EMA weights. The frozen text encoder is the pack's
-            seeded random SD1 CLIP (invertedit/adapters/tiny_models.build_tiny_clip, seed 3 as in world 1),
+            seeded random SD1 CLIP (invertedit/hostkit/tiny_models.build_tiny_clip, seed 3 as in world 1),
             every caption's embedding computed once. Training scenes are rendered and encoded
             on the fly (no cache): two objects, or one in ``--one-object`` of them. The first
             ``--lowres-steps`` steps use half-size images (32x32 latents, about 4x cheaper)
@@ -276,7 +276,7 @@ def text_setup(h, out: Path | None = None, encoder: str = "frozen"):
     seeded random SD1 text encoder; for ``bound`` / ``bound-nouns`` its weights rewritten so
     that every noun carries its colour (``bind_world``); with the layers trained by
     ``--text-encoder train`` loaded over it when ``out`` holds them."""
-    clip = h.pack.adapters.tiny_models.build_tiny_clip("sd1", seed=CLIP_SEED)
+    clip = h.pack.hostkit.tiny_models.build_tiny_clip("sd1", seed=CLIP_SEED)
     bind_world(clip, encoder)
     if out is not None and (Path(out) / TEXT_FILE).is_file():
         from safetensors.torch import load_file
@@ -332,7 +332,7 @@ def _clip_layer_forward(self, x, mask=None, optimized_attention=None):
 def build_unet(h, preset: str, seed: int):
     import comfy.model_base
     import comfy.supported_models
-    tiny_models = h.pack.adapters.tiny_models
+    tiny_models = h.pack.hostkit.tiny_models
     cfg = comfy.supported_models.SD15(copy.deepcopy(PRESETS[preset]))
     cfg.unet_config.update(UNET_OVERRIDES)
     cfg.set_inference_dtype(torch.float32, None)

@@ -1,7 +1,7 @@
 """Inputs and outputs that several nodes declare alike, in one place so that their tooltips agree."""
 from __future__ import annotations
 
-from comfy_api.latest import io
+from comfy_api.latest import ComfyExtension, io  # noqa: F401 (the node API, handed to nodes/)
 
 from ..guidance.sega import Concept
 from .errors import NodeInputError, check_at_least, check_choice, check_finite

@@ -13,7 +13,7 @@ a GUIDER for SamplerCustomAdvanced that draws the reconstruction and the edit si
 Why a GUIDER rather than a MODEL patch: the method needs two extra UNet evaluations of the
 target at latents other than the sampler's (a patch inside the host's own CFG call would add
 a third), a backward pass run outside the host's inference mode on a model whose weights can
-take gradients (``adapters/gradients.py``), and the step taken from another latent. The
+take gradients (``hostkit/gradients.py``), and the step taken from another latent. The
 guider keeps the MODEL's own patches (Apply Inversion, Latent Blend, LoRA) and chains with
 any SamplerCustomAdvanced set-up that uses the ddim or euler sampler.
 
