@@ -137,7 +137,7 @@ def tiny(host):
     def get(family: str = "sd1", seed: int = 0):
         key = (family, seed)
         if key not in cache:
-            cache[key] = host.pack.hostkit.tiny_models.build_tiny_models(family, seed=seed)
+            cache[key] = host.pack.demo.tiny_models.build_tiny_models(family, seed=seed)
         return cache[key]
 
     return get

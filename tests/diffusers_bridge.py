@@ -1,7 +1,7 @@
 """diffusers / transformers models carrying exactly the weights of ComfyUI models (for tests).
 
 Used to compare the pack's results on the host with diffusers' reference pipelines on
-identical weights (``invertedit/hostkit/tiny_models.py`` builds the host side). Every state dict is
+identical weights (``invertedit/demo/tiny_models.py`` builds the host side). Every state dict is
 loaded strictly, so a key the mapping misses is an error, not a silently random weight.
 
 Conventions to mind when comparing (see HOST-NOTES "Matching diffusers on the same weights"):

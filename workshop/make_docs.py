@@ -1,5 +1,7 @@
 #!/usr/bin/env python
-"""Write docs/nodes.md, the reference of every node, from the nodes' own schemas.
+"""Write docs/nodes.md, the reference of every node, from the nodes' own schemas, and the
+technique tables of README.md and docs/techniques.md from the technique table
+(``invertedit/techniques.py``).
 
 The host is booted in this process (with throw-away input/output folders) and each InvertEdit
 node is described as the host describes it to the editor (its ``/object_info`` entry: display
@@ -7,8 +9,8 @@ name, category, description, inputs with their types, defaults, ranges and toolt
 with their tooltips). So the reference says exactly what the editor shows; change a tooltip in
 the node file, then regenerate.
 
-    python -m workshop.make_docs            # write docs/nodes.md
-    python -m workshop.make_docs --check    # exit 1 if docs/nodes.md (or the README's node list) is out of date
+    python -m workshop.make_docs            # write docs/nodes.md and the technique tables
+    python -m workshop.make_docs --check    # exit 1 if any of them is out of date
 
 tests/host/test_docs.py runs the same check.
 """
@@ -29,6 +31,9 @@ PREFIX = "InvertEdit"          # the class names of the pack's nodes start with 
 CATEGORY_ORDER = ("InvertEdit/inversion", "InvertEdit/attention", "InvertEdit/guidance", "InvertEdit/testing")
 GENERATOR = "python -m workshop.make_docs"
 TABLE = REPO / "tests" / "host" / "test_bad_inputs.py"   # the bad-input table: what each node refuses
+TECHNIQUES_MD = REPO / "docs" / "techniques.md"
+BEGIN = "<!-- technique table: written by python -m workshop.make_docs from invertedit/techniques.py -->"
+END = "<!-- end of the technique table -->"
 
 
 # ----------------------------------------------------------------------------- collecting
@@ -182,6 +187,39 @@ def render_nodes(host) -> str:
     return "\n".join(out).rstrip("\n") + "\n"
 
 
+# ----------------------------------------------------------------------------- the technique table
+
+def _workflow_link(name: str, docs: bool) -> str:
+    folder = "../example_workflows" if docs else "example_workflows"
+    return f"[{name}]({folder}/{name.replace(' ', '%20').replace('+', '%2B')}.json)"
+
+
+def render_techniques(host, docs: bool = False) -> str:
+    """The technique table in Markdown: one row per technique, its nodes by their display names."""
+    from invertedit.techniques import TECHNIQUES
+
+    names = {node_id: info["display_name"] for node_id, info in node_infos(host).items()}
+    lines = ["| technique | nodes | paper | defaults | cost (UNet rows, N steps) | example |", "|---|---|---|---|---|---|"]
+    for t in TECHNIQUES:
+        nodes = ", ".join(f"**{names[n]}**" for n in t.nodes) or "stock KSampler"
+        example = _workflow_link(t.workflows[0], docs) if t.workflows else ""
+        lines.append("| " + " | ".join(_cell(c) for c in (t.name, nodes, t.paper or "(the pack's)", t.defaults, t.cost))
+                     + f" | {example} |")
+    return "\n".join(lines)
+
+
+def with_techniques(text: str, table: str) -> str:
+    """``text`` with the region between ``BEGIN`` and ``END`` replaced by ``table``."""
+    start, end = text.index(BEGIN) + len(BEGIN), text.index(END)
+    return text[:start] + "\n" + table + "\n" + text[end:]
+
+
+def technique_pages(host) -> dict[Path, str]:
+    """README.md and docs/techniques.md as they should read, their technique tables current."""
+    return {path: with_techniques(path.read_text(encoding="utf-8"), render_techniques(host, docs=path != README))
+            for path in (README, TECHNIQUES_MD)}
+
+
 # ----------------------------------------------------------------------------- checking
 
 def missing_from_readme(host, readme: Path = README) -> list[str]:
@@ -198,6 +236,9 @@ def problems(host) -> list[str]:
     missing = missing_from_readme(host)
     if missing:
         found.append("README.md's node list does not name (in bold): " + ", ".join(missing))
+    for path, text in technique_pages(host).items():
+        if path.read_text(encoding="utf-8") != text:
+            found.append(f"{path.relative_to(REPO)}'s technique table is out of date: run {GENERATOR}")
     return found
 
 
@@ -221,6 +262,10 @@ def main(argv: list[str] | None = None) -> int:
     changed = not NODES_MD.is_file() or NODES_MD.read_text(encoding="utf-8") != text
     NODES_MD.write_text(text, encoding="utf-8", newline="\n")
     print(f"{'wrote' if changed else 'unchanged:'} {NODES_MD.relative_to(REPO)} ({len(node_infos(host))} nodes)")
+    for path, page in technique_pages(host).items():
+        changed = path.read_text(encoding="utf-8") != page
+        path.write_text(page, encoding="utf-8", newline="\n")
+        print(f"{'wrote' if changed else 'unchanged:'} {path.relative_to(REPO)}'s technique table")
     for name in missing_from_readme(host):
         print(f"note: README.md's node list does not name {name!r}", file=sys.stderr)
     return 0

@@ -21,7 +21,7 @@ from PIL import Image
 
 REPO = Path(__file__).resolve().parents[1]
 
-from invertedit.toy_worlds import WORLD_1, WORLD_2, WORLDS
+from invertedit.demo.worlds import WORLD_1, WORLD_2, WORLDS
 from workshop.toyworld import scenes, world
 
 SAMPLE_1 = world.Scene(background="blue", colour="red", shape="circle", cx=world.SIZE / 2, cy=world.SIZE / 2, size=28.0)

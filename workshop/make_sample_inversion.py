@@ -1,8 +1,8 @@
 #!/usr/bin/env python
-"""Write assets/sample_inversion.safetensors: the bundled sample image inverted by the main
-workflow (example_workflows/ddim_invert_edit.json: Toy World Model, two objects, 50 steps, ddim_uniform), as
+"""Write assets/sample_inversion.safetensors: the bundled sample image inverted by
+example_workflows/ddim_invert_edit.json (Toy World Model, two objects, 50 steps, ddim_uniform), as
 its Save Inversion node writes it. example_workflows/load_inversion_edit.json loads this file; re-run
-this script when the toy model or the main workflow changes (that workflow's test fails then:
+this script when the toy model or that workflow changes (that workflow's test fails then:
 Apply Inversion refuses a stale file).
 
     python -m workshop.make_sample_inversion

@@ -28,6 +28,7 @@ from __future__ import annotations
 import torch
 
 from ..inversion.solver import denoised_onto, euler_step
+from .policy import AttentionPolicy, PolicyInputError, Where
 
 #: The paper's and diffusers' guidance step size.
 AMOUNT = 0.1
@@ -62,3 +63,59 @@ def step_from(x: torch.Tensor, start: torch.Tensor, denoised: torch.Tensor, sigm
     """The prediction for which the host's DDIM/Euler step from ``x`` lands where the step from
     ``start`` with ``denoised`` lands (the step continues from the moved latent)."""
     return denoised_onto(x, sigma, sigma_next, euler_step(start, denoised, sigma, sigma_next))
+
+
+class MapState:
+    """One sampling run's cross-attention maps: the source row's maps of the current step
+    (recorded in pass 1, dropped after pass 2) and the target's loss (pass 2)."""
+
+    def __init__(self):
+        self.mode = "plain"
+        self.reference: dict = {}
+        self.loss: torch.Tensor | None = None
+        self.branches = 1
+
+    def begin(self, mode: str, branches: int = 1) -> None:
+        self.mode, self.branches = mode, branches
+        if mode == "record":
+            self.reference = {}
+        elif mode == "guide":
+            self.loss = None
+
+    def add(self, layer: tuple, branch: int, maps: torch.Tensor) -> None:
+        if self.mode == "record":
+            self.reference[(layer, branch)] = maps.detach()
+        elif self.mode == "guide":
+            reference = self.reference.get((layer, branch))
+            if reference is None:
+                raise PolicyInputError(f"the target's cross-attention call at {layer} (branch {branch}) has no "
+                                       f"source map of this step; the MODEL's patches make the two rows' UNet "
+                                       f"calls differ. Remove the node that adds them.")
+            term = map_distance(maps, reference, self.branches)
+            self.loss = term if self.loss is None else self.loss + term
+
+    def end(self) -> None:
+        self.mode, self.reference = "plain", {}
+
+
+class GuidanceMaps(AttentionPolicy[MapState]):
+    """On cross-attention: plain attention; while a pass of the guider records or guides, each
+    branch's maps (the batch's chunks) also go to the run's ``MapState``."""
+
+    pair = False
+
+    @property
+    def keeps_state(self) -> bool:
+        return True
+
+    def make_state(self) -> MapState:
+        return MapState()
+
+    def attention(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, where: Where, state: MapState) -> torch.Tensor:
+        out = where.attend(q, k, v)
+        if state.mode == "plain":
+            return out
+        for i, branch in enumerate(where.chunks):
+            s = slice(i * where.rows, (i + 1) * where.rows)
+            state.add((where.block, where.depth), branch, where.maps(q[s], k[s]))
+        return out

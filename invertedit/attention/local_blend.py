@@ -11,6 +11,8 @@ fixed mask, it covers where the target's new word draws (a circle becoming a wid
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 import torch.nn.functional as F
 
@@ -61,3 +63,20 @@ class LocalBlendMaps:
 def blend_latents(source: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """The target's latent after the blend: ``source + mask * (target - source)``."""
     return source + mask.to(target) * (target - source)
+
+
+@dataclass(frozen=True)
+class LocalBlend:
+    """A local blend's settings: the blend words' token positions in the source and the target
+    prompt, the mask threshold, the fraction of the steps before it starts, and the attention
+    blocks whose cross-attention maps it reads (latent/4: ``hostkit/layout.map_blocks``)."""
+
+    source: tuple[int, ...]
+    target: tuple[int, ...]
+    threshold: float = 0.3
+    start: float = 0.2
+    blocks: frozenset = frozenset()
+
+    def maps(self) -> LocalBlendMaps:
+        """A sampling run's empty running sums."""
+        return LocalBlendMaps(list(self.source), list(self.target), self.threshold)

@@ -10,6 +10,8 @@ from dataclasses import dataclass
 
 import torch
 
+from .policy import AttentionPolicy, Where, rows_from_source
+
 
 @dataclass(frozen=True)
 class PlugAndPlaySchedule:
@@ -18,6 +20,9 @@ class PlugAndPlaySchedule:
 
     def injects_features(self, step: int, steps: int) -> bool:
         return step < int(self.features * steps)   # the reference: timesteps[:int(N * fraction)]
+
+    def injects_self_attention(self, step: int, steps: int) -> bool:
+        return step < int(self.self_attention * steps)   # as for the features
 
 
 def inject_features(h: torch.Tensor, chunks: int) -> torch.Tensor:
@@ -33,3 +38,17 @@ def decoder_injection_block(blocks_per_level: int) -> int:
     """The output-block index of the paper's "fourth decoder block" for a UNet with this many
     output blocks per resolution level: the second block of the second level (SD1.5: 4)."""
     return blocks_per_level + 1
+
+
+class SelfAttentionInjection(AttentionPolicy[None]):
+    """On the decoder's self-attention layers the policy is installed on: for the scheduled
+    steps, the conditional target row attends with the source's queries and keys (the source's
+    maps) on its own values, in the one call of every row."""
+
+    def __init__(self, schedule: PlugAndPlaySchedule):
+        self.schedule = schedule
+
+    def attention(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, where: Where, state: None) -> torch.Tensor:
+        if self.schedule.injects_self_attention(where.step, where.steps):
+            q, k = rows_from_source(where, q, k)
+        return where.attend(q, k, v)

@@ -148,26 +148,22 @@ def refine_target(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, heads: int,
     return attend(refined_maps(q, k, heads, mapper, alphas, equalizer, word_alphas), v[1:2])
 
 
-def value_mixes(length: int, equalizer: torch.Tensor | None = None, word_alphas: torch.Tensor | None = None,
-                swap: torch.Tensor | None = None, refine: tuple[torch.Tensor, torch.Tensor] | None = None,
-                device: torch.device | str | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+def value_mixes(columns: tuple[torch.Tensor, torch.Tensor | None],
+                word_alphas: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
     """The target row's edited maps as a linear map of the two rows' own maps: ``P_s @ A + P_t @ B``.
 
-    Every edit above acts on the maps' token columns only (a swap's ``mapper``, refine's column
-    gather and blend with its own map, the equalizer's scale, the per-word mix), so it is a
-    ``[M, M]`` matrix on each row's maps, and ``(P @ A) @ V = P @ (A @ V)``: the target's output
-    is plain attention of the source's queries and keys on ``A @ V_t``, plus (where the target
-    keeps part of its own map) plain attention of its own on ``B @ V_t``. No map is ever held,
-    and the attention runs in the host's fused kernel. ``B`` is None where the target keeps none
-    of its own map (replace without per-word fractions). Made in float32 on ``device``."""
-    f = dict(device=device, dtype=torch.float32)
-    eq = equalizer.to(**f) if equalizer is not None else torch.ones(length, **f)
-    wa = word_alphas.to(**f) if word_alphas is not None else torch.ones(length, **f)
-    if refine is not None:
-        mapper, alphas = refine
-        a_ = alphas.to(**f)
-        gather = torch.zeros(length, length, **f)
-        gather[mapper.to(device).long(), torch.arange(length, device=device)] = 1.0
-        return gather * (a_ * eq * wa)[None, :], torch.diag((1 - a_) * eq * wa + (1 - wa))
-    a = (swap.to(**f) if swap is not None else torch.eye(length, **f)) * (eq * wa)[None, :]
-    return a, (None if word_alphas is None else torch.diag(1 - wa))
+    Every edit (``attention/controllers.py``: a swap's ``mapper``, refine's column gather and
+    blend with its own map, reweight's scale) acts on the maps' token columns only, so it is a
+    pair of ``[M, M]`` matrices ``columns`` = ``(E_s, E_t)`` on each row's maps (``E_t`` None
+    where the target keeps none of its own), and the per-word fractions mix the edit with the
+    target's own map per column: ``A = E_s W``, ``B = E_t W + (I - W)``, ``W = diag(word_alphas)``.
+    As ``(P @ A) @ V = P @ (A @ V)``, the target's output is plain attention of the source's
+    queries and keys on ``A @ V_t``, plus (where it keeps part of its own map) plain attention of
+    its own on ``B @ V_t``. No map is ever held, and the attention runs in the host's fused
+    kernel. ``B`` is None where the target keeps none of its own map."""
+    source, own = columns
+    if word_alphas is None:
+        return source, own
+    wa = word_alphas.to(source)
+    keep = torch.diag(1 - wa)
+    return source * wa[None, :], keep if own is None else own * wa[None, :] + keep

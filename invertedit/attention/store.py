@@ -12,6 +12,7 @@ import torch
 import torch.nn.functional as F
 
 from .maps import token_grid
+from .policy import AttentionPolicy, Where
 
 
 class MapRecorder:
@@ -37,6 +38,21 @@ class MapRecorder:
         if self.total is None:
             raise ValueError("no attention maps were recorded")
         return self.total / self.count
+
+
+class StoreMaps(AttentionPolicy[None]):
+    """On cross-attention: plain attention, with every row's maps added to ``recorder`` (the
+    reference's ``AttentionStore``; its pass is conditional only, so every row counts)."""
+
+    pair = False
+
+    def __init__(self, recorder: MapRecorder):
+        self.recorder = recorder
+
+    def attention(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, where: Where, state: None) -> torch.Tensor:
+        for row in range(q.shape[0]):
+            self.recorder.add(where.maps(q[row:row + 1], k[row:row + 1])[0])
+        return where.attend(q, k, v)
 
 
 def word_maps(maps: torch.Tensor, groups: list[list[int]]) -> torch.Tensor:

@@ -25,6 +25,7 @@ from typing import Optional
 import torch
 import torch.nn.functional as F
 
+from .policy import GuidancePolicy, Where
 from .sega import Concept
 
 MASKS = ("intersect", "attention", "noise")
@@ -88,3 +89,58 @@ def ledits_eps(eps_uncond: torch.Tensor, eps_concepts: list[torch.Tensor], step:
         total = total + edit * m
         used.append(m)
     return eps_uncond + total, used
+
+
+class ConceptMaps:
+    """LEDITS++'s per-run state: one step's cross-attention maps of each concept's tokens, summed
+    over heads and layers (the host kit's attention patch adds them, the policy takes them)."""
+
+    def __init__(self):
+        self.sums: dict[int, torch.Tensor] = {}
+        self.heads: dict[int, int] = {}
+
+    def add(self, index: int, maps: torch.Tensor, heads: int) -> None:
+        self.sums[index] = maps if index not in self.sums else self.sums[index] + maps
+        self.heads[index] = self.heads.get(index, 0) + heads
+
+    def take(self, index: int) -> Optional[torch.Tensor]:
+        """The mean map (over heads and layers) of the cond at ``index``, ``[B, h, w]``; clears it."""
+        total, heads = self.sums.pop(index, None), self.heads.pop(index, 0)
+        return None if total is None else total / heads
+
+
+class LeditsPolicy(GuidancePolicy):
+    """LEDITS++'s guidance: the negative and one cond per concept (cond ``i + 1`` is concept
+    ``i``), no prompt guidance (cfg 1); the concepts' attention maps are the run's ``ConceptMaps``."""
+
+    name = "LEDITS++ Guidance"
+    fixed = ("negative",)
+    cond_index, uncond_index = 1, 0
+
+    def __init__(self, concepts: list[Concept], mask: str, user_mask: Optional[torch.Tensor]):
+        super().__init__()
+        self.concepts, self.mask, self.user_mask = concepts, mask, user_mask
+        self.resized: dict = {}
+
+    @property
+    def extra(self) -> int:
+        return len(self.concepts)
+
+    def make_state(self) -> ConceptMaps:
+        return ConceptMaps()
+
+    def combine(self, eps: list[torch.Tensor], where: Where, state: ConceptMaps) -> torch.Tensor:
+        maps = [state.take(i + 1) for i in range(len(self.concepts))]
+        guided, _ = ledits_eps(eps[0], eps[1:], where.step, where.timestep, self.concepts, maps, self.mask,
+                               self.latent_mask(eps[0]))
+        return guided
+
+    def latent_mask(self, like: torch.Tensor) -> Optional[torch.Tensor]:
+        """The user MASK at ``like``'s latent size, device and dtype, made once per size (not every step)."""
+        if self.user_mask is None:
+            return None
+        key = (tuple(like.shape[-2:]), like.device, like.dtype)
+        if key not in self.resized:
+            self.resized[key] = F.interpolate(self.user_mask.reshape(-1, 1, *self.user_mask.shape[-2:]).float(),
+                                              size=key[0], mode="bilinear", align_corners=False).to(like)
+        return self.resized[key]

@@ -31,7 +31,10 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
-from ..inversion.solver import euler_step
+from ..inversion.record import Inversion
+from ..inversion.solver import denoised_onto, euler_step
+from .on_inversion import InversionPolicy
+from .policy import Denoiser, Where
 
 LOSSES = ("l1", "l2", "smooth_l1")   # the code's noise_cond_loss_type
 SMOOTH_L1_BETA = 1e-4                # the code's smooth L1 transition point
@@ -80,3 +83,41 @@ def noise_map_step(denoise: Callable[[torch.Tensor], torch.Tensor], x: torch.Ten
     eps = noise_map_eps(denoise, x, sigma, sigma_next, target, scale, grad_scale, loss)
     stepped = euler_step(x, x - sigma * eps, sigma, sigma_next)
     return stepped * ((1 + sigma ** 2) / (1 + sigma_next ** 2)) ** 0.5
+
+
+class NoiseMapPolicy(InversionPolicy):
+    """Noise Map Guidance on an inversion: the source rows take the noise-map-guided step first
+    (``pre_step``: one unconditional pass of the whole batch, so pair editors see their pair and
+    change only the target rows, differentiated outside the host's inference mode), then CFG is
+    evaluated at the moved latent; the sampler's step from the source rows is handed the
+    prediction that lands where the reference's second step lands (``post_step``). The model must
+    allow gradients (``hostkit/gradients.py``)."""
+
+    name = "Noise Map Guidance"
+
+    def __init__(self, inversion: Inversion, cfg: float, scale: float, grad_scale: float, loss: str):
+        super().__init__(inversion, cfg)
+        self.scale, self.grad_scale, self.loss = scale, grad_scale, loss
+
+    def pre_step(self, x: torch.Tensor, where: Where, state, uncond: Denoiser) -> torch.Tensor:
+        rows = self.source_rows(x.shape[0])
+        sigma, sigma_next = where.sigma.reshape(-1)[0], where.next_sigma(x)
+        with torch.inference_mode(False):
+            t, rest = where.sigma.clone(), x[rows:].clone()
+
+            def denoise(source: torch.Tensor) -> torch.Tensor:
+                return uncond(torch.cat([source, rest]), t)[:rows]
+
+            moved = noise_map_step(denoise, x[:rows].clone(), sigma.clone(), sigma_next.clone(),
+                                   self.trajectory_at(where.sigma_values[where.step + 1], rows, x).clone(), self.scale,
+                                   self.grad_scale, self.loss)
+        return torch.cat([moved.to(x), x[rows:]])
+
+    def post_step(self, x: torch.Tensor, moved: torch.Tensor, denoised: torch.Tensor, where: Where,
+                  state) -> torch.Tensor:
+        rows = self.source_rows(x.shape[0])
+        sigma, sigma_next = where.sigma.reshape(-1)[0], where.next_sigma(x)
+        landed = euler_step(moved[:rows], denoised[:rows], sigma, sigma_next)
+        out = denoised.clone()
+        out[:rows] = denoised_onto(x[:rows], sigma, sigma_next, landed)
+        return out

@@ -31,11 +31,17 @@ every formula here is linear in).
 """
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import Optional
 
 import torch
 import torch.nn.functional as F
+
+from ..inversion.record import Inversion
+from ..inversion.solver import denoised_onto
+from .on_inversion import InversionPolicy
+from .policy import Where
 
 PROXES = ("l0", "l1")                                  # the reference code's `prox` values
 SCOPES = ("pair", "target")                            # rows the quantile is taken over
@@ -134,3 +140,46 @@ def pulled_next(x: torch.Tensor, sigma: torch.Tensor, sigma_next: torch.Tensor, 
     if settings.pull in ("inversion", "both"):
         nxt = nxt - lr * (nxt - trajectory_next) * keep
     return nxt
+
+
+class ProximalPolicy(InversionPolicy):
+    """ProxEdit's proximal guidance on an inversion: CFG with the guidance term through the
+    proximal operator; in the pull's window the step lands where the reference's pulls put it
+    (the host's ddim/euler step is handed the prediction that lands there)."""
+
+    name = "Proximal Guidance"
+    exact_else = " (or set pull to 'none')"
+
+    def __init__(self, inversion: Inversion, cfg: float, settings: ProxSettings):
+        super().__init__(inversion, cfg)
+        self.settings = settings
+
+    @property
+    def exact_step(self) -> bool:
+        return self.settings.pull != "none"
+
+    def check_run(self, steps: int) -> None:
+        if self.settings.start_step >= steps:
+            raise ValueError(f"input 'start_step' is {self.settings.start_step}, but the run has {steps} steps, so "
+                             f"proximal guidance would never act; give a start_step below {steps} (paper: 0).")
+
+    def denoised(self, x: torch.Tensor, eps: list[torch.Tensor], where: Where, state) -> torch.Tensor:
+        sigma = where.sigma.reshape(-1)[0]
+        in_scope = torch.ones(x.shape[0], dtype=torch.bool)  # sampling-path-ok: per-row flags, kept on the CPU
+        if self.settings.scope == "target":
+            in_scope[:self.source_rows(x.shape[0])] = False
+        guided, keep = proximal_eps(eps[self.uncond_index], eps[self.cond_index], self.cfg, self.settings, in_scope,
+                                    where.step, where.timestep)
+        if keep is None:
+            return x - guided * sigma
+        sigma_next = where.next_sigma(x)
+        nxt = pulled_next(x, sigma, sigma_next, guided, keep, self.settings, self.trajectory_at(0.0, x.shape[0], x),
+                          self.trajectory_at(where.sigma_values[where.step + 1], x.shape[0], x))
+        return denoised_onto(x, sigma, sigma_next, nxt)
+
+    def finish(self, out: torch.Tensor) -> None:
+        rows = self.source_rows(out.shape[0])
+        if out.shape[0] == 2 * rows and torch.equal(out[rows:], out[:rows]):  # sampling-path-ok: once, after the run
+            logging.warning("%s: the target came out identical to the source: the threshold (quantile %g) removed the "
+                            "whole edit. Use a quantile from 0 to 1 (paper: 0.7), or a smaller fixed threshold.",
+                            self.name, self.settings.quantile)

@@ -16,6 +16,8 @@ from typing import Optional
 
 import torch
 
+from .policy import GuidancePolicy, Where
+
 
 @dataclass(frozen=True)
 class Concept:
@@ -69,3 +71,25 @@ def sega_eps(eps_uncond: torch.Tensor, eps_text: torch.Tensor, eps_concepts: lis
         guidance = guidance + edit
         state.applied.append(edit)
     return eps_uncond + guidance
+
+
+class SegaPolicy(GuidancePolicy):
+    """SEGA's guidance: the prompt, the negative and one cond per concept; the edit momentum is
+    the run's ``SegaState``."""
+
+    name = "SEGA Guidance"
+
+    def __init__(self, cfg: float, concepts: list[Concept], momentum_scale: float, momentum_beta: float):
+        super().__init__(cfg)
+        self.concepts, self.momentum_scale, self.momentum_beta = concepts, momentum_scale, momentum_beta
+
+    @property
+    def extra(self) -> int:
+        return len(self.concepts)
+
+    def make_state(self) -> SegaState:
+        return SegaState()
+
+    def combine(self, eps: list[torch.Tensor], where: Where, state: SegaState) -> torch.Tensor:
+        return sega_eps(eps[1], eps[0], eps[2:], where.step, self.cfg, self.concepts, self.momentum_scale,
+                        self.momentum_beta, state)

@@ -1,5 +1,6 @@
 """Recording cross-attention maps inside the host: Attention Store's per-word maps and their
-heatmap pictures, LEDITS++'s per-concept maps at the mask resolution."""
+heatmap pictures, LEDITS++'s per-concept maps at the mask resolution (into the run's state of
+its policy, ``guidance/ledits.py``)."""
 from __future__ import annotations
 
 import inspect
@@ -12,6 +13,8 @@ import torch.nn.functional as F
 from ..attention.maps import attention_probs
 from ..attention.maps import token_grid
 from ..attention.store import MapRecorder
+from ..guidance.ledits import LeditsPolicy
+from .run_state import run_state
 
 
 def _takes_options(fn) -> bool:
@@ -76,43 +79,22 @@ def heatmaps(maps: torch.Tensor, labels: list[str], size: tuple[int, int], image
     return torch.stack(out)
 
 
-MAPS_KEY = "invertedit_ledits_maps"
-
-
-class ConceptMaps:
-    """One step's cross-attention maps of each concept's tokens, summed over heads and layers."""
-
-    def __init__(self):
-        self.sums: dict[int, torch.Tensor] = {}
-        self.heads: dict[int, int] = {}
-
-    def add(self, index: int, maps: torch.Tensor, heads: int) -> None:
-        self.sums[index] = maps if index not in self.sums else self.sums[index] + maps
-        self.heads[index] = self.heads.get(index, 0) + heads
-
-    def take(self, index: int) -> torch.Tensor | None:
-        """The mean map (over heads and layers) of the cond at ``index``, ``[B, h, w]``; clears it."""
-        total, heads = self.sums.pop(index, None), self.heads.pop(index, 0)
-        return None if total is None else total / heads
-
-
 class RecordConceptMaps:
     """attn2 replace patch at the mask resolution: plain attention, and for each concept chunk of
-    the batch (``cond_or_uncond`` indexes the guider's conds) the sum of its tokens' maps."""
+    the batch (``cond_or_uncond`` indexes the guider's conds) the sum of its tokens' maps, into
+    the run's ``ConceptMaps`` of ``policy`` (the LEDITS++ policy that takes them)."""
 
-    def __init__(self, tokens: dict[int, list[int]], factor: int):
-        self.tokens, self.factor = tokens, factor
+    def __init__(self, policy: LeditsPolicy, tokens: dict[int, list[int]], factor: int):
+        self.policy, self.tokens, self.factor = policy, tokens, factor
 
     def __call__(self, q, k, v, extra_options):
         heads = extra_options["n_heads"]
         out = host_attention(q, k, v, extra_options)
-        store = extra_options.get(MAPS_KEY)
-        if store is None:
-            return out
         latent_hw = tuple(extra_options["original_shape"][-2:])
         h, w = token_grid(latent_hw, q.shape[1])
         if 2 ** round(math.log2(latent_hw[0] / h)) != self.factor:
             return out
+        store = run_state(extra_options, self.policy, self.policy.make_state, node=self.policy.name)
         chunks = extra_options.get("cond_or_uncond", [0])
         rows = q.shape[0] // len(chunks)
         for chunk, index in enumerate(chunks):

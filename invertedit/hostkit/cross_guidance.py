@@ -30,67 +30,34 @@ import comfy.patcher_extension
 import comfy.samplers
 import torch
 
-from ..attention.cross_guidance import at_input, map_distance, moved_latent, step_from
-from .attention_maps import host_attention, patch_maps
+from ..attention.cross_guidance import GuidanceMaps, MapState, at_input, moved_latent, step_from
+from .attention_driver import AttentionDriver
 from .errors import NodeInputError
-from .guiders import ConceptGuider
+from .guidance_driver import BatchedGuider
 from .inversion_patches import _EXACT, sampler_name
+from .keys import BRANCH_INPUTS_KEY
+from .run_state import run_state
 from .steps import step_at
 
 NAME = "Cross-Attention Guidance"
-STATE_KEY = "invertedit_cross_guidance"
-WRAPPER_KEY = "invertedit_cross_guidance_inputs"
 
 
-class MapState:
-    """One sampling run's cross-attention maps: the source row's maps of the current step
-    (recorded in pass 1, dropped after pass 2) and the target's loss (pass 2)."""
+# The guidance's map policy: a run has one Cross-Attention Guidance guider, so one policy owns the run's MapState.
+MAPS = GuidanceMaps()
+
+
+def map_state(transformer_options: dict) -> MapState:
+    """The run's ``MapState`` (the per-run state of ``MAPS``)."""
+    return run_state(transformer_options, MAPS, MAPS.make_state, NAME)
+
+
+class RecordMaps(AttentionDriver):
+    """attn2 replace patch: the driver of the guidance's map policy (``MAPS``): the host's own
+    attention; while a pass of the guider records or guides, each branch's maps also go to the
+    run's ``MapState``."""
 
     def __init__(self):
-        self.mode = "plain"
-        self.reference: dict = {}
-        self.loss: torch.Tensor | None = None
-        self.branches = 1
-
-    def begin(self, mode: str, branches: int = 1) -> None:
-        self.mode, self.branches = mode, branches
-        if mode == "record":
-            self.reference = {}
-        elif mode == "guide":
-            self.loss = None
-
-    def add(self, layer: tuple, branch: int, maps: torch.Tensor) -> None:
-        if self.mode == "record":
-            self.reference[(layer, branch)] = maps.detach()
-        elif self.mode == "guide":
-            reference = self.reference.get((layer, branch))
-            if reference is None:
-                raise NodeInputError(NAME, f"the target's cross-attention call at {layer} (branch {branch}) has no "
-                                           f"source map of this step; the MODEL's patches make the two rows' UNet "
-                                           f"calls differ. Remove the node that adds them.")
-            term = map_distance(maps, reference, self.branches)
-            self.loss = term if self.loss is None else self.loss + term
-
-    def end(self) -> None:
-        self.mode, self.reference = "plain", {}
-
-
-class RecordMaps:
-    """attn2 replace patch: the host's own attention; while a pass of the guider records or
-    guides, each branch's maps (``cond_or_uncond``) also go to the run's ``MapState``."""
-
-    def __call__(self, q, k, v, extra_options):
-        out = host_attention(q, k, v, extra_options)
-        state = extra_options.get(STATE_KEY)
-        if state is None or state.mode == "plain":
-            return out
-        chunks = extra_options.get("cond_or_uncond", [0])
-        rows = q.shape[0] // len(chunks)
-        layer = (tuple(extra_options.get("block", ())), extra_options.get("block_index", 0))
-        for i, branch in enumerate(chunks):
-            s = slice(i * rows, (i + 1) * rows)
-            state.add(layer, branch, patch_maps(q[s], k[s], extra_options, dtype=torch.float32))
-        return out
+        super().__init__(MAPS, cross=True, node=NAME)
 
 
 class BranchInputs:
@@ -129,24 +96,27 @@ class BranchInputs:
 
 def _with_inputs(model_options: dict, wrapper: BranchInputs) -> dict:
     options = comfy.model_patcher.create_model_options_clone(model_options)
-    comfy.patcher_extension.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.APPLY_MODEL, WRAPPER_KEY, wrapper,
+    comfy.patcher_extension.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.APPLY_MODEL, BRANCH_INPUTS_KEY, wrapper,
                                                  options, is_model_options=True)
     return options
 
 
-class CrossAttentionGuider(ConceptGuider):
+class CrossAttentionGuider(BatchedGuider):
     """pix2pix-zero's cross-attention guidance for a (source, target) latent pair; conds
     ``positive`` (source prompt), ``target`` (edited prompt), ``negative``."""
 
     NAME = NAME
 
     def __init__(self, model, amount: float, inverted_sigmas: torch.Tensor | None = None):
-        super().__init__(model, [])
+        super().__init__(model)
         self.amount = amount
         self.inverted_sigmas = inverted_sigmas   # the sigmas the latent was inverted over, when it says
 
-    def run_state(self) -> dict:
-        return {STATE_KEY: MapState()}
+    def set_all(self, conds: dict, concepts: list) -> None:
+        """The conds by name; the guider takes no concept conds (the call the guidance nodes share)."""
+        if concepts:
+            raise NodeInputError(NAME, "Cross-Attention Guidance takes no concept conditionings.")
+        self.set_named_conds(conds)
 
     def outer_sample(self, noise, latent_image, sampler, sigmas, *args, **kwargs):
         inverted = self.inverted_sigmas
@@ -174,7 +144,7 @@ class CrossAttentionGuider(ConceptGuider):
             raise NodeInputError(NAME, f"the sampler runs a batch of {x.shape[0]}; sample the LATENT pair from this "
                                        f"node (row 0 source, row 1 target).")
         options = model_options["transformer_options"]
-        state: MapState = options[STATE_KEY]
+        state = map_state(options)
         step, _ = step_at(options["sample_sigmas"], timestep)
         sigma, sigma_next = timestep[:1], options["sample_sigmas"][step + 1].to(x)
         guided = not (math.isclose(self.cfg, 1.0) and not model_options.get("disable_cfg1_optimization", False))

@@ -19,15 +19,13 @@ from ..inversion.record import InversionMismatch
 from .errors import NodeInputError
 from .errors import check_finite_tensor
 from .errors import check_made_with
-from .pair import SOURCE_ON_TRAJECTORY
+from .keys import INVERSION_KEY as WRAPPER_KEY   # the name guiders.py imports it by
+from .keys import SOURCE_ON_TRAJECTORY
 from .steps import sigma_list, sigma_value, step_at
 from .inversion_sampler import InversionSampling
 
 
 NAME = "Apply Inversion"
-
-WRAPPER_KEY = "invertedit_inversion"
-
 
 # Samplers that add fresh noise at every step: they cannot retrace a deterministic inversion.
 _STOCHASTIC = ("ancestral", "sde", "ddpm", "lcm", "seeds", "sa_solver", "restart")

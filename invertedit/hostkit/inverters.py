@@ -13,6 +13,7 @@ from ..inversion.methods import Method
 from ..inversion.record import Inversion
 from .errors import (NodeInputError, check_at_least, check_choice, check_conditioning, check_finite, check_finite_tensor,
                      check_made_with)
+from .family import ModelFamily, parameterisation_of
 from .fingerprint import conditioning_fingerprint, model_stamp
 from .sampling import check_latent_size, check_model_family, run_loop, schedule
 from .schemas import INVERT_CFG_MAX
@@ -27,9 +28,10 @@ PNP_SCHEDULE_NOTE = (
 
 
 def check_invert_inputs(model, samples: torch.Tensor, steps: int, start_at_step: int, cfg: float, negative,
-                        node: str, scheduler: str | None = None, positive=None) -> None:
-    """The checks every inversion node makes on its inputs, with messages naming the node."""
-    check_model_family(model, node)
+                        node: str, scheduler: str | None = None, positive=None) -> ModelFamily:
+    """The checks every inversion node makes on its inputs, with messages naming the node; returns
+    the model's family."""
+    family = check_model_family(model, node)
     check_finite(node, cfg=cfg)
     if not 0.0 <= cfg <= INVERT_CFG_MAX:
         raise NodeInputError(node, f"input 'cfg' is {cfg:g}; give 0 to {INVERT_CFG_MAX:g} (1 for a DDIM-like inversion, "
@@ -50,6 +52,7 @@ def check_invert_inputs(model, samples: torch.Tensor, steps: int, start_at_step:
     check_finite_tensor(node, "input 'latent'", samples,
                         "connect the image's latent from VAE Encode (a latent with NaN inverts to a black image).")
     check_latent_size(node, "latent", samples, model)
+    return family
 
 
 # A LATENT an inverter outputs carries the inversion's sampling sigmas and fingerprint under these
@@ -85,9 +88,13 @@ def invert(method: Method, inverter: Callable[..., Inverted], model, samples: to
     """Invert a LATENT tensor with the host's model and ``inverter`` (called as
     ``inverter(denoise, x, sigmas, callback, **inverter_args)``); returns the INVERSION record.
     ``settings`` are the method's own, stored with the common ones; ``node`` names the node in
-    messages (default: the method's maker; Pix2Pix-Zero Invert makes a DDIM record)."""
+    messages (default: the method's maker; Pix2Pix-Zero Invert makes a DDIM record). An inversion the
+    host's samplers retrace (``method.own_sampler`` None: DDIM-type loops of the host's DDIM/Euler
+    step) is also given the model's ``parameterisation`` (``inversion/parameterisation.py``)."""
     node = node or method.made_by
-    check_invert_inputs(model, samples, steps, start_at_step, cfg, negative, node, scheduler, positive)
+    family = check_invert_inputs(model, samples, steps, start_at_step, cfg, negative, node, scheduler, positive)
+    if method.own_sampler is None:
+        inverter_args["parameterisation"] = parameterisation_of(family)
     if cfg > 1.0 and method.own_sampler is None:
         # an inversion the host's samplers retrace (DDIM, fixed-point) drifts under guidance
         logging.warning("%s: inverting at cfg %g; an inversion the host's samplers retrace reconstructs well only at cfg "

@@ -1,40 +1,20 @@
 """The host UNet's layout as the pack needs it: which blocks hold transformers, at which
-downsampling factor (found from the model, so SD1.x, SD2.x and SDXL layouts all work)."""
+downsampling factor. Read once with the model's family (``hostkit/family.py``, found from the
+model, so SD1.x, SD2.x and SDXL layouts all work); these hand it on."""
 from __future__ import annotations
 
-from comfy.ldm.modules.attention import SpatialTransformer
-from comfy.ldm.modules.diffusionmodules.openaimodel import Downsample, Upsample
+from .family import model_family
 
 
 def transformer_blocks(model) -> list[tuple[str, int]]:
     """The (block, number) keys of the UNet blocks holding a SpatialTransformer, as the host
     names them in ``transformer_options["block"]``."""
-    unet = model.model.diffusion_model
-    keys = []
-    for name, blocks in (("input", unet.input_blocks), ("output", unet.output_blocks)):
-        for i, block in enumerate(blocks):
-            if any(isinstance(m, SpatialTransformer) for m in block):
-                keys.append((name, i))
-    if any(isinstance(m, SpatialTransformer) for m in unet.middle_block):
-        keys.append(("middle", 0))
-    return keys
+    return list(model_family(model).transformer_blocks)
 
 
 def attention_levels(model) -> dict[tuple[str, int], int]:
     """Each input/output block holding a SpatialTransformer, with its downsampling factor."""
-    unet = model.model.diffusion_model
-    levels, factor = {}, 1
-    for i, block in enumerate(unet.input_blocks):
-        if any(isinstance(m, Downsample) for m in block):
-            factor *= 2
-        if any(isinstance(m, SpatialTransformer) for m in block):
-            levels[("input", i)] = factor
-    for i, block in enumerate(unet.output_blocks):
-        if any(isinstance(m, SpatialTransformer) for m in block):
-            levels[("output", i)] = factor
-        if any(isinstance(m, Upsample) for m in block):
-            factor //= 2
-    return levels
+    return dict(model_family(model).attention_levels)
 
 
 def mask_factor(levels: dict[tuple[str, int], int]) -> int:

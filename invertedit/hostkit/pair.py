@@ -12,6 +12,7 @@ import torch
 from .errors import NodeInputError
 from .fingerprint import conditioning_fingerprint
 from .inverters import check_latent_made_with
+from .keys import INVERSION_KEY, TARGET_ONLY
 from .sampling import check_latent_size
 from .layout import transformer_blocks
 
@@ -55,10 +56,6 @@ def least_fraction(steps_of: Callable[[float], int]) -> float:
     return next((f / 100 for f in range(1, 101) if steps_of(f / 100) >= 1), 1.0)
 
 
-# OUTER_SAMPLE wrapper key of the pair editors' per-run checks (PairRun)
-PAIR_RUN_KEY = "invertedit_pair_run"
-
-
 class PairRun:
     """OUTER_SAMPLE wrapper of a pair editor, run once per sampling run: refuses a run in which the
     editor would never act (``idle`` says why, from the run's step count), and warns when the
@@ -79,8 +76,7 @@ class PairRun:
         reason = self.idle(steps)
         if reason:
             raise NodeInputError(self.node, reason)
-        from .inversion_patches import WRAPPER_KEY   # it imports this module
-        guards = guider.model_patcher.get_wrappers(comfy.patcher_extension.WrappersMP.OUTER_SAMPLE, WRAPPER_KEY)
+        guards = guider.model_patcher.get_wrappers(comfy.patcher_extension.WrappersMP.OUTER_SAMPLE, INVERSION_KEY)
         made = [g.inversion.fingerprint.get("positive") for g in guards if getattr(g, "inversion", None) is not None]
         if any(f is not None and f != self.source_fingerprint for f in made):
             logging.warning("%s: the source prompt is not the prompt the inversion (from Apply Inversion) was made "
@@ -114,12 +110,6 @@ def prepare_pair_model(model, latent: dict, kinds: tuple[str, ...], node: str):
     return model.clone(), blocks, {"samples": samples.repeat(2, 1, 1, 1)}
 
 
-# transformer_options keys: Direct Inversion's mark that the first row's prediction is replaced
-# after CFG (its value: how many rows), and the mark of a model call that runs target rows only.
-SOURCE_ON_TRAJECTORY = "invertedit_source_on_trajectory"
-TARGET_ONLY = "invertedit_target_only"
-
-
 def pair_rows(q: torch.Tensor, extra_options: dict, node: str) -> tuple[list, int]:
     """The chunks (``cond_or_uncond``) of an attention call and their row count, which must be
     the (source, target) pair, or 1 in a call of target rows only (``TARGET_ONLY``)."""
@@ -131,30 +121,3 @@ def pair_rows(q: torch.Tensor, extra_options: dict, node: str) -> tuple[list, in
         raise NodeInputError(node, f"the sampler runs a batch of {rows}; sample the LATENT pair and the CONDITIONING "
                                    f"pair from this node (row 0 source, row 1 target).")
     return chunks, rows
-
-
-def source_index(chunks: list, rows: int, device: torch.device, kinds: tuple = (0,),
-                 extra: tuple[int, ...] = ()) -> torch.Tensor:
-    """The row index that gives every target row of the chunks of ``kinds`` its source row (the
-    other rows themselves), followed by the rows ``extra``: a constant of the call's layout, made
-    on ``device`` once (a memo: the layout and device decide it), so a patch takes rows with one
-    ``index_select`` and no transfer per call."""
-    key = (tuple(chunks), rows, device, kinds, extra)
-    index = _INDEX.get(key)
-    if index is None:
-        rows_of = [r for c, kind in enumerate(chunks) for r in
-                   ((c * rows, c * rows) if kind in kinds else (c * rows, c * rows + 1))[:rows]]
-        index = _INDEX[key] = torch.tensor(rows_of + list(extra), dtype=torch.long, device=device)
-    return index
-
-
-_INDEX: dict = {}
-
-
-def rows_from_source(chunks: list, rows: int, *tensors: torch.Tensor, kinds: tuple = (0,)) -> tuple:
-    """Copies of an attention call's ``tensors`` whose target rows are their source rows, in the
-    chunks of ``kinds`` (conditional only for Prompt-to-Prompt, which edits only these; both for
-    MasaCtrl): how an editor hands the target the source's maps (queries and keys) or its
-    content (keys and values) in the one attention call of every row. One gather per tensor."""
-    index = source_index(chunks, rows, tensors[0].device, kinds)
-    return tuple(t.index_select(0, index) for t in tensors)

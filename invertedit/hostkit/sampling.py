@@ -11,16 +11,15 @@ from typing import Callable, Optional
 
 import comfy.model_management
 import comfy.model_patcher
-import comfy.model_sampling
 import comfy.patcher_extension
 import comfy.sample
 import comfy.samplers
 import comfy.utils
 import torch
-from comfy.ldm.modules.diffusionmodules.openaimodel import UNetModel
 from comfy.model_patcher import ModelPatcher
 
 from .errors import NodeInputError
+from .family import ModelFamily, model_family
 
 # loop(denoise, x, sigmas, step_callback) -> final x, with denoise a HostDenoiser
 
@@ -28,18 +27,18 @@ from .errors import NodeInputError
 Loop = Callable[["HostDenoiser", torch.Tensor, torch.Tensor, Callable], torch.Tensor]
 
 
-def check_model_family(model: ModelPatcher, node: str) -> None:
+def check_model_family(model: ModelPatcher, node: str) -> ModelFamily:
     """The pack works on Stable Diffusion UNets (SD1.x, SD2.x, SDXL and their fine-tunes)
     sampled in the variance-exploding space ``x = x0 + sigma * eps`` (eps, v or x0
-    prediction). Flow-matching models and DiT/MMDiT architectures are refused by name."""
-    base = model.model
-    ms = model.get_model_object("model_sampling")
-    unet = isinstance(getattr(base, "diffusion_model", None), UNetModel)
-    if not unet or not isinstance(ms, comfy.model_sampling.EPS):
+    prediction). Flow-matching models and DiT/MMDiT architectures are refused by name.
+    Returns the model's family (``hostkit/family.py``)."""
+    family = model_family(model)
+    if not family.editable:
         raise NodeInputError(node, (
-            f"input 'model' is {type(base.model_config).__name__} ({type(getattr(base, 'diffusion_model', None)).__name__}, "
-            f"{type(ms).__name__} sampling); this node supports Stable Diffusion UNet checkpoints: SD1.x, SD2.x "
+            f"input 'model' is {family.config_name} ({family.denoiser_name}, "
+            f"{family.sampling_name} sampling); this node supports Stable Diffusion UNet checkpoints: SD1.x, SD2.x "
             f"(v-prediction too) and SDXL. Flow-matching and transformer models (SD3, Flux, ...) are not supported."))
+    return family
 
 
 _NORM_GROUPS = 32   # the UNet's GroupNorm groups (openaimodel's normalization)

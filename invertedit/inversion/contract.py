@@ -4,7 +4,9 @@ An inverter takes the model as ``denoise(x, sigma)``, the source latent (sampler
 the schedule in the host's order (descending, the source's level last, as the sampler will
 run it back), and returns an ``Inverted``: the trajectory in the same order (``[0]`` is the
 inverted latent sampling starts from, ``[-1]`` the source) and the method's clues (per-step
-tensors an edit needs to reproduce the source). Inverter nodes build the INVERSION record from
+tensors an edit needs to reproduce the source). An inverter the host's samplers replay (a loop of
+the DDIM/Euler step: DDIM, fixed-point, regularised) also takes the model's sampling space as
+``parameterisation`` (``parameterisation.py``). Inverter nodes build the INVERSION record from
 it in one place (``hostkit/inverters.py``).
 """
 from __future__ import annotations

@@ -1,7 +1,8 @@
 """Deterministic DDIM inversion and sampling in the host's sigma space.
 
-Conventions (those of ComfyUI and k-diffusion): the sampler state is ``x = x0 + sigma * eps``
-(the DDPM latent divided by ``sqrt(alpha_bar)``) and a model is seen as
+Conventions (those of ComfyUI and k-diffusion): for eps/v models the sampler state is
+``x = x0 + sigma * eps`` (the DDPM latent divided by ``sqrt(alpha_bar)``; flow models:
+``parameterisation.py``, where ``eps`` below is the velocity) and a model is seen as
 ``denoise(x, sigma) -> x0 estimate``. In this space a deterministic DDIM step is exactly an
 Euler step of the probability-flow ODE,
 
@@ -12,8 +13,9 @@ DDIM inversion (Song et al., "Denoising Diffusion Implicit Models"; Mokady et al
 It cannot evaluate the noise at the point it is going to, so, as the papers and diffusers'
 ``DDIMInverseScheduler`` do, it evaluates the *current* DDPM latent at the *next* timestep:
 the model sees ``z_i = x_i / sqrt(1 + sigma_i^2)`` at ``sigma_{i+1}``, i.e. the host input
-``z_i * sqrt(1 + sigma_{i+1}^2)``. The step is exact when ``eps`` barely changes over one
-step, which is why reconstruction error falls as the number of steps rises.
+``z_i * sqrt(1 + sigma_{i+1}^2)`` (``Parameterisation.at_level``; a flow model sees ``x_i`` itself).
+The step is exact when ``eps`` barely changes over one step, which is why reconstruction error
+falls as the number of steps rises.
 """
 from __future__ import annotations
 
@@ -22,7 +24,8 @@ from typing import Callable, Optional
 import torch
 
 from .contract import Inverted
-from .solver import at_next_level, eps_step, euler_step
+from .parameterisation import EPS, Parameterisation
+from .solver import eps_step, euler_step
 
 Denoiser = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 StepCallback = Callable[[int, int, torch.Tensor], None]
@@ -33,14 +36,16 @@ def _sigma_batch(sigma: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
 
 
 def eps_at(denoise: Denoiser, x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
-    """The noise the model sees in ``x`` at ``sigma`` (sigma > 0)."""
+    """The noise the model sees in ``x`` at ``sigma`` (sigma > 0; a flow model's velocity)."""
     return (x - denoise(x, _sigma_batch(sigma, x))) / sigma
 
 
-def ddim_invert_step(denoise: Denoiser, x: torch.Tensor, sigma: torch.Tensor, sigma_next: torch.Tensor) -> torch.Tensor:
+def ddim_invert_step(denoise: Denoiser, x: torch.Tensor, sigma: torch.Tensor, sigma_next: torch.Tensor,
+                     parameterisation: Parameterisation = EPS) -> torch.Tensor:
     """One DDIM inversion step from ``sigma`` up to ``sigma_next`` (> sigma), evaluating the
-    current latent at the next timestep (the papers' convention; see the module docstring)."""
-    eps = eps_at(denoise, at_next_level(x, sigma, sigma_next), sigma_next)
+    current latent at the next timestep (the papers' convention; see the module docstring) as the
+    model's ``parameterisation`` sees it (eps and v models alike by default)."""
+    eps = eps_at(denoise, parameterisation.at_level(x, sigma, sigma_next), sigma_next)
     return eps_step(x, eps, sigma, sigma_next)
 
 
@@ -74,9 +79,11 @@ def ddim_invert(
     x0: torch.Tensor,
     sigmas: torch.Tensor,
     callback: Optional[StepCallback] = None,
+    parameterisation: Parameterisation = EPS,
 ) -> Inverted:
-    """Plain DDIM inversion along ``sigmas`` (``invert_along``)."""
-    return invert_along(lambda i, total, x, s, s_next: ddim_invert_step(denoise, x, s, s_next), x0, sigmas, callback)
+    """Plain DDIM inversion along ``sigmas`` (``invert_along``) of a model sampled in ``parameterisation``."""
+    return invert_along(lambda i, total, x, s, s_next: ddim_invert_step(denoise, x, s, s_next, parameterisation),
+                        x0, sigmas, callback)
 
 
 def ddim_sample(
@@ -85,8 +92,8 @@ def ddim_sample(
     sigmas: torch.Tensor,
     callback: Optional[StepCallback] = None,
 ) -> torch.Tensor:
-    """Deterministic DDIM (= Euler) sampling along a descending schedule; the reference the
-    host's ``ddim``/``euler`` samplers are compared against. Returns the final latent."""
+    """Deterministic DDIM (= Euler) sampling along a descending schedule, in every parameterisation;
+    the reference the host's ``ddim``/``euler`` samplers are compared against. Returns the final latent."""
     total = len(sigmas) - 1
     for i in range(total):
         sigma, sigma_next = sigmas[i], sigmas[i + 1]

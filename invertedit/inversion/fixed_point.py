@@ -41,7 +41,8 @@ import torch
 
 from .contract import Inverted
 from .ddim import Denoiser, StepCallback, eps_at, invert_along
-from .solver import at_next_level, eps_step
+from .parameterisation import EPS, Parameterisation
+from .solver import eps_step
 
 ITERATIONS = 9             # ReNoise's num_renoise_steps (its RunConfig): 10 estimates a step
 AVERAGE = 2                # its average_step_range (8, 10): the last 2 of those 10 estimates
@@ -93,13 +94,15 @@ def anderson_next(points: list[torch.Tensor], images: list[torch.Tensor], memory
 
 
 def fixed_point_step(denoise: Denoiser, x: torch.Tensor, sigma: torch.Tensor, sigma_next: torch.Tensor,
-                     estimates: int, average: int, anderson: int = 0) -> torch.Tensor:
+                     estimates: int, average: int, anderson: int = 0,
+                     parameterisation: Parameterisation = EPS) -> torch.Tensor:
     """One inversion step from ``x`` at ``sigma`` up to ``sigma_next``: ``estimates`` model
     evaluations, the first plain DDIM's (the current latent at the next timestep), each next one
     at the current estimate of the next latent (Anderson-accelerated with memory ``anderson``,
     or plain ``z <- G(z)``); the step is taken with the mean of the last ``average`` noise
-    estimates (1: the last iterate's)."""
-    z = at_next_level(x, sigma, sigma_next)   # DDIM's evaluation point
+    estimates (1: the last iterate's). ``parameterisation``: the model's sampling space (DDIM's
+    evaluation point; eps and v models alike by default)."""
+    z = parameterisation.at_level(x, sigma, sigma_next)   # DDIM's evaluation point
     points, images, noise = [], [], []
     for k in range(estimates):
         eps = eps_at(denoise, z, sigma_next)
@@ -130,6 +133,7 @@ def fixed_point_invert(
     anderson: int = 0,
     low_noise_sigma: Optional[float] = None,
     low_noise_estimates: int = LOW_NOISE_ESTIMATES,
+    parameterisation: Parameterisation = EPS,
 ) -> Inverted:
     """Invert ``x0`` along a descending schedule (the host's order; ``sigmas[-1]`` is the sigma
     of ``x0``), solving each step's implicit DDIM equation by ``iterations`` re-evaluations of
@@ -139,7 +143,8 @@ def fixed_point_invert(
     1: the fixed-point iterate alone). ``anderson``: Anderson acceleration with that many past
     iterates (AIDI; 0: plain iteration, ReNoise's). ``low_noise_sigma``: steps towards a sigma
     below it make at most ``low_noise_estimates`` estimates and average them all (ReNoise's
-    rule below timestep 250; None: off). Returns the trajectory as ``ddim_invert`` does; no
+    rule below timestep 250; None: off). ``parameterisation``: the model's sampling space (as in
+    ``ddim_invert``). Returns the trajectory as ``ddim_invert`` does; no
     clues: the host's DDIM/Euler samplers replay it as they replay a DDIM inversion."""
     if iterations < 0 or average < 1 or anderson < 0 or low_noise_estimates < 1:
         raise ValueError(f"fixed_point_invert: iterations ({iterations}) and anderson ({anderson}) must be 0 or more, "
@@ -147,6 +152,6 @@ def fixed_point_invert(
 
     def step(i, total, x, sigma, sigma_next):
         n, k = step_plan(float(sigma_next), iterations, average, low_noise_sigma, low_noise_estimates)  # sampling-path-ok: once per step of several UNet passes
-        return fixed_point_step(denoise, x, sigma, sigma_next, n, k, anderson)
+        return fixed_point_step(denoise, x, sigma, sigma_next, n, k, anderson, parameterisation)
 
     return invert_along(step, x0, sigmas, callback, "fixed_point_invert")

@@ -11,8 +11,9 @@ leaves the prompt free to edit.
 
 Paper defaults: 10 Adam steps per timestep, learning rate 1e-2 * (1 - i / 100) at step i,
 stop a timestep early once the loss is below 1e-5 + i * 2e-5, warm start from the previous
-timestep's embedding, guidance 7.5. The loss is the MSE between DDPM latents
-(the host's ``x / sqrt(1 + sigma^2)``), the space the early-stopping thresholds were set in.
+timestep's embedding, guidance 7.5. The loss is the MSE between the latents the model sees
+(for eps/v models the DDPM latents, the host's ``x / sqrt(1 + sigma^2)``: ``Parameterisation.model_scale``),
+the space the early-stopping thresholds were set in.
 """
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from typing import Callable, Optional
 import torch
 
 from .ddim import StepCallback
+from .parameterisation import EPS, Parameterisation
 from .solver import eps_step
 
 CondEps = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]                      # (x, sigma) -> eps
@@ -39,6 +41,7 @@ def null_text_optimize(
     early_stop: bool = True,
     callback: Optional[StepCallback] = None,
     on_inner_step: Optional[Callable[[], None]] = None,
+    parameterisation: Parameterisation = EPS,
 ) -> tuple[torch.Tensor, dict]:
     """Optimise one null embedding per step.
 
@@ -47,7 +50,9 @@ def null_text_optimize(
     stacked (``[steps, *null_init.shape]``) and counts: UNet forward and backward passes
     and the inner steps taken at each timestep. Differentiates ``uncond_eps`` only; call
     with gradients enabled. ``on_inner_step()`` is called before every inner (Adam) step, so a
-    caller can stop the loop there (an interrupt) instead of only between timesteps."""
+    caller can stop the loop there (an interrupt) instead of only between timesteps.
+    ``parameterisation``: the model's sampling space (eps and v models alike by default); the eps
+    callables return a flow model's velocity."""
     steps = len(sigmas) - 1
     if trajectory.shape[0] != steps + 1:
         raise ValueError(f"null_text_optimize: {trajectory.shape[0]} trajectory latents for {steps} steps")
@@ -57,8 +62,8 @@ def null_text_optimize(
     forward = backward = 0
     for j in range(steps):
         sigma, sigma_next = sigmas[j], sigmas[j + 1]
-        to_ddpm = 1.0 / torch.sqrt(1 + sigma_next ** 2)
-        goal = trajectory[j + 1].detach() * to_ddpm
+        to_model = parameterisation.model_scale(sigma_next)
+        goal = trajectory[j + 1].detach() * to_model
         with torch.no_grad():
             eps_c = cond_eps(x, sigma)
         forward += 1
@@ -71,7 +76,7 @@ def null_text_optimize(
                 on_inner_step()
             eps_u = uncond_eps(x, sigma, null)
             eps = eps_u + cfg * (eps_c - eps_u)
-            loss = torch.nn.functional.mse_loss(eps_step(x, eps, sigma, sigma_next) * to_ddpm, goal)
+            loss = torch.nn.functional.mse_loss(eps_step(x, eps, sigma, sigma_next) * to_model, goal)
             opt.zero_grad()
             loss.backward()
             opt.step()  # sampling-path-ok: Adam's step count is a CPU tensor (no device wait)

@@ -41,7 +41,8 @@ import torch.nn.functional as F
 
 from .contract import Inverted
 from .ddim import Denoiser, StepCallback, eps_at, invert_along
-from .solver import at_next_level, eps_step
+from .parameterisation import EPS, Parameterisation
+from .solver import eps_step
 
 #: The paper's and diffusers' defaults.
 LAMBDA_AUTO_CORR = 20.0
@@ -118,13 +119,15 @@ def regularised_invert(
     reg_steps: int = REG_STEPS,
     rolls: int = AUTO_CORR_ROLLS,
     generator: Optional[torch.Generator] = None,
+    parameterisation: Parameterisation = EPS,
 ) -> Inverted:
     """DDIM inversion of ``x0`` along a descending schedule with the predicted noise of every
-    step regularised (``regularise_noise``) before the step is taken. The contract of
+    step regularised (``regularise_noise``) before the step is taken; ``parameterisation`` as in
+    ``ddim_invert``. The contract of
     ``inversion/contract.py``: the trajectory in sampling order, ``[0]`` the inverted latent;
     no clues (the inversion is replayed by plain DDIM sampling, as the paper does)."""
     def step(i, total, x, sigma, sigma_next):
-        eps = eps_at(denoise, at_next_level(x, sigma, sigma_next), sigma_next)
+        eps = eps_at(denoise, parameterisation.at_level(x, sigma, sigma_next), sigma_next)
         regular = regularise_noise(eps, lambda_ac, lambda_kl, reg_steps, rolls, generator)
         if not bool(torch.isfinite(regular).all()) and bool(torch.isfinite(eps).all()):  # sampling-path-ok: a clear error, not NaN; once per step
             raise RegulariserDiverged(i, total, tuple(x.shape), float(eps.float().std()))

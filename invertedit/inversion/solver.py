@@ -1,10 +1,13 @@
 """The deterministic DDIM / Euler step in the host's parameterisation, the one step every
 inversion, sampler loop and guider of the pack takes (issue 25: one step function per solver).
 
-The host samples ``x = x0 + sigma * eps`` (``comfy/model_sampling.py``); its ``ddim`` and
-``euler`` samplers step from ``sigma`` to ``sigma_next`` as ``x' = d + (x - d) * sigma'/sigma``
-with ``d`` the denoised prediction, which is the same step as ``x' = x + (sigma' - sigma) * eps``
-with ``eps = (x - d) / sigma``. Run on ascending sigmas, it is DDIM inversion.
+The host samples eps/v models as ``x = x0 + sigma * eps`` and flow models as
+``x = (1 - sigma) * x0 + sigma * noise`` (``comfy/model_sampling.py``; ``parameterisation.py``); its
+``ddim`` and ``euler`` samplers step from ``sigma`` to ``sigma_next`` as
+``x' = d + (x - d) * sigma'/sigma`` with ``d`` the denoised prediction, which is the same step as
+``x' = x + (sigma' - sigma) * eps`` with ``eps = (x - d) / sigma`` (the noise of an eps/v model, the
+velocity ``noise - x0`` of a flow model): one formula for every parameterisation. Run on ascending
+sigmas, it is DDIM inversion.
 """
 from __future__ import annotations
 
@@ -33,9 +36,3 @@ def denoised_onto(x: torch.Tensor, sigma: torch.Tensor, sigma_next: torch.Tensor
     ratio = sigma_next / sigma
     return (target - x * ratio) / (1 - ratio)
 
-
-def at_next_level(x: torch.Tensor, sigma: torch.Tensor, sigma_next: torch.Tensor) -> torch.Tensor:
-    """``x`` (at ``sigma``) as the model's input at ``sigma_next``: the papers' DDIM inversion
-    evaluates the current latent at the next timestep, which in the host's space rescales it by
-    ``sqrt((1 + sigma_next^2) / (1 + sigma^2))`` (the model sees ``x / sqrt(1 + sigma^2)``)."""
-    return x * torch.sqrt((1 + sigma_next ** 2) / (1 + sigma ** 2))

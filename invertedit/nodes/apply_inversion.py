@@ -14,7 +14,8 @@ from ..hostkit.schemas import io
 
 from ..hostkit.errors import check_inversion
 from ..hostkit.sockets import Inversion as InversionSocket
-from ..hostkit.inversion_patches import SAMPLING_PATCHES, WRAPPER_KEY, InversionGuard, checked_method
+from ..hostkit.inversion_patches import SAMPLING_PATCHES, InversionGuard, checked_method
+from ..hostkit.keys import INVERSION_KEY
 from ..hostkit.sampling import wrap_runs
 
 
@@ -43,7 +44,7 @@ class ApplyInversion(io.ComfyNode):
         check_inversion(ApplyInversion.NAME, inversion, model=model)
         method = checked_method(inversion, ApplyInversion.NAME)
         m = model.clone()
-        wrap_runs(m, WRAPPER_KEY, InversionGuard(inversion))
+        wrap_runs(m, INVERSION_KEY, InversionGuard(inversion))
         SAMPLING_PATCHES[method.patch](m, inversion)
         return io.NodeOutput(m)
 

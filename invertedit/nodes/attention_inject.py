@@ -14,15 +14,18 @@ import math
 import torch
 from ..hostkit.schemas import io
 
+from ..hostkit.attention_driver import install_policy
 from ..hostkit.errors import NodeInputError, check_choice, check_conditioning
-from ..hostkit.pair import PAIR_RUN_KEY, encode_prompt, join_pair, prepare_pair_model, warn_same_prompts
-from ..hostkit.prompt_to_prompt import (BLEND_KEY, LocalBlendStep, PromptToPromptPatch, PromptToPromptRun,
-                                          SkipUnusedSource)
+from ..hostkit.keys import PAIR_RUN_KEY, SKIP_SOURCE_KEY
+from ..hostkit.pair import encode_prompt, join_pair, prepare_pair_model, warn_same_prompts
+from ..hostkit.prompt_to_prompt import LocalBlendStep, PromptToPromptRun, SkipUnusedSource
 from ..hostkit.layout import map_blocks
 from ..hostkit.sampling import check_model_family, wrap_model_calls, wrap_runs
 from ..hostkit.schemas import pair_inputs, pair_outputs
 from ..hostkit.tokens import blend_word_positions, prompt_tokens, word_positions, word_tokens
 from ..attention.align import refine_mapper, replacement_mapper
+from ..attention.controllers import AttentionRefine, AttentionReplace, AttentionReweight, PromptToPrompt
+from ..attention.local_blend import LocalBlend
 from ..attention.prompt_to_prompt import SELF_LAYERS, ReplaceSchedule, equalizer
 
 
@@ -110,17 +113,16 @@ class AttentionInject(io.ComfyNode):
         (src_ids, length), (tgt_ids, _) = (prompt_tokens(clip, text, AttentionInject.NAME, name, LONGER)
                                            for name, text in (("source_prompt", source_prompt),
                                                               ("target_prompt", target_prompt)))
-        mapper = alphas = swap = None
+        swap = refine = None
         if mode == "replace" and len(src_ids) != len(tgt_ids):
             swap = word_swap(clip, source_prompt, target_prompt, length)
         if mode == "refine":
-            mapper, alphas = refine_mapper(src_ids, tgt_ids, length)
+            refine = refine_mapper(src_ids, tgt_ids, length)
         positions = word_positions(clip, tgt_ids, reweight, AttentionInject.NAME)
         if any(abs(v) > MAX_SCALE for v in positions.values()):
             raise NodeInputError(cls.NAME, f"input 'reweight': a scale of {max(positions.values(), key=abs):g} would overflow "
                                            f"the attention maps; use scales between -{MAX_SCALE:g} and {MAX_SCALE:g} "
                                            f"(paper: 2 to 5).")
-        scales = equalizer(length, positions) if positions else None
         fractions = word_positions(clip, tgt_ids, cross_replace_words or "", AttentionInject.NAME, "cross_replace_words", "'square:0.4'",
                                    "fraction")
         if any(not 0.0 <= f <= 1.0 for f in fractions.values()):
@@ -129,26 +131,25 @@ class AttentionInject(io.ComfyNode):
                                    words=tuple(sorted(fractions.items())), length=length)
         blend = None
         if (blend_source_words or "").strip() or (blend_target_words or "").strip():
-            blend = (blend_word_positions(clip, src_ids, blend_source_words or "", "blend_source_words", AttentionInject.NAME, "source prompt"),
-                     blend_word_positions(clip, tgt_ids, blend_target_words or "", "blend_target_words", AttentionInject.NAME, "target prompt"),
-                     blend_threshold, blend_start)
+            blend = LocalBlend(
+                tuple(blend_word_positions(clip, src_ids, blend_source_words or "", "blend_source_words",
+                                           AttentionInject.NAME, "source prompt")),
+                tuple(blend_word_positions(clip, tgt_ids, blend_target_words or "", "blend_target_words",
+                                           AttentionInject.NAME, "target prompt")),
+                blend_threshold, blend_start, map_blocks(model))
             check_blend(blend_threshold, blend_start)
         check_acts(schedule, bool(positions), blend is not None)
         if not positions:
             warn_same_prompts(AttentionInject.NAME, source_prompt, target_prompt)
         m, blocks, pair_latent = prepare_pair_model(model, latent, ("attn1", "attn2"), AttentionInject.NAME)
-        at_blend = map_blocks(model) if blend is not None else frozenset()
-        plans: dict = {}   # the fused cross-attention plans, the same for every layer
-        for block, number in blocks:
-            m.set_model_attn1_replace(PromptToPromptPatch(schedule, "self"), block, number)
-            m.set_model_attn2_replace(PromptToPromptPatch(schedule, "cross", mapper, alphas, scales, swap, at_blend,
-                                                          plans), block, number)
+        policy = controller(schedule, blend, swap, refine, positions)
+        install_policy(m, policy, blocks, AttentionInject.NAME)
         source = encode_prompt(clip, source_prompt)
         check_conditioning(AttentionInject.NAME, "clip", source, model)
-        wrap_runs(m, PAIR_RUN_KEY, PromptToPromptRun(schedule, blend, source, reweight=bool(positions)))
-        wrap_model_calls(m, BLEND_KEY, SkipUnusedSource(schedule, blend is not None))
+        wrap_runs(m, PAIR_RUN_KEY, PromptToPromptRun(policy, source, reweight=bool(positions)))
+        wrap_model_calls(m, SKIP_SOURCE_KEY, SkipUnusedSource(schedule, blend is not None))
         if blend is not None:
-            m.set_model_sampler_post_cfg_function(LocalBlendStep(blend_start))
+            m.set_model_sampler_post_cfg_function(LocalBlendStep(policy))
         return io.NodeOutput(m, join_pair(source, encode_prompt(clip, target_prompt)), pair_latent)
 
 
@@ -156,6 +157,19 @@ MODES = ("replace", "refine")
 MAX_SCALE = 100.0   # reweight scales beyond this only overflow the maps
 LONGER = (", and Prompt-to-Prompt aligns the two prompts' attention maps token by token within one window (MasaCtrl "
           "and Plug-and-Play take longer prompts)")
+
+
+def controller(schedule: ReplaceSchedule, blend: LocalBlend | None, swap: torch.Tensor | None,
+               refine: tuple[torch.Tensor, torch.Tensor] | None, positions: dict[int, float]) -> PromptToPrompt:
+    """The mode's Prompt-to-Prompt controller: refine with its token alignment (``refine``: mapper
+    and alphas), else replace (with the word-swap matrix ``swap`` where the swapped words' token
+    counts differ), under a reweight's equalizer when words are reweighted (``positions``), as
+    the authors' ``AttentionReweight`` wraps its ``controller``."""
+    if refine is not None:
+        policy: PromptToPrompt = AttentionRefine(schedule, *refine, blend=blend)
+    else:
+        policy = AttentionReplace(schedule, swap, blend)
+    return AttentionReweight(policy, equalizer(schedule.length, positions)) if positions else policy
 
 
 def check_blend(threshold: float, start: float) -> None:

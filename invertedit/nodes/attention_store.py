@@ -12,13 +12,14 @@ from __future__ import annotations
 import torch.nn.functional as F
 from ..hostkit.schemas import io
 
-from ..attention.store import MapRecorder, local_blend_mask, normalise, word_maps
+from ..attention.store import MapRecorder, StoreMaps, local_blend_mask, normalise, word_maps
+from ..hostkit.attention_driver import install_policy
 from ..hostkit.errors import NodeInputError, check_conditioning, check_finite, check_inversion
 from ..hostkit.layout import map_blocks
 from ..hostkit.sampling import check_model_family, run_loop, to_output
 from ..hostkit.sockets import Inversion as InversionSocket
 from ..hostkit.tokens import word_tokens
-from ..hostkit.attention_maps import RecordingPatch, heatmaps
+from ..hostkit.attention_maps import heatmaps
 
 
 class AttentionStore(io.ComfyNode):
@@ -80,9 +81,8 @@ class AttentionStore(io.ComfyNode):
                                                       f"inversion's {steps} steps; lower 'start' (e.g. start 0, end 1).")
         latent_hw = tuple(inversion.latent.shape[-2:])
         recorder = MapRecorder(latent_hw, side=max(latent_hw[0] // 4, 8))
-        m = model.clone()
-        for block, number in sorted(map_blocks(model)):   # the reference's res-16 layers, as local blend reads
-            m.set_model_attn2_replace(RecordingPatch(recorder), block, number)
+        m = model.clone()   # the reference's res-16 layers, as local blend reads:
+        install_policy(m, StoreMaps(recorder), sorted(map_blocks(model)), AttentionStore.NAME, ("attn2",))
 
         def loop(denoise, x, run_sigmas, step_callback):
             for n, i in enumerate(window):

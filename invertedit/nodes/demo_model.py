@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from ..hostkit.schemas import io
 
-from ..hostkit import tiny_models
+from ..demo import tiny_models
 
 
 _DESCRIPTION = (

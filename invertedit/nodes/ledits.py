@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from ..hostkit.schemas import io
 
-from ..guidance.ledits import MASKS
+from ..guidance.ledits import MASKS, LeditsPolicy
 from ..hostkit.errors import NodeInputError, check_choice, check_conditioning
 from ..hostkit.layout import attention_levels, map_blocks, mask_factor
 from ..hostkit.sampling import check_model_family
@@ -19,7 +19,7 @@ from ..hostkit.schemas import check_concept_weights, concept_inputs, make_concep
 from ..hostkit.sockets import Concepts
 from ..hostkit.tokens import prompt_tokens
 from ..hostkit.attention_maps import RecordConceptMaps
-from ..hostkit.guiders import LeditsGuider
+from ..hostkit.guidance_driver import GuidanceDriver
 
 
 class LeditsConcept(io.ComfyNode):
@@ -97,6 +97,7 @@ class LeditsGuidance(io.ComfyNode):
             if untokened:
                 raise NodeInputError(LeditsGuidance.NAME, f"concept {untokened[0] + 1} comes from a SEGA Concept node and has no "
                                                f"tokens for the attention mask; use LEDITS++ Concept nodes, or mask 'noise'.")
+        policy = LeditsPolicy(items, mask, user_mask)
         m = model
         if mask != "noise":
             levels = attention_levels(model)
@@ -107,13 +108,11 @@ class LeditsGuidance(io.ComfyNode):
                                                f"{taken[0]}), from another node; they would be dropped. Use mask "
                                                f"'noise', or apply that node's patch after sampling.")
             factor = mask_factor(levels)
-            patch = RecordConceptMaps({i + 1: list(c.tokens) for i, c in enumerate(items)}, factor)
+            patch = RecordConceptMaps(policy, {i + 1: list(c.tokens) for i, c in enumerate(items)}, factor)
             m = model.clone()
             for block, number in sorted(map_blocks(model)):
                 m.set_model_attn2_replace(patch, block, number)
-        guider = LeditsGuider(m, items, mask, user_mask)
-        guider.set_all({"negative": negative}, [cond for cond, _ in concepts])
-        return io.NodeOutput(guider)
+        return io.NodeOutput(GuidanceDriver(m, policy, {"negative": negative}, [cond for cond, _ in concepts]))
 
 
 NODES = [LeditsConcept, LeditsGuidance]

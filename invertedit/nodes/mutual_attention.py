@@ -3,12 +3,14 @@ from __future__ import annotations
 
 from ..hostkit.schemas import io
 
-from ..attention.mutual import MutualSchedule
+from ..attention.mutual import MutualSchedule, MutualSelfAttention
+from ..hostkit.attention_driver import install_policy
 from ..hostkit.errors import NodeInputError, check_at_least, check_conditioning
-from ..hostkit.pair import PAIR_RUN_KEY, encode_prompt, join_pair, prepare_pair_model, warn_same_prompts
+from ..hostkit.keys import PAIR_RUN_KEY
+from ..hostkit.pair import encode_prompt, join_pair, prepare_pair_model, warn_same_prompts
 from ..hostkit.sampling import check_model_family, wrap_runs
 from ..hostkit.schemas import pair_inputs, pair_outputs
-from ..hostkit.mutual import MutualRun, MutualSelfAttentionPatch, self_attention_layers
+from ..hostkit.mutual import MutualRun, self_attention_layers
 
 
 class MasaCtrl(io.ComfyNode):
@@ -67,9 +69,8 @@ class MasaCtrl(io.ComfyNode):
             masks = (source_mask.cpu(), target_mask.cpu())
         m, blocks, pair_latent = prepare_pair_model(model, latent, ("attn1",), MasaCtrl.NAME)
         warn_same_prompts(MasaCtrl.NAME, source_prompt, target_prompt)
-        patch = MutualSelfAttentionPatch(MutualSchedule(start_step, start_layer), layers, masks)
-        for block, number in blocks:
-            m.set_model_attn1_replace(patch, block, number)
+        install_policy(m, MutualSelfAttention(MutualSchedule(start_step, start_layer), layers, masks), blocks,
+                       MasaCtrl.NAME, ("attn1",))
         source = encode_prompt(clip, source_prompt)
         check_conditioning(MasaCtrl.NAME, "clip", source, model)
         wrap_runs(m, PAIR_RUN_KEY, MutualRun(start_step, source))

@@ -1,5 +1,5 @@
 """Noise Map Guidance: NMG (Cho et al., ICLR 2024) as a GUIDER for SamplerCustomAdvanced (math in
-``guidance/noise_map.py``, guider in ``hostkit/guiders.py``).
+``guidance/noise_map.py``, run by ``hostkit/inversion_guidance.py``).
 
 A guider rather than a model patch because each step needs what no patch can do: an extra,
 differentiated unconditional pass of the source rows, and the text-guided pass evaluated at the
@@ -12,10 +12,10 @@ from __future__ import annotations
 
 from ..hostkit.schemas import io
 
-from ..guidance.noise_map import LOSSES
+from ..guidance.noise_map import LOSSES, NoiseMapPolicy
 from ..hostkit.errors import NodeInputError, check_bounds, check_choice, check_conditioning, check_finite
 from ..hostkit.gradients import with_weight_copies
-from ..hostkit.guiders import NoiseMapGuider, carrying
+from ..hostkit.inversion_guidance import InversionDriver, carrying
 from ..hostkit.sampling import check_model_family
 from ..hostkit.sockets import Inversion as InversionSocket
 from ..inversion.methods import DDIM, FIXED_POINT, NULL_TEXT
@@ -81,10 +81,9 @@ class NoiseMapGuidance(io.ComfyNode):
                                        f"overshoots with fewer than {FEWEST_STEPS} (toy world, paper scales: 3.7 dB at 5 "
                                        f"steps, 36.5-37.6 dB at 10-50). Invert with {FEWEST_STEPS} steps or more "
                                        f"(paper: 50).")
-        guider = NoiseMapGuider(with_weight_copies(patched), inversion, noise_map_scale, grad_scale, loss)
-        guider.set_all({"positive": positive, "negative": negative}, [])
-        guider.set_cfg(cfg)
-        return io.NodeOutput(guider)
+        policy = NoiseMapPolicy(inversion, cfg, noise_map_scale, grad_scale, loss)
+        return io.NodeOutput(InversionDriver(with_weight_copies(patched), policy,
+                                             {"positive": positive, "negative": negative}))
 
 
 NODES = [NoiseMapGuidance]

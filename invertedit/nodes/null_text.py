@@ -19,6 +19,7 @@ from ..inversion.null_text import null_text_optimize
 from .inversion_methods import require_base
 from ..inversion.methods import NULL_TEXT
 from ..hostkit.errors import NodeInputError, check_at_least, check_choice, check_conditioning, check_finite
+from ..hostkit.family import model_family, parameterisation_of
 from ..hostkit.fingerprint import conditioning_fingerprint
 from ..hostkit.sampling import check_interrupt, run_loop
 from ..hostkit.sockets import Inversion as InversionSocket
@@ -88,6 +89,7 @@ class NullTextOptimize(io.ComfyNode):
                                  f"{start.shape[1]} tokens and the negative's {negative[0][0].shape[1]}; give prompts "
                                  f"of the same token length, or start from the negative.")
         found: dict = {}
+        parameterisation = parameterisation_of(model_family(model))
 
         def loop(denoise, x, sigmas, step_callback):
             with torch.inference_mode(False), torch.enable_grad():
@@ -104,7 +106,7 @@ class NullTextOptimize(io.ComfyNode):
                 found["nulls"], found["stats"] = null_text_optimize(
                     cond_eps, uncond_eps, trajectory, run_sigmas, null_init, cfg=cfg, inner_steps=inner_steps,
                     lr=learning_rate, early_stop=early_stop, callback=step_callback,
-                    on_inner_step=check_interrupt)
+                    on_inner_step=check_interrupt, parameterisation=parameterisation)
             return x
 
         run_loop(with_weight_copies(model), positive, negative, cfg, inversion.latent, inversion.sampling_sigmas, loop)

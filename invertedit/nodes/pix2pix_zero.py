@@ -197,7 +197,7 @@ class CrossAttentionGuidance(io.ComfyNode):
         for block, number in blocks:
             m.set_model_attn2_replace(patch, block, number)
         guider = CrossAttentionGuider(m, guidance_amount, latent.get(INVERTED_SIGMAS))
-        guider.set_all({"positive": positive, "target": target, "negative": negative}, [])
+        guider.set_named_conds({"positive": positive, "target": target, "negative": negative})
         guider.set_cfg(cfg)
         return io.NodeOutput(guider, {"samples": samples.repeat(2, 1, 1, 1)})
 

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 from ..hostkit.schemas import io
 
-from ..attention.plug_and_play import PlugAndPlaySchedule, decoder_injection_block
-from ..attention.prompt_to_prompt import ReplaceSchedule
+from ..attention.plug_and_play import PlugAndPlaySchedule, SelfAttentionInjection, decoder_injection_block
+from ..hostkit.attention_driver import install_policy
 from ..hostkit.errors import NodeInputError, check_conditioning, check_finite
-from ..hostkit.prompt_to_prompt import PromptToPromptPatch
-from ..hostkit.pair import PAIR_RUN_KEY, encode_prompt, join_pair, prepare_pair_model, warn_same_prompts
+from ..hostkit.keys import PAIR_RUN_KEY
+from ..hostkit.pair import encode_prompt, join_pair, prepare_pair_model, warn_same_prompts
 from ..hostkit.sampling import check_model_family, wrap_runs
 from ..hostkit.schemas import pair_inputs, pair_outputs
 from ..hostkit.plug_and_play import FeatureInjection, PlugAndPlayRun
@@ -67,10 +67,8 @@ class PlugAndPlay(io.ComfyNode):
         if start + 1 >= len(unet.output_blocks):
             raise NodeInputError(PlugAndPlay.NAME, f"this UNet's decoder has {len(unet.output_blocks)} blocks, too few for the "
                                        f"paper's injection after decoder block {start}.")
-        maps = PromptToPromptPatch(ReplaceSchedule(cross=0.0, self_=self_attention_injection, self_layers=float("inf")), "self")
-        for block, number in blocks:
-            if block == "output" and number >= start:
-                m.set_model_attn1_replace(maps, block, number)
+        decoder = [(block, number) for block, number in blocks if block == "output" and number >= start]
+        install_policy(m, SelfAttentionInjection(schedule), decoder, PlugAndPlay.NAME, ("attn1",))
         m.set_model_output_block_patch(FeatureInjection(schedule, start + 1))
         warn_same_prompts(PlugAndPlay.NAME, source_prompt, target_prompt)
         source = encode_prompt(clip, source_prompt)

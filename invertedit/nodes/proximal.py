@@ -1,5 +1,5 @@
 """Proximal Guidance: ProxEdit's proximal guidance (Han et al., WACV 2024) as a GUIDER for
-SamplerCustomAdvanced (math in ``guidance/proximal.py``, guider in ``hostkit/guiders.py``).
+SamplerCustomAdvanced (policy in ``guidance/proximal.py``, run by ``hostkit/inversion_guidance.py``).
 
 A guider rather than a model patch because the code's order of operations spans the whole step:
 the thresholded guidance, then the pull of the predicted clean latent inside the DDIM step, then
@@ -13,9 +13,9 @@ from __future__ import annotations
 
 from ..hostkit.schemas import io
 
-from ..guidance.proximal import PROXES, RECONSTRUCTIONS, SCOPES, ProxSettings
+from ..guidance.proximal import PROXES, RECONSTRUCTIONS, SCOPES, ProximalPolicy, ProxSettings
 from ..hostkit.errors import NodeInputError, check_at_least, check_choice, check_conditioning, check_finite
-from ..hostkit.guiders import ProximalGuider, carrying
+from ..hostkit.inversion_guidance import InversionDriver, carrying
 from ..hostkit.sampling import check_model_family
 from ..hostkit.sockets import Inversion as InversionSocket
 from ..inversion.methods import DDIM, DIRECT, FIXED_POINT, NEGATIVE_PROMPT, NULL_TEXT
@@ -100,10 +100,9 @@ class ProximalGuidance(io.ComfyNode):
                                        f"or a negative number for a fixed threshold of its size.")
         settings = ProxSettings(prox=prox, quantile=quantile, scope=quantile_over, start_step=start_step, pull=pull,
                                 recon_lr=recon_lr, recon_t=recon_t, dilate=dilate_mask)
-        guider = ProximalGuider(carrying(model, inversion, node, TAKES), inversion, settings)
-        guider.set_all({"positive": positive, "negative": negative}, [])
-        guider.set_cfg(cfg)
-        return io.NodeOutput(guider)
+        policy = ProximalPolicy(inversion, cfg, settings)
+        return io.NodeOutput(InversionDriver(carrying(model, inversion, node, TAKES), policy,
+                                             {"positive": positive, "negative": negative}))
 
 
 NODES = [ProximalGuidance]

@@ -5,8 +5,8 @@ The guider evaluates the prompt, the negative and every concept in one batched U
 step (the host's ``calc_cond_batch``), runs the model's pre-CFG functions on them, combines
 them as SEGA does, then applies the model's post-CFG functions with ``cond_scale`` (so Apply
 Inversion's corrections and Latent Blend still act), as the host's own guiders do
-(``hostkit/guiders.py``). The edit momentum lives in the sampling run's own copy of the model
-options.
+(``hostkit/guidance_driver.py`` runs the policy of ``guidance/sega.py``). The edit momentum is
+the sampling run's own state.
 """
 from __future__ import annotations
 
@@ -15,7 +15,8 @@ from ..hostkit.schemas import io
 from ..hostkit.errors import NodeInputError, check_conditioning, check_finite
 from ..hostkit.schemas import check_concept_weights, concept_inputs, make_concept
 from ..hostkit.sockets import Concepts
-from ..hostkit.guiders import SegaGuider
+from ..guidance.sega import SegaPolicy
+from ..hostkit.guidance_driver import GuidanceDriver
 
 
 class SegaConcept(io.ComfyNode):
@@ -78,10 +79,9 @@ class SegaGuidance(io.ComfyNode):
         for name, conditioning in (("positive", positive), ("negative", negative),
                                    *(("concepts", cond) for cond, _ in concepts)):
             check_conditioning(SegaGuidance.NAME, name, conditioning, model)
-        guider = SegaGuider(model, items, momentum_scale, momentum_beta)
-        guider.set_all({"positive": positive, "negative": negative}, [cond for cond, _ in concepts])
-        guider.set_cfg(cfg)
-        return io.NodeOutput(guider)
+        policy = SegaPolicy(cfg, items, momentum_scale, momentum_beta)
+        return io.NodeOutput(GuidanceDriver(model, policy, {"positive": positive, "negative": negative},
+                                            [cond for cond, _ in concepts]))
 
 
 NODES = [SegaConcept, SegaGuidance]

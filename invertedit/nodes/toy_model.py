@@ -16,7 +16,7 @@ triangle, and are built from the host's own classes, so every stock node takes t
 - MODEL: ``comfy.supported_models.SD15`` with the small ``unet_config`` of the world's
   ``config.json`` (eps prediction, SD1.x schedule, SD15 latent format), in a ``ModelPatcher``;
   weights from ``toy_unet.safetensors`` (stored float16), in the UNet dtype the host picks for a
-  checkpoint (``tiny_models.host_unet_dtype``: fp16 on a CUDA GPU, float32 on the CPU).
+  checkpoint (``hostkit.loaders.host_unet_dtype``: fp16 on a CUDA GPU, float32 on the CPU).
 - CLIP: the pack's seeded random SD1 text encoder (``tiny_models.build_tiny_clip``; the real
   CLIP tokenizer) with the trained-against weights of ``toy_clip.safetensors`` loaded over it.
 - VAE: the world's small autoencoder (8x, 4 channels, latents scaled like SD1.x) mounted in a
@@ -27,7 +27,7 @@ from __future__ import annotations
 from ..hostkit.schemas import io
 
 from ..hostkit.errors import check_choice
-from ..hostkit.toy_model import DEFAULT_WORLD, WORLDS, load_toy_model
+from ..demo.toy_model import DEFAULT_WORLD, WORLDS, load_toy_model
 
 
 _DESCRIPTION = (

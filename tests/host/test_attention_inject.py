@@ -160,7 +160,7 @@ def test_replace_swaps_words_of_different_token_counts_as_the_reference(host, ti
     assert len(tokens.prompt_tokens(clip, target, "test")[0]) > len(tokens.prompt_tokens(clip, SOURCE, "test")[0])
     m, pair, pair_lat = inject(host, model, clip, source_latent(), SOURCE, target, cross=1.0, self_=0.0)
     patch = m.model_options["transformer_options"]["patches_replace"]["attn2"][("input", 1)]
-    assert torch.allclose(patch.swap[3, 3:6], torch.full((3,), 1 / 3))   # "circle" spread over hippo-pot-amus
+    assert torch.allclose(patch.policy.swap[3, 3:6], torch.full((3,), 1 / 3))   # "circle" spread over hippo-pot-amus
     out = sample(host, m, pair_lat, pair, encode(host, clip, ""))
     assert torch.isfinite(out).all() and rel_err(out[1:], out[:1]) > 1e-4
 
@@ -210,7 +210,7 @@ def test_direct_inversion_leaves_out_the_source_rows_nobody_reads(host, tiny, fa
                              blend_source_words="circle" if blend else "", blend_target_words="square" if blend else "")
     m = call(host, "InvertEditApplyInversion", model=m, inversion=call(host, "InvertEditDirectInversion", inversion=inv)[0])[0]
     plain = m.clone()   # the same patches, without Direct's mark: every row computed
-    key = host.pack.hostkit.pair.SOURCE_ON_TRAJECTORY
+    key = host.pack.hostkit.keys.SOURCE_ON_TRAJECTORY
     assert m.model_options["transformer_options"][key] == 1
     plain.model_options["transformer_options"] = {k: v for k, v in plain.model_options["transformer_options"].items()
                                                   if k != key}

@@ -43,17 +43,17 @@ def test_maps_come_from_the_reference_layers_only(host, tiny, family, monkeypatc
     """As Prompt-to-Prompt's ``aggregate_attention(res=16, from_where=("up", "down"))`` and its
     local blend: only the cross-attention layers at latent/4 are recorded, never the middle
     block or the finer levels."""
-    store = host.pack.nodes.attention_store
+    store = host.pack.attention.store
     layout = host.pack.hostkit.layout
     model, clip, _ = tiny(family)
     seen = set()
-    real = store.RecordingPatch.__call__
+    real = store.StoreMaps.attention
 
-    def spy(self, q, k, v, extra_options):
-        seen.add(tuple(extra_options["block"]))
-        return real(self, q, k, v, extra_options)
+    def spy(self, q, k, v, where, state):
+        seen.add(where.block)
+        return real(self, q, k, v, where, state)
 
-    monkeypatch.setattr(store.RecordingPatch, "__call__", spy)
+    monkeypatch.setattr(store.StoreMaps, "attention", spy)
     src = {"samples": torch.randn(1, 4, 16, 16, generator=torch.Generator().manual_seed(0))}
     inv = call(host, "InvertEditDDIMInvert", model=model, latent=src, positive=encode(host, clip, PROMPT), steps=4,
                scheduler="ddim_uniform", start_at_step=0, cfg=1.0)[0]

@@ -14,3 +14,9 @@ def test_node_docs_are_current(host):
 def test_readme_names_every_node(host):
     missing = make_docs.missing_from_readme(host)
     assert not missing, f"README.md's node list does not name (in bold): {', '.join(missing)}"
+
+
+def test_the_technique_tables_are_written_from_the_technique_table(host):
+    for path, text in make_docs.technique_pages(host).items():
+        assert path.read_text(encoding="utf-8") == text, \
+            f"{path.name}'s technique table is out of date with invertedit/techniques.py: run python -m workshop.make_docs"

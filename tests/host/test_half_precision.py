@@ -13,7 +13,7 @@ The lane's cut: ``LANE_STEPS`` steps, the toy world's sample and Upscale Image a
 How the UNet is put in half precision (``unet_in``), as close to the host as a CPU allows:
 - the host's own flag, ``--fp16-unet`` / ``--bf16-unet`` (``comfy.cli_args.args``, set for the run
   and restored): the pack's Toy World and Demo models pick their UNet dtype as the host picks it for
-  a checkpoint (``tiny_models.host_unet_dtype``: ``unet_dtype``, then ``unet_manual_cast``), so the
+  a checkpoint (``hostkit.loaders.host_unet_dtype``: ``unet_dtype``, then ``unet_manual_cast``), so the
   flag reaches them as it reaches a user's checkpoint;
 - ``unet_manual_cast`` answering as on a CUDA GPU: no manual cast for fp16 and bf16 weights (on the
   CPU the host would compute in float32 from half weights; here the UNet, and every attention patch
@@ -115,8 +115,8 @@ def test_the_packs_models_load_their_unet_as_the_host_loads_a_checkpoint(host, f
     if flag:
         setattr(args, flag, True)
     try:
-        models = {"toy": pack.toy_model.load_toy_model()[0],
-                  **{f: pack.tiny_models.build_tiny_unet(f) for f in pack.tiny_models.FAMILIES}}
+        models = {"toy": host.pack.demo.toy_model.load_toy_model()[0],
+                  **{f: host.pack.demo.tiny_models.build_tiny_unet(f) for f in host.pack.demo.tiny_models.FAMILIES}}
     finally:
         if flag:
             setattr(args, flag, previous)
@@ -126,9 +126,9 @@ def test_the_packs_models_load_their_unet_as_the_host_loads_a_checkpoint(host, f
         assert {p.dtype for p in model.model.diffusion_model.parameters()} == {HOST_ON_CPU[flag][0]}, name
     for name, (dtype, _) in DTYPES.items():
         with unet_in(name):
-            toy = pack.toy_model.load_toy_model()[0]
+            toy = host.pack.demo.toy_model.load_toy_model()[0]
         assert (toy.model.get_dtype(), toy.model.manual_cast_dtype) == (dtype, None)
-    reference = pack.tiny_models.build_tiny_unet("sd1").model.diffusion_model.state_dict()
+    reference = host.pack.demo.tiny_models.build_tiny_unet("sd1").model.diffusion_model.state_dict()
     for k, v in models["sd1"].model.diffusion_model.state_dict().items():
         assert torch.equal(v, reference[k].to(v.dtype)), k
 
@@ -140,16 +140,16 @@ def test_an_inversions_model_check_does_not_depend_on_the_unets_precision(host):
     and another model's differs."""
     pack = host.pack.hostkit
     fingerprint = pack.fingerprint.model_fingerprint
-    toy = {"fp32": fingerprint(pack.toy_model.load_toy_model()[0])}
-    sd1 = {"fp32": fingerprint(pack.tiny_models.build_tiny_unet("sd1"))}
+    toy = {"fp32": fingerprint(host.pack.demo.toy_model.load_toy_model()[0])}
+    sd1 = {"fp32": fingerprint(host.pack.demo.tiny_models.build_tiny_unet("sd1"))}
     for name in DTYPES:
         with unet_in(name):
-            toy[name] = fingerprint(pack.toy_model.load_toy_model()[0])
-            sd1[name] = fingerprint(pack.tiny_models.build_tiny_unet("sd1"))
+            toy[name] = fingerprint(host.pack.demo.toy_model.load_toy_model()[0])
+            sd1[name] = fingerprint(host.pack.demo.tiny_models.build_tiny_unet("sd1"))
     assert toy["fp32"]["weights"] == toy["fp16"]["weights"] != toy["bf16"]["weights"]   # stored in fp16
     assert len({f["weights.bf16"] for f in toy.values()}) == 1
     assert sd1["fp32"]["weights.bf16"] == sd1["bf16"]["weights.bf16"]   # drawn in float32: fp32 and bf16 agree
-    assert fingerprint(pack.tiny_models.build_tiny_unet("sd1", seed=1))["weights.bf16"] != sd1["fp32"]["weights.bf16"]
+    assert fingerprint(host.pack.demo.tiny_models.build_tiny_unet("sd1", seed=1))["weights.bf16"] != sd1["fp32"]["weights.bf16"]
 
 
 # ------------------------------------------------------------------ the lane's prompts

@@ -38,7 +38,7 @@ def load_half(host, tiny, family: str, weight_dtype: torch.dtype, manual_cast: t
     import comfy.model_patcher
 
     reference = tiny(family)[0].model
-    spec = host.pack.hostkit.tiny_models.SPECS[family]
+    spec = host.pack.demo.tiny_models.SPECS[family]
     config = spec.config_class(copy.deepcopy(spec.unet_config))
     config.unet_config.update(spec.unet_overrides)
     config.set_inference_dtype(weight_dtype, manual_cast)

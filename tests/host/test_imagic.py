@@ -153,7 +153,7 @@ def test_interpolate_is_exact_at_its_ends(host, made, family):
 def inference_mode_model(host, family="sd1"):
     """The tiny model with its weights made under inference mode, as a checkpoint the host loads."""
     with torch.inference_mode():
-        model = host.pack.hostkit.tiny_models.build_tiny_unet(family, 0)
+        model = host.pack.demo.tiny_models.build_tiny_unet(family, 0)
     assert all(p.is_inference() for p in model.model.diffusion_model.parameters())
     return model
 

@@ -48,7 +48,7 @@ def edit(host, model, neg, concepts, inversion, mask="intersect", user_mask=None
 
 @pytest.fixture(scope="module")
 def toy(host):
-    return host.pack.hostkit.toy_model.load_toy_model("one object (128 px)")
+    return host.pack.demo.toy_model.load_toy_model("one object (128 px)")
 
 
 def shims():

@@ -177,7 +177,7 @@ def test_direction_from_a_conditioning_pair_moves_the_pooled_output_too(host, ti
 def test_weights_loaded_under_inference_mode_take_gradients(host, tiny):
     """A checkpoint the host loads is made of inference tensors; the guidance's backward pass
     runs on per-forward weight copies and gives the same result as a model built outside it."""
-    built = host.pack.hostkit.tiny_models.build_tiny_models
+    built = host.pack.demo.tiny_models.build_tiny_models
     with torch.inference_mode():
         model, clip, _ = built("sd1", seed=0)
     assert any(p.is_inference() for p in model.model.diffusion_model.parameters())

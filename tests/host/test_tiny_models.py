@@ -1,4 +1,4 @@
-"""The tiny random-weight models (invertedit/hostkit/tiny_models.py) and the Demo Model node, on the host."""
+"""The tiny random-weight models (invertedit/demo/tiny_models.py) and the Demo Model node, on the host."""
 from __future__ import annotations
 
 import asyncio
@@ -90,7 +90,7 @@ def test_model_types(tiny):
 
 @pytest.mark.parametrize("family", FAMILIES)
 def test_same_seed_same_weights(host, tiny, family):
-    build = host.pack.hostkit.tiny_models.build_tiny_models
+    build = host.pack.demo.tiny_models.build_tiny_models
     a = tiny(family)
     b = build(family, seed=0)
     c = build(family, seed=1)
@@ -226,3 +226,37 @@ def test_demo_workflow_through_executor(host):
     assert executor.success, executor.status_messages
     cached = [d for e, d in executor.status_messages if e == "execution_cached"][0]["nodes"]
     assert "1" in cached and "5" in cached
+
+
+@pytest.mark.parametrize("family,parameterisation", [("sd1", "eps"), ("sd2-v", "v"), ("sdxl", "eps")])
+def test_the_model_family_is_read_from_the_model(host, tiny, family, parameterisation):
+    """``hostkit/family.py`` reads each tiny model's sampling space, layout and context width once, and
+    hands the pure layer its parameterisation; the layout functions hand on what it read."""
+    read = host.pack.hostkit.family
+    model = tiny(family)[0]
+    found = read.model_family(model)
+    assert (found.parameterisation, found.layout, found.context_dim) == (parameterisation, "unet", CONTEXT_DIM[family])
+    assert found.editable and read.model_family(model) is found and read.model_family(model.clone()) is found
+    assert read.parameterisation_of(found).name == parameterisation
+    assert host.pack.hostkit.sampling.check_model_family(model, "Test") is found
+    assert set(dict(found.attention_levels)) <= set(found.transformer_blocks)
+    assert host.pack.hostkit.layout.transformer_blocks(model) == list(found.transformer_blocks)
+
+
+def test_a_flow_model_is_refused_by_name(host, tiny):
+    """The tiny sd1 UNet sampled as a rectified-flow model (the host's CONST sampling, as ModelSamplingSD3
+    patches it in) reads as a flow model, and the pack's nodes refuse it with a clear message."""
+    import comfy.model_sampling
+
+    class FlowSampling(comfy.model_sampling.ModelSamplingDiscreteFlow, comfy.model_sampling.CONST):
+        pass
+
+    model = tiny("sd1")[0].clone()
+    model.add_object_patch("model_sampling", FlowSampling(model.model.model_config))
+    found = host.pack.hostkit.family.model_family(model)
+    assert (found.parameterisation, found.layout, found.editable) == ("flow", "unet", False)
+    assert host.pack.hostkit.family.parameterisation_of(found).flow
+    with pytest.raises(host.pack.hostkit.errors.NodeInputError,
+                       match=r"Test: input 'model' is SD15 \(UNetModel, FlowSampling sampling\); this node supports "
+                             r"Stable Diffusion UNet checkpoints.*Flow-matching and transformer models"):
+        host.pack.hostkit.sampling.check_model_family(model, "Test")

@@ -18,7 +18,7 @@ SAMPLE_1 = W.Scene(background="blue", colour="red", shape="circle", cx=W.SIZE / 
 def toy(host):
     if not hasattr(host.pack.nodes, "toy_model"):
         pytest.fail("the Toy World Model is not part of the pack")
-    model, clip, vae = host.pack.hostkit.toy_model.load_toy_model("one object (128 px)")
+    model, clip, vae = host.pack.demo.toy_model.load_toy_model("one object (128 px)")
     image = W.render(SAMPLE_1)[0][None]
     latent = call(host, "VAEEncode", pixels=image, vae=vae)[0]
     roundtrip = call(host, "VAEDecode", samples=latent, vae=vae)[0]

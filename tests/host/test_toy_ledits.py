@@ -19,7 +19,7 @@ def results(host):
     from workshop.toyworld import world as W
     from workshop.toyworld.judge import judge
 
-    model, clip, vae = host.pack.hostkit.toy_model.load_toy_model("one object (128 px)")
+    model, clip, vae = host.pack.demo.toy_model.load_toy_model("one object (128 px)")
     empty = encode(host, clip, "")
     cases = [c for c in W.edit_cases(60, seed=0) if c.kind == "background"][:CASES]
     out = {"ledits": [], "sega": []}

@@ -119,7 +119,7 @@ def test_world_2_nouns_carry_their_colour(host, toy):
     assert cos(a[7, carried], a[2, own]) < 0.1                        # the square carries blue, not red
     assert cos(a[3], b[3]) < 0.7 and torch.allclose(a[3, own], b[3, own], atol=1e-4)  # red vs blue circle
     config = json.loads((REPO / "models" / "toyworld2" / "config.json").read_text())
-    fresh = host.pack.hostkit.tiny_models.build_tiny_clip("sd1", seed=CLIP_SEED)
+    fresh = host.pack.demo.tiny_models.build_tiny_clip("sd1", seed=CLIP_SEED)
     bind_world(fresh, config["training"]["text_encoder"])
     assert torch.allclose(encode(host, fresh, text)[0][0][0], a, atol=1e-5)
 
@@ -129,7 +129,7 @@ def test_bound_nouns_encoder_changes_only_the_colour_words_and_their_nouns(host)
     colour, so changing one colour word changes that word and its noun; "and", "a", "on", the
     end and padding tokens stay."""
     from workshop.toyworld.train_scenes import CLIP_SEED, bind_world
-    clip = host.pack.hostkit.tiny_models.build_tiny_clip("sd1", seed=CLIP_SEED)
+    clip = host.pack.demo.tiny_models.build_tiny_clip("sd1", seed=CLIP_SEED)
     bind_world(clip, "bound-nouns")
     a = encode(host, clip, "a red circle and a blue square on a green background")[0][0][0]
     b = encode(host, clip, "a yellow circle and a black square on a green background")[0][0][0]

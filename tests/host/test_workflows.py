@@ -24,7 +24,7 @@ from workshop.headless.hygiene import OPT_OUT, SamplingPathWatch
 REPO = Path(__file__).resolve().parents[2]
 WORKFLOWS = REPO / "example_workflows"
 WORKFLOW_FILES = sorted(WORKFLOWS.glob("*.json"))
-MAIN_WORKFLOW = WORKFLOWS / "ddim_invert_edit.json"
+MAIN_WORKFLOW = WORKFLOWS / "invert_and_edit.json"
 CHECKPOINT_LOADER = "CheckpointLoaderSimple"
 
 
@@ -81,19 +81,24 @@ def _attention_mask_covers_the_circle(prompt, outputs, runner) -> None:
 
 
 def _edit_check(prefix: str, row: int, circle: str | None = "yellow", background: str = "green",
-                moved: float = 3.0, circle_moved: float = 8.0, resized: float = 0.1):
+                moved: float = 3.0, circle_moved: float = 8.0, resized: float = 0.1, panel: int | None = None):
     """An output check for a workflow that edits the two-object sample ("a red circle and a blue
     square on a green background"): its saved image ``row`` of ``prefix`` is read by the exact
     judge. What must not change is kept: the blue square (centre within ``moved`` px, 3 by
     default, and size within ``resized``, 10%: the benchmark's "other object kept"), and the background unless
     it is the edit; the circle took the edit's colour in its own place (centre within
     ``circle_moved`` px, size within 15%). ``circle`` None: only what must not change is checked
-    (a change of shape, which this model draws roughly)."""
+    (a change of shape, which this model draws roughly). ``panel``: the saved image is a strip of
+    square pictures (Image Stitch, 8 px apart) and this one is judged."""
     def check(prompt, outputs, runner) -> None:
         from workshop.toyworld import scenes as S
         from workshop.toyworld.scenes_judge import judge
 
-        reading = judge(_saved(prompt, outputs, runner, prefix)[row])
+        image = _saved(prompt, outputs, runner, prefix)[row]
+        if panel is not None:
+            side = image.shape[0]
+            image = image[:, panel * (side + STITCH_SPACING):panel * (side + STITCH_SPACING) + side]
+        reading = judge(image)
         source_circle, source_square = S.SAMPLE.objects
         print(f"{prefix}[{row}]: {reading.background} background, "
               f"{[(o.colour, o.shape, round(o.cx), round(o.cy), o.size) for o in reading.objects]}")
@@ -108,8 +113,12 @@ def _edit_check(prefix: str, row: int, circle: str | None = "yellow", background
     return check
 
 
+STITCH_SPACING = 8   # make_workflows.invert_and_edit's strip: image | reconstruction | naive edit | edit
+
 OUTPUT_CHECKS = {
     "attention_maps": _attention_mask_covers_the_circle,
+    # the main job: the last of its strip's four pictures is the pack's edit
+    "invert_and_edit": _edit_check("invertedit/invert_and_edit", 0, panel=3),
     # the editors that keep what the prompt does not change (row 1 of a pair is the edit)
     "p2p_replace_edit": _edit_check("invertedit/p2p_replace", 1),
     "null_text_inversion_edit": _edit_check("invertedit/null_text_p2p", 1),
@@ -462,19 +471,24 @@ def test_cli_runs_the_main_workflow(host, tmp_path):
     assert done.returncode == 0, done.stderr[-3000:]
     wrote = [Path(line.removeprefix("wrote ")) for line in done.stdout.splitlines() if line.startswith("wrote ")]
     assert wrote and all(p.is_file() and p.is_relative_to(out) for p in wrote)
-    assert sorted(p.name for p in wrote) == ["edit_naive_00001_.png", "reconstruction_00001_.png",
-                                             "sample_00001_.safetensors", "vae_roundtrip_00001_.png"]
-    wrote = [p for p in wrote if p.suffix == ".png"]
+    assert [p.name for p in wrote] == ["invert_and_edit_00001_.png"]
     assert (tmp_path / "input" / "sample_two_objects.png").is_file()  # the bundled sample, supplied
-    # The reconstruction is the VAE round trip up to the inversion's error; the edit is not.
+    # The strip: image | reconstruction | naive edit | the pack's edit. The reconstruction is the image
+    # up to the inversion's error; the pack's edit keeps far more of it than the naive edit does.
     import numpy as np
     from PIL import Image
 
-    images = {p.name.split("_000")[0]: np.asarray(Image.open(p), dtype=np.float64) for p in wrote}
-    psnr = {k: 10 * np.log10(255.0 ** 2 / ((images[k] - images["vae_roundtrip"]) ** 2).mean())
-            for k in ("reconstruction", "edit_naive")}
-    print(f"PSNR against the VAE round trip: {psnr}")
-    assert psnr["reconstruction"] > 20 and psnr["reconstruction"] > psnr["edit_naive"] + 1, psnr
+    strip = np.asarray(Image.open(wrote[0]).convert("RGB"), dtype=np.float64)
+    side = strip.shape[0]
+    assert strip.shape[1] == 4 * side + 3 * STITCH_SPACING, strip.shape
+    image, rec, naive, edit = (strip[:, i * (side + STITCH_SPACING):i * (side + STITCH_SPACING) + side] for i in range(4))
+
+    def psnr(a, b):
+        return 10 * np.log10(255.0 ** 2 / ((a - b) ** 2).mean())
+
+    figures = {"reconstruction": psnr(rec, image), "naive edit": psnr(naive, image), "edit": psnr(edit, image)}
+    print(f"PSNR against the image: {figures}")
+    assert figures["reconstruction"] > 20 and figures["edit"] > figures["naive edit"] + 1, figures
     print(f"CLI: {time.perf_counter() - started:.1f}s")
 
     bad = subprocess.run([sys.executable, "-m", "workshop.run_workflow", str(MAIN_WORKFLOW), "--image", "missing.png"],

@@ -108,11 +108,13 @@ def test_per_word_cross_attention_schedule():
 
 
 def test_value_mixes_give_every_edit_without_its_maps():
-    """Prompt-to-Prompt's edits as ``P_s @ A + P_t @ B`` (``value_mixes``): the target's output is
-    attention of the source's queries and keys on ``A @ V_t`` plus its own on ``B @ V_t``, equal
-    to the explicit maps (``replaced_maps`` / ``refined_maps``) for replace with and without a
-    word swap, refine, reweight and per-word fractions, alone and together."""
-    from invertedit.attention.prompt_to_prompt import refined_maps, replaced_maps, value_mixes
+    """Prompt-to-Prompt's controllers' edits as ``P_s @ A + P_t @ B`` (``cross_columns`` and
+    ``value_mixes``): the target's output is attention of the source's queries and keys on
+    ``A @ V_t`` plus its own on ``B @ V_t``, equal to the explicit maps (``replaced_maps`` /
+    ``refined_maps``) for replace with and without a word swap, refine, reweight (wrapping
+    either) and per-word fractions, alone and together."""
+    from invertedit.attention.controllers import AttentionRefine, AttentionReplace, AttentionReweight
+    from invertedit.attention.prompt_to_prompt import refined_maps, replaced_maps
 
     g = torch.Generator().manual_seed(0)
     length, heads = 77, 2
@@ -132,13 +134,17 @@ def test_value_mixes_give_every_edit_without_its_maps():
         out = attend(attention_probs(q[:1], k[:1], heads), (a @ v[1])[None])
         return out if b is None else out + attend(attention_probs(q[1:], k[1:], heads), (b @ v[1])[None])
 
+    def reweighted(edit, e):
+        return edit if e is None else AttentionReweight(edit, e)
+
+    schedule = ReplaceSchedule(length=length)
     for e in (None, eq):
         for w in (None, words):
             for s in (None, swap):
-                a, b = value_mixes(length, e, w, swap=s)
+                a, b = reweighted(AttentionReplace(schedule, s), e).mixes(w, torch.device("cpu"))
                 assert (b is None) == (w is None)
                 assert torch.allclose(fused(a, b), attend(replaced_maps(q, k, heads, e, w, s), v[1:2]), atol=1e-6)
-            a, b = value_mixes(length, e, w, refine=(mapper, alphas))
+            a, b = reweighted(AttentionRefine(schedule, mapper, alphas), e).mixes(w, torch.device("cpu"))
             assert torch.allclose(fused(a, b), attend(refined_maps(q, k, heads, mapper, alphas, e, w), v[1:2]), atol=1e-6)
 
 
@@ -148,3 +154,46 @@ def test_word_pattern_is_none_while_every_token_takes_the_source_map():
     assert schedule.word_pattern(3, 10) == (1.0, 1.0, 1.0, 0.0, 1.0, 1.0, 1.0, 1.0)
     assert torch.equal(torch.tensor(schedule.word_pattern(3, 10)), schedule.word_alphas(3, 10))
     assert ReplaceSchedule(length=8).word_pattern(3, 10) is None
+
+
+def test_controllers_as_policies_edit_the_conditional_target_row_in_one_call():
+    """Prompt-to-Prompt's controllers (``attention/controllers.py``) run as attention policies: one
+    attention call for every row, the conditional chunk's target row edited as the explicit maps
+    say (replace, reweight on top of it, refine; self-attention takes the source's maps), every
+    other row plain attention."""
+    from invertedit.attention.controllers import AttentionRefine, AttentionReplace, AttentionReweight
+    from invertedit.attention.policy import Where
+    from invertedit.attention.prompt_to_prompt import refine_target
+
+    g = torch.Generator().manual_seed(1)
+    heads, length = 2, 7
+    q, k, v = (torch.randn(4, n, 8, generator=g) for n in (16, length, length))
+    calls = []
+
+    def plain(q, k, v):
+        calls.append(q.shape[0])
+        return attend(attention_probs(q, k, heads), v)
+
+    def where(cross: bool) -> Where:
+        return Where(cross=cross, block=("input", 1), depth=0, chunks=(1, 0), rows=2, heads=heads, latent_hw=(8, 8),
+                     attend=plain, maps=lambda q, k: attention_probs(q, k, heads), clock=lambda: (0, 10))
+
+    schedule = ReplaceSchedule(length=length)
+    eq = torch.ones(length)
+    eq[2] = 3.0
+    mapper = torch.arange(length)
+    mapper[4:] = torch.arange(3, length - 1)
+    alphas = torch.ones(length)
+    alphas[3] = 0.0
+    s, t = q[2:4], k[2:4]   # the conditional chunk's pair
+    cases = [(AttentionReplace(schedule), True, replace_target(s, t, v[2:4], heads)),
+             (AttentionReweight(AttentionReplace(schedule), eq), True, replace_target(s, t, v[2:4], heads, equalizer=eq)),
+             (AttentionRefine(schedule, mapper, alphas), True, refine_target(s, t, v[2:4], heads, mapper, alphas)),
+             (AttentionReplace(schedule), False, attend(attention_probs(q[2:3], k[2:3], heads), v[3:4]))]
+    for policy, cross, target in cases:
+        calls.clear()
+        out = policy.attention(q, k, v, where(cross), None)
+        refine = cross and isinstance(policy, AttentionRefine)
+        assert calls == [5 if refine else 4], calls   # one call (refine: an extra row for the conditional target)
+        assert torch.allclose(out[3:4], target, atol=1e-5)
+        assert torch.allclose(out[:3], plain(q[:3], k[:3], v[:3]), atol=1e-5)

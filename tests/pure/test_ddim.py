@@ -99,3 +99,72 @@ def test_edict_inverts_exactly_even_for_a_rough_denoiser():
     assert float((bx - x0).abs().max()) < 1e-9 and float((by - x0).abs().max()) < 1e-9
     ddim_back = ddim_sample(rough, ddim_invert(rough, x0, s).latent, s)
     assert float((ddim_back - x0).abs().max()) > 1e-3
+
+
+# ------------------------------------------------------------------ the parameterisation is a parameter
+
+from invertedit.inversion.parameterisation import EPS, FLOW, PARAMETERISATIONS, V  # noqa: E402
+
+
+def flow_sigmas(steps: int) -> torch.Tensor:
+    """A flow model's schedule: descending from 1 (pure noise) to 0 (the image)."""
+    return torch.linspace(1.0, 0.0, steps + 1, dtype=torch.float64)
+
+
+def test_flow_euler_inversion_then_sampling_on_a_constant_velocity_field_recovers_the_input():
+    """A flow model predicting a constant velocity ``v = noise - x0`` (the host's CONST: denoised =
+    x - sigma * v): each Euler step is exact, so the inversion walks the straight path
+    ``(1 - sigma) x0 + sigma noise`` to the noise itself, and sampling walks it back to ``x0``."""
+    g = torch.Generator().manual_seed(0)
+    x0 = torch.randn(2, 4, 8, 8, generator=g, dtype=torch.float64)
+    noise = torch.randn(2, 4, 8, 8, generator=g, dtype=torch.float64)
+    v = noise - x0
+    seen = []
+
+    def denoise(x, sigma):
+        seen.append(x)
+        return x - sigma.reshape(-1, 1, 1, 1) * v
+
+    s = flow_sigmas(10)
+    inv = ddim_invert(denoise, x0, s, parameterisation=FLOW)
+    for i in range(len(s)):
+        assert torch.allclose(inv.trajectory[i], FLOW.noised(x0, noise, s[i]), rtol=0, atol=1e-12), i
+    # a flow model sees the latent itself: the inversion evaluates the current latent unscaled
+    assert all(torch.equal(a, b) for a, b in zip(seen, inv.trajectory.flip(0)[:-1]))
+    assert torch.allclose(ddim_sample(denoise, inv.latent, s), x0, rtol=0, atol=1e-12)
+
+
+def test_flow_and_eps_inversions_are_one_loop_with_another_evaluation_point():
+    """The step is the same formula in every parameterisation; only where the model is evaluated
+    differs: DDIM's current-latent-at-the-next-level rescaling for eps/v models, none for flow."""
+    g = torch.Generator().manual_seed(1)
+    x = torch.randn(1, 2, 3, 3, generator=g, dtype=torch.float64)
+    s0, s1 = torch.tensor(0.3, dtype=torch.float64), torch.tensor(0.6, dtype=torch.float64)
+    inputs = []
+
+    def denoise(z, sigma):
+        inputs.append(z)
+        return 0.5 * z
+
+    flow, eps = (ddim_invert_step(denoise, x, s0, s1, p) for p in (FLOW, EPS))
+    assert torch.equal(inputs[0], x)
+    assert torch.equal(inputs[1], x * torch.sqrt((1 + s1 ** 2) / (1 + s0 ** 2)))
+    for z, out in zip(inputs, (flow, eps)):
+        assert torch.equal(out, x + (s1 - s0) * ((z - 0.5 * z) / s1))
+
+
+def test_parameterisations_relate_x_to_the_clean_latent_and_the_noise():
+    g = torch.Generator().manual_seed(2)
+    x0, n = torch.randn(2, 3, generator=g, dtype=torch.float64), torch.randn(2, 3, generator=g, dtype=torch.float64)
+    sigma = torch.tensor(0.4, dtype=torch.float64)
+    assert PARAMETERISATIONS == {"eps": EPS, "v": V, "flow": FLOW}
+    for p in (EPS, V):   # the host's k-diffusion form; the model sees the DDPM latent
+        assert torch.equal(p.noised(x0, n, sigma), x0 + sigma * n)
+        assert torch.equal(p.model_scale(sigma), 1.0 / torch.sqrt(1 + sigma ** 2))
+        # at the next level the model sees the same latent
+        assert torch.allclose(p.at_level(x0, sigma, 2 * sigma) * p.model_scale(2 * sigma), x0 * p.model_scale(sigma),
+                              rtol=0, atol=1e-15)
+    assert torch.equal(FLOW.noised(x0, n, sigma), sigma * n + (1 - sigma) * x0)
+    assert torch.equal(FLOW.noised(x0, n, torch.tensor(1.0, dtype=torch.float64)), n)
+    assert torch.equal(FLOW.model_scale(sigma), torch.ones_like(sigma))
+    assert FLOW.at_level(x0, sigma, 2 * sigma) is x0

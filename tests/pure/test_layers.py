@@ -1,5 +1,6 @@
 """The pack's layers, read from its import statements (issue 25): the host kit
-(``invertedit/hostkit/``) is the one place that imports the host; node files declare their
+(``invertedit/hostkit/``) is the one place that imports the host (the built-in models in
+``invertedit/demo/`` reach it through the kit's ``loaders``); node files declare their
 schemas with the host's node API as the kit hands it on (``hostkit.schemas.io``) and reach
 everything else through the kit; the pure layers (``inversion/``, ``attention/``, ``guidance/``) import torch, numpy,
 einops, the standard library and each other only."""
@@ -14,6 +15,7 @@ HOST = {"comfy", "comfy_api", "comfy_extras", "comfy_execution", "folder_paths",
         "node_helpers", "latent_preview", "app", "utils"}
 KIT = PACK / "hostkit"
 NODES = PACK / "nodes"
+DEMO = PACK / "demo"
 PURE = [PACK / "inversion", PACK / "attention", PACK / "guidance"]
 PURE_MAY_IMPORT = {"torch", "numpy", "einops"} | set(sys.stdlib_module_names)
 
@@ -52,6 +54,6 @@ def test_the_pure_layers_import_only_torch_numpy_and_einops():
 
 def test_the_rules_see_the_files_they_judge():
     """The checks above would pass on an empty tree: they must find the kit, the nodes and the pure code."""
-    assert len(list(KIT.glob("*.py"))) > 10 and len(list(NODES.glob("*.py"))) > 10
+    assert len(list(KIT.glob("*.py"))) > 10 and len(list(NODES.glob("*.py"))) > 10 and len(list(DEMO.glob("*.py"))) > 4
     assert all(len(list(folder.glob("*.py"))) > 2 for folder in PURE)
     assert any(module.startswith("comfy") for path in KIT.glob("*.py") for _, module in imports(path))

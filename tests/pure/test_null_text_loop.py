@@ -53,3 +53,23 @@ def test_early_stopping_counts_fewer_passes():
         _, stats = null_text_optimize(lambda x, sg: eps(x, sg), eps, traj, s, c.clone().requires_grad_(False))
     assert stats["inner_steps"] == [1, 1]          # already on the trajectory: loss 0 stops at once
     assert stats["forward"] == 2 * 3 and stats["backward"] == 2
+
+
+def test_a_flow_model_on_its_trajectory_stops_at_once():
+    """Null-text's guided step is the same Euler step for a flow model, compared in the latent the
+    flow model sees (x itself): on a constant-velocity field the trajectory is followed exactly,
+    whatever the null text, so every timestep stops after one inner step."""
+    from invertedit.inversion.parameterisation import FLOW
+
+    g = torch.Generator().manual_seed(0)
+    x0 = torch.randn(1, 2, 3, 3, generator=g, dtype=torch.float64)
+    v = torch.randn(1, 2, 3, 3, generator=g, dtype=torch.float64)
+    s = torch.linspace(1.0, 0.0, 6, dtype=torch.float64)
+    traj = ddim_invert(lambda x, sigma: x - sigma.reshape(-1, 1, 1, 1) * v, x0, s, parameterisation=FLOW).trajectory
+
+    def velocity(x, sigma, ctx=None):
+        return v + (0 * ctx.sum() if ctx is not None else 0)
+
+    with torch.enable_grad():
+        _, stats = null_text_optimize(velocity, velocity, traj, s, torch.zeros(1, 2, 2), parameterisation=FLOW)
+    assert stats["inner_steps"] == [1] * 5

@@ -92,7 +92,7 @@ def test_psnr():
 
 
 def test_autoencoder_shapes_and_calibration():
-    from invertedit.toy_autoencoder import SD1_SCALE, ToyAutoencoder
+    from invertedit.demo.toy_autoencoder import SD1_SCALE, ToyAutoencoder
     torch.manual_seed(0)
     ae = ToyAutoencoder()
     x = W.render_batch([W.random_scene(random.Random(i)) for i in range(4)]).movedim(-1, 1) * 2 - 1

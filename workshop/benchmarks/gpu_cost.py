@@ -8,7 +8,7 @@ Prompt-to-Prompt workflow <= 2.0x stock text-to-image at batch 1).
     python -m workshop.benchmarks.gpu_cost --table a.json [b.json ...]        # the markdown table of saved runs
 
 Checkpoints: random-weight SD1.5 (860 M UNet parameters, 512 px) and SDXL (2.6 G, 1024 px), built on
-the machine with the host's own model classes (``invertedit.hostkit.tiny_models``' builders on
+the machine with the host's own model classes (``invertedit.demo.tiny_models``' builders on
 the real configs, with real-sized CLIP text encoders and the SD VAE), initialised so activations
 stay finite in fp16 (linear and conv weights ~ N(0, 1/fan_in), the UNet's output layer x 0.1),
 written in fp16 with ``comfy.sd.save_checkpoint`` into a temporary folder outside the repository
@@ -126,7 +126,7 @@ def write_checkpoint(host, family: str, spec, folder: Path, seed: int = 0) -> tu
     into ``folder``; returns its path and the seconds it took."""
     import comfy.sd
 
-    tiny = host.pack.hostkit.tiny_models
+    tiny = host.pack.demo.tiny_models
     started = time.perf_counter()
     model, clip, vae = tiny.build_unet(spec, seed=seed), tiny.build_clip(spec, seed=seed), build_vae(tiny, seed)
     model.model.diffusion_model.half()
@@ -493,7 +493,7 @@ def main(argv=None) -> int:
     result = {"device": name, "torch": torch.__version__, "tiny": args.tiny, "host_defaults": host_defaults(device),
               "goals": GOALS, "families": {}}
     print(f"device: {name}; host defaults: {result['host_defaults']}", flush=True)
-    specs = family_specs(host.pack.hostkit.tiny_models, args.tiny)
+    specs = family_specs(host.pack.demo.tiny_models, args.tiny)
     try:
         for family in families:
             ckpt, seconds = write_checkpoint(host, family, specs[family], work)

@@ -87,7 +87,7 @@ def p2p(host, model, clip, inv, lat, case, steps, s):
 
 
 def run(host, cases, steps, cfgs, settings, log=sys.stderr):
-    model, clip, vae = host.pack.hostkit.toy_model.load_toy_model("one object (128 px)")
+    model, clip, vae = host.pack.demo.toy_model.load_toy_model("one object (128 px)")
     empty = encode(host, clip, "")
     rows = {f"naive regeneration cfg {c:g}": [] for c in cfgs} | {label(s): [] for s in settings}
     t0 = time.time()

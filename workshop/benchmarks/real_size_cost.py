@@ -182,7 +182,7 @@ def main(argv=None) -> None:
     torch.set_num_threads(1)
     torch.set_flush_denormal(True)
     host = boot(base_dir=tempfile.mkdtemp(prefix="invertedit-bench-"))
-    tiny = host.pack.hostkit.tiny_models
+    tiny = host.pack.demo.tiny_models
     spec, side = real_specs(tiny)[args.family]
     t0 = time.time()
     model, clip = tiny.build_unet(spec, seed=0), tiny.build_clip(spec, seed=0)

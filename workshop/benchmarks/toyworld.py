@@ -449,7 +449,7 @@ def fmt(x: float) -> str:
 
 
 def load_models(host):
-    toy = host.pack.hostkit.toy_model
+    toy = host.pack.demo.toy_model
     return toy.load_toy_model(toy.WORLD_1)
 
 

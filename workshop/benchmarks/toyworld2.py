@@ -215,7 +215,7 @@ def select_rows(rows, words: str):
 
 def run_cases(host, args) -> dict:
     """Per-case, per-row metrics of this shard, as the JSON ``--json`` writes."""
-    model, clip, vae = host.pack.hostkit.toy_model.load_toy_model(host.pack.hostkit.toy_model.WORLD_2)
+    model, clip, vae = host.pack.demo.toy_model.load_toy_model(host.pack.demo.toy_model.WORLD_2)
     k, n = args.shard
     cases = list(enumerate(S.edit_cases(args.cases, seed=args.seed)))[k::n]
     rows = select_rows(techniques(args.cfg), args.rows)

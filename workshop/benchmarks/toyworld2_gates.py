@@ -126,7 +126,7 @@ def main(argv=None) -> None:
     host = boot(base_dir=Path(tempfile.mkdtemp(prefix="toyworld2-gates-")))
     import comfy.utils
     comfy.utils.PROGRESS_BAR_ENABLED = False
-    toy = host.pack.hostkit.toy_model
+    toy = host.pack.demo.toy_model
     model, clip, vae = toy.load_toy_model(toy.WORLD_2)
     only = args.only or "vae,t2i,masks"
     t0 = time.time()

@@ -61,5 +61,5 @@ def builtin_model(host, name: str) -> tuple:
         raise ValueError(f"unknown built-in model {name!r}; use one of {', '.join(BUILTIN_SWAPS)}")
     builtin = BUILTIN_SWAPS[name]
     if builtin.class_type == TOY_MODEL:
-        return host.pack.hostkit.toy_model.load_toy_model(builtin.widgets["world"])
-    return host.pack.hostkit.tiny_models.build_tiny_models(builtin.widgets["family"], seed=builtin.widgets["seed"])
+        return host.pack.demo.toy_model.load_toy_model(builtin.widgets["world"])
+    return host.pack.demo.tiny_models.build_tiny_models(builtin.widgets["family"], seed=builtin.widgets["seed"])

@@ -23,7 +23,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from invertedit.toy_worlds import DEFAULT_WORLD, WORLD_1, WORLDS
+from invertedit.demo.worlds import DEFAULT_WORLD, WORLD_1, WORLDS
 
 from .boot import Host, boot
 from .canvas import canvas_to_api

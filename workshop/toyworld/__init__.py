@@ -6,6 +6,6 @@
                         dropping an object (a token-count change, for refine).
 ``train`` / ``train_scenes``   the reproducible training commands (need the host):
                         ``python -m workshop.toyworld.train`` and ``... .train_scenes``.
-The models' autoencoders are pack code (``invertedit/toy_autoencoder.py``,
-``invertedit/scenes_autoencoder.py``): the loader nodes need them.
+The models' autoencoders are pack code (``invertedit/demo/toy_autoencoder.py``,
+``invertedit/demo/scenes_autoencoder.py``): the loader nodes need them.
 """

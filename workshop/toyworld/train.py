@@ -11,7 +11,7 @@ Stages
              (comfy.supported_models.SD15, small unet_config), eps prediction on the SD1.x
              noise schedule, offset noise, min-SNR weighting, 10% caption dropout with the
              real CLIPTextEncode("") embedding, EMA weights; the frozen text encoder is the
-             pack's seeded random SD1 CLIP (invertedit/hostkit/tiny_models.build_tiny_clip), whose
+             pack's seeded random SD1 CLIP (invertedit/demo/tiny_models.build_tiny_clip), whose
              embeddings of every caption are computed once.
     finish   writes the text-encoder subset and config.json.
 Checkpoints (EMA UNet weights) are written every few hundred steps, so a run stopped early
@@ -30,7 +30,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from invertedit.toy_autoencoder import SD1_SCALE, ToyAutoencoder
+from invertedit.demo.toy_autoencoder import SD1_SCALE, ToyAutoencoder
 from workshop.toyworld import world
 
 REPO = Path(__file__).resolve().parents[2]
@@ -204,7 +204,7 @@ def caption_embeddings(h, clip) -> tuple[torch.Tensor, torch.Tensor]:
 
 def train_unet(args) -> None:
     h = boot_host()
-    tiny_models = h.pack.hostkit.tiny_models
+    tiny_models = h.pack.demo.tiny_models
     torch.manual_seed(args.seed)
     data = torch.load(CACHE / "train_latents.pt")
     x0_all = data["latents"] * SD1_SCALE
@@ -306,7 +306,7 @@ def save_text_encoder(clip, captions: list[str], path: Path) -> None:
 
 def finish(args) -> None:
     h = boot_host()
-    tiny_models = h.pack.hostkit.tiny_models
+    tiny_models = h.pack.demo.tiny_models
     clip = tiny_models.build_tiny_clip("sd1", seed=CLIP_SEED)
     save_text_encoder(clip, world.all_captions(), OUT / "toy_clip.safetensors")
     config = {

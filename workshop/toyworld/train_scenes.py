@@ -10,14 +10,14 @@ the last checkpoint with the same data and noise (both are drawn from generators
 step), and a stage whose final weights exist is skipped.
 
 Stages
-    vae     the autoencoder (invertedit/scenes_autoencoder.py) on random crops of freshly rendered scenes
+    vae     the autoencoder (invertedit/demo/scenes_autoencoder.py) on random crops of freshly rendered scenes
             (it is fully convolutional and works at latent resolution); then its per-channel
             latent affine (latent x 0.18215 -> mean 0, std 1) and held-out PSNR on whole images.
     unet    an SD1.x-architecture UNet built with the host's own classes
             (comfy.supported_models.SD15 with a small unet_config, ``--preset``), eps prediction
             on the SD1.x noise schedule, offset noise, min-SNR weighting, caption dropout with the
             real CLIPTextEncode("") embedding, EMA weights. The frozen text encoder is the pack's
-            seeded random SD1 CLIP (invertedit/hostkit/tiny_models.build_tiny_clip, seed 3 as in world 1),
+            seeded random SD1 CLIP (invertedit/demo/tiny_models.build_tiny_clip, seed 3 as in world 1),
             every caption's embedding computed once. Training scenes are rendered and encoded
             on the fly (no cache): two objects, or one in ``--one-object`` of them. The first
             ``--lowres-steps`` steps use half-size images (32x32 latents, about 4x cheaper)
@@ -48,7 +48,7 @@ from invertedit.attention.maps import attention_probs
 from invertedit.attention.store import local_blend_mask
 from workshop.toyworld import scenes as S
 from workshop.toyworld import scenes_judge as J
-from invertedit.scenes_autoencoder import SD1_SCALE, SceneAutoencoder
+from invertedit.demo.scenes_autoencoder import SD1_SCALE, SceneAutoencoder
 from workshop.toyworld.train import CLIP_SEED, log, save_file, eps_loss, save_text_encoder, to_nchw, update_ema
 
 REPO = Path(__file__).resolve().parents[2]
@@ -276,7 +276,7 @@ def text_setup(h, out: Path | None = None, encoder: str = "frozen"):
     seeded random SD1 text encoder; for ``bound`` / ``bound-nouns`` its weights rewritten so
     that every noun carries its colour (``bind_world``); with the layers trained by
     ``--text-encoder train`` loaded over it when ``out`` holds them."""
-    clip = h.pack.hostkit.tiny_models.build_tiny_clip("sd1", seed=CLIP_SEED)
+    clip = h.pack.demo.tiny_models.build_tiny_clip("sd1", seed=CLIP_SEED)
     bind_world(clip, encoder)
     if out is not None and (Path(out) / TEXT_FILE).is_file():
         from safetensors.torch import load_file
@@ -332,7 +332,7 @@ def _clip_layer_forward(self, x, mask=None, optimized_attention=None):
 def build_unet(h, preset: str, seed: int):
     import comfy.model_base
     import comfy.supported_models
-    tiny_models = h.pack.hostkit.tiny_models
+    tiny_models = h.pack.demo.tiny_models
     cfg = comfy.supported_models.SD15(copy.deepcopy(PRESETS[preset]))
     cfg.unet_config.update(UNET_OVERRIDES)
     cfg.set_inference_dtype(torch.float32, None)
@@ -811,7 +811,7 @@ def finish(args) -> None:
         "latent_format": "SD15",
         "clip": {"family": "sd1", "seed": CLIP_SEED,
                  "note": "tiny_models.build_tiny_clip('sd1', seed) with toy_clip.safetensors loaded over it"},
-        "vae": {"class": "invertedit.scenes_autoencoder.SceneAutoencoder", "downscale": args.factor, "latent_channels": 4,
+        "vae": {"class": "invertedit.demo.scenes_autoencoder.SceneAutoencoder", "downscale": args.factor, "latent_channels": 4,
                 "kwargs": {"factor": args.factor}},
         "training": {"command": "python -m workshop.toyworld.train_scenes", "seed": args.seed, "preset": args.preset,
                      "vae_steps": args.vae_steps, "vae_batch": args.vae_batch,

@@ -10,7 +10,8 @@ What they are
     second and without downloading anything. Never use them to judge image quality.
 
 How they are built
-    Everything is the host's own code with shrunk sizes: ``comfy.supported_models.SD15`` /
+    Everything is the host's own code with shrunk sizes, reached through the host kit's
+    ``hostkit/loaders.py``: ``comfy.supported_models.SD15`` /
     ``SD20`` / ``SDXL`` with a small ``unet_config`` (32 base channels, 2 or 3 levels, the
     family's transformer layout, linear or conv projections, context dim 64 or 96) turned
     into a ``BaseModel`` / ``SDXL`` model and wrapped in a ``ModelPatcher``;
@@ -22,7 +23,7 @@ How they are built
     and seed, on the CPU in float32 (the text encoder and VAE are forced to float32: the host
     would pick fp16 for the text encoder). The same seed gives bit-identical weights. The UNet
     is then loaded as the host loads a float32 checkpoint, in the dtype it picks for the device
-    and its flags (``host_unet_dtype``): float32 on the CPU, fp16 on a CUDA GPU.
+    and its flags (``loaders.host_unet_dtype``): float32 on the CPU, fp16 on a CUDA GPU.
 
     The initialisation is variance-preserving (linear and conv weights ~ N(0, 1/fan_in),
     norms ~ 1 + small noise) with the UNet's output layer scaled by 0.1 (see ``_calm_output``),
@@ -35,24 +36,15 @@ How they are built
 """
 from __future__ import annotations
 
-import copy
 import hashlib
 import math
 from dataclasses import dataclass, field
+from enum import Enum
 
 import torch
 
-import comfy.model_base
-import comfy.model_management
-import comfy.model_patcher
-import comfy.sd
-import comfy.sd1_clip
-import comfy.sdxl_clip
-import comfy.supported_models
-import comfy.supported_models_base
-import comfy.text_encoders.sd2_clip
-import comfy.utils
-from comfy.ldm.models.autoencoder import AutoencoderKL
+from ..hostkit import loaders
+from ..hostkit.loaders import HOST_CLASSES
 
 FAMILIES: tuple[str, ...] = ("sd1", "sd2-v", "sdxl")
 
@@ -109,10 +101,10 @@ class FamilySpec:
     """How one family is put together (also read by the diffusers bridge in the tests)."""
 
     name: str
-    config_class: type
+    config_class: type  # the host's config class (``loaders.HOST_CLASSES``)
     unet_config: dict
     unet_overrides: dict  # applied after the config class adds its ``unet_extra_config``
-    model_type: comfy.model_base.ModelType
+    model_type: Enum  # the host's ModelType
     clip_target: tuple  # (tokenizer class, text-encoder class)
     text_configs: dict = field(default_factory=dict)  # model_options key -> overrides
 
@@ -122,11 +114,9 @@ _SDXL_POOLED = 64  # clip_g width = pooled width
 SPECS: dict[str, FamilySpec] = {
     "sd1": FamilySpec(
         name="sd1",
-        config_class=comfy.supported_models.SD15,
         unet_config=_unet_base(2, [1, 1, 1, 1], 1, context_dim=64, linear=False),
         unet_overrides={"num_heads": 4, "num_head_channels": -1},
-        model_type=comfy.model_base.ModelType.EPS,
-        clip_target=(comfy.sd1_clip.SD1Tokenizer, comfy.sd1_clip.SD1ClipModel),
+        **HOST_CLASSES["sd1"]._asdict(),
         text_configs={"clip_l_model_config": _text_config(64, 4, "quick_gelu")},
     ),
     # SD1.5's own layout (4 levels, 2 res blocks, channel_mult 1-2-4-4, attention from the second
@@ -135,34 +125,28 @@ SPECS: dict[str, FamilySpec] = {
     # a 64x64 latent cheap on a CPU. Not in FAMILIES: built by name for parity tests.
     "sd1-layout": FamilySpec(
         name="sd1-layout",
-        config_class=comfy.supported_models.SD15,
         unet_config={**_unet_base(4, [0, 0, 1, 1, 1, 1, 0, 0], 1, context_dim=64, linear=False),
                      "channel_mult": [1, 2, 4, 4], "image_size": 64},
         unet_overrides={"num_heads": 4, "num_head_channels": -1},
-        model_type=comfy.model_base.ModelType.EPS,
-        clip_target=(comfy.sd1_clip.SD1Tokenizer, comfy.sd1_clip.SD1ClipModel),
+        **HOST_CLASSES["sd1"]._asdict(),
         text_configs={"clip_l_model_config": _text_config(64, 4, "quick_gelu")},
     ),
     "sd2-v": FamilySpec(
         name="sd2-v",
-        config_class=comfy.supported_models.SD20,
         unet_config=_unet_base(2, [1, 1, 1, 1], 1, context_dim=64, linear=True),
         unet_overrides={"num_heads": -1, "num_head_channels": 16},
-        model_type=comfy.model_base.ModelType.V_PREDICTION,
-        clip_target=(comfy.text_encoders.sd2_clip.SD2Tokenizer, comfy.text_encoders.sd2_clip.SD2ClipModel),
+        **HOST_CLASSES["sd2-v"]._asdict(),
         text_configs={"clip_h_model_config": _text_config(64, 4, "gelu")},
     ),
     "sdxl": FamilySpec(
         name="sdxl",
-        config_class=comfy.supported_models.SDXL,
         unet_config={
             **_unet_base(3, [0, 0, 1, 1, 2, 2], 2, context_dim=32 + _SDXL_POOLED, linear=True),
             "num_classes": "sequential",
             "adm_in_channels": _SDXL_POOLED + 6 * 256,
         },
         unet_overrides={"num_heads": -1, "num_head_channels": 16},
-        model_type=comfy.model_base.ModelType.EPS,
-        clip_target=(comfy.sdxl_clip.SDXLTokenizer, comfy.sdxl_clip.SDXLClipModel),
+        **HOST_CLASSES["sdxl"]._asdict(),
         text_configs={
             "clip_l_model_config": _text_config(32, 2, "quick_gelu"),
             "clip_g_model_config": _text_config(_SDXL_POOLED, 4, "gelu"),
@@ -293,98 +277,52 @@ def _spec(family: str) -> FamilySpec:
     return SPECS[family]
 
 
-def build_tiny_unet(family: str, seed: int = 0) -> comfy.model_patcher.ModelPatcher:
+def build_tiny_unet(family: str, seed: int = 0):
     """The family's UNet as a host ``BaseModel`` (``SDXL`` for sdxl) in a ModelPatcher."""
     return build_unet(_spec(family), seed)
 
 
-def build_unet(spec: FamilySpec, seed: int = 0) -> comfy.model_patcher.ModelPatcher:
-    """The UNet of any ``FamilySpec`` (also real-sized ones, for the cost benchmark), seeded."""
-    family = spec.name
-    model_config = spec.config_class(copy.deepcopy(spec.unet_config))
-    model_config.unet_config.update(spec.unet_overrides)
-    model_config.set_inference_dtype(torch.float32, None)
-    model_class = comfy.model_base.SDXL if spec.config_class is comfy.supported_models.SDXL else comfy.model_base.BaseModel
-    # The model type is given directly: SD20 would guess it from real-sized checkpoint keys.
-    model = model_class(model_config, model_type=spec.model_type, device=torch.device("cpu"))
-    init_weights(model.diffusion_model, _generator(family, "unet", seed))
+def build_unet(spec: FamilySpec, seed: int = 0):
+    """The UNet of any ``FamilySpec`` (also real-sized ones, for the cost benchmark), seeded, in a
+    host ModelPatcher."""
+    host_config = (spec.config_class, spec.unet_config, spec.unet_overrides, spec.model_type)
+    model = loaders.empty_unet(*host_config)
+    init_weights(model.diffusion_model, _generator(spec.name, "unet", seed))
     _smooth_in_time(model.diffusion_model.time_embed[0].weight)
     _calm_output(model.diffusion_model.out[-1])
     # The weights are drawn in float32 (the same numbers whatever the device), then loaded as the
     # host loads a float32 checkpoint: in the UNet dtype it picks for this device and its flags.
-    state = model.diffusion_model.state_dict()
-    model_config = spec.config_class(copy.deepcopy(spec.unet_config))
-    model_config.unet_config.update(spec.unet_overrides)
-    if host_unet_dtype(model_config, state) != (torch.float32, None):
-        model = model_class(model_config, model_type=spec.model_type, device=torch.device("cpu"))
-        model.diffusion_model.load_state_dict(state, strict=True)
-    return frozen_patcher(model)
+    return loaders.load_unet(*host_config, model.diffusion_model.state_dict(), built=model)
 
 
-def host_unet_dtype(model_config, state_dict: dict) -> tuple[torch.dtype, torch.dtype | None]:
-    """Set ``model_config``'s UNet dtype (weights, manual cast) as the host sets it for a checkpoint
-    it loads (``comfy.sd.load_state_dict_guess_config`` / ``load_diffusion_model_state_dict``), from
-    the weights in ``state_dict``: ``comfy.model_management.unet_dtype`` with the config's
-    ``supported_inference_dtypes``, then ``unet_manual_cast`` for the load device. On a CUDA GPU
-    that is fp16 without a manual cast, like a user's SD1.5 checkpoint; on the CPU float32, or with
-    ``--force-fp16`` / ``--fp16-unet`` / ``--bf16-unet`` half weights computed in float32 (the CPU
-    does not compute in fp16 or bf16 for the host), exactly as a checkpoint loads there.
-    Returns ``(dtype, manual_cast_dtype)``."""
-    supported = list(model_config.supported_inference_dtypes)
-    dtype = comfy.model_management.unet_dtype(model_params=comfy.utils.calculate_parameters(state_dict),
-                                              supported_dtypes=supported,
-                                              weight_dtype=comfy.utils.weight_dtype(state_dict))
-    manual_cast = comfy.model_management.unet_manual_cast(dtype, comfy.model_management.get_torch_device(),
-                                                          model_config.supported_inference_dtypes)
-    model_config.set_inference_dtype(dtype, manual_cast)
-    return dtype, manual_cast
-
-
-def frozen_patcher(model) -> comfy.model_patcher.ModelPatcher:
-    """A host ``BaseModel`` in eval mode without gradients, in a ``ModelPatcher`` on the host's
-    devices: how the pack's built-in models reach the graph."""
-    model.eval()
-    model.requires_grad_(False)
-    return comfy.model_patcher.ModelPatcher(
-        model,
-        load_device=comfy.model_management.get_torch_device(),
-        offload_device=comfy.model_management.unet_offload_device(),
-    )
-
-
-def build_tiny_clip(family: str, seed: int = 0) -> comfy.sd.CLIP:
+def build_tiny_clip(family: str, seed: int = 0):
     """The family's text encoder(s) as a host ``comfy.sd.CLIP``, in float32."""
     return build_clip(_spec(family), seed)
 
 
-def build_clip(spec: FamilySpec, seed: int = 0) -> comfy.sd.CLIP:
-    """The text encoder(s) of any ``FamilySpec``, seeded, in float32."""
-    family = spec.name
-    target = comfy.supported_models_base.ClipTarget(*spec.clip_target)
-    options = {**{k: dict(v) for k, v in spec.text_configs.items()},
-               "dtype": torch.float32, "initial_device": torch.device("cpu")}
-    clip = comfy.sd.CLIP(target, model_options=options)
+def build_clip(spec: FamilySpec, seed: int = 0):
+    """The text encoder(s) of any ``FamilySpec`` as a host ``comfy.sd.CLIP``, seeded, in float32."""
+    clip = loaders.text_encoder(spec.clip_target, spec.text_configs)
     skip = tuple(n for n, _ in clip.cond_stage_model.named_parameters() if n.endswith("logit_scale"))
-    init_weights(clip.cond_stage_model, _generator(family, "clip", seed), skip=skip)
+    init_weights(clip.cond_stage_model, _generator(spec.name, "clip", seed), skip=skip)
     return clip
 
 
-def build_tiny_vae(family: str, seed: int = 0) -> comfy.sd.VAE:
+def build_tiny_vae(family: str, seed: int = 0):
     """A small KL autoencoder (8x downscale, 4 channels) as a host ``comfy.sd.VAE``."""
     _spec(family)
-    ae = AutoencoderKL(ddconfig=dict(VAE_DDCONFIG), embed_dim=VAE_EMBED_DIM)
+    ae = loaders.kl_autoencoder(VAE_DDCONFIG, VAE_EMBED_DIM)
     init_weights(ae, _generator(family, "vae", seed))
     with torch.no_grad():
         # Latent mean of about real SD spread; post_quant_conv undoes the scale.
         ae.quant_conv.weight.mul_(_LATENT_STD)
         ae.post_quant_conv.weight.div_(_LATENT_STD)
-    sd = {k: v.detach().clone() for k, v in ae.state_dict().items()}
-    config = {"params": {"ddconfig": dict(VAE_DDCONFIG), "embed_dim": VAE_EMBED_DIM}}
-    return comfy.sd.VAE(sd=sd, config=config, dtype=torch.float32)
+    return loaders.kl_vae({k: v.detach().clone() for k, v in ae.state_dict().items()}, VAE_DDCONFIG, VAE_EMBED_DIM)
 
 
-def build_tiny_models(family: str, seed: int = 0) -> tuple[comfy.model_patcher.ModelPatcher, comfy.sd.CLIP, comfy.sd.VAE]:
-    """(MODEL, CLIP, VAE) of ``family`` ("sd1", "sd2-v", "sdxl") with weights drawn from ``seed``.
+def build_tiny_models(family: str, seed: int = 0) -> tuple:
+    """(MODEL, CLIP, VAE) of ``family`` ("sd1", "sd2-v", "sdxl") with weights drawn from ``seed``: a
+    host ModelPatcher, ``comfy.sd.CLIP`` and ``comfy.sd.VAE``.
 
     Fresh objects on every call; the same seed gives bit-identical weights.
     """

@@ -8,21 +8,16 @@ every stock node. Two worlds ship (weights committed under ``models/``):
 """
 from __future__ import annotations
 
-import copy
 import json
 from pathlib import Path
 
-import comfy.model_base
-import comfy.model_management
-import comfy.model_patcher
-import comfy.sd
-import comfy.supported_models
 import torch
 
-from ..scenes_autoencoder import SceneAutoencoder
-from ..toy_autoencoder import ToyAutoencoder
-from ..toy_worlds import DEFAULT_WORLD, WORLD_1, WORLD_2, WORLDS  # noqa: F401 (the node's and callers' names)
+from ..hostkit import loaders
 from . import tiny_models
+from .scenes_autoencoder import SceneAutoencoder
+from .toy_autoencoder import ToyAutoencoder
+from .worlds import DEFAULT_WORLD, WORLD_1, WORLD_2, WORLDS  # noqa: F401 (the node's and callers' names)
 
 
 MODELS = Path(__file__).resolve().parents[2] / "models"
@@ -47,20 +42,16 @@ def load_config(world: str = DEFAULT_WORLD) -> dict:
     return json.loads((world_dir(world) / "config.json").read_text())
 
 
-def load_unet(config: dict, world: str = DEFAULT_WORLD) -> comfy.model_patcher.ModelPatcher:
-    model_config = comfy.supported_models.SD15(copy.deepcopy(config["unet_config"]))
-    model_config.unet_config.update(config["unet_overrides"])
-    state = _load("toy_unet.safetensors", world)   # stored float16
-    # The UNet dtype the host picks for a checkpoint with these weights (fp16 on a CUDA GPU; float32 on
-    # the CPU unless the host is told otherwise); load_state_dict casts the stored weights to it.
-    tiny_models.host_unet_dtype(model_config, state)
-    model = comfy.model_base.BaseModel(model_config, model_type=comfy.model_base.ModelType.EPS,
-                                       device=torch.device("cpu"))
-    model.diffusion_model.load_state_dict(state, strict=True)
-    return tiny_models.frozen_patcher(model)
+def load_unet(config: dict, world: str = DEFAULT_WORLD):
+    """The world's UNet (an SD1-style eps model) as a host ModelPatcher. The weights are stored in
+    float16; they load in the UNet dtype the host picks for a checkpoint with these weights (fp16 on a
+    CUDA GPU; float32 on the CPU unless the host is told otherwise)."""
+    sd1 = loaders.HOST_CLASSES["sd1"]
+    return loaders.load_unet(sd1.config_class, config["unet_config"], config["unet_overrides"], sd1.model_type,
+                             _load("toy_unet.safetensors", world))
 
 
-def load_clip(config: dict, world: str = DEFAULT_WORLD) -> comfy.sd.CLIP:
+def load_clip(config: dict, world: str = DEFAULT_WORLD):
     clip = tiny_models.build_tiny_clip(config["clip"]["family"], seed=config["clip"]["seed"])
     stored = _load("toy_clip.safetensors", world)
     ids, rows = stored.pop("token_ids"), stored.pop("token_rows")
@@ -74,7 +65,7 @@ def load_clip(config: dict, world: str = DEFAULT_WORLD) -> comfy.sd.CLIP:
     return clip
 
 
-def load_vae(config: dict, world: str = DEFAULT_WORLD) -> comfy.sd.VAE:
+def load_vae(config: dict, world: str = DEFAULT_WORLD):
     if config["vae"]["class"].endswith("SceneAutoencoder"):
         ae = SceneAutoencoder(**config["vae"].get("kwargs", {}))
     else:
@@ -82,17 +73,8 @@ def load_vae(config: dict, world: str = DEFAULT_WORLD) -> comfy.sd.VAE:
     ae.load_state_dict(_load("toy_vae.safetensors", world), strict=True)
     ae.eval()
     ae.requires_grad_(False)
-    # A host VAE whose first stage is the toy autoencoder: the host's own encode/decode paths
-    # (process_input, batching, process_output) then run unchanged.
-    vae = comfy.sd.VAE(sd={"pixel_space_vae": torch.tensor(1.0)}, dtype=torch.float32)
-    vae.first_stage_model = ae
-    vae.downscale_ratio = vae.upscale_ratio = config["vae"]["downscale"]
-    vae.latent_channels = ae.enc[-1].out_channels
-    vae.memory_used_encode = lambda shape, dtype: 400 * shape[2] * shape[3] * comfy.model_management.dtype_size(dtype)
-    vae.memory_used_decode = lambda shape, dtype: 400 * 64 * shape[2] * shape[3] * comfy.model_management.dtype_size(dtype)
-    vae.patcher = comfy.model_patcher.ModelPatcher(ae, load_device=vae.device,
-                                                   offload_device=comfy.model_management.vae_offload_device())
-    return vae
+    return loaders.module_vae(ae, downscale=config["vae"]["downscale"], latent_channels=ae.enc[-1].out_channels,
+                              encode_bytes=400, decode_bytes=400 * 64)
 
 
 def load_toy_model(world: str = DEFAULT_WORLD):

@@ -1,0 +1,115 @@
+"""Attention policies: what an attention layer computes, as one method from the call's queries,
+keys and values and where the call is, to its output. A policy decides; the host kit's driver
+(``hostkit/attention_driver.py``) installs it on the layers it asks for, says where each call is
+(``Where``) and gives it its per-run state, the object its ``make_state()`` builds once per
+sampling run. The editors of the pack are policies: Prompt-to-Prompt's controllers
+(``attention/controllers.py``, each overriding one method as the authors' ``AttentionReplace``,
+``AttentionRefine`` and ``AttentionReweight`` do), MasaCtrl's mutual self-attention
+(``attention/mutual.py``) and Plug-and-Play's self-attention injection (``attention/plug_and_play.py``).
+
+A source/target pair runs in one batch: every chunk of the call (``cond_or_uncond``: 0
+conditional, 1 unconditional) holds the pair's rows, row 0 the source, row 1 the target. The
+target takes rows of the source with one gather per tensor through an index made once per
+layout and device (``source_index``), so that per attention call a policy adds no transfer and
+no tensor built on the CPU.
+"""
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Callable, Generic, TypeVar
+
+import torch
+
+S = TypeVar("S")
+
+
+class PolicyInputError(ValueError):
+    """An input the policy cannot work with; the driver reports it under the node's name."""
+
+
+@dataclass(frozen=True)
+class Where:
+    """Where an attention call is: its layer, the sampling step, the batch's layout and heads,
+    and the host's own attention (``attend``) and maps (``maps``, float32) for the layer. The
+    step is read when asked for (``clock``): reading it makes the CPU wait for the device once
+    per UNet call, which a policy that never branches on it does not pay."""
+
+    cross: bool                       # cross-attention (attn2), else self-attention (attn1)
+    block: tuple[str, int]            # the UNet block, as the host names it: ("input", 4), ("middle", 0), ...
+    depth: int                        # the transformer block's index inside the UNet block
+    chunks: tuple[int, ...]           # the batch's chunks: 0 conditional, 1 unconditional
+    rows: int                         # rows per chunk (2: the source/target pair)
+    heads: int
+    latent_hw: tuple[int, int]        # the latent's height and width
+    attend: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor] = field(repr=False, compare=False)
+    maps: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = field(repr=False, compare=False)
+    clock: Callable[[], tuple[int, int]] = field(repr=False, compare=False)   # (step, steps) of the run
+
+    @cached_property
+    def _step_and_steps(self) -> tuple[int, int]:
+        return self.clock()
+
+    @property
+    def step(self) -> int:
+        """The sampling step (0-based)."""
+        return self._step_and_steps[0]
+
+    @property
+    def steps(self) -> int:
+        """The run's number of steps."""
+        return self._step_and_steps[1]
+
+    @property
+    def layer(self) -> tuple[str, int, int]:
+        """The (block, number, depth) of the attention layer."""
+        return self.block[0], self.block[1], self.depth
+
+
+class AttentionPolicy(ABC, Generic[S]):
+    """What an attention layer computes. ``attention`` is called once per attention call of the
+    layers the policy is installed on; ``state`` is the run's object from ``make_state`` (None
+    where ``keeps_state`` is False). ``pair`` policies run on the (source, target) pair rows."""
+
+    pair: bool = True
+
+    @property
+    def keeps_state(self) -> bool:
+        """Whether the policy keeps a per-run state (``make_state``)."""
+        return False
+
+    def make_state(self) -> S | None:
+        """A fresh per-run state, asked for once per sampling run where ``keeps_state``."""
+        return None
+
+    @abstractmethod
+    def attention(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, where: Where, state: S | None) -> torch.Tensor:
+        """The call's output ``[batch, tokens, heads * dim]``."""
+
+
+def source_index(chunks: tuple[int, ...], rows: int, device: torch.device, kinds: tuple = (0,),
+                 extra: tuple[int, ...] = ()) -> torch.Tensor:
+    """The row index that gives every target row of the chunks of ``kinds`` its source row (the
+    other rows themselves), followed by the rows ``extra``: a constant of the call's layout, made
+    on ``device`` once (a memo: the layout and device decide it), so a policy takes rows with one
+    ``index_select`` and no transfer per call."""
+    key = (tuple(chunks), rows, device, kinds, extra)
+    index = _INDEX.get(key)
+    if index is None:
+        rows_of = [r for c, kind in enumerate(chunks) for r in
+                   ((c * rows, c * rows) if kind in kinds else (c * rows, c * rows + 1))[:rows]]
+        index = _INDEX[key] = torch.tensor(rows_of + list(extra), dtype=torch.long, device=device)
+    return index
+
+
+_INDEX: dict = {}
+
+
+def rows_from_source(where: Where, *tensors: torch.Tensor, kinds: tuple = (0,)) -> tuple:
+    """Copies of an attention call's ``tensors`` whose target rows are their source rows, in the
+    chunks of ``kinds`` (conditional only for Prompt-to-Prompt, which edits only these; both for
+    MasaCtrl): how a policy hands the target the source's maps (queries and keys) or its
+    content (keys and values) in the one attention call of every row. One gather per tensor."""
+    index = source_index(where.chunks, where.rows, tensors[0].device, kinds)
+    return tuple(t.index_select(0, index) for t in tensors)

@@ -1,0 +1,126 @@
+"""The model family as one value (issue 25): what the pack needs to know about a host MODEL, read
+once from it, so that checks, layouts and the inversion steps ask this value instead of each
+inspecting the host's classes again.
+
+- ``parameterisation``: the space the host samples the model in, from its ``model_sampling``
+  (``comfy/model_sampling.py``): ``"eps"`` (``EPS`` and its x0 variant: ``x = x0 + sigma * noise``,
+  the model seeing ``x / sqrt(1 + sigma^2)``), ``"v"`` (``V_PREDICTION``, ``EDM``: the same space, a
+  v prediction), ``"flow"`` (``CONST``: rectified flow, ``x = (1 - sigma) * x0 + sigma * noise``) or
+  ``"other"``. ``parameterisation_of`` gives the pure layer's description of it
+  (``inversion/parameterisation.py``).
+- ``layout``: the denoiser's architecture: ``"unet"`` (``openaimodel.UNetModel``: SD1.x, SD2.x,
+  SDXL), ``"dit-double-single"`` (Flux's double- then single-stream blocks), ``"dit-joint"`` (SD3's
+  MMDiT joint blocks) or ``"other"``.
+- ``context_dim``: the width of the cross-attention (text) context the denoiser takes.
+- for a UNet, the blocks holding a ``SpatialTransformer`` and their downsampling factors (what
+  ``hostkit/layout.py`` hands on).
+"""
+from __future__ import annotations
+
+import weakref
+from dataclasses import dataclass
+
+import comfy.model_sampling
+from comfy.ldm.flux.model import Flux
+from comfy.ldm.modules.attention import SpatialTransformer
+from comfy.ldm.modules.diffusionmodules.mmdit import MMDiT
+from comfy.ldm.modules.diffusionmodules.openaimodel import Downsample, UNetModel, Upsample
+from comfy.model_patcher import ModelPatcher
+
+from ..inversion.parameterisation import PARAMETERISATIONS, Parameterisation
+
+BlockKey = tuple[str, int]   # ("input" | "middle" | "output", number), as transformer_options["block"] names it
+
+EDITABLE = {"layout": ("unet",), "parameterisation": ("eps", "v")}   # what the pack edits today
+
+
+@dataclass(frozen=True)
+class ModelFamily:
+    """What the pack knows of one host model (see the module docstring). Read with ``model_family``."""
+
+    parameterisation: str                 # "eps" | "v" | "flow" | "other"
+    layout: str                           # "unet" | "dit-double-single" | "dit-joint" | "other"
+    context_dim: int | None               # the cross-attention context's width
+    config_name: str                      # the host's config class (SD15, SDXL, Flux, ...), for messages
+    denoiser_name: str                    # the denoiser's class (UNetModel, Flux, ...), for messages
+    sampling_name: str                    # the model_sampling's class, for messages
+    transformer_blocks: tuple[BlockKey, ...] = ()          # UNet blocks holding a SpatialTransformer
+    attention_levels: tuple[tuple[BlockKey, int], ...] = ()   # input/output ones, with their downsampling factor
+
+    @property
+    def editable(self) -> bool:
+        """Whether the pack's nodes can edit with this model (SD UNets with eps or v prediction today)."""
+        return self.layout in EDITABLE["layout"] and self.parameterisation in EDITABLE["parameterisation"]
+
+
+def _parameterisation(model_sampling) -> str:
+    if isinstance(model_sampling, comfy.model_sampling.V_PREDICTION):
+        return "v"
+    if isinstance(model_sampling, comfy.model_sampling.EPS):
+        return "eps"
+    if isinstance(model_sampling, comfy.model_sampling.CONST):
+        return "flow"
+    return "other"
+
+
+def _has(block, kind: type) -> bool:
+    return any(isinstance(m, kind) for m in block)
+
+
+def _unet_layout(unet: UNetModel) -> tuple[tuple[BlockKey, ...], tuple[tuple[BlockKey, int], ...]]:
+    """(the blocks holding a SpatialTransformer, the input/output ones with their downsampling factor)."""
+    blocks = [("input", i) for i, b in enumerate(unet.input_blocks) if _has(b, SpatialTransformer)]
+    blocks += [("output", i) for i, b in enumerate(unet.output_blocks) if _has(b, SpatialTransformer)]
+    if _has(unet.middle_block, SpatialTransformer):
+        blocks.append(("middle", 0))
+    levels, factor = [], 1
+    for i, block in enumerate(unet.input_blocks):
+        if _has(block, Downsample):
+            factor *= 2
+        if _has(block, SpatialTransformer):
+            levels.append((("input", i), factor))
+    for i, block in enumerate(unet.output_blocks):
+        if _has(block, SpatialTransformer):
+            levels.append((("output", i), factor))
+        if _has(block, Upsample):
+            factor //= 2
+    return tuple(blocks), tuple(levels)
+
+
+def _read(model: ModelPatcher, model_sampling) -> ModelFamily:
+    base = model.model
+    denoiser = getattr(base, "diffusion_model", None)
+    config = getattr(base, "model_config", None)
+    names = {"config_name": type(config).__name__, "denoiser_name": type(denoiser).__name__,
+             "sampling_name": type(model_sampling).__name__, "parameterisation": _parameterisation(model_sampling)}
+    if isinstance(denoiser, UNetModel):
+        blocks, levels = _unet_layout(denoiser)
+        return ModelFamily(layout="unet", context_dim=getattr(config, "unet_config", {}).get("context_dim"),
+                           transformer_blocks=blocks, attention_levels=levels, **names)
+    if isinstance(denoiser, Flux):
+        return ModelFamily(layout="dit-double-single", context_dim=denoiser.txt_in.in_features, **names)
+    if isinstance(denoiser, MMDiT):
+        return ModelFamily(layout="dit-joint", context_dim=getattr(denoiser.context_embedder, "in_features", None), **names)
+    return ModelFamily(layout="other", context_dim=None, **names)
+
+
+# One family per base model and sampling object, read the first time it is asked for: a model's
+# clones share its base model, and a node that patches another model_sampling in (ModelSamplingDiscrete,
+# ModelSamplingSD3, ...) gives its clone another sampling object.
+_FAMILIES: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+
+
+def model_family(model: ModelPatcher) -> ModelFamily:
+    """The family of ``model`` (a ModelPatcher), read once per base model and sampling object."""
+    model_sampling = model.get_model_object("model_sampling")
+    per_base = _FAMILIES.setdefault(model.model, weakref.WeakKeyDictionary())
+    if model_sampling not in per_base:
+        per_base[model_sampling] = _read(model, model_sampling)
+    return per_base[model_sampling]
+
+
+def parameterisation_of(family: ModelFamily) -> Parameterisation:
+    """The pure layer's description of the family's sampling space (``inversion/parameterisation.py``)."""
+    if family.parameterisation not in PARAMETERISATIONS:
+        raise ValueError(f"no step is known for {family.sampling_name} sampling ({family.parameterisation})")
+    return PARAMETERISATIONS[family.parameterisation]

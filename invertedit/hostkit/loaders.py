@@ -1,0 +1,158 @@
+"""Building host models from a config and a state dict, as the host's checkpoint loaders do: the one
+place the pack's built-in models (``invertedit/demo/``: the tiny random-weight models and the Toy
+World models) reach the host's classes.
+
+- ``HOST_CLASSES``: the host's config class, model type and (tokenizer, text encoder) of each Stable
+  Diffusion family the built-in models copy, by family name.
+- ``empty_unet`` / ``load_unet``: a host ``BaseModel`` (``SDXL`` for SDXL configs) from a UNet config,
+  empty (float32, on the CPU, to be initialised) or loaded from a state dict in the UNet dtype the host
+  picks for a checkpoint (``host_unet_dtype``), in a frozen ``ModelPatcher`` (``frozen_patcher``).
+- ``text_encoder``: a host ``comfy.sd.CLIP`` from a (tokenizer, text encoder) pair and config overrides.
+- ``kl_autoencoder`` / ``kl_vae``: the host's ``AutoencoderKL`` module, and a host ``comfy.sd.VAE`` from
+  its state dict.
+- ``module_vae``: a host ``comfy.sd.VAE`` whose first stage is any autoencoder module.
+"""
+from __future__ import annotations
+
+import copy
+from enum import Enum
+from typing import NamedTuple
+
+import torch
+
+import comfy.model_base
+import comfy.model_management
+import comfy.model_patcher
+import comfy.sd
+import comfy.sd1_clip
+import comfy.sdxl_clip
+import comfy.supported_models
+import comfy.supported_models_base
+import comfy.text_encoders.sd2_clip
+import comfy.utils
+from comfy.ldm.models.autoencoder import AutoencoderKL
+
+
+class HostClasses(NamedTuple):
+    """The host's classes for one family: how its checkpoint loader would build it."""
+
+    config_class: type       # a comfy.supported_models config class
+    model_type: Enum         # comfy.model_base.ModelType
+    clip_target: tuple       # (tokenizer class, text-encoder class)
+
+
+HOST_CLASSES: dict[str, HostClasses] = {
+    "sd1": HostClasses(comfy.supported_models.SD15, comfy.model_base.ModelType.EPS,
+                       (comfy.sd1_clip.SD1Tokenizer, comfy.sd1_clip.SD1ClipModel)),
+    "sd2-v": HostClasses(comfy.supported_models.SD20, comfy.model_base.ModelType.V_PREDICTION,
+                         (comfy.text_encoders.sd2_clip.SD2Tokenizer, comfy.text_encoders.sd2_clip.SD2ClipModel)),
+    "sdxl": HostClasses(comfy.supported_models.SDXL, comfy.model_base.ModelType.EPS,
+                        (comfy.sdxl_clip.SDXLTokenizer, comfy.sdxl_clip.SDXLClipModel)),
+}
+
+
+def model_config(config_class: type, unet_config: dict, unet_overrides: dict):
+    """The host config object of ``config_class`` for ``unet_config``, with ``unet_overrides`` applied
+    after the class adds its ``unet_extra_config`` (``unet_config`` itself is not changed)."""
+    config = config_class(copy.deepcopy(unet_config))
+    config.unet_config.update(unet_overrides)
+    return config
+
+
+def _base_model(config, model_type: Enum) -> comfy.model_base.BaseModel:
+    """The host model of ``config`` on the CPU (``SDXL`` for SDXL configs, else ``BaseModel``). The
+    model type is given directly: SD20 would guess it from real-sized checkpoint keys."""
+    model_class = comfy.model_base.SDXL if isinstance(config, comfy.supported_models.SDXL) else comfy.model_base.BaseModel
+    return model_class(config, model_type=model_type, device=torch.device("cpu"))
+
+
+def empty_unet(config_class: type, unet_config: dict, unet_overrides: dict, model_type: Enum) -> comfy.model_base.BaseModel:
+    """The host model of a UNet config in float32 on the CPU, its weights as the host creates them
+    (``torch.empty``): for the caller to initialise."""
+    config = model_config(config_class, unet_config, unet_overrides)
+    config.set_inference_dtype(torch.float32, None)
+    return _base_model(config, model_type)
+
+
+def host_unet_dtype(config, state_dict: dict) -> tuple[torch.dtype, torch.dtype | None]:
+    """Set ``config``'s UNet dtype (weights, manual cast) as the host sets it for a checkpoint
+    it loads (``comfy.sd.load_state_dict_guess_config`` / ``load_diffusion_model_state_dict``), from
+    the weights in ``state_dict``: ``comfy.model_management.unet_dtype`` with the config's
+    ``supported_inference_dtypes``, then ``unet_manual_cast`` for the load device. On a CUDA GPU
+    that is fp16 without a manual cast, like a user's SD1.5 checkpoint; on the CPU float32, or with
+    ``--force-fp16`` / ``--fp16-unet`` / ``--bf16-unet`` half weights computed in float32 (the CPU
+    does not compute in fp16 or bf16 for the host), exactly as a checkpoint loads there.
+    Returns ``(dtype, manual_cast_dtype)``."""
+    supported = list(config.supported_inference_dtypes)
+    dtype = comfy.model_management.unet_dtype(model_params=comfy.utils.calculate_parameters(state_dict),
+                                              supported_dtypes=supported,
+                                              weight_dtype=comfy.utils.weight_dtype(state_dict))
+    manual_cast = comfy.model_management.unet_manual_cast(dtype, comfy.model_management.get_torch_device(),
+                                                          config.supported_inference_dtypes)
+    config.set_inference_dtype(dtype, manual_cast)
+    return dtype, manual_cast
+
+
+def load_unet(config_class: type, unet_config: dict, unet_overrides: dict, model_type: Enum, state: dict,
+              built: comfy.model_base.BaseModel | None = None) -> comfy.model_patcher.ModelPatcher:
+    """A UNet loaded from ``state`` (its ``diffusion_model`` weights) as the host loads a checkpoint: in
+    the dtype it picks for this device and its flags (``host_unet_dtype``; ``load_state_dict`` casts the
+    weights to it), in a frozen ``ModelPatcher``. ``built``, a float32 model from ``empty_unet`` that
+    already holds ``state``, is used as it is where the host would load float32 anyway."""
+    config = model_config(config_class, unet_config, unet_overrides)
+    if built is not None and host_unet_dtype(config, state) == (torch.float32, None):
+        return frozen_patcher(built)
+    if built is None:
+        host_unet_dtype(config, state)
+    model = _base_model(config, model_type)
+    model.diffusion_model.load_state_dict(state, strict=True)
+    return frozen_patcher(model)
+
+
+def frozen_patcher(model: comfy.model_base.BaseModel) -> comfy.model_patcher.ModelPatcher:
+    """A host ``BaseModel`` in eval mode without gradients, in a ``ModelPatcher`` on the host's
+    devices: how the pack's built-in models reach the graph."""
+    model.eval()
+    model.requires_grad_(False)
+    return comfy.model_patcher.ModelPatcher(
+        model,
+        load_device=comfy.model_management.get_torch_device(),
+        offload_device=comfy.model_management.unet_offload_device(),
+    )
+
+
+def text_encoder(clip_target: tuple, text_configs: dict) -> comfy.sd.CLIP:
+    """A host ``comfy.sd.CLIP`` of ``clip_target`` (tokenizer class, text-encoder class) with the
+    ``clip_*_model_config`` overrides in ``text_configs``, in float32 on the CPU (the host would pick
+    fp16 for the text encoder); its weights as the host creates them, for the caller to fill."""
+    options = {**{k: dict(v) for k, v in text_configs.items()},
+               "dtype": torch.float32, "initial_device": torch.device("cpu")}
+    return comfy.sd.CLIP(comfy.supported_models_base.ClipTarget(*clip_target), model_options=options)
+
+
+def kl_autoencoder(ddconfig: dict, embed_dim: int) -> torch.nn.Module:
+    """The host's KL autoencoder module (``AutoencoderKL``) of ``ddconfig``, uninitialised."""
+    return AutoencoderKL(ddconfig=dict(ddconfig), embed_dim=embed_dim)
+
+
+def kl_vae(state: dict, ddconfig: dict, embed_dim: int) -> comfy.sd.VAE:
+    """A host ``comfy.sd.VAE`` holding the ``AutoencoderKL`` of ``ddconfig`` with weights ``state``, in float32."""
+    config = {"params": {"ddconfig": dict(ddconfig), "embed_dim": embed_dim}}
+    return comfy.sd.VAE(sd=state, config=config, dtype=torch.float32)
+
+
+def module_vae(module: torch.nn.Module, downscale: int, latent_channels: int,
+               encode_bytes: int, decode_bytes: int) -> comfy.sd.VAE:
+    """A host ``comfy.sd.VAE`` whose first stage is ``module`` (``encode`` / ``decode`` of images in -1..1):
+    the host's own encode/decode paths (process_input, batching, process_output) then run unchanged.
+    ``encode_bytes`` / ``decode_bytes``: the working memory of each, per latent pixel and byte of dtype."""
+    vae = comfy.sd.VAE(sd={"pixel_space_vae": torch.tensor(1.0)}, dtype=torch.float32)
+    vae.first_stage_model = module
+    vae.downscale_ratio = vae.upscale_ratio = downscale
+    vae.latent_channels = latent_channels
+    size = comfy.model_management.dtype_size
+    vae.memory_used_encode = lambda shape, dtype: encode_bytes * shape[2] * shape[3] * size(dtype)
+    vae.memory_used_decode = lambda shape, dtype: decode_bytes * shape[2] * shape[3] * size(dtype)
+    vae.patcher = comfy.model_patcher.ModelPatcher(module, load_device=vae.device,
+                                                   offload_device=comfy.model_management.vae_offload_device())
+    return vae

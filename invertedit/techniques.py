@@ -1,0 +1,159 @@
+"""The technique table: one row per technique of the pack, read by the code and the docs.
+
+Each row names the technique's nodes (their ``node_id``), its pure module, the paper and the
+defaults the nodes take from it, its cost in UNet rows (N = sampling steps), the example
+workflows that show it (``workshop/make_workflows.WORKFLOWS``) and its row in a benchmark.
+``python -m workshop.make_docs`` renders the README's technique table and docs/techniques.md's
+summary from it; ``tests/host/test_techniques.py`` checks it against the registered nodes, the
+workflow builders, the files and the benchmarks, so that a new technique is: its pure module, its
+row here, its node, its workflow builder entry and its tests.
+
+Plain data (no torch, no host), so that the docs and the workflow writer read it without booting.
+"""
+from __future__ import annotations
+
+from typing import NamedTuple
+
+
+class Technique(NamedTuple):
+    name: str
+    kind: str                          # the node menu's group: inversion, attention, guidance, imagic, testing
+    nodes: tuple[str, ...]             # node_id of each node, as registered
+    module: str | None                 # the pure module, under invertedit/ (None: host glue only)
+    paper: str                         # "" for the pack's own tools
+    defaults: str                      # the paper's defaults, as the nodes take them
+    cost: str                          # UNet rows, N = sampling steps
+    workflows: tuple[str, ...]         # example workflows (make_workflows.WORKFLOWS keys)
+    benchmark: tuple[str, str] | None  # (module under workshop/benchmarks/, the row's name as it starts)
+    summary: str                       # what it does, in a sentence
+
+
+KINDS = ("inversion", "attention", "guidance", "imagic", "testing")
+
+TECHNIQUES: tuple[Technique, ...] = (
+    Technique(
+        "DDIM inversion", "inversion", ("InvertEditDDIMInvert", "InvertEditApplyInversion"), "inversion/ddim.py",
+        "Song et al. 2021; Dhariwal & Nichol 2021", "50 steps, cfg 1", "N",
+        ("ddim_invert_edit", "ddim_invert_custom_sampler", "SD1.5 - DDIM inversion and edit",
+         "SDXL - DDIM inversion and edit"),
+        ("toyworld", "DDIM inversion: reconstruction"),
+        "Runs deterministic DDIM backwards from the image's latent to noise through the host's sampling path; "
+        "Apply Inversion checks every sampling run against it."),
+    Technique(
+        "Negative-Prompt Inversion", "inversion", ("InvertEditNegativePromptInversion",), "inversion/methods.py",
+        "Miyake et al. 2023", "source prompt as negative", "N, no extra",
+        ("inversion_under_guidance",), ("toyworld", "Negative-prompt inversion + naive regeneration"),
+        "Uses the source prompt as the negative, so the reconstruction survives guidance at no extra cost."),
+    Technique(
+        "Direct Inversion", "inversion", ("InvertEditDirectInversion",), "inversion/methods.py",
+        "Ju et al. 2024 (PnP Inversion)", "on the DDIM trajectory",
+        "N, no extra; with Prompt-to-Prompt the unused source rows are left out",
+        ("invert_and_edit", "p2p_replace_edit", "SD1.5 - Prompt-to-Prompt edit", "SDXL - Prompt-to-Prompt edit"),
+        ("toyworld", "Direct inversion + Prompt-to-Prompt replace (paper defaults"),
+        "Puts the source rows back on the inversion's trajectory at every step: exact reconstruction at any cfg."),
+    Technique(
+        "Null-text inversion", "inversion", ("InvertEditNullTextOptimize",), "inversion/null_text.py",
+        "Mokady et al. 2023", "10 inner Adam steps, lr 0.01, early stop 1e-5 + i·2e-5",
+        "N + up to 10N forward and backward", ("null_text_inversion_edit", "SD1.5 - Null-text inversion and edit"),
+        ("toyworld", "Null-text inversion + naive regeneration"),
+        "Optimises one null-text embedding per step so that guided sampling follows the inversion."),
+    Technique(
+        "EDICT", "inversion", ("InvertEditEDICTInvert", "InvertEditEDICTSampler"), "inversion/edict.py", "Wallace et al. 2023", "mixing 0.93",
+        "2N to invert, 2N to sample (two coupled sequences)", ("edict_exact_inversion",),
+        ("toyworld", "EDICT (cfg"),
+        "Exact inversion with two coupled latent sequences, sampled back by its own SAMPLER."),
+    Technique(
+        "Edit-friendly DDPM", "inversion", ("InvertEditDDPMInvert", "InvertEditDDPMSampler"), "inversion/ddpm.py",
+        "Huberman-Spiegelglas et al. 2024", "100 steps, skip 36, cfg 3.5", "2N (N at cfg 1)",
+        ("ddpm_edit_friendly", "SD1.5 - LEDITS++ edit"), ("toyworld", "Edit-friendly DDPM (cfg 3.5) + target prompt"),
+        "Solves for each DDPM step's noise map, so reconstruction is exact and edits keep the structure."),
+    Technique(
+        "Fixed-point inversion", "inversion", ("InvertEditFixedPointInvert",), "inversion/fixed_point.py",
+        "Garibi et al. 2024 (ReNoise); Pan et al. 2023 (AIDI)", "4 steps, 9 extra evaluations a step, last 2 averaged",
+        "N (1 + iterations)", ("fixed_point_invert_edit",), ("inversions", "Fixed-point (ReNoise defaults"),
+        "DDIM inversion whose every step is iterated to the exact inverse of the sampler's step."),
+    Technique(
+        "Saved inversions", "inversion", ("InvertEditSaveInversion", "InvertEditLoadInversion"), "inversion/record.py",
+        "", "safetensors, never pickle", "none", ("load_inversion_edit",), None,
+        "Writes an INVERSION to a file and reads it back bit for bit: invert once, edit many times."),
+    Technique(
+        "Prompt-to-Prompt", "attention", ("InvertEditAttentionInject",), "attention/prompt_to_prompt.py",
+        "Hertz et al. 2023", "cross 0.8, self 0.4 (PIE-Bench 0.4 / 0.6), local blend threshold 0.3",
+        "a pair: 4N at cfg > 1", ("invert_and_edit", "p2p_replace_edit", "SD1.5 - Prompt-to-Prompt edit"),
+        ("toyworld", "Direct inversion + Prompt-to-Prompt replace + local blend"),
+        "The target's branch takes the source's attention maps: replace, refine, reweight and local blend."),
+    Technique(
+        "Attention maps", "attention", ("InvertEditAttentionStore",), "attention/store.py", "Hertz et al. 2023",
+        "cross-attention at 16x16 of a 64x64 latent, averaged over steps", "N", ("attention_maps",), None,
+        "Per-word cross-attention heatmaps on the inversion's trajectory, and a mask of chosen words."),
+    Technique(
+        "MasaCtrl", "attention", ("InvertEditMasaCtrl",), "attention/mutual.py", "Cao et al. 2023",
+        "from step 4, layer 10", "4N", ("masactrl_edit",), ("toyworld", "Direct inversion + MasaCtrl"),
+        "The target's self-attention reads the source's keys and values, optionally mask-guided."),
+    Technique(
+        "Plug-and-Play", "attention", ("InvertEditPlugAndPlay",), "attention/plug_and_play.py", "Tumanyan et al. 2023",
+        "features 0.8, self-attention 0.5", "4N", ("plug_and_play_edit",), ("toyworld2", "Direct inversion (empty prompt) + Plug-and-Play"),
+        "The target takes the source's decoder features and self-attention maps."),
+    Technique(
+        "Latent Blend", "guidance", ("InvertEditLatentBlend",), "guidance/latent_blend.py",
+        "Avrahami et al. 2023 (Blended Latent Diffusion)", "start 0, end 1", "no extra", ("local_edit_blend",),
+        ("toyworld", "Direct inversion + Prompt-to-Prompt + Latent Blend"),
+        "On a source/target pair, keeps the target on the source outside a mask."),
+    Technique(
+        "DiffEdit mask", "guidance", ("InvertEditDiffEditMask",), "guidance/diffedit.py", "Couairon et al. 2023",
+        "strength 0.5, 10 samples, threshold 0.5", "2 per sample: 20", ("local_edit_blend",),
+        ("toyworld2", "Direct inversion + P2P + Latent Blend (DiffEdit mask"),
+        "Finds where an edit happens from where the source and target prompts' noise predictions disagree."),
+    Technique(
+        "SEGA", "guidance", ("InvertEditSEGAConcept", "InvertEditSEGAGuidance"), "guidance/sega.py", "Brack et al. 2023",
+        "scale 5, threshold 0.9, warm-up 10, momentum 0.1 / 0.4", "(2 + n) N for n concepts", ("sega_edit",),
+        ("toyworld", "Edit-friendly DDPM + SEGA"),
+        "Semantic guidance: a GUIDER with per-concept thresholded guidance and momentum."),
+    Technique(
+        "LEDITS++", "guidance", ("InvertEditLEDITSConcept", "InvertEditLEDITSGuidance"), "guidance/ledits.py",
+        "Brack et al. 2024", "scale 5, threshold 0.9, intersect masks", "(1 + n) N for n concepts",
+        ("ledits_edit", "SD1.5 - LEDITS++ edit"), ("toyworld", "Edit-friendly DDPM (empty prompt) + LEDITS++"),
+        "Concept guidance confined to implicit masks, on an edit-friendly DDPM inversion."),
+    Technique(
+        "pix2pix-zero", "guidance",
+        ("InvertEditPix2PixZeroInvert", "InvertEditEditDirection", "InvertEditCrossAttentionGuidance"),
+        "inversion/regularised.py", "Parmar et al. 2023",
+        "λ auto-correlation 20, λ KL 20, 5 regularisation steps, cross-attention guidance 0.1",
+        "inversion N; edit 6N rows and one backward a step", ("pix2pix_zero_edit",),
+        ("toyworld", "Pix2Pix-Zero inversion + edit direction"),
+        "Regularised inversion, an edit direction of sentence embeddings, and cross-attention guidance."),
+    Technique(
+        "Proximal guidance", "guidance", ("InvertEditProximalGuidance",), "guidance/proximal.py",
+        "Han et al. 2024 (ProxEdit)", "l0, quantile 0.7, inversion pull rate 1 below t 400", "4N, as a stock pair",
+        ("proximal_guidance_edit",), ("toyworld", "Negative-prompt inversion + Prompt-to-Prompt (PIE-Bench) + Proximal"),
+        "A GUIDER whose guidance term is thresholded by a quantile of its magnitude."),
+    Technique(
+        "Noise Map Guidance", "guidance", ("InvertEditNoiseMapGuidance",), "guidance/noise_map.py", "Cho et al. 2024",
+        "cfg 10, scale 10, grad scale 5000 (64×64 latent), L1", "4N + 2N with backward", ("noise_map_guidance_edit",),
+        ("toyworld", "DDIM inversion + Prompt-to-Prompt (PIE-Bench) + Noise Map Guidance"),
+        "A GUIDER that pulls the source towards the inversion's latents by a gradient step before CFG."),
+    Technique(
+        "Imagic", "imagic",
+        ("InvertEditImagicOptimizeEmbedding", "InvertEditImagicFineTune", "InvertEditImagicInterpolate"),
+        "guidance/imagic.py", "Kawar et al. 2023",
+        "embedding 500 steps lr 1e-3; fine-tune 1000 steps (a rank-8 LoRA here, lr 5e-4); α 0.7",
+        "1,500 forward and backward once, then stock sampling", ("imagic_edit",), ("toyworld", "Imagic"),
+        "Optimises the target's embedding on the image, fine-tunes a LoRA on it, then interpolates."),
+    Technique(
+        "SDEdit", "guidance", (), None, "Meng et al. 2022", "denoise 0.6 (paper's t0 0.5-0.6)",
+        "2N × denoise: the stock KSampler", ("sdedit_baseline",), ("toyworld", "SDEdit (denoise"),
+        "The baseline without inversion: the stock KSampler at denoise below 1 with the target prompt."),
+    Technique(
+        "Toy World Model", "testing", ("InvertEditToyModel",), "demo/toy_autoencoder.py", "", "two objects, 512 px",
+        "a tiny UNet", ("invert_and_edit",), None,
+        "The pack's trained tiny models of the toy worlds: the main job's and the workflows' model."),
+    Technique(
+        "Demo Model", "testing", ("InvertEditDemoModel",), None, "", "sd1, seed 0", "a tiny UNet",
+        ("demo_model_sdxl",), None,
+        "Seeded random-weight SD1.x / SD2.x-v / SDXL models for mechanics tests; noise, not pictures."),
+)
+
+
+def by_node() -> dict[str, Technique]:
+    """node_id -> the technique it belongs to."""
+    return {node: t for t in TECHNIQUES for node in t.nodes}
