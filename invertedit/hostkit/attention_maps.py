@@ -12,7 +12,6 @@ from comfy.ldm.modules.attention import optimized_attention
 import torch.nn.functional as F
 from ..attention.maps import attention_probs
 from ..attention.maps import token_grid
-from ..attention.store import MapRecorder
 from ..guidance.ledits import LeditsPolicy
 from .run_state import run_state
 
@@ -44,18 +43,6 @@ def patch_maps(q: torch.Tensor, k: torch.Tensor, extra_options: dict, key_mask: 
     says (and always to float32 for half-precision inputs: ``attention/maps.py``)."""
     return attention_probs(q, k, extra_options["n_heads"], key_mask, precision=extra_options.get("attn_precision"),
                            dtype=dtype)
-
-
-class RecordingPatch:
-    """attn2 replace patch that adds each call's maps (every row: this pass is conditional only)."""
-
-    def __init__(self, recorder: MapRecorder):
-        self.recorder = recorder
-
-    def __call__(self, q, k, v, extra_options):
-        for row in range(q.shape[0]):
-            self.recorder.add(patch_maps(q[row:row + 1], k[row:row + 1], extra_options, dtype=torch.float32)[0])
-        return host_attention(q, k, v, extra_options)
 
 
 def heatmaps(maps: torch.Tensor, labels: list[str], size: tuple[int, int], image: torch.Tensor | None) -> torch.Tensor:

@@ -112,12 +112,6 @@ class CrossAttentionGuider(BatchedGuider):
         self.amount = amount
         self.inverted_sigmas = inverted_sigmas   # the sigmas the latent was inverted over, when it says
 
-    def set_all(self, conds: dict, concepts: list) -> None:
-        """The conds by name; the guider takes no concept conds (the call the guidance nodes share)."""
-        if concepts:
-            raise NodeInputError(NAME, "Cross-Attention Guidance takes no concept conditionings.")
-        self.set_named_conds(conds)
-
     def outer_sample(self, noise, latent_image, sampler, sigmas, *args, **kwargs):
         inverted = self.inverted_sigmas
         if inverted is not None and (len(sigmas) != len(inverted) or not torch.allclose(

@@ -19,8 +19,7 @@ from ..inversion.record import InversionMismatch
 from .errors import NodeInputError
 from .errors import check_finite_tensor
 from .errors import check_made_with
-from .keys import INVERSION_KEY as WRAPPER_KEY   # the name guiders.py imports it by
-from .keys import SOURCE_ON_TRAJECTORY
+from .keys import INVERSION_KEY, SOURCE_ON_TRAJECTORY
 from .steps import sigma_list, sigma_value, step_at
 from .inversion_sampler import InversionSampling
 
@@ -209,7 +208,7 @@ def _direct(m, inversion: Inversion) -> None:
 
 
 def _null_text(m, inversion: Inversion) -> None:
-    m.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.APPLY_MODEL, WRAPPER_KEY, NullTextSwap(inversion))
+    m.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.APPLY_MODEL, INVERSION_KEY, NullTextSwap(inversion))
 
 
 # How each method patches sampling (the source-as-negative swap happens in InversionGuard, per run).
