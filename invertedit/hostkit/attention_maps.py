@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import inspect
 import math
+
 import numpy as np
 import torch
-from PIL import Image, ImageDraw
-from comfy.ldm.modules.attention import optimized_attention
 import torch.nn.functional as F
-from ..attention.maps import attention_probs
-from ..attention.maps import token_grid
+from comfy.ldm.modules.attention import optimized_attention
+from PIL import Image, ImageDraw
+
+from ..attention.maps import attention_probs, token_grid
 from ..guidance.ledits import LeditsPolicy
 from .run_state import run_state
 
