@@ -12,7 +12,7 @@ Plain data (no torch, no host), so that the docs and the workflow writer read it
 """
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Mapping, NamedTuple
 
 
 class Technique(NamedTuple):
@@ -26,7 +26,16 @@ class Technique(NamedTuple):
     workflows: tuple[str, ...]         # example workflows (make_workflows.WORKFLOWS keys)
     benchmark: tuple[str, str] | None  # (module under workshop/benchmarks/, the row's name as it starts)
     summary: str                       # what it does, in a sentence
+    settings: Mapping[str, object] = {}   # "node_id.input": the paper's default, the node's widget default
+    quick: Mapping[str, Mapping[str, object]] = {}   # node_id -> inputs of a quick run (QUICK_STEPS, QUICK_SIZE)
+    quick_steps: int = 0               # steps a quick run needs at least, when more than QUICK_STEPS
 
+
+# A quick run (the half-precision lane, tests/host/test_half_precision.py): every workflow at
+# QUICK_STEPS sampling and inversion steps on the toy world at QUICK_SIZE px (a 32x32 latent), each
+# technique's inner loops cut to its row's ``quick`` inputs.
+QUICK_STEPS = 5
+QUICK_SIZE = 256
 
 KINDS = ("inversion", "attention", "guidance", "imagic", "testing")
 
@@ -38,7 +47,8 @@ TECHNIQUES: tuple[Technique, ...] = (
          "SDXL - DDIM inversion and edit"),
         ("toyworld", "DDIM inversion: reconstruction"),
         "Runs deterministic DDIM backwards from the image's latent to noise through the host's sampling path; "
-        "Apply Inversion checks every sampling run against it."),
+        "Apply Inversion checks every sampling run against it.",
+        settings={"InvertEditDDIMInvert.steps": 50, "InvertEditDDIMInvert.cfg": 1.0}),
     Technique(
         "Negative-Prompt Inversion", "inversion", ("InvertEditNegativePromptInversion",), "inversion/methods.py",
         "Miyake et al. 2023", "source prompt as negative", "N, no extra",
@@ -56,44 +66,57 @@ TECHNIQUES: tuple[Technique, ...] = (
         "Mokady et al. 2023", "10 inner Adam steps, lr 0.01, early stop 1e-5 + i·2e-5",
         "N + up to 10N forward and backward", ("null_text_inversion_edit", "SD1.5 - Null-text inversion and edit"),
         ("toyworld", "Null-text inversion + naive regeneration"),
-        "Optimises one null-text embedding per step so that guided sampling follows the inversion."),
+        "Optimises one null-text embedding per step so that guided sampling follows the inversion.",
+        settings={"InvertEditNullTextOptimize.inner_steps": 10, "InvertEditNullTextOptimize.learning_rate": 0.01},
+        quick={"InvertEditNullTextOptimize": {"inner_steps": 1}}),
     Technique(
         "EDICT", "inversion", ("InvertEditEDICTInvert", "InvertEditEDICTSampler"), "inversion/edict.py", "Wallace et al. 2023", "mixing 0.93",
         "2N to invert, 2N to sample (two coupled sequences)", ("edict_exact_inversion",),
         ("toyworld", "EDICT (cfg"),
-        "Exact inversion with two coupled latent sequences, sampled back by its own SAMPLER."),
+        "Exact inversion with two coupled latent sequences, sampled back by its own SAMPLER.",
+        settings={"InvertEditEDICTInvert.mixing": 0.93}),
     Technique(
         "Edit-friendly DDPM", "inversion", ("InvertEditDDPMInvert", "InvertEditDDPMSampler"), "inversion/ddpm.py",
         "Huberman-Spiegelglas et al. 2024", "100 steps, skip 36, cfg 3.5", "2N (N at cfg 1)",
         ("ddpm_edit_friendly", "SD1.5 - LEDITS++ edit"), ("toyworld", "Edit-friendly DDPM (cfg 3.5) + target prompt"),
-        "Solves for each DDPM step's noise map, so reconstruction is exact and edits keep the structure."),
+        "Solves for each DDPM step's noise map, so reconstruction is exact and edits keep the structure.",
+        settings={"InvertEditDDPMInvert.steps": 100, "InvertEditDDPMInvert.start_at_step": 36, "InvertEditDDPMInvert.cfg": 3.5}),
     Technique(
         "Fixed-point inversion", "inversion", ("InvertEditFixedPointInvert",), "inversion/fixed_point.py",
         "Garibi et al. 2024 (ReNoise); Pan et al. 2023 (AIDI)", "4 steps, 9 extra evaluations a step, last 2 averaged",
         "N (1 + iterations)", ("fixed_point_invert_edit",), ("inversions", "Fixed-point (ReNoise defaults"),
-        "DDIM inversion whose every step is iterated to the exact inverse of the sampler's step."),
+        "DDIM inversion whose every step is iterated to the exact inverse of the sampler's step.",
+        settings={"InvertEditFixedPointInvert.steps": 4, "InvertEditFixedPointInvert.iterations": 9,
+                  "InvertEditFixedPointInvert.average": 2},
+        quick={"InvertEditFixedPointInvert": {"iterations": 2, "average": 1}}),
     Technique(
         "Saved inversions", "inversion", ("InvertEditSaveInversion", "InvertEditLoadInversion"), "inversion/record.py",
         "", "safetensors, never pickle", "none", ("load_inversion_edit",), None,
         "Writes an INVERSION to a file and reads it back bit for bit: invert once, edit many times."),
     Technique(
         "Prompt-to-Prompt", "attention", ("InvertEditAttentionInject",), "attention/prompt_to_prompt.py",
-        "Hertz et al. 2023", "cross 0.8, self 0.4 (PIE-Bench 0.4 / 0.6), local blend threshold 0.3",
+        "Hertz et al. 2023", "cross 0.8, self 0.4 (PIE-Bench 0.4 / 0.6), local blend threshold 0.3 from 0.2 of the steps",
         "a pair: 4N at cfg > 1", ("invert_and_edit", "p2p_replace_edit", "SD1.5 - Prompt-to-Prompt edit"),
         ("toyworld", "Direct inversion + Prompt-to-Prompt replace + local blend"),
-        "The target's branch takes the source's attention maps: replace, refine, reweight and local blend."),
+        "The target's branch takes the source's attention maps: replace, refine, reweight and local blend.",
+        settings={"InvertEditAttentionInject.cross_replace": 0.8, "InvertEditAttentionInject.self_replace": 0.4,
+                  "InvertEditAttentionInject.blend_threshold": 0.3, "InvertEditAttentionInject.blend_start": 0.2}),
     Technique(
         "Attention maps", "attention", ("InvertEditAttentionStore",), "attention/store.py", "Hertz et al. 2023",
-        "cross-attention at 16x16 of a 64x64 latent, averaged over steps", "N", ("attention_maps",), None,
-        "Per-word cross-attention heatmaps on the inversion's trajectory, and a mask of chosen words."),
+        "cross-attention at 16x16 of a 64x64 latent, averaged over steps; mask threshold 0.3", "N", ("attention_maps",), None,
+        "Per-word cross-attention heatmaps on the inversion's trajectory, and a mask of chosen words.",
+        settings={"InvertEditAttentionStore.threshold": 0.3}),
     Technique(
         "MasaCtrl", "attention", ("InvertEditMasaCtrl",), "attention/mutual.py", "Cao et al. 2023",
         "from step 4, layer 10", "4N", ("masactrl_edit",), ("toyworld", "Direct inversion + MasaCtrl"),
-        "The target's self-attention reads the source's keys and values, optionally mask-guided."),
+        "The target's self-attention reads the source's keys and values, optionally mask-guided.",
+        settings={"InvertEditMasaCtrl.start_step": 4, "InvertEditMasaCtrl.start_layer": 10},
+        quick={"InvertEditMasaCtrl": {"start_step": 1}}),
     Technique(
         "Plug-and-Play", "attention", ("InvertEditPlugAndPlay",), "attention/plug_and_play.py", "Tumanyan et al. 2023",
         "features 0.8, self-attention 0.5", "4N", ("plug_and_play_edit",), ("toyworld2", "Direct inversion (empty prompt) + Plug-and-Play"),
-        "The target takes the source's decoder features and self-attention maps."),
+        "The target takes the source's decoder features and self-attention maps.",
+        settings={"InvertEditPlugAndPlay.feature_injection": 0.8, "InvertEditPlugAndPlay.self_attention_injection": 0.5}),
     Technique(
         "Latent Blend", "guidance", ("InvertEditLatentBlend",), "guidance/latent_blend.py",
         "Avrahami et al. 2023 (Blended Latent Diffusion)", "start 0, end 1", "no extra", ("local_edit_blend",),
@@ -103,17 +126,23 @@ TECHNIQUES: tuple[Technique, ...] = (
         "DiffEdit mask", "guidance", ("InvertEditDiffEditMask",), "guidance/diffedit.py", "Couairon et al. 2023",
         "strength 0.5, 10 samples, threshold 0.5", "2 per sample: 20", ("local_edit_blend",),
         ("toyworld2", "Direct inversion + P2P + Latent Blend (DiffEdit mask"),
-        "Finds where an edit happens from where the source and target prompts' noise predictions disagree."),
+        "Finds where an edit happens from where the source and target prompts' noise predictions disagree.",
+        settings={"InvertEditDiffEditMask.strength": 0.5, "InvertEditDiffEditMask.samples": 10,
+                  "InvertEditDiffEditMask.threshold": 0.5},
+        quick={"InvertEditDiffEditMask": {"samples": 2}}),
     Technique(
         "SEGA", "guidance", ("InvertEditSEGAConcept", "InvertEditSEGAGuidance"), "guidance/sega.py", "Brack et al. 2023",
         "scale 5, threshold 0.9, warm-up 10, momentum 0.1 / 0.4", "(2 + n) N for n concepts", ("sega_edit",),
         ("toyworld", "Edit-friendly DDPM + SEGA"),
-        "Semantic guidance: a GUIDER with per-concept thresholded guidance and momentum."),
+        "Semantic guidance: a GUIDER with per-concept thresholded guidance and momentum.",
+        settings={"InvertEditSEGAConcept.scale": 5.0, "InvertEditSEGAConcept.threshold": 0.9, "InvertEditSEGAConcept.warmup": 10,
+                  "InvertEditSEGAGuidance.momentum_scale": 0.1, "InvertEditSEGAGuidance.momentum_beta": 0.4}),
     Technique(
         "LEDITS++", "guidance", ("InvertEditLEDITSConcept", "InvertEditLEDITSGuidance"), "guidance/ledits.py",
         "Brack et al. 2024", "scale 5, threshold 0.9, intersect masks", "(1 + n) N for n concepts",
         ("ledits_edit", "SD1.5 - LEDITS++ edit"), ("toyworld", "Edit-friendly DDPM (empty prompt) + LEDITS++"),
-        "Concept guidance confined to implicit masks, on an edit-friendly DDPM inversion."),
+        "Concept guidance confined to implicit masks, on an edit-friendly DDPM inversion.",
+        settings={"InvertEditLEDITSConcept.scale": 5.0, "InvertEditLEDITSConcept.threshold": 0.9}),
     Technique(
         "pix2pix-zero", "guidance",
         ("InvertEditPix2PixZeroInvert", "InvertEditEditDirection", "InvertEditCrossAttentionGuidance"),
@@ -121,24 +150,38 @@ TECHNIQUES: tuple[Technique, ...] = (
         "λ auto-correlation 20, λ KL 20, 5 regularisation steps, cross-attention guidance 0.1",
         "inversion N; edit 6N rows and one backward a step", ("pix2pix_zero_edit",),
         ("toyworld", "Pix2Pix-Zero inversion + edit direction"),
-        "Regularised inversion, an edit direction of sentence embeddings, and cross-attention guidance."),
+        "Regularised inversion, an edit direction of sentence embeddings, and cross-attention guidance.",
+        settings={"InvertEditPix2PixZeroInvert.lambda_auto_corr": 20.0, "InvertEditPix2PixZeroInvert.lambda_kl": 20.0,
+                  "InvertEditPix2PixZeroInvert.reg_steps": 5, "InvertEditCrossAttentionGuidance.guidance_amount": 0.1},
+        quick={"InvertEditPix2PixZeroInvert": {"reg_steps": 1, "auto_corr_rolls": 1}}),
     Technique(
         "Proximal guidance", "guidance", ("InvertEditProximalGuidance",), "guidance/proximal.py",
         "Han et al. 2024 (ProxEdit)", "l0, quantile 0.7, inversion pull rate 1 below t 400", "4N, as a stock pair",
         ("proximal_guidance_edit",), ("toyworld", "Negative-prompt inversion + Prompt-to-Prompt (PIE-Bench) + Proximal"),
-        "A GUIDER whose guidance term is thresholded by a quantile of its magnitude."),
+        "A GUIDER whose guidance term is thresholded by a quantile of its magnitude.",
+        settings={"InvertEditProximalGuidance.quantile": 0.7, "InvertEditProximalGuidance.recon_lr": 1.0,
+                  "InvertEditProximalGuidance.recon_t": 400.0}),
     Technique(
         "Noise Map Guidance", "guidance", ("InvertEditNoiseMapGuidance",), "guidance/noise_map.py", "Cho et al. 2024",
         "cfg 10, scale 10, grad scale 5000 (64×64 latent), L1", "4N + 2N with backward", ("noise_map_guidance_edit",),
         ("toyworld", "DDIM inversion + Prompt-to-Prompt (PIE-Bench) + Noise Map Guidance"),
-        "A GUIDER that pulls the source towards the inversion's latents by a gradient step before CFG."),
+        "A GUIDER that pulls the source towards the inversion's latents by a gradient step before CFG.",
+        settings={"InvertEditNoiseMapGuidance.cfg": 10.0, "InvertEditNoiseMapGuidance.noise_map_scale": 10.0,
+                  "InvertEditNoiseMapGuidance.grad_scale": 5000.0},
+        # its loss is a mean over the latent, its defaults for a 64x64 one: at QUICK_SIZE (32x32) the
+        # same pull per element is a quarter of the scale; at 5 steps its gradient step overshoots
+        quick={"InvertEditNoiseMapGuidance": {"grad_scale": 1250.0}}, quick_steps=10),
     Technique(
         "Imagic", "imagic",
         ("InvertEditImagicOptimizeEmbedding", "InvertEditImagicFineTune", "InvertEditImagicInterpolate"),
         "guidance/imagic.py", "Kawar et al. 2023",
         "embedding 500 steps lr 1e-3; fine-tune 1000 steps (a rank-8 LoRA here, lr 5e-4); α 0.7",
         "1,500 forward and backward once, then stock sampling", ("imagic_edit",), ("toyworld", "Imagic"),
-        "Optimises the target's embedding on the image, fine-tunes a LoRA on it, then interpolates."),
+        "Optimises the target's embedding on the image, fine-tunes a LoRA on it, then interpolates.",
+        settings={"InvertEditImagicOptimizeEmbedding.steps": 500, "InvertEditImagicOptimizeEmbedding.learning_rate": 0.001,
+                  "InvertEditImagicFineTune.steps": 1000, "InvertEditImagicFineTune.rank": 8,
+                  "InvertEditImagicFineTune.learning_rate": 0.0005, "InvertEditImagicInterpolate.alpha": 0.7},
+        quick={"InvertEditImagicOptimizeEmbedding": {"steps": 1}, "InvertEditImagicFineTune": {"steps": 1}}),
     Technique(
         "SDEdit", "guidance", (), None, "Meng et al. 2022", "denoise 0.6 (paper's t0 0.5-0.6)",
         "2N × denoise: the stock KSampler", ("sdedit_baseline",), ("toyworld", "SDEdit (denoise"),

@@ -42,22 +42,18 @@ from .steps import step_at
 NAME = "Cross-Attention Guidance"
 
 
-# The guidance's map policy: a run has one Cross-Attention Guidance guider, so one policy owns the run's MapState.
-MAPS = GuidanceMaps()
-
-
-def map_state(transformer_options: dict) -> MapState:
-    """The run's ``MapState`` (the per-run state of ``MAPS``)."""
-    return run_state(transformer_options, MAPS, MAPS.make_state, NAME)
+def map_state(transformer_options: dict, maps: GuidanceMaps) -> MapState:
+    """The run's ``MapState`` of the guider's map policy ``maps`` (its owner)."""
+    return run_state(transformer_options, maps, maps.make_state, NAME)
 
 
 class RecordMaps(AttentionDriver):
-    """attn2 replace patch: the driver of the guidance's map policy (``MAPS``): the host's own
+    """attn2 replace patch: the driver of one guider's map policy ``maps``: the host's own
     attention; while a pass of the guider records or guides, each branch's maps also go to the
     run's ``MapState``."""
 
-    def __init__(self):
-        super().__init__(MAPS, cross=True, node=NAME)
+    def __init__(self, maps: GuidanceMaps):
+        super().__init__(maps, cross=True, node=NAME)
 
 
 class BranchInputs:
@@ -107,8 +103,9 @@ class CrossAttentionGuider(BatchedGuider):
 
     NAME = NAME
 
-    def __init__(self, model, amount: float, inverted_sigmas: torch.Tensor | None = None):
+    def __init__(self, model, maps: GuidanceMaps, amount: float, inverted_sigmas: torch.Tensor | None = None):
         super().__init__(model)
+        self.maps = maps   # the map policy its RecordMaps patches drive: the owner of the run's MapState
         self.amount = amount
         self.inverted_sigmas = inverted_sigmas   # the sigmas the latent was inverted over, when it says
 
@@ -138,7 +135,7 @@ class CrossAttentionGuider(BatchedGuider):
             raise NodeInputError(NAME, f"the sampler runs a batch of {x.shape[0]}; sample the LATENT pair from this "
                                        f"node (row 0 source, row 1 target).")
         options = model_options["transformer_options"]
-        state = map_state(options)
+        state = map_state(options, self.maps)
         step, _ = step_at(options["sample_sigmas"], timestep)
         sigma, sigma_next = timestep[:1], options["sample_sigmas"][step + 1].to(x)
         guided = not (math.isclose(self.cfg, 1.0) and not model_options.get("disable_cfg1_optimization", False))

@@ -18,7 +18,7 @@ from ..hostkit.inverters import INVERTED_SIGMAS, check_latent_made_with, invert,
 from ..hostkit.layout import transformer_blocks
 from ..hostkit.sampling import check_model_family
 from ..hostkit.schemas import inverter_inputs, inverter_outputs
-from ..attention.cross_guidance import AMOUNT
+from ..attention.cross_guidance import AMOUNT, GuidanceMaps
 from ..inversion import regularised as R
 from ..inversion.methods import DDIM
 
@@ -193,10 +193,11 @@ class CrossAttentionGuidance(io.ComfyNode):
                                            f"without them.")
         m = with_weight_copies(model)
         m = m.clone() if m is model else m
-        patch = RecordMaps()
+        maps = GuidanceMaps()
+        patch = RecordMaps(maps)
         for block, number in blocks:
             m.set_model_attn2_replace(patch, block, number)
-        guider = CrossAttentionGuider(m, guidance_amount, latent.get(INVERTED_SIGMAS))
+        guider = CrossAttentionGuider(m, maps, guidance_amount, latent.get(INVERTED_SIGMAS))
         guider.set_named_conds({"positive": positive, "target": target, "negative": negative})
         guider.set_cfg(cfg)
         return io.NodeOutput(guider, {"samples": samples.repeat(2, 1, 1, 1)})

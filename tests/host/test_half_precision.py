@@ -8,7 +8,8 @@ prediction and every image that reaches a Save Image must be finite, no picture 
 (black, white, one colour), and each saved image must be within ``PSNR_MIN`` dB of the float32
 run's (``SENSITIVE`` workflows: ``PSNR_MIN_SENSITIVE``; a saved mask: ``MASK_FLIPS_MAX``).
 The lane's cut: ``LANE_STEPS`` steps, the toy world's sample and Upscale Image at ``LANE_SIZE`` px
-(a quarter of the pixels: the toy model still draws the scene), inner loops at their minimum.
+(a quarter of the pixels: the toy model still draws the scene), inner loops at their technique
+rows' ``quick`` inputs (``invertedit/techniques.py``).
 
 How the UNet is put in half precision (``unet_in``), as close to the host as a CPU allows:
 - the host's own flag, ``--fp16-unet`` / ``--bf16-unet`` (``comfy.cli_args.args``, set for the run
@@ -35,12 +36,12 @@ import numpy as np
 import pytest
 import torch
 
+from invertedit.techniques import QUICK_SIZE, QUICK_STEPS, by_node
 from test_workflows import CHECKPOINT_FILES, WORKFLOW_FILES
 
-LANE_STEPS = 5    # sampling and inversion steps of every workflow in this lane
-STEPS = {"noise_map_guidance_edit": 10}   # at 5 its gradient guidance overshoots: the pictures are chaotic at any dtype
+LANE_STEPS = QUICK_STEPS   # sampling and inversion steps of every workflow in this lane (a row's quick_steps: more)
 WORLD_SIZE = 512  # the two-object toy world's image side (the workflows' size)
-LANE_SIZE = 256   # the lane's: the sample and Upscale Image at this size (a 32x32 latent)
+LANE_SIZE = QUICK_SIZE     # the lane's: the sample and Upscale Image at this size (a 32x32 latent)
 # Minimum PSNR (dB) of each saved image against the float32 run's (measured: docs/testing.md).
 PSNR_MIN = {"fp16": 35.0, "bf16": 30.0}
 # A saved mask (a picture of only black and white, e.g. DiffEdit's, Attention Store's) is compared by the
@@ -160,15 +161,18 @@ def _start(value: int, of: int, steps: int) -> int:
 
 
 def lane_cut(prompt: dict, steps: int = LANE_STEPS, size: int = LANE_SIZE) -> dict:
-    """``prompt`` at ``steps`` steps (start steps at their fraction of the schedule), the toy world's
-    image at ``size`` px, and the inner loops at their minimum (Null-Text Optimize 1 step, Imagic 1
-    step each, pix2pix-zero's regulariser 1 step, DiffEdit 2 samples, Fixed-Point 2 iterations).
+    """``prompt`` at ``steps`` steps (start steps at their fraction of the schedule; more where a
+    technique's row asks for more, ``quick_steps``), the toy world's image at ``size`` px, and each
+    technique's inner loops at its row's ``quick`` inputs (``invertedit/techniques.py``).
     A workflow that samples a bundled inversion keeps its 50 steps (Apply Inversion refuses others)
     and stops after ``steps`` (end_at_step: the last step lands on the denoised latent)."""
+    rows = by_node()
+    steps = max([steps] + [rows[n["class_type"]].quick_steps for n in prompt.values() if n["class_type"] in rows])
     bundled = any(v["class_type"] == "InvertEditLoadInversion" for v in prompt.values())
     for node in prompt.values():
         kind, inputs = node["class_type"], node["inputs"]
-        if isinstance(inputs.get("steps"), int) and not kind.startswith("InvertEditImagic"):
+        quick = rows[kind].quick.get(kind, {}) if kind in rows else {}
+        if isinstance(inputs.get("steps"), int) and "steps" not in quick:
             if bundled:
                 inputs["end_at_step"] = steps
             else:
@@ -176,26 +180,11 @@ def lane_cut(prompt: dict, steps: int = LANE_STEPS, size: int = LANE_SIZE) -> di
                 inputs["steps"] = min(of, steps)
                 if isinstance(inputs.get("start_at_step"), int):
                     inputs["start_at_step"] = _start(inputs["start_at_step"], of, steps)
+        inputs.update(quick)
         if kind == "LoadImage" and inputs["image"].startswith("sample_two_objects") and size != WORLD_SIZE:
             inputs["image"] = f"sample_two_objects_{size}.png"   # written by _small_sample
         elif kind == "ImageScale":
             inputs.update(width=size, height=size)
-        elif kind == "InvertEditMasaCtrl":
-            inputs["start_step"] = 1             # its 4 of 20 steps
-        elif kind == "InvertEditNullTextOptimize":
-            inputs["inner_steps"] = 1
-        elif kind.startswith("InvertEditImagic") and "steps" in inputs:
-            inputs["steps"] = 1
-        elif kind == "InvertEditPix2PixZeroInvert":
-            inputs.update(reg_steps=1, auto_corr_rolls=1)
-        elif kind == "InvertEditDiffEditMask":
-            inputs["samples"] = 2
-        elif kind == "InvertEditFixedPointInvert":
-            inputs.update(iterations=2, average=1)
-        elif kind == "InvertEditNoiseMapGuidance":
-            # its loss is a mean over the latent: the pull per element grows as the latent shrinks
-            # (its defaults are for a 64x64 latent, 512 px); the same pull per element at ``size``
-            inputs["grad_scale"] *= (size / WORLD_SIZE) ** 2
     return prompt
 
 
@@ -208,7 +197,7 @@ def lane_prompt(path, host, runner) -> dict:
     prompt = runner.prepare_prompt(workflow, builtin=builtin, overrides=make_workflows.toy_overrides(path.stem, quick=True),
                                    host=host)
     _small_sample(host, runner)
-    return lane_cut(prompt, steps=STEPS.get(path.stem, LANE_STEPS))
+    return lane_cut(prompt)
 
 
 def _small_sample(host, runner, size: int = LANE_SIZE) -> None:

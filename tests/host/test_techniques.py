@@ -4,6 +4,7 @@ technique added anywhere but in the table, or a row naming what does not exist, 
 from __future__ import annotations
 
 import asyncio
+import re
 from collections import Counter
 from pathlib import Path
 
@@ -54,3 +55,45 @@ def test_every_benchmark_row_exists_in_its_benchmark():
         module, row = t.benchmark
         source = (REPO / "workshop" / "benchmarks" / f"{module}.py").read_text(encoding="utf-8")
         assert row in source, f"{t.name}: no row starting {row!r} in workshop/benchmarks/{module}.py"
+
+
+NUMBER = re.compile(r"(?<![\w.])\d+(?:\.\d+)?(?:e-?\d+)?")
+
+
+def _numbers(text: str) -> set[float]:
+    return {float(n) for n in NUMBER.findall(text.replace(",", ""))}
+
+
+def test_the_rows_defaults_are_the_nodes_widget_defaults_and_their_tooltips_say_them(host):
+    """One source for a default: a row's ``settings`` is the node's widget default, its tooltip names
+    it (``(paper: 5)``) and the row's ``defaults`` text (the README's and techniques.md's column) says it."""
+    from workshop.make_docs import node_infos
+
+    infos = node_infos(host)
+    checked = 0
+    for t in TECHNIQUES:
+        for key, value in t.settings.items():
+            node, name = key.split(".")
+            assert node in t.nodes, f"{t.name}: {node} is not one of its nodes"
+            inputs = {**infos[node]["input"].get("required", {}), **infos[node]["input"].get("optional", {})}
+            assert name in inputs, f"{t.name}: {node} has no input {name!r}"
+            spec = inputs[name][1]
+            assert spec.get("default") == value, f"{t.name}: {key} defaults to {spec.get('default')!r}, the table says {value!r}"
+            assert float(value) in _numbers(spec.get("tooltip", "")), f"{t.name}: {key}'s tooltip does not say {value:g}"
+            assert float(value) in _numbers(t.defaults), f"{t.name}: the row's defaults text does not say {key} = {value:g}"
+            checked += 1
+    assert checked >= 40
+
+
+def test_the_quick_inputs_are_inputs_of_the_rows_nodes_and_cut_the_work(host):
+    from workshop.make_docs import node_infos
+
+    infos = node_infos(host)
+    for t in TECHNIQUES:
+        for node, values in t.quick.items():
+            assert node in t.nodes, f"{t.name}: {node} is not one of its nodes"
+            inputs = {**infos[node]["input"].get("required", {}), **infos[node]["input"].get("optional", {})}
+            for name, value in values.items():
+                assert name in inputs, f"{t.name}: {node} has no input {name!r}"
+                default = inputs[name][1].get("default")
+                assert value <= default, f"{t.name}: a quick run sets {node}.{name} to {value}, above its default {default}"
