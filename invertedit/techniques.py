@@ -17,7 +17,7 @@ from typing import Mapping, NamedTuple
 
 class Technique(NamedTuple):
     name: str
-    kind: str                          # the node menu's group: inversion, attention, guidance, imagic, testing
+    kind: str                          # the node menu's group: inversion, attention, guidance, imagic, flow, testing
     nodes: tuple[str, ...]             # node_id of each node, as registered
     module: str | None                 # the pure module, under invertedit/ (None: host glue only)
     paper: str                         # "" for the pack's own tools
@@ -37,7 +37,7 @@ class Technique(NamedTuple):
 QUICK_STEPS = 5
 QUICK_SIZE = 256
 
-KINDS = ("inversion", "attention", "guidance", "imagic", "testing")
+KINDS = ("inversion", "attention", "guidance", "imagic", "flow", "testing")
 
 TECHNIQUES: tuple[Technique, ...] = (
     Technique(
@@ -186,6 +186,15 @@ TECHNIQUES: tuple[Technique, ...] = (
         "SDEdit", "guidance", (), None, "Meng et al. 2022", "denoise 0.6 (paper's t0 0.5-0.6)",
         "2N × denoise: the stock KSampler", ("sdedit_baseline",), ("toyworld", "SDEdit (denoise"),
         "The baseline without inversion: the stock KSampler at denoise below 1 with the target prompt."),
+    Technique(
+        "FlowEdit", "flow", ("InvertEditFlowEdit",), "guidance/flow_edit.py", "Kulikov et al. 2025",
+        "Flux: 28 steps, n_max 24, guidance 1.5 / 5.5; SD3: 50 steps, n_max 33, cfg 3.5 / 13.5; n_min 0, n_avg 1",
+        "no inversion; 2 rows per acting step and noise (SD3 with cfg: 4), one batched call",
+        ("Flux - FlowEdit", "SD3 - FlowEdit"), None,
+        "Inversion-free editing with Flux.1 and SD3: the edit ODE follows the target's minus the source's velocity "
+        "on noisy copies of the image.",
+        settings={"InvertEditFlowEdit.source_guidance": 1.5, "InvertEditFlowEdit.target_guidance": 5.5,
+                  "InvertEditFlowEdit.n_max": 24, "InvertEditFlowEdit.n_min": 0, "InvertEditFlowEdit.n_avg": 1}),
     Technique(
         "Toy World Model", "testing", ("InvertEditToyModel",), "demo/toy_autoencoder.py", "", "two objects, 512 px",
         "a tiny UNet", ("invert_and_edit",), None,

@@ -28,7 +28,8 @@ REPO = Path(__file__).resolve().parents[1]
 NODES_MD = REPO / "docs" / "nodes.md"
 README = REPO / "README.md"
 PREFIX = "InvertEdit"          # the class names of the pack's nodes start with it
-CATEGORY_ORDER = ("InvertEdit/inversion", "InvertEdit/attention", "InvertEdit/guidance", "InvertEdit/testing")
+CATEGORY_ORDER = ("InvertEdit/inversion", "InvertEdit/attention", "InvertEdit/guidance", "InvertEdit/flow",
+                  "InvertEdit/testing")
 GENERATOR = "python -m workshop.make_docs"
 TABLE = REPO / "tests" / "host" / "test_bad_inputs.py"   # the bad-input table: what each node refuses
 TECHNIQUES_MD = REPO / "docs" / "techniques.md"

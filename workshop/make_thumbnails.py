@@ -5,7 +5,8 @@ what the workflow itself saves when run headlessly on the built-in Toy World Mod
 images side by side, in the order they were written), labelled with the built-in model it ran on, so a user
 sees the kind of result to expect before opening it. The workflows built on Load Checkpoint run
 with the checkpoint swapped for the Toy World Model (the runner's ``builtin``,
-``make_workflows.TOY_BUILTIN``: the bundled sample image at the toy world's size) and the toy
+``make_workflows.builtin_for``: the bundled sample image at the toy world's size; the flow
+families' workflows on their tiny random demo models, labelled so) and the toy
 world's prompts (``make_workflows.toy_overrides``), at their full settings, and are labelled as
 Toy World Model output.
 
@@ -31,7 +32,12 @@ LABELS = {"InvertEditToyModel": "Toy World Model output", "InvertEditDemoModel":
 
 def label_of(workflow: Path) -> str:
     """Which built-in model the workflow runs on, as the picture's label."""
+    from workshop.make_workflows import TOY_BUILTIN, builtin_for
+
+    builtin = builtin_for(workflow.stem)
     text = workflow.read_text(encoding="utf-8")
+    if '"CheckpointLoaderSimple"' in text and builtin != TOY_BUILTIN:
+        return f"{builtin.removeprefix('demo-')} demo model output (random weights: the mechanics, not a picture)"
     return next((label for node, label in LABELS.items() if f'"{node}"' in text), "output")
 
 
@@ -57,14 +63,14 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     from workshop.headless.boot import boot
     from workshop.headless.runner import CHECKPOINT_LOADER, run_workflow
-    from workshop.make_workflows import TOY_BUILTIN, toy_overrides
+    from workshop.make_workflows import builtin_for, toy_overrides
 
     host = boot(base_dir=tempfile.mkdtemp(prefix="invertedit-thumbnails-"))
     paths = [FOLDER / f"{n}.json" for n in args.names] if args.names else sorted(FOLDER.glob("*.json"))
     for path in paths:
         out = Path(tempfile.mkdtemp(prefix=f"thumb-{path.stem}-"))
         on_checkpoint = f'"{CHECKPOINT_LOADER}"' in path.read_text(encoding="utf-8")
-        written = run_workflow(path, out, builtin=TOY_BUILTIN if on_checkpoint else None,
+        written = run_workflow(path, out, builtin=builtin_for(path.stem) if on_checkpoint else None,
                                overrides=toy_overrides(path.stem), host=host)
         images = [p for p in written if p.suffix == ".png"]
         if not images:

@@ -958,6 +958,11 @@ SD15 = Family("SD1.5", "v1-5-pruned-emaonly-fp16.safetensors", 512,
               "SD1.5 or any SD1.x fine-tune, e.g. DreamShaper")
 SDXL = Family("SDXL", "sd_xl_base_1.0.safetensors", 1024,
               "SDXL base or an SDXL fine-tune, not the refiner")
+FLUX = Family("Flux", "flux1-dev-fp8.safetensors", 1024,
+              "Flux.1 dev as one checkpoint with its text encoders and VAE, e.g. ComfyUI's flux1-dev-fp8; schnell "
+              "works too")
+SD3 = Family("SD3", "sd3.5_medium_incl_clips_t5xxlfp8scaled.safetensors", 1024,
+             "SD3 medium or SD3.5 as one checkpoint with its text encoders and VAE")
 
 
 PROMPTS_PLAIN = ("**Source prompt**: describe your image as it is. **Target prompt**: the same words with the "
@@ -1142,6 +1147,85 @@ def sd15_ledits_edit() -> dict:
 # Running a checkpoint workflow on the Toy World Model (tests, card pictures): the runner's
 # builtin (TOY_BUILTIN) swaps the loader, the image (the bundled sample) and the Upscale Image size;
 # these overrides give it the toy world's prompts, which is all the toy model knows.
+# The host's scheduler that gives the authors' schedule (diffusers' FlowMatchEulerDiscreteScheduler as
+# their pipelines set it; tests/host/test_flow_edit.py compares them): SD3's "normal" is it exactly; Flux's
+# "simple" (after ModelSamplingFlux at the image's size) is it where the steps divide 1000, else within
+# 1/1000 of the schedule's time.
+SCHEDULES = {"Flux": "simple", "SD3": "normal"}
+
+
+def _flow_edit(family: Family, steps: int, n_max: int, source: float, target: float, seed: int) -> dict:
+    """FlowEdit with the authors' settings for ``family`` (fallenshock/FlowEdit's FLUX_exp.yaml / SD3_exp.yaml)."""
+    flux = family is FLUX
+    guidance = ("Flux's distilled guidance of each prompt" if flux else
+                "each prompt's classifier-free guidance scale, with the empty negative")
+    intro = (
+        f"# {family.name}: FlowEdit, an edit without inversion\n\n"
+        + _setup_note(family, PROMPTS_PLAIN) +
+        f"\n**FlowEdit** (Kulikov et al.) never inverts the image: from its latent, each of the last {n_max} of "
+        f"{steps} steps moves the edit by the difference between the target prompt's and the source prompt's "
+        "velocities, evaluated on a fresh noisy copy of the image (the RandomNoise seed draws them). "
+        f"The authors' settings for {family.name}: {steps} steps, n_max {n_max}, guidance {source:g} (source) and "
+        f"{target:g} (target): {guidance}. Raise n_max or the target guidance to change more; lower them to keep "
+        "more of the image. Sampled by the stock **SamplerCustomAdvanced** with euler"
+        + (" and **ModelSamplingFlux** at the image's size (the shift the authors' schedule uses)." if flux else ".")
+        + " The strip shows the image and the edit.")
+    nodes = [
+        {"key": "note", "type": "MarkdownNote", "text": intro},
+        {"key": "model", "type": "CheckpointLoaderSimple", "widgets": {"ckpt_name": family.ckpt},
+         "title": f"Load Checkpoint ({family.name})"},
+        {"key": "image", "type": "LoadImage", "widgets": {"image": PHOTO}, "title": "Load Image (your image)"},
+        {"key": "resize", "type": "ImageScale",
+         "widgets": {"upscale_method": "lanczos", "width": family.size, "height": family.size, "crop": "center"},
+         "inputs": {"image": ("image", "IMAGE")}, "title": f"Upscale Image ({family.name}: {family.size} px)"},
+        {"key": "encode", "type": "VAEEncode", "inputs": {"pixels": ("resize", "IMAGE"), "vae": ("model", "VAE")}},
+        {"key": "prompt", "type": "CLIPTextEncode", "widgets": {"text": PHOTO_SOURCE},
+         "inputs": {"clip": ("model", "CLIP")}, "title": "Source prompt"},
+        {"key": "target", "type": "CLIPTextEncode", "widgets": {"text": PHOTO_TARGET},
+         "inputs": {"clip": ("model", "CLIP")}, "title": "Target prompt"},
+    ]
+    sampling_model = ("model", "MODEL")
+    if flux:
+        nodes.append({"key": "shift", "type": "ModelSamplingFlux",
+                      "widgets": {"max_shift": 1.15, "base_shift": 0.5, "width": family.size, "height": family.size},
+                      "inputs": {"model": ("model", "MODEL")}, "title": "ModelSamplingFlux (the image's size)"})
+        sampling_model = ("shift", "MODEL")
+    edit_inputs = {"model": sampling_model, "source": ("prompt", 0), "target": ("target", 0)}
+    if not flux:
+        nodes.append({"key": "empty", "type": "CLIPTextEncode", "widgets": {"text": ""},
+                      "inputs": {"clip": ("model", "CLIP")}, "title": "Negative prompt (empty)"})
+        edit_inputs["negative"] = ("empty", 0)
+    nodes += [
+        {"key": "flowedit", "type": "InvertEditFlowEdit",
+         "widgets": {"source_guidance": source, "target_guidance": target, "n_max": n_max, "n_min": 0, "n_avg": 1},
+         "inputs": edit_inputs},
+        {"key": "scheduler", "type": "BasicScheduler", "widgets": {"scheduler": SCHEDULES[family.name], "steps": steps,
+                                                                     "denoise": 1.0},
+         "inputs": {"model": sampling_model}, "title": f"BasicScheduler (the authors' {family.name} schedule)"},
+        {"key": "sampler", "type": "KSamplerSelect", "widgets": {"sampler_name": "euler"}},
+        {"key": "noise", "type": "RandomNoise", "widgets": {"noise_seed": seed}, "title": "RandomNoise (FlowEdit's noises)"},
+        {"key": "sample", "type": "SamplerCustomAdvanced",
+         "inputs": {"noise": ("noise", "NOISE"), "guider": ("flowedit", "GUIDER"), "sampler": ("sampler", "SAMPLER"),
+                    "sigmas": ("scheduler", "SIGMAS"), "latent_image": ("encode", "LATENT")}},
+        {"key": "decode", "type": "VAEDecode", "inputs": {"samples": ("sample", 0), "vae": ("model", "VAE")}},
+        {"key": "strip", "type": "ImageStitch",
+         "widgets": {"direction": "right", "match_image_size": True, "spacing_width": 8, "spacing_color": "white"},
+         "inputs": {"image1": ("resize", "IMAGE"), "image2": ("decode", "IMAGE")}},
+        {"key": "save", "type": "SaveImage",
+         "widgets": {"filename_prefix": f"invertedit/flowedit_{family.name.lower()}"},
+         "inputs": {"images": ("strip", "IMAGE")}, "title": "Image | FlowEdit"},
+    ]
+    return {"nodes": nodes}
+
+
+def flux_flow_edit() -> dict:
+    return _flow_edit(FLUX, steps=28, n_max=24, source=1.5, target=5.5, seed=10)
+
+
+def sd3_flow_edit() -> dict:
+    return _flow_edit(SD3, steps=50, n_max=33, source=3.5, target=13.5, seed=42)
+
+
 _TOY_PROMPTS = {"Source prompt": {"text": SOURCE_PROMPT}, "Target prompt": {"text": TARGET_PROMPT}}
 _TOY_P2P = {"Source prompt": {"text": SOURCE_PROMPT},
             "InvertEditAttentionInject": {"source_prompt": SOURCE_PROMPT, "target_prompt": TARGET_PROMPT,
@@ -1160,10 +1244,22 @@ CHECKPOINT_WORKFLOWS = {
     "SD1.5 - LEDITS++ edit": (sd15_ledits_edit, _TOY_LEDITS, {"InvertEditDDPMInvert": {"steps": _QUICK, "start_at_step": 2}}),
     "SDXL - DDIM inversion and edit": (sdxl_ddim_edit, _TOY_PROMPTS, _QUICK_DDIM),
     "SDXL - Prompt-to-Prompt edit": (sdxl_p2p_edit, _TOY_P2P, _QUICK_DDIM),
+    "Flux - FlowEdit": (flux_flow_edit, {}, {"BasicScheduler": {"steps": 6}, "InvertEditFlowEdit": {"n_max": 5}}),
+    "SD3 - FlowEdit": (sd3_flow_edit, {}, {"BasicScheduler": {"steps": 6}, "InvertEditFlowEdit": {"n_max": 4}}),
 }
+
+# The built-in model each checkpoint workflow runs on in the tests and for its card picture (the
+# runner's ``builtin``): the Toy World Model, or for the flow families their tiny random demo models
+# until the toy world has a trained flow model.
+CHECKPOINT_BUILTINS = {"Flux - FlowEdit": "demo-flux-dev", "SD3 - FlowEdit": "demo-sd3"}
 
 
 TOY_BUILTIN = "toy"   # the runner's builtin that runs the checkpoint workflows: the Toy World Model, two objects, 512 px
+
+
+def builtin_for(name: str) -> str:
+    """The runner's ``builtin`` that runs checkpoint workflow ``name``."""
+    return CHECKPOINT_BUILTINS.get(name, TOY_BUILTIN)
 
 
 # The slowest toy workflows at 20 steps instead of 50 (100 for DDPM), for the test suite's run; the

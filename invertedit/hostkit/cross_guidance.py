@@ -25,17 +25,15 @@ from __future__ import annotations
 
 import math
 
-import comfy.model_patcher
-import comfy.patcher_extension
 import comfy.samplers
 import torch
 
 from ..attention.cross_guidance import GuidanceMaps, MapState, at_input, moved_latent, step_from
 from .attention_driver import AttentionDriver
+from .branch_inputs import BranchInputs, with_branch_inputs
 from .errors import NodeInputError
 from .guidance_driver import BatchedGuider
 from .inversion_patches import _EXACT, sampler_name
-from .keys import BRANCH_INPUTS_KEY
 from .run_state import run_state
 from .steps import step_at
 
@@ -54,47 +52,6 @@ class RecordMaps(AttentionDriver):
 
     def __init__(self, maps: GuidanceMaps):
         super().__init__(maps, cross=True, node=NAME)
-
-
-class BranchInputs:
-    """APPLY_MODEL wrapper: each branch (``cond_or_uncond``) of the batched call gets its own
-    input, ``inputs[branch]`` when given, and with ``track`` its own leaf tensor, so that one
-    batched call gives every branch's gradient separately."""
-
-    def __init__(self, inputs: dict | None = None, track: bool = False):
-        self.inputs, self.track = inputs, track
-        self.leaves: list[tuple[torch.Tensor, list]] = []
-
-    def __call__(self, executor, x, t, c_concat, c_crossattn, control, transformer_options, **kwargs):
-        chunks = list(transformer_options.get("cond_or_uncond", [0]))
-        if self.inputs is not None:
-            x = torch.cat([self.inputs[c].to(x) for c in chunks])
-        if self.track:
-            x = x.detach().requires_grad_(True)
-            self.leaves.append((x, chunks))
-        return executor(x, t, c_concat, c_crossattn, control, transformer_options, **kwargs)
-
-    def gradients(self, loss: torch.Tensor | None) -> dict:
-        """Each tracked branch's gradient of ``loss`` (zeros where it does not depend on it)."""
-        leaves = [leaf for leaf, _ in self.leaves]
-        if loss is not None and loss.requires_grad:
-            grads = torch.autograd.grad(loss, leaves, allow_unused=True)
-        else:
-            grads = [None] * len(leaves)
-        out = {}
-        for (leaf, chunks), grad in zip(self.leaves, grads):
-            grad = torch.zeros_like(leaf) if grad is None else grad.detach()
-            rows = leaf.shape[0] // len(chunks)
-            for i, branch in enumerate(chunks):
-                out[branch] = grad[i * rows:(i + 1) * rows]
-        return out
-
-
-def _with_inputs(model_options: dict, wrapper: BranchInputs) -> dict:
-    options = comfy.model_patcher.create_model_options_clone(model_options)
-    comfy.patcher_extension.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.APPLY_MODEL, BRANCH_INPUTS_KEY, wrapper,
-                                                 options, is_model_options=True)
-    return options
 
 
 class CrossAttentionGuider(BatchedGuider):
@@ -150,13 +107,13 @@ class CrossAttentionGuider(BatchedGuider):
             with torch.inference_mode(False), torch.enable_grad():
                 track = BranchInputs(track=True)
                 state.begin("guide", 2 if guided else 1)
-                comfy.samplers.calc_cond_batch(model, target, x_t.clone(), sigma.clone(), _with_inputs(model_options, track))
+                comfy.samplers.calc_cond_batch(model, target, x_t.clone(), sigma.clone(), with_branch_inputs(model_options, track))
                 grads = track.gradients(state.loss)
         finally:
             state.end()
         moved = {b: moved_latent(x_t, g.to(x_t), sigma, self.amount) for b, g in grads.items()}
         # 3: the edit's predictions at the moved copies; the step continues from the unconditional one's
-        out_target = comfy.samplers.calc_cond_batch(model, target, x_t, sigma, _with_inputs(model_options, BranchInputs(moved)))
+        out_target = comfy.samplers.calc_cond_batch(model, target, x_t, sigma, with_branch_inputs(model_options, BranchInputs(moved)))
         start = moved[1] if guided else moved[0]
         cond_t = out_target[0] if start is moved[0] else at_input(start, moved[0], out_target[0])
         cond = torch.cat([out_source[0], cond_t])

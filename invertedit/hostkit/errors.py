@@ -9,6 +9,7 @@ import torch
 
 from ..inversion.methods import METHODS, Method
 from ..inversion.record import Inversion
+from .family import model_family
 from .fingerprint import stamp_differences
 
 
@@ -65,7 +66,7 @@ def check_conditioning(node: str, name: str, conditioning, model=None) -> None:
     if not isinstance(conditioning, list) or not conditioning or not all(
             isinstance(c, (list, tuple)) and len(c) == 2 and isinstance(c[0], torch.Tensor) for c in conditioning):
         raise NodeInputError(node, f"input '{name}' is not a CONDITIONING (or is empty); connect a CLIP Text Encode.")
-    width = None if model is None else model.model.model_config.unet_config.get("context_dim")
+    width = None if model is None else model_family(model).context_dim
     for emb, extra in conditioning:
         if width is not None and emb.shape[-1] != width and name == "clip":
             raise NodeInputError(node, f"input 'clip' encodes prompts {emb.shape[-1]} wide; the model's cross-attention "

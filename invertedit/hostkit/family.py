@@ -31,7 +31,8 @@ from ..inversion.parameterisation import PARAMETERISATIONS, Parameterisation
 
 BlockKey = tuple[str, int]   # ("input" | "middle" | "output", number), as transformer_options["block"] names it
 
-EDITABLE = {"layout": ("unet",), "parameterisation": ("eps", "v")}   # what the pack edits today
+EDITABLE = {"layout": ("unet",), "parameterisation": ("eps", "v")}   # what the SD techniques edit
+FLOW_EDITABLE = {"layout": ("dit-double-single", "dit-joint"), "parameterisation": ("flow",)}   # the flow techniques
 
 
 @dataclass(frozen=True)
@@ -46,11 +47,17 @@ class ModelFamily:
     sampling_name: str                    # the model_sampling's class, for messages
     transformer_blocks: tuple[BlockKey, ...] = ()          # UNet blocks holding a SpatialTransformer
     attention_levels: tuple[tuple[BlockKey, int], ...] = ()   # input/output ones, with their downsampling factor
+    distilled_guidance: bool = False      # Flux dev: guidance is an input of the model (FluxGuidance), not CFG
 
     @property
     def editable(self) -> bool:
-        """Whether the pack's nodes can edit with this model (SD UNets with eps or v prediction today)."""
+        """Whether the pack's Stable Diffusion techniques can edit with this model (SD UNets, eps or v)."""
         return self.layout in EDITABLE["layout"] and self.parameterisation in EDITABLE["parameterisation"]
+
+    @property
+    def flow_editable(self) -> bool:
+        """Whether the pack's flow techniques can edit with this model (Flux.1, SD3: rectified-flow DiTs)."""
+        return self.layout in FLOW_EDITABLE["layout"] and self.parameterisation in FLOW_EDITABLE["parameterisation"]
 
 
 def _parameterisation(model_sampling) -> str:
@@ -98,7 +105,8 @@ def _read(model: ModelPatcher, model_sampling) -> ModelFamily:
         return ModelFamily(layout="unet", context_dim=getattr(config, "unet_config", {}).get("context_dim"),
                            transformer_blocks=blocks, attention_levels=levels, **names)
     if isinstance(denoiser, Flux):
-        return ModelFamily(layout="dit-double-single", context_dim=denoiser.txt_in.in_features, **names)
+        return ModelFamily(layout="dit-double-single", context_dim=denoiser.txt_in.in_features,
+                           distilled_guidance=bool(getattr(denoiser.params, "guidance_embed", False)), **names)
     if isinstance(denoiser, MMDiT):
         return ModelFamily(layout="dit-joint", context_dim=getattr(denoiser.context_embedder, "in_features", None), **names)
     return ModelFamily(layout="other", context_dim=None, **names)

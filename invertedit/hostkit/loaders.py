@@ -2,14 +2,17 @@
 place the pack's built-in models (``invertedit/demo/``: the tiny random-weight models and the Toy
 World models) reach the host's classes.
 
-- ``HOST_CLASSES``: the host's config class, model type and (tokenizer, text encoder) of each Stable
-  Diffusion family the built-in models copy, by family name.
-- ``empty_unet`` / ``load_unet``: a host ``BaseModel`` (``SDXL`` for SDXL configs) from a UNet config,
-  empty (float32, on the CPU, to be initialised) or loaded from a state dict in the UNet dtype the host
-  picks for a checkpoint (``host_unet_dtype``), in a frozen ``ModelPatcher`` (``frozen_patcher``).
+- ``HOST_CLASSES``: the host's config class, model type and (tokenizer, text encoder) of each family
+  the built-in models copy, by family name: the Stable Diffusion UNets (``sd1``, ``sd2-v``, ``sdxl``)
+  and the flow-matching DiTs (``flux-dev``, ``flux-schnell``, ``sd3``).
+- ``empty_unet`` / ``load_unet``: a host model from a denoiser config (``BaseModel`` / ``SDXL`` for the
+  UNet families, what the config class's ``get_model`` builds for the others: ``model_base.Flux``,
+  ``model_base.SD3``), empty (float32, on the CPU, to be initialised) or loaded from a state dict in the
+  dtype the host picks for a checkpoint (``host_unet_dtype``), in a frozen ``ModelPatcher``
+  (``frozen_patcher``).
 - ``text_encoder``: a host ``comfy.sd.CLIP`` from a (tokenizer, text encoder) pair and config overrides.
 - ``kl_autoencoder`` / ``kl_vae``: the host's ``AutoencoderKL`` module, and a host ``comfy.sd.VAE`` from
-  its state dict.
+  its state dict (4 latent channels for SD, 16 for Flux / SD3: ``z_channels``).
 - ``module_vae``: a host ``comfy.sd.VAE`` whose first stage is any autoencoder module.
 """
 from __future__ import annotations
@@ -28,7 +31,9 @@ import comfy.sd1_clip
 import comfy.sdxl_clip
 import comfy.supported_models
 import comfy.supported_models_base
+import comfy.text_encoders.flux
 import comfy.text_encoders.sd2_clip
+import comfy.text_encoders.sd3_clip
 import comfy.utils
 from comfy.ldm.models.autoencoder import AutoencoderKL
 
@@ -48,7 +53,23 @@ HOST_CLASSES: dict[str, HostClasses] = {
                          (comfy.text_encoders.sd2_clip.SD2Tokenizer, comfy.text_encoders.sd2_clip.SD2ClipModel)),
     "sdxl": HostClasses(comfy.supported_models.SDXL, comfy.model_base.ModelType.EPS,
                         (comfy.sdxl_clip.SDXLTokenizer, comfy.sdxl_clip.SDXLClipModel)),
+    # Flux.1 dev: guidance-distilled (guidance_embed), the host's Flux sampling (shift 1.15, timestep = sigma).
+    "flux-dev": HostClasses(comfy.supported_models.Flux, comfy.model_base.ModelType.FLUX,
+                            (comfy.text_encoders.flux.FluxTokenizer, comfy.text_encoders.flux.flux_clip())),
+    # Flux.1 schnell: no guidance embedding, discrete flow sampling with shift 1 and multiplier 1.
+    "flux-schnell": HostClasses(comfy.supported_models.FluxSchnell, comfy.model_base.ModelType.FLOW,
+                                (comfy.text_encoders.flux.FluxTokenizer, comfy.text_encoders.flux.flux_clip())),
+    # SD3: MMDiT, discrete flow sampling with shift 3 and multiplier 1000. The text encoder is clip_l +
+    # clip_g WITHOUT T5: the host pads the CLIP context to a hard-coded 4096 wide and concatenates T5's
+    # tokens to it, so a T5 would have to be 4096 wide (a 32128 x 4096 embedding alone: 0.5 GB).
+    "sd3": HostClasses(comfy.supported_models.SD3, comfy.model_base.ModelType.FLOW,
+                       (comfy.text_encoders.sd3_clip.SD3Tokenizer,
+                        comfy.text_encoders.sd3_clip.sd3_clip(clip_l=True, clip_g=True, t5=False))),
 }
+
+# The UNet families' config classes: their model is built here with the given model type (SD20 would
+# guess it from real-sized checkpoint keys); any other config class builds its own (``get_model``).
+_UNET_CONFIGS = (comfy.supported_models.SD15, comfy.supported_models.SD20, comfy.supported_models.SDXL)
 
 
 def model_config(config_class: type, unet_config: dict, unet_overrides: dict):
@@ -60,10 +81,18 @@ def model_config(config_class: type, unet_config: dict, unet_overrides: dict):
 
 
 def _base_model(config, model_type: Enum) -> comfy.model_base.BaseModel:
-    """The host model of ``config`` on the CPU (``SDXL`` for SDXL configs, else ``BaseModel``). The
-    model type is given directly: SD20 would guess it from real-sized checkpoint keys."""
-    model_class = comfy.model_base.SDXL if isinstance(config, comfy.supported_models.SDXL) else comfy.model_base.BaseModel
-    return model_class(config, model_type=model_type, device=torch.device("cpu"))
+    """The host model of ``config`` on the CPU. For the UNet families ``SDXL`` (SDXL configs) or
+    ``BaseModel``, the model type given directly: SD20 would guess it from real-sized checkpoint keys.
+    For any other config (Flux, FluxSchnell, SD3) what its ``get_model`` builds, as the host's
+    checkpoint loader does (``model_base.Flux``, ``model_base.SD3``); ``model_type`` must be the one
+    it picks."""
+    if isinstance(config, _UNET_CONFIGS):
+        model_class = comfy.model_base.SDXL if isinstance(config, comfy.supported_models.SDXL) else comfy.model_base.BaseModel
+        return model_class(config, model_type=model_type, device=torch.device("cpu"))
+    model = config.get_model({}, device=torch.device("cpu"))
+    if model.model_type != model_type:
+        raise ValueError(f"{type(config).__name__} builds a {model.model_type.name} model, not {model_type.name}")
+    return model
 
 
 def empty_unet(config_class: type, unet_config: dict, unet_overrides: dict, model_type: Enum) -> comfy.model_base.BaseModel:
@@ -138,7 +167,11 @@ def kl_autoencoder(ddconfig: dict, embed_dim: int) -> torch.nn.Module:
 def kl_vae(state: dict, ddconfig: dict, embed_dim: int) -> comfy.sd.VAE:
     """A host ``comfy.sd.VAE`` holding the ``AutoencoderKL`` of ``ddconfig`` with weights ``state``, in float32."""
     config = {"params": {"ddconfig": dict(ddconfig), "embed_dim": embed_dim}}
-    return comfy.sd.VAE(sd=state, config=config, dtype=torch.float32)
+    vae = comfy.sd.VAE(sd=state, config=config, dtype=torch.float32)
+    # The host sets this from the weights when it detects the config itself (16 for Flux / SD3 VAEs);
+    # with an explicit config it keeps its default of 4 (the SD value).
+    vae.latent_channels = ddconfig["z_channels"]
+    return vae
 
 
 def module_vae(module: torch.nn.Module, downscale: int, latent_channels: int,

@@ -37,7 +37,24 @@ def check_model_family(model: ModelPatcher, node: str) -> ModelFamily:
         raise NodeInputError(node, (
             f"input 'model' is {family.config_name} ({family.denoiser_name}, "
             f"{family.sampling_name} sampling); this node supports Stable Diffusion UNet checkpoints: SD1.x, SD2.x "
-            f"(v-prediction too) and SDXL. Flow-matching and transformer models (SD3, Flux, ...) are not supported."))
+            f"(v-prediction too) and SDXL. For Flux.1 and SD3 use the pack's flow nodes (InvertEdit/flow: FlowEdit)."))
+    return family
+
+
+def check_flow_family(model: ModelPatcher, node: str) -> ModelFamily:
+    """The flow techniques work on rectified-flow transformers: Flux.1 (dev, schnell) and SD3/3.5,
+    sampled in ``x = (1 - sigma) x0 + sigma n`` (the host's CONST sampling). Stable Diffusion UNets
+    and other models (Flux Fill, other DiTs) are refused by name. Returns the model's family."""
+    family = model_family(model)
+    if family.config_name == "FluxInpaint":
+        raise NodeInputError(node, "input 'model' is Flux Fill (an inpainting model that takes a mask and image as "
+                                   "extra channels); this node edits with Flux.1 dev or schnell and SD3: load one.")
+    if not family.flow_editable:
+        hint = (" For Stable Diffusion checkpoints use the pack's inversion nodes (DDIM Invert, then an editor)."
+                if family.editable else "")
+        raise NodeInputError(node, (
+            f"input 'model' is {family.config_name} ({family.denoiser_name}, {family.sampling_name} sampling); this "
+            f"node edits with rectified-flow transformers: Flux.1 (dev, schnell) and SD3/SD3.5.{hint}"))
     return family
 
 

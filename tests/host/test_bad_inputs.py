@@ -970,7 +970,65 @@ PAIR_CASES = [
      r"the run's 4 steps .* so Plug-and-Play would never act; give one of them 0.25 or more \(paper: 0.8 and 0.5\)"),
 ]
 
-CASES += FILE_CASES + PAIR_CASES
+
+# ------------------------------------------------------------------ FlowEdit (Flux.1 and SD3)
+
+def flow(k: Kit, family: str = "flux-dev") -> tuple:
+    """The tiny random flow model of ``family`` (MODEL, CLIP, VAE)."""
+    return k.once(("flow", family), lambda: k.host.pack.demo.tiny_flow_models.build_tiny_flow_models(family))
+
+
+def flowedit(k: Kit, family: str = "flux-dev", model=None, clip=None, **change):
+    """FlowEdit's GUIDER on the tiny flow model of ``family`` (the authors' Flux settings, n_max 4)."""
+    m, c, _ = flow(k, family)
+    m, c = model or m, clip or c
+    args = dict(model=m, source=encode(k.host, c, PROMPT), target=encode(k.host, c, "a yellow circle"),
+                source_guidance=1.5, target_guidance=5.5, n_max=4, n_min=0, n_avg=1)
+    args.update(change)
+    return call(k.host, "InvertEditFlowEdit", **args)[0]
+
+
+def flowedit_run(k: Kit, guider, steps: int = 5, sampler: str = "euler", latent: torch.Tensor | None = None):
+    """SamplerCustomAdvanced with FlowEdit's GUIDER on a random 8x8 latent of the tiny Flux model."""
+    model = flow(k)[0]
+    sigmas = call(k.host, "BasicScheduler", model=model, scheduler="simple", steps=steps, denoise=1.0)[0]
+    latent = torch.randn(1, 16, 8, 8, generator=torch.Generator().manual_seed(0)) if latent is None else latent
+    return call(k.host, "SamplerCustomAdvanced", noise=call(k.host, "RandomNoise", noise_seed=0)[0], guider=guider,
+                sampler=call(k.host, "KSamplerSelect", sampler_name=sampler)[0], sigmas=sigmas,
+                latent_image={"samples": latent})[0]
+
+
+FLOW_CASES = [
+    ("flowedit-sd-model", lambda k: flowedit(k, model=k.model, clip=k.clip),
+     r"FlowEdit: input 'model' is SD15 \(UNetModel, .*\); this node edits with rectified-flow transformers: Flux.1 "
+     r"\(dev, schnell\) and SD3/SD3.5. For Stable Diffusion checkpoints use the pack's inversion nodes"),
+    ("ddim-invert-flux-model", lambda k: call(k.host, "InvertEditDDIMInvert", **dict(
+        k.invert_args(), model=flow(k)[0], positive=encode(k.host, flow(k)[1], PROMPT),
+        latent={"samples": torch.randn(1, 16, 8, 8)})),
+     r"DDIM Invert: input 'model' is Flux \(Flux, .*\); this node supports Stable Diffusion UNet checkpoints.* "
+     r"For Flux.1 and SD3 use the pack's flow nodes \(InvertEdit/flow: FlowEdit\)"),
+    ("flowedit-negative-on-flux", lambda k: flowedit(k, negative=encode(k.host, flow(k)[1], "")),
+     r"FlowEdit: input 'negative' is connected, but Flux takes no negative prompt .*; disconnect it"),
+    ("flowedit-sd3-without-negative", lambda k: flowedit(k, "sd3", source_guidance=3.5, target_guidance=13.5),
+     r"FlowEdit: SD3 guides each prompt with classifier-free guidance: connect 'negative' \(an empty prompt, as the "
+     r"authors\), or set both guidance scales to 1"),
+    ("flowedit-n-min-above-n-max", lambda k: flowedit(k, n_min=5),
+     r"FlowEdit: n_min is 5, above n_max 4; .* keep n_min at most n_max \(authors: 0\)"),
+    ("flowedit-guidance-nan", lambda k: flowedit(k, target_guidance=NAN),
+     r"FlowEdit: input 'target_guidance' is nan; give a finite number"),
+    ("flowedit-prompt-of-another-family", lambda k: flowedit(k, source=encode(k.host, flow(k, "sd3")[1], PROMPT)),
+     r"FlowEdit: input 'source' is an embedding 4096 wide; the model's cross-attention takes 64. The prompt was "
+     r"encoded for another model family: encode it with this checkpoint's CLIP"),
+    ("flowedit-n-min-past-the-run", lambda k: flowedit_run(k, flowedit(k, n_min=3), steps=3),
+     r"FlowEdit: n_min is 3 but the run has 3 steps; .* keep it below the steps \(authors: 0\)"),
+    ("flowedit-sampler-not-euler", lambda k: flowedit_run(k, flowedit(k), sampler="dpmpp_2m"),
+     r"FlowEdit: sampler 'dpmpp_2m' is not FlowEdit's step; FlowEdit integrates its edit with Euler steps: connect "
+     r"KSamplerSelect with euler"),
+    ("flowedit-empty-latent", lambda k: flowedit_run(k, flowedit(k), latent=torch.zeros(1, 16, 8, 8)),
+     r"FlowEdit: the latent is empty \(all zeros\); FlowEdit edits an image: connect VAE Encode"),
+]
+
+CASES += FILE_CASES + PAIR_CASES + FLOW_CASES
 
 
 @pytest.mark.parametrize("run, message", [pytest.param(run, message, id=name) for name, run, message in CASES])

@@ -193,7 +193,7 @@ def lane_prompt(path, host, runner) -> dict:
     from workshop import make_workflows
 
     workflow = json.loads(path.read_text(encoding="utf-8"))
-    builtin = make_workflows.TOY_BUILTIN if path in CHECKPOINT_FILES else None
+    builtin = make_workflows.builtin_for(path.stem) if path in CHECKPOINT_FILES else None
     prompt = runner.prepare_prompt(workflow, builtin=builtin, overrides=make_workflows.toy_overrides(path.stem, quick=True),
                                    host=host)
     _small_sample(host, runner)

@@ -164,7 +164,9 @@ def _run_and_check(path, prompt, workflow, host, runner, size=None, check_pictur
         assert file.is_file() and file.is_relative_to(host.output_dir)
         with Image.open(file) as im:
             assert im.size[0] >= 8 and im.size[1] >= 8
-            assert size is None or im.size == (size, size), (file.name, im.size)
+            # one picture of the model's size, or a strip of them (ImageStitch, STITCH_SPACING apart)
+            assert size is None or (im.size[1] == size and (im.size[0] - size) % (size + STITCH_SPACING) == 0), (
+                file.name, im.size)
             assert json.loads(im.info["workflow"])["nodes"], "the saved PNG should carry its workflow"
     if check_pictures and path.stem in OUTPUT_CHECKS:
         OUTPUT_CHECKS[path.stem](prompt, outputs, runner)
@@ -182,12 +184,14 @@ def test_workflow_runs_headless(path, host, runner):
 
     workflow = json.loads(path.read_text(encoding="utf-8"))
     if path in CHECKPOINT_FILES:
-        builtin = make_workflows.TOY_BUILTIN
+        builtin = make_workflows.builtin_for(path.stem)
         prompt = runner.prepare_prompt(workflow, builtin=builtin, overrides=make_workflows.toy_overrides(path.stem, quick=True),
                                        host=host)
         assert not [v for v in prompt.values() if v["class_type"] == CHECKPOINT_LOADER]
-        elapsed = _run_and_check(path, prompt, workflow, host, runner, size=runner.BUILTIN_SWAPS[builtin].size)
-        print(f"{path.name}: executed on the Toy World Model (10 steps) in {elapsed:.2f}s")
+        toy = builtin == make_workflows.TOY_BUILTIN
+        elapsed = _run_and_check(path, prompt, workflow, host, runner, size=runner.BUILTIN_SWAPS[builtin].size,
+                                 check_pictures=toy)   # a demo model's random weights draw noise
+        print(f"{path.name}: executed on the built-in {builtin} model (quick settings) in {elapsed:.2f}s")
     else:
         assert path.stem not in make_workflows.CHECKPOINT_WORKFLOWS
         # what run_workflow / the CLI execute; the slowest at 20 steps (make_workflows.QUICK_TOY_WORKFLOWS)
@@ -224,14 +228,14 @@ def test_checkpoint_workflows_are_set_for_their_family(host, runner, tmp_path):
     for family, size in (("SD1.5", 512), ("SDXL", 1024)):
         for technique in ("DDIM inversion and edit", "Prompt-to-Prompt edit"):
             assert f"{family} - {technique}" in names
-    assert {"SD1.5 - Null-text inversion and edit", "SD1.5 - LEDITS++ edit"} <= names
+    assert {"SD1.5 - Null-text inversion and edit", "SD1.5 - LEDITS++ edit", "Flux - FlowEdit", "SD3 - FlowEdit"} <= names
     ckpt = tmp_path / "ckpts" / "users-model.safetensors"
     ckpt.parent.mkdir()
     ckpt.write_bytes(b"not loaded: the prompt is only validated")
     for path in CHECKPOINT_FILES:
         workflow = json.loads(path.read_text(encoding="utf-8"))
-        size = 1024 if path.name.startswith("SDXL") else 512
-        assert path.name.startswith(("SD1.5 - ", "SDXL - "))
+        size = 512 if path.name.startswith("SD1.5") else 1024
+        assert path.name.startswith(("SD1.5 - ", "SDXL - ", "Flux - ", "SD3 - "))
         assert any(n["type"] in ("MarkdownNote", "Note") and "Load Checkpoint" in n["widgets_values"][0]
                    for n in workflow["nodes"]), f"{path.name}: no note on what to set"
         prompt = runner.prepare_prompt(workflow, host=host)
@@ -239,7 +243,9 @@ def test_checkpoint_workflows_are_set_for_their_family(host, runner, tmp_path):
         for node in prompt.values():
             by_type.setdefault(node["class_type"], []).append(node["inputs"])
         (loader,) = by_type[CHECKPOINT_LOADER]
-        assert loader["ckpt_name"] == ("sd_xl_base_1.0.safetensors" if size == 1024 else "v1-5-pruned-emaonly-fp16.safetensors")
+        family = next(f for f in (make_workflows.SD15, make_workflows.SDXL, make_workflows.FLUX, make_workflows.SD3)
+                      if path.name.startswith(f"{f.name} - "))
+        assert loader["ckpt_name"] == family.ckpt
         assert [i["image"] for i in by_type["LoadImage"]] == ["example.png"]
         assert by_type["ImageScale"] == [{"upscale_method": "lanczos", "width": size, "height": size, "crop": "center",
                                           "image": by_type["ImageScale"][0]["image"]}]
@@ -257,6 +263,14 @@ def test_checkpoint_workflows_are_set_for_their_family(host, runner, tmp_path):
             assert by_type["InvertEditNullTextOptimize"][0]["cfg"] == 7.5
         if "LEDITS" in path.name:
             assert by_type["InvertEditDDPMInvert"][0]["steps"] == 50 and "InvertEditLEDITSGuidance" in by_type
+        if "FlowEdit" in path.name:   # the authors' configs (fallenshock/FlowEdit: FLUX_exp.yaml, SD3_exp.yaml)
+            (edit,) = by_type["InvertEditFlowEdit"]
+            (schedule,) = by_type["BasicScheduler"]
+            flux = family is make_workflows.FLUX
+            assert (schedule["steps"], edit["n_max"], edit["source_guidance"], edit["target_guidance"]) == (
+                (28, 24, 1.5, 5.5) if flux else (50, 33, 3.5, 13.5))
+            assert ("ModelSamplingFlux" in by_type) == flux and ("negative" in edit) == (not flux)
+            assert by_type["KSamplerSelect"] == [{"sampler_name": "euler"}]
         # the user's graph, with a checkpoint and an image of theirs, passes the host's validation
         valid, error, _, node_errors = _validate(host, runner.prepare_prompt(workflow, ckpt=ckpt, image=runner.SAMPLE_IMAGE,
                                                                              host=host))

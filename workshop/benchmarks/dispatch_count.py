@@ -2,6 +2,7 @@
 inverted pair against the stock sampler on the same batch of 2 (issue 23).
 
     python -m workshop.benchmarks.dispatch_count [--model toy-one-object|demo-sd1|demo-sdxl] [--steps 10]
+    python -m workshop.benchmarks.dispatch_count --flow [--steps 10]   # FlowEdit on the tiny Flux and SD3
 
 A GPU run of ComfyUI is bound by the CPU issuing kernels (HOST-NOTES: 44k kernel launches for
 50 stock SD1.5 steps, 0.89 s of GPU work in 3.3 s): its cost follows the number of operations
@@ -66,8 +67,8 @@ class OpCounter(TorchDispatchMode):
         return sum(n for name, n in self.ops.items() if name in SYNCS)
 
 
-def counted_model(model):
-    """A clone of ``model`` that counts its UNet calls (a DIFFUSION_MODEL wrapper)."""
+def counted_model(model, where: str = "DIFFUSION_MODEL"):
+    """A clone of ``model`` that counts its UNet calls (a DIFFUSION_MODEL wrapper, or ``where``)."""
     import comfy.patcher_extension as pe
 
     m = model.clone()
@@ -77,7 +78,7 @@ def counted_model(model):
         calls.append(args[0].shape[0])
         return executor(*args, **kwargs)
 
-    m.add_wrapper_with_key(pe.WrappersMP.DIFFUSION_MODEL, "invertedit_count", count)
+    m.add_wrapper_with_key(getattr(pe.WrappersMP, where), "invertedit_count", count)
     return m, calls
 
 
@@ -130,9 +131,10 @@ def measure(host, model, clip, steps: int, cfg: float = 7.5) -> list[dict]:
 
 
 def table(rows: list[dict], name: str, steps: int) -> str:
-    lines = [f"\n### Dispatched operations per sampling step, model '{name}', 16x16 latent, cfg 7.5, per step = "
-             f"(run of {2 * steps} steps - run of {steps}) / {steps} (DDIM Invert + Direct Inversion + editor + Apply "
-             f"Inversion)\n",
+    chain = ("FlowEdit's GUIDER against the host's CFGGuider, SamplerCustomAdvanced, euler" if name.startswith("demo-f")
+             or name == "demo-sd3" else "cfg 7.5, DDIM Invert + Direct Inversion + editor + Apply Inversion")
+    lines = [f"\n### Dispatched operations per sampling step, model '{name}', 16x16 latent, per step = "
+             f"(run of {2 * steps} steps - run of {steps}) / {steps} ({chain})\n",
              "| run | aten ops / step | vs stock batch 2 | UNet calls / step (rows per call) | device waits / step "
              "| ops once per run |",
              "|---|---|---|---|---|---|"]
@@ -142,13 +144,65 @@ def table(rows: list[dict], name: str, steps: int) -> str:
     return "\n".join(lines)
 
 
+def measure_flow(host, family: str, steps: int) -> list[dict]:
+    """FlowEdit against the stock sampler on the tiny random flow model of ``family``, per step
+    (the same difference of two runs as ``measure``). FlowEdit acts at every step (n_max = steps)
+    and evaluates the source and the target (Flux: 2 rows; SD3, with each prompt's classifier-free
+    guidance: 4) in one call; stock is SamplerCustomAdvanced with the host's CFGGuider on a batch of 2
+    (Flux at cfg 1: 2 rows; SD3 at cfg 3.5: 4), the same rows a step."""
+    model, clip, _ = host.pack.demo.tiny_flow_models.build_tiny_flow_models(family, seed=0)
+    flux = family.startswith("flux")
+    source, target, empty = (encode(host, clip, t) for t in (SOURCE, TARGET, ""))
+    latent = torch.randn(1, 16, 16, 16, generator=torch.Generator().manual_seed(0))
+
+    def run(m, guider, n, batch) -> tuple:
+        sigmas = call(host, "BasicScheduler", model=m, scheduler="simple", steps=n, denoise=1.0)[0]
+        with OpCounter() as counter:
+            call(host, "SamplerCustomAdvanced", noise=call(host, "RandomNoise", noise_seed=0)[0], guider=guider,
+                 sampler=call(host, "KSamplerSelect", sampler_name="euler")[0], sigmas=sigmas,
+                 latent_image={"samples": latent.repeat(batch, 1, 1, 1)})
+        return counter.total, counter.syncs
+
+    def per_step(make, batch: int, label: str) -> dict:
+        m, calls = counted_model(model, "APPLY_MODEL")   # the host's MMDiT does not run DIFFUSION_MODEL wrappers
+        run(m, make(m, steps), steps, batch)             # loads the model: its loading is no step's work
+        out = []
+        for n in (steps, 2 * steps):
+            calls.clear()
+            out.append((*run(m, make(m, n), n, batch), list(calls)))
+        (ops1, syncs1, calls1), (ops2, syncs2, calls2) = out
+        ops = (ops2 - ops1) / steps
+        return {"label": label, "ops": ops, "once": ops1 - ops * steps, "syncs": (syncs2 - syncs1) / steps,
+                "calls": (len(calls2) - len(calls1)) / steps, "rows": sorted(set(calls1 + calls2))}
+
+    def stock(m, n):
+        return call(host, "CFGGuider", model=m, positive=target, negative=empty, cfg=1.0 if flux else 3.5)[0]
+
+    def flowedit(m, n):
+        kw = dict(source_guidance=1.5, target_guidance=5.5) if flux else dict(
+            source_guidance=3.5, target_guidance=13.5, negative=empty)
+        return call(host, "InvertEditFlowEdit", model=m, source=source, target=target, n_max=2 * steps, n_min=0,
+                    n_avg=1, **kw)[0]
+
+    rows = [per_step(stock, 2, f"stock SamplerCustomAdvanced, batch 2, cfg {1.0 if flux else 3.5:g}"),
+            per_step(flowedit, 1, "FlowEdit (acting at every step, n_avg 1)")]
+    for row in rows:
+        row["ratio"] = row["ops"] / rows[0]["ops"]
+    return rows
+
+
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     add_model_argument(ap)
     ap.add_argument("--steps", type=int, default=10)
+    ap.add_argument("--flow", action="store_true", help="FlowEdit on the tiny Flux and SD3 models instead")
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
     host = boot(base_dir=tempfile.mkdtemp(prefix="invertedit-bench-"))
+    if args.flow:
+        for family in ("flux-dev", "sd3"):
+            print(table(measure_flow(host, family, args.steps), f"demo-{family}", args.steps))
+        return
     model, clip, _ = builtin_model(host, args.model)
     print(table(measure(host, model, clip, args.steps), args.model, args.steps))
 

@@ -81,7 +81,7 @@ BUILTIN_SWAPS = {   # ``builtin=``; the demo models take any size and draw noise
     **{f"demo-{family}": Builtin(DEMO_MODEL, {"family": family, "seed": 0},
                                  f"Demo Model {family} (in place of Load Checkpoint)", WORLDS[WORLD_1].size,
                                  _sample(WORLD_1))
-       for family in ("sd1", "sd2-v", "sdxl")},
+       for family in ("sd1", "sd2-v", "sdxl", "flux-dev", "flux-schnell", "sd3")},
 }
 
 log = logging.getLogger("invertedit.runner")
@@ -229,7 +229,8 @@ def prepare_prompt(workflow: Mapping[str, Any], *, image: str | Path | None = No
       VAE are in the same output slots), and every
       CheckpointLoaderSimple already in the workflow loads it.
     - ``builtin`` (the reverse: a key of ``BUILTIN_SWAPS``: ``"toy"`` (two objects, 512 px),
-      ``"toy-one-object"`` (128 px), ``"demo-sd1"``, ``"demo-sd2-v"``, ``"demo-sdxl"``): every
+      ``"toy-one-object"`` (128 px), ``"demo-sd1"``, ``"demo-sd2-v"``, ``"demo-sdxl"``, ``"demo-flux-dev"``,
+      ``"demo-flux-schnell"``, ``"demo-sd3"``): every
       ``CheckpointLoaderSimple`` becomes the pack's Toy World Model (or Demo Model of that family),
       same node id and MODEL, CLIP, VAE slots; every stock Upscale Image (``ImageScale``) makes
       the built-in model's image size; and without ``image`` every LoadImage loads the bundled

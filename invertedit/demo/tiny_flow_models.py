@@ -1,0 +1,327 @@
+"""Tiny Flux.1 (dev, schnell) and SD3 models with seeded random weights, built from ComfyUI's own classes.
+
+What they are
+    Mechanics-testing models: a MODEL (ModelPatcher), CLIP and VAE for each of the flow-matching
+    families ``"flux-dev"`` (Flux.1 dev: double- then single-stream DiT, guidance-distilled, the host's
+    Flux sampling: shift 1.15, timestep = sigma), ``"flux-schnell"`` (Flux.1 schnell: the same DiT
+    without the guidance embedding, discrete flow sampling with shift 1) and ``"sd3"`` (SD3's MMDiT:
+    joint blocks, discrete flow sampling with shift 3, timestep = 1000 sigma). All three predict a
+    rectified-flow velocity (``x = (1 - sigma) x0 + sigma noise``). Their weights are random, so they
+    make noise, not pictures. They exist so that the pack's flow-model techniques (FlowEdit,
+    RF-Inversion, ...) and the stock nodes around them (CLIPTextEncode, FluxGuidance,
+    EmptySD3LatentImage, KSampler, VAEEncode/Decode) can be run and tested end to end, and compared
+    with diffusers' ``FluxTransformer2DModel`` / ``SD3Transformer2DModel`` on identical weights
+    (``tests/reference/flow_diffusers.py``), in well under a second and without downloading anything.
+    Never use them to judge image quality.
+
+Sizes
+    - Flux (both): hidden 64, 2 heads of 32 (rope axes 8 + 12 + 12), 2 double-stream + 2 single-stream
+      blocks, mlp ratio 4, patch 2 over 16 latent channels (64 features a token), text context from a
+      tiny T5 (64 wide, 2 layers, 4 heads of 16, the real 32128-token vocabulary, 256 tokens as the
+      host's Flux tokenizer pads), pooled vector from a tiny CLIP-L (32 wide, 3 layers). About 0.5 M
+      denoiser parameters.
+    - SD3: the host's MMDiT at depth 2 (it fixes hidden = 64 x depth = 128 and heads = depth = 2), 2
+      joint blocks, patch 2 over 16 latent channels, position table of 48 x 48 patches (latents up to
+      96 x 96), pooled vector clip_l | clip_g (32 + 64 = 96 wide). The text encoder is clip_l + clip_g
+      without T5: the host's ``sd3_clip`` pads the CLIP context to a hard-coded 4096 wide (and would
+      concatenate T5's tokens, which must then be 4096 wide too: a 0.5 GB embedding), so the context is
+      77 tokens x 4096 (96 of them non-zero) and the context embedder is 4096 -> 128. About 1.6 M
+      denoiser parameters.
+    - VAE (all): the host's ``AutoencoderKL`` with 16 latent channels and 8x downscale (32 base
+      channels, one res block a level), its latent scaled to about the spread and mean the host's
+      latent format expects (``latent_formats.Flux``: std 1/0.3611, mean 0.1159; ``SD3``: std 1/1.5305,
+      mean 0.0609), so that the model sees latents of about unit spread.
+    A 32 x 32 latent (256 px) step takes a few milliseconds on a CPU.
+
+How they are built
+    As ``tiny_models`` builds the SD ones, through the host kit's ``hostkit/loaders.py``: the host's
+    config class (``comfy.supported_models.Flux`` / ``FluxSchnell`` / ``SD3``) with a small
+    ``unet_config`` turned into the model its ``get_model`` builds (``model_base.Flux`` /
+    ``model_base.SD3``) in a ModelPatcher; ``comfy.sd.CLIP`` with the real tokenizers
+    (``FluxTokenizer``: CLIP + T5, ``SD3Tokenizer``: CLIP-L, CLIP-G, T5) and small
+    ``clip_l_model_config`` / ``clip_g_model_config`` / ``t5xxl_model_config`` overrides; ``comfy.sd.VAE``
+    with a small ``ddconfig``. Every parameter is drawn on the CPU in float32 from one
+    ``torch.Generator`` seeded per family, component and seed (the same seed gives bit-identical
+    weights), variance-preserving (linear weights ~ N(0, 1/fan_in), norm scales ~ 1 + small noise);
+    SD3's position table is the fixed 2-D sin-cos table SD3 (and diffusers) use. The first
+    time-embedding layer (and Flux dev's guidance-embedding layer) is damped on the fast frequencies
+    (``tiny_models._smooth_in_time``), and the final projection scaled by ``_OUTPUT_GAIN``, so that the
+    velocity has an O(0.3) spread and changes smoothly with input, time, guidance and text. The
+    denoiser is then loaded as the host loads a float32 checkpoint (``loaders.load_unet``: float32 on
+    the CPU, the dtype the host picks on a GPU or under ``--fp16-unet`` and similar flags).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from enum import Enum
+
+import torch
+
+from ..hostkit import loaders
+from ..hostkit.loaders import HOST_CLASSES
+from .tiny_models import _NORMS, _fill, _generator, _smooth_in_time, _text_config
+
+FLOW_FAMILIES: tuple[str, ...] = ("flux-dev", "flux-schnell", "sd3")
+
+# ---------------------------------------------------------------------------------------------
+# Sizes
+# ---------------------------------------------------------------------------------------------
+
+_T5_VOCAB = 32128  # the real T5 vocabulary, so that the host's T5 tokenizer works unchanged
+T5_WIDTH = 64
+CLIP_L_WIDTH = 32
+CLIP_G_WIDTH = 64
+SD3_CONTEXT_WIDTH = 4096  # sd3_clip pads the CLIP context to this width (hard-coded in the host)
+SD3_DEPTH = 2  # MMDiT: hidden = 64 * depth, heads = depth
+SD3_POS_EMBED_MAX = 48  # patches a side in the position table
+SD3_SAMPLE_SIZE = 32  # diffusers' sample_size: the table's base size is sample_size // patch
+
+
+def _t5_config() -> dict:
+    """Overrides for the host's T5-XXL json config (``t5xxl_model_config``)."""
+    return {"d_model": T5_WIDTH, "d_kv": 16, "num_heads": 4, "d_ff": 2 * T5_WIDTH, "num_layers": 2,
+            "vocab_size": _T5_VOCAB}
+
+
+def _flux_config(guidance_embed: bool) -> dict:
+    """A shrunk Flux config in the form ``comfy.model_detection`` produces."""
+    return {
+        "image_model": "flux",
+        "in_channels": 16,
+        "out_channels": 16,
+        "patch_size": 2,
+        "vec_in_dim": CLIP_L_WIDTH,
+        "context_in_dim": T5_WIDTH,
+        "hidden_size": 64,
+        "mlp_ratio": 4.0,  # the host's diffusers key map assumes 4 (single blocks' fused linear1)
+        "num_heads": 2,
+        "depth": 2,
+        "depth_single_blocks": 2,
+        "axes_dim": [8, 12, 12],  # sums to hidden_size // num_heads, as the host requires
+        "theta": 10000,
+        "qkv_bias": True,
+        "guidance_embed": guidance_embed,
+    }
+
+
+def _sd3_config() -> dict:
+    """A shrunk SD3 MMDiT config in the form ``comfy.model_detection`` produces."""
+    hidden = 64 * SD3_DEPTH
+    return {
+        "in_channels": 16,
+        "out_channels": 16,
+        "patch_size": 2,
+        "depth": SD3_DEPTH,
+        "num_blocks": SD3_DEPTH,  # the host's diffusers key map assumes num_blocks == depth
+        "input_size": None,
+        "adm_in_channels": CLIP_L_WIDTH + CLIP_G_WIDTH,
+        "context_embedder_config": {"target": "torch.nn.Linear",
+                                    "params": {"in_features": SD3_CONTEXT_WIDTH, "out_features": hidden}},
+        "num_patches": SD3_POS_EMBED_MAX ** 2,
+        "pos_embed_max_size": SD3_POS_EMBED_MAX,
+        "pos_embed_scaling_factor": None,
+        "x_block_self_attn_layers": [],
+    }
+
+
+@dataclass(frozen=True)
+class FlowFamilySpec:
+    """How one flow family is put together (also read by ``tests/reference/flow_diffusers.py``)."""
+
+    name: str
+    config_class: type  # the host's config class (``loaders.HOST_CLASSES``)
+    unet_config: dict
+    unet_overrides: dict
+    model_type: Enum  # the host's ModelType
+    clip_target: tuple  # (tokenizer class, text-encoder class)
+    text_configs: dict = field(default_factory=dict)  # model_options key -> overrides
+    latent_scale: float = 1.0  # the host latent format's scale and shift factors
+    latent_shift: float = 0.0
+
+
+SPECS: dict[str, FlowFamilySpec] = {
+    "flux-dev": FlowFamilySpec(
+        name="flux-dev", unet_config=_flux_config(True), unet_overrides={},
+        **HOST_CLASSES["flux-dev"]._asdict(),
+        text_configs={"clip_l_model_config": _text_config(CLIP_L_WIDTH, 2, "quick_gelu"),
+                      "t5xxl_model_config": _t5_config()},
+        latent_scale=0.3611, latent_shift=0.1159,
+    ),
+    "flux-schnell": FlowFamilySpec(
+        name="flux-schnell", unet_config=_flux_config(False), unet_overrides={},
+        **HOST_CLASSES["flux-schnell"]._asdict(),
+        text_configs={"clip_l_model_config": _text_config(CLIP_L_WIDTH, 2, "quick_gelu"),
+                      "t5xxl_model_config": _t5_config()},
+        latent_scale=0.3611, latent_shift=0.1159,
+    ),
+    "sd3": FlowFamilySpec(
+        name="sd3", unet_config=_sd3_config(), unet_overrides={},
+        **HOST_CLASSES["sd3"]._asdict(),
+        text_configs={"clip_l_model_config": _text_config(CLIP_L_WIDTH, 2, "quick_gelu"),
+                      "clip_g_model_config": _text_config(CLIP_G_WIDTH, 4, "gelu")},
+        latent_scale=1.5305, latent_shift=0.0609,
+    ),
+}
+
+VAE_DDCONFIG: dict = {
+    "double_z": True,
+    "z_channels": 16,
+    "resolution": 64,
+    "in_channels": 3,
+    "out_ch": 3,
+    "ch": 32,  # GroupNorm(32) needs multiples of 32
+    "ch_mult": [1, 2, 2, 2],  # three downsamples: 8x
+    "num_res_blocks": 1,
+    "attn_resolutions": [],
+    "dropout": 0.0,
+}
+VAE_EMBED_DIM = 16
+_VAE_RAW_STD = 0.6  # about the spread of the random encoder's latent mean before scaling (measured)
+
+# ---------------------------------------------------------------------------------------------
+# Seeded initialisation
+# ---------------------------------------------------------------------------------------------
+
+
+def _is_norm(module: torch.nn.Module) -> bool:
+    """torch's norms, and the host's own RMS / T5 norms (a ``scale`` or ``weight`` vector)."""
+    return isinstance(module, _NORMS) or "Norm" in type(module).__name__
+
+
+@torch.no_grad()
+def init_flow_weights(module: torch.nn.Module, g: torch.Generator, skip: tuple[str, ...] = ()) -> None:
+    """Initialise every parameter of ``module`` from ``g`` (in ``named_parameters`` order), with the
+    rules of ``tiny_models.init_weights`` (linear weights ~ N(0, 1/fan_in), norm scales ~ 1 +
+    N(0, 0.1^2), biases ~ N(0, 0.05^2), embeddings ~ N(0, 1)), the host's RMSNorm / T5LayerNorm
+    vectors counting as norms. A parameter of any other kind is an error."""
+    owner = {}
+    for mod_name, mod in module.named_modules():
+        for p_name, _ in mod.named_parameters(recurse=False):
+            owner[f"{mod_name}.{p_name}" if mod_name else p_name] = mod
+    for name, p in module.named_parameters():
+        if name in skip:
+            continue
+        mod = owner[name]
+        leaf = name.rsplit(".", 1)[-1]
+        if isinstance(mod, torch.nn.Embedding):
+            _fill(p, g, 1.0)
+        elif _is_norm(mod) and p.ndim == 1:
+            _fill(p, g, 0.1, mean=1.0 if leaf in ("weight", "scale") else 0.0)
+        elif leaf == "bias":
+            _fill(p, g, 0.05)
+        elif leaf == "weight" and p.ndim >= 2:
+            _fill(p, g, 1.0 / math.sqrt(p[0].numel()))
+        else:
+            raise RuntimeError(f"tiny_flow_models: no initialisation rule for parameter {name!r} "
+                               f"of {type(mod).__name__} {tuple(p.shape)}")
+
+
+def _check_buffers(module: torch.nn.Module) -> None:
+    for name, b in module.named_buffers():
+        if b.is_floating_point() and not torch.isfinite(b).all():
+            raise RuntimeError(f"tiny_flow_models: buffer {name!r} is not initialised")
+
+
+def sincos_pos_embed(dim: int, grid_size: int, base_size: int) -> torch.Tensor:
+    """SD3's fixed 2-D sin-cos position table, (1, grid_size^2, dim), row-major over the patch grid:
+    positions ``arange(grid_size) * base_size / grid_size``, the first half of the features from the
+    column coordinate, the second from the row (each ``sin`` then ``cos`` over ``dim / 4``
+    frequencies ``10000^(-k / (dim / 4))``). As diffusers' ``get_2d_sincos_pos_embed`` with
+    interpolation scale 1."""
+    pos = torch.arange(grid_size, dtype=torch.float64) / (grid_size / base_size)
+    col, row = torch.meshgrid(pos, pos, indexing="xy")  # col varies along the row, as in diffusers
+
+    def one_d(d, coords):
+        omega = 1.0 / 10000 ** (torch.arange(d // 2, dtype=torch.float64) / (d / 2.0))
+        out = coords.reshape(-1)[:, None] * omega[None]
+        return torch.cat([torch.sin(out), torch.cos(out)], dim=1)
+
+    emb = torch.cat([one_d(dim // 2, col), one_d(dim // 2, row)], dim=1)
+    return emb.to(torch.float32)[None]
+
+
+_OUTPUT_GAIN = 0.3  # scale of the final projection: velocities of ~0.3 spread
+
+
+@torch.no_grad()
+def _calm_output(linear: torch.nn.Module) -> None:
+    """Scale the denoiser's final projection down by ``_OUTPUT_GAIN``.
+
+    A rectified flow integrates the velocity over sigma in [0, 1] (not the log-range of the SD
+    schedules), so step errors grow by about exp(J), J the velocity's gain in the latent: a random
+    DiT at full gain gives a velocity of O(1) spread that depends on the latent about as strongly as
+    on the noise, and inversion drifts far. 0.3 keeps the prediction O(1)-ish and clearly dependent
+    on input, time, guidance and text while Euler inversion then reconstruction stays close: measured
+    at 28 steps over sigma 0 -> 1 -> 0 on a 32 x 32 latent, relative latent error 0.5 % (flux-dev),
+    0.7 % (flux-schnell), 0.7 % (sd3) (``tests/host/test_tiny_flow_models.py`` checks a 10-step one).
+    """
+    linear.weight.mul_(_OUTPUT_GAIN)
+    linear.bias.mul_(_OUTPUT_GAIN)
+
+
+# ---------------------------------------------------------------------------------------------
+# Builders
+# ---------------------------------------------------------------------------------------------
+
+
+def _spec(family: str) -> FlowFamilySpec:
+    if family not in SPECS:
+        raise ValueError(f"unknown tiny flow model family {family!r}; expected one of {FLOW_FAMILIES}")
+    return SPECS[family]
+
+
+def build_tiny_flow_unet(family: str, seed: int = 0):
+    """The family's denoiser (``model_base.Flux`` / ``model_base.SD3``) in a ModelPatcher."""
+    spec = _spec(family)
+    host_config = (spec.config_class, spec.unet_config, spec.unet_overrides, spec.model_type)
+    model = loaders.empty_unet(*host_config)
+    net = model.diffusion_model
+    init_flow_weights(net, _generator(spec.name, "unet", seed))
+    with torch.no_grad():
+        if family == "sd3":
+            hidden = net.hidden_size
+            net.pos_embed.copy_(sincos_pos_embed(hidden, SD3_POS_EMBED_MAX, SD3_SAMPLE_SIZE // net.patch_size))
+            _smooth_in_time(net.t_embedder.mlp[0].weight)
+        else:
+            _smooth_in_time(net.time_in.in_layer.weight)
+            if spec.unet_config["guidance_embed"]:
+                _smooth_in_time(net.guidance_in.in_layer.weight)
+    _calm_output(net.final_layer.linear)
+    _check_buffers(net)
+    return loaders.load_unet(*host_config, net.state_dict(), built=model)
+
+
+def build_tiny_flow_clip(family: str, seed: int = 0):
+    """The family's text encoders as a host ``comfy.sd.CLIP`` (real tokenizers), in float32."""
+    spec = _spec(family)
+    clip = loaders.text_encoder(spec.clip_target, spec.text_configs)
+    skip = tuple(n for n, _ in clip.cond_stage_model.named_parameters() if n.endswith("logit_scale"))
+    init_flow_weights(clip.cond_stage_model, _generator(spec.name, "clip", seed), skip=skip)
+    _check_buffers(clip.cond_stage_model)
+    return clip
+
+
+def build_tiny_flow_vae(family: str, seed: int = 0):
+    """A small 16-channel KL autoencoder (8x downscale) as a host ``comfy.sd.VAE``."""
+    spec = _spec(family)
+    ae = loaders.kl_autoencoder(VAE_DDCONFIG, VAE_EMBED_DIM)
+    init_flow_weights(ae, _generator(family, "vae", seed))
+    with torch.no_grad():
+        # The latent's spread and mean what the family's latent format undoes; post_quant_conv undoes them.
+        gain = 1.0 / (spec.latent_scale * _VAE_RAW_STD)
+        ae.quant_conv.weight.mul_(gain)
+        ae.quant_conv.bias[:VAE_EMBED_DIM].mul_(gain).add_(spec.latent_shift)
+        ae.post_quant_conv.weight.div_(gain)
+        ae.post_quant_conv.bias.sub_(ae.post_quant_conv.weight.sum(dim=(1, 2, 3)) * spec.latent_shift)
+    _check_buffers(ae)
+    return loaders.kl_vae({k: v.detach().clone() for k, v in ae.state_dict().items()}, VAE_DDCONFIG, VAE_EMBED_DIM)
+
+
+def build_tiny_flow_models(family: str, seed: int = 0) -> tuple:
+    """(MODEL, CLIP, VAE) of ``family`` ("flux-dev", "flux-schnell", "sd3") with weights drawn from
+    ``seed``: a host ModelPatcher, ``comfy.sd.CLIP`` and ``comfy.sd.VAE``.
+
+    Fresh objects on every call; the same seed gives bit-identical weights.
+    """
+    return build_tiny_flow_unet(family, seed), build_tiny_flow_clip(family, seed), build_tiny_flow_vae(family, seed)
