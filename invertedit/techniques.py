@@ -196,6 +196,24 @@ TECHNIQUES: tuple[Technique, ...] = (
         settings={"InvertEditFlowEdit.source_guidance": 1.5, "InvertEditFlowEdit.target_guidance": 5.5,
                   "InvertEditFlowEdit.n_max": 24, "InvertEditFlowEdit.n_min": 0, "InvertEditFlowEdit.n_avg": 1}),
     Technique(
+        "Flow inversion", "flow", ("InvertEditFlowInvert", "InvertEditFlowSampler"), "inversion/flow.py",
+        "Wang et al. 2024 (RF-Solver); Deng et al. 2024 (FireFlow)",
+        "25 steps, guidance 1 while inverting; solver rf-solver",
+        "euler N, rf-solver 2N, fireflow N + 1 to invert, as many to sample", ("Flux - Flow inversion and edit",),
+        None,
+        "Inverts an image with Flux.1 or SD3 by Euler, RF-Solver's second-order step or FireFlow's midpoint step "
+        "with the last velocity reused; the Flow Sampler samples it back.",
+        settings={"InvertEditFlowInvert.steps": 25, "InvertEditFlowInvert.guidance": 1.0}),
+    Technique(
+        "RF-Inversion", "flow", ("InvertEditRFInversionInvert", "InvertEditRFInversion"), "inversion/flow.py",
+        "Rout et al. 2025", "28 steps, gamma 0.5, guidance 0 while inverting; eta 0.9 from 0 to 0.25 of the steps",
+        "N to invert, N to sample (stock euler)", ("Flux - RF-Inversion edit",), None,
+        "A controlled forward ODE towards a fixed noise, then a reverse pulled towards the image by eta in the "
+        "first steps: a patch on the model for the stock euler sampler.",
+        settings={"InvertEditRFInversionInvert.steps": 28, "InvertEditRFInversionInvert.gamma": 0.5,
+                  "InvertEditRFInversionInvert.guidance": 0.0, "InvertEditRFInversion.eta": 0.9,
+                  "InvertEditRFInversion.start": 0.0, "InvertEditRFInversion.stop": 0.25}),
+    Technique(
         "Toy World Model", "testing", ("InvertEditToyModel",), "demo/toy_autoencoder.py", "", "two objects, 512 px",
         "a tiny UNet", ("invert_and_edit",), None,
         "The pack's trained tiny models of the toy worlds: the main job's and the workflows' model."),

@@ -1218,6 +1218,110 @@ def _flow_edit(family: Family, steps: int, n_max: int, source: float, target: fl
     return {"nodes": nodes}
 
 
+def _flux_front(intro: str) -> list[dict]:
+    """Load Checkpoint (Flux), the image at 1024 px and its latent, the two prompts, ModelSamplingFlux."""
+    family = FLUX
+    return [
+        {"key": "note", "type": "MarkdownNote", "text": intro},
+        {"key": "model", "type": "CheckpointLoaderSimple", "widgets": {"ckpt_name": family.ckpt},
+         "title": f"Load Checkpoint ({family.name})"},
+        {"key": "image", "type": "LoadImage", "widgets": {"image": PHOTO}, "title": "Load Image (your image)"},
+        {"key": "resize", "type": "ImageScale",
+         "widgets": {"upscale_method": "lanczos", "width": family.size, "height": family.size, "crop": "center"},
+         "inputs": {"image": ("image", "IMAGE")}, "title": f"Upscale Image ({family.name}: {family.size} px)"},
+        {"key": "encode", "type": "VAEEncode", "inputs": {"pixels": ("resize", "IMAGE"), "vae": ("model", "VAE")}},
+        {"key": "shift", "type": "ModelSamplingFlux",
+         "widgets": {"max_shift": 1.15, "base_shift": 0.5, "width": family.size, "height": family.size},
+         "inputs": {"model": ("model", "MODEL")}, "title": "ModelSamplingFlux (the image's size)"},
+        {"key": "target", "type": "CLIPTextEncode", "widgets": {"text": PHOTO_TARGET},
+         "inputs": {"clip": ("model", "CLIP")}, "title": "Target prompt"},
+    ]
+
+
+def _flux_sample(key: str, model: tuple, conditioning: tuple, guidance: float, noise: tuple, sigmas: tuple,
+                 sampler: tuple, title: str) -> list[dict]:
+    return [
+        {"key": f"{key}_guidance", "type": "FluxGuidance", "widgets": {"guidance": guidance},
+         "inputs": {"conditioning": conditioning}},
+        {"key": f"{key}_guider", "type": "BasicGuider",
+         "inputs": {"model": model, "conditioning": (f"{key}_guidance", 0)}},
+        {"key": key, "type": "SamplerCustomAdvanced", "title": title,
+         "inputs": {"noise": noise, "guider": (f"{key}_guider", "GUIDER"), "sampler": sampler, "sigmas": sigmas,
+                    "latent_image": ("encode", "LATENT")}},
+        {"key": f"{key}_decode", "type": "VAEDecode", "inputs": {"samples": (key, 0), "vae": ("model", "VAE")}},
+    ]
+
+
+def _strip(panels: list[tuple[str, str]], prefix: str, title: str) -> list[dict]:
+    """The panels (node key, title) stitched left to right, 8 px apart, and saved."""
+    nodes, left = [], panels[0][0]
+    for i, (key, name) in enumerate(panels[1:], 1):
+        nodes.append({"key": f"stitch_{i}", "type": "ImageStitch",
+                      "widgets": {"direction": "right", "match_image_size": True, "spacing_width": 8,
+                                  "spacing_color": "white"},
+                      "inputs": {"image1": (left, "IMAGE"), "image2": (key, "IMAGE")}, "title": f"+ {name}"})
+        left = f"stitch_{i}"
+    nodes.append({"key": "save", "type": "SaveImage", "widgets": {"filename_prefix": prefix},
+                  "inputs": {"images": (left, "IMAGE")}, "title": title})
+    return nodes
+
+
+def flux_flow_inversion_edit() -> dict:
+    intro = (
+        "# Flux: inversion with RF-Solver, reconstruction and an edit\n\n"
+        + _setup_note(FLUX, PROMPTS_PLAIN) +
+        "\n**Flow Invert** integrates Flux's velocity from your image up to noise with RF-Solver's second-order "
+        "step (Wang et al.; 25 steps, guidance 1, as their code; `euler` and `fireflow` are the other solvers). "
+        "Its NOISE starts the stock **SamplerCustomAdvanced** at the inversion, with the image's latent as "
+        "latent_image, the **Flow Sampler** (the same solver) and its SIGMAS: with the source prompt at guidance 1 "
+        "it reconstructs the image; with the target prompt at guidance 2 (the authors' scripts) it edits it. A "
+        "plain prompt change redraws more than the edit; RF-Solver-Edit's feature sharing, which keeps the rest, "
+        "comes with the pack's attention control on flow transformers. The strip: the image, the reconstruction, "
+        "the edit.")
+    nodes = _flux_front(intro) + [
+        {"key": "prompt", "type": "CLIPTextEncode", "widgets": {"text": PHOTO_SOURCE},
+         "inputs": {"clip": ("model", "CLIP")}, "title": "Source prompt"},
+        {"key": "invert", "type": "InvertEditFlowInvert",
+         "widgets": {"solver": "rf-solver", "steps": 25, "scheduler": "simple", "guidance": 1.0},
+         "inputs": {"model": ("shift", "MODEL"), "latent": ("encode", "LATENT"), "positive": ("prompt", 0)}},
+        {"key": "solver", "type": "InvertEditFlowSampler", "widgets": {"solver": "rf-solver"}},
+    ]
+    nodes += _flux_sample("rec", ("shift", "MODEL"), ("prompt", 0), 1.0, ("invert", "NOISE"), ("invert", "SIGMAS"),
+                          ("solver", "SAMPLER"), "Reconstruction (source prompt, guidance 1)")
+    nodes += _flux_sample("edit", ("shift", "MODEL"), ("target", 0), 2.0, ("invert", "NOISE"), ("invert", "SIGMAS"),
+                          ("solver", "SAMPLER"), "Edit (target prompt, guidance 2)")
+    nodes += _strip([("resize", "image"), ("rec_decode", "reconstruction"), ("edit_decode", "edit")],
+                    "invertedit/flux_rf_solver", "Image | reconstruction | edit")
+    return {"nodes": nodes}
+
+
+def flux_rf_inversion_edit() -> dict:
+    intro = (
+        "# Flux: RF-Inversion, an edit that keeps the structure\n\n"
+        + _setup_note(FLUX, "**Target prompt**: what the edited image shows (RF-Inversion inverts with an empty prompt).") +
+        "\n**RF-Inversion Invert** (Rout et al.) integrates Flux's velocity from your image towards noise, pulled by "
+        "gamma 0.5 towards a fixed noise (28 steps, guidance 0, empty prompt: the authors' pipeline). **RF-Inversion** "
+        "patches the model so that in the first quarter of the steps each prediction is pulled towards your image "
+        "by eta 0.9; after that the target prompt (guidance 3.5) alone. Sampled by the stock "
+        "**SamplerCustomAdvanced** with euler, the inversion's NOISE and SIGMAS. Raise eta or stop to keep more of "
+        "the image, lower them to edit more. The strip: the image and the edit.")
+    nodes = _flux_front(intro) + [
+        {"key": "empty", "type": "CLIPTextEncode", "widgets": {"text": ""}, "inputs": {"clip": ("model", "CLIP")},
+         "title": "Prompt while inverting (empty)"},
+        {"key": "invert", "type": "InvertEditRFInversionInvert",
+         "widgets": {"steps": 28, "scheduler": "simple", "gamma": 0.5, "guidance": 0.0, "seed": 0},
+         "inputs": {"model": ("shift", "MODEL"), "latent": ("encode", "LATENT"), "positive": ("empty", 0)}},
+        {"key": "control", "type": "InvertEditRFInversion",
+         "widgets": {"eta": 0.9, "start": 0.0, "stop": 0.25, "eta_decay": 0.0},
+         "inputs": {"model": ("shift", "MODEL"), "inversion": ("invert", 0)}},
+        {"key": "sampler", "type": "KSamplerSelect", "widgets": {"sampler_name": "euler"}},
+    ]
+    nodes += _flux_sample("edit", ("control", "MODEL"), ("target", 0), 3.5, ("invert", "NOISE"), ("invert", "SIGMAS"),
+                          ("sampler", "SAMPLER"), "Edit (target prompt, guidance 3.5)")
+    nodes += _strip([("resize", "image"), ("edit_decode", "edit")], "invertedit/flux_rf_inversion", "Image | edit")
+    return {"nodes": nodes}
+
+
 def flux_flow_edit() -> dict:
     return _flow_edit(FLUX, steps=28, n_max=24, source=1.5, target=5.5, seed=10)
 
@@ -1246,12 +1350,15 @@ CHECKPOINT_WORKFLOWS = {
     "SDXL - Prompt-to-Prompt edit": (sdxl_p2p_edit, _TOY_P2P, _QUICK_DDIM),
     "Flux - FlowEdit": (flux_flow_edit, {}, {"BasicScheduler": {"steps": 6}, "InvertEditFlowEdit": {"n_max": 5}}),
     "SD3 - FlowEdit": (sd3_flow_edit, {}, {"BasicScheduler": {"steps": 6}, "InvertEditFlowEdit": {"n_max": 4}}),
+    "Flux - Flow inversion and edit": (flux_flow_inversion_edit, {}, {"InvertEditFlowInvert": {"steps": 5}}),
+    "Flux - RF-Inversion edit": (flux_rf_inversion_edit, {}, {"InvertEditRFInversionInvert": {"steps": 5}}),
 }
 
 # The built-in model each checkpoint workflow runs on in the tests and for its card picture (the
 # runner's ``builtin``): the Toy World Model, or for the flow families their tiny random demo models
 # until the toy world has a trained flow model.
-CHECKPOINT_BUILTINS = {"Flux - FlowEdit": "demo-flux-dev", "SD3 - FlowEdit": "demo-sd3"}
+CHECKPOINT_BUILTINS = {"Flux - FlowEdit": "demo-flux-dev", "SD3 - FlowEdit": "demo-sd3",
+                       "Flux - Flow inversion and edit": "demo-flux-dev", "Flux - RF-Inversion edit": "demo-flux-dev"}
 
 
 TOY_BUILTIN = "toy"   # the runner's builtin that runs the checkpoint workflows: the Toy World Model, two objects, 512 px

@@ -76,7 +76,7 @@ def draw_noises(count: int, like: torch.Tensor, seed: int, packed: bool) -> torc
         else:
             n = torch.randn((b, c, h, w), generator=generator, dtype=torch.float32)
         out.append(n)
-    return torch.stack(out).to(like.device, like.dtype)
+    return torch.stack(out).to(like.device, like.dtype)   # sampling-path-ok: once per run, before its first step
 
 
 class FlowEditGuider(BatchedGuider):

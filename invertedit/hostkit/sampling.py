@@ -169,10 +169,12 @@ def run_loop(
     sigmas: torch.Tensor,
     loop: Loop,
     seed: int = 0,
+    from_latent: bool = False,
 ) -> torch.Tensor:
     """Run ``loop`` on ``latent`` (a LATENT tensor) with the host's guider; returns the final
     LATENT tensor. The loop works in sampler space; ``step_callback(i, total, x)`` updates
-    the progress bar and raises if the user interrupted."""
+    the progress bar and raises if the user interrupted. ``from_latent``: the loop starts at the
+    latent in the model's space itself (a flow model's run would start at ``(1 - sigma_0)`` times it)."""
     pbar = comfy.utils.ProgressBar(max(len(sigmas) - 1, 1))
 
     def step_callback(i: int, total: int, x: torch.Tensor) -> None:
@@ -180,7 +182,8 @@ def run_loop(
         pbar.update_absolute(i + 1, total)
 
     def sampler_function(model_k, x, sigmas, extra_args=None, callback=None, disable=None):
-        return loop(HostDenoiser(model_k, extra_args or {}), x, sigmas, step_callback)
+        start = model_k.latent_image if from_latent else x
+        return loop(HostDenoiser(model_k, extra_args or {}), start, sigmas, step_callback)
 
     guider = comfy.samplers.CFGGuider(model)
     conds = {"positive": positive}

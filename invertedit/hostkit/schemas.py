@@ -1,12 +1,15 @@
 """Inputs and outputs that several nodes declare alike, in one place so that their tooltips agree."""
 from __future__ import annotations
 
+import comfy.samplers
 from comfy_api.latest import ComfyExtension, io  # noqa: F401 (the node API, handed to nodes/)
 
 from ..guidance.sega import Concept
 from .errors import NodeInputError, check_at_least, check_choice, check_finite
 from .sockets import Concepts
 from .sockets import Inversion as InversionSocket
+
+SCHEDULERS = comfy.samplers.KSampler.SCHEDULERS   # the host's scheduler names, for the nodes' Combo inputs
 
 
 DIRECTIONS = ("add", "remove")
@@ -73,8 +76,6 @@ def inverter_inputs(*, steps: int, start_at_step: int, cfg: float, paper: str, s
                     cfg_tooltip: str) -> list:
     """The inputs every inverter node shares (model, latent, source prompt, schedule, guidance),
     with the paper's defaults."""
-    import comfy.samplers
-
     return [
         io.Model.Input("model", tooltip="The model to invert with. Sample with the same model (LoRAs included)."),
         io.Latent.Input("latent", tooltip="The source image's latent, from VAE Encode."),
@@ -82,7 +83,7 @@ def inverter_inputs(*, steps: int, start_at_step: int, cfg: float, paper: str, s
                                                   "source prompt)."),
         io.Int.Input("steps", default=steps, min=1, max=1000,
                      tooltip=f"Steps ({paper}: {steps}). Sample with the same number of steps."),
-        io.Combo.Input("scheduler", options=comfy.samplers.KSampler.SCHEDULERS, default="ddim_uniform",
+        io.Combo.Input("scheduler", options=SCHEDULERS, default="ddim_uniform",
                        tooltip="The sigma schedule; sample with the same one. ddim_uniform gives the papers' DDIM "
                                "timesteps (diffusers' DDIMScheduler, steps_offset=1, from and to sigma 0); the "
                                "PnPInversion code's set_alpha_to_one=False variant is not a host schedule."),

@@ -48,8 +48,17 @@ EDIT_FRIENDLY = Method("edit-friendly", "Edit-Friendly DDPM Invert", clues=("ddp
 # stock samplers replay it with nothing to correct (no clues, no patch), approximately with others.
 FIXED_POINT = Method("fixed-point", "Fixed-Point Invert")
 
+# Flow models (``inversion/flow.py``): the solvers' inversions, and RF-Inversion's controlled one (its
+# target noise kept as a clue). Sampled back from the inversion's NOISE by SamplerCustomAdvanced: Euler's
+# and RF-Inversion's by the host's euler sampler, RF-Solver's and FireFlow's by the Flow Sampler.
+FLOW_EULER = Method("flow-euler", "Flow Invert")
+RF_SOLVER = Method("rf-solver", "Flow Invert", own_sampler="Flow Sampler")
+FIREFLOW = Method("fireflow", "Flow Invert", own_sampler="Flow Sampler")
+RF_INVERSION = Method("rf-inversion", "RF-Inversion Invert", clues=("rf.y1",))
+FLOW_METHODS = (FLOW_EULER, RF_SOLVER, FIREFLOW, RF_INVERSION)
+
 METHODS: dict[str, Method] = {m.name: m for m in (DDIM, NEGATIVE_PROMPT, NULL_TEXT, DIRECT, EDICT, EDIT_FRIENDLY,
-                                                  FIXED_POINT)}
+                                                  FIXED_POINT, *FLOW_METHODS)}
 
 
 def method_of(name: str) -> Method:

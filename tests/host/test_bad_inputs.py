@@ -1028,6 +1028,69 @@ FLOW_CASES = [
      r"FlowEdit: the latent is empty \(all zeros\); FlowEdit edits an image: connect VAE Encode"),
 ]
 
+
+def flow_invert(k: Kit, family: str = "flux-dev", **change):
+    """Flow Invert on a random 8x8 latent of the tiny flow model of ``family`` (rf-solver, 4 steps)."""
+    m, c, _ = flow(k, family)
+    args = dict(model=m, latent={"samples": torch.randn(1, 16, 8, 8, generator=torch.Generator().manual_seed(0))},
+                positive=encode(k.host, c, PROMPT), solver="rf-solver", steps=4, scheduler="simple", guidance=1.0)
+    args.update(change)
+    return call(k.host, "InvertEditFlowInvert", **args)
+
+
+def rf_inverted(k: Kit):
+    return k.once("rf_inverted", lambda: call(k.host, "InvertEditRFInversionInvert", model=flow(k)[0],
+                                              latent={"samples": torch.randn(1, 16, 8, 8)},
+                                              positive=encode(k.host, flow(k)[1], ""), steps=4, scheduler="simple",
+                                              gamma=0.5, guidance=0.0, seed=0))
+
+
+def rf_inversion(k: Kit, model=None, **change):
+    args = dict(model=model or flow(k)[0], inversion=rf_inverted(k)[0], eta=0.9, start=0.0, stop=0.25, eta_decay=0.0)
+    args.update(change)
+    return call(k.host, "InvertEditRFInversion", **args)
+
+
+def flow_sample_other_latent(k: Kit):
+    """Sampling a Flow Invert inversion's NOISE with a latent of another size."""
+    _, noise, sigmas = flow_invert(k)
+    m, c, _ = flow(k)
+    guider = call(k.host, "BasicGuider", model=m, conditioning=encode(k.host, c, PROMPT))[0]
+    return call(k.host, "SamplerCustomAdvanced", noise=noise, guider=guider,
+                sampler=call(k.host, "InvertEditFlowSampler", solver="rf-solver")[0], sigmas=sigmas,
+                latent_image={"samples": torch.randn(1, 16, 16, 16)})
+
+
+FLOW_CASES += [
+    ("flow-invert-sd-model", lambda k: flow_invert(k, model=k.model, positive=k.pos, latent=k.src),
+     r"Flow Invert: input 'model' is SD15 .*; this node edits with rectified-flow transformers: Flux.1 \(dev, "
+     r"schnell\) and SD3/SD3.5"),
+    ("flow-invert-empty-latent", lambda k: flow_invert(k, latent={"samples": torch.zeros(1, 16, 8, 8)}),
+     r"Flow Invert: input 'latent' is empty \(all zeros\); connect VAE Encode of the image to invert"),
+    ("flow-invert-latent-nan", lambda k: flow_invert(k, latent={"samples": torch.full((1, 16, 8, 8), NAN)}),
+     r"Flow Invert: input 'latent' .*NaN"),
+    ("flow-invert-prompt-of-another-family", lambda k: flow_invert(k, positive=encode(k.host, flow(k, "sd3")[1], PROMPT)),
+     r"Flow Invert: input 'positive' is an embedding 4096 wide; the model's cross-attention takes 64"),
+    ("flow-invert-unknown-solver", lambda k: flow_invert(k, solver="heun"),
+     r"Flow Invert: input 'solver' is 'heun'"),
+    ("flow-invert-guidance-inf", lambda k: flow_invert(k, guidance=INF),
+     r"Flow Invert: input 'guidance' is inf; give a finite number"),
+    ("flow-sample-latent-of-another-size", flow_sample_other_latent,
+     r"Flow Invert: the sampler's latent_image is \(1, 16, 16, 16\), but the inversion was made from a latent "
+     r"\(1, 16, 8, 8\); connect the image's latent"),
+    ("rf-inversion-gamma-above-1", lambda k: call(k.host, "InvertEditRFInversionInvert", model=flow(k)[0],
+                                                  latent={"samples": torch.randn(1, 16, 8, 8)},
+                                                  positive=encode(k.host, flow(k)[1], ""), steps=4, scheduler="simple",
+                                                  gamma=1.5, guidance=0.0, seed=0),
+     r"RF-Inversion Invert: input 'gamma' is 1.5; give 0 to 1 \(authors: 0.5\)"),
+    ("rf-inversion-stop-before-start", lambda k: rf_inversion(k, start=0.5, stop=0.25),
+     r"RF-Inversion: 'stop' \(0.25\) is before 'start' \(0.5\)"),
+    ("rf-inversion-sd-model", lambda k: rf_inversion(k, model=k.model),
+     r"RF-Inversion: input 'model' is SD15 .*rectified-flow transformers"),
+    ("rf-inversion-other-model", lambda k: rf_inversion(k, model=flow(k, "flux-schnell")[0]),
+     r"RF-Inversion: input 'model' is not the model the inversion was made with"),
+]
+
 CASES += FILE_CASES + PAIR_CASES + FLOW_CASES
 
 

@@ -1,0 +1,172 @@
+"""Flow inversions inside the host (math in ``inversion/flow.py``): Euler, RF-Solver, FireFlow and
+RF-Inversion's controlled forward ODE, each building an INVERSION record, and what samples them
+back: the NOISE object SamplerCustomAdvanced starts from, the flow solvers as a SAMPLER, and
+RF-Inversion's controlled reverse as a post-CFG function on a cloned model.
+
+Why a NOISE and not a LATENT: the host starts a flow model's run at ``sigma_0 * noise + (1 -
+sigma_0) * latent`` (``CONST.noise_scaling``); at ``sigma_0 = 1`` the latent drops out, so an
+inverted latent given as the LATENT (KSampler with add_noise off) would start the run at zero.
+SamplerCustomAdvanced takes the inversion as its NOISE instead, and the image's latent as its LATENT.
+
+Why the model's raw output: the inversions evaluate the velocity at ``t = 0`` (the image itself),
+where the host's denoised prediction ``x - t v`` no longer says what ``v`` is. The inverter runs on a
+clone whose ``model_sampling`` hands back the model's output (the velocity) instead.
+"""
+from __future__ import annotations
+
+import copy
+
+import comfy.samplers
+import node_helpers
+import torch
+
+from ..inversion import flow as F
+from ..inversion.methods import Method
+from ..inversion.record import Inversion
+from .errors import NodeInputError, check_conditioning, check_finite_tensor
+from .family import ModelFamily
+from .inverters import inversion_fingerprint
+from .run_state import run_state
+from .sampling import check_flow_family, run_loop, schedule, to_output
+from .steps import step_at
+
+FLOW_Y1 = "rf.y1"   # RF-Inversion's target noise (a clue of its record)
+
+
+def _raw_output(sigma, model_output, model_input):
+    return model_output
+
+
+def velocity_model(model):
+    """A clone of ``model`` whose host calls return the model's own output (a flow model's velocity)
+    in place of the denoised prediction."""
+    clone = model.clone()
+    sampling = copy.copy(model.get_model_object("model_sampling"))
+    sampling.calculate_denoised = _raw_output
+    clone.add_object_patch("model_sampling", sampling)
+    return clone
+
+
+def with_guidance(conditioning: list, guidance: float) -> list:
+    """``conditioning`` with Flux's distilled guidance set (what FluxGuidance writes)."""
+    return node_helpers.conditioning_set_values(conditioning, {"guidance": guidance})
+
+
+def check_flow_inputs(node: str, model, samples: torch.Tensor, positive, steps: int) -> ModelFamily:
+    family = check_flow_family(model, node)
+    check_conditioning(node, "positive", positive, model)
+    if steps < 1:
+        raise NodeInputError(node, f"input 'steps' is {steps}; give 1 or more.")
+    if samples.ndim != 4:
+        raise NodeInputError(node, f"input 'latent' has shape {tuple(samples.shape)}; an image latent [batch, channels, "
+                                   f"height, width] is needed.")
+    check_finite_tensor(node, "input 'latent'", samples, "connect the image's latent from VAE Encode.")
+    if torch.count_nonzero(samples) == 0:
+        raise NodeInputError(node, "input 'latent' is empty (all zeros); connect VAE Encode of the image to invert.")
+    return family
+
+
+def flow_invert(node: str, method: Method, model, samples: torch.Tensor, positive, steps: int, scheduler: str,
+                guidance: float, loop, settings: dict, clues: dict | None = None) -> Inversion:
+    """Run ``loop(velocity, x0, sigmas, callback) -> states`` (image first, along ``sigmas`` run
+    backwards) on the host's model and build the INVERSION record (trajectory in sampling order)."""
+    family = check_flow_inputs(node, model, samples, positive, steps)
+    if family.distilled_guidance:
+        positive = with_guidance(positive, guidance)
+    sigmas = schedule(model, scheduler, steps)
+    found: dict = {}
+
+    def run(velocity, x, run_sigmas, callback):
+        found["states"] = loop(velocity, x, run_sigmas, callback)
+        return found["states"][-1]
+
+    out = run_loop(velocity_model(model), positive, None, 1.0, samples, sigmas, run, from_latent=True)
+    trajectory = torch.stack(found["states"][::-1]).to(out.device, torch.float32)
+    if not (bool(torch.isfinite(trajectory).all())):   # sampling-path-ok: once per inversion, after its loop
+        raise NodeInputError(node, f"the inversion ran into NaN or infinite values ({steps} steps); load the model in "
+                                   f"bfloat16 or float32 rather than float16.")
+    return Inversion(method=method.name, sigmas=sigmas, start_step=0, trajectory=trajectory, latent=out,
+                     settings={"steps": steps, "scheduler": scheduler, "cfg": 1.0, "start_at_step": 0,
+                               "guidance": guidance, **settings},
+                     fingerprint=inversion_fingerprint(model, positive),
+                     clues={k: v.to(out.device, torch.float32) for k, v in (clues or {}).items()})
+
+
+def solver_loop(solver: str):
+    """The inversion loop of a flow solver: ``inversion/flow.py``'s ``solve`` up the schedule."""
+    def loop(velocity, x, sigmas, callback):
+        return F.solve(velocity, x, sigmas.flip(0), solver, callback)
+    return loop
+
+
+# ----------------------------------------------------------------------------- sampling back
+
+class InvertedNoise:
+    """A NOISE for SamplerCustomAdvanced that starts the run at the inverted latent: at the first
+    sigma the host's run starts at ``sigma_0 * noise + (1 - sigma_0) * latent``, and with the
+    image's latent as the sampler's LATENT this noise makes that the inversion's state."""
+
+    def __init__(self, inversion: Inversion, node: str):
+        self.inversion, self.node, self.seed = inversion, node, 0
+
+    def generate_noise(self, input_latent: dict) -> torch.Tensor:
+        inv = self.inversion
+        samples = input_latent["samples"]
+        if tuple(samples.shape) != inv.latent_shape:
+            raise NodeInputError(self.node, f"the sampler's latent_image is {tuple(samples.shape)}, but the inversion "
+                                            f"was made from a latent {inv.latent_shape}; connect the image's latent "
+                                            f"(VAE Encode of the inverted image) as latent_image.")
+        sigma0 = float(inv.sampling_sigmas[0])
+        start = inv.trajectory[0]
+        if sigma0 >= 1.0:
+            return start.clone()
+        # x = sigma0 * noise + (1 - sigma0) * latent_in, with latent_in the image's latent in the model's space
+        return (start - (1.0 - sigma0) * inv.trajectory[-1]) / sigma0
+
+
+def flow_sampler_function(solver: str):
+    """A k-diffusion sampler function (the host's SAMPLER contract) of ``solver``: the model gives
+    denoised predictions ``D``; a flow model's velocity is ``(x - D) / t`` (t > 0 on the way down)."""
+    def sample(model, x, sigmas, extra_args=None, callback=None, disable=None):
+        extra_args = extra_args or {}
+        s_in = x.new_ones([x.shape[0]])
+
+        def velocity(z, t):
+            return (z - model(z, t * s_in, **extra_args)) / t.reshape(-1, *([1] * (z.ndim - 1)))
+
+        def step(i, total, z):
+            if callback is not None:
+                callback({"x": z, "i": i, "sigma": sigmas[i], "sigma_hat": sigmas[i], "denoised": z})
+
+        return F.solve(lambda z, t: velocity(z, t[:1]), x, sigmas, solver, step)[-1]
+    sample.__name__ = f"sample_flow_{solver.replace('-', '_')}"
+    return sample
+
+
+def flow_sampler(solver: str) -> comfy.samplers.KSAMPLER:
+    return comfy.samplers.KSAMPLER(flow_sampler_function(solver))
+
+
+class RFInversionControl:
+    """sampler_post_cfg_function: RF-Inversion's controlled reverse ODE (``inversion/flow.py``'s
+    ``rf_controlled``): the denoised prediction pulled towards the source ``y0`` by the step's eta."""
+
+    def __init__(self, y0: torch.Tensor, eta: float, start: float, stop: float, decay: float, node: str):
+        self.y0, self.eta, self.start, self.stop, self.decay, self.node = y0, eta, start, stop, decay, node
+
+    def __call__(self, args: dict) -> torch.Tensor:
+        denoised = args["denoised"]
+        options = args["model_options"]["transformer_options"]
+        step, steps = step_at(options["sample_sigmas"], args["sigma"])
+        eta = F.eta_at(step, steps, self.eta, self.start, self.stop, self.decay)
+        if eta == 0:
+            return denoised
+        y0 = run_state(options, self, lambda: {}, self.node).setdefault("y0", self.y0.to(denoised))
+        if y0.shape != denoised.shape:
+            raise NodeInputError(self.node, f"the latent being sampled is {tuple(denoised.shape)}, the inverted image's "
+                                            f"{tuple(y0.shape)}; sample the inversion's NOISE with the image's latent.")
+        return F.rf_controlled(denoised, y0, eta)
+
+
+__all__ = ["InvertedNoise", "RFInversionControl", "flow_invert", "flow_sampler", "solver_loop", "velocity_model",
+           "to_output", "FLOW_Y1"]
