@@ -191,6 +191,60 @@ def measure_flow(host, family: str, steps: int) -> list[dict]:
     return rows
 
 
+def measure_flow_samplers(host, family: str, steps: int) -> list[dict]:
+    """The Flow Sampler's solvers and RF-Inversion's patch against the stock euler sampler, per step
+    and per model evaluation (NFE), on a batch of 2 of the tiny random flow model of ``family``
+    (cfg 1 with the target prompt alone, as the flow inversions sample)."""
+    model, clip, _ = host.pack.demo.tiny_flow_models.build_tiny_flow_models(family, seed=0)
+    target = encode(host, clip, TARGET)
+    latent = torch.randn(2, 16, 16, 16, generator=torch.Generator().manual_seed(0))
+    inversion = call(host, "InvertEditRFInversionInvert", model=model, latent={"samples": latent},
+                     positive=encode(host, clip, ""), steps=2, scheduler="simple", gamma=0.5, guidance=0.0, seed=0)[0]
+
+    def run(m, sampler, n) -> tuple:
+        sigmas = call(host, "BasicScheduler", model=m, scheduler="simple", steps=n, denoise=1.0)[0]
+        guider = call(host, "BasicGuider", model=m, conditioning=target)[0]
+        with OpCounter() as counter:
+            call(host, "SamplerCustomAdvanced", noise=call(host, "RandomNoise", noise_seed=0)[0], guider=guider,
+                 sampler=sampler, sigmas=sigmas, latent_image={"samples": latent})
+        return counter.total, counter.syncs
+
+    def per_step(base, sampler, label: str) -> dict:
+        m, calls = counted_model(base, "APPLY_MODEL")
+        run(m, sampler, steps)
+        out = []
+        for n in (steps, 2 * steps):
+            calls.clear()
+            out.append((*run(m, sampler, n), list(calls)))
+        (ops1, syncs1, calls1), (ops2, syncs2, calls2) = out
+        nfe = (len(calls2) - len(calls1)) / steps
+        ops = (ops2 - ops1) / steps
+        return {"label": label, "ops": ops, "once": ops1 - ops * steps, "syncs": (syncs2 - syncs1) / steps,
+                "calls": nfe, "rows": sorted(set(calls1 + calls2)), "per_nfe": ops / nfe}
+
+    euler = call(host, "KSamplerSelect", sampler_name="euler")[0]
+    rows = [per_step(model, euler, "stock euler")]
+    for solver in ("euler", "rf-solver", "fireflow"):
+        rows.append(per_step(model, call(host, "InvertEditFlowSampler", solver=solver)[0], f"Flow Sampler {solver}"))
+    patched = call(host, "InvertEditRFInversion", model=model, inversion=inversion, eta=0.9, start=0.0, stop=1.0,
+                   eta_decay=0.0)[0]
+    rows.append(per_step(patched, euler, "RF-Inversion patch (eta at every step) + stock euler"))
+    for row in rows:
+        row["ratio"] = row["per_nfe"] / rows[0]["per_nfe"]
+    return rows
+
+
+def nfe_table(rows: list[dict], name: str, steps: int) -> str:
+    lines = [f"\n### Dispatched operations per model evaluation, model '{name}', batch 2, 16x16 latent, per step = "
+             f"(run of {2 * steps} steps - run of {steps}) / {steps}\n",
+             "| sampler | aten ops / step | evaluations / step | ops / evaluation | vs stock euler | device waits / step |",
+             "|---|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(f"| {r['label']} | {r['ops']:,.0f} | {r['calls']:.1f} | {r['per_nfe']:,.0f} | {r['ratio']:.2f}x "
+                     f"| {r['syncs']:.1f} |")
+    return "\n".join(lines)
+
+
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     add_model_argument(ap)
@@ -202,6 +256,7 @@ def main(argv=None) -> None:
     if args.flow:
         for family in ("flux-dev", "sd3"):
             print(table(measure_flow(host, family, args.steps), f"demo-{family}", args.steps))
+            print(nfe_table(measure_flow_samplers(host, family, args.steps), f"demo-{family}", args.steps))
         return
     model, clip, _ = builtin_model(host, args.model)
     print(table(measure(host, model, clip, args.steps), args.model, args.steps))
