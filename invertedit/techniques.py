@@ -199,7 +199,7 @@ TECHNIQUES: tuple[Technique, ...] = (
         "Flow inversion", "flow", ("InvertEditFlowInvert", "InvertEditFlowSampler"), "inversion/flow.py",
         "Wang et al. 2024 (RF-Solver); Deng et al. 2024 (FireFlow)",
         "25 steps, guidance 1 while inverting; solver rf-solver",
-        "euler N, rf-solver 2N, fireflow N + 1 to invert, as many to sample", ("Flux - Flow inversion and edit",),
+        "euler N, rf-solver 2N, fireflow N + 1 to invert, as many to sample", ("Flux - Flow inversion and edit", "SD3 - Flow inversion and edit"),
         None,
         "Inverts an image with Flux.1 or SD3 by Euler, RF-Solver's second-order step or FireFlow's midpoint step "
         "with the last velocity reused; the Flow Sampler samples it back.",
@@ -207,7 +207,7 @@ TECHNIQUES: tuple[Technique, ...] = (
     Technique(
         "RF-Inversion", "flow", ("InvertEditRFInversionInvert", "InvertEditRFInversion"), "inversion/flow.py",
         "Rout et al. 2025", "28 steps, gamma 0.5, guidance 0 while inverting; eta 0.9 from 0 to 0.25 of the steps",
-        "N to invert, N to sample (stock euler)", ("Flux - RF-Inversion edit",), None,
+        "N to invert, N to sample (stock euler)", ("Flux - RF-Inversion edit", "SD3 - RF-Inversion edit"), None,
         "A controlled forward ODE towards a fixed noise, then a reverse pulled towards the image by eta in the "
         "first steps: a patch on the model for the stock euler sampler.",
         settings={"InvertEditRFInversionInvert.steps": 28, "InvertEditRFInversionInvert.gamma": 0.5,

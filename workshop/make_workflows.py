@@ -1154,22 +1154,9 @@ def sd15_ledits_edit() -> dict:
 SCHEDULES = {"Flux": "simple", "SD3": "normal"}
 
 
-def _flow_edit(family: Family, steps: int, n_max: int, source: float, target: float, seed: int) -> dict:
-    """FlowEdit with the authors' settings for ``family`` (fallenshock/FlowEdit's FLUX_exp.yaml / SD3_exp.yaml)."""
-    flux = family is FLUX
-    guidance = ("Flux's distilled guidance of each prompt" if flux else
-                "each prompt's classifier-free guidance scale, with the empty negative")
-    intro = (
-        f"# {family.name}: FlowEdit, an edit without inversion\n\n"
-        + _setup_note(family, PROMPTS_PLAIN) +
-        f"\n**FlowEdit** (Kulikov et al.) never inverts the image: from its latent, each of the last {n_max} of "
-        f"{steps} steps moves the edit by the difference between the target prompt's and the source prompt's "
-        "velocities, evaluated on a fresh noisy copy of the image (the RandomNoise seed draws them). "
-        f"The authors' settings for {family.name}: {steps} steps, n_max {n_max}, guidance {source:g} (source) and "
-        f"{target:g} (target): {guidance}. Raise n_max or the target guidance to change more; lower them to keep "
-        "more of the image. Sampled by the stock **SamplerCustomAdvanced** with euler"
-        + (" and **ModelSamplingFlux** at the image's size (the shift the authors' schedule uses)." if flux else ".")
-        + " The strip shows the image and the edit.")
+def _flow_front(family: Family, intro: str, source: bool = True) -> list[dict]:
+    """Load Checkpoint, the image at the family's size and its latent, the prompts (source, target and,
+    for SD3, the empty negative), and for Flux ModelSamplingFlux at the image's size (node ``shift``)."""
     nodes = [
         {"key": "note", "type": "MarkdownNote", "text": intro},
         {"key": "model", "type": "CheckpointLoaderSimple", "widgets": {"ckpt_name": family.ckpt},
@@ -1179,72 +1166,39 @@ def _flow_edit(family: Family, steps: int, n_max: int, source: float, target: fl
          "widgets": {"upscale_method": "lanczos", "width": family.size, "height": family.size, "crop": "center"},
          "inputs": {"image": ("image", "IMAGE")}, "title": f"Upscale Image ({family.name}: {family.size} px)"},
         {"key": "encode", "type": "VAEEncode", "inputs": {"pixels": ("resize", "IMAGE"), "vae": ("model", "VAE")}},
-        {"key": "prompt", "type": "CLIPTextEncode", "widgets": {"text": PHOTO_SOURCE},
-         "inputs": {"clip": ("model", "CLIP")}, "title": "Source prompt"},
         {"key": "target", "type": "CLIPTextEncode", "widgets": {"text": PHOTO_TARGET},
          "inputs": {"clip": ("model", "CLIP")}, "title": "Target prompt"},
     ]
-    sampling_model = ("model", "MODEL")
-    if flux:
+    if source:
+        nodes.append({"key": "prompt", "type": "CLIPTextEncode", "widgets": {"text": PHOTO_SOURCE},
+                      "inputs": {"clip": ("model", "CLIP")}, "title": "Source prompt"})
+    if family is FLUX:
         nodes.append({"key": "shift", "type": "ModelSamplingFlux",
                       "widgets": {"max_shift": 1.15, "base_shift": 0.5, "width": family.size, "height": family.size},
                       "inputs": {"model": ("model", "MODEL")}, "title": "ModelSamplingFlux (the image's size)"})
-        sampling_model = ("shift", "MODEL")
-    edit_inputs = {"model": sampling_model, "source": ("prompt", 0), "target": ("target", 0)}
-    if not flux:
+    else:
         nodes.append({"key": "empty", "type": "CLIPTextEncode", "widgets": {"text": ""},
                       "inputs": {"clip": ("model", "CLIP")}, "title": "Negative prompt (empty)"})
-        edit_inputs["negative"] = ("empty", 0)
-    nodes += [
-        {"key": "flowedit", "type": "InvertEditFlowEdit",
-         "widgets": {"source_guidance": source, "target_guidance": target, "n_max": n_max, "n_min": 0, "n_avg": 1},
-         "inputs": edit_inputs},
-        {"key": "scheduler", "type": "BasicScheduler", "widgets": {"scheduler": SCHEDULES[family.name], "steps": steps,
-                                                                     "denoise": 1.0},
-         "inputs": {"model": sampling_model}, "title": f"BasicScheduler (the authors' {family.name} schedule)"},
-        {"key": "sampler", "type": "KSamplerSelect", "widgets": {"sampler_name": "euler"}},
-        {"key": "noise", "type": "RandomNoise", "widgets": {"noise_seed": seed}, "title": "RandomNoise (FlowEdit's noises)"},
-        {"key": "sample", "type": "SamplerCustomAdvanced",
-         "inputs": {"noise": ("noise", "NOISE"), "guider": ("flowedit", "GUIDER"), "sampler": ("sampler", "SAMPLER"),
-                    "sigmas": ("scheduler", "SIGMAS"), "latent_image": ("encode", "LATENT")}},
-        {"key": "decode", "type": "VAEDecode", "inputs": {"samples": ("sample", 0), "vae": ("model", "VAE")}},
-        {"key": "strip", "type": "ImageStitch",
-         "widgets": {"direction": "right", "match_image_size": True, "spacing_width": 8, "spacing_color": "white"},
-         "inputs": {"image1": ("resize", "IMAGE"), "image2": ("decode", "IMAGE")}},
-        {"key": "save", "type": "SaveImage",
-         "widgets": {"filename_prefix": f"invertedit/flowedit_{family.name.lower()}"},
-         "inputs": {"images": ("strip", "IMAGE")}, "title": "Image | FlowEdit"},
-    ]
-    return {"nodes": nodes}
+    return nodes
 
 
-def _flux_front(intro: str) -> list[dict]:
-    """Load Checkpoint (Flux), the image at 1024 px and its latent, the two prompts, ModelSamplingFlux."""
-    family = FLUX
-    return [
-        {"key": "note", "type": "MarkdownNote", "text": intro},
-        {"key": "model", "type": "CheckpointLoaderSimple", "widgets": {"ckpt_name": family.ckpt},
-         "title": f"Load Checkpoint ({family.name})"},
-        {"key": "image", "type": "LoadImage", "widgets": {"image": PHOTO}, "title": "Load Image (your image)"},
-        {"key": "resize", "type": "ImageScale",
-         "widgets": {"upscale_method": "lanczos", "width": family.size, "height": family.size, "crop": "center"},
-         "inputs": {"image": ("image", "IMAGE")}, "title": f"Upscale Image ({family.name}: {family.size} px)"},
-        {"key": "encode", "type": "VAEEncode", "inputs": {"pixels": ("resize", "IMAGE"), "vae": ("model", "VAE")}},
-        {"key": "shift", "type": "ModelSamplingFlux",
-         "widgets": {"max_shift": 1.15, "base_shift": 0.5, "width": family.size, "height": family.size},
-         "inputs": {"model": ("model", "MODEL")}, "title": "ModelSamplingFlux (the image's size)"},
-        {"key": "target", "type": "CLIPTextEncode", "widgets": {"text": PHOTO_TARGET},
-         "inputs": {"clip": ("model", "CLIP")}, "title": "Target prompt"},
-    ]
+def _flow_model(family: Family) -> tuple:
+    return ("shift", "MODEL") if family is FLUX else ("model", "MODEL")
 
 
-def _flux_sample(key: str, model: tuple, conditioning: tuple, guidance: float, noise: tuple, sigmas: tuple,
-                 sampler: tuple, title: str) -> list[dict]:
-    return [
-        {"key": f"{key}_guidance", "type": "FluxGuidance", "widgets": {"guidance": guidance},
-         "inputs": {"conditioning": conditioning}},
-        {"key": f"{key}_guider", "type": "BasicGuider",
-         "inputs": {"model": model, "conditioning": (f"{key}_guidance", 0)}},
+def _flow_sample(family: Family, key: str, model: tuple, conditioning: tuple, guidance: float, noise: tuple,
+                 sigmas: tuple, sampler: tuple, title: str) -> list[dict]:
+    """SamplerCustomAdvanced of ``conditioning`` from ``noise`` with the image's latent, then VAE Decode:
+    Flux with FluxGuidance ``guidance`` and BasicGuider, SD3 with CFGGuider at cfg ``guidance``."""
+    if family is FLUX:
+        nodes = [{"key": f"{key}_guidance", "type": "FluxGuidance", "widgets": {"guidance": guidance},
+                  "inputs": {"conditioning": conditioning}},
+                 {"key": f"{key}_guider", "type": "BasicGuider",
+                  "inputs": {"model": model, "conditioning": (f"{key}_guidance", 0)}}]
+    else:
+        nodes = [{"key": f"{key}_guider", "type": "CFGGuider", "widgets": {"cfg": guidance},
+                  "inputs": {"model": model, "positive": conditioning, "negative": ("empty", 0)}}]
+    return nodes + [
         {"key": key, "type": "SamplerCustomAdvanced", "title": title,
          "inputs": {"noise": noise, "guider": (f"{key}_guider", "GUIDER"), "sampler": sampler, "sigmas": sigmas,
                     "latent_image": ("encode", "LATENT")}},
@@ -1266,59 +1220,103 @@ def _strip(panels: list[tuple[str, str]], prefix: str, title: str) -> list[dict]
     return nodes
 
 
-def flux_flow_inversion_edit() -> dict:
+def _flow_edit(family: Family, steps: int, n_max: int, source: float, target: float, seed: int) -> dict:
+    """FlowEdit with the authors' settings for ``family`` (fallenshock/FlowEdit's FLUX_exp.yaml / SD3_exp.yaml)."""
+    flux = family is FLUX
+    guidance = ("Flux's distilled guidance of each prompt" if flux else
+                "each prompt's classifier-free guidance scale, with the empty negative")
     intro = (
-        "# Flux: inversion with RF-Solver, reconstruction and an edit\n\n"
-        + _setup_note(FLUX, PROMPTS_PLAIN) +
-        "\n**Flow Invert** integrates Flux's velocity from your image up to noise with RF-Solver's second-order "
-        "step (Wang et al.; 25 steps, guidance 1, as their code; `euler` and `fireflow` are the other solvers). "
-        "Its NOISE starts the stock **SamplerCustomAdvanced** at the inversion, with the image's latent as "
-        "latent_image, the **Flow Sampler** (the same solver) and its SIGMAS: with the source prompt at guidance 1 "
-        "it reconstructs the image; with the target prompt at guidance 2 (the authors' scripts) it edits it. A "
-        "plain prompt change redraws more than the edit; RF-Solver-Edit's feature sharing, which keeps the rest, "
-        "comes with the pack's attention control on flow transformers. The strip: the image, the reconstruction, "
-        "the edit.")
-    nodes = _flux_front(intro) + [
-        {"key": "prompt", "type": "CLIPTextEncode", "widgets": {"text": PHOTO_SOURCE},
-         "inputs": {"clip": ("model", "CLIP")}, "title": "Source prompt"},
-        {"key": "invert", "type": "InvertEditFlowInvert",
-         "widgets": {"solver": "rf-solver", "steps": 25, "scheduler": "simple", "guidance": 1.0},
-         "inputs": {"model": ("shift", "MODEL"), "latent": ("encode", "LATENT"), "positive": ("prompt", 0)}},
-        {"key": "solver", "type": "InvertEditFlowSampler", "widgets": {"solver": "rf-solver"}},
+        f"# {family.name}: FlowEdit, an edit without inversion\n\n"
+        + _setup_note(family, PROMPTS_PLAIN) +
+        f"\n**FlowEdit** (Kulikov et al.) never inverts the image: from its latent, each of the last {n_max} of "
+        f"{steps} steps moves the edit by the difference between the target prompt's and the source prompt's "
+        "velocities, evaluated on a fresh noisy copy of the image (the RandomNoise seed draws them). "
+        f"The authors' settings for {family.name}: {steps} steps, n_max {n_max}, guidance {source:g} (source) and "
+        f"{target:g} (target): {guidance}. Raise n_max or the target guidance to change more; lower them to keep "
+        "more of the image. Sampled by the stock **SamplerCustomAdvanced** with euler"
+        + (" and **ModelSamplingFlux** at the image's size (the shift the authors' schedule uses)." if flux else ".")
+        + " The strip shows the image and the edit.")
+    model = _flow_model(family)
+    edit_inputs = {"model": model, "source": ("prompt", 0), "target": ("target", 0)}
+    if not flux:
+        edit_inputs["negative"] = ("empty", 0)
+    nodes = _flow_front(family, intro) + [
+        {"key": "flowedit", "type": "InvertEditFlowEdit",
+         "widgets": {"source_guidance": source, "target_guidance": target, "n_max": n_max, "n_min": 0, "n_avg": 1},
+         "inputs": edit_inputs},
+        {"key": "scheduler", "type": "BasicScheduler", "widgets": {"scheduler": SCHEDULES[family.name], "steps": steps,
+                                                                     "denoise": 1.0},
+         "inputs": {"model": model}, "title": f"BasicScheduler (the authors' {family.name} schedule)"},
+        {"key": "sampler", "type": "KSamplerSelect", "widgets": {"sampler_name": "euler"}},
+        {"key": "noise", "type": "RandomNoise", "widgets": {"noise_seed": seed}, "title": "RandomNoise (FlowEdit's noises)"},
+        {"key": "sample", "type": "SamplerCustomAdvanced",
+         "inputs": {"noise": ("noise", "NOISE"), "guider": ("flowedit", "GUIDER"), "sampler": ("sampler", "SAMPLER"),
+                    "sigmas": ("scheduler", "SIGMAS"), "latent_image": ("encode", "LATENT")}},
+        {"key": "decode", "type": "VAEDecode", "inputs": {"samples": ("sample", 0), "vae": ("model", "VAE")}},
     ]
-    nodes += _flux_sample("rec", ("shift", "MODEL"), ("prompt", 0), 1.0, ("invert", "NOISE"), ("invert", "SIGMAS"),
-                          ("solver", "SAMPLER"), "Reconstruction (source prompt, guidance 1)")
-    nodes += _flux_sample("edit", ("shift", "MODEL"), ("target", 0), 2.0, ("invert", "NOISE"), ("invert", "SIGMAS"),
-                          ("solver", "SAMPLER"), "Edit (target prompt, guidance 2)")
-    nodes += _strip([("resize", "image"), ("rec_decode", "reconstruction"), ("edit_decode", "edit")],
-                    "invertedit/flux_rf_solver", "Image | reconstruction | edit")
+    nodes += _strip([("resize", "image"), ("decode", "edit")], f"invertedit/flowedit_{family.name.lower()}",
+                    "Image | FlowEdit")
     return {"nodes": nodes}
 
 
-def flux_rf_inversion_edit() -> dict:
+def _flow_inversion_edit(family: Family, edit_guidance: float) -> dict:
+    flux = family is FLUX
+    scale = "guidance" if flux else "cfg"
     intro = (
-        "# Flux: RF-Inversion, an edit that keeps the structure\n\n"
-        + _setup_note(FLUX, "**Target prompt**: what the edited image shows (RF-Inversion inverts with an empty prompt).") +
-        "\n**RF-Inversion Invert** (Rout et al.) integrates Flux's velocity from your image towards noise, pulled by "
-        "gamma 0.5 towards a fixed noise (28 steps, guidance 0, empty prompt: the authors' pipeline). **RF-Inversion** "
-        "patches the model so that in the first quarter of the steps each prediction is pulled towards your image "
-        "by eta 0.9; after that the target prompt (guidance 3.5) alone. Sampled by the stock "
-        "**SamplerCustomAdvanced** with euler, the inversion's NOISE and SIGMAS. Raise eta or stop to keep more of "
-        "the image, lower them to edit more. The strip: the image and the edit.")
-    nodes = _flux_front(intro) + [
-        {"key": "empty", "type": "CLIPTextEncode", "widgets": {"text": ""}, "inputs": {"clip": ("model", "CLIP")},
+        f"# {family.name}: inversion with RF-Solver, reconstruction and an edit\n\n"
+        + _setup_note(family, PROMPTS_PLAIN) +
+        f"\n**Flow Invert** integrates the model's velocity from your image up to noise with RF-Solver's "
+        f"second-order step (Wang et al.; 25 steps, {'guidance 1' if flux else 'no guidance'} as their code; `euler` "
+        "and `fireflow` are the other solvers). Its NOISE starts the stock **SamplerCustomAdvanced** at the "
+        "inversion, with the image's latent as latent_image, the **Flow Sampler** (the same solver) and its SIGMAS: "
+        f"with the source prompt at {scale} 1 it reconstructs the image; with the target prompt at {scale} "
+        f"{edit_guidance:g} it edits it. A plain prompt change redraws more than the edit; RF-Solver-Edit's feature "
+        "sharing, which keeps the rest, comes with the pack's attention control on flow transformers. The strip: "
+        "the image, the reconstruction, the edit.")
+    model = _flow_model(family)
+    nodes = _flow_front(family, intro) + [
+        {"key": "invert", "type": "InvertEditFlowInvert",
+         "widgets": {"solver": "rf-solver", "steps": 25, "scheduler": SCHEDULES[family.name], "guidance": 1.0},
+         "inputs": {"model": model, "latent": ("encode", "LATENT"), "positive": ("prompt", 0)}},
+        {"key": "solver", "type": "InvertEditFlowSampler", "widgets": {"solver": "rf-solver"}},
+    ]
+    nodes += _flow_sample(family, "rec", model, ("prompt", 0), 1.0, ("invert", "NOISE"), ("invert", "SIGMAS"),
+                          ("solver", "SAMPLER"), f"Reconstruction (source prompt, {scale} 1)")
+    nodes += _flow_sample(family, "edit", model, ("target", 0), edit_guidance, ("invert", "NOISE"), ("invert", "SIGMAS"),
+                          ("solver", "SAMPLER"), f"Edit (target prompt, {scale} {edit_guidance:g})")
+    nodes += _strip([("resize", "image"), ("rec_decode", "reconstruction"), ("edit_decode", "edit")],
+                    f"invertedit/{family.name.lower()}_rf_solver", "Image | reconstruction | edit")
+    return {"nodes": nodes}
+
+
+def _rf_inversion_edit(family: Family, edit_guidance: float) -> dict:
+    scale = "guidance" if family is FLUX else "cfg"
+    intro = (
+        f"# {family.name}: RF-Inversion, an edit that keeps the structure\n\n"
+        + _setup_note(family, "**Target prompt**: what the edited image shows (RF-Inversion inverts with an empty "
+                              "prompt).") +
+        "\n**RF-Inversion Invert** (Rout et al.) integrates the model's velocity from your image towards noise, "
+        "pulled by gamma 0.5 towards a fixed noise (28 steps, guidance 0, empty prompt: the authors' pipeline, written "
+        "for Flux). **RF-Inversion** patches the model so that in the first quarter of the steps each prediction is "
+        f"pulled towards your image by eta 0.9; after that the target prompt ({scale} {edit_guidance:g}) alone. "
+        "Sampled by the stock **SamplerCustomAdvanced** with euler, the inversion's NOISE and SIGMAS. Raise eta or "
+        "stop to keep more of the image, lower them to edit more. The strip: the image and the edit.")
+    model = _flow_model(family)
+    nodes = _flow_front(family, intro, source=False) + [
+        {"key": "inverting", "type": "CLIPTextEncode", "widgets": {"text": ""}, "inputs": {"clip": ("model", "CLIP")},
          "title": "Prompt while inverting (empty)"},
         {"key": "invert", "type": "InvertEditRFInversionInvert",
-         "widgets": {"steps": 28, "scheduler": "simple", "gamma": 0.5, "guidance": 0.0, "seed": 0},
-         "inputs": {"model": ("shift", "MODEL"), "latent": ("encode", "LATENT"), "positive": ("empty", 0)}},
+         "widgets": {"steps": 28, "scheduler": SCHEDULES[family.name], "gamma": 0.5, "guidance": 0.0, "seed": 0},
+         "inputs": {"model": model, "latent": ("encode", "LATENT"), "positive": ("inverting", 0)}},
         {"key": "control", "type": "InvertEditRFInversion",
          "widgets": {"eta": 0.9, "start": 0.0, "stop": 0.25, "eta_decay": 0.0},
-         "inputs": {"model": ("shift", "MODEL"), "inversion": ("invert", 0)}},
+         "inputs": {"model": model, "inversion": ("invert", 0)}},
         {"key": "sampler", "type": "KSamplerSelect", "widgets": {"sampler_name": "euler"}},
     ]
-    nodes += _flux_sample("edit", ("control", "MODEL"), ("target", 0), 3.5, ("invert", "NOISE"), ("invert", "SIGMAS"),
-                          ("sampler", "SAMPLER"), "Edit (target prompt, guidance 3.5)")
-    nodes += _strip([("resize", "image"), ("edit_decode", "edit")], "invertedit/flux_rf_inversion", "Image | edit")
+    nodes += _flow_sample(family, "edit", ("control", "MODEL"), ("target", 0), edit_guidance, ("invert", "NOISE"),
+                          ("invert", "SIGMAS"), ("sampler", "SAMPLER"), f"Edit (target prompt, {scale} {edit_guidance:g})")
+    nodes += _strip([("resize", "image"), ("edit_decode", "edit")], f"invertedit/{family.name.lower()}_rf_inversion",
+                    "Image | edit")
     return {"nodes": nodes}
 
 
@@ -1328,6 +1326,22 @@ def flux_flow_edit() -> dict:
 
 def sd3_flow_edit() -> dict:
     return _flow_edit(SD3, steps=50, n_max=33, source=3.5, target=13.5, seed=42)
+
+
+def flux_flow_inversion_edit() -> dict:
+    return _flow_inversion_edit(FLUX, edit_guidance=2.0)   # RF-Solver-Edit's scripts: guidance 2
+
+
+def sd3_flow_inversion_edit() -> dict:
+    return _flow_inversion_edit(SD3, edit_guidance=2.0)
+
+
+def flux_rf_inversion_edit() -> dict:
+    return _rf_inversion_edit(FLUX, edit_guidance=3.5)     # the community pipeline's default guidance
+
+
+def sd3_rf_inversion_edit() -> dict:
+    return _rf_inversion_edit(SD3, edit_guidance=3.5)
 
 
 _TOY_PROMPTS = {"Source prompt": {"text": SOURCE_PROMPT}, "Target prompt": {"text": TARGET_PROMPT}}
@@ -1351,14 +1365,17 @@ CHECKPOINT_WORKFLOWS = {
     "Flux - FlowEdit": (flux_flow_edit, {}, {"BasicScheduler": {"steps": 6}, "InvertEditFlowEdit": {"n_max": 5}}),
     "SD3 - FlowEdit": (sd3_flow_edit, {}, {"BasicScheduler": {"steps": 6}, "InvertEditFlowEdit": {"n_max": 4}}),
     "Flux - Flow inversion and edit": (flux_flow_inversion_edit, {}, {"InvertEditFlowInvert": {"steps": 5}}),
+    "SD3 - Flow inversion and edit": (sd3_flow_inversion_edit, {}, {"InvertEditFlowInvert": {"steps": 5}}),
     "Flux - RF-Inversion edit": (flux_rf_inversion_edit, {}, {"InvertEditRFInversionInvert": {"steps": 5}}),
+    "SD3 - RF-Inversion edit": (sd3_rf_inversion_edit, {}, {"InvertEditRFInversionInvert": {"steps": 5}}),
 }
 
 # The built-in model each checkpoint workflow runs on in the tests and for its card picture (the
 # runner's ``builtin``): the Toy World Model, or for the flow families their tiny random demo models
 # until the toy world has a trained flow model.
-CHECKPOINT_BUILTINS = {"Flux - FlowEdit": "demo-flux-dev", "SD3 - FlowEdit": "demo-sd3",
-                       "Flux - Flow inversion and edit": "demo-flux-dev", "Flux - RF-Inversion edit": "demo-flux-dev"}
+CHECKPOINT_BUILTINS = {f"{family} - {workflow}": f"demo-{'flux-dev' if family == 'Flux' else 'sd3'}"
+                       for family in ("Flux", "SD3")
+                       for workflow in ("FlowEdit", "Flow inversion and edit", "RF-Inversion edit")}
 
 
 TOY_BUILTIN = "toy"   # the runner's builtin that runs the checkpoint workflows: the Toy World Model, two objects, 512 px

@@ -27,7 +27,7 @@ from .errors import NodeInputError, check_conditioning, check_finite_tensor
 from .family import ModelFamily
 from .inverters import inversion_fingerprint
 from .run_state import run_state
-from .sampling import check_flow_family, run_loop, schedule, to_output
+from .sampling import check_flow_family, check_plain_prompt, run_loop, schedule, to_output
 from .steps import step_at
 
 FLOW_Y1 = "rf.y1"   # RF-Inversion's target noise (a clue of its record)
@@ -55,6 +55,7 @@ def with_guidance(conditioning: list, guidance: float) -> list:
 def check_flow_inputs(node: str, model, samples: torch.Tensor, positive, steps: int) -> ModelFamily:
     family = check_flow_family(model, node)
     check_conditioning(node, "positive", positive, model)
+    check_plain_prompt(node, "positive", positive)
     if steps < 1:
         raise NodeInputError(node, f"input 'steps' is {steps}; give 1 or more.")
     if samples.ndim != 4:

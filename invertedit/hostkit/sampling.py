@@ -41,6 +41,16 @@ def check_model_family(model: ModelPatcher, node: str) -> ModelFamily:
     return family
 
 
+def check_plain_prompt(node: str, name: str, conditioning) -> None:
+    """A flow node's prompt must be a plain text prompt: Flux Kontext's reference images
+    (ReferenceLatent) ask the model to redraw another picture, which no inversion or FlowEdit retraces."""
+    for _, extra in conditioning or []:
+        if extra.get("reference_latents") is not None:
+            raise NodeInputError(node, f"input '{name}' carries reference images (ReferenceLatent: Flux Kontext's "
+                                       f"instruction editing), which this node does not support; connect the plain "
+                                       f"text prompt (CLIP Text Encode, FluxGuidance).")
+
+
 def check_flow_family(model: ModelPatcher, node: str) -> ModelFamily:
     """The flow techniques work on rectified-flow transformers: Flux.1 (dev, schnell) and SD3/3.5,
     sampled in ``x = (1 - sigma) x0 + sigma n`` (the host's CONST sampling). Stable Diffusion UNets

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ..hostkit.errors import NodeInputError, check_at_least, check_conditioning, check_finite
 from ..hostkit.flow_edit import NAME, FlowEditSettings, flow_edit_guider
-from ..hostkit.sampling import check_flow_family
+from ..hostkit.sampling import check_flow_family, check_plain_prompt
 from ..hostkit.schemas import io
 
 
@@ -60,6 +60,7 @@ class FlowEdit(io.ComfyNode):
         for name, conditioning in (("source", source), ("target", target), ("negative", negative)):
             if conditioning is not None:
                 check_conditioning(NAME, name, conditioning, model)
+                check_plain_prompt(NAME, name, conditioning)
         if n_min > n_max:
             raise NodeInputError(NAME, f"n_min is {n_min}, above n_max {n_max}; the last n_min steps are part of the "
                                        f"n_max that act: keep n_min at most n_max (authors: 0).")

@@ -1078,6 +1078,14 @@ FLOW_CASES += [
     ("flow-sample-latent-of-another-size", flow_sample_other_latent,
      r"Flow Invert: the sampler's latent_image is \(1, 16, 16, 16\), but the inversion was made from a latent "
      r"\(1, 16, 8, 8\); connect the image's latent"),
+    ("flowedit-kontext-reference", lambda k: flowedit(k, target=call(
+        k.host, "ReferenceLatent", conditioning=encode(k.host, flow(k)[1], PROMPT),
+        latent={"samples": torch.randn(1, 16, 8, 8)})[0]),
+     r"FlowEdit: input 'target' carries reference images \(ReferenceLatent: Flux Kontext's instruction editing\)"),
+    ("flow-invert-kontext-reference", lambda k: flow_invert(k, positive=call(
+        k.host, "ReferenceLatent", conditioning=encode(k.host, flow(k)[1], PROMPT),
+        latent={"samples": torch.randn(1, 16, 8, 8)})[0]),
+     r"Flow Invert: input 'positive' carries reference images"),
     ("rf-inversion-gamma-above-1", lambda k: call(k.host, "InvertEditRFInversionInvert", model=flow(k)[0],
                                                   latent={"samples": torch.randn(1, 16, 8, 8)},
                                                   positive=encode(k.host, flow(k)[1], ""), steps=4, scheduler="simple",
