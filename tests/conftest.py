@@ -131,13 +131,17 @@ def host(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def tiny(host):
-    """Tiny seeded models per family: ``tiny("sd1")`` -> (MODEL, CLIP, VAE), cached."""
+    """Tiny seeded models per family: ``tiny("sd1")`` -> (MODEL, CLIP, VAE), cached; the flow families
+    (``"flux-dev"``, ``"flux-schnell"``, ``"sd3"``) from ``invertedit/demo/tiny_flow_models.py``."""
     cache: dict = {}
 
     def get(family: str = "sd1", seed: int = 0):
         key = (family, seed)
         if key not in cache:
-            cache[key] = host.pack.demo.tiny_models.build_tiny_models(family, seed=seed)
+            demo = host.pack.demo
+            flow = family in demo.tiny_flow_models.FLOW_FAMILIES
+            build = demo.tiny_flow_models.build_tiny_flow_models if flow else demo.tiny_models.build_tiny_models
+            cache[key] = build(family, seed=seed)
         return cache[key]
 
     return get

@@ -241,17 +241,8 @@ def invert_and_edit() -> dict:
         {"key": "edit", "type": "ImageFromBatch", "widgets": {"batch_index": 1, "length": 1},
          "inputs": {"image": ("decode_pair", "IMAGE")}, "title": "Edit (row 1)"},
     ]
-    strip = [("image", "image"), ("reconstruction", "reconstruction"), ("naive", "decode_naive"), ("edit", "edit")]
-    left = strip[0][1]
-    for i, (name, key) in enumerate(strip[1:], 1):
-        nodes.append({"key": f"stitch_{i}", "type": "ImageStitch",
-                      "widgets": {"direction": "right", "match_image_size": True, "spacing_width": 8,
-                                  "spacing_color": "white"},
-                      "inputs": {"image1": (left, "IMAGE"), "image2": (key, "IMAGE")}, "title": f"+ {name}"})
-        left = f"stitch_{i}"
-    nodes.append({"key": "save", "type": "SaveImage", "widgets": {"filename_prefix": "invertedit/invert_and_edit"},
-                  "inputs": {"images": (left, "IMAGE")},
-                  "title": "Image | reconstruction | naive edit | the pack's edit"})
+    nodes += _strip([("image", "image"), ("reconstruction", "reconstruction"), ("decode_naive", "naive"),
+                     ("edit", "edit")], "invertedit/invert_and_edit", "Image | reconstruction | naive edit | the pack's edit")
     return {"nodes": nodes}
 
 
@@ -983,9 +974,9 @@ def _setup_note(family: Family, prompts: str) -> str:
         f"4. {prompts}\n")
 
 
-def _checkpoint_front(family: Family, intro: str, *, invert: bool = True) -> list[dict]:
-    """Checkpoint, image at the family's size, source prompt, VAE Encode (and DDIM Invert, cfg 1)."""
-    nodes = [
+def _image_front(family: Family, intro: str) -> list[dict]:
+    """The note, Load Checkpoint, and Load Image brought to the family's size (node ``resize``)."""
+    return [
         {"key": "note", "type": "MarkdownNote", "text": intro},
         {"key": "model", "type": "CheckpointLoaderSimple", "widgets": {"ckpt_name": family.ckpt},
          "title": f"Load Checkpoint ({family.name})"},
@@ -993,6 +984,12 @@ def _checkpoint_front(family: Family, intro: str, *, invert: bool = True) -> lis
         {"key": "resize", "type": "ImageScale",
          "widgets": {"upscale_method": "lanczos", "width": family.size, "height": family.size, "crop": "center"},
          "inputs": {"image": ("image", "IMAGE")}, "title": f"Upscale Image ({family.name}: {family.size} px)"},
+    ]
+
+
+def _checkpoint_front(family: Family, intro: str, *, invert: bool = True) -> list[dict]:
+    """Checkpoint, image at the family's size, source prompt, VAE Encode (and DDIM Invert, cfg 1)."""
+    nodes = _image_front(family, intro) + [
         {"key": "prompt", "type": "CLIPTextEncode", "widgets": {"text": PHOTO_SOURCE},
          "inputs": {"clip": ("model", "CLIP")}, "title": "Source prompt"},
         {"key": "empty", "type": "CLIPTextEncode", "widgets": {"text": ""}, "inputs": {"clip": ("model", "CLIP")},
@@ -1157,14 +1154,7 @@ SCHEDULES = {"Flux": "simple", "SD3": "normal"}
 def _flow_front(family: Family, intro: str, source: bool = True) -> list[dict]:
     """Load Checkpoint, the image at the family's size and its latent, the prompts (source, target and,
     for SD3, the empty negative), and for Flux ModelSamplingFlux at the image's size (node ``shift``)."""
-    nodes = [
-        {"key": "note", "type": "MarkdownNote", "text": intro},
-        {"key": "model", "type": "CheckpointLoaderSimple", "widgets": {"ckpt_name": family.ckpt},
-         "title": f"Load Checkpoint ({family.name})"},
-        {"key": "image", "type": "LoadImage", "widgets": {"image": PHOTO}, "title": "Load Image (your image)"},
-        {"key": "resize", "type": "ImageScale",
-         "widgets": {"upscale_method": "lanczos", "width": family.size, "height": family.size, "crop": "center"},
-         "inputs": {"image": ("image", "IMAGE")}, "title": f"Upscale Image ({family.name}: {family.size} px)"},
+    nodes = _image_front(family, intro) + [
         {"key": "encode", "type": "VAEEncode", "inputs": {"pixels": ("resize", "IMAGE"), "vae": ("model", "VAE")}},
         {"key": "target", "type": "CLIPTextEncode", "widgets": {"text": PHOTO_TARGET},
          "inputs": {"clip": ("model", "CLIP")}, "title": "Target prompt"},

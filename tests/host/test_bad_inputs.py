@@ -975,7 +975,7 @@ PAIR_CASES = [
 
 def flow(k: Kit, family: str = "flux-dev") -> tuple:
     """The tiny random flow model of ``family`` (MODEL, CLIP, VAE)."""
-    return k.once(("flow", family), lambda: k.host.pack.demo.tiny_flow_models.build_tiny_flow_models(family))
+    return k.tiny(family)
 
 
 def flowedit(k: Kit, family: str = "flux-dev", model=None, clip=None, **change):

@@ -12,22 +12,12 @@ from pathlib import Path
 import pytest
 import torch
 
+from workshop.benchmarks.dispatch_count import counted_model
 from workshop.headless.calls import call
 
 SOURCE, TARGET = "a red circle on a green field", "a yellow circle on a green field"
 RUNNER = Path(__file__).resolve().parents[1] / "reference" / "flowedit_runner.py"
 TOLERANCE = 5e-4   # relative: max |ours - reference| / max |reference|
-
-
-@pytest.fixture(scope="module")
-def flow(host):
-    cache: dict = {}
-
-    def get(family: str):
-        if family not in cache:
-            cache[family] = host.pack.demo.tiny_flow_models.build_tiny_flow_models(family, seed=0)
-        return cache[family]
-    return get
 
 
 def encode(host, clip, text: str) -> list:
@@ -57,44 +47,25 @@ def run(host, model, guider, latent, steps=5, seed=7, sigmas=None, sampler="eule
                 latent_image={"samples": latent})[0]["samples"]
 
 
-class Rows:
-    """Counts the diffusion model's calls and their rows (an APPLY_MODEL wrapper)."""
-
-    def __init__(self):
-        self.calls: list[int] = []
-
-    def __call__(self, executor, x, *args, **kwargs):
-        self.calls.append(x.shape[0])
-        return executor(x, *args, **kwargs)
-
-
-def counted(host, model) -> tuple:
-    import comfy.patcher_extension
-
-    rows, m = Rows(), model.clone()
-    m.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.APPLY_MODEL, "test_rows", rows)
-    return m, rows
-
-
 @pytest.mark.parametrize("family", ["flux-dev", "flux-schnell", "sd3"])
-def test_one_batched_call_per_acting_step_and_the_source_back_from_the_same_prompt_twice(host, flow, family):
-    model, clip, _ = flow(family)
-    m, rows = counted(host, model)
+def test_one_batched_call_per_acting_step_and_the_source_back_from_the_same_prompt_twice(host, tiny, family):
+    model, clip, _ = tiny(family)
+    m, rows = counted_model(model, "APPLY_MODEL")
     latent = raw_latent()
     out = run(host, m, flow_edit(host, m, clip, family, n_max=3, n_avg=2), latent, steps=5)
     per_row = 2 * 2 * (1 if family.startswith("flux") else 2)   # source + target, 2 noises, SD3's CFG doubles
-    assert rows.calls == [per_row] * 3, rows.calls
+    assert rows == [per_row] * 3, rows
     assert torch.isfinite(out).all() and not torch.allclose(out, latent, atol=1e-3)
     same = flow_edit(host, model, clip, family, target=SOURCE, target_guidance=1.5 if family.startswith("flux") else 3.5)
     same = run(host, model, same, latent, steps=5)
     assert torch.allclose(same, latent, atol=1e-5), (same - latent).abs().max()
 
 
-def test_n_min_samples_the_target_alone_in_its_last_steps(host, flow):
-    model, clip, _ = flow("flux-dev")
-    m, rows = counted(host, model)
+def test_n_min_samples_the_target_alone_in_its_last_steps(host, tiny):
+    model, clip, _ = tiny("flux-dev")
+    m, rows = counted_model(model, "APPLY_MODEL")
     out = run(host, m, flow_edit(host, m, clip, "flux-dev", n_max=4, n_min=2), raw_latent(), steps=5)
-    assert rows.calls == [2, 2, 1, 1], rows.calls
+    assert rows == [2, 2, 1, 1], rows
     assert torch.isfinite(out).all()
 
 
@@ -127,11 +98,11 @@ def reference(tmp_path_factory, skip_loudly, reference_copy):
     ("flux-dev", dict(T_steps=8, n_avg=2, src_guidance_scale=1.5, tar_guidance_scale=5.5, n_min=0, n_max=6)),
     ("sd3", dict(T_steps=8, n_avg=1, src_guidance_scale=3.5, tar_guidance_scale=13.5, n_min=0, n_max=6)),
 ])
-def test_flowedit_matches_the_authors_code(host, flow, reference, family, settings):
+def test_flowedit_matches_the_authors_code(host, tiny, reference, family, settings):
     sys.path.insert(0, str(RUNNER.parent))
     from flow_diffusers import diffusers_transformer
 
-    model, clip, _ = flow(family)
+    model, clip, _ = tiny(family)
     flux = family.startswith("flux")
     prompts = [SOURCE, TARGET] + ([] if flux else [""])
     conds = {p: encode(host, clip, p) for p in prompts}
@@ -158,7 +129,7 @@ def test_flowedit_matches_the_authors_code(host, flow, reference, family, settin
     assert err <= TOLERANCE
 
 
-def test_the_workflows_schedulers_give_the_authors_schedules(host, flow):
+def test_the_workflows_schedulers_give_the_authors_schedules(host, tiny):
     """What the FlowEdit workflows' BasicScheduler gives against the schedules of the authors' pipelines
     (diffusers' FlowMatchEulerDiscreteScheduler as FluxPipeline and StableDiffusion3Pipeline set it)."""
     import numpy as np
@@ -166,13 +137,13 @@ def test_the_workflows_schedulers_give_the_authors_schedules(host, flow):
 
     from workshop.make_workflows import SCHEDULES
 
-    sd3 = flow("sd3")[0]
+    sd3 = tiny("sd3")[0]
     ours = call(host, "BasicScheduler", model=sd3, scheduler=SCHEDULES["SD3"], steps=50, denoise=1.0)[0]
     theirs = FlowMatchEulerDiscreteScheduler(shift=3.0)
     theirs.set_timesteps(50)
     assert torch.allclose(ours, theirs.sigmas.to(ours), atol=1e-6), (ours - theirs.sigmas).abs().max()
 
-    flux = call(host, "ModelSamplingFlux", model=flow("flux-dev")[0], max_shift=1.15, base_shift=0.5, width=1024,
+    flux = call(host, "ModelSamplingFlux", model=tiny("flux-dev")[0], max_shift=1.15, base_shift=0.5, width=1024,
                 height=1024)[0]
     theirs = FlowMatchEulerDiscreteScheduler(shift=1.0, use_dynamic_shifting=True, base_shift=0.5, max_shift=1.15,
                                              base_image_seq_len=256, max_image_seq_len=4096)

@@ -8,20 +8,10 @@ from __future__ import annotations
 import pytest
 import torch
 
+from workshop.benchmarks.dispatch_count import counted_model
 from workshop.headless.calls import call
 
 SOURCE = "a red circle on a green field"
-
-
-@pytest.fixture(scope="module")
-def flow(host):
-    cache: dict = {}
-
-    def get(family: str):
-        if family not in cache:
-            cache[family] = host.pack.demo.tiny_flow_models.build_tiny_flow_models(family, seed=0)
-        return cache[family]
-    return get
 
 
 def encode(host, clip, text: str, guidance: float | None = None) -> list:
@@ -31,23 +21,6 @@ def encode(host, clip, text: str, guidance: float | None = None) -> list:
 
 def raw_latent(seed: int = 0, size: int = 8) -> torch.Tensor:
     return torch.randn(1, 16, size, size, generator=torch.Generator().manual_seed(seed))
-
-
-class Rows:
-    def __init__(self):
-        self.calls: list[int] = []
-
-    def __call__(self, executor, x, *args, **kwargs):
-        self.calls.append(x.shape[0])
-        return executor(x, *args, **kwargs)
-
-
-def counted(model):
-    import comfy.patcher_extension
-
-    rows, m = Rows(), model.clone()
-    m.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.APPLY_MODEL, "test_rows", rows)
-    return m, rows
 
 
 def sample(host, model, positive, noise, sigmas, latent, sampler):
@@ -61,20 +34,20 @@ def rel(a, b) -> float:
 
 
 @pytest.mark.parametrize("family", ["flux-dev", "sd3"])
-def test_each_solver_reconstructs_and_the_second_order_ones_better_than_euler(host, flow, family):
-    model, clip, _ = flow(family)
+def test_each_solver_reconstructs_and_the_second_order_ones_better_than_euler(host, tiny, family):
+    model, clip, _ = tiny(family)
     flux = family == "flux-dev"
     positive = encode(host, clip, SOURCE, guidance=1.0 if flux else None)
     latent = raw_latent(seed=1)
     errors, nfe = {}, {}
     for solver in ("euler", "rf-solver", "fireflow"):
-        m, rows = counted(model)
+        m, rows = counted_model(model, "APPLY_MODEL")
         inv, noise, sigmas = call(host, "InvertEditFlowInvert", model=m, latent={"samples": latent},
                                   positive=encode(host, clip, SOURCE), solver=solver, steps=8, scheduler="simple",
                                   guidance=1.0)
-        inverting = len(rows.calls)
+        inverting = len(rows)
         out = sample(host, m, positive, noise, sigmas, latent, call(host, "InvertEditFlowSampler", solver=solver)[0])
-        nfe[solver] = (inverting, len(rows.calls) - inverting)
+        nfe[solver] = (inverting, len(rows) - inverting)
         errors[solver] = rel(out, latent)
         assert inv.method == {"euler": "flow-euler"}.get(solver, solver) and inv.trajectory.shape[0] == 9
         assert torch.allclose(inv.trajectory[-1], model.model.process_latent_in(latent), atol=1e-6)
@@ -85,8 +58,8 @@ def test_each_solver_reconstructs_and_the_second_order_ones_better_than_euler(ho
     assert errors["rf-solver"] < 0.02
 
 
-def test_the_stock_euler_sampler_is_the_flow_samplers_euler(host, flow):
-    model, clip, _ = flow("flux-dev")
+def test_the_stock_euler_sampler_is_the_flow_samplers_euler(host, tiny):
+    model, clip, _ = tiny("flux-dev")
     positive = encode(host, clip, SOURCE, guidance=1.0)
     latent = raw_latent(seed=2)
     _, noise, sigmas = call(host, "InvertEditFlowInvert", model=model, latent={"samples": latent},
@@ -98,8 +71,8 @@ def test_the_stock_euler_sampler_is_the_flow_samplers_euler(host, flow):
 
 
 @pytest.mark.parametrize("family", ["flux-dev", "sd3"])
-def test_rf_inversion_eta_1_keeps_the_image_and_eta_0_is_plain_sampling(host, flow, family):
-    model, clip, _ = flow(family)
+def test_rf_inversion_eta_1_keeps_the_image_and_eta_0_is_plain_sampling(host, tiny, family):
+    model, clip, _ = tiny(family)
     flux = family == "flux-dev"
     latent = raw_latent(seed=3)
     inv, noise, sigmas = call(host, "InvertEditRFInversionInvert", model=model, latent={"samples": latent},
@@ -120,8 +93,8 @@ def test_rf_inversion_eta_1_keeps_the_image_and_eta_0_is_plain_sampling(host, fl
     assert torch.isfinite(edited).all() and 0 < rel(edited, latent)
 
 
-def test_flow_inversions_round_trip_through_a_file(host, flow, tmp_path):
-    model, clip, _ = flow("flux-dev")
+def test_flow_inversions_round_trip_through_a_file(host, tiny, tmp_path):
+    model, clip, _ = tiny("flux-dev")
     inv = call(host, "InvertEditRFInversionInvert", model=model, latent={"samples": raw_latent()},
                positive=encode(host, clip, ""), steps=4, scheduler="simple", gamma=0.5, guidance=0.0, seed=0)[0]
     call(host, "InvertEditSaveInversion", inversion=inv, filename_prefix="inversions/test_rf")

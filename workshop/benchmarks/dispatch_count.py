@@ -144,6 +144,32 @@ def table(rows: list[dict], name: str, steps: int) -> str:
     return "\n".join(lines)
 
 
+def custom_per_step(host, model, make, latent: torch.Tensor, steps: int, label: str) -> dict:
+    """Per step of SamplerCustomAdvanced runs of ``model`` (``make(model, n) -> (guider, sampler)``) on
+    ``latent`` with the model's 'simple' schedule: ops, device waits, model calls (an APPLY_MODEL
+    wrapper: the host's MMDiT does not run DIFFUSION_MODEL wrappers) and their rows, as ``measure``
+    counts them; a first run loads the model, so that its loading is no step's work."""
+    m, calls = counted_model(model, "APPLY_MODEL")
+
+    def run(n) -> tuple:
+        guider, sampler = make(m, n)
+        sigmas = call(host, "BasicScheduler", model=m, scheduler="simple", steps=n, denoise=1.0)[0]
+        with OpCounter() as counter:
+            call(host, "SamplerCustomAdvanced", noise=call(host, "RandomNoise", noise_seed=0)[0], guider=guider,
+                 sampler=sampler, sigmas=sigmas, latent_image={"samples": latent})
+        return counter.total, counter.syncs
+
+    run(steps)
+    out = []
+    for n in (steps, 2 * steps):
+        calls.clear()
+        out.append((*run(n), list(calls)))
+    (ops1, syncs1, calls1), (ops2, syncs2, calls2) = out
+    ops = (ops2 - ops1) / steps
+    return {"label": label, "ops": ops, "once": ops1 - ops * steps, "syncs": (syncs2 - syncs1) / steps,
+            "calls": (len(calls2) - len(calls1)) / steps, "rows": sorted(set(calls1 + calls2))}
+
+
 def measure_flow(host, family: str, steps: int) -> list[dict]:
     """FlowEdit against the stock sampler on the tiny random flow model of ``family``, per step
     (the same difference of two runs as ``measure``). FlowEdit acts at every step (n_max = steps)
@@ -155,25 +181,11 @@ def measure_flow(host, family: str, steps: int) -> list[dict]:
     source, target, empty = (encode(host, clip, t) for t in (SOURCE, TARGET, ""))
     latent = torch.randn(1, 16, 16, 16, generator=torch.Generator().manual_seed(0))
 
-    def run(m, guider, n, batch) -> tuple:
-        sigmas = call(host, "BasicScheduler", model=m, scheduler="simple", steps=n, denoise=1.0)[0]
-        with OpCounter() as counter:
-            call(host, "SamplerCustomAdvanced", noise=call(host, "RandomNoise", noise_seed=0)[0], guider=guider,
-                 sampler=call(host, "KSamplerSelect", sampler_name="euler")[0], sigmas=sigmas,
-                 latent_image={"samples": latent.repeat(batch, 1, 1, 1)})
-        return counter.total, counter.syncs
+    euler = call(host, "KSamplerSelect", sampler_name="euler")[0]
 
     def per_step(make, batch: int, label: str) -> dict:
-        m, calls = counted_model(model, "APPLY_MODEL")   # the host's MMDiT does not run DIFFUSION_MODEL wrappers
-        run(m, make(m, steps), steps, batch)             # loads the model: its loading is no step's work
-        out = []
-        for n in (steps, 2 * steps):
-            calls.clear()
-            out.append((*run(m, make(m, n), n, batch), list(calls)))
-        (ops1, syncs1, calls1), (ops2, syncs2, calls2) = out
-        ops = (ops2 - ops1) / steps
-        return {"label": label, "ops": ops, "once": ops1 - ops * steps, "syncs": (syncs2 - syncs1) / steps,
-                "calls": (len(calls2) - len(calls1)) / steps, "rows": sorted(set(calls1 + calls2))}
+        return custom_per_step(host, model, lambda m, n: (make(m, n), euler), latent.repeat(batch, 1, 1, 1), steps,
+                               label)
 
     def stock(m, n):
         return call(host, "CFGGuider", model=m, positive=target, negative=empty, cfg=1.0 if flux else 3.5)[0]
@@ -201,26 +213,10 @@ def measure_flow_samplers(host, family: str, steps: int) -> list[dict]:
     inversion = call(host, "InvertEditRFInversionInvert", model=model, latent={"samples": latent},
                      positive=encode(host, clip, ""), steps=2, scheduler="simple", gamma=0.5, guidance=0.0, seed=0)[0]
 
-    def run(m, sampler, n) -> tuple:
-        sigmas = call(host, "BasicScheduler", model=m, scheduler="simple", steps=n, denoise=1.0)[0]
-        guider = call(host, "BasicGuider", model=m, conditioning=target)[0]
-        with OpCounter() as counter:
-            call(host, "SamplerCustomAdvanced", noise=call(host, "RandomNoise", noise_seed=0)[0], guider=guider,
-                 sampler=sampler, sigmas=sigmas, latent_image={"samples": latent})
-        return counter.total, counter.syncs
-
     def per_step(base, sampler, label: str) -> dict:
-        m, calls = counted_model(base, "APPLY_MODEL")
-        run(m, sampler, steps)
-        out = []
-        for n in (steps, 2 * steps):
-            calls.clear()
-            out.append((*run(m, sampler, n), list(calls)))
-        (ops1, syncs1, calls1), (ops2, syncs2, calls2) = out
-        nfe = (len(calls2) - len(calls1)) / steps
-        ops = (ops2 - ops1) / steps
-        return {"label": label, "ops": ops, "once": ops1 - ops * steps, "syncs": (syncs2 - syncs1) / steps,
-                "calls": nfe, "rows": sorted(set(calls1 + calls2)), "per_nfe": ops / nfe}
+        row = custom_per_step(host, base, lambda m, n: (call(host, "BasicGuider", model=m, conditioning=target)[0],
+                                                        sampler), latent, steps, label)
+        return dict(row, per_nfe=row["ops"] / row["calls"])
 
     euler = call(host, "KSamplerSelect", sampler_name="euler")[0]
     rows = [per_step(model, euler, "stock euler")]
