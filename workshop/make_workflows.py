@@ -943,6 +943,7 @@ class Family:
     ckpt: str       # the usual file name of the base model (the user picks theirs)
     size: int       # the image side the family was trained at
     detail: str     # one line for the notes
+    loaders: str = ""   # how to load the model from separate files instead, for the notes
 
 
 SD15 = Family("SD1.5", "v1-5-pruned-emaonly-fp16.safetensors", 512,
@@ -951,9 +952,12 @@ SDXL = Family("SDXL", "sd_xl_base_1.0.safetensors", 1024,
               "SDXL base or an SDXL fine-tune, not the refiner")
 FLUX = Family("Flux", "flux1-dev-fp8.safetensors", 1024,
               "Flux.1 dev as one checkpoint with its text encoders and VAE, e.g. ComfyUI's flux1-dev-fp8; schnell "
-              "works too")
+              "works too",
+              "**Load Diffusion Model** (flux1-dev), **DualCLIPLoader** (clip_l and t5xxl, type flux) and **Load VAE** "
+              "(ae)")
 SD3 = Family("SD3", "sd3.5_medium_incl_clips_t5xxlfp8scaled.safetensors", 1024,
-             "SD3 medium or SD3.5 as one checkpoint with its text encoders and VAE")
+             "SD3 medium or SD3.5 as one checkpoint with its text encoders and VAE",
+             "**Load Diffusion Model**, **TripleCLIPLoader** (clip_l, clip_g, t5xxl) and **Load VAE**")
 
 
 PROMPTS_PLAIN = ("**Source prompt**: describe your image as it is. **Target prompt**: the same words with the "
@@ -966,7 +970,9 @@ PROMPTS_P2P = ("**Source prompt** and Attention Inject's *source_prompt*: the sa
 def _setup_note(family: Family, prompts: str) -> str:
     return (
         f"**To run it on your model** ({family.name}: {family.detail}):\n\n"
-        f"1. **Load Checkpoint**: choose your {family.name} checkpoint.\n"
+        f"1. **Load Checkpoint**: choose your {family.name} checkpoint"
+        + (f" (with separate files, replace it by {family.loaders}: their MODEL, CLIP and VAE go where "
+           f"its outputs went).\n" if family.loaders else ".\n") +
         f"2. **Load Image**: choose or upload your image (the workflow opens with ComfyUI's own `example.png`).\n"
         f"3. **Upscale Image** brings it to {family.size}x{family.size} px, {family.name}'s size (crop: center). "
         f"For another shape set width and height (multiples of 64, about {family.size}x{family.size} pixels in "
