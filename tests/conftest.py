@@ -89,25 +89,48 @@ def reference_copy():
     return copy
 
 
+class ReferenceJob:
+    """A reference run under way in a subprocess: ``result()`` waits for it and returns what it saved."""
+
+    def __init__(self, process: subprocess.Popen, out: Path, log: Path):
+        self.process, self.out, self.log = process, out, log
+
+    def result(self):
+        try:
+            code = self.process.wait(timeout=1200)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            raise
+        assert code == 0, f"the reference run failed:\n{self.log.read_text(errors='replace')[-3000:]}"
+        return torch.load(self.out)
+
+
 @pytest.fixture(scope="session")
 def reference_run(host, bridge):
     """``reference_run(runner, checkout, tmp, models, **job)``: run ``tests/reference/<runner>``
     (unchanged reference code from ``checkout`` on its path) in a subprocess on the tiny
     ``models`` (MODEL, CLIP, VAE) given as diffusers modules with the real SD1 tokenizer, plus
-    ``job``; returns what the runner saved."""
+    ``job``; returns what the runner saved. ``reference_run.start(...)`` (same arguments) starts it
+    and returns a ``ReferenceJob`` at once: the run goes on, on the machine's other core, while
+    the tests do (``tests/host/conftest.py``'s ``early_references``)."""
     import sys
 
-    def run(runner: Path, checkout: Path, tmp: Path, models, **job):
-        model, clip, vae = models
-        job = {"unet": bridge.diffusers_unet(model), "text_encoder": bridge.diffusers_text_encoder(clip),
-               "vae": bridge.diffusers_vae(vae), "tokenizer": str(host.path / "comfy" / "sd1_tokenizer"), **job}
-        torch.save(job, tmp / "job.pt")
-        env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(checkout), str(runner.parent)]))
-        done = subprocess.run([sys.executable, str(runner), str(tmp / "job.pt"), str(tmp / "out.pt")], env=env,
-                              capture_output=True, text=True, timeout=1200)
-        assert done.returncode == 0, f"the reference run failed:\n{done.stderr[-3000:]}"
-        return torch.load(tmp / "out.pt")
-    return run
+    class Run:
+        def start(self, runner: Path, checkout: Path, tmp: Path, models, **job) -> ReferenceJob:
+            model, clip, vae = models
+            job = {"unet": bridge.diffusers_unet(model), "text_encoder": bridge.diffusers_text_encoder(clip),
+                   "vae": bridge.diffusers_vae(vae), "tokenizer": str(host.path / "comfy" / "sd1_tokenizer"), **job}
+            torch.save(job, tmp / "job.pt")
+            env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(checkout), str(runner.parent)]))
+            log = tmp / "reference.log"
+            with open(log, "wb") as stream:
+                process = subprocess.Popen([sys.executable, str(runner), str(tmp / "job.pt"), str(tmp / "out.pt")],
+                                           env=env, stdout=stream, stderr=subprocess.STDOUT)
+            return ReferenceJob(process, tmp / "out.pt", log)
+
+        def __call__(self, runner: Path, checkout: Path, tmp: Path, models, **job):
+            return self.start(runner, checkout, tmp, models, **job).result()
+    return Run()
 
 
 def pytest_collection_modifyitems(config, items):

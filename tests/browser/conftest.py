@@ -127,9 +127,9 @@ def _prepare_base(base: Path, host: Path) -> None:
 def _stop(process: subprocess.Popen) -> None:
     if process.poll() is not None:
         return
-    process.send_signal(signal.SIGINT)  # main.py stops cleanly on Ctrl-C
-    try:
-        process.wait(timeout=20)
+    process.send_signal(signal.SIGINT)  # main.py stops on Ctrl-C, but after a run its worker thread can hold it
+    try:                                # for 20 s and more: nothing of the server is read after this, so 3 s
+        process.wait(timeout=3)
     except subprocess.TimeoutExpired:
         process.kill()
         process.wait(timeout=20)

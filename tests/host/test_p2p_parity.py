@@ -14,6 +14,7 @@ fraction (cross: int(0.3 * 6) = 1 step, not 2; self: int(2.5) = 2, not 3).
 """
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
 
 import pytest
@@ -89,20 +90,30 @@ def pack_edit(host, model, clip, inverted, case) -> torch.Tensor:
                 return_with_leftover_noise="disable")[0]["samples"]
 
 
-@pytest.fixture(scope="module")
-def reference_results(tiny, tmp_path_factory, skip_loudly, reference_copy, reference_run):
+def start_reference_early(request) -> dict | None:
+    """Starts the reference run (its 10 pairs take about two minutes) in the background: called by
+    ``early_references`` at the session's first host test. None where the reference is absent."""
+    tiny, tmp_path_factory, reference_copy, reference_run = (
+        request.getfixturevalue(name) for name in ("tiny", "tmp_path_factory", "reference_copy", "reference_run"))
     tmp = tmp_path_factory.mktemp("pnp")
     checkout = reference_checkout(reference_copy, tmp / "code")
-    if checkout is None:
-        skip_loudly("PROMPT-TO-PROMPT PARITY SKIPPED: PnPInversion's code was not found (set PNPINVERSION_PATH to a "
-                    "checkout of github.com/cure-lab/PnPInversion, or fetch it)")
-    pytest.importorskip("matplotlib")   # the reference's utils import it
+    if checkout is None or importlib.util.find_spec("matplotlib") is None:   # the reference's utils import it
+        return None
     model, clip, vae = tiny("sd1-layout")
     latent = torch.randn(1, 4, 64, 64, generator=torch.Generator().manual_seed(0)) * 5.0
     scale = model.model.latent_format.scale_factor
-    out = reference_run(RUNNER, checkout, tmp, (model, clip, vae), latent=latent * scale, source=SOURCE, steps=STEPS,
-                        cfg=CFG, inner_steps=INNER, cases=CASES)
-    return {"latent": {"samples": latent}, "scale": scale, "out": out}
+    job = reference_run.start(RUNNER, checkout, tmp, (model, clip, vae), latent=latent * scale, source=SOURCE,
+                              steps=STEPS, cfg=CFG, inner_steps=INNER, cases=CASES)
+    return {"latent": {"samples": latent}, "scale": scale, "job": job}
+
+
+@pytest.fixture(scope="module")
+def reference_results(request, early_references, skip_loudly):
+    started = early_references[__name__] if __name__ in early_references else start_reference_early(request)
+    if started is None:
+        skip_loudly("PROMPT-TO-PROMPT PARITY SKIPPED: PnPInversion's code (or matplotlib, which it imports) was not "
+                    "found (set PNPINVERSION_PATH to a checkout of github.com/cure-lab/PnPInversion, or fetch it)")
+    return {"latent": started["latent"], "scale": started["scale"], "out": started["job"].result()}
 
 
 @pytest.mark.parametrize("inversion", INVERSIONS)
