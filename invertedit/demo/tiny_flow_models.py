@@ -60,7 +60,7 @@ import torch
 
 from ..hostkit import loaders
 from ..hostkit.loaders import HOST_CLASSES
-from .tiny_models import _NORMS, _fill, _generator, _smooth_in_time, _text_config
+from .tiny_models import _NORMS, _calm_output, _fill, _generator, _smooth_in_time, _text_config
 
 FLOW_FAMILIES: tuple[str, ...] = ("flux-dev", "flux-schnell", "sd3")
 
@@ -241,23 +241,15 @@ def sincos_pos_embed(dim: int, grid_size: int, base_size: int) -> torch.Tensor:
     return emb.to(torch.float32)[None]
 
 
-_OUTPUT_GAIN = 0.3  # scale of the final projection: velocities of ~0.3 spread
-
-
-@torch.no_grad()
-def _calm_output(linear: torch.nn.Module) -> None:
-    """Scale the denoiser's final projection down by ``_OUTPUT_GAIN``.
-
-    A rectified flow integrates the velocity over sigma in [0, 1] (not the log-range of the SD
-    schedules), so step errors grow by about exp(J), J the velocity's gain in the latent: a random
-    DiT at full gain gives a velocity of O(1) spread that depends on the latent about as strongly as
-    on the noise, and inversion drifts far. 0.3 keeps the prediction O(1)-ish and clearly dependent
-    on input, time, guidance and text while Euler inversion then reconstruction stays close: measured
-    at 28 steps over sigma 0 -> 1 -> 0 on a 32 x 32 latent, relative latent error 0.5 % (flux-dev),
-    0.7 % (flux-schnell), 0.7 % (sd3) (``tests/host/test_tiny_flow_models.py`` checks a 10-step one).
-    """
-    linear.weight.mul_(_OUTPUT_GAIN)
-    linear.bias.mul_(_OUTPUT_GAIN)
+# The final projection's scale (``tiny_models._calm_output``). A rectified flow integrates the velocity
+# over sigma in [0, 1] (not the log-range of the SD schedules), so step errors grow by about exp(J), J
+# the velocity's gain in the latent: a random DiT at full gain gives a velocity of O(1) spread that
+# depends on the latent about as strongly as on the noise, and inversion drifts far. 0.3 keeps the
+# prediction O(1)-ish and clearly dependent on input, time, guidance and text while Euler inversion
+# then reconstruction stays close: measured at 28 steps over sigma 0 -> 1 -> 0 on a 32 x 32 latent,
+# relative latent error 0.5 % (flux-dev), 0.7 % (flux-schnell), 0.7 % (sd3)
+# (``tests/host/test_tiny_flow_models.py`` checks a 10-step one).
+_OUTPUT_GAIN = 0.3
 
 
 # ---------------------------------------------------------------------------------------------
@@ -287,7 +279,7 @@ def build_tiny_flow_unet(family: str, seed: int = 0):
             _smooth_in_time(net.time_in.in_layer.weight)
             if spec.unet_config["guidance_embed"]:
                 _smooth_in_time(net.guidance_in.in_layer.weight)
-    _calm_output(net.final_layer.linear)
+    _calm_output(net.final_layer.linear, _OUTPUT_GAIN)
     _check_buffers(net)
     return loaders.load_unet(*host_config, net.state_dict(), built=model)
 

@@ -251,8 +251,8 @@ _OUTPUT_GAIN = 0.1  # scale of the UNet's final conv: eps predictions of ~0.1 sp
 
 
 @torch.no_grad()
-def _calm_output(out_conv: torch.nn.Module) -> None:
-    """Scale the UNet's final conv down by ``_OUTPUT_GAIN``.
+def _calm_output(out_conv: torch.nn.Module, gain: float = _OUTPUT_GAIN) -> None:
+    """Scale the UNet's final conv (or any final layer) down by ``gain``.
 
     A trained denoiser's prediction is consistent with its input, so the probability-flow
     ODE is well conditioned and DDIM inversion retraces it. A random network is not: along
@@ -263,8 +263,8 @@ def _calm_output(out_conv: torch.nn.Module) -> None:
     constant-noise model). 0.1 keeps the model's dependence on input, time and text while
     errors stay in the range the papers report.
     """
-    out_conv.weight.mul_(_OUTPUT_GAIN)
-    out_conv.bias.mul_(_OUTPUT_GAIN)
+    out_conv.weight.mul_(gain)
+    out_conv.bias.mul_(gain)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -14,10 +14,9 @@ device once.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import comfy.samplers
-import node_helpers
 import torch
 
 from ..guidance import flow_edit as F
@@ -26,6 +25,7 @@ from .errors import NodeInputError
 from .guidance_driver import BatchedGuider
 from .inversion_patches import _EXACT, sampler_name
 from .run_state import run_state
+from .sampling import with_guidance
 from .steps import step_at
 
 NAME = "FlowEdit"
@@ -47,18 +47,12 @@ class FlowEditRun:
     x_src: torch.Tensor | None = None
     noises: torch.Tensor | None = None
     used: int = 0
-    extra: dict = field(default_factory=dict)
 
     def take(self, n: int) -> torch.Tensor:
         """The run's next ``n`` noises, stacked on the batch dimension (``n * B`` rows)."""
         out = self.noises[self.used:self.used + n]
         self.used += n
         return out.flatten(0, 1)
-
-
-def with_guidance(conditioning: list, guidance: float) -> list:
-    """``conditioning`` with Flux's distilled guidance set (what FluxGuidance writes)."""
-    return node_helpers.conditioning_set_values(conditioning, {"guidance": guidance})
 
 
 def draw_noises(count: int, like: torch.Tensor, seed: int, packed: bool) -> torch.Tensor:

@@ -17,17 +17,16 @@ from __future__ import annotations
 import copy
 
 import comfy.samplers
-import node_helpers
 import torch
 
 from ..inversion import flow as F
 from ..inversion.methods import Method
 from ..inversion.record import Inversion
-from .errors import NodeInputError, check_conditioning, check_finite_tensor
+from .errors import NodeInputError, check_at_least, check_conditioning, check_finite_tensor
 from .family import ModelFamily
 from .inverters import inversion_fingerprint
 from .run_state import run_state
-from .sampling import check_flow_family, check_plain_prompt, run_loop, schedule, to_output
+from .sampling import check_flow_family, check_plain_prompt, run_loop, schedule, with_guidance
 from .steps import step_at
 
 FLOW_Y1 = "rf.y1"   # RF-Inversion's target noise (a clue of its record)
@@ -47,17 +46,11 @@ def velocity_model(model):
     return clone
 
 
-def with_guidance(conditioning: list, guidance: float) -> list:
-    """``conditioning`` with Flux's distilled guidance set (what FluxGuidance writes)."""
-    return node_helpers.conditioning_set_values(conditioning, {"guidance": guidance})
-
-
 def check_flow_inputs(node: str, model, samples: torch.Tensor, positive, steps: int) -> ModelFamily:
     family = check_flow_family(model, node)
     check_conditioning(node, "positive", positive, model)
     check_plain_prompt(node, "positive", positive)
-    if steps < 1:
-        raise NodeInputError(node, f"input 'steps' is {steps}; give 1 or more.")
+    check_at_least(node, 1, steps=steps)
     if samples.ndim != 4:
         raise NodeInputError(node, f"input 'latent' has shape {tuple(samples.shape)}; an image latent [batch, channels, "
                                    f"height, width] is needed.")
@@ -132,12 +125,15 @@ def flow_sampler_function(solver: str):
         extra_args = extra_args or {}
         s_in = x.new_ones([x.shape[0]])
 
+        last: dict = {}
+
         def velocity(z, t):
-            return (z - model(z, t * s_in, **extra_args)) / t.reshape(-1, *([1] * (z.ndim - 1)))
+            last["denoised"] = model(z, t * s_in, **extra_args)
+            return (z - last["denoised"]) / t.reshape(-1, *([1] * (z.ndim - 1)))
 
         def step(i, total, z):
-            if callback is not None:
-                callback({"x": z, "i": i, "sigma": sigmas[i], "sigma_hat": sigmas[i], "denoised": z})
+            if callback is not None:   # the step's last prediction: the host's preview and progress
+                callback({"x": z, "i": i, "sigma": sigmas[i], "sigma_hat": sigmas[i], "denoised": last["denoised"]})
 
         return F.solve(lambda z, t: velocity(z, t[:1]), x, sigmas, solver, step)[-1]
     sample.__name__ = f"sample_flow_{solver.replace('-', '_')}"
@@ -168,6 +164,3 @@ class RFInversionControl:
                                             f"{tuple(y0.shape)}; sample the inversion's NOISE with the image's latent.")
         return F.rf_controlled(denoised, y0, eta)
 
-
-__all__ = ["InvertedNoise", "RFInversionControl", "flow_invert", "flow_sampler", "solver_loop", "velocity_model",
-           "to_output", "FLOW_Y1"]

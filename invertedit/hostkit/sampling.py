@@ -15,6 +15,7 @@ import comfy.patcher_extension
 import comfy.sample
 import comfy.samplers
 import comfy.utils
+import node_helpers
 import torch
 from comfy.model_patcher import ModelPatcher
 
@@ -39,6 +40,11 @@ def check_model_family(model: ModelPatcher, node: str) -> ModelFamily:
             f"{family.sampling_name} sampling); this node supports Stable Diffusion UNet checkpoints: SD1.x, SD2.x "
             f"(v-prediction too) and SDXL. For Flux.1 and SD3 use the pack's flow nodes (InvertEdit/flow: FlowEdit)."))
     return family
+
+
+def with_guidance(conditioning: list, guidance: float) -> list:
+    """``conditioning`` with Flux's distilled guidance set (what FluxGuidance writes)."""
+    return node_helpers.conditioning_set_values(conditioning, {"guidance": guidance})
 
 
 def check_plain_prompt(node: str, name: str, conditioning) -> None:
