@@ -198,12 +198,22 @@ TECHNIQUES: tuple[Technique, ...] = (
     Technique(
         "Flow inversion", "flow", ("InvertEditFlowInvert", "InvertEditFlowSampler"), "inversion/flow.py",
         "Wang et al. 2024 (RF-Solver); Deng et al. 2024 (FireFlow)",
-        "25 steps, guidance 1 while inverting; solver rf-solver",
+        "25 steps, guidance 1 while inverting; solver rf-solver; values kept from single block 20 (RF-Solver-Edit)",
         "euler N, rf-solver 2N, fireflow N + 1 to invert, as many to sample", ("Flux - Flow inversion and edit", "SD3 - Flow inversion and edit"),
         None,
         "Inverts an image with Flux.1 or SD3 by Euler, RF-Solver's second-order step or FireFlow's midpoint step "
         "with the last velocity reused; the Flow Sampler samples it back.",
-        settings={"InvertEditFlowInvert.steps": 25, "InvertEditFlowInvert.guidance": 1.0}),
+        settings={"InvertEditFlowInvert.steps": 25, "InvertEditFlowInvert.guidance": 1.0,
+                  "InvertEditFlowInvert.share_from_block": 20}),
+    Technique(
+        "RF-Solver-Edit", "flow", ("InvertEditShareValues",), "attention/value_sharing.py",
+        "Wang et al. 2024 (RF-Solver-Edit)",
+        "the values of single blocks 20 to 37 shared in the first sampling steps (code: 20 of 25, examples 2-5); "
+        "guidance 2 when editing",
+        "no extra evaluations; kept values about 1 GB per step per megapixel (bfloat16), on the CPU as the authors'",
+        ("Flux - RF-Solver-Edit",), None,
+        "Flow Invert keeps the attention values of Flux's last single blocks while inverting; Share Values makes "
+        "the edit attend with them in the first steps, so it keeps the image's layout."),
     Technique(
         "RF-Inversion", "flow", ("InvertEditRFInversionInvert", "InvertEditRFInversion"), "inversion/flow.py",
         "Rout et al. 2025", "28 steps, gamma 0.5, guidance 0 while inverting; eta 0.9 from 0 to 0.25 of the steps",

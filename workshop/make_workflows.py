@@ -1255,31 +1255,55 @@ def _flow_edit(family: Family, steps: int, n_max: int, source: float, target: fl
     return {"nodes": nodes}
 
 
-def _flow_inversion_edit(family: Family, edit_guidance: float) -> dict:
+def _flow_inversion_edit(family: Family, edit_guidance: float, share: int = 0) -> dict:
     flux = family is FLUX
     scale = "guidance" if flux else "cfg"
-    intro = (
-        f"# {family.name}: inversion with RF-Solver, reconstruction and an edit\n\n"
-        + _setup_note(family, PROMPTS_PLAIN) +
-        f"\n**Flow Invert** integrates the model's velocity from your image up to noise with RF-Solver's "
-        f"second-order step (Wang et al.; 25 steps, {'guidance 1' if flux else 'no guidance'} as their code; `euler` "
-        "and `fireflow` are the other solvers). Its NOISE starts the stock **SamplerCustomAdvanced** at the "
-        "inversion, with the image's latent as latent_image, the **Flow Sampler** (the same solver) and its SIGMAS: "
-        f"with the source prompt at {scale} 1 it reconstructs the image; with the target prompt at {scale} "
-        f"{edit_guidance:g} it edits it. A plain prompt change redraws more than the edit; RF-Solver-Edit's feature "
-        "sharing, which keeps the rest, comes with the pack's attention control on flow transformers. The strip: "
-        "the image, the reconstruction, the edit.")
+    if share:
+        intro = (
+            f"# {family.name}: RF-Solver-Edit, an edit that keeps the rest\n\n"
+            + _setup_note(family, PROMPTS_PLAIN) +
+            f"\n**Flow Invert** inverts your image with RF-Solver's second-order step (Wang et al.; 25 steps, guidance "
+            f"1) and, with share_steps {share}, keeps the attention values of Flux's single blocks 20 to 37 for the "
+            "first steps (the authors' code keeps 20 of 25; their examples 2 to 5; about 1 GB per step per megapixel, "
+            "on the CPU as theirs). **Share Values** patches the model so that in those steps the blocks attend with "
+            "the source's values: the edit keeps the image's layout and details. Sampled by the stock "
+            "**SamplerCustomAdvanced** with the **Flow Sampler** (rf-solver), the inversion's NOISE and SIGMAS and the "
+            f"image's latent, target prompt at guidance {edit_guidance:g}. The strip: the image, the edit without "
+            "sharing, the edit with it.")
+    else:
+        intro = (
+            f"# {family.name}: inversion with RF-Solver, reconstruction and an edit\n\n"
+            + _setup_note(family, PROMPTS_PLAIN) +
+            f"\n**Flow Invert** integrates the model's velocity from your image up to noise with RF-Solver's "
+            f"second-order step (Wang et al.; 25 steps, {'guidance 1' if flux else 'no guidance'} as their code; `euler` "
+            "and `fireflow` are the other solvers). Its NOISE starts the stock **SamplerCustomAdvanced** at the "
+            "inversion, with the image's latent as latent_image, the **Flow Sampler** (the same solver) and its SIGMAS: "
+            f"with the source prompt at {scale} 1 it reconstructs the image; with the target prompt at {scale} "
+            f"{edit_guidance:g} it edits it. A plain prompt change redraws more than the edit; "
+            f"{'the RF-Solver-Edit workflow shares the source' + chr(39) + 's attention values to keep the rest' if flux else 'FlowEdit keeps more of the rest'}. "
+            "The strip: the image, the reconstruction, the edit.")
     model = _flow_model(family)
+    widgets = {"solver": "rf-solver", "steps": 25, "scheduler": SCHEDULES[family.name], "guidance": 1.0}
+    if share:
+        widgets.update(share_steps=share, share_from_block=20, keep_values_on="cpu")
     nodes = _flow_front(family, intro) + [
-        {"key": "invert", "type": "InvertEditFlowInvert",
-         "widgets": {"solver": "rf-solver", "steps": 25, "scheduler": SCHEDULES[family.name], "guidance": 1.0},
+        {"key": "invert", "type": "InvertEditFlowInvert", "widgets": widgets,
          "inputs": {"model": model, "latent": ("encode", "LATENT"), "positive": ("prompt", 0)}},
         {"key": "solver", "type": "InvertEditFlowSampler", "widgets": {"solver": "rf-solver"}},
     ]
-    nodes += _flow_sample(family, "rec", model, ("prompt", 0), 1.0, ("invert", "NOISE"), ("invert", "SIGMAS"),
-                          ("solver", "SAMPLER"), f"Reconstruction (source prompt, {scale} 1)")
+    if not share:
+        nodes += _flow_sample(family, "rec", model, ("prompt", 0), 1.0, ("invert", "NOISE"), ("invert", "SIGMAS"),
+                              ("solver", "SAMPLER"), f"Reconstruction (source prompt, {scale} 1)")
     nodes += _flow_sample(family, "edit", model, ("target", 0), edit_guidance, ("invert", "NOISE"), ("invert", "SIGMAS"),
                           ("solver", "SAMPLER"), f"Edit (target prompt, {scale} {edit_guidance:g})")
+    if share:
+        nodes.append({"key": "share", "type": "InvertEditShareValues",
+                      "inputs": {"model": model, "inversion": ("invert", 0)}})
+        nodes += _flow_sample(family, "shared", ("share", "MODEL"), ("target", 0), edit_guidance, ("invert", "NOISE"),
+                              ("invert", "SIGMAS"), ("solver", "SAMPLER"),
+                              f"Edit with the source's values (guidance {edit_guidance:g})")
+        return {"nodes": nodes + _strip([("resize", "image"), ("edit_decode", "edit"), ("shared_decode", "shared")],
+                                         "invertedit/flux_rf_solver_edit", "Image | edit | edit with shared values")}
     nodes += _strip([("resize", "image"), ("rec_decode", "reconstruction"), ("edit_decode", "edit")],
                     f"invertedit/{family.name.lower()}_rf_solver", "Image | reconstruction | edit")
     return {"nodes": nodes}
@@ -1332,6 +1356,10 @@ def sd3_flow_inversion_edit() -> dict:
     return _flow_inversion_edit(SD3, edit_guidance=2.0)
 
 
+def flux_rf_solver_edit() -> dict:
+    return _flow_inversion_edit(FLUX, edit_guidance=2.0, share=5)   # RF-Solver-Edit's examples: guidance 2, 2-5 steps
+
+
 def flux_rf_inversion_edit() -> dict:
     return _rf_inversion_edit(FLUX, edit_guidance=3.5)     # the community pipeline's default guidance
 
@@ -1362,6 +1390,8 @@ CHECKPOINT_WORKFLOWS = {
     "SD3 - FlowEdit": (sd3_flow_edit, {}, {"BasicScheduler": {"steps": 6}, "InvertEditFlowEdit": {"n_max": 4}}),
     "Flux - Flow inversion and edit": (flux_flow_inversion_edit, {}, {"InvertEditFlowInvert": {"steps": 5}}),
     "SD3 - Flow inversion and edit": (sd3_flow_inversion_edit, {}, {"InvertEditFlowInvert": {"steps": 5}}),
+    "Flux - RF-Solver-Edit": (flux_rf_solver_edit, {"InvertEditFlowInvert": {"share_from_block": 0}},
+                              {"InvertEditFlowInvert": {"steps": 5, "share_steps": 2}}),
     "Flux - RF-Inversion edit": (flux_rf_inversion_edit, {}, {"InvertEditRFInversionInvert": {"steps": 5}}),
     "SD3 - RF-Inversion edit": (sd3_rf_inversion_edit, {}, {"InvertEditRFInversionInvert": {"steps": 5}}),
 }
@@ -1371,7 +1401,8 @@ CHECKPOINT_WORKFLOWS = {
 # until the toy world has a trained flow model.
 CHECKPOINT_BUILTINS = {f"{family} - {workflow}": f"demo-{'flux-dev' if family == 'Flux' else 'sd3'}"
                        for family in ("Flux", "SD3")
-                       for workflow in ("FlowEdit", "Flow inversion and edit", "RF-Inversion edit")}
+                       for workflow in ("FlowEdit", "Flow inversion and edit", "RF-Inversion edit", "RF-Solver-Edit")
+                       if (family, workflow) != ("SD3", "RF-Solver-Edit")}
 
 
 TOY_BUILTIN = "toy"   # the runner's builtin that runs the checkpoint workflows: the Toy World Model, two objects, 512 px

@@ -113,3 +113,56 @@ def rows_from_source(where: Where, *tensors: torch.Tensor, kinds: tuple = (0,)) 
     content (keys and values) in the one attention call of every row. One gather per tensor."""
     index = source_index(where.chunks, where.rows, tensors[0].device, kinds)
     return tuple(t.index_select(0, index) for t in tensors)
+
+
+# ----------------------------------------------------------------------------- diffusion transformers
+
+@dataclass(frozen=True)
+class JointWhere:
+    """Where a joint-attention call of a diffusion transformer (Flux.1's double- and single-stream
+    blocks, SD3's MMDiT joint blocks) is. The call's queries, keys and values are ``[batch, heads,
+    tokens, dim]`` (Flux's rotary embedding already applied), the ``text`` tokens first, then the
+    image's ``grid`` of patches in rows; ``attend`` is the host's attention for them, which returns
+    ``[batch, tokens, heads * dim]``, the layout a policy returns too. The run's time is read when
+    asked for (``time``: the current sigma and the run's schedule), as ``Where.clock``."""
+
+    block: tuple[str, int]            # ("double_block", i) or ("single_block", i), as the host names DiT blocks
+    chunks: tuple[int, ...]           # the batch's chunks: 0 conditional, 1 unconditional
+    rows: int                         # rows per chunk
+    heads: int
+    text: int                         # text tokens, first in the sequence
+    grid: tuple[int, int]             # the image's patches: rows and columns
+    attend: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor] = field(repr=False, compare=False)
+    time: Callable[[], tuple[float, list[float]]] = field(repr=False, compare=False)   # (sigma, the run's sigmas)
+
+    @cached_property
+    def _sigma_and_schedule(self) -> tuple[float, list[float]]:
+        return self.time()
+
+    @property
+    def sigma(self) -> float:
+        return self._sigma_and_schedule[0]
+
+    @property
+    def schedule(self) -> list[float]:
+        """The run's sigmas, descending (the host's order)."""
+        return self._sigma_and_schedule[1]
+
+    @property
+    def step(self) -> int:
+        """The step of the run whose interval holds the current sigma (a solver's half step is in
+        its step; the last sigma, 0, is past the last step)."""
+        return schedule_position(self.schedule, self.sigma)[0]
+
+
+def schedule_position(schedule: list[float], sigma: float) -> tuple[int, bool]:
+    """Where ``sigma`` is on a descending ``schedule``: ``(i, False)`` at its point ``i`` (within
+    ``1e-6 + 1e-4 sigma``, as ``torch.isclose``), ``(i, True)`` strictly inside the interval from
+    point ``i`` down to ``i + 1`` (a second-order solver's midpoint evaluation)."""
+    for i, s in enumerate(schedule):
+        if abs(s - sigma) <= 1e-6 + 1e-4 * abs(sigma):
+            return i, False
+    for i in range(len(schedule) - 1):
+        if schedule[i] > sigma > schedule[i + 1]:
+            return i, True
+    return len(schedule) - 1, False

@@ -263,10 +263,17 @@ def _spec(family: str) -> FlowFamilySpec:
     return SPECS[family]
 
 
-def build_tiny_flow_unet(family: str, seed: int = 0):
-    """The family's denoiser (``model_base.Flux`` / ``model_base.SD3``) in a ModelPatcher."""
+def build_tiny_flow_unet(family: str, seed: int = 0, single_blocks: int | None = None):
+    """The family's denoiser (``model_base.Flux`` / ``model_base.SD3``) in a ModelPatcher; a Flux one
+    with ``single_blocks`` single-stream blocks where given (RF-Solver-Edit's parity needs Flux's
+    block numbers: it shares from block 20)."""
     spec = _spec(family)
-    host_config = (spec.config_class, spec.unet_config, spec.unet_overrides, spec.model_type)
+    unet_config = dict(spec.unet_config)
+    if single_blocks is not None:
+        if "depth_single_blocks" not in unet_config:
+            raise ValueError(f"{family} has no single-stream blocks")
+        unet_config["depth_single_blocks"] = single_blocks
+    host_config = (spec.config_class, unet_config, spec.unet_overrides, spec.model_type)
     model = loaders.empty_unet(*host_config)
     net = model.diffusion_model
     init_flow_weights(net, _generator(spec.name, "unet", seed))
@@ -310,10 +317,11 @@ def build_tiny_flow_vae(family: str, seed: int = 0):
     return loaders.kl_vae({k: v.detach().clone() for k, v in ae.state_dict().items()}, VAE_DDCONFIG, VAE_EMBED_DIM)
 
 
-def build_tiny_flow_models(family: str, seed: int = 0) -> tuple:
+def build_tiny_flow_models(family: str, seed: int = 0, single_blocks: int | None = None) -> tuple:
     """(MODEL, CLIP, VAE) of ``family`` ("flux-dev", "flux-schnell", "sd3") with weights drawn from
     ``seed``: a host ModelPatcher, ``comfy.sd.CLIP`` and ``comfy.sd.VAE``.
 
     Fresh objects on every call; the same seed gives bit-identical weights.
     """
-    return build_tiny_flow_unet(family, seed), build_tiny_flow_clip(family, seed), build_tiny_flow_vae(family, seed)
+    return (build_tiny_flow_unet(family, seed, single_blocks), build_tiny_flow_clip(family, seed),
+            build_tiny_flow_vae(family, seed))

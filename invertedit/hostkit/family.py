@@ -13,7 +13,8 @@ inspecting the host's classes again.
   MMDiT joint blocks) or ``"other"``.
 - ``context_dim``: the width of the cross-attention (text) context the denoiser takes.
 - for a UNet, the blocks holding a ``SpatialTransformer`` and their downsampling factors (what
-  ``hostkit/layout.py`` hands on).
+  ``hostkit/layout.py`` hands on); for a DiT, its blocks as the host's ``"dit"`` replace patches
+  name them and its patch size (what ``hostkit/dit_attention.py`` installs policies on).
 """
 from __future__ import annotations
 
@@ -48,6 +49,8 @@ class ModelFamily:
     transformer_blocks: tuple[BlockKey, ...] = ()          # UNet blocks holding a SpatialTransformer
     attention_levels: tuple[tuple[BlockKey, int], ...] = ()   # input/output ones, with their downsampling factor
     distilled_guidance: bool = False      # Flux dev: guidance is an input of the model (FluxGuidance), not CFG
+    dit_blocks: tuple[BlockKey, ...] = ()  # a DiT's blocks as its "dit" replace patches name them, in order
+    patch_size: int = 1                   # a DiT's image patch: latent cells a token covers, a side
 
     @property
     def editable(self) -> bool:
@@ -105,10 +108,15 @@ def _read(model: ModelPatcher, model_sampling) -> ModelFamily:
         return ModelFamily(layout="unet", context_dim=getattr(config, "unet_config", {}).get("context_dim"),
                            transformer_blocks=blocks, attention_levels=levels, **names)
     if isinstance(denoiser, Flux):
+        blocks = tuple(("double_block", i) for i in range(len(denoiser.double_blocks)))
+        blocks += tuple(("single_block", i) for i in range(len(denoiser.single_blocks)))
         return ModelFamily(layout="dit-double-single", context_dim=denoiser.txt_in.in_features,
-                           distilled_guidance=bool(getattr(denoiser.params, "guidance_embed", False)), **names)
+                           distilled_guidance=bool(getattr(denoiser.params, "guidance_embed", False)),
+                           dit_blocks=blocks, patch_size=int(denoiser.patch_size), **names)
     if isinstance(denoiser, MMDiT):
-        return ModelFamily(layout="dit-joint", context_dim=getattr(denoiser.context_embedder, "in_features", None), **names)
+        return ModelFamily(layout="dit-joint", context_dim=getattr(denoiser.context_embedder, "in_features", None),
+                           dit_blocks=tuple(("double_block", i) for i in range(len(denoiser.joint_blocks))),
+                           patch_size=int(denoiser.patch_size), **names)
     return ModelFamily(layout="other", context_dim=None, **names)
 
 

@@ -15,15 +15,19 @@ clone whose ``model_sampling`` hands back the model's output (the velocity) inst
 from __future__ import annotations
 
 import copy
+from dataclasses import dataclass
 
+import comfy.model_management
 import comfy.samplers
 import torch
 
+from ..attention.value_sharing import KeepValues, ShareValues, key_name, name_key
 from ..inversion import flow as F
 from ..inversion.methods import Method
 from ..inversion.record import Inversion
+from .dit_attention import dit_blocks, install_dit_policy
 from .errors import NodeInputError, check_at_least, check_conditioning, check_finite_tensor
-from .family import ModelFamily
+from .family import ModelFamily, model_family
 from .inverters import inversion_fingerprint
 from .run_state import run_state
 from .sampling import check_flow_family, check_plain_prompt, run_loop, schedule, with_guidance
@@ -60,21 +64,60 @@ def check_flow_inputs(node: str, model, samples: torch.Tensor, positive, steps: 
     return family
 
 
+@dataclass(frozen=True)
+class Sharing:
+    """RF-Solver-Edit's feature sharing while inverting (``attention/value_sharing.py``): the values
+    of the single blocks from ``first_block`` on, for the first ``steps`` sampling steps, kept on
+    ``keep_on`` ("cpu", as the authors' code, or "gpu": the model's device)."""
+    steps: int = 0
+    first_block: int = 20
+    keep_on: str = "cpu"
+
+
+SHARE_PLACES = ("cpu", "gpu")
+
+
+def _sharing_blocks(node: str, model, sharing: Sharing, steps: int) -> list[tuple[str, int]]:
+    family = model_family(model)
+    singles = dit_blocks(model, ("single_block",))
+    if not singles:
+        raise NodeInputError(node, f"input 'share_steps' is {sharing.steps}, but RF-Solver-Edit shares the values of "
+                                   f"Flux's single-stream blocks and this {family.config_name} model has none; set "
+                                   f"share_steps to 0 (or load a Flux.1 model).")
+    if sharing.steps > steps:
+        raise NodeInputError(node, f"input 'share_steps' is {sharing.steps}, more than the {steps} steps; give 0 to "
+                                   f"{steps} (authors: 20 of 25).")
+    if not 0 <= sharing.first_block < len(singles):
+        raise NodeInputError(node, f"input 'share_from_block' is {sharing.first_block}, but the model has "
+                                   f"{len(singles)} single blocks (0 to {len(singles) - 1}); the authors share from "
+                                   f"20 of Flux's 38.")
+    return singles[sharing.first_block:]
+
+
 def flow_invert(node: str, method: Method, model, samples: torch.Tensor, positive, steps: int, scheduler: str,
-                guidance: float, loop, settings: dict, clues: dict | None = None) -> Inversion:
+                guidance: float, loop, settings: dict, clues: dict | None = None,
+                sharing: Sharing = Sharing()) -> Inversion:
     """Run ``loop(velocity, x0, sigmas, callback) -> states`` (image first, along ``sigmas`` run
-    backwards) on the host's model and build the INVERSION record (trajectory in sampling order)."""
+    backwards) on the host's model and build the INVERSION record (trajectory in sampling order),
+    keeping the attention values ``sharing`` asks for among its clues."""
     family = check_flow_inputs(node, model, samples, positive, steps)
     if family.distilled_guidance:
         positive = with_guidance(positive, guidance)
     sigmas = schedule(model, scheduler, steps)
     found: dict = {}
+    velocity, kept = velocity_model(model), {}
+    if sharing.steps:
+        blocks = _sharing_blocks(node, model, sharing, steps)
+        place = comfy.model_management.intermediate_device() if sharing.keep_on == "cpu" else None
+        keep = (lambda v: v.to(place, copy=True)) if place is not None else (lambda v: v.clone())  # sampling-path-ok: kept as the authors' code keeps them (v.cpu())
+        install_dit_policy(velocity, KeepValues(sharing.steps, kept, keep), blocks, node)
+        settings = {**settings, "share_steps": sharing.steps, "share_from_block": sharing.first_block}
 
     def run(velocity, x, run_sigmas, callback):
         found["states"] = loop(velocity, x, run_sigmas, callback)
         return found["states"][-1]
 
-    out = run_loop(velocity_model(model), positive, None, 1.0, samples, sigmas, run, from_latent=True)
+    out = run_loop(velocity, positive, None, 1.0, samples, sigmas, run, from_latent=True)
     trajectory = torch.stack(found["states"][::-1]).to(out.device, torch.float32)
     if not (bool(torch.isfinite(trajectory).all())):   # sampling-path-ok: once per inversion, after its loop
         raise NodeInputError(node, f"the inversion ran into NaN or infinite values ({steps} steps); load the model in "
@@ -83,7 +126,8 @@ def flow_invert(node: str, method: Method, model, samples: torch.Tensor, positiv
                      settings={"steps": steps, "scheduler": scheduler, "cfg": 1.0, "start_at_step": 0,
                                "guidance": guidance, **settings},
                      fingerprint=inversion_fingerprint(model, positive),
-                     clues={k: v.to(out.device, torch.float32) for k, v in (clues or {}).items()})
+                     clues={**{k: v.to(out.device, torch.float32) for k, v in (clues or {}).items()},
+                            **{key_name(key): v for key, v in kept.items()}})
 
 
 def solver_loop(solver: str):
@@ -164,3 +208,25 @@ class RFInversionControl:
                                             f"{tuple(y0.shape)}; sample the inversion's NOISE with the image's latent.")
         return F.rf_controlled(denoised, y0, eta)
 
+
+
+def share_values(node: str, model, inversion: Inversion):
+    """A clone of ``model`` whose single blocks attend with the values ``inversion`` kept (Flow
+    Invert's ``share_steps``), in the steps and blocks it kept them for."""
+    values = {}
+    for name, tensor in inversion.clues.items():
+        key = name_key(name)
+        if key is not None:
+            values[key] = tensor
+    if not values:
+        raise NodeInputError(node, f"input 'inversion' kept no attention values ({inversion.describe()}); invert with "
+                                   f"Flow Invert's share_steps above 0 (authors: 20 of 25 steps).")
+    check_flow_family(model, node)
+    singles = dict.fromkeys(b for b in dit_blocks(model, ("single_block",)))
+    wanted = sorted({("single_block", key[2]) for key in values})
+    if any(block not in singles for block in wanted):
+        raise NodeInputError(node, f"the inversion kept values of single blocks {wanted[0][1]} to {wanted[-1][1]}, but "
+                                   f"the model has {len(singles)} single blocks; use the model it was inverted with.")
+    patched = model.clone()
+    install_dit_policy(patched, ShareValues(values, inversion.sampling_sigmas.float().tolist()), wanted, node)
+    return patched

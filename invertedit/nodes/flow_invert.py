@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import torch
 
-from ..hostkit.errors import NodeInputError, check_choice, check_finite, check_made_with
-from ..hostkit.flow_inversion import (FLOW_Y1, InvertedNoise, RFInversionControl, flow_invert, flow_sampler,
-                                      solver_loop)
+from ..hostkit.errors import NodeInputError, check_choice, check_finite, check_inversion, check_made_with
+from ..hostkit.flow_inversion import (FLOW_Y1, SHARE_PLACES, InvertedNoise, RFInversionControl, Sharing, flow_invert,
+                                      flow_sampler, share_values, solver_loop)
 from ..hostkit.run_state import keep_run_state
 from ..hostkit.sampling import check_flow_family
 from ..hostkit.schemas import SCHEDULERS, io
@@ -56,17 +56,32 @@ class FlowInvert(io.ComfyNode):
                 io.Float.Input("guidance", default=1.0, min=0.0, max=100.0, step=0.1,
                                tooltip="Flux dev's distilled guidance while inverting (RF-Solver and FireFlow's code: 1). "
                                        "Ignored by Flux schnell and SD3 (inverted without guidance)."),
+                io.Int.Input("share_steps", default=0, min=0, max=1000, optional=True,
+                             tooltip="RF-Solver-Edit's feature sharing (Flux): keep the attention values of the single "
+                                     "blocks for the first N sampling steps, for Share Values to reuse while editing "
+                                     "(authors' code: 20 of 25 steps; their examples 2 to 5). 0: keep none. Memory: "
+                                     "about 1 GB per step per megapixel in bfloat16 (18 blocks, 2 evaluations a step "
+                                     "with rf-solver)."),
+                io.Int.Input("share_from_block", default=20, min=0, max=1000, optional=True,
+                             tooltip="The first single block whose values are kept (authors: 20, i.e. blocks 20 to 37 "
+                                     "of Flux's 38)."),
+                io.Combo.Input("keep_values_on", options=list(SHARE_PLACES), default="cpu", optional=True,
+                               tooltip="Where the kept values wait: cpu (the authors' code) or gpu (faster, if memory "
+                                       "allows)."),
             ],
             outputs=_outputs(),
         )
 
     @classmethod
-    def execute(cls, model, latent, positive, solver, steps, scheduler, guidance) -> io.NodeOutput:
+    def execute(cls, model, latent, positive, solver, steps, scheduler, guidance, share_steps=0, share_from_block=20,
+                keep_values_on="cpu") -> io.NodeOutput:
         check_choice(cls.NAME, "solver", solver, F.SOLVERS)
         check_choice(cls.NAME, "scheduler", scheduler, SCHEDULERS)
+        check_choice(cls.NAME, "keep_values_on", keep_values_on, SHARE_PLACES)
         check_finite(cls.NAME, guidance=guidance)
         inversion = flow_invert(cls.NAME, SOLVER_METHODS[solver], model, latent["samples"], positive, steps, scheduler,
-                                guidance, solver_loop(solver), {"solver": solver})
+                                guidance, solver_loop(solver), {"solver": solver},
+                                sharing=Sharing(share_steps, share_from_block, keep_values_on))
         return io.NodeOutput(inversion, InvertedNoise(inversion, cls.NAME), inversion.sampling_sigmas)
 
 
@@ -193,4 +208,31 @@ class RFInversion(io.ComfyNode):
         return io.NodeOutput(m)
 
 
-NODES = [FlowInvert, FlowSampler, RFInversionInvert, RFInversion]
+class ShareValues(io.ComfyNode):
+    NAME = "Share Values"
+
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
+            node_id="InvertEditShareValues",
+            display_name=cls.NAME,
+            category="InvertEdit/flow",
+            description=(
+                "RF-Solver-Edit's feature sharing (Wang et al.) as a patch on a Flux model: in the steps the inversion "
+                "kept values for (Flow Invert's share_steps), the last single blocks attend with the source's values, "
+                "so the edit keeps the image's layout and details. Sample as for Flow Invert: SamplerCustomAdvanced, "
+                "its NOISE and SIGMAS, the Flow Sampler with the same solver, the target prompt."),
+            inputs=[
+                io.Model.Input("model", tooltip="The Flux model the image was inverted with."),
+                InversionSocket.Input("inversion", tooltip="Flow Invert's inversion, made with share_steps above 0."),
+            ],
+            outputs=[io.Model.Output()],
+        )
+
+    @classmethod
+    def execute(cls, model, inversion) -> io.NodeOutput:
+        check_inversion(cls.NAME, inversion, model=model, methods=tuple(SOLVER_METHODS.values()))
+        return io.NodeOutput(share_values(cls.NAME, model, inversion))
+
+
+NODES = [FlowInvert, FlowSampler, RFInversionInvert, RFInversion, ShareValues]

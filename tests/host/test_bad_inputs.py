@@ -1107,6 +1107,50 @@ FLOW_CASES += [
      r"RF-Inversion: input 'model' is not the model the inversion was made with"),
 ]
 
+
+
+def shared(k: Kit):
+    """Flow Invert keeping the values of the tiny Flux's single blocks for 2 of 4 steps."""
+    return k.once("shared_inverted", lambda: flow_invert(k, share_steps=2, share_from_block=0))
+
+
+def share_values(k: Kit, inversion=None, model=None):
+    return call(k.host, "InvertEditShareValues", model=model or flow(k)[0],
+                inversion=inversion if inversion is not None else shared(k)[0])
+
+
+def shared_on_other_steps(k: Kit):
+    """Share Values sampled on 3 steps, not the inversion's 4."""
+    m, c, _ = flow(k)
+    guider = call(k.host, "BasicGuider", model=share_values(k)[0], conditioning=encode(k.host, c, PROMPT))[0]
+    sigmas = call(k.host, "BasicScheduler", model=m, scheduler="simple", steps=3, denoise=1.0)[0]
+    return call(k.host, "SamplerCustomAdvanced", noise=call(k.host, "RandomNoise", noise_seed=0)[0], guider=guider,
+                sampler=call(k.host, "InvertEditFlowSampler", solver="rf-solver")[0], sigmas=sigmas,
+                latent_image={"samples": torch.randn(1, 16, 8, 8)})
+
+
+FLOW_CASES += [
+    ("share-values-sd3", lambda k: flow_invert(k, "sd3", share_steps=2),
+     r"Flow Invert: input 'share_steps' is 2, but RF-Solver-Edit shares the values of Flux's single-stream blocks "
+     r"and this SD3 model has none; set share_steps to 0"),
+    ("share-values-more-steps-than-the-run", lambda k: flow_invert(k, share_steps=5, share_from_block=0),
+     r"Flow Invert: input 'share_steps' is 5, more than the 4 steps; give 0 to 4 \(authors: 20 of 25\)"),
+    ("share-values-block-past-the-model", lambda k: flow_invert(k, share_steps=2),
+     r"Flow Invert: input 'share_from_block' is 20, but the model has 2 single blocks \(0 to 1\); the authors share "
+     r"from 20 of Flux's 38"),
+    ("share-values-kept-on-unknown", lambda k: flow_invert(k, share_steps=2, keep_values_on="disk"),
+     r"Flow Invert: input 'keep_values_on' is 'disk'"),
+    ("share-values-nothing-kept", lambda k: share_values(k, inversion=flow_invert(k)[0]),
+     r"Share Values: input 'inversion' kept no attention values .*; invert with Flow Invert's share_steps above 0"),
+    ("share-values-rf-inversion-record", lambda k: share_values(k, inversion=rf_inverted(k)[0]),
+     r"Share Values: input 'inversion' is a rf-inversion inversion .*; Share Values takes these inversions"),
+    ("share-values-sd-model", lambda k: share_values(k, model=k.model),
+     r"Share Values: input 'model' is not the model the inversion was made with"),
+    ("share-values-other-schedule", shared_on_other_steps,
+     r"Share Values: the model is sampled on 3 steps that are not the inversion's schedule \(4 steps\); sample "
+     r"with the SIGMAS of the inversion's Flow Invert"),
+]
+
 CASES += FILE_CASES + PAIR_CASES + FLOW_CASES
 
 

@@ -39,13 +39,15 @@ def test_flowedit_costs_at_most_110_percent_of_a_stock_step_with_the_same_rows(h
 
 
 def test_the_flow_samplers_and_rf_inversion_cost_at_most_110_percent_of_a_stock_evaluation(host):
-    """Per model evaluation, the Flow Sampler's solvers and the RF-Inversion patch against the
-    stock euler sampler (issue 26: each method's per-NFE cost <= 1.1x a stock step)."""
+    """Per model evaluation, the Flow Sampler's solvers, the RF-Inversion patch and Share Values
+    (Flux) against the stock euler sampler (issues 26 and 27: each method's per-NFE cost <= 1.1x a
+    stock step)."""
     for family in ("flux-dev", "sd3"):
         rows = dispatch_count.measure_flow_samplers(host, family, steps=4)
         print(dispatch_count.nfe_table(rows, f"demo-{family}", 4))
         evaluations = {row["label"]: row["calls"] for row in rows}
         assert evaluations["Flow Sampler rf-solver"] == 2.0 and evaluations["Flow Sampler fireflow"] == 1.0
-        for row in rows[1:]:
+        assert any(label.startswith("Share Values") for label in evaluations) == family.startswith("flux")
+        for row in rows[1:]:   # at most one device wait per evaluation: a patch reading the step's sigma
             assert row["ratio"] <= 1.10, row
-            assert row["syncs"] <= rows[0]["syncs"] + 1.0, row
+            assert row["syncs"] <= rows[0]["syncs"] + row["calls"], row

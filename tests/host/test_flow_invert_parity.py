@@ -82,6 +82,24 @@ def checkouts(tmp_path_factory, reference_copy):
             "rf-inversion": rf_inversion and rf_inversion / "examples" / "community"}
 
 
+def flux_job(net, x_src: torch.Tensor, source: list, target: list, sigmas: torch.Tensor) -> dict:
+    """The reference runner's job (``rf_solver_runner.py``): the weights, latent, embeddings and schedule."""
+    sys.path.insert(0, str(REFERENCE))
+    from flow_diffusers import flux_ids, pack_latents
+
+    p = net.params
+    img_ids, txt_ids = flux_ids(SIZE, SIZE, source[0][0].shape[1])
+    return {"state_dict": {k: v.detach().float().clone() for k, v in net.state_dict().items()},
+            "params": dict(in_channels=p.in_channels * p.patch_size ** 2, vec_in_dim=p.vec_in_dim,
+                           context_in_dim=p.context_in_dim, hidden_size=p.hidden_size, mlp_ratio=p.mlp_ratio,
+                           num_heads=p.num_heads, depth=p.depth, depth_single_blocks=p.depth_single_blocks,
+                           axes_dim=list(p.axes_dim), theta=p.theta, qkv_bias=p.qkv_bias,
+                           guidance_embed=p.guidance_embed),
+            "img": pack_latents(x_src.float()), "img_ids": img_ids[None], "txt_ids": txt_ids[None],
+            "source": embedding(source), "target": embedding(target), "timesteps": sigmas.float().tolist(),
+            "inversion_guidance": 1.0, "guidance": 3.5}
+
+
 # ------------------------------------------------------------------ Euler, RF-Solver, FireFlow
 
 @pytest.fixture(scope="module")
@@ -109,20 +127,7 @@ def solver_runs(host, flux):
         schedules.append(sigmas.float().clone())
     assert all(torch.equal(s, schedules[0]) for s in schedules)
 
-    sys.path.insert(0, str(REFERENCE))
-    from flow_diffusers import flux_ids, pack_latents
-
-    p = net.params
-    img_ids, txt_ids = flux_ids(SIZE, SIZE, source[0][0].shape[1])
-    job = {"state_dict": {k: v.detach().float().clone() for k, v in net.state_dict().items()},
-           "params": dict(in_channels=p.in_channels * p.patch_size ** 2, vec_in_dim=p.vec_in_dim,
-                          context_in_dim=p.context_in_dim, hidden_size=p.hidden_size, mlp_ratio=p.mlp_ratio,
-                          num_heads=p.num_heads, depth=p.depth, depth_single_blocks=p.depth_single_blocks,
-                          axes_dim=list(p.axes_dim), theta=p.theta, qkv_bias=p.qkv_bias,
-                          guidance_embed=p.guidance_embed),
-           "img": pack_latents(x_src.float()), "img_ids": img_ids[None], "txt_ids": txt_ids[None],
-           "source": embedding(source), "target": embedding(target), "timesteps": schedules[0].tolist(),
-           "inversion_guidance": 1.0, "guidance": 3.5}
+    job = flux_job(net, x_src, source, target, schedules[0])
     return {"ours": ours, "job": job, "x_src": x_src}
 
 
@@ -166,6 +171,48 @@ def test_rf_solver_matches_rf_solver_edits_own_code(solver_runs, checkouts, skip
     print(f"\nrf-solver vs RF-Solver-Edit's denoise, {STEPS} steps, {SIZE}x{SIZE}: inverted latent {inverted:.2e}, "
           f"edited sample {sample:.2e} (relative)")
     assert inverted <= TOLERANCE and sample <= TOLERANCE
+
+
+# ------------------------------------------------------------------ RF-Solver-Edit's feature sharing
+
+SHARE_STEPS, SINGLE_BLOCKS = 3, 22   # their single blocks after the 19th: 20 and 21 of 22
+
+
+def test_shared_values_match_rf_solver_edits_own_code(host, checkouts, skip_loudly):
+    """Flow Invert with share_steps, then Share Values, against their ``denoise`` with ``--inject``:
+    the values of single blocks 20 and 21 kept while inverting and used in the first 3 of 8 steps,
+    both evaluations of each (a Flux with 22 single blocks, so that their ``id > 19`` picks blocks)."""
+    if checkouts["rf-solver"] is None:
+        skip_loudly("RF-SOLVER-EDIT SHARING PARITY SKIPPED: the RF-Solver-Edit code was not found (set RFSOLVER_PATH "
+                    "to a checkout of github.com/wangjiangshan0725/RF-Solver-Edit, or fetch it)")
+    from flow_diffusers import unpack_latents
+
+    model, clip, _ = host.pack.demo.tiny_flow_models.build_tiny_flow_models("flux-dev", seed=0,
+                                                                             single_blocks=SINGLE_BLOCKS)
+    raw = raw_latent(seed=7)
+    source, target = encode(host, clip, SOURCE), encode(host, clip, TARGET)
+    inv, noise, sigmas = call(host, "InvertEditFlowInvert", model=model, latent={"samples": raw}, positive=source,
+                              solver="rf-solver", steps=STEPS, scheduler="simple", guidance=1.0,
+                              share_steps=SHARE_STEPS, share_from_block=20, keep_values_on="cpu")
+    assert len([n for n in inv.clues if n.startswith("share.v.")]) == SHARE_STEPS * 2 * 2   # steps x evaluations x blocks
+    sampler = call(host, "InvertEditFlowSampler", solver="rf-solver")[0]
+    samples = {}
+    for name, m in (("shared", call(host, "InvertEditShareValues", model=model, inversion=inv)[0]), ("plain", model)):
+        guider = call(host, "BasicGuider", model=m, conditioning=encode(host, clip, TARGET, guidance=3.5))[0]
+        out = call(host, "SamplerCustomAdvanced", noise=noise, guider=guider, sampler=sampler, sigmas=sigmas,
+                   latent_image={"samples": raw})[0]["samples"]
+        samples[name] = model.model.process_latent_in(out).float()
+    x_src = model.model.process_latent_in(raw)
+    job = dict(flux_job(model.model.diffusion_model, x_src, source, target, sigmas), inject_step=SHARE_STEPS,
+               functions={"rf-solver-edit": "denoise"})
+    theirs = run_reference("rf_solver_runner.py", [checkouts["rf-solver"]], checkouts["tmp"], "rf_solver_sharing",
+                           job)["rf-solver-edit"]
+    theirs = unpack_latents(theirs["sample"], SIZE, SIZE)
+    error, moved = rel(samples["shared"], theirs), rel(samples["plain"], theirs)
+    print(f"\nShare Values vs RF-Solver-Edit's denoise with inject {SHARE_STEPS}, {STEPS} steps, {SIZE}x{SIZE}, "
+          f"{SINGLE_BLOCKS} single blocks: edited sample {error:.2e} (relative; without sharing {moved:.2e})")
+    assert moved > 10 * TOLERANCE      # the sharing changes the edit at this size: parity with it is not parity without
+    assert error <= TOLERANCE
 
 
 # ------------------------------------------------------------------ RF-Inversion

@@ -204,7 +204,7 @@ def measure_flow(host, family: str, steps: int) -> list[dict]:
 
 
 def measure_flow_samplers(host, family: str, steps: int) -> list[dict]:
-    """The Flow Sampler's solvers and RF-Inversion's patch against the stock euler sampler, per step
+    """The Flow Sampler's solvers, RF-Inversion's patch and (Flux) Share Values against the stock euler sampler, per step
     and per model evaluation (NFE), on a batch of 2 of the tiny random flow model of ``family``
     (cfg 1 with the target prompt alone, as the flow inversions sample)."""
     model, clip, _ = host.pack.demo.tiny_flow_models.build_tiny_flow_models(family, seed=0)
@@ -225,6 +225,19 @@ def measure_flow_samplers(host, family: str, steps: int) -> list[dict]:
     patched = call(host, "InvertEditRFInversion", model=model, inversion=inversion, eta=0.9, start=0.0, stop=1.0,
                    eta_decay=0.0)[0]
     rows.append(per_step(patched, euler, "RF-Inversion patch (eta at every step) + stock euler"))
+    if family.startswith("flux"):   # RF-Solver-Edit: values shared in every step, every single block
+        rf_solver = call(host, "InvertEditFlowSampler", solver="rf-solver")[0]
+        kept = {n: call(host, "InvertEditFlowInvert", model=model, latent={"samples": latent}, positive=target,
+                        solver="rf-solver", steps=n, scheduler="simple", guidance=1.0, share_steps=n,
+                        share_from_block=0, keep_values_on="gpu")[0] for n in (steps, 2 * steps)}
+
+        def shared(m, n):
+            m = call(host, "InvertEditShareValues", model=m, inversion=kept[n])[0]
+            return call(host, "BasicGuider", model=m, conditioning=target)[0], rf_solver
+
+        row = custom_per_step(host, model, shared, latent, steps, "Share Values (every step and single block) + "
+                                                                  "Flow Sampler rf-solver")
+        rows.append(dict(row, per_nfe=row["ops"] / row["calls"]))
     for row in rows:
         row["ratio"] = row["per_nfe"] / rows[0]["per_nfe"]
     return rows

@@ -1,0 +1,112 @@
+"""The driver of attention policies on diffusion transformers (Flux.1, SD3): the DiT counterpart of
+``attention_driver.py``. It installs a policy on the blocks asked for and, at each of their
+joint-attention calls, hands the policy the call's queries, keys and values ``[batch, heads,
+tokens, dim]`` and where the call is (``attention/policy.py``'s ``JointWhere``).
+
+How it reaches the attention inside a block: the host calls a ``patches_replace["dit"]`` patch
+for every Flux double and single block and every SD3 joint block, with the block's inputs and
+``transformer_options``; the host's attention functions hand themselves to
+``transformer_options["optimized_attention_override"]`` where it is set
+(``comfy.ldm.modules.attention.wrap_attn``). The block patch runs the block with options that
+carry an override bound to that block, so nothing is counted or matched by position. An override
+or a ``"dit"`` patch already there (another node's) is kept: the policy's ``attend`` calls it.
+
+The text token count and the image's patch grid, which a block's attention call does not say,
+are read once per model call by an APPLY_MODEL wrapper from the model's input (``LAYOUT_KEY``).
+A call whose tokens are not text + image (SD3.5's image-only second attention) runs unchanged.
+"""
+from __future__ import annotations
+
+from functools import partial
+
+import comfy.patcher_extension
+from ..attention.policy import AttentionPolicy, JointWhere, PolicyInputError
+from .errors import NodeInputError
+from .family import model_family
+from .run_state import keep_run_state, run_state
+from .steps import sigma_list, sigma_value
+
+LAYOUT_KEY = "invertedit_dit_layout"     # transformer_options: (text tokens, (patch rows, patch columns))
+OVERRIDE = "optimized_attention_override"
+
+
+def dit_blocks(model, kinds: tuple[str, ...] = ("double_block", "single_block")) -> list[tuple[str, int]]:
+    """The blocks of the DiT ``model`` of the ``kinds`` asked for, in order."""
+    return [key for key in model_family(model).dit_blocks if key[0] in kinds]
+
+
+def _record_layout(patch: int, executor, x, t, c_concat=None, c_crossattn=None, control=None, transformer_options={},
+                   **kwargs):
+    """APPLY_MODEL wrapper: the call's text tokens and patch grid, for its blocks' policies."""
+    rows, cols = -(-x.shape[-2] // patch), -(-x.shape[-1] // patch)
+    text = 0 if c_crossattn is None else c_crossattn.shape[1]
+    options = {**transformer_options, LAYOUT_KEY: (text, (rows, cols))}
+    return executor(x, t, c_concat, c_crossattn, control, options, **kwargs)
+
+
+class DiTDriver:
+    """The override a block patch binds: runs ``policy`` on the block's joint-attention calls."""
+
+    def __init__(self, policy: AttentionPolicy, node: str):
+        self.policy, self.node = policy, node
+
+    def __call__(self, func, q, k, v, heads, *args, block, outer, options, skip_reshape=False, **kwargs):
+        host = partial(_host_attention, func, outer, heads, args, kwargs)
+        text, grid = options.get(LAYOUT_KEY, (None, None))
+        if text is None:
+            raise NodeInputError(self.node, "the model ran without the pack's DiT layout wrapper; sample the MODEL this "
+                                            "node outputs.")
+        if not skip_reshape:   # SD3: [batch, tokens, heads * dim]
+            q, k, v = (t.view(t.shape[0], t.shape[1], heads, -1).transpose(1, 2) for t in (q, k, v))
+        if q.shape[2] != text + grid[0] * grid[1]:   # not a joint call (SD3.5's image-only attention)
+            return host(q, k, v)
+        chunks = tuple(options.get("cond_or_uncond", [0]))
+        where = JointWhere(block=block, chunks=chunks, rows=q.shape[0] // max(len(chunks), 1), heads=heads,
+                           text=text, grid=grid, attend=host, time=partial(_time, options))
+        state = run_state(options, self.policy, self.policy.make_state, self.node) if self.policy.keeps_state else None
+        try:
+            return self.policy.attention(q, k, v, where, state)
+        except PolicyInputError as e:
+            raise NodeInputError(self.node, str(e)) from None
+
+
+def _host_attention(func, outer, heads, args, kwargs, q, k, v):
+    """The host's attention of ``[batch, heads, tokens, dim]`` inputs (through an override that was
+    there before the pack's), ``[batch, tokens, heads * dim]`` out."""
+    if outer is not None:
+        return outer(func, q, k, v, heads, *args, skip_reshape=True, **kwargs)
+    return func(q, k, v, heads, *args, skip_reshape=True, **kwargs)
+
+
+def _time(options: dict) -> tuple[float, list[float]]:
+    return sigma_value(options["sigmas"]), sigma_list(options["sample_sigmas"])
+
+
+class DiTBlockPatch:
+    """A ``patches_replace["dit"]`` patch: runs its block (or the patch that was there) with an
+    attention override bound to the block."""
+
+    def __init__(self, driver: DiTDriver, block: tuple[str, int], previous=None):
+        self.driver, self.block, self.previous = driver, block, previous
+
+    def __call__(self, args: dict, extra: dict) -> dict:
+        options = args["transformer_options"]
+        override = partial(self.driver, block=self.block, outer=options.get(OVERRIDE), options=options)
+        args = {**args, "transformer_options": {**options, OVERRIDE: override}}
+        if self.previous is not None:
+            return self.previous(args, extra)
+        return extra["original_block"](args)
+
+
+def install_dit_policy(model, policy: AttentionPolicy, blocks, node: str) -> None:
+    """Run ``policy`` on the joint attention of the DiT ``blocks`` (``dit_blocks``) of ``model``, a
+    clone the caller patches; a policy with per-run state gets a fresh one every sampling run."""
+    if policy.keeps_state:
+        keep_run_state(model)
+    if not model.get_wrappers(comfy.patcher_extension.WrappersMP.APPLY_MODEL, LAYOUT_KEY):
+        model.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.APPLY_MODEL, LAYOUT_KEY,
+                                   partial(_record_layout, model_family(model).patch_size))
+    driver = DiTDriver(policy, node)
+    replace = model.model_options.get("transformer_options", {}).get("patches_replace", {}).get("dit", {})
+    for block in blocks:
+        model.set_model_patch_replace(DiTBlockPatch(driver, block, replace.get(block)), "dit", block[0], block[1])
