@@ -103,8 +103,11 @@ TECHNIQUES: tuple[Technique, ...] = (
                   "InvertEditAttentionInject.blend_threshold": 0.3, "InvertEditAttentionInject.blend_start": 0.2}),
     Technique(
         "Attention maps", "attention", ("InvertEditAttentionStore",), "attention/store.py", "Hertz et al. 2023",
-        "cross-attention at 16x16 of a 64x64 latent, averaged over steps; mask threshold 0.3", "N", ("attention_maps",), None,
-        "Per-word cross-attention heatmaps on the inversion's trajectory, and a mask of chosen words.",
+        "cross-attention at 16x16 of a 64x64 latent, averaged over steps; mask threshold 0.3; Flux/SD3: the joint "
+        "attention's image-to-text probabilities, every block", "N", ("attention_maps", "Flux - Attention maps",
+                                                                     "SD3 - Attention maps"), None,
+        "Per-word cross-attention heatmaps on the inversion's trajectory, and a mask of chosen words (on Flux and "
+        "SD3 from the joint attention).",
         settings={"InvertEditAttentionStore.threshold": 0.3}),
     Technique(
         "MasaCtrl", "attention", ("InvertEditMasaCtrl",), "attention/mutual.py", "Cao et al. 2023",

@@ -54,3 +54,17 @@ def token_grid(latent_hw: tuple[int, int], tokens: int) -> tuple[int, int]:
     h0, w0 = latent_hw
     scale = (h0 * w0 / tokens) ** 0.5
     return round(h0 / scale), round(w0 / scale)
+
+
+def joint_text_probs(q: torch.Tensor, k: torch.Tensor, text: int) -> torch.Tensor:
+    """A diffusion transformer's cross-attention maps: of one row's joint attention (``q``, ``k``
+    ``[heads, tokens, d]``, the ``text`` tokens first), the image queries' probabilities on the
+    text keys, ``[heads, image tokens, text]``, from the softmax over every key (text and image),
+    in at least float32. One head at a time, so a megapixel's maps take one head's memory."""
+    work = compute_dtype(q.dtype)
+    scale = q.shape[-1] ** -0.5
+    out = []
+    for h in range(q.shape[0]):
+        logits = (q[h, text:].to(work) @ k[h].to(work).T) * scale
+        out.append(torch.softmax(logits, dim=-1)[:, :text])
+    return torch.stack(out)

@@ -11,8 +11,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from .maps import token_grid
-from .policy import AttentionPolicy, Where
+from .maps import joint_text_probs, token_grid
+from .policy import AttentionPolicy, JointWhere, Where
 
 
 class MapRecorder:
@@ -52,6 +52,22 @@ class StoreMaps(AttentionPolicy[None]):
     def attention(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, where: Where, state: None) -> torch.Tensor:
         for row in range(q.shape[0]):
             self.recorder.add(where.maps(q[row:row + 1], k[row:row + 1])[0])
+        return where.attend(q, k, v)
+
+
+class StoreJointMaps(AttentionPolicy[None]):
+    """On a diffusion transformer's joint attention: plain attention, with every row's image-to-text
+    maps (``maps.joint_text_probs``) added to ``recorder``."""
+
+    pair = False
+
+    def __init__(self, recorder: MapRecorder):
+        self.recorder = recorder
+
+    def attention(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, where: JointWhere,
+                  state: None) -> torch.Tensor:
+        for row in range(q.shape[0]):
+            self.recorder.add(joint_text_probs(q[row], k[row], where.text))
         return where.attend(q, k, v)
 
 

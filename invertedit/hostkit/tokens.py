@@ -92,3 +92,46 @@ def blend_word_positions(clip, ids: list[int], words: str, name: str, node: str,
         raise NodeInputError(node, f"input '{name}' is {words!r}, which names no word; write words of the {prompt}, "
                                    f"comma-separated (e.g. 'circle'), or leave it empty.")
     return sorted({j for w in phrases for j in phrase_positions(clip, ids, w, name, node, prompt)})
+
+
+T5_END = 1   # T5's end-of-text token (no start token)
+
+
+def _words_in(ids: list[int], word_ids, prompt: str, offset: int) -> list[tuple[str, list[int]]]:
+    out, cursor = [], 0
+    for word in prompt.split():
+        w = word_ids(word)
+        for i in range(cursor, len(ids) - len(w) + 1):
+            if w and ids[i:i + len(w)] == w:
+                out.append((word, list(range(offset + i, offset + i + len(w)))))
+                cursor = i + len(w)
+                break
+    return out
+
+
+def sequence_words(clip, prompt: str, node: str, layout: str, text_tokens: int) -> list[tuple[str, list[int]]]:
+    """Each word of the prompt with its positions in a diffusion transformer's text sequence of
+    ``text_tokens``: Flux's T5 tokens (``layout`` "dit-double-single"); SD3's CLIP-L/G tokens (0 to 76)
+    and, where the sequence is longer (a T5 encoder loaded), the T5 tokens after them. A word's
+    positions in every stream count (its maps are summed)."""
+    tokens = clip.tokenize(prompt)
+
+    def t5_ids(text: str) -> list[int]:
+        ids = [t[0] for t in clip.tokenize(text)["t5xxl"][0]]
+        return ids[:ids.index(T5_END)] if T5_END in ids else ids
+
+    streams = []
+    if layout == "dit-double-single":
+        streams.append((t5_ids(prompt), t5_ids, 0))
+    else:
+        ids, window = prompt_tokens(clip, prompt, node)
+        streams.append((ids, lambda text: prompt_tokens(clip, text, node)[0][1:-1], 0))
+        if text_tokens > window and "t5xxl" in tokens:
+            streams.append((t5_ids(prompt), t5_ids, window))
+    merged: dict[tuple[str, int], list[int]] = {}   # (word, its occurrence) -> positions, in the first stream's order
+    for ids, word_ids, offset in streams:
+        seen: dict[str, int] = {}
+        for word, positions in _words_in(ids, word_ids, prompt, offset):
+            seen[word] = seen.get(word, -1) + 1
+            merged.setdefault((word, seen[word]), []).extend(positions)
+    return [(word, positions) for (word, _), positions in merged.items()]

@@ -6,19 +6,27 @@ its maps at the layers Prompt-to-Prompt's code reads (``aggregate_attention(res=
 from_where=("up", "down"))`` and its local blend: latent/4, never the middle block; math in
 ``attention/store.py``). Nothing is kept after the node returns, so its
 outputs are plain IMAGE and MASK that any node can use (Latent Blend, inpainting, ...).
+
+On a diffusion transformer (Flux.1, SD3, given a flow inversion) the maps are the image tokens'
+probabilities on the text tokens in the joint attention of the blocks chosen (``dit_blocks``),
+averaged over heads, blocks and the window's steps, on the image's patch grid.
 """
 from __future__ import annotations
 
 import torch.nn.functional as F
 from ..hostkit.schemas import io
 
-from ..attention.store import MapRecorder, StoreMaps, local_blend_mask, normalise, word_maps
+from ..attention.store import MapRecorder, StoreJointMaps, StoreMaps, local_blend_mask, normalise, word_maps
 from ..hostkit.attention_driver import install_policy
-from ..hostkit.errors import NodeInputError, check_conditioning, check_finite, check_inversion
+from ..hostkit.dit_attention import dit_blocks as dit_block_keys, install_dit_policy
+from ..hostkit.errors import NodeInputError, check_choice, check_conditioning, check_finite, check_inversion
+from ..hostkit.family import model_family
 from ..hostkit.layout import map_blocks
-from ..hostkit.sampling import check_model_family, run_loop, to_output
+from ..hostkit.sampling import check_model_family, run_loop, to_output, with_guidance
 from ..hostkit.sockets import Inversion as InversionSocket
-from ..hostkit.tokens import word_tokens
+from ..hostkit.tokens import sequence_words, word_tokens
+
+DIT_BLOCKS = ("all", "double", "single")
 from ..hostkit.attention_maps import heatmaps
 
 
@@ -51,6 +59,9 @@ class AttentionStore(io.ComfyNode):
                 io.Float.Input("threshold", default=0.3, min=0.0, max=1.0, step=0.01,
                                tooltip="Mask threshold on the max-pooled, normalised maps (paper: 0.3)."),
                 io.Image.Input("image", optional=True, tooltip="The source image, to draw the heatmaps over."),
+                io.Combo.Input("dit_blocks", options=list(DIT_BLOCKS), default="all", optional=True,
+                               tooltip="Flux.1 / SD3 only: the blocks whose joint attention is read: all, double (Flux's "
+                                       "double-stream, SD3's joint blocks) or single (Flux's single-stream)."),
             ],
             outputs=[
                 io.Image.Output(display_name="heatmaps", tooltip="One labelled heatmap per word of the prompt."),
@@ -59,14 +70,23 @@ class AttentionStore(io.ComfyNode):
         )
 
     @classmethod
-    def execute(cls, model, clip, inversion, prompt, words, start, end, threshold, image=None) -> io.NodeOutput:
-        check_model_family(model, AttentionStore.NAME)
+    def execute(cls, model, clip, inversion, prompt, words, start, end, threshold, image=None,
+                dit_blocks="all") -> io.NodeOutput:
+        dit = model_family(model).flow_editable
+        if not dit:
+            check_model_family(model, AttentionStore.NAME)
         check_inversion(AttentionStore.NAME, inversion, model=model)
         check_finite(AttentionStore.NAME, start=start, end=end, threshold=threshold)
+        check_choice(AttentionStore.NAME, "dit_blocks", dit_blocks, DIT_BLOCKS)
         if not 0.0 <= start < end <= 1.0:
             raise NodeInputError(AttentionStore.NAME, f"inputs 'start' ({start}) and 'end' ({end}) leave no steps to "
                                                       f"record maps at; give 0 <= start < end <= 1 (e.g. start 0, end 1).")
-        tokens = word_tokens(clip, prompt, AttentionStore.NAME)
+        cond = clip.encode_from_tokens_scheduled(clip.tokenize(prompt))
+        check_conditioning(AttentionStore.NAME, "clip", cond, model)
+        if dit:
+            tokens = sequence_words(clip, prompt, AttentionStore.NAME, model_family(model).layout, cond[0][0].shape[1])
+        else:
+            tokens = word_tokens(clip, prompt, AttentionStore.NAME)
         if not tokens:
             raise NodeInputError(AttentionStore.NAME, "input 'prompt' has no words.")
         chosen = [w.strip() for w in words.split(",") if w.strip()] or [w for w, _ in tokens]
@@ -80,9 +100,23 @@ class AttentionStore(io.ComfyNode):
             raise NodeInputError(AttentionStore.NAME, f"inputs 'start' ({start}) and 'end' ({end}) select none of the "
                                                       f"inversion's {steps} steps; lower 'start' (e.g. start 0, end 1).")
         latent_hw = tuple(inversion.latent.shape[-2:])
-        recorder = MapRecorder(latent_hw, side=max(latent_hw[0] // 4, 8))
-        m = model.clone()   # the reference's res-16 layers, as local blend reads:
-        install_policy(m, StoreMaps(recorder), sorted(map_blocks(model)), AttentionStore.NAME, ("attn2",))
+        m = model.clone()
+        if dit:
+            patch = model_family(model).patch_size
+            recorder = MapRecorder(latent_hw, side=-(-latent_hw[0] // patch))   # the patch grid
+            kinds = {"all": ("double_block", "single_block"), "double": ("double_block",),
+                     "single": ("single_block",)}[dit_blocks]
+            blocks = dit_block_keys(model, kinds)
+            if not blocks:
+                raise NodeInputError(AttentionStore.NAME, f"input 'dit_blocks' is '{dit_blocks}', but this "
+                                                          f"{model_family(model).config_name} model has no such blocks; "
+                                                          f"choose all or double.")
+            install_dit_policy(m, StoreJointMaps(recorder), blocks, AttentionStore.NAME)
+            if model_family(model).distilled_guidance:   # as the inversion evaluated the model
+                cond = with_guidance(cond, float(inversion.settings.get("guidance", 1.0)))
+        else:   # the reference's res-16 layers, as local blend reads:
+            recorder = MapRecorder(latent_hw, side=max(latent_hw[0] // 4, 8))
+            install_policy(m, StoreMaps(recorder), sorted(map_blocks(model)), AttentionStore.NAME, ("attn2",))
 
         def loop(denoise, x, run_sigmas, step_callback):
             for n, i in enumerate(window):
@@ -90,8 +124,6 @@ class AttentionStore(io.ComfyNode):
                 step_callback(n, len(window), x)
             return x
 
-        cond = clip.encode_from_tokens_scheduled(clip.tokenize(prompt))
-        check_conditioning(AttentionStore.NAME, "clip", cond, model)
         run_loop(m, cond, None, 1.0, inversion.latent, sigmas, loop)
         maps = normalise(word_maps(recorder.average(), [idx for _, idx in tokens]))
         size = (latent_hw[0] * 8, latent_hw[1] * 8)

@@ -1129,7 +1129,25 @@ def shared_on_other_steps(k: Kit):
                 latent_image={"samples": torch.randn(1, 16, 8, 8)})
 
 
+def flow_store(k: Kit, family: str = "flux-dev", **change):
+    """Attention Store on a Flow Invert (euler, 4 steps) inversion of the tiny flow model of ``family``."""
+    m, c, _ = flow(k, family)
+    inv = k.once(f"flow_store_{family}", lambda: flow_invert(k, family, solver="euler"))[0]
+    args = dict(model=m, clip=c, inversion=inv, prompt=PROMPT, words="", start=0.0, end=1.0, threshold=0.3,
+                dit_blocks="all")
+    args.update(change)
+    return call(k.host, "InvertEditAttentionStore", **args)
+
+
 FLOW_CASES += [
+    ("attention-store-single-blocks-on-sd3", lambda k: flow_store(k, "sd3", dit_blocks="single"),
+     r"Attention Store: input 'dit_blocks' is 'single', but this SD3 model has no such blocks; choose all or double"),
+    ("attention-store-unknown-dit-blocks", lambda k: flow_store(k, dit_blocks="middle"),
+     r"Attention Store: input 'dit_blocks' is 'middle'"),
+    ("attention-store-flux-word-not-in-prompt", lambda k: flow_store(k, words="zebra"),
+     r"Attention Store: input 'words': \['zebra'\] not in the prompt"),
+    ("attention-store-flux-model-of-another-inversion", lambda k: flow_store(k, model=flow(k, "flux-schnell")[0]),
+     r"Attention Store: input 'model' is not the model the inversion was made with"),
     ("share-values-sd3", lambda k: flow_invert(k, "sd3", share_steps=2),
      r"Flow Invert: input 'share_steps' is 2, but RF-Solver-Edit shares the values of Flux's single-stream blocks "
      r"and this SD3 model has none; set share_steps to 0"),

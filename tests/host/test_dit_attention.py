@@ -108,3 +108,50 @@ def test_a_policy_acts_on_its_blocks_only_and_earlier_patches_keep_running(host,
     out = sample(host, chained, clip, latent)
     assert torch.equal(out, changed)
     assert seen["block"] == 3 and seen["override"] >= 3 and len(recorder.calls) == 3
+
+
+def test_joint_text_probs_are_the_full_softmax_on_the_text_keys(host):
+    maps = importlib.import_module(host.pack.__name__ + ".attention.maps")
+    g = torch.Generator().manual_seed(0)
+    q, k = torch.randn(3, 10, 8, generator=g), torch.randn(3, 10, 8, generator=g)
+    full = torch.softmax(q @ k.transpose(-1, -2) / 8 ** 0.5, dim=-1)
+    got = maps.joint_text_probs(q.half(), k.half(), text=4)
+    assert got.dtype == torch.float32 and got.shape == (3, 6, 4)
+    torch.testing.assert_close(got, full[:, 4:, :4], atol=2e-3, rtol=0)
+    torch.testing.assert_close(maps.joint_text_probs(q, k, text=4), full[:, 4:, :4])
+
+
+@pytest.mark.parametrize("family", ["flux-dev", "sd3"])
+def test_attention_store_reads_word_maps_from_the_joint_attention(host, tiny, family):
+    """Attention Store on a flow inversion: per-word heatmaps and a mask at the image's size, each
+    word found at its own tokens of the model's text sequence (Flux: T5; SD3: CLIP, then T5). The
+    tiny models' random weights attend nowhere in particular: where the maps land is the toy flow
+    model's to show (issue 26)."""
+    model, clip, _ = tiny(family)
+    prompt = "a red circle on a green field"
+    latent = torch.randn(1, 16, 8, 12, generator=torch.Generator().manual_seed(2))
+    cond = call(host, "CLIPTextEncode", clip=clip, text=prompt)[0]
+    inv = call(host, "InvertEditFlowInvert", model=model, latent={"samples": latent}, positive=cond,
+               solver="euler", steps=4, scheduler="simple", guidance=1.0)[0]
+    tokens = importlib.import_module(host.pack.__name__ + ".hostkit.tokens")
+    layout = "dit-double-single" if family.startswith("flux") else "dit-joint"
+    words = tokens.sequence_words(clip, prompt, "test", layout, cond[0][0].shape[1])
+    assert [w for w, _ in words] == prompt.split()
+    t5 = [t[0] for t in clip.tokenize(prompt)["t5xxl"][0]]
+    circle = dict(words)["circle"]
+    if family.startswith("flux"):
+        assert [t5[i] for i in circle] == [t[0] for t in clip.tokenize("circle")["t5xxl"][0]][:len(circle)]
+    else:
+        assert circle[0] < 77
+    kinds = ("all", "double", "single") if family.startswith("flux") else ("all", "double")
+    results = {}
+    for kind in kinds:
+        heatmaps, mask = call(host, "InvertEditAttentionStore", model=model, clip=clip, inversion=inv, prompt=prompt,
+                              words="circle", start=0.0, end=1.0, threshold=0.3, dit_blocks=kind)
+        assert heatmaps.shape[0] == len(words) and heatmaps.shape[-1] == 3 and torch.isfinite(heatmaps).all()
+        assert mask.shape == (1, 64, 96) and set(mask.unique().tolist()) <= {0.0, 1.0}   # random weights: no place
+        results[kind] = heatmaps
+    if family.startswith("flux"):   # the blocks chosen are the blocks read
+        assert not torch.allclose(results["double"], results["single"])
+    else:
+        assert torch.equal(results["all"], results["double"])
