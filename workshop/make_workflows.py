@@ -1356,44 +1356,6 @@ def sd3_flow_inversion_edit() -> dict:
     return _flow_inversion_edit(SD3, edit_guidance=2.0)
 
 
-def _flow_attention_maps(family: Family) -> dict:
-    intro = (
-        f"# {family.name}: what the transformer attends to, per word\n\n"
-        + _setup_note(family, "**Source prompt** and Attention Store's *prompt*: the same caption of your image; "
-                              "*words*: the words whose region you want as a MASK.") +
-        "\n**Flow Invert** inverts your image (RF-Solver, 25 steps). **Attention Store** evaluates the prompt on the "
-        "inversion's trajectory and reads, in the joint attention of every block"
-        f"{' (double- and single-stream; dit_blocks chooses)' if family is FLUX else ''}, the image tokens' "
-        "probabilities on each word's text tokens: labelled heatmaps over the image, and the mask of the chosen words "
-        "(3x3 max-pool, threshold 0.3) for any node that takes a MASK.")
-    nodes = _flow_front(family, intro) + [
-        {"key": "invert", "type": "InvertEditFlowInvert",
-         "widgets": {"solver": "rf-solver", "steps": 25, "scheduler": SCHEDULES[family.name], "guidance": 1.0},
-         "inputs": {"model": _flow_model(family), "latent": ("encode", "LATENT"), "positive": ("prompt", 0)}},
-        {"key": "store", "type": "InvertEditAttentionStore",
-         "widgets": {"prompt": PHOTO_SOURCE, "words": PHOTO_WORD, "start": 0.0, "end": 1.0, "threshold": 0.3,
-                     "dit_blocks": "all"},
-         "inputs": {"model": _flow_model(family), "clip": ("model", "CLIP"), "inversion": ("invert", 0),
-                    "image": ("resize", "IMAGE")}},
-        {"key": "save_maps", "type": "SaveImage",
-         "widgets": {"filename_prefix": f"invertedit/{family.name.lower()}_attention_maps"},
-         "inputs": {"images": ("store", "IMAGE")}, "title": "Heatmaps, one per word"},
-        {"key": "mask_image", "type": "MaskToImage", "inputs": {"mask": ("store", "MASK")}},
-        {"key": "save_mask", "type": "SaveImage",
-         "widgets": {"filename_prefix": f"invertedit/{family.name.lower()}_attention_mask"},
-         "inputs": {"images": ("mask_image", "IMAGE")}, "title": f"Mask of '{PHOTO_WORD}'"},
-    ]
-    return {"nodes": [n for n in nodes if n["key"] != "target"]}
-
-
-def flux_attention_maps() -> dict:
-    return _flow_attention_maps(FLUX)
-
-
-def sd3_attention_maps() -> dict:
-    return _flow_attention_maps(SD3)
-
-
 def flux_rf_solver_edit() -> dict:
     return _flow_inversion_edit(FLUX, edit_guidance=2.0, share=5)   # RF-Solver-Edit's examples: guidance 2, 2-5 steps
 
@@ -1428,8 +1390,6 @@ CHECKPOINT_WORKFLOWS = {
     "SD3 - FlowEdit": (sd3_flow_edit, {}, {"BasicScheduler": {"steps": 6}, "InvertEditFlowEdit": {"n_max": 4}}),
     "Flux - Flow inversion and edit": (flux_flow_inversion_edit, {}, {"InvertEditFlowInvert": {"steps": 5}}),
     "SD3 - Flow inversion and edit": (sd3_flow_inversion_edit, {}, {"InvertEditFlowInvert": {"steps": 5}}),
-    "Flux - Attention maps": (flux_attention_maps, {}, {"InvertEditFlowInvert": {"steps": 5}}),
-    "SD3 - Attention maps": (sd3_attention_maps, {}, {"InvertEditFlowInvert": {"steps": 5}}),
     "Flux - RF-Solver-Edit": (flux_rf_solver_edit, {"InvertEditFlowInvert": {"share_from_block": 0}},
                               {"InvertEditFlowInvert": {"steps": 5, "share_steps": 2}}),
     "Flux - RF-Inversion edit": (flux_rf_inversion_edit, {}, {"InvertEditRFInversionInvert": {"steps": 5}}),
@@ -1441,8 +1401,7 @@ CHECKPOINT_WORKFLOWS = {
 # until the toy world has a trained flow model.
 CHECKPOINT_BUILTINS = {f"{family} - {workflow}": f"demo-{'flux-dev' if family == 'Flux' else 'sd3'}"
                        for family in ("Flux", "SD3")
-                       for workflow in ("FlowEdit", "Flow inversion and edit", "RF-Inversion edit", "RF-Solver-Edit",
-                                        "Attention maps")
+                       for workflow in ("FlowEdit", "Flow inversion and edit", "RF-Inversion edit", "RF-Solver-Edit")
                        if (family, workflow) != ("SD3", "RF-Solver-Edit")}
 
 
