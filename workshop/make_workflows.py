@@ -1264,8 +1264,8 @@ def _flow_inversion_edit(family: Family, edit_guidance: float, share: int = 0) -
             + _setup_note(family, PROMPTS_PLAIN) +
             f"\n**Flow Invert** inverts your image with RF-Solver's second-order step (Wang et al.; 25 steps, guidance "
             f"1) and, with share_steps {share}, keeps the attention values of Flux's single blocks 20 to 37 for the "
-            "first steps (the authors' code keeps 20 of 25; their examples 2 to 5; about 1 GB per step per megapixel, "
-            "on the CPU as theirs). **Share Values** patches the model so that in those steps the blocks attend with "
+            "first steps (the authors' code keeps 20 of 25; their examples 2 to 5; about 1 GB per step per megapixel; "
+            "keep_values_on cpu offloads them, as theirs). **Share Values** patches the model so that in those steps the blocks attend with "
             "the source's values: the edit keeps the image's layout and details. Sampled by the stock "
             "**SamplerCustomAdvanced** with the **Flow Sampler** (rf-solver), the inversion's NOISE and SIGMAS and the "
             f"image's latent, target prompt at guidance {edit_guidance:g}. The strip: the image, the edit without "
@@ -1285,7 +1285,7 @@ def _flow_inversion_edit(family: Family, edit_guidance: float, share: int = 0) -
     model = _flow_model(family)
     widgets = {"solver": "rf-solver", "steps": 25, "scheduler": SCHEDULES[family.name], "guidance": 1.0}
     if share:
-        widgets.update(share_steps=share, share_from_block=20, keep_values_on="cpu")
+        widgets.update(share_steps=share, share_from_block=20, keep_values_on="device")
     nodes = _flow_front(family, intro) + [
         {"key": "invert", "type": "InvertEditFlowInvert", "widgets": widgets,
          "inputs": {"model": model, "latent": ("encode", "LATENT"), "positive": ("prompt", 0)}},

@@ -75,7 +75,7 @@ class ShareValues(AttentionPolicy[dict]):
         return True
 
     def make_state(self) -> dict:
-        return {"checked": False}
+        return {"checked": False, "at": (None, None)}   # at: (sigma, its key), found once per model call
 
     def attention(self, q, k, v, where: JointWhere, state: dict):
         if not state["checked"]:
@@ -85,8 +85,11 @@ class ShareValues(AttentionPolicy[dict]):
                     f"the model is sampled on {len(run) - 1} steps that are not the inversion's schedule "
                     f"({len(self.schedule) - 1} steps); sample with the SIGMAS of the inversion's Flow Invert.")
             state["checked"] = True
-        step, half = shared_key(where, inverting=False)
-        kept = self.values.get((step, half, where.block[1]))
+        sigma, key = state["at"]
+        if sigma != where.sigma:
+            key = shared_key(where, inverting=False)
+            state["at"] = (where.sigma, key)
+        kept = self.values.get((*key, where.block[1]))
         if kept is None:
             return where.attend(q, k, v)
         if kept.shape[1:] != v.shape[1:]:

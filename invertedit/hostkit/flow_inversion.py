@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass
+from functools import partial
 
 import comfy.model_management
 import comfy.samplers
@@ -68,13 +69,14 @@ def check_flow_inputs(node: str, model, samples: torch.Tensor, positive, steps: 
 class Sharing:
     """RF-Solver-Edit's feature sharing while inverting (``attention/value_sharing.py``): the values
     of the single blocks from ``first_block`` on, for the first ``steps`` sampling steps, kept on
-    ``keep_on`` ("cpu", as the authors' code, or "gpu": the model's device)."""
+    ``keep_on``: "device" (the model's: no copy, no wait) or "cpu" (the authors' ``v.cpu()``: an
+    offload for memory, paid with a copy and a device wait per block call, inverting and editing)."""
     steps: int = 0
     first_block: int = 20
-    keep_on: str = "cpu"
+    keep_on: str = "device"
 
 
-SHARE_PLACES = ("cpu", "gpu")
+SHARE_PLACES = ("device", "cpu")
 
 
 def _sharing_blocks(node: str, model, sharing: Sharing, steps: int) -> list[tuple[str, int]]:
@@ -109,7 +111,10 @@ def flow_invert(node: str, method: Method, model, samples: torch.Tensor, positiv
     if sharing.steps:
         blocks = _sharing_blocks(node, model, sharing, steps)
         place = comfy.model_management.intermediate_device() if sharing.keep_on == "cpu" else None
-        keep = (lambda v: v.to(place, copy=True)) if place is not None else (lambda v: v.clone())  # sampling-path-ok: kept as the authors' code keeps them (v.cpu())
+        if place is None:
+            keep = torch.Tensor.clone
+        else:   # the user's memory offload, as the authors' v.cpu()
+            keep = partial(torch.Tensor.to, device=place, copy=True)  # sampling-path-ok: the opt-in offload (keep_values_on cpu)
         install_dit_policy(velocity, KeepValues(sharing.steps, kept, keep), blocks, node)
         settings = {**settings, "share_steps": sharing.steps, "share_from_block": sharing.first_block}
 
@@ -228,5 +233,6 @@ def share_values(node: str, model, inversion: Inversion):
         raise NodeInputError(node, f"the inversion kept values of single blocks {wanted[0][1]} to {wanted[-1][1]}, but "
                                    f"the model has {len(singles)} single blocks; use the model it was inverted with.")
     patched = model.clone()
-    install_dit_policy(patched, ShareValues(values, inversion.sampling_sigmas.float().tolist()), wanted, node)
+    schedule = inversion.sampling_sigmas.float().tolist()  # sampling-path-ok: once per node execution; the host's schedule is a CPU tensor
+    install_dit_policy(patched, ShareValues(values, schedule), wanted, node)
     return patched

@@ -114,8 +114,6 @@ def sequence_words(clip, prompt: str, node: str, layout: str, text_tokens: int) 
     ``text_tokens``: Flux's T5 tokens (``layout`` "dit-double-single"); SD3's CLIP-L/G tokens (0 to 76)
     and, where the sequence is longer (a T5 encoder loaded), the T5 tokens after them. A word's
     positions in every stream count (its maps are summed)."""
-    tokens = clip.tokenize(prompt)
-
     def t5_ids(text: str) -> list[int]:
         ids = [t[0] for t in clip.tokenize(text)["t5xxl"][0]]
         return ids[:ids.index(T5_END)] if T5_END in ids else ids
@@ -126,7 +124,7 @@ def sequence_words(clip, prompt: str, node: str, layout: str, text_tokens: int) 
     else:
         ids, window = prompt_tokens(clip, prompt, node)
         streams.append((ids, lambda text: prompt_tokens(clip, text, node)[0][1:-1], 0))
-        if text_tokens > window and "t5xxl" in tokens:
+        if text_tokens > window:   # a T5 encoder's tokens follow CLIP's
             streams.append((t5_ids(prompt), t5_ids, window))
     merged: dict[tuple[str, int], list[int]] = {}   # (word, its occurrence) -> positions, in the first stream's order
     for ids, word_ids, offset in streams:

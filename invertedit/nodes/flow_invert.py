@@ -65,16 +65,16 @@ class FlowInvert(io.ComfyNode):
                 io.Int.Input("share_from_block", default=20, min=0, max=1000, optional=True,
                              tooltip="The first single block whose values are kept (authors: 20, i.e. blocks 20 to 37 "
                                      "of Flux's 38)."),
-                io.Combo.Input("keep_values_on", options=list(SHARE_PLACES), default="cpu", optional=True,
-                               tooltip="Where the kept values wait: cpu (the authors' code) or gpu (faster, if memory "
-                                       "allows)."),
+                io.Combo.Input("keep_values_on", options=list(SHARE_PLACES), default="device", optional=True,
+                               tooltip="Where the kept values wait: device (the model's: no copies) or cpu (the "
+                                       "authors' code: saves GPU memory, costs a copy and a wait per block call)."),
             ],
             outputs=_outputs(),
         )
 
     @classmethod
     def execute(cls, model, latent, positive, solver, steps, scheduler, guidance, share_steps=0, share_from_block=20,
-                keep_values_on="cpu") -> io.NodeOutput:
+                keep_values_on="device") -> io.NodeOutput:
         check_choice(cls.NAME, "solver", solver, F.SOLVERS)
         check_choice(cls.NAME, "scheduler", scheduler, SCHEDULERS)
         check_choice(cls.NAME, "keep_values_on", keep_values_on, SHARE_PLACES)

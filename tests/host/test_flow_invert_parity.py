@@ -195,9 +195,14 @@ def test_shared_values_match_rf_solver_edits_own_code(host, checkouts, skip_loud
                               solver="rf-solver", steps=STEPS, scheduler="simple", guidance=1.0,
                               share_steps=SHARE_STEPS, share_from_block=20, keep_values_on="cpu")
     assert len([n for n in inv.clues if n.startswith("share.v.")]) == SHARE_STEPS * 2 * 2   # steps x evaluations x blocks
+    on_device = call(host, "InvertEditFlowInvert", model=model, latent={"samples": raw}, positive=source,
+                     solver="rf-solver", steps=STEPS, scheduler="simple", guidance=1.0, share_steps=SHARE_STEPS,
+                     share_from_block=20, keep_values_on="device")[0]
     sampler = call(host, "InvertEditFlowSampler", solver="rf-solver")[0]
     samples = {}
-    for name, m in (("shared", call(host, "InvertEditShareValues", model=model, inversion=inv)[0]), ("plain", model)):
+    for name, m in (("shared", call(host, "InvertEditShareValues", model=model, inversion=inv)[0]),
+                    ("shared on the device", call(host, "InvertEditShareValues", model=model, inversion=on_device)[0]),
+                    ("plain", model)):
         guider = call(host, "BasicGuider", model=m, conditioning=encode(host, clip, TARGET, guidance=3.5))[0]
         out = call(host, "SamplerCustomAdvanced", noise=noise, guider=guider, sampler=sampler, sigmas=sigmas,
                    latent_image={"samples": raw})[0]["samples"]
@@ -211,6 +216,7 @@ def test_shared_values_match_rf_solver_edits_own_code(host, checkouts, skip_loud
     error, moved = rel(samples["shared"], theirs), rel(samples["plain"], theirs)
     print(f"\nShare Values vs RF-Solver-Edit's denoise with inject {SHARE_STEPS}, {STEPS} steps, {SIZE}x{SIZE}, "
           f"{SINGLE_BLOCKS} single blocks: edited sample {error:.2e} (relative; without sharing {moved:.2e})")
+    assert torch.equal(samples["shared on the device"], samples["shared"])   # where the values wait changes nothing
     assert moved > 10 * TOLERANCE      # the sharing changes the edit at this size: parity with it is not parity without
     assert error <= TOLERANCE
 

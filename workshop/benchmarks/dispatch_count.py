@@ -229,7 +229,7 @@ def measure_flow_samplers(host, family: str, steps: int) -> list[dict]:
         rf_solver = call(host, "InvertEditFlowSampler", solver="rf-solver")[0]
         kept = {n: call(host, "InvertEditFlowInvert", model=model, latent={"samples": latent}, positive=target,
                         solver="rf-solver", steps=n, scheduler="simple", guidance=1.0, share_steps=n,
-                        share_from_block=0, keep_values_on="gpu")[0] for n in (steps, 2 * steps)}
+                        share_from_block=0, keep_values_on="device")[0] for n in (steps, 2 * steps)}
 
         def shared(m, n):
             m = call(host, "InvertEditShareValues", model=m, inversion=kept[n])[0]
