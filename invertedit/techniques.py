@@ -217,6 +217,15 @@ TECHNIQUES: tuple[Technique, ...] = (
         "Flow Invert keeps the attention values of Flux's last single blocks while inverting; Share Values makes "
         "the edit attend with them in the first steps, so it keeps the image's layout."),
     Technique(
+        "KV-Edit", "flow", ("InvertEditKVEdit",), "attention/kv_edit.py", "Zhu et al. 2025 (KV-Edit)",
+        "28 steps, 4 skipped; guidance 1.5 inverting, 5.5 editing; attn_scale 1; attn_mask and re_init off",
+        "N to invert (Euler), N - skip to sample (stock euler); kept keys and values about 3 GB per step per megapixel "
+        "(bfloat16, 57 blocks), computed; on the model's device, or offloaded to the CPU as the authors'",
+        ("Flux - KV-Edit",), None,
+        "Flow Invert keeps every block's keys and values while inverting; KV-Edit remakes only the masked tokens, "
+        "attending to the background's kept keys and values, and keeps the background's latent as the image's.",
+        settings={"InvertEditKVEdit.skip_steps": 4, "InvertEditKVEdit.attn_scale": 1.0}),
+    Technique(
         "RF-Inversion", "flow", ("InvertEditRFInversionInvert", "InvertEditRFInversion"), "inversion/flow.py",
         "Rout et al. 2025", "28 steps, gamma 0.5, guidance 0 while inverting; eta 0.9 from 0 to 0.25 of the steps",
         "N to invert, N to sample (stock euler)", ("Flux - RF-Inversion edit", "SD3 - RF-Inversion edit"), None,

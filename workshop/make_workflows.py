@@ -1360,6 +1360,48 @@ def flux_rf_solver_edit() -> dict:
     return _flow_inversion_edit(FLUX, edit_guidance=2.0, share=5)   # RF-Solver-Edit's examples: guidance 2, 2-5 steps
 
 
+def flux_kv_edit() -> dict:
+    """KV-Edit with the authors' settings (``Xilluill/KV-Edit``'s demo: 28 steps, 4 skipped, guidance 1.5 inverting
+    and 5.5 editing, attn_scale 1) and a rectangle over the dress as the mask."""
+    intro = (
+        "# Flux: KV-Edit, an edit that keeps the background as it is\n\n"
+        + _setup_note(FLUX, PROMPTS_PLAIN) +
+        "\n**Mask**: the region to remake. Here a rectangle over the dress (**SolidMask** and **MaskComposite**); "
+        "paint yours in Load Image's mask editor and connect its MASK instead.\n\n"
+        "**Flow Invert** inverts your image with Euler (28 steps, guidance 1.5) and, with keep_keys_values on, keeps "
+        "every block's keys and values at every step (KV-Edit, Zhu et al.; about 3 GB per step per megapixel in "
+        "bfloat16: keep_values_on cpu offloads them, as the authors' code does). **KV-Edit** patches the model so "
+        "that only the masked tokens are made anew: in every block they attend to the background's kept keys and "
+        "values (attn_scale 1 raises the background's weight), and the background's latent is the image's, so "
+        "outside the mask the edit is your image. Its NOISE and SIGMAS start the stock **SamplerCustomAdvanced** "
+        "(euler) 4 steps down the schedule; target prompt at guidance 5.5. More skip_steps keep more of the masked "
+        "region's layout; re_init starts it from fresh noise. The strip: the image, the mask, the edit.")
+    model = _flow_model(FLUX)
+    nodes = _flow_front(FLUX, intro) + [
+        {"key": "mask_base", "type": "SolidMask", "widgets": {"value": 0.0, "width": FLUX.size, "height": FLUX.size},
+         "title": "SolidMask (the image's size)"},
+        {"key": "mask_box", "type": "SolidMask", "widgets": {"value": 1.0, "width": 340, "height": 470},
+         "title": "SolidMask (the region)"},
+        {"key": "mask", "type": "MaskComposite", "widgets": {"x": 340, "y": 420, "operation": "add"},
+         "inputs": {"destination": ("mask_base", "MASK"), "source": ("mask_box", "MASK")},
+         "title": "Mask (the dress)"},
+        {"key": "invert", "type": "InvertEditFlowInvert",
+         "widgets": {"solver": "euler", "steps": 28, "scheduler": SCHEDULES[FLUX.name], "guidance": 1.5,
+                     "share_steps": 0, "share_from_block": 20, "keep_values_on": "cpu", "keep_keys_values": True},
+         "inputs": {"model": model, "latent": ("encode", "LATENT"), "positive": ("prompt", 0)}},
+        {"key": "kv", "type": "InvertEditKVEdit",
+         "widgets": {"skip_steps": 4, "attn_scale": 1.0, "re_init": False, "seed": 0},
+         "inputs": {"model": model, "inversion": ("invert", 0), "mask": ("mask", "MASK")}},
+        {"key": "sampler", "type": "KSamplerSelect", "widgets": {"sampler_name": "euler"}},
+        {"key": "mask_image", "type": "MaskToImage", "inputs": {"mask": ("mask", "MASK")}, "title": "The mask"},
+    ]
+    nodes += _flow_sample(FLUX, "edit", ("kv", "MODEL"), ("target", 0), 5.5, ("kv", "NOISE"), ("kv", "SIGMAS"),
+                          ("sampler", "SAMPLER"), "Edit (target prompt, guidance 5.5)")
+    nodes += _strip([("resize", "image"), ("mask_image", "mask"), ("edit_decode", "edit")], "invertedit/flux_kv_edit",
+                    "Image | mask | KV-Edit")
+    return {"nodes": nodes}
+
+
 def flux_rf_inversion_edit() -> dict:
     return _rf_inversion_edit(FLUX, edit_guidance=3.5)     # the community pipeline's default guidance
 
@@ -1392,6 +1434,7 @@ CHECKPOINT_WORKFLOWS = {
     "SD3 - Flow inversion and edit": (sd3_flow_inversion_edit, {}, {"InvertEditFlowInvert": {"steps": 5}}),
     "Flux - RF-Solver-Edit": (flux_rf_solver_edit, {"InvertEditFlowInvert": {"share_from_block": 0}},
                               {"InvertEditFlowInvert": {"steps": 5, "share_steps": 2}}),
+    "Flux - KV-Edit": (flux_kv_edit, {}, {"InvertEditFlowInvert": {"steps": 6}, "InvertEditKVEdit": {"skip_steps": 1}}),
     "Flux - RF-Inversion edit": (flux_rf_inversion_edit, {}, {"InvertEditRFInversionInvert": {"steps": 5}}),
     "SD3 - RF-Inversion edit": (sd3_rf_inversion_edit, {}, {"InvertEditRFInversionInvert": {"steps": 5}}),
 }
@@ -1401,8 +1444,9 @@ CHECKPOINT_WORKFLOWS = {
 # until the toy world has a trained flow model.
 CHECKPOINT_BUILTINS = {f"{family} - {workflow}": f"demo-{'flux-dev' if family == 'Flux' else 'sd3'}"
                        for family in ("Flux", "SD3")
-                       for workflow in ("FlowEdit", "Flow inversion and edit", "RF-Inversion edit", "RF-Solver-Edit")
-                       if (family, workflow) != ("SD3", "RF-Solver-Edit")}
+                       for workflow in ("FlowEdit", "Flow inversion and edit", "RF-Inversion edit", "RF-Solver-Edit",
+                                        "KV-Edit")
+                       if (family, workflow) not in (("SD3", "RF-Solver-Edit"), ("SD3", "KV-Edit"))}
 
 
 TOY_BUILTIN = "toy"   # the runner's builtin that runs the checkpoint workflows: the Toy World Model, two objects, 512 px

@@ -123,7 +123,8 @@ class JointWhere:
     blocks, SD3's MMDiT joint blocks) is. The call's queries, keys and values are ``[batch, heads,
     tokens, dim]`` (Flux's rotary embedding already applied), the ``text`` tokens first, then the
     image's ``grid`` of patches in rows; ``attend`` is the host's attention for them, which returns
-    ``[batch, tokens, heads * dim]``, the layout a policy returns too. The run's time is read when
+    ``[batch, tokens, heads * dim]``, the layout a policy returns too, and takes an additive
+    ``mask`` (broadcast over ``[batch, heads, queries, keys]``) for the logits. The run's time is read when
     asked for (``time``: the current sigma and the run's schedule), as ``Where.clock``."""
 
     block: tuple[str, int]            # ("double_block", i) or ("single_block", i), as the host names DiT blocks
@@ -132,7 +133,7 @@ class JointWhere:
     heads: int
     text: int                         # text tokens, first in the sequence
     grid: tuple[int, int]             # the image's patches: rows and columns
-    attend: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor] = field(repr=False, compare=False)
+    attend: Callable[..., torch.Tensor] = field(repr=False, compare=False)   # (q, k, v, mask=None)
     time: Callable[[], tuple[float, list[float]]] = field(repr=False, compare=False)   # (sigma, the run's sigmas)
 
     @cached_property

@@ -20,6 +20,7 @@ from __future__ import annotations
 from functools import partial
 
 import comfy.patcher_extension
+import torch
 from ..attention.policy import AttentionPolicy, JointWhere, PolicyInputError
 from .errors import NodeInputError
 from .family import model_family
@@ -70,9 +71,16 @@ class DiTDriver:
             raise NodeInputError(self.node, str(e)) from None
 
 
-def _host_attention(func, outer, heads, args, kwargs, q, k, v):
+def _host_attention(func, outer, heads, args, kwargs, q, k, v, mask=None):
     """The host's attention of ``[batch, heads, tokens, dim]`` inputs (through an override that was
-    there before the pack's), ``[batch, tokens, heads * dim]`` out."""
+    there before the pack's), ``[batch, tokens, heads * dim]`` out; ``mask`` (an additive bias the
+    policy adds, broadcast over ``[batch, heads, queries, keys]``) joins the call's own."""
+    if mask is not None:
+        own = kwargs.get("mask")
+        if own is not None:
+            own = torch.zeros_like(own, dtype=mask.dtype).masked_fill_(~own, float("-inf")) if own.dtype == torch.bool else own
+            mask = own.reshape(own.shape[0], -1, *own.shape[-2:]) + mask
+        kwargs = {**kwargs, "mask": mask}
     if outer is not None:
         return outer(func, q, k, v, heads, *args, skip_reshape=True, **kwargs)
     return func(q, k, v, heads, *args, skip_reshape=True, **kwargs)

@@ -24,12 +24,13 @@ import torch
 
 from ..attention.value_sharing import KeepValues, ShareValues, key_name, name_key
 from ..inversion import flow as F
-from ..inversion.methods import Method
+from ..inversion.methods import FLOW_EULER, Method
 from ..inversion.record import Inversion
 from .dit_attention import dit_blocks, install_dit_policy
 from .errors import NodeInputError, check_at_least, check_conditioning, check_finite_tensor
 from .family import ModelFamily, model_family
 from .inverters import inversion_fingerprint
+from .kv_edit import KeepKV, keep_keys_values, kv_clues
 from .run_state import run_state
 from .sampling import check_flow_family, check_plain_prompt, run_loop, schedule, with_guidance
 from .steps import step_at
@@ -98,10 +99,11 @@ def _sharing_blocks(node: str, model, sharing: Sharing, steps: int) -> list[tupl
 
 def flow_invert(node: str, method: Method, model, samples: torch.Tensor, positive, steps: int, scheduler: str,
                 guidance: float, loop, settings: dict, clues: dict | None = None,
-                sharing: Sharing = Sharing()) -> Inversion:
+                sharing: Sharing = Sharing(), kv: KeepKV | None = None) -> Inversion:
     """Run ``loop(velocity, x0, sigmas, callback) -> states`` (image first, along ``sigmas`` run
     backwards) on the host's model and build the INVERSION record (trajectory in sampling order),
-    keeping the attention values ``sharing`` asks for among its clues."""
+    keeping the attention values ``sharing`` asks for, and KV-Edit's keys and values (``kv``),
+    among its clues."""
     family = check_flow_inputs(node, model, samples, positive, steps)
     if family.distilled_guidance:
         positive = with_guidance(positive, guidance)
@@ -117,6 +119,16 @@ def flow_invert(node: str, method: Method, model, samples: torch.Tensor, positiv
             keep = partial(torch.Tensor.to, device=place, copy=True)  # sampling-path-ok: the opt-in offload (keep_values_on cpu)
         install_dit_policy(velocity, KeepValues(sharing.steps, kept, keep), blocks, node)
         settings = {**settings, "share_steps": sharing.steps, "share_from_block": sharing.first_block}
+    kv_sink: dict = {}
+    if kv is not None:
+        if sharing.steps:
+            raise NodeInputError(node, "inputs 'share_steps' and 'keep_keys_values' are both on; an inversion keeps "
+                                       "RF-Solver-Edit's values or KV-Edit's keys and values: turn one off.")
+        if method.name != FLOW_EULER.name:
+            raise NodeInputError(node, f"input 'keep_keys_values' is on with solver {settings.get('solver')}; KV-Edit "
+                                       f"inverts with euler (the authors'): set solver to euler.")
+        kv_sink = keep_keys_values(node, velocity, samples, steps, kv)
+        settings = {**settings, "keep_keys_values": True, "kv_mask": kv.mask is not None}
 
     def run(velocity, x, run_sigmas, callback):
         found["states"] = loop(velocity, x, run_sigmas, callback)
@@ -132,7 +144,7 @@ def flow_invert(node: str, method: Method, model, samples: torch.Tensor, positiv
                                "guidance": guidance, **settings},
                      fingerprint=inversion_fingerprint(model, positive),
                      clues={**{k: v.to(out.device, torch.float32) for k, v in (clues or {}).items()},
-                            **{key_name(key): v for key, v in kept.items()}})
+                            **{key_name(key): v for key, v in kept.items()}, **kv_clues(kv_sink)})
 
 
 def solver_loop(solver: str):
@@ -149,8 +161,11 @@ class InvertedNoise:
     sigma the host's run starts at ``sigma_0 * noise + (1 - sigma_0) * latent``, and with the
     image's latent as the sampler's LATENT this noise makes that the inversion's state."""
 
-    def __init__(self, inversion: Inversion, node: str):
+    def __init__(self, inversion: Inversion, node: str, start: int = 0, state: int | None = None):
+        """The run starts at sigma ``start`` of the inversion's schedule, at its latent ``state``
+        (``start``'s own by default)."""
         self.inversion, self.node, self.seed = inversion, node, 0
+        self.start, self.state = start, start if state is None else state
 
     def generate_noise(self, input_latent: dict) -> torch.Tensor:
         inv = self.inversion
@@ -159,12 +174,18 @@ class InvertedNoise:
             raise NodeInputError(self.node, f"the sampler's latent_image is {tuple(samples.shape)}, but the inversion "
                                             f"was made from a latent {inv.latent_shape}; connect the image's latent "
                                             f"(VAE Encode of the inverted image) as latent_image.")
-        sigma0 = float(inv.sampling_sigmas[0])
-        start = inv.trajectory[0]
+        sigma0 = float(inv.sampling_sigmas[self.start])
+        start = inv.trajectory[self.state]
         if sigma0 >= 1.0:
             return start.clone()
         # x = sigma0 * noise + (1 - sigma0) * latent_in, with latent_in the image's latent in the model's space
         return (start - (1.0 - sigma0) * inv.trajectory[-1]) / sigma0
+
+
+def random_noise(seed: int):
+    """The host's seeded NOISE (Random Noise's): a run that starts at the image noised afresh."""
+    from comfy_extras.nodes_custom_sampler import Noise_RandomNoise
+    return Noise_RandomNoise(seed)
 
 
 def flow_sampler_function(solver: str):

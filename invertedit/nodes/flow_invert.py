@@ -9,6 +9,7 @@ import torch
 from ..hostkit.errors import NodeInputError, check_choice, check_finite, check_inversion, check_made_with
 from ..hostkit.flow_inversion import (FLOW_Y1, SHARE_PLACES, InvertedNoise, RFInversionControl, Sharing, flow_invert,
                                       flow_sampler, share_values, solver_loop)
+from ..hostkit.kv_edit import KeepKV
 from ..hostkit.run_state import keep_run_state
 from ..hostkit.sampling import check_flow_family
 from ..hostkit.schemas import SCHEDULERS, io
@@ -66,22 +67,36 @@ class FlowInvert(io.ComfyNode):
                              tooltip="The first single block whose values are kept (authors: 20, i.e. blocks 20 to 37 "
                                      "of Flux's 38)."),
                 io.Combo.Input("keep_values_on", options=list(SHARE_PLACES), default="device", optional=True,
-                               tooltip="Where the kept values wait: device (the model's: no copies) or cpu (the "
-                                       "authors' code: saves GPU memory, costs a copy and a wait per block call)."),
+                               tooltip="Where the kept values (and KV-Edit's keys and values) wait: device (the "
+                                       "model's: no copies) or cpu (the authors' code: saves GPU memory, costs a copy "
+                                       "and a wait per block call)."),
+                io.Boolean.Input("keep_keys_values", default=False, optional=True,
+                                 tooltip="KV-Edit (Flux, solver euler): keep every block's image keys and values at "
+                                         "every step, for the KV-Edit node. Memory: about 2.9 GB per step per "
+                                         "megapixel in bfloat16 (57 blocks; computed): choose keep_values_on cpu "
+                                         "on a consumer GPU, as the authors' code offloads."),
+                io.Mask.Input("kv_mask", optional=True,
+                              tooltip="KV-Edit's attn_mask option (authors: off): while inverting, the masked region "
+                                      "and the background do not attend to each other. Give KV-Edit the same mask."),
             ],
             outputs=_outputs(),
         )
 
     @classmethod
     def execute(cls, model, latent, positive, solver, steps, scheduler, guidance, share_steps=0, share_from_block=20,
-                keep_values_on="device") -> io.NodeOutput:
+                keep_values_on="device", keep_keys_values=False, kv_mask=None) -> io.NodeOutput:
         check_choice(cls.NAME, "solver", solver, F.SOLVERS)
         check_choice(cls.NAME, "scheduler", scheduler, SCHEDULERS)
         check_choice(cls.NAME, "keep_values_on", keep_values_on, SHARE_PLACES)
+        if kv_mask is not None and not keep_keys_values:
+            raise NodeInputError(cls.NAME, "input 'kv_mask' is connected but keep_keys_values is off; the mask is "
+                                           "KV-Edit's attention mask while keeping keys and values: turn it on, or "
+                                           "disconnect the mask.")
         check_finite(cls.NAME, guidance=guidance)
         inversion = flow_invert(cls.NAME, SOLVER_METHODS[solver], model, latent["samples"], positive, steps, scheduler,
                                 guidance, solver_loop(solver), {"solver": solver},
-                                sharing=Sharing(share_steps, share_from_block, keep_values_on))
+                                sharing=Sharing(share_steps, share_from_block, keep_values_on),
+                                kv=KeepKV(keep_values_on, kv_mask) if keep_keys_values else None)
         return io.NodeOutput(inversion, InvertedNoise(inversion, cls.NAME), inversion.sampling_sigmas)
 
 

@@ -1169,6 +1169,81 @@ FLOW_CASES += [
      r"with the SIGMAS of the inversion's Flow Invert"),
 ]
 
+
+
+def box_mask(side: int = 64, rows=slice(16, 40), cols=slice(20, 44)) -> torch.Tensor:
+    """A MASK [1, side, side] with a rectangle set (the region to edit of the 8x8 latent's image)."""
+    mask = torch.zeros(1, side, side)
+    mask[:, rows, cols] = 1.0
+    return mask
+
+
+def kv_inverted(k: Kit):
+    """Flow Invert (euler, 4 steps) keeping KV-Edit's keys and values on the tiny Flux."""
+    return k.once("kv_inverted", lambda: flow_invert(k, solver="euler", keep_keys_values=True))
+
+
+def kv_edit(k: Kit, **change):
+    args = dict(model=flow(k)[0], inversion=kv_inverted(k)[0], mask=box_mask(), skip_steps=1, attn_scale=1.0,
+                re_init=False, seed=0)
+    args.update(change)
+    return call(k.host, "InvertEditKVEdit", **args)
+
+
+def kv_sampled(k: Kit, sigmas=None, sampler: str = "euler", latent=None):
+    """KV-Edit's model sampled (its NOISE) on ``sigmas`` (its own by default) with ``sampler``."""
+    m, c, _ = flow(k)
+    model, noise, own = kv_edit(k)
+    guider = call(k.host, "BasicGuider", model=model, conditioning=encode(k.host, c, PROMPT))[0]
+    return call(k.host, "SamplerCustomAdvanced", noise=noise, guider=guider,
+                sampler=call(k.host, "KSamplerSelect", sampler_name=sampler)[0],
+                sigmas=own if sigmas is None else sigmas, latent_image={"samples": latent if latent is not None else
+                                                                        torch.randn(1, 16, 8, 8)})
+
+
+FLOW_CASES += [
+    ("kv-edit-rf-solver-inversion", lambda k: flow_invert(k, keep_keys_values=True),
+     r"Flow Invert: input 'keep_keys_values' is on with solver rf-solver; KV-Edit inverts with euler"),
+    ("kv-edit-with-share-steps", lambda k: flow_invert(k, solver="euler", keep_keys_values=True, share_steps=2,
+                                                       share_from_block=0),
+     r"Flow Invert: inputs 'share_steps' and 'keep_keys_values' are both on"),
+    ("kv-edit-sd3-inversion", lambda k: flow_invert(k, "sd3", solver="euler", keep_keys_values=True),
+     r"Flow Invert: input 'model' is SD3; KV-Edit is defined for Flux.1"),
+    ("kv-edit-mask-without-keeping", lambda k: flow_invert(k, solver="euler", kv_mask=box_mask()),
+     r"Flow Invert: input 'kv_mask' is connected but keep_keys_values is off"),
+    ("kv-edit-nothing-kept", lambda k: kv_edit(k, inversion=flow_invert(k, solver="euler")[0]),
+     r"KV-Edit: input 'inversion' kept no keys and values .*; invert with Flow Invert's keep_keys_values on"),
+    ("kv-edit-rf-solver-record", lambda k: kv_edit(k, inversion=flow_invert(k)[0]),
+     r"KV-Edit: input 'inversion' is a rf-solver inversion .*\(KV-Edit keeps Euler's evaluations: invert with "
+     r"solver euler\)"),
+    ("kv-edit-sd-model", lambda k: kv_edit(k, model=k.model),
+     r"KV-Edit: input 'model' is not the model the inversion was made with"),
+    ("kv-edit-empty-mask", lambda k: kv_edit(k, mask=torch.zeros(1, 64, 64)),
+     r"KV-Edit: input 'mask' is empty \(all 0\): KV-Edit remakes only the masked region"),
+    ("kv-edit-whole-mask", lambda k: kv_edit(k, mask=torch.ones(1, 64, 64)),
+     r"KV-Edit: input 'mask' covers the whole image: KV-Edit keeps the background outside the mask"),
+    ("kv-edit-mask-of-another-shape", lambda k: kv_edit(k, mask=box_mask()[:, :, :32]),
+     r"KV-Edit: input 'mask' is 32x64 and the image 64x64: their shapes differ"),
+    ("kv-edit-two-masks", lambda k: kv_edit(k, mask=box_mask().repeat(2, 1, 1)),
+     r"KV-Edit: input 'mask' holds 2 masks; give one"),
+    ("kv-edit-mask-nan", lambda k: kv_edit(k, mask=box_mask() * NAN),
+     r"KV-Edit: input 'mask' .*NaN"),
+    ("kv-edit-skip-past-the-schedule", lambda k: kv_edit(k, skip_steps=4),
+     r"KV-Edit: input 'skip_steps' is 4; give 0 to 3 \(the inversion has 4 steps; authors: 4 of 28\)"),
+    ("kv-edit-attn-scale-nan", lambda k: kv_edit(k, attn_scale=NAN),
+     r"KV-Edit: input 'attn_scale' is nan; give a finite number"),
+    ("kv-edit-not-the-attention-mask", lambda k: kv_edit(
+        k, inversion=flow_invert(k, solver="euler", keep_keys_values=True, kv_mask=box_mask(rows=slice(0, 20)))[0]),
+     r"KV-Edit: input 'mask' is not the mask the inversion kept apart"),
+    ("kv-edit-other-sigmas", lambda k: kv_sampled(k, sigmas=call(
+        k.host, "BasicScheduler", model=flow(k)[0], scheduler="simple", steps=4, denoise=1.0)[0]),
+     r"KV-Edit: the model is sampled on 4 steps that are not KV-Edit's \(3: the inversion's from step 1\)"),
+    ("kv-edit-midpoint-sampler", lambda k: kv_sampled(k, sampler="dpm_2"),
+     r"KV-Edit: the model was called between the inversion's steps; KV-Edit samples with euler"),
+    ("kv-edit-latent-of-another-size", lambda k: kv_sampled(k, latent=torch.randn(1, 16, 16, 16)),
+     r"KV-Edit: the sampler's latent_image is \(1, 16, 16, 16\), but the inversion was made from a latent"),
+]
+
 CASES += FILE_CASES + PAIR_CASES + FLOW_CASES
 
 

@@ -85,16 +85,11 @@ def checkouts(tmp_path_factory, reference_copy):
 def flux_job(net, x_src: torch.Tensor, source: list, target: list, sigmas: torch.Tensor) -> dict:
     """The reference runner's job (``rf_solver_runner.py``): the weights, latent, embeddings and schedule."""
     sys.path.insert(0, str(REFERENCE))
-    from flow_diffusers import flux_ids, pack_latents
+    from flow_diffusers import bfl_flux_params, flux_ids, pack_latents
 
-    p = net.params
     img_ids, txt_ids = flux_ids(SIZE, SIZE, source[0][0].shape[1])
     return {"state_dict": {k: v.detach().float().clone() for k, v in net.state_dict().items()},
-            "params": dict(in_channels=p.in_channels * p.patch_size ** 2, vec_in_dim=p.vec_in_dim,
-                           context_in_dim=p.context_in_dim, hidden_size=p.hidden_size, mlp_ratio=p.mlp_ratio,
-                           num_heads=p.num_heads, depth=p.depth, depth_single_blocks=p.depth_single_blocks,
-                           axes_dim=list(p.axes_dim), theta=p.theta, qkv_bias=p.qkv_bias,
-                           guidance_embed=p.guidance_embed),
+            "params": bfl_flux_params(net),
             "img": pack_latents(x_src.float()), "img_ids": img_ids[None], "txt_ids": txt_ids[None],
             "source": embedding(source), "target": embedding(target), "timesteps": sigmas.float().tolist(),
             "inversion_guidance": 1.0, "guidance": 3.5}

@@ -138,6 +138,16 @@ def unpack_latents(x: torch.Tensor, h: int, w: int) -> torch.Tensor:
     return x.view(b, h // 2, w // 2, c, 2, 2).permute(0, 3, 1, 4, 2, 5).reshape(b, c, h, w)
 
 
+def bfl_flux_params(net: Flux) -> dict:
+    """The host's Flux ``net``'s parameters as BFL's ``FluxParams`` (the authors' ``flux`` packages)
+    names them; ``in_channels`` is the packed width (64 for 16 latent channels)."""
+    p = net.params
+    return dict(in_channels=p.in_channels * p.patch_size ** 2, vec_in_dim=p.vec_in_dim, context_in_dim=p.context_in_dim,
+                hidden_size=p.hidden_size, mlp_ratio=p.mlp_ratio, num_heads=p.num_heads, depth=p.depth,
+                depth_single_blocks=p.depth_single_blocks, axes_dim=list(p.axes_dim), theta=p.theta,
+                qkv_bias=p.qkv_bias, guidance_embed=p.guidance_embed)
+
+
 def flux_ids(h: int, w: int, text_tokens: int) -> tuple[torch.Tensor, torch.Tensor]:
     """(img_ids, txt_ids) for a (H, W) latent: (0, row, col) a 2x2 patch, zeros for the text."""
     img = torch.zeros(h // 2, w // 2, 3)

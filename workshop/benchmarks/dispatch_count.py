@@ -204,7 +204,8 @@ def measure_flow(host, family: str, steps: int) -> list[dict]:
 
 
 def measure_flow_samplers(host, family: str, steps: int) -> list[dict]:
-    """The Flow Sampler's solvers, RF-Inversion's patch and (Flux) Share Values against the stock euler sampler, per step
+    """The Flow Sampler's solvers, RF-Inversion's patch and (Flux) Share Values and KV-Edit against the stock euler
+    sampler, per step
     and per model evaluation (NFE), on a batch of 2 of the tiny random flow model of ``family``
     (cfg 1 with the target prompt alone, as the flow inversions sample)."""
     model, clip, _ = host.pack.demo.tiny_flow_models.build_tiny_flow_models(family, seed=0)
@@ -237,6 +238,21 @@ def measure_flow_samplers(host, family: str, steps: int) -> list[dict]:
 
         row = custom_per_step(host, model, shared, latent, steps, "Share Values (every step and single block) + "
                                                                   "Flow Sampler rf-solver")
+        rows.append(dict(row, per_nfe=row["ops"] / row["calls"]))
+        # KV-Edit: every block's background keys and values from the inversion, every step (skip 0)
+        mask = torch.zeros(1, 128, 128)
+        mask[:, 32:96, 40:88] = 1.0
+        kv_kept = {n: call(host, "InvertEditFlowInvert", model=model, latent={"samples": latent}, positive=target,
+                           solver="euler", steps=n, scheduler="simple", guidance=1.0, keep_keys_values=True)[0]
+                   for n in (steps, 2 * steps)}
+
+        def kv_edited(m, n):
+            m = call(host, "InvertEditKVEdit", model=m, inversion=kv_kept[n], mask=mask, skip_steps=0, attn_scale=1.0,
+                     re_init=True, seed=0)[0]
+            return call(host, "BasicGuider", model=m, conditioning=target)[0], euler
+
+        row = custom_per_step(host, model, kv_edited, latent, steps, "KV-Edit (every step and block, attn_scale 1) + "
+                                                                     "stock euler")
         rows.append(dict(row, per_nfe=row["ops"] / row["calls"]))
     for row in rows:
         row["ratio"] = row["per_nfe"] / rows[0]["per_nfe"]

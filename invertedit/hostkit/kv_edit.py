@@ -1,0 +1,191 @@
+"""KV-Edit inside the host (policies in ``attention/kv_edit.py``): Flow Invert keeps every block's
+image keys and values while it inverts (``KeepKV``), and KV-Edit patches a clone of the model so
+that the masked tokens are made anew against the kept background: the attention policy on every
+Flux block, and an APPLY_MODEL wrapper that, once per model call, finds the step, gives the model
+the inversion's latent outside the mask and hands back the image's own latent there, so the
+host's Euler step ends on the image's background.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import partial
+
+import comfy.model_management
+import comfy.patcher_extension
+import torch
+
+from ..attention.kv_edit import EditState, KeepKeysValues, KVEdit, edited_tokens, latent_mask
+from ..attention.policy import schedule_position
+from ..inversion.record import Inversion
+from .dit_attention import dit_blocks, install_dit_policy
+from .errors import NodeInputError, check_finite_tensor
+from .family import model_family
+from .run_state import run_state
+from .sampling import check_flow_family
+from .steps import sigma_list, sigma_value
+
+# an INVERSION's clues: "kv.k.<step>.<block kind>.<index>", "kv.v.<...>" and, with the attention mask, "kv.mask"
+MASK_CLUE = "kv.mask"
+WRAPPER_KEY = "invertedit_kv_edit"
+
+
+@dataclass(frozen=True)
+class KeepKV:
+    """Flow Invert's KV-Edit keeping: where the keys and values wait ("device" or "cpu", the
+    authors' offload) and, for their ``attn_mask`` option, the mask the inversion keeps apart."""
+    place: str = "device"
+    mask: torch.Tensor | None = None
+
+
+def kv_name(kind: str, key: tuple[int, str, int]) -> str:
+    step, block, index = key
+    return f"kv.{kind}.{step}.{block}.{index}"
+
+
+def kv_cache(clues: dict) -> dict:
+    """``(step, block kind, index) -> (keys, values)`` from an INVERSION's clues."""
+    cache: dict = {}
+    for name, tensor in clues.items():
+        parts = name.split(".")
+        if len(parts) == 5 and parts[0] == "kv" and parts[1] in ("k", "v"):
+            key = (int(parts[2]), parts[3], int(parts[4]))
+            pair = cache.setdefault(key, [None, None])
+            pair[parts[1] == "v"] = tensor
+    return {key: tuple(pair) for key, pair in cache.items() if None not in pair}
+
+
+def _check_flux(node: str, model) -> None:
+    family = check_flow_family(model, node)
+    if not dit_blocks(model, ("single_block",)):
+        raise NodeInputError(node, f"input 'model' is {family.config_name}; KV-Edit is defined for Flux.1 (the "
+                                   f"authors' code): load Flux dev or schnell.")
+
+
+def cell_mask(node: str, mask, latent_hw: tuple[int, int], device) -> torch.Tensor:
+    """The MASK ``[1, H, W]`` (or ``[H, W]``) as the latent cells to edit ``[1, 1, h, w]``, checked."""
+    if not isinstance(mask, torch.Tensor) or mask.ndim not in (2, 3):
+        raise NodeInputError(node, f"input 'mask' is {type(mask).__name__}"
+                                   f"{tuple(mask.shape) if isinstance(mask, torch.Tensor) else ''}; a MASK [1, height, "
+                                   f"width] of the region to edit is needed (Load Image's mask, a painted mask).")
+    mask = mask[None] if mask.ndim == 2 else mask
+    if mask.shape[0] != 1:
+        raise NodeInputError(node, f"input 'mask' holds {mask.shape[0]} masks; give one (the region to edit).")
+    check_finite_tensor(node, "input 'mask'", mask, "give a mask with values from 0 to 1.")
+    h, w = latent_hw
+    if abs(mask.shape[1] / mask.shape[2] - h / w) > 0.02 * h / w:
+        raise NodeInputError(node, f"input 'mask' is {mask.shape[2]}x{mask.shape[1]} and the image "
+                                   f"{w * 8}x{h * 8}: their shapes differ; give the mask drawn on the inverted image.")
+    cells = latent_mask(mask.to(device), (h, w))
+    if not bool(cells.any()):   # sampling-path-ok: once per node execution
+        raise NodeInputError(node, "input 'mask' is empty (all 0): KV-Edit remakes only the masked region; paint the "
+                                   "region to edit.")
+    if bool(cells.all()):   # sampling-path-ok: once per node execution
+        raise NodeInputError(node, "input 'mask' covers the whole image: KV-Edit keeps the background outside the "
+                                   "mask and there is none; paint only the region to edit (or use Flow Edit).")
+    return cells
+
+
+def keep_keys_values(node: str, velocity, samples: torch.Tensor, steps: int, keep: KeepKV) -> dict:
+    """Install the keeping policy on every block of ``velocity`` (the inverter's clone); returns the
+    dict the kept keys and values go into, with the attention mask's token mask under ``"mask"``."""
+    _check_flux(node, velocity)
+    blocks = dit_blocks(velocity)
+    patch = model_family(velocity).patch_size
+    device = comfy.model_management.get_torch_device()
+    edited = None
+    sink: dict = {}
+    if keep.mask is not None:
+        cells = cell_mask(node, keep.mask, tuple(samples.shape[-2:]), samples.device)
+        edited = edited_tokens(cells, patch)
+        sink["mask"] = edited
+    if keep.place == "cpu":
+        place = comfy.model_management.intermediate_device()
+        store = partial(torch.Tensor.to, device=place, copy=True)  # sampling-path-ok: the opt-in offload (keep_values_on cpu)
+        budget = None
+    else:
+        store = torch.Tensor.clone
+        budget = comfy.model_management.get_free_memory(device) if device.type != "cpu" else None
+    install_dit_policy(velocity, KeepKeysValues(sink, store, len(blocks), steps, edited, budget), blocks, node)
+    return sink
+
+
+def kv_clues(sink: dict) -> dict:
+    clues = {}
+    for key, value in sink.items():
+        if key == "mask":
+            clues[MASK_CLUE] = value.to(torch.float32)   # an inversion file holds floating-point tensors
+        else:
+            clues[kv_name("k", key)], clues[kv_name("v", key)] = value
+    return clues
+
+
+class KVEditLatents:
+    """APPLY_MODEL wrapper of KV-Edit: once per model call, the step (``EditState.step``), the model
+    given the inversion's latent in the masked tokens' unmasked cells and the background (the
+    authors' blend), and the image's own latent handed back outside the mask."""
+
+    def __init__(self, policy: KVEdit, inversion: Inversion, cells: torch.Tensor, skip: int, node: str):
+        self.policy, self.node, self.skip = policy, node, skip
+        self.trajectory, self.cells = inversion.trajectory, cells
+        self.schedule = inversion.sampling_sigmas.float().tolist()  # sampling-path-ok: once per node execution; the host's schedule is a CPU tensor
+
+    def __call__(self, executor, x, t, c_concat=None, c_crossattn=None, control=None, transformer_options={},
+                 **kwargs):
+        state: EditState = run_state(transformer_options, self.policy, self.policy.make_state, self.node)
+        if not state.latents:
+            run = sigma_list(transformer_options["sample_sigmas"])
+            want = self.schedule[self.skip:]
+            if len(run) != len(want) or any(abs(a - b) > 1e-6 + 1e-4 * abs(b) for a, b in zip(run, want)):
+                raise NodeInputError(self.node, f"the model is sampled on {len(run) - 1} steps that are not KV-Edit's "
+                                                f"({len(want) - 1}: the inversion's from step {self.skip}); sample with "
+                                                f"KV-Edit's SIGMAS and NOISE and the euler sampler.")
+            if x.shape[-2:] != self.trajectory.shape[-2:]:
+                raise NodeInputError(self.node, f"the latent being sampled is {tuple(x.shape)}, the inverted image's "
+                                                f"{tuple(self.trajectory.shape[1:])}; give the image's latent as "
+                                                f"latent_image.")
+            state.latents = {"trajectory": self.trajectory.to(x), "cells": self.cells.to(x.device)}
+        step, half = schedule_position(self.schedule, sigma_value(t))
+        if half or step >= len(self.schedule) - 1:
+            raise NodeInputError(self.node, "the model was called between the inversion's steps; KV-Edit samples with "
+                                            "euler (the authors'): use the euler sampler.")
+        state.step = step
+        trajectory, cells = state.latents["trajectory"], state.latents["cells"]
+        x = torch.where(cells, x, trajectory[step + 1])
+        out = executor(x, t, c_concat, c_crossattn, control, transformer_options, **kwargs)
+        return torch.where(cells, out, trajectory[-1])
+
+
+def kv_edit(node: str, model, inversion: Inversion, mask, skip: int, scale: float):
+    """A clone of ``model`` that remakes the masked region against the background ``inversion``
+    kept, and the sigmas to sample it on (the inversion's from step ``skip``)."""
+    _check_flux(node, model)
+    cache = kv_cache(inversion.clues)
+    if not cache:
+        raise NodeInputError(node, f"input 'inversion' kept no keys and values ({inversion.describe()}); invert with "
+                                   f"Flow Invert's keep_keys_values on (solver euler).")
+    steps = len(inversion.sampling_sigmas) - 1
+    if not 0 <= skip < steps:
+        raise NodeInputError(node, f"input 'skip_steps' is {skip}; give 0 to {steps - 1} (the inversion has {steps} "
+                                   f"steps; authors: 4 of 28).")
+    blocks = dit_blocks(model)
+    kept_blocks = sorted({key[1:] for key in cache})
+    if kept_blocks != sorted(blocks):
+        raise NodeInputError(node, f"the inversion kept keys and values of {len(kept_blocks)} blocks and the model has "
+                                   f"{len(blocks)}; use the model it was inverted with.")
+    missing = [s for s in range(skip, steps) if (s, *blocks[0]) not in cache]
+    if missing:
+        raise NodeInputError(node, f"the inversion kept no keys and values for steps {missing[0]} to {missing[-1]}; "
+                                   f"invert again with keep_keys_values on.")
+    cells = cell_mask(node, mask, tuple(inversion.latent_shape[-2:]), inversion.trajectory.device)
+    edited = edited_tokens(cells, model_family(model).patch_size)
+    kept_mask = inversion.clues.get(MASK_CLUE)
+    if kept_mask is not None and not torch.equal(kept_mask.to(edited.device).bool(), edited):
+        raise NodeInputError(node, "input 'mask' is not the mask the inversion kept apart (Flow Invert's kv_mask, "
+                                   "KV-Edit's attn_mask option); give the same mask, or invert again with this one.")
+    policy = KVEdit(cache, edited, scale)
+    patched = model.clone()
+    install_dit_policy(patched, policy, blocks, node)
+    patched.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.APPLY_MODEL, WRAPPER_KEY,
+                                 KVEditLatents(policy, inversion, cells, skip, node))
+    return patched, inversion.sampling_sigmas[skip:]
+

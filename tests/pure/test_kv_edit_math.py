@@ -1,0 +1,78 @@
+"""KV-Edit's pure pieces (``invertedit/attention/kv_edit.py``): the mask's tokens as the authors'
+code finds them, the attention masks, and the edit's keys and values when the target prompt's
+text is longer than the source's (the slower path) against the same attention written out."""
+import pytest
+import torch
+import torch.nn.functional as F
+from einops import rearrange, repeat
+
+from invertedit.attention.kv_edit import (KVEdit, EditState, KeepKeysValues, background_bias, edited_tokens,
+                                          inversion_bias, latent_mask)
+from invertedit.attention.policy import JointWhere, PolicyInputError
+
+
+def their_tokens(mask: torch.Tensor, h: int, w: int) -> torch.Tensor:
+    """The edited tokens as their ``Flux_kv_edit.denoise`` finds them (16 latent channels, 2x2 patches)."""
+    mask = F.interpolate(mask, size=(h, w), mode="bilinear", align_corners=False)
+    mask[mask > 0] = 1
+    mask = repeat(mask, "b c h w -> b (repeat c) h w", repeat=16)
+    mask = rearrange(mask, "b c (h ph) (w pw) -> b (h w) (c ph pw)", ph=2, pw=2)
+    return (mask.sum(dim=2) > 0.5)[0]
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_the_edited_tokens_are_the_authors(seed):
+    g = torch.Generator().manual_seed(seed)
+    mask = (torch.rand(1, 1, 96, 128, generator=g) > 0.97).float()   # scattered pixels: cells and patches partly set
+    cells = latent_mask(mask[:, 0], (12, 16))
+    assert torch.equal(edited_tokens(cells, 2), their_tokens(mask.clone(), 12, 16))
+
+
+def test_inversion_bias_keeps_the_region_and_the_background_apart():
+    edited = torch.tensor([True, False, False, True])
+    bias = inversion_bias(2, edited, torch.float32)[0, 0]
+    allowed = bias == 0
+    assert allowed[:2].all() and allowed[:, :2].all()                 # text rows and columns: everything
+    assert allowed[2, 5] and allowed[5, 2] and not allowed[2, 3] and not allowed[3, 5] and allowed[3, 4]
+    assert torch.isinf(bias[~allowed]).all()
+
+
+def test_background_bias_raises_only_the_backgrounds_keys():
+    bias = background_bias(3, torch.tensor([True, False, True, False]), 1.5, torch.float32)
+    assert bias.shape == (1, 1, 1, 7) and bias[0, 0, 0].tolist() == [0, 0, 0, 0, 1.5, 0, 1.5]
+
+
+def sdpa(q, k, v, mask=None):
+    out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+    return out.transpose(1, 2).reshape(q.shape[0], q.shape[2], -1)
+
+
+def where(text: int, grid=(2, 3)) -> JointWhere:
+    return JointWhere(block=("double_block", 0), chunks=(0,), rows=1, heads=2, text=text, grid=grid, attend=sdpa,
+                      time=lambda: (0.5, [1.0, 0.5, 0.0]))
+
+
+def test_a_longer_target_prompt_takes_the_kept_image_keys_and_values():
+    g = torch.Generator().manual_seed(0)
+    edited = torch.tensor([True, False, False, True, False, True])
+    kept_k, kept_v = (torch.randn(1, 2, 4 + 6, 8, generator=g) for _ in range(2))   # source: 4 text tokens
+    q, k, v = (torch.randn(1, 2, 7 + 6, 8, generator=g) for _ in range(3))           # target: 7
+    policy, state = KVEdit({(1, "double_block", 0): (kept_k, kept_v)}, edited, 1.0), EditState(step=1)
+    out = policy.attention(q, k, v, where(7), state)
+    image = torch.where(edited[None, None, :, None], k[:, :, 7:], kept_k[:, :, 4:])
+    values = torch.where(edited[None, None, :, None], v[:, :, 7:], kept_v[:, :, 4:])
+    want = sdpa(q, torch.cat((k[:, :, :7], image), 2), torch.cat((v[:, :, :7], values), 2),
+                background_bias(7, edited, 1.0, torch.float32))
+    assert torch.allclose(out, want, atol=1e-6)
+    # the same length: one select per tensor, the same attention
+    same = KVEdit({(1, "double_block", 0): (torch.cat((k[:, :, :7], kept_k[:, :, 4:]), 2),
+                                            torch.cat((v[:, :, :7], kept_v[:, :, 4:]), 2))}, edited, 1.0)
+    assert torch.allclose(same.attention(q, k, v, where(7), EditState(step=1)), want, atol=1e-6)
+
+
+def test_keeping_more_than_the_device_holds_is_refused_before_it_runs_out():
+    k = torch.zeros(1, 2, 3 + 6, 8)
+    policy = KeepKeysValues({}, torch.Tensor.clone, blocks=57, steps=28, budget=1000)
+    with pytest.raises(PolicyInputError, match=r"keeping KV-Edit's keys and values needs .* GiB \(28 steps x 57 "
+                                               r"blocks x 9 tokens\) .*set keep_values_on to cpu"):
+        policy.attention(k, k, k, where(3), policy.make_state())
