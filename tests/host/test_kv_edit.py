@@ -178,3 +178,26 @@ def test_a_kept_inversion_round_trips_through_a_file(host, flux):
                           sampler=call(host, "KSamplerSelect", sampler_name="euler")[0], sigmas=sigmas,
                           latent_image={"samples": raw})[0]["samples"])
     assert torch.equal(edits[0], edits[1])
+
+
+def test_re_init_starts_the_region_from_fresh_noise_and_keeps_the_background(host, flux):
+    """re_init: the run starts at the image noised with the seed's noise (the host's Random Noise), not
+    at the inversion; the background is still the image's, and the seed changes the region."""
+    model, _, _ = flux
+    raw, mask = raw_latent(), image_mask()
+    net = model.model.diffusion_model
+    inv = kv_edit(host, model, raw, mask)[1]
+    image = model.model.process_latent_in(raw).float()
+    cells = host.pack.attention.kv_edit.latent_mask(mask, (SIZE, SIZE)).expand_as(image)
+    outs = []
+    for seed in (0, 1):
+        edited, noise, sigmas = call(host, "InvertEditKVEdit", model=model, inversion=inv, mask=mask, skip_steps=SKIP,
+                                     attn_scale=1.0, re_init=True, seed=seed)
+        guider = call(host, "BasicGuider", model=edited, conditioning=prompt(net, 2, 5.5))[0]
+        out = call(host, "SamplerCustomAdvanced", noise=noise, guider=guider,
+                   sampler=call(host, "KSamplerSelect", sampler_name="euler")[0], sigmas=sigmas,
+                   latent_image={"samples": raw})[0]["samples"]
+        outs.append(model.model.process_latent_in(out).float())
+    assert all(torch.allclose(o[~cells], image[~cells], atol=1e-5) for o in outs)
+    assert (outs[0] - outs[1])[cells].abs().mean() > 0.05
+    assert (outs[0] - kv_edit(host, model, raw, mask)[0])[cells].abs().mean() > 0.05
