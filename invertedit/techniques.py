@@ -226,6 +226,16 @@ TECHNIQUES: tuple[Technique, ...] = (
         "attending to the background's kept keys and values, and keeps the background's latent as the image's.",
         settings={"InvertEditKVEdit.skip_steps": 4, "InvertEditKVEdit.attn_scale": 1.0}),
     Technique(
+        "Stable Flow", "flow", ("InvertEditStableFlowInvert", "InvertEditStableFlow"), "attention/stable_flow.py",
+        "Avrahami et al. 2025 (Stable Flow)",
+        "vital blocks: double 0, 1, 17, 18 and single 9, 34, 35, 37, 6 (Flux.1 dev); 50 steps; latent nudged 1.15, "
+        "guidance 1 inverting; guidance 1 (source) and 3 (edit)",
+        "N to invert, N to sample a batch of 2 (source and edit; stock euler)", ("Flux - Stable Flow",), None,
+        "The source and the edit sample as one pair, the source following the image's inversion; in the vital "
+        "blocks the edit attends with the source's image keys and values.",
+        settings={"InvertEditStableFlowInvert.steps": 50, "InvertEditStableFlowInvert.guidance": 1.0,
+                  "InvertEditStableFlowInvert.nudge": 1.15}),
+    Technique(
         "RF-Inversion", "flow", ("InvertEditRFInversionInvert", "InvertEditRFInversion"), "inversion/flow.py",
         "Rout et al. 2025", "28 steps, gamma 0.5, guidance 0 while inverting; eta 0.9 from 0 to 0.25 of the steps",
         "N to invert, N to sample (stock euler)", ("Flux - RF-Inversion edit", "SD3 - RF-Inversion edit"), None,

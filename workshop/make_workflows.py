@@ -1402,6 +1402,49 @@ def flux_kv_edit() -> dict:
     return {"nodes": nodes}
 
 
+def flux_stable_flow() -> dict:
+    """Stable Flow with the authors' real-image settings (``snap-research/stable-flow``'s ``run_stable_flow.py``:
+    50 steps, nudge 1.15, guidance 1 inverting, 1 and 3 editing, Flux.1 dev's vital blocks)."""
+    intro = (
+        "# Flux: Stable Flow, an edit that keeps the image's identity\n\n"
+        + _setup_note(FLUX, PROMPTS_PLAIN) +
+        "\n**Stable Flow Invert** (Avrahami et al.) nudges your image's latent (times 1.15) and inverts it with Euler "
+        "steps that take each step's velocity at its far end (50 steps, guidance 1). **Stable Flow** patches the "
+        "model so that the source and the edit sample as one pair (the source row following the inversion, at "
+        "guidance 1; the edit at guidance 3): in Flux.1 dev's vital blocks (double 0, 1, 17, 18; single 9, 34, 35, "
+        "37, 6) the edit attends with the source's image keys and values, so it keeps who and what is in the image "
+        "while the prompt changes it (poses, added objects, style). Sampled by the stock **SamplerCustomAdvanced** "
+        "(euler) with Stable Flow's NOISE, the inversion's SIGMAS and the image's latent repeated twice (**Repeat "
+        "Latent Batch**); **Latent From Batch** takes the edit (row 1). The strip: the image and the edit.")
+    model = _flow_model(FLUX)
+    nodes = _flow_front(FLUX, intro) + [
+        {"key": "source_guidance", "type": "FluxGuidance", "widgets": {"guidance": 1.0},
+         "inputs": {"conditioning": ("prompt", 0)}, "title": "FluxGuidance (source: 1)"},
+        {"key": "target_guidance", "type": "FluxGuidance", "widgets": {"guidance": 3.0},
+         "inputs": {"conditioning": ("target", 0)}, "title": "FluxGuidance (edit: 3)"},
+        {"key": "invert", "type": "InvertEditStableFlowInvert",
+         "widgets": {"steps": 50, "scheduler": SCHEDULES[FLUX.name], "guidance": 1.0, "nudge": 1.15},
+         "inputs": {"model": model, "latent": ("encode", "LATENT"), "positive": ("prompt", 0)}},
+        {"key": "stable", "type": "InvertEditStableFlow",
+         "widgets": {"double_blocks": "0, 1, 17, 18", "single_blocks": "9, 34, 35, 37, 6", "aligned_source": False},
+         "inputs": {"model": model, "inversion": ("invert", 0), "source": ("source_guidance", 0),
+                    "target": ("target_guidance", 0)}},
+        {"key": "guider", "type": "BasicGuider", "inputs": {"model": ("stable", "MODEL"),
+                                                            "conditioning": ("stable", "CONDITIONING")}},
+        {"key": "pair_latent", "type": "RepeatLatentBatch", "widgets": {"amount": 2},
+         "inputs": {"samples": ("encode", "LATENT")}, "title": "Repeat Latent Batch (the pair)"},
+        {"key": "sampler", "type": "KSamplerSelect", "widgets": {"sampler_name": "euler"}},
+        {"key": "sample", "type": "SamplerCustomAdvanced",
+         "inputs": {"noise": ("stable", "NOISE"), "guider": ("guider", "GUIDER"), "sampler": ("sampler", "SAMPLER"),
+                    "sigmas": ("invert", "SIGMAS"), "latent_image": ("pair_latent", "LATENT")}},
+        {"key": "pick", "type": "LatentFromBatch", "widgets": {"batch_index": 1, "length": 1},
+         "inputs": {"samples": ("sample", 0)}, "title": "Latent From Batch (the edit)"},
+        {"key": "decode", "type": "VAEDecode", "inputs": {"samples": ("pick", 0), "vae": ("model", "VAE")}},
+    ]
+    nodes += _strip([("resize", "image"), ("decode", "edit")], "invertedit/flux_stable_flow", "Image | Stable Flow")
+    return {"nodes": nodes}
+
+
 def flux_rf_inversion_edit() -> dict:
     return _rf_inversion_edit(FLUX, edit_guidance=3.5)     # the community pipeline's default guidance
 
@@ -1435,6 +1478,8 @@ CHECKPOINT_WORKFLOWS = {
     "Flux - RF-Solver-Edit": (flux_rf_solver_edit, {"InvertEditFlowInvert": {"share_from_block": 0}},
                               {"InvertEditFlowInvert": {"steps": 5, "share_steps": 2}}),
     "Flux - KV-Edit": (flux_kv_edit, {}, {"InvertEditFlowInvert": {"steps": 6}, "InvertEditKVEdit": {"skip_steps": 1}}),
+    "Flux - Stable Flow": (flux_stable_flow, {"InvertEditStableFlow": {"double_blocks": "0, 1", "single_blocks": "0, 1"}},
+                           {"InvertEditStableFlowInvert": {"steps": 5}}),
     "Flux - RF-Inversion edit": (flux_rf_inversion_edit, {}, {"InvertEditRFInversionInvert": {"steps": 5}}),
     "SD3 - RF-Inversion edit": (sd3_rf_inversion_edit, {}, {"InvertEditRFInversionInvert": {"steps": 5}}),
 }
@@ -1445,8 +1490,8 @@ CHECKPOINT_WORKFLOWS = {
 CHECKPOINT_BUILTINS = {f"{family} - {workflow}": f"demo-{'flux-dev' if family == 'Flux' else 'sd3'}"
                        for family in ("Flux", "SD3")
                        for workflow in ("FlowEdit", "Flow inversion and edit", "RF-Inversion edit", "RF-Solver-Edit",
-                                        "KV-Edit")
-                       if (family, workflow) not in (("SD3", "RF-Solver-Edit"), ("SD3", "KV-Edit"))}
+                                        "KV-Edit", "Stable Flow")
+                       if family == "Flux" or workflow in ("FlowEdit", "Flow inversion and edit", "RF-Inversion edit")}
 
 
 TOY_BUILTIN = "toy"   # the runner's builtin that runs the checkpoint workflows: the Toy World Model, two objects, 512 px

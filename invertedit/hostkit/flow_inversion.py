@@ -161,25 +161,27 @@ class InvertedNoise:
     sigma the host's run starts at ``sigma_0 * noise + (1 - sigma_0) * latent``, and with the
     image's latent as the sampler's LATENT this noise makes that the inversion's state."""
 
-    def __init__(self, inversion: Inversion, node: str, start: int = 0, state: int | None = None):
+    def __init__(self, inversion: Inversion, node: str, start: int = 0, state: int | None = None, rows: int = 1):
         """The run starts at sigma ``start`` of the inversion's schedule, at its latent ``state``
-        (``start``'s own by default)."""
+        (``start``'s own by default), in each of ``rows`` copies (2: a source/target pair)."""
         self.inversion, self.node, self.seed = inversion, node, 0
-        self.start, self.state = start, start if state is None else state
+        self.start, self.state, self.rows = start, start if state is None else state, rows
 
     def generate_noise(self, input_latent: dict) -> torch.Tensor:
         inv = self.inversion
         samples = input_latent["samples"]
-        if tuple(samples.shape) != inv.latent_shape:
+        want = (inv.latent_shape[0] * self.rows, *inv.latent_shape[1:])
+        if tuple(samples.shape) != want:
+            how = ("the image's latent (VAE Encode of the inverted image)" if self.rows == 1 else
+                   f"the image's latent repeated {self.rows} times (Repeat Latent Batch, amount {self.rows})")
             raise NodeInputError(self.node, f"the sampler's latent_image is {tuple(samples.shape)}, but the inversion "
-                                            f"was made from a latent {inv.latent_shape}; connect the image's latent "
-                                            f"(VAE Encode of the inverted image) as latent_image.")
+                                            f"was made from a latent {inv.latent_shape}; connect {how} as "
+                                            f"latent_image.")
         sigma0 = float(inv.sampling_sigmas[self.start])
         start = inv.trajectory[self.state]
-        if sigma0 >= 1.0:
-            return start.clone()
-        # x = sigma0 * noise + (1 - sigma0) * latent_in, with latent_in the image's latent in the model's space
-        return (start - (1.0 - sigma0) * inv.trajectory[-1]) / sigma0
+        if sigma0 < 1.0:   # x = sigma0 * noise + (1 - sigma0) * latent_in, latent_in the image's latent (model space)
+            start = (start - (1.0 - sigma0) * inv.trajectory[-1]) / sigma0
+        return start.repeat(self.rows, 1, 1, 1)
 
 
 def random_noise(seed: int):

@@ -68,6 +68,21 @@ def solve(velocity: Velocity, x: torch.Tensor, times: torch.Tensor, solver: str,
     return states
 
 
+def ahead_euler(velocity: Velocity, x: torch.Tensor, times: torch.Tensor,
+                callback: Optional[StepCallback] = None) -> list[torch.Tensor]:
+    """Stable Flow's inversion (Avrahami et al., their scheduler's ``step_forward``): Euler steps up
+    the ascending ``times`` with each step's velocity taken at its far end, ``x + (t' - t) v(x,
+    t')``. Returns the states, ``[0]`` is ``x``."""
+    states, total = [x], len(times) - 1
+    for i in range(total):
+        t, t_next = times[i], times[i + 1]
+        x = x + (t_next - t) * velocity(x, _t(t_next, x))
+        states.append(x)
+        if callback is not None:
+            callback(i, total, x)
+    return states
+
+
 def rf_invert(velocity: Velocity, y0: torch.Tensor, sigmas: torch.Tensor, gamma: float, y1: torch.Tensor,
               callback: Optional[StepCallback] = None) -> list[torch.Tensor]:
     """RF-Inversion's controlled forward ODE (the community pipeline's ``invert``): from the image

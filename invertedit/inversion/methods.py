@@ -55,7 +55,8 @@ FLOW_EULER = Method("flow-euler", "Flow Invert")
 RF_SOLVER = Method("rf-solver", "Flow Invert", own_sampler="Flow Sampler")
 FIREFLOW = Method("fireflow", "Flow Invert", own_sampler="Flow Sampler")
 RF_INVERSION = Method("rf-inversion", "RF-Inversion Invert", clues=("rf.y1",))
-FLOW_METHODS = (FLOW_EULER, RF_SOLVER, FIREFLOW, RF_INVERSION)
+STABLE_FLOW = Method("stable-flow", "Stable Flow Invert")
+FLOW_METHODS = (FLOW_EULER, RF_SOLVER, FIREFLOW, RF_INVERSION, STABLE_FLOW)
 
 METHODS: dict[str, Method] = {m.name: m for m in (DDIM, NEGATIVE_PROMPT, NULL_TEXT, DIRECT, EDICT, EDIT_FRIENDLY,
                                                   FIXED_POINT, *FLOW_METHODS)}

@@ -1244,6 +1244,84 @@ FLOW_CASES += [
      r"KV-Edit: the sampler's latent_image is \(1, 16, 16, 16\), but the inversion was made from a latent"),
 ]
 
+
+
+def sf_inverted(k: Kit):
+    """Stable Flow Invert (4 steps) of a random 8x8 latent on the tiny Flux dev."""
+    m, c, _ = flow(k)
+    return k.once("sf_inverted", lambda: call(k.host, "InvertEditStableFlowInvert", model=m,
+                                              latent={"samples": torch.randn(1, 16, 8, 8)},
+                                              positive=encode(k.host, c, PROMPT), steps=4, scheduler="simple",
+                                              guidance=1.0, nudge=1.15))
+
+
+def join_conditioning(k: Kit) -> list:
+    """One CONDITIONING holding two prompts (batch 2)."""
+    (emb, extra), = encode(k.host, flow(k)[1], PROMPT)
+    return [[emb.repeat(2, 1, 1), {**extra, "pooled_output": extra["pooled_output"].repeat(2, 1)}]]
+
+
+def sf_on_sd3(k: Kit):
+    m, c, _ = flow(k, "sd3")
+    inv = call(k.host, "InvertEditStableFlowInvert", model=m, latent={"samples": torch.randn(1, 16, 8, 8)},
+               positive=encode(k.host, c, PROMPT), steps=2, scheduler="simple", guidance=1.0, nudge=1.15)[0]
+    return stable_flow(k, model=m, inversion=inv, source=encode(k.host, c, PROMPT), target=encode(k.host, c, PROMPT))
+
+
+def stable_flow(k: Kit, **change):
+    m, c, _ = flow(k)
+    args = dict(model=m, inversion=sf_inverted(k)[0], source=encode(k.host, c, PROMPT),
+                target=encode(k.host, c, "a yellow circle"), double_blocks="0, 1", single_blocks="1")
+    args.update(change)
+    return call(k.host, "InvertEditStableFlow", **args)
+
+
+def sf_sampled(k: Kit, latent=None, sigmas=None, sampler: str = "euler", conditioning=None):
+    """Stable Flow's pair sampled with its NOISE on the inversion's SIGMAS (or ``sigmas``)."""
+    model, pair, noise = stable_flow(k)
+    guider = call(k.host, "BasicGuider", model=model, conditioning=conditioning or pair)[0]
+    return call(k.host, "SamplerCustomAdvanced", noise=noise, guider=guider,
+                sampler=call(k.host, "KSamplerSelect", sampler_name=sampler)[0],
+                sigmas=sf_inverted(k)[1] if sigmas is None else sigmas,
+                latent_image={"samples": torch.randn(2, 16, 8, 8) if latent is None else latent})
+
+
+FLOW_CASES += [
+    ("stable-flow-invert-sd-model", lambda k: call(k.host, "InvertEditStableFlowInvert", model=k.model,
+                                                   latent={"samples": torch.randn(1, 4, 8, 8)},
+                                                   positive=encode(k.host, k.clip, PROMPT), steps=4, scheduler="simple",
+                                                   guidance=1.0, nudge=1.15),
+     r"Stable Flow Invert: input 'model' is SD15 .*rectified-flow transformers"),
+    ("stable-flow-invert-nudge-nan", lambda k: call(k.host, "InvertEditStableFlowInvert", model=flow(k)[0],
+                                                    latent={"samples": torch.randn(1, 16, 8, 8)},
+                                                    positive=encode(k.host, flow(k)[1], PROMPT), steps=4,
+                                                    scheduler="simple", guidance=1.0, nudge=NAN),
+     r"Stable Flow Invert: input 'nudge' is nan; give a finite number"),
+    ("stable-flow-sd3", sf_on_sd3,
+     r"Stable Flow: input 'model' is SD3; Stable Flow's vital layers are Flux.1's"),
+    ("stable-flow-other-model", lambda k: stable_flow(k, model=flow(k, "flux-schnell")[0]),
+     r"Stable Flow: input 'model' is not the model the inversion was made with"),
+    ("stable-flow-flow-invert-record", lambda k: stable_flow(k, inversion=flow_invert(k, solver="euler")[0]),
+     r"Stable Flow: input 'inversion' is a flow-euler inversion .*; Stable Flow takes only these inversions: "
+     r"stable-flow \(from Stable Flow Invert\)"),
+    ("stable-flow-block-past-the-model", lambda k: stable_flow(k, single_blocks="9, 34"),
+     r"Stable Flow: input 'single_blocks' names single block 9, but the model has 2 \(0 to 1\)"),
+    ("stable-flow-blocks-not-numbers", lambda k: stable_flow(k, double_blocks="first"),
+     r"Stable Flow: input 'double_blocks' is 'first'; give block numbers separated by commas"),
+    ("stable-flow-no-blocks", lambda k: stable_flow(k, double_blocks="", single_blocks=" "),
+     r"Stable Flow: inputs 'double_blocks' and 'single_blocks' are both empty"),
+    ("stable-flow-two-source-prompts", lambda k: stable_flow(k, source=join_conditioning(k)),
+     r"Stable Flow: input 'source' holds 2 prompts; give one"),
+    ("stable-flow-latent-not-repeated", lambda k: sf_sampled(k, latent=torch.randn(1, 16, 8, 8)),
+     r"Stable Flow: the sampler's latent_image is \(1, 16, 8, 8\), .*connect the image's latent repeated 2 times "
+     r"\(Repeat Latent Batch, amount 2\)"),
+    ("stable-flow-other-sigmas", lambda k: sf_sampled(k, sigmas=call(
+        k.host, "BasicScheduler", model=flow(k)[0], scheduler="simple", steps=3, denoise=1.0)[0]),
+     r"Stable Flow: the model is sampled on 3 steps that are not the inversion's \(4\)"),
+    ("stable-flow-midpoint-sampler", lambda k: sf_sampled(k, sampler="dpm_2"),
+     r"Stable Flow: the model was called between the inversion's steps; Stable Flow samples with euler"),
+]
+
 CASES += FILE_CASES + PAIR_CASES + FLOW_CASES
 
 

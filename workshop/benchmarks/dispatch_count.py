@@ -254,6 +254,22 @@ def measure_flow_samplers(host, family: str, steps: int) -> list[dict]:
         row = custom_per_step(host, model, kv_edited, latent, steps, "KV-Edit (every step and block, attn_scale 1) + "
                                                                      "stock euler")
         rows.append(dict(row, per_nfe=row["ops"] / row["calls"]))
+        # Stable Flow: the pair (batch 2) with every block vital, against stock euler on the same batch of 2
+        source = call(host, "FluxGuidance", conditioning=target, guidance=1.0)[0]
+        sf_kept = {n: call(host, "InvertEditStableFlowInvert", model=model, latent={"samples": latent[:1]},
+                           positive=source, steps=n, scheduler="simple", guidance=1.0, nudge=1.15)[0]
+                   for n in (steps, 2 * steps)}
+        every = {kind: ", ".join(str(i) for i in range(len(host.pack.hostkit.dit_attention.dit_blocks(model, (kind,)))))
+                 for kind in ("double_block", "single_block")}
+
+        def stable_flowed(m, n):
+            m, pair, _ = call(host, "InvertEditStableFlow", model=m, inversion=sf_kept[n], source=source, target=target,
+                              double_blocks=every["double_block"], single_blocks=every["single_block"])
+            return call(host, "BasicGuider", model=m, conditioning=pair)[0], euler
+
+        row = custom_per_step(host, model, stable_flowed, latent, steps, "Stable Flow (every block vital, the pair) + "
+                                                                         "stock euler")
+        rows.append(dict(row, per_nfe=row["ops"] / row["calls"]))
     for row in rows:
         row["ratio"] = row["per_nfe"] / rows[0]["per_nfe"]
     return rows

@@ -1,0 +1,112 @@
+"""Stable Flow (``InvertEditStableFlowInvert`` + ``InvertEditStableFlow``) on the tiny random Flux dev:
+
+- parity with the authors' code (``snap-research/stable-flow``'s vendored diffusers: their
+  ``FluxPipeline`` inverting with ``invert_image`` and editing with ``inverted_latent_list`` and the
+  copy blocks, run unchanged by ``tests/reference/stable_flow_runner.py`` on the same weights):
+  the inverted latent and the edit;
+- where the source row stands at each step (``source_state``) is their loop's;
+- the edit's cost per evaluation against a stock Euler evaluation of the same batch.
+The reference code is fetched at test time (never committed); where absent the test skips loudly."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from workshop.headless.calls import call
+
+REFERENCE = Path(__file__).resolve().parents[1] / "reference"
+SIZE, STEPS, TEXT = 16, 8, 512    # latent 16x16 (a 128 px image), 8 steps; their code takes 512 text tokens
+TOLERANCE = 5e-4                  # relative: max |ours - theirs| / max |theirs|
+
+
+@pytest.fixture(scope="module")
+def flux(host):
+    model, clip, vae = host.pack.demo.tiny_flow_models.build_tiny_flow_models("flux-dev", seed=0)
+    # the authors' schedule: Flux's shift for the image's tokens, as ModelSamplingFlux sets it
+    return call(host, "ModelSamplingFlux", model=model, max_shift=1.15, base_shift=0.5, width=SIZE * 8,
+                height=SIZE * 8)[0]
+
+
+def conditioning(net, seed: int, guidance: float) -> list:
+    """A one-prompt CONDITIONING: a random 512-token T5 text and pooled vector (the encoders are not the method)."""
+    g = torch.Generator().manual_seed(seed)
+    text = torch.randn(1, TEXT, net.params.context_in_dim, generator=g)
+    return [[text, {"pooled_output": torch.randn(1, net.params.vec_in_dim, generator=g), "guidance": guidance}]]
+
+
+def edit(host, model, raw, double: str, single: str):
+    """Stable Flow Invert, Stable Flow, SamplerCustomAdvanced (euler) on the pair: (inversion, pair output)."""
+    net = model.model.diffusion_model
+    source, target = conditioning(net, 1, 1.0), conditioning(net, 2, 3.0)
+    inv, sigmas = call(host, "InvertEditStableFlowInvert", model=model, latent={"samples": raw}, positive=source,
+                       steps=STEPS, scheduler="simple", guidance=1.0, nudge=1.15)
+    patched, pair, noise = call(host, "InvertEditStableFlow", model=model, inversion=inv, source=source, target=target,
+                                double_blocks=double, single_blocks=single)
+    guider = call(host, "BasicGuider", model=patched, conditioning=pair)[0]
+    latent = call(host, "RepeatLatentBatch", samples={"samples": raw}, amount=2)[0]
+    out = call(host, "SamplerCustomAdvanced", noise=noise, guider=guider,
+               sampler=call(host, "KSamplerSelect", sampler_name="euler")[0], sigmas=sigmas, latent_image=latent)[0]
+    return inv, model.model.process_latent_in(out["samples"]).float()
+
+
+def test_the_source_row_follows_their_loop(host):
+    """Their loop sets the source row after step i to ``inverted_latent_list[-i]``; the list holds the
+    inversion's states from the image up (``[k]`` at sampling point ``steps - 1 - k``)."""
+    source_state = host.pack.attention.stable_flow.source_state
+    steps = 6
+    listed = list(range(steps - 1, -1, -1))          # their list: the sampling point of each entry
+    rows = [listed[-1]]                               # step 0: the last inverted latent, both rows
+    for i in range(steps - 1):
+        rows.append(listed[-i])                       # set after step i, seen by step i + 1
+    assert [source_state(s, steps) for s in range(steps)] == rows
+
+
+@pytest.fixture(scope="module")
+def checkout(tmp_path_factory, reference_copy):
+    tmp = tmp_path_factory.mktemp("stable_flow_parity")
+    return reference_copy(tmp, "STABLEFLOW", "snap-research/stable-flow", ("src",), "run_stable_flow.py")
+
+
+def test_stable_flow_matches_the_authors_code(host, flux, checkout, skip_loudly):
+    if checkout is None:
+        skip_loudly("STABLE FLOW PARITY SKIPPED: the Stable Flow code was not found (set STABLEFLOW_PATH to a checkout "
+                    "of github.com/snap-research/stable-flow, or fetch it)")
+    sys.path.insert(0, str(REFERENCE))
+    from flow_diffusers import diffusers_transformer
+
+    model = flux
+    net = model.model.diffusion_model
+    raw = torch.randn(1, 16, SIZE, SIZE, generator=torch.Generator().manual_seed(5))
+    inv, ours = edit(host, model, raw, "0", "1")
+    other = edit(host, model, raw, "1", "0")[1]
+    transformer = diffusers_transformer(model)
+    source, target = conditioning(net, 1, 1.0)[0], conditioning(net, 2, 3.0)[0]
+    job = {"state_dict": {k: v.detach().float().clone() for k, v in transformer.state_dict().items()},
+           "config": dict(transformer.config), "latent": model.model.process_latent_in(raw).float(), "size": SIZE * 8,
+           "source": (source[0], source[1]["pooled_output"]), "target": (target[0], target[1]["pooled_output"]),
+           "steps": STEPS, "guidance": (1.0, 3.0), "mm_copy_blocks": [0], "single_copy_blocks": [1], "nudge": 1.15}
+    runs = checkout / "runs"
+    runs.mkdir(exist_ok=True)
+    torch.save(job, runs / "job.pt")
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(checkout / "src"), str(REFERENCE)]))
+    done = subprocess.run([sys.executable, str(REFERENCE / "stable_flow_runner.py"), str(runs / "job.pt"),
+                           str(runs / "out.pt")], env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, f"the reference run failed:\n{done.stderr[-3000:]}"
+    theirs = torch.load(runs / "out.pt", weights_only=False)
+
+    def rel(a, b):
+        return ((a - b).abs().max() / b.abs().max()).item()
+
+    from flow_diffusers import unpack_latents
+    inverted = rel(inv.trajectory[0].float(), unpack_latents(theirs["inverted"][-1].float(), SIZE, SIZE))
+    error, moved = rel(ours[1], theirs["edit"][1].float()), rel(other[1], theirs["edit"][1].float())
+    print(f"\nStable Flow vs their FluxPipeline ({STEPS} steps, {SIZE}x{SIZE}, copy blocks double 0 and single 1): "
+          f"inverted latent {inverted:.2e}, edit {error:.2e} (relative; copying double 1 and single 0 instead: "
+          f"{moved:.2e})")
+    assert moved > 10 * TOLERANCE
+    assert inverted <= TOLERANCE and error <= TOLERANCE
