@@ -7,6 +7,7 @@ inverted latent the authors' loop gives it, at the source's own Flux guidance.
 from __future__ import annotations
 
 import comfy.patcher_extension
+import comfy.sample
 import torch
 
 from ..attention.policy import schedule_position
@@ -54,51 +55,71 @@ def _guidance(conditioning: list) -> float:
 
 class SourceRow:
     """APPLY_MODEL wrapper: once per model call, the source rows (row 0 of every chunk) take the
-    inverted latent ``source_state`` says and the source's Flux guidance."""
+    inverted latent ``source_state`` says (where there is an inversion; a generated pair's source
+    row is its own) and the source's Flux guidance."""
 
-    def __init__(self, inversion: Inversion, guidance: float, aligned: bool, node: str):
+    def __init__(self, inversion: Inversion | None, guidance: float, aligned: bool, node: str):
         self.inversion, self.guidance, self.aligned, self.node = inversion, guidance, aligned, node
-        self.schedule = inversion.sampling_sigmas.float().tolist()  # sampling-path-ok: once per node execution; the host's schedule is a CPU tensor
+        self.schedule = None if inversion is None else inversion.sampling_sigmas.float().tolist()  # sampling-path-ok: once per node execution; the host's schedule is a CPU tensor
 
-    def __call__(self, executor, x, t, c_concat=None, c_crossattn=None, control=None, transformer_options={},
-                 **kwargs):
-        state: dict = run_state(transformer_options, self, dict, self.node)
-        chunks = tuple(transformer_options.get("cond_or_uncond", [0]))
-        rows = x.shape[0] // max(len(chunks), 1)
-        if "trajectory" not in state:
+    def _check_run(self, transformer_options: dict, rows: int) -> None:
+        if self.schedule is not None:
             run = sigma_list(transformer_options["sample_sigmas"])
             if len(run) != len(self.schedule) or any(abs(a - b) > 1e-6 + 1e-4 * abs(b)
                                                      for a, b in zip(run, self.schedule)):
                 raise NodeInputError(self.node, f"the model is sampled on {len(run) - 1} steps that are not the "
                                                 f"inversion's ({len(self.schedule) - 1}); sample with Stable Flow's "
                                                 f"SIGMAS, NOISE and the euler sampler.")
-            if rows != 2:
-                raise NodeInputError(self.node, f"the model is sampled on {rows} rows a prompt; Stable Flow samples "
-                                                f"the source/target pair: its CONDITIONING with the image's latent "
-                                                f"repeated twice (Repeat Latent Batch, amount 2).")
-            state["trajectory"] = self.inversion.trajectory.to(x)
+        if rows != 2:
+            latent = ("the image's latent repeated twice (Repeat Latent Batch, amount 2)" if self.schedule is not None
+                      else "a latent of 2 rows (Empty SD3 Latent Image, batch_size 2)")
+            raise NodeInputError(self.node, f"the model is sampled on {rows} rows a prompt; Stable Flow samples the "
+                                            f"source/target pair: its CONDITIONING with {latent}.")
+
+    def __call__(self, executor, x, t, c_concat=None, c_crossattn=None, control=None, transformer_options={},
+                 **kwargs):
+        state: dict = run_state(transformer_options, self, dict, self.node)
+        chunks = tuple(transformer_options.get("cond_or_uncond", [0]))
+        rows = x.shape[0] // max(len(chunks), 1)
         key = (x.shape[0], chunks, x.device)
         if key not in state:
+            self._check_run(transformer_options, rows)
             source = torch.zeros(x.shape[0], dtype=torch.bool, device=x.device)
             source[::rows] = True
             state[key] = source
+            if self.inversion is not None:
+                state["trajectory"] = self.inversion.trajectory.to(x)
         source = state[key]
-        step, half = schedule_position(self.schedule, sigma_value(t))
-        if half or step >= len(self.schedule) - 1:
-            raise NodeInputError(self.node, "the model was called between the inversion's steps; Stable Flow samples "
-                                            "with euler (the authors'): use the euler sampler.")
-        inverted = state["trajectory"][source_state(step, len(self.schedule) - 1, self.aligned)]
-        x = torch.where(source[:, None, None, None], inverted, x)
+        if self.inversion is not None:
+            step, half = schedule_position(self.schedule, sigma_value(t))
+            if half or step >= len(self.schedule) - 1:
+                raise NodeInputError(self.node, "the model was called between the inversion's steps; Stable Flow "
+                                                "samples with euler (the authors'): use the euler sampler.")
+            inverted = state["trajectory"][source_state(step, len(self.schedule) - 1, self.aligned)]
+            x = torch.where(source[:, None, None, None], inverted, x)
         guidance = kwargs.get("guidance")
         if guidance is not None:
             kwargs["guidance"] = torch.where(source, torch.full_like(guidance, self.guidance), guidance)
         return executor(x, t, c_concat, c_crossattn, control, transformer_options, **kwargs)
 
 
-def stable_flow(node: str, model, inversion: Inversion, source: list, target: list, double: str, single: str,
+class SharedNoise:
+    """A NOISE for a generated pair: one seeded noise (the host's, of one row) in every row, as the
+    authors tile one noise over their prompts."""
+
+    def __init__(self, seed: int, node: str):
+        self.seed, self.node = seed, node
+
+    def generate_noise(self, input_latent: dict) -> torch.Tensor:
+        samples = input_latent["samples"]
+        return comfy.sample.prepare_noise(samples[:1], self.seed).repeat(samples.shape[0], 1, 1, 1)
+
+
+def stable_flow(node: str, model, inversion: Inversion | None, source: list, target: list, double: str, single: str,
                 aligned: bool = False):
     """A clone of ``model`` sampling Stable Flow's pair, and the pair's CONDITIONING (row 0 the
-    source, row 1 the target, at the target's guidance; the source's is set by the wrapper)."""
+    source, row 1 the target, at the target's guidance; the source's is set by the wrapper). With
+    an ``inversion`` the source row follows it; without, the pair is generated from one noise."""
     family = check_flow_family(model, node)
     if not dit_blocks(model, ("single_block",)):
         raise NodeInputError(node, f"input 'model' is {family.config_name}; Stable Flow's vital layers are Flux.1's "

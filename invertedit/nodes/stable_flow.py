@@ -8,7 +8,7 @@ from ..hostkit.errors import check_choice, check_finite, check_inversion
 from ..hostkit.flow_inversion import InvertedNoise
 from ..hostkit.schemas import SCHEDULERS, io
 from ..hostkit.sockets import Inversion as InversionSocket
-from ..hostkit.stable_flow import stable_flow, stable_flow_invert
+from ..hostkit.stable_flow import SharedNoise, stable_flow, stable_flow_invert
 from ..inversion.methods import STABLE_FLOW
 
 
@@ -65,14 +65,17 @@ class StableFlow(io.ComfyNode):
             category="InvertEdit/flow",
             description=(
                 "Stable Flow (Avrahami et al.) on a Flux model: the source and the edit sample as one pair, the source "
-                "row following the image's inversion; in the vital blocks the edit attends with the source's image "
-                "keys and values, so it keeps the image's identity. Sample with SamplerCustomAdvanced: BasicGuider "
-                "with this node's MODEL and CONDITIONING, its NOISE, the inversion's SIGMAS, the euler sampler, the "
-                "image's latent repeated twice (Repeat Latent Batch); row 1 of the output is the edit."),
+                "row following the image's inversion (or, without one, generated with the edit from one noise); in "
+                "the vital blocks the edit attends with the source's image keys and values, so it keeps the image's "
+                "identity. Sample with SamplerCustomAdvanced: BasicGuider with this node's MODEL and CONDITIONING, its "
+                "NOISE, the inversion's SIGMAS (or a scheduler's), the euler sampler, the image's latent repeated "
+                "twice (Repeat Latent Batch; or an empty latent of 2 rows); row 1 of the output is the edit."),
             inputs=[
                 io.Model.Input("model", tooltip="The Flux model the image was inverted with."),
-                InversionSocket.Input("inversion", tooltip="Stable Flow Invert's inversion (authors: 50 steps, "
-                                                           "guidance 1, nudge 1.15)."),
+                InversionSocket.Input("inversion", optional=True,
+                                      tooltip="Stable Flow Invert's inversion (authors: 50 steps, guidance 1, nudge "
+                                              "1.15). Leave it out to generate the source and the edit together "
+                                              "(authors: 15 steps, guidance 3.5)."),
                 io.Conditioning.Input("source", tooltip="The source prompt, at its Flux guidance (authors: 1)."),
                 io.Conditioning.Input("target", tooltip="The edit's prompt, at its Flux guidance (authors: 3)."),
                 io.String.Input("double_blocks", default=blocks(FLUX_VITAL_DOUBLE),
@@ -84,6 +87,10 @@ class StableFlow(io.ComfyNode):
                                  tooltip="Off (the authors' code): the source row takes the inverted latents as their "
                                          "loop sets them, one step behind and the first one from the image's end. "
                                          "On: the inverted latent of each step's own time."),
+                io.Int.Input("seed", default=42, min=0, max=0xFFFFFFFFFFFFFFFF, control_after_generate=True,
+                             optional=True,
+                             tooltip="Without an inversion: the seed of the one noise both rows start from "
+                                     "(authors: 42)."),
             ],
             outputs=[io.Model.Output(tooltip="The model to sample the pair with."),
                      io.Conditioning.Output(tooltip="The pair: row 0 the source, row 1 the edit."),
@@ -92,12 +99,14 @@ class StableFlow(io.ComfyNode):
         )
 
     @classmethod
-    def execute(cls, model, inversion, source, target, double_blocks, single_blocks,
-                aligned_source=False) -> io.NodeOutput:
-        check_inversion(cls.NAME, inversion, model=model, methods=(STABLE_FLOW,))
+    def execute(cls, model, source, target, double_blocks, single_blocks, inversion=None, aligned_source=False,
+                seed=42) -> io.NodeOutput:
+        if inversion is not None:
+            check_inversion(cls.NAME, inversion, model=model, methods=(STABLE_FLOW,))
         patched, pair = stable_flow(cls.NAME, model, inversion, source, target, double_blocks, single_blocks,
                                     aligned_source)
-        return io.NodeOutput(patched, pair, InvertedNoise(inversion, cls.NAME, rows=2))
+        noise = SharedNoise(seed, cls.NAME) if inversion is None else InvertedNoise(inversion, cls.NAME, rows=2)
+        return io.NodeOutput(patched, pair, noise)
 
 
 NODES = [StableFlowInvert, StableFlow]

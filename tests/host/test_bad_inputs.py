@@ -1276,6 +1276,17 @@ def stable_flow(k: Kit, **change):
     return call(k.host, "InvertEditStableFlow", **args)
 
 
+def sf_generated_one_row(k: Kit):
+    """Stable Flow without an inversion, sampled on a latent of one row (its pair conditioning cut to one)."""
+    m, c, _ = flow(k)
+    model, pair, noise = stable_flow(k, inversion=None)
+    guider = call(k.host, "BasicGuider", model=model, conditioning=encode(k.host, c, PROMPT))[0]
+    return call(k.host, "SamplerCustomAdvanced", noise=noise, guider=guider,
+                sampler=call(k.host, "KSamplerSelect", sampler_name="euler")[0],
+                sigmas=call(k.host, "BasicScheduler", model=m, scheduler="simple", steps=2, denoise=1.0)[0],
+                latent_image={"samples": torch.zeros(1, 16, 8, 8)})
+
+
 def sf_sampled(k: Kit, latent=None, sigmas=None, sampler: str = "euler", conditioning=None):
     """Stable Flow's pair sampled with its NOISE on the inversion's SIGMAS (or ``sigmas``)."""
     model, pair, noise = stable_flow(k)
@@ -1318,6 +1329,9 @@ FLOW_CASES += [
     ("stable-flow-other-sigmas", lambda k: sf_sampled(k, sigmas=call(
         k.host, "BasicScheduler", model=flow(k)[0], scheduler="simple", steps=3, denoise=1.0)[0]),
      r"Stable Flow: the model is sampled on 3 steps that are not the inversion's \(4\)"),
+    ("stable-flow-generated-one-row", sf_generated_one_row,
+     r"Stable Flow: the model is sampled on 1 rows a prompt; Stable Flow samples the source/target pair: its "
+     r"CONDITIONING with a latent of 2 rows"),
     ("stable-flow-midpoint-sampler", lambda k: sf_sampled(k, sampler="dpm_2"),
      r"Stable Flow: the model was called between the inversion's steps; Stable Flow samples with euler"),
 ]

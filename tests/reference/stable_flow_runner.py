@@ -10,7 +10,9 @@ JOB (``torch.save``):
   (converted by the host's own key map, ``tests/reference/flow_diffusers.py``); loaded strictly;
 - ``latent``: the image's latent in the model's space, ``[1, 16, h, w]``; ``size``: the image's side;
 - ``source`` / ``target``: (T5 embeddings ``[1, 512, d]``, pooled ``[1, d']``);
-- ``steps``, ``guidance`` ([source, target]), ``mm_copy_blocks``, ``single_copy_blocks``, ``nudge``.
+- ``steps``, ``guidance`` ([source, target]), ``mm_copy_blocks``, ``single_copy_blocks``, ``nudge``;
+- or, for their generated-image edit (``infer_and_save``), ``noise`` ``[1, 16, h, w]`` in place of
+  ``latent``: tiled over the two prompts, sampled at the target's guidance with the copy blocks.
 
 As their ``run_stable_flow.py`` ``invert_and_save`` does: the latent times ``nudge`` and packed
 (their ``image2latent`` after the VAE), inverted with the source prompt at guidance 1
@@ -57,11 +59,21 @@ def main(job_path: str, out_path: str) -> None:
                         tokenizer_2=None, transformer=transformer)
     pipe.set_progress_bar_config(disable=True)
 
+    (src, src_pooled), (tgt, tgt_pooled) = job["source"], job["target"]
+    size, steps = job["size"], job["steps"]
+    if "noise" in job:   # their infer_and_save: one noise tiled over the prompts, no inversion
+        b, c, h, w = job["noise"].shape
+        noise = pipe._pack_latents(latents=job["noise"], batch_size=1, num_channels_latents=c, height=h, width=w)
+        with torch.no_grad():
+            edit = pipe(prompt_embeds=torch.cat([src, tgt]), pooled_prompt_embeds=torch.cat([src_pooled, tgt_pooled]),
+                        height=size, width=size, guidance_scale=job["guidance"][1], num_inference_steps=steps,
+                        max_sequence_length=512, latents=noise.tile(2, 1, 1), mm_copy_blocks=job["mm_copy_blocks"],
+                        single_copy_blocks=job["single_copy_blocks"], output_type="latent", return_dict=False)[0]
+        torch.save({"edit": pipe._unpack_latents(edit, size, size, pipe.vae_scale_factor).clone()}, out_path)
+        return
     latent = job["latent"] * job["nudge"]
     b, c, h, w = latent.shape
     latent = pipe._pack_latents(latents=latent, batch_size=1, num_channels_latents=c, height=h, width=w)
-    (src, src_pooled), (tgt, tgt_pooled) = job["source"], job["target"]
-    size, steps = job["size"], job["steps"]
     with torch.no_grad():
         inverted = pipe(prompt_embeds=src, pooled_prompt_embeds=src_pooled, height=size, width=size,
                         guidance_scale=job["guidance"][0], num_inference_steps=steps, max_sequence_length=512,
