@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from functools import partial
 
+import comfy.model_management
 import comfy.patcher_extension
 import torch
 from ..attention.policy import AttentionPolicy, JointWhere, PolicyInputError
@@ -104,6 +105,15 @@ class DiTBlockPatch:
         if self.previous is not None:
             return self.previous(args, extra)
         return extra["original_block"](args)
+
+
+def keeper(place: str):
+    """How a policy that keeps attention tensors across a run keeps them: on the model's device
+    ("device": a clone, no copy to the host, no wait) or on the CPU ("cpu": the authors' offload,
+    which saves GPU memory at a copy and a device wait per block call)."""
+    if place == "cpu":
+        return partial(torch.Tensor.to, device=comfy.model_management.intermediate_device(), copy=True)  # sampling-path-ok: the opt-in offload (keep_values_on cpu)
+    return torch.Tensor.clone
 
 
 def install_dit_policy(model, policy: AttentionPolicy, blocks, node: str) -> None:

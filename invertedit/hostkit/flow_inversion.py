@@ -16,9 +16,7 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass
-from functools import partial
 
-import comfy.model_management
 import comfy.samplers
 import torch
 
@@ -26,14 +24,14 @@ from ..attention.value_sharing import KeepValues, ShareValues, key_name, name_ke
 from ..inversion import flow as F
 from ..inversion.methods import FLOW_EULER, Method
 from ..inversion.record import Inversion
-from .dit_attention import dit_blocks, install_dit_policy
+from .dit_attention import dit_blocks, install_dit_policy, keeper
 from .errors import NodeInputError, check_at_least, check_conditioning, check_finite_tensor
 from .family import ModelFamily, model_family
 from .inverters import inversion_fingerprint
 from .kv_edit import KeepKV, keep_keys_values, kv_clues
 from .run_state import run_state
 from .sampling import check_flow_family, check_plain_prompt, run_loop, schedule, with_guidance
-from .steps import step_at
+from .steps import sigma_list, step_at
 
 FLOW_Y1 = "rf.y1"   # RF-Inversion's target noise (a clue of its record)
 
@@ -70,7 +68,7 @@ def check_flow_inputs(node: str, model, samples: torch.Tensor, positive, steps: 
 class Sharing:
     """RF-Solver-Edit's feature sharing while inverting (``attention/value_sharing.py``): the values
     of the single blocks from ``first_block`` on, for the first ``steps`` sampling steps, kept on
-    ``keep_on``: "device" (the model's: no copy, no wait) or "cpu" (the authors' ``v.cpu()``: an
+    ``keep_on``: "device" (the model's: no copy, no wait) or "cpu" (the authors' offload to the CPU: an
     offload for memory, paid with a copy and a device wait per block call, inverting and editing)."""
     steps: int = 0
     first_block: int = 20
@@ -110,23 +108,18 @@ def flow_invert(node: str, method: Method, model, samples: torch.Tensor, positiv
     sigmas = schedule(model, scheduler, steps)
     found: dict = {}
     velocity, kept = velocity_model(model), {}
+    if kv is not None and sharing.steps:
+        raise NodeInputError(node, "inputs 'share_steps' and 'keep_keys_values' are both on; an inversion keeps "
+                                   "RF-Solver-Edit's values or KV-Edit's keys and values: turn one off.")
+    if kv is not None and method.name != FLOW_EULER.name:
+        raise NodeInputError(node, f"input 'keep_keys_values' is on with solver {settings.get('solver')}; KV-Edit "
+                                   f"inverts with euler (the authors'): set solver to euler.")
     if sharing.steps:
         blocks = _sharing_blocks(node, model, sharing, steps)
-        place = comfy.model_management.intermediate_device() if sharing.keep_on == "cpu" else None
-        if place is None:
-            keep = torch.Tensor.clone
-        else:   # the user's memory offload, as the authors' v.cpu()
-            keep = partial(torch.Tensor.to, device=place, copy=True)  # sampling-path-ok: the opt-in offload (keep_values_on cpu)
-        install_dit_policy(velocity, KeepValues(sharing.steps, kept, keep), blocks, node)
+        install_dit_policy(velocity, KeepValues(sharing.steps, kept, keeper(sharing.keep_on)), blocks, node)
         settings = {**settings, "share_steps": sharing.steps, "share_from_block": sharing.first_block}
     kv_sink: dict = {}
     if kv is not None:
-        if sharing.steps:
-            raise NodeInputError(node, "inputs 'share_steps' and 'keep_keys_values' are both on; an inversion keeps "
-                                       "RF-Solver-Edit's values or KV-Edit's keys and values: turn one off.")
-        if method.name != FLOW_EULER.name:
-            raise NodeInputError(node, f"input 'keep_keys_values' is on with solver {settings.get('solver')}; KV-Edit "
-                                       f"inverts with euler (the authors'): set solver to euler.")
         kv_sink = keep_keys_values(node, velocity, samples, steps, kv)
         settings = {**settings, "keep_keys_values": True, "kv_mask": kv.mask is not None}
 
@@ -256,6 +249,6 @@ def share_values(node: str, model, inversion: Inversion):
         raise NodeInputError(node, f"the inversion kept values of single blocks {wanted[0][1]} to {wanted[-1][1]}, but "
                                    f"the model has {len(singles)} single blocks; use the model it was inverted with.")
     patched = model.clone()
-    schedule = inversion.sampling_sigmas.float().tolist()  # sampling-path-ok: once per node execution; the host's schedule is a CPU tensor
+    schedule = sigma_list(inversion.sampling_sigmas)
     install_dit_policy(patched, ShareValues(values, schedule), wanted, node)
     return patched

@@ -8,7 +8,6 @@ host's Euler step ends on the image's background.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import partial
 
 import comfy.model_management
 import comfy.patcher_extension
@@ -17,7 +16,7 @@ import torch
 from ..attention.kv_edit import EditState, KeepKeysValues, KVEdit, edited_tokens, latent_mask
 from ..attention.policy import schedule_position
 from ..inversion.record import Inversion
-from .dit_attention import dit_blocks, install_dit_policy
+from .dit_attention import dit_blocks, install_dit_policy, keeper
 from .errors import NodeInputError, check_finite_tensor
 from .family import model_family
 from .run_state import run_state
@@ -98,14 +97,10 @@ def keep_keys_values(node: str, velocity, samples: torch.Tensor, steps: int, kee
         cells = cell_mask(node, keep.mask, tuple(samples.shape[-2:]), samples.device)
         edited = edited_tokens(cells, patch)
         sink["mask"] = edited
-    if keep.place == "cpu":
-        place = comfy.model_management.intermediate_device()
-        store = partial(torch.Tensor.to, device=place, copy=True)  # sampling-path-ok: the opt-in offload (keep_values_on cpu)
-        budget = None
-    else:
-        store = torch.Tensor.clone
-        budget = comfy.model_management.get_free_memory(device) if device.type != "cpu" else None
-    install_dit_policy(velocity, KeepKeysValues(sink, store, len(blocks), steps, edited, budget), blocks, node)
+    on_gpu = keep.place != "cpu" and device.type != "cpu"
+    budget = comfy.model_management.get_free_memory(device) if on_gpu else None
+    install_dit_policy(velocity, KeepKeysValues(sink, keeper(keep.place), len(blocks), steps, edited, budget), blocks,
+                       node)
     return sink
 
 
@@ -127,7 +122,7 @@ class KVEditLatents:
     def __init__(self, policy: KVEdit, inversion: Inversion, cells: torch.Tensor, skip: int, node: str):
         self.policy, self.node, self.skip = policy, node, skip
         self.trajectory, self.cells = inversion.trajectory, cells
-        self.schedule = inversion.sampling_sigmas.float().tolist()  # sampling-path-ok: once per node execution; the host's schedule is a CPU tensor
+        self.schedule = sigma_list(inversion.sampling_sigmas)
 
     def __call__(self, executor, x, t, c_concat=None, c_crossattn=None, control=None, transformer_options={},
                  **kwargs):

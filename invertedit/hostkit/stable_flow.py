@@ -60,7 +60,7 @@ class SourceRow:
 
     def __init__(self, inversion: Inversion | None, guidance: float, aligned: bool, node: str):
         self.inversion, self.guidance, self.aligned, self.node = inversion, guidance, aligned, node
-        self.schedule = None if inversion is None else inversion.sampling_sigmas.float().tolist()  # sampling-path-ok: once per node execution; the host's schedule is a CPU tensor
+        self.schedule = None if inversion is None else sigma_list(inversion.sampling_sigmas)
 
     def _check_run(self, transformer_options: dict, rows: int) -> None:
         if self.schedule is not None:
@@ -99,7 +99,11 @@ class SourceRow:
             x = torch.where(source[:, None, None, None], inverted, x)
         guidance = kwargs.get("guidance")
         if guidance is not None:
-            kwargs["guidance"] = torch.where(source, torch.full_like(guidance, self.guidance), guidance)
+            made = state.get(("guidance", guidance.shape, guidance.dtype, guidance.device))
+            if made is None:   # the source rows' guidance, once per run
+                made = state[("guidance", guidance.shape, guidance.dtype, guidance.device)] = torch.full_like(
+                    guidance, self.guidance)
+            kwargs["guidance"] = torch.where(source, made, guidance)
         return executor(x, t, c_concat, c_crossattn, control, transformer_options, **kwargs)
 
 

@@ -72,6 +72,15 @@ def checkout(tmp_path_factory, reference_copy):
     return reference_copy(tmp, "STABLEFLOW", "snap-research/stable-flow", ("src",), "run_stable_flow.py")
 
 
+@pytest.fixture
+def code(checkout, skip_loudly) -> Path:
+    """Their code's copy, or a loud skip where it is absent."""
+    if checkout is None:
+        skip_loudly("STABLE FLOW PARITY SKIPPED: the Stable Flow code was not found (set STABLEFLOW_PATH to a checkout "
+                    "of github.com/snap-research/stable-flow, or fetch it)")
+    return checkout
+
+
 def run_reference(checkout, name: str, job: dict) -> dict:
     runs = checkout / "runs"
     runs.mkdir(exist_ok=True)
@@ -98,11 +107,8 @@ def reference_job(model, source: list, target: list, **job) -> dict:
             "target": (target[0][0], target[0][1]["pooled_output"]), **job}
 
 
-def test_a_generated_pair_matches_the_authors_code(host, flux, checkout, skip_loudly):
+def test_a_generated_pair_matches_the_authors_code(host, flux, code):
     """Without an inversion (their ``infer_and_save``): one seeded noise in both rows, guidance 3.5."""
-    if checkout is None:
-        skip_loudly("STABLE FLOW PARITY SKIPPED: the Stable Flow code was not found (set STABLEFLOW_PATH to a checkout "
-                    "of github.com/snap-research/stable-flow, or fetch it)")
     model = flux
     net = model.model.diffusion_model
     source, target = conditioning(net, 1, 3.5), conditioning(net, 2, 3.5)
@@ -118,7 +124,7 @@ def test_a_generated_pair_matches_the_authors_code(host, flux, checkout, skip_lo
         outs[blocks] = model.model.process_latent_in(out["samples"]).float()
         start = noise.generate_noise(empty)
     assert torch.equal(start[0], start[1])
-    theirs = run_reference(checkout, "generated", reference_job(
+    theirs = run_reference(code, "generated", reference_job(
         model, source, target, noise=start[:1].float(), guidance=(3.5, 3.5), mm_copy_blocks=[0],
         single_copy_blocks=[1]))["edit"].float()
     error, moved = rel(outs[("0", "1")], theirs), rel(outs[("1", "0")], theirs)
@@ -127,16 +133,13 @@ def test_a_generated_pair_matches_the_authors_code(host, flux, checkout, skip_lo
     assert moved > 10 * TOLERANCE and error <= TOLERANCE
 
 
-def test_stable_flow_matches_the_authors_code(host, flux, checkout, skip_loudly):
-    if checkout is None:
-        skip_loudly("STABLE FLOW PARITY SKIPPED: the Stable Flow code was not found (set STABLEFLOW_PATH to a checkout "
-                    "of github.com/snap-research/stable-flow, or fetch it)")
+def test_stable_flow_matches_the_authors_code(host, flux, code):
     model = flux
     net = model.model.diffusion_model
     raw = torch.randn(1, 16, SIZE, SIZE, generator=torch.Generator().manual_seed(5))
     inv, ours = edit(host, model, raw, "0", "1")
     other = edit(host, model, raw, "1", "0")[1]
-    theirs = run_reference(checkout, "inverted", reference_job(
+    theirs = run_reference(code, "inverted", reference_job(
         model, conditioning(net, 1, 1.0), conditioning(net, 2, 3.0), latent=model.model.process_latent_in(raw).float(),
         guidance=(1.0, 3.0), mm_copy_blocks=[0], single_copy_blocks=[1], nudge=1.15))
 
