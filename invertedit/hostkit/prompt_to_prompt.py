@@ -4,12 +4,13 @@ reads, the local blend's post-CFG step, and the run's checks. Attention Inject w
 from __future__ import annotations
 
 import logging
+import math
 
 import torch
 
-from ..attention.controllers import PromptToPrompt
-from ..attention.local_blend import blend_latents, blend_start
-from ..attention.prompt_to_prompt import ReplaceSchedule, cross_steps, self_steps
+from ..attention.controllers import AttentionRefine, AttentionReplace, AttentionReweight, PromptToPrompt
+from ..attention.local_blend import LocalBlend, blend_latents, blend_start
+from ..attention.prompt_to_prompt import ReplaceSchedule, cross_steps, equalizer, self_steps
 from ..inversion.solver import denoised_onto, euler_step
 from .errors import NodeInputError
 from .keys import SOURCE_ON_TRAJECTORY, TARGET_ONLY
@@ -71,11 +72,24 @@ class LocalBlendStep:
     """Post-CFG function of the local blend: from its start step on, the target's prediction is
     the one whose DDIM/Euler step lands on ``source + mask * (target - source)``, the mask made
     from the run's maps so far (``attention/local_blend.py``). Runs after a Direct Inversion's
-    correction, so the source is the corrected one, as in the reference. The maps are the
-    run's state of ``policy`` (its cross-attention calls add them)."""
+    correction, so the source is the corrected one, as in the reference. With a ``trajectory`` (a
+    flow inversion's, in sampling order, whose states the source row is given) the source's next
+    latent is the trajectory's. The maps are the run's state of ``policy`` (its cross-attention
+    calls add them)."""
 
-    def __init__(self, policy: PromptToPrompt):
-        self.policy = policy
+    def __init__(self, policy, node: str = NAME, trajectory: torch.Tensor | None = None):
+        self.policy, self.node, self.trajectory = policy, node, trajectory
+
+    def source_next(self, x: torch.Tensor, denoised: torch.Tensor, sigma: torch.Tensor, sigma_next: torch.Tensor,
+                    step: int, options: dict) -> torch.Tensor:
+        """The source row's latent after the step."""
+        if self.trajectory is None:
+            return euler_step(x[:1], denoised[:1], sigma[0], sigma_next)
+        kept = run_state(options, self, dict, self.node)
+        key = (x.device, x.dtype)
+        if key not in kept:   # once per run, on the latent's device
+            kept[key] = self.trajectory.to(x)
+        return kept[key][step + 1]
 
     def __call__(self, args: dict) -> torch.Tensor:
         denoised, x, sigma = args["denoised"], args["input"], args["sigma"]
@@ -83,13 +97,14 @@ class LocalBlendStep:
         step, steps = post_cfg_step(args)
         if step < blend_start(self.policy.blend.start, steps):
             return denoised
-        blend = run_state(options, self.policy, self.policy.make_state, NAME)
+        blend = run_state(options, self.policy, self.policy.make_state, self.node)
         if x.shape[0] != 2:
-            raise NodeInputError(NAME, f"the sampler runs a batch of {x.shape[0]}; the local blend works on the "
-                                       f"LATENT pair from this node (row 0 source, row 1 target).")
+            raise NodeInputError(self.node, f"the sampler runs a batch of {x.shape[0]}; the local blend works on the "
+                                            f"source/target pair from this node (row 0 source, row 1 target).")
         sigma_next = options["sample_sigmas"][step + 1].to(x)
         mask = blend.mask(tuple(x.shape[-2:])).to(x)
-        nxt_s, nxt_t = (euler_step(x[i:i + 1], denoised[i:i + 1], sigma[0], sigma_next) for i in (0, 1))
+        nxt_s = self.source_next(x, denoised, sigma, sigma_next, step, options)
+        nxt_t = euler_step(x[1:2], denoised[1:2], sigma[0], sigma_next)
         out = denoised.clone()
         out[1:2] = denoised_onto(x[1:2], sigma[0], sigma_next, blend_latents(nxt_s, nxt_t, mask))
         return out
@@ -101,9 +116,9 @@ class PromptToPromptRun(PairRun):
 
     node = NAME
 
-    def __init__(self, policy: PromptToPrompt, source: list, reweight: bool = False):
+    def __init__(self, policy, source: list, reweight: bool = False, node: str = NAME):
         super().__init__(source)
-        self.schedule, self.blend, self.reweight = policy.schedule, policy.blend, reweight
+        self.schedule, self.blend, self.reweight, self.node = policy.schedule, policy.blend, reweight, node
 
     def idle(self, steps: int) -> str | None:
         """A run in which no map is injected and no local blend runs (the fractions' step counts
@@ -120,7 +135,7 @@ class PromptToPromptRun(PairRun):
         if self.blend is None and not cross and stop <= first:
             return (f"inputs 'cross_replace' ({s.cross:g}){words} and 'self_replace' ({s.self_:g}) inject no map in a run "
                     f"of {steps} steps (cross-attention maps in the first int(f * (N + 1)) = 0 steps, self-attention maps "
-                    f"in the first int(f * N) = 0), so {NAME} would never act; give cross_replace {more_cross:g} or "
+                    f"in the first int(f * N) = 0), so {self.node} would never act; give cross_replace {more_cross:g} or "
                     f"self_replace {least_fraction(lambda f: self_steps(0.0, f, steps)[1]):g} or more (paper: 0.8 and "
                     f"0.4), or sample more steps.")
         return None
@@ -129,10 +144,78 @@ class PromptToPromptRun(PairRun):
         steps = len(sigmas) - 1
         self.check(executor.class_obj, steps)
         first, stop = self_steps(self.schedule.self_start, self.schedule.self_, steps)
-        note = (f"{NAME}: {steps} steps: cross-attention maps injected in the first "
+        note = (f"{self.node}: {steps} steps: cross-attention maps injected in the first "
                 f"{cross_steps(self.schedule.cross, steps)}, self-attention in steps {first} to {stop - 1}")
         if self.blend is not None:
             note += f", local blend after each step from step {blend_start(self.blend.start, steps)}"
         logging.info(note)
         return executor(noise, latent_image, sampler, sigmas, *args, **kwargs)
 
+
+
+# ----------------------------------------------------------------------------- the nodes' settings
+
+MODES = ("replace", "refine")
+MAX_SCALE = 100.0   # reweight scales beyond this only overflow the maps
+
+
+def controller(schedule: ReplaceSchedule, blend: LocalBlend | None, swap: torch.Tensor | None,
+               refine: tuple[torch.Tensor, torch.Tensor] | None, positions: dict[int, float]) -> PromptToPrompt:
+    """The mode's Prompt-to-Prompt controller: refine with its token alignment (``refine``: mapper
+    and alphas), else replace (with the word-swap matrix ``swap`` where the swapped words' token
+    counts differ), under a reweight's equalizer when words are reweighted (``positions``), as
+    the authors' ``AttentionReweight`` wraps its ``controller``."""
+    if refine is not None:
+        policy: PromptToPrompt = AttentionRefine(schedule, *refine, blend=blend)
+    else:
+        policy = AttentionReplace(schedule, swap, blend)
+    return AttentionReweight(policy, equalizer(schedule.length, positions)) if positions else policy
+
+
+def check_fractions(node: str, **values: float) -> None:
+    """Refuse a fraction input outside [0, 1] (or not finite)."""
+    for name, value in values.items():
+        if not (math.isfinite(value) and 0.0 <= value <= 1.0):
+            raise NodeInputError(node, f"input '{name}' is {value}; use a fraction between 0 and 1.")
+
+
+def check_reweight(node: str, positions: dict[int, float]) -> None:
+    """Refuse reweight scales that would only overflow the maps."""
+    if any(abs(v) > MAX_SCALE for v in positions.values()):
+        raise NodeInputError(node, f"input 'reweight': a scale of {max(positions.values(), key=abs):g} would overflow "
+                                   f"the attention maps; use scales between -{MAX_SCALE:g} and {MAX_SCALE:g} "
+                                   f"(paper: 2 to 5).")
+
+
+def check_word_fractions(node: str, fractions: dict[int, float]) -> None:
+    if any(not 0.0 <= f <= 1.0 for f in fractions.values()):
+        raise NodeInputError(node, "input 'cross_replace_words': fractions are between 0 and 1 (e.g. 'square:0.4').")
+
+
+def check_blend(node: str, threshold: float, start: float) -> None:
+    """Refuse local blend settings under which it would not blend: a threshold no normalised map
+    passes (1: the target is returned as the source) or every one does (0: no blend), a start
+    at or after the last step (1)."""
+    if not 0.0 < threshold < 1.0:
+        effect = ("no pixel's map is above it, so the target would come out as the source" if threshold >= 1.0 else
+                  "every pixel's map is above it, so the local blend would keep the whole target")
+        raise NodeInputError(node, f"input 'blend_threshold' is {threshold:g}: the maps are normalised to a maximum of 1 "
+                                   f"and {effect}; give a threshold between 0 and 1 (paper: 0.3).")
+    if start >= 1.0:
+        raise NodeInputError(node, f"input 'blend_start' is {start:g}, so the local blend would never start (it blends "
+                                   f"from step int(f * N) of N steps); give a fraction below 1 (paper: 0.2).")
+
+
+def check_acts(node: str, schedule: ReplaceSchedule, reweight: bool, blend: bool) -> None:
+    """Refuse fractions under which the edit would never act at any step count: no map injected
+    and no local blend, or reweight without cross-attention injection (it scales injected maps)."""
+    cross = max([schedule.cross] + [f for _, f in schedule.words])
+    words = " (and every word of cross_replace_words)" if schedule.words else ""
+    if reweight and cross == 0.0:
+        raise NodeInputError(node, f"input 'reweight' scales words' maps while cross-attention maps are injected, but "
+                                   f"cross_replace is 0{words}; give cross_replace above 0 (paper: 0.8), or leave "
+                                   f"reweight empty.")
+    if not blend and cross == 0.0 and schedule.self_ == 0.0:
+        raise NodeInputError(node, f"inputs 'cross_replace'{words} and 'self_replace' are 0, so the target would never "
+                                   f"take the source's maps and {node} would never act; give cross_replace or "
+                                   f"self_replace above 0 (paper: 0.8 and 0.4).")

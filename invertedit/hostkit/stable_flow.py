@@ -54,9 +54,10 @@ def _guidance(conditioning: list) -> float:
 
 
 class SourceRow:
-    """APPLY_MODEL wrapper: once per model call, the source rows (row 0 of every chunk) take the
-    inverted latent ``source_state`` says (where there is an inversion; a generated pair's source
-    row is its own) and the source's Flux guidance."""
+    """APPLY_MODEL wrapper of a pair editor on a flow model (Stable Flow, Joint Attention Inject):
+    once per model call, the source rows (row 0 of every chunk) take the inverted latent
+    ``source_state`` says (where there is an inversion; a generated pair's source row is its own)
+    and the source's Flux guidance."""
 
     def __init__(self, inversion: Inversion | None, guidance: float, aligned: bool, node: str):
         self.inversion, self.guidance, self.aligned, self.node = inversion, guidance, aligned, node
@@ -68,12 +69,12 @@ class SourceRow:
             if len(run) != len(self.schedule) or any(abs(a - b) > 1e-6 + 1e-4 * abs(b)
                                                      for a, b in zip(run, self.schedule)):
                 raise NodeInputError(self.node, f"the model is sampled on {len(run) - 1} steps that are not the "
-                                                f"inversion's ({len(self.schedule) - 1}); sample with Stable Flow's "
-                                                f"SIGMAS, NOISE and the euler sampler.")
+                                                f"inversion's ({len(self.schedule) - 1}); sample with the inversion's "
+                                                f"SIGMAS, {self.node}'s NOISE and the euler sampler.")
         if rows != 2:
             latent = ("the image's latent repeated twice (Repeat Latent Batch, amount 2)" if self.schedule is not None
                       else "a latent of 2 rows (Empty SD3 Latent Image, batch_size 2)")
-            raise NodeInputError(self.node, f"the model is sampled on {rows} rows a prompt; Stable Flow samples the "
+            raise NodeInputError(self.node, f"the model is sampled on {rows} rows a prompt; {self.node} samples the "
                                             f"source/target pair: its CONDITIONING with {latent}.")
 
     def __call__(self, executor, x, t, c_concat=None, c_crossattn=None, control=None, transformer_options={},
@@ -91,10 +92,10 @@ class SourceRow:
                 state["trajectory"] = self.inversion.trajectory.to(x)
         source = state[key]
         if self.inversion is not None:
-            step, half = schedule_position(self.schedule, sigma_value(t))
+            step, half = schedule_position(self.schedule, sigma_value(transformer_options.get("sigmas", t)))  # the attention patches' sigma: one read
             if half or step >= len(self.schedule) - 1:
-                raise NodeInputError(self.node, "the model was called between the inversion's steps; Stable Flow "
-                                                "samples with euler (the authors'): use the euler sampler.")
+                raise NodeInputError(self.node, f"the model was called between the inversion's steps; {self.node} "
+                                                f"samples with euler: use the euler sampler.")
             inverted = state["trajectory"][source_state(step, len(self.schedule) - 1, self.aligned)]
             x = torch.where(source[:, None, None, None], inverted, x)
         guidance = kwargs.get("guidance")

@@ -60,15 +60,14 @@ def phrase_positions(clip, target_ids: list[int], phrase: str, name: str, node: 
     return [j for i in hits for j in range(i, i + len(word_ids))]
 
 
-def word_positions(clip, target_ids: list[int], spec: str, node: str, name: str = "reweight",
-                   example: str = "'square:2, blue:0.5'", value: str = "scale") -> dict[int, float]:
-    """Token positions in the target prompt and their values from ``"word:value, word:value"``
-    (input ``name`` of the node). Values must be finite numbers."""
-    positions: dict[int, float] = {}
+def word_values(spec: str, node: str, name: str, example: str, value: str) -> list[tuple[str, float]]:
+    """The ``(phrase, number)`` items of ``"word:value, word:value"`` (input ``name`` of the node);
+    values must be finite numbers."""
     items = [part.strip() for part in spec.split(",") if part.strip()]
     if spec.strip() and not items:
         raise NodeInputError(node, f"input '{name}' is {spec!r}, which names no word; write 'word:{value}' with words of "
                                    f"the target prompt, comma-separated (e.g. {example}), or leave it empty.")
+    out = []
     for item in items:
         word, sep, scale = item.rpartition(":")
         try:
@@ -79,6 +78,16 @@ def word_positions(clip, target_ids: list[int], spec: str, node: str, name: str 
             raise NodeInputError(node, f"input '{name}': '{item}' is not 'word:{value}' (e.g. {example}).")
         if not math.isfinite(number):
             raise NodeInputError(node, f"input '{name}': '{item}' is not a finite number (e.g. {example}).")
+        out.append((word, number))
+    return out
+
+
+def word_positions(clip, target_ids: list[int], spec: str, node: str, name: str = "reweight",
+                   example: str = "'square:2, blue:0.5'", value: str = "scale") -> dict[int, float]:
+    """Token positions in the target prompt and their values from ``"word:value, word:value"``
+    (input ``name`` of the node). Values must be finite numbers."""
+    positions: dict[int, float] = {}
+    for word, number in word_values(spec, node, name, example, value):
         for j in phrase_positions(clip, target_ids, word, name, node):
             positions[j] = number
     return positions
@@ -109,27 +118,74 @@ def _words_in(ids: list[int], word_ids, prompt: str, offset: int) -> list[tuple[
     return out
 
 
+def _t5_ids(clip, text: str) -> list[int]:
+    """The T5 token ids of ``text`` up to and with its end token (no start token, no padding)."""
+    ids = [t[0] for t in clip.tokenize(text)["t5xxl"][0]]
+    return ids[:ids.index(T5_END) + 1] if T5_END in ids else ids
+
+
+def sequence_streams(clip, prompt: str, node: str, layout: str, text_tokens: int,
+                     name: str | None = None) -> list[tuple[list[int], int, int]]:
+    """The prompt in each stream of a diffusion transformer's text sequence of ``text_tokens``: (its
+    token ids, with the stream's start and end tokens; the stream's first position; the stream's
+    length). Flux (``layout`` "dit-double-single"): T5's tokens. SD3: CLIP-L/G's window (0 to 76)
+    and, where the sequence is longer (a T5 encoder loaded), T5's tokens after it."""
+    if layout == "dit-double-single":
+        return [(_t5_ids(clip, prompt), 0, text_tokens)]
+    ids, window = prompt_tokens(clip, prompt, node, name)
+    streams = [(ids, 0, window)]
+    if text_tokens > window:   # a T5 encoder's tokens follow CLIP's
+        streams.append((_t5_ids(clip, prompt), window, text_tokens - window))
+    return streams
+
+
+def stream_words(clip, prompt: str, node: str, layout: str, text_tokens: int,
+                 name: str | None = None) -> list[tuple[list[int], int, int, list[tuple[str, list[int]]]]]:
+    """``sequence_streams`` with each stream's words: (ids, offset, length, each word of the prompt with
+    its positions in the stream's ids)."""
+    def t5_words(text: str) -> list[int]:
+        return [i for i in _t5_ids(clip, text) if i != T5_END]
+
+    def clip_words(text: str) -> list[int]:
+        return prompt_tokens(clip, text, node)[0][1:-1]
+
+    out = []
+    for n, (ids, offset, length) in enumerate(sequence_streams(clip, prompt, node, layout, text_tokens, name)):
+        word_ids = t5_words if layout == "dit-double-single" or n > 0 else clip_words
+        out.append((ids, offset, length, _words_in(ids, word_ids, prompt, 0)))
+    return out
+
+
 def sequence_words(clip, prompt: str, node: str, layout: str, text_tokens: int) -> list[tuple[str, list[int]]]:
     """Each word of the prompt with its positions in a diffusion transformer's text sequence of
-    ``text_tokens``: Flux's T5 tokens (``layout`` "dit-double-single"); SD3's CLIP-L/G tokens (0 to 76)
-    and, where the sequence is longer (a T5 encoder loaded), the T5 tokens after them. A word's
-    positions in every stream count (its maps are summed)."""
-    def t5_ids(text: str) -> list[int]:
-        ids = [t[0] for t in clip.tokenize(text)["t5xxl"][0]]
-        return ids[:ids.index(T5_END)] if T5_END in ids else ids
-
-    streams = []
-    if layout == "dit-double-single":
-        streams.append((t5_ids(prompt), t5_ids, 0))
-    else:
-        ids, window = prompt_tokens(clip, prompt, node)
-        streams.append((ids, lambda text: prompt_tokens(clip, text, node)[0][1:-1], 0))
-        if text_tokens > window:   # a T5 encoder's tokens follow CLIP's
-            streams.append((t5_ids(prompt), t5_ids, window))
+    ``text_tokens`` (``sequence_streams``). A word's positions in every stream count (its maps are
+    summed)."""
     merged: dict[tuple[str, int], list[int]] = {}   # (word, its occurrence) -> positions, in the first stream's order
-    for ids, word_ids, offset in streams:
+    for _, offset, _, words in stream_words(clip, prompt, node, layout, text_tokens):
         seen: dict[str, int] = {}
-        for word, positions in _words_in(ids, word_ids, prompt, offset):
+        for word, positions in words:
             seen[word] = seen.get(word, -1) + 1
-            merged.setdefault((word, seen[word]), []).extend(positions)
+            merged.setdefault((word, seen[word]), []).extend(p + offset for p in positions)
     return [(word, positions) for (word, _), positions in merged.items()]
+
+
+def sequence_phrase_positions(words: list[tuple[str, list[int]]], phrase: str, node: str, name: str,
+                              prompt: str = "target prompt") -> list[int]:
+    """The positions of every word of ``phrase`` in a prompt's text sequence (``sequence_words``);
+    refuses a word that is not in the prompt, naming input ``name``."""
+    out = []
+    for word in phrase.split():
+        hits = [p for w, found in words if w == word for p in found]
+        if not hits:
+            raise NodeInputError(node, f"input '{name}': '{word}' is not a word of the {prompt} "
+                                       f"({[w for w, _ in words]}).")
+        out += hits
+    return out
+
+
+def sequence_word_positions(words: list[tuple[str, list[int]]], spec: str, node: str, name: str, example: str,
+                            value: str) -> dict[int, float]:
+    """``word_positions`` on a diffusion transformer's text sequence: ``"word:value, ..."`` to the
+    positions of every word of each phrase (``sequence_words`` of the target prompt) and the values."""
+    return {p: number for phrase, number in word_values(spec, node, name, example, value)
+            for p in sequence_phrase_positions(words, phrase, node, name)}

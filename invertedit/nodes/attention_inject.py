@@ -9,8 +9,6 @@ one sampler call; maps exist only inside the attention call that uses them.
 """
 from __future__ import annotations
 
-import math
-
 import torch
 from ..hostkit.schemas import io
 
@@ -18,15 +16,15 @@ from ..hostkit.attention_driver import install_policy
 from ..hostkit.errors import NodeInputError, check_choice, check_conditioning
 from ..hostkit.keys import PAIR_RUN_KEY, SKIP_SOURCE_KEY
 from ..hostkit.pair import encode_prompt, join_pair, prepare_pair_model, warn_same_prompts
-from ..hostkit.prompt_to_prompt import LocalBlendStep, PromptToPromptRun, SkipUnusedSource
+from ..hostkit.prompt_to_prompt import (MODES, LocalBlendStep, PromptToPromptRun, SkipUnusedSource, check_acts,
+                                        check_blend, check_fractions, check_reweight, check_word_fractions, controller)
 from ..hostkit.layout import map_blocks
 from ..hostkit.sampling import check_model_family, wrap_model_calls, wrap_runs
 from ..hostkit.schemas import pair_inputs, pair_outputs
 from ..hostkit.tokens import blend_word_positions, prompt_tokens, word_positions, word_tokens
 from ..attention.align import refine_mapper, replacement_mapper
-from ..attention.controllers import AttentionRefine, AttentionReplace, AttentionReweight, PromptToPrompt
 from ..attention.local_blend import LocalBlend
-from ..attention.prompt_to_prompt import SELF_LAYERS, ReplaceSchedule, equalizer
+from ..attention.prompt_to_prompt import SELF_LAYERS, ReplaceSchedule
 
 
 STEP_COUNTS = ("Steps counted as the reference code does: of N sampling steps, cross-attention maps are injected in the "
@@ -106,10 +104,8 @@ class AttentionInject(io.ComfyNode):
         check_model_family(model, AttentionInject.NAME)
         check_choice(AttentionInject.NAME, "mode", mode, MODES)
         check_choice(AttentionInject.NAME, "self_replace_layers", self_replace_layers, SELF_LAYERS)
-        for name, value in (("cross_replace", cross_replace), ("self_replace", self_replace),
-                            ("blend_threshold", blend_threshold), ("blend_start", blend_start)):
-            if not (math.isfinite(value) and 0.0 <= value <= 1.0):
-                raise NodeInputError(AttentionInject.NAME, f"input '{name}' is {value}; use a fraction between 0 and 1.")
+        check_fractions(AttentionInject.NAME, cross_replace=cross_replace, self_replace=self_replace,
+                        blend_threshold=blend_threshold, blend_start=blend_start)
         (src_ids, length), (tgt_ids, _) = (prompt_tokens(clip, text, AttentionInject.NAME, name, LONGER)
                                            for name, text in (("source_prompt", source_prompt),
                                                               ("target_prompt", target_prompt)))
@@ -119,14 +115,10 @@ class AttentionInject(io.ComfyNode):
         if mode == "refine":
             refine = refine_mapper(src_ids, tgt_ids, length)
         positions = word_positions(clip, tgt_ids, reweight, AttentionInject.NAME)
-        if any(abs(v) > MAX_SCALE for v in positions.values()):
-            raise NodeInputError(cls.NAME, f"input 'reweight': a scale of {max(positions.values(), key=abs):g} would overflow "
-                                           f"the attention maps; use scales between -{MAX_SCALE:g} and {MAX_SCALE:g} "
-                                           f"(paper: 2 to 5).")
-        fractions = word_positions(clip, tgt_ids, cross_replace_words or "", AttentionInject.NAME, "cross_replace_words", "'square:0.4'",
-                                   "fraction")
-        if any(not 0.0 <= f <= 1.0 for f in fractions.values()):
-            raise NodeInputError(AttentionInject.NAME, "input 'cross_replace_words': fractions are between 0 and 1 (e.g. 'square:0.4').")
+        check_reweight(AttentionInject.NAME, positions)
+        fractions = word_positions(clip, tgt_ids, cross_replace_words or "", AttentionInject.NAME, "cross_replace_words",
+                                   "'square:0.4'", "fraction")
+        check_word_fractions(AttentionInject.NAME, fractions)
         schedule = ReplaceSchedule(cross=cross_replace, self_=self_replace, self_layers=SELF_LAYERS[self_replace_layers],
                                    words=tuple(sorted(fractions.items())), length=length)
         blend = None
@@ -137,8 +129,8 @@ class AttentionInject(io.ComfyNode):
                 tuple(blend_word_positions(clip, tgt_ids, blend_target_words or "", "blend_target_words",
                                            AttentionInject.NAME, "target prompt")),
                 blend_threshold, blend_start, map_blocks(model))
-            check_blend(blend_threshold, blend_start)
-        check_acts(schedule, bool(positions), blend is not None)
+            check_blend(AttentionInject.NAME, blend_threshold, blend_start)
+        check_acts(AttentionInject.NAME, schedule, bool(positions), blend is not None)
         if not positions:
             warn_same_prompts(AttentionInject.NAME, source_prompt, target_prompt)
         m, blocks, pair_latent = prepare_pair_model(model, latent, ("attn1", "attn2"), AttentionInject.NAME)
@@ -153,55 +145,8 @@ class AttentionInject(io.ComfyNode):
         return io.NodeOutput(m, join_pair(source, encode_prompt(clip, target_prompt)), pair_latent)
 
 
-MODES = ("replace", "refine")
-MAX_SCALE = 100.0   # reweight scales beyond this only overflow the maps
 LONGER = (", and Prompt-to-Prompt aligns the two prompts' attention maps token by token within one window (MasaCtrl "
           "and Plug-and-Play take longer prompts)")
-
-
-def controller(schedule: ReplaceSchedule, blend: LocalBlend | None, swap: torch.Tensor | None,
-               refine: tuple[torch.Tensor, torch.Tensor] | None, positions: dict[int, float]) -> PromptToPrompt:
-    """The mode's Prompt-to-Prompt controller: refine with its token alignment (``refine``: mapper
-    and alphas), else replace (with the word-swap matrix ``swap`` where the swapped words' token
-    counts differ), under a reweight's equalizer when words are reweighted (``positions``), as
-    the authors' ``AttentionReweight`` wraps its ``controller``."""
-    if refine is not None:
-        policy: PromptToPrompt = AttentionRefine(schedule, *refine, blend=blend)
-    else:
-        policy = AttentionReplace(schedule, swap, blend)
-    return AttentionReweight(policy, equalizer(schedule.length, positions)) if positions else policy
-
-
-def check_blend(threshold: float, start: float) -> None:
-    """Refuse local blend settings under which it would not blend: a threshold no normalised map
-    passes (1: the target is returned as the source) or every one does (0: no blend), a start
-    at or after the last step (1)."""
-    if not 0.0 < threshold < 1.0:
-        effect = ("no pixel's map is above it, so the target would come out as the source" if threshold >= 1.0 else
-                  "every pixel's map is above it, so the local blend would keep the whole target")
-        raise NodeInputError(AttentionInject.NAME, f"input 'blend_threshold' is {threshold:g}: the maps are normalised "
-                                                   f"to a maximum of 1 and {effect}; give a threshold between 0 and 1 "
-                                                   f"(paper: 0.3).")
-    if start >= 1.0:
-        raise NodeInputError(AttentionInject.NAME, f"input 'blend_start' is {start:g}, so the local blend would never "
-                                                   f"start (it blends from step int(f * N) of N steps); give a fraction "
-                                                   f"below 1 (paper: 0.2).")
-
-
-def check_acts(schedule: ReplaceSchedule, reweight: bool, blend: bool) -> None:
-    """Refuse fractions under which the edit would never act at any step count: no map injected
-    and no local blend, or reweight without cross-attention injection (it scales injected maps)."""
-    cross = max([schedule.cross] + [f for _, f in schedule.words])
-    words = " (and every word of cross_replace_words)" if schedule.words else ""
-    if reweight and cross == 0.0:
-        raise NodeInputError(AttentionInject.NAME, f"input 'reweight' scales words' maps while cross-attention maps are "
-                                                   f"injected, but cross_replace is 0{words}; give cross_replace above 0 "
-                                                   f"(paper: 0.8), or leave reweight empty.")
-    if not blend and cross == 0.0 and schedule.self_ == 0.0:
-        raise NodeInputError(AttentionInject.NAME, f"inputs 'cross_replace'{words} and 'self_replace' are 0, so the "
-                                                   f"target would never take the source's maps and Attention Inject "
-                                                   f"would never act; give cross_replace or self_replace above 0 "
-                                                   f"(paper: 0.8 and 0.4).")
 
 
 def word_swap(clip, source: str, target: str, length: int) -> torch.Tensor:

@@ -1336,6 +1336,83 @@ FLOW_CASES += [
      r"Stable Flow: the model was called between the inversion's steps; Stable Flow samples with euler"),
 ]
 
+def euler_inverted(k: Kit, family: str = "flux-dev"):
+    return k.once(f"euler_inverted_{family}", lambda: flow_invert(k, family, solver="euler"))
+
+
+def joint(k: Kit, **change):
+    """Joint Attention Inject on the tiny Flux dev's Euler inversion (replace, the paper's fractions)."""
+    m, c, _ = flow(k)
+    args = dict(model=m, clip=c, inversion=euler_inverted(k)[0], source_prompt=PROMPT,
+                target_prompt="a red square on a blue background", mode="replace", reweight="", cross_replace=0.8,
+                self_replace=0.4, blocks="all", guidance=3.5)
+    args.update(change)
+    return call(k.host, "InvertEditJointAttentionInject", **args)
+
+
+def joint_sampled(k: Kit, latent=None, sigmas=None, sampler: str = "euler", conditioning=None, **change):
+    """Joint Attention Inject's pair sampled with its NOISE on the inversion's SIGMAS (or ``sigmas``)."""
+    model, pair, noise = joint(k, **change)
+    guider = call(k.host, "BasicGuider", model=model, conditioning=conditioning or pair)[0]
+    return call(k.host, "SamplerCustomAdvanced", noise=noise, guider=guider,
+                sampler=call(k.host, "KSamplerSelect", sampler_name=sampler)[0],
+                sigmas=euler_inverted(k)[2] if sigmas is None else sigmas,
+                latent_image={"samples": torch.randn(2, 16, 8, 8) if latent is None else latent})
+
+
+FLOW_CASES += [
+    ("joint-p2p-sd-model", lambda k: joint(k, model=k.model, clip=k.clip, inversion=None),
+     r"Joint Attention Inject: input 'model' is SD15 .*rectified-flow transformers"),
+    ("joint-p2p-ddim-inversion", lambda k: joint(k, inversion=k.inv),
+     r"Joint Attention Inject: input 'inversion' is a .*; Joint Attention Inject takes these inversions: flow-euler"),
+    ("joint-p2p-other-model", lambda k: joint(k, model=flow(k, "flux-schnell")[0], clip=flow(k, "flux-schnell")[1]),
+     r"Joint Attention Inject: input 'model' is not the model the inversion was made with"),
+    ("joint-p2p-mode", lambda k: joint(k, mode="swap"), r"Joint Attention Inject: input 'mode' is 'swap'"),
+    ("joint-p2p-blocks", lambda k: joint(k, blocks="middle"), r"Joint Attention Inject: input 'blocks' is 'middle'"),
+    ("joint-p2p-single-blocks-on-sd3", lambda k: joint(k, model=flow(k, "sd3")[0], clip=flow(k, "sd3")[1],
+                                                       inversion=euler_inverted(k, "sd3")[0], blocks="single"),
+     r"Joint Attention Inject: input 'blocks' is 'single', but this SD3 model has no such blocks; choose all or "
+     r"double"),
+    ("joint-p2p-nothing-injected", lambda k: joint(k, cross_replace=0.0, self_replace=0.0),
+     r"Joint Attention Inject: inputs 'cross_replace' and 'self_replace' are 0, so the target would never take the "
+     r"source's maps"),
+    ("joint-p2p-fraction", lambda k: joint(k, cross_replace=1.5),
+     r"Joint Attention Inject: input 'cross_replace' is 1.5; use a fraction between 0 and 1"),
+    ("joint-p2p-guidance-nan", lambda k: joint(k, guidance=NAN),
+     r"Joint Attention Inject: input 'guidance' is nan; give a finite number"),
+    ("joint-p2p-reweight-word-missing", lambda k: joint(k, reweight="triangle:2"),
+     r"Joint Attention Inject: input 'reweight': 'triangle' is not a word of the target prompt"),
+    ("joint-p2p-reweight-not-a-pair", lambda k: joint(k, reweight="square"),
+     r"Joint Attention Inject: input 'reweight': 'square' is not 'word:scale'"),
+    ("joint-p2p-reweight-overflow", lambda k: joint(k, reweight="square:1e6"),
+     r"Joint Attention Inject: input 'reweight': a scale of 1e\+06 would overflow"),
+    ("joint-p2p-word-fraction", lambda k: joint(k, cross_replace_words="square:2"),
+     r"Joint Attention Inject: input 'cross_replace_words': fractions are between 0 and 1"),
+    ("joint-p2p-blend-word-missing", lambda k: joint(k, blend_source_words="triangle"),
+     r"Joint Attention Inject: input 'blend_source_words': 'triangle' is not a word of the source prompt"),
+    ("joint-p2p-blend-commas", lambda k: joint(k, blend_target_words=" , "),
+     r"Joint Attention Inject: input 'blend_target_words' is ' , ', which names no word"),
+    ("joint-p2p-blend-threshold", lambda k: joint(k, blend_source_words="circle", blend_threshold=1.0),
+     r"Joint Attention Inject: input 'blend_threshold' is 1"),
+    ("joint-p2p-replace-word-counts", lambda k: joint(k, target_prompt="a red hexagonal prism on a blue background"),
+     r"Joint Attention Inject: mode 'replace' swaps words one for one, but the source prompt has 7 words and the "
+     r"target 8"),
+    ("joint-p2p-prompts-of-different-lengths", lambda k: joint(k, target_prompt=" ".join(["square"] * 300)),
+     r"Joint Attention Inject: the source prompt encodes to 256 text tokens and the target prompt to \d+"),
+    ("joint-p2p-latent-not-repeated", lambda k: joint_sampled(k, latent=torch.randn(1, 16, 8, 8)),
+     r"Joint Attention Inject: the sampler's latent_image is \(1, 16, 8, 8\), .*connect the image's latent repeated "
+     r"2 times"),
+    ("joint-p2p-other-sigmas", lambda k: joint_sampled(k, sigmas=call(
+        k.host, "BasicScheduler", model=flow(k)[0], scheduler="simple", steps=3, denoise=1.0)[0]),
+     r"Joint Attention Inject: the model is sampled on 3 steps that are not the inversion's \(4\)"),
+    ("joint-p2p-midpoint-sampler", lambda k: joint_sampled(k, sampler="dpm_2"),
+     r"Joint Attention Inject: the model was called between the inversion's steps; Joint Attention Inject samples "
+     r"with euler"),
+    ("joint-p2p-other-text-length", lambda k: joint_sampled(k, conditioning=[[torch.randn(2, 77, 64), {
+        "pooled_output": torch.randn(2, 64), "guidance": 3.5}]]),
+     r"Joint Attention Inject: the joint attention has 77 text tokens, not the source and target prompts' 256"),
+]
+
 CASES += FILE_CASES + PAIR_CASES + FLOW_CASES
 
 

@@ -252,12 +252,18 @@ def test_checkpoint_workflows_are_set_for_their_family(host, runner, tmp_path):
         assert "VAEEncode" in by_type
         for inputs in by_type.get("KSamplerAdvanced", []) + by_type.get("InvertEditDDIMInvert", []):
             assert inputs["steps"] == 50
-        if "Prompt-to-Prompt" in path.name or "Null-text" in path.name:
+        if "Prompt-to-Prompt" in path.name and family in (make_workflows.FLUX, make_workflows.SD3):
+            (inject,) = by_type["InvertEditJointAttentionInject"]   # the paper's fractions on joint attention
+            assert (inject["mode"], inject["cross_replace"], inject["self_replace"]) == ("replace", 0.8, 0.4)
+            assert inject["blend_source_words"] and inject["blend_target_words"]
+            assert by_type["InvertEditFlowInvert"][0]["solver"] == "euler"
+            assert by_type["KSamplerSelect"] == [{"sampler_name": "euler"}]
+        elif "Prompt-to-Prompt" in path.name or "Null-text" in path.name:
             (inject,) = by_type["InvertEditAttentionInject"]
             assert (inject["mode"], inject["cross_replace"], inject["self_replace"]) == ("replace", 0.4, 0.6)
             assert inject["blend_source_words"] and inject["blend_target_words"]
             assert [s["cfg"] for s in by_type["KSamplerAdvanced"]] == [7.5]
-        if "Prompt-to-Prompt" in path.name:
+        if "Prompt-to-Prompt" in path.name and family in (make_workflows.SD15, make_workflows.SDXL):
             assert "InvertEditDirectInversion" in by_type
         if "Null-text" in path.name:
             assert by_type["InvertEditNullTextOptimize"][0]["cfg"] == 7.5

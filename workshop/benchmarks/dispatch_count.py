@@ -270,6 +270,27 @@ def measure_flow_samplers(host, family: str, steps: int) -> list[dict]:
         row = custom_per_step(host, model, stable_flowed, latent, steps, "Stable Flow (every block vital, the pair) + "
                                                                          "stock euler")
         rows.append(dict(row, per_nfe=row["ops"] / row["calls"]))
+    # Joint Attention Inject: the pair on a flow inversion, every block edited at every step (cross_replace 1:
+    # the image's attention on the text from the source's; self_replace 0: on the image its own, so two extra
+    # rows per edited pair, the costlier case), with and without the local blend
+    inverted = {n: call(host, "InvertEditFlowInvert", model=model, latent={"samples": latent[:1]},
+                        positive=encode(host, clip, SOURCE), solver="euler", steps=n, scheduler="simple",
+                        guidance=1.0)[0] for n in (steps, 2 * steps)}
+
+    def joint(blend: bool):
+        def make(m, n):
+            m, pair, _ = call(host, "InvertEditJointAttentionInject", model=m, clip=clip, inversion=inverted[n],
+                              source_prompt=SOURCE, target_prompt=TARGET, mode="replace", reweight="",
+                              cross_replace=1.0, self_replace=0.0, blocks="all", guidance=3.5,
+                              blend_source_words="circle" if blend else "", blend_target_words="circle" if blend else "")
+            return call(host, "BasicGuider", model=m, conditioning=pair)[0], euler
+        return make
+
+    for blend in (False, True):
+        row = custom_per_step(host, model, joint(blend), latent, steps,
+                              f"Joint Attention Inject (replace, every step and block{', local blend' if blend else ''}, "
+                              f"the pair) + stock euler")
+        rows.append(dict(row, per_nfe=row["ops"] / row["calls"]))
     for row in rows:
         row["ratio"] = row["per_nfe"] / rows[0]["per_nfe"]
     return rows

@@ -1,0 +1,175 @@
+"""Prompt-to-Prompt (Hertz et al. 2023) on the joint attention of a diffusion transformer (Flux.1's
+double- and single-stream blocks, SD3's joint blocks).
+
+A joint-attention call attends every token (the text's, then the image's patches) to every token,
+in one softmax. Its cross-attention maps are the image queries' probabilities on the text keys
+(``P[img, text]``, what Attention Store draws); its self-attention maps, the image queries'
+probabilities on the image keys (``P[img, img]``). No authors' code exists for this setting; the
+pack carries the UNet controllers over as they are (``attention/controllers.py``), block for
+block of the joint map:
+
+- in the target row, the image queries' text block becomes the controller's edit of the two rows'
+  text blocks, ``P_s[img, text] A + P_t[img, text] B`` (replace: the source's through the word
+  swap; refine: aligned tokens from the source, new tokens their own; reweight: scaled; the
+  per-word fractions mix with the target's own), with the UNet schedule's step counts;
+- while self-attention is injected, the image block is the source's ``P_s[img, img]``, else the
+  target's own;
+- like the UNet controllers, nothing is renormalised: the edited row sums to the source's text
+  mass plus the image block's; the text queries (the text stream) keep their own attention.
+
+As ``(P A) V = P (A V)``, the edited row is two plain attention calls on mixed values, each in the
+host's fused kernel, batched as extra rows of the call: ``attend(q_s, k_s, [A V_t,text; s V_t,img])
++ attend(q_t, k_t, [B V_t,text; (1 - s) V_t,img])`` (``s`` 1 while self-attention is injected);
+where one of them has only zero values it is left out. No map is held.
+
+The local blend reads the blend words' maps from the same call: values that are the words'
+indicator columns (channel 0 the source's words on the source's text block, channel 1 the
+target's words on its edited text block) give, per image query and head, the sum of the words'
+probabilities, in two more rows.
+"""
+from __future__ import annotations
+
+import torch
+
+from .controllers import PromptToPrompt
+from .local_blend import LocalBlendMaps
+from .policy import AttentionPolicy, JointWhere, PolicyInputError
+
+
+class JointPromptToPrompt(AttentionPolicy[LocalBlendMaps]):
+    """A Prompt-to-Prompt ``controller`` (replace, refine, reweight; its schedule and local blend)
+    on joint attention. The blend's ``blocks`` are DiT block keys."""
+
+    pair = True
+
+    def __init__(self, controller: PromptToPrompt):
+        self.controller = controller
+        self.schedule, self.blend = controller.schedule, controller.blend
+        self.plans: dict = {}   # per call layout, device, dtype and step pattern (see plan())
+
+    @property
+    def keeps_state(self) -> bool:
+        return self.blend is not None
+
+    def make_state(self) -> LocalBlendMaps | None:
+        return None if self.blend is None else self.blend.maps()
+
+    def attention(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, where: JointWhere,
+                  state: LocalBlendMaps | None) -> torch.Tensor:
+        steps = len(where.schedule) - 1
+        step = where.step
+        cross = self.schedule.injects("cross", step, steps, 0, 1)
+        self_ = self.schedule.injects("self", step, steps, 0, 1)
+        blend = state if self.blend is not None and where.block in self.blend.blocks else None
+        if not (cross or self_ or blend is not None):
+            return where.attend(q, k, v)
+        pattern = self.schedule.word_pattern(step, steps) if cross else None
+        text, batch = where.text, q.shape[0]
+        qk_index, v_index, scale, mixes, extra, put, accumulate, blend_values = self.plan(
+            where, q, v, cross, self_, pattern, blend is not None)
+        values = v.index_select(0, v_index)
+        if scale is not None:
+            values = values * scale
+        if mixes is not None:   # the extra rows' text values through their sets' mixes
+            values[batch:, :, :text] = torch.matmul(mixes, values[batch:, :, :text])
+        if blend_values is not None:
+            values = torch.cat([values, blend_values[0]])
+        out = where.attend(q.index_select(0, qk_index), k.index_select(0, qk_index), values)
+        main = out[:batch]
+        if extra:   # the targets' image rows: their set's row, or their own plus their sets' corrections
+            main = main.index_put(put, out[batch:batch + extra, text:], accumulate=accumulate)
+        if blend is not None:   # per pair, the source's and the target's blend-word maps summed over heads
+            sums = blend_values[1]
+            maps = out[batch + extra:, text:].transpose(0, 1).flatten(1)   # [image tokens, blend rows * heads * d]
+            words = (maps @ sums).T                                       # [2 per pair, image tokens]
+            for i in range(0, words.shape[0], 2):
+                blend.add(words[i:i + 2], where.heads, where.grid)
+        return main
+
+    def plan(self, where: JointWhere, q: torch.Tensor, v: torch.Tensor, cross: bool, self_: bool,
+             pattern: tuple | None, blend: bool) -> tuple:
+        """The call's constants, made once per layout, device, dtype and step pattern.
+
+        The target's edited image rows are one or two extra row sets of the call: with the target
+        keeping none of its own text map while the image block is the source's, the source's set
+        alone, ``attend(q_s, k_s, [A V_t,text; V_t,img])``, which replaces them; else the target's
+        plain row plus two corrections, ``attend(q_s, k_s, [A V_t,text; s V_t,img])`` and
+        ``attend(q_t, k_t, [(B - I) V_t,text; -s V_t,img])``, added to it. A diagonal text mix is a
+        scale of the values per token; any other (a swap of differently tokenized words, refine's
+        alignment) a matrix product of the set's text values.
+
+        Returns the query/key row index (every row, then each set's rows: the sources' or the
+        targets', then the blend rows'), the value row index (every row, then the targets' once per
+        set), the values' scale per row and token (None: all 1), the sets' text mixes (``[extra rows,
+        heads, L, L]``, None where every mix is diagonal), the number of extra rows, the
+        ``index_put`` index of the targets' image rows (per extra row), whether the sets add to the
+        plain rows, and the blend rows' values with the sums that read their output, or None."""
+        key = (where.chunks, where.rows, q.shape, where.text, v.device, v.dtype, cross, self_, pattern, blend)
+        plan = self.plans.get(key)
+        if plan is not None:
+            return plan
+        if where.rows != 2:
+            raise PolicyInputError(f"the sampler runs a batch of {where.rows} rows a prompt; sample the source/target "
+                                   f"pair (row 0 source, row 1 target) with this node's CONDITIONING and a latent of 2 "
+                                   f"rows.")
+        if where.text != self.schedule.length:
+            raise PolicyInputError(f"the joint attention has {where.text} text tokens, not the source and target "
+                                   f"prompts' {self.schedule.length}; sample the CONDITIONING pair from this node.")
+        device, length, batch, tokens, heads = v.device, where.text, q.shape[0], q.shape[2], q.shape[1]
+        sources = [2 * c for c, kind in enumerate(where.chunks) if kind == 0]
+        targets = [s + 1 for s in sources]
+        eye, zero = torch.eye(length, device=device), torch.zeros(length, length, device=device)
+        if cross:
+            a, b = self.controller.mixes(None if pattern is None else torch.tensor(pattern, device=device), device)
+        else:
+            a, b = None, eye
+        a = zero if a is None else a
+        sets: list = []   # (rows whose queries and keys it takes, text mix [L, L], image scale); none: the blend only
+        accumulate = False
+        if cross or self_:
+            if b is None and self_:
+                sets = [(sources, a, 1.0)]
+            else:
+                accumulate = True
+                sets = [(sources, a, 1.0 if self_ else 0.0), (targets, (zero if b is None else b) - eye,
+                                                               -1.0 if self_ else 0.0)]
+        n = len(targets)
+        diagonal = [torch.equal(m, torch.diag(torch.diagonal(m))) for _, m, _ in sets]  # sampling-path-ok: once per plan (memo)
+        scale = torch.ones(batch + len(sets) * n, 1, tokens, 1, device=device)
+        for i, ((_, mix, image), diag) in enumerate(zip(sets, diagonal)):
+            rows = slice(batch + i * n, batch + (i + 1) * n)
+            scale[rows, :, :length, 0] = torch.diagonal(mix) if diag else 1.0
+            scale[rows, :, length:] = image
+        mixes = None
+        if not all(diagonal):
+            stack = torch.stack([eye if diag else mix for (_, mix, _), diag in zip(sets, diagonal)])
+            mixes = stack.repeat_interleave(n, 0)[:, None].expand(-1, heads, -1, -1).to(v.dtype).contiguous()
+        qk_rows = list(range(batch)) + [r for set_rows, _, _ in sets for r in set_rows]
+        v_rows = list(range(batch)) + targets * len(sets)
+        blend_values = None
+        if blend:
+            words = self.blend.maps().word_columns(length, device)   # [L, 2]: the source's, the target's blend words
+            edited_a, edited_b = (a, None) if not cross else self.controller.mixes(
+                None if pattern is None else torch.tensor(pattern, device=device), device)
+            own = eye if not cross else edited_b
+            none = torch.zeros(length, device=device)
+            columns = [torch.stack([words[:, 0], edited_a @ words[:, 1] if cross else none], 1),   # the source's maps
+                       torch.stack([none, none if own is None else own @ words[:, 1]], 1)]         # the target's own
+            made = torch.zeros(2, tokens, v.shape[-1], device=device)
+            for i, c in enumerate(columns):
+                made[i, :length, :2] = c
+            rows = made.repeat_interleave(n, 0)[:, None].expand(-1, heads, -1, -1).to(v.dtype)
+            # the sums that read them: per pair, channel 0 of its source row, channel 1 of both its rows, every head
+            sums = torch.zeros(2 * n, heads, v.shape[-1], 2 * n, device=device)
+            for p in range(n):
+                sums[p, :, 0, 2 * p] = 1.0
+                sums[[p, n + p], :, 1, 2 * p + 1] = 1.0
+            blend_values = (rows, sums.flatten(0, 2).to(v.dtype))
+            qk_rows += sources + targets
+        to = dict(device=device)
+        put = (torch.tensor(targets * len(sets), **to)[:, None], torch.arange(length, tokens, **to)[None, :])
+        ones = bool(scale.eq(1).all())  # sampling-path-ok: once per plan (memo)
+        plan = self.plans[key] = (torch.tensor(qk_rows, **to), torch.tensor(v_rows, **to),
+                                  None if ones else scale.to(v.dtype), mixes, len(sets) * n, put, accumulate,
+                                  blend_values)
+        return plan

@@ -1,0 +1,106 @@
+"""Joint Attention Inject: Prompt-to-Prompt on a Flux or SD3 model's joint attention. Policy in
+``attention/joint_prompt_to_prompt.py``, host glue in ``hostkit/joint_prompt_to_prompt.py``."""
+from __future__ import annotations
+
+from ..hostkit.errors import check_finite, check_inversion
+from ..hostkit.flow_inversion import InvertedNoise
+from ..hostkit.joint_prompt_to_prompt import BLOCKS, joint_attention_inject
+from ..hostkit.prompt_to_prompt import MODES
+from ..hostkit.schemas import io
+from ..hostkit.sockets import Inversion as InversionSocket
+from ..hostkit.stable_flow import SharedNoise
+from ..inversion.methods import FLOW_METHODS
+from .attention_inject import STEP_COUNTS
+
+
+class JointAttentionInject(io.ComfyNode):
+    NAME = "Joint Attention Inject"
+
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
+            node_id="InvertEditJointAttentionInject",
+            display_name=cls.NAME,
+            category="InvertEdit/flow",
+            description=(
+                "Prompt-to-Prompt (Hertz et al.) on a Flux or SD3 model's joint attention: in the target row, the "
+                "image tokens' attention on the text tokens is the source's (replace, refine, reweight as Attention "
+                "Inject does it on a UNet) and, in the first steps, their attention on the image tokens too; the text "
+                "keeps its own attention. The source row follows the image's flow inversion (or, without one, is "
+                "generated with the edit from one noise). With blend words, the target follows the source outside the "
+                "words' attention (local blend). Sample with SamplerCustomAdvanced: BasicGuider (CFGGuider for SD3) "
+                "with this node's MODEL and CONDITIONING, its NOISE, the inversion's SIGMAS, the euler sampler and "
+                "the image's latent repeated twice (Repeat Latent Batch); row 1 of the output is the edit. "
+                + STEP_COUNTS),
+            inputs=[
+                io.Model.Input("model", tooltip="The Flux or SD3 model the image was inverted with."),
+                io.Clip.Input("clip", tooltip="The model's text encoders: the node encodes both prompts and aligns "
+                                              "their tokens."),
+                InversionSocket.Input("inversion", optional=True,
+                                      tooltip="Flow Invert's inversion of the image (euler, 50 steps as elsewhere); "
+                                              "the source row follows it. Leave it out to edit an image generated "
+                                              "from the seed."),
+                io.String.Input("source_prompt", default="a red circle on a blue background",
+                                tooltip="The prompt the image was inverted with."),
+                io.String.Input("target_prompt", default="a red square on a blue background",
+                                tooltip="The edited prompt: words swapped one for one (replace) or added/changed "
+                                        "(refine)."),
+                io.Combo.Input("mode", options=list(MODES), default="replace",
+                               tooltip="replace: words swapped one for one (the paper's AttentionReplace); refine: "
+                                       "words added or changed, aligned tokens keep the source's attention, new ones "
+                                       "their own (AttentionRefine)."),
+                io.String.Input("reweight", default="",
+                                tooltip="Scale words' attention in the target while it is injected: 'word:scale, ...' "
+                                        "(paper: e.g. 2 to 5); empty: none."),
+                io.Float.Input("cross_replace", default=0.8, min=0.0, max=1.0, step=0.05,
+                               tooltip="Fraction of the steps in which the image's attention on the text is the "
+                                       "source's (Prompt-to-Prompt: 0.8): the first int(f * (N + 1)) of N steps."),
+                io.Float.Input("self_replace", default=0.4, min=0.0, max=1.0, step=0.05,
+                               tooltip="Fraction of the steps in which the image's attention on the image is the "
+                                       "source's (Prompt-to-Prompt's self-attention: 0.4): the first int(f * N)."),
+                io.Combo.Input("blocks", options=list(BLOCKS), default="all",
+                               tooltip="The blocks edited: all, double (Flux's double-stream, SD3's joint blocks) or "
+                                       "single (Flux's single-stream)."),
+                io.Float.Input("guidance", default=3.5, min=0.0, max=100.0, step=0.1,
+                               tooltip="Flux dev's distilled guidance of the edit (the host's default: 3.5); the "
+                                       "source row keeps the inversion's. Ignored by SD3 and Flux schnell."),
+                io.String.Input("cross_replace_words", default="", optional=True,
+                                tooltip="Per-word schedules, 'word:fraction, ...' with words of the target prompt; "
+                                        "empty: every word follows cross_replace."),
+                io.String.Input("blend_source_words", default="", optional=True,
+                                tooltip="Local blend: words of the source prompt whose attention marks the edited "
+                                        "region (e.g. 'circle'); empty with blend_target_words: no local blend."),
+                io.String.Input("blend_target_words", default="", optional=True,
+                                tooltip="Local blend: words of the target prompt whose attention marks the edited "
+                                        "region (e.g. 'square'); the mask is the OR of both."),
+                io.Float.Input("blend_threshold", default=0.3, min=0.01, max=0.99, step=0.01, optional=True,
+                               tooltip="Local blend: threshold on the max-pooled maps normalised to a maximum of 1 "
+                                       "(paper: 0.3)."),
+                io.Float.Input("blend_start", default=0.2, min=0.0, max=0.95, step=0.05, optional=True,
+                               tooltip="Local blend: fraction of the steps before blending starts (paper: 0.2)."),
+                io.Int.Input("seed", default=0, min=0, max=0xFFFFFFFFFFFFFFFF, control_after_generate=True,
+                             optional=True, tooltip="Without an inversion: the seed of the one noise both rows "
+                                                    "start from."),
+            ],
+            outputs=[io.Model.Output(tooltip="The model to sample the pair with."),
+                     io.Conditioning.Output(tooltip="The pair: row 0 the source, row 1 the edit."),
+                     io.Noise.Output(tooltip="The inverted noise for both rows (or the seed's): SamplerCustomAdvanced's "
+                                             "noise.")],
+        )
+
+    @classmethod
+    def execute(cls, model, clip, source_prompt, target_prompt, mode, reweight, cross_replace, self_replace, blocks,
+                guidance, inversion=None, cross_replace_words="", blend_source_words="", blend_target_words="",
+                blend_threshold=0.3, blend_start=0.2, seed=0) -> io.NodeOutput:
+        check_finite(cls.NAME, guidance=guidance)
+        if inversion is not None:
+            check_inversion(cls.NAME, inversion, model=model, methods=FLOW_METHODS)
+        patched, pair = joint_attention_inject(cls.NAME, model, clip, inversion, source_prompt, target_prompt, mode,
+                                               reweight, cross_replace, self_replace, blocks, guidance,
+                                               cross_replace_words, blend_source_words, blend_target_words,
+                                               blend_threshold, blend_start)
+        noise = SharedNoise(seed, cls.NAME) if inversion is None else InvertedNoise(inversion, cls.NAME, rows=2)
+        return io.NodeOutput(patched, pair, noise)
+
+
+NODES = [JointAttentionInject]
