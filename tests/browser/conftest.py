@@ -23,6 +23,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -136,10 +137,10 @@ def _stop(process: subprocess.Popen) -> None:
 
 
 
-def launch(base: Path, host: Path, log_mode: str = "wb") -> Server:
-    """Start the real server on ``base`` (prepared by ``_prepare_base``) on a free port and wait until it
-    answers; RuntimeError with its log's tail if it exits or stays silent. ``log_mode`` "ab" keeps the log
-    of a server started on ``base`` before."""
+def start(base: Path, host: Path, log_mode: str = "wb") -> Server:
+    """Start the real server on ``base`` (prepared by ``_prepare_base``) on a free port, without
+    waiting for it (``wait_ready``). ``log_mode`` "ab" keeps the log of a server started on ``base``
+    before."""
     port = _free_port()
     log = base / "comfyui.log"
     command = [sys.executable, "-c", LAUNCHER, str(REPO / "workshop" / "headless" / "absent_torchvision.py"),
@@ -149,12 +150,16 @@ def launch(base: Path, host: Path, log_mode: str = "wb") -> Server:
     with open(log, log_mode) as out:
         process = subprocess.Popen(command, cwd=host, stdout=out, stderr=subprocess.STDOUT, env=env,
                                    start_new_session=True)
-    server = Server(f"http://127.0.0.1:{port}", base, log, process)
-    deadline = time.monotonic() + STARTUP_TIMEOUT_S
+    return Server(f"http://127.0.0.1:{port}", base, log, process)
+
+
+def wait_ready(server: Server) -> Server:
+    """Wait until ``server`` answers; RuntimeError with its log's tail if it exits or stays silent."""
+    process, deadline = server.process, time.monotonic() + STARTUP_TIMEOUT_S
     while True:
         if process.poll() is not None:
             raise RuntimeError(f"ComfyUI exited with status {process.returncode} while starting; its log "
-                               f"({log}) ends:\n{server.tail()}")
+                               f"({server.log}) ends:\n{server.tail()}")
         try:
             server.get("/system_stats", timeout=5)
             return server
@@ -162,20 +167,61 @@ def launch(base: Path, host: Path, log_mode: str = "wb") -> Server:
             pass
         if time.monotonic() > deadline:
             _stop(process)
-            raise RuntimeError(f"ComfyUI did not answer on port {port} within {STARTUP_TIMEOUT_S}s; its log ends:\n"
-                               f"{server.tail()}")
+            raise RuntimeError(f"ComfyUI did not answer at {server.url} within {STARTUP_TIMEOUT_S}s; its log "
+                               f"ends:\n{server.tail()}")
         time.sleep(1)
+
+
+def launch(base: Path, host: Path, log_mode: str = "wb") -> Server:
+    """Start the real server on ``base`` and wait until it answers (``start``, ``wait_ready``)."""
+    return wait_ready(start(base, host, log_mode))
+
+
+# The server of the session's browser tests, started at collection (``pytest_collection_modifyitems``)
+# so that it boots (about 40 s of imports) on the machine's second core while the other tests run.
+_EARLY: dict = {}
+
+
+def _is_browser(item) -> bool:
+    return "tests/browser/" in str(item.fspath).replace("\\", "/")
+
+
+def pytest_collection_modifyitems(config, items):
+    """The browser tests run last, and their server starts now, in the background, where they will
+    run (a host and the browser are present, not a collect-only run)."""
+    browser = [item for item in items if _is_browser(item)]
+    if not browser or len(browser) == len(items):
+        return
+    items[:] = [item for item in items if not _is_browser(item)] + browser
+    host = find_host()
+    if host is None or browser_missing_reason() or config.option.collectonly or "server" in _EARLY:
+        return
+    base = Path(tempfile.mkdtemp(prefix="invertedit-comfy-server-"))
+    _prepare_base(base, host)
+    _EARLY["server"] = start(base, host)
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """An early server no test took is stopped."""
+    server = _EARLY.pop("server", None)
+    if server is not None:
+        _stop(server.process)
 
 
 @pytest.fixture(scope="module")
 def comfy_server(browser_available, tmp_path_factory):
-    """The real ComfyUI server on a free port, CPU only, with this pack installed."""
+    """The real ComfyUI server on a free port, CPU only, with this pack installed (the one started
+    at collection, where there is one)."""
     host = find_host()
     assert host is not None  # tests/conftest.py skips tests/browser loudly without a host
-    base = tmp_path_factory.mktemp("comfy_server")
-    _prepare_base(base, host)
+    early = _EARLY.pop("server", None)
     try:
-        server = launch(base, host)
+        if early is not None:
+            server = wait_ready(early)
+        else:
+            base = tmp_path_factory.mktemp("comfy_server")
+            _prepare_base(base, host)
+            server = launch(base, host)
     except RuntimeError as e:
         pytest.fail(str(e))
     try:
