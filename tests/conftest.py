@@ -24,6 +24,7 @@ import torch
 # The machines are small and shared: one torch thread is faster and steadier than two.
 torch.set_num_threads(1)
 
+from workshop.headless.background import background  # noqa: E402  (after set_num_threads)
 from workshop.headless.host import find_host, host_importable, host_missing_reason  # noqa: E402  (after set_num_threads)
 
 HOST = find_host()
@@ -125,7 +126,7 @@ def reference_run(host, bridge):
             log = tmp / "reference.log"
             with open(log, "wb") as stream:
                 process = subprocess.Popen([sys.executable, str(runner), str(tmp / "job.pt"), str(tmp / "out.pt")],
-                                           env=env, stdout=stream, stderr=subprocess.STDOUT)
+                                           env=env, stdout=stream, stderr=subprocess.STDOUT, **background())
             return ReferenceJob(process, tmp / "out.pt", log)
 
         def __call__(self, runner: Path, checkout: Path, tmp: Path, models, **job):

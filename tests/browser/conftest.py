@@ -32,6 +32,7 @@ from pathlib import Path
 
 import pytest
 
+from workshop.headless.background import background
 from workshop.headless.host import find_host
 
 REPO = Path(__file__).resolve().parents[2]
@@ -149,7 +150,7 @@ def start(base: Path, host: Path, log_mode: str = "wb") -> Server:
     env = dict(os.environ, PYTHONUNBUFFERED="1", OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
     with open(log, log_mode) as out:
         process = subprocess.Popen(command, cwd=host, stdout=out, stderr=subprocess.STDOUT, env=env,
-                                   start_new_session=True)
+                                   start_new_session=True, **background())
     return Server(f"http://127.0.0.1:{port}", base, log, process)
 
 

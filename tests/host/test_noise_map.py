@@ -147,19 +147,31 @@ def reference_checkout(reference_copy, tmp: Path) -> Path | None:
                           "prompt_to_prompt/pipeline_stable_diffusion_nmg.py")
 
 
-@pytest.fixture(scope="module")
-def reference_results(host, tiny, tmp_path_factory, skip_loudly, reference_copy, reference_run):
+def start_reference_early(request) -> dict | None:
+    """Starts the reference run in the background at the session's first host test
+    (``early_references``: on the machine's second core). None where the reference is absent."""
+    host, tiny, tmp_path_factory, reference_copy, reference_run = (
+        request.getfixturevalue(name) for name in ("host", "tiny", "tmp_path_factory", "reference_copy",
+                                                   "reference_run"))
     tmp = tmp_path_factory.mktemp("nmg")
     checkout = reference_checkout(reference_copy, tmp / "code")
     if checkout is None:
-        skip_loudly("NMG PARITY SKIPPED: the NMG code was not found (set NMG_PATH to a checkout of "
-                    "github.com/hansam95/NMG, or fetch it)")
+        return None
     model, clip, vae = tiny("sd1")
     inv, lat, sigmas = inverted(host, model, clip, random_latent(), steps=PARITY_STEPS)
     maps = (inv.trajectory / (1 + inv.sigmas.reshape(-1, 1, 1, 1, 1) ** 2).sqrt()).flip(0)   # z_0 ... z_T
-    out = reference_run(RUNNER, checkout, tmp, (model, clip, vae), noise_maps=list(maps), source=SOURCE, target=TARGET,
-                        steps=PARITY_STEPS, cases=CASES)
-    return {"inverted": (inv, lat, sigmas), "scale": model.model.latent_format.scale_factor, "out": out}
+    job = reference_run.start(RUNNER, checkout, tmp, (model, clip, vae), noise_maps=list(maps), source=SOURCE,
+                              target=TARGET, steps=PARITY_STEPS, cases=CASES)
+    return {"inverted": (inv, lat, sigmas), "scale": model.model.latent_format.scale_factor, "job": job}
+
+
+@pytest.fixture(scope="module")
+def reference_results(request, early_references, skip_loudly):
+    started = early_references[__name__] if __name__ in early_references else start_reference_early(request)
+    if started is None:
+        skip_loudly("NMG PARITY SKIPPED: the NMG code was not found (set NMG_PATH to a checkout of "
+                    "github.com/hansam95/NMG, or fetch it)")
+    return {"inverted": started["inverted"], "scale": started["scale"], "out": started["job"].result()}
 
 
 def test_noise_map_guidance_matches_the_reference_code(host, tiny, reference_results):

@@ -150,21 +150,32 @@ def reference_checkout(reference_copy, tmp: Path) -> Path | None:
     return reference_copy(tmp, "PROXEDIT", "phymhan/prompt-to-prompt", FILES, "ptp_utils.py")
 
 
-@pytest.fixture(scope="module")
-def reference_results(tiny, tmp_path_factory, skip_loudly, reference_copy, reference_run):
+def start_reference_early(request) -> dict | None:
+    """Starts the reference run (about 25 s) in the background at the session's first host test
+    (``early_references``: on the machine's second core). None where the reference is absent."""
+    tiny, tmp_path_factory, reference_copy, reference_run = (
+        request.getfixturevalue(name) for name in ("tiny", "tmp_path_factory", "reference_copy", "reference_run"))
     tmp = tmp_path_factory.mktemp("proxedit")
     checkout = reference_checkout(reference_copy, tmp / "code")
     if checkout is None:
-        skip_loudly("PROXEDIT PARITY SKIPPED: the ProxEdit code was not found (set PROXEDIT_PATH to a checkout of "
-                    "github.com/phymhan/prompt-to-prompt, or fetch it)")
+        return None
     model, clip, vae = tiny("sd1-layout")
     latent = torch.randn(1, 4, 64, 64, generator=torch.Generator().manual_seed(0)) * 5.0
     scale = model.model.latent_format.scale_factor
-    out = reference_run(RUNNER, checkout, tmp, (model, clip, vae), latent=latent * scale, source=SOURCE, target=TARGET,
-                        steps=PARITY_STEPS, cfg=CFG,
-                        cases={**{k: dict(v, code="npi") for k, v in NPI_CASES.items()},
-                               **{k: dict(v, code="masa") for k, v in MASA_CASES.items()}})
-    return {"latent": {"samples": latent}, "scale": scale, "out": out}
+    job = reference_run.start(RUNNER, checkout, tmp, (model, clip, vae), latent=latent * scale, source=SOURCE,
+                              target=TARGET, steps=PARITY_STEPS, cfg=CFG,
+                              cases={**{k: dict(v, code="npi") for k, v in NPI_CASES.items()},
+                                     **{k: dict(v, code="masa") for k, v in MASA_CASES.items()}})
+    return {"latent": {"samples": latent}, "scale": scale, "job": job}
+
+
+@pytest.fixture(scope="module")
+def reference_results(request, early_references, skip_loudly):
+    started = early_references[__name__] if __name__ in early_references else start_reference_early(request)
+    if started is None:
+        skip_loudly("PROXEDIT PARITY SKIPPED: the ProxEdit code was not found (set PROXEDIT_PATH to a checkout of "
+                    "github.com/phymhan/prompt-to-prompt, or fetch it)")
+    return {"latent": started["latent"], "scale": started["scale"], "out": started["job"].result()}
 
 
 def test_proximal_guidance_matches_the_reference_code(host, tiny, reference_results):

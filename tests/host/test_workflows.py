@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 
+from workshop.headless.background import background
 from workshop.headless.hygiene import OPT_OUT, SamplingPathWatch
 
 REPO = Path(__file__).resolve().parents[2]
@@ -491,7 +492,7 @@ def start_reference_early(request) -> dict:
         process = subprocess.Popen([sys.executable, "-m", "workshop.run_workflow", str(MAIN_WORKFLOW), "--out", str(out),
                                     "--threads", "1", "--input-directory", str(tmp / "input"),
                                     "--output-directory", str(tmp / "output")],
-                                   stdout=stdout, stderr=stderr, env=env, cwd=REPO)
+                                   stdout=stdout, stderr=stderr, env=env, cwd=REPO, **background())
     return {"process": process, "tmp": tmp, "out": out, "log": log, "started": time.perf_counter()}
 
 
