@@ -17,7 +17,7 @@ from typing import Mapping, NamedTuple
 
 class Technique(NamedTuple):
     name: str
-    kind: str                          # the node menu's group: inversion, attention, guidance, imagic, flow, testing
+    kind: str                          # the node menu's group: inversion, attention, guidance, imagic, personalise, flow, testing
     nodes: tuple[str, ...]             # node_id of each node, as registered
     module: str | None                 # the pure module, under invertedit/ (None: host glue only)
     paper: str                         # "" for the pack's own tools
@@ -37,7 +37,7 @@ class Technique(NamedTuple):
 QUICK_STEPS = 5
 QUICK_SIZE = 256
 
-KINDS = ("inversion", "attention", "guidance", "imagic", "flow", "testing")
+KINDS = ("inversion", "attention", "guidance", "imagic", "personalise", "flow", "testing")
 
 TECHNIQUES: tuple[Technique, ...] = (
     Technique(
@@ -184,6 +184,18 @@ TECHNIQUES: tuple[Technique, ...] = (
                   "InvertEditImagicFineTune.steps": 1000, "InvertEditImagicFineTune.rank": 8,
                   "InvertEditImagicFineTune.learning_rate": 0.0005, "InvertEditImagicInterpolate.alpha": 0.7},
         quick={"InvertEditImagicOptimizeEmbedding": {"steps": 1}, "InvertEditImagicFineTune": {"steps": 1}}),
+    Technique(
+        "DreamBooth", "personalise", ("InvertEditDreamBoothLoRA",), "personalisation/dreambooth.py", "Ruiz et al. 2023",
+        "LoRA rank 4 on the attention projections, AdamW lr 1e-4, 500 steps, batch 1, prior loss λ 1 on class images "
+        "the model drew (diffusers' train_dreambooth_lora.py and its README)",
+        "steps × (forward of the instance and of the class batch + one backward) once, then stock sampling",
+        ("dreambooth_subject",), ("dreambooth_toy", "DreamBooth LoRA"),
+        "Teaches the model a subject from 3-5 photos, bound to an identifier word, as a LoRA; the prior-preservation "
+        "loss on class images keeps the class.",
+        settings={"InvertEditDreamBoothLoRA.steps": 500, "InvertEditDreamBoothLoRA.learning_rate": 0.0001,
+                  "InvertEditDreamBoothLoRA.rank": 4, "InvertEditDreamBoothLoRA.prior_loss_weight": 1.0,
+                  "InvertEditDreamBoothLoRA.batch_size": 1},
+        quick={"InvertEditDreamBoothLoRA": {"steps": 2}}),
     Technique(
         "SDEdit", "guidance", (), None, "Meng et al. 2022", "denoise 0.6 (paper's t0 0.5-0.6)",
         "2N × denoise: the stock KSampler", ("sdedit_baseline",), ("toyworld", "SDEdit (denoise"),

@@ -34,7 +34,8 @@ COMFYUI_GIT=https://github.com/comfyanonymous/ComfyUI
 TORCH_PIN=torch==2.13.0
 TEST_DEPS=("pytest>=8" "diffusers>=0.30" "matplotlib"   # matplotlib: imported by the PnPInversion reference code
            "playwright"                                 # tests/browser (with the system Chromium, step 4)
-           "accelerate")                                # imported by diffusers' community Imagic pipeline (parity test)
+           "accelerate"                                 # imported by diffusers' community Imagic pipeline (parity test)
+           "peft")                                      # diffusers' DreamBooth LoRA script's LoRA (parity test)
 MAIN_WORKFLOW=example_workflows/invert_and_edit.json
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)

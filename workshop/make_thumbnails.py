@@ -2,7 +2,7 @@
 
 The editor's template browser shows ``<name>.jpg`` as a workflow's thumbnail. Each picture is
 what the workflow itself saves when run headlessly on the built-in Toy World Model (its saved
-images side by side, in the order they were written), labelled with the built-in model it ran on, so a user
+images side by side, in the order they were written, or one saver's first: ``CARD_FIRST``), labelled with the built-in model it ran on, so a user
 sees the kind of result to expect before opening it. The workflows built on Load Checkpoint run
 with the checkpoint swapped for the Toy World Model (the runner's ``builtin``,
 ``make_workflows.builtin_for``: the bundled sample image at the toy world's size; the flow
@@ -26,6 +26,9 @@ REPO = Path(__file__).resolve().parents[1]
 FOLDER = REPO / "example_workflows"
 HEIGHT = 192          # pixels of each image in the strip
 MOST = 4              # images shown at most
+# Workflows whose card shows one saver's pictures first (the file name's prefix, as SaveImage writes it):
+# where the host's execution order would put a comparison first
+CARD_FIRST = {"dreambooth_subject": "dreambooth_subject_"}
 LABELS = {"InvertEditToyModel": "Toy World Model output", "InvertEditDemoModel": "demo model output (random weights)",
           "CheckpointLoaderSimple": "Toy World Model output"}   # run with make_workflows.TOY_BUILTIN
 
@@ -73,6 +76,9 @@ def main(argv: list[str] | None = None) -> int:
         written = run_workflow(path, out, builtin=builtin_for(path.stem) if on_checkpoint else None,
                                overrides=toy_overrides(path.stem), host=host)
         images = [p for p in written if p.suffix == ".png"]
+        first = CARD_FIRST.get(path.stem)
+        if first:
+            images.sort(key=lambda p: not p.name.startswith(first))   # stable: the rest keep their order
         if not images:
             print(f"{path.name}: saves no image, no thumbnail", file=sys.stderr)
             continue

@@ -834,6 +834,75 @@ def imagic_edit(world: str = ONE_OBJECT_WORLD) -> dict:
     return {"nodes": nodes + _vae_roundtrip()}
 
 
+# DreamBooth on the toy world (workshop/benchmarks/dreambooth_toy.py measures these settings)
+DREAMBOOTH_TOY = {"steps": 500, "learning_rate": 0.0005, "rank": 4, "class_images": 20,
+                  "instance": "a sks red square on a white background", "class": "a red square on a white background",
+                  "photos": "subject_hollow_square.png"}
+
+
+def dreambooth_subject() -> dict:
+    d = DREAMBOOTH_TOY
+    side = TOY_WORLDS[ONE_OBJECT_WORLD]["size"]
+    intro = (
+        "# DreamBooth: teach the model a subject from a few photos\n\n"
+        "**DreamBooth LoRA** (Ruiz et al.; as diffusers' train_dreambooth_lora.py) binds the subject of a few photos "
+        "to an identifier in the instance prompt (\"a **sks** red square ...\"): a LoRA on the UNet's attention "
+        "projections, trained on the photos. Its **prior-preservation loss** trains on images the model itself drew "
+        "from the class prompt (\"a red square ...\", the stock **KSampler** below), so that the class keeps "
+        "meaning what it meant. **Save LoRA Weights** keeps the LoRA (LoraLoader applies it again); the MODEL output "
+        "already carries it, and the stock KSampler draws the subject from noise.\n\n"
+        "The subject here is one the toy model never drew: a hollow red square (the toy world has only solid "
+        "shapes). **Load Image** loads the four photos from one animated PNG as a batch; with your own photos use "
+        "one Load Image per photo and **Image Batch**.\n\n"
+        f"Settings for the toy model on a CPU (about a minute): {d['steps']} steps at lr {d['learning_rate']:g}, "
+        f"rank {d['rank']}, {d['class_images']} class images. diffusers' README for Stable Diffusion: 500 steps at "
+        "lr 1e-4, batch 1, rank 4 (the node's defaults), and 100-200 class images (paper: 200-300).\n\n"
+        + _toy_note(ONE_OBJECT_WORLD))
+    nodes = [
+        {"key": "note", "type": "MarkdownNote", "text": intro},
+        dict(MODEL_LOADER, widgets={"world": ONE_OBJECT_WORLD}),
+        {"key": "photos", "type": "LoadImage", "widgets": {"image": d["photos"]},
+         "title": "The subject's photos (4 frames: one batch)"},
+        {"key": "encode", "type": "VAEEncode", "inputs": {"pixels": ("photos", "IMAGE"), "vae": ("model", "VAE")}},
+        {"key": "instance", "type": "CLIPTextEncode", "widgets": {"text": d["instance"]},
+         "inputs": {"clip": ("model", "CLIP")}, "title": "Instance prompt (identifier + class)"},
+        {"key": "class", "type": "CLIPTextEncode", "widgets": {"text": d["class"]},
+         "inputs": {"clip": ("model", "CLIP")}, "title": "Class prompt"},
+        {"key": "empty", "type": "CLIPTextEncode", "widgets": {"text": ""}, "inputs": {"clip": ("model", "CLIP")},
+         "title": "Negative prompt (empty)"},
+        {"key": "class_latent", "type": "EmptyLatentImage",
+         "widgets": {"width": side, "height": side, "batch_size": d["class_images"]}, "title": "Class images to draw"},
+        {"key": "class_images", "type": "KSampler",
+         "widgets": {"seed": 7, "steps": 20, "cfg": EDIT_CFG, "sampler_name": "ddim", "scheduler": "ddim_uniform",
+                     "denoise": 1.0},
+         "inputs": {"model": ("model", "MODEL"), "positive": ("class", 0), "negative": ("empty", 0),
+                    "latent_image": ("class_latent", "LATENT")},
+         "title": "Class images, drawn by the untouched model"},
+        {"key": "teach", "type": "InvertEditDreamBoothLoRA",
+         "widgets": {"steps": d["steps"], "learning_rate": d["learning_rate"], "rank": d["rank"],
+                     "prior_loss_weight": 1.0, "batch_size": 1, "seed": 0},
+         "inputs": {"model": ("model", "MODEL"), "instance_images": ("encode", "LATENT"),
+                    "instance_prompt": ("instance", 0), "class_images": ("class_images", "LATENT"),
+                    "class_prompt": ("class", 0)}},
+        {"key": "save_lora", "type": "SaveLoRANode", "widgets": {"prefix": "loras/dreambooth_toy"},
+         "inputs": {"lora": ("teach", 1)}},
+        {"key": "noise_latent", "type": "EmptyLatentImage", "widgets": {"width": side, "height": side, "batch_size": 4},
+         "title": f"Empty latent (4 samples at the toy world's {side} px)"},
+    ]
+    for key, model, prompt, title in (("class", "teach", "class", "The class prompt on the taught model (kept)"),
+                                      ("subject", "teach", "instance", "The subject, drawn by the taught model"),
+                                      ("before", "model", "instance", "The instance prompt before teaching")):
+        nodes += [
+            {"key": f"sample_{key}", "type": "KSampler",
+             "widgets": {"seed": 0, "steps": 20, "cfg": EDIT_CFG, "sampler_name": "ddim", "scheduler": "ddim_uniform",
+                         "denoise": 1.0},
+             "inputs": {"model": (model, "MODEL"), "positive": (prompt, 0), "negative": ("empty", 0),
+                        "latent_image": ("noise_latent", "LATENT")}},
+        ]
+        nodes += _decode_and_save(key, f"sample_{key}", f"invertedit/dreambooth_{key}", title)
+    return {"nodes": nodes}
+
+
 def _guided_pair_workflow(intro: str, inversion: list[dict], editor: dict, guider: dict, prefix: str) -> dict:
     """Invert the sample (``inversion``: refinements of DDIM Invert; the last one's output is the
     INVERSION), patch with a pair editor, guide its pair with the GUIDER node ``guider``, sample
@@ -894,9 +963,9 @@ def noise_map_guidance_edit() -> dict:
         "classifier-free guidance from there. No optimisation; one extra pass with its gradient per step. Sampler "
         "ddim, the inversion's SIGMAS, the editor's LATENT pair; the saved batch holds the reconstruction and the "
         "edit.\n\n"
-        f"Gradient scale: the paper's 5000, for a 64x64 latent (512 px SD1.5, as this toy world); a smaller latent "
-        f"takes less (the distance is a mean over its elements). Text guidance 5 here (paper: 10, for real "
-        f"checkpoints).\n\n" + TOY_NOTE)
+        "Gradient scale: the paper's 5000, for a 64x64 latent (512 px SD1.5, as this toy world); a smaller latent "
+        "takes less (the distance is a mean over its elements). Text guidance 5 here (paper: 10, for real "
+        "checkpoints).\n\n" + TOY_NOTE)
     editor = {"type": "InvertEditAttentionInject",
               "widgets": {"source_prompt": SOURCE_PROMPT, "target_prompt": TARGET_PROMPT, "mode": "replace",
                           "reweight": "", "cross_replace": 0.4, "self_replace": 0.6}}
@@ -1611,6 +1680,7 @@ WORKFLOWS = {
     "sega_edit": sega_edit,
     "ledits_edit": ledits_edit,
     "imagic_edit": imagic_edit,
+    "dreambooth_subject": dreambooth_subject,
     "pix2pix_zero_edit": pix2pix_zero_edit,
     "proximal_guidance_edit": proximal_guidance_edit,
     "noise_map_guidance_edit": noise_map_guidance_edit,

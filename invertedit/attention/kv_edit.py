@@ -97,7 +97,6 @@ class KeepKeysValues(AttentionPolicy[dict]):
         return {"bias": None, "checked": False}
 
     def attention(self, q, k, v, where: JointWhere, state: dict):
-        text = where.text
         if not state["checked"]:
             self._check(k, where, state)
         step, half = shared_key(where, inverting=True)

@@ -25,13 +25,13 @@ generator, which ``draw`` reproduces from a seeded generator. torch only: no hos
 """
 from __future__ import annotations
 
-from typing import Callable, Iterable, Optional
+from typing import Callable, Iterable
 
 import torch
 
+from ..personalisation.training import LossFn
+
 EpsFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]   # (x in sampler space, sigma) -> eps prediction
-LossFn = Callable[[int], torch.Tensor]                          # step index -> loss to minimise
-StepHook = Callable[[int, int, float], None]                    # (step done, total, loss) -> None
 
 
 def draw(x0: torch.Tensor, generator: torch.Generator, timesteps: int = 1000) -> tuple[torch.Tensor, int]:
@@ -76,34 +76,6 @@ def mean_loss(eps_fn: EpsFn, x0: torch.Tensor, sigmas: torch.Tensor,
     """The mean ``denoising_loss`` over given draws (no gradients): the reconstruction loss estimate."""
     losses = [float(denoising_loss(eps_fn, x0, sigmas[t], noise)) for noise, t in draws]
     return sum(losses) / len(losses)
-
-
-def optimize(params: list[torch.Tensor], loss_fn: LossFn, steps: int, lr: float,
-             before_step: Optional[Callable[[int], None]] = None,
-             after_step: Optional[StepHook] = None) -> list[float]:
-    """``steps`` Adam steps (default betas and eps, as the reference) on ``params`` minimising
-    ``loss_fn(i)``; returns the loss of each step (measured before its update).
-
-    ``before_step(i)`` runs before every step (a caller's interrupt check: at most one model
-    forward and backward run after an interrupt), ``after_step(i + 1, steps, loss)`` after it (a
-    progress bar). Call with gradients enabled; ``params`` must require them. With ``steps`` 0
-    or ``lr`` 0 the parameters are left bit for bit as they were."""
-    losses: list[float] = []
-    if steps <= 0:
-        return losses
-    opt = torch.optim.Adam(params, lr=lr)
-    for i in range(steps):
-        if before_step is not None:
-            before_step(i)
-        loss = loss_fn(i)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()  # sampling-path-ok: Adam's step count is a CPU tensor (no device wait)
-        losses.append(float(loss.detach()))  # sampling-path-ok: the reported loss, once per forward + backward
-        if after_step is not None:
-            after_step(i + 1, steps, losses[-1])
-    opt.zero_grad(set_to_none=True)
-    return losses
 
 
 def interpolate(target: torch.Tensor, optimized: torch.Tensor, alpha: float) -> torch.Tensor:

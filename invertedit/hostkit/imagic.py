@@ -23,26 +23,20 @@ cannot be interrupted between steps, and returns its training wrappers instead o
 """
 from __future__ import annotations
 
-import math
 from typing import Callable
 
-import comfy.lora
-import comfy.lora_convert
 import comfy.patcher_extension
 import torch
 from comfy.model_patcher import ModelPatcher
-from comfy.weight_adapter.lora import LoraDiff
 
-from ..guidance.imagic import fixed_draws, mean_loss, optimize, random_timestep_loss
+from ..guidance.imagic import fixed_draws, mean_loss, random_timestep_loss
+from ..personalisation.training import optimize
 from .errors import NodeInputError, check_at_least, check_conditioning, check_finite, check_finite_tensor, check_made_with
 from .fingerprint import model_stamp, tensor_fingerprint
 from .gradients import with_weight_copies
+from .lora_training import (check_converged, lora_adapters, lora_state_dict, trainable, trainee, training_sigmas,
+                            with_lora)
 from .sampling import HostDenoiser, check_interrupt, check_latent_size, check_model_family, run_loop, to_output
-
-
-def training_sigmas(model: ModelPatcher) -> torch.Tensor:
-    """The model's training noise levels indexed by DDPM timestep (ascending; 1000 for SD)."""
-    return model.get_model_object("model_sampling").sigmas.detach().float().cpu().clone()
 
 
 def check_inputs(node: str, model: ModelPatcher, samples: torch.Tensor, conditioning: list, name: str,
@@ -192,67 +186,6 @@ def reconstruction_loss(model: ModelPatcher, samples: torch.Tensor, conditioning
     return found["loss"]
 
 
-def lora_adapters(model: ModelPatcher, rank: int, seed: int) -> dict[str, LoraDiff]:
-    """One host ``LoraDiff`` per UNet weight of two or more dimensions, keyed by module name
-    (``diffusion_model.…``): up Kaiming-uniform from ``seed`` (as the host's ``create_train``
-    draws it), down zero, alpha 1 (scale 1 / rank, as the host's Train LoRA). Made outside
-    inference mode."""
-    g = torch.Generator().manual_seed(seed)
-    out: dict[str, LoraDiff] = {}
-    with torch.inference_mode(False), torch.random.fork_rng(devices=[]):   # LoraDiff's layers draw an init we overwrite
-        for name, module in model.model.diffusion_model.named_modules():
-            weight = getattr(module, "weight", None)
-            if not hasattr(module, "weight_function") or weight is None or weight.ndim < 2:
-                continue
-            up = torch.empty(weight.shape[0], rank)
-            torch.nn.init.kaiming_uniform_(up, a=5 ** 0.5, generator=g)
-            down = torch.zeros(rank, weight.shape[1:].numel())
-            out[f"diffusion_model.{name}"] = LoraDiff((up, down, 1.0, None, None, None))
-    return out
-
-
-def lora_state_dict(adapters: dict[str, LoraDiff]) -> dict[str, torch.Tensor]:
-    """The adapters in the host's LoRA format (Train LoRA's output; Save LoRA Weights writes it)."""
-    sd: dict[str, torch.Tensor] = {}
-    for name, adapter in adapters.items():
-        sd[f"{name}.lora_up.weight"] = adapter.lora_up.weight.detach().float().cpu().clone()
-        sd[f"{name}.lora_down.weight"] = adapter.lora_down.weight.detach().float().cpu().clone()
-        sd[f"{name}.alpha"] = adapter.alpha.detach().float().cpu().clone()
-    return sd
-
-
-def with_lora(model: ModelPatcher, lora: dict[str, torch.Tensor], strength: float = 1.0) -> ModelPatcher:
-    """A clone of ``model`` with ``lora`` added as weight patches, as LoraLoader adds a file's
-    (``comfy.lora``: key map, conversion, ``add_patches``); every module of the LoRA must land."""
-    key_map = comfy.lora.model_lora_keys_unet(model.model, {})
-    patches = comfy.lora.load_lora(comfy.lora_convert.convert_lora(lora), key_map)
-    patched = model.clone()
-    landed = set(patched.add_patches(patches, strength))
-    modules = {k[:-len(".alpha")] for k in lora if k.endswith(".alpha")}
-    if len(landed) != len(modules):
-        raise RuntimeError(f"Imagic LoRA: {len(modules) - len(landed)} of {len(modules)} layers found no weight in the "
-                           f"model (the model's layout changed since the LoRA was made)")
-    return patched
-
-
-def trainable(adapters: dict[str, LoraDiff], device: torch.device) -> list[torch.nn.Parameter]:
-    """The adapters' up and down matrices as parameters that take gradients, on ``device``.
-
-    The host moves weight wrappers with the model when it loads it (``move_weight_functions``:
-    ``module.to(device)``), and it loads under the node's inference mode: on a GPU that move
-    turns the matrices into inference tensors, which look trainable (``requires_grad`` stays
-    True) but record no graph, so the loss had no ``grad_fn`` (issue 23). On a CPU the move is a
-    no-op, which is why only GPU runs failed. Called outside inference mode, after the load."""
-    params = []
-    for adapter in adapters.values():
-        for layer in (adapter.lora_up, adapter.lora_down):
-            w = layer.weight
-            if w.is_inference() or w.device != device or not w.requires_grad:
-                layer.weight = torch.nn.Parameter(w.detach().clone().to(device), requires_grad=True)
-            params.append(layer.weight)
-    return params
-
-
 def fine_tune_lora(model: ModelPatcher, samples: torch.Tensor, optimized: list, steps: int, learning_rate: float,
                    rank: int, seed: int) -> tuple[ModelPatcher, dict[str, torch.Tensor], list[float]]:
     """Imagic's second stage as a LoRA: the model fine-tuned so that the fixed ``optimized``
@@ -263,11 +196,7 @@ def fine_tune_lora(model: ModelPatcher, samples: torch.Tensor, optimized: list, 
     if steps == 0:   # the LoRA at its start (down zero): nothing to train
         lora = lora_state_dict(adapters)
         return with_lora(model, lora), lora, []
-    trainee = with_weight_copies(model)
-    if trainee is model:
-        trainee = model.clone()
-    for name, adapter in adapters.items():
-        trainee.add_weight_wrapper(f"{name}.weight", adapter)
+    training = trainee(model, adapters)
     found: dict = {}
 
     def loop(denoise, x, sigmas, step_callback):
@@ -280,7 +209,7 @@ def fine_tune_lora(model: ModelPatcher, samples: torch.Tensor, optimized: list, 
                                        after_step=_progress(step_callback, x0))
         return x
 
-    run_loop(trainee, optimized, None, 1.0, samples, training_sigmas(model), loop)
+    run_loop(training, optimized, None, 1.0, samples, training_sigmas(model), loop)
     for adapter in adapters.values():
         adapter.requires_grad_(False)
     lora = lora_state_dict(adapters)
@@ -294,14 +223,3 @@ def guarded(model: ModelPatcher, optimized: list) -> ModelPatcher:
     if stamp is not None:
         model.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.OUTER_SAMPLE, STAMP, StampGuard(stamp))
     return model
-
-
-def check_converged(node: str, losses: list[float], tensors, learning_rate: float, default: str) -> None:
-    """Refuse the result of an optimisation that diverged (a NaN or infinite loss or value: a black
-    picture), naming the step and the learning rate to lower."""
-    bad = next((i for i, loss in enumerate(losses) if not math.isfinite(loss)), None)
-    if bad is None and all(bool(torch.isfinite(t).all()) for t in tensors):  # sampling-path-ok: once, after the loop
-        return
-    where = f"at step {bad + 1} (loss {losses[bad]})" if bad is not None else "(its weights hold NaN or inf)"
-    raise NodeInputError(node, f"the optimisation diverged {where} with learning_rate {learning_rate:g}, which would "
-                               f"sample a black picture; lower learning_rate (default {default}).")

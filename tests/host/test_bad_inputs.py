@@ -291,6 +291,13 @@ def imagic_interpolate(k: Kit, **change):
     return call(k.host, "InvertEditImagicInterpolate", **args)
 
 
+def dreambooth(k: Kit, **change):
+    args = dict(model=k.model, instance_images=k.pair(), instance_prompt=k.pos, steps=1, learning_rate=0.0001, rank=2,
+                prior_loss_weight=1.0, batch_size=1, seed=0, class_images=k.src, class_prompt=k.neg)
+    args.update(change)
+    return call(k.host, "InvertEditDreamBoothLoRA", **args)
+
+
 def guided_run(k: Kit, guider, sampler: str = "ddim", inverted=None):
     """SamplerCustomAdvanced with ``guider`` from an inversion's latent (DisableNoise, its sigmas):
     ``inverted`` (INVERSION, LATENT, SIGMAS), the kit's 4-step DDIM inversion by default."""
@@ -717,6 +724,39 @@ CASES = [
      r"MasaCtrl: input 'latent' is 2x2 \(an image of 16x16 px\); this model needs a latent of at least 3x3"),
     ("latent-blend-latent-too-small", lambda k: latent_blend(k, latent={"samples": torch.randn(2, 4, 2, 2)}),
      r"Latent Blend: input 'latent' is 2x2 \(an image of 16x16 px\); this model needs a latent of at least 3x3"),
+
+    # -- issue 28: DreamBooth LoRA --
+    ("dreambooth-no-class-images", lambda k: dreambooth(k, class_images=None),
+     r"DreamBooth LoRA: input 'class_images' is not connected and prior_loss_weight is 1; prior preservation needs "
+     r"images of the subject's class and their prompt: draw them with KSampler from the class prompt .* or set "
+     r"prior_loss_weight to 0 to train without it"),
+    ("dreambooth-no-class-prompt", lambda k: dreambooth(k, class_prompt=None),
+     r"DreamBooth LoRA: input 'class_prompt' is not connected and prior_loss_weight is 1"),
+    ("dreambooth-class-images-other-size", lambda k: dreambooth(k, class_images={"samples": torch.randn(2, 4, 6, 6)}),
+     r"DreamBooth LoRA: inputs 'instance_images' \(4, 8, 8\) and 'class_images' \(4, 6, 6\) differ in size; draw "
+     r"the class images at the instance images' size"),
+    ("dreambooth-instance-not-latent", lambda k: dreambooth(k, instance_images=k.pos),
+     r"DreamBooth LoRA: input 'instance_images' is a list, not a LATENT; connect VAE Encode of the subject's 3-5 "
+     r"photos"),
+    ("dreambooth-instance-nan", lambda k: dreambooth(k, instance_images=with_nan(k.src)),
+     r"DreamBooth LoRA: input 'instance_images' has NaN or infinite values; connect VAE Encode"),
+    ("dreambooth-learning-rate-negative", lambda k: dreambooth(k, learning_rate=-1.0),
+     r"DreamBooth LoRA: inputs 'learning_rate' and 'prior_loss_weight' must be 0 or more"),
+    ("dreambooth-prior-weight-nan", lambda k: dreambooth(k, prior_loss_weight=NAN),
+     r"DreamBooth LoRA: input 'prior_loss_weight' is nan"),
+    ("dreambooth-batch-size-0", lambda k: dreambooth(k, batch_size=0),
+     r"DreamBooth LoRA: input 'batch_size' is 0; give 1 or more"),
+    ("dreambooth-prompt-other-family", lambda k: dreambooth(k, class_prompt=OTHER_FAMILY),
+     r"DreamBooth LoRA: input 'class_prompt' is an embedding 768 wide; the model's cross-attention takes 64"),
+    ("dreambooth-resume-other-rank", lambda k: dreambooth(k, rank=4, resume=dreambooth(k, steps=0)[1]),
+     r"DreamBooth LoRA: input 'resume' has rank 2 at diffusion_model\..*; this run's rank is 4: set 'rank' to the "
+     r"earlier run's"),
+    ("dreambooth-resume-imagic-lora", lambda k: dreambooth(k, resume=imagic_fine_tune(k, steps=0)[1]),
+     r"DreamBooth LoRA: input 'resume' is a LoRA of \d+ layers, not the 88 this node trains on this model; connect "
+     r"the 'lora' output of an earlier run of this node with the same model"),
+    ("dreambooth-diverged", lambda k: dreambooth(k, learning_rate=0.01, model=overflowing(k)),
+     r"DreamBooth LoRA: the optimisation diverged at step 1 \(loss .*\) with learning_rate 0.01, which would sample "
+     r"a black picture; lower learning_rate \(default 0.0001\)"),
 ]
 
 
@@ -999,6 +1039,9 @@ def flowedit_run(k: Kit, guider, steps: int = 5, sampler: str = "euler", latent:
 
 
 FLOW_CASES = [
+    ("dreambooth-flux-model", lambda k: dreambooth(k, model=flow(k)[0], instance_images={"samples": torch.randn(1, 16, 8, 8)},
+                                                   instance_prompt=encode(k.host, flow(k)[1], PROMPT), prior_loss_weight=0.0),
+     r"DreamBooth LoRA: input 'model' is Flux \(Flux, .*\); this node supports Stable Diffusion UNet checkpoints"),
     ("flowedit-sd-model", lambda k: flowedit(k, model=k.model, clip=k.clip),
      r"FlowEdit: input 'model' is SD15 \(UNetModel, .*\); this node edits with rectified-flow transformers: Flux.1 "
      r"\(dev, schnell\) and SD3/SD3.5. For Stable Diffusion checkpoints use the pack's inversion nodes"),

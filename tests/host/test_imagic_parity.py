@@ -103,7 +103,7 @@ def test_embedding_optimisation_matches_the_reference(host, tiny, bridge, refere
     # the same draws: the node's (noise, timestep) of each step, as the UNet sees them (DDPM latents)
     imagic = host.pack.guidance.imagic
     g = torch.Generator().manual_seed(SEED)
-    sigmas = host.pack.hostkit.imagic.training_sigmas(model)
+    sigmas = host.pack.hostkit.lora_training.training_sigmas(model)
     assert len(seen) == STEPS
     ref_losses, latent_err = [], 0.0
     for noisy, t, eps in seen:

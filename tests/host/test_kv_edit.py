@@ -10,7 +10,6 @@
 The reference code is fetched at test time (never committed); where absent the test skips loudly."""
 from __future__ import annotations
 
-import importlib
 import math
 import sys
 from pathlib import Path
@@ -117,7 +116,7 @@ def test_kv_edit_matches_the_authors_code(host, flux, checkout, skip_loudly, att
     import os
 
     sys.path.insert(0, str(REFERENCE))
-    from flow_diffusers import bfl_flux_params, flux_ids, pack_latents, unpack_latents
+    from flow_diffusers import bfl_flux_params, flux_ids, pack_latents
 
     model, _, _ = flux
     net = model.model.diffusion_model

@@ -38,7 +38,7 @@ def test_every_row_names_its_kind_module_paper_and_defaults():
         assert t.module is None or (REPO / "invertedit" / t.module).is_file(), t.module
         assert t.defaults and t.cost and t.summary, t.name
     assert {t.module.split("/")[0] for t in TECHNIQUES if t.module and t.kind != "testing"} == \
-        {"inversion", "attention", "guidance"}
+        {"inversion", "attention", "guidance", "personalisation"}
 
 
 def test_the_workflow_builders_are_the_tables_workflows():

@@ -114,6 +114,30 @@ def _edit_check(prefix: str, row: int, circle: str | None = "yellow", background
     return check
 
 
+def _dreambooth_draws_the_subject_and_keeps_the_class(prompt, outputs, runner) -> None:
+    """The DreamBooth workflow (the one-object world): the taught model draws the subject, a hollow
+    red frame on white, in at least 3 of its 4 samples; the class prompt on the same model still
+    draws solid red squares (4 of 4); before teaching, the instance prompt drew no red frame (the
+    model had never drawn one). Read by the exact judge (``judge.filled``: a frame covers under a
+    third of its inner box)."""
+    from workshop.toyworld.judge import filled, judge
+
+    def readings(prefix):
+        return [judge(image) for image in _saved(prompt, outputs, runner, prefix)]
+
+    def frame(r):
+        return r.background == "white" and r.colour == "red" and filled(r) < 1 / 3
+
+    subject, klass, before = (readings(f"invertedit/dreambooth_{k}") for k in ("subject", "class", "before"))
+    for name, found in (("subject", subject), ("class", klass), ("before", before)):
+        print(f"dreambooth {name}: {[(r.background, r.colour, r.shape, round(filled(r), 2)) for r in found]}")
+    assert len(subject) == len(klass) == len(before) == 4
+    assert sum(map(frame, subject)) >= 3, "the taught model does not draw the subject (a hollow red square)"
+    assert all(r.background == "white" and r.colour == "red" and r.shape == "square" and filled(r) > 0.9 for r in klass), \
+        "the class prompt no longer draws solid red squares"
+    assert not any(map(frame, before))
+
+
 STITCH_SPACING = 8   # make_workflows.invert_and_edit's strip: image | reconstruction | naive edit | edit
 
 OUTPUT_CHECKS = {
@@ -133,6 +157,7 @@ OUTPUT_CHECKS = {
     # SEGA, from step 12 (make_workflows.SEGA_SKIP): the circle 7 px off and 0.99x wide, the square 1 px and 1.00x
     "sega_edit": _edit_check("invertedit/sega_edit", 0, circle="red", background="yellow", moved=5.0, circle_moved=12.0),
     "ledits_edit": _edit_check("invertedit/ledits_edit", 0),
+    "dreambooth_subject": _dreambooth_draws_the_subject_and_keeps_the_class,
     # run on the toy model at 10 steps (make_workflows.toy_overrides); Null-text's 2 inner steps there leave
     # the square 6 px off, so that one is checked in null_text_inversion_edit (20 steps, 5 inner) only
     "SD1.5 - Prompt-to-Prompt edit": _edit_check("invertedit/p2p_edit", 1),

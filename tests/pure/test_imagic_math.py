@@ -2,8 +2,9 @@
 import pytest
 import torch
 
-from invertedit.guidance.imagic import (denoising_loss, draw, fixed_draws, interpolate, mean_loss, optimize,
+from invertedit.guidance.imagic import (denoising_loss, draw, fixed_draws, interpolate, mean_loss,
                                         random_timestep_loss)
+from invertedit.personalisation.training import optimize
 
 # SD's training noise levels: sigma_t = sqrt((1 - abar_t) / abar_t), scaled-linear betas 0.00085..0.012
 _BETAS = torch.linspace(0.00085 ** 0.5, 0.012 ** 0.5, 1000, dtype=torch.float64) ** 2

@@ -2,8 +2,8 @@
 (``invertedit/hostkit/``) is the one place that imports the host (the built-in models in
 ``invertedit/demo/`` reach it through the kit's ``loaders``); node files declare their
 schemas with the host's node API as the kit hands it on (``hostkit.schemas.io``) and reach
-everything else through the kit; the pure layers (``inversion/``, ``attention/``, ``guidance/``) import torch, numpy,
-einops, the standard library and each other only."""
+everything else through the kit; the pure layers (``inversion/``, ``attention/``, ``guidance/``,
+``personalisation/``) import torch, numpy, einops, the standard library and each other only."""
 from __future__ import annotations
 
 import ast
@@ -16,7 +16,7 @@ HOST = {"comfy", "comfy_api", "comfy_extras", "comfy_execution", "folder_paths",
 KIT = PACK / "hostkit"
 NODES = PACK / "nodes"
 DEMO = PACK / "demo"
-PURE = [PACK / "inversion", PACK / "attention", PACK / "guidance"]
+PURE = [PACK / "inversion", PACK / "attention", PACK / "guidance", PACK / "personalisation"]
 PURE_MAY_IMPORT = {"torch", "numpy", "einops"} | set(sys.stdlib_module_names)
 
 

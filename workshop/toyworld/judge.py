@@ -90,3 +90,17 @@ def judge(image: torch.Tensor) -> Reading:
         if iou > best_iou:
             best, best_iou = shape, iou
     return Reading(background, colour, best, cx, cy, size, area, best_iou, mask)
+
+
+def filled(reading: Reading, inner: float = 0.4) -> float:
+    """Fraction of the object's inner box (``inner`` x its half-extent around its centre) that the
+    object covers: about 1 for the world's solid shapes, about 0 for a hollow one (a frame: the
+    subject taught in issue 28's DreamBooth benchmark). NaN when there is no object."""
+    if reading.colour is None or reading.size != reading.size or reading.size <= 0:
+        return float("nan")
+    h, w = reading.mask.shape
+    half = inner * reading.size
+    y0, y1 = max(int(round(reading.cy - half)), 0), min(int(round(reading.cy + half)), h)
+    x0, x1 = max(int(round(reading.cx - half)), 0), min(int(round(reading.cx + half)), w)
+    box = reading.mask[y0:y1, x0:x1]
+    return float(box.float().mean()) if box.numel() else float("nan")

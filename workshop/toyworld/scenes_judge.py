@@ -108,7 +108,6 @@ def _components(mask: torch.Tensor, min_core: float) -> list[torch.Tensor]:
 
 
 def _read_object(colour: str, mask: torch.Tensor, k: float) -> ObjReading:
-    h = mask.shape[0]
     rows = torch.nonzero(mask.sum(1) >= 1).flatten()
     cols = torch.nonzero(mask.sum(0) >= 1).flatten()
     area = int(mask.sum())

@@ -1,0 +1,132 @@
+"""DreamBooth LoRA inside the host (Ruiz et al., CVPR 2023; the math is in
+``personalisation/dreambooth.py``, the LoRA machinery in ``lora_training.py``).
+
+The training runs through the host's own sampling path (``sampling.run_loop``: a ``CFGGuider``
+whose sampler function is the optimisation loop) with the instance prompt as the positive and
+the class prompt as the negative conditioning, so LoRAs already on the MODEL, ControlNets in the
+conditioning and SDXL's pooled and size conditioning all apply to each branch as in a KSampler
+run. The instance and class latents go in as one batch, so the host scales both into the model's
+space alike. Each step is one forward of the instance rows (positive), one of the class rows
+(negative: the host's conditioning machinery batches one conditioning per call) and one backward
+through both.
+
+The class images come in as a LATENT: draw them with the stock KSampler from the class prompt on
+the same model (the reference script's ``num_class_images`` drawn by the frozen model), or encode
+your own. The instance latents are VAE Encode's (the posterior mean; the reference samples the
+posterior at each step, a small difference it documents nowhere as mattering).
+"""
+from __future__ import annotations
+
+import torch
+from comfy.model_patcher import ModelPatcher
+
+from ..personalisation.dreambooth import batch_order, draw, step_loss
+from ..personalisation.training import optimize
+from .errors import NodeInputError, check_at_least, check_conditioning, check_finite, check_finite_tensor
+from .lora_training import (check_converged, load_into, lora_adapters, lora_state_dict, trainable, trainee,
+                            training_sigmas, with_lora)
+from .sampling import HostDenoiser, check_interrupt, check_latent_size, check_model_family, run_loop
+
+NODE = "DreamBooth LoRA"
+# diffusers' train_dreambooth_lora.py: AdamW weight decay and gradient-norm clipping
+WEIGHT_DECAY, MAX_GRAD_NORM = 1e-2, 1.0
+
+
+def check_latents(node: str, name: str, latent, model: ModelPatcher, fix: str) -> torch.Tensor:
+    if not isinstance(latent, dict) or not isinstance(latent.get("samples"), torch.Tensor):
+        raise NodeInputError(node, f"input '{name}' is a {type(latent).__name__}, not a LATENT; {fix}")
+    samples = latent["samples"]
+    if samples.ndim != 4 or samples.shape[0] < 1:
+        raise NodeInputError(node, f"input '{name}' has shape {tuple(samples.shape)}; {fix}")
+    check_finite_tensor(node, f"input '{name}'", samples, fix)
+    check_latent_size(node, name, samples, model)
+    return samples
+
+
+def check_inputs(model: ModelPatcher, instance_images, instance_prompt, class_images, class_prompt, steps: int,
+                 learning_rate: float, rank: int, prior_loss_weight: float, batch_size: int):
+    """Every check the node makes before loading the model; returns (instance, class) latents
+    (class None when the prior loss is off)."""
+    family = check_model_family(model, NODE)
+    check_finite(NODE, learning_rate=learning_rate, prior_loss_weight=prior_loss_weight)
+    check_at_least(NODE, 0, steps=steps)
+    check_at_least(NODE, 1, rank=rank, batch_size=batch_size)
+    if learning_rate < 0 or prior_loss_weight < 0:
+        raise NodeInputError(NODE, "inputs 'learning_rate' and 'prior_loss_weight' must be 0 or more "
+                                   "(paper: lambda 1; diffusers' README: learning rate 1e-4).")
+    instance = check_latents(NODE, "instance_images", instance_images, model,
+                             "connect VAE Encode of the subject's 3-5 photos (one batch, all the same size).")
+    check_conditioning(NODE, "instance_prompt", instance_prompt, model)
+    if prior_loss_weight == 0:
+        return family, instance, None
+    if class_images is None or class_prompt is None:
+        missing = "class_images" if class_images is None else "class_prompt"
+        raise NodeInputError(NODE, f"input '{missing}' is not connected and prior_loss_weight is {prior_loss_weight:g}; "
+                                   f"prior preservation needs images of the subject's class and their prompt: draw "
+                                   f"them with KSampler from the class prompt (\"a dog\") on this model, batch 100-200 "
+                                   f"(paper), and connect both, or set prior_loss_weight to 0 to train without it.")
+    classes = check_latents(NODE, "class_images", class_images, model,
+                            "connect the LATENT KSampler drew from the class prompt on this model (or VAE Encode of "
+                            "class photos).")
+    if classes.shape[1:] != instance.shape[1:]:
+        raise NodeInputError(NODE, f"inputs 'instance_images' {tuple(instance.shape[1:])} and 'class_images' "
+                                   f"{tuple(classes.shape[1:])} differ in size; draw the class images at the instance "
+                                   f"images' size (Empty Latent Image of the same width and height).")
+    check_conditioning(NODE, "class_prompt", class_prompt, model)
+    return family, instance, classes
+
+
+def dreambooth_lora(model: ModelPatcher, instance: torch.Tensor, instance_prompt: list, classes: torch.Tensor | None,
+                    class_prompt: list | None, steps: int, learning_rate: float, rank: int, prior_loss_weight: float,
+                    batch_size: int, seed: int, v_prediction: bool, resume: dict | None = None,
+                    ) -> tuple[ModelPatcher, dict[str, torch.Tensor], list[float]]:
+    """DreamBooth as a LoRA on the attention projections (diffusers' ``train_dreambooth_lora.py``):
+    ``steps`` AdamW steps (weight decay 1e-2, gradient norm clipped to 1) on batches of
+    ``batch_size`` instance latents (and as many class latents with the prior loss). Returns (the
+    input MODEL with the LoRA, the LoRA in the host's format, each step's loss). ``resume``: a
+    LoRA of an earlier run to start from (the optimiser's moments start afresh)."""
+    adapters = lora_adapters(model, rank, seed, attention_only=True)
+    if resume is not None:
+        load_into(NODE, adapters, resume, "resume")
+    if steps == 0:
+        lora = lora_state_dict(adapters)
+        return with_lora(model, lora), lora, []
+    count = instance.shape[0]
+    prior = classes is not None
+    batch = instance if not prior else torch.cat([instance, classes.to(instance)])
+    found: dict = {}
+
+    def loop(denoise: HostDenoiser, x, sigmas, step_callback):
+        with torch.inference_mode(False), torch.enable_grad():
+            x0 = x.detach().clone()
+            table = sigmas.detach().clone()
+            params = trainable(adapters, x.device)
+            generator = torch.Generator().manual_seed(seed)
+            order = batch_order(count, classes.shape[0] if prior else 0, batch_size, generator)
+
+            def eps_fn(xt: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+                rows = xt.shape[0] // 2 if prior else xt.shape[0]
+                parts = [("positive", slice(0, rows))] + ([("negative", slice(rows, None))] if prior else [])
+                return torch.cat([(xt[s] - denoise.part(which, xt[s], sigma[s])) / sigma[s].reshape(-1, 1, 1, 1)
+                                  for which, s in parts])
+
+            def loss(step: int) -> torch.Tensor:
+                pairs = next(order)
+                rows = [i for i, _ in pairs] + ([count + c for _, c in pairs] if prior else [])
+                clean = x0[rows]
+                noise, t = draw(tuple(clean.shape), generator, len(table))
+                return step_loss(eps_fn, clean, noise, table[t.to(table.device)], len(pairs), prior_loss_weight,
+                                 v_prediction)[0]
+
+            found["losses"] = optimize(params, loss, steps, learning_rate, before_step=check_interrupt,
+                                       after_step=lambda done, total, value: step_callback(done - 1, total, x0),
+                                       weight_decay=WEIGHT_DECAY, max_grad_norm=MAX_GRAD_NORM)
+        return x
+
+    run_loop(trainee(model, adapters), instance_prompt, class_prompt if prior else None, 1.0, batch,
+             training_sigmas(model), loop)
+    for adapter in adapters.values():
+        adapter.requires_grad_(False)
+    lora = lora_state_dict(adapters)
+    check_converged(NODE, found["losses"], lora.values(), learning_rate, "0.0001")
+    return with_lora(model, lora), lora, found["losses"]

@@ -1,0 +1,84 @@
+"""DreamBooth LoRA (Ruiz et al., "DreamBooth: Fine Tuning Text-to-Image Diffusion Models for
+Subject-Driven Generation", CVPR 2023), as diffusers' ``train_dreambooth_lora.py`` trains it.
+
+Binds a subject shown in a few photos to an identifier in the instance prompt ("a sks square"),
+with the prior-preservation loss on class images the model drew ("a square"). The math is in
+``personalisation/dreambooth.py``, the host glue in ``hostkit/dreambooth.py``.
+"""
+from __future__ import annotations
+
+from ..hostkit.dreambooth import NODE, check_inputs, dreambooth_lora
+from ..hostkit.schemas import io
+
+
+class DreamBoothLoRA(io.ComfyNode):
+    NAME = NODE
+
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
+            node_id="InvertEditDreamBoothLoRA",
+            display_name=cls.NAME,
+            category="InvertEdit/personalise",
+            description=("DreamBooth (Ruiz et al.): teaches the model a subject from 3-5 photos, bound to an identifier "
+                         "in the instance prompt (\"a sks dog\"), as a LoRA on the UNet's attention projections "
+                         "(diffusers' train_dreambooth_lora.py). Prior preservation: class images the model drew from "
+                         "the class prompt (\"a dog\"; KSampler, batch 100-200) keep the class from drifting. Returns "
+                         "the MODEL with the LoRA (stock samplers, other LoRAs and ControlNets work on it) and the LoRA "
+                         "for Save LoRA Weights / LoraLoader. Each step is a forward of the instance and of the class "
+                         "batch and one backward."),
+            inputs=[
+                io.Model.Input("model", tooltip="The model to teach (SD1.x, SD2.x, SDXL)."),
+                io.Latent.Input("instance_images",
+                                tooltip="VAE Encode of the subject's photos (paper: 3-5), one batch of one size."),
+                io.Conditioning.Input("instance_prompt",
+                                      tooltip="CLIP Text Encode of the prompt with the identifier and the class, "
+                                              "e.g. \"a sks dog\" (paper: a rare token before the class noun)."),
+                io.Int.Input("steps", default=500, min=0, max=100000,
+                             tooltip="Training steps (diffusers' LoRA README: 500). 0 returns the model unchanged."),
+                io.Float.Input("learning_rate", default=0.0001, min=0.0, max=0.01, step=0.00001, round=0.000001,
+                               tooltip="AdamW learning rate, constant (diffusers' LoRA README: 1e-4; weight decay "
+                                       "1e-2 and gradient-norm clipping to 1 as the script)."),
+                io.Int.Input("rank", default=4, min=1, max=256,
+                             tooltip="LoRA rank (diffusers' script: 4; alpha = rank, scale 1)."),
+                io.Float.Input("prior_loss_weight", default=1.0, min=0.0, max=10.0, step=0.05,
+                               tooltip="lambda, the prior-preservation loss's weight (paper and script: 1). 0 trains "
+                                       "without class images (the script without --with_prior_preservation)."),
+                io.Int.Input("batch_size", default=1, min=1, max=64,
+                             tooltip="Instance images per step, with as many class images (diffusers' LoRA README: "
+                                     "1; script default 4)."),
+                io.Int.Input("seed", default=0, min=0, max=0xFFFFFFFFFFFFFFFF, control_after_generate=False,
+                             tooltip="Seed of the LoRA's initialisation, the batches' order and each step's noise "
+                                     "and timesteps."),
+                io.Latent.Input("class_images", optional=True,
+                                tooltip="Images of the subject's class the model drew (KSampler with the class prompt; "
+                                        "paper: 200-300, script: 100), at the instance images' size. Needed when "
+                                        "prior_loss_weight is above 0."),
+                io.Conditioning.Input("class_prompt", optional=True,
+                                      tooltip="CLIP Text Encode of the class prompt, e.g. \"a dog\" (the instance "
+                                              "prompt without the identifier)."),
+                io.LoraModel.Input("resume", optional=True,
+                                   tooltip="The 'lora' output of an earlier run on this model and rank: training "
+                                           "continues from it (the optimiser's moments start afresh)."),
+            ],
+            outputs=[
+                io.Model.Output(display_name="model", tooltip="The input model with the subject's LoRA."),
+                io.LoraModel.Output(display_name="lora",
+                                    tooltip="The LoRA in the host's format: Save LoRA Weights writes it, LoraLoader "
+                                            "and Load LoRA Model apply it."),
+                io.LossMap.Output(display_name="loss", tooltip="The loss at each step (Plot Loss Graph)."),
+            ],
+        )
+
+    @classmethod
+    def execute(cls, model, instance_images, instance_prompt, steps, learning_rate, rank, prior_loss_weight,
+                batch_size, seed, class_images=None, class_prompt=None, resume=None) -> io.NodeOutput:
+        family, instance, classes = check_inputs(model, instance_images, instance_prompt, class_images, class_prompt,
+                                                 steps, learning_rate, rank, prior_loss_weight, batch_size)
+        patched, lora, losses = dreambooth_lora(model, instance, instance_prompt, classes, class_prompt, steps,
+                                                learning_rate, rank, prior_loss_weight, batch_size, seed,
+                                                family.parameterisation == "v", resume)
+        return io.NodeOutput(patched, lora, {"loss": list(losses)})
+
+
+NODES = [DreamBoothLoRA]

@@ -1,0 +1,141 @@
+"""DreamBooth LoRA through the host, on the tiny SD1 / SD2-v / SDXL models: training lowers the
+instance images' loss, and the prior loss the class images'; the prior off ignores the class
+inputs; zero steps change nothing; the LoRA is the host's (patches on a clone, saved and reloaded
+by the stock nodes); a run resumes from an earlier one's LoRA; weights loaded under inference mode
+train; progress counts the steps and an interrupt stops within one UNet evaluation. (Parity with
+diffusers' script: test_dreambooth_parity.py; the toy world: test_toy_dreambooth.py.)"""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from test_long_loops_interrupt import _interrupting
+from workshop.headless.calls import call, encode
+
+INSTANCE, CLASS = "a sks square", "a square"
+
+
+def latents(count: int, seed: int, shift: float = 0.0) -> dict:
+    return {"samples": torch.randn(count, 4, 8, 8, generator=torch.Generator().manual_seed(seed)) * 3.0 + shift}
+
+
+def teach(host, model, clip, steps=20, learning_rate=3e-3, rank=4, prior_loss_weight=1.0, batch_size=2, seed=0,
+          **extra):
+    args = dict(model=model, instance_images=latents(3, 1, 2.0), instance_prompt=encode(host, clip, INSTANCE),
+                steps=steps, learning_rate=learning_rate, rank=rank, prior_loss_weight=prior_loss_weight,
+                batch_size=batch_size, seed=seed, class_images=latents(6, 2), class_prompt=encode(host, clip, CLASS))
+    args.update(extra)
+    return call(host, "InvertEditDreamBoothLoRA", **args)
+
+
+def loss_of(host, model, samples, conditioning) -> float:
+    with torch.inference_mode():
+        return host.pack.hostkit.imagic.reconstruction_loss(model, samples, conditioning, count=16)
+
+
+def generate(host, model, clip, seed=0):
+    return call(host, "KSampler", model=model, seed=seed, steps=4, cfg=3.0, sampler_name="ddim", scheduler="ddim_uniform",
+                positive=encode(host, clip, INSTANCE), negative=encode(host, clip, ""),
+                latent_image={"samples": torch.zeros(1, 4, 8, 8)}, denoise=1.0)[0]["samples"]
+
+
+@pytest.fixture(scope="module")
+def taught(host, tiny):
+    """Per family and prior weight: (model, clip, node outputs), trained once."""
+    out = {}
+
+    def get(family, prior_loss_weight=1.0):
+        key = family, prior_loss_weight
+        if key not in out:
+            model, clip, _ = tiny(family)
+            out[key] = model, clip, teach(host, model, clip, steps=40, prior_loss_weight=prior_loss_weight)
+        return out[key]
+
+    return get
+
+
+@pytest.mark.parametrize("family", ["sd1", "sd2-v", "sdxl"])
+def test_training_lowers_the_instance_loss(host, taught, family):
+    model, clip, (tuned, lora, losses) = taught(family)
+    inst = latents(3, 1, 2.0)["samples"]
+    before, after = loss_of(host, model, inst, encode(host, clip, INSTANCE)), loss_of(host, tuned, inst, encode(host, clip, INSTANCE))
+    print(f"\n{family}: instance loss {before:.4f} -> {after:.4f} ({len(lora) // 3} LoRA layers)")
+    assert len(losses["loss"]) == 40 and after < before   # (an eps loss: for SD2-v the training weights it by 1 + sigma^2)
+
+
+def test_the_prior_loss_trains_on_the_class_images_and_off_ignores_them(host, taught, tiny):
+    """With lambda 1 the class images' loss under the class prompt ends lower than with lambda 0 (which
+    trains on the instances alone); lambda 0 gives bit for bit what a run without class inputs gives."""
+    model, clip, (with_prior, _, _) = taught("sd1", 1.0)
+    _, _, (without, lora_off, _) = taught("sd1", 0.0)
+    classes = latents(6, 2)["samples"]
+    base, on, off = (loss_of(host, m, classes, encode(host, clip, CLASS)) for m in (model, with_prior, without))
+    print(f"\nclass images' loss: untouched {base:.4f}, prior on {on:.4f}, prior off {off:.4f}")
+    assert on < off
+    _, alone, _ = teach(host, model, clip, steps=40, prior_loss_weight=0.0, class_images=None, class_prompt=None)
+    assert all(torch.equal(alone[k], lora_off[k]) for k in alone)
+
+
+def test_zero_steps_change_nothing_and_the_lora_is_the_hosts(host, taught, tiny):
+    """Zero steps: the LoRA at its start (up zero) samples bit for bit as the input model. Trained:
+    a clone with one weight patch per attention projection (the input untouched); Save LoRA Weights
+    writes it and the stock Load LoRA Model applies the file to sample bit for bit the same."""
+    import comfy.utils
+
+    model, clip, _ = tiny("sd1")
+    same, start, losses = teach(host, model, clip, steps=0)
+    assert losses["loss"] == [] and all(not v.any() for k, v in start.items() if k.endswith("lora_up.weight"))
+    assert torch.equal(generate(host, same, clip), generate(host, model, clip))
+
+    _, _, (tuned, lora, _) = taught("sd1")
+    layers = [k[:-len(".alpha")] for k in lora if k.endswith(".alpha")]
+    assert tuned is not model and not model.patches and set(tuned.patches) == {f"{n}.weight" for n in layers}
+    assert all(n.rsplit(".", 1)[-1] in ("to_q", "to_k", "to_v") or n.endswith("to_out.0") for n in layers)
+    assert all(float(lora[f"{n}.alpha"]) == 4.0 for n in layers)   # alpha = rank: scale 1, as the script
+    call(host, "SaveLoRANode", lora=lora, prefix="loras/dreambooth_test")
+    saved = sorted((host.output_dir / "loras").glob("dreambooth_test_*.safetensors"))
+    loaded = comfy.utils.load_torch_file(str(saved[-1]), safe_load=True)
+    reloaded = call(host, "LoraModelLoader", model=model, lora=loaded, strength_model=1.0)[0]
+    ours = generate(host, tuned, clip)
+    assert torch.equal(generate(host, reloaded, clip), ours) and not torch.equal(ours, generate(host, model, clip))
+
+
+def test_a_run_resumes_from_an_earlier_runs_lora(host, tiny):
+    model, clip, _ = tiny("sd1")
+    _, first, _ = teach(host, model, clip, steps=3)
+    _, kept, _ = teach(host, model, clip, steps=0, resume=first)
+    assert all(torch.equal(kept[k], first[k]) for k in first)
+    _, more, _ = teach(host, model, clip, steps=3, resume=first)
+    assert any(not torch.equal(more[k], first[k]) for k in first)
+
+
+def test_weights_loaded_under_inference_mode_train_alike(host, tiny):
+    """The model's weights made under inference mode (as the host loads a checkpoint) train as
+    plain ones do."""
+    model, clip, _ = tiny("sd1")
+    with torch.inference_mode():
+        frozen = host.pack.demo.tiny_models.build_tiny_unet("sd1", 0)
+    assert all(p.is_inference() for p in frozen.model.diffusion_model.parameters())
+    plain, moved = teach(host, model, clip, steps=3)[1], teach(host, frozen, clip, steps=3)[1]
+    assert all(torch.equal(plain[k], moved[k]) for k in plain) and any(v.any() for k, v in plain.items() if "up" in k)
+
+
+def test_progress_and_interrupt_within_one_unet_evaluation(host, tiny):
+    import comfy.model_management
+    import comfy.utils
+
+    model, clip, _ = tiny("sd1")
+    seen = []
+    comfy.utils.set_progress_bar_global_hook(lambda value, total, preview, node_id=None: seen.append((value, total)))
+    try:
+        teach(host, model, clip, steps=3)
+    finally:
+        comfy.utils.set_progress_bar_global_hook(None)
+    assert [s for s in seen if s[1] == 3] == [(1, 3), (2, 3), (3, 3)]
+    counted, calls = _interrupting(model)   # its first UNet call raises the host's interrupt flag
+    try:
+        with pytest.raises(comfy.model_management.InterruptProcessingException):
+            teach(host, counted, clip, steps=100)
+    finally:
+        comfy.model_management.interrupt_current_processing(False)
+    assert len(calls) == 1

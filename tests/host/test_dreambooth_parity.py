@@ -1,0 +1,199 @@
+"""DreamBooth LoRA against diffusers' ``examples/dreambooth/train_dreambooth_lora.py`` on the same
+tiny SD1 / SD2-v weights and batches.
+
+The script itself cannot run on this machine: it imports torchvision at its top (its image
+transforms), which this project may not install (it pulls a CUDA torch). What is compared is its
+training step, rebuilt from the parts it composes, with its settings read from the fetched
+script (``ast``: the argparse defaults and the ``LoraConfig`` it builds), never typed here:
+
+- the UNet: diffusers' ``UNet2DConditionModel`` holding the host UNet's weights, with peft's LoRA
+  added by ``unet.add_adapter(LoraConfig(r=rank, lora_alpha=rank, init_lora_weights="gaussian",
+  target_modules=...))`` as the script does, its matrices set to the node's initial ones;
+- a step: ``DDPMScheduler.add_noise``, the UNet's prediction on the batch (instance rows, then
+  class rows), the target (the noise, or ``get_velocity`` for a v model), the mean squared error on
+  each half, ``instance + prior_loss_weight * prior``, backward, ``clip_grad_norm_`` to the
+  script's ``max_grad_norm``, ``AdamW`` with the script's betas, weight decay and epsilon;
+- the draws (the batches' order, the noise, the timesteps) are the node's, given to both.
+
+Compared: each step's loss and every LoRA matrix after the steps. The script's text comes from the
+diffusers snapshot the ``fetch`` tool leaves (``DIFFUSERS_MIRROR``) or a copy
+(``DREAMBOOTH_LORA_SCRIPT``); without it, or without peft, the test is skipped with one loud line.
+"""
+from __future__ import annotations
+
+import ast
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+import torch
+
+from workshop.headless.calls import call, encode
+
+SCRIPT = "examples/dreambooth/train_dreambooth_lora.py"
+STEPS, LR, RANK, BATCH, SEED = 3, 1e-3, 4, 2, 5
+
+
+def script_source() -> str | None:
+    path = os.environ.get("DREAMBOOTH_LORA_SCRIPT")
+    if path:
+        return Path(path).read_text(encoding="utf-8") if Path(path).is_file() else None
+    mirror = os.environ.get("DIFFUSERS_MIRROR", "/work/.mirror/huggingface+diffusers/repo")
+    if not Path(mirror).is_dir():
+        return None
+    shown = subprocess.run(["git", "--git-dir", mirror, "show", f"HEAD:{SCRIPT}"], capture_output=True, text=True,
+                           check=False)
+    return shown.stdout if shown.returncode == 0 else None
+
+
+def script_settings(source: str) -> dict:
+    """The script's argparse defaults ({"adam_weight_decay": 0.01, ...}) and its UNet LoraConfig's
+    keywords (under "lora_config", values as source text where not literals)."""
+    settings: dict = {}
+    for node in ast.walk(ast.parse(source)):
+        if not isinstance(node, ast.Call):
+            continue
+        name = getattr(node.func, "attr", None) or getattr(node.func, "id", None)
+        if name == "add_argument" and node.args and isinstance(node.args[0], ast.Constant):
+            for kw in node.keywords:
+                if kw.arg == "default":
+                    try:
+                        settings[node.args[0].value.lstrip("-")] = ast.literal_eval(kw.value)
+                    except ValueError:
+                        pass
+        if name == "LoraConfig" and "lora_config" not in settings:   # the UNet's comes first
+            config = {}
+            for kw in node.keywords:
+                try:
+                    config[kw.arg] = ast.literal_eval(kw.value)
+                except ValueError:
+                    config[kw.arg] = ast.unparse(kw.value)
+            settings["lora_config"] = config
+    return settings
+
+
+@pytest.fixture(scope="module")
+def settings(skip_loudly):
+    source = script_source()
+    if source is None:
+        skip_loudly("DREAMBOOTH PARITY SKIPPED: diffusers' examples/dreambooth/train_dreambooth_lora.py not found (set "
+                    "DREAMBOOTH_LORA_SCRIPT to a copy, or DIFFUSERS_MIRROR to a diffusers git snapshot).")
+    try:
+        import peft  # noqa: F401  (the script's LoRA)
+    except ImportError:
+        skip_loudly("DREAMBOOTH PARITY SKIPPED: the script's LoRA is peft's, which is not installed (pip install peft).")
+    return script_settings(source)
+
+
+def test_the_nodes_settings_are_the_scripts(host, settings):
+    """The node's optimiser constants and defaults are the script's (its LoRA README's learning
+    rate, batch size and steps are the node's defaults: checked against the README in the docs)."""
+    dreambooth = host.pack.hostkit.dreambooth
+    lora = settings["lora_config"]
+    assert dreambooth.WEIGHT_DECAY == settings["adam_weight_decay"]
+    assert dreambooth.MAX_GRAD_NORM == settings["max_grad_norm"]
+    assert (settings["adam_beta1"], settings["adam_beta2"], settings["adam_epsilon"]) == (0.9, 0.999, 1e-8)  # AdamW's
+    assert settings["prior_loss_weight"] == 1.0 and settings["rank"] == 4
+    assert lora["r"] == "args.rank" and lora["lora_alpha"] == "args.rank" and lora["init_lora_weights"] == "gaussian"
+    ours = host.pack.hostkit.lora_training.ATTENTION_PROJECTIONS
+    assert set(ours) <= set(lora["target_modules"])
+    assert set(lora["target_modules"]) - set(ours) == {"add_k_proj", "add_v_proj"}   # in no SD UNet
+    schema = host.nodes.NODE_CLASS_MAPPINGS["InvertEditDreamBoothLoRA"].define_schema()
+    defaults = {i.id: i.default for i in schema.inputs if hasattr(i, "default")}
+    assert defaults["rank"] == settings["rank"] and defaults["prior_loss_weight"] == settings["prior_loss_weight"]
+
+
+def reference_steps(unet, lora: dict, key_map: dict, x0: torch.Tensor, contexts: torch.Tensor, draws: list,
+                    instances: int, settings: dict, v_prediction: bool) -> tuple[list[float], dict]:
+    """The script's steps on ``unet`` (diffusers) starting from the host-format LoRA ``lora``;
+    returns each step's loss and the final LoRA in the host's format."""
+    from diffusers import DDPMScheduler
+    from peft import LoraConfig
+
+    config = settings["lora_config"]
+    unet.add_adapter(LoraConfig(r=RANK, lora_alpha=RANK, lora_dropout=settings.get("lora_dropout", 0.0),
+                                init_lora_weights=config["init_lora_weights"], target_modules=config["target_modules"]))
+    modules = {}
+    for name, module in unet.named_modules():
+        if hasattr(module, "lora_A") and "default" in module.lora_A:
+            host_key = "diffusion_model." + key_map[f"{name}.weight"][:-len(".weight")]
+            module.lora_A["default"].weight.data.copy_(lora[f"{host_key}.lora_down.weight"])
+            module.lora_B["default"].weight.data.copy_(lora[f"{host_key}.lora_up.weight"])
+            modules[host_key] = module
+    assert set(modules) == {k[:-len(".alpha")] for k in lora if k.endswith(".alpha")}
+    scheduler = DDPMScheduler(num_train_timesteps=1000, beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear",
+                              prediction_type="v_prediction" if v_prediction else "epsilon")
+    unet.train()
+    params = [p for p in unet.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=LR, betas=(settings["adam_beta1"], settings["adam_beta2"]),
+                                  weight_decay=settings["adam_weight_decay"], eps=settings["adam_epsilon"])
+    losses = []
+    with torch.enable_grad():
+        return _steps(unet, scheduler, optimizer, params, modules, x0, contexts, draws, settings, v_prediction, losses)
+
+
+def _steps(unet, scheduler, optimizer, params, modules, x0, contexts, draws, settings, v_prediction, losses):
+    import torch.nn.functional as F
+
+    for rows, noise, timesteps in draws:
+        model_input = x0[rows]
+        noisy = scheduler.add_noise(model_input, noise, timesteps)
+        pred = unet(noisy, timesteps, contexts[rows], return_dict=False)[0]
+        target = scheduler.get_velocity(model_input, noise, timesteps) if v_prediction else noise
+        pred, pred_prior = torch.chunk(pred, 2, dim=0)
+        target, target_prior = torch.chunk(target, 2, dim=0)
+        loss = F.mse_loss(pred.float(), target.float(), reduction="mean")
+        loss = loss + settings["prior_loss_weight"] * F.mse_loss(pred_prior.float(), target_prior.float(), reduction="mean")
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, settings["max_grad_norm"])
+        optimizer.step()
+        optimizer.zero_grad()
+        losses.append(float(loss.detach()))
+    out = {}
+    for key, module in modules.items():
+        out[f"{key}.lora_down.weight"] = module.lora_A["default"].weight.detach().clone()
+        out[f"{key}.lora_up.weight"] = module.lora_B["default"].weight.detach().clone()
+    return losses, out
+
+
+@pytest.mark.parametrize("family", ["sd1", "sd2-v"])
+def test_training_steps_match_the_script(host, tiny, bridge, settings, family):
+    import comfy.utils
+
+    pure = host.pack.personalisation.dreambooth
+    model, clip, _ = tiny(family)
+    instance = {"samples": torch.randn(3, 4, 8, 8, generator=torch.Generator().manual_seed(1)) * 4.0}
+    classes = {"samples": torch.randn(5, 4, 8, 8, generator=torch.Generator().manual_seed(2)) * 4.0}
+    prompts = encode(host, clip, "a sks square"), encode(host, clip, "a square")
+    kwargs = dict(model=model, instance_images=instance, instance_prompt=prompts[0], learning_rate=LR, rank=RANK,
+                  prior_loss_weight=settings["prior_loss_weight"], batch_size=BATCH, seed=SEED, class_images=classes,
+                  class_prompt=prompts[1])
+    _, start, _ = call(host, "InvertEditDreamBoothLoRA", steps=0, **kwargs)
+    _, trained, losses = call(host, "InvertEditDreamBoothLoRA", steps=STEPS, **kwargs)
+
+    # the node's draws, from its seed, as its loop makes them
+    g = torch.Generator().manual_seed(SEED)
+    order = pure.batch_order(3, 5, BATCH, g)
+    draws = []
+    for _ in range(STEPS):
+        pairs = next(order)
+        rows = [i for i, _ in pairs] + [3 + c for _, c in pairs]
+        noise, t = pure.draw((len(rows), 4, 8, 8), g)
+        draws.append((rows, noise, t))
+    x0 = model.model.process_latent_in(torch.cat([instance["samples"], classes["samples"]]))
+    contexts = torch.cat([prompts[0][0][0].expand(3, -1, -1), prompts[1][0][0].expand(5, -1, -1)]).float()
+    key_map = comfy.utils.unet_to_diffusers(model.model.model_config.unet_config)
+    ref_losses, ref_lora = reference_steps(bridge.diffusers_unet(model), start, key_map, x0, contexts, draws, BATCH,
+                                           settings, family == "sd2-v")
+
+    print(f"\n{family} losses: node {[round(v, 6) for v in losses['loss']]}, script {[round(v, 6) for v in ref_losses]}")
+    assert losses["loss"] == pytest.approx(ref_losses, rel=1e-4)
+    # each matrix's update (what the steps changed), node against script, in norm
+    errors = {k: float((trained[k] - ref_lora[k]).norm() / (ref_lora[k] - start[k]).norm().clamp_min(1e-12))
+              for k in ref_lora}
+    worst = max(errors, key=errors.get)
+    moved = max(float((trained[k] - start[k]).abs().max()) for k in ref_lora)
+    print(f"{family}: largest update difference {errors[worst]:.2e} of the update's norm ({worst}; {len(ref_lora)} "
+          f"matrices; moved up to {moved:.2e})")
+    assert moved > LR / 2 and errors[worst] < 1e-3

@@ -1,0 +1,108 @@
+"""DreamBooth's math (``invertedit/personalisation/dreambooth.py``) and the shared optimiser loop
+(``personalisation/training.py``): exact properties."""
+import pytest
+import torch
+
+from invertedit.personalisation.dreambooth import batch_order, draw, dreambooth_loss, noised, step_loss, v_weight
+from invertedit.personalisation.training import optimize
+
+_BETAS = torch.linspace(0.00085 ** 0.5, 0.012 ** 0.5, 1000, dtype=torch.float64) ** 2
+_ABAR = torch.cumprod(1 - _BETAS, 0)
+SIGMAS = ((1 - _ABAR) / _ABAR).sqrt()
+
+
+@pytest.mark.parametrize("instances,classes,batch", [(3, 5, 2), (4, 0, 1), (5, 2, 4), (2, 7, 3)])
+def test_each_epoch_pairs_every_item_once_as_the_scripts_dataset(instances, classes, batch):
+    """An epoch has max(instances, classes) items (the script's DreamBoothDataset length), each once,
+    item i pairing instance i % instances with class i % classes, in batches of ``batch``."""
+    order = batch_order(instances, classes, batch, torch.Generator().manual_seed(0))
+    length = max(instances, classes)
+    epoch = []
+    while len(epoch) < length:
+        b = next(order)
+        assert 1 <= len(b) <= batch
+        epoch += b
+    assert len(epoch) == length
+    expected = sorted((i % instances, i % classes if classes else -1) for i in range(length))
+    assert sorted(epoch) == expected
+
+
+def test_the_order_and_draws_come_from_the_generator_alone():
+    a, b = torch.Generator().manual_seed(3), torch.Generator().manual_seed(3)
+    oa, ob = batch_order(3, 4, 2, a), batch_order(3, 4, 2, b)
+    for _ in range(5):
+        assert next(oa) == next(ob)
+        na, ta = draw((4, 4, 8, 8), a)
+        nb, tb = draw((4, 4, 8, 8), b)
+        assert torch.equal(na, nb) and torch.equal(ta, tb) and ta.shape == (4,) and 0 <= int(ta.min()) <= int(ta.max()) < 1000
+
+
+def test_the_loss_is_instance_plus_lambda_prior():
+    g = torch.Generator().manual_seed(0)
+    eps, noise = torch.randn(6, 4, 5, 5, generator=g), torch.randn(6, 4, 5, 5, generator=g)
+    loss, inst, prior = dreambooth_loss(eps, noise, 3, 0.7)
+    assert torch.allclose(inst, ((eps[:3] - noise[:3]) ** 2).mean()) and torch.allclose(prior, ((eps[3:] - noise[3:]) ** 2).mean())
+    assert torch.equal(loss, inst + 0.7 * prior)
+    alone, inst_alone, none = dreambooth_loss(eps[:3], noise[:3], 3, 0.7)
+    assert none is None and torch.equal(alone, inst_alone) and torch.equal(alone, inst)
+
+
+def test_for_a_v_model_the_weighted_noise_error_is_the_velocity_error():
+    """The script's v loss, mean((v_pred - v)^2) with v = sqrt(abar) eps - sqrt(1 - abar) x0, equals
+    the noise error weighted by 1 + sigma^2, for any prediction (to float32 rounding)."""
+    g = torch.Generator().manual_seed(1)
+    x0, noise = torch.randn(4, 4, 6, 6, generator=g, dtype=torch.float64), torch.randn(4, 4, 6, 6, generator=g, dtype=torch.float64)
+    t = torch.tensor([0, 10, 500, 999])
+    a, s = _ABAR[t].sqrt().view(-1, 1, 1, 1), (1 - _ABAR[t]).sqrt().view(-1, 1, 1, 1)
+    xt = a * x0 + s * noise
+    v_pred = torch.randn(4, 4, 6, 6, generator=g, dtype=torch.float64)
+    eps_pred = s * xt + a * v_pred   # the noise a v prediction implies
+    v = a * noise - s * x0
+    reference = ((v_pred - v) ** 2).mean()
+    weight = v_weight(SIGMAS[t])
+    ours = (((eps_pred - noise) ** 2) * weight.view(-1, 1, 1, 1)).mean()
+    assert abs(float(ours) - float(reference)) < 1e-6 * float(reference)   # (the weight is float32, as the loss)
+
+
+def test_step_loss_feeds_the_model_the_noised_latents():
+    seen = {}
+
+    def eps_fn(x, sigma):
+        seen["x"], seen["sigma"] = x, sigma
+        return torch.zeros_like(x)
+
+    g = torch.Generator().manual_seed(2)
+    x0, noise = torch.randn(4, 4, 3, 3, generator=g), torch.randn(4, 4, 3, 3, generator=g)
+    sigma = SIGMAS[torch.tensor([1, 2, 3, 4])].float()
+    loss, inst, prior = step_loss(eps_fn, x0, noise, sigma, 2, 1.0, v_prediction=False)
+    assert torch.equal(seen["x"], noised(x0, noise, sigma)) and torch.equal(seen["sigma"], sigma)
+    assert torch.allclose(loss, (noise[:2] ** 2).mean() + (noise[2:] ** 2).mean())
+
+
+def test_adamw_with_clipping_is_torchs():
+    """``optimize`` with weight decay and a gradient-norm bound is torch's AdamW after
+    clip_grad_norm_ each step (the scripts' loop), bit for bit; without them, torch's Adam."""
+    target = torch.tensor([3.0, -4.0, 12.0])
+
+    def run(weight_decay, max_grad_norm):
+        p = torch.zeros(3, requires_grad=True)
+        losses = optimize([p], lambda i: ((p - target) ** 2).sum() * (i + 1), 5, 0.1, weight_decay=weight_decay,
+                          max_grad_norm=max_grad_norm)
+        return p.detach(), losses
+
+    def reference(opt_class, clip, **kw):
+        p = torch.zeros(3, requires_grad=True)
+        opt = opt_class([p], lr=0.1, **kw)
+        for i in range(5):
+            loss = ((p - target) ** 2).sum() * (i + 1)
+            opt.zero_grad()
+            loss.backward()
+            if clip is not None:
+                torch.nn.utils.clip_grad_norm_([p], clip)
+            opt.step()
+        return p.detach()
+
+    ours, losses = run(1e-2, 1.0)
+    assert torch.equal(ours, reference(torch.optim.AdamW, 1.0, weight_decay=1e-2)) and len(losses) == 5
+    assert torch.equal(run(None, None)[0], reference(torch.optim.Adam, None))
+    assert not torch.equal(ours, run(1e-2, None)[0])   # the clipping acts

@@ -1,0 +1,172 @@
+"""DreamBooth on the toy world (issue 28): teach the one-object Toy World Model a subject it has
+never drawn, then judge what it draws, through the real nodes.
+
+    python -m workshop.benchmarks.dreambooth_toy [--seeds 20] [--steps 500] [--lr 1e-4] [--rank 4]
+    python -m workshop.benchmarks.dreambooth_toy --sizes    # the LoRA's size at SD1.5 and SDXL size
+
+The subject is a hollow red square (a frame): the world has only solid shapes, so the untouched
+model never drew one. Four photos of it (rendered on white at different places and sizes) are
+VAE-encoded and taught with the instance prompt "a sks red square on a white background" (the
+paper's "a [V] [class noun]"); the class images are drawn by the untouched model with KSampler
+from the class prompt "a red square on a white background" (the script's --num_class_images 100).
+
+Rows: the untouched model, DreamBooth LoRA with the prior-preservation loss (lambda 1), and without
+it (lambda 0), same seed and steps. Columns, each over ``--seeds`` seeds of the stock KSampler
+(ddim, 20 steps, cfg 5), judged by the exact judge (``judge.filled`` tells a frame from a solid
+shape: under a third of its inner box covered):
+- subject: the instance prompt draws a hollow red object (the judge's shape reading compares
+  solid templates, so a frame's shape is not read);
+- class: the class prompt draws a solid red square, as the untouched model does (the paper's
+  class prior: what the prior loss keeps);
+- class hollow: the class prompt draws the subject (the drift, lower is better);
+- other colours: "a {colour} square on a white background" for the four other object colours
+  draws a solid square of that colour.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+import torch
+
+from workshop.headless.boot import boot
+from workshop.headless.calls import call, encode
+from workshop.toyworld import world as W
+from workshop.toyworld.judge import filled, judge
+from workshop.toyworld.subject import subject_photos
+
+INSTANCE = "a sks red square on a white background"
+CLASS = "a red square on a white background"
+HOLLOW = 1 / 3   # judge.filled below this: a frame
+SAMPLE = dict(steps=20, cfg=5.0, sampler_name="ddim", scheduler="ddim_uniform", denoise=1.0)
+
+
+def draw(host, model, positive, negative, count: int, seed: int) -> dict:
+    latent = {"samples": torch.zeros(count, 4, 16, 16)}
+    return call(host, "KSampler", model=model, seed=seed, positive=positive, negative=negative, latent_image=latent,
+                **SAMPLE)[0]
+
+
+SHOWN: list = []   # (row, prompt, images): what --save writes
+
+
+def readings(host, model, vae, positive, negative, count: int, seed: int) -> list:
+    images = call(host, "VAEDecode", vae=vae, samples=draw(host, model, positive, negative, count, seed))[0]
+    SHOWN.append(images[:8])
+    return [judge(images[i]) for i in range(images.shape[0])]
+
+
+def save_grid(path: str, rows: list[torch.Tensor]) -> None:
+    """The first 8 samples of each prompt of each row, one line each, as a PNG."""
+    import numpy as np
+    from PIL import Image
+
+    lines = [torch.cat(list(r) + [torch.ones_like(r[0])] * (8 - len(r)), 1) for r in rows]
+    Image.fromarray((torch.cat(lines, 0).clamp(0, 1).numpy() * 255).astype(np.uint8)).save(path)
+
+
+def rate(hits) -> float:
+    hits = list(hits)
+    return 100.0 * sum(hits) / len(hits)
+
+
+def measure(host, model, clip, vae, seeds: int) -> dict:
+    empty = encode(host, clip, "")
+    subject = readings(host, model, vae, encode(host, clip, INSTANCE), empty, seeds, 1000)
+    klass = readings(host, model, vae, encode(host, clip, CLASS), empty, seeds, 2000)
+    words = []
+    for i, colour in enumerate(W.COLOURS):
+        if colour in ("white", "red"):
+            continue   # white: the background; red: the class itself
+        found = readings(host, model, vae, encode(host, clip, f"a {colour} square on a white background"), empty,
+                         seeds, 3000 + 100 * i)
+        words += [solid(r, colour) for r in found]
+    return {
+        "subject": rate(r.colour == "red" and filled(r) < HOLLOW for r in subject),
+        "class": rate(solid(r, "red") for r in klass),
+        "class hollow": rate(r.colour == "red" and filled(r) < HOLLOW for r in klass),
+        "other colours": rate(words),
+    }
+
+
+def solid(reading, colour: str) -> bool:
+    return reading.colour == colour and reading.shape == "square" and filled(reading) >= HOLLOW
+
+
+def lora_sizes(host) -> str:
+    """The DreamBooth LoRA's parameters at the real SD1.5 and SDXL UNets (the host's classes, built
+    on the meta device: no memory, no weights), and what training holds beside the frozen model:
+    the matrices, their gradients and AdamW's two moments, float32."""
+    import comfy.ops
+    from comfy.ldm.modules.diffusionmodules.openaimodel import UNetModel
+
+    from workshop.benchmarks.real_size_cost import real_specs
+
+    projections = host.pack.hostkit.lora_training.ATTENTION_PROJECTIONS
+    lines = ["| UNet | adapted layers | rank | LoRA parameters | file (float32) | training state (+ grads, AdamW) |",
+             "|---|---|---|---|---|---|"]
+    for family, label in (("sd15", "SD1.5 (860 M)"), ("sdxl", "SDXL (2.6 G)")):
+        spec, _ = real_specs(host.pack.demo.tiny_models)[family]
+        with torch.device("meta"):
+            unet = UNetModel(**spec.unet_config, **spec.unet_overrides, operations=comfy.ops.disable_weight_init)
+        shapes = [m.weight.shape for n, m in unet.named_modules()
+                  if isinstance(m, torch.nn.Linear) and any(n.endswith(f".{p}") for p in projections)]
+        for rank in (4, 8, 16):
+            count = sum(rank * (out + inp) for out, inp in shapes)
+            lines.append(f"| {label} | {len(shapes)} | {rank} | {count:,} | {count * 4 / 2 ** 20:.1f} MiB | "
+                         f"{count * 16 / 2 ** 20:.1f} MiB |")
+    return "\n".join(lines)
+
+
+def main(argv=None) -> str:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seeds", type=int, default=20)
+    parser.add_argument("--steps", type=int, default=500)
+    parser.add_argument("--lr", type=float, default=1e-4)
+    parser.add_argument("--rank", type=int, default=4)
+    parser.add_argument("--class-images", type=int, default=100)
+    parser.add_argument("--batch", type=int, default=1)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--save", default=None, help="a PNG path: the first 8 samples of each prompt of each row")
+    parser.add_argument("--sizes", action="store_true", help="only the LoRA's size at SD1.5 and SDXL size")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(1)
+    host = boot()
+    if args.sizes:
+        return lora_sizes(host)
+    toy = host.pack.demo.toy_model
+    model, clip, vae = toy.load_toy_model(toy.WORLD_1)
+    empty = encode(host, clip, "")
+    photos = call(host, "VAEEncode", pixels=subject_photos(), vae=vae)[0]
+    instance_prompt, class_prompt = encode(host, clip, INSTANCE), encode(host, clip, CLASS)
+    classes = draw(host, model, class_prompt, empty, args.class_images, 7)
+    rows = [("untouched model", model, 0.0, [])]
+    for weight in (1.0, 0.0):
+        start = time.perf_counter()
+        taught, _, loss = call(host, "InvertEditDreamBoothLoRA", model=model, instance_images=photos,
+                               instance_prompt=instance_prompt, steps=args.steps, learning_rate=args.lr, rank=args.rank,
+                               prior_loss_weight=weight, batch_size=args.batch, seed=args.seed, class_images=classes,
+                               class_prompt=class_prompt)
+        seconds = time.perf_counter() - start
+        rows.append((f"DreamBooth LoRA, prior loss {'on (lambda 1)' if weight else 'off'}", taught, seconds,
+                     loss["loss"]))
+    lines = ["### DreamBooth on the toy world: a hollow red square (a shape outside the world) taught from 4 photos",
+             f"{args.steps} steps, lr {args.lr:g}, rank {args.rank}, batch {args.batch}, {args.class_images} class "
+             f"images drawn by the untouched model; {args.seeds} seeds per prompt (KSampler ddim 20 steps, cfg 5); "
+             f"one CPU thread", "",
+             "| model | subject | class | class hollow | other colours | training |",
+             "|---|---|---|---|---|---|"]
+    for name, m, seconds, losses in rows:
+        got = measure(host, m, clip, vae, args.seeds)
+        train = (f"{seconds:.0f} s ({args.steps / seconds:.1f} steps/s)" if losses else "")
+        lines.append(f"| {name} | {got['subject']:.0f}% | {got['class']:.0f}% | {got['class hollow']:.0f}% | "
+                     f"{got['other colours']:.0f}% | {train} |")
+        print(lines[-1], file=sys.stderr, flush=True)
+    if args.save:
+        save_grid(args.save, SHOWN)
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    print(main())
