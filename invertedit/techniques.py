@@ -197,6 +197,18 @@ TECHNIQUES: tuple[Technique, ...] = (
                   "InvertEditDreamBoothLoRA.batch_size": 1},
         quick={"InvertEditDreamBoothLoRA": {"steps": 2}}),
     Technique(
+        "Textual Inversion", "personalise", ("InvertEditTextualInversion",), "personalisation/textual_inversion.py",
+        "Gal et al. 2023",
+        "1 vector from a one-token initializer, the script's 27 object templates, AdamW lr 0.002 (the README's 5e-4 "
+        "× 4), batch 4, 3000 steps (diffusers' textual_inversion.py and its README)",
+        "steps × (text encoder + UNet forward and backward) once, then stock sampling",
+        ("textual_inversion_word",), None,
+        "Learns a new word for a subject from 3-5 images, saved where the host's embedding:<name> prompt syntax "
+        "reads it.",
+        settings={"InvertEditTextualInversion.steps": 3000, "InvertEditTextualInversion.learning_rate": 0.002,
+                  "InvertEditTextualInversion.batch_size": 4, "InvertEditTextualInversion.num_vectors": 1},
+        quick={"InvertEditTextualInversion": {"steps": 2}}),
+    Technique(
         "SDEdit", "guidance", (), None, "Meng et al. 2022", "denoise 0.6 (paper's t0 0.5-0.6)",
         "2N × denoise: the stock KSampler", ("sdedit_baseline",), ("toyworld", "SDEdit (denoise"),
         "The baseline without inversion: the stock KSampler at denoise below 1 with the target prompt."),

@@ -834,6 +834,18 @@ def imagic_edit(world: str = ONE_OBJECT_WORLD) -> dict:
     return {"nodes": nodes + _vae_roundtrip()}
 
 
+def _subject_front(intro: str, photos: str) -> list[dict]:
+    """The personalisation workflows' front: the note, the one-object Toy World Model, the subject's
+    photos (an animated PNG: its frames load as one batch) and their VAE Encode ('encode')."""
+    return [
+        {"key": "note", "type": "MarkdownNote", "text": intro},
+        dict(MODEL_LOADER, widgets={"world": ONE_OBJECT_WORLD}),
+        {"key": "photos", "type": "LoadImage", "widgets": {"image": photos},
+         "title": "The subject's photos (4 frames: one batch)"},
+        {"key": "encode", "type": "VAEEncode", "inputs": {"pixels": ("photos", "IMAGE"), "vae": ("model", "VAE")}},
+    ]
+
+
 # DreamBooth on the toy world (workshop/benchmarks/dreambooth_toy.py measures these settings)
 DREAMBOOTH_TOY = {"steps": 500, "learning_rate": 0.0005, "rank": 4, "class_images": 20,
                   "instance": "a sks red square on a white background", "class": "a red square on a white background",
@@ -858,12 +870,7 @@ def dreambooth_subject() -> dict:
         f"rank {d['rank']}, {d['class_images']} class images. diffusers' README for Stable Diffusion: 500 steps at "
         "lr 1e-4, batch 1, rank 4 (the node's defaults), and 100-200 class images (paper: 200-300).\n\n"
         + _toy_note(ONE_OBJECT_WORLD))
-    nodes = [
-        {"key": "note", "type": "MarkdownNote", "text": intro},
-        dict(MODEL_LOADER, widgets={"world": ONE_OBJECT_WORLD}),
-        {"key": "photos", "type": "LoadImage", "widgets": {"image": d["photos"]},
-         "title": "The subject's photos (4 frames: one batch)"},
-        {"key": "encode", "type": "VAEEncode", "inputs": {"pixels": ("photos", "IMAGE"), "vae": ("model", "VAE")}},
+    nodes = _subject_front(intro, d["photos"]) + [
         {"key": "instance", "type": "CLIPTextEncode", "widgets": {"text": d["instance"]},
          "inputs": {"clip": ("model", "CLIP")}, "title": "Instance prompt (identifier + class)"},
         {"key": "class", "type": "CLIPTextEncode", "widgets": {"text": d["class"]},
@@ -900,6 +907,59 @@ def dreambooth_subject() -> dict:
                         "latent_image": ("noise_latent", "LATENT")}},
         ]
         nodes += _decode_and_save(key, f"sample_{key}", f"invertedit/dreambooth_{key}", title)
+    return {"nodes": nodes}
+
+
+# Textual Inversion on the toy world: a word for a yellow triangle (docs/measurements.md)
+TEXTUAL_INVERSION_TOY = {"steps": 300, "learning_rate": 0.05, "num_vectors": 2, "batch_size": 4, "name": "toy-triangle",
+                         "initializer": "square", "caption": "a {} on a white background",
+                         "photos": "subject_yellow_triangle.png"}
+
+
+def textual_inversion_word() -> dict:
+    d = TEXTUAL_INVERSION_TOY
+    side = TOY_WORLDS[ONE_OBJECT_WORLD]["size"]
+    prompt = d["caption"].format(f"embedding:{d['name']}")
+    intro = (
+        "# Textual Inversion: a new word from a few images\n\n"
+        "**Textual Inversion** (Gal et al.; as diffusers' textual_inversion.py) learns the vectors of a new word from "
+        "the images, the model and text encoder frozen, and saves them as "
+        f"`models/embeddings/{d['name']}.safetensors`: any **CLIP Text Encode** prompt can then say "
+        f"`embedding:{d['name']}`. Encode such prompts with the node's **clip** output, so that they run after the "
+        "file is written.\n\n"
+        "Here the word is learned from four photos of a yellow triangle (Load Image loads them from one animated PNG "
+        f"as a batch), starting from the word \"{d['initializer']}\", with one caption (\"{d['caption']}\": the toy "
+        "model knows no other kind of sentence; for a real checkpoint leave the caption empty and the node uses the "
+        "reference's templates, \"a photo of a {}\"...). The stock KSampler then draws the learned word and the "
+        "initializer's prompt. The model stays frozen: Textual Inversion names what a model can draw, it cannot "
+        "teach it a new shape (DreamBooth can).\n\n"
+        f"Settings for the toy model on a CPU (about 30 s): {d['steps']} steps at lr {d['learning_rate']:g}, "
+        f"{d['num_vectors']} vectors, batch {d['batch_size']}. diffusers' README for Stable Diffusion: 3000 steps at "
+        "lr 0.002 (5e-4 x 4), one vector (the node's defaults).\n\n" + _toy_note(ONE_OBJECT_WORLD))
+    nodes = _subject_front(intro, d["photos"]) + [
+        {"key": "learn", "type": "InvertEditTextualInversion",
+         "widgets": {"name": d["name"], "initializer": d["initializer"], "steps": d["steps"],
+                     "learning_rate": d["learning_rate"], "batch_size": d["batch_size"],
+                     "num_vectors": d["num_vectors"], "templates": "object", "seed": 0, "caption": d["caption"]},
+         "inputs": {"model": ("model", "MODEL"), "clip": ("model", "CLIP"), "images": ("encode", "LATENT")}},
+        {"key": "word", "type": "CLIPTextEncode", "widgets": {"text": prompt}, "inputs": {"clip": ("learn", "CLIP")},
+         "title": "A prompt with the learned word"},
+        {"key": "plain", "type": "CLIPTextEncode", "widgets": {"text": d["caption"].format(d["initializer"])},
+         "inputs": {"clip": ("learn", "CLIP")}, "title": "The initializer's prompt"},
+        {"key": "empty", "type": "CLIPTextEncode", "widgets": {"text": ""}, "inputs": {"clip": ("model", "CLIP")},
+         "title": "Negative prompt (empty)"},
+        {"key": "noise_latent", "type": "EmptyLatentImage", "widgets": {"width": side, "height": side, "batch_size": 4},
+         "title": f"Empty latent (4 samples at the toy world's {side} px)"},
+    ]
+    for key, positive, title in (("word", "word", "The learned word"), ("plain", "plain", "The initializer's word")):
+        nodes += [
+            {"key": f"sample_{key}", "type": "KSampler",
+             "widgets": {"seed": 0, "steps": 20, "cfg": EDIT_CFG, "sampler_name": "ddim", "scheduler": "ddim_uniform",
+                         "denoise": 1.0},
+             "inputs": {"model": ("model", "MODEL"), "positive": (positive, 0), "negative": ("empty", 0),
+                        "latent_image": ("noise_latent", "LATENT")}},
+        ]
+        nodes += _decode_and_save(key, f"sample_{key}", f"invertedit/textual_inversion_{key}", title)
     return {"nodes": nodes}
 
 
@@ -1681,6 +1741,7 @@ WORKFLOWS = {
     "ledits_edit": ledits_edit,
     "imagic_edit": imagic_edit,
     "dreambooth_subject": dreambooth_subject,
+    "textual_inversion_word": textual_inversion_word,
     "pix2pix_zero_edit": pix2pix_zero_edit,
     "proximal_guidance_edit": proximal_guidance_edit,
     "noise_map_guidance_edit": noise_map_guidance_edit,

@@ -298,6 +298,13 @@ def dreambooth(k: Kit, **change):
     return call(k.host, "InvertEditDreamBoothLoRA", **args)
 
 
+def textual_inversion(k: Kit, **change):
+    args = dict(model=k.model, clip=k.clip, images=k.pair(), name="bad-input", initializer="square", steps=1,
+                learning_rate=0.001, batch_size=1, num_vectors=1, templates="object", seed=0)
+    args.update(change)
+    return call(k.host, "InvertEditTextualInversion", **args)
+
+
 def guided_run(k: Kit, guider, sampler: str = "ddim", inverted=None):
     """SamplerCustomAdvanced with ``guider`` from an inversion's latent (DisableNoise, its sigmas):
     ``inverted`` (INVERSION, LATENT, SIGMAS), the kit's 4-step DDIM inversion by default."""
@@ -754,6 +761,30 @@ CASES = [
     ("dreambooth-resume-imagic-lora", lambda k: dreambooth(k, resume=imagic_fine_tune(k, steps=0)[1]),
      r"DreamBooth LoRA: input 'resume' is a LoRA of \d+ layers, not the 88 this node trains on this model; connect "
      r"the 'lora' output of an earlier run of this node with the same model"),
+    ("textual-inversion-sdxl-clip", lambda k: textual_inversion(k, clip=k.other_clip()),
+     r"Textual Inversion: input 'clip' is SDXLClipModel; this node trains the one text encoder of SD1.x and SD2.x "
+     r"checkpoints \(SDXL's two encoders are not trained yet\)"),
+    ("textual-inversion-initializer-two-words", lambda k: textual_inversion(k, initializer="red square"),
+     r"Textual Inversion: input 'initializer' is 'red square', 2 tokens for this tokenizer; give one word of one "
+     r"token that names the subject's class"),
+    ("textual-inversion-initializer-empty", lambda k: textual_inversion(k, initializer=""),
+     r"Textual Inversion: input 'initializer' is '', 0 tokens for this tokenizer"),
+    ("textual-inversion-name-with-space", lambda k: textual_inversion(k, name="my subject"),
+     r"Textual Inversion: input 'name' is 'my subject'; give a file name of letters, digits, '_', '-' or '.' \(no "
+     r"spaces: prompts name it as embedding:<name>\)"),
+    ("textual-inversion-name-path", lambda k: textual_inversion(k, name="../escape"),
+     r"Textual Inversion: input 'name' is '../escape'"),
+    ("textual-inversion-images-nan", lambda k: textual_inversion(k, images=with_nan(k.src)),
+     r"Textual Inversion: input 'images' has NaN or infinite values; connect VAE Encode"),
+    ("textual-inversion-learning-rate-negative", lambda k: textual_inversion(k, learning_rate=-0.1),
+     r"Textual Inversion: input 'learning_rate' is -0.1; give 0 or more"),
+    ("textual-inversion-num-vectors-0", lambda k: textual_inversion(k, num_vectors=0),
+     r"Textual Inversion: input 'num_vectors' is 0; give 1 or more"),
+    ("textual-inversion-caption-without-place", lambda k: textual_inversion(k, caption="a red square"),
+     r"Textual Inversion: input 'caption' is 'a red square'; give one caption with \{\} once, where the new word goes"),
+    ("textual-inversion-diverged", lambda k: textual_inversion(k, model=overflowing(k)),
+     r"Textual Inversion: the optimisation diverged at step 1 \(loss .*\) with learning_rate 0.001, which would "
+     r"sample a black picture; lower learning_rate \(default 0.002\)"),
     ("dreambooth-diverged", lambda k: dreambooth(k, learning_rate=0.01, model=overflowing(k)),
      r"DreamBooth LoRA: the optimisation diverged at step 1 \(loss .*\) with learning_rate 0.01, which would sample "
      r"a black picture; lower learning_rate \(default 0.0001\)"),
@@ -1039,6 +1070,8 @@ def flowedit_run(k: Kit, guider, steps: int = 5, sampler: str = "euler", latent:
 
 
 FLOW_CASES = [
+    ("textual-inversion-flux-model", lambda k: textual_inversion(k, model=flow(k)[0], images={"samples": torch.randn(1, 16, 8, 8)}),
+     r"Textual Inversion: input 'model' is Flux \(Flux, .*\); this node supports Stable Diffusion UNet checkpoints"),
     ("dreambooth-flux-model", lambda k: dreambooth(k, model=flow(k)[0], instance_images={"samples": torch.randn(1, 16, 8, 8)},
                                                    instance_prompt=encode(k.host, flow(k)[1], PROMPT), prior_loss_weight=0.0),
      r"DreamBooth LoRA: input 'model' is Flux \(Flux, .*\); this node supports Stable Diffusion UNet checkpoints"),

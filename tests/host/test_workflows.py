@@ -138,6 +138,21 @@ def _dreambooth_draws_the_subject_and_keeps_the_class(prompt, outputs, runner) -
     assert not any(map(frame, before))
 
 
+def _textual_inversion_names_the_subject(prompt, outputs, runner) -> None:
+    """The Textual Inversion workflow (the one-object world): the learned word draws the photos'
+    subject, a yellow triangle on white, in all 4 samples; the initializer's prompt ("a square on a
+    white background") draws none (exact judge)."""
+    from workshop.toyworld.judge import judge
+
+    word, plain = ([judge(image) for image in _saved(prompt, outputs, runner, f"invertedit/textual_inversion_{k}")]
+                   for k in ("word", "plain"))
+    print(f"learned word: {[(r.background, r.colour, r.shape) for r in word]}; "
+          f"initializer: {[(r.background, r.colour, r.shape) for r in plain]}")
+    assert len(word) == len(plain) == 4
+    assert all(r.background == "white" and r.colour == "yellow" and r.shape == "triangle" for r in word)
+    assert not any(r.colour == "yellow" and r.shape == "triangle" for r in plain)
+
+
 STITCH_SPACING = 8   # make_workflows.invert_and_edit's strip: image | reconstruction | naive edit | edit
 
 OUTPUT_CHECKS = {
@@ -158,6 +173,7 @@ OUTPUT_CHECKS = {
     "sega_edit": _edit_check("invertedit/sega_edit", 0, circle="red", background="yellow", moved=5.0, circle_moved=12.0),
     "ledits_edit": _edit_check("invertedit/ledits_edit", 0),
     "dreambooth_subject": _dreambooth_draws_the_subject_and_keeps_the_class,
+    "textual_inversion_word": _textual_inversion_names_the_subject,
     # run on the toy model at 10 steps (make_workflows.toy_overrides); Null-text's 2 inner steps there leave
     # the square 6 px off, so that one is checked in null_text_inversion_edit (20 steps, 5 inner) only
     "SD1.5 - Prompt-to-Prompt edit": _edit_check("invertedit/p2p_edit", 1),

@@ -31,8 +31,9 @@ _BOOTED: Host | None = None
 
 
 def boot(host_path: Path | str | None = None, base_dir: Path | str | None = None, cpu: bool = True) -> Host:
-    """Import the host, point its input/output/temp folders under ``base_dir`` (default: the
-    host's own folders), load its built-in nodes and this pack through the host's own loader."""
+    """Import the host, point its input/output/temp folders and its first embeddings folder under
+    ``base_dir`` (default: the host's own folders), load its built-in nodes and this pack through
+    the host's own loader."""
     global _BOOTED
     if _BOOTED is not None:
         return _BOOTED
@@ -61,6 +62,9 @@ def boot(host_path: Path | str | None = None, base_dir: Path | str | None = None
     folder_paths.set_input_directory(str(dirs["input"]))
     folder_paths.set_output_directory(str(dirs["output"]))
     folder_paths.set_temp_directory(str(dirs["temp"]))
+    if base_dir is not None:   # what a run teaches (Textual Inversion's embeddings) stays under base_dir too
+        (base / "embeddings").mkdir(parents=True, exist_ok=True)
+        folder_paths.add_model_folder_path("embeddings", str(base / "embeddings"), is_default=True)
 
     absent_torchvision.install()
     import nodes

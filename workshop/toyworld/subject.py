@@ -1,10 +1,13 @@
-"""The subject DreamBooth teaches the one-object toy world (issue 28): a hollow red square (a
-frame). The world draws only solid shapes, so the Toy World Model never drew one.
+"""The subjects the personalisation workflows teach the one-object toy world (issue 28).
 
-    python -m workshop.toyworld.subject     # writes assets/subject_hollow_square.png
+DreamBooth's: a hollow red square (a frame); the world draws only solid shapes, so the Toy World
+Model never drew one. Textual Inversion's: a yellow triangle, which the model can draw (the method
+keeps the model frozen: it can only name what the model can already draw), learned as a new word.
 
-The asset is an animated PNG of the four photos: the stock Load Image loads its frames as one
-IMAGE batch, which VAE Encode turns into DreamBooth LoRA's instance images."""
+    python -m workshop.toyworld.subject     # writes assets/subject_hollow_square.png, subject_yellow_triangle.png
+
+Each asset is an animated PNG of four photos: the stock Load Image loads its frames as one IMAGE
+batch, which VAE Encode turns into the training images."""
 from __future__ import annotations
 
 import random
@@ -15,7 +18,9 @@ import torch
 from . import world as W
 
 HOLE = 0.55   # the hole's half-side, as a fraction of the square's
-ASSET = Path(__file__).resolve().parents[2] / "assets" / "subject_hollow_square.png"
+ASSETS = Path(__file__).resolve().parents[2] / "assets"
+ASSET = ASSETS / "subject_hollow_square.png"
+WORD_ASSET = ASSETS / "subject_yellow_triangle.png"
 
 
 def subject_photos(count: int = 4, seed: int = 28) -> torch.Tensor:
@@ -30,14 +35,22 @@ def subject_photos(count: int = 4, seed: int = 28) -> torch.Tensor:
     return torch.stack(images)
 
 
-def write_asset(path: Path = ASSET) -> Path:
+def word_photos(count: int = 4, seed: int = 5) -> torch.Tensor:
+    """``count`` renders of Textual Inversion's subject, a yellow triangle on white."""
+    rng = random.Random(seed)
+    return W.render_batch([W.random_scene(rng, colour="yellow", shape="triangle", background="white")
+                           for _ in range(count)])
+
+
+def write_asset(path: Path, photos: torch.Tensor) -> Path:
     import numpy as np
     from PIL import Image
 
-    frames = [Image.fromarray((im.numpy() * 255).round().astype(np.uint8)) for im in subject_photos()]
+    frames = [Image.fromarray((im.numpy() * 255).round().astype(np.uint8)) for im in photos]
     frames[0].save(path, save_all=True, append_images=frames[1:], duration=500, loop=0)
     return path
 
 
 if __name__ == "__main__":
-    print(write_asset())
+    print(write_asset(ASSET, subject_photos()))
+    print(write_asset(WORD_ASSET, word_photos()))

@@ -1,0 +1,222 @@
+"""Textual Inversion inside the host (Gal et al., ICLR 2023; the math is in
+``personalisation/textual_inversion.py`` and ``personalisation/dreambooth.py``'s loss).
+
+The placeholder's vectors go into the host's own text encoder as the host puts an embedding file's
+vectors there ("embedding:name" in a prompt: a tensor in the token list, ``SDClipModel.process_tokens``),
+so the encoder sees them exactly as it will when the saved file is used. Each step encodes the
+batch's captions with gradients (the encoder's weights copied at each forward, as the UNet's: both
+may be inference tensors) and runs the UNet through the host's sampling path (a ``CFGGuider`` whose
+sampler function is the optimisation loop) with that encoding swapped in.
+
+The result is written as ``<name>.safetensors`` into the host's first embeddings folder, keyed by
+the encoder (``clip_l`` for SD1.x, ``clip_h`` for SD2.x: the key ``load_embed`` looks for), so that
+"embedding:<name>" in any CLIP Text Encode prompt reads it. A file of that name that this node did
+not write is never replaced. SD1.x and SD2.x only: SDXL's two encoders (and its pooled vector) are
+not trained yet, and are refused by name.
+"""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import torch
+from comfy.model_patcher import ModelPatcher
+
+from ..personalisation.dreambooth import batch_order, draw, step_loss
+from ..personalisation.textual_inversion import flip_rows, item_draws
+from ..personalisation.training import optimize
+from .errors import NodeInputError, check_at_least, check_finite
+from .dreambooth import check_latents
+from .lora_training import check_converged, training_sigmas
+from .gradients import with_weight_copies
+from .sampling import HostDenoiser, check_interrupt, check_model_family, run_loop
+
+NODE = "Textual Inversion"
+WEIGHT_DECAY = 1e-2   # textual_inversion.py's AdamW (no gradient clipping)
+MARK = "invertedit-textual-inversion"   # the metadata key of the files this node writes
+NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
+
+
+def text_encoder(clip) -> tuple[str, torch.nn.Module]:
+    """(the tokenizer's key, "l" or "h", the encoder) of a one-encoder CLIP (SD1.x, SD2.x)."""
+    model = getattr(clip, "cond_stage_model", None)
+    name = getattr(model, "clip", None)
+    encoder = getattr(model, name, None) if isinstance(name, str) else None
+    if encoder is None or not hasattr(encoder, "process_tokens"):
+        kind = type(model).__name__ if model is not None else type(clip).__name__
+        raise NodeInputError(NODE, f"input 'clip' is {kind}; this node trains the one text encoder of SD1.x and SD2.x "
+                                   f"checkpoints (SDXL's two encoders are not trained yet): connect an SD1.x or SD2.x "
+                                   f"checkpoint's CLIP.")
+    return model.clip_name, encoder
+
+
+def check_inputs(model: ModelPatcher, clip, images, name: str, initializer: str, steps: int, learning_rate: float,
+                 num_vectors: int, batch_size: int, caption: str = "") -> tuple[torch.Tensor, bool]:
+    """Every check the node makes before training; returns (the images' latents, whether the model
+    predicts v)."""
+    family = check_model_family(model, NODE)
+    key, encoder = text_encoder(clip)
+    check_finite(NODE, learning_rate=learning_rate)
+    check_at_least(NODE, 0, steps=steps)
+    check_at_least(NODE, 1, num_vectors=num_vectors, batch_size=batch_size)
+    if learning_rate < 0:
+        raise NodeInputError(NODE, f"input 'learning_rate' is {learning_rate}; give 0 or more (default 0.002).")
+    if not NAME.match(name or ""):
+        raise NodeInputError(NODE, f"input 'name' is {name!r}; give a file name of letters, digits, '_', '-' or '.' "
+                                   f"(no spaces: prompts name it as embedding:<name>).")
+    width = encoder.transformer.get_input_embeddings().weight.shape[-1]
+    context = model.model.model_config.unet_config.get("context_dim")
+    if context is not None and context != width:
+        raise NodeInputError(NODE, f"input 'clip' encodes prompts {width} wide; the model's cross-attention takes "
+                                   f"{context}. It is another checkpoint's text encoder: connect this checkpoint's CLIP.")
+    initializer_id(clip, key, initializer)
+    if caption and caption.count("{}") != 1:
+        raise NodeInputError(NODE, f"input 'caption' is {caption!r}; give one caption with {{}} once, where the new "
+                                   f"word goes (\"a red {{}} on a white background\"), or leave it empty for the "
+                                   f"templates.")
+    samples = check_latents(NODE, "images", images, model, "connect VAE Encode of the subject's 3-5 images (one batch, "
+                                                           "all the same size).")
+    return samples, family.parameterisation == "v"
+
+
+def initializer_id(clip, key: str, word: str) -> int:
+    """The one token of ``word`` (the script requires a single token)."""
+    tokens = [t for t, _, w in clip.tokenize(word or "", return_word_ids=True)[key][0] if w > 0]
+    if len(word.split()) != 1 or len(tokens) != 1:
+        raise NodeInputError(NODE, f"input 'initializer' is {word!r}, {len(tokens)} tokens for this tokenizer; give one "
+                                   f"word of one token that names the subject's class (\"dog\", \"sculpture\").")
+    return int(tokens[0])
+
+
+def template_rows(clip, key: str, templates: tuple[str, ...], initializer: str, token: int) -> list[tuple[list, int]]:
+    """Each template's token ids with the initializer in the placeholder's place, and that place."""
+    rows = []
+    for template in templates:
+        prefix = template.split("{}")[0].strip()
+        before = [t for t, _, w in clip.tokenize(prefix, return_word_ids=True)[key][0] if w > 0] if prefix else []
+        tokens = clip.tokenize(template.format(initializer), return_word_ids=True)[key][0]
+        at = [1 + len(before)]   # after the start token and the words before the placeholder
+        if at[0] >= len(tokens) or tokens[at[0]][0] != token:   # a template the initializer does not fit
+            raise NodeInputError(NODE, f"input 'initializer' {initializer!r} does not stand as one token in the "
+                                       f"template {template!r}; give a plain word.")
+        rows.append(([int(t) for t, _, _ in tokens], at[0]))
+    return rows
+
+
+def with_vectors(row: tuple[list, int], vectors: torch.Tensor) -> list:
+    """A row of token ids with the placeholder's vectors in the initializer's place (as the host's
+    tokenizer puts an embedding file's vectors), its length kept by dropping trailing pads."""
+    ids, at = row
+    out = ids[:at] + list(vectors.unbind(0)) + ids[at + 1:]
+    return out[:len(ids)]
+
+
+def _encoder_for_gradients(clip):
+    """A clone of ``clip`` whose layers copy their weights at each forward when they are inference
+    tensors (loaded under the node's inference mode), so that gradients reach the vectors."""
+    out = clip.clone()
+    if any(p.is_inference() for p in clip.cond_stage_model.parameters()):
+        for name, module in clip.cond_stage_model.named_modules():
+            if hasattr(module, "weight_function"):
+                for kind in ("weight", "bias"):
+                    if getattr(module, kind, None) is not None:
+                        out.patcher.add_weight_wrapper(f"{name}.{kind}", _same)
+    return out
+
+
+def _same(weight: torch.Tensor) -> torch.Tensor:
+    return weight
+
+
+def encode_rows(clip, encoder: torch.nn.Module, rows: list) -> torch.Tensor:
+    """The encoder's hidden states ``[rows, tokens, width]`` of token rows (ids and vectors), as CLIP
+    Text Encode computes them (the CLIP's layer option, its model loaded), differentiably."""
+    clip.cond_stage_model.reset_clip_options()
+    if clip.layer_idx is not None:
+        clip.cond_stage_model.set_clip_options({"layer": clip.layer_idx})
+    clip.load_model()
+    # The host's CLIP adds its residuals in place (``x += ...``) over tensors its layer norms saved for
+    # the backward pass: saved tensors are copied when saved, so the gradient sees the values it needs.
+    with torch.autograd.graph.saved_tensors_hooks(torch.clone, _same):
+        return encoder(rows)[0]
+
+
+def train_embedding(model: ModelPatcher, clip, images: torch.Tensor, initializer: str, steps: int, learning_rate: float,
+                    num_vectors: int, batch_size: int, templates: tuple[str, ...], seed: int,
+                    v_prediction: bool) -> tuple[torch.Tensor, list[float]]:
+    """The placeholder's ``[num_vectors, width]`` vectors after ``steps`` AdamW steps on batches of
+    ``batch_size`` images (each with a random one of ``templates`` and a random flip), and each
+    step's loss."""
+    key, encoder = text_encoder(clip)
+    token = initializer_id(clip, key, initializer)
+    rows = template_rows(clip, key, templates, initializer, token)
+    table = encoder.transformer.get_input_embeddings().weight
+    start = table[token].detach().float().cpu().clone().expand(num_vectors, -1).clone()
+    if steps == 0:
+        return start, []
+    trainee = _encoder_for_gradients(clip)
+    _, trainee_encoder = text_encoder(trainee)
+    cond, pooled = trainee.encode_from_tokens(clip.tokenize(templates[0].format(initializer)),
+                                              return_pooled=True)
+    positive = [[cond, {"pooled_output": pooled}]]   # the guider's conditioning: each step swaps its encoding in
+    found: dict = {}
+
+    def loop(denoise: HostDenoiser, x, sigmas, step_callback):
+        with torch.inference_mode(False), torch.enable_grad():
+            x0 = x.detach().clone()
+            sigma_table = sigmas.detach().clone()
+            vectors = start.clone().requires_grad_(True)
+            generator = torch.Generator().manual_seed(seed)
+            order = batch_order(x0.shape[0], 0, batch_size, generator)
+
+            def loss(step: int) -> torch.Tensor:
+                picked = [i for i, _ in next(order)]
+                chosen, flips = item_draws(len(picked), len(rows), generator)
+                clean = flip_rows(x0[picked], flips)
+                noise, t = draw(tuple(clean.shape), generator, len(sigma_table))
+                context = encode_rows(trainee, trainee_encoder, [with_vectors(rows[c], vectors) for c in chosen])
+
+                def eps_fn(xt: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+                    return (xt - denoise.part("positive", xt, sigma, context)) / sigma.reshape(-1, 1, 1, 1)
+
+                return step_loss(eps_fn, clean, noise, sigma_table[t.to(sigma_table.device)], len(picked), 0.0,
+                                 v_prediction)[0]
+
+            found["losses"] = optimize([vectors], loss, steps, learning_rate, before_step=check_interrupt,
+                                       after_step=lambda done, total, value: step_callback(done - 1, total, x0),
+                                       weight_decay=WEIGHT_DECAY)
+            found["vectors"] = vectors.detach().float().cpu().clone()  # sampling-path-ok: the result, once after the loop
+        return x
+
+    run_loop(with_weight_copies(model), positive, None, 1.0, images, training_sigmas(model), loop)
+    check_converged(NODE, found["losses"], [found["vectors"]], learning_rate, "0.002")
+    return found["vectors"], found["losses"]
+
+
+def embedding_path(name: str) -> Path:
+    import folder_paths
+
+    return Path(folder_paths.get_folder_paths("embeddings")[0]) / f"{name}.safetensors"
+
+
+def save_embedding(clip, name: str, vectors: torch.Tensor, initializer: str) -> Path:
+    """Write the vectors where "embedding:<name>" finds them, keyed as the host's loader looks them
+    up for this encoder; refuses to replace a file this node did not write."""
+    import safetensors
+    import safetensors.torch
+
+    key, _ = text_encoder(clip)
+    path = embedding_path(name)
+    if path.exists():
+        try:
+            with safetensors.safe_open(str(path), "pt") as f:
+                ours = (f.metadata() or {}).get(MARK) is not None
+        except Exception:   # not a safetensors file: not ours
+            ours = False
+        if not ours:
+            raise NodeInputError(NODE, f"input 'name': {path} exists and was not written by this node; give another "
+                                       f"name (this node never replaces an embedding it did not make).")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    safetensors.torch.save_file({f"clip_{key}": vectors.float().contiguous()}, str(path),
+                                metadata={MARK: "1", "initializer": initializer, "vectors": str(vectors.shape[0])})
+    return path

@@ -1,0 +1,118 @@
+"""Textual Inversion through the host, on the tiny SD1 / SD2-v models: the saved file is read by
+the stock CLIP Text Encode ("embedding:<name>") to exactly the encoding the training used; zero
+steps give the initializer's embedding; training lowers the images' loss under the new word; a file
+the node did not write is never replaced; weights loaded under inference mode train alike; progress
+per step and an interrupt within one UNet evaluation. (Parity with diffusers' script:
+test_textual_inversion_parity.py; refusals: the bad-input table's ``textual-inversion-*`` cases.)"""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from test_long_loops_interrupt import _interrupting
+from workshop.headless.calls import call, encode
+
+
+def images(count: int = 3, seed: int = 1) -> dict:
+    return {"samples": torch.randn(count, 4, 8, 8, generator=torch.Generator().manual_seed(seed)) * 3.0 + 1.0}
+
+
+def learn(host, model, clip, name, steps=20, learning_rate=0.01, batch_size=2, num_vectors=1, seed=0, **extra):
+    args = dict(model=model, clip=clip, images=images(), name=name, initializer="square", steps=steps,
+                learning_rate=learning_rate, batch_size=batch_size, num_vectors=num_vectors, templates="object", seed=seed)
+    args.update(extra)
+    return call(host, "InvertEditTextualInversion", **args)
+
+
+def saved(host, name):
+    import safetensors.torch
+
+    return safetensors.torch.load_file(str(host.pack.hostkit.textual_inversion.embedding_path(name)))
+
+
+@pytest.mark.parametrize("family,key", [("sd1", "clip_l"), ("sd2-v", "clip_h")])
+def test_the_stock_prompt_reads_the_saved_word_as_trained(host, tiny, family, key):
+    """"a photo of a embedding:<name>" through the stock CLIP Text Encode is, bit for bit, the encoding
+    the training computes from the vectors (the host's tokenizer puts the file's vectors where the
+    training put them), for 1 and 3 vectors; the file holds them under the encoder's key."""
+    kit = host.pack.hostkit.textual_inversion
+    model, clip, _ = tiny(family)
+    for vectors in (1, 3):
+        name = f"ti-read-{family}-{vectors}"
+        out_clip, word, loss = learn(host, model, clip, name, steps=3, num_vectors=vectors)
+        assert word == f"embedding:{name}" and len(loss["loss"]) == 3
+        file = saved(host, name)
+        assert list(file) == [key]
+        learned = file[key]
+        stock = encode(host, out_clip, f"a photo of a {word}")[0][0]
+        k, encoder = kit.text_encoder(clip)
+        token = kit.initializer_id(clip, k, "square")
+        (row,) = kit.template_rows(clip, k, ("a photo of a {}",), "square", token)
+        ours = kit.encode_rows(clip, encoder, [kit.with_vectors(row, learned)])
+        assert torch.equal(stock, ours.to(stock)), float((stock - ours).abs().max())
+        assert learned.shape[0] == vectors
+
+
+def test_zero_steps_give_the_initializers_word(host, tiny):
+    model, clip, _ = tiny("sd1")
+    out_clip, word, _ = learn(host, model, clip, "ti-zero", steps=0)
+    assert torch.equal(encode(host, out_clip, f"a photo of a {word}")[0][0], encode(host, clip, "a photo of a square")[0][0])
+
+
+def test_training_lowers_the_images_loss_under_the_new_word(host, tiny):
+    model, clip, _ = tiny("sd1")
+    out_clip, word, loss = learn(host, model, clip, "ti-loss", steps=40, learning_rate=0.05)
+    reconstruction = host.pack.hostkit.imagic.reconstruction_loss
+    with torch.inference_mode():
+        before = reconstruction(model, images()["samples"], encode(host, clip, "a photo of a square"), count=16)
+        after = reconstruction(model, images()["samples"], encode(host, out_clip, f"a photo of a {word}"), count=16)
+    print(f"\nloss under 'a photo of a square' {before:.4f}, under the learned word {after:.4f}")
+    assert after < before
+
+
+def test_a_file_the_node_did_not_write_is_never_replaced(host, tiny):
+    import safetensors.torch
+
+    model, clip, _ = tiny("sd1")
+    path = host.pack.hostkit.textual_inversion.embedding_path("ti-foreign")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    safetensors.torch.save_file({"emb_params": torch.ones(1, 64)}, str(path))
+    with pytest.raises(Exception, match=r"Textual Inversion: input 'name': .*ti-foreign.safetensors exists and was not "
+                                        r"written by this node; give another name"):
+        learn(host, model, clip, "ti-foreign", steps=1)
+    assert torch.equal(safetensors.torch.load_file(str(path))["emb_params"], torch.ones(1, 64))
+    learn(host, model, clip, "ti-ours", steps=1)
+    learn(host, model, clip, "ti-ours", steps=2)   # its own file: replaced
+
+
+def test_weights_loaded_under_inference_mode_train_alike(host, tiny):
+    model, clip, _ = tiny("sd1")
+    with torch.inference_mode():
+        frozen_model = host.pack.demo.tiny_models.build_tiny_unet("sd1", 0)
+        frozen_clip = host.pack.demo.tiny_models.build_tiny_clip("sd1", 0)
+    assert all(p.is_inference() for p in frozen_clip.cond_stage_model.parameters())
+    learn(host, model, clip, "ti-plain", steps=3)
+    learn(host, frozen_model, frozen_clip, "ti-frozen", steps=3)
+    a, b = saved(host, "ti-plain")["clip_l"], saved(host, "ti-frozen")["clip_l"]
+    assert torch.equal(a, b)
+
+
+def test_progress_and_interrupt_within_one_unet_evaluation(host, tiny):
+    import comfy.model_management
+    import comfy.utils
+
+    model, clip, _ = tiny("sd1")
+    seen = []
+    comfy.utils.set_progress_bar_global_hook(lambda value, total, preview, node_id=None: seen.append((value, total)))
+    try:
+        learn(host, model, clip, "ti-progress", steps=3)
+    finally:
+        comfy.utils.set_progress_bar_global_hook(None)
+    assert [s for s in seen if s[1] == 3] == [(1, 3), (2, 3), (3, 3)]
+    counted, calls = _interrupting(model)
+    try:
+        with pytest.raises(comfy.model_management.InterruptProcessingException):
+            learn(host, counted, clip, "ti-interrupted", steps=100)
+    finally:
+        comfy.model_management.interrupt_current_processing(False)
+    assert len(calls) == 1
