@@ -197,6 +197,13 @@ TECHNIQUES: tuple[Technique, ...] = (
                   "InvertEditDreamBoothLoRA.batch_size": 1},
         quick={"InvertEditDreamBoothLoRA": {"steps": 2}}),
     Technique(
+        "Custom-Edit", "personalise", (), None, "Choi et al. 2023",
+        "the paper's Prompt-to-Prompt on an inversion with the customised model; cross 0.6 / self 0.2 here (toy)",
+        "the customisation once, then N: inversion and one pair run",
+        ("dreambooth_subject",), None,
+        "Puts a learned subject into a real image: the DreamBooth-taught MODEL into DDIM Invert and Attention Inject, "
+        "the target prompt naming the identifier."),
+    Technique(
         "Textual Inversion", "personalise", ("InvertEditTextualInversion",), "personalisation/textual_inversion.py",
         "Gal et al. 2023",
         "1 vector from a one-token initializer, the script's 27 object templates, AdamW lr 0.002 (the README's 5e-4 "

@@ -848,15 +848,18 @@ def _subject_front(intro: str, photos: str) -> list[dict]:
 
 # DreamBooth on the toy world (workshop/benchmarks/dreambooth_toy.py measures these settings)
 DREAMBOOTH_TOY = {"steps": 500, "learning_rate": 0.0005, "rank": 4, "class_images": 20,
-                  "instance": "a sks red square on a white background", "class": "a red square on a white background",
-                  "photos": "subject_hollow_square.png"}
+                  "instance": "a sks red square on a blue background", "class": "a red square on a blue background",
+                  "photos": "subject_hollow_square.png",
+                  # Custom-Edit: the subject put into the sample image in the circle's place
+                  "source": "a red circle on a blue background", "blend": ("circle", "square"), "threshold": 0.9,
+                  "cross": 0.6, "self": 0.2, "cfg": 3.0}
 
 
 def dreambooth_subject() -> dict:
     d = DREAMBOOTH_TOY
     side = TOY_WORLDS[ONE_OBJECT_WORLD]["size"]
     intro = (
-        "# DreamBooth: teach the model a subject from a few photos\n\n"
+        "# DreamBooth, then Custom-Edit: teach the model a subject, put it into a real image\n\n"
         "**DreamBooth LoRA** (Ruiz et al.; as diffusers' train_dreambooth_lora.py) binds the subject of a few photos "
         "to an identifier in the instance prompt (\"a **sks** red square ...\"): a LoRA on the UNet's attention "
         "projections, trained on the photos. Its **prior-preservation loss** trains on images the model itself drew "
@@ -866,6 +869,16 @@ def dreambooth_subject() -> dict:
         "The subject here is one the toy model never drew: a hollow red square (the toy world has only solid "
         "shapes). **Load Image** loads the four photos from one animated PNG as a batch; with your own photos use "
         "one Load Image per photo and **Image Batch**.\n\n"
+        "**Custom-Edit** (Choi et al.) then puts the subject into a real image: **DDIM Invert** inverts the sample "
+        f"('{d['source']}') on the taught model, **Attention Inject** (refine: the target prompt adds the identifier, "
+        f"'{d['instance']}') keeps the source's attention maps for the shared words and, by its local blend on "
+        f"'{d['blend'][0]}' / '{d['blend'][1]}' (threshold {d['threshold']:g}), the source outside the object; "
+        "**Direct Inversion** keeps the source branch on the inversion. The strip: the image, its reconstruction, "
+        "the edit: a red square where the circle was, on the unchanged background, with the start of the subject's "
+        f"hole (Prompt-to-Prompt keeps the source's layout: cross-attention {d['cross']:g}, self-attention "
+        f"{d['self']:g} of the steps, cfg {d['cfg']:g}; at cfg 5 the taught model whitens the object's surroundings). "
+        "(Custom-Edit customises with Custom Diffusion and inverts with null-text inversion; here DreamBooth's LoRA "
+        "and Direct Inversion.)\n\n"
         f"Settings for the toy model on a CPU (about a minute): {d['steps']} steps at lr {d['learning_rate']:g}, "
         f"rank {d['rank']}, {d['class_images']} class images. diffusers' README for Stable Diffusion: 500 steps at "
         "lr 1e-4, batch 1, rank 4 (the node's defaults), and 100-200 class images (paper: 200-300).\n\n"
@@ -907,6 +920,33 @@ def dreambooth_subject() -> dict:
                         "latent_image": ("noise_latent", "LATENT")}},
         ]
         nodes += _decode_and_save(key, f"sample_{key}", f"invertedit/dreambooth_{key}", title)
+    taught = ("teach", "MODEL")
+    nodes += [
+        {"key": "image", "type": "LoadImage", "widgets": {"image": TOY_WORLDS[ONE_OBJECT_WORLD]["sample"]},
+         "title": "Custom-Edit: the image to edit"},
+        {"key": "prompt", "type": "CLIPTextEncode", "widgets": {"text": d["source"]},
+         "inputs": {"clip": ("model", "CLIP")}, "title": "Source prompt"},
+        {"key": "encode_image", "type": "VAEEncode", "inputs": {"pixels": ("image", "IMAGE"), "vae": ("model", "VAE")}},
+        {"key": "invert", "type": "InvertEditDDIMInvert",
+         "widgets": {"steps": STEPS, "scheduler": "ddim_uniform", "start_at_step": 0, "cfg": 1.0},
+         "inputs": {"model": taught, "latent": ("encode_image", "LATENT"), "positive": ("prompt", 0)}},
+        {"key": "direct", "type": "InvertEditDirectInversion", "inputs": {"inversion": ("invert", 0)}},
+        {"key": "inject", "type": "InvertEditAttentionInject",
+         "widgets": {"source_prompt": d["source"], "target_prompt": d["instance"], "mode": "refine", "reweight": "",
+                     "cross_replace": d["cross"], "self_replace": d["self"], "blend_source_words": d["blend"][0],
+                     "blend_target_words": d["blend"][1], "blend_threshold": d["threshold"], "blend_start": 0.2},
+         "inputs": {"model": taught, "clip": ("model", "CLIP"), "latent": ("invert", "LATENT")}},
+        {"key": "apply", "type": "InvertEditApplyInversion",
+         "inputs": {"model": ("inject", "MODEL"), "inversion": ("direct", 0)}},
+        dict(_pair_sampler(d["cfg"]), inputs=dict(_pair_sampler(d["cfg"])["inputs"], model=("apply", "MODEL"))),
+        {"key": "decode_pair", "type": "VAEDecode", "inputs": {"samples": ("sample", "LATENT"), "vae": ("model", "VAE")}},
+        {"key": "reconstruction", "type": "ImageFromBatch", "widgets": {"batch_index": 0, "length": 1},
+         "inputs": {"image": ("decode_pair", "IMAGE")}, "title": "Reconstruction (row 0)"},
+        {"key": "edit", "type": "ImageFromBatch", "widgets": {"batch_index": 1, "length": 1},
+         "inputs": {"image": ("decode_pair", "IMAGE")}, "title": "Custom-Edit (row 1): the subject in the circle's place"},
+    ]
+    nodes += _strip([("image", "image"), ("reconstruction", "reconstruction"), ("edit", "edit")],
+                    "invertedit/custom_edit", "Custom-Edit: image | reconstruction | the subject put in")
     return {"nodes": nodes}
 
 

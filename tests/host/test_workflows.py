@@ -114,28 +114,52 @@ def _edit_check(prefix: str, row: int, circle: str | None = "yellow", background
     return check
 
 
+_SAMPLE_SCENE = {"background": "blue", "colour": "red", "shape": "circle", "cx": 56.0, "cy": 68.0, "size": 26.0}   # models/toyworld/config.json
+
+
 def _dreambooth_draws_the_subject_and_keeps_the_class(prompt, outputs, runner) -> None:
-    """The DreamBooth workflow (the one-object world): the taught model draws the subject, a hollow
-    red frame on white, in at least 3 of its 4 samples; the class prompt on the same model still
-    draws solid red squares (4 of 4); before teaching, the instance prompt drew no red frame (the
-    model had never drawn one). Read by the exact judge (``judge.filled``: a frame covers under a
-    third of its inner box)."""
+    """The DreamBooth + Custom-Edit workflow (the one-object world): the taught model draws the
+    subject, a hollow red frame on blue, in at least 3 of its 4 samples; the class prompt on the same
+    model still draws solid red squares (4 of 4); before teaching, the instance prompt drew no red
+    frame (the model had never drawn one). Read by the exact judge (``judge.filled``: a frame covers
+    under a third of its inner box)."""
     from workshop.toyworld.judge import filled, judge
 
     def readings(prefix):
         return [judge(image) for image in _saved(prompt, outputs, runner, prefix)]
 
     def frame(r):
-        return r.background == "white" and r.colour == "red" and filled(r) < 1 / 3
+        return r.background == "blue" and r.colour == "red" and filled(r) < 1 / 3
 
     subject, klass, before = (readings(f"invertedit/dreambooth_{k}") for k in ("subject", "class", "before"))
     for name, found in (("subject", subject), ("class", klass), ("before", before)):
         print(f"dreambooth {name}: {[(r.background, r.colour, r.shape, round(filled(r), 2)) for r in found]}")
     assert len(subject) == len(klass) == len(before) == 4
     assert sum(map(frame, subject)) >= 3, "the taught model does not draw the subject (a hollow red square)"
-    assert all(r.background == "white" and r.colour == "red" and r.shape == "square" and filled(r) > 0.9 for r in klass), \
+    assert all(r.background == "blue" and r.colour == "red" and r.shape == "square" and filled(r) > 0.9 for r in klass), \
         "the class prompt no longer draws solid red squares"
     assert not any(map(frame, before))
+    # Custom-Edit: the strip image | reconstruction | edit. The edit changes the object where the circle was (a
+    # red shape with the subject's dark inner slit; Prompt-to-Prompt keeps the circle's layout, so the judge's
+    # shape reading is no test) and keeps the blue background: changed inside the circle's box (PSNR against
+    # the reconstruction under 20 dB), kept outside a margin around it (over 25 dB)
+    from workshop.toyworld import world as W
+
+    (strip,) = _saved(prompt, outputs, runner, "invertedit/custom_edit")
+    side = strip.shape[0]
+    panels = [strip[:, i * (side + STITCH_SPACING):i * (side + STITCH_SPACING) + side] for i in range(3)]
+    reconstruction, edit = judge(panels[1]), judge(panels[2])
+    c = _SAMPLE_SCENE
+    box = W.coverage("square", c["cx"], c["cy"], c["size"]) > 0.5
+    outside = ~(W.coverage("square", c["cx"], c["cy"], 1.6 * c["size"]) > 0.5)
+    inside_db, outside_db = W.psnr(panels[2], panels[1], box), W.psnr(panels[2], panels[1], outside)
+    print(f"custom-edit: reconstruction {reconstruction.background} {reconstruction.colour} {reconstruction.shape}; "
+          f"edit {edit.background} {edit.colour} {edit.shape} at ({edit.cx:.0f}, {edit.cy:.0f}); against the "
+          f"reconstruction {inside_db:.1f} dB in the circle's box, {outside_db:.1f} dB outside")
+    assert (reconstruction.background, reconstruction.colour, reconstruction.shape) == ("blue", "red", "circle")
+    assert (edit.background, edit.colour) == ("blue", "red")
+    assert ((edit.cx - c["cx"]) ** 2 + (edit.cy - c["cy"]) ** 2) ** 0.5 <= 10.0
+    assert inside_db < 20.0 and outside_db > 25.0
 
 
 def _textual_inversion_names_the_subject(prompt, outputs, runner) -> None:

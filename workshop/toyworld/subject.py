@@ -23,15 +23,17 @@ ASSET = ASSETS / "subject_hollow_square.png"
 WORD_ASSET = ASSETS / "subject_yellow_triangle.png"
 
 
-def subject_photos(count: int = 4, seed: int = 28) -> torch.Tensor:
-    """``count`` renders ``[B, H, W, 3]`` of the subject on white, at random places and sizes."""
+def subject_photos(count: int = 4, seed: int = 28, background: str = "white") -> torch.Tensor:
+    """``count`` renders ``[B, H, W, 3]`` of the subject on ``background``, at random places and sizes
+    (the benchmark's on white; the workflow's on blue, the sample image's background, where its
+    Custom-Edit puts the subject)."""
     rng = random.Random(seed)
     images = []
     for _ in range(count):
-        scene = W.random_scene(rng, colour="red", shape="square", background="white")
+        scene = W.random_scene(rng, colour="red", shape="square", background=background)
         image, _ = W.render(scene)
         hole = W.coverage("square", scene.cx, scene.cy, HOLE * scene.size)[..., None]
-        images.append(image * (1 - hole) + W.rgb("white") * hole)
+        images.append(image * (1 - hole) + W.rgb(background) * hole)
     return torch.stack(images)
 
 
@@ -52,5 +54,5 @@ def write_asset(path: Path, photos: torch.Tensor) -> Path:
 
 
 if __name__ == "__main__":
-    print(write_asset(ASSET, subject_photos()))
+    print(write_asset(ASSET, subject_photos(background="blue")))
     print(write_asset(WORD_ASSET, word_photos()))
