@@ -3,6 +3,7 @@ never drawn, then judge what it draws, through the real nodes.
 
     python -m workshop.benchmarks.dreambooth_toy [--seeds 20] [--steps 500] [--lr 1e-4] [--rank 4]
     python -m workshop.benchmarks.dreambooth_toy --sizes    # the LoRA's size at SD1.5 and SDXL size
+    python -m workshop.benchmarks.dreambooth_toy --tiny     # steps per second on the tiny models
 
 The subject is a hollow red square (a frame): the world has only solid shapes, so the untouched
 model never drew one. Four photos of it (rendered on white at different places and sizes) are
@@ -119,6 +120,34 @@ def lora_sizes(host) -> str:
     return "\n".join(lines)
 
 
+def tiny_speed(host, steps: int = 20) -> str:
+    """Training steps per second of DreamBooth LoRA (with and without the prior loss) and Textual
+    Inversion on the tiny test models (8x8 latents, batch 2), one thread: what the mechanics cost."""
+    lines = ["| tiny model | DreamBooth, prior on | DreamBooth, prior off | Textual Inversion |", "|---|---|---|---|"]
+    for family in ("sd1", "sd2-v", "sdxl"):
+        model, clip, _ = host.pack.demo.tiny_models.build_tiny_models(family, seed=0)
+        images = {"samples": torch.randn(4, 4, 8, 8, generator=torch.Generator().manual_seed(1))}
+        cells = []
+        for prior in (1.0, 0.0):
+            start = time.perf_counter()
+            call(host, "InvertEditDreamBoothLoRA", model=model, instance_images=images,
+                 instance_prompt=encode(host, clip, "a sks square"), steps=steps, learning_rate=1e-4, rank=4,
+                 prior_loss_weight=prior, batch_size=2, seed=0, class_images=images,
+                 class_prompt=encode(host, clip, "a square"))
+            cells.append(f"{steps / (time.perf_counter() - start):.1f}")
+        if family == "sdxl":
+            cells.append("(refused: SDXL not yet)")
+        else:
+            start = time.perf_counter()
+            call(host, "InvertEditTextualInversion", model=model, clip=clip, images=images, name=f"speed-{family}",
+                 initializer="square", steps=steps, learning_rate=0.002, batch_size=2, num_vectors=1,
+                 templates="object", seed=0)
+            cells.append(f"{steps / (time.perf_counter() - start):.1f}")
+            host.pack.hostkit.textual_inversion.embedding_path(f"speed-{family}").unlink()   # leave no embedding behind
+        lines.append(f"| {family} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def main(argv=None) -> str:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seeds", type=int, default=20)
@@ -130,11 +159,14 @@ def main(argv=None) -> str:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--save", default=None, help="a PNG path: the first 8 samples of each prompt of each row")
     parser.add_argument("--sizes", action="store_true", help="only the LoRA's size at SD1.5 and SDXL size")
+    parser.add_argument("--tiny", action="store_true", help="only the steps per second on the tiny models")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     host = boot()
     if args.sizes:
         return lora_sizes(host)
+    if args.tiny:
+        return tiny_speed(host)
     toy = host.pack.demo.toy_model
     model, clip, vae = toy.load_toy_model(toy.WORLD_1)
     empty = encode(host, clip, "")
