@@ -156,6 +156,7 @@ def main(argv=None) -> str:
     parser.add_argument("--rank", type=int, default=4)
     parser.add_argument("--class-images", type=int, default=100)
     parser.add_argument("--batch", type=int, default=1)
+    parser.add_argument("--prior-weight", type=float, default=1.0, help="lambda of the 'prior loss on' row (paper: 1)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--save", default=None, help="a PNG path: the first 8 samples of each prompt of each row")
     parser.add_argument("--sizes", action="store_true", help="only the LoRA's size at SD1.5 and SDXL size")
@@ -174,14 +175,14 @@ def main(argv=None) -> str:
     instance_prompt, class_prompt = encode(host, clip, INSTANCE), encode(host, clip, CLASS)
     classes = draw(host, model, class_prompt, empty, args.class_images, 7)
     rows = [("untouched model", model, 0.0, [])]
-    for weight in (1.0, 0.0):
+    for weight in (args.prior_weight, 0.0):
         start = time.perf_counter()
         taught, _, loss = call(host, "InvertEditDreamBoothLoRA", model=model, instance_images=photos,
                                instance_prompt=instance_prompt, steps=args.steps, learning_rate=args.lr, rank=args.rank,
                                prior_loss_weight=weight, batch_size=args.batch, seed=args.seed, class_images=classes,
                                class_prompt=class_prompt)
         seconds = time.perf_counter() - start
-        rows.append((f"DreamBooth LoRA, prior loss {'on (lambda 1)' if weight else 'off'}", taught, seconds,
+        rows.append((f"DreamBooth LoRA, prior loss {f'on (lambda {weight:g})' if weight else 'off'}", taught, seconds,
                      loss["loss"]))
     lines = ["### DreamBooth on the toy world: a hollow red square (a shape outside the world) taught from 4 photos",
              f"{args.steps} steps, lr {args.lr:g}, rank {args.rank}, batch {args.batch}, {args.class_images} class "
