@@ -216,6 +216,20 @@ TECHNIQUES: tuple[Technique, ...] = (
                   "InvertEditTextualInversion.batch_size": 4, "InvertEditTextualInversion.num_vectors": 1},
         quick={"InvertEditTextualInversion": {"steps": 2}}),
     Technique(
+        "Custom Diffusion", "personalise", ("InvertEditCustomDiffusion",), "personalisation/custom_diffusion.py",
+        "Kumari et al. 2023",
+        "cross-attention keys and values + a modifier word from \"ktn\", AdamW lr 4e-5 (the README's 1e-5 × batch 2 × 2 "
+        "with the prior), batch 2, 250 steps, prior loss λ 1, scale augmentation and flips (diffusers' "
+        "train_custom_diffusion.py and its README)",
+        "the pictures' VAE encodes, then steps × (text encoder + one UNet forward of photos and class pictures + one "
+        "backward) once, then stock sampling",
+        ("custom_diffusion_subject",), ("dreambooth_toy", "Custom Diffusion"),
+        "Teaches the model a subject from a few photos in its cross-attention keys and values and a new word; the "
+        "change is a LoRA of .diff weights for LoraLoader, the word an embedding file.",
+        settings={"InvertEditCustomDiffusion.steps": 250, "InvertEditCustomDiffusion.learning_rate": 0.00004,
+                  "InvertEditCustomDiffusion.batch_size": 2, "InvertEditCustomDiffusion.prior_loss_weight": 1.0},
+        quick={"InvertEditCustomDiffusion": {"steps": 2}}),
+    Technique(
         "SDEdit", "guidance", (), None, "Meng et al. 2022", "denoise 0.6 (paper's t0 0.5-0.6)",
         "2N × denoise: the stock KSampler", ("sdedit_baseline",), ("toyworld", "SDEdit (denoise"),
         "The baseline without inversion: the stock KSampler at denoise below 1 with the target prompt."),

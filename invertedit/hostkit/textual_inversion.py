@@ -37,14 +37,14 @@ MARK = "invertedit-textual-inversion"   # the metadata key of the files this nod
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
 
 
-def text_encoder(clip) -> tuple[str, torch.nn.Module]:
+def text_encoder(clip, node: str = NODE) -> tuple[str, torch.nn.Module]:
     """(the tokenizer's key, "l" or "h", the encoder) of a one-encoder CLIP (SD1.x, SD2.x)."""
     model = getattr(clip, "cond_stage_model", None)
     name = getattr(model, "clip", None)
     encoder = getattr(model, name, None) if isinstance(name, str) else None
     if encoder is None or not hasattr(encoder, "process_tokens"):
         kind = type(model).__name__ if model is not None else type(clip).__name__
-        raise NodeInputError(NODE, f"input 'clip' is {kind}; this node trains the one text encoder of SD1.x and SD2.x "
+        raise NodeInputError(node, f"input 'clip' is {kind}; this node trains the one text encoder of SD1.x and SD2.x "
                                    f"checkpoints (SDXL's two encoders are not trained yet): connect an SD1.x or SD2.x "
                                    f"checkpoint's CLIP.")
     return model.clip_name, encoder
@@ -55,21 +55,13 @@ def check_inputs(model: ModelPatcher, clip, images, name: str, initializer: str,
     """Every check the node makes before training; returns (the images' latents, whether the model
     predicts v)."""
     family = check_model_family(model, NODE)
-    key, encoder = text_encoder(clip)
     check_finite(NODE, learning_rate=learning_rate)
     check_at_least(NODE, 0, steps=steps)
     check_at_least(NODE, 1, num_vectors=num_vectors, batch_size=batch_size)
     if learning_rate < 0:
         raise NodeInputError(NODE, f"input 'learning_rate' is {learning_rate}; give 0 or more (default 0.002).")
-    if not NAME.match(name or ""):
-        raise NodeInputError(NODE, f"input 'name' is {name!r}; give a file name of letters, digits, '_', '-' or '.' "
-                                   f"(no spaces: prompts name it as embedding:<name>).")
-    width = encoder.transformer.get_input_embeddings().weight.shape[-1]
-    context = model.model.model_config.unet_config.get("context_dim")
-    if context is not None and context != width:
-        raise NodeInputError(NODE, f"input 'clip' encodes prompts {width} wide; the model's cross-attention takes "
-                                   f"{context}. It is another checkpoint's text encoder: connect this checkpoint's CLIP.")
-    initializer_id(clip, key, initializer)
+    check_word(NODE, model, clip, name)
+    initializer_id(clip, text_encoder(clip)[0], initializer)
     if caption and caption.count("{}") != 1:
         raise NodeInputError(NODE, f"input 'caption' is {caption!r}; give one caption with {{}} once, where the new "
                                    f"word goes (\"a red {{}} on a white background\"), or leave it empty for the "
@@ -79,16 +71,31 @@ def check_inputs(model: ModelPatcher, clip, images, name: str, initializer: str,
     return samples, family.parameterisation == "v"
 
 
-def initializer_id(clip, key: str, word: str) -> int:
+def check_word(node: str, model: ModelPatcher, clip, name: str) -> None:
+    """A new word's checks: an SD1.x / SD2.x CLIP of this model's width, a file name prompts can
+    name."""
+    key, encoder = text_encoder(clip, node)
+    if not NAME.match(name or ""):
+        raise NodeInputError(node, f"input 'name' is {name!r}; give a file name of letters, digits, '_', '-' or '.' "
+                                   f"(no spaces: prompts name it as embedding:<name>).")
+    width = encoder.transformer.get_input_embeddings().weight.shape[-1]
+    context = model.model.model_config.unet_config.get("context_dim")
+    if context is not None and context != width:
+        raise NodeInputError(node, f"input 'clip' encodes prompts {width} wide; the model's cross-attention takes "
+                                   f"{context}. It is another checkpoint's text encoder: connect this checkpoint's CLIP.")
+
+
+def initializer_id(clip, key: str, word: str, node: str = NODE) -> int:
     """The one token of ``word`` (the script requires a single token)."""
     tokens = [t for t, _, w in clip.tokenize(word or "", return_word_ids=True)[key][0] if w > 0]
     if len(word.split()) != 1 or len(tokens) != 1:
-        raise NodeInputError(NODE, f"input 'initializer' is {word!r}, {len(tokens)} tokens for this tokenizer; give one "
+        raise NodeInputError(node, f"input 'initializer' is {word!r}, {len(tokens)} tokens for this tokenizer; give one "
                                    f"word of one token that names the subject's class (\"dog\", \"sculpture\").")
     return int(tokens[0])
 
 
-def template_rows(clip, key: str, templates: tuple[str, ...], initializer: str, token: int) -> list[tuple[list, int]]:
+def template_rows(clip, key: str, templates: tuple[str, ...], initializer: str, token: int,
+                  node: str = NODE, what: str = "template") -> list[tuple[list, int]]:
     """Each template's token ids with the initializer in the placeholder's place, and that place."""
     rows = []
     for template in templates:
@@ -97,8 +104,8 @@ def template_rows(clip, key: str, templates: tuple[str, ...], initializer: str, 
         tokens = clip.tokenize(template.format(initializer), return_word_ids=True)[key][0]
         at = [1 + len(before)]   # after the start token and the words before the placeholder
         if at[0] >= len(tokens) or tokens[at[0]][0] != token:   # a template the initializer does not fit
-            raise NodeInputError(NODE, f"input 'initializer' {initializer!r} does not stand as one token in the "
-                                       f"template {template!r}; give a plain word.")
+            raise NodeInputError(node, f"input 'initializer' {initializer!r} does not stand as one token in the "
+                                       f"{what} {template!r}; give a plain word.")
         rows.append(([int(t) for t, _, _ in tokens], at[0]))
     return rows
 
@@ -111,7 +118,7 @@ def with_vectors(row: tuple[list, int], vectors: torch.Tensor) -> list:
     return out[:len(ids)]
 
 
-def _encoder_for_gradients(clip):
+def encoder_for_gradients(clip):
     """A clone of ``clip`` whose layers copy their weights at each forward when they are inference
     tensors (loaded under the node's inference mode), so that gradients reach the vectors."""
     out = clip.clone()
@@ -154,7 +161,7 @@ def train_embedding(model: ModelPatcher, clip, images: torch.Tensor, initializer
     start = table[token].detach().float().cpu().clone().expand(num_vectors, -1).clone()
     if steps == 0:
         return start, []
-    trainee = _encoder_for_gradients(clip)
+    trainee = encoder_for_gradients(clip)
     _, trainee_encoder = text_encoder(trainee)
     cond, pooled = trainee.encode_from_tokens(clip.tokenize(templates[0].format(initializer)),
                                               return_pooled=True)
@@ -199,13 +206,13 @@ def embedding_path(name: str) -> Path:
     return Path(folder_paths.get_folder_paths("embeddings")[0]) / f"{name}.safetensors"
 
 
-def save_embedding(clip, name: str, vectors: torch.Tensor, initializer: str) -> Path:
+def save_embedding(clip, name: str, vectors: torch.Tensor, initializer: str, node: str = NODE) -> Path:
     """Write the vectors where "embedding:<name>" finds them, keyed as the host's loader looks them
     up for this encoder; refuses to replace a file this node did not write."""
     import safetensors
     import safetensors.torch
 
-    key, _ = text_encoder(clip)
+    key, _ = text_encoder(clip, node)
     path = embedding_path(name)
     if path.exists():
         try:
@@ -214,7 +221,7 @@ def save_embedding(clip, name: str, vectors: torch.Tensor, initializer: str) -> 
         except Exception:   # not a safetensors file: not ours
             ours = False
         if not ours:
-            raise NodeInputError(NODE, f"input 'name': {path} exists and was not written by this node; give another "
+            raise NodeInputError(node, f"input 'name': {path} exists and was not written by this node; give another "
                                        f"name (this node never replaces an embedding it did not make).")
     path.parent.mkdir(parents=True, exist_ok=True)
     safetensors.torch.save_file({f"clip_{key}": vectors.float().contiguous()}, str(path),

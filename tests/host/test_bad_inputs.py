@@ -305,6 +305,19 @@ def textual_inversion(k: Kit, **change):
     return call(k.host, "InvertEditTextualInversion", **args)
 
 
+def photos(count: int = 2, size: int = 128, width: int | None = None) -> torch.Tensor:
+    return torch.rand(count, size, width or size, 3, generator=torch.Generator().manual_seed(count))
+
+
+def custom_diffusion(k: Kit, **change):
+    args = dict(model=k.model, clip=k.clip, vae=k.tiny("sd1")[2], instance_images=photos(),
+                instance_prompt="photo of a {} square", name="bad-input-cd", initializer="ktn", steps=1,
+                learning_rate=0.0001, batch_size=1, prior_loss_weight=1.0, augment=True, hflip=True, seed=0,
+                class_images=photos(3), class_prompt="square")
+    args.update(change)
+    return call(k.host, "InvertEditCustomDiffusion", **args)
+
+
 def guided_run(k: Kit, guider, sampler: str = "ddim", inverted=None):
     """SamplerCustomAdvanced with ``guider`` from an inversion's latent (DisableNoise, its sigmas):
     ``inverted`` (INVERSION, LATENT, SIGMAS), the kit's 4-step DDIM inversion by default."""
@@ -785,6 +798,38 @@ CASES = [
     ("textual-inversion-diverged", lambda k: textual_inversion(k, model=overflowing(k)),
      r"Textual Inversion: the optimisation diverged at step 1 \(loss .*\) with learning_rate 0.001, which would "
      r"sample a black picture; lower learning_rate \(default 0.002\)"),
+    ("custom-diffusion-sdxl-clip", lambda k: custom_diffusion(k, clip=k.other_clip()),
+     r"Custom Diffusion: input 'clip' is SDXLClipModel; this node trains the one text encoder of SD1.x and SD2.x"),
+    ("custom-diffusion-prompt-without-place", lambda k: custom_diffusion(k, instance_prompt="photo of a square"),
+     r"Custom Diffusion: input 'instance_prompt' is 'photo of a square'; write \{\} once where the new word goes"),
+    ("custom-diffusion-images-latent", lambda k: custom_diffusion(k, instance_images=k.src),
+     r"Custom Diffusion: input 'instance_images' is dict, not an IMAGE batch of RGB pictures; connect Load Image"),
+    ("custom-diffusion-images-not-square", lambda k: custom_diffusion(k, instance_images=photos(2, 128, 96)),
+     r"Custom Diffusion: input 'instance_images' is 96x128 px; the scale augmentation works on square images"),
+    ("custom-diffusion-images-not-multiple", lambda k: custom_diffusion(k, instance_images=photos(2, 132)),
+     r"Custom Diffusion: input 'instance_images' is 132 px, not a multiple of the VAE's 8; resize to 128 or 136 px"),
+    ("custom-diffusion-images-too-small", lambda k: custom_diffusion(k, instance_images=photos(2, 64)),
+     r"Custom Diffusion: input 'instance_images' is 64 px: the scale augmentation shrinks a photo to a third, which "
+     r"leaves no latent cell to learn from; give photos of at least \d+ px \(the script's 512\), or turn 'augment' off"),
+    ("custom-diffusion-images-nan", lambda k: custom_diffusion(k, instance_images=photos().index_put_(
+        (torch.tensor([0]),), torch.tensor(float("nan")))),
+     r"Custom Diffusion: input 'instance_images' has NaN or infinite values"),
+    ("custom-diffusion-class-missing", lambda k: custom_diffusion(k, class_images=None),
+     r"Custom Diffusion: input 'class_images' is empty and prior_loss_weight is 1; prior preservation needs pictures "
+     r"of the subject's class"),
+    ("custom-diffusion-class-prompt-empty", lambda k: custom_diffusion(k, class_prompt=" "),
+     r"Custom Diffusion: input 'class_prompt' is empty and prior_loss_weight is 1"),
+    ("custom-diffusion-class-other-size", lambda k: custom_diffusion(k, class_images=photos(2, 136)),
+     r"Custom Diffusion: inputs 'instance_images' \(128 px\) and 'class_images' \(136x136 px\) differ in size"),
+    ("custom-diffusion-vae-other-family", lambda k: custom_diffusion(k, vae=k.tiny("sd3")[2]),
+     r"Custom Diffusion: input 'vae' makes 16-channel latents; the model takes 4: connect this checkpoint's VAE"),
+    ("custom-diffusion-initializer-unknown", lambda k: custom_diffusion(k, initializer="qzxv-blorp"),
+     r"Custom Diffusion: input 'initializer' is 'qzxv-blorp', \d+ tokens and no entry of this tokenizer's vocabulary"),
+    ("custom-diffusion-learning-rate-negative", lambda k: custom_diffusion(k, learning_rate=-1.0),
+     r"Custom Diffusion: inputs 'learning_rate' and 'prior_loss_weight' must be 0 or more"),
+    ("custom-diffusion-diverged", lambda k: custom_diffusion(k, model=overflowing(k)),
+     r"Custom Diffusion: the optimisation diverged at step 1 \(loss .*\) with learning_rate 0.0001, which would "
+     r"sample a black picture; lower learning_rate \(default 4e-05\)"),
     ("dreambooth-diverged", lambda k: dreambooth(k, learning_rate=0.01, model=overflowing(k)),
      r"DreamBooth LoRA: the optimisation diverged at step 1 \(loss .*\) with learning_rate 0.01, which would sample "
      r"a black picture; lower learning_rate \(default 0.0001\)"),

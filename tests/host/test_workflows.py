@@ -162,6 +162,30 @@ def _dreambooth_draws_the_subject_and_keeps_the_class(prompt, outputs, runner) -
     assert inside_db < 20.0 and outside_db > 25.0
 
 
+def _custom_diffusion_draws_the_subject_and_keeps_the_class(prompt, outputs, runner) -> None:
+    """The Custom Diffusion workflow (the one-object world): the new word on the taught model draws
+    a red frame on blue (the hollow square) in at least 3 of its 4 samples (measured: 4); the class
+    prompt on the taught model still draws solid red shapes on blue, none a frame, at least 3 of 4
+    squares (measured: 3; one circle: the changed keys and values move the class word a little),
+    where the untouched model drew 4 squares. Read by the exact judge (``judge.filled``: a frame
+    covers under a third of its inner box)."""
+    from workshop.toyworld.judge import filled, judge
+
+    def frame(r):
+        return r.background == "blue" and r.colour == "red" and filled(r) < 1 / 3
+
+    subject, klass, before = ([judge(image) for image in _saved(prompt, outputs, runner, f"invertedit/custom_diffusion_{k}")]
+                              for k in ("subject", "class", "before"))
+    for name, found in (("subject", subject), ("class", klass), ("before", before)):
+        print(f"custom diffusion {name}: {[(r.background, r.colour, r.shape, round(filled(r), 2)) for r in found]}")
+    assert len(subject) == len(klass) == len(before) == 4
+    assert sum(map(frame, subject)) >= 3, "the new word does not draw the subject (a hollow red square)"
+    assert all(r.background == "blue" and r.colour == "red" and not frame(r) for r in klass), \
+        "the class prompt no longer draws solid red shapes"
+    assert sum(r.shape == "square" for r in klass) >= 3, "the class prompt no longer draws red squares"
+    assert not any(map(frame, before)) and all(r.shape == "square" for r in before)
+
+
 def _textual_inversion_names_the_subject(prompt, outputs, runner) -> None:
     """The Textual Inversion workflow (the one-object world): the learned word draws the photos'
     subject, a yellow triangle on white, in all 4 samples; the initializer's prompt ("a square on a
@@ -198,6 +222,7 @@ OUTPUT_CHECKS = {
     "ledits_edit": _edit_check("invertedit/ledits_edit", 0),
     "dreambooth_subject": _dreambooth_draws_the_subject_and_keeps_the_class,
     "textual_inversion_word": _textual_inversion_names_the_subject,
+    "custom_diffusion_subject": _custom_diffusion_draws_the_subject_and_keeps_the_class,
     # run on the toy model at 10 steps (make_workflows.toy_overrides); Null-text's 2 inner steps there leave
     # the square 6 px off, so that one is checked in null_text_inversion_edit (20 steps, 5 inner) only
     "SD1.5 - Prompt-to-Prompt edit": _edit_check("invertedit/p2p_edit", 1),

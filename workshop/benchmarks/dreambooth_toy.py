@@ -39,6 +39,7 @@ from workshop.toyworld.subject import subject_photos
 
 INSTANCE = "a sks red square on a white background"
 CLASS = "a red square on a white background"
+CUSTOM_INSTANCE = "a {} red square on a white background"   # Custom Diffusion's: its new word before the class
 HOLLOW = 1 / 3   # judge.filled below this: a frame
 SAMPLE = dict(steps=20, cfg=5.0, sampler_name="ddim", scheduler="ddim_uniform", denoise=1.0)
 
@@ -72,9 +73,9 @@ def rate(hits) -> float:
     return 100.0 * sum(hits) / len(hits)
 
 
-def measure(host, model, clip, vae, seeds: int) -> dict:
+def measure(host, model, clip, vae, seeds: int, instance: str = INSTANCE) -> dict:
     empty = encode(host, clip, "")
-    subject = readings(host, model, vae, encode(host, clip, INSTANCE), empty, seeds, 1000)
+    subject = readings(host, model, vae, encode(host, clip, instance), empty, seeds, 1000)
     klass = readings(host, model, vae, encode(host, clip, CLASS), empty, seeds, 2000)
     words = []
     for i, colour in enumerate(W.COLOURS):
@@ -158,6 +159,9 @@ def main(argv=None) -> str:
     parser.add_argument("--batch", type=int, default=1)
     parser.add_argument("--prior-weight", type=float, default=1.0, help="lambda of the 'prior loss on' row (paper: 1)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--custom-diffusion", action="store_true",
+                        help="teach with Custom Diffusion (keys and values + the word embedding:toy-hollow-*)")
+    parser.add_argument("--no-augment", action="store_true", help="Custom Diffusion without its scale augmentation")
     parser.add_argument("--save", default=None, help="a PNG path: the first 8 samples of each prompt of each row")
     parser.add_argument("--sizes", action="store_true", help="only the LoRA's size at SD1.5 and SDXL size")
     parser.add_argument("--tiny", action="store_true", help="only the steps per second on the tiny models")
@@ -174,24 +178,36 @@ def main(argv=None) -> str:
     photos = call(host, "VAEEncode", pixels=subject_photos(), vae=vae)[0]
     instance_prompt, class_prompt = encode(host, clip, INSTANCE), encode(host, clip, CLASS)
     classes = draw(host, model, class_prompt, empty, args.class_images, 7)
-    rows = [("untouched model", model, 0.0, [])]
+    rows = [("untouched model", model, 0.0, [], INSTANCE)]
     for weight in (args.prior_weight, 0.0):
         start = time.perf_counter()
+        if args.custom_diffusion:
+            name = f"toy-hollow-{weight:g}"
+            pictures = call(host, "VAEDecode", vae=vae, samples=classes)[0]
+            taught, _, word, _, loss = call(
+                host, "InvertEditCustomDiffusion", model=model, clip=clip, vae=vae, instance_images=subject_photos(),
+                instance_prompt=CUSTOM_INSTANCE, name=name, initializer="ktn", steps=args.steps,
+                learning_rate=args.lr, batch_size=args.batch, prior_loss_weight=weight, augment=not args.no_augment,
+                hflip=True, seed=args.seed, class_images=pictures, class_prompt=CLASS)
+            rows.append((f"Custom Diffusion, prior loss {f'on (lambda {weight:g})' if weight else 'off'}", taught,
+                         time.perf_counter() - start, loss["loss"], CUSTOM_INSTANCE.format(word)))
+            continue
         taught, _, loss = call(host, "InvertEditDreamBoothLoRA", model=model, instance_images=photos,
                                instance_prompt=instance_prompt, steps=args.steps, learning_rate=args.lr, rank=args.rank,
                                prior_loss_weight=weight, batch_size=args.batch, seed=args.seed, class_images=classes,
                                class_prompt=class_prompt)
         seconds = time.perf_counter() - start
         rows.append((f"DreamBooth LoRA, prior loss {f'on (lambda {weight:g})' if weight else 'off'}", taught, seconds,
-                     loss["loss"]))
-    lines = ["### DreamBooth on the toy world: a hollow red square (a shape outside the world) taught from 4 photos",
+                     loss["loss"], INSTANCE))
+    method = "Custom Diffusion" if args.custom_diffusion else "DreamBooth"
+    lines = [f"### {method} on the toy world: a hollow red square (a shape outside the world) taught from 4 photos",
              f"{args.steps} steps, lr {args.lr:g}, rank {args.rank}, batch {args.batch}, {args.class_images} class "
              f"images drawn by the untouched model; {args.seeds} seeds per prompt (KSampler ddim 20 steps, cfg 5); "
              f"one CPU thread", "",
              "| model | subject | class | class hollow | other colours | training |",
              "|---|---|---|---|---|---|"]
-    for name, m, seconds, losses in rows:
-        got = measure(host, m, clip, vae, args.seeds)
+    for name, m, seconds, losses, instance in rows:
+        got = measure(host, m, clip, vae, args.seeds, instance)
         train = (f"{seconds:.0f} s ({args.steps / seconds:.1f} steps/s)" if losses else "")
         lines.append(f"| {name} | {got['subject']:.0f}% | {got['class']:.0f}% | {got['class hollow']:.0f}% | "
                      f"{got['other colours']:.0f}% | {train} |")

@@ -1,0 +1,299 @@
+"""Custom Diffusion inside the host (Kumari et al., CVPR 2023; the math is in
+``personalisation/custom_diffusion.py``, the word's machinery in ``textual_inversion.py``, the loss's
+draws in ``personalisation/dreambooth.py``).
+
+What is trained: the key and value projections of every cross-attention layer (``attn2.to_k``,
+``attn2.to_v``: the script's default ``--freeze_model crossattn_kv``) as whole-matrix changes, and
+the modifier word's vector. Where it goes, in forms the host reads:
+
+- the changes as a LoRA of whole-weight differences (``diffusion_model.<module>.diff``, the host's
+  "diff" patch): Save LoRA Weights writes it, LoraLoader / Load LoRA Model apply it, and the node's
+  MODEL output already has it (``lora_training.with_lora``); the script's own
+  ``pytorch_custom_diffusion_weights.bin`` holds the same matrices whole, for diffusers' processors;
+- the word as ``models/embeddings/<name>.safetensors`` (Textual Inversion's file), read by
+  "embedding:<name>" in any CLIP Text Encode prompt.
+
+The augmented instance images are drawn for every step before the training starts and encoded by
+the host's VAE in chunks (the script encodes each step's batch; the draws are the same ones, made
+earlier, so the VAE is never loaded inside the sampling run); the class images are encoded once
+each way round (flipped and not). VAE Encode's latents are the posterior's mean, as DreamBooth LoRA's
+(the script samples the posterior). Each step is one UNet forward of the instance and class rows
+together (their prompts stacked) and one backward, through the host's sampling path with the
+encoding swapped in, the first token's key and value cut from the gradient by an ``attn2`` replace
+patch on the trained clone only.
+"""
+from __future__ import annotations
+
+from typing import Optional
+
+import comfy.model_management
+import torch
+from comfy.model_patcher import ModelPatcher
+
+from ..personalisation.custom_diffusion import (PREFIXES, Placement, draw_placement, first_token_detached,
+                                                full_matrix_decay, masked_loss, place, smallest_mask)
+from ..personalisation.dreambooth import batch_order, draw, noised, v_weight
+from ..personalisation.training import optimize
+from .attention_maps import host_attention
+from .errors import NodeInputError, check_at_least, check_finite, check_finite_tensor
+from .gradients import with_weight_copies
+from .layout import transformer_blocks
+from .lora_training import check_converged, training_sigmas, with_lora
+from .sampling import HostDenoiser, check_interrupt, check_latent_size, check_model_family, run_loop
+from .textual_inversion import (check_word, encode_rows, encoder_for_gradients, save_embedding,
+                                template_rows, text_encoder, with_vectors)
+
+NODE = "Custom Diffusion"
+# train_custom_diffusion.py: AdamW weight decay, gradient-norm clipping, the trained projections
+WEIGHT_DECAY, MAX_GRAD_NORM = 1e-2, 1.0
+PROJECTIONS = ("attn2.to_k", "attn2.to_v")
+ENCODE_CHUNK = 8   # images per VAE Encode call while preparing
+
+
+def kv_modules(model: ModelPatcher) -> dict[str, torch.Size]:
+    """The cross-attention key / value projections, ``diffusion_model.<module>`` -> weight shape."""
+    out = {}
+    for name, module in model.model.diffusion_model.named_modules():
+        if name.endswith(PROJECTIONS) and getattr(module, "weight", None) is not None:
+            out[f"diffusion_model.{name}"] = module.weight.shape
+    return out
+
+
+class KVChange:
+    """Weight wrapper of one projection: its weight plus the trained change ``delta`` (none before
+    the loop sets it). The first call keeps the weight it sees (float32) for the weight decay of the
+    whole matrix. A plain callable, so the host moves none of it when it loads the model."""
+
+    def __init__(self) -> None:
+        self.delta: Optional[torch.Tensor] = None
+        self.base: Optional[torch.Tensor] = None
+
+    def __call__(self, weight: torch.Tensor) -> torch.Tensor:
+        if self.delta is None:
+            return weight
+        if self.base is None:
+            self.base = weight.detach().float().clone()
+        return weight + self.delta.to(weight.dtype)
+
+
+def _detaching_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, extra_options: dict) -> torch.Tensor:
+    return host_attention(q, first_token_detached(k), first_token_detached(v), extra_options)
+
+
+def check_images(name: str, images, fix: str) -> torch.Tensor:
+    if not isinstance(images, torch.Tensor) or images.ndim != 4 or images.shape[0] < 1 or images.shape[-1] != 3:
+        shape = tuple(images.shape) if isinstance(images, torch.Tensor) else type(images).__name__
+        raise NodeInputError(NODE, f"input '{name}' is {shape}, not an IMAGE batch of RGB pictures; {fix}")
+    if images.shape[1] != images.shape[2]:
+        raise NodeInputError(NODE, f"input '{name}' is {images.shape[2]}x{images.shape[1]} px; the scale "
+                                   f"augmentation works on square images (the script's 512x512): crop them square "
+                                   f"(ImageCrop, or Upscale Image with crop 'center').")
+    check_finite_tensor(NODE, f"input '{name}'", images, fix)
+    return images
+
+
+def check_inputs(model: ModelPatcher, clip, vae, instance_images, instance_prompt: str, name: str, initializer: str,
+                 steps: int, learning_rate: float, prior_loss_weight: float, batch_size: int, augment: bool,
+                 class_images, class_prompt: str) -> tuple[bool, torch.Tensor, Optional[torch.Tensor]]:
+    """Every check the node makes before training; returns (whether the model predicts v, the
+    instance images, the class images or None without the prior loss)."""
+    family = check_model_family(model, NODE)
+    check_finite(NODE, learning_rate=learning_rate, prior_loss_weight=prior_loss_weight)
+    check_at_least(NODE, 0, steps=steps)
+    check_at_least(NODE, 1, batch_size=batch_size)
+    if learning_rate < 0 or prior_loss_weight < 0:
+        raise NodeInputError(NODE, "inputs 'learning_rate' and 'prior_loss_weight' must be 0 or more (script: "
+                                   "lambda 1; the README's learning rate 1e-5 x batch 2 x 2 with the prior = 4e-5).")
+    check_word(NODE, model, clip, name)
+    initializer_token(clip, text_encoder(clip, NODE)[0], initializer)
+    if not callable(getattr(vae, "encode", None)) or not hasattr(vae, "latent_channels"):
+        raise NodeInputError(NODE, f"input 'vae' is a {type(vae).__name__}; connect the checkpoint's VAE.")
+    channels = model.model.latent_format.latent_channels
+    if vae.latent_channels != channels:
+        raise NodeInputError(NODE, f"input 'vae' makes {vae.latent_channels}-channel latents; the model takes "
+                                   f"{channels}: connect this checkpoint's VAE.")
+    if not isinstance(instance_prompt, str) or instance_prompt.count("{}") != 1:
+        raise NodeInputError(NODE, f"input 'instance_prompt' is {instance_prompt!r}; write {{}} once where the new "
+                                   f"word goes, before the class noun (\"photo of a {{}} cat\": the script's "
+                                   f"\"photo of a <new1> cat\").")
+    instance = check_images("instance_images", instance_images, "connect Load Image of the subject's 3-5 photos "
+                                                                "(one batch, square, all the same size).")
+    size, factor = instance.shape[1], int(vae.downscale_ratio)
+    if size % factor:
+        raise NodeInputError(NODE, f"input 'instance_images' is {size} px, not a multiple of the VAE's {factor}; "
+                                   f"resize to {size // factor * factor} or {(size // factor + 1) * factor} px.")
+    if augment and smallest_mask(size, factor) == 0:
+        side = next(s for s in range(factor, 1 << 13, factor) if smallest_mask(s, factor) > 0)
+        raise NodeInputError(NODE, f"input 'instance_images' is {size} px: the scale augmentation shrinks a photo to a "
+                                   f"third, which leaves no latent cell to learn from; give photos of at least {side} "
+                                   f"px (the script's 512), or turn 'augment' off.")
+    check_latent_size(NODE, "instance_images", instance.new_zeros(1, 1, size // factor, size // factor), model)
+    if prior_loss_weight == 0:
+        return family.parameterisation == "v", instance, None
+    if class_images is None or not (class_prompt or "").strip():
+        missing = "class_images" if class_images is None else "class_prompt"
+        raise NodeInputError(NODE, f"input '{missing}' is empty and prior_loss_weight is {prior_loss_weight:g}; prior "
+                                   f"preservation needs pictures of the subject's class and their prompt: draw them "
+                                   f"with KSampler from the class prompt (\"cat\") on this model and VAE Decode them "
+                                   f"(script: 200), or set prior_loss_weight to 0.")
+    classes = check_images("class_images", class_images, "connect VAE Decode of the class pictures KSampler drew.")
+    if classes.shape[1:] != instance.shape[1:]:
+        raise NodeInputError(NODE, f"inputs 'instance_images' ({size} px) and 'class_images' ({classes.shape[1]}x"
+                                   f"{classes.shape[2]} px) differ in size; draw the class pictures at the photos' size.")
+    return family.parameterisation == "v", instance, classes
+
+
+def initializer_token(clip, key: str, word: str) -> int:
+    """The token the new word starts from: ``word``'s one token, or else the vocabulary entry spelt
+    ``word`` (the script looks its initializer up as a token, ``tokenizer.encode([word])`` in the
+    transformers it was written for: its default "ktn" is the piece "ktn", not "k" + "tn</w>")."""
+    tokenizer = getattr(clip.tokenizer, getattr(clip.tokenizer, "clip", ""), None)
+    vocabulary = tokenizer.tokenizer.get_vocab() if tokenizer is not None else {}
+    tokens = [t for t, _, w in clip.tokenize(word or "", return_word_ids=True)[key][0] if w > 0]
+    if word and len(word.split()) == 1 and len(tokens) == 1:
+        return int(tokens[0])
+    if word in vocabulary:
+        return int(vocabulary[word])
+    raise NodeInputError(NODE, f"input 'initializer' is {word!r}, {len(tokens)} tokens and no entry of this "
+                               f"tokenizer's vocabulary; give one rare word of one token (the script's \"ktn\").")
+
+
+STAND_IN = "a"   # a one-token word that holds the new word's place while a prompt is tokenized
+
+
+def _prompt_rows(clip, key: str, texts: tuple[str, ...]) -> list[tuple[list, int]]:
+    """Each caption's token ids with a stand-in in the new word's place, and that place."""
+    (token,) = [t for t, _, w in clip.tokenize(STAND_IN, return_word_ids=True)[key][0] if w > 0]
+    for text in texts:
+        if len(clip.tokenize(text.format(STAND_IN))[key]) != 1:
+            raise NodeInputError(NODE, f"input 'instance_prompt' {text!r} is longer than one 75-token chunk; shorten it.")
+    return template_rows(clip, key, texts, STAND_IN, token, NODE, "instance_prompt")
+
+
+def _class_context(clip, encoder, key: str, prompt: str) -> torch.Tensor:
+    tokens = clip.tokenize(prompt, return_word_ids=True)[key]
+    if len(tokens) != 1:
+        raise NodeInputError(NODE, "input 'class_prompt' is longer than one 75-token chunk; shorten it.")
+    with torch.no_grad():
+        return encode_rows(clip, encoder, [[int(t) for t, _, _ in tokens[0]]]).detach()
+
+
+def _encode(vae, images: torch.Tensor) -> torch.Tensor:
+    """VAE Encode of ``images`` in chunks (raw latents, on the host's intermediate device)."""
+    out = [vae.encode(images[i:i + ENCODE_CHUNK]).to(comfy.model_management.intermediate_device()).float()
+           for i in range(0, images.shape[0], ENCODE_CHUNK)]
+    return torch.cat(out)
+
+
+def plan(instances: int, classes: int, steps: int, batch_size: int, size: int, augment: bool, hflip: bool,
+         generator: torch.Generator) -> list[list[tuple[int, Placement, int, bool]]]:
+    """Each step's items (instance index, its placement, class index or -1, class image flipped),
+    drawn from ``generator``: the batches as the script's shuffled dataset gives them."""
+    order = batch_order(instances, classes, batch_size, generator)
+    steps_out = []
+    for _ in range(steps):
+        items = []
+        for i, c in next(order):
+            placement = draw_placement(size, generator, augment, hflip)
+            flip = classes > 0 and hflip and bool(torch.rand(1, generator=generator) < 0.5)  # sampling-path-ok: CPU draws, before training
+            items.append((i, placement, c, flip))
+        steps_out.append(items)
+    return steps_out
+
+
+def custom_diffusion(model: ModelPatcher, clip, vae, instance: torch.Tensor, instance_prompt: str, name: str,
+                     initializer: str, classes: Optional[torch.Tensor], class_prompt: str, steps: int,
+                     learning_rate: float, prior_loss_weight: float, batch_size: int, augment: bool, hflip: bool,
+                     seed: int, v_prediction: bool) -> tuple[ModelPatcher, dict[str, torch.Tensor], torch.Tensor, list[float]]:
+    """Custom Diffusion as ``train_custom_diffusion.py`` trains it: ``steps`` AdamW steps (weight
+    decay 1e-2 on the whole matrices, gradient norm clipped to 1) on the cross-attention keys and
+    values and the modifier word's vector. Returns (the MODEL with the changes, the changes as a
+    host LoRA of ``.diff`` keys, the word's vector ``[1, width]``, each step's loss)."""
+    key, encoder = text_encoder(clip, NODE)
+    rows = _prompt_rows(clip, key, tuple(prefix + instance_prompt for prefix in PREFIXES))
+    token = initializer_token(clip, key, initializer)
+    start = encoder.transformer.get_input_embeddings().weight[token].detach().float().cpu().clone()[None]
+    shapes = kv_modules(model)
+    if steps == 0:
+        diff = {f"{k}.diff": torch.zeros(shape) for k, shape in shapes.items()}
+        return with_lora(model, diff), diff, start, []
+    size, factor = instance.shape[1], int(vae.downscale_ratio)
+    prior = classes is not None
+    generator = torch.Generator().manual_seed(seed)
+    schedule = plan(instance.shape[0], classes.shape[0] if prior else 0, steps, batch_size, size, augment, hflip,
+                    generator)
+    pictures, masks = zip(*(place(instance[i], p, size, factor) for items in schedule for i, p, _, _ in items))
+    instance_latents, masks = _encode(vae, torch.stack(pictures)), torch.stack(masks)
+    offsets = [0]
+    for items in schedule:
+        offsets.append(offsets[-1] + len(items))
+    class_latents = _encode(vae, torch.cat([classes, classes.flip(2)])) if prior else None
+    class_context = _class_context(clip, encoder, key, class_prompt) if prior else None
+
+    changes = {k: KVChange() for k in shapes}
+    trainee_model = with_weight_copies(model)
+    trainee_model = trainee_model.clone() if trainee_model is model else trainee_model
+    for k, change in changes.items():
+        trainee_model.add_weight_wrapper(f"{k}.weight", change)
+    for block, number in transformer_blocks(model):
+        trainee_model.set_model_attn2_replace(_detaching_attention, block, number)
+    trainee_clip = encoder_for_gradients(clip)
+    _, trainee_encoder = text_encoder(trainee_clip, NODE)
+    positive = [[encode_rows(clip, encoder, [with_vectors(rows[0], start)]).detach(), {}]]
+    found: dict = {}
+
+    def loop(denoise: HostDenoiser, x, sigmas, step_callback):
+        with torch.inference_mode(False), torch.enable_grad():
+            device = x.device
+            table = sigmas.detach().clone()
+            for k, change in changes.items():
+                change.delta = torch.zeros(shapes[k], device=device, requires_grad=True)
+            vectors = start.clone().requires_grad_(True)
+            # made under the node's inference mode: normal tensors for the autograd graph
+            pool, valid = instance_latents.clone(), masks.clone().to(device)
+            class_pool = class_latents.clone() if prior else None
+            class_rows = class_context.clone() if prior else None
+
+            def loss(step: int) -> torch.Tensor:
+                items = schedule[step]
+                count = len(items)
+                rows_at = slice(offsets[step], offsets[step] + count)
+                clean = pool[rows_at]
+                if prior:
+                    picked = [c + (classes.shape[0] if flip else 0) for _, _, c, flip in items]
+                    clean = torch.cat([clean, class_pool[picked]])
+                clean = trainee_model.model.process_latent_in(clean).to(device=device, dtype=x.dtype)
+                noise, t = draw(tuple(clean.shape), generator, len(table))
+                sigma = table[t.to(table.device)].to(device=device, dtype=clean.dtype)
+                context = encode_rows(trainee_clip, trainee_encoder,
+                                      [with_vectors(rows[p.prefix], vectors) for _, p, _, _ in items])
+                if prior:
+                    context = torch.cat([context, class_rows.to(context).expand(count, -1, -1)])
+                xt = noised(clean, noise, sigma)
+                eps = (xt - denoise.part("positive", xt, sigma, context)) / sigma.reshape(-1, 1, 1, 1)
+                return masked_loss(eps, noise.to(eps.device), valid[rows_at], count, prior_loss_weight,
+                                   v_weight(sigma) if v_prediction else None)[0]
+
+            def after(done_steps: int, total: int, value: float) -> None:
+                for change in changes.values():
+                    full_matrix_decay(change.delta, change.base, learning_rate, WEIGHT_DECAY)
+                step_callback(done_steps - 1, total, x)
+
+            params = [change.delta for change in changes.values()] + [vectors]
+            found["losses"] = optimize(params, loss, steps, learning_rate, before_step=check_interrupt,
+                                       after_step=after, weight_decay=WEIGHT_DECAY, max_grad_norm=MAX_GRAD_NORM)
+            found["diff"] = {f"{k}.diff": change.delta.detach().float().cpu().clone()  # sampling-path-ok: the result, once
+                             for k, change in changes.items()}
+            found["vectors"] = vectors.detach().float().cpu().clone()  # sampling-path-ok: the result, once after the loop
+        return x
+
+    # the run's latent: one step's batch, so that the host loads the model for that much work
+    seed_latent = torch.zeros(batch_size * (2 if prior else 1), model.model.latent_format.latent_channels,
+                              size // factor, size // factor)
+    run_loop(trainee_model, positive, None, 1.0, seed_latent, training_sigmas(model), loop)
+    check_converged(NODE, found["losses"], list(found["diff"].values()) + [found["vectors"]], learning_rate, "4e-05")
+    return with_lora(model, found["diff"]), found["diff"], found["vectors"], found["losses"]
+
+
+def save_word(clip, name: str, vectors: torch.Tensor, initializer: str):
+    return save_embedding(clip, name, vectors, initializer, NODE)

@@ -1,0 +1,125 @@
+"""Custom Diffusion through the host, on the tiny SD1 / SD2-v models: only the cross-attention keys and
+values change; the LoRA output, saved and read back by the stock LoraLoader, gives the node's MODEL
+to the bit; the word is read by "embedding:<name>"; zero steps change nothing and start the word at
+the script's "ktn"; weights loaded under inference mode train alike; progress per step and an
+interrupt within one UNet evaluation. (Parity with diffusers' script: test_custom_diffusion_parity.py;
+refusals: the bad-input table's ``custom-diffusion-*`` cases.)"""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from test_long_loops_interrupt import _interrupting
+from workshop.headless.calls import call, encode
+
+SIZE = 128
+
+
+def photos(count: int = 3, seed: int = 1) -> torch.Tensor:
+    return torch.rand(count, SIZE, SIZE, 3, generator=torch.Generator().manual_seed(seed))
+
+
+def teach(host, model, clip, vae, name, steps=3, learning_rate=1e-3, prior_loss_weight=1.0, seed=0, **extra):
+    args = dict(model=model, clip=clip, vae=vae, instance_images=photos(), instance_prompt="photo of a {} square",
+                name=name, initializer="ktn", steps=steps, learning_rate=learning_rate, batch_size=2,
+                prior_loss_weight=prior_loss_weight, augment=True, hflip=True, seed=seed,
+                class_images=photos(4, 2), class_prompt="square")
+    args.update(extra)
+    return call(host, "InvertEditCustomDiffusion", **args)
+
+
+def prediction(model, latent: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
+    import comfy.model_management
+
+    comfy.model_management.load_models_gpu([model])
+    sigma = torch.tensor([3.0])
+    with torch.inference_mode():
+        return model.model.apply_model(latent, sigma, c_crossattn=context)
+
+
+@pytest.mark.parametrize("family", ["sd1", "sd2-v"])
+def test_the_stock_loader_reads_what_the_node_made(host, tiny, family):
+    """Only attn2.to_k / to_v change (two per transformer block); Save LoRA Weights' file through
+    the stock LoraLoader predicts exactly as the node's MODEL; "embedding:<name>" in the stock CLIP
+    Text Encode is the word's encoding as trained."""
+    import comfy.utils
+    import folder_paths
+    import safetensors.torch
+
+    kit = host.pack.hostkit
+    model, clip, vae = tiny(family)
+    name = f"cd-load-{family}"
+    taught, out_clip, word, lora, loss = teach(host, model, clip, vae, name)
+    assert word == f"embedding:{name}" and len(loss["loss"]) == 3
+    assert all(k.endswith((".attn2.to_k.diff", ".attn2.to_v.diff")) for k in lora)
+    assert len(lora) == 2 * sum(1 for n, _ in model.model.diffusion_model.named_modules() if n.endswith(".attn2"))
+    assert all(float(v.abs().max()) > 0 for v in lora.values())
+    path = folder_paths.get_folder_paths("loras")[0] + f"/{name}.safetensors"
+    comfy.utils.save_torch_file(lora, path)
+    stock, _ = call(host, "LoraLoader", model=model, clip=clip, lora_name=f"{name}.safetensors", strength_model=1.0,
+                    strength_clip=1.0)
+    context = encode(host, out_clip, f"a photo of a {word} square")[0][0]
+    latent = torch.randn(1, 4, 16, 16, generator=torch.Generator().manual_seed(5))
+    ours, theirs, plain = (prediction(m, latent, context) for m in (taught, stock, model))
+    assert torch.equal(ours, theirs) and not torch.equal(ours, plain)
+    # the word as trained: the vector from the file in the prompt's place
+    learned = next(iter(safetensors.torch.load_file(str(kit.textual_inversion.embedding_path(name))).values()))
+    key, encoder = kit.textual_inversion.text_encoder(clip)
+    (row,) = kit.custom_diffusion._prompt_rows(clip, key, ("a photo of a {} square",))
+    trained = kit.textual_inversion.encode_rows(clip, encoder, [kit.textual_inversion.with_vectors(row, learned)])
+    assert torch.equal(context, trained.to(context))
+
+
+def test_zero_steps_change_nothing_and_start_at_ktn(host, tiny):
+    model, clip, vae = tiny("sd1")
+    taught, out_clip, word, lora, loss = teach(host, model, clip, vae, "cd-zero", steps=0)
+    assert loss["loss"] == [] and all(float(v.abs().max()) == 0 for v in lora.values())
+    latent = torch.randn(1, 4, 16, 16, generator=torch.Generator().manual_seed(5))
+    context = encode(host, clip, "a photo of a square")[0][0]
+    assert torch.equal(prediction(taught, latent, context), prediction(model, latent, context))
+    import safetensors.torch
+
+    vector = next(iter(safetensors.torch.load_file(
+        str(host.pack.hostkit.textual_inversion.embedding_path("cd-zero"))).values()))
+    table = clip.cond_stage_model.clip_l.transformer.get_input_embeddings().weight
+    vocabulary = clip.tokenizer.clip_l.tokenizer.get_vocab()
+    assert torch.equal(vector[0], table[vocabulary["ktn"]].float())   # the script's piece "ktn", not "k" + "tn</w>"
+
+
+def test_without_the_prior_and_augmentation(host, tiny):
+    """prior_loss_weight 0 needs no class pictures; augment off trains on the whole photo."""
+    model, clip, vae = tiny("sd1")
+    _, _, _, lora, loss = teach(host, model, clip, vae, "cd-plain", prior_loss_weight=0.0, augment=False,
+                                class_images=None)
+    assert len(loss["loss"]) == 3 and all(float(v.abs().max()) > 0 for v in lora.values())
+
+
+def test_weights_loaded_under_inference_mode_train_alike(host, tiny):
+    model, clip, vae = tiny("sd1")
+    with torch.inference_mode():
+        frozen_model = host.pack.demo.tiny_models.build_tiny_unet("sd1", 0)
+        frozen_clip = host.pack.demo.tiny_models.build_tiny_clip("sd1", 0)
+    _, _, _, a, _ = teach(host, model, clip, vae, "cd-plain-weights")
+    _, _, _, b, _ = teach(host, frozen_model, frozen_clip, vae, "cd-frozen-weights")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_progress_and_interrupt_within_one_unet_evaluation(host, tiny):
+    import comfy.model_management
+    import comfy.utils
+
+    model, clip, vae = tiny("sd1")
+    seen = []
+    comfy.utils.set_progress_bar_global_hook(lambda value, total, preview, node_id=None: seen.append((value, total)))
+    try:
+        teach(host, model, clip, vae, "cd-progress", steps=3)
+    finally:
+        comfy.utils.set_progress_bar_global_hook(None)
+    assert [s for s in seen if s[1] == 3] == [(1, 3), (2, 3), (3, 3)]
+    counted, calls = _interrupting(model)
+    try:
+        with pytest.raises(comfy.model_management.InterruptProcessingException):
+            teach(host, counted, clip, vae, "cd-interrupted", steps=100)
+    finally:
+        comfy.model_management.interrupt_current_processing(False)
+    assert len(calls) == 1
