@@ -212,7 +212,9 @@ def custom_diffusion(model: ModelPatcher, clip, vae, instance: torch.Tensor, ins
     key, encoder = text_encoder(clip, NODE)
     rows = _prompt_rows(clip, key, tuple(prefix + instance_prompt for prefix in PREFIXES))
     token = initializer_token(clip, key, initializer)
-    start = encoder.transformer.get_input_embeddings().weight[token].detach().float().cpu().clone()[None]
+    # the word's start, once before training, where Textual Inversion keeps its vectors: the host's encoder
+    # moves a prompt's embedding vectors to its device itself (and the file is written from the CPU)
+    start = encoder.transformer.get_input_embeddings().weight[token].detach().float().cpu().clone()[None]  # sampling-path-ok: once, before the loop
     shapes = kv_modules(model)
     if steps == 0:
         diff = {f"{k}.diff": torch.zeros(shape) for k, shape in shapes.items()}
@@ -250,8 +252,13 @@ def custom_diffusion(model: ModelPatcher, clip, vae, instance: torch.Tensor, ins
                 change.delta = torch.zeros(shapes[k], device=device, requires_grad=True)
             vectors = start.clone().requires_grad_(True)
             # made under the node's inference mode: normal tensors for the autograd graph
-            pool, valid = instance_latents.clone(), masks.clone().to(device)
-            class_pool = class_latents.clone() if prior else None
+            # every step's pictures in the model's space on its device, once (the per-step work is indexing)
+            pool = trainee_model.model.process_latent_in(instance_latents.clone()).to(device=device, dtype=x.dtype)
+            valid = masks.clone().to(device)
+            class_pool = (trainee_model.model.process_latent_in(class_latents.clone()).to(device=device, dtype=x.dtype)
+                          if prior else None)
+            class_picks = [torch.tensor([c + (classes.shape[0] if flip else 0) for _, _, c, flip in items],
+                                        device=device) for items in schedule] if prior else None
             class_rows = class_context.clone() if prior else None
 
             def loss(step: int) -> torch.Tensor:
@@ -260,9 +267,7 @@ def custom_diffusion(model: ModelPatcher, clip, vae, instance: torch.Tensor, ins
                 rows_at = slice(offsets[step], offsets[step] + count)
                 clean = pool[rows_at]
                 if prior:
-                    picked = [c + (classes.shape[0] if flip else 0) for _, _, c, flip in items]
-                    clean = torch.cat([clean, class_pool[picked]])
-                clean = trainee_model.model.process_latent_in(clean).to(device=device, dtype=x.dtype)
+                    clean = torch.cat([clean, class_pool[class_picks[step]]])
                 noise, t = draw(tuple(clean.shape), generator, len(table))
                 sigma = table[t.to(table.device)].to(device=device, dtype=clean.dtype)
                 context = encode_rows(trainee_clip, trainee_encoder,

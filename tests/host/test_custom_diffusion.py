@@ -119,7 +119,7 @@ def test_progress_and_interrupt_within_one_unet_evaluation(host, tiny):
     counted, calls = _interrupting(model)
     try:
         with pytest.raises(comfy.model_management.InterruptProcessingException):
-            teach(host, counted, clip, vae, "cd-interrupted", steps=100)
+            teach(host, counted, clip, vae, "cd-interrupted", steps=10)
     finally:
         comfy.model_management.interrupt_current_processing(False)
     assert len(calls) == 1

@@ -25,7 +25,7 @@ import numpy as np
 import pytest
 import torch
 
-from test_dreambooth_parity import script_settings
+from test_dreambooth_parity import script_settings, script_source
 from workshop.headless.calls import call
 
 SCRIPT = "examples/custom_diffusion/train_custom_diffusion.py"
@@ -34,18 +34,7 @@ STEPS, LR, BATCH, SEED, SIZE = 3, 1e-3, 2, 3, 128
 
 @pytest.fixture(scope="module")
 def source(skip_loudly):
-    import os
-    import subprocess
-    from pathlib import Path
-
-    path = os.environ.get("CUSTOM_DIFFUSION_SCRIPT")
-    if path:
-        text = Path(path).read_text(encoding="utf-8") if Path(path).is_file() else None
-    else:
-        mirror = os.environ.get("DIFFUSERS_MIRROR", "/work/.mirror/huggingface+diffusers/repo")
-        shown = subprocess.run(["git", "--git-dir", mirror, "show", f"HEAD:{SCRIPT}"], capture_output=True, text=True,
-                               check=False) if Path(mirror).is_dir() else None
-        text = shown.stdout if shown is not None and shown.returncode == 0 else None
+    text = script_source(SCRIPT, "CUSTOM_DIFFUSION_SCRIPT")
     if text is None:
         skip_loudly("CUSTOM DIFFUSION PARITY SKIPPED: diffusers' examples/custom_diffusion/train_custom_diffusion.py "
                     "not found (set CUSTOM_DIFFUSION_SCRIPT to a copy, or DIFFUSERS_MIRROR to a diffusers git snapshot).")

@@ -35,14 +35,16 @@ SCRIPT = "examples/dreambooth/train_dreambooth_lora.py"
 STEPS, LR, RANK, BATCH, SEED = 3, 1e-3, 4, 2, 5
 
 
-def script_source() -> str | None:
-    path = os.environ.get("DREAMBOOTH_LORA_SCRIPT")
+def script_source(script: str = SCRIPT, env: str = "DREAMBOOTH_LORA_SCRIPT") -> str | None:
+    """The text of diffusers' ``script`` (a path in its repository): from the copy ``$env`` names,
+    else from the diffusers snapshot the ``fetch`` tool leaves (``DIFFUSERS_MIRROR``); None without."""
+    path = os.environ.get(env)
     if path:
         return Path(path).read_text(encoding="utf-8") if Path(path).is_file() else None
     mirror = os.environ.get("DIFFUSERS_MIRROR", "/work/.mirror/huggingface+diffusers/repo")
     if not Path(mirror).is_dir():
         return None
-    shown = subprocess.run(["git", "--git-dir", mirror, "show", f"HEAD:{SCRIPT}"], capture_output=True, text=True,
+    shown = subprocess.run(["git", "--git-dir", mirror, "show", f"HEAD:{script}"], capture_output=True, text=True,
                            check=False)
     return shown.stdout if shown.returncode == 0 else None
 

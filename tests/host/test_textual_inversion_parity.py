@@ -18,7 +18,7 @@ import ast
 import pytest
 import torch
 
-from test_dreambooth_parity import script_settings
+from test_dreambooth_parity import script_settings, script_source
 from workshop.headless.calls import call
 
 SCRIPT = "examples/textual_inversion/textual_inversion.py"
@@ -34,18 +34,7 @@ def script_templates(source: str, name: str) -> tuple[str, ...]:
 
 @pytest.fixture(scope="module")
 def source(skip_loudly):
-    import os
-    import subprocess
-    from pathlib import Path
-
-    path = os.environ.get("TEXTUAL_INVERSION_SCRIPT")
-    if path:
-        text = Path(path).read_text(encoding="utf-8") if Path(path).is_file() else None
-    else:
-        mirror = os.environ.get("DIFFUSERS_MIRROR", "/work/.mirror/huggingface+diffusers/repo")
-        shown = subprocess.run(["git", "--git-dir", mirror, "show", f"HEAD:{SCRIPT}"], capture_output=True, text=True,
-                               check=False) if Path(mirror).is_dir() else None
-        text = shown.stdout if shown is not None and shown.returncode == 0 else None
+    text = script_source(SCRIPT, "TEXTUAL_INVERSION_SCRIPT")
     if text is None:
         skip_loudly("TEXTUAL INVERSION PARITY SKIPPED: diffusers' examples/textual_inversion/textual_inversion.py not "
                     "found (set TEXTUAL_INVERSION_SCRIPT to a copy, or DIFFUSERS_MIRROR to a diffusers git snapshot).")
