@@ -32,7 +32,8 @@ set -euo pipefail
 COMFYUI_RELEASE=v0.3.64
 COMFYUI_GIT=https://github.com/comfyanonymous/ComfyUI
 TORCH_PIN=torch==2.13.0
-TEST_DEPS=("pytest>=8" "diffusers>=0.30" "matplotlib"   # matplotlib: imported by the PnPInversion reference code
+TEST_DEPS=("pytest>=8" "pytest-xdist>=3"   # the suite's two workers (tests/pytest.ini)
+           "diffusers>=0.30" "matplotlib"   # matplotlib: imported by the PnPInversion reference code
            "playwright"                                 # tests/browser (with the system Chromium, step 4)
            "accelerate"                                 # imported by diffusers' community Imagic pipeline (parity test)
            "peft")                                      # diffusers' DreamBooth LoRA script's LoRA (parity test)

@@ -46,6 +46,18 @@ def pytest_report_header(config):
 _LOUD_SKIPS: list[str] = []
 
 
+LOUD = "[loud] "   # a skip reason that the run's summary repeats, red (``skip_loudly``)
+
+
+def pytest_runtest_logreport(report):
+    """Gathers the loud skips' lines (in the controller too, under pytest-xdist: the workers'
+    reports come here)."""
+    if report.skipped and isinstance(report.longrepr, tuple):
+        reason = str(report.longrepr[2]).removeprefix("Skipped: ")
+        if reason.startswith(LOUD):
+            _LOUD_SKIPS.append(reason.removeprefix(LOUD))
+
+
 def pytest_terminal_summary(terminalreporter):
     for line in ([_SKIP_LINE] if _SKIP_LINE else []) + sorted(set(_LOUD_SKIPS)):
         terminalreporter.write_sep("!", line, red=True, bold=True)
@@ -56,8 +68,7 @@ def skip_loudly():
     """``skip_loudly(line)``: skip this test and print ``line`` once, red, in the run's summary
     (for tests whose reference code or tool is absent, like the host tests)."""
     def skip(line: str):
-        _LOUD_SKIPS.append(line)
-        pytest.skip(line)
+        pytest.skip(LOUD + line)
     return skip
 
 

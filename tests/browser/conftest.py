@@ -189,13 +189,15 @@ def _is_browser(item) -> bool:
 
 def pytest_collection_modifyitems(config, items):
     """The browser tests run last, and their server starts now, in the background, where they will
-    run (a host and the browser are present, not a collect-only run)."""
+    run (a host and the browser are present, not a collect-only run, not a pytest-xdist worker)."""
     browser = [item for item in items if _is_browser(item)]
     if not browser or len(browser) == len(items):
         return
     items[:] = [item for item in items if not _is_browser(item)] + browser
     host = find_host()
     if host is None or browser_missing_reason() or config.option.collectonly or "server" in _EARLY:
+        return
+    if os.environ.get("PYTEST_XDIST_WORKER"):   # every worker collects every test: the module's fixture starts it
         return
     base = Path(tempfile.mkdtemp(prefix="invertedit-comfy-server-"))
     _prepare_base(base, host)

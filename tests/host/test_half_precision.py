@@ -39,6 +39,7 @@ import torch
 from invertedit.techniques import QUICK_SIZE, QUICK_STEPS, by_node
 from test_workflows import CHECKPOINT_FILES, WORKFLOW_FILES
 
+LANE_BATCH = 2   # images per empty latent at most
 LANE_STEPS = QUICK_STEPS   # sampling and inversion steps of every workflow in this lane (a row's quick_steps: more)
 WORLD_SIZE = 512  # the two-object toy world's image side (the workflows' size)
 LANE_SIZE = QUICK_SIZE     # the lane's: the sample and Upscale Image at this size (a 32x32 latent)
@@ -167,8 +168,9 @@ def _start(value: int, of: int, steps: int) -> int:
 
 def lane_cut(prompt: dict, steps: int = LANE_STEPS, size: int = LANE_SIZE) -> dict:
     """``prompt`` at ``steps`` steps (start steps at their fraction of the schedule; more where a
-    technique's row asks for more, ``quick_steps``), the toy world's image at ``size`` px, and each
-    technique's inner loops at its row's ``quick`` inputs (``invertedit/techniques.py``).
+    technique's row asks for more, ``quick_steps``), the toy world's image at ``size`` px, each
+    technique's inner loops at its row's ``quick`` inputs (``invertedit/techniques.py``), and empty
+    latents of at most ``LANE_BATCH`` images (the personalisation workflows' class images and samples).
     A workflow that samples a bundled inversion keeps its 50 steps (Apply Inversion refuses others)
     and stops after ``steps`` (end_at_step: the last step lands on the denoised latent)."""
     rows = by_node()
@@ -190,6 +192,8 @@ def lane_cut(prompt: dict, steps: int = LANE_STEPS, size: int = LANE_SIZE) -> di
             inputs["image"] = f"sample_two_objects_{size}.png"   # written by _small_sample
         elif kind == "ImageScale":
             inputs.update(width=size, height=size)
+        elif kind == "EmptyLatentImage":
+            inputs["batch_size"] = min(inputs["batch_size"], LANE_BATCH)
     return prompt
 
 
