@@ -291,10 +291,11 @@ def build_tiny_flow_unet(family: str, seed: int = 0, single_blocks: int | None =
     return loaders.load_unet(*host_config, net.state_dict(), built=model)
 
 
-def build_tiny_flow_clip(family: str, seed: int = 0):
-    """The family's text encoders as a host ``comfy.sd.CLIP`` (real tokenizers), in float32."""
+def build_tiny_flow_clip(family: str, seed: int = 0, tokenizer_data: dict | None = None):
+    """The family's text encoders as a host ``comfy.sd.CLIP`` (real tokenizers), in float32;
+    ``tokenizer_data`` as ``loaders.text_encoder`` takes it."""
     spec = _spec(family)
-    clip = loaders.text_encoder(spec.clip_target, spec.text_configs)
+    clip = loaders.text_encoder(spec.clip_target, spec.text_configs, tokenizer_data)
     skip = tuple(n for n, _ in clip.cond_stage_model.named_parameters() if n.endswith("logit_scale"))
     init_flow_weights(clip.cond_stage_model, _generator(spec.name, "clip", seed), skip=skip)
     _check_buffers(clip.cond_stage_model)

@@ -29,15 +29,22 @@ class _Res(nn.Module):
         return x + self.b(F.silu(self.a(F.silu(x))))
 
 
+# The host latent formats' (scale_factor, shift_factor) a toy autoencoder can be calibrated for:
+# the model sees (latent - shift_factor) * scale_factor (``comfy.latent_formats``).
+LATENT_FORMATS: dict[str, tuple[float, float]] = {"sd1": (SD1_SCALE, 0.0), "flux": (0.3611, 0.1159)}
+
+
 class LatentAffine(nn.Module):
     """An autoencoder (``enc``, ``dec``) whose latents are stored through a per-channel affine,
-    so that ``latent * SD1_SCALE`` has mean 0 and std 1 as SD1.x's do (``calibrate``); the host's
-    latent scale factor then keeps its usual meaning."""
+    so that what the host's latent format hands the model, ``(latent - shift_factor) *
+    scale_factor``, has mean 0 and std 1 per channel, as SD1.x's (``"sd1"``) or Flux's
+    (``"flux"``) do (``calibrate``); the host's latent format then keeps its usual meaning."""
 
-    def add_latent_affine(self) -> None:
-        # z_raw = shift + scale * (latent * SD1_SCALE); identity until calibrated
-        self.register_buffer("shift", torch.zeros(1, LATENT_CHANNELS, 1, 1))
-        self.register_buffer("scale", torch.ones(1, LATENT_CHANNELS, 1, 1))
+    def add_latent_affine(self, channels: int = LATENT_CHANNELS, latent_format: str = "sd1") -> None:
+        # z_raw = shift + scale * ((latent - shift_factor) * scale_factor); identity until calibrated
+        self.scale_factor, self.shift_factor = LATENT_FORMATS[latent_format]
+        self.register_buffer("shift", torch.zeros(1, channels, 1, 1))
+        self.register_buffer("scale", torch.ones(1, channels, 1, 1))
 
     def encode_raw(self, x: torch.Tensor) -> torch.Tensor:
         return self.enc(x)
@@ -45,11 +52,18 @@ class LatentAffine(nn.Module):
     def decode_raw(self, z: torch.Tensor) -> torch.Tensor:
         return self.dec(z)
 
+    def to_model(self, latent: torch.Tensor) -> torch.Tensor:
+        """What the host's latent format gives the model for ``latent`` (mean 0, std 1)."""
+        return (latent - self.shift_factor) * self.scale_factor
+
+    def from_model(self, z: torch.Tensor) -> torch.Tensor:
+        return z / self.scale_factor + self.shift_factor
+
     def encode(self, x: torch.Tensor) -> torch.Tensor:
-        return (self.encode_raw(x) - self.shift) / self.scale / SD1_SCALE
+        return self.from_model((self.encode_raw(x) - self.shift) / self.scale)
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
-        return self.decode_raw(z * SD1_SCALE * self.scale + self.shift)
+        return self.decode_raw(self.to_model(z) * self.scale + self.shift)
 
     @torch.no_grad()
     def calibrate(self, images: torch.Tensor) -> None:

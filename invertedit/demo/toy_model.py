@@ -5,6 +5,9 @@ every stock node. Two worlds ship (weights committed under ``models/``):
   background, "a red circle and a blue square on a green background"; 64x64 latents like SD1.5.
 - ``one object`` (``models/toyworld/``, issue 3): 128x128 images of one object, "a red circle
   on a green background"; 16x16 latents, about 16x cheaper per step.
+- ``two objects, flow DiT`` (``models/toyworld-flow/``, issue 26): world 2's scenes at 256 px drawn
+  by a small Flux-architecture DiT (the host's ``FluxSchnell`` class: no guidance embedding; sampled
+  with CFG), 16-channel latents in Flux's latent format, the seeded random tiny Flux text encoders.
 """
 from __future__ import annotations
 
@@ -17,7 +20,7 @@ from ..hostkit import loaders
 from . import tiny_models
 from .scenes_autoencoder import SceneAutoencoder
 from .toy_autoencoder import ToyAutoencoder
-from .worlds import DEFAULT_WORLD, WORLD_1, WORLD_2, WORLDS  # noqa: F401 (the node's and callers' names)
+from .worlds import DEFAULT_WORLD, WORLD_1, WORLD_2, WORLD_FLOW, WORLDS  # noqa: F401 (the node's and callers' names)
 
 
 MODELS = Path(__file__).resolve().parents[2] / "models"
@@ -65,6 +68,21 @@ def load_clip(config: dict, world: str = DEFAULT_WORLD):
     return clip
 
 
+def load_flow_dit(config: dict, world: str = WORLD_FLOW):
+    """The flow world's DiT (the host's Flux class through the family's config class) as a host
+    ModelPatcher, in the dtype the host picks for a checkpoint of these weights (stored float16)."""
+    host = loaders.HOST_CLASSES[config["family"]]
+    return loaders.load_unet(host.config_class, config["dit_config"], {}, host.model_type,
+                             _load("toy_dit.safetensors", world))
+
+
+def load_flow_clip(config: dict):
+    """The flow world's text encoders: the seeded random tiny Flux pair, frozen (nothing stored)."""
+    from .tiny_flow_models import build_tiny_flow_clip
+    text = config["clip"]
+    return build_tiny_flow_clip(text["family"], seed=text["seed"], tokenizer_data=text["tokenizer_data"])
+
+
 def load_vae(config: dict, world: str = DEFAULT_WORLD):
     if config["vae"]["class"].endswith("SceneAutoencoder"):
         ae = SceneAutoencoder(**config["vae"].get("kwargs", {}))
@@ -81,4 +99,6 @@ def load_toy_model(world: str = DEFAULT_WORLD):
     """(MODEL, CLIP, VAE) of the built-in toy world model of ``world`` (a key of ``WORLDS``),
     fresh objects on every call."""
     config = load_config(world)
+    if WORLDS[world].family != "sd1":
+        return load_flow_dit(config, world), load_flow_clip(config), load_vae(config, world)
     return load_unet(config, world), load_clip(config, world), load_vae(config, world)

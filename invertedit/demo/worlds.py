@@ -12,12 +12,21 @@ class World(NamedTuple):
     train_command: str   # reproduces the weights
     size: int            # the image side it was trained at (px)
     sample: str          # its sample scene, a file in assets/
+    family: str = "sd1"  # the host family it is built as (hostkit.loaders.HOST_CLASSES)
 
 
 WORLD_2 = "two objects (512 px)"
 WORLD_1 = "one object (128 px)"
+WORLD_FLOW = "two objects, flow DiT (256 px)"
 WORLDS: dict[str, World] = {   # the default first: the node's dropdown lists them in this order
     WORLD_2: World("toyworld2", "python -m workshop.toyworld.train_scenes", 512, "sample_two_objects.png"),
     WORLD_1: World("toyworld", "python -m workshop.toyworld.train", 128, "sample.png"),
+    WORLD_FLOW: World("toyworld-flow", "python -m workshop.toyworld.train_flow", 256, "sample_flow.png",
+                      "flux-schnell"),
 }
+
+# The flow world's text encoders: the pack's seeded random tiny Flux pair (T5 context, CLIP-L pooled;
+# ``tiny_flow_models.build_tiny_flow_clip``), frozen, with T5 padded to 16 tokens (the world's
+# longest caption) instead of Flux's 256, through the host tokenizer's own option.
+FLOW_TEXT = {"family": "flux-schnell", "seed": 5, "tokenizer_data": {"t5xxl_min_length": 16}}
 DEFAULT_WORLD = WORLD_2   # the workflows' world: each word finds its object (docs/toyworld.md)

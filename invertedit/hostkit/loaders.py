@@ -150,17 +150,19 @@ def frozen_patcher(model: comfy.model_base.BaseModel) -> comfy.model_patcher.Mod
     )
 
 
-def text_encoder(clip_target: tuple, text_configs: dict) -> comfy.sd.CLIP:
+def text_encoder(clip_target: tuple, text_configs: dict, tokenizer_data: dict | None = None) -> comfy.sd.CLIP:
     """A host ``comfy.sd.CLIP`` of ``clip_target`` (tokenizer class, text-encoder class) with the
     ``clip_*_model_config`` overrides in ``text_configs``, in float32 on the CPU (the host would pick
-    fp16 for the text encoder); its weights as the host creates them, for the caller to fill."""
+    fp16 for the text encoder); its weights as the host creates them, for the caller to fill.
+    ``tokenizer_data``: the host tokenizers' own options (``t5xxl_min_length``: T5's padding)."""
     import folder_paths
 
     options = {**{k: dict(v) for k, v in text_configs.items()},
                "dtype": torch.float32, "initial_device": torch.device("cpu")}
     # the embeddings folders, as Load Checkpoint gives them: "embedding:name" in a prompt reads them
     return comfy.sd.CLIP(comfy.supported_models_base.ClipTarget(*clip_target),
-                         embedding_directory=folder_paths.get_folder_paths("embeddings"), model_options=options)
+                         embedding_directory=folder_paths.get_folder_paths("embeddings"),
+                         tokenizer_data=dict(tokenizer_data or {}), model_options=options)
 
 
 def kl_autoencoder(ddconfig: dict, embed_dim: int) -> torch.nn.Module:

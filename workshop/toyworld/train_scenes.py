@@ -135,7 +135,9 @@ def save_ckpt(obj: dict, path: Path) -> None:
 # ---------------------------------------------------------------------------------------------
 
 def make_ae(args) -> SceneAutoencoder:
-    return SceneAutoencoder(factor=args.factor)
+    """The world's autoencoder: 4 channels scaled as SD1.x for world 2, or what ``args.vae_kwargs``
+    says (the flow world's: 16 channels scaled as Flux's, ``train_flow.py``)."""
+    return SceneAutoencoder(factor=args.factor, **getattr(args, "vae_kwargs", {}))
 
 
 def vae_path(args) -> Path:

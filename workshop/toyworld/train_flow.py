@@ -1,0 +1,364 @@
+"""Train the toy flow world's model (issue 26): world 2's scenes, drawn by a small Flux-architecture
+DiT trained with the rectified-flow objective. The one reproducible, resumable command:
+
+    python -m workshop.toyworld.train_flow                  # all stages, writes models/toyworld-flow/
+    python -m workshop.toyworld.train_flow --stage vae|dit|eval|finish
+
+Run from the repository root, on one CPU thread (``--threads``). Each stage resumes as
+``train_scenes.py``'s do: a checkpoint (model, EMA, optimiser, step) every ``--ckpt-minutes`` and at
+the end; data and noise are drawn from generators seeded per step.
+
+Stages
+    vae     world 2's autoencoder design (``invertedit/demo/scenes_autoencoder.py``) with 16 latent
+            channels, calibrated so that the host's Flux latent format, ``(latent - 0.1159) *
+            0.3611``, gives mean 0 and std 1 per channel (``train_scenes.train_vae``, unchanged).
+    dit     the host's own Flux class (``comfy.ldm.flux.model.Flux`` through
+            ``comfy.supported_models.FluxSchnell``: no guidance embedding, the host's discrete-flow
+            sampling with shift 1, timestep = sigma) at a small size (``DIT_CONFIG``), adaLN-Zero
+            start. Rectified flow: ``x_s = (1 - s) x0 + s noise``, the target velocity ``noise - x0``,
+            s logit-normal (SD3's sampling of s, Esser et al. 2024); caption dropout 10% with the
+            real empty prompt's encoding, so classifier-free guidance works (the model is sampled
+            with CFG, as SD3 is; it has no distilled guidance input). Text: the pack's seeded random
+            tiny Flux text encoders (``tiny_flow_models``: T5 context 64 wide, CLIP-L pooled),
+            frozen, every caption encoded once; T5 padded to 16 tokens (``TOKENIZER_DATA``), the
+            world's longest caption. The first ``--lowres-steps`` steps use ``--lowres`` images but
+            every ``--highres-every``-th.
+    eval    text-to-image on held-out captions (Euler, ``--eval-steps``, CFG ``--eval-cfg``) read
+            by world 2's judge.
+    finish  ``toy_dit.safetensors`` (EMA, float16), ``config.json``, ``sample.png``.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import random
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from invertedit.demo.worlds import FLOW_TEXT
+from workshop.toyworld import scenes as S
+from workshop.toyworld import scenes_judge as J
+from workshop.toyworld import train_scenes as TS
+from workshop.toyworld.train import log, save_file, to_nchw, update_ema
+
+REPO = Path(__file__).resolve().parents[2]
+OUT = REPO / "models" / "toyworld-flow"
+
+# The DiT: Flux's layout at a CPU size (hidden 128, 2 heads of 64 with rope axes 16 + 24 + 24,
+# 2 double-stream + 4 single-stream blocks, patch 2 over 16 latent channels).
+DIT_CONFIG = {
+    "image_model": "flux", "in_channels": 16, "out_channels": 16, "patch_size": 2,
+    "vec_in_dim": 32, "context_in_dim": 64, "hidden_size": 128, "mlp_ratio": 4.0, "num_heads": 2,
+    "depth": 2, "depth_single_blocks": 4, "axes_dim": [16, 24, 24], "theta": 10000, "qkv_bias": True,
+    "guidance_embed": False,
+}
+VAE_KWARGS = {"latent_channels": 16, "latent_format": "flux"}
+
+
+def host_classes():
+    from invertedit.hostkit.loaders import HOST_CLASSES
+    return HOST_CLASSES["flux-schnell"]
+
+
+# ---------------------------------------------------------------------------------------------
+# Text: every caption encoded once
+# ---------------------------------------------------------------------------------------------
+
+def text_setup(out: Path) -> dict:
+    """The captions, their T5 contexts ``[N, 16, 64]`` and CLIP-L pooled vectors ``[N, 32]``, and the
+    empty prompt's, from the toy world's text encoder (``toy_model.load_flow_clip``), kept in
+    ``<out>/text.pt`` (so a resumed run need not boot the host)."""
+    path = out / "text.pt"
+    if path.is_file():
+        return torch.load(path, weights_only=False)
+    TS.boot_host()
+    from invertedit.demo.toy_model import load_flow_clip
+    clip = load_flow_clip({"clip": FLOW_TEXT})
+    caps = S.all_captions()
+
+    def enc(text):
+        c, p = clip.encode_from_tokens(clip.tokenize(text), return_pooled=True)
+        return c[0].float(), p[0].float()
+
+    pairs = [enc(c) for c in caps]
+    empty = enc("")
+    st = {"captions": caps, "ctx": torch.stack([c for c, _ in pairs]), "pooled": torch.stack([p for _, p in pairs]),
+          "empty_ctx": empty[0], "empty_pooled": empty[1]}
+    TS.save_ckpt(st, path)
+    return st
+
+
+# ---------------------------------------------------------------------------------------------
+# DiT
+# ---------------------------------------------------------------------------------------------
+
+def build_dit(seed: int) -> torch.nn.Module:
+    """The host's Flux DiT in float32, seeded (``tiny_flow_models.init_flow_weights``), adaLN-Zero:
+    every modulation and the final projection start at zero, so each block starts as the identity
+    (Peebles and Xie 2023)."""
+    TS.boot_host()   # before the host's modules load (its device choice)
+    from invertedit.demo.tiny_flow_models import init_flow_weights
+    from invertedit.demo.tiny_models import _generator
+    from invertedit.hostkit import loaders
+    hc = host_classes()
+    model = loaders.empty_unet(hc.config_class, DIT_CONFIG, {}, hc.model_type)
+    net = model.diffusion_model
+    init_flow_weights(net, _generator("toyworld-flow", "dit", seed))
+    with torch.no_grad():
+        for name, p in net.named_parameters():
+            if ".lin." in name or "adaLN_modulation" in name or name.startswith("final_layer.linear"):
+                p.zero_()
+    return net
+
+
+class _OutOfPlace(torch.Tensor):
+    """A tensor whose ``+=`` makes a new tensor: the host's Flux blocks add their residuals in place
+    (``txt += ...``, ``x += ...``), which autograd refuses; ops on it return it again, so every tensor
+    the blocks derive from the inputs behaves so. Training only."""
+
+    def __iadd__(self, other):
+        return torch.add(self, other)
+
+
+def velocity(net, x, s, ctx, pooled) -> torch.Tensor:
+    """The DiT's velocity at noise level ``s`` (the host's timestep for this model is sigma itself)."""
+    if torch.is_grad_enabled():
+        x, ctx = x.as_subclass(_OutOfPlace), ctx.as_subclass(_OutOfPlace)
+        return net(x, s, ctx, y=pooled).as_subclass(torch.Tensor)
+    return net(x, s, ctx, y=pooled)
+
+
+def sample_s(n: int, gen: torch.Generator) -> torch.Tensor:
+    """Noise levels, logit-normal (mean 0, std 1)."""
+    return torch.sigmoid(torch.randn(n, generator=gen))
+
+
+@torch.enable_grad()
+def train_dit(args) -> bool:
+    out = Path(args.out)
+    final = out / "toy_dit_ema.pt"
+    if final.is_file():
+        log(f"dit: {final} exists, skipped")
+        return True
+    ae = TS.load_ae(args)
+    text = text_setup(out)
+    index = {c: i for i, c in enumerate(text["captions"])}
+    net = build_dit(args.seed)
+    net.train()
+    params = [p for p in net.parameters()]
+    for p in params:
+        p.requires_grad_(True)
+    ema = {k: v.detach().clone() for k, v in net.state_dict().items()}
+    opt = torch.optim.AdamW(params, lr=args.lr, weight_decay=0.0, betas=(0.9, 0.99))
+    ckpt_path = out / "dit_ckpt.pt"
+    start, spent = 0, 0.0
+    if ckpt_path.is_file():
+        ck = torch.load(ckpt_path, weights_only=False)
+        net.load_state_dict(ck["model"])
+        ema = ck["ema"]
+        TS._unpack_opt(opt, ck["opt"])
+        start, spent = ck["step"], ck["seconds"]
+        log(f"dit: resumed at step {start} ({spent:.0f}s spent)")
+    n_params = sum(p.numel() for p in params)
+    log(f"dit: {n_params / 1e6:.2f} M parameters")
+    steps = args.steps
+    t0, last_ckpt = time.time() - spent, time.time()
+    loss_avg = None
+    for step in range(start + 1, steps + 1):
+        lr = args.lr * min(1.0, step / args.warmup) * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * step / steps)))
+        for g in opt.param_groups:
+            g["lr"] = lr
+        scenes = TS.step_scenes(args, step, args.batch)
+        res = TS.step_res(args, step, args.res)
+        with torch.no_grad():
+            x0 = ae.to_model(ae.encode(to_nchw(S.render_batch(scenes, res))))
+        idx = torch.tensor([index[s.caption] for s in scenes])
+        gen = torch.Generator().manual_seed(args.seed * 1_000_003 + step)
+        drop = torch.rand(len(scenes), generator=gen) < args.dropout
+        ctx = torch.where(drop[:, None, None], text["empty_ctx"], text["ctx"][idx])
+        pooled = torch.where(drop[:, None], text["empty_pooled"], text["pooled"][idx])
+        s = sample_s(len(scenes), gen)
+        noise = torch.randn(x0.shape, generator=gen)
+        sv = s[:, None, None, None]
+        xs = (1 - sv) * x0 + sv * noise
+        v = velocity(net, xs, s, ctx, pooled)
+        loss = F.mse_loss(v, noise - x0)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        opt.step()
+        update_ema(ema, net.state_dict(), min(args.ema, (1 + step) / (10 + step)))
+        loss_avg = loss.item() if loss_avg is None else 0.98 * loss_avg + 0.02 * loss.item()
+        if step % 25 == 0 or step == steps:
+            el = time.time() - t0
+            log(f"dit step {step}/{steps} res {res} loss {loss_avg:.4f} lr {lr:.2e} ({el:.0f}s, {el / step:.2f} s/step)")
+        stop = bool(args.max_minutes and (time.time() - t0) > 60 * args.max_minutes) or step == args.stop_after
+        if time.time() - last_ckpt > 60 * args.ckpt_minutes or step == steps or stop:
+            TS.save_ckpt({"model": net.state_dict(), "ema": ema, "opt": TS._pack_opt(opt), "step": step,
+                          "seconds": time.time() - t0, "loss": loss_avg}, ckpt_path)
+            last_ckpt = time.time()
+            log(f"dit checkpoint at step {step}")
+        if stop:
+            log(f"dit: stopped at step {step} (resume with the same command)")
+            return False
+    TS.save_ckpt({"ema": ema, "step": steps, "seconds": time.time() - t0, "loss": loss_avg}, final)
+    log(f"dit done in {time.time() - t0:.0f}s")
+    return True
+
+
+def load_dit(args, which: str = "final") -> tuple[torch.nn.Module, dict]:
+    """The EMA weights of the finished stage (or of the last checkpoint, ``which="ckpt"``)."""
+    out = Path(args.out)
+    path = out / ("toy_dit_ema.pt" if which == "final" else "dit_ckpt.pt")
+    ck = torch.load(path, weights_only=False)
+    net = build_dit(args.seed)
+    net.load_state_dict(ck["ema"])
+    net.eval().requires_grad_(False)
+    return net, {"steps": ck["step"], "seconds": round(ck["seconds"]), "loss": round(float(ck["loss"]), 4)}
+
+
+# ---------------------------------------------------------------------------------------------
+# Quick evaluation
+# ---------------------------------------------------------------------------------------------
+
+@torch.no_grad()
+def euler_sample(net, ctx, pooled, empty_ctx, empty_pooled, cfg: float, steps: int, latent: int, seed: int):
+    """Euler over s = 1 -> 0 in ``steps`` equal steps (the host's simple schedule at shift 1), CFG."""
+    n = ctx.shape[0]
+    x = torch.randn(n, 16, latent, latent, generator=torch.Generator().manual_seed(seed))
+    c = torch.cat([ctx, empty_ctx.expand_as(ctx)])
+    p = torch.cat([pooled, empty_pooled.expand_as(pooled)])
+    ss = torch.linspace(1, 0, steps + 1)
+    for i in range(steps):
+        v = velocity(net, torch.cat([x, x]), ss[i].expand(2 * n), c, p)
+        v = v[n:] + cfg * (v[:n] - v[n:])
+        x = x + (ss[i + 1] - ss[i]) * v
+    return x
+
+
+def evaluate(args) -> dict:
+    out = Path(args.out)
+    ae = TS.load_ae(args)
+    text = text_setup(out)
+    index = {c: i for i, c in enumerate(text["captions"])}
+    net, meta = load_dit(args, "final" if (out / "toy_dit_ema.pt").is_file() else "ckpt")
+    res = args.res
+    texts = S.heldout_captions(args.eval_captions)
+    readings, imgs = [], []
+    t0 = time.time()
+    for i in range(0, len(texts), 10):
+        chunk = texts[i:i + 10]
+        ids = [index[c] for c in chunk]
+        z = euler_sample(net, text["ctx"][ids], text["pooled"][ids], text["empty_ctx"], text["empty_pooled"],
+                         args.eval_cfg, args.eval_steps, res // args.factor, seed=1000 + i)
+        im = ((ae.decode(ae.from_model(z)) + 1) / 2).clamp(0, 1).movedim(1, -1)
+        imgs.append(im)
+        readings += [J.judge(x) for x in im]
+    right = [r.objects_right(c) for r, c in zip(readings, texts)]
+    result = {**meta, "res": res, "cfg": args.eval_cfg, "sampling_steps": args.eval_steps, "captions": len(texts),
+              "t2i_every_object_right": round(sum(a == b for a, b in right) / len(texts), 3),
+              "t2i_objects_right": round(sum(a for a, _ in right) / sum(b for _, b in right), 3),
+              "t2i_background_right": round(sum(r.background == S.parse_caption(c)[1]
+                                                for r, c in zip(readings, texts)) / len(texts), 3),
+              "t2i_exact_caption": round(sum(r.matches_caption(c) for r, c in zip(readings, texts)) / len(texts), 3),
+              "eval_seconds": round(time.time() - t0)}
+    log("eval " + json.dumps(result))
+    (out / f"eval_{meta['steps']}_cfg{args.eval_cfg:g}.json").write_text(json.dumps(result, indent=2) + "\n")
+    grid = torch.cat(imgs)[:20]
+    rows = [torch.cat(list(grid[r * 5:(r + 1) * 5]), dim=1) for r in range(len(grid) // 5)]
+    from PIL import Image
+    Image.fromarray((torch.cat(rows, 0) * 255).round().byte().numpy()).save(out / f"t2i_{meta['steps']}.png")
+    return result
+
+
+# ---------------------------------------------------------------------------------------------
+# Finish
+# ---------------------------------------------------------------------------------------------
+
+def finish(args) -> None:
+    out = Path(args.out)
+    net, meta = load_dit(args)
+    save_file({k: v.half() for k, v in net.state_dict().items()}, out / "toy_dit.safetensors",
+              metadata={k: str(v) for k, v in meta.items()})
+    from safetensors import safe_open
+    with safe_open(str(out / "toy_vae.safetensors"), "pt") as f:
+        vae_meta = f.metadata()
+    config = {
+        "what": "Toy World Flow Model: the pack's built-in flow-matching demo/test model (issue 26), world 2's "
+                "scenes drawn by a small Flux-architecture DiT; not a general image model.",
+        "world": {"module": "workshop.toyworld.scenes", "size": args.res, "colours": list(S.COLOURS),
+                  "shapes": list(S.SHAPES), "templates": [S.TEMPLATE_2, S.TEMPLATE_1]},
+        "family": "flux-schnell",
+        "dit_config": DIT_CONFIG,
+        "sampling": "CFG (about 4) with the empty negative prompt; no distilled guidance input (as Flux.1 schnell's "
+                    "architecture); the host's discrete-flow sampling, shift 1",
+        "clip": FLOW_TEXT,
+        "vae": {"class": "invertedit.demo.scenes_autoencoder.SceneAutoencoder", "downscale": args.factor,
+                "latent_channels": 16, "kwargs": {"factor": args.factor, **VAE_KWARGS}},
+        "training": {"command": "python -m workshop.toyworld.train_flow", "seed": args.seed,
+                     "vae_steps": args.vae_steps, "vae_batch": args.vae_batch, "steps": args.steps,
+                     "batch": args.batch, "lr": args.lr, "caption_dropout": args.dropout, "one_object": args.one_object,
+                     "ema": args.ema, "lowres": args.lowres, "lowres_steps": args.lowres_steps,
+                     "highres_every": args.highres_every, "dit": meta, "toy_vae_metadata": vae_meta},
+    }
+    from PIL import Image
+    img, _ = S.render(S.SAMPLE, args.res)
+    Image.fromarray((img * 255).round().byte().numpy()).save(out / "sample.png")
+    config["sample"] = {"file": "sample.png", "caption": S.SAMPLE.caption}
+    (out / "config.json").write_text(json.dumps(config, indent=2) + "\n")
+    log("wrote toy_dit.safetensors, sample.png and config.json")
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--stage", default="all", choices=["all", "vae", "dit", "eval", "finish"])
+    p.add_argument("--out", default=str(OUT), help="output folder (weights, checkpoints, log)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--factor", type=int, default=8)
+    p.add_argument("--res", type=int, default=256, help="image size (the VAE's crops come from it)")
+    p.add_argument("--vae-steps", type=int, default=3000)
+    p.add_argument("--vae-batch", type=int, default=32)
+    p.add_argument("--vae-crop-cells", type=int, default=16)
+    p.add_argument("--vae-lr", type=float, default=2e-3)
+    p.add_argument("--one-object", type=float, default=0.15)
+    p.add_argument("--steps", type=int, default=5000)
+    p.add_argument("--batch", type=int, default=32)
+    p.add_argument("--lr", type=float, default=5e-4)
+    p.add_argument("--warmup", type=int, default=100)
+    p.add_argument("--lowres", type=int, default=128)
+    p.add_argument("--lowres-steps", type=int, default=3500)
+    p.add_argument("--highres-every", type=int, default=3)
+    p.add_argument("--dropout", type=float, default=0.1)
+    p.add_argument("--ema", type=float, default=0.999)
+    p.add_argument("--ckpt-minutes", type=float, default=5.0)
+    p.add_argument("--max-minutes", type=float, default=0.0)
+    p.add_argument("--stop-after", type=int, default=0)
+    p.add_argument("--force", action="store_true", help="retrain the VAE even if its weights exist")
+    p.add_argument("--eval-captions", type=int, default=40)
+    p.add_argument("--eval-steps", type=int, default=20)
+    p.add_argument("--eval-cfg", type=float, default=4.0)
+    args = p.parse_args(argv)
+    args.vae_kwargs = VAE_KWARGS
+    args.device = "cpu"
+    return args
+
+
+def main(argv=None) -> None:
+    args = parse_args(argv)
+    torch.set_num_threads(args.threads)
+    torch.set_flush_denormal(True)
+    Path(args.out).mkdir(parents=True, exist_ok=True)
+    stages = ["vae", "dit", "finish", "eval"] if args.stage == "all" else [args.stage]
+    for s in stages:
+        done = {"vae": TS.train_vae, "dit": train_dit, "eval": evaluate, "finish": finish}[s](args)
+        if done is False:
+            break
+
+
+if __name__ == "__main__":
+    main()
