@@ -5,8 +5,8 @@ what the workflow itself saves when run headlessly on the built-in Toy World Mod
 images side by side, in the order they were written, or one saver's first: ``CARD_FIRST``), labelled with the built-in model it ran on, so a user
 sees the kind of result to expect before opening it. The workflows built on Load Checkpoint run
 with the checkpoint swapped for the Toy World Model (the runner's ``builtin``,
-``make_workflows.builtin_for``: the bundled sample image at the toy world's size; the flow
-families' workflows on their tiny random demo models, labelled so) and the toy
+``make_workflows.builtin_for``: the bundled sample image at the toy world's size; the Flux
+workflows on the toy flow world's DiT, the SD3 ones on the tiny random SD3 demo model, labelled so) and the toy
 world's prompts (``make_workflows.toy_overrides``), at their full settings, and are labelled as
 Toy World Model output.
 
@@ -40,8 +40,10 @@ def label_of(workflow: Path) -> str:
 
     builtin = builtin_for(workflow.stem)
     text = workflow.read_text(encoding="utf-8")
-    if '"CheckpointLoaderSimple"' in text and builtin != TOY_BUILTIN:
+    if '"CheckpointLoaderSimple"' in text and builtin.startswith("demo-"):
         return f"{builtin.removeprefix('demo-')} demo model output (random weights: the mechanics, not a picture)"
+    if '"CheckpointLoaderSimple"' in text and builtin != TOY_BUILTIN:
+        return "Toy World Model output (flow DiT, Flux.1 dev architecture)"
     return next((label for node, label in LABELS.items() if f'"{node}"' in text), "output")
 
 

@@ -1594,6 +1594,40 @@ def sd3_flow_inversion_edit() -> dict:
     return _flow_inversion_edit(SD3, edit_guidance=2.0)
 
 
+def _flow_attention_maps(family: Family) -> dict:
+    intro = (
+        f"# {family.name}: what the transformer attends to, per word\n\n"
+        + _setup_note(family, "**Source prompt** and Attention Store's *prompt*: the same caption of your image; "
+                              "*words*: the words whose region you want as a MASK.") +
+        "\n**Flow Invert** inverts your image (RF-Solver, 25 steps). **Attention Store** evaluates the prompt on the "
+        "inversion's trajectory and reads, in the joint attention of every block"
+        f"{' (double- and single-stream; dit_blocks chooses)' if family is FLUX else ''}, the image tokens' "
+        "probabilities on each word's text tokens: labelled heatmaps over the image, and the mask of the chosen words "
+        "(3x3 max-pool, threshold 0.3) for any node that takes a MASK.")
+    nodes = _flow_front(family, intro) + [
+        {"key": "invert", "type": "InvertEditFlowInvert",
+         "widgets": {"solver": "rf-solver", "steps": 25, "scheduler": SCHEDULES[family.name], "guidance": 1.0},
+         "inputs": {"model": _flow_model(family), "latent": ("encode", "LATENT"), "positive": ("prompt", 0)}},
+        {"key": "store", "type": "InvertEditAttentionStore",
+         "widgets": {"prompt": PHOTO_SOURCE, "words": PHOTO_WORD, "start": 0.0, "end": 1.0, "threshold": 0.3,
+                     "dit_blocks": "all"},
+         "inputs": {"model": _flow_model(family), "clip": ("model", "CLIP"), "inversion": ("invert", 0),
+                    "image": ("resize", "IMAGE")}},
+        {"key": "save_maps", "type": "SaveImage",
+         "widgets": {"filename_prefix": f"invertedit/{family.name.lower()}_attention_maps"},
+         "inputs": {"images": ("store", "IMAGE")}, "title": "Heatmaps, one per word"},
+        {"key": "mask_image", "type": "MaskToImage", "inputs": {"mask": ("store", "MASK")}},
+        {"key": "save_mask", "type": "SaveImage",
+         "widgets": {"filename_prefix": f"invertedit/{family.name.lower()}_attention_mask"},
+         "inputs": {"images": ("mask_image", "IMAGE")}, "title": f"Mask of '{PHOTO_WORD}'"},
+    ]
+    return {"nodes": [n for n in nodes if n["key"] != "target"]}
+
+
+def flux_attention_maps() -> dict:
+    return _flow_attention_maps(FLUX)
+
+
 def flux_rf_solver_edit() -> dict:
     return _flow_inversion_edit(FLUX, edit_guidance=2.0, share=5)   # RF-Solver-Edit's examples: guidance 2, 2-5 steps
 
@@ -1753,7 +1787,18 @@ _TOY_PROMPTS = {"Source prompt": {"text": SOURCE_PROMPT}, "Target prompt": {"tex
 _TOY_P2P = {"Source prompt": {"text": SOURCE_PROMPT},
             "InvertEditAttentionInject": {"source_prompt": SOURCE_PROMPT, "target_prompt": TARGET_PROMPT,
                                           "blend_source_words": SOURCE_NOUN, "blend_target_words": TARGET_NOUN}}
-_TOY_LEDITS = {"Concept to add": {"text": TARGET_PROMPT}}   # the concept: the target caption (ledits_edit says why)
+_TOY_LEDITS = {"Concept to add": {"text": TARGET_PROMPT}}
+# The Flux workflows on the toy flow world (256 px; the same sample scene and edit as world 2's)
+_TOY_FLOW = _TOY_PROMPTS
+_TOY_FLOW_P2P = dict(_TOY_FLOW, InvertEditJointAttentionInject={
+    "source_prompt": SOURCE_PROMPT, "target_prompt": TARGET_PROMPT,
+    "blend_source_words": SOURCE_NOUN, "blend_target_words": TARGET_NOUN})
+_TOY_FLOW_MAPS = {"Source prompt": {"text": SOURCE_PROMPT},
+                  "InvertEditAttentionStore": {"prompt": SOURCE_PROMPT, "words": SOURCE_NOUN}}
+_TOY_FLOW_KV = dict(_TOY_FLOW, **{   # the mask: a box over the red circle (centre 75, 85, radius 48 at 256 px)
+    "SolidMask (the image's size)": {"width": 256, "height": 256},
+    "SolidMask (the region)": {"width": 112, "height": 112},
+    "Mask (the dress)": {"x": 20, "y": 30}})   # the concept: the target caption (ledits_edit says why)
 # ... and with fewer steps, so the test suite stays quick (the sampler's steps match the inversion's)
 _QUICK = 10
 _QUICK_DDIM = {"InvertEditDDIMInvert": {"steps": _QUICK}, "KSamplerAdvanced": {"steps": _QUICK}}
@@ -1767,30 +1812,31 @@ CHECKPOINT_WORKFLOWS = {
     "SD1.5 - LEDITS++ edit": (sd15_ledits_edit, _TOY_LEDITS, {"InvertEditDDPMInvert": {"steps": _QUICK, "start_at_step": 2}}),
     "SDXL - DDIM inversion and edit": (sdxl_ddim_edit, _TOY_PROMPTS, _QUICK_DDIM),
     "SDXL - Prompt-to-Prompt edit": (sdxl_p2p_edit, _TOY_P2P, _QUICK_DDIM),
-    "Flux - FlowEdit": (flux_flow_edit, {}, {"BasicScheduler": {"steps": 6}, "InvertEditFlowEdit": {"n_max": 5}}),
+    "Flux - FlowEdit": (flux_flow_edit, _TOY_FLOW, {"BasicScheduler": {"steps": 6}, "InvertEditFlowEdit": {"n_max": 5}}),
     "SD3 - FlowEdit": (sd3_flow_edit, {}, {"BasicScheduler": {"steps": 6}, "InvertEditFlowEdit": {"n_max": 4}}),
-    "Flux - Flow inversion and edit": (flux_flow_inversion_edit, {}, {"InvertEditFlowInvert": {"steps": 5}}),
+    "Flux - Flow inversion and edit": (flux_flow_inversion_edit, _TOY_FLOW, {"InvertEditFlowInvert": {"steps": 5}}),
     "SD3 - Flow inversion and edit": (sd3_flow_inversion_edit, {}, {"InvertEditFlowInvert": {"steps": 5}}),
-    "Flux - RF-Solver-Edit": (flux_rf_solver_edit, {"InvertEditFlowInvert": {"share_from_block": 0}},
+    "Flux - Attention maps": (flux_attention_maps, _TOY_FLOW_MAPS, {"InvertEditFlowInvert": {"steps": 5}}),
+    "Flux - RF-Solver-Edit": (flux_rf_solver_edit, dict(_TOY_FLOW, InvertEditFlowInvert={"share_from_block": 2}),
                               {"InvertEditFlowInvert": {"steps": 5, "share_steps": 2}}),
-    "Flux - KV-Edit": (flux_kv_edit, {}, {"InvertEditFlowInvert": {"steps": 6}, "InvertEditKVEdit": {"skip_steps": 1}}),
-    "Flux - Stable Flow": (flux_stable_flow, {"InvertEditStableFlow": {"double_blocks": "0, 1", "single_blocks": "0, 1"}},
+    "Flux - KV-Edit": (flux_kv_edit, _TOY_FLOW_KV, {"InvertEditFlowInvert": {"steps": 6}, "InvertEditKVEdit": {"skip_steps": 1}}),
+    "Flux - Stable Flow": (flux_stable_flow, dict(_TOY_FLOW, InvertEditStableFlow={"double_blocks": "0, 1",
+                                                                                    "single_blocks": "0, 1"}),
                            {"InvertEditStableFlowInvert": {"steps": 5}}),
-    "Flux - Prompt-to-Prompt edit": (flux_joint_p2p_edit, {}, {"InvertEditFlowInvert": {"steps": 6}}),
+    "Flux - Prompt-to-Prompt edit": (flux_joint_p2p_edit, _TOY_FLOW_P2P, {"InvertEditFlowInvert": {"steps": 6}}),
     "SD3 - Prompt-to-Prompt edit": (sd3_joint_p2p_edit, {}, {"InvertEditFlowInvert": {"steps": 6}}),
-    "Flux - RF-Inversion edit": (flux_rf_inversion_edit, {}, {"InvertEditRFInversionInvert": {"steps": 5}}),
+    "Flux - RF-Inversion edit": (flux_rf_inversion_edit, {"Target prompt": {"text": TARGET_PROMPT}}, {"InvertEditRFInversionInvert": {"steps": 5}}),
     "SD3 - RF-Inversion edit": (sd3_rf_inversion_edit, {}, {"InvertEditRFInversionInvert": {"steps": 5}}),
 }
 
 # The built-in model each checkpoint workflow runs on in the tests and for its card picture (the
-# runner's ``builtin``): the Toy World Model, or for the flow families their tiny random demo models
-# until the toy world has a trained flow model.
-CHECKPOINT_BUILTINS = {f"{family} - {workflow}": f"demo-{'flux-dev' if family == 'Flux' else 'sd3'}"
-                       for family in ("Flux", "SD3")
-                       for workflow in ("FlowEdit", "Flow inversion and edit", "RF-Inversion edit", "RF-Solver-Edit",
-                                        "KV-Edit", "Stable Flow", "Prompt-to-Prompt edit")
-                       if family == "Flux" or workflow in ("FlowEdit", "Flow inversion and edit", "RF-Inversion edit",
-                                                           "Prompt-to-Prompt edit")}
+# runner's ``builtin``): the Toy World Model; the Flux workflows on its flow world (a guidance-distilled
+# Flux-architecture DiT, so they run as they would on Flux.1 dev), the SD3 ones on the tiny random SD3
+# demo model (no trained SD3 toy yet: they test the mechanics, their pictures are noise).
+CHECKPOINT_BUILTINS = {
+    **{name: "toy-flow" for name in CHECKPOINT_WORKFLOWS if name.startswith("Flux - ")},
+    **{name: "demo-sd3" for name in CHECKPOINT_WORKFLOWS if name.startswith("SD3 - ")},
+}
 
 
 TOY_BUILTIN = "toy"   # the runner's builtin that runs the checkpoint workflows: the Toy World Model, two objects, 512 px

@@ -22,7 +22,7 @@ WORLDS: dict[str, World] = {   # the default first: the node's dropdown lists th
     WORLD_2: World("toyworld2", "python -m workshop.toyworld.train_scenes", 512, "sample_two_objects.png"),
     WORLD_1: World("toyworld", "python -m workshop.toyworld.train", 128, "sample.png"),
     WORLD_FLOW: World("toyworld-flow", "python -m workshop.toyworld.train_flow", 256, "sample_flow.png",
-                      "flux-schnell"),
+                      "flux-dev"),
 }
 
 # The flow world's text encoders: the pack's seeded random tiny Flux pair (T5 context, CLIP-L pooled;

@@ -10,9 +10,15 @@ every edit has a known exact answer; the pack's workflows, tests and benchmarks 
   object right in about half of the captions).
 - ``one object (128 px)`` (issue 3): 128x128 images of one object, "a red circle on a green
   background"; 16x16 latents, fast, but a word's attention covers the whole picture.
+- ``two objects, flow DiT (256 px)`` (issue 26): world 2's scenes drawn by a small
+  Flux.1-dev-architecture transformer (the host's ``Flux`` class: double- and single-stream blocks,
+  rectified flow, guidance distilled into its guidance input: FluxGuidance, no CFG), 16-channel
+  latents in Flux's latent format, the pack's seeded random tiny Flux text encoders (T5 + CLIP-L);
+  the pack's Flux workflows run on it.
 
-Both know the colours red, green, blue, yellow, white, black and the shapes circle, square,
-triangle, and are built from the host's own classes, so every stock node takes their outputs:
+All know the colours red, green, blue, yellow, white, black and the shapes circle, square,
+triangle, and are built from the host's own classes, so every stock node takes their outputs
+(for the two UNet worlds):
 - MODEL: ``comfy.supported_models.SD15`` with the small ``unet_config`` of the world's
   ``config.json`` (eps prediction, SD1.x schedule, SD15 latent format), in a ``ModelPatcher``;
   weights from ``toy_unet.safetensors`` (stored float16), in the UNet dtype the host picks for a
@@ -34,7 +40,9 @@ _DESCRIPTION = (
     "The pack's BUILT-IN DEMO / TEST models: tiny text-to-image models (about 4 M parameters) "
     "trained on the pack's toy worlds, flat backgrounds with coloured shapes. 'two objects' "
     "(default): 512x512, prompts like 'a red circle and a blue square on a green background'. 'one object': "
-    "128x128, prompts like 'a red circle on a blue background'. Colours: red, "
+    "128x128, prompts like 'a red circle on a blue background'. 'two objects, flow DiT': the two-object "
+    "world at 256x256 drawn by a tiny Flux.1-dev-style transformer (use FluxGuidance, about 4, no CFG), "
+    "for the Flux workflows. Colours: red, "
     "green, blue, yellow, white, black; shapes: circle, square, triangle. Because the true "
     "answer of every edit in these worlds is known, the pack's workflows, tests and benchmarks "
     "use them. They are not general image models: use a real checkpoint loader for photographs."
@@ -59,16 +67,21 @@ class ToyModel(io.ComfyNode):
                     tooltip=("Which toy world's model to load. 'two objects (512 px)' (default): two shapes, 512x512 "
                              "images / 64x64 latents like SD1.5; each noun's cross-attention points at its object, "
                              "so attention-based edits can be judged. 'one object (128 px)': one shape, 128x128 "
-                             "images / 16x16 latents; faster, but a word's attention covers the whole picture."),
+                             "images / 16x16 latents; faster, but a word's attention covers the whole picture. "
+                             "'two objects, flow DiT (256 px)': the two-object world drawn by a tiny Flux.1-dev-"
+                             "architecture model (rectified flow, distilled guidance: FluxGuidance about 4, no CFG; "
+                             "32x32x16 latents)."),
                 ),
             ],
             outputs=[
-                io.Model.Output(tooltip="Built-in demo diffusion model (SD1.x architecture, tiny, trained on a toy world only). "
-                                        "One object: 128x128 images / 16x16 latents; two objects: 512x512 / 64x64."),
-                io.Clip.Output(tooltip="Its frozen text encoder (real CLIP tokenizer). Prompts: 'a <colour> <shape> and a "
-                                       "<colour> <shape> on a <colour> background' (two objects) or 'a <colour> <shape> "
-                                       "on a <colour> background'."),
-                io.Vae.Output(tooltip="Its small VAE: 8x downscale, 4 latent channels, latents scaled like SD1.x."),
+                io.Model.Output(tooltip="Built-in demo diffusion model (tiny, trained on a toy world only): SD1.x "
+                                        "architecture for one object (128x128 images / 16x16 latents) and two objects "
+                                        "(512x512 / 64x64); Flux.1 dev architecture for the flow DiT (256x256 / 32x32x16)."),
+                io.Clip.Output(tooltip="Its frozen text encoder (real CLIP tokenizer; CLIP-L + T5 for the flow DiT). "
+                                       "Prompts: 'a <colour> <shape> and a <colour> <shape> on a <colour> background' "
+                                       "(two objects) or 'a <colour> <shape> on a <colour> background'."),
+                io.Vae.Output(tooltip="Its small VAE: 8x downscale; 4 latent channels scaled like SD1.x, or 16 in "
+                                      "Flux's latent format for the flow DiT."),
             ],
         )
 

@@ -23,7 +23,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from invertedit.demo.worlds import DEFAULT_WORLD, WORLD_1, WORLDS
+from invertedit.demo.worlds import DEFAULT_WORLD, WORLD_1, WORLD_FLOW, WORLDS
 
 from .boot import Host, boot
 from .canvas import canvas_to_api
@@ -60,6 +60,7 @@ TOY_MODEL = "InvertEditToyModel"    # the pack's trained toy-world model loader 
 BUILTIN_MODELS = (TOY_MODEL, DEMO_MODEL)
 CHECKPOINT_LOADER = "CheckpointLoaderSimple"  # the stock loader: MODEL, CLIP, VAE in the same slots
 IMAGE_SCALE = "ImageScale"                    # the stock Upscale Image: the checkpoint workflows' image size
+FLUX_SHIFT = "ModelSamplingFlux"              # the stock Flux shift, set at the image's size
 
 
 class Builtin(NamedTuple):
@@ -78,6 +79,9 @@ BUILTIN_SWAPS = {   # ``builtin=``; the demo models take any size and draw noise
                    WORLDS[DEFAULT_WORLD].size, SAMPLE_IMAGE),
     "toy-one-object": Builtin(TOY_MODEL, {"world": WORLD_1}, "Toy World Model, one object (in place of Load Checkpoint)",
                               WORLDS[WORLD_1].size, _sample(WORLD_1)),
+    # the toy flow world's guidance-distilled Flux-architecture DiT: runs the Flux workflows as Flux.1 dev
+    "toy-flow": Builtin(TOY_MODEL, {"world": WORLD_FLOW}, "Toy World Model, flow DiT (in place of Load Checkpoint)",
+                        WORLDS[WORLD_FLOW].size, _sample(WORLD_FLOW)),
     **{f"demo-{family}": Builtin(DEMO_MODEL, {"family": family, "seed": 0},
                                  f"Demo Model {family} (in place of Load Checkpoint)", WORLDS[WORLD_1].size,
                                  _sample(WORLD_1))
@@ -229,7 +233,7 @@ def prepare_prompt(workflow: Mapping[str, Any], *, image: str | Path | None = No
       VAE are in the same output slots), and every
       CheckpointLoaderSimple already in the workflow loads it.
     - ``builtin`` (the reverse: a key of ``BUILTIN_SWAPS``: ``"toy"`` (two objects, 512 px),
-      ``"toy-one-object"`` (128 px), ``"demo-sd1"``, ``"demo-sd2-v"``, ``"demo-sdxl"``, ``"demo-flux-dev"``,
+      ``"toy-one-object"`` (128 px), ``"toy-flow"`` (the flow DiT, 256 px), ``"demo-sd1"``, ``"demo-sd2-v"``, ``"demo-sdxl"``, ``"demo-flux-dev"``,
       ``"demo-flux-schnell"``, ``"demo-sd3"``): every
       ``CheckpointLoaderSimple`` becomes the pack's Toy World Model (or Demo Model of that family),
       same node id and MODEL, CLIP, VAE slots; every stock Upscale Image (``ImageScale``) makes
@@ -284,7 +288,8 @@ def prepare_prompt(workflow: Mapping[str, Any], *, image: str | Path | None = No
 
 def _swap_in_builtin(prompt: dict[str, dict[str, Any]], builtin: str) -> None:
     """Replace every Load Checkpoint by the built-in model ``builtin`` (same id and output slots)
-    and set every Upscale Image to the built-in models' image size."""
+    and set every Upscale Image, and every ModelSamplingFlux (the shift of the image's size), to the
+    built-in models' image size."""
     class_type, widgets, title, size, _ = BUILTIN_SWAPS[builtin]
     targets = [k for k, v in prompt.items() if v["class_type"] == CHECKPOINT_LOADER]
     if not targets:
@@ -292,7 +297,7 @@ def _swap_in_builtin(prompt: dict[str, dict[str, Any]], builtin: str) -> None:
     for key in targets:
         prompt[key] = {"class_type": class_type, "inputs": dict(widgets), "_meta": {"title": title}}
     for node in prompt.values():
-        if node["class_type"] == IMAGE_SCALE:
+        if node["class_type"] in (IMAGE_SCALE, FLUX_SHIFT):
             for name in ("width", "height"):
                 if not isinstance(node["inputs"].get(name), list):  # a linked size is the graph's own business
                     node["inputs"][name] = size

@@ -12,7 +12,7 @@ Stages
     vae     world 2's autoencoder design (``invertedit/demo/scenes_autoencoder.py``) with 16 latent
             channels, calibrated so that the host's Flux latent format, ``(latent - 0.1159) *
             0.3611``, gives mean 0 and std 1 per channel (``train_scenes.train_vae``, unchanged).
-    dit     the host's own Flux class (``comfy.ldm.flux.model.Flux`` through
+    dit     the teacher: the host's own Flux class (``comfy.ldm.flux.model.Flux`` through
             ``comfy.supported_models.FluxSchnell``: no guidance embedding, the host's discrete-flow
             sampling with shift 1, timestep = sigma) at a small size (``DIT_CONFIG``), adaLN-Zero
             start. Rectified flow: ``x_s = (1 - s) x0 + s noise``, the target velocity ``noise - x0``,
@@ -23,9 +23,12 @@ Stages
             frozen, every caption encoded once; T5 padded to 16 tokens (``TOKENIZER_DATA``), the
             world's longest caption. The first ``--lowres-steps`` steps use ``--lowres`` images but
             every ``--highres-every``-th.
-    eval    text-to-image on held-out captions (Euler, ``--eval-steps``, CFG ``--eval-cfg``) read
-            by world 2's judge.
-    finish  ``toy_dit.safetensors`` (EMA, float16), ``config.json``, ``sample.png``.
+    distil  the shipped model: the same DiT with Flux.1 dev's guidance embedding, taught the
+            teacher's CFG-guided velocity at guidance 1-7 (``distil``), so that it samples as Flux.1 dev
+            does: FluxGuidance, one call a step, no CFG.
+    eval    text-to-image on held-out captions (Euler, ``--eval-steps``; the teacher at CFG
+            ``--eval-cfg``, or ``--eval-student`` at that guidance) read by world 2's judge.
+    finish  ``toy_dit.safetensors`` (the student's EMA, float16), ``config.json``, ``sample.png``.
 """
 from __future__ import annotations
 
@@ -56,12 +59,15 @@ DIT_CONFIG = {
     "depth": 2, "depth_single_blocks": 4, "axes_dim": [16, 24, 24], "theta": 10000, "qkv_bias": True,
     "guidance_embed": False,
 }
+# The shipped model: the same DiT with Flux.1 dev's guidance embedding, distilled from the CFG teacher.
+STUDENT_CONFIG = {**DIT_CONFIG, "guidance_embed": True}
+GUIDANCE_RANGE = (1.0, 7.0)   # the guidance scales the student learns (uniform)
 VAE_KWARGS = {"latent_channels": 16, "latent_format": "flux"}
 
 
-def host_classes():
+def host_classes(student: bool = False):
     from invertedit.hostkit.loaders import HOST_CLASSES
-    return HOST_CLASSES["flux-schnell"]
+    return HOST_CLASSES["flux-dev" if student else "flux-schnell"]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -96,7 +102,7 @@ def text_setup(out: Path) -> dict:
 # DiT
 # ---------------------------------------------------------------------------------------------
 
-def build_dit(seed: int) -> torch.nn.Module:
+def build_dit(seed: int, student: bool = False) -> torch.nn.Module:
     """The host's Flux DiT in float32, seeded (``tiny_flow_models.init_flow_weights``), adaLN-Zero:
     every modulation and the final projection start at zero, so each block starts as the identity
     (Peebles and Xie 2023)."""
@@ -104,13 +110,14 @@ def build_dit(seed: int) -> torch.nn.Module:
     from invertedit.demo.tiny_flow_models import init_flow_weights
     from invertedit.demo.tiny_models import _generator
     from invertedit.hostkit import loaders
-    hc = host_classes()
-    model = loaders.empty_unet(hc.config_class, DIT_CONFIG, {}, hc.model_type)
+    hc = host_classes(student)
+    model = loaders.empty_unet(hc.config_class, STUDENT_CONFIG if student else DIT_CONFIG, {}, hc.model_type)
     net = model.diffusion_model
-    init_flow_weights(net, _generator("toyworld-flow", "dit", seed))
+    init_flow_weights(net, _generator("toyworld-flow", "student" if student else "dit", seed))
     with torch.no_grad():
         for name, p in net.named_parameters():
-            if ".lin." in name or "adaLN_modulation" in name or name.startswith("final_layer.linear"):
+            if (".lin." in name or "adaLN_modulation" in name or name.startswith("final_layer.linear")
+                    or name.startswith("guidance_in.out_layer")):
                 p.zero_()
     return net
 
@@ -124,12 +131,13 @@ class _OutOfPlace(torch.Tensor):
         return torch.add(self, other)
 
 
-def velocity(net, x, s, ctx, pooled) -> torch.Tensor:
-    """The DiT's velocity at noise level ``s`` (the host's timestep for this model is sigma itself)."""
+def velocity(net, x, s, ctx, pooled, guidance: torch.Tensor | None = None) -> torch.Tensor:
+    """The DiT's velocity at noise level ``s`` (the host's timestep for this model is sigma itself),
+    at distilled ``guidance`` for the student."""
     if torch.is_grad_enabled():
         x, ctx = x.as_subclass(_OutOfPlace), ctx.as_subclass(_OutOfPlace)
-        return net(x, s, ctx, y=pooled).as_subclass(torch.Tensor)
-    return net(x, s, ctx, y=pooled)
+        return net(x, s, ctx, y=pooled, guidance=guidance).as_subclass(torch.Tensor)
+    return net(x, s, ctx, y=pooled, guidance=guidance)
 
 
 def sample_s(n: int, gen: torch.Generator) -> torch.Tensor:
@@ -210,15 +218,99 @@ def train_dit(args) -> bool:
     return True
 
 
-def load_dit(args, which: str = "final") -> tuple[torch.nn.Module, dict]:
-    """The EMA weights of the finished stage (or of the last checkpoint, ``which="ckpt"``)."""
+def load_dit(args, which: str = "final", student: bool = False) -> tuple[torch.nn.Module, dict]:
+    """The EMA weights of the finished stage (or of its last checkpoint, ``which="ckpt"``): the CFG
+    teacher, or with ``student`` the guidance-distilled model."""
     out = Path(args.out)
-    path = out / ("toy_dit_ema.pt" if which == "final" else "dit_ckpt.pt")
+    stem = "student" if student else "dit"
+    path = out / (f"toy_{stem}_ema.pt" if which == "final" else f"{stem}_ckpt.pt")
     ck = torch.load(path, weights_only=False)
-    net = build_dit(args.seed)
+    net = build_dit(args.seed, student)
     net.load_state_dict(ck["ema"])
     net.eval().requires_grad_(False)
     return net, {"steps": ck["step"], "seconds": round(ck["seconds"]), "loss": round(float(ck["loss"]), 4)}
+
+
+@torch.enable_grad()
+def distil(args) -> bool:
+    """Guidance distillation (as Flux.1 dev's guidance input; Meng et al. 2023): a student with a
+    guidance embedding, started from the teacher's weights (its guidance MLP's output at zero), learns
+    the teacher's classifier-free-guided velocity ``v_u + g (v_c - v_u)`` at guidance ``g`` drawn
+    uniformly from ``GUIDANCE_RANGE``, on the same data and noise levels as the teacher's training."""
+    out = Path(args.out)
+    final = out / "toy_student_ema.pt"
+    if final.is_file():
+        log(f"distil: {final} exists, skipped")
+        return True
+    ae = TS.load_ae(args)
+    text = text_setup(out)
+    index = {c: i for i, c in enumerate(text["captions"])}
+    teacher, _ = load_dit(args)
+    net = build_dit(args.seed, student=True)
+    missing, unexpected = net.load_state_dict(teacher.state_dict(), strict=False)
+    assert not unexpected and all(k.startswith("guidance_in.") for k in missing), (missing, unexpected)
+    net.train()
+    params = list(net.parameters())
+    for p in params:
+        p.requires_grad_(True)
+    ema = {k: v.detach().clone() for k, v in net.state_dict().items()}
+    opt = torch.optim.AdamW(params, lr=args.distil_lr, weight_decay=0.0, betas=(0.9, 0.99))
+    ckpt_path = out / "student_ckpt.pt"
+    start, spent = 0, 0.0
+    if ckpt_path.is_file():
+        ck = torch.load(ckpt_path, weights_only=False)
+        net.load_state_dict(ck["model"])
+        ema = ck["ema"]
+        TS._unpack_opt(opt, ck["opt"])
+        start, spent = ck["step"], ck["seconds"]
+        log(f"distil: resumed at step {start} ({spent:.0f}s spent)")
+    steps = args.distil_steps
+    t0, last_ckpt = time.time() - spent, time.time()
+    loss_avg = None
+    lo, hi = GUIDANCE_RANGE
+    for step in range(start + 1, steps + 1):
+        lr = args.distil_lr * min(1.0, step / 20) * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * step / steps)))
+        for g in opt.param_groups:
+            g["lr"] = lr
+        scenes = TS.step_scenes(args, 1_000_000 + step, args.batch)
+        res = TS.step_res(args, step, args.res) if step <= steps // 2 else args.res
+        with torch.no_grad():
+            x0 = ae.to_model(ae.encode(to_nchw(S.render_batch(scenes, res))))
+        idx = torch.tensor([index[s.caption] for s in scenes])
+        gen = torch.Generator().manual_seed(args.seed * 1_000_003 + 7_000_000 + step)
+        ctx, pooled = text["ctx"][idx], text["pooled"][idx]
+        n = len(scenes)
+        s = sample_s(n, gen)
+        noise = torch.randn(x0.shape, generator=gen)
+        scale = lo + (hi - lo) * torch.rand(n, generator=gen)
+        sv = s[:, None, None, None]
+        xs = (1 - sv) * x0 + sv * noise
+        with torch.no_grad():
+            v = velocity(teacher, torch.cat([xs, xs]), torch.cat([s, s]),
+                         torch.cat([ctx, text["empty_ctx"].expand_as(ctx)]),
+                         torch.cat([pooled, text["empty_pooled"].expand_as(pooled)]))
+            target = v[n:] + scale[:, None, None, None] * (v[:n] - v[n:])
+        loss = F.mse_loss(velocity(net, xs, s, ctx, pooled, guidance=scale), target)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        opt.step()
+        update_ema(ema, net.state_dict(), min(args.distil_ema, (1 + step) / (10 + step)))
+        loss_avg = loss.item() if loss_avg is None else 0.95 * loss_avg + 0.05 * loss.item()
+        if step % 25 == 0 or step == steps:
+            el = time.time() - t0
+            log(f"distil step {step}/{steps} res {res} loss {loss_avg:.4f} lr {lr:.2e} ({el:.0f}s, {el / step:.2f} s/step)")
+        stop = bool(args.max_minutes and (time.time() - t0) > 60 * args.max_minutes) or step == args.stop_after
+        if time.time() - last_ckpt > 60 * args.ckpt_minutes or step == steps or stop:
+            TS.save_ckpt({"model": net.state_dict(), "ema": ema, "opt": TS._pack_opt(opt), "step": step,
+                          "seconds": time.time() - t0, "loss": loss_avg}, ckpt_path)
+            last_ckpt = time.time()
+        if stop:
+            log(f"distil: stopped at step {step} (resume with the same command)")
+            return False
+    TS.save_ckpt({"ema": ema, "step": steps, "seconds": time.time() - t0, "loss": loss_avg}, final)
+    log(f"distil done in {time.time() - t0:.0f}s")
+    return True
 
 
 # ---------------------------------------------------------------------------------------------
@@ -226,16 +318,21 @@ def load_dit(args, which: str = "final") -> tuple[torch.nn.Module, dict]:
 # ---------------------------------------------------------------------------------------------
 
 @torch.no_grad()
-def euler_sample(net, ctx, pooled, empty_ctx, empty_pooled, cfg: float, steps: int, latent: int, seed: int):
-    """Euler over s = 1 -> 0 in ``steps`` equal steps (the host's simple schedule at shift 1), CFG."""
+def euler_sample(net, ctx, pooled, empty_ctx, empty_pooled, cfg: float, steps: int, latent: int, seed: int,
+                 distilled: bool = False):
+    """Euler over s = 1 -> 0 in ``steps`` equal steps (the host's simple schedule at shift 1): CFG at
+    ``cfg`` (the teacher), or one call at guidance ``cfg`` (``distilled``: the student)."""
     n = ctx.shape[0]
     x = torch.randn(n, 16, latent, latent, generator=torch.Generator().manual_seed(seed))
     c = torch.cat([ctx, empty_ctx.expand_as(ctx)])
     p = torch.cat([pooled, empty_pooled.expand_as(pooled)])
     ss = torch.linspace(1, 0, steps + 1)
     for i in range(steps):
-        v = velocity(net, torch.cat([x, x]), ss[i].expand(2 * n), c, p)
-        v = v[n:] + cfg * (v[:n] - v[n:])
+        if distilled:
+            v = velocity(net, x, ss[i].expand(n), ctx, pooled, guidance=torch.full((n,), cfg))
+        else:
+            v = velocity(net, torch.cat([x, x]), ss[i].expand(2 * n), c, p)
+            v = v[n:] + cfg * (v[:n] - v[n:])
         x = x + (ss[i + 1] - ss[i]) * v
     return x
 
@@ -245,7 +342,9 @@ def evaluate(args) -> dict:
     ae = TS.load_ae(args)
     text = text_setup(out)
     index = {c: i for i, c in enumerate(text["captions"])}
-    net, meta = load_dit(args, "final" if (out / "toy_dit_ema.pt").is_file() else "ckpt")
+    student = args.eval_student
+    stem = "student" if student else "dit"
+    net, meta = load_dit(args, "final" if (out / f"toy_{stem}_ema.pt").is_file() else "ckpt", student)
     res = args.res
     texts = S.heldout_captions(args.eval_captions)
     readings, imgs = [], []
@@ -254,12 +353,12 @@ def evaluate(args) -> dict:
         chunk = texts[i:i + 10]
         ids = [index[c] for c in chunk]
         z = euler_sample(net, text["ctx"][ids], text["pooled"][ids], text["empty_ctx"], text["empty_pooled"],
-                         args.eval_cfg, args.eval_steps, res // args.factor, seed=1000 + i)
+                         args.eval_cfg, args.eval_steps, res // args.factor, seed=1000 + i, distilled=student)
         im = ((ae.decode(ae.from_model(z)) + 1) / 2).clamp(0, 1).movedim(1, -1)
         imgs.append(im)
         readings += [J.judge(x) for x in im]
     right = [r.objects_right(c) for r, c in zip(readings, texts)]
-    result = {**meta, "res": res, "cfg": args.eval_cfg, "sampling_steps": args.eval_steps, "captions": len(texts),
+    result = {**meta, "model": "distilled (guidance)" if student else "teacher (CFG)", "res": res, "cfg": args.eval_cfg, "sampling_steps": args.eval_steps, "captions": len(texts),
               "t2i_every_object_right": round(sum(a == b for a, b in right) / len(texts), 3),
               "t2i_objects_right": round(sum(a for a, _ in right) / sum(b for _, b in right), 3),
               "t2i_background_right": round(sum(r.background == S.parse_caption(c)[1]
@@ -267,11 +366,11 @@ def evaluate(args) -> dict:
               "t2i_exact_caption": round(sum(r.matches_caption(c) for r, c in zip(readings, texts)) / len(texts), 3),
               "eval_seconds": round(time.time() - t0)}
     log("eval " + json.dumps(result))
-    (out / f"eval_{meta['steps']}_cfg{args.eval_cfg:g}.json").write_text(json.dumps(result, indent=2) + "\n")
+    (out / f"eval_{stem}_{meta['steps']}_cfg{args.eval_cfg:g}.json").write_text(json.dumps(result, indent=2) + "\n")
     grid = torch.cat(imgs)[:20]
     rows = [torch.cat(list(grid[r * 5:(r + 1) * 5]), dim=1) for r in range(len(grid) // 5)]
     from PIL import Image
-    Image.fromarray((torch.cat(rows, 0) * 255).round().byte().numpy()).save(out / f"t2i_{meta['steps']}.png")
+    Image.fromarray((torch.cat(rows, 0) * 255).round().byte().numpy()).save(out / f"t2i_{stem}_{meta['steps']}.png")
     return result
 
 
@@ -281,7 +380,8 @@ def evaluate(args) -> dict:
 
 def finish(args) -> None:
     out = Path(args.out)
-    net, meta = load_dit(args)
+    net, meta = load_dit(args, student=True)
+    _, teacher = load_dit(args)
     save_file({k: v.half() for k, v in net.state_dict().items()}, out / "toy_dit.safetensors",
               metadata={k: str(v) for k, v in meta.items()})
     from safetensors import safe_open
@@ -292,10 +392,10 @@ def finish(args) -> None:
                 "scenes drawn by a small Flux-architecture DiT; not a general image model.",
         "world": {"module": "workshop.toyworld.scenes", "size": args.res, "colours": list(S.COLOURS),
                   "shapes": list(S.SHAPES), "templates": [S.TEMPLATE_2, S.TEMPLATE_1]},
-        "family": "flux-schnell",
-        "dit_config": DIT_CONFIG,
-        "sampling": "CFG (about 4) with the empty negative prompt; no distilled guidance input (as Flux.1 schnell's "
-                    "architecture); the host's discrete-flow sampling, shift 1",
+        "family": "flux-dev",
+        "dit_config": STUDENT_CONFIG,
+        "sampling": "as Flux.1 dev: the distilled guidance input (FluxGuidance about 4; the student learnt 1-7), "
+                    "no CFG; the host's Flux sampling (ModelSamplingFlux at the image's size)",
         "clip": FLOW_TEXT,
         "vae": {"class": "invertedit.demo.scenes_autoencoder.SceneAutoencoder", "downscale": args.factor,
                 "latent_channels": 16, "kwargs": {"factor": args.factor, **VAE_KWARGS}},
@@ -303,7 +403,9 @@ def finish(args) -> None:
                      "vae_steps": args.vae_steps, "vae_batch": args.vae_batch, "steps": args.steps,
                      "batch": args.batch, "lr": args.lr, "caption_dropout": args.dropout, "one_object": args.one_object,
                      "ema": args.ema, "lowres": args.lowres, "lowres_steps": args.lowres_steps,
-                     "highres_every": args.highres_every, "dit": meta, "toy_vae_metadata": vae_meta},
+                     "highres_every": args.highres_every, "teacher": teacher, "distil_steps": args.distil_steps,
+                     "distil_lr": args.distil_lr, "guidance_range": list(GUIDANCE_RANGE), "student": meta,
+                     "toy_vae_metadata": vae_meta},
     }
     from PIL import Image
     img, _ = S.render(S.SAMPLE, args.res)
@@ -315,7 +417,7 @@ def finish(args) -> None:
 
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--stage", default="all", choices=["all", "vae", "dit", "eval", "finish"])
+    p.add_argument("--stage", default="all", choices=["all", "vae", "dit", "distil", "eval", "finish"])
     p.add_argument("--out", default=str(OUT), help="output folder (weights, checkpoints, log)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1)
@@ -341,7 +443,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--force", action="store_true", help="retrain the VAE even if its weights exist")
     p.add_argument("--eval-captions", type=int, default=40)
     p.add_argument("--eval-steps", type=int, default=20)
-    p.add_argument("--eval-cfg", type=float, default=4.0)
+    p.add_argument("--eval-cfg", type=float, default=4.0, help="CFG scale (teacher) or guidance (student)")
+    p.add_argument("--eval-student", action="store_true", help="evaluate the distilled model")
+    p.add_argument("--distil-steps", type=int, default=800)
+    p.add_argument("--distil-lr", type=float, default=2e-4)
+    p.add_argument("--distil-ema", type=float, default=0.995)
     args = p.parse_args(argv)
     args.vae_kwargs = VAE_KWARGS
     args.device = "cpu"
@@ -353,9 +459,9 @@ def main(argv=None) -> None:
     torch.set_num_threads(args.threads)
     torch.set_flush_denormal(True)
     Path(args.out).mkdir(parents=True, exist_ok=True)
-    stages = ["vae", "dit", "finish", "eval"] if args.stage == "all" else [args.stage]
+    stages = ["vae", "dit", "distil", "finish"] if args.stage == "all" else [args.stage]
     for s in stages:
-        done = {"vae": TS.train_vae, "dit": train_dit, "eval": evaluate, "finish": finish}[s](args)
+        done = {"vae": TS.train_vae, "dit": train_dit, "distil": distil, "eval": evaluate, "finish": finish}[s](args)
         if done is False:
             break
 
