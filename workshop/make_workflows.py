@@ -142,6 +142,22 @@ def _toy_inject(cross: float = 0.8, self_: float = 0.4) -> dict:
             "inputs": {"model": ("model", "MODEL"), "clip": ("model", "CLIP"), "latent": ("invert", "LATENT")}}
 
 
+def _draw_samples(runs: tuple, prefix: str) -> list[dict]:
+    """For each (key, model node, prompt node, title) of ``runs``: the stock KSampler (seed 0, 20 ddim
+    steps at ``EDIT_CFG``, the empty negative) from the empty latent ``noise_latent``, decoded and
+    saved as ``<prefix>_<key>``."""
+    nodes = []
+    for key, model, prompt, title in runs:
+        nodes.append(
+            {"key": f"sample_{key}", "type": "KSampler",
+             "widgets": {"seed": 0, "steps": 20, "cfg": EDIT_CFG, "sampler_name": "ddim", "scheduler": "ddim_uniform",
+                         "denoise": 1.0},
+             "inputs": {"model": (model, "MODEL"), "positive": (prompt, 0), "negative": ("empty", 0),
+                        "latent_image": ("noise_latent", "LATENT")}})
+        nodes += _decode_and_save(key, f"sample_{key}", f"{prefix}_{key}", title)
+    return nodes
+
+
 def _decode_and_save(key: str, samples: str, prefix: str, title: str) -> list[dict]:
     return [
         {"key": f"decode_{key}", "type": "VAEDecode", "inputs": {"samples": (samples, "LATENT"), "vae": ("model", "VAE")}},
@@ -909,17 +925,10 @@ def dreambooth_subject() -> dict:
         {"key": "noise_latent", "type": "EmptyLatentImage", "widgets": {"width": side, "height": side, "batch_size": 4},
          "title": f"Empty latent (4 samples at the toy world's {side} px)"},
     ]
-    for key, model, prompt, title in (("class", "teach", "class", "The class prompt on the taught model (kept)"),
-                                      ("subject", "teach", "instance", "The subject, drawn by the taught model"),
-                                      ("before", "model", "instance", "The instance prompt before teaching")):
-        nodes += [
-            {"key": f"sample_{key}", "type": "KSampler",
-             "widgets": {"seed": 0, "steps": 20, "cfg": EDIT_CFG, "sampler_name": "ddim", "scheduler": "ddim_uniform",
-                         "denoise": 1.0},
-             "inputs": {"model": (model, "MODEL"), "positive": (prompt, 0), "negative": ("empty", 0),
-                        "latent_image": ("noise_latent", "LATENT")}},
-        ]
-        nodes += _decode_and_save(key, f"sample_{key}", f"invertedit/dreambooth_{key}", title)
+    nodes += _draw_samples((("class", "teach", "class", "The class prompt on the taught model (kept)"),
+                            ("subject", "teach", "instance", "The subject, drawn by the taught model"),
+                            ("before", "model", "instance", "The instance prompt before teaching")),
+                           "invertedit/dreambooth")
     taught = ("teach", "MODEL")
     nodes += [
         {"key": "image", "type": "LoadImage", "widgets": {"image": TOY_WORLDS[ONE_OBJECT_WORLD]["sample"]},
@@ -991,15 +1000,8 @@ def textual_inversion_word() -> dict:
         {"key": "noise_latent", "type": "EmptyLatentImage", "widgets": {"width": side, "height": side, "batch_size": 4},
          "title": f"Empty latent (4 samples at the toy world's {side} px)"},
     ]
-    for key, positive, title in (("word", "word", "The learned word"), ("plain", "plain", "The initializer's word")):
-        nodes += [
-            {"key": f"sample_{key}", "type": "KSampler",
-             "widgets": {"seed": 0, "steps": 20, "cfg": EDIT_CFG, "sampler_name": "ddim", "scheduler": "ddim_uniform",
-                         "denoise": 1.0},
-             "inputs": {"model": ("model", "MODEL"), "positive": (positive, 0), "negative": ("empty", 0),
-                        "latent_image": ("noise_latent", "LATENT")}},
-        ]
-        nodes += _decode_and_save(key, f"sample_{key}", f"invertedit/textual_inversion_{key}", title)
+    nodes += _draw_samples((("word", "model", "word", "The learned word"),
+                            ("plain", "model", "plain", "The initializer's word")), "invertedit/textual_inversion")
     return {"nodes": nodes}
 
 
@@ -1058,17 +1060,10 @@ def custom_diffusion_subject() -> dict:
         {"key": "noise_latent", "type": "EmptyLatentImage", "widgets": {"width": side, "height": side, "batch_size": 4},
          "title": f"Empty latent (4 samples at the toy world's {side} px)"},
     ]
-    for key, model, prompt, title in (("subject", "teach", "subject", "The subject, drawn by the taught model"),
-                                      ("class", "teach", "class", "The class prompt on the taught model (kept)"),
-                                      ("before", "model", "class", "The class prompt before teaching")):
-        nodes += [
-            {"key": f"sample_{key}", "type": "KSampler",
-             "widgets": {"seed": 0, "steps": 20, "cfg": EDIT_CFG, "sampler_name": "ddim", "scheduler": "ddim_uniform",
-                         "denoise": 1.0},
-             "inputs": {"model": (model, "MODEL"), "positive": (prompt, 0), "negative": ("empty", 0),
-                        "latent_image": ("noise_latent", "LATENT")}},
-        ]
-        nodes += _decode_and_save(key, f"sample_{key}", f"invertedit/custom_diffusion_{key}", title)
+    nodes += _draw_samples((("subject", "teach", "subject", "The subject, drawn by the taught model"),
+                            ("class", "teach", "class", "The class prompt on the taught model (kept)"),
+                            ("before", "model", "class", "The class prompt before teaching")),
+                           "invertedit/custom_diffusion")
     return {"nodes": nodes}
 
 

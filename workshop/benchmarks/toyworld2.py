@@ -329,31 +329,41 @@ def parse_shard(text: str) -> tuple[int, int]:
     return k, n
 
 
-def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--cases", type=int, default=100)
-    p.add_argument("--steps", type=int, default=15)
-    p.add_argument("--cfg", type=float, default=5.0, help="guidance of the guided rows")
+def shard_options(p: argparse.ArgumentParser) -> None:
+    """The options every case benchmark shares: seed, shards, the JSON file and its merge, threads."""
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--rows", default="", help="only the rows whose name contains one of these comma-separated words "
-                                              "(and the reconstruction row the others are compared with)")
     p.add_argument("--shard", type=parse_shard, default=(0, 1), help="K/N: run cases K, K+N, K+2N, ...")
     p.add_argument("--json", type=Path, help="write the per-case, per-row metrics here")
     p.add_argument("--merge", type=Path, nargs="+", help="print the table of these --json files instead of running")
     p.add_argument("--threads", type=int, default=1)
-    args = p.parse_args(argv)
+
+
+def run_or_merge(args, run_cases, table, prefix: str) -> None:
+    """Print the table of ``--merge``'s files, or boot a host, run this shard's cases
+    (``run_cases(host, args)``), write ``--json`` and print the table."""
     if args.merge:
         print(table(merge([json.loads(f.read_text()) for f in args.merge])))
         return
     torch.set_num_threads(args.threads)
     torch.set_flush_denormal(True)
-    host = boot(base_dir=Path(tempfile.mkdtemp(prefix="toyworld2-bench-")))
+    host = boot(base_dir=Path(tempfile.mkdtemp(prefix=prefix)))
     import comfy.utils
     comfy.utils.PROGRESS_BAR_ENABLED = False
     res = run_cases(host, args)
     if args.json:
         args.json.write_text(json.dumps(res, indent=1))
     print(table(res))
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--cases", type=int, default=100)
+    p.add_argument("--steps", type=int, default=15)
+    p.add_argument("--cfg", type=float, default=5.0, help="guidance of the guided rows")
+    p.add_argument("--rows", default="", help="only the rows whose name contains one of these comma-separated words "
+                                              "(and the reconstruction row the others are compared with)")
+    shard_options(p)
+    run_or_merge(p.parse_args(argv), run_cases, table, "toyworld2-bench-")
 
 
 if __name__ == "__main__":

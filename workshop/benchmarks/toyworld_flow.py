@@ -41,7 +41,7 @@ from pathlib import Path
 import torch
 
 from workshop.benchmarks.toyworld import finite_mean, fmt
-from workshop.benchmarks.toyworld2 import blend_words, case_metrics, changed_region, merge, parse_shard, pct
+from workshop.benchmarks.toyworld2 import blend_words, case_metrics, changed_region, pct, run_or_merge, shard_options
 from workshop.toyworld import scenes as S
 
 RES = 256
@@ -259,25 +259,8 @@ def table(res: dict) -> str:
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--cases", type=int, default=40)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--shard", type=parse_shard, default=(0, 1), help="K/N: run cases K, K+N, K+2N, ...")
-    p.add_argument("--json", type=Path, help="write the per-case, per-row metrics here")
-    p.add_argument("--merge", type=Path, nargs="+", help="print the table of these --json files instead of running")
-    p.add_argument("--threads", type=int, default=1)
-    args = p.parse_args(argv)
-    if args.merge:
-        print(table(merge([json.loads(f.read_text()) for f in args.merge])))
-        return
-    torch.set_num_threads(args.threads)
-    torch.set_flush_denormal(True)
-    from workshop.headless.boot import boot
-    host = boot(base_dir=Path(tempfile.mkdtemp(prefix="toyworld-flow-bench-")))
-    import comfy.utils
-    comfy.utils.PROGRESS_BAR_ENABLED = False
-    res = run_cases(host, args)
-    if args.json:
-        args.json.write_text(json.dumps(res, indent=1))
-    print(table(res))
+    shard_options(p)
+    run_or_merge(p.parse_args(argv), run_cases, table, "toyworld-flow-bench-")
 
 
 if __name__ == "__main__":

@@ -35,7 +35,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import random
 import time
 from pathlib import Path
 
@@ -146,23 +145,25 @@ def sample_s(n: int, gen: torch.Generator) -> torch.Tensor:
 
 
 @torch.enable_grad()
-def train_dit(args) -> bool:
+def train_loop(args, stem: str, net: torch.nn.Module, lr: float, warmup: int, ema_decay: float, steps: int,
+               step_loss) -> bool:
+    """Train ``net`` (AdamW, cosine to a tenth after ``warmup`` steps, clipping 1, EMA ``ema_decay``)
+    for ``steps`` steps of ``step_loss(step) -> (loss, image size)``, resumably: a checkpoint
+    ``<out>/<stem>_ckpt.pt`` every ``--ckpt-minutes`` and at the end, the EMA weights in
+    ``<out>/toy_<stem>_ema.pt`` when done (a stage whose file exists is skipped). False when stopped
+    early (``--max-minutes``, ``--stop-after``)."""
     out = Path(args.out)
-    final = out / "toy_dit_ema.pt"
+    final = out / f"toy_{stem}_ema.pt"
     if final.is_file():
-        log(f"dit: {final} exists, skipped")
+        log(f"{stem}: {final} exists, skipped")
         return True
-    ae = TS.load_ae(args)
-    text = text_setup(out)
-    index = {c: i for i, c in enumerate(text["captions"])}
-    net = build_dit(args.seed)
     net.train()
-    params = [p for p in net.parameters()]
+    params = list(net.parameters())
     for p in params:
         p.requires_grad_(True)
     ema = {k: v.detach().clone() for k, v in net.state_dict().items()}
-    opt = torch.optim.AdamW(params, lr=args.lr, weight_decay=0.0, betas=(0.9, 0.99))
-    ckpt_path = out / "dit_ckpt.pt"
+    opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.0, betas=(0.9, 0.99))
+    ckpt_path = out / f"{stem}_ckpt.pt"
     start, spent = 0, 0.0
     if ckpt_path.is_file():
         ck = torch.load(ckpt_path, weights_only=False)
@@ -170,52 +171,74 @@ def train_dit(args) -> bool:
         ema = ck["ema"]
         TS._unpack_opt(opt, ck["opt"])
         start, spent = ck["step"], ck["seconds"]
-        log(f"dit: resumed at step {start} ({spent:.0f}s spent)")
-    n_params = sum(p.numel() for p in params)
-    log(f"dit: {n_params / 1e6:.2f} M parameters")
-    steps = args.steps
+        log(f"{stem}: resumed at step {start} ({spent:.0f}s spent)")
+    log(f"{stem}: {sum(p.numel() for p in params) / 1e6:.2f} M parameters")
     t0, last_ckpt = time.time() - spent, time.time()
     loss_avg = None
     for step in range(start + 1, steps + 1):
-        lr = args.lr * min(1.0, step / args.warmup) * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * step / steps)))
+        rate = lr * min(1.0, step / warmup) * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * step / steps)))
         for g in opt.param_groups:
-            g["lr"] = lr
-        scenes = TS.step_scenes(args, step, args.batch)
-        res = TS.step_res(args, step, args.res)
-        with torch.no_grad():
-            x0 = ae.to_model(ae.encode(to_nchw(S.render_batch(scenes, res))))
-        idx = torch.tensor([index[s.caption] for s in scenes])
-        gen = torch.Generator().manual_seed(args.seed * 1_000_003 + step)
-        drop = torch.rand(len(scenes), generator=gen) < args.dropout
-        ctx = torch.where(drop[:, None, None], text["empty_ctx"], text["ctx"][idx])
-        pooled = torch.where(drop[:, None], text["empty_pooled"], text["pooled"][idx])
-        s = sample_s(len(scenes), gen)
-        noise = torch.randn(x0.shape, generator=gen)
-        sv = s[:, None, None, None]
-        xs = (1 - sv) * x0 + sv * noise
-        v = velocity(net, xs, s, ctx, pooled)
-        loss = F.mse_loss(v, noise - x0)
+            g["lr"] = rate
+        loss, res = step_loss(step)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         opt.step()
-        update_ema(ema, net.state_dict(), min(args.ema, (1 + step) / (10 + step)))
+        update_ema(ema, net.state_dict(), min(ema_decay, (1 + step) / (10 + step)))
         loss_avg = loss.item() if loss_avg is None else 0.98 * loss_avg + 0.02 * loss.item()
         if step % 25 == 0 or step == steps:
             el = time.time() - t0
-            log(f"dit step {step}/{steps} res {res} loss {loss_avg:.4f} lr {lr:.2e} ({el:.0f}s, {el / step:.2f} s/step)")
+            log(f"{stem} step {step}/{steps} res {res} loss {loss_avg:.4f} lr {rate:.2e} ({el:.0f}s, {el / step:.2f} s/step)")
         stop = bool(args.max_minutes and (time.time() - t0) > 60 * args.max_minutes) or step == args.stop_after
         if time.time() - last_ckpt > 60 * args.ckpt_minutes or step == steps or stop:
             TS.save_ckpt({"model": net.state_dict(), "ema": ema, "opt": TS._pack_opt(opt), "step": step,
                           "seconds": time.time() - t0, "loss": loss_avg}, ckpt_path)
             last_ckpt = time.time()
-            log(f"dit checkpoint at step {step}")
+            log(f"{stem} checkpoint at step {step}")
         if stop:
-            log(f"dit: stopped at step {step} (resume with the same command)")
+            log(f"{stem}: stopped at step {step} (resume with the same command)")
             return False
     TS.save_ckpt({"ema": ema, "step": steps, "seconds": time.time() - t0, "loss": loss_avg}, final)
-    log(f"dit done in {time.time() - t0:.0f}s")
+    log(f"{stem} done in {time.time() - t0:.0f}s")
     return True
+
+
+def batch(args, ae, text: dict, index: dict, step: int, res: int, bs: int):
+    """A step's scenes (``train_scenes.step_scenes``) as Flux-format latents, their captions' T5
+    contexts and pooled vectors."""
+    scenes = TS.step_scenes(args, step, bs)
+    with torch.no_grad():
+        x0 = ae.to_model(ae.encode(to_nchw(S.render_batch(scenes, res))))
+    idx = torch.tensor([index[s.caption] for s in scenes])
+    return x0, text["ctx"][idx], text["pooled"][idx]
+
+
+def noised(x0: torch.Tensor, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(s, noise, x_s): logit-normal noise levels and the rectified-flow interpolation."""
+    s = sample_s(len(x0), gen)
+    noise = torch.randn(x0.shape, generator=gen)
+    sv = s[:, None, None, None]
+    return s, noise, (1 - sv) * x0 + sv * noise
+
+
+def train_dit(args) -> bool:
+    """The CFG teacher: the rectified-flow loss, captions dropped in ``--dropout`` of the samples."""
+    ae = TS.load_ae(args)
+    text = text_setup(Path(args.out))
+    index = {c: i for i, c in enumerate(text["captions"])}
+    net = build_dit(args.seed)
+
+    def step_loss(step: int):
+        res = TS.step_res(args, step, args.res)
+        x0, ctx, pooled = batch(args, ae, text, index, step, res, args.batch)
+        gen = torch.Generator().manual_seed(args.seed * 1_000_003 + step)
+        drop = torch.rand(len(x0), generator=gen) < args.dropout
+        ctx = torch.where(drop[:, None, None], text["empty_ctx"], ctx)
+        pooled = torch.where(drop[:, None], text["empty_pooled"], pooled)
+        s, noise, xs = noised(x0, gen)
+        return F.mse_loss(velocity(net, xs, s, ctx, pooled), noise - x0), res
+
+    return train_loop(args, "dit", net, args.lr, args.warmup, args.ema, args.steps, step_loss)
 
 
 def load_dit(args, which: str = "final", student: bool = False) -> tuple[torch.nn.Module, dict]:
@@ -231,86 +254,36 @@ def load_dit(args, which: str = "final", student: bool = False) -> tuple[torch.n
     return net, {"steps": ck["step"], "seconds": round(ck["seconds"]), "loss": round(float(ck["loss"]), 4)}
 
 
-@torch.enable_grad()
 def distil(args) -> bool:
     """Guidance distillation (as Flux.1 dev's guidance input; Meng et al. 2023): a student with a
     guidance embedding, started from the teacher's weights (its guidance MLP's output at zero), learns
     the teacher's classifier-free-guided velocity ``v_u + g (v_c - v_u)`` at guidance ``g`` drawn
-    uniformly from ``GUIDANCE_RANGE``, on the same data and noise levels as the teacher's training."""
-    out = Path(args.out)
-    final = out / "toy_student_ema.pt"
-    if final.is_file():
-        log(f"distil: {final} exists, skipped")
-        return True
+    uniformly from ``GUIDANCE_RANGE``, on fresh scenes at the teacher's noise levels."""
     ae = TS.load_ae(args)
-    text = text_setup(out)
+    text = text_setup(Path(args.out))
     index = {c: i for i, c in enumerate(text["captions"])}
     teacher, _ = load_dit(args)
     net = build_dit(args.seed, student=True)
     missing, unexpected = net.load_state_dict(teacher.state_dict(), strict=False)
     assert not unexpected and all(k.startswith("guidance_in.") for k in missing), (missing, unexpected)
-    net.train()
-    params = list(net.parameters())
-    for p in params:
-        p.requires_grad_(True)
-    ema = {k: v.detach().clone() for k, v in net.state_dict().items()}
-    opt = torch.optim.AdamW(params, lr=args.distil_lr, weight_decay=0.0, betas=(0.9, 0.99))
-    ckpt_path = out / "student_ckpt.pt"
-    start, spent = 0, 0.0
-    if ckpt_path.is_file():
-        ck = torch.load(ckpt_path, weights_only=False)
-        net.load_state_dict(ck["model"])
-        ema = ck["ema"]
-        TS._unpack_opt(opt, ck["opt"])
-        start, spent = ck["step"], ck["seconds"]
-        log(f"distil: resumed at step {start} ({spent:.0f}s spent)")
-    steps = args.distil_steps
-    t0, last_ckpt = time.time() - spent, time.time()
-    loss_avg = None
     lo, hi = GUIDANCE_RANGE
-    for step in range(start + 1, steps + 1):
-        lr = args.distil_lr * min(1.0, step / 20) * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * step / steps)))
-        for g in opt.param_groups:
-            g["lr"] = lr
-        scenes = TS.step_scenes(args, 1_000_000 + step, args.batch)
+    steps = args.distil_steps
+
+    def step_loss(step: int):
         res = TS.step_res(args, step, args.res) if step <= steps // 2 else args.res
-        with torch.no_grad():
-            x0 = ae.to_model(ae.encode(to_nchw(S.render_batch(scenes, res))))
-        idx = torch.tensor([index[s.caption] for s in scenes])
+        x0, ctx, pooled = batch(args, ae, text, index, 1_000_000 + step, res, args.batch)
         gen = torch.Generator().manual_seed(args.seed * 1_000_003 + 7_000_000 + step)
-        ctx, pooled = text["ctx"][idx], text["pooled"][idx]
-        n = len(scenes)
-        s = sample_s(n, gen)
-        noise = torch.randn(x0.shape, generator=gen)
+        n = len(x0)
+        s, noise, xs = noised(x0, gen)
         scale = lo + (hi - lo) * torch.rand(n, generator=gen)
-        sv = s[:, None, None, None]
-        xs = (1 - sv) * x0 + sv * noise
         with torch.no_grad():
             v = velocity(teacher, torch.cat([xs, xs]), torch.cat([s, s]),
                          torch.cat([ctx, text["empty_ctx"].expand_as(ctx)]),
                          torch.cat([pooled, text["empty_pooled"].expand_as(pooled)]))
             target = v[n:] + scale[:, None, None, None] * (v[:n] - v[n:])
-        loss = F.mse_loss(velocity(net, xs, s, ctx, pooled, guidance=scale), target)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, 1.0)
-        opt.step()
-        update_ema(ema, net.state_dict(), min(args.distil_ema, (1 + step) / (10 + step)))
-        loss_avg = loss.item() if loss_avg is None else 0.95 * loss_avg + 0.05 * loss.item()
-        if step % 25 == 0 or step == steps:
-            el = time.time() - t0
-            log(f"distil step {step}/{steps} res {res} loss {loss_avg:.4f} lr {lr:.2e} ({el:.0f}s, {el / step:.2f} s/step)")
-        stop = bool(args.max_minutes and (time.time() - t0) > 60 * args.max_minutes) or step == args.stop_after
-        if time.time() - last_ckpt > 60 * args.ckpt_minutes or step == steps or stop:
-            TS.save_ckpt({"model": net.state_dict(), "ema": ema, "opt": TS._pack_opt(opt), "step": step,
-                          "seconds": time.time() - t0, "loss": loss_avg}, ckpt_path)
-            last_ckpt = time.time()
-        if stop:
-            log(f"distil: stopped at step {step} (resume with the same command)")
-            return False
-    TS.save_ckpt({"ema": ema, "step": steps, "seconds": time.time() - t0, "loss": loss_avg}, final)
-    log(f"distil done in {time.time() - t0:.0f}s")
-    return True
+        return F.mse_loss(velocity(net, xs, s, ctx, pooled, guidance=scale), target), res
+
+    return train_loop(args, "student", net, args.distil_lr, 20, args.distil_ema, steps, step_loss)
 
 
 # ---------------------------------------------------------------------------------------------
