@@ -104,7 +104,7 @@ TECHNIQUES: tuple[Technique, ...] = (
     Technique(
         "Attention maps", "attention", ("InvertEditAttentionStore",), "attention/store.py", "Hertz et al. 2023",
         "cross-attention at 16x16 of a 64x64 latent, averaged over steps; mask threshold 0.3; Flux/SD3: the joint "
-        "attention's image-to-text probabilities, every block", "N", ("attention_maps",), None,
+        "attention's image-to-text probabilities, every block", "N", ("attention_maps", "Flux - Attention maps"), None,
         "Per-word cross-attention heatmaps on the inversion's trajectory, and a mask of chosen words (on Flux and "
         "SD3 from the joint attention).",
         settings={"InvertEditAttentionStore.threshold": 0.3}),
@@ -188,7 +188,7 @@ TECHNIQUES: tuple[Technique, ...] = (
         "DreamBooth", "personalise", ("InvertEditDreamBoothLoRA",), "personalisation/dreambooth.py", "Ruiz et al. 2023",
         "LoRA rank 4 on the attention projections, AdamW lr 1e-4, 500 steps, batch 1, prior loss λ 1 on class images "
         "the model drew (diffusers' train_dreambooth_lora.py and its README)",
-        "steps × (forward of the instance and of the class batch + one backward) once, then stock sampling",
+        "steps × (one forward of the instance and class rows together + one backward) once, then stock sampling",
         ("dreambooth_subject",), ("dreambooth_toy", "DreamBooth LoRA"),
         "Teaches the model a subject from 3-5 photos, bound to an identifier word, as a LoRA; the prior-preservation "
         "loss on class images keeps the class.",

@@ -6,9 +6,10 @@ whose sampler function is the optimisation loop) with the instance prompt as the
 the class prompt as the negative conditioning, so LoRAs already on the MODEL, ControlNets in the
 conditioning and SDXL's pooled and size conditioning all apply to each branch as in a KSampler
 run. The instance and class latents go in as one batch, so the host scales both into the model's
-space alike. Each step is one forward of the instance rows (positive), one of the class rows
-(negative: the host's conditioning machinery batches one conditioning per call) and one backward
-through both.
+space alike. Each step is one forward of the instance rows (positive) and the class rows (negative)
+together, the class rows taking the class prompt's context and pooled vector
+(``HostDenoiser.pair``; two forwards where the two conditionings differ in more than their prompts:
+areas, masks, ControlNet, hooks), and one backward.
 
 The class images come in as a LATENT: draw them with the stock KSampler from the class prompt on
 the same model (the reference script's ``num_class_images`` drawn by the frozen model), or encode
@@ -105,10 +106,9 @@ def dreambooth_lora(model: ModelPatcher, instance: torch.Tensor, instance_prompt
             order = batch_order(count, classes.shape[0] if prior else 0, batch_size, generator)
 
             def eps_fn(xt: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
-                rows = xt.shape[0] // 2 if prior else xt.shape[0]
-                parts = [("positive", slice(0, rows))] + ([("negative", slice(rows, None))] if prior else [])
-                return torch.cat([(xt[s] - denoise.part(which, xt[s], sigma[s])) / sigma[s].reshape(-1, 1, 1, 1)
-                                  for which, s in parts])
+                denoised = (denoise.pair(xt, sigma, xt.shape[0] // 2) if prior
+                            else denoise.part("positive", xt, sigma))
+                return (xt - denoised) / sigma.reshape(-1, 1, 1, 1)
 
             def loss(step: int) -> torch.Tensor:
                 pairs = next(order)

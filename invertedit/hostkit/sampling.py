@@ -138,6 +138,48 @@ class _ContextSwap:
         return executor(x, t, c_concat, context.expand(x.shape[0], -1, -1), control, transformer_options, **kwargs)
 
 
+class _RowSwap:
+    """APPLY_MODEL wrapper: the rows from ``split`` on take the prompt tensors in ``swap``
+    (``c_crossattn`` and, for SDXL, the pooled vector ``y``) in place of the call's own."""
+
+    def __init__(self, split: int, swap: dict):
+        self.split, self.swap = split, swap
+
+    def __call__(self, executor, x, t, c_concat, c_crossattn, control, transformer_options, **kwargs):
+        rest = x.shape[0] - self.split
+        context = self.swap["c_crossattn"].to(c_crossattn)
+        c_crossattn = torch.cat([c_crossattn[:self.split], context.expand(rest, *context.shape[1:])])
+        if "y" in self.swap:
+            y = self.swap["y"].to(kwargs["y"])
+            kwargs["y"] = torch.cat([kwargs["y"][:self.split], y.expand(rest, *y.shape[1:])])
+        return executor(x, t, c_concat, c_crossattn, control, transformer_options, **kwargs)
+
+
+_PROMPT_ONLY = {"cross_attn", "model_conds", "pooled_output", "uuid"}   # a plain prompt's conditioning keys
+_PROMPT_TENSORS = ("c_crossattn", "y")
+
+
+def _prompt_swap(positive: list, negative: Optional[list]) -> Optional[dict]:
+    """The negative's prompt tensors, where it can share the positive's model call: one plain prompt
+    each (no area, mask, ControlNet or hooks), the same kinds and shapes of model conditioning, and
+    anything besides the prompt tensors equal. None otherwise."""
+    if not negative or len(positive) != 1 or len(negative) != 1:
+        return None
+    p, n = positive[0], negative[0]
+    if set(p) - _PROMPT_ONLY or set(n) - _PROMPT_ONLY or set(p["model_conds"]) != set(n["model_conds"]):
+        return None
+    swap = {}
+    for key, cond in n["model_conds"].items():
+        mine = p["model_conds"][key]
+        if type(cond) is not type(mine) or not torch.is_tensor(cond.cond) or cond.cond.shape != mine.cond.shape:
+            return None
+        if key in _PROMPT_TENSORS:
+            swap[key] = cond.cond
+        elif not torch.equal(cond.cond, mine.cond):   # sampling-path-ok: once per run, on the prompts' tensors
+            return None
+    return swap if "c_crossattn" in swap else None
+
+
 class HostDenoiser:
     """The host's model inside a sampling run, as the pure loops see it.
 
@@ -152,6 +194,7 @@ class HostDenoiser:
         self.model_k = model_k
         self.extra_args = extra_args
         self._swapped: tuple = (None, None)   # (context, the options that swap it in): one clone per context
+        self._pairs: dict = {}   # split -> the options that give the rows from it the negative's prompt (or None)
 
     def _options_with(self, context: torch.Tensor) -> dict:
         """The run's model options with ``context`` swapped in, cloned once per context tensor (an
@@ -174,6 +217,29 @@ class HostDenoiser:
         options = self.extra_args.get("model_options", {}) if context is None else self._options_with(context)
         sigma = sigma.reshape(-1).expand(x.shape[0]) if sigma.numel() == 1 else sigma
         return comfy.samplers.calc_cond_batch(guider.inner_model, [guider.conds[which]], x, sigma, options)[0]
+
+
+    def pair(self, x: torch.Tensor, sigma: torch.Tensor, split: int) -> torch.Tensor:
+        """Rows ``[:split]`` under the positive conditioning and the rest under the negative one: in
+        one model call where the two are plain prompts of the same shapes (the rows from ``split``
+        take the negative's cross-attention context and pooled vector), else ``part`` twice."""
+        sigma = sigma.reshape(-1).expand(x.shape[0]) if sigma.numel() == 1 else sigma
+        guider = self.model_k.inner_model
+        if split not in self._pairs:
+            swap = _prompt_swap(guider.conds["positive"], guider.conds.get("negative"))
+            options = None
+            if swap is not None:
+                options = comfy.model_patcher.create_model_options_clone(self.extra_args.get("model_options", {}))
+                comfy.patcher_extension.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.APPLY_MODEL,
+                                                             "invertedit_pair", _RowSwap(split, swap), options,
+                                                             is_model_options=True)
+            self._pairs[split] = options
+        options = self._pairs[split]
+        if options is None:
+            return torch.cat([self.part("positive", x[:split], sigma[:split]),
+                              self.part("negative", x[split:], sigma[split:])])
+        check_interrupt()
+        return comfy.samplers.calc_cond_batch(guider.inner_model, [guider.conds["positive"]], x, sigma, options)[0]
 
 
 def run_loop(

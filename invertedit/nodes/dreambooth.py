@@ -25,8 +25,8 @@ class DreamBoothLoRA(io.ComfyNode):
                          "(diffusers' train_dreambooth_lora.py). Prior preservation: class images the model drew from "
                          "the class prompt (\"a dog\"; KSampler, batch 100-200) keep the class from drifting. Returns "
                          "the MODEL with the LoRA (stock samplers, other LoRAs and ControlNets work on it) and the LoRA "
-                         "for Save LoRA Weights / LoraLoader. Each step is a forward of the instance and of the class "
-                         "batch and one backward."),
+                         "for Save LoRA Weights / LoraLoader. Each step is one forward of the instance and class rows "
+                         "together and one backward."),
             inputs=[
                 io.Model.Input("model", tooltip="The model to teach (SD1.x, SD2.x, SDXL)."),
                 io.Latent.Input("instance_images",

@@ -139,3 +139,36 @@ def test_progress_and_interrupt_within_one_unet_evaluation(host, tiny):
     finally:
         comfy.model_management.interrupt_current_processing(False)
     assert len(calls) == 1
+
+
+def _counting(model):
+    """A clone that counts its UNet calls and the rows of each."""
+    import comfy.patcher_extension as pe
+
+    m, rows = model.clone(), []
+
+    def count(executor, x, *args, **kwargs):
+        rows.append(x.shape[0])
+        return executor(x, *args, **kwargs)
+
+    m.add_wrapper_with_key(pe.WrappersMP.DIFFUSION_MODEL, "test_count", count)
+    return m, rows
+
+
+@pytest.mark.parametrize("family", ["sd1", "sdxl"])
+def test_a_step_is_one_unet_call_of_the_instance_and_class_rows(host, tiny, family):
+    """With the prior loss each step is one UNet call of the batch's instance and class rows together
+    (batch 2: 4 rows), the class rows under the class prompt (``HostDenoiser.pair``), as the reference
+    script's one forward of the stacked batch; a class prompt with an area cannot share the call (the
+    host also adds an entry to the positive for it), and each step falls back to two calls, with the
+    same losses where the area is the whole picture."""
+    model, clip, _ = tiny(family)
+    counted, rows = _counting(model)
+    _, _, losses = teach(host, counted, clip, steps=3)
+    assert rows == [4, 4, 4]
+    whole = call(host, "ConditioningSetArea", conditioning=encode(host, clip, CLASS), width=64, height=64, x=0, y=0,
+                 strength=1.0)[0]
+    counted, rows = _counting(model)
+    _, _, apart = teach(host, counted, clip, steps=3, class_prompt=whole)
+    assert len(rows) == 6 and rows[1::2] == [2, 2, 2]
+    assert apart == pytest.approx(losses, rel=1e-4)
