@@ -22,7 +22,7 @@ Rows
 - RF-Inversion (gamma 0.5, eta 0.9, stop 0.25, guidance 3.5), FlowEdit (28 steps, n_max 24,
   guidance 1.5 / 5.5), RF-Solver-Edit (the source's values in the last 2 of 4 single blocks for 5
   steps), Stable Flow (the toy's blocks double 0, 1 and single 0, 1), Prompt-to-Prompt on joint
-  attention with local blend on the edited noun.
+  attention with local blend on the edited noun (replace; refine for a drop, as ``toyworld2.py``).
 - KV-Edit with the edited object's box as the mask (the box around its source and target masks,
   grown by 4 px; background edits have no such box and are left out of the row).
 - Word maps: Attention Store's mask of the edited object's noun (every block, threshold 0.3) on an
@@ -105,6 +105,8 @@ def case_overrides(case: S.EditCase, box) -> dict[str, dict]:
     ov = {"Source prompt": {"text": case.source_caption}, "Target prompt": {"text": case.target_caption},
           "InvertEditJointAttentionInject": {"source_prompt": case.source_caption,
                                              "target_prompt": case.target_caption,
+                                             "mode": "replace" if len(case.source_caption.split()) == len(
+                                                 case.target_caption.split()) else "refine",
                                              "blend_source_words": src_word, "blend_target_words": tgt_word},
           "InvertEditAttentionStore": {"prompt": case.source_caption, "words": src_word}}
     if box is not None:

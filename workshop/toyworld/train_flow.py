@@ -47,6 +47,8 @@ from workshop.toyworld import scenes_judge as J
 from workshop.toyworld import train_scenes as TS
 from workshop.toyworld.train import log, save_file, to_nchw, update_ema
 
+OVERRIDE = "optimized_attention_override"   # the host's attention override in transformer_options
+
 REPO = Path(__file__).resolve().parents[2]
 OUT = REPO / "models" / "toyworld-flow"
 
@@ -130,13 +132,75 @@ class _OutOfPlace(torch.Tensor):
         return torch.add(self, other)
 
 
-def velocity(net, x, s, ctx, pooled, guidance: torch.Tensor | None = None) -> torch.Tensor:
+def velocity(net, x, s, ctx, pooled, guidance: torch.Tensor | None = None, options: dict | None = None
+             ) -> torch.Tensor:
     """The DiT's velocity at noise level ``s`` (the host's timestep for this model is sigma itself),
-    at distilled ``guidance`` for the student."""
+    at distilled ``guidance`` for the student; ``options``: the host's ``transformer_options``."""
+    options = options or {}
     if torch.is_grad_enabled():
         x, ctx = x.as_subclass(_OutOfPlace), ctx.as_subclass(_OutOfPlace)
-        return net(x, s, ctx, y=pooled, guidance=guidance).as_subclass(torch.Tensor)
-    return net(x, s, ctx, y=pooled, guidance=guidance)
+        return net(x, s, ctx, y=pooled, guidance=guidance, transformer_options=options).as_subclass(torch.Tensor)
+    return net(x, s, ctx, y=pooled, guidance=guidance, transformer_options=options)
+
+
+class JointMaps:
+    """The host's attention override (``transformer_options["optimized_attention_override"]``): runs
+    every block's joint attention unchanged and keeps the image queries' probabilities on the ``text``
+    text keys (softmax over every key, as ``attention.maps.joint_text_probs``), head-averaged,
+    differentiably: ``mean()`` is ``[batch, image tokens, text]`` averaged over the blocks."""
+
+    def __init__(self, text: int):
+        self.text, self.maps = text, []
+
+    def __call__(self, func, q, k, v, heads, *args, **kwargs):
+        logits = (q[:, :, self.text:] @ k.transpose(-1, -2)) * q.shape[-1] ** -0.5
+        self.maps.append(torch.softmax(logits, dim=-1)[..., :self.text].mean(1))
+        return func(q, k, v, heads, *args, **kwargs)
+
+    def mean(self) -> torch.Tensor:
+        return torch.stack(self.maps).mean(0)
+
+
+def word_regions(scenes: list, words: dict, side: int, text: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """``[B, text, side * side]`` coverage of the region each text token names on the token grid (an
+    object's colour word and noun: that object; the background's colour word and "background":
+    the rest) and ``[B, text]`` which tokens name one; ``words[caption]``: (region, token positions)."""
+    cover = torch.zeros(len(scenes), text, side * side)
+    named = torch.zeros(len(scenes), text, dtype=torch.bool)
+    for b, scene in enumerate(scenes):
+        objects = [S.object_coverage(o, side, ss=8).flatten() for o in scene.objects]
+        regions = objects + [(1 - torch.stack(objects).sum(0)).clamp(0, 1)]
+        for region, positions in words[scene.caption]:
+            for pos in positions:
+                cover[b, pos], named[b, pos] = regions[region], True
+    return cover, named
+
+
+def word_setup(out: Path) -> dict:
+    """Per caption, (region, T5 positions) of each word that names a region: object k's colour word
+    and noun name region k, the background's colour word and "background" the last region (the
+    pack's own word finder, ``hostkit.tokens.sequence_words``); kept in ``<out>/words.pt``."""
+    path = out / "words.pt"
+    if path.is_file():
+        return torch.load(path, weights_only=False)
+    TS.boot_host()
+    from invertedit.demo.toy_model import load_flow_clip
+    from invertedit.hostkit.tokens import sequence_words
+    clip = load_flow_clip({"clip": FLOW_TEXT})
+    table = {}
+    for caption in S.all_captions():
+        objects, background = S.parse_caption(caption)
+        found = sequence_words(clip, caption, "train_flow", "dit-double-single", TEXT_TOKENS)
+        content = [w for w, _ in found if w not in ("a", "and", "on")]
+        expected = [w for c, sh in objects for w in (c, sh)] + [background, "background"]
+        assert content == expected, (caption, content)
+        named = [(w, p) for w, p in found if w not in ("a", "and", "on")]
+        table[caption] = [(i // 2, positions) for i, (_, positions) in enumerate(named)]
+    TS.save_ckpt(table, path)
+    return table
+
+
+TEXT_TOKENS = FLOW_TEXT["tokenizer_data"]["t5xxl_min_length"]
 
 
 def sample_s(n: int, gen: torch.Generator) -> torch.Tensor:
@@ -258,7 +322,10 @@ def distil(args) -> bool:
     """Guidance distillation (as Flux.1 dev's guidance input; Meng et al. 2023): a student with a
     guidance embedding, started from the teacher's weights (its guidance MLP's output at zero), learns
     the teacher's classifier-free-guided velocity ``v_u + g (v_c - v_u)`` at guidance ``g`` drawn
-    uniformly from ``GUIDANCE_RANGE``, on fresh scenes at the teacher's noise levels."""
+    uniformly from ``GUIDANCE_RANGE``, on fresh scenes at the teacher's noise levels. With
+    ``--attention-loss`` it also learns where each word is, as world 2's attention fine-tune taught its
+    UNet: the share of a colour word's or noun's image-to-text attention (every block's joint
+    attention, ``JointMaps``) outside its region, below noise level ``--attention-max-s``."""
     ae = TS.load_ae(args)
     text = text_setup(Path(args.out))
     index = {c: i for i, c in enumerate(text["captions"])}
@@ -268,9 +335,10 @@ def distil(args) -> bool:
     assert not unexpected and all(k.startswith("guidance_in.") for k in missing), (missing, unexpected)
     lo, hi = GUIDANCE_RANGE
     steps = args.distil_steps
+    words = word_setup(Path(args.out)) if args.attention_loss else None
 
     def step_loss(step: int):
-        res = TS.step_res(args, step, args.res) if step <= steps // 2 else args.res
+        res = TS.step_res(args, step, args.res)
         x0, ctx, pooled = batch(args, ae, text, index, 1_000_000 + step, res, args.batch)
         gen = torch.Generator().manual_seed(args.seed * 1_000_003 + 7_000_000 + step)
         n = len(x0)
@@ -281,7 +349,17 @@ def distil(args) -> bool:
                          torch.cat([ctx, text["empty_ctx"].expand_as(ctx)]),
                          torch.cat([pooled, text["empty_pooled"].expand_as(pooled)]))
             target = v[n:] + scale[:, None, None, None] * (v[:n] - v[n:])
-        return F.mse_loss(velocity(net, xs, s, ctx, pooled, guidance=scale), target), res
+        if not words:
+            return F.mse_loss(velocity(net, xs, s, ctx, pooled, guidance=scale), target), res
+        maps = JointMaps(TEXT_TOKENS)
+        loss = F.mse_loss(velocity(net, xs, s, ctx, pooled, guidance=scale, options={OVERRIDE: maps}), target)
+        scenes = TS.step_scenes(args, 1_000_000 + step, args.batch)
+        cover, named = word_regions(scenes, words, res // args.factor // 2, TEXT_TOKENS)
+        named &= (s < args.attention_max_s)[:, None]   # above it the noise hides the layout
+        outside = TS.attention_loss(maps.mean(), cover, named)   # world 2's loss
+        if step % 25 == 0:
+            log(f"distil step {step}: velocity loss {loss.item():.4f}, attention outside the region {outside.item():.3f}")
+        return loss + args.attention_loss * outside, res
 
     return train_loop(args, "student", net, args.distil_lr, 20, args.distil_ema, steps, step_loss)
 
@@ -418,9 +496,14 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--eval-steps", type=int, default=20)
     p.add_argument("--eval-cfg", type=float, default=4.0, help="CFG scale (teacher) or guidance (student)")
     p.add_argument("--eval-student", action="store_true", help="evaluate the distilled model")
-    p.add_argument("--distil-steps", type=int, default=800)
+    p.add_argument("--distil-steps", type=int, default=600)
     p.add_argument("--distil-lr", type=float, default=2e-4)
     p.add_argument("--distil-ema", type=float, default=0.995)
+    p.add_argument("--attention-loss", type=float, default=0.1,
+                   help="distillation: weight of world 2's attention loss on the joint attention (the share of a "
+                        "colour word's or noun's image-to-text attention outside its region; 0: off)")
+    p.add_argument("--attention-max-s", type=float, default=0.8,
+                   help="the attention loss applies below this noise level")
     args = p.parse_args(argv)
     args.vae_kwargs = VAE_KWARGS
     args.device = "cpu"
