@@ -66,19 +66,21 @@ def _saved(prompt, outputs, runner, prefix: str) -> list:
     return images
 
 
-def _attention_mask_covers_the_circle(prompt, outputs, runner) -> None:
-    """The attention_maps workflow (on the two-object world): the saved mask of "circle" is the
-    circle of the sample (issue 12), not the picture: IoU >= 0.5 with the circle's exact mask, and it misses
-    the square."""
-    from workshop.toyworld import scenes as S
+def _mask_covers_the_circle(prefix: str = "invertedit/attention_mask"):
+    """An attention-maps workflow's check (on a two-object world): the saved mask of "circle" is the
+    circle of the sample (issue 12), not the picture: IoU >= 0.5 with the circle's exact mask, and it
+    misses the square."""
+    def check(prompt, outputs, runner) -> None:
+        from workshop.toyworld import scenes as S
 
-    (image,) = _saved(prompt, outputs, runner, "invertedit/attention_mask")
-    mask = image.mean(-1) > 0.5
-    _, truth = S.render(S.SAMPLE)
-    circle, square = (S.mask_iou(mask, m) for m in truth)
-    print(f"'circle' mask: {mask.float().mean():.0%} of the picture, IoU {circle:.2f} with the circle, "
-          f"{square:.2f} with the square")
-    assert circle >= 0.5 and square == 0.0 and mask.float().mean() < 0.3
+        (image,) = _saved(prompt, outputs, runner, prefix)
+        mask = image.mean(-1) > 0.5
+        _, truth = S.render(S.SAMPLE, mask.shape[0])
+        circle, square = (S.mask_iou(mask, m) for m in truth)
+        print(f"'circle' mask: {mask.float().mean():.0%} of the picture, IoU {circle:.2f} with the circle, "
+              f"{square:.2f} with the square")
+        assert circle >= 0.5 and square == 0.0 and mask.float().mean() < 0.3
+    return check
 
 
 def _edit_check(prefix: str, row: int, circle: str | None = "yellow", background: str = "green",
@@ -204,7 +206,7 @@ def _textual_inversion_names_the_subject(prompt, outputs, runner) -> None:
 STITCH_SPACING = 8   # make_workflows.invert_and_edit's strip: image | reconstruction | naive edit | edit
 
 OUTPUT_CHECKS = {
-    "attention_maps": _attention_mask_covers_the_circle,
+    "attention_maps": _mask_covers_the_circle(),
     # the main job: the last of its strip's four pictures is the pack's edit
     "invert_and_edit": _edit_check("invertedit/invert_and_edit", 0, panel=3),
     # the editors that keep what the prompt does not change (row 1 of a pair is the edit)
@@ -279,9 +281,9 @@ def test_workflow_runs_headless(path, host, runner):
         prompt = runner.prepare_prompt(workflow, builtin=builtin, overrides=make_workflows.toy_overrides(path.stem, quick=True),
                                        host=host)
         assert not [v for v in prompt.values() if v["class_type"] == CHECKPOINT_LOADER]
-        toy = builtin == make_workflows.TOY_BUILTIN
+        trained = not builtin.startswith("demo-")   # a demo model's random weights draw noise
         elapsed = _run_and_check(path, prompt, workflow, host, runner, size=runner.BUILTIN_SWAPS[builtin].size,
-                                 check_pictures=toy)   # a demo model's random weights draw noise
+                                 check_pictures=trained)
         print(f"{path.name}: executed on the built-in {builtin} model (quick settings) in {elapsed:.2f}s")
     else:
         assert path.stem not in make_workflows.CHECKPOINT_WORKFLOWS

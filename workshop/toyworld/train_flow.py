@@ -456,6 +456,7 @@ def finish(args) -> None:
                      "ema": args.ema, "lowres": args.lowres, "lowres_steps": args.lowres_steps,
                      "highres_every": args.highres_every, "teacher": teacher, "distil_steps": args.distil_steps,
                      "distil_lr": args.distil_lr, "guidance_range": list(GUIDANCE_RANGE), "student": meta,
+                     "attention_loss": args.attention_loss, "attention_max_s": args.attention_max_s,
                      "toy_vae_metadata": vae_meta},
     }
     from PIL import Image
@@ -479,7 +480,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--vae-crop-cells", type=int, default=16)
     p.add_argument("--vae-lr", type=float, default=2e-3)
     p.add_argument("--one-object", type=float, default=0.15)
-    p.add_argument("--steps", type=int, default=5000)
+    p.add_argument("--steps", type=int, default=4000)
     p.add_argument("--batch", type=int, default=32)
     p.add_argument("--lr", type=float, default=5e-4)
     p.add_argument("--warmup", type=int, default=100)
@@ -499,7 +500,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--distil-steps", type=int, default=600)
     p.add_argument("--distil-lr", type=float, default=2e-4)
     p.add_argument("--distil-ema", type=float, default=0.995)
-    p.add_argument("--attention-loss", type=float, default=0.1,
+    p.add_argument("--attention-loss", type=float, default=0.3,
                    help="distillation: weight of world 2's attention loss on the joint attention (the share of a "
                         "colour word's or noun's image-to-text attention outside its region; 0: off)")
     p.add_argument("--attention-max-s", type=float, default=0.8,
