@@ -206,8 +206,9 @@ TECHNIQUES: tuple[Technique, ...] = (
     Technique(
         "Textual Inversion", "personalise", ("InvertEditTextualInversion",), "personalisation/textual_inversion.py",
         "Gal et al. 2023",
-        "1 vector from a one-token initializer, the script's 27 object templates, AdamW lr 0.002 (the README's 5e-4 "
-        "× 4), batch 4, 3000 steps (diffusers' textual_inversion.py and its README)",
+        "1 vector from a one-token initializer (SDXL: in both encoders, as textual_inversion_sdxl.py), the script's 27 "
+        "object templates, AdamW lr 0.002 (the README's 5e-4 × 4), batch 4, 3000 steps (diffusers' textual_inversion.py "
+        "and its README)",
         "steps × (text encoder + UNet forward and backward) once, then stock sampling",
         ("textual_inversion_word",), None,
         "Learns a new word for a subject from 3-5 images, saved where the host's embedding:<name> prompt syntax "

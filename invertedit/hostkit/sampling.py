@@ -125,16 +125,22 @@ def schedule(model: ModelPatcher, scheduler: str, steps: int) -> torch.Tensor:
 
 
 class _ContextSwap:
-    """APPLY_MODEL wrapper: every row's cross-attention context becomes ``context``."""
+    """APPLY_MODEL wrapper: every row's cross-attention context becomes ``context`` and, with
+    ``pooled``, the conditioning vector ``y`` starts with it (SDXL's pooled text; the size
+    conditioning after it kept)."""
 
-    def __init__(self, context: torch.Tensor):
-        self.context = context
+    def __init__(self, context: torch.Tensor, pooled: Optional[torch.Tensor] = None):
+        self.context, self.pooled = context, pooled
 
     def __call__(self, executor, x, t, c_concat, c_crossattn, control, transformer_options, **kwargs):
         if c_crossattn is not None and c_crossattn.shape[1:] != self.context.shape[1:]:
             raise ValueError(f"the prompt's embedding is {tuple(c_crossattn.shape[1:])}, the optimised one "
                              f"{tuple(self.context.shape[1:])}: use a prompt of the same token length")
         context = self.context.to(device=x.device, dtype=c_crossattn.dtype if c_crossattn is not None else x.dtype)
+        if self.pooled is not None:
+            y = kwargs["y"]
+            pooled = self.pooled.to(y).expand(y.shape[0], -1)
+            kwargs["y"] = torch.cat([pooled, y[:, pooled.shape[-1]:]], dim=-1)
         return executor(x, t, c_concat, context.expand(x.shape[0], -1, -1), control, transformer_options, **kwargs)
 
 
@@ -186,35 +192,38 @@ class HostDenoiser:
     Called as ``denoise(x, sigma)`` it is the guided prediction (CFG and every patch).
     ``part("positive" | "negative", x, sigma, context=None)`` is one side of it alone, through
     the host's ``calc_cond_batch`` (areas, ControlNet, SDXL's pooled conditioning all apply);
-    with ``context`` the cross-attention embedding is replaced, differentiably. Every call first
+    with ``context`` the cross-attention embedding is replaced, differentiably (and with ``pooled``
+    the pooled text at the start of SDXL's conditioning vector). Every call first
     honours the host's interrupt, so a loop of many evaluations a step (Fixed-Point, pix2pix-zero's
     regularised inversion, the optimisations) stops within one UNet evaluation."""
 
     def __init__(self, model_k, extra_args: dict):
         self.model_k = model_k
         self.extra_args = extra_args
-        self._swapped: tuple = (None, None)   # (context, the options that swap it in): one clone per context
+        self._swapped: tuple = (None, None, None)   # (context, pooled, the options that swap them in): one clone per context
         self._pairs: dict = {}   # split -> the options that give the rows from it the negative's prompt (or None)
 
-    def _options_with(self, context: torch.Tensor) -> dict:
-        """The run's model options with ``context`` swapped in, cloned once per context tensor (an
-        optimiser updates its embedding in place: one clone per timestep, not per inner step)."""
-        if self._swapped[0] is not context:
+    def _options_with(self, context: torch.Tensor, pooled: Optional[torch.Tensor] = None) -> dict:
+        """The run's model options with ``context`` (and ``pooled``) swapped in, cloned once per
+        context tensor (an optimiser updates its embedding in place: one clone per timestep, not per
+        inner step)."""
+        if self._swapped[0] is not context or self._swapped[1] is not pooled:
             options = comfy.model_patcher.create_model_options_clone(self.extra_args.get("model_options", {}))
             comfy.patcher_extension.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.APPLY_MODEL,
-                                                         "invertedit_context", _ContextSwap(context), options,
+                                                         "invertedit_context", _ContextSwap(context, pooled), options,
                                                          is_model_options=True)
-            self._swapped = (context, options)
-        return self._swapped[1]
+            self._swapped = (context, pooled, options)
+        return self._swapped[2]
 
     def __call__(self, x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
         check_interrupt()
         return self.model_k(x, sigma, **self.extra_args)
 
-    def part(self, which: str, x: torch.Tensor, sigma: torch.Tensor, context: Optional[torch.Tensor] = None) -> torch.Tensor:
+    def part(self, which: str, x: torch.Tensor, sigma: torch.Tensor, context: Optional[torch.Tensor] = None,
+             pooled: Optional[torch.Tensor] = None) -> torch.Tensor:
         check_interrupt()
         guider = self.model_k.inner_model
-        options = self.extra_args.get("model_options", {}) if context is None else self._options_with(context)
+        options = self.extra_args.get("model_options", {}) if context is None else self._options_with(context, pooled)
         sigma = sigma.reshape(-1).expand(x.shape[0]) if sigma.numel() == 1 else sigma
         return comfy.samplers.calc_cond_batch(guider.inner_model, [guider.conds[which]], x, sigma, options)[0]
 

@@ -9,16 +9,24 @@ may be inference tensors) and runs the UNet through the host's sampling path (a 
 sampler function is the optimisation loop) with that encoding swapped in.
 
 The result is written as ``<name>.safetensors`` into the host's first embeddings folder, keyed by
-the encoder (``clip_l`` for SD1.x, ``clip_h`` for SD2.x: the key ``load_embed`` looks for), so that
-"embedding:<name>" in any CLIP Text Encode prompt reads it. A file of that name that this node did
-not write is never replaced. SD1.x and SD2.x only: SDXL's two encoders (and its pooled vector) are
-not trained yet, and are refused by name.
+the encoder (``clip_l`` for SD1.x, ``clip_h`` for SD2.x, ``clip_l`` and ``clip_g`` for SDXL: the keys
+``load_embed`` looks for), so that "embedding:<name>" in any CLIP Text Encode prompt reads it. A file
+of that name that this node did not write is never replaced.
+
+SDXL, as diffusers' ``textual_inversion_sdxl.py`` trains it: the placeholder gets vectors in both
+encoders' tables (each started from the initializer's row of its own table, both in one AdamW), the
+UNet's context is both encoders' penultimate states side by side and its pooled vector is clip_g's
+projected output of the same caption (so the new word also reaches the pooled conditioning, as the
+script's ``text_embeds``), with the size conditioning of the images' own size (original and target
+the image, crop at 0: the script's center-cropped images at their resolution).
 """
 from __future__ import annotations
 
 import re
 from pathlib import Path
 
+import comfy.model_base
+import comfy.sdxl_clip
 import torch
 from comfy.model_patcher import ModelPatcher
 
@@ -50,6 +58,25 @@ def text_encoder(clip, node: str = NODE) -> tuple[str, torch.nn.Module]:
     return model.clip_name, encoder
 
 
+def text_encoders(clip, node: str = NODE) -> list[tuple[str, torch.nn.Module]]:
+    """(tokenizer key, encoder) of each encoder a new word is learned in: SD1.x's or SD2.x's one,
+    SDXL's clip_l and clip_g (in the order of the UNet's context)."""
+    model = getattr(clip, "cond_stage_model", None)
+    if isinstance(model, comfy.sdxl_clip.SDXLClipModel):
+        return [("l", model.clip_l), ("g", model.clip_g)]
+    name = getattr(model, "clip", None)
+    if isinstance(name, str) and hasattr(getattr(model, name, None), "process_tokens"):
+        return [text_encoder(clip, node)]
+    kind = (type(model).__name__ if model is not None else type(clip).__name__).rstrip("_")   # the host's subclasses end in _
+    raise NodeInputError(node, f"input 'clip' is {kind}; this node trains the text encoders of SD1.x, SD2.x and SDXL "
+                               f"checkpoints: connect one of those checkpoints' CLIP.")
+
+
+def takes_pooled(model: ModelPatcher) -> bool:
+    """Whether the model's conditioning vector starts with the text encoder's pooled output (SDXL)."""
+    return isinstance(model.model, (comfy.model_base.SDXL, comfy.model_base.SDXLRefiner))
+
+
 def check_inputs(model: ModelPatcher, clip, images, name: str, initializer: str, steps: int, learning_rate: float,
                  num_vectors: int, batch_size: int, caption: str = "") -> tuple[torch.Tensor, bool]:
     """Every check the node makes before training; returns (the images' latents, whether the model
@@ -60,8 +87,10 @@ def check_inputs(model: ModelPatcher, clip, images, name: str, initializer: str,
     check_at_least(NODE, 1, num_vectors=num_vectors, batch_size=batch_size)
     if learning_rate < 0:
         raise NodeInputError(NODE, f"input 'learning_rate' is {learning_rate}; give 0 or more (default 0.002).")
-    check_word(NODE, model, clip, name)
-    initializer_id(clip, text_encoder(clip)[0], initializer)
+    encoders = text_encoders(clip)
+    check_word(NODE, model, clip, name, encoders)
+    for key, _ in encoders:
+        initializer_id(clip, key, initializer)
     if caption and caption.count("{}") != 1:
         raise NodeInputError(NODE, f"input 'caption' is {caption!r}; give one caption with {{}} once, where the new "
                                    f"word goes (\"a red {{}} on a white background\"), or leave it empty for the "
@@ -71,14 +100,15 @@ def check_inputs(model: ModelPatcher, clip, images, name: str, initializer: str,
     return samples, family.parameterisation == "v"
 
 
-def check_word(node: str, model: ModelPatcher, clip, name: str) -> None:
-    """A new word's checks: an SD1.x / SD2.x CLIP of this model's width, a file name prompts can
-    name."""
-    key, encoder = text_encoder(clip, node)
+def check_word(node: str, model: ModelPatcher, clip, name: str,
+               encoders: list[tuple[str, torch.nn.Module]] | None = None) -> None:
+    """A new word's checks: a CLIP (its ``encoders``, default the one of SD1.x / SD2.x) of this model's
+    width, a file name prompts can name."""
+    encoders = encoders or [text_encoder(clip, node)]
     if not NAME.match(name or ""):
         raise NodeInputError(node, f"input 'name' is {name!r}; give a file name of letters, digits, '_', '-' or '.' "
                                    f"(no spaces: prompts name it as embedding:<name>).")
-    width = encoder.transformer.get_input_embeddings().weight.shape[-1]
+    width = sum(encoder.transformer.get_input_embeddings().weight.shape[-1] for _, encoder in encoders)
     context = model.model.model_config.unet_config.get("context_dim")
     if context is not None and context != width:
         raise NodeInputError(node, f"input 'clip' encodes prompts {width} wide; the model's cross-attention takes "
@@ -135,9 +165,10 @@ def _same(weight: torch.Tensor) -> torch.Tensor:
     return weight
 
 
-def encode_rows(clip, encoder: torch.nn.Module, rows: list) -> torch.Tensor:
+def encode_rows(clip, encoder: torch.nn.Module, rows: list, pooled: bool = False):
     """The encoder's hidden states ``[rows, tokens, width]`` of token rows (ids and vectors), as CLIP
-    Text Encode computes them (the CLIP's layer option, its model loaded), differentiably."""
+    Text Encode computes them (the CLIP's layer option, its model loaded), differentiably; with
+    ``pooled``, (the states, the encoder's pooled output)."""
     clip.cond_stage_model.reset_clip_options()
     if clip.layer_idx is not None:
         clip.cond_stage_model.set_clip_options({"layer": clip.layer_idx})
@@ -145,58 +176,82 @@ def encode_rows(clip, encoder: torch.nn.Module, rows: list) -> torch.Tensor:
     # The host's CLIP adds its residuals in place (``x += ...``) over tensors its layer norms saved for
     # the backward pass: saved tensors are copied when saved, so the gradient sees the values it needs.
     with torch.autograd.graph.saved_tensors_hooks(torch.clone, _same):
-        return encoder(rows)[0]
+        out = encoder(rows)
+    return (out[0], out[1]) if pooled else out[0]
+
+
+def encode_prompt(clip, encoders: list[tuple[str, torch.nn.Module]], rows: list[list]) -> tuple[torch.Tensor, torch.Tensor]:
+    """The UNet's context and the last encoder's pooled output of ``rows[i]``, each encoder's token
+    rows, as the host's CLIP puts them together (SDXL: the states side by side, cut to the shorter,
+    clip_g's pooled output)."""
+    states, pooled = [], None
+    for (_, encoder), encoder_rows in zip(encoders, rows):
+        hidden, pooled = encode_rows(clip, encoder, encoder_rows, pooled=True)
+        states.append(hidden)
+    cut = min(s.shape[1] for s in states)
+    return torch.cat([s[:, :cut] for s in states], dim=-1), pooled
 
 
 def train_embedding(model: ModelPatcher, clip, images: torch.Tensor, initializer: str, steps: int, learning_rate: float,
                     num_vectors: int, batch_size: int, templates: tuple[str, ...], seed: int,
-                    v_prediction: bool) -> tuple[torch.Tensor, list[float]]:
-    """The placeholder's ``[num_vectors, width]`` vectors after ``steps`` AdamW steps on batches of
-    ``batch_size`` images (each with a random one of ``templates`` and a random flip), and each
-    step's loss."""
-    key, encoder = text_encoder(clip)
-    token = initializer_id(clip, key, initializer)
-    rows = template_rows(clip, key, templates, initializer, token)
-    table = encoder.transformer.get_input_embeddings().weight
-    start = table[token].detach().float().cpu().clone().expand(num_vectors, -1).clone()
+                    v_prediction: bool) -> tuple[dict[str, torch.Tensor], list[float]]:
+    """The placeholder's ``[num_vectors, width]`` vectors in each text encoder (by tokenizer key)
+    after ``steps`` AdamW steps on batches of ``batch_size`` images (each with a random one of
+    ``templates`` and a random flip), and each step's loss."""
+    encoders = text_encoders(clip)
+    rows, starts = [], []
+    for key, encoder in encoders:
+        token = initializer_id(clip, key, initializer)
+        rows.append(template_rows(clip, key, templates, initializer, token))
+        table = encoder.transformer.get_input_embeddings().weight
+        starts.append(table[token].detach().float().cpu().clone().expand(num_vectors, -1).clone())
+    keys = [key for key, _ in encoders]
     if steps == 0:
-        return start, []
+        return dict(zip(keys, starts)), []
     trainee = encoder_for_gradients(clip)
-    _, trainee_encoder = text_encoder(trainee)
+    trainee_encoders = text_encoders(trainee)
+    pooled_in = takes_pooled(model)
     cond, pooled = trainee.encode_from_tokens(clip.tokenize(templates[0].format(initializer)),
                                               return_pooled=True)
-    positive = [[cond, {"pooled_output": pooled}]]   # the guider's conditioning: each step swaps its encoding in
+    extra = {"pooled_output": pooled}
+    if pooled_in:   # the script's size conditioning: the images' own size, original and target, crop at 0
+        height, width = (8 * s for s in images.shape[-2:])
+        extra.update(width=width, height=height, target_width=width, target_height=height, crop_w=0, crop_h=0)
+    positive = [[cond, extra]]   # the guider's conditioning: each step swaps its encoding in
     found: dict = {}
 
     def loop(denoise: HostDenoiser, x, sigmas, step_callback):
         with torch.inference_mode(False), torch.enable_grad():
             x0 = x.detach().clone()
             sigma_table = sigmas.detach().clone()
-            vectors = start.clone().requires_grad_(True)
+            vectors = [start.clone().requires_grad_(True) for start in starts]
             generator = torch.Generator().manual_seed(seed)
             order = batch_order(x0.shape[0], 0, batch_size, generator)
 
             def loss(step: int) -> torch.Tensor:
                 picked = [i for i, _ in next(order)]
-                chosen, flips = item_draws(len(picked), len(rows), generator)
+                chosen, flips = item_draws(len(picked), len(templates), generator)
                 clean = flip_rows(x0[picked], flips)
                 noise, t = draw(tuple(clean.shape), generator, len(sigma_table))
-                context = encode_rows(trainee, trainee_encoder, [with_vectors(rows[c], vectors) for c in chosen])
+                context, pooled = encode_prompt(trainee, trainee_encoders, [
+                    [with_vectors(encoder_rows[c], v) for c in chosen] for encoder_rows, v in zip(rows, vectors)])
+                swap = dict(context=context, pooled=pooled if pooled_in else None)
 
                 def eps_fn(xt: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
-                    return (xt - denoise.part("positive", xt, sigma, context)) / sigma.reshape(-1, 1, 1, 1)
+                    return (xt - denoise.part("positive", xt, sigma, **swap)) / sigma.reshape(-1, 1, 1, 1)
 
                 return step_loss(eps_fn, clean, noise, sigma_table[t.to(sigma_table.device)], len(picked), 0.0,
                                  v_prediction)[0]
 
-            found["losses"] = optimize([vectors], loss, steps, learning_rate, before_step=check_interrupt,
+            found["losses"] = optimize(vectors, loss, steps, learning_rate, before_step=check_interrupt,
                                        after_step=lambda done, total, value: step_callback(done - 1, total, x0),
                                        weight_decay=WEIGHT_DECAY)
-            found["vectors"] = vectors.detach().float().cpu().clone()  # sampling-path-ok: the result, once after the loop
+            found["vectors"] = {key: v.detach().float().cpu().clone()   # sampling-path-ok: the result, once after the loop
+                                for key, v in zip(keys, vectors)}
         return x
 
     run_loop(with_weight_copies(model), positive, None, 1.0, images, training_sigmas(model), loop)
-    check_converged(NODE, found["losses"], [found["vectors"]], learning_rate, "0.002")
+    check_converged(NODE, found["losses"], list(found["vectors"].values()), learning_rate, "0.002")
     return found["vectors"], found["losses"]
 
 
@@ -206,13 +261,16 @@ def embedding_path(name: str) -> Path:
     return Path(folder_paths.get_folder_paths("embeddings")[0]) / f"{name}.safetensors"
 
 
-def save_embedding(clip, name: str, vectors: torch.Tensor, initializer: str, node: str = NODE) -> Path:
-    """Write the vectors where "embedding:<name>" finds them, keyed as the host's loader looks them
-    up for this encoder; refuses to replace a file this node did not write."""
+def save_embedding(clip, name: str, vectors: torch.Tensor | dict[str, torch.Tensor], initializer: str,
+                   node: str = NODE) -> Path:
+    """Write the vectors (one encoder's, or each encoder's by tokenizer key) where "embedding:<name>"
+    finds them, keyed as the host's loader looks them up for each encoder; refuses to replace a file
+    this node did not write."""
     import safetensors
     import safetensors.torch
 
-    key, _ = text_encoder(clip, node)
+    if torch.is_tensor(vectors):
+        vectors = {text_encoder(clip, node)[0]: vectors}
     path = embedding_path(name)
     if path.exists():
         try:
@@ -224,6 +282,7 @@ def save_embedding(clip, name: str, vectors: torch.Tensor, initializer: str, nod
             raise NodeInputError(node, f"input 'name': {path} exists and was not written by this node; give another "
                                        f"name (this node never replaces an embedding it did not make).")
     path.parent.mkdir(parents=True, exist_ok=True)
-    safetensors.torch.save_file({f"clip_{key}": vectors.float().contiguous()}, str(path),
-                                metadata={MARK: "1", "initializer": initializer, "vectors": str(vectors.shape[0])})
+    count = next(iter(vectors.values())).shape[0]
+    safetensors.torch.save_file({f"clip_{key}": v.float().contiguous() for key, v in vectors.items()}, str(path),
+                                metadata={MARK: "1", "initializer": initializer, "vectors": str(count)})
     return path

@@ -1,8 +1,9 @@
 """Textual Inversion (Gal et al., "An Image is Worth One Word: Personalizing Text-to-Image
 Generation using Textual Inversion", ICLR 2023), as diffusers' ``textual_inversion.py`` trains it.
 
-Learns a new word from a few images: the vectors of a placeholder token, saved where the host's
-"embedding:<name>" prompt syntax reads them. The math is in ``personalisation/textual_inversion.py``,
+Learns a new word from a few images: the vectors of a placeholder token (in each of SDXL's two
+encoders, as ``textual_inversion_sdxl.py``), saved where the host's "embedding:<name>" prompt syntax
+reads them. The math is in ``personalisation/textual_inversion.py``,
 the host glue in ``hostkit/textual_inversion.py``.
 """
 from __future__ import annotations
@@ -25,11 +26,13 @@ class TextualInversion(io.ComfyNode):
                          "the model and text encoder frozen: the vectors of a placeholder, trained on captions from "
                          "the reference's templates (\"a photo of a {}\"). Saves models/embeddings/<name>.safetensors: "
                          "write embedding:<name> in any CLIP Text Encode prompt (connect this node's CLIP output so "
-                         "that the prompt is encoded after the file is written). SD1.x and SD2.x. Each step encodes "
-                         "the batch's captions, then one UNet forward and one backward through both."),
+                         "that the prompt is encoded after the file is written). SD1.x, SD2.x and SDXL (the word is learned "
+                         "in both of SDXL's text encoders, its pooled vector included, as diffusers' "
+                         "textual_inversion_sdxl.py). Each step encodes the batch's captions, then one UNet forward "
+                         "and one backward through both."),
             inputs=[
                 io.Model.Input("model", tooltip="The model the word is learned for (kept frozen)."),
-                io.Clip.Input("clip", tooltip="The checkpoint's CLIP (kept frozen; SD1.x or SD2.x)."),
+                io.Clip.Input("clip", tooltip="The checkpoint's CLIP (kept frozen; SD1.x, SD2.x, or SDXL's two encoders)."),
                 io.Latent.Input("images", tooltip="VAE Encode of the subject's images (paper: 3-5), one batch of one size."),
                 io.String.Input("name", default="my-subject",
                                 tooltip="The embedding's file name: prompts use it as embedding:<name>."),

@@ -774,9 +774,14 @@ CASES = [
     ("dreambooth-resume-imagic-lora", lambda k: dreambooth(k, resume=imagic_fine_tune(k, steps=0)[1]),
      r"DreamBooth LoRA: input 'resume' is a LoRA of \d+ layers, not the 88 this node trains on this model; connect "
      r"the 'lora' output of an earlier run of this node with the same model"),
-    ("textual-inversion-sdxl-clip", lambda k: textual_inversion(k, clip=k.other_clip()),
-     r"Textual Inversion: input 'clip' is SDXLClipModel; this node trains the one text encoder of SD1.x and SD2.x "
-     r"checkpoints \(SDXL's two encoders are not trained yet\)"),
+    ("textual-inversion-sdxl-clip-on-sd1", lambda k: textual_inversion(k, clip=k.other_clip()),
+     r"Textual Inversion: input 'clip' encodes prompts 96 wide; the model's cross-attention takes 64. It is another "
+     r"checkpoint's text encoder: connect this checkpoint's CLIP"),
+    ("textual-inversion-sd1-clip-on-sdxl", lambda k: textual_inversion(k, model=k.tiny("sdxl")[0]),
+     r"Textual Inversion: input 'clip' encodes prompts 64 wide; the model's cross-attention takes 96"),
+    ("textual-inversion-flux-clip", lambda k: textual_inversion(k, clip=k.tiny("flux-dev")[1]),
+     r"Textual Inversion: input 'clip' is FluxClipModel; this node trains the text encoders of SD1.x, SD2.x and SDXL "
+     r"checkpoints: connect one of those checkpoints' CLIP"),
     ("textual-inversion-initializer-two-words", lambda k: textual_inversion(k, initializer="red square"),
      r"Textual Inversion: input 'initializer' is 'red square', 2 tokens for this tokenizer; give one word of one "
      r"token that names the subject's class"),

@@ -1,4 +1,4 @@
-"""Textual Inversion through the host, on the tiny SD1 / SD2-v models: the saved file is read by
+"""Textual Inversion through the host, on the tiny SD1 / SD2-v / SDXL models: the saved file is read by
 the stock CLIP Text Encode ("embedding:<name>") to exactly the encoding the training used; zero
 steps give the initializer's embedding; training lowers the images' loss under the new word; a file
 the node did not write is never replaced; weights loaded under inference mode train alike; progress
@@ -30,11 +30,12 @@ def saved(host, name):
     return safetensors.torch.load_file(str(host.pack.hostkit.textual_inversion.embedding_path(name)))
 
 
-@pytest.mark.parametrize("family,key", [("sd1", "clip_l"), ("sd2-v", "clip_h")])
-def test_the_stock_prompt_reads_the_saved_word_as_trained(host, tiny, family, key):
+@pytest.mark.parametrize("family,keys", [("sd1", ["clip_l"]), ("sd2-v", ["clip_h"]), ("sdxl", ["clip_g", "clip_l"])])
+def test_the_stock_prompt_reads_the_saved_word_as_trained(host, tiny, family, keys):
     """"a photo of a embedding:<name>" through the stock CLIP Text Encode is, bit for bit, the encoding
     the training computes from the vectors (the host's tokenizer puts the file's vectors where the
-    training put them), for 1 and 3 vectors; the file holds them under the encoder's key."""
+    training put them), for 1 and 3 vectors; the file holds them under each encoder's key. SDXL: both
+    encoders' vectors, the context side by side and the pooled vector (clip_g's) alike."""
     kit = host.pack.hostkit.textual_inversion
     model, clip, _ = tiny(family)
     for vectors in (1, 3):
@@ -42,15 +43,20 @@ def test_the_stock_prompt_reads_the_saved_word_as_trained(host, tiny, family, ke
         out_clip, word, loss = learn(host, model, clip, name, steps=3, num_vectors=vectors)
         assert word == f"embedding:{name}" and len(loss["loss"]) == 3
         file = saved(host, name)
-        assert list(file) == [key]
-        learned = file[key]
-        stock = encode(host, out_clip, f"a photo of a {word}")[0][0]
-        k, encoder = kit.text_encoder(clip)
-        token = kit.initializer_id(clip, k, "square")
-        (row,) = kit.template_rows(clip, k, ("a photo of a {}",), "square", token)
-        ours = kit.encode_rows(clip, encoder, [kit.with_vectors(row, learned)])
+        assert sorted(file) == keys
+        ((stock, extra),) = encode(host, out_clip, f"a photo of a {word}")
+        encoders = kit.text_encoders(clip)
+        rows = []
+        for k, encoder in encoders:
+            token = kit.initializer_id(clip, k, "square")
+            (row,) = kit.template_rows(clip, k, ("a photo of a {}",), "square", token)
+            rows.append([kit.with_vectors(row, file[f"clip_{k}"])])
+            assert file[f"clip_{k}"].shape == (vectors, encoder.transformer.get_input_embeddings().weight.shape[-1])
+        ours, pooled = kit.encode_prompt(clip, encoders, rows)
         assert torch.equal(stock, ours.to(stock)), float((stock - ours).abs().max())
-        assert learned.shape[0] == vectors
+        if family == "sdxl":
+            assert torch.equal(extra["pooled_output"], pooled.to(extra["pooled_output"]))
+            assert not torch.equal(pooled, encode(host, clip, "a photo of a square")[0][1]["pooled_output"])
 
 
 def test_zero_steps_give_the_initializers_word(host, tiny):
