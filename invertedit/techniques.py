@@ -185,17 +185,21 @@ TECHNIQUES: tuple[Technique, ...] = (
                   "InvertEditImagicFineTune.learning_rate": 0.0005, "InvertEditImagicInterpolate.alpha": 0.7},
         quick={"InvertEditImagicOptimizeEmbedding": {"steps": 1}, "InvertEditImagicFineTune": {"steps": 1}}),
     Technique(
-        "DreamBooth", "personalise", ("InvertEditDreamBoothLoRA",), "personalisation/dreambooth.py", "Ruiz et al. 2023",
+        "DreamBooth", "personalise", ("InvertEditDreamBoothLoRA", "InvertEditDreamBoothFineTune"),
+        "personalisation/dreambooth.py", "Ruiz et al. 2023",
         "LoRA rank 4 on the attention projections, AdamW lr 1e-4, 500 steps, batch 1, prior loss λ 1 on class images "
-        "the model drew (diffusers' train_dreambooth_lora.py and its README)",
+        "the model drew (diffusers' train_dreambooth_lora.py and its README); the full fine-tune: every UNet weight, "
+        "lr 5e-6, 800 steps (train_dreambooth.py and its README)",
         "steps × (one forward of the instance and class rows together + one backward) once, then stock sampling",
         ("dreambooth_subject",), ("dreambooth_toy", "DreamBooth LoRA"),
         "Teaches the model a subject from 3-5 photos, bound to an identifier word, as a LoRA; the prior-preservation "
         "loss on class images keeps the class.",
         settings={"InvertEditDreamBoothLoRA.steps": 500, "InvertEditDreamBoothLoRA.learning_rate": 0.0001,
                   "InvertEditDreamBoothLoRA.rank": 4, "InvertEditDreamBoothLoRA.prior_loss_weight": 1.0,
-                  "InvertEditDreamBoothLoRA.batch_size": 1},
-        quick={"InvertEditDreamBoothLoRA": {"steps": 2}}),
+                  "InvertEditDreamBoothLoRA.batch_size": 1, "InvertEditDreamBoothFineTune.steps": 800,
+                  "InvertEditDreamBoothFineTune.learning_rate": 0.000005,
+                  "InvertEditDreamBoothFineTune.prior_loss_weight": 1.0, "InvertEditDreamBoothFineTune.batch_size": 1},
+        quick={"InvertEditDreamBoothLoRA": {"steps": 2}, "InvertEditDreamBoothFineTune": {"steps": 2}}),
     Technique(
         "Custom-Edit", "personalise", (), None, "Choi et al. 2023",
         "the paper's Prompt-to-Prompt on an inversion with the customised model; cross 0.6 / self 0.2 here (toy)",

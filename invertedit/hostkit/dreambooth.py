@@ -1,5 +1,7 @@
-"""DreamBooth LoRA inside the host (Ruiz et al., CVPR 2023; the math is in
-``personalisation/dreambooth.py``, the LoRA machinery in ``lora_training.py``).
+"""DreamBooth LoRA and DreamBooth Fine-Tune inside the host (Ruiz et al., CVPR 2023; the math is in
+``personalisation/dreambooth.py``, the LoRA machinery in ``lora_training.py``, the full fine-tune's
+differences in ``full_fine_tune.py``). Both run one optimisation loop (``_fit``), as diffusers'
+``train_dreambooth_lora.py`` and ``train_dreambooth.py`` share theirs.
 
 The training runs through the host's own sampling path (``sampling.run_loop``: a ``CFGGuider``
 whose sampler function is the optimisation loop) with the instance prompt as the positive and
@@ -24,11 +26,14 @@ from comfy.model_patcher import ModelPatcher
 from ..personalisation.dreambooth import batch_order, draw, step_loss
 from ..personalisation.training import optimize
 from .errors import NodeInputError, check_at_least, check_conditioning, check_finite, check_finite_tensor
+from . import full_fine_tune as full
+from .full_fine_tune import check_memory
 from .lora_training import (check_converged, load_into, lora_adapters, lora_state_dict, trainable, trainee,
                             training_sigmas, with_lora)
 from .sampling import HostDenoiser, check_interrupt, check_latent_size, check_model_family, run_loop
 
 NODE = "DreamBooth LoRA"
+FULL_NODE = "DreamBooth Fine-Tune"
 # diffusers' train_dreambooth_lora.py: AdamW weight decay and gradient-norm clipping
 WEIGHT_DECAY, MAX_GRAD_NORM = 1e-2, 1.0
 
@@ -45,36 +50,86 @@ def check_latents(node: str, name: str, latent, model: ModelPatcher, fix: str) -
 
 
 def check_inputs(model: ModelPatcher, instance_images, instance_prompt, class_images, class_prompt, steps: int,
-                 learning_rate: float, rank: int, prior_loss_weight: float, batch_size: int):
+                 learning_rate: float, rank: int | None, prior_loss_weight: float, batch_size: int, node: str = NODE):
     """Every check the node makes before loading the model; returns (instance, class) latents
-    (class None when the prior loss is off)."""
-    family = check_model_family(model, NODE)
-    check_finite(NODE, learning_rate=learning_rate, prior_loss_weight=prior_loss_weight)
-    check_at_least(NODE, 0, steps=steps)
-    check_at_least(NODE, 1, rank=rank, batch_size=batch_size)
+    (class None when the prior loss is off). ``rank`` None: the full fine-tune (``node``
+    FULL_NODE), which also checks the device's memory."""
+    family = check_model_family(model, node)
+    check_finite(node, learning_rate=learning_rate, prior_loss_weight=prior_loss_weight)
+    check_at_least(node, 0, steps=steps)
+    check_at_least(node, 1, batch_size=batch_size)
+    if rank is not None:
+        check_at_least(node, 1, rank=rank)
     if learning_rate < 0 or prior_loss_weight < 0:
-        raise NodeInputError(NODE, "inputs 'learning_rate' and 'prior_loss_weight' must be 0 or more "
-                                   "(paper: lambda 1; diffusers' README: learning rate 1e-4).")
-    instance = check_latents(NODE, "instance_images", instance_images, model,
+        raise NodeInputError(node, "inputs 'learning_rate' and 'prior_loss_weight' must be 0 or more "
+                                   "(paper: lambda 1; diffusers' READMEs: learning rate 1e-4 for the LoRA, 5e-6 for "
+                                   "the full fine-tune).")
+    if rank is None:
+        check_memory(node, model)
+    instance = check_latents(node, "instance_images", instance_images, model,
                              "connect VAE Encode of the subject's 3-5 photos (one batch, all the same size).")
-    check_conditioning(NODE, "instance_prompt", instance_prompt, model)
+    check_conditioning(node, "instance_prompt", instance_prompt, model)
     if prior_loss_weight == 0:
         return family, instance, None
     if class_images is None or class_prompt is None:
         missing = "class_images" if class_images is None else "class_prompt"
-        raise NodeInputError(NODE, f"input '{missing}' is not connected and prior_loss_weight is {prior_loss_weight:g}; "
+        raise NodeInputError(node, f"input '{missing}' is not connected and prior_loss_weight is {prior_loss_weight:g}; "
                                    f"prior preservation needs images of the subject's class and their prompt: draw "
                                    f"them with KSampler from the class prompt (\"a dog\") on this model, batch 100-200 "
                                    f"(paper), and connect both, or set prior_loss_weight to 0 to train without it.")
-    classes = check_latents(NODE, "class_images", class_images, model,
+    classes = check_latents(node, "class_images", class_images, model,
                             "connect the LATENT KSampler drew from the class prompt on this model (or VAE Encode of "
                             "class photos).")
     if classes.shape[1:] != instance.shape[1:]:
-        raise NodeInputError(NODE, f"inputs 'instance_images' {tuple(instance.shape[1:])} and 'class_images' "
+        raise NodeInputError(node, f"inputs 'instance_images' {tuple(instance.shape[1:])} and 'class_images' "
                                    f"{tuple(classes.shape[1:])} differ in size; draw the class images at the instance "
                                    f"images' size (Empty Latent Image of the same width and height).")
-    check_conditioning(NODE, "class_prompt", class_prompt, model)
+    check_conditioning(node, "class_prompt", class_prompt, model)
     return family, instance, classes
+
+
+def _fit(trained: ModelPatcher, params, instance: torch.Tensor, instance_prompt: list, classes: torch.Tensor | None,
+         class_prompt: list | None, steps: int, learning_rate: float, prior_loss_weight: float, batch_size: int,
+         seed: int, v_prediction: bool, base=None) -> list[float]:
+    """DreamBooth's optimisation (both scripts' loop): ``steps`` AdamW steps (weight decay 1e-2,
+    gradient norm clipped to 1) of ``params(device)``, the parameters ``trained`` runs with, on batches
+    of ``batch_size`` instance latents (and as many class latents with the prior loss); returns each
+    step's loss. ``base(device)``: the frozen weights the parameters are differences from (the full
+    fine-tune's decay acts on the whole weight)."""
+    count = instance.shape[0]
+    prior = classes is not None
+    batch = instance if not prior else torch.cat([instance, classes.to(instance)])
+    found: dict = {}
+
+    def loop(denoise: HostDenoiser, x, sigmas, step_callback):
+        with torch.inference_mode(False), torch.enable_grad():
+            x0 = x.detach().clone()
+            table = sigmas.detach().clone()
+            trained_params = params(x.device)
+            generator = torch.Generator().manual_seed(seed)
+            order = batch_order(count, classes.shape[0] if prior else 0, batch_size, generator)
+
+            def eps_fn(xt: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+                denoised = (denoise.pair(xt, sigma, xt.shape[0] // 2) if prior
+                            else denoise.part("positive", xt, sigma))
+                return (xt - denoised) / sigma.reshape(-1, 1, 1, 1)
+
+            def loss(step: int) -> torch.Tensor:
+                pairs = next(order)
+                rows = [i for i, _ in pairs] + ([count + c for _, c in pairs] if prior else [])
+                clean = x0[rows]
+                noise, t = draw(tuple(clean.shape), generator, len(table))
+                return step_loss(eps_fn, clean, noise, table[t.to(table.device)], len(pairs), prior_loss_weight,
+                                 v_prediction)[0]
+
+            found["losses"] = optimize(trained_params, loss, steps, learning_rate, before_step=check_interrupt,
+                                       after_step=lambda done, total, value: step_callback(done - 1, total, x0),
+                                       weight_decay=WEIGHT_DECAY, max_grad_norm=MAX_GRAD_NORM,
+                                       base=None if base is None else (lambda: base(x.device)))
+        return x
+
+    run_loop(trained, instance_prompt, class_prompt if prior else None, 1.0, batch, training_sigmas(trained), loop)
+    return found["losses"]
 
 
 def dreambooth_lora(model: ModelPatcher, instance: torch.Tensor, instance_prompt: list, classes: torch.Tensor | None,
@@ -92,41 +147,30 @@ def dreambooth_lora(model: ModelPatcher, instance: torch.Tensor, instance_prompt
     if steps == 0:
         lora = lora_state_dict(adapters)
         return with_lora(model, lora), lora, []
-    count = instance.shape[0]
-    prior = classes is not None
-    batch = instance if not prior else torch.cat([instance, classes.to(instance)])
-    found: dict = {}
-
-    def loop(denoise: HostDenoiser, x, sigmas, step_callback):
-        with torch.inference_mode(False), torch.enable_grad():
-            x0 = x.detach().clone()
-            table = sigmas.detach().clone()
-            params = trainable(adapters, x.device)
-            generator = torch.Generator().manual_seed(seed)
-            order = batch_order(count, classes.shape[0] if prior else 0, batch_size, generator)
-
-            def eps_fn(xt: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
-                denoised = (denoise.pair(xt, sigma, xt.shape[0] // 2) if prior
-                            else denoise.part("positive", xt, sigma))
-                return (xt - denoised) / sigma.reshape(-1, 1, 1, 1)
-
-            def loss(step: int) -> torch.Tensor:
-                pairs = next(order)
-                rows = [i for i, _ in pairs] + ([count + c for _, c in pairs] if prior else [])
-                clean = x0[rows]
-                noise, t = draw(tuple(clean.shape), generator, len(table))
-                return step_loss(eps_fn, clean, noise, table[t.to(table.device)], len(pairs), prior_loss_weight,
-                                 v_prediction)[0]
-
-            found["losses"] = optimize(params, loss, steps, learning_rate, before_step=check_interrupt,
-                                       after_step=lambda done, total, value: step_callback(done - 1, total, x0),
-                                       weight_decay=WEIGHT_DECAY, max_grad_norm=MAX_GRAD_NORM)
-        return x
-
-    run_loop(trainee(model, adapters), instance_prompt, class_prompt if prior else None, 1.0, batch,
-             training_sigmas(model), loop)
+    losses = _fit(trainee(model, adapters), lambda device: trainable(adapters, device), instance, instance_prompt,
+                  classes, class_prompt, steps, learning_rate, prior_loss_weight, batch_size, seed, v_prediction)
     for adapter in adapters.values():
         adapter.requires_grad_(False)
     lora = lora_state_dict(adapters)
-    check_converged(NODE, found["losses"], lora.values(), learning_rate, "0.0001")
-    return with_lora(model, lora), lora, found["losses"]
+    check_converged(NODE, losses, lora.values(), learning_rate, "0.0001")
+    return with_lora(model, lora), lora, losses
+
+
+def dreambooth_full(model: ModelPatcher, instance: torch.Tensor, instance_prompt: list, classes: torch.Tensor | None,
+                    class_prompt: list | None, steps: int, learning_rate: float, prior_loss_weight: float,
+                    batch_size: int, seed: int, v_prediction: bool,
+                    ) -> tuple[ModelPatcher, dict[str, torch.Tensor], list[float]]:
+    """DreamBooth as a full fine-tune of the UNet (diffusers' ``train_dreambooth.py``: every UNet
+    parameter, AdamW weight decay 1e-2 on the whole weight, gradient norm clipped to 1), kept as a
+    difference from the frozen weights (``full_fine_tune.py``). Returns (the input MODEL with the
+    difference, the difference in the host's "diff" patch format, each step's loss)."""
+    diffs = full.weight_diffs(model)
+    if steps == 0:
+        patch = full.diff_state_dict(diffs)
+        return with_lora(model, patch), patch, []
+    losses = _fit(full.trainee(model, diffs), lambda device: full.trainable(diffs, device), instance, instance_prompt,
+                  classes, class_prompt, steps, learning_rate, prior_loss_weight, batch_size, seed, v_prediction,
+                  base=lambda device: full.frozen(model, diffs))
+    patch = full.diff_state_dict(diffs)
+    check_converged(FULL_NODE, losses, patch.values(), learning_rate, "5e-06")
+    return with_lora(model, patch), patch, losses

@@ -100,15 +100,16 @@ def with_lora(model: ModelPatcher, lora: dict[str, torch.Tensor], strength: floa
     """A clone of ``model`` with ``lora`` added as weight patches, as LoraLoader adds a file's
     (``comfy.lora``: key map, conversion, ``add_patches``); every module of the LoRA must land.
     ``lora`` holds low-rank pairs (``.lora_up`` / ``.lora_down`` / ``.alpha``) or whole changes of
-    a weight (``<module>.diff``: the host's "diff" patch, Custom Diffusion's)."""
+    a weight or bias (``<module>.diff`` / ``<module>.diff_b``: the host's "diff" patch, Custom
+    Diffusion's and the full fine-tune's)."""
     key_map = comfy.lora.model_lora_keys_unet(model.model, {})
     patches = comfy.lora.load_lora(comfy.lora_convert.convert_lora(lora), key_map)
     patched = model.clone()
     landed = set(patched.add_patches(patches, strength))
-    modules = {k.rsplit(".", 1)[0] for k in lora if k.endswith((".alpha", ".diff"))}
-    if len(landed) != len(modules):
-        raise RuntimeError(f"LoRA: {len(modules) - len(landed)} of {len(modules)} layers found no weight in the "
-                           f"model (the model's layout changed since the LoRA was made)")
+    wanted = sum(1 for k in lora if k.endswith((".alpha", ".diff", ".diff_b")))   # one patched tensor each
+    if len(landed) != wanted:
+        raise RuntimeError(f"LoRA: {wanted - len(landed)} of {wanted} weights found no place in the model (the "
+                           f"model's layout changed since the LoRA was made)")
     return patched
 
 

@@ -1,5 +1,6 @@
-"""DreamBooth LoRA (Ruiz et al., "DreamBooth: Fine Tuning Text-to-Image Diffusion Models for
-Subject-Driven Generation", CVPR 2023), as diffusers' ``train_dreambooth_lora.py`` trains it.
+"""DreamBooth LoRA and DreamBooth Fine-Tune (Ruiz et al., "DreamBooth: Fine Tuning Text-to-Image
+Diffusion Models for Subject-Driven Generation", CVPR 2023), as diffusers' ``train_dreambooth_lora.py``
+and ``train_dreambooth.py`` train them.
 
 Binds a subject shown in a few photos to an identifier in the instance prompt ("a sks square"),
 with the prior-preservation loss on class images the model drew ("a square"). The math is in
@@ -7,7 +8,7 @@ with the prior-preservation loss on class images the model drew ("a square"). Th
 """
 from __future__ import annotations
 
-from ..hostkit.dreambooth import NODE, check_inputs, dreambooth_lora
+from ..hostkit.dreambooth import FULL_NODE, NODE, check_inputs, dreambooth_full, dreambooth_lora
 from ..hostkit.schemas import io
 
 
@@ -81,4 +82,69 @@ class DreamBoothLoRA(io.ComfyNode):
         return io.NodeOutput(patched, lora, {"loss": list(losses)})
 
 
-NODES = [DreamBoothLoRA]
+
+class DreamBoothFineTune(io.ComfyNode):
+    NAME = FULL_NODE
+
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
+            node_id="InvertEditDreamBoothFineTune",
+            display_name=cls.NAME,
+            category="InvertEdit/personalise",
+            description=("DreamBooth (Ruiz et al.) as the paper does it: a full fine-tune of every UNet weight "
+                         "(diffusers' train_dreambooth.py), the subject bound to an identifier in the instance prompt, "
+                         "with the prior-preservation loss on class images the model drew. Needs about 16 bytes per "
+                         "UNet parameter besides the model (SD1.5: 13 GB; refused where the device has not that much "
+                         "free: use DreamBooth LoRA). Returns the MODEL with the change (Save Checkpoint saves it "
+                         "whole) and the change as a weight-difference patch (Save LoRA Weights writes it, LoraLoader "
+                         "applies it)."),
+            inputs=[
+                io.Model.Input("model", tooltip="The model to teach (SD1.x, SD2.x, SDXL)."),
+                io.Latent.Input("instance_images",
+                                tooltip="VAE Encode of the subject's photos (paper: 3-5), one batch of one size."),
+                io.Conditioning.Input("instance_prompt",
+                                      tooltip="CLIP Text Encode of the prompt with the identifier and the class, "
+                                              "e.g. \"a sks dog\" (paper: a rare token before the class noun)."),
+                io.Int.Input("steps", default=800, min=0, max=100000,
+                             tooltip="Training steps (diffusers' DreamBooth README: 800 with prior preservation, 400 "
+                                     "without). 0 returns the model unchanged."),
+                io.Float.Input("learning_rate", default=0.000005, min=0.0, max=0.001, step=0.000001, round=0.0000001,
+                               tooltip="AdamW learning rate, constant (diffusers' DreamBooth README: 5e-6; weight "
+                                       "decay 1e-2 on the whole weight and gradient-norm clipping to 1 as the script)."),
+                io.Float.Input("prior_loss_weight", default=1.0, min=0.0, max=10.0, step=0.05,
+                               tooltip="lambda, the prior-preservation loss's weight (paper and script: 1). 0 trains "
+                                       "without class images."),
+                io.Int.Input("batch_size", default=1, min=1, max=64,
+                             tooltip="Instance images per step, with as many class images (diffusers' README: 1)."),
+                io.Int.Input("seed", default=0, min=0, max=0xFFFFFFFFFFFFFFFF, control_after_generate=False,
+                             tooltip="Seed of the batches' order and each step's noise and timesteps."),
+                io.Latent.Input("class_images", optional=True,
+                                tooltip="Images of the subject's class the model drew (KSampler with the class prompt; "
+                                        "diffusers' README: 200), at the instance images' size. Needed when "
+                                        "prior_loss_weight is above 0."),
+                io.Conditioning.Input("class_prompt", optional=True,
+                                      tooltip="CLIP Text Encode of the class prompt, e.g. \"a dog\"."),
+            ],
+            outputs=[
+                io.Model.Output(display_name="model", tooltip="The input model with the fine-tune's change."),
+                io.LoraModel.Output(display_name="patch",
+                                    tooltip="The change of every UNet weight in the host's weight-difference format "
+                                            "(<layer>.diff): Save LoRA Weights writes it (the UNet's size, float32), "
+                                            "LoraLoader applies it to the same checkpoint."),
+                io.LossMap.Output(display_name="loss", tooltip="The loss at each step (Plot Loss Graph)."),
+            ],
+        )
+
+    @classmethod
+    def execute(cls, model, instance_images, instance_prompt, steps, learning_rate, prior_loss_weight, batch_size,
+                seed, class_images=None, class_prompt=None) -> io.NodeOutput:
+        family, instance, classes = check_inputs(model, instance_images, instance_prompt, class_images, class_prompt,
+                                                 steps, learning_rate, None, prior_loss_weight, batch_size, FULL_NODE)
+        patched, patch, losses = dreambooth_full(model, instance, instance_prompt, classes, class_prompt, steps,
+                                                 learning_rate, prior_loss_weight, batch_size, seed,
+                                                 family.parameterisation == "v")
+        return io.NodeOutput(patched, patch, {"loss": list(losses)})
+
+
+NODES = [DreamBoothLoRA, DreamBoothFineTune]

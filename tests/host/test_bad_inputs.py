@@ -298,6 +298,13 @@ def dreambooth(k: Kit, **change):
     return call(k.host, "InvertEditDreamBoothLoRA", **args)
 
 
+def dreambooth_full(k: Kit, **change):
+    args = dict(model=k.model, instance_images=k.pair(), instance_prompt=k.pos, steps=1, learning_rate=5e-6,
+                prior_loss_weight=1.0, batch_size=1, seed=0, class_images=k.src, class_prompt=k.neg)
+    args.update(change)
+    return call(k.host, "InvertEditDreamBoothFineTune", **args)
+
+
 def textual_inversion(k: Kit, **change):
     args = dict(model=k.model, clip=k.clip, images=k.pair(), name="bad-input", initializer="square", steps=1,
                 learning_rate=0.001, batch_size=1, num_vectors=1, templates="object", seed=0)
@@ -838,6 +845,15 @@ CASES = [
     ("dreambooth-diverged", lambda k: dreambooth(k, learning_rate=0.01, model=overflowing(k)),
      r"DreamBooth LoRA: the optimisation diverged at step 1 \(loss .*\) with learning_rate 0.01, which would sample "
      r"a black picture; lower learning_rate \(default 0.0001\)"),
+    ("dreambooth-full-diverged", lambda k: dreambooth_full(k, learning_rate=0.01, model=overflowing(k)),
+     r"DreamBooth Fine-Tune: the optimisation diverged at step 1 \(loss .*\) with learning_rate 0.01, which would "
+     r"sample a black picture; lower learning_rate \(default 5e-06\)"),
+    ("dreambooth-full-no-class-images", lambda k: dreambooth_full(k, class_images=None),
+     r"DreamBooth Fine-Tune: input 'class_images' is not connected and prior_loss_weight is 1; prior preservation "
+     r"needs images of the subject's class"),
+    ("dreambooth-full-learning-rate-negative", lambda k: dreambooth_full(k, learning_rate=-1.0),
+     r"DreamBooth Fine-Tune: inputs 'learning_rate' and 'prior_loss_weight' must be 0 or more \(paper: lambda 1; "
+     r"diffusers' READMEs: learning rate 1e-4 for the LoRA, 5e-6 for the full fine-tune\)"),
 ]
 
 
@@ -1125,6 +1141,10 @@ FLOW_CASES = [
     ("dreambooth-flux-model", lambda k: dreambooth(k, model=flow(k)[0], instance_images={"samples": torch.randn(1, 16, 8, 8)},
                                                    instance_prompt=encode(k.host, flow(k)[1], PROMPT), prior_loss_weight=0.0),
      r"DreamBooth LoRA: input 'model' is Flux \(Flux, .*\); this node supports Stable Diffusion UNet checkpoints"),
+    ("dreambooth-full-flux-model", lambda k: dreambooth_full(k, model=flow(k)[0], instance_images={"samples": torch.randn(1, 16, 8, 8)},
+                                                             instance_prompt=encode(k.host, flow(k)[1], PROMPT),
+                                                             prior_loss_weight=0.0),
+     r"DreamBooth Fine-Tune: input 'model' is Flux \(Flux, .*\); this node supports Stable Diffusion UNet checkpoints"),
     ("flowedit-sd-model", lambda k: flowedit(k, model=k.model, clip=k.clip),
      r"FlowEdit: input 'model' is SD15 \(UNetModel, .*\); this node edits with rectified-flow transformers: Flux.1 "
      r"\(dev, schnell\) and SD3/SD3.5. For Stable Diffusion checkpoints use the pack's inversion nodes"),

@@ -172,3 +172,35 @@ def test_a_step_is_one_unet_call_of_the_instance_and_class_rows(host, tiny, fami
     _, _, apart = teach(host, counted, clip, steps=3, class_prompt=whole)
     assert len(rows) == 6 and rows[1::2] == [2, 2, 2]
     assert apart == pytest.approx(losses, rel=1e-4)
+
+
+@pytest.mark.parametrize("family", ["sd1", "sdxl"])
+def test_full_fine_tune_trains_every_weight_and_the_patch_is_the_hosts(host, tiny, family):
+    """DreamBooth Fine-Tune: training lowers the instance loss; every UNet weight and bias has its
+    difference (zero steps: all zero, sampling bit for bit as the input model); the MODEL output is a
+    clone patched with them (the input untouched); Save LoRA Weights writes the patch and the stock
+    Load LoRA Model applies the file to sample bit for bit the same."""
+    import comfy.utils
+
+    model, clip, _ = tiny(family)
+    args = dict(model=model, instance_images=latents(3, 1, 2.0), instance_prompt=encode(host, clip, INSTANCE),
+                learning_rate=3e-4, prior_loss_weight=1.0, batch_size=2, seed=0, class_images=latents(6, 2),
+                class_prompt=encode(host, clip, CLASS))
+    same, start, losses = call(host, "InvertEditDreamBoothFineTune", steps=0, **args)
+    unet = model.model.diffusion_model
+    assert losses["loss"] == [] and len(start) == len(list(unet.parameters())) and not any(v.any() for v in start.values())
+    assert torch.equal(generate(host, same, clip), generate(host, model, clip))
+
+    tuned, patch, losses = call(host, "InvertEditDreamBoothFineTune", steps=30, **args)
+    inst = latents(3, 1, 2.0)["samples"]
+    before, after = (loss_of(host, m, inst, encode(host, clip, INSTANCE)) for m in (model, tuned))
+    moved = sum(bool(v.any()) for v in patch.values())
+    print(f"\n{family}: instance loss {before:.4f} -> {after:.4f}; {moved} of {len(patch)} tensors changed")
+    assert len(losses["loss"]) == 30 and after < before and moved > 0.9 * len(patch)
+    assert tuned is not model and not model.patches and len(tuned.patches) == len(patch)
+    call(host, "SaveLoRANode", lora=patch, prefix=f"loras/dreambooth_full_{family}")
+    saved = sorted((host.output_dir / "loras").glob(f"dreambooth_full_{family}_*.safetensors"))
+    loaded = comfy.utils.load_torch_file(str(saved[-1]), safe_load=True)
+    reloaded = call(host, "LoraModelLoader", model=model, lora=loaded, strength_model=1.0)[0]
+    ours = generate(host, tuned, clip)
+    assert torch.equal(generate(host, reloaded, clip), ours) and not torch.equal(ours, generate(host, model, clip))

@@ -106,3 +106,29 @@ def test_adamw_with_clipping_is_torchs():
     assert torch.equal(ours, reference(torch.optim.AdamW, 1.0, weight_decay=1e-2)) and len(losses) == 5
     assert torch.equal(run(None, None)[0], reference(torch.optim.Adam, None))
     assert not torch.equal(ours, run(1e-2, None)[0])   # the clipping acts
+
+
+def test_a_difference_from_frozen_weights_trains_as_the_whole_weight():
+    """``optimize`` with ``base``: AdamW (weight decay, clipping) on differences D from frozen weights W0
+    moves W0 + D exactly as torch's AdamW moves the weight W itself (the scripts' full fine-tune)."""
+    g = torch.Generator().manual_seed(0)
+    w0 = [torch.randn(4, 3, generator=g, dtype=torch.float64), torch.randn(5, generator=g, dtype=torch.float64)]
+    targets = [torch.randn_like(w) for w in w0]
+
+    def loss_of(weights):
+        return lambda i: sum(((w * (i + 1) - t) ** 2).sum() for w, t in zip(weights(), targets))
+
+    whole = [w.clone().requires_grad_(True) for w in w0]
+    diffs = [torch.zeros_like(w, requires_grad=True) for w in w0]
+    with torch.enable_grad():
+        ours = optimize(diffs, loss_of(lambda: [b + d for b, d in zip(w0, diffs)]), 5, 0.1, weight_decay=0.3,
+                        max_grad_norm=1.0, base=lambda: w0)
+        theirs = optimize(whole, loss_of(lambda: whole), 5, 0.1, weight_decay=0.3, max_grad_norm=1.0)
+    assert ours == pytest.approx(theirs, rel=1e-12)
+    for b, d, w in zip(w0, diffs, whole):
+        torch.testing.assert_close(b + d.detach(), w.detach(), rtol=1e-12, atol=1e-12)
+    without = [torch.zeros_like(w, requires_grad=True) for w in w0]   # the decay on D alone is not it
+    with torch.enable_grad():
+        optimize(without, loss_of(lambda: [b + d for b, d in zip(w0, without)]), 5, 0.1, weight_decay=0.3,
+                 max_grad_norm=1.0)
+    assert not torch.allclose(w0[0] + without[0].detach(), whole[0].detach(), rtol=1e-6)

@@ -122,9 +122,10 @@ def lora_sizes(host) -> str:
 
 
 def tiny_speed(host, steps: int = 20) -> str:
-    """Training steps per second of DreamBooth LoRA (with and without the prior loss) and Textual
-    Inversion on the tiny test models (8x8 latents, batch 2), one thread: what the mechanics cost."""
-    lines = ["| tiny model | DreamBooth, prior on | DreamBooth, prior off | Textual Inversion |", "|---|---|---|---|"]
+    """Training steps per second of DreamBooth LoRA (with and without the prior loss), DreamBooth
+    Fine-Tune and Textual Inversion on the tiny test models (8x8 latents, batch 2), one thread: what the mechanics cost."""
+    lines = ["| tiny model | DreamBooth, prior on | DreamBooth, prior off | DreamBooth Fine-Tune, prior on | "
+             "Textual Inversion |", "|---|---|---|---|---|"]
     for family in ("sd1", "sd2-v", "sdxl"):
         model, clip, _ = host.pack.demo.tiny_models.build_tiny_models(family, seed=0)
         images = {"samples": torch.randn(4, 4, 8, 8, generator=torch.Generator().manual_seed(1))}
@@ -136,15 +137,17 @@ def tiny_speed(host, steps: int = 20) -> str:
                  prior_loss_weight=prior, batch_size=2, seed=0, class_images=images,
                  class_prompt=encode(host, clip, "a square"))
             cells.append(f"{steps / (time.perf_counter() - start):.1f}")
-        if family == "sdxl":
-            cells.append("(refused: SDXL not yet)")
-        else:
-            start = time.perf_counter()
-            call(host, "InvertEditTextualInversion", model=model, clip=clip, images=images, name=f"speed-{family}",
-                 initializer="square", steps=steps, learning_rate=0.002, batch_size=2, num_vectors=1,
-                 templates="object", seed=0)
-            cells.append(f"{steps / (time.perf_counter() - start):.1f}")
-            host.pack.hostkit.textual_inversion.embedding_path(f"speed-{family}").unlink()   # leave no embedding behind
+        start = time.perf_counter()
+        call(host, "InvertEditDreamBoothFineTune", model=model, instance_images=images,
+             instance_prompt=encode(host, clip, "a sks square"), steps=steps, learning_rate=5e-6, prior_loss_weight=1.0,
+             batch_size=2, seed=0, class_images=images, class_prompt=encode(host, clip, "a square"))
+        cells.append(f"{steps / (time.perf_counter() - start):.1f}")
+        start = time.perf_counter()
+        call(host, "InvertEditTextualInversion", model=model, clip=clip, images=images, name=f"speed-{family}",
+             initializer="square", steps=steps, learning_rate=0.002, batch_size=2, num_vectors=1,
+             templates="object", seed=0)
+        cells.append(f"{steps / (time.perf_counter() - start):.1f}")
+        host.pack.hostkit.textual_inversion.embedding_path(f"speed-{family}").unlink()   # leave no embedding behind
         lines.append(f"| {family} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 

@@ -1,0 +1,108 @@
+"""A full fine-tune of the UNet inside the host, kept as a patch (DreamBooth Fine-Tune).
+
+Every weight and bias of the UNet gets a trainable difference, zero at the start, added by a
+weight wrapper on a clone of the MODEL (as ``lora_training.py`` adds its LoRA adapters), so the
+model is loaded, patched and conditioned as for a KSampler run and the frozen weights are never
+written. The result is the host's "diff" patch format (``<module>.diff`` for a weight,
+``<module>.diff_b`` for a bias: what ``comfy.lora.load_lora`` reads, so Save LoRA Weights writes it
+and LoraLoader applies it), put on a clone of the input MODEL with ``add_patches``; Save Checkpoint
+saves the patched model whole.
+
+Memory: the differences, their gradients and AdamW's two moments, float32: 16 bytes per UNet
+parameter on top of the model (SD1.5's 860 M: 12.8 GiB; SDXL's 2.6 G: 38.5 GiB); the node refuses
+before training where the device has not that much free.
+"""
+from __future__ import annotations
+
+import torch
+from comfy.model_patcher import ModelPatcher
+
+from .errors import NodeInputError
+from .gradients import with_weight_copies
+
+BYTES_PER_PARAMETER = 16   # float32 difference, gradient and AdamW's two moments
+
+
+class WeightDiff(torch.nn.Module):
+    """A weight wrapper adding a trainable difference to the host's weight (cast to it)."""
+
+    def __init__(self, shape: torch.Size):
+        super().__init__()
+        self.diff = torch.nn.Parameter(torch.zeros(shape))
+
+    def __call__(self, weight: torch.Tensor) -> torch.Tensor:
+        return weight + self.diff.to(weight)
+
+
+def _parameters(model: ModelPatcher) -> dict[str, torch.Tensor]:
+    """The UNet's weights and biases by host key (``diffusion_model.<module>.weight``), every one of them:
+    each sits in a host layer that takes weight wrappers."""
+    found = {}
+    for name, module in model.model.diffusion_model.named_modules():
+        if hasattr(module, "weight_function"):
+            for kind in ("weight", "bias"):
+                tensor = getattr(module, kind, None)
+                if isinstance(tensor, torch.Tensor):
+                    found[f"diffusion_model.{name}.{kind}"] = tensor
+    count = sum(1 for _ in model.model.diffusion_model.parameters())
+    if len(found) != count:
+        raise RuntimeError(f"full fine-tune: {count - len(found)} of the UNet's {count} parameters sit outside the "
+                           f"host's patchable layers")
+    return found
+
+
+def check_memory(node: str, model: ModelPatcher) -> None:
+    """Refuse a fine-tune the model's device has not the memory for, before anything is loaded."""
+    import comfy.model_management as mm
+
+    count = sum(p.numel() for p in model.model.diffusion_model.parameters())
+    need = BYTES_PER_PARAMETER * count
+    free = mm.get_free_memory(model.load_device)
+    if need > free:
+        raise NodeInputError(node, f"input 'model': a full fine-tune of its {count / 1e6:.0f} M UNet parameters needs "
+                                   f"about {need / 2 ** 30:.1f} GiB (float32 differences, gradients and AdamW moments) "
+                                   f"and {free / 2 ** 30:.1f} GiB are free on {model.load_device}; use DreamBooth LoRA "
+                                   f"(rank 4 trains a few MB), or a device with more memory.")
+
+
+def weight_diffs(model: ModelPatcher) -> dict[str, WeightDiff]:
+    """One zero difference per UNet weight and bias, keyed by host key. Made outside inference mode."""
+    with torch.inference_mode(False):
+        return {key: WeightDiff(tensor.shape) for key, tensor in _parameters(model).items()}
+
+
+def trainee(model: ModelPatcher, diffs: dict[str, WeightDiff]) -> ModelPatcher:
+    """A clone of ``model`` that runs with ``diffs`` added to its weights, gradients flowing to them."""
+    out = with_weight_copies(model)
+    if out is model:
+        out = model.clone()
+    for key, diff in diffs.items():
+        out.add_weight_wrapper(key, diff)
+    return out
+
+
+def trainable(diffs: dict[str, WeightDiff], device: torch.device) -> list[torch.nn.Parameter]:
+    """The differences as parameters on ``device`` that take gradients (after the host's load, outside
+    inference mode: see ``lora_training.trainable``)."""
+    params = []
+    for diff in diffs.values():
+        w = diff.diff
+        if w.is_inference() or w.device != device or not w.requires_grad:
+            diff.diff = torch.nn.Parameter(w.detach().clone().to(device), requires_grad=True)
+        params.append(diff.diff)
+    return params
+
+
+def frozen(model: ModelPatcher, diffs: dict[str, WeightDiff]) -> list[torch.Tensor]:
+    """The frozen weights the differences add to, in their order (the model's own tensors, no copies)."""
+    weights = _parameters(model)
+    return [weights[key] for key in diffs]
+
+
+def diff_state_dict(diffs: dict[str, WeightDiff]) -> dict[str, torch.Tensor]:
+    """The differences in the host's "diff" patch format (``<module>.diff`` / ``<module>.diff_b``)."""
+    sd = {}
+    for key, diff in diffs.items():
+        module, kind = key.rsplit(".", 1)
+        sd[f"{module}.diff" if kind == "weight" else f"{module}.diff_b"] = diff.diff.detach().float().cpu().clone()
+    return sd
