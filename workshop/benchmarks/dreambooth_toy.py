@@ -2,6 +2,7 @@
 never drawn, then judge what it draws, through the real nodes.
 
     python -m workshop.benchmarks.dreambooth_toy [--seeds 20] [--steps 500] [--lr 1e-4] [--rank 4]
+    python -m workshop.benchmarks.dreambooth_toy --full [--lr 5e-6 --steps 800]   # DreamBooth Fine-Tune
     python -m workshop.benchmarks.dreambooth_toy --sizes    # the LoRA's size at SD1.5 and SDXL size
     python -m workshop.benchmarks.dreambooth_toy --tiny     # steps per second on the tiny models
 
@@ -165,6 +166,7 @@ def main(argv=None) -> str:
     parser.add_argument("--custom-diffusion", action="store_true",
                         help="teach with Custom Diffusion (keys and values + the word embedding:toy-hollow-*)")
     parser.add_argument("--no-augment", action="store_true", help="Custom Diffusion without its scale augmentation")
+    parser.add_argument("--full", action="store_true", help="teach with DreamBooth Fine-Tune (every UNet weight)")
     parser.add_argument("--save", default=None, help="a PNG path: the first 8 samples of each prompt of each row")
     parser.add_argument("--sizes", action="store_true", help="only the LoRA's size at SD1.5 and SDXL size")
     parser.add_argument("--tiny", action="store_true", help="only the steps per second on the tiny models")
@@ -195,12 +197,14 @@ def main(argv=None) -> str:
             rows.append((f"Custom Diffusion, prior loss {f'on (lambda {weight:g})' if weight else 'off'}", taught,
                          time.perf_counter() - start, loss["loss"], CUSTOM_INSTANCE.format(word)))
             continue
-        taught, _, loss = call(host, "InvertEditDreamBoothLoRA", model=model, instance_images=photos,
-                               instance_prompt=instance_prompt, steps=args.steps, learning_rate=args.lr, rank=args.rank,
-                               prior_loss_weight=weight, batch_size=args.batch, seed=args.seed, class_images=classes,
-                               class_prompt=class_prompt)
+        common = dict(model=model, instance_images=photos, instance_prompt=instance_prompt, steps=args.steps,
+                      learning_rate=args.lr, prior_loss_weight=weight, batch_size=args.batch, seed=args.seed,
+                      class_images=classes, class_prompt=class_prompt)
+        node, label = (("InvertEditDreamBoothFineTune", "DreamBooth Fine-Tune") if args.full
+                       else ("InvertEditDreamBoothLoRA", "DreamBooth LoRA"))
+        taught, _, loss = call(host, node, **common, **({} if args.full else {"rank": args.rank}))
         seconds = time.perf_counter() - start
-        rows.append((f"DreamBooth LoRA, prior loss {f'on (lambda {weight:g})' if weight else 'off'}", taught, seconds,
+        rows.append((f"{label}, prior loss {f'on (lambda {weight:g})' if weight else 'off'}", taught, seconds,
                      loss["loss"], INSTANCE))
     method = "Custom Diffusion" if args.custom_diffusion else "DreamBooth"
     lines = [f"### {method} on the toy world: a hollow red square (a shape outside the world) taught from 4 photos",
