@@ -12,6 +12,31 @@ from ..hostkit.dreambooth import FULL_NODE, NODE, check_inputs, dreambooth_full,
 from ..hostkit.schemas import io
 
 
+def _subject_inputs() -> list:
+    """The model, the subject's photos and the instance prompt: both DreamBooth nodes' first inputs."""
+    return [
+        io.Model.Input("model", tooltip="The model to teach (SD1.x, SD2.x, SDXL)."),
+        io.Latent.Input("instance_images",
+                        tooltip="VAE Encode of the subject's photos (paper: 3-5), one batch of one size."),
+        io.Conditioning.Input("instance_prompt",
+                              tooltip="CLIP Text Encode of the prompt with the identifier and the class, "
+                                      "e.g. \"a sks dog\" (paper: a rare token before the class noun)."),
+    ]
+
+
+def _class_inputs() -> list:
+    """The prior-preservation loss's class images and class prompt (optional), both nodes'."""
+    return [
+        io.Latent.Input("class_images", optional=True,
+                        tooltip="Images of the subject's class the model drew (KSampler with the class prompt; "
+                                "paper: 200-300, diffusers: 100-200), at the instance images' size. Needed when "
+                                "prior_loss_weight is above 0."),
+        io.Conditioning.Input("class_prompt", optional=True,
+                              tooltip="CLIP Text Encode of the class prompt, e.g. \"a dog\" (the instance "
+                                      "prompt without the identifier)."),
+    ]
+
+
 class DreamBoothLoRA(io.ComfyNode):
     NAME = NODE
 
@@ -29,12 +54,7 @@ class DreamBoothLoRA(io.ComfyNode):
                          "for Save LoRA Weights / LoraLoader. Each step is one forward of the instance and class rows "
                          "together and one backward."),
             inputs=[
-                io.Model.Input("model", tooltip="The model to teach (SD1.x, SD2.x, SDXL)."),
-                io.Latent.Input("instance_images",
-                                tooltip="VAE Encode of the subject's photos (paper: 3-5), one batch of one size."),
-                io.Conditioning.Input("instance_prompt",
-                                      tooltip="CLIP Text Encode of the prompt with the identifier and the class, "
-                                              "e.g. \"a sks dog\" (paper: a rare token before the class noun)."),
+                *_subject_inputs(),
                 io.Int.Input("steps", default=500, min=0, max=100000,
                              tooltip="Training steps (diffusers' LoRA README: 500). 0 returns the model unchanged."),
                 io.Float.Input("learning_rate", default=0.0001, min=0.0, max=0.01, step=0.00001, round=0.000001,
@@ -51,13 +71,7 @@ class DreamBoothLoRA(io.ComfyNode):
                 io.Int.Input("seed", default=0, min=0, max=0xFFFFFFFFFFFFFFFF, control_after_generate=False,
                              tooltip="Seed of the LoRA's initialisation, the batches' order and each step's noise "
                                      "and timesteps."),
-                io.Latent.Input("class_images", optional=True,
-                                tooltip="Images of the subject's class the model drew (KSampler with the class prompt; "
-                                        "paper: 200-300, script: 100), at the instance images' size. Needed when "
-                                        "prior_loss_weight is above 0."),
-                io.Conditioning.Input("class_prompt", optional=True,
-                                      tooltip="CLIP Text Encode of the class prompt, e.g. \"a dog\" (the instance "
-                                              "prompt without the identifier)."),
+                *_class_inputs(),
                 io.LoraModel.Input("resume", optional=True,
                                    tooltip="The 'lora' output of an earlier run on this model and rank: training "
                                            "continues from it (the optimiser's moments start afresh)."),
@@ -100,12 +114,7 @@ class DreamBoothFineTune(io.ComfyNode):
                          "whole) and the change as a weight-difference patch (Save LoRA Weights writes it, LoraLoader "
                          "applies it)."),
             inputs=[
-                io.Model.Input("model", tooltip="The model to teach (SD1.x, SD2.x, SDXL)."),
-                io.Latent.Input("instance_images",
-                                tooltip="VAE Encode of the subject's photos (paper: 3-5), one batch of one size."),
-                io.Conditioning.Input("instance_prompt",
-                                      tooltip="CLIP Text Encode of the prompt with the identifier and the class, "
-                                              "e.g. \"a sks dog\" (paper: a rare token before the class noun)."),
+                *_subject_inputs(),
                 io.Int.Input("steps", default=800, min=0, max=100000,
                              tooltip="Training steps (diffusers' DreamBooth README: 800 with prior preservation, 400 "
                                      "without). 0 returns the model unchanged."),
@@ -119,12 +128,7 @@ class DreamBoothFineTune(io.ComfyNode):
                              tooltip="Instance images per step, with as many class images (diffusers' README: 1)."),
                 io.Int.Input("seed", default=0, min=0, max=0xFFFFFFFFFFFFFFFF, control_after_generate=False,
                              tooltip="Seed of the batches' order and each step's noise and timesteps."),
-                io.Latent.Input("class_images", optional=True,
-                                tooltip="Images of the subject's class the model drew (KSampler with the class prompt; "
-                                        "diffusers' README: 200), at the instance images' size. Needed when "
-                                        "prior_loss_weight is above 0."),
-                io.Conditioning.Input("class_prompt", optional=True,
-                                      tooltip="CLIP Text Encode of the class prompt, e.g. \"a dog\"."),
+                *_class_inputs(),
             ],
             outputs=[
                 io.Model.Output(display_name="model", tooltip="The input model with the fine-tune's change."),

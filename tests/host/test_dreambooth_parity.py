@@ -159,6 +159,22 @@ def _steps(unet, scheduler, optimizer, params, modules, x0, contexts, draws, set
     return losses, out
 
 
+def node_draws(pure, model, instance: dict, classes: dict, prompts: tuple) -> tuple[list, torch.Tensor, torch.Tensor]:
+    """The node's draws from its seed, as its loop makes them (each step's rows, noise and
+    timesteps), the batch in the model's space, and each row's context."""
+    g = torch.Generator().manual_seed(SEED)
+    order = pure.batch_order(3, 5, BATCH, g)
+    draws = []
+    for _ in range(STEPS):
+        pairs = next(order)
+        rows = [i for i, _ in pairs] + [3 + c for _, c in pairs]
+        noise, t = pure.draw((len(rows), 4, 8, 8), g)
+        draws.append((rows, noise, t))
+    x0 = model.model.process_latent_in(torch.cat([instance["samples"], classes["samples"]]))
+    contexts = torch.cat([prompts[0][0][0].expand(3, -1, -1), prompts[1][0][0].expand(5, -1, -1)]).float()
+    return draws, x0, contexts
+
+
 @pytest.mark.parametrize("family", ["sd1", "sd2-v"])
 def test_training_steps_match_the_script(host, tiny, bridge, settings, family):
     import comfy.utils
@@ -174,17 +190,7 @@ def test_training_steps_match_the_script(host, tiny, bridge, settings, family):
     _, start, _ = call(host, "InvertEditDreamBoothLoRA", steps=0, **kwargs)
     _, trained, losses = call(host, "InvertEditDreamBoothLoRA", steps=STEPS, **kwargs)
 
-    # the node's draws, from its seed, as its loop makes them
-    g = torch.Generator().manual_seed(SEED)
-    order = pure.batch_order(3, 5, BATCH, g)
-    draws = []
-    for _ in range(STEPS):
-        pairs = next(order)
-        rows = [i for i, _ in pairs] + [3 + c for _, c in pairs]
-        noise, t = pure.draw((len(rows), 4, 8, 8), g)
-        draws.append((rows, noise, t))
-    x0 = model.model.process_latent_in(torch.cat([instance["samples"], classes["samples"]]))
-    contexts = torch.cat([prompts[0][0][0].expand(3, -1, -1), prompts[1][0][0].expand(5, -1, -1)]).float()
+    draws, x0, contexts = node_draws(pure, model, instance, classes, prompts)
     key_map = comfy.utils.unet_to_diffusers(model.model.model_config.unet_config)
     ref_losses, ref_lora = reference_steps(bridge.diffusers_unet(model), start, key_map, x0, contexts, draws, BATCH,
                                            settings, family == "sd2-v")
@@ -242,16 +248,7 @@ def test_full_fine_tune_steps_match_the_script(host, tiny, bridge, full_settings
                             prior_loss_weight=full_settings["prior_loss_weight"], batch_size=BATCH, seed=SEED,
                             class_images=classes, class_prompt=prompts[1])
 
-    g = torch.Generator().manual_seed(SEED)
-    order = pure.batch_order(3, 5, BATCH, g)
-    draws = []
-    for _ in range(STEPS):
-        pairs = next(order)
-        rows = [i for i, _ in pairs] + [3 + c for _, c in pairs]
-        noise, t = pure.draw((len(rows), 4, 8, 8), g)
-        draws.append((rows, noise, t))
-    x0 = model.model.process_latent_in(torch.cat([instance["samples"], classes["samples"]]))
-    contexts = torch.cat([prompts[0][0][0].expand(3, -1, -1), prompts[1][0][0].expand(5, -1, -1)]).float()
+    draws, x0, contexts = node_draws(pure, model, instance, classes, prompts)
     unet = bridge.diffusers_unet(model)
     start = {k: v.detach().clone() for k, v in unet.state_dict().items()}
     scheduler = DDPMScheduler(num_train_timesteps=1000, beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear",
