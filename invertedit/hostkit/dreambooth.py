@@ -106,6 +106,7 @@ def _fit(trained: ModelPatcher, params, instance: torch.Tensor, instance_prompt:
             x0 = x.detach().clone()
             table = sigmas.detach().clone()
             trained_params = params(x.device)
+            frozen = None if base is None else base(x.device)   # once per run, after the host's load
             generator = torch.Generator().manual_seed(seed)
             order = batch_order(count, classes.shape[0] if prior else 0, batch_size, generator)
 
@@ -125,7 +126,7 @@ def _fit(trained: ModelPatcher, params, instance: torch.Tensor, instance_prompt:
             found["losses"] = optimize(trained_params, loss, steps, learning_rate, before_step=check_interrupt,
                                        after_step=lambda done, total, value: step_callback(done - 1, total, x0),
                                        weight_decay=WEIGHT_DECAY, max_grad_norm=MAX_GRAD_NORM,
-                                       base=None if base is None else (lambda: base(x.device)))
+                                       base=None if frozen is None else (lambda: frozen))
         return x
 
     run_loop(trained, instance_prompt, class_prompt if prior else None, 1.0, batch, training_sigmas(trained), loop)

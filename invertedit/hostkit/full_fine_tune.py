@@ -100,9 +100,12 @@ def frozen(model: ModelPatcher, diffs: dict[str, WeightDiff]) -> list[torch.Tens
 
 
 def diff_state_dict(diffs: dict[str, WeightDiff]) -> dict[str, torch.Tensor]:
-    """The differences in the host's "diff" patch format (``<module>.diff`` / ``<module>.diff_b``)."""
+    """The differences in the host's "diff" patch format (``<module>.diff`` / ``<module>.diff_b``), in
+    host memory as a LoRA file LoraLoader loaded: a patch the UNet's size would otherwise double the
+    trained model's footprint on the device (the host moves patches there as it applies them)."""
     sd = {}
     for key, diff in diffs.items():
         module, kind = key.rsplit(".", 1)
-        sd[f"{module}.diff" if kind == "weight" else f"{module}.diff_b"] = diff.diff.detach().float().cpu().clone()
+        name = f"{module}.diff" if kind == "weight" else f"{module}.diff_b"
+        sd[name] = diff.diff.detach().float().to("cpu", copy=True)   # sampling-path-ok: the output, once after training
     return sd

@@ -204,7 +204,7 @@ def train_embedding(model: ModelPatcher, clip, images: torch.Tensor, initializer
         token = initializer_id(clip, key, initializer)
         rows.append(template_rows(clip, key, templates, initializer, token))
         table = encoder.transformer.get_input_embeddings().weight
-        starts.append(table[token].detach().float().cpu().clone().expand(num_vectors, -1).clone())
+        starts.append(table[token].detach().float().expand(num_vectors, -1).clone())
     keys = [key for key, _ in encoders]
     if steps == 0:
         return dict(zip(keys, starts)), []
@@ -224,7 +224,7 @@ def train_embedding(model: ModelPatcher, clip, images: torch.Tensor, initializer
         with torch.inference_mode(False), torch.enable_grad():
             x0 = x.detach().clone()
             sigma_table = sigmas.detach().clone()
-            vectors = [start.clone().requires_grad_(True) for start in starts]
+            vectors = [start.to(x.device, copy=True).requires_grad_(True) for start in starts]
             generator = torch.Generator().manual_seed(seed)
             order = batch_order(x0.shape[0], 0, batch_size, generator)
 
@@ -246,8 +246,7 @@ def train_embedding(model: ModelPatcher, clip, images: torch.Tensor, initializer
             found["losses"] = optimize(vectors, loss, steps, learning_rate, before_step=check_interrupt,
                                        after_step=lambda done, total, value: step_callback(done - 1, total, x0),
                                        weight_decay=WEIGHT_DECAY)
-            found["vectors"] = {key: v.detach().float().cpu().clone()   # sampling-path-ok: the result, once after the loop
-                                for key, v in zip(keys, vectors)}
+            found["vectors"] = {key: v.detach().clone() for key, v in zip(keys, vectors)}
         return x
 
     run_loop(with_weight_copies(model), positive, None, 1.0, images, training_sigmas(model), loop)
@@ -283,6 +282,7 @@ def save_embedding(clip, name: str, vectors: torch.Tensor | dict[str, torch.Tens
                                        f"name (this node never replaces an embedding it did not make).")
     path.parent.mkdir(parents=True, exist_ok=True)
     count = next(iter(vectors.values())).shape[0]
-    safetensors.torch.save_file({f"clip_{key}": v.float().contiguous() for key, v in vectors.items()}, str(path),
+    safetensors.torch.save_file({f"clip_{key}": v.float().contiguous().cpu()   # sampling-path-ok: the file written, once
+                                 for key, v in vectors.items()}, str(path),
                                 metadata={MARK: "1", "initializer": initializer, "vectors": str(count)})
     return path
