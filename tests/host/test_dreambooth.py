@@ -204,3 +204,36 @@ def test_full_fine_tune_trains_every_weight_and_the_patch_is_the_hosts(host, tin
     reloaded = call(host, "LoraModelLoader", model=model, lora=loaded, strength_model=1.0)[0]
     ours = generate(host, tuned, clip)
     assert torch.equal(generate(host, reloaded, clip), ours) and not torch.equal(ours, generate(host, model, clip))
+
+
+def test_full_fine_tune_refuses_a_model_its_device_has_not_the_memory_for(host, skip_loudly):
+    """DreamBooth Fine-Tune refuses, before anything is loaded or trained, a UNet whose 16 bytes per
+    parameter (float32 differences, gradients, AdamW's two moments) exceed the free memory of its
+    load device: the real-size SDXL UNet (2.57 G parameters: 38.3 GiB), the host's own model class
+    built on the meta device (no memory, no weights), on the host's device. The message names the
+    node, the input, both figures and DreamBooth LoRA as what works."""
+    import comfy.model_base
+    import comfy.model_management as mm
+    import comfy.model_patcher
+
+    from workshop.benchmarks.real_size_cost import real_specs
+
+    spec, _ = real_specs(host.pack.demo.tiny_models)["sdxl"]
+    config = host.pack.hostkit.loaders.model_config(spec.config_class, spec.unet_config, spec.unet_overrides)
+    config.set_inference_dtype(torch.float32, None)
+    unet = comfy.model_base.SDXL(config, model_type=spec.model_type, device=torch.device("meta"))
+    count = sum(p.numel() for p in unet.diffusion_model.parameters())
+    device = mm.get_torch_device()
+    if 16 * count <= mm.get_free_memory(device):
+        skip_loudly(f"FINE-TUNE MEMORY REFUSAL NOT EXERCISED: {device} has more than the real SDXL UNet's "
+                    f"{16 * count / 2 ** 30:.1f} GiB free")
+    model = comfy.model_patcher.ModelPatcher(unet, load_device=device, offload_device=mm.unet_offload_device())
+    conditioning = [[torch.zeros(1, 77, 2048), {"pooled_output": torch.zeros(1, 1280)}]]
+    with pytest.raises(host.pack.hostkit.errors.NodeInputError) as refused:
+        call(host, "InvertEditDreamBoothFineTune", model=model, instance_images={"samples": torch.zeros(2, 4, 128, 128)},
+             instance_prompt=conditioning, steps=1, learning_rate=5e-6, prior_loss_weight=0.0, batch_size=1, seed=0)
+    message = str(refused.value)
+    print(message)
+    assert message.startswith("DreamBooth Fine-Tune: input 'model'") and "2567 M" in message
+    assert "38.3 GiB" in message and "DreamBooth LoRA" in message
+    assert all(p.device.type == "meta" for p in unet.parameters()), "the refused model was loaded"

@@ -5,6 +5,7 @@ never drawn, then judge what it draws, through the real nodes.
     python -m workshop.benchmarks.dreambooth_toy --full [--lr 5e-6 --steps 800]   # DreamBooth Fine-Tune
     python -m workshop.benchmarks.dreambooth_toy --sizes    # the LoRA's size at SD1.5 and SDXL size
     python -m workshop.benchmarks.dreambooth_toy --tiny     # steps per second on the tiny models
+    python -m workshop.benchmarks.dreambooth_toy --full --background blue   # the workflows' photos and prompts
 
 The subject is a hollow red square (a frame): the world has only solid shapes, so the untouched
 model never drew one. Four photos of it (rendered on white at different places and sizes) are
@@ -38,9 +39,16 @@ from workshop.toyworld import world as W
 from workshop.toyworld.judge import filled, judge
 from workshop.toyworld.subject import subject_photos
 
-INSTANCE = "a sks red square on a white background"
-CLASS = "a red square on a white background"
-CUSTOM_INSTANCE = "a {} red square on a white background"   # Custom Diffusion's: its new word before the class
+BACKGROUND = "white"   # the benchmark's (--background blue: the workflows' photos and prompts)
+
+
+def prompts(background: str = BACKGROUND) -> tuple[str, str, str]:
+    """(the instance prompt, the class prompt, Custom Diffusion's instance prompt: its new word before the class)."""
+    return (f"a sks red square on a {background} background", f"a red square on a {background} background",
+            f"a {{}} red square on a {background} background")
+
+
+INSTANCE, CLASS, CUSTOM_INSTANCE = prompts()
 HOLLOW = 1 / 3   # judge.filled below this: a frame
 SAMPLE = dict(steps=20, cfg=5.0, sampler_name="ddim", scheduler="ddim_uniform", denoise=1.0)
 
@@ -74,16 +82,16 @@ def rate(hits) -> float:
     return 100.0 * sum(hits) / len(hits)
 
 
-def measure(host, model, clip, vae, seeds: int, instance: str = INSTANCE) -> dict:
+def measure(host, model, clip, vae, seeds: int, instance: str = INSTANCE, background: str = BACKGROUND) -> dict:
     empty = encode(host, clip, "")
     subject = readings(host, model, vae, encode(host, clip, instance), empty, seeds, 1000)
-    klass = readings(host, model, vae, encode(host, clip, CLASS), empty, seeds, 2000)
+    klass = readings(host, model, vae, encode(host, clip, prompts(background)[1]), empty, seeds, 2000)
     words = []
     for i, colour in enumerate(W.COLOURS):
-        if colour in ("white", "red"):
-            continue   # white: the background; red: the class itself
-        found = readings(host, model, vae, encode(host, clip, f"a {colour} square on a white background"), empty,
-                         seeds, 3000 + 100 * i)
+        if colour in (background, "red"):
+            continue   # the background; red: the class itself
+        found = readings(host, model, vae, encode(host, clip, f"a {colour} square on a {background} background"),
+                         empty, seeds, 3000 + 100 * i)
         words += [solid(r, colour) for r in found]
     return {
         "subject": rate(r.colour == "red" and filled(r) < HOLLOW for r in subject),
@@ -167,6 +175,9 @@ def main(argv=None) -> str:
                         help="teach with Custom Diffusion (keys and values + the word embedding:toy-hollow-*)")
     parser.add_argument("--no-augment", action="store_true", help="Custom Diffusion without its scale augmentation")
     parser.add_argument("--full", action="store_true", help="teach with DreamBooth Fine-Tune (every UNet weight)")
+    parser.add_argument("--background", default=BACKGROUND, choices=("white", "blue"),
+                        help="the photos' and prompts' background (blue: the shipped workflows')")
+    parser.add_argument("--prior-only", action="store_true", help="skip the 'prior loss off' row (a settings sweep)")
     parser.add_argument("--save", default=None, help="a PNG path: the first 8 samples of each prompt of each row")
     parser.add_argument("--sizes", action="store_true", help="only the LoRA's size at SD1.5 and SDXL size")
     parser.add_argument("--tiny", action="store_true", help="only the steps per second on the tiny models")
@@ -180,17 +191,19 @@ def main(argv=None) -> str:
     toy = host.pack.demo.toy_model
     model, clip, vae = toy.load_toy_model(toy.WORLD_1)
     empty = encode(host, clip, "")
-    photos = call(host, "VAEEncode", pixels=subject_photos(), vae=vae)[0]
+    INSTANCE, CLASS, CUSTOM_INSTANCE = prompts(args.background)
+    pictures_of_subject = subject_photos(background=args.background)
+    photos = call(host, "VAEEncode", pixels=pictures_of_subject, vae=vae)[0]
     instance_prompt, class_prompt = encode(host, clip, INSTANCE), encode(host, clip, CLASS)
     classes = draw(host, model, class_prompt, empty, args.class_images, 7)
     rows = [("untouched model", model, 0.0, [], INSTANCE)]
-    for weight in (args.prior_weight, 0.0):
+    for weight in (args.prior_weight,) if args.prior_only else (args.prior_weight, 0.0):
         start = time.perf_counter()
         if args.custom_diffusion:
             name = f"toy-hollow-{weight:g}"
             pictures = call(host, "VAEDecode", vae=vae, samples=classes)[0]
             taught, _, word, _, loss = call(
-                host, "InvertEditCustomDiffusion", model=model, clip=clip, vae=vae, instance_images=subject_photos(),
+                host, "InvertEditCustomDiffusion", model=model, clip=clip, vae=vae, instance_images=pictures_of_subject,
                 instance_prompt=CUSTOM_INSTANCE, name=name, initializer="ktn", steps=args.steps,
                 learning_rate=args.lr, batch_size=args.batch, prior_loss_weight=weight, augment=not args.no_augment,
                 hflip=True, seed=args.seed, class_images=pictures, class_prompt=CLASS)
@@ -214,7 +227,7 @@ def main(argv=None) -> str:
              "| model | subject | class | class hollow | other colours | training |",
              "|---|---|---|---|---|---|"]
     for name, m, seconds, losses, instance in rows:
-        got = measure(host, m, clip, vae, args.seeds, instance)
+        got = measure(host, m, clip, vae, args.seeds, instance, args.background)
         train = (f"{seconds:.0f} s ({args.steps / seconds:.1f} steps/s)" if losses else "")
         lines.append(f"| {name} | {got['subject']:.0f}% | {got['class']:.0f}% | {got['class hollow']:.0f}% | "
                      f"{got['other colours']:.0f}% | {train} |")
