@@ -191,7 +191,7 @@ TECHNIQUES: tuple[Technique, ...] = (
         "the model drew (diffusers' train_dreambooth_lora.py and its README); the full fine-tune: every UNet weight, "
         "lr 5e-6, 800 steps (train_dreambooth.py and its README)",
         "steps × (one forward of the instance and class rows together + one backward) once, then stock sampling",
-        ("dreambooth_subject",), ("dreambooth_toy", "DreamBooth LoRA"),
+        ("dreambooth_subject", "dreambooth_fine_tune"), ("dreambooth_toy", "DreamBooth LoRA"),
         "Teaches the model a subject from 3-5 photos, bound to an identifier word, as a LoRA; the prior-preservation "
         "loss on class images keeps the class.",
         settings={"InvertEditDreamBoothLoRA.steps": 500, "InvertEditDreamBoothLoRA.learning_rate": 0.0001,

@@ -28,7 +28,8 @@ HEIGHT = 192          # pixels of each image in the strip
 MOST = 4              # images shown at most
 # Workflows whose card shows one saver's pictures first (the file name's prefix, as SaveImage writes it):
 # where the host's execution order would put a comparison first
-CARD_FIRST = {"dreambooth_subject": "dreambooth_subject_", "textual_inversion_word": "textual_inversion_word_",
+CARD_FIRST = {"dreambooth_subject": "dreambooth_subject_", "dreambooth_fine_tune": "dreambooth_fine_tune_subject_",
+              "textual_inversion_word": "textual_inversion_word_",
               "custom_diffusion_subject": "custom_diffusion_subject_"}
 LABELS = {"InvertEditToyModel": "Toy World Model output", "InvertEditDemoModel": "demo model output (random weights)",
           "CheckpointLoaderSimple": "Toy World Model output"}   # run with make_workflows.TOY_BUILTIN

@@ -862,6 +862,27 @@ def _subject_front(intro: str, photos: str) -> list[dict]:
     ]
 
 
+def _dreambooth_prompts(d: dict, side: int) -> list[dict]:
+    """The DreamBooth workflows' prompts (instance, class, empty negative) and the class images the
+    untouched model draws (the stock KSampler: 'class_images')."""
+    return [
+        {"key": "instance", "type": "CLIPTextEncode", "widgets": {"text": d["instance"]},
+         "inputs": {"clip": ("model", "CLIP")}, "title": "Instance prompt (identifier + class)"},
+        {"key": "class", "type": "CLIPTextEncode", "widgets": {"text": d["class"]},
+         "inputs": {"clip": ("model", "CLIP")}, "title": "Class prompt"},
+        {"key": "empty", "type": "CLIPTextEncode", "widgets": {"text": ""}, "inputs": {"clip": ("model", "CLIP")},
+         "title": "Negative prompt (empty)"},
+        {"key": "class_latent", "type": "EmptyLatentImage",
+         "widgets": {"width": side, "height": side, "batch_size": d["class_images"]}, "title": "Class images to draw"},
+        {"key": "class_images", "type": "KSampler",
+         "widgets": {"seed": 7, "steps": 20, "cfg": EDIT_CFG, "sampler_name": "ddim", "scheduler": "ddim_uniform",
+                     "denoise": 1.0},
+         "inputs": {"model": ("model", "MODEL"), "positive": ("class", 0), "negative": ("empty", 0),
+                    "latent_image": ("class_latent", "LATENT")},
+         "title": "Class images, drawn by the untouched model"},
+    ]
+
+
 # DreamBooth on the toy world (workshop/benchmarks/dreambooth_toy.py measures these settings)
 DREAMBOOTH_TOY = {"steps": 500, "learning_rate": 0.0005, "rank": 4, "class_images": 20,
                   "instance": "a sks red square on a blue background", "class": "a red square on a blue background",
@@ -899,21 +920,7 @@ def dreambooth_subject() -> dict:
         f"rank {d['rank']}, {d['class_images']} class images. diffusers' README for Stable Diffusion: 500 steps at "
         "lr 1e-4, batch 1, rank 4 (the node's defaults), and 100-200 class images (paper: 200-300).\n\n"
         + _toy_note(ONE_OBJECT_WORLD))
-    nodes = _subject_front(intro, d["photos"]) + [
-        {"key": "instance", "type": "CLIPTextEncode", "widgets": {"text": d["instance"]},
-         "inputs": {"clip": ("model", "CLIP")}, "title": "Instance prompt (identifier + class)"},
-        {"key": "class", "type": "CLIPTextEncode", "widgets": {"text": d["class"]},
-         "inputs": {"clip": ("model", "CLIP")}, "title": "Class prompt"},
-        {"key": "empty", "type": "CLIPTextEncode", "widgets": {"text": ""}, "inputs": {"clip": ("model", "CLIP")},
-         "title": "Negative prompt (empty)"},
-        {"key": "class_latent", "type": "EmptyLatentImage",
-         "widgets": {"width": side, "height": side, "batch_size": d["class_images"]}, "title": "Class images to draw"},
-        {"key": "class_images", "type": "KSampler",
-         "widgets": {"seed": 7, "steps": 20, "cfg": EDIT_CFG, "sampler_name": "ddim", "scheduler": "ddim_uniform",
-                     "denoise": 1.0},
-         "inputs": {"model": ("model", "MODEL"), "positive": ("class", 0), "negative": ("empty", 0),
-                    "latent_image": ("class_latent", "LATENT")},
-         "title": "Class images, drawn by the untouched model"},
+    nodes = _subject_front(intro, d["photos"]) + _dreambooth_prompts(d, side) + [
         {"key": "teach", "type": "InvertEditDreamBoothLoRA",
          "widgets": {"steps": d["steps"], "learning_rate": d["learning_rate"], "rank": d["rank"],
                      "prior_loss_weight": 1.0, "batch_size": 1, "seed": 0},
@@ -956,6 +963,50 @@ def dreambooth_subject() -> dict:
     ]
     nodes += _strip([("image", "image"), ("reconstruction", "reconstruction"), ("edit", "edit")],
                     "invertedit/custom_edit", "Custom-Edit: image | reconstruction | the subject put in")
+    return {"nodes": nodes}
+
+
+# DreamBooth Fine-Tune on the toy world (workshop/benchmarks/dreambooth_toy.py --full measures these settings)
+DREAMBOOTH_FULL_TOY = dict(DREAMBOOTH_TOY, steps=1600, learning_rate=2e-5, prior_loss_weight=3.0, class_images=200)
+
+
+def dreambooth_fine_tune() -> dict:
+    d = DREAMBOOTH_FULL_TOY
+    side = TOY_WORLDS[ONE_OBJECT_WORLD]["size"]
+    intro = (
+        "# DreamBooth Fine-Tune: the paper's full fine-tune, every UNet weight\n\n"
+        "**DreamBooth Fine-Tune** (Ruiz et al.; as diffusers' train_dreambooth.py) trains every weight of the UNet, "
+        "not a LoRA, to bind the subject of a few photos to the identifier in the instance prompt "
+        f"(\"{d['instance']}\"), with the **prior-preservation loss** on images the untouched model drew from the "
+        f"class prompt (\"{d['class']}\", the stock **KSampler** below). It learns what a rank-4 LoRA cannot on a "
+        "small model; on a real checkpoint it needs about 16 bytes per UNet parameter of free device memory (SD1.5: "
+        "13 GB), and is refused before training where there is not that much: use DreamBooth LoRA there.\n\n"
+        "The MODEL output carries the change (**Save Checkpoint** would save it whole); the patch output is the "
+        "change as the host's weight differences, which **Save LoRA Weights** writes (the UNet's size in float32) "
+        "and **LoraLoader** applies again to the same checkpoint. The samples: the subject from the instance prompt "
+        "on the taught model, the class prompt on the taught model (still solid red squares: the prior loss), and the "
+        "instance prompt before teaching.\n\n"
+        f"Settings for the toy model on a CPU (about 3 minutes): {d['steps']} steps at lr {d['learning_rate']:g}, "
+        f"prior loss weight {d['prior_loss_weight']:g} on {d['class_images']} class images, batch 1 (docs/measurements.md: "
+        "subject 80-85%, class 90-95% of seeds on the benchmark's prompts). diffusers' README for Stable Diffusion "
+        "(the node's defaults): 800 steps at lr 5e-6, batch 1, prior loss weight 1, 200 class images.\n\n"
+        + _toy_note(ONE_OBJECT_WORLD))
+    nodes = _subject_front(intro, d["photos"]) + _dreambooth_prompts(d, side) + [
+        {"key": "teach", "type": "InvertEditDreamBoothFineTune",
+         "widgets": {"steps": d["steps"], "learning_rate": d["learning_rate"],
+                     "prior_loss_weight": d["prior_loss_weight"], "batch_size": 1, "seed": 0},
+         "inputs": {"model": ("model", "MODEL"), "instance_images": ("encode", "LATENT"),
+                    "instance_prompt": ("instance", 0), "class_images": ("class_images", "LATENT"),
+                    "class_prompt": ("class", 0)}},
+        {"key": "save_patch", "type": "SaveLoRANode", "widgets": {"prefix": "loras/dreambooth_fine_tune_toy"},
+         "inputs": {"lora": ("teach", 1)}},
+        {"key": "noise_latent", "type": "EmptyLatentImage", "widgets": {"width": side, "height": side, "batch_size": 4},
+         "title": f"Empty latent (4 samples at the toy world's {side} px)"},
+    ]
+    nodes += _draw_samples((("subject", "teach", "instance", "The subject, drawn by the fine-tuned model"),
+                            ("class", "teach", "class", "The class prompt on the fine-tuned model (kept)"),
+                            ("before", "model", "instance", "The instance prompt before teaching")),
+                           "invertedit/dreambooth_fine_tune")
     return {"nodes": nodes}
 
 
@@ -1891,6 +1942,7 @@ WORKFLOWS = {
     "ledits_edit": ledits_edit,
     "imagic_edit": imagic_edit,
     "dreambooth_subject": dreambooth_subject,
+    "dreambooth_fine_tune": dreambooth_fine_tune,
     "custom_diffusion_subject": custom_diffusion_subject,
     "textual_inversion_word": textual_inversion_word,
     "pix2pix_zero_edit": pix2pix_zero_edit,

@@ -60,10 +60,20 @@ SENSITIVE = {
     "dreambooth_subject": "AdamW's first steps move each LoRA weight by about its learning rate whatever the gradient's "
                           "size, so the sign of a near-zero gradient, which half precision's rounding decides, decides "
                           "the step: the two LoRAs differ, and its Custom-Edit samples from them (bf16 20.7 dB, fp16 35.5 dB measured)",
+    "dreambooth_fine_tune": "as dreambooth_subject, on every one of the UNet's weights: AdamW's first two steps move each "
+                            "by about twice its learning rate in the direction of its gradient's sign, which half "
+                            "precision's rounding decides where the gradient is near zero; bf16's 8-bit mantissa also "
+                            "rounds the weights plus their differences, so the two fine-tuned models differ by a "
+                            "small random change of every weight, and the instance prompt (a word the model did not "
+                            "know two steps ago) samples differently (bf16 16.8 dB, fp16 over 35 dB measured; the "
+                            "untouched model's samples in the same run over 30 dB)",
     "custom_diffusion_subject": "as dreambooth_subject: AdamW's first steps on the keys and values and the word follow "
                                 "the signs of near-zero gradients, which half precision's rounding decides (bf16 26.9 "
                                 "dB measured)",
 }
+# A SENSITIVE workflow whose floor is lower still (measured: docs/testing.md); another picture of the world
+# scores 5-8 dB, so a wrong or black picture still fails
+SENSITIVE_FLOOR = {"dreambooth_fine_tune": 15.0}
 DTYPES = {"fp16": (torch.float16, "fp16_unet"), "bf16": (torch.bfloat16, "bf16_unet")}
 
 
@@ -319,7 +329,7 @@ def test_workflow_in_half_precision(path, host, runner, watch):
     report, failures = [f"fp32 {elapsed:.1f}s"], []
     # the Load Checkpoint variants run the toy workflows' nodes on the toy model: bf16 only, for the suite's time
     for name in (["bf16"] if path in CHECKPOINT_FILES else DTYPES):
-        floor = PSNR_MIN_SENSITIVE if path.stem in SENSITIVE else PSNR_MIN[name]
+        floor = SENSITIVE_FLOOR.get(path.stem, PSNR_MIN_SENSITIVE) if path.stem in SENSITIVE else PSNR_MIN[name]
         try:
             with unet_in(name):
                 saved, problems, elapsed = _run(prompt, host, runner, watch)

@@ -164,6 +164,28 @@ def _dreambooth_draws_the_subject_and_keeps_the_class(prompt, outputs, runner) -
     assert inside_db < 20.0 and outside_db > 25.0
 
 
+def _fine_tune_draws_the_subject_and_keeps_the_class(prompt, outputs, runner) -> None:
+    """The DreamBooth Fine-Tune workflow (the one-object world): the fine-tuned model draws the
+    subject, a hollow red frame on blue, in at least 3 of its 4 samples; the class prompt on the same
+    model still draws solid red squares on blue, none a frame, in at least 3 of 4 (the untouched
+    model: 4); before the fine-tune the instance prompt drew no frame. Read by the exact judge."""
+    from workshop.toyworld.judge import filled, judge
+
+    def frame(r):
+        return r.background == "blue" and r.colour == "red" and filled(r) < 1 / 3
+
+    subject, klass, before = ([judge(image) for image in _saved(prompt, outputs, runner, f"invertedit/dreambooth_fine_tune_{k}")]
+                              for k in ("subject", "class", "before"))
+    for name, found in (("subject", subject), ("class", klass), ("before", before)):
+        print(f"dreambooth fine-tune {name}: {[(r.background, r.colour, r.shape, round(filled(r), 2)) for r in found]}")
+    assert len(subject) == len(klass) == len(before) == 4
+    assert sum(map(frame, subject)) >= 3, "the fine-tuned model does not draw the subject (a hollow red square)"
+    assert not any(map(frame, klass)), "the class prompt draws the subject: the class drifted"
+    assert sum(r.background == "blue" and r.colour == "red" and r.shape == "square" and filled(r) > 0.9
+               for r in klass) >= 3, "the class prompt no longer draws solid red squares"
+    assert not any(map(frame, before))
+
+
 def _custom_diffusion_draws_the_subject_and_keeps_the_class(prompt, outputs, runner) -> None:
     """The Custom Diffusion workflow (the one-object world): the new word on the taught model draws
     a red frame on blue (the hollow square) in at least 3 of its 4 samples (measured: 4); the class
@@ -264,6 +286,7 @@ OUTPUT_CHECKS = {
     "sega_edit": _edit_check("invertedit/sega_edit", 0, circle="red", background="yellow", moved=5.0, circle_moved=12.0),
     "ledits_edit": _edit_check("invertedit/ledits_edit", 0),
     "dreambooth_subject": _dreambooth_draws_the_subject_and_keeps_the_class,
+    "dreambooth_fine_tune": _fine_tune_draws_the_subject_and_keeps_the_class,
     "textual_inversion_word": _textual_inversion_names_the_subject,
     "custom_diffusion_subject": _custom_diffusion_draws_the_subject_and_keeps_the_class,
     # run on the toy model at 10 steps (make_workflows.toy_overrides); Null-text's 2 inner steps there leave
