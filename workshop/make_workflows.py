@@ -862,25 +862,45 @@ def _subject_front(intro: str, photos: str) -> list[dict]:
     ]
 
 
-def _dreambooth_prompts(d: dict, side: int) -> list[dict]:
-    """The DreamBooth workflows' prompts (instance, class, empty negative) and the class images the
-    untouched model draws (the stock KSampler: 'class_images')."""
+def _class_drawing(d: dict, side: int, sampler: str = "class_images", noun: str = "images") -> list[dict]:
+    """The personalisation workflows' class prompt, empty negative and the ``d["class_images"]`` class
+    images the untouched model draws from it (the stock KSampler, keyed ``sampler``)."""
     return [
-        {"key": "instance", "type": "CLIPTextEncode", "widgets": {"text": d["instance"]},
-         "inputs": {"clip": ("model", "CLIP")}, "title": "Instance prompt (identifier + class)"},
         {"key": "class", "type": "CLIPTextEncode", "widgets": {"text": d["class"]},
          "inputs": {"clip": ("model", "CLIP")}, "title": "Class prompt"},
         {"key": "empty", "type": "CLIPTextEncode", "widgets": {"text": ""}, "inputs": {"clip": ("model", "CLIP")},
          "title": "Negative prompt (empty)"},
         {"key": "class_latent", "type": "EmptyLatentImage",
-         "widgets": {"width": side, "height": side, "batch_size": d["class_images"]}, "title": "Class images to draw"},
-        {"key": "class_images", "type": "KSampler",
+         "widgets": {"width": side, "height": side, "batch_size": d["class_images"]}, "title": f"Class {noun} to draw"},
+        {"key": sampler, "type": "KSampler",
          "widgets": {"seed": 7, "steps": 20, "cfg": EDIT_CFG, "sampler_name": "ddim", "scheduler": "ddim_uniform",
                      "denoise": 1.0},
          "inputs": {"model": ("model", "MODEL"), "positive": ("class", 0), "negative": ("empty", 0),
                     "latent_image": ("class_latent", "LATENT")},
-         "title": "Class images, drawn by the untouched model"},
+         "title": f"Class {noun}, drawn by the untouched model"},
     ]
+
+
+def _dreambooth_teaching(d: dict, side: int, node: str, widgets: dict, save_key: str, prefix: str) -> list[dict]:
+    """The DreamBooth workflows' middle, after ``_subject_front``: the prompts and class images, the
+    training ``node`` ('teach') with ``widgets``, Save LoRA Weights of its second output (``prefix``),
+    and the samples' empty latent ('noise_latent')."""
+    return _dreambooth_prompts(d, side) + [
+        {"key": "teach", "type": node, "widgets": dict(widgets, batch_size=1, seed=0),
+         "inputs": {"model": ("model", "MODEL"), "instance_images": ("encode", "LATENT"),
+                    "instance_prompt": ("instance", 0), "class_images": ("class_images", "LATENT"),
+                    "class_prompt": ("class", 0)}},
+        {"key": save_key, "type": "SaveLoRANode", "widgets": {"prefix": prefix}, "inputs": {"lora": ("teach", 1)}},
+        {"key": "noise_latent", "type": "EmptyLatentImage", "widgets": {"width": side, "height": side, "batch_size": 4},
+         "title": f"Empty latent (4 samples at the toy world's {side} px)"},
+    ]
+
+
+def _dreambooth_prompts(d: dict, side: int) -> list[dict]:
+    """The DreamBooth workflows' instance prompt, then ``_class_drawing``."""
+    return [{"key": "instance", "type": "CLIPTextEncode", "widgets": {"text": d["instance"]},
+             "inputs": {"clip": ("model", "CLIP")}, "title": "Instance prompt (identifier + class)"}] + \
+        _class_drawing(d, side)
 
 
 # DreamBooth on the toy world (workshop/benchmarks/dreambooth_toy.py measures these settings)
@@ -920,18 +940,10 @@ def dreambooth_subject() -> dict:
         f"rank {d['rank']}, {d['class_images']} class images. diffusers' README for Stable Diffusion: 500 steps at "
         "lr 1e-4, batch 1, rank 4 (the node's defaults), and 100-200 class images (paper: 200-300).\n\n"
         + _toy_note(ONE_OBJECT_WORLD))
-    nodes = _subject_front(intro, d["photos"]) + _dreambooth_prompts(d, side) + [
-        {"key": "teach", "type": "InvertEditDreamBoothLoRA",
-         "widgets": {"steps": d["steps"], "learning_rate": d["learning_rate"], "rank": d["rank"],
-                     "prior_loss_weight": 1.0, "batch_size": 1, "seed": 0},
-         "inputs": {"model": ("model", "MODEL"), "instance_images": ("encode", "LATENT"),
-                    "instance_prompt": ("instance", 0), "class_images": ("class_images", "LATENT"),
-                    "class_prompt": ("class", 0)}},
-        {"key": "save_lora", "type": "SaveLoRANode", "widgets": {"prefix": "loras/dreambooth_toy"},
-         "inputs": {"lora": ("teach", 1)}},
-        {"key": "noise_latent", "type": "EmptyLatentImage", "widgets": {"width": side, "height": side, "batch_size": 4},
-         "title": f"Empty latent (4 samples at the toy world's {side} px)"},
-    ]
+    nodes = _subject_front(intro, d["photos"]) + _dreambooth_teaching(
+        d, side, "InvertEditDreamBoothLoRA",
+        {"steps": d["steps"], "learning_rate": d["learning_rate"], "rank": d["rank"], "prior_loss_weight": 1.0},
+        "save_lora", "loras/dreambooth_toy")
     nodes += _draw_samples((("class", "teach", "class", "The class prompt on the taught model (kept)"),
                             ("subject", "teach", "instance", "The subject, drawn by the taught model"),
                             ("before", "model", "instance", "The instance prompt before teaching")),
@@ -991,18 +1003,10 @@ def dreambooth_fine_tune() -> dict:
         "subject 80-85%, class 90-95% of seeds on the benchmark's prompts). diffusers' README for Stable Diffusion "
         "(the node's defaults): 800 steps at lr 5e-6, batch 1, prior loss weight 1, 200 class images.\n\n"
         + _toy_note(ONE_OBJECT_WORLD))
-    nodes = _subject_front(intro, d["photos"]) + _dreambooth_prompts(d, side) + [
-        {"key": "teach", "type": "InvertEditDreamBoothFineTune",
-         "widgets": {"steps": d["steps"], "learning_rate": d["learning_rate"],
-                     "prior_loss_weight": d["prior_loss_weight"], "batch_size": 1, "seed": 0},
-         "inputs": {"model": ("model", "MODEL"), "instance_images": ("encode", "LATENT"),
-                    "instance_prompt": ("instance", 0), "class_images": ("class_images", "LATENT"),
-                    "class_prompt": ("class", 0)}},
-        {"key": "save_patch", "type": "SaveLoRANode", "widgets": {"prefix": "loras/dreambooth_fine_tune_toy"},
-         "inputs": {"lora": ("teach", 1)}},
-        {"key": "noise_latent", "type": "EmptyLatentImage", "widgets": {"width": side, "height": side, "batch_size": 4},
-         "title": f"Empty latent (4 samples at the toy world's {side} px)"},
-    ]
+    nodes = _subject_front(intro, d["photos"]) + _dreambooth_teaching(
+        d, side, "InvertEditDreamBoothFineTune",
+        {"steps": d["steps"], "learning_rate": d["learning_rate"], "prior_loss_weight": d["prior_loss_weight"]},
+        "save_patch", "loras/dreambooth_fine_tune_toy")
     nodes += _draw_samples((("subject", "teach", "instance", "The subject, drawn by the fine-tuned model"),
                             ("class", "teach", "class", "The class prompt on the fine-tuned model (kept)"),
                             ("before", "model", "instance", "The instance prompt before teaching")),
@@ -1083,19 +1087,7 @@ def custom_diffusion_subject() -> dict:
         f"batch {d['batch_size']}, {d['class_images']} class pictures. diffusers' README for Stable Diffusion (the "
         "node's defaults): 250 steps at lr 1e-5 x batch 2 x 2 = 4e-5, 200 class pictures.\n\n"
         + _toy_note(ONE_OBJECT_WORLD))
-    nodes = _subject_front(intro, d["photos"])[:-1] + [
-        {"key": "class", "type": "CLIPTextEncode", "widgets": {"text": d["class"]},
-         "inputs": {"clip": ("model", "CLIP")}, "title": "Class prompt"},
-        {"key": "empty", "type": "CLIPTextEncode", "widgets": {"text": ""}, "inputs": {"clip": ("model", "CLIP")},
-         "title": "Negative prompt (empty)"},
-        {"key": "class_latent", "type": "EmptyLatentImage",
-         "widgets": {"width": side, "height": side, "batch_size": d["class_images"]}, "title": "Class pictures to draw"},
-        {"key": "class_sample", "type": "KSampler",
-         "widgets": {"seed": 7, "steps": 20, "cfg": EDIT_CFG, "sampler_name": "ddim", "scheduler": "ddim_uniform",
-                     "denoise": 1.0},
-         "inputs": {"model": ("model", "MODEL"), "positive": ("class", 0), "negative": ("empty", 0),
-                    "latent_image": ("class_latent", "LATENT")},
-         "title": "Class pictures, drawn by the untouched model"},
+    nodes = _subject_front(intro, d["photos"])[:-1] + _class_drawing(d, side, "class_sample", "pictures") + [
         {"key": "class_images", "type": "VAEDecode",
          "inputs": {"samples": ("class_sample", "LATENT"), "vae": ("model", "VAE")}},
         {"key": "teach", "type": "InvertEditCustomDiffusion",
