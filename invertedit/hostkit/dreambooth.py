@@ -30,7 +30,9 @@ from . import full_fine_tune as full
 from .full_fine_tune import check_memory
 from .lora_training import (check_converged, load_into, lora_adapters, lora_state_dict, trainable, trainee,
                             training_sigmas, with_lora)
+from .fingerprint import conditioning_fingerprint, model_fingerprint, tensor_fingerprint
 from .sampling import HostDenoiser, check_interrupt, check_latent_size, check_model_family, run_loop
+from .training_state import KEEP_EVERY, TrainingState
 
 NODE = "DreamBooth LoRA"
 FULL_NODE = "DreamBooth Fine-Tune"
@@ -88,14 +90,44 @@ def check_inputs(model: ModelPatcher, instance_images, instance_prompt, class_im
     return family, instance, classes
 
 
+def _state(node: str, name: str, model: ModelPatcher, instance: torch.Tensor, instance_prompt: list,
+           classes: torch.Tensor | None, class_prompt: list | None, **settings) -> TrainingState | None:
+    """The run's state file (``training_state.py``) where ``name`` is given: what must match for a
+    run to resume from it (the model's weights, the images, the prompts and ``settings``)."""
+    if not (name or "").strip():
+        return None
+    weights = model_fingerprint(model)
+    return TrainingState(node, name.strip(), dict(
+        settings, node=node, model=weights["weights.bf16"], patches=weights["patches"],
+        instance_images=tensor_fingerprint(instance), instance_prompt=conditioning_fingerprint(instance_prompt),
+        class_images=tensor_fingerprint(classes) if classes is not None else "none",
+        class_prompt=conditioning_fingerprint(class_prompt) if classes is not None else "none"))
+
+
+def _resume(state: TrainingState | None, tensors: dict[str, torch.Tensor], steps: int) -> tuple[int, list | None]:
+    """Start ``tensors`` (the trained ones, by key, in training order) from the state file where it
+    exists: (steps done, Adam's moments), else (0, None)."""
+    found = None if state is None else state.load({k: t.shape for k, t in tensors.items()}, steps)
+    if found is None:
+        return 0, None
+    done, values, moments = found
+    with torch.inference_mode(False), torch.no_grad():
+        for key, tensor in tensors.items():
+            tensor.copy_(values[key])
+    return done, moments
+
+
 def _fit(trained: ModelPatcher, params, instance: torch.Tensor, instance_prompt: list, classes: torch.Tensor | None,
          class_prompt: list | None, steps: int, learning_rate: float, prior_loss_weight: float, batch_size: int,
-         seed: int, v_prediction: bool, base=None) -> list[float]:
+         seed: int, v_prediction: bool, base=None, state: TrainingState | None = None, keys: list[str] = (),
+         start: int = 0, moments: list | None = None) -> list[float]:
     """DreamBooth's optimisation (both scripts' loop): ``steps`` AdamW steps (weight decay 1e-2,
     gradient norm clipped to 1) of ``params(device)``, the parameters ``trained`` runs with, on batches
     of ``batch_size`` instance latents (and as many class latents with the prior loss); returns each
     step's loss. ``base(device)``: the frozen weights the parameters are differences from (the full
-    fine-tune's decay acts on the whole weight)."""
+    fine-tune's decay acts on the whole weight). ``state``: the run's state file, written under
+    ``keys`` (one per parameter); ``start`` steps were done by the run that wrote it, with Adam's
+    ``moments``: their draws are replayed and the run goes on from there."""
     count = instance.shape[0]
     prior = classes is not None
     batch = instance if not prior else torch.cat([instance, classes.to(instance)])
@@ -109,6 +141,11 @@ def _fit(trained: ModelPatcher, params, instance: torch.Tensor, instance_prompt:
             frozen = None if base is None else base(x.device)   # once per run, after the host's load
             generator = torch.Generator().manual_seed(seed)
             order = batch_order(count, classes.shape[0] if prior else 0, batch_size, generator)
+            for _ in range(start):   # the draws of the steps an earlier run did, without the model
+                pairs = next(order)
+                draw((len(pairs) * (2 if prior else 1),) + tuple(x0.shape[1:]), generator, len(table))
+            if state is not None:
+                state.track(keys, trained_params)
 
             def eps_fn(xt: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
                 denoised = (denoise.pair(xt, sigma, xt.shape[0] // 2) if prior
@@ -126,7 +163,9 @@ def _fit(trained: ModelPatcher, params, instance: torch.Tensor, instance_prompt:
             found["losses"] = optimize(trained_params, loss, steps, learning_rate, before_step=check_interrupt,
                                        after_step=lambda done, total, value: step_callback(done - 1, total, x0),
                                        weight_decay=WEIGHT_DECAY, max_grad_norm=MAX_GRAD_NORM,
-                                       base=None if frozen is None else (lambda: frozen))
+                                       base=None if frozen is None else (lambda: frozen), start=start,
+                                       moments=moments, keep=None if state is None else state.keep,
+                                       keep_every=KEEP_EVERY)
         return x
 
     run_loop(trained, instance_prompt, class_prompt if prior else None, 1.0, batch, training_sigmas(trained), loop)
@@ -136,20 +175,28 @@ def _fit(trained: ModelPatcher, params, instance: torch.Tensor, instance_prompt:
 def dreambooth_lora(model: ModelPatcher, instance: torch.Tensor, instance_prompt: list, classes: torch.Tensor | None,
                     class_prompt: list | None, steps: int, learning_rate: float, rank: int, prior_loss_weight: float,
                     batch_size: int, seed: int, v_prediction: bool, resume: dict | None = None,
-                    ) -> tuple[ModelPatcher, dict[str, torch.Tensor], list[float]]:
+                    state_name: str = "") -> tuple[ModelPatcher, dict[str, torch.Tensor], list[float]]:
     """DreamBooth as a LoRA on the attention projections (diffusers' ``train_dreambooth_lora.py``):
     ``steps`` AdamW steps (weight decay 1e-2, gradient norm clipped to 1) on batches of
     ``batch_size`` instance latents (and as many class latents with the prior loss). Returns (the
     input MODEL with the LoRA, the LoRA in the host's format, each step's loss). ``resume``: a
-    LoRA of an earlier run to start from (the optimiser's moments start afresh)."""
+    LoRA of an earlier run to start from (the optimiser's moments start afresh). ``state_name``: the
+    run's state file (``training_state.py``): kept while training, resumed from where it exists
+    (the moments too: the run ends as an unbroken one would)."""
     adapters = lora_adapters(model, rank, seed, attention_only=True)
     if resume is not None:
         load_into(NODE, adapters, resume, "resume")
-    if steps == 0:
+    state = _state(NODE, state_name, model, instance, instance_prompt, classes, class_prompt, rank=rank,
+                   learning_rate=learning_rate, prior_loss_weight=prior_loss_weight, batch_size=batch_size, seed=seed)
+    tensors = {f"{name}.lora_{part}.weight": getattr(adapter, f"lora_{part}").weight
+               for name, adapter in adapters.items() for part in ("up", "down")}
+    start, moments = _resume(state, tensors, steps)
+    if steps == start:
         lora = lora_state_dict(adapters)
         return with_lora(model, lora), lora, []
     losses = _fit(trainee(model, adapters), lambda device: trainable(adapters, device), instance, instance_prompt,
-                  classes, class_prompt, steps, learning_rate, prior_loss_weight, batch_size, seed, v_prediction)
+                  classes, class_prompt, steps, learning_rate, prior_loss_weight, batch_size, seed, v_prediction,
+                  state=state, keys=list(tensors), start=start, moments=moments)
     for adapter in adapters.values():
         adapter.requires_grad_(False)
     lora = lora_state_dict(adapters)
@@ -159,19 +206,24 @@ def dreambooth_lora(model: ModelPatcher, instance: torch.Tensor, instance_prompt
 
 def dreambooth_full(model: ModelPatcher, instance: torch.Tensor, instance_prompt: list, classes: torch.Tensor | None,
                     class_prompt: list | None, steps: int, learning_rate: float, prior_loss_weight: float,
-                    batch_size: int, seed: int, v_prediction: bool,
+                    batch_size: int, seed: int, v_prediction: bool, state_name: str = "",
                     ) -> tuple[ModelPatcher, dict[str, torch.Tensor], list[float]]:
     """DreamBooth as a full fine-tune of the UNet (diffusers' ``train_dreambooth.py``: every UNet
     parameter, AdamW weight decay 1e-2 on the whole weight, gradient norm clipped to 1), kept as a
     difference from the frozen weights (``full_fine_tune.py``). Returns (the input MODEL with the
-    difference, the difference in the host's "diff" patch format, each step's loss)."""
+    difference, the difference in the host's "diff" patch format, each step's loss). ``state_name``: as
+    ``dreambooth_lora``'s (the file holds the UNet's size three times over, float32)."""
     diffs = full.weight_diffs(model)
-    if steps == 0:
+    state = _state(FULL_NODE, state_name, model, instance, instance_prompt, classes, class_prompt,
+                   learning_rate=learning_rate, prior_loss_weight=prior_loss_weight, batch_size=batch_size, seed=seed)
+    start, moments = _resume(state, {key: diff.diff for key, diff in diffs.items()}, steps)
+    if steps == start:
         patch = full.diff_state_dict(diffs)
         return with_lora(model, patch), patch, []
     losses = _fit(full.trainee(model, diffs), lambda device: full.trainable(diffs, device), instance, instance_prompt,
                   classes, class_prompt, steps, learning_rate, prior_loss_weight, batch_size, seed, v_prediction,
-                  base=lambda device: full.frozen(model, diffs))
+                  base=lambda device: full.frozen(model, diffs), state=state, keys=list(diffs), start=start,
+                  moments=moments)
     patch = full.diff_state_dict(diffs)
     check_converged(FULL_NODE, losses, patch.values(), learning_rate, "5e-06")
     return with_lora(model, patch), patch, losses

@@ -24,6 +24,17 @@ def _subject_inputs() -> list:
     ]
 
 
+def _state_input() -> list:
+    """The run's state file (both nodes'): kept while training, resumed from where it exists."""
+    return [io.String.Input("state_name", default="", optional=True,
+                            tooltip="Empty: no state file. A name: the run's state (the trained weights and the "
+                                    "optimiser's moments) is kept in output/invertedit/training/<name>.safetensors "
+                                    "every 500 steps (the scripts' --checkpointing_steps), at the end and when the run "
+                                    "is cancelled; a run with the same name, inputs and settings goes on from there "
+                                    "and ends as an unbroken run would ('steps' may be raised to train on). A state "
+                                    "file that exists takes the place of 'resume'.")]
+
+
 def _class_inputs() -> list:
     """The prior-preservation loss's class images and class prompt (optional), both nodes'."""
     return [
@@ -72,6 +83,7 @@ class DreamBoothLoRA(io.ComfyNode):
                              tooltip="Seed of the LoRA's initialisation, the batches' order and each step's noise "
                                      "and timesteps."),
                 *_class_inputs(),
+                *_state_input(),
                 io.LoraModel.Input("resume", optional=True,
                                    tooltip="The 'lora' output of an earlier run on this model and rank: training "
                                            "continues from it (the optimiser's moments start afresh)."),
@@ -87,12 +99,12 @@ class DreamBoothLoRA(io.ComfyNode):
 
     @classmethod
     def execute(cls, model, instance_images, instance_prompt, steps, learning_rate, rank, prior_loss_weight,
-                batch_size, seed, class_images=None, class_prompt=None, resume=None) -> io.NodeOutput:
+                batch_size, seed, class_images=None, class_prompt=None, state_name="", resume=None) -> io.NodeOutput:
         family, instance, classes = check_inputs(model, instance_images, instance_prompt, class_images, class_prompt,
                                                  steps, learning_rate, rank, prior_loss_weight, batch_size)
         patched, lora, losses = dreambooth_lora(model, instance, instance_prompt, classes, class_prompt, steps,
                                                 learning_rate, rank, prior_loss_weight, batch_size, seed,
-                                                family.parameterisation == "v", resume)
+                                                family.parameterisation == "v", resume, state_name)
         return io.NodeOutput(patched, lora, {"loss": list(losses)})
 
 
@@ -129,6 +141,7 @@ class DreamBoothFineTune(io.ComfyNode):
                 io.Int.Input("seed", default=0, min=0, max=0xFFFFFFFFFFFFFFFF, control_after_generate=False,
                              tooltip="Seed of the batches' order and each step's noise and timesteps."),
                 *_class_inputs(),
+                *_state_input(),
             ],
             outputs=[
                 io.Model.Output(display_name="model", tooltip="The input model with the fine-tune's change."),
@@ -142,12 +155,12 @@ class DreamBoothFineTune(io.ComfyNode):
 
     @classmethod
     def execute(cls, model, instance_images, instance_prompt, steps, learning_rate, prior_loss_weight, batch_size,
-                seed, class_images=None, class_prompt=None) -> io.NodeOutput:
+                seed, class_images=None, class_prompt=None, state_name="") -> io.NodeOutput:
         family, instance, classes = check_inputs(model, instance_images, instance_prompt, class_images, class_prompt,
                                                  steps, learning_rate, None, prior_loss_weight, batch_size, FULL_NODE)
         patched, patch, losses = dreambooth_full(model, instance, instance_prompt, classes, class_prompt, steps,
                                                  learning_rate, prior_loss_weight, batch_size, seed,
-                                                 family.parameterisation == "v")
+                                                 family.parameterisation == "v", state_name)
         return io.NodeOutput(patched, patch, {"loss": list(losses)})
 
 

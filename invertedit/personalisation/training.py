@@ -11,13 +11,17 @@ import torch
 
 LossFn = Callable[[int], torch.Tensor]                          # step index -> loss to minimise
 StepHook = Callable[[int, int, float], None]                    # (step done, total, loss) -> None
+Moments = list[tuple[torch.Tensor, torch.Tensor]]               # Adam's (exp_avg, exp_avg_sq) per param
+KeepHook = Callable[[int, Moments], None]                       # (steps done, the moments) -> None
 
 
 def optimize(params: list[torch.Tensor], loss_fn: LossFn, steps: int, lr: float,
              before_step: Optional[Callable[[int], None]] = None,
              after_step: Optional[StepHook] = None, *,
              weight_decay: Optional[float] = None, max_grad_norm: Optional[float] = None,
-             base: Optional[Callable[[], list[torch.Tensor]]] = None) -> list[float]:
+             base: Optional[Callable[[], list[torch.Tensor]]] = None,
+             start: int = 0, moments: Optional[Moments] = None,
+             keep: Optional[KeepHook] = None, keep_every: int = 0) -> list[float]:
     """``steps`` optimiser steps on ``params`` minimising ``loss_fn(i)``; returns the loss of each
     step (measured before its update).
 
@@ -35,29 +39,57 @@ def optimize(params: list[torch.Tensor], loss_fn: LossFn, steps: int, lr: float,
     ``base``: the params are differences from frozen weights (a full fine-tune kept as a patch), and
     ``base()`` gives those weights, one per param: AdamW's decoupled decay then acts on the whole
     weight ``base + param``, as the scripts' AdamW acts on the weight it trains
-    (``param -= lr * weight_decay * (base + param)`` before the Adam update, which is torch's order)."""
+    (``param -= lr * weight_decay * (base + param)`` before the Adam update, which is torch's order).
+
+    Resuming (the scripts' ``--resume_from_checkpoint``): ``start`` steps were done by an earlier
+    run, which left the params as they are and Adam's ``moments``; the run goes on from step
+    ``start`` exactly as an unbroken run would (the caller's ``loss_fn`` draws what step ``i``
+    draws). ``keep(done, moments)`` is called every ``keep_every`` steps, after the last step, and
+    when a step raises (an interrupt), with the steps done and Adam's moments: what a resumed run
+    needs besides the params. The returned losses are those of steps ``start`` to ``steps - 1``."""
     losses: list[float] = []
-    if steps <= 0:
+    if steps <= start:
         return losses
     if weight_decay is None:
         opt = torch.optim.Adam(params, lr=lr)
     else:
         opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.0 if base is not None else weight_decay)
-    for i in range(steps):
-        if before_step is not None:
-            before_step(i)
-        loss = loss_fn(i)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        if max_grad_norm is not None:
-            torch.nn.utils.clip_grad_norm_(params, max_grad_norm)
-        if base is not None and weight_decay:
-            with torch.no_grad():
-                for param, weight in zip(params, base()):
-                    param.sub_(weight.to(param) + param, alpha=lr * weight_decay)
-        opt.step()  # sampling-path-ok: Adam's step count is a CPU tensor (no device wait)
-        losses.append(float(loss.detach()))  # sampling-path-ok: the reported loss, once per forward + backward
-        if after_step is not None:
-            after_step(i + 1, steps, losses[-1])
+    if start > 0 and moments is not None:
+        for param, (exp_avg, exp_avg_sq) in zip(params, moments, strict=True):
+            opt.state[param] = {"step": torch.tensor(float(start)), "exp_avg": exp_avg.to(param).clone(),
+                                "exp_avg_sq": exp_avg_sq.to(param).clone()}
+
+    def state() -> Moments:
+        found = [opt.state.get(p, {}) for p in params]
+        return [(s["exp_avg"], s["exp_avg_sq"]) if s else (torch.zeros_like(p), torch.zeros_like(p))
+                for s, p in zip(found, params)]
+
+    done = start
+    try:
+        for i in range(start, steps):
+            if before_step is not None:
+                before_step(i)
+            loss = loss_fn(i)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            if max_grad_norm is not None:
+                torch.nn.utils.clip_grad_norm_(params, max_grad_norm)
+            if base is not None and weight_decay:
+                with torch.no_grad():
+                    for param, weight in zip(params, base()):
+                        param.sub_(weight.to(param) + param, alpha=lr * weight_decay)
+            opt.step()  # sampling-path-ok: Adam's step count is a CPU tensor (no device wait)
+            done = i + 1
+            losses.append(float(loss.detach()))  # sampling-path-ok: the reported loss, once per forward + backward
+            if after_step is not None:
+                after_step(done, steps, losses[-1])
+            if keep is not None and keep_every > 0 and done % keep_every == 0 and done < steps:
+                keep(done, state())
+    except BaseException:
+        if keep is not None and done > start:
+            keep(done, state())
+        raise
+    if keep is not None:
+        keep(done, state())
     opt.zero_grad(set_to_none=True)
     return losses

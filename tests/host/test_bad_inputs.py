@@ -781,6 +781,28 @@ CASES = [
     ("dreambooth-resume-imagic-lora", lambda k: dreambooth(k, resume=imagic_fine_tune(k, steps=0)[1]),
      r"DreamBooth LoRA: input 'resume' is a LoRA of \d+ layers, not the 88 this node trains on this model; connect "
      r"the 'lora' output of an earlier run of this node with the same model"),
+    ("dreambooth-state-name-path", lambda k: dreambooth(k, state_name="../subject"),
+     r"DreamBooth LoRA: input 'state_name' is '\.\./subject'; give a plain name of letters, digits, '_', '-' or '\.' "
+     r"\(not starting with '\.'\), at most 100 characters"),
+    ("dreambooth-state-other-settings",
+     lambda k: (dreambooth(k, state_name="bad-input-lr"), dreambooth(k, steps=2, learning_rate=0.0002,
+                                                                     state_name="bad-input-lr")),
+     r"DreamBooth LoRA: input 'state_name': the run saved as 'bad-input-lr' had other settings \(learning_rate: "
+     r"0\.0001 then, 0\.0002 now\); resume with the same model, images, prompts and settings \(only 'steps' may "
+     r"change\), or give another 'state_name'"),
+    ("dreambooth-state-other-images",
+     lambda k: (dreambooth(k, state_name="bad-input-images"), dreambooth(k, steps=2, instance_images=k.src,
+                                                                         state_name="bad-input-images")),
+     r"DreamBooth LoRA: input 'state_name': the run saved as 'bad-input-images' had other settings "
+     r"\(instance_images: '[0-9a-f]+' then, '[0-9a-f]+' now\)"),
+    ("dreambooth-state-fewer-steps",
+     lambda k: (dreambooth(k, steps=2, state_name="bad-input-steps"), dreambooth(k, steps=1, state_name="bad-input-steps")),
+     r"DreamBooth LoRA: input 'state_name': the run saved as 'bad-input-steps' has done 2 steps, more than 'steps' "
+     r"\(1\); set 'steps' to 2 or more"),
+    ("dreambooth-full-state-of-the-lora",
+     lambda k: (dreambooth(k, state_name="bad-input-kind"), dreambooth_full(k, state_name="bad-input-kind")),
+     r"DreamBooth Fine-Tune: input 'state_name': the run saved as 'bad-input-kind' had other settings \(.*node: "
+     r"'DreamBooth LoRA' then, 'DreamBooth Fine-Tune' now"),
     ("textual-inversion-sdxl-clip-on-sd1", lambda k: textual_inversion(k, clip=k.other_clip()),
      r"Textual Inversion: input 'clip' encodes prompts 96 wide; the model's cross-attention takes 64. It is another "
      r"checkpoint's text encoder: connect this checkpoint's CLIP"),

@@ -237,3 +237,61 @@ def test_full_fine_tune_refuses_a_model_its_device_has_not_the_memory_for(host, 
     assert message.startswith("DreamBooth Fine-Tune: input 'model'") and "2567 M" in message
     assert "38.3 GiB" in message and "DreamBooth LoRA" in message
     assert all(p.device.type == "meta" for p in unet.parameters()), "the refused model was loaded"
+
+
+def _interrupting_at(model, call_number: int):
+    """A clone whose ``call_number``-th UNet call raises the host's interrupt flag (the Cancel button)."""
+    import comfy.model_management
+    import comfy.patcher_extension as pe
+
+    m, calls = model.clone(), []
+
+    def interrupts(executor, *args, **kwargs):
+        calls.append(1)
+        if len(calls) == call_number:
+            comfy.model_management.interrupt_current_processing(True)
+        return executor(*args, **kwargs)
+
+    m.add_wrapper_with_key(pe.WrappersMP.DIFFUSION_MODEL, "test_interrupt_at", interrupts)
+    return m, calls
+
+
+@pytest.mark.parametrize("node", ["InvertEditDreamBoothLoRA", "InvertEditDreamBoothFineTune"])
+def test_a_cancelled_run_goes_on_from_its_state_file_as_an_unbroken_run(host, tiny, node):
+    """With a state_name, a run cancelled after 4 of 7 steps leaves its state file (weights and
+    AdamW's moments after step 4); the same run again goes on from step 5 and ends with the weights
+    and losses of an unbroken 7-step run (the earlier steps' draws replayed, the moments restored);
+    resuming from the LoRA alone (the 'resume' input: the moments and the draws afresh) does not. A finished
+    state asked for the same steps returns its weights without training."""
+    import comfy.model_management
+
+    model, clip, _ = tiny("sd1")
+    args = dict(instance_images=latents(3, 1, 2.0), instance_prompt=encode(host, clip, INSTANCE), learning_rate=3e-3,
+                prior_loss_weight=1.0, batch_size=2, seed=0, class_images=latents(6, 2),
+                class_prompt=encode(host, clip, CLASS), **({"rank": 4} if node.endswith("LoRA") else {}))
+    if node.endswith("FineTune"):
+        args["learning_rate"] = 3e-4
+    _, whole, losses = call(host, node, model=model, steps=7, **args)
+    name = f"test-resume-{node}"
+    cancelling, calls = _interrupting_at(model, 4)
+    try:
+        with pytest.raises(comfy.model_management.InterruptProcessingException):
+            call(host, node, model=cancelling, steps=7, state_name=name, **args)
+    finally:
+        comfy.model_management.interrupt_current_processing(False)
+    path = host.output_dir / "invertedit" / "training" / f"{name}.safetensors"
+    import safetensors
+
+    with safetensors.safe_open(str(path), framework="pt") as f:
+        assert f.metadata()["steps_done"] == "4" and any(k.startswith("exp_avg_sq.") for k in f.keys())
+    _, resumed, rest = call(host, node, model=model, steps=7, state_name=name, **args)
+    print(f"\n{node}: losses {losses['loss']}; resumed {rest['loss']}; "
+          f"largest difference {max(float((resumed[k] - whole[k]).abs().max()) for k in whole):.2e}")
+    assert rest["loss"] == pytest.approx(losses["loss"][4:], rel=1e-5)
+    assert all(torch.allclose(resumed[k], whole[k], rtol=1e-5, atol=1e-7) for k in whole)
+    _, again, none = call(host, node, model=model, steps=7, state_name=name, **args)
+    assert none["loss"] == [] and all(torch.equal(again[k], resumed[k]) for k in whole)
+    if node.endswith("LoRA"):   # the weights alone, the moments afresh: not the unbroken run
+        _, first, _ = call(host, node, model=model, steps=4, **args)
+        _, fresh, _ = call(host, node, model=model, steps=3, resume=first, **args)
+        assert not all(torch.allclose(fresh[k], whole[k], rtol=1e-5, atol=1e-7) for k in whole)

@@ -132,3 +132,36 @@ def test_a_difference_from_frozen_weights_trains_as_the_whole_weight():
         optimize(without, loss_of(lambda: [b + d for b, d in zip(w0, without)]), 5, 0.1, weight_decay=0.3,
                  max_grad_norm=1.0)
     assert not torch.allclose(w0[0] + without[0].detach(), whole[0].detach(), rtol=1e-6)
+
+
+@pytest.mark.parametrize("weight_decay", [None, 0.01])
+def test_a_run_kept_after_k_steps_resumes_as_an_unbroken_run(weight_decay):
+    """``optimize`` with ``keep``: the moments kept after step 3 of 7 (every 3 steps) and the params
+    then, given back as ``start`` 3 and ``moments``, give the unbroken run's last 4 losses and final
+    params bit for bit; the moments kept on an exception are those after the last step done."""
+    target = torch.tensor([1.0, -2.0, 0.5])
+
+    def loss_of(p):
+        return lambda i: ((p - target) ** 2 * (i + 1)).sum()
+
+    whole = torch.zeros(3, requires_grad=True)
+    losses = optimize([whole], loss_of(whole), 7, 0.1, weight_decay=weight_decay, max_grad_norm=1.0)
+    kept = {}
+    part = torch.zeros(3, requires_grad=True)
+
+    def keep(done, moments):
+        kept.setdefault(done, (part.detach().clone(), [(m.clone(), v.clone()) for m, v in moments]))
+
+    def stop(i):
+        if i == 5:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        optimize([part], loss_of(part), 7, 0.1, before_step=stop, weight_decay=weight_decay, max_grad_norm=1.0,
+                 keep=keep, keep_every=3)
+    assert sorted(kept) == [3, 5]
+    values, moments = kept[3]
+    again = values.clone().requires_grad_(True)
+    rest = optimize([again], loss_of(again), 7, 0.1, weight_decay=weight_decay, max_grad_norm=1.0, start=3,
+                    moments=moments)
+    assert rest == losses[3:] and torch.equal(again, whole)
