@@ -39,7 +39,9 @@ from .errors import NodeInputError, check_at_least, check_finite, check_finite_t
 from .gradients import with_weight_copies
 from .layout import transformer_blocks
 from .lora_training import check_converged, training_sigmas, with_lora
+from .fingerprint import model_fingerprint, tensor_fingerprint
 from .sampling import HostDenoiser, check_interrupt, check_latent_size, check_model_family, run_loop
+from .training_state import KEEP_EVERY, resume_into, run_state
 from .textual_inversion import (check_word, encode_rows, encoder_for_gradients, save_embedding,
                                 template_rows, text_encoder, with_vectors)
 
@@ -204,11 +206,13 @@ def plan(instances: int, classes: int, steps: int, batch_size: int, size: int, a
 def custom_diffusion(model: ModelPatcher, clip, vae, instance: torch.Tensor, instance_prompt: str, name: str,
                      initializer: str, classes: Optional[torch.Tensor], class_prompt: str, steps: int,
                      learning_rate: float, prior_loss_weight: float, batch_size: int, augment: bool, hflip: bool,
-                     seed: int, v_prediction: bool) -> tuple[ModelPatcher, dict[str, torch.Tensor], torch.Tensor, list[float]]:
+                     seed: int, v_prediction: bool, state_name: str = "",
+                     ) -> tuple[ModelPatcher, dict[str, torch.Tensor], torch.Tensor, list[float]]:
     """Custom Diffusion as ``train_custom_diffusion.py`` trains it: ``steps`` AdamW steps (weight
     decay 1e-2 on the whole matrices, gradient norm clipped to 1) on the cross-attention keys and
     values and the modifier word's vector. Returns (the MODEL with the changes, the changes as a
-    host LoRA of ``.diff`` keys, the word's vector ``[1, width]``, each step's loss)."""
+    host LoRA of ``.diff`` keys, the word's vector ``[1, width]``, each step's loss). ``state_name``:
+    the run's state file (``training_state.py``): kept while training, gone on from where it exists."""
     key, encoder = text_encoder(clip, NODE)
     rows = _prompt_rows(clip, key, tuple(prefix + instance_prompt for prefix in PREFIXES))
     token = initializer_token(clip, key, initializer)
@@ -216,8 +220,17 @@ def custom_diffusion(model: ModelPatcher, clip, vae, instance: torch.Tensor, ins
     # moves a prompt's embedding vectors to its device itself (and the file is written from the CPU)
     start = encoder.transformer.get_input_embeddings().weight[token].detach().float().cpu().clone()[None]  # sampling-path-ok: once, before the loop
     shapes = kv_modules(model)
-    if steps == 0:
-        diff = {f"{k}.diff": torch.zeros(shape) for k, shape in shapes.items()}
+    state = run_state(NODE, state_name, dict(
+        model=model_fingerprint(model)["weights.bf16"], text_encoder=tensor_fingerprint(
+            encoder.transformer.get_input_embeddings().weight), instance_images=tensor_fingerprint(instance),
+        instance_prompt=instance_prompt, initializer=initializer,
+        class_images=tensor_fingerprint(classes) if classes is not None else "none",
+        class_prompt=class_prompt if classes is not None else "none", learning_rate=learning_rate,
+        prior_loss_weight=prior_loss_weight, batch_size=batch_size, augment=augment, hflip=hflip, seed=seed))
+    begun = {f"{k}.diff": torch.zeros(shape) for k, shape in shapes.items()} | {"vectors": start}
+    done, moments = resume_into(state, begun, steps)
+    if steps == done:
+        diff = {k: v for k, v in begun.items() if k != "vectors"}
         return with_lora(model, diff), diff, start, []
     size, factor = instance.shape[1], int(vae.downscale_ratio)
     prior = classes is not None
@@ -249,7 +262,7 @@ def custom_diffusion(model: ModelPatcher, clip, vae, instance: torch.Tensor, ins
             device = x.device
             table = sigmas.detach().clone()
             for k, change in changes.items():
-                change.delta = torch.zeros(shapes[k], device=device, requires_grad=True)
+                change.delta = begun[f"{k}.diff"].to(device, copy=True).requires_grad_(True)
             vectors = start.clone().requires_grad_(True)
             # made under the node's inference mode: normal tensors for the autograd graph
             # every step's pictures in the model's space on its device, once (the per-step work is indexing)
@@ -260,6 +273,11 @@ def custom_diffusion(model: ModelPatcher, clip, vae, instance: torch.Tensor, ins
             class_picks = [torch.tensor([c + (classes.shape[0] if flip else 0) for _, _, c, flip in items],
                                         device=device) for items in schedule] if prior else None
             class_rows = class_context.clone() if prior else None
+            for step in range(done):   # the draws of the steps an earlier run did, without the model
+                draw((len(schedule[step]) * (2 if prior else 1),) + tuple(pool.shape[1:]), generator, len(table))
+            params = [change.delta for change in changes.values()] + [vectors]
+            if state is not None:
+                state.track(list(begun), params)
 
             def loss(step: int) -> torch.Tensor:
                 items = schedule[step]
@@ -284,9 +302,10 @@ def custom_diffusion(model: ModelPatcher, clip, vae, instance: torch.Tensor, ins
                     full_matrix_decay(change.delta, change.base, learning_rate, WEIGHT_DECAY)
                 step_callback(done_steps - 1, total, x)
 
-            params = [change.delta for change in changes.values()] + [vectors]
             found["losses"] = optimize(params, loss, steps, learning_rate, before_step=check_interrupt,
-                                       after_step=after, weight_decay=WEIGHT_DECAY, max_grad_norm=MAX_GRAD_NORM)
+                                       after_step=after, weight_decay=WEIGHT_DECAY, max_grad_norm=MAX_GRAD_NORM,
+                                       start=done, moments=moments, keep=None if state is None else state.keep,
+                                       keep_every=KEEP_EVERY)
             found["diff"] = {f"{k}.diff": change.delta.detach().float().cpu().clone()  # sampling-path-ok: the result, once
                              for k, change in changes.items()}
             found["vectors"] = vectors.detach().float().cpu().clone()  # sampling-path-ok: the result, once after the loop

@@ -32,7 +32,7 @@ from .lora_training import (check_converged, load_into, lora_adapters, lora_stat
                             training_sigmas, with_lora)
 from .fingerprint import conditioning_fingerprint, model_fingerprint, tensor_fingerprint
 from .sampling import HostDenoiser, check_interrupt, check_latent_size, check_model_family, run_loop
-from .training_state import KEEP_EVERY, TrainingState
+from .training_state import KEEP_EVERY, TrainingState, resume_into, run_state
 
 NODE = "DreamBooth LoRA"
 FULL_NODE = "DreamBooth Fine-Tune"
@@ -97,24 +97,11 @@ def _state(node: str, name: str, model: ModelPatcher, instance: torch.Tensor, in
     if not (name or "").strip():
         return None
     weights = model_fingerprint(model)
-    return TrainingState(node, name.strip(), dict(
-        settings, node=node, model=weights["weights.bf16"], patches=weights["patches"],
+    return run_state(node, name, dict(
+        settings, model=weights["weights.bf16"], patches=weights["patches"],
         instance_images=tensor_fingerprint(instance), instance_prompt=conditioning_fingerprint(instance_prompt),
         class_images=tensor_fingerprint(classes) if classes is not None else "none",
         class_prompt=conditioning_fingerprint(class_prompt) if classes is not None else "none"))
-
-
-def _resume(state: TrainingState | None, tensors: dict[str, torch.Tensor], steps: int) -> tuple[int, list | None]:
-    """Start ``tensors`` (the trained ones, by key, in training order) from the state file where it
-    exists: (steps done, Adam's moments), else (0, None)."""
-    found = None if state is None else state.load({k: t.shape for k, t in tensors.items()}, steps)
-    if found is None:
-        return 0, None
-    done, values, moments = found
-    with torch.inference_mode(False), torch.no_grad():
-        for key, tensor in tensors.items():
-            tensor.copy_(values[key])
-    return done, moments
 
 
 def _fit(trained: ModelPatcher, params, instance: torch.Tensor, instance_prompt: list, classes: torch.Tensor | None,
@@ -190,7 +177,7 @@ def dreambooth_lora(model: ModelPatcher, instance: torch.Tensor, instance_prompt
                    learning_rate=learning_rate, prior_loss_weight=prior_loss_weight, batch_size=batch_size, seed=seed)
     tensors = {f"{name}.lora_{part}.weight": getattr(adapter, f"lora_{part}").weight
                for name, adapter in adapters.items() for part in ("up", "down")}
-    start, moments = _resume(state, tensors, steps)
+    start, moments = resume_into(state, tensors, steps)
     if steps == start:
         lora = lora_state_dict(adapters)
         return with_lora(model, lora), lora, []
@@ -216,7 +203,7 @@ def dreambooth_full(model: ModelPatcher, instance: torch.Tensor, instance_prompt
     diffs = full.weight_diffs(model)
     state = _state(FULL_NODE, state_name, model, instance, instance_prompt, classes, class_prompt,
                    learning_rate=learning_rate, prior_loss_weight=prior_loss_weight, batch_size=batch_size, seed=seed)
-    start, moments = _resume(state, {key: diff.diff for key, diff in diffs.items()}, steps)
+    start, moments = resume_into(state, {key: diff.diff for key, diff in diffs.items()}, steps)
     if steps == start:
         patch = full.diff_state_dict(diffs)
         return with_lora(model, patch), patch, []

@@ -37,7 +37,9 @@ from .errors import NodeInputError, check_at_least, check_finite
 from .dreambooth import check_latents
 from .lora_training import check_converged, training_sigmas
 from .gradients import with_weight_copies
+from .fingerprint import model_fingerprint, tensor_fingerprint
 from .sampling import HostDenoiser, check_interrupt, check_model_family, run_loop
+from .training_state import KEEP_EVERY, resume_into, run_state
 
 NODE = "Textual Inversion"
 WEIGHT_DECAY = 1e-2   # textual_inversion.py's AdamW (no gradient clipping)
@@ -194,10 +196,11 @@ def encode_prompt(clip, encoders: list[tuple[str, torch.nn.Module]], rows: list[
 
 def train_embedding(model: ModelPatcher, clip, images: torch.Tensor, initializer: str, steps: int, learning_rate: float,
                     num_vectors: int, batch_size: int, templates: tuple[str, ...], seed: int,
-                    v_prediction: bool) -> tuple[dict[str, torch.Tensor], list[float]]:
+                    v_prediction: bool, state_name: str = "") -> tuple[dict[str, torch.Tensor], list[float]]:
     """The placeholder's ``[num_vectors, width]`` vectors in each text encoder (by tokenizer key)
     after ``steps`` AdamW steps on batches of ``batch_size`` images (each with a random one of
-    ``templates`` and a random flip), and each step's loss."""
+    ``templates`` and a random flip), and each step's loss. ``state_name``: the run's state file
+    (``training_state.py``): kept while training, gone on from where it exists."""
     encoders = text_encoders(clip)
     rows, starts = [], []
     for key, encoder in encoders:
@@ -206,7 +209,13 @@ def train_embedding(model: ModelPatcher, clip, images: torch.Tensor, initializer
         table = encoder.transformer.get_input_embeddings().weight
         starts.append(table[token].detach().float().expand(num_vectors, -1).clone())
     keys = [key for key, _ in encoders]
-    if steps == 0:
+    state = run_state(NODE, state_name, dict(
+        model=model_fingerprint(model)["weights.bf16"], images=tensor_fingerprint(images),
+        text_encoders=[tensor_fingerprint(encoder.transformer.get_input_embeddings().weight) for _, encoder in encoders],
+        initializer=initializer, templates=list(templates), num_vectors=num_vectors, learning_rate=learning_rate,
+        batch_size=batch_size, seed=seed))
+    start, moments = resume_into(state, {f"clip_{key}": v for key, v in zip(keys, starts)}, steps)
+    if steps == start:
         return dict(zip(keys, starts)), []
     trainee = encoder_for_gradients(clip)
     trainee_encoders = text_encoders(trainee)
@@ -228,11 +237,20 @@ def train_embedding(model: ModelPatcher, clip, images: torch.Tensor, initializer
             generator = torch.Generator().manual_seed(seed)
             order = batch_order(x0.shape[0], 0, batch_size, generator)
 
-            def loss(step: int) -> torch.Tensor:
+            def draws() -> tuple[list[int], list[int], torch.Tensor, torch.Tensor, torch.Tensor]:
                 picked = [i for i, _ in next(order)]
                 chosen, flips = item_draws(len(picked), len(templates), generator)
+                noise, t = draw((len(picked),) + tuple(x0.shape[1:]), generator, len(sigma_table))
+                return picked, chosen, flips, noise, t
+
+            for _ in range(start):   # the draws of the steps an earlier run did, without the model
+                draws()
+            if state is not None:
+                state.track([f"clip_{key}" for key in keys], vectors)
+
+            def loss(step: int) -> torch.Tensor:
+                picked, chosen, flips, noise, t = draws()
                 clean = flip_rows(x0[picked], flips)
-                noise, t = draw(tuple(clean.shape), generator, len(sigma_table))
                 context, pooled = encode_prompt(trainee, trainee_encoders, [
                     [with_vectors(encoder_rows[c], v) for c in chosen] for encoder_rows, v in zip(rows, vectors)])
                 swap = dict(context=context, pooled=pooled if pooled_in else None)
@@ -245,7 +263,8 @@ def train_embedding(model: ModelPatcher, clip, images: torch.Tensor, initializer
 
             found["losses"] = optimize(vectors, loss, steps, learning_rate, before_step=check_interrupt,
                                        after_step=lambda done, total, value: step_callback(done - 1, total, x0),
-                                       weight_decay=WEIGHT_DECAY)
+                                       weight_decay=WEIGHT_DECAY, start=start, moments=moments,
+                                       keep=None if state is None else state.keep, keep_every=KEEP_EVERY)
             found["vectors"] = {key: v.detach().clone() for key, v in zip(keys, vectors)}
         return x
 

@@ -95,3 +95,31 @@ class TrainingState:
         safetensors.torch.save_file(out, str(partial),
                                     metadata={"steps_done": str(done), "settings": json.dumps(self.settings)})
         os.replace(partial, self.path)
+
+
+def run_state(node: str, name: str, settings: dict[str, object]) -> Optional[TrainingState]:
+    """The run's state file where ``name`` is given (None where it is empty); ``settings``: what must
+    match for a run to go on from it (fingerprints of the model, images and prompts, the settings)."""
+    if not (name or "").strip():
+        return None
+    return TrainingState(node, name.strip(), dict(settings, node=node))
+
+
+def resume_into(state: Optional[TrainingState], tensors: dict[str, torch.Tensor], steps: int) -> tuple[int, Optional[list]]:
+    """Start ``tensors`` (the trained ones, by key, in training order) from the state file where it
+    exists: (steps done, Adam's moments), else (0, None)."""
+    found = None if state is None else state.load({k: t.shape for k, t in tensors.items()}, steps)
+    if found is None:
+        return 0, None
+    done, values, moments = found
+    for key, tensor in tensors.items():   # an inference tensor (made under the node's inference mode) in it
+        with torch.inference_mode(tensor.is_inference()), torch.no_grad():
+            tensor.copy_(values[key])
+    return done, moments
+
+
+STATE_TOOLTIP = ("Empty: no state file. A name: the run's state (what it trains and the optimiser's moments) is kept "
+                 "in output/invertedit/training/<name>.safetensors every 500 steps (diffusers' scripts' "
+                 "--checkpointing_steps), at the end and when the run is cancelled; a run with the same name, inputs "
+                 "and settings goes on from there and ends as an unbroken run would ('steps' may be raised to train "
+                 "on).")

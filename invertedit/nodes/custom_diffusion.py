@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from ..hostkit.custom_diffusion import NODE, check_inputs, custom_diffusion, save_word
 from ..hostkit.schemas import io
+from ..hostkit.training_state import STATE_TOOLTIP
 
 
 class CustomDiffusion(io.ComfyNode):
@@ -70,6 +71,7 @@ class CustomDiffusion(io.ComfyNode):
                                        "prior_loss_weight is above 0."),
                 io.String.Input("class_prompt", default="cat", optional=True,
                                 tooltip="The class pictures' caption (README: \"cat\")."),
+                io.String.Input("state_name", default="", optional=True, tooltip=STATE_TOOLTIP),
             ],
             outputs=[
                 io.Model.Output(display_name="model", tooltip="The input model with the learned keys and values."),
@@ -86,13 +88,15 @@ class CustomDiffusion(io.ComfyNode):
 
     @classmethod
     def execute(cls, model, clip, vae, instance_images, instance_prompt, name, initializer, steps, learning_rate,
-                batch_size, prior_loss_weight, augment, hflip, seed, class_images=None, class_prompt="") -> io.NodeOutput:
+                batch_size, prior_loss_weight, augment, hflip, seed, class_images=None, class_prompt="",
+                state_name="") -> io.NodeOutput:
         v, instance, classes = check_inputs(model, clip, vae, instance_images, instance_prompt, name, initializer, steps,
                                             learning_rate, prior_loss_weight, batch_size, augment, class_images,
                                             class_prompt)
         patched, diff, vectors, losses = custom_diffusion(model, clip, vae, instance, instance_prompt, name, initializer,
                                                           classes, class_prompt, steps, learning_rate,
-                                                          prior_loss_weight, batch_size, augment, hflip, seed, v)
+                                                          prior_loss_weight, batch_size, augment, hflip, seed, v,
+                                                          state_name)
         save_word(clip, name, vectors, initializer)
         return io.NodeOutput(patched, clip.clone(), f"embedding:{name}", diff, {"loss": list(losses)})
 

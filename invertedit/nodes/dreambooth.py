@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from ..hostkit.dreambooth import FULL_NODE, NODE, check_inputs, dreambooth_full, dreambooth_lora
 from ..hostkit.schemas import io
+from ..hostkit.training_state import STATE_TOOLTIP
 
 
 def _subject_inputs() -> list:
@@ -24,15 +25,11 @@ def _subject_inputs() -> list:
     ]
 
 
-def _state_input() -> list:
+def _state_input(resume: bool = False) -> list:
     """The run's state file (both nodes'): kept while training, resumed from where it exists."""
     return [io.String.Input("state_name", default="", optional=True,
-                            tooltip="Empty: no state file. A name: the run's state (the trained weights and the "
-                                    "optimiser's moments) is kept in output/invertedit/training/<name>.safetensors "
-                                    "every 500 steps (the scripts' --checkpointing_steps), at the end and when the run "
-                                    "is cancelled; a run with the same name, inputs and settings goes on from there "
-                                    "and ends as an unbroken run would ('steps' may be raised to train on). A state "
-                                    "file that exists takes the place of 'resume'.")]
+                            tooltip=STATE_TOOLTIP + (" A state file that exists takes the place of 'resume'."
+                                                     if resume else ""))]
 
 
 def _class_inputs() -> list:
@@ -83,7 +80,7 @@ class DreamBoothLoRA(io.ComfyNode):
                              tooltip="Seed of the LoRA's initialisation, the batches' order and each step's noise "
                                      "and timesteps."),
                 *_class_inputs(),
-                *_state_input(),
+                *_state_input(resume=True),
                 io.LoraModel.Input("resume", optional=True,
                                    tooltip="The 'lora' output of an earlier run on this model and rank: training "
                                            "continues from it (the optimiser's moments start afresh)."),

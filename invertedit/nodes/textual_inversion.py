@@ -9,6 +9,7 @@ the host glue in ``hostkit/textual_inversion.py``.
 from __future__ import annotations
 
 from ..hostkit.schemas import io
+from ..hostkit.training_state import STATE_TOOLTIP
 from ..hostkit.textual_inversion import NODE, check_inputs, save_embedding, train_embedding
 from ..personalisation.textual_inversion import TEMPLATES
 
@@ -57,6 +58,7 @@ class TextualInversion(io.ComfyNode):
                 io.String.Input("caption", default="", optional=True,
                                 tooltip="One caption for every image instead of the templates, with {} where the new "
                                         "word goes (\"a red {} on a white background\"); empty: the templates."),
+                io.String.Input("state_name", default="", optional=True, tooltip=STATE_TOOLTIP),
             ],
             outputs=[
                 io.Clip.Output(display_name="clip",
@@ -69,11 +71,12 @@ class TextualInversion(io.ComfyNode):
 
     @classmethod
     def execute(cls, model, clip, images, name, initializer, steps, learning_rate, batch_size, num_vectors, templates,
-                seed, caption="") -> io.NodeOutput:
+                seed, caption="", state_name="") -> io.NodeOutput:
         samples, v = check_inputs(model, clip, images, name, initializer, steps, learning_rate, num_vectors, batch_size,
                                   caption)
         vectors, losses = train_embedding(model, clip, samples, initializer, steps, learning_rate, num_vectors,
-                                          batch_size, (caption,) if caption else TEMPLATES[templates], seed, v)
+                                          batch_size, (caption,) if caption else TEMPLATES[templates], seed, v,
+                                          state_name)
         save_embedding(clip, name, vectors, initializer)
         return io.NodeOutput(clip.clone(), f"embedding:{name}", {"loss": list(losses)})
 

@@ -123,3 +123,26 @@ def test_progress_and_interrupt_within_one_unet_evaluation(host, tiny):
     finally:
         comfy.model_management.interrupt_current_processing(False)
     assert len(calls) == 1
+
+
+def test_a_cancelled_run_goes_on_from_its_state_file_as_an_unbroken_run(host, tiny):
+    """With a state_name, a run cancelled after 2 of 5 steps goes on from its state file and ends with
+    the keys' and values' changes, the word and the losses of an unbroken 5-step run (the
+    augmentation's plan and each step's draws replayed)."""
+    import comfy.model_management
+    import safetensors.torch
+
+    model, clip, vae = tiny("sd1")
+    _, _, _, whole, losses = teach(host, model, clip, vae, "cd-unbroken", steps=5)
+    cancelling, _ = _interrupting(model, 2)
+    try:
+        with pytest.raises(comfy.model_management.InterruptProcessingException):
+            teach(host, cancelling, clip, vae, "cd-resumed", steps=5, state_name="cd-resume-test")
+    finally:
+        comfy.model_management.interrupt_current_processing(False)
+    _, _, _, resumed, rest = teach(host, model, clip, vae, "cd-resumed", steps=5, state_name="cd-resume-test")
+    words = [safetensors.torch.load_file(str(host.pack.hostkit.textual_inversion.embedding_path(n)))
+             for n in ("cd-unbroken", "cd-resumed")]
+    assert rest["loss"] == pytest.approx(losses["loss"][2:], rel=1e-5)
+    assert all(torch.allclose(resumed[k], whole[k], rtol=1e-5, atol=1e-7) for k in whole)
+    assert all(torch.allclose(words[1][k], words[0][k], rtol=1e-5, atol=1e-7) for k in words[0])

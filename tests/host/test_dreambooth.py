@@ -239,23 +239,6 @@ def test_full_fine_tune_refuses_a_model_its_device_has_not_the_memory_for(host, 
     assert all(p.device.type == "meta" for p in unet.parameters()), "the refused model was loaded"
 
 
-def _interrupting_at(model, call_number: int):
-    """A clone whose ``call_number``-th UNet call raises the host's interrupt flag (the Cancel button)."""
-    import comfy.model_management
-    import comfy.patcher_extension as pe
-
-    m, calls = model.clone(), []
-
-    def interrupts(executor, *args, **kwargs):
-        calls.append(1)
-        if len(calls) == call_number:
-            comfy.model_management.interrupt_current_processing(True)
-        return executor(*args, **kwargs)
-
-    m.add_wrapper_with_key(pe.WrappersMP.DIFFUSION_MODEL, "test_interrupt_at", interrupts)
-    return m, calls
-
-
 @pytest.mark.parametrize("node", ["InvertEditDreamBoothLoRA", "InvertEditDreamBoothFineTune"])
 def test_a_cancelled_run_goes_on_from_its_state_file_as_an_unbroken_run(host, tiny, node):
     """With a state_name, a run cancelled after 4 of 7 steps leaves its state file (weights and
@@ -273,7 +256,7 @@ def test_a_cancelled_run_goes_on_from_its_state_file_as_an_unbroken_run(host, ti
         args["learning_rate"] = 3e-4
     _, whole, losses = call(host, node, model=model, steps=7, **args)
     name = f"test-resume-{node}"
-    cancelling, calls = _interrupting_at(model, 4)
+    cancelling, calls = _interrupting(model, 4)
     try:
         with pytest.raises(comfy.model_management.InterruptProcessingException):
             call(host, node, model=cancelling, steps=7, state_name=name, **args)

@@ -9,20 +9,21 @@ import torch
 from workshop.headless.calls import call, encode
 
 
-def _interrupting(model):
-    """A clone whose first UNet call raises the host's interrupt flag (as the Cancel button does)."""
+def _interrupting(model, call_number: int = 1):
+    """A clone whose ``call_number``-th UNet call raises the host's interrupt flag (as the Cancel
+    button does)."""
     import comfy.model_management
     import comfy.patcher_extension as pe
 
     m, calls = model.clone(), []
 
-    def first_call_interrupts(executor, *args, **kwargs):
+    def interrupts(executor, *args, **kwargs):
         calls.append(1)
-        if len(calls) == 1:
+        if len(calls) == call_number:
             comfy.model_management.interrupt_current_processing(True)
         return executor(*args, **kwargs)
 
-    m.add_wrapper_with_key(pe.WrappersMP.DIFFUSION_MODEL, "test_interrupt", first_call_interrupts)
+    m.add_wrapper_with_key(pe.WrappersMP.DIFFUSION_MODEL, "test_interrupt", interrupts)
     return m, calls
 
 

@@ -122,3 +122,24 @@ def test_progress_and_interrupt_within_one_unet_evaluation(host, tiny):
     finally:
         comfy.model_management.interrupt_current_processing(False)
     assert len(calls) == 1
+
+
+def test_a_cancelled_run_goes_on_from_its_state_file_as_an_unbroken_run(host, tiny):
+    """With a state_name, a run cancelled after 3 of 6 steps goes on from its state file and writes
+    the word an unbroken 6-step run writes, with the same losses (SDXL: both encoders' vectors)."""
+    import comfy.model_management
+
+    model, clip, _ = tiny("sdxl")
+    _, _, losses = learn(host, model, clip, "ti-unbroken", steps=6)
+    whole = saved(host, "ti-unbroken")
+    cancelling, _ = _interrupting(model, 3)
+    try:
+        with pytest.raises(comfy.model_management.InterruptProcessingException):
+            learn(host, cancelling, clip, "ti-resumed", steps=6, state_name="ti-resume-test")
+    finally:
+        comfy.model_management.interrupt_current_processing(False)
+    _, _, rest = learn(host, model, clip, "ti-resumed", steps=6, state_name="ti-resume-test")
+    resumed = saved(host, "ti-resumed")
+    assert sorted(resumed) == sorted(whole) == ["clip_g", "clip_l"]
+    assert rest["loss"] == pytest.approx(losses["loss"][3:], rel=1e-5)
+    assert all(torch.allclose(resumed[k], whole[k], rtol=1e-5, atol=1e-7) for k in whole)
