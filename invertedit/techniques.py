@@ -225,7 +225,7 @@ TECHNIQUES: tuple[Technique, ...] = (
         "Kumari et al. 2023",
         "cross-attention keys and values + a modifier word from \"ktn\", AdamW lr 4e-5 (the README's 1e-5 × batch 2 × 2 "
         "with the prior), batch 2, 250 steps, prior loss λ 1, scale augmentation and flips (diffusers' "
-        "train_custom_diffusion.py and its README)",
+        "train_custom_diffusion.py and its README; SDXL: the word in both encoders, the pack's extension)",
         "the pictures' VAE encodes, then steps × (text encoder + one UNet forward of photos and class pictures + one "
         "backward) once, then stock sampling",
         ("custom_diffusion_subject",), ("dreambooth_toy", "Custom Diffusion"),

@@ -42,8 +42,8 @@ from .lora_training import check_converged, training_sigmas, with_lora
 from .fingerprint import model_fingerprint, tensor_fingerprint
 from .sampling import HostDenoiser, check_interrupt, check_latent_size, check_model_family, run_loop
 from .training_state import KEEP_EVERY, resume_into, run_state
-from .textual_inversion import (check_word, encode_rows, encoder_for_gradients, save_embedding,
-                                template_rows, text_encoder, with_vectors)
+from .textual_inversion import (check_word, encode_prompt, encoder_for_gradients, save_embedding,
+                                takes_pooled, template_rows, text_encoders, with_vectors)
 
 NODE = "Custom Diffusion"
 # train_custom_diffusion.py: AdamW weight decay, gradient-norm clipping, the trained projections
@@ -106,8 +106,10 @@ def check_inputs(model: ModelPatcher, clip, vae, instance_images, instance_promp
     if learning_rate < 0 or prior_loss_weight < 0:
         raise NodeInputError(NODE, "inputs 'learning_rate' and 'prior_loss_weight' must be 0 or more (script: "
                                    "lambda 1; the README's learning rate 1e-5 x batch 2 x 2 with the prior = 4e-5).")
-    check_word(NODE, model, clip, name)
-    initializer_token(clip, text_encoder(clip, NODE)[0], initializer)
+    encoders = text_encoders(clip, NODE)
+    check_word(NODE, model, clip, name, encoders)
+    for key, _ in encoders:
+        initializer_token(clip, key, initializer)
     if not callable(getattr(vae, "encode", None)) or not hasattr(vae, "latent_channels"):
         raise NodeInputError(NODE, f"input 'vae' is a {type(vae).__name__}; connect the checkpoint's VAE.")
     channels = model.model.latent_format.latent_channels
@@ -149,7 +151,8 @@ def initializer_token(clip, key: str, word: str) -> int:
     """The token the new word starts from: ``word``'s one token, or else the vocabulary entry spelt
     ``word`` (the script looks its initializer up as a token, ``tokenizer.encode([word])`` in the
     transformers it was written for: its default "ktn" is the piece "ktn", not "k" + "tn</w>")."""
-    tokenizer = getattr(clip.tokenizer, getattr(clip.tokenizer, "clip", ""), None)
+    tokenizer = (getattr(clip.tokenizer, f"clip_{key}", None)   # SDXL's clip_l / clip_g
+                 or getattr(clip.tokenizer, getattr(clip.tokenizer, "clip", ""), None))
     vocabulary = tokenizer.tokenizer.get_vocab() if tokenizer is not None else {}
     tokens = [t for t, _, w in clip.tokenize(word or "", return_word_ids=True)[key][0] if w > 0]
     if word and len(word.split()) == 1 and len(tokens) == 1:
@@ -172,12 +175,17 @@ def _prompt_rows(clip, key: str, texts: tuple[str, ...]) -> list[tuple[list, int
     return template_rows(clip, key, texts, STAND_IN, token, NODE, "instance_prompt")
 
 
-def _class_context(clip, encoder, key: str, prompt: str) -> torch.Tensor:
-    tokens = clip.tokenize(prompt, return_word_ids=True)[key]
-    if len(tokens) != 1:
-        raise NodeInputError(NODE, "input 'class_prompt' is longer than one 75-token chunk; shorten it.")
+def _class_context(clip, encoders: list[tuple[str, torch.nn.Module]], prompt: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """The class prompt's context and pooled output (``encode_prompt``), without gradients."""
+    rows = []
+    for key, _ in encoders:
+        tokens = clip.tokenize(prompt, return_word_ids=True)[key]
+        if len(tokens) != 1:
+            raise NodeInputError(NODE, "input 'class_prompt' is longer than one 75-token chunk; shorten it.")
+        rows.append([[int(t) for t, _, _ in tokens[0]]])
     with torch.no_grad():
-        return encode_rows(clip, encoder, [[int(t) for t, _, _ in tokens[0]]]).detach()
+        context, pooled = encode_prompt(clip, encoders, rows)
+    return context.detach(), pooled.detach()
 
 
 def _encode(vae, images: torch.Tensor) -> torch.Tensor:
@@ -211,27 +219,37 @@ def custom_diffusion(model: ModelPatcher, clip, vae, instance: torch.Tensor, ins
     """Custom Diffusion as ``train_custom_diffusion.py`` trains it: ``steps`` AdamW steps (weight
     decay 1e-2 on the whole matrices, gradient norm clipped to 1) on the cross-attention keys and
     values and the modifier word's vector. Returns (the MODEL with the changes, the changes as a
-    host LoRA of ``.diff`` keys, the word's vector ``[1, width]``, each step's loss). ``state_name``:
-    the run's state file (``training_state.py``): kept while training, gone on from where it exists."""
-    key, encoder = text_encoder(clip, NODE)
-    rows = _prompt_rows(clip, key, tuple(prefix + instance_prompt for prefix in PREFIXES))
-    token = initializer_token(clip, key, initializer)
+    host LoRA of ``.diff`` keys, the word's vector ``[1, width]`` in each text encoder by tokenizer key,
+    each step's loss). ``state_name``: the run's state file (``training_state.py``): kept while
+    training, gone on from where it exists.
+
+    On SDXL (not in the script, which trains SD1.x / SD2.x: this pack's extension, as diffusers'
+    textual_inversion_sdxl.py extends Textual Inversion) the word has a vector in each of the two
+    encoders, their states side by side make the context, clip_g's pooled output goes into the
+    UNet's vector with the photos' size as the size conditioning."""
+    encoders = text_encoders(clip, NODE)
+    texts = tuple(prefix + instance_prompt for prefix in PREFIXES)
+    rows = [_prompt_rows(clip, key, texts) for key, _ in encoders]
     # the word's start, once before training, where Textual Inversion keeps its vectors: the host's encoder
     # moves a prompt's embedding vectors to its device itself (and the file is written from the CPU)
-    start = encoder.transformer.get_input_embeddings().weight[token].detach().float().cpu().clone()[None]  # sampling-path-ok: once, before the loop
+    starts = {key: encoder.transformer.get_input_embeddings().weight[initializer_token(clip, key, initializer)]
+              .detach().float().cpu().clone()[None] for key, encoder in encoders}  # sampling-path-ok: once, before the loop
+    pooled_in = takes_pooled(model)
     shapes = kv_modules(model)
     state = run_state(NODE, state_name, dict(
-        model=model_fingerprint(model)["weights.bf16"], text_encoder=tensor_fingerprint(
-            encoder.transformer.get_input_embeddings().weight), instance_images=tensor_fingerprint(instance),
+        model=model_fingerprint(model)["weights.bf16"], text_encoders=[tensor_fingerprint(
+            encoder.transformer.get_input_embeddings().weight) for _, encoder in encoders],
+        instance_images=tensor_fingerprint(instance),
         instance_prompt=instance_prompt, initializer=initializer,
         class_images=tensor_fingerprint(classes) if classes is not None else "none",
         class_prompt=class_prompt if classes is not None else "none", learning_rate=learning_rate,
         prior_loss_weight=prior_loss_weight, batch_size=batch_size, augment=augment, hflip=hflip, seed=seed))
-    begun = {f"{k}.diff": torch.zeros(shape) for k, shape in shapes.items()} | {"vectors": start}
+    begun = {f"{k}.diff": torch.zeros(shape) for k, shape in shapes.items()} | {
+        f"vectors.{key}": start for key, start in starts.items()}
     done, moments = resume_into(state, begun, steps)
     if steps == done:
-        diff = {k: v for k, v in begun.items() if k != "vectors"}
-        return with_lora(model, diff), diff, start, []
+        diff = {k: v for k, v in begun.items() if not k.startswith("vectors.")}
+        return with_lora(model, diff), diff, starts, []
     size, factor = instance.shape[1], int(vae.downscale_ratio)
     prior = classes is not None
     generator = torch.Generator().manual_seed(seed)
@@ -243,7 +261,7 @@ def custom_diffusion(model: ModelPatcher, clip, vae, instance: torch.Tensor, ins
     for items in schedule:
         offsets.append(offsets[-1] + len(items))
     class_latents = _encode(vae, torch.cat([classes, classes.flip(2)])) if prior else None
-    class_context = _class_context(clip, encoder, key, class_prompt) if prior else None
+    class_context, class_pooled = _class_context(clip, encoders, class_prompt) if prior else (None, None)
 
     changes = {k: KVChange() for k in shapes}
     trainee_model = with_weight_copies(model)
@@ -253,8 +271,15 @@ def custom_diffusion(model: ModelPatcher, clip, vae, instance: torch.Tensor, ins
     for block, number in transformer_blocks(model):
         trainee_model.set_model_attn2_replace(_detaching_attention, block, number)
     trainee_clip = encoder_for_gradients(clip)
-    _, trainee_encoder = text_encoder(trainee_clip, NODE)
-    positive = [[encode_rows(clip, encoder, [with_vectors(rows[0], start)]).detach(), {}]]
+    trainee_encoders = text_encoders(trainee_clip, NODE)
+    with torch.no_grad():   # the guider's conditioning: each step swaps its encoding in
+        context, pooled = encode_prompt(clip, encoders, [[with_vectors(r[0], starts[key])]
+                                                         for r, (key, _) in zip(rows, encoders)])
+    extra = {}
+    if pooled_in:   # the size conditioning of the photos' own size, original and target, crop at 0
+        extra = dict(pooled_output=pooled.detach(), width=size, height=size, target_width=size, target_height=size,
+                     crop_w=0, crop_h=0)
+    positive = [[context.detach(), extra]]
     found: dict = {}
 
     def loop(denoise: HostDenoiser, x, sigmas, step_callback):
@@ -263,7 +288,7 @@ def custom_diffusion(model: ModelPatcher, clip, vae, instance: torch.Tensor, ins
             table = sigmas.detach().clone()
             for k, change in changes.items():
                 change.delta = begun[f"{k}.diff"].to(device, copy=True).requires_grad_(True)
-            vectors = start.clone().requires_grad_(True)
+            vectors = [starts[key].clone().requires_grad_(True) for key, _ in encoders]
             # made under the node's inference mode: normal tensors for the autograd graph
             # every step's pictures in the model's space on its device, once (the per-step work is indexing)
             pool = trainee_model.model.process_latent_in(instance_latents.clone()).to(device=device, dtype=x.dtype)
@@ -273,9 +298,10 @@ def custom_diffusion(model: ModelPatcher, clip, vae, instance: torch.Tensor, ins
             class_picks = [torch.tensor([c + (classes.shape[0] if flip else 0) for _, _, c, flip in items],
                                         device=device) for items in schedule] if prior else None
             class_rows = class_context.clone() if prior else None
+            class_vector = class_pooled.clone() if prior else None
             for step in range(done):   # the draws of the steps an earlier run did, without the model
                 draw((len(schedule[step]) * (2 if prior else 1),) + tuple(pool.shape[1:]), generator, len(table))
-            params = [change.delta for change in changes.values()] + [vectors]
+            params = [change.delta for change in changes.values()] + vectors
             if state is not None:
                 state.track(list(begun), params)
 
@@ -288,12 +314,14 @@ def custom_diffusion(model: ModelPatcher, clip, vae, instance: torch.Tensor, ins
                     clean = torch.cat([clean, class_pool[class_picks[step]]])
                 noise, t = draw(tuple(clean.shape), generator, len(table))
                 sigma = table[t.to(table.device)].to(device=device, dtype=clean.dtype)
-                context = encode_rows(trainee_clip, trainee_encoder,
-                                      [with_vectors(rows[p.prefix], vectors) for _, p, _, _ in items])
+                context, pooled = encode_prompt(trainee_clip, trainee_encoders, [
+                    [with_vectors(r[p.prefix], v) for _, p, _, _ in items] for r, v in zip(rows, vectors)])
                 if prior:
                     context = torch.cat([context, class_rows.to(context).expand(count, -1, -1)])
+                    pooled = torch.cat([pooled, class_vector.to(pooled).expand(count, -1)])
                 xt = noised(clean, noise, sigma)
-                eps = (xt - denoise.part("positive", xt, sigma, context)) / sigma.reshape(-1, 1, 1, 1)
+                eps = (xt - denoise.part("positive", xt, sigma, context, pooled=pooled if pooled_in else None)
+                       ) / sigma.reshape(-1, 1, 1, 1)
                 return masked_loss(eps, noise.to(eps.device), valid[rows_at], count, prior_loss_weight,
                                    v_weight(sigma) if v_prediction else None)[0]
 
@@ -308,16 +336,18 @@ def custom_diffusion(model: ModelPatcher, clip, vae, instance: torch.Tensor, ins
                                        keep_every=KEEP_EVERY)
             found["diff"] = {f"{k}.diff": change.delta.detach().float().cpu().clone()  # sampling-path-ok: the result, once
                              for k, change in changes.items()}
-            found["vectors"] = vectors.detach().float().cpu().clone()  # sampling-path-ok: the result, once after the loop
+            found["vectors"] = {key: v.detach().float().cpu().clone()  # sampling-path-ok: the result, once after the loop
+                                for (key, _), v in zip(encoders, vectors)}
         return x
 
     # the run's latent: one step's batch, so that the host loads the model for that much work
     seed_latent = torch.zeros(batch_size * (2 if prior else 1), model.model.latent_format.latent_channels,
                               size // factor, size // factor)
     run_loop(trainee_model, positive, None, 1.0, seed_latent, training_sigmas(model), loop)
-    check_converged(NODE, found["losses"], list(found["diff"].values()) + [found["vectors"]], learning_rate, "4e-05")
+    check_converged(NODE, found["losses"], list(found["diff"].values()) + list(found["vectors"].values()),
+                    learning_rate, "4e-05")
     return with_lora(model, found["diff"]), found["diff"], found["vectors"], found["losses"]
 
 
-def save_word(clip, name: str, vectors: torch.Tensor, initializer: str):
+def save_word(clip, name: str, vectors: dict[str, torch.Tensor], initializer: str):
     return save_embedding(clip, name, vectors, initializer, NODE)

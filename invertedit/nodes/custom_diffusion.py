@@ -27,11 +27,12 @@ class CustomDiffusion(io.ComfyNode):
                          "(\"very small\", \"close up\"), class pictures for prior preservation. Returns the MODEL "
                          "with the change (stock samplers, LoRAs and ControlNets work on it), the change as a LoRA "
                          "of whole-weight differences (Save LoRA Weights; LoraLoader applies it), and saves the word "
-                         "as models/embeddings/<name>.safetensors: write embedding:<name> in prompts. SD1.x and "
-                         "SD2.x. Each step: one UNet forward of the photos and class pictures together and one "
-                         "backward (the VAE encodes every step's pictures once, before training)."),
+                         "as models/embeddings/<name>.safetensors: write embedding:<name> in prompts. SD1.x, "
+                         "SD2.x and SDXL (the word in both encoders). Each step: one UNet forward of the photos and "
+                         "class pictures together and one backward (the VAE encodes every step's pictures once, "
+                         "before training)."),
             inputs=[
-                io.Model.Input("model", tooltip="The model to teach (SD1.x, SD2.x)."),
+                io.Model.Input("model", tooltip="The model to teach (SD1.x, SD2.x, SDXL)."),
                 io.Clip.Input("clip", tooltip="The checkpoint's CLIP (its encoder stays frozen; the new word's "
                                               "vector is learned)."),
                 io.Vae.Input("vae", tooltip="The checkpoint's VAE: encodes the scaled photos and the class pictures."),

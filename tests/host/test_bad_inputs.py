@@ -832,8 +832,12 @@ CASES = [
     ("textual-inversion-diverged", lambda k: textual_inversion(k, model=overflowing(k)),
      r"Textual Inversion: the optimisation diverged at step 1 \(loss .*\) with learning_rate 0.001, which would "
      r"sample a black picture; lower learning_rate \(default 0.002\)"),
-    ("custom-diffusion-sdxl-clip", lambda k: custom_diffusion(k, clip=k.other_clip()),
-     r"Custom Diffusion: input 'clip' is SDXLClipModel; this node trains the one text encoder of SD1.x and SD2.x"),
+    ("custom-diffusion-sdxl-clip-on-sd1", lambda k: custom_diffusion(k, clip=k.other_clip()),
+     r"Custom Diffusion: input 'clip' encodes prompts 96 wide; the model's cross-attention takes 64\. It is another "
+     r"checkpoint's text encoder: connect this checkpoint's CLIP"),
+    ("custom-diffusion-flux-clip", lambda k: custom_diffusion(k, clip=k.tiny("flux-dev")[1]),
+     r"Custom Diffusion: input 'clip' is FluxClipModel; this node trains the text encoders of SD1.x, SD2.x and SDXL "
+     r"checkpoints: connect one of those checkpoints' CLIP"),
     ("custom-diffusion-prompt-without-place", lambda k: custom_diffusion(k, instance_prompt="photo of a square"),
      r"Custom Diffusion: input 'instance_prompt' is 'photo of a square'; write \{\} once where the new word goes"),
     ("custom-diffusion-images-latent", lambda k: custom_diffusion(k, instance_images=k.src),

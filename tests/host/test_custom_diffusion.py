@@ -70,6 +70,50 @@ def test_the_stock_loader_reads_what_the_node_made(host, tiny, family):
     assert torch.equal(context, trained.to(context))
 
 
+def test_on_sdxl_both_encoders_learn_the_word_and_the_stock_nodes_read_it(host, tiny):
+    """SDXL (the pack's extension: the script trains SD1.x / SD2.x): the word gets a vector in clip_l
+    and in clip_g, both moved from "ktn"; the stock CLIP Text Encode of a prompt naming it is, bit for
+    bit, the encoding training computes (context side by side and clip_g's pooled vector); Save LoRA
+    Weights' file through the stock LoraLoader samples exactly as the node's MODEL, which samples
+    otherwise than the untouched model."""
+    import comfy.utils
+    import folder_paths
+    import safetensors.torch
+
+    kit = host.pack.hostkit
+    model, clip, vae = tiny("sdxl")
+    name = "cd-load-sdxl"
+    taught, out_clip, word, lora, loss = teach(host, model, clip, vae, name)
+    assert len(loss["loss"]) == 3 and all(k.endswith((".attn2.to_k.diff", ".attn2.to_v.diff")) for k in lora)
+    assert all(float(v.abs().max()) > 0 for v in lora.values())
+    file = safetensors.torch.load_file(str(kit.textual_inversion.embedding_path(name)))
+    assert sorted(file) == ["clip_g", "clip_l"]
+    encoders = kit.textual_inversion.text_encoders(clip)
+    rows = []
+    for key, encoder in encoders:
+        table = encoder.transformer.get_input_embeddings().weight
+        start = table[kit.custom_diffusion.initializer_token(clip, key, "ktn")].float()
+        assert file[f"clip_{key}"].shape == (1, table.shape[-1]) and not torch.equal(file[f"clip_{key}"][0], start)
+        (row,) = kit.custom_diffusion._prompt_rows(clip, key, ("a photo of a {} square",))
+        rows.append([kit.textual_inversion.with_vectors(row, file[f"clip_{key}"])])
+    positive = encode(host, out_clip, f"a photo of a {word} square")
+    ((stock, extra),) = positive
+    ours, pooled = kit.textual_inversion.encode_prompt(clip, encoders, rows)
+    assert torch.equal(stock, ours.to(stock)) and torch.equal(extra["pooled_output"], pooled.to(extra["pooled_output"]))
+    path = folder_paths.get_folder_paths("loras")[0] + f"/{name}.safetensors"
+    comfy.utils.save_torch_file(lora, path)
+    loaded, _ = call(host, "LoraLoader", model=model, clip=clip, lora_name=f"{name}.safetensors", strength_model=1.0,
+                     strength_clip=1.0)
+
+    def sample(m):
+        return call(host, "KSampler", model=m, seed=0, steps=3, cfg=3.0, sampler_name="ddim", scheduler="ddim_uniform",
+                    positive=positive, negative=encode(host, clip, ""), latent_image={"samples": torch.zeros(1, 4, 16, 16)},
+                    denoise=1.0)[0]["samples"]
+
+    ours_sample = sample(taught)
+    assert torch.equal(sample(loaded), ours_sample) and not torch.equal(sample(model), ours_sample)
+
+
 def test_zero_steps_change_nothing_and_start_at_ktn(host, tiny):
     model, clip, vae = tiny("sd1")
     taught, out_clip, word, lora, loss = teach(host, model, clip, vae, "cd-zero", steps=0)
