@@ -236,7 +236,7 @@ def custom_diffusion(model: ModelPatcher, clip, vae, instance: torch.Tensor, ins
               .detach().float().cpu().clone()[None] for key, encoder in encoders}  # sampling-path-ok: once, before the loop
     pooled_in = takes_pooled(model)
     shapes = kv_modules(model)
-    state = run_state(NODE, state_name, dict(
+    state = run_state(NODE, state_name, lambda: dict(
         model=model_fingerprint(model)["weights.bf16"], text_encoders=[tensor_fingerprint(
             encoder.transformer.get_input_embeddings().weight) for _, encoder in encoders],
         instance_images=tensor_fingerprint(instance),

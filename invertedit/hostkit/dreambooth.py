@@ -94,14 +94,15 @@ def _state(node: str, name: str, model: ModelPatcher, instance: torch.Tensor, in
            classes: torch.Tensor | None, class_prompt: list | None, **settings) -> TrainingState | None:
     """The run's state file (``training_state.py``) where ``name`` is given: what must match for a
     run to resume from it (the model's weights, the images, the prompts and ``settings``)."""
-    if not (name or "").strip():
-        return None
-    weights = model_fingerprint(model)
-    return run_state(node, name, dict(
-        settings, model=weights["weights.bf16"], patches=weights["patches"],
-        instance_images=tensor_fingerprint(instance), instance_prompt=conditioning_fingerprint(instance_prompt),
-        class_images=tensor_fingerprint(classes) if classes is not None else "none",
-        class_prompt=conditioning_fingerprint(class_prompt) if classes is not None else "none"))
+    def made() -> dict:
+        weights = model_fingerprint(model)
+        return dict(settings, model=weights["weights.bf16"], patches=weights["patches"],
+                    instance_images=tensor_fingerprint(instance),
+                    instance_prompt=conditioning_fingerprint(instance_prompt),
+                    class_images=tensor_fingerprint(classes) if classes is not None else "none",
+                    class_prompt=conditioning_fingerprint(class_prompt) if classes is not None else "none")
+
+    return run_state(node, name, made)
 
 
 def _fit(trained: ModelPatcher, params, instance: torch.Tensor, instance_prompt: list, classes: torch.Tensor | None,

@@ -209,7 +209,7 @@ def train_embedding(model: ModelPatcher, clip, images: torch.Tensor, initializer
         table = encoder.transformer.get_input_embeddings().weight
         starts.append(table[token].detach().float().expand(num_vectors, -1).clone())
     keys = [key for key, _ in encoders]
-    state = run_state(NODE, state_name, dict(
+    state = run_state(NODE, state_name, lambda: dict(
         model=model_fingerprint(model)["weights.bf16"], images=tensor_fingerprint(images),
         text_encoders=[tensor_fingerprint(encoder.transformer.get_input_embeddings().weight) for _, encoder in encoders],
         initializer=initializer, templates=list(templates), num_vectors=num_vectors, learning_rate=learning_rate,

@@ -16,7 +16,7 @@ import json
 import os
 import re
 from pathlib import Path
-from typing import Optional
+from typing import Callable, Optional
 
 import folder_paths
 import safetensors.torch
@@ -97,12 +97,13 @@ class TrainingState:
         os.replace(partial, self.path)
 
 
-def run_state(node: str, name: str, settings: dict[str, object]) -> Optional[TrainingState]:
-    """The run's state file where ``name`` is given (None where it is empty); ``settings``: what must
-    match for a run to go on from it (fingerprints of the model, images and prompts, the settings)."""
+def run_state(node: str, name: str, settings: Callable[[], dict[str, object]]) -> Optional[TrainingState]:
+    """The run's state file where ``name`` is given (None where it is empty); ``settings()``: what must
+    match for a run to go on from it (fingerprints of the model, images and prompts, the settings),
+    computed only where there is a name (a fingerprint reads tensors)."""
     if not (name or "").strip():
         return None
-    return TrainingState(node, name.strip(), dict(settings, node=node))
+    return TrainingState(node, name.strip(), dict(settings(), node=node))
 
 
 def resume_into(state: Optional[TrainingState], tensors: dict[str, torch.Tensor], steps: int) -> tuple[int, Optional[list]]:
