@@ -91,12 +91,16 @@ def check_inputs(model: ModelPatcher, instance_images, instance_prompt, class_im
 
 
 def _state(node: str, name: str, model: ModelPatcher, instance: torch.Tensor, instance_prompt: list,
-           classes: torch.Tensor | None, class_prompt: list | None, **settings) -> TrainingState | None:
+           classes: torch.Tensor | None, class_prompt: list | None, resume: dict | None = None,
+           **settings) -> TrainingState | None:
     """The run's state file (``training_state.py``) where ``name`` is given: what must match for a
-    run to resume from it (the model's weights, the images, the prompts and ``settings``)."""
+    run to resume from it (the model's weights, the images, the prompts, the LoRA the run started
+    from and ``settings``)."""
     def made() -> dict:
         weights = model_fingerprint(model)
-        return dict(settings, model=weights["weights.bf16"], patches=weights["patches"],
+        start = "none" if resume is None else tensor_fingerprint(
+            torch.cat([resume[k].reshape(-1).float() for k in sorted(resume)]))
+        return dict(settings, model=weights["weights.bf16"], patches=weights["patches"], resume=start,
                     instance_images=tensor_fingerprint(instance),
                     instance_prompt=conditioning_fingerprint(instance_prompt),
                     class_images=tensor_fingerprint(classes) if classes is not None else "none",
@@ -174,7 +178,7 @@ def dreambooth_lora(model: ModelPatcher, instance: torch.Tensor, instance_prompt
     adapters = lora_adapters(model, rank, seed, attention_only=True)
     if resume is not None:
         load_into(NODE, adapters, resume, "resume")
-    state = _state(NODE, state_name, model, instance, instance_prompt, classes, class_prompt, rank=rank,
+    state = _state(NODE, state_name, model, instance, instance_prompt, classes, class_prompt, resume, rank=rank,
                    learning_rate=learning_rate, prior_loss_weight=prior_loss_weight, batch_size=batch_size, seed=seed)
     tensors = {f"{name}.lora_{part}.weight": getattr(adapter, f"lora_{part}").weight
                for name, adapter in adapters.items() for part in ("up", "down")}

@@ -28,7 +28,7 @@ def _subject_inputs() -> list:
 def _state_input(resume: bool = False) -> list:
     """The run's state file (both nodes'): kept while training, resumed from where it exists."""
     return [io.String.Input("state_name", default="", optional=True,
-                            tooltip=STATE_TOOLTIP + (" A state file that exists takes the place of 'resume'."
+                            tooltip=STATE_TOOLTIP + (" A state file that exists takes the place of 'resume' (made from the same one)."
                                                      if resume else ""))]
 
 

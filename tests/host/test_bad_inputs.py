@@ -795,6 +795,11 @@ CASES = [
                                                                          state_name="bad-input-images")),
      r"DreamBooth LoRA: input 'state_name': the run saved as 'bad-input-images' had other settings "
      r"\(instance_images: '[0-9a-f]+' then, '[0-9a-f]+' now\)"),
+    ("dreambooth-state-other-resume",
+     lambda k: (dreambooth(k, state_name="bad-input-resume"),
+                dreambooth(k, steps=2, resume=dreambooth(k, seed=5)[1], state_name="bad-input-resume")),
+     r"DreamBooth LoRA: input 'state_name': the run saved as 'bad-input-resume' had other settings \(resume: 'none' "
+     r"then, '[0-9a-f]+' now\)"),
     ("dreambooth-state-fewer-steps",
      lambda k: (dreambooth(k, steps=2, state_name="bad-input-steps"), dreambooth(k, steps=1, state_name="bad-input-steps")),
      r"DreamBooth LoRA: input 'state_name': the run saved as 'bad-input-steps' has done 2 steps, more than 'steps' "
