@@ -230,10 +230,10 @@ def custom_diffusion(model: ModelPatcher, clip, vae, instance: torch.Tensor, ins
     encoders = text_encoders(clip, NODE)
     texts = tuple(prefix + instance_prompt for prefix in PREFIXES)
     rows = [_prompt_rows(clip, key, texts) for key, _ in encoders]
-    # the word's start, once before training, where Textual Inversion keeps its vectors: the host's encoder
-    # moves a prompt's embedding vectors to its device itself (and the file is written from the CPU)
+    # the word's start on its token table's device, as Textual Inversion keeps its vectors: the host's encoder
+    # moves a prompt's embedding vectors to its device itself, and the file is moved to the CPU only to be written
     starts = {key: encoder.transformer.get_input_embeddings().weight[initializer_token(clip, key, initializer)]
-              .detach().float().cpu().clone()[None] for key, encoder in encoders}  # sampling-path-ok: once, before the loop
+              .detach().float().clone()[None] for key, encoder in encoders}
     pooled_in = takes_pooled(model)
     shapes = kv_modules(model)
     state = run_state(NODE, state_name, lambda: dict(
@@ -288,7 +288,7 @@ def custom_diffusion(model: ModelPatcher, clip, vae, instance: torch.Tensor, ins
             table = sigmas.detach().clone()
             for k, change in changes.items():
                 change.delta = begun[f"{k}.diff"].to(device, copy=True).requires_grad_(True)
-            vectors = [starts[key].clone().requires_grad_(True) for key, _ in encoders]
+            vectors = [starts[key].to(device, copy=True).requires_grad_(True) for key, _ in encoders]
             # made under the node's inference mode: normal tensors for the autograd graph
             # every step's pictures in the model's space on its device, once (the per-step work is indexing)
             pool = trainee_model.model.process_latent_in(instance_latents.clone()).to(device=device, dtype=x.dtype)
@@ -336,8 +336,7 @@ def custom_diffusion(model: ModelPatcher, clip, vae, instance: torch.Tensor, ins
                                        keep_every=KEEP_EVERY)
             found["diff"] = {f"{k}.diff": change.delta.detach().float().cpu().clone()  # sampling-path-ok: the result, once
                              for k, change in changes.items()}
-            found["vectors"] = {key: v.detach().float().cpu().clone()  # sampling-path-ok: the result, once after the loop
-                                for (key, _), v in zip(encoders, vectors)}
+            found["vectors"] = {key: v.detach().clone() for (key, _), v in zip(encoders, vectors)}
         return x
 
     # the run's latent: one step's batch, so that the host loads the model for that much work
