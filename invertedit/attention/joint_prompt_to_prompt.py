@@ -25,7 +25,10 @@ where one of them has only zero values it is left out. No map is held.
 The local blend reads the blend words' maps from the same call: values that are the words'
 indicator columns (channel 0 the source's words on the source's text block, channel 1 the
 target's words on its edited text block) give, per image query and head, the sum of the words'
-probabilities, in two more rows.
+probabilities, in two more rows. Those rows are added up over the run's calls as they are (one
+addition a call) and turned into maps once a step, where the mask is made (``LocalBlendMaps``);
+their float32 sum takes 2 rows x tokens x width x 4 bytes (Flux.1 at 1 MP: 2 x 4,608 x 3,072 x 4,
+about 113 MB).
 """
 from __future__ import annotations
 
@@ -68,22 +71,18 @@ class JointPromptToPrompt(AttentionPolicy[LocalBlendMaps]):
         qk_index, v_index, scale, mixes, extra, put, accumulate, blend_values = self.plan(
             where, q, v, cross, self_, pattern, blend is not None)
         values = v.index_select(0, v_index)
-        if scale is not None:
+        if blend_values is not None:   # the blend rows' values (scale 0 there) in the same operation
+            values = torch.addcmul(blend_values[0], values, scale)
+        elif scale is not None:
             values = values * scale
         if mixes is not None:   # the extra rows' text values through their sets' mixes
-            values[batch:, :, :text] = torch.matmul(mixes, values[batch:, :, :text])
-        if blend_values is not None:
-            values = torch.cat([values, blend_values[0]])
+            values[batch:batch + extra, :, :text] = torch.matmul(mixes, values[batch:batch + extra, :, :text])
         out = where.attend(q.index_select(0, qk_index), k.index_select(0, qk_index), values)
-        main = out[:batch]
         if extra:   # the targets' image rows: their set's row, or their own plus their sets' corrections
-            main = main.index_put(put, out[batch:batch + extra, text:], accumulate=accumulate)
-        if blend is not None:   # per pair, the source's and the target's blend-word maps summed over heads
-            sums = blend_values[1]
-            maps = out[batch + extra:, text:].transpose(0, 1).flatten(1)   # [image tokens, blend rows * heads * d]
-            words = (maps @ sums).T                                       # [2 per pair, image tokens]
-            for i in range(0, words.shape[0], 2):
-                blend.add(words[i:i + 2], where.heads, where.grid)
+            out.index_put_(put[0], out[put[1]], accumulate=accumulate)   # the call's own output, written in place
+        main = out[:batch]
+        if blend is not None:   # the blend rows as they are, summed over calls; read once a step
+            blend.add_rows(out[batch + extra:], blend_values[1], text, where.heads, where.grid)
         return main
 
     def plan(self, where: JointWhere, q: torch.Tensor, v: torch.Tensor, cross: bool, self_: bool,
@@ -100,10 +99,12 @@ class JointPromptToPrompt(AttentionPolicy[LocalBlendMaps]):
 
         Returns the query/key row index (every row, then each set's rows: the sources' or the
         targets', then the blend rows'), the value row index (every row, then the targets' once per
-        set), the values' scale per row and token (None: all 1), the sets' text mixes (``[extra rows,
-        heads, L, L]``, None where every mix is diagonal), the number of extra rows, the
-        ``index_put`` index of the targets' image rows (per extra row), whether the sets add to the
-        plain rows, and the blend rows' values with the sums that read their output, or None."""
+        set, then row 0 for each blend row), the values' scale per row and token (None: all 1; 0 on
+        the blend rows), the sets' text mixes (``[extra rows, heads, L, L]``, None where every mix is
+        diagonal), the number of extra rows, the ``index_put_`` indices of the targets' image rows
+        (per extra row) and of the extra rows' image rows (what is put there), whether the sets add
+        to the plain rows, and the values added to every row (the blend rows' indicator columns,
+        ``[rows, 1, tokens, channels]``) with the sums that read their output, or None."""
         key = (where.chunks, where.rows, q.shape, where.text, v.device, v.dtype, cross, self_, pattern, blend)
         plan = self.plans.get(key)
         if plan is not None:
@@ -158,17 +159,23 @@ class JointPromptToPrompt(AttentionPolicy[LocalBlendMaps]):
             made = torch.zeros(2, tokens, v.shape[-1], device=device)
             for i, c in enumerate(columns):
                 made[i, :length, :2] = c
-            rows = made.repeat_interleave(n, 0)[:, None].expand(-1, heads, -1, -1).to(v.dtype)
+            # every row's added values: none but the blend rows' (which take any row's values at scale 0)
+            rows = torch.cat([torch.zeros(len(v_rows), tokens, v.shape[-1], device=device), made.repeat_interleave(n, 0)])
+            rows = rows[:, None].to(v.dtype)
+            scale = torch.cat([scale, torch.zeros(2 * n, 1, tokens, 1, device=device)])
+            v_rows += [0] * (2 * n)
             # the sums that read them: per pair, channel 0 of its source row, channel 1 of both its rows, every head
             sums = torch.zeros(2 * n, heads, v.shape[-1], 2 * n, device=device)
             for p in range(n):
                 sums[p, :, 0, 2 * p] = 1.0
                 sums[[p, n + p], :, 1, 2 * p + 1] = 1.0
-            blend_values = (rows, sums.flatten(0, 2).to(v.dtype))
+            blend_values = (rows, sums.flatten(0, 2))   # float32: it reads the rows' float32 sum
             qk_rows += sources + targets
         to = dict(device=device)
-        put = (torch.tensor(targets * len(sets), **to)[:, None], torch.arange(length, tokens, **to)[None, :])
-        ones = bool(scale.eq(1).all())  # sampling-path-ok: once per plan (memo)
+        image = torch.arange(length, tokens, **to)[None, :]
+        put = ((torch.tensor(targets * len(sets), **to)[:, None], image),                  # where: the targets' image rows
+               (torch.arange(batch, batch + len(sets) * n, **to)[:, None], image))          # what: the sets' image rows
+        ones = not blend and bool(scale.eq(1).all())  # sampling-path-ok: once per plan (memo)
         plan = self.plans[key] = (torch.tensor(qk_rows, **to), torch.tensor(v_rows, **to),
                                   None if ones else scale.to(v.dtype), mixes, len(sets) * n, put, accumulate,
                                   blend_values)

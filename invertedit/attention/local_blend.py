@@ -31,6 +31,8 @@ class LocalBlendMaps:
         self.threshold = threshold
         self.sums: torch.Tensor | None = None   # [2, h, w]: sum over calls and heads
         self.count = 0                           # heads added per row
+        self.rows: torch.Tensor | None = None   # joint attention's blend rows, summed over calls (add_rows)
+        self.reading: tuple | None = None       # (reader, text tokens, grid) of those rows
 
     def add(self, words: torch.Tensor, heads: int, grid: tuple[int, int]) -> None:
         """One attention call's blend-word maps ``[2, N]`` (row 0 the source's words in the source's
@@ -48,21 +50,50 @@ class LocalBlendMaps:
             columns[positions, c] = 1.0
         return columns
 
-    def mask(self, latent_hw: tuple[int, int]) -> torch.Tensor:
-        """The target row's blend mask ``[1, 1, h, w]`` in {0, 1} at latent resolution."""
-        if self.sums is None:
+    def add_rows(self, rows: torch.Tensor, reader: torch.Tensor, text: int, heads: int, grid: tuple[int, int]) -> None:
+        """One joint-attention call's blend rows ``[R, tokens, channels]`` (two per pair, each query's
+        attention on the blend words' indicator values, every head), added to the run's sum of them
+        as they are: one addition a call. ``reader`` ``[R * channels, R]`` turns the image tokens' sum
+        into the maps (``summed``), once a step instead of once a call: the maps are linear in the
+        rows. The sum is float32 (a half-precision model's rows summed over every block and step)."""
+        if self.rows is not None and (self.rows.shape != rows.shape or self.reading[0] is not reader):
+            self.sums, self.rows, self.reading = self.summed(), None, None   # another layout: fold the rows in
+        if self.rows is None:
+            self.rows, self.reading = rows.to(torch.float32, copy=True), (reader, text, grid)
+        else:
+            self.rows.add_(rows)
+        self.count += heads * (rows.shape[0] // 2)
+
+    def summed(self) -> torch.Tensor | None:
+        """``[2, h, w]``: the blend words' maps summed over calls and heads (None: none recorded)."""
+        if self.rows is None:
+            return self.sums
+        reader, text, grid = self.reading
+        words = self.rows[:, text:].transpose(0, 1).flatten(1) @ reader          # [image tokens, 2 per pair]
+        words = words.T.reshape(-1, 2, *grid).sum(0)
+        return words if self.sums is None else self.sums + words
+
+    def mask(self, latent_hw: tuple[int, int], dtype: torch.dtype = torch.float32) -> torch.Tensor:
+        """The target row's blend mask ``[1, 1, h, w]`` in {0, 1} at latent resolution, of ``dtype``."""
+        summed = self.summed()
+        if summed is None:
             raise ValueError("local blend: no attention maps were recorded at the blend layers")
-        maps = (self.sums / self.count)[:, None]
+        maps = (summed / self.count)[:, None]
         maps = F.max_pool2d(maps, 3, stride=1, padding=1)
         maps = F.interpolate(maps, size=latent_hw)
         maps = maps / maps.amax(dim=(2, 3), keepdim=True)
         mask = maps > self.threshold
-        return (mask[:1] | mask[1:]).float()
+        return (mask[:1] | mask[1:]).to(dtype)
 
 
-def blend_latents(source: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """The target's latent after the blend: ``source + mask * (target - source)``."""
-    return source + mask.to(target) * (target - source)
+def blend_denoised(x: torch.Tensor, denoised: torch.Tensor, source_next: torch.Tensor, mask: torch.Tensor,
+                   ratio: float) -> torch.Tensor:
+    """The target's prediction whose DDIM/Euler step from ``x`` (``denoised + ratio (x - denoised)``,
+    ``ratio = sigma_next / sigma < 1``) lands on the blend ``source_next + mask (target_next -
+    source_next)``: the step solved for its prediction, ``denoised + (1 - mask) (source_next -
+    target_next) / (1 - ratio)``, in four operations."""
+    target_next = torch.lerp(denoised, x, ratio)
+    return torch.addcmul(denoised, 1 - mask, source_next - target_next, value=1.0 / (1.0 - ratio))
 
 
 @dataclass(frozen=True)

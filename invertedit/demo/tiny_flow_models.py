@@ -263,16 +263,21 @@ def _spec(family: str) -> FlowFamilySpec:
     return SPECS[family]
 
 
-def build_tiny_flow_unet(family: str, seed: int = 0, single_blocks: int | None = None):
+def build_tiny_flow_unet(family: str, seed: int = 0, single_blocks: int | None = None,
+                         double_blocks: int | None = None):
     """The family's denoiser (``model_base.Flux`` / ``model_base.SD3``) in a ModelPatcher; a Flux one
     with ``single_blocks`` single-stream blocks where given (RF-Solver-Edit's parity needs Flux's
-    block numbers: it shares from block 20)."""
+    block numbers: it shares from block 20); ``double_blocks`` Flux's double-stream or SD3's joint
+    blocks where given (the tiny width at a real model's depth: what a step dispatches grows with
+    the blocks, not the width)."""
     spec = _spec(family)
     unet_config = dict(spec.unet_config)
     if single_blocks is not None:
         if "depth_single_blocks" not in unet_config:
             raise ValueError(f"{family} has no single-stream blocks")
         unet_config["depth_single_blocks"] = single_blocks
+    if double_blocks is not None:
+        unet_config["num_blocks" if family == "sd3" else "depth"] = double_blocks
     host_config = (spec.config_class, unet_config, spec.unet_overrides, spec.model_type)
     model = loaders.empty_unet(*host_config)
     net = model.diffusion_model
@@ -318,11 +323,12 @@ def build_tiny_flow_vae(family: str, seed: int = 0):
     return loaders.kl_vae({k: v.detach().clone() for k, v in ae.state_dict().items()}, VAE_DDCONFIG, VAE_EMBED_DIM)
 
 
-def build_tiny_flow_models(family: str, seed: int = 0, single_blocks: int | None = None) -> tuple:
+def build_tiny_flow_models(family: str, seed: int = 0, single_blocks: int | None = None,
+                           double_blocks: int | None = None) -> tuple:
     """(MODEL, CLIP, VAE) of ``family`` ("flux-dev", "flux-schnell", "sd3") with weights drawn from
     ``seed``: a host ModelPatcher, ``comfy.sd.CLIP`` and ``comfy.sd.VAE``.
 
     Fresh objects on every call; the same seed gives bit-identical weights.
     """
-    return (build_tiny_flow_unet(family, seed, single_blocks), build_tiny_flow_clip(family, seed),
+    return (build_tiny_flow_unet(family, seed, single_blocks, double_blocks), build_tiny_flow_clip(family, seed),
             build_tiny_flow_vae(family, seed))

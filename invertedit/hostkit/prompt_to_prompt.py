@@ -9,14 +9,13 @@ import math
 import torch
 
 from ..attention.controllers import AttentionRefine, AttentionReplace, AttentionReweight, PromptToPrompt
-from ..attention.local_blend import LocalBlend, blend_latents, blend_start
+from ..attention.local_blend import LocalBlend, blend_denoised, blend_start
 from ..attention.prompt_to_prompt import ReplaceSchedule, cross_steps, equalizer, self_steps
-from ..inversion.solver import denoised_onto, euler_step
 from .errors import NodeInputError
 from .keys import SOURCE_ON_TRAJECTORY, TARGET_ONLY
 from .pair import PairRun, least_fraction
 from .run_state import run_state
-from .steps import post_cfg_step, step_at
+from .steps import post_cfg_step, sigma_list, sigma_value, step_at
 
 
 NAME = "Attention Inject"   # the node these patches belong to, for messages
@@ -80,11 +79,11 @@ class LocalBlendStep:
     def __init__(self, policy, node: str = NAME, trajectory: torch.Tensor | None = None):
         self.policy, self.node, self.trajectory = policy, node, trajectory
 
-    def source_next(self, x: torch.Tensor, denoised: torch.Tensor, sigma: torch.Tensor, sigma_next: torch.Tensor,
-                    step: int, options: dict) -> torch.Tensor:
-        """The source row's latent after the step."""
+    def source_next(self, x: torch.Tensor, denoised: torch.Tensor, ratio: float, step: int,
+                    options: dict) -> torch.Tensor:
+        """The source row's latent after the step (``ratio``: the step's sigma_next / sigma)."""
         if self.trajectory is None:
-            return euler_step(x[:1], denoised[:1], sigma[0], sigma_next)
+            return torch.lerp(denoised[:1], x[:1], ratio)   # the DDIM/Euler step
         kept = run_state(options, self, dict, self.node)
         key = (x.device, x.dtype)
         if key not in kept:   # once per run, on the latent's device
@@ -101,13 +100,10 @@ class LocalBlendStep:
         if x.shape[0] != 2:
             raise NodeInputError(self.node, f"the sampler runs a batch of {x.shape[0]}; the local blend works on the "
                                             f"source/target pair from this node (row 0 source, row 1 target).")
-        sigma_next = options["sample_sigmas"][step + 1].to(x)
-        mask = blend.mask(tuple(x.shape[-2:])).to(x)
-        nxt_s = self.source_next(x, denoised, sigma, sigma_next, step, options)
-        nxt_t = euler_step(x[1:2], denoised[1:2], sigma[0], sigma_next)
-        out = denoised.clone()
-        out[1:2] = denoised_onto(x[1:2], sigma[0], sigma_next, blend_latents(nxt_s, nxt_t, mask))
-        return out
+        ratio = sigma_list(options["sample_sigmas"])[step + 1] / sigma_value(sigma)   # read once a run / a call
+        mask = blend.mask(tuple(x.shape[-2:]), x.dtype)
+        nxt_s = self.source_next(x, denoised, ratio, step, options)
+        return torch.cat([denoised[:1], blend_denoised(x[1:2], denoised[1:2], nxt_s, mask, ratio)])
 
 
 class PromptToPromptRun(PairRun):

@@ -2,8 +2,10 @@
 step of ComfyUI is bound by: every attention editor on an inverted pair (DDIM Invert + Direct
 Inversion + editor + Apply Inversion, cfg 7.5) dispatches at most 1.15x the operations of the
 stock sampler on the same batch of 2 per step, makes one UNet call a step, and makes the CPU wait
-for the device at most once a step more than the stock sampler does. Prompt-to-Prompt's local
-blend, which reads the source's maps explicitly at its layers, is held at 1.17x (measured 1.154x) (``workshop/benchmarks/dispatch_count.py``)."""
+for the device at most once a step more than the stock sampler does; Prompt-to-Prompt's local
+blend, which reads the source's maps explicitly at its layers, too (measured 1.14x; 1.154x before
+its step after the sampler's took four operations instead of about twenty)
+(``workshop/benchmarks/dispatch_count.py``)."""
 from __future__ import annotations
 
 from workshop.benchmarks import dispatch_count
@@ -17,8 +19,7 @@ def test_each_attention_editor_costs_at_most_115_percent_of_a_stock_step(host):
     stock, editors = rows[0], rows[1:]
     assert stock["calls"] == 1.0 and stock["rows"] == [4]
     for row in editors:
-        # the local blend still computes the source's maps explicitly at its layers: 1.154x, just over the goal
-        assert row["ratio"] <= (1.17 if "local blend" in row["label"] else 1.15), row
+        assert row["ratio"] <= 1.15, row
         assert row["calls"] == 1.0, row          # one UNet call a step, never a split batch
         assert row["syncs"] <= stock["syncs"] + 1.0, row   # the host's own, and the step's sigma read once a call
 
@@ -50,8 +51,29 @@ def test_the_flow_samplers_and_rf_inversion_cost_at_most_110_percent_of_a_stock_
         assert any(label.startswith("Share Values") for label in evaluations) == family.startswith("flux")
         assert any(label.startswith("Joint Attention Inject") for label in evaluations)
         for row in rows[1:]:   # at most one device wait per evaluation: a patch reading the step's sigma
-            # Joint Attention Inject's local blend reads the words' maps in every block (two more rows and the
-            # sums that read them) and blends the latents after each step: measured 1.23x (Flux), 1.26x (SD3)
-            bound = 1.30 if "local blend" in row["label"] else 1.10
+            # Joint Attention Inject's local blend adds two rows to every block's call and their sum, and makes
+            # the mask and blends the latents after each step: measured 1.13-1.16x (10 steps), up to 1.22x
+            # (SD3, the defaults at 4 steps) on these 4- and 2-block models; at a real model's depth, below
+            bound = 1.25 if "local blend" in row["label"] else 1.10
             assert row["ratio"] <= bound, row
             assert row["syncs"] <= rows[0]["syncs"] + row["calls"], row
+
+
+def test_joint_attention_inject_at_flux_depth(host):
+    """Joint Attention Inject on the tiny Flux at Flux.1's depth (19 double-, 38 single-stream blocks;
+    a step's operations grow with the blocks, not the width) against the stock euler step: the node's
+    defaults (cross 0.8, self 0.4) within issue 27's 1.1x (measured 1.07x), every block edited at every
+    step 1.100x, and the local blend (two more rows a call, summed; the mask once a step) 1.13x, over the
+    goal (``docs/measurements.md``)."""
+    rows = {row["label"]: row for row in dispatch_count.measure_joint(host, "flux-dev", steps=5, real_depth=True)}
+    print(dispatch_count.nfe_table(list(rows.values()), "demo-flux-dev at real depth", 5))
+    for label, row in rows.items():
+        if label == "stock euler":
+            continue
+        assert row["calls"] == 1.0, row
+        if "local blend" in label:
+            assert row["ratio"] <= 1.15, row
+        elif "defaults" in label:
+            assert row["ratio"] <= 1.10, row
+        else:
+            assert row["ratio"] <= 1.105, row

@@ -122,7 +122,7 @@ def test_the_blend_reads_the_words_maps_written_out(step):
     source_words = p[0][..., [1]].sum(-1).sum(0)
     target_words = target_text[..., [2, 3]].sum(-1).sum(0)
     assert state.count == HEADS
-    assert torch.allclose(state.sums.double(), torch.stack([source_words, target_words]).reshape(2, *GRID), atol=1e-6)
+    assert torch.allclose(state.summed().double(), torch.stack([source_words, target_words]).reshape(2, *GRID), atol=1e-6)
 
 
 def test_the_blend_outside_its_blocks_reads_nothing():
@@ -131,7 +131,7 @@ def test_the_blend_outside_its_blocks_reads_nothing():
     state = policy.make_state()
     q, k, v = tensors(2)
     policy.attention(q, k, v, where(8), state)
-    assert state.sums is None
+    assert state.summed() is None
 
 
 def test_half_precision_follows_float32():

@@ -170,13 +170,25 @@ def custom_per_step(host, model, make, latent: torch.Tensor, steps: int, label: 
             "calls": (len(calls2) - len(calls1)) / steps, "rows": sorted(set(calls1 + calls2))}
 
 
-def measure_flow(host, family: str, steps: int) -> list[dict]:
+#: Flux.1's (19 double-stream, 38 single-stream) and SD3 medium's (24 joint) blocks: the tiny width at a
+#: real model's depth, for ``--real-depth`` (what a step dispatches grows with the blocks, not the width).
+REAL_DEPTH = {"flux-dev": dict(double_blocks=19, single_blocks=38), "sd3": dict(double_blocks=24)}
+
+
+def flow_models(host, family: str, real_depth: bool = False) -> tuple:
+    """The tiny random flow model of ``family`` (MODEL, CLIP), at a real model's depth where asked."""
+    model, clip, _ = host.pack.demo.tiny_flow_models.build_tiny_flow_models(
+        family, seed=0, **(REAL_DEPTH[family] if real_depth else {}))
+    return model, clip
+
+
+def measure_flow(host, family: str, steps: int, real_depth: bool = False) -> list[dict]:
     """FlowEdit against the stock sampler on the tiny random flow model of ``family``, per step
     (the same difference of two runs as ``measure``). FlowEdit acts at every step (n_max = steps)
     and evaluates the source and the target (Flux: 2 rows; SD3, with each prompt's classifier-free
     guidance: 4) in one call; stock is SamplerCustomAdvanced with the host's CFGGuider on a batch of 2
     (Flux at cfg 1: 2 rows; SD3 at cfg 3.5: 4), the same rows a step."""
-    model, clip, _ = host.pack.demo.tiny_flow_models.build_tiny_flow_models(family, seed=0)
+    model, clip = flow_models(host, family, real_depth)
     flux = family.startswith("flux")
     source, target, empty = (encode(host, clip, t) for t in (SOURCE, TARGET, ""))
     latent = torch.randn(1, 16, 16, 16, generator=torch.Generator().manual_seed(0))
@@ -203,12 +215,12 @@ def measure_flow(host, family: str, steps: int) -> list[dict]:
     return rows
 
 
-def measure_flow_samplers(host, family: str, steps: int) -> list[dict]:
+def measure_flow_samplers(host, family: str, steps: int, real_depth: bool = False) -> list[dict]:
     """The Flow Sampler's solvers, RF-Inversion's patch and (Flux) Share Values and KV-Edit against the stock euler
     sampler, per step
     and per model evaluation (NFE), on a batch of 2 of the tiny random flow model of ``family``
     (cfg 1 with the target prompt alone, as the flow inversions sample)."""
-    model, clip, _ = host.pack.demo.tiny_flow_models.build_tiny_flow_models(family, seed=0)
+    model, clip = flow_models(host, family, real_depth)
     target = encode(host, clip, TARGET)
     latent = torch.randn(2, 16, 16, 16, generator=torch.Generator().manual_seed(0))
     inversion = call(host, "InvertEditRFInversionInvert", model=model, latent={"samples": latent},
@@ -270,27 +282,53 @@ def measure_flow_samplers(host, family: str, steps: int) -> list[dict]:
         row = custom_per_step(host, model, stable_flowed, latent, steps, "Stable Flow (every block vital, the pair) + "
                                                                          "stock euler")
         rows.append(dict(row, per_nfe=row["ops"] / row["calls"]))
-    # Joint Attention Inject: the pair on a flow inversion, every block edited at every step (cross_replace 1:
-    # the image's attention on the text from the source's; self_replace 0: on the image its own, so two extra
-    # rows per edited pair, the costlier case), with and without the local blend
+    rows += joint_rows(host, model, clip, latent, steps, euler)
+    for row in rows:
+        row["ratio"] = row["per_nfe"] / rows[0]["per_nfe"]
+    return rows
+
+
+def joint_rows(host, model, clip, latent: torch.Tensor, steps: int, euler) -> list[dict]:
+    """Joint Attention Inject's rows of ``measure_flow_samplers``: the pair on a flow inversion of
+    ``latent``'s first row, every block edited at every step (cross_replace 1: the image's attention
+    on the text from the source's; self_replace 0: on the image its own, so two extra rows per
+    edited pair, the costlier case), then the node's defaults (cross_replace 0.8, self_replace 0.4:
+    one extra row while self-attention is injected, two after, none in the last fifth of the
+    steps: a run's average step), each without and with the local blend."""
     inverted = {n: call(host, "InvertEditFlowInvert", model=model, latent={"samples": latent[:1]},
                         positive=encode(host, clip, SOURCE), solver="euler", steps=n, scheduler="simple",
                         guidance=1.0)[0] for n in (steps, 2 * steps)}
 
-    def joint(blend: bool):
+    def joint(cross: float, self_: float, blend: bool):
         def make(m, n):
             m, pair, _ = call(host, "InvertEditJointAttentionInject", model=m, clip=clip, inversion=inverted[n],
                               source_prompt=SOURCE, target_prompt=TARGET, mode="replace", reweight="",
-                              cross_replace=1.0, self_replace=0.0, blocks="all", guidance=3.5,
+                              cross_replace=cross, self_replace=self_, blocks="all", guidance=3.5,
                               blend_source_words="circle" if blend else "", blend_target_words="circle" if blend else "")
             return call(host, "BasicGuider", model=m, conditioning=pair)[0], euler
         return make
 
-    for blend in (False, True):
-        row = custom_per_step(host, model, joint(blend), latent, steps,
-                              f"Joint Attention Inject (replace, every step and block{', local blend' if blend else ''}, "
-                              f"the pair) + stock euler")
-        rows.append(dict(row, per_nfe=row["ops"] / row["calls"]))
+    rows = []
+    for (cross, self_), what in (((1.0, 0.0), "replace, every step and block"),
+                                 ((0.8, 0.4), "the node's defaults: replace, cross 0.8, self 0.4, all blocks")):
+        for blend in (False, True):
+            row = custom_per_step(host, model, joint(cross, self_, blend), latent, steps,
+                                  f"Joint Attention Inject ({what}{', local blend' if blend else ''}, the pair) + "
+                                  f"stock euler")
+            rows.append(dict(row, per_nfe=row["ops"] / row["calls"]))
+    return rows
+
+
+def measure_joint(host, family: str, steps: int, real_depth: bool = False) -> list[dict]:
+    """The stock euler row and ``joint_rows`` alone (per evaluation, ``ratio`` to stock), on the tiny
+    random flow model of ``family``, at a real model's depth where asked."""
+    model, clip = flow_models(host, family, real_depth)
+    latent = torch.randn(2, 16, 16, 16, generator=torch.Generator().manual_seed(0))
+    target = encode(host, clip, TARGET)
+    euler = call(host, "KSamplerSelect", sampler_name="euler")[0]
+    stock = custom_per_step(host, model, lambda m, n: (call(host, "BasicGuider", model=m, conditioning=target)[0], euler),
+                            latent, steps, "stock euler")
+    rows = [dict(stock, per_nfe=stock["ops"] / stock["calls"])] + joint_rows(host, model, clip, latent, steps, euler)
     for row in rows:
         row["ratio"] = row["per_nfe"] / rows[0]["per_nfe"]
     return rows
@@ -312,13 +350,16 @@ def main(argv=None) -> None:
     add_model_argument(ap)
     ap.add_argument("--steps", type=int, default=10)
     ap.add_argument("--flow", action="store_true", help="FlowEdit on the tiny Flux and SD3 models instead")
+    ap.add_argument("--real-depth", action="store_true",
+                    help="with --flow: the tiny models at Flux.1's (19 + 38) and SD3 medium's (24) blocks")
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
     host = boot(base_dir=tempfile.mkdtemp(prefix="invertedit-bench-"))
     if args.flow:
         for family in ("flux-dev", "sd3"):
-            print(table(measure_flow(host, family, args.steps), f"demo-{family}", args.steps))
-            print(nfe_table(measure_flow_samplers(host, family, args.steps), f"demo-{family}", args.steps))
+            name = f"demo-{family}" + (" at real depth" if args.real_depth else "")
+            print(table(measure_flow(host, family, args.steps, args.real_depth), name, args.steps))
+            print(nfe_table(measure_flow_samplers(host, family, args.steps, args.real_depth), name, args.steps))
         return
     model, clip, _ = builtin_model(host, args.model)
     print(table(measure(host, model, clip, args.steps), args.model, args.steps))
