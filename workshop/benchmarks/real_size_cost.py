@@ -3,6 +3,7 @@ measured side by side in one process, with UNet rows counted and peak memory mea
 
     python -m workshop.benchmarks.real_size_cost --family sd15|sdxl [--repeats 2] [--only GROUPS] [--json F]
     python -m workshop.benchmarks.real_size_cost --table sd15.json sdxl.json    # the markdown table
+    python -m workshop.benchmarks.real_size_cost --family sd15 --only training  # DreamBooth LoRA's memory
 
 The UNets are the host's own SD1.5 (860 M parameters, 64x64 latent = 512 px) and SDXL (2.6 G,
 128x128 latent = 1024 px) architectures with seeded random weights (none can be downloaded
@@ -156,7 +157,7 @@ def table(results: list[dict]) -> str:
              "peak memory above stock | stock's peak above idle |", "|---|---|---|---|---|---|---|"]
     for r in results:
         name = {"sd15": "SD1.5, 512 px", "sdxl": "SDXL, 1024 px"}.get(r["family"], r["family"])
-        for group in ("editors", "guiders", "null_text", "whole_edit"):
+        for group in ("editors", "guiders", "null_text", "whole_edit", "training"):
             for label, m in r.get(group, {}).items():
                 lines.append(f"| {name} | {label} | {m['rows'][0]} / {m['rows'][1]} | {m['grad_rows']} | "
                              f"{m['time_ratio']:.2f} | {m['extra_memory_mib'] / 1024:+.2f} GiB | "
@@ -169,8 +170,9 @@ def main(argv=None) -> None:
     ap.add_argument("--table", nargs="+", default=None, help="print the table of these --json files and stop")
     ap.add_argument("--family", choices=["sd15", "sdxl", "tiny-sd1", "tiny-sdxl"], default="sd15")
     ap.add_argument("--repeats", type=int, default=2)
-    ap.add_argument("--only", default="", help="comma-separated groups: editors, guiders, null_text, whole_edit")
-    ap.add_argument("--match", default="", help="only the editors whose label contains this")
+    ap.add_argument("--only", default="",
+                    help="comma-separated groups: editors, guiders, null_text, whole_edit, training")
+    ap.add_argument("--match", default="", help="only the editors (or training ranks: 'rank 4') whose label contains this")
     ap.add_argument("--json", default=None)
     args = ap.parse_args(argv)
     if args.table:
@@ -189,7 +191,7 @@ def main(argv=None) -> None:
     params = sum(p.numel() for p in model.model.diffusion_model.parameters())
     print(f"{args.family}: {params / 1e6:.0f} M UNet parameters, built in {time.time() - t0:.0f} s", flush=True)
     rows = Rows(model.model.diffusion_model)
-    groups = set(filter(None, args.only.split(","))) or {"editors", "guiders", "null_text", "whole_edit"}
+    groups = set(filter(None, args.only.split(","))) or {"editors", "guiders", "null_text", "whole_edit", "training"}
     g = torch.Generator().manual_seed(0)
     latent = {"samples": torch.randn(1, 4, side, side, generator=g)}
     pos, neg = encode(host, clip, SOURCE), encode(host, clip, "")
@@ -285,6 +287,25 @@ def main(argv=None) -> None:
         print(f"whole edit ({steps} steps, cfg 7.5) vs one stock text-to-image run of the same steps:", flush=True)
         results["whole_edit"] = side_by_side({"DDIM Invert + Direct + Prompt-to-Prompt vs stock t2i":
                                               (direct_p2p, t2i)}, rows, args.repeats)
+
+    if "training" in groups:
+        # DreamBooth LoRA at issue 28's ranks: two steps of one instance and one class row (the prior loss on,
+        # batch_size 1: the two rows run forward and backward), against one stock sampling step of the same 2 rows
+        steps = 2
+        pair = {"samples": latent["samples"].repeat(2, 1, 1, 1)}
+        photos = {"samples": torch.randn(2, 4, side, side, generator=g)}
+        instance, klass = encode(host, clip, "a photo of sks dog"), encode(host, clip, "a photo of dog")
+
+        def dreambooth(rank):
+            return call(host, "InvertEditDreamBoothLoRA", model=model, instance_images=photos, instance_prompt=instance,
+                        steps=steps, learning_rate=1e-4, rank=rank, prior_loss_weight=1.0, batch_size=1, seed=0,
+                        class_images=photos, class_prompt=klass)
+
+        pairs = {f"DreamBooth LoRA rank {rank}, {steps} steps, prior on (1 + 1 rows), vs a stock step of 2 rows":
+                 (lambda rank=rank: dreambooth(rank), lambda: one_step(model, pos, neg, pair))
+                 for rank in (4, 8, 16) if args.match in f"rank {rank}"}
+        print("training (DreamBooth LoRA) vs one stock sampling step of the same rows:", flush=True)
+        results["training"] = side_by_side(pairs, rows, 1)
 
     if args.json:
         with open(args.json, "w") as f:
