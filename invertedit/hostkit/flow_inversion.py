@@ -202,6 +202,7 @@ def flow_sampler_function(solver: str):
 
         return F.solve(lambda z, t: velocity(z, t[:1]), x, sigmas, solver, step)[-1]
     sample.__name__ = f"sample_flow_{solver.replace('-', '_')}"
+    sample.euler_step = solver == "euler"   # each step the DDIM/Euler step (inversion_patches.steps_as_euler)
     return sample
 
 

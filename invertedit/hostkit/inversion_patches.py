@@ -41,6 +41,13 @@ def source_conditioning(inversion) -> list:
     return [[inversion.clues["source.cond"], extra]]
 
 
+def steps_as_euler(sampler) -> bool:
+    """Whether ``sampler`` takes the DDIM/Euler step from each prediction: the host's ddim and euler,
+    and the pack's Flow Sampler with its euler solver (``flow_inversion.flow_sampler_function``)."""
+    function = getattr(sampler, "sampler_function", None)
+    return any(function is f for f in _EXACT) or getattr(function, "euler_step", False) is True
+
+
 def sampler_name(sampler) -> str:
     fn = getattr(sampler, "sampler_function", None)
     return getattr(fn, "__name__", type(fn if fn is not None else sampler).__name__)

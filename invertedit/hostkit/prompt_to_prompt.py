@@ -12,6 +12,7 @@ from ..attention.controllers import AttentionRefine, AttentionReplace, Attention
 from ..attention.local_blend import LocalBlend, blend_denoised, blend_start
 from ..attention.prompt_to_prompt import ReplaceSchedule, cross_steps, equalizer, self_steps
 from .errors import NodeInputError
+from .inversion_patches import sampler_name, steps_as_euler
 from .keys import SOURCE_ON_TRAJECTORY, TARGET_ONLY
 from .pair import PairRun, least_fraction
 from .run_state import run_state
@@ -139,6 +140,11 @@ class PromptToPromptRun(PairRun):
     def __call__(self, executor, noise, latent_image, sampler, sigmas, *args, **kwargs):
         steps = len(sigmas) - 1
         self.check(executor.class_obj, steps)
+        if self.blend is not None and not steps_as_euler(sampler):
+            raise NodeInputError(self.node, f"sampler '{sampler_name(sampler).removeprefix('sample_')}' steps "
+                                            f"differently from the DDIM/Euler step for which the local blend makes the "
+                                            f"blended latent, so what lies outside the mask would drift from the image; use "
+                                            f"ddim or euler (Flow Sampler: euler), or leave the blend words empty.")
         first, stop = self_steps(self.schedule.self_start, self.schedule.self_, steps)
         note = (f"{self.node}: {steps} steps: cross-attention maps injected in the first "
                 f"{cross_steps(self.schedule.cross, steps)}, self-attention in steps {first} to {stop - 1}")

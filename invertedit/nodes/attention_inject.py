@@ -82,7 +82,8 @@ class AttentionInject(io.ComfyNode):
                 io.String.Input("blend_source_words", default="", optional=True,
                                 tooltip="Local blend (paper's LocalBlend): words of the source prompt whose attention "
                                         "marks the edited region, comma-separated (PIE-Bench's blended word, e.g. "
-                                        "'circle'). Empty (with blend_target_words empty): no local blend."),
+                                        "'circle'). Empty (with blend_target_words empty): no local blend. The blend "
+                                        "is made for the ddim/euler step: sample with ddim or euler."),
                 io.String.Input("blend_target_words", default="", optional=True,
                                 tooltip="Local blend: words of the target prompt whose attention marks the edited region "
                                         "(e.g. 'square'). The mask is the OR of the source's and the target's."),

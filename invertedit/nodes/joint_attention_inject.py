@@ -69,7 +69,8 @@ class JointAttentionInject(io.ComfyNode):
                                         "empty: every word follows cross_replace."),
                 io.String.Input("blend_source_words", default="", optional=True,
                                 tooltip="Local blend: words of the source prompt whose attention marks the edited "
-                                        "region (e.g. 'circle'); empty with blend_target_words: no local blend."),
+                                        "region (e.g. 'circle'); empty with blend_target_words: no local blend. Sample "
+                                        "with euler (KSamplerSelect, or Flow Sampler's euler)."),
                 io.String.Input("blend_target_words", default="", optional=True,
                                 tooltip="Local blend: words of the target prompt whose attention marks the edited "
                                         "region (e.g. 'square'); the mask is the OR of both."),

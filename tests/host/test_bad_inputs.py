@@ -1062,11 +1062,11 @@ LONG = " ".join(["red"] * 90)          # 90 tokens: two CLIP windows (154 tokens
 TARGET = "a red square on a blue background"
 
 
-def pair_sample(k: Kit, editor_outputs: tuple, negative: list | None = None) -> torch.Tensor:
-    """KSampler (Advanced) of an editor's MODEL, CONDITIONING pair and LATENT pair, STEPS ddim steps, cfg 5."""
+def pair_sample(k: Kit, editor_outputs: tuple, negative: list | None = None, sampler: str = "ddim") -> torch.Tensor:
+    """KSampler (Advanced) of an editor's MODEL, CONDITIONING pair and LATENT pair, STEPS ``sampler`` steps, cfg 5."""
     m, pair, latent = editor_outputs
     return call(k.host, "KSamplerAdvanced", model=m, add_noise="disable", noise_seed=0, steps=STEPS, cfg=5.0,
-                sampler_name="ddim", scheduler="ddim_uniform", positive=pair,
+                sampler_name=sampler, scheduler="ddim_uniform", positive=pair,
                 negative=negative if negative is not None else k.neg, latent_image=latent, start_at_step=0,
                 end_at_step=10000, return_with_leftover_noise="disable")[0]["samples"]
 
@@ -1106,6 +1106,14 @@ PAIR_CASES = [
      r"int\(f \* N\) of N steps\); give a fraction below 1 \(paper: 0.2\)"),
 
     # -- editors that would never act: refused at the node (fractions) or by the run (its step count) --
+    # -- a sampler whose step is not the one the local blend lands on the blend with --
+    ("attention-inject-blend-with-dpmpp-2m", lambda k: pair_sample(k, attention_inject(
+        k, blend_source_words="circle", blend_target_words="square"), sampler="dpmpp_2m"),
+     r"Attention Inject: sampler 'dpmpp_2m' steps differently from the DDIM/Euler step for which the local blend "
+     r"makes the blended latent, .*; use ddim or euler \(Flow Sampler: euler\), or leave the blend words empty"),
+    ("attention-inject-blend-with-euler-ancestral", lambda k: pair_sample(k, attention_inject(
+        k, blend_source_words="circle"), sampler="euler_ancestral"),
+     r"Attention Inject: sampler 'euler_ancestral' steps differently from the DDIM/Euler step"),
     ("attention-inject-nothing-injected", lambda k: attention_inject(k, cross_replace=0.0, self_replace=0.0),
      r"Attention Inject: inputs 'cross_replace' and 'self_replace' are 0, so the target would never take the "
      r"source's maps and Attention Inject would never act; give cross_replace or self_replace above 0 \(paper: 0.8 "
@@ -1527,12 +1535,15 @@ def joint(k: Kit, **change):
     return call(k.host, "InvertEditJointAttentionInject", **args)
 
 
-def joint_sampled(k: Kit, latent=None, sigmas=None, sampler: str = "euler", conditioning=None, **change):
-    """Joint Attention Inject's pair sampled with its NOISE on the inversion's SIGMAS (or ``sigmas``)."""
+def joint_sampled(k: Kit, latent=None, sigmas=None, sampler: str = "euler", conditioning=None, flow_solver=None,
+                  **change):
+    """Joint Attention Inject's pair sampled with its NOISE on the inversion's SIGMAS (or ``sigmas``), by
+    KSamplerSelect's ``sampler`` (or the pack's Flow Sampler with ``flow_solver``)."""
     model, pair, noise = joint(k, **change)
     guider = call(k.host, "BasicGuider", model=model, conditioning=conditioning or pair)[0]
-    return call(k.host, "SamplerCustomAdvanced", noise=noise, guider=guider,
-                sampler=call(k.host, "KSamplerSelect", sampler_name=sampler)[0],
+    chosen = (call(k.host, "KSamplerSelect", sampler_name=sampler)[0] if flow_solver is None
+              else call(k.host, "InvertEditFlowSampler", solver=flow_solver)[0])
+    return call(k.host, "SamplerCustomAdvanced", noise=noise, guider=guider, sampler=chosen,
                 sigmas=euler_inverted(k)[2] if sigmas is None else sigmas,
                 latent_image={"samples": torch.randn(2, 16, 8, 8) if latent is None else latent})
 
@@ -1585,6 +1596,13 @@ FLOW_CASES += [
     ("joint-p2p-midpoint-sampler", lambda k: joint_sampled(k, sampler="dpm_2"),
      r"Joint Attention Inject: the model was called between the inversion's steps; Joint Attention Inject samples "
      r"with euler"),
+    ("joint-p2p-blend-with-dpmpp-2m", lambda k: joint_sampled(k, sampler="dpmpp_2m", blend_source_words="circle",
+                                                              blend_target_words="square"),
+     r"Joint Attention Inject: sampler 'dpmpp_2m' steps differently from the DDIM/Euler step for which the local "
+     r"blend makes the blended latent"),
+    ("joint-p2p-blend-with-flow-sampler-rf-solver", lambda k: joint_sampled(k, flow_solver="rf-solver",
+                                                                            blend_source_words="circle"),
+     r"Joint Attention Inject: sampler 'flow_rf_solver' steps differently from the DDIM/Euler step"),
     ("joint-p2p-other-text-length", lambda k: joint_sampled(k, conditioning=[[torch.randn(2, 77, 64), {
         "pooled_output": torch.randn(2, 64), "guidance": 3.5}]]),
      r"Joint Attention Inject: the joint attention has 77 text tokens, not the source and target prompts' 256"),

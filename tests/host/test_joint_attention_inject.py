@@ -4,7 +4,8 @@
 - the pair samples through the stock SamplerCustomAdvanced, and the edit acts (it is not the target prompt
   sampled alone, nor the pair with the patch's schedule at 0);
 - with the local blend, outside the words' mask the edit's latent is the image's own (the source row's
-  trajectory ends on it), whole latent cells at a time; without it, no cell is;
+  trajectory ends on it), whole latent cells at a time; without it, no cell is; the pack's Flow Sampler
+  (euler) samples it as the host's euler does;
 - the math against the edit written out on explicit maps is ``tests/pure/test_joint_prompt_to_prompt.py``;
   the cost per evaluation ``test_dispatch_count.py``. No authors' code exists for this setting."""
 from __future__ import annotations
@@ -38,8 +39,9 @@ def inverted(host, model, clip, raw):
                 solver="euler", steps=STEPS, scheduler="simple", guidance=1.0)
 
 
-def edit(host, model, clip, raw, inv, sigmas, *, negative=None, **settings):
-    """Joint Attention Inject on the inversion, the pair sampled (euler); the output in sampler space."""
+def edit(host, model, clip, raw, inv, sigmas, *, negative=None, sampler=None, **settings):
+    """Joint Attention Inject on the inversion, the pair sampled (euler, or ``sampler``); the output in
+    sampler space."""
     args = dict(model=model, clip=clip, inversion=inv, source_prompt=SOURCE, target_prompt=TARGET, mode="replace",
                 reweight="", cross_replace=0.8, self_replace=0.4, blocks="all", guidance=3.5)
     args.update(settings)
@@ -49,7 +51,7 @@ def edit(host, model, clip, raw, inv, sigmas, *, negative=None, **settings):
     else:
         guider = call(host, "CFGGuider", model=patched, positive=pair, negative=negative, cfg=3.5)[0]
     out = call(host, "SamplerCustomAdvanced", noise=noise, guider=guider,
-               sampler=call(host, "KSamplerSelect", sampler_name="euler")[0], sigmas=sigmas,
+               sampler=sampler or call(host, "KSamplerSelect", sampler_name="euler")[0], sigmas=sigmas,
                latent_image={"samples": raw.repeat(2, 1, 1, 1)})[0]["samples"]
     return model.model.process_latent_in(out).float()
 
@@ -117,6 +119,20 @@ def test_the_local_blend_keeps_the_image_outside_the_words(host, flux, sd3, fami
     assert 0.05 < kept.float().mean() < 0.95, kept.float().mean()
     unblended = edit(host, model, clip, raw, inv, sigmas, negative=negative)[1]
     assert ((unblended - image).abs() < 1e-4).all(0).float().mean() < 0.01
+
+
+def test_the_local_blend_samples_alike_with_the_flow_samplers_euler(host, flux):
+    """The pack's Flow Sampler with its euler solver takes the host's Euler step, for which the blend
+    makes the blended latent: the same edit as KSamplerSelect's euler (other samplers are refused:
+    the bad-input table's ``*-blend-with-*`` cases)."""
+    model, clip, _ = flux
+    raw = raw_latent()
+    inv, _, sigmas = inverted(host, model, clip, raw)
+    blend = dict(blend_source_words="circle", blend_target_words="square", blend_threshold=0.9)
+    host_euler = edit(host, model, clip, raw, inv, sigmas, **blend)
+    flow_euler = edit(host, model, clip, raw, inv, sigmas,
+                      sampler=call(host, "InvertEditFlowSampler", solver="euler")[0], **blend)
+    assert torch.allclose(flow_euler, host_euler, atol=1e-5), (flow_euler - host_euler).abs().max()
 
 
 def test_a_generated_pair_starts_both_rows_from_one_noise(host, flux):
