@@ -87,17 +87,17 @@ class SourceRow:
             self._check_run(transformer_options, rows)
             source = torch.zeros(x.shape[0], dtype=torch.bool, device=x.device)
             source[::rows] = True
-            state[key] = source
+            state[key] = (source, source.reshape(-1, *([1] * (x.ndim - 1))))   # per row, and over a latent
             if self.inversion is not None:
                 state["trajectory"] = self.inversion.trajectory.to(x)
-        source = state[key]
+        source, over_latent = state[key]
         if self.inversion is not None:
             step, half = schedule_position(self.schedule, sigma_value(transformer_options.get("sigmas", t)))  # the attention patches' sigma: one read
             if half or step >= len(self.schedule) - 1:
                 raise NodeInputError(self.node, f"the model was called between the inversion's steps; {self.node} "
                                                 f"samples with euler: use the euler sampler.")
             inverted = state["trajectory"][source_state(step, len(self.schedule) - 1, self.aligned)]
-            x = torch.where(source[:, None, None, None], inverted, x)
+            x = torch.where(over_latent, inverted, x)
         guidance = kwargs.get("guidance")
         if guidance is not None:
             made = state.get(("guidance", guidance.shape, guidance.dtype, guidance.device))
