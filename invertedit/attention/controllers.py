@@ -57,20 +57,25 @@ class PromptToPrompt(AttentionPolicy[LocalBlendMaps]):
             return where.attend(q, k, v)
         if blend is None:   # the edit without its maps: one fused attention call (value_mixes)
             return self.fused(q, k, v, where)
-        out = self.fused(q, k, v, where) if inject else where.attend(q, k, v)
-        from_source, from_own = self.blend_columns(blend, v, where, inject)
-        for c, kind in enumerate(where.chunks):
-            if kind != 0:   # conditional rows: the paper's local blend reads these only
-                continue
-            s = c * where.rows
-            # The blend words' maps without the target's edited maps: the source's maps times the
-            # word columns give the source's words and (through A) the target's edited ones; the
-            # target's own maps are computed only where it keeps part of them (B) or nothing is injected.
-            words = (where.maps(q[s:s + 1], k[s:s + 1])[0] @ from_source).sum(0)
-            if from_own is not None:
-                words = words + (where.maps(q[s + 1:s + 2], k[s + 1:s + 2])[0] @ from_own).sum(0)
-            blend.add(words.T, where.heads, token_grid(where.latent_hw, q.shape[1]))
-        return out
+        # The blend words' maps without the target's edited maps, read in the same call: rows with
+        # the source's queries and keys whose values are the word columns (per head, channel 0 the
+        # source's words, channel 1 the target's through A) and, where the target keeps part of its
+        # own maps (B) or nothing is injected, rows with its own on B's columns; their outputs are
+        # summed over the run's calls as they are and read into maps once a step (LocalBlendMaps).
+        if inject:
+            index, own, mixes, extra_rows = self.plan(where, v)
+            vv = v if extra_rows is None else v.index_select(0, own)
+            values = vv if mixes is None else torch.bmm(mixes, vv)
+        else:
+            index, extra_rows, values = None, None, v
+        qk_index, blend_values, reader, pairs = self.blend_rows(blend, v, where, inject, index)
+        out = where.attend(q.index_select(0, qk_index), k.index_select(0, qk_index),
+                           torch.cat([values, blend_values]))
+        main = values.shape[0]
+        blend.add_rows(out[main:], reader, 0, where.heads, token_grid(where.latent_hw, q.shape[1]), pairs)
+        if extra_rows is None:
+            return out[:main]
+        return out[:q.shape[0]].index_add(0, extra_rows, out[q.shape[0]:main])
 
     def replace_self_attention(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, where: Where,
                                latent_tokens: int) -> torch.Tensor:
@@ -127,6 +132,40 @@ class PromptToPrompt(AttentionPolicy[LocalBlendMaps]):
         vv = v if extra_rows is None else v.index_select(0, own)
         out = where.attend(q.index_select(0, index), k.index_select(0, index), vv if mixes is None else torch.bmm(mixes, vv))
         return out if extra_rows is None else out[:q.shape[0]].index_add(0, extra_rows, out[q.shape[0]:])
+
+    def blend_rows(self, blend: LocalBlendMaps, v: torch.Tensor, where: Where, inject: bool,
+                   index: torch.Tensor | None) -> tuple:
+        """The blend rows of a cross-attention call (``attention``): the query/key row index (the
+        call's own ``index``, or every row where nothing is injected, then each conditional pair's
+        source row and, where the target's own maps count, its target row), the rows' values
+        ``[blend rows, context, channels]`` (each head's channels 0 and 1: ``blend_columns``), the
+        reader that turns their output into the pairs' two maps (``LocalBlendMaps.add_rows``), and
+        the number of pairs. Made once per layout, step pattern and device."""
+        pattern = self.schedule.word_pattern(where.step, where.steps) if inject else "own"
+        key = ("blend rows", tuple(map(tuple, blend.positions)), pattern, where.chunks, v.shape, v.device, v.dtype)
+        made = self.plans.get(key)
+        if made is None:
+            from_source, from_own = self.blend_columns(blend, v, where, inject)
+            batch, length, channels = v.shape
+            heads = where.heads
+            sources = [c * where.rows for c, kind in enumerate(where.chunks) if kind == 0]
+            n = len(sources)
+            columns = [from_source] + ([] if from_own is None else [from_own])
+            rows = torch.zeros(len(columns), length, heads, channels // heads, device=v.device)
+            for i, c in enumerate(columns):
+                rows[i, :, :, :2] = c[:, None, :]
+            values = rows.flatten(2).repeat_interleave(n, 0).to(v.dtype)   # [sources' rows, then targets']
+            reader = torch.zeros(len(columns) * n, heads, channels // heads, 2 * n, device=v.device)
+            for p in range(n):
+                reader[p, :, 0, 2 * p] = 1.0   # the source's words in the source's maps
+                reader[p, :, 1, 2 * p + 1] = 1.0   # the target's, through A
+                if from_own is not None:
+                    reader[n + p, :, 1, 2 * p + 1] = 1.0   # the target's own, through B
+            own_rows = [s + 1 for s in sources] if from_own is not None else []
+            main = index if index is not None else torch.arange(batch, device=v.device)
+            qk_index = torch.cat([main, torch.tensor(sources + own_rows, dtype=torch.long, device=v.device)])
+            made = self.plans[key] = (qk_index, values, reader.flatten(0, 2), n)
+        return made
 
     def blend_columns(self, blend: LocalBlendMaps, v: torch.Tensor, where: Where, inject: bool) -> tuple:
         """``([M, 2], [M, 2] or None)`` float32: the columns that, multiplied with the source's and

@@ -50,19 +50,21 @@ class LocalBlendMaps:
             columns[positions, c] = 1.0
         return columns
 
-    def add_rows(self, rows: torch.Tensor, reader: torch.Tensor, text: int, heads: int, grid: tuple[int, int]) -> None:
-        """One joint-attention call's blend rows ``[R, tokens, channels]`` (two per pair, each query's
-        attention on the blend words' indicator values, every head), added to the run's sum of them
-        as they are: one addition a call. ``reader`` ``[R * channels, R]`` turns the image tokens' sum
-        into the maps (``summed``), once a step instead of once a call: the maps are linear in the
-        rows. The sum is float32 (a half-precision model's rows summed over every block and step)."""
+    def add_rows(self, rows: torch.Tensor, reader: torch.Tensor, text: int, heads: int, grid: tuple[int, int],
+                 pairs: int | None = None) -> None:
+        """One attention call's blend rows ``[R, tokens, channels]`` (one or two per pair, each query's
+        attention on the blend words' indicator values, every head; the first ``text`` tokens not
+        the image's), added to the run's sum of them as they are: one addition a call. ``reader``
+        ``[R * channels, 2 * pairs]`` turns the image tokens' sum into the maps (``summed``), once a
+        step instead of once a call: the maps are linear in the rows. ``pairs``: R / 2 where not
+        given. The sum is float32 (a half-precision model's rows summed over every layer and step)."""
         if self.rows is not None and (self.rows.shape != rows.shape or self.reading[0] is not reader):
             self.sums, self.rows, self.reading = self.summed(), None, None   # another layout: fold the rows in
         if self.rows is None:
             self.rows, self.reading = rows.to(torch.float32, copy=True), (reader, text, grid)
         else:
             self.rows.add_(rows)
-        self.count += heads * (rows.shape[0] // 2)
+        self.count += heads * (rows.shape[0] // 2 if pairs is None else pairs)
 
     def summed(self) -> torch.Tensor | None:
         """``[2, h, w]``: the blend words' maps summed over calls and heads (None: none recorded)."""
