@@ -246,9 +246,10 @@ def test_explicit_maps_upcast_half_inputs(host):
     assert maps.compute_dtype(torch.float32, torch.float64) == torch.float64
 
 
-OWN_MAPS = {"attention inject local blend", "attention store", "ledits++"}   # (the others' maps: attention/*.py)
+OWN_MAPS = {"attention store", "ledits++"}   # (the others' maps: attention/*.py)
 NO_MAPS = {"plug-and-play",   # self-attention injection only
-           "attention inject replace", "attention inject refine + direct + latent blend"}   # cross-attention edits as value mixes in the host's own call (issue 23)
+           "attention inject replace", "attention inject refine + direct + latent blend",   # cross-attention edits as value mixes in the host's own call (issue 23)
+           "attention inject local blend"}   # its words' maps: rows of the host's own call, summed in float32
 SPIED = ["attention inject replace", "attention inject local blend", "attention inject refine + direct + latent blend",
          "masactrl masked", "plug-and-play", "attention store", "ledits++"]
 
