@@ -16,7 +16,7 @@ from abc import abstractmethod
 
 import torch
 
-from .local_blend import LocalBlend, LocalBlendMaps
+from .local_blend import LocalBlend, LocalBlendMaps, blend_reader
 from .maps import token_grid
 from .policy import AttentionPolicy, PolicyInputError, Where, rows_from_source, source_index
 from .prompt_to_prompt import ReplaceSchedule, value_mixes
@@ -155,16 +155,11 @@ class PromptToPrompt(AttentionPolicy[LocalBlendMaps]):
             for i, c in enumerate(columns):
                 rows[i, :, :, :2] = c[:, None, :]
             values = rows.flatten(2).repeat_interleave(n, 0).to(v.dtype)   # [sources' rows, then targets']
-            reader = torch.zeros(len(columns) * n, heads, channels // heads, 2 * n, device=v.device)
-            for p in range(n):
-                reader[p, :, 0, 2 * p] = 1.0   # the source's words in the source's maps
-                reader[p, :, 1, 2 * p + 1] = 1.0   # the target's, through A
-                if from_own is not None:
-                    reader[n + p, :, 1, 2 * p + 1] = 1.0   # the target's own, through B
+            reader = blend_reader(n, heads, channels // heads, from_own is not None, v.device)
             own_rows = [s + 1 for s in sources] if from_own is not None else []
             main = index if index is not None else torch.arange(batch, device=v.device)
             qk_index = torch.cat([main, torch.tensor(sources + own_rows, dtype=torch.long, device=v.device)])
-            made = self.plans[key] = (qk_index, values, reader.flatten(0, 2), n)
+            made = self.plans[key] = (qk_index, values, reader, n)
         return made
 
     def blend_columns(self, blend: LocalBlendMaps, v: torch.Tensor, where: Where, inject: bool) -> tuple:

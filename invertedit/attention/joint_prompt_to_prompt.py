@@ -35,7 +35,7 @@ from __future__ import annotations
 import torch
 
 from .controllers import PromptToPrompt
-from .local_blend import LocalBlendMaps
+from .local_blend import LocalBlendMaps, blend_reader
 from .policy import AttentionPolicy, JointWhere, PolicyInputError
 
 
@@ -104,7 +104,8 @@ class JointPromptToPrompt(AttentionPolicy[LocalBlendMaps]):
         diagonal), the number of extra rows, the ``index_put_`` indices of the targets' image rows
         (per extra row) and of the extra rows' image rows (what is put there), whether the sets add
         to the plain rows, and the values added to every row (the blend rows' indicator columns,
-        ``[rows, 1, tokens, channels]``) with the sums that read their output, or None."""
+        ``[rows, 1, tokens, channels]``) with the reader that turns their output into maps
+        (``blend_reader``), or None."""
         key = (where.chunks, where.rows, q.shape, where.text, v.device, v.dtype, cross, self_, pattern, blend)
         plan = self.plans.get(key)
         if plan is not None:
@@ -164,12 +165,7 @@ class JointPromptToPrompt(AttentionPolicy[LocalBlendMaps]):
             rows = rows[:, None].to(v.dtype)
             scale = torch.cat([scale, torch.zeros(2 * n, 1, tokens, 1, device=device)])
             v_rows += [0] * (2 * n)
-            # the sums that read them: per pair, channel 0 of its source row, channel 1 of both its rows, every head
-            sums = torch.zeros(2 * n, heads, v.shape[-1], 2 * n, device=device)
-            for p in range(n):
-                sums[p, :, 0, 2 * p] = 1.0
-                sums[[p, n + p], :, 1, 2 * p + 1] = 1.0
-            blend_values = (rows, sums.flatten(0, 2))   # float32: it reads the rows' float32 sum
+            blend_values = (rows, blend_reader(n, heads, v.shape[-1], True, device))
             qk_rows += sources + targets
         to = dict(device=device)
         image = torch.arange(length, tokens, **to)[None, :]

@@ -88,6 +88,21 @@ class LocalBlendMaps:
         return (mask[:1] | mask[1:]).to(dtype)
 
 
+def blend_reader(pairs: int, heads: int, head_dim: int, own: bool, device=None) -> torch.Tensor:
+    """``[rows * heads * head_dim, 2 * pairs]`` float32: what turns a call's blend rows (``add_rows``;
+    each pair's source-query row, then, with ``own``, each pair's target-query row, heads side by
+    side in the channels) into the pairs' two maps, summed over heads: map ``2p`` is channel 0 of
+    pair ``p``'s source row (the source's words), map ``2p + 1`` its channel 1 (the target's words
+    through the edit) plus, with ``own``, channel 1 of its target row (the target's own part)."""
+    reader = torch.zeros(pairs * (2 if own else 1), heads, head_dim, 2 * pairs, device=device)
+    for p in range(pairs):
+        reader[p, :, 0, 2 * p] = 1.0
+        reader[p, :, 1, 2 * p + 1] = 1.0
+        if own:
+            reader[pairs + p, :, 1, 2 * p + 1] = 1.0
+    return reader.flatten(0, 2)
+
+
 def blend_denoised(x: torch.Tensor, denoised: torch.Tensor, source_next: torch.Tensor, mask: torch.Tensor,
                    ratio: float) -> torch.Tensor:
     """The target's prediction whose DDIM/Euler step from ``x`` (``denoised + ratio (x - denoised)``,

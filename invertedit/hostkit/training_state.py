@@ -85,11 +85,12 @@ class TrainingState:
 
     def keep(self, done: int, moments: list) -> None:
         """Write the tracked tensors and ``moments`` after ``done`` steps (replacing the file whole)."""
+        def on_disk(t: torch.Tensor) -> torch.Tensor:   # the file is written from the CPU: one copy a tensor
+            return t.detach().to(device="cpu", dtype=torch.float32).contiguous()  # sampling-path-ok: the state file, every KEEP_EVERY steps and at the end
+
         out: dict[str, torch.Tensor] = {}
         for key, param, (exp_avg, exp_avg_sq) in zip(self.keys, self.params, moments, strict=True):
-            out[key] = param.detach().float().cpu().contiguous()  # sampling-path-ok: the state file, every KEEP_EVERY steps
-            out[f"exp_avg.{key}"] = exp_avg.detach().float().cpu().contiguous()  # sampling-path-ok: the state file
-            out[f"exp_avg_sq.{key}"] = exp_avg_sq.detach().float().cpu().contiguous()  # sampling-path-ok: the state file
+            out[key], out[f"exp_avg.{key}"], out[f"exp_avg_sq.{key}"] = map(on_disk, (param, exp_avg, exp_avg_sq))
         self.path.parent.mkdir(parents=True, exist_ok=True)
         partial = self.path.with_suffix(".partial")
         safetensors.torch.save_file(out, str(partial),
