@@ -57,17 +57,18 @@ WORK = Path(os.environ.get("TOYWORLD2_WORK", "/tmp/toyworld2"))  # host folders 
 
 
 def _unet_config(latent: int, channel_mult: list[int], num_res_blocks: list[int],
-                 attention: list[bool], model_channels: int = 32, middle_attention: bool = True) -> dict:
-    """A comfy unet_config; ``attention[level]`` puts one transformer after every res block of
-    that level (input and output side); the middle block has one if ``middle_attention``, else
-    it is a single res block (the host's ``transformer_depth_middle`` -1)."""
-    depth = [int(a) for a, n in zip(attention, num_res_blocks) for _ in range(n)]
-    depth_out = [int(a) for a, n in zip(attention, num_res_blocks) for _ in range(n + 1)]
+                 attention: list[bool], model_channels: int = 32, middle_attention: bool = True,
+                 layers: int = 1) -> dict:
+    """A comfy unet_config; ``attention[level]`` puts a transformer of ``layers`` attention
+    layers after every res block of that level (input and output side); the middle block has one
+    if ``middle_attention``, else it is a single res block (the host's ``transformer_depth_middle`` -1)."""
+    depth = [layers * int(a) for a, n in zip(attention, num_res_blocks) for _ in range(n)]
+    depth_out = [layers * int(a) for a, n in zip(attention, num_res_blocks) for _ in range(n + 1)]
     return {
         "use_checkpoint": False, "image_size": latent, "in_channels": 4, "out_channels": 4,
         "model_channels": model_channels, "num_res_blocks": list(num_res_blocks),
         "channel_mult": list(channel_mult), "transformer_depth": depth,
-        "transformer_depth_middle": 1 if middle_attention else -1, "transformer_depth_output": depth_out,
+        "transformer_depth_middle": layers if middle_attention else -1, "transformer_depth_output": depth_out,
         "use_spatial_transformer": True, "legacy": False, "use_linear_in_transformer": False,
         "context_dim": 64, "adm_in_channels": None, "use_temporal_attention": False,
         "use_temporal_resblock": False,
@@ -86,6 +87,13 @@ PRESETS: dict[str, dict] = {
     "L64-a48": _unet_config(64, [1, 2, 4, 4], [0, 1, 1, 1], [False, False, True, True]),
     # 64x64 latent; wider at latent/4: 64 base channels, mult 1-2-2 (128 at 32 and 16).
     "L64w-a4": _unet_config(64, [1, 2, 2], [0, 1, 1], [False, False, True], model_channels=64),
+    # Issue 29's pilots (a model that counts and keeps objects apart needs more global capacity):
+    # L64-a4 with two attention layers in every transformer (latent/4 and the middle).
+    "L64-a4-d2": _unet_config(64, [1, 2, 4], [0, 1, 1], [False, False, True], layers=2),
+    # latent/8 level at 256 channels (mult 1-2-4-8), attention at latent/4 and latent/8.
+    "L64-a48w": _unet_config(64, [1, 2, 4, 8], [0, 1, 1, 1], [False, False, True, True]),
+    # 192 channels and two res blocks at latent/4 (mult 1-2-6, res blocks 0-1-2).
+    "L64-a4x": _unet_config(64, [1, 2, 6], [0, 1, 2], [False, False, True]),
     # 32x32 latent (256-px images at 8x); levels 32/16/8; cross-attention at latent/4 (8x8).
     "L32-a4": _unet_config(32, [1, 2, 4], [1, 1, 1], [False, False, True]),
 }
@@ -175,7 +183,18 @@ def train_vae(args) -> bool:
     crop = args.vae_crop_cells * f
     per_scene = 4
     t0, last_ckpt = time.time() - spent, time.time()
-    for step in range(start + 1, steps + 1):
+    # steps timed to fit the horizon: after the warm-up, once side-by-side runs have all started
+    probe = (start + 100, start + 200) if args.fit_minutes else None
+    step = start
+    while step < steps:
+        step += 1
+        if probe and step == probe[0]:
+            t_probe = time.time()
+        elif probe and step == probe[1]:
+            rate = (time.time() - t_probe) / (probe[1] - probe[0])
+            steps = max(step, min(steps, step + int((60 * args.fit_minutes - (time.time() - t0)) / rate)))
+            log(f"unet: {rate:.3f} s/step here: the schedule's horizon set to {steps} steps "
+                f"(--fit-minutes {args.fit_minutes:g})")
         lr = args.vae_lr * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * step / steps))) * min(1.0, step / 50)
         for g in opt.param_groups:
             g["lr"] = lr
@@ -521,7 +540,18 @@ def train_unet(args) -> bool:
         f"{res}px images ({args.lowres}px in the first {args.lowres_steps} but every "
         f"{args.highres_every or 'no'}th), {len(caps)} captions")
     t0, last_ckpt = time.time() - spent, time.time()
-    for step in range(start + 1, steps + 1):
+    # steps timed to fit the horizon: after the warm-up, once side-by-side runs have all started
+    probe = (start + 100, start + 200) if args.fit_minutes else None
+    step = start
+    while step < steps:
+        step += 1
+        if probe and step == probe[0]:
+            t_probe = time.time()
+        elif probe and step == probe[1]:
+            rate = (time.time() - t_probe) / (probe[1] - probe[0])
+            steps = max(step, min(steps, step + int((60 * args.fit_minutes - (time.time() - t0)) / rate)))
+            log(f"unet: {rate:.3f} s/step here: the schedule's horizon set to {steps} steps "
+                f"(--fit-minutes {args.fit_minutes:g})")
         lr = args.unet_lr * min(1.0, step / args.warmup) * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * step / steps)))
         for g in opt.param_groups:
             g["lr"] = lr
@@ -574,7 +604,7 @@ def train_unet(args) -> bool:
             if text is not None:
                 save_file({n: v.contiguous() for n, v in text.ema.items()}, out / TEXT_FILE)
             save_unet(ema, out, {"steps": str(step), "loss": f"{run_loss:.5f}", "seconds": f"{el:.0f}",
-                                 "preset": args.preset})
+                                 "preset": args.preset, "horizon": str(steps), "batch": str(bs)})
             last_ckpt = time.time()
             log(f"unet checkpoint at step {step} ({ckpt_path.stat().st_size / 1e6:.1f} MB)")
         if stop:
@@ -610,11 +640,11 @@ def load_unet(h, args):
 def ddim_sample(unet, abar, ctx, empty, cfg: float, steps: int, latent: int, seed: int) -> torch.Tensor:
     n = ctx.shape[0]
     gen = torch.Generator().manual_seed(seed)
-    x = torch.randn(n, 4, latent, latent, generator=gen)
+    x = torch.randn(n, 4, latent, latent, generator=gen).to(ctx.device)   # the same noise on any device
     ts = torch.linspace(999, 0, steps).round().long()
     cond = torch.cat([ctx, empty.expand_as(ctx)])
     for i, t in enumerate(ts):
-        e = unet(torch.cat([x, x]), timesteps=torch.full((2 * n,), float(t)), context=cond)
+        e = unet(torch.cat([x, x]), timesteps=torch.full((2 * n,), float(t), device=x.device), context=cond)
         eps = e[n:] + cfg * (e[:n] - e[n:])
         a = abar[t]
         x0 = (x - (1 - a).sqrt() * eps) / a.sqrt()
@@ -657,20 +687,21 @@ def noun_attention(unet, abar, ae, scenes: list, embs, index, res: int, latent: 
     side = latent // 4
     ious, inside, chance = [], [], []
     ts = list(range(50, 1000, 100))
+    dev = embs.device
     for si, scene in enumerate(scenes):
         img, masks = S.render(scene, res)
-        x0 = ae.encode(to_nchw(img[None])) * SD1_SCALE
+        x0 = ae.encode(to_nchw(img[None]).to(dev)) * SD1_SCALE
         ctx = embs[index[scene.caption]][None]
         gen = torch.Generator().manual_seed(seed + si)
-        noise = torch.randn(x0.shape, generator=gen)
+        noise = torch.randn(x0.shape, generator=gen).to(dev)
         rec = AttnRecorder(unet, latent)
         try:
             for t in ts:
                 xt = abar[t].sqrt() * x0 + (1 - abar[t]).sqrt() * noise
-                unet(xt, timesteps=torch.tensor([float(t)]), context=ctx)
+                unet(xt, timesteps=torch.tensor([float(t)], device=dev), context=ctx)
         finally:
             rec.close()
-        maps = (rec.total / rec.count)[0].T.reshape(77, side, side)  # [T, h, w]
+        maps = (rec.total / rec.count)[0].T.reshape(77, side, side).cpu()  # [T, h, w]
         for oi in range(len(scene.objects)):
             pos = 3 + 4 * oi  # BOS a c0 s0 and a c1 s1 ...: the nouns are tokens 3 and 7
             m = local_blend_mask(maps[pos][None], 0.3)
@@ -693,13 +724,14 @@ def binding_probe(unet, abar, ae, scenes: list, embs, index, empty, res: int, se
     for si, scene in enumerate(scenes):
         (c0, s0), (c1, s1) = [(o.colour, o.shape) for o in scene.objects]
         swapped = S.caption([(c1, s0), (c0, s1)], scene.background)
-        x0 = ae.encode(to_nchw(S.render(scene, res)[0][None])) * SD1_SCALE
+        dev = embs.device
+        x0 = ae.encode(to_nchw(S.render(scene, res)[0][None]).to(dev)) * SD1_SCALE
         ctx = torch.stack([embs[index[scene.caption]], embs[index[swapped]], empty])
         gen = torch.Generator().manual_seed(seed + si)
         for t in (300, 500, 700):
-            noise = torch.randn(x0.shape, generator=gen)
+            noise = torch.randn(x0.shape, generator=gen).to(dev)
             xt = abar[t].sqrt() * x0 + (1 - abar[t]).sqrt() * noise
-            e = unet(xt.expand(3, -1, -1, -1), timesteps=torch.full((3,), float(t)), context=ctx)
+            e = unet(xt.expand(3, -1, -1, -1), timesteps=torch.full((3,), float(t), device=dev), context=ctx)
             for k, row in zip(errs, e):
                 errs[k] += float(((row - noise[0]) ** 2).mean())
             n += 1
@@ -716,8 +748,10 @@ def evaluate(args) -> dict:
     preset = meta.get("preset", args.preset)
     res = args.eval_res or preset_latent(preset) * args.factor
     latent = res // args.factor
-    unet = model.diffusion_model
-    abar = 1.0 / (1.0 + model.model_sampling.sigmas.float() ** 2)
+    dev = torch.device(args.eval_device)
+    unet = model.diffusion_model.to(dev)
+    ae, embs, empty = ae.to(dev), embs.to(dev), empty.to(dev)
+    abar = (1.0 / (1.0 + model.model_sampling.sigmas.float() ** 2)).to(dev)
     t0 = time.time()
     texts = S.heldout_captions(args.eval_captions) if args.eval_captions else []
     readings, imgs = [], []
@@ -725,7 +759,7 @@ def evaluate(args) -> dict:
         chunk = texts[i:i + 10]
         ctx = embs[[index[c] for c in chunk]]
         z = ddim_sample(unet, abar, ctx, empty, args.eval_cfg, 20, latent, seed=1000 + i)
-        im = ((ae.decode(z / SD1_SCALE) + 1) / 2).clamp(0, 1).movedim(1, -1)
+        im = ((ae.decode(z / SD1_SCALE) + 1) / 2).clamp(0, 1).movedim(1, -1).cpu()
         imgs.append(im)
         readings += [J.judge(x) for x in im]
     t_t2i = time.time() - t0
@@ -879,6 +913,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--ema", type=float, default=0.999)
     p.add_argument("--ckpt-minutes", type=float, default=10.0)
     p.add_argument("--max-minutes", type=float, default=0.0, help="stop a stage after this long (pilots)")
+    p.add_argument("--fit-minutes", type=float, default=0.0,
+                   help="pilots: time steps 10-60, then shorten --unet-steps (the cosine's horizon) to what "
+                        "fits in this many minutes of training")
+    p.add_argument("--eval-device", default="cpu", help="where --stage eval runs the UNet and the VAE (cpu, cuda)")
     p.add_argument("--stop-after", type=int, default=0, help="stop a stage after this step (testing resume)")
     p.add_argument("--force", action="store_true", help="retrain the VAE even if its weights exist")
     p.add_argument("--attention-loss", type=float, default=0.0,
