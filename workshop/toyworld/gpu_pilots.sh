@@ -9,7 +9,7 @@
 # one row of pilots each), and the best pilot's EMA weights (toy_unet.safetensors.part-*).
 set -u
 MIN=${MIN:-6.5}
-PRESETS=${PRESETS:-"L64-a4 L64-a48 L64-a48w L64-a4-d2 L64w-a4"}
+PRESETS=${PRESETS:-"L64-a4 L64-a48 L64-a4-d2 L64-a4x"}
 DEST=${OUT:-pilots-out}
 WORKDIR=${PILOTS_WORK:-/tmp/pilots}
 DEVICE=${DEVICE:-cuda}; BATCH=${BATCH:-128}; EVAL_ARGS=${EVAL_ARGS:-}   # (a CPU smoke test: DEVICE=cpu BATCH=2)
@@ -22,6 +22,7 @@ for p in $PRESETS; do
         --ckpt-minutes 100 > "$d/train.log" 2>&1
     python3 -m workshop.toyworld.train_scenes --stage eval $A --eval-device "$DEVICE" $EVAL_ARGS >> "$d/train.log" 2>&1 ) &
 done
+( sleep 150; nvidia-smi --query-gpu=name,utilization.gpu,memory.used,memory.total --format=csv >> "$DEST/pilots.log" 2>&1 ) &
 wait
 nvidia-smi --query-gpu=name,memory.used,memory.total --format=csv >> "$DEST/pilots.log" 2>&1
 python3 - "$WORKDIR" "$DEST" $PRESETS <<'PY'

@@ -193,7 +193,7 @@ def train_vae(args) -> bool:
         elif probe and step == probe[1]:
             rate = (time.time() - t_probe) / (probe[1] - probe[0])
             steps = max(step, min(steps, step + int((60 * args.fit_minutes - (time.time() - t0)) / rate)))
-            log(f"unet: {rate:.3f} s/step here: the schedule's horizon set to {steps} steps "
+            log(f"vae: {rate:.3f} s/step here: the schedule's horizon set to {steps} steps "
                 f"(--fit-minutes {args.fit_minutes:g})")
         lr = args.vae_lr * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * step / steps))) * min(1.0, step / 50)
         for g in opt.param_groups:
