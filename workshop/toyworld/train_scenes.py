@@ -90,8 +90,6 @@ PRESETS: dict[str, dict] = {
     # Issue 29's pilots (a model that counts and keeps objects apart needs more global capacity):
     # L64-a4 with two attention layers in every transformer (latent/4 and the middle).
     "L64-a4-d2": _unet_config(64, [1, 2, 4], [0, 1, 1], [False, False, True], layers=2),
-    # latent/8 level at 256 channels (mult 1-2-4-8), attention at latent/4 and latent/8.
-    "L64-a48w": _unet_config(64, [1, 2, 4, 8], [0, 1, 1, 1], [False, False, True, True]),
     # 192 channels and two res blocks at latent/4 (mult 1-2-6, res blocks 0-1-2).
     "L64-a4x": _unet_config(64, [1, 2, 6], [0, 1, 2], [False, False, True]),
     # 32x32 latent (256-px images at 8x); levels 32/16/8; cross-attention at latent/4 (8x8).
@@ -857,7 +855,7 @@ def finish(args) -> None:
                      "offset_noise": args.offset_noise, "ema": args.ema,
                      "lowres": args.lowres, "lowres_steps": args.lowres_steps, "init_from": args.init_from,
                      "attention_loss": args.attention_loss, "attention_max_t": args.attention_max_t,
-                     "highres_every": args.highres_every},
+                     "highres_every": args.highres_every, "fit_minutes": args.fit_minutes},
     }
     base = Path(args.init_from) / "config.json" if args.init_from else None
     if base is not None and base.is_file():   # the run this one started from, so both stages can be redone
@@ -914,7 +912,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--ckpt-minutes", type=float, default=10.0)
     p.add_argument("--max-minutes", type=float, default=0.0, help="stop a stage after this long (pilots)")
     p.add_argument("--fit-minutes", type=float, default=0.0,
-                   help="pilots: time steps 10-60, then shorten --unet-steps (the cosine's horizon) to what "
+                   help="pilots: time steps 101-200, then shorten --unet-steps (the cosine's horizon) to what "
                         "fits in this many minutes of training")
     p.add_argument("--eval-device", default="cpu", help="where --stage eval runs the UNet and the VAE (cpu, cuda)")
     p.add_argument("--stop-after", type=int, default=0, help="stop a stage after this step (testing resume)")
