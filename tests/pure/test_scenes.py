@@ -194,3 +194,26 @@ def test_world_2_weights_are_committed_and_small():
     files = ["toy_unet.safetensors", "toy_vae.safetensors", "toy_clip.safetensors", "config.json", "sample.png"]
     assert all((d / f).is_file() for f in files)
     assert sum((d / f).stat().st_size for f in files) < 20 * 2 ** 20
+
+
+def test_fit_horizon_shortens_the_schedule_to_what_fits(monkeypatch):
+    """--fit-minutes (train_scenes.FitHorizon): steps 101-200 timed, then the horizon is what the
+    rest of the minutes allow, never past the given steps; off at 0 minutes."""
+    from workshop.toyworld import train_scenes as T
+
+    clock = {"now": 1000.0}
+    monkeypatch.setattr(T.time, "time", lambda: clock["now"])
+    monkeypatch.setattr(T, "log", lambda *a: None)
+    fit = T.FitHorizon(2.0, start=0, t0=1000.0, stage="unet")
+    steps = 4800
+    for step in range(1, 201):
+        clock["now"] = 1000.0 + 0.5 * step          # 0.5 s a step
+        steps = fit.horizon(step, steps)
+        assert steps == 4800 or step == 200
+    assert steps == 200 + int((120 - 100) / 0.5)     # 100 s spent, 20 s left: 40 more steps
+    assert T.FitHorizon(0.0, 0, 1000.0, "unet").horizon(200, 4800) == 4800
+    slow = T.FitHorizon(60.0, start=0, t0=1000.0, stage="vae")   # more minutes than steps need
+    for step in range(1, 201):
+        clock["now"] = 1000.0 + 0.01 * step
+        steps = slow.horizon(step, 500)
+    assert steps == 500

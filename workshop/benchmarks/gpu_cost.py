@@ -298,8 +298,8 @@ def measure_family(host, family: str, ckpt: Path, *, side: int, steps: int, repe
         editors[label] = (call(host, node, model=model, clip=clip, latent=latent, source_prompt=SOURCE,
                                target_prompt=target, **inputs), goal)
     (_, pair_cond, pair), _ = next(iter(editors.values()))
-    runs["stock KSampler, batch 1"] = (lambda: sample(model, positive, latent), "stock", False)
-    runs["stock KSampler, batch 2 (the pair)"] = (lambda: sample(model, pair_cond, pair), "stock", False)
+    runs["stock KSampler, batch 1"] = (lambda m=model: sample(m, positive, latent), "stock", False)
+    runs["stock KSampler, batch 2 (the pair)"] = (lambda m=model: sample(m, pair_cond, pair), "stock", False)
     for label, ((m, cond, lat), goal) in editors.items():
         runs[label] = (lambda m=m, c=cond, p=lat: sample(m, c, p), "editor", goal)
 

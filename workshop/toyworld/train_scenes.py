@@ -160,6 +160,29 @@ def vae_psnr(ae: SceneAutoencoder, scenes: list, res: int) -> float:
     return sum(vals) / len(vals)
 
 
+class FitHorizon:
+    """``--fit-minutes``: time steps ``start+101..start+200`` (after the warm-up, once runs sharing
+    a GPU have all started), then shorten the cosine's horizon to the steps that fit in that many
+    minutes of the stage (never past the given ``--*-steps``). Off (the horizon unchanged) at 0."""
+
+    def __init__(self, minutes: float, start: int, t0: float, stage: str) -> None:
+        self.minutes, self.t0, self.stage = minutes, t0, stage
+        self.first, self.last = start + 100, start + 200
+        self.t_first = 0.0
+
+    def horizon(self, step: int, steps: int) -> int:
+        if not self.minutes:
+            return steps
+        if step == self.first:
+            self.t_first = time.time()
+        elif step == self.last:
+            rate = (time.time() - self.t_first) / (self.last - self.first)
+            steps = max(step, min(steps, step + int((60 * self.minutes - (time.time() - self.t0)) / rate)))
+            log(f"{self.stage}: {rate:.3f} s/step here: the schedule's horizon set to {steps} steps "
+                f"(--fit-minutes {self.minutes:g})")
+        return steps
+
+
 @torch.enable_grad()   # a caller's no_grad (the host's tests run under one) must not stop training
 def train_vae(args) -> bool:
     out = Path(args.out)
@@ -181,18 +204,11 @@ def train_vae(args) -> bool:
     crop = args.vae_crop_cells * f
     per_scene = 4
     t0, last_ckpt = time.time() - spent, time.time()
-    # steps timed to fit the horizon: after the warm-up, once side-by-side runs have all started
-    probe = (start + 100, start + 200) if args.fit_minutes else None
+    fit = FitHorizon(args.fit_minutes, start, t0, "vae")
     step = start
     while step < steps:
         step += 1
-        if probe and step == probe[0]:
-            t_probe = time.time()
-        elif probe and step == probe[1]:
-            rate = (time.time() - t_probe) / (probe[1] - probe[0])
-            steps = max(step, min(steps, step + int((60 * args.fit_minutes - (time.time() - t0)) / rate)))
-            log(f"vae: {rate:.3f} s/step here: the schedule's horizon set to {steps} steps "
-                f"(--fit-minutes {args.fit_minutes:g})")
+        steps = fit.horizon(step, steps)
         lr = args.vae_lr * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * step / steps))) * min(1.0, step / 50)
         for g in opt.param_groups:
             g["lr"] = lr
@@ -538,18 +554,11 @@ def train_unet(args) -> bool:
         f"{res}px images ({args.lowres}px in the first {args.lowres_steps} but every "
         f"{args.highres_every or 'no'}th), {len(caps)} captions")
     t0, last_ckpt = time.time() - spent, time.time()
-    # steps timed to fit the horizon: after the warm-up, once side-by-side runs have all started
-    probe = (start + 100, start + 200) if args.fit_minutes else None
+    fit = FitHorizon(args.fit_minutes, start, t0, "unet")
     step = start
     while step < steps:
         step += 1
-        if probe and step == probe[0]:
-            t_probe = time.time()
-        elif probe and step == probe[1]:
-            rate = (time.time() - t_probe) / (probe[1] - probe[0])
-            steps = max(step, min(steps, step + int((60 * args.fit_minutes - (time.time() - t0)) / rate)))
-            log(f"unet: {rate:.3f} s/step here: the schedule's horizon set to {steps} steps "
-                f"(--fit-minutes {args.fit_minutes:g})")
+        steps = fit.horizon(step, steps)
         lr = args.unet_lr * min(1.0, step / args.warmup) * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * step / steps)))
         for g in opt.param_groups:
             g["lr"] = lr
