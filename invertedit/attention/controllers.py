@@ -68,11 +68,11 @@ class PromptToPrompt(AttentionPolicy[LocalBlendMaps]):
             values = vv if mixes is None else torch.bmm(mixes, vv)
         else:
             index, extra_rows, values = None, None, v
-        qk_index, blend_values, reader, pairs = self.blend_rows(blend, v, where, inject, index)
+        qk_index, blend_values, reader = self.blend_rows(blend, v, where, inject, index)
         out = where.attend(q.index_select(0, qk_index), k.index_select(0, qk_index),
                            torch.cat([values, blend_values]))
         main = values.shape[0]
-        blend.add_rows(out[main:], reader, 0, where.heads, token_grid(where.latent_hw, q.shape[1]), pairs)
+        blend.add_rows(out[main:], reader, 0, where.heads, token_grid(where.latent_hw, q.shape[1]))
         if extra_rows is None:
             return out[:main]
         return out[:q.shape[0]].index_add(0, extra_rows, out[q.shape[0]:main])
@@ -139,8 +139,8 @@ class PromptToPrompt(AttentionPolicy[LocalBlendMaps]):
         call's own ``index``, or every row where nothing is injected, then each conditional pair's
         source row and, where the target's own maps count, its target row), the rows' values
         ``[blend rows, context, channels]`` (each head's channels 0 and 1: ``blend_columns``), the
-        reader that turns their output into the pairs' two maps (``LocalBlendMaps.add_rows``), and
-        the number of pairs. Made once per layout, step pattern and device."""
+        reader that turns their output into the pairs' two maps (``LocalBlendMaps.add_rows``). Made
+        once per layout, step pattern and device."""
         pattern = self.schedule.word_pattern(where.step, where.steps) if inject else "own"
         key = ("blend rows", tuple(map(tuple, blend.positions)), pattern, where.chunks, v.shape, v.device, v.dtype)
         made = self.plans.get(key)
@@ -159,7 +159,7 @@ class PromptToPrompt(AttentionPolicy[LocalBlendMaps]):
             own_rows = [s + 1 for s in sources] if from_own is not None else []
             main = index if index is not None else torch.arange(batch, device=v.device)
             qk_index = torch.cat([main, torch.tensor(sources + own_rows, dtype=torch.long, device=v.device)])
-            made = self.plans[key] = (qk_index, values, reader, n)
+            made = self.plans[key] = (qk_index, values, reader)
         return made
 
     def blend_columns(self, blend: LocalBlendMaps, v: torch.Tensor, where: Where, inject: bool) -> tuple:

@@ -34,14 +34,6 @@ class LocalBlendMaps:
         self.rows: torch.Tensor | None = None   # joint attention's blend rows, summed over calls (add_rows)
         self.reading: tuple | None = None       # (reader, text tokens, grid) of those rows
 
-    def add(self, words: torch.Tensor, heads: int, grid: tuple[int, int]) -> None:
-        """One attention call's blend-word maps ``[2, N]`` (row 0 the source's words in the source's
-        maps, row 1 the target's in the target's; each summed over the words' tokens and the
-        ``heads``), on an ``h x w`` grid: ``word_columns`` times the maps, summed over heads."""
-        summed = words.float().reshape(2, *grid)
-        self.sums = summed if self.sums is None else self.sums + summed
-        self.count += heads
-
     def word_columns(self, length: int, device=None) -> torch.Tensor:
         """``[length, 2]``: the source's and the target's blend-word tokens as indicator columns, so
         that ``maps @ columns`` sums each row's blend-word maps in one product."""
@@ -50,21 +42,19 @@ class LocalBlendMaps:
             columns[positions, c] = 1.0
         return columns
 
-    def add_rows(self, rows: torch.Tensor, reader: torch.Tensor, text: int, heads: int, grid: tuple[int, int],
-                 pairs: int | None = None) -> None:
+    def add_rows(self, rows: torch.Tensor, reader: torch.Tensor, text: int, heads: int, grid: tuple[int, int]) -> None:
         """One attention call's blend rows ``[R, tokens, channels]`` (one or two per pair, each query's
         attention on the blend words' indicator values, every head; the first ``text`` tokens not
         the image's), added to the run's sum of them as they are: one addition a call. ``reader``
-        ``[R * channels, 2 * pairs]`` turns the image tokens' sum into the maps (``summed``), once a
-        step instead of once a call: the maps are linear in the rows. ``pairs``: R / 2 where not
-        given. The sum is float32 (a half-precision model's rows summed over every layer and step)."""
+        ``[R * channels, 2 * pairs]`` (``blend_reader``) turns the image tokens' sum into the maps
+        (``summed``), once a step instead of once a call: the maps are linear in the rows. The sum is float32 (a half-precision model's rows summed over every layer and step)."""
         if self.rows is not None and (self.rows.shape != rows.shape or self.reading[0] is not reader):
             self.sums, self.rows, self.reading = self.summed(), None, None   # another layout: fold the rows in
         if self.rows is None:
             self.rows, self.reading = rows.to(torch.float32, copy=True), (reader, text, grid)
         else:
             self.rows.add_(rows)
-        self.count += heads * (rows.shape[0] // 2 if pairs is None else pairs)
+        self.count += heads * (reader.shape[1] // 2)   # heads added per map: one a pair
 
     def summed(self) -> torch.Tensor | None:
         """``[2, h, w]``: the blend words' maps summed over calls and heads (None: none recorded)."""

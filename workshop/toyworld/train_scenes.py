@@ -727,11 +727,10 @@ def binding_probe(unet, abar, ae, scenes: list, embs, index, empty, res: int, se
     empty caption. ``binding_gap`` = swapped - true (> 0 once colours are bound to their
     objects); ``text_gain`` = empty - true."""
     errs = {"true": 0.0, "swapped": 0.0, "empty": 0.0}
-    n = 0
+    n, dev = 0, embs.device
     for si, scene in enumerate(scenes):
         (c0, s0), (c1, s1) = [(o.colour, o.shape) for o in scene.objects]
         swapped = S.caption([(c1, s0), (c0, s1)], scene.background)
-        dev = embs.device
         x0 = ae.encode(to_nchw(S.render(scene, res)[0][None]).to(dev)) * SD1_SCALE
         ctx = torch.stack([embs[index[scene.caption]], embs[index[swapped]], empty])
         gen = torch.Generator().manual_seed(seed + si)
@@ -921,8 +920,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--ckpt-minutes", type=float, default=10.0)
     p.add_argument("--max-minutes", type=float, default=0.0, help="stop a stage after this long (pilots)")
     p.add_argument("--fit-minutes", type=float, default=0.0,
-                   help="pilots: time steps 101-200, then shorten --unet-steps (the cosine's horizon) to what "
-                        "fits in this many minutes of training")
+                   help="pilots: time steps 101-200, then shorten the stage's steps (the cosine's horizon) to "
+                        "what fits in this many minutes of the stage")
     p.add_argument("--eval-device", default="cpu", help="where --stage eval runs the UNet and the VAE (cpu, cuda)")
     p.add_argument("--stop-after", type=int, default=0, help="stop a stage after this step (testing resume)")
     p.add_argument("--force", action="store_true", help="retrain the VAE even if its weights exist")
