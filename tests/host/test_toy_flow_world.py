@@ -99,3 +99,33 @@ def test_text_to_image_puts_the_caption_s_colours_with_distilled_guidance(host, 
 # measured on these 8 captions (2 CPU threads, the shipped model): colours 0.750, backgrounds 0.875
 COLOURS_RIGHT = 0.6
 BACKGROUNDS_RIGHT = 0.75
+
+
+def test_trainer_presets_resume_and_refuse_another_size(host, tmp_path):
+    """``train_flow``'s sizes (``--preset``, the GPU pilots' ``gpu_flow_pilots.sh``): each is Flux's head
+    layout (heads of 64 = the rope axes' sum), built by the host's Flux class; a stage stopped early
+    resumes to the same weights as one run through, and a checkpoint of one size refuses another."""
+    import shutil
+    from workshop.toyworld import train_flow as TF
+    for preset, (hidden, double, single) in TF.PRESETS.items():
+        cfg = TF.dit_config(preset, student=True)
+        assert cfg["num_heads"] * sum(cfg["axes_dim"]) == hidden and cfg["guidance_embed"]
+        assert (cfg["depth"], cfg["depth_single_blocks"]) == (double, single)
+    assert TF.dit_config(TF.DEFAULT_PRESET) == TF.DIT_CONFIG
+    net = TF.build_dit(0, preset="h128-d4s8")
+    assert len(net.double_blocks) == 4 and len(net.single_blocks) == 8
+    common = ["--batch", "2", "--steps", "4", "--warmup", "2", "--lowres-steps", "4", "--highres-every", "0",
+              "--preset", "h128-d4s8"]
+    for name in ("once", "twice"):
+        (tmp_path / name).mkdir()
+        shutil.copy(REPO / "models" / "toyworld-flow" / "toy_vae.safetensors", tmp_path / name)
+    TF.main(["--stage", "dit", "--out", str(tmp_path / "once"), *common])
+    TF.main(["--stage", "dit", "--out", str(tmp_path / "twice"), *common, "--stop-after", "2"])
+    assert not (tmp_path / "twice" / "toy_dit_ema.pt").exists()
+    with pytest.raises(SystemExit, match="h128-d4s8"):
+        TF.main(["--stage", "dit", "--out", str(tmp_path / "twice"), *common[:-1], "h192-d3s6"])
+    TF.main(["--stage", "dit", "--out", str(tmp_path / "twice"), *common])
+    a, b = (torch.load(tmp_path / n / "toy_dit_ema.pt", weights_only=False) for n in ("once", "twice"))
+    assert a["preset"] == b["preset"] == "h128-d4s8" and a["step"] == b["step"] == 4
+    for k, v in a["ema"].items():
+        torch.testing.assert_close(b["ema"][k], v, rtol=1e-5, atol=1e-6)

@@ -4,7 +4,9 @@ DiT trained with the rectified-flow objective. The one reproducible, resumable c
     python -m workshop.toyworld.train_flow                  # all stages, writes models/toyworld-flow/
     python -m workshop.toyworld.train_flow --stage vae|dit|eval|finish
 
-Run from the repository root, on one CPU thread (``--threads``). Each stage resumes as
+Run from the repository root, on one CPU thread (``--threads``), or on a GPU (``--device cuda``,
+with a larger ``--batch``; ``workshop/toyworld/gpu_flow_pilots.sh`` trains ``--preset`` sizes side by
+side for the same wall time, ``--fit-minutes``). Each stage resumes as
 ``train_scenes.py``'s do: a checkpoint (model, EMA, optimiser, step) every ``--ckpt-minutes`` and at
 the end; data and noise are drawn from generators seeded per step.
 
@@ -62,6 +64,21 @@ DIT_CONFIG = {
 }
 # The shipped model: the same DiT with Flux.1 dev's guidance embedding, distilled from the CFG teacher.
 STUDENT_CONFIG = {**DIT_CONFIG, "guidance_embed": True}
+# Sizes to pilot (heads of 64, as Flux's: hidden = 64 x heads): (hidden, double blocks, single blocks).
+PRESETS = {
+    "h128-d2s4": (128, 2, 4),     # the shipped model (DIT_CONFIG), 2.3 M parameters
+    "h128-d4s8": (128, 4, 8),     # twice as deep, 4.6 M
+    "h192-d3s6": (192, 3, 6),     # wider and deeper, 7.6 M
+    "h256-d4s8": (256, 4, 8),     # 18 M (36 MB in float16: over the repository's budget; a pilot's upper end)
+}
+DEFAULT_PRESET = "h128-d2s4"
+
+
+def dit_config(preset: str = DEFAULT_PRESET, student: bool = False) -> dict:
+    """The teacher's (or with ``student`` the guidance-distilled model's) config at a ``PRESETS`` size."""
+    hidden, double, single = PRESETS[preset]
+    return {**DIT_CONFIG, "hidden_size": hidden, "num_heads": hidden // 64, "depth": double,
+            "depth_single_blocks": single, "guidance_embed": student}
 GUIDANCE_RANGE = (1.0, 7.0)   # the guidance scales the student learns (uniform)
 VAE_KWARGS = {"latent_channels": 16, "latent_format": "flux"}
 
@@ -103,16 +120,16 @@ def text_setup(out: Path) -> dict:
 # DiT
 # ---------------------------------------------------------------------------------------------
 
-def build_dit(seed: int, student: bool = False) -> torch.nn.Module:
-    """The host's Flux DiT in float32, seeded (``tiny_flow_models.init_flow_weights``), adaLN-Zero:
-    every modulation and the final projection start at zero, so each block starts as the identity
-    (Peebles and Xie 2023)."""
+def build_dit(seed: int, student: bool = False, preset: str = DEFAULT_PRESET) -> torch.nn.Module:
+    """The host's Flux DiT (``preset``'s size) in float32, seeded (``tiny_flow_models.init_flow_weights``),
+    adaLN-Zero: every modulation and the final projection start at zero, so each block starts as the
+    identity (Peebles and Xie 2023)."""
     TS.boot_host()   # before the host's modules load (its device choice)
     from invertedit.demo.tiny_flow_models import init_flow_weights
     from invertedit.demo.tiny_models import _generator
     from invertedit.hostkit import loaders
     hc = host_classes(student)
-    model = loaders.empty_unet(hc.config_class, STUDENT_CONFIG if student else DIT_CONFIG, {}, hc.model_type)
+    model = loaders.empty_unet(hc.config_class, dit_config(preset, student), {}, hc.model_type)
     net = model.diffusion_model
     init_flow_weights(net, _generator("toyworld-flow", "student" if student else "dit", seed))
     with torch.no_grad():
@@ -219,6 +236,9 @@ def train_loop(args, stem: str, net: torch.nn.Module, lr: float, warmup: int, em
     out = Path(args.out)
     final = out / f"toy_{stem}_ema.pt"
     if final.is_file():
+        made = torch.load(final, weights_only=False, map_location="cpu").get("preset", DEFAULT_PRESET)
+        if made != args.preset:
+            raise SystemExit(f"{final} is of preset {made!r}, not {args.preset!r}")
         log(f"{stem}: {final} exists, skipped")
         return True
     net.train()
@@ -230,7 +250,9 @@ def train_loop(args, stem: str, net: torch.nn.Module, lr: float, warmup: int, em
     ckpt_path = out / f"{stem}_ckpt.pt"
     start, spent = 0, 0.0
     if ckpt_path.is_file():
-        ck = torch.load(ckpt_path, weights_only=False)
+        ck = torch.load(ckpt_path, weights_only=False, map_location=args.device)
+        if ck.get("preset", DEFAULT_PRESET) != args.preset:
+            raise SystemExit(f"{ckpt_path} is of preset {ck.get('preset', DEFAULT_PRESET)!r}, not {args.preset!r}")
         net.load_state_dict(ck["model"])
         ema = ck["ema"]
         TS._unpack_opt(opt, ck["opt"])
@@ -238,8 +260,12 @@ def train_loop(args, stem: str, net: torch.nn.Module, lr: float, warmup: int, em
         log(f"{stem}: resumed at step {start} ({spent:.0f}s spent)")
     log(f"{stem}: {sum(p.numel() for p in params) / 1e6:.2f} M parameters")
     t0, last_ckpt = time.time() - spent, time.time()
+    fit = TS.FitHorizon(args.fit_minutes, start, t0, stem)
     loss_avg = None
-    for step in range(start + 1, steps + 1):
+    step = start
+    while step < steps:
+        step += 1
+        steps = fit.horizon(step, steps)
         rate = lr * min(1.0, step / warmup) * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * step / steps)))
         for g in opt.param_groups:
             g["lr"] = rate
@@ -256,13 +282,14 @@ def train_loop(args, stem: str, net: torch.nn.Module, lr: float, warmup: int, em
         stop = bool(args.max_minutes and (time.time() - t0) > 60 * args.max_minutes) or step == args.stop_after
         if time.time() - last_ckpt > 60 * args.ckpt_minutes or step == steps or stop:
             TS.save_ckpt({"model": net.state_dict(), "ema": ema, "opt": TS._pack_opt(opt), "step": step,
-                          "seconds": time.time() - t0, "loss": loss_avg}, ckpt_path)
+                          "seconds": time.time() - t0, "loss": loss_avg, "preset": args.preset}, ckpt_path)
             last_ckpt = time.time()
             log(f"{stem} checkpoint at step {step}")
         if stop:
             log(f"{stem}: stopped at step {step} (resume with the same command)")
             return False
-    TS.save_ckpt({"ema": ema, "step": steps, "seconds": time.time() - t0, "loss": loss_avg}, final)
+    TS.save_ckpt({"ema": ema, "step": steps, "seconds": time.time() - t0, "loss": loss_avg, "preset": args.preset,
+                  "batch": args.batch}, final)
     log(f"{stem} done in {time.time() - t0:.0f}s")
     return True
 
@@ -272,31 +299,41 @@ def batch(args, ae, text: dict, index: dict, step: int, res: int, bs: int):
     contexts and pooled vectors."""
     scenes = TS.step_scenes(args, step, bs)
     with torch.no_grad():
-        x0 = ae.to_model(ae.encode(to_nchw(S.render_batch(scenes, res))))
-    idx = torch.tensor([index[s.caption] for s in scenes])
+        x0 = ae.to_model(ae.encode(to_nchw(S.render_batch(scenes, res, device=on_device(args)))))
+    idx = torch.tensor([index[s.caption] for s in scenes], device=x0.device)
     return x0, text["ctx"][idx], text["pooled"][idx]
+
+
+def on_device(args) -> str | None:
+    """``--device`` for ``scenes.render_batch`` (None: the CPU's exact renderer)."""
+    return None if args.device == "cpu" else args.device
+
+
+def setup(args) -> tuple:
+    """(autoencoder, text, caption index) on ``--device``."""
+    ae = TS.load_ae(args).to(args.device)
+    text = {k: v.to(args.device) if torch.is_tensor(v) else v for k, v in text_setup(Path(args.out)).items()}
+    return ae, text, {c: i for i, c in enumerate(text["captions"])}
 
 
 def noised(x0: torch.Tensor, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(s, noise, x_s): logit-normal noise levels and the rectified-flow interpolation."""
-    s = sample_s(len(x0), gen)
-    noise = torch.randn(x0.shape, generator=gen)
+    s = sample_s(len(x0), gen).to(x0.device)
+    noise = torch.randn(x0.shape, generator=gen).to(x0.device)
     sv = s[:, None, None, None]
     return s, noise, (1 - sv) * x0 + sv * noise
 
 
 def train_dit(args) -> bool:
     """The CFG teacher: the rectified-flow loss, captions dropped in ``--dropout`` of the samples."""
-    ae = TS.load_ae(args)
-    text = text_setup(Path(args.out))
-    index = {c: i for i, c in enumerate(text["captions"])}
-    net = build_dit(args.seed)
+    ae, text, index = setup(args)
+    net = build_dit(args.seed, preset=args.preset).to(args.device)
 
     def step_loss(step: int):
         res = TS.step_res(args, step, args.res)
         x0, ctx, pooled = batch(args, ae, text, index, step, res, args.batch)
         gen = torch.Generator().manual_seed(args.seed * 1_000_003 + step)
-        drop = torch.rand(len(x0), generator=gen) < args.dropout
+        drop = (torch.rand(len(x0), generator=gen) < args.dropout).to(x0.device)
         ctx = torch.where(drop[:, None, None], text["empty_ctx"], ctx)
         pooled = torch.where(drop[:, None], text["empty_pooled"], pooled)
         s, noise, xs = noised(x0, gen)
@@ -311,8 +348,10 @@ def load_dit(args, which: str = "final", student: bool = False) -> tuple[torch.n
     out = Path(args.out)
     stem = "student" if student else "dit"
     path = out / (f"toy_{stem}_ema.pt" if which == "final" else f"{stem}_ckpt.pt")
-    ck = torch.load(path, weights_only=False)
-    net = build_dit(args.seed, student)
+    ck = torch.load(path, weights_only=False, map_location=args.device)
+    if ck.get("preset", DEFAULT_PRESET) != args.preset:
+        raise SystemExit(f"{path} is of preset {ck.get('preset', DEFAULT_PRESET)!r}, not {args.preset!r}")
+    net = build_dit(args.seed, student, args.preset).to(args.device)
     net.load_state_dict(ck["ema"])
     net.eval().requires_grad_(False)
     return net, {"steps": ck["step"], "seconds": round(ck["seconds"]), "loss": round(float(ck["loss"]), 4)}
@@ -326,11 +365,9 @@ def distil(args) -> bool:
     ``--attention-loss`` it also learns where each word is, as world 2's attention fine-tune taught its
     UNet: the share of a colour word's or noun's image-to-text attention (every block's joint
     attention, ``JointMaps``) outside its region, below noise level ``--attention-max-s``."""
-    ae = TS.load_ae(args)
-    text = text_setup(Path(args.out))
-    index = {c: i for i, c in enumerate(text["captions"])}
+    ae, text, index = setup(args)
     teacher, _ = load_dit(args)
-    net = build_dit(args.seed, student=True)
+    net = build_dit(args.seed, student=True, preset=args.preset).to(args.device)
     missing, unexpected = net.load_state_dict(teacher.state_dict(), strict=False)
     assert not unexpected and all(k.startswith("guidance_in.") for k in missing), (missing, unexpected)
     lo, hi = GUIDANCE_RANGE
@@ -343,7 +380,7 @@ def distil(args) -> bool:
         gen = torch.Generator().manual_seed(args.seed * 1_000_003 + 7_000_000 + step)
         n = len(x0)
         s, noise, xs = noised(x0, gen)
-        scale = lo + (hi - lo) * torch.rand(n, generator=gen)
+        scale = (lo + (hi - lo) * torch.rand(n, generator=gen)).to(x0.device)
         with torch.no_grad():
             v = velocity(teacher, torch.cat([xs, xs]), torch.cat([s, s]),
                          torch.cat([ctx, text["empty_ctx"].expand_as(ctx)]),
@@ -355,7 +392,7 @@ def distil(args) -> bool:
         loss = F.mse_loss(velocity(net, xs, s, ctx, pooled, guidance=scale, options={OVERRIDE: maps}), target)
         scenes = TS.step_scenes(args, 1_000_000 + step, args.batch)
         cover, named = word_regions(scenes, words, res // args.factor // 2, TEXT_TOKENS)
-        named &= (s < args.attention_max_s)[:, None]   # above it the noise hides the layout
+        cover, named = cover.to(x0.device), named.to(x0.device) & (s < args.attention_max_s)[:, None]   # above it the noise hides the layout
         outside = TS.attention_loss(maps.mean(), cover, named)   # world 2's loss
         if step % 25 == 0:
             log(f"distil step {step}: velocity loss {loss.item():.4f}, attention outside the region {outside.item():.3f}")
@@ -374,13 +411,13 @@ def euler_sample(net, ctx, pooled, empty_ctx, empty_pooled, cfg: float, steps: i
     """Euler over s = 1 -> 0 in ``steps`` equal steps (the host's simple schedule at shift 1): CFG at
     ``cfg`` (the teacher), or one call at guidance ``cfg`` (``distilled``: the student)."""
     n = ctx.shape[0]
-    x = torch.randn(n, 16, latent, latent, generator=torch.Generator().manual_seed(seed))
+    x = torch.randn(n, 16, latent, latent, generator=torch.Generator().manual_seed(seed)).to(ctx.device)
     c = torch.cat([ctx, empty_ctx.expand_as(ctx)])
     p = torch.cat([pooled, empty_pooled.expand_as(pooled)])
-    ss = torch.linspace(1, 0, steps + 1)
+    ss = torch.linspace(1, 0, steps + 1, device=ctx.device)
     for i in range(steps):
         if distilled:
-            v = velocity(net, x, ss[i].expand(n), ctx, pooled, guidance=torch.full((n,), cfg))
+            v = velocity(net, x, ss[i].expand(n), ctx, pooled, guidance=torch.full((n,), cfg, device=x.device))
         else:
             v = velocity(net, torch.cat([x, x]), ss[i].expand(2 * n), c, p)
             v = v[n:] + cfg * (v[:n] - v[n:])
@@ -390,9 +427,7 @@ def euler_sample(net, ctx, pooled, empty_ctx, empty_pooled, cfg: float, steps: i
 
 def evaluate(args) -> dict:
     out = Path(args.out)
-    ae = TS.load_ae(args)
-    text = text_setup(out)
-    index = {c: i for i, c in enumerate(text["captions"])}
+    ae, text, index = setup(args)
     student = args.eval_student
     stem = "student" if student else "dit"
     net, meta = load_dit(args, "final" if (out / f"toy_{stem}_ema.pt").is_file() else "ckpt", student)
@@ -405,11 +440,11 @@ def evaluate(args) -> dict:
         ids = [index[c] for c in chunk]
         z = euler_sample(net, text["ctx"][ids], text["pooled"][ids], text["empty_ctx"], text["empty_pooled"],
                          args.eval_cfg, args.eval_steps, res // args.factor, seed=1000 + i, distilled=student)
-        im = ((ae.decode(ae.from_model(z)) + 1) / 2).clamp(0, 1).movedim(1, -1)
+        im = ((ae.decode(ae.from_model(z)) + 1) / 2).clamp(0, 1).movedim(1, -1).cpu()
         imgs.append(im)
         readings += [J.judge(x) for x in im]
     right = [r.objects_right(c) for r, c in zip(readings, texts)]
-    result = {**meta, "model": "distilled (guidance)" if student else "teacher (CFG)", "res": res, "cfg": args.eval_cfg, "sampling_steps": args.eval_steps, "captions": len(texts),
+    result = {**meta, "preset": args.preset, "model": "distilled (guidance)" if student else "teacher (CFG)", "res": res, "cfg": args.eval_cfg, "sampling_steps": args.eval_steps, "captions": len(texts),
               "t2i_every_object_right": round(sum(a == b for a, b in right) / len(texts), 3),
               "t2i_objects_right": round(sum(a for a, _ in right) / sum(b for _, b in right), 3),
               "t2i_background_right": round(sum(r.background == S.parse_caption(c)[1]
@@ -433,7 +468,7 @@ def finish(args) -> None:
     out = Path(args.out)
     net, meta = load_dit(args, student=True)
     _, teacher = load_dit(args)
-    save_file({k: v.half() for k, v in net.state_dict().items()}, out / "toy_dit.safetensors",
+    save_file({k: v.half().cpu() for k, v in net.state_dict().items()}, out / "toy_dit.safetensors",
               metadata={k: str(v) for k, v in meta.items()})
     from safetensors import safe_open
     with safe_open(str(out / "toy_vae.safetensors"), "pt") as f:
@@ -444,13 +479,14 @@ def finish(args) -> None:
         "world": {"module": "workshop.toyworld.scenes", "size": args.res, "colours": list(S.COLOURS),
                   "shapes": list(S.SHAPES), "templates": [S.TEMPLATE_2, S.TEMPLATE_1]},
         "family": "flux-dev",
-        "dit_config": STUDENT_CONFIG,
+        "dit_config": dit_config(args.preset, student=True),
         "sampling": "as Flux.1 dev: the distilled guidance input (FluxGuidance about 4; the student learnt 1-7), "
                     "no CFG; the host's Flux sampling (ModelSamplingFlux at the image's size)",
         "clip": FLOW_TEXT,
         "vae": {"class": "invertedit.demo.scenes_autoencoder.SceneAutoencoder", "downscale": args.factor,
                 "latent_channels": 16, "kwargs": {"factor": args.factor, **VAE_KWARGS}},
-        "training": {"command": "python -m workshop.toyworld.train_flow", "seed": args.seed,
+        "training": {"command": "python -m workshop.toyworld.train_flow", "seed": args.seed, "preset": args.preset,
+                     "device": args.device, "fit_minutes": args.fit_minutes,
                      "vae_steps": args.vae_steps, "vae_batch": args.vae_batch, "steps": args.steps,
                      "batch": args.batch, "lr": args.lr, "caption_dropout": args.dropout, "one_object": args.one_object,
                      "ema": args.ema, "lowres": args.lowres, "lowres_steps": args.lowres_steps,
@@ -473,6 +509,12 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--out", default=str(OUT), help="output folder (weights, checkpoints, log)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--preset", default=DEFAULT_PRESET, choices=list(PRESETS), help="the DiT's size (PRESETS)")
+    p.add_argument("--device", default="cpu", help="where the DiT trains and evaluates (cpu, cuda); the VAE "
+                                                    "stage runs on the CPU")
+    p.add_argument("--fit-minutes", type=float, default=0.0,
+                   help="pilots: time steps 101-200, then shorten the stage's --steps (or --distil-steps) to what "
+                        "fits in this many minutes of the stage")
     p.add_argument("--factor", type=int, default=8)
     p.add_argument("--res", type=int, default=256, help="image size (the VAE's crops come from it)")
     p.add_argument("--vae-steps", type=int, default=3000)
@@ -507,7 +549,6 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="the attention loss applies below this noise level")
     args = p.parse_args(argv)
     args.vae_kwargs = VAE_KWARGS
-    args.device = "cpu"
     return args
 
 
@@ -515,6 +556,8 @@ def main(argv=None) -> None:
     args = parse_args(argv)
     torch.set_num_threads(args.threads)
     torch.set_flush_denormal(True)
+    if args.device.startswith("cuda"):
+        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
     Path(args.out).mkdir(parents=True, exist_ok=True)
     stages = ["vae", "dit", "distil", "finish"] if args.stage == "all" else [args.stage]
     for s in stages:

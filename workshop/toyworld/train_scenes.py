@@ -471,6 +471,24 @@ def unet_from_config(config: dict, device: torch.device) -> torch.nn.Module:
     return UNetModel(**config, device=device, operations=comfy.ops.disable_weight_init)
 
 
+def trained_parameters(unet: torch.nn.Module, only: str) -> list[torch.nn.Parameter]:
+    """The parameters a UNet stage trains: all of them, or (``only``: comma-separated name
+    fragments, e.g. ``attn2.to_q,attn2.to_k``) those whose name holds one of the fragments; the
+    rest are frozen (``requires_grad`` off)."""
+    parts = [f.strip() for f in only.split(",") if f.strip()]
+    chosen = []
+    for name, q in unet.named_parameters():
+        q.requires_grad_(not parts or any(f in name for f in parts))
+        if q.requires_grad:
+            chosen.append(q)
+    if not chosen:
+        raise SystemExit(f"--train-only {only!r} names no parameter of this UNet")
+    if parts:
+        log(f"unet: training {sum(q.numel() for q in chosen) / 1e6:.3f} M parameters "
+            f"({len(chosen)} tensors holding {parts}); the rest frozen")
+    return chosen
+
+
 def warm_start(unet: torch.nn.Module, source: Path) -> None:
     """Start from a trained model's EMA weights (``<source>/toy_unet.safetensors``): every weight
     whose name and shape this UNet shares; the rest keep their seeded start (a block the new
@@ -523,12 +541,12 @@ def train_unet(args) -> bool:
     unet.to(device)
     embs, empty, abar = embs.to(device), empty.to(device), abar.to(device)
     unet.train()
-    unet.requires_grad_(True)
+    trained = trained_parameters(unet, args.train_only)
     n_params = sum(p.numel() for p in unet.parameters())
     ema = {k: v.detach().clone() for k, v in unet.state_dict().items()}
     snr = abar / (1 - abar)
     w_t = torch.clamp(snr, max=5.0) / snr  # min-SNR-5 weights for eps prediction
-    opt = torch.optim.AdamW(unet.parameters(), lr=args.unet_lr, weight_decay=0.0)
+    opt = torch.optim.AdamW(trained, lr=args.unet_lr, weight_decay=0.0)
     text = TrainedText(clip, caps) if args.text_encoder == "train" else None
     if text is not None:
         opt.add_param_group({"params": list(text.params.values()), "lr": args.unet_lr})
@@ -863,7 +881,8 @@ def finish(args) -> None:
                      "offset_noise": args.offset_noise, "ema": args.ema,
                      "lowres": args.lowres, "lowres_steps": args.lowres_steps, "init_from": args.init_from,
                      "attention_loss": args.attention_loss, "attention_max_t": args.attention_max_t,
-                     "highres_every": args.highres_every, "fit_minutes": args.fit_minutes},
+                     "highres_every": args.highres_every, "fit_minutes": args.fit_minutes,
+                     "train_only": args.train_only},
     }
     base = Path(args.init_from) / "config.json" if args.init_from else None
     if base is not None and base.is_file():   # the run this one started from, so both stages can be redone
@@ -930,6 +949,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                         "is: the share of a colour word's or noun's attention outside its region (0: off)")
     p.add_argument("--attention-max-t", type=int, default=800,
                    help="the attention loss applies below this timestep (above it the noise hides the layout)")
+    p.add_argument("--train-only", default="",
+                   help="comma-separated parameter-name fragments (e.g. attn2.to_q,attn2.to_k): the UNet stage "
+                        "trains only the parameters whose names hold one; the rest frozen (default: all)")
     p.add_argument("--init-from", default="", help="a trained model's folder: the UNet stage starts from its EMA "
                                                    "weights (those the preset shares) instead of the seeded start")
     p.add_argument("--eval-captions", type=int, default=60)
