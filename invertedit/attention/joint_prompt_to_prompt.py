@@ -25,8 +25,8 @@ where one of them has only zero values it is left out. No map is held.
 The local blend reads the blend words' maps from the same call: values that are the words'
 indicator columns (channel 0 the source's words on the source's text block, channel 1 the
 target's words on its edited text block) give, per image query and head, the sum of the words'
-probabilities, in two more rows. Those rows are added up over the run's calls as they are (one
-addition a call) and turned into maps once a step, where the mask is made (``LocalBlendMaps``);
+probabilities, in two more rows (where nothing else is edited, after the call's own rows by one
+``cat``). Those rows are added up over the run's calls as they are (one addition a call) and turned into maps once a step, where the mask is made (``LocalBlendMaps``);
 their float32 sum takes 2 rows x tokens x width x 4 bytes (Flux.1 at 1 MP: 2 x 4,608 x 3,072 x 4,
 about 113 MB).
 """
@@ -70,19 +70,23 @@ class JointPromptToPrompt(AttentionPolicy[LocalBlendMaps]):
         text, batch = where.text, q.shape[0]
         qk_index, v_index, scale, mixes, extra, put, accumulate, blend_values = self.plan(
             where, q, v, cross, self_, pattern, blend is not None)
-        values = v.index_select(0, v_index)
-        if blend_values is not None:   # the blend rows' values (scale 0 there) in the same operation
-            values = torch.addcmul(blend_values[0], values, scale)
-        elif scale is not None:
-            values = values * scale
+        if blend_values is not None and not (cross or self_):   # the blend's rows alone: after the call's own
+            values = torch.cat([v, blend_values[2]])
+        else:
+            values = v.index_select(0, v_index)
+            if blend_values is not None:   # the blend rows' values (scale 0 there) in the same operation
+                values = torch.addcmul(blend_values[0], values, scale)
+            elif scale is not None:
+                values = values * scale
         if mixes is not None:   # the extra rows' text values through their sets' mixes
             values[batch:batch + extra, :, :text] = torch.matmul(mixes, values[batch:batch + extra, :, :text])
         out = where.attend(q.index_select(0, qk_index), k.index_select(0, qk_index), values)
         if extra:   # the targets' image rows: their set's row, or their own plus their sets' corrections
             out.index_put_(put[0], out[put[1]], accumulate=accumulate)   # the call's own output, written in place
-        main = out[:batch]
-        if blend is not None:   # the blend rows as they are, summed over calls; read once a step
-            blend.add_rows(out[batch + extra:], blend_values[1], text, where.heads, where.grid)
+        if blend is None:
+            return out[:batch]
+        main, _, rows = out.split(blend_values[3])   # the blend rows as they are, summed over calls; read once a step
+        blend.add_rows(rows, blend_values[1], text, where.heads, where.grid)
         return main
 
     def plan(self, where: JointWhere, q: torch.Tensor, v: torch.Tensor, cross: bool, self_: bool,
@@ -103,9 +107,11 @@ class JointPromptToPrompt(AttentionPolicy[LocalBlendMaps]):
         the blend rows), the sets' text mixes (``[extra rows, heads, L, L]``, None where every mix is
         diagonal), the number of extra rows, the ``index_put_`` indices of the targets' image rows
         (per extra row) and of the extra rows' image rows (what is put there), whether the sets add
-        to the plain rows, and the values added to every row (the blend rows' indicator columns,
-        ``[rows, 1, tokens, channels]``) with the reader that turns their output into maps
-        (``blend_reader``), or None."""
+        to the plain rows, and for the blend: the values added to every row (the blend rows'
+        indicator columns, ``[rows, 1, tokens, channels]``), the reader that turns their output into
+        maps (``blend_reader``), the blend rows' values alone, every head (``[blend rows, heads,
+        tokens, channels]``, a view: where nothing else is edited they follow the call's own rows,
+        one ``cat``), and the output's split (plain rows, extra rows, blend rows); or None."""
         key = (where.chunks, where.rows, q.shape, where.text, v.device, v.dtype, cross, self_, pattern, blend)
         plan = self.plans.get(key)
         if plan is not None:
@@ -161,11 +167,12 @@ class JointPromptToPrompt(AttentionPolicy[LocalBlendMaps]):
             for i, c in enumerate(columns):
                 made[i, :length, :2] = c
             # every row's added values: none but the blend rows' (which take any row's values at scale 0)
-            rows = torch.cat([torch.zeros(len(v_rows), tokens, v.shape[-1], device=device), made.repeat_interleave(n, 0)])
-            rows = rows[:, None].to(v.dtype)
+            alone = made.repeat_interleave(n, 0)[:, None].to(v.dtype)
+            rows = torch.cat([torch.zeros(len(v_rows), 1, tokens, v.shape[-1], device=device, dtype=v.dtype), alone])
             scale = torch.cat([scale, torch.zeros(2 * n, 1, tokens, 1, device=device)])
             v_rows += [0] * (2 * n)
-            blend_values = (rows, blend_reader(n, heads, v.shape[-1], True, device))
+            blend_values = (rows, blend_reader(n, heads, v.shape[-1], True, device), alone.expand(-1, heads, -1, -1),
+                            (batch, len(sets) * n, 2 * n))
             qk_rows += sources + targets
         to = dict(device=device)
         image = torch.arange(length, tokens, **to)[None, :]
