@@ -26,38 +26,4 @@ for p in $PRESETS; do
 done
 ( sleep 120; nvidia-smi --query-gpu=name,utilization.gpu,memory.used,memory.total --format=csv >> "$DEST/pilots.log" 2>&1 ) &
 wait
-python3 - "$WORKDIR" "$DEST" $PRESETS <<'PY'
-import json, shutil, sys
-from pathlib import Path
-work, dest, presets = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3:]
-summary, grids = {}, []
-with open(dest / "pilots.log", "a") as log:
-    for p in presets:
-        d = work / p
-        lines = (d / "train.log").read_text().splitlines() if (d / "train.log").is_file() else []
-        keep = [l for l in lines if " step " not in l or l.split("/")[0].endswith("00")]
-        log.write(f"==== {p}\n" + "\n".join(keep[-60:]) + "\n")
-        evals = sorted(d.glob("eval_student_*.json"))
-        summary[p] = json.loads(evals[-1].read_text()) if evals else None
-        pngs = sorted(d.glob("t2i_student_*.png"))
-        if pngs:
-            grids.append((p, pngs[-1]))
-(dest / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
-if grids:
-    from PIL import Image
-    ims = [Image.open(g).convert("RGB") for _, g in grids]
-    ims = [im.resize((im.width // 2, im.height // 2)) for im in ims]
-    W = max(im.width for im in ims); H = sum(im.height for im in ims)
-    sheet = Image.new("RGB", (W, H), "white"); y = 0
-    for im in ims:
-        sheet.paste(im, (0, y)); y += im.height
-    sheet.save(dest / "t2i.png")
-done = {p: r for p, r in summary.items() if r}
-if done:
-    best = max(done, key=lambda p: (done[p]["t2i_every_object_right"], done[p]["t2i_objects_right"]))
-    (dest / "best.txt").write_text(best + "\n")
-    for name in ("toy_dit.safetensors", "config.json"):
-        shutil.copy(work / best / name, dest / name)
-print(json.dumps({p: (r and {k: r[k] for k in ("steps", "loss", "t2i_every_object_right", "t2i_objects_right",
-                                                   "t2i_background_right")}) for p, r in summary.items()}, indent=1))
-PY
+python3 -m workshop.toyworld.pilot_summary flow "$WORKDIR" "$DEST" $PRESETS

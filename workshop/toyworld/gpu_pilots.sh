@@ -25,38 +25,4 @@ done
 ( sleep 150; nvidia-smi --query-gpu=name,utilization.gpu,memory.used,memory.total --format=csv >> "$DEST/pilots.log" 2>&1 ) &
 wait
 nvidia-smi --query-gpu=name,memory.used,memory.total --format=csv >> "$DEST/pilots.log" 2>&1
-python3 - "$WORKDIR" "$DEST" $PRESETS <<'PY'
-import json, sys, subprocess
-from pathlib import Path
-work, dest, presets = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3:]
-summary, grids = {}, []
-with open(dest / "pilots.log", "a") as log:
-    for p in presets:
-        d = work / p
-        lines = (d / "train.log").read_text().splitlines() if (d / "train.log").is_file() else []
-        keep = [l for l in lines if "unet step" not in l or l.split("/")[0].endswith("00")]
-        log.write(f"==== {p}\n" + "\n".join(keep[-60:]) + "\n")
-        evals = sorted(d.glob("eval_*.json"))
-        summary[p] = json.loads(evals[-1].read_text()) if evals else None
-        pngs = sorted(d.glob("t2i_*.png"))
-        if pngs:
-            grids.append((p, pngs[-1]))
-(dest / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
-if grids:
-    from PIL import Image
-    ims = [Image.open(g).convert("RGB") for _, g in grids]
-    ims = [im.resize((im.width // 4, im.height // 4)) for im in ims]
-    W = max(im.width for im in ims); H = sum(im.height for im in ims)
-    sheet = Image.new("RGB", (W, H), "white"); y = 0
-    for im in ims:
-        sheet.paste(im, (0, y)); y += im.height
-    sheet.save(dest / "t2i.png")
-done = {p: r for p, r in summary.items() if r}
-if done:
-    best = max(done, key=lambda p: (done[p]["t2i_every_object_right"], done[p]["t2i_objects_right"]))
-    (dest / "best.txt").write_text(best + "\n")
-    subprocess.run(["split", "-b", "15M", "-d", str(work / best / "toy_unet.safetensors"),
-                    str(dest / "toy_unet.safetensors.part-")], check=True)
-print(json.dumps({p: (r and {k: r[k] for k in ("steps", "loss", "t2i_every_object_right", "t2i_objects_right",
-                                                   "noun_iou_ge_0.5", "binding_gap")}) for p, r in summary.items()}, indent=1))
-PY
+python3 -m workshop.toyworld.pilot_summary scenes "$WORKDIR" "$DEST" $PRESETS
