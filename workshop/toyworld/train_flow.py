@@ -66,10 +66,10 @@ DIT_CONFIG = {
 STUDENT_CONFIG = {**DIT_CONFIG, "guidance_embed": True}
 # Sizes to pilot (heads of 64, as Flux's: hidden = 64 x heads): (hidden, double blocks, single blocks).
 PRESETS = {
-    "h128-d2s4": (128, 2, 4),     # the shipped model (DIT_CONFIG), 2.3 M parameters
-    "h128-d4s8": (128, 4, 8),     # twice as deep, 4.6 M
-    "h192-d3s6": (192, 3, 6),     # wider and deeper, 7.6 M
-    "h256-d4s8": (256, 4, 8),     # 18 M (36 MB in float16: over the repository's budget; a pilot's upper end)
+    "h128-d2s4": (128, 2, 4),     # the shipped model (DIT_CONFIG), 2.35 M parameters (the student, with its guidance MLP)
+    "h128-d4s8": (128, 4, 8),     # twice as deep, 4.53 M
+    "h192-d3s6": (192, 3, 6),     # wider and deeper, 7.66 M
+    "h256-d4s8": (256, 4, 8),     # 17.9 M (36 MB in float16: over the repository's budget; a pilot's upper end)
 }
 DEFAULT_PRESET = "h128-d2s4"
 
