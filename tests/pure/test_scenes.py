@@ -140,6 +140,22 @@ def test_judge_sees_missing_extra_and_wrong_objects():
     assert r.matches_caption(s.caption) and not r.matches_scene(s)
 
 
+def test_filled_tells_issue_28s_frames_from_solid_objects():
+    """World 2's DreamBooth subject (a hollow red square, ``subject_photos(world=2)``) reads as a red
+    square covering almost none of its inner box; every solid shape of the world covers it, at 512
+    and at 256 px."""
+    from workshop.toyworld.subject import subject_photos
+
+    for photo in subject_photos(world=2):
+        (frame,) = J.judge(photo).objects
+        assert frame.colour == "red" and frame.shape == "square" and J.filled(frame) < 0.05
+    scene = S.Scene("white", (S.Obj("red", "square", 130.0, 140.0, 90.0), S.Obj("blue", "circle", 370.0, 360.0, 100.0),))
+    triangle = S.Scene("green", (S.Obj("yellow", "triangle", 250.0, 250.0, 100.0),))
+    for res in (512, 256):
+        for sc in (scene, triangle):
+            assert all(J.filled(o) > 0.9 for o in J.judge(S.render(sc, res)[0]).objects)
+
+
 def test_edit_cases_have_exact_answers():
     cases = S.edit_cases(100, seed=0)
     assert len(cases) == 100 and {c.kind for c in cases} == set(S.EDIT_KINDS)

@@ -6,6 +6,7 @@ never drawn, then judge what it draws, through the real nodes.
     python -m workshop.benchmarks.dreambooth_toy --sizes    # the LoRA's size at SD1.5 and SDXL size
     python -m workshop.benchmarks.dreambooth_toy --tiny     # steps per second on the tiny models
     python -m workshop.benchmarks.dreambooth_toy --full --background blue   # the workflows' photos and prompts
+    python -m workshop.benchmarks.dreambooth_toy --world 2 --full [--edit-cases 20]   # world 2, and Custom-Edit
 
 The subject is a hollow red square (a frame): the world has only solid shapes, so the untouched
 model never drew one. Four photos of it (rendered on white at different places and sizes) are
@@ -24,18 +25,35 @@ shape: under a third of its inner box covered):
 - class hollow: the class prompt draws the subject (the drift, lower is better);
 - other colours: "a {colour} square on a white background" for the four other object colours
   draws a solid square of that colour.
+
+``--world 2``: the same on the two-object world's model (512 px; the subject and the class images
+alone on white, world 2's one-object captions), judged by world 2's judge (its largest object), and
+**Custom-Edit** (Choi et al.: the taught model, an inversion and Prompt-to-Prompt) on
+``--edit-cases`` rendered two-object photos, each a red square and another object on white: the
+photo inverted on the row's model (DDIM Invert, Direct Inversion), Attention Inject in refine mode
+with the target prompt adding the identifier ("a sks red square and a blue circle ..."), cross 0.8,
+self 0.4 (the world-2 benchmark's Prompt-to-Prompt), with and without its local blend on "square"
+(threshold 0.3, start 0.2), one stock KSampler (Advanced) run of the pair at cfg 5. Judged per case:
+subject placed (the read object nearest the square is red and hollow, its centre within a quarter
+of the square's half-side), other object kept (colour, shape, centre within 3 px, size within 10%:
+the world-2 benchmark's "other kept"), background kept (read colour), and the whole case (all
+three); with the PSNR outside both objects against the row's own reconstruction.
 """
 from __future__ import annotations
 
 import argparse
+import random
 import sys
 import time
+from typing import NamedTuple
 
 import torch
 
 from workshop.headless.boot import boot
 from workshop.headless.calls import call, encode
+from workshop.toyworld import scenes as S
 from workshop.toyworld import world as W
+from workshop.toyworld import scenes_judge
 from workshop.toyworld.judge import filled, judge
 from workshop.toyworld.subject import subject_photos
 
@@ -53,8 +71,31 @@ HOLLOW = 1 / 3   # judge.filled below this: a frame
 SAMPLE = dict(steps=20, cfg=5.0, sampler_name="ddim", scheduler="ddim_uniform", denoise=1.0)
 
 
+LATENT_SIDE = {1: 16, 2: 64}   # the worlds' latent sides (128 px and 512 px, 8x)
+WORLD = 1   # main's --world
+
+
+class Seen(NamedTuple):
+    """What the judge reads of a sample: its (largest) object's colour, shape and filled fraction."""
+    colour: str | None
+    shape: str | None
+    fill: float
+
+
+def seen(image: torch.Tensor) -> Seen:
+    if WORLD == 2:
+        reading = scenes_judge.judge(image)
+        if not reading.objects:
+            return Seen(None, None, float("nan"))
+        largest = reading.objects[0]
+        return Seen(largest.colour, largest.shape, scenes_judge.filled(largest))
+    reading = judge(image)
+    return Seen(reading.colour, reading.shape, filled(reading))
+
+
 def draw(host, model, positive, negative, count: int, seed: int) -> dict:
-    latent = {"samples": torch.zeros(count, 4, 16, 16)}
+    side = LATENT_SIDE[WORLD]
+    latent = {"samples": torch.zeros(count, 4, side, side)}
     return call(host, "KSampler", model=model, seed=seed, positive=positive, negative=negative, latent_image=latent,
                 **SAMPLE)[0]
 
@@ -65,7 +106,7 @@ SHOWN: list = []   # (row, prompt, images): what --save writes
 def readings(host, model, vae, positive, negative, count: int, seed: int) -> list:
     images = call(host, "VAEDecode", vae=vae, samples=draw(host, model, positive, negative, count, seed))[0]
     SHOWN.append(images[:8])
-    return [judge(images[i]) for i in range(images.shape[0])]
+    return [seen(images[i]) for i in range(images.shape[0])]
 
 
 def save_grid(path: str, rows: list[torch.Tensor]) -> None:
@@ -94,15 +135,60 @@ def measure(host, model, clip, vae, seeds: int, instance: str = INSTANCE, backgr
                          empty, seeds, 3000 + 100 * i)
         words += [solid(r, colour) for r in found]
     return {
-        "subject": rate(r.colour == "red" and filled(r) < HOLLOW for r in subject),
+        "subject": rate(r.colour == "red" and r.fill < HOLLOW for r in subject),
         "class": rate(solid(r, "red") for r in klass),
-        "class hollow": rate(r.colour == "red" and filled(r) < HOLLOW for r in klass),
+        "class hollow": rate(r.colour == "red" and r.fill < HOLLOW for r in klass),
         "other colours": rate(words),
     }
 
 
-def solid(reading, colour: str) -> bool:
-    return reading.colour == colour and reading.shape == "square" and filled(reading) >= HOLLOW
+def solid(reading: Seen, colour: str) -> bool:
+    return reading.colour == colour and reading.shape == "square" and reading.fill >= HOLLOW
+
+
+EDIT_STEPS, EDIT_CFG = 20, 5.0
+
+
+def edit_photos(count: int, seed: int = 2800, background: str = BACKGROUND) -> list:
+    """World 2's Custom-Edit cases: ``count`` scenes of a red square (the subject's class) and one
+    other object of another colour and shape on ``background``."""
+    rng = random.Random(seed)
+    colours = [c for c in S.COLOURS if c not in ("red", background)]
+    return [S.random_scene(rng, 2, background, ["red", rng.choice(colours)], ["square", rng.choice(["circle", "triangle"])])
+            for _ in range(count)]
+
+
+def custom_edit(host, model, clip, vae, scenes: list, local_blend: bool) -> dict:
+    """Custom-Edit of each scene on ``model`` (the module's docstring): the rates of subject placed,
+    other object kept, background kept and the whole case, and the mean PSNR outside both objects
+    against the row's own reconstruction."""
+    from workshop.benchmarks.toyworld import case_context, decode, pair_edit
+
+    blend = dict(local_blend=True, blend_threshold=0.3, blend_start=0.2) if local_blend else {}
+    edit = pair_edit("InvertEditAttentionInject", EDIT_CFG, mode="refine", reweight="", cross_replace=0.8,
+                     self_replace=0.4, **blend)
+    empty = encode(host, clip, "")
+    placed, kept, background, whole, psnrs = [], [], [], [], []
+    for scene in scenes:
+        image, masks = S.render(scene)
+        source = scene.caption
+        target = source.replace("a red square", "a sks red square")
+        ctx = case_context(host, model, clip, vae, EDIT_STEPS, empty, image, source, target,
+                           blend_words=("square", "square"))
+        out, rec = edit(ctx)
+        out_img, rec_img = decode(host, vae, out), decode(host, vae, rec)
+        reading = scenes_judge.judge(out_img)
+        square, other = scene.objects
+        near = reading.nearest(square)
+        placed.append(near is not None and near.colour == "red" and scenes_judge.filled(near) < HOLLOW
+                      and ((near.cx - square.cx) ** 2 + (near.cy - square.cy) ** 2) ** 0.5 <= square.size / 4)
+        found = reading.find(other.colour)
+        kept.append(found is not None and found.matches(other))
+        background.append(reading.background == scene.background)
+        whole.append(placed[-1] and kept[-1] and background[-1])
+        psnrs.append(S.psnr(out_img, rec_img, ~masks.any(0)))
+    return {"placed": rate(placed), "kept": rate(kept), "background": rate(background), "whole": rate(whole),
+            "psnr": sum(psnrs) / len(psnrs)}
 
 
 def lora_sizes(host) -> str:
@@ -178,6 +264,9 @@ def main(argv=None) -> str:
     parser.add_argument("--background", default=BACKGROUND, choices=("white", "blue"),
                         help="the photos' and prompts' background (blue: the shipped workflows')")
     parser.add_argument("--prior-only", action="store_true", help="skip the 'prior loss off' row (a settings sweep)")
+    parser.add_argument("--world", type=int, default=1, choices=(1, 2),
+                        help="1: the one-object world (128 px); 2: the two-object world (512 px), with Custom-Edit")
+    parser.add_argument("--edit-cases", type=int, default=20, help="world 2: Custom-Edit's photos per row")
     parser.add_argument("--save", default=None, help="a PNG path: the first 8 samples of each prompt of each row")
     parser.add_argument("--sizes", action="store_true", help="only the LoRA's size at SD1.5 and SDXL size")
     parser.add_argument("--tiny", action="store_true", help="only the steps per second on the tiny models")
@@ -188,11 +277,13 @@ def main(argv=None) -> str:
         return lora_sizes(host)
     if args.tiny:
         return tiny_speed(host)
+    global WORLD
+    WORLD = args.world
     toy = host.pack.demo.toy_model
-    model, clip, vae = toy.load_toy_model(toy.WORLD_1)
+    model, clip, vae = toy.load_toy_model(toy.WORLD_2 if WORLD == 2 else toy.WORLD_1)
     empty = encode(host, clip, "")
     INSTANCE, CLASS, CUSTOM_INSTANCE = prompts(args.background)
-    pictures_of_subject = subject_photos(background=args.background)
+    pictures_of_subject = subject_photos(background=args.background, world=WORLD)
     photos = call(host, "VAEEncode", pixels=pictures_of_subject, vae=vae)[0]
     instance_prompt, class_prompt = encode(host, clip, INSTANCE), encode(host, clip, CLASS)
     classes = draw(host, model, class_prompt, empty, args.class_images, 7)
@@ -220,7 +311,7 @@ def main(argv=None) -> str:
         rows.append((f"{label}, prior loss {f'on (lambda {weight:g})' if weight else 'off'}", taught, seconds,
                      loss["loss"], INSTANCE))
     method = "Custom Diffusion" if args.custom_diffusion else "DreamBooth"
-    lines = [f"### {method} on the toy world: a hollow red square (a shape outside the world) taught from 4 photos",
+    lines = [f"### {method} on toy world {WORLD}: a hollow red square (a shape outside the world) taught from 4 photos",
              f"{args.steps} steps, lr {args.lr:g}, rank {args.rank}, batch {args.batch}, {args.class_images} class "
              f"images drawn by the untouched model; {args.seeds} seeds per prompt (KSampler ddim 20 steps, cfg 5); "
              f"one CPU thread", "",
@@ -232,6 +323,18 @@ def main(argv=None) -> str:
         lines.append(f"| {name} | {got['subject']:.0f}% | {got['class']:.0f}% | {got['class hollow']:.0f}% | "
                      f"{got['other colours']:.0f}% | {train} |")
         print(lines[-1], file=sys.stderr, flush=True)
+    if WORLD == 2 and args.edit_cases and not args.custom_diffusion:
+        scenes = edit_photos(args.edit_cases, background=args.background)
+        lines += ["", f"Custom-Edit on {len(scenes)} two-object photos (a red square and another object; Direct Inversion, "
+                      f"Attention Inject refine, cross 0.8, self 0.4, {EDIT_STEPS} steps, cfg {EDIT_CFG:g}):", "",
+                  "| model | local blend | subject placed | other object kept | background kept | whole case | "
+                  "PSNR outside vs own reconstruction |", "|---|---|---|---|---|---|---|"]
+        for name, m, *_ in rows:
+            for local_blend in (False, True):
+                got = custom_edit(host, m, clip, vae, scenes, local_blend)
+                lines.append(f"| {name} | {'on' if local_blend else 'off'} | {got['placed']:.0f}% | {got['kept']:.0f}% | "
+                             f"{got['background']:.0f}% | {got['whole']:.0f}% | {got['psnr']:.1f} dB |")
+                print(lines[-1], file=sys.stderr, flush=True)
     if args.save:
         save_grid(args.save, SHOWN)
     return "\n".join(lines)

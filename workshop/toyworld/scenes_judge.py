@@ -169,6 +169,22 @@ def judge(image: torch.Tensor) -> Reading:
     return Reading(COLOURS[bg], objs)
 
 
+def filled(obj: ObjReading, inner: float = 0.4) -> float:
+    """Fraction of a read object's inner box (``inner`` x its half-extent around its centre) that it
+    covers: about 1 for the world's solid shapes, about 0 for a frame (issue 28's hollow subject);
+    as world 1's ``judge.filled``. NaN for an object without a box."""
+    if obj.size != obj.size or obj.size <= 0:
+        return float("nan")
+    h, w = obj.mask.shape
+    k = h / S.SIZE
+    half = inner * obj.size * k
+    cx, cy = obj.cx * k, obj.cy * k
+    y0, y1 = max(int(round(cy - half)), 0), min(int(round(cy + half)), h)
+    x0, x1 = max(int(round(cx - half)), 0), min(int(round(cx + half)), w)
+    box = obj.mask[y0:y1, x0:x1]
+    return float(box.float().mean()) if box.numel() else float("nan")
+
+
 def background_psnr(a: torch.Tensor, b: torch.Tensor, scene: "S.Scene", dilate: int = 0) -> float:
     """PSNR of two images outside every object of ``scene`` (masks at the images' resolution,
     grown by ``dilate`` pixels)."""

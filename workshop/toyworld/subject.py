@@ -1,4 +1,4 @@
-"""The subjects the personalisation workflows teach the one-object toy world (issue 28).
+"""The subjects the personalisation workflows teach the toy worlds (issue 28).
 
 DreamBooth's: a hollow red square (a frame); the world draws only solid shapes, so the Toy World
 Model never drew one. Textual Inversion's: a yellow triangle, which the model can draw (the method
@@ -11,10 +11,12 @@ batch, which VAE Encode turns into the training images."""
 from __future__ import annotations
 
 import random
+from dataclasses import replace
 from pathlib import Path
 
 import torch
 
+from . import scenes as S
 from . import world as W
 
 HOLE = 0.55   # the hole's half-side, as a fraction of the square's
@@ -23,16 +25,23 @@ ASSET = ASSETS / "subject_hollow_square.png"
 WORD_ASSET = ASSETS / "subject_yellow_triangle.png"
 
 
-def subject_photos(count: int = 4, seed: int = 28, background: str = "white") -> torch.Tensor:
-    """``count`` renders ``[B, H, W, 3]`` of the subject on ``background``, at random places and sizes
-    (the benchmark's on white; the workflow's on blue, the sample image's background, where its
-    Custom-Edit puts the subject)."""
+def subject_photos(count: int = 4, seed: int = 28, background: str = "white", world: int = 1) -> torch.Tensor:
+    """``count`` renders ``[B, H, W, 3]`` of the subject alone on ``background``, at random places and
+    sizes (the benchmark's on white; the workflow's on blue, the sample image's background, where its
+    Custom-Edit puts the subject). ``world`` 1: 128 px, the one-object world's scenes; 2: 512 px,
+    world 2's one-object scenes (its captions "a red square on a white background")."""
     rng = random.Random(seed)
     images = []
     for _ in range(count):
-        scene = W.random_scene(rng, colour="red", shape="square", background=background)
-        image, _ = W.render(scene)
-        hole = W.coverage("square", scene.cx, scene.cy, HOLE * scene.size)[..., None]
+        if world == 2:
+            scene = S.random_scene(rng, 1, background, ["red"], ["square"])
+            image, _ = S.render(scene)
+            square = scene.objects[0]
+            hole = S.object_coverage(replace(square, size=HOLE * square.size))[..., None]
+        else:
+            scene = W.random_scene(rng, colour="red", shape="square", background=background)
+            image, _ = W.render(scene)
+            hole = W.coverage("square", scene.cx, scene.cy, HOLE * scene.size)[..., None]
         images.append(image * (1 - hole) + W.rgb(background) * hole)
     return torch.stack(images)
 
