@@ -109,12 +109,12 @@ def oracle_mask(ctx) -> torch.Tensor:
     return ctx["changed_region"].float()[None]
 
 
-def p2p(cfg: float, **kw):
+def p2p(cfg: float, self_replace: float = 0.4, **kw):
     """Prompt-to-Prompt at the paper's defaults (cross 0.8, self 0.4) through ``pair_edit``:
     mode replace when the captions have the same number of words (one token each), refine
     otherwise (a drop)."""
-    runs = {mode: pair_edit("InvertEditAttentionInject", cfg, mode=mode, reweight="", cross_replace=0.8, self_replace=0.4,
-                            **kw) for mode in ("replace", "refine")}
+    runs = {mode: pair_edit("InvertEditAttentionInject", cfg, mode=mode, reweight="", cross_replace=0.8,
+                            self_replace=self_replace, **kw) for mode in ("replace", "refine")}
 
     def run(ctx):
         same = len(ctx["src_text"].split()) == len(ctx["tgt_text"].split())
