@@ -98,9 +98,14 @@ def filled(reading: Reading, inner: float = 0.4) -> float:
     subject taught in issue 28's DreamBooth benchmark). NaN when there is no object."""
     if reading.colour is None or reading.size != reading.size or reading.size <= 0:
         return float("nan")
-    h, w = reading.mask.shape
-    half = inner * reading.size
-    y0, y1 = max(int(round(reading.cy - half)), 0), min(int(round(reading.cy + half)), h)
-    x0, x1 = max(int(round(reading.cx - half)), 0), min(int(round(reading.cx + half)), w)
-    box = reading.mask[y0:y1, x0:x1]
+    return box_fraction(reading.mask, reading.cx, reading.cy, inner * reading.size)
+
+
+def box_fraction(mask: torch.Tensor, cx: float, cy: float, half: float) -> float:
+    """Fraction of the box of half-side ``half`` around (``cx``, ``cy``) (pixels of ``mask``) that
+    ``mask`` covers; NaN where the box is empty."""
+    h, w = mask.shape
+    y0, y1 = max(int(round(cy - half)), 0), min(int(round(cy + half)), h)
+    x0, x1 = max(int(round(cx - half)), 0), min(int(round(cx + half)), w)
+    box = mask[y0:y1, x0:x1]
     return float(box.float().mean()) if box.numel() else float("nan")

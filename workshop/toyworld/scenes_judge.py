@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import torch
 
 from . import scenes as S
-from .judge import classify
+from .judge import box_fraction, classify
 from .world import COLOURS
 
 MIN_AREA_FRAC = 0.004  # regions smaller than this fraction of the image are specks, not objects
@@ -175,14 +175,8 @@ def filled(obj: ObjReading, inner: float = 0.4) -> float:
     as world 1's ``judge.filled``. NaN for an object without a box."""
     if obj.size != obj.size or obj.size <= 0:
         return float("nan")
-    h, w = obj.mask.shape
-    k = h / S.SIZE
-    half = inner * obj.size * k
-    cx, cy = obj.cx * k, obj.cy * k
-    y0, y1 = max(int(round(cy - half)), 0), min(int(round(cy + half)), h)
-    x0, x1 = max(int(round(cx - half)), 0), min(int(round(cx + half)), w)
-    box = obj.mask[y0:y1, x0:x1]
-    return float(box.float().mean()) if box.numel() else float("nan")
+    k = obj.mask.shape[0] / S.SIZE
+    return box_fraction(obj.mask, obj.cx * k, obj.cy * k, inner * obj.size * k)
 
 
 def background_psnr(a: torch.Tensor, b: torch.Tensor, scene: "S.Scene", dilate: int = 0) -> float:
