@@ -49,6 +49,7 @@ from typing import NamedTuple
 
 import torch
 
+from workshop.benchmarks.toyworld import case_context, decode, pair_edit
 from workshop.headless.boot import boot
 from workshop.headless.calls import call, encode
 from workshop.toyworld import scenes as S
@@ -71,10 +72,6 @@ HOLLOW = 1 / 3   # judge.filled below this: a frame
 SAMPLE = dict(steps=20, cfg=5.0, sampler_name="ddim", scheduler="ddim_uniform", denoise=1.0)
 
 
-LATENT_SIDE = {1: 16, 2: 64}   # the worlds' latent sides (128 px and 512 px, 8x)
-WORLD = 1   # main's --world
-
-
 class Seen(NamedTuple):
     """What the judge reads of a sample: its (largest) object's colour, shape and filled fraction."""
     colour: str | None
@@ -83,7 +80,8 @@ class Seen(NamedTuple):
 
 
 def seen(image: torch.Tensor) -> Seen:
-    if WORLD == 2:
+    """The reading of world 2's judge for its 512 px images, else world 1's."""
+    if image.shape[-3] == S.SIZE:
         reading = scenes_judge.judge(image)
         if not reading.objects:
             return Seen(None, None, float("nan"))
@@ -93,8 +91,7 @@ def seen(image: torch.Tensor) -> Seen:
     return Seen(reading.colour, reading.shape, filled(reading))
 
 
-def draw(host, model, positive, negative, count: int, seed: int) -> dict:
-    side = LATENT_SIDE[WORLD]
+def draw(host, model, positive, negative, count: int, seed: int, side: int) -> dict:
     latent = {"samples": torch.zeros(count, 4, side, side)}
     return call(host, "KSampler", model=model, seed=seed, positive=positive, negative=negative, latent_image=latent,
                 **SAMPLE)[0]
@@ -103,8 +100,8 @@ def draw(host, model, positive, negative, count: int, seed: int) -> dict:
 SHOWN: list = []   # (row, prompt, images): what --save writes
 
 
-def readings(host, model, vae, positive, negative, count: int, seed: int) -> list:
-    images = call(host, "VAEDecode", vae=vae, samples=draw(host, model, positive, negative, count, seed))[0]
+def readings(host, model, vae, positive, negative, count: int, seed: int, side: int) -> list:
+    images = call(host, "VAEDecode", vae=vae, samples=draw(host, model, positive, negative, count, seed, side))[0]
     SHOWN.append(images[:8])
     return [seen(images[i]) for i in range(images.shape[0])]
 
@@ -123,16 +120,19 @@ def rate(hits) -> float:
     return 100.0 * sum(hits) / len(hits)
 
 
-def measure(host, model, clip, vae, seeds: int, instance: str = INSTANCE, background: str = BACKGROUND) -> dict:
+def measure(host, model, clip, vae, seeds: int, side: int, instance: str = INSTANCE,
+            background: str = BACKGROUND) -> dict:
+    """The table's columns for ``model``, its samples drawn at ``side`` x ``side`` latents."""
     empty = encode(host, clip, "")
-    subject = readings(host, model, vae, encode(host, clip, instance), empty, seeds, 1000)
-    klass = readings(host, model, vae, encode(host, clip, prompts(background)[1]), empty, seeds, 2000)
+    subject = readings(host, model, vae, encode(host, clip, instance), empty, seeds, 1000, side)
+    klass = readings(host, model, vae, encode(host, clip, prompts(background)[1]), empty, seeds, 2000,
+                     side)
     words = []
     for i, colour in enumerate(W.COLOURS):
         if colour in (background, "red"):
             continue   # the background; red: the class itself
         found = readings(host, model, vae, encode(host, clip, f"a {colour} square on a {background} background"),
-                         empty, seeds, 3000 + 100 * i)
+                         empty, seeds, 3000 + 100 * i, side)
         words += [solid(r, colour) for r in found]
     return {
         "subject": rate(r.colour == "red" and r.fill < HOLLOW for r in subject),
@@ -162,8 +162,6 @@ def custom_edit(host, model, clip, vae, scenes: list, local_blend: bool) -> dict
     """Custom-Edit of each scene on ``model`` (the module's docstring): the rates of subject placed,
     other object kept, background kept and the whole case, and the mean PSNR outside both objects
     against the row's own reconstruction."""
-    from workshop.benchmarks.toyworld import case_context, decode, pair_edit
-
     blend = dict(local_blend=True, blend_threshold=0.3, blend_start=0.2) if local_blend else {}
     edit = pair_edit("InvertEditAttentionInject", EDIT_CFG, mode="refine", reweight="", cross_replace=0.8,
                      self_replace=0.4, **blend)
@@ -277,16 +275,15 @@ def main(argv=None) -> str:
         return lora_sizes(host)
     if args.tiny:
         return tiny_speed(host)
-    global WORLD
-    WORLD = args.world
     toy = host.pack.demo.toy_model
-    model, clip, vae = toy.load_toy_model(toy.WORLD_2 if WORLD == 2 else toy.WORLD_1)
+    model, clip, vae = toy.load_toy_model(toy.WORLD_2 if args.world == 2 else toy.WORLD_1)
     empty = encode(host, clip, "")
     INSTANCE, CLASS, CUSTOM_INSTANCE = prompts(args.background)
-    pictures_of_subject = subject_photos(background=args.background, world=WORLD)
+    pictures_of_subject = subject_photos(background=args.background, world=args.world)
     photos = call(host, "VAEEncode", pixels=pictures_of_subject, vae=vae)[0]
     instance_prompt, class_prompt = encode(host, clip, INSTANCE), encode(host, clip, CLASS)
-    classes = draw(host, model, class_prompt, empty, args.class_images, 7)
+    side = photos["samples"].shape[-1]
+    classes = draw(host, model, class_prompt, empty, args.class_images, 7, side)
     rows = [("untouched model", model, 0.0, [], INSTANCE)]
     for weight in (args.prior_weight,) if args.prior_only else (args.prior_weight, 0.0):
         start = time.perf_counter()
@@ -311,19 +308,19 @@ def main(argv=None) -> str:
         rows.append((f"{label}, prior loss {f'on (lambda {weight:g})' if weight else 'off'}", taught, seconds,
                      loss["loss"], INSTANCE))
     method = "Custom Diffusion" if args.custom_diffusion else "DreamBooth"
-    lines = [f"### {method} on toy world {WORLD}: a hollow red square (a shape outside the world) taught from 4 photos",
+    lines = [f"### {method} on toy world {args.world}: a hollow red square (a shape outside the world) taught from 4 photos",
              f"{args.steps} steps, lr {args.lr:g}, rank {args.rank}, batch {args.batch}, {args.class_images} class "
              f"images drawn by the untouched model; {args.seeds} seeds per prompt (KSampler ddim 20 steps, cfg 5); "
              f"one CPU thread", "",
              "| model | subject | class | class hollow | other colours | training |",
              "|---|---|---|---|---|---|"]
     for name, m, seconds, losses, instance in rows:
-        got = measure(host, m, clip, vae, args.seeds, instance, args.background)
+        got = measure(host, m, clip, vae, args.seeds, side, instance, args.background)
         train = (f"{seconds:.0f} s ({args.steps / seconds:.1f} steps/s)" if losses else "")
         lines.append(f"| {name} | {got['subject']:.0f}% | {got['class']:.0f}% | {got['class hollow']:.0f}% | "
                      f"{got['other colours']:.0f}% | {train} |")
         print(lines[-1], file=sys.stderr, flush=True)
-    if WORLD == 2 and args.edit_cases and not args.custom_diffusion:
+    if args.world == 2 and args.edit_cases and not args.custom_diffusion:
         scenes = edit_photos(args.edit_cases, background=args.background)
         lines += ["", f"Custom-Edit on {len(scenes)} two-object photos (a red square and another object; Direct Inversion, "
                       f"Attention Inject refine, cross 0.8, self 0.4, {EDIT_STEPS} steps, cfg {EDIT_CFG:g}):", "",
