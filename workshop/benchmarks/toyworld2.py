@@ -213,6 +213,18 @@ def select_rows(rows, words: str):
     return rows if not wanted else rows[:1] + [r for r in rows[1:] if any(w in r[0] for w in wanted)]
 
 
+def setup_case(host, model, clip, vae, steps: int, empty, case: S.EditCase) -> tuple:
+    """One case's (ctx, source image, exact target image, the region outside both captions' objects,
+    the changed region), as every row reads them."""
+    src_img, src_masks = S.render(case.source)
+    tgt_img, tgt_masks = S.render(case.target)
+    outside = ~(src_masks.any(0) | tgt_masks.any(0))
+    region = changed_region(case, src_masks, tgt_masks)
+    ctx = case_context(host, model, clip, vae, steps, empty, src_img, case.source_caption, case.target_caption,
+                       kind=case.kind, blend_words=blend_words(case), changed_region=region)
+    return ctx, src_img, tgt_img, outside, region
+
+
 def run_cases(host, args) -> dict:
     """Per-case, per-row metrics of this shard, as the JSON ``--json`` writes."""
     model, clip, vae = host.pack.demo.toy_model.load_toy_model(host.pack.demo.toy_model.WORLD_2)
@@ -223,12 +235,7 @@ def run_cases(host, args) -> dict:
     out_cases = []
     t0 = time.time()
     for done, (i, case) in enumerate(cases):
-        src_img, src_masks = S.render(case.source)
-        tgt_img, tgt_masks = S.render(case.target)
-        outside = ~(src_masks.any(0) | tgt_masks.any(0))
-        region = changed_region(case, src_masks, tgt_masks)
-        ctx = case_context(host, model, clip, vae, args.steps, empty, src_img, case.source_caption, case.target_caption,
-                           kind=case.kind, blend_words=blend_words(case), changed_region=region)
+        ctx, src_img, tgt_img, outside, region = setup_case(host, model, clip, vae, args.steps, empty, case)
         vae_img = decode(host, vae, ctx["src_latent"]["samples"])
         record = {"i": i, "kind": case.kind, "vae": S.psnr(vae_img, src_img), "vae_bg": S.psnr(vae_img, src_img, outside),
                   "vae_metrics": case_metrics(case, False, vae_img, vae_img, src_img, outside, region, None), "rows": {}}

@@ -24,8 +24,8 @@ from collections import Counter
 
 import torch
 
-from workshop.benchmarks.toyworld import case_context, decode
-from workshop.benchmarks.toyworld2 import blend_words, case_metrics, changed_region, p2p
+from workshop.benchmarks.toyworld import decode
+from workshop.benchmarks.toyworld2 import case_metrics, p2p, setup_case
 from workshop.headless.boot import boot
 from workshop.headless.calls import encode
 from workshop.toyworld import scenes as S
@@ -62,12 +62,7 @@ def main(argv=None) -> str:
     added = {s: Counter() for s in SELF}
     cases = S.edit_cases(100, seed=0)[:args.cases]
     for done, case in enumerate(cases):
-        src_img, src_masks = S.render(case.source)
-        tgt_img, tgt_masks = S.render(case.target)
-        region = changed_region(case, src_masks, tgt_masks)
-        outside = ~(src_masks.any(0) | tgt_masks.any(0))
-        ctx = case_context(host, model, clip, vae, args.steps, empty, src_img, case.source_caption,
-                           case.target_caption, kind=case.kind, blend_words=blend_words(case), changed_region=region)
+        ctx, _, tgt_img, outside, region = setup_case(host, model, clip, vae, args.steps, empty, case)
         for s, edit in edits.items():
             out, rec = edit(ctx)
             out_img = decode(host, vae, out)
