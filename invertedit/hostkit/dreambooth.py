@@ -13,6 +13,12 @@ together, the class rows taking the class prompt's context and pooled vector
 (``HostDenoiser.pair``; two forwards where the two conditionings differ in more than their prompts:
 areas, masks, ControlNet, hooks), and one backward.
 
+With a CLIP and the prompts' texts, DreamBooth LoRA trains the text encoder too (the script's
+``--train_text_encoder``: a LoRA of the same rank on the encoder's attention projections, in the
+same AdamW and gradient-norm clipping): each step encodes the instance and class texts through the
+adapted encoder (``TextEncoderTraining``) and gives the UNet their contexts, the instance rows the
+instance text's and the class rows the class text's, in one forward.
+
 The class images come in as a LATENT: draw them with the stock KSampler from the class prompt on
 the same model (the reference script's ``num_class_images`` drawn by the frozen model), or encode
 your own. The instance latents are VAE Encode's (the posterior mean; the reference samples the
@@ -28,8 +34,8 @@ from ..personalisation.training import optimize
 from .errors import NodeInputError, check_at_least, check_conditioning, check_finite, check_finite_tensor
 from . import full_fine_tune as full
 from .full_fine_tune import check_memory
-from .lora_training import (check_converged, load_into, lora_adapters, lora_state_dict, trainable, trainee,
-                            training_sigmas, with_lora)
+from .lora_training import (TEXT_PREFIX, check_converged, load_into, lora_adapters, lora_state_dict,
+                            text_lora_adapters, trainable, trainee, training_sigmas, with_lora, with_text_lora)
 from .fingerprint import conditioning_fingerprint, model_fingerprint, tensor_fingerprint
 from .sampling import HostDenoiser, check_interrupt, check_latent_size, check_model_family, run_loop
 from .training_state import KEEP_EVERY, TrainingState, resume_into, run_state
@@ -90,6 +96,79 @@ def check_inputs(model: ModelPatcher, instance_images, instance_prompt, class_im
     return family, instance, classes
 
 
+class TextEncoderTraining:
+    """The text encoder's side of DreamBooth LoRA with ``--train_text_encoder`` (diffusers'
+    ``train_dreambooth_lora.py``): ``adapters`` (``text_lora_adapters``) as weight wrappers on a clone
+    of ``clip`` that takes gradients, and the instance and class texts' token rows, encoded at every
+    step through it (``contexts``) as CLIP Text Encode encodes them (SDXL: both encoders, clip_g's
+    pooled output into the conditioning vector, as the SDXL script's ``text_embeds``)."""
+
+    def __init__(self, clip, adapters: dict, instance_text: str, class_text: str | None, pooled_in: bool):
+        from .textual_inversion import encoder_for_gradients, text_encoders
+
+        self.adapters, self.pooled_in = adapters, pooled_in
+        self.trainee = encoder_for_gradients(clip)
+        for name, adapter in adapters.items():
+            self.trainee.patcher.add_weight_wrapper(f"{name[len(TEXT_PREFIX):]}.weight", adapter)
+        self.encoders = text_encoders(self.trainee)
+        texts = [instance_text] + ([class_text] if class_text is not None else [])
+        self.rows = [[[int(t) for t, _, _ in clip.tokenize(text, return_word_ids=True)[key][0]] for text in texts]
+                     for key, _ in self.encoders]
+
+    def params(self) -> list[torch.nn.Parameter]:
+        """The adapters' matrices as trainable parameters on the encoder's device (after its load)."""
+        self.trainee.load_model()
+        return trainable(self.adapters, self.trainee.patcher.load_device)
+
+    def contexts(self, instances: int, classes: int) -> dict:
+        """``part``'s swap for a batch of ``instances`` instance rows then ``classes`` class rows: each
+        row's context (and SDXL's pooled vector) from one differentiable encoding of the two texts."""
+        from .textual_inversion import encode_prompt
+
+        context, pooled = encode_prompt(self.trainee, self.encoders, self.rows)
+        index = torch.tensor([0] * instances + [1] * classes, device=context.device)
+        return dict(context=context.index_select(0, index),
+                    pooled=pooled.index_select(0, index.to(pooled.device)) if self.pooled_in else None)
+
+
+def check_text_inputs(model: ModelPatcher, clip, instance_text: str, class_text: str, instance_prompt: list,
+                      class_prompt: list | None) -> tuple[str, str | None] | None:
+    """DreamBooth LoRA's text-encoder inputs: None without a CLIP (the texts must then be empty);
+    with one, (instance text, class text or None without the prior loss), each one chunk of tokens
+    and encoding, with this CLIP, to the CONDITIONING given for it (so that the run trains the
+    encoder that made the prompts)."""
+    from .textual_inversion import check_word, text_encoders
+
+    if clip is None:
+        given = [name for name, text in (("instance_text", instance_text), ("class_text", class_text)) if text]
+        if given:
+            raise NodeInputError(NODE, f"input '{given[0]}' is given but 'clip' is not connected; connect the "
+                                       f"checkpoint's CLIP to train its text encoder too (the script's "
+                                       f"--train_text_encoder), or leave the texts empty.")
+        return None
+    encoders = text_encoders(clip, NODE)
+    check_word(NODE, model, clip, "text", encoders)
+    texts = [("instance_text", instance_text, "instance_prompt", instance_prompt)]
+    if class_prompt is not None:
+        texts.append(("class_text", class_text, "class_prompt", class_prompt))
+    for name, text, prompt_name, prompt in texts:
+        if not (text or "").strip():
+            raise NodeInputError(NODE, f"input '{name}' is empty and 'clip' is connected; give the text "
+                                       f"'{prompt_name}' was encoded from (\"a sks dog\" / \"a dog\"): the run "
+                                       f"encodes it at every step through the text encoder it trains.")
+        tokens = clip.tokenize(text)
+        if any(len(chunks) != 1 for chunks in tokens.values()):
+            raise NodeInputError(NODE, f"input '{name}' is longer than one chunk of 77 tokens; give a shorter prompt.")
+        made = clip.encode_from_tokens(tokens, return_pooled=True)[0]
+        emb = prompt[0][0]
+        if len(prompt) != 1 or emb.shape[1:] != made.shape[1:] or not torch.allclose(
+                emb.to(made), made, rtol=1e-3, atol=1e-3 * float(made.abs().max())):  # sampling-path-ok: once, a check
+            raise NodeInputError(NODE, f"input '{prompt_name}' is not CLIP Text Encode of '{name}' ({text!r}) with "
+                                       f"the connected CLIP; encode {name} with this CLIP and connect it as "
+                                       f"{prompt_name}.")
+    return instance_text, class_text if class_prompt is not None else None
+
+
 def _state(node: str, name: str, model: ModelPatcher, instance: torch.Tensor, instance_prompt: list,
            classes: torch.Tensor | None, class_prompt: list | None, resume: dict | None = None,
            **settings) -> TrainingState | None:
@@ -112,14 +191,15 @@ def _state(node: str, name: str, model: ModelPatcher, instance: torch.Tensor, in
 def _fit(trained: ModelPatcher, params, instance: torch.Tensor, instance_prompt: list, classes: torch.Tensor | None,
          class_prompt: list | None, steps: int, learning_rate: float, prior_loss_weight: float, batch_size: int,
          seed: int, v_prediction: bool, base=None, state: TrainingState | None = None, keys: list[str] = (),
-         start: int = 0, moments: list | None = None) -> list[float]:
+         start: int = 0, moments: list | None = None, text: TextEncoderTraining | None = None) -> list[float]:
     """DreamBooth's optimisation (both scripts' loop): ``steps`` AdamW steps (weight decay 1e-2,
     gradient norm clipped to 1) of ``params(device)``, the parameters ``trained`` runs with, on batches
     of ``batch_size`` instance latents (and as many class latents with the prior loss); returns each
     step's loss. ``base(device)``: the frozen weights the parameters are differences from (the full
     fine-tune's decay acts on the whole weight). ``state``: the run's state file, written under
     ``keys`` (one per parameter); ``start`` steps were done by the run that wrote it, with Adam's
-    ``moments``: their draws are replayed and the run goes on from there."""
+    ``moments``: their draws are replayed and the run goes on from there. ``text``: the text encoder
+    trained too (its parameters after ``params``'; each step's contexts from it)."""
     count = instance.shape[0]
     prior = classes is not None
     batch = instance if not prior else torch.cat([instance, classes.to(instance)])
@@ -129,7 +209,7 @@ def _fit(trained: ModelPatcher, params, instance: torch.Tensor, instance_prompt:
         with torch.inference_mode(False), torch.enable_grad():
             x0 = x.detach().clone()
             table = sigmas.detach().clone()
-            trained_params = params(x.device)
+            trained_params = params(x.device) + ([] if text is None else text.params())
             frozen = None if base is None else base(x.device)   # once per run, after the host's load
             generator = torch.Generator().manual_seed(seed)
             order = batch_order(count, classes.shape[0] if prior else 0, batch_size, generator)
@@ -139,16 +219,21 @@ def _fit(trained: ModelPatcher, params, instance: torch.Tensor, instance_prompt:
             if state is not None:
                 state.track(keys, trained_params)
 
-            def eps_fn(xt: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
-                denoised = (denoise.pair(xt, sigma, xt.shape[0] // 2) if prior
-                            else denoise.part("positive", xt, sigma))
-                return (xt - denoised) / sigma.reshape(-1, 1, 1, 1)
-
             def loss(step: int) -> torch.Tensor:
                 pairs = next(order)
                 rows = [i for i, _ in pairs] + ([count + c for _, c in pairs] if prior else [])
                 clean = x0[rows]
                 noise, t = draw(tuple(clean.shape), generator, len(table))
+                swap = None if text is None else text.contexts(len(pairs), len(rows) - len(pairs))
+
+                def eps_fn(xt: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+                    if swap is not None:   # every row its text's context, from the encoder being trained
+                        denoised = denoise.part("positive", xt, sigma, **swap)
+                    else:
+                        denoised = (denoise.pair(xt, sigma, xt.shape[0] // 2) if prior
+                                    else denoise.part("positive", xt, sigma))
+                    return (xt - denoised) / sigma.reshape(-1, 1, 1, 1)
+
                 return step_loss(eps_fn, clean, noise, table[t.to(table.device)], len(pairs), prior_loss_weight,
                                  v_prediction)[0]
 
@@ -167,33 +252,51 @@ def _fit(trained: ModelPatcher, params, instance: torch.Tensor, instance_prompt:
 def dreambooth_lora(model: ModelPatcher, instance: torch.Tensor, instance_prompt: list, classes: torch.Tensor | None,
                     class_prompt: list | None, steps: int, learning_rate: float, rank: int, prior_loss_weight: float,
                     batch_size: int, seed: int, v_prediction: bool, resume: dict | None = None,
-                    state_name: str = "") -> tuple[ModelPatcher, dict[str, torch.Tensor], list[float]]:
+                    state_name: str = "", clip=None, texts: tuple[str, str | None] | None = None,
+                    ) -> tuple[ModelPatcher, dict[str, torch.Tensor], list[float], object]:
     """DreamBooth as a LoRA on the attention projections (diffusers' ``train_dreambooth_lora.py``):
     ``steps`` AdamW steps (weight decay 1e-2, gradient norm clipped to 1) on batches of
     ``batch_size`` instance latents (and as many class latents with the prior loss). Returns (the
-    input MODEL with the LoRA, the LoRA in the host's format, each step's loss). ``resume``: a
-    LoRA of an earlier run to start from (the optimiser's moments start afresh). ``state_name``: the
-    run's state file (``training_state.py``): kept while training, resumed from where it exists
-    (the moments too: the run ends as an unbroken one would)."""
-    adapters = lora_adapters(model, rank, seed, attention_only=True)
+    input MODEL with the LoRA, the LoRA in the host's format, each step's loss, the CLIP: ``clip``
+    with the text encoder's LoRA, as given, or None). ``resume``: a LoRA of an earlier run to start
+    from (the optimiser's moments start afresh). ``state_name``: the run's state file
+    (``training_state.py``): kept while training, resumed from where it exists (the moments too:
+    the run ends as an unbroken one would). ``clip`` and ``texts`` (the instance and class texts,
+    ``check_text_inputs``): the text encoder trained too (the script's ``--train_text_encoder``),
+    its LoRA's keys ``text_encoders.…`` in the same LoRA, after the UNet's."""
+    from .textual_inversion import takes_pooled, text_encoders
+
+    generator = torch.Generator().manual_seed(seed)
+    unet_adapters = lora_adapters(model, rank, seed, attention_only=True, generator=generator)
+    text_adapters = {} if texts is None else text_lora_adapters(clip, text_encoders(clip, NODE), rank, generator)
+    adapters = {**unet_adapters, **text_adapters}
     if resume is not None:
         load_into(NODE, adapters, resume, "resume")
+    trained_text = "none" if texts is None else dict(
+        tables=[tensor_fingerprint(encoder.transformer.get_input_embeddings().weight)
+                for _, encoder in text_encoders(clip, NODE)], instance_text=texts[0], class_text=texts[1] or "")
     state = _state(NODE, state_name, model, instance, instance_prompt, classes, class_prompt, resume, rank=rank,
-                   learning_rate=learning_rate, prior_loss_weight=prior_loss_weight, batch_size=batch_size, seed=seed)
+                   learning_rate=learning_rate, prior_loss_weight=prior_loss_weight, batch_size=batch_size, seed=seed,
+                   **({} if texts is None else {"text_encoder": trained_text}))
     tensors = {f"{name}.lora_{part}.weight": getattr(adapter, f"lora_{part}").weight
                for name, adapter in adapters.items() for part in ("up", "down")}
     start, moments = resume_into(state, tensors, steps)
+
+    def result(lora: dict, losses: list[float]):
+        return with_lora(model, lora), lora, losses, (None if clip is None else
+                                                       with_text_lora(clip, lora) if texts is not None else clip)
+
     if steps == start:
-        lora = lora_state_dict(adapters)
-        return with_lora(model, lora), lora, []
-    losses = _fit(trainee(model, adapters), lambda device: trainable(adapters, device), instance, instance_prompt,
-                  classes, class_prompt, steps, learning_rate, prior_loss_weight, batch_size, seed, v_prediction,
-                  state=state, keys=list(tensors), start=start, moments=moments)
+        return result(lora_state_dict(adapters), [])
+    text = None if texts is None else TextEncoderTraining(clip, text_adapters, texts[0], texts[1], takes_pooled(model))
+    losses = _fit(trainee(model, unet_adapters), lambda device: trainable(unet_adapters, device), instance,
+                  instance_prompt, classes, class_prompt, steps, learning_rate, prior_loss_weight, batch_size, seed,
+                  v_prediction, state=state, keys=list(tensors), start=start, moments=moments, text=text)
     for adapter in adapters.values():
         adapter.requires_grad_(False)
     lora = lora_state_dict(adapters)
     check_converged(NODE, losses, lora.values(), learning_rate, "0.0001")
-    return with_lora(model, lora), lora, losses
+    return result(lora, losses)
 
 
 def dreambooth_full(model: ModelPatcher, instance: torch.Tensor, instance_prompt: list, classes: torch.Tensor | None,

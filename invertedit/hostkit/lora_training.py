@@ -44,7 +44,8 @@ def training_sigmas(model: ModelPatcher) -> torch.Tensor:
     return model.get_model_object("model_sampling").sigmas.detach().float().cpu().clone()
 
 
-def lora_adapters(model: ModelPatcher, rank: int, seed: int, attention_only: bool = False) -> dict[str, LoraDiff]:
+def lora_adapters(model: ModelPatcher, rank: int, seed: int, attention_only: bool = False,
+                  generator: Optional[torch.Generator] = None) -> dict[str, LoraDiff]:
     """One host ``LoraDiff`` per adapted UNet weight, keyed by module name (``diffusion_model.…``).
 
     ``attention_only`` False (Imagic): every weight of two or more dimensions (linear and
@@ -52,19 +53,71 @@ def lora_adapters(model: ModelPatcher, rank: int, seed: int, attention_only: boo
     it), down zero, alpha 1 (scale 1 / rank, the host's Train LoRA). True (DreamBooth): the
     attention projections only, as diffusers' ``train_dreambooth_lora.py`` (peft's "gaussian"
     init: down normal with std 1 / rank, up zero; alpha = rank, scale 1). Either starts as the
-    identity. Made outside inference mode."""
-    g = torch.Generator().manual_seed(seed)
+    identity. ``generator``: the draws' generator (default: one seeded with ``seed``), for a caller
+    that draws more adapters after these (``text_lora_adapters``). Made outside inference mode."""
+    g = generator if generator is not None else torch.Generator().manual_seed(seed)
+    targets = _targets(model, attention_only)
+    if attention_only:
+        return _gaussian_adapters(targets, rank, g)
     out: dict[str, LoraDiff] = {}
     with torch.inference_mode(False), torch.random.fork_rng(devices=[]):   # LoraDiff's layers draw an init we overwrite
-        for name, weight in _targets(model, attention_only):
+        for name, weight in targets:
             up = torch.zeros(weight.shape[0], rank)
-            down = torch.zeros(rank, weight.shape[1:].numel())
-            if attention_only:
-                down.normal_(0.0, 1.0 / rank, generator=g)
-            else:
-                torch.nn.init.kaiming_uniform_(up, a=5 ** 0.5, generator=g)
-            out[name] = LoraDiff((up, down, float(rank) if attention_only else 1.0, None, None, None))
+            torch.nn.init.kaiming_uniform_(up, a=5 ** 0.5, generator=g)
+            out[name] = LoraDiff((up, torch.zeros(rank, weight.shape[1:].numel()), 1.0, None, None, None))
     return out
+
+
+def _gaussian_adapters(targets: list[tuple[str, torch.Tensor]], rank: int, g: torch.Generator) -> dict[str, LoraDiff]:
+    """peft's "gaussian" LoRA init (diffusers' DreamBooth scripts): down normal with std 1 / rank,
+    up zero, alpha = rank (scale 1), one adapter per (key, weight) in ``targets``, drawn in order."""
+    out: dict[str, LoraDiff] = {}
+    with torch.inference_mode(False), torch.random.fork_rng(devices=[]):   # LoraDiff's layers draw an init we overwrite
+        for name, weight in targets:
+            down = torch.zeros(rank, weight.shape[1:].numel()).normal_(0.0, 1.0 / rank, generator=g)
+            out[name] = LoraDiff((torch.zeros(weight.shape[0], rank), down, float(rank), None, None, None))
+    return out
+
+
+# The text encoder's attention projections diffusers' DreamBooth LoRA scripts adapt with
+# ``--train_text_encoder`` (peft ``target_modules``), and the LoRA key prefix the host reads for
+# any text encoder's weight (``comfy.lora.model_lora_keys_clip``: "text_encoders.<module>").
+TEXT_PROJECTIONS = ("q_proj", "k_proj", "v_proj", "out_proj")
+TEXT_PREFIX = "text_encoders."
+
+
+def text_lora_adapters(clip, encoders: list[tuple[str, torch.nn.Module]], rank: int,
+                       generator: torch.Generator) -> dict[str, LoraDiff]:
+    """One gaussian-init ``LoraDiff`` (as ``lora_adapters``' DreamBooth ones) per attention
+    projection of each text encoder in ``encoders`` (SDXL: both), keyed
+    ``text_encoders.<the CLIP's module name>`` (the host's LoRA key for it)."""
+    model = clip.cond_stage_model
+    wanted = {id(encoder) for _, encoder in encoders}
+    targets = []
+    for prefix, encoder in model.named_children():
+        if id(encoder) not in wanted:
+            continue
+        for name, module in encoder.named_modules():
+            weight = getattr(module, "weight", None)
+            if hasattr(module, "weight_function") and weight is not None and name.endswith(
+                    tuple(f".{p}" for p in TEXT_PROJECTIONS)):
+                targets.append((f"{TEXT_PREFIX}{prefix}.{name}", weight))
+    return _gaussian_adapters(targets, rank, generator)
+
+
+def with_text_lora(clip, lora: dict[str, torch.Tensor], strength: float = 1.0):
+    """A clone of ``clip`` with the text encoder's part of ``lora`` (``text_encoders.…`` keys) added
+    as weight patches, as LoraLoader adds a file's (``comfy.lora``'s key map for text encoders);
+    every module must land."""
+    part = {k: v for k, v in lora.items() if k.startswith(TEXT_PREFIX)}
+    key_map = comfy.lora.model_lora_keys_clip(clip.cond_stage_model, {})
+    patches = comfy.lora.load_lora(part, key_map)
+    patched = clip.clone()
+    landed = set(patched.add_patches(patches, strength))
+    wanted = sum(1 for k in part if k.endswith(".alpha"))
+    if len(landed) != wanted:
+        raise RuntimeError(f"LoRA: {wanted - len(landed)} of {wanted} text-encoder weights found no place in the CLIP")
+    return patched
 
 
 def load_into(node: str, adapters: dict[str, LoraDiff], lora: dict[str, torch.Tensor], name: str) -> None:
@@ -101,7 +154,8 @@ def with_lora(model: ModelPatcher, lora: dict[str, torch.Tensor], strength: floa
     (``comfy.lora``: key map, conversion, ``add_patches``); every module of the LoRA must land.
     ``lora`` holds low-rank pairs (``.lora_up`` / ``.lora_down`` / ``.alpha``) or whole changes of
     a weight or bias (``<module>.diff`` / ``<module>.diff_b``: the host's "diff" patch, Custom
-    Diffusion's and the full fine-tune's)."""
+    Diffusion's and the full fine-tune's). Text-encoder keys are left to ``with_text_lora``."""
+    lora = {k: v for k, v in lora.items() if not k.startswith(TEXT_PREFIX)}   # the text encoder's: with_text_lora
     key_map = comfy.lora.model_lora_keys_unet(model.model, {})
     patches = comfy.lora.load_lora(comfy.lora_convert.convert_lora(lora), key_map)
     patched = model.clone()

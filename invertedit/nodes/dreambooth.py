@@ -8,7 +8,7 @@ with the prior-preservation loss on class images the model drew ("a square"). Th
 """
 from __future__ import annotations
 
-from ..hostkit.dreambooth import FULL_NODE, NODE, check_inputs, dreambooth_full, dreambooth_lora
+from ..hostkit.dreambooth import FULL_NODE, NODE, check_inputs, check_text_inputs, dreambooth_full, dreambooth_lora
 from ..hostkit.schemas import io
 from ..hostkit.training_state import STATE_TOOLTIP
 
@@ -84,6 +84,17 @@ class DreamBoothLoRA(io.ComfyNode):
                 io.LoraModel.Input("resume", optional=True,
                                    tooltip="The 'lora' output of an earlier run on this model and rank: training "
                                            "continues from it (the optimiser's moments start afresh)."),
+                io.Clip.Input("clip", optional=True,
+                              tooltip="Connect the checkpoint's CLIP to train its text encoder too (the script's "
+                                      "--train_text_encoder; off by default, as in the script): a LoRA of the same "
+                                      "rank on its attention projections (q, k, v, out), same learning rate. Needs "
+                                      "instance_text (and class_text with the prior loss)."),
+                io.String.Input("instance_text", default="", optional=True,
+                                tooltip="With 'clip': the text instance_prompt was encoded from (\"a sks dog\"); "
+                                        "encoded at every step through the text encoder being trained."),
+                io.String.Input("class_text", default="", optional=True,
+                                tooltip="With 'clip' and the prior loss: the text class_prompt was encoded from "
+                                        "(\"a dog\")."),
             ],
             outputs=[
                 io.Model.Output(display_name="model", tooltip="The input model with the subject's LoRA."),
@@ -91,18 +102,24 @@ class DreamBoothLoRA(io.ComfyNode):
                                     tooltip="The LoRA in the host's format: Save LoRA Weights writes it, LoraLoader "
                                             "and Load LoRA Model apply it."),
                 io.LossMap.Output(display_name="loss", tooltip="The loss at each step (Plot Loss Graph)."),
+                io.Clip.Output(display_name="clip",
+                               tooltip="With 'clip' connected: the CLIP with the text encoder's LoRA (encode the "
+                                       "prompts that name the subject with it); else empty."),
             ],
         )
 
     @classmethod
     def execute(cls, model, instance_images, instance_prompt, steps, learning_rate, rank, prior_loss_weight,
-                batch_size, seed, class_images=None, class_prompt=None, state_name="", resume=None) -> io.NodeOutput:
+                batch_size, seed, class_images=None, class_prompt=None, state_name="", resume=None, clip=None,
+                instance_text="", class_text="") -> io.NodeOutput:
         family, instance, classes = check_inputs(model, instance_images, instance_prompt, class_images, class_prompt,
                                                  steps, learning_rate, rank, prior_loss_weight, batch_size)
-        patched, lora, losses = dreambooth_lora(model, instance, instance_prompt, classes, class_prompt, steps,
-                                                learning_rate, rank, prior_loss_weight, batch_size, seed,
-                                                family.parameterisation == "v", resume, state_name)
-        return io.NodeOutput(patched, lora, {"loss": list(losses)})
+        texts = check_text_inputs(model, clip, instance_text, class_text, instance_prompt,
+                                  class_prompt if classes is not None else None)
+        patched, lora, losses, text_clip = dreambooth_lora(
+            model, instance, instance_prompt, classes, class_prompt, steps, learning_rate, rank, prior_loss_weight,
+            batch_size, seed, family.parameterisation == "v", resume, state_name, clip, texts)
+        return io.NodeOutput(patched, lora, {"loss": list(losses)}, text_clip)
 
 
 

@@ -6,6 +6,8 @@ train; progress counts the steps and an interrupt stops within one UNet evaluati
 diffusers' script: test_dreambooth_parity.py; the toy world: test_toy_dreambooth.py.)"""
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -25,7 +27,7 @@ def teach(host, model, clip, steps=20, learning_rate=3e-3, rank=4, prior_loss_we
                 steps=steps, learning_rate=learning_rate, rank=rank, prior_loss_weight=prior_loss_weight,
                 batch_size=batch_size, seed=seed, class_images=latents(6, 2), class_prompt=encode(host, clip, CLASS))
     args.update(extra)
-    return call(host, "InvertEditDreamBoothLoRA", **args)
+    return call(host, "InvertEditDreamBoothLoRA", **args)[:3]
 
 
 def loss_of(host, model, samples, conditioning) -> float:
@@ -254,7 +256,7 @@ def test_a_cancelled_run_goes_on_from_its_state_file_as_an_unbroken_run(host, ti
                 class_prompt=encode(host, clip, CLASS), **({"rank": 4} if node.endswith("LoRA") else {}))
     if node.endswith("FineTune"):
         args["learning_rate"] = 3e-4
-    _, whole, losses = call(host, node, model=model, steps=7, **args)
+    _, whole, losses = call(host, node, model=model, steps=7, **args)[:3]
     name = f"test-resume-{node}"
     cancelling, calls = _interrupting(model, 4)
     try:
@@ -267,14 +269,87 @@ def test_a_cancelled_run_goes_on_from_its_state_file_as_an_unbroken_run(host, ti
 
     with safetensors.safe_open(str(path), framework="pt") as f:
         assert f.metadata()["steps_done"] == "4" and any(k.startswith("exp_avg_sq.") for k in f.keys())
-    _, resumed, rest = call(host, node, model=model, steps=7, state_name=name, **args)
+    _, resumed, rest = call(host, node, model=model, steps=7, state_name=name, **args)[:3]
     print(f"\n{node}: losses {losses['loss']}; resumed {rest['loss']}; "
           f"largest difference {max(float((resumed[k] - whole[k]).abs().max()) for k in whole):.2e}")
     assert rest["loss"] == pytest.approx(losses["loss"][4:], rel=1e-5)
     assert all(torch.allclose(resumed[k], whole[k], rtol=1e-5, atol=1e-7) for k in whole)
-    _, again, none = call(host, node, model=model, steps=7, state_name=name, **args)
+    _, again, none = call(host, node, model=model, steps=7, state_name=name, **args)[:3]
     assert none["loss"] == [] and all(torch.equal(again[k], resumed[k]) for k in whole)
     if node.endswith("LoRA"):   # the weights alone, the moments afresh: not the unbroken run
-        _, first, _ = call(host, node, model=model, steps=4, **args)
-        _, fresh, _ = call(host, node, model=model, steps=3, resume=first, **args)
+        _, first, _ = call(host, node, model=model, steps=4, **args)[:3]
+        _, fresh, _ = call(host, node, model=model, steps=3, resume=first, **args)[:3]
         assert not all(torch.allclose(fresh[k], whole[k], rtol=1e-5, atol=1e-7) for k in whole)
+
+
+@pytest.mark.parametrize("family", ["sd1", "sdxl"])
+def test_the_text_encoder_trains_too_and_loraloader_applies_both(host, tiny, family):
+    """With a CLIP and the prompts' texts (the script's --train_text_encoder): the LoRA holds the
+    UNet's matrices and, under ``text_encoders.``, one pair per attention projection of each text
+    encoder (SDXL: both), all moved by training; the node's CLIP encodes the instance prompt
+    differently from the input CLIP; Save LoRA Weights' file through the stock LoraLoader gives a
+    MODEL and a CLIP that sample bit for bit as the node's outputs."""
+    import shutil
+
+    import comfy.utils
+    import folder_paths
+
+    model, clip, _ = tiny(family)
+    size = 8 if family == "sd1" else 16
+    images = {"samples": torch.randn(3, 4, size, size, generator=torch.Generator().manual_seed(1)) * 3.0}
+    classes = {"samples": torch.randn(4, 4, size, size, generator=torch.Generator().manual_seed(2)) * 3.0}
+    args = dict(model=model, instance_images=images, instance_prompt=encode(host, clip, INSTANCE), learning_rate=3e-3,
+                rank=4, prior_loss_weight=1.0, batch_size=2, seed=0, class_images=classes,
+                class_prompt=encode(host, clip, CLASS), clip=clip, instance_text=INSTANCE, class_text=CLASS)
+    _, start, _, _ = call(host, "InvertEditDreamBoothLoRA", steps=0, **args)
+    tuned, lora, losses, tuned_clip = call(host, "InvertEditDreamBoothLoRA", steps=6, **args)
+    text = sorted(k[:-len(".alpha")] for k in lora if k.startswith("text_encoders.") and k.endswith(".alpha"))
+    encoders = {k.split(".")[1] for k in text}
+    assert encoders == ({"clip_l"} if family == "sd1" else {"clip_l", "clip_g"})
+    blocks = sum(len(e.transformer.text_model.encoder.layers) for _, e in host.pack.hostkit.textual_inversion.text_encoders(clip))
+    assert len(text) == 4 * blocks and all(k.rsplit(".", 1)[-1] in ("q_proj", "k_proj", "v_proj", "out_proj") for k in text)
+    still = [k for k in text if (lora[f"{k}.lora_up.weight"] - start[f"{k}.lora_up.weight"]).eq(0).all()]
+    # SDXL's context is clip_l's and clip_g's penultimate states: clip_l's last block gets no gradient
+    # (clip_g's does, through the pooled vector), as in diffusers' SDXL script
+    last = len(clip.cond_stage_model.clip_l.transformer.text_model.encoder.layers) - 1 if family == "sdxl" else None
+    assert still == ([] if last is None else [f"text_encoders.clip_l.transformer.text_model.encoder.layers.{last}."
+                                              f"self_attn.{p}" for p in ("k_proj", "out_proj", "q_proj", "v_proj")])
+    assert len(losses["loss"]) == 6 and tuned_clip is not clip and not clip.patcher.patches
+
+    def prompt(c):
+        return encode(host, c, INSTANCE)[0][0]
+
+    assert not torch.allclose(prompt(tuned_clip), prompt(clip))
+    call(host, "SaveLoRANode", lora=lora, prefix=f"loras/dreambooth_te_{family}")
+    saved = sorted((host.output_dir / "loras").glob(f"dreambooth_te_{family}_*.safetensors"))[-1]
+    folder = Path(folder_paths.get_folder_paths("loras")[0])
+    folder.mkdir(parents=True, exist_ok=True)
+    shutil.copy(saved, folder / saved.name)
+    assert set(comfy.utils.load_torch_file(str(saved), safe_load=True)) == set(lora)
+    loaded_model, loaded_clip = call(host, "LoraLoader", model=model, clip=clip, lora_name=saved.name,
+                                     strength_model=1.0, strength_clip=1.0)
+    assert torch.equal(prompt(loaded_clip), prompt(tuned_clip))
+
+    def sample(m, c):
+        return call(host, "KSampler", model=m, seed=0, steps=4, cfg=3.0, sampler_name="ddim", scheduler="ddim_uniform",
+                    positive=encode(host, c, INSTANCE), negative=encode(host, c, ""),
+                    latent_image={"samples": torch.zeros(1, 4, size, size)}, denoise=1.0)[0]["samples"]
+
+    assert torch.equal(sample(loaded_model, loaded_clip), sample(tuned, tuned_clip))
+
+
+def test_text_encoder_inputs_are_checked(host, tiny):
+    """The texts without a CLIP, a CLIP without the texts, and a text that is not the one the
+    CONDITIONING was encoded from are refused by name before training."""
+    model, clip, _ = tiny("sd1")
+    base = dict(model=model, instance_images=latents(3, 1, 2.0), instance_prompt=encode(host, clip, INSTANCE), steps=1,
+                learning_rate=1e-4, rank=2, prior_loss_weight=1.0, batch_size=1, seed=0, class_images=latents(2, 2),
+                class_prompt=encode(host, clip, CLASS))
+    cases = [(dict(instance_text=INSTANCE), "'instance_text' is given but 'clip' is not connected"),
+             (dict(clip=clip), "input 'instance_text' is empty"),
+             (dict(clip=clip, instance_text=INSTANCE), "input 'class_text' is empty"),
+             (dict(clip=clip, instance_text="a sks circle", class_text=CLASS), "'instance_prompt' is not CLIP Text Encode"),
+             (dict(clip=clip, instance_text=INSTANCE, class_text="a circle"), "'class_prompt' is not CLIP Text Encode")]
+    for change, message in cases:
+        with pytest.raises(Exception, match=message):
+            call(host, "InvertEditDreamBoothLoRA", **base, **change)

@@ -51,7 +51,8 @@ def script_source(script: str = SCRIPT, env: str = "DREAMBOOTH_LORA_SCRIPT") -> 
 
 def script_settings(source: str) -> dict:
     """The script's argparse defaults ({"adam_weight_decay": 0.01, ...}) and its UNet LoraConfig's
-    keywords (under "lora_config", values as source text where not literals)."""
+    keywords (under "lora_config", values as source text where not literals), and its text
+    encoder's (``--train_text_encoder``, the second LoraConfig: "text_lora_config")."""
     settings: dict = {}
     for node in ast.walk(ast.parse(source)):
         if not isinstance(node, ast.Call):
@@ -64,14 +65,14 @@ def script_settings(source: str) -> dict:
                         settings[node.args[0].value.lstrip("-")] = ast.literal_eval(kw.value)
                     except ValueError:
                         pass
-        if name == "LoraConfig" and "lora_config" not in settings:   # the UNet's comes first
+        if name == "LoraConfig" and "text_lora_config" not in settings:   # the UNet's, then the text encoder's
             config = {}
             for kw in node.keywords:
                 try:
                     config[kw.arg] = ast.literal_eval(kw.value)
                 except ValueError:
                     config[kw.arg] = ast.unparse(kw.value)
-            settings["lora_config"] = config
+            settings["text_lora_config" if "lora_config" in settings else "lora_config"] = config
     return settings
 
 
@@ -106,10 +107,14 @@ def test_the_nodes_settings_are_the_scripts(host, settings):
     assert defaults["rank"] == settings["rank"] and defaults["prior_loss_weight"] == settings["prior_loss_weight"]
 
 
-def reference_steps(unet, lora: dict, key_map: dict, x0: torch.Tensor, contexts: torch.Tensor, draws: list,
-                    instances: int, settings: dict, v_prediction: bool) -> tuple[list[float], dict]:
+def reference_steps(unet, lora: dict, key_map: dict, x0: torch.Tensor, contexts, draws: list,
+                    instances: int, settings: dict, v_prediction: bool,
+                    text_encoder=None) -> tuple[list[float], dict]:
     """The script's steps on ``unet`` (diffusers) starting from the host-format LoRA ``lora``;
-    returns each step's loss and the final LoRA in the host's format."""
+    returns each step's loss and the final LoRA in the host's format. ``contexts``: each row's
+    context, or with ``text_encoder`` (``--train_text_encoder``: a transformers CLIP text model that
+    gets the script's text LoRA, started from ``lora``'s ``text_encoders.clip_l.…`` matrices) each
+    row's token ids, encoded at every step."""
     from diffusers import DDPMScheduler
     from peft import LoraConfig
 
@@ -123,11 +128,32 @@ def reference_steps(unet, lora: dict, key_map: dict, x0: torch.Tensor, contexts:
             module.lora_A["default"].weight.data.copy_(lora[f"{host_key}.lora_down.weight"])
             module.lora_B["default"].weight.data.copy_(lora[f"{host_key}.lora_up.weight"])
             modules[host_key] = module
+    if text_encoder is not None:
+        text_config = settings["text_lora_config"]
+        from peft import inject_adapter_in_model
+
+        # the script's text_encoder.add_adapter(config): transformers' add_adapter injects peft's layers with
+        # this call (transformers 5.24's own asks for a peft newer than PyPI's 0.21.2)
+        inject_adapter_in_model(LoraConfig(r=RANK, lora_alpha=RANK, lora_dropout=settings.get("lora_dropout", 0.0),
+                                           init_lora_weights=text_config["init_lora_weights"],
+                                           target_modules=text_config["target_modules"]), text_encoder)
+        for name, module in text_encoder.named_modules():
+            if hasattr(module, "lora_A") and "default" in module.lora_A:
+                path = name if name.startswith("text_model.") else f"text_model.{name}"   # transformers 4 / 5
+                host_key = f"text_encoders.clip_l.transformer.{path}"
+                module.lora_A["default"].weight.data.copy_(lora[f"{host_key}.lora_down.weight"])
+                module.lora_B["default"].weight.data.copy_(lora[f"{host_key}.lora_up.weight"])
+                modules[host_key] = module
+        text_encoder.train()
+        ids = contexts
+        contexts = lambda rows: text_encoder(ids[rows], return_dict=False)[0]  # noqa: E731  (the script's encode_prompt)
     assert set(modules) == {k[:-len(".alpha")] for k in lora if k.endswith(".alpha")}
     scheduler = DDPMScheduler(num_train_timesteps=1000, beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear",
                               prediction_type="v_prediction" if v_prediction else "epsilon")
     unet.train()
     params = [p for p in unet.parameters() if p.requires_grad]
+    if text_encoder is not None:
+        params += [p for p in text_encoder.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=LR, betas=(settings["adam_beta1"], settings["adam_beta2"]),
                                   weight_decay=settings["adam_weight_decay"], eps=settings["adam_epsilon"])
     losses = []
@@ -141,7 +167,8 @@ def _steps(unet, scheduler, optimizer, params, modules, x0, contexts, draws, set
     for rows, noise, timesteps in draws:
         model_input = x0[rows]
         noisy = scheduler.add_noise(model_input, noise, timesteps)
-        pred = unet(noisy, timesteps, contexts[rows], return_dict=False)[0]
+        context = contexts(rows) if callable(contexts) else contexts[rows]
+        pred = unet(noisy, timesteps, context, return_dict=False)[0]
         target = scheduler.get_velocity(model_input, noise, timesteps) if v_prediction else noise
         pred, pred_prior = torch.chunk(pred, 2, dim=0)
         target, target_prior = torch.chunk(target, 2, dim=0)
@@ -175,8 +202,12 @@ def node_draws(pure, model, instance: dict, classes: dict, prompts: tuple) -> tu
     return draws, x0, contexts
 
 
-@pytest.mark.parametrize("family", ["sd1", "sd2-v"])
-def test_training_steps_match_the_script(host, tiny, bridge, settings, family):
+@pytest.mark.parametrize("family, text", [("sd1", False), ("sd2-v", False), ("sd1", True)])
+def test_training_steps_match_the_script(host, tiny, bridge, settings, family, text):
+    """``text``: with the script's ``--train_text_encoder`` (the node given the CLIP and the texts):
+    the UNet's and the text encoder's LoRA in one AdamW, each step's context encoded from the rows'
+    token ids (the host's SD1 tokenizer in transformers, padded to 77 as the script's
+    ``tokenize_prompt``) through the adapted encoder."""
     import comfy.utils
 
     pure = host.pack.personalisation.dreambooth
@@ -187,15 +218,28 @@ def test_training_steps_match_the_script(host, tiny, bridge, settings, family):
     kwargs = dict(model=model, instance_images=instance, instance_prompt=prompts[0], learning_rate=LR, rank=RANK,
                   prior_loss_weight=settings["prior_loss_weight"], batch_size=BATCH, seed=SEED, class_images=classes,
                   class_prompt=prompts[1])
-    _, start, _ = call(host, "InvertEditDreamBoothLoRA", steps=0, **kwargs)
-    _, trained, losses = call(host, "InvertEditDreamBoothLoRA", steps=STEPS, **kwargs)
+    if text:
+        kwargs.update(clip=clip, instance_text="a sks square", class_text="a square")
+    _, start, _, _ = call(host, "InvertEditDreamBoothLoRA", steps=0, **kwargs)
+    _, trained, losses, _ = call(host, "InvertEditDreamBoothLoRA", steps=STEPS, **kwargs)
 
     draws, x0, contexts = node_draws(pure, model, instance, classes, prompts)
+    text_encoder = None
+    if text:
+        from transformers import CLIPTokenizer
+
+        tokenizer = CLIPTokenizer.from_pretrained(str(host.path / "comfy" / "sd1_tokenizer"))
+        # the script pads to tokenizer.model_max_length, SD1.5's tokenizer's 77 (the host's copy says 8192)
+        ids = [tokenizer(p, truncation=True, padding="max_length", max_length=77,
+                         return_tensors="pt").input_ids for p in ("a sks square", "a square")]
+        contexts = torch.cat([ids[0].expand(3, -1), ids[1].expand(5, -1)])   # each row's ids, as the script's batch
+        text_encoder = bridge.diffusers_text_encoder(clip)
+        assert any(k.startswith("text_encoders.") for k in start)
     key_map = comfy.utils.unet_to_diffusers(model.model.model_config.unet_config)
     ref_losses, ref_lora = reference_steps(bridge.diffusers_unet(model), start, key_map, x0, contexts, draws, BATCH,
-                                           settings, family == "sd2-v")
+                                           settings, family == "sd2-v", text_encoder)
 
-    print(f"\n{family} losses: node {[round(v, 6) for v in losses['loss']]}, script {[round(v, 6) for v in ref_losses]}")
+    print(f"\n{family}{' with the text encoder' if text else ''} losses: node {[round(v, 6) for v in losses['loss']]}, script {[round(v, 6) for v in ref_losses]}")
     assert losses["loss"] == pytest.approx(ref_losses, rel=1e-4)
     # each matrix's update (what the steps changed), node against script, in norm
     errors = {k: float((trained[k] - ref_lora[k]).norm() / (ref_lora[k] - start[k]).norm().clamp_min(1e-12))
@@ -205,6 +249,8 @@ def test_training_steps_match_the_script(host, tiny, bridge, settings, family):
     print(f"{family}: largest update difference {errors[worst]:.2e} of the update's norm ({worst}; {len(ref_lora)} "
           f"matrices; moved up to {moved:.2e})")
     assert moved > LR / 2 and errors[worst] < 1e-3
+    if text:   # the text encoder's matrices were trained, as the script's
+        assert max(float((trained[k] - start[k]).abs().max()) for k in ref_lora if k.startswith("text_encoders.")) > LR / 2
 
 
 FULL_SCRIPT = "examples/dreambooth/train_dreambooth.py"

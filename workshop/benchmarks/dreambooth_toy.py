@@ -303,7 +303,7 @@ def main(argv=None) -> str:
                       class_images=classes, class_prompt=class_prompt)
         node, label = (("InvertEditDreamBoothFineTune", "DreamBooth Fine-Tune") if args.full
                        else ("InvertEditDreamBoothLoRA", "DreamBooth LoRA"))
-        taught, _, loss = call(host, node, **common, **({} if args.full else {"rank": args.rank}))
+        taught, _, loss = call(host, node, **common, **({} if args.full else {"rank": args.rank}))[:3]
         seconds = time.perf_counter() - start
         rows.append((f"{label}, prior loss {f'on (lambda {weight:g})' if weight else 'off'}", taught, seconds,
                      loss["loss"], INSTANCE))
