@@ -781,6 +781,26 @@ CASES = [
     ("dreambooth-resume-imagic-lora", lambda k: dreambooth(k, resume=imagic_fine_tune(k, steps=0)[1]),
      r"DreamBooth LoRA: input 'resume' is a LoRA of \d+ layers, not the 88 this node trains on this model; connect "
      r"the 'lora' output of an earlier run of this node with the same model"),
+    ("dreambooth-text-without-clip", lambda k: dreambooth(k, instance_text=PROMPT),
+     r"DreamBooth LoRA: input 'instance_text' is given but 'clip' is not connected; connect the checkpoint's CLIP "
+     r"to train its text encoder too \(the script's --train_text_encoder\), or leave the texts empty"),
+    ("dreambooth-clip-without-text", lambda k: dreambooth(k, clip=k.clip),
+     r"DreamBooth LoRA: input 'instance_text' is empty and 'clip' is connected; give the text 'instance_prompt' "
+     r"was encoded from"),
+    ("dreambooth-clip-without-class-text", lambda k: dreambooth(k, clip=k.clip, instance_text=PROMPT),
+     r"DreamBooth LoRA: input 'class_text' is empty and 'clip' is connected; give the text 'class_prompt' was "
+     r"encoded from"),
+    ("dreambooth-text-not-the-prompts", lambda k: dreambooth(k, clip=k.clip, instance_text="a sks dog", class_text=""),
+     r"DreamBooth LoRA: input 'instance_prompt' is not CLIP Text Encode of 'instance_text' \('a sks dog'\) with the "
+     r"connected CLIP; encode instance_text with this CLIP and connect it as instance_prompt"),
+    ("dreambooth-text-other-clip", lambda k: dreambooth(k, clip=k.other_clip(), instance_text=PROMPT, class_text=""),
+     r"DreamBooth LoRA: input 'clip' encodes prompts 96 wide; the model's cross-attention takes 64\. It is another "
+     r"checkpoint's text encoder: connect this checkpoint's CLIP"),
+    ("dreambooth-text-flux-clip", lambda k: dreambooth(k, clip=k.tiny("flux-dev")[1], instance_text=PROMPT),
+     r"DreamBooth LoRA: input 'clip' is FluxClipModel; this node trains the text encoders of SD1\.x, SD2\.x and SDXL "
+     r"checkpoints: connect one of those checkpoints' CLIP"),
+    ("dreambooth-text-too-long", lambda k: dreambooth(k, clip=k.clip, instance_text="red " * 80, class_text=""),
+     r"DreamBooth LoRA: input 'instance_text' is longer than one chunk of 77 tokens; give a shorter prompt"),
     ("dreambooth-state-name-path", lambda k: dreambooth(k, state_name="../subject"),
      r"DreamBooth LoRA: input 'state_name' is '\.\./subject'; give a plain name of letters, digits, '_', '-' or '\.' "
      r"\(not starting with '\.'\), at most 100 characters"),
