@@ -97,28 +97,30 @@ def check_inputs(model: ModelPatcher, instance_images, instance_prompt, class_im
 
 
 class TextEncoderTraining:
-    """The text encoder's side of DreamBooth LoRA with ``--train_text_encoder`` (diffusers'
-    ``train_dreambooth_lora.py``): ``adapters`` (``text_lora_adapters``) as weight wrappers on a clone
-    of ``clip`` that takes gradients, and the instance and class texts' token rows, encoded at every
-    step through it (``contexts``) as CLIP Text Encode encodes them (SDXL: both encoders, clip_g's
-    pooled output into the conditioning vector, as the SDXL script's ``text_embeds``)."""
+    """The text encoder's side of DreamBooth with ``--train_text_encoder`` (diffusers'
+    ``train_dreambooth_lora.py``: a LoRA; ``train_dreambooth.py``: every weight): ``wrappers`` (the
+    CLIP's parameter name -> a weight wrapper: ``text_lora_adapters``' adapters or
+    ``full_fine_tune.text_weight_diffs``' differences) on a clone of ``clip`` that takes gradients,
+    ``parameters(device)`` their trainable tensors, and the instance and class texts' token rows,
+    encoded at every step through it (``contexts``) as CLIP Text Encode encodes them (SDXL: both
+    encoders, clip_g's pooled output into the conditioning vector, as the SDXL script's ``text_embeds``)."""
 
-    def __init__(self, clip, adapters: dict, instance_text: str, class_text: str | None, pooled_in: bool):
+    def __init__(self, clip, wrappers: dict, parameters, instance_text: str, class_text: str | None, pooled_in: bool):
         from .textual_inversion import encoder_for_gradients, text_encoders
 
-        self.adapters, self.pooled_in = adapters, pooled_in
+        self.parameters, self.pooled_in = parameters, pooled_in
         self.trainee = encoder_for_gradients(clip)
-        for name, adapter in adapters.items():
-            self.trainee.patcher.add_weight_wrapper(f"{name[len(TEXT_PREFIX):]}.weight", adapter)
+        for name, wrapper in wrappers.items():
+            self.trainee.patcher.add_weight_wrapper(name, wrapper)
         self.encoders = text_encoders(self.trainee)
         texts = [instance_text] + ([class_text] if class_text is not None else [])
         self.rows = [[[int(t) for t, _, _ in clip.tokenize(text, return_word_ids=True)[key][0]] for text in texts]
                      for key, _ in self.encoders]
 
     def params(self) -> list[torch.nn.Parameter]:
-        """The adapters' matrices as trainable parameters on the encoder's device (after its load)."""
+        """The trained tensors as parameters on the encoder's device (after its load)."""
         self.trainee.load_model()
-        return trainable(self.adapters, self.trainee.patcher.load_device)
+        return self.parameters(self.trainee.patcher.load_device)
 
     def contexts(self, instances: int, classes: int) -> dict:
         """``part``'s swap for a batch of ``instances`` instance rows then ``classes`` class rows: each
@@ -132,7 +134,7 @@ class TextEncoderTraining:
 
 
 def check_text_inputs(model: ModelPatcher, clip, instance_text: str, class_text: str, instance_prompt: list,
-                      class_prompt: list | None) -> tuple[str, str | None] | None:
+                      class_prompt: list | None, node: str = NODE) -> tuple[str, str | None] | None:
     """DreamBooth LoRA's text-encoder inputs: None without a CLIP (the texts must then be empty);
     with one, (instance text, class text or None without the prior loss), each one chunk of tokens
     and encoding, with this CLIP, to the CONDITIONING given for it (so that the run trains the
@@ -142,31 +144,45 @@ def check_text_inputs(model: ModelPatcher, clip, instance_text: str, class_text:
     if clip is None:
         given = [name for name, text in (("instance_text", instance_text), ("class_text", class_text)) if text]
         if given:
-            raise NodeInputError(NODE, f"input '{given[0]}' is given but 'clip' is not connected; connect the "
+            raise NodeInputError(node, f"input '{given[0]}' is given but 'clip' is not connected; connect the "
                                        f"checkpoint's CLIP to train its text encoder too (the script's "
                                        f"--train_text_encoder), or leave the texts empty.")
         return None
-    encoders = text_encoders(clip, NODE)
-    check_word(NODE, model, clip, "text", encoders)
+    encoders = text_encoders(clip, node)
+    check_word(node, model, clip, "text", encoders)
     texts = [("instance_text", instance_text, "instance_prompt", instance_prompt)]
     if class_prompt is not None:
         texts.append(("class_text", class_text, "class_prompt", class_prompt))
     for name, text, prompt_name, prompt in texts:
         if not (text or "").strip():
-            raise NodeInputError(NODE, f"input '{name}' is empty and 'clip' is connected; give the text "
+            raise NodeInputError(node, f"input '{name}' is empty and 'clip' is connected; give the text "
                                        f"'{prompt_name}' was encoded from (\"a sks dog\" / \"a dog\"): the run "
                                        f"encodes it at every step through the text encoder it trains.")
         tokens = clip.tokenize(text)
         if any(len(chunks) != 1 for chunks in tokens.values()):
-            raise NodeInputError(NODE, f"input '{name}' is longer than one chunk of 77 tokens; give a shorter prompt.")
+            raise NodeInputError(node, f"input '{name}' is longer than one chunk of 77 tokens; give a shorter prompt.")
         made = clip.encode_from_tokens(tokens, return_pooled=True)[0]
         emb = prompt[0][0]
         if len(prompt) != 1 or emb.shape[1:] != made.shape[1:] or not torch.allclose(
                 emb.to(made), made, rtol=1e-3, atol=1e-3 * float(made.abs().max())):  # sampling-path-ok: once, a check
-            raise NodeInputError(NODE, f"input '{prompt_name}' is not CLIP Text Encode of '{name}' ({text!r}) with "
+            raise NodeInputError(node, f"input '{prompt_name}' is not CLIP Text Encode of '{name}' ({text!r}) with "
                                        f"the connected CLIP; encode {name} with this CLIP and connect it as "
                                        f"{prompt_name}.")
+    if node == FULL_NODE:
+        check_memory(node, model, clip)
     return instance_text, class_text if class_prompt is not None else None
+
+
+def _text_settings(clip, texts: tuple[str, str | None] | None) -> dict:
+    """What a run's state must match when it trains the text encoder too: the encoders' token tables
+    and the two texts (nothing without)."""
+    from .textual_inversion import text_encoders
+
+    if texts is None:
+        return {}
+    return {"text_encoder": dict(tables=[tensor_fingerprint(encoder.transformer.get_input_embeddings().weight)
+                                         for _, encoder in text_encoders(clip)],
+                                 instance_text=texts[0], class_text=texts[1] or "")}
 
 
 def _state(node: str, name: str, model: ModelPatcher, instance: torch.Tensor, instance_prompt: list,
@@ -272,12 +288,9 @@ def dreambooth_lora(model: ModelPatcher, instance: torch.Tensor, instance_prompt
     adapters = {**unet_adapters, **text_adapters}
     if resume is not None:
         load_into(NODE, adapters, resume, "resume")
-    trained_text = "none" if texts is None else dict(
-        tables=[tensor_fingerprint(encoder.transformer.get_input_embeddings().weight)
-                for _, encoder in text_encoders(clip, NODE)], instance_text=texts[0], class_text=texts[1] or "")
     state = _state(NODE, state_name, model, instance, instance_prompt, classes, class_prompt, resume, rank=rank,
                    learning_rate=learning_rate, prior_loss_weight=prior_loss_weight, batch_size=batch_size, seed=seed,
-                   **({} if texts is None else {"text_encoder": trained_text}))
+                   **_text_settings(clip, texts))
     tensors = {f"{name}.lora_{part}.weight": getattr(adapter, f"lora_{part}").weight
                for name, adapter in adapters.items() for part in ("up", "down")}
     start, moments = resume_into(state, tensors, steps)
@@ -288,7 +301,9 @@ def dreambooth_lora(model: ModelPatcher, instance: torch.Tensor, instance_prompt
 
     if steps == start:
         return result(lora_state_dict(adapters), [])
-    text = None if texts is None else TextEncoderTraining(clip, text_adapters, texts[0], texts[1], takes_pooled(model))
+    text = None if texts is None else TextEncoderTraining(
+        clip, {f"{name[len(TEXT_PREFIX):]}.weight": adapter for name, adapter in text_adapters.items()},
+        lambda device: trainable(text_adapters, device), texts[0], texts[1], takes_pooled(model))
     losses = _fit(trainee(model, unet_adapters), lambda device: trainable(unet_adapters, device), instance,
                   instance_prompt, classes, class_prompt, steps, learning_rate, prior_loss_weight, batch_size, seed,
                   v_prediction, state=state, keys=list(tensors), start=start, moments=moments, text=text)
@@ -301,24 +316,39 @@ def dreambooth_lora(model: ModelPatcher, instance: torch.Tensor, instance_prompt
 
 def dreambooth_full(model: ModelPatcher, instance: torch.Tensor, instance_prompt: list, classes: torch.Tensor | None,
                     class_prompt: list | None, steps: int, learning_rate: float, prior_loss_weight: float,
-                    batch_size: int, seed: int, v_prediction: bool, state_name: str = "",
-                    ) -> tuple[ModelPatcher, dict[str, torch.Tensor], list[float]]:
+                    batch_size: int, seed: int, v_prediction: bool, state_name: str = "", clip=None,
+                    texts: tuple[str, str | None] | None = None,
+                    ) -> tuple[ModelPatcher, dict[str, torch.Tensor], list[float], object]:
     """DreamBooth as a full fine-tune of the UNet (diffusers' ``train_dreambooth.py``: every UNet
     parameter, AdamW weight decay 1e-2 on the whole weight, gradient norm clipped to 1), kept as a
     difference from the frozen weights (``full_fine_tune.py``). Returns (the input MODEL with the
-    difference, the difference in the host's "diff" patch format, each step's loss). ``state_name``: as
-    ``dreambooth_lora``'s (the file holds the UNet's size three times over, float32)."""
+    difference, the difference in the host's "diff" patch format, each step's loss, the CLIP as
+    ``dreambooth_lora``'s). ``state_name``: as ``dreambooth_lora``'s (the file holds the UNet's size
+    three times over, float32). ``clip`` and ``texts``: every weight of the text encoder trained too
+    (the script's ``--train_text_encoder``), its differences under ``text_encoders.…`` in the patch."""
+    from .textual_inversion import takes_pooled
+
     diffs = full.weight_diffs(model)
+    text_diffs = {} if texts is None else full.text_weight_diffs(clip)
     state = _state(FULL_NODE, state_name, model, instance, instance_prompt, classes, class_prompt,
-                   learning_rate=learning_rate, prior_loss_weight=prior_loss_weight, batch_size=batch_size, seed=seed)
-    start, moments = resume_into(state, {key: diff.diff for key, diff in diffs.items()}, steps)
+                   learning_rate=learning_rate, prior_loss_weight=prior_loss_weight, batch_size=batch_size, seed=seed,
+                   **_text_settings(clip, texts))
+    every = {**diffs, **text_diffs}
+    start, moments = resume_into(state, {key: diff.diff for key, diff in every.items()}, steps)
+
+    def result(patch: dict, losses: list[float]):
+        return with_lora(model, patch), patch, losses, (None if clip is None else
+                                                         with_text_lora(clip, patch) if texts is not None else clip)
+
     if steps == start:
-        patch = full.diff_state_dict(diffs)
-        return with_lora(model, patch), patch, []
+        return result(full.diff_state_dict(every), [])
+    text = None if texts is None else TextEncoderTraining(
+        clip, {key[len(TEXT_PREFIX):]: diff for key, diff in text_diffs.items()},
+        lambda device: full.trainable(text_diffs, device), texts[0], texts[1], takes_pooled(model))
     losses = _fit(full.trainee(model, diffs), lambda device: full.trainable(diffs, device), instance, instance_prompt,
                   classes, class_prompt, steps, learning_rate, prior_loss_weight, batch_size, seed, v_prediction,
-                  base=lambda device: full.frozen(model, diffs), state=state, keys=list(diffs), start=start,
-                  moments=moments)
-    patch = full.diff_state_dict(diffs)
+                  base=lambda device: full.frozen(model, diffs) + full.text_frozen(clip, text_diffs) if texts else
+                  full.frozen(model, diffs), state=state, keys=list(every), start=start, moments=moments, text=text)
+    patch = full.diff_state_dict(every)
     check_converged(FULL_NODE, losses, patch.values(), learning_rate, "5e-06")
-    return with_lora(model, patch), patch, losses
+    return result(patch, losses)

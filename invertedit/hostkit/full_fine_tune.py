@@ -19,6 +19,7 @@ from comfy.model_patcher import ModelPatcher
 
 from .errors import NodeInputError
 from .gradients import with_weight_copies
+from .lora_training import TEXT_PREFIX
 
 BYTES_PER_PARAMETER = 16   # float32 difference, gradient and AdamW's two moments
 
@@ -51,24 +52,73 @@ def _parameters(model: ModelPatcher) -> dict[str, torch.Tensor]:
     return found
 
 
-def check_memory(node: str, model: ModelPatcher) -> None:
-    """Refuse a fine-tune the model's device has not the memory for, before anything is loaded."""
+def check_memory(node: str, model: ModelPatcher, clip=None) -> None:
+    """Refuse a fine-tune the model's device has not the memory for, before anything is loaded
+    (``clip``: its text encoders trained too)."""
     import comfy.model_management as mm
 
     count = sum(p.numel() for p in model.model.diffusion_model.parameters())
-    need = BYTES_PER_PARAMETER * count
+    text = 0 if clip is None else sum(t.numel() for t in _text_parameters(clip).values())
+    need = BYTES_PER_PARAMETER * (count + text)
     free = mm.get_free_memory(model.load_device)
     if need > free:
-        raise NodeInputError(node, f"input 'model': a full fine-tune of its {count / 1e6:.0f} M UNet parameters needs "
-                                   f"about {need / 2 ** 30:.1f} GiB (float32 differences, gradients and AdamW moments) "
-                                   f"and {free / 2 ** 30:.1f} GiB are free on {model.load_device}; use DreamBooth LoRA "
-                                   f"(rank 4 trains a few MB), or a device with more memory.")
+        also = f" and the text encoder's {text / 1e6:.0f} M" if text else ""
+        raise NodeInputError(node, f"input 'model': a full fine-tune of its {count / 1e6:.0f} M UNet parameters{also} "
+                                   f"needs about {need / 2 ** 30:.1f} GiB (float32 differences, gradients and AdamW "
+                                   f"moments) and {free / 2 ** 30:.1f} GiB are free on {model.load_device}; use "
+                                   f"DreamBooth LoRA (rank 4 trains a few MB), or a device with more memory.")
 
 
 def weight_diffs(model: ModelPatcher) -> dict[str, WeightDiff]:
     """One zero difference per UNet weight and bias, keyed by host key. Made outside inference mode."""
     with torch.inference_mode(False):
         return {key: WeightDiff(tensor.shape) for key, tensor in _parameters(model).items()}
+
+
+# The host's CLIP adds its position table by reading the weight itself (``comfy/clip_model.py``:
+# ``cast_to(self.position_embedding.weight, ...)``), past any weight wrapper: a difference there would
+# neither train nor sample as the patch applies it. It stays frozen (the script trains it).
+UNWRAPPED = ("embeddings.position_embedding",)
+
+
+def _text_parameters(clip) -> dict[str, torch.Tensor]:
+    """The text models' weights and biases (every ``<encoder>.transformer.text_model.…`` parameter:
+    what diffusers' ``CLIPTextModel`` holds, the host's projection and ``UNWRAPPED`` left out), keyed
+    ``text_encoders.<the CLIP's parameter name>``; each sits in a host layer that takes weight wrappers."""
+    from .textual_inversion import text_encoders
+
+    wanted = {id(encoder) for _, encoder in text_encoders(clip)}
+    found = {}
+    for prefix, encoder in clip.cond_stage_model.named_children():
+        if id(encoder) not in wanted:
+            continue
+        for name, module in encoder.transformer.text_model.named_modules():
+            if name in UNWRAPPED:
+                continue
+            if hasattr(module, "weight_function"):
+                for kind in ("weight", "bias"):
+                    tensor = getattr(module, kind, None)
+                    if isinstance(tensor, torch.Tensor):
+                        found[f"{TEXT_PREFIX}{prefix}.transformer.text_model.{name}.{kind}"] = tensor
+        count = sum(1 for name, _ in encoder.transformer.text_model.named_parameters()
+                    if name.rsplit(".", 1)[0] not in UNWRAPPED)
+        if count != sum(1 for key in found if key.startswith(f"{TEXT_PREFIX}{prefix}.")):
+            raise RuntimeError(f"full fine-tune: some of the text encoder {prefix}'s {count} parameters sit outside "
+                               f"the host's patchable layers")
+    return found
+
+
+def text_weight_diffs(clip) -> dict[str, WeightDiff]:
+    """One zero difference per weight and bias of the CLIP's text models (``train_dreambooth.py
+    --train_text_encoder``: every text-encoder parameter), keyed ``text_encoders.<parameter>``."""
+    with torch.inference_mode(False):
+        return {key: WeightDiff(tensor.shape) for key, tensor in _text_parameters(clip).items()}
+
+
+def text_frozen(clip, diffs: dict[str, WeightDiff]) -> list[torch.Tensor]:
+    """The text encoder's frozen weights the differences add to, in their order."""
+    weights = _text_parameters(clip)
+    return [weights[key] for key in diffs]
 
 
 def trainee(model: ModelPatcher, diffs: dict[str, WeightDiff]) -> ModelPatcher:

@@ -106,15 +106,15 @@ def text_lora_adapters(clip, encoders: list[tuple[str, torch.nn.Module]], rank: 
 
 
 def with_text_lora(clip, lora: dict[str, torch.Tensor], strength: float = 1.0):
-    """A clone of ``clip`` with the text encoder's part of ``lora`` (``text_encoders.…`` keys) added
-    as weight patches, as LoraLoader adds a file's (``comfy.lora``'s key map for text encoders);
+    """A clone of ``clip`` with the text encoder's part of ``lora`` (``text_encoders.…`` keys: low-rank
+    pairs or whole differences, as ``with_lora``) added as weight patches, as LoraLoader adds a file's (``comfy.lora``'s key map for text encoders);
     every module must land."""
     part = {k: v for k, v in lora.items() if k.startswith(TEXT_PREFIX)}
     key_map = comfy.lora.model_lora_keys_clip(clip.cond_stage_model, {})
     patches = comfy.lora.load_lora(part, key_map)
     patched = clip.clone()
     landed = set(patched.add_patches(patches, strength))
-    wanted = sum(1 for k in part if k.endswith(".alpha"))
+    wanted = sum(1 for k in part if k.endswith((".alpha", ".diff", ".diff_b")))   # one patched tensor each
     if len(landed) != wanted:
         raise RuntimeError(f"LoRA: {wanted - len(landed)} of {wanted} text-encoder weights found no place in the CLIP")
     return patched

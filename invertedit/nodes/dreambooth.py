@@ -45,6 +45,27 @@ def _class_inputs() -> list:
     ]
 
 
+def _text_inputs(what: str) -> list:
+    """The text encoder trained too (the scripts' --train_text_encoder): the CLIP and the prompts' texts."""
+    return [
+        io.Clip.Input("clip", optional=True,
+                      tooltip=f"Connect the checkpoint's CLIP to train its text encoder too (the script's "
+                              f"--train_text_encoder; off by default, as in the script): {what}, same learning rate. "
+                              f"Needs instance_text (and class_text with the prior loss)."),
+        io.String.Input("instance_text", default="", optional=True,
+                        tooltip="With 'clip': the text instance_prompt was encoded from (\"a sks dog\"); encoded "
+                                "at every step through the text encoder being trained."),
+        io.String.Input("class_text", default="", optional=True,
+                        tooltip="With 'clip' and the prior loss: the text class_prompt was encoded from (\"a dog\")."),
+    ]
+
+
+def _text_output() -> io.Clip.Output:
+    return io.Clip.Output(display_name="clip",
+                          tooltip="With 'clip' connected: the CLIP with the text encoder's change (encode the prompts "
+                                  "that name the subject with it); else empty.")
+
+
 class DreamBoothLoRA(io.ComfyNode):
     NAME = NODE
 
@@ -84,17 +105,7 @@ class DreamBoothLoRA(io.ComfyNode):
                 io.LoraModel.Input("resume", optional=True,
                                    tooltip="The 'lora' output of an earlier run on this model and rank: training "
                                            "continues from it (the optimiser's moments start afresh)."),
-                io.Clip.Input("clip", optional=True,
-                              tooltip="Connect the checkpoint's CLIP to train its text encoder too (the script's "
-                                      "--train_text_encoder; off by default, as in the script): a LoRA of the same "
-                                      "rank on its attention projections (q, k, v, out), same learning rate. Needs "
-                                      "instance_text (and class_text with the prior loss)."),
-                io.String.Input("instance_text", default="", optional=True,
-                                tooltip="With 'clip': the text instance_prompt was encoded from (\"a sks dog\"); "
-                                        "encoded at every step through the text encoder being trained."),
-                io.String.Input("class_text", default="", optional=True,
-                                tooltip="With 'clip' and the prior loss: the text class_prompt was encoded from "
-                                        "(\"a dog\")."),
+                *_text_inputs("a LoRA of the same rank on its attention projections (q, k, v, out)"),
             ],
             outputs=[
                 io.Model.Output(display_name="model", tooltip="The input model with the subject's LoRA."),
@@ -102,9 +113,7 @@ class DreamBoothLoRA(io.ComfyNode):
                                     tooltip="The LoRA in the host's format: Save LoRA Weights writes it, LoraLoader "
                                             "and Load LoRA Model apply it."),
                 io.LossMap.Output(display_name="loss", tooltip="The loss at each step (Plot Loss Graph)."),
-                io.Clip.Output(display_name="clip",
-                               tooltip="With 'clip' connected: the CLIP with the text encoder's LoRA (encode the "
-                                       "prompts that name the subject with it); else empty."),
+                _text_output(),
             ],
         )
 
@@ -156,6 +165,7 @@ class DreamBoothFineTune(io.ComfyNode):
                              tooltip="Seed of the batches' order and each step's noise and timesteps."),
                 *_class_inputs(),
                 *_state_input(),
+                *_text_inputs("every weight of its text model (train_dreambooth.py)"),
             ],
             outputs=[
                 io.Model.Output(display_name="model", tooltip="The input model with the fine-tune's change."),
@@ -164,18 +174,22 @@ class DreamBoothFineTune(io.ComfyNode):
                                             "(<layer>.diff): Save LoRA Weights writes it (the UNet's size, float32), "
                                             "LoraLoader applies it to the same checkpoint."),
                 io.LossMap.Output(display_name="loss", tooltip="The loss at each step (Plot Loss Graph)."),
+                _text_output(),
             ],
         )
 
     @classmethod
     def execute(cls, model, instance_images, instance_prompt, steps, learning_rate, prior_loss_weight, batch_size,
-                seed, class_images=None, class_prompt=None, state_name="") -> io.NodeOutput:
+                seed, class_images=None, class_prompt=None, state_name="", clip=None, instance_text="",
+                class_text="") -> io.NodeOutput:
         family, instance, classes = check_inputs(model, instance_images, instance_prompt, class_images, class_prompt,
                                                  steps, learning_rate, None, prior_loss_weight, batch_size, FULL_NODE)
-        patched, patch, losses = dreambooth_full(model, instance, instance_prompt, classes, class_prompt, steps,
-                                                 learning_rate, prior_loss_weight, batch_size, seed,
-                                                 family.parameterisation == "v", state_name)
-        return io.NodeOutput(patched, patch, {"loss": list(losses)})
+        texts = check_text_inputs(model, clip, instance_text, class_text, instance_prompt,
+                                  class_prompt if classes is not None else None, FULL_NODE)
+        patched, patch, losses, text_clip = dreambooth_full(
+            model, instance, instance_prompt, classes, class_prompt, steps, learning_rate, prior_loss_weight,
+            batch_size, seed, family.parameterisation == "v", state_name, clip, texts)
+        return io.NodeOutput(patched, patch, {"loss": list(losses)}, text_clip)
 
 
 NODES = [DreamBoothLoRA, DreamBoothFineTune]

@@ -899,6 +899,13 @@ CASES = [
     ("dreambooth-full-diverged", lambda k: dreambooth_full(k, learning_rate=0.01, model=overflowing(k)),
      r"DreamBooth Fine-Tune: the optimisation diverged at step 1 \(loss .*\) with learning_rate 0.01, which would "
      r"sample a black picture; lower learning_rate \(default 5e-06\)"),
+    ("dreambooth-full-text-without-clip", lambda k: dreambooth_full(k, class_text="a square"),
+     r"DreamBooth Fine-Tune: input 'class_text' is given but 'clip' is not connected; connect the checkpoint's CLIP "
+     r"to train its text encoder too"),
+    ("dreambooth-full-text-not-the-prompts",
+     lambda k: dreambooth_full(k, clip=k.clip, instance_text="a sks dog", class_text="a dog"),
+     r"DreamBooth Fine-Tune: input 'instance_prompt' is not CLIP Text Encode of 'instance_text' \('a sks dog'\) "
+     r"with the connected CLIP"),
     ("dreambooth-full-no-class-images", lambda k: dreambooth_full(k, class_images=None),
      r"DreamBooth Fine-Tune: input 'class_images' is not connected and prior_loss_weight is 1; prior preservation "
      r"needs images of the subject's class"),

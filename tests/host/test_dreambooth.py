@@ -188,12 +188,12 @@ def test_full_fine_tune_trains_every_weight_and_the_patch_is_the_hosts(host, tin
     args = dict(model=model, instance_images=latents(3, 1, 2.0), instance_prompt=encode(host, clip, INSTANCE),
                 learning_rate=3e-4, prior_loss_weight=1.0, batch_size=2, seed=0, class_images=latents(6, 2),
                 class_prompt=encode(host, clip, CLASS))
-    same, start, losses = call(host, "InvertEditDreamBoothFineTune", steps=0, **args)
+    same, start, losses = call(host, "InvertEditDreamBoothFineTune", steps=0, **args)[:3]
     unet = model.model.diffusion_model
     assert losses["loss"] == [] and len(start) == len(list(unet.parameters())) and not any(v.any() for v in start.values())
     assert torch.equal(generate(host, same, clip), generate(host, model, clip))
 
-    tuned, patch, losses = call(host, "InvertEditDreamBoothFineTune", steps=30, **args)
+    tuned, patch, losses = call(host, "InvertEditDreamBoothFineTune", steps=30, **args)[:3]
     inst = latents(3, 1, 2.0)["samples"]
     before, after = (loss_of(host, m, inst, encode(host, clip, INSTANCE)) for m in (model, tuned))
     moved = sum(bool(v.any()) for v in patch.values())
@@ -282,13 +282,15 @@ def test_a_cancelled_run_goes_on_from_its_state_file_as_an_unbroken_run(host, ti
         assert not all(torch.allclose(fresh[k], whole[k], rtol=1e-5, atol=1e-7) for k in whole)
 
 
-@pytest.mark.parametrize("family", ["sd1", "sdxl"])
-def test_the_text_encoder_trains_too_and_loraloader_applies_both(host, tiny, family):
-    """With a CLIP and the prompts' texts (the script's --train_text_encoder): the LoRA holds the
-    UNet's matrices and, under ``text_encoders.``, one pair per attention projection of each text
-    encoder (SDXL: both), all moved by training; the node's CLIP encodes the instance prompt
-    differently from the input CLIP; Save LoRA Weights' file through the stock LoraLoader gives a
-    MODEL and a CLIP that sample bit for bit as the node's outputs."""
+@pytest.mark.parametrize("node, family", [("LoRA", "sd1"), ("LoRA", "sdxl"), ("FineTune", "sd1")])
+def test_the_text_encoder_trains_too_and_loraloader_applies_both(host, tiny, node, family):
+    """With a CLIP and the prompts' texts (the scripts' --train_text_encoder): DreamBooth LoRA's LoRA
+    holds the UNet's matrices and, under ``text_encoders.``, one pair per attention projection of
+    each text encoder (SDXL: both), all moved by training; DreamBooth Fine-Tune's patch a difference
+    per text-model weight and bias (the position table, which the host reads past weight wrappers,
+    left frozen). The node's CLIP encodes the instance prompt differently from the input CLIP; Save
+    LoRA Weights' file through the stock LoraLoader gives a MODEL and a CLIP that sample bit for bit
+    as the node's outputs."""
     import shutil
 
     import comfy.utils
@@ -299,29 +301,39 @@ def test_the_text_encoder_trains_too_and_loraloader_applies_both(host, tiny, fam
     images = {"samples": torch.randn(3, 4, size, size, generator=torch.Generator().manual_seed(1)) * 3.0}
     classes = {"samples": torch.randn(4, 4, size, size, generator=torch.Generator().manual_seed(2)) * 3.0}
     args = dict(model=model, instance_images=images, instance_prompt=encode(host, clip, INSTANCE), learning_rate=3e-3,
-                rank=4, prior_loss_weight=1.0, batch_size=2, seed=0, class_images=classes,
+                prior_loss_weight=1.0, batch_size=2, seed=0, class_images=classes,
                 class_prompt=encode(host, clip, CLASS), clip=clip, instance_text=INSTANCE, class_text=CLASS)
-    _, start, _, _ = call(host, "InvertEditDreamBoothLoRA", steps=0, **args)
-    tuned, lora, losses, tuned_clip = call(host, "InvertEditDreamBoothLoRA", steps=6, **args)
-    text = sorted(k[:-len(".alpha")] for k in lora if k.startswith("text_encoders.") and k.endswith(".alpha"))
-    encoders = {k.split(".")[1] for k in text}
-    assert encoders == ({"clip_l"} if family == "sd1" else {"clip_l", "clip_g"})
-    blocks = sum(len(e.transformer.text_model.encoder.layers) for _, e in host.pack.hostkit.textual_inversion.text_encoders(clip))
-    assert len(text) == 4 * blocks and all(k.rsplit(".", 1)[-1] in ("q_proj", "k_proj", "v_proj", "out_proj") for k in text)
-    still = [k for k in text if (lora[f"{k}.lora_up.weight"] - start[f"{k}.lora_up.weight"]).eq(0).all()]
-    # SDXL's context is clip_l's and clip_g's penultimate states: clip_l's last block gets no gradient
-    # (clip_g's does, through the pooled vector), as in diffusers' SDXL script
-    last = len(clip.cond_stage_model.clip_l.transformer.text_model.encoder.layers) - 1 if family == "sdxl" else None
-    assert still == ([] if last is None else [f"text_encoders.clip_l.transformer.text_model.encoder.layers.{last}."
-                                              f"self_attn.{p}" for p in ("k_proj", "out_proj", "q_proj", "v_proj")])
-    assert len(losses["loss"]) == 6 and tuned_clip is not clip and not clip.patcher.patches
-
+    name = f"InvertEditDreamBooth{node}"
+    if node == "LoRA":
+        args["rank"] = 4
+    else:
+        args["learning_rate"] = 3e-4
+    _, start, _, _ = call(host, name, steps=0, **args)
+    tuned, lora, losses, tuned_clip = call(host, name, steps=6, **args)
+    encoders = host.pack.hostkit.textual_inversion.text_encoders(clip)
+    if node == "FineTune":
+        text_model = {f"text_encoders.clip_l.transformer.text_model.{k}" for k, _ in
+                      encoders[0][1].transformer.text_model.named_parameters() if "position_embedding" not in k}
+        ours = {k.replace(".diff_b", ".bias").replace(".diff", ".weight") for k in lora if k.startswith("text_encoders.")}
+        assert ours == text_model and all(lora[k].abs().max() > 0 for k in lora if k.startswith("text_encoders."))
+    else:
+        text = sorted(k[:-len(".alpha")] for k in lora if k.startswith("text_encoders.") and k.endswith(".alpha"))
+        assert {k.split(".")[1] for k in text} == ({"clip_l"} if family == "sd1" else {"clip_l", "clip_g"})
+        blocks = sum(len(e.transformer.text_model.encoder.layers) for _, e in encoders)
+        assert len(text) == 4 * blocks and all(k.rsplit(".", 1)[-1] in ("q_proj", "k_proj", "v_proj", "out_proj")
+                                               for k in text)
+        still = [k for k in text if (lora[f"{k}.lora_up.weight"] - start[f"{k}.lora_up.weight"]).eq(0).all()]
+        # SDXL's context is clip_l's and clip_g's penultimate states: clip_l's last block gets no gradient
+        # (clip_g's does, through the pooled vector), as in diffusers' SDXL script
+        last = len(clip.cond_stage_model.clip_l.transformer.text_model.encoder.layers) - 1 if family == "sdxl" else None
+        assert still == ([] if last is None else [f"text_encoders.clip_l.transformer.text_model.encoder.layers.{last}."
+                                                  f"self_attn.{p}" for p in ("k_proj", "out_proj", "q_proj", "v_proj")])
     def prompt(c):
         return encode(host, c, INSTANCE)[0][0]
 
     assert not torch.allclose(prompt(tuned_clip), prompt(clip))
-    call(host, "SaveLoRANode", lora=lora, prefix=f"loras/dreambooth_te_{family}")
-    saved = sorted((host.output_dir / "loras").glob(f"dreambooth_te_{family}_*.safetensors"))[-1]
+    call(host, "SaveLoRANode", lora=lora, prefix=f"loras/dreambooth_te_{node}_{family}")
+    saved = sorted((host.output_dir / "loras").glob(f"dreambooth_te_{node}_{family}_*.safetensors"))[-1]
     folder = Path(folder_paths.get_folder_paths("loras")[0])
     folder.mkdir(parents=True, exist_ok=True)
     shutil.copy(saved, folder / saved.name)

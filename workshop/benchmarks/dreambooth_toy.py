@@ -217,18 +217,19 @@ def lora_sizes(host) -> str:
 def tiny_speed(host, steps: int = 20) -> str:
     """Training steps per second of DreamBooth LoRA (with and without the prior loss), DreamBooth
     Fine-Tune and Textual Inversion on the tiny test models (8x8 latents, batch 2), one thread: what the mechanics cost."""
-    lines = ["| tiny model | DreamBooth, prior on | DreamBooth, prior off | DreamBooth Fine-Tune, prior on | "
-             "Textual Inversion |", "|---|---|---|---|---|"]
+    lines = ["| tiny model | DreamBooth, prior on | DreamBooth, prior off | DreamBooth + text encoder, prior on | "
+             "DreamBooth Fine-Tune, prior on | Textual Inversion |", "|---|---|---|---|---|---|"]
     for family in ("sd1", "sd2-v", "sdxl"):
         model, clip, _ = host.pack.demo.tiny_models.build_tiny_models(family, seed=0)
         images = {"samples": torch.randn(4, 4, 8, 8, generator=torch.Generator().manual_seed(1))}
         cells = []
-        for prior in (1.0, 0.0):
+        for prior, text in ((1.0, False), (0.0, False), (1.0, True)):
             start = time.perf_counter()
             call(host, "InvertEditDreamBoothLoRA", model=model, instance_images=images,
                  instance_prompt=encode(host, clip, "a sks square"), steps=steps, learning_rate=1e-4, rank=4,
                  prior_loss_weight=prior, batch_size=2, seed=0, class_images=images,
-                 class_prompt=encode(host, clip, "a square"))
+                 class_prompt=encode(host, clip, "a square"),
+                 **(dict(clip=clip, instance_text="a sks square", class_text="a square") if text else {}))
             cells.append(f"{steps / (time.perf_counter() - start):.1f}")
         start = time.perf_counter()
         call(host, "InvertEditDreamBoothFineTune", model=model, instance_images=images,
@@ -259,6 +260,8 @@ def main(argv=None) -> str:
                         help="teach with Custom Diffusion (keys and values + the word embedding:toy-hollow-*)")
     parser.add_argument("--no-augment", action="store_true", help="Custom Diffusion without its scale augmentation")
     parser.add_argument("--full", action="store_true", help="teach with DreamBooth Fine-Tune (every UNet weight)")
+    parser.add_argument("--text-encoder", action="store_true",
+                        help="DreamBooth trains the text encoder too (the scripts' --train_text_encoder)")
     parser.add_argument("--background", default=BACKGROUND, choices=("white", "blue"),
                         help="the photos' and prompts' background (blue: the shipped workflows')")
     parser.add_argument("--prior-only", action="store_true", help="skip the 'prior loss off' row (a settings sweep)")
@@ -284,7 +287,7 @@ def main(argv=None) -> str:
     instance_prompt, class_prompt = encode(host, clip, INSTANCE), encode(host, clip, CLASS)
     side = photos["samples"].shape[-1]
     classes = draw(host, model, class_prompt, empty, args.class_images, 7, side)
-    rows = [("untouched model", model, 0.0, [], INSTANCE)]
+    rows = [("untouched model", model, 0.0, [], INSTANCE, clip)]
     for weight in (args.prior_weight,) if args.prior_only else (args.prior_weight, 0.0):
         start = time.perf_counter()
         if args.custom_diffusion:
@@ -296,17 +299,22 @@ def main(argv=None) -> str:
                 learning_rate=args.lr, batch_size=args.batch, prior_loss_weight=weight, augment=not args.no_augment,
                 hflip=True, seed=args.seed, class_images=pictures, class_prompt=CLASS)
             rows.append((f"Custom Diffusion, prior loss {f'on (lambda {weight:g})' if weight else 'off'}", taught,
-                         time.perf_counter() - start, loss["loss"], CUSTOM_INSTANCE.format(word)))
+                         time.perf_counter() - start, loss["loss"], CUSTOM_INSTANCE.format(word), clip))
             continue
         common = dict(model=model, instance_images=photos, instance_prompt=instance_prompt, steps=args.steps,
                       learning_rate=args.lr, prior_loss_weight=weight, batch_size=args.batch, seed=args.seed,
                       class_images=classes, class_prompt=class_prompt)
         node, label = (("InvertEditDreamBoothFineTune", "DreamBooth Fine-Tune") if args.full
                        else ("InvertEditDreamBoothLoRA", "DreamBooth LoRA"))
-        taught, _, loss = call(host, node, **common, **({} if args.full else {"rank": args.rank}))[:3]
+        text = {}
+        if args.text_encoder:
+            label += " + text encoder"
+            text = dict(clip=clip, instance_text=INSTANCE, class_text=CLASS if weight else "")
+        out = call(host, node, **common, **({} if args.full else {"rank": args.rank}), **text)
+        taught, _, loss = out[:3]
         seconds = time.perf_counter() - start
         rows.append((f"{label}, prior loss {f'on (lambda {weight:g})' if weight else 'off'}", taught, seconds,
-                     loss["loss"], INSTANCE))
+                     loss["loss"], INSTANCE, out[3] if text else clip))
     method = "Custom Diffusion" if args.custom_diffusion else "DreamBooth"
     lines = [f"### {method} on toy world {args.world}: a hollow red square (a shape outside the world) taught from 4 photos",
              f"{args.steps} steps, lr {args.lr:g}, rank {args.rank}, batch {args.batch}, {args.class_images} class "
@@ -314,8 +322,8 @@ def main(argv=None) -> str:
              f"one CPU thread", "",
              "| model | subject | class | class hollow | other colours | training |",
              "|---|---|---|---|---|---|"]
-    for name, m, seconds, losses, instance in rows:
-        got = measure(host, m, clip, vae, args.seeds, side, instance, args.background)
+    for name, m, seconds, losses, instance, row_clip in rows:
+        got = measure(host, m, row_clip, vae, args.seeds, side, instance, args.background)
         train = (f"{seconds:.0f} s ({args.steps / seconds:.1f} steps/s)" if losses else "")
         lines.append(f"| {name} | {got['subject']:.0f}% | {got['class']:.0f}% | {got['class hollow']:.0f}% | "
                      f"{got['other colours']:.0f}% | {train} |")
@@ -326,9 +334,9 @@ def main(argv=None) -> str:
                       f"Attention Inject refine, cross 0.8, self 0.4, {EDIT_STEPS} steps, cfg {EDIT_CFG:g}):", "",
                   "| model | local blend | subject placed | other object kept | background kept | whole case | "
                   "PSNR outside vs own reconstruction |", "|---|---|---|---|---|---|---|"]
-        for name, m, *_ in rows:
+        for name, m, *_, row_clip in rows:
             for local_blend in (False, True):
-                got = custom_edit(host, m, clip, vae, scenes, local_blend)
+                got = custom_edit(host, m, row_clip, vae, scenes, local_blend)
                 lines.append(f"| {name} | {'on' if local_blend else 'off'} | {got['placed']:.0f}% | {got['kept']:.0f}% | "
                              f"{got['background']:.0f}% | {got['whole']:.0f}% | {got['psnr']:.1f} dB |")
                 print(lines[-1], file=sys.stderr, flush=True)
