@@ -189,8 +189,8 @@ TECHNIQUES: tuple[Technique, ...] = (
         "personalisation/dreambooth.py", "Ruiz et al. 2023",
         "LoRA rank 4 on the attention projections, AdamW lr 1e-4, 500 steps, batch 1, prior loss λ 1 on class images "
         "the model drew (diffusers' train_dreambooth_lora.py and its README; with a CLIP, the text encoder's "
-        "attention too, as its --train_text_encoder); the full fine-tune: every UNet weight, lr 5e-6, 800 steps "
-        "(train_dreambooth.py and its README)",
+        "attention too, as its --train_text_encoder); the full fine-tune: every UNet weight (with a CLIP, every "
+        "text-model weight too), lr 5e-6, 800 steps (train_dreambooth.py and its README)",
         "steps × (one forward of the instance and class rows together + one backward) once, then stock sampling",
         ("dreambooth_subject", "dreambooth_fine_tune"), ("dreambooth_toy", "DreamBooth LoRA"),
         "Teaches the model a subject from 3-5 photos, bound to an identifier word, as a LoRA; the prior-preservation "
