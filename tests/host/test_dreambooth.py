@@ -2,8 +2,9 @@
 instance images' loss, and the prior loss the class images'; the prior off ignores the class
 inputs; zero steps change nothing; the LoRA is the host's (patches on a clone, saved and reloaded
 by the stock nodes); a run resumes from an earlier one's LoRA; weights loaded under inference mode
-train; progress counts the steps and an interrupt stops within one UNet evaluation. (Parity with
-diffusers' script: test_dreambooth_parity.py; the toy world: test_toy_dreambooth.py.)"""
+train; progress counts the steps and an interrupt stops within one UNet evaluation; with a CLIP the
+text encoder trains too (both nodes) and the stock LoraLoader applies both parts. (Parity with
+diffusers' script: test_dreambooth_parity.py; the toy world: the DreamBooth workflows' checks in test_workflows.py.)"""
 from __future__ import annotations
 
 from pathlib import Path
