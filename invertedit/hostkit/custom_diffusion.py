@@ -42,8 +42,8 @@ from .lora_training import check_converged, training_sigmas, with_lora
 from .fingerprint import model_fingerprint, tensor_fingerprint
 from .sampling import HostDenoiser, check_interrupt, check_latent_size, check_model_family, run_loop
 from .training_state import KEEP_EVERY, resume_into, run_state
-from .textual_inversion import (check_word, encode_prompt, encoder_for_gradients, save_embedding,
-                                takes_pooled, template_rows, text_encoders, with_vectors)
+from .text_encoders import encode_prompt, encoder_for_gradients, takes_pooled, text_encoders
+from .textual_inversion import check_word, save_embedding, template_rows, with_vectors
 
 NODE = "Custom Diffusion"
 # train_custom_diffusion.py: AdamW weight decay, gradient-norm clipping, the trained projections

@@ -13,9 +13,10 @@ together, the class rows taking the class prompt's context and pooled vector
 (``HostDenoiser.pair``; two forwards where the two conditionings differ in more than their prompts:
 areas, masks, ControlNet, hooks), and one backward.
 
-With a CLIP and the prompts' texts, DreamBooth LoRA trains the text encoder too (the script's
-``--train_text_encoder``: a LoRA of the same rank on the encoder's attention projections, in the
-same AdamW and gradient-norm clipping): each step encodes the instance and class texts through the
+With a CLIP and the prompts' texts, both train the text encoder too (the scripts'
+``--train_text_encoder``: DreamBooth LoRA a LoRA of the same rank on the encoder's attention
+projections, DreamBooth Fine-Tune every weight of its text model, in the same AdamW and
+gradient-norm clipping): each step encodes the instance and class texts through the
 adapted encoder (``TextEncoderTraining``) and gives the UNet their contexts, the instance rows the
 instance text's and the class rows the class text's, in one forward.
 
@@ -38,6 +39,8 @@ from .lora_training import (TEXT_PREFIX, check_converged, load_into, lora_adapte
                             text_lora_adapters, trainable, trainee, training_sigmas, with_lora, with_text_lora)
 from .fingerprint import conditioning_fingerprint, model_fingerprint, tensor_fingerprint
 from .sampling import HostDenoiser, check_interrupt, check_latent_size, check_model_family, run_loop
+from .text_encoders import (check_clip_width, encode_prompt, encoder_for_gradients, takes_pooled,
+                            text_encoders)
 from .training_state import KEEP_EVERY, TrainingState, resume_into, run_state
 
 NODE = "DreamBooth LoRA"
@@ -106,13 +109,11 @@ class TextEncoderTraining:
     encoders, clip_g's pooled output into the conditioning vector, as the SDXL script's ``text_embeds``)."""
 
     def __init__(self, clip, wrappers: dict, parameters, instance_text: str, class_text: str | None, pooled_in: bool):
-        from .textual_inversion import encoder_for_gradients, text_encoders
-
         self.parameters, self.pooled_in = parameters, pooled_in
         self.trainee = encoder_for_gradients(clip)
         for name, wrapper in wrappers.items():
             self.trainee.patcher.add_weight_wrapper(name, wrapper)
-        self.encoders = text_encoders(self.trainee)
+        self.encoders = text_encoders(self.trainee, NODE)
         texts = [instance_text] + ([class_text] if class_text is not None else [])
         self.rows = [[[int(t) for t, _, _ in clip.tokenize(text, return_word_ids=True)[key][0]] for text in texts]
                      for key, _ in self.encoders]
@@ -125,8 +126,6 @@ class TextEncoderTraining:
     def contexts(self, instances: int, classes: int) -> dict:
         """``part``'s swap for a batch of ``instances`` instance rows then ``classes`` class rows: each
         row's context (and SDXL's pooled vector) from one differentiable encoding of the two texts."""
-        from .textual_inversion import encode_prompt
-
         context, pooled = encode_prompt(self.trainee, self.encoders, self.rows)
         index = torch.tensor([0] * instances + [1] * classes, device=context.device)
         return dict(context=context.index_select(0, index),
@@ -135,12 +134,10 @@ class TextEncoderTraining:
 
 def check_text_inputs(model: ModelPatcher, clip, instance_text: str, class_text: str, instance_prompt: list,
                       class_prompt: list | None, node: str = NODE) -> tuple[str, str | None] | None:
-    """DreamBooth LoRA's text-encoder inputs: None without a CLIP (the texts must then be empty);
+    """The DreamBooth nodes' text-encoder inputs: None without a CLIP (the texts must then be empty);
     with one, (instance text, class text or None without the prior loss), each one chunk of tokens
     and encoding, with this CLIP, to the CONDITIONING given for it (so that the run trains the
     encoder that made the prompts)."""
-    from .textual_inversion import check_word, text_encoders
-
     if clip is None:
         given = [name for name, text in (("instance_text", instance_text), ("class_text", class_text)) if text]
         if given:
@@ -149,7 +146,7 @@ def check_text_inputs(model: ModelPatcher, clip, instance_text: str, class_text:
                                        f"--train_text_encoder), or leave the texts empty.")
         return None
     encoders = text_encoders(clip, node)
-    check_word(node, model, clip, "text", encoders)
+    check_clip_width(node, model, encoders)
     texts = [("instance_text", instance_text, "instance_prompt", instance_prompt)]
     if class_prompt is not None:
         texts.append(("class_text", class_text, "class_prompt", class_prompt))
@@ -176,12 +173,10 @@ def check_text_inputs(model: ModelPatcher, clip, instance_text: str, class_text:
 def _text_settings(clip, texts: tuple[str, str | None] | None) -> dict:
     """What a run's state must match when it trains the text encoder too: the encoders' token tables
     and the two texts (nothing without)."""
-    from .textual_inversion import text_encoders
-
     if texts is None:
         return {}
     return {"text_encoder": dict(tables=[tensor_fingerprint(encoder.transformer.get_input_embeddings().weight)
-                                         for _, encoder in text_encoders(clip)],
+                                         for _, encoder in text_encoders(clip, NODE)],
                                  instance_text=texts[0], class_text=texts[1] or "")}
 
 
@@ -280,8 +275,6 @@ def dreambooth_lora(model: ModelPatcher, instance: torch.Tensor, instance_prompt
     the run ends as an unbroken one would). ``clip`` and ``texts`` (the instance and class texts,
     ``check_text_inputs``): the text encoder trained too (the script's ``--train_text_encoder``),
     its LoRA's keys ``text_encoders.…`` in the same LoRA, after the UNet's."""
-    from .textual_inversion import takes_pooled, text_encoders
-
     generator = torch.Generator().manual_seed(seed)
     unet_adapters = lora_adapters(model, rank, seed, attention_only=True, generator=generator)
     text_adapters = {} if texts is None else text_lora_adapters(clip, text_encoders(clip, NODE), rank, generator)
@@ -326,8 +319,6 @@ def dreambooth_full(model: ModelPatcher, instance: torch.Tensor, instance_prompt
     ``dreambooth_lora``'s). ``state_name``: as ``dreambooth_lora``'s (the file holds the UNet's size
     three times over, float32). ``clip`` and ``texts``: every weight of the text encoder trained too
     (the script's ``--train_text_encoder``), its differences under ``text_encoders.…`` in the patch."""
-    from .textual_inversion import takes_pooled
-
     diffs = full.weight_diffs(model)
     text_diffs = {} if texts is None else full.text_weight_diffs(clip)
     state = _state(FULL_NODE, state_name, model, instance, instance_prompt, classes, class_prompt,

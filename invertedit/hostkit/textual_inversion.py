@@ -25,8 +25,6 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-import comfy.model_base
-import comfy.sdxl_clip
 import torch
 from comfy.model_patcher import ModelPatcher
 
@@ -39,44 +37,14 @@ from .lora_training import check_converged, training_sigmas
 from .gradients import with_weight_copies
 from .fingerprint import model_fingerprint, tensor_fingerprint
 from .sampling import HostDenoiser, check_interrupt, check_model_family, run_loop
+from .text_encoders import (check_clip_width, encode_prompt, encoder_for_gradients, takes_pooled, text_encoder,
+                            text_encoders)
 from .training_state import KEEP_EVERY, resume_into, run_state
 
 NODE = "Textual Inversion"
 WEIGHT_DECAY = 1e-2   # textual_inversion.py's AdamW (no gradient clipping)
 MARK = "invertedit-textual-inversion"   # the metadata key of the files this node writes
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
-
-
-def text_encoder(clip, node: str = NODE) -> tuple[str, torch.nn.Module]:
-    """(the tokenizer's key, "l" or "h", the encoder) of a one-encoder CLIP (SD1.x, SD2.x)."""
-    model = getattr(clip, "cond_stage_model", None)
-    name = getattr(model, "clip", None)
-    encoder = getattr(model, name, None) if isinstance(name, str) else None
-    if encoder is None or not hasattr(encoder, "process_tokens"):
-        kind = type(model).__name__ if model is not None else type(clip).__name__
-        raise NodeInputError(node, f"input 'clip' is {kind}; this node trains the one text encoder of SD1.x and SD2.x "
-                                   f"checkpoints (SDXL's two encoders are not trained yet): connect an SD1.x or SD2.x "
-                                   f"checkpoint's CLIP.")
-    return model.clip_name, encoder
-
-
-def text_encoders(clip, node: str = NODE) -> list[tuple[str, torch.nn.Module]]:
-    """(tokenizer key, encoder) of each encoder a new word is learned in: SD1.x's or SD2.x's one,
-    SDXL's clip_l and clip_g (in the order of the UNet's context)."""
-    model = getattr(clip, "cond_stage_model", None)
-    if isinstance(model, comfy.sdxl_clip.SDXLClipModel):
-        return [("l", model.clip_l), ("g", model.clip_g)]
-    name = getattr(model, "clip", None)
-    if isinstance(name, str) and hasattr(getattr(model, name, None), "process_tokens"):
-        return [text_encoder(clip, node)]
-    kind = (type(model).__name__ if model is not None else type(clip).__name__).rstrip("_")   # the host's subclasses end in _
-    raise NodeInputError(node, f"input 'clip' is {kind}; this node trains the text encoders of SD1.x, SD2.x and SDXL "
-                               f"checkpoints: connect one of those checkpoints' CLIP.")
-
-
-def takes_pooled(model: ModelPatcher) -> bool:
-    """Whether the model's conditioning vector starts with the text encoder's pooled output (SDXL)."""
-    return isinstance(model.model, (comfy.model_base.SDXL, comfy.model_base.SDXLRefiner))
 
 
 def check_inputs(model: ModelPatcher, clip, images, name: str, initializer: str, steps: int, learning_rate: float,
@@ -89,7 +57,7 @@ def check_inputs(model: ModelPatcher, clip, images, name: str, initializer: str,
     check_at_least(NODE, 1, num_vectors=num_vectors, batch_size=batch_size)
     if learning_rate < 0:
         raise NodeInputError(NODE, f"input 'learning_rate' is {learning_rate}; give 0 or more (default 0.002).")
-    encoders = text_encoders(clip)
+    encoders = text_encoders(clip, NODE)
     check_word(NODE, model, clip, name, encoders)
     for key, _ in encoders:
         initializer_id(clip, key, initializer)
@@ -110,11 +78,7 @@ def check_word(node: str, model: ModelPatcher, clip, name: str,
     if not NAME.match(name or ""):
         raise NodeInputError(node, f"input 'name' is {name!r}; give a file name of letters, digits, '_', '-' or '.' "
                                    f"(no spaces: prompts name it as embedding:<name>).")
-    width = sum(encoder.transformer.get_input_embeddings().weight.shape[-1] for _, encoder in encoders)
-    context = model.model.model_config.unet_config.get("context_dim")
-    if context is not None and context != width:
-        raise NodeInputError(node, f"input 'clip' encodes prompts {width} wide; the model's cross-attention takes "
-                                   f"{context}. It is another checkpoint's text encoder: connect this checkpoint's CLIP.")
+    check_clip_width(node, model, encoders)
 
 
 def initializer_id(clip, key: str, word: str, node: str = NODE) -> int:
@@ -150,50 +114,6 @@ def with_vectors(row: tuple[list, int], vectors: torch.Tensor) -> list:
     return out[:len(ids)]
 
 
-def encoder_for_gradients(clip):
-    """A clone of ``clip`` whose layers copy their weights at each forward when they are inference
-    tensors (loaded under the node's inference mode), so that gradients reach the vectors."""
-    out = clip.clone()
-    if any(p.is_inference() for p in clip.cond_stage_model.parameters()):
-        for name, module in clip.cond_stage_model.named_modules():
-            if hasattr(module, "weight_function"):
-                for kind in ("weight", "bias"):
-                    if getattr(module, kind, None) is not None:
-                        out.patcher.add_weight_wrapper(f"{name}.{kind}", _same)
-    return out
-
-
-def _same(weight: torch.Tensor) -> torch.Tensor:
-    return weight
-
-
-def encode_rows(clip, encoder: torch.nn.Module, rows: list, pooled: bool = False):
-    """The encoder's hidden states ``[rows, tokens, width]`` of token rows (ids and vectors), as CLIP
-    Text Encode computes them (the CLIP's layer option, its model loaded), differentiably; with
-    ``pooled``, (the states, the encoder's pooled output)."""
-    clip.cond_stage_model.reset_clip_options()
-    if clip.layer_idx is not None:
-        clip.cond_stage_model.set_clip_options({"layer": clip.layer_idx})
-    clip.load_model()
-    # The host's CLIP adds its residuals in place (``x += ...``) over tensors its layer norms saved for
-    # the backward pass: saved tensors are copied when saved, so the gradient sees the values it needs.
-    with torch.autograd.graph.saved_tensors_hooks(torch.clone, _same):
-        out = encoder(rows)
-    return (out[0], out[1]) if pooled else out[0]
-
-
-def encode_prompt(clip, encoders: list[tuple[str, torch.nn.Module]], rows: list[list]) -> tuple[torch.Tensor, torch.Tensor]:
-    """The UNet's context and the last encoder's pooled output of ``rows[i]``, each encoder's token
-    rows, as the host's CLIP puts them together (SDXL: the states side by side, cut to the shorter,
-    clip_g's pooled output)."""
-    states, pooled = [], None
-    for (_, encoder), encoder_rows in zip(encoders, rows):
-        hidden, pooled = encode_rows(clip, encoder, encoder_rows, pooled=True)
-        states.append(hidden)
-    cut = min(s.shape[1] for s in states)
-    return torch.cat([s[:, :cut] for s in states], dim=-1), pooled
-
-
 def train_embedding(model: ModelPatcher, clip, images: torch.Tensor, initializer: str, steps: int, learning_rate: float,
                     num_vectors: int, batch_size: int, templates: tuple[str, ...], seed: int,
                     v_prediction: bool, state_name: str = "") -> tuple[dict[str, torch.Tensor], list[float]]:
@@ -201,7 +121,7 @@ def train_embedding(model: ModelPatcher, clip, images: torch.Tensor, initializer
     after ``steps`` AdamW steps on batches of ``batch_size`` images (each with a random one of
     ``templates`` and a random flip), and each step's loss. ``state_name``: the run's state file
     (``training_state.py``): kept while training, gone on from where it exists."""
-    encoders = text_encoders(clip)
+    encoders = text_encoders(clip, NODE)
     rows, starts = [], []
     for key, encoder in encoders:
         token = initializer_id(clip, key, initializer)
@@ -218,7 +138,7 @@ def train_embedding(model: ModelPatcher, clip, images: torch.Tensor, initializer
     if steps == start:
         return dict(zip(keys, starts)), []
     trainee = encoder_for_gradients(clip)
-    trainee_encoders = text_encoders(trainee)
+    trainee_encoders = text_encoders(trainee, NODE)
     pooled_in = takes_pooled(model)
     cond, pooled = trainee.encode_from_tokens(clip.tokenize(templates[0].format(initializer)),
                                               return_pooled=True)

@@ -64,9 +64,9 @@ def test_the_stock_loader_reads_what_the_node_made(host, tiny, family):
     assert torch.equal(ours, theirs) and not torch.equal(ours, plain)
     # the word as trained: the vector from the file in the prompt's place
     learned = next(iter(safetensors.torch.load_file(str(kit.textual_inversion.embedding_path(name))).values()))
-    key, encoder = kit.textual_inversion.text_encoder(clip)
+    key, encoder = kit.text_encoders.text_encoder(clip, "Custom Diffusion")
     (row,) = kit.custom_diffusion._prompt_rows(clip, key, ("a photo of a {} square",))
-    trained = kit.textual_inversion.encode_rows(clip, encoder, [kit.textual_inversion.with_vectors(row, learned)])
+    trained = kit.text_encoders.encode_rows(clip, encoder, [kit.textual_inversion.with_vectors(row, learned)])
     assert torch.equal(context, trained.to(context))
 
 
@@ -88,7 +88,7 @@ def test_on_sdxl_both_encoders_learn_the_word_and_the_stock_nodes_read_it(host, 
     assert all(float(v.abs().max()) > 0 for v in lora.values())
     file = safetensors.torch.load_file(str(kit.textual_inversion.embedding_path(name)))
     assert sorted(file) == ["clip_g", "clip_l"]
-    encoders = kit.textual_inversion.text_encoders(clip)
+    encoders = kit.text_encoders.text_encoders(clip, "Custom Diffusion")
     rows = []
     for key, encoder in encoders:
         table = encoder.transformer.get_input_embeddings().weight
@@ -98,7 +98,7 @@ def test_on_sdxl_both_encoders_learn_the_word_and_the_stock_nodes_read_it(host, 
         rows.append([kit.textual_inversion.with_vectors(row, file[f"clip_{key}"])])
     positive = encode(host, out_clip, f"a photo of a {word} square")
     ((stock, extra),) = positive
-    ours, pooled = kit.textual_inversion.encode_prompt(clip, encoders, rows)
+    ours, pooled = kit.text_encoders.encode_prompt(clip, encoders, rows)
     assert torch.equal(stock, ours.to(stock)) and torch.equal(extra["pooled_output"], pooled.to(extra["pooled_output"]))
     path = folder_paths.get_folder_paths("loras")[0] + f"/{name}.safetensors"
     comfy.utils.save_torch_file(lora, path)

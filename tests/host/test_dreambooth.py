@@ -311,7 +311,7 @@ def test_the_text_encoder_trains_too_and_loraloader_applies_both(host, tiny, nod
         args["learning_rate"] = 3e-4
     _, start, _, _ = call(host, name, steps=0, **args)
     tuned, lora, losses, tuned_clip = call(host, name, steps=6, **args)
-    encoders = host.pack.hostkit.textual_inversion.text_encoders(clip)
+    encoders = host.pack.hostkit.text_encoders.text_encoders(clip, name)
     if node == "FineTune":
         text_model = {f"text_encoders.clip_l.transformer.text_model.{k}" for k, _ in
                       encoders[0][1].transformer.text_model.named_parameters() if "position_embedding" not in k}

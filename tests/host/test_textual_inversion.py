@@ -36,7 +36,7 @@ def test_the_stock_prompt_reads_the_saved_word_as_trained(host, tiny, family, ke
     the training computes from the vectors (the host's tokenizer puts the file's vectors where the
     training put them), for 1 and 3 vectors; the file holds them under each encoder's key. SDXL: both
     encoders' vectors, the context side by side and the pooled vector (clip_g's) alike."""
-    kit = host.pack.hostkit.textual_inversion
+    kit, encoding = host.pack.hostkit.textual_inversion, host.pack.hostkit.text_encoders
     model, clip, _ = tiny(family)
     for vectors in (1, 3):
         name = f"ti-read-{family}-{vectors}"
@@ -45,14 +45,14 @@ def test_the_stock_prompt_reads_the_saved_word_as_trained(host, tiny, family, ke
         file = saved(host, name)
         assert sorted(file) == keys
         ((stock, extra),) = encode(host, out_clip, f"a photo of a {word}")
-        encoders = kit.text_encoders(clip)
+        encoders = encoding.text_encoders(clip, kit.NODE)
         rows = []
         for k, encoder in encoders:
             token = kit.initializer_id(clip, k, "square")
             (row,) = kit.template_rows(clip, k, ("a photo of a {}",), "square", token)
             rows.append([kit.with_vectors(row, file[f"clip_{k}"])])
             assert file[f"clip_{k}"].shape == (vectors, encoder.transformer.get_input_embeddings().weight.shape[-1])
-        ours, pooled = kit.encode_prompt(clip, encoders, rows)
+        ours, pooled = encoding.encode_prompt(clip, encoders, rows)
         assert torch.equal(stock, ours.to(stock)), float((stock - ours).abs().max())
         if family == "sdxl":
             assert torch.equal(extra["pooled_output"], pooled.to(extra["pooled_output"]))
