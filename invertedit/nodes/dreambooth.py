@@ -111,7 +111,8 @@ class DreamBoothLoRA(io.ComfyNode):
                 io.Model.Output(display_name="model", tooltip="The input model with the subject's LoRA."),
                 io.LoraModel.Output(display_name="lora",
                                     tooltip="The LoRA in the host's format: Save LoRA Weights writes it, LoraLoader "
-                                            "and Load LoRA Model apply it."),
+                                            "and Load LoRA Model apply it (with 'clip', its text-encoder part too: "
+                                            "LoraLoader applies that to the CLIP; Load LoRA Model the UNet's only)."),
                 io.LossMap.Output(display_name="loss", tooltip="The loss at each step (Plot Loss Graph)."),
                 _text_output(),
             ],
@@ -172,7 +173,8 @@ class DreamBoothFineTune(io.ComfyNode):
                 io.LoraModel.Output(display_name="patch",
                                     tooltip="The change of every UNet weight in the host's weight-difference format "
                                             "(<layer>.diff): Save LoRA Weights writes it (the UNet's size, float32), "
-                                            "LoraLoader applies it to the same checkpoint."),
+                                            "LoraLoader applies it to the same checkpoint (with 'clip', the text "
+                                            "encoder's differences too, to its CLIP)."),
                 io.LossMap.Output(display_name="loss", tooltip="The loss at each step (Plot Loss Graph)."),
                 _text_output(),
             ],
