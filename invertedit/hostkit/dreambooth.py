@@ -110,6 +110,7 @@ class TextEncoderTraining:
 
     def __init__(self, clip, wrappers: dict, parameters, instance_text: str, class_text: str | None, pooled_in: bool):
         self.parameters, self.pooled_in = parameters, pooled_in
+        self.index: dict = {}
         self.trainee = encoder_for_gradients(clip)
         for name, wrapper in wrappers.items():
             self.trainee.patcher.add_weight_wrapper(name, wrapper)
@@ -127,7 +128,10 @@ class TextEncoderTraining:
         """``part``'s swap for a batch of ``instances`` instance rows then ``classes`` class rows: each
         row's context (and SDXL's pooled vector) from one differentiable encoding of the two texts."""
         context, pooled = encode_prompt(self.trainee, self.encoders, self.rows)
-        index = torch.tensor([0] * instances + [1] * classes, device=context.device)
+        key = (instances, classes, context.device)
+        if key not in self.index:   # made once per batch layout, not per step
+            self.index[key] = torch.tensor([0] * instances + [1] * classes, device=context.device)
+        index = self.index[key]
         return dict(context=context.index_select(0, index),
                     pooled=pooled.index_select(0, index.to(pooled.device)) if self.pooled_in else None)
 
