@@ -242,13 +242,15 @@ def test_full_fine_tune_refuses_a_model_its_device_has_not_the_memory_for(host, 
     assert all(p.device.type == "meta" for p in unet.parameters()), "the refused model was loaded"
 
 
-@pytest.mark.parametrize("node", ["InvertEditDreamBoothLoRA", "InvertEditDreamBoothFineTune"])
-def test_a_cancelled_run_goes_on_from_its_state_file_as_an_unbroken_run(host, tiny, node):
+@pytest.mark.parametrize("node, text", [("InvertEditDreamBoothLoRA", False), ("InvertEditDreamBoothFineTune", False),
+                                        ("InvertEditDreamBoothLoRA", True), ("InvertEditDreamBoothFineTune", True)])
+def test_a_cancelled_run_goes_on_from_its_state_file_as_an_unbroken_run(host, tiny, node, text):
     """With a state_name, a run cancelled after 4 of 7 steps leaves its state file (weights and
     AdamW's moments after step 4); the same run again goes on from step 5 and ends with the weights
     and losses of an unbroken 7-step run (the earlier steps' draws replayed, the moments restored);
     resuming from the LoRA alone (the 'resume' input: the moments and the draws afresh) does not. A finished
-    state asked for the same steps returns its weights without training."""
+    state asked for the same steps returns its weights without training. ``text``: the text encoder
+    trained too (its tensors kept and restored with the UNet's)."""
     import comfy.model_management
 
     model, clip, _ = tiny("sd1")
@@ -257,8 +259,11 @@ def test_a_cancelled_run_goes_on_from_its_state_file_as_an_unbroken_run(host, ti
                 class_prompt=encode(host, clip, CLASS), **({"rank": 4} if node.endswith("LoRA") else {}))
     if node.endswith("FineTune"):
         args["learning_rate"] = 3e-4
+    if text:
+        args.update(clip=clip, instance_text=INSTANCE, class_text=CLASS)
     _, whole, losses = call(host, node, model=model, steps=7, **args)[:3]
-    name = f"test-resume-{node}"
+    assert any(k.startswith("text_encoders.") for k in whole) == text
+    name = f"test-resume-{node}{'-text' if text else ''}"
     cancelling, calls = _interrupting(model, 4)
     try:
         with pytest.raises(comfy.model_management.InterruptProcessingException):
