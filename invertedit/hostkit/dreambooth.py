@@ -61,10 +61,11 @@ def check_latents(node: str, name: str, latent, model: ModelPatcher, fix: str) -
 
 
 def check_inputs(model: ModelPatcher, instance_images, instance_prompt, class_images, class_prompt, steps: int,
-                 learning_rate: float, rank: int | None, prior_loss_weight: float, batch_size: int, node: str = NODE):
+                 learning_rate: float, rank: int | None, prior_loss_weight: float, batch_size: int, node: str = NODE,
+                 clip=None):
     """Every check the node makes before loading the model; returns (instance, class) latents
     (class None when the prior loss is off). ``rank`` None: the full fine-tune (``node``
-    FULL_NODE), which also checks the device's memory."""
+    FULL_NODE), which also checks the device's memory (with ``clip``, for its text model too)."""
     family = check_model_family(model, node)
     check_finite(node, learning_rate=learning_rate, prior_loss_weight=prior_loss_weight)
     check_at_least(node, 0, steps=steps)
@@ -76,7 +77,7 @@ def check_inputs(model: ModelPatcher, instance_images, instance_prompt, class_im
                                    "(paper: lambda 1; diffusers' READMEs: learning rate 1e-4 for the LoRA, 5e-6 for "
                                    "the full fine-tune).")
     if rank is None:
-        check_memory(node, model)
+        check_memory(node, model, clip)   # with a CLIP, its text model's parameters counted too
     instance = check_latents(node, "instance_images", instance_images, model,
                              "connect VAE Encode of the subject's 3-5 photos (one batch, all the same size).")
     check_conditioning(node, "instance_prompt", instance_prompt, model)
@@ -169,8 +170,6 @@ def check_text_inputs(model: ModelPatcher, clip, instance_text: str, class_text:
             raise NodeInputError(node, f"input '{prompt_name}' is not CLIP Text Encode of '{name}' ({text!r}) with "
                                        f"the connected CLIP; encode {name} with this CLIP and connect it as "
                                        f"{prompt_name}.")
-    if node == FULL_NODE:
-        check_memory(node, model, clip)
     return instance_text, class_text if class_prompt is not None else None
 
 
@@ -281,7 +280,7 @@ def dreambooth_lora(model: ModelPatcher, instance: torch.Tensor, instance_prompt
     its LoRA's keys ``text_encoders.…`` in the same LoRA, after the UNet's."""
     generator = torch.Generator().manual_seed(seed)
     unet_adapters = lora_adapters(model, rank, seed, attention_only=True, generator=generator)
-    text_adapters = {} if texts is None else text_lora_adapters(clip, text_encoders(clip, NODE), rank, generator)
+    text_adapters = {} if texts is None else text_lora_adapters(clip, NODE, rank, generator)
     adapters = {**unet_adapters, **text_adapters}
     if resume is not None:
         load_into(NODE, adapters, resume, "resume")

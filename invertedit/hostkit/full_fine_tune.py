@@ -20,7 +20,7 @@ from comfy.model_patcher import ModelPatcher
 from .errors import NodeInputError
 from .gradients import with_weight_copies
 from .lora_training import TEXT_PREFIX
-from .text_encoders import text_encoders
+from .text_encoders import named_text_encoders
 
 BYTES_PER_PARAMETER = 16   # float32 difference, gradient and AdamW's two moments
 
@@ -86,11 +86,8 @@ def _text_parameters(clip) -> dict[str, torch.Tensor]:
     """The text models' weights and biases (every ``<encoder>.transformer.text_model.…`` parameter:
     what diffusers' ``CLIPTextModel`` holds, the host's projection and ``UNWRAPPED`` left out), keyed
     ``text_encoders.<the CLIP's parameter name>``; each sits in a host layer that takes weight wrappers."""
-    wanted = {id(encoder) for _, encoder in text_encoders(clip, "DreamBooth Fine-Tune")}
     found = {}
-    for prefix, encoder in clip.cond_stage_model.named_children():
-        if id(encoder) not in wanted:
-            continue
+    for prefix, encoder in named_text_encoders(clip, "DreamBooth Fine-Tune"):
         for name, module in encoder.transformer.text_model.named_modules():
             if name in UNWRAPPED:
                 continue

@@ -21,6 +21,7 @@ from comfy.weight_adapter.lora import LoraDiff
 
 from .errors import NodeInputError
 from .gradients import with_weight_copies
+from .text_encoders import named_text_encoders
 
 # The attention projections diffusers' DreamBooth LoRA script adapts (peft ``target_modules``
 # to_q, to_k, to_v, to_out.0; add_k_proj / add_v_proj exist in no SD UNet).
@@ -86,17 +87,12 @@ TEXT_PROJECTIONS = ("q_proj", "k_proj", "v_proj", "out_proj")
 TEXT_PREFIX = "text_encoders."
 
 
-def text_lora_adapters(clip, encoders: list[tuple[str, torch.nn.Module]], rank: int,
-                       generator: torch.Generator) -> dict[str, LoraDiff]:
+def text_lora_adapters(clip, node: str, rank: int, generator: torch.Generator) -> dict[str, LoraDiff]:
     """One gaussian-init ``LoraDiff`` (as ``lora_adapters``' DreamBooth ones) per attention
-    projection of each text encoder in ``encoders`` (SDXL: both), keyed
+    projection of each text encoder the CLIP holds (SDXL: both), keyed
     ``text_encoders.<the CLIP's module name>`` (the host's LoRA key for it)."""
-    model = clip.cond_stage_model
-    wanted = {id(encoder) for _, encoder in encoders}
     targets = []
-    for prefix, encoder in model.named_children():
-        if id(encoder) not in wanted:
-            continue
+    for prefix, encoder in named_text_encoders(clip, node):
         for name, module in encoder.named_modules():
             weight = getattr(module, "weight", None)
             if hasattr(module, "weight_function") and weight is not None and name.endswith(
@@ -107,16 +103,23 @@ def text_lora_adapters(clip, encoders: list[tuple[str, torch.nn.Module]], rank: 
 
 def with_text_lora(clip, lora: dict[str, torch.Tensor], strength: float = 1.0):
     """A clone of ``clip`` with the text encoder's part of ``lora`` (``text_encoders.…`` keys: low-rank
-    pairs or whole differences, as ``with_lora``) added as weight patches, as LoraLoader adds a file's (``comfy.lora``'s key map for text encoders);
-    every module must land."""
+    pairs or whole differences, as ``with_lora``) added as weight patches, as LoraLoader adds a
+    file's; every module must land."""
     part = {k: v for k, v in lora.items() if k.startswith(TEXT_PREFIX)}
-    key_map = comfy.lora.model_lora_keys_clip(clip.cond_stage_model, {})
-    patches = comfy.lora.load_lora(part, key_map)
-    patched = clip.clone()
+    return _patched(clip, part, comfy.lora.model_lora_keys_clip(clip.cond_stage_model, {}), strength, "the CLIP")
+
+
+def _patched(target, lora: dict[str, torch.Tensor], key_map: dict, strength: float, where: str):
+    """A clone of ``target`` (a MODEL or a CLIP) with ``lora`` put on it through ``key_map`` as
+    ``comfy.sd.load_lora_for_models`` puts a file's (conversion, ``load_lora``, ``add_patches``);
+    refused unless every module lands."""
+    patches = comfy.lora.load_lora(comfy.lora_convert.convert_lora(lora), key_map)
+    patched = target.clone()
     landed = set(patched.add_patches(patches, strength))
-    wanted = sum(1 for k in part if k.endswith((".alpha", ".diff", ".diff_b")))   # one patched tensor each
+    wanted = sum(1 for k in lora if k.endswith((".alpha", ".diff", ".diff_b")))   # one patched tensor each
     if len(landed) != wanted:
-        raise RuntimeError(f"LoRA: {wanted - len(landed)} of {wanted} text-encoder weights found no place in the CLIP")
+        raise RuntimeError(f"LoRA: {wanted - len(landed)} of {wanted} weights found no place in {where} (its "
+                           f"layout changed since the LoRA was made)")
     return patched
 
 
@@ -156,15 +159,7 @@ def with_lora(model: ModelPatcher, lora: dict[str, torch.Tensor], strength: floa
     a weight or bias (``<module>.diff`` / ``<module>.diff_b``: the host's "diff" patch, Custom
     Diffusion's and the full fine-tune's). Text-encoder keys are left to ``with_text_lora``."""
     lora = {k: v for k, v in lora.items() if not k.startswith(TEXT_PREFIX)}   # the text encoder's: with_text_lora
-    key_map = comfy.lora.model_lora_keys_unet(model.model, {})
-    patches = comfy.lora.load_lora(comfy.lora_convert.convert_lora(lora), key_map)
-    patched = model.clone()
-    landed = set(patched.add_patches(patches, strength))
-    wanted = sum(1 for k in lora if k.endswith((".alpha", ".diff", ".diff_b")))   # one patched tensor each
-    if len(landed) != wanted:
-        raise RuntimeError(f"LoRA: {wanted - len(landed)} of {wanted} weights found no place in the model (the "
-                           f"model's layout changed since the LoRA was made)")
-    return patched
+    return _patched(model, lora, comfy.lora.model_lora_keys_unet(model.model, {}), strength, "the model")
 
 
 def trainee(model: ModelPatcher, adapters: dict[str, LoraDiff]) -> ModelPatcher:

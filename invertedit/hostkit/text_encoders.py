@@ -38,6 +38,13 @@ def text_encoders(clip, node: str) -> list[tuple[str, torch.nn.Module]]:
                                f"checkpoints: connect one of those checkpoints' CLIP.")
 
 
+def named_text_encoders(clip, node: str) -> list[tuple[str, torch.nn.Module]]:
+    """``text_encoders``' encoders under their names in the CLIP (``clip_l``, ``clip_h``, ``clip_g``):
+    the prefix of their weights' keys."""
+    wanted = {id(encoder) for _, encoder in text_encoders(clip, node)}
+    return [(name, child) for name, child in clip.cond_stage_model.named_children() if id(child) in wanted]
+
+
 def takes_pooled(model: ModelPatcher) -> bool:
     """Whether the model's conditioning vector starts with the text encoder's pooled output (SDXL)."""
     return isinstance(model.model, (comfy.model_base.SDXL, comfy.model_base.SDXLRefiner))

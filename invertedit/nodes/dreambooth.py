@@ -185,7 +185,8 @@ class DreamBoothFineTune(io.ComfyNode):
                 seed, class_images=None, class_prompt=None, state_name="", clip=None, instance_text="",
                 class_text="") -> io.NodeOutput:
         family, instance, classes = check_inputs(model, instance_images, instance_prompt, class_images, class_prompt,
-                                                 steps, learning_rate, None, prior_loss_weight, batch_size, FULL_NODE)
+                                                 steps, learning_rate, None, prior_loss_weight, batch_size, FULL_NODE,
+                                                 clip)
         texts = check_text_inputs(model, clip, instance_text, class_text, instance_prompt,
                                   class_prompt if classes is not None else None, FULL_NODE)
         patched, patch, losses, text_clip = dreambooth_full(
