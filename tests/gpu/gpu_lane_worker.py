@@ -168,6 +168,7 @@ def main(argv=None) -> int:
             results["cases"][case["id"]] = record
             print(f"{case['id']}: {'ok' if record['ok'] else 'FAILED at ' + record['stage']}"
                   + (f" in {record['seconds']:.1f} s" if record["ok"] else ""), flush=True)
+            (out / "results.json").write_text(json.dumps(results, indent=1))   # so far: a run cut off keeps its cases
     (out / "results.json").write_text(json.dumps(results, indent=1))
     return 0 if "error" not in results else 2
 

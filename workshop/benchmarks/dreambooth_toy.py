@@ -271,9 +271,11 @@ def main(argv=None) -> str:
     parser.add_argument("--save", default=None, help="a PNG path: the first 8 samples of each prompt of each row")
     parser.add_argument("--sizes", action="store_true", help="only the LoRA's size at SD1.5 and SDXL size")
     parser.add_argument("--tiny", action="store_true", help="only the steps per second on the tiny models")
+    parser.add_argument("--gpu", action="store_true",
+                        help="boot the host on its default device with its default precisions (a CUDA GPU)")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
-    host = boot()
+    host = boot(cpu=not args.gpu)
     if args.sizes:
         return lora_sizes(host)
     if args.tiny:
@@ -319,7 +321,7 @@ def main(argv=None) -> str:
     lines = [f"### {method} on toy world {args.world}: a hollow red square (a shape outside the world) taught from 4 photos",
              f"{args.steps} steps, lr {args.lr:g}, rank {args.rank}, batch {args.batch}, {args.class_images} class "
              f"images drawn by the untouched model; {args.seeds} seeds per prompt (KSampler ddim 20 steps, cfg 5); "
-             f"one CPU thread", "",
+             + (f"{torch.cuda.get_device_name()}, the host's default precisions" if args.gpu else "one CPU thread"), "",
              "| model | subject | class | class hollow | other colours | training |",
              "|---|---|---|---|---|---|"]
     for name, m, seconds, losses, instance, row_clip in rows:
