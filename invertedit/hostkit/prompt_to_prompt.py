@@ -22,9 +22,10 @@ from .steps import post_cfg_step, sigma_list, sigma_value, step_at
 NAME = "Attention Inject"   # the node these patches belong to, for messages
 
 
-def take_rows(obj, index: list[int], batch: int):
+def take_rows(obj, index: slice, batch: int):
     """``obj`` (tensors, lists, tuples, dicts of them) with the rows ``index`` of every tensor
-    whose first dimension is the batch; anything else unchanged."""
+    whose first dimension is the batch; anything else unchanged. A slice, so each is a view: no
+    index tensor, no gather kernel, and it holds for a tensor on any device."""
     if isinstance(obj, torch.Tensor):
         return obj[index] if obj.ndim and obj.shape[0] == batch else obj
     if isinstance(obj, (list, tuple)):
@@ -62,7 +63,7 @@ class SkipUnusedSource:
         options = dict(transformer_options, **{TARGET_ONLY: True})
         if isinstance(options.get("sigmas"), torch.Tensor) and options["sigmas"].shape[0] == 2:
             options["sigmas"] = options["sigmas"][1:]
-        index = torch.arange(1, batch, 2, device=x.device)   # every chunk's target row
+        index = slice(1, None, 2)   # every chunk's target row
         args = take_rows((x, t, c_concat, c_crossattn, control, kwargs), index, batch)
         out = executor(*args[:5], options, **args[5])
         return out.repeat_interleave(2, dim=0)   # each target's prediction stands in for its source's

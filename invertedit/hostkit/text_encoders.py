@@ -4,6 +4,8 @@ CLIP holds, whether the model takes a pooled vector, a clone of the CLIP that gr
 through, and prompts encoded from token rows differentiably, as CLIP Text Encode encodes them."""
 from __future__ import annotations
 
+import contextlib
+
 import comfy.model_base
 import comfy.sdxl_clip
 import torch
@@ -86,9 +88,23 @@ def encode_rows(clip, encoder: torch.nn.Module, rows: list, pooled: bool = False
     clip.load_model()
     # The host's CLIP adds its residuals in place (``x += ...``) over tensors its layer norms saved for
     # the backward pass: saved tensors are copied when saved, so the gradient sees the values it needs.
-    with torch.autograd.graph.saved_tensors_hooks(torch.clone, _same):
+    with torch.autograd.graph.saved_tensors_hooks(torch.clone, _same), attention_for_gradients(clip.patcher.load_device):
         out = encoder(rows)
     return (out[0], out[1]) if pooled else out[0]
+
+
+def attention_for_gradients(device: torch.device):
+    """On CUDA, the text encoder's attention through PyTorch's math kernel while gradients flow
+    through it: the host passes CLIP's causal mask (77 x 77) as the attention bias, and the
+    memory-efficient kernel that SDPA picks for it in half precision refuses to run its backward
+    ("attn_bias is not correctly aligned": 77 is not a multiple of 4), which a GPU run of Textual
+    Inversion, Custom Diffusion and DreamBooth's text-encoder training met (H200, the host's fp16
+    text encoders). Elsewhere the host's own choice."""
+    if torch.device(device).type != "cuda":
+        return contextlib.nullcontext()
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    return sdpa_kernel([SDPBackend.MATH])
 
 
 def encode_prompt(clip, encoders: list[tuple[str, torch.nn.Module]], rows: list[list]) -> tuple[torch.Tensor, torch.Tensor]:

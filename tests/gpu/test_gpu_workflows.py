@@ -31,12 +31,12 @@ from pathlib import Path
 import pytest
 
 import gpu_lane_worker as worker
+from workshop.gpu_lane_compare import NOT_BLACK, PSNR_MIN_DB, psnr
+from workshop.gpu_lane_compare import picture as _picture
 
 pytestmark = pytest.mark.gpu
 
 WORKER = Path(__file__).resolve().with_name("gpu_lane_worker.py")
-PSNR_MIN_DB = 25.0
-NOT_BLACK = 8   # of 255: a picture whose brightest pixel is darker is black
 TIMEOUT_S = 3600
 CASES = worker.cases()
 
@@ -116,21 +116,6 @@ def lane(cuda_only, request, tmp_path_factory, lane_env, lane_out):
         lane_out(Path(results[side]["folder"]) / "results.json", f"gpu_lane_workflows_{side}.json")
     for log in logs.values():
         lane_out(log, "gpu_lane_" + log.name)
-
-
-def _picture(path: Path):
-    import numpy as np
-    from PIL import Image
-
-    with Image.open(path) as im:
-        return np.asarray(im.convert("RGB"), dtype=np.float64)
-
-
-def psnr(a, b) -> float:
-    import numpy as np
-
-    mse = float(np.mean((a - b) ** 2))
-    return math.inf if mse == 0 else 10 * math.log10(255.0 ** 2 / mse)
 
 
 def test_the_lane_runs_on_the_hosts_default_device(lane, cuda_only):
