@@ -7,12 +7,15 @@
 #      python tests/gpu/gpu_lane_worker.py --device cpu --out DIR, then workshop/gpu_lane_compare.py);
 #   C. DreamBooth Fine-Tune with the text encoder in the host's GPU precisions (issue 28), toy world 1.
 # On the GPU machine, from the project root:  bash .gpu/run.sh bash workshop/gpu_one_call.sh
-# Everything it keeps goes under $OUT (default ./gpu-call-out): logs, JSON, the lane's pictures (capped at
-# LANE_MB), the pilots' summary and best model.  A CPU smoke test of the script itself:
+# What it keeps (logs, JSON, the lane's pictures capped at LANE_MB, the pilots' summary and best model) is
+# written under $KEEP and, at the end, packed into $OUT (default ./gpu-call-out) as one tar split into
+# 14 MB parts: a device call brings back only a few files, each under about 15 MB. At home:
+#   cat FILES_AT/results.tar.part-* | tar xf - -C DIR
+# A CPU smoke test of the script itself:
 #   DEVICE=cpu BATCH=2 MIN=0.1 DMIN=0.1 LANE_ONLY=invert_and_edit DB_ARGS="--steps 4 --seeds 2 --class-images 2" \
 #   bash workshop/gpu_one_call.sh
 set -u
-O=${OUT:-gpu-call-out}; mkdir -p "$O"
+DEST=${OUT:-gpu-call-out}; O=${KEEP:-/tmp/gpu-call-keep}; mkdir -p "$DEST" "$O"
 export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH}
 DEV=${DEVICE:-cuda}
 LANE_DIR=${LANE_DIR:-/tmp/gpu-lane}
@@ -53,4 +56,5 @@ for png in sorted((src / "images").glob("*/*.png"), key=lambda p: (int(p.parent.
 EOF
 wait $DREAMBOOTH
 wait $PILOTS
-echo "done in $(( $(date +%s) - $(cat "$O/started") )) s"
+echo "done in $(( $(date +%s) - $(cat "$O/started") )) s" | tee "$O/done"
+tar cf - -C "$O" . | split -b 14M -d - "$DEST/results.tar.part-"

@@ -13,10 +13,12 @@ PRESETS=${PRESETS:-"h128-d2s4 h128-d4s8 h192-d3s6"}
 DEST=${OUT:-flow-pilots-out}
 WORKDIR=${PILOTS_WORK:-/tmp/flow-pilots}
 DEVICE=${DEVICE:-cuda}; BATCH=${BATCH:-128}   # (a CPU smoke test: DEVICE=cpu BATCH=2 MIN=0.1 DMIN=0.1)
+# THREADS: torch CPU threads per pilot (2). Pilots side by side share the GPU by turns (no MPS): one preset
+# alone: PRESETS=h192-d3s6 THREADS=8 (the first GPU run: docs/toyworld.md).
 mkdir -p "$DEST" "$WORKDIR"
 for p in $PRESETS; do
   d=$WORKDIR/$p; mkdir -p "$d"; cp models/toyworld-flow/toy_vae.safetensors "$d/"
-  A="--out $d --preset $p --threads 2 --device $DEVICE --batch $BATCH"
+  A="--out $d --preset $p --threads ${THREADS:-2} --device $DEVICE --batch $BATCH"
   ( python3 -m workshop.toyworld.train_flow --stage dit $A --steps 100000 --lowres-steps 0 --warmup 200 \
         --fit-minutes "$MIN" --ckpt-minutes 100 > "$d/train.log" 2>&1
     python3 -m workshop.toyworld.train_flow --stage distil $A --distil-steps 100000 --lowres-steps 0 \
