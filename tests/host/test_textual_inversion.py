@@ -143,3 +143,20 @@ def test_a_cancelled_run_goes_on_from_its_state_file_as_an_unbroken_run(host, ti
     assert sorted(resumed) == sorted(whole) == ["clip_g", "clip_l"]
     assert rest["loss"] == pytest.approx(losses["loss"][3:], rel=1e-5)
     assert all(torch.allclose(resumed[k], whole[k], rtol=1e-5, atol=1e-7) for k in whole)
+
+
+def test_gradients_through_the_text_encoder_take_the_math_kernel_on_cuda(host):
+    """On CUDA the half-precision text encoder's attention with CLIP's 77 x 77 causal bias would go to
+    SDPA's memory-efficient kernel, whose backward refuses that bias (found on an H200: Textual
+    Inversion, Custom Diffusion and DreamBooth's text-encoder training crashed there). While
+    gradients flow through a text encoder on CUDA only the math kernel may run; elsewhere the
+    host's choice stands."""
+    choose = host.pack.hostkit.text_encoders.attention_for_gradients
+    backends = torch.backends.cuda
+    with choose(torch.device("cpu")):
+        assert backends.mem_efficient_sdp_enabled() and backends.flash_sdp_enabled()
+    with choose(torch.device("cuda", 0)):
+        assert backends.math_sdp_enabled()
+        assert not backends.mem_efficient_sdp_enabled() and not backends.flash_sdp_enabled()
+        assert not backends.cudnn_sdp_enabled()
+    assert backends.mem_efficient_sdp_enabled()
