@@ -318,6 +318,7 @@ def measure_family(host, family: str, ckpt: Path, *, side: int, steps: int, repe
             with OpCounter() as counter:
                 fn()
             row["ops_per_step"] = counter.total / steps
+            row["syncs_per_step"] = counter.syncs / steps   # reads of a device value on the CPU: each a wait
             kernels = count_kernels(fn, device)
             row["kernels_per_step"] = None if kernels is None else kernels / steps
         rows.append(row)
@@ -404,15 +405,15 @@ def table(result: dict) -> str:
     head = (f"Device: {result['device']}; torch {result['torch']}; ComfyUI's defaults there: "
             f"{result['host_defaults']}" + ("; TINY UNets at 64 px (a code-path check, not a cost figure)"
                                             if result["tiny"] else ""))
-    lines = [head, "", "| model | run | ms / step | vs stock batch 2 | aten ops / step | CUDA kernels / step "
-             "| peak GPU memory |", "|---|---|---|---|---|---|---|"]
+    lines = [head, "", "| model | run | ms / step | vs stock batch 2 | aten ops / step | device reads / step "
+             "| CUDA kernels / step | peak GPU memory |", "|---|---|---|---|---|---|---|---|"]
     for family, r in result["families"].items():
         name = f"{NAMES[family]}, {r['image_side']} px"
         for row in r["sampling"]:
             mark = " (goal <= 1.1x)" if row["goal"] else ""
             lines.append(f"| {name} | {row['label']}{mark} | {row['seconds_per_step'] * 1000:.1f} | "
                          f"{row['vs_stock_batch2']:.2f}x | {_num(row.get('ops_per_step'), ',.0f')} | "
-                         f"{_num(row.get('kernels_per_step'), ',.0f')} | "
+                         f"{_num(row.get('syncs_per_step'), '.1f')} | {_num(row.get('kernels_per_step'), ',.0f')} | "
                          f"{_num(None if row['peak_mib'] is None else row['peak_mib'] / 1024, '.2f')} GiB |")
     lines += ["", "| model | whole workflow | seconds | stock text-to-image batch 1 | ratio |", "|---|---|---|---|---|"]
     for family, r in result["families"].items():
