@@ -94,20 +94,16 @@ def run_case(case: dict, n: int, host, runner, out: Path, stats: list) -> dict:
     tw = workflow_tests_module()
     path = Path(case["path"])
     workflow = json.loads(path.read_text(encoding="utf-8"))
-    if case["layout"] == DEMO_SDXL:   # test_sdxl_workflow_runs_on_the_sdxl_layout: random weights draw noise
-        builtin, check_pictures = DEMO_SDXL, False
-    else:                             # test_workflow_runs_headless
-        # as test_workflow_runs_headless: the built-in model the workflow's family runs on (the toy flow
-        # model for the Flux/SD3 ones), pictures judged where the model is trained
-        builtin = make_workflows.builtin_for(path.stem) if path in tw.CHECKPOINT_FILES else None
-        check_pictures = builtin is None or not builtin.startswith("demo-")
-    size = runner.BUILTIN_SWAPS[builtin].size if builtin else None
     recording = _Recording(runner)
     stats.clear()
     record: dict = {"ok": False, "stage": "prepare", "error": None, "seconds": None, "images": [], "image_stats": stats}
     try:
-        prompt = runner.prepare_prompt(workflow, builtin=builtin,
-                                       overrides=make_workflows.toy_overrides(path.stem, quick=True), host=host)
+        if case["layout"] == DEMO_SDXL:   # as test_sdxl_workflow_runs_on_the_sdxl_layout: random weights draw noise
+            prompt = runner.prepare_prompt(workflow, builtin=DEMO_SDXL,
+                                           overrides=make_workflows.toy_overrides(path.stem, quick=True), host=host)
+            size, check_pictures = runner.BUILTIN_SWAPS[DEMO_SDXL].size, False
+        else:                             # as test_workflow_runs_headless
+            prompt, size, check_pictures, _ = tw.headless_prompt(path, workflow, host, runner)
         record["stage"] = "execute"
         started = time.perf_counter()
         tw._run_and_check(path, prompt, workflow, host, recording, size=size, check_pictures=check_pictures)

@@ -337,30 +337,37 @@ def _run_and_check(path, prompt, workflow, host, runner, size=None, check_pictur
     return elapsed
 
 
+def headless_prompt(path: Path, workflow: dict, host, runner) -> tuple[dict, int | None, bool, str | None]:
+    """How ``test_workflow_runs_headless`` (and the GPU lane's worker, ``tests/gpu/gpu_lane_worker.py``)
+    prepares a shipped workflow: (the prompt, the pictures' size, whether the exact judge reads them,
+    the built-in model or None). One built on Load Checkpoint runs on the built-in model of its family
+    (``make_workflows.builtin_for``: the Toy World Model, the toy flow model for Flux/SD3), whose
+    pictures are judged unless it is a random-weight demo model; every workflow with the toy world's
+    quick settings (``make_workflows.toy_overrides``)."""
+    from workshop import make_workflows
+
+    overrides = make_workflows.toy_overrides(path.stem, quick=True)
+    if path not in CHECKPOINT_FILES:
+        assert path.stem not in make_workflows.CHECKPOINT_WORKFLOWS
+        return runner.prepare_prompt(workflow, overrides=overrides, host=host), None, True, None
+    builtin = make_workflows.builtin_for(path.stem)
+    prompt = runner.prepare_prompt(workflow, builtin=builtin, overrides=overrides, host=host)
+    assert not [v for v in prompt.values() if v["class_type"] == CHECKPOINT_LOADER]
+    return prompt, runner.BUILTIN_SWAPS[builtin].size, not builtin.startswith("demo-"), builtin
+
+
 @pytest.mark.parametrize("path", WORKFLOW_FILES, ids=[p.stem for p in WORKFLOW_FILES])
 def test_workflow_runs_headless(path, host, runner):
     """Every shipped workflow runs as the CLI runs it; one built on Load Checkpoint runs on the
-    Toy World Model (make_workflows.TOY_BUILTIN: "toy", the bundled two-object sample at 512 px)
-    with the toy world's prompts and 10 steps
+    Toy World Model (make_workflows.TOY_BUILTIN: "toy", the bundled two-object sample at 512 px;
+    the Flux/SD3 ones on the toy flow model) with the toy world's prompts and 10 steps
     (make_workflows.toy_overrides); the slowest toy workflows run at 20 steps
-    (make_workflows.QUICK_TOY_WORKFLOWS)."""
-    from workshop import make_workflows
-
+    (make_workflows.QUICK_TOY_WORKFLOWS). The preparation: ``headless_prompt``."""
     workflow = json.loads(path.read_text(encoding="utf-8"))
-    if path in CHECKPOINT_FILES:
-        builtin = make_workflows.builtin_for(path.stem)
-        prompt = runner.prepare_prompt(workflow, builtin=builtin, overrides=make_workflows.toy_overrides(path.stem, quick=True),
-                                       host=host)
-        assert not [v for v in prompt.values() if v["class_type"] == CHECKPOINT_LOADER]
-        trained = not builtin.startswith("demo-")   # a demo model's random weights draw noise
-        elapsed = _run_and_check(path, prompt, workflow, host, runner, size=runner.BUILTIN_SWAPS[builtin].size,
-                                 check_pictures=trained)
-        print(f"{path.name}: executed on the built-in {builtin} model (quick settings) in {elapsed:.2f}s")
-    else:
-        assert path.stem not in make_workflows.CHECKPOINT_WORKFLOWS
-        # what run_workflow / the CLI execute; the slowest at 20 steps (make_workflows.QUICK_TOY_WORKFLOWS)
-        prompt = runner.prepare_prompt(workflow, overrides=make_workflows.toy_overrides(path.stem, quick=True), host=host)
-        print(f"{path.name}: executed in {_run_and_check(path, prompt, workflow, host, runner):.2f}s")
+    prompt, size, judged, builtin = headless_prompt(path, workflow, host, runner)
+    elapsed = _run_and_check(path, prompt, workflow, host, runner, size=size, check_pictures=judged)
+    print(f"{path.name}: executed" + (f" on the built-in {builtin} model (quick settings)" if builtin else "")
+          + f" in {elapsed:.2f}s")
 
 
 SDXL_FILES = [p for p in CHECKPOINT_FILES if p.name.startswith("SDXL")]
