@@ -8,8 +8,8 @@ attention call the driver (``hostkit/attention_driver.py``) receives at its seco
 injection active); the recorded calls are then replayed, each through the editor's driver and
 through the host's own attention (what the stock step runs in that place), on tensors so small that
 the arithmetic is negligible. Reported: microseconds per step added by the editor (the replay's
-difference, median of interleaved repeats), the aten operations it adds, and the share of the added
-time that is not operations (Python), at an assumed cost per operation.
+difference, median of interleaved repeats), the aten operations it adds, and the driver's and
+policy's own Python per call (the same replay with the host's attention replaced by a no-op).
 
     python -m workshop.benchmarks.attention_overhead [--repeats 7] [--loops 20]
 """
@@ -92,6 +92,25 @@ def measure(calls: list, host_attention, repeats: int, loops: int) -> dict:
             "added_us": 1e6 * (editor - stock), "added_ops": ops[True] - ops[False], "stock_ops": ops[False]}
 
 
+def python_per_call(host, calls: list, repeats: int, loops: int) -> float:
+    """Microseconds per call of the driver and policy with the host's attention replaced by a no-op
+    (the query returned, the output's shape): the Python around the operations and their dispatch."""
+    driver_module = host.pack.hostkit.attention_driver
+    real = driver_module.host_attention
+    driver_module.host_attention = lambda q, k, v, extra_options: q
+    try:
+        replay(calls, True, real)
+        times = []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            for _ in range(loops):
+                replay(calls, True, real)
+            times.append((time.perf_counter() - start) / loops / len(calls))
+    finally:
+        driver_module.host_attention = real
+    return 1e6 * statistics.median(times)
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--repeats", type=int, default=7)
@@ -114,15 +133,17 @@ def main(argv=None) -> int:
                                   target_prompt=target, **inputs)
         calls = record_calls(host, edited, cond, pair, negative)
         got = measure(calls, host_attention, args.repeats, args.loops)
+        got["python_us_per_call"] = python_per_call(host, calls, args.repeats, args.loops)
         rows.append((label, got))
         print(f"{label}: {got}", flush=True)
     print("\nThe tiny SD1 demo model, batch 4 (the pair, cond and uncond), one CPU thread; "
           "the recorded calls of step 2 replayed through the editor's driver and through the host's attention:\n")
-    print("| editor | attention calls / step | added µs / step | added aten ops / step | added µs / added op |")
+    print("| editor | attention calls / step | added µs / step | added aten ops / step "
+          "| editor's own µs / call (host attention a no-op) |")
     print("|---|---|---|---|---|")
     for label, got in rows:
-        per_op = got["added_us"] / got["added_ops"] if got["added_ops"] else float("nan")
-        print(f"| {label} | {got['calls']} | {got['added_us']:.0f} | {got['added_ops']} | {per_op:.1f} |")
+        print(f"| {label} | {got['calls']} | {got['added_us']:.0f} | {got['added_ops']} | "
+              f"{got['python_us_per_call']:.1f} |")
     return 0
 
 
