@@ -20,21 +20,11 @@ import statistics
 import time
 
 import torch
-from torch.utils._python_dispatch import TorchDispatchMode
 
+from workshop.benchmarks.dispatch_count import OpCounter
 from workshop.benchmarks.gpu_cost import EDITORS, SOURCE, TARGET
 from workshop.headless.boot import boot
 from workshop.headless.calls import builtin_model, call, encode
-
-
-class _Count(TorchDispatchMode):
-    def __init__(self):
-        super().__init__()
-        self.ops = 0
-
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        self.ops += 1
-        return func(*args, **(kwargs or {}))
 
 
 def record_calls(host, model_with_editor, cond, latent, negative) -> list:
@@ -84,9 +74,9 @@ def measure(calls: list, host_attention, repeats: int, loops: int) -> dict:
             times[through].append((time.perf_counter() - start) / loops)
     ops = {}
     for through in (False, True):
-        with _Count() as counter:
+        with OpCounter() as counter:
             replay(calls, through, host_attention)
-        ops[through] = counter.ops
+        ops[through] = counter.total
     stock, editor = statistics.median(times[False]), statistics.median(times[True])
     return {"calls": len(calls), "stock_us": 1e6 * stock, "editor_us": 1e6 * editor,
             "added_us": 1e6 * (editor - stock), "added_ops": ops[True] - ops[False], "stock_ops": ops[False]}
