@@ -44,7 +44,7 @@ from .text_encoders import (check_clip_width, encode_prompt, encoder_for_gradien
 from .training_state import KEEP_EVERY, TrainingState, resume_into, run_state
 
 NODE = "DreamBooth LoRA"
-FULL_NODE = "DreamBooth Fine-Tune"
+FULL_NODE = full.NODE
 # diffusers' train_dreambooth_lora.py: AdamW weight decay and gradient-norm clipping
 WEIGHT_DECAY, MAX_GRAD_NORM = 1e-2, 1.0
 

@@ -22,6 +22,7 @@ from .gradients import with_weight_copies
 from .lora_training import TEXT_PREFIX
 from .text_encoders import named_text_encoders
 
+NODE = "DreamBooth Fine-Tune"   # the node that fine-tunes, for messages
 BYTES_PER_PARAMETER = 16   # float32 difference, gradient and AdamW's two moments
 
 
@@ -87,7 +88,7 @@ def _text_parameters(clip) -> dict[str, torch.Tensor]:
     what diffusers' ``CLIPTextModel`` holds, the host's projection and ``UNWRAPPED`` left out), keyed
     ``text_encoders.<the CLIP's parameter name>``; each sits in a host layer that takes weight wrappers."""
     found = {}
-    for prefix, encoder in named_text_encoders(clip, "DreamBooth Fine-Tune"):
+    for prefix, encoder in named_text_encoders(clip, NODE):
         for name, module in encoder.transformer.text_model.named_modules():
             if name in UNWRAPPED:
                 continue

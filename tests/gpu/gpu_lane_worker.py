@@ -89,8 +89,6 @@ def _watch_saved_images(nodes, stats: list) -> None:
 
 
 def run_case(case: dict, n: int, host, runner, out: Path, stats: list) -> dict:
-    from workshop import make_workflows
-
     tw = workflow_tests_module()
     path = Path(case["path"])
     workflow = json.loads(path.read_text(encoding="utf-8"))
@@ -99,9 +97,7 @@ def run_case(case: dict, n: int, host, runner, out: Path, stats: list) -> dict:
     record: dict = {"ok": False, "stage": "prepare", "error": None, "seconds": None, "images": [], "image_stats": stats}
     try:
         if case["layout"] == DEMO_SDXL:   # as test_sdxl_workflow_runs_on_the_sdxl_layout: random weights draw noise
-            prompt = runner.prepare_prompt(workflow, builtin=DEMO_SDXL,
-                                           overrides=make_workflows.toy_overrides(path.stem, quick=True), host=host)
-            size, check_pictures = runner.BUILTIN_SWAPS[DEMO_SDXL].size, False
+            (prompt, size), check_pictures = tw.sdxl_layout_prompt(path, workflow, host, runner), False
         else:                             # as test_workflow_runs_headless
             prompt, size, check_pictures, _ = tw.headless_prompt(path, workflow, host, runner)
         record["stage"] = "execute"

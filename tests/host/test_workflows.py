@@ -373,18 +373,25 @@ def test_workflow_runs_headless(path, host, runner):
 SDXL_FILES = [p for p in CHECKPOINT_FILES if p.name.startswith("SDXL")]
 
 
+def sdxl_layout_prompt(path: Path, workflow: dict, host, runner) -> tuple[dict, int]:
+    """How ``test_sdxl_workflow_runs_on_the_sdxl_layout`` (and the GPU lane's worker) prepares an SDXL
+    workflow for the Demo Model's SDXL layout: (the prompt, the pictures' size); random weights draw
+    noise, so the pictures are not judged."""
+    from workshop import make_workflows
+
+    prompt = runner.prepare_prompt(workflow, builtin="demo-sdxl",
+                                   overrides=make_workflows.toy_overrides(path.stem, quick=True), host=host)
+    assert [v["inputs"] for v in prompt.values() if v["class_type"] == runner.DEMO_MODEL] == [{"family": "sdxl", "seed": 0}]
+    return prompt, runner.BUILTIN_SWAPS["demo-sdxl"].size
+
+
 @pytest.mark.parametrize("path", SDXL_FILES, ids=[p.stem for p in SDXL_FILES])
 def test_sdxl_workflow_runs_on_the_sdxl_layout(path, host, runner):
     """The SDXL workflows also run on the Demo Model's SDXL layout (two text encoders, pooled
     output, size conditioning), which the toy model (SD1.x layout) does not exercise."""
-    from workshop import make_workflows
-
     workflow = json.loads(path.read_text(encoding="utf-8"))
-    prompt = runner.prepare_prompt(workflow, builtin="demo-sdxl",
-                                   overrides=make_workflows.toy_overrides(path.stem, quick=True), host=host)
-    assert [v["inputs"] for v in prompt.values() if v["class_type"] == runner.DEMO_MODEL] == [{"family": "sdxl", "seed": 0}]
-    elapsed = _run_and_check(path, prompt, workflow, host, runner, size=runner.BUILTIN_SWAPS["demo-sdxl"].size,
-                             check_pictures=False)   # random weights draw noise
+    prompt, size = sdxl_layout_prompt(path, workflow, host, runner)
+    elapsed = _run_and_check(path, prompt, workflow, host, runner, size=size, check_pictures=False)
     print(f"{path.name}: executed on the SDXL demo model (10 steps) in {elapsed:.2f}s")
 
 

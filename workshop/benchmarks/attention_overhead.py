@@ -62,22 +62,31 @@ def replay(calls: list, through_driver: bool, host_attention) -> None:
                 host_attention(q, k, v, options)
 
 
-def measure(calls: list, host_attention, repeats: int, loops: int) -> dict:
-    for through in (False, True):   # warm-up: plans and memos made once, as in a run
-        replay(calls, through, host_attention)
-    times = {False: [], True: []}
+def median_seconds(fn, repeats: int, loops: int) -> float:
+    """The median over ``repeats`` of the mean seconds of ``loops`` calls of ``fn``."""
+    times = []
     for _ in range(repeats):
-        for through in (False, True):
-            start = time.perf_counter()
-            for _ in range(loops):
-                replay(calls, through, host_attention)
-            times[through].append((time.perf_counter() - start) / loops)
+        start = time.perf_counter()
+        for _ in range(loops):
+            fn()
+        times.append((time.perf_counter() - start) / loops)
+    return statistics.median(times)
+
+
+def measure(calls: list, host_attention, repeats: int, loops: int) -> dict:
+    runs = {through: (lambda through=through: replay(calls, through, host_attention)) for through in (False, True)}
+    for run in runs.values():   # warm-up: plans and memos made once, as in a run
+        run()
+    seconds = {through: [] for through in runs}
+    for _ in range(repeats):    # interleaved: each repeat times both
+        for through, run in runs.items():
+            seconds[through].append(median_seconds(run, 1, loops))
     ops = {}
-    for through in (False, True):
+    for through, run in runs.items():
         with OpCounter() as counter:
-            replay(calls, through, host_attention)
+            run()
         ops[through] = counter.total
-    stock, editor = statistics.median(times[False]), statistics.median(times[True])
+    stock, editor = statistics.median(seconds[False]), statistics.median(seconds[True])
     return {"calls": len(calls), "stock_us": 1e6 * stock, "editor_us": 1e6 * editor,
             "added_us": 1e6 * (editor - stock), "added_ops": ops[True] - ops[False], "stock_ops": ops[False]}
 
@@ -90,15 +99,10 @@ def python_per_call(host, calls: list, repeats: int, loops: int) -> float:
     driver_module.host_attention = lambda q, k, v, extra_options: q
     try:
         replay(calls, True, real)
-        times = []
-        for _ in range(repeats):
-            start = time.perf_counter()
-            for _ in range(loops):
-                replay(calls, True, real)
-            times.append((time.perf_counter() - start) / loops / len(calls))
+        seconds = median_seconds(lambda: replay(calls, True, real), repeats, loops)
     finally:
         driver_module.host_attention = real
-    return 1e6 * statistics.median(times)
+    return 1e6 * seconds / len(calls)
 
 
 def main(argv=None) -> int:
