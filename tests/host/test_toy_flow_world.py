@@ -129,3 +129,24 @@ def test_trainer_presets_resume_and_refuse_another_size(host, tmp_path):
     assert a["preset"] == b["preset"] == "h128-d4s8" and a["step"] == b["step"] == 4
     for k, v in a["ema"].items():
         torch.testing.assert_close(b["ema"][k], v, rtol=1e-5, atol=1e-6)
+
+
+def test_trainer_noise_shift_is_the_host_s_flux_shift(host, toy):
+    """``train_flow``'s shift (``--noise-shift``, ``--eval-shift host``) is the host's own: sampling
+    at ``host_shift(res)`` walks the sigmas the host's ModelSamplingFlux node gives the model at that
+    image size (the Flux workflows' schedule), a low-resolution step's shift is smaller by the sides'
+    ratio, and shift 1 leaves the noise levels as they were."""
+    from workshop.toyworld import train_flow as TF
+    t = torch.linspace(1, 0, 21)[:-1].double()
+    for res in (128, 256, 512):
+        patched = host.nodes.NODE_CLASS_MAPPINGS["ModelSamplingFlux"]().patch(toy[0], 1.15, 0.5, res, res)[0]
+        sampling = patched.get_model_object("model_sampling")
+        theirs = torch.stack([sampling.sigma(x) for x in t]).double()
+        torch.testing.assert_close(TF.shifted(t, TF.host_shift(res)), theirs, rtol=1e-6, atol=1e-7)
+    args = TF.parse_args(["--noise-shift", "6", "--res", "256"])
+    assert TF.noise_shift(args, 256) == 6 and TF.noise_shift(args, 128) == 3
+    assert TF.noise_shift(TF.parse_args([]), 128) == 1
+    gen = lambda: torch.Generator().manual_seed(3)  # noqa: E731
+    plain, moved = TF.sample_s(1000, gen()), TF.sample_s(1000, gen(), 3.0)
+    torch.testing.assert_close(TF.shifted(plain, 3.0), moved)
+    assert (moved > 0.95).float().mean() > 10 * (plain > 0.95).float().mean()

@@ -220,9 +220,30 @@ def word_setup(out: Path) -> dict:
 TEXT_TOKENS = FLOW_TEXT["tokenizer_data"]["t5xxl_min_length"]
 
 
-def sample_s(n: int, gen: torch.Generator) -> torch.Tensor:
-    """Noise levels, logit-normal (mean 0, std 1)."""
-    return torch.sigmoid(torch.randn(n, generator=gen))
+def shifted(s: torch.Tensor, shift: float) -> torch.Tensor:
+    """``s`` moved toward the noise by ``shift`` (SD3's resolution-dependent shift, Esser et al. 2024;
+    the host's ``time_snr_shift``; Flux's ``exp(mu)``): ``shift s / (1 + (shift - 1) s)``."""
+    return s if shift == 1 else shift * s / (1 + (shift - 1) * s)
+
+
+def host_shift(res: int, factor: int = 8) -> float:
+    """The shift of the host's ModelSamplingFlux node at an image of ``res`` x ``res`` (its defaults,
+    base 0.5 at 256 tokens, max 1.15 at 4,096, linear in the image tokens; ``exp(mu)``): what the
+    shipped Flux workflows sample with."""
+    tokens = (res // factor // 2) ** 2
+    return math.exp(0.5 + (1.15 - 0.5) * (tokens - 256) / (4096 - 256))
+
+
+def noise_shift(args, res: int) -> float:
+    """The training shift at an image of ``res``: ``--noise-shift`` is the full size's (``--res``);
+    a low-resolution step's is smaller in proportion to the image side, as SD3 scales its shift with
+    the square root of the latent's size (Esser et al. 2024)."""
+    return 1.0 if args.noise_shift == 1 else args.noise_shift * res / args.res
+
+
+def sample_s(n: int, gen: torch.Generator, shift: float = 1.0) -> torch.Tensor:
+    """Noise levels, logit-normal (mean 0, std 1), moved toward the noise by ``shift``."""
+    return shifted(torch.sigmoid(torch.randn(n, generator=gen)), shift)
 
 
 @torch.enable_grad()
@@ -316,9 +337,10 @@ def setup(args) -> tuple:
     return ae, text, {c: i for i, c in enumerate(text["captions"])}
 
 
-def noised(x0: torch.Tensor, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(s, noise, x_s): logit-normal noise levels and the rectified-flow interpolation."""
-    s = sample_s(len(x0), gen).to(x0.device)
+def noised(x0: torch.Tensor, gen: torch.Generator, shift: float = 1.0
+           ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(s, noise, x_s): logit-normal noise levels (moved by ``shift``) and the rectified-flow interpolation."""
+    s = sample_s(len(x0), gen, shift).to(x0.device)
     noise = torch.randn(x0.shape, generator=gen).to(x0.device)
     sv = s[:, None, None, None]
     return s, noise, (1 - sv) * x0 + sv * noise
@@ -336,7 +358,7 @@ def train_dit(args) -> bool:
         drop = (torch.rand(len(x0), generator=gen) < args.dropout).to(x0.device)
         ctx = torch.where(drop[:, None, None], text["empty_ctx"], ctx)
         pooled = torch.where(drop[:, None], text["empty_pooled"], pooled)
-        s, noise, xs = noised(x0, gen)
+        s, noise, xs = noised(x0, gen, noise_shift(args, res))
         return F.mse_loss(velocity(net, xs, s, ctx, pooled), noise - x0), res
 
     return train_loop(args, "dit", net, args.lr, args.warmup, args.ema, args.steps, step_loss)
@@ -379,7 +401,7 @@ def distil(args) -> bool:
         x0, ctx, pooled = batch(args, ae, text, index, 1_000_000 + step, res, args.batch)
         gen = torch.Generator().manual_seed(args.seed * 1_000_003 + 7_000_000 + step)
         n = len(x0)
-        s, noise, xs = noised(x0, gen)
+        s, noise, xs = noised(x0, gen, noise_shift(args, res))
         scale = (lo + (hi - lo) * torch.rand(n, generator=gen)).to(x0.device)
         with torch.no_grad():
             v = velocity(teacher, torch.cat([xs, xs]), torch.cat([s, s]),
@@ -407,14 +429,15 @@ def distil(args) -> bool:
 
 @torch.no_grad()
 def euler_sample(net, ctx, pooled, empty_ctx, empty_pooled, cfg: float, steps: int, latent: int, seed: int,
-                 distilled: bool = False):
-    """Euler over s = 1 -> 0 in ``steps`` equal steps (the host's simple schedule at shift 1): CFG at
-    ``cfg`` (the teacher), or one call at guidance ``cfg`` (``distilled``: the student)."""
+                 distilled: bool = False, shift: float = 1.0):
+    """Euler over s = 1 -> 0 in ``steps`` equal steps moved by ``shift`` (the host's simple schedule
+    at that shift): CFG at ``cfg`` (the teacher), or one call at guidance ``cfg`` (``distilled``: the
+    student)."""
     n = ctx.shape[0]
     x = torch.randn(n, 16, latent, latent, generator=torch.Generator().manual_seed(seed)).to(ctx.device)
     c = torch.cat([ctx, empty_ctx.expand_as(ctx)])
     p = torch.cat([pooled, empty_pooled.expand_as(pooled)])
-    ss = torch.linspace(1, 0, steps + 1, device=ctx.device)
+    ss = shifted(torch.linspace(1, 0, steps + 1, device=ctx.device), shift)
     for i in range(steps):
         if distilled:
             v = velocity(net, x, ss[i].expand(n), ctx, pooled, guidance=torch.full((n,), cfg, device=x.device))
@@ -432,6 +455,7 @@ def evaluate(args) -> dict:
     stem = "student" if student else "dit"
     net, meta = load_dit(args, "final" if (out / f"toy_{stem}_ema.pt").is_file() else "ckpt", student)
     res = args.res
+    eval_shift = host_shift(res, args.factor) if args.eval_shift == "host" else float(args.eval_shift)
     texts = S.heldout_captions(args.eval_captions)
     readings, imgs = [], []
     t0 = time.time()
@@ -439,12 +463,13 @@ def evaluate(args) -> dict:
         chunk = texts[i:i + 10]
         ids = [index[c] for c in chunk]
         z = euler_sample(net, text["ctx"][ids], text["pooled"][ids], text["empty_ctx"], text["empty_pooled"],
-                         args.eval_cfg, args.eval_steps, res // args.factor, seed=1000 + i, distilled=student)
+                         args.eval_cfg, args.eval_steps, res // args.factor, seed=1000 + i, distilled=student,
+                         shift=eval_shift)
         im = ((ae.decode(ae.from_model(z)) + 1) / 2).clamp(0, 1).movedim(1, -1).cpu()
         imgs.append(im)
         readings += [J.judge(x) for x in im]
     right = [r.objects_right(c) for r, c in zip(readings, texts)]
-    result = {**meta, "preset": args.preset, "model": "distilled (guidance)" if student else "teacher (CFG)", "res": res, "cfg": args.eval_cfg, "sampling_steps": args.eval_steps, "captions": len(texts),
+    result = {**meta, "preset": args.preset, "model": "distilled (guidance)" if student else "teacher (CFG)", "res": res, "cfg": args.eval_cfg, "sampling_steps": args.eval_steps, "sampling_shift": round(eval_shift, 3), "captions": len(texts),
               "t2i_every_object_right": round(sum(a == b for a, b in right) / len(texts), 3),
               "t2i_objects_right": round(sum(a for a, _ in right) / sum(b for _, b in right), 3),
               "t2i_background_right": round(sum(r.background == S.parse_caption(c)[1]
@@ -452,7 +477,7 @@ def evaluate(args) -> dict:
               "t2i_exact_caption": round(sum(r.matches_caption(c) for r, c in zip(readings, texts)) / len(texts), 3),
               "eval_seconds": round(time.time() - t0)}
     log("eval " + json.dumps(result))
-    (out / f"eval_{stem}_{meta['steps']}_cfg{args.eval_cfg:g}.json").write_text(json.dumps(result, indent=2) + "\n")
+    (out / f"eval_{stem}_{meta['steps']}_cfg{args.eval_cfg:g}{'' if eval_shift == 1 else f'_shift{eval_shift:.2f}'}.json").write_text(json.dumps(result, indent=2) + "\n")
     grid = torch.cat(imgs)[:20]
     rows = [torch.cat(list(grid[r * 5:(r + 1) * 5]), dim=1) for r in range(len(grid) // 5)]
     from PIL import Image
@@ -488,7 +513,7 @@ def finish(args) -> None:
         "training": {"command": "python -m workshop.toyworld.train_flow", "seed": args.seed, "preset": args.preset,
                      "device": args.device, "fit_minutes": args.fit_minutes,
                      "vae_steps": args.vae_steps, "vae_batch": args.vae_batch, "steps": args.steps,
-                     "batch": args.batch, "lr": args.lr, "caption_dropout": args.dropout, "one_object": args.one_object,
+                     "batch": args.batch, "lr": args.lr, "noise_shift": args.noise_shift, "caption_dropout": args.dropout, "one_object": args.one_object,
                      "ema": args.ema, "lowres": args.lowres, "lowres_steps": args.lowres_steps,
                      "highres_every": args.highres_every, "teacher": teacher, "distil_steps": args.distil_steps,
                      "distil_lr": args.distil_lr, "guidance_range": list(GUIDANCE_RANGE), "student": meta,
@@ -526,6 +551,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--batch", type=int, default=32)
     p.add_argument("--lr", type=float, default=5e-4)
     p.add_argument("--warmup", type=int, default=100)
+    p.add_argument("--noise-shift", type=float, default=1.0,
+                   help="training noise levels: logit-normal moved toward the noise by this shift at --res (SD3's "
+                        "resolution shift; --lowres steps a shift smaller by the sides' ratio; 1: none, as the "
+                        "shipped model)")
     p.add_argument("--lowres", type=int, default=128)
     p.add_argument("--lowres-steps", type=int, default=3500)
     p.add_argument("--highres-every", type=int, default=3)
@@ -537,6 +566,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--force", action="store_true", help="retrain the VAE even if its weights exist")
     p.add_argument("--eval-captions", type=int, default=40)
     p.add_argument("--eval-steps", type=int, default=20)
+    p.add_argument("--eval-shift", default="1",
+                   help="evaluation's sampling shift: a number, or 'host' for the host's ModelSamplingFlux at "
+                        "the image's size (what the Flux workflows sample with)")
     p.add_argument("--eval-cfg", type=float, default=4.0, help="CFG scale (teacher) or guidance (student)")
     p.add_argument("--eval-student", action="store_true", help="evaluate the distilled model")
     p.add_argument("--distil-steps", type=int, default=600)
