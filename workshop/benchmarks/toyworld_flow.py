@@ -236,7 +236,7 @@ def table(res: dict) -> str:
     lines.append(f"- FlowEdit against the inversion-based editors (published: it edits more and keeps less background): "
                  f"edit success {100 * fe['success']:.0f}% vs " + ", ".join(
                      f"{r.split(' (')[0]} {100 * o['success']:.0f}%" for r, o in others.items())
-                 + f"; bg PSNR vs GT {fmt(fe['bg'])} dB vs " + ", ".join(
+                 + f"; bg PSNR vs GT over the cases whose background stays (colour, shape, drop) {fmt(fe['bg'])} dB vs " + ", ".join(
                      f"{r.split(' (')[0]} {fmt(o['bg'])} dB" for r, o in others.items())
                  + f": edits more {'holds' if more else 'does not hold'}, keeps less {'holds' if less else 'does not hold'}.")
     best_rec = max((r for r, (_, _, is_edit) in ROWS.items() if not is_edit and r in summary),
