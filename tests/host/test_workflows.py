@@ -296,8 +296,8 @@ OUTPUT_CHECKS = {
     "SD1.5 - LEDITS++ edit": _edit_check("invertedit/ledits_edit", 0),
     # on the toy flow model (guidance distilled, 256 px) at the workflows' own settings: FlowEdit turns the
     # circle yellow in its place; the inversions give the image back; KV-Edit keeps what the mask leaves out.
-    # The inversion editors' yellow circle comes out a blob 1.4x wide (RF-Solver, RF-Inversion), Stable Flow
-    # and joint Prompt-to-Prompt leave it red on this model: the flow benchmark's rows (docs/measurements.md)
+    # The other editors' edits on this model (Stable Flow leaves the circle red, joint Prompt-to-Prompt turns
+    # its rim yellow): the flow benchmark's rows (docs/measurements.md)
     "Flux - FlowEdit": _edit_check("invertedit/flowedit_flux", 0, panel=1),
     "Flux - Flow inversion and edit": _flow_reconstruction_is_the_image("invertedit/flux_rf_solver"),
     "Flux - KV-Edit": _kv_edit_keeps_the_image_outside_the_mask,

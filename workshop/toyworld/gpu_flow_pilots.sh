@@ -5,13 +5,13 @@
 # each cosine's horizon to what fits), then guidance-distilled with the attention loss ($DMIN minutes),
 # then the quick text-to-image evaluation of the student (40 held-out captions, Euler 20, guidance 4,
 # at the host's ModelSamplingFlux shift for the image's size, as the Flux workflows sample).
-# SHIFT: the training noise levels' shift at 256 px (--noise-shift; 1: none, the shipped model's recipe;
+# SHIFT: the training noise levels' shift at 256 px (--noise-shift; 8: the shipped model's, 1: none;
 # the CPU pilots of 2026-11-26 at 128 px found the shift keeps the layout: docs/toyworld.md).
 # On the GPU machine, from the project root:  MIN=5 DMIN=1.5 bash .gpu/run.sh bash workshop/toyworld/gpu_flow_pilots.sh
 # Writes to $OUT (or ./flow-pilots-out): summary.json, pilots.log, t2i.png (each pilot's first 20 samples),
 # and the best pilot's finished model (toy_dit.safetensors, config.json: drop into models/toyworld-flow/).
 set -u
-MIN=${MIN:-5}; DMIN=${DMIN:-1.5}; SHIFT=${SHIFT:-6}
+MIN=${MIN:-5}; DMIN=${DMIN:-1.5}; SHIFT=${SHIFT:-8}
 PRESETS=${PRESETS:-"h128-d2s4 h128-d4s8 h192-d3s6"}
 DEST=${OUT:-flow-pilots-out}
 WORKDIR=${PILOTS_WORK:-/tmp/flow-pilots}

@@ -551,10 +551,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--batch", type=int, default=32)
     p.add_argument("--lr", type=float, default=5e-4)
     p.add_argument("--warmup", type=int, default=100)
-    p.add_argument("--noise-shift", type=float, default=1.0,
+    p.add_argument("--noise-shift", type=float, default=8.0,
                    help="training noise levels: logit-normal moved toward the noise by this shift at --res (SD3's "
-                        "resolution shift; --lowres steps a shift smaller by the sides' ratio; 1: none, as the "
-                        "shipped model)")
+                        "resolution shift; --lowres steps a shift smaller by the sides' ratio; 1: none; 8: the "
+                        "shipped model's)")
     p.add_argument("--lowres", type=int, default=128)
     p.add_argument("--lowres-steps", type=int, default=3500)
     p.add_argument("--highres-every", type=int, default=3)
