@@ -146,6 +146,7 @@ def test_trainer_noise_shift_is_the_host_s_flux_shift(host, toy):
     args = TF.parse_args(["--noise-shift", "6", "--res", "256"])
     assert TF.noise_shift(args, 256) == 6 and TF.noise_shift(args, 128) == 3
     assert TF.noise_shift(TF.parse_args(["--noise-shift", "1"]), 128) == 1
+    assert TF.noise_shift(TF.parse_args(["--noise-shift", "1.5"]), 128) == 1   # never toward the image
     assert TF.noise_shift(TF.parse_args([]), 128) == 4   # the shipped model's 8 at 256 px
     gen = lambda: torch.Generator().manual_seed(3)  # noqa: E731
     plain, moved = TF.sample_s(1000, gen()), TF.sample_s(1000, gen(), 3.0)

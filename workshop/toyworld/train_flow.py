@@ -221,9 +221,10 @@ TEXT_TOKENS = FLOW_TEXT["tokenizer_data"]["t5xxl_min_length"]
 
 
 def shifted(s: torch.Tensor, shift: float) -> torch.Tensor:
-    """``s`` moved toward the noise by ``shift`` (SD3's resolution-dependent shift, Esser et al. 2024;
-    the host's ``time_snr_shift``; Flux's ``exp(mu)``): ``shift s / (1 + (shift - 1) s)``."""
-    return s if shift == 1 else shift * s / (1 + (shift - 1) * s)
+    """``s`` moved toward the noise by ``shift``, ``shift s / (1 + (shift - 1) s)`` (SD3's
+    resolution-dependent shift, Esser et al. 2024; Flux's ``exp(mu)``): the host's own function."""
+    from comfy.model_sampling import time_snr_shift
+    return time_snr_shift(shift, s)
 
 
 def host_shift(res: int, factor: int = 8) -> float:
@@ -237,8 +238,8 @@ def host_shift(res: int, factor: int = 8) -> float:
 def noise_shift(args, res: int) -> float:
     """The training shift at an image of ``res``: ``--noise-shift`` is the full size's (``--res``);
     a low-resolution step's is smaller in proportion to the image side, as SD3 scales its shift with
-    the square root of the latent's size (Esser et al. 2024)."""
-    return 1.0 if args.noise_shift == 1 else args.noise_shift * res / args.res
+    the square root of the latent's size (Esser et al. 2024), and never below 1 (toward the image)."""
+    return max(1.0, args.noise_shift * res / args.res)
 
 
 def sample_s(n: int, gen: torch.Generator, shift: float = 1.0) -> torch.Tensor:
@@ -553,8 +554,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--warmup", type=int, default=100)
     p.add_argument("--noise-shift", type=float, default=8.0,
                    help="training noise levels: logit-normal moved toward the noise by this shift at --res (SD3's "
-                        "resolution shift; --lowres steps a shift smaller by the sides' ratio; 1: none; 8: the "
-                        "shipped model's)")
+                        "resolution shift; --lowres steps a shift smaller by the sides' ratio, at least 1; 1: none; "
+                        "8: the shipped model's)")
     p.add_argument("--lowres", type=int, default=128)
     p.add_argument("--lowres-steps", type=int, default=3500)
     p.add_argument("--highres-every", type=int, default=3)
