@@ -100,11 +100,14 @@ class SourceRow:
             x = torch.where(over_latent, inverted, x)
         guidance = kwargs.get("guidance")
         if guidance is not None:
+            # The host moves the model's extra inputs to the latent's device after this wrapper
+            # (``BaseModel._apply_model``): Flux's guidance arrives where the conditioning was made (the
+            # CPU on a GPU run), so its rows' choice is made on its device, once per run.
             made = state.get(("guidance", guidance.shape, guidance.dtype, guidance.device))
-            if made is None:   # the source rows' guidance, once per run
-                made = state[("guidance", guidance.shape, guidance.dtype, guidance.device)] = torch.full_like(
-                    guidance, self.guidance)
-            kwargs["guidance"] = torch.where(source, made, guidance)
+            if made is None:   # the source rows' guidance
+                made = state[("guidance", guidance.shape, guidance.dtype, guidance.device)] = (
+                    source.to(guidance.device), torch.full_like(guidance, self.guidance))
+            kwargs["guidance"] = torch.where(made[0], made[1], guidance)
         return executor(x, t, c_concat, c_crossattn, control, transformer_options, **kwargs)
 
 

@@ -151,3 +151,21 @@ def test_stable_flow_matches_the_authors_code(host, flux, code):
           f"{moved:.2e})")
     assert moved > 10 * TOLERANCE
     assert inverted <= TOLERANCE and error <= TOLERANCE
+
+
+def test_the_source_guidance_is_chosen_on_the_guidance_s_device(host):
+    """The host moves Flux's guidance to the latent's device after the APPLY_MODEL wrappers
+    (``BaseModel._apply_model``): on a GPU run the wrapper gets it on the CPU, beside a latent on
+    CUDA (the H100 lane: Flux Stable Flow and joint Prompt-to-Prompt crashed there). Here the
+    guidance on the meta device stands for the other device."""
+    kit = host.pack.hostkit
+    row = kit.stable_flow.SourceRow(None, 1.0, False, "Stable Flow")
+    options = {kit.run_state.RUN_KEY: kit.run_state.RunStates(), "cond_or_uncond": [0]}
+    x = torch.zeros(2, 16, 4, 4)
+    guidance = torch.full((2,), 3.0, device="meta")
+    seen = row(lambda *args, **kwargs: kwargs["guidance"], x, torch.ones(2), transformer_options=options,
+               guidance=guidance)
+    assert seen.device.type == "meta" and seen.shape == (2,)
+    cpu = row(lambda *args, **kwargs: kwargs["guidance"], x, torch.ones(2), transformer_options=options,
+              guidance=torch.full((2,), 3.0))
+    assert cpu.tolist() == [1.0, 3.0]   # the source row takes the source's guidance, the target keeps its own
