@@ -10,6 +10,8 @@ import comfy.model_base
 import comfy.sdxl_clip
 import torch
 from comfy.model_patcher import ModelPatcher
+from torch.nn.attention import SDPBackend, sdpa_kernel
+from torch.overrides import TorchFunctionMode
 
 from .errors import NodeInputError
 
@@ -97,14 +99,26 @@ def attention_for_gradients(device: torch.device):
     """On CUDA, the text encoder's attention through PyTorch's math kernel while gradients flow
     through it: the host passes CLIP's causal mask (77 x 77) as the attention bias, and the
     memory-efficient kernel that SDPA picks for it in half precision refuses to run its backward
-    ("attn_bias is not correctly aligned": 77 is not a multiple of 4), which a GPU run of Textual
-    Inversion, Custom Diffusion and DreamBooth's text-encoder training met (H200, the host's fp16
-    text encoders). Elsewhere the host's own choice."""
+    ("attn_bias is not correctly aligned": 77 is not a multiple of 4), which GPU runs of Textual
+    Inversion, Custom Diffusion and DreamBooth's text-encoder training met (H200, H100; the host's
+    fp16 text encoders). The host on NVIDIA wraps every attention call in its own backend choice
+    (``comfy.ops.scaled_dot_product_attention``: ``sdpa_kernel(priority, set_priority=True)``),
+    which overrides a choice made around the encoder; so the math kernel is chosen inside that
+    call, at the attention function itself. Elsewhere the host's own choice."""
     if torch.device(device).type != "cuda":
         return contextlib.nullcontext()
-    from torch.nn.attention import SDPBackend, sdpa_kernel
+    return MathAttention()
 
-    return sdpa_kernel([SDPBackend.MATH])
+
+class MathAttention(TorchFunctionMode):
+    """While active, every ``scaled_dot_product_attention`` call runs with the math backend only,
+    whatever backend choice surrounds the call."""
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        if func is torch.nn.functional.scaled_dot_product_attention:
+            with sdpa_kernel([SDPBackend.MATH]):
+                return func(*args, **(kwargs or {}))
+        return func(*args, **(kwargs or {}))
 
 
 def encode_prompt(clip, encoders: list[tuple[str, torch.nn.Module]], rows: list[list]) -> tuple[torch.Tensor, torch.Tensor]:

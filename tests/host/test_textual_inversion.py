@@ -147,16 +147,34 @@ def test_a_cancelled_run_goes_on_from_its_state_file_as_an_unbroken_run(host, ti
 
 def test_gradients_through_the_text_encoder_take_the_math_kernel_on_cuda(host):
     """On CUDA the half-precision text encoder's attention with CLIP's 77 x 77 causal bias would go to
-    SDPA's memory-efficient kernel, whose backward refuses that bias (found on an H200: Textual
-    Inversion, Custom Diffusion and DreamBooth's text-encoder training crashed there). While
-    gradients flow through a text encoder on CUDA only the math kernel may run; elsewhere the
-    host's choice stands."""
+    SDPA's memory-efficient kernel, whose backward refuses that bias (found on an H200 and again on
+    an H100: Textual Inversion, Custom Diffusion and DreamBooth's text-encoder training crashed).
+    While gradients flow through a text encoder on CUDA only the math kernel may run, also inside
+    the backend choice the host wraps around every attention call on NVIDIA (``comfy/ops.py``:
+    ``sdpa_kernel(priority, set_priority=True)``, which overrode the first fix's choice made around
+    the encoder); elsewhere the host's choice stands. The kernels' flags are read at the moment the
+    attention is dispatched."""
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    class Flags(TorchDispatchMode):
+        seen: list = []
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            b = torch.backends.cuda
+            self.seen.append((b.math_sdp_enabled(), b.mem_efficient_sdp_enabled(), b.flash_sdp_enabled(),
+                              b.cudnn_sdp_enabled()))
+            return func(*args, **(kwargs or {}))
+
+    host_priority = [SDPBackend.CUDNN_ATTENTION, SDPBackend.FLASH_ATTENTION, SDPBackend.EFFICIENT_ATTENTION,
+                     SDPBackend.MATH]   # comfy/ops.py's order on NVIDIA
+    q = torch.randn(1, 2, 77, 8)
+    bias = torch.full((77, 77), float("-inf")).triu_(1)[None, None]
     choose = host.pack.hostkit.text_encoders.attention_for_gradients
-    backends = torch.backends.cuda
-    with choose(torch.device("cpu")):
-        assert backends.mem_efficient_sdp_enabled() and backends.flash_sdp_enabled()
-    with choose(torch.device("cuda", 0)):
-        assert backends.math_sdp_enabled()
-        assert not backends.mem_efficient_sdp_enabled() and not backends.flash_sdp_enabled()
-        assert not backends.cudnn_sdp_enabled()
-    assert backends.mem_efficient_sdp_enabled()
+    for device, expected in ((torch.device("cuda", 0), {(True, False, False, False)}),
+                             (torch.device("cpu"), {(True, True, True, True)})):
+        Flags.seen = []
+        with choose(device), Flags(), sdpa_kernel(host_priority, set_priority=True):
+            torch.nn.functional.scaled_dot_product_attention(q, q, q, attn_mask=bias)
+        assert Flags.seen and set(Flags.seen) == expected, (device, set(Flags.seen))
+    assert torch.backends.cuda.mem_efficient_sdp_enabled()
