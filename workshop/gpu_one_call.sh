@@ -4,8 +4,10 @@
 #   pilots: the toy flow DiT's size pilots (issues 26/27: workshop/toyworld/gpu_flow_pilots.sh, MIN/DMIN
 #      minutes); best in a call of their own (PARTS=pilots PRESETS=h192-d3s6 THREADS=8): processes
 #      share a GPU by turns;
-#   cost: the real-size cost tables (workshop/benchmarks/gpu_cost.py, SD1.5 then SDXL; COST_FAMILIES);
-#   lane: every shipped workflow on the GPU with the host's defaults (tests/gpu/gpu_lane_worker.py, no CPU
+#   cost: the real-size cost tables (workshop/benchmarks/gpu_cost.py, SD1.5 then SDXL; COST_FAMILIES), run after
+#      the other parts have finished, alone on the GPU: run beside the lane and DreamBooth (an H100 call) its
+#      stock step took 66 ms instead of 25, and the editors' ratios meant nothing;
+#   lane: every shipped workflow (the training ones last) on the GPU with the host's defaults (tests/gpu/gpu_lane_worker.py, no CPU
 #      reference here: the pictures come back and the reference runs on the CPU at home:
 #      python tests/gpu/gpu_lane_worker.py --device cpu --out DIR, then workshop/gpu_lane_compare.py);
 #   dreambooth: DreamBooth Fine-Tune with the text encoder in the host's GPU precisions (issue 28), world 1.
@@ -37,24 +39,16 @@ fi
 
 if has dreambooth; then
   GPU_FLAG=(--gpu); [[ "$DEV" == cpu ]] && GPU_FLAG=()
-  ( timeout "${DB_S:-450}" python3 -m workshop.benchmarks.dreambooth_toy "${GPU_FLAG[@]}" --full --text-encoder \
+  ( timeout "${DB_S:-330}" python3 -m workshop.benchmarks.dreambooth_toy "${GPU_FLAG[@]}" --full --text-encoder \
       --prior-only --prior-weight 3 --lr 2e-5 ${DB_ARGS:---steps 1600 --class-images 200 --seeds 40} \
       > "$O/dreambooth.log" 2>&1 ) &
-  PIDS+=($!)
-fi
-
-if has cost; then   # the real-size cost tables (tests/gpu/test_gpu_cost.py's benchmark), SD1.5 then SDXL
-  ( for family in ${COST_FAMILIES:-sd15 sdxl}; do
-      timeout "${COST_S:-300}" python3 -m workshop.benchmarks.gpu_cost --device "$DEV" --families "$family" \
-          --json "$O/gpu_cost_$family.json" ${COST_ARGS:-} > "$O/gpu_cost_$family.log" 2>&1
-    done ) &
   PIDS+=($!)
 fi
 
 if has lane; then
   ONLY=()
   [[ -n "${LANE_ONLY:-}" ]] && ONLY=(--only $LANE_ONLY)
-  timeout "${LANE_S:-450}" python3 tests/gpu/gpu_lane_worker.py --device "$DEV" --out "$LANE_DIR" --threads 4 \
+  timeout "${LANE_S:-330}" python3 tests/gpu/gpu_lane_worker.py --device "$DEV" --out "$LANE_DIR" --threads 4 \
       "${ONLY[@]}" > "$O/lane.log" 2>&1
   python3 - "$LANE_DIR" "$O/lane" "${LANE_MB:-30}" <<'EOF'
 import shutil, sys
@@ -73,5 +67,12 @@ for png in sorted((src / "images").glob("*/*.png"), key=lambda p: (int(p.parent.
 EOF
 fi
 for pid in "${PIDS[@]}"; do wait "$pid"; done
+if has cost; then   # the real-size cost tables (tests/gpu/test_gpu_cost.py's benchmark), SD1.5 then SDXL
+  for family in ${COST_FAMILIES:-sd15 sdxl}; do
+      timeout "${COST_S:-120}" python3 -m workshop.benchmarks.gpu_cost --device "$DEV" --families "$family" \
+          --json "$O/gpu_cost_$family.json" ${COST_ARGS:-} > "$O/gpu_cost_$family.log" 2>&1
+    done
+fi
+
 echo "done in $(( $(date +%s) - $(cat "$O/started") )) s" | tee "$O/done"
 tar cf - -C "$O" . | split -b 14M -d - "$DEST/results.tar.part-"
