@@ -62,8 +62,9 @@ for png in sorted((src / "images").glob("*/*.png"), key=lambda p: (int(p.parent.
     size = png.stat().st_size
     if used + size > cap:
         print("lane pictures capped at", png.relative_to(src)); break
-    (dest / png.parent.name).mkdir(exist_ok=True)
-    shutil.copyfile(png, dest / png.parent.name / png.name); used += size
+    folder = dest / "images" / png.parent.name   # where results.json says (images/N/...): gpu_lane_compare reads it
+    folder.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(png, folder / png.name); used += size
 EOF
 fi
 for pid in "${PIDS[@]}"; do wait "$pid"; done
