@@ -235,11 +235,11 @@ def host_shift(res: int, factor: int = 8) -> float:
     return math.exp(0.5 + (1.15 - 0.5) * (tokens - 256) / (4096 - 256))
 
 
-def noise_shift(args, res: int) -> float:
-    """The training shift at an image of ``res``: ``--noise-shift`` is the full size's (``--res``);
+def noise_shift(args, res: int, full: float | None = None) -> float:
+    """The training shift at an image of ``res``: ``--noise-shift`` (or ``full``) is the full size's (``--res``);
     a low-resolution step's is smaller in proportion to the image side, as SD3 scales its shift with
     the square root of the latent's size (Esser et al. 2024), and never below 1 (toward the image)."""
-    return max(1.0, args.noise_shift * res / args.res)
+    return max(1.0, (args.noise_shift if full is None else full) * res / args.res)
 
 
 def sample_s(n: int, gen: torch.Generator, shift: float = 1.0) -> torch.Tensor:
@@ -391,8 +391,14 @@ def distil(args) -> bool:
     ae, text, index = setup(args)
     teacher, _ = load_dit(args)
     net = build_dit(args.seed, student=True, preset=args.preset).to(args.device)
-    missing, unexpected = net.load_state_dict(teacher.state_dict(), strict=False)
-    assert not unexpected and all(k.startswith("guidance_in.") for k in missing), (missing, unexpected)
+    if args.distil_init:   # a fine-tune of a finished student (its EMA weights), as world 2's attention fine-tune
+        init = torch.load(args.distil_init, weights_only=False, map_location=args.device)
+        if init.get("preset", DEFAULT_PRESET) != args.preset:
+            raise SystemExit(f"{args.distil_init} is of preset {init.get('preset', DEFAULT_PRESET)!r}, not {args.preset!r}")
+        net.load_state_dict(init["ema"])
+    else:
+        missing, unexpected = net.load_state_dict(teacher.state_dict(), strict=False)
+        assert not unexpected and all(k.startswith("guidance_in.") for k in missing), (missing, unexpected)
     lo, hi = GUIDANCE_RANGE
     steps = args.distil_steps
     words = word_setup(Path(args.out)) if args.attention_loss else None
@@ -402,7 +408,7 @@ def distil(args) -> bool:
         x0, ctx, pooled = batch(args, ae, text, index, 1_000_000 + step, res, args.batch)
         gen = torch.Generator().manual_seed(args.seed * 1_000_003 + 7_000_000 + step)
         n = len(x0)
-        s, noise, xs = noised(x0, gen, noise_shift(args, res))
+        s, noise, xs = noised(x0, gen, noise_shift(args, res, args.distil_shift))
         scale = (lo + (hi - lo) * torch.rand(n, generator=gen)).to(x0.device)
         with torch.no_grad():
             v = velocity(teacher, torch.cat([xs, xs]), torch.cat([s, s]),
@@ -519,6 +525,8 @@ def finish(args) -> None:
                      "highres_every": args.highres_every, "teacher": teacher, "distil_steps": args.distil_steps,
                      "distil_lr": args.distil_lr, "guidance_range": list(GUIDANCE_RANGE), "student": meta,
                      "attention_loss": args.attention_loss, "attention_max_s": args.attention_max_s,
+                     "distil_init": Path(args.distil_init).name if args.distil_init else None,
+                     "distil_shift": args.distil_shift,
                      "toy_vae_metadata": vae_meta},
     }
     from PIL import Image
@@ -580,6 +588,12 @@ def parse_args(argv=None) -> argparse.Namespace:
                         "colour word's or noun's image-to-text attention outside its region; 0: off)")
     p.add_argument("--attention-max-s", type=float, default=0.8,
                    help="the attention loss applies below this noise level")
+    p.add_argument("--distil-init", default="",
+                   help="distillation: start from this finished student's EMA weights (toy_student_ema.pt of another "
+                        "--out) instead of the teacher's: a fine-tune, e.g. of the attention at low noise")
+    p.add_argument("--distil-shift", type=float, default=None,
+                   help="distillation: the training noise levels' shift at --res (default: --noise-shift); 1 draws "
+                        "most samples below --attention-max-s, where the attention loss acts")
     args = p.parse_args(argv)
     args.vae_kwargs = VAE_KWARGS
     return args
