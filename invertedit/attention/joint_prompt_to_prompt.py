@@ -81,8 +81,13 @@ class JointPromptToPrompt(AttentionPolicy[LocalBlendMaps]):
         if mixes is not None:   # the extra rows' text values through their sets' mixes
             values[batch:batch + extra, :, :text] = torch.matmul(mixes, values[batch:batch + extra, :, :text])
         out = where.attend(q.index_select(0, qk_index), k.index_select(0, qk_index), values)
-        if extra:   # the targets' image rows: their set's row, or their own plus their sets' corrections
-            out.index_put_(put[0], out[put[1]], accumulate=accumulate)   # the call's own output, written in place
+        if extra and not accumulate:   # the targets' image rows are their set's rows': one gather of the rows
+            main = out.gather(0, put)
+            if blend is not None:
+                blend.add_rows(out[-blend_values[3][2]:], blend_values[1], text, where.heads, where.grid)
+            return main
+        if extra:   # the targets' image rows: their own plus their sets' corrections, added in place
+            out.index_put_(put[0], out[put[1]], accumulate=True)
         if blend is None:
             return out[:batch]
         main, _, rows = out.split(blend_values[3])   # the blend rows as they are, summed over calls; read once a step
@@ -105,9 +110,11 @@ class JointPromptToPrompt(AttentionPolicy[LocalBlendMaps]):
         targets', then the blend rows'), the value row index (every row, then the targets' once per
         set, then row 0 for each blend row), the values' scale per row and token (None: all 1; 0 on
         the blend rows), the sets' text mixes (``[extra rows, heads, L, L]``, None where every mix is
-        diagonal), the number of extra rows, the ``index_put_`` indices of the targets' image rows
-        (per extra row) and of the extra rows' image rows (what is put there), whether the sets add
-        to the plain rows, and for the blend: the values added to every row (the blend rows'
+        diagonal), the number of extra rows, where the sets' output goes (with one set that replaces
+        the targets' image rows: the ``gather`` index of the call's output rows, per row and token,
+        over ``[rows, tokens, heads * dim]``; with sets that add to the plain rows: the
+        ``index_put_`` indices of the targets' image rows, per extra row, and of the extra rows' image
+        rows), whether the sets add to the plain rows, and for the blend: the values added to every row (the blend rows'
         indicator columns, ``[rows, 1, tokens, channels]``), the reader that turns their output into
         maps (``blend_reader``), the blend rows' values alone, every head (``[blend rows, heads,
         tokens, channels]``, a view: where nothing else is edited they follow the call's own rows,
@@ -175,9 +182,14 @@ class JointPromptToPrompt(AttentionPolicy[LocalBlendMaps]):
                             (batch, len(sets) * n, 2 * n))
             qk_rows += sources + targets
         to = dict(device=device)
-        image = torch.arange(length, tokens, **to)[None, :]
-        put = ((torch.tensor(targets * len(sets), **to)[:, None], image),                  # where: the targets' image rows
-               (torch.arange(batch, batch + len(sets) * n, **to)[:, None], image))          # what: the sets' image rows
+        if sets and not accumulate:   # one set replaces the targets' image rows: the output's row for each token
+            put = torch.arange(batch, **to)[:, None].repeat(1, tokens)
+            put[targets, length:] = torch.arange(batch, batch + n, **to)[:, None]
+            put = put[:, :, None].expand(-1, -1, heads * v.shape[-1])   # the output's [rows, tokens, heads * dim]
+        else:
+            image = torch.arange(length, tokens, **to)[None, :]
+            put = ((torch.tensor(targets * len(sets), **to)[:, None], image),           # where: the targets' image rows
+                   (torch.arange(batch, batch + len(sets) * n, **to)[:, None], image))  # what: the sets' image rows
         ones = not blend and bool(scale.eq(1).all())  # sampling-path-ok: once per plan (memo)
         plan = self.plans[key] = (torch.tensor(qk_rows, **to), torch.tensor(v_rows, **to),
                                   None if ones else scale.to(v.dtype), mixes, len(sets) * n, put, accumulate,

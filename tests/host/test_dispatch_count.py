@@ -73,9 +73,10 @@ def test_the_flow_samplers_and_rf_inversion_cost_at_most_110_percent_of_a_stock_
 def test_joint_attention_inject_at_flux_depth(host):
     """Joint Attention Inject on the tiny Flux at Flux.1's depth (19 double-, 38 single-stream blocks;
     a step's operations grow with the blocks, not the width) against the stock euler step: the node's
-    defaults (cross 0.8, self 0.4) within issue 27's 1.1x (measured 1.07x), every block edited at every
-    step too (1.099x), and the local blend (two more rows a call, summed; the mask once a step) 1.11x at the
-    defaults and 1.12x every block at every step, over the goal (``docs/measurements.md``)."""
+    defaults (cross 0.8, self 0.4) within issue 27's 1.1x (measured 1.063x; 1.07x before the targets' rows
+    were one gather while self-attention is injected), every block edited at every step too (1.099x), and the
+    local blend (two more rows a call, summed; the mask once a step) 1.105x at the defaults (1.11x before the
+    gather) and 1.119x every block at every step, over the goal (``docs/measurements.md``)."""
     rows = {row["label"]: row for row in dispatch_count.measure_joint(host, "flux-dev", steps=5, real_depth=True)}
     print(dispatch_count.nfe_table(list(rows.values()), "demo-flux-dev at real depth", 5))
     for label, row in rows.items():
@@ -83,6 +84,6 @@ def test_joint_attention_inject_at_flux_depth(host):
             continue
         assert row["calls"] == 1.0, row
         if "local blend" in label:
-            assert row["ratio"] <= 1.12, row
+            assert row["ratio"] <= (1.11 if "defaults" in label else 1.12), row
         else:
             assert row["ratio"] <= 1.10, row
