@@ -402,6 +402,11 @@ def distil(args) -> bool:
     lo, hi = GUIDANCE_RANGE
     steps = args.distil_steps
     words = word_setup(Path(args.out)) if args.attention_loss else None
+    # the teacher's own text encoder's contexts, where it was trained on another (``--teacher-text``)
+    taught = text if not args.teacher_text else {k: v.to(args.device) if torch.is_tensor(v) else v
+                                                 for k, v in torch.load(args.teacher_text, weights_only=False).items()}
+    if taught["captions"] != text["captions"]:
+        raise SystemExit(f"{args.teacher_text}: its captions are not this world's")
 
     def step_loss(step: int):
         res = TS.step_res(args, step, args.res)
@@ -410,10 +415,16 @@ def distil(args) -> bool:
         n = len(x0)
         s, noise, xs = noised(x0, gen, noise_shift(args, res, args.distil_shift))
         scale = (lo + (hi - lo) * torch.rand(n, generator=gen)).to(x0.device)
+        if taught is not text:
+            idx = torch.tensor([index[sc.caption] for sc in TS.step_scenes(args, 1_000_000 + step, args.batch)],
+                               device=x0.device)
+            t_ctx, t_pooled = taught["ctx"][idx], taught["pooled"][idx]
+        else:
+            t_ctx, t_pooled = ctx, pooled
         with torch.no_grad():
             v = velocity(teacher, torch.cat([xs, xs]), torch.cat([s, s]),
-                         torch.cat([ctx, text["empty_ctx"].expand_as(ctx)]),
-                         torch.cat([pooled, text["empty_pooled"].expand_as(pooled)]))
+                         torch.cat([t_ctx, taught["empty_ctx"].expand_as(t_ctx)]),
+                         torch.cat([t_pooled, taught["empty_pooled"].expand_as(t_pooled)]))
             target = v[n:] + scale[:, None, None, None] * (v[:n] - v[n:])
         if not words:
             return F.mse_loss(velocity(net, xs, s, ctx, pooled, guidance=scale), target), res
@@ -527,6 +538,7 @@ def finish(args) -> None:
                      "attention_loss": args.attention_loss, "attention_max_s": args.attention_max_s,
                      "distil_init": Path(args.distil_init).name if args.distil_init else None,
                      "distil_shift": args.distil_shift,
+                     "teacher_text": "another text encoder's" if args.teacher_text else None,
                      "toy_vae_metadata": vae_meta},
     }
     from PIL import Image
@@ -591,6 +603,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--distil-init", default="",
                    help="distillation: start from this finished student's EMA weights (toy_student_ema.pt of another "
                         "--out) instead of the teacher's: a fine-tune, e.g. of the attention at low noise")
+    p.add_argument("--teacher-text", default="",
+                   help="distillation: the teacher's text.pt, where it was trained on another text encoder than "
+                        "the student's (the flow world's T5 before its binding)")
     p.add_argument("--distil-shift", type=float, default=None,
                    help="distillation: the training noise levels' shift at --res (default: --noise-shift); 1 draws "
                         "most samples below --attention-max-s, where the attention loss acts")
