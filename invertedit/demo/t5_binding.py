@@ -15,7 +15,7 @@ its values a colour code: the ``colours``' tokens map to orthonormal codes, ever
 the world's vocabulary to zero (solved exactly from the normalised embedding rows). Its output
 writes each code, ``gain`` long, along its own direction of the residual. The world's captions
 put each colour word right before its noun ("a red circle", "a green background"), so each noun's
-context then carries its colour; the other tokens' contexts hardly move. Nothing is trained; the
+context then carries its colour; the other tokens' contexts move less. Nothing is trained; the
 rest of the encoder is the seeded one.
 """
 from __future__ import annotations
