@@ -103,9 +103,9 @@ class SourceRow:
             # The host moves the model's extra inputs to the latent's device after this wrapper
             # (``BaseModel._apply_model``): Flux's guidance arrives where the conditioning was made (the
             # CPU on a GPU run), so its rows' choice is made on its device, once per run.
-            made = state.get(("guidance", guidance.shape, guidance.dtype, guidance.device))
-            if made is None:   # the source rows' guidance
-                made = state[("guidance", guidance.shape, guidance.dtype, guidance.device)] = (
+            made = state.get(("guidance", key, guidance.shape, guidance.dtype, guidance.device))
+            if made is None:   # the source rows' guidance, for this layout of rows
+                made = state[("guidance", key, guidance.shape, guidance.dtype, guidance.device)] = (
                     source.to(guidance.device), torch.full_like(guidance, self.guidance))
             kwargs["guidance"] = torch.where(made[0], made[1], guidance)
         return executor(x, t, c_concat, c_crossattn, control, transformer_options, **kwargs)
