@@ -31,8 +31,6 @@ def bind_previous_token(clip, colours: list[list[int]], others: list[int], head:
     the previous token only; in the first block it copies the previous token's colour code (the
     token ids of each colour word in ``colours``, its last piece carrying the code; every id in
     ``others`` and the colours' other pieces: none), ``gain`` long, into the residual."""
-    from comfy.text_encoders.t5 import T5Attention
-
     encoder = clip.cond_stage_model.t5xxl.transformer.encoder
     table = clip.cond_stage_model.t5xxl.transformer.shared.weight
     first = encoder.block[0].layer[0]
@@ -43,7 +41,7 @@ def bind_previous_token(clip, colours: list[list[int]], others: list[int], head:
     width = attention.q.weight.shape[0] // heads
     if len(colours) > width:
         raise ValueError(f"{len(colours)} colours, but a head has {width} channels")
-    bucket = int(T5Attention._relative_position_bucket(
+    bucket = int(attention._relative_position_bucket(   # the host's own bucketing (a static method of its T5Attention)
         torch.tensor(PREVIOUS), bidirectional=True, num_buckets=attention.relative_attention_num_buckets,
         max_distance=attention.relative_attention_max_distance))
     coded = [ids[-1] for ids in colours]
