@@ -25,6 +25,18 @@ import torch
 PREVIOUS = -1   # the relative position admitted: the key one token before the query
 
 
+def pieces(clip, word: str) -> list[int]:
+    """``word``'s T5 token ids in ``clip``, without the end and padding tokens."""
+    return [t for t, _ in clip.tokenize(word)["t5xxl"][0] if t not in (0, 1)]
+
+
+def bind_words(clip, bind: dict) -> None:
+    """``bind_previous_token`` with a config's ``clip.bind``: its colour words, the world's other
+    words (with the end and padding tokens) and the gain."""
+    bind_previous_token(clip, [pieces(clip, w) for w in bind["colours"]],
+                        sorted({t for w in bind["others"] for t in pieces(clip, w)} | {0, 1}), gain=bind["gain"])
+
+
 def bind_previous_token(clip, colours: list[list[int]], others: list[int], head: int = -1, gain: float = 8.0,
                         bias: float = 30.0, seed: int = 0) -> None:
     """Bind ``clip``'s T5 (a host ``comfy.sd.CLIP`` holding ``t5xxl``) in place: ``head`` attends to

@@ -79,16 +79,12 @@ def load_flow_dit(config: dict, world: str = WORLD_FLOW):
 def load_flow_clip(config: dict):
     """The flow world's text encoders: the seeded random tiny Flux pair, frozen (nothing stored),
     its T5 bound where the config says (``t5_binding``: each noun carries its colour word)."""
-    from .t5_binding import bind_previous_token
+    from .t5_binding import bind_words
     from .tiny_flow_models import build_tiny_flow_clip
     text = config["clip"]
     clip = build_tiny_flow_clip(text["family"], seed=text["seed"], tokenizer_data=text["tokenizer_data"])
-    bind = text.get("bind")
-    if bind:
-        def pieces(word: str) -> list[int]:   # the word's T5 token ids, without the end and padding tokens
-            return [t for t, _ in clip.tokenize(word)["t5xxl"][0] if t not in (0, 1)]
-        bind_previous_token(clip, [pieces(w) for w in bind["colours"]],
-                            sorted({t for w in bind["others"] for t in pieces(w)} | {0, 1}), gain=bind["gain"])
+    if text.get("bind"):
+        bind_words(clip, text["bind"])
     return clip
 
 

@@ -162,6 +162,7 @@ def test_the_bound_flow_t5_s_nouns_carry_their_colour(host):
     word keeps its own context (red against yellow stays apart), and a word after a noun moves less.
     The binding head's values in the first block are exact: each colour word's last token its own
     unit code, every other word of the world nothing."""
+    from invertedit.demo.t5_binding import pieces
     from invertedit.demo.toy_model import load_flow_clip
     from invertedit.demo.worlds import FLOW_TEXT
 
@@ -186,8 +187,7 @@ def test_the_bound_flow_t5_s_nouns_carry_their_colour(host):
     table = clip.cond_stage_model.t5xxl.transformer.shared.weight
 
     def code(word):
-        ids = [t for t, _ in clip.tokenize(word)["t5xxl"][0] if t not in (0, 1)]
-        return first.layer_norm(table[ids[-1:]].float()) @ attention.v.weight[-width:].float().T
+        return first.layer_norm(table[pieces(clip, word)[-1:]].float()) @ attention.v.weight[-width:].float().T
 
     codes = torch.cat([code(w) for w in FLOW_TEXT["bind"]["colours"]])
     assert torch.allclose(codes @ codes.T, torch.eye(len(codes)), atol=1e-3)

@@ -415,9 +415,9 @@ def distil(args) -> bool:
         n = len(x0)
         s, noise, xs = noised(x0, gen, noise_shift(args, res, args.distil_shift))
         scale = (lo + (hi - lo) * torch.rand(n, generator=gen)).to(x0.device)
+        scenes = TS.step_scenes(args, 1_000_000 + step, args.batch)   # the batch's scenes (as batch() drew them)
         if taught is not text:
-            idx = torch.tensor([index[sc.caption] for sc in TS.step_scenes(args, 1_000_000 + step, args.batch)],
-                               device=x0.device)
+            idx = torch.tensor([index[sc.caption] for sc in scenes], device=x0.device)
             t_ctx, t_pooled = taught["ctx"][idx], taught["pooled"][idx]
         else:
             t_ctx, t_pooled = ctx, pooled
@@ -430,7 +430,6 @@ def distil(args) -> bool:
             return F.mse_loss(velocity(net, xs, s, ctx, pooled, guidance=scale), target), res
         maps = JointMaps(TEXT_TOKENS)
         loss = F.mse_loss(velocity(net, xs, s, ctx, pooled, guidance=scale, options={OVERRIDE: maps}), target)
-        scenes = TS.step_scenes(args, 1_000_000 + step, args.batch)
         cover, named = word_regions(scenes, words, res // args.factor // 2, TEXT_TOKENS)
         cover, named = cover.to(x0.device), named.to(x0.device) & (s < args.attention_max_s)[:, None]   # above it the noise hides the layout
         outside = TS.attention_loss(maps.mean(), cover, named)   # world 2's loss
