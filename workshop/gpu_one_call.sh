@@ -10,7 +10,9 @@
 #   lane: every shipped workflow (the training ones last) on the GPU with the host's defaults (tests/gpu/gpu_lane_worker.py, no CPU
 #      reference here: the pictures come back and the reference runs on the CPU at home:
 #      python tests/gpu/gpu_lane_worker.py --device cpu --out DIR, then workshop/gpu_lane_compare.py);
-#   dreambooth: DreamBooth Fine-Tune with the text encoder in the host's GPU precisions (issue 28), world 1.
+#   dreambooth: DreamBooth Fine-Tune with the text encoder in the host's GPU precisions (issue 28), world 1;
+#   teachers: the toy flow DiT trained again on the bound T5, teacher and student (issues 26/27:
+#      workshop/toyworld/gpu_flow_teachers.sh; RUNS, LONG_MIN, DMIN), its models kept.
 # On the GPU machine, from the project root:  bash .gpu/run.sh bash workshop/gpu_one_call.sh
 # What it keeps (logs, JSON, the lane's pictures capped at LANE_MB, the pilots' summary and best model) is
 # written under $KEEP and, at the end, packed into $OUT (default ./gpu-call-out) as one tar split into
@@ -27,13 +29,18 @@ LANE_DIR=${LANE_DIR:-/tmp/gpu-lane}
 (nvidia-smi || true) > "$O/nvidia-smi.txt" 2>&1
 date +%s > "$O/started"
 
-PARTS=" ${PARTS:-lane dreambooth cost} "   # any of: lane dreambooth cost pilots
+PARTS=" ${PARTS:-lane dreambooth cost} "   # any of: lane dreambooth cost pilots teachers
 has() { [[ "$PARTS" == *" $1 "* ]]; }
 PIDS=()
 
 if has pilots; then
   ( OUT=$O/pilots MIN=${MIN:-4.5} DMIN=${DMIN:-1.3} DEVICE=$DEV bash workshop/toyworld/gpu_flow_pilots.sh \
       > "$O/pilots.out" 2>&1 ) &
+  PIDS+=($!)
+fi
+
+if has teachers; then
+  ( OUT=$O/teachers DEVICE=$DEV bash workshop/toyworld/gpu_flow_teachers.sh > "$O/teachers.out" 2>&1 ) &
   PIDS+=($!)
 fi
 
@@ -47,7 +54,9 @@ fi
 
 if has lane; then
   ONLY=()
-  [[ -n "${LANE_ONLY:-}" ]] && ONLY=(--only $LANE_ONLY)
+  if [[ -n "${LANE_ONLY:-}" ]]; then   # case ids separated by ';' (ids hold spaces: "Flux - Stable Flow")
+    IFS=';' read -ra IDS <<< "$LANE_ONLY"; ONLY=(--only "${IDS[@]}")
+  fi
   timeout "${LANE_S:-330}" python3 tests/gpu/gpu_lane_worker.py --device "$DEV" --out "$LANE_DIR" --threads 4 \
       "${ONLY[@]}" > "$O/lane.log" 2>&1
   python3 - "$LANE_DIR" "$O/lane" "${LANE_MB:-30}" <<'EOF'

@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Issues 26/27: the toy flow DiT trained again on the bound T5 (invertedit/demo/t5_binding.py; FLOW_TEXT
+# binds it, so train_flow's contexts are bound), teacher and student both, on one GPU, side by side:
+#   shipped: the shipped model's own recipe (models/toyworld-flow/config.json "training": h128-d2s4,
+#            4,000 steps of batch 32, 3,500 of them at 128 px with every third at 256, shift 8; the student
+#            600 steps with the attention loss), only the text encoder differs: the clean comparison;
+#   long:    the same at LONG_STEPS steps (lowres for all but the last eighth) with the cosine's horizon
+#            fitted to LONG_MIN minutes, and its student DMIN minutes.
+# Each run then evaluates its student (40 held-out captions, as the pilots). The models come back as
+# toy_dit.safetensors + config.json (drop into models/toyworld-flow/ and run the flow benchmark at home)
+# and the teacher's EMA weights (toy_dit_ema.pt: for students distilled at home).
+# On the GPU machine, from the project root:  bash .gpu/run.sh bash workshop/toyworld/gpu_flow_teachers.sh
+# A CPU smoke test: DEVICE=cpu SMOKE=1 OUT=/tmp/ft-smoke bash workshop/toyworld/gpu_flow_teachers.sh
+set -u
+DEST=${OUT:-flow-teachers-out}; WORKDIR=${TEACHERS_WORK:-/tmp/flow-teachers}
+DEVICE=${DEVICE:-cuda}; RUNS=${RUNS:-"shipped long"}
+LONG_STEPS=${LONG_STEPS:-12000}; LONG_MIN=${LONG_MIN:-5}; DMIN=${DMIN:-1.5}; CAP=${CAP_MIN:-8}
+mkdir -p "$DEST" "$WORKDIR"
+for run in $RUNS; do
+  d=$WORKDIR/$run; mkdir -p "$d"; cp models/toyworld-flow/toy_vae.safetensors "$d/"
+  A="--out $d --preset h128-d2s4 --threads ${THREADS:-2} --device $DEVICE --noise-shift 8"
+  if [[ $run == shipped ]]; then
+    T="--steps 4000 --batch 32 --lowres 128 --lowres-steps 3500 --highres-every 3"; D="--distil-steps 600"
+  else
+    T="--steps $LONG_STEPS --batch 32 --lowres 128 --lowres-steps $(( LONG_STEPS * 7 / 8 )) --highres-every 3 --fit-minutes $LONG_MIN"
+    D="--distil-steps 2000 --fit-minutes $DMIN"
+  fi
+  [[ -n "${SMOKE:-}" ]] && { T="--steps 4 --batch 2 --lowres 128 --lowres-steps 2"; D="--distil-steps 2 --batch 2"; }
+  E="--eval-captions ${EVAL_CAPTIONS:-40}"; [[ -n "${SMOKE:-}" ]] && E="--eval-captions 5 --eval-steps 2"
+  ( timeout "$(( CAP * 60 ))" bash -c "
+      python3 -m workshop.toyworld.train_flow --stage dit $A $T --max-minutes $CAP &&
+      python3 -m workshop.toyworld.train_flow --stage distil $A $T $D &&
+      python3 -m workshop.toyworld.train_flow --stage finish $A $T &&
+      python3 -m workshop.toyworld.train_flow --stage eval --eval-student --eval-shift host $A $T $E" \
+      > "$d/train.log" 2>&1
+    mkdir -p "$DEST/$run"
+    for f in train.log config.json toy_dit.safetensors toy_dit_ema.pt sample.png; do
+      [[ -f "$d/$f" ]] && cp "$d/$f" "$DEST/$run/"
+    done
+    cp "$d"/*.png "$d"/*.json "$DEST/$run/" 2>/dev/null || true ) &
+done
+wait
