@@ -85,6 +85,11 @@ EULER_REC_ROW = "Euler inversion (50 steps): reconstruction"
 KV_ROW = next(r for r in ROWS if r.startswith("KV-Edit"))
 FLOWEDIT_ROW = next(r for r in ROWS if r.startswith("FlowEdit"))
 INVERSION_EDIT_ROWS = [r for r in ROWS if r.startswith(("RF-Solver-Edit", "KV-Edit", "Prompt-to-Prompt", "Stable Flow"))]
+# The editors that edit inside a mask (KV-Edit's box; Prompt-to-Prompt's local blend, from the word maps):
+# FlowEdit's published "edits more" is over the mask-free inversion editors (PIE-Bench re-run on Flux.1 dev:
+# CLIP 25.41 against RF-Solver-Edit's 23.74), and KV-Edit with a user mask edits more than it there (25.63),
+# so these rows are left out of "edits more"; "keeps less" holds against them too where published (35.87 dB).
+MASK_GUIDED_ROWS = [r for r in INVERSION_EDIT_ROWS if r.startswith(("KV-Edit", "Prompt-to-Prompt"))]
 
 
 def object_box(case: S.EditCase, src_masks: torch.Tensor, tgt_masks: torch.Tensor, grow: int = 4):
@@ -243,11 +248,12 @@ def _row_claims(summary: dict, cases: list) -> list[str]:
                  f"{'holds' if rec['Euler'] < min(rec['RF-Solver'], rec['FireFlow']) else 'does not hold'} here.")
     fe = summary[FLOWEDIT_ROW]
     others = {r: summary[r] for r in INVERSION_EDIT_ROWS if r in summary}
-    more = all(fe["success"] > o["success"] for o in others.values())
+    more = all(fe["success"] > o["success"] for r, o in others.items() if r not in MASK_GUIDED_ROWS)
     less = all(fe["bg"] < o["bg"] for o in others.values())
-    lines.append(f"- FlowEdit against the inversion-based editors (published: it edits more and keeps less background): "
-                 f"edit success {100 * fe['success']:.0f}% vs " + ", ".join(
-                     f"{r.split(' (')[0]} {100 * o['success']:.0f}%" for r, o in others.items())
+    lines.append(f"- FlowEdit against the inversion-based editors (published: it edits more than the mask-free ones and "
+                 f"keeps less background than all): edit success {100 * fe['success']:.0f}% vs " + ", ".join(
+                     f"{r.split(' (')[0]}{' (mask)' if r in MASK_GUIDED_ROWS else ''} {100 * o['success']:.0f}%"
+                     for r, o in others.items())
                  + f"; bg PSNR vs GT over the cases whose background stays (colour, shape, drop) {fmt(fe['bg'])} dB vs " + ", ".join(
                      f"{r.split(' (')[0]} {fmt(o['bg'])} dB" for r, o in others.items())
                  + f": edits more {'holds' if more else 'does not hold'}, keeps less {'holds' if less else 'does not hold'}.")
