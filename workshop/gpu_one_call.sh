@@ -22,7 +22,7 @@
 #   PARTS="lane dreambooth cost pilots" DEVICE=cpu BATCH=2 MIN=0.1 DMIN=0.1 PRESETS=h128-d2s4 LANE_ONLY=invert_and_edit \
 #   DB_ARGS="--steps 4 --seeds 2 --class-images 2" COST_FAMILIES=sd15 COST_ARGS="--tiny --steps 2" bash workshop/gpu_one_call.sh
 set -u
-DEST=${OUT:-gpu-call-out}; O=${KEEP:-/tmp/gpu-call-keep}; mkdir -p "$DEST" "$O"
+DEST=${OUT:-gpu-call-out}; O=${KEEP:-$(mktemp -d /tmp/gpu-call-keep-XXXX)}; mkdir -p "$DEST" "$O"   # KEEP: fresh per call
 export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH}
 DEV=${DEVICE:-cuda}
 LANE_DIR=${LANE_DIR:-/tmp/gpu-lane}

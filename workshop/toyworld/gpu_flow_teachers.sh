@@ -12,9 +12,11 @@
 # On the GPU machine, from the project root:  bash .gpu/run.sh bash workshop/toyworld/gpu_flow_teachers.sh
 # A CPU smoke test: DEVICE=cpu SMOKE=1 OUT=/tmp/ft-smoke bash workshop/toyworld/gpu_flow_teachers.sh
 set -u
-DEST=${OUT:-flow-teachers-out}; WORKDIR=${TEACHERS_WORK:-/tmp/flow-teachers}
+# WORKDIR: a fresh folder per call unless TEACHERS_WORK names one (a stage whose weights are there is skipped,
+# so a warm machine's second call would otherwise redo nothing). CAP_MIN: whole minutes per run, at most.
+DEST=${OUT:-flow-teachers-out}; WORKDIR=${TEACHERS_WORK:-$(mktemp -d /tmp/flow-teachers-XXXX)}
 DEVICE=${DEVICE:-cuda}; RUNS=${RUNS:-"shipped long"}
-LONG_STEPS=${LONG_STEPS:-12000}; LONG_MIN=${LONG_MIN:-5}; DMIN=${DMIN:-1.5}; CAP=${CAP_MIN:-8}
+LONG_STEPS=${LONG_STEPS:-16000}; LONG_MIN=${LONG_MIN:-5}; DMIN=${DMIN:-1.5}; CAP=${CAP_MIN:-8}
 mkdir -p "$DEST" "$WORKDIR"
 for run in $RUNS; do
   d=$WORKDIR/$run; mkdir -p "$d"; cp models/toyworld-flow/toy_vae.safetensors "$d/"
@@ -27,7 +29,7 @@ for run in $RUNS; do
   fi
   [[ -n "${SMOKE:-}" ]] && { T="--steps 4 --batch 2 --lowres 128 --lowres-steps 2"; D="--distil-steps 2 --batch 2"; }
   E="--eval-captions ${EVAL_CAPTIONS:-40}"; [[ -n "${SMOKE:-}" ]] && E="--eval-captions 5 --eval-steps 2"
-  ( timeout "$(( CAP * 60 ))" bash -c "
+  ( timeout "$(awk "BEGIN { print int($CAP * 60) }")" bash -c "
       python3 -m workshop.toyworld.train_flow --stage dit $A $T --max-minutes $CAP &&
       python3 -m workshop.toyworld.train_flow --stage distil $A $T $D &&
       python3 -m workshop.toyworld.train_flow --stage finish $A $T &&
