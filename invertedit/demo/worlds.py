@@ -29,8 +29,8 @@ WORLDS: dict[str, World] = {   # the default first: the node's dropdown lists th
 # ``tiny_flow_models.build_tiny_flow_clip``), frozen, with T5 padded to 16 tokens (the world's
 # longest caption) instead of Flux's 256, through the host tokenizer's own option; its T5 bound so
 # that each noun carries the colour word before it (``t5_binding``; the world's words named here):
-# what train_flow trains on now. The shipped model predates it (its config.json has no ``bind``), and
-# the Toy World Model node builds the encoder its config names.
+# what train_flow trains on and the shipped model's config.json names (the Toy World Model node builds
+# the encoder its config names; the models before it had no ``bind``).
 FLOW_TEXT = {"family": "flux-schnell", "seed": 5, "tokenizer_data": {"t5xxl_min_length": 16},
              "bind": {"colours": ["red", "green", "blue", "yellow", "white", "black"],
                       "others": ["a", "and", "on", "background", "circle", "square", "triangle"], "gain": 8.0}}

@@ -156,8 +156,8 @@ def test_trainer_noise_shift_is_the_host_s_flux_shift(host, toy):
 
 
 def test_the_bound_flow_t5_s_nouns_carry_their_colour(host):
-    """``FLOW_TEXT``'s T5 is bound (``demo/t5_binding.py``; what the next training of the flow world
-    uses; the shipped model's config has no ``bind``, docs/toyworld.md): in "a red circle ..." against
+    """``FLOW_TEXT``'s T5 is bound (``demo/t5_binding.py``; what train_flow trains on, and the shipped
+    model was trained on it: its config names the same binding, docs/toyworld.md): in "a red circle ..." against
     "a yellow circle ..." the noun's context differs (cosine 0.92 in the seeded encoder, about 0.62
     bound), so a noun's attention can find its object by colour as world 2's nouns do; each colour
     word keeps its own context (red against yellow stays apart), and a word after a noun moves less.
@@ -167,6 +167,8 @@ def test_the_bound_flow_t5_s_nouns_carry_their_colour(host):
     from invertedit.demo.toy_model import load_flow_clip
     from invertedit.demo.worlds import FLOW_TEXT
 
+    shipped = json.loads((REPO / "models" / "toyworld-flow" / "config.json").read_text())
+    assert shipped["clip"] == FLOW_TEXT
     clip = load_flow_clip({"clip": FLOW_TEXT})
     unbound = load_flow_clip({"clip": {k: v for k, v in FLOW_TEXT.items() if k != "bind"}})
     a = "a red circle and a blue square on a green background"

@@ -318,12 +318,12 @@ def train_loop(args, stem: str, net: torch.nn.Module, lr: float, warmup: int, em
 
 def batch(args, ae, text: dict, index: dict, step: int, res: int, bs: int):
     """A step's scenes (``train_scenes.step_scenes``) as Flux-format latents, their captions' T5
-    contexts and pooled vectors."""
+    contexts and pooled vectors, and the scenes themselves."""
     scenes = TS.step_scenes(args, step, bs)
     with torch.no_grad():
         x0 = ae.to_model(ae.encode(to_nchw(S.render_batch(scenes, res, device=on_device(args)))))
     idx = torch.tensor([index[s.caption] for s in scenes], device=x0.device)
-    return x0, text["ctx"][idx], text["pooled"][idx]
+    return x0, text["ctx"][idx], text["pooled"][idx], scenes
 
 
 def on_device(args) -> str | None:
@@ -354,7 +354,7 @@ def train_dit(args) -> bool:
 
     def step_loss(step: int):
         res = TS.step_res(args, step, args.res)
-        x0, ctx, pooled = batch(args, ae, text, index, step, res, args.batch)
+        x0, ctx, pooled, _ = batch(args, ae, text, index, step, res, args.batch)
         gen = torch.Generator().manual_seed(args.seed * 1_000_003 + step)
         drop = (torch.rand(len(x0), generator=gen) < args.dropout).to(x0.device)
         ctx = torch.where(drop[:, None, None], text["empty_ctx"], ctx)
@@ -410,12 +410,11 @@ def distil(args) -> bool:
 
     def step_loss(step: int):
         res = TS.step_res(args, step, args.res)
-        x0, ctx, pooled = batch(args, ae, text, index, 1_000_000 + step, res, args.batch)
+        x0, ctx, pooled, scenes = batch(args, ae, text, index, 1_000_000 + step, res, args.batch)
         gen = torch.Generator().manual_seed(args.seed * 1_000_003 + 7_000_000 + step)
         n = len(x0)
         s, noise, xs = noised(x0, gen, noise_shift(args, res, args.distil_shift))
         scale = (lo + (hi - lo) * torch.rand(n, generator=gen)).to(x0.device)
-        scenes = TS.step_scenes(args, 1_000_000 + step, args.batch)   # the batch's scenes (as batch() drew them)
         if taught is not text:
             idx = torch.tensor([index[sc.caption] for sc in scenes], device=x0.device)
             t_ctx, t_pooled = taught["ctx"][idx], taught["pooled"][idx]
@@ -529,10 +528,10 @@ def finish(args) -> None:
                 "latent_channels": 16, "kwargs": {"factor": args.factor, **VAE_KWARGS}},
         "training": {"command": "python -m workshop.toyworld.train_flow", "seed": args.seed, "preset": args.preset,
                      "device": args.device, "fit_minutes": args.fit_minutes,
-                     "vae_steps": args.vae_steps, "vae_batch": args.vae_batch, "steps": args.steps,
+                     "vae_steps": args.vae_steps, "vae_batch": args.vae_batch, "steps": teacher.get("steps", args.steps),
                      "batch": args.batch, "lr": args.lr, "noise_shift": args.noise_shift, "caption_dropout": args.dropout, "one_object": args.one_object,
                      "ema": args.ema, "lowres": args.lowres, "lowres_steps": args.lowres_steps,
-                     "highres_every": args.highres_every, "teacher": teacher, "distil_steps": args.distil_steps,
+                     "highres_every": args.highres_every, "teacher": teacher, "distil_steps": meta.get("steps", args.distil_steps),
                      "distil_lr": args.distil_lr, "guidance_range": list(GUIDANCE_RANGE), "student": meta,
                      "attention_loss": args.attention_loss, "attention_max_s": args.attention_max_s,
                      "distil_init": Path(args.distil_init).name if args.distil_init else None,
