@@ -72,7 +72,7 @@ class PromptToPrompt(AttentionPolicy[LocalBlendMaps]):
         out = where.attend(q.index_select(0, qk_index), k.index_select(0, qk_index),
                            torch.cat([values, blend_values]))
         main = values.shape[0]
-        blend.add_rows(out[main:], reader, 0, where.heads, token_grid(where.latent_hw, q.shape[1]))
+        blend.add_rows(out[main:], reader, 0, token_grid(where.latent_hw, q.shape[1]))
         if extra_rows is None:
             return out[:main]
         return out[:q.shape[0]].index_add(0, extra_rows, out[q.shape[0]:main])

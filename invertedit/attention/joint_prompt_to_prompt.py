@@ -84,14 +84,14 @@ class JointPromptToPrompt(AttentionPolicy[LocalBlendMaps]):
         if extra and not accumulate:   # the targets' image rows are their set's rows': one gather of the rows
             main = out.gather(0, put)
             if blend is not None:
-                blend.add_rows(out[-blend_values[3][2]:], blend_values[1], text, where.heads, where.grid)
+                blend.add_rows(out[-blend_values[3][2]:], blend_values[1], text, where.grid)
             return main
         if extra:   # the targets' image rows: their own plus their sets' corrections, added in place
             out.index_put_(put[0], out[put[1]], accumulate=True)
         if blend is None:
             return out[:batch]
         main, _, rows = out.split(blend_values[3])   # the blend rows as they are, summed over calls; read once a step
-        blend.add_rows(rows, blend_values[1], text, where.heads, where.grid)
+        blend.add_rows(rows, blend_values[1], text, where.grid)
         return main
 
     def plan(self, where: JointWhere, q: torch.Tensor, v: torch.Tensor, cross: bool, self_: bool,

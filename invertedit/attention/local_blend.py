@@ -24,15 +24,18 @@ def blend_start(start: float, steps: int) -> int:
 
 
 class LocalBlendMaps:
-    """The running sums of one (source, target) pair's blend-word maps; one per sampling run."""
+    """The running sums of one (source, target) pair's blend-word maps; one per sampling run.
+
+    The maps are not divided by how many heads, layers and steps were added, as the reference
+    averages them: the mask divides each map by its maximum, which cancels any such count."""
 
     def __init__(self, source_positions: list[int], target_positions: list[int], threshold: float = 0.3):
         self.positions = (list(source_positions), list(target_positions))
         self.threshold = threshold
-        self.sums: torch.Tensor | None = None   # [2, h, w]: sum over calls and heads
-        self.count = 0                           # heads added per row
-        self.rows: torch.Tensor | None = None   # joint attention's blend rows, summed over calls (add_rows)
-        self.reading: tuple | None = None       # (reader, text tokens, grid) of those rows
+        self.sums: torch.Tensor | None = None    # [2, 1, h, w]: the maps of earlier layouts (summed)
+        self.buffer: torch.Tensor | None = None  # [tokens, R, channels] float32: the blend rows summed over calls
+        self.rows: torch.Tensor | None = None    # the same as [R, tokens, channels] (a view: add_rows adds into it)
+        self.reading: tuple | None = None        # (reader, text tokens, grid) of those rows
 
     def word_columns(self, length: int, device=None) -> torch.Tensor:
         """``[length, 2]``: the source's and the target's blend-word tokens as indicator columns, so
@@ -42,65 +45,72 @@ class LocalBlendMaps:
             columns[positions, c] = 1.0
         return columns
 
-    def add_rows(self, rows: torch.Tensor, reader: torch.Tensor, text: int, heads: int, grid: tuple[int, int]) -> None:
+    def add_rows(self, rows: torch.Tensor, reader: torch.Tensor, text: int, grid: tuple[int, int]) -> None:
         """One attention call's blend rows ``[R, tokens, channels]`` (one or two per pair, each query's
         attention on the blend words' indicator values, every head; the first ``text`` tokens not
         the image's), added to the run's sum of them as they are: one addition a call. ``reader``
-        ``[R * channels, 2 * pairs]`` (``blend_reader``) turns the image tokens' sum into the maps
-        (``summed``), once a step instead of once a call: the maps are linear in the rows. The sum is float32 (a half-precision model's rows summed over every layer and step)."""
+        ``[R * channels, 2]`` (``blend_reader``) turns the image tokens' sum into the two maps
+        (``summed``), once a step instead of once a call: the maps are linear in the rows. The sum
+        is float32 (a half-precision model's rows summed over every layer and step), kept token-major
+        so that reading it needs no copy."""
         if self.rows is not None and (self.rows.shape != rows.shape or self.reading[0] is not reader):
-            self.sums, self.rows, self.reading = self.summed(), None, None   # another layout: fold the rows in
+            self.sums, self.buffer, self.rows = self.summed(), None, None   # another layout: fold the rows in
         if self.rows is None:
-            self.rows, self.reading = rows.to(torch.float32, copy=True), (reader, text, grid)
+            self.buffer = torch.empty(rows.shape[1], rows.shape[0], rows.shape[2], dtype=torch.float32,
+                                      device=rows.device)
+            self.rows, self.reading = self.buffer.transpose(0, 1), (reader, text, grid)
+            self.rows.copy_(rows)
         else:
             self.rows.add_(rows)
-        self.count += heads * (reader.shape[1] // 2)   # heads added per map: one a pair
 
     def summed(self) -> torch.Tensor | None:
-        """``[2, h, w]``: the blend words' maps summed over calls and heads (None: none recorded)."""
+        """``[2, 1, h, w]``: the blend words' maps (the source's, the target's), summed over calls,
+        heads and pairs (None: none recorded)."""
         if self.rows is None:
             return self.sums
         reader, text, grid = self.reading
-        words = self.rows[:, text:].transpose(0, 1).flatten(1) @ reader          # [image tokens, 2 per pair]
-        words = words.T.reshape(-1, 2, *grid).sum(0)
+        image = self.buffer[text:] if text else self.buffer
+        words = (image.flatten(1) @ reader).T.reshape(2, 1, *grid)   # [image tokens, 2] as two maps: views
         return words if self.sums is None else self.sums + words
 
-    def mask(self, latent_hw: tuple[int, int], dtype: torch.dtype = torch.float32) -> torch.Tensor:
-        """The target row's blend mask ``[1, 1, h, w]`` in {0, 1} at latent resolution, of ``dtype``."""
+    def outside(self, latent_hw: tuple[int, int], dtype: torch.dtype = torch.float32) -> torch.Tensor:
+        """``[2, 1, h, w]`` in {0, 1} of ``dtype`` at latent resolution: where the pair's latents are
+        not blended toward the target's: nowhere in the source's row (row 0), outside the blend mask
+        in the target's (row 1). The mask: each map 3x3 max-pooled, resized (nearest), divided by its
+        maximum and thresholded, the source's OR-ed with the target's."""
         summed = self.summed()
         if summed is None:
             raise ValueError("local blend: no attention maps were recorded at the blend layers")
-        maps = (summed / self.count)[:, None]
-        maps = F.max_pool2d(maps, 3, stride=1, padding=1)
-        maps = F.interpolate(maps, size=latent_hw)
+        maps = F.interpolate(F.max_pool2d(summed, 3, stride=1, padding=1), size=latent_hw)
         maps = maps / maps.amax(dim=(2, 3), keepdim=True)
-        mask = maps > self.threshold
-        return (mask[:1] | mask[1:]).to(dtype)
+        outside = maps.le(self.threshold).all(0, keepdim=True)   # neither map over the threshold
+        return F.pad(outside.to(dtype), (0, 0, 0, 0, 0, 0, 1, 0))   # the source's row: zeros
 
 
 def blend_reader(pairs: int, heads: int, head_dim: int, own: bool, device=None) -> torch.Tensor:
-    """``[rows * heads * head_dim, 2 * pairs]`` float32: what turns a call's blend rows (``add_rows``;
-    each pair's source-query row, then, with ``own``, each pair's target-query row, heads side by
-    side in the channels) into the pairs' two maps, summed over heads: map ``2p`` is channel 0 of
-    pair ``p``'s source row (the source's words), map ``2p + 1`` its channel 1 (the target's words
-    through the edit) plus, with ``own``, channel 1 of its target row (the target's own part)."""
-    reader = torch.zeros(pairs * (2 if own else 1), heads, head_dim, 2 * pairs, device=device)
-    for p in range(pairs):
-        reader[p, :, 0, 2 * p] = 1.0
-        reader[p, :, 1, 2 * p + 1] = 1.0
-        if own:
-            reader[pairs + p, :, 1, 2 * p + 1] = 1.0
+    """``[rows * heads * head_dim, 2]`` float32: what turns a call's blend rows (``add_rows``; each
+    pair's source-query row, then, with ``own``, each pair's target-query row, heads side by side in
+    the channels) into the two maps, summed over heads and pairs: map 0 is channel 0 of the source
+    rows (the source's words), map 1 their channel 1 (the target's words through the edit) plus,
+    with ``own``, channel 1 of the target rows (the target's own part)."""
+    reader = torch.zeros(pairs * (2 if own else 1), heads, head_dim, 2, device=device)
+    reader[:pairs, :, 0, 0] = 1.0
+    reader[:, :, 1, 1] = 1.0
     return reader.flatten(0, 2)
 
 
-def blend_denoised(x: torch.Tensor, denoised: torch.Tensor, source_next: torch.Tensor, mask: torch.Tensor,
-                   ratio: float) -> torch.Tensor:
-    """The target's prediction whose DDIM/Euler step from ``x`` (``denoised + ratio (x - denoised)``,
-    ``ratio = sigma_next / sigma < 1``) lands on the blend ``source_next + mask (target_next -
-    source_next)``: the step solved for its prediction, ``denoised + (1 - mask) (source_next -
-    target_next) / (1 - ratio)``, in four operations."""
-    target_next = torch.lerp(denoised, x, ratio)
-    return torch.addcmul(denoised, 1 - mask, source_next - target_next, value=1.0 / (1.0 - ratio))
+def blend_denoised(x: torch.Tensor, denoised: torch.Tensor, outside: torch.Tensor, ratio: float,
+                   source_next: torch.Tensor | None = None) -> torch.Tensor:
+    """The pair's predictions (row 0 the source, row 1 the target) whose DDIM/Euler steps from ``x``
+    (``denoised + ratio (x - denoised)``, ``ratio = sigma_next / sigma < 1``) land on the source's
+    next latent and on the blend ``source_next + mask (target_next - source_next)``: each step
+    solved for its prediction, ``denoised + outside (source_next - next) / (1 - ratio)`` with
+    ``outside`` (``LocalBlendMaps.outside``) 0 in the source's row and ``1 - mask`` in the target's,
+    in three operations. ``source_next``: the source's next latent where it is known (a flow
+    inversion's trajectory), else the source row's own step."""
+    nxt = torch.lerp(denoised, x, ratio)
+    source = nxt[:1] if source_next is None else source_next
+    return torch.addcmul(denoised, outside, source - nxt, value=1.0 / (1.0 - ratio))
 
 
 @dataclass(frozen=True)

@@ -29,6 +29,9 @@ from .tokens import sequence_phrase_positions, sequence_word_positions, sequence
 
 WRAPPER_KEY = "invertedit_joint_source_row"
 BLOCKS = {"all": ("double_block", "single_block"), "double": ("double_block",), "single": ("single_block",)}
+#: The edited blocks whose maps the local blend reads: the double-stream blocks (SD3: every joint block), where
+#: ConceptAttention (Helbling et al. 2025) reads Flux's per-word maps, or every edited block.
+BLEND_BLOCKS = {"double": ("double_block",), "all": ("double_block", "single_block")}
 
 
 def joint_refine(source: list, target: list, length: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -72,13 +75,15 @@ def blend_positions(words: list, spec: str, name: str, node: str, prompt: str) -
 def joint_attention_inject(node: str, model, clip, inversion: Inversion | None, source_prompt: str, target_prompt: str,
                            mode: str, reweight: str, cross_replace: float, self_replace: float, blocks: str,
                            guidance: float, cross_replace_words: str = "", blend_source_words: str = "",
-                           blend_target_words: str = "", blend_threshold: float = 0.3, blend_start: float = 0.2):
+                           blend_target_words: str = "", blend_threshold: float = 0.3, blend_start: float = 0.2,
+                           blend_blocks: str = "double"):
     """A clone of ``model`` sampling Prompt-to-Prompt's pair on joint attention, and the pair's
     CONDITIONING (row 0 the source, row 1 the target, at ``guidance`` for Flux dev; the source row
     at the inversion's guidance)."""
     family = check_flow_family(model, node)
     check_choice(node, "mode", mode, MODES)
     check_choice(node, "blocks", blocks, BLOCKS)
+    check_choice(node, "blend_blocks", blend_blocks, BLEND_BLOCKS)
     check_fractions(node, cross_replace=cross_replace, self_replace=self_replace, blend_threshold=blend_threshold,
                     blend_start=blend_start)
     source, target = encode_prompt(clip, source_prompt), encode_prompt(clip, target_prompt)
@@ -110,11 +115,16 @@ def joint_attention_inject(node: str, model, clip, inversion: Inversion | None, 
                                    f"blocks; choose all or double.")
     blend = None
     if (blend_source_words or "").strip() or (blend_target_words or "").strip():
+        read = frozenset(key for key in keys if key[0] in BLEND_BLOCKS[blend_blocks])
+        if not read:
+            raise NodeInputError(node, f"input 'blend_blocks' is '{blend_blocks}', but the local blend reads the maps of "
+                                       f"edited blocks and 'blocks' '{blocks}' edits none of those; choose blend_blocks "
+                                       f"all, or blocks all.")
         blend = LocalBlend(tuple(blend_positions(src_words, blend_source_words or "", "blend_source_words", node,
                                                  "source prompt")),
                            tuple(blend_positions(tgt_words, blend_target_words or "", "blend_target_words", node,
                                                  "target prompt")),
-                           blend_threshold, blend_start, frozenset(keys))
+                           blend_threshold, blend_start, read)
         check_blend(node, blend_threshold, blend_start)
     check_acts(node, schedule, bool(positions), blend is not None)
     if not positions:

@@ -81,11 +81,11 @@ class LocalBlendStep:
     def __init__(self, policy, node: str = NAME, trajectory: torch.Tensor | None = None):
         self.policy, self.node, self.trajectory = policy, node, trajectory
 
-    def source_next(self, x: torch.Tensor, denoised: torch.Tensor, ratio: float, step: int,
-                    options: dict) -> torch.Tensor:
-        """The source row's latent after the step (``ratio``: the step's sigma_next / sigma)."""
+    def source_next(self, x: torch.Tensor, step: int, options: dict) -> torch.Tensor | None:
+        """The source row's latent after the step, where a trajectory gives it; None: the source row's
+        own DDIM/Euler step."""
         if self.trajectory is None:
-            return torch.lerp(denoised[:1], x[:1], ratio)   # the DDIM/Euler step
+            return None
         kept = run_state(options, self, dict, self.node)
         key = (x.device, x.dtype)
         if key not in kept:   # once per run, on the latent's device
@@ -103,9 +103,8 @@ class LocalBlendStep:
             raise NodeInputError(self.node, f"the sampler runs a batch of {x.shape[0]}; the local blend works on the "
                                             f"source/target pair from this node (row 0 source, row 1 target).")
         ratio = sigma_list(options["sample_sigmas"])[step + 1] / sigma_value(sigma)   # read once a run / a call
-        mask = blend.mask(tuple(x.shape[-2:]), x.dtype)
-        nxt_s = self.source_next(x, denoised, ratio, step, options)
-        return torch.cat([denoised[:1], blend_denoised(x[1:2], denoised[1:2], nxt_s, mask, ratio)])
+        outside = blend.outside(tuple(x.shape[-2:]), x.dtype)
+        return blend_denoised(x, denoised, outside, ratio, self.source_next(x, step, options))
 
 
 class PromptToPromptRun(PairRun):

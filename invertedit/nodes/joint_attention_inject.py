@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ..hostkit.errors import check_finite, check_inversion
 from ..hostkit.flow_inversion import InvertedNoise
-from ..hostkit.joint_prompt_to_prompt import BLOCKS, joint_attention_inject
+from ..hostkit.joint_prompt_to_prompt import BLEND_BLOCKS, BLOCKS, joint_attention_inject
 from ..hostkit.prompt_to_prompt import MODES
 from ..hostkit.schemas import io
 from ..hostkit.sockets import Inversion as InversionSocket
@@ -79,6 +79,12 @@ class JointAttentionInject(io.ComfyNode):
                                        "(paper: 0.3)."),
                 io.Float.Input("blend_start", default=0.2, min=0.0, max=0.95, step=0.05, optional=True,
                                tooltip="Local blend: fraction of the steps before blending starts (paper: 0.2)."),
+                io.Combo.Input("blend_blocks", options=list(BLEND_BLOCKS), default="double", optional=True,
+                               tooltip="Local blend: the edited blocks whose word maps make the mask. double: "
+                                       "Flux's double-stream blocks (19 of 57; ConceptAttention reads Flux's word maps "
+                                       "there), SD3's joint blocks; all: every edited block (on Flux three times the "
+                                       "blend's work). Prompt-to-Prompt's code reads the UNet's layers at a quarter of "
+                                       "the latent's size."),
                 io.Int.Input("seed", default=0, min=0, max=0xFFFFFFFFFFFFFFFF, control_after_generate=True,
                              optional=True, tooltip="Without an inversion: the seed of the one noise both rows "
                                                     "start from."),
@@ -92,14 +98,14 @@ class JointAttentionInject(io.ComfyNode):
     @classmethod
     def execute(cls, model, clip, source_prompt, target_prompt, mode, reweight, cross_replace, self_replace, blocks,
                 guidance, inversion=None, cross_replace_words="", blend_source_words="", blend_target_words="",
-                blend_threshold=0.3, blend_start=0.2, seed=0) -> io.NodeOutput:
+                blend_threshold=0.3, blend_start=0.2, blend_blocks="double", seed=0) -> io.NodeOutput:
         check_finite(cls.NAME, guidance=guidance)
         if inversion is not None:
             check_inversion(cls.NAME, inversion, model=model, methods=FLOW_METHODS)
         patched, pair = joint_attention_inject(cls.NAME, model, clip, inversion, source_prompt, target_prompt, mode,
                                                reweight, cross_replace, self_replace, blocks, guidance,
                                                cross_replace_words, blend_source_words, blend_target_words,
-                                               blend_threshold, blend_start)
+                                               blend_threshold, blend_start, blend_blocks)
         noise = SharedNoise(seed, cls.NAME) if inversion is None else InvertedNoise(inversion, cls.NAME, rows=2)
         return io.NodeOutput(patched, pair, noise)
 

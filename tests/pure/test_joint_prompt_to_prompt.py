@@ -121,8 +121,8 @@ def test_the_blend_reads_the_words_maps_written_out(step):
     target_text = (p[0] @ a if a is not None else 0) + (p[1] @ b if b is not None else 0)
     source_words = p[0][..., [1]].sum(-1).sum(0)
     target_words = target_text[..., [2, 3]].sum(-1).sum(0)
-    assert state.count == HEADS
-    assert torch.allclose(state.summed().double(), torch.stack([source_words, target_words]).reshape(2, *GRID), atol=1e-6)
+    assert torch.allclose(state.summed().double(), torch.stack([source_words, target_words]).reshape(2, 1, *GRID),
+                          atol=1e-6)
 
 
 def test_the_blend_outside_its_blocks_reads_nothing():
