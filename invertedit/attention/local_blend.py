@@ -83,7 +83,8 @@ class LocalBlendMaps:
             raise ValueError("local blend: no attention maps were recorded at the blend layers")
         maps = F.interpolate(F.max_pool2d(summed, 3, stride=1, padding=1), size=latent_hw)
         maps = maps / maps.amax(dim=(2, 3), keepdim=True)
-        outside = maps.le(self.threshold).all(0, keepdim=True)   # neither map over the threshold
+        # neither map over the threshold; a map of no words (0 / 0: NaN) is over it nowhere, as in the reference
+        outside = maps.gt(self.threshold).any(0, keepdim=True).logical_not()
         return F.pad(outside.to(dtype), (0, 0, 0, 0, 0, 0, 1, 0))   # the source's row: zeros
 
 

@@ -29,9 +29,10 @@ from .tokens import sequence_phrase_positions, sequence_word_positions, sequence
 
 WRAPPER_KEY = "invertedit_joint_source_row"
 BLOCKS = {"all": ("double_block", "single_block"), "double": ("double_block",), "single": ("single_block",)}
-#: The edited blocks whose maps the local blend reads: the double-stream blocks (SD3: every joint block), where
-#: ConceptAttention (Helbling et al. 2025) reads Flux's per-word maps, or every edited block.
-BLEND_BLOCKS = {"double": ("double_block",), "all": ("double_block", "single_block")}
+#: The edited blocks whose maps the local blend reads: every edited block, or the double-stream blocks (SD3: every
+#: joint block), where ConceptAttention (Helbling et al. 2025) reads Flux's per-word maps: a third of the blend's
+#: work on Flux, and on the toy flow model fewer cases whole (docs/measurements.md).
+BLEND_BLOCKS = {"all": ("double_block", "single_block"), "double": ("double_block",)}
 
 
 def joint_refine(source: list, target: list, length: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -76,7 +77,7 @@ def joint_attention_inject(node: str, model, clip, inversion: Inversion | None, 
                            mode: str, reweight: str, cross_replace: float, self_replace: float, blocks: str,
                            guidance: float, cross_replace_words: str = "", blend_source_words: str = "",
                            blend_target_words: str = "", blend_threshold: float = 0.3, blend_start: float = 0.2,
-                           blend_blocks: str = "double"):
+                           blend_blocks: str = "all"):
     """A clone of ``model`` sampling Prompt-to-Prompt's pair on joint attention, and the pair's
     CONDITIONING (row 0 the source, row 1 the target, at ``guidance`` for Flux dev; the source row
     at the inversion's guidance)."""
@@ -119,7 +120,7 @@ def joint_attention_inject(node: str, model, clip, inversion: Inversion | None, 
         if not read:
             raise NodeInputError(node, f"input 'blend_blocks' is '{blend_blocks}', but the local blend reads the maps of "
                                        f"edited blocks and 'blocks' '{blocks}' edits none of those; choose blend_blocks "
-                                       f"all, or blocks all.")
+                                       f"all, or blocks all or double.")
         blend = LocalBlend(tuple(blend_positions(src_words, blend_source_words or "", "blend_source_words", node,
                                                  "source prompt")),
                            tuple(blend_positions(tgt_words, blend_target_words or "", "blend_target_words", node,

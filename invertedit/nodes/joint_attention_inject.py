@@ -79,12 +79,12 @@ class JointAttentionInject(io.ComfyNode):
                                        "(paper: 0.3)."),
                 io.Float.Input("blend_start", default=0.2, min=0.0, max=0.95, step=0.05, optional=True,
                                tooltip="Local blend: fraction of the steps before blending starts (paper: 0.2)."),
-                io.Combo.Input("blend_blocks", options=list(BLEND_BLOCKS), default="double", optional=True,
-                               tooltip="Local blend: the edited blocks whose word maps make the mask. double: "
-                                       "Flux's double-stream blocks (19 of 57; ConceptAttention reads Flux's word maps "
-                                       "there), SD3's joint blocks; all: every edited block (on Flux three times the "
-                                       "blend's work). Prompt-to-Prompt's code reads the UNet's layers at a quarter of "
-                                       "the latent's size."),
+                io.Combo.Input("blend_blocks", options=list(BLEND_BLOCKS), default="all", optional=True,
+                               tooltip="Local blend: the edited blocks whose word maps make the mask. all: every "
+                                       "edited block; double: Flux's double-stream blocks only (19 of 57, where "
+                                       "ConceptAttention reads Flux's word maps; a third of the blend's work; SD3: its "
+                                       "joint blocks, the same). Prompt-to-Prompt's code reads the UNet's layers at a "
+                                       "quarter of the latent's size."),
                 io.Int.Input("seed", default=0, min=0, max=0xFFFFFFFFFFFFFFFF, control_after_generate=True,
                              optional=True, tooltip="Without an inversion: the seed of the one noise both rows "
                                                     "start from."),
@@ -98,7 +98,7 @@ class JointAttentionInject(io.ComfyNode):
     @classmethod
     def execute(cls, model, clip, source_prompt, target_prompt, mode, reweight, cross_replace, self_replace, blocks,
                 guidance, inversion=None, cross_replace_words="", blend_source_words="", blend_target_words="",
-                blend_threshold=0.3, blend_start=0.2, blend_blocks="double", seed=0) -> io.NodeOutput:
+                blend_threshold=0.3, blend_start=0.2, blend_blocks="all", seed=0) -> io.NodeOutput:
         check_finite(cls.NAME, guidance=guidance)
         if inversion is not None:
             check_inversion(cls.NAME, inversion, model=model, methods=FLOW_METHODS)

@@ -1611,9 +1611,10 @@ FLOW_CASES += [
      r"Joint Attention Inject: input 'blend_threshold' is 1"),
     ("joint-p2p-blend-blocks", lambda k: joint(k, blend_source_words="circle", blend_blocks="middle"),
      r"Joint Attention Inject: input 'blend_blocks' is 'middle'"),
-    ("joint-p2p-blend-blocks-not-edited", lambda k: joint(k, blocks="single", blend_source_words="circle"),
+    ("joint-p2p-blend-blocks-not-edited", lambda k: joint(k, blocks="single", blend_source_words="circle",
+                                                          blend_blocks="double"),
      r"Joint Attention Inject: input 'blend_blocks' is 'double', but the local blend reads the maps of edited blocks "
-     r"and 'blocks' 'single' edits none of those; choose blend_blocks all, or blocks all"),
+     r"and 'blocks' 'single' edits none of those; choose blend_blocks all, or blocks all or double"),
     ("joint-p2p-replace-word-counts", lambda k: joint(k, target_prompt="a red hexagonal prism on a blue background"),
      r"Joint Attention Inject: mode 'replace' swaps words one for one, but the source prompt has 7 words and the "
      r"target 8"),

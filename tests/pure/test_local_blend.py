@@ -107,3 +107,20 @@ def test_outside_is_the_references_mask_complement_in_the_latents_dtype():
     assert outside.dtype == torch.float16 and outside.shape == (2, 1, 16, 16)
     assert torch.equal(outside[:1], torch.zeros_like(expected)) and torch.equal(outside[1:], expected)
     assert 0 < int(expected.sum()) < 256   # both kinds of pixel
+
+
+def test_a_side_without_blend_words_masks_nothing():
+    """A blend with words on one side only (a dropped object: the source's noun alone): the other map is
+    zero everywhere (0 / 0 when normalised) and adds nothing to the mask, as in the reference."""
+    text, grid = 2, (8, 8)
+    rows, reader = rows_and_reader(1, text + 64, 4, seed=4)
+    rows = rows ** 6
+    reader[:, 1] = 0.0   # the target's words: none
+    one_sided = LocalBlendMaps([0], [])
+    one_sided.add_rows(rows, reader, text, grid)
+    outside = one_sided.outside((16, 16))
+    source_map = read(rows, reader, text, grid)[:1]
+    pooled = torch.nn.functional.interpolate(torch.nn.functional.max_pool2d(source_map, 3, stride=1, padding=1),
+                                             size=(16, 16))
+    expected = ~(pooled / pooled.amax() > 0.3)
+    assert torch.equal(outside[1:], expected.float()) and 0 < int(expected.sum()) < 256

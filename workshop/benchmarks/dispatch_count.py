@@ -294,8 +294,8 @@ def joint_rows(host, model, clip, latent: torch.Tensor, steps: int, euler) -> li
     on the text from the source's; self_replace 0: on the image its own, so two extra rows per
     edited pair, the costlier case), then the node's defaults (cross_replace 0.8, self_replace 0.4:
     one extra row while self-attention is injected, two after, none in the last fifth of the
-    steps: a run's average step), each without and with the local blend (reading the double-stream
-    blocks, the node's default; at the defaults also every block)."""
+    steps: a run's average step), each without and with the local blend (reading every edited block,
+    the node's default; at the defaults also the double-stream blocks only)."""
     inverted = {n: call(host, "InvertEditFlowInvert", model=model, latent={"samples": latent[:1]},
                         positive=encode(host, clip, SOURCE), solver="euler", steps=n, scheduler="simple",
                         guidance=1.0)[0] for n in (steps, 2 * steps)}
@@ -306,15 +306,15 @@ def joint_rows(host, model, clip, latent: torch.Tensor, steps: int, euler) -> li
                               source_prompt=SOURCE, target_prompt=TARGET, mode="replace", reweight="",
                               cross_replace=cross, self_replace=self_, blocks="all", guidance=3.5,
                               blend_source_words="circle" if blend else "", blend_target_words="circle" if blend else "",
-                              blend_blocks=blend or "double")
+                              blend_blocks=blend or "all")
             return call(host, "BasicGuider", model=m, conditioning=pair)[0], euler
         return make
 
     rows = []
     for (cross, self_), what in (((1.0, 0.0), "replace, every step and block"),
                                  ((0.8, 0.4), "the node's defaults: replace, cross 0.8, self 0.4, all blocks")):
-        for blend in (None, "double") + (("all",) if self_ else ()):
-            reads = {None: "", "double": ", local blend", "all": ", local blend reading every block"}[blend]
+        for blend in (None, "all") + (("double",) if self_ else ()):
+            reads = {None: "", "all": ", local blend", "double": ", local blend reading the double blocks"}[blend]
             row = custom_per_step(host, model, joint(cross, self_, blend), latent, steps,
                                   f"Joint Attention Inject ({what}{reads}, the pair) + stock euler")
             rows.append(dict(row, per_nfe=row["ops"] / row["calls"]))
