@@ -295,7 +295,7 @@ def joint_rows(host, model, clip, latent: torch.Tensor, steps: int, euler) -> li
     edited pair, the costlier case), then the node's defaults (cross_replace 0.8, self_replace 0.4:
     one extra row while self-attention is injected, two after, none in the last fifth of the
     steps: a run's average step), each without and with the local blend (reading every edited block,
-    the node's default; at the defaults also the double-stream blocks only)."""
+    the node's default; at the defaults also the double-stream blocks only, where the model has single blocks)."""
     inverted = {n: call(host, "InvertEditFlowInvert", model=model, latent={"samples": latent[:1]},
                         positive=encode(host, clip, SOURCE), solver="euler", steps=n, scheduler="simple",
                         guidance=1.0)[0] for n in (steps, 2 * steps)}
@@ -311,9 +311,10 @@ def joint_rows(host, model, clip, latent: torch.Tensor, steps: int, euler) -> li
         return make
 
     rows = []
+    singles = bool(host.pack.hostkit.dit_attention.dit_blocks(model, ("single_block",)))   # SD3: all joint blocks
     for (cross, self_), what in (((1.0, 0.0), "replace, every step and block"),
                                  ((0.8, 0.4), "the node's defaults: replace, cross 0.8, self 0.4, all blocks")):
-        for blend in (None, "all") + (("double",) if self_ else ()):
+        for blend in (None, "all") + (("double",) if self_ and singles else ()):
             reads = {None: "", "all": ", local blend", "double": ", local blend reading the double blocks"}[blend]
             row = custom_per_step(host, model, joint(cross, self_, blend), latent, steps,
                                   f"Joint Attention Inject ({what}{reads}, the pair) + stock euler")
