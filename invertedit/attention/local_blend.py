@@ -107,7 +107,7 @@ def blend_denoised(x: torch.Tensor, denoised: torch.Tensor, outside: torch.Tenso
     next latent and on the blend ``source_next + mask (target_next - source_next)``: each step
     solved for its prediction, ``denoised + outside (source_next - next) / (1 - ratio)`` with
     ``outside`` (``LocalBlendMaps.outside``) 0 in the source's row and ``1 - mask`` in the target's,
-    in three operations. ``source_next``: the source's next latent where it is known (a flow
+    in three arithmetic operations. ``source_next``: the source's next latent where it is known (a flow
     inversion's trajectory), else the source row's own step."""
     nxt = torch.lerp(denoised, x, ratio)
     source = nxt[:1] if source_next is None else source_next

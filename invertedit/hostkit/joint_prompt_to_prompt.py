@@ -32,7 +32,7 @@ BLOCKS = {"all": ("double_block", "single_block"), "double": ("double_block",), 
 #: The edited blocks whose maps the local blend reads: every edited block, or the double-stream blocks (SD3: every
 #: joint block), where ConceptAttention (Helbling et al. 2025) reads Flux's per-word maps: a third of the blend's
 #: work on Flux, and on the toy flow model fewer cases whole (docs/measurements.md).
-BLEND_BLOCKS = {"all": ("double_block", "single_block"), "double": ("double_block",)}
+BLEND_BLOCKS = {name: BLOCKS[name] for name in ("all", "double")}
 
 
 def joint_refine(source: list, target: list, length: int) -> tuple[torch.Tensor, torch.Tensor]:

@@ -32,6 +32,17 @@ STEP_COUNTS = ("Steps counted as the reference code does: of N sampling steps, c
                "at 0.1: 1). The sampler's log says the counts of each run.")
 
 
+def blend_mask_inputs() -> list:
+    """The local blend's threshold and start, as both Prompt-to-Prompt nodes (UNet and joint attention) take them."""
+    return [io.Float.Input("blend_threshold", default=0.3, min=0.01, max=0.99, step=0.01, optional=True,
+                           tooltip="Local blend: threshold on the max-pooled maps, normalised to a maximum of 1 "
+                                   "(paper: 0.3); between 0 and 1: at 1 no pixel is edited, at 0 every pixel."),
+            io.Float.Input("blend_start", default=0.2, min=0.0, max=0.95, step=0.05, optional=True,
+                           tooltip="Local blend: fraction of the steps before blending starts (paper: 0.2); the "
+                                   "latents are blended after each step from step int(f * N) on (below 1: at 1 "
+                                   "it never starts).")]
+
+
 class AttentionInject(io.ComfyNode):
     NAME = "Attention Inject"
 
@@ -87,13 +98,7 @@ class AttentionInject(io.ComfyNode):
                 io.String.Input("blend_target_words", default="", optional=True,
                                 tooltip="Local blend: words of the target prompt whose attention marks the edited region "
                                         "(e.g. 'square'). The mask is the OR of the source's and the target's."),
-                io.Float.Input("blend_threshold", default=0.3, min=0.01, max=0.99, step=0.01, optional=True,
-                               tooltip="Local blend: threshold on the max-pooled maps, normalised to a maximum of 1 "
-                                       "(paper: 0.3); between 0 and 1: at 1 no pixel is edited, at 0 every pixel."),
-                io.Float.Input("blend_start", default=0.2, min=0.0, max=0.95, step=0.05, optional=True,
-                               tooltip="Local blend: fraction of the steps before blending starts (paper: 0.2); the "
-                                       "latents are blended after each step from step int(f * N) on (below 1: at 1 "
-                                       "it never starts)."),
+                *blend_mask_inputs(),
             ],
             outputs=pair_outputs("attention patches"),
         )

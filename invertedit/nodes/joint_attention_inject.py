@@ -10,7 +10,7 @@ from ..hostkit.schemas import io
 from ..hostkit.sockets import Inversion as InversionSocket
 from ..hostkit.stable_flow import SharedNoise
 from ..inversion.methods import FLOW_METHODS
-from .attention_inject import STEP_COUNTS
+from .attention_inject import STEP_COUNTS, blend_mask_inputs
 
 
 class JointAttentionInject(io.ComfyNode):
@@ -74,11 +74,7 @@ class JointAttentionInject(io.ComfyNode):
                 io.String.Input("blend_target_words", default="", optional=True,
                                 tooltip="Local blend: words of the target prompt whose attention marks the edited "
                                         "region (e.g. 'square'); the mask is the OR of both."),
-                io.Float.Input("blend_threshold", default=0.3, min=0.01, max=0.99, step=0.01, optional=True,
-                               tooltip="Local blend: threshold on the max-pooled maps normalised to a maximum of 1 "
-                                       "(paper: 0.3)."),
-                io.Float.Input("blend_start", default=0.2, min=0.0, max=0.95, step=0.05, optional=True,
-                               tooltip="Local blend: fraction of the steps before blending starts (paper: 0.2)."),
+                *blend_mask_inputs(),
                 io.Combo.Input("blend_blocks", options=list(BLEND_BLOCKS), default="all", optional=True,
                                tooltip="Local blend: the edited blocks whose word maps make the mask. all: every "
                                        "edited block; double: Flux's double-stream blocks only (19 of 57, where "
