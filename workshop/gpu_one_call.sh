@@ -10,6 +10,8 @@
 #   lane: every shipped workflow (the training ones last) on the GPU with the host's defaults (tests/gpu/gpu_lane_worker.py, no CPU
 #      reference here: the pictures come back and the reference runs on the CPU at home:
 #      python tests/gpu/gpu_lane_worker.py --device cpu --out DIR, then workshop/gpu_lane_compare.py);
+#   flowcost: the flow editors' cost at real size (workshop/benchmarks/gpu_flow_cost.py: Flux.1 dev at 1024 and
+#      512 px, then SD3 medium at 1024 px; FLOWCOST_ARGS), after the other parts, alone on the GPU, as cost is;
 #   dreambooth: DreamBooth Fine-Tune with the text encoder in the host's GPU precisions (issue 28), world 1;
 #   teachers: the toy flow DiT trained again on the bound T5, teacher and student (issues 26/27:
 #      workshop/toyworld/gpu_flow_teachers.sh; RUNS, LONG_MIN, DMIN), its models kept.
@@ -29,7 +31,7 @@ LANE_DIR=${LANE_DIR:-/tmp/gpu-lane}
 (nvidia-smi || true) > "$O/nvidia-smi.txt" 2>&1
 date +%s > "$O/started"
 
-PARTS=" ${PARTS:-lane dreambooth cost} "   # any of: lane dreambooth cost pilots teachers
+PARTS=" ${PARTS:-lane dreambooth cost} "   # any of: lane dreambooth cost flowcost pilots teachers
 has() { [[ "$PARTS" == *" $1 "* ]]; }
 PIDS=()
 
@@ -82,6 +84,13 @@ if has cost; then   # the real-size cost tables (tests/gpu/test_gpu_cost.py's be
       timeout "${COST_S:-120}" python3 -m workshop.benchmarks.gpu_cost --device "$DEV" --families "$family" \
           --json "$O/gpu_cost_$family.json" ${COST_ARGS:-} > "$O/gpu_cost_$family.log" 2>&1
     done
+fi
+
+if has flowcost; then   # Flux.1 dev (1024 then 512 px), then SD3 medium (1024 px): each JSON rewritten case by case
+  timeout "${FLOWCOST_S:-330}" python3 -m workshop.benchmarks.gpu_flow_cost --device "$DEV" --families flux-dev \
+      --json "$O/gpu_flow_cost_flux.json" ${FLOWCOST_ARGS:-} > "$O/gpu_flow_cost_flux.log" 2>&1
+  timeout "${FLOWCOST_SD3_S:-120}" python3 -m workshop.benchmarks.gpu_flow_cost --device "$DEV" --families sd3 \
+      --sides 1024 --json "$O/gpu_flow_cost_sd3.json" ${FLOWCOST_ARGS:-} > "$O/gpu_flow_cost_sd3.log" 2>&1
 fi
 
 echo "done in $(( $(date +%s) - $(cat "$O/started") )) s" | tee "$O/done"
