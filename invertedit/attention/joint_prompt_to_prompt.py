@@ -17,26 +17,50 @@ block of the joint map:
 - like the UNet controllers, nothing is renormalised: the edited row sums to the source's text
   mass plus the image block's; the text queries (the text stream) keep their own attention.
 
-As ``(P A) V = P (A V)``, the edited row is two plain attention calls on mixed values, each in the
-host's fused kernel, batched as extra rows of the call: ``attend(q_s, k_s, [A V_t,text; s V_t,img])
-+ attend(q_t, k_t, [B V_t,text; (1 - s) V_t,img])`` (``s`` 1 while self-attention is injected);
-where one of them has only zero values it is left out. No map is held.
+How it is computed: a step that edits or reads the blend's maps runs the call's own rows with their
+log-sum-exp (``attention_lse.attention_with_lse``, PyTorch's fused kernel), which gives every image
+query's probabilities on the text keys, ``P[img, text] = exp(q k_text^T / sqrt(d) - lse)``: a product
+over the text keys only (Flux.1 at 1 MP: 256 of 4,352 keys). As ``(P A) V = P (A V)``, the text
+block's edit is then ``P_s (A V_t,text) + P_t (B V_t,text)``, added to the target's image rows (minus its
+own ``P_t V_t,text``). The source's image block (while self-attention is injected) is a product of the
+source's probabilities with the target's values that no smaller product gives: one more row of the
+call's attention, ``attend(q_s, k_s, [A V_t,text; V_t,img])``, which replaces the target's image rows;
+the target's own part, ``P_t (B V_t,text)``, is added to it where ``B`` is not zero. The blend's maps are
+``P`` times the blend words' columns, summed over heads and rows. No map over the image keys is held;
+``P[img, text]`` is float32 (Flux.1 at 1 MP: 2 rows x 24 heads x 4,096 x 256 x 4 bytes, 200 MB, a
+block at a time).
 
-The local blend reads the blend words' maps from the same call: values that are the words'
-indicator columns (channel 0 the source's words on the source's text block, channel 1 the
-target's words on its edited text block) give, per image query and head, the sum of the words'
-probabilities, in two more rows (where nothing else is edited, after the call's own rows by one
-``cat``). Those rows are added up over the run's calls as they are (one addition a call) and turned into maps once a step, where the mask is made (``LocalBlendMaps``);
-their float32 sum takes 2 rows x tokens x width x 4 bytes (Flux.1 at 1 MP: 2 x 4,608 x 3,072 x 4,
-about 113 MB).
+An earlier version computed the text block's edit and the blend's maps as extra rows of the fused
+call (values mixed per row); on an H100 at Flux.1's size that cost 1.27-1.50x a stock step, an extra
+attention row each (docs/measurements.md, "The flow editors on a GPU").
 """
 from __future__ import annotations
 
 import torch
 
+from dataclasses import dataclass
+
+from .attention_lse import attention_with_lse
 from .controllers import PromptToPrompt
 from .local_blend import LocalBlendMaps, blend_reader
 from .policy import AttentionPolicy, JointWhere, PolicyInputError
+
+
+@dataclass(frozen=True)
+class JointPlan:
+    """One call layout's constants (``JointPromptToPrompt.plan``)."""
+
+    qk_index: torch.Tensor | None      # with the source's image block: the call's rows, then each pair's source row
+    v_index: torch.Tensor | None       # and the values' rows: every row, then each pair's target row
+    scale: torch.Tensor | None         # the extra rows' values per token (text: a diagonal A; image: 1), else None
+    mixes: torch.Tensor | None         # the extra rows' text values' mix A where it is not diagonal
+    put: torch.Tensor | None           # the output's gather index: the targets' image rows from the extra rows
+    rows_mix: torch.Tensor | None      # [rows * heads, L, L]: what each row's text map takes of its pair's target
+                                       # text values (None: nothing)
+    text_rows: torch.Tensor | None     # each row's pair's target row
+    columns: torch.Tensor | None       # [rows * heads, L, 2]: the blend words' columns per row (None: no blend)
+    lse: bool                          # whether the call needs its log-sum-exp (a text-map edit or the blend)
+    acc: torch.dtype                   # the text maps' dtype: float32, float64 for float64 inputs
 
 
 class JointPromptToPrompt(AttentionPolicy[LocalBlendMaps]):
@@ -48,7 +72,8 @@ class JointPromptToPrompt(AttentionPolicy[LocalBlendMaps]):
     def __init__(self, controller: PromptToPrompt):
         self.controller = controller
         self.schedule, self.blend = controller.schedule, controller.blend
-        self.plans: dict = {}   # per call layout, device, dtype and step pattern (see plan())
+        self.plans: dict = {}     # per call layout, device, dtype and step pattern (see plan())
+        self.readers: dict = {}   # the blend's reader per device: one object, so that its sums keep their layout
 
     @property
     def keeps_state(self) -> bool:
@@ -67,58 +92,64 @@ class JointPromptToPrompt(AttentionPolicy[LocalBlendMaps]):
         if not (cross or self_ or blend is not None):
             return where.attend(q, k, v)
         pattern = self.schedule.word_pattern(step, steps) if cross else None
-        text, batch = where.text, q.shape[0]
-        qk_index, v_index, scale, mixes, extra, put, accumulate, blend_values = self.plan(
-            where, q, v, cross, self_, pattern, blend is not None)
-        if blend_values is not None and not (cross or self_):   # the blend's rows alone: after the call's own
-            values = torch.cat([v, blend_values[2]])
+        plan = self.plan(where, q, v, cross, self_, pattern, blend is not None)
+        text, (batch, heads, tokens, dim) = where.text, q.shape
+        if plan.qk_index is not None:   # the source's image block: each pair's source row once more
+            values = v.index_select(0, plan.v_index)
+            if plan.scale is not None:
+                values = values * plan.scale
+            if plan.mixes is not None:
+                values[batch:, :, :text] = torch.matmul(plan.mixes, values[batch:, :, :text])
+            q_all, k_all = q.index_select(0, plan.qk_index), k.index_select(0, plan.qk_index)
         else:
-            values = v.index_select(0, v_index)
-            if blend_values is not None:   # the blend rows' values (scale 0 there) in the same operation
-                values = torch.addcmul(blend_values[0], values, scale)
-            elif scale is not None:
-                values = values * scale
-        if mixes is not None:   # the extra rows' text values through their sets' mixes
-            values[batch:batch + extra, :, :text] = torch.matmul(mixes, values[batch:batch + extra, :, :text])
-        out = where.attend(q.index_select(0, qk_index), k.index_select(0, qk_index), values)
-        if extra and not accumulate:   # the targets' image rows are their set's rows': one gather of the rows
-            main = out.gather(0, put)
-            if blend is not None:
-                blend.add_rows(out[-blend_values[3][2]:], blend_values[1], text, where.grid)
-            return main
-        if extra:   # the targets' image rows: their own plus their sets' corrections, added in place
-            out.index_put_(put[0], out[put[1]], accumulate=True)
-        if blend is None:
-            return out[:batch]
-        main, _, rows = out.split(blend_values[3])   # the blend rows as they are, summed over calls; read once a step
-        blend.add_rows(rows, blend_values[1], text, where.grid)
-        return main
+            q_all, k_all, values = q, k, v
+        if plan.lse:
+            out, lse = (where.attend_lse or attention_with_lse)(q_all, k_all, values)
+        else:
+            out, lse = where.attend(q_all, k_all, values), None
+        if plan.put is not None:   # the targets' image rows from the extra rows: one gather
+            out = out.gather(0, plan.put)
+        if lse is None:
+            return out
+        p = self.text_probabilities(q, k, lse if plan.put is None else lse[:batch], text, plan.acc)
+        if blend is not None:   # the words' maps, summed over rows and heads: [1, image tokens, 2]
+            reader = self.readers.get(q.device)
+            if reader is None:
+                reader = self.readers[q.device] = blend_reader(1, 1, 2, False, q.device)
+            blend.add_rows(torch.bmm(p, plan.columns).sum(0, keepdim=True), reader, 0, where.grid)
+        if plan.rows_mix is not None:   # the text maps' edit, each pair's two rows added into its target's
+            v_text = v[:, :, :text].index_select(0, plan.text_rows).to(p.dtype).reshape(batch * heads, text, dim)
+            edit = torch.bmm(p, torch.bmm(plan.rows_mix, v_text)).view(batch // 2, 2, heads, tokens - text, dim)
+            out.view(batch // 2, 2, tokens, heads, dim)[:, 1, text:].add_(edit.sum(1).transpose(1, 2))
+        return out
+
+    @staticmethod
+    def text_probabilities(q: torch.Tensor, k: torch.Tensor, lse: torch.Tensor, text: int,
+                           acc: torch.dtype) -> torch.Tensor:
+        """``exp(q_img k_text^T / sqrt(d) - lse_img)``: the image queries' probabilities on the text
+        keys under the call's softmax, ``[batch * heads, image tokens, text]``, computed in ``acc`` (at
+        least float32: the logits before the exponential need it)."""
+        batch, heads, tokens, dim = q.shape
+        image = tokens - text
+        logits = torch.baddbmm(lse[:, :, text:].reshape(batch * heads, image, 1).to(acc),
+                               q[:, :, text:].reshape(batch * heads, image, dim).to(acc),
+                               k[:, :, :text].reshape(batch * heads, text, dim).to(acc).transpose(1, 2),
+                               beta=-1, alpha=dim ** -0.5)
+        return logits.exp_()
 
     def plan(self, where: JointWhere, q: torch.Tensor, v: torch.Tensor, cross: bool, self_: bool,
-             pattern: tuple | None, blend: bool) -> tuple:
+             pattern: tuple | None, blend: bool) -> JointPlan:
         """The call's constants, made once per layout, device, dtype and step pattern.
 
-        The target's edited image rows are one or two extra row sets of the call: with the target
-        keeping none of its own text map while the image block is the source's, the source's set
-        alone, ``attend(q_s, k_s, [A V_t,text; V_t,img])``, which replaces them; else the target's
-        plain row plus two corrections, ``attend(q_s, k_s, [A V_t,text; s V_t,img])`` and
-        ``attend(q_t, k_t, [(B - I) V_t,text; -s V_t,img])``, added to it. A diagonal text mix is a
-        scale of the values per token; any other (a swap of differently tokenized words, refine's
-        alignment) a matrix product of the set's text values.
-
-        Returns the query/key row index (every row, then each set's rows: the sources' or the
-        targets', then the blend rows'), the value row index (every row, then the targets' once per
-        set, then row 0 for each blend row), the values' scale per row and token (None: all 1; 0 on
-        the blend rows), the sets' text mixes (``[extra rows, heads, L, L]``, None where every mix is
-        diagonal), the number of extra rows, where the sets' output goes (with one set that replaces
-        the targets' image rows: the ``gather`` index of the call's output rows, per row and token,
-        over ``[rows, tokens, heads * dim]``; with sets that add to the plain rows: the
-        ``index_put_`` indices of the targets' image rows, per extra row, and of the extra rows' image
-        rows), whether the sets add to the plain rows, and for the blend: the values added to every row (the blend rows'
-        indicator columns, ``[rows, 1, tokens, channels]``), the reader that turns their output into
-        maps (``blend_reader``), the blend rows' values alone, every head (``[blend rows, heads,
-        tokens, channels]``, a view: where nothing else is edited they follow the call's own rows,
-        one ``cat``), and the output's split (plain rows, extra rows, blend rows); or None."""
+        With cross-attention injected the controller's mixes give the source's text map's ``A`` and
+        the target's own ``B`` (``mixes``; else ``A = 0, B = I``). While self-attention is injected,
+        each pair's source row runs once more on ``[A V_t,text; V_t,img]`` (``A`` diagonal: a scale of
+        the values per token; else a matrix product of the text values) and its image rows replace
+        the target's (one gather); the text maps then add the target's own ``P_t (B V_t,text)``.
+        Else the target's rows are its own and the text maps add ``P_s (A V_t,text) + P_t ((B - I)
+        V_t,text)``: ``rows_mix`` is each row's matrix (source rows, target rows; the unconditional
+        rows' zero), ``text_rows`` whose text values it takes. The blend's columns: the source
+        rows' ``[w_s, A w_t]``, the target rows' ``[0, B w_t]`` (``w``: the blend words' indicators)."""
         key = (where.chunks, where.rows, q.shape, where.text, v.device, v.dtype, cross, self_, pattern, blend)
         plan = self.plans.get(key)
         if plan is not None:
@@ -131,67 +162,51 @@ class JointPromptToPrompt(AttentionPolicy[LocalBlendMaps]):
             raise PolicyInputError(f"the joint attention has {where.text} text tokens, not the source and target "
                                    f"prompts' {self.schedule.length}; sample the CONDITIONING pair from this node.")
         device, length, batch, tokens, heads = v.device, where.text, q.shape[0], q.shape[2], q.shape[1]
+        acc = torch.promote_types(v.dtype, torch.float32)
+        to = dict(device=device)
         sources = [2 * c for c, kind in enumerate(where.chunks) if kind == 0]
         targets = [s + 1 for s in sources]
-        eye, zero = torch.eye(length, device=device), torch.zeros(length, length, device=device)
+        n = len(sources)
+        eye, zero = torch.eye(length, **to), torch.zeros(length, length, **to)
         if cross:
-            a, b = self.controller.mixes(None if pattern is None else torch.tensor(pattern, device=device), device)
+            a, b = self.controller.mixes(None if pattern is None else torch.tensor(pattern, **to), device)
         else:
             a, b = None, eye
-        a = zero if a is None else a
-        sets: list = []   # (rows whose queries and keys it takes, text mix [L, L], image scale); none: the blend only
-        accumulate = False
-        if cross or self_:
-            if b is None and self_:
-                sets = [(sources, a, 1.0)]
-            else:
-                accumulate = True
-                sets = [(sources, a, 1.0 if self_ else 0.0), (targets, (zero if b is None else b) - eye,
-                                                               -1.0 if self_ else 0.0)]
-        n = len(targets)
-        diagonal = [torch.equal(m, torch.diag(torch.diagonal(m))) for _, m, _ in sets]  # sampling-path-ok: once per plan (memo)
-        scale = torch.ones(batch + len(sets) * n, 1, tokens, 1, device=device)
-        for i, ((_, mix, image), diag) in enumerate(zip(sets, diagonal)):
-            rows = slice(batch + i * n, batch + (i + 1) * n)
-            scale[rows, :, :length, 0] = torch.diagonal(mix) if diag else 1.0
-            scale[rows, :, length:] = image
-        mixes = None
-        if not all(diagonal):
-            stack = torch.stack([eye if diag else mix for (_, mix, _), diag in zip(sets, diagonal)])
-            mixes = stack.repeat_interleave(n, 0)[:, None].expand(-1, heads, -1, -1).to(v.dtype).contiguous()
-        qk_rows = list(range(batch)) + [r for set_rows, _, _ in sets for r in set_rows]
-        v_rows = list(range(batch)) + targets * len(sets)
-        blend_values = None
-        if blend:
-            words = self.blend.maps().word_columns(length, device)   # [L, 2]: the source's, the target's blend words
-            edited_a, edited_b = (a, None) if not cross else self.controller.mixes(
-                None if pattern is None else torch.tensor(pattern, device=device), device)
-            own = eye if not cross else edited_b
-            none = torch.zeros(length, device=device)
-            columns = [torch.stack([words[:, 0], edited_a @ words[:, 1] if cross else none], 1),   # the source's maps
-                       torch.stack([none, none if own is None else own @ words[:, 1]], 1)]         # the target's own
-            made = torch.zeros(2, tokens, v.shape[-1], device=device)
-            for i, c in enumerate(columns):
-                made[i, :length, :2] = c
-            # every row's added values: none but the blend rows' (which take any row's values at scale 0)
-            alone = made.repeat_interleave(n, 0)[:, None].to(v.dtype)
-            rows = torch.cat([torch.zeros(len(v_rows), 1, tokens, v.shape[-1], device=device, dtype=v.dtype), alone])
-            scale = torch.cat([scale, torch.zeros(2 * n, 1, tokens, 1, device=device)])
-            v_rows += [0] * (2 * n)
-            blend_values = (rows, blend_reader(n, heads, v.shape[-1], True, device), alone.expand(-1, heads, -1, -1),
-                            (batch, len(sets) * n, 2 * n))
-            qk_rows += sources + targets
-        to = dict(device=device)
-        if sets and not accumulate:   # one set replaces the targets' image rows: the output's row for each token
+        qk_index = v_index = scale = mixes = put = None
+        if self_:
+            mix = zero if a is None else a
+            diagonal = bool(torch.equal(mix, torch.diag(torch.diagonal(mix))))  # sampling-path-ok: once per plan (memo)
+            scale = torch.ones(batch + n, 1, tokens, 1, **to)
+            scale[batch:, :, :length, 0] = torch.diagonal(mix) if diagonal else 1.0
+            scale = None if bool(scale.eq(1).all()) else scale.to(v.dtype)  # sampling-path-ok: once per plan (memo)
+            if not diagonal:
+                mixes = mix[None, None].expand(n, heads, -1, -1).to(v.dtype).contiguous()
+            qk_index = torch.tensor(list(range(batch)) + sources, **to)
+            v_index = torch.tensor(list(range(batch)) + targets, **to)
             put = torch.arange(batch, **to)[:, None].repeat(1, tokens)
             put[targets, length:] = torch.arange(batch, batch + n, **to)[:, None]
-            put = put[:, :, None].expand(-1, -1, heads * v.shape[-1])   # the output's [rows, tokens, heads * dim]
-        else:
-            image = torch.arange(length, tokens, **to)[None, :]
-            put = ((torch.tensor(targets * len(sets), **to)[:, None], image),           # where: the targets' image rows
-                   (torch.arange(batch, batch + len(sets) * n, **to)[:, None], image))  # what: the sets' image rows
-        ones = not blend and bool(scale.eq(1).all())  # sampling-path-ok: once per plan (memo)
-        plan = self.plans[key] = (torch.tensor(qk_rows, **to), torch.tensor(v_rows, **to),
-                                  None if ones else scale.to(v.dtype), mixes, len(sets) * n, put, accumulate,
-                                  blend_values)
+            put = put[:, :, None].expand(-1, -1, heads * v.shape[-1]).contiguous()   # over [rows, tokens, heads * dim]
+        own = b if self_ else (-eye if b is None else b - eye)   # what the target's own text map adds
+        source_mix = None if self_ else a                        # and the source's (self: in the extra row)
+        rows_mix = text_rows = None
+        if (own is not None and bool(own.ne(0).any())) or source_mix is not None:  # sampling-path-ok: once per plan (memo)
+            rows_mix = torch.zeros(batch, heads, length, length, **to)
+            if source_mix is not None:
+                rows_mix[sources] = source_mix
+            if own is not None:
+                rows_mix[targets] = own
+            rows_mix = rows_mix.flatten(0, 1).to(acc)
+            text_rows = torch.arange(batch, **to) // 2 * 2 + 1
+        columns = None
+        if blend:
+            words = self.blend.maps().word_columns(length, device)   # [L, 2]: the source's, the target's blend words
+            columns = torch.zeros(batch, heads, length, 2, **to)
+            columns[sources, :, :, 0] = words[:, 0]
+            if a is not None:
+                columns[sources, :, :, 1] = a @ words[:, 1]
+            if b is not None:
+                columns[targets, :, :, 1] = b @ words[:, 1]
+            columns = columns.flatten(0, 1).to(acc)
+        plan = self.plans[key] = JointPlan(qk_index, v_index, scale, mixes, put, rows_mix, text_rows, columns,
+                                           lse=blend or rows_mix is not None, acc=acc)
         return plan

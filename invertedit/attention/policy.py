@@ -124,7 +124,8 @@ class JointWhere:
     tokens, dim]`` (Flux's rotary embedding already applied), the ``text`` tokens first, then the
     image's ``grid`` of patches in rows; ``attend`` is the host's attention for them, which returns
     ``[batch, tokens, heads * dim]``, the layout a policy returns too, and takes an additive
-    ``mask`` (broadcast over ``[batch, heads, queries, keys]``) for the logits. The run's time is read when
+    ``mask`` (broadcast over ``[batch, heads, queries, keys]``) for the logits; ``attend_lse`` is the same
+attention with each query's log-sum-exp. The run's time is read when
     asked for (``time``: the current sigma and the run's schedule), as ``Where.clock``."""
 
     block: tuple[str, int]            # ("double_block", i) or ("single_block", i), as the host names DiT blocks
@@ -135,6 +136,9 @@ class JointWhere:
     grid: tuple[int, int]             # the image's patches: rows and columns
     attend: Callable[..., torch.Tensor] = field(repr=False, compare=False)   # (q, k, v, mask=None)
     time: Callable[[], tuple[float, list[float]]] = field(repr=False, compare=False)   # (sigma, the run's sigmas)
+    #: (q, k, v) -> (output, log-sum-exp [batch, heads, tokens]) where the host's attention is not plain
+    #: (another node's override, a mask of its own); None: ``attention_lse.attention_with_lse``
+    attend_lse: Callable[..., tuple[torch.Tensor, torch.Tensor]] | None = field(default=None, repr=False, compare=False)
 
     @cached_property
     def _sigma_and_schedule(self) -> tuple[float, list[float]]:

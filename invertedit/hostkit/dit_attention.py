@@ -22,6 +22,7 @@ from functools import partial
 import comfy.model_management
 import comfy.patcher_extension
 import torch
+from ..attention.attention_lse import log_sum_exp
 from ..attention.policy import AttentionPolicy, JointWhere, PolicyInputError
 from .errors import NodeInputError
 from .family import model_family
@@ -63,8 +64,10 @@ class DiTDriver:
         if q.shape[2] != text + grid[0] * grid[1]:   # not a joint call (SD3.5's image-only attention)
             return host(q, k, v)
         chunks = tuple(options.get("cond_or_uncond", [0]))
+        plain = outer is None and kwargs.get("mask") is None   # else the log-sum-exp of what the host computes
         where = JointWhere(block=block, chunks=chunks, rows=q.shape[0] // max(len(chunks), 1), heads=heads,
-                           text=text, grid=grid, attend=host, time=partial(_time, options))
+                           text=text, grid=grid, attend=host, time=partial(_time, options),
+                           attend_lse=None if plain else partial(_host_attention_lse, host, kwargs.get("mask")))
         state = run_state(options, self.policy, self.policy.make_state, self.node) if self.policy.keeps_state else None
         try:
             return self.policy.attention(q, k, v, where, state)
@@ -79,12 +82,25 @@ def _host_attention(func, outer, heads, args, kwargs, q, k, v, mask=None):
     if mask is not None:
         own = kwargs.get("mask")
         if own is not None:
-            own = torch.zeros_like(own, dtype=mask.dtype).masked_fill_(~own, float("-inf")) if own.dtype == torch.bool else own
-            mask = own.reshape(own.shape[0], -1, *own.shape[-2:]) + mask
+            mask = _additive(own, mask.dtype) + mask
         kwargs = {**kwargs, "mask": mask}
     if outer is not None:
         return outer(func, q, k, v, heads, *args, skip_reshape=True, **kwargs)
     return func(q, k, v, heads, *args, skip_reshape=True, **kwargs)
+
+
+def _additive(mask: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """A call's own mask (boolean: attend where True; or additive) as an additive bias ``[batch, heads or 1,
+    queries, keys]``."""
+    if mask.dtype == torch.bool:
+        mask = torch.zeros_like(mask, dtype=dtype).masked_fill_(~mask, float("-inf"))
+    return mask.reshape(mask.shape[0], -1, *mask.shape[-2:])
+
+
+def _host_attention_lse(host, own, q, k, v) -> tuple[torch.Tensor, torch.Tensor]:
+    """The host's attention (through another node's override, or with the call's own mask ``own``)
+    and the log-sum-exp of its logits written out (``attention_lse.log_sum_exp``)."""
+    return host(q, k, v), log_sum_exp(q, k, None if own is None else _additive(own, torch.float32))
 
 
 def _time(options: dict) -> tuple[float, list[float]]:

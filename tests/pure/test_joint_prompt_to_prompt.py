@@ -1,6 +1,6 @@
 """Prompt-to-Prompt on joint attention (``invertedit/attention/joint_prompt_to_prompt.py``): the
-policy's fused output (extra rows on mixed values) against the edit written out on explicit joint
-maps, for every controller, with and without self-attention injection, with an unconditional chunk,
+policy's output (the text maps from the call's log-sum-exp, the source's image block as an extra
+row) against the edit written out on explicit joint maps, for every controller, with and without self-attention injection, with an unconditional chunk,
 and the local blend's word maps against the explicit sums."""
 import pytest
 import torch
@@ -74,7 +74,7 @@ def controllers(blend=None):
 
 @pytest.mark.parametrize("name", list(controllers()))
 @pytest.mark.parametrize("step", [0, 3, 4, 8])   # self and cross; cross only; word fraction ended; nothing
-@pytest.mark.parametrize("chunks", [(0,), (0, 1)])
+@pytest.mark.parametrize("chunks", [(0,), (0, 1), (1, 0), (0, 0, 1, 0)])   # the last: rows by an index
 def test_the_fused_edit_is_the_edit_written_out(name, step, chunks):
     controller = controllers()[name]
     policy = JointPromptToPrompt(controller)
@@ -156,3 +156,22 @@ def test_another_text_length_is_refused():
     policy = JointPromptToPrompt(AttentionReplace(ReplaceSchedule(length=TEXT + 1)))
     with pytest.raises(PolicyInputError, match="text tokens"):
         policy.attention(q, k, v, where(0), None)
+
+
+def test_the_host_fallback_gives_the_same_edit():
+    """Where the host's attention is not plain (another node's override), ``attend_lse`` is the host's
+    output with the log-sum-exp written out: the same edit."""
+    from invertedit.attention.attention_lse import log_sum_exp
+
+    q, k, v = tensors(4, seed=7)
+    blend = LocalBlend((1,), (2, 3), blocks=frozenset({("double_block", 0)}))
+    for step in (0, 4):
+        got = {}
+        for name, lse in (("pure", None), ("host", lambda q, k, v: (sdpa(q, k, v), log_sum_exp(q, k)))):
+            policy = JointPromptToPrompt(controllers(blend)["refine"])
+            state = policy.make_state()
+            w = JointWhere(block=("double_block", 0), chunks=(0, 1), rows=2, heads=HEADS, text=TEXT, grid=GRID,
+                           attend=sdpa, time=lambda: (SCHEDULE[step], SCHEDULE), attend_lse=lse)
+            got[name] = (policy.attention(q, k, v, w, state), state.summed())
+        assert torch.allclose(got["pure"][0], got["host"][0], atol=1e-12)
+        assert torch.allclose(got["pure"][1], got["host"][1], atol=1e-6)

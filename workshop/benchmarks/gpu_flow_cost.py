@@ -159,7 +159,8 @@ def cases(host, family: str, model, clip, latent: torch.Tensor, steps: int) -> d
     stock_cfg = "stock CFGGuider cfg 1, 2 rows"
     out[stock_cfg] = (ready(lambda: (call(host, "CFGGuider", model=model, positive=target, negative=empty, cfg=1.0)[0],
                                      euler, two)), 2, 1, False, stock_cfg)
-    for solver, nfe in (("rf-solver", 2), ("fireflow", 1)):   # euler's is stock euler's (dispatch_count)
+    # evaluations a step: rf-solver 2; fireflow 1, and one more in the run's first step (no velocity to reuse yet)
+    for solver, nfe in (("rf-solver", 2), ("fireflow", (steps + 1) / steps)):   # euler's is stock euler's
         sampler = call(host, "InvertEditFlowSampler", solver=solver)[0]
         out[f"Flow Sampler {solver}"] = (ready(basic(model, sampler=sampler)), 2, nfe, True, b2)
 

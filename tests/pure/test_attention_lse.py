@@ -1,0 +1,42 @@
+"""``invertedit/attention/attention_lse.py``: the fused kernel's output and log-sum-exp against both
+written out, in every CPU dtype, and the written-out log-sum-exp with an additive mask."""
+import pytest
+import torch
+import torch.nn.functional as F
+
+from invertedit.attention.attention_lse import attention_with_lse, log_sum_exp
+
+
+def explicit(q, k, v, mask=None):
+    logits = (q.double() @ k.double().transpose(-1, -2)) * q.shape[-1] ** -0.5
+    if mask is not None:
+        logits = logits + mask.double()
+    out = torch.softmax(logits, -1) @ v.double()
+    return out.transpose(1, 2).reshape(q.shape[0], q.shape[2], -1), torch.logsumexp(logits, -1)
+
+
+@pytest.mark.parametrize("dtype,tol", [(torch.float64, 1e-12), (torch.float32, 1e-5), (torch.bfloat16, 3e-2)])
+def test_output_and_log_sum_exp_are_the_written_out_ones(dtype, tol):
+    g = torch.Generator().manual_seed(0)
+    q, k, v = (torch.randn(2, 3, 37, 16, generator=g).to(dtype) for _ in range(3))
+    out, lse = attention_with_lse(q, k, v)
+    ref_out, ref_lse = explicit(q, k, v)
+    assert out.shape == (2, 37, 48) and out.dtype == dtype
+    assert lse.shape == (2, 3, 37) and lse.dtype == torch.promote_types(dtype, torch.float32)
+    assert torch.allclose(out.double(), ref_out, atol=tol)
+    assert torch.allclose(lse.double(), ref_lse, atol=1e-5 if dtype != torch.float64 else 1e-12)
+    plain = F.scaled_dot_product_attention(q, k, v).transpose(1, 2).reshape(2, 37, 48)
+    assert torch.equal(out, plain)   # the kernel scaled_dot_product_attention picks: the same numbers
+
+
+def test_the_written_out_log_sum_exp_takes_a_mask_and_chunks(monkeypatch):
+    import invertedit.attention.attention_lse as module
+
+    monkeypatch.setattr(module, "_CHUNK", 5)   # several chunks of queries
+    g = torch.Generator().manual_seed(1)
+    q, k = (torch.randn(1, 2, 12, 8, generator=g, dtype=torch.float64) for _ in range(2))
+    mask = torch.zeros(1, 1, 12, 12, dtype=torch.float64)
+    mask[..., 3:] = float("-inf")
+    mask[..., 0, :] = 0.0
+    assert torch.allclose(log_sum_exp(q, k, mask), explicit(q, k, q, mask)[1], atol=1e-12)
+    assert torch.allclose(log_sum_exp(q, k), explicit(q, k, q)[1], atol=1e-12)
