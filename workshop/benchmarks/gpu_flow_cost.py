@@ -288,7 +288,8 @@ def beside(case, baseline, device: torch.device, repeats: int) -> tuple[dict, di
             {"seconds": statistics.median(got["base"]), "all": got["base"]})
 
 
-def measure(host, family: str, side: int, steps: int, repeats: int, model, clip, runs: list, save) -> dict:
+def measure(host, family: str, side: int, steps: int, repeats: int, model, clip, runs: list, save,
+            only: str = "") -> dict:
     """Every case of ``cases`` at ``side`` px; the run's dict is appended to ``runs`` first and filled
     row by row (``save()`` after each)."""
     import comfy.model_management as mm
@@ -297,6 +298,8 @@ def measure(host, family: str, side: int, steps: int, repeats: int, model, clip,
     device = mm.get_torch_device()
     latent = torch.randn(2, 16, side // 8, side // 8, generator=torch.Generator().manual_seed(0))
     built = cases(host, family, model, clip, latent, steps)
+    if only:   # the baselines and the cases whose label holds ``only``
+        built = {label: case for label, case in built.items() if not case[3] or only in label}
     result = {"side": side, "steps": steps, "repeats": repeats, "rows": []}
     runs.append(result)
 
@@ -387,6 +390,7 @@ def main(argv=None) -> int:
     ap.add_argument("--sides", default="1024,512", help="picture sides, comma-separated (--tiny: 64)")
     ap.add_argument("--steps", type=int, default=4)
     ap.add_argument("--repeats", type=int, default=None, help="timed runs per case (default 2; --tiny: 1)")
+    ap.add_argument("--only", default="", help="time only the cases whose label holds this text (and the baselines)")
     ap.add_argument("--json", type=Path, default=None)
     ap.add_argument("--table", nargs="+", type=Path, default=None)
     args = ap.parse_args(argv)
@@ -428,7 +432,7 @@ def main(argv=None) -> int:
                   f"{info['manual_cast']}), built in {info['build_seconds']:.0f} s", flush=True)
             r = result["families"][family] = {"model": info, "runs": []}
             for side in sides:
-                measure(host, family, side, args.steps, repeats, model, clip, r["runs"], save)
+                measure(host, family, side, args.steps, repeats, model, clip, r["runs"], save, args.only)
                 save()
             del model, clip
             free_memory()
