@@ -186,10 +186,11 @@ class JointPromptToPrompt(AttentionPolicy[LocalBlendMaps]):
             put = torch.arange(batch, **to)[:, None].repeat(1, tokens)
             put[targets, length:] = torch.arange(batch, batch + n, **to)[:, None]
             put = put[:, :, None].expand(-1, -1, heads * v.shape[-1]).contiguous()   # over [rows, tokens, heads * dim]
-        own = b if self_ else (-eye if b is None else b - eye)   # what the target's own text map adds
+        # what the target's own text map adds (nothing where only the blend reads the maps)
+        own = b if self_ else ((-eye if b is None else b - eye) if cross else None)
         source_mix = None if self_ else a                        # and the source's (self: in the extra row)
         rows_mix = text_rows = None
-        if (own is not None and bool(own.ne(0).any())) or source_mix is not None:  # sampling-path-ok: once per plan (memo)
+        if own is not None or source_mix is not None:
             rows_mix = torch.zeros(batch, heads, length, length, **to)
             if source_mix is not None:
                 rows_mix[sources] = source_mix
