@@ -16,7 +16,8 @@ ComfyUI's models/checkpoints) replaces the pack's built-in model loaders (Toy Wo
 Demo Model) and any Load Checkpoint node. ``--builtin toy`` is the reverse, for the workflows
 built on Load Checkpoint: the Toy World Model (two objects) replaces every Load Checkpoint, Upscale
 Image makes its 512x512 images, and Load Image gets the bundled sample unless ``--image`` is given
-(``toy-one-object``: the one-object world at 128 px; ``demo-sd1``, ``demo-sd2-v``, ``demo-sdxl``:
+(``toy-one-object``: the one-object world at 128 px; ``toy-flow``: the flow DiT for the Flux workflows,
+256 px; ``demo-sd1``, ``demo-sd2-v``, ``demo-sdxl``, ``demo-flux-dev``, ``demo-flux-schnell``, ``demo-sd3``:
 the random-weight Demo Model at 128 px). ``--set NODE.INPUT=VALUE`` sets one input (NODE: id, type or title; VALUE:
 JSON, else a string).
 """
@@ -29,6 +30,8 @@ import os
 import sys
 import time
 from pathlib import Path
+
+from workshop.headless.runner import BUILTIN_SWAPS
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -66,9 +69,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--image", type=Path, help="image file for every LoadImage node")
     model = parser.add_mutually_exclusive_group()
     model.add_argument("--ckpt", help="checkpoint file or name replacing the built-in model / Load Checkpoint")
-    model.add_argument("--builtin", choices=["toy", "toy-one-object", "demo-sd1", "demo-sd2-v", "demo-sdxl"],
-                       help="run a Load Checkpoint workflow on a built-in model (toy: 512 px, the others 128 px; "
-                            "the bundled sample image)")
+    model.add_argument("--builtin", choices=list(BUILTIN_SWAPS),
+                       help="run a Load Checkpoint workflow on a built-in model (toy: 512 px; toy-flow, the flow DiT "
+                            "for the Flux workflows: 256 px; the others 128 px; the bundled sample image)")
     parser.add_argument("--comfyui", type=Path, help="the ComfyUI folder to use")
     parser.add_argument("--input-directory", type=Path, help="ComfyUI's input folder (default: ComfyUI/input)")
     parser.add_argument("--output-directory", type=Path, help="ComfyUI's output folder (default: ComfyUI/output)")
