@@ -290,8 +290,8 @@ TECHNIQUES: tuple[Technique, ...] = (
         "Prompt-to-Prompt on joint attention", "flow", ("InvertEditJointAttentionInject",),
         "attention/joint_prompt_to_prompt.py", "Hertz et al. 2023, on Flux/SD3 joint attention (the pack's)",
         "cross 0.8, self 0.4 of the steps; local blend threshold 0.3 from 0.2 of the steps",
-        "N to invert, N to sample a batch of 2 (source and edit; stock euler), 1 or 2 extra attention rows while "
-        "injecting", ("Flux - Prompt-to-Prompt edit", "SD3 - Prompt-to-Prompt edit"), None,
+        "N to invert, N to sample a batch of 2 (source and edit; stock euler), one extra attention row while "
+        "self-attention is injected", ("Flux - Prompt-to-Prompt edit", "SD3 - Prompt-to-Prompt edit"), None,
         "The edit's image tokens take the source's attention on the prompt's words (replace, refine, reweight) and, "
         "in the first steps, on the image, in a pair whose source row follows a flow inversion; local blend from "
         "the words' maps.",
