@@ -29,11 +29,18 @@ def attention_with_lse(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> tup
     """Softmax attention of ``[batch, heads, tokens, dim]`` inputs at scale ``dim ** -0.5``, no mask:
     the output ``[batch, tokens, heads * dim]`` (the host's layout) and the log-sum-exp ``[batch,
     heads, tokens]`` (float32, float64 for float64 inputs)."""
+    out, lse = heads_attention_with_lse(q, k, v)
+    b, h, t, d = q.shape
+    return out.transpose(1, 2).reshape(b, t, h * d), lse
+
+
+def heads_attention_with_lse(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``attention_with_lse`` with the output as the kernel gives it, ``[batch, heads, queries, dim]``;
+    the keys may be fewer than the queries (the values' ``dim`` is the queries')."""
     out, lse = _fused(q, k, v)
     if lse is None:
         out, lse = F.scaled_dot_product_attention(q, k, v), log_sum_exp(q, k)
-    b, h, t, d = q.shape
-    return out.transpose(1, 2).reshape(b, t, h * d), lse
+    return out, lse
 
 
 def log_sum_exp(q: torch.Tensor, k: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:

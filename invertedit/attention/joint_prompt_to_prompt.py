@@ -18,21 +18,24 @@ block of the joint map:
   mass plus the image block's; the text queries (the text stream) keep their own attention.
 
 How it is computed: a step that edits or reads the blend's maps runs the call's own rows with their
-log-sum-exp (``attention_lse.attention_with_lse``, PyTorch's fused kernel), which gives every image
-query's probabilities on the text keys, ``P[img, text] = exp(q k_text^T / sqrt(d) - lse)``: a product
-over the text keys only (Flux.1 at 1 MP: 256 of 4,352 keys). As ``(P A) V = P (A V)``, the text
-block's edit is then ``P_s (A V_t,text) + P_t (B V_t,text)``, added to the target's image rows (minus its
-own ``P_t V_t,text``). The source's image block (while self-attention is injected) is a product of the
-source's probabilities with the target's values that no smaller product gives: one more row of the
-call's attention, ``attend(q_s, k_s, [A V_t,text; V_t,img])``, which replaces the target's image rows;
-the target's own part, ``P_t (B V_t,text)``, is added to it where ``B`` is not zero. The blend's maps are
-``P`` times the blend words' columns, summed over heads and rows. No map over the image keys is held;
-``P[img, text]`` is float32 (Flux.1 at 1 MP: 2 rows x 24 heads x 4,096 x 256 x 4 bytes, 200 MB, a
-block at a time).
+log-sum-exp (``attention_lse``, PyTorch's fused kernel). The image queries' probabilities on the few
+text keys (Flux.1 at 1 MP: 256 of 4,352 keys) are then ``w * softmax(q k_text^T / sqrt(d))``, the
+softmax over the text keys alone scaled by each query's text mass ``w = exp(lse_text - lse)``, so any
+product ``P[img, text] X`` is ``w * attend(q_img, k_text, X)``: one more fused call over the text keys
+only. As ``(P A) V = P (A V)``, the text block's edit is ``P_s (A V_t,text) + P_t ((B - I) V_t,text)``,
+added to the target's image rows: one such call on each row's mixed text values. The source's image
+block (while self-attention is injected) is a product of the source's probabilities with the
+target's values that no smaller call gives: one more row of the call's attention, ``attend(q_s, k_s,
+[A V_t,text; V_t,img])``, which replaces the target's image rows; the target's own part, ``P_t (B
+V_t,text)``, is added to it where ``B`` is not zero. The blend's maps are the same call on the blend
+words' indicator columns (values of the heads' width, two channels used), summed over rows and heads.
+No map is held.
 
-An earlier version computed the text block's edit and the blend's maps as extra rows of the fused
-call (values mixed per row); on an H100 at Flux.1's size that cost 1.27-1.50x a stock step, an extra
-attention row each (docs/measurements.md, "The flow editors on a GPU").
+Earlier versions computed the text block's edit and the blend's maps as extra rows of the call
+(values mixed per row; 1.27-1.50x a stock step on an H100 at Flux.1's size), then as float32 text
+maps ``exp(q k_text^T / sqrt(d) - lse)`` and their products (1.19-1.24x: an H100 runs float32
+products without TF32, which the host does not turn on) (docs/measurements.md, "The flow editors on
+a GPU").
 """
 from __future__ import annotations
 
@@ -40,7 +43,7 @@ import torch
 
 from dataclasses import dataclass
 
-from .attention_lse import attention_with_lse
+from .attention_lse import attention_with_lse, heads_attention_with_lse
 from .controllers import PromptToPrompt
 from .local_blend import LocalBlendMaps, blend_reader
 from .policy import AttentionPolicy, JointWhere, PolicyInputError
@@ -55,12 +58,12 @@ class JointPlan:
     scale: torch.Tensor | None         # the extra rows' values per token (text: a diagonal A; image: 1), else None
     mixes: torch.Tensor | None         # the extra rows' text values' mix A where it is not diagonal
     put: torch.Tensor | None           # the output's gather index: the targets' image rows from the extra rows
-    rows_mix: torch.Tensor | None      # [rows * heads, L, L]: what each row's text map takes of its pair's target
-                                       # text values (None: nothing)
+    rows_mix: torch.Tensor | None      # [rows * heads, L, L] (v's dtype): what each row's text map takes of its
+                                       # pair's target text values (None: nothing)
     text_rows: torch.Tensor | None     # each row's pair's target row
-    columns: torch.Tensor | None       # [rows * heads, L, 2]: the blend words' columns per row (None: no blend)
+    columns: torch.Tensor | None       # [rows, heads, L, dim] (v's dtype): the blend words' columns per row in
+                                       # channels 0 and 1 (the rest zero: the kernels want the queries' dim)
     lse: bool                          # whether the call needs its log-sum-exp (a text-map edit or the blend)
-    acc: torch.dtype                   # the text maps' dtype: float32, float64 for float64 inputs
 
 
 class JointPromptToPrompt(AttentionPolicy[LocalBlendMaps]):
@@ -111,31 +114,27 @@ class JointPromptToPrompt(AttentionPolicy[LocalBlendMaps]):
             out = out.gather(0, plan.put)
         if lse is None:
             return out
-        p = self.text_probabilities(q, k, lse if plan.put is None else lse[:batch], text, plan.acc)
+        # P[img, text] X = w * attend(q_img, k_text, X): the image queries' attention over the text keys
+        # alone, weighted by their text mass in the call's softmax, w = exp(lse_text - lse)
+        q_image, k_text = q[:, :, text:], k[:, :, :text]
+        lse_image = (lse if plan.put is None else lse[:batch])[:, :, text:]
+        weight = None
+        if plan.rows_mix is not None:   # the text maps' edit, each pair's two rows added into its target's
+            v_text = v[:, :, :text].index_select(0, plan.text_rows).reshape(batch * heads, text, dim)
+            part, lse_text = heads_attention_with_lse(q_image, k_text,
+                                                      torch.bmm(plan.rows_mix, v_text).view(batch, heads, text, dim))
+            weight = torch.exp(lse_text - lse_image).unsqueeze(-1).to(part.dtype)
+            edit = (part * weight).view(batch // 2, 2, heads, tokens - text, dim).sum(1)
+            out.view(batch // 2, 2, tokens, heads, dim)[:, 1, text:].add_(edit.transpose(1, 2))
         if blend is not None:   # the words' maps, summed over rows and heads: [1, image tokens, 2]
+            words, lse_text = heads_attention_with_lse(q_image, k_text, plan.columns)
+            if weight is None:
+                weight = torch.exp(lse_text - lse_image).unsqueeze(-1).to(words.dtype)
             reader = self.readers.get(q.device)
             if reader is None:
                 reader = self.readers[q.device] = blend_reader(1, 1, 2, False, q.device)
-            blend.add_rows(torch.bmm(p, plan.columns).sum(0, keepdim=True), reader, 0, where.grid)
-        if plan.rows_mix is not None:   # the text maps' edit, each pair's two rows added into its target's
-            v_text = v[:, :, :text].index_select(0, plan.text_rows).to(p.dtype).reshape(batch * heads, text, dim)
-            edit = torch.bmm(p, torch.bmm(plan.rows_mix, v_text)).view(batch // 2, 2, heads, tokens - text, dim)
-            out.view(batch // 2, 2, tokens, heads, dim)[:, 1, text:].add_(edit.sum(1).transpose(1, 2))
+            blend.add_rows((words[..., :2] * weight).sum((0, 1))[None], reader, 0, where.grid)
         return out
-
-    @staticmethod
-    def text_probabilities(q: torch.Tensor, k: torch.Tensor, lse: torch.Tensor, text: int,
-                           acc: torch.dtype) -> torch.Tensor:
-        """``exp(q_img k_text^T / sqrt(d) - lse_img)``: the image queries' probabilities on the text
-        keys under the call's softmax, ``[batch * heads, image tokens, text]``, computed in ``acc`` (at
-        least float32: the logits before the exponential need it)."""
-        batch, heads, tokens, dim = q.shape
-        image = tokens - text
-        logits = torch.baddbmm(lse[:, :, text:].reshape(batch * heads, image, 1).to(acc),
-                               q[:, :, text:].reshape(batch * heads, image, dim).to(acc),
-                               k[:, :, :text].reshape(batch * heads, text, dim).to(acc).transpose(1, 2),
-                               beta=-1, alpha=dim ** -0.5)
-        return logits.exp_()
 
     def plan(self, where: JointWhere, q: torch.Tensor, v: torch.Tensor, cross: bool, self_: bool,
              pattern: tuple | None, blend: bool) -> JointPlan:
@@ -162,7 +161,6 @@ class JointPromptToPrompt(AttentionPolicy[LocalBlendMaps]):
             raise PolicyInputError(f"the joint attention has {where.text} text tokens, not the source and target "
                                    f"prompts' {self.schedule.length}; sample the CONDITIONING pair from this node.")
         device, length, batch, tokens, heads = v.device, where.text, q.shape[0], q.shape[2], q.shape[1]
-        acc = torch.promote_types(v.dtype, torch.float32)
         to = dict(device=device)
         sources = [2 * c for c, kind in enumerate(where.chunks) if kind == 0]
         targets = [s + 1 for s in sources]
@@ -196,18 +194,18 @@ class JointPromptToPrompt(AttentionPolicy[LocalBlendMaps]):
                 rows_mix[sources] = source_mix
             if own is not None:
                 rows_mix[targets] = own
-            rows_mix = rows_mix.flatten(0, 1).to(acc)
+            rows_mix = rows_mix.flatten(0, 1).to(v.dtype)
             text_rows = torch.arange(batch, **to) // 2 * 2 + 1
         columns = None
         if blend:
             words = self.blend.maps().word_columns(length, device)   # [L, 2]: the source's, the target's blend words
-            columns = torch.zeros(batch, heads, length, 2, **to)
+            columns = torch.zeros(batch, heads, length, v.shape[-1], **to)
             columns[sources, :, :, 0] = words[:, 0]
             if a is not None:
                 columns[sources, :, :, 1] = a @ words[:, 1]
             if b is not None:
                 columns[targets, :, :, 1] = b @ words[:, 1]
-            columns = columns.flatten(0, 1).to(acc)
+            columns = columns.to(v.dtype)
         plan = self.plans[key] = JointPlan(qk_index, v_index, scale, mixes, put, rows_mix, text_rows, columns,
-                                           lse=blend or rows_mix is not None, acc=acc)
+                                           lse=blend or rows_mix is not None)
         return plan

@@ -41,12 +41,14 @@ def kernels(order: str):
 
 @pytest.mark.parametrize("order", ["host", "default"])
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16, torch.float32])
-@pytest.mark.parametrize("tokens,dim", [(300, 128), (1280, 64), (77 + 256, 64)])
-def test_the_fused_kernels_log_sum_exp(cuda, dtype, tokens, dim, order):
+@pytest.mark.parametrize("tokens,dim,keys", [(300, 128, 300), (1280, 64, 1280), (77 + 256, 64, 333),
+                                             (1024, 128, 256)])   # the last: image queries over the text keys
+def test_the_fused_kernels_log_sum_exp(cuda, dtype, tokens, dim, keys, order):
     from invertedit.attention import attention_lse
 
     g = torch.Generator(device=cuda).manual_seed(0)
-    q, k, v = (torch.randn(2, 4, tokens, dim, generator=g, device=cuda).to(dtype) for _ in range(3))
+    q = torch.randn(2, 4, tokens, dim, generator=g, device=cuda).to(dtype)
+    k, v = (torch.randn(2, 4, keys, dim, generator=g, device=cuda).to(dtype) for _ in range(2))
     with kernels(order), warnings.catch_warnings():
         kernel = torch._fused_sdp_choice(q, k, v)
         warnings.simplefilter("error")   # a kernel that fell back to the written-out log-sum-exp fails here

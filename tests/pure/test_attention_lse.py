@@ -27,6 +27,10 @@ def test_output_and_log_sum_exp_are_the_written_out_ones(dtype, tol):
     assert torch.allclose(lse.double(), ref_lse, atol=1e-5 if dtype != torch.float64 else 1e-12)
     plain = F.scaled_dot_product_attention(q, k, v).transpose(1, 2).reshape(2, 37, 48)
     assert torch.equal(out, plain)   # the kernel scaled_dot_product_attention picks: the same numbers
+    fewer = attention_with_lse(q, k[:, :, :9], v[:, :, :9])   # fewer keys than queries (the text keys)
+    ref_out, ref_lse = explicit(q, k[:, :, :9], v[:, :, :9])
+    assert torch.allclose(fewer[0].double(), ref_out, atol=tol) and fewer[1].shape == (2, 3, 37)
+    assert torch.allclose(fewer[1].double(), ref_lse, atol=1e-5 if dtype != torch.float64 else 1e-12)
 
 
 def test_the_written_out_log_sum_exp_takes_a_mask_and_chunks(monkeypatch):
