@@ -45,7 +45,7 @@ from pathlib import Path
 
 import torch
 
-from workshop.benchmarks.gpu_cost import free_memory, median_runs, synchronize, timed
+from workshop.benchmarks.gpu_cost import free_memory, host_defaults, median_runs, synchronize, timed
 
 SOURCE, TARGET = "a red circle and a blue square", "a yellow circle and a blue square"
 FAMILIES = ("flux-dev", "sd3")
@@ -354,7 +354,8 @@ def measure(host, family: str, side: int, steps: int, repeats: int, model, clip,
 # ----------------------------------------------------------------------------- report
 
 def table(result: dict) -> str:
-    head = (f"Device: {result['device']}; torch {result['torch']}"
+    head = (f"Device: {result['device']}; torch {result['torch']}; the host's defaults there: "
+            f"{result.get('host_defaults', 'not recorded')}"
             + ("; TINY models (a code-path check, not a cost figure)" if result["tiny"] else ""))
     lines = [head, "", "| model | picture | run | rows | ms / evaluation | vs stock, same rows, side by side | peak GPU memory |",
              "|---|---|---|---|---|---|---|"]
@@ -416,7 +417,8 @@ def main(argv=None) -> int:
 
     device = mm.get_torch_device()
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
-    result = {"device": name, "torch": torch.__version__, "tiny": args.tiny, "goal": GOAL, "families": {}}
+    result = {"device": name, "torch": torch.__version__, "tiny": args.tiny, "goal": GOAL,
+              "host_defaults": host_defaults(device), "families": {}}
 
     def save():
         if args.json:
