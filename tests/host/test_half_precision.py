@@ -69,11 +69,12 @@ SENSITIVE = {
                             "untouched model's samples in the same run over 30 dB)",
     "custom_diffusion_subject": "as dreambooth_subject: AdamW's first steps on the keys and values and the word follow "
                                 "the signs of near-zero gradients, which half precision's rounding decides (bf16 26.9 "
-                                "dB measured)",
+                                "dB measured on one machine; 18.2 dB on another with the same torch wheel, for the class "
+                                "prompt's first sample: a red square on blue drawn in pieces, fp16 35.6 dB)",
 }
 # A SENSITIVE workflow whose floor is lower still (measured: docs/testing.md); another picture of the world
 # scores 5-8 dB, so a wrong or black picture still fails
-SENSITIVE_FLOOR = {"dreambooth_fine_tune": 15.0}
+SENSITIVE_FLOOR = {"dreambooth_fine_tune": 15.0, "custom_diffusion_subject": 15.0}
 DTYPES = {"fp16": (torch.float16, "fp16_unet"), "bf16": (torch.bfloat16, "bf16_unet")}
 
 
