@@ -96,7 +96,8 @@ def _host_attention(func, outer, heads, args, kwargs, q, k, v, mask=None):
 def _attention_lse(q, k, v) -> tuple[torch.Tensor, torch.Tensor]:
     """``attention_with_lse`` with the kernel the host's attention picks: the host sets its own order of
     PyTorch's attention kernels (``comfy.ops.SDPA_BACKEND_PRIORITY``: cuDNN first on CUDA) around each
-    call; outside it PyTorch's default order picks flash, about 1.25x slower on an H100 at Flux.1's size."""
+    call; outside it PyTorch's default order picks flash (on an H100 at Flux.1 dev's size, 1024 px, Joint
+    Attention Inject cost 1.27x a stock evaluation in flash's order against 1.19x in the host's)."""
     priority = getattr(comfy.ops, "SDPA_BACKEND_PRIORITY", None)
     if priority is None or q.device.type != "cuda":
         return attention_with_lse(q, k, v)

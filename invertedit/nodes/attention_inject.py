@@ -32,9 +32,18 @@ STEP_COUNTS = ("Steps counted as the reference code does: of N sampling steps, c
                "at 0.1: 1). The sampler's log says the counts of each run.")
 
 
-def blend_mask_inputs() -> list:
-    """The local blend's threshold and start, as both Prompt-to-Prompt nodes (UNet and joint attention) take them."""
-    return [io.Float.Input("blend_threshold", default=0.3, min=0.01, max=0.99, step=0.01, optional=True,
+def blend_inputs(sampler: str) -> list:
+    """The local blend's inputs (its words, threshold and start), as both Prompt-to-Prompt nodes (UNet
+    and joint attention) take them; ``sampler`` says which sampler the blend's step is made for."""
+    return [io.String.Input("blend_source_words", default="", optional=True,
+                            tooltip="Local blend (paper's LocalBlend): words of the source prompt whose attention "
+                                    "marks the edited region, comma-separated (PIE-Bench's blended word, e.g. "
+                                    "'circle'). Empty (with blend_target_words empty): no local blend. The blend "
+                                    f"is made for the {sampler} step: sample with {sampler}."),
+            io.String.Input("blend_target_words", default="", optional=True,
+                            tooltip="Local blend: words of the target prompt whose attention marks the edited region "
+                                    "(e.g. 'square'). The mask is the OR of the source's and the target's."),
+            io.Float.Input("blend_threshold", default=0.3, min=0.01, max=0.99, step=0.01, optional=True,
                            tooltip="Local blend: threshold on the max-pooled maps, normalised to a maximum of 1 "
                                    "(paper: 0.3); between 0 and 1: at 1 no pixel is edited, at 0 every pixel."),
             io.Float.Input("blend_start", default=0.2, min=0.0, max=0.95, step=0.05, optional=True,
@@ -90,15 +99,7 @@ class AttentionInject(io.ComfyNode):
                                        "most a quarter of the latent's tokens (SD1.5 512 px: 32x32 and coarser; SDXL "
                                        "1024 px: 64x64 and 32x32). 'latent/4 and coarser': the original generation "
                                        "notebook's 16x16 at 512 px. 'all': every layer."),
-                io.String.Input("blend_source_words", default="", optional=True,
-                                tooltip="Local blend (paper's LocalBlend): words of the source prompt whose attention "
-                                        "marks the edited region, comma-separated (PIE-Bench's blended word, e.g. "
-                                        "'circle'). Empty (with blend_target_words empty): no local blend. The blend "
-                                        "is made for the ddim/euler step: sample with ddim or euler."),
-                io.String.Input("blend_target_words", default="", optional=True,
-                                tooltip="Local blend: words of the target prompt whose attention marks the edited region "
-                                        "(e.g. 'square'). The mask is the OR of the source's and the target's."),
-                *blend_mask_inputs(),
+                *blend_inputs("ddim or euler"),
             ],
             outputs=pair_outputs("attention patches"),
         )

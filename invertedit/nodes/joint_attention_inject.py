@@ -10,7 +10,7 @@ from ..hostkit.schemas import io
 from ..hostkit.sockets import Inversion as InversionSocket
 from ..hostkit.stable_flow import SharedNoise
 from ..inversion.methods import FLOW_METHODS
-from .attention_inject import STEP_COUNTS, blend_mask_inputs
+from .attention_inject import STEP_COUNTS, blend_inputs
 
 
 class JointAttentionInject(io.ComfyNode):
@@ -67,14 +67,7 @@ class JointAttentionInject(io.ComfyNode):
                 io.String.Input("cross_replace_words", default="", optional=True,
                                 tooltip="Per-word schedules, 'word:fraction, ...' with words of the target prompt; "
                                         "empty: every word follows cross_replace."),
-                io.String.Input("blend_source_words", default="", optional=True,
-                                tooltip="Local blend: words of the source prompt whose attention marks the edited "
-                                        "region (e.g. 'circle'); empty with blend_target_words: no local blend. Sample "
-                                        "with euler (KSamplerSelect, or Flow Sampler's euler)."),
-                io.String.Input("blend_target_words", default="", optional=True,
-                                tooltip="Local blend: words of the target prompt whose attention marks the edited "
-                                        "region (e.g. 'square'); the mask is the OR of both."),
-                *blend_mask_inputs(),
+                *blend_inputs("euler (KSamplerSelect, or Flow Sampler's euler)"),
                 io.Combo.Input("blend_blocks", options=list(BLEND_BLOCKS), default="all", optional=True,
                                tooltip="Local blend: the edited blocks whose word maps make the mask. all: every "
                                        "edited block; double: Flux's double-stream blocks only (19 of 57, where "
