@@ -424,6 +424,23 @@ def table(result: dict) -> str:
     return "\n".join(lines)
 
 
+def tables_or_families(ap: argparse.ArgumentParser, args: argparse.Namespace, table, known) -> list[str] | int:
+    """The start both GPU cost benchmarks share: with ``--table``, print each JSON file's ``table``
+    and give 0 (the exit status); otherwise ``--families`` checked against ``known`` and returned, or
+    2 where ``--device cuda`` has no CUDA."""
+    if args.table:
+        print("\n\n".join(table(json.loads(p.read_text())) for p in args.table))
+        return 0
+    families = [f for f in args.families.split(",") if f]
+    if not families or set(families) - set(known):
+        ap.error(f"--families: use some of {', '.join(known)}")
+    if args.device == "cuda" and not torch.cuda.is_available():
+        print("error: --device cuda but torch.cuda.is_available() is False (use --device cpu --tiny for a code-path "
+              "check on a CPU)", file=sys.stderr)
+        return 2
+    return families
+
+
 def host_defaults(device: torch.device) -> dict:
     """The precisions and attention the host chose on this device (nothing forced)."""
     import comfy.ldm.modules.attention as attention
@@ -459,16 +476,9 @@ def main(argv=None) -> int:
     ap.add_argument("--json", type=Path, default=None, help="write the results here")
     ap.add_argument("--table", nargs="+", type=Path, default=None, help="print the tables of these --json files and stop")
     args = ap.parse_args(argv)
-    if args.table:
-        print("\n\n".join(table(json.loads(p.read_text())) for p in args.table))
-        return 0
-    families = [f for f in args.families.split(",") if f]
-    if not families or set(families) - set(FAMILIES):
-        ap.error(f"--families: use some of {', '.join(FAMILIES)}")
-    if args.device == "cuda" and not torch.cuda.is_available():
-        print("error: --device cuda but torch.cuda.is_available() is False (use --device cpu --tiny for a code-path "
-              "check on a CPU)", file=sys.stderr)
-        return 2
+    families = tables_or_families(ap, args, table, FAMILIES)
+    if isinstance(families, int):
+        return families
     repeats = args.repeats if args.repeats is not None else (1 if args.tiny else 5)
     workflow_steps = args.workflow_steps if args.workflow_steps is not None else (args.steps if args.tiny else None)
     if args.device == "cpu":   # random weights make denormals, slow on a CPU; flushing holds on this thread only

@@ -45,7 +45,7 @@ from pathlib import Path
 
 import torch
 
-from workshop.benchmarks.gpu_cost import free_memory, host_defaults, median_runs, synchronize, timed
+from workshop.benchmarks.gpu_cost import free_memory, host_defaults, median_runs, synchronize, tables_or_families, timed
 
 SOURCE, TARGET = "a red circle and a blue square", "a yellow circle and a blue square"
 FAMILIES = ("flux-dev", "sd3")
@@ -395,15 +395,9 @@ def main(argv=None) -> int:
     ap.add_argument("--json", type=Path, default=None)
     ap.add_argument("--table", nargs="+", type=Path, default=None)
     args = ap.parse_args(argv)
-    if args.table:
-        print("\n\n".join(table(json.loads(p.read_text())) for p in args.table))
-        return 0
-    families = [f for f in args.families.split(",") if f]
-    if not families or set(families) - set(FAMILIES):
-        ap.error(f"--families: use some of {', '.join(FAMILIES)}")
-    if args.device == "cuda" and not torch.cuda.is_available():
-        print("error: --device cuda but CUDA is not available (use --device cpu --tiny)", file=sys.stderr)
-        return 2
+    families = tables_or_families(ap, args, table, FAMILIES)
+    if isinstance(families, int):
+        return families
     sides = [64] if args.tiny else [int(s) for s in args.sides.split(",")]
     repeats = args.repeats or (1 if args.tiny else 2)
     if args.device == "cpu":
