@@ -50,13 +50,19 @@ def optimize(params: list[torch.Tensor], loss_fn: LossFn, steps: int, lr: float,
     losses: list[float] = []
     if steps <= start:
         return losses
+    # fused: torch's one-kernel implementation of the same update (CPU and CUDA, floating-point
+    # parameters); the default for-loop takes about a fifth of a full fine-tune's step on a CPU (4 M
+    # parameters: eight passes over each tensor), the fused kernel a third of that
+    fused = all(p.is_floating_point() and p.device.type in ("cpu", "cuda") for p in params)
     if weight_decay is None:
-        opt = torch.optim.Adam(params, lr=lr)
+        opt = torch.optim.Adam(params, lr=lr, fused=fused or None)
     else:
-        opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.0 if base is not None else weight_decay)
+        opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.0 if base is not None else weight_decay,
+                                fused=fused or None)
     if start > 0 and moments is not None:
         for param, (exp_avg, exp_avg_sq) in zip(params, moments, strict=True):
-            opt.state[param] = {"step": torch.tensor(float(start)), "exp_avg": exp_avg.to(param).clone(),
+            step = torch.tensor(float(start), dtype=torch.float32, device=param.device if fused else "cpu")
+            opt.state[param] = {"step": step, "exp_avg": exp_avg.to(param).clone(),
                                 "exp_avg_sq": exp_avg_sq.to(param).clone()}
 
     def state() -> Moments:
@@ -78,7 +84,7 @@ def optimize(params: list[torch.Tensor], loss_fn: LossFn, steps: int, lr: float,
                 with torch.no_grad():
                     for param, weight in zip(params, base()):
                         param.sub_(weight.to(param) + param, alpha=lr * weight_decay)
-            opt.step()  # sampling-path-ok: Adam's step count is a CPU tensor (no device wait)
+            opt.step()  # sampling-path-ok: Adam's step count is on the parameters' device (fused) or the CPU: no device wait
             done = i + 1
             losses.append(float(loss.detach()))  # sampling-path-ok: the reported loss, once per forward + backward
             if after_step is not None:
