@@ -29,12 +29,10 @@ from pathlib import Path
 
 import torch
 
-#: Tensor methods that bring a value to the CPU or make the CPU wait for the device.
+#: Tensor methods (and ``torch.nonzero``) that bring a value to the CPU or make the CPU wait for the device.
 _TO_HOST = {"cpu": "cpu()", "numpy": "numpy()", "item": "item()", "tolist": "tolist()", "__int__": "int(tensor)",
             "__float__": "float(tensor)", "__bool__": "bool(tensor)", "__index__": "index(tensor)",
             "nonzero": "nonzero (waits for the device)"}
-#: torch functions that do the same.
-_TORCH_TO_HOST = {"nonzero": "nonzero (waits for the device)"}
 #: Factories that make a tensor on the default device (the CPU) unless given ``device=``.
 _FACTORIES = ("tensor", "zeros", "ones", "full", "empty", "arange", "linspace", "randn", "rand", "randint", "eye",
               "as_tensor", "scalar_tensor")
@@ -82,7 +80,7 @@ class SamplingPathWatch:
     def _arm(self) -> None:
         """Put the recording wrappers in place (the first sampler to start)."""
         targets = [(torch.Tensor, name, kind, False) for name, kind in _TO_HOST.items()]
-        targets += [(torch, name, kind, False) for name, kind in _TORCH_TO_HOST.items()]
+        targets += [(torch, "nonzero", _TO_HOST["nonzero"], False)]
         targets += [(torch, name, f"torch.{name} without device=", True) for name in _FACTORIES]
         for owner, name, kind, factory in targets:
             own = owner.__dict__.get(name, _MISSING)
