@@ -49,6 +49,11 @@ def boot(host_path: Path | str | None = None, base_dir: Path | str | None = None
     from comfy.cli_args import args  # must precede comfy.model_management
     if cpu:
         args.cpu = True
+        # The attention kernel the host uses on NVIDIA GPUs (PyTorch SDPA), not its CPU default
+        # (sub-quadratic, chunked: a kernel no GPU user runs, slower, and a few dozen operations a
+        # call where SDPA dispatches one, which flattered the editors' operation counts against a
+        # stock step: docs/measurements.md, "Dispatched operations per step").
+        args.use_pytorch_cross_attention = True
     import utils.extra_config  # noqa: F401  (before nodes.py shadows `utils` with comfy/utils.py)
     import folder_paths
 
