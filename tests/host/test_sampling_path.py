@@ -60,3 +60,47 @@ def test_the_stock_sampler_and_a_clean_patch_report_nothing(host, tiny):
     with SamplingPathWatch(HERE) as watch:
         _sample(host, m, clip)
     assert watch.findings == []
+
+
+class _EveryKindPatch:
+    """An attn2 replace patch that makes each round trip and each CPU factory the watch names once,
+    every factory also once with ``device=`` (which is not a finding)."""
+
+    def __call__(self, q, k, v, extra_options):
+        from invertedit.hostkit.attention_maps import host_attention
+
+        one = q.flatten()[:1]
+        one.cpu()
+        one.numpy()
+        one.item()
+        one.tolist()
+        int(one)
+        float(one)
+        bool(one.abs() >= 0)
+        _ = [0, 1][one.abs().floor().long()[0] * 0]
+        one.nonzero()
+        torch.nonzero(one)
+        factories = {"tensor": (1.0,), "zeros": (1,), "ones": (1,), "full": ((1,), 1.0), "empty": (1,),
+                     "arange": (2,), "linspace": (0.0, 1.0, 2), "randn": (1,), "rand": (1,),
+                     "randint": (0, 2, (1,)), "eye": (2,), "as_tensor": ([1.0],), "scalar_tensor": (1.0,)}
+        for name, args in factories.items():
+            getattr(torch, name)(*args)
+            getattr(torch, name)(*args, device=q.device)
+        return host_attention(q, k, v, extra_options)
+
+
+def test_the_watch_names_every_kind_it_watches(host, tiny):
+    """Each of the watch's kinds (the tensor methods that bring a value to the CPU or wait for the
+    device, and the factories without ``device=``) is reported from a patch in the sampling path;
+    the factories given ``device=`` are not."""
+    from workshop.headless import hygiene
+
+    model, clip, _ = tiny("sd1")
+    m = model.clone()
+    m.set_model_attn2_replace(_EveryKindPatch(), "input", 1)
+    with SamplingPathWatch(HERE) as watch:
+        _sample(host, m, clip)
+    kinds = {kind for kind, _, _ in watch.findings}
+    expected = set(hygiene._TO_HOST.values()) | {f"torch.{name} without device=" for name in hygiene._FACTORIES}
+    assert kinds == expected, watch.report()
+    assert not [line for _, _, line in watch.findings if "device=q.device" in line]
