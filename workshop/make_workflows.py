@@ -1890,9 +1890,10 @@ def builtin_for(name: str) -> str:
 # saved pictures are checked at these settings. Pix2pix-zero stays at 50: at 20 its yellow circle
 # was drawn 90 px from the red one's place. DreamBooth Fine-Tune: 1,000 steps instead of 1,600 at 1.6x the
 # learning rate (Adam moves each weight by about the learning rate a step: the same distance) on 100 class
-# images instead of 200: measured subject 4 of 4 (one a broken frame, filled 0.32 against the judge's 1/3), the
-# class prompt 4 solid squares, no frame (its test's bars: 3 of 4 each, so one reading may flip). 800 steps at twice the rate: subject 4 of 4 but the class 3 squares
-# and a circle, on 100 or 200 class images (no reading to spare); 800 steps at the shipped rate: subject 2 of 4.
+# images instead of 200: measured subject 4 of 4 (one a broken frame, filled 0.32 against the judge's 1/3),
+# the class prompt 4 solid squares, no frame (its test's bars: 3 of 4 each, so one reading may flip). 800
+# steps at twice the rate: subject 4 of 4 but the class 3 squares and a circle, on 100 or 200 class images
+# (no reading to spare); 800 steps at the shipped rate: subject 2 of 4.
 _QUICK_TOY = 20
 _QUICK_TOY_DDIM = {"InvertEditDDIMInvert": {"steps": _QUICK_TOY}, "KSamplerAdvanced": {"steps": _QUICK_TOY}}
 QUICK_TOY_WORKFLOWS = {

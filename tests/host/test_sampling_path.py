@@ -3,6 +3,7 @@ in ``test_workflows``: it reports, with file and line, what fails or stalls only
 Attention Store's ``.cpu()`` failed on CUDA alone), and nothing outside the host's sampling."""
 from __future__ import annotations
 
+import operator
 from pathlib import Path
 
 import torch
@@ -77,7 +78,7 @@ class _EveryKindPatch:
         int(one)
         float(one)
         bool(one.abs() >= 0)
-        _ = [0, 1][one.abs().floor().long()[0] * 0]
+        operator.index(one.long()[0])
         one.nonzero()
         torch.nonzero(one)
         factories = {"tensor": (1.0,), "zeros": (1,), "ones": (1,), "full": ((1,), 1.0), "empty": (1,),
@@ -104,3 +105,5 @@ def test_the_watch_names_every_kind_it_watches(host, tiny):
     expected = set(hygiene._TO_HOST.values()) | {f"torch.{name} without device=" for name in hygiene._FACTORIES}
     assert kinds == expected, watch.report()
     assert not [line for _, _, line in watch.findings if "device=q.device" in line]
+    nonzero = {line for kind, _, line in watch.findings if kind == hygiene._TO_HOST["nonzero"]}
+    assert nonzero == {"one.nonzero()", "torch.nonzero(one)"}, nonzero   # the method and the function
