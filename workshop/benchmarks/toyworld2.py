@@ -2,7 +2,7 @@
 two-object scenes, through the real nodes and the Toy World 2 Model (512 px, 64x64 latents).
 
     python -m workshop.benchmarks.toyworld2 [--cases 100] [--steps 15] [--cfg 5] [--seed 0] [--rows WORD,WORD]
-                                            [--shard K/N] [--json out.json]
+                                            [--self-replace 0.4] [--shard K/N] [--json out.json]
     python -m workshop.benchmarks.toyworld2 --merge a.json b.json      (the table of shard files)
 
 Edit cases (``toyworld.scenes.edit_cases``, fixed seed): an object's colour, an object's shape,
@@ -109,8 +109,11 @@ def oracle_mask(ctx) -> torch.Tensor:
     return ctx["changed_region"].float()[None]
 
 
-def p2p(cfg: float, self_replace: float = 0.4, **kw):
-    """Prompt-to-Prompt at the paper's defaults (cross 0.8, self 0.4) through ``pair_edit``:
+SELF_REPLACE = 0.4   # the paper's; ``--self-replace`` sets the Prompt-to-Prompt rows' own
+
+
+def p2p(cfg: float, self_replace: float = SELF_REPLACE, **kw):
+    """Prompt-to-Prompt at the paper's cross 0.8 and ``self_replace`` through ``pair_edit``:
     mode replace when the captions have the same number of words (one token each), refine
     otherwise (a drop)."""
     runs = {mode: pair_edit("InvertEditAttentionInject", cfg, mode=mode, reweight="", cross_replace=0.8,
@@ -122,7 +125,7 @@ def p2p(cfg: float, self_replace: float = 0.4, **kw):
     return run
 
 
-P2P = "P2P (Prompt-to-Prompt: replace, refine for drops; cross 0.8, self 0.4; cfg {cfg:g})"
+P2P = "P2P (Prompt-to-Prompt: replace, refine for drops; cross 0.8, self {self:g}; cfg {cfg:g})"
 P2P_ROWS = {  # the rows of PIE-Bench's ordering question
     "DDIM": "DDIM inversion (no correction) + " + P2P,
     "Null-text": "Null-text inversion + " + P2P,
@@ -130,8 +133,10 @@ P2P_ROWS = {  # the rows of PIE-Bench's ordering question
 }
 
 
-def techniques(cfg: float):
-    """(row name, function(ctx) -> (output samples, reconstruction samples), is_edit)."""
+def techniques(cfg: float, self_replace: float = SELF_REPLACE):
+    """(row name, function(ctx) -> (output samples, reconstruction samples), is_edit); the Prompt-to-Prompt
+    rows at ``self_replace``."""
+    sr, names = self_replace, {k: v.format(cfg=cfg, self=self_replace) for k, v in P2P_ROWS.items()}
     return [
         ("DDIM inversion: reconstruction (source prompt, cfg 1)", ddim_reconstruction, False),
         # naive regeneration from the inverted noise
@@ -145,12 +150,12 @@ def techniques(cfg: float):
         ("Edit-friendly DDPM (cfg 3.5) + target prompt (cfg 15)",
          own_sampler_edit("InvertEditDDPMInvert", "InvertEditDDPMSampler", 3.5, 15.0, 0, seed=0), True),
         # Prompt-to-Prompt on every inversion
-        (P2P_ROWS["DDIM"].format(cfg=cfg), p2p(cfg, inversion=None), True),
-        (f"Negative-prompt inversion + {P2P.format(cfg=cfg)}", p2p(cfg, inversion=NEGATIVE), True),
-        (P2P_ROWS["Null-text"].format(cfg=cfg), p2p(cfg, inversion=NULL_TEXT), True),
-        (P2P_ROWS["Direct"].format(cfg=cfg), p2p(cfg), True),
+        (names["DDIM"], p2p(cfg, sr, inversion=None), True),
+        (f"Negative-prompt inversion + {P2P.format(cfg=cfg, self=sr)}", p2p(cfg, sr, inversion=NEGATIVE), True),
+        (names["Null-text"], p2p(cfg, sr, inversion=NULL_TEXT), True),
+        (names["Direct"], p2p(cfg, sr), True),
         (f"Direct inversion + P2P + local blend (edited noun; drop: source noun only; threshold 0.3, start 0.2; "
-         f"cfg {cfg:g})", p2p(cfg, local_blend=True, blend_threshold=0.3, blend_start=0.2), True),
+         f"cfg {cfg:g})", p2p(cfg, sr, local_blend=True, blend_threshold=0.3, blend_start=0.2), True),
         # other pair editors
         (f"Direct inversion (empty prompt) + Plug-and-Play (features 0.8, self-attention 0.5; cfg {cfg:g})",
          pair_edit("InvertEditPlugAndPlay", cfg, inversion_prompt="empty", feature_injection=0.8,
@@ -159,9 +164,9 @@ def techniques(cfg: float):
          f"cfg {cfg:g})", pair_edit("InvertEditMasaCtrl", cfg, start_step=4, start_layer=MASACTRL_LAYER), True),
         # masks
         (f"Direct inversion + P2P + Latent Blend (DiffEdit mask: strength 0.5, 10 noises, threshold 0.5; cfg {cfg:g})",
-         p2p(cfg, blend=True, mask_threshold=0.5), True),
+         p2p(cfg, sr, blend=True, mask_threshold=0.5), True),
         (f"Direct inversion + P2P + Latent Blend (oracle mask: the true changed region; cfg {cfg:g})",
-         p2p(cfg, blend=oracle_mask), True),
+         p2p(cfg, sr, blend=oracle_mask), True),
     ] + concept_rows()
 
 
@@ -230,7 +235,8 @@ def run_cases(host, args) -> dict:
     model, clip, vae = host.pack.demo.toy_model.load_toy_model(host.pack.demo.toy_model.WORLD_2)
     k, n = args.shard
     cases = list(enumerate(S.edit_cases(args.cases, seed=args.seed)))[k::n]
-    rows = select_rows(techniques(args.cfg), args.rows)
+    self_replace = getattr(args, "self_replace", SELF_REPLACE)
+    rows = select_rows(techniques(args.cfg, self_replace), args.rows)
     empty = encode(host, clip, "")
     out_cases = []
     t0 = time.time()
@@ -252,16 +258,16 @@ def run_cases(host, args) -> dict:
         print(f"  case {i} ({case.kind}) done: {done + 1}/{len(cases)} ({time.time() - t0:.0f}s)", file=sys.stderr,
               flush=True)
     return {"cases_total": args.cases, "seed": args.seed, "steps": args.steps, "cfg": args.cfg,
-            "shard": f"{k}/{n}", "rows": [[name, is_edit] for name, _, is_edit in rows], "cases": out_cases,
+            "self_replace": self_replace, "shard": f"{k}/{n}", "rows": [[name, is_edit] for name, _, is_edit in rows], "cases": out_cases,
             "seconds": time.time() - t0, "threads": torch.get_num_threads()}
 
 
 def merge(results: list[dict]) -> dict:
     first = results[0]
     for r in results[1:]:
-        for key in ("seed", "steps", "cfg", "rows"):
-            if r[key] != first[key]:
-                raise SystemExit(f"--merge: the files differ in {key!r} ({r[key]!r} vs {first[key]!r})")
+        for key in ("seed", "steps", "cfg", "rows", "self_replace"):
+            if r.get(key) != first.get(key):
+                raise SystemExit(f"--merge: the files differ in {key!r} ({r.get(key)!r} vs {first.get(key)!r})")
     cases = sorted((c for r in results for c in r["cases"]), key=lambda c: c["i"])
     if len({c["i"] for c in cases}) != len(cases):
         raise SystemExit("--merge: a case appears in more than one file")
@@ -308,7 +314,8 @@ def table(res: dict) -> str:
             f"{fmt(finite_mean([x['bg_rec'] for x, k in zip(m, kinds) if k != 'background']))} | "
             f"{f'{statistics.fmean(ious):.2f}' if ious else '-'} | {seconds} |")
     lines.append("")
-    p2p = {k: summary.get(v.format(cfg=res["cfg"])) for k, v in P2P_ROWS.items()}
+    p2p = {k: summary.get(v.format(cfg=res["cfg"], self=res.get("self_replace", SELF_REPLACE)))
+           for k, v in P2P_ROWS.items()}
     if all(p2p.values()):
         d, nt, di = (p2p[k][0] for k in ("DDIM", "Null-text", "Direct"))
         holds = d < min(nt, di)
@@ -369,6 +376,8 @@ def main(argv=None):
     p.add_argument("--cfg", type=float, default=5.0, help="guidance of the guided rows")
     p.add_argument("--rows", default="", help="only the rows whose name contains one of these comma-separated words "
                                               "(and the reconstruction row the others are compared with)")
+    p.add_argument("--self-replace", type=float, default=SELF_REPLACE,
+                   help="the Prompt-to-Prompt rows' self-attention fraction (default the paper's 0.4)")
     shard_options(p)
     run_or_merge(p.parse_args(argv), run_cases, table, "toyworld2-bench-")
 
