@@ -258,16 +258,17 @@ def run_cases(host, args) -> dict:
         print(f"  case {i} ({case.kind}) done: {done + 1}/{len(cases)} ({time.time() - t0:.0f}s)", file=sys.stderr,
               flush=True)
     return {"cases_total": args.cases, "seed": args.seed, "steps": args.steps, "cfg": args.cfg,
-            "self_replace": self_replace, "shard": f"{k}/{n}", "rows": [[name, is_edit] for name, _, is_edit in rows], "cases": out_cases,
-            "seconds": time.time() - t0, "threads": torch.get_num_threads()}
+            "self_replace": self_replace, "shard": f"{k}/{n}", "rows": [[name, is_edit] for name, _, is_edit in rows],
+            "cases": out_cases, "seconds": time.time() - t0, "threads": torch.get_num_threads()}
 
 
 def merge(results: list[dict]) -> dict:
     first = results[0]
     for r in results[1:]:
         for key in ("seed", "steps", "cfg", "rows", "self_replace"):
-            if r.get(key) != first.get(key):
-                raise SystemExit(f"--merge: the files differ in {key!r} ({r.get(key)!r} vs {first.get(key)!r})")
+            ours, theirs = (x.get(key, SELF_REPLACE if key == "self_replace" else None) for x in (r, first))
+            if ours != theirs:   # files from before --self-replace ran at the paper's 0.4
+                raise SystemExit(f"--merge: the files differ in {key!r} ({ours!r} vs {theirs!r})")
     cases = sorted((c for r in results for c in r["cases"]), key=lambda c: c["i"])
     if len({c["i"] for c in cases}) != len(cases):
         raise SystemExit("--merge: a case appears in more than one file")
