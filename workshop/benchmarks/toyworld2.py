@@ -290,7 +290,10 @@ def table(res: dict) -> str:
     lines = [
         f"Toy world 2 edit benchmark: {len(cases)} of {res['cases_total']} edit cases (seed {res['seed']}; shard "
         f"{res['shard']}; " + ", ".join(f"{k} {kinds.count(k)}" for k in S.EDIT_KINDS)
-        + f"), DDIM {res['steps']} steps ({SCHEDULER}), cfg {res['cfg']:g}, Toy World 2 Model; VAE ceiling "
+        + f"), DDIM {res['steps']} steps ({SCHEDULER}), cfg {res['cfg']:g}"
+        + (f", every Prompt-to-Prompt row at self {res['self_replace']:g}"
+           if res.get("self_replace", SELF_REPLACE) != SELF_REPLACE else "")
+        + f", Toy World 2 Model; VAE ceiling "
         f"{fmt(finite_mean([c['vae'] for c in cases]))} dB (outside the objects "
         f"{fmt(finite_mean([c['vae_bg'] for c in cases]))} dB); {res['seconds']:.0f}s of running"
         f"{' (summed over the shards)' if '+' in res['shard'] else ''} on {res['threads']} thread(s).",
