@@ -33,23 +33,6 @@ LEVEL_STEPS = (0, 2, 4, 8, 12)      # start steps of the 20-step schedule (s0 1.
 GRID_LEVELS = (0.95, 0.9, 0.86, 0.8, 0.7)
 
 
-@torch.no_grad()
-def run_from(net, x: torch.Tensor, ss: torch.Tensor, start: int, ctx, pooled, text: dict, cfg: float,
-             student: bool) -> torch.Tensor:
-    """Euler from ``ss[start]`` to 0: CFG ``cfg`` (the teacher) or one call at guidance ``cfg`` (the student)."""
-    n = len(x)
-    c = torch.cat([ctx, text["empty_ctx"].expand_as(ctx)])
-    p = torch.cat([pooled, text["empty_pooled"].expand_as(pooled)])
-    for i in range(start, len(ss) - 1):
-        if student:
-            v = TF.velocity(net, x, ss[i].expand(n), ctx, pooled, guidance=torch.full((n,), cfg))
-        else:
-            v = TF.velocity(net, torch.cat([x, x]), ss[i].expand(2 * n), c, p)
-            v = v[n:] + cfg * (v[:n] - v[n:])
-        x = x + (ss[i + 1] - ss[i]) * v
-    return x
-
-
 def main(argv=None) -> dict:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", required=True, help="a train_flow --out folder (its teacher or student)")
@@ -79,7 +62,8 @@ def main(argv=None) -> dict:
               "levels": {}}
     for start in LEVEL_STEPS:
         s0 = float(ss[start])
-        x = run_from(net, (1 - s0) * x0 + s0 * noise, ss, start, ctx, pooled, text, a.cfg, a.student)
+        x = TF.euler_from(net, (1 - s0) * x0 + s0 * noise, ss, start, ctx, pooled, text["empty_ctx"],
+                          text["empty_pooled"], a.cfg, a.student)
         reads = [J.judge(y) for y in decode(x)]
         every = sum(a_ == b_ for a_, b_ in (r.objects_right(s.caption) for r, s in zip(reads, scenes)))
         kept = sum(r.matches_scene(s, pos_tol=tol, size_tol=0.25) for r, s in zip(reads, scenes))

@@ -451,10 +451,19 @@ def euler_sample(net, ctx, pooled, empty_ctx, empty_pooled, cfg: float, steps: i
     student)."""
     n = ctx.shape[0]
     x = torch.randn(n, 16, latent, latent, generator=torch.Generator().manual_seed(seed)).to(ctx.device)
+    ss = shifted(torch.linspace(1, 0, steps + 1, device=ctx.device), shift)
+    return euler_from(net, x, ss, 0, ctx, pooled, empty_ctx, empty_pooled, cfg, distilled)
+
+
+@torch.no_grad()
+def euler_from(net, x: torch.Tensor, ss: torch.Tensor, start: int, ctx, pooled, empty_ctx, empty_pooled,
+               cfg: float, distilled: bool = False) -> torch.Tensor:
+    """Euler over the noise levels ``ss`` from ``ss[start]`` to the last (``euler_sample``'s loop; from
+    a noised image, ``flow_levels``)."""
+    n = ctx.shape[0]
     c = torch.cat([ctx, empty_ctx.expand_as(ctx)])
     p = torch.cat([pooled, empty_pooled.expand_as(pooled)])
-    ss = shifted(torch.linspace(1, 0, steps + 1, device=ctx.device), shift)
-    for i in range(steps):
+    for i in range(start, len(ss) - 1):
         if distilled:
             v = velocity(net, x, ss[i].expand(n), ctx, pooled, guidance=torch.full((n,), cfg, device=x.device))
         else:
