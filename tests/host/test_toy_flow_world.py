@@ -132,6 +132,33 @@ def test_trainer_presets_resume_and_refuse_another_size(host, tmp_path):
         torch.testing.assert_close(b["ema"][k], v, rtol=1e-5, atol=1e-6)
 
 
+def test_flow_levels_samples_from_each_level_of_the_schedule(host, tmp_path):
+    """``flow_levels`` (issue 26's layout diagnostic) on a 4-step teacher: one reading per start level of
+    the 20-step schedule at the host's shift, from the noise down, and the one-step estimates' grid; its
+    guided velocity at CFG 1 is the prompt's own, and a run from the last level changes nothing."""
+    import shutil
+    from PIL import Image
+    from workshop.toyworld import flow_levels as FL, train_flow as TF
+    shutil.copy(REPO / "models" / "toyworld-flow" / "toy_vae.safetensors", tmp_path)
+    TF.main(["--stage", "dit", "--out", str(tmp_path), "--batch", "2", "--steps", "4", "--warmup", "2",
+             "--lowres-steps", "4", "--highres-every", "0"])
+    res = FL.main(["--out", str(tmp_path), "--scenes", "2", "--grid", str(tmp_path / "grid.png")])
+    ss = TF.shifted(torch.linspace(1, 0, 21), TF.host_shift(128))
+    assert list(res["levels"]) == [f"{float(ss[i]):.2f}" for i in FL.LEVEL_STEPS] and res["steps"] == 4
+    assert all(0 <= v <= 1 for level in res["levels"].values() for v in level.values())
+    assert Image.open(tmp_path / "grid.png").size == (128 * (1 + len(FL.GRID_LEVELS)), 128 * 2)
+    args = TF.parse_args(["--out", str(tmp_path), "--res", "128"])
+    _, text, index = TF.setup(args)
+    net, _ = TF.load_dit(args)
+    i = torch.tensor([index[S.SAMPLE.caption]])
+    x, s = torch.randn(1, 16, 16, 16, generator=torch.Generator().manual_seed(0)), torch.tensor(0.7)
+    empty = (text["empty_ctx"], text["empty_pooled"])
+    with torch.no_grad():
+        torch.testing.assert_close(TF.guided_velocity(net, x, s, text["ctx"][i], text["pooled"][i], *empty, 1.0),
+                                   TF.velocity(net, x, s.expand(1), text["ctx"][i], text["pooled"][i]))
+    assert torch.equal(TF.euler_from(net, x, ss, 20, text["ctx"][i], text["pooled"][i], *empty, 4.0), x)
+
+
 def test_trainer_noise_shift_is_the_host_s_flux_shift(host, toy):
     """``train_flow``'s shift (``--noise-shift``, ``--eval-shift host``) is the host's own: sampling
     at ``host_shift(res)`` walks the sigmas the host's ModelSamplingFlux node gives the model at that

@@ -43,46 +43,40 @@ def main(argv=None) -> dict:
     p.add_argument("--student", action="store_true")
     p.add_argument("--grid", default="", help="also write the one-step estimates of six scenes here (PNG)")
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--device", default="cpu", help="where the model runs (cpu, cuda)")
     a = p.parse_args(argv)
     torch.set_num_threads(a.threads)
-    args = TF.parse_args(["--out", a.out, "--res", str(a.res), "--preset", a.preset])
+    args = TF.parse_args(["--out", a.out, "--res", str(a.res), "--preset", a.preset, "--device", a.device])
     ae, text, index = TF.setup(args)
     stem = "student" if a.student else "dit"
     net, meta = TF.load_dit(args, "final" if (Path(a.out) / f"toy_{stem}_ema.pt").is_file() else "ckpt", a.student)
     scenes = S.heldout_scenes(a.scenes)
     n, tol = len(scenes), 6.0 * S.SIZE / a.res
-    ss = TF.shifted(torch.linspace(1, 0, 21), TF.host_shift(a.res, args.factor))
-    decode = lambda z: ((ae.decode(ae.from_model(z)) + 1) / 2).clamp(0, 1).movedim(1, -1)  # noqa: E731
+    ss = TF.shifted(torch.linspace(1, 0, 21, device=a.device), TF.host_shift(a.res, args.factor))
     with torch.no_grad():
-        x0 = ae.to_model(ae.encode(TF.to_nchw(S.render_batch(scenes, a.res))))
-    idx = torch.tensor([index[s.caption] for s in scenes])
+        x0 = ae.to_model(ae.encode(TF.to_nchw(S.render_batch(scenes, a.res, device=TF.on_device(args)))))
+    idx = torch.tensor([index[s.caption] for s in scenes], device=a.device)
     ctx, pooled = text["ctx"][idx], text["pooled"][idx]
-    noise = torch.randn(x0.shape, generator=torch.Generator().manual_seed(7))
+    empty = (text["empty_ctx"], text["empty_pooled"])
+    noise = torch.randn(x0.shape, generator=torch.Generator().manual_seed(7)).to(x0.device)
     result = {"model": a.out, "which": stem, "steps": meta["steps"], "res": a.res, "cfg": a.cfg, "scenes": n,
               "levels": {}}
     for start in LEVEL_STEPS:
         s0 = float(ss[start])
-        x = TF.euler_from(net, (1 - s0) * x0 + s0 * noise, ss, start, ctx, pooled, text["empty_ctx"],
-                          text["empty_pooled"], a.cfg, a.student)
-        reads = [J.judge(y) for y in decode(x)]
+        x = TF.euler_from(net, (1 - s0) * x0 + s0 * noise, ss, start, ctx, pooled, *empty, a.cfg, a.student)
+        reads = [J.judge(y) for y in TF.to_images(ae, x)]
         every = sum(a_ == b_ for a_, b_ in (r.objects_right(s.caption) for r, s in zip(reads, scenes)))
         kept = sum(r.matches_scene(s, pos_tol=tol, size_tol=0.25) for r, s in zip(reads, scenes))
         result["levels"][f"{s0:.2f}"] = {"every_object_right": round(every / n, 3), "scene_kept": round(kept / n, 3)}
     if a.grid:
         from PIL import Image
         k = min(6, n)
-        c = torch.cat([ctx[:k], text["empty_ctx"].expand_as(ctx[:k])])
-        pl = torch.cat([pooled[:k], text["empty_pooled"].expand_as(pooled[:k])])
-        cols = [decode(x0[:k])]
-        with torch.no_grad():
-            for s0 in GRID_LEVELS:
-                x = (1 - s0) * x0[:k] + s0 * noise[:k]
-                if a.student:
-                    v = TF.velocity(net, x, torch.full((k,), s0), ctx[:k], pooled[:k], guidance=torch.full((k,), a.cfg))
-                else:
-                    v = TF.velocity(net, torch.cat([x, x]), torch.full((2 * k,), s0), c, pl)
-                    v = v[k:] + a.cfg * (v[:k] - v[k:])
-                cols.append(decode(x - s0 * v))
+        cols = [TF.to_images(ae, x0[:k])]
+        for s0 in GRID_LEVELS:
+            x = (1 - s0) * x0[:k] + s0 * noise[:k]
+            v = TF.guided_velocity(net, x, torch.tensor(s0, device=x.device), ctx[:k], pooled[:k], *empty, a.cfg,
+                                   a.student)
+            cols.append(TF.to_images(ae, x - s0 * v))
         grid = torch.cat([torch.cat(list(col), 0) for col in cols], 1)
         Image.fromarray((grid * 255).round().byte().numpy()).save(a.grid)
     print(json.dumps(result))

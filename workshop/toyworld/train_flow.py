@@ -460,17 +460,28 @@ def euler_from(net, x: torch.Tensor, ss: torch.Tensor, start: int, ctx, pooled, 
                cfg: float, distilled: bool = False) -> torch.Tensor:
     """Euler over the noise levels ``ss`` from ``ss[start]`` to the last (``euler_sample``'s loop; from
     a noised image, ``flow_levels``)."""
-    n = ctx.shape[0]
-    c = torch.cat([ctx, empty_ctx.expand_as(ctx)])
-    p = torch.cat([pooled, empty_pooled.expand_as(pooled)])
     for i in range(start, len(ss) - 1):
-        if distilled:
-            v = velocity(net, x, ss[i].expand(n), ctx, pooled, guidance=torch.full((n,), cfg, device=x.device))
-        else:
-            v = velocity(net, torch.cat([x, x]), ss[i].expand(2 * n), c, p)
-            v = v[n:] + cfg * (v[:n] - v[n:])
-        x = x + (ss[i + 1] - ss[i]) * v
+        x = x + (ss[i + 1] - ss[i]) * guided_velocity(net, x, ss[i], ctx, pooled, empty_ctx, empty_pooled, cfg,
+                                                      distilled)
     return x
+
+
+@torch.no_grad()
+def guided_velocity(net, x: torch.Tensor, s: torch.Tensor, ctx, pooled, empty_ctx, empty_pooled, cfg: float,
+                    distilled: bool = False) -> torch.Tensor:
+    """The velocity at noise level ``s`` (a 0-d tensor): the teacher's CFG at ``cfg`` (the prompt and the
+    empty prompt in one batched call), or the student's one call at guidance ``cfg``."""
+    n = x.shape[0]
+    if distilled:
+        return velocity(net, x, s.expand(n), ctx, pooled, guidance=torch.full((n,), cfg, device=x.device))
+    v = velocity(net, torch.cat([x, x]), s.expand(2 * n), torch.cat([ctx, empty_ctx.expand_as(ctx)]),
+                 torch.cat([pooled, empty_pooled.expand_as(pooled)]))
+    return v[n:] + cfg * (v[:n] - v[n:])
+
+
+def to_images(ae, z: torch.Tensor) -> torch.Tensor:
+    """Flux-format latents as [N, H, W, 3] images in [0, 1], on the CPU (for the judge)."""
+    return ((ae.decode(ae.from_model(z)) + 1) / 2).clamp(0, 1).movedim(1, -1).cpu()
 
 
 def evaluate(args) -> dict:
@@ -490,7 +501,7 @@ def evaluate(args) -> dict:
         z = euler_sample(net, text["ctx"][ids], text["pooled"][ids], text["empty_ctx"], text["empty_pooled"],
                          args.eval_cfg, args.eval_steps, res // args.factor, seed=1000 + i, distilled=student,
                          shift=eval_shift)
-        im = ((ae.decode(ae.from_model(z)) + 1) / 2).clamp(0, 1).movedim(1, -1).cpu()
+        im = to_images(ae, z)
         imgs.append(im)
         readings += [J.judge(x) for x in im]
     right = [r.objects_right(c) for r, c in zip(readings, texts)]
