@@ -13,6 +13,7 @@
 #   flowcost: the flow editors' cost at real size (workshop/benchmarks/gpu_flow_cost.py: Flux.1 dev at 1024 and
 #      512 px, then SD3 medium at 1024 px; FLOWCOST_ARGS), after the other parts, alone on the GPU, as cost is;
 #   dreambooth: DreamBooth Fine-Tune with the text encoder in the host's GPU precisions (issue 28), world 1;
+#   lse: tests/gpu/test_attention_lse_gpu.py beside the other parts (a correctness test, not a timing);
 #   teachers: the toy flow DiT trained again on the bound T5, teacher and student (issues 26/27:
 #      workshop/toyworld/gpu_flow_teachers.sh; RUNS, LONG_MIN, DMIN), its models kept.
 # On the GPU machine, from the project root:  bash .gpu/run.sh bash workshop/gpu_one_call.sh
@@ -31,7 +32,7 @@ LANE_DIR=${LANE_DIR:-/tmp/gpu-lane}
 (nvidia-smi || true) > "$O/nvidia-smi.txt" 2>&1
 date +%s > "$O/started"
 
-PARTS=" ${PARTS:-lane dreambooth cost} "   # any of: lane dreambooth cost flowcost pilots teachers
+PARTS=" ${PARTS:-lane dreambooth cost} "   # any of: lane dreambooth cost flowcost pilots teachers lse
 has() { [[ "$PARTS" == *" $1 "* ]]; }
 PIDS=()
 
@@ -43,6 +44,12 @@ fi
 
 if has teachers; then
   ( OUT=$O/teachers DEVICE=$DEV bash workshop/toyworld/gpu_flow_teachers.sh > "$O/teachers.out" 2>&1 ) &
+  PIDS+=($!)
+fi
+
+if has lse; then   # the fused attention's log-sum-exp and Joint Attention Inject's edit on CUDA (the GPU lane's test)
+  ( timeout "${LSE_S:-240}" python3 -m pytest -q -p no:cacheprovider tests/gpu/test_attention_lse_gpu.py \
+      > "$O/lse.log" 2>&1 ) &
   PIDS+=($!)
 fi
 
@@ -86,11 +93,16 @@ if has cost; then   # the real-size cost tables (tests/gpu/test_gpu_cost.py's be
     done
 fi
 
+# DEADLINE_S: seconds from the start by which the results must be packed (the device call's limit, less a margin);
+# the cost parts after the others get what is left of it, at most their own timeouts
+left() { local rest=$(( ${DEADLINE_S:-100000} - ($(date +%s) - $(cat "$O/started")) - 15 )); (( rest < $1 )) && echo $(( rest > 1 ? rest : 1 )) || echo "$1"; }
 if has flowcost; then   # Flux.1 dev (1024 then 512 px), then SD3 medium (1024 px): each JSON rewritten case by case
-  timeout "${FLOWCOST_S:-330}" python3 -m workshop.benchmarks.gpu_flow_cost --device "$DEV" --families flux-dev \
+  timeout "$(left "${FLOWCOST_S:-330}")" python3 -m workshop.benchmarks.gpu_flow_cost --device "$DEV" --families flux-dev \
       --json "$O/gpu_flow_cost_flux.json" ${FLOWCOST_ARGS:-} > "$O/gpu_flow_cost_flux.log" 2>&1
-  timeout "${FLOWCOST_SD3_S:-120}" python3 -m workshop.benchmarks.gpu_flow_cost --device "$DEV" --families sd3 \
-      --sides 1024 --json "$O/gpu_flow_cost_sd3.json" ${FLOWCOST_ARGS:-} > "$O/gpu_flow_cost_sd3.log" 2>&1
+  if [[ "${FLOWCOST_SD3_S:-120}" != 0 ]]; then
+    timeout "$(left "${FLOWCOST_SD3_S:-120}")" python3 -m workshop.benchmarks.gpu_flow_cost --device "$DEV" --families sd3 \
+        --sides 1024 --json "$O/gpu_flow_cost_sd3.json" ${FLOWCOST_ARGS:-} > "$O/gpu_flow_cost_sd3.log" 2>&1
+  fi
 fi
 
 echo "done in $(( $(date +%s) - $(cat "$O/started") )) s" | tee "$O/done"

@@ -12,6 +12,8 @@
 # Each run then evaluates its student (40 held-out captions, as the pilots). The models come back as
 # toy_dit.safetensors + config.json (drop into models/toyworld-flow/ and run the flow benchmark at home)
 # and the teacher's EMA weights (toy_dit_ema.pt: for students distilled at home).
+# LEVELS=1: then also the teacher's text to image and both models' flow_levels (LEVELS_RES px, LEVELS_SCENES
+# held-out scenes, their one-step grids as levels_<teacher|student>.png).
 # On the GPU machine, from the project root:  bash .gpu/run.sh bash workshop/toyworld/gpu_flow_teachers.sh
 # A CPU smoke test: DEVICE=cpu SMOKE=1 OUT=/tmp/ft-smoke bash workshop/toyworld/gpu_flow_teachers.sh
 set -u
@@ -39,7 +41,16 @@ for run in $RUNS; do
       python3 -m workshop.toyworld.train_flow --stage dit $A $T --max-minutes $CAP &&
       python3 -m workshop.toyworld.train_flow --stage distil $A $T $D &&
       python3 -m workshop.toyworld.train_flow --stage finish $A $T &&
-      python3 -m workshop.toyworld.train_flow --stage eval --eval-student --eval-shift host $A $T $E" \
+      python3 -m workshop.toyworld.train_flow --stage eval --eval-student --eval-shift host $A $T $E
+      if [[ -n \"\${LEVELS:-}\" ]]; then   # the teacher's text to image, then both models' flow_levels
+        python3 -m workshop.toyworld.train_flow --stage eval --eval-shift host $A $T $E
+        for who in teacher student; do
+          flag=; [[ \$who == student ]] && flag=--student
+          python3 -m workshop.toyworld.flow_levels --out $d --preset h128-d2s4 --res \${LEVELS_RES:-256} \
+              --scenes \${LEVELS_SCENES:-60} --device $DEVICE --threads \${THREADS:-2} \$flag \
+              --grid $d/levels_\$who.png > $d/levels_\$who.json
+        done
+      fi" \
       > "$d/train.log" 2>&1
     mkdir -p "$DEST/$run"
     for f in train.log config.json toy_dit.safetensors toy_dit_ema.pt sample.png; do
