@@ -389,13 +389,19 @@ def distil(args) -> bool:
     UNet: the share of a colour word's or noun's image-to-text attention (every block's joint
     attention, ``JointMaps``) outside its region, below noise level ``--attention-max-s``."""
     ae, text, index = setup(args)
-    teacher, _ = load_dit(args)
+    if args.anchor and not args.distil_init:
+        raise SystemExit("--anchor holds a finished student where it was: give it with --distil-init")
+    teacher = None if args.anchor else load_dit(args)[0]
     net = build_dit(args.seed, student=True, preset=args.preset).to(args.device)
     if args.distil_init:   # a fine-tune of a finished student (its EMA weights), as world 2's attention fine-tune
         init = torch.load(args.distil_init, weights_only=False, map_location=args.device)
         if init.get("preset", DEFAULT_PRESET) != args.preset:
             raise SystemExit(f"{args.distil_init} is of preset {init.get('preset', DEFAULT_PRESET)!r}, not {args.preset!r}")
         net.load_state_dict(init["ema"])
+        if args.anchor:   # the start, frozen, is its own teacher: its guided velocity at the same guidance
+            teacher = build_dit(args.seed, student=True, preset=args.preset).to(args.device)
+            teacher.load_state_dict(init["ema"])
+            teacher.eval().requires_grad_(False)
     else:
         missing, unexpected = net.load_state_dict(teacher.state_dict(), strict=False)
         assert not unexpected and all(k.startswith("guidance_in.") for k in missing), (missing, unexpected)
@@ -421,10 +427,13 @@ def distil(args) -> bool:
         else:
             t_ctx, t_pooled = ctx, pooled
         with torch.no_grad():
-            v = velocity(teacher, torch.cat([xs, xs]), torch.cat([s, s]),
-                         torch.cat([t_ctx, taught["empty_ctx"].expand_as(t_ctx)]),
-                         torch.cat([t_pooled, taught["empty_pooled"].expand_as(t_pooled)]))
-            target = v[n:] + scale[:, None, None, None] * (v[:n] - v[n:])
+            if args.anchor:
+                target = velocity(teacher, xs, s, ctx, pooled, guidance=scale)
+            else:
+                v = velocity(teacher, torch.cat([xs, xs]), torch.cat([s, s]),
+                             torch.cat([t_ctx, taught["empty_ctx"].expand_as(t_ctx)]),
+                             torch.cat([t_pooled, taught["empty_pooled"].expand_as(t_pooled)]))
+                target = v[n:] + scale[:, None, None, None] * (v[:n] - v[n:])
         if not words:
             return F.mse_loss(velocity(net, xs, s, ctx, pooled, guidance=scale), target), res
         maps = JointMaps(TEXT_TOKENS)
@@ -555,6 +564,7 @@ def finish(args) -> None:
                      "distil_lr": args.distil_lr, "guidance_range": list(GUIDANCE_RANGE), "student": meta,
                      "attention_loss": args.attention_loss, "attention_max_s": args.attention_max_s,
                      "distil_init": Path(args.distil_init).name if args.distil_init else None,
+                     "anchor": args.anchor or None,
                      "distil_shift": args.distil_shift,
                      "teacher_text": "another text encoder's" if args.teacher_text else None,
                      "toy_vae_metadata": vae_meta},
@@ -621,6 +631,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--distil-init", default="",
                    help="distillation: start from this finished student's EMA weights (toy_student_ema.pt of another "
                         "--out) instead of the teacher's: a fine-tune, e.g. of the attention at low noise")
+    p.add_argument("--anchor", action="store_true",
+                   help="distillation from --distil-init: that student, frozen, is the teacher (its own velocity at "
+                        "the same guidance), so that only the attention loss moves the fine-tune")
     p.add_argument("--teacher-text", default="",
                    help="distillation: the teacher's text.pt, where it was trained on another text encoder than "
                         "the student's (the flow world's T5 before its binding)")
