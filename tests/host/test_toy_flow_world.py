@@ -159,6 +159,30 @@ def test_flow_levels_samples_from_each_level_of_the_schedule(host, tmp_path):
     assert torch.equal(TF.euler_from(net, x, ss, 20, text["ctx"][i], text["pooled"][i], *empty, 4.0), x)
 
 
+def test_an_anchored_fine_tune_moves_only_with_the_attention_loss(host, tmp_path):
+    """``train_flow --anchor``: a finished student, frozen, is its own teacher, so the velocity loss starts
+    at zero and the fine-tune moves only where the attention loss pulls: with that loss off, the weights
+    come back as they went in (to the EMA's rounding, 6e-8); with it on, they move (1.6e-5 in 3 steps). Without ``--distil-init`` it is refused."""
+    import shutil
+    from workshop.toyworld import train_flow as TF
+    small = ["--batch", "2", "--warmup", "2", "--lowres-steps", "8", "--highres-every", "0"]
+    for name in ("base", "off", "on"):
+        (tmp_path / name).mkdir()
+        shutil.copy(REPO / "models" / "toyworld-flow" / "toy_vae.safetensors", tmp_path / name)
+    TF.main(["--stage", "dit", "--out", str(tmp_path / "base"), "--steps", "4", *small])
+    TF.main(["--stage", "distil", "--out", str(tmp_path / "base"), "--distil-steps", "2", *small])
+    init = tmp_path / "base" / "toy_student_ema.pt"
+    with pytest.raises(SystemExit, match="--distil-init"):
+        TF.main(["--stage", "distil", "--out", str(tmp_path / "off"), "--anchor", "--distil-steps", "2", *small])
+    for name, weight in (("off", "0"), ("on", "1")):
+        TF.main(["--stage", "distil", "--out", str(tmp_path / name), "--distil-init", str(init), "--anchor",
+                 "--attention-loss", weight, "--attention-max-s", "1", "--distil-steps", "3", *small])
+    start = torch.load(init, weights_only=False)["ema"]
+    off, on = (torch.load(tmp_path / n / "toy_student_ema.pt", weights_only=False)["ema"] for n in ("off", "on"))
+    moved = {n: max(float((w[k] - v).abs().max()) for k, v in start.items()) for n, w in (("off", off), ("on", on))}
+    assert moved["off"] < 1e-6 < moved["on"], moved   # off: the EMA's rounding alone
+
+
 def test_trainer_noise_shift_is_the_host_s_flux_shift(host, toy):
     """``train_flow``'s shift (``--noise-shift``, ``--eval-shift host``) is the host's own: sampling
     at ``host_shift(res)`` walks the sigmas the host's ModelSamplingFlux node gives the model at that
