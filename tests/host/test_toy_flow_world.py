@@ -162,7 +162,8 @@ def test_flow_levels_samples_from_each_level_of_the_schedule(host, tmp_path):
 def test_an_anchored_fine_tune_moves_only_with_the_attention_loss(host, tmp_path):
     """``train_flow --anchor``: a finished student, frozen, is its own teacher, so the velocity loss starts
     at zero and the fine-tune moves only where the attention loss pulls: with that loss off, the weights
-    come back as they went in (to the EMA's rounding, 6e-8); with it on, they move (1.6e-5 in 3 steps). Without ``--distil-init`` it is refused."""
+    come back as they went in (to the EMA's rounding, 6e-8); with it on, they move (1.6e-5 in 3 steps). A
+    shipped model's float16 ``toy_dit.safetensors`` is a start too (``load_student``). Without ``--distil-init`` it is refused."""
     import shutil
     from workshop.toyworld import train_flow as TF
     small = ["--batch", "2", "--warmup", "2", "--lowres-steps", "8", "--highres-every", "0"]
@@ -172,6 +173,15 @@ def test_an_anchored_fine_tune_moves_only_with_the_attention_loss(host, tmp_path
     TF.main(["--stage", "dit", "--out", str(tmp_path / "base"), "--steps", "4", *small])
     TF.main(["--stage", "distil", "--out", str(tmp_path / "base"), "--distil-steps", "2", *small])
     init = tmp_path / "base" / "toy_student_ema.pt"
+    # a shipped model's form: float16 safetensors with its config.json beside it
+    from safetensors.torch import save_file
+    (tmp_path / "shipped").mkdir()
+    save_file({k: v.half() for k, v in torch.load(init, weights_only=False)["ema"].items()},
+              tmp_path / "shipped" / "toy_dit.safetensors")
+    (tmp_path / "shipped" / "config.json").write_text(json.dumps({"training": {"preset": TF.DEFAULT_PRESET}}))
+    loaded = TF.load_student(str(tmp_path / "shipped" / "toy_dit.safetensors"), "cpu")
+    assert loaded["preset"] == TF.DEFAULT_PRESET and all(
+        torch.equal(loaded["ema"][k], v.half().float()) for k, v in torch.load(init, weights_only=False)["ema"].items())
     with pytest.raises(SystemExit, match="--distil-init"):
         TF.main(["--stage", "distil", "--out", str(tmp_path / "off"), "--anchor", "--distil-steps", "2", *small])
     for name, weight in (("off", "0"), ("on", "1")):

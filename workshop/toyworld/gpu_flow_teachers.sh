@@ -18,7 +18,8 @@
 # A CPU smoke test: DEVICE=cpu SMOKE=1 OUT=/tmp/ft-smoke bash workshop/toyworld/gpu_flow_teachers.sh
 set -u
 # WORKDIR: a fresh folder per call unless TEACHERS_WORK names one (a stage whose weights are there is skipped,
-# so a warm machine's second call would otherwise redo nothing). CAP_MIN: whole minutes per run, at most.
+# so a warm machine's second call would otherwise redo nothing). CAP_MIN: minutes per run's training, at most
+# (set-up included); EVAL_MIN: minutes for its evaluations after it.
 DEST=${OUT:-flow-teachers-out}; WORKDIR=${TEACHERS_WORK:-$(mktemp -d /tmp/flow-teachers-XXXX)}
 DEVICE=${DEVICE:-cuda}; RUNS=${RUNS:-"shipped long"}
 LONG_STEPS=${LONG_STEPS:-16000}; LONG_MIN=${LONG_MIN:-5}; DMIN=${DMIN:-1.5}; CAP=${CAP_MIN:-8}
@@ -40,7 +41,9 @@ for run in $RUNS; do
   ( timeout "$(awk "BEGIN { print int($CAP * 60) }")" bash -c "
       python3 -m workshop.toyworld.train_flow --stage dit $A $T --max-minutes $CAP &&
       python3 -m workshop.toyworld.train_flow --stage distil $A $T $D &&
-      python3 -m workshop.toyworld.train_flow --stage finish $A $T &&
+      python3 -m workshop.toyworld.train_flow --stage finish $A $T" > "$d/train.log" 2>&1
+    # the evaluations after the cap, under their own (EVAL_MIN): a cap that counted them cut them off (2026-11-27)
+    timeout "$(awk "BEGIN { print int(${EVAL_MIN:-2} * 60) }")" bash -c "
       python3 -m workshop.toyworld.train_flow --stage eval --eval-student --eval-shift host $A $T $E
       if [[ -n \"\${LEVELS:-}\" ]]; then   # the teacher's text to image, then both models' flow_levels
         python3 -m workshop.toyworld.train_flow --stage eval --eval-shift host $A $T $E
@@ -50,8 +53,7 @@ for run in $RUNS; do
               --scenes \${LEVELS_SCENES:-60} --device $DEVICE --threads \${THREADS:-2} \$flag \
               --grid $d/levels_\$who.png > $d/levels_\$who.json
         done
-      fi" \
-      > "$d/train.log" 2>&1
+      fi" >> "$d/train.log" 2>&1
     mkdir -p "$DEST/$run"
     for f in train.log config.json toy_dit.safetensors toy_dit_ema.pt sample.png; do
       [[ -f "$d/$f" ]] && cp "$d/$f" "$DEST/$run/"

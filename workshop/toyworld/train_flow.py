@@ -380,6 +380,18 @@ def load_dit(args, which: str = "final", student: bool = False) -> tuple[torch.n
     return net, {"steps": ck["step"], "seconds": round(ck["seconds"]), "loss": round(float(ck["loss"]), 4)}
 
 
+def load_student(path: str, device: str) -> dict:
+    """A finished student for ``--distil-init``: a ``toy_student_ema.pt``, or a shipped model's
+    ``toy_dit.safetensors`` (float16, as ``finish`` writes it; its size read from the ``config.json``
+    beside it), as ``{"ema": weights in float32, "preset": ...}``."""
+    if not path.endswith(".safetensors"):
+        return torch.load(path, weights_only=False, map_location=device)
+    from safetensors.torch import load_file
+    config = json.loads((Path(path).parent / "config.json").read_text())
+    preset = config.get("training", {}).get("preset", DEFAULT_PRESET)
+    return {"ema": {k: v.float() for k, v in load_file(path, device=str(device)).items()}, "preset": preset}
+
+
 def distil(args) -> bool:
     """Guidance distillation (as Flux.1 dev's guidance input; Meng et al. 2023): a student with a
     guidance embedding, started from the teacher's weights (its guidance MLP's output at zero), learns
@@ -394,7 +406,7 @@ def distil(args) -> bool:
     teacher = None if args.anchor else load_dit(args)[0]
     net = build_dit(args.seed, student=True, preset=args.preset).to(args.device)
     if args.distil_init:   # a fine-tune of a finished student (its EMA weights), as world 2's attention fine-tune
-        init = torch.load(args.distil_init, weights_only=False, map_location=args.device)
+        init = load_student(args.distil_init, args.device)
         if init.get("preset", DEFAULT_PRESET) != args.preset:
             raise SystemExit(f"{args.distil_init} is of preset {init.get('preset', DEFAULT_PRESET)!r}, not {args.preset!r}")
         net.load_state_dict(init["ema"])
@@ -630,7 +642,8 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="the attention loss applies below this noise level")
     p.add_argument("--distil-init", default="",
                    help="distillation: start from this finished student's EMA weights (toy_student_ema.pt of another "
-                        "--out) instead of the teacher's: a fine-tune, e.g. of the attention at low noise")
+                        "--out, or a shipped toy_dit.safetensors) instead of the teacher's: a fine-tune, e.g. of the "
+                        "attention")
     p.add_argument("--anchor", action="store_true",
                    help="distillation from --distil-init: that student, frozen, is the teacher (its own velocity at "
                         "the same guidance), so that only the attention loss moves the fine-tune")
