@@ -163,7 +163,8 @@ def test_an_anchored_fine_tune_moves_only_with_the_attention_loss(host, tmp_path
     """``train_flow --anchor``: a finished student, frozen, is its own teacher, so the velocity loss starts
     at zero and the fine-tune moves only where the attention loss pulls: with that loss off, the weights
     come back as they went in (to the EMA's rounding, 6e-8); with it on, they move (1.6e-5 in 3 steps). A
-    shipped model's float16 ``toy_dit.safetensors`` is a start too (``load_student``). Without ``--distil-init`` it is refused."""
+    shipped model's float16 ``toy_dit.safetensors`` is a start too (``load_student``), and ``finish`` then
+    keeps its config with the fine-tune under ``training.fine_tune`` (``finish_fine_tune``). Without ``--distil-init`` it is refused."""
     import shutil
     from workshop.toyworld import train_flow as TF
     small = ["--batch", "2", "--warmup", "2", "--lowres-steps", "8", "--highres-every", "0"]
@@ -191,6 +192,19 @@ def test_an_anchored_fine_tune_moves_only_with_the_attention_loss(host, tmp_path
     off, on = (torch.load(tmp_path / n / "toy_student_ema.pt", weights_only=False)["ema"] for n in ("off", "on"))
     moved = {n: max(float((w[k] - v).abs().max()) for k, v in start.items()) for n, w in (("off", off), ("on", on))}
     assert moved["off"] < 1e-6 < moved["on"], moved   # off: the EMA's rounding alone
+    # from the shipped form, finished without a teacher: the shipped config kept, the fine-tune under training
+    (tmp_path / "tuned").mkdir()
+    shutil.copy(REPO / "models" / "toyworld-flow" / "toy_vae.safetensors", tmp_path / "tuned")
+    tune = ["--out", str(tmp_path / "tuned"), "--distil-init", str(tmp_path / "shipped" / "toy_dit.safetensors"),
+            "--anchor", "--attention-loss", "0", "--distil-steps", "2", *small]
+    TF.main(["--stage", "distil", *tune])
+    TF.main(["--stage", "finish", *tune])
+    config = json.loads((tmp_path / "tuned" / "config.json").read_text())
+    assert config["training"]["preset"] == TF.DEFAULT_PRESET and config["training"]["fine_tune"]["anchor"] is True
+    from safetensors.torch import load_file
+    tuned, shipped = (load_file(tmp_path / n / "toy_dit.safetensors") for n in ("tuned", "shipped"))
+    assert tuned.keys() == shipped.keys() and all(torch.allclose(tuned[k].float(), v.float(), atol=1e-3)
+                                                  for k, v in shipped.items())
 
 
 def test_trainer_noise_shift_is_the_host_s_flux_shift(host, toy):

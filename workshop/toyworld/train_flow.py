@@ -549,6 +549,9 @@ def evaluate(args) -> dict:
 def finish(args) -> None:
     out = Path(args.out)
     net, meta = load_dit(args, student=True)
+    shipped = Path(args.distil_init).parent / "config.json" if args.distil_init.endswith(".safetensors") else None
+    if shipped is not None and shipped.is_file() and not (out / "toy_dit_ema.pt").is_file():
+        return finish_fine_tune(args, net, meta, json.loads(shipped.read_text()))
     _, teacher = load_dit(args)
     save_file({k: v.half().cpu() for k, v in net.state_dict().items()}, out / "toy_dit.safetensors",
               metadata={k: str(v) for k, v in meta.items()})
@@ -587,6 +590,28 @@ def finish(args) -> None:
     config["sample"] = {"file": "sample.png", "caption": S.SAMPLE.caption}
     (out / "config.json").write_text(json.dumps(config, indent=2) + "\n")
     log("wrote toy_dit.safetensors, sample.png and config.json")
+
+
+def finish_fine_tune(args, net: torch.nn.Module, meta: dict, shipped: dict) -> None:
+    """``finish`` for a fine-tune of a shipped model (``--distil-init .../toy_dit.safetensors``, no teacher
+    here): its weights, and its ``config.json`` with the shipped model's training kept as it was and
+    what this stage did under ``training.fine_tune``."""
+    out = Path(args.out)
+    save_file({k: v.half().cpu() for k, v in net.state_dict().items()}, out / "toy_dit.safetensors",
+              metadata={k: str(v) for k, v in meta.items()})
+    config = json.loads(json.dumps(shipped))
+    config["training"]["fine_tune"] = {
+        "command": "python -m workshop.toyworld.train_flow --stage distil", "device": args.device,
+        "distil_init": str(args.distil_init), "anchor": args.anchor, "steps": meta.get("steps", args.distil_steps),
+        "batch": args.batch, "distil_lr": args.distil_lr, "distil_ema": args.distil_ema,
+        "attention_loss": args.attention_loss, "attention_max_s": args.attention_max_s,
+        "noise_shift": args.noise_shift, "distil_shift": args.distil_shift, "lowres": args.lowres,
+        "lowres_steps": args.lowres_steps, "highres_every": args.highres_every, "student": meta}
+    (out / "config.json").write_text(json.dumps(config, indent=2) + "\n")
+    sample = Path(args.distil_init).parent / config.get("sample", {}).get("file", "sample.png")
+    if sample.is_file():
+        (out / sample.name).write_bytes(sample.read_bytes())
+    log("wrote toy_dit.safetensors and config.json (a fine-tune of the shipped model)")
 
 
 def parse_args(argv=None) -> argparse.Namespace:
