@@ -164,7 +164,8 @@ def test_an_anchored_fine_tune_moves_only_with_the_attention_loss(host, tmp_path
     at zero and the fine-tune moves only where the attention loss pulls: with that loss off, the weights
     come back as they went in (to the EMA's rounding, 6e-8); with it on, they move (1.6e-5 in 3 steps). A
     shipped model's float16 ``toy_dit.safetensors`` is a start too (``load_student``), and ``finish`` then
-    keeps its config with the fine-tune under ``training.fine_tune`` (``finish_fine_tune``). Without ``--distil-init`` it is refused."""
+    keeps its config with the fine-tune under ``training.fine_tune`` (``finish_fine_tune``). Without
+    ``--distil-init``, or with another teacher's text, it is refused, and so is a finish with no teacher to describe."""
     import shutil
     from workshop.toyworld import train_flow as TF
     small = ["--batch", "2", "--warmup", "2", "--lowres-steps", "8", "--highres-every", "0"]
@@ -185,6 +186,9 @@ def test_an_anchored_fine_tune_moves_only_with_the_attention_loss(host, tmp_path
         torch.equal(loaded["ema"][k], v.half().float()) for k, v in torch.load(init, weights_only=False)["ema"].items())
     with pytest.raises(SystemExit, match="--distil-init"):
         TF.main(["--stage", "distil", "--out", str(tmp_path / "off"), "--anchor", "--distil-steps", "2", *small])
+    with pytest.raises(SystemExit, match="--teacher-text"):
+        TF.main(["--stage", "distil", "--out", str(tmp_path / "off"), "--anchor", "--distil-init", str(init),
+                 "--teacher-text", str(tmp_path / "base" / "text.pt"), "--distil-steps", "2", *small])
     for name, weight in (("off", "0"), ("on", "1")):
         TF.main(["--stage", "distil", "--out", str(tmp_path / name), "--distil-init", str(init), "--anchor",
                  "--attention-loss", weight, "--attention-max-s", "1", "--distil-steps", "3", *small])
@@ -198,6 +202,8 @@ def test_an_anchored_fine_tune_moves_only_with_the_attention_loss(host, tmp_path
     tune = ["--out", str(tmp_path / "tuned"), "--distil-init", str(tmp_path / "shipped" / "toy_dit.safetensors"),
             "--anchor", "--attention-loss", "0", "--distil-steps", "2", *small]
     TF.main(["--stage", "distil", *tune])
+    with pytest.raises(SystemExit, match="no teacher"):   # a .pt start leaves nothing to describe the training
+        TF.main(["--stage", "finish", *tune[:3], str(init), *tune[4:]])
     TF.main(["--stage", "finish", *tune])
     config = json.loads((tmp_path / "tuned" / "config.json").read_text())
     assert config["training"]["preset"] == TF.DEFAULT_PRESET and config["training"]["fine_tune"]["anchor"] is True

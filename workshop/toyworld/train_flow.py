@@ -403,6 +403,9 @@ def distil(args) -> bool:
     ae, text, index = setup(args)
     if args.anchor and not args.distil_init:
         raise SystemExit("--anchor holds a finished student where it was: give it with --distil-init")
+    if args.anchor and args.teacher_text:
+        raise SystemExit("--anchor: the teacher is the --distil-init student on its own text encoder; drop "
+                         "--teacher-text")
     teacher = None if args.anchor else load_dit(args)[0]
     net = build_dit(args.seed, student=True, preset=args.preset).to(args.device)
     if args.distil_init:   # a fine-tune of a finished student (its EMA weights), as world 2's attention fine-tune
@@ -549,12 +552,14 @@ def evaluate(args) -> dict:
 def finish(args) -> None:
     out = Path(args.out)
     net, meta = load_dit(args, student=True)
-    shipped = Path(args.distil_init).parent / "config.json" if args.distil_init.endswith(".safetensors") else None
-    if shipped is not None and shipped.is_file() and not (out / "toy_dit_ema.pt").is_file():
+    if not (out / "toy_dit_ema.pt").is_file():   # no teacher here: a fine-tune of a shipped model
+        shipped = Path(args.distil_init).parent / "config.json" if args.distil_init.endswith(".safetensors") else None
+        if shipped is None or not shipped.is_file():
+            raise SystemExit(f"finish: {out} has no teacher (toy_dit_ema.pt) to describe; a fine-tune of a shipped "
+                             f"model names its toy_dit.safetensors (config.json beside it) with --distil-init")
         return finish_fine_tune(args, net, meta, json.loads(shipped.read_text()))
     _, teacher = load_dit(args)
-    save_file({k: v.half().cpu() for k, v in net.state_dict().items()}, out / "toy_dit.safetensors",
-              metadata={k: str(v) for k, v in meta.items()})
+    save_student(out, net, meta)
     from safetensors import safe_open
     with safe_open(str(out / "toy_vae.safetensors"), "pt") as f:
         vae_meta = f.metadata()
@@ -592,14 +597,19 @@ def finish(args) -> None:
     log("wrote toy_dit.safetensors, sample.png and config.json")
 
 
+def save_student(out: Path, net: torch.nn.Module, meta: dict) -> None:
+    """The shipped form of a student: ``toy_dit.safetensors`` in float16, its training figures as metadata."""
+    save_file({k: v.half().cpu() for k, v in net.state_dict().items()}, out / "toy_dit.safetensors",
+              metadata={k: str(v) for k, v in meta.items()})
+
+
 def finish_fine_tune(args, net: torch.nn.Module, meta: dict, shipped: dict) -> None:
     """``finish`` for a fine-tune of a shipped model (``--distil-init .../toy_dit.safetensors``, no teacher
     here): its weights, and its ``config.json`` with the shipped model's training kept as it was and
     what this stage did under ``training.fine_tune``."""
     out = Path(args.out)
-    save_file({k: v.half().cpu() for k, v in net.state_dict().items()}, out / "toy_dit.safetensors",
-              metadata={k: str(v) for k, v in meta.items()})
-    config = json.loads(json.dumps(shipped))
+    save_student(out, net, meta)
+    config = shipped
     config["training"]["fine_tune"] = {
         "command": "python -m workshop.toyworld.train_flow --stage distil", "device": args.device,
         "distil_init": str(args.distil_init), "anchor": args.anchor, "steps": meta.get("steps", args.distil_steps),
