@@ -123,17 +123,42 @@ def _time(options: dict) -> tuple[float, list[float]]:
     return sigma_value(options["sigmas"]), sigma_list(options["sample_sigmas"])
 
 
+class JointBlockAsStock:
+    """SD3's joint block ``index`` run as the host runs it where no patch replaces it.
+
+    The host's replace path (``comfy/ldm/modules/diffusionmodules/mmdit.py``, ``block_wrap``) calls
+    the block without ``use_checkpoint``, whose default is True, so a patched block runs its
+    attention and MLPs inside ``torch.utils.checkpoint`` (the unpatched loop passes the model's
+    ``use_checkpoint``, False). Under sampling's no-grad the output is the same; the checkpoint's
+    Python is not: on SD3 medium's 24 blocks it made a policy that does nothing cost 1.08x a stock
+    step on this project's CPU (docs/measurements.md, "SD3's patched blocks"). A block patch hands
+    this to the patch chain as ``original_block`` instead."""
+
+    def __init__(self, denoiser, index: int):
+        self.denoiser, self.index = denoiser, index
+
+    def __call__(self, args: dict) -> dict:
+        denoiser = self.denoiser
+        txt, img = denoiser.joint_blocks[self.index](args["txt"], args["img"], c=args["vec"],
+                                                     use_checkpoint=denoiser.use_checkpoint,
+                                                     transformer_options=args["transformer_options"])
+        return {"txt": txt, "img": img}
+
+
 class DiTBlockPatch:
     """A ``patches_replace["dit"]`` patch: runs its block (or the patch that was there) with an
-    attention override bound to the block."""
+    attention override bound to the block; ``run_block`` (SD3: ``JointBlockAsStock``), where given,
+    stands in for the host's ``original_block``."""
 
-    def __init__(self, driver: DiTDriver, block: tuple[str, int], previous=None):
-        self.driver, self.block, self.previous = driver, block, previous
+    def __init__(self, driver: DiTDriver, block: tuple[str, int], previous=None, run_block=None):
+        self.driver, self.block, self.previous, self.run_block = driver, block, previous, run_block
 
     def __call__(self, args: dict, extra: dict) -> dict:
         options = args["transformer_options"]
         override = partial(self.driver, block=self.block, outer=options.get(OVERRIDE), options=options)
         args = {**args, "transformer_options": {**options, OVERRIDE: override}}
+        if self.run_block is not None:
+            extra = {**extra, "original_block": self.run_block}
         if self.previous is not None:
             return self.previous(args, extra)
         return extra["original_block"](args)
@@ -158,5 +183,8 @@ def install_dit_policy(model, policy: AttentionPolicy, blocks, node: str) -> Non
                                    partial(_record_layout, model_family(model).patch_size))
     driver = DiTDriver(policy, node)
     replace = model.model_options.get("transformer_options", {}).get("patches_replace", {}).get("dit", {})
+    joint = model_family(model).layout == "dit-joint"
     for block in blocks:
-        model.set_model_patch_replace(DiTBlockPatch(driver, block, replace.get(block)), "dit", block[0], block[1])
+        run_block = JointBlockAsStock(model.model.diffusion_model, block[1]) if joint else None
+        model.set_model_patch_replace(DiTBlockPatch(driver, block, replace.get(block), run_block), "dit", block[0],
+                                      block[1])

@@ -75,6 +75,37 @@ def test_a_policy_that_only_attends_changes_nothing_and_sees_every_block(host, t
         assert (step, points) == (i // len(blocks), 4)
 
 
+def test_a_patched_sd3_block_runs_as_the_unpatched_one_without_a_checkpoint(host, tiny, monkeypatch):
+    """The host's replace path for SD3 (``mmdit.py``'s ``block_wrap``) calls the joint block without
+    ``use_checkpoint`` (default True): every patched block would run under ``torch.utils.checkpoint``,
+    the same output at a cost in Python a block. The pack's patch runs the block as the unpatched loop
+    does, for itself and for a "dit" patch that was there before it."""
+    dit = driver(host)
+    Recorder, _ = policies(host)
+    model, clip, _ = tiny("sd3")
+    latent = torch.randn(1, 16, 8, 8, generator=torch.Generator().manual_seed(2))
+    checkpoint, entered = torch.utils.checkpoint.checkpoint, []
+
+    def counting(*args, **kwargs):
+        entered.append(1)
+        return checkpoint(*args, **kwargs)
+
+    monkeypatch.setattr(torch.utils.checkpoint, "checkpoint", counting)
+    stock = sample(host, model, clip, latent)
+    assert not entered
+    foreign = model.clone()     # another node's "dit" patch alone: the host's path, checkpointed
+    blocks = dit.dit_blocks(model)
+    for block in blocks:
+        foreign.set_model_patch_replace(lambda args, extra: extra["original_block"](args), "dit", *block)
+    assert torch.equal(sample(host, foreign, clip, latent), stock)
+    assert len(entered) == 3 * len(blocks)
+    entered.clear()
+    patched, recorder = foreign.clone(), Recorder()
+    dit.install_dit_policy(patched, recorder, blocks, "test")
+    assert torch.equal(sample(host, patched, clip, latent), stock)
+    assert not entered and len(recorder.calls) == 3 * len(blocks)
+
+
 @pytest.mark.parametrize("family", FAMILIES)
 def test_a_policy_acts_on_its_blocks_only_and_earlier_patches_keep_running(host, tiny, family):
     dit = driver(host)
