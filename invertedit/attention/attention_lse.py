@@ -77,7 +77,10 @@ def _fused(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Ten
             out, lse = torch.ops.aten._scaled_dot_product_efficient_attention(q, k, v, None, True)[:2]
         else:
             return q, None
-        lse = lse.reshape(b, h, -1)[..., :t]   # cuDNN: [b, h, t, 1]; memory-efficient: padded to 32 queries
+        if lse.dim() != 3:      # cuDNN: [b, h, t, 1]
+            lse = lse.reshape(b, h, -1)
+        if lse.shape[-1] != t:  # memory-efficient: padded to 32 queries
+            lse = lse[..., :t]
     except (RuntimeError, TypeError, AttributeError, NotImplementedError) as e:
         _CHECKED[key] = False
         warnings.warn(f"attention_with_lse: PyTorch's attention kernel {kernel} ({q.dtype}) did not return its "

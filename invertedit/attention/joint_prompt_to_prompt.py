@@ -63,6 +63,7 @@ class JointPlan:
     text_rows: torch.Tensor | None     # each row's pair's target row
     columns: torch.Tensor | None       # [rows, heads, L, dim] (v's dtype): the blend words' columns per row in
                                        # channels 0 and 1 (the rest zero: the kernels want the queries' dim)
+    image_only: torch.Tensor | None    # [tokens] (float32): 0 on the image queries, -inf on the text's; with the log-sum-exp
     lse: bool                          # whether the call needs its log-sum-exp (a text-map edit or the blend)
 
 
@@ -115,25 +116,27 @@ class JointPromptToPrompt(AttentionPolicy[LocalBlendMaps]):
         if lse is None:
             return out
         # P[img, text] X = w * attend(q_img, k_text, X): the image queries' attention over the text keys
-        # alone, weighted by their text mass in the call's softmax, w = exp(lse_text - lse)
-        q_image, k_text = q[:, :, text:], k[:, :, :text]
-        lse_image = (lse if plan.put is None else lse[:batch])[:, :, text:]
+        # alone, weighted by their text mass in the call's softmax, w = exp(lse_text - lse). Every query
+        # runs (fewer operations than slicing the image's out); the text queries' weight is 0
+        # (``image_only``: -inf there), so they keep their own attention.
+        k_text = k[:, :, :text]
+        lse_rows = lse if plan.put is None else lse[:batch]
         weight = None
         if plan.rows_mix is not None:   # the text maps' edit, each pair's two rows added into its target's
             v_text = v[:, :, :text].index_select(0, plan.text_rows).reshape(batch * heads, text, dim)
-            part, lse_text = heads_attention_with_lse(q_image, k_text,
+            part, lse_text = heads_attention_with_lse(q, k_text,
                                                       torch.bmm(plan.rows_mix, v_text).view(batch, heads, text, dim))
-            weight = torch.exp(lse_text - lse_image).unsqueeze(-1).to(part.dtype)
-            edit = (part * weight).view(batch // 2, 2, heads, tokens - text, dim).sum(1)
-            out.view(batch // 2, 2, tokens, heads, dim)[:, 1, text:].add_(edit.transpose(1, 2))
+            weight = torch.exp(lse_text - lse_rows + plan.image_only).unsqueeze(-1).to(part.dtype)
+            edit = (part * weight).view(batch // 2, 2, heads, tokens, dim).sum(1)
+            out.view(batch // 2, 2, tokens, heads, dim)[:, 1].add_(edit.transpose(1, 2))
         if blend is not None:   # the words' maps, summed over rows and heads: [1, image tokens, 2]
-            words, lse_text = heads_attention_with_lse(q_image, k_text, plan.columns)
+            words, lse_text = heads_attention_with_lse(q, k_text, plan.columns)
             if weight is None:
-                weight = torch.exp(lse_text - lse_image).unsqueeze(-1).to(words.dtype)
+                weight = torch.exp(lse_text - lse_rows + plan.image_only).unsqueeze(-1).to(words.dtype)
             reader = self.readers.get(q.device)
             if reader is None:
                 reader = self.readers[q.device] = blend_reader(1, 1, 2, False, q.device)
-            blend.add_rows((words[..., :2] * weight).sum((0, 1))[None], reader, 0, where.grid)
+            blend.add_rows((words[..., :2] * weight).sum((0, 1))[None, text:], reader, 0, where.grid)
         return out
 
     def plan(self, where: JointWhere, q: torch.Tensor, v: torch.Tensor, cross: bool, self_: bool,
@@ -206,6 +209,11 @@ class JointPromptToPrompt(AttentionPolicy[LocalBlendMaps]):
             if b is not None:
                 columns[targets, :, :, 1] = b @ words[:, 1]
             columns = columns.to(v.dtype)
+        lse = blend or rows_mix is not None
+        image_only = None
+        if lse:
+            image_only = torch.zeros(tokens, **to)
+            image_only[:length] = float("-inf")
         plan = self.plans[key] = JointPlan(qk_index, v_index, scale, mixes, put, rows_mix, text_rows, columns,
-                                           lse=blend or rows_mix is not None)
+                                           image_only, lse=lse)
         return plan

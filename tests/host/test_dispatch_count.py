@@ -7,6 +7,8 @@ blend too (measured 1.09x; 1.154x when it computed its layers' maps explicitly a
 the sampler's took about twenty operations) (``workshop/benchmarks/dispatch_count.py``)."""
 from __future__ import annotations
 
+import pytest
+
 from workshop.benchmarks import dispatch_count
 from workshop.headless.calls import builtin_model
 
@@ -52,11 +54,12 @@ def test_flowedit_costs_at_most_110_percent_of_a_stock_step_with_the_same_rows(h
 
 
 #: Joint Attention Inject's operations a model evaluation against stock euler, by run, against the host's SDPA
-#: attention (what NVIDIA GPUs run; measured on the tiny Flux / SD3: every step 1.20x / 1.19x, its blend 1.29x /
-#: 1.30x; defaults 1.08-1.10x / 1.10x, their blend 1.23x / 1.24x, on Flux's double blocks 1.17-1.18x). Issue 27's
-#: 1.10x is not met: the stock step under the host's CPU default kernel (sub-quadratic, more operations a call)
-#: had made these look 1.03-1.18x (docs/measurements.md)
-JOINT_BOUNDS = {"every": 1.22, "every+blend": 1.32, "defaults": 1.12, "defaults+blend": 1.26}
+#: attention (what NVIDIA GPUs run; measured on the tiny Flux / SD3: every step 1.18x / 1.17x, its blend 1.28x /
+#: 1.29x; defaults 1.07x / 1.07x, their blend 1.23x / 1.25x, on Flux's double blocks 1.17x; 2026-11-27, the
+#: second call over every query: before it 1.20x / 1.19x, 1.29x / 1.30x, 1.08-1.10x / 1.10x, 1.23x / 1.24x).
+#: Issue 27's 1.10x is not met: the stock step under the host's CPU default kernel (sub-quadratic, more
+#: operations a call) had made these look 1.03-1.18x (docs/measurements.md)
+JOINT_BOUNDS = {"every": 1.20, "every+blend": 1.30, "defaults": 1.09, "defaults+blend": 1.26}
 
 
 def _joint_kind(label: str) -> str | None:
@@ -86,23 +89,33 @@ def test_the_flow_samplers_and_rf_inversion_cost_at_most_110_percent_of_a_stock_
             assert row["syncs"] <= rows[0]["syncs"] + row["calls"], row
 
 
-def test_joint_attention_inject_at_flux_depth(host):
-    """Joint Attention Inject on the tiny Flux at Flux.1's depth (19 double-, 38 single-stream blocks;
-    a step's operations grow with the blocks, not the width) against the stock euler step. Its text maps
-    come from an attention over the text keys weighted by the call's log-sum-exp: about 20 more
-    operations a block call where they are edited or read, in exchange for the extra attention rows
-    that cost an H100 more at Flux.1's size (docs/measurements.md, "The flow editors on a GPU").
-    Measured against the host's SDPA attention (what NVIDIA GPUs run): the node's defaults 1.16x, every
-    block edited at every step 1.34x, the local blend at the defaults 1.34x reading every edited block
-    (the node's default), 1.23x reading the double-stream blocks, 1.45x every block at every step.
-    Against the host's CPU default kernel (sub-quadratic: about 570 more operations a stock step at this
-    depth) the same counts read 1.09x, 1.16x, 1.15x, 1.11x and 1.24x: issue 27's 1.10x is not met."""
-    rows = {row["label"]: row for row in dispatch_count.measure_joint(host, "flux-dev", steps=5, real_depth=True)}
-    print(dispatch_count.nfe_table(list(rows.values()), "demo-flux-dev at real depth", 5))
-    bounds = {"every": 1.36, "every+blend": 1.47, "defaults": 1.18, "defaults+blend": 1.36}
+#: At a real model's depth, against the host's SDPA attention, by run (measured 2026-11-27 with the second call
+#: over every query; before it, Flux.1: 1.34x, 1.45x, 1.16x, 1.34x, on the double blocks 1.23x; SD3 medium: 1.25x,
+#: 1.33x, 1.12x, 1.25x)
+DEPTH_BOUNDS = {"flux-dev": {"every": 1.32, "every+blend": 1.44, "defaults": 1.16, "defaults+blend": 1.35,
+                             "double": 1.23},
+                "sd3": {"every": 1.24, "every+blend": 1.32, "defaults": 1.12, "defaults+blend": 1.26}}
+
+
+@pytest.mark.parametrize("family", ["flux-dev", "sd3"])
+def test_joint_attention_inject_at_real_depth(host, family):
+    """Joint Attention Inject on the tiny Flux at Flux.1's depth (19 double-, 38 single-stream blocks)
+    and the tiny SD3 at SD3 medium's (24 joint blocks; a step's operations grow with the blocks, not the
+    width) against the stock euler step. Its text maps come from an attention over the text keys weighted
+    by the call's log-sum-exp: about 19 more operations a block call where they are edited or read, in
+    exchange for the extra attention rows that cost an H100 more at Flux.1's size (docs/measurements.md,
+    "The flow editors on a GPU"). Measured against the host's SDPA attention (what NVIDIA GPUs run), Flux.1 /
+    SD3 medium: every block edited at every step 1.31x / 1.23x, with the local blend 1.43x / 1.31x; the
+    node's defaults 1.15x / 1.11x, with the blend reading every edited block (the node's default) 1.34x /
+    1.25x, on Flux's double-stream blocks 1.22x. Against the host's CPU default kernel (sub-quadratic:
+    about 570 more operations a stock step at Flux's depth) the Flux counts read lower: issue 27's 1.10x is
+    not met either way."""
+    rows = {row["label"]: row for row in dispatch_count.measure_joint(host, family, steps=5, real_depth=True)}
+    print(dispatch_count.nfe_table(list(rows.values()), f"demo-{family} at real depth", 5))
+    bounds = DEPTH_BOUNDS[family]
     for label, row in rows.items():
         if label == "stock euler":
             continue
         assert row["calls"] == 1.0, row
-        bound = 1.25 if "double blocks" in label else bounds[_joint_kind(label)]
+        bound = bounds["double"] if "double blocks" in label else bounds[_joint_kind(label)]
         assert row["ratio"] <= bound, row

@@ -27,7 +27,8 @@ solvers (rf-solver, fireflow; euler's step is stock euler's); RF-Inversion's pat
 call) against stock CFGGuider at cfg 1 on 2 rows; on Flux, Share Values (RF-Solver-Edit, every step and
 single block), KV-Edit (every step and block, the cache on the device and on the CPU), Stable Flow (every block vital, the pair); Joint
 Attention Inject at every step and block, and at the node's defaults without and with its local
-blend (every block, and on Flux the double-stream blocks only), on the pair. Inversions are built once per case outside the timing. ``finite`` says whether the
+blend (every block, and on Flux the double-stream blocks only), on the pair; and the DiT driver alone (every
+block patched with a policy that attends as stock: what any DiT policy pays before its own operations). Inversions are built once per case outside the timing. ``finite`` says whether the
 sampled latent is finite (random weights at real depth); ``peak`` is ``max_memory_allocated`` during
 the runs. The JSON is rewritten after each case, so a run cut short keeps what it measured.
 """
@@ -238,6 +239,21 @@ def cases(host, family: str, model, clip, latent: torch.Tensor, steps: int) -> d
             return basic(m, cond=pair), {}
         return prepare
 
+    def driver_alone():   # the block patches and the attention override with nothing edited: what every
+        dit = host.pack.hostkit.dit_attention   # DiT policy pays before its own operations
+
+        class AttendAsStock(host.pack.attention.policy.AttentionPolicy):
+            pair = False
+
+            def attention(self, q, k, v, where, state):
+                return where.attend(q, k, v)
+
+        patched = model.clone()
+        dit.install_dit_policy(patched, AttendAsStock(), dit.dit_blocks(model), "gpu_flow_cost")
+        return basic(patched), {}
+
+    out["Joint attention driver alone (every block, attending as stock) + stock euler"] = (driver_alone, 2, 1, True,
+                                                                                            b2)
     singles = bool(host.pack.hostkit.dit_attention.dit_blocks(model, ("single_block",)))
     for (cross, self_), what in (((1.0, 0.0), "replace, every step and block"),
                                  ((0.8, 0.4), "defaults: cross 0.8, self 0.4, all blocks")):
