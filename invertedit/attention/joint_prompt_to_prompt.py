@@ -22,7 +22,8 @@ log-sum-exp (``attention_lse``, PyTorch's fused kernel). The image queries' prob
 text keys (Flux.1 at 1 MP: 256 of 4,352 keys) are then ``w * softmax(q k_text^T / sqrt(d))``, the
 softmax over the text keys alone scaled by each query's text mass ``w = exp(lse_text - lse)``, so any
 product ``P[img, text] X`` is ``w * attend(q_img, k_text, X)``: one more fused call over the text keys
-only. As ``(P A) V = P (A V)``, the text block's edit is ``P_s (A V_t,text) + P_t ((B - I) V_t,text)``,
+only (it runs every query, the text queries at weight 0: fewer operations than slicing the image's
+out). As ``(P A) V = P (A V)``, the text block's edit is ``P_s (A V_t,text) + P_t ((B - I) V_t,text)``,
 added to the target's image rows: one such call on each row's mixed text values. The source's image
 block (while self-attention is injected) is a product of the source's probabilities with the
 target's values that no smaller call gives: one more row of the call's attention, ``attend(q_s, k_s,
