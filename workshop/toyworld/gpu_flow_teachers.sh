@@ -9,6 +9,12 @@
 #   big:     LONG_STEPS steps of batch BIG_BATCH (128) at 256 px throughout, the horizon fitted to LONG_MIN
 #            minutes (the shipped "long" run used batch 32 at 0.04 s a step on an H100: the GPU mostly idle,
 #            so a wider batch sees about four times the scenes in the same minutes), its student DMIN minutes.
+#   resume:  one teacher trained across calls (and CPU sessions): RESUME_DIR (a carried folder) holds its
+#            dit_ckpt.pt and text.pt; RESUME_STEPS (40000) steps of batch 32 at 128 px throughout, noise
+#            levels shifted by 3 (the CPU's longer-schedule recipe, docs/toyworld.md), a fixed cosine, so
+#            that each call goes on where the last stopped; the call's training stops a minute before CAP_MIN
+#            and its dit_ckpt.pt and text.pt come back, to be carried into the next; once the schedule is done
+#            the student is distilled and both are evaluated as the others.
 # Each run then evaluates its student (40 held-out captions, as the pilots). The models come back as
 # toy_dit.safetensors + config.json (drop into models/toyworld-flow/ and run the flow benchmark at home)
 # and the teacher's EMA weights (toy_dit_ema.pt: for students distilled at home).
@@ -36,14 +42,25 @@ for run in $RUNS; do
     T="--steps $LONG_STEPS --batch 32 --lowres 128 --lowres-steps $(( LONG_STEPS * 7 / 8 )) --highres-every 3 --fit-minutes $LONG_MIN"
     D="--distil-steps 2000 --fit-minutes $DMIN"
   fi
+  M=$CAP
+  if [[ $run == resume ]]; then
+    R=${RESUME_DIR:?RUNS=resume needs RESUME_DIR: the carried folder with the teacher dit_ckpt.pt and text.pt}
+    cp "$R"/dit_ckpt.pt "$R"/text.pt "$d/" 2>/dev/null || true
+    S=${RESUME_STEPS:-40000}
+    T="--steps $S --batch 32 --lowres 128 --lowres-steps $S --highres-every 0 --noise-shift 3 --ckpt-minutes 2"
+    D="--distil-steps 2000 --fit-minutes $DMIN"
+    # --max-minutes counts the run's minutes across resumes: this call's share is what is spent plus CAP - 1
+    M=$(python3 -c "import os, sys, torch; p = sys.argv[1]; spent = torch.load(p, weights_only=False, map_location='cpu')['seconds'] / 60 if os.path.isfile(p) else 0.0; print(f'{spent + float(sys.argv[2]) - 1:.2f}')" "$d/dit_ckpt.pt" "$CAP")
+  fi
   [[ -n "${SMOKE:-}" ]] && { T="--steps 4 --batch 2 --lowres 128 --lowres-steps 2"; D="--distil-steps 2 --batch 2"; }
   E="--eval-captions ${EVAL_CAPTIONS:-40}"; [[ -n "${SMOKE:-}" ]] && E="--eval-captions 5 --eval-steps 2"
   ( timeout "$(awk "BEGIN { print int($CAP * 60) }")" bash -c "
-      python3 -m workshop.toyworld.train_flow --stage dit $A $T --max-minutes $CAP &&
+      python3 -m workshop.toyworld.train_flow --stage dit $A $T --max-minutes $M &&
+      [[ -f $d/toy_dit_ema.pt ]] &&   # a teacher stopped by the cap (resume) goes on next call
       python3 -m workshop.toyworld.train_flow --stage distil $A $T $D &&
       python3 -m workshop.toyworld.train_flow --stage finish $A $T" > "$d/train.log" 2>&1
     # the evaluations after the cap, under their own (EVAL_MIN): a cap that counted them cut them off (2026-11-27)
-    timeout "$(awk "BEGIN { print int(${EVAL_MIN:-2} * 60) }")" bash -c "
+    [[ -f $d/toy_dit.safetensors ]] && timeout "$(awk "BEGIN { print int(${EVAL_MIN:-2} * 60) }")" bash -c "
       python3 -m workshop.toyworld.train_flow --stage eval --eval-student --eval-shift host $A $T $E
       if [[ -n \"\${LEVELS:-}\" ]]; then   # the teacher's text to image, then both models' flow_levels
         python3 -m workshop.toyworld.train_flow --stage eval --eval-shift host $A $T $E
@@ -55,7 +72,7 @@ for run in $RUNS; do
         done
       fi" >> "$d/train.log" 2>&1
     mkdir -p "$DEST/$run"
-    for f in train.log config.json toy_dit.safetensors toy_dit_ema.pt sample.png; do
+    for f in train.log config.json toy_dit.safetensors toy_dit_ema.pt sample.png $([[ $run == resume ]] && echo dit_ckpt.pt text.pt); do
       [[ -f "$d/$f" ]] && cp "$d/$f" "$DEST/$run/"
     done
     cp "$d"/*.png "$d"/*.json "$DEST/$run/" 2>/dev/null || true ) &
