@@ -24,7 +24,8 @@ softmax over the text keys alone scaled by each query's text mass ``w = exp(lse_
 product ``P[img, text] X`` is ``w * attend(q_img, k_text, X)``: one more fused call over the text keys
 only (it runs every query, the text queries at weight 0: fewer operations than slicing the image's
 out). As ``(P A) V = P (A V)``, the text block's edit is ``P_s (A V_t,text) + P_t ((B - I) V_t,text)``,
-added to the target's image rows: one such call on each row's mixed text values. The source's image
+added to the target's image rows: one such call on each row's mixed text values (where each row's mix
+is a multiple of the identity, replace on prompts whose words align, a product by 1 and -1). The source's image
 block (while self-attention is injected) is a product of the source's probabilities with the
 target's values that no smaller call gives: one more row of the call's attention, ``attend(q_s, k_s,
 [A V_t,text; V_t,img])``, which replaces the target's image rows; the target's own part, ``P_t (B
@@ -60,8 +61,10 @@ class JointPlan:
     mixes: torch.Tensor | None         # the extra rows' text values' mix A where it is not diagonal
     put: torch.Tensor | None           # the output's gather index: the targets' image rows from the extra rows
     rows_mix: torch.Tensor | None      # [rows * heads, L, L] (v's dtype): what each row's text map takes of its
-                                       # pair's target text values (None: nothing)
-    text_rows: torch.Tensor | None     # each row's pair's target row
+                                       # pair's target text values (None: nothing, or ``row_scale``)
+    row_scale: torch.Tensor | None     # [rows, 1, 1, 1] (v's dtype): the same where each row's matrix is a multiple
+                                       # of the identity (replace on aligned prompts: 1 and -1): a product, no bmm
+    text_rows: torch.Tensor | None     # each row's pair's target row (None: no text-map edit)
     columns: torch.Tensor | None       # [rows, heads, L, dim] (v's dtype): the blend words' columns per row in
                                        # channels 0 and 1 (the rest zero: the kernels want the queries' dim)
     image_only: torch.Tensor | None    # [tokens] (float32): 0 on the image queries, -inf on the text's; with the log-sum-exp
@@ -123,10 +126,13 @@ class JointPromptToPrompt(AttentionPolicy[LocalBlendMaps]):
         k_text = k[:, :, :text]
         lse_rows = lse if plan.put is None else lse[:batch]
         weight = None
-        if plan.rows_mix is not None:   # the text maps' edit, each pair's two rows added into its target's
-            v_text = v[:, :, :text].index_select(0, plan.text_rows).reshape(batch * heads, text, dim)
-            part, lse_text = heads_attention_with_lse(q, k_text,
-                                                      torch.bmm(plan.rows_mix, v_text).view(batch, heads, text, dim))
+        if plan.text_rows is not None:   # the text maps' edit, each pair's two rows added into its target's
+            v_text = v[:, :, :text].index_select(0, plan.text_rows)
+            if plan.row_scale is not None:
+                mixed = v_text * plan.row_scale
+            else:
+                mixed = torch.bmm(plan.rows_mix, v_text.view(batch * heads, text, dim)).view(batch, heads, text, dim)
+            part, lse_text = heads_attention_with_lse(q, k_text, mixed)
             weight = torch.exp(lse_text - lse_rows + plan.image_only).unsqueeze(-1).to(part.dtype)
             edit = (part * weight).view(batch // 2, 2, heads, tokens, dim).sum(1)
             out.view(batch // 2, 2, tokens, heads, dim)[:, 1].add_(edit.transpose(1, 2))
@@ -191,15 +197,21 @@ class JointPromptToPrompt(AttentionPolicy[LocalBlendMaps]):
         # what the target's own text map adds (nothing where only the blend reads the maps)
         own = b if self_ else ((-eye if b is None else b - eye) if cross else None)
         source_mix = None if self_ else a                        # and the source's (self: in the extra row)
-        rows_mix = text_rows = None
+        rows_mix = row_scale = text_rows = None
         if own is not None or source_mix is not None:
-            rows_mix = torch.zeros(batch, heads, length, length, **to)
-            if source_mix is not None:
-                rows_mix[sources] = source_mix
-            if own is not None:
-                rows_mix[targets] = own
-            rows_mix = rows_mix.flatten(0, 1).to(v.dtype)
             text_rows = torch.arange(batch, **to) // 2 * 2 + 1
+            scales = [_identity_multiple(m, eye) for m in (source_mix, own)]
+            if None not in scales:
+                row_scale = torch.zeros(batch, 1, 1, 1, **to)
+                row_scale[sources], row_scale[targets] = scales
+                row_scale = row_scale.to(v.dtype)
+            else:
+                rows_mix = torch.zeros(batch, heads, length, length, **to)
+                if source_mix is not None:
+                    rows_mix[sources] = source_mix
+                if own is not None:
+                    rows_mix[targets] = own
+                rows_mix = rows_mix.flatten(0, 1).to(v.dtype)
         columns = None
         if blend:
             words = self.blend.maps().word_columns(length, device)   # [L, 2]: the source's, the target's blend words
@@ -210,11 +222,19 @@ class JointPromptToPrompt(AttentionPolicy[LocalBlendMaps]):
             if b is not None:
                 columns[targets, :, :, 1] = b @ words[:, 1]
             columns = columns.to(v.dtype)
-        lse = blend or rows_mix is not None
+        lse = blend or text_rows is not None
         image_only = None
         if lse:
             image_only = torch.zeros(tokens, **to)
             image_only[:length] = float("-inf")
-        plan = self.plans[key] = JointPlan(qk_index, v_index, scale, mixes, put, rows_mix, text_rows, columns,
-                                           image_only, lse=lse)
+        plan = self.plans[key] = JointPlan(qk_index, v_index, scale, mixes, put, rows_mix, row_scale, text_rows,
+                                           columns, image_only, lse=lse)
         return plan
+
+
+def _identity_multiple(m: torch.Tensor | None, eye: torch.Tensor) -> float | None:
+    """``c`` where ``m`` is ``c`` times the identity (None: 0), else None."""
+    if m is None:
+        return 0.0
+    c = float(m[0, 0])  # sampling-path-ok: once per plan (memo)
+    return c if bool(torch.equal(m, c * eye)) else None  # sampling-path-ok: once per plan (memo)
