@@ -58,6 +58,16 @@ def log_sum_exp(q: torch.Tensor, k: torch.Tensor, mask: torch.Tensor | None = No
     return torch.cat(chunks, dim=2)
 
 
+def kernel_lse(lse: torch.Tensor, b: int, h: int, t: int) -> torch.Tensor:
+    """A fused kernel's log-sum-exp as ``[b, h, t]``: cuDNN's ``[b, h, t, 1]`` reshaped, the memory-efficient
+    kernel's padded queries (to a multiple of 32) dropped, flash's as it is (no operation dispatched)."""
+    if lse.dim() != 3:
+        lse = lse.reshape(b, h, -1)
+    if lse.shape[-1] != t:
+        lse = lse[..., :t]
+    return lse
+
+
 def _fused(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
     if q.device.type == "cpu":
         return torch.ops.aten._scaled_dot_product_flash_attention_for_cpu(q, k, v, 0.0, False)[:2]
@@ -77,10 +87,7 @@ def _fused(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Ten
             out, lse = torch.ops.aten._scaled_dot_product_efficient_attention(q, k, v, None, True)[:2]
         else:
             return q, None
-        if lse.dim() != 3:      # cuDNN: [b, h, t, 1]
-            lse = lse.reshape(b, h, -1)
-        if lse.shape[-1] != t:  # memory-efficient: padded to 32 queries
-            lse = lse[..., :t]
+        lse = kernel_lse(lse, b, h, t)
     except (RuntimeError, TypeError, AttributeError, NotImplementedError) as e:
         _CHECKED[key] = False
         warnings.warn(f"attention_with_lse: PyTorch's attention kernel {kernel} ({q.dtype}) did not return its "

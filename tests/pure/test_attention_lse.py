@@ -44,3 +44,27 @@ def test_the_written_out_log_sum_exp_takes_a_mask_and_chunks(monkeypatch):
     mask[..., 0, :] = 0.0
     assert torch.allclose(log_sum_exp(q, k, mask), explicit(q, k, q, mask)[1], atol=1e-12)
     assert torch.allclose(log_sum_exp(q, k), explicit(q, k, q)[1], atol=1e-12)
+
+
+def test_each_kernels_log_sum_exp_comes_out_as_batch_heads_queries():
+    """The CUDA kernels' layouts (cuDNN ``[b, h, t, 1]``; memory-efficient padded to 32 queries; flash
+    ``[b, h, t]``) to ``[b, h, t]``; flash's is handed on as it is, with no operation dispatched."""
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    from invertedit.attention.attention_lse import kernel_lse
+
+    lse = torch.randn(2, 3, 37)
+    assert torch.equal(kernel_lse(lse[..., None].clone(), 2, 3, 37), lse)
+    padded = torch.cat([lse, torch.full((2, 3, 27), float("inf"))], -1)
+    assert torch.equal(kernel_lse(padded, 2, 3, 37), lse)
+
+    class Count(TorchDispatchMode):
+        ops = 0
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            Count.ops += 1
+            return func(*args, **(kwargs or {}))
+
+    with Count():
+        assert kernel_lse(lse, 2, 3, 37) is lse
+    assert Count.ops == 0
