@@ -132,6 +132,33 @@ def test_trainer_presets_resume_and_refuse_another_size(host, tmp_path):
         torch.testing.assert_close(b["ema"][k], v, rtol=1e-5, atol=1e-6)
 
 
+def test_a_run_goes_on_from_its_compact_checkpoint(host, tmp_path, capsys):
+    """The compact checkpoint (the EMA weights, step and minutes: what a GPU call can carry with the working
+    tree) is written beside each full one; without the full one a run goes on from it with a fresh optimiser
+    where the cosine left off, and one of another size is refused."""
+    import shutil
+    from workshop.toyworld import train_flow as TF
+    common = ["--batch", "2", "--steps", "4", "--warmup", "2", "--lowres-steps", "4", "--highres-every", "0"]
+    out = tmp_path / "run"
+    out.mkdir()
+    shutil.copy(REPO / "models" / "toyworld-flow" / "toy_vae.safetensors", out)
+    TF.main(["--stage", "dit", "--out", str(out), *common, "--stop-after", "2"])
+    full, compact = (torch.load(out / f"dit_{n}.pt", weights_only=False) for n in ("ckpt", "compact"))
+    assert compact["step"] == full["step"] == 2 and compact["preset"] == TF.DEFAULT_PRESET
+    assert set(compact) == {"ema", "step", "seconds", "loss", "preset"}
+    for k, v in full["ema"].items():
+        assert torch.equal(compact["ema"][k], v)
+    assert (out / "dit_compact.pt").stat().st_size < 0.3 * (out / "dit_ckpt.pt").stat().st_size
+    (out / "dit_ckpt.pt").unlink()
+    with pytest.raises(SystemExit, match=TF.DEFAULT_PRESET):
+        TF.main(["--stage", "dit", "--out", str(out), *common, "--preset", "h128-d4s8"])
+    capsys.readouterr()
+    TF.main(["--stage", "dit", "--out", str(out), *common])
+    assert "resumed from the compact checkpoint at step 2" in capsys.readouterr().out
+    done = torch.load(out / "toy_dit_ema.pt", weights_only=False)
+    assert done["step"] == 4 and all(torch.isfinite(v).all() for v in done["ema"].values())
+
+
 def test_flow_levels_samples_from_each_level_of_the_schedule(host, tmp_path):
     """``flow_levels`` (issue 26's layout diagnostic) on a 4-step teacher: one reading per start level of
     the 20-step schedule at the host's shift, from the noise down, and the one-step estimates' grid; its

@@ -10,11 +10,12 @@
 #            minutes (the shipped "long" run used batch 32 at 0.04 s a step on an H100: the GPU mostly idle,
 #            so a wider batch sees about four times the scenes in the same minutes), its student DMIN minutes.
 #   resume:  one teacher trained across calls (and CPU sessions): RESUME_DIR (a carried folder) holds its
-#            dit_ckpt.pt and text.pt; RESUME_STEPS (40000) steps of batch 32 at 128 px throughout, noise
-#            levels shifted by 3 (the CPU's longer-schedule recipe, docs/toyworld.md), a fixed cosine, so
-#            that each call goes on where the last stopped; the call's training stops a minute before CAP_MIN
-#            and its dit_ckpt.pt and text.pt come back, to be carried into the next; once the schedule is done
-#            the student is distilled and both are evaluated as the others.
+#            dit_compact.pt (train_flow's compact checkpoint, 9 MB: the working tree leaves about 12 MB for
+#            what is carried; the full one, 37 MB, does not fit); RESUME_STEPS (40000) steps of batch 32 at
+#            128 px throughout, noise levels shifted by 3 (the CPU's longer-schedule recipe, docs/toyworld.md),
+#            a fixed cosine, so that each call goes on where the last stopped; the call's training stops a
+#            minute before CAP_MIN and its dit_compact.pt comes back, to be carried into the next; once the
+#            schedule is done the student is distilled and both are evaluated as the others.
 # Each run then evaluates its student (40 held-out captions, as the pilots). The models come back as
 # toy_dit.safetensors + config.json (drop into models/toyworld-flow/ and run the flow benchmark at home)
 # and the teacher's EMA weights (toy_dit_ema.pt: for students distilled at home).
@@ -44,13 +45,13 @@ for run in $RUNS; do
   fi
   M=$CAP
   if [[ $run == resume ]]; then
-    R=${RESUME_DIR:?RUNS=resume needs RESUME_DIR: the carried folder with the teacher dit_ckpt.pt and text.pt}
-    cp "$R"/dit_ckpt.pt "$R"/text.pt "$d/" 2>/dev/null || true
+    R=${RESUME_DIR:?RUNS=resume needs RESUME_DIR: the carried folder with the teacher dit_compact.pt}
+    cp "$R"/dit_compact.pt "$R"/dit_ckpt.pt "$R"/text.pt "$d/" 2>/dev/null || true
     S=${RESUME_STEPS:-40000}
     T="--steps $S --batch 32 --lowres 128 --lowres-steps $S --highres-every 0 --noise-shift 3 --ckpt-minutes 2"
     D="--distil-steps 2000 --fit-minutes $DMIN"
     # --max-minutes counts the run's minutes across resumes: this call's share is what is spent plus CAP - 1
-    M=$(python3 -c "import os, sys, torch; p = sys.argv[1]; spent = torch.load(p, weights_only=False, map_location='cpu')['seconds'] / 60 if os.path.isfile(p) else 0.0; print(f'{spent + float(sys.argv[2]) - 1:.2f}')" "$d/dit_ckpt.pt" "$CAP")
+    M=$(python3 -c "import os, sys, torch; p = sys.argv[1]; spent = torch.load(p, weights_only=False, map_location='cpu')['seconds'] / 60 if os.path.isfile(p) else 0.0; print(f'{spent + float(sys.argv[2]) - 1:.2f}')" "$d/dit_compact.pt" "$CAP")
   fi
   [[ -n "${SMOKE:-}" ]] && { T="--steps 4 --batch 2 --lowres 128 --lowres-steps 2"; D="--distil-steps 2 --batch 2"; }
   E="--eval-captions ${EVAL_CAPTIONS:-40}"; [[ -n "${SMOKE:-}" ]] && E="--eval-captions 5 --eval-steps 2"
@@ -72,7 +73,7 @@ for run in $RUNS; do
         done
       fi" >> "$d/train.log" 2>&1
     mkdir -p "$DEST/$run"
-    for f in train.log config.json toy_dit.safetensors toy_dit_ema.pt sample.png $([[ $run == resume ]] && echo dit_ckpt.pt text.pt); do
+    for f in train.log config.json toy_dit.safetensors toy_dit_ema.pt sample.png $([[ $run == resume ]] && echo dit_compact.pt); do
       [[ -f "$d/$f" ]] && cp "$d/$f" "$DEST/$run/"
     done
     cp "$d"/*.png "$d"/*.json "$DEST/$run/" 2>/dev/null || true ) &
