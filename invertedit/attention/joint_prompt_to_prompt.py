@@ -136,14 +136,14 @@ class JointPromptToPrompt(AttentionPolicy[LocalBlendMaps]):
             weight = torch.exp(lse_text - lse_rows + plan.image_only).unsqueeze(-1).to(part.dtype)
             edit = (part * weight).view(batch // 2, 2, heads, tokens, dim).sum(1)
             out.view(batch // 2, 2, tokens, heads, dim)[:, 1].add_(edit.transpose(1, 2))
-        if blend is not None:   # the words' maps, summed over rows and heads: [1, image tokens, 2]
+        if blend is not None:   # the words' maps, summed over rows and heads: [1, tokens, 2] (the text's 0)
             words, lse_text = heads_attention_with_lse(q, k_text, plan.columns)
             if weight is None:
                 weight = torch.exp(lse_text - lse_rows + plan.image_only).unsqueeze(-1).to(words.dtype)
             reader = self.readers.get(q.device)
             if reader is None:
                 reader = self.readers[q.device] = blend_reader(1, 1, 2, False, q.device)
-            blend.add_rows((words[..., :2] * weight).sum((0, 1))[None, text:], reader, 0, where.grid)
+            blend.add_rows((words[..., :2] * weight).sum((0, 1))[None], reader, text, where.grid)
         return out
 
     def plan(self, where: JointWhere, q: torch.Tensor, v: torch.Tensor, cross: bool, self_: bool,

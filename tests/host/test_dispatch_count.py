@@ -54,13 +54,13 @@ def test_flowedit_costs_at_most_110_percent_of_a_stock_step_with_the_same_rows(h
 
 
 #: Joint Attention Inject's operations a model evaluation against stock euler, by run, against the host's SDPA
-#: attention (what NVIDIA GPUs run; measured on the tiny Flux / SD3: every step 1.17x / 1.16x, its blend 1.26x /
-#: 1.27x; defaults 1.07x / 1.07x, their blend 1.22x / 1.25x, on Flux's double blocks 1.17x; 2026-11-27, the
-#: second call over every query and replace's mix as a product: before them 1.20x / 1.19x, 1.29x / 1.30x,
-#: 1.08-1.10x / 1.10x, 1.23x / 1.24x).
+#: attention (what NVIDIA GPUs run; measured on the tiny Flux / SD3: every step 1.17x / 1.16x, its blend 1.25x /
+#: 1.26x; defaults 1.07x / 1.07x, their blend 1.21x / 1.24x, on Flux's double blocks 1.16x; 2026-11-27, the
+#: second call over every query, replace's mix as a product, the blend's text rows left to its reading: before
+#: them 1.20x / 1.19x, 1.29x / 1.30x, 1.08-1.10x / 1.10x, 1.23x / 1.24x).
 #: Issue 27's 1.10x is not met: the stock step under the host's CPU default kernel (sub-quadratic, more
 #: operations a call) had made these look 1.03-1.18x (docs/measurements.md)
-JOINT_BOUNDS = {"every": 1.18, "every+blend": 1.28, "defaults": 1.08, "defaults+blend": 1.26}
+JOINT_BOUNDS = {"every": 1.18, "every+blend": 1.27, "defaults": 1.08, "defaults+blend": 1.25}
 
 
 def _joint_kind(label: str) -> str | None:
@@ -91,11 +91,11 @@ def test_the_flow_samplers_and_rf_inversion_cost_at_most_110_percent_of_a_stock_
 
 
 #: At a real model's depth, against the host's SDPA attention, by run (measured 2026-11-27 with the second call
-#: over every query and replace's mix as a product; before them, Flux.1: 1.34x, 1.45x, 1.16x, 1.34x, on the double
+#: over every query, replace's mix as a product, the blend's text rows left to its reading; before them, Flux.1: 1.34x, 1.45x, 1.16x, 1.34x, on the double
 #: blocks 1.23x; SD3 medium: 1.25x, 1.33x, 1.12x, 1.25x)
-DEPTH_BOUNDS = {"flux-dev": {"every": 1.29, "every+blend": 1.41, "defaults": 1.15, "defaults+blend": 1.33,
+DEPTH_BOUNDS = {"flux-dev": {"every": 1.29, "every+blend": 1.39, "defaults": 1.15, "defaults+blend": 1.32,
                              "double": 1.21},
-                "sd3": {"every": 1.21, "every+blend": 1.30, "defaults": 1.11, "defaults+blend": 1.25}}
+                "sd3": {"every": 1.21, "every+blend": 1.29, "defaults": 1.11, "defaults+blend": 1.24}}
 
 
 @pytest.mark.parametrize("family", ["flux-dev", "sd3"])
@@ -106,9 +106,9 @@ def test_joint_attention_inject_at_real_depth(host, family):
     by the call's log-sum-exp: about 17 more operations a block call where they are edited or read, in
     exchange for the extra attention rows that cost an H100 more at Flux.1's size (docs/measurements.md,
     "The flow editors on a GPU"). Measured against the host's SDPA attention (what NVIDIA GPUs run), Flux.1 /
-    SD3 medium: every block edited at every step 1.28x / 1.20x, with the local blend 1.40x / 1.29x; the
-    node's defaults 1.14x / 1.10x, with the blend reading every edited block (the node's default) 1.32x /
-    1.24x, on Flux's double-stream blocks 1.20x. Against the host's CPU default kernel (sub-quadratic:
+    SD3 medium: every block edited at every step 1.28x / 1.20x, with the local blend 1.38x / 1.28x; the
+    node's defaults 1.14x / 1.10x, with the blend reading every edited block (the node's default) 1.31x /
+    1.23x, on Flux's double-stream blocks 1.20x. Against the host's CPU default kernel (sub-quadratic:
     about 570 more operations a stock step at Flux's depth) the Flux counts read lower: issue 27's 1.10x is
     not met either way."""
     rows = {row["label"]: row for row in dispatch_count.measure_joint(host, family, steps=5, real_depth=True)}
