@@ -14,8 +14,11 @@
 #      512 px, then SD3 medium at 1024 px; FLOWCOST_ARGS), after the other parts, alone on the GPU, as cost is;
 #   dreambooth: DreamBooth Fine-Tune with the text encoder in the host's GPU precisions (issue 28), world 1;
 #   lse: tests/gpu/test_attention_lse_gpu.py beside the other parts (a correctness test, not a timing);
+#   lsek: Joint Attention Inject's attention call at SD3's and Flux's sizes, piece by piece and kernel by kernel
+#      (workshop/benchmarks/lse_kernels.py; LSEK_ARGS), after the other parts, alone on the GPU (about a minute);
 #   teachers: the toy flow DiT trained again on the bound T5, teacher and student (issues 26/27:
-#      workshop/toyworld/gpu_flow_teachers.sh; RUNS, LONG_MIN, DMIN), its models kept.
+#      workshop/toyworld/gpu_flow_teachers.sh; RUNS, LONG_MIN, DMIN; RUNS=resume RESUME_DIR=.carry: one teacher
+#      across calls, its compact checkpoint carried in and brought back), its models kept.
 # On the GPU machine, from the project root:  bash .gpu/run.sh bash workshop/gpu_one_call.sh
 # What it keeps (logs, JSON, the lane's pictures capped at LANE_MB, the pilots' summary and best model) is
 # written under $KEEP and, at the end, packed into $OUT (default ./gpu-call-out) as one tar split into
@@ -32,7 +35,7 @@ LANE_DIR=${LANE_DIR:-/tmp/gpu-lane}
 (nvidia-smi || true) > "$O/nvidia-smi.txt" 2>&1
 date +%s > "$O/started"
 
-PARTS=" ${PARTS:-lane dreambooth cost} "   # any of: lane dreambooth cost flowcost pilots teachers lse
+PARTS=" ${PARTS:-lane dreambooth cost} "   # any of: lane dreambooth cost flowcost pilots teachers lse lsek
 has() { [[ "$PARTS" == *" $1 "* ]]; }
 PIDS=()
 
@@ -86,6 +89,10 @@ for png in sorted((src / "images").glob("*/*.png"), key=lambda p: (int(p.parent.
 EOF
 fi
 for pid in "${PIDS[@]}"; do wait "$pid"; done
+if has lsek; then   # Joint Attention Inject's attention call at SD3's and Flux's sizes, kernel by kernel (alone on the GPU)
+  timeout "${LSEK_S:-150}" python3 -m workshop.benchmarks.lse_kernels --device "$DEV" --json "$O/lse_kernels.json" \
+      ${LSEK_ARGS:-} > "$O/lse_kernels.log" 2>&1
+fi
 if has cost; then   # the real-size cost tables (tests/gpu/test_gpu_cost.py's benchmark), SD1.5 then SDXL
   for family in ${COST_FAMILIES:-sd15 sdxl}; do
       timeout "${COST_S:-120}" python3 -m workshop.benchmarks.gpu_cost --device "$DEV" --families "$family" \
