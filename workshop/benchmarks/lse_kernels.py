@@ -140,8 +140,13 @@ def measure(fns: dict, device: torch.device, repeats: int, rounds: int) -> dict:
         if device.type == "cuda":
             torch.cuda.synchronize(device)
 
-    for fn in fns.values():
-        fn()
+    errors = {}
+    for label, fn in fns.items():
+        try:   # a kernel that cannot run these inputs (SDPA's "no available kernel") is reported, not fatal
+            fn()
+        except RuntimeError as e:
+            errors[label] = {"error": f"{type(e).__name__}: {str(e).splitlines()[0][:200]}"}
+    fns = {label: fn for label, fn in fns.items() if label not in errors}
     wall: dict = {label: [] for label in fns}
     issue: dict = {label: [] for label in fns}
     with torch.inference_mode():
@@ -156,8 +161,8 @@ def measure(fns: dict, device: torch.device, repeats: int, rounds: int) -> dict:
                 ended = time.perf_counter()
                 wall[label].append((ended - started) / repeats * 1e3)
                 issue[label].append((issued - started) / repeats * 1e3)
-    return {label: {"wall_ms": statistics.median(wall[label]), "issue_ms": statistics.median(issue[label])}
-            for label in fns}
+    return {**{label: {"wall_ms": statistics.median(wall[label]), "issue_ms": statistics.median(issue[label])}
+               for label in fns}, **errors}
 
 
 def table(result: dict) -> str:
@@ -167,6 +172,9 @@ def table(result: dict) -> str:
         lines += [f"### {name} ({result['device']})", "", "| call | wall ms | vs host attention | CPU issue ms |",
                   "|---|---|---|---|"]
         for label, row in rows.items():
+            if "error" in row:
+                lines.append(f"| {label} | {row['error']} | | |")
+                continue
             lines.append(f"| {label} | {row['wall_ms']:.3f} | {row['wall_ms'] / base:.2f}x | {row['issue_ms']:.3f} |")
         lines.append("")
     return "\n".join(lines)
