@@ -9,7 +9,9 @@ parts at each model's shapes, so that a device call says which part costs it: th
 call with its log-sum-exp (``attention_lse.attention_with_lse``), each kernel alone with and without it,
 the call over the text keys, and the policy's whole call (``JointPromptToPrompt.attention``: replace with
 cross-attention injected, the same with the local blend, and with self-attention injected too, its
-extra row). Inputs are laid out as the host hands them over: SD3's ``[batch, heads, tokens, dim]`` as
+extra row). The host's attention is its own ``optimized_attention`` and the call with the log-sum-exp the
+DiT driver's (``hostkit/dit_attention._attention_lse``), as a sampling run calls them (the host booted
+here with its defaults for the device). Inputs are laid out as the host hands them over: SD3's ``[batch, heads, tokens, dim]`` as
 views of its ``[batch, tokens, heads * dim]`` projections, Flux's contiguous (after its rotary embedding).
 
 Per case: wall milliseconds a call (``--repeats`` calls in a loop, the device synchronised at its ends,
@@ -24,6 +26,7 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+import tempfile
 import time
 from contextlib import nullcontext
 from pathlib import Path
@@ -32,12 +35,7 @@ import torch
 import torch.nn.functional as F
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
-from invertedit.attention.attention_lse import attention_with_lse, heads_attention_with_lse
-from invertedit.attention.controllers import AttentionReplace
-from invertedit.attention.joint_prompt_to_prompt import JointPromptToPrompt
-from invertedit.attention.local_blend import LocalBlend
-from invertedit.attention.policy import JointWhere
-from invertedit.attention.prompt_to_prompt import ReplaceSchedule
+from workshop.headless.boot import boot
 
 #: The pair's joint attention at each model's size (text tokens as the benchmarks' models give them: SD3's
 #: 77 CLIP tokens, or with T5's 256 as a user's; Flux's T5 padded to 256), in the dtype the host picks on an H100.
@@ -55,19 +53,6 @@ STEPS = 10
 SCHEDULE = [1.0 - i / STEPS for i in range(STEPS + 1)]
 
 
-def host_priority() -> list | None:
-    """The host's kernel order (``comfy.ops.SDPA_BACKEND_PRIORITY``) where the host is importable, else its
-    order as 0.3.64 sets it on CUDA; None off CUDA."""
-    if not torch.cuda.is_available():
-        return None
-    try:
-        import comfy.ops
-        return list(comfy.ops.SDPA_BACKEND_PRIORITY)
-    except Exception:   # the host is not on the path: its 0.3.64 order
-        return [SDPBackend.CUDNN_ATTENTION, SDPBackend.FLASH_ATTENTION, SDPBackend.EFFICIENT_ATTENTION,
-                SDPBackend.MATH]
-
-
 def inputs(shape: dict, device: torch.device, seed: int = 0) -> tuple:
     """q, k, v of the pair ``[2, heads, tokens, dim]`` in the host's layout for the model."""
     g = torch.Generator(device=device).manual_seed(seed)
@@ -82,11 +67,17 @@ def inputs(shape: dict, device: torch.device, seed: int = 0) -> tuple:
     return tuple(out)
 
 
-def cases(shape: dict, device: torch.device) -> dict:
-    """{label: fn} for one shape (every fn runs one call)."""
+def cases(host, shape: dict, device: torch.device) -> dict:
+    """{label: fn} for one shape (every fn runs one call), with the booted ``host``'s attention."""
+    import comfy.ldm.modules.attention as attention
+    import comfy.ops
+
+    pack = host.pack
+    attention_with_lse = pack.attention.attention_lse.attention_with_lse
+    heads_attention_with_lse = pack.attention.attention_lse.heads_attention_with_lse
     q, k, v = inputs(shape, device)
     text, grid, heads = shape["text"], shape["grid"], shape["heads"]
-    priority = host_priority()
+    priority = getattr(comfy.ops, "SDPA_BACKEND_PRIORITY", None) if device.type == "cuda" else None
 
     def in_order(fn, order=priority):
         def run():
@@ -94,17 +85,13 @@ def cases(shape: dict, device: torch.device) -> dict:
                 return fn()
         return run
 
-    def host(q, k, v, mask=None):   # the host's attention_pytorch: SDPA, then [batch, tokens, heads * dim]
-        with sdpa_kernel(priority, set_priority=True) if priority is not None else nullcontext():
-            out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
-        return out.transpose(1, 2).reshape(q.shape[0], q.shape[2], -1)
+    def host_attention(q, k, v, mask=None):   # what the driver's ``where.attend`` runs with no other override
+        return attention.optimized_attention(q, k, v, heads, mask=mask, skip_reshape=True)
 
-    def host_lse(q, k, v):   # the driver's plain path (hostkit/dit_attention._attention_lse)
-        with sdpa_kernel(priority, set_priority=True) if priority is not None else nullcontext():
-            return attention_with_lse(q, k, v)
+    host_lse = pack.hostkit.dit_attention._attention_lse   # the driver's plain path
 
     k_text, v_text = k[:, :, :text], v[:, :, :text]
-    out = {"host attention (SDPA, the host's kernel order)": lambda: host(q, k, v),
+    out = {"host attention (SDPA, the host's kernel order)": lambda: host_attention(q, k, v),
            "the same with its log-sum-exp (attention_with_lse)": lambda: host_lse(q, k, v),
            "the call over the text keys, SDPA": in_order(lambda: F.scaled_dot_product_attention(q, k_text, v_text)),
            "the call over the text keys with its log-sum-exp": in_order(lambda: heads_attention_with_lse(q, k_text,
@@ -115,11 +102,14 @@ def cases(shape: dict, device: torch.device) -> dict:
             out[f"{name} alone, with its log-sum-exp"] = in_order(lambda: attention_with_lse(q, k, v), [backend])
 
     def policy_call(cross: float, self_: float, blend: bool, step: int):
-        schedule = ReplaceSchedule(cross=cross, self_=self_, length=text)
-        local = LocalBlend((2,), (2,), blocks=frozenset({("double_block", 0)})) if blend else None
-        policy = JointPromptToPrompt(AttentionReplace(schedule, blend=local))
-        where = JointWhere(block=("double_block", 0), chunks=(0,), rows=2, heads=heads, text=text, grid=grid,
-                           attend=host, time=lambda: (SCHEDULE[step], SCHEDULE), attend_lse=host_lse)
+        schedule = pack.attention.prompt_to_prompt.ReplaceSchedule(cross=cross, self_=self_, length=text)
+        local = pack.attention.local_blend.LocalBlend((2,), (2,), blocks=frozenset({("double_block", 0)})) \
+            if blend else None
+        policy = pack.attention.joint_prompt_to_prompt.JointPromptToPrompt(
+            pack.attention.controllers.AttentionReplace(schedule, blend=local))
+        where = pack.attention.policy.JointWhere(block=("double_block", 0), chunks=(0,), rows=2, heads=heads,
+                                                 text=text, grid=grid, attend=host_attention,
+                                                 time=lambda: (SCHEDULE[step], SCHEDULE), attend_lse=host_lse)
 
         state = policy.make_state()   # the blend's sum over the run's calls
 
@@ -199,10 +189,11 @@ def main(argv=None) -> dict:
             raise SystemExit(f"--shapes: unknown {unknown}; known: {', '.join(shapes)}")
         shapes = {s: shapes[s] for s in args.shapes.split(",")}
     repeats = args.repeats or (5 if args.tiny else 50)
+    host = boot(base_dir=tempfile.mkdtemp(prefix="invertedit-lse-kernels-"), cpu=device.type == "cpu")
     result = {"device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
               "torch": torch.__version__, "repeats": repeats, "rounds": args.rounds, "shapes": {}}
     for name, shape in shapes.items():
-        result["shapes"][name] = measure(cases(shape, device), device, repeats, args.rounds)
+        result["shapes"][name] = measure(cases(host, shape, device), device, repeats, args.rounds)
         if args.json:
             args.json.write_text(json.dumps(result, indent=1))
     print(table(result))

@@ -247,6 +247,19 @@ def sample_s(n: int, gen: torch.Generator, shift: float = 1.0) -> torch.Tensor:
     return shifted(torch.sigmoid(torch.randn(n, generator=gen)), shift)
 
 
+def of_preset(ck: dict, path, args) -> dict:
+    """``ck`` (a checkpoint or weights file's contents) where it was made at ``--preset``'s size, else refused."""
+    made = ck.get("preset", DEFAULT_PRESET)
+    if made != args.preset:
+        raise SystemExit(f"{path} is of preset {made!r}, not {args.preset!r}")
+    return ck
+
+
+def load_of_preset(path: Path, args, device=None) -> dict:
+    """A checkpoint or weights file of ``train_flow`` (``of_preset``), on ``device`` (default ``--device``)."""
+    return of_preset(torch.load(path, weights_only=False, map_location=device or args.device), path, args)
+
+
 @torch.enable_grad()
 def train_loop(args, stem: str, net: torch.nn.Module, lr: float, warmup: int, ema_decay: float, steps: int,
                step_loss) -> bool:
@@ -264,9 +277,7 @@ def train_loop(args, stem: str, net: torch.nn.Module, lr: float, warmup: int, em
     out = Path(args.out)
     final = out / f"toy_{stem}_ema.pt"
     if final.is_file():
-        made = torch.load(final, weights_only=False, map_location="cpu").get("preset", DEFAULT_PRESET)
-        if made != args.preset:
-            raise SystemExit(f"{final} is of preset {made!r}, not {args.preset!r}")
+        load_of_preset(final, args, "cpu")
         log(f"{stem}: {final} exists, skipped")
         return True
     net.train()
@@ -278,17 +289,13 @@ def train_loop(args, stem: str, net: torch.nn.Module, lr: float, warmup: int, em
     ckpt_path, compact_path = out / f"{stem}_ckpt.pt", out / f"{stem}_compact.pt"
     start, spent, rewarm = 0, 0.0, 0
     if not ckpt_path.is_file() and compact_path.is_file():
-        ck = torch.load(compact_path, weights_only=False, map_location=args.device)
-        if ck.get("preset", DEFAULT_PRESET) != args.preset:
-            raise SystemExit(f"{compact_path} is of preset {ck.get('preset', DEFAULT_PRESET)!r}, not {args.preset!r}")
+        ck = load_of_preset(compact_path, args)
         net.load_state_dict(ck["ema"])
         ema = {k: v.detach().clone() for k, v in net.state_dict().items()}
         start, spent, rewarm = ck["step"], ck["seconds"], ck["step"]
         log(f"{stem}: resumed from the compact checkpoint at step {start} ({spent:.0f}s spent; a fresh optimiser)")
     elif ckpt_path.is_file():
-        ck = torch.load(ckpt_path, weights_only=False, map_location=args.device)
-        if ck.get("preset", DEFAULT_PRESET) != args.preset:
-            raise SystemExit(f"{ckpt_path} is of preset {ck.get('preset', DEFAULT_PRESET)!r}, not {args.preset!r}")
+        ck = load_of_preset(ckpt_path, args)
         net.load_state_dict(ck["model"])
         ema = ck["ema"]
         TS._unpack_opt(opt, ck["opt"])
@@ -387,9 +394,7 @@ def load_dit(args, which: str = "final", student: bool = False) -> tuple[torch.n
     out = Path(args.out)
     stem = "student" if student else "dit"
     path = out / (f"toy_{stem}_ema.pt" if which == "final" else f"{stem}_ckpt.pt")
-    ck = torch.load(path, weights_only=False, map_location=args.device)
-    if ck.get("preset", DEFAULT_PRESET) != args.preset:
-        raise SystemExit(f"{path} is of preset {ck.get('preset', DEFAULT_PRESET)!r}, not {args.preset!r}")
+    ck = load_of_preset(path, args)
     net = build_dit(args.seed, student, args.preset).to(args.device)
     net.load_state_dict(ck["ema"])
     net.eval().requires_grad_(False)
@@ -425,9 +430,7 @@ def distil(args) -> bool:
     teacher = None if args.anchor else load_dit(args)[0]
     net = build_dit(args.seed, student=True, preset=args.preset).to(args.device)
     if args.distil_init:   # a fine-tune of a finished student (its EMA weights), as world 2's attention fine-tune
-        init = load_student(args.distil_init, args.device)
-        if init.get("preset", DEFAULT_PRESET) != args.preset:
-            raise SystemExit(f"{args.distil_init} is of preset {init.get('preset', DEFAULT_PRESET)!r}, not {args.preset!r}")
+        init = of_preset(load_student(args.distil_init, args.device), args.distil_init, args)
         net.load_state_dict(init["ema"])
         if args.anchor:   # the start, frozen, is its own teacher: its guided velocity at the same guidance
             teacher = build_dit(args.seed, student=True, preset=args.preset).to(args.device)

@@ -1,10 +1,10 @@
 """``workshop/benchmarks/lse_kernels.py`` (Joint Attention Inject's attention call at real size, piece by
-piece, for a device call) runs its code path on the CPU's small shapes: every piece, finite times, and the
-policy's pieces cost more than the host's attention alone."""
+piece, for a device call) runs its code path on the CPU's small shapes, with the host's attention and the
+DiT driver's: every piece, finite times, and the policy's pieces cost more than the host's attention alone."""
 from workshop.benchmarks import lse_kernels
 
 
-def test_the_benchmark_runs_each_piece_on_the_cpu():
+def test_the_benchmark_runs_each_piece_on_the_cpu(host):
     result = lse_kernels.main(["--device", "cpu", "--tiny", "--repeats", "2", "--rounds", "1"])
     assert set(result["shapes"]) == set(lse_kernels.TINY)
     for rows in result["shapes"].values():
