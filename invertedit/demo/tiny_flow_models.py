@@ -60,6 +60,7 @@ import torch
 
 from ..hostkit import loaders
 from ..hostkit.loaders import HOST_CLASSES
+from .tiny_models import VAE_DDCONFIG as SD_VAE_DDCONFIG
 from .tiny_models import _NORMS, _calm_output, _fill, _generator, _smooth_in_time, _text_config
 
 FLOW_FAMILIES: tuple[str, ...] = ("flux-dev", "flux-schnell", "sd3")
@@ -164,18 +165,7 @@ SPECS: dict[str, FlowFamilySpec] = {
     ),
 }
 
-VAE_DDCONFIG: dict = {
-    "double_z": True,
-    "z_channels": 16,
-    "resolution": 64,
-    "in_channels": 3,
-    "out_ch": 3,
-    "ch": 32,  # GroupNorm(32) needs multiples of 32
-    "ch_mult": [1, 2, 2, 2],  # three downsamples: 8x
-    "num_res_blocks": 1,
-    "attn_resolutions": [],
-    "dropout": 0.0,
-}
+VAE_DDCONFIG: dict = {**SD_VAE_DDCONFIG, "z_channels": 16}   # the SD tiny VAE with 16 latent channels
 VAE_EMBED_DIM = 16
 _VAE_RAW_STD = 0.6  # about the spread of the random encoder's latent mean before scaling (measured)
 
