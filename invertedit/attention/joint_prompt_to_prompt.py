@@ -61,13 +61,14 @@ class JointPlan:
     mixes: torch.Tensor | None         # the extra rows' text values' mix A where it is not diagonal
     put: torch.Tensor | None           # the output's gather index: the targets' image rows from the extra rows
     rows_mix: torch.Tensor | None      # [rows * heads, L, L] (v's dtype): what each row's text map takes of its
-                                       # pair's target text values (None: nothing, or ``row_scale``)
-    row_scale: torch.Tensor | None     # [rows, 1, 1, 1] (v's dtype): the same where each row's matrix is a multiple
-                                       # of the identity (replace on aligned prompts: 1 and -1): a product, no bmm
+                                       # pair's target text values (None: nothing, or each row's matrix is a
+                                       # multiple of the identity, replace on aligned prompts: 1 and -1, in ``weigh``)
     text_rows: torch.Tensor | None     # each row's pair's target row (None: no text-map edit)
     columns: torch.Tensor | None       # [rows, heads, L, dim] (v's dtype): the blend words' columns per row in
                                        # channels 0 and 1 (the rest zero: the kernels want the queries' dim)
-    image_only: torch.Tensor | None    # [tokens] (float32): 0 on the image queries, -inf on the text's; with the log-sum-exp
+    weigh: torch.Tensor | None         # [rows, 1, tokens, 1] (float32): what the text maps' edit takes of each row's
+                                       # part: 0 on the text queries, each row's multiple of the identity (or 1)
+                                       # on the image's
     lse: bool                          # whether the call needs its log-sum-exp (a text-map edit or the blend)
 
 
@@ -111,7 +112,13 @@ class JointPromptToPrompt(AttentionPolicy[LocalBlendMaps]):
             q_all, k_all = q.index_select(0, plan.qk_index), k.index_select(0, plan.qk_index)
         else:
             q_all, k_all, values = q, k, v
-        if plan.lse:
+        # The kernel's own layout [rows, heads, tokens, dim] where the host's attention is plain and no gather
+        # follows: the text maps' edit is added there, before the host's layout, which costs no operation more
+        # than the stock call's (a transpose and a reshape)
+        heads_layout = plan.lse and where.attend_lse is None and plan.put is None
+        if heads_layout:
+            out, lse = where.plain_lse(q_all, k_all, values)
+        elif plan.lse:
             out, lse = (where.attend_lse or attention_with_lse)(q_all, k_all, values)
         else:
             out, lse = where.attend(q_all, k_all, values), None
@@ -121,29 +128,35 @@ class JointPromptToPrompt(AttentionPolicy[LocalBlendMaps]):
             return out
         # P[img, text] X = w * attend(q_img, k_text, X): the image queries' attention over the text keys
         # alone, weighted by their text mass in the call's softmax, w = exp(lse_text - lse). Every query
-        # runs (fewer operations than slicing the image's out); the text queries' weight is 0
-        # (``image_only``: -inf there), so they keep their own attention.
+        # runs (fewer operations than slicing the image's out); in the edit the text queries' weight is 0
+        # (``weigh``), so they keep their own attention, and the blend's reading leaves them out. The weight
+        # stays float32: the edit takes it in place (a half-precision product computed in float32, rounded once).
         k_text = k[:, :, :text]
         lse_rows = lse if plan.put is None else lse[:batch]
         weight = None
-        if plan.text_rows is not None:   # the text maps' edit, each pair's two rows added into its target's
+        if plan.text_rows is not None:   # the text maps' edit: each row's part added into its pair's target
             v_text = v[:, :, :text].index_select(0, plan.text_rows)
-            if plan.row_scale is not None:
-                mixed = v_text * plan.row_scale
+            if plan.rows_mix is None:   # each row's multiple of the identity: in ``weigh``
+                mixed = v_text
             else:
                 mixed = torch.bmm(plan.rows_mix, v_text.view(batch * heads, text, dim)).view(batch, heads, text, dim)
             part, lse_text = heads_attention_with_lse(q, k_text, mixed)
-            weight = torch.exp(lse_text - lse_rows + plan.image_only).unsqueeze(-1).to(part.dtype)
-            edit = (part * weight).view(batch // 2, 2, heads, tokens, dim).sum(1)
-            out.view(batch // 2, 2, tokens, heads, dim)[:, 1].add_(edit.transpose(1, 2))
+            weight = torch.exp(lse_text - lse_rows).unsqueeze(-1)
+            edit = part.mul_(weight * plan.weigh)
+            if heads_layout:
+                out.index_add_(0, plan.text_rows, edit)
+            else:
+                out.view(batch, tokens, heads, dim).index_add_(0, plan.text_rows, edit.transpose(1, 2))
         if blend is not None:   # the words' maps, summed over rows and heads: [1, tokens, 2] (the text's 0)
             words, lse_text = heads_attention_with_lse(q, k_text, plan.columns)
             if weight is None:
-                weight = torch.exp(lse_text - lse_rows + plan.image_only).unsqueeze(-1).to(words.dtype)
+                weight = torch.exp(lse_text - lse_rows).unsqueeze(-1)
             reader = self.readers.get(q.device)
             if reader is None:
                 reader = self.readers[q.device] = blend_reader(1, 1, 2, False, q.device)
-            blend.add_rows((words[..., :2] * weight).sum((0, 1))[None], reader, text, where.grid)
+            blend.add_rows((words[..., :2] * weight).sum((0, 1))[None], reader, text, where.grid)   # summed in float32
+        if heads_layout:
+            return out.transpose(1, 2).reshape(batch, tokens, heads * dim)
         return out
 
     def plan(self, where: JointWhere, q: torch.Tensor, v: torch.Tensor, cross: bool, self_: bool,
@@ -197,14 +210,13 @@ class JointPromptToPrompt(AttentionPolicy[LocalBlendMaps]):
         # what the target's own text map adds (nothing where only the blend reads the maps)
         own = b if self_ else ((-eye if b is None else b - eye) if cross else None)
         source_mix = None if self_ else a                        # and the source's (self: in the extra row)
-        rows_mix = row_scale = text_rows = None
+        rows_mix = text_rows = weigh = None
         if own is not None or source_mix is not None:
             text_rows = torch.arange(batch, **to) // 2 * 2 + 1
             scales = [_identity_multiple(m, eye) for m in (source_mix, own)]
             if None not in scales:
-                row_scale = torch.zeros(batch, 1, 1, 1, **to)
-                row_scale[sources], row_scale[targets] = scales
-                row_scale = row_scale.to(v.dtype)
+                weigh = torch.zeros(batch, 1, tokens, 1, **to)
+                weigh[sources, :, length:], weigh[targets, :, length:] = scales
             else:
                 rows_mix = torch.zeros(batch, heads, length, length, **to)
                 if source_mix is not None:
@@ -223,12 +235,11 @@ class JointPromptToPrompt(AttentionPolicy[LocalBlendMaps]):
                 columns[targets, :, :, 1] = b @ words[:, 1]
             columns = columns.to(v.dtype)
         lse = blend or text_rows is not None
-        image_only = None
-        if lse:
-            image_only = torch.zeros(tokens, **to)
-            image_only[:length] = float("-inf")
-        plan = self.plans[key] = JointPlan(qk_index, v_index, scale, mixes, put, rows_mix, row_scale, text_rows,
-                                           columns, image_only, lse=lse)
+        if rows_mix is not None:
+            weigh = torch.zeros(1, 1, tokens, 1, **to)
+            weigh[:, :, length:] = 1.0
+        plan = self.plans[key] = JointPlan(qk_index, v_index, scale, mixes, put, rows_mix, text_rows, columns, weigh,
+                                           lse=lse)
         return plan
 
 

@@ -22,6 +22,8 @@ from typing import Callable, Generic, TypeVar
 
 import torch
 
+from .attention_lse import heads_attention_with_lse
+
 S = TypeVar("S")
 
 
@@ -137,8 +139,12 @@ attention with each query's log-sum-exp. The run's time is read when
     attend: Callable[..., torch.Tensor] = field(repr=False, compare=False)   # (q, k, v, mask=None)
     time: Callable[[], tuple[float, list[float]]] = field(repr=False, compare=False)   # (sigma, the run's sigmas)
     #: (q, k, v) -> (output, log-sum-exp [batch, heads, tokens]) where the host's attention is not plain
-    #: (another node's override, a mask of its own); None: ``attention_lse.attention_with_lse``
+    #: (another node's override, a mask of its own); None: it is plain, and ``plain_lse`` gives it
     attend_lse: Callable[..., tuple[torch.Tensor, torch.Tensor]] | None = field(default=None, repr=False, compare=False)
+    #: the plain attention with its log-sum-exp, the output as the kernel gives it, ``[batch, heads, tokens,
+    #: dim]`` (a policy that adds to it before the host's layout saves a transpose)
+    plain_lse: Callable[..., tuple[torch.Tensor, torch.Tensor]] = field(default=heads_attention_with_lse, repr=False,
+                                                                          compare=False)
 
     @cached_property
     def _sigma_and_schedule(self) -> tuple[float, list[float]]:

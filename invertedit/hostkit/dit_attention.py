@@ -25,7 +25,7 @@ import comfy.patcher_extension
 import torch
 from torch.nn.attention import sdpa_kernel
 
-from ..attention.attention_lse import attention_with_lse, log_sum_exp
+from ..attention.attention_lse import heads_attention_with_lse, log_sum_exp
 from ..attention.policy import AttentionPolicy, JointWhere, PolicyInputError
 from .errors import NodeInputError
 from .family import model_family
@@ -70,8 +70,8 @@ class DiTDriver:
         plain = outer is None and kwargs.get("mask") is None   # else the log-sum-exp of what the host computes
         where = JointWhere(block=block, chunks=chunks, rows=q.shape[0] // max(len(chunks), 1), heads=heads,
                            text=text, grid=grid, attend=host, time=partial(_time, options),
-                           attend_lse=_attention_lse if plain else partial(_host_attention_lse, host,
-                                                                          kwargs.get("mask")))
+                           attend_lse=None if plain else partial(_host_attention_lse, host, kwargs.get("mask")),
+                           plain_lse=_attention_lse)
         state = run_state(options, self.policy, self.policy.make_state, self.node) if self.policy.keeps_state else None
         try:
             return self.policy.attention(q, k, v, where, state)
@@ -94,15 +94,15 @@ def _host_attention(func, outer, heads, args, kwargs, q, k, v, mask=None):
 
 
 def _attention_lse(q, k, v) -> tuple[torch.Tensor, torch.Tensor]:
-    """``attention_with_lse`` with the kernel the host's attention picks: the host sets its own order of
+    """``heads_attention_with_lse`` with the kernel the host's attention picks: the host sets its own order of
     PyTorch's attention kernels (``comfy.ops.SDPA_BACKEND_PRIORITY``: cuDNN first on CUDA) around each
     call; outside it PyTorch's default order picks flash (on an H100 at Flux.1 dev's size, 1024 px, Joint
     Attention Inject cost 1.27x a stock evaluation in flash's order against 1.19x in the host's)."""
     priority = getattr(comfy.ops, "SDPA_BACKEND_PRIORITY", None)
     if priority is None or q.device.type != "cuda":
-        return attention_with_lse(q, k, v)
+        return heads_attention_with_lse(q, k, v)
     with sdpa_kernel(priority, set_priority=True):
-        return attention_with_lse(q, k, v)
+        return heads_attention_with_lse(q, k, v)
 
 
 def _additive(mask: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
