@@ -25,13 +25,19 @@ product ``P[img, text] X`` is ``w * attend(q_img, k_text, X)``: one more fused c
 only (it runs every query, the text queries at weight 0: fewer operations than slicing the image's
 out). As ``(P A) V = P (A V)``, the text block's edit is ``P_s (A V_t,text) + P_t ((B - I) V_t,text)``,
 added to the target's image rows: one such call on each row's mixed text values (where each row's mix
-is a multiple of the identity, replace on prompts whose words align, a product by 1 and -1). The source's image
+is a multiple of the identity, replace on prompts whose words align, the target's text values as they are,
+the 1 and -1 in the weight), each row's part added into its pair's target row with one ``index_add_``, in
+the kernel's layout before the host's (where the host's attention is plain). The source's image
 block (while self-attention is injected) is a product of the source's probabilities with the
 target's values that no smaller call gives: one more row of the call's attention, ``attend(q_s, k_s,
 [A V_t,text; V_t,img])``, which replaces the target's image rows; the target's own part, ``P_t (B
 V_t,text)``, is added to it where ``B`` is not zero. The blend's maps are the same call on the blend
 words' indicator columns (values of the heads' width, two channels used), summed over rows and heads.
 No map is held.
+
+On CUDA ``index_add_`` adds a pair's two parts in either order (PyTorch's atomic additions; deterministic
+under ``torch.use_deterministic_algorithms``), so two runs may differ in the last bit of the output's
+dtype. On the CPU the order is fixed.
 
 Earlier versions computed the text block's edit and the blend's maps as extra rows of the call
 (values mixed per row; 1.27-1.50x a stock step on an H100 at Flux.1's size), then as float32 text

@@ -88,11 +88,11 @@ def cases(host, shape: dict, device: torch.device) -> dict:
     def host_attention(q, k, v, mask=None):   # what the driver's ``where.attend`` runs with no other override
         return attention.optimized_attention(q, k, v, heads, mask=mask, skip_reshape=True)
 
-    host_lse = pack.hostkit.dit_attention._attention_lse   # the driver's plain path
+    host_lse = pack.hostkit.dit_attention._attention_lse   # the driver's plain path (the kernel's layout)
 
     k_text, v_text = k[:, :, :text], v[:, :, :text]
     out = {"host attention (SDPA, the host's kernel order)": lambda: host_attention(q, k, v),
-           "the same with its log-sum-exp (attention_with_lse)": lambda: host_lse(q, k, v),
+           "the same with its log-sum-exp (the driver's plain path)": lambda: host_lse(q, k, v),
            "the call over the text keys, SDPA": in_order(lambda: F.scaled_dot_product_attention(q, k_text, v_text)),
            "the call over the text keys with its log-sum-exp": in_order(lambda: heads_attention_with_lse(q, k_text,
                                                                                                          v_text))}
@@ -109,7 +109,7 @@ def cases(host, shape: dict, device: torch.device) -> dict:
             pack.attention.controllers.AttentionReplace(schedule, blend=local))
         where = pack.attention.policy.JointWhere(block=("double_block", 0), chunks=(0,), rows=2, heads=heads,
                                                  text=text, grid=grid, attend=host_attention,
-                                                 time=lambda: (SCHEDULE[step], SCHEDULE), attend_lse=host_lse)
+                                                 time=lambda: (SCHEDULE[step], SCHEDULE), plain_lse=host_lse)
 
         state = policy.make_state()   # the blend's sum over the run's calls
 
