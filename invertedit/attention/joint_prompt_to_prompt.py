@@ -88,7 +88,7 @@ class JointPromptToPrompt(AttentionPolicy[LocalBlendMaps]):
         self.controller = controller
         self.schedule, self.blend = controller.schedule, controller.blend
         self.plans: dict = {}     # per call layout, device, dtype and step pattern (see plan())
-        self.readers: dict = {}   # the blend's reader per device: one object, so that its sums keep their layout
+        self.readers: dict = {}   # the blend's reader per device and layout: one object, so that its sums keep it
 
     @property
     def keeps_state(self) -> bool:
@@ -153,14 +153,14 @@ class JointPromptToPrompt(AttentionPolicy[LocalBlendMaps]):
                 out.index_add_(0, plan.text_rows, edit)
             else:
                 out.view(batch, tokens, heads, dim).index_add_(0, plan.text_rows, edit.transpose(1, 2))
-        if blend is not None:   # the words' maps, summed over rows and heads: [1, tokens, 2] (the text's 0)
+        if blend is not None:   # the words' maps [rows, heads, tokens, 2], weighted into the run's float32 sum
             words, lse_text = heads_attention_with_lse(q, k_text, plan.columns)
             if weight is None:
                 weight = torch.exp(lse_text - lse_rows).unsqueeze(-1)
-            reader = self.readers.get(q.device)
-            if reader is None:
-                reader = self.readers[q.device] = blend_reader(1, 1, 2, False, q.device)
-            blend.add_rows((words[..., :2] * weight).sum((0, 1))[None], reader, text, where.grid)   # summed in float32
+            reader = self.readers.get((q.device, batch, heads))
+            if reader is None:   # channel 0 of every row and head the source's map, channel 1 the target's
+                reader = self.readers[(q.device, batch, heads)] = blend_reader(batch, heads, 2, False, q.device)
+            blend.add_rows(words[..., :2], reader, text, where.grid, weight=weight)
         if heads_layout:
             return out.transpose(1, 2).reshape(batch, tokens, heads * dim)
         return out

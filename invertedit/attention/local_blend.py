@@ -11,6 +11,7 @@ fixed mask, it covers where the target's new word draws (a circle becoming a wid
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -34,7 +35,7 @@ class LocalBlendMaps:
         self.threshold = threshold
         self.sums: torch.Tensor | None = None    # [2, 1, h, w]: the maps of earlier layouts (summed)
         self.buffer: torch.Tensor | None = None  # [tokens, R, channels] float32: the blend rows summed over calls
-        self.rows: torch.Tensor | None = None    # the same as [R, tokens, channels] (a view: add_rows adds into it)
+        self.rows: torch.Tensor | None = None    # the same as [*R, tokens, channels] (a view: add_rows adds into it)
         self.reading: tuple | None = None        # (reader, text tokens, grid) of those rows
 
     def word_columns(self, length: int, device=None) -> torch.Tensor:
@@ -45,23 +46,29 @@ class LocalBlendMaps:
             columns[positions, c] = 1.0
         return columns
 
-    def add_rows(self, rows: torch.Tensor, reader: torch.Tensor, text: int, grid: tuple[int, int]) -> None:
-        """One attention call's blend rows ``[R, tokens, channels]`` (one or two per pair, each query's
+    def add_rows(self, rows: torch.Tensor, reader: torch.Tensor, text: int, grid: tuple[int, int],
+                 weight: torch.Tensor | None = None) -> None:
+        """One attention call's blend rows ``[*R, tokens, channels]`` (one or two per pair, each query's
         attention on the blend words' indicator values, every head; the first ``text`` tokens not
-        the image's), added to the run's sum of them as they are: one addition a call. ``reader``
-        ``[R * channels, 2]`` (``blend_reader``) turns the image tokens' sum into the two maps
-        (``summed``), once a step instead of once a call: the maps are linear in the rows. The sum
-        is float32 (a half-precision model's rows summed over every layer and step), kept token-major
-        so that reading it needs no copy."""
-        if self.rows is not None and (self.rows.shape != rows.shape or self.reading[0] is not reader):
+        the image's), times ``weight`` where given (broadcast over them: a per-query weight ``[*R, tokens,
+        1]``), added to the run's sum of them as they are: one operation a call. ``reader`` ``[R *
+        channels, 2]`` (``blend_reader``; ``R`` the product of the leading sizes) turns the image tokens'
+        sum into the two maps (``summed``), once a step instead of once a call: the maps are linear in the
+        rows. The sum is float32 (a half-precision model's rows summed over every layer and step), kept
+        token-major so that reading it needs no copy."""
+        shape = rows.shape if weight is None else torch.broadcast_shapes(rows.shape, weight.shape)
+        if self.rows is not None and (self.rows.shape != shape or self.reading[0] is not reader):
             self.sums, self.buffer, self.rows = self.summed(), None, None   # another layout: fold the rows in
         if self.rows is None:
-            self.buffer = torch.empty(rows.shape[1], rows.shape[0], rows.shape[2], dtype=torch.float32,
-                                      device=rows.device)
-            self.rows, self.reading = self.buffer.transpose(0, 1), (reader, text, grid)
-            self.rows.copy_(rows)
-        else:
+            lead, tokens, channels = shape[:-2], shape[-2], shape[-1]
+            self.buffer = torch.zeros(tokens, math.prod(lead), channels, dtype=torch.float32, device=rows.device)
+            n = len(lead)
+            self.rows = self.buffer.view(tokens, *lead, channels).permute(*range(1, n + 1), 0, n + 1)
+            self.reading = (reader, text, grid)
+        if weight is None:
             self.rows.add_(rows)
+        else:
+            self.rows.addcmul_(rows, weight)
 
     def summed(self) -> torch.Tensor | None:
         """``[2, 1, h, w]``: the blend words' maps (the source's, the target's), summed over calls,

@@ -55,10 +55,11 @@ def test_flowedit_costs_at_most_110_percent_of_a_stock_step_with_the_same_rows(h
 
 #: Joint Attention Inject's operations a model evaluation against stock euler, by run, against the host's SDPA
 #: attention (what NVIDIA GPUs run; measured on the tiny Flux / SD3, 2026-11-27, the edit added in the kernel's
-#: layout with one index_add_ and replace's row scale in its weight: every step 1.10x / 1.10x, its blend 1.19x /
-#: 1.21x; defaults 1.05-1.06x / 1.05-1.06x, their blend 1.18x / 1.20-1.21x. Before it 1.17x / 1.16x, 1.25x / 1.26x, 1.07x /
-#: 1.07x, 1.21x / 1.24x; docs/measurements.md). Every step and the blend stay above the 1.10x of the rest
-JOINT_BOUNDS = {"every": 1.11, "every+blend": 1.22, "defaults": 1.07, "defaults+blend": 1.22}
+#: layout with one index_add_ and replace's row scale in its weight, the blend's rows weighted into its sum with one
+#: addcmul_: every step 1.10x / 1.10x, its blend 1.16x / 1.18x; defaults 1.05-1.06x / 1.05-1.06x, their blend
+#: 1.15x / 1.17-1.19x. Before them 1.17x / 1.16x, 1.25x / 1.26x, 1.07x / 1.07x, 1.21x / 1.24x;
+#: docs/measurements.md). Every step and the blend stay above the 1.10x of the rest
+JOINT_BOUNDS = {"every": 1.11, "every+blend": 1.19, "defaults": 1.07, "defaults+blend": 1.20}
 
 
 def _joint_kind(label: str) -> str | None:
@@ -88,13 +89,13 @@ def test_the_flow_samplers_and_rf_inversion_cost_at_most_110_percent_of_a_stock_
             assert row["syncs"] <= rows[0]["syncs"] + row["calls"], row
 
 
-#: At a real model's depth, against the host's SDPA attention, by run (measured 2026-11-27, the edit added in the
-#: kernel's layout with one index_add_; Flux.1: 1.16x, 1.27x, 1.09x, 1.24x, on the double blocks 1.14x; SD3 medium:
-#: 1.12x, 1.20x, 1.07x, 1.18x. Before it 1.28x, 1.38x, 1.14x, 1.31x, 1.20x; 1.20x, 1.28x, 1.10x, 1.23x). The
-#: node's defaults are held to issue 27's 1.10x
-DEPTH_BOUNDS = {"flux-dev": {"every": 1.17, "every+blend": 1.28, "defaults": 1.10, "defaults+blend": 1.25,
-                             "double": 1.15},
-                "sd3": {"every": 1.13, "every+blend": 1.21, "defaults": 1.10, "defaults+blend": 1.19}}
+#: At a real model's depth, against the host's SDPA attention, by run (measured 2026-11-27, the same changes;
+#: Flux.1: 1.16x, 1.22x, 1.09x, 1.19x, on the double blocks 1.13x; SD3 medium: 1.12x, 1.16x, 1.07x, 1.14x. Before
+#: them 1.28x, 1.38x, 1.14x, 1.31x, 1.20x; 1.20x, 1.28x, 1.10x, 1.23x). The node's defaults are held to issue
+#: 27's 1.10x
+DEPTH_BOUNDS = {"flux-dev": {"every": 1.17, "every+blend": 1.23, "defaults": 1.10, "defaults+blend": 1.20,
+                             "double": 1.14},
+                "sd3": {"every": 1.13, "every+blend": 1.17, "defaults": 1.10, "defaults+blend": 1.15}}
 
 
 @pytest.mark.parametrize("family", ["flux-dev", "sd3"])
@@ -106,9 +107,9 @@ def test_joint_attention_inject_at_real_depth(host, family):
     image block is injected), in exchange for the extra attention rows that cost an H100 more at Flux.1's
     size (docs/measurements.md, "The flow editors on a GPU"). Measured against the host's SDPA attention
     (what NVIDIA GPUs run), Flux.1 / SD3 medium: every block edited at every step 1.16x / 1.12x, with the
-    local blend 1.27x / 1.20x; the node's defaults 1.09x / 1.07x (issue 27's 1.10x, held here), with the
-    blend reading every edited block (the node's default where blend words are given) 1.24x / 1.18x, on
-    Flux's double-stream blocks 1.14x."""
+    local blend 1.22x / 1.16x; the node's defaults 1.09x / 1.07x (issue 27's 1.10x, held here), with the
+    blend reading every edited block (the node's default where blend words are given) 1.19x / 1.14x, on
+    Flux's double-stream blocks 1.13x."""
     rows = {row["label"]: row for row in dispatch_count.measure_joint(host, family, steps=5, real_depth=True)}
     print(dispatch_count.nfe_table(list(rows.values()), f"demo-{family} at real depth", 5))
     bounds = DEPTH_BOUNDS[family]

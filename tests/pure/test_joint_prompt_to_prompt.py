@@ -175,3 +175,41 @@ def test_the_host_fallback_gives_the_same_edit():
             got[name] = (policy.attention(q, k, v, w, state), state.summed())
         assert torch.allclose(got["pure"][0], got["host"][0], atol=1e-12)
         assert torch.allclose(got["pure"][1], got["host"][1], atol=1e-6)
+
+
+def test_what_a_block_call_dispatches_beyond_the_stock_call():
+    """The operations a call dispatches beyond the host's plain attention (3: the kernel, a transpose and a
+    reshape), where the host's attention is plain: replace on aligned prompts edits the text maps with 10 more
+    (the keys' and values' text slices, the target rows' values, the call over the text keys, the weight's
+    three, its product with ``weigh``, the part's product in place, one ``index_add_``); with the source's image
+    block injected (no text-map edit), 4 (three selects and a gather); the blend's reading of an edited call 3
+    more (the call over the text keys, a slice, one ``addcmul_``). Issue 27's per-step cost at Flux.1's depth
+    rests on these counts (docs/measurements.md, "The edit added in the kernel's layout")."""
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    class Count(TorchDispatchMode):
+        n = 0
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            Count.n += 1
+            return func(*args, **(kwargs or {}))
+
+    def count(fn) -> int:
+        Count.n = 0
+        with torch.no_grad(), Count():
+            fn()
+        return Count.n
+
+    q, k, v = (t.float() for t in tensors(2, seed=3))
+    stock = count(lambda: sdpa(q, k, v))
+    blend = LocalBlend((1,), (1,), blocks=frozenset({("double_block", 0)}))
+    for with_blend, expected in ((None, {"cross": 10, "self": 4}), (blend, {"cross": 13})):
+        schedule = ReplaceSchedule(cross=0.8, self_=0.4, length=TEXT)
+        policy = JointPromptToPrompt(AttentionReplace(schedule, blend=with_blend))
+        state = policy.make_state()
+        for kind, step in (("cross", 6), ("self", 1)):
+            if kind not in expected:
+                continue
+            policy.attention(q, k, v, where(step), state)   # the plan, made once per layout
+            extra = count(lambda: policy.attention(q, k, v, where(step), state)) - stock
+            assert extra <= expected[kind], (kind, with_blend is not None, extra)
