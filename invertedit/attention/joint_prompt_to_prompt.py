@@ -51,7 +51,7 @@ import torch
 
 from dataclasses import dataclass
 
-from .attention_lse import attention_with_lse, heads_attention_with_lse
+from .attention_lse import heads_attention_with_lse
 from .controllers import PromptToPrompt
 from .local_blend import LocalBlendMaps, blend_reader
 from .policy import AttentionPolicy, JointWhere, PolicyInputError
@@ -124,8 +124,11 @@ class JointPromptToPrompt(AttentionPolicy[LocalBlendMaps]):
         heads_layout = plan.lse and where.attend_lse is None and plan.put is None
         if heads_layout:
             out, lse = where.plain_lse(q_all, k_all, values)
+        elif plan.lse and where.attend_lse is None:   # plain, a gather follows: the host's layout first
+            out, lse = where.plain_lse(q_all, k_all, values)
+            out = out.transpose(1, 2).reshape(q_all.shape[0], tokens, heads * dim)
         elif plan.lse:
-            out, lse = (where.attend_lse or attention_with_lse)(q_all, k_all, values)
+            out, lse = where.attend_lse(q_all, k_all, values)
         else:
             out, lse = where.attend(q_all, k_all, values), None
         if plan.put is not None:   # the targets' image rows from the extra rows: one gather
