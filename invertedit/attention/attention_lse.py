@@ -30,8 +30,14 @@ def attention_with_lse(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> tup
     the output ``[batch, tokens, heads * dim]`` (the host's layout) and the log-sum-exp ``[batch,
     heads, tokens]`` (float32, float64 for float64 inputs)."""
     out, lse = heads_attention_with_lse(q, k, v)
-    b, h, t, d = q.shape
-    return out.transpose(1, 2).reshape(b, t, h * d), lse
+    return host_layout(out), lse
+
+
+def host_layout(out: torch.Tensor) -> torch.Tensor:
+    """An attention output ``[batch, heads, tokens, dim]`` (as the kernels give it) in the host's layout,
+    ``[batch, tokens, heads * dim]``: a transpose and a reshape, what the host's own call makes."""
+    b, h, t, d = out.shape
+    return out.transpose(1, 2).reshape(b, t, h * d)
 
 
 def heads_attention_with_lse(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -51,7 +51,7 @@ import torch
 
 from dataclasses import dataclass
 
-from .attention_lse import heads_attention_with_lse
+from .attention_lse import heads_attention_with_lse, host_layout
 from .controllers import PromptToPrompt
 from .local_blend import LocalBlendMaps, blend_reader
 from .policy import AttentionPolicy, JointWhere, PolicyInputError
@@ -118,21 +118,18 @@ class JointPromptToPrompt(AttentionPolicy[LocalBlendMaps]):
             q_all, k_all = q.index_select(0, plan.qk_index), k.index_select(0, plan.qk_index)
         else:
             q_all, k_all, values = q, k, v
-        # The kernel's own layout [rows, heads, tokens, dim] where the host's attention is plain and no gather
-        # follows: the text maps' edit is added there, before the host's layout, which costs no operation more
-        # than the stock call's (a transpose and a reshape)
-        heads_layout = plan.lse and where.attend_lse is None and plan.put is None
-        if heads_layout:
-            out, lse = where.plain_lse(q_all, k_all, values)
-        elif plan.lse and where.attend_lse is None:   # plain, a gather follows: the host's layout first
-            out, lse = where.plain_lse(q_all, k_all, values)
-            out = out.transpose(1, 2).reshape(q_all.shape[0], tokens, heads * dim)
-        elif plan.lse:
+        # Where the host's attention is plain, its output stays in the kernel's layout [rows, heads, tokens, dim]
+        # until the text maps' edit is added: the host's layout after costs the stock call's transpose and
+        # reshape, no operation more. Otherwise (another node's override, the call's own mask) the host's layout.
+        if not plan.lse:
+            out, lse = where.attend(q_all, k_all, values), None
+        elif where.attend_lse is not None:
             out, lse = where.attend_lse(q_all, k_all, values)
         else:
-            out, lse = where.attend(q_all, k_all, values), None
-        if plan.put is not None:   # the targets' image rows from the extra rows: one gather
-            out = out.gather(0, plan.put)
+            out, lse = where.plain_lse(q_all, k_all, values)
+        heads_layout = lse is not None and where.attend_lse is None
+        if plan.put is not None:   # the targets' image rows from the extra rows: one gather, in the host's layout
+            out, heads_layout = (host_layout(out) if heads_layout else out).gather(0, plan.put), False
         if lse is None:
             return out
         # P[img, text] X = w * attend(q_img, k_text, X): the image queries' attention over the text keys
@@ -164,9 +161,7 @@ class JointPromptToPrompt(AttentionPolicy[LocalBlendMaps]):
             if reader is None:   # channel 0 of every row and head the source's map, channel 1 the target's
                 reader = self.readers[(q.device, batch, heads)] = blend_reader(batch, heads, 2, False, q.device)
             blend.add_rows(words[..., :2], reader, text, where.grid, weight=weight)
-        if heads_layout:
-            return out.transpose(1, 2).reshape(batch, tokens, heads * dim)
-        return out
+        return host_layout(out) if heads_layout else out
 
     def plan(self, where: JointWhere, q: torch.Tensor, v: torch.Tensor, cross: bool, self_: bool,
              pattern: tuple | None, blend: bool) -> JointPlan:
