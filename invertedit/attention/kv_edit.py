@@ -20,8 +20,11 @@ What differs in the host, not in what is computed for the edited tokens: their e
 transformer on the text and the edited tokens only; the host's runs every token. The background
 tokens' own outputs never reach the edited ones (every block takes the background's keys and
 values from the inversion) and are replaced by the image's latent, so the edited tokens get the
-same values. Their keys are kept before the rotary embedding and rotated again while editing; the
-host's attention gets them rotated, at the same positions, so the kept ones are kept rotated.
+same values. So, as theirs, the edit's attention is computed for the text's and the edited tokens'
+queries alone (the background's rows of its output are zero): the attention's arithmetic scales
+with the region, as in their code; the blocks' other layers still run on every token. Their keys
+are kept before the rotary embedding and rotated again while editing; the host's attention gets
+them rotated, at the same positions, so the kept ones are kept rotated.
 """
 from __future__ import annotations
 
@@ -129,6 +132,7 @@ class EditState:
     call by the host kit, before the blocks run)."""
     step: int = -1
     keep: torch.Tensor | None = None          # [1, 1, tokens, 1]: the text and the edited tokens keep their own
+    rows: torch.Tensor | None = None          # [text + edited]: the queries attended (the text's, the edited tokens')
     bias: torch.Tensor | None = None          # attn_scale's bias, [1, 1, 1, L], or None
     latents: dict = field(default_factory=dict)   # the host kit's: trajectory and cell mask on the run's device
 
@@ -144,6 +148,7 @@ class KVEdit(AttentionPolicy[EditState]):
 
     def __init__(self, cache: dict[KVKey, tuple[torch.Tensor, torch.Tensor]], edited: torch.Tensor, scale: float):
         self.cache, self.edited, self.scale = cache, edited, scale
+        self.edited_rows = edited.nonzero().flatten()   # made with the node, before any sampling
 
     @property
     def keeps_state(self) -> bool:
@@ -160,6 +165,7 @@ class KVEdit(AttentionPolicy[EditState]):
                                        f"sampled {k.shape[2] - text}; sample the inverted image's latent.")
             edited = self.edited.to(k.device)
             state.keep = torch.cat((torch.ones(text, dtype=torch.bool, device=k.device), edited))[None, None, :, None]
+            state.rows = torch.cat((torch.arange(text, device=k.device), self.edited_rows.to(k.device) + text))
             if self.scale:
                 state.bias = background_bias(text, edited, self.scale, q.dtype)
         kept = self.cache.get((state.step, *where.block))
@@ -168,8 +174,10 @@ class KVEdit(AttentionPolicy[EditState]):
                                    f"{where.block[0]} {where.block[1]}; sample with the SIGMAS of KV-Edit.")
         ks, vs = (t if (t.device, t.dtype) == (k.device, k.dtype) else t.to(k) for t in kept)   # kept on the cpu
         if ks.shape[2] == k.shape[2]:   # the kept text is as long as this one's: one select per tensor
-            return where.attend(q, torch.where(state.keep, k, ks), torch.where(state.keep, v, vs), mask=state.bias)
-        image, keep = ks.shape[2] - k.shape[2] + text, state.keep[:, :, text:]   # a longer or shorter target prompt
-        k = torch.cat((k[:, :, :text], torch.where(keep, k[:, :, text:], ks[:, :, image:])), 2)
-        v = torch.cat((v[:, :, :text], torch.where(keep, v[:, :, text:], vs[:, :, image:])), 2)
-        return where.attend(q, k, v, mask=state.bias)
+            k, v = torch.where(state.keep, k, ks), torch.where(state.keep, v, vs)
+        else:   # a longer or shorter target prompt
+            image, keep = ks.shape[2] - k.shape[2] + text, state.keep[:, :, text:]
+            k = torch.cat((k[:, :, :text], torch.where(keep, k[:, :, text:], ks[:, :, image:])), 2)
+            v = torch.cat((v[:, :, :text], torch.where(keep, v[:, :, text:], vs[:, :, image:])), 2)
+        made = where.attend(q.index_select(2, state.rows), k, v, mask=state.bias)
+        return made.new_zeros(made.shape[0], q.shape[2], made.shape[2]).index_copy_(1, state.rows, made)

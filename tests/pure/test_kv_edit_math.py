@@ -63,11 +63,13 @@ def test_a_longer_target_prompt_takes_the_kept_image_keys_and_values():
     values = torch.where(edited[None, None, :, None], v[:, :, 7:], kept_v[:, :, 4:])
     want = sdpa(q, torch.cat((k[:, :, :7], image), 2), torch.cat((v[:, :, :7], values), 2),
                 background_bias(7, edited, 1.0, torch.float32))
-    assert torch.allclose(out, want, atol=1e-6)
+    made = torch.cat((torch.ones(7, dtype=torch.bool), edited))   # the text's and the edited tokens' rows
+    assert torch.allclose(out[:, made], want[:, made], atol=1e-6)
+    assert not out[:, ~made].any()   # the background's rows are not computed (as the authors', who run no such rows)
     # the same length: one select per tensor, the same attention
     same = KVEdit({(1, "double_block", 0): (torch.cat((k[:, :, :7], kept_k[:, :, 4:]), 2),
                                             torch.cat((v[:, :, :7], kept_v[:, :, 4:]), 2))}, edited, 1.0)
-    assert torch.allclose(same.attention(q, k, v, where(7), EditState(step=1)), want, atol=1e-6)
+    assert torch.equal(same.attention(q, k, v, where(7), EditState(step=1)), out)
 
 
 def test_keeping_more_than_the_device_holds_is_refused_before_it_runs_out():

@@ -404,7 +404,7 @@ def main(argv=None) -> int:
     ap.add_argument("--device", choices=["cuda", "cpu"], default="cuda")
     ap.add_argument("--tiny", action="store_true", help="the tiny flow models at 64 px: a code-path check")
     ap.add_argument("--families", default=",".join(FAMILIES))
-    ap.add_argument("--sides", default="1024,512", help="picture sides, comma-separated (--tiny: 64)")
+    ap.add_argument("--sides", default="", help="picture sides, comma-separated (default 1024,512; --tiny: 64)")
     ap.add_argument("--steps", type=int, default=4)
     ap.add_argument("--repeats", type=int, default=None, help="timed runs per case (default 2; --tiny: 1)")
     ap.add_argument("--only", default="", help="time only the cases whose label holds this text (and the baselines)")
@@ -414,7 +414,7 @@ def main(argv=None) -> int:
     families = tables_or_families(ap, args, table, FAMILIES)
     if isinstance(families, int):
         return families
-    sides = [64] if args.tiny else [int(s) for s in args.sides.split(",")]
+    sides = [int(s) for s in args.sides.split(",")] if args.sides else [64] if args.tiny else [1024, 512]
     repeats = args.repeats or (1 if args.tiny else 2)
     if args.device == "cpu":
         torch.set_flush_denormal(True)
