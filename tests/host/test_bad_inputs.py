@@ -507,6 +507,9 @@ CASES = [
      r"Attention Store: inputs 'start' \(0.99\) and 'end' \(1.0\) select none of the inversion's 4 steps"),
     ("attention-store-threshold-nan", lambda k: attention_store(k, threshold=NAN),
      r"Attention Store: input 'threshold' is nan"),
+    ("attention-store-even-pool", lambda k: attention_store(k, mask_pool=2),
+     r"Attention Store: input 'mask_pool' is 2; give an odd window of map cells: 1 \(none\), 3 \(the paper's local "
+     r"blend\)"),
 
     # -- pair editors and guidance --
     ("masactrl-start-step-negative", lambda k: masactrl(k, start_step=-3),

@@ -304,3 +304,34 @@ def test_the_bound_flow_t5_s_nouns_carry_their_colour(host):
     assert torch.allclose(codes @ codes.T, torch.eye(len(codes)), atol=1e-3)
     for word in FLOW_TEXT["bind"]["others"]:
         assert float(code(word).abs().max()) < 1e-3, word
+
+
+def test_the_nouns_maps_find_their_objects_without_the_blends_margin(host, tmp_path):
+    """Attention Store's mask of the edited object's noun, through the shipped ``Flux - Attention maps``
+    workflow on the flow benchmark's scenes (as ``toyworld_flow`` reads it): with ``mask_pool`` 1 (no
+    max-pool margin) each lands on its object (IoU >= 0.6; issue 27's gate asks 0.5 in 90% of scenes:
+    99% of the benchmark's 75 object scenes, 100% of 75 held-out ones); the paper's 3x3 pool grows the
+    same mask by a map cell (a superset), which on this 16x16 patch grid misses these four
+    (IoU 0.39-0.47)."""
+    from workshop.benchmarks import toyworld_flow as TF
+    from workshop.benchmarks.toyworld2 import blend_words
+
+    cases = S.edit_cases(36, seed=0)
+    for i in (8, 9, 21, 35):   # a circle, two triangles, a square
+        case = cases[i]
+        src_img, src_masks = S.render(case.source, RES)
+        image = tmp_path / f"case_{i}.png"
+        from PIL import Image
+        Image.fromarray((src_img * 255).round().byte().numpy()).save(image)
+        overrides = TF.case_overrides(case, None)
+        noun = blend_words(case)[0]
+        truth = src_masks[[j for j, o in enumerate(case.source.objects) if o.shape == noun]].any(0)
+        masks = {}
+        for pool in (1, 3):
+            store = dict(overrides["InvertEditAttentionStore"], mask_pool=pool)
+            files = TF.run_workflow_for(host, "Flux - Attention maps", {**overrides, "InvertEditAttentionStore": store},
+                                        image, tmp_path / f"{i}_{pool}")
+            masks[pool] = TF._load(next(f for f in files if "attention_mask" in f.name))[..., 0] > 0.5
+        own, pooled = S.mask_iou(masks[1], truth), S.mask_iou(masks[3], truth)
+        assert own >= 0.6, (i, own)
+        assert pooled < own and bool((masks[3] | ~masks[1]).all()), (i, pooled, own)

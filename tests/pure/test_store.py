@@ -32,4 +32,6 @@ def test_word_maps_mask_and_normalise():
     assert torch.allclose(w[0, 3, 3], torch.tensor(1.0)) and float(w[1].sum()) == 0
     mask = local_blend_mask(w[:1])
     assert mask[1:6, 1:6].sum() == 25 and mask.sum() == 25      # the 3x3 pool widens the 3x3 blob by one
+    own = local_blend_mask(w[:1], pool=1)                       # no pool: the blob itself
+    assert own[2:5, 2:5].sum() == 9 and own.sum() == 9
     assert float(normalise(w[:1]).max()) == 1.0
