@@ -20,10 +20,13 @@ What differs in the host, not in what is computed for the edited tokens: their e
 transformer on the text and the edited tokens only; the host's runs every token. The background
 tokens' own outputs never reach the edited ones (every block takes the background's keys and
 values from the inversion) and are replaced by the image's latent, so the edited tokens get the
-same values. So, as theirs, the edit's attention is computed for the text's and the edited tokens'
-queries alone (the background's rows of its output are zero): the attention's arithmetic scales
-with the region, as in their code; the blocks' other layers still run on every token. Their keys
-are kept before the rotary embedding and rotated again while editing; the host's attention gets
+same values. So, as theirs, the host kit runs each block on the text and the edited tokens alone
+(``hostkit/kv_edit.py``'s ``KVEditTokens``), and their attention takes the background's keys and values
+from the inversion, appended after their own (``KVEdit``'s call on a subset: the kept tensors whole,
+their text and edited rows given -inf); where a block is called on every token (another node's
+attention mask), the queries of the text and the edited tokens alone are attended and the background's
+rows of the output are zero. Either way the arithmetic falls with the region, as in their code. Their
+keys are kept before the rotary embedding and rotated again while editing; the host's attention gets
 them rotated, at the same positions, so the kept ones are kept rotated.
 """
 from __future__ import annotations
@@ -133,6 +136,9 @@ class EditState:
     step: int = -1
     keep: torch.Tensor | None = None          # [1, 1, tokens, 1]: the text and the edited tokens keep their own
     rows: torch.Tensor | None = None          # [text + edited]: the queries attended (the text's, the edited tokens')
+    image_rows: torch.Tensor | None = None    # [edited]: the edited tokens among the image's
+    subset_bias: dict = field(default_factory=dict)   # kept text length -> the bias of a call on the subset
+    pe: tuple | None = None                   # (the model call's rotary embedding, its rows of the subset)
     bias: torch.Tensor | None = None          # attn_scale's bias, [1, 1, 1, L], or None
     latents: dict = field(default_factory=dict)   # the host kit's: trajectory and cell mask on the run's device
 
@@ -149,6 +155,7 @@ class KVEdit(AttentionPolicy[EditState]):
     def __init__(self, cache: dict[KVKey, tuple[torch.Tensor, torch.Tensor]], edited: torch.Tensor, scale: float):
         self.cache, self.edited, self.scale = cache, edited, scale
         self.edited_rows = edited.nonzero().flatten()   # made with the node, before any sampling
+        self.n_edited = int(self.edited_rows.numel())
 
     @property
     def keeps_state(self) -> bool:
@@ -157,22 +164,30 @@ class KVEdit(AttentionPolicy[EditState]):
     def make_state(self) -> EditState:
         return EditState()
 
+    def constants(self, text: int, tokens: int, device: torch.device, dtype: torch.dtype, state: EditState) -> None:
+        """The run's constants, at its first call: ``tokens`` image tokens after ``text`` text tokens."""
+        if self.edited.numel() != tokens:
+            raise PolicyInputError(f"the mask covers {self.edited.numel()} image tokens, the latent being "
+                                   f"sampled {tokens}; sample the inverted image's latent.")
+        edited = self.edited.to(device)
+        state.keep = torch.cat((torch.ones(text, dtype=torch.bool, device=device), edited))[None, None, :, None]
+        state.image_rows = self.edited_rows.to(device)
+        state.rows = torch.cat((torch.arange(text, device=device), state.image_rows + text))
+        if self.scale:
+            state.bias = background_bias(text, edited, self.scale, dtype)
+
     def attention(self, q, k, v, where: JointWhere, state: EditState):
         text = where.text
         if state.keep is None:
-            if self.edited.numel() != k.shape[2] - text:
-                raise PolicyInputError(f"the mask covers {self.edited.numel()} image tokens, the latent being "
-                                       f"sampled {k.shape[2] - text}; sample the inverted image's latent.")
-            edited = self.edited.to(k.device)
-            state.keep = torch.cat((torch.ones(text, dtype=torch.bool, device=k.device), edited))[None, None, :, None]
-            state.rows = torch.cat((torch.arange(text, device=k.device), self.edited_rows.to(k.device) + text))
-            if self.scale:
-                state.bias = background_bias(text, edited, self.scale, q.dtype)
+            self.constants(text, where.grid[0] * where.grid[1], k.device, q.dtype, state)
         kept = self.cache.get((state.step, *where.block))
         if kept is None:
             raise PolicyInputError(f"the inversion kept no keys and values for step {state.step} of block "
                                    f"{where.block[0]} {where.block[1]}; sample with the SIGMAS of KV-Edit.")
         ks, vs = (t if (t.device, t.dtype) == (k.device, k.dtype) else t.to(k) for t in kept)   # kept on the cpu
+        if k.shape[2] == text + self.n_edited < text + self.edited.numel():   # the block runs on the subset
+            return where.attend(q, torch.cat((k, ks), 2), torch.cat((v, vs), 2),
+                                mask=self._subset_bias(ks.shape[2] - self.edited.numel(), text, q, state))
         if ks.shape[2] == k.shape[2]:   # the kept text is as long as this one's: one select per tensor
             k, v = torch.where(state.keep, k, ks), torch.where(state.keep, v, vs)
         else:   # a longer or shorter target prompt
@@ -181,3 +196,15 @@ class KVEdit(AttentionPolicy[EditState]):
             v = torch.cat((v[:, :, :text], torch.where(keep, v[:, :, text:], vs[:, :, image:])), 2)
         made = where.attend(q.index_select(2, state.rows), k, v, mask=state.bias)
         return made.new_zeros(made.shape[0], q.shape[2], made.shape[2]).index_copy_(1, state.rows, made)
+
+    def _subset_bias(self, kept_text: int, text: int, q: torch.Tensor, state: EditState) -> torch.Tensor:
+        """The bias of a call on the subset, whose keys are its own (text and edited tokens) then the kept
+        ones whole: 0 on its own, -inf on the kept text and edited tokens, ``scale`` on the kept background."""
+        bias = state.subset_bias.get(kept_text)
+        if bias is None:
+            edited = self.edited.to(q.device)
+            kept = torch.cat((torch.full((kept_text,), float("-inf"), device=q.device),
+                              torch.where(edited, float("-inf"), float(self.scale))))
+            bias = torch.cat((torch.zeros(text + self.n_edited, device=q.device), kept)).to(q.dtype)[None, None, None]
+            state.subset_bias[kept_text] = bias
+        return bias

@@ -33,6 +33,9 @@ from .run_state import keep_run_state, run_state
 from .steps import sigma_list, sigma_value
 
 LAYOUT_KEY = "invertedit_dit_layout"     # transformer_options: (text tokens, (patch rows, patch columns))
+#: transformer_options of a block run on the text and some of the image's tokens (KV-Edit's): (the policy whose
+#: block patch chose them, how many image tokens); only that policy's driver takes such a call as joint
+SUBSET_KEY = "invertedit_dit_subset"
 OVERRIDE = "optimized_attention_override"
 
 
@@ -64,7 +67,9 @@ class DiTDriver:
                                             "node outputs.")
         if not skip_reshape:   # SD3: [batch, tokens, heads * dim]
             q, k, v = (t.view(t.shape[0], t.shape[1], heads, -1).transpose(1, 2) for t in (q, k, v))
-        if q.shape[2] != text + grid[0] * grid[1]:   # not a joint call (SD3.5's image-only attention)
+        subset = options.get(SUBSET_KEY)
+        image = subset[1] if subset is not None and subset[0] is self.policy else grid[0] * grid[1]
+        if q.shape[2] != text + image:   # not a joint call (SD3.5's image-only attention)
             return host(q, k, v)
         chunks = tuple(options.get("cond_or_uncond", [0]))
         plain = outer is None and kwargs.get("mask") is None   # else the log-sum-exp of what the host computes

@@ -16,7 +16,7 @@ import torch
 from ..attention.kv_edit import EditState, KeepKeysValues, KVEdit, edited_tokens, latent_mask
 from ..attention.policy import schedule_position
 from ..inversion.record import Inversion
-from .dit_attention import dit_blocks, install_dit_policy, keeper
+from .dit_attention import LAYOUT_KEY, SUBSET_KEY, dit_blocks, install_dit_policy, keeper
 from .errors import NodeInputError, check_finite_tensor
 from .family import model_family
 from .run_state import run_state
@@ -150,6 +150,36 @@ class KVEditLatents:
         return torch.where(cells, out, trajectory[-1])
 
 
+class KVEditTokens:
+    """KV-Edit's ``patches_replace["dit"]`` patch around each block (and the DiT driver's patch in it): the
+    block runs on the text and the edited tokens alone, as the authors' code runs the transformer, and
+    hands back the block's input for the background's tokens (whose outputs the image's latent replaces:
+    ``KVEditLatents``). A block called with an attention mask of its own runs on every token."""
+
+    def __init__(self, policy: KVEdit, block: tuple[str, int], previous, node: str):
+        self.policy, self.block, self.previous, self.node = policy, block, previous, node
+
+    def __call__(self, args: dict, extra: dict) -> dict:
+        run = self.previous if self.previous is not None else (lambda a, e: e["original_block"](a))
+        options = args["transformer_options"]
+        if args.get("attn_mask") is not None or args.get("pe") is None:
+            return run(args, extra)
+        state: EditState = run_state(options, self.policy, self.policy.make_state, self.node)
+        text, grid = options[LAYOUT_KEY]
+        img, pe = args["img"], args["pe"]
+        if state.keep is None:
+            self.policy.constants(text, grid[0] * grid[1], img.device, img.dtype, state)
+        if state.pe is None or state.pe[0] is not pe:   # once per model call: every block has its rotary embedding
+            state.pe = (pe, pe.index_select(2, state.rows))
+        sub = {**args, "pe": state.pe[1],
+               "transformer_options": {**options, SUBSET_KEY: (self.policy, self.policy.n_edited)}}
+        if self.block[0] == "double_block":   # the image's tokens alone; the text runs whole
+            out = run({**sub, "img": img.index_select(1, state.image_rows)}, extra)
+            return {"img": img.index_copy(1, state.image_rows, out["img"]), "txt": out["txt"]}
+        out = run({**sub, "img": img.index_select(1, state.rows)}, extra)   # single: the text, then the image
+        return {"img": img.index_copy(1, state.rows, out["img"])}
+
+
 def kv_edit(node: str, model, inversion: Inversion, mask, skip: int, scale: float):
     """A clone of ``model`` that remakes the masked region against the background ``inversion``
     kept, and the sigmas to sample it on (the inversion's from step ``skip``)."""
@@ -180,6 +210,9 @@ def kv_edit(node: str, model, inversion: Inversion, mask, skip: int, scale: floa
     policy = KVEdit(cache, edited, scale)
     patched = model.clone()
     install_dit_policy(patched, policy, blocks, node)
+    replace = patched.model_options["transformer_options"]["patches_replace"]["dit"]
+    for block in blocks:
+        patched.set_model_patch_replace(KVEditTokens(policy, block, replace[block], node), "dit", *block)
     patched.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.APPLY_MODEL, WRAPPER_KEY,
                                  KVEditLatents(policy, inversion, cells, skip, node))
     return patched, inversion.sampling_sigmas[skip:]

@@ -72,6 +72,24 @@ def test_a_longer_target_prompt_takes_the_kept_image_keys_and_values():
     assert torch.equal(same.attention(q, k, v, where(7), EditState(step=1)), out)
 
 
+@pytest.mark.parametrize("kept_text", [4, 7, 9], ids=["shorter-source", "same", "longer-source"])
+@pytest.mark.parametrize("scale", [1.0, 0.0])
+def test_a_call_on_the_text_and_the_region_alone_is_the_whole_calls_rows(kept_text, scale):
+    """The host kit runs each block on the text and the edited tokens alone (the authors' code); their
+    call, with the kept keys and values appended whole, gives the rows of the call on every token."""
+    g = torch.Generator().manual_seed(1)
+    edited = torch.tensor([True, False, False, True, False, True])
+    kept_k, kept_v = (torch.randn(1, 2, kept_text + 6, 8, generator=g) for _ in range(2))
+    q, k, v = (torch.randn(1, 2, 7 + 6, 8, generator=g) for _ in range(3))
+    cache = {(1, "double_block", 0): (kept_k, kept_v)}
+    whole = KVEdit(cache, edited, scale).attention(q, k, v, where(7), EditState(step=1))
+    made = torch.cat((torch.ones(7, dtype=torch.bool), edited))
+    policy = KVEdit(cache, edited, scale)
+    part = policy.attention(q[:, :, made], k[:, :, made], v[:, :, made], where(7), EditState(step=1))
+    assert part.shape == (1, 7 + 3, 2 * 8)
+    assert torch.allclose(part, whole[:, made], atol=1e-6)
+
+
 def test_keeping_more_than_the_device_holds_is_refused_before_it_runs_out():
     k = torch.zeros(1, 2, 3 + 6, 8)
     policy = KeepKeysValues({}, torch.Tensor.clone, blocks=57, steps=28, budget=1000)
