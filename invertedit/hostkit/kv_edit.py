@@ -1,9 +1,10 @@
 """KV-Edit inside the host (policies in ``attention/kv_edit.py``): Flow Invert keeps every block's
 image keys and values while it inverts (``KeepKV``), and KV-Edit patches a clone of the model so
 that the masked tokens are made anew against the kept background: the attention policy on every
-Flux block, and an APPLY_MODEL wrapper that, once per model call, finds the step, gives the model
-the inversion's latent outside the mask and hands back the image's own latent there, so the
-host's Euler step ends on the image's background.
+Flux block, a block patch around it that runs the block on the text and the edited tokens alone (as
+the authors' code runs the transformer: ``KVEditTokens``), and an APPLY_MODEL wrapper that, once per
+model call, finds the step, gives the model the inversion's latent outside the mask and hands back
+the image's own latent there, so the host's Euler step ends on the image's background.
 """
 from __future__ import annotations
 
