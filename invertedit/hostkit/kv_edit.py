@@ -155,15 +155,16 @@ class KVEditTokens:
     """KV-Edit's ``patches_replace["dit"]`` patch around each block (and the DiT driver's patch in it): the
     block runs on the text and the edited tokens alone, as the authors' code runs the transformer, and
     hands back the block's input for the background's tokens (whose outputs the image's latent replaces:
-    ``KVEditLatents``). A block called with an attention mask of its own runs on every token."""
+    ``KVEditLatents``). A block called with an attention mask of its own, or holding another node's
+    ``"dit"`` patch (``foreign``: it may read every token), runs on every token."""
 
-    def __init__(self, policy: KVEdit, block: tuple[str, int], previous, node: str):
-        self.policy, self.block, self.previous, self.node = policy, block, previous, node
+    def __init__(self, policy: KVEdit, block: tuple[str, int], previous, node: str, foreign: bool = False):
+        self.policy, self.block, self.previous, self.node, self.foreign = policy, block, previous, node, foreign
 
     def __call__(self, args: dict, extra: dict) -> dict:
         run = self.previous if self.previous is not None else (lambda a, e: e["original_block"](a))
         options = args["transformer_options"]
-        if args.get("attn_mask") is not None or args.get("pe") is None:
+        if self.foreign or args.get("attn_mask") is not None or args.get("pe") is None:
             return run(args, extra)
         state: EditState = run_state(options, self.policy, self.policy.make_state, self.node)
         text, grid = options[LAYOUT_KEY]
@@ -213,7 +214,9 @@ def kv_edit(node: str, model, inversion: Inversion, mask, skip: int, scale: floa
     install_dit_policy(patched, policy, blocks, node)
     replace = patched.model_options["transformer_options"]["patches_replace"]["dit"]
     for block in blocks:
-        patched.set_model_patch_replace(KVEditTokens(policy, block, replace[block], node), "dit", *block)
+        inner = replace[block]   # the driver's patch; what it holds is another node's
+        patched.set_model_patch_replace(KVEditTokens(policy, block, inner, node, getattr(inner, "previous", None) is not None),
+                                        "dit", *block)
     patched.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.APPLY_MODEL, WRAPPER_KEY,
                                  KVEditLatents(policy, inversion, cells, skip, node))
     return patched, inversion.sampling_sigmas[skip:]

@@ -93,6 +93,34 @@ def test_where_the_keys_and_values_wait_changes_nothing(host, flux):
     assert torch.equal(on_device, on_cpu)
 
 
+def test_the_blocks_run_on_the_region_alone_unless_another_node_patches_them(host, flux, monkeypatch):
+    """As the authors' code, every block runs on the text and the edited tokens alone (the attention's
+    queries are theirs); on a model whose blocks hold another node's "dit" patch, which may read every
+    token, every block runs on every token, with the same edit."""
+    model, _, _ = flux
+    raw, mask = raw_latent(), image_mask()
+    policy_class = host.pack.attention.kv_edit.KVEdit
+    seen = []
+    attend = policy_class.attention
+    monkeypatch.setattr(policy_class, "attention", lambda self, q, k, v, where, state: (
+        seen.append((q.shape[2] - where.text, self.n_edited)), attend(self, q, k, v, where, state))[1])
+    alone = kv_edit(host, model, raw, mask)[0]
+    regions = {n for n, _ in seen}
+    assert regions == {seen[0][1]} and seen[0][1] < (SIZE // 2) ** 2, regions
+    other, tokens = model.clone(), []
+
+    def foreign(args, extra):   # another node's patch: reads the block's tokens, runs the block
+        tokens.append(args["img"].shape[1])
+        return extra["original_block"](args)
+
+    for kind, index in host.pack.hostkit.dit_attention.dit_blocks(model):
+        other.set_model_patch_replace(foreign, "dit", kind, index)
+    seen.clear()
+    whole = kv_edit(host, other, raw, mask)[0]
+    assert {n for n, _ in seen} == {(SIZE // 2) ** 2} and tokens and min(tokens) >= (SIZE // 2) ** 2
+    assert torch.allclose(whole, alone, atol=1e-5, rtol=1e-4)
+
+
 def their_schedule(steps: int, tokens: int) -> list[float]:
     """Their ``get_schedule`` (flux-dev: shifted by the image's tokens), to check ours is the same."""
     mu = 0.5 + (1.15 - 0.5) / (4096 - 256) * (tokens - 256)
