@@ -16,6 +16,9 @@
 #   lse: tests/gpu/test_attention_lse_gpu.py beside the other parts (a correctness test, not a timing);
 #   lsek: Joint Attention Inject's attention call at SD3's and Flux's sizes, piece by piece and kernel by kernel
 #      (workshop/benchmarks/lse_kernels.py; LSEK_ARGS), after the other parts, alone on the GPU (about a minute);
+#   world2: issue 29's toy world 2 model (L64-a48) trained longer at batch 128 from W2_FROM's weights
+#      (default models/toyworld2-candidate; lr W2_LR, warm-up 100, cosine), last and alone on the GPU, for what
+#      is left of DEADLINE_S less W2_TAIL_S; its EMA weights (float16, 12.9 MB) and log come back;
 #   teachers: the toy flow DiT trained again on the bound T5, teacher and student (issues 26/27:
 #      workshop/toyworld/gpu_flow_teachers.sh; RUNS, LONG_MIN, DMIN; RUNS=resume RESUME_DIR=.carry: one teacher
 #      across calls, its compact checkpoint carried in and brought back), its models kept.
@@ -35,7 +38,7 @@ LANE_DIR=${LANE_DIR:-/tmp/gpu-lane}
 (nvidia-smi || true) > "$O/nvidia-smi.txt" 2>&1
 date +%s > "$O/started"
 
-PARTS=" ${PARTS:-lane dreambooth cost} "   # any of: lane dreambooth cost flowcost pilots teachers lse lsek
+PARTS=" ${PARTS:-lane dreambooth cost} "   # any of: lane dreambooth cost flowcost pilots teachers lse lsek world2
 has() { [[ "$PARTS" == *" $1 "* ]]; }
 PIDS=()
 
@@ -104,12 +107,25 @@ fi
 # the cost parts after the others get what is left of it, at most their own timeouts
 left() { local rest=$(( ${DEADLINE_S:-100000} - ($(date +%s) - $(cat "$O/started")) - 15 )); (( rest < $1 )) && echo $(( rest > 1 ? rest : 1 )) || echo "$1"; }
 if has flowcost; then   # Flux.1 dev (1024 then 512 px), then SD3 medium (1024 px): each JSON rewritten case by case
+  # FLOWCOST_ONLY / FLOWCOST_SD3_ONLY: one family's --only (a label's text, spaces allowed); FLOWCOST_SD3_S=0: no SD3
+  ONLY_FLUX=(); [[ -n "${FLOWCOST_ONLY:-}" ]] && ONLY_FLUX=(--only "$FLOWCOST_ONLY")
+  ONLY_SD3=(); [[ -n "${FLOWCOST_SD3_ONLY:-}" ]] && ONLY_SD3=(--only "$FLOWCOST_SD3_ONLY")
   timeout "$(left "${FLOWCOST_S:-330}")" python3 -m workshop.benchmarks.gpu_flow_cost --device "$DEV" --families flux-dev \
-      --json "$O/gpu_flow_cost_flux.json" ${FLOWCOST_ARGS:-} > "$O/gpu_flow_cost_flux.log" 2>&1
+      --json "$O/gpu_flow_cost_flux.json" "${ONLY_FLUX[@]}" ${FLOWCOST_ARGS:-} > "$O/gpu_flow_cost_flux.log" 2>&1
   if [[ "${FLOWCOST_SD3_S:-120}" != 0 ]]; then
     timeout "$(left "${FLOWCOST_SD3_S:-120}")" python3 -m workshop.benchmarks.gpu_flow_cost --device "$DEV" --families sd3 \
-        --sides 1024 --json "$O/gpu_flow_cost_sd3.json" ${FLOWCOST_ARGS:-} > "$O/gpu_flow_cost_sd3.log" 2>&1
+        --sides 1024 --json "$O/gpu_flow_cost_sd3.json" "${ONLY_SD3[@]}" ${FLOWCOST_ARGS:-} > "$O/gpu_flow_cost_sd3.log" 2>&1
   fi
+fi
+if has world2; then   # issue 29: the L64-a48 base trained longer (toyworld/SCENES-NOTES.md, "Issue 29"), last, alone
+  W=${W2_WORK:-/tmp/world2}; mkdir -p "$W" "$O/world2"; cp models/toyworld2/toy_vae.safetensors "$W/"
+  W2_MIN=$(python3 -c "print(round(max(0.3, ($(left 100000) - ${W2_TAIL_S:-75}) / 60), 2))")
+  echo "world2: --fit-minutes $W2_MIN" > "$O/world2.log"
+  timeout "$(left 100000)" python3 -m workshop.toyworld.train_scenes --stage unet --out "$W" --preset L64-a48 \
+      --text-encoder bound --device "$DEV" --threads "${W2_THREADS:-8}" --unet-batch "${W2_BATCH:-128}" --lowres-steps 0 \
+      --unet-steps "${W2_STEPS:-4800}" --warmup 100 --unet-lr "${W2_LR:-3e-4}" --init-from "${W2_FROM:-models/toyworld2-candidate}" \
+      --fit-minutes "$W2_MIN" --max-minutes "$(python3 -c "print($W2_MIN + 0.4)")" --ckpt-minutes 100 >> "$O/world2.log" 2>&1
+  cp "$W/toy_unet.safetensors" "$O/world2/" 2>> "$O/world2.log"
 fi
 
 echo "done in $(( $(date +%s) - $(cat "$O/started") )) s" | tee "$O/done"
