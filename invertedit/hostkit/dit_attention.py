@@ -168,6 +168,12 @@ class DiTBlockPatch:
             return self.previous(args, extra)
         return extra["original_block"](args)
 
+    @property
+    def wraps_another_patch(self) -> bool:
+        """Whether a ``"dit"`` patch that was on the block before (another node's) runs inside this
+        one; it may read every token of the block."""
+        return self.previous is not None
+
 
 def keeper(place: str):
     """How a policy that keeps attention tensors across a run keeps them: on the model's device

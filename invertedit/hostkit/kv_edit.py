@@ -214,9 +214,8 @@ def kv_edit(node: str, model, inversion: Inversion, mask, skip: int, scale: floa
     install_dit_policy(patched, policy, blocks, node)
     replace = patched.model_options["transformer_options"]["patches_replace"]["dit"]
     for block in blocks:
-        inner = replace[block]   # the driver's patch; what it holds is another node's
-        patched.set_model_patch_replace(KVEditTokens(policy, block, inner, node, getattr(inner, "previous", None) is not None),
-                                        "dit", *block)
+        inner = replace[block]   # the driver's patch (DiTBlockPatch), with another node's inside it where there was one
+        patched.set_model_patch_replace(KVEditTokens(policy, block, inner, node, inner.wraps_another_patch), "dit", *block)
     patched.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.APPLY_MODEL, WRAPPER_KEY,
                                  KVEditLatents(policy, inversion, cells, skip, node))
     return patched, inversion.sampling_sigmas[skip:]

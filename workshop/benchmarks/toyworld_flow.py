@@ -143,13 +143,15 @@ def _panels(strip: torch.Tensor, names: tuple[str, ...]) -> dict[str, torch.Tens
     return {name: strip[:, (i + 1) * (RES + SPACING):(i + 1) * (RES + SPACING) + RES] for i, name in enumerate(names)}
 
 
-def run_workflow_for(host, name: str, overrides: dict, image: Path, out: Path) -> list[Path]:
+def run_workflow_for(host, name: str, overrides: dict, image: Path, out: Path, path: Path | None = None) -> list[Path]:
+    """Run the shipped workflow ``name`` (or ``path``, a copy of it) on the toy flow model with its toy
+    overrides and ``overrides``; the files it saved."""
     from workshop.headless.runner import run_workflow
     from workshop import make_workflows as M
     ov = M.toy_overrides(name)
     for ref, values in overrides.items():
         ov.setdefault(ref, {}).update(values)
-    path = M.REPO / "example_workflows" / f"{name}.json"
+    path = path or M.REPO / "example_workflows" / f"{name}.json"
     wf = json.loads(path.read_text())
     titles = {n.get("title") for n in wf["nodes"]} | {n.get("type") for n in wf["nodes"]}
     ov = {ref: v for ref, v in ov.items() if ref in titles}   # each workflow takes the overrides it has nodes for
