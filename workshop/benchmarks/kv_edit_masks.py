@@ -23,7 +23,7 @@ reconstruction's (50 steps, the benchmark's best) against the source. Those pixe
 objects' one-pixel anti-aliased edges, where the source and the target themselves differ when the
 object changes (33.8 dB to identical over the 75 object cases): an edit that keeps the source
 exactly there is charged for them, a reconstruction is not. So the gate is also read outside the
-objects' edges (every object grown by ``EDGE`` px), where the source and the target agree. The
+objects' edges (``toyworld_flow.outside_edges``), where the source and the target agree. The
 VAE round trip of the source, what KV-Edit hands back outside its mask (it keeps the image's own
 latent there), is given beside the reconstruction.
 """
@@ -51,7 +51,6 @@ from workshop.toyworld import scenes as S
 WORKFLOW = "Flux - KV-Edit"
 REGIONS = ("box", "grown", "object")
 GROW = 4   # px, as the benchmark's box
-EDGE = 1   # px: the objects' anti-aliased edges, where the source and the target differ
 
 
 def parse_settings(text: str) -> list[tuple[str, float]]:
@@ -97,9 +96,8 @@ def run_cases(host, args) -> dict:
     for done, (i, case) in enumerate(cases):
         src_img, src_masks = S.render(case.source, B.RES)
         tgt_img, tgt_masks = S.render(case.target, B.RES)
-        objects = src_masks.any(0) | tgt_masks.any(0)
-        outside = ~objects
-        core = ~(F.max_pool2d(objects.float()[None, None], 2 * EDGE + 1, 1, EDGE)[0, 0] > 0.5)
+        outside = ~(src_masks.any(0) | tgt_masks.any(0))
+        core = B.outside_edges(~outside)
         region = changed_region(case, src_masks, tgt_masks)
         overrides = B.case_overrides(case, B.object_box(case, src_masks, tgt_masks))
         rgb = (src_img * 255).round().byte().numpy()

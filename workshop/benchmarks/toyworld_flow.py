@@ -115,6 +115,17 @@ def object_box(case: S.EditCase, src_masks: torch.Tensor, tgt_masks: torch.Tenso
     return x0, y0, x1 - x0, y1 - y0
 
 
+#: px: the objects' anti-aliased edges, where the source and the target differ when an object changes
+EDGE = 1
+
+
+def outside_edges(objects: torch.Tensor) -> torch.Tensor:
+    """The pixels outside ``objects`` (a boolean mask) and their ``EDGE``-px anti-aliased edges: there
+    a case's source and target agree (the benchmark's "outside" takes the edges in, 33.8 dB to
+    identical over the 75 object cases), so an edit's background and a reconstruction's compare."""
+    return ~(torch.nn.functional.max_pool2d(objects.float()[None, None], 2 * EDGE + 1, 1, EDGE)[0, 0] > 0.5)
+
+
 def case_overrides(case: S.EditCase, box) -> dict[str, dict]:
     """Every run's overrides for ``case``: its captions as the prompts, its nouns as the blend and map words."""
     src_word, tgt_word = blend_words(case)
@@ -168,6 +179,7 @@ def run_cases(host, args) -> dict:
         src_img, src_masks = S.render(case.source, RES)
         tgt_img, tgt_masks = S.render(case.target, RES)
         outside = ~(src_masks.any(0) | tgt_masks.any(0))
+        core = outside_edges(~outside)
         region = changed_region(case, src_masks, tgt_masks)
         image = work / f"case_{i}.png"
         from PIL import Image
@@ -192,6 +204,7 @@ def run_cases(host, args) -> dict:
             img, rec_img = panels[run][panel], panels["rf-solver"]["rec"]
             m = case_metrics(case, is_edit, img, rec_img, tgt_img if is_edit else src_img, outside, region, None)
             m["psnr_src"] = None if is_edit else S.psnr(img, src_img)
+            m["core"] = S.psnr(img, tgt_img if is_edit else src_img, core)
             m["s"] = seconds[run]
             record["rows"][row] = m
         if case.kind != "background":
@@ -293,7 +306,10 @@ def _row_claims(summary: dict, cases: list) -> list[str]:
         ok = [bool(x["kept"]) and x["bg"] >= r["bg"] - 1.0 for x, r in kv]
         lines.append(f"- KV-Edit with the object's box (gate: other object kept and background within 1 dB of the "
                      f"best reconstruction's, here {best_rec.split(' (')[0]}'s, bg PSNR vs GT, in >= 95% of cases): "
-                     f"{100 * statistics.fmean(ok):.0f}% of {len(kv)} cases.")
+                     f"{100 * statistics.fmean(ok):.0f}% of {len(kv)} cases"
+                     + (f"; outside the objects' {EDGE}-px edges, where source and target agree, "
+                        f"{100 * statistics.fmean(bool(x['kept']) and x['core'] >= r['core'] - 1.0 for x, r in kv):.0f}%."
+                        if all("core" in x and "core" in r for x, r in kv) else "."))
     edits = {r: s["whole"] for r, s in summary.items() if ROWS.get(r, ("", "", True))[2]}
     best = max(edits.values())
     lines.append(f"- Best row by whole-case success: {100 * best:.0f}% (" + "; ".join(r for r, w in edits.items()
