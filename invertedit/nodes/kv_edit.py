@@ -36,7 +36,8 @@ class KVEditNode(io.ComfyNode):
                                      "far down (authors: 4 of 28). More keeps more of the masked region's layout."),
                 io.Float.Input("attn_scale", default=1.0, min=0.0, max=10.0, step=0.1,
                                tooltip="Added to the attention logits of the background's keys (authors: 1; raise it "
-                                       "where a large edit does not join the background)."),
+                                       "where a large edit does not join the background; too high and the region is "
+                                       "redrawn as background)."),
                 io.Boolean.Input("re_init", default=False,
                                  tooltip="Start the masked region from the image noised with fresh noise (seed) "
                                          "instead of its inversion (authors: off)."),

@@ -153,7 +153,7 @@ def table(res: dict) -> str:
              f"{mean('rec_bg')} dB (the benchmark's reading), {mean('rec_core')} dB outside the objects' edges; the VAE "
              f"round trip there {mean('round_trip_core')} dB.", "",
              "| region, attn_scale | gate, the benchmark's reading | gate outside the objects' edges | colour / shape / "
-             "drop (outside the edges) | other kept | edit success | whole case | bg PSNR vs GT (benchmark's) | "
+             "drop (outside the edges) | other kept | edit success: colour / shape / drop | whole case | bg PSNR vs GT (benchmark's) | "
              "outside the edges | region's area |",
              "|---|---|---|---|---|---|---|---|---|---|"]
     for key, _ in res["rows"]:
@@ -161,9 +161,10 @@ def table(res: dict) -> str:
         ms = [(c, c["settings"][key]) for c in cases]
         by_kind = " / ".join(pct([gate(c, m, "core") for c, m in ms if c["kind"] == kind])
                              for kind in ("colour", "shape", "drop"))
+        success = " / ".join(pct([m["success"] for c, m in ms if c["kind"] == kind]) for kind in ("colour", "shape", "drop"))
         lines.append(f"| {names[region]}, {scale} | {pct([gate(c, m, 'benchmark') for c, m in ms])} | "
                      f"{pct([gate(c, m, 'core') for c, m in ms])} | {by_kind} | {pct([m['kept'] for _, m in ms])} | "
-                     f"{pct([m['success'] for _, m in ms])} | {pct([m['case'] for _, m in ms])} | "
+                     f"{success} | {pct([m['case'] for _, m in ms])} | "
                      f"{fmt(statistics.fmean(m['bg'] for _, m in ms))} | {fmt(statistics.fmean(m['core'] for _, m in ms))} | "
                      f"{100 * statistics.fmean(m['area'] for _, m in ms):.1f}% |")
     return "\n".join(lines)
