@@ -343,8 +343,9 @@ def test_kv_edit_keeps_the_background_outside_the_objects_edges_with_its_own_mas
     workflow's box). With the authors' remedy (attn_scale 4) the other object is kept and, outside the
     objects' one-pixel anti-aliased edges, the background is within 1 dB of FireFlow's reconstruction;
     read as the toy flow benchmark reads it, with those edges, where the source and the target
-    themselves differ, it is not. At the workflow's own settings (the box, attn_scale 1) it fails
-    both readings."""
+    themselves differ, it is not. (On this model attn_scale 4 keeps the background by redrawing the
+    region as background: the new shape is not drawn; docs/measurements.md, "KV-Edit's gate by
+    region".) At the workflow's own settings (the box, attn_scale 1) it fails both readings."""
     import argparse
 
     from workshop.benchmarks import kv_edit_masks as KM
