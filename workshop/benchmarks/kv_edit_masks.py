@@ -1,6 +1,6 @@
 """KV-Edit's background gate on the toy flow world, by the region it is given and its attn_scale (issue 27).
 
-    python -m workshop.benchmarks.kv_edit_masks [--cases 100] [--settings box:1,box:4,grown:4,object:4]
+    python -m workshop.benchmarks.kv_edit_masks [--cases 100] [--settings box:1,box:4,grown:4,object:1,object:4]
         [--shard K/N --json FILE] | --merge FILE [FILE ...]
 
 Issue 27's gate: with KV-Edit and the object's mask, the other object kept and the background within
@@ -39,7 +39,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from workshop import make_workflows as M
 from workshop.benchmarks import toyworld_flow as B
@@ -76,13 +75,6 @@ def painted_mask_workflow(work: Path) -> Path:
     return path
 
 
-def object_region(case: S.EditCase, src_masks: torch.Tensor, tgt_masks: torch.Tensor, grow: int) -> torch.Tensor:
-    region = src_masks[case.index] | (tgt_masks[case.index] if case.kind != "drop" else src_masks[case.index])
-    if grow:
-        region = F.max_pool2d(region.float()[None, None], 2 * grow + 1, 1, grow)[0, 0] > 0.5
-    return region
-
-
 def run_cases(host, args) -> dict:
     from PIL import Image
     from workshop.headless.runner import WORLD_FLOW
@@ -115,7 +107,7 @@ def run_cases(host, args) -> dict:
             if region_kind == "box":
                 path, given = M.REPO / "example_workflows" / f"{WORKFLOW}.json", image
             else:
-                mask = object_region(case, src_masks, tgt_masks, GROW if region_kind == "grown" else 0)
+                mask = B.grown(region, GROW if region_kind == "grown" else 0)   # the object's source and target
                 given = work / f"case_{i}_{region_kind}.png"   # Load Image's MASK is 1 - alpha
                 Image.fromarray(np.dstack([rgb, ((~mask).numpy() * 255).astype(np.uint8)]), "RGBA").save(given)
                 path = painted
@@ -173,7 +165,7 @@ def table(res: dict) -> str:
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--cases", type=int, default=100)
-    p.add_argument("--settings", type=parse_settings, default=parse_settings("box:1,box:4,grown:4,object:4"),
+    p.add_argument("--settings", type=parse_settings, default=parse_settings("box:1,box:4,grown:4,object:1,object:4"),
                    help="REGION:ATTN_SCALE, comma-separated; REGION box, grown or object")
     p.add_argument("--case", type=int, action="append", default=[], help="only this case (repeatable)")
     shard_options(p)

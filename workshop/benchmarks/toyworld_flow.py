@@ -108,8 +108,7 @@ def object_box(case: S.EditCase, src_masks: torch.Tensor, tgt_masks: torch.Tenso
     ``grow`` px; None for a background edit."""
     if case.kind == "background":
         return None
-    region = src_masks[case.index] | (tgt_masks[case.index] if case.kind != "drop" else src_masks[case.index])
-    ys, xs = torch.nonzero(region, as_tuple=True)
+    ys, xs = torch.nonzero(changed_region(case, src_masks, tgt_masks), as_tuple=True)
     x0, y0 = max(int(xs.min()) - grow, 0), max(int(ys.min()) - grow, 0)
     x1, y1 = min(int(xs.max()) + 1 + grow, RES), min(int(ys.max()) + 1 + grow, RES)
     return x0, y0, x1 - x0, y1 - y0
@@ -119,11 +118,18 @@ def object_box(case: S.EditCase, src_masks: torch.Tensor, tgt_masks: torch.Tenso
 EDGE = 1
 
 
+def grown(mask: torch.Tensor, px: int) -> torch.Tensor:
+    """A boolean ``[H, W]`` mask grown by ``px`` pixels on every side (a square neighbourhood)."""
+    if not px:
+        return mask
+    return torch.nn.functional.max_pool2d(mask.float()[None, None], 2 * px + 1, 1, px)[0, 0] > 0.5
+
+
 def outside_edges(objects: torch.Tensor) -> torch.Tensor:
     """The pixels outside ``objects`` (a boolean mask) and their ``EDGE``-px anti-aliased edges: there
     a case's source and target agree (the benchmark's "outside" takes the edges in, 33.8 dB to
     identical over the 75 object cases), so an edit's background and a reconstruction's compare."""
-    return ~(torch.nn.functional.max_pool2d(objects.float()[None, None], 2 * EDGE + 1, 1, EDGE)[0, 0] > 0.5)
+    return ~grown(objects, EDGE)
 
 
 def case_overrides(case: S.EditCase, box) -> dict[str, dict]:
