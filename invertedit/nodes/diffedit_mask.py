@@ -48,6 +48,11 @@ class DiffEditMask(io.ComfyNode):
     def execute(cls, model, latent, source, target, strength, samples, threshold, seed) -> io.NodeOutput:
         check_model_family(model, DiffEditMask.NAME)
         check_finite(DiffEditMask.NAME, strength=strength, threshold=threshold)
+        if not 0.0 < threshold < 1.0:
+            raise NodeInputError(DiffEditMask.NAME, f"input 'threshold' is {threshold:g}: the difference is rescaled to at "
+                                                    f"most 1, so the mask would be "
+                                                    f"{'empty' if threshold >= 1.0 else 'every pixel that differs at all'}; "
+                                                    f"give a threshold between 0 and 1 (paper: 0.5).")
         check_at_least(DiffEditMask.NAME, 1, samples=samples)
         check_conditioning(DiffEditMask.NAME, "source", source, model)
         check_conditioning(DiffEditMask.NAME, "target", target, model)

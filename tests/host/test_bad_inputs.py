@@ -507,6 +507,11 @@ CASES = [
      r"Attention Store: inputs 'start' \(0.99\) and 'end' \(1.0\) select none of the inversion's 4 steps"),
     ("attention-store-threshold-nan", lambda k: attention_store(k, threshold=NAN),
      r"Attention Store: input 'threshold' is nan"),
+    ("attention-store-threshold-one", lambda k: attention_store(k, threshold=1.0),
+     r"Attention Store: input 'threshold' is 1: the maps are normalised to a maximum of 1, so the mask would be empty; "
+     r"give a threshold between 0 and 1 \(paper: 0.3\)"),
+    ("attention-store-threshold-zero", lambda k: attention_store(k, threshold=0.0),
+     r"Attention Store: input 'threshold' is 0: .* so the mask would be the whole image"),
     ("attention-store-even-pool", lambda k: attention_store(k, mask_pool=2),
      r"Attention Store: input 'mask_pool' is 2; give an odd window of map cells: 1 \(none\), 3 \(the paper's local "
      r"blend\)"),
@@ -527,6 +532,11 @@ CASES = [
     ("latent-blend-start-nan", lambda k: latent_blend(k, start=NAN), r"Latent Blend: input 'start' is nan"),
     ("latent-blend-end-inf", lambda k: latent_blend(k, end=INF), r"Latent Blend: input 'end' is inf"),
     ("diffedit-strength-nan", lambda k: diffedit(k, strength=NAN), r"DiffEdit Mask: input 'strength' is nan"),
+    ("diffedit-threshold-one", lambda k: diffedit(k, threshold=1.0),
+     r"DiffEdit Mask: input 'threshold' is 1: the difference is rescaled to at most 1, so the mask would be empty; "
+     r"give a threshold between 0 and 1 \(paper: 0.5\)"),
+    ("diffedit-threshold-zero", lambda k: diffedit(k, threshold=0.0),
+     r"DiffEdit Mask: input 'threshold' is 0: .* so the mask would be every pixel that differs at all"),
     ("diffedit-latent-nan", lambda k: diffedit(k, latent=with_nan(k.src)),
      r"DiffEdit Mask: input 'latent' has NaN or infinite values"),
     ("sega-direction-sideways", lambda k: sega_concept(k, direction="sideways"),
