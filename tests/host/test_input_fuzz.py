@@ -1,0 +1,113 @@
+"""Every widget input of the pack's nodes in a shipped workflow, changed one at a time to a value at
+or past its edge: NaN and the infinities, zero and the ends of its range, empty, blank and unknown
+words, every other dropdown option, the other boolean. Each changed run must either finish with
+pictures that are finite and not flat (black, white, one colour) wherever the unchanged workflow's
+are not, or be refused: by the host's validation (a value outside the input's range), or by the
+pack's node with its own message (``NodeInputError``: the node, the input, what would work). An
+exception of any other kind (from torch, or from a host node downstream of ours) or a flat picture
+fails: issue 24's rule ("no silent wrong picture, no unclear error") swept over the inputs instead
+of listed case by case, as ``test_bad_inputs.py`` does.
+
+Each workflow runs as the half-precision lane cuts it (``test_half_precision.lane_prompt``: the
+toy or demo model, a few steps, small pictures), in float32. CI runs ``FUZZ_CI``'s workflows, whose
+nodes take most of the pack's kinds of input (flow inversion, KV-Edit, joint attention, the UNet
+attention editor, DiffEdit, Latent Blend, DreamBooth); ``INVERTEDIT_FUZZ=all`` runs every shipped
+workflow (docs/testing.md gives the time and what the sweep found).
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from test_half_precision import lane_prompt
+from test_workflows import WORKFLOW_FILES
+
+FUZZ_CI = ("Flux - KV-Edit", "Flux - Prompt-to-Prompt edit", "local_edit_blend", "dreambooth_subject")
+SELECTED = [p for p in WORKFLOW_FILES if os.environ.get("INVERTEDIT_FUZZ") == "all" or p.stem in FUZZ_CI]
+MODEL_LOADERS = ("InvertEditToyModel", "InvertEditDemoModel")
+INT_MAX_TRIED = 16   # an integer input's maximum is tried only up to this (a step count's 1000 would only be slow)
+
+
+def changed_values(spec, value) -> list:
+    """The values ``value`` of an input of ``spec`` (its ``/object_info`` entry) is changed to."""
+    kind = spec[0]
+    options = spec[1] if len(spec) > 1 and isinstance(spec[1], dict) else {}
+    if isinstance(kind, list) or kind == "COMBO":
+        return [o for o in (kind if isinstance(kind, list) else options.get("options", [])) if o != value]
+    if kind == "FLOAT":
+        out = [math.nan, math.inf, -math.inf, 0.0]
+        out += [float(options[k]) for k in ("min", "max") if k in options and abs(options[k]) < 1e6]
+        return sorted({v for v in out if not v == value}, key=str)
+    if kind == "INT":
+        lo, hi = options.get("min", 0), options.get("max", 2 ** 31)
+        return sorted({v for v in (lo, lo + 1) + ((hi,) if hi <= INT_MAX_TRIED else ()) if v != value})
+    if kind == "STRING":
+        return [v for v in ("", "  ,  ", "xyzzy plugh") if v != value]
+    if kind == "BOOLEAN":
+        return [not value]
+    return []
+
+
+def flat_images(outputs: dict, runner) -> set:
+    """``(Save Image node, file index)`` of each saved picture that is flat (or not finite)."""
+    flat = set()
+    for key in outputs:
+        for i, path in enumerate(runner.saved_images({key: outputs[key]})):
+            with Image.open(path) as im:
+                a = np.asarray(im.convert("RGB"), dtype=np.float32) / 255
+            lo, hi = float(a.min()), float(a.max())
+            if not np.isfinite(a).all() or hi <= 0.02 or lo >= 0.98 or hi - lo < 0.02:
+                flat.add((key, i))
+    return flat
+
+
+def outcome(prompt: dict, host, runner, flat_before: set) -> str | None:
+    """None where the run is refused clearly or finishes with pictures as good as the unchanged
+    run's; else what went wrong."""
+    try:
+        outputs = runner.execute(prompt, host=host)
+    except runner.WorkflowError as e:
+        message = str(e)
+        if " failed: " not in message:
+            return None   # the host's validation refused the value, naming the node and the input
+        kind = message.split(" failed: ", 1)[1].split(":", 1)[0]
+        return None if kind.endswith("NodeInputError") else message + "\n" + getattr(e, "traceback", "")[-1200:]
+    flat = flat_images(outputs, runner) - flat_before
+    return f"flat or non-finite pictures {sorted(flat)}" if flat else None
+
+
+@pytest.fixture(scope="module")
+def runner(host):
+    from workshop.headless import runner
+
+    return runner
+
+
+@pytest.mark.parametrize("path", SELECTED, ids=[p.stem for p in SELECTED])
+def test_every_input_at_its_edges_is_refused_or_drawn(path, host, runner):
+    prompt = lane_prompt(path, host, runner)
+    flat_before = flat_images(runner.execute(prompt, host=host), runner)
+    problems, tried = [], 0
+    for key, node in prompt.items():
+        kind = node["class_type"]
+        if not kind.startswith("InvertEdit") or kind in MODEL_LOADERS:
+            continue
+        info = runner.node_info(kind, host)["input"]
+        specs = {**info.get("required", {}), **info.get("optional", {})}
+        for name, value in node["inputs"].items():
+            if isinstance(value, list) or name not in specs:   # a link, or not a widget
+                continue
+            for changed in changed_values(specs[name], value):
+                run = json.loads(json.dumps(prompt))
+                run[key]["inputs"][name] = changed
+                tried += 1
+                problem = outcome(run, host, runner, flat_before)
+                if problem is not None:
+                    problems.append(f"{kind}.{name} = {changed!r}: {problem}")
+    assert tried, f"{path.stem}: no pack node input was changed"
+    assert not problems, f"{path.stem}: {len(problems)} of {tried} changed inputs:\n" + "\n\n".join(problems)
