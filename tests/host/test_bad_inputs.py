@@ -205,6 +205,13 @@ def latent_blend(k: Kit, **change):
     return call(k.host, "InvertEditLatentBlend", **args)
 
 
+def line_mask() -> torch.Tensor:
+    """A 512 px mask of one pixel-wide column (column 3): nearest-resized to a latent it leaves nothing."""
+    mask = torch.zeros(1, 512, 512)
+    mask[:, :, 3] = 1.0
+    return mask
+
+
 def diffedit(k: Kit, **change):
     args = dict(model=k.model, latent=k.src, source=k.pos, target=encode(k.host, k.clip, "a red square"),
                 strength=0.5, samples=1, threshold=0.5, seed=0)
@@ -531,6 +538,13 @@ CASES = [
      r"Attention Inject: input 'reweight': a scale of 1e\+308 would overflow the attention maps; use scales between -100 and 100"),
     ("latent-blend-start-nan", lambda k: latent_blend(k, start=NAN), r"Latent Blend: input 'start' is nan"),
     ("latent-blend-end-inf", lambda k: latent_blend(k, end=INF), r"Latent Blend: input 'end' is inf"),
+    ("latent-blend-mask-nan", lambda k: latent_blend(k, mask=torch.full((1, 64, 64), NAN)),
+     r"Latent Blend: input 'mask' has NaN or infinite values; give a mask with values from 0 to 1"),
+    ("latent-blend-empty-mask", lambda k: latent_blend(k, mask=torch.zeros(1, 64, 64)),
+     r"Latent Blend: input 'mask' is empty \(all 0\): the target would follow the source everywhere and come out as "
+     r"the source; give the region to change"),
+    ("latent-blend-mask-under-a-cell", lambda k: latent_blend(k, mask=line_mask()),
+     r"Latent Blend: input 'mask' covers less than one cell of the \d+x\d+ latent, so at latent resolution it is empty"),
     ("diffedit-strength-nan", lambda k: diffedit(k, strength=NAN), r"DiffEdit Mask: input 'strength' is nan"),
     ("diffedit-threshold-one", lambda k: diffedit(k, threshold=1.0),
      r"DiffEdit Mask: input 'threshold' is 1: the difference is rescaled to at most 1, so the mask would be empty; "
