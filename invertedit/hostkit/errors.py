@@ -59,6 +59,15 @@ def check_finite_tensor(node: str, what: str, tensor: torch.Tensor, fix: str) ->
         raise NodeInputError(node, f"{what} has NaN or infinite values; {fix}")
 
 
+def check_region_mask(node: str, name: str, mask: torch.Tensor, empty: str) -> None:
+    """Refuse a MASK input that marks a region but holds NaN or infinite values, or no region at all
+    (all 0), where the node would then ``empty`` (what it would silently do instead)."""
+    check_finite_tensor(node, f"input '{name}'", mask, "give a mask with values from 0 to 1.")
+    if not bool(mask.gt(0).any()):  # sampling-path-ok: the checks run once, before a run's first step
+        raise NodeInputError(node, f"input '{name}' is empty (all 0), so {empty}; give the region (white), e.g. "
+                                   f"Attention Store's or DiffEdit Mask's mask, or one painted in Load Image.")
+
+
 def check_conditioning(node: str, name: str, conditioning, model=None) -> None:
     """A CONDITIONING input must be a non-empty list of [embedding, options] with finite values;
     given ``model``, its embeddings as wide as the model's cross-attention (a prompt encoded with

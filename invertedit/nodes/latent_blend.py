@@ -6,7 +6,7 @@ import torch.nn.functional as F
 from ..hostkit.schemas import io
 
 from ..guidance.latent_blend import BlendSchedule
-from ..hostkit.errors import NodeInputError, check_finite, check_finite_tensor
+from ..hostkit.errors import NodeInputError, check_finite, check_region_mask
 from ..hostkit.blending import LatentBlendPatch, latent_mask
 from ..hostkit.sampling import check_latent_size
 
@@ -50,15 +50,14 @@ class LatentBlend(io.ComfyNode):
         if start >= end:
             raise NodeInputError(LatentBlend.NAME, f"start ({start}) must be before end ({end}).")
         check_latent_size(LatentBlend.NAME, "latent", samples, model)
-        check_finite_tensor(LatentBlend.NAME, "input 'mask'", mask, "give a mask with values from 0 to 1.")
+        used = mask.reshape(-1, *mask.shape[-2:])[:1]   # the first of a batch, as latent_mask takes it
+        check_region_mask(LatentBlend.NAME, "mask", used, "the target would follow the source everywhere and come out "
+                                                          "as the source")
         m_latent = latent_mask(mask, tuple(samples.shape[-2:]))
         if not bool(m_latent.gt(0).any()):   # checked once, before the run
-            why = ("is empty (all 0)" if not bool(mask.reshape(-1, *mask.shape[-2:])[:1].gt(0).any()) else
-                   f"covers less than one cell of the {samples.shape[-2]}x{samples.shape[-1]} latent, so at latent "
-                   f"resolution it is empty")
-            raise NodeInputError(LatentBlend.NAME, f"input 'mask' {why}: the target would follow the source everywhere "
-                                                   f"and come out as the source; give the region to change (1), e.g. "
-                                                   f"Attention Store's or DiffEdit Mask's mask.")
+            raise NodeInputError(LatentBlend.NAME, f"input 'mask' covers less than one cell of the {samples.shape[-2]}x"
+                                                   f"{samples.shape[-1]} latent, so at latent resolution it is empty and "
+                                                   f"the target would come out as the source; give a larger region.")
         m = model.clone()
         m.set_model_sampler_post_cfg_function(LatentBlendPatch(m_latent, BlendSchedule(start, end)))
         shown = F.interpolate(m_latent, scale_factor=8, mode="nearest")[:, 0]

@@ -12,7 +12,7 @@ from __future__ import annotations
 from ..hostkit.schemas import io
 
 from ..guidance.ledits import MASKS, LeditsPolicy
-from ..hostkit.errors import NodeInputError, check_choice, check_conditioning
+from ..hostkit.errors import NodeInputError, check_choice, check_conditioning, check_region_mask
 from ..hostkit.layout import attention_levels, map_blocks, mask_factor
 from ..hostkit.sampling import check_model_family
 from ..hostkit.schemas import check_concept_weights, concept_inputs, make_concept
@@ -97,6 +97,9 @@ class LeditsGuidance(io.ComfyNode):
             if untokened:
                 raise NodeInputError(LeditsGuidance.NAME, f"concept {untokened[0] + 1} comes from a SEGA Concept node and has no "
                                                f"tokens for the attention mask; use LEDITS++ Concept nodes, or mask 'noise'.")
+        if user_mask is not None:
+            check_region_mask(LeditsGuidance.NAME, "user_mask", user_mask, "every concept's guidance would be confined "
+                                                                          "to nothing and the image come out unedited")
         policy = LeditsPolicy(items, mask, user_mask)
         m = model
         if mask != "noise":

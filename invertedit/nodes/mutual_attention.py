@@ -5,7 +5,7 @@ from ..hostkit.schemas import io
 
 from ..attention.mutual import MutualSchedule, MutualSelfAttention
 from ..hostkit.attention_driver import install_policy
-from ..hostkit.errors import NodeInputError, check_at_least, check_conditioning
+from ..hostkit.errors import NodeInputError, check_at_least, check_conditioning, check_region_mask
 from ..hostkit.keys import PAIR_RUN_KEY
 from ..hostkit.pair import encode_prompt, join_pair, prepare_pair_model, warn_same_prompts
 from ..hostkit.sampling import check_model_family, wrap_runs
@@ -66,6 +66,8 @@ class MasaCtrl(io.ComfyNode):
             for name, mask in (("source_mask", source_mask), ("target_mask", target_mask)):
                 if mask.ndim == 3 and mask.shape[0] != 1:
                     raise NodeInputError(MasaCtrl.NAME, f"input '{name}' is a batch of {mask.shape[0]} masks; connect one.")
+                check_region_mask(MasaCtrl.NAME, name, mask, "the object's side of the mutual attention would have no "
+                                                             "tokens and the mask would guide nothing")
             masks = (source_mask.cpu(), target_mask.cpu())
         m, blocks, pair_latent = prepare_pair_model(model, latent, ("attn1",), MasaCtrl.NAME)
         warn_same_prompts(MasaCtrl.NAME, source_prompt, target_prompt)

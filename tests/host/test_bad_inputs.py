@@ -541,10 +541,22 @@ CASES = [
     ("latent-blend-mask-nan", lambda k: latent_blend(k, mask=torch.full((1, 64, 64), NAN)),
      r"Latent Blend: input 'mask' has NaN or infinite values; give a mask with values from 0 to 1"),
     ("latent-blend-empty-mask", lambda k: latent_blend(k, mask=torch.zeros(1, 64, 64)),
-     r"Latent Blend: input 'mask' is empty \(all 0\): the target would follow the source everywhere and come out as "
-     r"the source; give the region to change"),
+     r"Latent Blend: input 'mask' is empty \(all 0\), so the target would follow the source everywhere and come out "
+     r"as the source; give the region \(white\)"),
     ("latent-blend-mask-under-a-cell", lambda k: latent_blend(k, mask=line_mask()),
      r"Latent Blend: input 'mask' covers less than one cell of the \d+x\d+ latent, so at latent resolution it is empty"),
+    ("ledits-user-mask-nan", lambda k: ledits_guidance(k, user_mask=torch.full((1, 64, 64), NAN)),
+     r"LEDITS\+\+ Guidance: input 'user_mask' has NaN or infinite values"),
+    ("ledits-user-mask-empty", lambda k: ledits_guidance(k, user_mask=torch.zeros(1, 64, 64)),
+     r"LEDITS\+\+ Guidance: input 'user_mask' is empty \(all 0\), so every concept's guidance would be confined to "
+     r"nothing"),
+    ("masactrl-source-mask-nan", lambda k: masactrl(k, source_mask=torch.full((1, 64, 64), NAN)),
+     r"MasaCtrl: input 'source_mask' has NaN or infinite values"),
+    ("masactrl-source-mask-empty", lambda k: masactrl(k, source_mask=torch.zeros(1, 64, 64)),
+     r"MasaCtrl: input 'source_mask' is empty \(all 0\), so the object's side of the mutual attention would have no "
+     r"tokens"),
+    ("masactrl-target-mask-empty", lambda k: masactrl(k, source_mask=torch.ones(1, 64, 64), target_mask=torch.zeros(1, 64, 64)),
+     r"MasaCtrl: input 'target_mask' is empty \(all 0\)"),
     ("diffedit-strength-nan", lambda k: diffedit(k, strength=NAN), r"DiffEdit Mask: input 'strength' is nan"),
     ("diffedit-threshold-one", lambda k: diffedit(k, threshold=1.0),
      r"DiffEdit Mask: input 'threshold' is 1: the difference is rescaled to at most 1, so the mask would be empty; "
