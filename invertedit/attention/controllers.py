@@ -115,8 +115,9 @@ class PromptToPrompt(AttentionPolicy[LocalBlendMaps]):
                 if b is not None:
                     mixes[v.shape[0]:] = b
                 mixes = mixes.to(v.dtype)
-            extra_rows = torch.tensor(targets, device=v.device) if b is not None else None
-            own = torch.tensor(list(range(v.shape[0])) + list(extra), device=v.device)   # the values: each row's own
+            # (a call of unconditional rows alone, as Noise Map Guidance makes, has no target to add to)
+            extra_rows = torch.tensor(targets, dtype=torch.long, device=v.device) if b is not None and targets else None
+            own = torch.tensor(list(range(v.shape[0])) + list(extra), dtype=torch.long, device=v.device)   # each row's own
             plan = self.plans[key] = (index, own, mixes, extra_rows)
         return plan
 

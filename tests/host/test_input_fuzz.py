@@ -91,6 +91,8 @@ def runner(host):
 @pytest.mark.parametrize("path", SELECTED, ids=[p.stem for p in SELECTED])
 def test_every_input_at_its_edges_is_refused_or_drawn(path, host, runner):
     prompt = lane_prompt(path, host, runner)
+    if not any(n["class_type"].startswith("InvertEdit") and n["class_type"] not in MODEL_LOADERS for n in prompt.values()):
+        pytest.skip(f"{path.stem}: no pack node but the model loader (nothing of ours to change)")
     flat_before = flat_images(runner.execute(prompt, host=host), runner)
     problems, tried = [], 0
     for key, node in prompt.items():

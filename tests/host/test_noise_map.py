@@ -117,6 +117,23 @@ def test_cost_one_differentiated_unconditional_pass_and_one_batched_pass_per_ste
     assert calls == [(2, [1], True), (4, [1, 0], False)] * (len(sigmas) - 1)
 
 
+@pytest.mark.parametrize("mode,blend", [("replace", False), ("refine", False), ("refine", True)])
+def test_with_attention_inject_in_each_mode(host, tiny, mode, blend):
+    """NMG on Attention Inject's model (the workflow's chain) in both modes. Its differentiated pass runs the
+    unconditional rows alone, a call with no target row: refine's extra rows for the target's own maps once
+    crashed there (an index made from an empty list, a float tensor)."""
+    model, clip, _ = tiny("sd1")
+    inv, lat, sigmas = inverted(host, model, clip, random_latent())
+    target = TARGET if mode == "replace" else "a red circle on a blue background with grass"
+    m, pair, pair_latent = call(host, "InvertEditAttentionInject", model=model, clip=clip, latent=lat,
+                                source_prompt=SOURCE, target_prompt=target, mode=mode, reweight="", cross_replace=0.8,
+                                self_replace=0.4, **(dict(blend_source_words="circle", blend_target_words="circle")
+                                                     if blend else {}))
+    edited = sample(host, nmg(host, m, clip, inv, pair), sigmas, pair_latent)
+    plain = sample(host, nmg(host, model, clip, inv, pair), sigmas, pair_latent)
+    assert torch.isfinite(edited).all() and rel_err(edited[1:], plain[1:]) > 1e-3
+
+
 def test_refusals(host, tiny):
     model, clip, _ = tiny("sd1")
     inv, lat, sigmas = inverted(host, model, clip, random_latent(), steps=10)
