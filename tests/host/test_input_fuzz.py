@@ -12,10 +12,14 @@ Each workflow runs as the half-precision lane cuts it (``test_half_precision.lan
 toy or demo model, a few steps, small pictures), in float32. CI runs ``FUZZ_CI``'s workflows, whose
 nodes take most of the pack's kinds of input (flow inversion, KV-Edit, joint attention, the UNet
 attention editor, DiffEdit, Latent Blend, DreamBooth); ``INVERTEDIT_FUZZ=all`` runs every shipped
-workflow (docs/testing.md gives the time and what the sweep found).
+workflow (docs/testing.md gives the time and what the sweep found). ``INVERTEDIT_FUZZ=pairs`` runs, in
+every shipped workflow, each pair of changes to two different dropdowns or switches (of one node or
+two): what a single change cannot reach, such as an option of one node that only breaks under what
+another node does to the calls.
 """
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import os
@@ -29,6 +33,7 @@ from test_workflows import WORKFLOW_FILES
 
 FUZZ_CI = ("Flux - KV-Edit", "Flux - Prompt-to-Prompt edit", "local_edit_blend", "dreambooth_subject")
 SELECTED = [p for p in WORKFLOW_FILES if os.environ.get("INVERTEDIT_FUZZ") == "all" or p.stem in FUZZ_CI]
+PAIRED = WORKFLOW_FILES if os.environ.get("INVERTEDIT_FUZZ") == "pairs" else []
 MODEL_LOADERS = ("InvertEditToyModel", "InvertEditDemoModel")
 INT_MAX_TRIED = 16   # an integer input's maximum is tried only up to this (a step count's 1000 would only be slow)
 
@@ -88,13 +93,10 @@ def runner(host):
     return runner
 
 
-@pytest.mark.parametrize("path", SELECTED, ids=[p.stem for p in SELECTED])
-def test_every_input_at_its_edges_is_refused_or_drawn(path, host, runner):
-    prompt = lane_prompt(path, host, runner)
-    if not any(n["class_type"].startswith("InvertEdit") and n["class_type"] not in MODEL_LOADERS for n in prompt.values()):
-        pytest.skip(f"{path.stem}: no pack node but the model loader (nothing of ours to change)")
-    flat_before = flat_images(runner.execute(prompt, host=host), runner)
-    problems, tried = [], 0
+def changes(prompt: dict, host, runner, switches_only: bool = False) -> list[tuple]:
+    """``(node id, input, changed value, node class)`` of every change ``changed_values`` makes to a pack
+    node's widget input in ``prompt`` (with ``switches_only``, dropdowns and booleans alone)."""
+    out = []
     for key, node in prompt.items():
         kind = node["class_type"]
         if not kind.startswith("InvertEdit") or kind in MODEL_LOADERS:
@@ -104,12 +106,42 @@ def test_every_input_at_its_edges_is_refused_or_drawn(path, host, runner):
         for name, value in node["inputs"].items():
             if isinstance(value, list) or name not in specs:   # a link, or not a widget
                 continue
-            for changed in changed_values(specs[name], value):
-                run = json.loads(json.dumps(prompt))
-                run[key]["inputs"][name] = changed
-                tried += 1
-                problem = outcome(run, host, runner, flat_before)
-                if problem is not None:
-                    problems.append(f"{kind}.{name} = {changed!r}: {problem}")
-    assert tried, f"{path.stem}: no pack node input was changed"
-    assert not problems, f"{path.stem}: {len(problems)} of {tried} changed inputs:\n" + "\n\n".join(problems)
+            if switches_only and not (isinstance(specs[name][0], list) or specs[name][0] in ("COMBO", "BOOLEAN")):
+                continue
+            out += [(key, name, changed, kind) for changed in changed_values(specs[name], value)]
+    return out
+
+
+def sweep(path, host, runner, runs) -> None:
+    """Run ``runs(prompt)``'s lists of changes on ``path``'s lane prompt; fail listing the bad ones."""
+    prompt = lane_prompt(path, host, runner)
+    if not any(n["class_type"].startswith("InvertEdit") and n["class_type"] not in MODEL_LOADERS for n in prompt.values()):
+        pytest.skip(f"{path.stem}: no pack node but the model loader (nothing of ours to change)")
+    flat_before = flat_images(runner.execute(prompt, host=host), runner)
+    problems, tried = [], 0
+    for changed in runs(prompt):
+        run = json.loads(json.dumps(prompt))
+        for key, name, value, _ in changed:
+            run[key]["inputs"][name] = value
+        tried += 1
+        problem = outcome(run, host, runner, flat_before)
+        if problem is not None:
+            problems.append(", ".join(f"{kind}.{name} = {value!r}" for _, name, value, kind in changed) + f": {problem}")
+    assert not problems, f"{path.stem}: {len(problems)} of {tried} changed runs:\n" + "\n\n".join(problems)
+
+
+@pytest.mark.parametrize("path", SELECTED, ids=[p.stem for p in SELECTED])
+def test_every_input_at_its_edges_is_refused_or_drawn(path, host, runner):
+    def one_at_a_time(prompt):
+        single = [[c] for c in changes(prompt, host, runner)]
+        assert single, f"{path.stem}: no pack node input to change"
+        return single
+
+    sweep(path, host, runner, one_at_a_time)
+
+
+@pytest.mark.skipif(not PAIRED, reason="the paired sweep runs with INVERTEDIT_FUZZ=pairs (about N minutes)")
+@pytest.mark.parametrize("path", PAIRED, ids=[p.stem for p in PAIRED])
+def test_dropdowns_and_switches_in_pairs_are_refused_or_drawn(path, host, runner):
+    sweep(path, host, runner, lambda prompt: [list(pair) for pair in itertools.combinations(
+        changes(prompt, host, runner, switches_only=True), 2) if pair[0][:2] != pair[1][:2]])
