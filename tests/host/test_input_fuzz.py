@@ -15,7 +15,10 @@ attention editor, DiffEdit, Latent Blend, DreamBooth); ``INVERTEDIT_FUZZ=all`` r
 workflow (docs/testing.md gives the time and what the sweep found). ``INVERTEDIT_FUZZ=pairs`` runs, in
 every shipped workflow, each pair of changes to two different dropdowns or switches (of one node or
 two): what a single change cannot reach, such as an option of one node that only breaks under what
-another node does to the calls.
+another node does to the calls. ``INVERTEDIT_FUZZ=rewire`` connects each linked input of a pack node,
+and of each host node after one, one at a time, to every other output of its type in the workflow
+that is not downstream of it (a user's wiring slip: the image's latent for the pair's, the unpatched
+model, the source prompt's conditioning for the pair's).
 """
 from __future__ import annotations
 
@@ -34,6 +37,7 @@ from test_workflows import WORKFLOW_FILES
 FUZZ_CI = ("Flux - KV-Edit", "Flux - Prompt-to-Prompt edit", "local_edit_blend", "dreambooth_subject")
 SELECTED = [p for p in WORKFLOW_FILES if os.environ.get("INVERTEDIT_FUZZ") == "all" or p.stem in FUZZ_CI]
 PAIRED = WORKFLOW_FILES if os.environ.get("INVERTEDIT_FUZZ") == "pairs" else []
+REWIRED = WORKFLOW_FILES if os.environ.get("INVERTEDIT_FUZZ") == "rewire" else []
 MODEL_LOADERS = ("InvertEditToyModel", "InvertEditDemoModel")
 INT_MAX_TRIED = 16   # an integer input's maximum is tried only up to this (a step count's 1000 would only be slow)
 
@@ -130,6 +134,41 @@ def sweep(path, host, runner, runs) -> None:
     assert not problems, f"{path.stem}: {len(problems)} of {tried} changed runs:\n" + "\n\n".join(problems)
 
 
+def rewirings(prompt: dict, host, runner) -> list[tuple]:
+    """``(node id, input, [source id, slot], node class)`` for each linked input of a pack node, or of a
+    host node downstream of one, and each other output of the same type in ``prompt`` that is not
+    downstream of that node."""
+    outputs = {key: runner.node_info(node["class_type"], host)["output"] for key, node in prompt.items()}
+    below: dict = {}
+
+    def downstream(key: str) -> set:
+        if key not in below:
+            below[key] = {key}
+            for other, node in prompt.items():
+                if any(isinstance(v, list) and v and str(v[0]) == key for v in node["inputs"].values()):
+                    below[key] |= downstream(other)
+        return below[key]
+
+    ours = [key for key, node in prompt.items()
+            if node["class_type"].startswith("InvertEdit") and node["class_type"] not in MODEL_LOADERS]
+    after_ours = set().union(*(downstream(key) for key in ours)) if ours else set()
+    out = []
+    for key, node in prompt.items():
+        kind = node["class_type"]
+        if key not in after_ours:   # a pack node, or a host node that takes what ours made
+            continue
+        for name, value in node["inputs"].items():
+            if not (isinstance(value, list) and len(value) == 2):
+                continue
+            wanted = outputs[str(value[0])][value[1]]
+            for source, types in outputs.items():
+                if source in downstream(key):
+                    continue
+                out += [(key, name, [source, slot], kind) for slot, t in enumerate(types)
+                        if t == wanted and [source, slot] != [str(value[0]), value[1]]]
+    return out
+
+
 @pytest.mark.parametrize("path", SELECTED, ids=[p.stem for p in SELECTED])
 def test_every_input_at_its_edges_is_refused_or_drawn(path, host, runner):
     def one_at_a_time(prompt):
@@ -145,3 +184,9 @@ def test_every_input_at_its_edges_is_refused_or_drawn(path, host, runner):
 def test_dropdowns_and_switches_in_pairs_are_refused_or_drawn(path, host, runner):
     sweep(path, host, runner, lambda prompt: [list(pair) for pair in itertools.combinations(
         changes(prompt, host, runner, switches_only=True), 2) if pair[0][:2] != pair[1][:2]])
+
+
+@pytest.mark.skipif(not REWIRED, reason="the rewiring sweep runs with INVERTEDIT_FUZZ=rewire")
+@pytest.mark.parametrize("path", REWIRED, ids=[p.stem for p in REWIRED])
+def test_every_link_rewired_is_refused_or_drawn(path, host, runner):
+    sweep(path, host, runner, lambda prompt: [[r] for r in rewirings(prompt, host, runner)])
