@@ -9,8 +9,9 @@ fails: issue 24's rule ("no silent wrong picture, no unclear error") swept over 
 of listed case by case, as ``test_bad_inputs.py`` does.
 
 Each workflow runs as the half-precision lane cuts it (``test_half_precision.lane_prompt``: the
-toy or demo model, a few steps, small pictures), in float32. CI runs ``FUZZ_CI``'s workflows, whose
-nodes take most of the pack's kinds of input (flow inversion, KV-Edit, joint attention, the UNet
+toy or demo model, a few steps, small pictures), in float32; ``INVERTEDIT_FUZZ_DTYPE=bf16`` (or
+fp16) runs any of the sweeps with the UNet in half precision, as the lane does. CI runs
+``FUZZ_CI``'s workflows, whose nodes take most of the pack's kinds of input (flow inversion, KV-Edit, joint attention, the UNet
 attention editor, DiffEdit, Latent Blend, DreamBooth); ``INVERTEDIT_FUZZ=all`` runs every shipped
 workflow (docs/testing.md gives the time and what the sweep found). ``INVERTEDIT_FUZZ=pairs`` runs, in
 every shipped workflow, each pair of changes to two different dropdowns or switches (of one node or
@@ -31,13 +32,14 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from test_half_precision import lane_prompt
+from test_half_precision import lane_prompt, unet_in
 from test_workflows import WORKFLOW_FILES
 
 FUZZ_CI = ("Flux - KV-Edit", "Flux - Prompt-to-Prompt edit", "local_edit_blend", "dreambooth_subject")
 SELECTED = [p for p in WORKFLOW_FILES if os.environ.get("INVERTEDIT_FUZZ") == "all" or p.stem in FUZZ_CI]
 PAIRED = WORKFLOW_FILES if os.environ.get("INVERTEDIT_FUZZ") == "pairs" else []
 REWIRED = WORKFLOW_FILES if os.environ.get("INVERTEDIT_FUZZ") == "rewire" else []
+DTYPE = os.environ.get("INVERTEDIT_FUZZ_DTYPE", "fp32")   # the UNet's: fp32 (CI), bf16 or fp16 (as unet_in)
 MODEL_LOADERS = ("InvertEditToyModel", "InvertEditDemoModel")
 INT_MAX_TRIED = 16   # an integer input's maximum is tried only up to this (a step count's 1000 would only be slow)
 
@@ -118,6 +120,11 @@ def changes(prompt: dict, host, runner, switches_only: bool = False) -> list[tup
 
 def sweep(path, host, runner, runs) -> None:
     """Run ``runs(prompt)``'s lists of changes on ``path``'s lane prompt; fail listing the bad ones."""
+    with unet_in(DTYPE):
+        _sweep(path, host, runner, runs)
+
+
+def _sweep(path, host, runner, runs) -> None:
     prompt = lane_prompt(path, host, runner)
     if not any(n["class_type"].startswith("InvertEdit") and n["class_type"] not in MODEL_LOADERS for n in prompt.values()):
         pytest.skip(f"{path.stem}: no pack node but the model loader (nothing of ours to change)")
@@ -179,7 +186,7 @@ def test_every_input_at_its_edges_is_refused_or_drawn(path, host, runner):
     sweep(path, host, runner, one_at_a_time)
 
 
-@pytest.mark.skipif(not PAIRED, reason="the paired sweep runs with INVERTEDIT_FUZZ=pairs (about N minutes)")
+@pytest.mark.skipif(not PAIRED, reason="the paired sweep runs with INVERTEDIT_FUZZ=pairs (about 6 minutes on 2 cores)")
 @pytest.mark.parametrize("path", PAIRED, ids=[p.stem for p in PAIRED])
 def test_dropdowns_and_switches_in_pairs_are_refused_or_drawn(path, host, runner):
     sweep(path, host, runner, lambda prompt: [list(pair) for pair in itertools.combinations(
