@@ -68,10 +68,11 @@ def check_region_mask(node: str, name: str, mask: torch.Tensor, empty: str) -> N
                                    f"Attention Store's or DiffEdit Mask's mask, or one painted in Load Image.")
 
 
-def check_conditioning(node: str, name: str, conditioning, model=None) -> None:
+def check_conditioning(node: str, name: str, conditioning, model=None, one_prompt: bool = False) -> None:
     """A CONDITIONING input must be a non-empty list of [embedding, options] with finite values;
     given ``model``, its embeddings as wide as the model's cross-attention (a prompt encoded with
-    another model family's CLIP fails deep in the UNet otherwise)."""
+    another model family's CLIP fails deep in the UNet otherwise); with ``one_prompt``, each one
+    prompt's (not a pair editor's CONDITIONING of two)."""
     if not isinstance(conditioning, list) or not conditioning or not all(
             isinstance(c, (list, tuple)) and len(c) == 2 and isinstance(c[0], torch.Tensor) for c in conditioning):
         raise NodeInputError(node, f"input '{name}' is not a CONDITIONING (or is empty); connect a CLIP Text Encode.")
@@ -85,6 +86,9 @@ def check_conditioning(node: str, name: str, conditioning, model=None) -> None:
             raise NodeInputError(node, f"input '{name}' is an embedding {emb.shape[-1]} wide; the model's cross-attention "
                                        f"takes {width}. The prompt was encoded for another model family: encode it with "
                                        f"this checkpoint's CLIP.")
+        if one_prompt and emb.shape[0] != 1:
+            raise NodeInputError(node, f"input '{name}' holds {emb.shape[0]} prompts' embeddings (a pair editor's "
+                                       f"CONDITIONING); connect one prompt's, from a CLIP Text Encode.")
         check_finite_tensor(node, f"input '{name}'", emb, "encode the prompt again.")
         if isinstance(extra.get("pooled_output"), torch.Tensor):
             check_finite_tensor(node, f"input '{name}' (pooled output)", extra["pooled_output"], "encode the prompt again.")

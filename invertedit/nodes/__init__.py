@@ -9,6 +9,7 @@ import importlib
 import pkgutil
 
 from ..hostkit.bundled_inputs import supply_to_host
+from ..hostkit.empty_links import refuse_empty_links
 from ..hostkit.schemas import ComfyExtension, io
 from ..techniques import TECHNIQUES
 
@@ -18,7 +19,7 @@ _ORDER = {node: i for i, node in enumerate(n for t in TECHNIQUES for n in t.node
 
 def node_classes() -> list[type[io.ComfyNode]]:
     """Every node class of the pack, in the technique table's order (the node menu's)."""
-    nodes = [node for module in _MODULES for node in module.NODES]
+    nodes = [refuse_empty_links(node) for module in _MODULES for node in module.NODES]
     return sorted(nodes, key=lambda node: _ORDER.get(node.define_schema().node_id, len(_ORDER)))
 
 

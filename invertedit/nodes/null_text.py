@@ -79,7 +79,7 @@ class NullTextOptimize(io.ComfyNode):
         check_at_least(NullTextOptimize.NAME, 1, inner_steps=inner_steps)
         check_choice(NullTextOptimize.NAME, "start_from", start_from, START_FROM)
         check_conditioning(NullTextOptimize.NAME, "positive", positive, model)
-        check_conditioning(NullTextOptimize.NAME, "negative", negative, model)
+        check_conditioning(NullTextOptimize.NAME, "negative", negative, model, one_prompt=True)
         if conditioning_fingerprint(positive) != inversion.fingerprint.get("positive"):
             raise NodeInputError(NullTextOptimize.NAME, "input 'positive' is not the source prompt the inversion was made with; "
                                        "connect the same CONDITIONING that DDIM Invert got.")

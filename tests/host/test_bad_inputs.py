@@ -490,6 +490,9 @@ CASES = [
     ("null-text-not-an-inversion", lambda k: null_text(k, inversion="inversion.safetensors"),
      r"Null-Text Optimize: input 'inversion' is a str, not an INVERSION"),
     ("null-text-cfg-nan", lambda k: null_text(k, cfg=NAN), r"Null-Text Optimize: input 'cfg' is nan"),
+    ("null-text-negative-a-pair", lambda k: null_text(k, negative=attention_inject(k)[1]),
+     r"Null-Text Optimize: input 'negative' holds 2 prompts' embeddings \(a pair editor's CONDITIONING\); connect one "
+     r"prompt's, from a CLIP Text Encode"),
     ("null-text-learning-rate-inf", lambda k: null_text(k, learning_rate=INF),
      r"Null-Text Optimize: input 'learning_rate' is inf"),
     ("null-text-start-from-bogus", lambda k: null_text(k, start_from="bogus"),
@@ -502,7 +505,8 @@ CASES = [
                                                         inversion=NOT_AN_INVERSION, positive=k.pos),
      r"Negative-Prompt Inversion: input 'inversion' is a dict, not an INVERSION"),
     ("direct-not-an-inversion", lambda k: call(k.host, "InvertEditDirectInversion", inversion=None),
-     r"Direct Inversion: input 'inversion' is a NoneType, not an INVERSION"),
+     r"Direct Inversion: input 'inversion' is empty: the node linked to it gave no INVERSION there; connect an "
+     r"output that holds one"),
     ("attention-store-not-an-inversion", lambda k: attention_store(k, inversion=NOT_AN_INVERSION),
      r"Attention Store: input 'inversion' is a dict, not an INVERSION"),
     ("attention-store-start-after-end", lambda k: attention_store(k, start=0.8, end=0.2),
@@ -530,6 +534,14 @@ CASES = [
      r"MasaCtrl: input 'start_layer' is -1; give 0 or more"),
     ("plug-and-play-injection-nan", lambda k: plug_and_play(k, feature_injection=NAN),
      r"Plug-and-Play: input 'feature_injection' is nan"),
+    ("attention-inject-clip-empty", lambda k: attention_inject(k, clip=None),
+     r"Attention Inject: input 'clip' is empty: the node linked to it gave no CLIP there \(Load Checkpoint on a file "
+     r"without one, such as a diffusion-model-only Flux or SD3 file, or DreamBooth's or DreamBooth Fine-Tune's CLIP "
+     r"when their own clip input is not connected\); connect an output that holds one"),
+    ("attention-inject-model-empty", lambda k: attention_inject(k, model=None),
+     r"Attention Inject: input 'model' is empty: the node linked to it gave no MODEL there"),
+    ("custom-diffusion-vae-empty", lambda k: custom_diffusion(k, vae=None),
+     r"Custom Diffusion: input 'vae' is empty: the node linked to it gave no VAE there"),
     ("attention-inject-mode-bogus", lambda k: attention_inject(k, mode="bogus"),
      r"Attention Inject: input 'mode' is 'bogus'; choose one of 'replace', 'refine'"),
     ("attention-inject-reweight-nan", lambda k: attention_inject(k, reweight="square:nan"),

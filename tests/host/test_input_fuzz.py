@@ -168,9 +168,12 @@ def rewirings(prompt: dict, host, runner) -> list[tuple]:
             if not (isinstance(value, list) and len(value) == 2):
                 continue
             wanted = outputs[str(value[0])][value[1]]
+            others = {str(v[0]) for n, v in node["inputs"].items() if n != name and isinstance(v, list) and len(v) == 2}
             for source, types in outputs.items():
                 if source in downstream(key):
                     continue
+                if key not in ours and not (others | {source}) & (after_ours | set(ours)):
+                    continue   # a host node that would take nothing of ours: not the pack's to answer for
                 out += [(key, name, [source, slot], kind) for slot, t in enumerate(types)
                         if t == wanted and [source, slot] != [str(value[0]), value[1]]]
     return out
