@@ -67,6 +67,11 @@ SENSITIVE = {
                             "small random change of every weight, and the instance prompt (a word the model did not "
                             "know two steps ago) samples differently (bf16 16.8 dB, fp16 over 35 dB measured; the "
                             "untouched model's samples in the same run over 30 dB)",
+    "pix2pix_zero_edit": "its edit is a small difference of two prompts' mean embeddings added to the source prompt's, "
+                         "steered by the gradient of a cross-attention loss: both pass through the UNet's rounding, "
+                         "and in bf16 the edit comes out weaker on some CPUs (an AMD EPYC, 2026-11-28: the red circle "
+                         "orange where float32 makes it yellow, the square and the background kept, 26.0 dB; over 30 dB "
+                         "on the earlier machines with the same torch wheel; fp16 over 35 dB)",
     "custom_diffusion_subject": "as dreambooth_subject: AdamW's first steps on the keys and values and the word follow "
                                 "the signs of near-zero gradients, which half precision's rounding decides (bf16 26.9 "
                                 "dB measured on one machine; 18.2 dB on another with the same torch wheel, for the class "
