@@ -59,6 +59,15 @@ def check_finite_tensor(node: str, what: str, tensor: torch.Tensor, fix: str) ->
         raise NodeInputError(node, f"{what} has NaN or infinite values; {fix}")
 
 
+def check_threshold(node: str, name: str, value: float, scale: str, at_one: str, at_zero: str, paper: float) -> None:
+    """Refuse a threshold on a map ``scale`` says reaches at most 1 (normalised or rescaled) where it
+    would cut nothing useful: at 1 or above no value passes (``at_one``: what the node would then do),
+    at 0 or below every value does (``at_zero``)."""
+    if not 0.0 < value < 1.0:
+        raise NodeInputError(node, f"input '{name}' is {value:g}: {scale}, so {at_one if value >= 1.0 else at_zero}; "
+                                   f"give a threshold between 0 and 1 (paper: {paper:g}).")
+
+
 def check_region_mask(node: str, name: str, mask: torch.Tensor, empty: str) -> None:
     """Refuse a MASK input that marks a region but holds NaN or infinite values, or no region at all
     (all 0), where the node would then ``empty`` (what it would silently do instead)."""

@@ -11,7 +11,7 @@ import torch
 from ..attention.controllers import AttentionRefine, AttentionReplace, AttentionReweight, PromptToPrompt
 from ..attention.local_blend import LocalBlend, blend_denoised, blend_start
 from ..attention.prompt_to_prompt import ReplaceSchedule, cross_steps, equalizer, self_steps
-from .errors import NodeInputError
+from .errors import NodeInputError, check_threshold
 from .inversion_patches import sampler_name, steps_as_euler
 from .keys import SOURCE_ON_TRAJECTORY, TARGET_ONLY
 from .pair import PairRun, least_fraction
@@ -198,11 +198,9 @@ def check_blend(node: str, threshold: float, start: float) -> None:
     """Refuse local blend settings under which it would not blend: a threshold no normalised map
     passes (1: the target is returned as the source) or every one does (0: no blend), a start
     at or after the last step (1)."""
-    if not 0.0 < threshold < 1.0:
-        effect = ("no pixel's map is above it, so the target would come out as the source" if threshold >= 1.0 else
-                  "every pixel's map is above it, so the local blend would keep the whole target")
-        raise NodeInputError(node, f"input 'blend_threshold' is {threshold:g}: the maps are normalised to a maximum of 1 "
-                                   f"and {effect}; give a threshold between 0 and 1 (paper: 0.3).")
+    check_threshold(node, "blend_threshold", threshold, "the maps are normalised to a maximum of 1",
+                    "no pixel's map is above it and the target would come out as the source",
+                    "every pixel's map is above it and the local blend would keep the whole target", 0.3)
     if start >= 1.0:
         raise NodeInputError(node, f"input 'blend_start' is {start:g}, so the local blend would never start (it blends "
                                    f"from step int(f * N) of N steps); give a fraction below 1 (paper: 0.2).")

@@ -27,7 +27,7 @@ from ..hostkit.schemas import io
 from ..attention.store import MapRecorder, StoreJointMaps, StoreMaps, local_blend_mask, normalise, word_maps
 from ..hostkit.attention_driver import install_policy
 from ..hostkit.dit_attention import dit_blocks as dit_block_keys, install_dit_policy
-from ..hostkit.errors import NodeInputError, check_choice, check_conditioning, check_finite, check_inversion
+from ..hostkit.errors import NodeInputError, check_choice, check_conditioning, check_finite, check_inversion, check_threshold
 from ..hostkit.family import model_family
 from ..hostkit.layout import map_blocks
 from ..hostkit.sampling import check_model_family, run_loop, to_output, with_guidance
@@ -93,11 +93,8 @@ class AttentionStore(io.ComfyNode):
         if isinstance(mask_pool, bool) or not isinstance(mask_pool, int) or mask_pool < 1 or mask_pool % 2 == 0:
             raise NodeInputError(AttentionStore.NAME, f"input 'mask_pool' is {mask_pool!r}; give an odd window of map "
                                                       f"cells: 1 (none), 3 (the paper's local blend), 5, 7 or 9.")
-        if not 0.0 < threshold < 1.0:
-            raise NodeInputError(AttentionStore.NAME, f"input 'threshold' is {threshold:g}: the maps are normalised to a "
-                                                      f"maximum of 1, so the mask would be "
-                                                      f"{'empty' if threshold >= 1.0 else 'the whole image'}; give a "
-                                                      f"threshold between 0 and 1 (paper: 0.3).")
+        check_threshold(AttentionStore.NAME, "threshold", threshold, "the maps are normalised to a maximum of 1",
+                        "the mask would be empty", "the mask would be the whole image", 0.3)
         if not 0.0 <= start < end <= 1.0:
             raise NodeInputError(AttentionStore.NAME, f"inputs 'start' ({start}) and 'end' ({end}) leave no steps to "
                                                       f"record maps at; give 0 <= start < end <= 1 (e.g. start 0, end 1).")

@@ -8,7 +8,8 @@ import torch.nn.functional as F
 from ..hostkit.schemas import io
 
 from ..guidance.diffedit import diffedit_mask
-from ..hostkit.errors import NodeInputError, check_at_least, check_conditioning, check_finite, check_finite_tensor
+from ..hostkit.errors import (NodeInputError, check_at_least, check_conditioning, check_finite, check_finite_tensor,
+                               check_threshold)
 from ..hostkit.sampling import check_latent_size, check_model_family, run_loop, schedule
 
 
@@ -48,11 +49,8 @@ class DiffEditMask(io.ComfyNode):
     def execute(cls, model, latent, source, target, strength, samples, threshold, seed) -> io.NodeOutput:
         check_model_family(model, DiffEditMask.NAME)
         check_finite(DiffEditMask.NAME, strength=strength, threshold=threshold)
-        if not 0.0 < threshold < 1.0:
-            raise NodeInputError(DiffEditMask.NAME, f"input 'threshold' is {threshold:g}: the difference is rescaled to at "
-                                                    f"most 1, so the mask would be "
-                                                    f"{'empty' if threshold >= 1.0 else 'every pixel that differs at all'}; "
-                                                    f"give a threshold between 0 and 1 (paper: 0.5).")
+        check_threshold(DiffEditMask.NAME, "threshold", threshold, "the difference is rescaled to at most 1",
+                        "the mask would be empty", "the mask would be every pixel that differs at all", 0.5)
         check_at_least(DiffEditMask.NAME, 1, samples=samples)
         check_conditioning(DiffEditMask.NAME, "source", source, model)
         check_conditioning(DiffEditMask.NAME, "target", target, model)

@@ -1174,10 +1174,10 @@ PAIR_CASES = [
 
     # -- local blend settings under which it would not blend --
     ("attention-inject-blend-threshold-1", lambda k: attention_inject(k, blend_source_words="circle", blend_threshold=1.0),
-     r"Attention Inject: input 'blend_threshold' is 1: the maps are normalised to a maximum of 1 and no pixel's map "
-     r"is above it, so the target would come out as the source; give a threshold between 0 and 1 \(paper: 0.3\)"),
+     r"Attention Inject: input 'blend_threshold' is 1: the maps are normalised to a maximum of 1, so no pixel's map "
+     r"is above it and the target would come out as the source; give a threshold between 0 and 1 \(paper: 0.3\)"),
     ("attention-inject-blend-threshold-0", lambda k: attention_inject(k, blend_target_words="square", blend_threshold=0.0),
-     r"Attention Inject: input 'blend_threshold' is 0: .* every pixel's map is above it, so the local blend would "
+     r"Attention Inject: input 'blend_threshold' is 0: .* every pixel's map is above it and the local blend would "
      r"keep the whole target; give a threshold between 0 and 1 \(paper: 0.3\)"),
     ("attention-inject-blend-start-1", lambda k: attention_inject(k, blend_source_words="circle", blend_start=1.0),
      r"Attention Inject: input 'blend_start' is 1, so the local blend would never start \(it blends from step "
