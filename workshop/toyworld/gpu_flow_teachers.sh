@@ -16,6 +16,11 @@
 #            a fixed cosine, so that each call goes on where the last stopped; the call's training stops a
 #            minute before CAP_MIN and its dit_compact.pt comes back, to be carried into the next; once the
 #            schedule is done the student is distilled and both are evaluated as the others.
+#   graph:   the whole long schedule in one call, each step taken out of the CPU's hands (train_flow --cuda-graph:
+#            inputs made 256 steps at a time on the device, the forward and backward replayed from a CUDA graph):
+#            batch GRAPH_BATCH (32) at 256 px throughout, noise levels shifted by GRAPH_SHIFT (6: the CPU's long
+#            recipe's 3 at 128 px, scaled with the side), lr GRAPH_LR (5e-4), the cosine's horizon fitted to LONG_MIN
+#            minutes (at most GRAPH_STEPS); the student DMIN minutes, eagerly.
 # Each run then evaluates its student (40 held-out captions, as the pilots). The models come back as
 # toy_dit.safetensors + config.json (drop into models/toyworld-flow/ and run the flow benchmark at home)
 # and the teacher's EMA weights (toy_dit_ema.pt: for students distilled at home).
@@ -36,6 +41,9 @@ for run in $RUNS; do
   A="--out $d --preset h128-d2s4 --threads ${THREADS:-2} --device $DEVICE --noise-shift 8"
   if [[ $run == shipped ]]; then
     T="--steps 4000 --batch 32 --lowres 128 --lowres-steps 3500 --highres-every 3"; D="--distil-steps 600"
+  elif [[ $run == graph ]]; then
+    T="--steps ${GRAPH_STEPS:-200000} --batch ${GRAPH_BATCH:-32} --lr ${GRAPH_LR:-5e-4} --lowres-steps 0 --noise-shift ${GRAPH_SHIFT:-6} --fit-minutes $LONG_MIN --cuda-graph --ckpt-minutes 100"
+    D="--distil-steps 3000 --fit-minutes $DMIN"
   elif [[ $run == big ]]; then   # the GPU's width: batch BIG_BATCH at 256 px throughout, horizon fitted to LONG_MIN
     T="--steps $LONG_STEPS --batch ${BIG_BATCH:-128} --lr ${BIG_LR:-5e-4} --lowres-steps 0 --fit-minutes $LONG_MIN"
     D="--distil-steps 2000 --batch ${BIG_BATCH:-128} --fit-minutes $DMIN"
@@ -54,12 +62,21 @@ for run in $RUNS; do
     M=$(python3 -c "import os, sys, torch; p = sys.argv[1]; spent = torch.load(p, weights_only=False, map_location='cpu')['seconds'] / 60 if os.path.isfile(p) else 0.0; print(f'{spent + float(sys.argv[2]) - 1:.2f}')" "$d/dit_compact.pt" "$CAP")
   fi
   [[ -n "${SMOKE:-}" ]] && { T="--steps 4 --batch 2 --lowres 128 --lowres-steps 2"; D="--distil-steps 2 --batch 2"; }
+  [[ -n "${SMOKE:-}" && $run == graph ]] && T="--steps 6 --batch 2 --lowres-steps 0 --cuda-graph --graph-chunk 4"
   E="--eval-captions ${EVAL_CAPTIONS:-40}"; [[ -n "${SMOKE:-}" ]] && E="--eval-captions 5 --eval-steps 2"
   ( timeout "$(awk "BEGIN { print int($CAP * 60) }")" bash -c "
       python3 -m workshop.toyworld.train_flow --stage dit $A $T --max-minutes $M &&
       [[ -f $d/toy_dit_ema.pt ]] &&   # a teacher stopped by the cap (resume) goes on next call
       python3 -m workshop.toyworld.train_flow --stage distil $A $T $D &&
       python3 -m workshop.toyworld.train_flow --stage finish $A $T" > "$d/train.log" 2>&1
+    keep() {   # what the run made, brought back as soon as it is there (a call cut short keeps the weights)
+      mkdir -p "$DEST/$run"
+      for f in train.log config.json toy_dit.safetensors toy_dit_ema.pt sample.png $([[ $run == resume ]] && echo dit_compact.pt); do
+        [[ -f "$d/$f" ]] && cp "$d/$f" "$DEST/$run/"
+      done
+      cp "$d"/*.png "$d"/*.json "$DEST/$run/" 2>/dev/null || true
+    }
+    keep
     # the evaluations after the cap, under their own (EVAL_MIN): a cap that counted them cut them off (2026-11-27)
     [[ -f $d/toy_dit.safetensors ]] && timeout "$(awk "BEGIN { print int(${EVAL_MIN:-2} * 60) }")" bash -c "
       python3 -m workshop.toyworld.train_flow --stage eval --eval-student --eval-shift host $A $T $E
@@ -72,10 +89,6 @@ for run in $RUNS; do
               --grid $d/levels_\$who.png > $d/levels_\$who.json
         done
       fi" >> "$d/train.log" 2>&1
-    mkdir -p "$DEST/$run"
-    for f in train.log config.json toy_dit.safetensors toy_dit_ema.pt sample.png $([[ $run == resume ]] && echo dit_compact.pt); do
-      [[ -f "$d/$f" ]] && cp "$d/$f" "$DEST/$run/"
-    done
-    cp "$d"/*.png "$d"/*.json "$DEST/$run/" 2>/dev/null || true ) &
+    keep ) &
 done
 wait

@@ -280,11 +280,15 @@ def eps_loss(unet, x0: torch.Tensor, ctx: torch.Tensor, abar: torch.Tensor, w_t:
 
 @torch.no_grad()
 def update_ema(ema: dict, state: dict, decay: float) -> None:
-    """``ema`` <- decay * ``ema`` + (1 - decay) * ``state`` for floating tensors; others copied."""
+    """``ema`` <- decay * ``ema`` + (1 - decay) * ``state`` for floating tensors; others copied. The
+    floating ones in two foreach kernels (a GPU's step is bound by the kernels it launches)."""
+    floats = [k for k, v in state.items() if v.is_floating_point()]
+    if floats:
+        mine = [ema[k] for k in floats]
+        torch._foreach_mul_(mine, decay)
+        torch._foreach_add_(mine, [state[k].detach() for k in floats], alpha=1 - decay)
     for k, v in state.items():
-        if v.is_floating_point():
-            ema[k].mul_(decay).add_(v.detach(), alpha=1 - decay)
-        else:
+        if not v.is_floating_point():
             ema[k].copy_(v)
 
 

@@ -262,9 +262,10 @@ def load_of_preset(path: Path, args, device=None) -> dict:
 
 @torch.enable_grad()
 def train_loop(args, stem: str, net: torch.nn.Module, lr: float, warmup: int, ema_decay: float, steps: int,
-               step_loss) -> bool:
-    """Train ``net`` (AdamW, cosine to a tenth after ``warmup`` steps, clipping 1, EMA ``ema_decay``)
-    for ``steps`` steps of ``step_loss(step) -> (loss, image size)``, resumably: a checkpoint
+               step_loss, step_grads=None) -> bool:
+    """Train ``net`` (AdamW, fused on a GPU; cosine to a tenth after ``warmup`` steps, clipping 1, EMA
+    ``ema_decay``) for ``steps`` steps of ``step_loss(step) -> (loss, image size)`` (or of ``step_grads``,
+    which also leaves the gradients in the parameters: ``graphed_steps``), resumably: a checkpoint
     ``<out>/<stem>_ckpt.pt`` every ``--ckpt-minutes`` and at the end, the EMA weights in
     ``<out>/toy_<stem>_ema.pt`` when done (a stage whose file exists is skipped). False when stopped
     early (``--max-minutes``, ``--stop-after``).
@@ -285,7 +286,8 @@ def train_loop(args, stem: str, net: torch.nn.Module, lr: float, warmup: int, em
     for p in params:
         p.requires_grad_(True)
     ema = {k: v.detach().clone() for k, v in net.state_dict().items()}
-    opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.0, betas=(0.9, 0.99))
+    opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.0, betas=(0.9, 0.99),
+                            fused=True if str(args.device).startswith("cuda") else None)
     ckpt_path, compact_path = out / f"{stem}_ckpt.pt", out / f"{stem}_compact.pt"
     start, spent, rewarm = 0, 0.0, 0
     if not ckpt_path.is_file() and compact_path.is_file():
@@ -312,28 +314,33 @@ def train_loop(args, stem: str, net: torch.nn.Module, lr: float, warmup: int, em
         rate = lr * min(1.0, (step - rewarm) / warmup) * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * step / steps)))
         for g in opt.param_groups:
             g["lr"] = rate
-        loss, res = step_loss(step)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
+        if step_grads is None:
+            loss, res = step_loss(step)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+        else:
+            loss, res = step_grads(step)
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         opt.step()
         update_ema(ema, net.state_dict(), min(ema_decay, (1 + step) / (10 + step)))
-        loss_avg = loss.item() if loss_avg is None else 0.98 * loss_avg + 0.02 * loss.item()
+        # the running loss stays on the device (read at the log: one synchronisation in 25 steps)
+        loss_avg = loss.detach().clone() if loss_avg is None else loss_avg.mul_(0.98).add_(loss.detach(), alpha=0.02)
         if step % 25 == 0 or step == steps:
             el = time.time() - t0
-            log(f"{stem} step {step}/{steps} res {res} loss {loss_avg:.4f} lr {rate:.2e} ({el:.0f}s, {el / step:.2f} s/step)")
+            log(f"{stem} step {step}/{steps} res {res} loss {float(loss_avg):.4f} lr {rate:.2e} "
+                f"({el:.0f}s, {(el - spent) / (step - start):.3f} s/step)")
         stop = bool(args.max_minutes and (time.time() - t0) > 60 * args.max_minutes) or step == args.stop_after
         if time.time() - last_ckpt > 60 * args.ckpt_minutes or step == steps or stop:
             TS.save_ckpt({"model": net.state_dict(), "ema": ema, "opt": TS._pack_opt(opt), "step": step,
-                          "seconds": time.time() - t0, "loss": loss_avg, "preset": args.preset}, ckpt_path)
-            TS.save_ckpt({"ema": ema, "step": step, "seconds": time.time() - t0, "loss": loss_avg,
+                          "seconds": time.time() - t0, "loss": float(loss_avg), "preset": args.preset}, ckpt_path)
+            TS.save_ckpt({"ema": ema, "step": step, "seconds": time.time() - t0, "loss": float(loss_avg),
                           "preset": args.preset}, compact_path)
             last_ckpt = time.time()
             log(f"{stem} checkpoint at step {step}")
         if stop:
             log(f"{stem}: stopped at step {step} (resume with the same command)")
             return False
-    TS.save_ckpt({"ema": ema, "step": steps, "seconds": time.time() - t0, "loss": loss_avg, "preset": args.preset,
+    TS.save_ckpt({"ema": ema, "step": steps, "seconds": time.time() - t0, "loss": float(loss_avg), "preset": args.preset,
                   "batch": args.batch}, final)
     log(f"{stem} done in {time.time() - t0:.0f}s")
     return True
@@ -385,7 +392,29 @@ def train_dit(args) -> bool:
         s, noise, xs = noised(x0, gen, noise_shift(args, res))
         return F.mse_loss(velocity(net, xs, s, ctx, pooled), noise - x0), res
 
-    return train_loop(args, "dit", net, args.lr, args.warmup, args.ema, args.steps, step_loss)
+    return train_loop(args, "dit", net, args.lr, args.warmup, args.ema, args.steps, step_loss,
+                      graphed_grads(args, net, ae, text, index) if args.cuda_graph else None)
+
+
+def graphed_grads(args, net: torch.nn.Module, ae, text: dict, index: dict):
+    """``--cuda-graph``: the teacher's steps at a GPU's speed (``graphed_steps``): their inputs made a chunk
+    of steps at a time on the device, the forward and backward replayed from a CUDA graph (eagerly off
+    CUDA, the same training). One resolution throughout, as one graph has one shape."""
+    from workshop.toyworld import graphed_steps as G
+    res = TS.step_res(args, 1, args.res)
+    if any(TS.step_res(args, k, args.res) != res for k in (1, 2, 3, args.steps)):
+        raise SystemExit("--cuda-graph trains at one image size: give --lowres-steps 0 (every step at --res) or "
+                         "--lowres-steps at least --steps with --highres-every 0 (every step at --lowres)")
+    inputs = G.ChunkedInputs(args, ae, text, index, res, noise_shift(args, res), args.graph_chunk)
+
+    def loss_of(xs, s, ctx, pooled, target):
+        return F.mse_loss(velocity(net, xs, s, ctx, pooled), target)
+
+    params = list(net.parameters())
+    if not str(args.device).startswith("cuda"):
+        log("--cuda-graph without CUDA: the chunked inputs, stepped eagerly")
+        return G.eager_grads(params, loss_of, inputs)
+    return G.GraphedGrads(params, loss_of, inputs)
 
 
 def load_dit(args, which: str = "final", student: bool = False) -> tuple[torch.nn.Module, dict]:
@@ -675,6 +704,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--highres-every", type=int, default=3)
     p.add_argument("--dropout", type=float, default=0.1)
     p.add_argument("--ema", type=float, default=0.999)
+    p.add_argument("--cuda-graph", action="store_true",
+                   help="the teacher's steps at a GPU's speed: inputs made --graph-chunk steps at a time on the "
+                        "device, the forward and backward replayed from a CUDA graph (workshop/toyworld/graphed_steps.py); "
+                        "one image size throughout")
+    p.add_argument("--graph-chunk", type=int, default=256, help="--cuda-graph: steps whose inputs are made at once")
     p.add_argument("--ckpt-minutes", type=float, default=5.0)
     p.add_argument("--max-minutes", type=float, default=0.0)
     p.add_argument("--stop-after", type=int, default=0)
