@@ -159,6 +159,46 @@ def test_a_run_goes_on_from_its_compact_checkpoint(host, tmp_path, capsys):
     assert done["step"] == 4 and all(torch.isfinite(v).all() for v in done["ema"].values())
 
 
+def test_cuda_graph_inputs_are_each_step_s_own_whatever_the_chunk(host, tmp_path):
+    """``train_flow --cuda-graph``'s inputs (``graphed_steps.ChunkedInputs``, made a chunk of steps at a time on the
+    device): step k's clean latents are its own scenes' (``step_scenes``, as the eager step's), its contexts its
+    captions' or the empty prompt's, its target the rectified-flow velocity; a run resumed mid-chunk sees the
+    same inputs; off CUDA the run trains eagerly on them, and a schedule of two image sizes is refused."""
+    import shutil
+    from workshop.toyworld import graphed_steps as G, train_flow as TF, train_scenes as TS
+    from workshop.toyworld.train import to_nchw
+    shutil.copy(REPO / "models" / "toyworld-flow" / "toy_vae.safetensors", tmp_path)
+    args = TF.parse_args(["--out", str(tmp_path), "--res", "128", "--batch", "3", "--dropout", "0.3"])
+    ae, text, index = TF.setup(args)
+    fresh, resumed = (G.ChunkedInputs(args, ae, text, index, 128, 3.0, chunk=4) for _ in range(2))
+    dropped = 0
+    for step in (5, 6, 7, 8, 9):
+        (xs, s, ctx, pooled, target), res = fresh(step)
+        assert res == 128 and xs.shape == target.shape == (3, 16, 16, 16) and s.shape == (3,)
+        again, _ = resumed(step) if step > 6 else (None, None)
+        if again is not None:
+            for a, b in zip(again, (xs, s, ctx, pooled, target)):
+                assert torch.equal(a, b)
+        scenes = TS.step_scenes(args, step, 3)
+        with torch.no_grad():
+            x0 = ae.to_model(ae.encode(to_nchw(S.render_batch(scenes, 128))))
+        torch.testing.assert_close(xs - s[:, None, None, None] * target, x0, rtol=1e-4, atol=1e-4)
+        assert ((0 < s) & (s < 1)).all()
+        for i, sc in enumerate(scenes):
+            own = torch.equal(ctx[i], text["ctx"][index[sc.caption]])
+            empty = torch.equal(ctx[i], text["empty_ctx"]) and torch.equal(pooled[i], text["empty_pooled"])
+            assert own != empty and (empty or torch.equal(pooled[i], text["pooled"][index[sc.caption]]))
+            dropped += empty
+    assert 0 < dropped < 15
+    common = ["--out", str(tmp_path), "--batch", "2", "--steps", "6", "--warmup", "2", "--res", "128",
+              "--cuda-graph", "--graph-chunk", "4"]
+    with pytest.raises(SystemExit, match="one image size"):
+        TF.main(["--stage", "dit", *common, "--res", "256", "--lowres-steps", "4", "--highres-every", "3"])
+    TF.main(["--stage", "dit", *common, "--lowres-steps", "0"])
+    done = torch.load(tmp_path / "toy_dit_ema.pt", weights_only=False)
+    assert done["step"] == 6 and all(torch.isfinite(v).all() for v in done["ema"].values())
+
+
 def test_flow_levels_samples_from_each_level_of_the_schedule(host, tmp_path):
     """``flow_levels`` (issue 26's layout diagnostic) on a 4-step teacher: one reading per start level of
     the 20-step schedule at the host's shift, from the noise down, and the one-step estimates' grid; its

@@ -129,5 +129,5 @@ class GraphedGrads:
         if first:   # the replayed loss against the same step's loss run eagerly (no gradients)
             with torch.no_grad():
                 eager = self.loss_of(*self.static)
-            log(f"CUDA graph captured at step {step}: its loss {float(self.loss):.6f}, eagerly {float(eager):.6f}")
+            log(f"CUDA graph captured at step {step}: its loss {float(self.loss.detach()):.6f}, eagerly {float(eager):.6f}")
         return self.loss, res

@@ -305,7 +305,8 @@ def train_loop(args, stem: str, net: torch.nn.Module, lr: float, warmup: int, em
         log(f"{stem}: resumed at step {start} ({spent:.0f}s spent)")
     log(f"{stem}: {sum(p.numel() for p in params) / 1e6:.2f} M parameters")
     t0, last_ckpt = time.time() - spent, time.time()
-    fit = TS.FitHorizon(args.fit_minutes, start, t0, stem)
+    # the --cuda-graph teacher's window: a whole chunk (its inputs' making was a third of a step on an H200)
+    fit = TS.FitHorizon(args.fit_minutes, start, t0, stem, args.graph_chunk if step_grads is not None else 100)
     loss_avg = None
     step = start
     while step < steps:

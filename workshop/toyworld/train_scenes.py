@@ -161,13 +161,15 @@ def vae_psnr(ae: SceneAutoencoder, scenes: list, res: int) -> float:
 
 
 class FitHorizon:
-    """``--fit-minutes``: time steps ``start+101..start+200`` (after the warm-up, once runs sharing
+    """``--fit-minutes``: time ``window`` steps from ``start+101`` (after the warm-up, once runs sharing
     a GPU have all started), then shorten the cosine's horizon to the steps that fit in that many
-    minutes of the stage (never past the given ``--*-steps``). Off (the horizon unchanged) at 0."""
+    minutes of the stage (never past the given ``--*-steps``). Off (the horizon unchanged) at 0. Where
+    some steps cost more than others (``--cuda-graph``'s inputs are made once a chunk), the window
+    spans one of each kind (the chunk)."""
 
-    def __init__(self, minutes: float, start: int, t0: float, stage: str) -> None:
+    def __init__(self, minutes: float, start: int, t0: float, stage: str, window: int = 100) -> None:
         self.minutes, self.t0, self.stage = minutes, t0, stage
-        self.first, self.last = start + 100, start + 200
+        self.first, self.last = start + 100, start + 100 + window
         self.t_first = 0.0
 
     def horizon(self, step: int, steps: int) -> int:
