@@ -226,6 +226,31 @@ def test_flow_levels_samples_from_each_level_of_the_schedule(host, tmp_path):
     assert torch.equal(TF.euler_from(net, x, ss, 20, text["ctx"][i], text["pooled"][i], *empty, 4.0), x)
 
 
+def test_flow_recon_reads_a_student_that_is_its_teacher_as_its_teacher(host, tmp_path):
+    """``flow_recon`` (where a student leaves its teacher): a student that is its teacher (the teacher's weights,
+    the guidance MLP's output at zero, as the distillation starts) reconstructs exactly as the teacher and
+    departs from it by nothing at every level; one of another start departs."""
+    import shutil
+    from workshop.toyworld import flow_recon as FR, train_flow as TF
+    shutil.copy(REPO / "models" / "toyworld-flow" / "toy_vae.safetensors", tmp_path)
+    TF.main(["--stage", "dit", "--out", str(tmp_path), "--batch", "2", "--steps", "3", "--warmup", "2",
+             "--lowres-steps", "3", "--highres-every", "0"])
+    teacher = torch.load(tmp_path / "toy_dit_ema.pt", weights_only=False)
+    student = TF.build_dit(0, student=True)
+    missing, _ = student.load_state_dict(teacher["ema"], strict=False)
+    assert missing and all(k.startswith("guidance_in.") for k in missing)
+    torch.save({"ema": student.state_dict(), "preset": TF.DEFAULT_PRESET}, tmp_path / "toy_student_ema.pt")
+    common = ["--out", str(tmp_path), "--res", "128", "--scenes", "2", "--steps", "4"]
+    res = FR.main(common)
+    assert res["scenes"] == 2 and len(res["student_vs_teacher"]) == 4
+    assert set(res["student_vs_teacher"].values()) == {0.0}
+    assert res["student"]["psnr"] == res["teacher"]["psnr"] and all(v > 0 for v in res["teacher"]["psnr"])
+    other = TF.build_dit(1, student=True)
+    torch.save({"ema": other.state_dict(), "preset": TF.DEFAULT_PRESET}, tmp_path / "other.pt")
+    res = FR.main([*common, "--student-weights", str(tmp_path / "other.pt")])
+    assert min(res["student_vs_teacher"].values()) > 0.01
+
+
 def test_an_anchored_fine_tune_moves_only_with_the_attention_loss(host, tmp_path):
     """``train_flow --anchor``: a finished student, frozen, is its own teacher, so the velocity loss starts
     at zero and the fine-tune moves only where the attention loss pulls: with that loss off, the weights

@@ -24,6 +24,8 @@
 # Each run then evaluates its student (40 held-out captions, as the pilots). The models come back as
 # toy_dit.safetensors + config.json (drop into models/toyworld-flow/ and run the flow benchmark at home)
 # and the teacher's EMA weights (toy_dit_ema.pt: for students distilled at home).
+# Then flow_recon (RECON_SCENES, 50): teacher and student through inversion and back, and where the student's
+# guidance 1 leaves the teacher (recon.json; the 2026-11-28 student lost a third of the scenes its teacher kept).
 # LEVELS=1: then also the teacher's text to image and both models' flow_levels (LEVELS_RES px, LEVELS_SCENES
 # held-out scenes, their one-step grids as levels_<teacher|student>.png).
 # On the GPU machine, from the project root:  bash .gpu/run.sh bash workshop/toyworld/gpu_flow_teachers.sh
@@ -80,6 +82,8 @@ for run in $RUNS; do
     # the evaluations after the cap, under their own (EVAL_MIN): a cap that counted them cut them off (2026-11-27)
     [[ -f $d/toy_dit.safetensors ]] && timeout "$(awk "BEGIN { print int(${EVAL_MIN:-2} * 60) }")" bash -c "
       python3 -m workshop.toyworld.train_flow --stage eval --eval-student --eval-shift host $A $T $E
+      python3 -m workshop.toyworld.flow_recon --out $d --preset h128-d2s4 --scenes \${RECON_SCENES:-50} \
+          --device $DEVICE --threads \${THREADS:-2} --json $d/recon.json
       if [[ -n \"\${LEVELS:-}\" ]]; then   # the teacher's text to image, then both models' flow_levels
         python3 -m workshop.toyworld.train_flow --stage eval --eval-shift host $A $T $E
         for who in teacher student; do
