@@ -484,7 +484,10 @@ def distil(args) -> bool:
         gen = torch.Generator().manual_seed(args.seed * 1_000_003 + 7_000_000 + step)
         n = len(x0)
         s, noise, xs = noised(x0, gen, noise_shift(args, res, args.distil_shift))
-        scale = (lo + (hi - lo) * torch.rand(n, generator=gen)).to(x0.device)
+        scale = lo + (hi - lo) * torch.rand(n, generator=gen)
+        if args.guidance_one:   # guidance 1 (the inversions' and reconstructions') drawn more often
+            scale = torch.where(torch.rand(n, generator=gen) < args.guidance_one, 1.0, scale)
+        scale = scale.to(x0.device)
         if taught is not text:
             idx = torch.tensor([index[sc.caption] for sc in scenes], device=x0.device)
             t_ctx, t_pooled = taught["ctx"][idx], taught["pooled"][idx]
@@ -634,7 +637,7 @@ def finish(args) -> None:
                      "attention_loss": args.attention_loss, "attention_max_s": args.attention_max_s,
                      "distil_init": Path(args.distil_init).name if args.distil_init else None,
                      "anchor": args.anchor or None,
-                     "distil_shift": args.distil_shift,
+                     "distil_shift": args.distil_shift, "guidance_one": args.guidance_one,
                      "teacher_text": "another text encoder's" if args.teacher_text else None,
                      "toy_vae_metadata": vae_meta},
     }
@@ -739,6 +742,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--teacher-text", default="",
                    help="distillation: the teacher's text.pt, where it was trained on another text encoder than "
                         "the student's (the flow world's T5 before its binding)")
+    p.add_argument("--guidance-one", type=float, default=0.0,
+                   help="distillation: this share of the samples at guidance 1 exactly (the teacher's conditional "
+                        "velocity: what inversions and reconstructions sample), the rest uniform over the range")
     p.add_argument("--distil-shift", type=float, default=None,
                    help="distillation: the training noise levels' shift at --res (default: --noise-shift); 1 draws "
                         "most samples below --attention-max-s, where the attention loss acts")
