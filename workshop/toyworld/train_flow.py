@@ -628,7 +628,7 @@ def finish(args) -> None:
         "vae": {"class": "invertedit.demo.scenes_autoencoder.SceneAutoencoder", "downscale": args.factor,
                 "latent_channels": 16, "kwargs": {"factor": args.factor, **VAE_KWARGS}},
         "training": {"command": "python -m workshop.toyworld.train_flow", "seed": args.seed, "preset": args.preset,
-                     "device": args.device, "fit_minutes": args.fit_minutes,
+                     "device": args.device, "fit_minutes": args.fit_minutes, "cuda_graph": args.cuda_graph or None,
                      "vae_steps": args.vae_steps, "vae_batch": args.vae_batch, "steps": teacher.get("steps", args.steps),
                      "batch": args.batch, "lr": args.lr, "noise_shift": args.noise_shift, "caption_dropout": args.dropout, "one_object": args.one_object,
                      "ema": args.ema, "lowres": args.lowres, "lowres_steps": args.lowres_steps,
