@@ -92,7 +92,9 @@ def test_text_to_image_puts_the_caption_s_colours_with_distilled_guidance(host, 
     colours = (sum(r.find(colour) is not None for r, (objs, _) in zip(readings, named) for colour, _ in objs)
                / sum(len(objs) for objs, _ in named))
     backgrounds = sum(r.background == bg for r, (_, bg) in zip(readings, named)) / len(captions)
-    print(f"flow toy t2i at guidance 4: object colours right {colours:.3f}, backgrounds right {backgrounds:.3f}")
+    whole = sum(r.objects_right(c)[0] == r.objects_right(c)[1] for r, c in zip(readings, captions)) / len(captions)
+    print(f"flow toy t2i at guidance 4: object colours right {colours:.3f}, backgrounds right {backgrounds:.3f}, "
+          f"every object right (colour and shape) {whole:.3f}")
     assert colours >= COLOURS_RIGHT and backgrounds >= BACKGROUNDS_RIGHT
 
 
