@@ -21,6 +21,7 @@
 #            batch GRAPH_BATCH (32) at 256 px throughout, noise levels shifted by GRAPH_SHIFT (6: the CPU's long
 #            recipe's 3 at 128 px, scaled with the side), lr GRAPH_LR (5e-4), the cosine's horizon fitted to LONG_MIN
 #            minutes (at most GRAPH_STEPS); the student DMIN minutes, eagerly.
+# DISTIL_ARGS: more train_flow options for every run's distillation (e.g. "--guidance-one 0.3").
 # Each run then evaluates its student (40 held-out captions, as the pilots). The models come back as
 # toy_dit.safetensors + config.json (drop into models/toyworld-flow/ and run the flow benchmark at home)
 # and the teacher's EMA weights (toy_dit_ema.pt: for students distilled at home).
@@ -63,14 +64,15 @@ for run in $RUNS; do
     # --max-minutes counts the run's minutes across resumes: this call's share is what is spent plus CAP - 1
     M=$(python3 -c "import os, sys, torch; p = sys.argv[1]; spent = torch.load(p, weights_only=False, map_location='cpu')['seconds'] / 60 if os.path.isfile(p) else 0.0; print(f'{spent + float(sys.argv[2]) - 1:.2f}')" "$d/dit_compact.pt" "$CAP")
   fi
-  [[ -n "${SMOKE:-}" ]] && { T="--steps 4 --batch 2 --lowres 128 --lowres-steps 2"; D="--distil-steps 2 --batch 2"; }
+  D="$D ${DISTIL_ARGS:-}"   # e.g. DISTIL_ARGS="--guidance-one 0.3" (docs/toyworld.md, "The remedy")
+  [[ -n "${SMOKE:-}" ]] && { T="--steps 4 --batch 2 --lowres 128 --lowres-steps 2"; D="--distil-steps 2 --batch 2 ${DISTIL_ARGS:-}"; }
   [[ -n "${SMOKE:-}" && $run == graph ]] && T="--steps 6 --batch 2 --lowres-steps 0 --cuda-graph --graph-chunk 4"
   E="--eval-captions ${EVAL_CAPTIONS:-40}"; [[ -n "${SMOKE:-}" ]] && E="--eval-captions 5 --eval-steps 2"
   ( timeout "$(awk "BEGIN { print int($CAP * 60) }")" bash -c "
       python3 -m workshop.toyworld.train_flow --stage dit $A $T --max-minutes $M &&
       [[ -f $d/toy_dit_ema.pt ]] &&   # a teacher stopped by the cap (resume) goes on next call
       python3 -m workshop.toyworld.train_flow --stage distil $A $T $D &&
-      python3 -m workshop.toyworld.train_flow --stage finish $A $T" > "$d/train.log" 2>&1
+      python3 -m workshop.toyworld.train_flow --stage finish $A $T ${DISTIL_ARGS:-}" > "$d/train.log" 2>&1
     keep() {   # what the run made, brought back as soon as it is there (a call cut short keeps the weights)
       mkdir -p "$DEST/$run"
       for f in train.log config.json toy_dit.safetensors toy_dit_ema.pt sample.png $([[ $run == resume ]] && echo dit_compact.pt); do
