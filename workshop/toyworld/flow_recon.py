@@ -72,8 +72,7 @@ def main(argv=None) -> dict:
     student.load_state_dict(TF.of_preset(TF.load_student(weights, a.device), weights, args)["ema"])
     student.eval().requires_grad_(False)
     scenes = [c.source for c in S.edit_cases(100)[:a.scenes]]
-    with torch.no_grad():
-        x0 = ae.to_model(ae.encode(TF.to_nchw(S.render_batch(scenes, a.res, device=TF.on_device(args)))))
+    x0 = TF.latents(args, ae, scenes, a.res)
     idx = torch.tensor([index[s.caption] for s in scenes], device=a.device)
     ctx, pooled, empty = text["ctx"][idx], text["pooled"][idx], (text["empty_ctx"], text["empty_pooled"])
     ss = TF.shifted(torch.linspace(1, 0, a.steps + 1, device=a.device), TF.host_shift(a.res, args.factor))

@@ -19,9 +19,8 @@ from typing import Callable, Sequence
 
 import torch
 
-from workshop.toyworld import scenes as S
 from workshop.toyworld import train_scenes as TS
-from workshop.toyworld.train import log, to_nchw
+from workshop.toyworld.train import log
 
 Inputs = tuple[torch.Tensor, ...]
 
@@ -41,23 +40,18 @@ class ChunkedInputs:
 
     @torch.no_grad()
     def _make(self, first: int) -> None:
-        from workshop.toyworld.train_flow import on_device, shifted
-        args, bs, device = self.args, self.args.batch, self.text["ctx"].device
-        scenes = [sc for k in range(first, first + self.chunk) for sc in TS.step_scenes(args, k, bs)]
-        x0 = torch.cat([self.ae.to_model(self.ae.encode(to_nchw(S.render_batch(
-            scenes[i:i + self.encode_batch], self.res, device=on_device(args)))))
-            for i in range(0, len(scenes), self.encode_batch)])
+        from workshop.toyworld.train_flow import latents, noised, without_captions
+        args, device = self.args, self.text["ctx"].device
+        scenes = [sc for k in range(first, first + self.chunk) for sc in TS.step_scenes(args, k, args.batch)]
+        x0 = torch.cat([latents(args, self.ae, scenes[i:i + self.encode_batch], self.res)
+                        for i in range(0, len(scenes), self.encode_batch)])
         idx = torch.tensor([self.index[sc.caption] for sc in scenes], device=device)
         gen = torch.Generator(device=device).manual_seed(args.seed * 1_000_003 + 5_000_000 + first)
-        n = len(scenes)
-        drop = torch.rand(n, generator=gen, device=device) < args.dropout
-        ctx = torch.where(drop[:, None, None], self.text["empty_ctx"], self.text["ctx"][idx])
-        pooled = torch.where(drop[:, None], self.text["empty_pooled"], self.text["pooled"][idx])
-        s = shifted(torch.sigmoid(torch.randn(n, generator=gen, device=device)), self.shift)
-        noise = torch.randn(x0.shape, generator=gen, device=device)
-        sv = s[:, None, None, None]
+        drop = torch.rand(len(scenes), generator=gen, device=device) < args.dropout
+        ctx, pooled = without_captions(self.text, self.text["ctx"][idx], self.text["pooled"][idx], drop)
+        s, noise, xs = noised(x0, gen, self.shift)
         self.first = first
-        self.data = ((1 - sv) * x0 + sv * noise, s, ctx, pooled, noise - x0)
+        self.data = (xs, s, ctx, pooled, noise - x0)
 
     def __call__(self, step: int) -> tuple[Inputs, int]:
         first = (step - 1) // self.chunk * self.chunk + 1
@@ -113,16 +107,14 @@ class GraphedGrads:
         if self.eager is not None:
             return self.eager(step)
         inputs, res = self.inputs_of(step)
-        if self.graph is None:
+        first = self.graph is None
+        if first:
             try:
                 self._capture(inputs)
             except Exception as e:   # noqa: BLE001 (any failure: the eager step is the same training)
                 log(f"CUDA graph capture failed ({type(e).__name__}: {e}); training eagerly")
                 self.eager = eager_grads(self.params, self.loss_of, self.inputs_of)
                 return self.eager(step)
-            first = True
-        else:
-            first = False
         for dst, src in zip(self.static, inputs):
             dst.copy_(src)
         self.graph.replay()

@@ -243,8 +243,8 @@ def noise_shift(args, res: int, full: float | None = None) -> float:
 
 
 def sample_s(n: int, gen: torch.Generator, shift: float = 1.0) -> torch.Tensor:
-    """Noise levels, logit-normal (mean 0, std 1), moved toward the noise by ``shift``."""
-    return shifted(torch.sigmoid(torch.randn(n, generator=gen)), shift)
+    """Noise levels, logit-normal (mean 0, std 1), moved toward the noise by ``shift``, on ``gen``'s device."""
+    return shifted(torch.sigmoid(torch.randn(n, generator=gen, device=gen.device)), shift)
 
 
 def of_preset(ck: dict, path, args) -> dict:
@@ -351,10 +351,22 @@ def batch(args, ae, text: dict, index: dict, step: int, res: int, bs: int):
     """A step's scenes (``train_scenes.step_scenes``) as Flux-format latents, their captions' T5
     contexts and pooled vectors, and the scenes themselves."""
     scenes = TS.step_scenes(args, step, bs)
-    with torch.no_grad():
-        x0 = ae.to_model(ae.encode(to_nchw(S.render_batch(scenes, res, device=on_device(args)))))
+    x0 = latents(args, ae, scenes, res)
     idx = torch.tensor([index[s.caption] for s in scenes], device=x0.device)
     return x0, text["ctx"][idx], text["pooled"][idx], scenes
+
+
+@torch.no_grad()
+def latents(args, ae, scenes: list, res: int) -> torch.Tensor:
+    """``scenes`` rendered at ``res`` and encoded as Flux-format latents (on ``--device``)."""
+    return ae.to_model(ae.encode(to_nchw(S.render_batch(scenes, res, device=on_device(args)))))
+
+
+def without_captions(text: dict, ctx: torch.Tensor, pooled: torch.Tensor, drop: torch.Tensor
+                     ) -> tuple[torch.Tensor, torch.Tensor]:
+    """The contexts and pooled vectors with the empty prompt's where ``drop`` (caption dropout, for CFG)."""
+    return (torch.where(drop[:, None, None], text["empty_ctx"], ctx),
+            torch.where(drop[:, None], text["empty_pooled"], pooled))
 
 
 def on_device(args) -> str | None:
@@ -371,9 +383,10 @@ def setup(args) -> tuple:
 
 def noised(x0: torch.Tensor, gen: torch.Generator, shift: float = 1.0
            ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(s, noise, x_s): logit-normal noise levels (moved by ``shift``) and the rectified-flow interpolation."""
+    """(s, noise, x_s): logit-normal noise levels (moved by ``shift``) and the rectified-flow interpolation, drawn
+    on ``gen``'s device."""
     s = sample_s(len(x0), gen, shift).to(x0.device)
-    noise = torch.randn(x0.shape, generator=gen).to(x0.device)
+    noise = torch.randn(x0.shape, generator=gen, device=gen.device).to(x0.device)
     sv = s[:, None, None, None]
     return s, noise, (1 - sv) * x0 + sv * noise
 
@@ -388,8 +401,7 @@ def train_dit(args) -> bool:
         x0, ctx, pooled, _ = batch(args, ae, text, index, step, res, args.batch)
         gen = torch.Generator().manual_seed(args.seed * 1_000_003 + step)
         drop = (torch.rand(len(x0), generator=gen) < args.dropout).to(x0.device)
-        ctx = torch.where(drop[:, None, None], text["empty_ctx"], ctx)
-        pooled = torch.where(drop[:, None], text["empty_pooled"], pooled)
+        ctx, pooled = without_captions(text, ctx, pooled, drop)
         s, noise, xs = noised(x0, gen, noise_shift(args, res))
         return F.mse_loss(velocity(net, xs, s, ctx, pooled), noise - x0), res
 
@@ -403,7 +415,7 @@ def graphed_grads(args, net: torch.nn.Module, ae, text: dict, index: dict):
     CUDA, the same training). One resolution throughout, as one graph has one shape."""
     from workshop.toyworld import graphed_steps as G
     res = TS.step_res(args, 1, args.res)
-    if any(TS.step_res(args, k, args.res) != res for k in (1, 2, 3, args.steps)):
+    if any(TS.step_res(args, k, args.res) != res for k in range(2, args.steps + 1)):
         raise SystemExit("--cuda-graph trains at one image size: give --lowres-steps 0 (every step at --res) or "
                          "--lowres-steps at least --steps with --highres-every 0 (every step at --lowres)")
     inputs = G.ChunkedInputs(args, ae, text, index, res, noise_shift(args, res), args.graph_chunk)
