@@ -165,7 +165,9 @@ def test_cuda_graph_inputs_are_each_step_s_own_whatever_the_chunk(host, tmp_path
     """``train_flow --cuda-graph``'s inputs (``graphed_steps.ChunkedInputs``, made a chunk of steps at a time on the
     device): step k's clean latents are its own scenes' (``step_scenes``, as the eager step's), its contexts its
     captions' or the empty prompt's, its target the rectified-flow velocity; a run resumed mid-chunk sees the
-    same inputs; off CUDA the run trains eagerly on them, and a schedule of two image sizes is refused."""
+    same inputs; off CUDA the run trains eagerly on them, and a schedule of two image sizes is refused. The same for
+    the guidance distillation's (``ChunkedDistilInputs``): step k's scenes are the eager distillation's, the teacher's
+    contexts its own encoder's, the guidance drawn in range and 1 in the asked share, the words' regions the scenes'."""
     import shutil
     from workshop.toyworld import graphed_steps as G, train_flow as TF, train_scenes as TS
     from workshop.toyworld.train import to_nchw
@@ -199,6 +201,40 @@ def test_cuda_graph_inputs_are_each_step_s_own_whatever_the_chunk(host, tmp_path
     TF.main(["--stage", "dit", *common, "--lowres-steps", "0"])
     done = torch.load(tmp_path / "toy_dit_ema.pt", weights_only=False)
     assert done["step"] == 6 and all(torch.isfinite(v).all() for v in done["ema"].values())
+    # the distillation's chunked inputs, from that teacher's folder (its text and the words' regions)
+    words = TF.word_setup(tmp_path)
+    args = TF.parse_args(["--out", str(tmp_path), "--res", "128", "--batch", "3"])
+    taught = {**text, "ctx": text["ctx"] + 1, "pooled": text["pooled"] - 1}   # another encoder's, told apart
+    regions = lambda scenes: TF.word_regions(scenes, words, 128 // 16, TF.TEXT_TOKENS)   # noqa: E731
+    distil_inputs = [G.ChunkedDistilInputs(args, ae, text, index, 128, 1.0, taught, (1.0, 7.0), 0.5, 4, regions)
+                     for _ in range(2)]
+    ones = 0
+    for step in (3, 4, 5, 6):
+        inputs, res = distil_inputs[0](step)
+        xs, s, ctx, pooled, scale, t_ctx, t_pooled, cover, named = inputs
+        if step > 4:
+            for a, b in zip(distil_inputs[1](step)[0], inputs):
+                assert torch.equal(a, b)
+        scenes = TS.step_scenes(args, 1_000_000 + step, 3)   # the eager distillation's scenes of that step
+        own = torch.stack([text["ctx"][index[sc.caption]] for sc in scenes])
+        assert torch.equal(ctx, own) and torch.equal(t_ctx, own + 1)
+        assert torch.equal(t_pooled, torch.stack([text["pooled"][index[sc.caption]] for sc in scenes]) - 1)
+        want_cover, want_named = regions(scenes)
+        assert torch.equal(cover, want_cover) and torch.equal(named, want_named) and named.any()
+        with torch.no_grad():
+            x0 = ae.to_model(ae.encode(to_nchw(S.render_batch(scenes, 128))))
+        rest = (xs - (1 - s)[:, None, None, None] * x0).flatten(1).norm(dim=1) / (s * xs[0].numel() ** 0.5)
+        assert ((rest - 1).abs() < 0.1).all(), (rest, s)   # x_s minus its own scene's share is s times unit noise
+        assert ((1 <= scale) & (scale <= 7)).all()
+        ones += int((scale == 1).sum())
+    assert 2 <= ones <= 10   # guidance 1 drawn in about half of the 12 samples
+    distil = ["--stage", "distil", *common, "--lowres-steps", "0", "--distil-steps", "5"]
+    with pytest.raises(SystemExit, match="one image size"):
+        TF.main(["--stage", "distil", *common, "--res", "256", "--lowres-steps", "3", "--highres-every", "0",
+                 "--distil-steps", "5"])
+    TF.main(distil)
+    student = torch.load(tmp_path / "toy_student_ema.pt", weights_only=False)
+    assert student["step"] == 5 and all(torch.isfinite(v).all() for v in student["ema"].values())
 
 
 def test_flow_levels_samples_from_each_level_of_the_schedule(host, tmp_path):

@@ -20,7 +20,8 @@
 #            inputs made 256 steps at a time on the device, the forward and backward replayed from a CUDA graph):
 #            batch GRAPH_BATCH (32) at 256 px throughout, noise levels shifted by GRAPH_SHIFT (6: the CPU's long
 #            recipe's 3 at 128 px, scaled with the side), lr GRAPH_LR (5e-4), the cosine's horizon fitted to LONG_MIN
-#            minutes (at most GRAPH_STEPS); the student DMIN minutes, eagerly.
+#            minutes (at most GRAPH_STEPS); the student DMIN minutes, graphed the same way (its teacher's guided
+#            velocity and the attention loss inside the graph).
 # DISTIL_ARGS: more train_flow options for every run's distillation (e.g. "--guidance-one 0.3").
 # Each run then evaluates its student (40 held-out captions, as the pilots). The models come back as
 # toy_dit.safetensors + config.json (drop into models/toyworld-flow/ and run the flow benchmark at home)
@@ -67,7 +68,7 @@ for run in $RUNS; do
   D="$D ${DISTIL_ARGS:-}"   # e.g. DISTIL_ARGS="--guidance-one 0.3" (docs/toyworld.md, "The remedy")
   [[ -n "${SMOKE:-}" ]] && { T="--steps 4 --batch 2 --lowres 128 --lowres-steps 2"; D="--distil-steps 2 --batch 2 ${DISTIL_ARGS:-}"; }
   [[ -n "${SMOKE:-}" && $run == graph ]] && T="--steps 6 --batch 2 --lowres-steps 0 --cuda-graph --graph-chunk 4"
-  E="--eval-captions ${EVAL_CAPTIONS:-40}"; [[ -n "${SMOKE:-}" ]] && E="--eval-captions 5 --eval-steps 2"
+  E="--eval-captions ${EVAL_CAPTIONS:-40}"; [[ -n "${SMOKE:-}" ]] && { E="--eval-captions 5 --eval-steps 2"; export RECON_SCENES=${RECON_SCENES:-2}; }
   ( timeout "$(awk "BEGIN { print int($CAP * 60) }")" bash -c "
       python3 -m workshop.toyworld.train_flow --stage dit $A $T --max-minutes $M &&
       [[ -f $d/toy_dit_ema.pt ]] &&   # a teacher stopped by the cap (resume) goes on next call

@@ -1,4 +1,4 @@
-"""The flow teacher's training step at a GPU's speed (``train_flow --cuda-graph``).
+"""The flow teacher's and its distillation's training steps at a GPU's speed (``train_flow --cuda-graph``).
 
 A training step of the toy flow DiT is a few thousand small kernels: on a GPU it is bound by the
 CPU issuing them (0.04 s a step of batch 32 on an H100, the GPU mostly idle; docs/toyworld.md), and
@@ -6,10 +6,13 @@ the layout of a scene wants tens of thousands of steps. Two things take the CPU 
 
 - ``ChunkedInputs``: a chunk of steps' inputs made at once on the device (each step's scenes are
   ``train_scenes.step_scenes``'s, rendered and encoded a few hundred at a time; the noise levels,
-  noise and caption dropout drawn on the device from a generator seeded per chunk), then sliced.
+  noise and caption dropout drawn on the device from a generator seeded per chunk), then sliced;
+  ``ChunkedDistilInputs`` the guidance distillation's (the guidance drawn per sample instead of the
+  dropout, and the teacher's contexts).
 - ``GraphedGrads``: the forward and backward of the loss captured once in a CUDA graph
   (``torch.cuda.graph``'s whole-network capture) and replayed on static input buffers, so a step is
-  a few copies, one replay, the gradient clip, a fused AdamW and a foreach EMA.
+  a few copies, one replay, the gradient clip, a fused AdamW and a foreach EMA. In the distillation
+  the teacher's guided velocity (its no-grad forward on the pair of rows) is captured in the same graph.
 
 Where the capture fails the step runs eagerly on the same inputs (logged).
 """
@@ -27,31 +30,38 @@ Inputs = tuple[torch.Tensor, ...]
 
 class ChunkedInputs:
     """``step -> ((x_s, s, ctx, pooled, target), res)`` for the flow teacher's loss, made ``chunk`` steps
-    at a time on ``--device``: step ``k``'s scenes are ``step_scenes(args, k)``'s (as the eager step's),
-    its captions dropped in ``--dropout`` of the samples, noise levels logit-normal moved by ``shift``,
-    the rectified-flow interpolation ``x_s = (1 - s) x0 + s noise`` and its velocity ``noise - x0``.
-    One resolution for every step (the chunk is one tensor)."""
+    at a time on ``--device``: step ``k``'s scenes are ``step_scenes(args, scenes_from + k)``'s (as the eager
+    step's), its captions dropped in ``--dropout`` of the samples, noise levels logit-normal moved by
+    ``shift``, the rectified-flow interpolation ``x_s = (1 - s) x0 + s noise`` and its velocity ``noise - x0``.
+    One resolution for every step (the chunk is one tensor). The draws come from a device generator seeded
+    per chunk with ``seed_base``."""
 
     def __init__(self, args, ae, text: dict, index: dict, res: int, shift: float, chunk: int = 256,
-                 encode_batch: int = 256) -> None:
+                 encode_batch: int = 256, scenes_from: int = 0, seed_base: int = 5_000_000) -> None:
         self.args, self.ae, self.text, self.index = args, ae, text, index
         self.res, self.shift, self.chunk, self.encode_batch = res, shift, chunk, encode_batch
+        self.scenes_from, self.seed_base = scenes_from, seed_base
         self.first, self.data = None, None
 
     @torch.no_grad()
     def _make(self, first: int) -> None:
-        from workshop.toyworld.train_flow import latents, noised, without_captions
+        from workshop.toyworld.train_flow import latents
         args, device = self.args, self.text["ctx"].device
-        scenes = [sc for k in range(first, first + self.chunk) for sc in TS.step_scenes(args, k, args.batch)]
+        scenes = [sc for k in range(first, first + self.chunk)
+                  for sc in TS.step_scenes(args, self.scenes_from + k, args.batch)]
         x0 = torch.cat([latents(args, self.ae, scenes[i:i + self.encode_batch], self.res)
                         for i in range(0, len(scenes), self.encode_batch)])
         idx = torch.tensor([self.index[sc.caption] for sc in scenes], device=device)
-        gen = torch.Generator(device=device).manual_seed(args.seed * 1_000_003 + 5_000_000 + first)
-        drop = torch.rand(len(scenes), generator=gen, device=device) < args.dropout
+        gen = torch.Generator(device=device).manual_seed(args.seed * 1_000_003 + self.seed_base + first)
+        self.first = first
+        self.data = self._draw(x0, idx, gen, scenes)
+
+    def _draw(self, x0: torch.Tensor, idx: torch.Tensor, gen: torch.Generator, scenes: list) -> Inputs:
+        from workshop.toyworld.train_flow import noised, without_captions
+        drop = torch.rand(len(x0), generator=gen, device=gen.device) < self.args.dropout
         ctx, pooled = without_captions(self.text, self.text["ctx"][idx], self.text["pooled"][idx], drop)
         s, noise, xs = noised(x0, gen, self.shift)
-        self.first = first
-        self.data = (xs, s, ctx, pooled, noise - x0)
+        return xs, s, ctx, pooled, noise - x0
 
     def __call__(self, step: int) -> tuple[Inputs, int]:
         first = (step - 1) // self.chunk * self.chunk + 1
@@ -59,6 +69,38 @@ class ChunkedInputs:
             self._make(first)
         k = (step - first) * self.args.batch
         return tuple(t[k:k + self.args.batch] for t in self.data), self.res
+
+
+class ChunkedDistilInputs(ChunkedInputs):
+    """The guidance distillation's inputs (``train_flow.distil``), chunked as ``ChunkedInputs``:
+    ``(x_s, s, ctx, pooled, guidance, teacher ctx, teacher pooled)``. Step ``k``'s scenes are the eager
+    distillation's (``step_scenes(args, 1_000_000 + k)``), every caption kept, the noise levels moved by
+    ``shift``, the guidance uniform over ``guidance_range`` and 1 in a share ``guidance_one`` of the samples;
+    the teacher's contexts are ``taught``'s (its own text encoder's, ``--teacher-text``) for the same captions.
+    With ``regions`` (``scenes -> (cover, named)``, ``train_flow.word_regions``, for the attention loss) each
+    step's word regions follow, made on the CPU once a chunk."""
+
+    def __init__(self, args, ae, text: dict, index: dict, res: int, shift: float, taught: dict,
+                 guidance_range: tuple[float, float], guidance_one: float = 0.0, chunk: int = 256,
+                 regions: Callable[[list], tuple[torch.Tensor, torch.Tensor]] | None = None) -> None:
+        super().__init__(args, ae, text, index, res, shift, chunk, scenes_from=1_000_000, seed_base=7_000_000)
+        self.taught, self.guidance_range, self.guidance_one = taught, guidance_range, guidance_one
+        self.regions = regions
+
+    def _draw(self, x0: torch.Tensor, idx: torch.Tensor, gen: torch.Generator, scenes: list) -> Inputs:
+        from workshop.toyworld.train_flow import noised
+        s, _, xs = noised(x0, gen, self.shift)
+        lo, hi = self.guidance_range
+        scale = lo + (hi - lo) * torch.rand(len(x0), generator=gen, device=gen.device)
+        if self.guidance_one:
+            one = torch.rand(len(x0), generator=gen, device=gen.device) < self.guidance_one
+            scale = torch.where(one, torch.ones_like(scale), scale)
+        inputs = (xs, s, self.text["ctx"][idx], self.text["pooled"][idx], scale.to(x0.device),
+                  self.taught["ctx"][idx], self.taught["pooled"][idx])
+        if self.regions is None:
+            return inputs
+        cover, named = self.regions(scenes)
+        return (*inputs, cover.to(x0.device), named.to(x0.device))
 
 
 def eager_grads(params: Sequence[torch.Tensor], loss_of: Callable[..., torch.Tensor],

@@ -405,24 +405,32 @@ def train_dit(args) -> bool:
         s, noise, xs = noised(x0, gen, noise_shift(args, res))
         return F.mse_loss(velocity(net, xs, s, ctx, pooled), noise - x0), res
 
-    return train_loop(args, "dit", net, args.lr, args.warmup, args.ema, args.steps, step_loss,
-                      graphed_grads(args, net, ae, text, index) if args.cuda_graph else None)
-
-
-def graphed_grads(args, net: torch.nn.Module, ae, text: dict, index: dict):
-    """``--cuda-graph``: the teacher's steps at a GPU's speed (``graphed_steps``): their inputs made a chunk
-    of steps at a time on the device, the forward and backward replayed from a CUDA graph (eagerly off
-    CUDA, the same training). One resolution throughout, as one graph has one shape."""
-    from workshop.toyworld import graphed_steps as G
-    res = TS.step_res(args, 1, args.res)
-    if any(TS.step_res(args, k, args.res) != res for k in range(2, args.steps + 1)):
-        raise SystemExit("--cuda-graph trains at one image size: give --lowres-steps 0 (every step at --res) or "
-                         "--lowres-steps at least --steps with --highres-every 0 (every step at --lowres)")
-    inputs = G.ChunkedInputs(args, ae, text, index, res, noise_shift(args, res), args.graph_chunk)
-
     def loss_of(xs, s, ctx, pooled, target):
         return F.mse_loss(velocity(net, xs, s, ctx, pooled), target)
 
+    grads = None
+    if args.cuda_graph:
+        from workshop.toyworld import graphed_steps as G
+        res = graph_res(args, args.steps)
+        grads = graphed_grads(args, net, loss_of, G.ChunkedInputs(args, ae, text, index, res, noise_shift(args, res),
+                                                                 args.graph_chunk))
+    return train_loop(args, "dit", net, args.lr, args.warmup, args.ema, args.steps, step_loss, grads)
+
+
+def graph_res(args, steps: int) -> int:
+    """``--cuda-graph``'s one image size over ``steps`` steps (one graph has one shape)."""
+    res = TS.step_res(args, 1, args.res)
+    if any(TS.step_res(args, k, args.res) != res for k in range(2, steps + 1)):
+        raise SystemExit("--cuda-graph trains at one image size: give --lowres-steps 0 (every step at --res) or "
+                         "--lowres-steps at least --steps with --highres-every 0 (every step at --lowres)")
+    return res
+
+
+def graphed_grads(args, net: torch.nn.Module, loss_of, inputs):
+    """``--cuda-graph``: a stage's steps at a GPU's speed (``graphed_steps``): their ``inputs`` made a chunk
+    of steps at a time on the device, ``loss_of(*inputs)``'s forward and backward replayed from a CUDA graph
+    (eagerly off CUDA, the same training)."""
+    from workshop.toyworld import graphed_steps as G
     params = list(net.parameters())
     if not str(args.device).startswith("cuda"):
         log("--cuda-graph without CUDA: the chunked inputs, stepped eagerly")
@@ -490,6 +498,32 @@ def distil(args) -> bool:
     if taught["captions"] != text["captions"]:
         raise SystemExit(f"{args.teacher_text}: its captions are not this world's")
 
+    @torch.no_grad()
+    def target_of(xs, s, ctx, pooled, scale, t_ctx, t_pooled):
+        """The teacher's classifier-free-guided velocity at ``scale`` (with ``--anchor``: the frozen start's at
+        its distilled guidance)."""
+        if args.anchor:
+            return velocity(teacher, xs, s, ctx, pooled, guidance=scale)
+        n = len(xs)
+        v = velocity(teacher, torch.cat([xs, xs]), torch.cat([s, s]),
+                     torch.cat([t_ctx, taught["empty_ctx"].expand_as(t_ctx)]),
+                     torch.cat([t_pooled, taught["empty_pooled"].expand_as(t_pooled)]))
+        return v[n:] + scale[:, None, None, None] * (v[:n] - v[n:])
+
+    def losses_of(xs, s, ctx, pooled, scale, t_ctx, t_pooled, cover=None, named=None):
+        """(the velocity loss, with ``words`` the attention outside the words' regions, else None)."""
+        target = target_of(xs, s, ctx, pooled, scale, t_ctx, t_pooled)
+        if not words:
+            return F.mse_loss(velocity(net, xs, s, ctx, pooled, guidance=scale), target), None
+        maps = JointMaps(TEXT_TOKENS)
+        loss = F.mse_loss(velocity(net, xs, s, ctx, pooled, guidance=scale, options={OVERRIDE: maps}), target)
+        named = named & (s < args.attention_max_s)[:, None]   # above it the noise hides the layout
+        return loss, TS.attention_loss(maps.mean(), cover, named)   # world 2's loss
+
+    def loss_of(*inputs):
+        loss, outside = losses_of(*inputs)
+        return loss if outside is None else loss + args.attention_loss * outside
+
     def step_loss(step: int):
         res = TS.step_res(args, step, args.res)
         x0, ctx, pooled, scenes = batch(args, ae, text, index, 1_000_000 + step, res, args.batch)
@@ -505,26 +539,23 @@ def distil(args) -> bool:
             t_ctx, t_pooled = taught["ctx"][idx], taught["pooled"][idx]
         else:
             t_ctx, t_pooled = ctx, pooled
-        with torch.no_grad():
-            if args.anchor:
-                target = velocity(teacher, xs, s, ctx, pooled, guidance=scale)
-            else:
-                v = velocity(teacher, torch.cat([xs, xs]), torch.cat([s, s]),
-                             torch.cat([t_ctx, taught["empty_ctx"].expand_as(t_ctx)]),
-                             torch.cat([t_pooled, taught["empty_pooled"].expand_as(t_pooled)]))
-                target = v[n:] + scale[:, None, None, None] * (v[:n] - v[n:])
         if not words:
-            return F.mse_loss(velocity(net, xs, s, ctx, pooled, guidance=scale), target), res
-        maps = JointMaps(TEXT_TOKENS)
-        loss = F.mse_loss(velocity(net, xs, s, ctx, pooled, guidance=scale, options={OVERRIDE: maps}), target)
+            return loss_of(xs, s, ctx, pooled, scale, t_ctx, t_pooled), res
         cover, named = word_regions(scenes, words, res // args.factor // 2, TEXT_TOKENS)
-        cover, named = cover.to(x0.device), named.to(x0.device) & (s < args.attention_max_s)[:, None]   # above it the noise hides the layout
-        outside = TS.attention_loss(maps.mean(), cover, named)   # world 2's loss
+        loss, outside = losses_of(xs, s, ctx, pooled, scale, t_ctx, t_pooled, cover.to(x0.device), named.to(x0.device))
         if step % 25 == 0:
             log(f"distil step {step}: velocity loss {loss.item():.4f}, attention outside the region {outside.item():.3f}")
         return loss + args.attention_loss * outside, res
 
-    return train_loop(args, "student", net, args.distil_lr, 20, args.distil_ema, steps, step_loss)
+    grads = None
+    if args.cuda_graph:
+        from workshop.toyworld import graphed_steps as G
+        res = graph_res(args, steps)
+        regions = (lambda scenes: word_regions(scenes, words, res // args.factor // 2, TEXT_TOKENS)) if words else None
+        grads = graphed_grads(args, net, loss_of, G.ChunkedDistilInputs(
+            args, ae, text, index, res, noise_shift(args, res, args.distil_shift), taught, GUIDANCE_RANGE,
+            args.guidance_one, args.graph_chunk, regions))
+    return train_loop(args, "student", net, args.distil_lr, 20, args.distil_ema, steps, step_loss, grads)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -721,7 +752,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--dropout", type=float, default=0.1)
     p.add_argument("--ema", type=float, default=0.999)
     p.add_argument("--cuda-graph", action="store_true",
-                   help="the teacher's steps at a GPU's speed: inputs made --graph-chunk steps at a time on the "
+                   help="the teacher's and the distillation's steps at a GPU's speed: inputs made --graph-chunk steps at a time on the "
                         "device, the forward and backward replayed from a CUDA graph (workshop/toyworld/graphed_steps.py); "
                         "one image size throughout")
     p.add_argument("--graph-chunk", type=int, default=256, help="--cuda-graph: steps whose inputs are made at once")
