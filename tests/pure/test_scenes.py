@@ -83,6 +83,14 @@ def test_batch_render_on_a_device_equals_render():
     scenes = [S.random_scene(rng, 1 if i % 3 == 0 else 2) for i in range(6)]
     for res in (128, 256):
         assert torch.equal(S.render_batch(scenes, res, device="cpu"), S.render_batch(scenes, res))
+    # and each object's coverage at once (the flow distillation's word regions), zero past a scene's objects
+    for res, ss in ((16, 8), (64, 4)):
+        cov = S.object_coverages(scenes, res, "cpu", ss)
+        assert cov.shape == (6, 2, res, res)
+        for b, scene in enumerate(scenes):
+            for slot in range(2):
+                want = S.object_coverage(scene.objects[slot], res, ss) if slot < len(scene.objects) else 0 * cov[0, 0]
+                assert torch.equal(cov[b, slot], want)
 
 
 def _check_reading(r: J.Reading, s: S.Scene, pos_tol: float, size_tol: float) -> None:

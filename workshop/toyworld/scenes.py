@@ -277,27 +277,44 @@ def render_batch(scenes: list[Scene], res: int = SIZE, device: torch.device | st
 
 
 def _render_batch_vectorised(scenes: list[Scene], res: int, device: torch.device, ss: int = 4) -> torch.Tensor:
-    k = res / SIZE
     n = len(scenes)
     img = torch.stack([rgb(s.background) for s in scenes]).to(device).view(n, 1, 1, 3).repeat(1, res, res, 1)
-    sub = (torch.arange(res * ss, device=device, dtype=torch.float32) + 0.5) / ss  # subsample centres
     for slot in range(max(len(s.objects) for s in scenes)):
         have = [i for i, s in enumerate(scenes) if len(s.objects) > slot]
         objs = [scenes[i].objects[slot] for i in have]
-        cx = torch.tensor([o.cx * k for o in objs], device=device).view(-1, 1, 1)
-        cy = torch.tensor([o.cy * k for o in objs], device=device).view(-1, 1, 1)
-        size = torch.tensor([o.size * k for o in objs], device=device).view(-1, 1, 1)
-        dx, dy = sub.view(1, 1, -1) - cx, sub.view(1, -1, 1) - cy          # [m, 1, S], [m, S, 1]
-        inside_ = torch.zeros(len(objs), res * ss, res * ss, dtype=torch.bool, device=device)
-        for shape in SHAPES:   # the same inequalities as ``render``, for this slot's objects of each shape
-            rows = [i for i, o in enumerate(objs) if o.shape == shape]
-            if rows:
-                inside_[rows] = _inside(shape, dx[rows], dy[rows], size[rows])
-        cov = inside_.float().view(len(objs), res, ss, res, ss).mean(dim=(2, 4))[..., None]
+        cov = _coverage_vectorised(objs, res, device, ss)[..., None]
         colour = torch.stack([rgb(o.colour) for o in objs]).to(device).view(-1, 1, 1, 3)
         idx = torch.tensor(have, device=device)
         img[idx] = img[idx] * (1 - cov) + colour * cov
     return img
+
+
+def _coverage_vectorised(objs: list[Obj], res: int, device: torch.device, ss: int) -> torch.Tensor:
+    """``[len(objs), res, res]`` coverage of each object, every pixel supersampled ``ss`` x ``ss`` at once."""
+    k = res / SIZE
+    sub = (torch.arange(res * ss, device=device, dtype=torch.float32) + 0.5) / ss  # subsample centres
+    cx = torch.tensor([o.cx * k for o in objs], device=device).view(-1, 1, 1)
+    cy = torch.tensor([o.cy * k for o in objs], device=device).view(-1, 1, 1)
+    size = torch.tensor([o.size * k for o in objs], device=device).view(-1, 1, 1)
+    dx, dy = sub.view(1, 1, -1) - cx, sub.view(1, -1, 1) - cy          # [m, 1, S], [m, S, 1]
+    inside_ = torch.zeros(len(objs), res * ss, res * ss, dtype=torch.bool, device=device)
+    for shape in SHAPES:   # the same inequalities as ``render``, for the objects of each shape
+        rows = [i for i, o in enumerate(objs) if o.shape == shape]
+        if rows:
+            inside_[rows] = _inside(shape, dx[rows], dy[rows], size[rows])
+    return inside_.float().view(len(objs), res, ss, res, ss).mean(dim=(2, 4))
+
+
+def object_coverages(scenes: list[Scene], res: int, device: torch.device | str, ss: int = 4) -> torch.Tensor:
+    """``[B, most objects, res, res]``: each scene's objects' coverage (``object_coverage``'s, equal up to float
+    rounding) drawn at once on ``device``; zero where a scene has fewer objects."""
+    device = torch.device(device)
+    out = torch.zeros(len(scenes), max(len(s.objects) for s in scenes), res, res, device=device)
+    for slot in range(out.shape[1]):
+        have = [i for i, s in enumerate(scenes) if len(s.objects) > slot]
+        out[torch.tensor(have, device=device), slot] = _coverage_vectorised(
+            [scenes[i].objects[slot] for i in have], res, device, ss)
+    return out
 
 
 # ---------------------------------------------------------------------------------------------

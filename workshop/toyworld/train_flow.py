@@ -178,10 +178,27 @@ class JointMaps:
         return torch.stack(self.maps).mean(0)
 
 
-def word_regions(scenes: list, words: dict, side: int, text: int) -> tuple[torch.Tensor, torch.Tensor]:
+def word_regions(scenes: list, words: dict, side: int, text: int, device: torch.device | str | None = None
+                 ) -> tuple[torch.Tensor, torch.Tensor]:
     """``[B, text, side * side]`` coverage of the region each text token names on the token grid (an
     object's colour word and noun: that object; the background's colour word and "background":
-    the rest) and ``[B, text]`` which tokens name one; ``words[caption]``: (region, token positions)."""
+    the rest) and ``[B, text]`` which tokens name one; ``words[caption]``: (region, token positions).
+    With ``device`` every scene's regions are drawn there at once (``scenes.object_coverages``: the same
+    coverage up to float rounding), for a chunk of training steps."""
+    if device is not None:
+        objects = S.object_coverages(scenes, side, device, ss=8).flatten(2)          # [B, slots, P]
+        background = (1 - objects.sum(1, keepdim=True)).clamp(0, 1)
+        regions = torch.cat([objects, background], 1)                                 # background last
+        slots = objects.shape[1]
+        which = torch.zeros(len(scenes), text, dtype=torch.long)
+        named = torch.zeros(len(scenes), text, dtype=torch.bool)
+        for b, scene in enumerate(scenes):
+            for region, positions in words[scene.caption]:
+                for pos in positions:   # a scene's last region is its background, the padded slots' after
+                    which[b, pos], named[b, pos] = region if region < len(scene.objects) else slots, True
+        which, named = which.to(regions.device), named.to(regions.device)
+        cover = regions.gather(1, which[..., None].expand(-1, -1, regions.shape[-1])) * named[..., None]
+        return cover, named
     cover = torch.zeros(len(scenes), text, side * side)
     named = torch.zeros(len(scenes), text, dtype=torch.bool)
     for b, scene in enumerate(scenes):
@@ -551,7 +568,8 @@ def distil(args) -> bool:
     if args.cuda_graph:
         from workshop.toyworld import graphed_steps as G
         res = graph_res(args, steps)
-        regions = (lambda scenes: word_regions(scenes, words, res // args.factor // 2, TEXT_TOKENS)) if words else None
+        regions = (lambda scenes: word_regions(scenes, words, res // args.factor // 2, TEXT_TOKENS, args.device)
+                   ) if words else None
         grads = graphed_grads(args, net, loss_of, G.ChunkedDistilInputs(
             args, ae, text, index, res, noise_shift(args, res, args.distil_shift), taught, GUIDANCE_RANGE,
             args.guidance_one, args.graph_chunk, regions))
