@@ -469,3 +469,31 @@ def test_kv_edit_keeps_the_background_outside_the_objects_edges_with_its_own_mas
     assert own["area"] < 0.9 * box["area"], (own["area"], box["area"])
     assert own["kept"] and KM.gate(c, own, "core") and not KM.gate(c, own, "benchmark"), (own, c)
     assert not KM.gate(c, box, "core") and not KM.gate(c, box, "benchmark"), (box, c)
+
+
+def test_the_gpu_teachers_script_distils_one_teacher_s_variants_side_by_side(host, tmp_path):
+    """``gpu_flow_teachers.sh`` as a lent device call runs it, in its CPU smoke mode: ``RUNS=graph`` trains one
+    teacher (``--cuda-graph``, eagerly here), then distils each of ``DISTIL_VARIANTS`` from it side by side in its
+    own folder; each student comes back with its options (args.txt, config.json), its text-to-image reading and
+    its ``flow_recon``, and the teacher's weights once."""
+    import json
+    import os
+    import subprocess
+    env = {**os.environ, "DEVICE": "cpu", "SMOKE": "1", "RUNS": "graph", "OUT": str(tmp_path / "out"),
+           "TEACHERS_WORK": str(tmp_path / "work"), "THREADS": "1", "DISTIL_ARGS": "--distil-ema 0.99",
+           "DISTIL_VARIANTS": "--guidance-one 0.1;--guidance-one 0.3 --distil-lr 1e-4"}
+    done = subprocess.run(["bash", "workshop/toyworld/gpu_flow_teachers.sh"], cwd=REPO, env=env, timeout=600,
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+    out = tmp_path / "out" / "graph"
+    assert (out / "toy_dit_ema.pt").is_file() and not list(out.glob("v*/toy_dit_ema.pt"))
+    for i, (one, lr) in enumerate(((0.1, 2e-4), (0.3, 1e-4))):
+        v = out / f"v{i}"
+        log = (v / "train.log").read_text()
+        assert "without CUDA: the chunked inputs, stepped eagerly" in log, log[-2000:]
+        config = json.loads((v / "config.json").read_text())["training"]
+        assert (config["guidance_one"], config["distil_lr"], config["distil_ema"]) == (one, lr, 0.99)
+        assert (v / "args.txt").read_text().split() == ["--distil-ema", "0.99", "--guidance-one", str(one)] + (
+            ["--distil-lr", "1e-4"] if i else [])
+        assert (v / "toy_dit.safetensors").is_file() and list(v.glob("eval_student_*.json"))
+        assert json.loads((v / "recon.json").read_text())["scenes"] == 2

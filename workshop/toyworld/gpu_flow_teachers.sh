@@ -23,6 +23,9 @@
 #            minutes (at most GRAPH_STEPS); the student DMIN minutes, graphed the same way (its teacher's guided
 #            velocity and the attention loss inside the graph).
 # DISTIL_ARGS: more train_flow options for every run's distillation (e.g. "--guidance-one 0.3").
+# DISTIL_VARIANTS: distillations of one teacher side by side, their options separated by ";" (e.g.
+# "--guidance-one 0.1;--guidance-one 0.2 --distil-lr 1e-4"), each after DISTIL_ARGS, in <run>/v<i> (args.txt says
+# which), each evaluated as below; they share the GPU and the distillation's minutes (DMIN) each.
 # Each run then evaluates its student (40 held-out captions, as the pilots). The models come back as
 # toy_dit.safetensors + config.json (drop into models/toyworld-flow/ and run the flow benchmark at home)
 # and the teacher's EMA weights (toy_dit_ema.pt: for students distilled at home).
@@ -65,37 +68,57 @@ for run in $RUNS; do
     # --max-minutes counts the run's minutes across resumes: this call's share is what is spent plus CAP - 1
     M=$(python3 -c "import os, sys, torch; p = sys.argv[1]; spent = torch.load(p, weights_only=False, map_location='cpu')['seconds'] / 60 if os.path.isfile(p) else 0.0; print(f'{spent + float(sys.argv[2]) - 1:.2f}')" "$d/dit_compact.pt" "$CAP")
   fi
-  D="$D ${DISTIL_ARGS:-}"   # e.g. DISTIL_ARGS="--guidance-one 0.3" (docs/toyworld.md, "The remedy")
-  [[ -n "${SMOKE:-}" ]] && { T="--steps 4 --batch 2 --lowres 128 --lowres-steps 2"; D="--distil-steps 2 --batch 2 ${DISTIL_ARGS:-}"; }
+  [[ -n "${SMOKE:-}" ]] && { T="--steps 4 --batch 2 --lowres 128 --lowres-steps 2"; D="--distil-steps 2 --batch 2"; }
   [[ -n "${SMOKE:-}" && $run == graph ]] && T="--steps 6 --batch 2 --lowres-steps 0 --cuda-graph --graph-chunk 4"
   E="--eval-captions ${EVAL_CAPTIONS:-40}"; [[ -n "${SMOKE:-}" ]] && { E="--eval-captions 5 --eval-steps 2"; export RECON_SCENES=${RECON_SCENES:-2}; }
-  ( timeout "$(awk "BEGIN { print int($CAP * 60) }")" bash -c "
-      python3 -m workshop.toyworld.train_flow --stage dit $A $T --max-minutes $M &&
-      [[ -f $d/toy_dit_ema.pt ]] &&   # a teacher stopped by the cap (resume) goes on next call
-      python3 -m workshop.toyworld.train_flow --stage distil $A $T $D &&
-      python3 -m workshop.toyworld.train_flow --stage finish $A $T ${DISTIL_ARGS:-}" > "$d/train.log" 2>&1
-    keep() {   # what the run made, brought back as soon as it is there (a call cut short keeps the weights)
-      mkdir -p "$DEST/$run"
-      for f in train.log config.json toy_dit.safetensors toy_dit_ema.pt sample.png $([[ $run == resume ]] && echo dit_compact.pt); do
-        [[ -f "$d/$f" ]] && cp "$d/$f" "$DEST/$run/"
-      done
-      cp "$d"/*.png "$d"/*.json "$DEST/$run/" 2>/dev/null || true
-    }
-    keep
+  keep() {   # $1 (a run's or a variant's folder) into $2: brought back as soon as it is there (a call cut short keeps the weights)
+    mkdir -p "$2"
+    for f in train.log config.json toy_dit.safetensors sample.png args.txt $([[ $1 == "$d" ]] && echo toy_dit_ema.pt) \
+             $([[ $run == resume ]] && echo dit_compact.pt); do
+      [[ -f "$1/$f" ]] && cp "$1/$f" "$2/"
+    done
+    cp "$1"/*.png "$1"/*.json "$2/" 2>/dev/null || true
+  }
+  # student $folder $dest "$distil args" $seconds: distil (within $seconds), finish, keep; then the evaluations
+  student() {
+    local v=$1 dest=$2 extra=$3 left=$4 Av="${A/--out $d/--out $1}"
+    echo "$extra" > "$v/args.txt"
+    timeout "$left" bash -c "
+      python3 -m workshop.toyworld.train_flow --stage distil $Av $T $D $extra &&
+      python3 -m workshop.toyworld.train_flow --stage finish $Av $T $extra" >> "$v/train.log" 2>&1
+    keep "$v" "$dest"
     # the evaluations after the cap, under their own (EVAL_MIN): a cap that counted them cut them off (2026-11-27)
-    [[ -f $d/toy_dit.safetensors ]] && timeout "$(awk "BEGIN { print int(${EVAL_MIN:-2} * 60) }")" bash -c "
-      python3 -m workshop.toyworld.train_flow --stage eval --eval-student --eval-shift host $A $T $E
-      python3 -m workshop.toyworld.flow_recon --out $d --preset h128-d2s4 --scenes \${RECON_SCENES:-50} \
-          --device $DEVICE --threads \${THREADS:-2} --json $d/recon.json
+    [[ -f $v/toy_dit.safetensors ]] && timeout "$(awk "BEGIN { print int(${EVAL_MIN:-2} * 60) }")" bash -c "
+      python3 -m workshop.toyworld.train_flow --stage eval --eval-student --eval-shift host $Av $T $E
+      python3 -m workshop.toyworld.flow_recon --out $v --preset h128-d2s4 --scenes \${RECON_SCENES:-50} \
+          --device $DEVICE --threads \${THREADS:-2} --json $v/recon.json
       if [[ -n \"\${LEVELS:-}\" ]]; then   # the teacher's text to image, then both models' flow_levels
-        python3 -m workshop.toyworld.train_flow --stage eval --eval-shift host $A $T $E
+        python3 -m workshop.toyworld.train_flow --stage eval --eval-shift host $Av $T $E
         for who in teacher student; do
           flag=; [[ \$who == student ]] && flag=--student
-          python3 -m workshop.toyworld.flow_levels --out $d --preset h128-d2s4 --res \${LEVELS_RES:-256} \
+          python3 -m workshop.toyworld.flow_levels --out $v --preset h128-d2s4 --res \${LEVELS_RES:-256} \
               --scenes \${LEVELS_SCENES:-60} --device $DEVICE --threads \${THREADS:-2} \$flag \
-              --grid $d/levels_\$who.png > $d/levels_\$who.json
+              --grid $v/levels_\$who.png > $v/levels_\$who.json
         done
-      fi" >> "$d/train.log" 2>&1
-    keep ) &
+      fi" >> "$v/train.log" 2>&1
+    keep "$v" "$dest"
+  }
+  ( start=$SECONDS
+    timeout "$(awk "BEGIN { print int($CAP * 60) }")" \
+      python3 -m workshop.toyworld.train_flow --stage dit $A $T --max-minutes $M > "$d/train.log" 2>&1
+    keep "$d" "$DEST/$run"
+    [[ -f $d/toy_dit_ema.pt ]] || exit 0   # a teacher stopped by the cap (resume) goes on next call
+    left=$(( $(awk "BEGIN { print int($CAP * 60) }") - (SECONDS - start) ))
+    if [[ -z "${DISTIL_VARIANTS:-}" ]]; then
+      student "$d" "$DEST/$run" "${DISTIL_ARGS:-}" "$left"
+    else   # one teacher, its students side by side (each in its own folder: the teacher's files linked in)
+      IFS=';' read -ra variants <<< "$DISTIL_VARIANTS"
+      for i in "${!variants[@]}"; do
+        v=$d/v$i; mkdir -p "$v"
+        for f in toy_vae.safetensors toy_dit_ema.pt text.pt words.pt; do [[ -f $d/$f ]] && ln -f "$d/$f" "$v/$f"; done
+        student "$v" "$DEST/$run/v$i" "${DISTIL_ARGS:-} ${variants[i]}" "$left" &
+      done
+      wait
+    fi ) &
 done
 wait
