@@ -139,24 +139,27 @@ class PromptToPrompt(AttentionPolicy[LocalBlendMaps]):
         """The blend rows of a cross-attention call (``attention``): the query/key row index (the
         call's own ``index``, or every row where nothing is injected, then each conditional pair's
         source row and, where the target's own maps count, its target row), the rows' values
-        ``[blend rows, context, channels]`` (each head's channels 0 and 1: ``blend_columns``), the
-        reader that turns their output into the pairs' two maps (``LocalBlendMaps.add_rows``). Made
-        once per layout, step pattern and device."""
+        ``[blend rows, context, channels]`` (each head's channels 0 and 1, with subtract words 0-3:
+        ``blend_columns``), the reader that turns their output into the pairs' maps
+        (``LocalBlendMaps.add_rows``). Made once per layout, step pattern and device."""
         pattern = self.schedule.word_pattern(where.step, where.steps) if inject else "own"
         key = ("blend rows", tuple(map(tuple, blend.positions)), pattern, where.chunks, v.shape, v.device, v.dtype)
         made = self.plans.get(key)
         if made is None:
             from_source, from_own = self.blend_columns(blend, v, where, inject)
             batch, length, channels = v.shape
-            heads = where.heads
+            heads, count = where.heads, blend.count
+            if channels // heads < count:
+                raise ValueError(f"local blend: {count} word maps need heads of at least {count} channels, not "
+                                 f"{channels // heads}")
             sources = [c * where.rows for c, kind in enumerate(where.chunks) if kind == 0]
             n = len(sources)
             columns = [from_source] + ([] if from_own is None else [from_own])
             rows = torch.zeros(len(columns), length, heads, channels // heads, device=v.device)
             for i, c in enumerate(columns):
-                rows[i, :, :, :2] = c[:, None, :]
+                rows[i, :, :, :count] = c[:, None, :]
             values = rows.flatten(2).repeat_interleave(n, 0).to(v.dtype)   # [sources' rows, then targets']
-            reader = blend_reader(n, heads, channels // heads, from_own is not None, v.device)
+            reader = blend_reader(n, heads, channels // heads, from_own is not None, v.device, count)
             own_rows = [s + 1 for s in sources] if from_own is not None else []
             main = index if index is not None else torch.arange(batch, device=v.device)
             qk_index = torch.cat([main, torch.tensor(sources + own_rows, dtype=torch.long, device=v.device)])
@@ -164,24 +167,28 @@ class PromptToPrompt(AttentionPolicy[LocalBlendMaps]):
         return made
 
     def blend_columns(self, blend: LocalBlendMaps, v: torch.Tensor, where: Where, inject: bool) -> tuple:
-        """``([M, 2], [M, 2] or None)`` float32: the columns that, multiplied with the source's and
-        the target's own maps and summed, give the local blend its two rows' word maps. Column 0:
-        the source's words in the source's maps; column 1: the target's words in the target's
-        maps as edited, ``P_s A + P_t B`` (or its own maps where nothing is injected). Made once
-        per run's blend words, step pattern and device."""
+        """``([M, count], [M, count] or None)`` float32: the columns that, multiplied with the source's and
+        the target's own maps and summed, give the local blend its word maps. Column 0: the source's
+        words in the source's maps; column 1: the target's words in the target's maps as edited,
+        ``P_s A + P_t B`` (or its own maps where nothing is injected); columns 2 and 3 the same for the
+        subtract words. Made once per run's blend words, step pattern and device."""
         pattern = self.schedule.word_pattern(where.step, where.steps) if inject else "own"
         key = ("blend", tuple(map(tuple, blend.positions)), pattern, v.shape[1], v.device)
         columns = self.plans.get(key)
         if columns is None:
             length = self.schedule.length
             words = blend.word_columns(length, v.device)
-            source, target = words[:, :1], words[:, 1:]
+            source, target = words[:, 0::2], words[:, 1::2]   # [M, groups]: the blend words, the subtract words
+
+            def interleaved(even: torch.Tensor, odd: torch.Tensor) -> torch.Tensor:   # source, target, source, ...
+                return torch.stack([even, odd], 2).flatten(1)
+
             zero = torch.zeros_like(source)
             if not inject:
-                columns = (torch.cat([source, zero], 1), torch.cat([zero, target], 1))
+                columns = (interleaved(source, zero), interleaved(zero, target))
             else:
                 a, b = self.mixes(None if pattern is None else torch.tensor(pattern, device=v.device), v.device)
-                columns = (torch.cat([source, a @ target], 1), None if b is None else torch.cat([zero, b @ target], 1))
+                columns = (interleaved(source, a @ target), None if b is None else interleaved(zero, b @ target))
             repeats = context_repeats(v.shape[1], length)   # every copy of a repeated context: the words' whole maps
             columns = tuple(None if c is None else c.repeat(repeats, 1) for c in columns)
             self.plans[key] = columns

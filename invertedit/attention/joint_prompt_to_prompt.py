@@ -157,10 +157,12 @@ class JointPromptToPrompt(AttentionPolicy[LocalBlendMaps]):
             words, lse_text = heads_attention_with_lse(q, k_text, plan.columns)
             if weight is None:
                 weight = torch.exp(lse_text - lse_rows).unsqueeze(-1)
-            reader = self.readers.get((q.device, batch, heads))
-            if reader is None:   # channel 0 of every row and head the source's map, channel 1 the target's
-                reader = self.readers[(q.device, batch, heads)] = blend_reader(batch, heads, 2, False, q.device)
-            blend.add_rows(words[..., :2], reader, text, where.grid, weight=weight)
+            count = blend.count
+            reader = self.readers.get((q.device, batch, heads, count))
+            if reader is None:   # channel 0 of every row and head the source's map, channel 1 the target's (2, 3: subtract)
+                reader = self.readers[(q.device, batch, heads, count)] = blend_reader(batch, heads, count, False,
+                                                                                     q.device, count)
+            blend.add_rows(words[..., :count], reader, text, where.grid, weight=weight)
         return host_layout(out) if heads_layout else out
 
     def plan(self, where: JointWhere, q: torch.Tensor, v: torch.Tensor, cross: bool, self_: bool,
@@ -230,13 +232,17 @@ class JointPromptToPrompt(AttentionPolicy[LocalBlendMaps]):
                 rows_mix = rows_mix.flatten(0, 1).to(v.dtype)
         columns = None
         if blend:
-            words = self.blend.maps().word_columns(length, device)   # [L, 2]: the source's, the target's blend words
+            words = self.blend.maps().word_columns(length, device)   # [L, count]: source's, target's (then subtract)
+            if v.shape[-1] < words.shape[1]:
+                raise PolicyInputError(f"local blend: {words.shape[1]} word maps need heads of at least "
+                                       f"{words.shape[1]} channels, not {v.shape[-1]}")
             columns = torch.zeros(batch, heads, length, v.shape[-1], **to)
-            columns[sources, :, :, 0] = words[:, 0]
-            if a is not None:
-                columns[sources, :, :, 1] = a @ words[:, 1]
-            if b is not None:
-                columns[targets, :, :, 1] = b @ words[:, 1]
+            for c in range(0, words.shape[1], 2):
+                columns[sources, :, :, c] = words[:, c]
+                if a is not None:
+                    columns[sources, :, :, c + 1] = a @ words[:, c + 1]
+                if b is not None:
+                    columns[targets, :, :, c + 1] = b @ words[:, c + 1]
             columns = columns.to(v.dtype)
         lse = blend or text_rows is not None
         if rows_mix is not None:

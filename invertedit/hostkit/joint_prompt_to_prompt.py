@@ -21,7 +21,7 @@ from .fingerprint import conditioning_fingerprint
 from .keys import PAIR_RUN_KEY
 from .pair import encode_prompt, join_pair, warn_same_prompts
 from .prompt_to_prompt import (MODES, LocalBlendStep, PromptToPromptRun, check_acts, check_blend, check_fractions,
-                               check_reweight, check_word_fractions, controller)
+                               check_reweight, check_subtract, check_word_fractions, controller)
 from .run_state import keep_run_state
 from .sampling import check_flow_family, wrap_runs
 from .stable_flow import SourceRow
@@ -77,7 +77,8 @@ def joint_attention_inject(node: str, model, clip, inversion: Inversion | None, 
                            mode: str, reweight: str, cross_replace: float, self_replace: float, blocks: str,
                            guidance: float, cross_replace_words: str = "", blend_source_words: str = "",
                            blend_target_words: str = "", blend_threshold: float = 0.3, blend_start: float = 0.2,
-                           blend_blocks: str = "all"):
+                           blend_blocks: str = "all", blend_subtract_source_words: str = "",
+                           blend_subtract_target_words: str = ""):
     """A clone of ``model`` sampling Prompt-to-Prompt's pair on joint attention, and the pair's
     CONDITIONING (row 0 the source, row 1 the target, at ``guidance`` for Flux dev; the source row
     at the inversion's guidance)."""
@@ -115,17 +116,23 @@ def joint_attention_inject(node: str, model, clip, inversion: Inversion | None, 
         raise NodeInputError(node, f"input 'blocks' is '{blocks}', but this {family.config_name} model has no such "
                                    f"blocks; choose all or double.")
     blend = None
-    if (blend_source_words or "").strip() or (blend_target_words or "").strip():
+    blended = bool((blend_source_words or "").strip() or (blend_target_words or "").strip())
+    check_subtract(node, blended, blend_subtract_source_words, blend_subtract_target_words)
+    if blended:
         read = frozenset(key for key in keys if key[0] in BLEND_BLOCKS[blend_blocks])
         if not read:
             raise NodeInputError(node, f"input 'blend_blocks' is '{blend_blocks}', but the local blend reads the maps of "
                                        f"edited blocks and 'blocks' '{blocks}' edits none of those; choose blend_blocks "
                                        f"all, or blocks all or double.")
-        blend = LocalBlend(tuple(blend_positions(src_words, blend_source_words or "", "blend_source_words", node,
-                                                 "source prompt")),
-                           tuple(blend_positions(tgt_words, blend_target_words or "", "blend_target_words", node,
-                                                 "target prompt")),
-                           blend_threshold, blend_start, read)
+        positions_of = {name: tuple(blend_positions(words_of, words or "", name, node, prompt))
+                        for name, words_of, words, prompt in (
+                            ("blend_source_words", src_words, blend_source_words, "source prompt"),
+                            ("blend_target_words", tgt_words, blend_target_words, "target prompt"),
+                            ("blend_subtract_source_words", src_words, blend_subtract_source_words, "source prompt"),
+                            ("blend_subtract_target_words", tgt_words, blend_subtract_target_words, "target prompt"))}
+        blend = LocalBlend(positions_of["blend_source_words"], positions_of["blend_target_words"], blend_threshold,
+                           blend_start, read, positions_of["blend_subtract_source_words"],
+                           positions_of["blend_subtract_target_words"])
         check_blend(node, blend_threshold, blend_start)
     check_acts(node, schedule, bool(positions), blend is not None)
     if not positions:

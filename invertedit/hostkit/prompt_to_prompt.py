@@ -206,6 +206,14 @@ def check_blend(node: str, threshold: float, start: float) -> None:
                                    f"from step int(f * N) of N steps); give a fraction below 1 (paper: 0.2).")
 
 
+def check_subtract(node: str, blend: bool, subtract_source: str, subtract_target: str) -> None:
+    """Refuse subtract words without a local blend (they take words out of the blend's region)."""
+    if not blend and ((subtract_source or "").strip() or (subtract_target or "").strip()):
+        raise NodeInputError(node, "inputs 'blend_subtract_source_words'/'blend_subtract_target_words' take words out of "
+                                   "the local blend's region, but no blend words are given; give blend_source_words "
+                                   "and/or blend_target_words (e.g. 'background'), or clear the subtract words.")
+
+
 def check_acts(node: str, schedule: ReplaceSchedule, reweight: bool, blend: bool) -> None:
     """Refuse fractions under which the edit would never act at any step count: no map injected
     and no local blend, or reweight without cross-attention injection (it scales injected maps)."""

@@ -17,7 +17,8 @@ from ..hostkit.errors import NodeInputError, check_choice, check_conditioning
 from ..hostkit.keys import PAIR_RUN_KEY, SKIP_SOURCE_KEY
 from ..hostkit.pair import encode_prompt, join_pair, prepare_pair_model, warn_same_prompts
 from ..hostkit.prompt_to_prompt import (MODES, LocalBlendStep, PromptToPromptRun, SkipUnusedSource, check_acts,
-                                        check_blend, check_fractions, check_reweight, check_word_fractions, controller)
+                                        check_blend, check_fractions, check_reweight, check_subtract,
+                                        check_word_fractions, controller)
 from ..hostkit.layout import map_blocks
 from ..hostkit.sampling import check_model_family, wrap_model_calls, wrap_runs
 from ..hostkit.schemas import pair_inputs, pair_outputs
@@ -50,6 +51,20 @@ def blend_inputs(sampler: str) -> list:
                            tooltip="Local blend: fraction of the steps before blending starts (paper: 0.2); the "
                                    "latents are blended after each step from step int(f * N) on (below 1: at 1 "
                                    "it never starts).")]
+
+
+def blend_subtract_inputs() -> list:
+    """The local blend's subtract words (Prompt-to-Prompt's code: ``LocalBlend(..., substruct_words=...)``), after
+    every other input of both Prompt-to-Prompt nodes."""
+    return [io.String.Input("blend_subtract_source_words", default="", optional=True,
+                            tooltip="Local blend: words of the source prompt whose attention is taken out of the edited "
+                                    "region, comma-separated (the reference code's substruct_words, e.g. 'house' to "
+                                    "change the background and not the house; its maps are not max-pooled). Needs "
+                                    "blend words; empty (the paper's default): none."),
+            io.String.Input("blend_subtract_target_words", default="", optional=True,
+                            tooltip="Local blend: words of the target prompt whose attention is taken out of the edited "
+                                    "region (the source's and the target's are OR-ed, as the blend words are); empty: "
+                                    "none.")]
 
 
 class AttentionInject(io.ComfyNode):
@@ -100,6 +115,7 @@ class AttentionInject(io.ComfyNode):
                                        "1024 px: 64x64 and 32x32). 'latent/4 and coarser': the original generation "
                                        "notebook's 16x16 at 512 px. 'all': every layer."),
                 *blend_inputs("ddim or euler"),
+                *blend_subtract_inputs(),
             ],
             outputs=pair_outputs("attention patches"),
         )
@@ -107,7 +123,8 @@ class AttentionInject(io.ComfyNode):
     @classmethod
     def execute(cls, model, clip, latent, source_prompt, target_prompt, mode, reweight, cross_replace,
                 self_replace, cross_replace_words="", self_replace_layers="coarser than latent",
-                blend_source_words="", blend_target_words="", blend_threshold=0.3, blend_start=0.2) -> io.NodeOutput:
+                blend_source_words="", blend_target_words="", blend_threshold=0.3, blend_start=0.2,
+                blend_subtract_source_words="", blend_subtract_target_words="") -> io.NodeOutput:
         check_model_family(model, AttentionInject.NAME)
         check_choice(AttentionInject.NAME, "mode", mode, MODES)
         check_choice(AttentionInject.NAME, "self_replace_layers", self_replace_layers, SELF_LAYERS)
@@ -129,13 +146,18 @@ class AttentionInject(io.ComfyNode):
         schedule = ReplaceSchedule(cross=cross_replace, self_=self_replace, self_layers=SELF_LAYERS[self_replace_layers],
                                    words=tuple(sorted(fractions.items())), length=length)
         blend = None
-        if (blend_source_words or "").strip() or (blend_target_words or "").strip():
-            blend = LocalBlend(
-                tuple(blend_word_positions(clip, src_ids, blend_source_words or "", "blend_source_words",
-                                           AttentionInject.NAME, "source prompt")),
-                tuple(blend_word_positions(clip, tgt_ids, blend_target_words or "", "blend_target_words",
-                                           AttentionInject.NAME, "target prompt")),
-                blend_threshold, blend_start, map_blocks(model))
+        blended = bool((blend_source_words or "").strip() or (blend_target_words or "").strip())
+        check_subtract(AttentionInject.NAME, blended, blend_subtract_source_words, blend_subtract_target_words)
+        if blended:
+            positions_of = {name: tuple(blend_word_positions(clip, ids, words or "", name, AttentionInject.NAME, prompt))
+                            for name, ids, words, prompt in (
+                                ("blend_source_words", src_ids, blend_source_words, "source prompt"),
+                                ("blend_target_words", tgt_ids, blend_target_words, "target prompt"),
+                                ("blend_subtract_source_words", src_ids, blend_subtract_source_words, "source prompt"),
+                                ("blend_subtract_target_words", tgt_ids, blend_subtract_target_words, "target prompt"))}
+            blend = LocalBlend(positions_of["blend_source_words"], positions_of["blend_target_words"], blend_threshold,
+                               blend_start, map_blocks(model), positions_of["blend_subtract_source_words"],
+                               positions_of["blend_subtract_target_words"])
             check_blend(AttentionInject.NAME, blend_threshold, blend_start)
         check_acts(AttentionInject.NAME, schedule, bool(positions), blend is not None)
         if not positions:

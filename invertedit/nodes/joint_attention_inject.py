@@ -10,7 +10,7 @@ from ..hostkit.schemas import io
 from ..hostkit.sockets import Inversion as InversionSocket
 from ..hostkit.stable_flow import SharedNoise
 from ..inversion.methods import FLOW_METHODS
-from .attention_inject import STEP_COUNTS, blend_inputs
+from .attention_inject import STEP_COUNTS, blend_inputs, blend_subtract_inputs
 
 
 class JointAttentionInject(io.ComfyNode):
@@ -77,6 +77,7 @@ class JointAttentionInject(io.ComfyNode):
                 io.Int.Input("seed", default=0, min=0, max=0xFFFFFFFFFFFFFFFF, control_after_generate=True,
                              optional=True, tooltip="Without an inversion: the seed of the one noise both rows "
                                                     "start from."),
+                *blend_subtract_inputs(),
             ],
             outputs=[io.Model.Output(tooltip="The model to sample the pair with."),
                      io.Conditioning.Output(tooltip="The pair: row 0 the source, row 1 the edit."),
@@ -87,14 +88,16 @@ class JointAttentionInject(io.ComfyNode):
     @classmethod
     def execute(cls, model, clip, source_prompt, target_prompt, mode, reweight, cross_replace, self_replace, blocks,
                 guidance, inversion=None, cross_replace_words="", blend_source_words="", blend_target_words="",
-                blend_threshold=0.3, blend_start=0.2, blend_blocks="all", seed=0) -> io.NodeOutput:
+                blend_threshold=0.3, blend_start=0.2, blend_blocks="all", seed=0, blend_subtract_source_words="",
+                blend_subtract_target_words="") -> io.NodeOutput:
         check_finite(cls.NAME, guidance=guidance)
         if inversion is not None:
             check_inversion(cls.NAME, inversion, model=model, methods=FLOW_METHODS)
         patched, pair = joint_attention_inject(cls.NAME, model, clip, inversion, source_prompt, target_prompt, mode,
                                                reweight, cross_replace, self_replace, blocks, guidance,
                                                cross_replace_words, blend_source_words, blend_target_words,
-                                               blend_threshold, blend_start, blend_blocks)
+                                               blend_threshold, blend_start, blend_blocks, blend_subtract_source_words,
+                                               blend_subtract_target_words)
         noise = SharedNoise(seed, cls.NAME) if inversion is None else InvertedNoise(inversion, cls.NAME, rows=2)
         return io.NodeOutput(patched, pair, noise)
 

@@ -1182,6 +1182,13 @@ PAIR_CASES = [
     ("attention-inject-blend-start-1", lambda k: attention_inject(k, blend_source_words="circle", blend_start=1.0),
      r"Attention Inject: input 'blend_start' is 1, so the local blend would never start \(it blends from step "
      r"int\(f \* N\) of N steps\); give a fraction below 1 \(paper: 0.2\)"),
+    # -- the local blend's subtract words (the reference's substruct_words) without blend words, or not in the prompt --
+    ("attention-inject-blend-subtract-without-blend", lambda k: attention_inject(k, blend_subtract_source_words="blue"),
+     r"Attention Inject: inputs 'blend_subtract_source_words'/'blend_subtract_target_words' take words out of the "
+     r"local blend's region, but no blend words are given; give blend_source_words and/or blend_target_words"),
+    ("attention-inject-blend-subtract-word-missing", lambda k: attention_inject(
+        k, blend_source_words="circle", blend_subtract_target_words="zebra"),
+     r"Attention Inject: input 'blend_subtract_target_words'.*'zebra'.*target prompt"),
 
     # -- editors that would never act: refused at the node (fractions) or by the run (its step count) --
     # -- a sampler whose step is not the one the local blend lands on the blend with --
@@ -1660,6 +1667,12 @@ FLOW_CASES += [
      r"Joint Attention Inject: input 'blend_target_words' is ' , ', which names no word"),
     ("joint-p2p-blend-threshold", lambda k: joint(k, blend_source_words="circle", blend_threshold=1.0),
      r"Joint Attention Inject: input 'blend_threshold' is 1"),
+    ("joint-p2p-blend-subtract-without-blend", lambda k: joint(k, blend_subtract_target_words="blue"),
+     r"Joint Attention Inject: inputs 'blend_subtract_source_words'/'blend_subtract_target_words' take words out of "
+     r"the local blend's region, but no blend words are given"),
+    ("joint-p2p-blend-subtract-word-missing", lambda k: joint(k, blend_source_words="circle",
+                                                              blend_subtract_source_words="triangle"),
+     r"Joint Attention Inject: input 'blend_subtract_source_words': 'triangle' is not a word of the source prompt"),
     ("joint-p2p-blend-blocks", lambda k: joint(k, blend_source_words="circle", blend_blocks="middle"),
      r"Joint Attention Inject: input 'blend_blocks' is 'middle'"),
     ("joint-p2p-blend-blocks-not-edited", lambda k: joint(k, blocks="single", blend_source_words="circle",

@@ -119,6 +119,16 @@ def test_the_local_blend_keeps_the_image_outside_the_words(host, flux, sd3, fami
     assert 0.05 < kept.float().mean() < 0.95, kept.float().mean()
     unblended = edit(host, model, clip, raw, inv, sigmas, negative=negative)[1]
     assert ((unblended - image).abs() < 1e-4).all(0).float().mean() < 0.01
+    # the reference's substruct_words: the subtract words' region (not max-pooled) is kept too (its mask taken out of
+    # the blend's: a cell kept without it stays kept); at a lower threshold the blend alone covers most of the image
+    threshold, word = {"flux": (0.5, "blue"), "sd3": (0.3, "background")}[family]   # random maps: where one shows
+    blend = dict(negative=negative, blend_source_words="circle", blend_target_words="square", blend_threshold=threshold)
+    kept = ((edit(host, model, clip, raw, inv, sigmas, **blend)[1] - image).abs() < 1e-4).all(0)
+    subtracted = edit(host, model, clip, raw, inv, sigmas, blend_subtract_source_words=word,
+                      blend_subtract_target_words=word, **blend)[1]
+    kept_too = ((subtracted - image).abs() < 1e-4).all(0)
+    assert kept_too.float().mean() > kept.float().mean() + 0.2, (kept_too.float().mean(), kept.float().mean())
+    assert not (kept & ~kept_too).any()
 
 
 def test_the_local_blend_samples_alike_with_the_flow_samplers_euler(host, flux):

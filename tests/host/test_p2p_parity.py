@@ -36,6 +36,10 @@ EDITS = {
     # random weights attend almost evenly: at the paper's 0.3 the mask is everything; 0.8 keeps half
     "local blend": dict(target=TARGET, mode="replace", cross=0.3, self=0.5, blend=(("circle",), ("square",)),
                         threshold=0.8),
+    # the reference's substruct_words: the background's words taken out of a blend over the object and the background
+    "local blend, subtract": dict(target=TARGET, mode="replace", cross=0.3, self=0.5,
+                                  blend=(("circle", "background"), ("square", "background")),
+                                  subtract=(("blue",), ("blue",)), threshold=0.8),
 }
 # Every edit after DDIM; each other inversion with "replace" and one more edit, so that every edit
 # also runs on two other inversions' starts (the reference's run of all 16 pairs took 2.5 minutes)
@@ -77,13 +81,15 @@ def pack_inversion(host, model, clip, latent, method):
 def pack_edit(host, model, clip, inverted, case) -> torch.Tensor:
     inv, lat = inverted
     m = call(host, "InvertEditApplyInversion", model=model, inversion=inv)[0]
-    eq, blend = case.get("eq"), case.get("blend")
+    eq, blend, subtract = case.get("eq"), case.get("blend"), case.get("subtract")
     m, pair, pair_lat = call(
         host, "InvertEditAttentionInject", model=m, clip=clip, latent=lat, source_prompt=SOURCE,
         target_prompt=case["target"], mode=case["mode"], cross_replace=case["cross"], self_replace=case["self"],
         reweight=", ".join(f"{w}:{v}" for w, v in zip(eq["words"], eq["values"])) if eq else "",
         blend_source_words=",".join(blend[0]) if blend else "", blend_target_words=",".join(blend[1]) if blend else "",
-        blend_threshold=case.get("threshold", 0.3))
+        blend_threshold=case.get("threshold", 0.3),
+        blend_subtract_source_words=",".join(subtract[0]) if subtract else "",
+        blend_subtract_target_words=",".join(subtract[1]) if subtract else "")
     return call(host, "KSamplerAdvanced", model=m, add_noise="disable", noise_seed=0, steps=STEPS, cfg=CFG,
                 sampler_name="ddim", scheduler="ddim_uniform", positive=pair, negative=encode(host, clip, ""),
                 latent_image=pair_lat, start_at_step=0, end_at_step=10000,
@@ -120,14 +126,20 @@ def reference_results(request, early_references, skip_loudly):
 def test_prompt_to_prompt_matches_the_reference_code(host, tiny, reference_results, inversion):
     model, clip, _ = tiny("sd1-layout")
     inverted = pack_inversion(host, model, clip, reference_results["latent"], inversion)
-    worst = {}
+    worst, kept = {}, {}
     for edit in PAIRS[inversion]:
         name = f"{inversion} + {edit}"
         ours = pack_edit(host, model, clip, inverted, CASES[name]) * reference_results["scale"]
         ref = reference_results["out"][name]
         worst[name] = [float((ours[r] - ref[r]).abs().max() / ref[r].abs().max()) for r in range(2)]
-        if edit == "local blend":   # the blend kept part of the source and let part change
-            kept = float(((ours[0] - ours[1]).abs().amax(0) < 1e-5 * ours[0].abs().max()).float().mean())
-            assert 0.1 < kept < 0.9, kept
-    print({k: [f"{e:.1e}" for e in v] for k, v in worst.items()})
+        if edit.startswith("local blend"):   # the blend kept part of the source and let part change
+            kept[edit] = float(((ours[0] - ours[1]).abs().amax(0) < 1e-5 * ours[0].abs().max()).float().mean())
+            assert 0.1 < kept[edit] < 0.9, kept
+    print({k: [f"{e:.1e}" for e in v] for k, v in worst.items()}, kept)
+    if "local blend, subtract" in kept:   # the subtract words took part of the blend's region out
+        case = {k: v for k, v in CASES[f"{inversion} + local blend, subtract"].items() if k != "subtract"}
+        ours = pack_edit(host, model, clip, inverted, case)
+        without = float(((ours[0] - ours[1]).abs().amax(0) < 1e-5 * ours[0].abs().max()).float().mean())
+        print(f"kept on the source with the subtract words {kept['local blend, subtract']:.3f}, without {without:.3f}")
+        assert kept["local blend, subtract"] > without + 0.05, (kept, without)
     assert all(e < TOLERANCE for errors in worst.values() for e in errors), worst

@@ -104,9 +104,13 @@ def test_the_text_stream_keeps_its_own_attention():
     assert not torch.allclose(out[1, TEXT:], plain[1, TEXT:], atol=1e-3)
 
 
+@pytest.mark.parametrize("subtract", [False, True])
 @pytest.mark.parametrize("step", [0, 4, 8])
-def test_the_blend_reads_the_words_maps_written_out(step):
-    blend = LocalBlend((1,), (2, 3), blocks=frozenset({("double_block", 0)}))
+def test_the_blend_reads_the_words_maps_written_out(step, subtract):
+    """The source's blend words in the source's maps, the target's in the target's maps as edited; with subtract
+    words (the reference's ``substruct_words``) their two maps after, read the same way from the same call."""
+    blend = LocalBlend((1,), (2, 3), blocks=frozenset({("double_block", 0)}),
+                       **(dict(subtract_source=(0, 2), subtract_target=(4,)) if subtract else {}))
     controller = controllers(blend)["refine"]
     policy = JointPromptToPrompt(controller)
     state = policy.make_state()
@@ -121,8 +125,10 @@ def test_the_blend_reads_the_words_maps_written_out(step):
     target_text = (p[0] @ a if a is not None else 0) + (p[1] @ b if b is not None else 0)
     source_words = p[0][..., [1]].sum(-1).sum(0)
     target_words = target_text[..., [2, 3]].sum(-1).sum(0)
-    assert torch.allclose(state.summed().double(), torch.stack([source_words, target_words]).reshape(2, 1, *GRID),
-                          atol=1e-6)
+    expected = [source_words, target_words]
+    if subtract:
+        expected += [p[0][..., [0, 2]].sum(-1).sum(0), target_text[..., [4]].sum(-1).sum(0)]
+    assert torch.allclose(state.summed().double(), torch.stack(expected).reshape(len(expected), 1, *GRID), atol=1e-6)
 
 
 def test_the_blend_outside_its_blocks_reads_nothing():

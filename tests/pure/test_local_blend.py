@@ -124,3 +124,36 @@ def test_a_side_without_blend_words_masks_nothing():
                                              size=(16, 16))
     expected = ~(pooled / pooled.amax() > 0.3)
     assert torch.equal(outside[1:], expected.float()) and 0 < int(expected.sum()) < 256
+
+
+def test_subtract_words_take_their_unpooled_mask_out_as_the_reference_s_substruct_words():
+    """The reference's ``substruct_words`` written out: the blend words' mask (pooled, as above) times the
+    complement of the subtract words' mask, made the same way but not max-pooled (``get_mask(..., False)``), the
+    source's OR-ed into the target's in both. Maps 2 and 3 are the subtract words', read by a reader of 4."""
+    import torch.nn.functional as F
+
+    text, grid, pairs, heads, dim = 2, (8, 8), 1, 2, 4
+    g = torch.Generator().manual_seed(11)
+    rows = torch.rand(pairs, text + 64, heads, dim, generator=g) ** 6   # [rows, tokens, heads, channels]
+    reader = blend_reader(pairs, heads, dim, False, count=4)
+    assert reader.shape == (pairs * heads * dim, 4)
+    maps = LocalBlendMaps([0], [1], threshold=0.4, subtract_source=[3], subtract_target=[3])
+    assert maps.count == 4 and maps.word_columns(5).sum(0).tolist() == [1, 1, 1, 1]
+    maps.add_rows(rows.flatten(2), reader, text, grid)
+    each = rows[:, text:].sum((0, 2)).T.reshape(dim, 1, *grid)   # channel c of every head: map c
+    assert torch.allclose(maps.summed(), each, atol=1e-5)
+
+    def mask(m, pool):
+        m = F.max_pool2d(m, 3, stride=1, padding=1) if pool else m
+        m = F.interpolate(m, size=(16, 16))
+        m = (m / m.amax(dim=(2, 3), keepdim=True)) > 0.4
+        return m[:1] | m[1:]
+
+    blend, sub = mask(each[:2], True), mask(each[2:], False)
+    expected = ~(blend & ~sub)
+    outside = maps.outside((16, 16))
+    assert torch.equal(outside[1:], expected.float()) and torch.equal(outside[:1], torch.zeros_like(outside[:1]))
+    plain = LocalBlendMaps([0], [1], threshold=0.4)
+    plain.add_rows(rows[..., :2].flatten(2), blend_reader(pairs, heads, 2, False), text, grid)
+    taken = plain.outside((16, 16))[1:].lt(outside[1:])   # the subtract words' pixels: blended before, kept now
+    assert torch.equal(taken, (blend & sub).float().bool()) and taken.any() and (blend & ~sub).any()

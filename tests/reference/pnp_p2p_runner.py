@@ -86,7 +86,8 @@ def make_controller_on_cpu(pipe: Pipe, prompts: list[str], case: dict, steps: in
     cross = {"default_": case["cross"]}
     blend = None if case.get("blend") is None else LocalBlend(prompts, case["blend"], tokenizer=pipe.tokenizer,
                                                               device="cpu", num_ddim_steps=steps,
-                                                              th=(case["threshold"],) * 2)
+                                                              th=(case["threshold"],) * 2,
+                                                              substruct_words=case.get("subtract"))
     edit = AttentionReplace if case["mode"] == "replace" else AttentionRefine
     controller = edit(prompts, steps, cross_replace_steps=cross, self_replace_steps=case["self"], local_blend=blend,
                       tokenizer=pipe.tokenizer, device="cpu")
