@@ -24,12 +24,15 @@ from .worlds import DEFAULT_WORLD, WORLD_1, WORLD_2, WORLD_FLOW, WORLDS  # noqa:
 
 
 MODELS = Path(__file__).resolve().parents[2] / "models"
+#: a world's weights read from another folder than ``models/<its folder>`` (the workshop's benchmarks of a
+#: candidate model: ``toyworld_flow --model-dir``); empty in the pack's own use
+FOLDERS: dict[str, Path] = {}
 
 
 def world_dir(world: str) -> Path:
     if world not in WORLDS:
         raise ValueError(f"Toy World Model: unknown world {world!r}; use one of {', '.join(WORLDS)}")
-    return MODELS / WORLDS[world].folder
+    return FOLDERS.get(world, MODELS / WORLDS[world].folder)
 
 
 def _load(name: str, world: str = DEFAULT_WORLD) -> dict:

@@ -497,3 +497,55 @@ def test_the_gpu_teachers_script_distils_one_teacher_s_variants_side_by_side(hos
             ["--distil-lr", "1e-4"] if i else [])
         assert (v / "toy_dit.safetensors").is_file() and list(v.glob("eval_student_*.json"))
         assert json.loads((v / "recon.json").read_text())["scenes"] == 2
+
+
+def test_the_flow_benchmark_reads_a_candidate_model_from_its_folder(host, tmp_path):
+    """``toyworld_flow --model-dir``: the candidate's config and weights (and the shipped VAE where it has none)
+    linked into a folder the Toy World Model then loads the flow world from, in that process only; a folder
+    without weights is refused, and ``--runs`` names only known runs."""
+    import shutil
+    from invertedit.demo.worlds import WORLD_FLOW
+    from workshop.benchmarks import toyworld_flow as B
+    shipped = REPO / "models" / "toyworld-flow"
+    with pytest.raises(SystemExit, match="no config.json, toy_dit.safetensors there"):
+        B.candidate_folder(tmp_path)
+    shutil.copy(shipped / "config.json", tmp_path)
+    shutil.copy(shipped / "toy_dit.safetensors", tmp_path)
+    folder = B.candidate_folder(tmp_path)
+    assert (folder / "toy_dit.safetensors").resolve() == (tmp_path / "toy_dit.safetensors").resolve()
+    assert (folder / "toy_vae.safetensors").resolve() == (shipped / "toy_vae.safetensors").resolve()
+    toy = host.pack.demo.toy_model
+    assert toy.world_dir(WORLD_FLOW) == toy.MODELS / "toyworld-flow"
+    toy.FOLDERS[WORLD_FLOW] = folder
+    try:
+        assert toy.world_dir(WORLD_FLOW) == folder and toy.load_config(WORLD_FLOW)["dit_config"]
+    finally:
+        del toy.FOLDERS[WORLD_FLOW]
+    assert list(B.chosen_runs("p2p-self")) == ["rf-solver", "p2p-self"] and B.chosen_runs("") == B.RUNS
+    with pytest.raises(SystemExit, match="not a run"):
+        B.chosen_runs("p2p, local-blend")
+
+
+def test_the_flow_benchmark_s_table_reads_its_claims_from_every_row_or_some():
+    """The table's claims (published orderings, KV-Edit's gate, the best row) from a result with every row, and
+    from one with ``--runs``' subset (the orderings then not read): made-up metrics, every case alike."""
+    from workshop.benchmarks import toyworld_flow as B
+
+    def metrics(row: str) -> dict:
+        rec = not B.ROWS[row][2]
+        return {"success": 1.0, "kept": 1.0, "structure": 1.0, "case": 0.5 if "swept" in row else 0.25,
+                "bg": 30.0 + rec, "bg_rec": 30.0, "iou": None, "core": 31.0 + rec, "s": 1.0,
+                "psnr_src": (28.0 if row.startswith("Euler") else 31.0) if rec else None}
+
+    def result(rows) -> dict:
+        cases = [{"i": i, "kind": kind, "rows": {r: metrics(r) for r in rows}} for i, kind in enumerate(S.EDIT_KINDS)]
+        return {"cases_total": 4, "seed": 0, "shard": "0/1", "seconds": 1.0, "threads": 1, "cases": cases,
+                "rows": [[r, B.ROWS[r][2]] for r in rows]}
+
+    full = B.table(result(list(B.ROWS)))
+    assert "Euler 28.0 dB, RF-Solver 31.0 dB, FireFlow 31.0 dB: holds" in full and "FlowEdit against" in full
+    assert "KV-Edit with the object's box" in full and "Best row by whole-case success: 50%" in full
+    some = [r for r in B.ROWS if B.ROWS[r][0] in B.chosen_runs("p2p-self,kv-edit")]
+    part = B.table(result(some))
+    assert "the published orderings are not read" in part and "FlowEdit against" not in part
+    assert "KV-Edit with the object's box" in part and "Best row by whole-case success: 50%" in part

@@ -4,6 +4,8 @@
 
     python -m workshop.benchmarks.toyworld_flow [--cases 40] [--seed 0] [--shard K/N] [--json out.json] [--maps-only]
     python -m workshop.benchmarks.toyworld_flow --merge a.json b.json      (the table of shard files)
+    python -m workshop.benchmarks.toyworld_flow --model-dir DIR [--runs p2p-self,kv-edit]   (a candidate model,
+        some runs: DIR a train_flow finish folder, as gpu_flow_teachers.sh brings back)
 
 Every row is a workflow of ``example_workflows/`` run as a user would run it on this model (the
 runner's ``toy-flow`` built-in in place of Load Checkpoint, the case's source scene as the image, its
@@ -175,9 +177,38 @@ def run_workflow_for(host, name: str, overrides: dict, image: Path, out: Path, p
     return run_workflow(path, out, image=image, builtin="toy-flow", overrides=ov, host=host)
 
 
+def chosen_runs(spec: str) -> dict:
+    """``--runs``: the runs named (comma-separated ``RUNS`` keys) and RF-Solver's, whose reconstruction every row
+    is compared with; empty: every run."""
+    names = [r.strip() for r in spec.split(",") if r.strip()]
+    unknown = [r for r in names if r not in RUNS]
+    if unknown:
+        raise SystemExit(f"--runs: {', '.join(unknown)} not a run; choose among {', '.join(RUNS)}")
+    return dict(RUNS) if not names else {r: RUNS[r] for r in RUNS if r in names or r == "rf-solver"}
+
+
+def candidate_folder(model_dir: Path) -> Path:
+    """``--model-dir``: a folder the Toy World Model loads the flow world from, holding the candidate's
+    ``config.json`` and ``toy_dit.safetensors`` (and its ``toy_vae.safetensors``, else the shipped one), linked."""
+    shipped = Path(__file__).resolve().parents[2] / "models" / "toyworld-flow"
+    missing = [f for f in ("config.json", "toy_dit.safetensors") if not (model_dir / f).is_file()]
+    if missing:
+        raise SystemExit(f"--model-dir {model_dir}: no {', '.join(missing)} there (a train_flow --stage finish folder)")
+    folder = Path(tempfile.mkdtemp(prefix="toyworld-flow-candidate-"))
+    for name in ("config.json", "toy_dit.safetensors", "toy_vae.safetensors"):
+        source = model_dir / name if (model_dir / name).is_file() else shipped / name
+        (folder / name).symlink_to(source.resolve())
+    return folder
+
+
 def run_cases(host, args) -> dict:
     k, n = args.shard
     cases = list(enumerate(S.edit_cases(args.cases, seed=args.seed)))[k::n]
+    runs = chosen_runs(getattr(args, "runs", ""))
+    model_dir = getattr(args, "model_dir", None)
+    if model_dir is not None:   # the candidate's weights in place of models/toyworld-flow, for this process
+        from invertedit.demo.worlds import WORLD_FLOW
+        host.pack.demo.toy_model.FOLDERS[WORLD_FLOW] = candidate_folder(Path(model_dir))
     work = Path(tempfile.mkdtemp(prefix="toyworld-flow-bench-"))
     out_cases = []
     t0 = time.time()
@@ -193,7 +224,7 @@ def run_cases(host, args) -> dict:
         box = object_box(case, src_masks, tgt_masks)
         overrides = case_overrides(case, box)
         panels, seconds = {}, {}
-        for run, (workflow, extra, names) in ({} if args.maps_only else RUNS).items():
+        for run, (workflow, extra, names) in ({} if args.maps_only else runs).items():
             if run == "kv-edit" and box is None:
                 continue
             t = time.time()
@@ -225,6 +256,7 @@ def run_cases(host, args) -> dict:
         print(f"  case {i} ({case.kind}) done: {done + 1}/{len(cases)} ({time.time() - t0:.0f}s)", file=sys.stderr,
               flush=True)
     return {"cases_total": args.cases, "seed": args.seed, "steps": "the workflows'", "cfg": "the workflows'",
+            "model": str(Path(model_dir).resolve()) if model_dir else "models/toyworld-flow",
             "shard": f"{k}/{n}", "rows": [[r, ROWS[r][2]] for r in ROWS], "cases": out_cases,
             "seconds": time.time() - t0, "threads": torch.get_num_threads()}
 
@@ -235,7 +267,9 @@ def table(res: dict) -> str:
     lines = [
         f"Toy flow world edit benchmark: {len(cases)} of {res['cases_total']} of world 2's edit cases (seed "
         f"{res['seed']}; " + ", ".join(f"{k} {kinds.count(k)}" for k in S.EDIT_KINDS)
-        + f") at {RES} px, the Flux workflows on the Toy World Model's flow DiT; {res['seconds']:.0f}s of running"
+        + f") at {RES} px, the Flux workflows on the Toy World Model's flow DiT"
+        + (f" ({res['model']})" if res.get("model", "models/toyworld-flow") != "models/toyworld-flow" else "")
+        + f"; {res['seconds']:.0f}s of running"
         f"{' (summed over the shards)' if '+' in res['shard'] else ''} on {res['threads']} thread(s).",
         "",
         "| row | whole case | edit success | colour / shape / bg / drop | other kept | structure kept | "
@@ -288,23 +322,11 @@ def _short(row: str, rows) -> str:
 def _row_claims(summary: dict, cases: list) -> list[str]:
     """The published orderings, KV-Edit's gate and the best row, from the rows' summaries."""
     lines = []
-    rec = {k: summary[r]["psnr"] for k, r in (("Euler", EULER_REC_ROW), ("RF-Solver", REC_ROW),
-                                              ("FireFlow", next(r for r in summary if r.startswith("FireFlow"))))}
-    lines.append(f"- Inversions at about 50 model calls (published: Euler below RF-Solver and FireFlow): reconstruction "
-                 f"PSNR Euler {fmt(rec['Euler'])} dB, RF-Solver {fmt(rec['RF-Solver'])} dB, FireFlow "
-                 f"{fmt(rec['FireFlow'])} dB: "
-                 f"{'holds' if rec['Euler'] < min(rec['RF-Solver'], rec['FireFlow']) else 'does not hold'} here.")
-    fe = summary[FLOWEDIT_ROW]
-    others = {r: summary[r] for r in INVERSION_EDIT_ROWS if r in summary}
-    more = all(fe["success"] > o["success"] for r, o in others.items() if r not in MASK_GUIDED_ROWS)
-    less = all(fe["bg"] < o["bg"] for o in others.values())
-    lines.append(f"- FlowEdit against the inversion-based editors (published: it edits more than the mask-free ones and "
-                 f"keeps less background than all): edit success {100 * fe['success']:.0f}% vs " + ", ".join(
-                     f"{_short(r, others)}{' (mask)' if r in MASK_GUIDED_ROWS else ''} {100 * o['success']:.0f}%"
-                     for r, o in others.items())
-                 + f"; bg PSNR vs GT over the cases whose background stays (colour, shape, drop) {fmt(fe['bg'])} dB vs " + ", ".join(
-                     f"{_short(r, others)} {fmt(o['bg'])} dB" for r, o in others.items())
-                 + f": edits more {'holds' if more else 'does not hold'}, keeps less {'holds' if less else 'does not hold'}.")
+    fireflow = next((r for r in summary if r.startswith("FireFlow")), None)
+    if fireflow is None or EULER_REC_ROW not in summary or FLOWEDIT_ROW not in summary:   # --runs: not every row
+        lines.append("- (Runs left out with --runs: the published orderings are not read.)")
+    else:
+        lines += _published_orderings(summary, fireflow)
     best_rec = max((r for r, (_, _, is_edit) in ROWS.items() if not is_edit and r in summary),
                    key=lambda r: summary[r]["psnr"])
     kv = [(c["rows"][KV_ROW], c["rows"][best_rec]) for c in cases if KV_ROW in c["rows"]]
@@ -317,11 +339,33 @@ def _row_claims(summary: dict, cases: list) -> list[str]:
                         f"{100 * statistics.fmean(bool(x['kept']) and x['core'] >= r['core'] - 1.0 for x, r in kv):.0f}%."
                         if all("core" in x and "core" in r for x, r in kv) else "."))
     edits = {r: s["whole"] for r, s in summary.items() if ROWS.get(r, ("", "", True))[2]}
-    best = max(edits.values())
-    lines.append(f"- Best row by whole-case success: {100 * best:.0f}% (" + "; ".join(r for r, w in edits.items()
-                                                                                  if w == best)
-                 + f"); world 2's best SD row: {100 * SD_BEST_WHOLE_CASE:.0f}% (gate: at least it): "
-                 + ("met." if best >= SD_BEST_WHOLE_CASE else "not met."))
+    if edits:
+        best = max(edits.values())
+        lines.append(f"- Best row by whole-case success: {100 * best:.0f}% (" + "; ".join(r for r, w in edits.items()
+                                                                                      if w == best)
+                     + f"); world 2's best SD row: {100 * SD_BEST_WHOLE_CASE:.0f}% (gate: at least it): "
+                     + ("met." if best >= SD_BEST_WHOLE_CASE else "not met."))
+    return lines
+
+
+def _published_orderings(summary: dict, fireflow: str) -> list[str]:
+    """The inversions' reconstruction ordering and FlowEdit's trade-off, as published."""
+    rec = {k: summary[r]["psnr"] for k, r in (("Euler", EULER_REC_ROW), ("RF-Solver", REC_ROW), ("FireFlow", fireflow))}
+    lines = [f"- Inversions at about 50 model calls (published: Euler below RF-Solver and FireFlow): reconstruction "
+             f"PSNR Euler {fmt(rec['Euler'])} dB, RF-Solver {fmt(rec['RF-Solver'])} dB, FireFlow "
+             f"{fmt(rec['FireFlow'])} dB: "
+             f"{'holds' if rec['Euler'] < min(rec['RF-Solver'], rec['FireFlow']) else 'does not hold'} here."]
+    fe = summary[FLOWEDIT_ROW]
+    others = {r: summary[r] for r in INVERSION_EDIT_ROWS if r in summary}
+    more = all(fe["success"] > o["success"] for r, o in others.items() if r not in MASK_GUIDED_ROWS)
+    less = all(fe["bg"] < o["bg"] for o in others.values())
+    lines.append(f"- FlowEdit against the inversion-based editors (published: it edits more than the mask-free ones and "
+                 f"keeps less background than all): edit success {100 * fe['success']:.0f}% vs " + ", ".join(
+                     f"{_short(r, others)}{' (mask)' if r in MASK_GUIDED_ROWS else ''} {100 * o['success']:.0f}%"
+                     for r, o in others.items())
+                 + f"; bg PSNR vs GT over the cases whose background stays (colour, shape, drop) {fmt(fe['bg'])} dB vs " + ", ".join(
+                     f"{_short(r, others)} {fmt(o['bg'])} dB" for r, o in others.items())
+                 + f": edits more {'holds' if more else 'does not hold'}, keeps less {'holds' if less else 'does not hold'}.")
     return lines
 
 
@@ -330,6 +374,11 @@ def main(argv=None):
     p.add_argument("--cases", type=int, default=40)
     p.add_argument("--maps-only", action="store_true",
                    help="only the word maps (the Attention maps workflow per case; about a tenth of the time)")
+    p.add_argument("--runs", default="", help="only these runs (comma-separated: " + ", ".join(RUNS)
+                   + "), and rf-solver's, whose reconstruction the rows are compared with")
+    p.add_argument("--model-dir", type=Path, default=None,
+                   help="a candidate flow model's folder (config.json, toy_dit.safetensors; toy_vae.safetensors, else "
+                        "the shipped one) in place of models/toyworld-flow, for this run only")
     shard_options(p)
     run_or_merge(p.parse_args(argv), run_cases, table, "toyworld-flow-bench-")
 
