@@ -12,7 +12,6 @@ import torch
 
 from ..attention.align import refine_mapper, replacement_mapper
 from ..attention.joint_prompt_to_prompt import JointPromptToPrompt
-from ..attention.local_blend import LocalBlend
 from ..attention.prompt_to_prompt import ReplaceSchedule
 from ..inversion.record import Inversion
 from .dit_attention import dit_blocks, install_dit_policy
@@ -21,7 +20,7 @@ from .fingerprint import conditioning_fingerprint
 from .keys import PAIR_RUN_KEY
 from .pair import encode_prompt, join_pair, warn_same_prompts
 from .prompt_to_prompt import (MODES, LocalBlendStep, PromptToPromptRun, check_acts, check_blend, check_fractions,
-                               check_reweight, check_subtract, check_word_fractions, controller)
+                               check_reweight, check_subtract, check_word_fractions, controller, local_blend)
 from .run_state import keep_run_state
 from .sampling import check_flow_family, wrap_runs
 from .stable_flow import SourceRow
@@ -124,15 +123,12 @@ def joint_attention_inject(node: str, model, clip, inversion: Inversion | None, 
             raise NodeInputError(node, f"input 'blend_blocks' is '{blend_blocks}', but the local blend reads the maps of "
                                        f"edited blocks and 'blocks' '{blocks}' edits none of those; choose blend_blocks "
                                        f"all, or blocks all or double.")
-        positions_of = {name: tuple(blend_positions(words_of, words or "", name, node, prompt))
-                        for name, words_of, words, prompt in (
-                            ("blend_source_words", src_words, blend_source_words, "source prompt"),
-                            ("blend_target_words", tgt_words, blend_target_words, "target prompt"),
-                            ("blend_subtract_source_words", src_words, blend_subtract_source_words, "source prompt"),
-                            ("blend_subtract_target_words", tgt_words, blend_subtract_target_words, "target prompt"))}
-        blend = LocalBlend(positions_of["blend_source_words"], positions_of["blend_target_words"], blend_threshold,
-                           blend_start, read, positions_of["blend_subtract_source_words"],
-                           positions_of["blend_subtract_target_words"])
+        sequences = {"source": src_words, "target": tgt_words}
+        blend = local_blend(lambda name, words, side: blend_positions(sequences[side], words, name, node, f"{side} prompt"),
+                            dict(blend_source_words=blend_source_words, blend_target_words=blend_target_words,
+                                 blend_subtract_source_words=blend_subtract_source_words,
+                                 blend_subtract_target_words=blend_subtract_target_words),
+                            blend_threshold, blend_start, read)
         check_blend(node, blend_threshold, blend_start)
     check_acts(node, schedule, bool(positions), blend is not None)
     if not positions:

@@ -206,6 +206,15 @@ def check_blend(node: str, threshold: float, start: float) -> None:
                                    f"from step int(f * N) of N steps); give a fraction below 1 (paper: 0.2).")
 
 
+def local_blend(positions_of, words: dict, threshold: float, start: float, blocks: frozenset) -> LocalBlend:
+    """The local blend of the nodes' four word inputs (``words``: input name to its comma-separated words):
+    ``positions_of(input name, words, "source" or "target")`` gives their token positions in that prompt."""
+    sides = (("blend_source_words", "source"), ("blend_target_words", "target"),
+             ("blend_subtract_source_words", "source"), ("blend_subtract_target_words", "target"))
+    found = [tuple(positions_of(name, words.get(name) or "", side)) for name, side in sides]
+    return LocalBlend(found[0], found[1], threshold, start, blocks, found[2], found[3])
+
+
 def check_subtract(node: str, blend: bool, subtract_source: str, subtract_target: str) -> None:
     """Refuse subtract words without a local blend (they take words out of the blend's region)."""
     if not blend and ((subtract_source or "").strip() or (subtract_target or "").strip()):

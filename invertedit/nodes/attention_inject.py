@@ -18,13 +18,12 @@ from ..hostkit.keys import PAIR_RUN_KEY, SKIP_SOURCE_KEY
 from ..hostkit.pair import encode_prompt, join_pair, prepare_pair_model, warn_same_prompts
 from ..hostkit.prompt_to_prompt import (MODES, LocalBlendStep, PromptToPromptRun, SkipUnusedSource, check_acts,
                                         check_blend, check_fractions, check_reweight, check_subtract,
-                                        check_word_fractions, controller)
+                                        check_word_fractions, controller, local_blend)
 from ..hostkit.layout import map_blocks
 from ..hostkit.sampling import check_model_family, wrap_model_calls, wrap_runs
 from ..hostkit.schemas import pair_inputs, pair_outputs
 from ..hostkit.tokens import blend_word_positions, prompt_tokens, word_positions, word_tokens
 from ..attention.align import refine_mapper, replacement_mapper
-from ..attention.local_blend import LocalBlend
 from ..attention.prompt_to_prompt import SELF_LAYERS, ReplaceSchedule
 
 
@@ -149,15 +148,13 @@ class AttentionInject(io.ComfyNode):
         blended = bool((blend_source_words or "").strip() or (blend_target_words or "").strip())
         check_subtract(AttentionInject.NAME, blended, blend_subtract_source_words, blend_subtract_target_words)
         if blended:
-            positions_of = {name: tuple(blend_word_positions(clip, ids, words or "", name, AttentionInject.NAME, prompt))
-                            for name, ids, words, prompt in (
-                                ("blend_source_words", src_ids, blend_source_words, "source prompt"),
-                                ("blend_target_words", tgt_ids, blend_target_words, "target prompt"),
-                                ("blend_subtract_source_words", src_ids, blend_subtract_source_words, "source prompt"),
-                                ("blend_subtract_target_words", tgt_ids, blend_subtract_target_words, "target prompt"))}
-            blend = LocalBlend(positions_of["blend_source_words"], positions_of["blend_target_words"], blend_threshold,
-                               blend_start, map_blocks(model), positions_of["blend_subtract_source_words"],
-                               positions_of["blend_subtract_target_words"])
+            ids_of = {"source": src_ids, "target": tgt_ids}
+            blend = local_blend(lambda name, words, side: blend_word_positions(clip, ids_of[side], words, name,
+                                                                               AttentionInject.NAME, f"{side} prompt"),
+                                dict(blend_source_words=blend_source_words, blend_target_words=blend_target_words,
+                                     blend_subtract_source_words=blend_subtract_source_words,
+                                     blend_subtract_target_words=blend_subtract_target_words),
+                                blend_threshold, blend_start, map_blocks(model))
             check_blend(AttentionInject.NAME, blend_threshold, blend_start)
         check_acts(AttentionInject.NAME, schedule, bool(positions), blend is not None)
         if not positions:
