@@ -109,6 +109,7 @@ for run in $RUNS; do
     keep "$d" "$DEST/$run"
     [[ -f $d/toy_dit_ema.pt ]] || exit 0   # a teacher stopped by the cap (resume) goes on next call
     left=$(( $(awk "BEGIN { print int($CAP * 60) }") - (SECONDS - start) ))
+    (( left > 0 )) || left=1   # the cap spent (timeout 0 would be no limit at all)
     if [[ -z "${DISTIL_VARIANTS:-}" ]]; then
       student "$d" "$DEST/$run" "${DISTIL_ARGS:-}" "$left"
     else   # one teacher, its students side by side (each in its own folder: the teacher's files linked in)
