@@ -206,8 +206,19 @@ def test_cuda_graph_inputs_are_each_step_s_own_whatever_the_chunk(host, tmp_path
     words = TF.word_setup(tmp_path)
     args = TF.parse_args(["--out", str(tmp_path), "--res", "128", "--batch", "3"])
     taught = {**text, "ctx": text["ctx"] + 1, "pooled": text["pooled"] - 1}   # another encoder's, told apart
-    regions = lambda scenes: TF.word_regions(scenes, words, 128 // 16, TF.TEXT_TOKENS)   # noqa: E731
-    at_once = lambda scenes: TF.word_regions(scenes, words, 128 // 16, TF.TEXT_TOKENS, "cpu")   # noqa: E731
+    side = 128 // 16
+
+    def regions(scenes):   # each scene's regions written out: its objects' coverage, the background the rest
+        cover, named = torch.zeros(len(scenes), TF.TEXT_TOKENS, side * side), torch.zeros(len(scenes), TF.TEXT_TOKENS,
+                                                                                         dtype=torch.bool)
+        for b, sc in enumerate(scenes):
+            objects = [S.object_coverage(o, side, ss=8).flatten() for o in sc.objects]
+            areas = objects + [(1 - torch.stack(objects).sum(0)).clamp(0, 1)]
+            for region, positions in words[sc.caption]:
+                cover[b, positions], named[b, positions] = areas[region], True
+        return cover, named
+
+    at_once = lambda scenes: TF.word_regions(scenes, words, side, TF.TEXT_TOKENS)   # noqa: E731
     distil_inputs = [G.ChunkedDistilInputs(args, ae, text, index, 128, 1.0, taught, (1.0, 7.0), 0.5, 4, at_once)
                      for _ in range(2)]
     ones = 0
@@ -223,7 +234,7 @@ def test_cuda_graph_inputs_are_each_step_s_own_whatever_the_chunk(host, tmp_path
         assert torch.equal(t_pooled, torch.stack([text["pooled"][index[sc.caption]] for sc in scenes]) - 1)
         want_cover, want_named = regions(scenes)
         assert torch.equal(named, want_named) and named.any()   # the regions drawn at once are the scenes' own
-        torch.testing.assert_close(cover, want_cover, rtol=0, atol=1e-6)
+        assert torch.equal(cover, want_cover)
         with torch.no_grad():
             x0 = ae.to_model(ae.encode(to_nchw(S.render_batch(scenes, 128))))
         rest = (xs - (1 - s)[:, None, None, None] * x0).flatten(1).norm(dim=1) / (s * xs[0].numel() ** 0.5)

@@ -78,7 +78,7 @@ class ChunkedDistilInputs(ChunkedInputs):
     ``shift``, the guidance uniform over ``guidance_range`` and 1 in a share ``guidance_one`` of the samples;
     the teacher's contexts are ``taught``'s (its own text encoder's, ``--teacher-text``) for the same captions.
     With ``regions`` (``scenes -> (cover, named)``, ``train_flow.word_regions``, for the attention loss) each
-    step's word regions follow, made on the CPU once a chunk."""
+    step's word regions follow, drawn on the device once a chunk."""
 
     def __init__(self, args, ae, text: dict, index: dict, res: int, shift: float, taught: dict,
                  guidance_range: tuple[float, float], guidance_one: float = 0.0, chunk: int = 256,
@@ -95,12 +95,11 @@ class ChunkedDistilInputs(ChunkedInputs):
         if self.guidance_one:
             one = torch.rand(len(x0), generator=gen, device=gen.device) < self.guidance_one
             scale = torch.where(one, torch.ones_like(scale), scale)
-        inputs = (xs, s, self.text["ctx"][idx], self.text["pooled"][idx], scale.to(x0.device),
+        inputs = (xs, s, self.text["ctx"][idx], self.text["pooled"][idx], scale,
                   self.taught["ctx"][idx], self.taught["pooled"][idx])
         if self.regions is None:
             return inputs
-        cover, named = self.regions(scenes)
-        return (*inputs, cover.to(x0.device), named.to(x0.device))
+        return (*inputs, *self.regions(scenes))
 
 
 def eager_grads(params: Sequence[torch.Tensor], loss_of: Callable[..., torch.Tensor],

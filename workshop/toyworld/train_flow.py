@@ -178,35 +178,25 @@ class JointMaps:
         return torch.stack(self.maps).mean(0)
 
 
-def word_regions(scenes: list, words: dict, side: int, text: int, device: torch.device | str | None = None
+def word_regions(scenes: list, words: dict, side: int, text: int, device: torch.device | str = "cpu"
                  ) -> tuple[torch.Tensor, torch.Tensor]:
     """``[B, text, side * side]`` coverage of the region each text token names on the token grid (an
     object's colour word and noun: that object; the background's colour word and "background":
     the rest) and ``[B, text]`` which tokens name one; ``words[caption]``: (region, token positions).
-    With ``device`` every scene's regions are drawn there at once (``scenes.object_coverages``: the same
-    coverage up to float rounding), for a chunk of training steps."""
-    if device is not None:
-        objects = S.object_coverages(scenes, side, device, ss=8).flatten(2)          # [B, slots, P]
-        background = (1 - objects.sum(1, keepdim=True)).clamp(0, 1)
-        regions = torch.cat([objects, background], 1)                                 # background last
-        slots = objects.shape[1]
-        which = torch.zeros(len(scenes), text, dtype=torch.long)
-        named = torch.zeros(len(scenes), text, dtype=torch.bool)
-        for b, scene in enumerate(scenes):
-            for region, positions in words[scene.caption]:
-                for pos in positions:   # a scene's last region is its background, the padded slots' after
-                    which[b, pos], named[b, pos] = region if region < len(scene.objects) else slots, True
-        which, named = which.to(regions.device), named.to(regions.device)
-        cover = regions.gather(1, which[..., None].expand(-1, -1, regions.shape[-1])) * named[..., None]
-        return cover, named
-    cover = torch.zeros(len(scenes), text, side * side)
+    Every scene's regions are drawn at once on ``device`` (``scenes.object_coverages``: ``object_coverage``'s
+    numbers), so a chunk of training steps takes one call."""
+    objects = S.object_coverages(scenes, side, device, ss=8).flatten(2)          # [B, slots, P]
+    background = (1 - objects.sum(1, keepdim=True)).clamp(0, 1)
+    regions = torch.cat([objects, background], 1)                                 # background last
+    slots = objects.shape[1]
+    which = torch.zeros(len(scenes), text, dtype=torch.long)
     named = torch.zeros(len(scenes), text, dtype=torch.bool)
     for b, scene in enumerate(scenes):
-        objects = [S.object_coverage(o, side, ss=8).flatten() for o in scene.objects]
-        regions = objects + [(1 - torch.stack(objects).sum(0)).clamp(0, 1)]
         for region, positions in words[scene.caption]:
-            for pos in positions:
-                cover[b, pos], named[b, pos] = regions[region], True
+            for pos in positions:   # a scene's last region is its background, the padded slots' after
+                which[b, pos], named[b, pos] = region if region < len(scene.objects) else slots, True
+    which, named = which.to(regions.device), named.to(regions.device)
+    cover = regions.gather(1, which[..., None].expand(-1, -1, regions.shape[-1])) * named[..., None]
     return cover, named
 
 
@@ -558,8 +548,8 @@ def distil(args) -> bool:
             t_ctx, t_pooled = ctx, pooled
         if not words:
             return loss_of(xs, s, ctx, pooled, scale, t_ctx, t_pooled), res
-        cover, named = word_regions(scenes, words, res // args.factor // 2, TEXT_TOKENS)
-        loss, outside = losses_of(xs, s, ctx, pooled, scale, t_ctx, t_pooled, cover.to(x0.device), named.to(x0.device))
+        cover, named = word_regions(scenes, words, res // args.factor // 2, TEXT_TOKENS, x0.device)
+        loss, outside = losses_of(xs, s, ctx, pooled, scale, t_ctx, t_pooled, cover, named)
         if step % 25 == 0:
             log(f"distil step {step}: velocity loss {loss.item():.4f}, attention outside the region {outside.item():.3f}")
         return loss + args.attention_loss * outside, res
