@@ -52,7 +52,6 @@ How they are built
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from enum import Enum
 
@@ -61,7 +60,7 @@ import torch
 from ..hostkit import loaders
 from ..hostkit.loaders import HOST_CLASSES
 from .tiny_models import VAE_DDCONFIG as SD_VAE_DDCONFIG
-from .tiny_models import _NORMS, _calm_output, _fill, _generator, _smooth_in_time, _text_config
+from .tiny_models import _calm_output, _generator, _smooth_in_time, _text_config, init_weights
 
 FLOW_FAMILIES: tuple[str, ...] = ("flux-dev", "flux-schnell", "sd3")
 
@@ -174,45 +173,6 @@ _VAE_RAW_STD = 0.6  # about the spread of the random encoder's latent mean befor
 # ---------------------------------------------------------------------------------------------
 
 
-def _is_norm(module: torch.nn.Module) -> bool:
-    """torch's norms, and the host's own RMS / T5 norms (a ``scale`` or ``weight`` vector)."""
-    return isinstance(module, _NORMS) or "Norm" in type(module).__name__
-
-
-@torch.no_grad()
-def init_flow_weights(module: torch.nn.Module, g: torch.Generator, skip: tuple[str, ...] = ()) -> None:
-    """Initialise every parameter of ``module`` from ``g`` (in ``named_parameters`` order), with the
-    rules of ``tiny_models.init_weights`` (linear weights ~ N(0, 1/fan_in), norm scales ~ 1 +
-    N(0, 0.1^2), biases ~ N(0, 0.05^2), embeddings ~ N(0, 1)), the host's RMSNorm / T5LayerNorm
-    vectors counting as norms. A parameter of any other kind is an error."""
-    owner = {}
-    for mod_name, mod in module.named_modules():
-        for p_name, _ in mod.named_parameters(recurse=False):
-            owner[f"{mod_name}.{p_name}" if mod_name else p_name] = mod
-    for name, p in module.named_parameters():
-        if name in skip:
-            continue
-        mod = owner[name]
-        leaf = name.rsplit(".", 1)[-1]
-        if isinstance(mod, torch.nn.Embedding):
-            _fill(p, g, 1.0)
-        elif _is_norm(mod) and p.ndim == 1:
-            _fill(p, g, 0.1, mean=1.0 if leaf in ("weight", "scale") else 0.0)
-        elif leaf == "bias":
-            _fill(p, g, 0.05)
-        elif leaf == "weight" and p.ndim >= 2:
-            _fill(p, g, 1.0 / math.sqrt(p[0].numel()))
-        else:
-            raise RuntimeError(f"tiny_flow_models: no initialisation rule for parameter {name!r} "
-                               f"of {type(mod).__name__} {tuple(p.shape)}")
-
-
-def _check_buffers(module: torch.nn.Module) -> None:
-    for name, b in module.named_buffers():
-        if b.is_floating_point() and not torch.isfinite(b).all():
-            raise RuntimeError(f"tiny_flow_models: buffer {name!r} is not initialised")
-
-
 def sincos_pos_embed(dim: int, grid_size: int, base_size: int) -> torch.Tensor:
     """SD3's fixed 2-D sin-cos position table, (1, grid_size^2, dim), row-major over the patch grid:
     positions ``arange(grid_size) * base_size / grid_size``, the first half of the features from the
@@ -271,18 +231,18 @@ def build_tiny_flow_unet(family: str, seed: int = 0, single_blocks: int | None =
     host_config = (spec.config_class, unet_config, spec.unet_overrides, spec.model_type)
     model = loaders.empty_unet(*host_config)
     net = model.diffusion_model
-    init_flow_weights(net, _generator(spec.name, "unet", seed))
+    if family == "sd3":   # a buffer, not drawn: set before init_weights checks every buffer is finite
+        with torch.no_grad():
+            net.pos_embed.copy_(sincos_pos_embed(net.hidden_size, SD3_POS_EMBED_MAX, SD3_SAMPLE_SIZE // net.patch_size))
+    init_weights(net, _generator(spec.name, "unet", seed))
     with torch.no_grad():
         if family == "sd3":
-            hidden = net.hidden_size
-            net.pos_embed.copy_(sincos_pos_embed(hidden, SD3_POS_EMBED_MAX, SD3_SAMPLE_SIZE // net.patch_size))
             _smooth_in_time(net.t_embedder.mlp[0].weight)
         else:
             _smooth_in_time(net.time_in.in_layer.weight)
             if spec.unet_config["guidance_embed"]:
                 _smooth_in_time(net.guidance_in.in_layer.weight)
     _calm_output(net.final_layer.linear, _OUTPUT_GAIN)
-    _check_buffers(net)
     return loaders.load_unet(*host_config, net.state_dict(), built=model)
 
 
@@ -292,8 +252,7 @@ def build_tiny_flow_clip(family: str, seed: int = 0, tokenizer_data: dict | None
     spec = _spec(family)
     clip = loaders.text_encoder(spec.clip_target, spec.text_configs, tokenizer_data)
     skip = tuple(n for n, _ in clip.cond_stage_model.named_parameters() if n.endswith("logit_scale"))
-    init_flow_weights(clip.cond_stage_model, _generator(spec.name, "clip", seed), skip=skip)
-    _check_buffers(clip.cond_stage_model)
+    init_weights(clip.cond_stage_model, _generator(spec.name, "clip", seed), skip=skip)
     return clip
 
 
@@ -301,7 +260,7 @@ def build_tiny_flow_vae(family: str, seed: int = 0):
     """A small 16-channel KL autoencoder (8x downscale) as a host ``comfy.sd.VAE``."""
     spec = _spec(family)
     ae = loaders.kl_autoencoder(VAE_DDCONFIG, VAE_EMBED_DIM)
-    init_flow_weights(ae, _generator(family, "vae", seed))
+    init_weights(ae, _generator(family, "vae", seed))
     with torch.no_grad():
         # The latent's spread and mean what the family's latent format undoes; post_quant_conv undoes them.
         gain = 1.0 / (spec.latent_scale * _VAE_RAW_STD)
@@ -309,7 +268,6 @@ def build_tiny_flow_vae(family: str, seed: int = 0):
         ae.quant_conv.bias[:VAE_EMBED_DIM].mul_(gain).add_(spec.latent_shift)
         ae.post_quant_conv.weight.div_(gain)
         ae.post_quant_conv.bias.sub_(ae.post_quant_conv.weight.sum(dim=(1, 2, 3)) * spec.latent_shift)
-    _check_buffers(ae)
     return loaders.kl_vae({k: v.detach().clone() for k, v in ae.state_dict().items()}, VAE_DDCONFIG, VAE_EMBED_DIM)
 
 

@@ -189,13 +189,21 @@ def _fill(t: torch.Tensor, g: torch.Generator, std: float, mean: float = 0.0) ->
 _NORMS = (torch.nn.GroupNorm, torch.nn.LayerNorm)
 
 
+def _is_norm(module: torch.nn.Module) -> bool:
+    """torch's norms, and the host's own RMS / T5 norms (a ``scale`` or ``weight`` vector)."""
+    return isinstance(module, _NORMS) or "Norm" in type(module).__name__
+
+
 @torch.no_grad()
 def init_weights(module: torch.nn.Module, g: torch.Generator, skip: tuple[str, ...] = ()) -> None:
-    """Initialise every parameter of ``module`` from ``g`` (in ``named_parameters`` order).
+    """Initialise every parameter of ``module`` from ``g`` (in ``named_parameters`` order): the tiny
+    UNets, DiTs, text encoders and VAEs alike.
 
-    Linear/conv weights ~ N(0, 1/fan_in); norm weights ~ 1 + N(0, 0.1^2); biases ~ N(0, 0.05^2);
-    embeddings ~ N(0, 1). A parameter of any other kind is an error, so nothing created
-    with ``torch.empty`` is ever left uninitialised. ``skip`` lists parameter names to leave.
+    Linear/conv weights ~ N(0, 1/fan_in); norm scales (torch's norms, the host's RMS / T5 norms: a
+    ``weight`` or ``scale`` vector) ~ 1 + N(0, 0.1^2), their biases ~ N(0, 0.1^2); other biases ~
+    N(0, 0.05^2); embeddings ~ N(0, 1). A parameter of any other kind is an error, so nothing
+    created with ``torch.empty`` is ever left uninitialised, and so is a floating-point buffer that
+    is not finite. ``skip`` lists parameter names to leave.
     """
     owner = {}
     for mod_name, mod in module.named_modules():
@@ -208,16 +216,12 @@ def init_weights(module: torch.nn.Module, g: torch.Generator, skip: tuple[str, .
         leaf = name.rsplit(".", 1)[-1]
         if isinstance(mod, torch.nn.Embedding):
             _fill(p, g, 1.0)
-        elif isinstance(mod, _NORMS):
-            if leaf == "weight":
-                _fill(p, g, 0.1, mean=1.0)
-            else:
-                _fill(p, g, 0.1)
+        elif _is_norm(mod) and p.ndim == 1:
+            _fill(p, g, 0.1, mean=1.0 if leaf in ("weight", "scale") else 0.0)
         elif leaf == "bias":
             _fill(p, g, 0.05)
         elif leaf == "weight" and p.ndim >= 2:
-            fan_in = p[0].numel()
-            _fill(p, g, 1.0 / math.sqrt(fan_in))
+            _fill(p, g, 1.0 / math.sqrt(p[0].numel()))
         else:
             raise RuntimeError(f"tiny_models: no initialisation rule for parameter {name!r} "
                                f"of {type(mod).__name__} {tuple(p.shape)}")

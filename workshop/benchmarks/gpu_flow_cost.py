@@ -123,15 +123,15 @@ def random_flow_model(host, family: str, tiny: bool, seed: int = 0):
 
 def text_encoder(family: str, tiny: bool):
     """The tiny flow model's text encoders of ``family``, at the widths the real denoiser reads."""
-    from invertedit.demo.tiny_flow_models import SPECS, init_flow_weights
-    from invertedit.demo.tiny_models import _generator
+    from invertedit.demo.tiny_flow_models import SPECS
+    from invertedit.demo.tiny_models import _generator, init_weights
     from invertedit.hostkit import loaders
 
     spec = SPECS[family]
     configs = {k: dict(v) | ({} if tiny else TEXT[family].get(k, {})) for k, v in spec.text_configs.items()}
     clip = loaders.text_encoder(spec.clip_target, configs)
     skip = tuple(n for n, _ in clip.cond_stage_model.named_parameters() if n.endswith("logit_scale"))
-    init_flow_weights(clip.cond_stage_model, _generator(spec.name, "gpu-flow-cost-clip", 0), skip=skip)
+    init_weights(clip.cond_stage_model, _generator(spec.name, "gpu-flow-cost-clip", 0), skip=skip)
     return clip
 
 

@@ -121,17 +121,16 @@ def text_setup(out: Path) -> dict:
 # ---------------------------------------------------------------------------------------------
 
 def build_dit(seed: int, student: bool = False, preset: str = DEFAULT_PRESET) -> torch.nn.Module:
-    """The host's Flux DiT (``preset``'s size) in float32, seeded (``tiny_flow_models.init_flow_weights``),
+    """The host's Flux DiT (``preset``'s size) in float32, seeded (``tiny_models.init_weights``),
     adaLN-Zero: every modulation and the final projection start at zero, so each block starts as the
     identity (Peebles and Xie 2023)."""
     TS.boot_host()   # before the host's modules load (its device choice)
-    from invertedit.demo.tiny_flow_models import init_flow_weights
-    from invertedit.demo.tiny_models import _generator
+    from invertedit.demo.tiny_models import _generator, init_weights
     from invertedit.hostkit import loaders
     hc = host_classes(student)
     model = loaders.empty_unet(hc.config_class, dit_config(preset, student), {}, hc.model_type)
     net = model.diffusion_model
-    init_flow_weights(net, _generator("toyworld-flow", "student" if student else "dit", seed))
+    init_weights(net, _generator("toyworld-flow", "student" if student else "dit", seed))
     with torch.no_grad():
         for name, p in net.named_parameters():
             if (".lin." in name or "adaLN_modulation" in name or name.startswith("final_layer.linear")
