@@ -37,7 +37,13 @@ _WEIGHTS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
 _SCHEDULES: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
 
 
-def _weights_hashes(model: ModelPatcher) -> tuple[str, str]:
+#: The precisions the host loads a checkpoint's UNet in besides its own (``--bf16-unet``, ``--fp8_e4m3fn-unet``,
+#: ``--fp8_e5m2-unet``, an fp8 checkpoint), with the fingerprint key of the weights rounded to each.
+COARSE = {"weights.bf16": torch.bfloat16, "weights.fp8_e4m3fn": torch.float8_e4m3fn,
+          "weights.fp8_e5m2": torch.float8_e5m2}
+
+
+def _weights_hashes(model: ModelPatcher) -> dict[str, str]:
     base = model.model
     if base not in _WEIGHTS:
         sd = model.model_state_dict()
@@ -45,13 +51,13 @@ def _weights_hashes(model: ModelPatcher) -> tuple[str, str]:
                       if torch.is_tensor(v) and v.numel() > 0 and not k.startswith("model_sampling"))
         picks = [keys[round(i * (len(keys) - 1) / (_SAMPLED_KEYS - 1))] for i in range(_SAMPLED_KEYS)] \
             if len(keys) > 1 else keys
-        chunks, coarse = [], []
+        chunks = {key: [] for key in ("weights", *COARSE)}
         for k in dict.fromkeys(picks):
             backup = model.backup.get(k)
             w = backup.weight if backup is not None else sd[k]
-            chunks += [k, tuple(w.shape), _tensor_bytes(w)]
-            coarse += [k, tuple(w.shape), _tensor_bytes(w, rounded_to=torch.bfloat16)]
-        _WEIGHTS[base] = (_digest(chunks + [len(keys)]), _digest(coarse + [len(keys)]))
+            for key, rounded_to in (("weights", None), *COARSE.items()):
+                chunks[key] += [k, tuple(w.shape), _tensor_bytes(w, rounded_to=rounded_to)]
+        _WEIGHTS[base] = {key: _digest(c + [len(keys)]) for key, c in chunks.items()}
     return _WEIGHTS[base]
 
 
@@ -69,10 +75,12 @@ def model_fingerprint(model: ModelPatcher) -> dict[str, str]:
     ``weights.bf16``: the same hash of those weights rounded to bfloat16, which does not depend on
     the precision the host loaded the UNet in (float32 on a CPU, fp16 on a GPU, ``--bf16-unet``)
     when the checkpoint's weights are stored in fp16 or bf16 (most are; the Toy World Model's are),
-    nor between float32 and bf16 for any checkpoint; ``patches``: a hash of the weight patches
+    nor between float32 and bf16 for any checkpoint; ``weights.fp8_e4m3fn`` / ``weights.fp8_e5m2``: rounded
+    to that float8 format, which agrees between a checkpoint's weights and the same weights loaded in
+    it (``--fp8_e4m3fn-unet``, an fp8 checkpoint such as ComfyUI's flux1-dev-fp8 made from them); ``patches``: a hash of the weight patches
     (LoRA keys and strengths) on this patcher; ``schedule``: a hash of the noise schedule."""
     base = model.model
-    weights, coarse = _weights_hashes(model)
+    hashes = _weights_hashes(model)
     patches = []
     for k in sorted(model.patches):
         for p in model.patches[k]:
@@ -80,8 +88,7 @@ def model_fingerprint(model: ModelPatcher) -> dict[str, str]:
     return {
         "family": type(base.model_config).__name__,
         "prediction": str(getattr(base.model_type, "name", base.model_type)),
-        "weights": weights,
-        "weights.bf16": coarse,
+        **hashes,
         "patches": _digest([json.dumps(patches)]) if patches else "none",
         "schedule": _schedule_hash(model.get_model_object("model_sampling")),
     }
@@ -117,10 +124,10 @@ def model_stamp(model: ModelPatcher) -> dict[str, str]:
 def stamp_differences(stamp: dict, model: ModelPatcher) -> tuple[list[str], dict[str, str]]:
     """The identity entries in which ``model`` differs from ``stamp`` (an entry the stamp lacks
     differs), and the model's own stamp. The same weights in another precision (made on a CPU in
-    float32, used with a GPU's fp16 or --bf16-unet, or the reverse) do not differ."""
+    float32, used with a GPU's fp16, --bf16-unet or an fp8 UNet, or the reverse) do not differ."""
     actual = model_stamp(model)
     differ = [k for k in IDENTITY if stamp.get(k) != actual.get(k)]
-    if differ == ["model.weights"] and stamp.get("model.weights.bf16") == actual.get("model.weights.bf16"):
+    if differ == ["model.weights"] and any(stamp.get(f"model.{k}") == actual[f"model.{k}"] for k in COARSE):
         differ = []
     return differ, actual
 
