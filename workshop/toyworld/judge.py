@@ -3,7 +3,9 @@
 Works on any image of the toy world, rendered or generated: the background is the mode of
 the border ring's palette labels; the object mask is every pixel whose nearest palette colour
 is another one; the object colour is the most common label in the mask; the shape is the one whose
-rendering in the mask's bounding box overlaps the mask best (IoU).
+rendering stretched to the mask's bounding box overlaps the mask best (IoU). Stretched: a drawn square a
+little taller than wide is a square (fitted at its longer side, as before 2026-11-28, the circle could
+overlap it as well and was read in its place; the world's own shapes read the same either way).
 """
 from __future__ import annotations
 
@@ -83,7 +85,7 @@ def judge(image: torch.Tensor) -> Reading:
     size = max(x1 - x0, y1 - y0) / 2
     best, best_iou = None, -1.0
     for shape in SHAPES:
-        tmpl = coverage(shape, cx, cy, size, res=h, ss=2) > 0.5
+        tmpl = coverage(shape, cx, cy, (x1 - x0) / 2, res=h, ss=2, height=(y1 - y0) / 2) > 0.5
         inter = float((tmpl & mask).sum())
         union = float((tmpl | mask).sum())
         iou = inter / union if union else 0.0

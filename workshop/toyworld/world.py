@@ -78,13 +78,17 @@ def random_scene(rng: random.Random, colour: str | None = None, shape: str | Non
     return Scene(bg, col, shp, rng.uniform(lo, hi), rng.uniform(lo, hi), size)
 
 
-def coverage(shape: str, cx: float, cy: float, size: float, res: int = SIZE, ss: int = 4) -> torch.Tensor:
-    """Fraction of each pixel covered by the shape, ``[res, res]`` in 0..1 (``ss``x``ss`` supersampling)."""
+def coverage(shape: str, cx: float, cy: float, size: float, res: int = SIZE, ss: int = 4,
+             height: float | None = None) -> torch.Tensor:
+    """Fraction of each pixel covered by the shape, ``[res, res]`` in 0..1 (``ss``x``ss`` supersampling);
+    ``height``: another half-height than ``size`` (the half-width), the shape stretched to that box."""
     n = res * ss
     coords = (torch.arange(n, dtype=torch.float32) + 0.5) / ss  # pixel units; pixel i spans [i, i+1)
     y = coords.view(n, 1).expand(n, n)
     x = coords.view(1, n).expand(n, n)
     dx, dy = x - cx, y - cy
+    if height is not None:
+        dy = dy * (size / height)
     if shape == "circle":
         inside = dx * dx + dy * dy <= size * size
     elif shape == "square":
