@@ -158,17 +158,18 @@ def edit_photos(count: int, seed: int = 2800, background: str = BACKGROUND) -> l
             for _ in range(count)]
 
 
-def custom_edit(host, model, clip, vae, scenes: list, local_blend: bool) -> dict:
-    """Custom-Edit of each scene on ``model`` (the module's docstring): the rates of subject placed,
-    other object kept, background kept and the whole case, and the mean PSNR outside both objects
-    against the row's own reconstruction."""
+def custom_edit(host, model, clip, vae, scenes: list, local_blend: bool, side: int = S.SIZE) -> dict:
+    """Custom-Edit of each scene on ``model`` (the module's docstring), the photos rendered at ``side``
+    px (world 2's 512; world 1's 128: two objects at world 1's sizes, in world 2's captions, which the
+    one-object model never read): the rates of subject placed, other object kept, background kept and
+    the whole case, and the mean PSNR outside both objects against the row's own reconstruction."""
     blend = dict(local_blend=True, blend_threshold=0.3, blend_start=0.2) if local_blend else {}
     edit = pair_edit("InvertEditAttentionInject", EDIT_CFG, mode="refine", reweight="", cross_replace=0.8,
                      self_replace=0.4, **blend)
     empty = encode(host, clip, "")
     placed, kept, background, whole, psnrs = [], [], [], [], []
     for scene in scenes:
-        image, masks = S.render(scene)
+        image, masks = S.render(scene, side)
         source = scene.caption
         target = source.replace("a red square", "a sks red square")
         ctx = case_context(host, model, clip, vae, EDIT_STEPS, empty, image, source, target,
@@ -268,6 +269,8 @@ def main(argv=None) -> str:
     parser.add_argument("--world", type=int, default=1, choices=(1, 2),
                         help="1: the one-object world (128 px); 2: the two-object world (512 px), with Custom-Edit")
     parser.add_argument("--edit-cases", type=int, default=20, help="world 2: Custom-Edit's photos per row")
+    parser.add_argument("--edit-on-world-1", action="store_true",
+                        help="world 1: Custom-Edit on two-object photos at world 1's size too (--edit-cases of them)")
     parser.add_argument("--save", default=None, help="a PNG path: the first 8 samples of each prompt of each row")
     parser.add_argument("--sizes", action="store_true", help="only the LoRA's size at SD1.5 and SDXL size")
     parser.add_argument("--tiny", action="store_true", help="only the steps per second on the tiny models")
@@ -330,7 +333,7 @@ def main(argv=None) -> str:
         lines.append(f"| {name} | {got['subject']:.0f}% | {got['class']:.0f}% | {got['class hollow']:.0f}% | "
                      f"{got['other colours']:.0f}% | {train} |")
         print(lines[-1], file=sys.stderr, flush=True)
-    if args.world == 2 and args.edit_cases and not args.custom_diffusion:
+    if (args.world == 2 or args.edit_on_world_1) and args.edit_cases and not args.custom_diffusion:
         scenes = edit_photos(args.edit_cases, background=args.background)
         lines += ["", f"Custom-Edit on {len(scenes)} two-object photos (a red square and another object; Direct Inversion, "
                       f"Attention Inject refine, cross 0.8, self 0.4, {EDIT_STEPS} steps, cfg {EDIT_CFG:g}):", "",
@@ -338,7 +341,7 @@ def main(argv=None) -> str:
                   "PSNR outside vs own reconstruction |", "|---|---|---|---|---|---|---|"]
         for name, m, *_, row_clip in rows:
             for local_blend in (False, True):
-                got = custom_edit(host, m, row_clip, vae, scenes, local_blend)
+                got = custom_edit(host, m, row_clip, vae, scenes, local_blend, side * 8)
                 lines.append(f"| {name} | {'on' if local_blend else 'off'} | {got['placed']:.0f}% | {got['kept']:.0f}% | "
                              f"{got['background']:.0f}% | {got['whole']:.0f}% | {got['psnr']:.1f} dB |")
                 print(lines[-1], file=sys.stderr, flush=True)
