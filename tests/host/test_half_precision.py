@@ -94,7 +94,6 @@ DTYPES = {"fp16": (torch.float16, "fp16_unet"), "bf16": (torch.bfloat16, "bf16_u
           "fp8": (torch.float8_e4m3fn, "fp8_e4m3fn_unet")}
 
 
-
 # ------------------------------------------------------------------ the UNet's dtype
 
 def _conv_forward_fp16_accumulating_fp32(original):
