@@ -17,6 +17,11 @@ lowest for an fp16 UNet's rounding, while a real device bug (a row mixed up, a p
 fp16 overflow) changes an object's colour or place: the toy edits themselves differ from their
 reconstructions by about 15-20 dB. A first guess until the lane's first GPU run (its PSNR table
 says how close each picture came).
+
+A third run, after the GPU's, loads every UNet with fp8 weights (``gpu_lane_worker.py --fp8``: the host's
+``--fp8_e4m3fn-unet``, as ComfyUI's flux1-dev-fp8 checkpoint loads): each case must run, and hand Save
+Image finite pictures that are not black (fp8 weights draw another picture of the toy world, so neither
+the judge nor the CPU comparison applies; ``tests/host/test_half_precision.py`` emulates it on the CPU).
 """
 from __future__ import annotations
 
@@ -45,6 +50,7 @@ CASES = worker.cases()
 class Lane:
     gpu: dict
     cpu: dict
+    fp8: dict
     root: Path
     psnr: dict = field(default_factory=dict)
 
@@ -62,16 +68,22 @@ def lane(cuda_only, request, tmp_path_factory, lane_env, lane_out):
     root = tmp_path_factory.mktemp("gpu-lane")
     device = cuda_only
 
-    def dev_dir(dev: str) -> str:
-        return "reference-cpu" if dev == "cpu" else "lane-cuda"
+    def dev_dir(dev: str, fp8: bool = False) -> str:
+        return ("reference-cpu" if dev == "cpu" else "lane-cuda") + ("-fp8" if fp8 else "")
 
-    def command(dev: str) -> list[str]:
-        cmd = [sys.executable, str(WORKER), "--device", dev, "--out", str(root / dev_dir(dev)), "--only", *selected]
+    def command(dev: str, fp8: bool = False) -> list[str]:
+        cmd = [sys.executable, str(WORKER), "--device", dev, "--out", str(root / dev_dir(dev, fp8)), "--only",
+               *selected] + (["--fp8"] if fp8 else [])
         if dev == "cpu" and device == "cuda":   # beside the GPU run: leave it a core or two
             cmd += ["--threads", str(max(1, (os.cpu_count() or 2) - 2))]
         return cmd
 
-    logs = {"cpu": root / "reference-cpu.log"}
+    def run_fp8() -> None:   # after the other runs, on the lane's device
+        with open(logs["fp8"], "w") as fp8_log:
+            subprocess.run(command(device, fp8=True), stdout=fp8_log, stderr=subprocess.STDOUT, env=lane_env,
+                           timeout=TIMEOUT_S, check=False)
+
+    logs = {"cpu": root / "reference-cpu.log", "fp8": root / f"{dev_dir(device, True)}.log"}
     if device == "cuda":
         logs["cuda"] = root / "lane-cuda.log"
     if device == "cuda":    # the CPU reference alongside the GPU run
@@ -80,6 +92,7 @@ def lane(cuda_only, request, tmp_path_factory, lane_env, lane_out):
             try:
                 subprocess.run(command("cuda"), stdout=gpu_log, stderr=subprocess.STDOUT, env=lane_env,
                                timeout=TIMEOUT_S, check=False)
+                run_fp8()
                 reference.wait(timeout=TIMEOUT_S)
             finally:
                 if reference.poll() is None:
@@ -89,30 +102,36 @@ def lane(cuda_only, request, tmp_path_factory, lane_env, lane_out):
         with open(logs["cpu"], "w") as cpu_log:
             subprocess.run(command("cpu"), stdout=cpu_log, stderr=subprocess.STDOUT, env=lane_env, timeout=TIMEOUT_S,
                            check=False)
+        run_fp8()
         runs = {"gpu": ("cpu", root / dev_dir("cpu")), "cpu": ("cpu", root / dev_dir("cpu"))}
+    runs["fp8"] = (device, root / dev_dir(device, True))
     results = {}
     for side, (dev, folder) in runs.items():
         file = folder / "results.json"
+        log = logs["fp8" if side == "fp8" else dev]
         if not file.is_file():
-            pytest.fail(f"the {dev} workflow run wrote no results; its log ends:\n{_tail(logs[dev])}")
+            pytest.fail(f"the {dev} workflow run{' (fp8)' if side == 'fp8' else ''} wrote no results; its log "
+                        f"ends:\n{_tail(log)}")
         results[side] = json.loads(file.read_text())
         results[side]["folder"] = folder
         if "error" in results[side]:
             pytest.fail(f"the {dev} workflow run: {results[side]['error']}")
-    state = Lane(results["gpu"], results["cpu"], root)
+    state = Lane(results["gpu"], results["cpu"], results["fp8"], root)
     yield state
     summary = root / "gpu_lane_workflows.md"
     lines = [f"Workflows on {state.gpu['device_name']} (host defaults {state.gpu['host_defaults']}; the Toy World "
              f"Model's UNet {state.gpu.get('toy_unet')}) against the CPU (fp32); PSNR threshold {PSNR_MIN_DB:g} dB", "",
-             "| workflow | GPU s | CPU s | lowest PSNR vs CPU (dB) |", "|---|---|---|---|"]
+             "| workflow | GPU s | CPU s | lowest PSNR vs CPU (dB) | fp8 weights: s |", "|---|---|---|---|---|"]
     for case, values in state.psnr.items():
         g, c = state.gpu["cases"].get(case, {}), state.cpu["cases"].get(case, {})
+        f = state.fp8["cases"].get(case, {})
         low = min(values) if values else float("nan")
         lines.append(f"| {case} | {g.get('seconds') or float('nan'):.1f} | {c.get('seconds') or float('nan'):.1f} | "
-                     f"{'identical' if math.isinf(low) else format(low, '.1f')} |")
+                     f"{'identical' if math.isinf(low) else format(low, '.1f')} | "
+                     f"{format(f['seconds'], '.1f') if f.get('ok') else 'failed'} |")
     summary.write_text("\n".join(lines) + "\n")
     lane_out(summary)
-    for side in ("gpu", "cpu"):
+    for side in ("gpu", "cpu", "fp8"):
         lane_out(Path(results[side]["folder"]) / "results.json", f"gpu_lane_workflows_{side}.json")
     for log in logs.values():
         lane_out(log, "gpu_lane_" + log.name)
@@ -147,3 +166,19 @@ def test_workflow_on_the_gpu(case, lane):
           + ", ".join(f"{name} {v:.1f}" for name, v in values.items()))
     low = {name: v for name, v in values.items() if v < PSNR_MIN_DB}
     assert not low, f"{case}: pictures further than {PSNR_MIN_DB:g} dB from the CPU reference: {low}"
+
+
+@pytest.mark.parametrize("case", [c["id"] for c in CASES])
+def test_workflow_with_fp8_weights(case, lane):
+    """The case with every UNet's weights in float8_e4m3fn on the lane's device (the module's docstring): it
+    runs, and Save Image gets finite pictures that are not black."""
+    run = lane.fp8["cases"][case]
+    assert lane.fp8["fp8"] and "float8" in lane.fp8["toy_unet"]["dtype"], f"not fp8 weights: {lane.fp8['toy_unet']}"
+    assert run["ok"], f"{case} failed with fp8 weights on {lane.fp8['device_name']} ({run['stage']}):\n{run['error']}"
+    not_finite = [s for s in run["image_stats"] if not s["finite"]]
+    assert not not_finite, f"{case}: Save Image received pictures with NaN or inf with fp8 weights: {not_finite}"
+    folder = Path(lane.fp8["folder"])
+    pictures = {Path(p).name: _picture(folder / p) for p in run["images"]}
+    assert pictures, f"{case} saved no pictures with fp8 weights"
+    black = [name for name, p in pictures.items() if p.max() < NOT_BLACK]
+    assert not black, f"{case}: black pictures with fp8 weights: {black}"
