@@ -150,17 +150,24 @@ def test_the_lane_runs_on_the_hosts_default_device(lane, cuda_only):
         assert not lane.gpu["host_args_cpu"] and lane.gpu["host_defaults"]["device"].startswith("cuda")
 
 
+def _ran_and_saved_pictures(case: str, run: dict, how: str) -> dict:
+    """The pictures a worker's ``run`` (``lane.gpu`` or ``lane.fp8``) saved for ``case``, by file name, after
+    checking that the case ran and that Save Image got finite pictures, none black."""
+    record = run["cases"][case]
+    assert record["ok"], f"{case} failed {how} on {run['device_name']} ({record['stage']}):\n{record['error']}"
+    not_finite = [s for s in record["image_stats"] if not s["finite"]]
+    assert not not_finite, f"{case}: Save Image received pictures with NaN or inf {how}: {not_finite}"
+    pictures = {Path(p).name: _picture(Path(run["folder"]) / p) for p in record["images"]}
+    assert pictures, f"{case} saved no pictures {how}"
+    black = [name for name, p in pictures.items() if p.max() < NOT_BLACK]
+    assert not black, f"{case}: black pictures {how}: {black}"
+    return pictures
+
+
 @pytest.mark.parametrize("case", [c["id"] for c in CASES])
 def test_workflow_on_the_gpu(case, lane):
     gpu, cpu = lane.gpu["cases"][case], lane.cpu["cases"].get(case)
-    assert gpu["ok"], f"{case} failed on {lane.gpu['device_name']} ({gpu['stage']}):\n{gpu['error']}"
-    not_finite = [s for s in gpu["image_stats"] if not s["finite"]]
-    assert not not_finite, f"{case}: Save Image received pictures with NaN or inf: {not_finite}"
-    folder = Path(lane.gpu["folder"])
-    pictures = {Path(p).name: _picture(folder / p) for p in gpu["images"]}
-    assert pictures, f"{case} saved no pictures"
-    black = [name for name, p in pictures.items() if p.max() < NOT_BLACK]
-    assert not black, f"{case}: black pictures on the GPU: {black}"
+    pictures = _ran_and_saved_pictures(case, lane.gpu, "on the GPU")
     assert cpu is not None and cpu["ok"], f"the CPU reference of {case} failed:\n{(cpu or {}).get('error')}"
     reference = {Path(p).name: _picture(Path(lane.cpu["folder"]) / p) for p in cpu["images"]}
     assert sorted(reference) == sorted(pictures), "the GPU and CPU runs saved different pictures"
@@ -176,13 +183,5 @@ def test_workflow_on_the_gpu(case, lane):
 def test_workflow_with_fp8_weights(case, lane):
     """The case with every UNet's weights in float8_e4m3fn on the lane's device (the module's docstring): it
     runs, and Save Image gets finite pictures that are not black."""
-    run = lane.fp8["cases"][case]
     assert lane.fp8["fp8"] and "float8" in lane.fp8["toy_unet"]["dtype"], f"not fp8 weights: {lane.fp8['toy_unet']}"
-    assert run["ok"], f"{case} failed with fp8 weights on {lane.fp8['device_name']} ({run['stage']}):\n{run['error']}"
-    not_finite = [s for s in run["image_stats"] if not s["finite"]]
-    assert not not_finite, f"{case}: Save Image received pictures with NaN or inf with fp8 weights: {not_finite}"
-    folder = Path(lane.fp8["folder"])
-    pictures = {Path(p).name: _picture(folder / p) for p in run["images"]}
-    assert pictures, f"{case} saved no pictures with fp8 weights"
-    black = [name for name, p in pictures.items() if p.max() < NOT_BLACK]
-    assert not black, f"{case}: black pictures with fp8 weights: {black}"
+    _ran_and_saved_pictures(case, lane.fp8, "with fp8 weights")
