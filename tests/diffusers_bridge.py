@@ -83,7 +83,14 @@ def diffusers_unet_config(unet_config: dict) -> dict:
 
 
 def diffusers_unet(model_patcher: comfy.model_patcher.ModelPatcher) -> UNet2DConditionModel:
-    """A float32 CPU ``UNet2DConditionModel`` holding the host UNet's weights (strict load)."""
+    """A float32 CPU ``UNet2DConditionModel`` holding the host UNet's weights as this patcher gives them
+    (strict load). The patcher is loaded first: the host patches a base model's weights in place for the
+    clone it last sampled with (a LoRA, a fine-tune's differences) and leaves them so until another clone
+    of it is loaded, so an earlier test's clone of a session-cached tiny model would otherwise be converted
+    (seen when the DreamBooth and Imagic tests ran before the bridge's in one process)."""
+    import comfy.model_management
+
+    comfy.model_management.load_models_gpu([model_patcher])
     unet_config = model_patcher.model.model_config.unet_config
     host_sd = model_patcher.model.diffusion_model.state_dict()
     key_map = comfy.utils.unet_to_diffusers(unet_config)  # diffusers key -> host key
