@@ -22,8 +22,10 @@ def _digest(chunks) -> str:
 
 
 def _tensor_bytes(t: torch.Tensor, most: int = _SAMPLED_VALUES, rounded_to: torch.dtype | None = None) -> bytes:
-    flat = t.detach().reshape(-1)[:most].cpu()  # sampling-path-ok: once per model object
-    if rounded_to is not None:   # on the CPU: every device's cast rounds to nearest even; not every one has float8
+    # A hash needs the values on the host: read once per model object, latent or prompt (when a node runs or a
+    # run starts), never per step; a tensor already on the CPU is not copied.
+    flat = t.detach().reshape(-1)[:most].cpu()  # sampling-path-ok: once per object hashed, never per step
+    if rounded_to is not None:   # on the CPU: every device's cast rounds to nearest even; MPS has no float8
         flat = flat.to(rounded_to)
     return flat.to(torch.float32).numpy().tobytes()
 
@@ -55,7 +57,7 @@ def _weights_hashes(model: ModelPatcher) -> dict[str, str]:
         for k in dict.fromkeys(picks):
             backup = model.backup.get(k)
             w = backup.weight if backup is not None else sd[k]
-            values = w.detach().reshape(-1)[:_SAMPLED_VALUES].cpu()  # sampling-path-ok: once per model object
+            values = w.detach().reshape(-1)[:_SAMPLED_VALUES].cpu()  # sampling-path-ok: one read, four hashes
             for key, rounded_to in (("weights", None), *COARSE.items()):
                 chunks[key] += [k, tuple(w.shape), _tensor_bytes(values, rounded_to=rounded_to)]
         _WEIGHTS[base] = {key: _digest(c + [len(keys)]) for key, c in chunks.items()}
@@ -79,7 +81,8 @@ def model_fingerprint(model: ModelPatcher) -> dict[str, str]:
     nor between float32 and bf16 for any checkpoint; ``weights.fp8_e4m3fn`` / ``weights.fp8_e5m2``: rounded
     to that float8 format, which agrees between a checkpoint's weights and the same weights loaded in
     it (``--fp8_e4m3fn-unet``, an fp8 checkpoint such as ComfyUI's flux1-dev-fp8 made from them);
-    ``patches``: a hash of the weight patches (LoRA keys and strengths) on this patcher; ``schedule``: a hash of the noise schedule."""
+    ``patches``: a hash of the weight patches (LoRA keys and strengths) on this patcher; ``schedule``: a
+    hash of the noise schedule."""
     base = model.model
     hashes = _weights_hashes(model)
     patches = []
