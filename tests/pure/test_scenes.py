@@ -122,6 +122,33 @@ def test_judge_reads_clean_and_noisy_renders(res):
         _check_reading(J.judge(noisy[None]), s, pos_tol=2.0 * k, size_tol=size_tol + 0.02)
 
 
+def test_stretched_template_is_world_1s_stretched_coverage():
+    """The judge's stretched template is world 1's ``coverage(..., height=)`` thresholded at half, pixel for pixel."""
+    rng = random.Random(3)
+    for _ in range(30):
+        shape = rng.choice(S.SHAPES)
+        half_w, half_h = rng.uniform(4.0, 40.0), rng.uniform(4.0, 40.0)
+        cx, cy = rng.uniform(0, 128), rng.uniform(0, 128)
+        ref = W.coverage(shape, cx, cy, half_w, res=128, ss=2, height=half_h) > 0.5
+        y0, x0, inside = J._stretched(shape, cx, cy, half_w, half_h, 128)
+        full = torch.zeros(128, 128, dtype=torch.bool)
+        full[y0:y0 + inside.shape[0], x0:x0 + inside.shape[1]] = inside
+        assert torch.equal(full, ref), (shape, half_w, half_h, cx, cy)
+
+
+@pytest.mark.parametrize("shape", S.SHAPES)
+def test_judge_reads_a_shape_drawn_taller_or_wider_as_that_shape(shape):
+    """World 2's model draws rectangles for squares (docs/measurements.md, issue 28 on world 2); at 80 x 104 px
+    half-extents the square template fitted at the box's longer side overlaps such a square less (IoU 0.77)
+    than the circle does (0.79). Stretched to the box, as world 1's judge, each shape reads as itself."""
+    for half_h in (104.0, 64.0):
+        cov = W.coverage(shape, 200.0, 256.0, 80.0, res=S.SIZE, ss=2, height=half_h)
+        img = W.rgb("white") * (1 - cov[..., None]) + W.rgb("red") * cov[..., None]
+        r = J.judge(img)
+        assert [(o.colour, o.shape) for o in r.objects] == [("red", shape)], (half_h, r.content())
+        assert r.objects[0].shape_iou > 0.9
+
+
 def test_judge_sees_missing_extra_and_wrong_objects():
     s = S.Scene("white", (S.Obj("red", "circle", 130.0, 140.0, 90.0), S.Obj("blue", "triangle", 370.0, 360.0, 100.0)))
     flat = W.rgb("white").expand(S.SIZE, S.SIZE, 3).clone()

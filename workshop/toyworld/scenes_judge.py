@@ -6,7 +6,10 @@ colour; the background is the most common label of the border ring; the objects 
 connected regions (8-connected; lines of anti-aliased edge pixels are dropped) of each other
 label, largest first, down to ``MIN_AREA_FRAC``
 of the image. An object's colour is its label, its box the rows/columns holding any of
-its pixels, its shape the one whose rendering in that box overlaps it best (IoU).
+its pixels, its shape the one whose rendering stretched to that box overlaps it best (IoU). Stretched, as
+world 1's judge (``judge.py``): a drawn square a little taller than wide is a square (fitted at the box's
+longer side, as before 2026-11-28, the circle could overlap it as well and was read in its place); the
+world's own shapes, drawn in square boxes, read the same either way.
 """
 from __future__ import annotations
 
@@ -119,27 +122,50 @@ def _read_object(colour: str, mask: torch.Tensor, k: float) -> ObjReading:
     size = max(x1 - x0, y1 - y0) / 2
     best, best_iou = None, -1.0
     for shape in S.SHAPES:
-        iou = _template_iou(mask, shape, cx, cy, size)
+        iou = _template_iou(mask, shape, cx, cy, (x1 - x0) / 2, height=(y1 - y0) / 2)
         if iou > best_iou:
             best, best_iou = shape, iou
     if best == "triangle":
         # A triangle's apex is its sharpest corner and the first thing a blur (the VAE, a
         # denoiser) rounds off, which moves its bounding box down and shrinks it. Its base
-        # line is reliable: the box is refitted with its bottom edge fixed, by the template IoU.
+        # line is reliable: the box is refitted with its bottom edge fixed, by the template IoU, unless the
+        # triangle stretched to the box overlaps better (one drawn squashed or stretched, not rounded).
         fits = [(_template_iou(mask, "triangle", cx, y1 - sz, sz), sz)
                 for sz in [size + 0.5 * i for i in range(-2, 13)]]
-        best_iou, size = max(fits)
-        cy = y1 - size
+        if max(fits)[0] >= best_iou:
+            best_iou, size = max(fits)
+            cy = y1 - size
     return ObjReading(colour, best, cx / k, cy / k, size / k, area, best_iou, mask)
 
 
-def _template_iou(mask: torch.Tensor, shape: str, cx: float, cy: float, size: float) -> float:
-    """IoU of ``mask`` with ``shape`` drawn in the box (cx, cy, size), pixels of the mask's grid."""
-    yy, xx, cov = S.coverage_patch(shape, cx, cy, size, mask.shape[0], ss=2)
+def _template_iou(mask: torch.Tensor, shape: str, cx: float, cy: float, size: float,
+                  height: float | None = None) -> float:
+    """IoU of ``mask`` with ``shape`` drawn in the box (cx, cy, half-width ``size``, half-height ``height``, else
+    ``size``), pixels of the mask's grid."""
     tmpl = torch.zeros_like(mask)
-    tmpl[yy:yy + cov.shape[0], xx:xx + cov.shape[1]] = cov > 0.5
+    if height is None or height == size:
+        yy, xx, cov = S.coverage_patch(shape, cx, cy, size, mask.shape[0], ss=2)
+        tmpl[yy:yy + cov.shape[0], xx:xx + cov.shape[1]] = cov > 0.5
+    else:
+        yy, xx, inside = _stretched(shape, cx, cy, size, height, mask.shape[0])
+        tmpl[yy:yy + inside.shape[0], xx:xx + inside.shape[1]] = inside
     union = float((tmpl | mask).sum())
     return float((tmpl & mask).sum()) / union if union else 0.0
+
+
+def _stretched(shape: str, cx: float, cy: float, half_w: float, half_h: float, res: int,
+               ss: int = 2) -> tuple[int, int, torch.Tensor]:
+    """(y0, x0, pixels more than half covered ``[h, w]`` bool) of ``shape`` stretched to the box of half-width
+    ``half_w`` and half-height ``half_h`` around (cx, cy), ``ss`` x ``ss`` samples a pixel."""
+    x0, x1 = max(0, int(cx - half_w) - 1), min(res, int(cx + half_w) + 2)
+    y0, y1 = max(0, int(cy - half_h) - 1), min(res, int(cy + half_h) + 2)
+    if x1 <= x0 or y1 <= y0:
+        return 0, 0, torch.zeros(0, 0, dtype=torch.bool)
+    sub = (torch.arange(ss, dtype=torch.float32) + 0.5) / ss
+    xs = (torch.arange(x0, x1, dtype=torch.float32)[:, None] + sub).flatten() - cx
+    ys = ((torch.arange(y0, y1, dtype=torch.float32)[:, None] + sub).flatten() - cy) * (half_w / half_h)
+    inside = S._inside(shape, xs.view(1, -1), ys.view(-1, 1), half_w).float()
+    return y0, x0, inside.view(y1 - y0, ss, x1 - x0, ss).mean(dim=(1, 3)) > 0.5
 
 
 def judge(image: torch.Tensor) -> Reading:
