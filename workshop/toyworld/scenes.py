@@ -216,21 +216,27 @@ def _sure(shape: str, dx: torch.Tensor, dy: torch.Tensor, size: float) -> tuple[
     raise ValueError(f"unknown shape {shape!r}; expected one of {SHAPES}")
 
 
-def coverage_patch(shape: str, cx: float, cy: float, size: float, res: int, ss: int = 4
-                   ) -> tuple[int, int, torch.Tensor]:
+def coverage_patch(shape: str, cx: float, cy: float, size: float, res: int, ss: int = 4,
+                   height: float | None = None) -> tuple[int, int, torch.Tensor]:
     """(y0, x0, coverage ``[h, w]``) of a shape on a ``res`` x ``res`` pixel grid, computed only
     over the pixels its box touches: the same numbers as ``toyworld.world.coverage`` (``ss`` x
-    ``ss`` supersampling), with the supersampling done only where a boundary crosses the pixel."""
+    ``ss`` supersampling), with the supersampling done only where a boundary crosses the pixel.
+    ``height``: another half-height than ``size`` (the half-width), the shape stretched to that box
+    (the judge's templates; every pixel of the box supersampled)."""
+    half_h = size if height is None else height
     x0 = max(0, int(math.floor(cx - size)) - 1)
-    y0 = max(0, int(math.floor(cy - size)) - 1)
+    y0 = max(0, int(math.floor(cy - half_h)) - 1)
     x1 = min(res, int(math.ceil(cx + size)) + 1)
-    y1 = min(res, int(math.ceil(cy + size)) + 1)
+    y1 = min(res, int(math.ceil(cy + half_h)) + 1)
     if x1 <= x0 or y1 <= y0:
         return 0, 0, torch.zeros(0, 0)
     h, w = y1 - y0, x1 - x0
     dx = (torch.arange(w, dtype=torch.float32) + x0 + 0.5 - cx).view(1, w).expand(h, w)
     dy = (torch.arange(h, dtype=torch.float32) + y0 + 0.5 - cy).view(h, 1).expand(h, w)
-    sure_in, sure_out = _sure(shape, dx, dy, size)
+    if height is None:
+        sure_in, sure_out = _sure(shape, dx, dy, size)
+    else:   # the half-planes' distances are not the stretched shape's: no pixel is sure
+        sure_in = sure_out = torch.zeros(h, w, dtype=torch.bool)
     cov = sure_in.float()
     edge = ~(sure_in | sure_out)
     if edge.any():
@@ -238,6 +244,8 @@ def coverage_patch(shape: str, cx: float, cy: float, size: float, res: int, ss: 
         sub = (torch.arange(ss, dtype=torch.float32) + 0.5) / ss
         px = (ix.float() + x0).view(-1, 1, 1) + sub.view(1, 1, ss) - cx  # [n, 1, ss]
         py = (iy.float() + y0).view(-1, 1, 1) + sub.view(1, ss, 1) - cy  # [n, ss, 1]
+        if height is not None:
+            py = py * (size / height)
         n = len(ix)
         inside_ = _inside(shape, px.expand(n, ss, ss), py.expand(n, ss, ss), size)
         cov[iy, ix] = inside_.float().mean(dim=(1, 2))

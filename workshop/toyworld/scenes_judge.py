@@ -142,30 +142,12 @@ def _template_iou(mask: torch.Tensor, shape: str, cx: float, cy: float, size: fl
                   height: float | None = None) -> float:
     """IoU of ``mask`` with ``shape`` drawn in the box (cx, cy, half-width ``size``, half-height ``height``, else
     ``size``), pixels of the mask's grid."""
+    yy, xx, cov = S.coverage_patch(shape, cx, cy, size, mask.shape[0], ss=2,
+                                   height=None if height == size else height)
     tmpl = torch.zeros_like(mask)
-    if height is None or height == size:
-        yy, xx, cov = S.coverage_patch(shape, cx, cy, size, mask.shape[0], ss=2)
-        tmpl[yy:yy + cov.shape[0], xx:xx + cov.shape[1]] = cov > 0.5
-    else:
-        yy, xx, inside = _stretched(shape, cx, cy, size, height, mask.shape[0])
-        tmpl[yy:yy + inside.shape[0], xx:xx + inside.shape[1]] = inside
+    tmpl[yy:yy + cov.shape[0], xx:xx + cov.shape[1]] = cov > 0.5
     union = float((tmpl | mask).sum())
     return float((tmpl & mask).sum()) / union if union else 0.0
-
-
-def _stretched(shape: str, cx: float, cy: float, half_w: float, half_h: float, res: int,
-               ss: int = 2) -> tuple[int, int, torch.Tensor]:
-    """(y0, x0, pixels more than half covered ``[h, w]`` bool) of ``shape`` stretched to the box of half-width
-    ``half_w`` and half-height ``half_h`` around (cx, cy), ``ss`` x ``ss`` samples a pixel."""
-    x0, x1 = max(0, int(cx - half_w) - 1), min(res, int(cx + half_w) + 2)
-    y0, y1 = max(0, int(cy - half_h) - 1), min(res, int(cy + half_h) + 2)
-    if x1 <= x0 or y1 <= y0:
-        return 0, 0, torch.zeros(0, 0, dtype=torch.bool)
-    sub = (torch.arange(ss, dtype=torch.float32) + 0.5) / ss
-    xs = (torch.arange(x0, x1, dtype=torch.float32)[:, None] + sub).flatten() - cx
-    ys = ((torch.arange(y0, y1, dtype=torch.float32)[:, None] + sub).flatten() - cy) * (half_w / half_h)
-    inside = S._inside(shape, xs.view(1, -1), ys.view(-1, 1), half_w).float()
-    return y0, x0, inside.view(y1 - y0, ss, x1 - x0, ss).mean(dim=(1, 3)) > 0.5
 
 
 def judge(image: torch.Tensor) -> Reading:
