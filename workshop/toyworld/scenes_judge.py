@@ -130,11 +130,10 @@ def _read_object(colour: str, mask: torch.Tensor, k: float) -> ObjReading:
         # denoiser) rounds off, which moves its bounding box down and shrinks it. Its base
         # line is reliable: the box is refitted with its bottom edge fixed, by the template IoU, unless the
         # triangle stretched to the box overlaps better (one drawn squashed or stretched, not rounded).
-        fits = [(_template_iou(mask, "triangle", cx, y1 - sz, sz), sz)
-                for sz in [size + 0.5 * i for i in range(-2, 13)]]
-        if max(fits)[0] >= best_iou:
-            best_iou, size = max(fits)
-            cy = y1 - size
+        refit_iou, refit_size = max((_template_iou(mask, "triangle", cx, y1 - sz, sz), sz)
+                                    for sz in [size + 0.5 * i for i in range(-2, 13)])
+        if refit_iou >= best_iou:
+            best_iou, size, cy = refit_iou, refit_size, y1 - refit_size
     return ObjReading(colour, best, cx / k, cy / k, size / k, area, best_iou, mask)
 
 
