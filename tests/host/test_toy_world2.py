@@ -124,6 +124,32 @@ def test_world_2_nouns_carry_their_colour(host, toy):
     assert torch.allclose(encode(host, fresh, text)[0][0][0], a, atol=1e-5)
 
 
+def test_an_identifier_bound_into_world_2_reaches_its_noun_and_changes_no_world_caption(host):
+    """``bound_text.bind_identifier`` (DreamBooth's "sks" on world 2, docs/measurements.md "Why world 2's
+    model does not learn the subject"): the identifier's channel reaches the words after it, up to the
+    next colour word, and every caption of the world is encoded as before (to float rounding)."""
+    from workshop.toyworld import bound_text
+    from workshop.toyworld.train_scenes import CLIP_SEED, bind_world
+    clip = host.pack.demo.tiny_models.build_tiny_clip("sd1", seed=CLIP_SEED)
+    bind_world(clip, "bound")
+    captions = ["a red circle and a blue square on a green background", "a yellow triangle on a black background",
+                "a white square and a red triangle on a blue background"]
+    before = [encode(host, clip, c)[0][0][0] for c in captions]
+    sks = encode(host, clip, "a sks square on a white background")[0][0][0]
+    token = int(clip.tokenize("sks")["l"][0][1][0])
+    bound_text.bind_identifier(clip.cond_stage_model, token)
+    for caption, was in zip(captions, before):   # the layer norm's float mean of a zero-sum row: about 1e-9
+        assert float((encode(host, clip, caption)[0][0][0] - was).abs().max()) < 1e-6
+    got = encode(host, clip, "a sks square on a white background")[0][0][0]
+    channel = bound_text.IDENTIFIER_CHANNEL
+    # tokens: <bos> a sks square on a white background
+    assert got[3, channel] > 1.0 and got[4, channel] > 1.0        # "square" and "on" carry it
+    assert abs(float(got[1, channel])) < 1e-6 and abs(float(got[7, channel])) < 1e-6   # "a" before; after "white"
+    assert abs(float(sks[3, channel])) < 1e-6 and not torch.allclose(got[3], sks[3], atol=1e-2)
+    with pytest.raises(ValueError, match="not free"):
+        bound_text.bind_identifier(clip.cond_stage_model, token, channel=bound_text.BLOCK)
+
+
 def test_bound_nouns_encoder_changes_only_the_colour_words_and_their_nouns(host):
     """``--text-encoder bound-nouns`` (tried for DiffEdit, not shipped): only nouns take in a
     colour, so changing one colour word changes that word and its noun; "and", "a", "on", the

@@ -183,6 +183,23 @@ def test_filled_tells_issue_28s_frames_from_solid_objects():
             assert all(J.filled(o) > 0.9 for o in J.judge(S.render(sc, res)[0]).objects)
 
 
+def test_tint_names_issue_28s_orange_square_and_leaves_the_world_s_colours_to_the_palette():
+    """``scenes_judge.tint`` reads world 2's other DreamBooth subject (``orange_photos``), whose pixels the
+    palette alone reads as yellow or red, as orange; a world colour stays itself; with a box, the object
+    in it; too little in it, None."""
+    from workshop.toyworld.subject import ORANGE, orange_photos
+
+    extra = {"orange": ORANGE}
+    for photo in orange_photos():
+        assert J.tint(photo, "white", extra) == "orange"
+        assert J.judge(photo).objects[0].colour in ("red", "yellow")       # what the palette alone says
+    scene = S.Scene("white", (S.Obj("red", "square", 130.0, 140.0, 90.0), S.Obj("blue", "circle", 370.0, 360.0, 100.0)))
+    image = S.render(scene)[0]
+    assert J.tint(image, "white", extra, box=(130.0, 140.0, 90.0)) == "red"
+    assert J.tint(image, "white", extra, box=(370.0, 360.0, 100.0)) == "blue"
+    assert J.tint(image, "white", extra, box=(420.0, 80.0, 30.0)) is None   # empty corner
+    assert J.tint(S.render(S.Scene("green", ()))[0], "green", extra) is None
+
 def test_edit_cases_have_exact_answers():
     cases = S.edit_cases(100, seed=0)
     assert len(cases) == 100 and {c.kind for c in cases} == set(S.EDIT_KINDS)

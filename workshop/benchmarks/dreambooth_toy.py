@@ -7,6 +7,7 @@ never drawn, then judge what it draws, through the real nodes.
     python -m workshop.benchmarks.dreambooth_toy --tiny     # steps per second on the tiny models
     python -m workshop.benchmarks.dreambooth_toy --full --background blue   # the workflows' photos and prompts
     python -m workshop.benchmarks.dreambooth_toy --world 2 --full [--edit-cases 20]   # world 2, and Custom-Edit
+    python -m workshop.benchmarks.dreambooth_toy --world 2 --subject orange --bind-identifier --full --lr 1e-4 --steps 800
 
 The subject is a hollow red square (a frame): the world has only solid shapes, so the untouched
 model never drew one. Four photos of it (rendered on white at different places and sizes) are
@@ -38,6 +39,12 @@ subject placed (the read object nearest the square is red and hollow, its centre
 of the square's half-side), other object kept (colour, shape, centre within 3 px, size within 10%:
 the world-2 benchmark's "other kept"), background kept (read colour), and the whole case (all
 three); with the PSNR outside both objects against the row's own reconstruction.
+
+``--subject orange`` (world 2): an orange square, "a sks square on a white background" (the identifier where a
+colour word stands), class "a red square ...", read by ``scenes_judge.tint`` (the mean colour of what is not
+background, named among the palette and orange); Custom-Edit swaps "red" for "sks" (replace). World 2's text
+encoder passes only its own words to the nouns, so "sks" reaches its model only with ``--bind-identifier``
+(``bound_text.bind_identifier``: a scratch change of this process's text encoder, not of the shipped model).
 """
 from __future__ import annotations
 
@@ -56,13 +63,20 @@ from workshop.toyworld import scenes as S
 from workshop.toyworld import world as W
 from workshop.toyworld import scenes_judge
 from workshop.toyworld.judge import filled, judge
-from workshop.toyworld.subject import subject_photos
+from workshop.toyworld.subject import ORANGE, orange_photos, subject_photos
 
 BACKGROUND = "white"   # the benchmark's (--background blue: the workflows' photos and prompts)
 
 
-def prompts(background: str = BACKGROUND) -> tuple[str, str, str]:
-    """(the instance prompt, the class prompt, Custom Diffusion's instance prompt: its new word before the class)."""
+SUBJECTS = ("frame", "orange")   # --subject: the hollow red square; world 2's orange square
+
+
+def prompts(background: str = BACKGROUND, subject: str = "frame") -> tuple[str, str, str]:
+    """(the instance prompt, the class prompt, Custom Diffusion's instance prompt: its new word before the class).
+    The orange square's identifier stands where a colour word would ("a sks square"), its class the red square."""
+    if subject == "orange":
+        return (f"a sks square on a {background} background", f"a red square on a {background} background",
+                f"a {{}} square on a {background} background")
     return (f"a sks red square on a {background} background", f"a red square on a {background} background",
             f"a {{}} red square on a {background} background")
 
@@ -73,10 +87,13 @@ SAMPLE = dict(steps=20, cfg=5.0, sampler_name="ddim", scheduler="ddim_uniform", 
 
 
 class Seen(NamedTuple):
-    """What the judge reads of a sample: its (largest) object's colour, shape and filled fraction."""
+    """What the judge reads of a sample: its (largest) object's colour, shape and filled fraction, and
+    (world 2) the mean colour of everything not the background, named among the palette and orange
+    (``scenes_judge.tint``; None on world 1)."""
     colour: str | None
     shape: str | None
     fill: float
+    tint: str | None = None
 
 
 def seen(image: torch.Tensor) -> Seen:
@@ -86,9 +103,17 @@ def seen(image: torch.Tensor) -> Seen:
         if not reading.objects:
             return Seen(None, None, float("nan"))
         largest = reading.objects[0]
-        return Seen(largest.colour, largest.shape, scenes_judge.filled(largest))
+        hue = scenes_judge.tint(image, reading.background, {"orange": ORANGE})
+        return Seen(largest.colour, largest.shape, scenes_judge.filled(largest), hue)
     reading = judge(image)
     return Seen(reading.colour, reading.shape, filled(reading))
+
+
+def is_subject(reading: Seen, subject: str) -> bool:
+    """The frame: a red object less than a third filled; the orange square: an object whose tint is orange."""
+    if subject == "orange":
+        return reading.colour is not None and reading.tint == "orange"
+    return reading.colour == "red" and reading.fill < HOLLOW
 
 
 def draw(host, model, positive, negative, count: int, seed: int, side: int) -> dict:
@@ -121,11 +146,11 @@ def rate(hits) -> float:
 
 
 def measure(host, model, clip, vae, seeds: int, side: int, instance: str = INSTANCE,
-            background: str = BACKGROUND) -> dict:
+            background: str = BACKGROUND, subject: str = "frame") -> dict:
     """The table's columns for ``model``, its samples drawn at ``side`` x ``side`` latents."""
     empty = encode(host, clip, "")
-    subject = readings(host, model, vae, encode(host, clip, instance), empty, seeds, 1000, side)
-    klass = readings(host, model, vae, encode(host, clip, prompts(background)[1]), empty, seeds, 2000,
+    found_subject = readings(host, model, vae, encode(host, clip, instance), empty, seeds, 1000, side)
+    klass = readings(host, model, vae, encode(host, clip, prompts(background, subject)[1]), empty, seeds, 2000,
                      side)
     words = []
     for i, colour in enumerate(W.COLOURS):
@@ -135,15 +160,16 @@ def measure(host, model, clip, vae, seeds: int, side: int, instance: str = INSTA
                          empty, seeds, 3000 + 100 * i, side)
         words += [solid(r, colour) for r in found]
     return {
-        "subject": rate(r.colour == "red" and r.fill < HOLLOW for r in subject),
+        "subject": rate(is_subject(r, subject) for r in found_subject),
         "class": rate(solid(r, "red") for r in klass),
-        "class hollow": rate(r.colour == "red" and r.fill < HOLLOW for r in klass),
+        "class hollow": rate(is_subject(r, subject) for r in klass),
         "other colours": rate(words),
     }
 
 
 def solid(reading: Seen, colour: str) -> bool:
-    return reading.colour == colour and reading.shape == "square" and reading.fill >= HOLLOW
+    return (reading.colour == colour and reading.shape == "square" and reading.fill >= HOLLOW
+            and reading.tint in (None, colour))
 
 
 EDIT_STEPS, EDIT_CFG = 20, 5.0
@@ -158,20 +184,24 @@ def edit_photos(count: int, seed: int = 2800, background: str = BACKGROUND) -> l
             for _ in range(count)]
 
 
-def custom_edit(host, model, clip, vae, scenes: list, local_blend: bool, side: int = S.SIZE) -> dict:
+def custom_edit(host, model, clip, vae, scenes: list, local_blend: bool, side: int = S.SIZE,
+                subject: str = "frame") -> dict:
     """Custom-Edit of each scene on ``model`` (the module's docstring), the photos rendered at ``side``
     px (world 2's 512; world 1's 128: two objects at world 1's sizes, in world 2's captions, which the
     one-object model never read): the rates of subject placed, other object kept, background kept and
-    the whole case, and the mean PSNR outside both objects against the row's own reconstruction."""
+    the whole case, and the mean PSNR outside both objects against the row's own reconstruction.
+    The orange square: Prompt-to-Prompt replace ("a red square" to "a sks square": the identifier in the
+    colour word's place), placed where the square's box reads orange (``scenes_judge.tint``)."""
     blend = dict(local_blend=True, blend_threshold=0.3, blend_start=0.2) if local_blend else {}
-    edit = pair_edit("InvertEditAttentionInject", EDIT_CFG, mode="refine", reweight="", cross_replace=0.8,
+    mode, swap = ("replace", "a sks square") if subject == "orange" else ("refine", "a sks red square")
+    edit = pair_edit("InvertEditAttentionInject", EDIT_CFG, mode=mode, reweight="", cross_replace=0.8,
                      self_replace=0.4, **blend)
     empty = encode(host, clip, "")
     placed, kept, background, whole, psnrs = [], [], [], [], []
     for scene in scenes:
         image, masks = S.render(scene, side)
         source = scene.caption
-        target = source.replace("a red square", "a sks red square")
+        target = source.replace("a red square", swap)
         ctx = case_context(host, model, clip, vae, EDIT_STEPS, empty, image, source, target,
                            blend_words=("square", "square"))
         out, rec = edit(ctx)
@@ -179,8 +209,12 @@ def custom_edit(host, model, clip, vae, scenes: list, local_blend: bool, side: i
         reading = scenes_judge.judge(out_img)
         square, other = scene.objects
         near = reading.nearest(square)
-        placed.append(near is not None and near.colour == "red" and scenes_judge.filled(near) < HOLLOW
-                      and ((near.cx - square.cx) ** 2 + (near.cy - square.cy) ** 2) ** 0.5 <= square.size / 4)
+        if subject == "orange":
+            placed.append(scenes_judge.tint(out_img, scene.background, {"orange": ORANGE},
+                                            box=(square.cx, square.cy, square.size)) == "orange")
+        else:
+            placed.append(near is not None and near.colour == "red" and scenes_judge.filled(near) < HOLLOW
+                          and ((near.cx - square.cx) ** 2 + (near.cy - square.cy) ** 2) ** 0.5 <= square.size / 4)
         found = reading.find(other.colour)
         kept.append(found is not None and found.matches(other))
         background.append(reading.background == scene.background)
@@ -271,12 +305,19 @@ def main(argv=None) -> str:
     parser.add_argument("--edit-cases", type=int, default=20, help="world 2: Custom-Edit's photos per row")
     parser.add_argument("--edit-on-world-1", action="store_true",
                         help="world 1: Custom-Edit on two-object photos at world 1's size too (--edit-cases of them)")
+    parser.add_argument("--subject", default="frame", choices=SUBJECTS,
+                        help="frame: the hollow red square; orange (world 2): an orange square, 'a sks square'")
+    parser.add_argument("--bind-identifier", action="store_true",
+                        help="world 2: bind 'sks' into the text encoder first (bound_text.bind_identifier), so that "
+                             "it reaches the words after it, as a colour word does")
     parser.add_argument("--save", default=None, help="a PNG path: the first 8 samples of each prompt of each row")
     parser.add_argument("--sizes", action="store_true", help="only the LoRA's size at SD1.5 and SDXL size")
     parser.add_argument("--tiny", action="store_true", help="only the steps per second on the tiny models")
     parser.add_argument("--gpu", action="store_true",
                         help="boot the host on its default device with its default precisions (a CUDA GPU)")
     args = parser.parse_args(argv)
+    if args.world != 2 and (args.subject != "frame" or args.bind_identifier):
+        parser.error("--subject orange and --bind-identifier are world 2's (--world 2)")
     torch.set_num_threads(1)
     host = boot(cpu=not args.gpu)
     if args.sizes:
@@ -285,9 +326,13 @@ def main(argv=None) -> str:
         return tiny_speed(host)
     toy = host.pack.demo.toy_model
     model, clip, vae = toy.load_toy_model(toy.WORLD_2 if args.world == 2 else toy.WORLD_1)
+    if args.bind_identifier:
+        from workshop.toyworld.bound_text import bind_identifier
+        bind_identifier(clip.cond_stage_model, int(clip.tokenize("sks")["l"][0][1][0]))
     empty = encode(host, clip, "")
-    INSTANCE, CLASS, CUSTOM_INSTANCE = prompts(args.background)
-    pictures_of_subject = subject_photos(background=args.background, world=args.world)
+    INSTANCE, CLASS, CUSTOM_INSTANCE = prompts(args.background, args.subject)
+    pictures_of_subject = (orange_photos(background=args.background) if args.subject == "orange"
+                           else subject_photos(background=args.background, world=args.world))
     photos = call(host, "VAEEncode", pixels=pictures_of_subject, vae=vae)[0]
     instance_prompt, class_prompt = encode(host, clip, INSTANCE), encode(host, clip, CLASS)
     side = photos["samples"].shape[-1]
@@ -321,14 +366,18 @@ def main(argv=None) -> str:
         rows.append((f"{label}, prior loss {f'on (lambda {weight:g})' if weight else 'off'}", taught, seconds,
                      loss["loss"], INSTANCE, out[3] if text else clip))
     method = "Custom Diffusion" if args.custom_diffusion else "DreamBooth"
-    lines = [f"### {method} on toy world {args.world}: a hollow red square (a shape outside the world) taught from 4 photos",
+    what = ("an orange square (a colour outside the world)" if args.subject == "orange"
+            else "a hollow red square (a shape outside the world)")
+    bound = ", 'sks' bound into the text encoder (bind_identifier)" if args.bind_identifier else ""
+    lines = [f"### {method} on toy world {args.world}: {what} taught from 4 photos{bound}",
              f"{args.steps} steps, lr {args.lr:g}, rank {args.rank}, batch {args.batch}, {args.class_images} class "
              f"images drawn by the untouched model; {args.seeds} seeds per prompt (KSampler ddim 20 steps, cfg 5); "
              + (f"{torch.cuda.get_device_name()}, the host's default precisions" if args.gpu else "one CPU thread"), "",
-             "| model | subject | class | class hollow | other colours | training |",
+             f"| model | subject | class | class {'orange' if args.subject == 'orange' else 'hollow'} | other colours "
+             "| training |",
              "|---|---|---|---|---|---|"]
     for name, m, seconds, losses, instance, row_clip in rows:
-        got = measure(host, m, row_clip, vae, args.seeds, side, instance, args.background)
+        got = measure(host, m, row_clip, vae, args.seeds, side, instance, args.background, args.subject)
         train = (f"{seconds:.0f} s ({args.steps / seconds:.1f} steps/s)" if losses else "")
         lines.append(f"| {name} | {got['subject']:.0f}% | {got['class']:.0f}% | {got['class hollow']:.0f}% | "
                      f"{got['other colours']:.0f}% | {train} |")
@@ -341,7 +390,7 @@ def main(argv=None) -> str:
                   "PSNR outside vs own reconstruction |", "|---|---|---|---|---|---|---|"]
         for name, m, *_, row_clip in rows:
             for local_blend in (False, True):
-                got = custom_edit(host, m, row_clip, vae, scenes, local_blend, side * 8)
+                got = custom_edit(host, m, row_clip, vae, scenes, local_blend, side * 8, args.subject)
                 lines.append(f"| {name} | {'on' if local_blend else 'off'} | {got['placed']:.0f}% | {got['kept']:.0f}% | "
                              f"{got['background']:.0f}% | {got['whole']:.0f}% | {got['psnr']:.1f} dB |")
                 print(lines[-1], file=sys.stderr, flush=True)

@@ -120,3 +120,38 @@ def bind(model: torch.nn.Module, tokens: dict[str, int], colours: list[str], see
         o_w[p0 + d, d] = typical_sigma
     params[pre + "final_layer_norm.weight"].fill_(1.0)
     params[pre + "final_layer_norm.bias"].zero_()
+
+
+IDENTIFIER_CHANNEL = 2 * BLOCK + 8   # a channel no row of ``bind`` sets (after the start flag)
+
+
+@torch.no_grad()
+def bind_identifier(model: torch.nn.Module, token: int, channel: int = IDENTIFIER_CHANNEL) -> None:
+    """Give a word outside the world (DreamBooth's identifier, "sks") a way into the words after it,
+    in a ``bind``-rewritten ``model``, as a trained CLIP's attention binds any modifier to its noun.
+
+    The world's words fill the token block, so the identifier gets a ``channel`` of its own: its row is
+    that channel (``TOKEN_SCALE``) and the colour flag, zero in the token block. Head 1 of layer 0 reads
+    the latest colour word as head 0 does and copies that channel into the same channel of every token
+    from the identifier on (until the next colour word). So "square" in "a sks square" carries it, with
+    an empty colour block. Every row ``bind`` made is zero in ``channel``, so no caption of the world is
+    encoded differently, to float rounding (the layer norm's mean of a zero-sum row, about 1e-9, is what
+    the new head copies). For ``bind`` without ``nouns`` (world 2's encoder)."""
+    params = dict(model.named_parameters())
+    pre = _prefix(model)
+    table = params[pre + "embeddings.token_embedding.weight"]
+    width = table.shape[1]
+    ramp, flag = 2 * BLOCK, 2 * BLOCK + 2
+    if not 2 * BLOCK + 6 <= channel < width:
+        raise ValueError(f"identifier channel {channel} is not free in a text width of {width}")
+    row = torch.zeros(width)
+    row[channel] = TOKEN_SCALE
+    row[flag], row[flag + 1] = FLAG, -FLAG
+    table[token] = row.to(table.dtype)
+    lp = f"{pre}encoder.layers.0."
+    head = BLOCK   # head 1's first query / key / value channel
+    params[lp + "self_attn.q_proj.bias"][head:head + 2] = torch.tensor([FLAG_GAIN, RECENCY_GAIN])
+    params[lp + "self_attn.k_proj.weight"][head, flag] = 1.0
+    params[lp + "self_attn.k_proj.weight"][head + 1, ramp] = 1.0
+    params[lp + "self_attn.v_proj.weight"][head, channel] = 1.0
+    params[lp + "self_attn.out_proj.weight"][channel, head] = TOKEN_SCALE / width ** 0.5

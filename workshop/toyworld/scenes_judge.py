@@ -19,7 +19,7 @@ import torch
 
 from . import scenes as S
 from .judge import box_fraction, classify
-from .world import COLOURS
+from .world import COLOURS, PALETTE
 
 MIN_AREA_FRAC = 0.004  # regions smaller than this fraction of the image are specks, not objects
 MAX_OBJECTS = 4        # at most this many objects are read (extra objects are still reported)
@@ -184,6 +184,29 @@ def filled(obj: ObjReading, inner: float = 0.4) -> float:
         return float("nan")
     k = obj.mask.shape[0] / S.SIZE
     return box_fraction(obj.mask, obj.cx * k, obj.cy * k, inner * obj.size * k)
+
+
+def tint(image: torch.Tensor, background: str, extra: dict[str, tuple[float, float, float]],
+         box: tuple[float, float, float] | None = None) -> str | None:
+    """The colour, among the palette's and ``extra``'s, nearest the mean of the pixels not labelled
+    ``background`` (in ``box`` where given: ``(cx, cy, half-extent)`` in canonical pixels), or None
+    where they are fewer than ``MIN_AREA_FRAC`` of the image. A reading for a subject outside the
+    world (issue 28's orange square), whose pixels the palette splits between its neighbours."""
+    if image.ndim == 4:
+        image = image[0]
+    img = image.float().cpu()
+    h, w, _ = img.shape
+    keep = classify(img) != COLOURS.index(background)
+    if box is not None:
+        k = h / S.SIZE
+        cx, cy, half = (v * k for v in box)
+        ys, xs = torch.arange(h)[:, None] + 0.5, torch.arange(w)[None, :] + 0.5
+        keep &= ((xs - cx).abs() <= half) & ((ys - cy).abs() <= half)
+    if int(keep.sum()) < MIN_AREA_FRAC * h * w:
+        return None
+    mean = img[keep].mean(0)
+    named = {**{c: PALETTE[c] for c in COLOURS}, **extra}
+    return min(named, key=lambda c: float(((mean - torch.tensor(named[c])) ** 2).sum()))
 
 
 def background_psnr(a: torch.Tensor, b: torch.Tensor, scene: "S.Scene", dilate: int = 0) -> float:

@@ -46,6 +46,22 @@ def subject_photos(count: int = 4, seed: int = 28, background: str = "white", wo
     return torch.stack(images)
 
 
+ORANGE = (1.0, 0.5, 0.0)   # world 2's DreamBooth subject: a colour outside the world (the VAE gives it back)
+
+
+def orange_photos(count: int = 4, seed: int = 28, background: str = "white") -> torch.Tensor:
+    """``count`` renders ``[B, H, W, 3]`` of world 2's other DreamBooth subject: an orange square (a colour
+    the world never draws, where a frame is beyond its model's drawing: docs/measurements.md, "Why world
+    2's model does not learn the subject"), alone on ``background`` at world 2's random places and sizes."""
+    rng = random.Random(seed)
+    images = []
+    for _ in range(count):
+        scene = S.random_scene(rng, 1, background, ["red"], ["square"])
+        cover = S.object_coverage(scene.objects[0])[..., None]
+        images.append(W.rgb(background) * (1 - cover) + torch.tensor(ORANGE) * cover)
+    return torch.stack(images)
+
+
 def word_photos(count: int = 4, seed: int = 5) -> torch.Tensor:
     """``count`` renders of Textual Inversion's subject, a yellow triangle on white."""
     rng = random.Random(seed)
