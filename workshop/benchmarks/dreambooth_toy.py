@@ -158,18 +158,20 @@ def measure(host, model, clip, vae, seeds: int, side: int, instance: str = INSTA
             continue   # the background; red: the class itself
         found = readings(host, model, vae, encode(host, clip, f"a {colour} square on a {background} background"),
                          empty, seeds, 3000 + 100 * i, side)
-        words += [solid(r, colour) for r in found]
+        words += [solid(r, colour, subject) for r in found]
     return {
         "subject": rate(is_subject(r, subject) for r in found_subject),
-        "class": rate(solid(r, "red") for r in klass),
+        "class": rate(solid(r, "red", subject) for r in klass),
         "class hollow": rate(is_subject(r, subject) for r in klass),
         "other colours": rate(words),
     }
 
 
-def solid(reading: Seen, colour: str) -> bool:
+def solid(reading: Seen, colour: str, subject: str = "frame") -> bool:
+    """A solid square of ``colour``; with the orange subject, whose pixels the palette reads as red or
+    yellow, also tinted that colour (``Seen.tint``)."""
     return (reading.colour == colour and reading.shape == "square" and reading.fill >= HOLLOW
-            and reading.tint in (None, colour))
+            and (subject != "orange" or reading.tint == colour))
 
 
 EDIT_STEPS, EDIT_CFG = 20, 5.0
