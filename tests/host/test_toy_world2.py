@@ -129,14 +129,14 @@ def test_an_identifier_bound_into_world_2_reaches_its_noun_and_changes_no_world_
     model does not learn the subject"): the identifier's channel reaches the words after it, up to the
     next colour word, and every caption of the world is encoded as before (to float rounding)."""
     from workshop.toyworld import bound_text
-    from workshop.toyworld.train_scenes import CLIP_SEED, bind_world
+    from workshop.toyworld.train_scenes import CLIP_SEED, bind_world, token_id
     clip = host.pack.demo.tiny_models.build_tiny_clip("sd1", seed=CLIP_SEED)
     bind_world(clip, "bound")
     captions = ["a red circle and a blue square on a green background", "a yellow triangle on a black background",
                 "a white square and a red triangle on a blue background"]
     before = [encode(host, clip, c)[0][0][0] for c in captions]
     sks = encode(host, clip, "a sks square on a white background")[0][0][0]
-    token = int(clip.tokenize("sks")["l"][0][1][0])
+    token = token_id(clip, "sks")
     bound_text.bind_identifier(clip.cond_stage_model, token)
     for caption, was in zip(captions, before):   # the layer norm's float mean of a zero-sum row: about 1e-9
         assert float((encode(host, clip, caption)[0][0][0] - was).abs().max()) < 1e-6

@@ -200,6 +200,7 @@ def test_tint_names_issue_28s_orange_square_and_leaves_the_world_s_colours_to_th
     assert J.tint(image, "white", extra, box=(420.0, 80.0, 30.0)) is None   # empty corner
     assert J.tint(S.render(S.Scene("green", ()))[0], "green", extra) is None
 
+
 def test_edit_cases_have_exact_answers():
     cases = S.edit_cases(100, seed=0)
     assert len(cases) == 100 and {c.kind for c in cases} == set(S.EDIT_KINDS)

@@ -52,7 +52,8 @@ import argparse
 import random
 import sys
 import time
-from typing import NamedTuple
+from dataclasses import dataclass
+from typing import Callable, NamedTuple
 
 import torch
 
@@ -68,21 +69,53 @@ from workshop.toyworld.subject import ORANGE, orange_photos, subject_photos
 BACKGROUND = "white"   # the benchmark's (--background blue: the workflows' photos and prompts)
 
 
-SUBJECTS = ("frame", "orange")   # --subject: the hollow red square; world 2's orange square
+HOLLOW = 1 / 3   # judge.filled below this: a frame
+
+
+@dataclass(frozen=True)
+class Subject:
+    """What ``--subject`` teaches and how its samples and Custom-Edit's are read. Every subject's class is
+    the red square ("a red square on a ... background")."""
+    what: str                     # the table's title
+    taught: str                   # the instance prompt's words before "on a ... background", "{}" the new word
+    column: str                   # the column of the class prompt drawing the subject
+    edit_mode: str                # Custom-Edit's Prompt-to-Prompt mode ("a red square" -> ``taught`` with "sks")
+    tints: dict                   # colours ``scenes_judge.tint`` names besides the palette (none: not read)
+    photos: Callable              # (background, world) -> the subject's 4 photos [4, H, W, 3]
+    drawn: Callable               # Seen -> whether a sample is the subject
+    placed: Callable              # (image, its reading, the edited scene) -> whether Custom-Edit put it there
+
+
+def _frame_placed(image: torch.Tensor, reading, scene) -> bool:
+    """The read object nearest the square is red and hollow, its centre within a quarter of its half-side."""
+    square = scene.objects[0]
+    near = reading.nearest(square)
+    return (near is not None and near.colour == "red" and scenes_judge.filled(near) < HOLLOW
+            and ((near.cx - square.cx) ** 2 + (near.cy - square.cy) ** 2) ** 0.5 <= square.size / 4)
+
+
+SUBJECTS = {
+    "frame": Subject("a hollow red square (a shape outside the world)", "a {} red square", "class hollow", "refine", {},
+                     lambda background, world: subject_photos(background=background, world=world),
+                     lambda r: r.colour == "red" and r.fill < HOLLOW, _frame_placed),
+    # the identifier where a colour word stands: world 2's encoder carries it to the noun (with --bind-identifier)
+    "orange": Subject("an orange square (a colour outside the world)", "a {} square", "class orange", "replace",
+                      {"orange": ORANGE}, lambda background, world: orange_photos(background=background),
+                      lambda r: r.colour is not None and r.tint == "orange",
+                      lambda image, reading, scene: scenes_judge.tint(
+                          image, scene.background, {"orange": ORANGE},
+                          box=(scene.objects[0].cx, scene.objects[0].cy, scene.objects[0].size)) == "orange"),
+}
 
 
 def prompts(background: str = BACKGROUND, subject: str = "frame") -> tuple[str, str, str]:
-    """(the instance prompt, the class prompt, Custom Diffusion's instance prompt: its new word before the class).
-    The orange square's identifier stands where a colour word would ("a sks square"), its class the red square."""
-    if subject == "orange":
-        return (f"a sks square on a {background} background", f"a red square on a {background} background",
-                f"a {{}} square on a {background} background")
-    return (f"a sks red square on a {background} background", f"a red square on a {background} background",
-            f"a {{}} red square on a {background} background")
+    """(the instance prompt, the class prompt, Custom Diffusion's instance prompt: its new word before the class)."""
+    tail = f" on a {background} background"
+    taught = SUBJECTS[subject].taught
+    return taught.format("sks") + tail, "a red square" + tail, taught + tail
 
 
 INSTANCE, CLASS, CUSTOM_INSTANCE = prompts()
-HOLLOW = 1 / 3   # judge.filled below this: a frame
 SAMPLE = dict(steps=20, cfg=5.0, sampler_name="ddim", scheduler="ddim_uniform", denoise=1.0)
 
 
@@ -96,24 +129,17 @@ class Seen(NamedTuple):
     tint: str | None = None
 
 
-def seen(image: torch.Tensor) -> Seen:
-    """The reading of world 2's judge for its 512 px images, else world 1's."""
+def seen(image: torch.Tensor, tints: dict | None = None) -> Seen:
+    """The reading of world 2's judge for its 512 px images (with ``tints``, also ``Seen.tint``), else world 1's."""
     if image.shape[-3] == S.SIZE:
         reading = scenes_judge.judge(image)
         if not reading.objects:
             return Seen(None, None, float("nan"))
         largest = reading.objects[0]
-        hue = scenes_judge.tint(image, reading.background, {"orange": ORANGE})
+        hue = scenes_judge.tint(image, reading.background, tints) if tints else None
         return Seen(largest.colour, largest.shape, scenes_judge.filled(largest), hue)
     reading = judge(image)
     return Seen(reading.colour, reading.shape, filled(reading))
-
-
-def is_subject(reading: Seen, subject: str) -> bool:
-    """The frame: a red object less than a third filled; the orange square: an object whose tint is orange."""
-    if subject == "orange":
-        return reading.colour is not None and reading.tint == "orange"
-    return reading.colour == "red" and reading.fill < HOLLOW
 
 
 def draw(host, model, positive, negative, count: int, seed: int, side: int) -> dict:
@@ -125,10 +151,10 @@ def draw(host, model, positive, negative, count: int, seed: int, side: int) -> d
 SHOWN: list = []   # (row, prompt, images): what --save writes
 
 
-def readings(host, model, vae, positive, negative, count: int, seed: int, side: int) -> list:
+def readings(host, model, vae, positive, negative, count: int, seed: int, side: int, tints: dict | None = None) -> list:
     images = call(host, "VAEDecode", vae=vae, samples=draw(host, model, positive, negative, count, seed, side))[0]
     SHOWN.append(images[:8])
-    return [seen(images[i]) for i in range(images.shape[0])]
+    return [seen(images[i], tints) for i in range(images.shape[0])]
 
 
 def save_grid(path: str, rows: list[torch.Tensor]) -> None:
@@ -148,30 +174,31 @@ def rate(hits) -> float:
 def measure(host, model, clip, vae, seeds: int, side: int, instance: str = INSTANCE,
             background: str = BACKGROUND, subject: str = "frame") -> dict:
     """The table's columns for ``model``, its samples drawn at ``side`` x ``side`` latents."""
-    empty = encode(host, clip, "")
-    found_subject = readings(host, model, vae, encode(host, clip, instance), empty, seeds, 1000, side)
+    empty, tints = encode(host, clip, ""), SUBJECTS[subject].tints
+    found_subject = readings(host, model, vae, encode(host, clip, instance), empty, seeds, 1000, side, tints)
     klass = readings(host, model, vae, encode(host, clip, prompts(background, subject)[1]), empty, seeds, 2000,
-                     side)
+                     side, tints)
     words = []
     for i, colour in enumerate(W.COLOURS):
         if colour in (background, "red"):
             continue   # the background; red: the class itself
         found = readings(host, model, vae, encode(host, clip, f"a {colour} square on a {background} background"),
-                         empty, seeds, 3000 + 100 * i, side)
-        words += [solid(r, colour, subject) for r in found]
+                         empty, seeds, 3000 + 100 * i, side, tints)
+        words += [solid(r, colour) for r in found]
+    drawn = SUBJECTS[subject].drawn
     return {
-        "subject": rate(is_subject(r, subject) for r in found_subject),
-        "class": rate(solid(r, "red", subject) for r in klass),
-        "class hollow": rate(is_subject(r, subject) for r in klass),
+        "subject": rate(drawn(r) for r in found_subject),
+        "class": rate(solid(r, "red") for r in klass),
+        "class as subject": rate(drawn(r) for r in klass),
         "other colours": rate(words),
     }
 
 
-def solid(reading: Seen, colour: str, subject: str = "frame") -> bool:
-    """A solid square of ``colour``; with the orange subject, whose pixels the palette reads as red or
-    yellow, also tinted that colour (``Seen.tint``)."""
+def solid(reading: Seen, colour: str) -> bool:
+    """A solid square of ``colour`` (and tinted that colour where the tint was read: the orange subject's
+    pixels the palette reads as red or yellow)."""
     return (reading.colour == colour and reading.shape == "square" and reading.fill >= HOLLOW
-            and (subject != "orange" or reading.tint == colour))
+            and reading.tint in (None, colour))
 
 
 EDIT_STEPS, EDIT_CFG = 20, 5.0
@@ -195,28 +222,22 @@ def custom_edit(host, model, clip, vae, scenes: list, local_blend: bool, side: i
     The orange square: Prompt-to-Prompt replace ("a red square" to "a sks square": the identifier in the
     colour word's place), placed where the square's box reads orange (``scenes_judge.tint``)."""
     blend = dict(local_blend=True, blend_threshold=0.3, blend_start=0.2) if local_blend else {}
-    mode, swap = ("replace", "a sks square") if subject == "orange" else ("refine", "a sks red square")
-    edit = pair_edit("InvertEditAttentionInject", EDIT_CFG, mode=mode, reweight="", cross_replace=0.8,
+    spec = SUBJECTS[subject]
+    edit = pair_edit("InvertEditAttentionInject", EDIT_CFG, mode=spec.edit_mode, reweight="", cross_replace=0.8,
                      self_replace=0.4, **blend)
     empty = encode(host, clip, "")
     placed, kept, background, whole, psnrs = [], [], [], [], []
     for scene in scenes:
         image, masks = S.render(scene, side)
         source = scene.caption
-        target = source.replace("a red square", swap)
+        target = source.replace("a red square", spec.taught.format("sks"))
         ctx = case_context(host, model, clip, vae, EDIT_STEPS, empty, image, source, target,
                            blend_words=("square", "square"))
         out, rec = edit(ctx)
         out_img, rec_img = decode(host, vae, out), decode(host, vae, rec)
         reading = scenes_judge.judge(out_img)
-        square, other = scene.objects
-        near = reading.nearest(square)
-        if subject == "orange":
-            placed.append(scenes_judge.tint(out_img, scene.background, {"orange": ORANGE},
-                                            box=(square.cx, square.cy, square.size)) == "orange")
-        else:
-            placed.append(near is not None and near.colour == "red" and scenes_judge.filled(near) < HOLLOW
-                          and ((near.cx - square.cx) ** 2 + (near.cy - square.cy) ** 2) ** 0.5 <= square.size / 4)
+        other = scene.objects[1]
+        placed.append(spec.placed(out_img, reading, scene))
         found = reading.find(other.colour)
         kept.append(found is not None and found.matches(other))
         background.append(reading.background == scene.background)
@@ -307,7 +328,7 @@ def main(argv=None) -> str:
     parser.add_argument("--edit-cases", type=int, default=20, help="world 2: Custom-Edit's photos per row")
     parser.add_argument("--edit-on-world-1", action="store_true",
                         help="world 1: Custom-Edit on two-object photos at world 1's size too (--edit-cases of them)")
-    parser.add_argument("--subject", default="frame", choices=SUBJECTS,
+    parser.add_argument("--subject", default="frame", choices=list(SUBJECTS),
                         help="frame: the hollow red square; orange (world 2): an orange square, 'a sks square'")
     parser.add_argument("--bind-identifier", action="store_true",
                         help="world 2: bind 'sks' into the text encoder first (bound_text.bind_identifier), so that "
@@ -330,11 +351,12 @@ def main(argv=None) -> str:
     model, clip, vae = toy.load_toy_model(toy.WORLD_2 if args.world == 2 else toy.WORLD_1)
     if args.bind_identifier:
         from workshop.toyworld.bound_text import bind_identifier
-        bind_identifier(clip.cond_stage_model, int(clip.tokenize("sks")["l"][0][1][0]))
+        from workshop.toyworld.train_scenes import token_id
+        bind_identifier(clip.cond_stage_model, token_id(clip, "sks"))
     empty = encode(host, clip, "")
     INSTANCE, CLASS, CUSTOM_INSTANCE = prompts(args.background, args.subject)
-    pictures_of_subject = (orange_photos(background=args.background) if args.subject == "orange"
-                           else subject_photos(background=args.background, world=args.world))
+    subject = SUBJECTS[args.subject]
+    pictures_of_subject = subject.photos(args.background, args.world)
     photos = call(host, "VAEEncode", pixels=pictures_of_subject, vae=vae)[0]
     instance_prompt, class_prompt = encode(host, clip, INSTANCE), encode(host, clip, CLASS)
     side = photos["samples"].shape[-1]
@@ -368,20 +390,17 @@ def main(argv=None) -> str:
         rows.append((f"{label}, prior loss {f'on (lambda {weight:g})' if weight else 'off'}", taught, seconds,
                      loss["loss"], INSTANCE, out[3] if text else clip))
     method = "Custom Diffusion" if args.custom_diffusion else "DreamBooth"
-    what = ("an orange square (a colour outside the world)" if args.subject == "orange"
-            else "a hollow red square (a shape outside the world)")
     bound = ", 'sks' bound into the text encoder (bind_identifier)" if args.bind_identifier else ""
-    lines = [f"### {method} on toy world {args.world}: {what} taught from 4 photos{bound}",
+    lines = [f"### {method} on toy world {args.world}: {subject.what} taught from 4 photos{bound}",
              f"{args.steps} steps, lr {args.lr:g}, rank {args.rank}, batch {args.batch}, {args.class_images} class "
              f"images drawn by the untouched model; {args.seeds} seeds per prompt (KSampler ddim 20 steps, cfg 5); "
              + (f"{torch.cuda.get_device_name()}, the host's default precisions" if args.gpu else "one CPU thread"), "",
-             f"| model | subject | class | class {'orange' if args.subject == 'orange' else 'hollow'} | other colours "
-             "| training |",
+             f"| model | subject | class | {subject.column} | other colours | training |",
              "|---|---|---|---|---|---|"]
     for name, m, seconds, losses, instance, row_clip in rows:
         got = measure(host, m, row_clip, vae, args.seeds, side, instance, args.background, args.subject)
         train = (f"{seconds:.0f} s ({args.steps / seconds:.1f} steps/s)" if losses else "")
-        lines.append(f"| {name} | {got['subject']:.0f}% | {got['class']:.0f}% | {got['class hollow']:.0f}% | "
+        lines.append(f"| {name} | {got['subject']:.0f}% | {got['class']:.0f}% | {got['class as subject']:.0f}% | "
                      f"{got['other colours']:.0f}% | {train} |")
         print(lines[-1], file=sys.stderr, flush=True)
     if (args.world == 2 or args.edit_on_world_1) and args.edit_cases and not args.custom_diffusion:

@@ -38,6 +38,8 @@ RAMP = 2.0            # position ramp height (at position 76)
 FLAG = 2.0            # colour flag height
 FLAG_GAIN = 600.0     # query bias on the flag: any colour word beats any other token
 RECENCY_GAIN = 300.0  # query bias on the ramp: the latest colour word wins (>= 10 logits per 4 positions)
+# where each part of the last hidden state lies: this token, the latest colour word, the ramp, the two flags
+TOKEN_AT, CARRIED_AT, RAMP_AT, FLAG_AT, START_AT = 0, BLOCK, 2 * BLOCK, 2 * BLOCK + 2, 2 * BLOCK + 4
 
 
 def _orthonormal_rows(n: int, seed: int) -> torch.Tensor:
@@ -70,7 +72,7 @@ def bind(model: torch.nn.Module, tokens: dict[str, int], colours: list[str], see
     table = params[pre + "embeddings.token_embedding.weight"]
     pos = params[pre + "embeddings.position_embedding.weight"]
     width = table.shape[1]
-    t0, p0, ramp, flag, start = 0, BLOCK, 2 * BLOCK, 2 * BLOCK + 2, 2 * BLOCK + 4
+    t0, p0, ramp, flag, start = TOKEN_AT, CARRIED_AT, RAMP_AT, FLAG_AT, START_AT
     if width < start + 2:
         raise ValueError(f"text width {width} < {start + 2}")
     names = sorted(tokens)
@@ -122,7 +124,7 @@ def bind(model: torch.nn.Module, tokens: dict[str, int], colours: list[str], see
     params[pre + "final_layer_norm.bias"].zero_()
 
 
-IDENTIFIER_CHANNEL = 2 * BLOCK + 8   # a channel no row of ``bind`` sets (after the start flag)
+IDENTIFIER_CHANNEL = START_AT + 4   # a channel no row of ``bind`` sets (after the start flag)
 
 
 @torch.no_grad()
@@ -141,8 +143,8 @@ def bind_identifier(model: torch.nn.Module, token: int, channel: int = IDENTIFIE
     pre = _prefix(model)
     table = params[pre + "embeddings.token_embedding.weight"]
     width = table.shape[1]
-    ramp, flag = 2 * BLOCK, 2 * BLOCK + 2
-    if not 2 * BLOCK + 6 <= channel < width:
+    ramp, flag = RAMP_AT, FLAG_AT
+    if not START_AT + 2 <= channel < width:
         raise ValueError(f"identifier channel {channel} is not free in a text width of {width}")
     row = torch.zeros(width)
     row[channel] = TOKEN_SCALE

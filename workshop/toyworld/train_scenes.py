@@ -289,10 +289,15 @@ def _encode(h, clip, text: str):
 TEXT_FILE = "text_encoder.safetensors"   # the trained text encoder's layers (--text-encoder train)
 
 
+def token_id(clip, word: str) -> int:
+    """``word``'s CLIP token id (a word of one token)."""
+    return int(clip.tokenize(word)["l"][0][1][0])
+
+
 def world_tokens(clip) -> dict[str, int]:
     """Every word of the world's captions, and the start / end tokens, to its CLIP token id."""
     words = sorted({w for c in S.all_captions() for w in c.split()})
-    ids = {w: int(clip.tokenize(w)["l"][0][1][0]) for w in words}
+    ids = {w: token_id(clip, w) for w in words}
     return {**ids, "<bos>": 49406, "<eos>": 49407}
 
 
