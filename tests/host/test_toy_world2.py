@@ -129,9 +129,10 @@ def test_an_identifier_bound_into_world_2_reaches_its_noun_and_changes_no_world_
     model does not learn the subject"): the identifier's channel reaches the words after it, up to the
     next colour word, and every caption of the world is encoded as before (to float rounding)."""
     from workshop.toyworld import bound_text
-    from workshop.toyworld.train_scenes import CLIP_SEED, bind_world, token_id
+    from workshop.toyworld import scenes as S
+    from workshop.toyworld.train_scenes import CLIP_SEED, world_tokens, token_id
     clip = host.pack.demo.tiny_models.build_tiny_clip("sd1", seed=CLIP_SEED)
-    bind_world(clip, "bound")
+    bound_text.bind(clip.cond_stage_model, world_tokens(clip), list(S.COLOURS), seed=CLIP_SEED)   # no identifier yet
     captions = ["a red circle and a blue square on a green background", "a yellow triangle on a black background",
                 "a white square and a red triangle on a blue background"]
     before = [encode(host, clip, c)[0][0][0] for c in captions]
@@ -148,6 +149,19 @@ def test_an_identifier_bound_into_world_2_reaches_its_noun_and_changes_no_world_
     assert abs(float(sks[3, channel])) < 1e-6 and not torch.allclose(got[3], sks[3], atol=1e-2)
     with pytest.raises(ValueError, match="not free"):
         bound_text.bind_identifier(clip.cond_stage_model, token, channel=bound_text.BLOCK)
+
+
+def test_the_shipped_world_2_encoder_carries_the_identifier(host, toy):
+    """The shipped world-2 text encoder is ``bind_world(clip, "bound")``, which binds DreamBooth's
+    identifier too (``train_scenes.IDENTIFIER``): "sks" reaches the noun after it, so an untouched
+    model reads "a sks square" differently from "a red square" and a DreamBooth run can teach it."""
+    from workshop.toyworld import bound_text
+    from workshop.toyworld.train_scenes import IDENTIFIER_CAPTION
+    _, clip, _ = toy
+    got = encode(host, clip, IDENTIFIER_CAPTION)[0][0][0]
+    plain = encode(host, clip, IDENTIFIER_CAPTION.replace("sks", "red"))[0][0][0]
+    channel = bound_text.IDENTIFIER_CHANNEL
+    assert got[3, channel] > 1.0 and abs(float(plain[3, channel])) < 1e-6   # "square" after "sks"; after "red"
 
 
 def test_bound_nouns_encoder_changes_only_the_colour_words_and_their_nouns(host):

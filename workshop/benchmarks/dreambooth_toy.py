@@ -7,7 +7,7 @@ never drawn, then judge what it draws, through the real nodes.
     python -m workshop.benchmarks.dreambooth_toy --tiny     # steps per second on the tiny models
     python -m workshop.benchmarks.dreambooth_toy --full --background blue   # the workflows' photos and prompts
     python -m workshop.benchmarks.dreambooth_toy --world 2 --full [--edit-cases 20]   # world 2, and Custom-Edit
-    python -m workshop.benchmarks.dreambooth_toy --world 2 --subject orange --bind-identifier --full --lr 1e-4 --steps 800
+    python -m workshop.benchmarks.dreambooth_toy --world 2 --subject orange --full --lr 1e-4 --steps 800 --class-images 50
 
 The subject is a hollow red square (a frame): the world has only solid shapes, so the untouched
 model never drew one. Four photos of it (rendered on white at different places and sizes) are
@@ -34,17 +34,19 @@ alone on white, world 2's one-object captions), judged by world 2's judge (its l
 photo inverted on the row's model (DDIM Invert, Direct Inversion), Attention Inject in refine mode
 with the target prompt adding the identifier ("a sks red square and a blue circle ..."), cross 0.8,
 self 0.4 (the world-2 benchmark's Prompt-to-Prompt), with and without its local blend on "square"
-(threshold 0.3, start 0.2), one stock KSampler (Advanced) run of the pair at cfg 5. Judged per case:
-subject placed (the read object nearest the square is red and hollow, its centre within a quarter
-of the square's half-side), other object kept (colour, shape, centre within 3 px, size within 10%:
-the world-2 benchmark's "other kept"), background kept (read colour), and the whole case (all
-three); with the PSNR outside both objects against the row's own reconstruction.
+(threshold 0.3, start 0.2), one stock KSampler (Advanced) run of the pair at the subject's guidance
+(``Subject.edit_cfg``; ``--edit-cfg``). Judged per case: subject placed (the read object nearest the
+square is red and hollow, its centre within a quarter of the square's half-side), other object kept
+(a read object matches it: colour, shape, centre within 3 px, size within 10%, the world-2
+benchmark's "other kept"), background kept (read colour), and the whole case (all three); with the
+PSNR outside both objects against the row's own reconstruction.
 
 ``--subject orange`` (world 2): an orange square, "a sks square on a white background" (the identifier where a
 colour word stands), class "a red square ...", read by ``scenes_judge.tint`` (the mean colour of what is not
-background, named among the palette and orange); Custom-Edit swaps "red" for "sks" (replace). World 2's text
-encoder passes only its own words to the nouns, so "sks" reaches its model only with ``--bind-identifier``
-(``bound_text.bind_identifier``: a scratch change of this process's text encoder, not of the shipped model).
+background, named among the palette and orange); Custom-Edit swaps "red" for "sks" (replace) at cfg 2: from
+an inverted photo, guidance carries the taught colour along red -> orange -> yellow as it grows (orange at
+2, yellow from 3; docs/measurements.md, "Why Custom-Edit's orange came out yellow"). World 2's shipped text
+encoder carries "sks" to the noun after it (``train_scenes.IDENTIFIER``, ``bound_text.bind_identifier``).
 """
 from __future__ import annotations
 
@@ -81,6 +83,7 @@ class Subject:
     column: str                   # the column of the class prompt drawing the subject
     edit_mode: str                # Custom-Edit's Prompt-to-Prompt mode ("a red square" -> ``taught`` with "sks")
     tints: dict                   # colours ``scenes_judge.tint`` names besides the palette (none: not read)
+    edit_cfg: float               # Custom-Edit's guidance (docs/measurements.md: the taught colour moves with it)
     photos: Callable              # (background, world) -> the subject's 4 photos [4, H, W, 3]
     drawn: Callable               # Seen -> whether a sample is the subject
     placed: Callable              # (image, its reading, the edited scene) -> whether Custom-Edit put it there
@@ -95,12 +98,12 @@ def _frame_placed(image: torch.Tensor, reading, scene) -> bool:
 
 
 SUBJECTS = {
-    "frame": Subject("a hollow red square (a shape outside the world)", "a {} red square", "class hollow", "refine", {},
+    "frame": Subject("a hollow red square (a shape outside the world)", "a {} red square", "class hollow", "refine", {}, 5.0,
                      lambda background, world: subject_photos(background=background, world=world),
                      lambda r: r.colour == "red" and r.fill < HOLLOW, _frame_placed),
     # the identifier where a colour word stands: world 2's encoder carries it to the noun (with --bind-identifier)
     "orange": Subject("an orange square (a colour outside the world)", "a {} square", "class orange", "replace",
-                      {"orange": ORANGE}, lambda background, world: orange_photos(background=background),
+                      {"orange": ORANGE}, 2.0, lambda background, world: orange_photos(background=background),
                       lambda r: r.colour is not None and r.tint == "orange",
                       lambda image, reading, scene: scenes_judge.tint(
                           image, scene.background, {"orange": ORANGE},
@@ -201,7 +204,7 @@ def solid(reading: Seen, colour: str) -> bool:
             and reading.tint in (None, colour))
 
 
-EDIT_STEPS, EDIT_CFG = 20, 5.0
+EDIT_STEPS = 20
 
 
 def edit_photos(count: int, seed: int = 2800, background: str = BACKGROUND) -> list:
@@ -214,16 +217,17 @@ def edit_photos(count: int, seed: int = 2800, background: str = BACKGROUND) -> l
 
 
 def custom_edit(host, model, clip, vae, scenes: list, local_blend: bool, side: int = S.SIZE,
-                subject: str = "frame") -> dict:
+                subject: str = "frame", cfg: float | None = None) -> dict:
     """Custom-Edit of each scene on ``model`` (the module's docstring), the photos rendered at ``side``
     px (world 2's 512; world 1's 128: two objects at world 1's sizes, in world 2's captions, which the
     one-object model never read): the rates of subject placed, other object kept, background kept and
     the whole case, and the mean PSNR outside both objects against the row's own reconstruction.
     The orange square: Prompt-to-Prompt replace ("a red square" to "a sks square": the identifier in the
-    colour word's place), placed where the square's box reads orange (``scenes_judge.tint``)."""
+    colour word's place), placed where the square's box reads orange (``scenes_judge.tint``). ``cfg``: the
+    pair's guidance (default the subject's ``edit_cfg``)."""
     blend = dict(local_blend=True, blend_threshold=0.3, blend_start=0.2) if local_blend else {}
     spec = SUBJECTS[subject]
-    edit = pair_edit("InvertEditAttentionInject", EDIT_CFG, mode=spec.edit_mode, reweight="", cross_replace=0.8,
+    edit = pair_edit("InvertEditAttentionInject", spec.edit_cfg if cfg is None else cfg, mode=spec.edit_mode, reweight="", cross_replace=0.8,
                      self_replace=0.4, **blend)
     empty = encode(host, clip, "")
     placed, kept, background, whole, psnrs = [], [], [], [], []
@@ -238,8 +242,8 @@ def custom_edit(host, model, clip, vae, scenes: list, local_blend: bool, side: i
         reading = scenes_judge.judge(out_img)
         other = scene.objects[1]
         placed.append(spec.placed(out_img, reading, scene))
-        found = reading.find(other.colour)
-        kept.append(found is not None and found.matches(other))
+        # any read object: the subject can read as the other's colour (orange pixels as yellow) and be the larger
+        kept.append(any(r.matches(other) for r in reading.objects))
         background.append(reading.background == scene.background)
         whole.append(placed[-1] and kept[-1] and background[-1])
         psnrs.append(S.psnr(out_img, rec_img, ~masks.any(0)))
@@ -330,17 +334,16 @@ def main(argv=None) -> str:
                         help="world 1: Custom-Edit on two-object photos at world 1's size too (--edit-cases of them)")
     parser.add_argument("--subject", default="frame", choices=list(SUBJECTS),
                         help="frame: the hollow red square; orange (world 2): an orange square, 'a sks square'")
-    parser.add_argument("--bind-identifier", action="store_true",
-                        help="world 2: bind 'sks' into the text encoder first (bound_text.bind_identifier), so that "
-                             "it reaches the words after it, as a colour word does")
+    parser.add_argument("--edit-cfg", type=float, default=None,
+                        help="Custom-Edit's guidance (default the subject's: frame 5, orange 2)")
     parser.add_argument("--save", default=None, help="a PNG path: the first 8 samples of each prompt of each row")
     parser.add_argument("--sizes", action="store_true", help="only the LoRA's size at SD1.5 and SDXL size")
     parser.add_argument("--tiny", action="store_true", help="only the steps per second on the tiny models")
     parser.add_argument("--gpu", action="store_true",
                         help="boot the host on its default device with its default precisions (a CUDA GPU)")
     args = parser.parse_args(argv)
-    if args.world != 2 and (args.subject != "frame" or args.bind_identifier):
-        parser.error("--subject orange and --bind-identifier are world 2's (--world 2)")
+    if args.world != 2 and args.subject != "frame":
+        parser.error("--subject orange is world 2's (--world 2)")
     torch.set_num_threads(1)
     host = boot(cpu=not args.gpu)
     if args.sizes:
@@ -349,10 +352,6 @@ def main(argv=None) -> str:
         return tiny_speed(host)
     toy = host.pack.demo.toy_model
     model, clip, vae = toy.load_toy_model(toy.WORLD_2 if args.world == 2 else toy.WORLD_1)
-    if args.bind_identifier:
-        from workshop.toyworld.bound_text import bind_identifier
-        from workshop.toyworld.train_scenes import token_id
-        bind_identifier(clip.cond_stage_model, token_id(clip, "sks"))
     empty = encode(host, clip, "")
     INSTANCE, CLASS, CUSTOM_INSTANCE = prompts(args.background, args.subject)
     subject = SUBJECTS[args.subject]
@@ -390,8 +389,7 @@ def main(argv=None) -> str:
         rows.append((f"{label}, prior loss {f'on (lambda {weight:g})' if weight else 'off'}", taught, seconds,
                      loss["loss"], INSTANCE, out[3] if text else clip))
     method = "Custom Diffusion" if args.custom_diffusion else "DreamBooth"
-    bound = ", 'sks' bound into the text encoder (bind_identifier)" if args.bind_identifier else ""
-    lines = [f"### {method} on toy world {args.world}: {subject.what} taught from 4 photos{bound}",
+    lines = [f"### {method} on toy world {args.world}: {subject.what} taught from 4 photos",
              f"{args.steps} steps, lr {args.lr:g}, rank {args.rank}, batch {args.batch}, {args.class_images} class "
              f"images drawn by the untouched model; {args.seeds} seeds per prompt (KSampler ddim 20 steps, cfg 5); "
              + (f"{torch.cuda.get_device_name()}, the host's default precisions" if args.gpu else "one CPU thread"), "",
@@ -405,13 +403,14 @@ def main(argv=None) -> str:
         print(lines[-1], file=sys.stderr, flush=True)
     if (args.world == 2 or args.edit_on_world_1) and args.edit_cases and not args.custom_diffusion:
         scenes = edit_photos(args.edit_cases, background=args.background)
+        cfg = subject.edit_cfg if args.edit_cfg is None else args.edit_cfg
         lines += ["", f"Custom-Edit on {len(scenes)} two-object photos (a red square and another object; Direct Inversion, "
-                      f"Attention Inject refine, cross 0.8, self 0.4, {EDIT_STEPS} steps, cfg {EDIT_CFG:g}):", "",
+                      f"Attention Inject {subject.edit_mode}, cross 0.8, self 0.4, {EDIT_STEPS} steps, cfg {cfg:g}):", "",
                   "| model | local blend | subject placed | other object kept | background kept | whole case | "
                   "PSNR outside vs own reconstruction |", "|---|---|---|---|---|---|---|"]
         for name, m, *_, row_clip in rows:
             for local_blend in (False, True):
-                got = custom_edit(host, m, row_clip, vae, scenes, local_blend, side * 8, args.subject)
+                got = custom_edit(host, m, row_clip, vae, scenes, local_blend, side * 8, args.subject, cfg)
                 lines.append(f"| {name} | {'on' if local_blend else 'off'} | {got['placed']:.0f}% | {got['kept']:.0f}% | "
                              f"{got['background']:.0f}% | {got['whole']:.0f}% | {got['psnr']:.1f} dB |")
                 print(lines[-1], file=sys.stderr, flush=True)

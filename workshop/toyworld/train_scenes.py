@@ -302,15 +302,24 @@ def world_tokens(clip) -> dict[str, int]:
 
 
 NOUNS = [*S.SHAPES, "background"]   # the words that take in their colour (--text-encoder bound-nouns)
+# DreamBooth's identifier (issue 28), bound into the ``bound`` encoder beside the world's words: a word the
+# UNet never read until a DreamBooth run teaches it (docs/measurements.md, "Why world 2's model does not learn
+# the subject"). Its caption is saved with the world's, so the shipped encoder keeps the identifier's row.
+IDENTIFIER = "sks"
+IDENTIFIER_CAPTION = f"a {IDENTIFIER} square on a white background"
 
 
 def bind_world(clip, encoder: str) -> None:
     """Rewrite ``clip``'s weights for ``--text-encoder bound`` (every token after a colour word
-    carries it) or ``bound-nouns`` (only the nouns do); other encoders are left as they are."""
+    carries it; the identifier ``IDENTIFIER`` carries a channel of its own into the words after it,
+    ``bound_text.bind_identifier``, which changes no caption of the world) or ``bound-nouns`` (only
+    the nouns do); other encoders are left as they are."""
     if encoder in ("bound", "bound-nouns"):
-        from workshop.toyworld.bound_text import bind
+        from workshop.toyworld.bound_text import bind, bind_identifier
         bind(clip.cond_stage_model, world_tokens(clip), list(S.COLOURS), seed=CLIP_SEED,
              nouns=NOUNS if encoder == "bound-nouns" else None)
+        if encoder == "bound":
+            bind_identifier(clip.cond_stage_model, token_id(clip, IDENTIFIER))
 
 
 def text_setup(h, out: Path | None = None, encoder: str = "frozen"):
@@ -865,7 +874,8 @@ def oracle(args) -> dict:
 def finish(args) -> None:
     out = Path(args.out)
     h = boot_host()
-    save_text_encoder(text_setup(h, out, encoder=args.text_encoder)[0], S.all_captions(), out / "toy_clip.safetensors")
+    save_text_encoder(text_setup(h, out, encoder=args.text_encoder)[0], S.all_captions() + [IDENTIFIER_CAPTION],
+                      out / "toy_clip.safetensors")
     latent = preset_latent(args.preset)
     config = {
         "what": "Toy World 2 Model: the pack's built-in demo/test text-to-image model (issue 12). "
