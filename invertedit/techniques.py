@@ -203,9 +203,11 @@ TECHNIQUES: tuple[Technique, ...] = (
         quick={"InvertEditDreamBoothLoRA": {"steps": 2}, "InvertEditDreamBoothFineTune": {"steps": 2}}),
     Technique(
         "Custom-Edit", "personalise", (), None, "Choi et al. 2023",
-        "the paper's Prompt-to-Prompt on an inversion with the customised model; cross 0.6 / self 0.2 here (toy)",
+        "the paper's Prompt-to-Prompt on an inversion with the customised model; here cross 0.6 / self 0.2 at cfg 3 "
+        "(toy world 1), 0.8 / 0.4 at cfg 2 (toy world 2: from an inverted photo, guidance carries a taught colour past "
+        "itself as it grows)",
         "the customisation once, then N: inversion and one pair run",
-        ("dreambooth_subject",), None,
+        ("dreambooth_subject", "custom_edit_two_objects"), None,
         "Puts a learned subject into a real image: the DreamBooth-taught MODEL into DDIM Invert and Attention Inject, "
         "the target prompt naming the identifier."),
     Technique(

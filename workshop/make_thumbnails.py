@@ -31,6 +31,7 @@ MOST = 4              # images shown at most
 CARD_FIRST = {"dreambooth_subject": "dreambooth_subject_", "dreambooth_fine_tune": "dreambooth_fine_tune_subject_",
               "textual_inversion_word": "textual_inversion_word_",
               "custom_diffusion_subject": "custom_diffusion_subject_",
+              "custom_edit_two_objects": "custom_edit_two_objects_00",   # the Custom-Edit strip, then the samples
               "Flux - Attention maps": "flux_attention_mask_"}   # the two savers' order is the executor's
 LABELS = {"InvertEditToyModel": "Toy World Model output", "InvertEditDemoModel": "demo model output (random weights)",
           "CheckpointLoaderSimple": "Toy World Model output"}   # run with make_workflows.TOY_BUILTIN

@@ -850,12 +850,13 @@ def imagic_edit(world: str = ONE_OBJECT_WORLD) -> dict:
     return {"nodes": nodes + _vae_roundtrip()}
 
 
-def _subject_front(intro: str, photos: str) -> list[dict]:
-    """The personalisation workflows' front: the note, the one-object Toy World Model, the subject's
-    photos (an animated PNG: its frames load as one batch) and their VAE Encode ('encode')."""
+def _subject_front(intro: str, photos: str, world: str = ONE_OBJECT_WORLD) -> list[dict]:
+    """The personalisation workflows' front: the note, the Toy World Model (the one-object world's by
+    default), the subject's photos (an animated PNG: its frames load as one batch) and their VAE Encode
+    ('encode')."""
     return [
         {"key": "note", "type": "MarkdownNote", "text": intro},
-        dict(MODEL_LOADER, widgets={"world": ONE_OBJECT_WORLD}),
+        dict(MODEL_LOADER, widgets={"world": world}),
         {"key": "photos", "type": "LoadImage", "widgets": {"image": photos},
          "title": "The subject's photos (4 frames: one batch)"},
         {"key": "encode", "type": "VAEEncode", "inputs": {"pixels": ("photos", "IMAGE"), "vae": ("model", "VAE")}},
@@ -1013,6 +1014,79 @@ def dreambooth_fine_tune() -> dict:
                             ("class", "teach", "class", "The class prompt on the fine-tuned model (kept)"),
                             ("before", "model", "instance", "The instance prompt before teaching")),
                            "invertedit/dreambooth_fine_tune")
+    return {"nodes": nodes}
+
+
+# DreamBooth Fine-Tune and Custom-Edit on world 2 (workshop/benchmarks/dreambooth_toy.py --world 2 --subject orange
+# measures these settings): an orange square, a colour the world never drew, put into a two-object photo
+DREAMBOOTH_WORLD_2 = {"steps": 800, "learning_rate": 1e-4, "prior_loss_weight": 1.0, "class_images": 50,
+                      "instance": "a sks square on a white background", "class": "a red square on a white background",
+                      "photos": "subject_orange_square.png", "image": "custom_edit_two_objects.png",
+                      "source": "a red square and a blue circle on a white background",
+                      "target": "a sks square and a blue circle on a white background",
+                      "cross": 0.8, "self": 0.4, "steps_edit": 20, "cfg": 2.0}
+
+
+def custom_edit_two_objects() -> dict:
+    d = DREAMBOOTH_WORLD_2
+    side = TOY_WORLDS[WORLD_2]["size"]
+    intro = (
+        "# Custom-Edit: a learned subject put into a real photo, the rest kept\n\n"
+        "**DreamBooth Fine-Tune** (Ruiz et al.) teaches the model a subject from four photos: an orange square, a "
+        "colour this toy model never drew, bound to the identifier in the instance prompt "
+        f"(\"{d['instance']}\"), with the **prior-preservation loss** on {d['class_images']} images the untouched "
+        f"model drew of the class (\"{d['class']}\"). The samples: the subject, and the class still red.\n\n"
+        "**Custom-Edit** (Choi et al.) then puts the subject into a photo of two objects: **DDIM Invert** inverts it "
+        "on the taught model, **Attention Inject** (Prompt-to-Prompt replace: "
+        f"\"{d['source']}\" to \"{d['target']}\") keeps the source's attention maps for "
+        f"{d['cross']:g} of the steps (self-attention {d['self']:g}), **Direct Inversion** keeps the source branch on "
+        "the inversion, and one stock **KSampler (Advanced)** run samples the pair. The strip: the photo, its "
+        "reconstruction, the edit: the red square orange, the blue circle and the white background kept.\n\n"
+        f"Guidance is cfg {d['cfg']:g}: from an inverted photo, guidance carries the taught colour along red, "
+        "orange, yellow as it grows (yellow from cfg 3; docs/measurements.md, \"Why Custom-Edit's orange came out "
+        "yellow\"), while the stock KSampler draws the subject from noise at cfg 5. On a real checkpoint, lower "
+        "the edit's cfg in the same way where the subject comes out past its colour. (Custom-Edit customises with "
+        "Custom Diffusion and inverts with null-text inversion at cfg 7.5; here DreamBooth's fine-tune and Direct "
+        "Inversion; null-text inversion gave yellow at cfg 5 and 7.5 too.)\n\n"
+        f"Settings for the toy model on a CPU (about 3 minutes): {d['steps']} steps at lr {d['learning_rate']:g}, "
+        f"prior loss weight {d['prior_loss_weight']:g} on {d['class_images']} class images, batch 1; a rank-4 LoRA "
+        "does not learn this colour on this model. diffusers' README for Stable Diffusion (the node's defaults): "
+        "800 steps at lr 5e-6, prior loss weight 1, 200 class images.\n\n"
+        + _toy_note(WORLD_2))
+    nodes = _subject_front(intro, d["photos"], WORLD_2) + _dreambooth_teaching(
+        d, side, "InvertEditDreamBoothFineTune",
+        {"steps": d["steps"], "learning_rate": d["learning_rate"], "prior_loss_weight": d["prior_loss_weight"]},
+        "save_patch", "loras/dreambooth_orange_toy")
+    nodes += _draw_samples((("subject", "teach", "instance", "The subject, drawn by the fine-tuned model"),
+                            ("class", "teach", "class", "The class prompt on the fine-tuned model (kept)")),
+                           "invertedit/custom_edit_two_objects")
+    taught = ("teach", "MODEL")
+    sampler = _pair_sampler(d["cfg"])
+    sampler["widgets"]["steps"] = d["steps_edit"]
+    nodes += [
+        {"key": "image", "type": "LoadImage", "widgets": {"image": d["image"]}, "title": "Custom-Edit: the photo to edit"},
+        {"key": "prompt", "type": "CLIPTextEncode", "widgets": {"text": d["source"]},
+         "inputs": {"clip": ("model", "CLIP")}, "title": "Source prompt"},
+        {"key": "encode_image", "type": "VAEEncode", "inputs": {"pixels": ("image", "IMAGE"), "vae": ("model", "VAE")}},
+        {"key": "invert", "type": "InvertEditDDIMInvert",
+         "widgets": {"steps": d["steps_edit"], "scheduler": "ddim_uniform", "start_at_step": 0, "cfg": 1.0},
+         "inputs": {"model": taught, "latent": ("encode_image", "LATENT"), "positive": ("prompt", 0)}},
+        {"key": "direct", "type": "InvertEditDirectInversion", "inputs": {"inversion": ("invert", 0)}},
+        {"key": "inject", "type": "InvertEditAttentionInject",
+         "widgets": {"source_prompt": d["source"], "target_prompt": d["target"], "mode": "replace", "reweight": "",
+                     "cross_replace": d["cross"], "self_replace": d["self"]},
+         "inputs": {"model": taught, "clip": ("model", "CLIP"), "latent": ("invert", "LATENT")}},
+        {"key": "apply", "type": "InvertEditApplyInversion",
+         "inputs": {"model": ("inject", "MODEL"), "inversion": ("direct", 0)}},
+        dict(sampler, inputs=dict(sampler["inputs"], model=("apply", "MODEL"))),
+        {"key": "decode_pair", "type": "VAEDecode", "inputs": {"samples": ("sample", "LATENT"), "vae": ("model", "VAE")}},
+        {"key": "reconstruction", "type": "ImageFromBatch", "widgets": {"batch_index": 0, "length": 1},
+         "inputs": {"image": ("decode_pair", "IMAGE")}, "title": "Reconstruction (row 0)"},
+        {"key": "edit", "type": "ImageFromBatch", "widgets": {"batch_index": 1, "length": 1},
+         "inputs": {"image": ("decode_pair", "IMAGE")}, "title": "Custom-Edit (row 1): the square orange, the rest kept"},
+    ]
+    nodes += _strip([("image", "image"), ("reconstruction", "reconstruction"), ("edit", "edit")],
+                    "invertedit/custom_edit_two_objects", "Custom-Edit: photo | reconstruction | the subject put in")
     return {"nodes": nodes}
 
 
@@ -1944,6 +2018,7 @@ WORKFLOWS = {
     "imagic_edit": imagic_edit,
     "dreambooth_subject": dreambooth_subject,
     "dreambooth_fine_tune": dreambooth_fine_tune,
+    "custom_edit_two_objects": custom_edit_two_objects,
     "custom_diffusion_subject": custom_diffusion_subject,
     "textual_inversion_word": textual_inversion_word,
     "pix2pix_zero_edit": pix2pix_zero_edit,

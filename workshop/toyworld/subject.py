@@ -4,7 +4,7 @@ DreamBooth's: a hollow red square (a frame); the world draws only solid shapes, 
 Model never drew one. Textual Inversion's: a yellow triangle, which the model can draw (the method
 keeps the model frozen: it can only name what the model can already draw), learned as a new word.
 
-    python -m workshop.toyworld.subject     # writes assets/subject_hollow_square.png, subject_yellow_triangle.png
+    python -m workshop.toyworld.subject     # writes the assets below
 
 Each asset is an animated PNG of four photos: the stock Load Image loads its frames as one IMAGE
 batch, which VAE Encode turns into the training images."""
@@ -23,6 +23,11 @@ HOLE = 0.55   # the hole's half-side, as a fraction of the square's
 ASSETS = Path(__file__).resolve().parents[2] / "assets"
 ASSET = ASSETS / "subject_hollow_square.png"
 WORD_ASSET = ASSETS / "subject_yellow_triangle.png"
+ORANGE_ASSET = ASSETS / "subject_orange_square.png"          # world 2's DreamBooth subject (orange_photos)
+CUSTOM_EDIT_ASSET = ASSETS / "custom_edit_two_objects.png"   # world 2's Custom-Edit photo (CUSTOM_EDIT_SCENE)
+# The photo world 2's Custom-Edit workflow puts the orange square into: a red square (the subject's class) and
+# another object to keep, on white (the subject's photos' background), laid out as world 2's sample image.
+CUSTOM_EDIT_SCENE = S.Scene("white", (S.Obj("red", "square", 150.0, 170.0, 90.0), S.Obj("blue", "circle", 370.0, 340.0, 96.0)))
 
 
 def subject_photos(count: int = 4, seed: int = 28, background: str = "white", world: int = 1) -> torch.Tensor:
@@ -81,3 +86,5 @@ def write_asset(path: Path, photos: torch.Tensor) -> Path:
 if __name__ == "__main__":
     print(write_asset(ASSET, subject_photos(background="blue")))
     print(write_asset(WORD_ASSET, word_photos()))
+    print(write_asset(ORANGE_ASSET, orange_photos()))
+    print(write_asset(CUSTOM_EDIT_ASSET, S.render(CUSTOM_EDIT_SCENE)[0][None]))
