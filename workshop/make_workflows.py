@@ -1024,7 +1024,8 @@ DREAMBOOTH_WORLD_2 = {"steps": 800, "learning_rate": 1e-4, "prior_loss_weight": 
                       "photos": "subject_orange_square.png", "image": "custom_edit_two_objects.png",
                       "source": "a red square and a blue circle on a white background",
                       "target": "a sks square and a blue circle on a white background",
-                      "cross": 0.8, "self": 0.4, "steps_edit": 20, "cfg": 2.0}
+                      "cross": 0.8, "self": 0.4, "blend": ("square", "square"), "threshold": 0.3, "steps_edit": 20,
+                      "cfg": 2.0}
 
 
 def custom_edit_two_objects() -> dict:
@@ -1039,7 +1040,8 @@ def custom_edit_two_objects() -> dict:
         "**Custom-Edit** (Choi et al.) then puts the subject into a photo of two objects: **DDIM Invert** inverts it "
         "on the taught model, **Attention Inject** (Prompt-to-Prompt replace: "
         f"\"{d['source']}\" to \"{d['target']}\") keeps the source's attention maps for "
-        f"{d['cross']:g} of the steps (self-attention {d['self']:g}), **Direct Inversion** keeps the source branch on "
+        f"{d['cross']:g} of the steps (self-attention {d['self']:g}) and, by its local blend on '{d['blend'][0]}' "
+        f"(threshold {d['threshold']:g}), the source outside the square; **Direct Inversion** keeps the source branch on "
         "the inversion, and one stock **KSampler (Advanced)** run samples the pair. The strip: the photo, its "
         "reconstruction, the edit: the red square orange, the blue circle and the white background kept.\n\n"
         f"Guidance is cfg {d['cfg']:g}: from an inverted photo, guidance carries the taught colour along red, "
@@ -1074,7 +1076,8 @@ def custom_edit_two_objects() -> dict:
         {"key": "direct", "type": "InvertEditDirectInversion", "inputs": {"inversion": ("invert", 0)}},
         {"key": "inject", "type": "InvertEditAttentionInject",
          "widgets": {"source_prompt": d["source"], "target_prompt": d["target"], "mode": "replace", "reweight": "",
-                     "cross_replace": d["cross"], "self_replace": d["self"]},
+                     "cross_replace": d["cross"], "self_replace": d["self"], "blend_source_words": d["blend"][0],
+                     "blend_target_words": d["blend"][1], "blend_threshold": d["threshold"], "blend_start": 0.2},
          "inputs": {"model": taught, "clip": ("model", "CLIP"), "latent": ("invert", "LATENT")}},
         {"key": "apply", "type": "InvertEditApplyInversion",
          "inputs": {"model": ("inject", "MODEL"), "inversion": ("direct", 0)}},
