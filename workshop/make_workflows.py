@@ -904,6 +904,42 @@ def _dreambooth_prompts(d: dict, side: int) -> list[dict]:
         _class_drawing(d, side)
 
 
+def _custom_edit(d: dict, image: str, image_title: str, target: str, mode: str, steps: int, edit_title: str,
+                 prefix: str, strip_title: str) -> list[dict]:
+    """Custom-Edit (Choi et al.) after a DreamBooth workflow's training ('teach'): Load Image of ``image``, DDIM
+    Invert on the taught model (``steps``, cfg 1) with ``d["source"]``, Direct Inversion, Attention Inject
+    (``mode``, the source to ``target``, ``d``'s cross / self fractions and local blend), one stock KSampler
+    (Advanced) run of the pair at ``d["cfg"]``; the strip image | reconstruction | edit saved as ``prefix``."""
+    taught = ("teach", "MODEL")
+    sampler = _pair_sampler(d["cfg"])
+    sampler["widgets"]["steps"] = steps
+    nodes = [
+        {"key": "image", "type": "LoadImage", "widgets": {"image": image}, "title": image_title},
+        {"key": "prompt", "type": "CLIPTextEncode", "widgets": {"text": d["source"]},
+         "inputs": {"clip": ("model", "CLIP")}, "title": "Source prompt"},
+        {"key": "encode_image", "type": "VAEEncode", "inputs": {"pixels": ("image", "IMAGE"), "vae": ("model", "VAE")}},
+        {"key": "invert", "type": "InvertEditDDIMInvert",
+         "widgets": {"steps": steps, "scheduler": "ddim_uniform", "start_at_step": 0, "cfg": 1.0},
+         "inputs": {"model": taught, "latent": ("encode_image", "LATENT"), "positive": ("prompt", 0)}},
+        {"key": "direct", "type": "InvertEditDirectInversion", "inputs": {"inversion": ("invert", 0)}},
+        {"key": "inject", "type": "InvertEditAttentionInject",
+         "widgets": {"source_prompt": d["source"], "target_prompt": target, "mode": mode, "reweight": "",
+                     "cross_replace": d["cross"], "self_replace": d["self"], "blend_source_words": d["blend"][0],
+                     "blend_target_words": d["blend"][1], "blend_threshold": d["threshold"], "blend_start": 0.2},
+         "inputs": {"model": taught, "clip": ("model", "CLIP"), "latent": ("invert", "LATENT")}},
+        {"key": "apply", "type": "InvertEditApplyInversion",
+         "inputs": {"model": ("inject", "MODEL"), "inversion": ("direct", 0)}},
+        dict(sampler, inputs=dict(sampler["inputs"], model=("apply", "MODEL"))),
+        {"key": "decode_pair", "type": "VAEDecode", "inputs": {"samples": ("sample", "LATENT"), "vae": ("model", "VAE")}},
+        {"key": "reconstruction", "type": "ImageFromBatch", "widgets": {"batch_index": 0, "length": 1},
+         "inputs": {"image": ("decode_pair", "IMAGE")}, "title": "Reconstruction (row 0)"},
+        {"key": "edit", "type": "ImageFromBatch", "widgets": {"batch_index": 1, "length": 1},
+         "inputs": {"image": ("decode_pair", "IMAGE")}, "title": edit_title},
+    ]
+    return nodes + _strip([("image", "image"), ("reconstruction", "reconstruction"), ("edit", "edit")], prefix,
+                          strip_title)
+
+
 # DreamBooth on the toy world (workshop/benchmarks/dreambooth_toy.py measures these settings)
 DREAMBOOTH_TOY = {"steps": 500, "learning_rate": 0.0005, "rank": 4, "class_images": 20,
                   "instance": "a sks red square on a blue background", "class": "a red square on a blue background",
@@ -949,33 +985,9 @@ def dreambooth_subject() -> dict:
                             ("subject", "teach", "instance", "The subject, drawn by the taught model"),
                             ("before", "model", "instance", "The instance prompt before teaching")),
                            "invertedit/dreambooth")
-    taught = ("teach", "MODEL")
-    nodes += [
-        {"key": "image", "type": "LoadImage", "widgets": {"image": TOY_WORLDS[ONE_OBJECT_WORLD]["sample"]},
-         "title": "Custom-Edit: the image to edit"},
-        {"key": "prompt", "type": "CLIPTextEncode", "widgets": {"text": d["source"]},
-         "inputs": {"clip": ("model", "CLIP")}, "title": "Source prompt"},
-        {"key": "encode_image", "type": "VAEEncode", "inputs": {"pixels": ("image", "IMAGE"), "vae": ("model", "VAE")}},
-        {"key": "invert", "type": "InvertEditDDIMInvert",
-         "widgets": {"steps": STEPS, "scheduler": "ddim_uniform", "start_at_step": 0, "cfg": 1.0},
-         "inputs": {"model": taught, "latent": ("encode_image", "LATENT"), "positive": ("prompt", 0)}},
-        {"key": "direct", "type": "InvertEditDirectInversion", "inputs": {"inversion": ("invert", 0)}},
-        {"key": "inject", "type": "InvertEditAttentionInject",
-         "widgets": {"source_prompt": d["source"], "target_prompt": d["instance"], "mode": "refine", "reweight": "",
-                     "cross_replace": d["cross"], "self_replace": d["self"], "blend_source_words": d["blend"][0],
-                     "blend_target_words": d["blend"][1], "blend_threshold": d["threshold"], "blend_start": 0.2},
-         "inputs": {"model": taught, "clip": ("model", "CLIP"), "latent": ("invert", "LATENT")}},
-        {"key": "apply", "type": "InvertEditApplyInversion",
-         "inputs": {"model": ("inject", "MODEL"), "inversion": ("direct", 0)}},
-        dict(_pair_sampler(d["cfg"]), inputs=dict(_pair_sampler(d["cfg"])["inputs"], model=("apply", "MODEL"))),
-        {"key": "decode_pair", "type": "VAEDecode", "inputs": {"samples": ("sample", "LATENT"), "vae": ("model", "VAE")}},
-        {"key": "reconstruction", "type": "ImageFromBatch", "widgets": {"batch_index": 0, "length": 1},
-         "inputs": {"image": ("decode_pair", "IMAGE")}, "title": "Reconstruction (row 0)"},
-        {"key": "edit", "type": "ImageFromBatch", "widgets": {"batch_index": 1, "length": 1},
-         "inputs": {"image": ("decode_pair", "IMAGE")}, "title": "Custom-Edit (row 1): the subject in the circle's place"},
-    ]
-    nodes += _strip([("image", "image"), ("reconstruction", "reconstruction"), ("edit", "edit")],
-                    "invertedit/custom_edit", "Custom-Edit: image | reconstruction | the subject put in")
+    nodes += _custom_edit(d, TOY_WORLDS[ONE_OBJECT_WORLD]["sample"], "Custom-Edit: the image to edit", d["instance"],
+                          "refine", STEPS, "Custom-Edit (row 1): the subject in the circle's place", "invertedit/custom_edit",
+                          "Custom-Edit: image | reconstruction | the subject put in")
     return {"nodes": nodes}
 
 
@@ -1062,34 +1074,9 @@ def custom_edit_two_objects() -> dict:
     nodes += _draw_samples((("subject", "teach", "instance", "The subject, drawn by the fine-tuned model"),
                             ("class", "teach", "class", "The class prompt on the fine-tuned model (kept)")),
                            "invertedit/custom_edit_two_objects")
-    taught = ("teach", "MODEL")
-    sampler = _pair_sampler(d["cfg"])
-    sampler["widgets"]["steps"] = d["steps_edit"]
-    nodes += [
-        {"key": "image", "type": "LoadImage", "widgets": {"image": d["image"]}, "title": "Custom-Edit: the photo to edit"},
-        {"key": "prompt", "type": "CLIPTextEncode", "widgets": {"text": d["source"]},
-         "inputs": {"clip": ("model", "CLIP")}, "title": "Source prompt"},
-        {"key": "encode_image", "type": "VAEEncode", "inputs": {"pixels": ("image", "IMAGE"), "vae": ("model", "VAE")}},
-        {"key": "invert", "type": "InvertEditDDIMInvert",
-         "widgets": {"steps": d["steps_edit"], "scheduler": "ddim_uniform", "start_at_step": 0, "cfg": 1.0},
-         "inputs": {"model": taught, "latent": ("encode_image", "LATENT"), "positive": ("prompt", 0)}},
-        {"key": "direct", "type": "InvertEditDirectInversion", "inputs": {"inversion": ("invert", 0)}},
-        {"key": "inject", "type": "InvertEditAttentionInject",
-         "widgets": {"source_prompt": d["source"], "target_prompt": d["target"], "mode": "replace", "reweight": "",
-                     "cross_replace": d["cross"], "self_replace": d["self"], "blend_source_words": d["blend"][0],
-                     "blend_target_words": d["blend"][1], "blend_threshold": d["threshold"], "blend_start": 0.2},
-         "inputs": {"model": taught, "clip": ("model", "CLIP"), "latent": ("invert", "LATENT")}},
-        {"key": "apply", "type": "InvertEditApplyInversion",
-         "inputs": {"model": ("inject", "MODEL"), "inversion": ("direct", 0)}},
-        dict(sampler, inputs=dict(sampler["inputs"], model=("apply", "MODEL"))),
-        {"key": "decode_pair", "type": "VAEDecode", "inputs": {"samples": ("sample", "LATENT"), "vae": ("model", "VAE")}},
-        {"key": "reconstruction", "type": "ImageFromBatch", "widgets": {"batch_index": 0, "length": 1},
-         "inputs": {"image": ("decode_pair", "IMAGE")}, "title": "Reconstruction (row 0)"},
-        {"key": "edit", "type": "ImageFromBatch", "widgets": {"batch_index": 1, "length": 1},
-         "inputs": {"image": ("decode_pair", "IMAGE")}, "title": "Custom-Edit (row 1): the square orange, the rest kept"},
-    ]
-    nodes += _strip([("image", "image"), ("reconstruction", "reconstruction"), ("edit", "edit")],
-                    "invertedit/custom_edit_two_objects", "Custom-Edit: photo | reconstruction | the subject put in")
+    nodes += _custom_edit(d, d["image"], "Custom-Edit: the photo to edit", d["target"], "replace", d["steps_edit"],
+                          "Custom-Edit (row 1): the square orange, the rest kept", "invertedit/custom_edit_two_objects",
+                          "Custom-Edit: photo | reconstruction | the subject put in")
     return {"nodes": nodes}
 
 
