@@ -101,7 +101,7 @@ SUBJECTS = {
     "frame": Subject("a hollow red square (a shape outside the world)", "a {} red square", "class hollow", "refine", {}, 5.0,
                      lambda background, world: subject_photos(background=background, world=world),
                      lambda r: r.colour == "red" and r.fill < HOLLOW, _frame_placed),
-    # the identifier where a colour word stands: world 2's encoder carries it to the noun (with --bind-identifier)
+    # the identifier where a colour word stands: world 2's shipped encoder carries it to the noun
     "orange": Subject("an orange square (a colour outside the world)", "a {} square", "class orange", "replace",
                       {"orange": ORANGE}, 2.0, lambda background, world: orange_photos(background=background),
                       lambda r: r.colour is not None and r.tint == "orange",
@@ -227,8 +227,8 @@ def custom_edit(host, model, clip, vae, scenes: list, local_blend: bool, side: i
     pair's guidance (default the subject's ``edit_cfg``)."""
     blend = dict(local_blend=True, blend_threshold=0.3, blend_start=0.2) if local_blend else {}
     spec = SUBJECTS[subject]
-    edit = pair_edit("InvertEditAttentionInject", spec.edit_cfg if cfg is None else cfg, mode=spec.edit_mode, reweight="", cross_replace=0.8,
-                     self_replace=0.4, **blend)
+    edit = pair_edit("InvertEditAttentionInject", spec.edit_cfg if cfg is None else cfg, mode=spec.edit_mode,
+                     reweight="", cross_replace=0.8, self_replace=0.4, **blend)
     empty = encode(host, clip, "")
     placed, kept, background, whole, psnrs = [], [], [], [], []
     for scene in scenes:
