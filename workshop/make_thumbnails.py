@@ -28,12 +28,12 @@ HEIGHT = 192          # pixels of each image in the strip
 MOST = 4              # images shown at most
 # Workflows whose card shows one saver's pictures first (the file name's prefix, as SaveImage writes it; several
 # prefixes: in that order): where the host's execution order would put a comparison first
-CARD_FIRST = {"dreambooth_subject": "dreambooth_subject_", "dreambooth_fine_tune": "dreambooth_fine_tune_subject_",
-              "textual_inversion_word": "textual_inversion_word_",
-              "custom_diffusion_subject": "custom_diffusion_subject_",
+CARD_FIRST = {"dreambooth_subject": ("dreambooth_subject_",), "dreambooth_fine_tune": ("dreambooth_fine_tune_subject_",),
+              "textual_inversion_word": ("textual_inversion_word_",),
+              "custom_diffusion_subject": ("custom_diffusion_subject_",),
               # the Custom-Edit strip, then the subject's samples
               "custom_edit_two_objects": ("custom_edit_two_objects_00", "custom_edit_two_objects_subject_"),
-              "Flux - Attention maps": "flux_attention_mask_"}   # the two savers' order is the executor's
+              "Flux - Attention maps": ("flux_attention_mask_",)}   # the two savers' order is the executor's
 LABELS = {"InvertEditToyModel": "Toy World Model output", "InvertEditDemoModel": "demo model output (random weights)",
           "CheckpointLoaderSimple": "Toy World Model output"}   # run with make_workflows.TOY_BUILTIN
 
@@ -83,8 +83,7 @@ def main(argv: list[str] | None = None) -> int:
         written = run_workflow(path, out, builtin=builtin_for(path.stem) if on_checkpoint else None,
                                overrides=toy_overrides(path.stem), host=host)
         images = [p for p in written if p.suffix == ".png"]
-        first = CARD_FIRST.get(path.stem, ())
-        firsts = (first,) if isinstance(first, str) else first
+        firsts = CARD_FIRST.get(path.stem, ())
         # stable: each prefix's pictures, then the rest, each in the order they were written
         images.sort(key=lambda p: next((i for i, f in enumerate(firsts) if p.name.startswith(f)), len(firsts)))
         if not images:

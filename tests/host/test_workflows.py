@@ -218,31 +218,36 @@ def _custom_edit_puts_the_subject_into_the_photo(prompt, outputs, runner) -> Non
     is orange in the red square's box, and the blue circle and the white background are kept (world
     2's judge: the circle's colour, shape, centre within 3 px, size within 10%), the picture outside
     both objects within 25 dB of the reconstruction."""
-    from workshop.benchmarks.dreambooth_toy import seen, solid
+    from workshop import make_workflows as M
+    from workshop.benchmarks.dreambooth_toy import SUBJECTS, prompts, seen, solid
     from workshop.toyworld import scenes as S
-    from workshop.toyworld.scenes_judge import judge, tint
-    from workshop.toyworld.subject import CUSTOM_EDIT_SCENE, ORANGE
+    from workshop.toyworld.scenes_judge import judge
+    from workshop.toyworld.subject import CUSTOM_EDIT_SCENE
 
-    extra = {"orange": ORANGE}
-    subject, klass = ([seen(image, extra) for image in _saved(prompt, outputs, runner, f"invertedit/custom_edit_two_objects_{k}")]
+    # the workflow's prompts and photo are the benchmark's measured ones (make_workflows stays free of torch)
+    d, orange = M.DREAMBOOTH_WORLD_2, SUBJECTS["orange"]
+    assert (d["instance"], d["class"]) == prompts("white", "orange")[:2] and d["source"] == CUSTOM_EDIT_SCENE.caption
+    assert d["target"] == d["source"].replace("a red square", prompts("white", "orange")[0].split(" on ")[0])
+    assert d["cfg"] == orange.edit_cfg
+    subject, klass = ([seen(image, orange.tints) for image in _saved(prompt, outputs, runner, f"invertedit/custom_edit_two_objects_{k}")]
                       for k in ("subject", "class"))
     print(f"custom-edit world 2: subject {[(r.colour, r.shape, r.tint) for r in subject]}; "
           f"class {[(r.colour, r.shape, r.tint) for r in klass]}")
     assert len(subject) == len(klass) == 4
-    assert sum(r.tint == "orange" for r in subject) >= 3, "the fine-tuned model does not draw the orange square"
+    assert sum(map(orange.drawn, subject)) >= 3, "the fine-tuned model does not draw the orange square"
     assert sum(solid(r, "red") for r in klass) >= 3, "the class prompt no longer draws red squares"
     (strip,) = _saved(prompt, outputs, runner, "invertedit/custom_edit_two_objects")
     image, reconstruction, edit = (_panel(strip, i) for i in range(3))
     scene = CUSTOM_EDIT_SCENE
-    square, circle = scene.objects
+    circle = scene.objects[1]
     reading = judge(edit)
-    hue = tint(edit, scene.background, extra, box=(square.cx, square.cy, square.size))
+    placed = orange.placed(edit, reading, scene)   # the square's box reads orange (the benchmark's "subject placed")
     _, masks = S.render(scene, edit.shape[0])
     outside = S.psnr(edit, reconstruction, ~masks.any(0))
-    print(f"custom-edit world 2: edit {reading.content()}; the square's box reads {hue}; outside the objects {outside:.1f} dB "
+    print(f"custom-edit world 2: edit {reading.content()}; the subject placed: {placed}; outside the objects {outside:.1f} dB "
           "against the reconstruction")
     assert judge(reconstruction).matches_scene(scene)
-    assert hue == "orange", "the subject is not put in the square's place"
+    assert placed, "the subject is not put in the square's place"
     assert reading.background == "white" and any(r.matches(circle) for r in reading.objects), "the circle is not kept"
     assert outside >= 25.0
 

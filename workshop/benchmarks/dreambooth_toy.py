@@ -67,6 +67,7 @@ from workshop.toyworld import world as W
 from workshop.toyworld import scenes_judge
 from workshop.toyworld.judge import filled, judge
 from workshop.toyworld.subject import ORANGE, orange_photos, subject_photos
+from workshop.toyworld.train_scenes import IDENTIFIER
 
 BACKGROUND = "white"   # the benchmark's (--background blue: the workflows' photos and prompts)
 
@@ -115,7 +116,7 @@ def prompts(background: str = BACKGROUND, subject: str = "frame") -> tuple[str, 
     """(the instance prompt, the class prompt, Custom Diffusion's instance prompt: its new word before the class)."""
     tail = f" on a {background} background"
     taught = SUBJECTS[subject].taught
-    return taught.format("sks") + tail, "a red square" + tail, taught + tail
+    return taught.format(IDENTIFIER) + tail, "a red square" + tail, taught + tail
 
 
 INSTANCE, CLASS, CUSTOM_INSTANCE = prompts()
@@ -234,7 +235,7 @@ def custom_edit(host, model, clip, vae, scenes: list, local_blend: bool, side: i
     for scene in scenes:
         image, masks = S.render(scene, side)
         source = scene.caption
-        target = source.replace("a red square", spec.taught.format("sks"))
+        target = source.replace("a red square", spec.taught.format(IDENTIFIER))
         ctx = case_context(host, model, clip, vae, EDIT_STEPS, empty, image, source, target,
                            blend_words=("square", "square"))
         out, rec = edit(ctx)
