@@ -482,6 +482,37 @@ def test_kv_edit_keeps_the_background_outside_the_objects_edges_with_its_own_mas
     assert not KM.gate(c, box, "core") and not KM.gate(c, box, "benchmark"), (box, c)
 
 
+def test_kv_edit_masks_settings_carry_the_authors_options_into_the_workflow(tmp_path):
+    """``kv_edit_masks``'s settings: REGION:ATTN_SCALE and the authors' other options (re_init, skipN,
+    attn_mask) reach KV-Edit's inputs; with attn_mask the mask KV-Edit gets is also wired to Flow Invert's
+    kv_mask (painted or the box), and a setting without options keeps the shipped workflow as it is."""
+    import argparse
+    import json
+
+    from workshop.benchmarks import kv_edit_masks as KM
+
+    plain, full = KM.parse_settings("box:1,object:2.5:re_init:skip0:attn_mask")
+    assert plain.key == "box:1" and plain.kv_edit_inputs() == {"attn_scale": 1.0, "re_init": False}
+    assert full.key == "object:2.5:re_init:skip0:attn_mask"
+    assert full.kv_edit_inputs() == {"attn_scale": 2.5, "re_init": True, "skip_steps": 0}
+    for bad in ("object:1:reinit", "disc:1", "object"):
+        with pytest.raises(argparse.ArgumentTypeError):
+            KM.parse_settings(bad)
+
+    assert KM.workflow_for(tmp_path, False, False) == REPO / "example_workflows" / f"{KM.WORKFLOW}.json"
+    for painted in (False, True):
+        wf = json.loads(KM.workflow_for(tmp_path, painted, True).read_text())
+        kind = {n["id"]: n["type"] for n in wf["nodes"]}
+        into = {(kind[link[3]], link[4]): (kind[link[1]], link[2]) for link in wf["links"]}
+        invert = next(n for n in wf["nodes"] if n["type"] == "InvertEditFlowInvert")
+        slot = [i["name"] for i in invert["inputs"]].index("kv_mask")
+        kv = next(n for n in wf["nodes"] if n["type"] == "InvertEditKVEdit")
+        mask_slot = [i["name"] for i in kv["inputs"]].index("mask")
+        expected = ("LoadImage", 1) if painted else ("MaskComposite", 0)
+        assert into[("InvertEditFlowInvert", slot)] == into[("InvertEditKVEdit", mask_slot)] == expected
+        assert invert["inputs"][slot]["link"] == wf["last_link_id"]
+
+
 def test_the_gpu_teachers_script_distils_one_teacher_s_variants_side_by_side(host, tmp_path):
     """``gpu_flow_teachers.sh`` as a lent device call runs it, in its CPU smoke mode: ``RUNS=graph`` trains one
     teacher (``--cuda-graph``, eagerly here), then distils each of ``DISTIL_VARIANTS`` from it side by side in its

@@ -2,6 +2,7 @@
 
     python -m workshop.benchmarks.kv_edit_masks [--cases 100] [--settings box:1,box:4,grown:4,object:1,object:4]
         [--shard K/N --json FILE] | --merge FILE [FILE ...]
+    python -m workshop.benchmarks.kv_edit_masks --settings object:1,object:1:re_init:skip0:attn_mask
 
 Issue 27's gate: with KV-Edit and the object's mask, the other object kept and the background within
 1 dB of the reconstruction in >= 95% of cases. The toy flow benchmark (``toyworld_flow``) reads it
@@ -13,6 +14,12 @@ Model's flow DiT) with each setting ``REGION:ATTN_SCALE``:
   by 4 px (SolidMask and MaskComposite, as the workflow draws it);
 - ``grown``: those masks themselves, OR-ed and grown by 4 px;
 - ``object``: the masks themselves, OR-ed (the object where it is and where it will be).
+
+A setting may add the authors' other options, each after a colon: ``re_init`` (the region starts from
+the image noised with fresh noise), ``skipN`` (N steps skipped; the workflow's 4) and ``attn_mask``
+(while inverting, the region and the background do not attend to each other: the same mask wired to
+Flow Invert's ``kv_mask``). Their demo's advice: fewer skipped steps, ``re_init`` and ``attn_mask`` make
+the edit follow the text more, at the risk of a region that does not join its background.
 
 The two mask regions reach KV-Edit as a user's painted mask does: Load Image's MASK (the image's
 alpha) wired to KV-Edit in a copy of the workflow.
@@ -35,6 +42,7 @@ import statistics
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -52,25 +60,71 @@ REGIONS = ("box", "grown", "object")
 GROW = 4   # px, as the benchmark's box
 
 
-def parse_settings(text: str) -> list[tuple[str, float]]:
+OPTIONS = ("re_init", "attn_mask")   # and skipN
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One run of the workflow: the region, attn_scale and the authors' other options."""
+    region: str
+    attn_scale: float
+    re_init: bool = False
+    skip_steps: int | None = None   # None: the workflow's
+    attn_mask: bool = False
+
+    @property
+    def key(self) -> str:
+        extra = ["re_init"] * self.re_init + ([f"skip{self.skip_steps}"] if self.skip_steps is not None else []) \
+            + ["attn_mask"] * self.attn_mask
+        return ":".join([self.region, f"{self.attn_scale:g}", *extra])
+
+    def kv_edit_inputs(self) -> dict:
+        out = {"attn_scale": self.attn_scale, "re_init": self.re_init}
+        if self.skip_steps is not None:
+            out["skip_steps"] = self.skip_steps
+        return out
+
+
+def parse_settings(text: str) -> list[Setting]:
     settings = []
     for item in (s.strip() for s in text.split(",") if s.strip()):
-        region, _, scale = item.partition(":")
+        region, _, rest = item.partition(":")
+        scale, *extra = rest.split(":") if rest else [""]
         if region not in REGIONS or not scale:
-            raise argparse.ArgumentTypeError(f"--settings {item!r}: give REGION:ATTN_SCALE, REGION one of {REGIONS}")
-        settings.append((region, float(scale)))
+            raise argparse.ArgumentTypeError(f"--settings {item!r}: give REGION:ATTN_SCALE[:OPTION...], REGION one of "
+                                             f"{REGIONS}")
+        unknown = [o for o in extra if o not in OPTIONS and not (o.startswith("skip") and o[4:].isdigit())]
+        if unknown:
+            raise argparse.ArgumentTypeError(f"--settings {item!r}: {', '.join(unknown)} not an option; choose among "
+                                             f"{', '.join(OPTIONS)} and skipN (N steps skipped)")
+        skips = [int(o[4:]) for o in extra if o.startswith("skip")]
+        settings.append(Setting(region, float(scale), "re_init" in extra, skips[-1] if skips else None,
+                                "attn_mask" in extra))
     return settings
 
 
-def painted_mask_workflow(work: Path) -> Path:
-    """A copy of the KV-Edit workflow whose mask is Load Image's MASK (a painted mask) instead of the box."""
-    wf = json.loads((M.REPO / "example_workflows" / f"{WORKFLOW}.json").read_text())
+def workflow_for(work: Path, painted: bool, attn_mask: bool) -> Path:
+    """The KV-Edit workflow, or a copy of it: its mask Load Image's MASK (a painted mask) instead of the
+    box where ``painted``; with ``attn_mask`` the same mask also wired to Flow Invert's ``kv_mask`` (the
+    authors' attn_mask option)."""
+    path = M.REPO / "example_workflows" / f"{WORKFLOW}.json"
+    if not painted and not attn_mask:
+        return path
+    wf = json.loads(path.read_text())
     loader = next(n["id"] for n in wf["nodes"] if n["type"] == "LoadImage")
     composite = next(n["id"] for n in wf["nodes"] if n["type"] == "MaskComposite")
-    for link in wf["links"]:   # [id, from node, from slot, to node, to slot, type]
-        if link[1] == composite:
-            link[1], link[2] = loader, 1
-    path = work / f"{WORKFLOW} (painted mask).json"
+    source = (loader, 1) if painted else (composite, 0)
+    if painted:
+        for link in wf["links"]:   # [id, from node, from slot, to node, to slot, type]
+            if link[1] == composite:
+                link[1], link[2] = source
+    if attn_mask:
+        invert = next(n for n in wf["nodes"] if n["type"] == "InvertEditFlowInvert")
+        link_id = max(link[0] for link in wf["links"]) + 1
+        wf["links"].append([link_id, *source, invert["id"], [i["name"] for i in invert["inputs"]].index("kv_mask"), "MASK"])
+        next(i for i in invert["inputs"] if i["name"] == "kv_mask")["link"] = link_id
+        wf["last_link_id"] = link_id
+    path = work / f"{WORKFLOW} ({'painted mask' if painted else 'box'}{', attn_mask' if attn_mask else ''}).json"
     path.write_text(json.dumps(wf))
     return path
 
@@ -83,7 +137,6 @@ def run_cases(host, args) -> dict:
     cases = [(i, c) for i, c in enumerate(S.edit_cases(args.cases, seed=args.seed))
              if c.kind != "background" and (not args.case or i in args.case)][k::n]
     work = Path(tempfile.mkdtemp(prefix="kv-edit-masks-"))
-    painted = painted_mask_workflow(work)
     out_cases, t0 = [], time.time()
     for done, (i, case) in enumerate(cases):
         src_img, src_masks = S.render(case.source, B.RES)
@@ -101,27 +154,27 @@ def run_cases(host, args) -> dict:
         rec = B._panels(B._load(files[0]), ("rec", "edit"))["rec"]
         record = {"i": i, "kind": case.kind, "rec_bg": S.psnr(rec, src_img, outside), "rec_core": S.psnr(rec, src_img, core),
                   "round_trip_core": S.psnr(round_trip.clamp(0, 1), src_img, core), "settings": {}}
-        for region_kind, scale in args.settings:
+        for setting in args.settings:
             ov = {ref: dict(v) for ref, v in overrides.items()}
-            ov["InvertEditKVEdit"] = {"attn_scale": scale}
-            if region_kind == "box":
-                path, given = M.REPO / "example_workflows" / f"{WORKFLOW}.json", image
+            ov["InvertEditKVEdit"] = setting.kv_edit_inputs()
+            if setting.region == "box":
+                given = image
             else:
-                mask = B.grown(region, GROW if region_kind == "grown" else 0)   # the object's source and target
-                given = work / f"case_{i}_{region_kind}.png"   # Load Image's MASK is 1 - alpha
+                mask = B.grown(region, GROW if setting.region == "grown" else 0)   # the object's source and target
+                given = work / f"case_{i}_{setting.region}.png"   # Load Image's MASK is 1 - alpha
                 Image.fromarray(np.dstack([rgb, ((~mask).numpy() * 255).astype(np.uint8)]), "RGBA").save(given)
-                path = painted
-            files = B.run_workflow_for(host, WORKFLOW, ov, given, work / f"{i}_{region_kind}_{scale:g}", path)
+            path = workflow_for(work, setting.region != "box", setting.attn_mask)
+            files = B.run_workflow_for(host, WORKFLOW, ov, given, work / f"{i}_{setting.key.replace(':', '_')}", path)
             panels = B._panels(B._load(files[0]), ("mask", "edit"))
             m = case_metrics(case, True, panels["edit"], rec, tgt_img, outside, region, None)
             m["core"] = S.psnr(panels["edit"], tgt_img, core)
             m["area"] = float((panels["mask"][..., 0] > 0.5).float().mean())
-            record["settings"][f"{region_kind}:{scale:g}"] = m
+            record["settings"][setting.key] = m
         out_cases.append(record)
         print(f"  case {i} ({case.kind}) done: {done + 1}/{len(cases)} ({time.time() - t0:.0f}s)", file=sys.stderr,
               flush=True)
     return {"cases_total": args.cases, "seed": args.seed, "steps": "the workflow's", "cfg": "the workflow's",
-            "shard": f"{k}/{n}", "rows": [[f"{r}:{s:g}", True] for r, s in args.settings], "cases": out_cases,
+            "shard": f"{k}/{n}", "rows": [[s.key, True] for s in args.settings], "cases": out_cases,
             "seconds": time.time() - t0, "threads": torch.get_num_threads()}
 
 
@@ -144,17 +197,17 @@ def table(res: dict) -> str:
              f"{res['seconds']:.0f}s of running on {res['threads']} thread(s). FireFlow's reconstruction: background "
              f"{mean('rec_bg')} dB (the benchmark's reading), {mean('rec_core')} dB outside the objects' edges; the VAE "
              f"round trip there {mean('round_trip_core')} dB.", "",
-             "| region, attn_scale | gate, the benchmark's reading | gate outside the objects' edges | colour / shape / "
+             "| region, attn_scale (options) | gate, the benchmark's reading | gate outside the objects' edges | colour / shape / "
              "drop (outside the edges) | other kept | edit success: colour / shape / drop | whole case | bg PSNR vs GT (benchmark's) | "
              "outside the edges | region's area |",
              "|---|---|---|---|---|---|---|---|---|---|"]
     for key, _ in res["rows"]:
-        region, scale = key.split(":")
+        region, scale, *extra = key.split(":")
         ms = [(c, c["settings"][key]) for c in cases]
         by_kind = " / ".join(pct([gate(c, m, "core") for c, m in ms if c["kind"] == kind])
                              for kind in ("colour", "shape", "drop"))
         success = " / ".join(pct([m["success"] for c, m in ms if c["kind"] == kind]) for kind in ("colour", "shape", "drop"))
-        lines.append(f"| {names[region]}, {scale} | {pct([gate(c, m, 'benchmark') for c, m in ms])} | "
+        lines.append(f"| {names[region]}, {', '.join([scale, *extra])} | {pct([gate(c, m, 'benchmark') for c, m in ms])} | "
                      f"{pct([gate(c, m, 'core') for c, m in ms])} | {by_kind} | {pct([m['kept'] for _, m in ms])} | "
                      f"{success} | {pct([m['case'] for _, m in ms])} | "
                      f"{fmt(statistics.fmean(m['bg'] for _, m in ms))} | {fmt(statistics.fmean(m['core'] for _, m in ms))} | "
@@ -166,7 +219,8 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--cases", type=int, default=100)
     p.add_argument("--settings", type=parse_settings, default=parse_settings("box:1,box:4,grown:4,object:1,object:4"),
-                   help="REGION:ATTN_SCALE, comma-separated; REGION box, grown or object")
+                   help="REGION:ATTN_SCALE[:OPTION...], comma-separated; REGION box, grown or object; OPTION "
+                        "re_init, attn_mask or skipN")
     p.add_argument("--case", type=int, action="append", default=[], help="only this case (repeatable)")
     shard_options(p)
     run_or_merge(p.parse_args(argv), run_cases, table, "kv-edit-masks-")
