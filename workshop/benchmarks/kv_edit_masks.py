@@ -132,6 +132,9 @@ def workflow_for(work: Path, painted: bool, attn_mask: bool) -> Path:
 def run_cases(host, args) -> dict:
     from PIL import Image
     from workshop.headless.runner import WORLD_FLOW
+    model_dir = getattr(args, "model_dir", None)
+    if model_dir is not None:   # the candidate's weights in place of models/toyworld-flow, for this process
+        host.pack.demo.toy_model.FOLDERS[WORLD_FLOW] = B.candidate_folder(model_dir)
     _, _, vae = host.pack.demo.toy_model.load_toy_model(WORLD_FLOW)
     k, n = args.shard
     cases = [(i, c) for i, c in enumerate(S.edit_cases(args.cases, seed=args.seed))
@@ -174,6 +177,7 @@ def run_cases(host, args) -> dict:
         print(f"  case {i} ({case.kind}) done: {done + 1}/{len(cases)} ({time.time() - t0:.0f}s)", file=sys.stderr,
               flush=True)
     return {"cases_total": args.cases, "seed": args.seed, "steps": "the workflow's", "cfg": "the workflow's",
+            "model": str(model_dir.resolve()) if model_dir else "models/toyworld-flow",
             "shard": f"{k}/{n}", "rows": [[s.key, True] for s in args.settings], "cases": out_cases,
             "seconds": time.time() - t0, "threads": torch.get_num_threads()}
 
@@ -193,7 +197,8 @@ def table(res: dict) -> str:
              "object": "the object's mask"}
     mean = lambda key: fmt(statistics.fmean(c[key] for c in cases))   # noqa: E731
     lines = [f"KV-Edit's background gate: {len(cases)} object edit cases of world 2's first {res['cases_total']} "
-             f"(seed {res['seed']}) at {B.RES} px, the `{WORKFLOW}` workflow on the Toy World Model's flow DiT; "
+             f"(seed {res['seed']}) at {B.RES} px, the `{WORKFLOW}` workflow on the Toy World Model's flow DiT "
+             f"({res.get('model', 'models/toyworld-flow')}); "
              f"{res['seconds']:.0f}s of running on {res['threads']} thread(s). FireFlow's reconstruction: background "
              f"{mean('rec_bg')} dB (the benchmark's reading), {mean('rec_core')} dB outside the objects' edges; the VAE "
              f"round trip there {mean('round_trip_core')} dB.", "",
@@ -222,6 +227,8 @@ def main(argv=None):
                    help="REGION:ATTN_SCALE[:OPTION...], comma-separated; REGION box, grown or object; OPTION "
                         "re_init, attn_mask or skipN")
     p.add_argument("--case", type=int, action="append", default=[], help="only this case (repeatable)")
+    p.add_argument("--model-dir", type=Path, default=None,
+                   help="a candidate flow model's folder (as toyworld_flow's --model-dir), for this run only")
     shard_options(p)
     run_or_merge(p.parse_args(argv), run_cases, table, "kv-edit-masks-")
 
