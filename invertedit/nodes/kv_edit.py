@@ -33,14 +33,17 @@ class KVEditNode(io.ComfyNode):
                 io.Mask.Input("mask", tooltip="The region to edit (white); the rest is kept."),
                 io.Int.Input("skip_steps", default=4, min=0, max=1000,
                              tooltip="Steps of the schedule skipped: the edit starts at the inversion's latent this "
-                                     "far down (authors: 4 of 28). More keeps more of the masked region's layout."),
+                                     "far down (authors: 4 of 28). More keeps more of the masked region's layout; fewer "
+                                     "lets the edit follow the text more, at the risk of a region that does not join "
+                                     "its background (the authors' advice; then raise attn_scale)."),
                 io.Float.Input("attn_scale", default=1.0, min=0.0, max=10.0, step=0.1,
                                tooltip="Added to the attention logits of the background's keys (authors: 1; raise it "
                                        "where a large edit does not join the background; too high and the region is "
                                        "redrawn as background)."),
                 io.Boolean.Input("re_init", default=False,
                                  tooltip="Start the masked region from the image noised with fresh noise (seed) "
-                                         "instead of its inversion (authors: off)."),
+                                         "instead of its inversion (authors: off). On, the edit follows the text more, at the "
+                                         "risk of a region that does not join its background (the authors' advice)."),
                 io.Int.Input("seed", default=0, min=0, max=0xFFFFFFFFFFFFFFFF, control_after_generate=True,
                              tooltip="The fresh noise's seed, with re_init."),
             ],
