@@ -30,7 +30,8 @@ WRAPPER_KEY = "invertedit_joint_source_row"
 BLOCKS = {"all": ("double_block", "single_block"), "double": ("double_block",), "single": ("single_block",)}
 #: The edited blocks whose maps the local blend reads: every edited block, or the double-stream blocks (SD3: every
 #: joint block), where ConceptAttention (Helbling et al. 2025) reads Flux's per-word maps: a third of the blend's
-#: work on Flux, and on the toy flow model fewer cases whole (docs/measurements.md).
+#: work on Flux; on the toy flow model fewer cases whole at the paper's fractions, as many at self 0.8
+#: (docs/measurements.md).
 BLEND_BLOCKS = {name: BLOCKS[name] for name in ("all", "double")}
 
 
