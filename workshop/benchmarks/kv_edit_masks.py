@@ -73,6 +73,11 @@ class Setting:
     attn_mask: bool = False
 
     @property
+    def painted(self) -> bool:
+        """The region reaches KV-Edit as a painted mask (Load Image's MASK), not the workflow's box."""
+        return self.region != "box"
+
+    @property
     def key(self) -> str:
         extra = ["re_init"] * self.re_init + ([f"skip{self.skip_steps}"] if self.skip_steps is not None else []) \
             + ["attn_mask"] * self.attn_mask
@@ -132,14 +137,13 @@ def workflow_for(work: Path, painted: bool, attn_mask: bool) -> Path:
 def run_cases(host, args) -> dict:
     from PIL import Image
     from workshop.headless.runner import WORLD_FLOW
-    model_dir = getattr(args, "model_dir", None)
-    if model_dir is not None:   # the candidate's weights in place of models/toyworld-flow, for this process
-        host.pack.demo.toy_model.FOLDERS[WORLD_FLOW] = B.candidate_folder(model_dir)
+    model = B.use_candidate(host, args)
     _, _, vae = host.pack.demo.toy_model.load_toy_model(WORLD_FLOW)
     k, n = args.shard
     cases = [(i, c) for i, c in enumerate(S.edit_cases(args.cases, seed=args.seed))
              if c.kind != "background" and (not args.case or i in args.case)][k::n]
     work = Path(tempfile.mkdtemp(prefix="kv-edit-masks-"))
+    workflows = {(s.painted, s.attn_mask): workflow_for(work, s.painted, s.attn_mask) for s in args.settings}
     out_cases, t0 = [], time.time()
     for done, (i, case) in enumerate(cases):
         src_img, src_masks = S.render(case.source, B.RES)
@@ -160,13 +164,12 @@ def run_cases(host, args) -> dict:
         for setting in args.settings:
             ov = {ref: dict(v) for ref, v in overrides.items()}
             ov["InvertEditKVEdit"] = setting.kv_edit_inputs()
-            if setting.region == "box":
-                given = image
-            else:
+            given = work / f"case_{i}_{setting.region}.png" if setting.painted else image
+            if not given.exists():   # each region painted once a case
                 mask = B.grown(region, GROW if setting.region == "grown" else 0)   # the object's source and target
-                given = work / f"case_{i}_{setting.region}.png"   # Load Image's MASK is 1 - alpha
+                # Load Image's MASK is 1 - alpha
                 Image.fromarray(np.dstack([rgb, ((~mask).numpy() * 255).astype(np.uint8)]), "RGBA").save(given)
-            path = workflow_for(work, setting.region != "box", setting.attn_mask)
+            path = workflows[setting.painted, setting.attn_mask]
             files = B.run_workflow_for(host, WORKFLOW, ov, given, work / f"{i}_{setting.key.replace(':', '_')}", path)
             panels = B._panels(B._load(files[0]), ("mask", "edit"))
             m = case_metrics(case, True, panels["edit"], rec, tgt_img, outside, region, None)
@@ -177,7 +180,7 @@ def run_cases(host, args) -> dict:
         print(f"  case {i} ({case.kind}) done: {done + 1}/{len(cases)} ({time.time() - t0:.0f}s)", file=sys.stderr,
               flush=True)
     return {"cases_total": args.cases, "seed": args.seed, "steps": "the workflow's", "cfg": "the workflow's",
-            "model": str(model_dir.resolve()) if model_dir else "models/toyworld-flow",
+            "model": model,
             "shard": f"{k}/{n}", "rows": [[s.key, True] for s in args.settings], "cases": out_cases,
             "seconds": time.time() - t0, "threads": torch.get_num_threads()}
 

@@ -201,14 +201,22 @@ def candidate_folder(model_dir: Path) -> Path:
     return folder
 
 
+def use_candidate(host, args) -> str:
+    """``--model-dir``: the candidate's weights in place of models/toyworld-flow, for this process; what the
+    results name as their model."""
+    model_dir = getattr(args, "model_dir", None)
+    if model_dir is None:
+        return "models/toyworld-flow"
+    from invertedit.demo.worlds import WORLD_FLOW
+    host.pack.demo.toy_model.FOLDERS[WORLD_FLOW] = candidate_folder(Path(model_dir))
+    return str(Path(model_dir).resolve())
+
+
 def run_cases(host, args) -> dict:
     k, n = args.shard
     cases = list(enumerate(S.edit_cases(args.cases, seed=args.seed)))[k::n]
     runs = chosen_runs(getattr(args, "runs", ""))
-    model_dir = getattr(args, "model_dir", None)
-    if model_dir is not None:   # the candidate's weights in place of models/toyworld-flow, for this process
-        from invertedit.demo.worlds import WORLD_FLOW
-        host.pack.demo.toy_model.FOLDERS[WORLD_FLOW] = candidate_folder(Path(model_dir))
+    model = use_candidate(host, args)
     work = Path(tempfile.mkdtemp(prefix="toyworld-flow-bench-"))
     out_cases = []
     t0 = time.time()
@@ -256,7 +264,7 @@ def run_cases(host, args) -> dict:
         print(f"  case {i} ({case.kind}) done: {done + 1}/{len(cases)} ({time.time() - t0:.0f}s)", file=sys.stderr,
               flush=True)
     return {"cases_total": args.cases, "seed": args.seed, "steps": "the workflows'", "cfg": "the workflows'",
-            "model": str(Path(model_dir).resolve()) if model_dir else "models/toyworld-flow",
+            "model": model,
             "shard": f"{k}/{n}", "rows": [[r, ROWS[r][2]] for r in ROWS], "cases": out_cases,
             "seconds": time.time() - t0, "threads": torch.get_num_threads()}
 
