@@ -591,3 +591,36 @@ def test_the_flow_benchmark_s_table_reads_its_claims_from_every_row_or_some():
     part = B.table(result(some))
     assert "the published orderings are not read" in part and "FlowEdit against" not in part
     assert "KV-Edit with the object's box" in part and "Best row by whole-case success: 50%" in part
+
+
+def test_vital_blocks_bypass_hands_a_block_s_input_on(host):
+    """``vital_blocks``' bypass (Stable Flow's analysis: a layer taken out, its residual alone left) gives the
+    host's Flux exactly the DiT with that block removed from its list, and only on the clone it patches."""
+    import copy
+
+    from workshop.benchmarks import vital_blocks as V
+    model, _, _ = host.pack.demo.tiny_flow_models.build_tiny_flow_models("flux-dev", seed=0)
+    net = model.model.diffusion_model
+    blocks = V.blocks_of(model)
+    assert blocks == ([("double_block", i) for i in range(len(net.double_blocks))]
+                      + [("single_block", i) for i in range(len(net.single_blocks))])
+    assert V.without(model, None) is model
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(1, 16, 8, 8, generator=g)
+    context = torch.randn(1, 7, net.params.context_in_dim, generator=g)
+    y = torch.randn(1, net.params.vec_in_dim, generator=g)
+    t, guidance = torch.tensor([0.6]), torch.tensor([3.5])
+
+    def run(dit, options):
+        with torch.no_grad():
+            return dit(x, t, context, y=y, guidance=guidance, transformer_options=options)
+
+    whole = run(net, {})
+    for kind, i in (("double_block", 1), ("single_block", 0)):
+        clone = V.without(model, (kind, i))
+        bypassed = run(net, clone.model_options["transformer_options"])
+        removed = copy.deepcopy(net)
+        del getattr(removed, "double_blocks" if kind == "double_block" else "single_blocks")[i]
+        assert torch.equal(bypassed, run(removed, {})), kind
+        assert (bypassed - whole).abs().max() > 1e-3 * whole.abs().max(), f"bypassing {kind} {i} changed nothing"
+        assert "patches_replace" not in model.model_options["transformer_options"]
