@@ -1925,6 +1925,8 @@ CHECKPOINT_WORKFLOWS = {
     "Flux - Attention maps": (flux_attention_maps, _TOY_FLOW_MAPS, {}),
     "Flux - RF-Solver-Edit": (flux_rf_solver_edit, dict(_TOY_FLOW, InvertEditFlowInvert={"share_from_block": 2}), {}),
     "Flux - KV-Edit": (flux_kv_edit, _TOY_FLOW_KV, {}),
+    # the toy's six blocks are all vital by the authors' analysis (workshop/benchmarks/vital_blocks.py): no list
+    # leaves the edit free on it (measurements.md, "Stable Flow's vital blocks on the toy model")
     "Flux - Stable Flow": (flux_stable_flow, dict(_TOY_FLOW, InvertEditStableFlow={"double_blocks": "0, 1",
                                                                                     "single_blocks": "0, 1"}), {}),
     "Flux - Prompt-to-Prompt edit": (flux_joint_p2p_edit, _TOY_FLOW_P2P, {}),

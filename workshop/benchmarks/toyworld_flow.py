@@ -23,7 +23,8 @@ Rows
 - Naive edit from each inversion: the target prompt at the workflow's guidance (2).
 - RF-Inversion (gamma 0.5, eta 0.9, stop 0.25, guidance 3.5), FlowEdit (28 steps, n_max 24,
   guidance 1.5 / 5.5), RF-Solver-Edit (the source's values in the last 2 of 4 single blocks for 5
-  steps), Stable Flow (the toy's blocks double 0, 1 and single 0, 1), Prompt-to-Prompt on joint
+  steps), Stable Flow (the toy's blocks double 0, 1 and single 0, 1; every block of
+  the toy is vital by the authors' analysis, ``vital_blocks.py``), Prompt-to-Prompt on joint
   attention with local blend on the edited noun (replace; refine for a drop, as ``toyworld2.py``), at the
   workflow's (the paper's) self-attention fraction 0.4 and at the swept ``P2P_SELF``.
 - KV-Edit with the edited object's box as the mask (the box around its source and target masks,
