@@ -517,12 +517,14 @@ def test_the_gpu_teachers_script_distils_one_teacher_s_variants_side_by_side(hos
     """``gpu_flow_teachers.sh`` as a lent device call runs it, in its CPU smoke mode: ``RUNS=graph`` trains one
     teacher (``--cuda-graph``, eagerly here), then distils each of ``DISTIL_VARIANTS`` from it side by side in its
     own folder; each student comes back with its options (args.txt, config.json), its text-to-image reading and
-    its ``flow_recon``, and the teacher's weights once."""
+    its ``flow_recon``, and the teacher's weights once; ``PRESET`` sizes every model of the call (here twice the
+    shipped depth)."""
     import json
     import os
     import subprocess
     env = {**os.environ, "DEVICE": "cpu", "SMOKE": "1", "RUNS": "graph", "OUT": str(tmp_path / "out"),
            "TEACHERS_WORK": str(tmp_path / "work"), "THREADS": "1", "DISTIL_ARGS": "--distil-ema 0.99",
+           "PRESET": "h128-d4s8",
            "DISTIL_VARIANTS": "--guidance-one 0.1;--guidance-one 0.3 --distil-lr 1e-4"}
     done = subprocess.run(["bash", "workshop/toyworld/gpu_flow_teachers.sh"], cwd=REPO, env=env, timeout=600,
                           capture_output=True, text=True)
@@ -533,8 +535,10 @@ def test_the_gpu_teachers_script_distils_one_teacher_s_variants_side_by_side(hos
         v = out / f"v{i}"
         log = (v / "train.log").read_text()
         assert "without CUDA: the chunked inputs, stepped eagerly" in log, log[-2000:]
-        config = json.loads((v / "config.json").read_text())["training"]
+        written = json.loads((v / "config.json").read_text())
+        config = written["training"]
         assert (config["guidance_one"], config["distil_lr"], config["distil_ema"]) == (one, lr, 0.99)
+        assert (written["dit_config"]["depth"], written["dit_config"]["depth_single_blocks"]) == (4, 8)
         assert (v / "args.txt").read_text().split() == ["--distil-ema", "0.99", "--guidance-one", str(one)] + (
             ["--distil-lr", "1e-4"] if i else [])
         assert (v / "toy_dit.safetensors").is_file() and list(v.glob("eval_student_*.json"))

@@ -22,6 +22,7 @@
 #            recipe's 3 at 128 px, scaled with the side), lr GRAPH_LR (5e-4), the cosine's horizon fitted to LONG_MIN
 #            minutes (at most GRAPH_STEPS); the student DMIN minutes, graphed the same way (its teacher's guided
 #            velocity and the attention loss inside the graph).
+# PRESET: the DiT's size for every run (train_flow.PRESETS; default h128-d2s4, the shipped model's).
 # DISTIL_ARGS: more train_flow options for every run's distillation (e.g. "--guidance-one 0.3").
 # DISTIL_VARIANTS: distillations of one teacher side by side, their options separated by ";" (e.g.
 # "--guidance-one 0.1;--guidance-one 0.2 --distil-lr 1e-4"), each after DISTIL_ARGS, in <run>/v<i> (args.txt says
@@ -41,11 +42,12 @@ set -u
 # (set-up included); EVAL_MIN: minutes for its evaluations after it.
 DEST=${OUT:-flow-teachers-out}; WORKDIR=${TEACHERS_WORK:-$(mktemp -d /tmp/flow-teachers-XXXX)}
 DEVICE=${DEVICE:-cuda}; RUNS=${RUNS:-"shipped long"}
+PRESET=${PRESET:-h128-d2s4}   # train_flow.PRESETS: the shipped size; h128-d4s8 twice as deep (Stable Flow's vital blocks)
 LONG_STEPS=${LONG_STEPS:-16000}; LONG_MIN=${LONG_MIN:-5}; DMIN=${DMIN:-1.5}; CAP=${CAP_MIN:-8}
 mkdir -p "$DEST" "$WORKDIR"
 for run in $RUNS; do
   d=$WORKDIR/$run; mkdir -p "$d"; cp models/toyworld-flow/toy_vae.safetensors "$d/"
-  A="--out $d --preset h128-d2s4 --threads ${THREADS:-2} --device $DEVICE --noise-shift 8"
+  A="--out $d --preset $PRESET --threads ${THREADS:-2} --device $DEVICE --noise-shift 8"
   if [[ $run == shipped ]]; then
     T="--steps 4000 --batch 32 --lowres 128 --lowres-steps 3500 --highres-every 3"; D="--distil-steps 600"
   elif [[ $run == graph ]]; then
@@ -90,13 +92,13 @@ for run in $RUNS; do
     # the evaluations after the cap, under their own (EVAL_MIN): a cap that counted them cut them off (2026-11-27)
     [[ -f $v/toy_dit.safetensors ]] && timeout "$(awk "BEGIN { print int(${EVAL_MIN:-2} * 60) }")" bash -c "
       python3 -m workshop.toyworld.train_flow --stage eval --eval-student --eval-shift host $Av $T $E
-      python3 -m workshop.toyworld.flow_recon --out $v --preset h128-d2s4 --scenes \${RECON_SCENES:-50} \
+      python3 -m workshop.toyworld.flow_recon --out $v --preset $PRESET --scenes \${RECON_SCENES:-50} \
           --device $DEVICE --threads \${THREADS:-2} --json $v/recon.json
       if [[ -n \"\${LEVELS:-}\" ]]; then   # the teacher's text to image, then both models' flow_levels
         python3 -m workshop.toyworld.train_flow --stage eval --eval-shift host $Av $T $E
         for who in teacher student; do
           flag=; [[ \$who == student ]] && flag=--student
-          python3 -m workshop.toyworld.flow_levels --out $v --preset h128-d2s4 --res \${LEVELS_RES:-256} \
+          python3 -m workshop.toyworld.flow_levels --out $v --preset $PRESET --res \${LEVELS_RES:-256} \
               --scenes \${LEVELS_SCENES:-60} --device $DEVICE --threads \${THREADS:-2} \$flag \
               --grid $v/levels_\$who.png > $v/levels_\$who.json
         done
