@@ -1736,14 +1736,23 @@ def flux_rf_solver_edit() -> dict:
     return _flow_inversion_edit(FLUX, edit_guidance=2.0, share=5)   # RF-Solver-Edit's examples: guidance 2, 2-5 steps
 
 
-def flux_kv_edit() -> dict:
+BOX_MASK_NOTE = ("\n**Mask**: the region to remake. Here a rectangle over the dress (**SolidMask** and "
+                 "**MaskComposite**); paint yours in Load Image's mask editor and connect its MASK instead.\n\n")
+WORD_MASK_NOTE = ("\n**Mask**: the region to remake, from a word: **Attention Store** evaluates the source prompt on "
+                  "the same inversion and gives the region its *words* are attended in (here 'dress') as a MASK, "
+                  "grown by one cell of the maps (mask_pool 3, Prompt-to-Prompt's local blend) so that the new "
+                  "object has room; mask_pool 1 keeps the word's own region. Check the mask in the strip; paint "
+                  "one instead where it misses.\n\n")
+
+
+def _flux_kv_edit(word: bool) -> dict:
     """KV-Edit with the authors' settings (``Xilluill/KV-Edit``'s demo: 28 steps, 4 skipped, guidance 1.5 inverting
-    and 5.5 editing, attn_scale 1) and a rectangle over the dress as the mask."""
+    and 5.5 editing, attn_scale 1); the mask a rectangle over the dress or, with ``word``, the word's region that
+    Attention Store reads on the same inversion (issue 27: the mask from the user or from the word maps)."""
     intro = (
         "# Flux: KV-Edit, an edit that keeps the background as it is\n\n"
-        + _setup_note(FLUX, PROMPTS_PLAIN) +
-        "\n**Mask**: the region to remake. Here a rectangle over the dress (**SolidMask** and **MaskComposite**); "
-        "paint yours in Load Image's mask editor and connect its MASK instead.\n\n"
+        + _setup_note(FLUX, PROMPTS_PLAIN)
+        + (WORD_MASK_NOTE if word else BOX_MASK_NOTE) +
         "**Flow Invert** inverts your image with Euler (28 steps, guidance 1.5) and, with keep_keys_values on, keeps "
         "every block's keys and values at every step (KV-Edit, Zhu et al.; about 3 GB per step per megapixel in "
         "bfloat16: keep_values_on cpu offloads them, as the authors' code does). **KV-Edit** patches the model so "
@@ -1753,29 +1762,48 @@ def flux_kv_edit() -> dict:
         "(euler) 4 steps down the schedule; target prompt at guidance 5.5. More skip_steps keep more of the masked "
         "region's layout; re_init starts it from fresh noise. The strip: the image, the mask, the edit.")
     model = _flow_model(FLUX)
-    nodes = _flow_front(FLUX, intro) + [
-        {"key": "mask_base", "type": "SolidMask", "widgets": {"value": 0.0, "width": FLUX.size, "height": FLUX.size},
-         "title": "SolidMask (the image's size)"},
-        {"key": "mask_box", "type": "SolidMask", "widgets": {"value": 1.0, "width": 340, "height": 470},
-         "title": "SolidMask (the region)"},
-        {"key": "mask", "type": "MaskComposite", "widgets": {"x": 340, "y": 420, "operation": "add"},
-         "inputs": {"destination": ("mask_base", "MASK"), "source": ("mask_box", "MASK")},
-         "title": "Mask (the dress)"},
+    if word:
+        mask = ("store", "MASK")
+        masking = [{"key": "store", "type": "InvertEditAttentionStore",
+                    "widgets": {"prompt": PHOTO_SOURCE, "words": PHOTO_WORD, "start": 0.0, "end": 1.0, "threshold": 0.3,
+                                "dit_blocks": "all", "mask_pool": 3},
+                    "inputs": {"model": model, "clip": ("model", "CLIP"), "inversion": ("invert", 0),
+                               "image": ("resize", "IMAGE")},
+                    "title": f"Attention Store (the mask of '{PHOTO_WORD}')"}]
+    else:
+        mask = ("mask", "MASK")
+        masking = [
+            {"key": "mask_base", "type": "SolidMask", "widgets": {"value": 0.0, "width": FLUX.size, "height": FLUX.size},
+             "title": "SolidMask (the image's size)"},
+            {"key": "mask_box", "type": "SolidMask", "widgets": {"value": 1.0, "width": 340, "height": 470},
+             "title": "SolidMask (the region)"},
+            {"key": "mask", "type": "MaskComposite", "widgets": {"x": 340, "y": 420, "operation": "add"},
+             "inputs": {"destination": ("mask_base", "MASK"), "source": ("mask_box", "MASK")},
+             "title": "Mask (the dress)"}]
+    nodes = _flow_front(FLUX, intro) + masking + [
         {"key": "invert", "type": "InvertEditFlowInvert",
          "widgets": {"solver": "euler", "steps": 28, "scheduler": SCHEDULES[FLUX.name], "guidance": 1.5,
                      "share_steps": 0, "share_from_block": 20, "keep_values_on": "cpu", "keep_keys_values": True},
          "inputs": {"model": model, "latent": ("encode", "LATENT"), "positive": ("prompt", 0)}},
         {"key": "kv", "type": "InvertEditKVEdit",
          "widgets": {"skip_steps": 4, "attn_scale": 1.0, "re_init": False, "seed": 0},
-         "inputs": {"model": model, "inversion": ("invert", 0), "mask": ("mask", "MASK")}},
+         "inputs": {"model": model, "inversion": ("invert", 0), "mask": mask}},
         {"key": "sampler", "type": "KSamplerSelect", "widgets": {"sampler_name": "euler"}},
-        {"key": "mask_image", "type": "MaskToImage", "inputs": {"mask": ("mask", "MASK")}, "title": "The mask"},
+        {"key": "mask_image", "type": "MaskToImage", "inputs": {"mask": mask}, "title": "The mask"},
     ]
     nodes += _flow_sample(FLUX, "edit", ("kv", "MODEL"), ("target", 0), 5.5, ("kv", "NOISE"), ("kv", "SIGMAS"),
                           ("sampler", "SAMPLER"), "Edit (target prompt, guidance 5.5)")
-    nodes += _strip([("resize", "image"), ("mask_image", "mask"), ("edit_decode", "edit")], "invertedit/flux_kv_edit",
+    nodes += _strip([("resize", "image"), ("mask_image", "mask"), ("edit_decode", "edit")], "invertedit/flux_kv_edit_word" if word else "invertedit/flux_kv_edit",
                     "Image | mask | KV-Edit")
     return {"nodes": nodes}
+
+
+def flux_kv_edit() -> dict:
+    return _flux_kv_edit(word=False)
+
+
+def flux_kv_edit_word() -> dict:
+    return _flux_kv_edit(word=True)
 
 
 def flux_stable_flow() -> dict:
@@ -1925,6 +1953,7 @@ CHECKPOINT_WORKFLOWS = {
     "Flux - Attention maps": (flux_attention_maps, _TOY_FLOW_MAPS, {}),
     "Flux - RF-Solver-Edit": (flux_rf_solver_edit, dict(_TOY_FLOW, InvertEditFlowInvert={"share_from_block": 2}), {}),
     "Flux - KV-Edit": (flux_kv_edit, _TOY_FLOW_KV, {}),
+    "Flux - KV-Edit from a word": (flux_kv_edit_word, dict(_TOY_FLOW, **_TOY_FLOW_MAPS), {}),
     # the toy's six blocks are all vital by the authors' analysis (workshop/benchmarks/vital_blocks.py): no list
     # leaves the edit free on it (measurements.md, "Stable Flow's vital blocks on the toy model")
     "Flux - Stable Flow": (flux_stable_flow, dict(_TOY_FLOW, InvertEditStableFlow={"double_blocks": "0, 1",

@@ -30,7 +30,9 @@ class KVEditNode(io.ComfyNode):
                 io.Model.Input("model", tooltip="The Flux model the image was inverted with."),
                 InversionSocket.Input("inversion", tooltip="Flow Invert's inversion, made with keep_keys_values on "
                                                            "(authors: euler, 28 steps, guidance 1.5)."),
-                io.Mask.Input("mask", tooltip="The region to edit (white); the rest is kept."),
+                io.Mask.Input("mask", tooltip="The region to edit (white); the rest is kept. Painted (the authors' "
+                                                      "brush), or Attention Store's mask of a word on the same "
+                                                      "inversion."),
                 io.Int.Input("skip_steps", default=4, min=0, max=1000,
                              tooltip="Steps of the schedule skipped: the edit starts at the inversion's latent this "
                                      "far down (authors: 4 of 28). More keeps more of the masked region's layout; fewer "

@@ -485,7 +485,8 @@ def test_kv_edit_keeps_the_background_outside_the_objects_edges_with_its_own_mas
 def test_kv_edit_masks_settings_carry_the_authors_options_into_the_workflow(tmp_path):
     """``kv_edit_masks``'s settings: REGION:ATTN_SCALE and the authors' other options (re_init, skipN,
     attn_mask) reach KV-Edit's inputs; with attn_mask the mask KV-Edit gets is also wired to Flow Invert's
-    kv_mask (painted or the box), and a setting without options keeps the shipped workflow as it is."""
+    kv_mask (painted or the box), and a setting without options keeps the shipped workflow as it is. The
+    words region runs the word workflow as it ships, whose mask is Attention Store's on KV-Edit's inversion."""
     import argparse
     import json
 
@@ -495,9 +496,25 @@ def test_kv_edit_masks_settings_carry_the_authors_options_into_the_workflow(tmp_
     assert plain.key == "box:1" and plain.kv_edit_inputs() == {"attn_scale": 1.0, "re_init": False}
     assert full.key == "object:2.5:re_init:skip0:attn_mask"
     assert full.kv_edit_inputs() == {"attn_scale": 2.5, "re_init": True, "skip_steps": 0}
-    for bad in ("object:1:reinit", "disc:1", "object"):
+    words, pooled = KM.parse_settings("words:1,words:2:pool1")
+    assert words.workflow == KM.WORD_WORKFLOW and not words.painted and words.mask_pool is None
+    assert pooled.key == "words:2:pool1" and pooled.mask_pool == 1 and plain.workflow == KM.WORKFLOW
+    for bad in ("object:1:reinit", "disc:1", "object", "words:1:attn_mask", "object:1:pool1"):
         with pytest.raises(argparse.ArgumentTypeError):
             KM.parse_settings(bad)
+    # the word workflow as it ships: Attention Store reads KV-Edit's own inversion and its MASK is KV-Edit's mask
+    shipped = REPO / "example_workflows" / f"{KM.WORD_WORKFLOW}.json"
+    assert KM.workflow_for(tmp_path, False, False, KM.WORD_WORKFLOW) == shipped
+    wf = json.loads(shipped.read_text())
+    kind = {n["id"]: n["type"] for n in wf["nodes"]}
+    into = {(kind[link[3]], link[4]): (kind[link[1]], link[2]) for link in wf["links"]}
+
+    def slot(node: str, name: str) -> int:
+        return [i["name"] for i in next(n for n in wf["nodes"] if n["type"] == node)["inputs"]].index(name)
+
+    assert into[("InvertEditKVEdit", slot("InvertEditKVEdit", "mask"))] == ("InvertEditAttentionStore", 1)
+    assert into[("InvertEditAttentionStore", slot("InvertEditAttentionStore", "inversion"))] == \
+        into[("InvertEditKVEdit", slot("InvertEditKVEdit", "inversion"))] == ("InvertEditFlowInvert", 0)
 
     assert KM.workflow_for(tmp_path, False, False) == REPO / "example_workflows" / f"{KM.WORKFLOW}.json"
     for painted in (False, True):

@@ -2,7 +2,7 @@
 
     python -m workshop.benchmarks.kv_edit_masks [--cases 100] [--settings box:1,box:4,grown:4,object:1,object:4]
         [--shard K/N --json FILE] | --merge FILE [FILE ...]
-    python -m workshop.benchmarks.kv_edit_masks --settings object:1,object:1:re_init:skip0:attn_mask
+    python -m workshop.benchmarks.kv_edit_masks --settings object:1,object:1:re_init:skip0:attn_mask,words:1:pool1
 
 Issue 27's gate: with KV-Edit and the object's mask, the other object kept and the background within
 1 dB of the reconstruction in >= 95% of cases. The toy flow benchmark (``toyworld_flow``) reads it
@@ -13,7 +13,11 @@ Model's flow DiT) with each setting ``REGION:ATTN_SCALE``:
 - ``box``: the benchmark's region, the box of the edited object's source and target masks grown
   by 4 px (SolidMask and MaskComposite, as the workflow draws it);
 - ``grown``: those masks themselves, OR-ed and grown by 4 px;
-- ``object``: the masks themselves, OR-ed (the object where it is and where it will be).
+- ``object``: the masks themselves, OR-ed (the object where it is and where it will be);
+- ``words``: no mask drawn: the ``Flux - KV-Edit from a word`` workflow, whose Attention Store reads the
+  edited object's noun in the source caption on KV-Edit's own inversion and gives its region as the mask
+  (issue 27: the mask from the user or from the word maps); option ``poolN`` sets its ``mask_pool`` (the
+  workflow's 3, Prompt-to-Prompt's local-blend margin; 1, the word's own region).
 
 A setting may add the authors' other options, each after a colon: ``re_init`` (the region starts from
 the image noised with fresh noise), ``skipN`` (N steps skipped; the workflow's 4) and ``attn_mask``
@@ -56,11 +60,12 @@ from workshop.headless.calls import call
 from workshop.toyworld import scenes as S
 
 WORKFLOW = "Flux - KV-Edit"
-REGIONS = ("box", "grown", "object")
+WORD_WORKFLOW = "Flux - KV-Edit from a word"
+REGIONS = ("box", "grown", "object", "words")
 GROW = 4   # px, as the benchmark's box
 
 
-OPTIONS = ("re_init", "attn_mask")   # and skipN
+OPTIONS = ("re_init", "attn_mask")   # and skipN, poolN (words)
 
 
 @dataclass(frozen=True)
@@ -71,16 +76,21 @@ class Setting:
     re_init: bool = False
     skip_steps: int | None = None   # None: the workflow's
     attn_mask: bool = False
+    mask_pool: int | None = None    # words: Attention Store's mask_pool (None: the workflow's)
 
     @property
     def painted(self) -> bool:
-        """The region reaches KV-Edit as a painted mask (Load Image's MASK), not the workflow's box."""
-        return self.region != "box"
+        """The region reaches KV-Edit as a painted mask (Load Image's MASK), not the workflow's box or word."""
+        return self.region in ("grown", "object")
+
+    @property
+    def workflow(self) -> str:
+        return WORD_WORKFLOW if self.region == "words" else WORKFLOW
 
     @property
     def key(self) -> str:
         extra = ["re_init"] * self.re_init + ([f"skip{self.skip_steps}"] if self.skip_steps is not None else []) \
-            + ["attn_mask"] * self.attn_mask
+            + ["attn_mask"] * self.attn_mask + ([f"pool{self.mask_pool}"] if self.mask_pool is not None else [])
         return ":".join([self.region, f"{self.attn_scale:g}", *extra])
 
     def kv_edit_inputs(self) -> dict:
@@ -98,22 +108,29 @@ def parse_settings(text: str) -> list[Setting]:
         if region not in REGIONS or not scale:
             raise argparse.ArgumentTypeError(f"--settings {item!r}: give REGION:ATTN_SCALE[:OPTION...], REGION one of "
                                              f"{REGIONS}")
-        unknown = [o for o in extra if o not in OPTIONS and not (o.startswith("skip") and o[4:].isdigit())]
+        unknown = [o for o in extra if o not in OPTIONS and not any(o.startswith(n) and o[len(n):].isdigit()
+                                                                       for n in ("skip", "pool"))]
         if unknown:
             raise argparse.ArgumentTypeError(f"--settings {item!r}: {', '.join(unknown)} not an option; choose among "
-                                             f"{', '.join(OPTIONS)} and skipN (N steps skipped)")
+                                             f"{', '.join(OPTIONS)}, skipN (N steps skipped) and poolN (words)")
         skips = [int(o[4:]) for o in extra if o.startswith("skip")]
+        pools = [int(o[4:]) for o in extra if o.startswith("pool")]
+        if region == "words" and "attn_mask" in extra:
+            raise argparse.ArgumentTypeError(f"--settings {item!r}: the word's mask is read on the inversion "
+                                             f"attn_mask would change; give attn_mask a drawn region")
+        if pools and region != "words":
+            raise argparse.ArgumentTypeError(f"--settings {item!r}: poolN is the word mask's (region words)")
         settings.append(Setting(region, float(scale), "re_init" in extra, skips[-1] if skips else None,
-                                "attn_mask" in extra))
+                                "attn_mask" in extra, pools[-1] if pools else None))
     return settings
 
 
-def workflow_for(work: Path, painted: bool, attn_mask: bool) -> Path:
+def workflow_for(work: Path, painted: bool, attn_mask: bool, workflow: str = WORKFLOW) -> Path:
     """The KV-Edit workflow, or a copy of it: its mask Load Image's MASK (a painted mask) instead of the
     box where ``painted``; with ``attn_mask`` the same mask also wired to Flow Invert's ``kv_mask`` (the
-    authors' attn_mask option)."""
-    path = M.REPO / "example_workflows" / f"{WORKFLOW}.json"
-    if not painted and not attn_mask:
+    authors' attn_mask option). ``workflow`` the word's: as it ships."""
+    path = M.REPO / "example_workflows" / f"{workflow}.json"
+    if workflow != WORKFLOW or (not painted and not attn_mask):
         return path
     wf = json.loads(path.read_text())
     loader = next(n["id"] for n in wf["nodes"] if n["type"] == "LoadImage")
@@ -143,7 +160,8 @@ def run_cases(host, args) -> dict:
     cases = [(i, c) for i, c in enumerate(S.edit_cases(args.cases, seed=args.seed))
              if c.kind != "background" and (not args.case or i in args.case)][k::n]
     work = Path(tempfile.mkdtemp(prefix="kv-edit-masks-"))
-    workflows = {(s.painted, s.attn_mask): workflow_for(work, s.painted, s.attn_mask) for s in args.settings}
+    workflows = {(s.painted, s.attn_mask, s.workflow): workflow_for(work, s.painted, s.attn_mask, s.workflow)
+                 for s in args.settings}
     out_cases, t0 = [], time.time()
     for done, (i, case) in enumerate(cases):
         src_img, src_masks = S.render(case.source, B.RES)
@@ -164,13 +182,16 @@ def run_cases(host, args) -> dict:
         for setting in args.settings:
             ov = {ref: dict(v) for ref, v in overrides.items()}
             ov["InvertEditKVEdit"] = setting.kv_edit_inputs()
+            if setting.mask_pool is not None:
+                ov["InvertEditAttentionStore"]["mask_pool"] = setting.mask_pool
             given = work / f"case_{i}_{setting.region}.png" if setting.painted else image
             if not given.exists():   # each region painted once a case
                 mask = B.grown(region, GROW if setting.region == "grown" else 0)   # the object's source and target
                 # Load Image's MASK is 1 - alpha
                 Image.fromarray(np.dstack([rgb, ((~mask).numpy() * 255).astype(np.uint8)]), "RGBA").save(given)
-            path = workflows[setting.painted, setting.attn_mask]
-            files = B.run_workflow_for(host, WORKFLOW, ov, given, work / f"{i}_{setting.key.replace(':', '_')}", path)
+            path = workflows[setting.painted, setting.attn_mask, setting.workflow]
+            files = B.run_workflow_for(host, setting.workflow, ov, given, work / f"{i}_{setting.key.replace(':', '_')}",
+                                       path)
             panels = B._panels(B._load(files[0]), ("mask", "edit"))
             m = case_metrics(case, True, panels["edit"], rec, tgt_img, outside, region, None)
             m["core"] = S.psnr(panels["edit"], tgt_img, core)
@@ -197,7 +218,7 @@ def table(res: dict) -> str:
     if not cases:
         return "no cases"
     names = {"box": f"the object's box grown {GROW} px (the workflow's)", "grown": f"the object's mask grown {GROW} px",
-             "object": "the object's mask"}
+             "object": "the object's mask", "words": "the noun's mask (Attention Store, the word workflow)"}
     mean = lambda key: fmt(statistics.fmean(c[key] for c in cases))   # noqa: E731
     lines = [f"KV-Edit's background gate: {len(cases)} object edit cases of world 2's first {res['cases_total']} "
              f"(seed {res['seed']}) at {B.RES} px, the `{WORKFLOW}` workflow on the Toy World Model's flow DiT "
@@ -227,8 +248,8 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--cases", type=int, default=100)
     p.add_argument("--settings", type=parse_settings, default=parse_settings("box:1,box:4,grown:4,object:1,object:4"),
-                   help="REGION:ATTN_SCALE[:OPTION...], comma-separated; REGION box, grown or object; OPTION "
-                        "re_init, attn_mask or skipN")
+                   help="REGION:ATTN_SCALE[:OPTION...], comma-separated; REGION box, grown, object or words; OPTION "
+                        "re_init, attn_mask, skipN or poolN (words)")
     p.add_argument("--case", type=int, action="append", default=[], help="only this case (repeatable)")
     p.add_argument("--model-dir", type=Path, default=None,
                    help="a candidate flow model's folder (as toyworld_flow's --model-dir), for this run only")
