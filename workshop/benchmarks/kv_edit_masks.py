@@ -221,7 +221,9 @@ def table(res: dict) -> str:
              "object": "the object's mask", "words": "the noun's mask (Attention Store, the word workflow)"}
     mean = lambda key: fmt(statistics.fmean(c[key] for c in cases))   # noqa: E731
     lines = [f"KV-Edit's background gate: {len(cases)} object edit cases of world 2's first {res['cases_total']} "
-             f"(seed {res['seed']}) at {B.RES} px, the `{WORKFLOW}` workflow on the Toy World Model's flow DiT "
+             f"(seed {res['seed']}) at {B.RES} px, the `{WORKFLOW}` workflow"
+             f"{f' (the words rows: `{WORD_WORKFLOW}`)' if any(k.startswith('words') for k, _ in res['rows']) else ''}"
+             f" on the Toy World Model's flow DiT "
              f"({res.get('model', 'models/toyworld-flow')}); "
              f"{res['seconds']:.0f}s of running on {res['threads']} thread(s). FireFlow's reconstruction: background "
              f"{mean('rec_bg')} dB (the benchmark's reading), {mean('rec_core')} dB outside the objects' edges; the VAE "
