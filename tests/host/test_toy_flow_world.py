@@ -496,10 +496,12 @@ def test_kv_edit_masks_settings_carry_the_authors_options_into_the_workflow(tmp_
     assert plain.key == "box:1" and plain.kv_edit_inputs() == {"attn_scale": 1.0, "re_init": False}
     assert full.key == "object:2.5:re_init:skip0:attn_mask"
     assert full.kv_edit_inputs() == {"attn_scale": 2.5, "re_init": True, "skip_steps": 0}
-    words, pooled = KM.parse_settings("words:1,words:2:pool1")
-    assert words.workflow == KM.WORD_WORKFLOW and not words.painted and words.mask_pool is None
-    assert pooled.key == "words:2:pool1" and pooled.mask_pool == 1 and plain.workflow == KM.WORKFLOW
-    for bad in ("object:1:reinit", "disc:1", "object", "words:1:attn_mask", "object:1:pool1"):
+    words, pooled = KM.parse_settings("words:1,words:2:pool1:thr0.2")
+    assert words.workflow == KM.WORD_WORKFLOW and not words.painted and words.mask_pool is words.threshold is None
+    assert pooled.key == "words:2:pool1:thr0.2" and (pooled.mask_pool, pooled.threshold) == (1, 0.2)
+    assert plain.workflow == KM.WORKFLOW
+    for bad in ("object:1:reinit", "disc:1", "object", "words:1:attn_mask", "object:1:pool1", "box:1:thr0.2",
+                "words:1:thr"):
         with pytest.raises(argparse.ArgumentTypeError):
             KM.parse_settings(bad)
     # the word workflow as it ships: Attention Store reads KV-Edit's own inversion and its MASK is KV-Edit's mask

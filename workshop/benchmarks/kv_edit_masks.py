@@ -17,7 +17,8 @@ Model's flow DiT) with each setting ``REGION:ATTN_SCALE``:
 - ``words``: no mask drawn: the ``Flux - KV-Edit from a word`` workflow, whose Attention Store reads the
   edited object's noun in the source caption on KV-Edit's own inversion and gives its region as the mask
   (issue 27: the mask from the user or from the word maps); option ``poolN`` sets its ``mask_pool`` (the
-  workflow's 3, Prompt-to-Prompt's local-blend margin; 1, the word's own region).
+  workflow's 3, Prompt-to-Prompt's local-blend margin; 1, the word's own region), ``thrX`` its threshold
+  (the workflow's 0.3).
 
 A setting may add the authors' other options, each after a colon: ``re_init`` (the region starts from
 the image noised with fresh noise), ``skipN`` (N steps skipped; the workflow's 4) and ``attn_mask``
@@ -77,6 +78,7 @@ class Setting:
     skip_steps: int | None = None   # None: the workflow's
     attn_mask: bool = False
     mask_pool: int | None = None    # words: Attention Store's mask_pool (None: the workflow's)
+    threshold: float | None = None  # words: Attention Store's threshold (None: the workflow's)
 
     @property
     def painted(self) -> bool:
@@ -90,7 +92,8 @@ class Setting:
     @property
     def key(self) -> str:
         extra = ["re_init"] * self.re_init + ([f"skip{self.skip_steps}"] if self.skip_steps is not None else []) \
-            + ["attn_mask"] * self.attn_mask + ([f"pool{self.mask_pool}"] if self.mask_pool is not None else [])
+            + ["attn_mask"] * self.attn_mask + ([f"pool{self.mask_pool}"] if self.mask_pool is not None else []) \
+            + ([f"thr{self.threshold:g}"] if self.threshold is not None else [])
         return ":".join([self.region, f"{self.attn_scale:g}", *extra])
 
     def kv_edit_inputs(self) -> dict:
@@ -109,19 +112,22 @@ def parse_settings(text: str) -> list[Setting]:
             raise argparse.ArgumentTypeError(f"--settings {item!r}: give REGION:ATTN_SCALE[:OPTION...], REGION one of "
                                              f"{REGIONS}")
         unknown = [o for o in extra if o not in OPTIONS and not any(o.startswith(n) and o[len(n):].isdigit()
-                                                                       for n in ("skip", "pool"))]
+                                                                       for n in ("skip", "pool"))
+                   and not (o.startswith("thr") and o[3:].replace(".", "", 1).isdigit())]
         if unknown:
             raise argparse.ArgumentTypeError(f"--settings {item!r}: {', '.join(unknown)} not an option; choose among "
                                              f"{', '.join(OPTIONS)}, skipN (N steps skipped) and poolN (words)")
         skips = [int(o[4:]) for o in extra if o.startswith("skip")]
         pools = [int(o[4:]) for o in extra if o.startswith("pool")]
+        thresholds = [float(o[3:]) for o in extra if o.startswith("thr")]
         if region == "words" and "attn_mask" in extra:
             raise argparse.ArgumentTypeError(f"--settings {item!r}: the word's mask is read on the inversion "
                                              f"attn_mask would change; give attn_mask a drawn region")
-        if pools and region != "words":
-            raise argparse.ArgumentTypeError(f"--settings {item!r}: poolN is the word mask's (region words)")
+        if (pools or thresholds) and region != "words":
+            raise argparse.ArgumentTypeError(f"--settings {item!r}: poolN and thrX are the word mask's (region words)")
         settings.append(Setting(region, float(scale), "re_init" in extra, skips[-1] if skips else None,
-                                "attn_mask" in extra, pools[-1] if pools else None))
+                                "attn_mask" in extra, pools[-1] if pools else None,
+                                thresholds[-1] if thresholds else None))
     return settings
 
 
@@ -184,6 +190,8 @@ def run_cases(host, args) -> dict:
             ov["InvertEditKVEdit"] = setting.kv_edit_inputs()
             if setting.mask_pool is not None:
                 ov["InvertEditAttentionStore"]["mask_pool"] = setting.mask_pool
+            if setting.threshold is not None:
+                ov["InvertEditAttentionStore"]["threshold"] = setting.threshold
             given = work / f"case_{i}_{setting.region}.png" if setting.painted else image
             if not given.exists():   # each region painted once a case
                 mask = B.grown(region, GROW if setting.region == "grown" else 0)   # the object's source and target
@@ -251,7 +259,7 @@ def main(argv=None):
     p.add_argument("--cases", type=int, default=100)
     p.add_argument("--settings", type=parse_settings, default=parse_settings("box:1,box:4,grown:4,object:1,object:4"),
                    help="REGION:ATTN_SCALE[:OPTION...], comma-separated; REGION box, grown, object or words; OPTION "
-                        "re_init, attn_mask, skipN or poolN (words)")
+                        "re_init, attn_mask, skipN, poolN or thrX (words)")
     p.add_argument("--case", type=int, action="append", default=[], help="only this case (repeatable)")
     p.add_argument("--model-dir", type=Path, default=None,
                    help="a candidate flow model's folder (as toyworld_flow's --model-dir), for this run only")
