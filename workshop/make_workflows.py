@@ -1793,8 +1793,8 @@ def _flux_kv_edit(word: bool) -> dict:
     ]
     nodes += _flow_sample(FLUX, "edit", ("kv", "MODEL"), ("target", 0), 5.5, ("kv", "NOISE"), ("kv", "SIGMAS"),
                           ("sampler", "SAMPLER"), "Edit (target prompt, guidance 5.5)")
-    nodes += _strip([("resize", "image"), ("mask_image", "mask"), ("edit_decode", "edit")], "invertedit/flux_kv_edit_word" if word else "invertedit/flux_kv_edit",
-                    "Image | mask | KV-Edit")
+    nodes += _strip([("resize", "image"), ("mask_image", "mask"), ("edit_decode", "edit")],
+                    "invertedit/flux_kv_edit" + ("_word" if word else ""), "Image | mask | KV-Edit")
     return {"nodes": nodes}
 
 

@@ -316,10 +316,9 @@ def _kv_edit_keeps_the_image_outside_the_mask(prefix: str, word: bool = False):
         if word:
             _, objects = S.render(S.SAMPLE, image.shape[0])
             circle, rest = objects[0], objects[1]
-            held = float((~outside & circle).sum() / circle.sum())
-            print(f"the word's mask holds {held:.0%} of the circle and {float((~outside & rest).sum() / rest.sum()):.0%} "
-                  f"of the square")
-            assert held >= 0.95 and float((~outside & rest).sum() / rest.sum()) <= 0.05   # the margin may touch it
+            held, touched = (float((~outside & o).sum() / o.sum()) for o in (circle, rest))
+            print(f"the word's mask holds {held:.0%} of the circle and {touched:.0%} of the square")
+            assert held >= 0.95 and touched <= 0.05   # the margin may touch the square
             colour = next(w for w, v in zip(M.TARGET_PROMPT.split(), M.SOURCE_PROMPT.split()) if w != v)
             assert reading.find(colour, "circle") is not None, reading.content()
     return check

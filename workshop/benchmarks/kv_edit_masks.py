@@ -66,7 +66,8 @@ REGIONS = ("box", "grown", "object", "words")
 GROW = 4   # px, as the benchmark's box
 
 
-OPTIONS = ("re_init", "attn_mask")   # and skipN, poolN (words)
+OPTIONS = ("re_init", "attn_mask")
+VALUED = {"skip": int, "pool": int, "thr": float}   # skipN; the word mask's poolN and thrX
 
 
 @dataclass(frozen=True)
@@ -111,23 +112,25 @@ def parse_settings(text: str) -> list[Setting]:
         if region not in REGIONS or not scale:
             raise argparse.ArgumentTypeError(f"--settings {item!r}: give REGION:ATTN_SCALE[:OPTION...], REGION one of "
                                              f"{REGIONS}")
-        unknown = [o for o in extra if o not in OPTIONS and not any(o.startswith(n) and o[len(n):].isdigit()
-                                                                       for n in ("skip", "pool"))
-                   and not (o.startswith("thr") and o[3:].replace(".", "", 1).isdigit())]
-        if unknown:
-            raise argparse.ArgumentTypeError(f"--settings {item!r}: {', '.join(unknown)} not an option; choose among "
-                                             f"{', '.join(OPTIONS)}, skipN (N steps skipped) and poolN (words)")
-        skips = [int(o[4:]) for o in extra if o.startswith("skip")]
-        pools = [int(o[4:]) for o in extra if o.startswith("pool")]
-        thresholds = [float(o[3:]) for o in extra if o.startswith("thr")]
+        values: dict[str, float] = {}
+        for option in extra:
+            prefix = next((n for n in VALUED if option.startswith(n)), None)
+            try:
+                if prefix is not None:
+                    values[prefix] = VALUED[prefix](option[len(prefix):])
+                elif option not in OPTIONS:
+                    raise ValueError
+            except ValueError:
+                raise argparse.ArgumentTypeError(f"--settings {item!r}: {option} not an option; choose among "
+                                                 f"{', '.join(OPTIONS)}, skipN (N steps skipped), poolN and thrX "
+                                                 f"(the word mask's pool and threshold)") from None
         if region == "words" and "attn_mask" in extra:
             raise argparse.ArgumentTypeError(f"--settings {item!r}: the word's mask is read on the inversion "
                                              f"attn_mask would change; give attn_mask a drawn region")
-        if (pools or thresholds) and region != "words":
+        if ("pool" in values or "thr" in values) and region != "words":
             raise argparse.ArgumentTypeError(f"--settings {item!r}: poolN and thrX are the word mask's (region words)")
-        settings.append(Setting(region, float(scale), "re_init" in extra, skips[-1] if skips else None,
-                                "attn_mask" in extra, pools[-1] if pools else None,
-                                thresholds[-1] if thresholds else None))
+        settings.append(Setting(region, float(scale), "re_init" in extra, values.get("skip"), "attn_mask" in extra,
+                                values.get("pool"), values.get("thr")))
     return settings
 
 
