@@ -29,13 +29,12 @@ from pathlib import Path
 import torch
 
 from workshop.benchmarks.toyworld import decode
+from workshop.benchmarks.toyworld_flow import RES, use_candidate
 from workshop.headless.boot import boot
 from workshop.headless.calls import call, encode
+from workshop.make_workflows import SCHEDULES
 from workshop.toyworld import scenes as S
 from workshop.toyworld.scenes_judge import judge
-
-RES = 256   # the toy flow model's size (toyworld_flow.RES)
-SCHEDULER_FLOW = "simple"   # the Flux workflows' schedule (make_workflows.SCHEDULES)
 
 
 def bypass_double(args: dict, extra: dict) -> dict:
@@ -68,7 +67,7 @@ def without(model, block: tuple[str, int] | None):
 def draw(host, model, vae, positive, seed: int, steps: int) -> torch.Tensor:
     latent = call(host, "EmptySD3LatentImage", width=RES, height=RES, batch_size=1)[0]
     out = call(host, "KSampler", model=model, seed=seed, steps=steps, cfg=1.0, sampler_name="euler",
-               scheduler=SCHEDULER_FLOW, positive=positive, negative=positive, latent_image=latent, denoise=1.0)[0]
+               scheduler=SCHEDULES["Flux"], positive=positive, negative=positive, latent_image=latent, denoise=1.0)[0]
     return decode(host, vae, out["samples"])
 
 
@@ -122,7 +121,6 @@ def main(argv=None) -> None:
     p.add_argument("--json", type=Path, default=None)
     args = p.parse_args(argv)
     host = boot(base_dir=Path(tempfile.mkdtemp(prefix="vital-blocks-")))
-    from workshop.benchmarks.toyworld_flow import use_candidate
     use_candidate(host, args)
     from invertedit.demo.worlds import WORLD_FLOW
     model, clip, vae = host.pack.demo.toy_model.load_toy_model(WORLD_FLOW)
