@@ -156,6 +156,10 @@ CASES = {   # grad scales for this 8x8 latent (256 elements; the paper's 5000 is
     "reconstruction, l1": dict(rows="source", loss="l1", scale=10.0, grad_scale=2.0, cfg=10.0),
 }
 TOLERANCE = 5e-4   # relative, per row: max |ours - reference| / max |reference|
+# smooth L1's, where the authors' transition point (beta 1e-4) turns float32 rounding into gradient: an element of
+# the difference within 1e-4 of 0 has the gradient d / 1e-4, so rounding of 1e-7 in d moves it by 0.1%. Its source
+# row: 3.4e-5 on the machines before, 6.5e-4 on this project's AVX2-only CPU (2026-11-29); the other rows 4e-6.
+TOLERANCES = {"pair, smooth l1": 2e-3}
 RUNNER = Path(__file__).resolve().parents[1] / "reference" / "nmg_runner.py"
 
 
@@ -206,4 +210,4 @@ def test_noise_map_guidance_matches_the_reference_code(host, tiny, reference_res
         ours, ref = ours * reference_results["scale"], reference_results["out"][name]
         worst[name] = [float((ours[r] - ref[r]).abs().max() / ref[r].abs().max()) for r in range(ref.shape[0])]
     print({k: [f"{e:.1e}" for e in v] for k, v in worst.items()})
-    assert all(e < TOLERANCE for errors in worst.values() for e in errors), worst
+    assert all(e < TOLERANCES.get(name, TOLERANCE) for name, errors in worst.items() for e in errors), worst
