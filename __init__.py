@@ -2,4 +2,4 @@
 
 ComfyUI entry point. It registers the nodes and nothing else; the code is in ``invertedit/``.
 """
-from .invertedit.nodes import comfy_entrypoint  # noqa: F401
+from .invertedit.extension import comfy_entrypoint  # noqa: F401

@@ -19,7 +19,7 @@ import torch
 from .local_blend import LocalBlend, LocalBlendMaps, blend_reader
 from .maps import token_grid
 from .policy import AttentionPolicy, PolicyInputError, Where, rows_from_source, source_index
-from .prompt_to_prompt import ReplaceSchedule, value_mixes
+from .prompt_to_prompt import ReplaceSchedule, equalizer, value_mixes
 
 
 class PromptToPrompt(AttentionPolicy[LocalBlendMaps]):
@@ -255,3 +255,19 @@ def context_repeats(tokens: int, length: int) -> int:
                                f"prompts' {length} (or a multiple, as the host batches a longer negative prompt); "
                                f"sample the CONDITIONING pair from this node.")
     return tokens // length
+
+
+MODES = ("replace", "refine")   # the nodes' mode: AttentionReplace or AttentionRefine
+
+
+def controller(schedule: ReplaceSchedule, blend: LocalBlend | None, swap: torch.Tensor | None,
+               refine: tuple[torch.Tensor, torch.Tensor] | None, positions: dict[int, float]) -> PromptToPrompt:
+    """The mode's Prompt-to-Prompt controller: refine with its token alignment (``refine``: mapper
+    and alphas), else replace (with the word-swap matrix ``swap`` where the swapped words' token
+    counts differ), under a reweight's equalizer when words are reweighted (``positions``), as
+    the authors' ``AttentionReweight`` wraps its ``controller``."""
+    if refine is not None:
+        policy: PromptToPrompt = AttentionRefine(schedule, *refine, blend=blend)
+    else:
+        policy = AttentionReplace(schedule, swap, blend)
+    return AttentionReweight(policy, equalizer(schedule.length, positions)) if positions else policy

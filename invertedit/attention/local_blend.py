@@ -159,3 +159,12 @@ class LocalBlend:
         """A sampling run's empty running sums."""
         return LocalBlendMaps(list(self.source), list(self.target), self.threshold, list(self.subtract_source),
                               list(self.subtract_target))
+
+
+def local_blend_of(positions_of, words: dict, threshold: float, start: float, blocks: frozenset) -> LocalBlend:
+    """The local blend of the nodes' four word inputs (``words``: input name to its comma-separated words):
+    ``positions_of(input name, words, "source" or "target")`` gives their token positions in that prompt."""
+    sides = (("blend_source_words", "source"), ("blend_target_words", "target"),
+             ("blend_subtract_source_words", "source"), ("blend_subtract_target_words", "target"))
+    found = [tuple(positions_of(name, words.get(name) or "", side)) for name, side in sides]
+    return LocalBlend(found[0], found[1], threshold, start, blocks, found[2], found[3])

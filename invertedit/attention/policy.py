@@ -5,7 +5,7 @@ keys and values and where the call is, to its output. A policy decides; the host
 sampling run. The editors of the pack are policies: Prompt-to-Prompt's controllers
 (``attention/controllers.py``, each overriding one method as the authors' ``AttentionReplace``,
 ``AttentionRefine`` and ``AttentionReweight`` do), MasaCtrl's mutual self-attention
-(``attention/mutual.py``) and Plug-and-Play's self-attention injection (``attention/plug_and_play.py``).
+(``techniques/masactrl/mutual.py``) and Plug-and-Play's self-attention injection (``techniques/plug_and_play/injection.py``).
 
 A source/target pair runs in one batch: every chunk of the call (``cond_or_uncond``: 0
 conditional, 1 unconditional) holds the pair's rows, row 0 the source, row 1 the target. The
@@ -177,3 +177,18 @@ def schedule_position(schedule: list[float], sigma: float) -> tuple[int, bool]:
         if schedule[i] > sigma > schedule[i + 1]:
             return i, True
     return len(schedule) - 1, False
+
+
+def same_schedule(run: list[float], schedule: list[float]) -> bool:
+    """Whether a run's sigmas are ``schedule`` (as many, each within ``1e-6 + 1e-4 sigma``): a patch
+    that replays an inversion checks the run samples on its schedule."""
+    return len(run) == len(schedule) and all(abs(a - b) <= 1e-6 + 1e-4 * abs(b) for a, b in zip(run, schedule))
+
+
+def shared_key(where: JointWhere, inverting: bool) -> tuple[int, bool]:
+    """(sampling step, half step) of a joint-attention call, as the flow editors that keep an
+    inversion's attention tensors key them (RF-Solver-Edit, KV-Edit): an inversion's call at
+    schedule point ``j`` (the low end of step ``j - 1``'s interval) is that step's, as a sampling
+    call at point ``j`` is step ``j``'s."""
+    step, half = schedule_position(where.schedule, where.sigma)
+    return (step - 1 if inverting and not half else step), half

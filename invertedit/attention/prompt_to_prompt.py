@@ -19,10 +19,13 @@ own values: in cross-attention those carry the new words.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
+from typing import Callable
 
 import torch
 
+from ..refusals import NodeInputError, check_threshold
 from .align import refine_probs, replace_probs
 from .maps import attend, attention_probs
 
@@ -167,3 +170,101 @@ def value_mixes(columns: tuple[torch.Tensor, torch.Tensor | None],
     wa = word_alphas.to(source)
     keep = torch.diag(1 - wa)
     return source * wa[None, :], keep if own is None else own * wa[None, :] + keep
+
+
+def least_fraction(steps_of: Callable[[float], int]) -> float:
+    """The smallest fraction (in hundredths) that ``steps_of`` turns into at least one step, for
+    the messages of a schedule that acts in no step of a run; 1 where none does."""
+    return next((f / 100 for f in range(1, 101) if steps_of(f / 100) >= 1), 1.0)
+
+
+def idle_reason(schedule: ReplaceSchedule, steps: int, reweight: bool, blend: bool, node: str) -> str | None:
+    """Why a Prompt-to-Prompt run of ``steps`` steps would never act (the message), or None: no map
+    injected and no local blend (the fractions' step counts are 0 at this step count), or reweight's
+    maps never injected."""
+    s = schedule
+    cross = max(cross_steps(f, steps) for f in [s.cross] + [f for _, f in s.words])
+    first, stop = self_steps(s.self_start, s.self_, steps)
+    words = " (and cross_replace_words)" if s.words else ""
+    more_cross = least_fraction(lambda f: cross_steps(f, steps))
+    if reweight and not cross:
+        return (f"input 'reweight' scales words' maps while cross-attention maps are injected, but cross_replace "
+                f"{s.cross:g}{words} injects them in none of the run's {steps} steps (the first int(f * (N + 1)) = 0); "
+                f"give cross_replace {more_cross:g} or more (paper: 0.8), or sample more steps.")
+    if not blend and not cross and stop <= first:
+        return (f"inputs 'cross_replace' ({s.cross:g}){words} and 'self_replace' ({s.self_:g}) inject no map in a run "
+                f"of {steps} steps (cross-attention maps in the first int(f * (N + 1)) = 0 steps, self-attention maps "
+                f"in the first int(f * N) = 0), so {node} would never act; give cross_replace {more_cross:g} or "
+                f"self_replace {least_fraction(lambda f: self_steps(0.0, f, steps)[1]):g} or more (paper: 0.8 and "
+                f"0.4), or sample more steps.")
+    return None
+
+
+def run_note(schedule: ReplaceSchedule, steps: int, blend_from: int | None, node: str) -> str:
+    """The log line of a run: the step counts it will use (``blend_from``: the local blend's first step)."""
+    first, stop = self_steps(schedule.self_start, schedule.self_, steps)
+    note = (f"{node}: {steps} steps: cross-attention maps injected in the first "
+            f"{cross_steps(schedule.cross, steps)}, self-attention in steps {first} to {stop - 1}")
+    if blend_from is not None:
+        note += f", local blend after each step from step {blend_from}"
+    return note
+
+
+# ----------------------------------------------------------------------------- the nodes' settings
+
+MAX_SCALE = 100.0   # reweight scales beyond this only overflow the maps
+
+
+def check_fractions(node: str, **values: float) -> None:
+    """Refuse a fraction input outside [0, 1] (or not finite)."""
+    for name, value in values.items():
+        if not (math.isfinite(value) and 0.0 <= value <= 1.0):
+            raise NodeInputError(node, f"input '{name}' is {value}; use a fraction between 0 and 1.")
+
+
+def check_reweight(node: str, positions: dict[int, float]) -> None:
+    """Refuse reweight scales that would only overflow the maps."""
+    if any(abs(v) > MAX_SCALE for v in positions.values()):
+        raise NodeInputError(node, f"input 'reweight': a scale of {max(positions.values(), key=abs):g} would overflow "
+                                   f"the attention maps; use scales between -{MAX_SCALE:g} and {MAX_SCALE:g} "
+                                   f"(paper: 2 to 5).")
+
+
+def check_word_fractions(node: str, fractions: dict[int, float]) -> None:
+    if any(not 0.0 <= f <= 1.0 for f in fractions.values()):
+        raise NodeInputError(node, "input 'cross_replace_words': fractions are between 0 and 1 (e.g. 'square:0.4').")
+
+
+def check_blend(node: str, threshold: float, start: float) -> None:
+    """Refuse local blend settings under which it would not blend: a threshold no normalised map
+    passes (1: the target is returned as the source) or every one does (0: no blend), a start
+    at or after the last step (1)."""
+    check_threshold(node, "blend_threshold", threshold, "the maps are normalised to a maximum of 1",
+                    "no pixel's map is above it and the target would come out as the source",
+                    "every pixel's map is above it and the local blend would keep the whole target", 0.3)
+    if start >= 1.0:
+        raise NodeInputError(node, f"input 'blend_start' is {start:g}, so the local blend would never start (it blends "
+                                   f"from step int(f * N) of N steps); give a fraction below 1 (paper: 0.2).")
+
+
+def check_subtract(node: str, blend: bool, subtract_source: str, subtract_target: str) -> None:
+    """Refuse subtract words without a local blend (they take words out of the blend's region)."""
+    if not blend and ((subtract_source or "").strip() or (subtract_target or "").strip()):
+        raise NodeInputError(node, "inputs 'blend_subtract_source_words'/'blend_subtract_target_words' take words out of "
+                                   "the local blend's region, but no blend words are given; give blend_source_words "
+                                   "and/or blend_target_words (e.g. 'background'), or clear the subtract words.")
+
+
+def check_acts(node: str, schedule: ReplaceSchedule, reweight: bool, blend: bool) -> None:
+    """Refuse fractions under which the edit would never act at any step count: no map injected
+    and no local blend, or reweight without cross-attention injection (it scales injected maps)."""
+    cross = max([schedule.cross] + [f for _, f in schedule.words])
+    words = " (and every word of cross_replace_words)" if schedule.words else ""
+    if reweight and cross == 0.0:
+        raise NodeInputError(node, f"input 'reweight' scales words' maps while cross-attention maps are injected, but "
+                                   f"cross_replace is 0{words}; give cross_replace above 0 (paper: 0.8), or leave "
+                                   f"reweight empty.")
+    if not blend and cross == 0.0 and schedule.self_ == 0.0:
+        raise NodeInputError(node, f"inputs 'cross_replace'{words} and 'self_replace' are 0, so the target would never "
+                                   f"take the source's maps and {node} would never act; give cross_replace or "
+                                   f"self_replace above 0 (paper: 0.8 and 0.4).")

@@ -15,6 +15,17 @@ class World(NamedTuple):
     family: str = "sd1"  # the host family it is built as (hostkit.loaders.HOST_CLASSES)
 
 
+# The toy worlds' colours: name -> RGB in 0..1. All single CLIP tokens; far apart in RGB.
+PALETTE: dict[str, tuple[float, float, float]] = {
+    "red": (0.90, 0.10, 0.10),
+    "green": (0.10, 0.75, 0.20),
+    "blue": (0.10, 0.20, 0.90),
+    "yellow": (0.95, 0.85, 0.10),
+    "white": (0.95, 0.95, 0.95),
+    "black": (0.05, 0.05, 0.05),
+}
+COLOURS: tuple[str, ...] = tuple(PALETTE)
+
 WORLD_2 = "two objects (512 px)"
 WORLD_1 = "one object (128 px)"
 WORLD_FLOW = "two objects, flow DiT (256 px)"

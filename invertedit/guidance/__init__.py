@@ -1,1 +1,3 @@
-"""Per-step score and latent edits, host-agnostic: SEGA, latent blending (torch/numpy/einops only)."""
+"""Guidance's generic pieces, host-agnostic (torch/numpy/einops only): the guidance policy contract,
+concepts (SEGA's and LEDITS++'s) and guidance on an inversion's trajectory (ProxEdit's and NMG's
+base). Each technique's own policy is in its folder."""

@@ -12,6 +12,7 @@ from ..attention.policy import AttentionPolicy, PolicyInputError, Where
 from .attention_maps import host_attention, patch_maps
 from .errors import NodeInputError
 from .pair import pair_rows
+from .patches import replace_attention
 from .run_state import keep_run_state, run_state
 from .steps import sampling_step
 
@@ -55,7 +56,5 @@ def install_policy(model, policy: AttentionPolicy, blocks, node: str,
         keep_run_state(model)
     drivers = {kind: AttentionDriver(policy, kind == "attn2", node) for kind in layers}
     for block, number in blocks:
-        if "attn1" in drivers:
-            model.set_model_attn1_replace(drivers["attn1"], block, number)
-        if "attn2" in drivers:
-            model.set_model_attn2_replace(drivers["attn2"], block, number)
+        for layer, driver in drivers.items():
+            replace_attention(model, driver, layer, block, number)

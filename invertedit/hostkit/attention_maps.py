@@ -1,10 +1,9 @@
-"""Recording cross-attention maps inside the host: Attention Store's per-word maps and their
-heatmap pictures, LEDITS++'s per-concept maps at the mask resolution (into the run's state of
-its policy, ``guidance/ledits.py``)."""
+"""Attention maps inside the host: the host's own attention inside a replace patch, the maps of a
+layer's queries on its keys, upcast as the layer asks, and heatmap pictures of per-word maps
+(Attention Store, LEDITS++'s concept maps)."""
 from __future__ import annotations
 
 import inspect
-import math
 
 import numpy as np
 import torch
@@ -12,9 +11,7 @@ import torch.nn.functional as F
 from comfy.ldm.modules.attention import optimized_attention
 from PIL import Image, ImageDraw
 
-from ..attention.maps import attention_probs, token_grid
-from ..guidance.ledits import LeditsPolicy
-from .run_state import run_state
+from ..attention.maps import attention_probs
 
 
 def _takes_options(fn) -> bool:
@@ -65,31 +62,3 @@ def heatmaps(maps: torch.Tensor, labels: list[str], size: tuple[int, int], image
         draw.text((3, 2), label, fill=(255, 255, 255))
         out.append(torch.from_numpy(np.asarray(pil, dtype=np.float32) / 255.0))
     return torch.stack(out)
-
-
-class RecordConceptMaps:
-    """attn2 replace patch at the mask resolution: plain attention, and for each concept chunk of
-    the batch (``cond_or_uncond`` indexes the guider's conds) the sum of its tokens' maps, into
-    the run's ``ConceptMaps`` of ``policy`` (the LEDITS++ policy that takes them)."""
-
-    def __init__(self, policy: LeditsPolicy, tokens: dict[int, list[int]], factor: int):
-        self.policy, self.tokens, self.factor = policy, tokens, factor
-
-    def __call__(self, q, k, v, extra_options):
-        heads = extra_options["n_heads"]
-        out = host_attention(q, k, v, extra_options)
-        latent_hw = tuple(extra_options["original_shape"][-2:])
-        h, w = token_grid(latent_hw, q.shape[1])
-        if 2 ** round(math.log2(latent_hw[0] / h)) != self.factor:
-            return out
-        store = run_state(extra_options, self.policy, self.policy.make_state, node=self.policy.name)
-        chunks = extra_options.get("cond_or_uncond", [0])
-        rows = q.shape[0] // len(chunks)
-        for chunk, index in enumerate(chunks):
-            positions = self.tokens.get(index)
-            if positions is None:
-                continue
-            probs = patch_maps(q[chunk * rows:(chunk + 1) * rows], k[chunk * rows:(chunk + 1) * rows], extra_options,
-                               dtype=torch.float32)
-            store.add(index, probs[..., positions].sum(-1).sum(1).reshape(rows, h, w), heads)
-        return out

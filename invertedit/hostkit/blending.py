@@ -1,42 +1,57 @@
-"""Latent Blend inside the host (math in ``guidance/latent_blend.py``): a MASK at latent
-resolution and the post-CFG blend of a source/target pair."""
+"""Post-CFG blends of a source/target pair inside the host: Prompt-to-Prompt's local blend (on a
+UNet or on joint attention) keeps the target on the source outside the mask its attention policy's
+maps make, after each step from its start (``attention/local_blend.py``)."""
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 import torch
-import torch.nn.functional as F
-from ..guidance.latent_blend import BlendSchedule
-from ..guidance.latent_blend import blend_predictions
+
+from ..attention.local_blend import blend_denoised, blend_start
 from .errors import NodeInputError
-from .steps import post_cfg_step
+from .run_state import run_state
+from .steps import post_cfg_step, sigma_list, sigma_value
 
 
-NAME = "Latent Blend"
-
-def latent_mask(mask: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    """A MASK of any size as ``[1, 1, h, w]`` at latent resolution: nearest for a hard (0/1)
-    mask, so it stays hard; area-averaged for a soft one."""
-    m = mask.float()
-    m = m.reshape(-1, *m.shape[-2:])[:1, None]
-    hard = bool(torch.all((m == 0) | (m == 1)))
-    return F.interpolate(m, size=size, mode="nearest" if hard else "area").clamp(0, 1)
+@dataclass
+class TrajectoryCopies:
+    """A run's copies of an inversion's trajectory, by the (device, dtype) of the latents sampled."""
+    by_place: dict = field(default_factory=dict)
 
 
-class LatentBlendPatch:
-    """Post-CFG function: on the blended steps the target row's prediction follows the source's
-    outside the mask."""
+class LocalBlendStep:
+    """Post-CFG function of the local blend: from its start step on, the target's prediction is
+    the one whose DDIM/Euler step lands on ``source + mask * (target - source)``, the mask made
+    from the run's maps so far (``attention/local_blend.py``). Runs after a Direct Inversion's
+    correction, so the source is the corrected one, as in the reference. With a ``trajectory`` (a
+    flow inversion's, in sampling order, whose states the source row is given) the source's next
+    latent is the trajectory's. The maps are the run's state of ``policy`` (its cross-attention
+    calls add them)."""
 
-    def __init__(self, mask: torch.Tensor, schedule: BlendSchedule):
-        self.mask, self.schedule = mask, schedule
+    def __init__(self, policy, node: str, trajectory: torch.Tensor | None = None):
+        self.policy, self.node, self.trajectory = policy, node, trajectory
+
+    def source_next(self, x: torch.Tensor, step: int, options: dict) -> torch.Tensor | None:
+        """The source row's latent after the step, where a trajectory gives it; None: the source row's
+        own DDIM/Euler step."""
+        if self.trajectory is None:
+            return None
+        kept: TrajectoryCopies = run_state(options, self, TrajectoryCopies, self.node)
+        key = (x.device, x.dtype)
+        if key not in kept.by_place:   # once per run, on the latent's device
+            kept.by_place[key] = self.trajectory.to(x)
+        return kept.by_place[key][step + 1]
 
     def __call__(self, args: dict) -> torch.Tensor:
         denoised, x, sigma = args["denoised"], args["input"], args["sigma"]
-        if x.shape[0] != 2:
-            raise NodeInputError(NAME, f"the sampler runs a batch of {x.shape[0]}; Latent Blend works on a source/target "
-                                       f"pair (the LATENT and CONDITIONING pairs of Attention Inject, MasaCtrl or Plug-and-Play).")
+        options = args["model_options"]["transformer_options"]
         step, steps = post_cfg_step(args)
-        if not self.schedule.blends(step, steps):
+        if step < blend_start(self.policy.blend.start, steps):
             return denoised
-        run = args["model_options"]["transformer_options"]["sample_sigmas"]
-        mask = self.mask if self.mask.shape[-2:] == x.shape[-2:] else latent_mask(self.mask, tuple(x.shape[-2:]))
-        return blend_predictions(x, denoised, mask.to(x.device), sigma[0], run[step + 1].to(x),
-                                 align=self.schedule.first(step, steps) and step > 0)
+        blend = run_state(options, self.policy, self.policy.make_state, self.node)
+        if x.shape[0] != 2:
+            raise NodeInputError(self.node, f"the sampler runs a batch of {x.shape[0]}; the local blend works on the "
+                                            f"source/target pair from this node (row 0 source, row 1 target).")
+        ratio = sigma_list(options["sample_sigmas"])[step + 1] / sigma_value(sigma)   # read once a run / a call
+        outside = blend.outside(tuple(x.shape[-2:]), x.dtype)
+        return blend_denoised(x, denoised, outside, ratio, self.source_next(x, step, options))

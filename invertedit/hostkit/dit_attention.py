@@ -19,7 +19,6 @@ from __future__ import annotations
 
 from functools import partial
 
-import comfy.model_management
 import comfy.ops
 import comfy.patcher_extension
 import torch
@@ -29,6 +28,7 @@ from ..attention.attention_lse import heads_attention_with_lse, log_sum_exp
 from ..attention.policy import AttentionPolicy, JointWhere, PolicyInputError
 from .errors import NodeInputError
 from .family import model_family
+from .patches import replace_dit_block, wrap_model_calls
 from .run_state import keep_run_state, run_state
 from .steps import sigma_list, sigma_value
 
@@ -175,27 +175,16 @@ class DiTBlockPatch:
         return self.previous is not None
 
 
-def keeper(place: str):
-    """How a policy that keeps attention tensors across a run keeps them: on the model's device
-    ("device": a clone, no copy to the host, no wait) or on the CPU ("cpu": the authors' offload,
-    which saves GPU memory at a copy and a device wait per block call)."""
-    if place == "cpu":
-        return partial(torch.Tensor.to, device=comfy.model_management.intermediate_device(), copy=True)  # sampling-path-ok: the opt-in offload (keep_values_on cpu)
-    return torch.Tensor.clone
-
-
 def install_dit_policy(model, policy: AttentionPolicy, blocks, node: str) -> None:
     """Run ``policy`` on the joint attention of the DiT ``blocks`` (``dit_blocks``) of ``model``, a
     clone the caller patches; a policy with per-run state gets a fresh one every sampling run."""
     if policy.keeps_state:
         keep_run_state(model)
     if not model.get_wrappers(comfy.patcher_extension.WrappersMP.APPLY_MODEL, LAYOUT_KEY):
-        model.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.APPLY_MODEL, LAYOUT_KEY,
-                                   partial(_record_layout, model_family(model).patch_size))
+        wrap_model_calls(model, LAYOUT_KEY, partial(_record_layout, model_family(model).patch_size))
     driver = DiTDriver(policy, node)
     replace = model.model_options.get("transformer_options", {}).get("patches_replace", {}).get("dit", {})
     joint = model_family(model).layout == "dit-joint"
     for block in blocks:
         run_block = JointBlockAsStock(model.model.diffusion_model, block[1]) if joint else None
-        model.set_model_patch_replace(DiTBlockPatch(driver, block, replace.get(block), run_block), "dit", block[0],
-                                      block[1])
+        replace_dit_block(model, DiTBlockPatch(driver, block, replace.get(block), run_block), block)

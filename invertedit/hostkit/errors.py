@@ -3,41 +3,14 @@ message always names the node, the input and what would work."""
 from __future__ import annotations
 
 import logging
-import math
 
 import torch
 
 from ..inversion.methods import METHODS, Method
 from ..inversion.record import Inversion
+from ..refusals import NodeInputError, check_at_least, check_choice, check_finite, check_threshold  # noqa: F401 (handed on)
 from .family import model_family
 from .fingerprint import stamp_differences
-
-
-class NodeInputError(ValueError):
-    """A node's input cannot work; the message names the node, the input and what would."""
-
-    def __init__(self, node: str, message: str):
-        super().__init__(f"{node}: {message}")
-
-
-def check_choice(node: str, name: str, value: str, options) -> None:
-    """A dropdown value the host did not check (V3 combos accept anything): refuse one not offered."""
-    if value not in options:
-        raise NodeInputError(node, f"input '{name}' is '{value}'; choose one of {', '.join(repr(o) for o in options)}.")
-
-
-def check_finite(node: str, **values: float) -> None:
-    """Refuse NaN or infinite numbers (the host's min/max checks let NaN through)."""
-    for name, value in values.items():
-        if not math.isfinite(value):
-            raise NodeInputError(node, f"input '{name}' is {value}; give a finite number.")
-
-
-def check_at_least(node: str, minimum: int, **values: int) -> None:
-    """Refuse numbers below ``minimum`` (negative steps, counts, ...)."""
-    for name, value in values.items():
-        if value < minimum:
-            raise NodeInputError(node, f"input '{name}' is {value}; give {minimum} or more.")
 
 
 def check_bounds(node_class, **values: float) -> None:
@@ -57,15 +30,6 @@ def check_finite_tensor(node: str, what: str, tensor: torch.Tensor, fix: str) ->
     """Refuse a tensor holding NaN or infinite values (they would sample to a black or noisy image)."""
     if not bool(torch.isfinite(tensor).all()):  # sampling-path-ok: the checks run once, before a run's first step
         raise NodeInputError(node, f"{what} has NaN or infinite values; {fix}")
-
-
-def check_threshold(node: str, name: str, value: float, scale: str, at_one: str, at_zero: str, paper: float) -> None:
-    """Refuse a threshold on a map ``scale`` says reaches at most 1 (normalised or rescaled) where it
-    would cut nothing useful: at 1 or above no value passes (``at_one``: what the node would then do),
-    at 0 or below every value does (``at_zero``)."""
-    if not 0.0 < value < 1.0:
-        raise NodeInputError(node, f"input '{name}' is {value:g}: {scale}, so {at_one if value >= 1.0 else at_zero}; "
-                                   f"give a threshold between 0 and 1 (paper: {paper:g}).")
 
 
 def check_region_mask(node: str, name: str, mask: torch.Tensor, empty: str) -> None:
@@ -146,3 +110,9 @@ def check_inversion(node: str, value, name: str = "inversion", model=None,
         check_made_with(node, value.fingerprint, model, f"input 'model' is not the model the {name} was made with",
                         "Connect the model you inverted with (the same checkpoint), or invert again with this one.")
     return value
+
+
+def require_base(method: Method, inversion, model=None) -> None:
+    """Refuse an input that is not an inversion, not the kind ``method`` refines (its ``built_on``),
+    or (given ``model``) made with another model."""
+    check_inversion(method.made_by, inversion, model=model, methods=(METHODS[method.built_on],))

@@ -18,6 +18,20 @@ from .run_state import begin_run, run_state
 from .steps import sigma_list, step_at, timestep_at
 
 
+def predict_conds(model, conds: list, x: torch.Tensor, sigma: torch.Tensor, model_options: dict) -> list:
+    """The model's predictions of ``conds`` (None for a cond left out) at ``x``, in one batched call
+    where the host can batch them (its ``calc_cond_batch``: areas, ControlNet and patches apply)."""
+    return comfy.samplers.calc_cond_batch(model, conds, x, sigma, model_options)
+
+
+def cfg_combine(model, cond_pred: torch.Tensor, uncond_pred: torch.Tensor, cfg: float, x: torch.Tensor,
+                sigma: torch.Tensor, model_options: dict, cond: list, uncond: list | None) -> torch.Tensor:
+    """Classifier-free guidance as the host's guiders combine it (its ``cfg_function``: the model's
+    ``sampler_cfg_function`` and post-CFG functions apply)."""
+    return comfy.samplers.cfg_function(model, cond_pred, uncond_pred, cfg, x, sigma, model_options=model_options,
+                                       cond=cond, uncond=uncond)
+
+
 class BatchedGuider(comfy.samplers.CFGGuider):
     """A GUIDER over named conds whose batched predictions go through the model's pre-CFG
     functions as the host's guiders hand them over; ``NAME`` names the node in messages, the
@@ -109,10 +123,10 @@ class GuidanceDriver(BatchedGuider):
         def uncond(latent: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
             cond = [None] * len(conds)
             cond[self.UNCOND] = conds[self.UNCOND]
-            return comfy.samplers.calc_cond_batch(self.inner_model, cond, latent, sigma, model_options)[self.UNCOND]
+            return predict_conds(self.inner_model, cond, latent, sigma, model_options)[self.UNCOND]
 
         x_in = policy.pre_step(x, where, state, uncond)
-        outs = comfy.samplers.calc_cond_batch(self.inner_model, conds, x_in, timestep, model_options)
+        outs = predict_conds(self.inner_model, conds, x_in, timestep, model_options)
         outs = self.pre_cfg(conds, outs, x_in, timestep, model_options)
         sigma = timestep.reshape(-1, *([1] * (x.ndim - 1)))
         denoised = policy.denoised(x_in, [(x_in - o) / sigma for o in outs], where, state)

@@ -10,18 +10,19 @@ import torch
 from comfy.k_diffusion import sampling as k_diffusion_sampling
 import comfy.patcher_extension
 import comfy.sampler_helpers
-from ..inversion.solver import denoised_onto
 from ..inversion.methods import Method
 from ..inversion.methods import Patch
 from ..inversion.methods import method_of
 from ..inversion.record import Inversion
 from ..inversion.record import InversionMismatch
+from ..inversion.solver import denoised_onto
 from .errors import NodeInputError
 from .errors import check_finite_tensor
 from .errors import check_made_with
-from .keys import INVERSION_KEY, SOURCE_ON_TRAJECTORY
-from .steps import sigma_list, sigma_value, step_at
 from .inversion_sampler import InversionSampling
+from .keys import INVERSION_KEY, SOURCE_ON_TRAJECTORY
+from .patches import wrap_model_calls
+from .steps import sigma_list, sigma_value, step_at
 
 
 NAME = "Apply Inversion"
@@ -43,9 +44,14 @@ def source_conditioning(inversion) -> list:
 
 def steps_as_euler(sampler) -> bool:
     """Whether ``sampler`` takes the DDIM/Euler step from each prediction: the host's ddim and euler,
-    and the pack's Flow Sampler with its euler solver (``flow_inversion.flow_sampler_function``)."""
+    and the pack's Flow Sampler with its euler solver (a sampler function marked ``euler_step``)."""
+    return is_host_euler(sampler) or getattr(getattr(sampler, "sampler_function", None), "euler_step", False) is True
+
+
+def is_host_euler(sampler) -> bool:
+    """Whether ``sampler`` is the host's own ddim or euler sampler (KSamplerSelect's)."""
     function = getattr(sampler, "sampler_function", None)
-    return any(function is f for f in _EXACT) or getattr(function, "euler_step", False) is True
+    return any(function is f for f in _EXACT)
 
 
 def sampler_name(sampler) -> str:
@@ -81,7 +87,7 @@ def check_run(inversion: Inversion, model, noise: torch.Tensor, latent: torch.Te
     method = checked_method(inversion, node)
     name = sampler_name(sampler)
     function = getattr(sampler, "sampler_function", None)
-    exact = any(function is f for f in _EXACT)
+    exact = is_host_euler(sampler)
     if method.own_sampler or isinstance(function, InversionSampling):
         if not isinstance(function, InversionSampling) or function.METHOD is not method:
             wanted = f"the {method.own_sampler} node" if method.own_sampler else "the inversion's own sampler"
@@ -215,7 +221,7 @@ def _direct(m, inversion: Inversion) -> None:
 
 
 def _null_text(m, inversion: Inversion) -> None:
-    m.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.APPLY_MODEL, INVERSION_KEY, NullTextSwap(inversion))
+    wrap_model_calls(m, INVERSION_KEY, NullTextSwap(inversion))
 
 
 # How each method patches sampling (the source-as-negative swap happens in InversionGuard, per run).

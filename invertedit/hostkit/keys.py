@@ -6,8 +6,6 @@ from __future__ import annotations
 # the inversion from it) and the pair editors' run checks (``PairRun``)
 INVERSION_KEY = "invertedit_inversion"
 PAIR_RUN_KEY = "invertedit_pair_run"
-# APPLY_MODEL wrapper key of Prompt-to-Prompt's call of the target rows alone (``SkipUnusedSource``)
-SKIP_SOURCE_KEY = "invertedit_skip_source"
 # APPLY_MODEL wrapper key of Cross-Attention Guidance's per-branch inputs (``BranchInputs``)
 BRANCH_INPUTS_KEY = "invertedit_cross_guidance_inputs"
 

@@ -3,6 +3,8 @@ downsampling factor. Read once with the model's family (``hostkit/family.py``, f
 model, so SD1.x, SD2.x and SDXL layouts all work); these hand it on."""
 from __future__ import annotations
 
+from comfy.ldm.modules.attention import SpatialTransformer
+
 from .family import model_family
 
 
@@ -32,3 +34,24 @@ def map_blocks(model) -> frozenset:
     levels = attention_levels(model)
     factor = mask_factor(levels)
     return frozenset(key for key, f in levels.items() if f == factor)
+
+
+def decoder_blocks(model) -> tuple[int, int]:
+    """The UNet's output blocks per resolution level and its output blocks in all."""
+    unet = model.model.diffusion_model
+    return unet.num_res_blocks[-1] + 1, len(unet.output_blocks)
+
+
+def self_attention_layers(model) -> dict[tuple[str, int, int], int]:
+    """Each (block, number, depth) of the UNet's self-attention layers -> its index in execution
+    order (input blocks, middle, output blocks): SD1.5 has 16, SDXL 70."""
+    unet = model.model.diffusion_model
+    order = [("input", i, b) for i, b in enumerate(unet.input_blocks)] + [("middle", 0, unet.middle_block)] + \
+            [("output", i, b) for i, b in enumerate(unet.output_blocks)]
+    layers: dict[tuple[str, int, int], int] = {}
+    for name, number, block in order:
+        for m in block:
+            if isinstance(m, SpatialTransformer):
+                for depth in range(len(m.transformer_blocks)):
+                    layers[(name, number, depth)] = len(layers)
+    return layers

@@ -4,17 +4,21 @@ from __future__ import annotations
 
 import logging
 import math
+from functools import partial
 from typing import Callable
 
 import comfy.patcher_extension
 import torch
 
+from ..attention.local_blend import LocalBlend, blend_start
+from ..attention.prompt_to_prompt import ReplaceSchedule, idle_reason, run_note
 from .errors import NodeInputError
 from .fingerprint import conditioning_fingerprint
+from .inversion_patches import sampler_name, steps_as_euler
 from .inverters import check_latent_made_with
 from .keys import INVERSION_KEY, TARGET_ONLY
-from .sampling import check_latent_size
 from .layout import transformer_blocks
+from .sampling import check_latent_size
 
 
 def encode_prompt(clip, text: str) -> list:
@@ -50,26 +54,18 @@ def warn_same_prompts(node: str, source: str, target: str) -> None:
                         "write the edit in the target prompt.", node)
 
 
-def least_fraction(steps_of: Callable[[float], int]) -> float:
-    """The smallest fraction (in hundredths) that ``steps_of`` turns into at least one step, for
-    the messages of a schedule that acts in no step of a run; 1 where none does."""
-    return next((f / 100 for f in range(1, 101) if steps_of(f / 100) >= 1), 1.0)
-
-
 class PairRun:
     """OUTER_SAMPLE wrapper of a pair editor, run once per sampling run: refuses a run in which the
-    editor would never act (``idle`` says why, from the run's step count), and warns when the
-    sampled model carries an inversion (Apply Inversion, before or after the editor) made with
-    another source prompt: the source row would not reproduce the image."""
+    editor would never act (``idle(steps)`` says why, from the run's step count: the policy's
+    schedule knows), or, with ``euler_only`` (why), a sampler that does not take the DDIM/Euler
+    step; warns when the sampled model carries an inversion (Apply Inversion, before or after the
+    editor) made with another source prompt: the source row would not reproduce the image; and logs
+    ``note(steps)``, the step counts the run will use, where given."""
 
-    node = "pair editor"
-
-    def __init__(self, source: list):
+    def __init__(self, source: list, node: str, idle: Callable[[int], str | None] = lambda steps: None,
+                 note: Callable[[int], str] | None = None, euler_only: str | None = None):
         self.source_fingerprint = conditioning_fingerprint(source)   # the source prompt's CONDITIONING, as inverters record it
-
-    def idle(self, steps: int) -> str | None:
-        """Why the editor would never act in a run of ``steps`` steps (the message), or None."""
-        return None
+        self.node, self.idle, self.note, self.euler_only = node, idle, note, euler_only
 
     def check(self, guider, steps: int) -> None:
         """The run's checks, before its first step."""
@@ -86,8 +82,31 @@ class PairRun:
 
     def __call__(self, executor, noise, latent_image, sampler, sigmas, *args, **kwargs):
         """The run itself, after its checks (the guider is the executor's ``class_obj``)."""
-        self.check(executor.class_obj, len(sigmas) - 1)
+        steps = len(sigmas) - 1
+        self.check(executor.class_obj, steps)
+        if self.euler_only and not steps_as_euler(sampler):
+            raise NodeInputError(self.node, f"sampler '{sampler_name(sampler).removeprefix('sample_')}' "
+                                            f"{self.euler_only}")
+        if self.note is not None:
+            logging.info(self.note(steps))
         return executor(noise, latent_image, sampler, sigmas, *args, **kwargs)
+
+
+#: Why a local blend takes the DDIM/Euler step (``PairRun``'s ``euler_only``)
+BLEND_EULER_ONLY = ("steps differently from the DDIM/Euler step for which the local blend makes the blended latent, "
+                    "so what lies outside the mask would drift from the image; use ddim or euler (Flow Sampler: "
+                    "euler), or leave the blend words empty.")
+
+
+def replace_run(schedule: ReplaceSchedule, blend: LocalBlend | None, source: list, reweight: bool, node: str) -> PairRun:
+    """The run checks of a Prompt-to-Prompt pair (either attention layout): refused where its
+    ``schedule`` never acts, or where a local ``blend`` meets a sampler without the DDIM/Euler step;
+    the run's step counts logged."""
+    return PairRun(source, node, idle=partial(idle_reason, schedule, reweight=reweight, blend=blend is not None,
+                                              node=node),
+                   note=lambda steps: run_note(schedule, steps, None if blend is None else blend_start(blend.start, steps),
+                                               node),
+                   euler_only=BLEND_EULER_ONLY if blend is not None else None)
 
 
 def prepare_pair_model(model, latent: dict, kinds: tuple[str, ...], node: str):

@@ -19,7 +19,7 @@ import node_helpers
 import torch
 from comfy.model_patcher import ModelPatcher
 
-from .errors import NodeInputError
+from .errors import NodeInputError, check_finite_tensor
 from .family import ModelFamily, model_family
 
 # loop(denoise, x, sigmas, step_callback) -> final x, with denoise a HostDenoiser
@@ -101,16 +101,27 @@ def check_latent_size(node: str, name: str, samples: torch.Tensor, model: ModelP
                                    f"image (or upscale it before VAE Encode).")
 
 
-def wrap_runs(model: ModelPatcher, key: str, wrapper) -> None:
-    """``wrapper(executor, noise, latent, sampler, sigmas, ...)`` around every sampling run of
-    ``model`` (the host's OUTER_SAMPLE wrapper; ``executor.class_obj`` is the run's guider)."""
-    model.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.OUTER_SAMPLE, key, wrapper)
+def check_latents(node: str, name: str, latent, model: ModelPatcher, fix: str) -> torch.Tensor:
+    """A LATENT batch of images to train on (the training nodes' images): its samples, checked."""
+    if not isinstance(latent, dict) or not isinstance(latent.get("samples"), torch.Tensor):
+        raise NodeInputError(node, f"input '{name}' is a {type(latent).__name__}, not a LATENT; {fix}")
+    samples = latent["samples"]
+    if samples.ndim != 4 or samples.shape[0] < 1:
+        raise NodeInputError(node, f"input '{name}' has shape {tuple(samples.shape)}; {fix}")
+    check_finite_tensor(node, f"input '{name}'", samples, fix)
+    check_latent_size(node, name, samples, model)
+    return samples
 
 
-def wrap_model_calls(model: ModelPatcher, key: str, wrapper) -> None:
-    """``wrapper(executor, x, t, c_concat, c_crossattn, control, transformer_options, ...)`` around
-    every batched call of ``model``'s denoiser (the host's APPLY_MODEL wrapper)."""
-    model.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.APPLY_MODEL, key, wrapper)
+def seeded_noise(latent: torch.Tensor, seed: int) -> torch.Tensor:
+    """The host's seeded noise for ``latent`` (what KSampler and Random Noise draw from ``seed``)."""
+    return comfy.sample.prepare_noise(latent, seed)
+
+
+def as_sampler(function):
+    """A SAMPLER (SamplerCustomAdvanced's input) running ``function``, a k-diffusion sampler function
+    ``(model, x, sigmas, extra_args, callback, disable) -> x``."""
+    return comfy.samplers.KSAMPLER(function)
 
 
 def check_interrupt(*_) -> None:

@@ -2,9 +2,9 @@
 from __future__ import annotations
 
 import comfy.samplers
-from comfy_api.latest import ComfyExtension, io  # noqa: F401 (the node API, handed to nodes/)
+from comfy_api.latest import ComfyExtension, io  # noqa: F401 (the node API, handed to the nodes)
 
-from ..guidance.sega import Concept
+from ..guidance.concepts import Concept
 from .errors import NodeInputError, check_at_least, check_choice, check_finite
 from .sockets import Concepts
 from .sockets import Inversion as InversionSocket
@@ -15,17 +15,19 @@ SCHEDULERS = comfy.samplers.KSampler.SCHEDULERS   # the host's scheduler names, 
 DIRECTIONS = ("add", "remove")
 
 
-def concept_inputs(warmup: int, paper: str) -> list:
-    """The inputs every concept node shares (defaults: the paper's)."""
+def concept_inputs(scale: float, warmup: int, threshold: float, paper: str) -> list:
+    """The inputs every concept node shares (defaults: the ``paper``'s, from the node's technique)."""
     return [
         io.Combo.Input("direction", options=list(DIRECTIONS), default="add",
                        tooltip="Add the concept, or remove it (the paper's reverse direction)."),
-        io.Float.Input("scale", default=5.0, min=0.0, max=100.0, step=0.1, tooltip=f"Edit guidance scale ({paper}: 5)."),
+        io.Float.Input("scale", default=scale, min=0.0, max=100.0, step=0.1,
+                       tooltip=f"Edit guidance scale ({paper}: {scale:g})."),
         io.Int.Input("warmup", default=warmup, min=0, max=1000, tooltip=f"Steps before the concept acts ({paper}: {warmup})."),
         io.Int.Input("cooldown", default=0, min=0, max=1000,
                      tooltip="Step from which the concept stops acting; 0: never (the default)."),
-        io.Float.Input("threshold", default=0.9, min=0.0, max=0.999, step=0.01,
-                       tooltip=f"Percentile below which the concept's guidance (or mask) is dropped ({paper}: 0.9)."),
+        io.Float.Input("threshold", default=threshold, min=0.0, max=0.999, step=0.01,
+                       tooltip=f"Percentile below which the concept's guidance (or mask) is dropped ({paper}: "
+                               f"{threshold:g})."),
         io.Float.Input("weight", default=1.0, min=0.0, max=100.0, step=0.1,
                        tooltip="Weight against the other concepts (all 1: equal)."),
         Concepts.Input("concepts", optional=True, tooltip="Concepts from other concept nodes, to chain."),
@@ -124,3 +126,54 @@ def pair_outputs(patches: str) -> list:
                                                                 "source, row 1 target)."),
         io.Latent.Output(display_name="latent", tooltip="The latent twice: row 0 source, row 1 target."),
     ]
+
+
+def flow_inverter_outputs() -> list:
+    """INVERSION, NOISE and SIGMAS, the outputs of every flow inverter node."""
+    return [InversionSocket.Output(tooltip="The inversion: schedule, trajectory and fingerprint (Save Inversion keeps "
+                                           "it)."),
+            io.Noise.Output(tooltip="The inverted noise: SamplerCustomAdvanced's noise, with the image's latent as its "
+                                    "latent_image, starts the run at the inversion."),
+            io.Sigmas.Output(tooltip="The schedule to sample back with (SamplerCustomAdvanced's sigmas).")]
+
+
+# The inputs of both Prompt-to-Prompt nodes (Attention Inject on a UNet, Joint Attention Inject on a DiT)
+
+STEP_COUNTS = ("Steps counted as the reference code does: of N sampling steps, cross-attention maps are injected in the "
+               "first int(f * (N + 1)) steps, self-attention maps in the first int(f * N) (50 steps at 0.8: 40; 15 steps "
+               "at 0.1: 1). The sampler's log says the counts of each run.")
+
+
+def blend_inputs(sampler: str, threshold: float, start: float) -> list:
+    """The local blend's inputs (its words, threshold and start), as both Prompt-to-Prompt nodes (UNet
+    and joint attention) take them; ``sampler`` says which sampler the blend's step is made for, the
+    paper's ``threshold`` and ``start`` are the node's technique's."""
+    return [io.String.Input("blend_source_words", default="", optional=True,
+                            tooltip="Local blend (paper's LocalBlend): words of the source prompt whose attention "
+                                    "marks the edited region, comma-separated (PIE-Bench's blended word, e.g. "
+                                    "'circle'). Empty (with blend_target_words empty): no local blend. The blend "
+                                    f"is made for the {sampler} step: sample with {sampler}."),
+            io.String.Input("blend_target_words", default="", optional=True,
+                            tooltip="Local blend: words of the target prompt whose attention marks the edited region "
+                                    "(e.g. 'square'). The mask is the OR of the source's and the target's."),
+            io.Float.Input("blend_threshold", default=threshold, min=0.01, max=0.99, step=0.01, optional=True,
+                           tooltip=f"Local blend: threshold on the max-pooled maps, normalised to a maximum of 1 "
+                                   f"(paper: {threshold:g}); between 0 and 1: at 1 no pixel is edited, at 0 every pixel."),
+            io.Float.Input("blend_start", default=start, min=0.0, max=0.95, step=0.05, optional=True,
+                           tooltip=f"Local blend: fraction of the steps before blending starts (paper: {start:g}); the "
+                                   "latents are blended after each step from step int(f * N) on (below 1: at 1 "
+                                   "it never starts).")]
+
+
+def blend_subtract_inputs() -> list:
+    """The local blend's subtract words (Prompt-to-Prompt's code: ``LocalBlend(..., substruct_words=...)``), after
+    every other input of both Prompt-to-Prompt nodes."""
+    return [io.String.Input("blend_subtract_source_words", default="", optional=True,
+                            tooltip="Local blend: words of the source prompt whose attention is taken out of the edited "
+                                    "region, comma-separated (the reference code's substruct_words, e.g. 'house' to "
+                                    "change the background and not the house; its maps are not max-pooled). Needs "
+                                    "blend words; empty (the paper's default): none."),
+            io.String.Input("blend_subtract_target_words", default="", optional=True,
+                            tooltip="Local blend: words of the target prompt whose attention is taken out of the edited "
+                                    "region (the source's and the target's are OR-ed, as the blend words are); empty: "
+                                    "none.")]

@@ -98,7 +98,7 @@ class TrainingState:
         os.replace(partial, self.path)
 
 
-def run_state(node: str, name: str, settings: Callable[[], dict[str, object]]) -> Optional[TrainingState]:
+def resumable_run(node: str, name: str, settings: Callable[[], dict[str, object]]) -> Optional[TrainingState]:
     """The run's state file where ``name`` is given (None where it is empty); ``settings()``: what must
     match for a run to go on from it (fingerprints of the model, images and prompts, the settings),
     computed only where there is a name (a fingerprint reads tensors)."""

@@ -43,7 +43,7 @@ DIRECT = Method("direct", "Direct Inversion", built_on="ddim", exact_step_only=T
 EDICT = Method("edict", "EDICT Invert", clues=("edict.y",), own_sampler="EDICT Sampler")
 EDIT_FRIENDLY = Method("edit-friendly", "Edit-Friendly DDPM Invert", clues=("ddpm.corrections",),
                        own_sampler="Edit-Friendly DDPM Sampler")
-# Fixed-point inversion (ReNoise, AIDI; ``inversion/fixed_point.py``): a trajectory of its own, made
+# Fixed-point inversion (ReNoise, AIDI; ``techniques/fixed_point/iteration.py``): a trajectory of its own, made
 # from the image (built_on None); each step solves the inverse of the host's DDIM/Euler step, so the
 # stock samplers replay it with nothing to correct (no clues, no patch), approximately with others.
 FIXED_POINT = Method("fixed-point", "Fixed-Point Invert")
@@ -57,6 +57,7 @@ FIREFLOW = Method("fireflow", "Flow Invert", own_sampler="Flow Sampler")
 RF_INVERSION = Method("rf-inversion", "RF-Inversion Invert", clues=("rf.y1",))
 STABLE_FLOW = Method("stable-flow", "Stable Flow Invert")
 FLOW_METHODS = (FLOW_EULER, RF_SOLVER, FIREFLOW, RF_INVERSION, STABLE_FLOW)
+SOLVER_METHODS = {"euler": FLOW_EULER, "rf-solver": RF_SOLVER, "fireflow": FIREFLOW}   # Flow Invert's, by solver
 
 METHODS: dict[str, Method] = {m.name: m for m in (DDIM, NEGATIVE_PROMPT, NULL_TEXT, DIRECT, EDICT, EDIT_FRIENDLY,
                                                   FIXED_POINT, *FLOW_METHODS)}

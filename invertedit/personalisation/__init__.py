@@ -1,3 +1,3 @@
-"""Personalisation as inversion: a subject captured in weights (DreamBooth) from a few images.
-
-Pure math (torch only), written for the host's sampler space like the other pure layers."""
+"""Personalisation's generic pieces, host-agnostic (torch only): the optimisation loop and the
+denoising loss with its prior preservation, which DreamBooth, Textual Inversion, Custom Diffusion
+and Imagic share. Each technique's own math is in its folder."""

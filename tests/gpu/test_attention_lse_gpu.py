@@ -74,7 +74,7 @@ def test_joint_prompt_to_prompt_on_cuda(cuda, step):
     pure = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(pure)   # the pure tests' written-out edit
     from invertedit.attention.controllers import AttentionReplace
-    from invertedit.attention.joint_prompt_to_prompt import JointPromptToPrompt
+    from invertedit.techniques.joint_prompt_to_prompt.policy import JointPromptToPrompt
     from invertedit.attention.local_blend import LocalBlend
     from invertedit.attention.policy import JointWhere
     from invertedit.attention.prompt_to_prompt import ReplaceSchedule

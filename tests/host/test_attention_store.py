@@ -43,7 +43,7 @@ def test_maps_come_from_the_reference_layers_only(host, tiny, family, monkeypatc
     """As Prompt-to-Prompt's ``aggregate_attention(res=16, from_where=("up", "down"))`` and its
     local blend: only the cross-attention layers at latent/4 are recorded, never the middle
     block or the finer levels."""
-    store = host.pack.attention.store
+    store = host.pack.techniques.attention_maps.store
     layout = host.pack.hostkit.layout
     model, clip, _ = tiny(family)
     seen = set()

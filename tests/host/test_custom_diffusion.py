@@ -63,10 +63,10 @@ def test_the_stock_loader_reads_what_the_node_made(host, tiny, family):
     ours, theirs, plain = (prediction(m, latent, context) for m in (taught, stock, model))
     assert torch.equal(ours, theirs) and not torch.equal(ours, plain)
     # the word as trained: the vector from the file in the prompt's place
-    learned = next(iter(safetensors.torch.load_file(str(kit.textual_inversion.embedding_path(name))).values()))
+    learned = next(iter(safetensors.torch.load_file(str(kit.learned_words.embedding_path(name))).values()))
     key, encoder = kit.text_encoders.text_encoder(clip, "Custom Diffusion")
-    (row,) = kit.custom_diffusion._prompt_rows(clip, key, ("a photo of a {} square",))
-    trained = kit.text_encoders.encode_rows(clip, encoder, [kit.textual_inversion.with_vectors(row, learned)])
+    (row,) = host.pack.techniques.custom_diffusion.glue._prompt_rows(clip, key, ("a photo of a {} square",))
+    trained = kit.text_encoders.encode_rows(clip, encoder, [kit.learned_words.with_vectors(row, learned)])
     assert torch.equal(context, trained.to(context))
 
 
@@ -86,16 +86,16 @@ def test_on_sdxl_both_encoders_learn_the_word_and_the_stock_nodes_read_it(host, 
     taught, out_clip, word, lora, loss = teach(host, model, clip, vae, name)
     assert len(loss["loss"]) == 3 and all(k.endswith((".attn2.to_k.diff", ".attn2.to_v.diff")) for k in lora)
     assert all(float(v.abs().max()) > 0 for v in lora.values())
-    file = safetensors.torch.load_file(str(kit.textual_inversion.embedding_path(name)))
+    file = safetensors.torch.load_file(str(kit.learned_words.embedding_path(name)))
     assert sorted(file) == ["clip_g", "clip_l"]
     encoders = kit.text_encoders.text_encoders(clip, "Custom Diffusion")
     rows = []
     for key, encoder in encoders:
         table = encoder.transformer.get_input_embeddings().weight
-        start = table[kit.custom_diffusion.initializer_token(clip, key, "ktn")].float()
+        start = table[host.pack.techniques.custom_diffusion.glue.initializer_token(clip, key, "ktn")].float()
         assert file[f"clip_{key}"].shape == (1, table.shape[-1]) and not torch.equal(file[f"clip_{key}"][0], start)
-        (row,) = kit.custom_diffusion._prompt_rows(clip, key, ("a photo of a {} square",))
-        rows.append([kit.textual_inversion.with_vectors(row, file[f"clip_{key}"])])
+        (row,) = host.pack.techniques.custom_diffusion.glue._prompt_rows(clip, key, ("a photo of a {} square",))
+        rows.append([kit.learned_words.with_vectors(row, file[f"clip_{key}"])])
     positive = encode(host, out_clip, f"a photo of a {word} square")
     ((stock, extra),) = positive
     ours, pooled = kit.text_encoders.encode_prompt(clip, encoders, rows)
@@ -124,7 +124,7 @@ def test_zero_steps_change_nothing_and_start_at_ktn(host, tiny):
     import safetensors.torch
 
     vector = next(iter(safetensors.torch.load_file(
-        str(host.pack.hostkit.textual_inversion.embedding_path("cd-zero"))).values()))
+        str(host.pack.hostkit.learned_words.embedding_path("cd-zero"))).values()))
     table = clip.cond_stage_model.clip_l.transformer.get_input_embeddings().weight
     vocabulary = clip.tokenizer.clip_l.tokenizer.get_vocab()
     assert torch.equal(vector[0], table[vocabulary["ktn"]].float())   # the script's piece "ktn", not "k" + "tn</w>"
@@ -185,7 +185,7 @@ def test_a_cancelled_run_goes_on_from_its_state_file_as_an_unbroken_run(host, ti
     finally:
         comfy.model_management.interrupt_current_processing(False)
     _, _, _, resumed, rest = teach(host, model, clip, vae, "cd-resumed", steps=5, state_name="cd-resume-test")
-    words = [safetensors.torch.load_file(str(host.pack.hostkit.textual_inversion.embedding_path(n)))
+    words = [safetensors.torch.load_file(str(host.pack.hostkit.learned_words.embedding_path(n)))
              for n in ("cd-unbroken", "cd-resumed")]
     assert rest["loss"] == pytest.approx(losses["loss"][2:], rel=1e-5)
     assert all(torch.allclose(resumed[k], whole[k], rtol=1e-5, atol=1e-7) for k in whole)

@@ -60,7 +60,7 @@ def script_choices(source: str) -> list[tuple[str, ...]]:
 
 
 def test_the_settings_and_prefixes_are_the_scripts(host, source):
-    kit, pure = host.pack.hostkit.custom_diffusion, host.pack.personalisation.custom_diffusion
+    kit, pure = host.pack.techniques.custom_diffusion.glue, host.pack.techniques.custom_diffusion.training
     settings = script_settings(source)
     assert kit.WEIGHT_DECAY == settings["adam_weight_decay"] and kit.MAX_GRAD_NORM == settings["max_grad_norm"]
     assert (settings["adam_beta1"], settings["adam_beta2"], settings["adam_epsilon"]) == (0.9, 0.999, 1e-8)
@@ -89,7 +89,7 @@ def test_the_scaled_photo_and_its_mask_are_the_scripts(host, source):
     masks are equal, the pictures within 3/255 (the two resizers' rounding) and equal in the mean."""
     from PIL import Image
 
-    pure = host.pack.personalisation.custom_diffusion
+    pure = host.pack.techniques.custom_diffusion.training
     preprocess = script_preprocess(source)
     image = torch.rand(SIZE, SIZE, 3, generator=torch.Generator().manual_seed(0))
     image = torch.nn.functional.avg_pool2d(image.permute(2, 0, 1)[None], 5, 1, 2)[0].permute(1, 2, 0)  # photo-smooth
@@ -185,8 +185,8 @@ def test_training_steps_match_the_script(host, tiny, bridge, source, family):
     import comfy.utils
     from transformers import CLIPTokenizer
 
-    kit, pure = host.pack.hostkit.custom_diffusion, host.pack.personalisation.custom_diffusion
-    db = host.pack.personalisation.dreambooth
+    kit, pure = host.pack.techniques.custom_diffusion.glue, host.pack.techniques.custom_diffusion.training
+    db = host.pack.personalisation.denoising_loss
     settings = script_settings(source)
     model, clip, vae = tiny(family)
     g = torch.Generator().manual_seed(1)
@@ -198,7 +198,7 @@ def test_training_steps_match_the_script(host, tiny, bridge, source, family):
                                     prior_loss_weight=settings["prior_loss_weight"], augment=True, hflip=True, seed=SEED,
                                     class_images=pictures, class_prompt=class_prompt)
     import safetensors.torch
-    learned = safetensors.torch.load_file(str(host.pack.hostkit.textual_inversion.embedding_path(f"cd-parity-{family}")))
+    learned = safetensors.torch.load_file(str(host.pack.hostkit.learned_words.embedding_path(f"cd-parity-{family}")))
     learned = next(iter(learned.values()))[0]
 
     # the node's draws and pictures

@@ -19,4 +19,4 @@ def test_readme_names_every_node(host):
 def test_the_technique_tables_are_written_from_the_technique_table(host):
     for path, text in make_docs.technique_pages(host).items():
         assert path.read_text(encoding="utf-8") == text, \
-            f"{path.name}'s technique table is out of date with invertedit/techniques.py: run python -m workshop.make_docs"
+            f"{path.name}'s technique table is out of date with invertedit/techniques/: run python -m workshop.make_docs"

@@ -33,7 +33,7 @@ def teach(host, model, clip, steps=20, learning_rate=3e-3, rank=4, prior_loss_we
 
 def loss_of(host, model, samples, conditioning) -> float:
     with torch.inference_mode():
-        return host.pack.hostkit.imagic.reconstruction_loss(model, samples, conditioning, count=16)
+        return host.pack.techniques.imagic.glue.reconstruction_loss(model, samples, conditioning, count=16)
 
 
 def generate(host, model, clip, seed=0):

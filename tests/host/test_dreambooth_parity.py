@@ -92,7 +92,7 @@ def settings(skip_loudly):
 def test_the_nodes_settings_are_the_scripts(host, settings):
     """The node's optimiser constants and defaults are the script's (its LoRA README's learning
     rate, batch size and steps are the node's defaults: checked against the README in the docs)."""
-    dreambooth = host.pack.hostkit.dreambooth
+    dreambooth = host.pack.techniques.dreambooth.glue
     lora = settings["lora_config"]
     assert dreambooth.WEIGHT_DECAY == settings["adam_weight_decay"]
     assert dreambooth.MAX_GRAD_NORM == settings["max_grad_norm"]
@@ -210,7 +210,7 @@ def test_training_steps_match_the_script(host, tiny, bridge, settings, family, t
     ``tokenize_prompt``) through the adapted encoder."""
     import comfy.utils
 
-    pure = host.pack.personalisation.dreambooth
+    pure = host.pack.personalisation.denoising_loss
     model, clip, _ = tiny(family)
     instance = {"samples": torch.randn(3, 4, 8, 8, generator=torch.Generator().manual_seed(1)) * 4.0}
     classes = {"samples": torch.randn(5, 4, 8, 8, generator=torch.Generator().manual_seed(2)) * 4.0}
@@ -262,7 +262,7 @@ def full_settings(skip_loudly):
 
 def test_full_fine_tune_settings_are_the_scripts(host, full_settings):
     """DreamBooth Fine-Tune's optimiser constants are train_dreambooth.py's (the same as the LoRA script's)."""
-    dreambooth = host.pack.hostkit.dreambooth
+    dreambooth = host.pack.techniques.dreambooth.glue
     assert dreambooth.WEIGHT_DECAY == full_settings["adam_weight_decay"]
     assert dreambooth.MAX_GRAD_NORM == full_settings["max_grad_norm"]
     assert (full_settings["adam_beta1"], full_settings["adam_beta2"], full_settings["adam_epsilon"]) == (0.9, 0.999, 1e-8)
@@ -292,7 +292,7 @@ def test_full_fine_tune_steps_match_the_script(host, tiny, bridge, full_settings
     import comfy.utils
     from diffusers import DDPMScheduler
 
-    pure = host.pack.personalisation.dreambooth
+    pure = host.pack.personalisation.denoising_loss
     model, clip, _ = tiny(family)
     instance = {"samples": torch.randn(3, 4, 8, 8, generator=torch.Generator().manual_seed(1)) * 4.0}
     classes = {"samples": torch.randn(5, 4, 8, 8, generator=torch.Generator().manual_seed(2)) * 4.0}

@@ -10,7 +10,7 @@ prediction and every image that reaches a Save Image must be finite, no picture 
 run's (``SENSITIVE`` workflows: ``PSNR_MIN_SENSITIVE``; a saved mask: ``MASK_FLIPS_MAX``).
 The lane's cut: ``LANE_STEPS`` steps, the toy world's sample and Upscale Image at ``LANE_SIZE`` px
 (a quarter of the pixels: the toy model still draws the scene), inner loops at their technique
-rows' ``quick`` inputs (``invertedit/techniques.py``).
+rows' ``quick`` inputs (``invertedit/techniques/``).
 
 How the UNet is put in half precision (``unet_in``), as close to the host as a CPU allows:
 - the host's own flag, ``--fp16-unet`` / ``--bf16-unet`` (``comfy.cli_args.args``, set for the run
@@ -222,7 +222,7 @@ def _start(value: int, of: int, steps: int) -> int:
 def lane_cut(prompt: dict, steps: int = LANE_STEPS, size: int = LANE_SIZE) -> dict:
     """``prompt`` at ``steps`` steps (start steps at their fraction of the schedule; more where a
     technique's row asks for more, ``quick_steps``), the toy world's image at ``size`` px, each
-    technique's inner loops at its row's ``quick`` inputs (``invertedit/techniques.py``), and empty
+    technique's inner loops at its row's ``quick`` inputs (``invertedit/techniques/``), and empty
     latents of at most ``LANE_BATCH`` images (the personalisation workflows' class images and samples).
     A workflow that samples a bundled inversion keeps its 50 steps (Apply Inversion refuses others)
     and stops after ``steps`` (end_at_step: the last step lands on the denoised latent)."""

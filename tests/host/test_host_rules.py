@@ -274,7 +274,7 @@ def test_attention_patches_pass_attn_precision(host, half, monkeypatch, family):
         computed.append((dtype, precision, out))
         return out
 
-    for module in (adapters, host.pack.hostkit.prompt_to_prompt, host.pack.hostkit.mutual):   # where ours import it
+    for module in (adapters, host.pack.techniques.prompt_to_prompt.glue, host.pack.techniques.masactrl.glue):   # where ours import it
         if hasattr(module, "optimized_attention"):
             monkeypatch.setattr(module, "optimized_attention", attention_spy)
     monkeypatch.setattr(maps, "compute_dtype", dtype_spy)

@@ -37,7 +37,7 @@ def generate(host, model, clip, positive, seed=0):
 
 def loss_of(host, model, conditioning) -> float:
     with torch.inference_mode():
-        return host.pack.hostkit.imagic.reconstruction_loss(model, source_latent()["samples"], conditioning)
+        return host.pack.techniques.imagic.glue.reconstruction_loss(model, source_latent()["samples"], conditioning)
 
 
 @pytest.fixture(scope="module")
@@ -86,7 +86,7 @@ def test_on_the_toy_model_the_optimised_embedding_reconstructs_like_the_source_c
     target, source = encode(host, clip, case.target_caption), encode(host, clip, case.source_caption)
     optimized = embed(host, model, target, steps=50, learning_rate=1e-2, latent=latent)[0]
     with torch.inference_mode():
-        imagic = host.pack.hostkit.imagic
+        imagic = host.pack.techniques.imagic.glue
         losses = {name: imagic.reconstruction_loss(model, latent["samples"], cond)
                   for name, cond in (("target", target), ("source", source), ("optimised", optimized))}
     moved = float((optimized[0][0] - target[0][0]).norm() / target[0][0].norm())
@@ -145,7 +145,7 @@ def test_interpolate_is_exact_at_its_ends(host, made, family):
     assert torch.allclose(at[0.7][0][0], 0.7 * target[0][0] + 0.3 * optimized[0][0], rtol=0, atol=1e-6)
     if family == "sdxl":
         assert torch.equal(at[0.7][0][1]["pooled_output"], target[0][1]["pooled_output"])
-    stamp = host.pack.hostkit.imagic.STAMP   # what made them: Optimize Embedding's model and image
+    stamp = host.pack.techniques.imagic.glue.STAMP   # what made them: Optimize Embedding's model and image
     assert all(at[a][0][1].keys() == target[0][1].keys() | {stamp} for a in at)
     assert all(at[a][0][1][stamp] is optimized[0][1][stamp] for a in at)
 

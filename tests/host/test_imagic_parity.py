@@ -101,7 +101,7 @@ def test_embedding_optimisation_matches_the_reference(host, tiny, bridge, refere
     ours = optimized[0][0]
 
     # the same draws: the node's (noise, timestep) of each step, as the UNet sees them (DDPM latents)
-    imagic = host.pack.guidance.imagic
+    imagic = host.pack.techniques.imagic.losses
     g = torch.Generator().manual_seed(SEED)
     sigmas = host.pack.hostkit.lora_training.training_sigmas(model)
     assert len(seen) == STEPS

@@ -61,7 +61,7 @@ def test_refine_aligns_the_t5_tokens_of_shared_words(host, flux):
     kit = host.pack.hostkit
     words = {text: kit.tokens.sequence_words(clip, text, "t", "dit-double-single", 256) for text in (SOURCE, REFINED)}
     streams = [kit.tokens.stream_words(clip, text, "t", "dit-double-single", 256) for text in (SOURCE, REFINED)]
-    mapper, alphas = kit.joint_prompt_to_prompt.joint_refine(*streams, 256)
+    mapper, alphas = host.pack.techniques.joint_prompt_to_prompt.glue.joint_refine(*streams, 256)
     source = {w: p for w, p in words[SOURCE] if w != "a"}   # the words that are once in the prompt
     for word, positions in words[REFINED]:
         if word == "big":
@@ -80,7 +80,7 @@ def test_replace_spreads_a_word_tokenized_differently(host, flux):
     other = next(w for w, n in count.items() if n != count["circle"])
     target = SOURCE.replace("circle", other)
     streams = [kit.tokens.stream_words(clip, text, "t", "dit-double-single", 256) for text in (SOURCE, target)]
-    swap = kit.joint_prompt_to_prompt.joint_swap("t", SOURCE, target, *streams, 256)
+    swap = host.pack.techniques.joint_prompt_to_prompt.glue.joint_swap("t", SOURCE, target, *streams, 256)
     src = dict(kit.tokens.sequence_words(clip, SOURCE, "t", "dit-double-single", 256))["circle"]
     tgt = dict(kit.tokens.sequence_words(clip, target, "t", "dit-double-single", 256))[other]
     # as the UNet version (the reference's replacement mapper): each target token gets 1/count of every source token

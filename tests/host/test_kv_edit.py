@@ -77,7 +77,7 @@ def test_the_background_is_the_images_own_and_the_mask_is_remade(host, flux):
     raw, mask = raw_latent(), image_mask()
     out, inv, sigmas = kv_edit(host, model, raw, mask)
     image = model.model.process_latent_in(raw).float()
-    cells = host.pack.attention.kv_edit.latent_mask(mask, (SIZE, SIZE))
+    cells = host.pack.techniques.kv_edit.policies.latent_mask(mask, (SIZE, SIZE))
     assert torch.allclose(out[~cells.expand_as(out)], image[~cells.expand_as(out)], atol=1e-5)
     assert (out - image)[cells.expand_as(out)].abs().mean() > 0.05
     assert len(sigmas) == STEPS + 1 - SKIP
@@ -99,7 +99,7 @@ def test_the_blocks_run_on_the_region_alone_unless_another_node_patches_them(hos
     token, every block runs on every token, with the same edit."""
     model, _, _ = flux
     raw, mask = raw_latent(), image_mask()
-    policy_class = host.pack.attention.kv_edit.KVEdit
+    policy_class = host.pack.techniques.kv_edit.policies.KVEdit
     seen = []
     attend = policy_class.attention
     monkeypatch.setattr(policy_class, "attention", lambda self, q, k, v, where, state: (
@@ -215,7 +215,7 @@ def test_re_init_starts_the_region_from_fresh_noise_and_keeps_the_background(hos
     net = model.model.diffusion_model
     inv = kv_edit(host, model, raw, mask)[1]
     image = model.model.process_latent_in(raw).float()
-    cells = host.pack.attention.kv_edit.latent_mask(mask, (SIZE, SIZE)).expand_as(image)
+    cells = host.pack.techniques.kv_edit.policies.latent_mask(mask, (SIZE, SIZE)).expand_as(image)
     outs = []
     for seed in (0, 1):
         edited, noise, sigmas = call(host, "InvertEditKVEdit", model=model, inversion=inv, mask=mask, skip_steps=SKIP,

@@ -40,7 +40,7 @@ def test_layers_are_counted_from_the_model(host, tiny, family):
     from comfy.ldm.modules.attention import BasicTransformerBlock
 
     model = tiny(family)[0]
-    found = host.pack.hostkit.mutual.self_attention_layers(model)
+    found = host.pack.hostkit.layout.self_attention_layers(model)
     layers = sum(isinstance(m, BasicTransformerBlock) for m in model.model.diffusion_model.modules())
     assert len(found) == layers and sorted(found.values()) == list(range(layers))
     assert list(found)[0][0] == "input" and list(found)[-1][0] == "output"
@@ -58,7 +58,7 @@ def test_target_reads_source_keys_and_values(host, tiny):
     calls = []
     _, out, plain = pair_run(host, tiny, "sd1", start_step=3, start_layer=2, record=calls)
     maps = host.pack.attention.maps
-    steps, mutual = host.pack.hostkit.steps, host.pack.hostkit.mutual
+    steps, mutual = host.pack.hostkit.steps, host.pack.hostkit.layout
     seen = {True: 0, False: 0}
     for extra, q, k, v, o in calls:
         step, _ = steps.sampling_step(extra)

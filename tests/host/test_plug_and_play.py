@@ -29,7 +29,7 @@ def run(host, clip, model, pair, pair_lat):
 def test_features_enter_the_target_in_the_window_only(host, tiny, family):
     model, clip, m, pair, pair_lat = setup(host, tiny, family)
     node = host.pack.hostkit.steps
-    start = host.pack.attention.plug_and_play.decoder_injection_block(model.model.diffusion_model.num_res_blocks[-1] + 1)
+    start = host.pack.techniques.plug_and_play.injection.decoder_injection_block(model.model.diffusion_model.num_res_blocks[-1] + 1)
     seen = []
 
     def after(h, hsp, options):   # runs after the pack's patch: sees what enters the block

@@ -11,7 +11,7 @@ it (one call per timestep, in ascending order), with:
   ``set_alpha_to_one=True``: the inversion starts from the image at sigma 0);
 - its ``RunConfig`` defaults (9 renoise steps, averaging ranges (8, 10) and (0, 5) below
   timestep 250, at most 5 renoise steps there), with noise regularisation and noise correction
-  off: the pack leaves both out (regularisation: see ``inversion/fixed_point.py``; correction
+  off: the pack leaves both out (regularisation: see ``techniques/fixed_point/iteration.py``; correction
   is for stochastic schedulers, and its DDIM scheduler has none);
 - for v-prediction (which its scheduler refuses), the UNet's v converted to eps at the timestep
   the UNet saw, the host's rule (as in test_ddim_parity.py);

@@ -57,7 +57,7 @@ def edit(host, model, raw, double: str, single: str):
 def test_the_source_row_follows_their_loop(host):
     """Their loop sets the source row after step i to ``inverted_latent_list[-i]``; the list holds the
     inversion's states from the image up (``[k]`` at sampling point ``steps - 1 - k``)."""
-    source_state = host.pack.attention.stable_flow.source_state
+    source_state = host.pack.techniques.stable_flow.policy.source_state
     steps = 6
     listed = list(range(steps - 1, -1, -1))          # their list: the sampling point of each entry
     rows = [listed[-1]]                               # step 0: the last inverted latent, both rows
@@ -159,7 +159,7 @@ def test_the_source_guidance_is_chosen_on_the_guidance_s_device(host):
     CUDA (the H100 lane: Flux Stable Flow and joint Prompt-to-Prompt crashed there). Here the
     guidance on the meta device stands for the other device."""
     kit = host.pack.hostkit
-    row = kit.stable_flow.SourceRow(None, 1.0, False, "Stable Flow")
+    row = kit.flow_pair.SourceRow(None, 1.0, "Stable Flow")
     options = {kit.run_state.RUN_KEY: kit.run_state.RunStates(), "cond_or_uncond": [0]}
     x = torch.zeros(2, 16, 4, 4)
     guidance = torch.full((2,), 3.0, device="meta")

@@ -1,6 +1,7 @@
-"""The technique table (``invertedit/techniques.py``) against what it describes: the nodes the
-pack registers, its pure modules, the example workflows' builders and the benchmarks' rows. A
-technique added anywhere but in the table, or a row naming what does not exist, fails here."""
+"""The technique table (``invertedit/techniques/``: one folder per technique, each with its ``ROW``)
+against what it describes: the nodes the pack registers, the folders, the example workflows'
+builders and the benchmarks' rows. A technique added anywhere but in its folder and the table's
+list, or a row naming what does not exist, fails here."""
 from __future__ import annotations
 
 import asyncio
@@ -8,14 +9,14 @@ import re
 from collections import Counter
 from pathlib import Path
 
-from invertedit.techniques import KINDS, TECHNIQUES, by_node
+from invertedit.techniques import FOLDERS, KINDS, TECHNIQUES, by_node, folder_of
 from workshop import make_workflows
 
 REPO = Path(__file__).resolve().parents[2]
 
 
 def registered(host) -> list[str]:
-    extension = asyncio.run(host.pack.nodes.comfy_entrypoint())
+    extension = asyncio.run(host.pack.extension.comfy_entrypoint())
     return [node.define_schema().node_id for node in asyncio.run(extension.get_node_list())]
 
 
@@ -31,14 +32,17 @@ def test_the_extension_registers_the_nodes_in_the_tables_order(host):
     assert registered(host) == order
 
 
-def test_every_row_names_its_kind_module_paper_and_defaults():
-    assert len({t.name for t in TECHNIQUES}) == len(TECHNIQUES)
+def test_every_row_names_its_kind_paper_and_defaults_and_lives_in_its_folder(host):
+    assert len({t.name for t in TECHNIQUES}) == len(TECHNIQUES) == len(FOLDERS) == len(set(FOLDERS))
+    folders = {p.name for p in (REPO / "invertedit" / "techniques").iterdir() if (p / "__init__.py").is_file()}
+    assert folders == set(FOLDERS), folders ^ set(FOLDERS)   # every folder is listed, every listed one exists
+    extension = asyncio.run(host.pack.extension.comfy_entrypoint())
+    module_of = {node.define_schema().node_id: node.__module__ for node in asyncio.run(extension.get_node_list())}
     for t in TECHNIQUES:
         assert t.kind in KINDS, t
-        assert t.module is None or (REPO / "invertedit" / t.module).is_file(), t.module
         assert t.defaults and t.cost and t.summary, t.name
-    assert {t.module.split("/")[0] for t in TECHNIQUES if t.module and t.kind != "testing"} == \
-        {"inversion", "attention", "guidance", "personalisation"}
+        for node in t.nodes:   # each node registered from its technique's nodes.py
+            assert module_of[node].endswith(f".techniques.{folder_of(t)}.nodes"), (t.name, node, module_of[node])
 
 
 def test_the_workflow_builders_are_the_tables_workflows():
@@ -46,6 +50,16 @@ def test_the_workflow_builders_are_the_tables_workflows():
     assert shown <= set(make_workflows.WORKFLOWS), shown - set(make_workflows.WORKFLOWS)
     assert set(make_workflows.WORKFLOWS) <= shown, set(make_workflows.WORKFLOWS) - shown
     assert by_node()["InvertEditAttentionInject"].workflows[0] == "invert_and_edit"
+
+
+def test_each_workflow_is_built_in_the_folder_of_a_technique_it_shows():
+    """A workflow's builder lives beside its technique: in the folder of a row that lists it."""
+    from importlib import import_module
+
+    for t in TECHNIQUES:
+        path = REPO / "invertedit" / "techniques" / folder_of(t) / "workflows.py"
+        built = import_module(f"invertedit.techniques.{folder_of(t)}.workflows").WORKFLOWS if path.is_file() else {}
+        assert set(built) <= set(t.workflows), f"{t.name} builds {set(built) - set(t.workflows)}, not in its row"
 
 
 def test_every_benchmark_row_exists_in_its_benchmark():
@@ -74,9 +88,12 @@ def test_the_rows_defaults_are_the_nodes_widget_defaults_and_their_tooltips_say_
     for t in TECHNIQUES:
         for key, value in t.settings.items():
             node, name = key.split(".")
-            assert node in t.nodes, f"{t.name}: {node} is not one of its nodes"
+            # one of its nodes, or (a keeper's input, hostkit/keepers.py) another technique's node it shows inputs on
+            assert node in infos, f"{t.name}: {node} is no node of the pack"
             inputs = {**infos[node]["input"].get("required", {}), **infos[node]["input"].get("optional", {})}
             assert name in inputs, f"{t.name}: {node} has no input {name!r}"
+            assert node in t.nodes or not any(f"{node}.{name}" in o.settings for o in TECHNIQUES if node in o.nodes), \
+                f"{t.name}: {node}.{name} is also set by the node's own technique (one source)"
             spec = inputs[name][1]
             assert spec.get("default") == value, f"{t.name}: {key} defaults to {spec.get('default')!r}, the table says {value!r}"
             assert float(value) in _numbers(spec.get("tooltip", "")), f"{t.name}: {key}'s tooltip does not say {value:g}"

@@ -27,7 +27,7 @@ def learn(host, model, clip, name, steps=20, learning_rate=0.01, batch_size=2, n
 def saved(host, name):
     import safetensors.torch
 
-    return safetensors.torch.load_file(str(host.pack.hostkit.textual_inversion.embedding_path(name)))
+    return safetensors.torch.load_file(str(host.pack.hostkit.learned_words.embedding_path(name)))
 
 
 @pytest.mark.parametrize("family,keys", [("sd1", ["clip_l"]), ("sd2-v", ["clip_h"]), ("sdxl", ["clip_g", "clip_l"])])
@@ -36,7 +36,8 @@ def test_the_stock_prompt_reads_the_saved_word_as_trained(host, tiny, family, ke
     the training computes from the vectors (the host's tokenizer puts the file's vectors where the
     training put them), for 1 and 3 vectors; the file holds them under each encoder's key. SDXL: both
     encoders' vectors, the context side by side and the pooled vector (clip_g's) alike."""
-    kit, encoding = host.pack.hostkit.textual_inversion, host.pack.hostkit.text_encoders
+    kit, encoding = host.pack.techniques.textual_inversion.glue, host.pack.hostkit.text_encoders
+    words = host.pack.hostkit.learned_words
     model, clip, _ = tiny(family)
     for vectors in (1, 3):
         name = f"ti-read-{family}-{vectors}"
@@ -48,9 +49,9 @@ def test_the_stock_prompt_reads_the_saved_word_as_trained(host, tiny, family, ke
         encoders = encoding.text_encoders(clip, kit.NODE)
         rows = []
         for k, encoder in encoders:
-            token = kit.initializer_id(clip, k, "square")
-            (row,) = kit.template_rows(clip, k, ("a photo of a {}",), "square", token)
-            rows.append([kit.with_vectors(row, file[f"clip_{k}"])])
+            token = words.initializer_id(clip, k, "square", kit.NODE)
+            (row,) = words.template_rows(clip, k, ("a photo of a {}",), "square", token, kit.NODE)
+            rows.append([words.with_vectors(row, file[f"clip_{k}"])])
             assert file[f"clip_{k}"].shape == (vectors, encoder.transformer.get_input_embeddings().weight.shape[-1])
         ours, pooled = encoding.encode_prompt(clip, encoders, rows)
         assert torch.equal(stock, ours.to(stock)), float((stock - ours).abs().max())
@@ -68,7 +69,7 @@ def test_zero_steps_give_the_initializers_word(host, tiny):
 def test_training_lowers_the_images_loss_under_the_new_word(host, tiny):
     model, clip, _ = tiny("sd1")
     out_clip, word, loss = learn(host, model, clip, "ti-loss", steps=40, learning_rate=0.05)
-    reconstruction = host.pack.hostkit.imagic.reconstruction_loss
+    reconstruction = host.pack.techniques.imagic.glue.reconstruction_loss
     with torch.inference_mode():
         before = reconstruction(model, images()["samples"], encode(host, clip, "a photo of a square"), count=16)
         after = reconstruction(model, images()["samples"], encode(host, out_clip, f"a photo of a {word}"), count=16)
@@ -80,7 +81,7 @@ def test_a_file_the_node_did_not_write_is_never_replaced(host, tiny):
     import safetensors.torch
 
     model, clip, _ = tiny("sd1")
-    path = host.pack.hostkit.textual_inversion.embedding_path("ti-foreign")
+    path = host.pack.hostkit.learned_words.embedding_path("ti-foreign")
     path.parent.mkdir(parents=True, exist_ok=True)
     safetensors.torch.save_file({"emb_params": torch.ones(1, 64)}, str(path))
     with pytest.raises(Exception, match=r"Textual Inversion: input 'name': .*ti-foreign.safetensors exists and was not "

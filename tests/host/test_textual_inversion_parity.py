@@ -42,11 +42,11 @@ def source(skip_loudly):
 
 
 def test_the_templates_and_settings_are_the_scripts(host, source):
-    pure = host.pack.personalisation.textual_inversion
+    pure = host.pack.techniques.textual_inversion.templates
     assert pure.OBJECT_TEMPLATES == script_templates(source, "imagenet_templates_small")
     assert pure.STYLE_TEMPLATES == script_templates(source, "imagenet_style_templates_small")
     settings = script_settings(source)
-    assert host.pack.hostkit.textual_inversion.WEIGHT_DECAY == settings["adam_weight_decay"]
+    assert host.pack.techniques.textual_inversion.glue.WEIGHT_DECAY == settings["adam_weight_decay"]
     assert (settings["adam_beta1"], settings["adam_beta2"], settings["adam_epsilon"]) == (0.9, 0.999, 1e-8)   # AdamW's
     assert settings["num_vectors"] == 1 and settings["scale_lr"] is False and "clip_grad_norm_" not in source
 
@@ -57,14 +57,14 @@ def test_training_steps_match_the_script(host, tiny, bridge, source):
     from diffusers import DDPMScheduler
     from transformers import CLIPTokenizer
 
-    pure_ti, pure_db = host.pack.personalisation.textual_inversion, host.pack.personalisation.dreambooth
+    pure_ti, pure_db = host.pack.techniques.textual_inversion.templates, host.pack.personalisation.denoising_loss
     settings = script_settings(source)
     model, clip, _ = tiny("sd1")
     images = {"samples": torch.randn(3, 4, 8, 8, generator=torch.Generator().manual_seed(1)) * 3.0}
     _, _, losses = call(host, "InvertEditTextualInversion", model=model, clip=clip, images=images, name="ti-parity",
                         initializer="square", steps=STEPS, learning_rate=LR, batch_size=BATCH, num_vectors=VECTORS,
                         templates="object", seed=SEED)
-    learned = safetensors.torch.load_file(str(host.pack.hostkit.textual_inversion.embedding_path("ti-parity")))["clip_l"]
+    learned = safetensors.torch.load_file(str(host.pack.hostkit.learned_words.embedding_path("ti-parity")))["clip_l"]
 
     # the script's step, on the node's draws
     tokenizer = CLIPTokenizer.from_pretrained(str(host.path / "comfy" / "sd1_tokenizer"))
@@ -145,16 +145,16 @@ def test_sdxl_training_steps_match_the_script(host, tiny, bridge, sdxl_source):
     from diffusers import DDPMScheduler
     from transformers import CLIPTokenizer
 
-    pure_ti, pure_db = host.pack.personalisation.textual_inversion, host.pack.personalisation.dreambooth
+    pure_ti, pure_db = host.pack.techniques.textual_inversion.templates, host.pack.personalisation.denoising_loss
     settings = script_settings(sdxl_source)
     assert pure_ti.OBJECT_TEMPLATES == script_templates(sdxl_source, "imagenet_templates_small")
-    assert host.pack.hostkit.textual_inversion.WEIGHT_DECAY == settings["adam_weight_decay"]
+    assert host.pack.techniques.textual_inversion.glue.WEIGHT_DECAY == settings["adam_weight_decay"]
     model, clip, _ = tiny("sdxl")
     images = {"samples": torch.randn(3, 4, 8, 8, generator=torch.Generator().manual_seed(1)) * 3.0}
     _, _, losses = call(host, "InvertEditTextualInversion", model=model, clip=clip, images=images,
                         name="ti-sdxl-parity", initializer="square", steps=STEPS, learning_rate=LR, batch_size=BATCH,
                         num_vectors=VECTORS, templates="object", seed=SEED)
-    learned = safetensors.torch.load_file(str(host.pack.hostkit.textual_inversion.embedding_path("ti-sdxl-parity")))
+    learned = safetensors.torch.load_file(str(host.pack.hostkit.learned_words.embedding_path("ti-sdxl-parity")))
 
     path = str(host.path / "comfy" / "sd1_tokenizer")
     tokenizers = (CLIPTokenizer.from_pretrained(path), CLIPTokenizer.from_pretrained(path, pad_token="!"))

@@ -16,7 +16,7 @@ SAMPLE_1 = W.Scene(background="blue", colour="red", shape="circle", cx=W.SIZE / 
 
 @pytest.fixture(scope="module")
 def toy(host):
-    if not hasattr(host.pack.nodes, "toy_model"):
+    if not hasattr(host.pack.techniques, "toy_world_model"):
         pytest.fail("the Toy World Model is not part of the pack")
     model, clip, vae = host.pack.demo.toy_model.load_toy_model("one object (128 px)")
     image = W.render(SAMPLE_1)[0][None]

@@ -1,4 +1,4 @@
-"""The Toy World Model node (nodes/toy_model.py): the built-in demo/test model, through stock nodes.
+"""The Toy World Model node (techniques/toy_world_model/nodes.py): the built-in demo/test model, through stock nodes.
 
 Sanity only: the measured quality gates (VAE PSNR, text-to-image correctness) live in
 ``python -m workshop.benchmarks.toyworld --gates`` and the README, not in assertions here.

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 
+from invertedit.workflows import checkpoint as families
 from workshop.headless.background import background
 from workshop.headless.hygiene import OPT_OUT, SamplingPathWatch
 
@@ -218,14 +219,14 @@ def _custom_edit_puts_the_subject_into_the_photo(prompt, outputs, runner) -> Non
     is orange in the red square's box, and the blue circle and the white background are kept (world
     2's judge: the circle's colour, shape, centre within 3 px, size within 10%), the picture outside
     both objects within 25 dB of the reconstruction."""
-    from workshop import make_workflows as M
+    from invertedit.techniques.custom_edit.workflows import DREAMBOOTH_WORLD_2
     from workshop.benchmarks.dreambooth_toy import SUBJECTS, prompts, seen, solid
     from workshop.toyworld import scenes as S
     from workshop.toyworld.scenes_judge import judge
     from workshop.toyworld.subject import CUSTOM_EDIT_SCENE
 
-    # the workflow's prompts and photo are the benchmark's measured ones (make_workflows stays free of torch)
-    d, orange = M.DREAMBOOTH_WORLD_2, SUBJECTS["orange"]
+    # the workflow's prompts and photo are the benchmark's measured ones (the workflows' builders stay free of torch)
+    d, orange = DREAMBOOTH_WORLD_2, SUBJECTS["orange"]
     assert (d["instance"], d["class"]) == prompts("white", "orange")[:2] and d["source"] == CUSTOM_EDIT_SCENE.caption
     assert d["target"] == d["source"].replace("a red square", prompts("white", "orange")[0].split(" on ")[0])
     assert d["cfg"] == orange.edit_cfg
@@ -267,7 +268,7 @@ def _textual_inversion_names_the_subject(prompt, outputs, runner) -> None:
     assert not any(r.colour == "yellow" and r.shape == "triangle" for r in plain)
 
 
-STITCH_SPACING = 8   # make_workflows.invert_and_edit's strip: image | reconstruction | naive edit | edit
+STITCH_SPACING = 8   # prompt_to_prompt's invert_and_edit strip: image | reconstruction | naive edit | edit
 
 def _panel(image, i: int):
     """Picture ``i`` of a strip of square pictures (Image Stitch, ``STITCH_SPACING`` apart)."""
@@ -299,7 +300,7 @@ def _kv_edit_keeps_the_image_outside_the_mask(prefix: str, word: bool = False):
     def check(prompt, outputs, runner) -> None:
         import torch
 
-        from workshop import make_workflows as M
+        from invertedit.workflows.toy import SOURCE_PROMPT, TARGET_PROMPT
         from workshop.toyworld import scenes as S
         from workshop.toyworld.scenes_judge import judge
 
@@ -319,7 +320,7 @@ def _kv_edit_keeps_the_image_outside_the_mask(prefix: str, word: bool = False):
             held, touched = (float((~outside & o).sum() / o.sum()) for o in (circle, rest))
             print(f"the word's mask holds {held:.0%} of the circle and {touched:.0%} of the square")
             assert held >= 0.95 and touched <= 0.05   # the margin may touch the square
-            colour = next(w for w, v in zip(M.TARGET_PROMPT.split(), M.SOURCE_PROMPT.split()) if w != v)
+            colour = next(w for w, v in zip(TARGET_PROMPT.split(), SOURCE_PROMPT.split()) if w != v)
             assert reading.find(colour, "circle") is not None, reading.content()
     return check
 
@@ -338,7 +339,7 @@ OUTPUT_CHECKS = {
     "plug_and_play_edit": _edit_check("invertedit/plug_and_play", 1),
     # a red triangle, drawn roughly; MasaCtrl redraws the square 8 px to the right
     "masactrl_edit": _edit_check("invertedit/masactrl", 1, circle=None, moved=10.0),
-    # SEGA, from step 12 (make_workflows.SEGA_SKIP): the circle 7 px off and 0.99x wide, the square 1 px and 1.00x
+    # SEGA, from step 12 (the SEGA workflow's SEGA_SKIP): the circle 7 px off and 0.99x wide, the square 1 px and 1.00x
     "sega_edit": _edit_check("invertedit/sega_edit", 0, circle="red", background="yellow", moved=5.0, circle_moved=12.0),
     "ledits_edit": _edit_check("invertedit/ledits_edit", 0),
     "dreambooth_subject": _dreambooth_draws_the_subject_and_keeps_the_class,
@@ -481,7 +482,7 @@ def test_checkpoint_workflows_are_set_for_their_family(host, runner, tmp_path):
         for node in prompt.values():
             by_type.setdefault(node["class_type"], []).append(node["inputs"])
         (loader,) = by_type[CHECKPOINT_LOADER]
-        family = next(f for f in (make_workflows.SD15, make_workflows.SDXL, make_workflows.FLUX, make_workflows.SD3)
+        family = next(f for f in (families.SD15, families.SDXL, families.FLUX, families.SD3)
                       if path.name.startswith(f"{f.name} - "))
         assert loader["ckpt_name"] == family.ckpt
         assert [i["image"] for i in by_type["LoadImage"]] == ["example.png"]
@@ -490,7 +491,7 @@ def test_checkpoint_workflows_are_set_for_their_family(host, runner, tmp_path):
         assert "VAEEncode" in by_type
         for inputs in by_type.get("KSamplerAdvanced", []) + by_type.get("InvertEditDDIMInvert", []):
             assert inputs["steps"] == 50
-        if "Prompt-to-Prompt" in path.name and family in (make_workflows.FLUX, make_workflows.SD3):
+        if "Prompt-to-Prompt" in path.name and family in (families.FLUX, families.SD3):
             (inject,) = by_type["InvertEditJointAttentionInject"]   # the paper's fractions on joint attention
             assert (inject["mode"], inject["cross_replace"], inject["self_replace"]) == ("replace", 0.8, 0.4)
             assert inject["blend_source_words"] and inject["blend_target_words"]
@@ -501,7 +502,7 @@ def test_checkpoint_workflows_are_set_for_their_family(host, runner, tmp_path):
             assert (inject["mode"], inject["cross_replace"], inject["self_replace"]) == ("replace", 0.4, 0.6)
             assert inject["blend_source_words"] and inject["blend_target_words"]
             assert [s["cfg"] for s in by_type["KSamplerAdvanced"]] == [7.5]
-        if "Prompt-to-Prompt" in path.name and family in (make_workflows.SD15, make_workflows.SDXL):
+        if "Prompt-to-Prompt" in path.name and family in (families.SD15, families.SDXL):
             assert "InvertEditDirectInversion" in by_type
         if "Null-text" in path.name:
             assert by_type["InvertEditNullTextOptimize"][0]["cfg"] == 7.5
@@ -510,7 +511,7 @@ def test_checkpoint_workflows_are_set_for_their_family(host, runner, tmp_path):
         if "FlowEdit" in path.name:   # the authors' configs (fallenshock/FlowEdit: FLUX_exp.yaml, SD3_exp.yaml)
             (edit,) = by_type["InvertEditFlowEdit"]
             (schedule,) = by_type["BasicScheduler"]
-            flux = family is make_workflows.FLUX
+            flux = family is families.FLUX
             assert (schedule["steps"], edit["n_max"], edit["source_guidance"], edit["target_guidance"]) == (
                 (28, 24, 1.5, 5.5) if flux else (50, 33, 3.5, 13.5))
             assert ("ModelSamplingFlux" in by_type) == flux and ("negative" in edit) == (not flux)

@@ -70,7 +70,7 @@ def test_reweight_scales_exactly_the_chosen_tokens():
 
 def test_mutual_self_attention_reads_source_keys_and_values():
     from invertedit.attention.maps import attend, attention_probs
-    from invertedit.attention.mutual import MutualSchedule, mutual_target
+    from invertedit.techniques.masactrl.mutual import MutualSchedule, mutual_target
 
     q, k, v = qkv(m=16)
     assert torch.allclose(mutual_target(q, k, v, 4), attend(attention_probs(q[1:2], k[:1], 4), v[:1]))
@@ -79,7 +79,7 @@ def test_mutual_self_attention_reads_source_keys_and_values():
 
 
 def test_mask_guided_mutual_attention_keeps_object_and_background_apart():
-    from invertedit.attention.mutual import masked_mutual_target, mutual_target
+    from invertedit.techniques.masactrl.mutual import masked_mutual_target, mutual_target
 
     q, k, v = qkv(m=16)
     everywhere = torch.ones(16, dtype=torch.bool)

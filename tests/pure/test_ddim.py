@@ -83,7 +83,7 @@ def test_rejects_an_ascending_schedule():
 
 
 def test_edict_inverts_exactly_even_for_a_rough_denoiser():
-    from invertedit.inversion.edict import edict_invert, edict_sample
+    from invertedit.techniques.edict.coupled import edict_invert, edict_sample
 
     g = torch.Generator().manual_seed(2)
     w = torch.randn(4, 4, generator=g, dtype=torch.float64)

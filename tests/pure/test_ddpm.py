@@ -1,6 +1,6 @@
 import torch
 
-from invertedit.inversion.ddpm import ddpm_mean, edit_friendly_invert, edit_friendly_sample
+from invertedit.techniques.edit_friendly_ddpm.noise_maps import ddpm_mean, edit_friendly_invert, edit_friendly_sample
 from test_ddim import sd_sigmas
 
 

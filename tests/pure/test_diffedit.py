@@ -1,6 +1,6 @@
 import torch
 
-from invertedit.guidance.diffedit import diffedit_mask
+from invertedit.techniques.diffedit.mask import diffedit_mask
 
 
 def test_mask_marks_where_the_prompts_disagree():

@@ -1,9 +1,9 @@
-"""DreamBooth's math (``invertedit/personalisation/dreambooth.py``) and the shared optimiser loop
+"""DreamBooth's math (``invertedit/personalisation/denoising_loss.py``) and the shared optimiser loop
 (``personalisation/training.py``): exact properties."""
 import pytest
 import torch
 
-from invertedit.personalisation.dreambooth import batch_order, draw, dreambooth_loss, noised, step_loss, v_weight
+from invertedit.personalisation.denoising_loss import batch_order, draw, dreambooth_loss, noised, step_loss, v_weight
 from invertedit.personalisation.training import optimize
 
 _BETAS = torch.linspace(0.00085 ** 0.5, 0.012 ** 0.5, 1000, dtype=torch.float64) ** 2

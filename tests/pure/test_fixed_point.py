@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from invertedit.inversion.ddim import ddim_invert, ddim_sample, eps_at
-from invertedit.inversion.fixed_point import (LOW_NOISE_TIMESTEP, fixed_point_invert, fixed_point_step,
+from invertedit.techniques.fixed_point.iteration import (LOW_NOISE_TIMESTEP, fixed_point_invert, fixed_point_step,
                                               model_evaluations)
 from test_ddim import gaussian_denoiser, sd_sigmas
 

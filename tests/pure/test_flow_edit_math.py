@@ -1,10 +1,10 @@
-"""FlowEdit's pure layer (``invertedit/guidance/flow_edit.py``): the phases of a run, and that the
+"""FlowEdit's pure layer (``invertedit/techniques/flow_edit/ode.py``): the phases of a run, and that the
 host's Euler step on the denoised predictions it gives is the authors' update, step for step."""
 from __future__ import annotations
 
 import torch
 
-from invertedit.guidance import flow_edit as F
+from invertedit.techniques.flow_edit import ode as F
 
 
 def test_phases_follow_the_authors_counters():

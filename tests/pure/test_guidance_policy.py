@@ -5,10 +5,11 @@ from __future__ import annotations
 import pytest
 import torch
 
-from invertedit.guidance.ledits import ConceptMaps, LeditsPolicy, ledits_eps
+from invertedit.techniques.ledits.guidance import ConceptMaps, LeditsPolicy, ledits_eps
 from invertedit.guidance.policy import GuidancePolicy, Where
-from invertedit.guidance.proximal import ProximalPolicy, ProxSettings
-from invertedit.guidance.sega import Concept, SegaPolicy, SegaState, sega_eps
+from invertedit.techniques.proximal.guidance import ProximalPolicy, ProxSettings
+from invertedit.guidance.concepts import Concept
+from invertedit.techniques.sega.guidance import SegaPolicy, SegaState, sega_eps
 
 
 def where(step: int = 3, steps: int = 10, sigma: float = 2.0) -> Where:

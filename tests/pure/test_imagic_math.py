@@ -1,8 +1,8 @@
-"""Imagic's math (``invertedit/guidance/imagic.py``) on a small differentiable model with a known answer."""
+"""Imagic's math (``invertedit/techniques/imagic/losses.py``) on a small differentiable model with a known answer."""
 import pytest
 import torch
 
-from invertedit.guidance.imagic import (denoising_loss, draw, fixed_draws, interpolate, mean_loss,
+from invertedit.techniques.imagic.losses import (denoising_loss, draw, fixed_draws, interpolate, mean_loss,
                                         random_timestep_loss)
 from invertedit.personalisation.training import optimize
 

@@ -1,4 +1,4 @@
-"""Prompt-to-Prompt on joint attention (``invertedit/attention/joint_prompt_to_prompt.py``): the
+"""Prompt-to-Prompt on joint attention (``invertedit/techniques/joint_prompt_to_prompt/policy.py``): the
 policy's output (the text maps from the call's log-sum-exp, the source's image block as an extra
 row) against the edit written out on explicit joint maps, for every controller, with and without self-attention injection, with an unconditional chunk,
 and the local blend's word maps against the explicit sums."""
@@ -8,7 +8,7 @@ import torch.nn.functional as F
 
 from invertedit.attention.align import refine_mapper
 from invertedit.attention.controllers import AttentionRefine, AttentionReplace, AttentionReweight
-from invertedit.attention.joint_prompt_to_prompt import JointPromptToPrompt
+from invertedit.techniques.joint_prompt_to_prompt.policy import JointPromptToPrompt
 from invertedit.attention.local_blend import LocalBlend
 from invertedit.attention.policy import JointWhere, PolicyInputError
 from invertedit.attention.prompt_to_prompt import ReplaceSchedule, equalizer

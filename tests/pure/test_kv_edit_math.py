@@ -1,4 +1,4 @@
-"""KV-Edit's pure pieces (``invertedit/attention/kv_edit.py``): the mask's tokens as the authors'
+"""KV-Edit's pure pieces (``invertedit/techniques/kv_edit/policies.py``): the mask's tokens as the authors'
 code finds them, the attention masks, and the edit's keys and values when the target prompt's
 text is longer than the source's (the slower path) against the same attention written out."""
 import pytest
@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 from einops import rearrange, repeat
 
-from invertedit.attention.kv_edit import (KVEdit, EditState, KeepKeysValues, background_bias, edited_tokens,
+from invertedit.techniques.kv_edit.policies import (KVEdit, EditState, KeepKeysValues, background_bias, edited_tokens,
                                           inversion_bias, latent_mask)
 from invertedit.attention.policy import JointWhere, PolicyInputError
 

@@ -1,6 +1,6 @@
 import torch
 
-from invertedit.guidance.latent_blend import BlendSchedule, blend_predictions
+from invertedit.techniques.latent_blend.blend import BlendSchedule, blend_predictions
 from invertedit.inversion.solver import euler_step
 
 

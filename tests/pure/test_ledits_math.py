@@ -1,7 +1,7 @@
 import torch
 
-from invertedit.guidance.ledits import attention_mask, ledits_eps, noise_mask, smoothing_kernel
-from invertedit.guidance.sega import Concept
+from invertedit.techniques.ledits.guidance import attention_mask, ledits_eps, noise_mask, smoothing_kernel
+from invertedit.guidance.concepts import Concept
 
 
 def preds(seed=0, n=3):

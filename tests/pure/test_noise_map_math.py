@@ -1,10 +1,10 @@
-"""Noise Map Guidance's step (``guidance/noise_map.py``) on a denoiser whose gradient is known in
+"""Noise Map Guidance's step (``techniques/noise_map/guidance.py``) on a denoiser whose gradient is known in
 closed form: the guided prediction, the code's scale of the loss, and the latent text guidance
 starts from."""
 import pytest
 import torch
 
-from invertedit.guidance.noise_map import noise_map_eps, noise_map_step, trajectory_loss
+from invertedit.techniques.noise_map.guidance import noise_map_eps, noise_map_step, trajectory_loss
 
 
 def setting(seed=0):

@@ -2,7 +2,7 @@
 import torch
 
 from invertedit.inversion.ddim import ddim_invert
-from invertedit.inversion.null_text import null_text_optimize
+from invertedit.techniques.null_text.optimisation import null_text_optimize
 
 
 def test_optimised_null_text_makes_the_guided_steps_follow_the_trajectory():

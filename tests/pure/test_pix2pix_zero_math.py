@@ -6,11 +6,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from invertedit.attention.cross_guidance import at_input, map_distance, moved_latent, step_from
-from invertedit.guidance.edit_direction import edit_direction, sentences
+from invertedit.techniques.pix2pix_zero.cross_guidance import at_input, map_distance, moved_latent, step_from
+from invertedit.techniques.pix2pix_zero.edit_direction import edit_direction, sentences
 from invertedit.inversion.ddim import ddim_invert
 from invertedit.inversion.solver import euler_step
-from invertedit.inversion.regularised import (RegulariserDiverged, auto_correlation_loss, kl_loss, regularise_noise,
+from invertedit.techniques.pix2pix_zero.regularised import (RegulariserDiverged, auto_correlation_loss, kl_loss, regularise_noise,
                                                regularised_invert)
 
 

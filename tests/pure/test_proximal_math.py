@@ -1,9 +1,9 @@
-"""ProxEdit's proximal guidance (``guidance/proximal.py``): the operators element by element as the
+"""ProxEdit's proximal guidance (``techniques/proximal/guidance.py``): the operators element by element as the
 reference code computes them, the threshold, the mask, the pull, and the exact limits."""
 import pytest
 import torch
 
-from invertedit.guidance.proximal import (ProxSettings, edit_mask, in_window, prox_threshold, proximal_eps,
+from invertedit.techniques.proximal.guidance import (ProxSettings, edit_mask, in_window, prox_threshold, proximal_eps,
                                           pulled_next, shrink)
 
 VALUES = torch.tensor([-3.0, -1.5, -1.0, -0.5, 0.0, 0.5, 1.0, 1.5, 3.0])

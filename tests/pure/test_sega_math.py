@@ -1,6 +1,7 @@
 import torch
 
-from invertedit.guidance.sega import Concept, SegaState, sega_eps
+from invertedit.guidance.concepts import Concept
+from invertedit.techniques.sega.guidance import SegaState, sega_eps
 
 
 def preds(seed=0):

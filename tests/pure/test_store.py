@@ -1,6 +1,6 @@
 import torch
 
-from invertedit.attention.store import MapRecorder, local_blend_mask, normalise, word_maps
+from invertedit.techniques.attention_maps.store import MapRecorder, local_blend_mask, normalise, word_maps
 
 
 def test_recorder_lays_maps_on_the_grid_and_averages_layers():

@@ -116,7 +116,7 @@ def main(argv=None) -> int:
     latent = {"samples": torch.randn(1, 4, 8, 8, generator=torch.Generator().manual_seed(0))}
     negative = encode(host, clip, "")
     host_attention = host.pack.hostkit.attention_maps.host_attention
-    layers = len(host.pack.hostkit.mutual.self_attention_layers(model))
+    layers = len(host.pack.hostkit.layout.self_attention_layers(model))
     rows = []
     for label, (node, inputs, _) in EDITORS.items():
         inputs = dict(inputs)

@@ -304,7 +304,7 @@ def tiny_speed(host, steps: int = 20) -> str:
              initializer="square", steps=steps, learning_rate=0.002, batch_size=2, num_vectors=1,
              templates="object", seed=0)
         cells.append(f"{steps / (time.perf_counter() - start):.1f}")
-        host.pack.hostkit.textual_inversion.embedding_path(f"speed-{family}").unlink()   # leave no embedding behind
+        host.pack.hostkit.learned_words.embedding_path(f"speed-{family}").unlink()   # leave no embedding behind
         lines.append(f"| {family} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 

@@ -280,7 +280,7 @@ def measure_family(host, family: str, ckpt: Path, *, side: int, steps: int, repe
 
     latent = {"samples": torch.randn(1, 4, side, side, generator=torch.Generator().manual_seed(0))}
     positive, negative = encode(host, clip, SOURCE), encode(host, clip, "")
-    layers = len(host.pack.hostkit.mutual.self_attention_layers(model))
+    layers = len(host.pack.hostkit.layout.self_attention_layers(model))
 
     def sample(m, cond, lat):
         return call(host, "KSamplerAdvanced", model=m, add_noise="enable", noise_seed=0, steps=steps, cfg=CFG,

@@ -125,7 +125,7 @@ def fixed_point_rows(host, model, src, pos, neg, cfg, steps_list=(4, 6, 10)):
     """Fixed-Point Invert (ReNoise's defaults) at few steps, and DDIM at the same number of model
     evaluations in the inversion, each inverted at cfg 1 and (when ``cfg`` is not 1) at ``cfg``,
     and reconstructed at ``cfg``."""
-    from invertedit.inversion.fixed_point import LOW_NOISE_TIMESTEP, model_evaluations
+    from invertedit.techniques.fixed_point.iteration import LOW_NOISE_TIMESTEP, model_evaluations
 
     low = float(model.get_model_object("model_sampling").sigma(torch.tensor(float(LOW_NOISE_TIMESTEP))))
 

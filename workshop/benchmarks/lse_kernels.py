@@ -105,7 +105,7 @@ def cases(host, shape: dict, device: torch.device) -> dict:
         schedule = pack.attention.prompt_to_prompt.ReplaceSchedule(cross=cross, self_=self_, length=text)
         local = pack.attention.local_blend.LocalBlend((2,), (2,), blocks=frozenset({("double_block", 0)})) \
             if blend else None
-        policy = pack.attention.joint_prompt_to_prompt.JointPromptToPrompt(
+        policy = pack.techniques.joint_prompt_to_prompt.policy.JointPromptToPrompt(
             pack.attention.controllers.AttentionReplace(schedule, blend=local))
         where = pack.attention.policy.JointWhere(block=("double_block", 0), chunks=(0,), rows=2, heads=heads,
                                                  text=text, grid=grid, attend=host_attention,

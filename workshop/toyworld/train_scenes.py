@@ -45,7 +45,7 @@ import torch
 import torch.nn.functional as F
 
 from invertedit.attention.maps import attention_probs
-from invertedit.attention.store import local_blend_mask
+from invertedit.techniques.attention_maps.store import local_blend_mask
 from workshop.toyworld import scenes as S
 from workshop.toyworld import scenes_judge as J
 from invertedit.demo.scenes_autoencoder import SD1_SCALE, SceneAutoencoder
@@ -847,7 +847,7 @@ def oracle(args) -> dict:
     result = {}
     scenes = S.heldout_scenes(60)
     for latent in (32, 48, 64):
-        side = max(latent // 4, 8)  # Attention Store's grid (nodes/attention_store.py)
+        side = max(latent // 4, 8)  # Attention Store's grid (techniques/attention_maps/nodes.py)
         for name, fn in maps.items():
             per_shape: dict[str, list[float]] = {sh: [] for sh in S.SHAPES}
             for scene in scenes:

@@ -17,18 +17,10 @@ from dataclasses import dataclass, replace
 
 import torch
 
+from invertedit.demo.worlds import COLOURS, PALETTE  # noqa: F401 (the worlds' colours, handed on)
+
 SIZE = 128  # image side in pixels
 
-# Colour name -> RGB in 0..1. All single CLIP tokens; far apart in RGB.
-PALETTE: dict[str, tuple[float, float, float]] = {
-    "red": (0.90, 0.10, 0.10),
-    "green": (0.10, 0.75, 0.20),
-    "blue": (0.10, 0.20, 0.90),
-    "yellow": (0.95, 0.85, 0.10),
-    "white": (0.95, 0.95, 0.95),
-    "black": (0.05, 0.05, 0.05),
-}
-COLOURS: tuple[str, ...] = tuple(PALETTE)
 SHAPES: tuple[str, ...] = ("circle", "square", "triangle")
 
 SIZE_RANGE = (18.0, 34.0)  # half-extent in pixels

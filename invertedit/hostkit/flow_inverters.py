@@ -1,0 +1,122 @@
+"""Flow inversions inside the host (solvers in ``inversion/flow.py``): the one body every flow
+inverter shares (Flow Invert's solvers, RF-Inversion's controlled ODE, Stable Flow's nudged Euler),
+building an INVERSION record with what the registered keepers keep for their editors
+(``keepers.py``), and the NOISE object SamplerCustomAdvanced starts from to sample one back.
+
+Why a NOISE and not a LATENT: the host starts a flow model's run at ``sigma_0 * noise + (1 -
+sigma_0) * latent`` (``CONST.noise_scaling``); at ``sigma_0 = 1`` the latent drops out, so an
+inverted latent given as the LATENT (KSampler with add_noise off) would start the run at zero.
+SamplerCustomAdvanced takes the inversion as its NOISE instead, and the image's latent as its LATENT.
+
+Why the model's raw output: the inversions evaluate the velocity at ``t = 0`` (the image itself),
+where the host's denoised prediction ``x - t v`` no longer says what ``v`` is. The inverter runs on a
+clone whose ``model_sampling`` hands back the model's output (the velocity) instead.
+"""
+from __future__ import annotations
+
+import copy
+
+import torch
+
+from ..inversion.methods import Method
+from ..inversion.record import Inversion
+from .errors import NodeInputError, check_at_least, check_conditioning, check_finite_tensor
+from .family import ModelFamily
+from .inverters import inversion_fingerprint
+from .keepers import KeepRequest, keeper_values, keepings
+from .sampling import check_flow_family, check_plain_prompt, run_loop, schedule, with_guidance
+
+
+def _raw_output(sigma, model_output, model_input):
+    return model_output
+
+
+def velocity_model(model):
+    """A clone of ``model`` whose host calls return the model's own output (a flow model's velocity)
+    in place of the denoised prediction."""
+    clone = model.clone()
+    sampling = copy.copy(model.get_model_object("model_sampling"))
+    sampling.calculate_denoised = _raw_output
+    clone.add_object_patch("model_sampling", sampling)
+    return clone
+
+
+def check_flow_inputs(node: str, model, samples: torch.Tensor, positive, steps: int) -> ModelFamily:
+    family = check_flow_family(model, node)
+    check_conditioning(node, "positive", positive, model)
+    check_plain_prompt(node, "positive", positive)
+    check_at_least(node, 1, steps=steps)
+    if samples.ndim != 4:
+        raise NodeInputError(node, f"input 'latent' has shape {tuple(samples.shape)}; an image latent [batch, channels, "
+                                   f"height, width] is needed.")
+    check_finite_tensor(node, "input 'latent'", samples, "connect the image's latent from VAE Encode.")
+    if torch.count_nonzero(samples) == 0:
+        raise NodeInputError(node, "input 'latent' is empty (all zeros); connect VAE Encode of the image to invert.")
+    return family
+
+
+def flow_invert(node: str, method: Method, model, samples: torch.Tensor, positive, steps: int, scheduler: str,
+                guidance: float, loop, settings: dict, clues: dict | None = None, keep: dict | None = None) -> Inversion:
+    """Run ``loop(velocity, x0, sigmas, callback) -> states`` (image first, along ``sigmas`` run
+    backwards) on the host's model and build the INVERSION record (trajectory in sampling order),
+    with what the keepers that ``keep`` (the keeper inputs' values) turns on keep among its clues."""
+    family = check_flow_inputs(node, model, samples, positive, steps)
+    if family.distilled_guidance:
+        positive = with_guidance(positive, guidance)
+    sigmas = schedule(model, scheduler, steps)
+    found: dict = {}
+    velocity = velocity_model(model)
+    kept = keepings(KeepRequest(node, model, samples, steps, method, settings, keeper_values(keep or {})))
+    for keeping in kept:
+        keeping.install(velocity)
+        settings = {**settings, **keeping.settings()}
+
+    def run(velocity, x, run_sigmas, callback):
+        found["states"] = loop(velocity, x, run_sigmas, callback)
+        return found["states"][-1]
+
+    out = run_loop(velocity, positive, None, 1.0, samples, sigmas, run, from_latent=True)
+    trajectory = torch.stack(found["states"][::-1]).to(out.device, torch.float32)
+    if not (bool(torch.isfinite(trajectory).all())):   # sampling-path-ok: once per inversion, after its loop
+        raise NodeInputError(node, f"the inversion ran into NaN or infinite values ({steps} steps); load the model in "
+                                   f"bfloat16 or float32 rather than float16.")
+    kept_clues = {name: value for keeping in kept for name, value in keeping.clues().items()}
+    return Inversion(method=method.name, sigmas=sigmas, start_step=0, trajectory=trajectory, latent=out,
+                     settings={"steps": steps, "scheduler": scheduler, "cfg": 1.0, "start_at_step": 0,
+                               "guidance": guidance, **settings},
+                     fingerprint=inversion_fingerprint(model, positive),
+                     clues={**{k: v.to(out.device, torch.float32) for k, v in (clues or {}).items()}, **kept_clues})
+
+
+class InvertedNoise:
+    """A NOISE for SamplerCustomAdvanced that starts the run at the inverted latent: at the first
+    sigma the host's run starts at ``sigma_0 * noise + (1 - sigma_0) * latent``, and with the
+    image's latent as the sampler's LATENT this noise makes that the inversion's state."""
+
+    def __init__(self, inversion: Inversion, node: str, start: int = 0, state: int | None = None, rows: int = 1):
+        """The run starts at sigma ``start`` of the inversion's schedule, at its latent ``state``
+        (``start``'s own by default), in each of ``rows`` copies (2: a source/target pair)."""
+        self.inversion, self.node, self.seed = inversion, node, 0
+        self.start, self.state, self.rows = start, start if state is None else state, rows
+
+    def generate_noise(self, input_latent: dict) -> torch.Tensor:
+        inv = self.inversion
+        samples = input_latent["samples"]
+        want = (inv.latent_shape[0] * self.rows, *inv.latent_shape[1:])
+        if tuple(samples.shape) != want:
+            how = ("the image's latent (VAE Encode of the inverted image)" if self.rows == 1 else
+                   f"the image's latent repeated {self.rows} times (Repeat Latent Batch, amount {self.rows})")
+            raise NodeInputError(self.node, f"the sampler's latent_image is {tuple(samples.shape)}, but the inversion "
+                                            f"was made from a latent {inv.latent_shape}; connect {how} as "
+                                            f"latent_image.")
+        sigma0 = float(inv.sampling_sigmas[self.start])
+        start = inv.trajectory[self.state]
+        if sigma0 < 1.0:   # x = sigma0 * noise + (1 - sigma0) * latent_in, latent_in the image's latent (model space)
+            start = (start - (1.0 - sigma0) * inv.trajectory[-1]) / sigma0
+        return start.repeat(self.rows, 1, 1, 1)
+
+
+def random_noise(seed: int):
+    """The host's seeded NOISE (Random Noise's): a run that starts at the image noised afresh."""
+    from comfy_extras.nodes_custom_sampler import Noise_RandomNoise
+    return Noise_RandomNoise(seed)

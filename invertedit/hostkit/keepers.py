@@ -1,0 +1,137 @@
+"""What an inversion keeps for a later editor: the registry of keepers.
+
+An editor that needs something recorded while the image is inverted (RF-Solver-Edit's attention
+values, KV-Edit's keys and values) registers a ``Keeper`` from its technique's glue: the inputs it
+shows on the flow inverter, a check of their values, and a ``Keeping`` for one inversion (the policy
+it installs on the inverter's model, the settings and clues it adds to the record). The inverter
+shows every registered keeper's inputs and runs the keepings they turn on, so it names no editor,
+and an editor that keeps something touches its own folder only.
+
+Keepers register when their technique's glue is imported; the extension imports the techniques in
+the table's order, which is the order of their inputs on the node. An input two keepers show
+(``keep_values_on``: where kept tensors wait) is shown once.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import partial
+from typing import Callable, Protocol
+
+import comfy.model_management
+import torch
+from comfy_api.latest import io
+
+from ..inversion.methods import Method
+from .errors import NodeInputError, check_choice
+
+
+@dataclass(frozen=True)
+class KeepRequest:
+    """What a keeper is asked to keep for: the inverter's node, the model it inverts with, the
+    image's latent, the steps, the inversion method and the inverter's own settings, and the values
+    of every keeper input (missing ones at their defaults)."""
+    node: str
+    model: object
+    samples: torch.Tensor
+    steps: int
+    method: Method
+    settings: dict
+    inputs: dict
+
+
+class Keeping(Protocol):
+    """One inversion's keeping: ``install`` on the inverter's model (a clone), ``settings`` for the
+    record, and the ``clues`` it kept once the inversion has run."""
+
+    def install(self, velocity) -> None: ...
+
+    def settings(self) -> dict: ...
+
+    def clues(self) -> dict[str, torch.Tensor]: ...
+
+
+@dataclass(frozen=True)
+class Keeper:
+    """An editor's keeper: ``what`` it keeps (for messages) when its ``switch`` input is on (a true
+    value); ``inputs()`` the node inputs it shows (fresh ones each call), ``defaults`` their values
+    when a prompt leaves them out; ``check(node, values)`` refuses values that cannot go together,
+    before any work; ``start(request)`` the keeping of one inversion, after its own checks."""
+    what: str
+    switch: str
+    inputs: Callable[[], list]
+    defaults: dict
+    check: Callable[[str, dict], None]
+    start: Callable[[KeepRequest], Keeping]
+
+    def on(self, values: dict) -> bool:
+        return bool(values.get(self.switch))
+
+
+_KEEPERS: list[Keeper] = []
+
+
+def register_keeper(keeper: Keeper) -> Keeper:
+    """Add ``keeper`` (once) to the keepers every flow inversion asks."""
+    if keeper not in _KEEPERS:
+        _KEEPERS.append(keeper)
+    return keeper
+
+
+def keepers() -> tuple[Keeper, ...]:
+    return tuple(_KEEPERS)
+
+
+def keeper_inputs() -> list:
+    """The inputs of every registered keeper, in registration order, each name once."""
+    seen, inputs = set(), []
+    for keeper in _KEEPERS:
+        for spec in keeper.inputs():
+            if spec.id not in seen:
+                seen.add(spec.id)
+                inputs.append(spec)
+    return inputs
+
+
+PLACES = ("device", "cpu")   # where kept tensors wait: the ``keep_values_on`` input keepers share
+
+
+def place_input():
+    """The input where kept tensors wait, which keepers share."""
+    return io.Combo.Input("keep_values_on", options=list(PLACES), default="device", optional=True,
+                          tooltip="Where what the inversion keeps for an editor (attention values, keys and values) "
+                                  "waits: device (the model's: no copies) or cpu (the authors' code: saves GPU memory, "
+                                  "costs a copy and a wait per block call).")
+
+
+def keeper_values(given: dict) -> dict:
+    """Every keeper input's value: ``given`` over the keepers' defaults."""
+    values = {"keep_values_on": "device"}
+    for keeper in _KEEPERS:
+        values.update(keeper.defaults)
+    return {**values, **{name: value for name, value in given.items() if name in values}}
+
+
+def check_keeper_values(node: str, values: dict) -> None:
+    """The keeper inputs' checks, before any work: where kept tensors wait, and each keeper's own."""
+    check_choice(node, "keep_values_on", values["keep_values_on"], PLACES)
+    for keeper in _KEEPERS:
+        keeper.check(node, values)
+
+
+def keepings(request: KeepRequest) -> list[Keeping]:
+    """The keepings ``request``'s keeper inputs turn on: at most one (an inversion keeps for one editor)."""
+    on = [keeper for keeper in _KEEPERS if keeper.on(request.inputs)]
+    if len(on) > 1:
+        a, b = on[:2]
+        raise NodeInputError(request.node, f"inputs '{a.switch}' and '{b.switch}' are both on; an inversion keeps "
+                                           f"{a.what} or {b.what}: turn one off.")
+    return [keeper.start(request) for keeper in on]
+
+
+def keep_on(place: str) -> Callable[[torch.Tensor], torch.Tensor]:
+    """How a policy that keeps attention tensors across a run keeps them: on the model's device
+    ("device": a clone, no copy to the host, no wait) or on the CPU ("cpu": the authors' offload,
+    which saves GPU memory at a copy and a device wait per block call)."""
+    if place == "cpu":
+        return partial(torch.Tensor.to, device=comfy.model_management.intermediate_device(), copy=True)  # sampling-path-ok: the opt-in offload (keep_values_on cpu)
+    return torch.Tensor.clone

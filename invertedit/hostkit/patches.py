@@ -1,0 +1,46 @@
+"""The host's patch points, as the pack's verbs: what a technique's glue puts on a cloned MODEL (its
+wrappers around every sampling run and every model call, a post-CFG function, an output-block patch,
+an attention layer's or a DiT block's replacement). The glue never calls the host's patcher itself,
+so the host surface the pack relies on is listed here (and in the drivers that install policies)."""
+from __future__ import annotations
+
+import comfy.patcher_extension
+from comfy.model_patcher import ModelPatcher
+
+
+def wrap_runs(model: ModelPatcher, key: str, wrapper) -> None:
+    """``wrapper(executor, noise, latent, sampler, sigmas, ...)`` around every sampling run of
+    ``model`` (the host's OUTER_SAMPLE wrapper; ``executor.class_obj`` is the run's guider)."""
+    model.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.OUTER_SAMPLE, key, wrapper)
+
+
+def wrap_model_calls(model: ModelPatcher, key: str, wrapper) -> None:
+    """``wrapper(executor, x, t, c_concat, c_crossattn, control, transformer_options, ...)`` around
+    every batched call of ``model``'s denoiser (the host's APPLY_MODEL wrapper)."""
+    model.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.APPLY_MODEL, key, wrapper)
+
+
+def after_cfg(model: ModelPatcher, function) -> None:
+    """``function(args) -> denoised`` after classifier-free guidance at every step of ``model``'s runs
+    (the host's ``sampler_post_cfg_function``: ``args`` holds ``denoised``, ``input``, ``sigma``,
+    ``model_options``, ...)."""
+    model.set_model_sampler_post_cfg_function(function)
+
+
+def on_output_blocks(model: ModelPatcher, function) -> None:
+    """``function(h, hsp, transformer_options) -> (h, hsp)`` entering each of the UNet's output blocks
+    (the host's ``output_block_patch``)."""
+    model.set_model_output_block_patch(function)
+
+
+def replace_attention(model: ModelPatcher, function, layer: str, block: str, number: int) -> None:
+    """``function(q, k, v, extra_options) -> out`` in place of the ``layer`` ("attn1": self-attention,
+    "attn2": cross-attention) of the UNet's transformer ``(block, number)`` (the host's replace patch)."""
+    setter = {"attn1": model.set_model_attn1_replace, "attn2": model.set_model_attn2_replace}[layer]
+    setter(function, block, number)
+
+
+def replace_dit_block(model: ModelPatcher, function, block: tuple[str, int]) -> None:
+    """``function(args, extra) -> outputs`` in place of the DiT's ``block`` (("double_block", i),
+    ("single_block", i); the host's ``patches_replace["dit"]``: ``extra["original_block"]`` runs it)."""
+    model.set_model_patch_replace(function, "dit", block[0], block[1])

@@ -1,0 +1,76 @@
+"""Demo Model node: a tiny seeded random-weight SD1 / SD2-v / SDXL / Flux.1 dev / Flux.1 schnell / SD3
+model for testing.
+
+It lets every workflow of the pack run without downloading a checkpoint. The weights are
+random, so the images it makes are noise: it tests mechanics, not quality.
+"""
+from __future__ import annotations
+
+from ...hostkit.schemas import io
+
+from ...demo import tiny_flow_models, tiny_models
+
+
+_DESCRIPTION = (
+    "A tiny Stable Diffusion model with RANDOM weights drawn from a seed (MODEL, CLIP and VAE "
+    "built from ComfyUI's own SD1 / SD2 v-prediction / SDXL classes, shrunk to a few MB), or a tiny "
+    "flow-matching model: Flux.1 dev (with guidance embedding: use FluxGuidance, cfg 1), Flux.1 schnell "
+    "or SD3 (MMDiT, clip_l + clip_g text encoders without T5), each with a 16-channel VAE (use "
+    "EmptySD3LatentImage for their empty latents). "
+    "It exists to test this pack's mechanics and to run its workflows without downloading a "
+    "checkpoint; it cannot make real images (its outputs are structured noise). "
+    "Use a real checkpoint loader for actual editing."
+)
+
+
+class DemoModel(io.ComfyNode):
+    NAME = "Demo Model (tiny, random weights)"
+
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
+            node_id="InvertEditDemoModel",
+            display_name=cls.NAME,
+            category="InvertEdit/testing",
+            description=_DESCRIPTION,
+            inputs=[
+                io.Combo.Input(
+                    "family",
+                    options=list(tiny_models.FAMILIES) + list(tiny_flow_models.FLOW_FAMILIES),
+                    default="sd1",
+                    tooltip=("Which architecture to imitate: sd1 (SD1.x, eps prediction), sd2-v "
+                             "(SD2.x, v prediction), sdxl (SDXL, two text encoders + pooled), "
+                             "flux-dev (Flux.1 dev: rectified flow, guidance embedding), flux-schnell "
+                             "(Flux.1 schnell: rectified flow, no guidance), sd3 (SD3 MMDiT: rectified "
+                             "flow, shift 3). The flow models use 16-channel latents. "
+                             "Random weights, for testing only: not for real images."),
+                ),
+                io.Int.Input(
+                    "seed",
+                    default=0,
+                    min=0,
+                    max=0xFFFFFFFFFFFFFFFF,
+                    tooltip=("Seed of the random weights: the same seed always gives the same "
+                             "tiny test model. This is not the sampling seed."),
+                ),
+            ],
+            outputs=[
+                io.Model.Output(tooltip="Tiny random-weight diffusion model (testing only)."),
+                io.Clip.Output(tooltip="Tiny random-weight text encoder (testing only)."),
+                io.Vae.Output(tooltip=("Tiny random-weight VAE, 8x downscale, 4 latent channels (16 for "
+                                       "flux-dev, flux-schnell and sd3) (testing only).")),
+            ],
+        )
+
+    @classmethod
+    def execute(cls, family: str = "sd1", seed: int = 0) -> io.NodeOutput:
+        # Built fresh on every call (it takes well under a second): no state is shared
+        # between runs or between nodes, so the host's output cache stays sound.
+        if family in tiny_flow_models.FLOW_FAMILIES:
+            model, clip, vae = tiny_flow_models.build_tiny_flow_models(family, seed=seed)
+        else:
+            model, clip, vae = tiny_models.build_tiny_models(family, seed=seed)
+        return io.NodeOutput(model, clip, vae)
+
+
+NODES = [DemoModel]

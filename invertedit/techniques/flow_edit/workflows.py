@@ -1,0 +1,57 @@
+"""FlowEdit's example workflows (``example_workflows/``), built from ``invertedit/workflows``' parts;
+``python -m workshop.make_workflows`` writes them."""
+from __future__ import annotations
+
+from ...workflows.checkpoint import (FLUX, Family, PROMPTS_PLAIN, SCHEDULES, SD3, TOY_FLOW, flow_front, flow_model, setup_note, strip)
+
+
+def _flow_edit(family: Family, steps: int, n_max: int, source: float, target: float, seed: int) -> dict:
+    """FlowEdit with the authors' settings for ``family`` (fallenshock/FlowEdit's FLUX_exp.yaml / SD3_exp.yaml)."""
+    flux = family is FLUX
+    guidance = ("Flux's distilled guidance of each prompt" if flux else
+                "each prompt's classifier-free guidance scale, with the empty negative")
+    intro = (
+        f"# {family.name}: FlowEdit, an edit without inversion\n\n"
+        + setup_note(family, PROMPTS_PLAIN) +
+        f"\n**FlowEdit** (Kulikov et al.) never inverts the image: from its latent, each of the last {n_max} of "
+        f"{steps} steps moves the edit by the difference between the target prompt's and the source prompt's "
+        "velocities, evaluated on a fresh noisy copy of the image (the RandomNoise seed draws them). "
+        f"The authors' settings for {family.name}: {steps} steps, n_max {n_max}, guidance {source:g} (source) and "
+        f"{target:g} (target): {guidance}. Raise n_max or the target guidance to change more; lower them to keep "
+        "more of the image. Sampled by the stock **SamplerCustomAdvanced** with euler"
+        + (" and **ModelSamplingFlux** at the image's size (the shift the authors' schedule uses)." if flux else ".")
+        + " The strip shows the image and the edit.")
+    model = flow_model(family)
+    edit_inputs = {"model": model, "source": ("prompt", 0), "target": ("target", 0)}
+    if not flux:
+        edit_inputs["negative"] = ("empty", 0)
+    nodes = flow_front(family, intro) + [
+        {"key": "flowedit", "type": "InvertEditFlowEdit",
+         "widgets": {"source_guidance": source, "target_guidance": target, "n_max": n_max, "n_min": 0, "n_avg": 1},
+         "inputs": edit_inputs},
+        {"key": "scheduler", "type": "BasicScheduler", "widgets": {"scheduler": SCHEDULES[family.name], "steps": steps,
+                                                                     "denoise": 1.0},
+         "inputs": {"model": model}, "title": f"BasicScheduler (the authors' {family.name} schedule)"},
+        {"key": "sampler", "type": "KSamplerSelect", "widgets": {"sampler_name": "euler"}},
+        {"key": "noise", "type": "RandomNoise", "widgets": {"noise_seed": seed}, "title": "RandomNoise (FlowEdit's noises)"},
+        {"key": "sample", "type": "SamplerCustomAdvanced",
+         "inputs": {"noise": ("noise", "NOISE"), "guider": ("flowedit", "GUIDER"), "sampler": ("sampler", "SAMPLER"),
+                    "sigmas": ("scheduler", "SIGMAS"), "latent_image": ("encode", "LATENT")}},
+        {"key": "decode", "type": "VAEDecode", "inputs": {"samples": ("sample", 0), "vae": ("model", "VAE")}},
+    ]
+    nodes += strip([("resize", "image"), ("decode", "edit")], f"invertedit/flowedit_{family.name.lower()}",
+                   "Image | FlowEdit")
+    return {"nodes": nodes}
+
+
+def flux_flow_edit() -> dict:
+    return _flow_edit(FLUX, steps=28, n_max=24, source=1.5, target=5.5, seed=10)
+
+
+def sd3_flow_edit() -> dict:
+    return _flow_edit(SD3, steps=50, n_max=33, source=3.5, target=13.5, seed=42)
+
+
+WORKFLOWS = {"Flux - FlowEdit": flux_flow_edit, "SD3 - FlowEdit": sd3_flow_edit}
+CHECKPOINT = {"Flux - FlowEdit": (TOY_FLOW, {}),
+              "SD3 - FlowEdit": ({}, {"BasicScheduler": {"steps": 6}, "InvertEditFlowEdit": {"n_max": 4}})}

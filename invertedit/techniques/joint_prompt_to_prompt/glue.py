@@ -1,0 +1,160 @@
+"""Prompt-to-Prompt on a diffusion transformer's joint attention inside the host (policy in
+``policy.py``): the two prompts' token alignment over the transformer's
+text sequence (Flux's T5 tokens; SD3's CLIP window, then T5's), the patched clone of the model that
+samples the source/target pair (the source row following a flow inversion, as Stable Flow's does),
+and the local blend's step on the inversion's trajectory."""
+from __future__ import annotations
+
+import logging
+
+import torch
+
+from ...attention.align import refine_mapper, replacement_mapper
+from ...attention.controllers import MODES, controller
+from ...attention.local_blend import local_blend_of
+from ...attention.prompt_to_prompt import (ReplaceSchedule, check_acts, check_blend, check_fractions, check_reweight,
+                                           check_subtract, check_word_fractions)
+from ...hostkit.blending import LocalBlendStep
+from ...hostkit.dit_attention import dit_blocks, install_dit_policy
+from ...hostkit.errors import NodeInputError, check_choice, check_conditioning
+from ...hostkit.fingerprint import conditioning_fingerprint
+from ...hostkit.flow_pair import SourceRow
+from ...hostkit.keys import PAIR_RUN_KEY
+from ...hostkit.pair import encode_prompt, join_pair, replace_run, warn_same_prompts
+from ...hostkit.patches import after_cfg, wrap_model_calls, wrap_runs
+from ...hostkit.run_state import keep_run_state
+from ...hostkit.sampling import check_flow_family
+from ...hostkit.tokens import sequence_phrase_positions, sequence_word_positions, sequence_words, stream_words
+from ...inversion.record import Inversion
+from .policy import JointPromptToPrompt
+
+WRAPPER_KEY = "invertedit_joint_source_row"
+BLOCKS = {"all": ("double_block", "single_block"), "double": ("double_block",), "single": ("single_block",)}
+#: The edited blocks whose maps the local blend reads: every edited block, or the double-stream blocks (SD3: every
+#: joint block), where ConceptAttention (Helbling et al. 2025) reads Flux's per-word maps: a third of the blend's
+#: work on Flux; on the toy flow model fewer cases whole at the paper's fractions, as many at self 0.8
+#: (docs/measurements.md).
+BLEND_BLOCKS = {name: BLOCKS[name] for name in ("all", "double")}
+
+
+def joint_refine(source: list, target: list, length: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Refine's (mapper, alphas) over the whole text sequence: each stream's prompts aligned
+    (``refine_mapper``) in its own positions; positions outside the streams map to themselves."""
+    mapper, alphas = torch.arange(length, dtype=torch.long), torch.ones(length)
+    for (src_ids, offset, size, _), (tgt_ids, _, _, _) in zip(source, target):
+        m, a = refine_mapper(src_ids, tgt_ids, size)
+        mapper[offset:offset + size], alphas[offset:offset + size] = m + offset, a
+    return mapper, alphas
+
+
+def joint_swap(node: str, source_prompt: str, target_prompt: str, source: list, target: list,
+               length: int) -> torch.Tensor | None:
+    """Replace's word-swap matrix over the whole text sequence where a swapped word's token count
+    differs in some stream (``replacement_mapper`` per stream), else None (token for token)."""
+    if all(len(s[0]) == len(t[0]) for s, t in zip(source, target)):
+        return None
+    n_src, n_tgt = len(source_prompt.split()), len(target_prompt.split())
+    swap = torch.eye(length)
+    for (_, offset, size, src_words), (_, _, _, tgt_words) in zip(source, target):
+        if n_src != n_tgt or len(src_words) != n_src or len(tgt_words) != n_tgt:
+            raise NodeInputError(node, f"mode 'replace' swaps words one for one, but the source prompt has {n_src} "
+                                       f"words and the target {n_tgt}; swap words one for one, or use mode 'refine' "
+                                       f"to add or remove words.")
+        swap[offset:offset + size, offset:offset + size] = replacement_mapper(
+            [p for _, p in src_words], [p for _, p in tgt_words], [a != b for (a, _), (b, _) in zip(src_words, tgt_words)],
+            size)
+    return swap
+
+
+def blend_positions(words: list, spec: str, name: str, node: str, prompt: str) -> list[int]:
+    """The positions of comma-separated blend words in a prompt's text sequence (``sequence_words``)."""
+    phrases = [w for w in spec.split(",") if w.strip()]
+    if spec.strip() and not phrases:
+        raise NodeInputError(node, f"input '{name}' is {spec!r}, which names no word; write words of the {prompt}, "
+                                   f"comma-separated (e.g. 'circle'), or leave it empty.")
+    return sorted({p for phrase in phrases for p in sequence_phrase_positions(words, phrase, node, name, prompt)})
+
+
+def joint_attention_inject(node: str, model, clip, inversion: Inversion | None, source_prompt: str, target_prompt: str,
+                           mode: str, reweight: str, cross_replace: float, self_replace: float, blocks: str,
+                           guidance: float, cross_replace_words: str = "", blend_source_words: str = "",
+                           blend_target_words: str = "", blend_threshold: float = 0.3, blend_start: float = 0.2,
+                           blend_blocks: str = "all", blend_subtract_source_words: str = "",
+                           blend_subtract_target_words: str = ""):
+    """A clone of ``model`` sampling Prompt-to-Prompt's pair on joint attention, and the pair's
+    CONDITIONING (row 0 the source, row 1 the target, at ``guidance`` for Flux dev; the source row
+    at the inversion's guidance)."""
+    family = check_flow_family(model, node)
+    check_choice(node, "mode", mode, MODES)
+    check_choice(node, "blocks", blocks, BLOCKS)
+    check_choice(node, "blend_blocks", blend_blocks, BLEND_BLOCKS)
+    check_fractions(node, cross_replace=cross_replace, self_replace=self_replace, blend_threshold=blend_threshold,
+                    blend_start=blend_start)
+    source, target = encode_prompt(clip, source_prompt), encode_prompt(clip, target_prompt)
+    check_conditioning(node, "clip", source, model)
+    length = source[0][0].shape[1]
+    if target[0][0].shape[1] != length:
+        raise NodeInputError(node, f"the source prompt encodes to {length} text tokens and the target prompt to "
+                                   f"{target[0][0].shape[1]}; joint attention aligns them token by token: shorten the "
+                                   f"longer prompt to the encoder's window (Flux: 256 T5 tokens).")
+    streams = [stream_words(clip, text, node, family.layout, length, name)
+               for name, text in (("source_prompt", source_prompt), ("target_prompt", target_prompt))]
+    swap = refine = None
+    if mode == "replace":
+        swap = joint_swap(node, source_prompt, target_prompt, *streams, length)
+    else:
+        refine = joint_refine(*streams, length)
+    src_words, tgt_words = (sequence_words(clip, text, node, family.layout, length)
+                            for text in (source_prompt, target_prompt))
+    positions = sequence_word_positions(tgt_words, reweight, node, "reweight", "'square:2, blue:0.5'", "scale")
+    check_reweight(node, positions)
+    fractions = sequence_word_positions(tgt_words, cross_replace_words or "", node, "cross_replace_words",
+                                        "'square:0.4'", "fraction")
+    check_word_fractions(node, fractions)
+    schedule = ReplaceSchedule(cross=cross_replace, self_=self_replace, self_layers=1.0,
+                               words=tuple(sorted(fractions.items())), length=length)
+    keys = dit_blocks(model, BLOCKS[blocks])
+    if not keys:
+        raise NodeInputError(node, f"input 'blocks' is '{blocks}', but this {family.config_name} model has no such "
+                                   f"blocks; choose all or double.")
+    blend = None
+    blended = bool((blend_source_words or "").strip() or (blend_target_words or "").strip())
+    check_subtract(node, blended, blend_subtract_source_words, blend_subtract_target_words)
+    if blended:
+        read = frozenset(key for key in keys if key[0] in BLEND_BLOCKS[blend_blocks])
+        if not read:
+            raise NodeInputError(node, f"input 'blend_blocks' is '{blend_blocks}', but the local blend reads the maps of "
+                                       f"edited blocks and 'blocks' '{blocks}' edits none of those; choose blend_blocks "
+                                       f"all, or blocks all or double.")
+        sequences = {"source": src_words, "target": tgt_words}
+        blend = local_blend_of(lambda name, words, side: blend_positions(sequences[side], words, name, node,
+                                                                         f"{side} prompt"),
+                               dict(blend_source_words=blend_source_words, blend_target_words=blend_target_words,
+                                    blend_subtract_source_words=blend_subtract_source_words,
+                                    blend_subtract_target_words=blend_subtract_target_words),
+                               blend_threshold, blend_start, read)
+        check_blend(node, blend_threshold, blend_start)
+    check_acts(node, schedule, bool(positions), blend is not None)
+    if not positions:
+        warn_same_prompts(node, source_prompt, target_prompt)
+    if inversion is not None:
+        made = inversion.fingerprint.get("positive")
+        if made is not None and made != conditioning_fingerprint(source):
+            logging.warning("%s: the source prompt is not the prompt the image was inverted with, so the source row's "
+                            "attention is not the image's; give the source prompt the inversion's prompt.", node)
+    policy = JointPromptToPrompt(controller(schedule, blend, swap, refine, positions))
+    patched = model.clone()
+    keep_run_state(patched)   # the source row's and the local blend's per-run state
+    install_dit_policy(patched, policy, keys, node)
+    source_guidance = guidance
+    pair = join_pair(source, target)
+    if family.distilled_guidance:
+        pair[0][1]["guidance"] = guidance
+        if inversion is not None:
+            source_guidance = float(inversion.settings.get("guidance", guidance))
+    wrap_model_calls(patched, WRAPPER_KEY, SourceRow(inversion, source_guidance, node))   # the inversion step for step
+    wrap_runs(patched, PAIR_RUN_KEY, replace_run(schedule, blend, source, bool(positions), node))
+    if blend is not None:
+        after_cfg(patched, 
+            LocalBlendStep(policy, node, None if inversion is None else inversion.trajectory))
+    return patched, pair

@@ -1,0 +1,259 @@
+"""KV-Edit inside the host (policies in ``policies.py``): Flow Invert keeps every block's
+image keys and values while it inverts (``KeepKV``), and KV-Edit patches a clone of the model so
+that the masked tokens are made anew against the kept background: the attention policy on every
+Flux block, a block patch around it that runs the block on the text and the edited tokens alone (as
+the authors' code runs the transformer: ``KVEditTokens``), and an APPLY_MODEL wrapper that, once per
+model call, finds the step, gives the model the inversion's latent outside the mask and hands back
+the image's own latent there, so the host's Euler step ends on the image's background.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+
+from ...attention.policy import same_schedule, schedule_position
+from ...hostkit.devices import compute_device, free_memory
+from ...hostkit.dit_attention import LAYOUT_KEY, SUBSET_KEY, dit_blocks, install_dit_policy
+from ...hostkit.errors import NodeInputError, check_finite_tensor
+from ...hostkit.family import model_family
+from ...hostkit.keepers import KeepRequest, Keeper, keep_on, place_input, register_keeper
+from ...hostkit.patches import replace_dit_block, wrap_model_calls
+from ...hostkit.run_state import run_state
+from ...hostkit.sampling import check_flow_family
+from ...hostkit.schemas import io
+from ...hostkit.steps import sigma_list, sigma_value
+from ...inversion.methods import FLOW_EULER
+from ...inversion.record import Inversion
+from .policies import EditState, KeepKeysValues, KVEdit, edited_tokens, latent_mask
+
+# an INVERSION's clues: "kv.k.<step>.<block kind>.<index>", "kv.v.<...>" and, with the attention mask, "kv.mask"
+MASK_CLUE = "kv.mask"
+WRAPPER_KEY = "invertedit_kv_edit"
+
+
+def kv_name(kind: str, key: tuple[int, str, int]) -> str:
+    step, block, index = key
+    return f"kv.{kind}.{step}.{block}.{index}"
+
+
+def kv_cache(clues: dict) -> dict:
+    """``(step, block kind, index) -> (keys, values)`` from an INVERSION's clues."""
+    cache: dict = {}
+    for name, tensor in clues.items():
+        parts = name.split(".")
+        if len(parts) == 5 and parts[0] == "kv" and parts[1] in ("k", "v"):
+            key = (int(parts[2]), parts[3], int(parts[4]))
+            pair = cache.setdefault(key, [None, None])
+            pair[parts[1] == "v"] = tensor
+    return {key: tuple(pair) for key, pair in cache.items() if None not in pair}
+
+
+def _check_flux(node: str, model) -> None:
+    family = check_flow_family(model, node)
+    if not dit_blocks(model, ("single_block",)):
+        raise NodeInputError(node, f"input 'model' is {family.config_name}; KV-Edit is defined for Flux.1 (the "
+                                   f"authors' code): load Flux dev or schnell.")
+
+
+def cell_mask(node: str, mask, latent_hw: tuple[int, int], device) -> torch.Tensor:
+    """The MASK ``[1, H, W]`` (or ``[H, W]``) as the latent cells to edit ``[1, 1, h, w]``, checked."""
+    if not isinstance(mask, torch.Tensor) or mask.ndim not in (2, 3):
+        raise NodeInputError(node, f"input 'mask' is {type(mask).__name__}"
+                                   f"{tuple(mask.shape) if isinstance(mask, torch.Tensor) else ''}; a MASK [1, height, "
+                                   f"width] of the region to edit is needed (Load Image's mask, a painted mask).")
+    mask = mask[None] if mask.ndim == 2 else mask
+    if mask.shape[0] != 1:
+        raise NodeInputError(node, f"input 'mask' holds {mask.shape[0]} masks; give one (the region to edit).")
+    check_finite_tensor(node, "input 'mask'", mask, "give a mask with values from 0 to 1.")
+    h, w = latent_hw
+    if abs(mask.shape[1] / mask.shape[2] - h / w) > 0.02 * h / w:
+        raise NodeInputError(node, f"input 'mask' is {mask.shape[2]}x{mask.shape[1]} and the image "
+                                   f"{w * 8}x{h * 8}: their shapes differ; give the mask drawn on the inverted image.")
+    cells = latent_mask(mask.to(device), (h, w))
+    if not bool(cells.any()):   # sampling-path-ok: once per node execution
+        raise NodeInputError(node, "input 'mask' is empty (all 0): KV-Edit remakes only the masked region; paint the "
+                                   "region to edit.")
+    if bool(cells.all()):   # sampling-path-ok: once per node execution
+        raise NodeInputError(node, "input 'mask' covers the whole image: KV-Edit keeps the background outside the "
+                                   "mask and there is none; paint only the region to edit (or use Flow Edit).")
+    return cells
+
+
+def _inputs() -> list:
+    return [
+        place_input(),
+        io.Boolean.Input("keep_keys_values", default=False, optional=True,
+                         tooltip="KV-Edit (Flux, solver euler): keep every block's image keys and values at "
+                                 "every step, for the KV-Edit node. Memory: about 2.9 GB per step per "
+                                 "megapixel in bfloat16 (57 blocks; computed): choose keep_values_on cpu "
+                                 "on a consumer GPU, as the authors' code offloads."),
+        io.Mask.Input("kv_mask", optional=True,
+                      tooltip="KV-Edit's attn_mask option (authors: off): while inverting, the masked region "
+                              "and the background do not attend to each other. Give KV-Edit the same mask."),
+    ]
+
+
+@dataclass
+class KeepKV:
+    """One inversion's KV-Edit keeping (``Keeping``): every block's image keys and values at every
+    step, waiting on ``place`` ("device" or "cpu", the authors' offload) and, for their ``attn_mask``
+    option, the mask's tokens kept apart (``edited``)."""
+    node: str
+    steps: int
+    place: str
+    edited: torch.Tensor | None
+    sink: dict = field(default_factory=dict)
+
+    def install(self, velocity) -> None:
+        blocks = dit_blocks(velocity)
+        if self.edited is not None:
+            self.sink["mask"] = self.edited
+        device = compute_device()
+        on_gpu = self.place != "cpu" and device.type != "cpu"
+        budget = free_memory(device) if on_gpu else None
+        install_dit_policy(velocity, KeepKeysValues(self.sink, keep_on(self.place), len(blocks), self.steps,
+                                                    self.edited, budget), blocks, self.node)
+
+    def settings(self) -> dict:
+        return {"keep_keys_values": True, "kv_mask": self.edited is not None}
+
+    def clues(self) -> dict:
+        clues = {}
+        for key, value in self.sink.items():
+            if key == "mask":
+                clues[MASK_CLUE] = value.to(torch.float32)   # an inversion file holds floating-point tensors
+            else:
+                clues[kv_name("k", key)], clues[kv_name("v", key)] = value
+        return clues
+
+
+def _check(node: str, values: dict) -> None:
+    if values.get("kv_mask") is not None and not values.get("keep_keys_values"):
+        raise NodeInputError(node, "input 'kv_mask' is connected but keep_keys_values is off; the mask is "
+                                   "KV-Edit's attention mask while keeping keys and values: turn it on, or "
+                                   "disconnect the mask.")
+
+
+def _start(request: KeepRequest) -> KeepKV:
+    node, samples = request.node, request.samples
+    if request.method.name != FLOW_EULER.name:
+        raise NodeInputError(node, f"input 'keep_keys_values' is on with solver {request.settings.get('solver')}; "
+                                   f"KV-Edit inverts with euler (the authors'): set solver to euler.")
+    _check_flux(node, request.model)
+    edited = None
+    mask = request.inputs.get("kv_mask")
+    if mask is not None:
+        cells = cell_mask(node, mask, tuple(samples.shape[-2:]), samples.device)
+        edited = edited_tokens(cells, model_family(request.model).patch_size)
+    return KeepKV(node, request.steps, request.inputs["keep_values_on"], edited)
+
+
+KEEPER = register_keeper(Keeper(what="KV-Edit's keys and values", switch="keep_keys_values", inputs=_inputs,
+                                defaults={"keep_keys_values": False, "kv_mask": None}, check=_check, start=_start))
+
+
+class KVEditLatents:
+    """APPLY_MODEL wrapper of KV-Edit: once per model call, the step (``EditState.step``), the model
+    given the inversion's latent in the masked tokens' unmasked cells and the background (the
+    authors' blend), and the image's own latent handed back outside the mask."""
+
+    def __init__(self, policy: KVEdit, inversion: Inversion, cells: torch.Tensor, skip: int, node: str):
+        self.policy, self.node, self.skip = policy, node, skip
+        self.trajectory, self.cells = inversion.trajectory, cells
+        self.schedule = sigma_list(inversion.sampling_sigmas)
+
+    def __call__(self, executor, x, t, c_concat=None, c_crossattn=None, control=None, transformer_options={},
+                 **kwargs):
+        state: EditState = run_state(transformer_options, self.policy, self.policy.make_state, self.node)
+        if state.trajectory is None:
+            run = sigma_list(transformer_options["sample_sigmas"])
+            want = self.schedule[self.skip:]
+            if not same_schedule(run, want):
+                raise NodeInputError(self.node, f"the model is sampled on {len(run) - 1} steps that are not KV-Edit's "
+                                                f"({len(want) - 1}: the inversion's from step {self.skip}); sample with "
+                                                f"KV-Edit's SIGMAS and NOISE and the euler sampler.")
+            if x.shape[-2:] != self.trajectory.shape[-2:]:
+                raise NodeInputError(self.node, f"the latent being sampled is {tuple(x.shape)}, the inverted image's "
+                                                f"{tuple(self.trajectory.shape[1:])}; give the image's latent as "
+                                                f"latent_image.")
+            state.trajectory, state.cells = self.trajectory.to(x), self.cells.to(x.device)
+        step, half = schedule_position(self.schedule, sigma_value(t))
+        if half or step >= len(self.schedule) - 1:
+            raise NodeInputError(self.node, "the model was called between the inversion's steps; KV-Edit samples with "
+                                            "euler (the authors'): use the euler sampler.")
+        state.step = step
+        trajectory, cells = state.trajectory, state.cells
+        x = torch.where(cells, x, trajectory[step + 1])
+        out = executor(x, t, c_concat, c_crossattn, control, transformer_options, **kwargs)
+        return torch.where(cells, out, trajectory[-1])
+
+
+class KVEditTokens:
+    """KV-Edit's ``patches_replace["dit"]`` patch around each block (and the DiT driver's patch in it): the
+    block runs on the text and the edited tokens alone, as the authors' code runs the transformer, and
+    hands back the block's input for the background's tokens (whose outputs the image's latent replaces:
+    ``KVEditLatents``). A block called with an attention mask of its own, or holding another node's
+    ``"dit"`` patch (``foreign``: it may read every token), runs on every token."""
+
+    def __init__(self, policy: KVEdit, block: tuple[str, int], previous, node: str, foreign: bool = False):
+        self.policy, self.block, self.previous, self.node, self.foreign = policy, block, previous, node, foreign
+
+    def __call__(self, args: dict, extra: dict) -> dict:
+        run = self.previous if self.previous is not None else (lambda a, e: e["original_block"](a))
+        options = args["transformer_options"]
+        if self.foreign or args.get("attn_mask") is not None or args.get("pe") is None:
+            return run(args, extra)
+        state: EditState = run_state(options, self.policy, self.policy.make_state, self.node)
+        text, grid = options[LAYOUT_KEY]
+        img, pe = args["img"], args["pe"]
+        if state.keep is None:
+            self.policy.constants(text, grid[0] * grid[1], img.device, img.dtype, state)
+        if state.pe is None or state.pe[0] is not pe:   # once per model call: every block has its rotary embedding
+            state.pe = (pe, pe.index_select(2, state.rows))
+        sub = {**args, "pe": state.pe[1],
+               "transformer_options": {**options, SUBSET_KEY: (self.policy, self.policy.n_edited)}}
+        if self.block[0] == "double_block":   # the image's tokens alone; the text runs whole
+            out = run({**sub, "img": img.index_select(1, state.image_rows)}, extra)
+            return {"img": img.index_copy(1, state.image_rows, out["img"]), "txt": out["txt"]}
+        out = run({**sub, "img": img.index_select(1, state.rows)}, extra)   # single: the text, then the image
+        return {"img": img.index_copy(1, state.rows, out["img"])}
+
+
+def kv_edit(node: str, model, inversion: Inversion, mask, skip: int, scale: float):
+    """A clone of ``model`` that remakes the masked region against the background ``inversion``
+    kept, and the sigmas to sample it on (the inversion's from step ``skip``)."""
+    _check_flux(node, model)
+    cache = kv_cache(inversion.clues)
+    if not cache:
+        raise NodeInputError(node, f"input 'inversion' kept no keys and values ({inversion.describe()}); invert with "
+                                   f"Flow Invert's keep_keys_values on (solver euler).")
+    steps = len(inversion.sampling_sigmas) - 1
+    if not 0 <= skip < steps:
+        raise NodeInputError(node, f"input 'skip_steps' is {skip}; give 0 to {steps - 1} (the inversion has {steps} "
+                                   f"steps; authors: 4 of 28).")
+    blocks = dit_blocks(model)
+    kept_blocks = sorted({key[1:] for key in cache})
+    if kept_blocks != sorted(blocks):
+        raise NodeInputError(node, f"the inversion kept keys and values of {len(kept_blocks)} blocks and the model has "
+                                   f"{len(blocks)}; use the model it was inverted with.")
+    missing = [s for s in range(skip, steps) if (s, *blocks[0]) not in cache]
+    if missing:
+        raise NodeInputError(node, f"the inversion kept no keys and values for steps {missing[0]} to {missing[-1]}; "
+                                   f"invert again with keep_keys_values on.")
+    cells = cell_mask(node, mask, tuple(inversion.latent_shape[-2:]), inversion.trajectory.device)
+    edited = edited_tokens(cells, model_family(model).patch_size)
+    kept_mask = inversion.clues.get(MASK_CLUE)
+    if kept_mask is not None and not torch.equal(kept_mask.to(edited.device).bool(), edited):
+        raise NodeInputError(node, "input 'mask' is not the mask the inversion kept apart (Flow Invert's kv_mask, "
+                                   "KV-Edit's attn_mask option); give the same mask, or invert again with this one.")
+    policy = KVEdit(cache, edited, scale)
+    patched = model.clone()
+    install_dit_policy(patched, policy, blocks, node)
+    replace = patched.model_options["transformer_options"]["patches_replace"]["dit"]
+    for block in blocks:
+        inner = replace[block]   # the driver's patch (DiTBlockPatch), with another node's inside it where there was one
+        replace_dit_block(patched, KVEditTokens(policy, block, inner, node, inner.wraps_another_patch), block)
+    wrap_model_calls(patched, WRAPPER_KEY, KVEditLatents(policy, inversion, cells, skip, node))
+    return patched, inversion.sampling_sigmas[skip:]
+

@@ -1,0 +1,218 @@
+"""KV-Edit (Zhu et al. 2025, "KV-Edit: Training-Free Image Editing for Precise Background
+Preservation", ``Xilluill/KV-Edit``): while the image is inverted, every block's image keys and
+values are kept for every step; while the edit samples back, only the masked tokens are made
+anew: in every block the background's keys and values are the kept ones, and at every step the
+background's latent is the inversion's, so the background stays the image's own.
+
+As the authors' code does it (``models/kv_edit.py``, ``flux/modules/layers.py``):
+- A kept entry belongs to a step of the sampling schedule: the inversion's evaluation at schedule
+  point ``j`` is kept for step ``j - 1`` (their ``info['t'] = t_prev``), as RF-Solver-Edit keys
+  its values (``attention/policy.py``'s ``shared_key``); the edit at step ``i`` uses it, and the background's
+  latent of the inversion at point ``i + 1``; the edit starts at the latent kept for its first step.
+- Tokens: a token is edited where any latent cell of its patch is inside the mask (the mask
+  scaled to the latent bilinearly and made 1 where above 0); inside an edited token the unmasked
+  cells still take the inversion's latent.
+- ``attn_scale`` (their default 1) adds a bias to the background's key columns in the edit;
+  ``attn_mask`` (their default off) keeps the masked and the background tokens from attending to
+  each other while inverting (the text attends to all and is attended by all).
+
+What differs in the host, not in what is computed for the edited tokens: their edit runs the
+transformer on the text and the edited tokens only; the host's runs every token. The background
+tokens' own outputs never reach the edited ones (every block takes the background's keys and
+values from the inversion) and are replaced by the image's latent, so the edited tokens get the
+same values. So, as theirs, the host kit runs each block on the text and the edited tokens alone
+(``glue.py``'s ``KVEditTokens``), and their attention takes the background's keys and values
+from the inversion, appended after their own (``KVEdit``'s call on a subset: the kept tensors whole,
+their text and edited rows given -inf); where a block is called on every token (another node's
+attention mask), the queries of the text and the edited tokens alone are attended and the background's
+rows of the output are zero. Either way the arithmetic falls with the region, as in their code. Their
+keys are kept before the rotary embedding and rotated again while editing; the host's attention gets
+them rotated, at the same positions, so the kept ones are kept rotated.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+
+from ...attention.policy import AttentionPolicy, JointWhere, PolicyInputError, shared_key
+
+Block = tuple[str, int]
+KVKey = tuple[int, str, int]   # (sampling step, block kind, block index)
+
+
+def latent_mask(mask: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """The user's mask ``[1, H, W]`` as the latent's cells to edit ``[1, 1, h, w]`` (bool): scaled
+    bilinearly (corners not aligned) and set where above 0, as the authors' code does."""
+    scaled = F.interpolate(mask[:, None].float(), size=size, mode="bilinear", align_corners=False)
+    return scaled > 0
+
+
+def edited_tokens(cells: torch.Tensor, patch: int) -> torch.Tensor:
+    """The image tokens ``[h/p * w/p]`` (bool, in rows) a ``[1, 1, h, w]`` cell mask edits: those
+    with any masked cell in their ``patch`` x ``patch`` square."""
+    return F.max_pool2d(cells.float(), patch, patch, ceil_mode=True).flatten() > 0
+
+
+def inversion_bias(text: int, edited: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """Their ``attn_mask`` while inverting, as an additive bias ``[1, 1, L, L]``: text rows attend
+    to every token; an edited token to the text and the edited tokens; a background token to the
+    text and the background."""
+    device = edited.device
+    is_edit = torch.cat((torch.zeros(text, dtype=torch.bool, device=device), edited))
+    is_text = torch.cat((torch.ones(text, dtype=torch.bool, device=device), torch.zeros_like(edited)))
+    allowed = is_text[:, None] | is_text[None, :] | (is_edit[:, None] == is_edit[None, :])
+    bias = torch.zeros(allowed.shape, dtype=dtype, device=device).masked_fill_(~allowed, float("-inf"))
+    return bias[None, None]
+
+
+def background_bias(text: int, edited: torch.Tensor, scale: float, dtype: torch.dtype) -> torch.Tensor:
+    """Their ``attn_scale`` while editing: ``scale`` added to every query's logits of the
+    background's keys, ``[1, 1, 1, L]``."""
+    columns = torch.cat((torch.zeros(text, dtype=torch.bool, device=edited.device), ~edited))
+    return (columns.to(dtype) * scale)[None, None, None]
+
+
+def kv_bytes(heads_dim: int, tokens: int, blocks: int, steps: int, element: int) -> int:
+    """Memory of the kept keys and values: per step and block, two tensors of the call's tokens."""
+    return 2 * heads_dim * tokens * blocks * steps * element
+
+
+@dataclass
+class KeepState:
+    """A run of ``KeepKeysValues``: checked once (memory, the mask's size), with the attention mask's
+    bias where the ``attn_mask`` option keeps the region and the background apart."""
+    checked: bool = False
+    bias: torch.Tensor | None = None
+
+
+class KeepKeysValues(AttentionPolicy[dict]):
+    """While inverting: every call at a schedule point keeps its keys and values in
+    ``sink`` (through ``keep``) for the step before it; with ``edited`` (their ``attn_mask``) the
+    masked and the background tokens do not attend to each other. ``budget`` (bytes, or None):
+    where the kept tensors stay on the model's device, the first call checks that ``steps`` of
+    them fit."""
+
+    pair = False
+
+    def __init__(self, sink: dict, keep: Callable[[torch.Tensor], torch.Tensor], blocks: int, steps: int,
+                 edited: torch.Tensor | None = None, budget: int | None = None):
+        self.sink, self.keep, self.blocks, self.steps = sink, keep, blocks, steps
+        self.edited, self.budget = edited, budget
+
+    @property
+    def keeps_state(self) -> bool:
+        return True
+
+    def make_state(self) -> KeepState:
+        return KeepState()
+
+    def attention(self, q, k, v, where: JointWhere, state: KeepState):
+        if not state.checked:
+            self._check(k, where, state)
+        step, half = shared_key(where, inverting=True)
+        if half:
+            raise PolicyInputError("KV-Edit keeps the keys and values of Euler's evaluations; invert with solver "
+                                   "euler (the authors').")
+        if step >= 0:
+            self.sink[(step, *where.block)] = (self.keep(k), self.keep(v))
+        return where.attend(q, k, v, mask=state.bias)
+
+    def _check(self, k: torch.Tensor, where: JointWhere, state: KeepState) -> None:
+        tokens = where.grid[0] * where.grid[1]
+        need = kv_bytes(k.shape[1] * k.shape[3], k.shape[2] * k.shape[0], self.blocks, self.steps, k.element_size())
+        if self.budget is not None and need > self.budget:
+            raise PolicyInputError(
+                f"keeping KV-Edit's keys and values needs {need / 2**30:.1f} GiB ({self.steps} steps x {self.blocks} "
+                f"blocks x {k.shape[2]} tokens) and the device has {self.budget / 2**30:.1f} GiB free; set "
+                f"keep_values_on to cpu (the authors' offload), or invert fewer steps or a smaller image.")
+        if self.edited is not None:
+            if self.edited.numel() != tokens:
+                raise PolicyInputError(f"the attention mask covers {self.edited.numel()} tokens, the image "
+                                       f"{tokens}; give the mask of this image.")
+            state.bias = inversion_bias(where.text, self.edited.to(k.device), k.dtype)
+        state.checked = True
+
+
+@dataclass
+class EditState:
+    """A KV-Edit run's constants (made at its first call) and its current step (set once per model
+    call by the host kit, before the blocks run)."""
+    step: int = -1
+    keep: torch.Tensor | None = None          # [1, 1, tokens, 1]: the text and the edited tokens keep their own
+    rows: torch.Tensor | None = None          # [text + edited]: the queries attended (the text's, the edited tokens')
+    image_rows: torch.Tensor | None = None    # [edited]: the edited tokens among the image's
+    subset_bias: dict = field(default_factory=dict)   # kept text length -> the bias of a call on the subset
+    pe: tuple | None = None                   # (the model call's rotary embedding, its rows of the subset)
+    bias: torch.Tensor | None = None          # attn_scale's bias, [1, 1, 1, L], or None
+    trajectory: torch.Tensor | None = None    # the glue's: the inversion's latents on the run's device ...
+    cells: torch.Tensor | None = None         # ... and the mask's latent cells
+
+
+class KVEdit(AttentionPolicy[EditState]):
+    """While editing: in every call the background's keys and values are those the inversion kept
+    for the step (``cache``: ``(step, kind, index) -> (keys, values)`` of the call's tokens), the
+    text's and the edited tokens' their own; ``scale`` biases the background's keys. The kept text
+    (the source prompt's) is never used; it is kept so that one select per tensor makes the call's
+    keys and values where both prompts have the same length (the host pads T5 to 256 tokens)."""
+
+    pair = False
+
+    def __init__(self, cache: dict[KVKey, tuple[torch.Tensor, torch.Tensor]], edited: torch.Tensor, scale: float):
+        self.cache, self.edited, self.scale = cache, edited, scale
+        self.edited_rows = edited.nonzero().flatten()   # made with the node, before any sampling
+        self.n_edited = int(self.edited_rows.numel())
+
+    @property
+    def keeps_state(self) -> bool:
+        return True
+
+    def make_state(self) -> EditState:
+        return EditState()
+
+    def constants(self, text: int, tokens: int, device: torch.device, dtype: torch.dtype, state: EditState) -> None:
+        """The run's constants, at its first call: ``tokens`` image tokens after ``text`` text tokens."""
+        if self.edited.numel() != tokens:
+            raise PolicyInputError(f"the mask covers {self.edited.numel()} image tokens, the latent being "
+                                   f"sampled {tokens}; sample the inverted image's latent.")
+        edited = self.edited.to(device)
+        state.keep = torch.cat((torch.ones(text, dtype=torch.bool, device=device), edited))[None, None, :, None]
+        state.image_rows = self.edited_rows.to(device)
+        state.rows = torch.cat((torch.arange(text, device=device), state.image_rows + text))
+        if self.scale:
+            state.bias = background_bias(text, edited, self.scale, dtype)
+
+    def attention(self, q, k, v, where: JointWhere, state: EditState):
+        text = where.text
+        if state.keep is None:
+            self.constants(text, where.grid[0] * where.grid[1], k.device, q.dtype, state)
+        kept = self.cache.get((state.step, *where.block))
+        if kept is None:
+            raise PolicyInputError(f"the inversion kept no keys and values for step {state.step} of block "
+                                   f"{where.block[0]} {where.block[1]}; sample with the SIGMAS of KV-Edit.")
+        ks, vs = (t if (t.device, t.dtype) == (k.device, k.dtype) else t.to(k) for t in kept)   # kept on the cpu
+        if k.shape[2] == text + self.n_edited < text + self.edited.numel():   # the block runs on the subset
+            return where.attend(q, torch.cat((k, ks), 2), torch.cat((v, vs), 2),
+                                mask=self._subset_bias(ks.shape[2] - self.edited.numel(), text, q, state))
+        if ks.shape[2] == k.shape[2]:   # the kept text is as long as this one's: one select per tensor
+            k, v = torch.where(state.keep, k, ks), torch.where(state.keep, v, vs)
+        else:   # a longer or shorter target prompt
+            image, keep = ks.shape[2] - k.shape[2] + text, state.keep[:, :, text:]
+            k = torch.cat((k[:, :, :text], torch.where(keep, k[:, :, text:], ks[:, :, image:])), 2)
+            v = torch.cat((v[:, :, :text], torch.where(keep, v[:, :, text:], vs[:, :, image:])), 2)
+        made = where.attend(q.index_select(2, state.rows), k, v, mask=state.bias)
+        return made.new_zeros(made.shape[0], q.shape[2], made.shape[2]).index_copy_(1, state.rows, made)
+
+    def _subset_bias(self, kept_text: int, text: int, q: torch.Tensor, state: EditState) -> torch.Tensor:
+        """The bias of a call on the subset, whose keys are its own (text and edited tokens) then the kept
+        ones whole: 0 on its own, -inf on the kept text and edited tokens, ``scale`` on the kept background."""
+        bias = state.subset_bias.get(kept_text)
+        if bias is None:
+            edited = self.edited.to(q.device)
+            kept = torch.cat((torch.full((kept_text,), float("-inf"), device=q.device),
+                              torch.where(edited, float("-inf"), float(self.scale))))
+            bias = torch.cat((torch.zeros(text + self.n_edited, device=q.device), kept)).to(q.dtype)[None, None, None]
+            state.subset_bias[kept_text] = bias
+        return bias

@@ -1,0 +1,87 @@
+"""KV-Edit's example workflows (``example_workflows/``), built from ``invertedit/workflows``' parts;
+``python -m workshop.make_workflows`` writes them."""
+from __future__ import annotations
+
+from ...workflows.checkpoint import (FLUX, PHOTO_SOURCE, PHOTO_WORD, PROMPTS_PLAIN, SCHEDULES, TOY_FLOW, TOY_FLOW_MAPS, flow_front, flow_model, flow_sample, setup_note, strip)
+
+
+BOX_MASK_NOTE = ("\n**Mask**: the region to remake. Here a rectangle over the dress (**SolidMask** and "
+                 "**MaskComposite**); paint yours in Load Image's mask editor and connect its MASK instead.\n\n")
+
+
+WORD_MASK_NOTE = ("\n**Mask**: the region to remake, from a word: **Attention Store** evaluates the source prompt on "
+                  "the same inversion and gives the region its *words* are attended in (here 'dress') as a MASK, "
+                  "grown by one cell of the maps (mask_pool 3, Prompt-to-Prompt's local blend) so that the new "
+                  "object has room; mask_pool 1 keeps the word's own region. Check the mask in the strip; paint "
+                  "one instead where it misses.\n\n")
+
+
+def _flux_kv_edit(word: bool) -> dict:
+    """KV-Edit with the authors' settings (``Xilluill/KV-Edit``'s demo: 28 steps, 4 skipped, guidance 1.5 inverting
+    and 5.5 editing, attn_scale 1); the mask a rectangle over the dress or, with ``word``, the word's region that
+    Attention Store reads on the same inversion (issue 27: the mask from the user or from the word maps)."""
+    intro = (
+        "# Flux: KV-Edit, an edit that keeps the background as it is\n\n"
+        + setup_note(FLUX, PROMPTS_PLAIN)
+        + (WORD_MASK_NOTE if word else BOX_MASK_NOTE) +
+        "**Flow Invert** inverts your image with Euler (28 steps, guidance 1.5) and, with keep_keys_values on, keeps "
+        "every block's keys and values at every step (KV-Edit, Zhu et al.; about 3 GB per step per megapixel in "
+        "bfloat16: keep_values_on cpu offloads them, as the authors' code does). **KV-Edit** patches the model so "
+        "that only the masked tokens are made anew: in every block they attend to the background's kept keys and "
+        "values (attn_scale 1 raises the background's weight), and the background's latent is the image's, so "
+        "outside the mask the edit is your image. Its NOISE and SIGMAS start the stock **SamplerCustomAdvanced** "
+        "(euler) 4 steps down the schedule; target prompt at guidance 5.5. More skip_steps keep more of the masked "
+        "region's layout; re_init starts it from fresh noise. The strip: the image, the mask, the edit.")
+    model = flow_model(FLUX)
+    if word:
+        mask = ("store", "MASK")
+        masking = [{"key": "store", "type": "InvertEditAttentionStore",
+                    "widgets": {"prompt": PHOTO_SOURCE, "words": PHOTO_WORD, "start": 0.0, "end": 1.0, "threshold": 0.3,
+                                "dit_blocks": "all", "mask_pool": 3},
+                    "inputs": {"model": model, "clip": ("model", "CLIP"), "inversion": ("invert", 0),
+                               "image": ("resize", "IMAGE")},
+                    "title": f"Attention Store (the mask of '{PHOTO_WORD}')"}]
+    else:
+        mask = ("mask", "MASK")
+        masking = [
+            {"key": "mask_base", "type": "SolidMask", "widgets": {"value": 0.0, "width": FLUX.size, "height": FLUX.size},
+             "title": "SolidMask (the image's size)"},
+            {"key": "mask_box", "type": "SolidMask", "widgets": {"value": 1.0, "width": 340, "height": 470},
+             "title": "SolidMask (the region)"},
+            {"key": "mask", "type": "MaskComposite", "widgets": {"x": 340, "y": 420, "operation": "add"},
+             "inputs": {"destination": ("mask_base", "MASK"), "source": ("mask_box", "MASK")},
+             "title": "Mask (the dress)"}]
+    nodes = flow_front(FLUX, intro) + masking + [
+        {"key": "invert", "type": "InvertEditFlowInvert",
+         "widgets": {"solver": "euler", "steps": 28, "scheduler": SCHEDULES[FLUX.name], "guidance": 1.5,
+                     "share_steps": 0, "share_from_block": 20, "keep_values_on": "cpu", "keep_keys_values": True},
+         "inputs": {"model": model, "latent": ("encode", "LATENT"), "positive": ("prompt", 0)}},
+        {"key": "kv", "type": "InvertEditKVEdit",
+         "widgets": {"skip_steps": 4, "attn_scale": 1.0, "re_init": False, "seed": 0},
+         "inputs": {"model": model, "inversion": ("invert", 0), "mask": mask}},
+        {"key": "sampler", "type": "KSamplerSelect", "widgets": {"sampler_name": "euler"}},
+        {"key": "mask_image", "type": "MaskToImage", "inputs": {"mask": mask}, "title": "The mask"},
+    ]
+    nodes += flow_sample(FLUX, "edit", ("kv", "MODEL"), ("target", 0), 5.5, ("kv", "NOISE"), ("kv", "SIGMAS"),
+                         ("sampler", "SAMPLER"), "Edit (target prompt, guidance 5.5)")
+    nodes += strip([("resize", "image"), ("mask_image", "mask"), ("edit_decode", "edit")],
+                   "invertedit/flux_kv_edit" + ("_word" if word else ""), "Image | mask | KV-Edit")
+    return {"nodes": nodes}
+
+
+def flux_kv_edit() -> dict:
+    return _flux_kv_edit(word=False)
+
+
+def flux_kv_edit_word() -> dict:
+    return _flux_kv_edit(word=True)
+
+
+WORKFLOWS = {"Flux - KV-Edit": flux_kv_edit, "Flux - KV-Edit from a word": flux_kv_edit_word}
+CHECKPOINT = {
+    "Flux - KV-Edit": (dict(TOY_FLOW, **{   # the mask: a box over the red circle (centre 75, 85, radius 48 at 256 px)
+        "SolidMask (the image's size)": {"width": 256, "height": 256},
+        "SolidMask (the region)": {"width": 112, "height": 112},
+        "Mask (the dress)": {"x": 20, "y": 30}}), {}),
+    "Flux - KV-Edit from a word": (dict(TOY_FLOW, **TOY_FLOW_MAPS), {}),
+}

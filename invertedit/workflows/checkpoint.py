@@ -1,0 +1,267 @@
+"""The parts of the example workflows for the user's own checkpoint (SD1.5, SDXL, Flux.1, SD3): the
+families' files and sizes, the notes, the front (Load Checkpoint, the image at the family's size,
+the prompts), the flow families' sampling and strips, and the toy overrides that run them on the
+built-in models in the tests and for the cards. Plain data."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from ..workflows.toy import SOURCE_NOUN, SOURCE_PROMPT, STEPS, TARGET_NOUN, TARGET_PROMPT
+
+
+# ----------------------------------------------------------------------------- on the user's checkpoint
+# Workflows a user runs on their own model: the stock Load Checkpoint + Load Image + Upscale Image
+# (ImageScale) + VAE Encode, with the settings of one checkpoint family. Load Image names the
+# drawing every ComfyUI install ships in input/ (example.png), so each one queues as it is once the
+# checkpoint is chosen. The tests and the card pictures run them with the checkpoint swapped for
+# the Toy World Model (the runner's builtin, TOY_BUILTIN) and the toy-world prompts of TOY_RUNS below.
+
+PHOTO = "example.png"      # ComfyUI's own input/example.png: a drawing of a girl in a pink dress
+
+
+PHOTO_SOURCE = "a drawing of a girl in a pink dress"
+
+
+PHOTO_TARGET = "a drawing of a girl in a blue dress"   # one word swapped: Prompt-to-Prompt's replace
+
+
+PHOTO_WORD = "dress"       # local blend: where the edit may change the image
+
+
+PHOTO_CONCEPT = "sunglasses"
+
+
+@dataclass(frozen=True)
+class Family:
+    name: str       # as users say it
+    ckpt: str       # the usual file name of the base model (the user picks theirs)
+    size: int       # the image side the family was trained at
+    detail: str     # one line for the notes
+    loaders: str = ""   # how to load the model from separate files instead, for the notes
+
+
+SD15 = Family("SD1.5", "v1-5-pruned-emaonly-fp16.safetensors", 512,
+              "SD1.5 or any SD1.x fine-tune, e.g. DreamShaper")
+
+
+SDXL = Family("SDXL", "sd_xl_base_1.0.safetensors", 1024,
+              "SDXL base or an SDXL fine-tune, not the refiner")
+
+
+FLUX = Family("Flux", "flux1-dev-fp8.safetensors", 1024,
+              "Flux.1 dev as one checkpoint with its text encoders and VAE, e.g. ComfyUI's flux1-dev-fp8; schnell "
+              "works too",
+              "**Load Diffusion Model** (flux1-dev), **DualCLIPLoader** (clip_l and t5xxl, type flux) and **Load VAE** "
+              "(ae)")
+
+
+SD3 = Family("SD3", "sd3.5_medium_incl_clips_t5xxlfp8scaled.safetensors", 1024,
+             "SD3 medium or SD3.5 as one checkpoint with its text encoders and VAE",
+             "**Load Diffusion Model**, **TripleCLIPLoader** (clip_l, clip_g, t5xxl) and **Load VAE**")
+
+
+PROMPTS_PLAIN = ("**Source prompt**: describe your image as it is. **Target prompt**: the same words with the "
+                 "edit.")
+
+
+PROMPTS_P2P = ("**Source prompt** and Attention Inject's *source_prompt*: the same caption of your image. "
+               "Attention Inject's *target_prompt*: that caption with one word swapped for another (the edit); "
+               "its *blend* words: the edited object (or clear both for a global edit).")
+
+
+def setup_note(family: Family, prompts: str) -> str:
+    return (
+        f"**To run it on your model** ({family.name}: {family.detail}):\n\n"
+        f"1. **Load Checkpoint**: choose your {family.name} checkpoint"
+        + (f" (with separate files, replace it by {family.loaders}: their MODEL, CLIP and VAE go where "
+           f"its outputs went).\n" if family.loaders else ".\n") +
+        f"2. **Load Image**: choose or upload your image (the workflow opens with ComfyUI's own `example.png`).\n"
+        f"3. **Upscale Image** brings it to {family.size}x{family.size} px, {family.name}'s size (crop: center). "
+        f"For another shape set width and height (multiples of 64, about {family.size}x{family.size} pixels in "
+        f"all), or width 0 to keep the image's shape at height {family.size}.\n"
+        f"4. {prompts}\n")
+
+
+def _image_front(family: Family, intro: str) -> list[dict]:
+    """The note, Load Checkpoint, and Load Image brought to the family's size (node ``resize``)."""
+    return [
+        {"key": "note", "type": "MarkdownNote", "text": intro},
+        {"key": "model", "type": "CheckpointLoaderSimple", "widgets": {"ckpt_name": family.ckpt},
+         "title": f"Load Checkpoint ({family.name})"},
+        {"key": "image", "type": "LoadImage", "widgets": {"image": PHOTO}, "title": "Load Image (your image)"},
+        {"key": "resize", "type": "ImageScale",
+         "widgets": {"upscale_method": "lanczos", "width": family.size, "height": family.size, "crop": "center"},
+         "inputs": {"image": ("image", "IMAGE")}, "title": f"Upscale Image ({family.name}: {family.size} px)"},
+    ]
+
+
+def checkpoint_front(family: Family, intro: str, *, invert: bool = True) -> list[dict]:
+    """Checkpoint, image at the family's size, source prompt, VAE Encode (and DDIM Invert, cfg 1)."""
+    nodes = _image_front(family, intro) + [
+        {"key": "prompt", "type": "CLIPTextEncode", "widgets": {"text": PHOTO_SOURCE},
+         "inputs": {"clip": ("model", "CLIP")}, "title": "Source prompt"},
+        {"key": "empty", "type": "CLIPTextEncode", "widgets": {"text": ""}, "inputs": {"clip": ("model", "CLIP")},
+         "title": "Negative prompt (empty)"},
+        {"key": "encode", "type": "VAEEncode", "inputs": {"pixels": ("resize", "IMAGE"), "vae": ("model", "VAE")}},
+    ]
+    if invert:
+        nodes.append(
+            {"key": "invert", "type": "InvertEditDDIMInvert",
+             "widgets": {"steps": STEPS, "scheduler": "ddim_uniform", "start_at_step": 0, "cfg": 1.0},
+             "inputs": {"model": ("model", "MODEL"), "latent": ("encode", "LATENT"), "positive": ("prompt", 0)}})
+    return nodes
+
+
+def p2p_inject() -> dict:
+    """Attention Inject with PIE-Bench's Prompt-to-Prompt settings and local blend on the edited word."""
+    return {"key": "inject", "type": "InvertEditAttentionInject",
+            "widgets": {"source_prompt": PHOTO_SOURCE, "target_prompt": PHOTO_TARGET, "mode": "replace", "reweight": "",
+                        "cross_replace": 0.4, "self_replace": 0.6, "blend_source_words": PHOTO_WORD,
+                        "blend_target_words": PHOTO_WORD, "blend_threshold": 0.3, "blend_start": 0.2},
+            "inputs": {"model": ("model", "MODEL"), "clip": ("model", "CLIP"), "latent": ("invert", "LATENT")}}
+
+
+P2P_SETTINGS = ("**Attention Inject** (Prompt-to-Prompt, replace) with PIE-Bench's settings: cross-attention "
+                "injected for 0.4 of the steps, self-attention for 0.6, local blend on "
+                f"'{PHOTO_WORD}' (threshold 0.3, from 0.2 of the steps: outside the word's attention the image stays "
+                "the source's).")
+
+
+# Running a checkpoint workflow on the Toy World Model (tests, card pictures): the runner's
+# builtin (TOY_BUILTIN) swaps the loader, the image (the bundled sample) and the Upscale Image size;
+# these overrides give it the toy world's prompts, which is all the toy model knows.
+# The host's scheduler that gives the authors' schedule (diffusers' FlowMatchEulerDiscreteScheduler as
+# their pipelines set it; tests/host/test_flow_edit.py compares them): SD3's "normal" is it exactly; Flux's
+# "simple" (after ModelSamplingFlux at the image's size) is it where the steps divide 1000, else within
+# 1/1000 of the schedule's time.
+SCHEDULES = {"Flux": "simple", "SD3": "normal"}
+
+
+def flow_front(family: Family, intro: str, source: bool = True) -> list[dict]:
+    """Load Checkpoint, the image at the family's size and its latent, the prompts (source, target and,
+    for SD3, the empty negative), and for Flux ModelSamplingFlux at the image's size (node ``shift``)."""
+    nodes = _image_front(family, intro) + [
+        {"key": "encode", "type": "VAEEncode", "inputs": {"pixels": ("resize", "IMAGE"), "vae": ("model", "VAE")}},
+        {"key": "target", "type": "CLIPTextEncode", "widgets": {"text": PHOTO_TARGET},
+         "inputs": {"clip": ("model", "CLIP")}, "title": "Target prompt"},
+    ]
+    if source:
+        nodes.append({"key": "prompt", "type": "CLIPTextEncode", "widgets": {"text": PHOTO_SOURCE},
+                      "inputs": {"clip": ("model", "CLIP")}, "title": "Source prompt"})
+    if family is FLUX:
+        nodes.append({"key": "shift", "type": "ModelSamplingFlux",
+                      "widgets": {"max_shift": 1.15, "base_shift": 0.5, "width": family.size, "height": family.size},
+                      "inputs": {"model": ("model", "MODEL")}, "title": "ModelSamplingFlux (the image's size)"})
+    else:
+        nodes.append({"key": "empty", "type": "CLIPTextEncode", "widgets": {"text": ""},
+                      "inputs": {"clip": ("model", "CLIP")}, "title": "Negative prompt (empty)"})
+    return nodes
+
+
+def flow_model(family: Family) -> tuple:
+    return ("shift", "MODEL") if family is FLUX else ("model", "MODEL")
+
+
+def flow_sample(family: Family, key: str, model: tuple, conditioning: tuple, guidance: float, noise: tuple,
+                sigmas: tuple, sampler: tuple, title: str) -> list[dict]:
+    """SamplerCustomAdvanced of ``conditioning`` from ``noise`` with the image's latent, then VAE Decode:
+    Flux with FluxGuidance ``guidance`` and BasicGuider, SD3 with CFGGuider at cfg ``guidance``."""
+    if family is FLUX:
+        nodes = [{"key": f"{key}_guidance", "type": "FluxGuidance", "widgets": {"guidance": guidance},
+                  "inputs": {"conditioning": conditioning}},
+                 {"key": f"{key}_guider", "type": "BasicGuider",
+                  "inputs": {"model": model, "conditioning": (f"{key}_guidance", 0)}}]
+    else:
+        nodes = [{"key": f"{key}_guider", "type": "CFGGuider", "widgets": {"cfg": guidance},
+                  "inputs": {"model": model, "positive": conditioning, "negative": ("empty", 0)}}]
+    return nodes + [
+        {"key": key, "type": "SamplerCustomAdvanced", "title": title,
+         "inputs": {"noise": noise, "guider": (f"{key}_guider", "GUIDER"), "sampler": sampler, "sigmas": sigmas,
+                    "latent_image": ("encode", "LATENT")}},
+        {"key": f"{key}_decode", "type": "VAEDecode", "inputs": {"samples": (key, 0), "vae": ("model", "VAE")}},
+    ]
+
+
+def strip(panels: list[tuple[str, str]], prefix: str, title: str) -> list[dict]:
+    """The panels (node key, title) stitched left to right, 8 px apart, and saved."""
+    nodes, left = [], panels[0][0]
+    for i, (key, name) in enumerate(panels[1:], 1):
+        nodes.append({"key": f"stitch_{i}", "type": "ImageStitch",
+                      "widgets": {"direction": "right", "match_image_size": True, "spacing_width": 8,
+                                  "spacing_color": "white"},
+                      "inputs": {"image1": (left, "IMAGE"), "image2": (key, "IMAGE")}, "title": f"+ {name}"})
+        left = f"stitch_{i}"
+    nodes.append({"key": "save", "type": "SaveImage", "widgets": {"filename_prefix": prefix},
+                  "inputs": {"images": (left, "IMAGE")}, "title": title})
+    return nodes
+
+
+def flow_inversion_edit(family: Family, edit_guidance: float, share: int = 0) -> dict:
+    flux = family is FLUX
+    scale = "guidance" if flux else "cfg"
+    if share:
+        intro = (
+            f"# {family.name}: RF-Solver-Edit, an edit that keeps the rest\n\n"
+            + setup_note(family, PROMPTS_PLAIN) +
+            f"\n**Flow Invert** inverts your image with RF-Solver's second-order step (Wang et al.; 25 steps, guidance "
+            f"1) and, with share_steps {share}, keeps the attention values of Flux's single blocks 20 to 37 for the "
+            "first steps (the authors' code keeps 20 of 25; their examples 2 to 5; about 1 GB per step per megapixel; "
+            "keep_values_on cpu offloads them, as theirs). **Share Values** patches the model so that in those steps the blocks attend with "
+            "the source's values: the edit keeps the image's layout and details. Sampled by the stock "
+            "**SamplerCustomAdvanced** with the **Flow Sampler** (rf-solver), the inversion's NOISE and SIGMAS and the "
+            f"image's latent, target prompt at guidance {edit_guidance:g}. The strip: the image, the edit without "
+            "sharing, the edit with it.")
+    else:
+        intro = (
+            f"# {family.name}: inversion with RF-Solver, reconstruction and an edit\n\n"
+            + setup_note(family, PROMPTS_PLAIN) +
+            f"\n**Flow Invert** integrates the model's velocity from your image up to noise with RF-Solver's "
+            f"second-order step (Wang et al.; 25 steps, {'guidance 1' if flux else 'no guidance'} as their code; `euler` "
+            "and `fireflow` are the other solvers). Its NOISE starts the stock **SamplerCustomAdvanced** at the "
+            "inversion, with the image's latent as latent_image, the **Flow Sampler** (the same solver) and its SIGMAS: "
+            f"with the source prompt at {scale} 1 it reconstructs the image; with the target prompt at {scale} "
+            f"{edit_guidance:g} it edits it. A plain prompt change redraws more than the edit; "
+            f"{'the RF-Solver-Edit workflow shares the source' + chr(39) + 's attention values to keep the rest' if flux else 'FlowEdit keeps more of the rest'}. "
+            "The strip: the image, the reconstruction, the edit.")
+    model = flow_model(family)
+    widgets = {"solver": "rf-solver", "steps": 25, "scheduler": SCHEDULES[family.name], "guidance": 1.0}
+    if share:
+        widgets.update(share_steps=share, share_from_block=20, keep_values_on="device")
+    nodes = flow_front(family, intro) + [
+        {"key": "invert", "type": "InvertEditFlowInvert", "widgets": widgets,
+         "inputs": {"model": model, "latent": ("encode", "LATENT"), "positive": ("prompt", 0)}},
+        {"key": "solver", "type": "InvertEditFlowSampler", "widgets": {"solver": "rf-solver"}},
+    ]
+    if not share:
+        nodes += flow_sample(family, "rec", model, ("prompt", 0), 1.0, ("invert", "NOISE"), ("invert", "SIGMAS"),
+                             ("solver", "SAMPLER"), f"Reconstruction (source prompt, {scale} 1)")
+    nodes += flow_sample(family, "edit", model, ("target", 0), edit_guidance, ("invert", "NOISE"), ("invert", "SIGMAS"),
+                         ("solver", "SAMPLER"), f"Edit (target prompt, {scale} {edit_guidance:g})")
+    if share:
+        nodes.append({"key": "share", "type": "InvertEditShareValues",
+                      "inputs": {"model": model, "inversion": ("invert", 0)}})
+        nodes += flow_sample(family, "shared", ("share", "MODEL"), ("target", 0), edit_guidance, ("invert", "NOISE"),
+                             ("invert", "SIGMAS"), ("solver", "SAMPLER"),
+                             f"Edit with the source's values (guidance {edit_guidance:g})")
+        return {"nodes": nodes + strip([("resize", "image"), ("edit_decode", "edit"), ("shared_decode", "shared")],
+                                         "invertedit/flux_rf_solver_edit", "Image | edit | edit with shared values")}
+    nodes += strip([("resize", "image"), ("rec_decode", "reconstruction"), ("edit_decode", "edit")],
+                   f"invertedit/{family.name.lower()}_rf_solver", "Image | reconstruction | edit")
+    return {"nodes": nodes}
+
+
+# The checkpoint workflows' toy overrides (the runner's ``overrides``): the toy world's prompts in the
+# nodes a user types them into; a technique's own are in its workflows.py
+TOY_PROMPTS = {"Source prompt": {"text": SOURCE_PROMPT}, "Target prompt": {"text": TARGET_PROMPT}}
+TOY_P2P = {"Source prompt": {"text": SOURCE_PROMPT},
+           "InvertEditAttentionInject": {"source_prompt": SOURCE_PROMPT, "target_prompt": TARGET_PROMPT,
+                                         "blend_source_words": SOURCE_NOUN, "blend_target_words": TARGET_NOUN}}
+# The Flux workflows on the toy flow world (256 px; the same sample scene and edit as world 2's)
+TOY_FLOW = TOY_PROMPTS
+TOY_FLOW_MAPS = {"Source prompt": {"text": SOURCE_PROMPT},
+                 "InvertEditAttentionStore": {"prompt": SOURCE_PROMPT, "words": SOURCE_NOUN}}
+
+# ... and with fewer steps, so the test suite stays quick (the sampler's steps match the inversion's);
+# the Flux ones none: the toy flow model runs each at its full settings in seconds, and their pictures
+# are checked at those
+QUICK = 10
+QUICK_DDIM = {"InvertEditDDIMInvert": {"steps": QUICK}, "KSamplerAdvanced": {"steps": QUICK}}
