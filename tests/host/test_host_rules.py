@@ -37,7 +37,11 @@ def load_half(host, tiny, family: str, weight_dtype: torch.dtype, manual_cast: t
     import comfy.model_management
     import comfy.model_patcher
 
-    reference = tiny(family)[0].model
+    patcher = tiny(family)[0]
+    # the shared tiny model's weights as they are: another test's clone may have left its weight patches (a LoRA)
+    # in them, which loading the plain patcher takes out (the host patches weights in place while a clone is loaded)
+    comfy.model_management.load_models_gpu([patcher])
+    reference = patcher.model
     spec = host.pack.demo.tiny_models.SPECS[family]
     config = spec.config_class(copy.deepcopy(spec.unet_config))
     config.unet_config.update(spec.unet_overrides)
