@@ -19,7 +19,7 @@
 #  3. ComfyUI's requirements.txt without torch, torchvision, torchaudio, kornia, spandrel
 #     (asking for those can replace a CPU torch with a multi-GB CUDA one; ComfyUI runs without
 #     them, minus a few optional nodes), the pack's requirements.txt, and the test tools
-#     (pytest, diffusers, playwright). Only what is missing or too old is installed; torch
+#     (pytest, diffusers, playwright, gguf). Only what is missing or too old is installed; torch
 #     stays pinned.
 #  4. Chromium, for the browser tests (tests/browser drive it with Playwright): only if no
 #     chromium is on PATH, `apt-get install -y chromium` (Debian; with sudo when not root).
@@ -33,6 +33,7 @@ COMFYUI_RELEASE=v0.3.64
 COMFYUI_GIT=https://github.com/comfyanonymous/ComfyUI
 TORCH_PIN=torch==2.13.0
 TEST_DEPS=("pytest>=8" "pytest-xdist>=3"   # the suite's two workers (tests/pytest.ini)
+           "gguf>=0.13.0"                               # ComfyUI-GGUF's own requirement (tests/host/test_gguf_lane.py)
            "diffusers>=0.30" "matplotlib"   # matplotlib: imported by the PnPInversion reference code
            "playwright"                                 # tests/browser (with the system Chromium, step 4)
            "accelerate"                                 # imported by diffusers' community Imagic pipeline (parity test)

@@ -45,21 +45,60 @@ COARSE = {"weights.bf16": torch.bfloat16, "weights.fp8_e4m3fn": torch.float8_e4m
           "weights.fp8_e5m2": torch.float8_e5m2}
 
 
+def stored_tensors(module: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """The tensors a module holds, by the keys of its state dict (its own parameters and persistent
+    buffers, and its children's), as they are stored: a quantised weight stays the host's or a loader's
+    tensor (ComfyUI-GGUF's GGMLTensor), an offloaded one where it lies. Not ``state_dict()``, which a
+    loader may fill with placeholders (ComfyUI-GGUF: empty tensors on the meta device for its
+    quantised layers) and which copies nothing but may convert."""
+    out = {}
+    for prefix, m in module.named_modules(remove_duplicate=False):
+        dot = f"{prefix}." if prefix else ""
+        for name, t in m._parameters.items():
+            if t is not None:
+                out[dot + name] = t
+        for name, t in m._buffers.items():
+            if t is not None and name not in m._non_persistent_buffers_set:
+                out[dot + name] = t
+    return out
+
+
+def _quantisation(t: torch.Tensor) -> str | None:
+    """The name of the format a weight is stored in where it is a loader's quantised tensor (its values
+    are not the weights': ComfyUI-GGUF's GGMLTensor holds the blocks' bytes), else None."""
+    kind = getattr(t, "tensor_type", None)
+    if kind is None or t.dtype.is_floating_point:
+        return None    # ComfyUI-GGUF's F16 and F32 tensors hold the weights' values
+    return str(getattr(kind, "name", kind))
+
+
+def _stored_sample(t: torch.Tensor, most: int = _SAMPLED_VALUES) -> torch.Tensor | None:
+    """At most ``most`` leading values of a weight as stored, on the CPU (a quantised tensor's leading
+    bytes, never dequantised; never the whole weight), or None for a weight not loaded yet (on the meta
+    device: its key and shape identify it)."""
+    if t.device.type == "meta":
+        return None
+    plain = t.detach().as_subclass(torch.Tensor) if type(t) is not torch.Tensor else t.detach()
+    return plain.reshape(-1)[:most].cpu()  # sampling-path-ok: once per model object, a few KB, never per step
+
+
 def _weights_hashes(model: ModelPatcher) -> dict[str, str]:
     base = model.model
     if base not in _WEIGHTS:
-        sd = model.model_state_dict()
-        keys = sorted(k for k, v in sd.items()
-                      if torch.is_tensor(v) and v.numel() > 0 and not k.startswith("model_sampling"))
+        stored = stored_tensors(base)
+        keys = sorted(k for k, v in stored.items() if v.numel() > 0 and not k.startswith("model_sampling"))
         picks = [keys[round(i * (len(keys) - 1) / (_SAMPLED_KEYS - 1))] for i in range(_SAMPLED_KEYS)] \
             if len(keys) > 1 else keys
         chunks = {key: [] for key in ("weights", *COARSE)}
         for k in dict.fromkeys(picks):
             backup = model.backup.get(k)
-            w = backup.weight if backup is not None else sd[k]
-            values = w.detach().reshape(-1)[:_SAMPLED_VALUES].cpu()  # sampling-path-ok: one read, four hashes
+            w = backup.weight if backup is not None else stored[k]
+            values, quantised = _stored_sample(w), _quantisation(w)
             for key, rounded_to in (("weights", None), *COARSE.items()):
-                chunks[key] += [k, tuple(w.shape), _tensor_bytes(values, rounded_to=rounded_to)]
+                chunks[key] += [k, tuple(w.shape)]
+                if quantised is not None:
+                    chunks[key] += [quantised]
+                chunks[key] += ["not loaded" if values is None else _tensor_bytes(values, rounded_to=rounded_to)]
         _WEIGHTS[base] = {key: _digest(c + [len(keys)]) for key, c in chunks.items()}
     return _WEIGHTS[base]
 

@@ -114,7 +114,7 @@ class GuidanceDriver(BatchedGuider):
         return Where(step=step, steps=steps, sigma=timestep, sigmas=sigmas, sigma_values=sigma_list(sigmas),
                      timestep=timestep_at(self.inner_model.model_sampling, sigmas, step))
 
-    def predict_noise(self, x, timestep, model_options={}, seed=None):
+    def predict_noise(self, x, timestep, model_options={}, seed=None, **kwargs):
         policy, options = self.policy, model_options["transformer_options"]
         state = run_state(options, policy, policy.make_state, node=self.NAME)
         where = self.where(timestep, options)

@@ -38,7 +38,7 @@ class InversionSampling:
         reps[dim] = batch // clue.shape[dim]
         return clue.repeat(*reps)
 
-    def __call__(self, model, x, sigmas, extra_args=None, callback=None, disable=None):
+    def __call__(self, model, x, sigmas, extra_args=None, callback=None, disable=None, **kwargs):
         inv = self.inversion
         extra_args = extra_args or {}
         missing = self.METHOD.missing_clues(inv.clues)

@@ -31,7 +31,7 @@ _BOOTED: Host | None = None
 
 
 def boot(host_path: Path | str | None = None, base_dir: Path | str | None = None, cpu: bool = True) -> Host:
-    """Import the host, point its input/output/temp folders and its first embeddings folder under
+    """Import the host, point its input/output/temp folders and its first embeddings, LoRA and diffusion-model folders under
     ``base_dir`` (default: the host's own folders), load its built-in nodes and this pack through
     the host's own loader."""
     global _BOOTED
@@ -67,9 +67,10 @@ def boot(host_path: Path | str | None = None, base_dir: Path | str | None = None
     folder_paths.set_input_directory(str(dirs["input"]))
     folder_paths.set_output_directory(str(dirs["output"]))
     folder_paths.set_temp_directory(str(dirs["temp"]))
-    if base_dir is not None:   # what a run teaches (Textual Inversion's embeddings) stays under base_dir too
-        (base / "embeddings").mkdir(parents=True, exist_ok=True)
-        folder_paths.add_model_folder_path("embeddings", str(base / "embeddings"), is_default=True)
+    if base_dir is not None:   # what a run teaches (embeddings, LoRAs) and the models a test writes stay under base_dir
+        for kind in ("embeddings", "loras", "diffusion_models"):
+            (base / kind).mkdir(parents=True, exist_ok=True)
+            folder_paths.add_model_folder_path(kind, str(base / kind), is_default=True)
 
     absent_torchvision.install()
     import nodes

@@ -98,7 +98,9 @@ class FlowEditGuider(BatchedGuider):
                                        "of the source image as the sampler's latent_image.")
         return super().outer_sample(noise, latent_image, sampler, sigmas, *args, **kwargs)
 
-    def inner_sample(self, noise, latent_image, device, sampler, sigmas, denoise_mask, callback, disable_pbar, seed):
+    def inner_sample(self, noise, latent_image, device, sampler, sigmas, denoise_mask, callback, disable_pbar, seed,
+                     *args, **kwargs):
+        # *args, **kwargs: what a newer host passes besides (``latent_shapes`` since late 2025), passed on unread
         x_src = self.inner_model.process_latent_in(latent_image)
         state = run_state(self.model_options["transformer_options"], self, FlowEditRun, NAME)
         steps, s = len(sigmas) - 1, self.settings
@@ -110,7 +112,7 @@ class FlowEditGuider(BatchedGuider):
         # The host starts the sampler at noise_scaling(sigma_0, noise, latent): for a flow model
         # sigma_0 * noise + (1 - sigma_0) * latent, so handing it the source as the noise starts it at the source.
         return super().inner_sample(x_src, latent_image, device, sampler, sigmas, denoise_mask, callback, disable_pbar,
-                                    seed)
+                                    seed, *args, **kwargs)
 
     # -- one step ----------------------------------------------------------------------------
 
