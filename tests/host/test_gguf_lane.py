@@ -31,8 +31,11 @@ import numpy as np
 import pytest
 import torch
 
-from test_half_precision import _run, lane_prompt, psnr, runner, watch  # noqa: F401  (fixtures)
+import test_half_precision as half_lane
+from test_half_precision import _run, lane_prompt, psnr
 from test_workflows import CHECKPOINT_FILES
+
+runner, watch = half_lane.runner, half_lane.watch   # the half-precision lane's fixtures
 
 GGUF_REPO = "city96/ComfyUI-GGUF"
 GGUF_PARTS = ("__init__.py", "nodes.py", "ops.py", "loader.py", "dequant.py", "tools")
