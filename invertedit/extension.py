@@ -3,11 +3,13 @@
 node menu's, so a new technique's nodes need no entry here."""
 from __future__ import annotations
 
+import logging
 from importlib import import_module
 from importlib.util import find_spec
 
 from .hostkit.bundled_inputs import supply_to_host
 from .hostkit.empty_links import refuse_empty_links
+from .hostkit.host_surface import TESTED_HOST, missing
 from .hostkit.schemas import ComfyExtension, io
 from .techniques import FOLDERS
 
@@ -23,10 +25,14 @@ def node_classes() -> list[type[io.ComfyNode]]:
 
 
 class InvertEditExtension(ComfyExtension):
-    async def get_node_list(self) -> list[type[io.ComfyNode]]:
+    async def get_node_list(self, *args, **kwargs) -> list[type[io.ComfyNode]]:
         return node_classes()
 
 
 async def comfy_entrypoint() -> InvertEditExtension:
+    gaps = missing()
+    if gaps:   # a newer or older host: say what is missing once, not as an AttributeError in the middle of a run
+        logging.warning("ComfyUI-InvertEdit was tested on ComfyUI %s; this ComfyUI lacks what some of its nodes use "
+                        "(those nodes will fail): %s", TESTED_HOST, "; ".join(gaps))
     supply_to_host()   # the example workflows' sample image and inversion, where the server looks
     return InvertEditExtension()

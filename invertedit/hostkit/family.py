@@ -33,7 +33,10 @@ from ..inversion.parameterisation import PARAMETERISATIONS, Parameterisation
 BlockKey = tuple[str, int]   # ("input" | "middle" | "output", number), as transformer_options["block"] names it
 
 EDITABLE = {"layout": ("unet",), "parameterisation": ("eps", "v")}   # what the SD techniques edit
-FLOW_EDITABLE = {"layout": ("dit-double-single", "dit-joint"), "parameterisation": ("flow",)}   # the flow techniques
+FLOW_EDITABLE = {"layout": ("dit-double-single", "dit-joint"), "parameterisation": ("flow",),   # the flow techniques
+                 # the host's configs they were tested on (Flux.1 dev and Kontext, schnell, SD3 and 3.5): a newer
+                 # model on the same transformer class (Flux.2 on Flux's) is another config, refused by name
+                 "config": ("Flux", "FluxSchnell", "SD3")}
 
 
 @dataclass(frozen=True)
@@ -59,8 +62,10 @@ class ModelFamily:
 
     @property
     def flow_editable(self) -> bool:
-        """Whether the pack's flow techniques can edit with this model (Flux.1, SD3: rectified-flow DiTs)."""
-        return self.layout in FLOW_EDITABLE["layout"] and self.parameterisation in FLOW_EDITABLE["parameterisation"]
+        """Whether the pack's flow techniques can edit with this model (Flux.1, SD3: rectified-flow DiTs, in the host
+        configs they were tested on)."""
+        return (self.layout in FLOW_EDITABLE["layout"] and self.parameterisation in FLOW_EDITABLE["parameterisation"]
+                and self.config_name in FLOW_EDITABLE["config"])
 
 
 def _parameterisation(model_sampling) -> str:

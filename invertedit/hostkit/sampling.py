@@ -20,7 +20,7 @@ import torch
 from comfy.model_patcher import ModelPatcher
 
 from .errors import NodeInputError, check_finite_tensor
-from .family import ModelFamily, model_family
+from .family import FLOW_EDITABLE, ModelFamily, model_family
 
 # loop(denoise, x, sigmas, step_callback) -> final x, with denoise a HostDenoiser
 
@@ -65,6 +65,12 @@ def check_flow_family(model: ModelPatcher, node: str) -> ModelFamily:
     if family.config_name == "FluxInpaint":
         raise NodeInputError(node, "input 'model' is Flux Fill (an inpainting model that takes a mask and image as "
                                    "extra channels); this node edits with Flux.1 dev or schnell and SD3: load one.")
+    if (not family.flow_editable and family.layout in FLOW_EDITABLE["layout"]
+            and family.parameterisation in FLOW_EDITABLE["parameterisation"]):
+        raise NodeInputError(node, (
+            f"input 'model' is {family.config_name} ({family.denoiser_name}), a model this node was not tested on; it "
+            f"edits with Flux.1 dev and schnell and SD3/SD3.5 (the host's {', '.join(FLOW_EDITABLE['config'])} "
+            f"configs). Load one of those."))
     if not family.flow_editable:
         hint = (" For Stable Diffusion checkpoints use the pack's inversion nodes (DDIM Invert, then an editor)."
                 if family.editable else "")

@@ -136,7 +136,7 @@ class FlowEditGuider(BatchedGuider):
             return dict(zip(names, outs))
         return {name: F.guided(outs[2 * i + 1], outs[2 * i], scales[name]) for i, name in enumerate(names)}
 
-    def predict_noise(self, x, timestep, model_options={}, seed=None):
+    def predict_noise(self, x, timestep, model_options={}, seed=None, **kwargs):
         options = model_options["transformer_options"]
         state = run_state(options, self, FlowEditRun, NAME)
         sigmas = options["sample_sigmas"]

@@ -86,7 +86,7 @@ class CrossAttentionGuider(BatchedGuider):
                                        f"LATENT pair from this node (row 0 source, row 1 target).")
         return super().outer_sample(noise, latent_image, sampler, sigmas, *args, **kwargs)
 
-    def predict_noise(self, x, timestep, model_options={}, seed=None):
+    def predict_noise(self, x, timestep, model_options={}, seed=None, **kwargs):
         if x.shape[0] != 2:
             raise NodeInputError(NAME, f"the sampler runs a batch of {x.shape[0]}; sample the LATENT pair from this "
                                        f"node (row 0 source, row 1 target).")
