@@ -63,12 +63,13 @@ def stored_tensors(module: torch.nn.Module) -> dict[str, torch.Tensor]:
     return out
 
 
-def _quantisation(t: torch.Tensor) -> str | None:
-    """The name of the format a weight is stored in where it is a loader's quantised tensor (its values
-    are not the weights': ComfyUI-GGUF's GGMLTensor holds the blocks' bytes), else None."""
+def quantisation(t: torch.Tensor) -> str | None:
+    """The name of the format ``t`` is stored in where it is a loader's quantised tensor, whose values are not the
+    weights' (city96's ComfyUI-GGUF: a ``GGMLTensor`` of the blocks' bytes), else None (its F16 and F32 tensors
+    hold the weights' values)."""
     kind = getattr(t, "tensor_type", None)
     if kind is None or t.dtype.is_floating_point:
-        return None    # ComfyUI-GGUF's F16 and F32 tensors hold the weights' values
+        return None
     return str(getattr(kind, "name", kind))
 
 
@@ -93,7 +94,7 @@ def _weights_hashes(model: ModelPatcher) -> dict[str, str]:
         for k in dict.fromkeys(picks):
             backup = model.backup.get(k)
             w = backup.weight if backup is not None else stored[k]
-            values, quantised = _stored_sample(w), _quantisation(w)
+            values, quantised = _stored_sample(w), quantisation(w)
             for key, rounded_to in (("weights", None), *COARSE.items()):
                 chunks[key] += [k, tuple(w.shape)]
                 if quantised is not None:

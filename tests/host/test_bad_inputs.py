@@ -41,6 +41,7 @@ class Kit:
     sigmas: torch.Tensor
     other: object     # another tiny SD1 model (seed 1): what an input was not made with
     tiny: object      # the tiny models' builder (tests/conftest.py's ``tiny``)
+    make_gguf: object = None   # the tiny SD1 UNet from a GGUF file (``gguf``)
     cache: dict = dataclasses.field(default_factory=dict)
 
     def once(self, key, make):
@@ -77,15 +78,29 @@ class Kit:
     def pair(self) -> dict:
         return {"samples": self.lat["samples"].repeat(2, 1, 1, 1)}
 
+    def gguf(self):
+        """The tiny SD1 UNet (seed 0, ``model``'s weights) from a GGUF file at Q8_0, loaded by ComfyUI-GGUF (fetched at
+        test time: ``test_quantised_lane.gguf_tiny_unet``; the case is skipped loudly where it is absent)."""
+        return self.once("gguf", self.make_gguf)
+
 
 @pytest.fixture(scope="module")
-def kit(host, tiny):
+def kit(host, tiny, reference_copy, tmp_path_factory, skip_loudly):
+    def make_gguf():
+        from test_quantised_lane import _load_gguf, gguf_tiny_unet
+
+        convert, absent = _load_gguf(host, reference_copy, tmp_path_factory)
+        if convert is None:
+            skip_loudly(f"bad inputs, the GGUF cases: {absent}")
+        return gguf_tiny_unet(host, tmp_path_factory.mktemp("gguf-sd1"))
+
     model, clip, _ = tiny("sd1")
     pos = encode(host, clip, PROMPT)
     src = {"samples": torch.randn(1, 4, 8, 8, generator=torch.Generator().manual_seed(0)) * 5.0}
     inv, lat, sigmas = call(host, "InvertEditDDIMInvert", model=model, latent=src, positive=pos, steps=STEPS,
                             scheduler="ddim_uniform", start_at_step=0, cfg=1.0)
-    return Kit(host, model, clip, pos, encode(host, clip, ""), src, inv, lat, sigmas, tiny("sd1", seed=1)[0], tiny)
+    return Kit(host, model, clip, pos, encode(host, clip, ""), src, inv, lat, sigmas, tiny("sd1", seed=1)[0], tiny,
+               make_gguf)
 
 
 # -- how the cases run their nodes ---------------------------------------------------------
@@ -1705,7 +1720,20 @@ FLOW_CASES += [
      r"Joint Attention Inject: the joint attention has 77 text tokens, not the source and target prompts' 256"),
 ]
 
-CASES += FILE_CASES + PAIR_CASES + FLOW_CASES
+# -- issue 77: a model whose weights a GGUF file holds, into the nodes that train its weights --
+_GGUF = r"input 'model' holds quantised weights \(\d+ layers in Q8_0: a GGUF file from Unet Loader \(GGUF\)\); "
+QUANTISED_CASES = [
+    ("dreambooth-gguf-model", lambda k: dreambooth(k, model=k.gguf()),
+     r"DreamBooth LoRA: " + _GGUF + r"DreamBooth LoRA trains through the model's weights"),
+    ("dreambooth-full-gguf-model", lambda k: dreambooth_full(k, model=k.gguf()),
+     r"DreamBooth Fine-Tune: " + _GGUF + r"DreamBooth Fine-Tune trains through the model's weights"),
+    ("custom-diffusion-gguf-model", lambda k: custom_diffusion(k, model=k.gguf()),
+     r"Custom Diffusion: " + _GGUF),
+    ("imagic-fine-tune-gguf-model", lambda k: imagic_fine_tune(k, model=k.gguf()),
+     r"Imagic Fine-Tune: " + _GGUF + r".*use the GGUF file for sampling"),
+]
+
+CASES += FILE_CASES + PAIR_CASES + FLOW_CASES + QUANTISED_CASES
 
 
 @pytest.mark.parametrize("run, message", [pytest.param(run, message, id=name) for name, run, message in CASES])

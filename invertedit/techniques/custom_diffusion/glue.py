@@ -37,6 +37,7 @@ from ...hostkit.layout import transformer_blocks
 from ...hostkit.learned_words import check_word, save_embedding, template_rows, with_vectors
 from ...hostkit.lora_training import check_converged, training_sigmas, with_lora
 from ...hostkit.patches import replace_attention
+from ...hostkit.quantised import check_trainable
 from ...hostkit.sampling import (HostDenoiser, ModelPatcher, check_interrupt, check_latent_size, check_model_family,
                                 run_loop)
 from ...hostkit.text_encoders import encode_prompt, encoder_for_gradients, takes_pooled, text_encoders
@@ -101,6 +102,7 @@ def check_inputs(model: ModelPatcher, clip, vae, instance_images, instance_promp
     """Every check the node makes before training; returns (whether the model predicts v, the
     instance images, the class images or None without the prior loss)."""
     family = check_model_family(model, NODE)
+    check_trainable(NODE, model)
     check_finite(NODE, learning_rate=learning_rate, prior_loss_weight=prior_loss_weight)
     check_at_least(NODE, 0, steps=steps)
     check_at_least(NODE, 1, batch_size=batch_size)

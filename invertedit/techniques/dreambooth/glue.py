@@ -34,6 +34,7 @@ from ...hostkit.errors import NodeInputError, check_at_least, check_conditioning
 from ...hostkit.fingerprint import conditioning_fingerprint, model_fingerprint, tensor_fingerprint
 from ...hostkit.lora_training import (TEXT_PREFIX, check_converged, load_into, lora_adapters, lora_state_dict,
                                       text_lora_adapters, trainable, trainee, training_sigmas, with_lora, with_text_lora)
+from ...hostkit.quantised import check_trainable
 from ...hostkit.sampling import HostDenoiser, ModelPatcher, check_interrupt, check_latents, check_model_family, run_loop
 from ...hostkit.text_encoders import (check_clip_width, encode_prompt, encoder_for_gradients, takes_pooled,
                                       text_encoders)
@@ -55,6 +56,7 @@ def check_inputs(model: ModelPatcher, instance_images, instance_prompt, class_im
     (class None when the prior loss is off). ``rank`` None: the full fine-tune (``node``
     FULL_NODE), which also checks the device's memory (with ``clip``, for its text model too)."""
     family = check_model_family(model, node)
+    check_trainable(node, model)
     check_finite(node, learning_rate=learning_rate, prior_loss_weight=prior_loss_weight)
     check_at_least(node, 0, steps=steps)
     check_at_least(node, 1, batch_size=batch_size)

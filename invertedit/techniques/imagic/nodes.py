@@ -13,6 +13,7 @@ import torch
 from ...hostkit.schemas import io
 
 from ...hostkit.errors import NodeInputError, check_at_least, check_finite
+from ...hostkit.quantised import check_trainable
 from . import ROW
 from .glue import (STAMP, check_inputs, check_stamp, conditioning_embedding, fine_tune_lora,
                     optimize_embedding, same_source, stamped)
@@ -110,6 +111,7 @@ class ImagicFineTune(io.ComfyNode):
     def execute(cls, model, latent, optimized, steps, learning_rate, rank, seed) -> io.NodeOutput:
         check_inputs(cls.NAME, model, latent["samples"], optimized, "optimized", steps, learning_rate)
         check_at_least(cls.NAME, 1, rank=rank)
+        check_trainable(cls.NAME, model)
         check_stamp(cls.NAME, optimized, "optimized", model, latent["samples"])
         patched, lora, losses = fine_tune_lora(model, latent["samples"], optimized, steps, learning_rate, rank, seed)
         return io.NodeOutput(patched, lora, _loss_map(losses))
