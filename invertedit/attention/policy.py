@@ -17,7 +17,6 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from functools import cached_property
 from typing import Callable, Generic, TypeVar
 
 import torch
@@ -25,10 +24,22 @@ import torch
 from .attention_lse import heads_attention_with_lse
 
 S = TypeVar("S")
+T = TypeVar("T")
 
 
 class PolicyInputError(ValueError):
     """An input the policy cannot work with; the driver reports it under the node's name."""
+
+
+def _once(where, name: str, read: Callable[[], T]) -> T:
+    """``read()`` the first time a frozen ``where`` is asked for ``name``, its answer after. Not
+    ``functools.cached_property``, whose lock ``torch.compile`` cannot trace (a graph break at every
+    attention call of a model under the host's TorchCompileModel)."""
+    memo = where.__dict__.get(name)
+    if memo is None:
+        memo = read()
+        object.__setattr__(where, name, memo)
+    return memo
 
 
 @dataclass(frozen=True)
@@ -49,9 +60,9 @@ class Where:
     maps: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = field(repr=False, compare=False)
     clock: Callable[[], tuple[int, int]] = field(repr=False, compare=False)   # (step, steps) of the run
 
-    @cached_property
+    @property
     def _step_and_steps(self) -> tuple[int, int]:
-        return self.clock()
+        return _once(self, "_step_memo", self.clock)
 
     @property
     def step(self) -> int:
@@ -146,9 +157,9 @@ attention with each query's log-sum-exp. The run's time is read when
     plain_lse: Callable[..., tuple[torch.Tensor, torch.Tensor]] = field(default=heads_attention_with_lse, repr=False,
                                                                           compare=False)
 
-    @cached_property
+    @property
     def _sigma_and_schedule(self) -> tuple[float, list[float]]:
-        return self.time()
+        return _once(self, "_time_memo", self.time)
 
     @property
     def sigma(self) -> float:

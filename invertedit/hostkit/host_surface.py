@@ -92,6 +92,7 @@ SYMBOLS: tuple[str, ...] = (
     "comfy.utils.weight_dtype",
     "comfy.weight_adapter.lora.LoraDiff",
     "comfy_api.latest.ComfyExtension",
+    "comfy_api.torch_helpers.torch_compile.COMPILE_KEY",
     "comfy_api.latest.io.Clip.Input",
     "comfy_api.latest.io.Combo.Input",
     "comfy_api.latest.io.ComfyNode",
@@ -121,16 +122,30 @@ SYMBOLS: tuple[str, ...] = (
 
 #: Members the pack reads or calls on host objects, by the host class that defines them.
 MEMBERS: dict[str, tuple[str, ...]] = {
-    "comfy.model_patcher.ModelPatcher": ("add_object_patch", "add_patches", "add_weight_wrapper", "add_wrapper_with_key", "backup", "get_model_object", "get_wrappers", "load", "load_device", "model", "model_options", "parent", "patches", "set_model_attn1_replace", "set_model_attn2_replace", "set_model_output_block_patch", "set_model_patch_replace", "set_model_sampler_post_cfg_function"),
-    "comfy.samplers.CFGGuider": ("cfg", "inner_sample", "inner_set_conds", "model_options", "model_patcher", "outer_sample", "sample", "set_cfg"),
-    "comfy.model_base.BaseModel": ("diffusion_model", "latent_format", "model_config", "model_sampling", "model_type", "process_latent_in"),
-    "comfy.sd.CLIP": ("add_patches", "cond_stage_model", "encode", "encode_from_tokens", "encode_from_tokens_scheduled", "layer_idx", "load_model", "patcher", "tokenize", "tokenizer"),
-    "comfy.sd.VAE": ("downscale_ratio", "encode", "first_stage_model", "latent_channels", "memory_used_decode", "memory_used_encode", "patcher", "upscale_ratio"),
+    "comfy.model_patcher.ModelPatcher": (
+        "add_object_patch", "add_patches", "add_weight_wrapper", "add_wrapper_with_key", "backup",
+        "get_model_object", "get_wrappers", "load", "load_device", "model", "model_options", "parent", "patches",
+        "remove_wrappers_with_key", "set_model_attn1_replace", "set_model_attn2_replace",
+        "set_model_output_block_patch", "set_model_patch_replace", "set_model_sampler_post_cfg_function"),
+    "comfy.samplers.CFGGuider": (
+        "cfg", "inner_sample", "inner_set_conds", "model_options", "model_patcher", "outer_sample", "sample",
+        "set_cfg"),
+    "comfy.model_base.BaseModel": (
+        "diffusion_model", "latent_format", "model_config", "model_sampling", "model_type", "process_latent_in"),
+    "comfy.sd.CLIP": (
+        "add_patches", "cond_stage_model", "encode", "encode_from_tokens", "encode_from_tokens_scheduled",
+        "layer_idx", "load_model", "patcher", "tokenize", "tokenizer"),
+    "comfy.sd.VAE": (
+        "downscale_ratio", "encode", "first_stage_model", "latent_channels", "memory_used_decode",
+        "memory_used_encode", "patcher", "upscale_ratio"),
 }
 
 #: Keys the pack reads in ``model_options`` / ``transformer_options`` and the attention patches'
 #: ``extra_options`` (the host writes them; a renamed key reads as absent).
-OPTION_KEYS: tuple[str, ...] = ("attn2", "attn_precision", "block", "block_index", "cond_or_uncond", "disable_cfg1_optimization", "dit", "n_heads", "original_shape", "patches_replace", "sample_sigmas", "sampler_post_cfg_function", "sampler_pre_cfg_function", "sigmas", "transformer_options")
+OPTION_KEYS: tuple[str, ...] = (
+    "attn2", "attn_precision", "block", "block_index", "cond_or_uncond", "disable_cfg1_optimization", "dit",
+    "n_heads", "original_shape", "patches_replace", "sample_sigmas", "sampler_post_cfg_function",
+    "sampler_pre_cfg_function", "sigmas", "transformer_options")
 
 
 def resolve(name: str):

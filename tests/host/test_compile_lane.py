@@ -1,0 +1,103 @@
+"""The compile lane (issue 77): editors under the host's TorchCompileModel give the eager run's pictures.
+
+Each workflow is the half-precision lane's (``test_half_precision.lane_prompt``: the test run's prompt, cut
+to a few steps), run twice through the host's executor: as it is, and with every input that took the
+built-in loader's MODEL taken from a TorchCompileModel node on it (the host's node, its ``execute``: a clone
+with ``comfy_api.torch_helpers.set_torch_compile_wrapper``, the diffusion model compiled at sample time).
+The node offers ``inductor`` and ``cudagraphs``; on this CPU inductor compiles a C++ kernel per graph (the
+plainest workflow took 153 s against 0.5 s eager: docs/measurements.md, "TorchCompileModel"), so the lane
+hands the same wrapper the ``aot_eager`` backend: torch.compile's whole front end (Dynamo's tracing, guards,
+graph breaks and recompiles; AOTAutograd's graphs, backward included) without the code generation. What it
+checks and counts is what inductor is handed; inductor's own numerics are measured on a GPU (when one is
+lent) and on this CPU by ``workshop/benchmarks/compile_lane.py``.
+
+Per workflow: every saved image within ``PSNR_MIN`` of the eager run's, and the compiled graphs, graph
+breaks and frames Dynamo counted (``torch._dynamo.utils.counters``), printed and held to the counts measured
+(``GRAPHS_MAX``) so that a change that makes the editors harder to compile fails here.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+import test_half_precision as half_lane
+from test_half_precision import _run, lane_prompt, psnr
+from test_workflows import WORKFLOWS
+
+runner, watch = half_lane.runner, half_lane.watch   # the half-precision lane's fixtures
+
+BACKEND = "eager"
+# One workflow per kind of editor the pack patches the model with: attention injection (P2P, Plug-and-Play,
+# MasaCtrl), a guider (LEDITS++), an inversion-following patch (Null-Text, whose optimisation takes gradients
+# through the compiled model), and the flow editors (FlowEdit's guider, KV-Edit's cache, RF-Solver-Edit's
+# value sharing, joint-attention Prompt-to-Prompt on SD3).
+LANE = ("p2p_replace_edit", "plug_and_play_edit", "masactrl_edit", "ledits_edit", "null_text_inversion_edit",
+        "Flux - FlowEdit", "Flux - KV-Edit", "Flux - RF-Solver-Edit", "SD3 - Prompt-to-Prompt edit")
+PSNR_MIN = 40.0   # measured: identical pictures but for a few rounding steps (docs/measurements.md)
+# Graphs Dynamo compiled for one run, as measured on 2026-11-29 (docs/measurements.md, "TorchCompileModel"):
+# Prompt-to-Prompt's replace, LEDITS++ and FlowEdit compile one graph per batch size, without a graph break; the
+# editors that read the step in their attention patches (``hostkit/steps.py`` reads the sigmas on the CPU) break
+# the graph there, and Dynamo compiles the blocks around each break apart. A change that adds graphs fails here.
+GRAPHS_MAX = {"p2p_replace_edit": 6, "plug_and_play_edit": 17, "masactrl_edit": 46, "ledits_edit": 2,
+              "null_text_inversion_edit": 39, "Flux - FlowEdit": 1, "Flux - KV-Edit": 24, "Flux - RF-Solver-Edit": 32,
+              "SD3 - Prompt-to-Prompt edit": 27}
+
+
+def compiled_prompt(prompt: dict, backend: str = "inductor") -> dict:
+    """``prompt`` with every input that took the built-in loader's MODEL taken from a TorchCompileModel on it."""
+    builtins = [k for k, v in prompt.items() if v["class_type"] in ("InvertEditToyModel", "InvertEditDemoModel")]
+    assert len(builtins) == 1, builtins
+    loader = builtins[0]
+    for node in prompt.values():
+        for name, value in node["inputs"].items():
+            if value == [loader, 0]:
+                node["inputs"][name] = ["compiled", 0]
+    prompt["compiled"] = {"class_type": "TorchCompileModel", "inputs": {"model": [loader, 0], "backend": backend}}
+    return prompt
+
+
+@pytest.fixture
+def any_backend(host, monkeypatch):
+    """The host's TorchCompileModel, handing the lane's ``BACKEND`` to the same wrapper its ``execute`` installs."""
+    import comfy_extras.nodes_torch_compile as node
+    from comfy_api.torch_helpers import set_torch_compile_wrapper
+
+    def execute(cls, model, backend):
+        m = model.clone()
+        set_torch_compile_wrapper(model=m, backend=BACKEND)
+        return node.io.NodeOutput(m)
+
+    monkeypatch.setattr(node.TorchCompileModel, "execute", classmethod(execute))
+
+
+@pytest.mark.parametrize("name", LANE)
+def test_editor_under_torch_compile(name, host, runner, watch, any_backend):
+    import torch._dynamo
+    from torch._dynamo.utils import counters
+
+    path = WORKFLOWS / f"{name}.json"
+    reference, problems, eager_s = _run(lane_prompt(path, host, runner), host, runner, watch)
+    assert not problems, f"eager: {problems}"
+    torch._dynamo.reset()
+    counters.clear()
+    try:
+        saved, problems, compiled_s = _run(compiled_prompt(lane_prompt(path, host, runner)), host, runner, watch)
+        graphs, frames = counters["stats"]["unique_graphs"], counters["frames"]["total"]
+        breaks = sum(counters["graph_break"].values())
+    finally:
+        torch._dynamo.reset()
+    worst = math.inf
+    for key, images in saved.items():
+        for image, ref in zip(images, reference[key]):
+            if not np.isin(ref, (0.0, 255.0)).all():
+                worst = min(worst, psnr(image, ref))
+            else:
+                worst = min(worst, math.inf if (image == ref).all() else 0.0)
+    print(f"{name}: eager {eager_s:.1f}s, {BACKEND} {compiled_s:.1f}s, PSNR>={worst:.1f}dB, {graphs} graphs, "
+          f"{breaks} graph breaks, {frames} frames")
+    assert not problems, problems
+    assert worst >= PSNR_MIN, f"PSNR {worst:.1f} dB < {PSNR_MIN} dB"
+    if name in GRAPHS_MAX:
+        assert graphs <= GRAPHS_MAX[name], f"{graphs} graphs compiled, {GRAPHS_MAX[name]} measured"
