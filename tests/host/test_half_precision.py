@@ -50,7 +50,9 @@ LANE_SIZE = QUICK_SIZE     # the lane's: the sample and Upscale Image at this si
 # model's first half dtype (``manual_cast``): a 3-bit mantissa moves every weight by up to 6%, and the toy models'
 # pictures move far more than in fp16 or bf16 (measured 18.5-59.5 dB: docs/testing.md; the floor leaves room for
 # another CPU's rounding, and another picture of the world scores 5-8 dB).
-PSNR_MIN = {"fp16": 35.0, "bf16": 30.0, "fp8": 12.0, "fp8_e5m2": 10.0}
+# fp8 e5m2 (``--fp8_e5m2-unet``: a 2-bit mantissa) moves the toy models' pictures further (measured 17.5-54 dB over
+# the toy workflows that do not train, 2026-11-29: docs/measurements.md, "The weights artists run").
+PSNR_MIN = {"fp16": 35.0, "bf16": 30.0, "fp8": 12.0, "fp8_e5m2": 14.0}
 # The workflows that optimise through the model (a LoRA, every weight, keys and values, a word, an embedding): with fp8
 # weights they learn something else (measured 8.8-11.6 dB, as far as another picture), so they are held to the run's
 # checks alone (it finishes; nothing non-finite, no flat picture).
