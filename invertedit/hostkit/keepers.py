@@ -14,7 +14,6 @@ the table's order, which is the order of their inputs on the node. An input two 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import partial
 from typing import Callable, Protocol
 
 import comfy.model_management
@@ -133,5 +132,15 @@ def keep_on(place: str) -> Callable[[torch.Tensor], torch.Tensor]:
     ("device": a clone, no copy to the host, no wait) or on the CPU ("cpu": the authors' offload,
     which saves GPU memory at a copy and a device wait per block call)."""
     if place == "cpu":
-        return partial(torch.Tensor.to, device=comfy.model_management.intermediate_device(), copy=True)  # sampling-path-ok: the opt-in offload (keep_values_on cpu)
+        return _to_host
     return torch.Tensor.clone
+
+
+def _to_host(t: torch.Tensor) -> torch.Tensor:
+    """A copy of ``t`` on the host's intermediate device; from a CUDA device into pinned memory, so that
+    copying it back can run beside the compute (KV-Edit's ``prefetch.AheadOfUse``). The copy out waits for
+    the device: the tensor is whole before anything reads it."""
+    target = comfy.model_management.intermediate_device()
+    if t.device.type == "cuda" and target.type == "cpu":
+        return torch.empty(t.shape, dtype=t.dtype, pin_memory=True).copy_(t)  # sampling-path-ok: the opt-in offload (keep_values_on cpu)
+    return t.to(device=target, copy=True)  # sampling-path-ok: the opt-in offload (keep_values_on cpu)

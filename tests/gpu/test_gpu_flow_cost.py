@@ -7,8 +7,8 @@ Sampler's solvers, RF-Inversion, FlowEdit, Share Values and Stable Flow within 1
 its cache on the GPU within 1.15x (measured 1.10-1.11x); Joint Attention Inject within 1.15x at Flux.1's size
 at 1024 px (measured 1.05-1.10x on an H100), and within 1.45x where the step waits on the CPU dispatching
 kernels (Flux.1 at 512 px, SD3 medium: measured 1.09-1.40x; over the issue's 1.1x, docs/measurements.md); every case ran
-and every sampled latent is finite. KV-Edit with its cache on the CPU (the authors' offload, 3.2-3.8x)
-is reported, not bounded. With INVERTEDIT_GPU_LANE_DEVICE=cpu the same code runs the tiny models on
+and every sampled latent is finite. KV-Edit with its cache on the CPU (the authors' offload: 3.2-3.8x when each
+block waited for its copy) within 1.2x since its copies run a block call ahead (issue 77; not yet measured on a GPU). With INVERTEDIT_GPU_LANE_DEVICE=cpu the same code runs the tiny models on
 the CPU and only the finiteness and the run are asserted.
 """
 from __future__ import annotations
@@ -27,8 +27,8 @@ TIMEOUT_S = 900
 
 
 def bound(label: str, family: str, side: int) -> float | None:
-    if "cache on cpu" in label:
-        return None
+    if "cache on cpu" in label:   # issue 77: copied a block call ahead on a side stream (not yet measured on a GPU)
+        return 1.2
     if label.startswith("KV-Edit"):
         return 1.15
     if label.startswith("Joint Attention Inject"):

@@ -96,3 +96,25 @@ def test_keeping_more_than_the_device_holds_is_refused_before_it_runs_out():
     with pytest.raises(PolicyInputError, match=r"keeping KV-Edit's keys and values needs .* GiB \(28 steps x 57 "
                                                r"blocks x 9 tokens\) .*set keep_values_on to cpu"):
         policy.attention(k, k, k, where(3), policy.make_state())
+
+
+def test_kept_tensors_are_handed_over_in_the_runs_order():
+    """``prefetch.AheadOfUse``: the next key after each is the next block of the same step, then the next step's
+    first (the order the edit asks in; the inversion kept them from the last step down); on the CPU each is handed
+    over in the asker's dtype, the cache's own tensor where nothing changes, and nothing is queued."""
+    from invertedit.techniques.kv_edit.prefetch import AheadOfUse
+
+    blocks = [("double_block", 0), ("double_block", 1), ("single_block", 0)]
+    cache = {"mask": torch.ones(4, dtype=torch.bool)}
+    for step in (2, 1, 0):   # inversion order
+        for block in blocks:
+            cache[(step, *block)] = (torch.full((1, 2, 3, 4), float(step)), torch.zeros(1, 2, 3, 4))
+    ahead = AheadOfUse(cache)
+    order = [(s, *b) for s in range(3) for b in blocks]
+    assert ahead.after == dict(zip(order, order[1:]))
+    like = torch.zeros(1, dtype=torch.float64)
+    ks, vs = ahead.get((1, "single_block", 0), like)
+    assert ks.dtype == torch.float64 and torch.equal(ks, torch.full((1, 2, 3, 4), 1.0, dtype=torch.float64))
+    assert ahead.get((1, "single_block", 0), torch.zeros(1))[0] is cache[(1, "single_block", 0)][0]
+    assert ahead.get((5, "double_block", 0), like) is None
+    assert ahead.pending == {} and ahead.stream is None

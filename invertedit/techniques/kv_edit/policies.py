@@ -38,6 +38,7 @@ import torch
 import torch.nn.functional as F
 
 from ...attention.policy import AttentionPolicy, JointWhere, PolicyInputError, shared_key
+from .prefetch import AheadOfUse
 
 Block = tuple[str, int]
 KVKey = tuple[int, str, int]   # (sampling step, block kind, block index)
@@ -149,6 +150,7 @@ class EditState:
     bias: torch.Tensor | None = None          # attn_scale's bias, [1, 1, 1, L], or None
     trajectory: torch.Tensor | None = None    # the glue's: the inversion's latents on the run's device ...
     cells: torch.Tensor | None = None         # ... and the mask's latent cells
+    kept: AheadOfUse | None = None            # the kept keys and values, handed over a block call ahead
 
 
 class KVEdit(AttentionPolicy[EditState]):
@@ -188,11 +190,13 @@ class KVEdit(AttentionPolicy[EditState]):
         text = where.text
         if state.keep is None:
             self.constants(text, where.grid[0] * where.grid[1], k.device, q.dtype, state)
-        kept = self.cache.get((state.step, *where.block))
+        if state.kept is None:
+            state.kept = AheadOfUse(self.cache)
+        kept = state.kept.get((state.step, *where.block), k)   # from the CPU where they were offloaded
         if kept is None:
             raise PolicyInputError(f"the inversion kept no keys and values for step {state.step} of block "
                                    f"{where.block[0]} {where.block[1]}; sample with the SIGMAS of KV-Edit.")
-        ks, vs = (t if (t.device, t.dtype) == (k.device, k.dtype) else t.to(k) for t in kept)   # kept on the cpu
+        ks, vs = kept
         if k.shape[2] == text + self.n_edited < text + self.edited.numel():   # the block runs on the subset
             return where.attend(q, torch.cat((k, ks), 2), torch.cat((v, vs), 2),
                                 mask=self._subset_bias(ks.shape[2] - self.edited.numel(), text, q, state))
