@@ -5,6 +5,8 @@ import torch
 from comfy.patcher_extension import WrappersMP
 from comfy_api.torch_helpers.torch_compile import COMPILE_KEY
 
+from .errors import NodeInputError
+
 
 def _same(weight: torch.Tensor) -> torch.Tensor:
     return weight
@@ -32,3 +34,16 @@ def with_weight_copies(model):
                     if getattr(module, kind, None) is not None:
                         m.add_weight_wrapper(f"diffusion_model.{name}.{kind}", _same)
     return m
+
+
+
+def check_no_control(node: str, name: str, conditioning: list) -> None:
+    """Refuse a CONDITIONING that carries a ControlNet (Apply ControlNet) into a node that takes gradients
+    through the model: the host's UNet adds a ControlNet's residuals to its activations in place
+    (``openaimodel.apply_control``), which the backward pass cannot go through (measured: "one of the variables
+    needed for gradient computation has been modified by an inplace operation")."""
+    if any(extra.get("control") is not None for _, extra in conditioning):
+        raise NodeInputError(node, f"input '{name}' carries a ControlNet (Apply ControlNet); {node} takes gradients "
+                                   f"through the model, and the host's UNet adds a ControlNet's residuals in place, "
+                                   f"which gradients cannot pass. Connect the prompt before Apply ControlNet here, and "
+                                   f"apply the ControlNet to the sampler's prompts after this node.")

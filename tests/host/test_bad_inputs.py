@@ -1731,7 +1731,29 @@ QUANTISED_CASES = [
      r"Custom Diffusion: " + _GGUF),
     ("imagic-fine-tune-gguf-model", lambda k: imagic_fine_tune(k, model=k.gguf()),
      r"Imagic Fine-Tune: " + _GGUF + r".*use the GGUF file for sampling"),
+    # a ControlNet on the prompts of a node that takes gradients through the model
+    ("null-text-controlnet-negative", lambda k: null_text(k, negative=controlled(k, k.neg)),
+     r"Null-Text Optimize: input 'negative' carries a ControlNet \(Apply ControlNet\); Null-Text Optimize takes "
+     r"gradients through the model, and the host's UNet adds a ControlNet's residuals in place"),
 ]
+
+
+def controlled(k: Kit, conditioning: list) -> list:
+    """``conditioning`` through the stock Apply ControlNet with a ControlNet of the tiny SD1 UNet (random weights,
+    ``test_lora_in_graph.draw_controlnet``; the host's loader is not needed to build the conditioning)."""
+    import comfy.cldm.cldm
+    import comfy.controlnet
+    import comfy.ops
+
+    def make():
+        config = {key: v for key, v in k.model.model.model_config.unet_config.items()
+                  if key not in ("out_channels", "dtype", "device", "operations")}
+        net = comfy.cldm.cldm.ControlNet(hint_channels=3, operations=comfy.ops.manual_cast, device="cpu",
+                                         dtype=torch.float32, **config)
+        return comfy.controlnet.ControlNet(net)
+    control = k.once("controlnet", make)
+    return call(k.host, "ControlNetApply", conditioning=conditioning, control_net=control,
+                image=torch.zeros(1, 64, 64, 3), strength=1.0)[0]
 
 CASES += FILE_CASES + PAIR_CASES + FLOW_CASES + QUANTISED_CASES
 

@@ -1,5 +1,5 @@
-"""LoRAs in the graph (issue 77): editors of each family sampled with the host's LoRA loader between the
-model loader and the editor, as artists run them.
+"""LoRAs and ControlNets in the graph (issue 77): editors of each family sampled with the host's LoRA loader
+between the model loader and the editor, and (the SD family) a ControlNet on their prompts, as artists run them.
 
 A LoRA file is drawn for the workflow's built-in model (rank 4 on every attention projection the host's
 key map knows, in the host's format: ``<module>.lora_up.weight`` / ``lora_down`` / ``alpha``), written to the
@@ -9,8 +9,14 @@ without the LoRA, with it, and with the same LoRA's weights merged into the mode
 patching, ``ModelPatcher.patch_model``, on a clone; what a checkpoint with the LoRA baked in gives): the edit
 with the LoRA in the graph must differ from the one without (the LoRA reaches the editor's model calls), and
 match the merged model's (the editor's patches compose with the LoRA's weight patches as with plain weights).
-What is not here: ControlNets in the same graph (the host's ControlNet loaders detect a real model's config
-from its weights, which the tiny models do not have; not built on this machine).
+
+The ControlNet (the SD workflows, on the toy UNet): a ControlNet of the toy UNet's config with random weights
+(its zero convolutions too, so that it acts), in the ldm format (``control_model.*``), loaded by the stock
+ControlNet Loader (the host's detection answered with the toy's config, as the quantised lane answers it:
+``test_quantised_lane.tiny_detection``; it misreads a UNet whose first level has no ResBlock) and applied by the
+stock Apply ControlNet to every prompt, with the source image as the hint, in the graph that has the LoRA. The
+edit must change again (the control reaches the editor's model calls, through its own patches and wrappers).
+Flux and SD3 ControlNets are not built here: the host's loaders for them read a real model's head width.
 """
 from __future__ import annotations
 
@@ -23,6 +29,7 @@ from safetensors.torch import save_file
 
 import test_half_precision as half_lane
 from test_half_precision import _run, lane_prompt, psnr
+from test_quantised_lane import _signature, tiny_detection
 from test_workflows import WORKFLOWS
 
 runner, watch = half_lane.runner, half_lane.watch   # the half-precision lane's fixtures
@@ -53,6 +60,44 @@ def draw_lora(model, seed: int = 0, scale: float = 3.0) -> dict[str, torch.Tenso
             lora[f"{key}.alpha"] = torch.tensor(float(RANK))
     assert lora, "no attention projection found"
     return lora
+
+
+def draw_controlnet(model, seed: int = 0) -> dict[str, torch.Tensor]:
+    """A ControlNet of ``model``'s UNet config (a copy of its encoder, the hint block and the zero convolutions),
+    with random weights, in the ldm format."""
+    import comfy.cldm.cldm
+    import comfy.ops
+
+    config = {k: v for k, v in model.model.model_config.unet_config.items()
+              if k not in ("out_channels", "dtype", "device", "operations")}
+    net = comfy.cldm.cldm.ControlNet(hint_channels=3, operations=comfy.ops.manual_cast, device="cpu",
+                                     dtype=torch.float32, **config)
+    g = torch.Generator().manual_seed(seed)
+    return {f"control_model.{k}": torch.randn(v.shape, generator=g) * 0.05 if v.ndim > 1 else torch.zeros(v.shape)
+            for k, v in net.state_dict().items()}
+
+
+# Nodes that take gradients through the model refuse a ControlNet's prompt (``gradients.check_no_control``: the
+# host's UNet adds its residuals in place); they keep the prompt before Apply ControlNet, as their tooltip says
+GRADIENT_NODES = ("InvertEditNullTextOptimize",)
+
+
+def with_controlnet(prompt: dict, file: str) -> dict:
+    """``prompt`` with every CLIP Text Encode's CONDITIONING through an Apply ControlNet of ``file`` (but into the
+    ``GRADIENT_NODES``), the hint the image its VAE Encode encodes."""
+    encode = [v for v in prompt.values() if v["class_type"] == "VAEEncode"]
+    assert encode, "no VAE Encode: no source image to give the ControlNet"
+    image = encode[0]["inputs"]["pixels"]
+    prompt["cn_loader"] = {"class_type": "ControlNetLoader", "inputs": {"control_net_name": file}}
+    texts = [k for k, v in prompt.items() if v["class_type"] == "CLIPTextEncode"]
+    for text in texts:
+        for other in prompt.values():
+            for name, value in other["inputs"].items():
+                if value == [text, 0] and other["class_type"] not in GRADIENT_NODES:
+                    other["inputs"][name] = [f"cn_{text}", 0]
+        prompt[f"cn_{text}"] = {"class_type": "ControlNetApply", "inputs": {
+            "conditioning": [text, 0], "control_net": ["cn_loader", 0], "image": image, "strength": 1.0}}
+    return prompt
 
 
 def _builtin(prompt: dict) -> str:
@@ -115,7 +160,21 @@ def test_editor_with_a_lora_in_the_graph(name, host, runner, watch, monkeypatch)
         for a, b, c in zip(plain[key], in_graph[key], baked[key]):
             changed, moved = min(changed, psnr(a, b)), max(moved, float(np.abs(a - b).max()))
             same = min(same, psnr(b, c))
-    print(f"{name}: with the LoRA {changed:.1f} dB from without it (a pixel moved by {moved:.0f}), {same:.1f} dB from "
-          f"the merged model")
+    report = (f"{name}: with the LoRA {changed:.1f} dB from without it (a pixel moved by {moved:.0f}), {same:.1f} dB "
+              f"from the merged model")
     assert moved >= CHANGED_MIN, f"the LoRA left the edit as it was (no pixel moved by {CHANGED_MIN:.0f} or more)"
     assert same >= MERGED_MIN, f"the LoRA in the graph differs from the merged model ({same:.1f} dB < {MERGED_MIN})"
+    if host.pack.hostkit.family.model_family(model).layout == "unet":   # the SD family: a ControlNet too
+        monkeypatch.setattr(node, "execute", classmethod(original))   # the loader as it was
+        controlnet = draw_controlnet(model)
+        cn_file = f"invertedit-test-cn-{name.replace(' ', '_')}.safetensors"
+        save_file(controlnet, folder_paths.get_folder_paths("controlnet")[0] + "/" + cn_file)
+        known = {_signature(controlnet): dict(model.model.model_config.unet_config)}
+        with tiny_detection(known):
+            both, problems, _ = _run(with_controlnet(with_node(lane_prompt(path, host, runner), "lora", lora_node),
+                                                     cn_file), host, runner, watch)
+        assert not problems, problems
+        controlled = max(float(np.abs(b - d).max()) for key in in_graph for b, d in zip(in_graph[key], both[key]))
+        report += f"; with the ControlNet too, a pixel moved by {controlled:.0f}"
+        assert controlled >= CHANGED_MIN, "the ControlNet left the edit as it was"
+    print(report)

@@ -112,7 +112,7 @@ def tiny_detection(known: dict[tuple, dict]):
     detect = comfy.model_detection.detect_unet_config
 
     def detect_tiny(state_dict, key_prefix, metadata=None):
-        config = known.get(_signature(state_dict)) if key_prefix == "" else None
+        config = known.get(_signature(state_dict))
         return dict(config) if config is not None else detect(state_dict, key_prefix, metadata=metadata)
 
     comfy.model_detection.detect_unet_config = detect_tiny

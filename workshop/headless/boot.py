@@ -31,7 +31,7 @@ _BOOTED: Host | None = None
 
 
 def boot(host_path: Path | str | None = None, base_dir: Path | str | None = None, cpu: bool = True) -> Host:
-    """Import the host, point its input/output/temp folders and its first embeddings, LoRA and diffusion-model folders under
+    """Import the host, point its input/output/temp folders and its first embeddings, LoRA, diffusion-model and ControlNet folders under
     ``base_dir`` (default: the host's own folders), load its built-in nodes and this pack through
     the host's own loader."""
     global _BOOTED
@@ -68,7 +68,7 @@ def boot(host_path: Path | str | None = None, base_dir: Path | str | None = None
     folder_paths.set_output_directory(str(dirs["output"]))
     folder_paths.set_temp_directory(str(dirs["temp"]))
     if base_dir is not None:   # what a run teaches (embeddings, LoRAs) and the models a test writes stay under base_dir
-        for kind in ("embeddings", "loras", "diffusion_models"):
+        for kind in ("embeddings", "loras", "diffusion_models", "controlnet"):
             (base / kind).mkdir(parents=True, exist_ok=True)
             folder_paths.add_model_folder_path(kind, str(base / kind), is_default=True)
 

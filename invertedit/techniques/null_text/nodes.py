@@ -18,7 +18,7 @@ from ...hostkit.schemas import io
 from ...hostkit.errors import NodeInputError, check_at_least, check_choice, check_conditioning, check_finite, require_base
 from ...hostkit.family import model_family, parameterisation_of
 from ...hostkit.fingerprint import conditioning_fingerprint
-from ...hostkit.gradients import with_weight_copies
+from ...hostkit.gradients import check_no_control, with_weight_copies
 from ...hostkit.sampling import check_interrupt, run_loop
 from ...hostkit.sockets import Inversion as InversionSocket
 from ...inversion.methods import NULL_TEXT
@@ -80,6 +80,8 @@ class NullTextOptimize(io.ComfyNode):
         check_choice(NullTextOptimize.NAME, "start_from", start_from, START_FROM)
         check_conditioning(NullTextOptimize.NAME, "positive", positive, model)
         check_conditioning(NullTextOptimize.NAME, "negative", negative, model, one_prompt=True)
+        check_no_control(NullTextOptimize.NAME, "positive", positive)
+        check_no_control(NullTextOptimize.NAME, "negative", negative)
         if conditioning_fingerprint(positive) != inversion.fingerprint.get("positive"):
             raise NodeInputError(NullTextOptimize.NAME, "input 'positive' is not the source prompt the inversion was made with; "
                                        "connect the same CONDITIONING that DDIM Invert got.")
