@@ -143,6 +143,28 @@ def test_every_override_of_a_host_method_takes_keywords_it_does_not_read(host):
     assert sorted(set(fixed)) == []
 
 
+def test_every_wrapper_takes_keywords_it_does_not_read(host):
+    """The same for the pack's wrappers (a function or a ``__call__`` whose first argument is the host's
+    ``executor``): newer hosts hand OUTER_SAMPLE wrappers ``latent_shapes`` (ComfyUI issues #10562, #14180)."""
+    import sys
+
+    prefix, fixed, seen = host.pack.__name__, [], 0
+    for module in [m for name, m in list(sys.modules.items()) if name.startswith(prefix) and m is not None]:
+        for _, obj in inspect.getmembers(module):
+            func = obj.__call__ if inspect.isclass(obj) and "__call__" in vars(obj) else obj
+            if not inspect.isfunction(func) or getattr(obj, "__module__", None) != module.__name__:
+                continue
+            params = list(inspect.signature(func).parameters.values())
+            names = [p.name for p in params if p.name != "self"]
+            if names[:1] != ["executor"]:
+                continue
+            seen += 1
+            if inspect.Parameter.VAR_KEYWORD not in {p.kind for p in params}:
+                fixed.append(f"{module.__name__}.{getattr(obj, '__qualname__', obj)}")
+    assert seen >= 8, f"only {seen} wrappers found: the scan no longer finds them"
+    assert sorted(set(fixed)) == []
+
+
 def test_flow_techniques_refuse_a_config_they_were_not_tested_on(host):
     """A model on Flux.1's transformer class under another host config (Flux.2's case) is refused by name."""
     import comfy.supported_models
