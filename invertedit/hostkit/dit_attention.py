@@ -30,7 +30,7 @@ from .errors import NodeInputError
 from .family import model_family
 from .patches import replace_dit_block, wrap_model_calls
 from .run_state import keep_run_state, run_state
-from .steps import sigma_list, sigma_value
+from .steps import call_time
 
 LAYOUT_KEY = "invertedit_dit_layout"     # transformer_options: (text tokens, (patch rows, patch columns))
 #: transformer_options of a block run on the text and some of the image's tokens (KV-Edit's): (the policy whose
@@ -74,7 +74,7 @@ class DiTDriver:
         chunks = tuple(options.get("cond_or_uncond", [0]))
         plain = outer is None and kwargs.get("mask") is None   # else the log-sum-exp of what the host computes
         where = JointWhere(block=block, chunks=chunks, rows=q.shape[0] // max(len(chunks), 1), heads=heads,
-                           text=text, grid=grid, attend=host, time=partial(_time, options),
+                           text=text, grid=grid, attend=host, time=partial(call_time, options),
                            attend_lse=None if plain else partial(_host_attention_lse, host, kwargs.get("mask")),
                            plain_lse=_attention_lse)
         state = run_state(options, self.policy, self.policy.make_state, self.node) if self.policy.keeps_state else None
@@ -124,8 +124,6 @@ def _host_attention_lse(host, own, q, k, v) -> tuple[torch.Tensor, torch.Tensor]
     return host(q, k, v), log_sum_exp(q, k, None if own is None else _additive(own, torch.float32))
 
 
-def _time(options: dict) -> tuple[float, list[float]]:
-    return sigma_value(options["sigmas"]), sigma_list(options["sample_sigmas"])
 
 
 class JointBlockAsStock:

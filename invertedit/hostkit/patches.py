@@ -7,6 +7,14 @@ from __future__ import annotations
 import comfy.patcher_extension
 from comfy.model_patcher import ModelPatcher
 
+from .steps import CLOCK_KEY, stamp_clock
+
+
+def _keep_clock(model: ModelPatcher) -> None:
+    """The call's time in its options for the patches inside the denoiser (``steps.CLOCK_KEY``), once a model."""
+    if not model.get_wrappers(comfy.patcher_extension.WrappersMP.APPLY_MODEL, CLOCK_KEY):
+        wrap_model_calls(model, CLOCK_KEY, stamp_clock)
+
 
 def wrap_runs(model: ModelPatcher, key: str, wrapper) -> None:
     """``wrapper(executor, noise, latent, sampler, sigmas, ...)`` around every sampling run of
@@ -30,6 +38,7 @@ def after_cfg(model: ModelPatcher, function) -> None:
 def on_output_blocks(model: ModelPatcher, function) -> None:
     """``function(h, hsp, transformer_options) -> (h, hsp)`` entering each of the UNet's output blocks
     (the host's ``output_block_patch``)."""
+    _keep_clock(model)
     model.set_model_output_block_patch(function)
 
 
@@ -37,10 +46,12 @@ def replace_attention(model: ModelPatcher, function, layer: str, block: str, num
     """``function(q, k, v, extra_options) -> out`` in place of the ``layer`` ("attn1": self-attention,
     "attn2": cross-attention) of the UNet's transformer ``(block, number)`` (the host's replace patch)."""
     setter = {"attn1": model.set_model_attn1_replace, "attn2": model.set_model_attn2_replace}[layer]
+    _keep_clock(model)
     setter(function, block, number)
 
 
 def replace_dit_block(model: ModelPatcher, function, block: tuple[str, int]) -> None:
     """``function(args, extra) -> outputs`` in place of the DiT's ``block`` (("double_block", i),
     ("single_block", i); the host's ``patches_replace["dit"]``: ``extra["original_block"]`` runs it)."""
+    _keep_clock(model)
     model.set_model_patch_replace(function, "dit", block[0], block[1])

@@ -58,9 +58,39 @@ def timestep_at(model_sampling, sample_sigmas: torch.Tensor, step: int) -> float
     return table[min(step, len(table) - 1)]
 
 
+#: The ``transformer_options`` key of a model call's time, as Python values: (step, steps, sigma, the run's sigmas).
+#: ``stamp_clock`` writes it around the denoiser (outside a region the host's TorchCompileModel compiles), and the
+#: patches inside read it from the options they are handed: a compiled graph then takes the step as an input
+#: (Dynamo makes it a symbolic int after its first change, and recompiles only where a branch on it flips) where a
+#: lookup in this module's memos inside the graph was a constant it guarded on, recompiling at every step.
+CLOCK_KEY = "invertedit_clock"
+
+
+def stamp_clock(executor, x, t, c_concat, c_crossattn, control, transformer_options, **kwargs):
+    """APPLY_MODEL wrapper: the call's ``CLOCK_KEY``, read once a call (one wait for the device)."""
+    run = transformer_options.get("sample_sigmas")
+    if run is not None:
+        sigma = transformer_options.get("sigmas", t)
+        step, steps = step_at(run, sigma)
+        transformer_options = {**transformer_options,
+                               CLOCK_KEY: (step, steps, sigma_value(sigma), tuple(sigma_list(run)))}
+    return executor(x, t, c_concat, c_crossattn, control, transformer_options, **kwargs)
+
+
 def sampling_step(extra_options: dict) -> tuple[int, int]:
     """(step index, number of steps) inside an attention or block patch, from its ``extra_options``."""
+    clock = extra_options.get(CLOCK_KEY)
+    if clock is not None:
+        return clock[0], clock[1]
     return step_at(extra_options["sample_sigmas"], extra_options["sigmas"])
+
+
+def call_time(extra_options: dict) -> tuple[float, list[float]]:
+    """(the call's sigma, the run's sigmas) inside an attention or block patch, from its ``extra_options``."""
+    clock = extra_options.get(CLOCK_KEY)
+    if clock is not None:
+        return clock[2], list(clock[3])
+    return sigma_value(extra_options["sigmas"]), sigma_list(extra_options["sample_sigmas"])
 
 
 def post_cfg_step(args: dict) -> tuple[int, int]:

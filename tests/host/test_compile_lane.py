@@ -36,13 +36,14 @@ BACKEND = "eager"
 LANE = ("p2p_replace_edit", "plug_and_play_edit", "masactrl_edit", "ledits_edit", "null_text_inversion_edit",
         "Flux - FlowEdit", "Flux - KV-Edit", "Flux - RF-Solver-Edit", "SD3 - Prompt-to-Prompt edit")
 PSNR_MIN = 40.0   # measured: identical pictures but for a few rounding steps (docs/measurements.md)
-# Graphs Dynamo compiled for one run, as measured on 2026-11-29 (docs/measurements.md, "TorchCompileModel"):
-# Prompt-to-Prompt's replace, LEDITS++ and FlowEdit compile one graph per batch size, without a graph break; the
-# editors that read the step in their attention patches (``hostkit/steps.py`` reads the sigmas on the CPU) break
-# the graph there, and Dynamo compiles the blocks around each break apart. A change that adds graphs fails here.
-GRAPHS_MAX = {"p2p_replace_edit": 6, "plug_and_play_edit": 17, "masactrl_edit": 46, "ledits_edit": 2,
-              "null_text_inversion_edit": 39, "Flux - FlowEdit": 1, "Flux - KV-Edit": 24, "Flux - RF-Solver-Edit": 32,
+# Graphs Dynamo compiled for one run, as measured on 2026-11-29 (docs/measurements.md, "TorchCompileModel"): one
+# per batch size, and one more where a branch on the step flips (the patches read the step from the call's options,
+# ``hostkit/steps.CLOCK_KEY``). Joint-attention Prompt-to-Prompt builds its plans inside the first calls (a graph
+# break each). A change that adds graphs fails here.
+GRAPHS_MAX = {"p2p_replace_edit": 5, "plug_and_play_edit": 4, "masactrl_edit": 6, "ledits_edit": 2,
+              "null_text_inversion_edit": 5, "Flux - FlowEdit": 1, "Flux - KV-Edit": 6, "Flux - RF-Solver-Edit": 8,
               "SD3 - Prompt-to-Prompt edit": 27}
+LONGER = 12   # steps of the run that must compile no more graphs than the lane's (``test_graphs_do_not_grow_with_steps``)
 
 
 def compiled_prompt(prompt: dict, backend: str = "inductor") -> dict:
@@ -101,3 +102,34 @@ def test_editor_under_torch_compile(name, host, runner, watch, any_backend):
     assert worst >= PSNR_MIN, f"PSNR {worst:.1f} dB < {PSNR_MIN} dB"
     if name in GRAPHS_MAX:
         assert graphs <= GRAPHS_MAX[name], f"{graphs} graphs compiled, {GRAPHS_MAX[name]} measured"
+
+
+def test_graphs_do_not_grow_with_steps(host, runner, watch, any_backend):
+    """Plug-and-Play (its feature and attention injection read the step in every patched call) compiles as many
+    graphs over ``LONGER`` steps as over the lane's: the step is an input of the compiled graph, not a constant it
+    guards on (which recompiled at every step, and past Dynamo's 8 recompiles ran the rest eagerly)."""
+    import torch._dynamo
+    from torch._dynamo.utils import counters
+
+    import json
+
+    from workshop import make_workflows
+
+    path = WORKFLOWS / "plug_and_play_edit.json"
+    graphs = {}
+    for steps in (half_lane.LANE_STEPS, LONGER):
+        prompt = runner.prepare_prompt(json.loads(path.read_text(encoding="utf-8")), host=host,
+                                       overrides=make_workflows.toy_overrides(path.stem, quick=True))
+        half_lane.lane_prompt(path, host, runner)   # the lane's small sample image in the input folder
+        prompt = compiled_prompt(half_lane.lane_cut(prompt, steps=steps))
+        assert any(v["inputs"].get("steps") == steps for v in prompt.values())
+        torch._dynamo.reset()
+        counters.clear()
+        try:
+            _, problems, _ = _run(prompt, host, runner, watch)
+            graphs[steps] = counters["stats"]["unique_graphs"]
+        finally:
+            torch._dynamo.reset()
+        assert not problems, problems
+    print(f"plug_and_play_edit under compile: {graphs}")
+    assert graphs[LONGER] <= graphs[half_lane.LANE_STEPS], graphs

@@ -178,7 +178,7 @@ class KVEditLatents:
                                                 f"{tuple(self.trajectory.shape[1:])}; give the image's latent as "
                                                 f"latent_image.")
             state.trajectory, state.cells = self.trajectory.to(x), self.cells.to(x.device)
-        step, half = schedule_position(self.schedule, sigma_value(t))
+        step, half = schedule_position(self.schedule, sigma_value(transformer_options.get("sigmas", t)))
         if half or step >= len(self.schedule) - 1:
             raise NodeInputError(self.node, "the model was called between the inversion's steps; KV-Edit samples with "
                                             "euler (the authors'): use the euler sampler.")

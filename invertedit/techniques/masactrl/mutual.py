@@ -38,8 +38,9 @@ def masked_mutual_target(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, head
     """Mask-guided mutual self-attention: ``source_fg`` / ``target_fg`` are ``[N]`` bool masks of the
     foreground on this layer's token grid. A side of the source with no tokens is not restricted."""
     def restricted(keys: torch.Tensor) -> torch.Tensor:
-        mask = keys if bool(keys.any()) else None  # sampling-path-ok: the masks' token grids live on the CPU
-        return attend(attention_probs(q[1:2], k[:1], heads, mask), v[:1])
+        # an empty side attends to every key: the mask as a tensor, no branch on its values (no wait for the
+        # device, no graph break under the host's TorchCompileModel)
+        return attend(attention_probs(q[1:2], k[:1], heads, keys | ~keys.any()), v[:1])
 
     fg, bg = restricted(source_fg), restricted(~source_fg)
     return torch.where(target_fg[None, :, None].to(fg.device), fg, bg)
