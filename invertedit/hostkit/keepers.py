@@ -98,8 +98,9 @@ def place_input():
     """The input where kept tensors wait, which keepers share."""
     return io.Combo.Input("keep_values_on", options=list(PLACES), default="device", optional=True,
                           tooltip="Where what the inversion keeps for an editor (attention values, keys and values) "
-                                  "waits: device (the model's: no copies) or cpu (the authors' code: saves GPU memory, "
-                                  "costs a copy and a wait per block call).")
+                                  "waits: device (the model's: no copies) or cpu (the authors' code: saves GPU memory; "
+                                  "KV-Edit copies each block's back one block call ahead, Share Values copies and "
+                                  "waits per block call).")
 
 
 def keeper_values(given: dict) -> dict:
@@ -130,7 +131,8 @@ def keepings(request: KeepRequest) -> list[Keeping]:
 def keep_on(place: str) -> Callable[[torch.Tensor], torch.Tensor]:
     """How a policy that keeps attention tensors across a run keeps them: on the model's device
     ("device": a clone, no copy to the host, no wait) or on the CPU ("cpu": the authors' offload,
-    which saves GPU memory at a copy and a device wait per block call)."""
+    which saves GPU memory at a copy per block call; KV-Edit's ``prefetch.AheadOfUse`` makes it a block
+    call ahead, from pinned memory)."""
     if place == "cpu":
         return _to_host
     return torch.Tensor.clone
