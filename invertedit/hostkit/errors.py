@@ -26,9 +26,20 @@ def check_bounds(node_class, **values: float) -> None:
                                                       f"(default {spec.default:g}).")
 
 
+# float8 formats (torch has no isfinite for them): the bits of a byte that are all set where it is not finite
+_FLOAT8_NOT_FINITE = {torch.float8_e4m3fn: 0x7F, torch.float8_e5m2: 0x7C}
+
+
+def _finite(tensor: torch.Tensor) -> bool:
+    bits = _FLOAT8_NOT_FINITE.get(tensor.dtype)
+    if bits is not None:   # read as bytes: no copy in a wider dtype of what may be a cache of gigabytes
+        return not bool((tensor.view(torch.uint8) & bits).eq(bits).any())  # sampling-path-ok: once, before a run
+    return bool(torch.isfinite(tensor).all())  # sampling-path-ok: the checks run once, before a run's first step
+
+
 def check_finite_tensor(node: str, what: str, tensor: torch.Tensor, fix: str) -> None:
     """Refuse a tensor holding NaN or infinite values (they would sample to a black or noisy image)."""
-    if not bool(torch.isfinite(tensor).all()):  # sampling-path-ok: the checks run once, before a run's first step
+    if not _finite(tensor):
         raise NodeInputError(node, f"{what} has NaN or infinite values; {fix}")
 
 

@@ -91,7 +91,20 @@ def keeper_inputs() -> list:
     return inputs
 
 
-PLACES = ("device", "cpu")   # where kept tensors wait: the ``keep_values_on`` input keepers share
+# where kept tensors wait (the ``keep_values_on`` input keepers share), and in what: the model's dtype, or fp8
+# (e4m3fn, clamped to its range: half a bfloat16 cache; the error measured in docs/measurements.md)
+PLACES = ("device", "cpu", "device, fp8", "cpu, fp8")
+FP8_MAX = 448.0   # float8_e4m3fn's largest value
+
+
+def place_device(place: str) -> str:
+    """"device" or "cpu": where a ``keep_values_on`` value keeps tensors."""
+    return place.split(",")[0]
+
+
+def stored_bytes(place: str) -> int | None:
+    """Bytes a kept value takes with ``keep_values_on`` ``place`` (None: the model's dtype's)."""
+    return 1 if place.endswith("fp8") else None
 
 
 def place_input():
@@ -100,7 +113,8 @@ def place_input():
                           tooltip="Where what the inversion keeps for an editor (attention values, keys and values) "
                                   "waits: device (the model's: no copies) or cpu (the authors' code: saves GPU memory; "
                                   "KV-Edit copies each block's back one block call ahead, Share Values copies and "
-                                  "waits per block call).")
+                                  "waits per block call). ', fp8': kept in 8 bits (float8 e4m3), half a bfloat16 "
+                                  "model's memory, at a small error (docs/measurements.md).")
 
 
 def keeper_values(given: dict) -> dict:
@@ -132,10 +146,18 @@ def keep_on(place: str) -> Callable[[torch.Tensor], torch.Tensor]:
     """How a policy that keeps attention tensors across a run keeps them: on the model's device
     ("device": a clone, no copy to the host, no wait) or on the CPU ("cpu": the authors' offload,
     which saves GPU memory at a copy per block call; KV-Edit's ``prefetch.AheadOfUse`` makes it a block
-    call ahead, from pinned memory)."""
-    if place == "cpu":
-        return _to_host
-    return torch.Tensor.clone
+    call ahead, from pinned memory); with ", fp8" cast to float8 e4m3fn first (clamped to its range;
+    a reader casts back to its own dtype)."""
+    keep = _to_host if place_device(place) == "cpu" else torch.Tensor.clone
+    if stored_bytes(place) is None:
+        return keep
+    if place_device(place) == "device":
+        return _to_fp8
+    return lambda t: _to_host(_to_fp8(t))
+
+
+def _to_fp8(t: torch.Tensor) -> torch.Tensor:
+    return t.clamp(-FP8_MAX, FP8_MAX).to(torch.float8_e4m3fn)
 
 
 def _to_host(t: torch.Tensor) -> torch.Tensor:

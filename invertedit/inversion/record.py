@@ -113,6 +113,8 @@ class Inversion:
             "latent": self.latent.detach().cpu().contiguous(),
         }
         for name, t in self.clues.items():
+            if t.dtype in _FLOAT8:   # a cache kept in fp8 (keep_values_on '..., fp8'): float16 holds it exactly
+                t = t.to(torch.float16)
             tensors[f"clue.{name}"] = t.detach().cpu().contiguous()
         meta = {
             "invertedit.format": FORMAT_VERSION,
@@ -178,6 +180,7 @@ class Inversion:
 # the tensors every inversion file holds, and their number of dimensions
 _RANKS = {"sigmas": 1, "trajectory": 5, "latent": 4}
 
+_FLOAT8 = (torch.float8_e4m3fn, torch.float8_e5m2)
 # the dtypes read as float32: float32 itself, float64, and (not for the sigmas) half precision
 _READ_AS_FLOAT32 = (torch.float32, torch.float64)
 _HALF = (torch.float16, torch.bfloat16)

@@ -17,7 +17,7 @@ from ...hostkit.devices import compute_device, free_memory
 from ...hostkit.dit_attention import LAYOUT_KEY, SUBSET_KEY, dit_blocks, install_dit_policy
 from ...hostkit.errors import NodeInputError, check_finite_tensor
 from ...hostkit.family import model_family
-from ...hostkit.keepers import KeepRequest, Keeper, keep_on, place_input, register_keeper
+from ...hostkit.keepers import KeepRequest, Keeper, keep_on, place_device, place_input, register_keeper, stored_bytes
 from ...hostkit.patches import replace_dit_block, wrap_model_calls
 from ...hostkit.run_state import run_state
 from ...hostkit.sampling import check_flow_family
@@ -110,10 +110,10 @@ class KeepKV:
         if self.edited is not None:
             self.sink["mask"] = self.edited
         device = compute_device()
-        on_gpu = self.place != "cpu" and device.type != "cpu"
+        on_gpu = place_device(self.place) != "cpu" and device.type != "cpu"
         budget = free_memory(device) if on_gpu else None
         install_dit_policy(velocity, KeepKeysValues(self.sink, keep_on(self.place), len(blocks), self.steps,
-                                                    self.edited, budget), blocks, self.node)
+                                                    self.edited, budget, stored_bytes(self.place)), blocks, self.node)
 
     def settings(self) -> dict:
         return {"keep_keys_values": True, "kv_mask": self.edited is not None}

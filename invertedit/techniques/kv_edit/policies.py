@@ -99,9 +99,9 @@ class KeepKeysValues(AttentionPolicy[dict]):
     pair = False
 
     def __init__(self, sink: dict, keep: Callable[[torch.Tensor], torch.Tensor], blocks: int, steps: int,
-                 edited: torch.Tensor | None = None, budget: int | None = None):
+                 edited: torch.Tensor | None = None, budget: int | None = None, element: int | None = None):
         self.sink, self.keep, self.blocks, self.steps = sink, keep, blocks, steps
-        self.edited, self.budget = edited, budget
+        self.edited, self.budget, self.element = edited, budget, element   # element: bytes a kept value takes
 
     @property
     def keeps_state(self) -> bool:
@@ -123,7 +123,8 @@ class KeepKeysValues(AttentionPolicy[dict]):
 
     def _check(self, k: torch.Tensor, where: JointWhere, state: KeepState) -> None:
         tokens = where.grid[0] * where.grid[1]
-        need = kv_bytes(k.shape[1] * k.shape[3], k.shape[2] * k.shape[0], self.blocks, self.steps, k.element_size())
+        need = kv_bytes(k.shape[1] * k.shape[3], k.shape[2] * k.shape[0], self.blocks, self.steps,
+                        self.element or k.element_size())
         if self.budget is not None and need > self.budget:
             raise PolicyInputError(
                 f"keeping KV-Edit's keys and values needs {need / 2**30:.1f} GiB ({self.steps} steps x {self.blocks} "
