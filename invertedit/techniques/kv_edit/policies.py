@@ -126,10 +126,11 @@ class KeepKeysValues(AttentionPolicy[dict]):
         tokens = where.grid[0] * where.grid[1]
         need = kv_bytes(k.shape[1] * k.shape[3], k.shape[2] * k.shape[0], self.blocks, self.steps,
                         self.element or k.element_size())
-        logging.getLogger(__name__).info(
-            "KV-Edit keeps the keys and values of %d steps x %d blocks x %d tokens: %.2f GiB%s", self.steps,
-            self.blocks, k.shape[2], need / 2**30,
-            "" if self.budget is None else f" of the device's {self.budget / 2**30:.1f} GiB free")
+        if not torch.compiler.is_compiling():   # a log call inside a graph TorchCompileModel traces would break it
+            logging.getLogger(__name__).info(
+                "KV-Edit keeps the keys and values of %d steps x %d blocks x %d tokens: %.2f GiB%s", self.steps,
+                self.blocks, k.shape[2], need / 2**30,
+                "" if self.budget is None else f" of the device's {self.budget / 2**30:.1f} GiB free")
         if self.budget is not None and need > self.budget:
             raise PolicyInputError(
                 f"keeping KV-Edit's keys and values needs {need / 2**30:.1f} GiB ({self.steps} steps x {self.blocks} "
