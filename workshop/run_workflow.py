@@ -75,6 +75,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--comfyui", type=Path, help="the ComfyUI folder to use")
     parser.add_argument("--input-directory", type=Path, help="ComfyUI's input folder (default: ComfyUI/input)")
     parser.add_argument("--output-directory", type=Path, help="ComfyUI's output folder (default: ComfyUI/output)")
+    parser.add_argument("--temp-directory", type=Path, help="ComfyUI's temp folder (default: ComfyUI/temp)")
     parser.add_argument("--gpu", action="store_true", help="use ComfyUI's default device instead of the CPU")
     parser.add_argument("--threads", type=int, help="CPU threads for torch (default: torch's choice; 1 is "
                         "fastest on a busy machine)")
@@ -123,15 +124,9 @@ def main(argv: list[str] | None = None) -> int:
 
         # ComfyUI's own input/output folders, as in the editor: saved files stay where
         # ComfyUI users expect them (and where Load nodes find them); copies go to --out.
-        host = boot(host_path=host_path, cpu=not args.gpu)
-        import folder_paths
-
-        for kind, folder in (("input", args.input_directory), ("output", args.output_directory)):
-            if folder is not None:
-                folder = folder.resolve()
-                folder.mkdir(parents=True, exist_ok=True)
-                getattr(folder_paths, f"set_{kind}_directory")(str(folder))
-                setattr(host, f"{kind}_dir", folder)
+        host = boot(host_path=host_path, cpu=not args.gpu,
+                    folders={"input": args.input_directory, "output": args.output_directory,
+                             "temp": args.temp_directory})
     except Exception as e:  # the host failed to start or to load the pack
         import traceback
 

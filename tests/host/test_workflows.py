@@ -729,7 +729,7 @@ def start_reference_early(request) -> dict:
     with open(log[0], "wb") as stdout, open(log[1], "wb") as stderr:
         process = subprocess.Popen([sys.executable, "-m", "workshop.run_workflow", str(MAIN_WORKFLOW), "--out", str(out),
                                     "--threads", "1", "--input-directory", str(tmp / "input"),
-                                    "--output-directory", str(tmp / "output")],
+                                    "--output-directory", str(tmp / "output"), "--temp-directory", str(tmp / "temp")],
                                    stdout=stdout, stderr=stderr, env=env, cwd=REPO, **background())
     return {"process": process, "tmp": tmp, "out": out, "log": log, "started": time.perf_counter()}
 

@@ -30,7 +30,8 @@ class Host:
 _BOOTED: Host | None = None
 
 
-def boot(host_path: Path | str | None = None, base_dir: Path | str | None = None, cpu: bool = True) -> Host:
+def boot(host_path: Path | str | None = None, base_dir: Path | str | None = None, cpu: bool = True,
+         folders: dict[str, Path | str] | None = None) -> Host:
     """Import the host, point its input/output/temp folders and its first embeddings, LoRA, diffusion-model and ControlNet folders under
     ``base_dir`` (default: the host's own folders), load its built-in nodes and this pack through
     the host's own loader."""
@@ -62,6 +63,9 @@ def boot(host_path: Path | str | None = None, base_dir: Path | str | None = None
         dirs = {name: base / name for name in ("input", "output", "temp")}
     else:
         dirs = {"input": path / "input", "output": path / "output", "temp": path / "temp"}
+    # ``folders``: any of "input", "output", "temp" elsewhere, set before the pack loads (its entry point
+    # supplies the bundled samples to the input folder)
+    dirs.update({kind: Path(folder).resolve() for kind, folder in (folders or {}).items() if folder is not None})
     for d in dirs.values():
         d.mkdir(parents=True, exist_ok=True)
     folder_paths.set_input_directory(str(dirs["input"]))
