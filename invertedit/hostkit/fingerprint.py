@@ -48,9 +48,9 @@ COARSE = {"weights.bf16": torch.bfloat16, "weights.fp8_e4m3fn": torch.float8_e4m
 def stored_tensors(module: torch.nn.Module) -> dict[str, torch.Tensor]:
     """The tensors a module holds, by the keys of its state dict (its own parameters and persistent
     buffers, and its children's), as they are stored: a quantised weight stays the host's or a loader's
-    tensor (ComfyUI-GGUF's GGMLTensor), an offloaded one where it lies. Not ``state_dict()``, which a
-    loader may fill with placeholders (ComfyUI-GGUF: empty tensors on the meta device for its
-    quantised layers) and which copies nothing but may convert."""
+    tensor (ComfyUI-GGUF's GGMLTensor), an offloaded one where it lies. Not the module's state dict, which
+    a loader may fill with placeholders (ComfyUI-GGUF: empty tensors on the meta device for its quantised
+    layers)."""
     out = {}
     for prefix, m in module.named_modules(remove_duplicate=False):
         dot = f"{prefix}." if prefix else ""
@@ -73,16 +73,6 @@ def quantisation(t: torch.Tensor) -> str | None:
     return str(getattr(kind, "name", kind))
 
 
-def _stored_sample(t: torch.Tensor, most: int = _SAMPLED_VALUES) -> torch.Tensor | None:
-    """At most ``most`` leading values of a weight as stored, on the CPU (a quantised tensor's leading
-    bytes, never dequantised; never the whole weight), or None for a weight not loaded yet (on the meta
-    device: its key and shape identify it)."""
-    if t.device.type == "meta":
-        return None
-    plain = t.detach().as_subclass(torch.Tensor) if type(t) is not torch.Tensor else t.detach()
-    return plain.reshape(-1)[:most].cpu()  # sampling-path-ok: once per model object, a few KB, never per step
-
-
 def _weights_hashes(model: ModelPatcher) -> dict[str, str]:
     base = model.model
     if base not in _WEIGHTS:
@@ -94,12 +84,16 @@ def _weights_hashes(model: ModelPatcher) -> dict[str, str]:
         for k in dict.fromkeys(picks):
             backup = model.backup.get(k)
             w = backup.weight if backup is not None else stored[k]
-            values, quantised = _stored_sample(w), quantisation(w)
+            shape, quantised = tuple(w.shape), quantisation(w)   # a quantised tensor's shape is the weight's
+            head = [k, shape] + ([quantised] if quantised is not None else [])
+            if w.device.type == "meta":   # not loaded yet: its key and shape identify it
+                for key in chunks:
+                    chunks[key] += head + ["not loaded"]
+                continue
+            w = w.as_subclass(torch.Tensor)   # a loader's tensor as the bytes it stores, never dequantised
+            values = w.detach().reshape(-1)[:_SAMPLED_VALUES].cpu()  # sampling-path-ok: one read, four hashes
             for key, rounded_to in (("weights", None), *COARSE.items()):
-                chunks[key] += [k, tuple(w.shape)]
-                if quantised is not None:
-                    chunks[key] += [quantised]
-                chunks[key] += ["not loaded" if values is None else _tensor_bytes(values, rounded_to=rounded_to)]
+                chunks[key] += head + [_tensor_bytes(values, rounded_to=rounded_to)]
         _WEIGHTS[base] = {key: _digest(c + [len(keys)]) for key, c in chunks.items()}
     return _WEIGHTS[base]
 

@@ -1739,18 +1739,13 @@ QUANTISED_CASES = [
 
 
 def controlled(k: Kit, conditioning: list) -> list:
-    """``conditioning`` through the stock Apply ControlNet with a ControlNet of the tiny SD1 UNet (random weights,
-    ``test_lora_in_graph.draw_controlnet``; the host's loader is not needed to build the conditioning)."""
-    import comfy.cldm.cldm
+    """``conditioning`` through the stock Apply ControlNet with a ControlNet of the tiny SD1 UNet
+    (``test_lora_in_graph.controlnet_of``; the host's loader is not needed to build the conditioning)."""
     import comfy.controlnet
-    import comfy.ops
+    from test_lora_in_graph import controlnet_of
 
     def make():
-        config = {key: v for key, v in k.model.model.model_config.unet_config.items()
-                  if key not in ("out_channels", "dtype", "device", "operations")}
-        net = comfy.cldm.cldm.ControlNet(hint_channels=3, operations=comfy.ops.manual_cast, device="cpu",
-                                         dtype=torch.float32, **config)
-        return comfy.controlnet.ControlNet(net)
+        return comfy.controlnet.ControlNet(controlnet_of(k.model))
     control = k.once("controlnet", make)
     return call(k.host, "ControlNetApply", conditioning=conditioning, control_net=control,
                 image=torch.zeros(1, 64, 64, 3), strength=1.0)[0]

@@ -23,7 +23,7 @@ import numpy as np
 import pytest
 
 import test_half_precision as half_lane
-from test_half_precision import _run, lane_prompt, psnr
+from test_half_precision import _run, builtin_loader, lane_prompt, model_from, psnr
 from test_workflows import WORKFLOWS
 
 runner, watch = half_lane.runner, half_lane.watch   # the half-precision lane's fixtures
@@ -48,15 +48,8 @@ LONGER = 12   # steps of the run that must compile no more graphs than the lane'
 
 def compiled_prompt(prompt: dict, backend: str = "inductor") -> dict:
     """``prompt`` with every input that took the built-in loader's MODEL taken from a TorchCompileModel on it."""
-    builtins = [k for k, v in prompt.items() if v["class_type"] in ("InvertEditToyModel", "InvertEditDemoModel")]
-    assert len(builtins) == 1, builtins
-    loader = builtins[0]
-    for node in prompt.values():
-        for name, value in node["inputs"].items():
-            if value == [loader, 0]:
-                node["inputs"][name] = ["compiled", 0]
-    prompt["compiled"] = {"class_type": "TorchCompileModel", "inputs": {"model": [loader, 0], "backend": backend}}
-    return prompt
+    node = {"class_type": "TorchCompileModel", "inputs": {"model": [builtin_loader(prompt), 0], "backend": backend}}
+    return model_from(prompt, "compiled", node)
 
 
 @pytest.fixture

@@ -265,6 +265,28 @@ def lane_prompt(path, host, runner) -> dict:
     return lane_cut(prompt)
 
 
+def builtin_loader(prompt: dict) -> str:
+    """The id of the prompt's one built-in model loader (the Toy World Model's or the Demo Model's node)."""
+    loaders = [k for k, v in prompt.items() if v["class_type"] in ("InvertEditToyModel", "InvertEditDemoModel")]
+    assert len(loaders) == 1, loaders
+    return loaders[0]
+
+
+def model_from(prompt: dict, key: str, node: dict) -> dict:
+    """``prompt`` with every input that took the built-in loader's MODEL taken from ``node`` (added as ``key``),
+    which may itself take that MODEL (Load LoRA, TorchCompileModel) or load another (a Load Diffusion Model)."""
+    loader = builtin_loader(prompt)
+    rewired = 0
+    for other in prompt.values():
+        for name, value in other["inputs"].items():
+            if value == [loader, 0]:
+                other["inputs"][name] = [key, 0]
+                rewired += 1
+    assert rewired, "no input took the built-in loader's MODEL"
+    prompt[key] = node
+    return prompt
+
+
 def _small_sample(host, runner, size: int = LANE_SIZE) -> None:
     """The two-object sample at ``size`` px in the host's input folder."""
     from PIL import Image

@@ -28,7 +28,7 @@ import torch
 from safetensors.torch import save_file
 
 import test_half_precision as half_lane
-from test_half_precision import _run, lane_prompt, psnr
+from test_half_precision import _run, builtin_loader, lane_prompt, model_from, psnr
 from test_quantised_lane import _signature, tiny_detection
 from test_workflows import WORKFLOWS
 
@@ -62,19 +62,23 @@ def draw_lora(model, seed: int = 0, scale: float = 3.0) -> dict[str, torch.Tenso
     return lora
 
 
-def draw_controlnet(model, seed: int = 0) -> dict[str, torch.Tensor]:
-    """A ControlNet of ``model``'s UNet config (a copy of its encoder, the hint block and the zero convolutions),
-    with random weights, in the ldm format."""
+def controlnet_of(model):
+    """A ControlNet module of ``model``'s UNet config (a copy of its encoder, the hint block, the zero convolutions)
+    in float32 on the CPU, its weights as the host's layers leave them (unset)."""
     import comfy.cldm.cldm
     import comfy.ops
 
     config = {k: v for k, v in model.model.model_config.unet_config.items()
               if k not in ("out_channels", "dtype", "device", "operations")}
-    net = comfy.cldm.cldm.ControlNet(hint_channels=3, operations=comfy.ops.manual_cast, device="cpu",
-                                     dtype=torch.float32, **config)
+    return comfy.cldm.cldm.ControlNet(hint_channels=3, operations=comfy.ops.manual_cast, device="cpu",
+                                      dtype=torch.float32, **config)
+
+
+def draw_controlnet(model, seed: int = 0) -> dict[str, torch.Tensor]:
+    """``controlnet_of(model)`` with random weights (its zero convolutions too, so that it acts), in the ldm format."""
     g = torch.Generator().manual_seed(seed)
     return {f"control_model.{k}": torch.randn(v.shape, generator=g) * 0.05 if v.ndim > 1 else torch.zeros(v.shape)
-            for k, v in net.state_dict().items()}
+            for k, v in controlnet_of(model).state_dict().items()}
 
 
 # Nodes that take gradients through the model refuse a ControlNet's prompt (``gradients.check_no_control``: the
@@ -100,23 +104,6 @@ def with_controlnet(prompt: dict, file: str) -> dict:
     return prompt
 
 
-def _builtin(prompt: dict) -> str:
-    loaders = [k for k, v in prompt.items() if v["class_type"] in ("InvertEditToyModel", "InvertEditDemoModel")]
-    assert len(loaders) == 1, loaders
-    return loaders[0]
-
-
-def with_node(prompt: dict, key: str, node: dict) -> dict:
-    """``prompt`` with ``node`` (taking the built-in loader's MODEL) in place of that MODEL for every other input."""
-    loader = _builtin(prompt)
-    for other in prompt.values():
-        for name, value in other["inputs"].items():
-            if value == [loader, 0]:
-                other["inputs"][name] = [key, 0]
-    prompt[key] = node
-    return prompt
-
-
 @pytest.mark.parametrize("name", LANE)
 def test_editor_with_a_lora_in_the_graph(name, host, runner, watch, monkeypatch):
     import comfy.lora
@@ -124,7 +111,7 @@ def test_editor_with_a_lora_in_the_graph(name, host, runner, watch, monkeypatch)
 
     path = WORKFLOWS / f"{name}.json"
     prompt = lane_prompt(path, host, runner)
-    loader = prompt[_builtin(prompt)]
+    loader = prompt[builtin_loader(prompt)]
     node = host.nodes.NODE_CLASS_MAPPINGS[loader["class_type"]]
     model = node.execute(**loader["inputs"]).args[0]
     lora = draw_lora(model)
@@ -134,8 +121,8 @@ def test_editor_with_a_lora_in_the_graph(name, host, runner, watch, monkeypatch)
     plain, problems, _ = _run(lane_prompt(path, host, runner), host, runner, watch)
     assert not problems, problems
     lora_node = {"class_type": "LoraLoaderModelOnly",
-                 "inputs": {"model": [_builtin(prompt), 0], "lora_name": file, "strength_model": 1.0}}
-    in_graph, problems, _ = _run(with_node(lane_prompt(path, host, runner), "lora", lora_node), host, runner, watch)
+                 "inputs": {"model": [builtin_loader(prompt), 0], "lora_name": file, "strength_model": 1.0}}
+    in_graph, problems, _ = _run(model_from(lane_prompt(path, host, runner), "lora", lora_node), host, runner, watch)
     assert not problems, problems
 
     # The merged model: the built-in loader's MODEL with the LoRA's weights patched in (the host's patch_model)
@@ -171,7 +158,7 @@ def test_editor_with_a_lora_in_the_graph(name, host, runner, watch, monkeypatch)
         save_file(controlnet, folder_paths.get_folder_paths("controlnet")[0] + "/" + cn_file)
         known = {_signature(controlnet): dict(model.model.model_config.unet_config)}
         with tiny_detection(known):
-            both, problems, _ = _run(with_controlnet(with_node(lane_prompt(path, host, runner), "lora", lora_node),
+            both, problems, _ = _run(with_controlnet(model_from(lane_prompt(path, host, runner), "lora", lora_node),
                                                      cn_file), host, runner, watch)
         assert not problems, problems
         controlled = max(float(np.abs(b - d).max()) for key in in_graph for b, d in zip(in_graph[key], both[key]))

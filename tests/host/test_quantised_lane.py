@@ -41,7 +41,7 @@ import torch
 from safetensors.torch import save_file
 
 import test_half_precision as half_lane
-from test_half_precision import _run, lane_prompt, psnr
+from test_half_precision import _run, lane_prompt, model_from, psnr
 from test_workflows import CHECKPOINT_FILES
 
 runner, watch = half_lane.runner, half_lane.watch   # the half-precision lane's fixtures
@@ -263,22 +263,6 @@ def gguf_tiny_unet(host, folder, family: str = "sd1"):
     return gguf_nodes.GGUFModelPatcher.clone(patcher)
 
 
-def loader_prompt(prompt: dict, loader: dict) -> dict:
-    """``prompt`` with every input that took the built-in loader's MODEL taken from ``loader`` instead."""
-    builtins = {k for k, v in prompt.items() if v["class_type"] in ("InvertEditToyModel", "InvertEditDemoModel")}
-    assert len(builtins) == 1, builtins
-    builtin = next(iter(builtins))
-    prompt["lane_unet"] = loader
-    rewired = 0
-    for node in prompt.values():
-        for name, value in node["inputs"].items():
-            if isinstance(value, list) and value == [builtin, 0]:
-                node["inputs"][name] = ["lane_unet", 0]
-                rewired += 1
-    assert rewired, "no input took the loader's MODEL"
-    return prompt
-
-
 _REFERENCE: dict[str, dict] = {}   # the float32 run's saved images, by workflow (one run for the four kinds)
 
 
@@ -300,7 +284,7 @@ def test_workflow_with_quantised_weights(path, kind, host, runner, watch, lane_f
     reference = _REFERENCE[path.stem]
     loader = lane_files.loader(make_workflows.builtin_for(path.stem), kind)
     with tiny_detection(lane_files.known):
-        saved, problems, elapsed = _run(loader_prompt(lane_prompt(path, host, runner), loader), host, runner, watch)
+        saved, problems, elapsed = _run(model_from(lane_prompt(path, host, runner), "lane_unet", loader), host, runner, watch)
     worst, flips = math.inf, 0.0
     for key, images in saved.items():
         for image, ref in zip(images, reference[key]):
