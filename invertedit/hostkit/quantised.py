@@ -32,4 +32,4 @@ def check_trainable(node: str, model: ModelPatcher) -> None:
                                    f"from Unet Loader (GGUF)); {node} trains through the model's weights, which those "
                                    f"layers do not let it do. Load the same model from its safetensors file (Load "
                                    f"Checkpoint or Load Diffusion Model; fp16, bf16 and fp8 weights train) and use the "
-                                   f"GGUF file for sampling: the result applies to it as a LoRA.")
+                                   f"GGUF file for sampling: what it learns (a LoRA or a weight patch) applies to it.")
