@@ -12,6 +12,8 @@
 #      python tests/gpu/gpu_lane_worker.py --device cpu --out DIR, then workshop/gpu_lane_compare.py);
 #   flowcost: the flow editors' cost at real size (workshop/benchmarks/gpu_flow_cost.py: Flux.1 dev at 1024 and
 #      512 px, then SD3 medium at 1024 px; FLOWCOST_ARGS), after the other parts, alone on the GPU, as cost is;
+#   nulltext: Null-Text Optimize's time at SD1.5 512 px, eager and from CUDA graphs (issue 77:
+#      workshop/benchmarks/null_text_time.py; NULLTEXT_ARGS), after the other parts, alone on the GPU (about 3 minutes);
 #   dreambooth: DreamBooth Fine-Tune with the text encoder in the host's GPU precisions (issue 28), world 1;
 #   lse: tests/gpu/test_attention_lse_gpu.py beside the other parts (a correctness test, not a timing);
 #   lsek: Joint Attention Inject's attention call at SD3's and Flux's sizes, piece by piece and kernel by kernel
@@ -38,7 +40,7 @@ LANE_DIR=${LANE_DIR:-/tmp/gpu-lane}
 (nvidia-smi || true) > "$O/nvidia-smi.txt" 2>&1
 date +%s > "$O/started"
 
-PARTS=" ${PARTS:-lane dreambooth cost} "   # any of: lane dreambooth cost flowcost pilots teachers lse lsek world2
+PARTS=" ${PARTS:-lane dreambooth cost} "   # any of: lane dreambooth cost flowcost nulltext pilots teachers lse lsek world2
 has() { [[ "$PARTS" == *" $1 "* ]]; }
 PIDS=()
 
@@ -116,6 +118,10 @@ if has flowcost; then   # Flux.1 dev (1024 then 512 px), then SD3 medium (1024 p
     timeout "$(left "${FLOWCOST_SD3_S:-120}")" python3 -m workshop.benchmarks.gpu_flow_cost --device "$DEV" --families sd3 \
         --sides 1024 --json "$O/gpu_flow_cost_sd3.json" "${ONLY_SD3[@]}" ${FLOWCOST_ARGS:-} > "$O/gpu_flow_cost_sd3.log" 2>&1
   fi
+fi
+if has nulltext; then   # issue 77: the paper's recipe eager and graphed, the fast start graphed (alone on the GPU)
+  timeout "$(left "${NULLTEXT_S:-360}")" python3 -m workshop.benchmarks.null_text_time --device "$DEV" \
+      --json "$O/null_text_time.json" ${NULLTEXT_ARGS:-} > "$O/null_text_time.log" 2>&1
 fi
 if has world2; then   # issue 29: the L64-a48 base trained longer (toyworld/SCENES-NOTES.md, "Issue 29"), last, alone
   W=${W2_WORK:-/tmp/world2}; mkdir -p "$W" "$O/world2"; cp models/toyworld2/toy_vae.safetensors "$W/"

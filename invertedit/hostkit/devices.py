@@ -19,3 +19,10 @@ def free_memory(device: torch.device) -> int:
 def intermediate_device() -> torch.device:
     """Where the host's nodes put their outputs between nodes (the CPU)."""
     return comfy.model_management.intermediate_device()
+
+
+def wholly_on_gpu(model) -> bool:
+    """Whether ``model`` (a loaded ModelPatcher) runs on a CUDA device with every weight kept there: not
+    loaded partially (the host's low-VRAM mode moves weights in for each layer, from host memory, which a
+    CUDA graph cannot capture)."""
+    return compute_device().type == "cuda" and model.loaded_size() >= model.model_size()

@@ -124,7 +124,8 @@ SYMBOLS: tuple[str, ...] = (
 MEMBERS: dict[str, tuple[str, ...]] = {
     "comfy.model_patcher.ModelPatcher": (
         "add_object_patch", "add_patches", "add_weight_wrapper", "add_wrapper_with_key", "backup",
-        "get_model_object", "get_wrappers", "load", "load_device", "model", "model_options", "parent", "patches",
+        "get_model_object", "get_wrappers", "load", "load_device", "loaded_size", "model", "model_options",
+        "model_size", "parent", "patches",
         "remove_wrappers_with_key", "set_model_attn1_replace", "set_model_attn2_replace",
         "set_model_output_block_patch", "set_model_patch_replace", "set_model_sampler_post_cfg_function"),
     "comfy.samplers.CFGGuider": (

@@ -58,3 +58,25 @@ def lane_env() -> dict:
     root = str(Path(__file__).resolve().parents[2])
     path = os.environ.get("PYTHONPATH")
     return dict(os.environ, PYTHONPATH=root + (os.pathsep + path if path else ""), PYTHONUNBUFFERED="1")
+
+
+@pytest.fixture(scope="session")
+def benchmark_json(lane_env, lane_out):
+    """``benchmark_json(command, out, log, timeout)``: run a benchmark's ``command`` (which writes its JSON to
+    ``out``) from the repository root with its output in ``log``; both kept (``lane_out``); returns the JSON.
+    Fails with the log's end where the command fails."""
+    import json
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[2]
+
+    def run(command: list[str], out: Path, log: Path, timeout: float) -> dict:
+        with open(log, "w") as f:
+            done = subprocess.run([sys.executable, *command], cwd=root, env=lane_env, stdout=f,
+                                  stderr=subprocess.STDOUT, timeout=timeout, check=False)
+        lane_out(log)
+        assert done.returncode == 0, f"the benchmark failed; its log ends:\n{log.read_text(errors='replace')[-4000:]}"
+        lane_out(out)
+        return json.loads(out.read_text())
+    return run

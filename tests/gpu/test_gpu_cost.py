@@ -13,35 +13,23 @@ only reported: CPU figures of tiny UNets say nothing about a GPU.
 """
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
 pytestmark = pytest.mark.gpu
 
-REPO = Path(__file__).resolve().parents[2]
 TIMEOUT_S = 1800
 
 
 @pytest.mark.parametrize("family", ["sd15", "sdxl"])
-def test_attention_editors_cost_at_real_size(family, cuda_only, tmp_path, lane_env, lane_out):
+def test_attention_editors_cost_at_real_size(family, cuda_only, tmp_path, benchmark_json, lane_out):
     from workshop.benchmarks import gpu_cost
 
-    out, log = tmp_path / f"gpu_cost_{family}.json", tmp_path / f"gpu_cost_{family}.log"
-    command = [sys.executable, "-m", "workshop.benchmarks.gpu_cost", "--device", cuda_only, "--families", family,
-               "--json", str(out)]
+    out = tmp_path / f"gpu_cost_{family}.json"
+    command = ["-m", "workshop.benchmarks.gpu_cost", "--device", cuda_only, "--families", family, "--json", str(out)]
     if cuda_only == "cpu":
         command += ["--tiny", "--steps", "2"]
-    with open(log, "w") as f:
-        done = subprocess.run(command, cwd=REPO, env=lane_env, stdout=f, stderr=subprocess.STDOUT, timeout=TIMEOUT_S,
-                              check=False)
-    lane_out(log)
-    assert done.returncode == 0, f"the benchmark failed; its log ends:\n{log.read_text(errors='replace')[-4000:]}"
-    lane_out(out)
-    result = json.loads(out.read_text())
+    result = benchmark_json(command, out, tmp_path / f"gpu_cost_{family}.log", timeout=TIMEOUT_S)
     report = gpu_cost.table(result)
     (tmp_path / f"gpu_cost_{family}.md").write_text(report + "\n")
     lane_out(tmp_path / f"gpu_cost_{family}.md")

@@ -13,16 +13,11 @@ the CPU and only the finiteness and the run are asserted.
 """
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
 pytestmark = pytest.mark.gpu
 
-REPO = Path(__file__).resolve().parents[2]
 TIMEOUT_S = 900
 
 
@@ -37,21 +32,15 @@ def bound(label: str, family: str, side: int) -> float | None:
 
 
 @pytest.mark.parametrize("family,sides", [("flux-dev", "1024,512"), ("sd3", "1024")])
-def test_flow_editors_cost_at_real_size(family, sides, cuda_only, tmp_path, lane_env, lane_out):
+def test_flow_editors_cost_at_real_size(family, sides, cuda_only, tmp_path, benchmark_json):
     from workshop.benchmarks import gpu_flow_cost
 
-    out, log = tmp_path / f"gpu_flow_cost_{family}.json", tmp_path / f"gpu_flow_cost_{family}.log"
-    command = [sys.executable, "-m", "workshop.benchmarks.gpu_flow_cost", "--device", cuda_only, "--families", family,
+    out = tmp_path / f"gpu_flow_cost_{family}.json"
+    command = ["-m", "workshop.benchmarks.gpu_flow_cost", "--device", cuda_only, "--families", family,
                "--sides", sides, "--json", str(out)]
     if cuda_only == "cpu":
         command += ["--tiny"]
-    with open(log, "w") as f:
-        done = subprocess.run(command, cwd=REPO, env=lane_env, stdout=f, stderr=subprocess.STDOUT, timeout=TIMEOUT_S,
-                              check=False)
-    lane_out(log)
-    assert done.returncode == 0, f"the benchmark failed; its log ends:\n{log.read_text(errors='replace')[-4000:]}"
-    lane_out(out)
-    result = json.loads(out.read_text())
+    result = benchmark_json(command, out, tmp_path / f"gpu_flow_cost_{family}.log", timeout=TIMEOUT_S)
     print(gpu_flow_cost.table(result))
     failures = []
     for run in result["families"][family]["runs"]:

@@ -35,7 +35,7 @@ def test_optimised_null_text_makes_the_guided_steps_follow_the_trajectory():
     plain = float((guided_run(None) - traj[-1]).norm())
     optimised = float((guided_run(nulls) - traj[-1]).norm())
     assert nulls.shape == (10, 1, 3, 4)
-    assert stats == {"forward": 10 * 52, "backward": 10 * 50, "inner_steps": [50] * 10}
+    assert stats == {"forward": 10 * 52, "backward": 10 * 50, "inner_steps": [50] * 10, "graphs": []}
     assert optimised < plain / 20, (plain, optimised)
 
 
@@ -73,3 +73,19 @@ def test_a_flow_model_on_its_trajectory_stops_at_once():
     with torch.enable_grad():
         _, stats = null_text_optimize(velocity, velocity, traj, s, torch.zeros(1, 2, 2), parameterisation=FLOW)
     assert stats["inner_steps"] == [1] * 5
+
+
+def test_passes_run_eagerly_off_a_cuda_device():
+    """``Replayed`` captures only outputs on a CUDA device: on the CPU every call runs the function, which
+    reads its static buffers as they are at the call, and says why it was not captured."""
+    from invertedit.techniques.null_text.graphed import Replayed
+
+    buffer, lines = torch.zeros(3), []
+    fn = Replayed(lambda: (buffer * 2,), "test pass", capture=True, log=lines.append)
+    got = []
+    for value in (1.0, 2.0, 3.0):
+        buffer.fill_(value)
+        got.append(float(fn()[0][0]))
+    assert got == [2.0, 4.0, 6.0] and fn.calls == 3
+    assert not fn.captured and fn.why_eager == "not on a CUDA device" and lines == []
+    assert Replayed(lambda: (buffer,), "off", capture=False).why_eager == "capture off"

@@ -441,6 +441,18 @@ def tables_or_families(ap: argparse.ArgumentParser, args: argparse.Namespace, ta
     return families
 
 
+def report(result: dict, path: Path | None, text: str, failures: list[str] | None) -> None:
+    """Write ``result`` as JSON to ``path`` (where given), print its ``text`` table and whether the goals were
+    met (``failures``; None: the goals were not checked)."""
+    if path:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(result, indent=1))
+    print()
+    print(text)
+    if failures is not None:
+        print("\n" + ("goals met" if not failures else "goals NOT met:\n  " + "\n  ".join(failures)))
+
+
 def host_defaults(device: torch.device) -> dict:
     """The precisions and attention the host chose on this device (nothing forced)."""
     import comfy.ldm.modules.attention as attention
@@ -521,13 +533,7 @@ def main(argv=None) -> int:
     finally:
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(result, indent=1))
-    print()
-    print(table(result))
-    failures = goal_failures(result)
-    print("\n" + ("goals met" if not failures else "goals NOT met:\n  " + "\n  ".join(failures)))
+    report(result, args.json, table(result), goal_failures(result))
     return 0
 
 

@@ -11,11 +11,13 @@ MODEL is untouched, and an interrupted run leaves nothing behind.
 from __future__ import annotations
 
 import dataclasses
+import logging
 
 import torch
 from ...hostkit.schemas import io
 
 from ...hostkit.errors import NodeInputError, check_at_least, check_choice, check_conditioning, check_finite, require_base
+from ...hostkit.devices import wholly_on_gpu
 from ...hostkit.family import model_family, parameterisation_of
 from ...hostkit.fingerprint import conditioning_fingerprint
 from ...hostkit.gradients import check_no_control, with_weight_copies
@@ -67,13 +69,18 @@ class NullTextOptimize(io.ComfyNode):
                                        "the negative input's. 'source prompt (faster)': the source prompt's (Negative-Prompt "
                                        "Inversion's null text), which nearly reconstructs already: with early stop on, "
                                        "6-9x fewer backward passes than from the empty prompt on the toy models, reconstructing as well or better."),
+                io.Boolean.Input("cuda_graph", default=True, optional=True,
+                                 tooltip="On a GPU holding the whole model, capture the forward and backward passes in "
+                                         "CUDA graphs once and replay them: the same embeddings, without the CPU cost of "
+                                         "issuing each pass's kernels. Off: every pass runs eagerly. Not in the paper; "
+                                         "ignored on a CPU and when the host loads the model partially (low VRAM)."),
             ],
             outputs=[InversionSocket.Output(display_name="INVERSION")],
         )
 
     @classmethod
     def execute(cls, model, inversion, positive, negative, cfg, inner_steps, learning_rate, early_stop,
-                start_from: str = FROM_NEGATIVE) -> io.NodeOutput:
+                start_from: str = FROM_NEGATIVE, cuda_graph: bool = True) -> io.NodeOutput:
         require_base(NULL_TEXT, inversion, model)
         check_finite(NullTextOptimize.NAME, cfg=cfg, learning_rate=learning_rate)
         check_at_least(NullTextOptimize.NAME, 1, inner_steps=inner_steps)
@@ -92,6 +99,7 @@ class NullTextOptimize(io.ComfyNode):
                                  f"of the same token length, or start from the negative.")
         found: dict = {}
         parameterisation = parameterisation_of(model_family(model))
+        differentiable = with_weight_copies(model)
 
         def loop(denoise, x, sigmas, step_callback):
             with torch.inference_mode(False), torch.enable_grad():
@@ -108,15 +116,17 @@ class NullTextOptimize(io.ComfyNode):
                 found["nulls"], found["stats"] = null_text_optimize(
                     cond_eps, uncond_eps, trajectory, run_sigmas, null_init, cfg=cfg, inner_steps=inner_steps,
                     lr=learning_rate, early_stop=early_stop, callback=step_callback,
-                    on_inner_step=check_interrupt, parameterisation=parameterisation)
+                    on_inner_step=check_interrupt, parameterisation=parameterisation,
+                    capture=bool(cuda_graph) and wholly_on_gpu(differentiable), log=logging.info)
             return x
 
-        run_loop(with_weight_copies(model), positive, negative, cfg, inversion.latent, inversion.sampling_sigmas, loop)
+        run_loop(differentiable, positive, negative, cfg, inversion.latent, inversion.sampling_sigmas, loop)
         stats = found["stats"]
         settings = dict(inversion.settings, null_text={"cfg": cfg, "inner_steps": inner_steps, "learning_rate": learning_rate,
                                                        "early_stop": early_stop, "start_from": start_from,
                                                        "unet_forward": stats["forward"],
-                                                       "unet_backward": stats["backward"]})
+                                                       "unet_backward": stats["backward"],
+                                                       "cuda_graphs": stats["graphs"]})
         clues = dict(inversion.clues, null_text=found["nulls"].detach().float().cpu())
         return io.NodeOutput(dataclasses.replace(inversion, method=NULL_TEXT.name, settings=settings, clues=clues))
 

@@ -24,6 +24,7 @@ import torch
 from ...inversion.ddim import StepCallback
 from ...inversion.parameterisation import EPS, Parameterisation
 from ...inversion.solver import eps_step
+from .graphed import Replayed
 
 CondEps = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]                      # (x, sigma) -> eps
 UncondEps = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]      # (x, sigma, embedding) -> eps
@@ -42,55 +43,85 @@ def null_text_optimize(
     callback: Optional[StepCallback] = None,
     on_inner_step: Optional[Callable[[], None]] = None,
     parameterisation: Parameterisation = EPS,
+    capture: bool = False,
+    log: Optional[Callable[[str], None]] = None,
 ) -> tuple[torch.Tensor, dict]:
     """Optimise one null embedding per step.
 
     ``trajectory[j]`` is the inversion's latent at ``sigmas[j]`` (descending, host space);
     ``null_init`` the starting embedding (the empty prompt's). Returns the embeddings
-    stacked (``[steps, *null_init.shape]``) and counts: UNet forward and backward passes
-    and the inner steps taken at each timestep. Differentiates ``uncond_eps`` only; call
-    with gradients enabled. ``on_inner_step()`` is called before every inner (Adam) step, so a
-    caller can stop the loop there (an interrupt) instead of only between timesteps.
+    stacked (``[steps, *null_init.shape]``) and counts: UNet forward and backward passes,
+    the inner steps taken at each timestep, and which passes ran as captured CUDA graphs. Differentiates
+    ``uncond_eps`` only; call with gradients enabled. ``on_inner_step()`` is called before every inner
+    (Adam) step, so a caller can stop the loop there (an interrupt) instead of only between timesteps.
     ``parameterisation``: the model's sampling space (eps and v models alike by default); the eps
-    callables return a flow model's velocity."""
+    callables return a flow model's velocity.
+
+    The three passes (the conditional prediction, the inner step's forward and backward, the step to
+    the next latent) read static buffers, into which each timestep's values are copied, so that with
+    ``capture`` on a CUDA device each is captured once in a CUDA graph and replayed (``graphed.Replayed``;
+    ``log`` gets a line for each); the same embeddings either way."""
     steps = len(sigmas) - 1
     if trajectory.shape[0] != steps + 1:
         raise ValueError(f"null_text_optimize: {trajectory.shape[0]} trajectory latents for {steps} steps")
-    x = trajectory[0].detach().clone()
-    null = null_init.detach().clone()
+    trajectory = trajectory.detach()
+    x = trajectory[0].clone()
+    level = sigmas[:1].clone()                  # the static buffers (one timestep's values at a time)
+    level_next = sigmas[1:2].clone()
+    to_model = parameterisation.model_scale(level_next)
+    goal = trajectory[1] * to_model
+    eps_c = torch.zeros_like(x)
+    null = null_init.detach().clone().requires_grad_(True)
+
+    def conditional() -> tuple[torch.Tensor, ...]:
+        with torch.no_grad():
+            return (cond_eps(x, level),)
+
+    def loss_and_grad() -> tuple[torch.Tensor, ...]:
+        eps_u = uncond_eps(x, level, null)
+        eps = eps_u + cfg * (eps_c - eps_u)
+        loss = torch.nn.functional.mse_loss(eps_step(x, eps, level, level_next) * to_model, goal)
+        (grad,) = torch.autograd.grad(loss, [null], allow_unused=True, materialize_grads=True)
+        return loss.detach(), grad
+
+    def advance() -> tuple[torch.Tensor, ...]:
+        with torch.no_grad():
+            eps_u = uncond_eps(x, level, null)
+            return (eps_step(x, eps_u + cfg * (eps_c - eps_u), level, level_next),)
+
+    passes = [Replayed(fn, name, capture, log) for fn, name in (
+        (conditional, "Null-Text Optimize, the conditional prediction"),
+        (loss_and_grad, "Null-Text Optimize, the inner step's forward and backward"),
+        (advance, "Null-Text Optimize, the step to the next latent"))]
+    cond_pass, inner_pass, advance_pass = passes
     out, taken = [], []
     forward = backward = 0
     for j in range(steps):
-        sigma, sigma_next = sigmas[j], sigmas[j + 1]
-        to_model = parameterisation.model_scale(sigma_next)
-        goal = trajectory[j + 1].detach() * to_model
-        with torch.no_grad():
-            eps_c = cond_eps(x, sigma)
+        if j:
+            level.copy_(sigmas[j:j + 1])
+            level_next.copy_(sigmas[j + 1:j + 2])
+            to_model.copy_(parameterisation.model_scale(level_next))
+            goal.copy_(trajectory[j + 1] * to_model)
+        eps_c.copy_(cond_pass()[0])
         forward += 1
-        null = null.detach().clone().requires_grad_(True)
         opt = torch.optim.Adam([null], lr=lr * (1 - j / 100))
         threshold = 1e-5 + j * 2e-5
         k = 0
         for k in range(1, inner_steps + 1):
             if on_inner_step is not None:
                 on_inner_step()
-            eps_u = uncond_eps(x, sigma, null)
-            eps = eps_u + cfg * (eps_c - eps_u)
-            loss = torch.nn.functional.mse_loss(eps_step(x, eps, sigma, sigma_next) * to_model, goal)
-            opt.zero_grad()
-            loss.backward()
+            loss, null.grad = inner_pass()
             opt.step()  # sampling-path-ok: Adam's step count is a CPU tensor (no device wait)
             forward += 1
             backward += 1
             if early_stop and loss.item() < threshold:  # sampling-path-ok: the paper's early stop reads the loss (once per forward + backward)
                 break
+        null.grad = None
         taken.append(k)
-        null = null.detach()
-        with torch.no_grad():
-            eps_u = uncond_eps(x, sigma, null)
-            x = eps_step(x, eps_u + cfg * (eps_c - eps_u), sigma, sigma_next)
+        x.copy_(advance_pass()[0])
         forward += 1
-        out.append(null)
+        out.append(null.detach().clone())
         if callback is not None:
             callback(j, steps, x)
-    return torch.stack(out), {"forward": forward, "backward": backward, "inner_steps": taken}
+    graphs = [name for p, name in zip(passes, ("conditional", "inner step", "advance")) if p.captured]
+    return torch.stack(out), {"forward": forward, "backward": backward, "inner_steps": taken, "graphs": graphs}
