@@ -1,5 +1,5 @@
 """LoRAs and ControlNets in the graph (issue 77): editors of each family sampled with the host's LoRA loader
-between the model loader and the editor, and (the SD family) a ControlNet on their prompts, as artists run them.
+between the model loader and the editor, and (SD1.5, SDXL and Flux) a ControlNet on their prompts, as artists run them.
 
 A LoRA file is drawn for the workflow's built-in model (rank 4 on every attention projection the host's
 key map knows, in the host's format: ``<module>.lora_up.weight`` / ``lora_down`` / ``alpha``), written to the
@@ -10,13 +10,16 @@ patching, ``ModelPatcher.patch_model``, on a clone; what a checkpoint with the L
 with the LoRA in the graph must differ from the one without (the LoRA reaches the editor's model calls), and
 match the merged model's (the editor's patches compose with the LoRA's weight patches as with plain weights).
 
-The ControlNet (the SD workflows, on the toy UNet): a ControlNet of the toy UNet's config with random weights
-(its zero convolutions too, so that it acts), in the ldm format (``control_model.*``), loaded by the stock
-ControlNet Loader (the host's detection answered with the toy's config, as the quantised lane answers it:
-``test_quantised_lane.tiny_detection``; it misreads a UNet whose first level has no ResBlock) and applied by the
-stock Apply ControlNet to every prompt, with the source image as the hint, in the graph that has the LoRA. The
-edit must change again (the control reaches the editor's model calls, through its own patches and wrappers).
-Flux and SD3 ControlNets are not built here: the host's loaders for them read a real model's head width.
+The ControlNet: for the SD workflows (the toy UNet) a ControlNet of the UNet's config in the ldm format
+(``control_model.*``), for the Flux ones (the toy flow DiT) an XLabs-format Flux ControlNet (the host's
+``ControlNetFlux`` of the DiT's config: its blocks, the image hint block, a projection per block), each with random
+weights (its zero convolutions and projections too, so that it acts), loaded by the stock ControlNet Loader (the
+host's detection answered with the model's own config, as the quantised lane answers it:
+``test_quantised_lane.tiny_detection``; it misreads a UNet whose first level has no ResBlock and assumes Flux's
+128-wide heads) and applied by the stock Apply ControlNet to every prompt, with the source image as the hint, in
+the graph that has the LoRA. The edit must change again (the control reaches the editor's model calls, through its
+own patches and wrappers). SD3's ControlNets are not built here: the host reads them in diffusers' key layout only
+(``convert_diffusers_mmdit``), which the pack's tiny MMDiT is not written in.
 """
 from __future__ import annotations
 
@@ -74,11 +77,26 @@ def controlnet_of(model):
                                       dtype=torch.float32, **config)
 
 
+def flux_controlnet_of(model):
+    """An XLabs-format Flux ControlNet (the host's ``ControlNetFlux``: a copy of the DiT's blocks, the image hint
+    block, a projection per block) of ``model``'s config, in float32 on the CPU, its weights unset."""
+    import comfy.ldm.flux.controlnet
+    import comfy.ops
+
+    config = {k: v for k, v in model.model.model_config.unet_config.items() if k not in ("dtype", "device", "operations")}
+    return comfy.ldm.flux.controlnet.ControlNetFlux(operations=comfy.ops.manual_cast, device="cpu", dtype=torch.float32,
+                                                    **config)
+
+
 def draw_controlnet(model, seed: int = 0) -> dict[str, torch.Tensor]:
-    """``controlnet_of(model)`` with random weights (its zero convolutions too, so that it acts), in the ldm format."""
+    """A ControlNet of ``model`` with random weights (its zero convolutions or projections too, so that it acts): for
+    a UNet ``controlnet_of(model)`` in the ldm format (``control_model.*``), for Flux ``flux_controlnet_of(model)`` in
+    the XLabs format the host's loader recognises (``controlnet_blocks.*`` beside the blocks' own keys)."""
     g = torch.Generator().manual_seed(seed)
-    return {f"control_model.{k}": torch.randn(v.shape, generator=g) * 0.05 if v.ndim > 1 else torch.zeros(v.shape)
-            for k, v in controlnet_of(model).state_dict().items()}
+    unet = model.model.model_config.unet_config.get("image_model") != "flux"
+    module, prefix = (controlnet_of(model), "control_model.") if unet else (flux_controlnet_of(model), "")
+    return {f"{prefix}{k}": torch.randn(v.shape, generator=g) * 0.05 if v.ndim > 1 else torch.zeros(v.shape)
+            for k, v in module.state_dict().items()}
 
 
 # Nodes that take gradients through the model refuse a ControlNet's prompt (``gradients.check_no_control``: the
@@ -151,12 +169,13 @@ def test_editor_with_a_lora_in_the_graph(name, host, runner, watch, monkeypatch)
               f"from the merged model")
     assert moved >= CHANGED_MIN, f"the LoRA left the edit as it was (no pixel moved by {CHANGED_MIN:.0f} or more)"
     assert same >= MERGED_MIN, f"the LoRA in the graph differs from the merged model ({same:.1f} dB < {MERGED_MIN})"
-    if host.pack.hostkit.family.model_family(model).layout == "unet":   # the SD family: a ControlNet too
+    if model.model.model_config.unet_config.get("image_model") != "sd3":   # SD1.5, SDXL, Flux: a ControlNet too
         monkeypatch.setattr(node, "execute", classmethod(original))   # the loader as it was
         controlnet = draw_controlnet(model)
         cn_file = f"invertedit-test-cn-{name.replace(' ', '_')}.safetensors"
         save_file(controlnet, folder_paths.get_folder_paths("controlnet")[0] + "/" + cn_file)
-        known = {_signature(controlnet): dict(model.model.model_config.unet_config)}
+        known = {_signature(controlnet): {k: v for k, v in model.model.model_config.unet_config.items()
+                                          if k not in ("dtype", "device", "operations")}}   # what detection finds
         with tiny_detection(known):
             both, problems, _ = _run(with_controlnet(model_from(lane_prompt(path, host, runner), "lora", lora_node),
                                                      cn_file), host, runner, watch)
