@@ -24,7 +24,7 @@ from .errors import NodeInputError, check_at_least, check_conditioning, check_fi
 from .family import ModelFamily
 from .inverters import inversion_fingerprint
 from .keepers import KeepRequest, keeper_values, keepings
-from .sampling import check_flow_family, check_plain_prompt, run_loop, schedule, with_guidance
+from .sampling import check_flow_family, check_latent_channels, check_plain_prompt, run_loop, schedule, with_guidance
 
 
 def _raw_output(sigma, model_output, model_input):
@@ -52,6 +52,7 @@ def check_flow_inputs(node: str, model, samples: torch.Tensor, positive, steps: 
     check_finite_tensor(node, "input 'latent'", samples, "connect the image's latent from VAE Encode.")
     if torch.count_nonzero(samples) == 0:
         raise NodeInputError(node, "input 'latent' is empty (all zeros); connect VAE Encode of the image to invert.")
+    check_latent_channels(node, "latent", samples, model)
     return family
 
 
@@ -113,7 +114,34 @@ class InvertedNoise:
         start = inv.trajectory[self.state]
         if sigma0 < 1.0:   # x = sigma0 * noise + (1 - sigma0) * latent_in, latent_in the image's latent (model space)
             start = (start - (1.0 - sigma0) * inv.trajectory[-1]) / sigma0
-        return start.repeat(self.rows, 1, 1, 1)
+        noise = start.repeat(self.rows, 1, 1, 1)
+        _ISSUED.append((noise, self))
+        del _ISSUED[:-_ISSUED_KEPT]
+        return noise
+
+
+#: The last NOISE tensors the inversions issued, with their issuer: a sampler handed one of them can check the run's
+#: sigmas against the inversion's (``check_run_schedule``).
+_ISSUED: list[tuple[torch.Tensor, InvertedNoise]] = []
+_ISSUED_KEPT = 8
+
+
+def check_run_schedule(node: str, noise: torch.Tensor | None, sigmas: torch.Tensor) -> None:
+    """Refuse a run that starts from an inversion's NOISE (``noise`` equal to one an ``InvertedNoise`` issued) on
+    sigmas other than the inversion's from its start: the reconstruction would be distorted (another schedule or
+    number of steps integrates another path). A run from any other noise is not checked."""
+    if noise is None:
+        return
+    for issued, source in reversed(_ISSUED):
+        if issued.shape == noise.shape and torch.equal(issued.to(noise), noise):  # sampling-path-ok: once, before a run's first step
+            want = source.inversion.sampling_sigmas[source.start:]
+            got = sigmas.detach().float().cpu()  # sampling-path-ok: once, before a run's first step
+            if got.shape != want.shape or not torch.allclose(got, want.float(), rtol=1e-4, atol=1e-6):
+                raise NodeInputError(node, f"the run's sigmas ({len(got) - 1} steps, from {float(got[0]):.4g}) are not "
+                                           f"those {source.node} inverted on ({len(want) - 1} steps, from "
+                                           f"{float(want[0]):.4g}); connect {source.node}'s SIGMAS output to the "
+                                           f"sampler's sigmas (the same steps and scheduler).")
+            return
 
 
 def random_noise(seed: int):

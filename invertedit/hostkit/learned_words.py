@@ -16,6 +16,8 @@ from .text_encoders import check_clip_width, text_encoder
 
 MARK = "invertedit-textual-inversion"   # the metadata key of the embedding files the pack writes
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
+#: The longest name: its file, ``<name>.safetensors``, within the 255 bytes a file name may have on common filesystems.
+NAME_MAX = 200
 
 
 def check_word(node: str, model: ModelPatcher, clip, name: str,
@@ -26,7 +28,27 @@ def check_word(node: str, model: ModelPatcher, clip, name: str,
     if not NAME.match(name or ""):
         raise NodeInputError(node, f"input 'name' is {name!r}; give a file name of letters, digits, '_', '-' or '.' "
                                    f"(no spaces: prompts name it as embedding:<name>).")
+    if len(name) > NAME_MAX:
+        raise NodeInputError(node, f"input 'name' is {len(name)} characters long; give at most {NAME_MAX} (it names the "
+                                   "file <name>.safetensors, and file names end at 255 bytes).")
+    _refuse_foreign(embedding_path(name), node)
     check_clip_width(node, model, encoders)
+
+
+def _refuse_foreign(path: Path, node: str) -> None:
+    """Refuse to replace a file at ``path`` this pack did not write (checked before a run, and again at saving)."""
+    if not path.exists():
+        return
+    import safetensors
+
+    try:
+        with safetensors.safe_open(str(path), "pt") as f:
+            ours = (f.metadata() or {}).get(MARK) is not None
+    except Exception:   # not a safetensors file: not ours
+        ours = False
+    if not ours:
+        raise NodeInputError(node, f"input 'name': {path} exists and was not written by this node; give another "
+                                   f"name (this node never replaces an embedding it did not make).")
 
 
 def initializer_id(clip, key: str, word: str, node: str) -> int:
@@ -72,21 +94,12 @@ def save_embedding(clip, name: str, vectors: torch.Tensor | dict[str, torch.Tens
     """Write the vectors (one encoder's, or each encoder's by tokenizer key) where "embedding:<name>"
     finds them, keyed as the host's loader looks them up for each encoder; refuses to replace a file
     this node did not write."""
-    import safetensors
     import safetensors.torch
 
     if torch.is_tensor(vectors):
         vectors = {text_encoder(clip, node)[0]: vectors}
     path = embedding_path(name)
-    if path.exists():
-        try:
-            with safetensors.safe_open(str(path), "pt") as f:
-                ours = (f.metadata() or {}).get(MARK) is not None
-        except Exception:   # not a safetensors file: not ours
-            ours = False
-        if not ours:
-            raise NodeInputError(node, f"input 'name': {path} exists and was not written by this node; give another "
-                                       f"name (this node never replaces an embedding it did not make).")
+    _refuse_foreign(path, node)
     path.parent.mkdir(parents=True, exist_ok=True)
     count = next(iter(vectors.values())).shape[0]
     safetensors.torch.save_file({f"clip_{key}": v.float().contiguous().cpu()   # sampling-path-ok: the file written, once

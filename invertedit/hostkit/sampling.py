@@ -107,6 +107,17 @@ def check_latent_size(node: str, name: str, samples: torch.Tensor, model: ModelP
                                    f"image (or upscale it before VAE Encode).")
 
 
+def check_latent_channels(node: str, name: str, samples: torch.Tensor, model: ModelPatcher) -> None:
+    """Refuse a latent of another model family (a 4-channel SD latent into Flux or SD3, whose latents have 16):
+    it fails deep in the model otherwise ("mat1 and mat2 shapes cannot be multiplied"). An empty latent (all
+    zeros, Empty Latent Image) is left to the host, which widens it to the model's channels."""
+    want = model.get_model_object("latent_format").latent_channels
+    if samples.ndim == 4 and samples.shape[1] != want and bool(samples.any()):  # sampling-path-ok: once, before a run
+        raise NodeInputError(node, f"input '{name}' has {samples.shape[1]} channels; this model "
+                                   f"({model_family(model).config_name}) works on latents of {want}: it was encoded "
+                                   f"with another model's VAE. Encode the image with the VAE of this model's checkpoint "
+                                   f"(VAE Encode).")
+
 def check_latents(node: str, name: str, latent, model: ModelPatcher, fix: str) -> torch.Tensor:
     """A LATENT batch of images to train on (the training nodes' images): its samples, checked."""
     if not isinstance(latent, dict) or not isinstance(latent.get("samples"), torch.Tensor):

@@ -912,6 +912,12 @@ CASES = [
      r"spaces: prompts name it as embedding:<name>\)"),
     ("textual-inversion-name-path", lambda k: textual_inversion(k, name="../escape"),
      r"Textual Inversion: input 'name' is '../escape'"),
+    # refused before the run: 100,000 steps would not end within the suite
+    ("textual-inversion-name-too-long", lambda k: textual_inversion(k, name="a" * 300, steps=100_000),
+     r"Textual Inversion: input 'name' is 300 characters long; give at most 200 \(it names the file "
+     r"<name>\.safetensors, and file names end at 255 bytes\)"),
+    ("custom-diffusion-name-too-long", lambda k: custom_diffusion(k, name="b" * 256, steps=100_000),
+     r"Custom Diffusion: input 'name' is 256 characters long; give at most 200"),
     ("textual-inversion-images-nan", lambda k: textual_inversion(k, images=with_nan(k.src)),
      r"Textual Inversion: input 'images' has NaN or infinite values; connect VAE Encode"),
     ("textual-inversion-learning-rate-negative", lambda k: textual_inversion(k, learning_rate=-0.1),
@@ -1346,7 +1352,23 @@ def flow_sample_other_latent(k: Kit):
                 latent_image={"samples": torch.randn(1, 16, 16, 16)})
 
 
+def flow_sample_other_schedule(k: Kit, steps: int = 3, scheduler: str = "simple"):
+    """Sampling a Flow Invert inversion (4 steps, simple) back with the Flow Sampler on another schedule."""
+    _, noise, _ = flow_invert(k)
+    m, c, _ = flow(k)
+    guider = call(k.host, "BasicGuider", model=m, conditioning=encode(k.host, c, PROMPT))[0]
+    sigmas = call(k.host, "BasicScheduler", model=m, scheduler=scheduler, steps=steps, denoise=1.0)[0]
+    return call(k.host, "SamplerCustomAdvanced", noise=noise, guider=guider,
+                sampler=call(k.host, "InvertEditFlowSampler", solver="rf-solver")[0], sigmas=sigmas,
+                latent_image={"samples": torch.randn(1, 16, 8, 8, generator=torch.Generator().manual_seed(0))})
+
+
 FLOW_CASES += [
+    ("flow-sample-fewer-steps", flow_sample_other_schedule,
+     r"Flow Sampler: the run's sigmas \(3 steps, from 1\) are not those Flow Invert inverted on \(4 steps, from 1\); "
+     r"connect Flow Invert's SIGMAS output to the sampler's sigmas \(the same steps and scheduler\)"),
+    ("flow-sample-other-scheduler", lambda k: flow_sample_other_schedule(k, steps=4, scheduler="beta"),
+     r"Flow Sampler: the run's sigmas \(4 steps, from 1\) are not those Flow Invert inverted on \(4 steps"),
     ("flow-invert-sd-model", lambda k: flow_invert(k, model=k.model, positive=k.pos, latent=k.src),
      r"Flow Invert: input 'model' is SD15 .*; this node edits with rectified-flow transformers: Flux.1 \(dev, "
      r"schnell\) and SD3/SD3.5"),
@@ -1390,6 +1412,22 @@ FLOW_CASES += [
      r"RF-Inversion: input 'model' is SD15 .*rectified-flow transformers"),
     ("rf-inversion-other-model", lambda k: rf_inversion(k, model=flow(k, "flux-schnell")[0]),
      r"RF-Inversion: input 'model' is not the model the inversion was made with"),
+    # issue 78: inputs of another model, degenerate settings
+    ("flow-invert-sd-latent", lambda k: flow_invert(k, latent=k.src),
+     r"Flow Invert: input 'latent' has 4 channels; this model \(Flux\) works on latents of 16: it was encoded with "
+     r"another model's VAE\. Encode the image with the VAE of this model's checkpoint"),
+    ("rf-inversion-invert-sd-latent", lambda k: call(k.host, "InvertEditRFInversionInvert", model=flow(k)[0],
+                                                     latent=k.src, positive=encode(k.host, flow(k)[1], ""), steps=4,
+                                                     scheduler="simple", gamma=0.5, guidance=0.0, seed=0),
+     r"RF-Inversion Invert: input 'latent' has 4 channels; this model \(Flux\) works on latents of 16"),
+    ("flowedit-sd-latent", lambda k: flowedit_run(k, flowedit(k), latent=torch.randn(1, 4, 8, 8)),
+     r"FlowEdit: input 'latent_image' has 4 channels; this model \(Flux\) works on latents of 16"),
+    ("flowedit-latent-nan", lambda k: flowedit_run(k, flowedit(k), latent=torch.full((1, 16, 8, 8), NAN)),
+     r"FlowEdit: the sampler's latent_image has NaN or infinite values; connect VAE Encode of the source image"),
+    ("ddim-invert-flux-latent", lambda k: ddim_invert(k, latent={"samples": torch.randn(1, 16, 8, 8)}),
+     r"DDIM Invert: input 'latent' has 16 channels; this model \(SD15\) works on latents of 4"),
+    ("rf-inversion-empty-window", lambda k: rf_inversion(k, start=0.25, stop=0.25),
+     r"RF-Inversion: 'start' and 'stop' are both 0.25: the pull toward the image acts on no step.*give a window"),
 ]
 
 

@@ -19,11 +19,11 @@ from dataclasses import dataclass
 import torch
 
 from ...hostkit.branch_inputs import BranchInputs, with_branch_inputs
-from ...hostkit.errors import NodeInputError
+from ...hostkit.errors import NodeInputError, check_finite_tensor
 from ...hostkit.guidance_driver import BatchedGuider, predict_conds
 from ...hostkit.inversion_patches import is_host_euler, sampler_name
 from ...hostkit.run_state import run_state
-from ...hostkit.sampling import with_guidance
+from ...hostkit.sampling import check_latent_channels, with_guidance
 from ...hostkit.steps import step_at
 from . import ode as F
 
@@ -96,6 +96,9 @@ class FlowEditGuider(BatchedGuider):
         if torch.count_nonzero(latent_image) == 0:
             raise NodeInputError(NAME, "the latent is empty (all zeros); FlowEdit edits an image: connect VAE Encode "
                                        "of the source image as the sampler's latent_image.")
+        check_finite_tensor(NAME, "the sampler's latent_image", latent_image,
+                            "connect VAE Encode of the source image (a latent with NaN edits to a black image).")
+        check_latent_channels(NAME, "latent_image", latent_image, self.model_patcher)
         return super().outer_sample(noise, latent_image, sampler, sigmas, *args, **kwargs)
 
     def inner_sample(self, noise, latent_image, device, sampler, sigmas, denoise_mask, callback, disable_pbar, seed,

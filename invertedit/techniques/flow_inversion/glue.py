@@ -2,6 +2,7 @@
 for each solver, and the Flow Sampler: the solvers as a SAMPLER for SamplerCustomAdvanced."""
 from __future__ import annotations
 
+from ...hostkit.flow_inverters import check_run_schedule
 from ...hostkit.sampling import as_sampler
 from ...inversion import flow as F
 
@@ -17,6 +18,7 @@ def flow_sampler_function(solver: str):
     """A k-diffusion sampler function (the host's SAMPLER contract) of ``solver``: the model gives
     denoised predictions ``D``; a flow model's velocity is ``(x - D) / t`` (t > 0 on the way down)."""
     def sample(model, x, sigmas, extra_args=None, callback=None, disable=None):
+        check_run_schedule("Flow Sampler", getattr(model, "noise", None), sigmas)
         extra_args = extra_args or {}
         s_in = x.new_ones([x.shape[0]])
 

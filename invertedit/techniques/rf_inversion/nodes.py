@@ -98,6 +98,10 @@ class RFInversion(io.ComfyNode):
         if stop < start:
             raise NodeInputError(cls.NAME, f"'stop' ({stop:g}) is before 'start' ({start:g}); the pull acts from start "
                                            f"to stop (authors: 0 to 0.25).")
+        if stop == start:
+            raise NodeInputError(cls.NAME, f"'start' and 'stop' are both {start:g}: the pull toward the image acts on no "
+                                           f"step, and the run samples a new picture from the inverted noise; give a "
+                                           f"window, stop after start (authors: 0 to 0.25).")
         check_made_with(cls.NAME, inversion.fingerprint, model, "input 'model' is not the model the inversion was made "
                         "with", "Connect the model you inverted with, or invert again with this one.")
         m = model.clone()
