@@ -13,6 +13,15 @@ from .family import model_family
 from .fingerprint import stamp_differences
 
 
+#: The longest text sequence a flow transformer is run on, by layout, and why: the length its pipelines cut a prompt
+#: to (diffusers' ``max_sequence_length``, 512 for Flux.1 and SD3.5), past which a prompt of thousands of words runs
+#: the model on a sequence it never saw and wrecks the picture without a word.
+TEXT_TOKENS_MAX = {
+    "dit-double-single": (512, "Flux.1's pipelines cut a prompt at 512 T5 tokens"),
+    "dit-joint": (77 + 512, "one CLIP window of 77 and 512 T5 tokens, where SD3's pipelines cut a prompt"),
+}
+
+
 def check_bounds(node_class, **values: float) -> None:
     """Refuse numbers outside the range the node's own widget declares (``define_schema``): the
     host's graph validation refuses them too, this also covers calls that skip it."""
@@ -60,7 +69,9 @@ def check_conditioning(node: str, name: str, conditioning, model=None, one_promp
     if not isinstance(conditioning, list) or not conditioning or not all(
             isinstance(c, (list, tuple)) and len(c) == 2 and isinstance(c[0], torch.Tensor) for c in conditioning):
         raise NodeInputError(node, f"input '{name}' is not a CONDITIONING (or is empty); connect a CLIP Text Encode.")
-    width = None if model is None else model_family(model).context_dim
+    family = None if model is None else model_family(model)
+    width = None if family is None else family.context_dim
+    longest = None if family is None else TEXT_TOKENS_MAX.get(family.layout)
     for emb, extra in conditioning:
         if width is not None and emb.shape[-1] != width and name == "clip":
             raise NodeInputError(node, f"input 'clip' encodes prompts {emb.shape[-1]} wide; the model's cross-attention "
@@ -70,6 +81,9 @@ def check_conditioning(node: str, name: str, conditioning, model=None, one_promp
             raise NodeInputError(node, f"input '{name}' is an embedding {emb.shape[-1]} wide; the model's cross-attention "
                                        f"takes {width}. The prompt was encoded for another model family: encode it with "
                                        f"this checkpoint's CLIP.")
+        if longest is not None and emb.ndim == 3 and emb.shape[1] > longest[0]:
+            raise NodeInputError(node, f"input '{name}' is a prompt of {emb.shape[1]} text tokens; {family.config_name} "
+                                       f"reads at most {longest[0]} ({longest[1]}): shorten the prompt.")
         if one_prompt and emb.shape[0] != 1:
             raise NodeInputError(node, f"input '{name}' holds {emb.shape[0]} prompts' embeddings (a pair editor's "
                                        f"CONDITIONING); connect one prompt's, from a CLIP Text Encode.")

@@ -34,6 +34,47 @@ def prompt_tokens(clip, text: str, node: str, name: str | None = None, note: str
     return ids[:_end(ids) + 1], len(ids)
 
 
+#: The host's tokenizer keys, as messages name the encoders.
+ENCODER_NAMES = {"l": "CLIP-L", "g": "CLIP-G", "t5xxl": "T5", "h": "CLIP-H"}
+
+
+def encoder_tokens(clip, text: str) -> dict[str, tuple[int, int]]:
+    """Per text encoder of ``clip`` (the host's tokenizer keys): (the prompt's tokens without its start, end and
+    padding, the tokens one window holds). A CLIP window is a chunk of 75; T5 pads a prompt to a length (the empty
+    prompt's: 256 for Flux, 77 for SD3) and grows past it."""
+    out = {}
+    empty = clip.tokenize("")
+    for key, chunks in clip.tokenize(text).items():
+        ids = [[t[0] for t in chunk] for chunk in chunks]
+        if ids and ids[0] and ids[0][0] == END_TOKEN - 1:    # CLIP: start and end tokens around each chunk
+            out[key] = (sum(_end(c) - 1 for c in ids), len(ids[0]) - 2)
+        else:                                                # T5 and the like: the prompt, its end token (1), padding (0)
+            flat = [t for c in ids for t in c]
+            padded = sum(len(c) for c in empty.get(key, ids))
+            out[key] = (flat.index(1) if 1 in flat else len(flat), padded - 1)
+    return out
+
+
+def longer_prompt(clip, texts: dict[str, str], encoders: tuple[str, ...] | None = None) -> str:
+    """Which encoder's window the prompts ``texts`` (name: text) overflow, with each one's token count: what a
+    message says when two prompts that must align token by token encode to sequences of different lengths.
+    ``encoders``: the tokenizer keys whose tokens make the model's text sequence (Flux: T5's alone), else all."""
+    counts = {name: encoder_tokens(clip, text) for name, text in texts.items()}
+    parts = []
+    for key in next(iter(counts.values())):
+        if encoders is not None and key not in encoders:
+            continue
+        took = {name: c[key][0] for name, c in counts.items()}
+        window = max(c[key][1] for c in counts.values())
+        if any(n > window for n in took.values()):
+            said = ", ".join(f"the {name} {n}" for name, n in took.items())
+            parts.append(f"{ENCODER_NAMES.get(key, key)} tokens: {said}, over one window of {window}")
+    if not parts:
+        return "shorten the longer prompt"
+    return "; ".join(parts) + (" (a character of a script other than Latin can take several tokens); shorten the "
+                               "longer prompt to one window")
+
+
 def word_tokens(clip, prompt: str, node: str) -> list[tuple[str, list[int]]]:
     """Each word of the prompt (split at spaces, as the reference code does) with its token
     positions, in order, by the CLIP's tokenizer."""

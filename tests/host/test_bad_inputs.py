@@ -1307,6 +1307,14 @@ FLOW_CASES = [
      r"FlowEdit: n_min is 5, above n_max 4; .* keep n_min at most n_max \(authors: 0\)"),
     ("flowedit-guidance-nan", lambda k: flowedit(k, target_guidance=NAN),
      r"FlowEdit: input 'target_guidance' is nan; give a finite number"),
+    # issue 78: a prompt of thousands of words ran on a sequence the model never saw, and wrecked the picture
+    ("flowedit-prompt-of-thousands-of-words", lambda k: flowedit(k, target=encode(k.host, flow(k)[1], " ".join(["red"] * 3000))),
+     r"FlowEdit: input 'target' is a prompt of 3001 text tokens; Flux reads at most 512 \(Flux.1's pipelines cut a "
+     r"prompt at 512 T5 tokens\): shorten the prompt"),
+    ("flow-invert-sd3-prompt-of-thousands-of-words", lambda k: flow_invert(
+        k, "sd3", positive=encode(k.host, flow(k, "sd3")[1], " ".join(["red"] * 1000))),
+     r"Flow Invert: input 'positive' is a prompt of \d+ text tokens; SD3 reads at most 589 \(one CLIP window of 77 "
+     r"and 512 T5 tokens, where SD3's pipelines cut a prompt\): shorten the prompt"),
     ("flowedit-prompt-of-another-family", lambda k: flowedit(k, source=encode(k.host, flow(k, "sd3")[1], PROMPT)),
      r"FlowEdit: input 'source' is an embedding 4096 wide; the model's cross-attention takes 64. The prompt was "
      r"encoded for another model family: encode it with this checkpoint's CLIP"),
@@ -1736,7 +1744,16 @@ FLOW_CASES += [
      r"Joint Attention Inject: mode 'replace' swaps words one for one, but the source prompt has 7 words and the "
      r"target 8"),
     ("joint-p2p-prompts-of-different-lengths", lambda k: joint(k, target_prompt=" ".join(["square"] * 300)),
-     r"Joint Attention Inject: the source prompt encodes to 256 text tokens and the target prompt to \d+"),
+     r"Joint Attention Inject: the source prompt encodes to 256 text tokens and the target prompt to 301; joint "
+     r"attention aligns them token by token\. T5 tokens: the source prompt 9, the target prompt 300, over one window "
+     r"of 255 \(a character of a script other than Latin can take several tokens\); shorten the longer prompt"),
+    # issue 78: a short prompt in another script overflows SD3's CLIP window (the message named Flux's T5 window)
+    ("joint-p2p-sd3-non-latin-target", lambda k: joint(
+        k, model=flow(k, "sd3")[0], clip=flow(k, "sd3")[1], inversion=euler_inverted(k, "sd3")[0],
+        target_prompt="一只红色的猫坐在蓝色的长椅上，阳光明媚，旁边有一棵绿色的大树和一只白色的小狗在草地上奔跑玩耍", mode="refine"),
+     r"Joint Attention Inject: the source prompt encodes to \d+ text tokens and the target prompt to \d+; joint attention "
+     r"aligns them token by token\. CLIP-G tokens: the source prompt 7, the target prompt 121, over one window of 75; "
+     r"CLIP-L tokens: the source prompt 7, the target prompt 121, over one window of 75"),
     ("joint-p2p-latent-not-repeated", lambda k: joint_sampled(k, latent=torch.randn(1, 16, 8, 8)),
      r"Joint Attention Inject: the sampler's latent_image is \(1, 16, 8, 8\), .*connect the image's latent repeated "
      r"2 times"),

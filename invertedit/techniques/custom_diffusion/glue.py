@@ -193,9 +193,18 @@ def _class_context(clip, encoders: list[tuple[str, torch.nn.Module]], prompt: st
 
 def _encode(vae, images: torch.Tensor) -> torch.Tensor:
     """VAE Encode of ``images`` in chunks (raw latents, on the host's intermediate device)."""
-    out = [vae.encode(images[i:i + ENCODE_CHUNK]).to(intermediate_device()).float()
-           for i in range(0, images.shape[0], ENCODE_CHUNK)]
+    out = []
+    for i in range(0, images.shape[0], ENCODE_CHUNK):
+        check_interrupt()   # the set-up encodes every step's pictures: Cancel stops it within one VAE call
+        out.append(vae.encode(images[i:i + ENCODE_CHUNK]).to(intermediate_device()).float())
     return torch.cat(out)
+
+
+def _checked(steps: list):
+    """``steps`` one by one, the host's interrupt checked before each (a set-up that grows with the steps)."""
+    for items in steps:
+        check_interrupt()
+        yield items
 
 
 def plan(instances: int, classes: int, steps: int, batch_size: int, size: int, augment: bool, hflip: bool,
@@ -205,6 +214,7 @@ def plan(instances: int, classes: int, steps: int, batch_size: int, size: int, a
     order = batch_order(instances, classes, batch_size, generator)
     steps_out = []
     for _ in range(steps):
+        check_interrupt()
         items = []
         for i, c in next(order):
             placement = draw_placement(size, generator, augment, hflip)
@@ -258,7 +268,7 @@ def custom_diffusion(model: ModelPatcher, clip, vae, instance: torch.Tensor, ins
     generator = torch.Generator().manual_seed(seed)
     schedule = plan(instance.shape[0], classes.shape[0] if prior else 0, steps, batch_size, size, augment, hflip,
                     generator)
-    pictures, masks = zip(*(place(instance[i], p, size, factor) for items in schedule for i, p, _, _ in items))
+    pictures, masks = zip(*(place(instance[i], p, size, factor) for items in _checked(schedule) for i, p, _, _ in items))
     instance_latents, masks = _encode(vae, torch.stack(pictures)), torch.stack(masks)
     offsets = [0]
     for items in schedule:

@@ -24,7 +24,8 @@ from ...hostkit.pair import encode_prompt, join_pair, replace_run, warn_same_pro
 from ...hostkit.patches import after_cfg, wrap_model_calls, wrap_runs
 from ...hostkit.run_state import keep_run_state
 from ...hostkit.sampling import check_flow_family
-from ...hostkit.tokens import sequence_phrase_positions, sequence_word_positions, sequence_words, stream_words
+from ...hostkit.tokens import (longer_prompt, sequence_phrase_positions, sequence_word_positions, sequence_words,
+                               stream_words)
 from ...inversion.record import Inversion
 from .policy import JointPromptToPrompt
 
@@ -35,6 +36,10 @@ BLOCKS = {"all": ("double_block", "single_block"), "double": ("double_block",), 
 #: work on Flux; on the toy flow model fewer cases whole at the paper's fractions, as many at self 0.8
 #: (docs/measurements.md).
 BLEND_BLOCKS = {name: BLOCKS[name] for name in ("all", "double")}
+
+
+#: The tokenizers whose tokens make a DiT's text sequence: Flux's T5 alone (CLIP-L gives its pooled vector); SD3's all.
+TEXT_SEQUENCE = {"dit-double-single": ("t5xxl",)}
 
 
 def joint_refine(source: list, target: list, length: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -95,8 +100,8 @@ def joint_attention_inject(node: str, model, clip, inversion: Inversion | None, 
     length = source[0][0].shape[1]
     if target[0][0].shape[1] != length:
         raise NodeInputError(node, f"the source prompt encodes to {length} text tokens and the target prompt to "
-                                   f"{target[0][0].shape[1]}; joint attention aligns them token by token: shorten the "
-                                   f"longer prompt to the encoder's window (Flux: 256 T5 tokens).")
+                                   f"{target[0][0].shape[1]}; joint attention aligns them token by token. "
+                                   f"{longer_prompt(clip, {'source prompt': source_prompt, 'target prompt': target_prompt}, TEXT_SEQUENCE.get(family.layout))}.")
     streams = [stream_words(clip, text, node, family.layout, length, name)
                for name, text in (("source_prompt", source_prompt), ("target_prompt", target_prompt))]
     swap = refine = None
