@@ -20,7 +20,7 @@ import torch
 
 from ..inversion.methods import Method
 from ..inversion.record import Inversion
-from .errors import NodeInputError, check_at_least, check_conditioning, check_finite_tensor
+from .errors import NodeInputError, check_conditioning, check_finite_tensor
 from .family import ModelFamily
 from .inverters import inversion_fingerprint
 from .keepers import KeepRequest, keeper_values, keepings
@@ -41,11 +41,21 @@ def velocity_model(model):
     return clone
 
 
-def check_flow_inputs(node: str, model, samples: torch.Tensor, positive, steps: int) -> ModelFamily:
+#: At fewer steps than these an inversion wrecks the picture (the toy flow model, world 2's first cases; the
+#: reconstruction's PSNR to the image, or an edit's background PSNR to the target: docs/measurements.md, "How few
+#: steps"): Euler 4.3 dB at 1 step and 12.7 at 2 (21.6 at 3); RF-Solver 5.7 at 1 (23.0 at 2); Stable Flow's nudged
+#: Euler 7.5 at 1 (22.8 at 2); RF-Inversion's edit 2.4-12.8 at 1-3 steps (19.9 at 4, 18.6 at its 28).
+FEWEST_STEPS = {"euler": 3, "rf-solver": 2, "fireflow": 2, "rf-inversion": 4, "stable-flow": 2}
+
+
+def check_flow_inputs(node: str, model, samples: torch.Tensor, positive, steps: int, fewest: int = 2) -> ModelFamily:
     family = check_flow_family(model, node)
     check_conditioning(node, "positive", positive, model)
     check_plain_prompt(node, "positive", positive)
-    check_at_least(node, 1, steps=steps)
+    if steps < fewest:
+        raise NodeInputError(node, f"input 'steps' is {steps}; give at least {fewest}: at fewer steps the inversion "
+                                   f"cannot retrace the image and the picture comes back wrecked (measured on the toy "
+                                   f"flow model: docs/measurements.md, \"How few steps\").")
     if samples.ndim != 4:
         raise NodeInputError(node, f"input 'latent' has shape {tuple(samples.shape)}; an image latent [batch, channels, "
                                    f"height, width] is needed.")
@@ -57,11 +67,13 @@ def check_flow_inputs(node: str, model, samples: torch.Tensor, positive, steps: 
 
 
 def flow_invert(node: str, method: Method, model, samples: torch.Tensor, positive, steps: int, scheduler: str,
-                guidance: float, loop, settings: dict, clues: dict | None = None, keep: dict | None = None) -> Inversion:
+                guidance: float, loop, settings: dict, clues: dict | None = None, keep: dict | None = None,
+                fewest: int = 2) -> Inversion:
     """Run ``loop(velocity, x0, sigmas, callback) -> states`` (image first, along ``sigmas`` run
     backwards) on the host's model and build the INVERSION record (trajectory in sampling order),
-    with what the keepers that ``keep`` (the keeper inputs' values) turns on keep among its clues."""
-    family = check_flow_inputs(node, model, samples, positive, steps)
+    with what the keepers that ``keep`` (the keeper inputs' values) turns on keep among its clues. ``fewest``: the
+    fewest steps the method retraces an image at (``FEWEST_STEPS``)."""
+    family = check_flow_inputs(node, model, samples, positive, steps, fewest)
     if family.distilled_guidance:
         positive = with_guidance(positive, guidance)
     sigmas = schedule(model, scheduler, steps)

@@ -1434,6 +1434,23 @@ FLOW_CASES += [
      r"FlowEdit: the sampler's latent_image has NaN or infinite values; connect VAE Encode of the source image"),
     ("ddim-invert-flux-latent", lambda k: ddim_invert(k, latent={"samples": torch.randn(1, 16, 8, 8)}),
      r"DDIM Invert: input 'latent' has 16 channels; this model \(SD15\) works on latents of 4"),
+    ("flow-invert-one-step", lambda k: flow_invert(k, steps=1),
+     r"Flow Invert: input 'steps' is 1; give at least 2: at fewer steps the inversion cannot retrace the image and the "
+     r"picture comes back wrecked"),
+    ("flow-invert-euler-two-steps", lambda k: flow_invert(k, solver="euler", steps=2),
+     r"Flow Invert: input 'steps' is 2; give at least 3"),
+    ("rf-inversion-invert-three-steps", lambda k: call(k.host, "InvertEditRFInversionInvert", model=flow(k)[0],
+                                                       latent={"samples": torch.randn(1, 16, 8, 8)},
+                                                       positive=encode(k.host, flow(k)[1], ""), steps=3,
+                                                       scheduler="simple", gamma=0.5, guidance=0.0, seed=0),
+     r"RF-Inversion Invert: input 'steps' is 3; give at least 4"),
+    ("stable-flow-invert-one-step", lambda k: call(k.host, "InvertEditStableFlowInvert", model=flow(k)[0],
+                                                   latent={"samples": torch.randn(1, 16, 8, 8)},
+                                                   positive=encode(k.host, flow(k)[1], PROMPT), steps=1,
+                                                   scheduler="simple", guidance=1.0, nudge=1.15),
+     r"Stable Flow Invert: input 'steps' is 1; give at least 2"),
+    ("flowedit-one-step", lambda k: flowedit_run(k, flowedit(k), steps=1),
+     r"FlowEdit: the run has 1 step; FlowEdit needs at least 2: one step from pure noise replaces the picture"),
     ("rf-inversion-empty-window", lambda k: rf_inversion(k, start=0.25, stop=0.25),
      r"RF-Inversion: 'start' and 'stop' are both 0.25: the pull toward the image acts on no step.*give a window"),
 ]
@@ -2047,3 +2064,32 @@ def test_the_same_prompt_twice_is_warned(kit, caplog, editor):
         make(kit, source_prompt=TARGET, target_prompt=TARGET)
     assert any("the source and target prompts are the same, so the target will reproduce the source" in r.getMessage()
                for r in caplog.records)
+
+
+def test_flowedit_says_when_its_edit_starts_at_pure_noise(host, kit, caplog):
+    """FlowEdit with n_max at or past the run's steps edits from sigma 1, which replaced the whole picture on the
+    toy flow model (issue 78): the run says so; at the authors' n_max below the steps it does not."""
+    for steps, said in ((4, True), (6, False)):
+        caplog.clear()
+        with caplog.at_level("WARNING"):
+            flowedit_run(kit, flowedit(kit), steps=steps)   # n_max 4
+        assert ("FlowEdit: n_max (4) is not below the run's 4 steps, so the edit starts at pure noise"
+                in caplog.text) is said
+
+
+def test_a_local_blend_that_keeps_almost_nothing_is_named_in_the_log(host, kit, caplog):
+    """Attention Inject's local blend at blend_threshold 0.99 (its widget's maximum) discards almost the whole edit
+    (at 256 px the tiny model's mask keeps 3.5% of the image; 0.9% at 512 px): the run says so at its last step (issue 78: "the edit
+    disappears" without a word); at the paper's 0.3 (all of it kept) it does not."""
+    big = {"samples": torch.randn(1, 4, 32, 32, generator=torch.Generator().manual_seed(0)) * 5.0}   # 256 px
+    inverted = call(host, "InvertEditDDIMInvert", model=kit.model, latent=big, positive=kit.pos, steps=STEPS,
+                    scheduler="ddim_uniform", start_at_step=0, cfg=1.0)[1]
+    for threshold, said in ((0.99, True), (0.3, False)):
+        model, pair, latent = attention_inject(kit, latent=inverted, blend_source_words="circle",
+                                               blend_threshold=threshold)[:3]
+        caplog.clear()
+        with caplog.at_level("WARNING"):
+            call(host, "KSamplerAdvanced", model=model, add_noise="disable", noise_seed=0, steps=STEPS, cfg=1.0,
+                 sampler_name="ddim", scheduler="ddim_uniform", positive=pair, negative=pair, latent_image=latent,
+                 start_at_step=0, end_at_step=10000, return_with_leftover_noise="disable")
+        assert ("Attention Inject: the local blend's mask keeps" in caplog.text) is said, (threshold, caplog.text)

@@ -73,13 +73,13 @@ def sweep(host, cases: int, steps: list[int]) -> dict:
                     value = (m["case"], m["bg"])
                 else:
                     value = (S.psnr(img, src_img), None)
-                out[row].setdefault(n if n != own or n in steps else f"{n} (workflow)", []).append(value)
+                out[row].setdefault(n if n in steps else "the workflow's", []).append(value)
         print(f"case {i} done", flush=True)
     return out
 
 
 def table(result: dict) -> str:
-    lines = ["| row | " + " | ".join(str(k) for k in next(iter(result.values()))) + " |",
+    lines = ["| row (the workflow's steps) | " + " | ".join(str(k) for k in next(iter(result.values()))) + " |",
              "|---|" + "---|" * len(next(iter(result.values())))]
     for row, by_steps in result.items():
         cells = []
@@ -89,7 +89,7 @@ def table(result: dict) -> str:
                 cells.append(f"{statistics.mean(w for w, _ in values):.0%}, bg {statistics.mean(bg) if bg else float('nan'):.1f} dB")
             else:
                 cells.append(f"{statistics.mean(p for p, _ in values):.1f} dB")
-        lines.append(f"| {row} | " + " | ".join(cells) + " |")
+        lines.append(f"| {row} ({ROWS[row][4]}) | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 

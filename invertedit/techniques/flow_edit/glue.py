@@ -14,6 +14,7 @@ device once.
 """
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 import torch
@@ -90,6 +91,16 @@ class FlowEditGuider(BatchedGuider):
                                        f"step; FlowEdit integrates its edit with Euler steps: connect KSamplerSelect "
                                        f"with euler.")
         steps, s = len(sigmas) - 1, self.settings
+        if steps < 2:
+            raise NodeInputError(NAME, f"the run has {steps} step; FlowEdit needs at least 2: one step from pure noise "
+                                       f"replaces the picture (the toy flow model: background 20.9 dB to the target at "
+                                       f"1 step, where the authors' 28 steps keep 26.1). Give the scheduler 2 or more "
+                                       f"steps (authors: 28 for Flux, 50 for SD3).")
+        if s.n_max >= steps:
+            logging.warning("%s: n_max (%d) is not below the run's %d steps, so the edit starts at pure noise (sigma %.3g) "
+                            "and may replace the whole picture (the toy flow model at 4 and 6 steps: nothing of the "
+                            "image kept); the authors start it after the first few steps (n_max 24 of 28 for Flux, "
+                            "33 of 50 for SD3).", NAME, s.n_max, steps, float(sigmas[0]))
         if s.n_min >= steps:
             raise NodeInputError(NAME, f"n_min is {s.n_min} but the run has {steps} steps; n_min counts the last steps "
                                        f"sampled without the source: keep it below the steps (authors: 0).")

@@ -5,7 +5,7 @@ solvers' loop and SAMPLER in ``glue.py``."""
 from __future__ import annotations
 
 from ...hostkit.errors import check_choice, check_finite
-from ...hostkit.flow_inverters import InvertedNoise, flow_invert
+from ...hostkit.flow_inverters import FEWEST_STEPS, InvertedNoise, flow_invert
 from ...hostkit.keepers import check_keeper_values, keeper_inputs, keeper_values
 from ...hostkit.schemas import SCHEDULERS, flow_inverter_outputs, io
 from ...inversion import flow as F
@@ -38,8 +38,9 @@ class FlowInvert(io.ComfyNode):
                 io.Combo.Input("solver", options=list(F.SOLVERS), default="rf-solver",
                                tooltip="euler (the baseline), rf-solver (RF-Solver's second-order step) or fireflow "
                                        "(FireFlow's midpoint step reusing the last velocity). Sample back with the same."),
-                io.Int.Input("steps", default=PAPER["steps"], min=1, max=1000,
-                             tooltip=f"Steps (RF-Solver and FireFlow's code: {PAPER['steps']}). Sample back with the same."),
+                io.Int.Input("steps", default=PAPER["steps"], min=FEWEST_STEPS["rf-solver"], max=1000,
+                             tooltip=f"Steps (RF-Solver and FireFlow's code: {PAPER['steps']}; at least 2, Euler 3: "
+                                     f"fewer wreck the picture). Sample back with the same."),
                 io.Combo.Input("scheduler", options=SCHEDULERS, default="simple",
                                tooltip="The sigma schedule (Flux: simple after ModelSamplingFlux at the image's size "
                                        "is the authors'; SD3: normal)."),
@@ -60,7 +61,7 @@ class FlowInvert(io.ComfyNode):
         check_keeper_values(cls.NAME, keep)
         check_finite(cls.NAME, guidance=guidance)
         inversion = flow_invert(cls.NAME, SOLVER_METHODS[solver], model, latent["samples"], positive, steps, scheduler,
-                                guidance, solver_loop(solver), {"solver": solver}, keep=keep)
+                                guidance, solver_loop(solver), {"solver": solver}, keep=keep, fewest=FEWEST_STEPS[solver])
         return io.NodeOutput(inversion, InvertedNoise(inversion, cls.NAME), inversion.sampling_sigmas)
 
 

@@ -4,7 +4,7 @@ host glue in ``glue.py``."""
 from __future__ import annotations
 
 from ...hostkit.errors import NodeInputError, check_choice, check_finite, check_made_with
-from ...hostkit.flow_inverters import InvertedNoise, flow_invert
+from ...hostkit.flow_inverters import FEWEST_STEPS, InvertedNoise, flow_invert
 from ...hostkit.patches import after_cfg
 from ...hostkit.run_state import keep_run_state
 from ...hostkit.sampling import check_flow_family
@@ -33,8 +33,10 @@ class RFInversionInvert(io.ComfyNode):
                 io.Model.Input("model", tooltip="A Flux.1 (dev, schnell) or SD3/SD3.5 model."),
                 io.Latent.Input("latent", tooltip="The image's latent, from VAE Encode."),
                 io.Conditioning.Input("positive", tooltip="The prompt while inverting (the authors' pipeline: empty)."),
-                io.Int.Input("steps", default=ROW.settings["InvertEditRFInversionInvert.steps"], min=1, max=1000,
-                             tooltip="Steps (the authors' pipeline: 28). Sample back with the same."),
+                io.Int.Input("steps", default=ROW.settings["InvertEditRFInversionInvert.steps"],
+                             min=FEWEST_STEPS["rf-inversion"], max=1000,
+                             tooltip="Steps (the authors' pipeline: 28; at least 4: fewer wreck the picture). Sample "
+                                     "back with the same."),
                 io.Combo.Input("scheduler", options=SCHEDULERS, default="simple",
                                tooltip="The sigma schedule (Flux: simple after ModelSamplingFlux at the image's size)."),
                 io.Float.Input("gamma", default=ROW.settings["InvertEditRFInversionInvert.gamma"], min=0.0, max=1.0, step=0.01,
@@ -56,7 +58,8 @@ class RFInversionInvert(io.ComfyNode):
             raise NodeInputError(cls.NAME, f"input 'gamma' is {gamma:g}; give 0 to 1 (authors: 0.5).")
         clues: dict = {}   # filled by the loop: the fixed noise, drawn once on the CPU (as the host draws noise)
         inversion = flow_invert(cls.NAME, RF_INVERSION, model, latent["samples"], positive, steps, scheduler, guidance,
-                                rf_inversion_loop(seed, gamma, clues), {"gamma": gamma, "seed": seed}, clues=clues)
+                                rf_inversion_loop(seed, gamma, clues), {"gamma": gamma, "seed": seed}, clues=clues,
+                                fewest=FEWEST_STEPS["rf-inversion"])
         return io.NodeOutput(inversion, InvertedNoise(inversion, cls.NAME), inversion.sampling_sigmas)
 
 

@@ -12,7 +12,7 @@ import torch
 
 from ...hostkit.dit_attention import dit_blocks, install_dit_policy
 from ...hostkit.errors import NodeInputError, check_conditioning
-from ...hostkit.flow_inverters import flow_invert
+from ...hostkit.flow_inverters import FEWEST_STEPS, flow_invert
 from ...hostkit.flow_pair import SourceRow
 from ...hostkit.pair import join_pair
 from ...hostkit.patches import wrap_model_calls
@@ -31,7 +31,8 @@ def stable_flow_invert(node: str, model, samples: torch.Tensor, positive, steps:
     """Stable Flow's inversion of the image's latent times ``nudge``."""
     def loop(velocity, x, sigmas, callback):
         return ahead_euler(velocity, x * nudge, sigmas.flip(0), callback)
-    return flow_invert(node, STABLE_FLOW, model, samples, positive, steps, scheduler, guidance, loop, {"nudge": nudge})
+    return flow_invert(node, STABLE_FLOW, model, samples, positive, steps, scheduler, guidance, loop, {"nudge": nudge},
+                       fewest=FEWEST_STEPS["stable-flow"])
 
 
 def parse_blocks(node: str, name: str, text: str, count: int, kind: str) -> list[int]:

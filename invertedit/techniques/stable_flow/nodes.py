@@ -4,7 +4,7 @@ values in Flux's vital blocks. Policy in ``policy.py``, host glue in
 from __future__ import annotations
 
 from ...hostkit.errors import check_choice, check_finite, check_inversion
-from ...hostkit.flow_inverters import InvertedNoise
+from ...hostkit.flow_inverters import FEWEST_STEPS, InvertedNoise
 from ...hostkit.flow_pair import SharedNoise
 from ...hostkit.schemas import SCHEDULERS, io
 from ...hostkit.sockets import Inversion as InversionSocket
@@ -31,7 +31,8 @@ class StableFlowInvert(io.ComfyNode):
                 io.Model.Input("model", tooltip="A Flux.1 model (dev or schnell)."),
                 io.Latent.Input("latent", tooltip="The image's latent, from VAE Encode."),
                 io.Conditioning.Input("positive", tooltip="The source prompt: a caption of the image as it is."),
-                io.Int.Input("steps", default=ROW.settings["InvertEditStableFlowInvert.steps"], min=1, max=1000, tooltip="Steps (authors: 50)."),
+                io.Int.Input("steps", default=ROW.settings["InvertEditStableFlowInvert.steps"], min=FEWEST_STEPS["stable-flow"],
+                             max=1000, tooltip="Steps (authors: 50; at least 2: one wrecks the picture)."),
                 io.Combo.Input("scheduler", options=SCHEDULERS, default="simple",
                                tooltip="The sigma schedule (Flux: simple after ModelSamplingFlux at the image's size "
                                        "is the authors')."),
