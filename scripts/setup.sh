@@ -20,7 +20,8 @@
 #     (asking for those can replace a CPU torch with a multi-GB CUDA one; ComfyUI runs without
 #     them, minus a few optional nodes), the pack's requirements.txt, and the test tools
 #     (pytest, diffusers, playwright, gguf). Only what is missing or too old is installed; torch
-#     stays pinned.
+#     stays pinned. Without spandrel the frontend is 1.28.8 rather than the host's pin (1.27.10 drops Load
+#     Checkpoint from a workflow when a stock loader node is missing: the checkpoint templates would not queue).
 #  4. Chromium, for the browser tests (tests/browser drive it with Playwright): only if no
 #     chromium is on PATH, `apt-get install -y chromium` (Debian; with sudo when not root).
 #     Playwright's own browser download (`playwright install`) is never used. Where Chromium
@@ -32,6 +33,7 @@ set -euo pipefail
 COMFYUI_RELEASE=v0.3.64
 COMFYUI_GIT=https://github.com/comfyanonymous/ComfyUI
 TORCH_PIN=torch==2.13.0
+FRONTEND_WITHOUT_SPANDREL="comfyui-frontend-package==1.28.8"   # step 3: the frontend where spandrel is left out
 TEST_DEPS=("pytest>=8" "pytest-xdist>=3"   # the suite's two workers (tests/pytest.ini)
            "gguf>=0.13.0"                               # ComfyUI-GGUF's own requirement (tests/host/test_gguf_lane.py)
            "diffusers>=0.30" "matplotlib"   # matplotlib: imported by the PnPInversion reference code
@@ -137,15 +139,19 @@ try:
 except ImportError:  # no packaging: let pip decide for everything
     Requirement = None
 
-lines, args = [], sys.argv[1:]
+lines, given, skipped, args = [], set(), set(), sys.argv[1:]
 while args:
     arg = args.pop(0)
     if arg == "--line":
         lines.append(args.pop(0))
+        given.add(lines[-1])
+    elif arg == "--skip":   # a file's requirement on this name, replaced by a --line
+        skipped.add(args.pop(0))
     else:
         with open(arg, encoding="utf-8") as f:
             lines += f.read().splitlines()
 for line in lines:
+    given_line = line in given
     line = line.split("#", 1)[0].strip()
     if not line or line.startswith("-"):
         continue
@@ -154,6 +160,8 @@ for line in lines:
         continue
     req = Requirement(line)
     if req.name.lower().replace("_", "-") in EXCLUDED:
+        continue
+    if req.name.lower().replace("_", "-") in skipped and not given_line:
         continue
     if req.marker is not None and not req.marker.evaluate():
         continue
@@ -169,6 +177,12 @@ PYEOF
 
 test_args=()
 for dep in "${TEST_DEPS[@]}"; do test_args+=(--line "$dep"); done
+# Without spandrel (left out above) the host lacks its Upscale Model Loader node, and the frontend it pins (1.27.10)
+# then drops Load Checkpoint's class type from a loaded workflow: every template built on Load Checkpoint is refused
+# when queued. Frontends from 1.28.5 fix it; 1.28.8 loads, lists and queues all the templates on this host.
+if ! "$PY" -c "import spandrel" >/dev/null 2>&1; then
+  test_args+=(--skip comfyui-frontend-package --line "$FRONTEND_WITHOUT_SPANDREL")
+fi
 listing=$(unsatisfied "$HOST/requirements.txt" "$REPO/requirements.txt" "${test_args[@]}") \
   || fail "could not read the requirement files ($HOST/requirements.txt, $REPO/requirements.txt)"
 missing=()

@@ -109,6 +109,13 @@ class Server:
         with urllib.request.urlopen(self.url + path, timeout=timeout) as response:
             return json.loads(response.read())
 
+    def set_setting(self, name: str, value) -> None:
+        """Store a frontend setting of the server's (default) user, as the settings dialog does."""
+        request = urllib.request.Request(self.url + f"/settings/{name}", data=json.dumps(value).encode(),
+                                         method="POST", headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=30) as response:
+            response.read()
+
 
 def _free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
@@ -256,27 +263,6 @@ _CAPTURE_EXTENSION = """() => {
   });
 }"""
 
-# Frontend 1.27 registers the stock model loaders (UpscaleModelLoader, ...) for its asset
-# browser; where the host lacks one (its import failed: no spandrel here), building any
-# ckpt_name / lora_name / vae_name combo throws and the node gets an "UNKNOWN" widget
-# instead. A full ComfyUI installation never sees this; drop the providers of absent nodes.
-_MODEL_PROVIDER_FIX = """() => {
-  const vueApp = document.querySelector("#vue-app")?.__vue_app__;
-  const store = vueApp?.config.globalProperties.$pinia?._s.get("modelToNode");
-  if (!store) return [];
-  store.registerDefaults();
-  const dropped = [];
-  for (const [folder, providers] of Object.entries(store.modelToNodeMap)) {
-    const kept = providers.filter(p => p.nodeDef);
-    if (kept.length !== providers.length) {
-      dropped.push(folder);
-      store.modelToNodeMap[folder] = kept;
-    }
-  }
-  return dropped;
-}"""
-
-
 def close_dialogs(page) -> None:
     """Close the open dialogs (Escape, as a user would)."""
     for _ in range(3):
@@ -312,6 +298,9 @@ def editor(comfy_server, browser_available):
             page.on("pageerror", lambda e: messages.append(("pageerror", str(e))))
             page.on("response", lambda r: messages.append(("http", f"{r.status} {r.url}"))
                     if r.status >= 400 else None)
+            # A new user's first visit opens the template browser, which frontend 1.28 opens once its templates
+            # have loaded, after the page is ready: a returning user (the tutorial done) does not see it.
+            comfy_server.set_setting("Comfy.TutorialCompleted", True)
             page.goto(comfy_server.url + "/")
             page.wait_for_function("() => window.app && window.app.vueAppReady && window.app.graph && "
                                    "window.LiteGraph && 'InvertEditDDIMInvert' in LiteGraph.registered_node_types",
@@ -319,12 +308,7 @@ def editor(comfy_server, browser_available):
             page.wait_for_timeout(500)  # the default graph's image previews, the settings
             close_dialogs(page)  # a new user's first visit opens the template browser
             page.evaluate(_CAPTURE_EXTENSION)
-            dropped = page.evaluate(_MODEL_PROVIDER_FIX)
-            workarounds = []
-            if dropped:
-                workarounds.append(f"frontend: dropped the asset-browser providers of absent loader nodes for "
-                                   f"{dropped} (the host lacks them; frontend 1.27 otherwise breaks every "
-                                   "ckpt_name widget)")
+            workarounds = []   # none: the page is driven as a user's browser (frontend 1.27's needed one, issue 78)
             startup = list(messages)
             messages.clear()
             yield Editor(page, messages, startup, workarounds)

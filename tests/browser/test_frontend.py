@@ -244,24 +244,23 @@ def test_workflow_loads_in_the_frontend(path, editor, host, runner):
     assert not report, f"{path.name} in the frontend:\n{report}"
 
 
-def test_queue_a_workflow_from_the_page(comfy_server, editor):
-    """ddim_invert_edit.json queued with the editor's own Queue (app.queuePrompt), its steps
-    lowered in the loaded graph's widgets, runs on the server: /history says success and every
-    Save Image file is in the output folder, with the prompt and the workflow in it."""
+def _queue_from_the_page(comfy_server, editor, workflow: dict, widgets: dict[str, object]) -> tuple[dict, list, float]:
+    """Load ``workflow`` in the editor, set every widget named in ``widgets`` (name: value) on the loaded graph, queue
+    it with the editor's own Queue (app.queuePrompt) and wait for the run: (the prompt the page posted, the files its
+    Save Image nodes wrote, the seconds). Asserts the run succeeded and each file holds the prompt and workflow."""
     from PIL import Image
 
-    workflow = json.loads(QUEUED_WORKFLOW.read_text(encoding="utf-8"))
     loaded, messages = _load(editor, workflow)
     assert not messages and not loaded["missing"], (messages, loaded["missing"])
     page = editor.page
-    changed = page.evaluate("""(steps) => {
-      let changed = 0;
+    changed = page.evaluate("""(values) => {
+      const changed = {};
       for (const node of window.app.graph.nodes)
         for (const widget of node.widgets || [])
-          if (widget.name === "steps") { widget.value = steps; changed++; }
+          if (widget.name in values) { widget.value = values[widget.name]; changed[widget.name] = (changed[widget.name] || 0) + 1; }
       return changed;
-    }""", QUEUED_STEPS)
-    assert changed >= 2, "the workflow should have an inversion and a sampler with steps"
+    }""", widgets)
+    assert set(changed) == set(widgets), f"widgets not found on the loaded graph: {set(widgets) - set(changed)}"
     with page.expect_response(lambda r: r.url.endswith("/api/prompt") and r.request.method == "POST",
                               timeout=60_000) as posted:
         page.evaluate("() => window.app.queuePrompt(0, 1)")
@@ -269,7 +268,6 @@ def test_queue_a_workflow_from_the_page(comfy_server, editor):
     answer = response.json()
     assert response.ok and answer.get("prompt_id") and not answer.get("node_errors"), answer
     prompt = response.request.post_data_json["prompt"]
-    assert {v["inputs"]["steps"] for v in prompt.values() if "steps" in v["inputs"]} == {QUEUED_STEPS}
     prompt_id = answer["prompt_id"]
 
     started, entry = time.monotonic(), None
@@ -298,5 +296,44 @@ def test_queue_a_workflow_from_the_page(comfy_server, editor):
             with Image.open(file) as im:
                 assert json.loads(im.info["prompt"]) and json.loads(im.info["workflow"])["nodes"]
             files.append(file)
+    return prompt, files, elapsed
+
+
+def test_queue_a_workflow_from_the_page(comfy_server, editor):
+    """ddim_invert_edit.json queued with the editor's own Queue (app.queuePrompt), its steps
+    lowered in the loaded graph's widgets, runs on the server: /history says success and every
+    Save Image file is in the output folder, with the prompt and the workflow in it."""
+    workflow = json.loads(QUEUED_WORKFLOW.read_text(encoding="utf-8"))
+    prompt, files, elapsed = _queue_from_the_page(comfy_server, editor, workflow, {"steps": QUEUED_STEPS})
+    assert {v["inputs"]["steps"] for v in prompt.values() if "steps" in v["inputs"]} == {QUEUED_STEPS}
     print(f"\n{QUEUED_WORKFLOW.name} queued from the page ({QUEUED_STEPS} steps) ran in {elapsed:.1f}s: "
           f"{', '.join(str(f.relative_to(comfy_server.output_dir)) for f in files)}")
+
+
+def test_queue_a_checkpoint_template_from_the_page(comfy_server, editor, host):
+    """A template built on Load Checkpoint ("SD1.5 - DDIM inversion and edit") queued from the canvas runs and saves
+    its pictures (issue 78: the host's pinned frontend, 1.27.10, dropped Load Checkpoint's class type where the host
+    lacks a stock loader node, spandrel's Upscale Model Loader here, and the server refused every such template).
+    The checkpoint: the smallest SD1.5 the host's detection reads as one (320 channels, one level; real-sized CLIP
+    and VAE, random weights: 0.44 GB) written into the server's checkpoints folder (a temporary folder), chosen in
+    Load Checkpoint's widget; the steps at 3 and the image at 64 px, as a user would lower them."""
+    from dataclasses import replace
+
+    from workshop.benchmarks.gpu_cost import family_specs, write_checkpoint
+
+    folder = comfy_server.base / "models" / "checkpoints"
+    folder.mkdir(parents=True, exist_ok=True)
+    spec = family_specs(host.pack.demo.tiny_models, True)["sd15"]
+    unet = dict(spec.unet_config, channel_mult=[1], num_res_blocks=[1], transformer_depth=[1, 1],
+                transformer_depth_middle=1, transformer_depth_output=[1, 1])
+    ckpt, _ = write_checkpoint(host, "sd15", replace(spec, unet_config=unet), folder)
+    workflow = json.loads((WORKFLOWS / "SD1.5 - DDIM inversion and edit.json").read_text(encoding="utf-8"))
+    try:
+        prompt, files, elapsed = _queue_from_the_page(comfy_server, editor, workflow, {
+            "ckpt_name": ckpt.name, "steps": 3, "width": 64, "height": 64})
+    finally:
+        ckpt.unlink()
+    loaders = [v for v in prompt.values() if v["class_type"] == "CheckpointLoaderSimple"]
+    assert len(loaders) == 1 and loaders[0]["inputs"]["ckpt_name"] == ckpt.name, prompt
+    print(f"\n'SD1.5 - DDIM inversion and edit' queued from the page on a Load Checkpoint checkpoint ran in "
+          f"{elapsed:.1f}s: {len(files)} pictures")
