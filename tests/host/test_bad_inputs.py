@@ -759,9 +759,14 @@ CASES = [
     ("apply-sampler-cfg-nan", lambda k: apply_inversion(k, k.inv, cfg=NAN),
      r"Apply Inversion: the sampler's cfg is nan; give a finite number \(this inversion reconstructs at cfg 1"),
     ("noise-map-grad-scale-1e7", lambda k: noise_map(k, grad_scale=1e7),
-     r"Noise Map Guidance: input 'grad_scale' is 1e\+07; give 0 to 50000 \(default 5000\)"),
+     r"Noise Map Guidance: input 'grad_scale' is 1e\+07; give 0 to 15000 \(default 5000\)"),
+    # issue 78: the earlier maxima (100, 50000) gave a mottled picture without the edit
+    ("noise-map-scale-100", lambda k: noise_map(k, noise_map_scale=100.0),
+     r"Noise Map Guidance: input 'noise_map_scale' is 100; give 0 to 20 \(default 10\)"),
+    ("noise-map-grad-scale-50000", lambda k: noise_map(k, grad_scale=50000.0),
+     r"Noise Map Guidance: input 'grad_scale' is 50000; give 0 to 15000 \(default 5000\)"),
     ("noise-map-scale-1000", lambda k: noise_map(k, noise_map_scale=1000.0),
-     r"Noise Map Guidance: input 'noise_map_scale' is 1000; give 0 to 100 \(default 10\)"),
+     r"Noise Map Guidance: input 'noise_map_scale' is 1000; give 0 to 20 \(default 10\)"),
     ("noise-map-5-steps", lambda k: noise_map(k, inversion=ddim_invert(k, steps=5)[0]),
      r"Noise Map Guidance: input 'inversion' has 5 steps; NMG's pull towards the noise maps overshoots with fewer "
      r"than 10 .* Invert with 10 steps or more \(paper: 50\)"),
@@ -2093,3 +2098,14 @@ def test_a_local_blend_that_keeps_almost_nothing_is_named_in_the_log(host, kit, 
                  sampler_name="ddim", scheduler="ddim_uniform", positive=pair, negative=pair, latent_image=latent,
                  start_at_step=0, end_at_step=10000, return_with_leftover_noise="disable")
         assert ("Attention Inject: the local blend's mask keeps" in caplog.text) is said, (threshold, caplog.text)
+
+
+def test_attention_store_says_when_its_mask_is_every_word(host, kit, caplog):
+    """Attention Store with no 'words' makes its mask of every word of the prompt, most of the image on a DiT (issue
+    78): the run says so, naming how much it covers; with a word it does not."""
+    for words, said in (("", True), ("circle", False)):
+        caplog.clear()
+        with caplog.at_level("WARNING"):
+            flow_store(kit, words=words)
+        assert ("Attention Store: input 'words' is empty, so the mask is every word of the prompt's" in caplog.text) \
+            is said, caplog.text

@@ -21,6 +21,8 @@ the toy flow world's cover their object and find it (IoU >= 0.5) in 99% of scene
 """
 from __future__ import annotations
 
+import logging
+
 import torch.nn.functional as F
 from ...hostkit.schemas import io
 
@@ -148,6 +150,11 @@ class AttentionStore(io.ComfyNode):
         chosen_maps = maps[[i for i, (w, _) in enumerate(tokens) if w in chosen]]
         mask = local_blend_mask(chosen_maps, threshold, mask_pool)
         mask = F.interpolate(mask[None, None], size=size, mode="nearest")[0]
+        if not words.strip():
+            covered = float(mask.float().mean())  # sampling-path-ok: once, after the maps are read
+            logging.warning("%s: input 'words' is empty, so the mask is every word of the prompt's (%d words), %.0f%% "
+                            "of the image: a region for an edit is one object's; name its words (e.g. '%s').",
+                            AttentionStore.NAME, len(tokens), 100 * covered, tokens[min(1, len(tokens) - 1)][0])
         return io.NodeOutput(heatmaps(maps, [w for w, _ in tokens], size, image), to_output(mask))
 
 

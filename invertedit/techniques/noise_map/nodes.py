@@ -28,6 +28,13 @@ FEWEST_STEPS = 10
 TAKES = (DDIM, FIXED_POINT, NULL_TEXT)
 
 
+# The largest scales that still give the edit (docs/measurements.md, "Noise Map Guidance's largest scales"): on world 2's
+# sample (20 steps) noise_map_scale 20 and grad_scale 15000 edit as the paper's 10 and 5000 do; at noise_map_scale 30 and
+# grad_scale 25000 the edit loses the square, at 100 and 50000 (the earlier maxima) the picture mottles and the edit is gone.
+NOISE_MAP_SCALE_MAX = 20.0
+GRAD_SCALE_MAX = 15000.0
+
+
 class NoiseMapGuidance(io.ComfyNode):
     NAME = "Noise Map Guidance"
 
@@ -55,11 +62,15 @@ class NoiseMapGuidance(io.ComfyNode):
                                                            "are the noise maps."),
                 io.Float.Input("cfg", default=ROW.settings["InvertEditNoiseMapGuidance.cfg"], min=0.0, max=100.0, step=0.1, round=0.01,
                                tooltip="Text guidance scale (paper: 10)."),
-                io.Float.Input("noise_map_scale", default=ROW.settings["InvertEditNoiseMapGuidance.noise_map_scale"], min=0.0, max=100.0, step=0.1,
-                               tooltip="Noise map guidance scale (paper: 10; up to 10x that)."),
-                io.Float.Input("grad_scale", default=ROW.settings["InvertEditNoiseMapGuidance.grad_scale"], min=0.0, max=50000.0, step=100.0,
-                               tooltip="Gradient scale (paper: 5000, for a 64x64 latent: the distance is a mean, so "
-                                       "the pull per element grows as the latent shrinks; up to 10x the paper's)."),
+                io.Float.Input("noise_map_scale", default=ROW.settings["InvertEditNoiseMapGuidance.noise_map_scale"], min=0.0,
+                               max=NOISE_MAP_SCALE_MAX, step=0.1,
+                               tooltip=f"Noise map guidance scale (paper: 10; at most {NOISE_MAP_SCALE_MAX:g}: past it the "
+                                       f"edit loses objects and the picture mottles)."),
+                io.Float.Input("grad_scale", default=ROW.settings["InvertEditNoiseMapGuidance.grad_scale"], min=0.0,
+                               max=GRAD_SCALE_MAX, step=100.0,
+                               tooltip=f"Gradient scale (paper: 5000, for a 64x64 latent: the distance is a mean, so "
+                                       f"the pull per element grows as the latent shrinks; at most {GRAD_SCALE_MAX:g}: "
+                                       f"past it the edit loses objects and the picture mottles)."),
                 io.Combo.Input("loss", options=list(LOSSES), default="l1",
                                tooltip="Distance to the noise map (paper: l1; the code also offers l2 and smooth_l1)."),
             ],
