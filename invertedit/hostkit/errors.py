@@ -89,7 +89,14 @@ def check_conditioning(node: str, name: str, conditioning, model=None, one_promp
                                        f"CONDITIONING); connect one prompt's, from a CLIP Text Encode.")
         check_finite_tensor(node, f"input '{name}'", emb, "encode the prompt again.")
         if isinstance(extra.get("pooled_output"), torch.Tensor):
-            check_finite_tensor(node, f"input '{name}' (pooled output)", extra["pooled_output"], "encode the prompt again.")
+            pooled = extra["pooled_output"]
+            if family is not None and family.pooled_dim and pooled.shape[-1] != family.pooled_dim:
+                raise NodeInputError(node, f"input '{name}' carries a pooled text vector {pooled.shape[-1]} wide; this "
+                                           f"model ({family.config_name}) takes {family.pooled_dim}. The prompt was "
+                                           f"encoded by another model's text encoders (SD3's CLIP-L and CLIP-G give "
+                                           f"2048, Flux's CLIP-L 768, over the same T5): encode it with this model's "
+                                           f"CLIP.")
+            check_finite_tensor(node, f"input '{name}' (pooled output)", pooled, "encode the prompt again.")
 
 
 def check_made_with(node: str, stamp: dict, model, mismatch: str, fix: str) -> None:

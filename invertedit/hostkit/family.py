@@ -12,6 +12,8 @@ inspecting the host's classes again.
   SDXL), ``"dit-double-single"`` (Flux's double- then single-stream blocks), ``"dit-joint"`` (SD3's
   MMDiT joint blocks) or ``"other"``.
 - ``context_dim``: the width of the cross-attention (text) context the denoiser takes.
+- ``pooled_dim``: a DiT's pooled text vector's width (the prompt's origin where context widths agree: SD3's
+  2048 from CLIP-L and CLIP-G, Flux's 768 from CLIP-L, over the same T5).
 - for a UNet, the blocks holding a ``SpatialTransformer`` and their downsampling factors (what
   ``hostkit/layout.py`` hands on); for a DiT, its blocks as the host's ``"dit"`` replace patches
   name them and its patch size (what ``hostkit/dit_attention.py`` installs policies on).
@@ -22,6 +24,7 @@ import weakref
 from dataclasses import dataclass
 
 import comfy.model_sampling
+import torch
 from comfy.ldm.flux.model import Flux
 from comfy.ldm.modules.attention import SpatialTransformer
 from comfy.ldm.modules.diffusionmodules.mmdit import MMDiT
@@ -54,6 +57,7 @@ class ModelFamily:
     distilled_guidance: bool = False      # Flux dev: guidance is an input of the model (FluxGuidance), not CFG
     dit_blocks: tuple[BlockKey, ...] = ()  # a DiT's blocks as its "dit" replace patches name them, in order
     patch_size: int = 1                   # a DiT's image patch: latent cells a token covers, a side
+    pooled_dim: int | None = None         # a DiT's pooled text vector's width (Flux: CLIP-L's; SD3: CLIP-L's and CLIP-G's)
 
     @property
     def editable(self) -> bool:
@@ -102,6 +106,14 @@ def _unet_layout(unet: UNetModel) -> tuple[tuple[BlockKey, ...], tuple[tuple[Blo
     return tuple(blocks), tuple(levels)
 
 
+def _in_features(module) -> int | None:
+    """The input width of an embedder's first linear layer (its structure, not a weight), or None."""
+    if module is None:
+        return None
+    first = next((m for m in module.modules() if isinstance(m, torch.nn.Linear)), None)
+    return None if first is None else int(first.in_features)
+
+
 def _read(model: ModelPatcher, model_sampling) -> ModelFamily:
     base = model.model
     denoiser = getattr(base, "diffusion_model", None)
@@ -116,10 +128,12 @@ def _read(model: ModelPatcher, model_sampling) -> ModelFamily:
         blocks = tuple(("double_block", i) for i in range(len(denoiser.double_blocks)))
         blocks += tuple(("single_block", i) for i in range(len(denoiser.single_blocks)))
         return ModelFamily(layout="dit-double-single", context_dim=denoiser.txt_in.in_features,
+                           pooled_dim=_in_features(getattr(denoiser, "vector_in", None)),
                            distilled_guidance=bool(getattr(denoiser.params, "guidance_embed", False)),
                            dit_blocks=blocks, patch_size=int(denoiser.patch_size), **names)
     if isinstance(denoiser, MMDiT):
         return ModelFamily(layout="dit-joint", context_dim=getattr(denoiser.context_embedder, "in_features", None),
+                           pooled_dim=_in_features(getattr(denoiser, "y_embedder", None)),
                            dit_blocks=tuple(("double_block", i) for i in range(len(denoiser.joint_blocks))),
                            patch_size=int(denoiser.patch_size), **names)
     return ModelFamily(layout="other", context_dim=None, **names)

@@ -1312,6 +1312,12 @@ FLOW_CASES = [
      r"FlowEdit: n_min is 5, above n_max 4; .* keep n_min at most n_max \(authors: 0\)"),
     ("flowedit-guidance-nan", lambda k: flowedit(k, target_guidance=NAN),
      r"FlowEdit: input 'target_guidance' is nan; give a finite number"),
+    # issue 78: a prompt of another family whose context is as wide (real SD3 and Flux both give T5's 4096; the tiny
+    # ones differ, so the SD3 prompt's pooled vector goes with the Flux prompt's context here)
+    ("flowedit-sd3-pooled-vector", lambda k: flowedit(k, source=[[encode(k.host, flow(k)[1], PROMPT)[0][0], {
+        "pooled_output": encode(k.host, flow(k, "sd3")[1], PROMPT)[0][1]["pooled_output"]}]]),
+     r"FlowEdit: input 'source' carries a pooled text vector 96 wide; this model \(Flux\) takes 32\. The prompt was "
+     r"encoded by another model's text encoders"),
     # issue 78: a prompt of thousands of words ran on a sequence the model never saw, and wrecked the picture
     ("flowedit-prompt-of-thousands-of-words", lambda k: flowedit(k, target=encode(k.host, flow(k)[1], " ".join(["red"] * 3000))),
      r"FlowEdit: input 'target' is a prompt of 3001 text tokens; Flux reads at most 512 \(Flux.1's pipelines cut a "
