@@ -15,7 +15,7 @@ from .errors import (NodeInputError, check_at_least, check_choice, check_conditi
                      check_made_with)
 from .family import ModelFamily, parameterisation_of
 from .fingerprint import conditioning_fingerprint, model_stamp
-from .sampling import check_latent_channels, check_latent_size, check_model_family, run_loop, schedule
+from .sampling import check_latent_size, check_model_family, run_loop, schedule
 from .schemas import INVERT_CFG_MAX
 
 
@@ -51,7 +51,6 @@ def check_invert_inputs(model, samples: torch.Tensor, steps: int, start_at_step:
         raise NodeInputError(node, f"input 'latent' has shape {tuple(samples.shape)}; an image latent [batch, channels, height, width] is needed.")
     check_finite_tensor(node, "input 'latent'", samples,
                         "connect the image's latent from VAE Encode (a latent with NaN inverts to a black image).")
-    check_latent_channels(node, "latent", samples, model)
     check_latent_size(node, "latent", samples, model)
     return family
 

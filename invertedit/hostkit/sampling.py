@@ -80,13 +80,26 @@ def check_flow_family(model: ModelPatcher, node: str) -> ModelFamily:
     return family
 
 
+def check_latent_channels(node: str, name: str, samples: torch.Tensor, model: ModelPatcher) -> None:
+    """Refuse a latent of another model family (a 4-channel SD latent into Flux or SD3, whose latents have 16):
+    it fails deep in the model otherwise ("mat1 and mat2 shapes cannot be multiplied"). An empty latent (all
+    zeros, Empty Latent Image) is left to the host, which widens it to the model's channels."""
+    want = model.get_model_object("latent_format").latent_channels
+    if samples.ndim == 4 and samples.shape[1] != want and bool(samples.any()):  # sampling-path-ok: once, before a run
+        raise NodeInputError(node, f"input '{name}' has {samples.shape[1]} channels; this model "
+                                   f"({model_family(model).config_name}) works on latents of {want}: it was encoded "
+                                   f"with another model's VAE. Encode the image with the VAE of this model's checkpoint "
+                                   f"(VAE Encode).")
+
 _NORM_GROUPS = 32   # the UNet's GroupNorm groups (openaimodel's normalization)
 
 
 def check_latent_size(node: str, name: str, samples: torch.Tensor, model: ModelPatcher) -> None:
     """Refuse a latent too small for the UNet: each level's first block normalises the channels it
     is handed over 32 groups, and a group of one value cannot be normalised ("Expected more than 1
-    value per channel"). Says the smallest latent, and image, that works."""
+    value per channel"). Says the smallest latent, and image, that works. A latent of another family's channels is
+    refused first (``check_latent_channels``)."""
+    check_latent_channels(node, name, samples, model)
     config = model.model.model_config.unet_config
     channels, mult = config.get("model_channels"), config.get("channel_mult")
     if not channels or not mult:
@@ -106,17 +119,6 @@ def check_latent_size(node: str, name: str, samples: torch.Tensor, model: ModelP
                                    f"latent of at least {side}x{side} ({8 * side}x{8 * side} px images). Use a larger "
                                    f"image (or upscale it before VAE Encode).")
 
-
-def check_latent_channels(node: str, name: str, samples: torch.Tensor, model: ModelPatcher) -> None:
-    """Refuse a latent of another model family (a 4-channel SD latent into Flux or SD3, whose latents have 16):
-    it fails deep in the model otherwise ("mat1 and mat2 shapes cannot be multiplied"). An empty latent (all
-    zeros, Empty Latent Image) is left to the host, which widens it to the model's channels."""
-    want = model.get_model_object("latent_format").latent_channels
-    if samples.ndim == 4 and samples.shape[1] != want and bool(samples.any()):  # sampling-path-ok: once, before a run
-        raise NodeInputError(node, f"input '{name}' has {samples.shape[1]} channels; this model "
-                                   f"({model_family(model).config_name}) works on latents of {want}: it was encoded "
-                                   f"with another model's VAE. Encode the image with the VAE of this model's checkpoint "
-                                   f"(VAE Encode).")
 
 def check_latents(node: str, name: str, latent, model: ModelPatcher, fix: str) -> torch.Tensor:
     """A LATENT batch of images to train on (the training nodes' images): its samples, checked."""

@@ -1445,6 +1445,20 @@ FLOW_CASES += [
      r"FlowEdit: the sampler's latent_image has NaN or infinite values; connect VAE Encode of the source image"),
     ("ddim-invert-flux-latent", lambda k: ddim_invert(k, latent={"samples": torch.randn(1, 16, 8, 8)}),
      r"DDIM Invert: input 'latent' has 16 channels; this model \(SD15\) works on latents of 4"),
+    # the training nodes and Imagic failed inside torch ("expected input ... to have 4 channels"), DreamBooth named
+    # a size difference with the class images; Latent Blend took it
+    ("dreambooth-flux-latents", lambda k: dreambooth(k, instance_images={"samples": torch.randn(2, 16, 8, 8)}),
+     r"DreamBooth LoRA: input 'instance_images' has 16 channels; this model \(SD15\) works on latents of 4"),
+    ("dreambooth-full-flux-latents", lambda k: dreambooth_full(k, instance_images={"samples": torch.randn(2, 16, 8, 8)}),
+     r"DreamBooth Fine-Tune: input 'instance_images' has 16 channels; this model \(SD15\) works on latents of 4"),
+    ("textual-inversion-flux-latents", lambda k: textual_inversion(k, images={"samples": torch.randn(2, 16, 8, 8)}),
+     r"Textual Inversion: input 'images' has 16 channels; this model \(SD15\) works on latents of 4"),
+    ("imagic-embedding-flux-latent", lambda k: imagic_embedding(k, latent={"samples": torch.randn(1, 16, 8, 8)}),
+     r"Imagic Optimize Embedding: input 'latent' has 16 channels; this model \(SD15\) works on latents of 4"),
+    ("imagic-fine-tune-flux-latent", lambda k: imagic_fine_tune(k, latent={"samples": torch.randn(1, 16, 8, 8)}),
+     r"Imagic Fine-Tune: input 'latent' has 16 channels; this model \(SD15\) works on latents of 4"),
+    ("latent-blend-flux-latent", lambda k: latent_blend(k, latent={"samples": torch.randn(2, 16, 8, 8)}),
+     r"Latent Blend: input 'latent' has 16 channels; this model \(SD15\) works on latents of 4"),
     ("flow-invert-one-step", lambda k: flow_invert(k, steps=1),
      r"Flow Invert: input 'steps' is 1; give at least 2: at fewer steps the inversion cannot retrace the image and the "
      r"picture comes back wrecked"),
