@@ -514,12 +514,18 @@ def build_kit(main_table: ModuleType, host, recorder: Recorder):
     def skip_loudly(reason: str):
         raise NotOnTheServer(reason)
 
-    # No copy of ComfyUI-GGUF is fetched here: the kit's GGUF cases say so (their table runs them in the suite)
-    return make(host, tiny, lambda *args, **kwargs: None, Folders(), skip_loudly)
+    # The suite's reference_copy (tests/conftest.py, imported by path): ComfyUI-GGUF for the kit's GGUF cases
+    spec = importlib.util.spec_from_file_location("invertedit_tests_conftest", REPO / "tests" / "conftest.py")
+    tests_conftest = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tests_conftest)
+    fixture = tests_conftest.reference_copy
+    unwrap_copy = getattr(fixture, "_get_wrapped_function", None)
+    reference_copy = (unwrap_copy() if unwrap_copy else getattr(fixture, "__wrapped__", fixture))()
+    return make(host, tiny, reference_copy, Folders(), skip_loudly)
 
 
 class NotOnTheServer(RuntimeError):
-    """A case the kit cannot build in this tool (it needs what only the suite fetches)."""
+    """A case the kit cannot build in this tool (what it needs, ComfyUI-GGUF, is absent)."""
 
 
 def run_case(case: Case, kit, recorder: Recorder, builder_for: Callable[[], GraphBuilder], server,
@@ -531,9 +537,9 @@ def run_case(case: Case, kit, recorder: Recorder, builder_for: Callable[[], Grap
     with torch.no_grad():   # as tests/host/conftest.py runs the host tests
         try:
             case.run(kit)
-        except NotOnTheServer as e:   # the kit cannot build what the case needs here (ComfyUI-GGUF's model)
+        except NotOnTheServer as e:   # the kit cannot build what the case needs here (ComfyUI-GGUF is absent)
             return Outcome(case, NOT_EXPRESSIBLE, detail=f"not built in this tool: {first_line(e)}",
-                           in_process=f"not run in this tool (the suite runs it): {first_line(e)}")
+                           in_process=f"not run: {first_line(e)}")
         except Exception as e:
             error = e
     in_process = ""
