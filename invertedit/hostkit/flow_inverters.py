@@ -127,14 +127,15 @@ class InvertedNoise:
         if sigma0 < 1.0:   # x = sigma0 * noise + (1 - sigma0) * latent_in, latent_in the image's latent (model space)
             start = (start - (1.0 - sigma0) * inv.trajectory[-1]) / sigma0
         noise = start.repeat(self.rows, 1, 1, 1)
-        _ISSUED.append((noise, self))
+        _ISSUED.append((noise, inv.sampling_sigmas[self.start:].clone(), self.node))
         del _ISSUED[:-_ISSUED_KEPT]
         return noise
 
 
-#: The last NOISE tensors the inversions issued, with their issuer: a sampler handed one of them can check the run's
-#: sigmas against the inversion's (``check_run_schedule``).
-_ISSUED: list[tuple[torch.Tensor, InvertedNoise]] = []
+#: The last NOISE tensors the inversions issued, with the sigmas they were inverted on and the inverter's name (not
+#: the inversion: its clues may hold a KV-Edit cache of gigabytes): a sampler handed one of them can check the run's
+#: sigmas (``check_run_schedule``).
+_ISSUED: list[tuple[torch.Tensor, torch.Tensor, str]] = []
 _ISSUED_KEPT = 8
 
 
@@ -144,14 +145,13 @@ def check_run_schedule(node: str, noise: torch.Tensor | None, sigmas: torch.Tens
     number of steps integrates another path). A run from any other noise is not checked."""
     if noise is None:
         return
-    for issued, source in reversed(_ISSUED):
+    for issued, want, inverter in reversed(_ISSUED):
         if issued.shape == noise.shape and torch.equal(issued.to(noise), noise):  # sampling-path-ok: once, before a run's first step
-            want = source.inversion.sampling_sigmas[source.start:]
             got = sigmas.detach().float().cpu()  # sampling-path-ok: once, before a run's first step
             if got.shape != want.shape or not torch.allclose(got, want.float(), rtol=1e-4, atol=1e-6):
                 raise NodeInputError(node, f"the run's sigmas ({len(got) - 1} steps, from {float(got[0]):.4g}) are not "
-                                           f"those {source.node} inverted on ({len(want) - 1} steps, from "
-                                           f"{float(want[0]):.4g}); connect {source.node}'s SIGMAS output to the "
+                                           f"those {inverter} inverted on ({len(want) - 1} steps, from "
+                                           f"{float(want[0]):.4g}); connect {inverter}'s SIGMAS output to the "
                                            f"sampler's sigmas (the same steps and scheduler).")
             return
 
