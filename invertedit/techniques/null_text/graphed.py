@@ -9,9 +9,9 @@ into them) and its outputs are the graph's own tensors, written again by each re
 
 Capture needs everything inside to run on the device without waiting for it (no ``.item()``, no copy
 from pageable memory); anything that does makes the capture fail, and then the function runs as it is
-from there on (``why_eager`` says why). The first call always runs as it is (the libraries' lazy
-initialisation happens outside the capture); the second captures, replays, and runs the function once
-more as it is to compare: a replay that disagrees is not used.
+from there on (``why_eager`` says why). The first call runs as it is (the libraries' lazy initialisation
+happens outside the capture), then the function is captured on the same inputs and replayed once: a replay
+that disagrees with that first call is not used. Each later call is a replay.
 """
 from __future__ import annotations
 
@@ -27,8 +27,8 @@ AGREEMENT = 1e-3
 
 
 class Replayed:
-    """``fn()`` (no arguments: it reads static buffers) returning a tuple of tensors; captured at its
-    second call where ``capture`` is true and the outputs are on a CUDA device, replayed after. ``log``
+    """``fn()`` (no arguments: it reads static buffers) returning a tuple of tensors; captured after its
+    first call where ``capture`` is true and the outputs are on a CUDA device, replayed after. ``log``
     receives one line when the capture is made or given up."""
 
     def __init__(self, fn: Callable[[], Outputs], name: str, capture: bool = True,
@@ -48,35 +48,35 @@ class Replayed:
         if self.graph is not None:
             self.graph.replay()
             return self.out
-        if self.why_eager is None and self.calls == 2:
-            replayed = self._capture()
-            if replayed is not None:
-                return replayed
         out = self.fn()
-        if self.calls == 1 and self.why_eager is None and not all(t.is_cuda for t in out):
-            self.why_eager = "not on a CUDA device"
+        if self.calls == 1 and self.why_eager is None:
+            if not all(t.is_cuda for t in out):
+                self.why_eager = "not on a CUDA device"
+            else:
+                self._capture(out)
         return out
 
-    def _capture(self) -> Optional[Outputs]:
+    def _capture(self, eager: Outputs) -> None:
+        """Capture ``fn`` on the inputs it was just called with (``eager``: what that call gave, its passes'
+        intermediate tensors already freed: the capture does not hold two passes' memory at once), replay it once and
+        keep the graph if the replay gives the same."""
         graph = torch.cuda.CUDAGraph()
         try:
             torch.cuda.synchronize()
             with torch.cuda.graph(graph, capture_error_mode="thread_local"):
                 out = self.fn()
             graph.replay()
-            eager = self.fn()
         except Exception as exc:   # the capture failed: run as it is from here on
             self._give_up(f"the capture failed ({type(exc).__name__}: {str(exc).splitlines()[0][:200]})")
-            return None
+            return
         for r, e in zip(out, eager):
             scale = e.detach().abs().max().clamp(min=1e-12)
             if r.shape != e.shape or not bool(((r.detach() - e.detach()).abs().max() / scale) <= AGREEMENT):  # sampling-path-ok: once, at the capture
                 self._give_up("its replay disagreed with the call run as it is")
-                return eager
+                return
         self.graph, self.out = graph, out
         if self.log is not None:
             self.log(f"{self.name}: captured in a CUDA graph, replayed from its second call")
-        return eager
 
     def _give_up(self, why: str) -> None:
         self.why_eager = why
