@@ -1,5 +1,5 @@
 """LoRAs and ControlNets in the graph (issue 77): editors of each family sampled with the host's LoRA loader
-between the model loader and the editor, and (SD1.5, SDXL and Flux) a ControlNet on their prompts, as artists run them.
+between the model loader and the editor, and a ControlNet on their prompts, as artists run them.
 
 A LoRA file is drawn for the workflow's built-in model (rank 4 on every attention projection the host's
 key map knows, in the host's format: ``<module>.lora_up.weight`` / ``lora_down`` / ``alpha``), written to the
@@ -13,13 +13,14 @@ match the merged model's (the editor's patches compose with the LoRA's weight pa
 The ControlNet: for the SD workflows (the toy UNet) a ControlNet of the UNet's config in the ldm format
 (``control_model.*``), for the Flux ones (the toy flow DiT) an XLabs-format Flux ControlNet (the host's
 ``ControlNetFlux`` of the DiT's config: its blocks, the image hint block, a projection per block), each with random
-weights (its zero convolutions and projections too, so that it acts), loaded by the stock ControlNet Loader (the
-host's detection answered with the model's own config, as the quantised lane answers it:
-``test_quantised_lane.tiny_detection``; it misreads a UNet whose first level has no ResBlock and assumes Flux's
-128-wide heads) and applied by the stock Apply ControlNet to every prompt, with the source image as the hint, in
-the graph that has the LoRA. The edit must change again (the control reaches the editor's model calls, through its
-own patches and wrappers). SD3's ControlNets are not built here: the host reads them in diffusers' key layout only
-(``convert_diffusers_mmdit``), which the pack's tiny MMDiT is not written in.
+weights (its zero convolutions and projections too, so that it acts), and for SD3 the host's MMDiT ControlNet of the
+tiny SD3's config written in diffusers' key layout, the only one the host reads for SD3 (``in_diffusers_layout``:
+the host's own key map read backwards); each loaded by the stock ControlNet Loader (the host's detection answered
+with the model's own config, as the quantised lane answers it: ``test_quantised_lane.tiny_detection``; it misreads
+a UNet whose first level has no ResBlock and assumes Flux's 128-wide heads) and applied to every prompt, with the
+source image as the hint, in the graph that has the LoRA: by the stock Apply ControlNet, and for SD3, whose
+ControlNet takes its hint as a latent, by Apply ControlNet (Advanced) with the workflow's VAE. The edit must change
+again (the control reaches the editor's model calls, through its own patches and wrappers).
 """
 from __future__ import annotations
 
@@ -88,15 +89,65 @@ def flux_controlnet_of(model):
                                                     **config)
 
 
+def sd3_controlnet_of(model):
+    """An SD3 ControlNet (the host's ``comfy.cldm.mmdit.ControlNet``: the MMDiT's joint blocks, a latent hint's patch
+    embedding, a projection per block) of ``model``'s config, in float32 on the CPU, its weights unset."""
+    import comfy.cldm.mmdit
+    import comfy.ops
+
+    config = {k: v for k, v in model.model.model_config.unet_config.items()
+              if k not in ("dtype", "device", "operations", "num_blocks")}
+    blocks = len(model.model.diffusion_model.joint_blocks)
+    return comfy.cldm.mmdit.ControlNet(num_blocks=blocks, operations=comfy.ops.manual_cast, device="cpu",
+                                       dtype=torch.float32, **config)
+
+
+def in_diffusers_layout(sd: dict[str, torch.Tensor], depth: int, blocks: int) -> dict[str, torch.Tensor]:
+    """An SD3 ControlNet's ldm state dict in diffusers' key layout, the one the host's loader reads
+    (``convert_diffusers_mmdit``): the host's own key map (``comfy.utils.mmdit_to_diffusers``) read backwards, each
+    diffusers tensor the slice of the ldm one it fills (its functions swap halves, their own inverses); the
+    ControlNet's own keys (``controlnet_blocks``, ``pos_embed_input``) as they are."""
+    import comfy.utils
+
+    out = {}
+    for key, to in comfy.utils.mmdit_to_diffusers({"depth": depth, "num_blocks": blocks}).items():
+        ldm = to if isinstance(to, str) else to[0]
+        if ldm not in sd:
+            continue
+        value = sd[ldm]
+        if not isinstance(to, str):
+            if to[1] is not None:
+                value = value.narrow(*to[1])
+            if len(to) > 2:
+                value = to[2](value)
+        out[key] = value.clone()
+    out.update({k: v for k, v in sd.items() if k.startswith(("controlnet_blocks.", "pos_embed_input."))})
+    return out
+
+
+def denoiser_kind(model) -> str:
+    """"flux", "sd3" or "unet": the host's denoiser class of ``model``."""
+    from comfy.ldm.flux.model import Flux
+    from comfy.ldm.modules.diffusionmodules.mmdit import MMDiT
+
+    net = model.model.diffusion_model
+    return "flux" if isinstance(net, Flux) else "sd3" if isinstance(net, MMDiT) else "unet"
+
+
 def draw_controlnet(model, seed: int = 0) -> dict[str, torch.Tensor]:
     """A ControlNet of ``model`` with random weights (its zero convolutions or projections too, so that it acts): for
     a UNet ``controlnet_of(model)`` in the ldm format (``control_model.*``), for Flux ``flux_controlnet_of(model)`` in
     the XLabs format the host's loader recognises (``controlnet_blocks.*`` beside the blocks' own keys)."""
     g = torch.Generator().manual_seed(seed)
-    unet = model.model.model_config.unet_config.get("image_model") != "flux"
-    module, prefix = (controlnet_of(model), "control_model.") if unet else (flux_controlnet_of(model), "")
-    return {f"{prefix}{k}": torch.randn(v.shape, generator=g) * 0.05 if v.ndim > 1 else torch.zeros(v.shape)
-            for k, v in module.state_dict().items()}
+    image_model = denoiser_kind(model)
+    module, prefix = {"flux": (flux_controlnet_of, ""), "sd3": (sd3_controlnet_of, "")}.get(
+        image_model, (controlnet_of, "control_model."))
+    module = module(model)
+    sd = {f"{prefix}{k}": torch.randn(v.shape, generator=g) * 0.05 if v.ndim > 1 else torch.zeros(v.shape)
+          for k, v in module.state_dict().items()}
+    if image_model == "sd3":
+        sd = in_diffusers_layout(sd, model.model.model_config.unet_config["depth"], len(module.joint_blocks))
+    return sd
 
 
 # Nodes that take gradients through the model refuse a ControlNet's prompt (``gradients.check_no_control``: the
@@ -104,9 +155,11 @@ def draw_controlnet(model, seed: int = 0) -> dict[str, torch.Tensor]:
 GRADIENT_NODES = ("InvertEditNullTextOptimize",)
 
 
-def with_controlnet(prompt: dict, file: str) -> dict:
+def with_controlnet(prompt: dict, file: str, latent_hint: bool = False) -> dict:
     """``prompt`` with every CLIP Text Encode's CONDITIONING through an Apply ControlNet of ``file`` (but into the
-    ``GRADIENT_NODES``), the hint the image its VAE Encode encodes."""
+    ``GRADIENT_NODES``), the hint the image its VAE Encode encodes. ``latent_hint``: a ControlNet that takes its hint
+    as a latent (SD3's), through Apply ControlNet (Advanced) with the workflow's VAE, the prompt as both its
+    positive and negative and its positive output taken."""
     encode = [v for v in prompt.values() if v["class_type"] == "VAEEncode"]
     assert encode, "no VAE Encode: no source image to give the ControlNet"
     image = encode[0]["inputs"]["pixels"]
@@ -117,14 +170,20 @@ def with_controlnet(prompt: dict, file: str) -> dict:
             for name, value in other["inputs"].items():
                 if value == [text, 0] and other["class_type"] not in GRADIENT_NODES:
                     other["inputs"][name] = [f"cn_{text}", 0]
-        prompt[f"cn_{text}"] = {"class_type": "ControlNetApply", "inputs": {
-            "conditioning": [text, 0], "control_net": ["cn_loader", 0], "image": image, "strength": 1.0}}
+        if latent_hint:
+            prompt[f"cn_{text}"] = {"class_type": "ControlNetApplyAdvanced", "inputs": {
+                "positive": [text, 0], "negative": [text, 0], "control_net": ["cn_loader", 0], "image": image,
+                "strength": 1.0, "start_percent": 0.0, "end_percent": 1.0, "vae": encode[0]["inputs"]["vae"]}}
+        else:
+            prompt[f"cn_{text}"] = {"class_type": "ControlNetApply", "inputs": {
+                "conditioning": [text, 0], "control_net": ["cn_loader", 0], "image": image, "strength": 1.0}}
     return prompt
 
 
 @pytest.mark.parametrize("name", LANE)
 def test_editor_with_a_lora_in_the_graph(name, host, runner, watch, monkeypatch):
     import comfy.lora
+    import comfy.model_detection
     import folder_paths
 
     path = WORKFLOWS / f"{name}.json"
@@ -169,18 +228,23 @@ def test_editor_with_a_lora_in_the_graph(name, host, runner, watch, monkeypatch)
               f"from the merged model")
     assert moved >= CHANGED_MIN, f"the LoRA left the edit as it was (no pixel moved by {CHANGED_MIN:.0f} or more)"
     assert same >= MERGED_MIN, f"the LoRA in the graph differs from the merged model ({same:.1f} dB < {MERGED_MIN})"
-    if model.model.model_config.unet_config.get("image_model") != "sd3":   # SD1.5, SDXL, Flux: a ControlNet too
-        monkeypatch.setattr(node, "execute", classmethod(original))   # the loader as it was
-        controlnet = draw_controlnet(model)
-        cn_file = f"invertedit-test-cn-{name.replace(' ', '_')}.safetensors"
-        save_file(controlnet, folder_paths.get_folder_paths("controlnet")[0] + "/" + cn_file)
-        known = {_signature(controlnet): {k: v for k, v in model.model.model_config.unet_config.items()
-                                          if k not in ("dtype", "device", "operations")}}   # what detection finds
-        with tiny_detection(known):
-            both, problems, _ = _run(with_controlnet(model_from(lane_prompt(path, host, runner), "lora", lora_node),
-                                                     cn_file), host, runner, watch)
-        assert not problems, problems
-        controlled = max(float(np.abs(b - d).max()) for key in in_graph for b, d in zip(in_graph[key], both[key]))
-        report += f"; with the ControlNet too, a pixel moved by {controlled:.0f}"
-        assert controlled >= CHANGED_MIN, "the ControlNet left the edit as it was"
+    # every family: a ControlNet too
+    monkeypatch.setattr(node, "execute", classmethod(original))   # the loader as it was
+    controlnet = draw_controlnet(model)
+    cn_file = f"invertedit-test-cn-{name.replace(' ', '_')}.safetensors"
+    save_file(controlnet, folder_paths.get_folder_paths("controlnet")[0] + "/" + cn_file)
+    config = {k: v for k, v in model.model.model_config.unet_config.items()
+              if k not in ("dtype", "device", "operations")}   # what detection finds
+    known = {_signature(controlnet): config}
+    if denoiser_kind(model) == "sd3":   # the host detects on the ldm keys it converts the file's to, and
+        config.pop("num_blocks", None)   # passes the blocks it counts beside the config (SD3's detection gives none)
+        known[_signature(comfy.model_detection.convert_diffusers_mmdit(dict(controlnet), ""))] = config
+    with tiny_detection(known):
+        both, problems, _ = _run(with_controlnet(model_from(lane_prompt(path, host, runner), "lora", lora_node),
+                                                 cn_file, latent_hint=denoiser_kind(model) == "sd3"),
+                                 host, runner, watch)
+    assert not problems, problems
+    controlled = max(float(np.abs(b - d).max()) for key in in_graph for b, d in zip(in_graph[key], both[key]))
+    report += f"; with the ControlNet too, a pixel moved by {controlled:.0f}"
+    assert controlled >= CHANGED_MIN, "the ControlNet left the edit as it was"
     print(report)
