@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Write docs/nodes.md, the reference of every node, from the nodes' own schemas, and the
-technique tables of README.md and docs/techniques.md from the technique table
-(``invertedit/techniques/``).
+technique table of docs/techniques.md from the technique table (``invertedit/techniques/``); check that the
+README's node list names every node and that the counts it states are true.
 
 The host is booted in this process (with throw-away input/output folders) and each InvertEdit
 node is described as the host describes it to the editor (its ``/object_info`` entry: display
@@ -216,12 +216,34 @@ def with_techniques(text: str, table: str) -> str:
 
 
 def technique_pages(host) -> dict[Path, str]:
-    """README.md and docs/techniques.md as they should read, their technique tables current."""
-    return {path: with_techniques(path.read_text(encoding="utf-8"), render_techniques(host, docs=path != README))
-            for path in (README, TECHNIQUES_MD)}
+    """docs/techniques.md as it should read, its technique table current (the README links to it)."""
+    return {TECHNIQUES_MD: with_techniques(TECHNIQUES_MD.read_text(encoding="utf-8"), render_techniques(host, docs=True))}
 
 
 # ----------------------------------------------------------------------------- checking
+
+WORKFLOWS_DIR = REPO / "example_workflows"
+#: "<number> <what>" in the README: what it counts
+_COUNTED = re.compile(r"\b(\d+)\s+(?:shipped\s+|example\s+)?(templates|workflows|nodes)\b")
+_TEMPLATE = re.compile(r"\*\*((?:SD1\.5|SDXL|Flux|SD3) - [^*]+)\*\*")
+
+
+def readme_untruths(host, readme: Path = README) -> list[str]:
+    """What the README states that the code does not: a count of templates, workflows or nodes other than the
+    pack's, a template named in bold that does not ship, a workflow named in its table that does not ship."""
+    text = readme.read_text(encoding="utf-8")
+    shipped = {p.stem for p in WORKFLOWS_DIR.glob("*.json")}
+    actual = {"templates": len(shipped), "workflows": len(shipped), "nodes": len(node_infos(host))}
+    found = [f"README.md says {n} {what}; the pack has {actual[what]}" for n, what in _COUNTED.findall(text)
+             if int(n) != actual[what]]
+    found += [f"README.md names the template {name!r}, which does not ship" for name in _TEMPLATE.findall(text)
+              if name not in shipped]
+    for line in text.splitlines():
+        if line.startswith("|"):
+            found += [f"README.md's table names the workflow {name!r}, which does not ship"
+                      for name in re.findall(r"`([a-z0-9_]+)`", line) if name not in shipped]
+    return found
+
 
 def missing_from_readme(host, readme: Path = README) -> list[str]:
     """Display names of the pack's nodes that the README's node list does not name."""
@@ -237,6 +259,7 @@ def problems(host) -> list[str]:
     missing = missing_from_readme(host)
     if missing:
         found.append("README.md's node list does not name (in bold): " + ", ".join(missing))
+    found += readme_untruths(host)
     for path, text in technique_pages(host).items():
         if path.read_text(encoding="utf-8") != text:
             found.append(f"{path.relative_to(REPO)}'s technique table is out of date: run {GENERATOR}")
