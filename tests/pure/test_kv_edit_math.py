@@ -118,3 +118,16 @@ def test_kept_tensors_are_handed_over_in_the_runs_order():
     assert ahead.get((1, "single_block", 0), torch.zeros(1))[0] is cache[(1, "single_block", 0)][0]
     assert ahead.get((5, "double_block", 0), like) is None
     assert ahead.pending == {} and ahead.stream is None
+
+
+def test_keeping_more_than_the_system_holds_names_the_setting_that_fits():
+    """Kept in the system's memory (the authors' offload, or no GPU: issue 79's 73 GB for the shipped 1 MP run), a
+    cache that does not fit is refused before the run, naming that memory and the setting that halves it."""
+    k = torch.zeros(1, 2, 3 + 6, 8)
+    policy = KeepKeysValues({}, torch.Tensor.clone, blocks=57, steps=28, budget=1000,
+                            budget_where="the system's memory",
+                            budget_fix="keep them in 8 bits (keep_values_on 'cpu, fp8': half the memory)")
+    with pytest.raises(PolicyInputError, match=r"needs .* GiB \(28 steps x 57 blocks x 9 tokens\) and the system's "
+                                               r"memory has 0.0 GiB free; keep them in 8 bits \(keep_values_on 'cpu, "
+                                               r"fp8': half the memory\), or invert fewer steps or a smaller image"):
+        policy.attention(k, k, k, where(3), policy.make_state())

@@ -111,9 +111,17 @@ class KeepKV:
             self.sink["mask"] = self.edited
         device = compute_device()
         on_gpu = place_device(self.place) != "cpu" and device.type != "cpu"
-        budget = free_memory(device) if on_gpu else None
+        fp8 = stored_bytes(self.place) == 1
+        if on_gpu:   # the GPU's memory, then the system's where it does not fit
+            where, budget = "the GPU", free_memory(device)
+            fix = ("set keep_values_on to 'cpu, fp8' (the authors' offload, in 8 bits)" if fp8 else
+                   "set keep_values_on to 'device, fp8' (half the memory) or 'cpu' (the authors' offload)")
+        else:        # kept in the system's memory (the authors' offload, or a machine without a GPU)
+            where, budget = "the system's memory", free_memory(torch.device("cpu"))
+            fix = "keep them in 8 bits (keep_values_on 'cpu, fp8': half the memory)" if not fp8 else "free memory"
         install_dit_policy(velocity, KeepKeysValues(self.sink, keep_on(self.place), len(blocks), self.steps,
-                                                    self.edited, budget, stored_bytes(self.place)), blocks, self.node)
+                                                    self.edited, budget, stored_bytes(self.place), where, fix),
+                           blocks, self.node)
 
     def settings(self) -> dict:
         return {"keep_keys_values": True, "kv_mask": self.edited is not None}

@@ -100,9 +100,11 @@ class KeepKeysValues(AttentionPolicy[dict]):
     pair = False
 
     def __init__(self, sink: dict, keep: Callable[[torch.Tensor], torch.Tensor], blocks: int, steps: int,
-                 edited: torch.Tensor | None = None, budget: int | None = None, element: int | None = None):
+                 edited: torch.Tensor | None = None, budget: int | None = None, element: int | None = None,
+                 budget_where: str = "the device", budget_fix: str = "set keep_values_on to cpu (the authors' offload)"):
         self.sink, self.keep, self.blocks, self.steps = sink, keep, blocks, steps
         self.edited, self.budget, self.element = edited, budget, element   # element: bytes a kept value takes
+        self.budget_where, self.budget_fix = budget_where, budget_fix     # where the budget is free, what fits
 
     @property
     def keeps_state(self) -> bool:
@@ -130,12 +132,12 @@ class KeepKeysValues(AttentionPolicy[dict]):
             logging.getLogger(__name__).info(
                 "KV-Edit keeps the keys and values of %d steps x %d blocks x %d tokens: %.2f GiB%s", self.steps,
                 self.blocks, k.shape[2], need / 2**30,
-                "" if self.budget is None else f" of the device's {self.budget / 2**30:.1f} GiB free")
+                "" if self.budget is None else f" of {self.budget / 2**30:.1f} GiB free in {self.budget_where}")
         if self.budget is not None and need > self.budget:
             raise PolicyInputError(
                 f"keeping KV-Edit's keys and values needs {need / 2**30:.1f} GiB ({self.steps} steps x {self.blocks} "
-                f"blocks x {k.shape[2]} tokens) and the device has {self.budget / 2**30:.1f} GiB free; set "
-                f"keep_values_on to cpu (the authors' offload), or invert fewer steps or a smaller image.")
+                f"blocks x {k.shape[2]} tokens) and {self.budget_where} has {self.budget / 2**30:.1f} GiB free; "
+                f"{self.budget_fix}, or invert fewer steps or a smaller image (the keys and values grow with both).")
         if self.edited is not None:
             if self.edited.numel() != tokens:
                 raise PolicyInputError(f"the attention mask covers {self.edited.numel()} tokens, the image "
