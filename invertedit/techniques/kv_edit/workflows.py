@@ -25,8 +25,10 @@ def _flux_kv_edit(word: bool) -> dict:
         + setup_note(FLUX, PROMPTS_PLAIN)
         + (WORD_MASK_NOTE if word else BOX_MASK_NOTE) +
         "**Flow Invert** inverts your image with Euler (28 steps, guidance 1.5) and, with keep_keys_values on, keeps "
-        "every block's keys and values at every step (KV-Edit, Zhu et al.; about 3 GB per step per megapixel in "
-        "bfloat16: keep_values_on cpu offloads them, as the authors' code does). **KV-Edit** patches the model so "
+        "every block's keys and values at every step (KV-Edit, Zhu et al.; about 2.7 GB per step per megapixel in "
+        "bfloat16: about 73 GB for this 1 MP run of 28 steps, kept on the GPU or, with keep_values_on cpu as the "
+        "authors' code does, in system memory; 'device, fp8' or 'cpu, fp8' halves it, a 512 px image quarters it, "
+        "and the node refuses before the run what does not fit). **KV-Edit** patches the model so "
         "that only the masked tokens are made anew: in every block they attend to the background's kept keys and "
         "values (attn_scale 1 raises the background's weight), and the background's latent is the image's, so "
         "outside the mask the edit is your image. Its NOISE and SIGMAS start the stock **SamplerCustomAdvanced** "
