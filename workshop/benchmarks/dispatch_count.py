@@ -224,7 +224,7 @@ def measure_flow_samplers(host, family: str, steps: int, real_depth: bool = Fals
     target = encode(host, clip, TARGET)
     latent = torch.randn(2, 16, 16, 16, generator=torch.Generator().manual_seed(0))
     inversion = call(host, "InvertEditRFInversionInvert", model=model, latent={"samples": latent},
-                     positive=encode(host, clip, ""), steps=2, scheduler="simple", gamma=0.5, guidance=0.0, seed=0)[0]
+                     positive=encode(host, clip, ""), steps=4, scheduler="simple", gamma=0.5, guidance=0.0, seed=0)[0]
 
     def per_step(base, sampler, label: str) -> dict:
         row = custom_per_step(host, base, lambda m, n: (call(host, "BasicGuider", model=m, conditioning=target)[0],
