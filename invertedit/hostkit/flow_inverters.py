@@ -147,8 +147,8 @@ def check_run_schedule(node: str, noise: torch.Tensor | None, sigmas: torch.Tens
         return
     for issued, want, inverter in reversed(_ISSUED):
         if issued.shape == noise.shape and torch.equal(issued.to(noise), noise):  # sampling-path-ok: once, before a run's first step
-            got = sigmas.detach().float().cpu()  # sampling-path-ok: once, before a run's first step
-            if got.shape != want.shape or not torch.allclose(got, want.float(), rtol=1e-4, atol=1e-6):
+            got = sigmas.detach().float()
+            if got.shape != want.shape or not torch.allclose(got, want.to(got), rtol=1e-4, atol=1e-6):  # sampling-path-ok: once, before a run's first step
                 raise NodeInputError(node, f"the run's sigmas ({len(got) - 1} steps, from {float(got[0]):.4g}) are not "
                                            f"those {inverter} inverted on ({len(want) - 1} steps, from "
                                            f"{float(want[0]):.4g}); connect {inverter}'s SIGMAS output to the "
