@@ -29,10 +29,10 @@ TAKES = (DDIM, FIXED_POINT, NULL_TEXT)
 
 
 # The largest scales that still give the edit (docs/measurements.md, "Noise Map Guidance's largest scales"): on world 2's
-# sample (20 steps) noise_map_scale 20 and grad_scale 15000 edit as the paper's 10 and 5000 do; at noise_map_scale 30 and
-# grad_scale 25000 the edit loses the square, at 100 and 50000 (the earlier maxima) the picture mottles and the edit is gone.
+# sample (20 steps) noise_map_scale 20 and grad_scale 10000 edit as the paper's 10 and 5000 do; at noise_map_scale 30 and
+# grad_scale 15000 the edit loses the square, at 100 and 50000 (the earlier maxima) the picture mottles and the edit is gone.
 NOISE_MAP_SCALE_MAX = 20.0
-GRAD_SCALE_MAX = 15000.0
+GRAD_SCALE_MAX = 10000.0
 
 
 class NoiseMapGuidance(io.ComfyNode):
