@@ -9,7 +9,7 @@ naive edit, RF-Inversion, Stable Flow and FlowEdit (n_max the steps, where fewer
 the steps given and at the workflow's own. Per row and step count: the mean PSNR to the source (reconstructions) or
 the share of whole cases that succeed as ``toyworld2.case_metrics`` judges them (edits), with the background PSNR
 against the target. The nodes' smallest step counts (``min`` of their ``steps`` widgets) come from this table
-(docs/measurements.md, "How few steps").
+(docs/measurements.md, "How few steps"); the sweep lifts them in its own process to run below them.
 """
 from __future__ import annotations
 
@@ -101,6 +101,9 @@ def main(argv=None) -> int:
     from workshop.headless.boot import boot
 
     host = boot(base_dir=Path(tempfile.mkdtemp(prefix="flow-few-steps-host-")))
+    # the sweep goes below the nodes' fewest steps, which were set from it: lift them in this process
+    host.pack.hostkit.flow_inverters.FEWEST_STEPS.update(dict.fromkeys(host.pack.hostkit.flow_inverters.FEWEST_STEPS, 1))
+    host.pack.techniques.flow_edit.glue.FEWEST_STEPS = 1
     result = sweep(host, args.cases, [int(s) for s in args.steps.split(",")])
     print(table(result))
     return 0

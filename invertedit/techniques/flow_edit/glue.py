@@ -31,6 +31,9 @@ from . import ode as F
 NAME = "FlowEdit"
 
 
+#: A run of one step replaces the picture (docs/measurements.md, "How few steps"): the fewest FlowEdit samples.
+FEWEST_STEPS = 2
+
 @dataclass(frozen=True)
 class FlowEditSettings:
     """The node's settings (the authors' names)."""
@@ -91,7 +94,7 @@ class FlowEditGuider(BatchedGuider):
                                        f"step; FlowEdit integrates its edit with Euler steps: connect KSamplerSelect "
                                        f"with euler.")
         steps, s = len(sigmas) - 1, self.settings
-        if steps < 2:
+        if steps < FEWEST_STEPS:
             raise NodeInputError(NAME, f"the run has {steps} step; FlowEdit needs at least 2: one step from pure noise "
                                        f"replaces the picture (the toy flow model: background 20.9 dB to the target at "
                                        f"1 step, where the authors' 28 steps keep 26.1). Give the scheduler 2 or more "
