@@ -117,6 +117,7 @@ SYMBOLS: tuple[str, ...] = (
     "folder_paths.get_input_directory",
     "folder_paths.get_output_directory",
     "folder_paths.get_save_image_path",
+    "latent_preview.get_previewer",
     "node_helpers.conditioning_set_values",
 )
 

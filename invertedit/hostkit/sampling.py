@@ -14,13 +14,13 @@ import comfy.model_patcher
 import comfy.patcher_extension
 import comfy.sample
 import comfy.samplers
-import comfy.utils
 import node_helpers
 import torch
 from comfy.model_patcher import ModelPatcher
 
 from .errors import NodeInputError, check_finite_tensor
 from .family import FLOW_EDITABLE, ModelFamily, model_family
+from .progress import Progress, check_interrupt
 
 # loop(denoise, x, sigmas, step_callback) -> final x, with denoise a HostDenoiser
 
@@ -141,11 +141,6 @@ def as_sampler(function):
     """A SAMPLER (SamplerCustomAdvanced's input) running ``function``, a k-diffusion sampler function
     ``(model, x, sigmas, extra_args, callback, disable) -> x``."""
     return comfy.samplers.KSAMPLER(function)
-
-
-def check_interrupt(*_) -> None:
-    """Raise the host's interrupt if the user pressed Cancel (long loops call it between steps)."""
-    comfy.model_management.throw_exception_if_processing_interrupted()
 
 
 def schedule(model: ModelPatcher, scheduler: str, steps: int) -> torch.Tensor:
@@ -293,14 +288,12 @@ def run_loop(
     from_latent: bool = False,
 ) -> torch.Tensor:
     """Run ``loop`` on ``latent`` (a LATENT tensor) with the host's guider; returns the final
-    LATENT tensor. The loop works in sampler space; ``step_callback(i, total, x)`` updates
-    the progress bar and raises if the user interrupted. ``from_latent``: the loop starts at the
-    latent in the model's space itself (a flow model's run would start at ``(1 - sigma_0)`` times it)."""
-    pbar = comfy.utils.ProgressBar(max(len(sigmas) - 1, 1))
-
-    def step_callback(i: int, total: int, x: torch.Tensor) -> None:
-        check_interrupt()
-        pbar.update_absolute(i + 1, total)
+    LATENT tensor. The loop works in sampler space; ``step_callback(i, total, x, preview=None)``
+    (a ``progress.Progress``) raises if the user interrupted and updates the progress bar, with the
+    host's preview picture of ``preview`` or of the prediction last given to ``step_callback.saw``
+    when the host's previews are on. ``from_latent``: the loop starts at the latent in the model's
+    space itself (a flow model's run would start at ``(1 - sigma_0)`` times it)."""
+    step_callback = Progress(model, max(len(sigmas) - 1, 1))
 
     def sampler_function(model_k, x, sigmas, extra_args=None, callback=None, disable=None):
         start = model_k.latent_image if from_latent else x

@@ -89,3 +89,38 @@ def test_passes_run_eagerly_off_a_cuda_device():
     assert got == [2.0, 4.0, 6.0] and fn.calls == 3
     assert not fn.captured and fn.why_eager == "not on a CUDA device" and lines == []
     assert Replayed(lambda: (buffer,), "off", capture=False).why_eager == "capture off"
+
+
+def test_the_callback_s_denoised_estimate_is_the_guided_step_s():
+    """``callback(j, steps, x, denoised)``: ``x`` the latent step ``j`` reached, ``denoised()`` the guided
+    prediction's clean latent ``x_j - sigma_j * eps`` (the host's preview picture), for eps and flow models."""
+    from invertedit.inversion.parameterisation import EPS, FLOW
+
+    g = torch.Generator().manual_seed(1)
+    a = torch.randn(2, 2, generator=g, dtype=torch.float64) * 0.5
+    cond = torch.randn(1, 3, 2, generator=g, dtype=torch.float64)
+    empty = torch.randn(1, 3, 2, generator=g, dtype=torch.float64)
+
+    def eps(x, sigma, ctx):
+        return torch.tanh(torch.einsum("ij,bjhw->bihw", a, x) + ctx.mean(dim=1)[:, :, None, None])
+
+    for parameterisation, s in ((EPS, torch.tensor([3.0, 1.5, 0.5, 0.0], dtype=torch.float64)),
+                                (FLOW, torch.tensor([1.0, 0.6, 0.3, 0.0], dtype=torch.float64))):
+        traj = torch.randn(4, 1, 2, 3, 3, generator=g, dtype=torch.float64)
+        seen = []
+
+        def callback(j, steps, x, denoised):
+            seen.append((j, steps, x.clone(), denoised()))
+
+        with torch.enable_grad():
+            nulls, _ = null_text_optimize(lambda x, sg: eps(x, sg, cond), eps, traj, s, empty, cfg=3.0, inner_steps=2,
+                                          early_stop=False, callback=callback, parameterisation=parameterisation)
+        x = traj[0]
+        for j, (step, steps, reached, denoised) in enumerate(seen):
+            e_c, e_u = eps(x, s[j], cond), eps(x, s[j], nulls[j])
+            guided = e_u + 3.0 * (e_c - e_u)
+            assert (step, steps) == (j, 3)
+            torch.testing.assert_close(reached, x + (s[j + 1] - s[j]) * guided)
+            torch.testing.assert_close(denoised, x - s[j] * guided)
+            x = reached
+        assert len(seen) == 3

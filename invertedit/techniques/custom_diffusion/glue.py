@@ -333,7 +333,9 @@ def custom_diffusion(model: ModelPatcher, clip, vae, instance: torch.Tensor, ins
                     context = torch.cat([context, class_rows.to(context).expand(count, -1, -1)])
                     pooled = torch.cat([pooled, class_vector.to(pooled).expand(count, -1)])
                 xt = noised(clean, noise, sigma)
-                eps = (xt - denoise.part("positive", xt, sigma, context, pooled=pooled if pooled_in else None)
+                # the prediction is the progress' preview (the first photo's) when the host's previews are on
+                eps = (xt - step_callback.saw(denoise.part("positive", xt, sigma, context,
+                                                           pooled=pooled if pooled_in else None))
                        ) / sigma.reshape(-1, 1, 1, 1)
                 return masked_loss(eps, noise.to(eps.device), valid[rows_at], count, prior_loss_weight,
                                    v_weight(sigma) if v_prediction else None)[0]

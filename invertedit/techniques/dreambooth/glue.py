@@ -236,7 +236,8 @@ def _fit(trained: ModelPatcher, params, instance: torch.Tensor, instance_prompt:
                     else:
                         denoised = (denoise.pair(xt, sigma, xt.shape[0] // 2) if prior
                                     else denoise.part("positive", xt, sigma))
-                    return (xt - denoised) / sigma.reshape(-1, 1, 1, 1)
+                    # the prediction is the progress' preview (the first instance row) when the host's are on
+                    return (xt - step_callback.saw(denoised)) / sigma.reshape(-1, 1, 1, 1)
 
                 return step_loss(eps_fn, clean, noise, table[t.to(table.device)], len(pairs), prior_loss_weight,
                                  v_prediction)[0]

@@ -132,13 +132,15 @@ def conditioning_embedding(node: str, conditioning, name: str) -> torch.Tensor:
 
 
 def _progress(step_callback: Callable, x: torch.Tensor) -> Callable[[int, int, float], None]:
-    """After each step: the host's interrupt check and the progress bar (``run_loop``'s callback)."""
+    """After each step: the host's interrupt check and the progress bar, with the host's preview of the
+    step's denoised prediction when its previews are on (``run_loop``'s callback; ``_eps`` shows it)."""
     return lambda done, total, loss: step_callback(done - 1, total, x)
 
 
-def _eps(denoise: HostDenoiser, context: torch.Tensor | None = None):
+def _eps(denoise: HostDenoiser, context: torch.Tensor | None = None, show: Callable = lambda d: d):
+    """The noise prediction; ``show`` sees the model's denoised prediction (the progress' preview)."""
     def eps(x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
-        return (x - denoise.part("positive", x, sigma, context)) / sigma.reshape(-1, 1, 1, 1)
+        return (x - show(denoise.part("positive", x, sigma, context))) / sigma.reshape(-1, 1, 1, 1)
     return eps
 
 
@@ -159,7 +161,8 @@ def optimize_embedding(model: ModelPatcher, samples: torch.Tensor, target: list,
             x0 = x.detach().clone()
             table = sigmas.detach().clone()
             e = embedding.detach().to(device=x.device, dtype=torch.float32).clone().requires_grad_(True)
-            loss = random_timestep_loss(_eps(denoise, e), x0, table, torch.Generator().manual_seed(seed))
+            loss = random_timestep_loss(_eps(denoise, e, step_callback.saw), x0, table,
+                                        torch.Generator().manual_seed(seed))
             found["losses"] = optimize([e], loss, steps, learning_rate, before_step=check_interrupt,
                                        after_step=_progress(step_callback, x0))
             found["embedding"] = to_output(e.detach().clone())
@@ -204,7 +207,8 @@ def fine_tune_lora(model: ModelPatcher, samples: torch.Tensor, optimized: list, 
             x0 = x.detach().clone()
             table = sigmas.detach().clone()
             params = trainable(adapters, x.device)
-            loss = random_timestep_loss(_eps(denoise), x0, table, torch.Generator().manual_seed(seed))
+            loss = random_timestep_loss(_eps(denoise, show=step_callback.saw), x0, table,
+                                        torch.Generator().manual_seed(seed))
             found["losses"] = optimize(params, loss, steps, learning_rate, before_step=check_interrupt,
                                        after_step=_progress(step_callback, x0))
         return x

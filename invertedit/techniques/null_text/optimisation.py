@@ -21,13 +21,14 @@ from typing import Callable, Optional
 
 import torch
 
-from ...inversion.ddim import StepCallback
 from ...inversion.parameterisation import EPS, Parameterisation
 from ...inversion.solver import eps_step
 from .graphed import Replayed
 
 CondEps = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]                      # (x, sigma) -> eps
 UncondEps = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]      # (x, sigma, embedding) -> eps
+# (step, steps, x, denoised) -> None after each timestep; denoised() computes the step's denoised estimate
+StepCallback = Callable[[int, int, torch.Tensor, Callable[[], torch.Tensor]], None]
 
 
 def null_text_optimize(
@@ -54,6 +55,9 @@ def null_text_optimize(
     the inner steps taken at each timestep, and which passes ran as captured CUDA graphs. Differentiates
     ``uncond_eps`` only; call with gradients enabled. ``on_inner_step()`` is called before every inner
     (Adam) step, so a caller can stop the loop there (an interrupt) instead of only between timesteps.
+    ``callback(j, steps, x, denoised)`` after each timestep ``j``, ``x`` the latent it reached and
+    ``denoised()`` the guided step's denoised estimate (the clean latent it aimed at, a preview's
+    picture), computed only when called and only during the callback.
     ``parameterisation``: the model's sampling space (eps and v models alike by default); the eps
     callables return a flow model's velocity.
 
@@ -87,7 +91,8 @@ def null_text_optimize(
     def advance() -> tuple[torch.Tensor, ...]:
         with torch.no_grad():
             eps_u = uncond_eps(x, level, null)
-            return (eps_step(x, eps_u + cfg * (eps_c - eps_u), level, level_next),)
+            eps = eps_u + cfg * (eps_c - eps_u)
+            return eps_step(x, eps, level, level_next), eps
 
     passes = [Replayed(fn, name, capture, log) for fn, name in (
         (conditional, "Null-Text Optimize, the conditional prediction"),
@@ -118,10 +123,13 @@ def null_text_optimize(
                 break
         null.grad = None
         taken.append(k)
-        x.copy_(advance_pass()[0])
+        x_next, eps_guided = advance_pass()
+        x.copy_(x_next)
         forward += 1
         out.append(null.detach().clone())
         if callback is not None:
-            callback(j, steps, x)
+            # the step's denoised estimate x - sigma * eps (eps/v and flow alike), from where it landed
+            callback(j, steps, x,
+                     lambda eps=eps_guided: eps_step(x, eps, level_next, torch.zeros_like(level_next)))
     graphs = [name for p, name in zip(passes, ("conditional", "inner step", "advance")) if p.captured]
     return torch.stack(out), {"forward": forward, "backward": backward, "inner_steps": taken, "graphs": graphs}

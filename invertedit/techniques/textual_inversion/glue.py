@@ -125,7 +125,9 @@ def train_embedding(model: ModelPatcher, clip, images: torch.Tensor, initializer
                 swap = dict(context=context, pooled=pooled if pooled_in else None)
 
                 def eps_fn(xt: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
-                    return (xt - denoise.part("positive", xt, sigma, **swap)) / sigma.reshape(-1, 1, 1, 1)
+                    # the prediction is the progress' preview when the host's previews are on
+                    return (xt - step_callback.saw(denoise.part("positive", xt, sigma, **swap))
+                            ) / sigma.reshape(-1, 1, 1, 1)
 
                 return step_loss(eps_fn, clean, noise, sigma_table[t.to(sigma_table.device)], len(picked), 0.0,
                                  v_prediction)[0]
