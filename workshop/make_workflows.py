@@ -12,6 +12,9 @@ model: the stock Load Checkpoint, Load Image and Upscale Image (ImageScale) at t
 the card pictures run them on the built-in models (the runner's ``builtin``, ``builtin_for`` and
 ``toy_overrides``).
 
+A description with a ``subgraph`` (``{"name", "description", "promote"}``) is written as a one-node template:
+its edit made one subgraph node after ``build_canvas`` (``workshop.headless.subgraphs.apply_subgraph``).
+
     python -m workshop.make_workflows            # write all
     python -m workshop.make_workflows --check    # exit 1 if a file differs from what would be written
     python -m workshop.make_workflows "SD1.5 - LEDITS++ edit"   # only this one
@@ -31,6 +34,7 @@ REPO = Path(__file__).resolve().parents[1]
 from invertedit.techniques import FOLDERS
 from invertedit.workflows.checkpoint import SCHEDULES, Family  # noqa: F401 (the families' schedules, for the tools)
 from workshop.headless.canvas import build_canvas
+from workshop.headless.subgraphs import apply_subgraph
 
 _MODULES = [import_module(f"invertedit.techniques.{folder}.workflows") for folder in FOLDERS
             if find_spec(f"invertedit.techniques.{folder}.workflows") is not None]
@@ -77,7 +81,8 @@ def toy_overrides(name: str, quick: bool = False) -> dict:
 
 
 def render(name: str, node_info) -> str:
-    return json.dumps(build_canvas(WORKFLOWS[name](), node_info), indent=2, ensure_ascii=False) + "\n"
+    spec = WORKFLOWS[name]()
+    return json.dumps(apply_subgraph(spec, build_canvas(spec, node_info), node_info), indent=2, ensure_ascii=False) + "\n"
 
 
 def main() -> int:

@@ -8,7 +8,8 @@ headless Chromium page on its editor serve the whole module (``conftest.py``). F
   reported to extensions after, no dialog), and no console or page error came with the load;
 - no widget value was reset: each widget the file's ``widgets_values`` names (by the file's order,
   named with the node's definition) holds the file's value after loading, no widget is missing or
-  unknown, and the node would be saved with the same ``widgets_values``;
+  unknown, and the node would be saved with the same ``widgets_values``; inside subgraphs too, and
+  a subgraph node shows its own widgets' values and its promoted widgets' inner values;
 - no two nodes overlap on the canvas, with the sizes the frontend gives them after loading (it
   grows a node to fit its title, sockets and widgets) and the title bar above each;
 - ``app.graphToPrompt().output`` (what the editor queues) equals what the pack's converter gives,
@@ -39,7 +40,8 @@ FRONTEND_WIDGETS = {"control_after_generate", "control_filter_list", "upload", "
 
 LOAD = """async (workflow) => {
   const app = window.app;
-  const unregistered = workflow.nodes.map(n => n.type).filter(t => !(t in LiteGraph.registered_node_types));
+  const defined = new Set(((workflow.definitions || {}).subgraphs || []).map(s => s.id));  // registered by loading
+  const unregistered = workflow.nodes.map(n => n.type).filter(t => !(t in LiteGraph.registered_node_types) && !defined.has(t));
   window.__invertedit.missing = [];
   await app.loadGraphData(workflow);
   await new Promise(resolve => setTimeout(resolve, 300));  // image previews, deferred resizes
@@ -49,10 +51,18 @@ LOAD = """async (workflow) => {
     widgets: (n.widgets || []).map(w => ({name: w.name, type: w.type, value: w.value})),
     saved: n.serialize().widgets_values || [],
   }));
+  const subgraphs = Array.from(app.graph.subgraphs ? app.graph.subgraphs.values() : []).map(sg => ({
+    id: sg.id, name: sg.name, registered: sg.id in LiteGraph.registered_node_types,
+    nodes: sg.nodes.map(n => ({
+      id: n.id, type: n.type, title: n.title,
+      pos: [n.pos[0], n.pos[1]], size: [n.size[0], n.size[1]], collapsed: !!(n.flags && n.flags.collapsed),
+      widgets: (n.widgets || []).map(w => ({name: w.name, type: w.type, value: w.value})),
+      saved: n.serialize().widgets_values || [],
+    }))}));
   const prompt = await app.graphToPrompt();
   const dialogs = Array.from(document.querySelectorAll(".p-dialog"))
     .filter(d => d.offsetParent !== null).map(d => d.innerText.slice(0, 500));
-  return {unregistered, missing: window.__invertedit.missing, nodes, output: prompt.output, dialogs,
+  return {unregistered, subgraphs, missing: window.__invertedit.missing, nodes, output: prompt.output, dialogs,
           title_height: LiteGraph.NODE_TITLE_HEIGHT};
 }"""
 
@@ -96,13 +106,23 @@ def _missing_node_problems(loaded) -> list[str]:
     problems = [f"node type {t!r} is not registered in the frontend" for t in sorted(set(loaded["unregistered"]))]
     problems += [f"the frontend reports missing node type {t!r}" for t in sorted(set(loaded["missing"]))]
     problems += [f"a dialog opened on loading: {text!r}" for text in loaded["dialogs"]]
+    problems += [f"subgraph {s['name']!r} ({s['id']}) is not registered after loading" for s in loaded.get("subgraphs") or []
+                 if not s["registered"]]
     return problems
 
 
 def _widget_problems(workflow, loaded, host, runner) -> list[str]:
     from workshop.headless.canvas import widget_slots
+    from workshop.headless.subgraphs import subgraph_definitions
 
     problems = []
+    subgraphs = subgraph_definitions(workflow)
+    for inside in loaded.get("subgraphs") or []:   # the nodes inside each subgraph, as the top level's
+        if inside["id"] in subgraphs:
+            definition = subgraphs[inside["id"]]
+            found = _widget_problems({"nodes": definition["nodes"], "definitions": workflow.get("definitions")},
+                                     {"nodes": inside["nodes"]}, host, runner)
+            problems += [f"inside subgraph {definition.get('name')!r}: {p}" for p in found]
     file_nodes = {str(n["id"]): n for n in workflow["nodes"]}
     for node in loaded["nodes"]:
         source = file_nodes.get(str(node["id"]))
@@ -129,6 +149,8 @@ def _widget_problems(workflow, loaded, host, runner) -> list[str]:
                 if name not in known:
                     problems.append(f"{where}: unexpected widget {name!r} ({widget['type']}) holding "
                                     f"{_short(widget['value'])}")
+        elif node["type"] in subgraphs:
+            problems += _subgraph_node_problems(source, node, subgraphs[node["type"]], host, runner)
         else:  # frontend-only nodes (notes): their widgets in order
             shown = [w["value"] for w in node["widgets"]]
             if not _same(shown, values):
@@ -139,15 +161,43 @@ def _widget_problems(workflow, loaded, host, runner) -> list[str]:
     return problems
 
 
+def _subgraph_node_problems(source, node, definition, host, runner) -> list[str]:
+    """A subgraph node shows its own widgets (``["-1", name]`` in ``properties.proxyWidgets``: the file's
+    values) and its promoted ones (the inner widget's value, kept in the definition), in that list's order."""
+    from workshop.headless.canvas import widget_slots
+    from workshop.headless.subgraphs import _proxy_widgets
+
+    values = source.get("widgets_values") or []
+    inner = {str(n["id"]): n for n in definition["nodes"]}
+    expected = []
+    for i, (node_id, name) in enumerate(_proxy_widgets(source)):
+        if node_id == "-1":
+            expected.append(values[i] if i < len(values) else None)
+            continue
+        held = inner.get(node_id)
+        if held is None or held["type"] not in host.nodes.NODE_CLASS_MAPPINGS:
+            return [f"{_label(source)}: promoted widget {name!r} of node {node_id}, which is not in the subgraph"]
+        slots = widget_slots(runner.node_info(held["type"], host))
+        expected.append(next((v for (kind, n), v in zip(slots, held.get("widgets_values") or []) if kind == "value"
+                              and n == name), None))
+    shown = [w["value"] for w in node["widgets"]]
+    if not _same(shown, expected):
+        return [f"{_label(source)}: widgets hold {_short(shown)} after loading, the file's (own and promoted) "
+                f"{_short(expected)}"]
+    return []
+
+
 def _overlap_problems(loaded) -> list[str]:
-    """Pairs of nodes whose boxes (title bar included) overlap, with the overlap's size."""
+    """Pairs of nodes whose boxes (title bar included) overlap, with the overlap's size; inside subgraphs too."""
     title = loaded["title_height"]
+    inner = [f"inside subgraph {s['name']!r}: {p}" for s in loaded.get("subgraphs") or []
+             for p in _overlap_problems({"nodes": s["nodes"], "title_height": title})]
     boxes = []
     for node in loaded["nodes"]:
         x, y = node["pos"]
         w, h = node["size"]
         boxes.append((node, x, y - title, x + w, y + (0 if node["collapsed"] else h)))
-    problems = []
+    problems = inner
     for i, (a, ax0, ay0, ax1, ay1) in enumerate(boxes):
         for b, bx0, by0, bx1, by1 in boxes[i + 1:]:
             dx, dy = min(ax1, bx1) - max(ax0, bx0), min(ay1, by1) - max(ay0, by0)

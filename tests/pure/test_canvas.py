@@ -344,12 +344,16 @@ def test_broken_link_and_not_a_canvas():
         canvas_to_api({"3": {"class_type": "KSampler", "inputs": {}}}, NODE_INFO)
 
 
-def test_subgraph_is_refused_clearly():
+def test_subgraphs_are_expanded_and_group_nodes_refused_clearly():
+    """Subgraphs: tests/pure/test_subgraphs.py; an empty one adds nothing. The legacy group nodes are refused."""
     wf = txt2img_workflow()
     sub = "9a8b7c6d-0000-4000-8000-000000000000"
     wf["definitions"] = {"subgraphs": [{"id": sub, "nodes": [], "links": []}]}
     wf["nodes"].append(_node(90, sub, widgets=[]))
-    with pytest.raises(CanvasError, match="subgraphs"):
+    assert _inputs(canvas_to_api(wf, NODE_INFO)) == TXT2IMG_API
+    wf["extra"]["groupNodes"] = {"Sampling": {"nodes": []}}
+    wf["nodes"].append(_node(91, "workflow>Sampling", widgets=[]))
+    with pytest.raises(CanvasError, match=r"node 91 \(workflow>Sampling\): group nodes are not supported"):
         canvas_to_api(wf, NODE_INFO)
 
 

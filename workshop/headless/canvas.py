@@ -285,10 +285,9 @@ class _Converter:
         if key in self.infos:
             return self.infos[key]
         class_type = node.get("type")
-        if class_type in self.subgraph_ids or (isinstance(class_type, str) and class_type.startswith("workflow>")) \
-                or class_type in self.group_node_types:
-            raise CanvasError(f"{_describe(node)}: subgraphs and group nodes are not supported here; "
-                              "unpack them in the editor (right click > Unpack Subgraph / Convert to nodes) and save again")
+        if (isinstance(class_type, str) and class_type.startswith("workflow>")) or class_type in self.group_node_types:
+            raise CanvasError(f"{_describe(node)}: group nodes are not supported here; "
+                              "convert them to nodes in the editor (right click > Convert to nodes) and save again")
         info = _lookup(self.node_info, class_type) if class_type else None
         if info is None:
             raise CanvasError(f"{_describe(node)}: unknown node type {class_type!r} "
@@ -436,7 +435,13 @@ def canvas_to_api(workflow: Mapping[str, Any], node_info: NodeInfo) -> dict[str,
     """Convert a canvas workflow to the executor's API format.
 
     ``node_info`` maps a class type to its ``/object_info`` entry (a dict, or a function that
-    returns the entry or None). Raises :class:`CanvasError` naming the node and the problem."""
+    returns the entry or None). Raises :class:`CanvasError` naming the node and the problem.
+    Subgraphs (``definitions.subgraphs``) are expanded first, as the frontend expands them
+    (:func:`headless.subgraphs.flatten`: inner nodes get ids like "12:5")."""
+    if isinstance(workflow, Mapping) and (workflow.get("definitions") or {}).get("subgraphs"):
+        from .subgraphs import flatten
+
+        workflow = flatten(workflow)
     return _Converter(workflow, node_info).convert()
 
 

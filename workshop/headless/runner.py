@@ -2,7 +2,8 @@
 
 ``run_workflow(path, out_dir)`` loads a canvas workflow (the file users open in the editor),
 converts it to the API format with the node definitions of the booted host
-(:mod:`headless.canvas`), optionally swaps in the user's image and checkpoint (or, for a
+(:mod:`headless.canvas`; subgraphs expanded as the frontend expands them, :mod:`headless.subgraphs`,
+so an inner node's id is "<subgraph node>:<id>"), optionally swaps in the user's image and checkpoint (or, for a
 workflow built on Load Checkpoint, the pack's built-in model), validates and
 executes it with ``execution.validate_prompt`` / ``execution.PromptExecutor`` exactly as the
 server's prompt worker does, and copies the images that the workflow saved into ``out_dir``.

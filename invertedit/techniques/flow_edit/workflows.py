@@ -52,6 +52,26 @@ def sd3_flow_edit() -> dict:
     return _flow_edit(SD3, steps=50, n_max=33, source=3.5, target=13.5, seed=42)
 
 
-WORKFLOWS = {"Flux - FlowEdit": flux_flow_edit, "SD3 - FlowEdit": sd3_flow_edit}
+def flux_flow_edit_one_node() -> dict:
+    """Flux FlowEdit with its sampling and decoding in one subgraph node (issue 79): on the canvas the model,
+    the image, the prompts, the node and the result."""
+    return dict(flux_flow_edit(), subgraph={
+        "name": "FlowEdit",
+        "description": (
+            "# FlowEdit, inside\n\n"
+            "**VAE Encode** of your image, **ModelSamplingFlux** at the image's size, **FlowEdit** (the source and "
+            "target prompts' velocities on fresh noisy copies of the image), **BasicScheduler**, **KSamplerSelect** "
+            "(euler), **RandomNoise** (FlowEdit's noises) and the stock **SamplerCustomAdvanced**, then **VAE "
+            "Decode**; the edit goes out.\n\n"
+            "The settings changed most are on the node outside (the two guidances, n_max, the steps, the seed); "
+            "the others are here. Back to the workflow: the breadcrumb above."),
+        "promote": [("flowedit", "source_guidance"), ("flowedit", "target_guidance"), ("flowedit", "n_max"),
+                    ("scheduler", "steps"), ("noise", "noise_seed")],
+        "labels": {"pixels": "image", "IMAGE": "edit"}})
+
+
+WORKFLOWS = {"Flux - FlowEdit": flux_flow_edit, "SD3 - FlowEdit": sd3_flow_edit,
+             "Flux - FlowEdit (one node)": flux_flow_edit_one_node}
 CHECKPOINT = {"Flux - FlowEdit": (TOY_FLOW, {}),
               "SD3 - FlowEdit": ({}, {"BasicScheduler": {"steps": 6}, "InvertEditFlowEdit": {"n_max": 4}})}
+CHECKPOINT["Flux - FlowEdit (one node)"] = CHECKPOINT["Flux - FlowEdit"]

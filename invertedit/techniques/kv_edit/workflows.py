@@ -79,7 +79,26 @@ def flux_kv_edit_word() -> dict:
     return _flux_kv_edit(word=True)
 
 
-WORKFLOWS = {"Flux - KV-Edit": flux_kv_edit, "Flux - KV-Edit from a word": flux_kv_edit_word}
+def flux_kv_edit_one_node() -> dict:
+    """Flux KV-Edit with its inversion, edit and decoding in one subgraph node (issue 79): on the canvas the
+    model, the image, the prompts, the mask, the node and the results."""
+    return dict(flux_kv_edit(), subgraph={
+        "name": "KV-Edit",
+        "description": (
+            "# KV-Edit, inside\n\n"
+            "**VAE Encode** of your image, **ModelSamplingFlux** at the image's size, **Flow Invert** (Euler, the "
+            "source prompt, keeping every block's keys and values), **KV-Edit** (only the masked region is made "
+            "anew), **FluxGuidance**, **BasicGuider**, **KSamplerSelect** (euler) and the stock "
+            "**SamplerCustomAdvanced** from KV-Edit's NOISE and SIGMAS, then **VAE Decode**; the edit goes out. "
+            "The mask comes in from outside (the one painted in Load Image's mask editor, or any MASK).\n\n"
+            "The settings changed most are on the node outside (skip_steps, attn_scale, the edit's guidance, the "
+            "inversion's steps); the others are here. Back to the workflow: the breadcrumb above."),
+        "promote": [("kv", "skip_steps"), ("kv", "attn_scale"), ("edit_guidance", "guidance"), ("invert", "steps")],
+        "labels": {"pixels": "image", "positive": "source", "conditioning": "target", "IMAGE": "edit"}})
+
+
+WORKFLOWS = {"Flux - KV-Edit": flux_kv_edit, "Flux - KV-Edit from a word": flux_kv_edit_word,
+             "Flux - KV-Edit (one node)": flux_kv_edit_one_node}
 CHECKPOINT = {
     "Flux - KV-Edit": (dict(TOY_FLOW, **{   # the mask: a box over the red circle (centre 75, 85, radius 48 at 256 px)
         "SolidMask (the image's size)": {"width": 256, "height": 256},
@@ -87,3 +106,4 @@ CHECKPOINT = {
         "Mask (the dress)": {"x": 20, "y": 30}}), {}),
     "Flux - KV-Edit from a word": (dict(TOY_FLOW, **TOY_FLOW_MAPS), {}),
 }
+CHECKPOINT["Flux - KV-Edit (one node)"] = CHECKPOINT["Flux - KV-Edit"]

@@ -96,6 +96,27 @@ def sdxl_p2p_edit() -> dict:
     return _p2p_edit(SDXL)
 
 
+def sd15_p2p_edit_one_node() -> dict:
+    """The SD1.5 Prompt-to-Prompt edit with its inversion, edit and decoding in one subgraph node (issue 79):
+    on the canvas the model, the image, the prompts, the node and the results."""
+    return dict(sd15_p2p_edit(), subgraph={
+        "name": "Prompt-to-Prompt edit",
+        "description": (
+            "# Prompt-to-Prompt edit, inside\n\n"
+            "**VAE Encode** of your image, **DDIM Invert** (the source prompt, cfg 1), **Direct Inversion** (the "
+            "source row stays on the inversion: an exact reconstruction), **Attention Inject** (Prompt-to-Prompt "
+            "replace, local blend on the blend words), **Apply Inversion**, one **KSampler (Advanced)** run of the "
+            "pair (source and edit) and **VAE Decode**; the reconstruction and the edit go out.\n\n"
+            "The settings changed most are on the node outside (the target prompt, the blend words, the "
+            "cross/self replace fractions, cfg); the others are here. Back to the workflow: the breadcrumb above."),
+        "promote": [("inject", "source_prompt"), ("inject", "target_prompt"), ("inject", "blend_source_words"),
+                    ("inject", "blend_target_words"), ("inject", "cross_replace"), ("inject", "self_replace"),
+                    ("sample", "cfg")],
+        "labels": {"pixels": "image", "positive": "source", "IMAGE": "reconstruction", "IMAGE_1": "edit"}})
+
+
 WORKFLOWS = {"invert_and_edit": invert_and_edit, "p2p_replace_edit": p2p_replace_edit,
-             "SD1.5 - Prompt-to-Prompt edit": sd15_p2p_edit, "SDXL - Prompt-to-Prompt edit": sdxl_p2p_edit}
+             "SD1.5 - Prompt-to-Prompt edit": sd15_p2p_edit, "SDXL - Prompt-to-Prompt edit": sdxl_p2p_edit,
+             "SD1.5 - Prompt-to-Prompt edit (one node)": sd15_p2p_edit_one_node}
 CHECKPOINT = {"SD1.5 - Prompt-to-Prompt edit": (TOY_P2P, QUICK_DDIM), "SDXL - Prompt-to-Prompt edit": (TOY_P2P, QUICK_DDIM)}
+CHECKPOINT["SD1.5 - Prompt-to-Prompt edit (one node)"] = CHECKPOINT["SD1.5 - Prompt-to-Prompt edit"]
