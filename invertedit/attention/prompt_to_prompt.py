@@ -248,11 +248,13 @@ def check_blend(node: str, threshold: float, start: float) -> None:
 
 
 def check_subtract(node: str, blend: bool, subtract_source: str, subtract_target: str) -> None:
-    """Refuse subtract words without a local blend (they take words out of the blend's region)."""
+    """Refuse subtract words without a local blend (they take words out of the blend's region): no blend
+    words given and none that differ between the prompts (``attention/blend_words.choose_blend_words``)."""
     if not blend and ((subtract_source or "").strip() or (subtract_target or "").strip()):
         raise NodeInputError(node, "inputs 'blend_subtract_source_words'/'blend_subtract_target_words' take words out of "
-                                   "the local blend's region, but no blend words are given; give blend_source_words "
-                                   "and/or blend_target_words (e.g. 'background'), or clear the subtract words.")
+                                   "the local blend's region, but there is none: no blend words are given and no word "
+                                   "differs between the prompts; give blend_source_words and/or blend_target_words "
+                                   "(e.g. 'background'), or clear the subtract words.")
 
 
 def check_acts(node: str, schedule: ReplaceSchedule, reweight: bool, blend: bool) -> None:

@@ -95,7 +95,7 @@ class PairRun:
 #: Why a local blend takes the DDIM/Euler step (``PairRun``'s ``euler_only``)
 BLEND_EULER_ONLY = ("steps differently from the DDIM/Euler step for which the local blend makes the blended latent, "
                     "so what lies outside the mask would drift from the image; use ddim or euler (Flow Sampler: "
-                    "euler), or leave the blend words empty.")
+                    "euler), or turn local_blend off (a global edit).")
 
 
 def replace_run(schedule: ReplaceSchedule, blend: LocalBlend | None, source: list, reweight: bool, node: str) -> PairRun:

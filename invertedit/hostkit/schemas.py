@@ -150,12 +150,17 @@ def blend_inputs(sampler: str, threshold: float, start: float) -> list:
     paper's ``threshold`` and ``start`` are the node's technique's."""
     return [io.String.Input("blend_source_words", default="", optional=True,
                             tooltip="Local blend (paper's LocalBlend): words of the source prompt whose attention "
-                                    "marks the edited region, comma-separated (PIE-Bench's blended word, e.g. "
-                                    "'circle'). Empty (with blend_target_words empty): no local blend. The blend "
-                                    f"is made for the {sampler} step: sample with {sampler}."),
+                                    "marks the edited region, comma-separated (paper: the edited object, given by "
+                                    "hand; PIE-Bench's blended word, e.g. 'circle'). Empty, with blend_target_words "
+                                    "empty: the words that differ between the prompts, as the authors choose them (a "
+                                    "swapped word: 'squirrel' / 'lion'; added words: the object they join on both "
+                                    "sides, 'a cat' -> 'a silver cat': cat / silver, cat); the log names them. Not "
+                                    f"used with local_blend off (a global edit). The blend is made for the {sampler} "
+                                    f"step: sample with {sampler}."),
             io.String.Input("blend_target_words", default="", optional=True,
                             tooltip="Local blend: words of the target prompt whose attention marks the edited region "
-                                    "(e.g. 'square'). The mask is the OR of the source's and the target's."),
+                                    "(e.g. 'square'; empty with blend_source_words empty: the words that differ). The "
+                                    "mask is the OR of the source's and the target's."),
             io.Float.Input("blend_threshold", default=threshold, min=0.01, max=0.99, step=0.01, optional=True,
                            tooltip=f"Local blend: threshold on the max-pooled maps, normalised to a maximum of 1 "
                                    f"(paper: {threshold:g}); between 0 and 1: at 1 no pixel is edited, at 0 every pixel."),
@@ -165,6 +170,19 @@ def blend_inputs(sampler: str, threshold: float, start: float) -> list:
                                    "it never starts).")]
 
 
+def local_blend_input(default: bool) -> io.Boolean.Input:
+    """The local blend's switch, last of both Prompt-to-Prompt nodes' inputs (a saved workflow's widget
+    values keep their places); ``default`` its technique's paper default."""
+    return io.Boolean.Input("local_blend", default=default, optional=True, label_on="on",
+                            label_off="off (global edit)",
+                            tooltip=f"Local blend (paper's LocalBlend; paper: {'on' if default else 'off'} for a "
+                                    "local edit, as in its local edits and PIE-Bench's runs): the target follows "
+                                    "the source outside the blend words' attention. On: on the blend words, or, "
+                                    "both empty, on the words that differ between the prompts. Off: a global edit "
+                                    "(style, season, light: the whole image may change); the blend and subtract "
+                                    "words are kept but not used.")
+
+
 def blend_subtract_inputs() -> list:
     """The local blend's subtract words (Prompt-to-Prompt's code: ``LocalBlend(..., substruct_words=...)``), after
     every other input of both Prompt-to-Prompt nodes."""
@@ -172,7 +190,8 @@ def blend_subtract_inputs() -> list:
                             tooltip="Local blend: words of the source prompt whose attention is taken out of the edited "
                                     "region, comma-separated (the reference code's substruct_words, e.g. 'house' to "
                                     "change the background and not the house; its maps are not max-pooled). Needs "
-                                    "blend words; empty (the paper's default): none."),
+                                    "a local blend (blend words, or words that differ); empty (the paper's default): "
+                                    "none."),
             io.String.Input("blend_subtract_target_words", default="", optional=True,
                             tooltip="Local blend: words of the target prompt whose attention is taken out of the edited "
                                     "region (the source's and the target's are OR-ed, as the blend words are); empty: "

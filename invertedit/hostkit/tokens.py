@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+from ..attention.blend_words import key as word_key
 from .errors import NodeInputError
 
 
@@ -212,11 +213,13 @@ def sequence_words(clip, prompt: str, node: str, layout: str, text_tokens: int) 
 
 def sequence_phrase_positions(words: list[tuple[str, list[int]]], phrase: str, node: str, name: str,
                               prompt: str = "target prompt") -> list[int]:
-    """The positions of every word of ``phrase`` in a prompt's text sequence (``sequence_words``);
-    refuses a word that is not in the prompt, naming input ``name``."""
+    """The positions of every word of ``phrase`` in a prompt's text sequence (``sequence_words``): the
+    prompt's words written so, else those that are so but for case and the punctuation around them
+    ("cat" finds "Cat,"); refuses a word that is not in the prompt, naming input ``name``."""
     out = []
     for word in phrase.split():
-        hits = [p for w, found in words if w == word for p in found]
+        hits = ([p for w, found in words if w == word for p in found]
+                or [p for w, found in words if word_key(w) and word_key(w) == word_key(word) for p in found])
         if not hits:
             raise NodeInputError(node, f"input '{name}': '{word}' is not a word of the {prompt} "
                                        f"({[w for w, _ in words]}).")

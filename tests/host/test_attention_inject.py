@@ -24,7 +24,7 @@ def sample(host, model, latent, positive, negative, cfg=5.0, steps=10):
 def inject(host, model, clip, lat, source, target, cross=0.8, self_=0.4, mode="replace", reweight="", words=""):
     return call(host, "InvertEditAttentionInject", model=model, clip=clip, latent=lat, source_prompt=source,
                 target_prompt=target, mode=mode, reweight=reweight, cross_replace=cross, self_replace=self_,
-                cross_replace_words=words)
+                cross_replace_words=words, local_blend=False)
 
 
 @pytest.mark.parametrize("mode", ["replace", "refine"])
@@ -177,7 +177,7 @@ def test_sdxl_at_1024_replaces_self_attention_in_the_layers_the_rule_selects(hos
                              ("latent/4 and coarser", {4096: False, 1024: True})):
         m, pair, pair_lat = call(host, "InvertEditAttentionInject", model=model, clip=clip, latent=lat,
                                  source_prompt=SOURCE, target_prompt=TARGET, mode="replace", reweight="",
-                                 cross_replace=0.0, self_replace=1.0, self_replace_layers=layers)
+                                 cross_replace=0.0, self_replace=1.0, self_replace_layers=layers, local_blend=False)
         seen = {}
         replace = m.model_options["transformer_options"]["patches_replace"]["attn1"]
         for key, patch in list(replace.items()):
@@ -207,7 +207,8 @@ def test_direct_inversion_leaves_out_the_source_rows_nobody_reads(host, tiny, fa
                        steps=10, scheduler="ddim_uniform", start_at_step=0, cfg=1.0)
     m, pair, pair_lat = call(host, "InvertEditAttentionInject", model=model, clip=clip, latent=lat, source_prompt=SOURCE,
                              target_prompt=TARGET, mode="replace", reweight="", cross_replace=0.4, self_replace=0.6,
-                             blend_source_words="circle" if blend else "", blend_target_words="square" if blend else "")
+                             blend_source_words="circle" if blend else "", blend_target_words="square" if blend else "",
+                             local_blend=blend)
     m = call(host, "InvertEditApplyInversion", model=m, inversion=call(host, "InvertEditDirectInversion", inversion=inv)[0])[0]
     plain = m.clone()   # the same patches, without Direct's mark: every row computed
     key = host.pack.hostkit.keys.SOURCE_ON_TRAJECTORY
@@ -229,3 +230,32 @@ def test_direct_inversion_leaves_out_the_source_rows_nobody_reads(host, tiny, fa
     assert torch.equal(skipped[:1], full[:1])            # the source row: on the trajectory either way
     assert rel_err(skipped[1:], full[1:]) < 1e-5         # the edit: the same up to batched float sums
     assert not torch.equal(skipped[1:], skipped[:1])
+
+
+def test_empty_blend_words_blend_on_the_words_that_differ_and_the_switch_makes_it_global(host, tiny, caplog):
+    """Issue 79: blend words left empty, the local blend takes the words that differ between the prompts
+    (here 'circle' and 'square', ``attention/blend_words.py``): the same run as those words typed, named in
+    the log. local_blend off is a global edit: no local blend, whatever words are typed."""
+    import logging
+
+    model, clip, _ = tiny("sd1")
+    neg = encode(host, clip, "")
+    inv, lat, _ = call(host, "InvertEditDDIMInvert", model=model, latent=source_latent(), positive=encode(host, clip, SOURCE),
+                       steps=10, scheduler="ddim_uniform", start_at_step=0, cfg=1.0)
+
+    def run(**change):   # a high threshold: the random model's maps are nearly flat, at 0.3 they cover everything
+        m, pair, pair_lat = call(host, "InvertEditAttentionInject", model=model, clip=clip, latent=lat, source_prompt=SOURCE,
+                                 target_prompt=TARGET, mode="replace", reweight="", cross_replace=0.8, self_replace=0.4,
+                                 blend_threshold=0.95, **change)
+        policy = m.model_options["transformer_options"]["patches_replace"]["attn2"][("input", 1)].policy
+        return policy.blend, sample(host, m, pair_lat, pair, neg)
+
+    with caplog.at_level(logging.INFO):
+        derived, left_empty = run()
+    assert "source 'circle', target 'square'" in caplog.text
+    typed, given = run(blend_source_words="circle", blend_target_words="square")
+    assert derived == typed and derived is not None
+    assert torch.equal(left_empty, given)
+    off, global_edit = run(local_blend=False)
+    assert off is None and run(local_blend=False, blend_source_words="circle")[0] is None
+    assert not torch.equal(global_edit[1:], left_empty[1:]) and torch.equal(global_edit[:1], left_empty[:1])

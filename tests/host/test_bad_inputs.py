@@ -206,10 +206,16 @@ def plug_and_play(k: Kit, **change):
     return call(k.host, "InvertEditPlugAndPlay", **args)
 
 
+def blended(change: dict) -> bool:
+    """A case's local_blend unless it says: on where it gives blend words (global otherwise, as the cases were
+    written before the blend took the words that differ where none are given)."""
+    return bool(change.get("blend_source_words") or change.get("blend_target_words"))
+
+
 def attention_inject(k: Kit, **change):
     args = dict(model=k.model, clip=k.clip, latent=k.lat, source_prompt=PROMPT,
                 target_prompt="a red square on a blue background", mode="replace", reweight="", cross_replace=0.8,
-                self_replace=0.4)
+                self_replace=0.4, local_blend=blended(change))
     args.update(change)
     return call(k.host, "InvertEditAttentionInject", **args)
 
@@ -1209,9 +1215,11 @@ PAIR_CASES = [
      r"Attention Inject: input 'blend_start' is 1, so the local blend would never start \(it blends from step "
      r"int\(f \* N\) of N steps\); give a fraction below 1 \(paper: 0.2\)"),
     # -- the local blend's subtract words (the reference's substruct_words) without blend words, or not in the prompt --
-    ("attention-inject-blend-subtract-without-blend", lambda k: attention_inject(k, blend_subtract_source_words="blue"),
+    ("attention-inject-blend-subtract-without-blend", lambda k: attention_inject(
+        k, target_prompt=PROMPT, blend_subtract_source_words="blue", local_blend=True),
      r"Attention Inject: inputs 'blend_subtract_source_words'/'blend_subtract_target_words' take words out of the "
-     r"local blend's region, but no blend words are given; give blend_source_words and/or blend_target_words"),
+     r"local blend's region, but there is none: no blend words are given and no word differs between the prompts; "
+     r"give blend_source_words and/or blend_target_words"),
     ("attention-inject-blend-subtract-word-missing", lambda k: attention_inject(
         k, blend_source_words="circle", blend_subtract_target_words="zebra"),
      r"Attention Inject: input 'blend_subtract_target_words'.*'zebra'.*target prompt"),
@@ -1221,7 +1229,13 @@ PAIR_CASES = [
     ("attention-inject-blend-with-dpmpp-2m", lambda k: pair_sample(k, attention_inject(
         k, blend_source_words="circle", blend_target_words="square"), sampler="dpmpp_2m"),
      r"Attention Inject: sampler 'dpmpp_2m' steps differently from the DDIM/Euler step for which the local blend "
-     r"makes the blended latent, .*; use ddim or euler \(Flow Sampler: euler\), or leave the blend words empty"),
+     r"makes the blended latent, .*; use ddim or euler \(Flow Sampler: euler\), or turn local_blend off \(a global "
+     r"edit\)"),
+    # -- the same, the blend words left empty: the local blend on the words that differ (circle, square) --
+    ("attention-inject-differing-words-with-dpmpp-2m", lambda k: pair_sample(k, attention_inject(k, local_blend=True),
+                                                                              sampler="dpmpp_2m"),
+     r"Attention Inject: sampler 'dpmpp_2m' steps differently from the DDIM/Euler step for which the local blend .*"
+     r"or turn local_blend off \(a global edit\)"),
     ("attention-inject-blend-with-euler-ancestral", lambda k: pair_sample(k, attention_inject(
         k, blend_source_words="circle"), sampler="euler_ancestral"),
      r"Attention Inject: sampler 'euler_ancestral' steps differently from the DDIM/Euler step"),
@@ -1563,6 +1577,25 @@ def kv_edit(k: Kit, **change):
     return call(k.host, "InvertEditKVEdit", **args)
 
 
+def load_image_mask(k: Kit, alpha: int | None) -> torch.Tensor:
+    """Load Image's MASK of a 128x64 picture: without an alpha channel (``alpha`` None: nothing painted, the
+    host's 64x64 mask of 0), or with one of ``alpha`` everywhere (0: painted all over, as the mask editor
+    saves it; the MASK is 1 - alpha)."""
+    from PIL import Image
+
+    name = f"bad_inputs_mask_{alpha}.png"
+    picture = Image.new("RGB" if alpha is None else "RGBA", (128, 64), (200, 30, 30) if alpha is None else
+                        (200, 30, 30, alpha))
+    picture.save(os.path.join(k.host.input_dir, name))
+    return call(k.host, "LoadImage", image=name)[1]
+
+
+def kv_wide(k: Kit):
+    """KV-Edit's inversion of a 128x64 picture's latent (8x16)."""
+    return k.once("kv_wide", lambda: flow_invert(k, solver="euler", keep_keys_values=True,
+                                                 latent={"samples": torch.randn(1, 16, 8, 16)})[0])
+
+
 def kv_sampled(k: Kit, sigmas=None, sampler: str = "euler", latent=None):
     """KV-Edit's model sampled (its NOISE) on ``sigmas`` (its own by default) with ``sampler``."""
     m, c, _ = flow(k)
@@ -1592,9 +1625,20 @@ FLOW_CASES += [
     ("kv-edit-sd-model", lambda k: kv_edit(k, model=k.model),
      r"KV-Edit: input 'model' is not the model the inversion was made with"),
     ("kv-edit-empty-mask", lambda k: kv_edit(k, mask=torch.zeros(1, 64, 64)),
-     r"KV-Edit: input 'mask' is empty \(all 0\): KV-Edit remakes only the masked region"),
+     r"KV-Edit: input 'mask' is empty \(all 0\): nothing is painted, and KV-Edit remakes only the masked region; "
+     r"paint it: right click the image in Load Image > Open in MaskEditor, paint over the region to edit and save"),
+    # Load Image's MASK of a picture with nothing painted: its 64x64 mask of 0, not of the picture's shape
+    ("kv-edit-nothing-painted-in-load-image", lambda k: kv_edit(k, inversion=kv_wide(k), mask=load_image_mask(k, None)),
+     r"KV-Edit: input 'mask' is empty \(all 0\): nothing is painted, .*right click the image in Load Image > Open "
+     r"in MaskEditor"),
     ("kv-edit-whole-mask", lambda k: kv_edit(k, mask=torch.ones(1, 64, 64)),
      r"KV-Edit: input 'mask' covers the whole image: KV-Edit keeps the background outside the mask"),
+    ("kv-edit-all-painted-in-load-image", lambda k: kv_edit(k, inversion=kv_wide(k), mask=load_image_mask(k, 0)),
+     r"KV-Edit: input 'mask' covers the whole image: KV-Edit keeps the background outside the mask and there is "
+     r"none; paint only the region to edit \(right click the image in Load Image > Open in MaskEditor"),
+    ("kv-edit-mask-under-a-cell", lambda k: kv_edit(k, mask=box_mask(rows=slice(0, 1), cols=slice(0, 1))),
+     r"KV-Edit: input 'mask' marks no cell of the 8x8 latent \(what is painted is too thin\); paint the region to "
+     r"edit wider"),
     ("kv-edit-mask-of-another-shape", lambda k: kv_edit(k, mask=box_mask()[:, :, :32]),
      r"KV-Edit: input 'mask' is 32x64 and the image 64x64: their shapes differ"),
     ("kv-edit-two-masks", lambda k: kv_edit(k, mask=box_mask().repeat(2, 1, 1)),
@@ -1718,7 +1762,7 @@ def joint(k: Kit, **change):
     m, c, _ = flow(k)
     args = dict(model=m, clip=c, inversion=euler_inverted(k)[0], source_prompt=PROMPT,
                 target_prompt="a red square on a blue background", mode="replace", reweight="", cross_replace=0.8,
-                self_replace=0.4, blocks="all", guidance=3.5)
+                self_replace=0.4, blocks="all", guidance=3.5, local_blend=blended(change))
     args.update(change)
     return call(k.host, "InvertEditJointAttentionInject", **args)
 
@@ -1770,9 +1814,10 @@ FLOW_CASES += [
      r"Joint Attention Inject: input 'blend_target_words' is ' , ', which names no word"),
     ("joint-p2p-blend-threshold", lambda k: joint(k, blend_source_words="circle", blend_threshold=1.0),
      r"Joint Attention Inject: input 'blend_threshold' is 1"),
-    ("joint-p2p-blend-subtract-without-blend", lambda k: joint(k, blend_subtract_target_words="blue"),
+    ("joint-p2p-blend-subtract-without-blend", lambda k: joint(k, target_prompt=PROMPT, blend_subtract_target_words="blue",
+                                                               local_blend=True),
      r"Joint Attention Inject: inputs 'blend_subtract_source_words'/'blend_subtract_target_words' take words out of "
-     r"the local blend's region, but no blend words are given"),
+     r"the local blend's region, but there is none: no blend words are given and no word differs"),
     ("joint-p2p-blend-subtract-word-missing", lambda k: joint(k, blend_source_words="circle",
                                                               blend_subtract_source_words="triangle"),
      r"Joint Attention Inject: input 'blend_subtract_source_words': 'triangle' is not a word of the source prompt"),
@@ -2089,6 +2134,20 @@ def test_the_same_prompt_twice_is_warned(kit, caplog, editor):
         make(kit, source_prompt=TARGET, target_prompt=TARGET)
     assert any("the source and target prompts are the same, so the target will reproduce the source" in r.getMessage()
                for r in caplog.records)
+
+
+@pytest.mark.parametrize("editor", ["Attention Inject", "Joint Attention Inject"])
+def test_the_same_prompt_twice_with_the_blend_words_left_empty_is_warned(kit, caplog, editor):
+    """Issue 79: blend words left empty, the local blend takes the words that differ between the prompts; with none
+    differing the edit is global, and the log says so, naming the node and the inputs (local_blend off: not said)."""
+    make = attention_inject if editor == "Attention Inject" else joint
+    for local_blend, said in ((True, True), (False, False)):
+        caplog.clear()
+        with caplog.at_level(logging.WARNING):
+            make(kit, target_prompt=PROMPT, local_blend=local_blend)
+        assert (f"{editor}: inputs 'blend_source_words' and 'blend_target_words' are empty, so the local blend would "
+                f"take the words that differ between source_prompt and target_prompt, but no word differs: the edit "
+                f"is global" in caplog.text) is said, caplog.text
 
 
 def test_flowedit_says_when_its_edit_starts_at_pure_noise(host, kit, caplog):

@@ -9,7 +9,7 @@ from workshop.headless.calls import call, encode, rel_err
 
 SOURCE, TARGET = "a red circle on a blue background", "a red square on a blue background"
 EDITORS = {
-    "InvertEditAttentionInject": dict(mode="replace", reweight="", cross_replace=0.8, self_replace=0.4),
+    "InvertEditAttentionInject": dict(mode="replace", reweight="", cross_replace=0.8, self_replace=0.4, local_blend=False),
     "InvertEditMasaCtrl": dict(start_step=2, start_layer=3),
     "InvertEditPlugAndPlay": dict(feature_injection=0.8, self_attention_injection=0.5),
 }

@@ -112,14 +112,16 @@ def run_inject(host, model, clip, **options):
     inv, lat, _ = ddim_invert(host, model, clip)
     m, pair, pair_lat = call(host, "InvertEditAttentionInject", model=model, clip=clip, latent=lat, source_prompt=SOURCE,
                              target_prompt=TARGET, **{"mode": "replace", "reweight": "", "cross_replace": 0.8,
-                                                      "self_replace": 0.4, **options})
+                                                      "self_replace": 0.4, "local_blend": "blend_source_words" in options,
+                                                      **options})
     return [("pair", sample(host, m, pair_lat, pair, encode(host, clip, "")), (2, 4, 8, 8))]
 
 
 def run_inject_direct(host, model, clip):
     inv, lat, _ = ddim_invert(host, model, clip)
     m, pair, pair_lat = call(host, "InvertEditAttentionInject", model=model, clip=clip, latent=lat, source_prompt=SOURCE,
-                             target_prompt=TARGET, mode="refine", reweight="square:2", cross_replace=0.8, self_replace=0.4)
+                             target_prompt=TARGET, mode="refine", reweight="square:2", cross_replace=0.8, self_replace=0.4,
+                             local_blend=False)
     m = call(host, "InvertEditApplyInversion", model=m, inversion=call(host, "InvertEditDirectInversion", inversion=inv)[0])[0]
     m = call(host, "InvertEditLatentBlend", model=m, latent=pair_lat, mask=mask_8x8(), start=0.0, end=1.0)[0]
     return [("pair", sample(host, m, pair_lat, pair, encode(host, clip, ""), cfg=1.0), (2, 4, 8, 8))]

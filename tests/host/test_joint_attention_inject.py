@@ -43,7 +43,8 @@ def edit(host, model, clip, raw, inv, sigmas, *, negative=None, sampler=None, **
     """Joint Attention Inject on the inversion, the pair sampled (euler, or ``sampler``); the output in
     sampler space."""
     args = dict(model=model, clip=clip, inversion=inv, source_prompt=SOURCE, target_prompt=TARGET, mode="replace",
-                reweight="", cross_replace=0.8, self_replace=0.4, blocks="all", guidance=3.5)
+                reweight="", cross_replace=0.8, self_replace=0.4, blocks="all", guidance=3.5,
+                local_blend=bool(settings.get("blend_source_words") or settings.get("blend_target_words")))
     args.update(settings)
     patched, pair, noise = call(host, "InvertEditJointAttentionInject", **args)
     if negative is None:
@@ -131,6 +132,26 @@ def test_the_local_blend_keeps_the_image_outside_the_words(host, flux, sd3, fami
     assert not (kept & ~kept_too).any()
 
 
+def test_empty_blend_words_blend_on_the_words_that_differ(host, flux):
+    """Issue 79 on joint attention: blend words left empty, the local blend takes the words that differ
+    ('circle', 'square'): the same edit as those words typed; local_blend off: the global edit."""
+    model, clip, _ = flux
+    raw = raw_latent()
+    inv, _, sigmas = inverted(host, model, clip, raw)
+    left_empty = edit(host, model, clip, raw, inv, sigmas, blend_threshold=0.9, local_blend=True)
+    typed = edit(host, model, clip, raw, inv, sigmas, blend_threshold=0.9, blend_source_words="circle",
+                 blend_target_words="square")
+    assert torch.equal(left_empty, typed)
+    off = edit(host, model, clip, raw, inv, sigmas, blend_threshold=0.9, blend_source_words="circle",
+               blend_target_words="square", local_blend=False)
+    assert torch.equal(off, edit(host, model, clip, raw, inv, sigmas)) and not torch.equal(off[1], left_empty[1])
+    # a word with punctuation after it ("circle,"): the T5 sequence's word is found as written without it, typed or derived
+    prompts = dict(source_prompt=SOURCE.replace("circle", "circle,"), target_prompt=TARGET.replace("square", "square,"))
+    assert torch.equal(edit(host, model, clip, raw, inv, sigmas, blend_threshold=0.9, local_blend=True, **prompts),
+                       edit(host, model, clip, raw, inv, sigmas, blend_threshold=0.9, blend_source_words="circle",
+                            blend_target_words="square", **prompts))
+
+
 def test_the_local_blend_samples_alike_with_the_flow_samplers_euler(host, flux):
     """The pack's Flow Sampler with its euler solver takes the host's Euler step, for which the blend
     makes the blended latent: the same edit as KSamplerSelect's euler (other samplers are refused:
@@ -150,7 +171,7 @@ def test_a_generated_pair_starts_both_rows_from_one_noise(host, flux):
     sigmas = call(host, "BasicScheduler", model=model, scheduler="simple", steps=STEPS, denoise=1.0)[0]
     patched, pair, noise = call(host, "InvertEditJointAttentionInject", model=model, clip=clip, source_prompt=SOURCE,
                                 target_prompt=TARGET, mode="replace", reweight="square:2", cross_replace=0.8,
-                                self_replace=0.4, blocks="double", guidance=3.5, seed=5)
+                                self_replace=0.4, blocks="double", guidance=3.5, seed=5, local_blend=False)
     made = noise.generate_noise({"samples": torch.zeros(2, 16, SIZE, SIZE)})
     assert torch.equal(made[0], made[1])
     out = call(host, "SamplerCustomAdvanced", noise=noise, guider=call(host, "BasicGuider", model=patched,

@@ -16,7 +16,8 @@ def pair(host, tiny, family="sd1", steps=10):
     inv, lat, _ = call(host, "InvertEditDDIMInvert", model=model, latent=src, positive=encode(host, clip, SOURCE),
                        steps=steps, scheduler="ddim_uniform", start_at_step=0, cfg=1.0)
     m, cond, pair_lat = call(host, "InvertEditAttentionInject", model=model, clip=clip, latent=lat, source_prompt=SOURCE,
-                             target_prompt=TARGET, mode="replace", reweight="", cross_replace=0.8, self_replace=0.4)
+                             target_prompt=TARGET, mode="replace", reweight="", cross_replace=0.8, self_replace=0.4,
+                             local_blend=False)
     return model, clip, inv, m, cond, pair_lat
 
 

@@ -127,8 +127,8 @@ def test_with_attention_inject_in_each_mode(host, tiny, mode, blend):
     target = TARGET if mode == "replace" else "a red circle on a blue background with grass"
     m, pair, pair_latent = call(host, "InvertEditAttentionInject", model=model, clip=clip, latent=lat,
                                 source_prompt=SOURCE, target_prompt=target, mode=mode, reweight="", cross_replace=0.8,
-                                self_replace=0.4, **(dict(blend_source_words="circle", blend_target_words="circle")
-                                                     if blend else {}))
+                                self_replace=0.4, local_blend=blend,
+                                **(dict(blend_source_words="circle", blend_target_words="circle") if blend else {}))
     edited = sample(host, nmg(host, m, clip, inv, pair), sigmas, pair_latent)
     plain = sample(host, nmg(host, model, clip, inv, pair), sigmas, pair_latent)
     assert torch.isfinite(edited).all() and rel_err(edited[1:], plain[1:]) > 1e-3

@@ -89,7 +89,7 @@ def pack_edit(host, model, clip, inverted, case) -> torch.Tensor:
         blend_source_words=",".join(blend[0]) if blend else "", blend_target_words=",".join(blend[1]) if blend else "",
         blend_threshold=case.get("threshold", 0.3),
         blend_subtract_source_words=",".join(subtract[0]) if subtract else "",
-        blend_subtract_target_words=",".join(subtract[1]) if subtract else "")
+        blend_subtract_target_words=",".join(subtract[1]) if subtract else "", local_blend=bool(blend))
     return call(host, "KSamplerAdvanced", model=m, add_noise="disable", noise_seed=0, steps=STEPS, cfg=CFG,
                 sampler_name="ddim", scheduler="ddim_uniform", positive=pair, negative=encode(host, clip, ""),
                 latent_image=pair_lat, start_at_step=0, end_at_step=10000,

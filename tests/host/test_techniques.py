@@ -80,7 +80,8 @@ def _numbers(text: str) -> set[float]:
 
 def test_the_rows_defaults_are_the_nodes_widget_defaults_and_their_tooltips_say_them(host):
     """One source for a default: a row's ``settings`` is the node's widget default, its tooltip names
-    it (``(paper: 5)``) and the row's ``defaults`` text (the README's and techniques.md's column) says it."""
+    it (``(paper: 5)``; a switch ``(paper: on)``) and the row's ``defaults`` text (the README's and techniques.md's
+    column) says it."""
     from workshop.make_docs import node_infos
 
     infos = node_infos(host)
@@ -96,6 +97,13 @@ def test_the_rows_defaults_are_the_nodes_widget_defaults_and_their_tooltips_say_
                 f"{t.name}: {node}.{name} is also set by the node's own technique (one source)"
             spec = inputs[name][1]
             assert spec.get("default") == value, f"{t.name}: {key} defaults to {spec.get('default')!r}, the table says {value!r}"
+            if isinstance(value, bool):   # a switch: "(paper: on)", and the row's text "local blend on"
+                said = "on" if value else "off"
+                assert f"paper: {said}" in spec.get("tooltip", ""), f"{t.name}: {key}'s tooltip does not say {said}"
+                assert f"{name.replace('_', ' ')} {said}" in t.defaults, \
+                    f"{t.name}: the row's defaults text does not say {key} {said}"
+                checked += 1
+                continue
             assert float(value) in _numbers(spec.get("tooltip", "")), f"{t.name}: {key}'s tooltip does not say {value:g}"
             assert float(value) in _numbers(t.defaults), f"{t.name}: the row's defaults text does not say {key} = {value:g}"
             checked += 1

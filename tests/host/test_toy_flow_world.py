@@ -455,9 +455,8 @@ def test_the_nouns_maps_find_their_objects_without_the_blends_margin(host, tmp_p
 
 
 def test_kv_edit_keeps_the_background_outside_the_objects_edges_with_its_own_mask(host):
-    """``kv_edit_masks`` on one shape edit (case 17): the object's own mask, painted (Load Image's MASK
-    wired to KV-Edit in a copy of ``Flux - KV-Edit``), reaches KV-Edit (a smaller region than the
-    workflow's box). With the authors' remedy (attn_scale 4) the other object is kept and, outside the
+    """``kv_edit_masks`` on one shape edit (case 17): the object's own mask, painted (Load Image's MASK,
+    as ``Flux - KV-Edit`` takes it), reaches KV-Edit (a smaller region than the benchmark's box). With the authors' remedy (attn_scale 4) the other object is kept and, outside the
     objects' one-pixel anti-aliased edges, the background is within 1 dB of FireFlow's reconstruction;
     read as the toy flow benchmark reads it, with those edges, where the source and the target
     themselves differ, it is not. (On this model attn_scale 4 keeps the background by redrawing the
@@ -484,8 +483,8 @@ def test_kv_edit_keeps_the_background_outside_the_objects_edges_with_its_own_mas
 
 def test_kv_edit_masks_settings_carry_the_authors_options_into_the_workflow(tmp_path):
     """``kv_edit_masks``'s settings: REGION:ATTN_SCALE and the authors' other options (re_init, skipN,
-    attn_mask) reach KV-Edit's inputs; with attn_mask the mask KV-Edit gets is also wired to Flow Invert's
-    kv_mask (painted or the box), and a setting without options keeps the shipped workflow as it is. The
+    attn_mask) reach KV-Edit's inputs; with attn_mask the mask KV-Edit gets, Load Image's MASK (painted or the
+    box), is also wired to Flow Invert's kv_mask, and a setting without options keeps the shipped workflow as it is. The
     words region runs the word workflow as it ships, whose mask is Attention Store's on KV-Edit's inversion."""
     import argparse
     import json
@@ -527,8 +526,7 @@ def test_kv_edit_masks_settings_carry_the_authors_options_into_the_workflow(tmp_
         slot = [i["name"] for i in invert["inputs"]].index("kv_mask")
         kv = next(n for n in wf["nodes"] if n["type"] == "InvertEditKVEdit")
         mask_slot = [i["name"] for i in kv["inputs"]].index("mask")
-        expected = ("LoadImage", 1) if painted else ("MaskComposite", 0)
-        assert into[("InvertEditFlowInvert", slot)] == into[("InvertEditKVEdit", mask_slot)] == expected
+        assert into[("InvertEditFlowInvert", slot)] == into[("InvertEditKVEdit", mask_slot)] == ("LoadImage", 1)
         assert invert["inputs"][slot]["link"] == wf["last_link_id"]
 
 

@@ -56,7 +56,7 @@ def results(host):
 
         m, pair, pair_lat = call(host, "InvertEditAttentionInject", model=model, clip=clip, latent=lat,
                                  source_prompt=case.source_caption, target_prompt=case.target_caption, mode="replace",
-                                 reweight="", cross_replace=CROSS, self_replace=SELF)
+                                 reweight="", cross_replace=CROSS, self_replace=SELF, local_blend=False)
         m = call(host, "InvertEditApplyInversion", model=m, inversion=call(host, "InvertEditDirectInversion", inversion=inv)[0])[0]
         edits = {"naive": sample(model, tgt, lat), "p2p": sample(m, pair, pair_lat)[1:]}
         for name, samples in edits.items():

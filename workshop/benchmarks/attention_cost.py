@@ -84,9 +84,9 @@ def main(argv=None) -> None:
 
     editors = {
         "Attention Inject (replace, cross 0.8, self 0.4)": ("InvertEditAttentionInject", dict(
-            mode="replace", reweight="", cross_replace=0.8, self_replace=0.4)),
+            mode="replace", reweight="", cross_replace=0.8, self_replace=0.4, local_blend=False)),
         "Attention Inject (refine + reweight)": ("InvertEditAttentionInject", dict(
-            mode="refine", reweight="square:2", cross_replace=0.8, self_replace=0.4)),
+            mode="refine", reweight="square:2", cross_replace=0.8, self_replace=0.4, local_blend=False)),
         "MasaCtrl (step 4, layer 6)": ("InvertEditMasaCtrl", dict(start_step=4, start_layer=6)),
         "Plug-and-Play (0.8 / 0.5)": ("InvertEditPlugAndPlay", dict(feature_injection=0.8, self_attention_injection=0.5)),
     }

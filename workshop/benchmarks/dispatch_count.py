@@ -34,11 +34,11 @@ SYNCS = {"aten::_local_scalar_dense", "aten::item", "aten::nonzero", "aten::is_n
 
 EDITORS = {
     "Attention Inject: replace (0.8 / 0.4)": ("InvertEditAttentionInject", dict(
-        mode="replace", reweight="", cross_replace=0.8, self_replace=0.4)),
+        mode="replace", reweight="", cross_replace=0.8, self_replace=0.4, local_blend=False)),
     "Attention Inject: replace + reweight": ("InvertEditAttentionInject", dict(
-        mode="replace", reweight="yellow:2", cross_replace=0.8, self_replace=0.4)),
+        mode="replace", reweight="yellow:2", cross_replace=0.8, self_replace=0.4, local_blend=False)),
     "Attention Inject: refine": ("InvertEditAttentionInject", dict(
-        mode="refine", reweight="", cross_replace=0.8, self_replace=0.4, target_prompt=REFINED)),
+        mode="refine", reweight="", cross_replace=0.8, self_replace=0.4, target_prompt=REFINED, local_blend=False)),
     "Attention Inject: replace + local blend": ("InvertEditAttentionInject", dict(
         mode="replace", reweight="", cross_replace=0.8, self_replace=0.4, blend_source_words="circle",
         blend_target_words="circle")),
@@ -306,7 +306,7 @@ def joint_rows(host, model, clip, latent: torch.Tensor, steps: int, euler) -> li
                               source_prompt=SOURCE, target_prompt=TARGET, mode="replace", reweight="",
                               cross_replace=cross, self_replace=self_, blocks="all", guidance=3.5,
                               blend_source_words="circle" if blend else "", blend_target_words="circle" if blend else "",
-                              blend_blocks=blend or "all")
+                              blend_blocks=blend or "all", local_blend=bool(blend))
             return call(host, "BasicGuider", model=m, conditioning=pair)[0], euler
         return make
 

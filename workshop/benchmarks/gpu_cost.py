@@ -66,9 +66,10 @@ PRELOADED = "InvertEditBenchPreloadedCheckpoint"   # a stand-in for Load Checkpo
 # label: (node, inputs, counted against the goal); every editor active at every step
 EDITORS = {
     "Attention Inject: replace (cross 1.0, self 1.0)": ("InvertEditAttentionInject", dict(
-        mode="replace", reweight="", cross_replace=1.0, self_replace=1.0), True),
+        mode="replace", reweight="", cross_replace=1.0, self_replace=1.0, local_blend=False), True),
     "Attention Inject: refine + reweight (cross 1.0, self 1.0)": ("InvertEditAttentionInject", dict(
-        mode="refine", reweight="fluffy:2", cross_replace=1.0, self_replace=1.0, target_prompt=REFINED), True),
+        mode="refine", reweight="fluffy:2", cross_replace=1.0, self_replace=1.0, target_prompt=REFINED,
+        local_blend=False), True),
     "Attention Inject: replace + local blend (the workflows' editor)": ("InvertEditAttentionInject", dict(
         mode="replace", reweight="", cross_replace=1.0, self_replace=1.0, blend_source_words=BLEND_SOURCE,
         blend_target_words=BLEND_TARGET, blend_threshold=0.3, blend_start=0.0), False),

@@ -235,7 +235,7 @@ def cases(host, family: str, model, clip, latent: torch.Tensor, steps: int) -> d
                               source_prompt=SOURCE, target_prompt=TARGET, mode="replace", reweight="",
                               cross_replace=cross, self_replace=self_, blocks="all", guidance=3.5,
                               blend_source_words="circle" if blend else "", blend_target_words="circle" if blend else "",
-                              blend_blocks=blend or "all")
+                              blend_blocks=blend or "all", local_blend=bool(blend))
             return basic(m, cond=pair), {}
         return prepare
 

@@ -11,7 +11,7 @@ Here the same workflow runs on the same object cases (world 2's, at 256 px, on t
 Model's flow DiT) with each setting ``REGION:ATTN_SCALE``:
 
 - ``box``: the benchmark's region, the box of the edited object's source and target masks grown
-  by 4 px (SolidMask and MaskComposite, as the workflow draws it);
+  by 4 px (painted on the image, ``toyworld_flow.case_overrides``);
 - ``grown``: those masks themselves, OR-ed and grown by 4 px;
 - ``object``: the masks themselves, OR-ed (the object where it is and where it will be);
 - ``words``: no mask drawn: the ``Flux - KV-Edit from a word`` workflow, whose Attention Store reads the
@@ -26,8 +26,8 @@ the image noised with fresh noise), ``skipN`` (N steps skipped; the workflow's 4
 Flow Invert's ``kv_mask``). Their demo's advice: fewer skipped steps, ``re_init`` and ``attn_mask`` make
 the edit follow the text more, at the risk of a region that does not join its background.
 
-The two mask regions reach KV-Edit as a user's painted mask does: Load Image's MASK (the image's
-alpha) wired to KV-Edit in a copy of the workflow.
+Every drawn region reaches KV-Edit as a user's painted mask does, as the workflow takes it: Load
+Image's MASK (1 - the image's alpha).
 
 The gate is read two ways. As the benchmark reads it: the edit's background (the pixels outside
 every object of the source and the target) against the target, within 1 dB of FireFlow's
@@ -83,7 +83,8 @@ class Setting:
 
     @property
     def painted(self) -> bool:
-        """The region reaches KV-Edit as a painted mask (Load Image's MASK), not the workflow's box or word."""
+        """The region is painted here (the object's masks), not the benchmark's box (the runner paints that) or
+        the word's mask."""
         return self.region in ("grown", "object")
 
     @property
@@ -135,26 +136,19 @@ def parse_settings(text: str) -> list[Setting]:
 
 
 def workflow_for(work: Path, painted: bool, attn_mask: bool, workflow: str = WORKFLOW) -> Path:
-    """The KV-Edit workflow, or a copy of it: its mask Load Image's MASK (a painted mask) instead of the
-    box where ``painted``; with ``attn_mask`` the same mask also wired to Flow Invert's ``kv_mask`` (the
-    authors' attn_mask option). ``workflow`` the word's: as it ships."""
+    """The KV-Edit workflow as it ships (its mask Load Image's MASK, painted or the box the runner paints:
+    ``painted`` changes nothing), or with ``attn_mask`` a copy whose mask is also wired to Flow Invert's
+    ``kv_mask`` (the authors' attn_mask option). ``workflow`` the word's: as it ships."""
     path = M.REPO / "example_workflows" / f"{workflow}.json"
-    if workflow != WORKFLOW or (not painted and not attn_mask):
+    if workflow != WORKFLOW or not attn_mask:
         return path
     wf = json.loads(path.read_text())
-    loader = next(n["id"] for n in wf["nodes"] if n["type"] == "LoadImage")
-    composite = next(n["id"] for n in wf["nodes"] if n["type"] == "MaskComposite")
-    source = (loader, 1) if painted else (composite, 0)
-    if painted:
-        for link in wf["links"]:   # [id, from node, from slot, to node, to slot, type]
-            if link[1] == composite:
-                link[1], link[2] = source
-    if attn_mask:
-        invert = next(n for n in wf["nodes"] if n["type"] == "InvertEditFlowInvert")
-        link_id = max(link[0] for link in wf["links"]) + 1
-        wf["links"].append([link_id, *source, invert["id"], [i["name"] for i in invert["inputs"]].index("kv_mask"), "MASK"])
-        next(i for i in invert["inputs"] if i["name"] == "kv_mask")["link"] = link_id
-        wf["last_link_id"] = link_id
+    source = (next(n["id"] for n in wf["nodes"] if n["type"] == "LoadImage"), 1)   # its MASK
+    invert = next(n for n in wf["nodes"] if n["type"] == "InvertEditFlowInvert")
+    link_id = max(link[0] for link in wf["links"]) + 1
+    wf["links"].append([link_id, *source, invert["id"], [i["name"] for i in invert["inputs"]].index("kv_mask"), "MASK"])
+    next(i for i in invert["inputs"] if i["name"] == "kv_mask")["link"] = link_id
+    wf["last_link_id"] = link_id
     path = work / f"{WORKFLOW} ({'painted mask' if painted else 'box'}{', attn_mask' if attn_mask else ''}).json"
     path.write_text(json.dumps(wf))
     return path
@@ -195,6 +189,8 @@ def run_cases(host, args) -> dict:
                 ov["InvertEditAttentionStore"]["mask_pool"] = setting.mask_pool
             if setting.threshold is not None:
                 ov["InvertEditAttentionStore"]["threshold"] = setting.threshold
+            if setting.painted:   # the object's own region painted below, not the box
+                ov.pop("LoadImage", None)
             given = work / f"case_{i}_{setting.region}.png" if setting.painted else image
             if not given.exists():   # each region painted once a case
                 mask = B.grown(region, GROW if setting.region == "grown" else 0)   # the object's source and target

@@ -81,7 +81,8 @@ def p2p(host, model, clip, inv, lat, case, steps, s):
                              source_prompt=case.source_caption, target_prompt=case.target_caption, mode=s["mode"],
                              reweight=f"{swapped_word(case)}:{s['reweight']:g}" if s["reweight"] != 1.0 else "",
                              cross_replace=s["cross"], self_replace=s["self"],
-                             cross_replace_words=f"{swapped_word(case)}:{s['word']:g}" if s["word"] >= 0 else "")
+                             cross_replace_words=f"{swapped_word(case)}:{s['word']:g}" if s["word"] >= 0 else "",
+                             local_blend=False)
     m = call(host, "InvertEditApplyInversion", model=m, inversion=call(host, "InvertEditDirectInversion", inversion=inv)[0])[0]
     return m, pair, pair_lat
 

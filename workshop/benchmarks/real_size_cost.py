@@ -205,9 +205,9 @@ def main(argv=None) -> None:
     if "editors" in groups:
         editors = {
             "Attention Inject (replace, cross 0.8, self 0.4)": ("InvertEditAttentionInject", dict(
-                mode="replace", reweight="", cross_replace=0.8, self_replace=0.4)),
+                mode="replace", reweight="", cross_replace=0.8, self_replace=0.4, local_blend=False)),
             "Attention Inject (refine + reweight)": ("InvertEditAttentionInject", dict(
-                mode="refine", reweight="dog:2", cross_replace=0.8, self_replace=0.4)),
+                mode="refine", reweight="dog:2", cross_replace=0.8, self_replace=0.4, local_blend=False)),
             "MasaCtrl (from step 0, layer 10)": ("InvertEditMasaCtrl", dict(start_step=0, start_layer=10)),
             "Plug-and-Play (0.8 / 0.5)": ("InvertEditPlugAndPlay", dict(feature_injection=0.8,
                                                                           self_attention_injection=0.5)),
@@ -276,7 +276,7 @@ def main(argv=None) -> None:
             direct = call(host, "InvertEditDirectInversion", inversion=inv)[0]
             m, cond, pair = call(host, "InvertEditAttentionInject", model=model, clip=clip, latent=inverted,
                                  source_prompt=SOURCE, target_prompt=TARGET, mode="replace", reweight="",
-                                 cross_replace=0.4, self_replace=0.6)
+                                 cross_replace=0.4, self_replace=0.6, local_blend=False)
             m = call(host, "InvertEditApplyInversion", model=m, inversion=direct)[0]
             return one_step(m, cond, neg, pair, cfg=7.5, steps=steps, end=10000)
 

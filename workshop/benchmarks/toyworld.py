@@ -160,7 +160,7 @@ def pair_edit(node, cfg, blend=False, local_blend=False, inversion="InvertEditDi
     def run(ctx):
         host = ctx["host"]
         lat = _ddim_inv(ctx, inversion_prompt)[1]
-        extra = {}
+        extra = {"local_blend": bool(local_blend)} if node == "InvertEditAttentionInject" else {}
         if local_blend:
             extra["blend_source_words"], extra["blend_target_words"] = (
                 ctx.get("blend_words") or blend_words(ctx["src_text"], ctx["tgt_text"]))
@@ -322,7 +322,7 @@ def guided_pair(editor: str, guider: str, cfg: float, inversion: str | None, edi
 
 PROX_NPI = dict(prox="l0", quantile=0.7, quantile_over="pair", start_step=0, pull="inversion", recon_lr=1.0,
                 recon_t=400.0, dilate_mask=1)   # the reference README's ProxNPI recipe
-P2P_PIE = dict(mode="replace", reweight="", cross_replace=0.4, self_replace=0.6)
+P2P_PIE = dict(mode="replace", reweight="", cross_replace=0.4, self_replace=0.6, local_blend=False)
 NMG_TOY = dict(noise_map_scale=10.0, grad_scale=5000.0 * 16 * 16 / (64 * 64), loss="l1")   # paper's, per latent element
 
 

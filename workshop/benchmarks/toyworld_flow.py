@@ -136,7 +136,8 @@ def outside_edges(objects: torch.Tensor) -> torch.Tensor:
 
 
 def case_overrides(case: S.EditCase, box) -> dict[str, dict]:
-    """Every run's overrides for ``case``: its captions as the prompts, its nouns as the blend and map words."""
+    """Every run's overrides for ``case``: its captions as the prompts, its nouns as the blend and map words, and
+    ``box`` (x, y, width, height) painted as the image's mask (KV-Edit's; the other workflows leave it unused)."""
     src_word, tgt_word = blend_words(case)
     ov = {"Source prompt": {"text": case.source_caption}, "Target prompt": {"text": case.target_caption},
           "InvertEditJointAttentionInject": {"source_prompt": case.source_caption,
@@ -145,10 +146,8 @@ def case_overrides(case: S.EditCase, box) -> dict[str, dict]:
                                                  case.target_caption.split()) else "refine",
                                              "blend_source_words": src_word, "blend_target_words": tgt_word},
           "InvertEditAttentionStore": {"prompt": case.source_caption, "words": src_word}}
-    if box is not None:
-        x, y, w, h = box
-        ov.update({"SolidMask (the image's size)": {"width": RES, "height": RES},
-                   "SolidMask (the region)": {"width": w, "height": h}, "Mask (the dress)": {"x": x, "y": y}})
+    if box is not None:   # KV-Edit's mask: the box painted on the image, as its Load Image takes it (the runner's paint_mask)
+        ov["LoadImage"] = {"paint_mask": list(box)}
     return ov
 
 

@@ -19,6 +19,7 @@ import inspect
 import json
 import logging
 import shutil
+import tempfile
 import uuid
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -240,7 +241,9 @@ def prepare_prompt(workflow: Mapping[str, Any], *, image: str | Path | None = No
       same node id and MODEL, CLIP, VAE slots; every stock Upscale Image (``ImageScale``) makes
       the built-in model's image size; and without ``image`` every LoadImage loads the bundled
       sample that model knows. Prompts and steps are left alone (``overrides``).
-    - ``overrides``: ``{node id, type or title: {input: value}}`` set after conversion.
+    - ``overrides``: ``{node id, type or title: {input: value}}`` set after conversion; a LoadImage's
+      ``paint_mask`` ``[x, y, width, height]`` makes it load its image with that box painted as its
+      mask, as the mask editor saves it (``_paint_masks``).
     """
     h = _host(host)
     if builtin is not None:
@@ -284,7 +287,47 @@ def prepare_prompt(workflow: Mapping[str, Any], *, image: str | Path | None = No
 
     if overrides:
         _apply_overrides(prompt, overrides)
+    _paint_masks(prompt, h.input_dir)
     return prompt
+
+
+PAINT_MASK = "paint_mask"   # a LoadImage override: the box (x, y, width, height) its mask editor would paint
+
+
+def _paint_masks(prompt: dict[str, dict[str, Any]], input_dir: Path) -> None:
+    """Each LoadImage given ``PAINT_MASK`` (an override, ``[x, y, width, height]`` in pixels of the image it
+    loads) loads instead a copy of its image that carries that box as a painted mask, as ComfyUI's mask
+    editor saves one: an RGBA copy, transparent in the box (Load Image's MASK is 1 - alpha), placed in
+    the input folder. A checkpoint workflow whose mask a user paints runs so on the built-in models."""
+    import folder_paths
+    from PIL import Image
+
+    for key, node in prompt.items():
+        box = node["inputs"].pop(PAINT_MASK, None)
+        if box is None or node["class_type"] != "LoadImage":
+            if box is not None:
+                raise WorkflowError(f"override {PAINT_MASK!r} of node {key} ({node['class_type']}): only a LoadImage "
+                                    "carries a painted mask")
+            continue
+        box = box.get("__value__", box) if isinstance(box, Mapping) else box
+        try:
+            x, y, width, height = (int(v) for v in box)
+        except (TypeError, ValueError):
+            raise WorkflowError(f"override {PAINT_MASK!r} of node {key}: {box!r} is not [x, y, width, height]") from None
+        source = Path(folder_paths.get_annotated_filepath(node["inputs"]["image"]))
+        with Image.open(source) as image:
+            painted = image.convert("RGBA")
+        if not (0 <= x and 0 <= y and 0 < width and 0 < height and x + width <= painted.width
+                and y + height <= painted.height):
+            raise WorkflowError(f"override {PAINT_MASK!r} of node {key}: the box {box!r} is not inside its "
+                                f"{painted.width}x{painted.height} image")
+        alpha = Image.new("L", painted.size, 255)
+        alpha.paste(0, (x, y, x + width, y + height))
+        painted.putalpha(alpha)
+        with tempfile.TemporaryDirectory(prefix="invertedit-painted-") as folder:
+            made = Path(folder) / f"{source.stem}_mask_{x}_{y}_{width}_{height}.png"
+            painted.save(made)
+            node["inputs"]["image"] = _place_input(made, input_dir)
 
 
 def _swap_in_builtin(prompt: dict[str, dict[str, Any]], builtin: str) -> None:

@@ -11,7 +11,8 @@ from ...technique_row import Technique
 
 ROW = Technique(
     "Prompt-to-Prompt on joint attention", "flow", ("InvertEditJointAttentionInject",), "Hertz et al. 2023, on Flux/SD3 joint attention (the pack's)",
-    "cross 0.8, self 0.4 of the steps; local blend threshold 0.3 from 0.2 of the steps",
+    "cross 0.8, self 0.4 of the steps; local blend on the edited words (blend words left empty: those that differ "
+    "between the prompts), threshold 0.3 from 0.2 of the steps",
     "N to invert, N to sample a batch of 2 (source and edit; stock euler), one extra attention row while "
     "self-attention is injected", ("Flux - Prompt-to-Prompt edit", "SD3 - Prompt-to-Prompt edit"), None,
     "The edit's image tokens take the source's attention on the prompt's words (replace, refine, reweight) and, "
@@ -20,4 +21,5 @@ ROW = Technique(
     settings={"InvertEditJointAttentionInject.cross_replace": 0.8,
               "InvertEditJointAttentionInject.self_replace": 0.4,
               "InvertEditJointAttentionInject.blend_threshold": 0.3,
-              "InvertEditJointAttentionInject.blend_start": 0.2})
+              "InvertEditJointAttentionInject.blend_start": 0.2,
+              "InvertEditJointAttentionInject.local_blend": True})

@@ -10,6 +10,7 @@ import logging
 import torch
 
 from ...attention.align import refine_mapper, replacement_mapper
+from ...attention.blend_words import choose_blend_words, found_words
 from ...attention.controllers import MODES, controller
 from ...attention.local_blend import local_blend_of
 from ...attention.prompt_to_prompt import (ReplaceSchedule, check_acts, check_blend, check_fractions, check_reweight,
@@ -85,10 +86,11 @@ def joint_attention_inject(node: str, model, clip, inversion: Inversion | None, 
                            guidance: float, cross_replace_words: str = "", blend_source_words: str = "",
                            blend_target_words: str = "", blend_threshold: float = 0.3, blend_start: float = 0.2,
                            blend_blocks: str = "all", blend_subtract_source_words: str = "",
-                           blend_subtract_target_words: str = ""):
+                           blend_subtract_target_words: str = "", local_blend: bool = True):
     """A clone of ``model`` sampling Prompt-to-Prompt's pair on joint attention, and the pair's
     CONDITIONING (row 0 the source, row 1 the target, at ``guidance`` for Flux dev; the source row
-    at the inversion's guidance)."""
+    at the inversion's guidance). The local blend's words: ``attention/blend_words.choose_blend_words`` (the
+    words that differ where none are given)."""
     family = check_flow_family(model, node)
     check_choice(node, "mode", mode, MODES)
     check_choice(node, "blocks", blocks, BLOCKS)
@@ -122,22 +124,23 @@ def joint_attention_inject(node: str, model, clip, inversion: Inversion | None, 
     if not keys:
         raise NodeInputError(node, f"input 'blocks' is '{blocks}', but this {family.config_name} model has no such "
                                    f"blocks; choose all or double.")
+    sequences = {"source": src_words, "target": tgt_words}
+
+    def positions_of(name: str, words: str, side: str) -> list[int]:
+        return blend_positions(sequences[side], words, name, node, f"{side} prompt")
+
+    words = found_words(node, choose_blend_words(node, local_blend, blend_source_words, blend_target_words,
+                                                 blend_subtract_source_words, blend_subtract_target_words,
+                                                 source_prompt, target_prompt), positions_of)
+    check_subtract(node, words.blended, words.subtract_source, words.subtract_target)
     blend = None
-    blended = bool((blend_source_words or "").strip() or (blend_target_words or "").strip())
-    check_subtract(node, blended, blend_subtract_source_words, blend_subtract_target_words)
-    if blended:
+    if words.blended:
         read = frozenset(key for key in keys if key[0] in BLEND_BLOCKS[blend_blocks])
         if not read:
             raise NodeInputError(node, f"input 'blend_blocks' is '{blend_blocks}', but the local blend reads the maps of "
                                        f"edited blocks and 'blocks' '{blocks}' edits none of those; choose blend_blocks "
-                                       f"all, or blocks all or double.")
-        sequences = {"source": src_words, "target": tgt_words}
-        blend = local_blend_of(lambda name, words, side: blend_positions(sequences[side], words, name, node,
-                                                                         f"{side} prompt"),
-                               dict(blend_source_words=blend_source_words, blend_target_words=blend_target_words,
-                                    blend_subtract_source_words=blend_subtract_source_words,
-                                    blend_subtract_target_words=blend_subtract_target_words),
-                               blend_threshold, blend_start, read)
+                                       f"all, or blocks all or double (or turn local_blend off).")
+        blend = local_blend_of(positions_of, words.inputs(), blend_threshold, blend_start, read)
         check_blend(node, blend_threshold, blend_start)
     check_acts(node, schedule, bool(positions), blend is not None)
     if not positions:

@@ -6,7 +6,7 @@ from ...attention.controllers import MODES
 from ...hostkit.errors import check_finite, check_inversion
 from ...hostkit.flow_inverters import InvertedNoise
 from ...hostkit.flow_pair import SharedNoise
-from ...hostkit.schemas import STEP_COUNTS, blend_inputs, blend_subtract_inputs, io
+from ...hostkit.schemas import STEP_COUNTS, blend_inputs, blend_subtract_inputs, io, local_blend_input
 from ...hostkit.sockets import Inversion as InversionSocket
 from ...inversion.methods import FLOW_METHODS
 from . import ROW
@@ -29,8 +29,9 @@ class JointAttentionInject(io.ComfyNode):
                 "image tokens' attention on the text tokens is the source's (replace, refine, reweight as Attention "
                 "Inject does it on a UNet) and, in the first steps, their attention on the image tokens too; the text "
                 "keeps its own attention. The source row follows the image's flow inversion (or, without one, is "
-                "generated with the edit from one noise). With blend words, the target follows the source outside the "
-                "words' attention (local blend). Sample with SamplerCustomAdvanced: BasicGuider (CFGGuider for SD3) "
+                "generated with the edit from one noise). The target follows the source outside the attention of the "
+                "blend words, or of the words that differ between the prompts (local blend; local_blend off: a global "
+                "edit). Sample with SamplerCustomAdvanced: BasicGuider (CFGGuider for SD3) "
                 "with this node's MODEL and CONDITIONING, its NOISE, the inversion's SIGMAS, the euler sampler and "
                 "the image's latent repeated twice (Repeat Latent Batch); row 1 of the output is the edit. "
                 + STEP_COUNTS),
@@ -81,6 +82,7 @@ class JointAttentionInject(io.ComfyNode):
                              optional=True, tooltip="Without an inversion: the seed of the one noise both rows "
                                                     "start from."),
                 *blend_subtract_inputs(),
+                local_blend_input(PAPER["local_blend"]),
             ],
             outputs=[io.Model.Output(tooltip="The model to sample the pair with."),
                      io.Conditioning.Output(tooltip="The pair: row 0 the source, row 1 the edit."),
@@ -93,7 +95,7 @@ class JointAttentionInject(io.ComfyNode):
                 guidance, inversion=None, cross_replace_words="", blend_source_words="", blend_target_words="",
                 blend_threshold=PAPER["blend_threshold"], blend_start=PAPER["blend_start"],
                 blend_blocks="all", seed=0, blend_subtract_source_words="",
-                blend_subtract_target_words="") -> io.NodeOutput:
+                blend_subtract_target_words="", local_blend=PAPER["local_blend"]) -> io.NodeOutput:
         check_finite(cls.NAME, guidance=guidance)
         if inversion is not None:
             check_inversion(cls.NAME, inversion, model=model, methods=FLOW_METHODS)
@@ -101,7 +103,7 @@ class JointAttentionInject(io.ComfyNode):
                                                reweight, cross_replace, self_replace, blocks, guidance,
                                                cross_replace_words, blend_source_words, blend_target_words,
                                                blend_threshold, blend_start, blend_blocks, blend_subtract_source_words,
-                                               blend_subtract_target_words)
+                                               blend_subtract_target_words, local_blend)
         noise = SharedNoise(seed, cls.NAME) if inversion is None else InvertedNoise(inversion, cls.NAME, rows=2)
         return io.NodeOutput(patched, pair, noise)
 

@@ -32,8 +32,11 @@ class KVEditNode(io.ComfyNode):
                 InversionSocket.Input("inversion", tooltip="Flow Invert's inversion, made with keep_keys_values on "
                                                            "(authors: euler, 28 steps, guidance 1.5)."),
                 io.Mask.Input("mask", tooltip="The region to edit (white); the rest is kept. Painted (the authors' "
-                                                      "brush), or Attention Store's mask of a word on the same "
-                                                      "inversion."),
+                                                      "brush): right click the image in Load Image > Open in "
+                                                      "MaskEditor, paint, save, and connect Load Image's MASK (any "
+                                                      "size of the image's shape: scaled to the latent); or Attention "
+                                                      "Store's mask of a word on the same inversion. Empty or whole: "
+                                                      "refused."),
                 io.Int.Input("skip_steps", default=ROW.settings["InvertEditKVEdit.skip_steps"], min=0, max=1000,
                              tooltip="Steps of the schedule skipped: the edit starts at the inversion's latent this "
                                      "far down (authors: 4 of 28). More keeps more of the masked region's layout; fewer "

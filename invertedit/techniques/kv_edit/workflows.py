@@ -5,8 +5,14 @@ from __future__ import annotations
 from ...workflows.checkpoint import (FLUX, PHOTO_SOURCE, PHOTO_WORD, PROMPTS_PLAIN, SCHEDULES, TOY_FLOW, TOY_FLOW_MAPS, flow_front, flow_model, flow_sample, setup_note, strip)
 
 
-BOX_MASK_NOTE = ("\n**Mask**: the region to remake. Here a rectangle over the dress (**SolidMask** and "
-                 "**MaskComposite**); paint yours in Load Image's mask editor and connect its MASK instead.\n\n")
+PAINT_NOTE = ("5. **Paint the region to remake**: right click the image in **Load Image** > **Open in MaskEditor**, "
+              "paint over it and save; Load Image's MASK is KV-Edit's mask (nothing painted: KV-Edit says so).\n\n"
+              "**Flow Invert** (Euler, 28 steps, guidance 1.5) keeps every block's keys and values: about 2.7 GB per "
+              "step per megapixel in bfloat16, 73 GB for this 1 MP run, in system memory with keep_values_on cpu (the "
+              "authors' offload); fp8 halves it, a 512 px image quarters it. **KV-Edit** remakes only the painted "
+              "region against that background, 4 steps down the schedule (SamplerCustomAdvanced, euler, target "
+              "prompt at guidance 5.5): outside the mask the edit is your image. The pictures: the mask, the edit.")
+PAINTED_TITLE = "Load Image (your image: paint the region to remake)"
 
 
 WORD_MASK_NOTE = ("\n**Mask**: the region to remake, from a word: **Attention Store** evaluates the source prompt on "
@@ -18,12 +24,12 @@ WORD_MASK_NOTE = ("\n**Mask**: the region to remake, from a word: **Attention St
 
 def _flux_kv_edit(word: bool) -> dict:
     """KV-Edit with the authors' settings (``Xilluill/KV-Edit``'s demo: 28 steps, 4 skipped, guidance 1.5 inverting
-    and 5.5 editing, attn_scale 1); the mask a rectangle over the dress or, with ``word``, the word's region that
-    Attention Store reads on the same inversion (issue 27: the mask from the user or from the word maps)."""
-    intro = (
-        "# Flux: KV-Edit, an edit that keeps the background as it is\n\n"
-        + setup_note(FLUX, PROMPTS_PLAIN)
-        + (WORD_MASK_NOTE if word else BOX_MASK_NOTE) +
+    and 5.5 editing, attn_scale 1); the mask painted in Load Image's mask editor (its MASK: issue 79) or, with
+    ``word``, the word's region that Attention Store reads on the same inversion (issue 27: the mask from the
+    user or from the word maps)."""
+    heading = "# Flux: KV-Edit, an edit that keeps the background as it is\n\n"
+    intro = heading + setup_note(FLUX, PROMPTS_PLAIN) + PAINT_NOTE if not word else (
+        heading + setup_note(FLUX, PROMPTS_PLAIN) + WORD_MASK_NOTE +
         "**Flow Invert** inverts your image with Euler (28 steps, guidance 1.5) and, with keep_keys_values on, keeps "
         "every block's keys and values at every step (KV-Edit, Zhu et al.; about 2.7 GB per step per megapixel in "
         "bfloat16: about 73 GB for this 1 MP run of 28 steps, kept on the GPU or, with keep_values_on cpu as the "
@@ -44,15 +50,8 @@ def _flux_kv_edit(word: bool) -> dict:
                                "image": ("resize", "IMAGE")},
                     "title": f"Attention Store (the mask of '{PHOTO_WORD}')"}]
     else:
-        mask = ("mask", "MASK")
-        masking = [
-            {"key": "mask_base", "type": "SolidMask", "widgets": {"value": 0.0, "width": FLUX.size, "height": FLUX.size},
-             "title": "SolidMask (the image's size)"},
-            {"key": "mask_box", "type": "SolidMask", "widgets": {"value": 1.0, "width": 340, "height": 470},
-             "title": "SolidMask (the region)"},
-            {"key": "mask", "type": "MaskComposite", "widgets": {"x": 340, "y": 420, "operation": "add"},
-             "inputs": {"destination": ("mask_base", "MASK"), "source": ("mask_box", "MASK")},
-             "title": "Mask (the dress)"}]
+        mask = ("image", "MASK")   # what Load Image's mask editor paints (1 - alpha); KV-Edit scales it to the latent
+        masking = []
     nodes = flow_front(FLUX, intro) + masking + [
         {"key": "invert", "type": "InvertEditFlowInvert",
          "widgets": {"solver": "euler", "steps": 28, "scheduler": SCHEDULES[FLUX.name], "guidance": 1.5,
@@ -64,6 +63,8 @@ def _flux_kv_edit(word: bool) -> dict:
         {"key": "sampler", "type": "KSamplerSelect", "widgets": {"sampler_name": "euler"}},
         {"key": "mask_image", "type": "MaskToImage", "inputs": {"mask": mask}, "title": "The mask"},
     ]
+    if not word:   # Load Image's title says where the mask is made
+        next(n for n in nodes if n["key"] == "image")["title"] = PAINTED_TITLE
     nodes += flow_sample(FLUX, "edit", ("kv", "MODEL"), ("target", 0), 5.5, ("kv", "NOISE"), ("kv", "SIGMAS"),
                          ("sampler", "SAMPLER"), "Edit (target prompt, guidance 5.5)")
     nodes += strip([("resize", "image"), ("mask_image", "mask"), ("edit_decode", "edit")],
@@ -100,10 +101,9 @@ def flux_kv_edit_one_node() -> dict:
 WORKFLOWS = {"Flux - KV-Edit": flux_kv_edit, "Flux - KV-Edit from a word": flux_kv_edit_word,
              "Flux - KV-Edit (one node)": flux_kv_edit_one_node}
 CHECKPOINT = {
-    "Flux - KV-Edit": (dict(TOY_FLOW, **{   # the mask: a box over the red circle (centre 75, 85, radius 48 at 256 px)
-        "SolidMask (the image's size)": {"width": 256, "height": 256},
-        "SolidMask (the region)": {"width": 112, "height": 112},
-        "Mask (the dress)": {"x": 20, "y": 30}}), {}),
+    # the mask painted on the sample: a box over the red circle (centre 75, 85, radius 48 at 256 px; the runner's
+    # paint_mask: Load Image loads the sample with that box painted, as its mask editor saves it)
+    "Flux - KV-Edit": (dict(TOY_FLOW, LoadImage={"paint_mask": [20, 30, 112, 112]}), {}),
     "Flux - KV-Edit from a word": (dict(TOY_FLOW, **TOY_FLOW_MAPS), {}),
 }
 CHECKPOINT["Flux - KV-Edit (one node)"] = CHECKPOINT["Flux - KV-Edit"]

@@ -7,6 +7,7 @@ from __future__ import annotations
 import torch
 
 from ...attention.align import refine_mapper, replacement_mapper
+from ...attention.blend_words import choose_blend_words, found_words
 from ...attention.controllers import MODES, controller
 from ...attention.local_blend import local_blend_of
 from ...attention.prompt_to_prompt import (SELF_LAYERS, ReplaceSchedule, check_acts, check_blend, check_fractions,
@@ -77,9 +78,10 @@ def attention_inject(node: str, model, clip, latent: dict, source_prompt: str, t
                      reweight: str, cross_replace: float, self_replace: float, cross_replace_words: str,
                      self_replace_layers: str, blend_source_words: str, blend_target_words: str,
                      blend_threshold: float, blend_start: float, blend_subtract_source_words: str,
-                     blend_subtract_target_words: str):
+                     blend_subtract_target_words: str, local_blend: bool = True):
     """A clone of ``model`` whose UNet attention runs Prompt-to-Prompt's controller on the source/target
-    pair, the pair's CONDITIONING (row 0 the source, row 1 the target) and the LATENT pair."""
+    pair, the pair's CONDITIONING (row 0 the source, row 1 the target) and the LATENT pair. The local
+    blend's words: ``attention/blend_words.choose_blend_words`` (the words that differ where none are given)."""
     check_model_family(model, node)
     check_choice(node, "mode", mode, MODES)
     check_choice(node, "self_replace_layers", self_replace_layers, SELF_LAYERS)
@@ -100,17 +102,18 @@ def attention_inject(node: str, model, clip, latent: dict, source_prompt: str, t
     check_word_fractions(node, fractions)
     schedule = ReplaceSchedule(cross=cross_replace, self_=self_replace, self_layers=SELF_LAYERS[self_replace_layers],
                                words=tuple(sorted(fractions.items())), length=length)
+    ids_of = {"source": src_ids, "target": tgt_ids}
+
+    def positions_of(name: str, words: str, side: str) -> list[int]:
+        return blend_word_positions(clip, ids_of[side], words, name, node, f"{side} prompt")
+
+    words = found_words(node, choose_blend_words(node, local_blend, blend_source_words, blend_target_words,
+                                                 blend_subtract_source_words, blend_subtract_target_words,
+                                                 source_prompt, target_prompt), positions_of)
+    check_subtract(node, words.blended, words.subtract_source, words.subtract_target)
     blend = None
-    blended = bool((blend_source_words or "").strip() or (blend_target_words or "").strip())
-    check_subtract(node, blended, blend_subtract_source_words, blend_subtract_target_words)
-    if blended:
-        ids_of = {"source": src_ids, "target": tgt_ids}
-        blend = local_blend_of(lambda name, words, side: blend_word_positions(clip, ids_of[side], words, name, node,
-                                                                              f"{side} prompt"),
-                               dict(blend_source_words=blend_source_words, blend_target_words=blend_target_words,
-                                    blend_subtract_source_words=blend_subtract_source_words,
-                                    blend_subtract_target_words=blend_subtract_target_words),
-                               blend_threshold, blend_start, map_blocks(model))
+    if words.blended:
+        blend = local_blend_of(positions_of, words.inputs(), blend_threshold, blend_start, map_blocks(model))
         check_blend(node, blend_threshold, blend_start)
     check_acts(node, schedule, bool(positions), blend is not None)
     if not positions:

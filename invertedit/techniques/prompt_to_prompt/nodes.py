@@ -12,7 +12,8 @@ from __future__ import annotations
 
 from ...attention.controllers import MODES
 from ...attention.prompt_to_prompt import SELF_LAYERS
-from ...hostkit.schemas import STEP_COUNTS, blend_inputs, blend_subtract_inputs, io, pair_inputs, pair_outputs
+from ...hostkit.schemas import (STEP_COUNTS, blend_inputs, blend_subtract_inputs, io, local_blend_input, pair_inputs,
+                                pair_outputs)
 from . import ROW
 from .glue import attention_inject
 
@@ -30,8 +31,9 @@ class AttentionInject(io.ComfyNode):
             category="InvertEdit/attention",
             description=("Prompt-to-Prompt (Hertz et al.), as its reference code does it: the target prompt's branch takes "
                          "the source branch's attention maps, so the image keeps its layout while the words change "
-                         "(replace, refine), chosen words' maps can be scaled (reweight), and with blend words the "
-                         "target follows the source outside the words' attention (local blend). Outputs the patched "
+                         "(replace, refine), chosen words' maps can be scaled (reweight), and the target follows the source "
+                         "outside the attention of the blend words, or of the words that differ between the prompts "
+                         "(local blend; local_blend off: a global edit). Outputs the patched "
                          "MODEL, the source/target CONDITIONING pair and the LATENT pair for one sampler run; combine "
                          "with an inversion (Direct Inversion keeps the source row exact). " + STEP_COUNTS),
             inputs=[
@@ -68,6 +70,7 @@ class AttentionInject(io.ComfyNode):
                                        "notebook's 16x16 at 512 px. 'all': every layer."),
                 *blend_inputs("ddim or euler", PAPER["blend_threshold"], PAPER["blend_start"]),
                 *blend_subtract_inputs(),
+                local_blend_input(PAPER["local_blend"]),
             ],
             outputs=pair_outputs("attention patches"),
         )
@@ -77,11 +80,12 @@ class AttentionInject(io.ComfyNode):
                 self_replace, cross_replace_words="", self_replace_layers="coarser than latent",
                 blend_source_words="", blend_target_words="", blend_threshold=PAPER["blend_threshold"],
                 blend_start=PAPER["blend_start"],
-                blend_subtract_source_words="", blend_subtract_target_words="") -> io.NodeOutput:
+                blend_subtract_source_words="", blend_subtract_target_words="",
+                local_blend=PAPER["local_blend"]) -> io.NodeOutput:
         return io.NodeOutput(*attention_inject(
             cls.NAME, model, clip, latent, source_prompt, target_prompt, mode, reweight, cross_replace, self_replace,
             cross_replace_words, self_replace_layers, blend_source_words, blend_target_words, blend_threshold,
-            blend_start, blend_subtract_source_words, blend_subtract_target_words))
+            blend_start, blend_subtract_source_words, blend_subtract_target_words, local_blend))
 
 
 NODES = [AttentionInject]
