@@ -1,9 +1,11 @@
 """Write each example workflow's card picture: example_workflows/<name>.jpg beside <name>.json.
 
-The editor's template browser shows ``<name>.jpg`` as a workflow's thumbnail. Each picture is
-what the workflow itself saves when run headlessly on the built-in Toy World Model (its saved
-images side by side, in the order they were written, or one saver's first: ``CARD_FIRST``), labelled with the built-in model it ran on, so a user
-sees the kind of result to expect before opening it. The workflows built on Load Checkpoint run
+The editor's template browser shows ``<name>.jpg`` as a workflow's thumbnail. Each card is what
+the workflow itself shows when run headlessly on a built-in model: its source image, its result (what
+its one Save Image writes) and what its Preview Image nodes show, in that order, at most four panels
+in a 2 x 2 grid, each labelled with its node's title ("source", "edit", "reconstruction", "mask"),
+and the card with the built-in model it ran on, so a user sees the kind of result to expect before
+opening it. The workflows built on Load Checkpoint run
 with the checkpoint swapped for the Toy World Model (the runner's ``builtin``,
 ``make_workflows.builtin_for``: the bundled sample image at the toy world's size; the Flux
 workflows on the toy flow world's DiT, the SD3 ones on the tiny random SD3 demo model, labelled so) and the toy
@@ -24,16 +26,7 @@ from PIL import Image, ImageDraw
 
 REPO = Path(__file__).resolve().parents[1]
 FOLDER = REPO / "example_workflows"
-HEIGHT = 192          # pixels of each image in the strip
-MOST = 4              # images shown at most
-# Workflows whose card shows one saver's pictures first (the file name's prefix, as SaveImage writes it; several
-# prefixes: in that order): where the host's execution order would put a comparison first
-CARD_FIRST = {"dreambooth_subject": ("dreambooth_subject_",), "dreambooth_fine_tune": ("dreambooth_fine_tune_subject_",),
-              "textual_inversion_word": ("textual_inversion_word_",),
-              "custom_diffusion_subject": ("custom_diffusion_subject_",),
-              # the Custom-Edit strip, then the subject's samples
-              "custom_edit_two_objects": ("custom_edit_two_objects_00", "custom_edit_two_objects_subject_"),
-              "Flux - Attention maps": ("flux_attention_mask_",)}   # the two savers' order is the executor's
+MOST = 4              # panels shown at most
 LABELS = {"InvertEditToyModel": "Toy World Model output", "InvertEditDemoModel": "demo model output (random weights)",
           "CheckpointLoaderSimple": "Toy World Model output"}   # run with make_workflows.TOY_BUILTIN
 
@@ -51,20 +44,57 @@ def label_of(workflow: Path) -> str:
     return next((label for node, label in LABELS.items() if f'"{node}"' in text), "output")
 
 
-def thumbnail(images: list[Path], label: str) -> Image.Image:
-    """The saved images side by side (at most ``MOST``, ``HEIGHT`` high), labelled."""
-    tiles = []
-    for path in images[:MOST]:
+CELL = 256             # pixels of each panel's side on the card
+LABEL_BAR = 22
+
+
+def panel_label(title: str) -> str:
+    """A node's title as a panel's label: its words before any parenthesis ("Edit (target prompt)" -> "edit")."""
+    text = title.split(" (")[0].strip()
+    return text[:1].lower() + text[1:] if text else "output"
+
+
+def card_panels(prompt: dict, pictures: list, input_dir: Path) -> list[tuple[str, Path]]:
+    """The card's panels in reading order: the source (the first Load Image's picture), the saved result
+    (every picture of the Save Image), then what the Preview Image nodes showed (the first of each), at
+    most ``MOST``."""
+    panels: list[tuple[str, Path]] = []
+    loads = [v for v in prompt.values() if v["class_type"] == "LoadImage"]
+    if loads:
+        panels.append(("source", input_dir / str(loads[0]["inputs"]["image"])))
+    saved = [p for p in pictures if p.class_type == "SaveImage"]
+    shown = [p for p in pictures if p.class_type == "PreviewImage"]
+    for i, p in enumerate(saved):
+        panels.append((panel_label(p.title) + (f" {i + 1}" if len(saved) > 1 else ""), p.path))
+    seen = set()
+    for p in shown:
+        if p.node not in seen:
+            seen.add(p.node)
+            panels.append((panel_label(p.title), p.path))
+    # a result of several pictures keeps its first two when others are to be shown
+    if len(saved) > 2 and len(panels) > MOST:
+        panels = panels[:1 + 2] + panels[1 + len(saved):]
+    return panels[:MOST]
+
+
+def thumbnail(panels: list[tuple[str, Path]], label: str) -> Image.Image:
+    """The panels in a 2 x 2 grid (a square card, as the template browser shows it), each labelled at its
+    top left, and the built-in model's ``label`` at the bottom."""
+    cols = 2
+    rows = max(1, -(-len(panels) // cols))
+    card = Image.new("RGB", (cols * CELL, rows * CELL + LABEL_BAR), (24, 24, 24))
+    draw = ImageDraw.Draw(card)
+    for i, (name, path) in enumerate(panels):
         im = Image.open(path).convert("RGB")
-        tiles.append(im.resize((max(1, round(im.width * HEIGHT / im.height)), HEIGHT), Image.NEAREST))
-    gap = 6
-    strip = Image.new("RGB", (sum(t.width for t in tiles) + gap * (len(tiles) - 1), HEIGHT + 20), (24, 24, 24))
-    x = 0
-    for t in tiles:
-        strip.paste(t, (x, 0))
-        x += t.width + gap
-    ImageDraw.Draw(strip).text((4, HEIGHT + 4), label, fill=(220, 220, 220))
-    return strip
+        scale = CELL / max(im.width, im.height)
+        im = im.resize((max(1, round(im.width * scale)), max(1, round(im.height * scale))), Image.NEAREST)
+        x, y = (i % cols) * CELL, (i // cols) * CELL
+        card.paste(im, (x + (CELL - im.width) // 2, y + (CELL - im.height) // 2))
+        width = int(draw.textlength(name)) + 10
+        draw.rectangle([x, y, x + width, y + 16], fill=(0, 0, 0))
+        draw.text((x + 5, y + 2), name, fill=(255, 255, 255))
+    draw.text((4, rows * CELL + 5), label, fill=(220, 220, 220))
+    return card
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -72,26 +102,24 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("names", nargs="*", help="workflow names (default: every example workflow)")
     args = parser.parse_args(argv)
     from workshop.headless.boot import boot
-    from workshop.headless.runner import CHECKPOINT_LOADER, run_workflow
+    from workshop.headless.runner import CHECKPOINT_LOADER, execute, load_workflow, pictures, prepare_prompt
     from workshop.make_workflows import builtin_for, toy_overrides
 
     host = boot(base_dir=tempfile.mkdtemp(prefix="invertedit-thumbnails-"))
     paths = [FOLDER / f"{n}.json" for n in args.names] if args.names else sorted(FOLDER.glob("*.json"))
     for path in paths:
-        out = Path(tempfile.mkdtemp(prefix=f"thumb-{path.stem}-"))
+        workflow = load_workflow(path)
         on_checkpoint = f'"{CHECKPOINT_LOADER}"' in path.read_text(encoding="utf-8")
-        written = run_workflow(path, out, builtin=builtin_for(path.stem) if on_checkpoint else None,
-                               overrides=toy_overrides(path.stem), host=host)
-        images = [p for p in written if p.suffix == ".png"]
-        firsts = CARD_FIRST.get(path.stem, ())
-        # stable: each prefix's pictures, then the rest, each in the order they were written
-        images.sort(key=lambda p: next((i for i, f in enumerate(firsts) if p.name.startswith(f)), len(firsts)))
-        if not images:
-            print(f"{path.name}: saves no image, no thumbnail", file=sys.stderr)
+        prompt = prepare_prompt(workflow, builtin=builtin_for(path.stem) if on_checkpoint else None,
+                                overrides=toy_overrides(path.stem), host=host)
+        outputs = execute(prompt, extra_data={"extra_pnginfo": {"workflow": workflow}}, host=host)
+        panels = card_panels(prompt, pictures(prompt, outputs), Path(host.input_dir))
+        if len(panels) < 2:
+            print(f"{path.name}: shows no picture, no thumbnail", file=sys.stderr)
             continue
         target = path.with_suffix(".jpg")
-        thumbnail(images, label_of(path)).save(target, quality=88)
-        print(f"wrote {target.relative_to(REPO)} ({len(images[:MOST])} of {len(images)} images)")
+        thumbnail(panels, label_of(path)).save(target, quality=88)
+        print(f"wrote {target.relative_to(REPO)} ({', '.join(name for name, _ in panels)})")
     return 0
 
 

@@ -31,10 +31,11 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 
-from invertedit.techniques import FOLDERS
+from invertedit.techniques import FOLDERS, TECHNIQUES
 from invertedit.workflows.checkpoint import SCHEDULES, Family  # noqa: F401 (the families' schedules, for the tools)
 from workshop.headless.canvas import build_canvas
 from workshop.headless.subgraphs import apply_subgraph
+from workshop.workflow_style import TEMPLATE_DOCS, styled
 
 _MODULES = [import_module(f"invertedit.techniques.{folder}.workflows") for folder in FOLDERS
             if find_spec(f"invertedit.techniques.{folder}.workflows") is not None]
@@ -45,6 +46,11 @@ WORKFLOWS = {name: build for module in _MODULES for name, build in module.WORKFL
 #: overrides, quick overrides)
 CHECKPOINT_WORKFLOWS = {name: (WORKFLOWS[name], *entry) for module in _MODULES
                         for name, entry in getattr(module, "CHECKPOINT", {}).items()}
+#: what each workflow's technique does, in a sentence (the row of the technique whose folder writes it)
+SUMMARIES = {name: TECHNIQUES[FOLDERS.index(module.__name__.split(".")[-2])].summary
+             for module in _MODULES for name in module.WORKFLOWS}
+#: the Save Image a workflow with several keeps (the others become Preview Images): name -> node key
+RESULTS = {name: key for module in _MODULES for name, key in getattr(module, "RESULTS", {}).items()}
 #: the toy workflows' quick overrides (fewer steps for the test suite's run)
 QUICK_TOY_WORKFLOWS = {name: entry for module in _MODULES for name, entry in getattr(module, "QUICK_TOY", {}).items()}
 
@@ -55,6 +61,8 @@ QUICK_TOY_WORKFLOWS = {name: entry for module in _MODULES for name, entry in get
 CHECKPOINT_BUILTINS = {
     **{name: "toy-flow" for name in CHECKPOINT_WORKFLOWS if name.startswith("Flux - ")},
     **{name: "demo-sd3" for name in CHECKPOINT_WORKFLOWS if name.startswith("SD3 - ")},
+    # a technique's own (its workflows.py's CHECKPOINT_BUILTIN): the personalisation templates on the one-object world
+    **{name: builtin for module in _MODULES for name, builtin in getattr(module, "CHECKPOINT_BUILTIN", {}).items()},
 }
 
 
@@ -80,9 +88,15 @@ def toy_overrides(name: str, quick: bool = False) -> dict:
     return out
 
 
-def render(name: str, node_info) -> str:
+def render(name: str, node_info) -> tuple[str, str]:
+    """The workflow file's text, and its docs page's (the note's full text)."""
     spec = WORKFLOWS[name]()
-    return json.dumps(apply_subgraph(spec, build_canvas(spec, node_info), node_info), indent=2, ensure_ascii=False) + "\n"
+    spec.setdefault("result", RESULTS.get(name))
+    spec, note = styled(spec, name, node_info, SUMMARIES.get(name, ""))
+    page = (f"# Template: {name}\n\n_The note of `example_workflows/{name}.json` in full (the canvas shows its first "
+            f"lines). Written by `python -m workshop.make_workflows`._\n\n" + "\n".join(note.strip().split("\n")[1:]).strip()
+            + "\n")
+    return json.dumps(apply_subgraph(spec, build_canvas(spec, node_info), node_info), indent=2, ensure_ascii=False) + "\n", page
 
 
 def main() -> int:
@@ -104,15 +118,16 @@ def main() -> int:
 
     stale = []
     for name in args.names or WORKFLOWS:
-        text = render(name, info)
-        path = REPO / "example_workflows" / f"{name}.json"
-        if args.check:
-            if not path.is_file() or path.read_text(encoding="utf-8") != text:
-                stale.append(str(path.relative_to(REPO)))
-            continue
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text, encoding="utf-8")
-        print(f"wrote {path.relative_to(REPO)}")
+        text, page = render(name, info)
+        for path, content in ((REPO / "example_workflows" / f"{name}.json", text),
+                              (REPO / TEMPLATE_DOCS / f"{name}.md", page)):
+            if args.check:
+                if not path.is_file() or path.read_text(encoding="utf-8") != content:
+                    stale.append(str(path.relative_to(REPO)))
+                continue
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(content, encoding="utf-8")
+            print(f"wrote {path.relative_to(REPO)}")
     if stale:
         print("out of date (run python -m workshop.make_workflows): " + ", ".join(stale), file=sys.stderr)
         return 1

@@ -93,6 +93,7 @@ SYMBOLS: tuple[str, ...] = (
     "comfy.weight_adapter.lora.LoraDiff",
     "comfy_api.latest.ComfyExtension",
     "comfy_api.torch_helpers.torch_compile.COMPILE_KEY",
+    "comfy_api.latest.io.Boolean.Input",
     "comfy_api.latest.io.Clip.Input",
     "comfy_api.latest.io.Combo.Input",
     "comfy_api.latest.io.ComfyNode",

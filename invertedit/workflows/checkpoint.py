@@ -63,9 +63,15 @@ PROMPTS_PLAIN = ("**Source prompt**: describe your image as it is. **Target prom
                  "edit.")
 
 
-PROMPTS_P2P = ("**Source prompt** and Attention Inject's *source_prompt*: the same caption of your image. "
-               "Attention Inject's *target_prompt*: that caption with one word swapped for another (the edit); "
-               "its *blend* words: the edited object (or clear both for a global edit).")
+PROMPTS_P2P = ("**Source prompt**: a caption of your image (it feeds Attention Inject's *source_prompt* too). "
+               "Attention Inject's *target_prompt*: that caption with one word swapped for another (the edit). Its "
+               "*blend* words, left empty, are the words that differ between the two; type others to choose the "
+               "region, or turn *local_blend* off for a global edit.")
+
+
+def megapixels(family: Family) -> float:
+    """The family's picture size in megapixels (ImageScaleToTotalPixels' unit: 1024 x 1024 pixels)."""
+    return family.size ** 2 / 1024 ** 2
 
 
 def setup_note(family: Family, prompts: str) -> str:
@@ -75,9 +81,8 @@ def setup_note(family: Family, prompts: str) -> str:
         + (f" (with separate files, replace it by {family.loaders}: their MODEL, CLIP and VAE go where "
            f"its outputs went).\n" if family.loaders else ".\n") +
         f"2. **Load Image**: choose or upload your image (the workflow opens with ComfyUI's own `example.png`).\n"
-        f"3. **Upscale Image** brings it to {family.size}x{family.size} px, {family.name}'s size (crop: center). "
-        f"For another shape set width and height (multiples of 64, about {family.size}x{family.size} pixels in "
-        f"all), or width 0 to keep the image's shape at height {family.size}.\n"
+        f"3. **Scale Image to Total Pixels** brings it to about {family.size}x{family.size} pixels in all "
+        f"({megapixels(family):g} megapixels, {family.name}'s size), keeping its shape.\n"
         f"4. {prompts}\n")
 
 
@@ -88,9 +93,9 @@ def _image_front(family: Family, intro: str) -> list[dict]:
         {"key": "model", "type": "CheckpointLoaderSimple", "widgets": {"ckpt_name": family.ckpt},
          "title": f"Load Checkpoint ({family.name})"},
         {"key": "image", "type": "LoadImage", "widgets": {"image": PHOTO}, "title": "Load Image (your image)"},
-        {"key": "resize", "type": "ImageScale",
-         "widgets": {"upscale_method": "lanczos", "width": family.size, "height": family.size, "crop": "center"},
-         "inputs": {"image": ("image", "IMAGE")}, "title": f"Upscale Image ({family.name}: {family.size} px)"},
+        {"key": "resize", "type": "ImageScaleToTotalPixels",
+         "widgets": {"upscale_method": "lanczos", "megapixels": megapixels(family)},
+         "inputs": {"image": ("image", "IMAGE")}, "title": f"Scale Image ({family.name}: {megapixels(family):g} MP, its shape kept)"},
     ]
 
 
@@ -148,9 +153,10 @@ def flow_front(family: Family, intro: str, source: bool = True) -> list[dict]:
         nodes.append({"key": "prompt", "type": "CLIPTextEncode", "widgets": {"text": PHOTO_SOURCE},
                       "inputs": {"clip": ("model", "CLIP")}, "title": "Source prompt"})
     if family is FLUX:
-        nodes.append({"key": "shift", "type": "ModelSamplingFlux",
-                      "widgets": {"max_shift": 1.15, "base_shift": 0.5, "width": family.size, "height": family.size},
-                      "inputs": {"model": ("model", "MODEL")}, "title": "ModelSamplingFlux (the image's size)"})
+        nodes += [{"key": "image_size", "type": "GetImageSize", "inputs": {"image": ("resize", "IMAGE")}},
+                  {"key": "shift", "type": "ModelSamplingFlux", "widgets": {"max_shift": 1.15, "base_shift": 0.5},
+                   "inputs": {"model": ("model", "MODEL"), "width": ("image_size", "width"),
+                              "height": ("image_size", "height")}, "title": "ModelSamplingFlux (the image's size)"}]
     else:
         nodes.append({"key": "empty", "type": "CLIPTextEncode", "widgets": {"text": ""},
                       "inputs": {"clip": ("model", "CLIP")}, "title": "Negative prompt (empty)"})
@@ -181,17 +187,17 @@ def flow_sample(family: Family, key: str, model: tuple, conditioning: tuple, gui
     ]
 
 
-def strip(panels: list[tuple[str, str]], prefix: str, title: str) -> list[dict]:
-    """The panels (node key, title) stitched left to right, 8 px apart, and saved."""
-    nodes, left = [], panels[0][0]
-    for i, (key, name) in enumerate(panels[1:], 1):
-        nodes.append({"key": f"stitch_{i}", "type": "ImageStitch",
-                      "widgets": {"direction": "right", "match_image_size": True, "spacing_width": 8,
-                                  "spacing_color": "white"},
-                      "inputs": {"image1": (left, "IMAGE"), "image2": (key, "IMAGE")}, "title": f"+ {name}"})
-        left = f"stitch_{i}"
+def strip(panels: list[tuple[str, str]], prefix: str, title: str = "") -> list[dict]:
+    """The result and what to compare it with: ``panels`` are (node key, name) in reading order, the
+    first the image (shown by Load Image already), the last the result, saved (``prefix``), those
+    between previewed. Each picture's node is titled with its name (the card's labels)."""
+    nodes = []
+    for i, (key, name) in enumerate(panels[1:-1], 1):
+        nodes.append({"key": f"show_{i}", "type": "PreviewImage", "inputs": {"images": (key, "IMAGE")},
+                      "title": name[:1].upper() + name[1:]})
+    key, name = panels[-1]
     nodes.append({"key": "save", "type": "SaveImage", "widgets": {"filename_prefix": prefix},
-                  "inputs": {"images": (left, "IMAGE")}, "title": title})
+                  "inputs": {"images": (key, "IMAGE")}, "title": name[:1].upper() + name[1:]})
     return nodes
 
 
@@ -242,7 +248,7 @@ def flow_inversion_edit(family: Family, edit_guidance: float, share: int = 0) ->
         nodes += flow_sample(family, "shared", ("share", "MODEL"), ("target", 0), edit_guidance, ("invert", "NOISE"),
                              ("invert", "SIGMAS"), ("solver", "SAMPLER"),
                              f"Edit with the source's values (guidance {edit_guidance:g})")
-        return {"nodes": nodes + strip([("resize", "image"), ("edit_decode", "edit"), ("shared_decode", "shared")],
+        return {"nodes": nodes + strip([("resize", "image"), ("edit_decode", "edit without sharing"), ("shared_decode", "edit")],
                                          "invertedit/flux_rf_solver_edit", "Image | edit | edit with shared values")}
     nodes += strip([("resize", "image"), ("rec_decode", "reconstruction"), ("edit_decode", "edit")],
                    f"invertedit/{family.name.lower()}_rf_solver", "Image | reconstruction | edit")
@@ -250,15 +256,16 @@ def flow_inversion_edit(family: Family, edit_guidance: float, share: int = 0) ->
 
 
 # The checkpoint workflows' toy overrides (the runner's ``overrides``): the toy world's prompts in the
-# nodes a user types them into; a technique's own are in its workflows.py
-TOY_PROMPTS = {"Source prompt": {"text": SOURCE_PROMPT}, "Target prompt": {"text": TARGET_PROMPT}}
-TOY_P2P = {"Source prompt": {"text": SOURCE_PROMPT},
-           "InvertEditAttentionInject": {"source_prompt": SOURCE_PROMPT, "target_prompt": TARGET_PROMPT,
+# nodes a user types them into, once (the String nodes "Source prompt" and "Target prompt" feed every node
+# that takes them); a technique's own are in its workflows.py
+TOY_PROMPTS = {"Source prompt": {"value": SOURCE_PROMPT}, "Target prompt": {"value": TARGET_PROMPT}}
+TOY_P2P = {"Source prompt": {"value": SOURCE_PROMPT},
+           "InvertEditAttentionInject": {"target_prompt": TARGET_PROMPT,
                                          "blend_source_words": SOURCE_NOUN, "blend_target_words": TARGET_NOUN}}
 # The Flux workflows on the toy flow world (256 px; the same sample scene and edit as world 2's)
 TOY_FLOW = TOY_PROMPTS
-TOY_FLOW_MAPS = {"Source prompt": {"text": SOURCE_PROMPT},
-                 "InvertEditAttentionStore": {"prompt": SOURCE_PROMPT, "words": SOURCE_NOUN}}
+TOY_FLOW_MAPS = {"Source prompt": {"value": SOURCE_PROMPT},
+                 "InvertEditAttentionStore": {"words": SOURCE_NOUN}}
 
 # ... and with fewer steps, so the test suite stays quick (the sampler's steps match the inversion's);
 # the Flux ones none: the toy flow model runs each at its full settings in seconds, and their pictures

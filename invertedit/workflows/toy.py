@@ -106,7 +106,7 @@ def inversion_nodes(intro: str, world: str = TOY_WORLD) -> list[dict]:
 def vae_roundtrip() -> list[dict]:
     return [
         {"key": "decode_source", "type": "VAEDecode", "inputs": {"samples": ("encode", "LATENT"), "vae": ("model", "VAE")}},
-        {"key": "save_source", "type": "SaveImage", "widgets": {"filename_prefix": "invertedit/vae_roundtrip"},
+        {"key": "save_source", "type": "PreviewImage",
          "inputs": {"images": ("decode_source", "IMAGE")}, "title": "VAE round trip (the best a reconstruction can do)"},
     ]
 
@@ -158,10 +158,32 @@ def draw_samples(runs: tuple, prefix: str) -> list[dict]:
 
 
 def decode_and_save(key: str, samples: str, prefix: str, title: str) -> list[dict]:
+    """VAE Decode of ``samples`` and a Save Image (``prefix``). A workflow keeps one Save Image, its
+    result (its spec's ``result``, or its only one); workshop.make_workflows turns the others into
+    Preview Image nodes of the same title."""
     return [
         {"key": f"decode_{key}", "type": "VAEDecode", "inputs": {"samples": (samples, "LATENT"), "vae": ("model", "VAE")}},
         {"key": f"save_{key}", "type": "SaveImage", "widgets": {"filename_prefix": prefix},
          "inputs": {"images": (f"decode_{key}", "IMAGE")}, "title": title},
+    ]
+
+
+RECONSTRUCTION, EDIT = "Reconstruction", "Edit"   # the titles of a pair's two pictures (the cards' labels)
+
+
+def decode_pair(samples: str, prefix: str, edit: str = EDIT, reconstruction: str = RECONSTRUCTION) -> list[dict]:
+    """A pair's batch (row 0 the source's reconstruction, row 1 the edit) decoded once and split: the
+    reconstruction previewed, the edit saved (``prefix``)."""
+    return [
+        {"key": "decode_pair", "type": "VAEDecode", "inputs": {"samples": (samples, "LATENT"), "vae": ("model", "VAE")}},
+        {"key": "pair_source", "type": "ImageFromBatch", "widgets": {"batch_index": 0, "length": 1},
+         "inputs": {"image": ("decode_pair", "IMAGE")}, "title": "Row 0: the source"},
+        {"key": "pair_edit", "type": "ImageFromBatch", "widgets": {"batch_index": 1, "length": 1},
+         "inputs": {"image": ("decode_pair", "IMAGE")}, "title": "Row 1: the target"},
+        {"key": "show_reconstruction", "type": "PreviewImage", "inputs": {"images": ("pair_source", "IMAGE")},
+         "title": reconstruction},
+        {"key": "save_pair", "type": "SaveImage", "widgets": {"filename_prefix": prefix},
+         "inputs": {"images": ("pair_edit", "IMAGE")}, "title": edit},
     ]
 
 
@@ -214,7 +236,7 @@ def pair_editor_workflow(intro: str, editor: dict, prefix: str, title: str, sour
          "inputs": {"model": ("editor", "MODEL"), "inversion": ("direct", 0)}},
         pair_sampler(EDIT_CFG, "editor"),
     ]
-    nodes += decode_and_save("pair", "sample", prefix, title)
+    nodes += decode_pair("sample", prefix)
     return {"nodes": nodes + vae_roundtrip()}
 
 
@@ -248,7 +270,7 @@ def guided_pair_workflow(intro: str, inversion: list[dict], editor: dict, guider
          "inputs": {"noise": ("noise", "NOISE"), "guider": ("guider", "GUIDER"), "sampler": ("sampler", "SAMPLER"),
                     "sigmas": ("invert", "SIGMAS"), "latent_image": ("editor", "LATENT")}},
     ]
-    nodes += decode_and_save("pair", "sample", prefix, "Source (reconstruction) and target (edit)")
+    nodes += decode_pair("sample", prefix)
     return {"nodes": nodes + vae_roundtrip()}
 
 

@@ -291,7 +291,7 @@ def editor(comfy_server, browser_available):
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=browser_available, headless=True, args=["--no-sandbox"])
         try:
-            page = browser.new_page(viewport={"width": 1600, "height": 1000})
+            page = browser.new_page(viewport={"width": 1920, "height": 1080})
             messages: list = []
             page.on("console", lambda m: messages.append(("console." + m.type, m.text))
                     if m.type in ("error", "assert") else None)

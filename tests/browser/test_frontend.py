@@ -12,6 +12,11 @@ headless Chromium page on its editor serve the whole module (``conftest.py``). F
   a subgraph node shows its own widgets' values and its promoted widgets' inner values;
 - no two nodes overlap on the canvas, with the sizes the frontend gives them after loading (it
   grows a node to fit its title, sockets and widgets) and the title bar above each;
+- what an artist sees on opening it (issue 79): at the saved view, in a 1920 x 1080 window, every
+  node and group inside the window, at a scale of at least ``SMALLEST_VIEW``; the nodes in
+  coloured groups; a note of at most ``NOTE_WORDS`` words; one Save Image. A screenshot of each
+  is saved in ``$INVERTEDIT_SCREENSHOTS/invertedit-templates/`` (the system's temporary folder
+  by default), to look at;
 - ``app.graphToPrompt().output`` (what the editor queues) equals what the pack's converter gives,
   ``workshop.headless.runner.prepare_prompt(workflow)`` (class_type and inputs per node id);
   and the definitions that converter uses (``runner.node_info``) are the server's ``/object_info``.
@@ -24,6 +29,9 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import re
+import tempfile
 import time
 from pathlib import Path
 
@@ -62,8 +70,13 @@ LOAD = """async (workflow) => {
   const prompt = await app.graphToPrompt();
   const dialogs = Array.from(document.querySelectorAll(".p-dialog"))
     .filter(d => d.offsetParent !== null).map(d => d.innerText.slice(0, 500));
+  const groups = (app.graph.groups || app.graph._groups || []).map(g => ({
+    title: g.title, bounding: Array.from(g._bounding || g.bounding).slice(0, 4), color: g.color}));
+  const ds = app.canvas.ds;
+  const rect = app.canvas.canvas.getBoundingClientRect();
   return {unregistered, subgraphs, missing: window.__invertedit.missing, nodes, output: prompt.output, dialogs,
-          title_height: LiteGraph.NODE_TITLE_HEIGHT};
+          title_height: LiteGraph.NODE_TITLE_HEIGHT, groups,
+          view: {scale: ds.scale, offset: [ds.offset[0], ds.offset[1]], width: rect.width, height: rect.height}};
 }"""
 
 
@@ -208,6 +221,55 @@ def _overlap_problems(loaded) -> list[str]:
     return problems
 
 
+from workshop.workflow_style import NOTE_WORDS   # a template's note at most (issue 79: a few lines, the details behind a link)
+SMALLEST_VIEW = 0.4      # the saved view's scale at least (the frontend draws text from about 0.57 at 1x pixels)
+SCREENSHOTS = Path(os.environ.get("INVERTEDIT_SCREENSHOTS", tempfile.gettempdir())) / "invertedit-templates"
+
+
+def _view_problems(workflow, loaded) -> list[str]:
+    """What an artist opening the template would not see: a node or group outside the window at the
+    saved view, no groups, a node outside every group, a long note, other than one Save Image."""
+    view, title = loaded["view"], loaded["title_height"]
+    scale, (ox, oy) = view["scale"], view["offset"]
+
+    def on_screen(x0, y0, x1, y1) -> bool:
+        return (x0 + ox) * scale >= 0 and (y0 + oy) * scale >= 0 and (x1 + ox) * scale <= view["width"] \
+            and (y1 + oy) * scale <= view["height"]
+
+    problems = []
+    if scale < SMALLEST_VIEW:
+        problems.append(f"the saved view's scale is {scale:.2f}, below {SMALLEST_VIEW}")
+    boxes = {}
+    for node in loaded["nodes"]:
+        x, y = node["pos"]
+        w, h = node["size"]
+        boxes[node["id"]] = (x, y - title, x + w, y + (0 if node["collapsed"] else h))
+        if not on_screen(*boxes[node["id"]]):
+            problems.append(f"{_label(node)} is outside the window at the saved view")
+    groups = loaded["groups"]
+    if len(groups) < 2:
+        problems.append(f"{len(groups)} group(s): expected one per stage (load, ..., result)")
+    for g in groups:
+        x, y, w, h = g["bounding"]
+        if not on_screen(x, y, x + w, y + h):
+            problems.append(f"group {g['title']!r} is outside the window at the saved view")
+    for node in loaded["nodes"]:
+        if node["type"] in ("MarkdownNote", "Note"):
+            text = str(node["widgets"][0]["value"] if node["widgets"] else "")
+            words = len(re.sub(r"\]\([^)]*\)", "]", text).split())   # a link's words, not its address
+            if words > NOTE_WORDS:
+                problems.append(f"{_label(node)} holds {words} words (at most {NOTE_WORDS})")
+            continue
+        x0, y0, x1, y1 = boxes[node["id"]]
+        if not any(g["bounding"][0] <= x0 and g["bounding"][1] <= y0 and x1 <= g["bounding"][0] + g["bounding"][2]
+                   and y1 <= g["bounding"][1] + g["bounding"][3] for g in groups):
+            problems.append(f"{_label(node)} is in no group")
+    savers = [n for n in loaded["nodes"] if n["type"] == "SaveImage"]
+    if len(savers) != 1:
+        problems.append(f"{len(savers)} Save Image nodes: the result is saved by one (the rest previewed)")
+    return problems
+
+
 def _prompt_problems(workflow, loaded, host, runner) -> list[str]:
     try:
         ours = _json(runner.prepare_prompt(workflow, host=host))
@@ -288,7 +350,12 @@ def test_workflow_loads_in_the_frontend(path, editor, host, runner):
         "widget values": _widget_problems(workflow, loaded, host, runner),
         "overlapping nodes": _overlap_problems(loaded),
         "graphToPrompt vs prepare_prompt": _prompt_problems(workflow, loaded, host, runner),
+        "what the artist sees": _view_problems(workflow, loaded),
     }
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    editor.page.screenshot(path=str(SCREENSHOTS / f"{path.stem}.png"))
+    print(f"{path.name}: saved view at scale {loaded['view']['scale']:.2f}, {len(loaded['groups'])} groups; "
+          f"screenshot {SCREENSHOTS / (path.stem + '.png')}")
     assert len(loaded["nodes"]) == len(workflow["nodes"])
     report = "\n".join(f"{check}:\n  " + "\n  ".join(problems) for check, problems in found.items() if problems)
     assert not report, f"{path.name} in the frontend:\n{report}"

@@ -348,7 +348,7 @@ def watch(host, monkeypatch):
 
 
 def _run(prompt, host, runner, watch: Watch) -> tuple[dict[str, list[np.ndarray]], list[str], float]:
-    """Execute; the saved PNGs per SaveImage node (float arrays of 0-255, batch order), what is wrong
+    """Execute; the PNGs per Save or Preview Image node (float arrays of 0-255, batch order), what is wrong
     with its pictures and UNet predictions, the seconds."""
     from PIL import Image
 
@@ -356,10 +356,10 @@ def _run(prompt, host, runner, watch: Watch) -> tuple[dict[str, list[np.ndarray]
     started = time.perf_counter()
     outputs = runner.execute(prompt, host=host)
     elapsed = time.perf_counter() - started
-    saved = {}
-    for key in sorted(k for k, v in prompt.items() if v["class_type"] == "SaveImage"):
-        files = runner.saved_images({key: outputs.get(key, {})})
-        assert files, f"Save Image node {key} wrote nothing"
+    saved = {}   # Save Image and Preview Image (a subclass: its pictures pass through save_images too)
+    for key in sorted(k for k, v in prompt.items() if v["class_type"] in ("SaveImage", "PreviewImage")):
+        files = [p.path for p in runner.pictures(prompt, {key: outputs.get(key, {})})]
+        assert files, f"{prompt[key]['class_type']} node {key} showed nothing"
         saved[key] = [np.asarray(Image.open(f).convert("RGB"), dtype=np.float64) for f in files]
     assert len(watch.images) == len(saved) and watch.calls > 0
     return saved, _picture_problems(watch.images) + list(watch.non_finite), elapsed

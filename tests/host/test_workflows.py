@@ -53,18 +53,49 @@ def test_there_are_workflows():
     assert WORKFLOW_FILES, f"no workflows in {WORKFLOWS} (write them with python -m workshop.make_workflows)"
 
 
-def _saved(prompt, outputs, runner, prefix: str) -> list:
-    """The images (float [H, W, 3]) the SaveImage node with ``prefix`` wrote, in batch order."""
+# The pictures the personalisation workflows show of each prompt: (Save Image prefix, Save or Preview title)
+SHOWN = {f"{p}_{k}": (f"invertedit/{p}_{k}", title) for p, titles in {
+    "dreambooth": {"subject": "The subject, drawn by the taught model",
+                   "class": "The class prompt on the taught model (kept)", "before": "The instance prompt before teaching"},
+    "dreambooth_fine_tune": {"subject": "The subject, drawn by the fine-tuned model",
+                             "class": "The class prompt on the fine-tuned model (kept)",
+                             "before": "The instance prompt before teaching"},
+    "custom_diffusion": {"subject": "The subject, drawn by the taught model",
+                         "class": "The class prompt on the taught model (kept)", "before": "The class prompt before teaching"},
+    "custom_edit_two_objects": {"subject": "The subject, drawn by the fine-tuned model",
+                                "class": "The class prompt on the fine-tuned model (kept)"},
+    "textual_inversion": {"word": "The learned word", "plain": "The initializer's word"},
+}.items() for k, title in titles.items()}
+
+
+def _saved(prompt, outputs, runner, *names: str) -> list:
+    """The images (float [H, W, 3]) that the Save Image node of prefix ``name``, or the Save or Preview
+    Image node titled ``name`` (one of ``names``), showed, in batch order."""
     import numpy as np
     import torch
     from PIL import Image
 
-    key = next(k for k, v in prompt.items() if v["class_type"] == "SaveImage" and v["inputs"]["filename_prefix"] == prefix)
+    keys = [k for k, v in prompt.items() if v["class_type"] == "SaveImage" and v["inputs"]["filename_prefix"] in names] \
+        or [k for k, v in prompt.items() if v["class_type"] in ("SaveImage", "PreviewImage")
+            and v.get("_meta", {}).get("title") in names]
+    assert len(keys) == 1, f"{len(keys)} Save/Preview Image nodes of prefix or title {names}"
     images = []
-    for file in runner.saved_images({key: outputs[key]}):
-        with Image.open(file) as im:
+    for picture in runner.pictures(prompt, {keys[0]: outputs[keys[0]]}):
+        with Image.open(picture.path) as im:
             images.append(torch.from_numpy(np.asarray(im.convert("RGB"), dtype=np.float32) / 255))
     return images
+
+
+def _sample_image(builtin: str):
+    """The bundled image a built-in model's run loads (float [H, W, 3])."""
+    import numpy as np
+    import torch
+    from PIL import Image
+
+    from workshop.headless import runner
+
+    with Image.open(runner.BUILTIN_SWAPS[builtin].image) as im:
+        return torch.from_numpy(np.asarray(im.convert("RGB"), dtype=np.float32) / 255)
 
 
 def _mask_covers_the_circle(prefix: str = "invertedit/attention_mask"):
@@ -128,13 +159,13 @@ def _dreambooth_draws_the_subject_and_keeps_the_class(prompt, outputs, runner) -
     under a third of its inner box)."""
     from workshop.toyworld.judge import filled, judge
 
-    def readings(prefix):
-        return [judge(image) for image in _saved(prompt, outputs, runner, prefix)]
+    def readings(*names):
+        return [judge(image) for image in _saved(prompt, outputs, runner, *names)]
 
     def frame(r):
         return r.background == "blue" and r.colour == "red" and filled(r) < 1 / 3
 
-    subject, klass, before = (readings(f"invertedit/dreambooth_{k}") for k in ("subject", "class", "before"))
+    subject, klass, before = (readings(*SHOWN[f"dreambooth_{k}"]) for k in ("subject", "class", "before"))
     for name, found in (("subject", subject), ("class", klass), ("before", before)):
         print(f"dreambooth {name}: {[(r.background, r.colour, r.shape, round(filled(r), 2)) for r in found]}")
     assert len(subject) == len(klass) == len(before) == 4
@@ -148,9 +179,7 @@ def _dreambooth_draws_the_subject_and_keeps_the_class(prompt, outputs, runner) -
     # the reconstruction under 20 dB), kept outside a margin around it (over 25 dB)
     from workshop.toyworld import world as W
 
-    (strip,) = _saved(prompt, outputs, runner, "invertedit/custom_edit")
-    side = strip.shape[0]
-    panels = [strip[:, i * (side + STITCH_SPACING):i * (side + STITCH_SPACING) + side] for i in range(3)]
+    panels = [None, *_saved(prompt, outputs, runner, "Reconstruction"), *_saved(prompt, outputs, runner, "invertedit/custom_edit")]
     reconstruction, edit = judge(panels[1]), judge(panels[2])
     c = _SAMPLE_SCENE
     box = W.coverage("square", c["cx"], c["cy"], c["size"]) > 0.5
@@ -175,7 +204,7 @@ def _fine_tune_draws_the_subject_and_keeps_the_class(prompt, outputs, runner) ->
     def frame(r):
         return r.background == "blue" and r.colour == "red" and filled(r) < 1 / 3
 
-    subject, klass, before = ([judge(image) for image in _saved(prompt, outputs, runner, f"invertedit/dreambooth_fine_tune_{k}")]
+    subject, klass, before = ([judge(image) for image in _saved(prompt, outputs, runner, *SHOWN[f"dreambooth_fine_tune_{k}"])]
                               for k in ("subject", "class", "before"))
     for name, found in (("subject", subject), ("class", klass), ("before", before)):
         print(f"dreambooth fine-tune {name}: {[(r.background, r.colour, r.shape, round(filled(r), 2)) for r in found]}")
@@ -199,7 +228,7 @@ def _custom_diffusion_draws_the_subject_and_keeps_the_class(prompt, outputs, run
     def frame(r):
         return r.background == "blue" and r.colour == "red" and filled(r) < 1 / 3
 
-    subject, klass, before = ([judge(image) for image in _saved(prompt, outputs, runner, f"invertedit/custom_diffusion_{k}")]
+    subject, klass, before = ([judge(image) for image in _saved(prompt, outputs, runner, *SHOWN[f"custom_diffusion_{k}"])]
                               for k in ("subject", "class", "before"))
     for name, found in (("subject", subject), ("class", klass), ("before", before)):
         print(f"custom diffusion {name}: {[(r.background, r.colour, r.shape, round(filled(r), 2)) for r in found]}")
@@ -230,15 +259,15 @@ def _custom_edit_puts_the_subject_into_the_photo(prompt, outputs, runner) -> Non
     assert (d["instance"], d["class"]) == prompts("white", "orange")[:2] and d["source"] == CUSTOM_EDIT_SCENE.caption
     assert d["target"] == d["source"].replace("a red square", prompts("white", "orange")[0].split(" on ")[0])
     assert d["cfg"] == orange.edit_cfg
-    subject, klass = ([seen(image, orange.tints) for image in _saved(prompt, outputs, runner, f"invertedit/custom_edit_two_objects_{k}")]
+    subject, klass = ([seen(image, orange.tints) for image in _saved(prompt, outputs, runner, *SHOWN[f"custom_edit_two_objects_{k}"])]
                       for k in ("subject", "class"))
     print(f"custom-edit world 2: subject {[(r.colour, r.shape, r.tint) for r in subject]}; "
           f"class {[(r.colour, r.shape, r.tint) for r in klass]}")
     assert len(subject) == len(klass) == 4
     assert sum(map(orange.drawn, subject)) >= 3, "the fine-tuned model does not draw the orange square"
     assert sum(solid(r, "red") for r in klass) >= 3, "the class prompt no longer draws red squares"
-    (strip,) = _saved(prompt, outputs, runner, "invertedit/custom_edit_two_objects")
-    image, reconstruction, edit = (_panel(strip, i) for i in range(3))
+    (reconstruction,), (edit,) = (_saved(prompt, outputs, runner, name)
+                                  for name in ("Reconstruction", "invertedit/custom_edit_two_objects"))
     scene = CUSTOM_EDIT_SCENE
     circle = scene.objects[1]
     reading = judge(edit)
@@ -259,7 +288,7 @@ def _textual_inversion_names_the_subject(prompt, outputs, runner) -> None:
     white background") draws none (exact judge)."""
     from workshop.toyworld.judge import judge
 
-    word, plain = ([judge(image) for image in _saved(prompt, outputs, runner, f"invertedit/textual_inversion_{k}")]
+    word, plain = ([judge(image) for image in _saved(prompt, outputs, runner, *SHOWN[f"textual_inversion_{k}"])]
                    for k in ("word", "plain"))
     print(f"learned word: {[(r.background, r.colour, r.shape) for r in word]}; "
           f"initializer: {[(r.background, r.colour, r.shape) for r in plain]}")
@@ -284,8 +313,7 @@ def _flow_reconstruction_is_the_image(prefix: str, panel: int = 1, db: float = 2
         from workshop.toyworld import scenes as S
         from workshop.toyworld.scenes_judge import judge
 
-        (strip,) = _saved(prompt, outputs, runner, prefix)
-        image, rec = _panel(strip, 0), _panel(strip, panel)
+        image, (rec,) = _sample_image("toy-flow"), _saved(prompt, outputs, runner, "Reconstruction")
         print(f"{prefix}: reconstruction {S.psnr(rec, image):.1f} dB")
         assert judge(rec).matches_scene(S.SAMPLE) and S.psnr(rec, image) >= db
     return check
@@ -304,8 +332,8 @@ def _kv_edit_keeps_the_image_outside_the_mask(prefix: str, word: bool = False):
         from workshop.toyworld import scenes as S
         from workshop.toyworld.scenes_judge import judge
 
-        (strip,) = _saved(prompt, outputs, runner, prefix)
-        image, mask, edit = (_panel(strip, i) for i in range(3))
+        image, (mask,), (edit,) = (_sample_image("toy-flow"), _saved(prompt, outputs, runner, "Mask"),
+                                   _saved(prompt, outputs, runner, prefix))
         outside = mask.mean(-1) < 0.5
         mse = ((edit - image) ** 2)[outside].mean()
         db = float(10 * torch.log10(1 / mse))
@@ -328,17 +356,17 @@ def _kv_edit_keeps_the_image_outside_the_mask(prefix: str, word: bool = False):
 OUTPUT_CHECKS = {
     "attention_maps": _mask_covers_the_circle(),
     # the main job: the last of its strip's four pictures is the pack's edit
-    "invert_and_edit": _edit_check("invertedit/invert_and_edit", 0, panel=3),
+    "invert_and_edit": _edit_check("invertedit/invert_and_edit", 0),
     # the editors that keep what the prompt does not change (row 1 of a pair is the edit)
-    "p2p_replace_edit": _edit_check("invertedit/p2p_replace", 1),
-    "null_text_inversion_edit": _edit_check("invertedit/null_text_p2p", 1),
-    "local_edit_blend": _edit_check("invertedit/local_edit", 1),
-    "noise_map_guidance_edit": _edit_check("invertedit/noise_map_guidance", 1),
-    "proximal_guidance_edit": _edit_check("invertedit/proximal_guidance", 1),
-    "pix2pix_zero_edit": _edit_check("invertedit/pix2pix_zero", 1),
-    "plug_and_play_edit": _edit_check("invertedit/plug_and_play", 1),
+    "p2p_replace_edit": _edit_check("invertedit/p2p_replace", 0),
+    "null_text_inversion_edit": _edit_check("invertedit/null_text_p2p", 0),
+    "local_edit_blend": _edit_check("invertedit/local_edit", 0),
+    "noise_map_guidance_edit": _edit_check("invertedit/noise_map_guidance", 0),
+    "proximal_guidance_edit": _edit_check("invertedit/proximal_guidance", 0),
+    "pix2pix_zero_edit": _edit_check("invertedit/pix2pix_zero", 0),
+    "plug_and_play_edit": _edit_check("invertedit/plug_and_play", 0),
     # a red triangle, drawn roughly; MasaCtrl redraws the square 8 px to the right
-    "masactrl_edit": _edit_check("invertedit/masactrl", 1, circle=None, moved=10.0),
+    "masactrl_edit": _edit_check("invertedit/masactrl", 0, circle=None, moved=10.0),
     # SEGA, from step 12 (the SEGA workflow's SEGA_SKIP): the circle 7 px off and 0.99x wide, the square 1 px and 1.00x
     "sega_edit": _edit_check("invertedit/sega_edit", 0, circle="red", background="yellow", moved=5.0, circle_moved=12.0),
     "ledits_edit": _edit_check("invertedit/ledits_edit", 0),
@@ -349,16 +377,16 @@ OUTPUT_CHECKS = {
     "custom_diffusion_subject": _custom_diffusion_draws_the_subject_and_keeps_the_class,
     # run on the toy model at 10 steps (make_workflows.toy_overrides); Null-text's 2 inner steps there leave
     # the square 6 px off, so that one is checked in null_text_inversion_edit (20 steps, 5 inner) only
-    "SD1.5 - Prompt-to-Prompt edit": _edit_check("invertedit/p2p_edit", 1),
-    "SDXL - Prompt-to-Prompt edit": _edit_check("invertedit/p2p_edit", 1),
+    "SD1.5 - Prompt-to-Prompt edit": _edit_check("invertedit/p2p_edit", 0),
+    "SDXL - Prompt-to-Prompt edit": _edit_check("invertedit/p2p_edit", 0),
     "SD1.5 - LEDITS++ edit": _edit_check("invertedit/ledits_edit", 0),
     # on the toy flow model (guidance distilled, 256 px) at the workflows' own settings: FlowEdit and joint
     # Prompt-to-Prompt (its local blend on the noun's map, since the bound T5) turn the circle yellow in its
     # place; the inversions give the image back; KV-Edit keeps what the mask leaves out. The other editors'
     # edits on this model (Stable Flow leaves the circle red; RF-Inversion and RF-Solver-Edit move the
     # square's edge): the flow benchmark's rows (docs/measurements.md)
-    "Flux - FlowEdit": _edit_check("invertedit/flowedit_flux", 0, panel=1),
-    "Flux - Prompt-to-Prompt edit": _edit_check("invertedit/flux_joint_p2p", 0, panel=1),
+    "Flux - FlowEdit": _edit_check("invertedit/flowedit_flux", 0),
+    "Flux - Prompt-to-Prompt edit": _edit_check("invertedit/flux_joint_p2p", 0),
     "Flux - Flow inversion and edit": _flow_reconstruction_is_the_image("invertedit/flux_rf_solver"),
     "Flux - KV-Edit": _kv_edit_keeps_the_image_outside_the_mask("invertedit/flux_kv_edit"),
     "Flux - KV-Edit from a word": _kv_edit_keeps_the_image_outside_the_mask("invertedit/flux_kv_edit_word", word=True),
@@ -471,6 +499,8 @@ def test_checkpoint_workflows_are_set_for_their_family(host, runner, tmp_path):
         for technique in ("DDIM inversion and edit", "Prompt-to-Prompt edit"):
             assert f"{family} - {technique}" in names
     assert {"SD1.5 - Null-text inversion and edit", "SD1.5 - LEDITS++ edit", "Flux - FlowEdit", "SD3 - FlowEdit"} <= names
+    assert {f"{family} - {technique}" for family in ("SD1.5", "SDXL")
+            for technique in ("DreamBooth LoRA", "Textual Inversion", "Custom Diffusion")} <= names
     ckpt = tmp_path / "ckpts" / "users-model.safetensors"
     ckpt.parent.mkdir()
     ckpt.write_bytes(b"not loaded: the prompt is only validated")
@@ -488,10 +518,14 @@ def test_checkpoint_workflows_are_set_for_their_family(host, runner, tmp_path):
         family = next(f for f in (families.SD15, families.SDXL, families.FLUX, families.SD3)
                       if path.name.startswith(f"{f.name} - "))
         assert loader["ckpt_name"] == family.ckpt
-        assert [i["image"] for i in by_type["LoadImage"]] == ["example.png"]
-        assert by_type["ImageScale"] == [{"upscale_method": "lanczos", "width": size, "height": size, "crop": "center",
-                                          "image": by_type["ImageScale"][0]["image"]}]
-        assert "VAEEncode" in by_type
+        if set(by_type) & set(PERSONALISING):
+            _check_personalisation_template(path, by_type, size)
+        else:
+            assert [i["image"] for i in by_type["LoadImage"]] == ["example.png"]
+            # the image keeps its shape at the family's size (issue 79: no centre crop to a square)
+            assert by_type["ImageScaleToTotalPixels"] == [{"upscale_method": "lanczos", "megapixels": size * size / 1024 ** 2,
+                                                           "image": by_type["ImageScaleToTotalPixels"][0]["image"]}]
+            assert "VAEEncode" in by_type
         for inputs in by_type.get("KSamplerAdvanced", []) + by_type.get("InvertEditDDIMInvert", []):
             assert inputs["steps"] == 50
         if "Prompt-to-Prompt" in path.name and family in (families.FLUX, families.SD3):
@@ -523,6 +557,46 @@ def test_checkpoint_workflows_are_set_for_their_family(host, runner, tmp_path):
         valid, error, _, node_errors = _validate(host, runner.prepare_prompt(workflow, ckpt=ckpt, image=runner.SAMPLE_IMAGE,
                                                                              host=host))
         assert valid and not node_errors, (path.name, error, node_errors)
+
+
+# The personalisation templates' training nodes with their papers' settings (diffusers' train_dreambooth_lora.py,
+# textual_inversion.py and train_custom_diffusion.py and their READMEs; the rows' settings)
+PERSONALISING = {
+    "InvertEditDreamBoothLoRA": {"steps": 500, "learning_rate": 1e-4, "rank": 4, "prior_loss_weight": 1.0, "batch_size": 1},
+    "InvertEditTextualInversion": {"steps": 3000, "learning_rate": 0.002, "batch_size": 4, "num_vectors": 1,
+                                   "templates": "object", "caption": ""},
+    "InvertEditCustomDiffusion": {"steps": 250, "learning_rate": 4e-5, "batch_size": 2, "prior_loss_weight": 1.0,
+                                  "augment": True, "hflip": True, "initializer": "ktn"},
+}
+
+
+def _check_personalisation_template(path, by_type: dict, size: int) -> None:
+    """A personalisation template for a checkpoint (issue 79): the subject's photos (Load Images of example.png,
+    batched), cropped square at the family's size as the training scripts crop them, the training node with its
+    paper's settings, its prior loss on 200 class images the model draws 4 at a time (gathered in one batch), and
+    the stock KSampler drawing the subject with the README's inference settings."""
+    (node,) = set(by_type) & set(PERSONALISING)
+    (teach,) = by_type[node]
+    assert {k: teach[k] for k in PERSONALISING[node]} == PERSONALISING[node], path.name
+    photos = [i["image"] for i in by_type["LoadImage"]]
+    assert 3 <= len(photos) <= 5 and set(photos) == {"example.png"}
+    assert len(by_type["ImageBatch"]) == len(photos) - 1
+    (scale,) = by_type["ImageScale"]
+    assert (scale["width"], scale["height"], scale["crop"]) == (size, size, "center")
+    assert "ImageScaleToTotalPixels" not in by_type
+    samplers = by_type["KSampler"]
+    if node == "InvertEditTextualInversion":
+        (sample,) = samplers
+        assert "RebatchLatents" not in by_type
+    else:
+        klass, sample = samplers
+        (draw,) = [e for e in by_type["EmptyLatentImage"] if e["batch_size"] != 4]
+        assert draw["batch_size"] == 200 and (klass["steps"], klass["cfg"]) == (50, 7.5)
+        assert [r["batch_size"] for r in by_type["RebatchLatents"] + by_type.get("RebatchImages", [])] == [4, 4096]
+        assert teach["class_images"] and teach["class_prompt"]
+    assert (sample["steps"], sample["cfg"], sample["sampler_name"]) == (
+        (100, 6.0, "ddpm") if node == "InvertEditCustomDiffusion" else (50, 7.5, "ddim"))
+    assert "VAEEncode" in by_type or node == "InvertEditCustomDiffusion"
 
 
 def test_templates_are_served_by_their_names(host, tmp_path):
@@ -612,14 +686,14 @@ def test_builtin_replaces_load_checkpoint(host, runner):
     for key in loaders:
         assert prompt[key]["class_type"] == runner.TOY_MODEL and prompt[key]["inputs"] == {"world": "two objects (512 px)"}
     # the image is the bundled sample, Upscale Image makes the toy world's size (512 px); everything else is unchanged
-    scales = [k for k, v in prompt.items() if v["class_type"] == "ImageScale"]
+    scales = [k for k, v in prompt.items() if v["class_type"] == "ImageScaleToTotalPixels"]
     size = runner.BUILTIN_SWAPS["toy"].size
     assert size == 512 and runner.BUILTIN_SWAPS["toy-one-object"].size == 128
-    assert scales and all(prompt[k]["inputs"]["width"] == prompt[k]["inputs"]["height"] == size for k in scales)
+    assert scales and all(prompt[k]["inputs"]["megapixels"] == size * size / 1024 ** 2 for k in scales)
     assert all(v["inputs"]["image"] == plain[k]["inputs"]["image"] for k, v in prompt.items()
                if v["class_type"] == "LoadImage")
     for key in scales:
-        plain[key]["inputs"].update(width=size, height=size)
+        plain[key]["inputs"].update(megapixels=size * size / 1024 ** 2)
     assert {k: v for k, v in prompt.items() if k not in loaders} == {k: v for k, v in plain.items() if k not in loaders}
     uses = {tuple(v) for n in prompt.values() for v in n["inputs"].values() if isinstance(v, list) and v[0] in loaders}
     assert {slot for _, slot in uses} == {0, 1, 2}
@@ -686,7 +760,7 @@ def test_bundled_sample_is_supplied(host, runner):
 def test_overrides_by_id_type_and_title(host, runner):
     workflow = _main_workflow()
     prompt = runner.prepare_prompt(workflow, overrides={"KSamplerAdvanced": {"steps": 7},
-                                                        "Source prompt": {"text": "a cat"}}, host=host)
+                                                        "Source prompt": {"value": "a cat"}}, host=host)
     assert all(v["inputs"]["steps"] == 7 for v in prompt.values() if v["class_type"] == "KSamplerAdvanced")
     assert any(v["class_type"] == "CLIPTextEncode" and v["inputs"]["text"] == "a cat" for v in prompt.values())
     with pytest.raises(runner.WorkflowError, match="no node with that id, type or title"):
@@ -830,3 +904,27 @@ def test_the_pack_supplies_its_bundled_inputs_to_the_server(host, tmp_path):
     assert (tmp_path / "sample.png").read_bytes() == b"the user's own"
     assert bundled_inputs.supply_bundled_inputs(tmp_path) == []
     assert (host.input_dir / "sample_inversion.safetensors").is_file()   # supplied when the host loaded the pack
+
+
+@pytest.mark.parametrize("name", ["SD1.5 - Prompt-to-Prompt edit", "Flux - FlowEdit"])
+def test_a_checkpoint_template_keeps_the_pictures_shape(name, host, runner, tmp_path):
+    """Issue 79: your picture is not cropped to a square: a picture 1.37 times as wide as high comes out of the
+    template (run on the built-in model, at the family's number of pixels) with that shape, to the VAE's 8 px."""
+    from PIL import Image
+
+    from workshop.make_workflows import builtin_for, toy_overrides
+
+    builtin = builtin_for(name)
+    with Image.open(runner.BUILTIN_SWAPS[builtin].image) as im:
+        w, h = im.size
+        im.convert("RGB").resize((round(w * 1.37), h)).save(tmp_path / "wide.png")
+    workflow = runner.load_workflow(WORKFLOWS / f"{name}.json")
+    prompt = runner.prepare_prompt(workflow, builtin=builtin, image=tmp_path / "wide.png",
+                                   overrides=toy_overrides(name, quick=True), host=host)
+    outputs = runner.execute(prompt, host=host)
+    (saved,) = [p for p in runner.pictures(prompt, outputs) if p.class_type == "SaveImage"]
+    with Image.open(saved.path) as im:
+        width, height = im.size
+    side = runner.BUILTIN_SWAPS[builtin].size
+    print(f"{name}: {round(w * 1.37)} x {h} in, {width} x {height} out (about {side * side} pixels)")
+    assert abs(width / height - 1.37) < 0.05 and abs(width * height / side ** 2 - 1) < 0.1

@@ -516,3 +516,85 @@ def test_every_template_has_its_card_picture(path):
     assert picture.is_file(), f"{picture.name} is missing: run python -m workshop.make_thumbnails {path.stem}"
     with Image.open(picture) as im:
         assert im.format == "JPEG" and im.width >= 128 and im.height >= 128
+
+
+# ---------------------------------------------------------------- the banded layout (issue 79)
+
+STAGED = {
+    "nodes": [dict(n, stage={"ckpt": "load", "pos": "load", "neg": "load", "latent": "load", "steps": "load",
+                             "load": "load", "sampler": "edit", "decode": "result", "save": "result"}.get(n["key"]))
+              for n in SPEC["nodes"]],
+    "stages": [{"key": "load", "title": "Load", "color": "#3f789e"}, {"key": "edit", "title": "Edit"},
+               {"key": "result", "title": "Result", "color": "#88A"}],
+}
+STAGED["nodes"][-2]["collapsed"] = True   # the LoadImage, shown by its title only
+
+
+def _boxes(wf):
+    return {n["id"]: (n["pos"][0], n["pos"][1] - 30, n["pos"][0] + n["size"][0],
+                      n["pos"][1] + (0 if n["flags"].get("collapsed") else n["size"][1])) for n in wf["nodes"]}
+
+
+def test_stages_lay_the_nodes_out_in_groups_that_do_not_overlap():
+    wf = build_canvas(STAGED, NODE_INFO)
+    assert [g["title"] for g in wf["groups"]] == ["Load", "Edit", "Result"]
+    assert [g["color"] for g in wf["groups"]] == ["#3f789e", "#3f789e", "#88A"]
+    boxes = _boxes(wf)
+    by_key = {n["key"]: i + 1 for i, n in enumerate(STAGED["nodes"])}
+    for group, keys in zip(wf["groups"], (["ckpt", "pos", "neg", "latent", "steps", "load"], ["sampler"],
+                                          ["decode", "save"])):
+        x, y, w, h = group["bounding"]
+        for key in keys:
+            x0, y0, x1, y1 = boxes[by_key[key]]
+            assert x <= x0 and y <= y0 and x1 <= x + w and y1 <= y + h, (key, group["title"])
+    for i, a in boxes.items():             # no two nodes overlap, no two groups overlap
+        for j, b in boxes.items():
+            if i < j:
+                assert min(a[2], b[2]) <= max(a[0], b[0]) or min(a[3], b[3]) <= max(a[1], b[1]), (i, j)
+    xs = [g["bounding"][0] for g in wf["groups"]]
+    assert xs == sorted(xs) and all(a["bounding"][0] + a["bounding"][2] < b["bounding"][0]
+                                    for a, b in zip(wf["groups"], wf["groups"][1:]))
+    assert wf["nodes"][by_key["load"] - 1]["flags"] == {"collapsed": True}
+    # the note stands left of the groups
+    note = wf["nodes"][by_key["note"] - 1]
+    assert note["pos"][0] + note["size"][0] < xs[0]
+
+
+def test_the_saved_view_shows_the_whole_graph():
+    from workshop.headless.canvas import VIEW_WINDOW
+
+    wf = build_canvas(STAGED, NODE_INFO)
+    scale, (ox, oy) = wf["extra"]["ds"]["scale"], wf["extra"]["ds"]["offset"]
+    left, top, width, height = VIEW_WINDOW
+    corners = list(_boxes(wf).values()) + [(g["bounding"][0], g["bounding"][1], g["bounding"][0] + g["bounding"][2],
+                                           g["bounding"][1] + g["bounding"][3]) for g in wf["groups"]]
+    for x0, y0, x1, y1 in corners:
+        assert (x0 + ox) * scale >= left - 1e-6 and (y0 + oy) * scale >= top - 1e-6
+        assert (x1 + ox) * scale <= left + width + 1e-6 and (y1 + oy) * scale <= top + height + 1e-6
+    assert 0 < scale <= 1.0
+    # a graph too wide for the window at scale 1 gets a smaller scale, still all in view
+    wide = copy.deepcopy(STAGED)
+    wide["nodes"] += [{"key": f"more{i}", "type": "EmptyLatentImage", "stage": "edit", "column": 3 + i} for i in range(30)]
+    assert build_canvas(wide, NODE_INFO)["extra"]["ds"]["scale"] < scale
+
+
+def test_stages_refuse_an_unknown_stage_and_groups_beside_them():
+    bad = copy.deepcopy(STAGED)
+    bad["nodes"][0]["stage"] = "invert"
+    with pytest.raises(CanvasError, match="stage 'invert' is not one of"):
+        build_canvas(bad, NODE_INFO)
+    both = dict(copy.deepcopy(STAGED), groups=[{"title": "x", "nodes": ["ckpt"]}])
+    with pytest.raises(CanvasError, match="either 'stages'"):
+        build_canvas(both, NODE_INFO)
+
+
+def test_a_linked_widget_shows_its_linked_value():
+    spec = copy.deepcopy(SPEC)
+    spec["nodes"].insert(0, {"key": "steps_in", "type": "PrimitiveInt", "widgets": {"value": 9}})
+    sampler = next(n for n in spec["nodes"] if n["key"] == "sampler")
+    sampler["inputs"]["steps"] = ("steps_in", "INT")
+    sampler["linked_values"] = {"steps": 9}
+    wf = build_canvas(spec, NODE_INFO)
+    node = next(n for n in wf["nodes"] if n["type"] == "KSampler")
+    assert node["widgets_values"][2] == 9    # seed, control, steps
+    assert canvas_to_api(wf, NODE_INFO)[str(node["id"])]["inputs"]["steps"] == ["1", 0]

@@ -19,7 +19,7 @@ import tempfile
 from pathlib import Path
 
 from workshop.benchmarks.toyworld2 import case_metrics, changed_region
-from workshop.benchmarks.toyworld_flow import _load, _panels, case_overrides, object_box, run_workflow_for
+from workshop.benchmarks.toyworld_flow import _panels, case_overrides, object_box, run_workflow_for
 from workshop.toyworld import scenes as S
 
 RES = 256
@@ -66,7 +66,7 @@ def sweep(host, cases: int, steps: list[int]) -> dict:
                     for ref, values in at(n).items():
                         ov.setdefault(ref, {}).update(values)
                     files = run_workflow_for(host, workflow, ov, image, work / f"{i}_{len(done)}")
-                    done[key] = _panels(_load(files[0]), PANELS[workflow])
+                    done[key] = _panels(files, PANELS[workflow])
                 img = done[key][panel]
                 if is_edit:
                     m = case_metrics(case, True, img, img, tgt_img, outside, region, None)

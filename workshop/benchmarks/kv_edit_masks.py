@@ -179,7 +179,7 @@ def run_cases(host, args) -> dict:
         round_trip = call(host, "VAEDecode", vae=vae, samples=call(host, "VAEEncode", pixels=src_img[None], vae=vae)[0])[0][0]
         files = B.run_workflow_for(host, "Flux - Flow inversion and edit", {**overrides, **B._inv("fireflow", 50)},
                                    image, work / f"{i}_fireflow")
-        rec = B._panels(B._load(files[0]), ("rec", "edit"))["rec"]
+        rec = B._panels(files, ("rec", "edit"))["rec"]
         record = {"i": i, "kind": case.kind, "rec_bg": S.psnr(rec, src_img, outside), "rec_core": S.psnr(rec, src_img, core),
                   "round_trip_core": S.psnr(round_trip.clamp(0, 1), src_img, core), "settings": {}}
         for setting in args.settings:
@@ -189,8 +189,8 @@ def run_cases(host, args) -> dict:
                 ov["InvertEditAttentionStore"]["mask_pool"] = setting.mask_pool
             if setting.threshold is not None:
                 ov["InvertEditAttentionStore"]["threshold"] = setting.threshold
-            if setting.painted:   # the object's own region painted below, not the box
-                ov.pop("LoadImage", None)
+            if setting.painted:   # the object's own region painted below (the image's alpha), neither the box nor
+                ov["LoadImage"] = {"paint_mask": None}   # the toy overrides' box
             given = work / f"case_{i}_{setting.region}.png" if setting.painted else image
             if not given.exists():   # each region painted once a case
                 mask = B.grown(region, GROW if setting.region == "grown" else 0)   # the object's source and target
@@ -199,7 +199,7 @@ def run_cases(host, args) -> dict:
             path = workflows[setting.painted, setting.attn_mask, setting.workflow]
             files = B.run_workflow_for(host, setting.workflow, ov, given, work / f"{i}_{setting.key.replace(':', '_')}",
                                        path)
-            panels = B._panels(B._load(files[0]), ("mask", "edit"))
+            panels = B._panels(files, ("mask", "edit"))
             m = case_metrics(case, True, panels["edit"], rec, tgt_img, outside, region, None)
             m["core"] = S.psnr(panels["edit"], tgt_img, core)
             m["area"] = float((panels["mask"][..., 0] > 0.5).float().mean())

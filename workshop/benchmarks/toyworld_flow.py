@@ -10,7 +10,7 @@
 Every row is a workflow of ``example_workflows/`` run as a user would run it on this model (the
 runner's ``toy-flow`` built-in in place of Load Checkpoint, the case's source scene as the image, its
 captions as the prompts), at the workflow's own settings (the authors' defaults) unless the row
-says otherwise; its output strip is cut into its panels. Metrics per case and row, as in
+says otherwise; its pictures (previews in graph order, then the saved one) are its panels. Metrics per case and row, as in
 ``toyworld2.py``: edit success, other object kept, structure (colour / shape edits), whole case,
 background PSNR outside every object against the exact target (bg vs GT) and against the case's
 RF-Solver reconstruction (bg vs rec), and for the reconstruction rows the PSNR of the whole image
@@ -36,7 +36,6 @@ Rows
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 import tempfile
@@ -50,7 +49,7 @@ from workshop.benchmarks.toyworld2 import blend_words, case_metrics, changed_reg
 from workshop.toyworld import scenes as S
 
 RES = 256
-SPACING = 8   # the workflows' strips: panels side by side, 8 px apart
+
 #: world 2's best row measured (docs/measurements.md, "The self-attention fraction"): null-text + Prompt-to-Prompt at
 #: self 0.8 (52% at the paper's 0.4, the world-2 table's)
 SD_BEST_WHOLE_CASE = 0.62
@@ -139,7 +138,7 @@ def case_overrides(case: S.EditCase, box) -> dict[str, dict]:
     """Every run's overrides for ``case``: its captions as the prompts, its nouns as the blend and map words, and
     ``box`` (x, y, width, height) painted as the image's mask (KV-Edit's; the other workflows leave it unused)."""
     src_word, tgt_word = blend_words(case)
-    ov = {"Source prompt": {"text": case.source_caption}, "Target prompt": {"text": case.target_caption},
+    ov = {"Source prompt": {"value": case.source_caption}, "Target prompt": {"value": case.target_caption},
           "InvertEditJointAttentionInject": {"source_prompt": case.source_caption,
                                              "target_prompt": case.target_caption,
                                              "mode": "replace" if len(case.source_caption.split()) == len(
@@ -157,24 +156,36 @@ def _load(path: Path) -> torch.Tensor:
     return torch.from_numpy(np.asarray(Image.open(path).convert("RGB"), dtype=np.float32) / 255.0)
 
 
-def _panels(strip: torch.Tensor, names: tuple[str, ...]) -> dict[str, torch.Tensor]:
-    """The strip's panels after the image (panel 0), by name."""
-    return {name: strip[:, (i + 1) * (RES + SPACING):(i + 1) * (RES + SPACING) + RES] for i, name in enumerate(names)}
+def _panels(files: list[Path], names: tuple[str, ...]) -> dict[str, torch.Tensor]:
+    """The pictures a workflow showed after the image (its previews in graph order, then what it saved:
+    ``run_workflow_for``'s order), by name."""
+    return {name: _load(path) for name, path in zip(names, files)}
 
 
 def run_workflow_for(host, name: str, overrides: dict, image: Path, out: Path, path: Path | None = None) -> list[Path]:
     """Run the shipped workflow ``name`` (or ``path``, a copy of it) on the toy flow model with its toy
-    overrides and ``overrides``; the files it saved."""
-    from workshop.headless.runner import run_workflow
+    overrides and ``overrides``; the pictures it showed, copied into ``out``: its Preview Image nodes' in graph
+    order (the order of the comparison the workflow's panels read in), then its Save Image's."""
+    import shutil
+
     from workshop import make_workflows as M
+    from workshop.headless.runner import execute, load_workflow, pictures, prepare_prompt
     ov = M.toy_overrides(name)
     for ref, values in overrides.items():
         ov.setdefault(ref, {}).update(values)
     path = path or M.REPO / "example_workflows" / f"{name}.json"
-    wf = json.loads(path.read_text())
+    wf = load_workflow(path)
     titles = {n.get("title") for n in wf["nodes"]} | {n.get("type") for n in wf["nodes"]}
     ov = {ref: v for ref, v in ov.items() if ref in titles}   # each workflow takes the overrides it has nodes for
-    return run_workflow(path, out, image=image, builtin="toy-flow", overrides=ov, host=host)
+    prompt = prepare_prompt(wf, image=image, builtin="toy-flow", overrides=ov, host=host)
+    shown = pictures(prompt, execute(prompt, host=host))
+    shown.sort(key=lambda p: (p.class_type == "SaveImage", int(p.node) if p.node.isdigit() else 0))
+    out.mkdir(parents=True, exist_ok=True)
+    files = []
+    for k, p in enumerate(shown):
+        files.append(out / f"{k:02d}_{p.path.name}")
+        shutil.copyfile(p.path, files[-1])
+    return files
 
 
 def chosen_runs(spec: str) -> dict:
@@ -240,7 +251,7 @@ def run_cases(host, args) -> dict:
             for ref, values in extra.items():
                 ov.setdefault(ref, {}).update(values)
             files = run_workflow_for(host, workflow, ov, image, work / f"{i}_{run}")
-            panels[run] = _panels(_load(files[0]), names)
+            panels[run] = _panels(files, names)
             seconds[run] = time.time() - t
         record = {"i": i, "kind": case.kind, "rows": {}}
         for row, (run, panel, is_edit) in ROWS.items():

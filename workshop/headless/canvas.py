@@ -700,7 +700,8 @@ def _widget_values(node: _SpecNode, by_name: Mapping[str, InputSpec], widgets: M
     values: list[Any] = []
     for kind, name in widget_slots(node.info):
         if kind == "value":
-            value = widgets[name] if name in widgets else by_name[name].default()
+            shown = node.raw.get("linked_values") or {}
+            value = widgets[name] if name in widgets else shown[name] if name in shown else by_name[name].default()
             if value is None:
                 raise CanvasError(f"{node.where}: widget {name!r} has no default; give it a value")
             values.append(value)
@@ -809,7 +810,7 @@ def _canvas_node(node: _SpecNode, pos: list[float], size: list, order: int,
         "type": node.type,
         "pos": [pos[0], pos[1]],
         "size": [float(v) for v in size],
-        "flags": {},
+        "flags": {"collapsed": True} if node.raw.get("collapsed") else {},
         "order": order,
         "mode": int(node.raw.get("mode", MODE_ALWAYS)),
         "inputs": node.inputs,
@@ -840,6 +841,102 @@ def _canvas_groups(groups: Any, positions: Mapping[str, list[float]],
     return out
 
 
+# The banded layout (a spec with ``stages``): each stage's nodes stacked in columns of at most a
+# common height, the stages side by side inside coloured groups, chosen so that the whole graph fits
+# the editor's window at the largest scale; the view saved with the workflow shows it all.
+#: the part of the canvas to fill, in screen pixels from its top left corner: left, top, width, height (in a
+#: 1920 x 1080 browser window frontend 1.28's canvas is about 1857 x 1003, beside its sidebar and below its tabs)
+VIEW_WINDOW = (20.0, 20.0, 1810.0, 955.0)
+GROUP_GAP = 60.0
+GROUP_MARGIN = 20.0
+GROUP_HEADER = 70.0     # from a group's top to its first node's title bar
+TITLE_BAR = 30.0        # above a node's ``pos``
+NOTE_GAP = 40.0
+
+
+def _banded_positions(nodes: Mapping[str, _SpecNode], columns: Mapping[str, int], sizes: Mapping[str, list],
+                      stages: list[Mapping[str, Any]]) -> tuple[dict[str, list[float]], list[dict[str, Any]], dict[str, list]]:
+    """Positions for a spec with ``stages`` (``[{"key", "title", "color"}]``, in reading order) whose
+    nodes name their ``stage``: notes in a column of their own on the left, then each stage's nodes in
+    graph order (depth, then spec order) filling columns top to bottom up to a height shared by all
+    stages, the stages left to right. The height is the one at which the whole graph fits
+    ``VIEW_WINDOW`` at the largest scale. Returns the positions, the groups (``{"title", "color",
+    "nodes"}``, one per non-empty stage) and each node's footprint (a collapsed node's: its title bar)."""
+    order = {key: i for i, key in enumerate(nodes)}
+    notes = [k for k, n in nodes.items() if n.info is None]
+    known = {str(s["key"]) for s in stages}
+    for key, node in nodes.items():
+        if node.info is not None and str(node.raw.get("stage")) not in known:
+            raise CanvasError(f"{node.where}: stage {node.raw.get('stage')!r} is not one of {sorted(known)}")
+    members = [(s, sorted((k for k, n in nodes.items() if n.info is not None and str(n.raw.get("stage")) == str(s["key"])),
+                          key=lambda k: (columns[k], order[k]))) for s in stages]
+    members = [(s, keys) for s, keys in members if keys]
+
+    def footprint(key: str) -> tuple[float, float]:
+        """Width and height below the title bar a node takes on the canvas (a collapsed one: none)."""
+        return sizes[key][0], 0.0 if nodes[key].raw.get("collapsed") else sizes[key][1]
+
+    def place(limit: float) -> tuple[dict[str, list[float]], float, float]:
+        pos: dict[str, list[float]] = {}
+        x, bottom = ORIGIN[0], ORIGIN[1]
+        if notes:
+            y = ORIGIN[1]
+            for key in notes:
+                pos[key] = [x, y]
+                y += sizes[key][1] + ROW_GAP + TITLE_BAR
+                bottom = max(bottom, y)
+            x += max(sizes[k][0] for k in notes) + NOTE_GAP
+        top = ORIGIN[1] + GROUP_HEADER - TITLE_BAR
+        for _, keys in members:
+            x += GROUP_MARGIN
+            col_x, col_w, y = x, 0.0, top
+            for key in keys:
+                w, h = footprint(key)
+                h += TITLE_BAR
+                if y > top and y + h > top + limit:
+                    col_x, y = col_x + col_w + COLUMN_GAP, top
+                    col_w = 0.0
+                pos[key] = [col_x, y + TITLE_BAR]
+                col_w = max(col_w, w)
+                y += h + ROW_GAP
+                bottom = max(bottom, y - ROW_GAP + GROUP_MARGIN)
+            x = col_x + col_w + GROUP_MARGIN + GROUP_GAP
+        return pos, x - GROUP_GAP, bottom
+
+    tallest = max((footprint(k)[1] + TITLE_BAR for _, keys in members for k in keys), default=100.0)
+    total = sum(footprint(k)[1] + TITLE_BAR + ROW_GAP for _, keys in members for k in keys)
+    best = None
+    limit = tallest
+    while True:
+        pos, right, bottom = place(limit)
+        w, h = right - ORIGIN[0] + 2 * GROUP_MARGIN, bottom - ORIGIN[1] + 2 * GROUP_MARGIN
+        scale = min(VIEW_WINDOW[2] / w, VIEW_WINDOW[3] / h)
+        if best is None or scale > best[0] + 1e-9:
+            best = (scale, pos)
+        if limit >= total:
+            break
+        limit += 20.0
+    groups = [{"title": s.get("title", s["key"]), "color": s.get("color", "#3f789e"), "nodes": keys}
+              for s, keys in members]
+    shown = {k: list(footprint(k)) for k in nodes if nodes[k].info is not None}
+    return best[1], groups, shown
+
+
+def _saved_view(placed: list[tuple[list[float], list[float]]], groups: list[Mapping[str, Any]]) -> dict[str, Any]:
+    """``extra.ds``: the scale and offset at which the whole graph (each node's (position, footprint)
+    with its title bar, the groups) fills ``VIEW_WINDOW``, centred (the frontend draws a point p at
+    (p + offset) * scale)."""
+    boxes = [(pos[0], pos[1] - TITLE_BAR, pos[0] + size[0], pos[1] + size[1]) for pos, size in placed]
+    boxes += [(g["bounding"][0], g["bounding"][1], g["bounding"][0] + g["bounding"][2], g["bounding"][1] + g["bounding"][3])
+              for g in groups]
+    x0, y0 = min(b[0] for b in boxes) - GROUP_MARGIN, min(b[1] for b in boxes) - GROUP_MARGIN
+    x1, y1 = max(b[2] for b in boxes) + GROUP_MARGIN, max(b[3] for b in boxes) + GROUP_MARGIN
+    left, top, width, height = VIEW_WINDOW
+    scale = math.floor(min(width / (x1 - x0), height / (y1 - y0), 1.0) * 100) / 100
+    offset = [left / scale + (width / scale - (x1 - x0)) / 2 - x0, top / scale + (height / scale - (y1 - y0)) / 2 - y0]
+    return {"scale": scale, "offset": [round(offset[0], 1), round(offset[1], 1)]}
+
+
 def build_canvas(spec: Mapping[str, Any], node_info: NodeInfo) -> dict[str, Any]:
     """Write a canvas workflow (frontend format 0.4) from a short description.
 
@@ -847,10 +944,14 @@ def build_canvas(spec: Mapping[str, Any], node_info: NodeInfo) -> dict[str, Any]
     ``key`` (a name for connections; defaults to the type), ``type``, ``widgets``
     (``{input name: value}``; others keep their defaults), ``inputs`` (``{input name:
     (node key, output name or index)}``; a widget input given here becomes a socket),
-    optional ``title``, ``mode``, ``controls`` (``{input: "fixed"|"randomize"|...}``, default
+    optional ``title``, ``mode``, ``linked_values`` (``{widget: value}``: what a widget fed by a link
+    shows), ``controls`` (``{input: "fixed"|"randomize"|...}``, default
     "fixed" so workflows are reproducible), ``pos``/``size`` overrides. Notes are
     ``{"type": "MarkdownNote" or "Note", "text": ...}``. ``nodes`` may also be a dict keyed by
-    node key. ``groups`` are ``{"title": ..., "nodes": [keys]}``.
+    node key. ``groups`` are ``{"title": ..., "nodes": [keys]}``. Or, instead of ``groups``,
+    ``stages`` (``[{"key", "title", "color"}]`` in reading order) with each node's ``stage``: the
+    nodes are then laid out in a coloured group per stage, side by side, at the proportions that
+    fit the editor's window, and the saved view (``extra.ds``) shows the whole graph.
 
     Nodes are numbered in the given order and laid out in columns by their depth in the graph.
     """
@@ -859,16 +960,28 @@ def build_canvas(spec: Mapping[str, Any], node_info: NodeInfo) -> dict[str, Any]
     columns = _columns(nodes)
     order = _execution_order(nodes, columns)
     sizes = _node_sizes(nodes)
-    positions = _positions(nodes, columns, sizes)
+    group_specs = list(spec.get("groups") or [])
+    if spec.get("stages"):
+        if group_specs:
+            raise CanvasError("a spec gives either 'stages' (groups laid out for it) or 'groups', not both")
+        positions, group_specs, shown = _banded_positions(nodes, columns, sizes, list(spec["stages"]))
+    else:
+        positions, shown = _positions(nodes, columns, sizes), {}
+    shown = {k: shown.get(k, sizes[k]) for k in nodes}
     by_output = _links_by_output(links)
     canvas_nodes = [_canvas_node(n, positions[n.key], sizes[n.key], order[n.key], by_output) for n in nodes.values()]
+    groups = _canvas_groups(group_specs, positions, shown)
+    extra = copy.deepcopy(dict(spec.get("extra") or {}))
+    if "ds" not in extra:
+        extra["ds"] = (_saved_view([(positions[k], shown[k]) for k in nodes], groups) if spec.get("stages")
+                       else {"scale": 1.0, "offset": [0.0, 0.0]})
     return {
         "last_node_id": len(nodes),
         "last_link_id": len(links),
         "nodes": canvas_nodes,
         "links": links,
-        "groups": _canvas_groups(spec.get("groups"), positions, sizes),
+        "groups": groups,
         "config": {},
-        "extra": copy.deepcopy(dict(spec.get("extra") or {"ds": {"scale": 1.0, "offset": [0.0, 0.0]}})),
+        "extra": extra,
         "version": 0.4,
     }

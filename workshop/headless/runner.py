@@ -41,6 +41,8 @@ __all__ = [
     "run_workflow",
     "saved_files",
     "saved_images",
+    "pictures",
+    "Picture",
     "SAMPLE_IMAGE",
     "BUILTIN_MODELS",
     "DEMO_MODEL",
@@ -61,7 +63,8 @@ DEMO_MODEL = "InvertEditDemoModel"  # the pack's random-weight tiny model loader
 TOY_MODEL = "InvertEditToyModel"    # the pack's trained toy-world model loader (MODEL, CLIP, VAE)
 BUILTIN_MODELS = (TOY_MODEL, DEMO_MODEL)
 CHECKPOINT_LOADER = "CheckpointLoaderSimple"  # the stock loader: MODEL, CLIP, VAE in the same slots
-IMAGE_SCALE = "ImageScale"                    # the stock Upscale Image: the checkpoint workflows' image size
+IMAGE_SCALE = "ImageScale"                    # the stock Upscale Image (width, height)
+TOTAL_PIXELS = "ImageScaleToTotalPixels"      # the stock Scale Image to Total Pixels: the checkpoint workflows' size
 FLUX_SHIFT = "ModelSamplingFlux"              # the stock Flux shift, set at the image's size
 
 
@@ -238,7 +241,8 @@ def prepare_prompt(workflow: Mapping[str, Any], *, image: str | Path | None = No
       ``"toy-one-object"`` (128 px), ``"toy-flow"`` (the flow DiT, 256 px), ``"demo-sd1"``, ``"demo-sd2-v"``, ``"demo-sdxl"``, ``"demo-flux-dev"``,
       ``"demo-flux-schnell"``, ``"demo-sd3"``): every
       ``CheckpointLoaderSimple`` becomes the pack's Toy World Model (or Demo Model of that family),
-      same node id and MODEL, CLIP, VAE slots; every stock Upscale Image (``ImageScale``) makes
+      same node id and MODEL, CLIP, VAE slots; every stock Upscale Image (``ImageScale``) or Scale
+      Image to Total Pixels makes
       the built-in model's image size; and without ``image`` every LoadImage loads the bundled
       sample that model knows. Prompts and steps are left alone (``overrides``).
     - ``overrides``: ``{node id, type or title: {input: value}}`` set after conversion; a LoadImage's
@@ -332,8 +336,8 @@ def _paint_masks(prompt: dict[str, dict[str, Any]], input_dir: Path) -> None:
 
 def _swap_in_builtin(prompt: dict[str, dict[str, Any]], builtin: str) -> None:
     """Replace every Load Checkpoint by the built-in model ``builtin`` (same id and output slots)
-    and set every Upscale Image, and every ModelSamplingFlux (the shift of the image's size), to the
-    built-in models' image size."""
+    and set every Upscale Image, Scale Image to Total Pixels, and every ModelSamplingFlux (the shift of
+    the image's size) whose size is not linked, to the built-in models' image size."""
     class_type, widgets, title, size, _ = BUILTIN_SWAPS[builtin]
     targets = [k for k, v in prompt.items() if v["class_type"] == CHECKPOINT_LOADER]
     if not targets:
@@ -345,12 +349,15 @@ def _swap_in_builtin(prompt: dict[str, dict[str, Any]], builtin: str) -> None:
             for name in ("width", "height"):
                 if not isinstance(node["inputs"].get(name), list):  # a linked size is the graph's own business
                     node["inputs"][name] = size
+        elif node["class_type"] == TOTAL_PIXELS:
+            node["inputs"]["megapixels"] = size * size / 1024 ** 2   # the bundled image is square
 
 
 # ----------------------------------------------------------------------------- executing
 
 class _Server:
-    """What the executor needs of the server: ``send_sync``, ``client_id``, ``last_node_id``."""
+    """What the executor and the nodes need of the server: ``send_sync``, ``send_progress_text``,
+    ``client_id``, ``last_node_id``."""
 
     def __init__(self, on_event: Callable[[str, Any], None] | None = None):
         self.client_id = None
@@ -365,6 +372,11 @@ class _Server:
 
     def queue_updated(self):
         pass
+
+    def send_progress_text(self, text, node_id, sid=None):
+        """What a node shows on itself while it runs (Get Image Size's "width: ..."), as the server sends it."""
+        if self.on_event is not None:
+            self.on_event("progress_text", {"node": str(node_id), "text": text})
 
 
 def _run(result):
@@ -415,7 +427,18 @@ def execute(prompt: Mapping[str, Any], *, extra_data: Mapping[str, Any] | None =
     data = dict(extra_data or {})
     if on_event is not None:
         data.setdefault("client_id", "headless")
-    executor.execute(prompt, prompt_id, data, outputs)
+    # nodes that talk to the server (Get Image Size's text on the node) reach it as PromptServer.instance: the
+    # server's own where one runs, else this executor's
+    import server as host_server
+
+    own = getattr(host_server.PromptServer, "instance", None) is None
+    if own:
+        host_server.PromptServer.instance = server
+    try:
+        executor.execute(prompt, prompt_id, data, outputs)
+    finally:
+        if own:
+            del host_server.PromptServer.instance
     for event, message in executor.status_messages:
         if event == "execution_error":
             tb = "".join(message.get("traceback") or [])
@@ -453,6 +476,32 @@ def saved_files(outputs: Mapping[str, Any], key: str | None = None) -> list[Path
 def saved_images(outputs: Mapping[str, Any]) -> list[Path]:
     """The images SaveImage nodes wrote."""
     return saved_files(outputs, "images")
+
+
+class Picture(NamedTuple):
+    """An image an output node showed: the node's id, class, title, and the file (in the output
+    folder for Save Image, in the temporary folder for Preview Image)."""
+    node: str
+    class_type: str
+    title: str
+    path: Path
+
+
+def pictures(prompt: Mapping[str, Any], outputs: Mapping[str, Any]) -> list[Picture]:
+    """Every image the prompt's Save Image and Preview Image nodes showed, in the order they ran
+    (``outputs`` as :func:`execute` returns them)."""
+    import folder_paths
+
+    found = []
+    for key, ui in outputs.items():
+        node = prompt.get(key) or {}
+        for item in (ui or {}).get("images") or []:
+            if not isinstance(item, Mapping) or item.get("type") not in ("output", "temp") or not item.get("filename"):
+                continue
+            path = Path(folder_paths.get_directory_by_type(item["type"])) / (item.get("subfolder") or "") / item["filename"]
+            if path.is_file():
+                found.append(Picture(str(key), node.get("class_type", ""), (node.get("_meta") or {}).get("title", ""), path))
+    return found
 
 
 def run_workflow(path: str | Path, out_dir: str | Path, image: str | Path | None = None, ckpt: str | Path | None = None,

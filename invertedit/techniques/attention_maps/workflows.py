@@ -68,3 +68,5 @@ def flux_attention_maps() -> dict:
 
 WORKFLOWS = {"attention_maps": attention_maps, "Flux - Attention maps": flux_attention_maps}
 CHECKPOINT = {"Flux - Attention maps": (TOY_FLOW_MAPS, {})}
+# the Save Image each workflow keeps (its result; make_workflows previews the other pictures)
+RESULTS = {'attention_maps': 'save_mask', 'Flux - Attention maps': 'save_mask'}

@@ -59,3 +59,5 @@ def custom_edit_two_objects() -> dict:
 
 
 WORKFLOWS = {"custom_edit_two_objects": custom_edit_two_objects}
+# the Save Image each workflow keeps (its result; make_workflows previews the other pictures)
+RESULTS = {'custom_edit_two_objects': 'save'}

@@ -96,3 +96,5 @@ WORKFLOWS = {"ddim_invert_edit": ddim_invert_edit, "ddim_invert_custom_sampler":
 # the checkpoint workflows' (toy overrides, quick overrides): see invertedit/workflows/checkpoint.py
 CHECKPOINT = {"SD1.5 - DDIM inversion and edit": (TOY_PROMPTS, QUICK_DDIM),
               "SDXL - DDIM inversion and edit": (TOY_PROMPTS, QUICK_DDIM)}
+# the Save Image each workflow keeps (its result; make_workflows previews the other pictures)
+RESULTS = {'ddim_invert_edit': 'save_edit', 'SD1.5 - DDIM inversion and edit': 'save_edit', 'SDXL - DDIM inversion and edit': 'save_edit'}

@@ -22,3 +22,5 @@ def edict_exact_inversion() -> dict:
 
 WORKFLOWS = {"edict_exact_inversion": edict_exact_inversion}
 QUICK_TOY = {"edict_exact_inversion": {"InvertEditEDICTInvert": {"steps": QUICK_TOY_STEPS, "start_at_step": 4}}}
+# the Save Image each workflow keeps (its result; make_workflows previews the other pictures)
+RESULTS = {'edict_exact_inversion': 'save_edit'}

@@ -22,3 +22,5 @@ def ddpm_edit_friendly() -> dict:
 
 WORKFLOWS = {"ddpm_edit_friendly": ddpm_edit_friendly}
 QUICK_TOY = {"ddpm_edit_friendly": {"InvertEditDDPMInvert": {"steps": 2 * QUICK_TOY_STEPS, "start_at_step": 14}}}
+# the Save Image each workflow keeps (its result; make_workflows previews the other pictures)
+RESULTS = {'ddpm_edit_friendly': 'save_edit'}

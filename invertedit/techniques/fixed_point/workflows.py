@@ -54,3 +54,5 @@ def fixed_point_invert_edit() -> dict:
 
 
 WORKFLOWS = {"fixed_point_invert_edit": fixed_point_invert_edit}
+# the Save Image each workflow keeps (its result; make_workflows previews the other pictures)
+RESULTS = {'fixed_point_invert_edit': 'save_edit'}

@@ -59,3 +59,5 @@ def imagic_edit(world: str = ONE_OBJECT_WORLD) -> dict:
 
 
 WORKFLOWS = {"imagic_edit": imagic_edit}
+# the Save Image each workflow keeps (its result; make_workflows previews the other pictures)
+RESULTS = {'imagic_edit': 'save_edit'}

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ...workflows.checkpoint import (FLUX, Family, PHOTO_SOURCE, PHOTO_TARGET, PHOTO_WORD, SCHEDULES, SD3, TOY_FLOW, flow_front, flow_model, setup_note, strip)
-from ...workflows.toy import SOURCE_NOUN, SOURCE_PROMPT, TARGET_NOUN, TARGET_PROMPT
+from ...workflows.toy import SOURCE_NOUN, TARGET_NOUN
 
 
 def _joint_p2p_edit(family: Family, steps: int, guidance: float) -> dict:
@@ -13,9 +13,10 @@ def _joint_p2p_edit(family: Family, steps: int, guidance: float) -> dict:
     scale = "guidance" if flux else "cfg"
     intro = (
         f"# {family.name}: Prompt-to-Prompt on joint attention, an edit that keeps the rest of the image\n\n"
-        + setup_note(family, "**Source prompt** and Joint Attention Inject's *source_prompt*: the same caption of "
-                              "your image. Its *target_prompt*: that caption with one word swapped (the edit); its "
-                              "*blend* words: the edited object (or clear both for a global edit).") +
+        + setup_note(family, "**Source prompt**: a caption of your image; **Target prompt**: that caption with one "
+                              "word swapped (the edit); both feed Joint Attention Inject too. Its *blend* words: the "
+                              "edited object (left empty: the words that differ; *local_blend* off: a global "
+                              "edit).") +
         f"\n**Flow Invert** inverts your image with Euler ({steps} steps). **Joint Attention Inject** patches the "
         f"model so that the source and the edit sample as one pair, the source row following the inversion: in every "
         f"block, the edit's image tokens take the source's attention on the prompt's words (Prompt-to-Prompt, Hertz "
@@ -66,8 +67,7 @@ def sd3_joint_p2p_edit() -> dict:
 
 WORKFLOWS = {"Flux - Prompt-to-Prompt edit": flux_joint_p2p_edit, "SD3 - Prompt-to-Prompt edit": sd3_joint_p2p_edit}
 CHECKPOINT = {
-    "Flux - Prompt-to-Prompt edit": (dict(TOY_FLOW, InvertEditJointAttentionInject={
-        "source_prompt": SOURCE_PROMPT, "target_prompt": TARGET_PROMPT,
+    "Flux - Prompt-to-Prompt edit": (dict(TOY_FLOW, InvertEditJointAttentionInject={   # its prompts: linked
         "blend_source_words": SOURCE_NOUN, "blend_target_words": TARGET_NOUN}), {}),
     "SD3 - Prompt-to-Prompt edit": ({}, {"InvertEditFlowInvert": {"steps": 6}}),
 }

@@ -12,6 +12,9 @@ PAINT_NOTE = ("5. **Paint the region to remake**: right click the image in **Loa
               "authors' offload); fp8 halves it, a 512 px image quarters it. **KV-Edit** remakes only the painted "
               "region against that background, 4 steps down the schedule (SamplerCustomAdvanced, euler, target "
               "prompt at guidance 5.5): outside the mask the edit is your image. The pictures: the mask, the edit.")
+# the note's line on how to run it (the canvas shows it; the full text is on the template's docs page)
+PAINT_HOW = ("**To run it**: choose your model and picture, **paint the region to remake** (right click the picture > "
+             "Open in MaskEditor), write the prompts. At 1 MP its cache takes about 73 GB of memory: start at 512 px.")
 PAINTED_TITLE = "Load Image (your image: paint the region to remake)"
 
 
@@ -69,7 +72,7 @@ def _flux_kv_edit(word: bool) -> dict:
                          ("sampler", "SAMPLER"), "Edit (target prompt, guidance 5.5)")
     nodes += strip([("resize", "image"), ("mask_image", "mask"), ("edit_decode", "edit")],
                    "invertedit/flux_kv_edit" + ("_word" if word else ""), "Image | mask | KV-Edit")
-    return {"nodes": nodes}
+    return {"nodes": nodes, "how": "" if word else PAINT_HOW}
 
 
 def flux_kv_edit() -> dict:

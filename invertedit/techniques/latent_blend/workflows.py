@@ -2,7 +2,7 @@
 ``python -m workshop.make_workflows`` writes them."""
 from __future__ import annotations
 
-from ...workflows.toy import (EDIT_CFG, TOY_WORLD, TOY_WORLDS, decode_and_save, inversion_nodes, pair_sampler,
+from ...workflows.toy import (EDIT_CFG, TOY_WORLD, TOY_WORLDS, decode_pair, inversion_nodes, pair_sampler,
                               swapped, toy_note, vae_roundtrip)
 
 
@@ -39,8 +39,10 @@ def local_edit_blend(world: str = TOY_WORLD) -> dict:
         {"key": "save_mask", "type": "SaveImage", "widgets": {"filename_prefix": "invertedit/blend_mask"},
          "inputs": {"images": ("mask_image", "IMAGE")}, "title": "The mask Latent Blend used"},
     ]
-    nodes += decode_and_save("pair", "sample", "invertedit/local_edit", "Source and local edit")
+    nodes += decode_pair("sample", "invertedit/local_edit")
     return {"nodes": nodes + vae_roundtrip()}
 
 
 WORKFLOWS = {"local_edit_blend": local_edit_blend}
+# the Save Image each workflow keeps (its result; make_workflows previews the other pictures)
+RESULTS = {'local_edit_blend': 'save_pair'}

@@ -37,3 +37,5 @@ def inversion_under_guidance() -> dict:
 
 WORKFLOWS = {"inversion_under_guidance": inversion_under_guidance}
 QUICK_TOY = {"inversion_under_guidance": QUICK_TOY_DDIM}   # invertedit/workflows/toy.py: fewer steps for the tests
+# the Save Image each workflow keeps (its result; make_workflows previews the other pictures)
+RESULTS = {'inversion_under_guidance': 'save_direct'}

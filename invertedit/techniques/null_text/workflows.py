@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ...workflows.checkpoint import P2P_SETTINGS, PROMPTS_P2P, QUICK_DDIM, SD15, TOY_P2P, checkpoint_front, p2p_inject, setup_note
-from ...workflows.toy import (QUICK_TOY_DDIM, STEPS, TOY_NOTE, decode_and_save, inversion_nodes, pair_sampler, toy_inject, vae_roundtrip)
+from ...workflows.toy import (QUICK_TOY_DDIM, STEPS, TOY_NOTE, decode_pair, inversion_nodes, pair_sampler, toy_inject, vae_roundtrip)
 
 
 def null_text_inversion_edit() -> dict:
@@ -32,8 +32,7 @@ def null_text_inversion_edit() -> dict:
         {"key": "save_inversion", "type": "InvertEditSaveInversion", "widgets": {"filename_prefix": "inversions/null_text"},
          "inputs": {"inversion": ("null_text", 0)}},
     ]
-    nodes += decode_and_save("pair", "sample", "invertedit/null_text_p2p",
-                             "Reconstruction and edit (null-text + Prompt-to-Prompt), cfg 7.5")
+    nodes += decode_pair("sample", "invertedit/null_text_p2p")
     return {"nodes": nodes + vae_roundtrip()}
 
 
@@ -63,7 +62,7 @@ def sd15_null_text_edit() -> dict:
          "widgets": {"filename_prefix": "inversions/sd15_null_text"},
          "inputs": {"inversion": ("null_text", 0)}, "title": "Save Inversion (edit again later: Load Inversion)"},
     ]
-    nodes += decode_and_save("pair", "sample", "invertedit/null_text_p2p", "Reconstruction and edit (null-text + P2P)")
+    nodes += decode_pair("sample", "invertedit/null_text_p2p")
     return {"nodes": nodes}
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ...demo.worlds import COLOURS
 from ...workflows.toy import (EDIT_CFG, SOURCE_PROMPT, SOURCE_WORD, STEPS, SWAP_AT, TARGET_WORD, TOY_NOTE,
-                              decode_and_save, inversion_nodes, vae_roundtrip)
+                              decode_pair, inversion_nodes, vae_roundtrip)
 
 
 def _recoloured(prompt: str, palettes: list[tuple[str, ...]]) -> str:
@@ -61,8 +61,7 @@ def pix2pix_zero_edit() -> dict:
          "inputs": {"noise": ("noise", "NOISE"), "guider": ("guidance", "GUIDER"), "sampler": ("sampler", "SAMPLER"),
                     "sigmas": ("invert", "SIGMAS"), "latent_image": ("guidance", "LATENT")}},
     ]
-    nodes += decode_and_save("pair", "sample", "invertedit/pix2pix_zero",
-                             "Reconstruction and pix2pix-zero edit")
+    nodes += decode_pair("sample", "invertedit/pix2pix_zero")
     return {"nodes": nodes + vae_roundtrip()}
 
 

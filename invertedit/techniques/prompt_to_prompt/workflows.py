@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ...workflows.checkpoint import (Family, P2P_SETTINGS, PROMPTS_P2P, QUICK_DDIM, SD15, SDXL, TOY_P2P, checkpoint_front, p2p_inject, setup_note, strip)
-from ...workflows.toy import (EDIT_CFG, SOURCE_NOUN, STEPS, TARGET_NOUN, TARGET_PROMPT, TOY_NOTE, decode_and_save,
+from ...workflows.toy import (EDIT_CFG, SOURCE_NOUN, STEPS, TARGET_NOUN, TARGET_PROMPT, TOY_NOTE, decode_pair,
                               inversion_nodes, ksampler_advanced, pair_sampler, toy_inject, vae_roundtrip)
 
 
@@ -42,7 +42,7 @@ def invert_and_edit() -> dict:
         {"key": "edit", "type": "ImageFromBatch", "widgets": {"batch_index": 1, "length": 1},
          "inputs": {"image": ("decode_pair", "IMAGE")}, "title": "Edit (row 1)"},
     ]
-    nodes += strip([("image", "image"), ("reconstruction", "reconstruction"), ("decode_naive", "naive"),
+    nodes += strip([("image", "image"), ("reconstruction", "reconstruction"), ("decode_naive", "naive edit"),
                      ("edit", "edit")], "invertedit/invert_and_edit", "Image | reconstruction | naive edit | the pack's edit")
     return {"nodes": nodes}
 
@@ -65,7 +65,7 @@ def p2p_replace_edit() -> dict:
          "inputs": {"model": ("inject", "MODEL"), "inversion": ("direct", 0)}},
         pair_sampler(EDIT_CFG),
     ]
-    nodes += decode_and_save("pair", "sample", "invertedit/p2p_replace", "Source (reconstruction) and target (edit)")
+    nodes += decode_pair("sample", "invertedit/p2p_replace")
     return {"nodes": nodes + vae_roundtrip()}
 
 
@@ -84,7 +84,7 @@ def _p2p_edit(family: Family) -> dict:
          "inputs": {"model": ("inject", "MODEL"), "inversion": ("direct", 0)}},
         pair_sampler(7.5),
     ]
-    nodes += decode_and_save("pair", "sample", "invertedit/p2p_edit", "Reconstruction and edit (Prompt-to-Prompt)")
+    nodes += decode_pair("sample", "invertedit/p2p_edit")
     return {"nodes": nodes}
 
 

@@ -47,5 +47,5 @@ def sd3_rf_inversion_edit() -> dict:
 
 
 WORKFLOWS = {"Flux - RF-Inversion edit": flux_rf_inversion_edit, "SD3 - RF-Inversion edit": sd3_rf_inversion_edit}
-CHECKPOINT = {"Flux - RF-Inversion edit": ({"Target prompt": {"text": TARGET_PROMPT}}, {}),
+CHECKPOINT = {"Flux - RF-Inversion edit": ({"Target prompt": {"value": TARGET_PROMPT}}, {}),
               "SD3 - RF-Inversion edit": ({}, {"InvertEditRFInversionInvert": {"steps": 5}})}

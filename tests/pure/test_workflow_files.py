@@ -1,0 +1,77 @@
+"""The shipped templates in the house style (issue 79; workshop/workflow_style.py), read as files: one Save
+Image, every node in a coloured group, a saved view, a short note that links to its full text, each prompt
+typed once, the image's shape kept. What the frontend makes of them: tests/browser/test_frontend.py."""
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from urllib.parse import unquote
+
+import pytest
+
+from workshop.workflow_style import NOTE_WORDS, PROMPT_WORDS, TEMPLATE_DOCS, _one_save, stage_of
+
+REPO = Path(__file__).resolve().parents[2]
+FILES = sorted((REPO / "example_workflows").glob("*.json"))
+
+
+def _load(path):
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+@pytest.mark.parametrize("path", FILES, ids=[p.stem for p in FILES])
+def test_template_reads_as_an_artist_needs(path):
+    wf = _load(path)
+    nodes = [n for n in wf["nodes"] if n["type"] not in ("MarkdownNote", "Note")]
+    assert [n["type"] for n in nodes].count("SaveImage") == 1, "one Save Image: the result; the rest previewed"
+    groups = wf["groups"]
+    assert len(groups) >= 2 and all(g["color"] for g in groups)
+    for n in nodes:
+        x0, y0 = n["pos"][0], n["pos"][1] - 30
+        x1, y1 = n["pos"][0] + n["size"][0], n["pos"][1] + (0 if n["flags"].get("collapsed") else n["size"][1])
+        assert any(g["bounding"][0] <= x0 and g["bounding"][1] <= y0 and x1 <= g["bounding"][0] + g["bounding"][2]
+                   and y1 <= g["bounding"][1] + g["bounding"][3] for g in groups), f"node {n['id']} is in no group"
+    assert 0.4 <= wf["extra"]["ds"]["scale"] <= 1.0
+    (note,) = [n for n in wf["nodes"] if n["type"] == "MarkdownNote"]
+    text = note["widgets_values"][0]
+    assert len(re.sub(r"\]\([^)]*\)", "]", text).split()) <= NOTE_WORDS
+    (link,) = re.findall(r"\]\((https://[^)]*)\)", text)
+    page = REPO / TEMPLATE_DOCS / (unquote(link.rsplit("/", 1)[1]))
+    assert unquote(link.rsplit("/", 1)[1]) == path.stem + ".md" and page.is_file()
+    # each prompt typed once: no text of PROMPT_WORDS words or more is held by two widgets
+    linked = {n["id"] for n in nodes if any(i.get("widget") and i.get("link") is not None for i in n.get("inputs") or [])}
+    typed = [v for n in nodes if n["id"] not in linked
+             for v in (n["widgets_values"] if isinstance(n["widgets_values"], list) else [])
+             if isinstance(v, str) and len(v.split()) >= PROMPT_WORDS]
+    assert len(typed) == len(set(typed)), f"typed twice: {sorted(t for t in set(typed) if typed.count(t) > 1)}"
+    edits_your_picture = any("Invert" in n["type"].removeprefix("InvertEdit") or n["type"] == "InvertEditFlowEdit"
+                             for n in nodes)
+    if edits_your_picture and any(n["type"] == "CheckpointLoaderSimple" for n in nodes):   # it keeps its shape
+        # (the personalisation templates square their training photos: the trainers' crops)
+        assert "ImageScale" not in [n["type"] for n in nodes]
+        assert [n["type"] for n in nodes].count("ImageScaleToTotalPixels") == 1
+
+
+def test_one_save_keeps_the_result_and_previews_the_rest():
+    nodes = [{"key": "a", "type": "SaveImage", "widgets": {"filename_prefix": "x/a"}, "title": "A"},
+             {"key": "b", "type": "SaveImage", "widgets": {"filename_prefix": "x/b"}, "title": "B"}]
+    with pytest.raises(ValueError, match="saves 2 images"):
+        _one_save([dict(n) for n in nodes], None, "w")
+    with pytest.raises(ValueError, match="result 'c' is not one of"):
+        _one_save([dict(n) for n in nodes], "c", "w")
+    kept = [dict(n) for n in nodes]
+    _one_save(kept, "b", "w")
+    assert [(n["type"], n.get("widgets"), n["title"]) for n in kept] == [
+        ("PreviewImage", None, "A"), ("SaveImage", {"filename_prefix": "x/b"}, "B")]
+
+
+@pytest.mark.parametrize("class_type, category, stage", [
+    ("LoadImage", "image", "load"), ("VAEDecode", "latent", "result"), ("KSamplerAdvanced", "sampling", "edit"),
+    ("InvertEditDDIMInvert", "InvertEdit/inversion", "invert"), ("InvertEditFlowInvert", "InvertEdit/flow", "invert"),
+    ("InvertEditDirectInversion", "InvertEdit/inversion", "invert"), ("InvertEditApplyInversion", "InvertEdit/inversion", "edit"),
+    ("InvertEditEDICTSampler", "InvertEdit/inversion", "edit"), ("InvertEditFlowEdit", "InvertEdit/flow", "edit"),
+    ("InvertEditDreamBoothLoRA", "InvertEdit/personalise", "teach"), ("InvertEditImagicInterpolate", "InvertEdit/imagic", "edit"),
+])
+def test_stage_of(class_type, category, stage):
+    assert stage_of(class_type, {"category": category}) == stage
