@@ -2,7 +2,7 @@
 # Set up a machine for ComfyUI-InvertEdit, then run the main job (an edit workflow, headless,
 # on the pack's built-in Toy World Model). Idempotent: a second run only checks (seconds).
 #
-#   bash scripts/setup.sh            # set up, then run example_workflows/invert_and_edit.json into out/
+#   bash scripts/setup.sh            # set up, then run "example_workflows/Start here - Invert and edit.json" into out/
 #   bash scripts/setup.sh --no-run   # only set up
 #
 # Steps:
@@ -40,7 +40,7 @@ TEST_DEPS=("pytest>=8" "pytest-xdist>=3"   # the suite's two workers (tests/pyte
            "playwright"                                 # tests/browser (with the system Chromium, step 4)
            "accelerate"                                 # imported by diffusers' community Imagic pipeline (parity test)
            "peft")                                      # diffusers' DreamBooth LoRA script's LoRA (parity test)
-MAIN_WORKFLOW=example_workflows/invert_and_edit.json
+MAIN_WORKFLOW="example_workflows/Start here - Invert and edit.json"
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$REPO"

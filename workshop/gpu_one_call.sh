@@ -30,7 +30,7 @@
 # 14 MB parts: a device call brings back only a few files, each under about 15 MB. At home:
 #   cat FILES_AT/results.tar.part-* | tar xf - -C DIR
 # A CPU smoke test of the script itself:
-#   PARTS="lane dreambooth cost pilots" DEVICE=cpu BATCH=2 MIN=0.1 DMIN=0.1 PRESETS=h128-d2s4 LANE_ONLY=invert_and_edit \
+#   PARTS="lane dreambooth cost pilots" DEVICE=cpu BATCH=2 MIN=0.1 DMIN=0.1 PRESETS=h128-d2s4 LANE_ONLY="Start here - Invert and edit" \
 #   DB_ARGS="--steps 4 --seeds 2 --class-images 2" COST_FAMILIES=sd15 COST_ARGS="--tiny --steps 2" bash workshop/gpu_one_call.sh
 set -u
 DEST=${OUT:-gpu-call-out}; O=${KEEP:-$(mktemp -d /tmp/gpu-call-keep-XXXX)}; mkdir -p "$DEST" "$O"   # KEEP: fresh per call

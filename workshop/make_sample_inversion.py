@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Write assets/sample_inversion.safetensors: the bundled sample image inverted by
-example_workflows/ddim_invert_edit.json (Toy World Model, two objects, 50 steps, ddim_uniform), as
-its Save Inversion node writes it. example_workflows/load_inversion_edit.json loads this file; re-run
+example_workflows/Toy - DDIM inversion and edit.json (Toy World Model, two objects, 50 steps, ddim_uniform), as
+its Save Inversion node writes it. example_workflows/Toy - Load a saved inversion.json loads this file; re-run
 this script when the toy model or that workflow changes (that workflow's test fails then:
 Apply Inversion refuses a stale file).
 
@@ -26,7 +26,7 @@ def main() -> int:
     torch.set_num_threads(1)
     work = Path(tempfile.mkdtemp(prefix="invertedit-sample-inversion-"))
     host = boot(base_dir=work)
-    written = run_workflow(REPO / "example_workflows" / "ddim_invert_edit.json", work / "out", host=host)
+    written = run_workflow(REPO / "example_workflows" / "Toy - DDIM inversion and edit.json", work / "out", host=host)
     saved = [p for p in written if p.suffix == ".safetensors"]
     if len(saved) != 1:
         print(f"expected one saved inversion, got {saved}", file=sys.stderr)

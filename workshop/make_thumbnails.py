@@ -33,25 +33,39 @@ LABELS = {"InvertEditToyModel": "Toy World Model output", "InvertEditDemoModel":
 
 def label_of(workflow: Path) -> str:
     """Which built-in model the workflow runs on, as the picture's label."""
-    from workshop.make_workflows import TOY_BUILTIN, builtin_for
+    from workshop.make_workflows import builtin_for
 
     builtin = builtin_for(workflow.stem)
     text = workflow.read_text(encoding="utf-8")
     if '"CheckpointLoaderSimple"' in text and builtin.startswith("demo-"):
         return f"{builtin.removeprefix('demo-')} demo model output (random weights: the mechanics, not a picture)"
-    if '"CheckpointLoaderSimple"' in text and builtin != TOY_BUILTIN:
+    if '"CheckpointLoaderSimple"' in text and builtin == "toy-flow":
         return "Toy World Model output (flow DiT, Flux.1 dev architecture)"
     return next((label for node, label in LABELS.items() if f'"{node}"' in text), "output")
 
 
 CELL = 256             # pixels of each panel's side on the card
-LABEL_BAR = 22
+LABEL_BAR = 34         # two lines of text
+
+# Where no built-in model of a template's family draws (SD3: the demo SD3 has random weights), its card shows the
+# same technique's template of the nearest family on a built-in model that draws, and says so
+STAND_INS = {f"SD3 - {t}": f"Flux - {t}" for t in ("FlowEdit", "Prompt-to-Prompt edit", "RF-Inversion edit",
+                                                  "Flow inversion and edit")}
+STAND_IN_LABEL = ("the same technique on the built-in flow model (Flux.1 architecture): no built-in SD3 model "
+                  "draws")
+# What a card should say beside its model: where the built-in model, not the technique, limits what it shows
+CARD_NOTES = {name: "run on the Toy World Model (SD1.5-sized): no built-in SDXL model draws"
+              for name in ("SDXL - DDIM inversion and edit", "SDXL - Prompt-to-Prompt edit")}
+CARD_NOTES.update({f"SDXL - {t}": "run on the one-object Toy World Model (128 px): no built-in SDXL model draws"
+                   for t in ("DreamBooth LoRA", "Textual Inversion", "Custom Diffusion")})
 
 
 def panel_label(title: str) -> str:
     """A node's title as a panel's label: its words before any parenthesis ("Edit (target prompt)" -> "edit")."""
     text = title.split(" (")[0].strip()
-    return text[:1].lower() + text[1:] if text else "output"
+    if not text:
+        return "output"
+    return text if text[1:2].isupper() else text[:1].lower() + text[1:]   # "VAE round trip" stays
 
 
 def card_panels(prompt: dict, pictures: list, input_dir: Path) -> list[tuple[str, Path]]:
@@ -93,7 +107,8 @@ def thumbnail(panels: list[tuple[str, Path]], label: str) -> Image.Image:
         width = int(draw.textlength(name)) + 10
         draw.rectangle([x, y, x + width, y + 16], fill=(0, 0, 0))
         draw.text((x + 5, y + 2), name, fill=(255, 255, 255))
-    draw.text((4, rows * CELL + 5), label, fill=(220, 220, 220))
+    for i, line in enumerate(label.split("\n")[:2]):
+        draw.text((4, rows * CELL + 3 + 15 * i), line, fill=(220, 220, 220))
     return card
 
 
@@ -108,17 +123,21 @@ def main(argv: list[str] | None = None) -> int:
     host = boot(base_dir=tempfile.mkdtemp(prefix="invertedit-thumbnails-"))
     paths = [FOLDER / f"{n}.json" for n in args.names] if args.names else sorted(FOLDER.glob("*.json"))
     for path in paths:
-        workflow = load_workflow(path)
-        on_checkpoint = f'"{CHECKPOINT_LOADER}"' in path.read_text(encoding="utf-8")
-        prompt = prepare_prompt(workflow, builtin=builtin_for(path.stem) if on_checkpoint else None,
-                                overrides=toy_overrides(path.stem), host=host)
+        shown = FOLDER / f"{STAND_INS.get(path.stem, path.stem)}.json"   # the template whose run the card shows
+        workflow = load_workflow(shown)
+        on_checkpoint = f'"{CHECKPOINT_LOADER}"' in shown.read_text(encoding="utf-8")
+        prompt = prepare_prompt(workflow, builtin=builtin_for(shown.stem) if on_checkpoint else None,
+                                overrides=toy_overrides(shown.stem), host=host)
         outputs = execute(prompt, extra_data={"extra_pnginfo": {"workflow": workflow}}, host=host)
         panels = card_panels(prompt, pictures(prompt, outputs), Path(host.input_dir))
         if len(panels) < 2:
             print(f"{path.name}: shows no picture, no thumbnail", file=sys.stderr)
             continue
         target = path.with_suffix(".jpg")
-        thumbnail(panels, label_of(path)).save(target, quality=88)
+        label = STAND_IN_LABEL if path.stem in STAND_INS else label_of(path)
+        if path.stem in CARD_NOTES:
+            label += "\n" + CARD_NOTES[path.stem]
+        thumbnail(panels, label).save(target, quality=88)
         print(f"wrote {target.relative_to(REPO)} ({', '.join(name for name, _ in panels)})")
     return 0
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Run a ComfyUI canvas workflow headlessly, without starting the server or the UI.
 
-    python -m workshop.run_workflow example_workflows/invert_and_edit.json --out out/
+    python -m workshop.run_workflow "example_workflows/Start here - Invert and edit.json" --out out/
     python -m workshop.run_workflow my_edit.json --image photo.png --ckpt v1-5-pruned-emaonly.safetensors
     python -m workshop.run_workflow "example_workflows/SD1.5 - Prompt-to-Prompt edit.json" --builtin toy
 

@@ -21,7 +21,7 @@ headless Chromium page on its editor serve the whole module (``conftest.py``). F
   ``workshop.headless.runner.prepare_prompt(workflow)`` (class_type and inputs per node id);
   and the definitions that converter uses (``runner.node_info``) are the server's ``/object_info``.
 
-Then ``ddim_invert_edit.json`` is queued from the page (``app.queuePrompt``) with its steps
+Then ``Toy - DDIM inversion and edit.json`` is queued from the page (``app.queuePrompt``) with its steps
 lowered through the loaded graph's widgets, and the server runs it to the end: /history reports
 success and every Save Image file exists in the server's output folder, carrying the workflow.
 """
@@ -40,7 +40,7 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 WORKFLOWS = REPO / "example_workflows"
 WORKFLOW_FILES = sorted(WORKFLOWS.glob("*.json"))
-QUEUED_WORKFLOW = WORKFLOWS / "ddim_invert_edit.json"
+QUEUED_WORKFLOW = WORKFLOWS / "Toy - DDIM inversion and edit.json"
 QUEUED_STEPS = 5          # every "steps" widget of the queued workflow (inversion and samplers agree)
 RUN_TIMEOUT_S = 600
 # Widgets the frontend adds beside the definition's inputs (not values of the node's inputs).
@@ -417,7 +417,7 @@ def _queue_from_the_page(comfy_server, editor, workflow: dict, widgets: dict[str
 
 
 def test_queue_a_workflow_from_the_page(comfy_server, editor):
-    """ddim_invert_edit.json queued with the editor's own Queue (app.queuePrompt), its steps
+    """Toy - DDIM inversion and edit.json queued with the editor's own Queue (app.queuePrompt), its steps
     lowered in the loaded graph's widgets, runs on the server: /history says success and every
     Save Image file is in the output folder, with the prompt and the workflow in it."""
     workflow = json.loads(QUEUED_WORKFLOW.read_text(encoding="utf-8"))

@@ -33,15 +33,15 @@ BACKEND = "eager"
 # MasaCtrl), a guider (LEDITS++), an inversion-following patch (Null-Text, whose optimisation takes gradients
 # through the compiled model), and the flow editors (FlowEdit's guider, KV-Edit's cache, RF-Solver-Edit's
 # value sharing, joint-attention Prompt-to-Prompt on SD3).
-LANE = ("p2p_replace_edit", "plug_and_play_edit", "masactrl_edit", "ledits_edit", "null_text_inversion_edit",
+LANE = ("Toy - Prompt-to-Prompt replace", "Toy - Plug-and-Play edit", "Toy - MasaCtrl edit", "Toy - LEDITS++ edit", "Toy - Null-text inversion and edit",
         "Flux - FlowEdit", "Flux - KV-Edit", "Flux - RF-Solver-Edit", "SD3 - Prompt-to-Prompt edit")
 PSNR_MIN = 40.0   # measured: identical pictures but for a few rounding steps (docs/measurements.md)
 # Graphs Dynamo compiled for one run, as measured on 2026-11-29 (docs/measurements.md, "TorchCompileModel"): one
 # per batch size, and one more where a branch on the step flips (the patches read the step from the call's options,
 # ``hostkit/steps.CLOCK_KEY``). Joint-attention Prompt-to-Prompt builds its plans inside the first calls (a graph
 # break each). A change that adds graphs fails here.
-GRAPHS_MAX = {"p2p_replace_edit": 5, "plug_and_play_edit": 4, "masactrl_edit": 6, "ledits_edit": 2,
-              "null_text_inversion_edit": 5, "Flux - FlowEdit": 1, "Flux - KV-Edit": 6, "Flux - RF-Solver-Edit": 8,
+GRAPHS_MAX = {"Toy - Prompt-to-Prompt replace": 5, "Toy - Plug-and-Play edit": 4, "Toy - MasaCtrl edit": 6, "Toy - LEDITS++ edit": 2,
+              "Toy - Null-text inversion and edit": 5, "Flux - FlowEdit": 1, "Flux - KV-Edit": 6, "Flux - RF-Solver-Edit": 8,
               "SD3 - Prompt-to-Prompt edit": 27}
 LONGER = 12   # steps of the run that must compile no more graphs than the lane's (``test_graphs_do_not_grow_with_steps``)
 
@@ -108,7 +108,7 @@ def test_graphs_do_not_grow_with_steps(host, runner, watch, any_backend):
 
     from workshop import make_workflows
 
-    path = WORKFLOWS / "plug_and_play_edit.json"
+    path = WORKFLOWS / "Toy - Plug-and-Play edit.json"
     graphs = {}
     for steps in (half_lane.LANE_STEPS, LONGER):
         prompt = runner.prepare_prompt(json.loads(path.read_text(encoding="utf-8")), host=host,

@@ -56,8 +56,11 @@ PSNR_MIN = {"fp16": 35.0, "bf16": 30.0, "fp8": 12.0, "fp8_e5m2": 14.0}
 # The workflows that optimise through the model (a LoRA, every weight, keys and values, a word, an embedding): with fp8
 # weights they learn something else (measured 8.8-11.6 dB, as far as another picture), so they are held to the run's
 # checks alone (it finishes; nothing non-finite, no flat picture).
-FP8_TRAINED = {"imagic_edit", "dreambooth_subject", "dreambooth_fine_tune", "custom_diffusion_subject",
-               "textual_inversion_word"}
+FP8_TRAINED = {"Toy - Imagic edit", "dreambooth_subject", "dreambooth_fine_tune", "custom_diffusion_subject",
+               "textual_inversion_word",
+               # and the personalisation templates for a checkpoint (issue 79; Custom Diffusion's measured 11.8 dB)
+               *(f"{family} - {technique}" for family in ("SD1.5", "SDXL")
+                 for technique in ("DreamBooth LoRA", "Textual Inversion", "Custom Diffusion"))}
 FP8_TRAINED_FLOOR = 0.0
 # A saved mask (a picture of only black and white, e.g. DiffEdit's, Attention Store's) is compared by the
 # share of its pixels that flip instead: cells at its threshold may (measured: docs/testing.md).
@@ -67,9 +70,9 @@ MASK_FLIPS_MAX = 0.02
 # recoloured scores 17-22 dB against the unedited one, another picture of this world 5-8 dB.
 PSNR_MIN_SENSITIVE = 20.0
 SENSITIVE = {
-    "ledits_edit": "LEDITS++'s masks are the 0.9 quantile of |concept - unconditional| noise, a difference of two "
+    "Toy - LEDITS++ edit": "LEDITS++'s masks are the 0.9 quantile of |concept - unconditional| noise, a difference of two "
                    "close predictions: in half precision a few of its 1024 cells flip, and the edit follows them",
-    "load_inversion_edit": "the bundled inversion's 50 steps stop after 5 here: the saved picture is the x0 prediction "
+    "Toy - Load a saved inversion": "the bundled inversion's 50 steps stop after 5 here: the saved picture is the x0 prediction "
                            "at sigma ~10 under cfg 5, where the prediction's rounding is multiplied by ~50",
     "dreambooth_subject": "AdamW's first steps move each LoRA weight by about its learning rate whatever the gradient's "
                           "size, so the sign of a near-zero gradient, which half precision's rounding decides, decides "
@@ -81,7 +84,7 @@ SENSITIVE = {
                             "small random change of every weight, and the instance prompt (a word the model did not "
                             "know two steps ago) samples differently (bf16 16.8 dB, fp16 over 35 dB measured; the "
                             "untouched model's samples in the same run over 30 dB)",
-    "pix2pix_zero_edit": "its edit is a small difference of two prompts' mean embeddings added to the source prompt's, "
+    "Toy - pix2pix-zero edit": "its edit is a small difference of two prompts' mean embeddings added to the source prompt's, "
                          "steered by the gradient of a cross-attention loss: both pass through the UNet's rounding, "
                          "and in bf16 the edit comes out weaker on some CPUs (an AMD EPYC, 2026-11-28: the red circle "
                          "orange where float32 makes it yellow, the square and the background kept, 26.0 dB; over 30 dB "

@@ -38,7 +38,7 @@ from test_workflows import WORKFLOWS
 
 runner, watch = half_lane.runner, half_lane.watch   # the half-precision lane's fixtures
 
-LANE = ("p2p_replace_edit", "plug_and_play_edit", "ledits_edit", "null_text_inversion_edit",
+LANE = ("Toy - Prompt-to-Prompt replace", "Toy - Plug-and-Play edit", "Toy - LEDITS++ edit", "Toy - Null-text inversion and edit",
         "Flux - FlowEdit", "Flux - KV-Edit", "Flux - RF-Solver-Edit", "SD3 - Prompt-to-Prompt edit")
 RANK = 4
 # The edit with the LoRA differs from the one without by at least this much somewhere (of 255 levels): a visible

@@ -49,7 +49,7 @@ def test_the_workflow_builders_are_the_tables_workflows():
     shown = {w for t in TECHNIQUES for w in t.workflows}
     assert shown <= set(make_workflows.WORKFLOWS), shown - set(make_workflows.WORKFLOWS)
     assert set(make_workflows.WORKFLOWS) <= shown, set(make_workflows.WORKFLOWS) - shown
-    assert by_node()["InvertEditAttentionInject"].workflows[0] == "invert_and_edit"
+    assert by_node()["InvertEditAttentionInject"].workflows[0] == "Start here - Invert and edit"
 
 
 def test_each_workflow_is_built_in_the_folder_of_a_technique_it_shows():

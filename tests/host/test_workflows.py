@@ -26,7 +26,7 @@ from workshop.headless.hygiene import OPT_OUT, SamplingPathWatch
 REPO = Path(__file__).resolve().parents[2]
 WORKFLOWS = REPO / "example_workflows"
 WORKFLOW_FILES = sorted(WORKFLOWS.glob("*.json"))
-MAIN_WORKFLOW = WORKFLOWS / "invert_and_edit.json"
+MAIN_WORKFLOW = WORKFLOWS / "Start here - Invert and edit.json"
 CHECKPOINT_LOADER = "CheckpointLoaderSimple"
 
 
@@ -354,22 +354,22 @@ def _kv_edit_keeps_the_image_outside_the_mask(prefix: str, word: bool = False):
 
 
 OUTPUT_CHECKS = {
-    "attention_maps": _mask_covers_the_circle(),
+    "Toy - Attention maps": _mask_covers_the_circle(),
     # the main job: the last of its strip's four pictures is the pack's edit
-    "invert_and_edit": _edit_check("invertedit/invert_and_edit", 0),
+    "Start here - Invert and edit": _edit_check("invertedit/invert_and_edit", 0),
     # the editors that keep what the prompt does not change (row 1 of a pair is the edit)
-    "p2p_replace_edit": _edit_check("invertedit/p2p_replace", 0),
-    "null_text_inversion_edit": _edit_check("invertedit/null_text_p2p", 0),
-    "local_edit_blend": _edit_check("invertedit/local_edit", 0),
-    "noise_map_guidance_edit": _edit_check("invertedit/noise_map_guidance", 0),
-    "proximal_guidance_edit": _edit_check("invertedit/proximal_guidance", 0),
-    "pix2pix_zero_edit": _edit_check("invertedit/pix2pix_zero", 0),
-    "plug_and_play_edit": _edit_check("invertedit/plug_and_play", 0),
+    "Toy - Prompt-to-Prompt replace": _edit_check("invertedit/p2p_replace", 0),
+    "Toy - Null-text inversion and edit": _edit_check("invertedit/null_text_p2p", 0),
+    "Toy - Local edit with Latent Blend": _edit_check("invertedit/local_edit", 0),
+    "Toy - Noise Map Guidance edit": _edit_check("invertedit/noise_map_guidance", 0),
+    "Toy - Proximal Guidance edit": _edit_check("invertedit/proximal_guidance", 0),
+    "Toy - pix2pix-zero edit": _edit_check("invertedit/pix2pix_zero", 0),
+    "Toy - Plug-and-Play edit": _edit_check("invertedit/plug_and_play", 0),
     # a red triangle, drawn roughly; MasaCtrl redraws the square 8 px to the right
-    "masactrl_edit": _edit_check("invertedit/masactrl", 0, circle=None, moved=10.0),
+    "Toy - MasaCtrl edit": _edit_check("invertedit/masactrl", 0, circle=None, moved=10.0),
     # SEGA, from step 12 (the SEGA workflow's SEGA_SKIP): the circle 7 px off and 0.99x wide, the square 1 px and 1.00x
-    "sega_edit": _edit_check("invertedit/sega_edit", 0, circle="red", background="yellow", moved=5.0, circle_moved=12.0),
-    "ledits_edit": _edit_check("invertedit/ledits_edit", 0),
+    "Toy - SEGA edit": _edit_check("invertedit/sega_edit", 0, circle="red", background="yellow", moved=5.0, circle_moved=12.0),
+    "Toy - LEDITS++ edit": _edit_check("invertedit/ledits_edit", 0),
     "dreambooth_subject": _dreambooth_draws_the_subject_and_keeps_the_class,
     "dreambooth_fine_tune": _fine_tune_draws_the_subject_and_keeps_the_class,
     "custom_edit_two_objects": _custom_edit_puts_the_subject_into_the_photo,
@@ -762,7 +762,9 @@ def test_overrides_by_id_type_and_title(host, runner):
     prompt = runner.prepare_prompt(workflow, overrides={"KSamplerAdvanced": {"steps": 7},
                                                         "Source prompt": {"value": "a cat"}}, host=host)
     assert all(v["inputs"]["steps"] == 7 for v in prompt.values() if v["class_type"] == "KSamplerAdvanced")
-    assert any(v["class_type"] == "CLIPTextEncode" and v["inputs"]["text"] == "a cat" for v in prompt.values())
+    (source,) = [k for k, v in prompt.items() if v["_meta"]["title"] == "Source prompt"]   # the String node
+    assert prompt[source]["inputs"]["value"] == "a cat"
+    assert any(v["class_type"] == "CLIPTextEncode" and v["inputs"]["text"] == [source, 0] for v in prompt.values())
     with pytest.raises(runner.WorkflowError, match="no node with that id, type or title"):
         runner.prepare_prompt(workflow, overrides={"Nope": {"x": 1}}, host=host)
 
@@ -824,22 +826,25 @@ def test_cli_runs_the_main_workflow(host, request, early_references):
     assert wrote and all(p.is_file() and p.is_relative_to(out) for p in wrote)
     assert [p.name for p in wrote] == ["invert_and_edit_00001_.png"]
     assert (tmp_path / "input" / "sample_two_objects.png").is_file()  # the bundled sample, supplied
-    # The strip: image | reconstruction | naive edit | the pack's edit. The reconstruction is the image
-    # up to the inversion's error; the pack's edit keeps far more of it than the naive edit does.
+    # The saved picture is the pack's edit (the template previews the reconstruction and the naive edit): the
+    # circle turned yellow in its place, the square and the background kept (the exact judge), and far closer to
+    # the image than a redrawn scene
     import numpy as np
+    import torch
     from PIL import Image
 
-    strip = np.asarray(Image.open(wrote[0]).convert("RGB"), dtype=np.float64)
-    side = strip.shape[0]
-    assert strip.shape[1] == 4 * side + 3 * STITCH_SPACING, strip.shape
-    image, rec, naive, edit = (strip[:, i * (side + STITCH_SPACING):i * (side + STITCH_SPACING) + side] for i in range(4))
+    from workshop.toyworld import scenes as S
+    from workshop.toyworld.scenes_judge import judge
 
-    def psnr(a, b):
-        return 10 * np.log10(255.0 ** 2 / ((a - b) ** 2).mean())
-
-    figures = {"reconstruction": psnr(rec, image), "naive edit": psnr(naive, image), "edit": psnr(edit, image)}
-    print(f"PSNR against the image: {figures}")
-    assert figures["reconstruction"] > 20 and figures["edit"] > figures["naive edit"] + 1, figures
+    edit = torch.from_numpy(np.asarray(Image.open(wrote[0]).convert("RGB"), dtype=np.float32) / 255)
+    image = torch.from_numpy(np.asarray(Image.open(tmp_path / "input" / "sample_two_objects.png").convert("RGB"),
+                                        dtype=np.float32) / 255)
+    reading = judge(edit)
+    circle, square = S.SAMPLE.objects
+    print(f"the main job's edit: {reading.content()}; {S.psnr(edit, image):.1f} dB from the image")
+    assert reading.background == "green" and reading.find("yellow", "circle") is not None
+    assert reading.find("blue", "square") is not None and reading.find("blue", "square").matches(square, pos_tol=3.0)
+    assert S.psnr(edit, image) > 15
     print(f"CLI: {time.perf_counter() - started:.1f}s")
 
     bad = subprocess.run([sys.executable, "-m", "workshop.run_workflow", str(MAIN_WORKFLOW), "--image", "missing.png"],

@@ -1,5 +1,5 @@
 """Noise Map Guidance at larger scales than the paper's (issue 78: "NMG at its new maxima destroys the result"): the
-shipped ``noise_map_guidance_edit`` workflow on the Toy World Model (world 2's sample, red circle -> yellow circle,
+shipped ``Toy - Noise Map Guidance edit`` workflow on the Toy World Model (world 2's sample, red circle -> yellow circle,
 the blue square to keep; 20 steps, the runner's quick setting), at each setting, its strips side by side in one sheet
 to look at.
 
@@ -43,10 +43,10 @@ def main(argv=None) -> int:
     # the settings looked at go past the node's limits, which were set from this look: lift them in this process
     limits = host.pack.techniques.noise_map.nodes
     limits.NOISE_MAP_SCALE_MAX, limits.GRAD_SCALE_MAX = 1000.0, 1e6
-    path = M.REPO / "example_workflows" / "noise_map_guidance_edit.json"
+    path = M.REPO / "example_workflows" / "Toy - Noise Map Guidance edit.json"
     rows = []
     for change in [{}, *settings_of(args.settings)]:
-        overrides = M.toy_overrides("noise_map_guidance_edit", quick=True)
+        overrides = M.toy_overrides("Toy - Noise Map Guidance edit", quick=True)
         overrides.setdefault("InvertEditNoiseMapGuidance", {}).update(change)
         label = ", ".join(f"{k} {v:g}" for k, v in change.items()) or "the paper's (10, 5000)"
         files = run_workflow(path, args.out / label.replace(" ", "_").replace(",", ""), overrides=overrides, host=host)

@@ -66,7 +66,7 @@ def flux_attention_maps() -> dict:
     return _flow_attention_maps(FLUX)
 
 
-WORKFLOWS = {"attention_maps": attention_maps, "Flux - Attention maps": flux_attention_maps}
+WORKFLOWS = {"Toy - Attention maps": attention_maps, "Flux - Attention maps": flux_attention_maps}
 CHECKPOINT = {"Flux - Attention maps": (TOY_FLOW_MAPS, {})}
 # the Save Image each workflow keeps (its result; make_workflows previews the other pictures)
-RESULTS = {'attention_maps': 'save_mask', 'Flux - Attention maps': 'save_mask'}
+RESULTS = {'Toy - Attention maps': 'save_mask', 'Flux - Attention maps': 'save_mask'}

@@ -11,7 +11,7 @@ from ...technique_row import Technique
 ROW = Technique(
     "DDIM inversion", "inversion", ("InvertEditDDIMInvert", "InvertEditApplyInversion"),
     "Song et al. 2021; Dhariwal & Nichol 2021", "50 steps, cfg 1", "N",
-    ("ddim_invert_edit", "ddim_invert_custom_sampler", "SD1.5 - DDIM inversion and edit",
+    ("Toy - DDIM inversion and edit", "Toy - DDIM inversion with the custom sampler", "SD1.5 - DDIM inversion and edit",
      "SDXL - DDIM inversion and edit"),
     ("toyworld", "DDIM inversion: reconstruction"),
     "Runs deterministic DDIM backwards from the image's latent to noise through the host's sampling path; "

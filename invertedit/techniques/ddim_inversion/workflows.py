@@ -91,10 +91,12 @@ def sdxl_ddim_edit() -> dict:
     return _ddim_edit(SDXL, cfg=5.0)
 
 
-WORKFLOWS = {"ddim_invert_edit": ddim_invert_edit, "ddim_invert_custom_sampler": ddim_invert_custom_sampler,
+WORKFLOWS = {"Toy - DDIM inversion and edit": ddim_invert_edit, "Toy - DDIM inversion with the custom sampler": ddim_invert_custom_sampler,
              "SD1.5 - DDIM inversion and edit": sd15_ddim_edit, "SDXL - DDIM inversion and edit": sdxl_ddim_edit}
 # the checkpoint workflows' (toy overrides, quick overrides): see invertedit/workflows/checkpoint.py
 CHECKPOINT = {"SD1.5 - DDIM inversion and edit": (TOY_PROMPTS, QUICK_DDIM),
               "SDXL - DDIM inversion and edit": (TOY_PROMPTS, QUICK_DDIM)}
-# the Save Image each workflow keeps (its result; make_workflows previews the other pictures)
-RESULTS = {'ddim_invert_edit': 'save_edit', 'SD1.5 - DDIM inversion and edit': 'save_edit', 'SDXL - DDIM inversion and edit': 'save_edit'}
+# the Save Image each workflow keeps (its result; make_workflows previews the other pictures): the reconstruction,
+# what an inversion gives; the naive edit beside it is previewed, to show what a plain prompt change redraws
+RESULTS = {"Toy - DDIM inversion and edit": "save", "SD1.5 - DDIM inversion and edit": "save_rec",
+           "SDXL - DDIM inversion and edit": "save_rec"}

@@ -9,5 +9,5 @@ from ...technique_row import Technique
 
 ROW = Technique(
     "Demo Model", "testing", ("InvertEditDemoModel",), "", "sd1, seed 0", "a tiny UNet",
-    ("demo_model_sdxl",), None,
+    ("Toy - SDXL demo model (random weights)",), None,
     "Seeded random-weight SD1.x / SD2.x-v / SDXL models for mechanics tests; noise, not pictures.")

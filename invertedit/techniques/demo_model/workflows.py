@@ -22,4 +22,4 @@ def demo_model_sdxl() -> dict:
     return {"nodes": nodes + vae_roundtrip()}
 
 
-WORKFLOWS = {"demo_model_sdxl": demo_model_sdxl}
+WORKFLOWS = {"Toy - SDXL demo model (random weights)": demo_model_sdxl}

@@ -11,6 +11,6 @@ ROW = Technique(
     "Direct Inversion", "inversion", ("InvertEditDirectInversion",),
     "Ju et al. 2024 (PnP Inversion)", "on the DDIM trajectory",
     "N, no extra; with Prompt-to-Prompt the unused source rows are left out",
-    ("invert_and_edit", "p2p_replace_edit", "SD1.5 - Prompt-to-Prompt edit", "SDXL - Prompt-to-Prompt edit"),
+    ("Start here - Invert and edit", "Toy - Prompt-to-Prompt replace", "SD1.5 - Prompt-to-Prompt edit", "SDXL - Prompt-to-Prompt edit"),
     ("toyworld", "Direct inversion + Prompt-to-Prompt replace (paper defaults"),
     "Puts the source rows back on the inversion's trajectory at every step: exact reconstruction at any cfg.")

@@ -9,7 +9,7 @@ from ...technique_row import Technique
 
 ROW = Technique(
     "EDICT", "inversion", ("InvertEditEDICTInvert", "InvertEditEDICTSampler"), "Wallace et al. 2023", "mixing 0.93",
-    "2N to invert, 2N to sample (two coupled sequences)", ("edict_exact_inversion",),
+    "2N to invert, 2N to sample (two coupled sequences)", ("Toy - EDICT exact inversion",),
     ("toyworld", "EDICT (cfg"),
     "Exact inversion with two coupled latent sequences, sampled back by its own SAMPLER.",
     settings={"InvertEditEDICTInvert.mixing": 0.93})

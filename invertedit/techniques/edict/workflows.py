@@ -20,7 +20,7 @@ def edict_exact_inversion() -> dict:
         ("edit", "target", 3.0, "invertedit/edict_edit", "EDICT edit (target prompt)")])
 
 
-WORKFLOWS = {"edict_exact_inversion": edict_exact_inversion}
-QUICK_TOY = {"edict_exact_inversion": {"InvertEditEDICTInvert": {"steps": QUICK_TOY_STEPS, "start_at_step": 4}}}
+WORKFLOWS = {"Toy - EDICT exact inversion": edict_exact_inversion}
+QUICK_TOY = {"Toy - EDICT exact inversion": {"InvertEditEDICTInvert": {"steps": QUICK_TOY_STEPS, "start_at_step": 4}}}
 # the Save Image each workflow keeps (its result; make_workflows previews the other pictures)
-RESULTS = {'edict_exact_inversion': 'save_edit'}
+RESULTS = {'Toy - EDICT exact inversion': 'save_edit'}

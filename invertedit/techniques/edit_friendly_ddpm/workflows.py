@@ -20,7 +20,7 @@ def ddpm_edit_friendly() -> dict:
         ("edit", "target", 15.0, "invertedit/ddpm_edit", "Edit (target prompt, cfg 15)")])
 
 
-WORKFLOWS = {"ddpm_edit_friendly": ddpm_edit_friendly}
-QUICK_TOY = {"ddpm_edit_friendly": {"InvertEditDDPMInvert": {"steps": 2 * QUICK_TOY_STEPS, "start_at_step": 14}}}
+WORKFLOWS = {"Toy - Edit-friendly DDPM inversion": ddpm_edit_friendly}
+QUICK_TOY = {"Toy - Edit-friendly DDPM inversion": {"InvertEditDDPMInvert": {"steps": 2 * QUICK_TOY_STEPS, "start_at_step": 14}}}
 # the Save Image each workflow keeps (its result; make_workflows previews the other pictures)
-RESULTS = {'ddpm_edit_friendly': 'save_edit'}
+RESULTS = {'Toy - Edit-friendly DDPM inversion': 'save_edit'}

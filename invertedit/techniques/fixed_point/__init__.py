@@ -10,7 +10,7 @@ from ...technique_row import Technique
 ROW = Technique(
     "Fixed-point inversion", "inversion", ("InvertEditFixedPointInvert",),
     "Garibi et al. 2024 (ReNoise); Pan et al. 2023 (AIDI)", "4 steps, 9 extra evaluations a step, last 2 averaged",
-    "N (1 + iterations)", ("fixed_point_invert_edit",), ("inversions", "Fixed-point (ReNoise defaults"),
+    "N (1 + iterations)", ("Toy - Fixed-point inversion",), ("inversions", "Fixed-point (ReNoise defaults"),
     "DDIM inversion whose every step is iterated to the exact inverse of the sampler's step.",
     settings={"InvertEditFixedPointInvert.steps": 4, "InvertEditFixedPointInvert.iterations": 9,
               "InvertEditFixedPointInvert.average": 2},

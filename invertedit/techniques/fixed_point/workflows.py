@@ -53,6 +53,6 @@ def fixed_point_invert_edit() -> dict:
     return {"nodes": nodes + vae_roundtrip()}
 
 
-WORKFLOWS = {"fixed_point_invert_edit": fixed_point_invert_edit}
+WORKFLOWS = {"Toy - Fixed-point inversion": fixed_point_invert_edit}
 # the Save Image each workflow keeps (its result; make_workflows previews the other pictures)
-RESULTS = {'fixed_point_invert_edit': 'save_edit'}
+RESULTS = {'Toy - Fixed-point inversion': 'save_edit'}

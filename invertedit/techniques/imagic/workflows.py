@@ -58,6 +58,6 @@ def imagic_edit(world: str = ONE_OBJECT_WORLD) -> dict:
     return {"nodes": nodes + vae_roundtrip()}
 
 
-WORKFLOWS = {"imagic_edit": imagic_edit}
+WORKFLOWS = {"Toy - Imagic edit": imagic_edit}
 # the Save Image each workflow keeps (its result; make_workflows previews the other pictures)
-RESULTS = {'imagic_edit': 'save_edit'}
+RESULTS = {'Toy - Imagic edit': 'save_edit'}

@@ -13,8 +13,9 @@ PAINT_NOTE = ("5. **Paint the region to remake**: right click the image in **Loa
               "region against that background, 4 steps down the schedule (SamplerCustomAdvanced, euler, target "
               "prompt at guidance 5.5): outside the mask the edit is your image. The pictures: the mask, the edit.")
 # the note's line on how to run it (the canvas shows it; the full text is on the template's docs page)
-PAINT_HOW = ("**To run it**: choose your model and picture, **paint the region to remake** (right click the picture > "
-             "Open in MaskEditor), write the prompts. At 1 MP its cache takes about 73 GB of memory: start at 512 px.")
+PAINT_HOW = ("**To run it**: choose your model (**Load Checkpoint**) and picture (**Load Image**), paint the region "
+             "to remake (right click it > Open in MaskEditor), write the prompts. At 1 MP its cache takes "
+             "about 73 GB: start at 512 px.")
 PAINTED_TITLE = "Load Image (your image: paint the region to remake)"
 
 

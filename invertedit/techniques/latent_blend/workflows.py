@@ -43,6 +43,6 @@ def local_edit_blend(world: str = TOY_WORLD) -> dict:
     return {"nodes": nodes + vae_roundtrip()}
 
 
-WORKFLOWS = {"local_edit_blend": local_edit_blend}
+WORKFLOWS = {"Toy - Local edit with Latent Blend": local_edit_blend}
 # the Save Image each workflow keeps (its result; make_workflows previews the other pictures)
-RESULTS = {'local_edit_blend': 'save_pair'}
+RESULTS = {'Toy - Local edit with Latent Blend': 'save_pair'}

@@ -68,7 +68,7 @@ def sd15_ledits_edit() -> dict:
     return {"nodes": nodes + vae_roundtrip()}
 
 
-WORKFLOWS = {"ledits_edit": ledits_edit, "SD1.5 - LEDITS++ edit": sd15_ledits_edit}
+WORKFLOWS = {"Toy - LEDITS++ edit": ledits_edit, "SD1.5 - LEDITS++ edit": sd15_ledits_edit}
 # the concept: the target caption (ledits_edit says why)
 CHECKPOINT = {"SD1.5 - LEDITS++ edit": ({"Concept to add": {"text": TARGET_PROMPT}},
                                         {"InvertEditDDPMInvert": {"steps": QUICK, "start_at_step": 2}})}

@@ -34,5 +34,5 @@ def masactrl_edit(world: str = TOY_WORLD) -> dict:
     return workflow
 
 
-WORKFLOWS = {"masactrl_edit": masactrl_edit}
-QUICK_TOY = {"masactrl_edit": QUICK_TOY_DDIM}
+WORKFLOWS = {"Toy - MasaCtrl edit": masactrl_edit}
+QUICK_TOY = {"Toy - MasaCtrl edit": QUICK_TOY_DDIM}

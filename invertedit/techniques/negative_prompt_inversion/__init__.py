@@ -10,5 +10,5 @@ from ...technique_row import Technique
 ROW = Technique(
     "Negative-Prompt Inversion", "inversion", ("InvertEditNegativePromptInversion",),
     "Miyake et al. 2023", "source prompt as negative", "N, no extra",
-    ("inversion_under_guidance",), ("toyworld", "Negative-prompt inversion + naive regeneration"),
+    ("Toy - Inversion under guidance",), ("toyworld", "Negative-prompt inversion + naive regeneration"),
     "Uses the source prompt as the negative, so the reconstruction survives guidance at no extra cost.")

@@ -35,7 +35,7 @@ def inversion_under_guidance() -> dict:
     return {"nodes": nodes + vae_roundtrip()}
 
 
-WORKFLOWS = {"inversion_under_guidance": inversion_under_guidance}
-QUICK_TOY = {"inversion_under_guidance": QUICK_TOY_DDIM}   # invertedit/workflows/toy.py: fewer steps for the tests
+WORKFLOWS = {"Toy - Inversion under guidance": inversion_under_guidance}
+QUICK_TOY = {"Toy - Inversion under guidance": QUICK_TOY_DDIM}   # invertedit/workflows/toy.py: fewer steps for the tests
 # the Save Image each workflow keeps (its result; make_workflows previews the other pictures)
-RESULTS = {'inversion_under_guidance': 'save_direct'}
+RESULTS = {'Toy - Inversion under guidance': 'save_direct'}

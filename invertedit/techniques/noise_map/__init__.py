@@ -9,7 +9,7 @@ from ...technique_row import Technique
 
 ROW = Technique(
     "Noise Map Guidance", "guidance", ("InvertEditNoiseMapGuidance",), "Cho et al. 2024",
-    "cfg 10, scale 10, grad scale 5000 (64×64 latent), L1", "4N + 2N with backward", ("noise_map_guidance_edit",),
+    "cfg 10, scale 10, grad scale 5000 (64×64 latent), L1", "4N + 2N with backward", ("Toy - Noise Map Guidance edit",),
     ("toyworld", "DDIM inversion + Prompt-to-Prompt (PIE-Bench) + Noise Map Guidance"),
     "A GUIDER that pulls the source towards the inversion's latents by a gradient step before CFG.",
     settings={"InvertEditNoiseMapGuidance.cfg": 10.0, "InvertEditNoiseMapGuidance.noise_map_scale": 10.0,

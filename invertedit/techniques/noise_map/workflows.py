@@ -31,5 +31,5 @@ def noise_map_guidance_edit() -> dict:
     return guided_pair_workflow(intro, [], editor, guider, "invertedit/noise_map_guidance")
 
 
-WORKFLOWS = {"noise_map_guidance_edit": noise_map_guidance_edit}
-QUICK_TOY = {"noise_map_guidance_edit": {"InvertEditDDIMInvert": {"steps": QUICK_TOY_STEPS}}}
+WORKFLOWS = {"Toy - Noise Map Guidance edit": noise_map_guidance_edit}
+QUICK_TOY = {"Toy - Noise Map Guidance edit": {"InvertEditDDIMInvert": {"steps": QUICK_TOY_STEPS}}}

@@ -66,9 +66,9 @@ def sd15_null_text_edit() -> dict:
     return {"nodes": nodes}
 
 
-WORKFLOWS = {"null_text_inversion_edit": null_text_inversion_edit,
+WORKFLOWS = {"Toy - Null-text inversion and edit": null_text_inversion_edit,
              "SD1.5 - Null-text inversion and edit": sd15_null_text_edit}
 CHECKPOINT = {"SD1.5 - Null-text inversion and edit": (TOY_P2P, dict(QUICK_DDIM,
                                                                       InvertEditNullTextOptimize={"inner_steps": 2}))}
 # Null-Text Optimize 5 inner steps instead of 10 in the tests' run
-QUICK_TOY = {"null_text_inversion_edit": dict(QUICK_TOY_DDIM, InvertEditNullTextOptimize={"inner_steps": 5})}
+QUICK_TOY = {"Toy - Null-text inversion and edit": dict(QUICK_TOY_DDIM, InvertEditNullTextOptimize={"inner_steps": 5})}

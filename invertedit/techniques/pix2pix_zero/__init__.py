@@ -11,7 +11,7 @@ ROW = Technique(
     "pix2pix-zero", "guidance",
     ("InvertEditPix2PixZeroInvert", "InvertEditEditDirection", "InvertEditCrossAttentionGuidance"), "Parmar et al. 2023",
     "λ auto-correlation 20, λ KL 20, 5 regularisation steps, cross-attention guidance 0.1",
-    "inversion N; edit 6N rows and one backward a step", ("pix2pix_zero_edit",),
+    "inversion N; edit 6N rows and one backward a step", ("Toy - pix2pix-zero edit",),
     ("toyworld", "Pix2Pix-Zero inversion + edit direction"),
     "Regularised inversion, an edit direction of sentence embeddings, and cross-attention guidance.",
     settings={"InvertEditPix2PixZeroInvert.lambda_auto_corr": 20.0, "InvertEditPix2PixZeroInvert.lambda_kl": 20.0,

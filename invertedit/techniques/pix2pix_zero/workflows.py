@@ -66,4 +66,4 @@ def pix2pix_zero_edit() -> dict:
 
 
 # (the tests run it at its full 50 steps: at 20 its yellow circle was drawn 90 px from the red one's place)
-WORKFLOWS = {"pix2pix_zero_edit": pix2pix_zero_edit}
+WORKFLOWS = {"Toy - pix2pix-zero edit": pix2pix_zero_edit}

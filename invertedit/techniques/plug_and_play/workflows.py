@@ -23,4 +23,4 @@ def plug_and_play_edit() -> dict:
                                 source_prompt="")
 
 
-WORKFLOWS = {"plug_and_play_edit": plug_and_play_edit}
+WORKFLOWS = {"Toy - Plug-and-Play edit": plug_and_play_edit}

@@ -12,7 +12,7 @@ ROW = Technique(
     "Hertz et al. 2023", "cross 0.8, self 0.4 (PIE-Bench 0.4 / 0.6), local blend on the edited words (blend words "
     "left empty: those that differ between the prompts), threshold 0.3 from 0.2 of the steps",
     "a pair: 4N at cfg > 1",
-    ("invert_and_edit", "p2p_replace_edit", "SD1.5 - Prompt-to-Prompt edit", "SDXL - Prompt-to-Prompt edit",
+    ("Start here - Invert and edit", "Toy - Prompt-to-Prompt replace", "SD1.5 - Prompt-to-Prompt edit", "SDXL - Prompt-to-Prompt edit",
      "SD1.5 - Prompt-to-Prompt edit (one node)"),
     ("toyworld", "Direct inversion + Prompt-to-Prompt replace + local blend"),
     "The target's branch takes the source's attention maps: replace, refine, reweight and local blend.",

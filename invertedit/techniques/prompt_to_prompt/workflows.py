@@ -115,7 +115,7 @@ def sd15_p2p_edit_one_node() -> dict:
         "labels": {"pixels": "image", "positive": "source", "IMAGE": "reconstruction", "IMAGE_1": "edit"}})
 
 
-WORKFLOWS = {"invert_and_edit": invert_and_edit, "p2p_replace_edit": p2p_replace_edit,
+WORKFLOWS = {"Start here - Invert and edit": invert_and_edit, "Toy - Prompt-to-Prompt replace": p2p_replace_edit,
              "SD1.5 - Prompt-to-Prompt edit": sd15_p2p_edit, "SDXL - Prompt-to-Prompt edit": sdxl_p2p_edit,
              "SD1.5 - Prompt-to-Prompt edit (one node)": sd15_p2p_edit_one_node}
 CHECKPOINT = {"SD1.5 - Prompt-to-Prompt edit": (TOY_P2P, QUICK_DDIM), "SDXL - Prompt-to-Prompt edit": (TOY_P2P, QUICK_DDIM)}

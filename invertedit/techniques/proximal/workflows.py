@@ -28,4 +28,4 @@ def proximal_guidance_edit() -> dict:
     return guided_pair_workflow(intro, inversion, editor, guider, "invertedit/proximal_guidance")
 
 
-WORKFLOWS = {"proximal_guidance_edit": proximal_guidance_edit}
+WORKFLOWS = {"Toy - Proximal Guidance edit": proximal_guidance_edit}

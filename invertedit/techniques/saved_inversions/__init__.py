@@ -9,5 +9,5 @@ from ...technique_row import Technique
 
 ROW = Technique(
     "Saved inversions", "inversion", ("InvertEditSaveInversion", "InvertEditLoadInversion"),
-    "", "safetensors, never pickle", "none", ("load_inversion_edit",), None,
+    "", "safetensors, never pickle", "none", ("Toy - Load a saved inversion",), None,
     "Writes an INVERSION to a file and reads it back bit for bit: invert once, edit many times.")

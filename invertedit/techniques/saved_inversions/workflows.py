@@ -36,6 +36,6 @@ def load_inversion_edit() -> dict:
     ]}
 
 
-WORKFLOWS = {"load_inversion_edit": load_inversion_edit}
+WORKFLOWS = {"Toy - Load a saved inversion": load_inversion_edit}
 # the Save Image each workflow keeps (its result; make_workflows previews the other pictures)
-RESULTS = {'load_inversion_edit': 'save_edit'}
+RESULTS = {"Toy - Load a saved inversion": "save"}   # the reconstruction from the file

@@ -35,4 +35,4 @@ def sdedit_baseline() -> dict:
     return {"nodes": nodes + vae_roundtrip()}
 
 
-WORKFLOWS = {"sdedit_baseline": sdedit_baseline}
+WORKFLOWS = {"Toy - SDEdit baseline": sdedit_baseline}

@@ -52,4 +52,4 @@ def sega_edit() -> dict:
     return {"nodes": nodes + vae_roundtrip()}
 
 
-WORKFLOWS = {"sega_edit": sega_edit}
+WORKFLOWS = {"Toy - SEGA edit": sega_edit}

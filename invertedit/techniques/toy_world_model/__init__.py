@@ -9,5 +9,5 @@ from ...technique_row import Technique
 
 ROW = Technique(
     "Toy World Model", "testing", ("InvertEditToyModel",), "", "two objects, 512 px",
-    "a tiny UNet", ("invert_and_edit",), None,
+    "a tiny UNet", ("Start here - Invert and edit",), None,
     "The pack's trained tiny models of the toy worlds: the main job's and the workflows' model.")
