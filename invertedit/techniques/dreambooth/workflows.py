@@ -2,8 +2,13 @@
 ``python -m workshop.make_workflows`` writes them."""
 from __future__ import annotations
 
-from ...workflows.subjects import DREAMBOOTH_TOY, custom_edit, dreambooth_teaching, subject_front
+from ...workflows.checkpoint import SD15, SDXL, Family
+from ...workflows.subjects import (DREAMBOOTH_TOY, QUICK_SUBJECT, SUBJECT_CFG, SUBJECT_CLASS_BATCH,
+                                   SUBJECT_CLASS_IMAGES, SUBJECT_STEPS, TOY_SAMPLING, TOY_SOURCE,
+                                   class_drawing_on_checkpoint, custom_edit, dreambooth_teaching, photos_front,
+                                   photos_note, rate, subject_front, subject_samples)
 from ...workflows.toy import ONE_OBJECT_WORLD, STEPS, TOY_WORLDS, draw_samples, toy_note
+from . import ROW
 
 
 def dreambooth_subject() -> dict:
@@ -86,7 +91,75 @@ def dreambooth_fine_tune() -> dict:
     return {"nodes": nodes}
 
 
-WORKFLOWS = {"dreambooth_subject": dreambooth_subject, "dreambooth_fine_tune": dreambooth_fine_tune}
+# DreamBooth LoRA on the user's checkpoint: the README's settings are the node's defaults (the row's)
+LORA = {k.split(".")[1]: v for k, v in ROW.settings.items() if k.startswith("InvertEditDreamBoothLoRA.")}
+INSTANCE, CLASS, SUBJECT = "a drawing of sks girl", "a drawing of a girl", "a drawing of sks girl on the beach"
+
+
+def _dreambooth_lora(family: Family) -> dict:
+    tag = family.name.lower().replace(".", "")   # sd15, sdxl: the saved files' names
+    sdxl = (" The SDXL README (train_dreambooth_lora_sdxl.py) trains with the same learning rate and steps at 1024 px "
+            "(4 accumulated steps a batch), without the prior loss in its example: *prior_loss_weight* 0 trains so, and "
+            "removing the link into *class_images* skips the class images' drawing.") if family is SDXL else ""
+    d = LORA
+    intro = (
+        f"# {family.name}: DreamBooth LoRA, your subject from a few photos\n\n"
+        + photos_note(family, "the class images are drawn at the same size") +
+        f"\n**DreamBooth LoRA** (Ruiz et al.; as diffusers' train_dreambooth_lora.py trains it) binds the subject of "
+        f"your photos to a rare identifier in the **Instance prompt** (\"{INSTANCE}\": *sks* before the class noun, "
+        f"the paper's \"a [V] dog\"): a LoRA of rank {d['rank']} on the UNet's attention projections, trained "
+        f"{d['steps']} steps at learning rate {rate(d['learning_rate'])} (AdamW, constant), batch {d['batch_size']}: the "
+        f"README's settings, the node's defaults.{sdxl} Its **prior-preservation loss** (weight "
+        f"{d['prior_loss_weight']:g}, the paper's and the script's) trains on {SUBJECT_CLASS_IMAGES} class images "
+        f"(the README's --num_class_images) that the untouched model draws from the **Class prompt** (\"{CLASS}\"; "
+        f"{SUBJECT_CLASS_BATCH} at a time, the script's --sample_batch_size, {SUBJECT_STEPS} ddim steps at cfg "
+        f"{SUBJECT_CFG:g}): the class keeps meaning what it meant, where without it every girl the model draws would "
+        "become yours. **Save LoRA Weights** keeps the LoRA (models/loras; **LoraLoader** applies it again); the "
+        f"MODEL output already carries it, and the stock **KSampler** draws the subject somewhere new (\"{SUBJECT}\"; "
+        f"{SUBJECT_STEPS} steps at cfg {SUBJECT_CFG:g}, the README's inference).\n\n"
+        "Connect the checkpoint's CLIP to the node's *clip* (with *instance_text* and *class_text*) to train the text "
+        "encoder's attention too (the script's --train_text_encoder; off by default, as in the script). The paper "
+        "fine-tunes every UNet weight: **DreamBooth Fine-Tune** (diffusers' train_dreambooth.py: 800 steps at 5e-6; "
+        "about 16 bytes of GPU memory a UNet parameter). The cost: the class images' sampling, then each training "
+        "step one forward of an instance and a class row together and one backward.")
+    nodes = photos_front(family, intro) + [
+        {"key": "encode", "type": "VAEEncode", "inputs": {"pixels": ("photos", "IMAGE"), "vae": ("model", "VAE")}},
+        {"key": "instance", "type": "CLIPTextEncode", "widgets": {"text": INSTANCE}, "inputs": {"clip": ("model", "CLIP")},
+         "title": "Instance prompt"},
+    ] + class_drawing_on_checkpoint(CLASS, decode=False) + [
+        {"key": "teach", "type": "InvertEditDreamBoothLoRA", "widgets": dict(LORA, seed=0),
+         "inputs": {"model": ("model", "MODEL"), "instance_images": ("encode", "LATENT"),
+                    "instance_prompt": ("instance", 0), "class_images": ("class_images", "LATENT"),
+                    "class_prompt": ("class", 0)}},
+        {"key": "save_lora", "type": "SaveLoRANode", "widgets": {"prefix": f"loras/dreambooth_{tag}"},
+         "inputs": {"lora": ("teach", 1)}},
+    ] + subject_samples(("teach", "MODEL"), ("model", "CLIP"), SUBJECT, "Prompt with the subject",
+                        f"invertedit/dreambooth_lora_{tag}")
+    return {"nodes": nodes}
+
+
+def sd15_dreambooth_lora() -> dict:
+    return _dreambooth_lora(SD15)
+
+
+def sdxl_dreambooth_lora() -> dict:
+    return _dreambooth_lora(SDXL)
+
+
+WORKFLOWS = {"dreambooth_subject": dreambooth_subject, "dreambooth_fine_tune": dreambooth_fine_tune,
+             "SD1.5 - DreamBooth LoRA": sd15_dreambooth_lora, "SDXL - DreamBooth LoRA": sdxl_dreambooth_lora}
+# The checkpoint templates on the one-object toy world (make_workflows.CHECKPOINT_BUILTINS): its sample (a red circle
+# on blue) as the photos, the toy settings of dreambooth_subject (DREAMBOOTH_TOY), the toy model's cfg; the quick run
+# (the tests) trains a few steps on 4 class images drawn 2 at a time (the rebatching runs) at 5 sampling steps
+TOY_LORA = {"Instance prompt": {"value": TOY_SOURCE.replace("a ", "a sks ", 1)},
+            "Class prompt": {"value": TOY_SOURCE},
+            "Prompt with the subject": {"value": TOY_SOURCE.replace("a ", "a sks ", 1)},
+            "InvertEditDreamBoothLoRA": {"steps": DREAMBOOTH_TOY["steps"], "learning_rate": DREAMBOOTH_TOY["learning_rate"]},
+            "Class images to draw": {"batch_size": DREAMBOOTH_TOY["class_images"]},
+            **TOY_SAMPLING}
+QUICK_LORA = dict(QUICK_SUBJECT, InvertEditDreamBoothLoRA={"steps": 10})
+CHECKPOINT = {"SD1.5 - DreamBooth LoRA": (TOY_LORA, QUICK_LORA), "SDXL - DreamBooth LoRA": (TOY_LORA, QUICK_LORA)}
+CHECKPOINT_BUILTIN = {name: "toy-one-object" for name in CHECKPOINT}
 # DreamBooth Fine-Tune in the tests' run: 1,000 steps instead of 1,600 at 1.6x the learning rate (Adam moves each
 # weight by about the learning rate a step: the same distance) on 100 class images instead of 200: measured subject
 # 4 of 4 (one a broken frame, filled 0.32 against the judge's 1/3), the class prompt 4 solid squares, no frame (its
@@ -95,3 +168,5 @@ WORKFLOWS = {"dreambooth_subject": dreambooth_subject, "dreambooth_fine_tune": d
 # of 4.
 QUICK_TOY = {"dreambooth_fine_tune": {"InvertEditDreamBoothFineTune": {"steps": 1000, "learning_rate": 3.2e-5},
                                       "Class images to draw": {"batch_size": 100}}}
+# the Save Image each workflow keeps (its result; make_workflows previews the other pictures)
+RESULTS = {'dreambooth_subject': 'save', 'dreambooth_fine_tune': 'save_subject'}
