@@ -64,8 +64,8 @@ def cases() -> list[dict]:
 # The workflows that train (minutes on a GPU at their full settings), after every other case, so that a
 # call cut off at its time limit has run the rest: on an H100 the alphabetical order spent 243 of its
 # 400 s on DreamBooth Fine-Tune and never reached seven workflows. The text-encoder training first.
-TRAINING_LAST = ("custom_diffusion_subject", "textual_inversion_word", "dreambooth_subject", "Toy - Imagic edit",
-                 "dreambooth_fine_tune", "custom_edit_two_objects")
+TRAINING_LAST = ("Toy - Custom Diffusion subject", "Toy - Textual Inversion word", "Toy - DreamBooth subject and Custom-Edit", "Toy - Imagic edit",
+                 "Toy - DreamBooth fine-tune", "Toy - Custom-Edit, your subject into a photo")
 
 
 class _Recording:

@@ -56,8 +56,8 @@ PSNR_MIN = {"fp16": 35.0, "bf16": 30.0, "fp8": 12.0, "fp8_e5m2": 14.0}
 # The workflows that optimise through the model (a LoRA, every weight, keys and values, a word, an embedding): with fp8
 # weights they learn something else (measured 8.8-11.6 dB, as far as another picture), so they are held to the run's
 # checks alone (it finishes; nothing non-finite, no flat picture).
-FP8_TRAINED = {"Toy - Imagic edit", "dreambooth_subject", "dreambooth_fine_tune", "custom_diffusion_subject",
-               "textual_inversion_word",
+FP8_TRAINED = {"Toy - Imagic edit", "Toy - DreamBooth subject and Custom-Edit", "Toy - DreamBooth fine-tune", "Toy - Custom Diffusion subject",
+               "Toy - Textual Inversion word",
                # and the personalisation templates for a checkpoint (issue 79; Custom Diffusion's measured 11.8 dB)
                *(f"{family} - {technique}" for family in ("SD1.5", "SDXL")
                  for technique in ("DreamBooth LoRA", "Textual Inversion", "Custom Diffusion"))}
@@ -74,10 +74,10 @@ SENSITIVE = {
                    "close predictions: in half precision a few of its 1024 cells flip, and the edit follows them",
     "Toy - Load a saved inversion": "the bundled inversion's 50 steps stop after 5 here: the saved picture is the x0 prediction "
                            "at sigma ~10 under cfg 5, where the prediction's rounding is multiplied by ~50",
-    "dreambooth_subject": "AdamW's first steps move each LoRA weight by about its learning rate whatever the gradient's "
+    "Toy - DreamBooth subject and Custom-Edit": "AdamW's first steps move each LoRA weight by about its learning rate whatever the gradient's "
                           "size, so the sign of a near-zero gradient, which half precision's rounding decides, decides "
                           "the step: the two LoRAs differ, and its Custom-Edit samples from them (bf16 20.7 dB, fp16 35.5 dB measured)",
-    "dreambooth_fine_tune": "as dreambooth_subject, on every one of the UNet's weights: AdamW's first two steps move each "
+    "Toy - DreamBooth fine-tune": "as dreambooth_subject, on every one of the UNet's weights: AdamW's first two steps move each "
                             "by about twice its learning rate in the direction of its gradient's sign, which half "
                             "precision's rounding decides where the gradient is near zero; bf16's 8-bit mantissa also "
                             "rounds the weights plus their differences, so the two fine-tuned models differ by a "
@@ -89,14 +89,14 @@ SENSITIVE = {
                          "and in bf16 the edit comes out weaker on some CPUs (an AMD EPYC, 2026-11-28: the red circle "
                          "orange where float32 makes it yellow, the square and the background kept, 26.0 dB; over 30 dB "
                          "on the earlier machines with the same torch wheel; fp16 over 35 dB)",
-    "custom_diffusion_subject": "as dreambooth_subject: AdamW's first steps on the keys and values and the word follow "
+    "Toy - Custom Diffusion subject": "as dreambooth_subject: AdamW's first steps on the keys and values and the word follow "
                                 "the signs of near-zero gradients, which half precision's rounding decides (bf16 26.9 "
                                 "dB measured on one machine; 18.2 dB on another with the same torch wheel, for the class "
                                 "prompt's first sample: a red square on blue drawn in pieces, fp16 35.6 dB)",
 }
 # A SENSITIVE workflow whose floor is lower still (measured: docs/testing.md); another picture of the world
 # scores 5-8 dB, so a wrong or black picture still fails
-SENSITIVE_FLOOR = {"dreambooth_fine_tune": 15.0, "custom_diffusion_subject": 15.0}
+SENSITIVE_FLOOR = {"Toy - DreamBooth fine-tune": 15.0, "Toy - Custom Diffusion subject": 15.0}
 DTYPES = {"fp16": (torch.float16, "fp16_unet"), "bf16": (torch.bfloat16, "bf16_unet"),
           "fp8": (torch.float8_e4m3fn, "fp8_e4m3fn_unet"), "fp8_e5m2": (torch.float8_e5m2, "fp8_e5m2_unet")}
 

@@ -35,7 +35,7 @@ from PIL import Image
 from test_half_precision import lane_prompt, unet_in
 from test_workflows import WORKFLOW_FILES
 
-FUZZ_CI = ("Flux - KV-Edit", "Flux - Prompt-to-Prompt edit", "Toy - Local edit with Latent Blend", "dreambooth_subject")
+FUZZ_CI = ("Flux - KV-Edit", "Flux - Prompt-to-Prompt edit", "Toy - Local edit with Latent Blend", "Toy - DreamBooth subject and Custom-Edit")
 SELECTED = [p for p in WORKFLOW_FILES if os.environ.get("INVERTEDIT_FUZZ") == "all" or p.stem in FUZZ_CI]
 PAIRED = WORKFLOW_FILES if os.environ.get("INVERTEDIT_FUZZ") == "pairs" else []
 REWIRED = WORKFLOW_FILES if os.environ.get("INVERTEDIT_FUZZ") == "rewire" else []

@@ -57,12 +57,12 @@ def test_there_are_workflows():
 SHOWN = {f"{p}_{k}": (f"invertedit/{p}_{k}", title) for p, titles in {
     "dreambooth": {"subject": "The subject, drawn by the taught model",
                    "class": "The class prompt on the taught model (kept)", "before": "The instance prompt before teaching"},
-    "dreambooth_fine_tune": {"subject": "The subject, drawn by the fine-tuned model",
+    "Toy - DreamBooth fine-tune": {"subject": "The subject, drawn by the fine-tuned model",
                              "class": "The class prompt on the fine-tuned model (kept)",
                              "before": "The instance prompt before teaching"},
     "custom_diffusion": {"subject": "The subject, drawn by the taught model",
                          "class": "The class prompt on the taught model (kept)", "before": "The class prompt before teaching"},
-    "custom_edit_two_objects": {"subject": "The subject, drawn by the fine-tuned model",
+    "Toy - Custom-Edit, your subject into a photo": {"subject": "The subject, drawn by the fine-tuned model",
                                 "class": "The class prompt on the fine-tuned model (kept)"},
     "textual_inversion": {"word": "The learned word", "plain": "The initializer's word"},
 }.items() for k, title in titles.items()}
@@ -370,11 +370,11 @@ OUTPUT_CHECKS = {
     # SEGA, from step 12 (the SEGA workflow's SEGA_SKIP): the circle 7 px off and 0.99x wide, the square 1 px and 1.00x
     "Toy - SEGA edit": _edit_check("invertedit/sega_edit", 0, circle="red", background="yellow", moved=5.0, circle_moved=12.0),
     "Toy - LEDITS++ edit": _edit_check("invertedit/ledits_edit", 0),
-    "dreambooth_subject": _dreambooth_draws_the_subject_and_keeps_the_class,
-    "dreambooth_fine_tune": _fine_tune_draws_the_subject_and_keeps_the_class,
-    "custom_edit_two_objects": _custom_edit_puts_the_subject_into_the_photo,
-    "textual_inversion_word": _textual_inversion_names_the_subject,
-    "custom_diffusion_subject": _custom_diffusion_draws_the_subject_and_keeps_the_class,
+    "Toy - DreamBooth subject and Custom-Edit": _dreambooth_draws_the_subject_and_keeps_the_class,
+    "Toy - DreamBooth fine-tune": _fine_tune_draws_the_subject_and_keeps_the_class,
+    "Toy - Custom-Edit, your subject into a photo": _custom_edit_puts_the_subject_into_the_photo,
+    "Toy - Textual Inversion word": _textual_inversion_names_the_subject,
+    "Toy - Custom Diffusion subject": _custom_diffusion_draws_the_subject_and_keeps_the_class,
     # run on the toy model at 10 steps (make_workflows.toy_overrides); Null-text's 2 inner steps there leave
     # the square 6 px off, so that one is checked in null_text_inversion_edit (20 steps, 5 inner) only
     "SD1.5 - Prompt-to-Prompt edit": _edit_check("invertedit/p2p_edit", 0),

@@ -16,7 +16,7 @@ ROW = Technique(
     "train_custom_diffusion.py and its README; SDXL: the word in both encoders, the pack's extension)",
     "the pictures' VAE encodes, then steps × (text encoder + one UNet forward of photos and class pictures + one "
     "backward) once, then stock sampling",
-    ("custom_diffusion_subject", "SD1.5 - Custom Diffusion", "SDXL - Custom Diffusion"),
+    ("Toy - Custom Diffusion subject", "SD1.5 - Custom Diffusion", "SDXL - Custom Diffusion"),
     ("dreambooth_toy", "Custom Diffusion"),
     "Teaches the model a subject from a few photos in its cross-attention keys and values and a new word; the "
     "change is a LoRA of .diff weights for LoraLoader, the word an embedding file.",

@@ -119,7 +119,7 @@ def sdxl_custom_diffusion() -> dict:
     return _custom_diffusion(SDXL)
 
 
-WORKFLOWS = {"custom_diffusion_subject": custom_diffusion_subject, "SD1.5 - Custom Diffusion": sd15_custom_diffusion,
+WORKFLOWS = {"Toy - Custom Diffusion subject": custom_diffusion_subject, "SD1.5 - Custom Diffusion": sd15_custom_diffusion,
              "SDXL - Custom Diffusion": sdxl_custom_diffusion}
 # The checkpoint templates on the one-object toy world (make_workflows.CHECKPOINT_BUILTINS): its sample (a red circle)
 # as the photos, custom_diffusion_subject's toy settings and prompts in the toy world's words; the quick run (the
@@ -135,4 +135,4 @@ QUICK_CUSTOM = dict(QUICK_SUBJECT, InvertEditCustomDiffusion={"steps": 10})
 CHECKPOINT = {"SD1.5 - Custom Diffusion": (TOY_CUSTOM, QUICK_CUSTOM), "SDXL - Custom Diffusion": (TOY_CUSTOM, QUICK_CUSTOM)}
 CHECKPOINT_BUILTIN = {name: "toy-one-object" for name in CHECKPOINT}
 # the Save Image each workflow keeps (its result; make_workflows previews the other pictures)
-RESULTS = {'custom_diffusion_subject': 'save_subject'}
+RESULTS = {'Toy - Custom Diffusion subject': 'save_subject'}

@@ -14,7 +14,7 @@ ROW = Technique(
     "attention too, as its --train_text_encoder); the full fine-tune: every UNet weight (with a CLIP, every "
     "text-model weight too), lr 5e-6, 800 steps (train_dreambooth.py and its README)",
     "steps × (one forward of the instance and class rows together + one backward) once, then stock sampling",
-    ("dreambooth_subject", "dreambooth_fine_tune", "SD1.5 - DreamBooth LoRA", "SDXL - DreamBooth LoRA"),
+    ("Toy - DreamBooth subject and Custom-Edit", "Toy - DreamBooth fine-tune", "SD1.5 - DreamBooth LoRA", "SDXL - DreamBooth LoRA"),
     ("dreambooth_toy", "DreamBooth LoRA"),
     "Teaches the model a subject from 3-5 photos, bound to an identifier word, as a LoRA; the prior-preservation "
     "loss on class images keeps the class.",

@@ -146,7 +146,7 @@ def sdxl_dreambooth_lora() -> dict:
     return _dreambooth_lora(SDXL)
 
 
-WORKFLOWS = {"dreambooth_subject": dreambooth_subject, "dreambooth_fine_tune": dreambooth_fine_tune,
+WORKFLOWS = {"Toy - DreamBooth subject and Custom-Edit": dreambooth_subject, "Toy - DreamBooth fine-tune": dreambooth_fine_tune,
              "SD1.5 - DreamBooth LoRA": sd15_dreambooth_lora, "SDXL - DreamBooth LoRA": sdxl_dreambooth_lora}
 # The checkpoint templates on the one-object toy world (make_workflows.CHECKPOINT_BUILTINS): its sample (a red circle
 # on blue) as the photos, the toy settings of dreambooth_subject (DREAMBOOTH_TOY), the toy model's cfg; the quick run
@@ -166,7 +166,7 @@ CHECKPOINT_BUILTIN = {name: "toy-one-object" for name in CHECKPOINT}
 # test's bars: 3 of 4 each, so one reading may flip). 800 steps at twice the rate: subject 4 of 4 but the class 3
 # squares and a circle, on 100 or 200 class images (no reading to spare); 800 steps at the shipped rate: subject 2
 # of 4.
-QUICK_TOY = {"dreambooth_fine_tune": {"InvertEditDreamBoothFineTune": {"steps": 1000, "learning_rate": 3.2e-5},
+QUICK_TOY = {"Toy - DreamBooth fine-tune": {"InvertEditDreamBoothFineTune": {"steps": 1000, "learning_rate": 3.2e-5},
                                       "Class images to draw": {"batch_size": 100}}}
 # the Save Image each workflow keeps (its result; make_workflows previews the other pictures)
-RESULTS = {'dreambooth_subject': 'save', 'dreambooth_fine_tune': 'save_subject'}
+RESULTS = {'Toy - DreamBooth subject and Custom-Edit': 'save', 'Toy - DreamBooth fine-tune': 'save_subject'}

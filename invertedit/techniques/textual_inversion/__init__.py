@@ -14,7 +14,7 @@ ROW = Technique(
     "object templates, AdamW lr 0.002 (the README's 5e-4 × 4), batch 4, 3000 steps (diffusers' textual_inversion.py "
     "and its README)",
     "steps × (text encoder + UNet forward and backward) once, then stock sampling",
-    ("textual_inversion_word", "SD1.5 - Textual Inversion", "SDXL - Textual Inversion"), None,
+    ("Toy - Textual Inversion word", "SD1.5 - Textual Inversion", "SDXL - Textual Inversion"), None,
     "Learns a new word for a subject from 3-5 images, saved where the host's embedding:<name> prompt syntax "
     "reads it.",
     settings={"InvertEditTextualInversion.steps": 3000, "InvertEditTextualInversion.learning_rate": 0.002,

@@ -105,7 +105,7 @@ def sdxl_textual_inversion() -> dict:
     return _textual_inversion(SDXL)
 
 
-WORKFLOWS = {"textual_inversion_word": textual_inversion_word, "SD1.5 - Textual Inversion": sd15_textual_inversion,
+WORKFLOWS = {"Toy - Textual Inversion word": textual_inversion_word, "SD1.5 - Textual Inversion": sd15_textual_inversion,
              "SDXL - Textual Inversion": sdxl_textual_inversion}
 # The checkpoint templates on the one-object toy world (make_workflows.CHECKPOINT_BUILTINS): its sample (a red circle)
 # as the photos, textual_inversion_word's toy settings, a word that starts as "square" and one caption in the toy
@@ -120,4 +120,4 @@ QUICK_WORD = {"InvertEditTextualInversion": {"steps": 10}, "KSampler": {"steps":
 CHECKPOINT = {"SD1.5 - Textual Inversion": (TOY_WORD, QUICK_WORD), "SDXL - Textual Inversion": (TOY_WORD, QUICK_WORD)}
 CHECKPOINT_BUILTIN = {name: "toy-one-object" for name in CHECKPOINT}
 # the Save Image each workflow keeps (its result; make_workflows previews the other pictures)
-RESULTS = {'textual_inversion_word': 'save_word'}
+RESULTS = {'Toy - Textual Inversion word': 'save_word'}
