@@ -60,8 +60,8 @@ CARD_NOTES.update({f"SDXL - {t}": "run on the one-object Toy World Model (128 px
                    for t in ("DreamBooth LoRA", "Textual Inversion", "Custom Diffusion")})
 # ... and where the toy model, not the technique's defaults, is what the card shows failing (docs/measurements.md)
 CARD_NOTES.update({
-    "Flux - Stable Flow": "a limit of the toy model: Stable Flow needs a deep DiT (Flux.1 has 57 blocks, this one 6); "
-                          "here its edit does not take",
+    "Flux - Stable Flow": "toy model's limit: Stable Flow needs a deep DiT (Flux.1: 57 blocks, this one: 6); "
+                          "no edit here",
     "Flux - RF-Inversion edit": "on this toy model RF-Inversion moves the other object's edge (docs/measurements.md)",
     "SD3 - RF-Inversion edit": "on this toy model RF-Inversion moves the other object's edge (docs/measurements.md)",
     "Toy - MasaCtrl edit": "a change of shape, which this toy model draws roughly",
