@@ -447,7 +447,7 @@ def test_queue_a_checkpoint_template_from_the_page(comfy_server, editor, host):
     workflow = json.loads((WORKFLOWS / "SD1.5 - DDIM inversion and edit.json").read_text(encoding="utf-8"))
     try:
         prompt, files, elapsed = _queue_from_the_page(comfy_server, editor, workflow, {
-            "ckpt_name": ckpt.name, "steps": 3, "width": 64, "height": 64})
+            "ckpt_name": ckpt.name, "steps": 3, "megapixels": 0.01})   # about 100 x 100 px
     finally:
         ckpt.unlink()
     loaders = [v for v in prompt.values() if v["class_type"] == "CheckpointLoaderSimple"]

@@ -65,7 +65,7 @@ def cases() -> list[dict]:
 # call cut off at its time limit has run the rest: on an H100 the alphabetical order spent 243 of its
 # 400 s on DreamBooth Fine-Tune and never reached seven workflows. The text-encoder training first.
 TRAINING_LAST = ("Toy - Custom Diffusion subject", "Toy - Textual Inversion word", "Toy - DreamBooth subject and Custom-Edit", "Toy - Imagic edit",
-                 "Toy - DreamBooth fine-tune", "Toy - Custom-Edit, your subject into a photo")
+                 "Toy - DreamBooth fine-tune", "Toy - Custom-Edit (your subject into a photo)")
 
 
 class _Recording:

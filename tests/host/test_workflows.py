@@ -57,12 +57,12 @@ def test_there_are_workflows():
 SHOWN = {f"{p}_{k}": (f"invertedit/{p}_{k}", title) for p, titles in {
     "dreambooth": {"subject": "The subject, drawn by the taught model",
                    "class": "The class prompt on the taught model (kept)", "before": "The instance prompt before teaching"},
-    "Toy - DreamBooth fine-tune": {"subject": "The subject, drawn by the fine-tuned model",
+    "dreambooth_fine_tune": {"subject": "The subject, drawn by the fine-tuned model",
                              "class": "The class prompt on the fine-tuned model (kept)",
                              "before": "The instance prompt before teaching"},
     "custom_diffusion": {"subject": "The subject, drawn by the taught model",
                          "class": "The class prompt on the taught model (kept)", "before": "The class prompt before teaching"},
-    "Toy - Custom-Edit, your subject into a photo": {"subject": "The subject, drawn by the fine-tuned model",
+    "custom_edit_two_objects": {"subject": "The subject, drawn by the fine-tuned model",
                                 "class": "The class prompt on the fine-tuned model (kept)"},
     "textual_inversion": {"word": "The learned word", "plain": "The initializer's word"},
 }.items() for k, title in titles.items()}
@@ -372,7 +372,7 @@ OUTPUT_CHECKS = {
     "Toy - LEDITS++ edit": _edit_check("invertedit/ledits_edit", 0),
     "Toy - DreamBooth subject and Custom-Edit": _dreambooth_draws_the_subject_and_keeps_the_class,
     "Toy - DreamBooth fine-tune": _fine_tune_draws_the_subject_and_keeps_the_class,
-    "Toy - Custom-Edit, your subject into a photo": _custom_edit_puts_the_subject_into_the_photo,
+    "Toy - Custom-Edit (your subject into a photo)": _custom_edit_puts_the_subject_into_the_photo,
     "Toy - Textual Inversion word": _textual_inversion_names_the_subject,
     "Toy - Custom Diffusion subject": _custom_diffusion_draws_the_subject_and_keeps_the_class,
     # run on the toy model at 10 steps (make_workflows.toy_overrides); Null-text's 2 inner steps there leave

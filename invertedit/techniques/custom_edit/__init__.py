@@ -13,6 +13,6 @@ ROW = Technique(
     "(toy world 1), 0.8 / 0.4 at cfg 2 (toy world 2: from an inverted photo, guidance carries a taught colour past "
     "itself as it grows)",
     "the customisation once, then N: inversion and one pair run",
-    ("Toy - DreamBooth subject and Custom-Edit", "Toy - Custom-Edit, your subject into a photo"), None,
+    ("Toy - DreamBooth subject and Custom-Edit", "Toy - Custom-Edit (your subject into a photo)"), None,
     "Puts a learned subject into a real image: the DreamBooth-taught MODEL into DDIM Invert and Attention Inject, "
     "the target prompt naming the identifier.")

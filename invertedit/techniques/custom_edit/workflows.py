@@ -58,6 +58,6 @@ def custom_edit_two_objects() -> dict:
     return {"nodes": nodes}
 
 
-WORKFLOWS = {"Toy - Custom-Edit, your subject into a photo": custom_edit_two_objects}
+WORKFLOWS = {"Toy - Custom-Edit (your subject into a photo)": custom_edit_two_objects}
 # the Save Image each workflow keeps (its result; make_workflows previews the other pictures)
-RESULTS = {'Toy - Custom-Edit, your subject into a photo': 'save'}
+RESULTS = {'Toy - Custom-Edit (your subject into a photo)': 'save'}
