@@ -62,7 +62,7 @@ from ..hostkit.loaders import HOST_CLASSES
 from .tiny_models import VAE_DDCONFIG as SD_VAE_DDCONFIG
 from .tiny_models import _calm_output, _generator, _smooth_in_time, _text_config, init_weights
 
-FLOW_FAMILIES: tuple[str, ...] = ("flux-dev", "flux-schnell", "sd3")
+FLOW_FAMILIES: tuple[str, ...] = ("flux-dev", "flux-schnell", "sd3", "qwen-image")
 
 # ---------------------------------------------------------------------------------------------
 # Sizes
@@ -76,6 +76,15 @@ SD3_CONTEXT_WIDTH = 4096  # sd3_clip pads the CLIP context to this width (hard-c
 SD3_DEPTH = 2  # MMDiT: hidden = 64 * depth, heads = depth
 SD3_POS_EMBED_MAX = 48  # patches a side in the position table
 SD3_SAMPLE_SIZE = 32  # diffusers' sample_size: the table's base size is sample_size // patch
+_QWEN_VOCAB = 152064  # Qwen2.5-VL's vocabulary (the host's Qwen2 tokenizer's ids)
+QWEN_TEXT_WIDTH = 64  # the tiny Qwen2.5-VL's width: the text context's (the real one's is 3584)
+QWEN_DEPTH = 2  # Qwen-Image's blocks (the real one has 60)
+#: the tiny Qwen-Image's Wan 2.1 VAE (``comfy.ldm.wan.vae.WanVAE``): base width 8 (the real one's is 96)
+QWEN_VAE = {"dim": 8, "z_dim": 16, "dim_mult": [1, 2, 4, 4], "num_res_blocks": 1, "attn_scales": [],
+            "temperal_downsample": [False, True, True], "dropout": 0.0}
+#: the tiny vision tower standing in for Qwen2.5-VL's (1280 wide, 32 layers: 0.6 G parameters), which the host
+#: builds whatever the config (``llama.Qwen25_7BVLI``) and Qwen-Image-Edit's image prompts run through
+QWEN_VISION = {"hidden_size": 32, "intermediate_size": 64, "num_heads": 2, "num_layers": 2}
 
 
 def _t5_config() -> dict:
@@ -103,6 +112,21 @@ def _flux_config(guidance_embed: bool) -> dict:
         "qkv_bias": True,
         "guidance_embed": guidance_embed,
     }
+
+
+def _qwen_image_config() -> dict:
+    """A shrunk Qwen-Image config: ``comfy.model_detection`` reads only ``in_channels`` and ``num_layers`` from a
+    file (the widths are the class defaults, 24 heads of 128 over a 3584-wide text), so these go to the class."""
+    return {"image_model": "qwen_image", "in_channels": 64, "out_channels": 16, "patch_size": 2,
+            "num_layers": QWEN_DEPTH, "attention_head_dim": 32, "num_attention_heads": 2,
+            "joint_attention_dim": QWEN_TEXT_WIDTH, "axes_dims_rope": (8, 12, 12)}
+
+
+def _qwen_text_config() -> dict:
+    """Overrides for the host's Qwen2.5-VL 7B config (``llama.Qwen25_7BVLI_Config``; its head width, 128, and
+    its rope sections are class constants): the real vocabulary, so that the host's tokenizer works unchanged."""
+    return {"vocab_size": _QWEN_VOCAB, "hidden_size": QWEN_TEXT_WIDTH, "intermediate_size": 2 * QWEN_TEXT_WIDTH,
+            "num_hidden_layers": 2, "num_attention_heads": 2, "num_key_value_heads": 1}
 
 
 def _sd3_config() -> dict:
@@ -162,11 +186,17 @@ SPECS: dict[str, FlowFamilySpec] = {
                       "clip_g_model_config": _text_config(CLIP_G_WIDTH, 4, "gelu")},
         latent_scale=1.5305, latent_shift=0.0609,
     ),
+    "qwen-image": FlowFamilySpec(
+        name="qwen-image", unet_config=_qwen_image_config(), unet_overrides={},
+        **HOST_CLASSES["qwen-image"]._asdict(),
+        text_configs={"qwen25_7b_model_config": _qwen_text_config()},
+    ),
 }
 
 VAE_DDCONFIG: dict = {**SD_VAE_DDCONFIG, "z_channels": 16}   # the SD tiny VAE with 16 latent channels
 VAE_EMBED_DIM = 16
 _VAE_RAW_STD = 0.6  # about the spread of the random encoder's latent mean before scaling (measured)
+_WAN_RAW_STD = 0.25  # the same of the tiny Wan VAE's (measured: 0.41 of the format's spread at 0.6)
 
 # ---------------------------------------------------------------------------------------------
 # Seeded initialisation
@@ -227,7 +257,7 @@ def build_tiny_flow_unet(family: str, seed: int = 0, single_blocks: int | None =
             raise ValueError(f"{family} has no single-stream blocks")
         unet_config["depth_single_blocks"] = single_blocks
     if double_blocks is not None:
-        unet_config["num_blocks" if family == "sd3" else "depth"] = double_blocks
+        unet_config[{"sd3": "num_blocks", "qwen-image": "num_layers"}.get(family, "depth")] = double_blocks
     host_config = (spec.config_class, unet_config, spec.unet_overrides, spec.model_type)
     model = loaders.empty_unet(*host_config)
     net = model.diffusion_model
@@ -238,11 +268,13 @@ def build_tiny_flow_unet(family: str, seed: int = 0, single_blocks: int | None =
     with torch.no_grad():
         if family == "sd3":
             _smooth_in_time(net.t_embedder.mlp[0].weight)
+        elif family == "qwen-image":
+            _smooth_in_time(net.time_text_embed.timestep_embedder.linear_1.weight)
         else:
             _smooth_in_time(net.time_in.in_layer.weight)
             if spec.unet_config["guidance_embed"]:
                 _smooth_in_time(net.guidance_in.in_layer.weight)
-    _calm_output(net.final_layer.linear, _OUTPUT_GAIN)
+    _calm_output(net.proj_out if family == "qwen-image" else net.final_layer.linear, _OUTPUT_GAIN)
     return loaders.load_unet(*host_config, net.state_dict(), built=model)
 
 
@@ -251,14 +283,49 @@ def build_tiny_flow_clip(family: str, seed: int = 0, tokenizer_data: dict | None
     ``tokenizer_data`` as ``loaders.text_encoder`` takes it."""
     spec = _spec(family)
     clip = loaders.text_encoder(spec.clip_target, spec.text_configs, tokenizer_data)
+    if family == "qwen-image":
+        _tiny_vision_tower(clip)
     skip = tuple(n for n, _ in clip.cond_stage_model.named_parameters() if n.endswith("logit_scale"))
     init_weights(clip.cond_stage_model, _generator(spec.name, "clip", seed), skip=skip)
     return clip
 
 
+def _tiny_vision_tower(clip) -> None:
+    """Swap the host's Qwen2.5-VL vision tower (built uninitialised at its real size) for the host's class at
+    ``QWEN_VISION``'s size, its output as wide as the tiny text model."""
+    from comfy.text_encoders.qwen_vl import Qwen2VLVisionTransformer
+
+    lm = clip.cond_stage_model.qwen25_7b.transformer
+    lm.visual = Qwen2VLVisionTransformer(output_hidden_size=QWEN_TEXT_WIDTH, dtype=torch.float32,
+                                         device=torch.device("cpu"), ops=clip.cond_stage_model.qwen25_7b.operations,
+                                         **QWEN_VISION)
+
+
+def _tiny_wan_vae(seed: int):
+    """Qwen-Image's VAE: the host's Wan 2.1 autoencoder at ``QWEN_VAE``'s size, its latent brought to about the
+    spread and mean the host's latent format (``latent_formats.Wan21``: a mean and spread per channel) expects."""
+    from comfy.ldm.wan.vae import WanVAE
+    from comfy.latent_formats import Wan21
+
+    ae = WanVAE(**QWEN_VAE)
+    init_weights(ae, _generator("qwen-image", "vae", seed))
+    fmt = Wan21()
+    mean, std = fmt.latents_mean.reshape(-1), fmt.latents_std.reshape(-1)
+    with torch.no_grad():   # the encoder's mean (conv1's first half) to the format's mean and spread; conv2 undoes it
+        gain = std / _WAN_RAW_STD
+        ae.conv1.weight[:16].mul_(gain.view(-1, 1, 1, 1, 1))
+        ae.conv1.bias[:16].mul_(gain).add_(mean)
+        ae.conv2.weight.div_(gain.view(1, -1, 1, 1, 1))
+        ae.conv2.bias.sub_(ae.conv2.weight.sum(dim=(1, 2, 3, 4)) * mean)
+    return loaders.wan_vae(ae)
+
+
 def build_tiny_flow_vae(family: str, seed: int = 0):
-    """A small 16-channel KL autoencoder (8x downscale) as a host ``comfy.sd.VAE``."""
+    """A small 16-channel KL autoencoder (8x downscale) as a host ``comfy.sd.VAE``; Qwen-Image's: a small Wan 2.1
+    autoencoder."""
     spec = _spec(family)
+    if family == "qwen-image":
+        return _tiny_wan_vae(seed)
     ae = loaders.kl_autoencoder(VAE_DDCONFIG, VAE_EMBED_DIM)
     init_weights(ae, _generator(family, "vae", seed))
     with torch.no_grad():

@@ -190,8 +190,9 @@ _NORMS = (torch.nn.GroupNorm, torch.nn.LayerNorm)
 
 
 def _is_norm(module: torch.nn.Module) -> bool:
-    """torch's norms, and the host's own RMS / T5 norms (a ``scale`` or ``weight`` vector)."""
-    return isinstance(module, _NORMS) or "Norm" in type(module).__name__
+    """torch's norms, and the host's own RMS / T5 norms (a ``scale`` or ``weight`` vector; the Wan VAE's
+    ``RMS_norm``, a ``gamma`` of one value a channel)."""
+    return isinstance(module, _NORMS) or "Norm" in type(module).__name__ or type(module).__name__ == "RMS_norm"
 
 
 @torch.no_grad()
@@ -216,8 +217,8 @@ def init_weights(module: torch.nn.Module, g: torch.Generator, skip: tuple[str, .
         leaf = name.rsplit(".", 1)[-1]
         if isinstance(mod, torch.nn.Embedding):
             _fill(p, g, 1.0)
-        elif _is_norm(mod) and p.ndim == 1:
-            _fill(p, g, 0.1, mean=1.0 if leaf in ("weight", "scale") else 0.0)
+        elif _is_norm(mod) and p.shape.numel() == p.shape[0]:
+            _fill(p, g, 0.1, mean=1.0 if leaf in ("weight", "scale", "gamma") else 0.0)
         elif leaf == "bias":
             _fill(p, g, 0.05)
         elif leaf == "weight" and p.ndim >= 2:

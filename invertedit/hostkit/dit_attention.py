@@ -22,6 +22,7 @@ from functools import partial
 import comfy.ops
 import comfy.patcher_extension
 import torch
+from comfy.ldm.modules.diffusionmodules.mmdit import MMDiT
 from torch.nn.attention import sdpa_kernel
 
 from ..attention.attention_lse import heads_attention_with_lse, log_sum_exp
@@ -182,7 +183,7 @@ def install_dit_policy(model, policy: AttentionPolicy, blocks, node: str) -> Non
         wrap_model_calls(model, LAYOUT_KEY, partial(_record_layout, model_family(model).patch_size))
     driver = DiTDriver(policy, node)
     replace = model.model_options.get("transformer_options", {}).get("patches_replace", {}).get("dit", {})
-    joint = model_family(model).layout == "dit-joint"
+    joint = isinstance(model.model.diffusion_model, MMDiT)   # SD3 (JointBlockAsStock's docstring), not Qwen-Image
     for block in blocks:
         run_block = JointBlockAsStock(model.model.diffusion_model, block[1]) if joint else None
         replace_dit_block(model, DiTBlockPatch(driver, block, replace.get(block), run_block), block)

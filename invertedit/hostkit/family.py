@@ -10,7 +10,8 @@ inspecting the host's classes again.
   (``inversion/parameterisation.py``).
 - ``layout``: the denoiser's architecture: ``"unet"`` (``openaimodel.UNetModel``: SD1.x, SD2.x,
   SDXL), ``"dit-double-single"`` (Flux's double- then single-stream blocks), ``"dit-joint"`` (SD3's
-  MMDiT joint blocks) or ``"other"``.
+  MMDiT joint blocks; Qwen-Image's, text then image tokens in one attention) or ``"other"``.
+- ``text_sequence``: a DiT's text tokens, the encoders they come from (what per-word maps read).
 - ``context_dim``: the width of the cross-attention (text) context the denoiser takes.
 - ``pooled_dim``: a DiT's pooled text vector's width (the prompt's origin where context widths agree: SD3's
   2048 from CLIP-L and CLIP-G, Flux's 768 from CLIP-L, over the same T5).
@@ -29,6 +30,7 @@ from comfy.ldm.flux.model import Flux
 from comfy.ldm.modules.attention import SpatialTransformer
 from comfy.ldm.modules.diffusionmodules.mmdit import MMDiT
 from comfy.ldm.modules.diffusionmodules.openaimodel import Downsample, UNetModel, Upsample
+from comfy.ldm.qwen_image.model import QwenImageTransformer2DModel
 from comfy.model_patcher import ModelPatcher
 
 from ..inversion.parameterisation import PARAMETERISATIONS, Parameterisation
@@ -39,7 +41,7 @@ EDITABLE = {"layout": ("unet",), "parameterisation": ("eps", "v")}   # what the 
 FLOW_EDITABLE = {"layout": ("dit-double-single", "dit-joint"), "parameterisation": ("flow",),   # the flow techniques
                  # the host's configs they were tested on (Flux.1 dev and Kontext, schnell, SD3 and 3.5): a newer
                  # model on the same transformer class (Flux.2 on Flux's) is another config, refused by name
-                 "config": ("Flux", "FluxSchnell", "SD3")}
+                 "config": ("Flux", "FluxSchnell", "SD3", "QwenImage")}
 
 
 @dataclass(frozen=True)
@@ -58,6 +60,7 @@ class ModelFamily:
     dit_blocks: tuple[BlockKey, ...] = ()  # a DiT's blocks as its "dit" replace patches name them, in order
     patch_size: int = 1                   # a DiT's image patch: latent cells a token covers, a side
     pooled_dim: int | None = None         # a DiT's pooled text vector's width (Flux: CLIP-L's; SD3: CLIP-L's and CLIP-G's)
+    text_sequence: str = ""               # a DiT's text tokens: "t5xxl" (Flux), "clip+t5xxl" (SD3), "qwen25_7b" (Qwen-Image)
 
     @property
     def editable(self) -> bool:
@@ -130,10 +133,15 @@ def _read(model: ModelPatcher, model_sampling) -> ModelFamily:
         return ModelFamily(layout="dit-double-single", context_dim=denoiser.txt_in.in_features,
                            pooled_dim=_in_features(getattr(denoiser, "vector_in", None)),
                            distilled_guidance=bool(getattr(denoiser.params, "guidance_embed", False)),
+                           text_sequence="t5xxl",
                            dit_blocks=blocks, patch_size=int(denoiser.patch_size), **names)
+    if isinstance(denoiser, QwenImageTransformer2DModel):   # joint blocks on Qwen2.5-VL's text; no pooled vector
+        return ModelFamily(layout="dit-joint", context_dim=denoiser.txt_in.in_features, text_sequence="qwen25_7b",
+                           dit_blocks=tuple(("double_block", i) for i in range(len(denoiser.transformer_blocks))),
+                           patch_size=int(denoiser.patch_size), **names)
     if isinstance(denoiser, MMDiT):
         return ModelFamily(layout="dit-joint", context_dim=getattr(denoiser.context_embedder, "in_features", None),
-                           pooled_dim=_in_features(getattr(denoiser, "y_embedder", None)),
+                           pooled_dim=_in_features(getattr(denoiser, "y_embedder", None)), text_sequence="clip+t5xxl",
                            dit_blocks=tuple(("double_block", i) for i in range(len(denoiser.joint_blocks))),
                            patch_size=int(denoiser.patch_size), **names)
     return ModelFamily(layout="other", context_dim=None, **names)

@@ -24,7 +24,8 @@ from .errors import NodeInputError, check_conditioning, check_finite_tensor
 from .family import ModelFamily
 from .inverters import inversion_fingerprint
 from .keepers import KeepRequest, keeper_values, keepings
-from .sampling import check_flow_family, check_latent_channels, check_plain_prompt, run_loop, schedule, with_guidance
+from .sampling import (check_flow_family, check_image_latent_shape, check_latent_channels, check_plain_prompt, image_latent,
+                       repeat_rows, run_loop, schedule, with_guidance)
 
 
 def _raw_output(sigma, model_output, model_input):
@@ -56,9 +57,7 @@ def check_flow_inputs(node: str, model, samples: torch.Tensor, positive, steps: 
         raise NodeInputError(node, f"input 'steps' is {steps}; give at least {fewest}: at fewer steps the inversion "
                                    f"cannot retrace the image and the picture comes back wrecked (measured on the toy "
                                    f"flow model: docs/measurements.md, \"How few steps\").")
-    if samples.ndim != 4:
-        raise NodeInputError(node, f"input 'latent' has shape {tuple(samples.shape)}; an image latent [batch, channels, "
-                                   f"height, width] is needed.")
+    check_image_latent_shape(node, "latent", samples, model)
     check_finite_tensor(node, "input 'latent'", samples, "connect the image's latent from VAE Encode.")
     if torch.count_nonzero(samples) == 0:
         raise NodeInputError(node, "input 'latent' is empty (all zeros); connect VAE Encode of the image to invert.")
@@ -73,6 +72,7 @@ def flow_invert(node: str, method: Method, model, samples: torch.Tensor, positiv
     backwards) on the host's model and build the INVERSION record (trajectory in sampling order),
     with what the keepers that ``keep`` (the keeper inputs' values) turns on keep among its clues. ``fewest``: the
     fewest steps the method retraces an image at (``FEWEST_STEPS``)."""
+    samples = image_latent(samples, model)
     family = check_flow_inputs(node, model, samples, positive, steps, fewest)
     if family.distilled_guidance:
         positive = with_guidance(positive, guidance)
@@ -126,7 +126,7 @@ class InvertedNoise:
         start = inv.trajectory[self.state]
         if sigma0 < 1.0:   # x = sigma0 * noise + (1 - sigma0) * latent_in, latent_in the image's latent (model space)
             start = (start - (1.0 - sigma0) * inv.trajectory[-1]) / sigma0
-        noise = start.repeat(self.rows, 1, 1, 1)
+        noise = repeat_rows(start, self.rows)
         _ISSUED.append((noise, inv.sampling_sigmas[self.start:].clone(), self.node))
         del _ISSUED[:-_ISSUED_KEPT]
         return noise

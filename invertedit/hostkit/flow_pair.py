@@ -12,7 +12,7 @@ from ..attention.policy import same_schedule, schedule_position
 from ..inversion.record import Inversion
 from .errors import NodeInputError
 from .run_state import run_state
-from .sampling import seeded_noise
+from .sampling import repeat_rows, seeded_noise
 from .steps import sigma_list, sigma_value
 
 
@@ -94,4 +94,4 @@ class SharedNoise:
 
     def generate_noise(self, input_latent: dict) -> torch.Tensor:
         samples = input_latent["samples"]
-        return seeded_noise(samples[:1], self.seed).repeat(samples.shape[0], 1, 1, 1)
+        return repeat_rows(seeded_noise(samples[:1], self.seed), samples.shape[0])

@@ -4,7 +4,7 @@ World models) reach the host's classes.
 
 - ``HOST_CLASSES``: the host's config class, model type and (tokenizer, text encoder) of each family
   the built-in models copy, by family name: the Stable Diffusion UNets (``sd1``, ``sd2-v``, ``sdxl``)
-  and the flow-matching DiTs (``flux-dev``, ``flux-schnell``, ``sd3``).
+  and the flow-matching DiTs (``flux-dev``, ``flux-schnell``, ``sd3``, ``qwen-image``).
 - ``empty_unet`` / ``load_unet``: a host model from a denoiser config (``BaseModel`` / ``SDXL`` for the
   UNet families, what the config class's ``get_model`` builds for the others: ``model_base.Flux``,
   ``model_base.SD3``), empty (float32, on the CPU, to be initialised) or loaded from a state dict in the
@@ -18,6 +18,7 @@ World models) reach the host's classes.
 from __future__ import annotations
 
 import copy
+import math
 from enum import Enum
 from typing import NamedTuple
 
@@ -32,6 +33,7 @@ import comfy.sdxl_clip
 import comfy.supported_models
 import comfy.supported_models_base
 import comfy.text_encoders.flux
+import comfy.text_encoders.qwen_image
 import comfy.text_encoders.sd2_clip
 import comfy.text_encoders.sd3_clip
 import comfy.utils
@@ -65,6 +67,10 @@ HOST_CLASSES: dict[str, HostClasses] = {
     "sd3": HostClasses(comfy.supported_models.SD3, comfy.model_base.ModelType.FLOW,
                        (comfy.text_encoders.sd3_clip.SD3Tokenizer,
                         comfy.text_encoders.sd3_clip.sd3_clip(clip_l=True, clip_g=True, t5=False))),
+    # Qwen-Image (and Qwen-Image-Edit, the same config): its MMDiT, the host's Flux sampling (shift 1.15,
+    # timestep = sigma), Qwen2.5-VL 7B as the text encoder (the prompt inside Qwen-Image's chat template).
+    "qwen-image": HostClasses(comfy.supported_models.QwenImage, comfy.model_base.ModelType.FLUX,
+                              (comfy.text_encoders.qwen_image.QwenImageTokenizer, comfy.text_encoders.qwen_image.te())),
 }
 
 # The UNet families' config classes: their model is built here with the given model type (SD20 would
@@ -177,6 +183,27 @@ def kl_vae(state: dict, ddconfig: dict, embed_dim: int) -> comfy.sd.VAE:
     # The host sets this from the weights when it detects the config itself (16 for Flux / SD3 VAEs);
     # with an explicit config it keeps its default of 4 (the SD value).
     vae.latent_channels = ddconfig["z_channels"]
+    return vae
+
+
+def wan_vae(module: torch.nn.Module) -> comfy.sd.VAE:
+    """A host ``comfy.sd.VAE`` around a Wan 2.1 autoencoder ``module`` (``comfy.ldm.wan.vae.WanVAE``, 16 latent
+    channels, 8x in space and 4x in time) with the settings the host's loader gives a Wan 2.1 VAE it detects
+    (``comfy.sd.VAE``: a latent of 3 dimensions, frames ``1 + (n - 1) / 4``, its working dtypes and memory), which
+    builds the real width (96) from the weights' keys whatever their shapes: Qwen-Image's VAE."""
+    vae = comfy.sd.VAE(sd={"pixel_space_vae": torch.tensor(1.0)}, dtype=torch.float32)
+    vae.first_stage_model = module.eval()
+    vae.upscale_ratio = (lambda a: max(0, a * 4 - 3), 8, 8)
+    vae.upscale_index_formula = (4, 8, 8)
+    vae.downscale_ratio = (lambda a: max(0, math.floor((a + 3) / 4)), 8, 8)
+    vae.downscale_index_formula = (4, 8, 8)
+    vae.latent_dim, vae.latent_channels = 3, 16
+    vae.working_dtypes = [torch.bfloat16, torch.float16, torch.float32]
+    size = comfy.model_management.dtype_size
+    vae.memory_used_encode = lambda shape, dtype: 6000 * shape[3] * shape[4] * size(dtype)
+    vae.memory_used_decode = lambda shape, dtype: 7000 * shape[3] * shape[4] * (8 * 8) * size(dtype)
+    vae.patcher = comfy.model_patcher.ModelPatcher(module, load_device=vae.device,
+                                                   offload_device=comfy.model_management.vae_offload_device())
     return vae
 
 

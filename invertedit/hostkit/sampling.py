@@ -85,11 +85,39 @@ def check_latent_channels(node: str, name: str, samples: torch.Tensor, model: Mo
     it fails deep in the model otherwise ("mat1 and mat2 shapes cannot be multiplied"). An empty latent (all
     zeros, Empty Latent Image) is left to the host, which widens it to the model's channels."""
     want = model.get_model_object("latent_format").latent_channels
-    if samples.ndim == 4 and samples.shape[1] != want and bool(samples.any()):  # sampling-path-ok: once, before a run
+    if samples.ndim >= 4 and samples.shape[1] != want and bool(samples.any()):  # sampling-path-ok: once, before a run
         raise NodeInputError(node, f"input '{name}' has {samples.shape[1]} channels; this model "
                                    f"({model_family(model).config_name}) works on latents of {want}: it was encoded "
                                    f"with another model's VAE. Encode the image with the VAE of this model's checkpoint "
                                    f"(VAE Encode).")
+
+def image_latent(samples: torch.Tensor, model: ModelPatcher) -> torch.Tensor:
+    """``samples`` as the host samples an image's latent with ``model``: a model on latents with a frame axis
+    (Qwen-Image's Wan VAE: ``[batch, channels, frames, height, width]``) takes a 4-dimensional one with one frame
+    added, as the host adds it (``comfy.sample.fix_empty_latent_channels``); any other latent as it is."""
+    if samples.ndim == 4 and model.get_model_object("latent_format").latent_dimensions == 3:
+        return samples.unsqueeze(2)
+    return samples
+
+
+def check_image_latent_shape(node: str, name: str, samples: torch.Tensor, model: ModelPatcher) -> None:
+    """Refuse a latent that is not one image's per row: ``[batch, channels, height, width]``, or for a model on
+    latents with a frame axis (Qwen-Image) ``[batch, channels, 1, height, width]``."""
+    frames = model.get_model_object("latent_format").latent_dimensions == 3
+    if samples.ndim == 4 or (frames and samples.ndim == 5 and samples.shape[2] == 1):
+        return
+    if frames and samples.ndim == 5:
+        raise NodeInputError(node, f"input '{name}' has shape {tuple(samples.shape)}: {samples.shape[2]} frames. This "
+                                   f"model's VAE encodes a batch of images as the frames of one clip; encode one image "
+                                   f"(Image From Batch before VAE Encode), or edit each image in its own run.")
+    want = "[batch, channels, 1, height, width]" if frames else "[batch, channels, height, width]"
+    raise NodeInputError(node, f"input '{name}' has shape {tuple(samples.shape)}; an image latent {want} is needed.")
+
+
+def repeat_rows(x: torch.Tensor, rows: int) -> torch.Tensor:
+    """``x`` repeated ``rows`` times on the batch axis, whatever its other axes."""
+    return x.repeat(rows, *(1,) * (x.ndim - 1))
+
 
 _NORM_GROUPS = 32   # the UNet's GroupNorm groups (openaimodel's normalization)
 

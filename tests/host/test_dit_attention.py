@@ -12,7 +12,7 @@ import torch
 
 from workshop.headless.calls import call
 
-FAMILIES = ["flux-dev", "sd3"]
+FAMILIES = ["flux-dev", "sd3", "qwen-image"]
 
 
 def driver(host):
@@ -152,7 +152,7 @@ def test_joint_text_probs_are_the_full_softmax_on_the_text_keys(host):
     torch.testing.assert_close(maps.joint_text_probs(q, k, text=4), full[:, 4:, :4])
 
 
-@pytest.mark.parametrize("family", ["flux-dev", "sd3"])
+@pytest.mark.parametrize("family", ["flux-dev", "sd3", "qwen-image"])
 def test_attention_store_reads_word_maps_from_the_joint_attention(host, tiny, family):
     """Attention Store on a flow inversion: per-word heatmaps and a mask at the image's size, each
     word found at its own tokens of the model's text sequence (Flux: T5; SD3: CLIP, then T5). The

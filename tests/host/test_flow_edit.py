@@ -47,7 +47,7 @@ def run(host, model, guider, latent, steps=5, seed=7, sigmas=None, sampler="eule
                 latent_image={"samples": latent})[0]["samples"]
 
 
-@pytest.mark.parametrize("family", ["flux-dev", "flux-schnell", "sd3"])
+@pytest.mark.parametrize("family", ["flux-dev", "flux-schnell", "sd3", "qwen-image"])
 def test_one_batched_call_per_acting_step_and_the_source_back_from_the_same_prompt_twice(host, tiny, family):
     model, clip, _ = tiny(family)
     m, rows = counted_model(model, "APPLY_MODEL")

@@ -33,7 +33,7 @@ def rel(a, b) -> float:
     return ((a - b).norm() / b.norm()).item()
 
 
-@pytest.mark.parametrize("family", ["flux-dev", "sd3"])
+@pytest.mark.parametrize("family", ["flux-dev", "sd3", "qwen-image"])
 def test_each_solver_reconstructs_and_the_second_order_ones_better_than_euler(host, tiny, family):
     model, clip, _ = tiny(family)
     flux = family == "flux-dev"
@@ -70,7 +70,7 @@ def test_the_stock_euler_sampler_is_the_flow_samplers_euler(host, tiny):
     assert torch.allclose(ours, stock, atol=1e-5)
 
 
-@pytest.mark.parametrize("family", ["flux-dev", "sd3"])
+@pytest.mark.parametrize("family", ["flux-dev", "sd3", "qwen-image"])
 def test_rf_inversion_eta_1_keeps_the_image_and_eta_0_is_plain_sampling(host, tiny, family):
     model, clip, _ = tiny(family)
     flux = family == "flux-dev"

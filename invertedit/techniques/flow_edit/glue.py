@@ -64,7 +64,7 @@ def draw_noises(count: int, like: torch.Tensor, seed: int, packed: bool) -> torc
     layout (``[B, H/2 * W/2, 4C]``, diffusers' ``_pack_latents``) and unpacked, as the authors' Flux
     code draws them."""
     generator = torch.Generator(device="cpu").manual_seed(int(seed))
-    b, c, h, w = like.shape
+    b, c, h, w = like.shape[0], like.shape[1], like.shape[-2], like.shape[-1]   # a frame axis of 1 (Qwen-Image) between
     out = []
     for _ in range(count):
         if packed:
@@ -72,7 +72,7 @@ def draw_noises(count: int, like: torch.Tensor, seed: int, packed: bool) -> torc
             n = n.view(b, h // 2, w // 2, c, 2, 2).permute(0, 3, 1, 4, 2, 5).reshape(b, c, h, w)
         else:
             n = torch.randn((b, c, h, w), generator=generator, dtype=torch.float32)
-        out.append(n)
+        out.append(n.view(like.shape))
     return torch.stack(out).to(like.device, like.dtype)   # sampling-path-ok: once per run, before its first step
 
 
