@@ -13,12 +13,13 @@ from .family import model_family
 from .fingerprint import stamp_differences
 
 
-#: The longest text sequence a flow transformer is run on, by layout, and why: the length its pipelines cut a prompt
+#: The longest text sequence a flow transformer is run on, by its text sequence (``ModelFamily.text_sequence``), and why: the length its pipelines cut a prompt
 #: to (diffusers' ``max_sequence_length``, 512 for Flux.1 and SD3.5), past which a prompt of thousands of words runs
 #: the model on a sequence it never saw and wrecks the picture without a word.
 TEXT_TOKENS_MAX = {
-    "dit-double-single": (512, "Flux.1's pipelines cut a prompt at 512 T5 tokens"),
-    "dit-joint": (77 + 512, "one CLIP window of 77 and 512 T5 tokens, where SD3's pipelines cut a prompt"),
+    "t5xxl": (512, "Flux.1's pipelines cut a prompt at 512 T5 tokens"),
+    "clip+t5xxl": (77 + 512, "one CLIP window of 77 and 512 T5 tokens, where SD3's pipelines cut a prompt"),
+    "qwen25_7b": (1024, "Qwen-Image's pipeline takes at most 1024 Qwen2.5-VL tokens (diffusers' tokenizer_max_length)"),
 }
 
 
@@ -71,7 +72,7 @@ def check_conditioning(node: str, name: str, conditioning, model=None, one_promp
         raise NodeInputError(node, f"input '{name}' is not a CONDITIONING (or is empty); connect a CLIP Text Encode.")
     family = None if model is None else model_family(model)
     width = None if family is None else family.context_dim
-    longest = None if family is None else TEXT_TOKENS_MAX.get(family.layout)
+    longest = None if family is None else TEXT_TOKENS_MAX.get(family.text_sequence)
     for emb, extra in conditioning:
         if width is not None and emb.shape[-1] != width and name == "clip":
             raise NodeInputError(node, f"input 'clip' encodes prompts {emb.shape[-1]} wide; the model's cross-attention "
@@ -88,8 +89,18 @@ def check_conditioning(node: str, name: str, conditioning, model=None, one_promp
             raise NodeInputError(node, f"input '{name}' holds {emb.shape[0]} prompts' embeddings (a pair editor's "
                                        f"CONDITIONING); connect one prompt's, from a CLIP Text Encode.")
         check_finite_tensor(node, f"input '{name}'", emb, "encode the prompt again.")
-        if isinstance(extra.get("pooled_output"), torch.Tensor):
-            pooled = extra["pooled_output"]
+        pooled = extra.get("pooled_output")
+        if family is not None and family.layout.startswith("dit") and family.pooled_dim is None and isinstance(pooled, torch.Tensor):
+            raise NodeInputError(node, f"input '{name}' carries a pooled text vector (CLIP's), which {family.config_name} "
+                                       f"does not take: the prompt was encoded by another model's text encoders (Flux's "
+                                       f"or SD3's). Encode it with this model's text encoder (Load CLIP, type "
+                                       f"qwen_image: Qwen2.5-VL).")
+        if family is not None and family.pooled_dim and pooled is None and emb.ndim == 3:
+            raise NodeInputError(node, f"input '{name}' carries no pooled text vector; this model ({family.config_name}) "
+                                       f"takes one {family.pooled_dim} wide (CLIP-L's). The prompt was encoded by "
+                                       f"another model's text encoder (Qwen-Image's Qwen2.5-VL gives none): encode it "
+                                       f"with this model's CLIP.")
+        if isinstance(pooled, torch.Tensor):
             if family is not None and family.pooled_dim and pooled.shape[-1] != family.pooled_dim:
                 raise NodeInputError(node, f"input '{name}' carries a pooled text vector {pooled.shape[-1]} wide; this "
                                            f"model ({family.config_name}) takes {family.pooled_dim}. The prompt was "
