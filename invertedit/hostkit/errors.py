@@ -82,7 +82,8 @@ def check_conditioning(node: str, name: str, conditioning, model=None, one_promp
             raise NodeInputError(node, f"input '{name}' is an embedding {emb.shape[-1]} wide; the model's cross-attention "
                                        f"takes {width}. The prompt was encoded for another model family: encode it with "
                                        f"this checkpoint's CLIP.")
-        if longest is not None and emb.ndim == 3 and emb.shape[1] > longest[0]:
+        # an instruction editor's prompt (Qwen-Image-Edit's) holds the reference image's vision tokens too
+        if longest is not None and emb.ndim == 3 and emb.shape[1] > longest[0] and extra.get("reference_latents") is None:
             raise NodeInputError(node, f"input '{name}' is a prompt of {emb.shape[1]} text tokens; {family.config_name} "
                                        f"reads at most {longest[0]} ({longest[1]}): shorten the prompt.")
         if one_prompt and emb.shape[0] != 1:

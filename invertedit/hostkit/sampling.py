@@ -48,13 +48,15 @@ def with_guidance(conditioning: list, guidance: float) -> list:
 
 
 def check_plain_prompt(node: str, name: str, conditioning) -> None:
-    """A flow node's prompt must be a plain text prompt: Flux Kontext's reference images
-    (ReferenceLatent) ask the model to redraw another picture, which no inversion or FlowEdit retraces."""
+    """A flow node's prompt must be a plain text prompt: the reference images of Flux Kontext (ReferenceLatent) and
+    Qwen-Image-Edit (TextEncodeQwenImageEdit) ask the model to redraw another picture, which no inversion or FlowEdit
+    retraces."""
     for _, extra in conditioning or []:
         if extra.get("reference_latents") is not None:
-            raise NodeInputError(node, f"input '{name}' carries reference images (ReferenceLatent: Flux Kontext's "
-                                       f"instruction editing), which this node does not support; connect the plain "
-                                       f"text prompt (CLIP Text Encode, FluxGuidance).")
+            raise NodeInputError(node, f"input '{name}' carries reference images (ReferenceLatent or TextEncodeQwenImageEdit"
+                                       f": Flux Kontext's or Qwen-Image-Edit's instruction editing), which this node does "
+                                       f"not support; connect the plain text prompt (CLIP Text Encode; FluxGuidance for "
+                                       f"Flux).")
 
 
 def check_flow_family(model: ModelPatcher, node: str) -> ModelFamily:

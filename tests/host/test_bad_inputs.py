@@ -1429,11 +1429,26 @@ FLOW_CASES += [
     ("flowedit-kontext-reference", lambda k: flowedit(k, target=call(
         k.host, "ReferenceLatent", conditioning=encode(k.host, flow(k)[1], PROMPT),
         latent={"samples": torch.randn(1, 16, 8, 8)})[0]),
-     r"FlowEdit: input 'target' carries reference images \(ReferenceLatent: Flux Kontext's instruction editing\)"),
+     r"FlowEdit: input 'target' carries reference images \(ReferenceLatent or TextEncodeQwenImageEdit: Flux "
+     r"Kontext's or Qwen-Image-Edit's instruction editing\)"),
     ("flow-invert-kontext-reference", lambda k: flow_invert(k, positive=call(
         k.host, "ReferenceLatent", conditioning=encode(k.host, flow(k)[1], PROMPT),
         latent={"samples": torch.randn(1, 16, 8, 8)})[0]),
      r"Flow Invert: input 'positive' carries reference images"),
+    # ---- Qwen-Image: its instruction editor's reference images, prompts of other text encoders, a clip's latent
+    ("flowedit-qwen-image-edit-reference", lambda k: flowedit(k, "qwen-image", target=call(
+        k.host, "TextEncodeQwenImageEdit", clip=flow(k, "qwen-image")[1], prompt="a yellow circle",
+        vae=flow(k, "qwen-image")[2], image=torch.rand(1, 64, 64, 3))[0]),
+     r"FlowEdit: input 'target' carries reference images \(ReferenceLatent or TextEncodeQwenImageEdit"),
+    ("flow-invert-qwen-model-flux-prompt", lambda k: flow_invert(k, "qwen-image", positive=encode(
+        k.host, flow(k)[1], PROMPT)),
+     r"Flow Invert: input 'positive' carries a pooled text vector \(CLIP's\), which QwenImage does not take"),
+    ("flow-invert-flux-model-qwen-prompt", lambda k: flow_invert(k, positive=encode(
+        k.host, flow(k, "qwen-image")[1], PROMPT)),
+     r"Flow Invert: input 'positive' carries no pooled text vector; this model \(Flux\) takes one 32 wide"),
+    ("flow-invert-qwen-clip-latent", lambda k: flow_invert(k, "qwen-image", latent={"samples": torch.randn(1, 16, 2, 8, 8)}),
+     r"Flow Invert: input 'latent' has shape \(1, 16, 2, 8, 8\): 2 frames. This model's VAE encodes a batch of images "
+     r"as the frames of one clip"),
     ("rf-inversion-gamma-above-1", lambda k: call(k.host, "InvertEditRFInversionInvert", model=flow(k)[0],
                                                   latent={"samples": torch.randn(1, 16, 8, 8)},
                                                   positive=encode(k.host, flow(k)[1], ""), steps=4, scheduler="simple",
