@@ -20,6 +20,7 @@ TESTED_HOST = "0.3.64"
 #: Host names imported or read as attributes of host modules (the longest dotted name used).
 SYMBOLS: tuple[str, ...] = (
     "comfy.k_diffusion.sampling.sample_euler",
+    "comfy.latent_formats.Wan21",
     "comfy.ldm.flux.model.Flux",
     "comfy.ldm.models.autoencoder.AutoencoderKL",
     "comfy.ldm.modules.attention.SpatialTransformer",
@@ -28,6 +29,8 @@ SYMBOLS: tuple[str, ...] = (
     "comfy.ldm.modules.diffusionmodules.openaimodel.Downsample",
     "comfy.ldm.modules.diffusionmodules.openaimodel.UNetModel",
     "comfy.ldm.modules.diffusionmodules.openaimodel.Upsample",
+    "comfy.ldm.qwen_image.model.QwenImageTransformer2DModel",
+    "comfy.ldm.wan.vae.WanVAE",
     "comfy.lora.load_lora",
     "comfy.lora.model_lora_keys_clip",
     "comfy.lora.model_lora_keys_unet",
@@ -73,6 +76,7 @@ SYMBOLS: tuple[str, ...] = (
     "comfy.sdxl_clip.SDXLClipModel",
     "comfy.sdxl_clip.SDXLTokenizer",
     "comfy.supported_models.Flux",
+    "comfy.supported_models.QwenImage",
     "comfy.supported_models.FluxSchnell",
     "comfy.supported_models.SD15",
     "comfy.supported_models.SD20",
@@ -81,6 +85,9 @@ SYMBOLS: tuple[str, ...] = (
     "comfy.supported_models_base.ClipTarget",
     "comfy.text_encoders.flux.FluxTokenizer",
     "comfy.text_encoders.flux.flux_clip",
+    "comfy.text_encoders.qwen_image.QwenImageTokenizer",
+    "comfy.text_encoders.qwen_image.te",
+    "comfy.text_encoders.qwen_vl.Qwen2VLVisionTransformer",
     "comfy.text_encoders.sd2_clip.SD2ClipModel",
     "comfy.text_encoders.sd2_clip.SD2Tokenizer",
     "comfy.text_encoders.sd3_clip.SD3Tokenizer",
@@ -139,8 +146,9 @@ MEMBERS: dict[str, tuple[str, ...]] = {
         "add_patches", "cond_stage_model", "encode", "encode_from_tokens", "encode_from_tokens_scheduled",
         "layer_idx", "load_model", "patcher", "tokenize", "tokenizer"),
     "comfy.sd.VAE": (
-        "downscale_ratio", "encode", "first_stage_model", "latent_channels", "memory_used_decode",
-        "memory_used_encode", "patcher", "upscale_ratio"),
+        "downscale_index_formula", "downscale_ratio", "encode", "first_stage_model", "latent_channels", "latent_dim",
+        "memory_used_decode", "memory_used_encode", "patcher", "upscale_index_formula", "upscale_ratio",
+        "working_dtypes"),
 }
 
 #: Keys the pack reads in ``model_options`` / ``transformer_options`` and the attention patches'
