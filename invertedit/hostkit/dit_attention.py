@@ -38,6 +38,7 @@ LAYOUT_KEY = "invertedit_dit_layout"     # transformer_options: (text tokens, (p
 #: block patch chose them, how many image tokens); only that policy's driver takes such a call as joint
 SUBSET_KEY = "invertedit_dit_subset"
 OVERRIDE = "optimized_attention_override"
+HOST_POSITIONAL = ("mask", "attn_precision")   # the host's attention functions' arguments after (q, k, v, heads)
 
 
 def dit_blocks(model, kinds: tuple[str, ...] = ("double_block", "single_block")) -> list[tuple[str, int]]:
@@ -61,6 +62,11 @@ class DiTDriver:
         self.policy, self.node = policy, node
 
     def __call__(self, func, q, k, v, heads, *args, block, outer, options, skip_reshape=False, **kwargs):
+        # the host's attention functions take (q, k, v, heads, mask=None, attn_precision=None, ...): Qwen-Image's
+        # blocks pass the mask by position (``optimized_attention_masked(q, k, v, heads, mask, ...)``), which the
+        # policy's own mask then joins by name
+        kwargs.update(zip(HOST_POSITIONAL, args))
+        args = args[len(HOST_POSITIONAL):]
         host = partial(_host_attention, func, outer, heads, args, kwargs)
         text, grid = options.get(LAYOUT_KEY, (None, None))
         if text is None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 
 from ..attention.blend_words import key as word_key
 from .errors import NodeInputError
@@ -166,14 +167,98 @@ def _t5_ids(clip, text: str) -> list[int]:
     return ids[:ids.index(T5_END) + 1] if T5_END in ids else ids
 
 
-def sequence_streams(clip, prompt: str, node: str, layout: str, text_tokens: int,
+#: The model families' text sequences (``hostkit/family.py``'s ``text_sequence``) by the layout names callers gave
+#: before there was one per text encoder (Flux: "dit-double-single" -> T5 alone; SD3: "dit-joint" -> CLIP, then T5).
+LEGACY_SEQUENCES = {"dit-double-single": "t5xxl", "dit-joint": "clip+t5xxl"}
+
+QWEN_KEY = "qwen25_7b"       # the host's tokenizer key of Qwen2.5-VL (Qwen-Image's text encoder)
+QWEN_IM_START, QWEN_IM_END, QWEN_USER, QWEN_NEWLINE, QWEN_ASSISTANT = 151644, 151645, 872, 198, 77091
+#: what follows the prompt in the model's text (the chat template's end): "<|im_end|>", "\n", "<|im_start|>",
+#: "assistant", "\n"
+QWEN_TAIL = [QWEN_IM_END, QWEN_NEWLINE, QWEN_IM_START, QWEN_ASSISTANT, QWEN_NEWLINE]
+
+
+def _sequence_kind(text_sequence: str) -> str:
+    return LEGACY_SEQUENCES.get(text_sequence, text_sequence)
+
+
+def _byte_units() -> dict[str, int]:
+    """Byte-level BPE's printable stand-in of each byte (GPT-2's ``bytes_to_unicode``, which Qwen2's tokenizer
+    uses: "Ġ" is the space): character -> byte."""
+    printable = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
+    chars, extra = printable[:], 0
+    for b in range(256):
+        if b not in printable:
+            printable.append(b)
+            chars.append(256 + extra)
+            extra += 1
+    return {chr(c): b for b, c in zip(printable, chars)}
+
+
+_BYTES = _byte_units()
+
+
+def _qwen_tokenizer(clip):
+    """The CLIP's Qwen2 tokenizer (the host's ``Qwen25_7BVLITokenizer``'s ``tokenizer``)."""
+    outer = getattr(clip, "tokenizer", None)
+    inner = getattr(outer, getattr(outer, "clip", QWEN_KEY), None)
+    return getattr(inner, "tokenizer", None)
+
+
+def qwen_text_ids(clip, text: str) -> tuple[list[int], int]:
+    """(the Qwen2.5-VL token ids of the model's text sequence of ``text``, how many of them are the prompt's):
+    the host's QwenImageTokenizer puts the prompt in its chat template and ``QwenImageTEModel.encode_token_weights``
+    cuts the template's start, so the model's text tokens are those after "<|im_start|>user\n": the prompt's, then
+    the template's end ("<|im_end|>", "\n", "<|im_start|>", "assistant", "\n"). Cut here as the host cuts it."""
+    ids = [t[0] for t in clip.tokenize(text)[QWEN_KEY][0]]
+    end, starts = -1, 0
+    for i, token in enumerate(ids):
+        if isinstance(token, int) and token == QWEN_IM_START and starts < 2:
+            end, starts = i, starts + 1
+    if len(ids) > end + 3 and ids[end + 1] == QWEN_USER and ids[end + 2] == QWEN_NEWLINE:
+        end += 3
+    ids = ids[end:] if end >= 0 else ids[-1:]
+    prompt = len(ids) - len(QWEN_TAIL) if ids[-len(QWEN_TAIL):] == QWEN_TAIL else len(ids)
+    return ids, prompt
+
+
+def _qwen_words(clip, ids: list[int], count: int) -> list[tuple[str, list[int]]]:
+    """Each word of the prompt (split at white space) with its positions among ``ids[:count]``, the prompt's
+    Qwen2 tokens: the tokens whose bytes overlap the word's. Qwen2's byte-level BPE keeps a word's leading space
+    inside its token ("Ġred") and may split a character over several tokens, so the words are read from the
+    tokens' own bytes, as they occur inside the prompt."""
+    tokenizer = _qwen_tokenizer(clip)
+    if tokenizer is None:
+        return []
+    spans, raw = [], b""
+    for token in tokenizer.convert_ids_to_tokens(ids[:count]):
+        piece = bytes(_BYTES[c] for c in token) if all(c in _BYTES for c in token) else token.encode()
+        spans.append((len(raw), len(raw) + len(piece)))
+        raw += piece
+    text = raw.decode("utf-8", errors="replace")
+    out = []
+    for match in re.finditer(r"\S+", text):
+        start, stop = len(text[:match.start()].encode()), len(text[:match.end()].encode())
+        positions = [i for i, (a, b) in enumerate(spans) if a < stop and b > start]
+        if positions:
+            out.append((match.group(), positions))
+    return out
+
+
+def sequence_streams(clip, prompt: str, node: str, text_sequence: str, text_tokens: int,
                      name: str | None = None) -> list[tuple[list[int], int, int]]:
     """The prompt in each stream of a diffusion transformer's text sequence of ``text_tokens``: (its
     token ids, with the stream's start and end tokens; the stream's first position; the stream's
-    length). Flux (``layout`` "dit-double-single"): T5's tokens. SD3: CLIP-L/G's window (0 to 76)
-    and, where the sequence is longer (a T5 encoder loaded), T5's tokens after it."""
-    if layout == "dit-double-single":
+    length). ``text_sequence``: the model family's (``hostkit/family.py``). Flux ("t5xxl"): T5's
+    tokens. SD3 ("clip+t5xxl"): CLIP-L/G's window (0 to 76) and, where the sequence is longer (a T5
+    encoder loaded), T5's tokens after it. Qwen-Image ("qwen25_7b"): Qwen2.5-VL's tokens after the chat
+    template's start (``qwen_text_ids``), unpadded: the stream is the prompt's own length."""
+    kind = _sequence_kind(text_sequence)
+    if kind == "t5xxl":
         return [(_t5_ids(clip, prompt), 0, text_tokens)]
+    if kind == QWEN_KEY:
+        ids, _ = qwen_text_ids(clip, prompt)
+        return [(ids, 0, text_tokens)]
     ids, window = prompt_tokens(clip, prompt, node, name)
     streams = [(ids, 0, window)]
     if text_tokens > window:   # a T5 encoder's tokens follow CLIP's
@@ -181,7 +266,7 @@ def sequence_streams(clip, prompt: str, node: str, layout: str, text_tokens: int
     return streams
 
 
-def stream_words(clip, prompt: str, node: str, layout: str, text_tokens: int,
+def stream_words(clip, prompt: str, node: str, text_sequence: str, text_tokens: int,
                  name: str | None = None) -> list[tuple[list[int], int, int, list[tuple[str, list[int]]]]]:
     """``sequence_streams`` with each stream's words: (ids, offset, length, each word of the prompt with
     its positions in the stream's ids)."""
@@ -191,19 +276,23 @@ def stream_words(clip, prompt: str, node: str, layout: str, text_tokens: int,
     def clip_words(text: str) -> list[int]:
         return prompt_tokens(clip, text, node)[0][1:-1]
 
+    kind = _sequence_kind(text_sequence)
     out = []
-    for n, (ids, offset, length) in enumerate(sequence_streams(clip, prompt, node, layout, text_tokens, name)):
-        word_ids = t5_words if layout == "dit-double-single" or n > 0 else clip_words
-        out.append((ids, offset, length, _words_in(ids, word_ids, prompt, 0)))
+    for n, (ids, offset, length) in enumerate(sequence_streams(clip, prompt, node, kind, text_tokens, name)):
+        if kind == QWEN_KEY:
+            words = _qwen_words(clip, ids, qwen_text_ids(clip, prompt)[1])
+        else:
+            words = _words_in(ids, t5_words if kind == "t5xxl" or n > 0 else clip_words, prompt, 0)
+        out.append((ids, offset, length, words))
     return out
 
 
-def sequence_words(clip, prompt: str, node: str, layout: str, text_tokens: int) -> list[tuple[str, list[int]]]:
+def sequence_words(clip, prompt: str, node: str, text_sequence: str, text_tokens: int) -> list[tuple[str, list[int]]]:
     """Each word of the prompt with its positions in a diffusion transformer's text sequence of
     ``text_tokens`` (``sequence_streams``). A word's positions in every stream count (its maps are
     summed)."""
     merged: dict[tuple[str, int], list[int]] = {}   # (word, its occurrence) -> positions, in the first stream's order
-    for _, offset, _, words in stream_words(clip, prompt, node, layout, text_tokens):
+    for _, offset, _, words in stream_words(clip, prompt, node, text_sequence, text_tokens):
         seen: dict[str, int] = {}
         for word, positions in words:
             seen[word] = seen.get(word, -1) + 1

@@ -67,7 +67,8 @@ def test_a_policy_that_only_attends_changes_nothing_and_sees_every_block(host, t
     out = sample(host, patched, clip, latent)
     assert torch.equal(out, stock)
     assert len(recorder.calls) == 3 * len(blocks)          # 3 model calls (euler, 3 steps), each block once
-    text = call(host, "CLIPTextEncode", clip=clip, text="a red circle")[0][0][0].shape[1]
+    # the sampled prompt's text tokens (Flux's T5 and SD3's are padded; Qwen-Image's are the prompt's own)
+    text = call(host, "CLIPTextEncode", clip=clip, text="a red circle on a green field")[0][0][0].shape[1]
     for i, (block, n_text, grid, heads, chunks, rows, shape, step, points) in enumerate(recorder.calls):
         assert block == blocks[i % len(blocks)]
         assert (n_text, grid) == (text, (4, 6))           # 8x12 latent, 2x2 patches
@@ -165,15 +166,19 @@ def test_attention_store_reads_word_maps_from_the_joint_attention(host, tiny, fa
     inv = call(host, "InvertEditFlowInvert", model=model, latent={"samples": latent}, positive=cond,
                solver="euler", steps=4, scheduler="simple", guidance=1.0)[0]
     tokens = importlib.import_module(host.pack.__name__ + ".hostkit.tokens")
-    layout = "dit-double-single" if family.startswith("flux") else "dit-joint"
-    words = tokens.sequence_words(clip, prompt, "test", layout, cond[0][0].shape[1])
+    sequence = host.pack.hostkit.family.model_family(model).text_sequence
+    words = tokens.sequence_words(clip, prompt, "test", sequence, cond[0][0].shape[1])
     assert [w for w, _ in words] == prompt.split()
-    t5 = [t[0] for t in clip.tokenize(prompt)["t5xxl"][0]]
     circle = dict(words)["circle"]
     if family.startswith("flux"):
+        t5 = [t[0] for t in clip.tokenize(prompt)["t5xxl"][0]]
         assert [t5[i] for i in circle] == [t[0] for t in clip.tokenize("circle")["t5xxl"][0]][:len(circle)]
-    else:
+    elif family == "sd3":
         assert circle[0] < 77
+    else:   # Qwen2.5-VL: the text after the chat template's "<|im_start|>user\n", the word's token with its space
+        tokenizer = clip.tokenizer.qwen25_7b.tokenizer
+        assert cond[0][0].shape[1] == len(prompt.split()) + 5 and circle == [2]
+        assert tokenizer.convert_ids_to_tokens(tokens.qwen_text_ids(clip, prompt)[0])[2] == "\u0120circle"
     kinds = ("all", "double", "single") if family.startswith("flux") else ("all", "double")
     results = {}
     for kind in kinds:
@@ -186,3 +191,32 @@ def test_attention_store_reads_word_maps_from_the_joint_attention(host, tiny, fa
         assert not torch.allclose(results["double"], results["single"])
     else:
         assert torch.equal(results["all"], results["double"])
+
+
+def test_qwen_words_are_found_at_their_tokens_inside_the_prompt(host, tiny):
+    """Qwen-Image's text sequence: the Qwen2.5-VL tokens the host's QwenImageTokenizer makes, after the chat
+    template's start that ``QwenImageTEModel.encode_token_weights`` cuts. Qwen2's byte-level BPE keeps a word's
+    leading space inside its token ("Ġred", not "red" as the word alone tokenizes) and may split one character
+    over several tokens: each word's positions are its tokens as they occur inside the prompt."""
+    _, clip, _ = tiny("qwen-image")
+    tokens = importlib.import_module(host.pack.__name__ + ".hostkit.tokens")
+    tokenizer = clip.tokenizer.qwen25_7b.tokenizer
+    prompt = "A Cat, on a café rug (red) 猫 and a cat"
+    cond = call(host, "CLIPTextEncode", clip=clip, text=prompt)[0]
+    ids, count = tokens.qwen_text_ids(clip, prompt)
+    assert len(ids) == cond[0][0].shape[1] == count + 5   # the prompt's tokens, then the template's end
+    assert ids[count:] == [151645, 198, 151644, 77091, 198]
+    words = tokens.sequence_words(clip, prompt, "test", "qwen25_7b", len(ids))
+    assert [w for w, _ in words] == prompt.split()
+    flat = [p for _, found in words for p in found]
+    assert flat == sorted(flat) and len(set(flat)) == len(flat) and max(flat) < count
+    for word, found in words:
+        assert tokenizer.convert_tokens_to_string(tokenizer.convert_ids_to_tokens([ids[p] for p in found])).strip() == word
+    rug = dict(words)["rug"]
+    assert [ids[p] for p in rug] == tokenizer(" rug")["input_ids"] != tokenizer("rug")["input_ids"]
+    assert [ids[p] for p in dict(words)["A"]] == tokenizer("A")["input_ids"]   # the first word has no space before it
+    assert len(dict(words)["猫"]) > 1                                          # one character, several byte tokens
+    cats = [found for w, found in words if w == "cat"]
+    assert len(cats) == 1 and cats[0][0] > dict(words)["Cat,"][0]
+    # the phrase finder takes a word as written, else as it is but for case and punctuation ("cat" finds "Cat," too)
+    assert tokens.sequence_phrase_positions(words, "rug", "test", "words") == rug

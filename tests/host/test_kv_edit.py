@@ -254,3 +254,74 @@ def test_re_init_starts_the_region_from_fresh_noise_and_keeps_the_background(hos
     assert all(torch.allclose(o[~cells], image[~cells], atol=1e-5) for o in outs)
     assert (outs[0] - outs[1])[cells].abs().mean() > 0.05
     assert (outs[0] - kv_edit(host, model, raw, mask)[0])[cells].abs().mean() > 0.05
+
+
+# ----------------------------------------------------------------------------- Qwen-Image
+# No authors' code runs on Qwen-Image; the method is the same core as on Flux (the policies and block patch above),
+# shown here on Qwen-Image's joint blocks: its rotary embedding is [batch, tokens, 1, ...] (Flux's [batch, 1, tokens,
+# ...]), its latent [batch, 16, 1, h, w] (the Wan VAE's frame axis), its text unpadded (a negative prompt of another
+# length runs in a model call of its own, so the edit's constants are made per text length).
+
+@pytest.fixture(scope="module")
+def qwen(host):
+    return host.pack.demo.tiny_flow_models.build_tiny_flow_models("qwen-image", seed=0)
+
+
+def qwen_kv_edit(host, model, clip, raw, mask, *, negative=None, attn_mask=False):
+    inv = call(host, "InvertEditFlowInvert", model=model, latent={"samples": raw},
+               positive=call(host, "CLIPTextEncode", clip=clip, text="a red circle on a blue background")[0],
+               solver="euler", steps=STEPS, scheduler="simple", guidance=1.0, keep_keys_values=True,
+               kv_mask=mask if attn_mask else None)[0]
+    edited, noise, sigmas = call(host, "InvertEditKVEdit", model=model, inversion=inv, mask=mask, skip_steps=SKIP,
+                                 attn_scale=1.0, re_init=False, seed=0)
+    target = call(host, "CLIPTextEncode", clip=clip, text="a red square")[0]
+    if negative is None:
+        guider = call(host, "BasicGuider", model=edited, conditioning=target)[0]
+    else:
+        guider = call(host, "CFGGuider", model=edited, positive=target,
+                      negative=call(host, "CLIPTextEncode", clip=clip, text=negative)[0], cfg=2.5)[0]
+    out = call(host, "SamplerCustomAdvanced", noise=noise, guider=guider,
+               sampler=call(host, "KSamplerSelect", sampler_name="euler")[0], sigmas=sigmas,
+               latent_image={"samples": raw})[0]["samples"]
+    return model.model.process_latent_in(out).float(), inv
+
+
+@pytest.mark.parametrize("negative", [None, "", "blurry, low quality, distorted picture", "a blue circle"],
+                         ids=["no-cfg", "cfg-empty-negative", "cfg-long-negative", "cfg-negative-as-long"])
+def test_kv_edit_on_qwen_image_keeps_the_background_and_remakes_the_mask(host, qwen, negative):
+    model, clip, _ = qwen
+    raw = torch.randn(1, 16, 1, SIZE, SIZE, generator=torch.Generator().manual_seed(11))
+    mask = image_mask()
+    out, inv = qwen_kv_edit(host, model, clip, raw, mask, negative=negative)
+    image = model.model.process_latent_in(raw).float()
+    assert out.shape == image.shape == (1, 16, 1, SIZE, SIZE)
+    cells = host.pack.techniques.kv_edit.policies.latent_mask(mask, (SIZE, SIZE))[:, :, None].expand_as(out)
+    assert torch.allclose(out[~cells], image[~cells], atol=1e-5)
+    assert (out - image)[cells].abs().mean() > 0.01   # the tiny model's calmed output: 0.03 measured
+    blocks = len(host.pack.hostkit.dit_attention.dit_blocks(model))
+    assert len([n for n in inv.clues if n.startswith("kv.")]) == 2 * STEPS * blocks
+
+
+def test_kv_edit_on_qwen_image_runs_the_region_alone_as_every_token(host, qwen):
+    """On Qwen-Image, as on Flux, every block runs on the text and the edited tokens alone (the block's rotary
+    embedding cut to theirs, on its own token axis); a model holding another node's "dit" patch runs every token,
+    with the same edit: the subset is what the whole computes for the edited tokens. With a negative prompt of
+    another length (its own model call) and with the attn_mask option too."""
+    model, clip, _ = qwen
+    raw = torch.randn(1, 16, 1, SIZE, SIZE, generator=torch.Generator().manual_seed(12))
+    mask = image_mask()
+    other, tokens = model.clone(), []
+
+    def foreign(args, extra):
+        tokens.append(args["img"].shape[1])
+        return extra["original_block"](args)
+
+    for kind, index in host.pack.hostkit.dit_attention.dit_blocks(model):
+        other.set_model_patch_replace(foreign, "dit", kind, index)
+    # a negative prompt of another length (a call of its own), of the same length (one call of both rows), the attn_mask
+    for settings in (dict(negative="a blurry picture"), dict(negative="a blue circle"), dict(attn_mask=True)):
+        alone = qwen_kv_edit(host, model, clip, raw, mask, **settings)[0]
+        tokens.clear()
+        whole = qwen_kv_edit(host, other, clip, raw, mask, **settings)[0]
+        assert tokens and min(tokens) == (SIZE // 2) ** 2
+        assert torch.allclose(whole, alone, atol=1e-5, rtol=1e-4), (whole - alone).abs().max()

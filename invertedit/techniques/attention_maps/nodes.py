@@ -104,7 +104,8 @@ class AttentionStore(io.ComfyNode):
         cond = clip.encode_from_tokens_scheduled(clip.tokenize(prompt))
         check_conditioning(AttentionStore.NAME, "clip", cond, model)
         if dit:
-            tokens = sequence_words(clip, prompt, AttentionStore.NAME, model_family(model).layout, cond[0][0].shape[1])
+            tokens = sequence_words(clip, prompt, AttentionStore.NAME, model_family(model).text_sequence,
+                                    cond[0][0].shape[1])
         else:
             tokens = word_tokens(clip, prompt, AttentionStore.NAME)
         if not tokens:

@@ -104,14 +104,14 @@ def joint_attention_inject(node: str, model, clip, inversion: Inversion | None, 
         raise NodeInputError(node, f"the source prompt encodes to {length} text tokens and the target prompt to "
                                    f"{target[0][0].shape[1]}; joint attention aligns them token by token. "
                                    f"{longer_prompt(clip, {'source prompt': source_prompt, 'target prompt': target_prompt}, TEXT_SEQUENCE.get(family.layout))}.")
-    streams = [stream_words(clip, text, node, family.layout, length, name)
+    streams = [stream_words(clip, text, node, family.text_sequence, length, name)
                for name, text in (("source_prompt", source_prompt), ("target_prompt", target_prompt))]
     swap = refine = None
     if mode == "replace":
         swap = joint_swap(node, source_prompt, target_prompt, *streams, length)
     else:
         refine = joint_refine(*streams, length)
-    src_words, tgt_words = (sequence_words(clip, text, node, family.layout, length)
+    src_words, tgt_words = (sequence_words(clip, text, node, family.text_sequence, length)
                             for text in (source_prompt, target_prompt))
     positions = sequence_word_positions(tgt_words, reweight, node, "reweight", "'square:2, blue:0.5'", "scale")
     check_reweight(node, positions)

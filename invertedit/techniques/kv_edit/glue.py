@@ -49,11 +49,17 @@ def kv_cache(clues: dict) -> dict:
     return {key: tuple(pair) for key, pair in cache.items() if None not in pair}
 
 
-def _check_flux(node: str, model) -> None:
+#: The families KV-Edit edits, by their text sequence (``hostkit/family.py``): Flux.1, the authors' code's; Qwen-Image,
+#: whose joint blocks take the same rotary embedding of the text and image tokens, so the same method runs on them.
+#: SD3 is not among them: its positions are added to the image before the blocks, and it is outside the authors' code.
+KV_FAMILIES = {"t5xxl": "Flux.1", "qwen25_7b": "Qwen-Image"}
+
+
+def _check_family(node: str, model) -> None:
     family = check_flow_family(model, node)
-    if not dit_blocks(model, ("single_block",)):
+    if family.text_sequence not in KV_FAMILIES:
         raise NodeInputError(node, f"input 'model' is {family.config_name}; KV-Edit is defined for Flux.1 (the "
-                                   f"authors' code): load Flux dev or schnell.")
+                                   f"authors' code) and runs on Qwen-Image: load Flux dev or schnell, or Qwen-Image.")
 
 
 #: How a user paints the mask (Load Image's MASK is what its mask editor paints)
@@ -161,7 +167,7 @@ def _start(request: KeepRequest) -> KeepKV:
     if request.method.name != FLOW_EULER.name:
         raise NodeInputError(node, f"input 'keep_keys_values' is on with solver {request.settings.get('solver')}; "
                                    f"KV-Edit inverts with euler (the authors'): set solver to euler.")
-    _check_flux(node, request.model)
+    _check_family(node, request.model)
     edited = None
     mask = request.inputs.get("kv_mask")
     if mask is not None:
@@ -210,6 +216,12 @@ class KVEditLatents:
         return torch.where(cells, out, trajectory[-1])
 
 
+def token_axis(pe: torch.Tensor, tokens: int) -> int:
+    """The tokens' axis of a block's rotary embedding: Flux's ``[batch, 1, tokens, ...]`` (2), Qwen-Image's
+    ``[batch, tokens, 1, ...]`` (1)."""
+    return 2 if pe.shape[2] == tokens else 1
+
+
 class KVEditTokens:
     """KV-Edit's ``patches_replace["dit"]`` patch around each block (and the DiT driver's patch in it): the
     block runs on the text and the edited tokens alone, as the authors' code runs the transformer, and
@@ -228,10 +240,10 @@ class KVEditTokens:
         state: EditState = run_state(options, self.policy, self.policy.make_state, self.node)
         text, grid = options[LAYOUT_KEY]
         img, pe = args["img"], args["pe"]
-        if state.keep is None:
+        if state.text != text:
             self.policy.constants(text, grid[0] * grid[1], img.device, img.dtype, state)
         if state.pe is None or state.pe[0] is not pe:   # once per model call: every block has its rotary embedding
-            state.pe = (pe, pe.index_select(2, state.rows))
+            state.pe = (pe, pe.index_select(token_axis(pe, text + grid[0] * grid[1]), state.rows))
         sub = {**args, "pe": state.pe[1],
                "transformer_options": {**options, SUBSET_KEY: (self.policy, self.policy.n_edited)}}
         if self.block[0] == "double_block":   # the image's tokens alone; the text runs whole
@@ -244,7 +256,7 @@ class KVEditTokens:
 def kv_edit(node: str, model, inversion: Inversion, mask, skip: int, scale: float):
     """A clone of ``model`` that remakes the masked region against the background ``inversion``
     kept, and the sigmas to sample it on (the inversion's from step ``skip``)."""
-    _check_flux(node, model)
+    _check_family(node, model)
     cache = kv_cache(inversion.clues)
     if not cache:
         raise NodeInputError(node, f"input 'inversion' kept no keys and values ({inversion.describe()}); invert with "

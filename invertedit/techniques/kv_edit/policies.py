@@ -154,12 +154,15 @@ class EditState:
     keep: torch.Tensor | None = None          # [1, 1, tokens, 1]: the text and the edited tokens keep their own
     rows: torch.Tensor | None = None          # [text + edited]: the queries attended (the text's, the edited tokens')
     image_rows: torch.Tensor | None = None    # [edited]: the edited tokens among the image's
-    subset_bias: dict = field(default_factory=dict)   # kept text length -> the bias of a call on the subset
+    subset_bias: dict = field(default_factory=dict)   # (kept text, call's text) -> the bias of a call on the subset
     pe: tuple | None = None                   # (the model call's rotary embedding, its rows of the subset)
     bias: torch.Tensor | None = None          # attn_scale's bias, [1, 1, 1, L], or None
     trajectory: torch.Tensor | None = None    # the glue's: the inversion's latents on the run's device ...
     cells: torch.Tensor | None = None         # ... and the mask's latent cells
     kept: AheadOfUse | None = None            # the kept keys and values, handed over a block call ahead
+    text: int = -1                            # the text tokens the constants above (keep, rows, bias) are for
+    by_text: dict = field(default_factory=dict)   # text tokens -> (keep, image_rows, rows, bias): Qwen-Image's text
+                                              # is unpadded, so a negative prompt's call has another length
 
 
 class KVEdit(AttentionPolicy[EditState]):
@@ -184,20 +187,26 @@ class KVEdit(AttentionPolicy[EditState]):
         return EditState()
 
     def constants(self, text: int, tokens: int, device: torch.device, dtype: torch.dtype, state: EditState) -> None:
-        """The run's constants, at its first call: ``tokens`` image tokens after ``text`` text tokens."""
-        if self.edited.numel() != tokens:
-            raise PolicyInputError(f"the mask covers {self.edited.numel()} image tokens, the latent being "
-                                   f"sampled {tokens}; sample the inverted image's latent.")
-        edited = self.edited.to(device)
-        state.keep = torch.cat((torch.ones(text, dtype=torch.bool, device=device), edited))[None, None, :, None]
-        state.image_rows = self.edited_rows.to(device)
-        state.rows = torch.cat((torch.arange(text, device=device), state.image_rows + text))
-        if self.scale:
-            state.bias = background_bias(text, edited, self.scale, dtype)
+        """The run's constants for a call of ``tokens`` image tokens after ``text`` text tokens, made at its
+        first call of that many text tokens (Flux pads its text to one length; Qwen-Image's conditional and
+        unconditional calls differ)."""
+        made = state.by_text.get(text)
+        if made is None:
+            if self.edited.numel() != tokens:
+                raise PolicyInputError(f"the mask covers {self.edited.numel()} image tokens, the latent being "
+                                       f"sampled {tokens}; sample the inverted image's latent.")
+            edited = self.edited.to(device)
+            keep = torch.cat((torch.ones(text, dtype=torch.bool, device=device), edited))[None, None, :, None]
+            image_rows = self.edited_rows.to(device)
+            rows = torch.cat((torch.arange(text, device=device), image_rows + text))
+            bias = background_bias(text, edited, self.scale, dtype) if self.scale else None
+            made = state.by_text[text] = (keep, image_rows, rows, bias)
+        state.keep, state.image_rows, state.rows, state.bias = made
+        state.text = text
 
     def attention(self, q, k, v, where: JointWhere, state: EditState):
         text = where.text
-        if state.keep is None:
+        if state.text != text:
             self.constants(text, where.grid[0] * where.grid[1], k.device, q.dtype, state)
         if state.kept is None:
             state.kept = AheadOfUse(self.cache)
@@ -206,6 +215,8 @@ class KVEdit(AttentionPolicy[EditState]):
             raise PolicyInputError(f"the inversion kept no keys and values for step {state.step} of block "
                                    f"{where.block[0]} {where.block[1]}; sample with the SIGMAS of KV-Edit.")
         ks, vs = kept
+        if ks.shape[0] != k.shape[0]:   # the conditional and unconditional rows in one call (a prompt pair as long)
+            ks, vs = ks.expand(k.shape[0], -1, -1, -1), vs.expand(k.shape[0], -1, -1, -1)
         if k.shape[2] == text + self.n_edited < text + self.edited.numel():   # the block runs on the subset
             return where.attend(q, torch.cat((k, ks), 2), torch.cat((v, vs), 2),
                                 mask=self._subset_bias(ks.shape[2] - self.edited.numel(), text, q, state))
@@ -221,11 +232,11 @@ class KVEdit(AttentionPolicy[EditState]):
     def _subset_bias(self, kept_text: int, text: int, q: torch.Tensor, state: EditState) -> torch.Tensor:
         """The bias of a call on the subset, whose keys are its own (text and edited tokens) then the kept
         ones whole: 0 on its own, -inf on the kept text and edited tokens, ``scale`` on the kept background."""
-        bias = state.subset_bias.get(kept_text)
+        bias = state.subset_bias.get((kept_text, text))
         if bias is None:
             edited = self.edited.to(q.device)
             kept = torch.cat((torch.full((kept_text,), float("-inf"), device=q.device),
                               torch.where(edited, float("-inf"), float(self.scale))))
             bias = torch.cat((torch.zeros(text + self.n_edited, device=q.device), kept)).to(q.dtype)[None, None, None]
-            state.subset_bias[kept_text] = bias
+            state.subset_bias[(kept_text, text)] = bias
         return bias
