@@ -1,16 +1,19 @@
-"""Tiny Flux.1 (dev, schnell) and SD3 models with seeded random weights, built from ComfyUI's own classes.
+"""Tiny Flux.1 (dev, schnell), SD3 and Qwen-Image models with seeded random weights, built from ComfyUI's own classes.
 
 What they are
     Mechanics-testing models: a MODEL (ModelPatcher), CLIP and VAE for each of the flow-matching
     families ``"flux-dev"`` (Flux.1 dev: double- then single-stream DiT, guidance-distilled, the host's
     Flux sampling: shift 1.15, timestep = sigma), ``"flux-schnell"`` (Flux.1 schnell: the same DiT
     without the guidance embedding, discrete flow sampling with shift 1) and ``"sd3"`` (SD3's MMDiT:
-    joint blocks, discrete flow sampling with shift 3, timestep = 1000 sigma). All three predict a
+    joint blocks, discrete flow sampling with shift 3, timestep = 1000 sigma) and ``"qwen-image"``
+    (Qwen-Image's MMDiT: joint blocks on Qwen2.5-VL's text, no pooled vector, the host's Flux sampling:
+    shift 1.15, timestep = sigma; latents (B, 16, 1, H, W) from a Wan 2.1 VAE). All four predict a
     rectified-flow velocity (``x = (1 - sigma) x0 + sigma noise``). Their weights are random, so they
     make noise, not pictures. They exist so that the pack's flow-model techniques (FlowEdit,
     RF-Inversion, ...) and the stock nodes around them (CLIPTextEncode, FluxGuidance,
     EmptySD3LatentImage, KSampler, VAEEncode/Decode) can be run and tested end to end, and compared
-    with diffusers' ``FluxTransformer2DModel`` / ``SD3Transformer2DModel`` on identical weights
+    with diffusers' ``FluxTransformer2DModel`` / ``SD3Transformer2DModel`` / ``QwenImageTransformer2DModel``
+    on identical weights
     (``tests/reference/flow_diffusers.py``), in well under a second and without downloading anything.
     Never use them to judge image quality.
 
@@ -27,7 +30,17 @@ Sizes
       concatenate T5's tokens, which must then be 4096 wide too: a 0.5 GB embedding), so the context is
       77 tokens x 4096 (96 of them non-zero) and the context embedder is 4096 -> 128. About 1.6 M
       denoiser parameters.
-    - VAE (all): the host's ``AutoencoderKL`` with 16 latent channels and 8x downscale (32 base
+    - Qwen-Image: the host's ``QwenImageTransformer2DModel`` with 2 joint blocks (the real one has 60), 2 heads
+      of 32 (hidden 64; rope axes 8 + 12 + 12, the real one's 16 + 56 + 56 over 24 heads of 128), patch 2 over
+      16 latent channels, text 64 wide (the real one's 3584) from a tiny Qwen2.5-VL (the host's class: 64 wide,
+      2 layers, 2 heads, 1 key-value head, the real 152064-token vocabulary and tokenizer; a vision tower 32
+      wide, 2 layers, in place of the real one's 0.6 G parameters); prompts are not padded (a prompt's
+      tokens, its chat template stripped by the host: "a photo of a cat" is 10). About 0.34 M denoiser
+      parameters, 9.9 M text-encoder ones (9.7 M of them the vocabulary's embedding). Its VAE is the host's
+      Wan 2.1 autoencoder (``comfy.ldm.wan.vae.WanVAE``) at base width 8 (the real one's 96; 0.67 M
+      parameters), 8x downscale, 16 channels, a frame axis of 1, its latent brought to about the mean and
+      spread per channel of the host's ``latent_formats.Wan21`` (``_WAN_RAW_STD``).
+    - VAE (Flux, SD3): the host's ``AutoencoderKL`` with 16 latent channels and 8x downscale (32 base
       channels, one res block a level), its latent scaled to about the spread and mean the host's
       latent format expects (``latent_formats.Flux``: std 1/0.3611, mean 0.1159; ``SD3``: std 1/1.5305,
       mean 0.0609), so that the model sees latents of about unit spread.
@@ -35,7 +48,7 @@ Sizes
 
 How they are built
     As ``tiny_models`` builds the SD ones, through the host kit's ``hostkit/loaders.py``: the host's
-    config class (``comfy.supported_models.Flux`` / ``FluxSchnell`` / ``SD3``) with a small
+    config class (``comfy.supported_models.Flux`` / ``FluxSchnell`` / ``SD3`` / ``QwenImage``) with a small
     ``unet_config`` turned into the model its ``get_model`` builds (``model_base.Flux`` /
     ``model_base.SD3``) in a ModelPatcher; ``comfy.sd.CLIP`` with the real tokenizers
     (``FluxTokenizer``: CLIP + T5, ``SD3Tokenizer``: CLIP-L, CLIP-G, T5) and small
@@ -45,7 +58,8 @@ How they are built
     weights), variance-preserving (linear weights ~ N(0, 1/fan_in), norm scales ~ 1 + small noise);
     SD3's position table is the fixed 2-D sin-cos table SD3 (and diffusers) use. The first
     time-embedding layer (and Flux dev's guidance-embedding layer) is damped on the fast frequencies
-    (``tiny_models._smooth_in_time``), and the final projection scaled by ``_OUTPUT_GAIN``, so that the
+    (``tiny_models._smooth_in_time``), Qwen-Image's text keys' norm gain tripled (``_QWEN_TEXT_KEY_GAIN``: its
+    velocity then depends on the prompt), and the final projection scaled by ``_OUTPUT_GAIN``, so that the
     velocity has an O(0.3) spread and changes smoothly with input, time, guidance and text. The
     denoiser is then loaded as the host loads a float32 checkpoint (``loaders.load_unet``: float32 on
     the CPU, the dtype the host picks on a GPU or under ``--fp16-unet`` and similar flags).
@@ -196,7 +210,10 @@ SPECS: dict[str, FlowFamilySpec] = {
 VAE_DDCONFIG: dict = {**SD_VAE_DDCONFIG, "z_channels": 16}   # the SD tiny VAE with 16 latent channels
 VAE_EMBED_DIM = 16
 _VAE_RAW_STD = 0.6  # about the spread of the random encoder's latent mean before scaling (measured)
-_WAN_RAW_STD = 0.25  # the same of the tiny Wan VAE's (measured: 0.41 of the format's spread at 0.6)
+#: the same of the tiny Wan VAE's encoder mean: measured on smooth 128 px pictures (VAE Encode, 6 weight seeds x 8
+#: pictures; tests/host/test_tiny_flow_models.py), the model then sees latents of spread 0.8 - 1.3, 1.0 on average
+#: (0.25, a first guess, gave 1.35: 1.1 - 1.75)
+_WAN_RAW_STD = 0.34
 
 # ---------------------------------------------------------------------------------------------
 # Seeded initialisation
@@ -227,9 +244,19 @@ def sincos_pos_embed(dim: int, grid_size: int, base_size: int) -> torch.Tensor:
 # depends on the latent about as strongly as on the noise, and inversion drifts far. 0.3 keeps the
 # prediction O(1)-ish and clearly dependent on input, time, guidance and text while Euler inversion
 # then reconstruction stays close: measured at 28 steps over sigma 0 -> 1 -> 0 on a 32 x 32 latent,
-# relative latent error 0.5 % (flux-dev), 0.7 % (flux-schnell), 0.7 % (sd3)
+# relative latent error 0.5 % (flux-dev), 0.7 % (flux-schnell), 0.7 % (sd3), 0.4 % (qwen-image)
 # (``tests/host/test_tiny_flow_models.py`` checks a 10-step one).
 _OUTPUT_GAIN = 0.3
+
+# Qwen-Image's text keys' RMS-norm gain (``attn.norm_added_k``), times the drawn one. Qwen-Image reads the text
+# through the joint attention alone (no pooled vector, no text in its modulation) and its text is not padded:
+# a dozen text keys among the image's hundreds, which a random model weighs as any key, so the velocity hardly
+# depends on the prompt (relative change from "a photo of a cat" to "a painting of a dog": 0.3 % on a 32 x 32
+# latent, 1 % on 16 x 16) and FlowEdit's or Prompt-to-Prompt's edits hardly move anything. Tripled, the text
+# keys' logits spread three times as wide and the image attends to them as a trained model does to the words
+# that matter: 4 - 5 % on 32 x 32, 6 - 8 % on 16 x 16 (Flux's and SD3's tiny models: 18 - 30 %, partly through
+# their pooled vector), the velocity as smooth in sigma and the 10-step Euler retrace as close (1.2 %).
+_QWEN_TEXT_KEY_GAIN = 3.0
 
 
 # ---------------------------------------------------------------------------------------------
@@ -245,11 +272,11 @@ def _spec(family: str) -> FlowFamilySpec:
 
 def build_tiny_flow_unet(family: str, seed: int = 0, single_blocks: int | None = None,
                          double_blocks: int | None = None):
-    """The family's denoiser (``model_base.Flux`` / ``model_base.SD3``) in a ModelPatcher; a Flux one
+    """The family's denoiser (``model_base.Flux`` / ``SD3`` / ``QwenImage``) in a ModelPatcher; a Flux one
     with ``single_blocks`` single-stream blocks where given (RF-Solver-Edit's parity needs Flux's
-    block numbers: it shares from block 20); ``double_blocks`` Flux's double-stream or SD3's joint
-    blocks where given (the tiny width at a real model's depth: what a step dispatches grows with
-    the blocks, not the width)."""
+    block numbers: it shares from block 20); ``double_blocks`` Flux's double-stream or SD3's (or
+    Qwen-Image's) joint blocks where given (the tiny width at a real model's depth: what a step
+    dispatches grows with the blocks, not the width)."""
     spec = _spec(family)
     unet_config = dict(spec.unet_config)
     if single_blocks is not None:
@@ -270,6 +297,8 @@ def build_tiny_flow_unet(family: str, seed: int = 0, single_blocks: int | None =
             _smooth_in_time(net.t_embedder.mlp[0].weight)
         elif family == "qwen-image":
             _smooth_in_time(net.time_text_embed.timestep_embedder.linear_1.weight)
+            for block in net.transformer_blocks:
+                block.attn.norm_added_k.weight.mul_(_QWEN_TEXT_KEY_GAIN)
         else:
             _smooth_in_time(net.time_in.in_layer.weight)
             if spec.unet_config["guidance_embed"]:
@@ -340,8 +369,8 @@ def build_tiny_flow_vae(family: str, seed: int = 0):
 
 def build_tiny_flow_models(family: str, seed: int = 0, single_blocks: int | None = None,
                            double_blocks: int | None = None) -> tuple:
-    """(MODEL, CLIP, VAE) of ``family`` ("flux-dev", "flux-schnell", "sd3") with weights drawn from
-    ``seed``: a host ModelPatcher, ``comfy.sd.CLIP`` and ``comfy.sd.VAE``.
+    """(MODEL, CLIP, VAE) of ``family`` ("flux-dev", "flux-schnell", "sd3", "qwen-image") with weights
+    drawn from ``seed``: a host ModelPatcher, ``comfy.sd.CLIP`` and ``comfy.sd.VAE``.
 
     Fresh objects on every call; the same seed gives bit-identical weights.
     """
