@@ -8,7 +8,8 @@ and the card with the built-in model it ran on, so a user sees the kind of resul
 opening it. The workflows built on Load Checkpoint run
 with the checkpoint swapped for the Toy World Model (the runner's ``builtin``,
 ``make_workflows.builtin_for``: the bundled sample image at the toy world's size; the Flux
-workflows on the toy flow world's DiT, the SD3 ones on the tiny random SD3 demo model, labelled so) and the toy
+workflows on the toy flow world's DiT; the SD3 and Qwen-Image ones, whose built-in models are random and draw
+noise, show the same technique's Flux template, labelled so, ``STAND_INS``) and the toy
 world's prompts (``make_workflows.toy_overrides``), at their full settings, and are labelled as
 Toy World Model output.
 
@@ -37,9 +38,10 @@ def label_of(workflow: Path) -> str:
 
     builtin = builtin_for(workflow.stem)
     text = workflow.read_text(encoding="utf-8")
-    if '"CheckpointLoaderSimple"' in text and builtin.startswith("demo-"):
+    on_model = '"CheckpointLoaderSimple"' in text or '"UNETLoader"' in text   # a template for the user's model
+    if on_model and builtin.startswith("demo-"):
         return f"{builtin.removeprefix('demo-')} demo model output (random weights: the mechanics, not a picture)"
-    if '"CheckpointLoaderSimple"' in text and builtin == "toy-flow":
+    if on_model and builtin == "toy-flow":
         return "Toy World Model output (flow DiT, Flux.1 dev architecture)"
     return next((label for node, label in LABELS.items() if f'"{node}"' in text), "output")
 
@@ -51,8 +53,15 @@ LABEL_BAR = 34         # two lines of text
 # same technique's template of the nearest family on a built-in model that draws, and says so
 STAND_INS = {f"SD3 - {t}": f"Flux - {t}" for t in ("FlowEdit", "Prompt-to-Prompt edit", "RF-Inversion edit",
                                                   "Flow inversion and edit")}
+# Qwen-Image: the tests run its templates on the Demo Model's tiny random Qwen-Image, which draws noise
+STAND_INS.update({f"Qwen-Image - {t}": f"Flux - {t}" for t in ("FlowEdit", "Prompt-to-Prompt edit", "KV-Edit")})
 STAND_IN_LABEL = ("the same technique on the built-in flow model (Flux.1 architecture): no built-in SD3 model "
                   "draws")
+
+
+def stand_in_label(name: str) -> str:
+    """The label of a card that shows another family's template: which, and why."""
+    return STAND_IN_LABEL.replace("SD3", name.split(" - ")[0])
 # What a card should say beside its model: where the built-in model, not the technique, limits what it shows
 CARD_NOTES = {name: "run on the Toy World Model (SD1.5-sized): no built-in SDXL model draws"
               for name in ("SDXL - DDIM inversion and edit", "SDXL - Prompt-to-Prompt edit")}
@@ -66,6 +75,8 @@ CARD_NOTES.update({
     "SD3 - RF-Inversion edit": "on this toy model RF-Inversion moves the other object's edge (docs/measurements.md)",
     "Toy - MasaCtrl edit": "a change of shape, which this toy model draws roughly",
 })
+CARD_NOTES.update({f"Qwen-Image - {t}": "the Flux template's picture: a tiny random Qwen-Image (the tests') draws noise"
+                   for t in ("FlowEdit", "Prompt-to-Prompt edit", "KV-Edit")})
 
 
 def panel_label(title: str) -> str:
@@ -125,7 +136,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("names", nargs="*", help="workflow names (default: every example workflow)")
     args = parser.parse_args(argv)
     from workshop.headless.boot import boot
-    from workshop.headless.runner import CHECKPOINT_LOADER, execute, load_workflow, pictures, prepare_prompt
+    from workshop.headless.runner import CHECKPOINT_LOADER, UNET_LOADER, execute, load_workflow, pictures, prepare_prompt
     from workshop.make_workflows import builtin_for, toy_overrides
 
     host = boot(base_dir=tempfile.mkdtemp(prefix="invertedit-thumbnails-"))
@@ -133,7 +144,7 @@ def main(argv: list[str] | None = None) -> int:
     for path in paths:
         shown = FOLDER / f"{STAND_INS.get(path.stem, path.stem)}.json"   # the template whose run the card shows
         workflow = load_workflow(shown)
-        on_checkpoint = f'"{CHECKPOINT_LOADER}"' in shown.read_text(encoding="utf-8")
+        on_checkpoint = any(f'"{loader}"' in shown.read_text(encoding="utf-8") for loader in (CHECKPOINT_LOADER, UNET_LOADER))
         prompt = prepare_prompt(workflow, builtin=builtin_for(shown.stem) if on_checkpoint else None,
                                 overrides=toy_overrides(shown.stem), host=host)
         outputs = execute(prompt, extra_data={"extra_pnginfo": {"workflow": workflow}}, host=host)
@@ -142,7 +153,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{path.name}: shows no picture, no thumbnail", file=sys.stderr)
             continue
         target = path.with_suffix(".jpg")
-        label = STAND_IN_LABEL if path.stem in STAND_INS else label_of(path)
+        label = stand_in_label(path.stem) if path.stem in STAND_INS else label_of(path)
         if path.stem in CARD_NOTES:
             label += "\n" + CARD_NOTES[path.stem]
         thumbnail(panels, label).save(target, quality=88)

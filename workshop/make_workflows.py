@@ -7,8 +7,8 @@ Each workflow is described in a few lines by its technique, in ``invertedit/tech
 match the nodes as they are. The tests (tests/host/test_workflows.py) execute every file.
 
 Most run on the built-in Toy World Model. A technique's ``CHECKPOINT`` workflows are for the user's own
-model: the stock Load Checkpoint, Load Image and Upscale Image (ImageScale) at the family's size (SD1.5
-512 px, SDXL 1024 px), named for the template browser ("SD1.5 - Prompt-to-Prompt edit"); the tests and
+model: the stock Load Checkpoint (or, for Qwen-Image, Load Diffusion Model, Load CLIP and Load VAE), Load Image
+and Scale Image to Total Pixels at the family's size (SD1.5 0.25 MP, the others 1 MP), named for the template browser ("SD1.5 - Prompt-to-Prompt edit"); the tests and
 the card pictures run them on the built-in models (the runner's ``builtin``, ``builtin_for`` and
 ``toy_overrides``).
 
@@ -61,6 +61,9 @@ QUICK_TOY_WORKFLOWS = {name: entry for module in _MODULES for name, entry in get
 CHECKPOINT_BUILTINS = {
     **{name: "toy-flow" for name in CHECKPOINT_WORKFLOWS if name.startswith("Flux - ")},
     **{name: "demo-sd3" for name in CHECKPOINT_WORKFLOWS if name.startswith("SD3 - ")},
+    # the Qwen-Image ones on the Demo Model's tiny random Qwen-Image (its MMDiT, Qwen2.5-VL text encoder with the real
+    # tokenizer, Wan 2.1 VAE: the mechanics; its pictures are noise)
+    **{name: "demo-qwen-image" for name in CHECKPOINT_WORKFLOWS if name.startswith("Qwen-Image - ")},
     # a technique's own (its workflows.py's CHECKPOINT_BUILTIN): the personalisation templates on the one-object world
     **{name: builtin for module in _MODULES for name, builtin in getattr(module, "CHECKPOINT_BUILTIN", {}).items()},
 }

@@ -36,7 +36,7 @@ STAGES = [
 ]
 
 # Stock nodes by stage; the pack's nodes by their menu category and name (below)
-_LOAD = {"CheckpointLoaderSimple", "InvertEditToyModel", "InvertEditDemoModel", "LoadImage", "ImageScale",
+_LOAD = {"CheckpointLoaderSimple", "UNETLoader", "CLIPLoader", "VAELoader", "ModelSamplingAuraFlow", "InvertEditToyModel", "InvertEditDemoModel", "LoadImage", "ImageScale",
          "ImageScaleToTotalPixels", "GetImageSize", "CLIPTextEncode", "PrimitiveStringMultiline", "PrimitiveString",
          "VAEEncode", "ModelSamplingFlux", "EmptyLatentImage", "SolidMask", "MaskComposite", "InvertEditLoadInversion",
          "ImageToMask", "GrowMask", "InvertImage"}
@@ -131,17 +131,20 @@ def template_doc_url(name: str) -> str:
 
 CHECKPOINT_LINE = ("**To run it**: choose your model (**Load Checkpoint**) and picture (**Load Image**), then write "
                    "the prompts.")
+FILES_LINE = ("**To run it**: choose your model's files (**Load Diffusion Model**, **Load CLIP**, **Load VAE**) and "
+              "picture (**Load Image**), then write the prompts.")
 TOY_LINE = ("Runs as it is on the built-in **Toy World Model**; for your own pictures open a template named for "
-            "your model (SD1.5, SDXL, Flux, SD3).")
+            "your model (SD1.5, SDXL, Flux, SD3, Qwen-Image).")
 
 
-def short_note(full: str, name: str, summary: str, on_checkpoint: bool, how: str = "") -> str:
+def short_note(full: str, name: str, summary: str, on_checkpoint: bool | str, how: str = "") -> str:
     """The canvas note: the full note's heading, what the technique does (its row's one sentence), how
-    to run it in one line (``how``, or the line for a checkpoint's or the toy model's templates), and a
-    link to the full text (``docs/templates/<name>.md``)."""
+    to run it in one line (``how``, or the line for a checkpoint's, a model of separate files'
+    (``on_checkpoint`` "files") or the toy model's templates), and a link to the full text
+    (``docs/templates/<name>.md``)."""
     lines = full.strip().split("\n")
     heading = lines[0] if lines and lines[0].startswith("#") else f"# {name}"
-    how = how or (CHECKPOINT_LINE if on_checkpoint else TOY_LINE)
+    how = how or (FILES_LINE if on_checkpoint == "files" else CHECKPOINT_LINE if on_checkpoint else TOY_LINE)
     return "\n\n".join([heading, summary, how, f"[Settings, papers and what to expect]({template_doc_url(name)})"])
 
 
@@ -174,7 +177,8 @@ def styled(spec: Mapping[str, Any], name: str, node_info: Callable[[str], Mappin
     for n in nodes:
         if n["type"] in ("MarkdownNote", "Note"):
             full = full or n.get("text", "")
-            on_checkpoint = any(m["type"] == "CheckpointLoaderSimple" for m in nodes)
+            on_checkpoint = "files" if any(m["type"] == "UNETLoader" for m in nodes) else \
+                any(m["type"] == "CheckpointLoaderSimple" for m in nodes)
             n["text"] = short_note(n.get("text", ""), name, summary, on_checkpoint, how)
             n["size"] = note_size(n["text"])
         else:

@@ -1,7 +1,7 @@
-"""The parts of the example workflows for the user's own checkpoint (SD1.5, SDXL, Flux.1, SD3): the
-families' files and sizes, the notes, the front (Load Checkpoint, the image at the family's size,
-the prompts), the flow families' sampling and strips, and the toy overrides that run them on the
-built-in models in the tests and for the cards. Plain data."""
+"""The parts of the example workflows for the user's own checkpoint (SD1.5, SDXL, Flux.1, SD3) or model files
+(Qwen-Image): the families' files and sizes, the notes, the front (Load Checkpoint, or Load Diffusion Model,
+Load CLIP and Load VAE; the image at the family's size, the prompts), the flow families' sampling and strips,
+and the toy overrides that run them on the built-in models in the tests and for the cards. Plain data."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -37,6 +37,18 @@ class Family:
     size: int       # the image side the family was trained at
     detail: str     # one line for the notes
     loaders: str = ""   # how to load the model from separate files instead, for the notes
+    # A family shipped as separate files only (Qwen-Image: no single checkpoint), loaded as ComfyUI's own
+    # example workflows load it: Load Diffusion Model (``unet``), Load CLIP (``clip`` of type ``clip_type``),
+    # Load VAE (``vae``); ``ckpt`` is then empty
+    unet: str = ""
+    clip: str = ""
+    clip_type: str = ""
+    vae: str = ""
+
+    @property
+    def separate(self) -> bool:
+        """Loaded from separate files (Load Diffusion Model, Load CLIP, Load VAE), not a checkpoint."""
+        return bool(self.unet)
 
 
 SD15 = Family("SD1.5", "v1-5-pruned-emaonly-fp16.safetensors", 512,
@@ -59,6 +71,26 @@ SD3 = Family("SD3", "sd3.5_medium_incl_clips_t5xxlfp8scaled.safetensors", 1024,
              "**Load Diffusion Model**, **TripleCLIPLoader** (clip_l, clip_g, t5xxl) and **Load VAE**")
 
 
+# Qwen-Image (Alibaba, 2025: a 20 B MMDiT on Qwen2.5-VL 7B's text, a Wan 2.1 VAE) as ComfyUI's own Qwen-Image
+# example workflows load it (the template browser's "Qwen-Image", Comfy-Org/Qwen-Image_ComfyUI's files). Its size:
+# 1 MP as the other flow families' templates (the model's base is 1328 x 1328, 1.68 MP: the note says so; KV-Edit's
+# cache grows with the pixels)
+QWEN = Family("Qwen-Image", "", 1024,
+              "ComfyUI's Qwen-Image files, Comfy-Org/Qwen-Image_ComfyUI: the diffusion model in fp8 or bf16, the "
+              "Qwen2.5-VL 7B text encoder, the VAE",
+              unet="qwen_image_fp8_e4m3fn.safetensors", clip="qwen_2.5_vl_7b_fp8_scaled.safetensors",
+              clip_type="qwen_image", vae="qwen_image_vae.safetensors")
+QWEN_BASE = 1328        # Qwen-Image's base image side (its 1:1 size; ComfyUI's example draws 1328 x 1328)
+# ModelSamplingAuraFlow's shift in ComfyUI's Qwen-Image examples (the host's default without the node: 1.15; the
+# diffusers pipeline's dynamic shift: exp(mu), 2.3 at 1328 x 1328 and 2.0 at 1 MP). The templates take the
+# examples' 3.1, the graph Qwen-Image users run: the same schedule a user's own Qwen-Image workflow samples with
+QWEN_SHIFT = 3.1
+QWEN_CFG = 4.0          # the diffusers pipeline's true_cfg_scale (Qwen-Image has no distilled guidance: CFGGuider)
+
+
+FAMILIES = (SD15, SDXL, FLUX, SD3, QWEN)
+
+
 PROMPTS_PLAIN = ("**Source prompt**: describe your image as it is. **Target prompt**: the same words with the "
                  "edit.")
 
@@ -74,24 +106,60 @@ def megapixels(family: Family) -> float:
     return family.size ** 2 / 1024 ** 2
 
 
+def clip_of(family: Family) -> tuple[str, str]:
+    """The node output that gives ``family``'s CLIP: Load Checkpoint's, or Load CLIP's (separate files)."""
+    return ("clip", "CLIP") if family.separate else ("model", "CLIP")
+
+
+def vae_of(family: Family) -> tuple[str, str]:
+    """The node output that gives ``family``'s VAE: Load Checkpoint's, or Load VAE's (separate files)."""
+    return ("vae", "VAE") if family.separate else ("model", "VAE")
+
+
+def _load_step(family: Family) -> str:
+    if family.separate:
+        return (f"1. **Load Diffusion Model**: choose your {family.name} model (`{family.unet}`, or the bf16 one); "
+                f"**Load CLIP**: its text encoder (`{family.clip}`, type {family.clip_type}); **Load VAE**: "
+                f"`{family.vae}`. They go in ComfyUI's models/diffusion_models, text_encoders and vae folders.\n")
+    return (f"1. **Load Checkpoint**: choose your {family.name} checkpoint"
+            + (f" (with separate files, replace it by {family.loaders}: their MODEL, CLIP and VAE go where "
+               f"its outputs went).\n" if family.loaders else ".\n"))
+
+
 def setup_note(family: Family, prompts: str) -> str:
+    size = (f"({megapixels(family):g} megapixels, as the other flow models' templates; {family.name}'s base is "
+            f"{QWEN_BASE}x{QWEN_BASE}, {QWEN_BASE ** 2 / 1024 ** 2:.2f} megapixels: set that for its own size)"
+            if family is QWEN else f"({megapixels(family):g} megapixels, {family.name}'s size)")
     return (
         f"**To run it on your model** ({family.name}: {family.detail}):\n\n"
-        f"1. **Load Checkpoint**: choose your {family.name} checkpoint"
-        + (f" (with separate files, replace it by {family.loaders}: their MODEL, CLIP and VAE go where "
-           f"its outputs went).\n" if family.loaders else ".\n") +
+        + _load_step(family) +
         f"2. **Load Image**: choose or upload your image (the workflow opens with ComfyUI's own `example.png`).\n"
         f"3. **Scale Image to Total Pixels** brings it to about {family.size}x{family.size} pixels in all "
-        f"({megapixels(family):g} megapixels, {family.name}'s size), keeping its shape.\n"
+        f"{size}, keeping its shape.\n"
         f"4. {prompts}\n")
 
 
+def model_loaders(family: Family) -> list[dict]:
+    """Load Checkpoint (node ``model``), or for a family of separate files Load Diffusion Model (``model``), Load
+    CLIP (``clip``) and Load VAE (``vae``) as ComfyUI's own examples of the family load them."""
+    if not family.separate:
+        return [{"key": "model", "type": "CheckpointLoaderSimple", "widgets": {"ckpt_name": family.ckpt},
+                 "title": f"Load Checkpoint ({family.name})"}]
+    return [
+        {"key": "model", "type": "UNETLoader", "widgets": {"unet_name": family.unet, "weight_dtype": "default"},
+         "title": f"Load Diffusion Model ({family.name})"},
+        {"key": "clip", "type": "CLIPLoader", "widgets": {"clip_name": family.clip, "type": family.clip_type,
+                                                          "device": "default"},
+         "title": f"Load CLIP ({family.name}'s text encoder)"},
+        {"key": "vae", "type": "VAELoader", "widgets": {"vae_name": family.vae}, "title": f"Load VAE ({family.name})"},
+    ]
+
+
 def _image_front(family: Family, intro: str) -> list[dict]:
-    """The note, Load Checkpoint, and Load Image brought to the family's size (node ``resize``)."""
+    """The note, the model's loader(s), and Load Image brought to the family's size (node ``resize``)."""
     return [
         {"key": "note", "type": "MarkdownNote", "text": intro},
-        {"key": "model", "type": "CheckpointLoaderSimple", "widgets": {"ckpt_name": family.ckpt},
-         "title": f"Load Checkpoint ({family.name})"},
+        *model_loaders(family),
         {"key": "image", "type": "LoadImage", "widgets": {"image": PHOTO}, "title": "Load Image (your image)"},
         {"key": "resize", "type": "ImageScaleToTotalPixels",
          "widgets": {"upscale_method": "lanczos", "megapixels": megapixels(family)},
@@ -138,39 +206,48 @@ P2P_SETTINGS = ("**Attention Inject** (Prompt-to-Prompt, replace) with PIE-Bench
 # their pipelines set it; tests/host/test_flow_edit.py compares them): SD3's "normal" is it exactly; Flux's
 # "simple" (after ModelSamplingFlux at the image's size) is it where the steps divide 1000, else within
 # 1/1000 of the schedule's time.
-SCHEDULES = {"Flux": "simple", "SD3": "normal"}
+# Qwen-Image's "simple" after ModelSamplingAuraFlow: ComfyUI's Qwen-Image examples' (KSampler, euler, simple).
+SCHEDULES = {"Flux": "simple", "SD3": "normal", "Qwen-Image": "simple"}
 
 
 def flow_front(family: Family, intro: str, source: bool = True) -> list[dict]:
-    """Load Checkpoint, the image at the family's size and its latent, the prompts (source, target and,
-    for SD3, the empty negative), and for Flux ModelSamplingFlux at the image's size (node ``shift``)."""
+    """The model's loader(s), the image at the family's size and its latent, the prompts (source, target and,
+    for SD3 and Qwen-Image, the empty negative), and the model's shift (node ``shift``): for Flux
+    ModelSamplingFlux at the image's size, for Qwen-Image ModelSamplingAuraFlow at ``QWEN_SHIFT``."""
+    clip = clip_of(family)
     nodes = _image_front(family, intro) + [
-        {"key": "encode", "type": "VAEEncode", "inputs": {"pixels": ("resize", "IMAGE"), "vae": ("model", "VAE")}},
+        {"key": "encode", "type": "VAEEncode", "inputs": {"pixels": ("resize", "IMAGE"), "vae": vae_of(family)}},
         {"key": "target", "type": "CLIPTextEncode", "widgets": {"text": PHOTO_TARGET},
-         "inputs": {"clip": ("model", "CLIP")}, "title": "Target prompt"},
+         "inputs": {"clip": clip}, "title": "Target prompt"},
     ]
     if source:
         nodes.append({"key": "prompt", "type": "CLIPTextEncode", "widgets": {"text": PHOTO_SOURCE},
-                      "inputs": {"clip": ("model", "CLIP")}, "title": "Source prompt"})
+                      "inputs": {"clip": clip}, "title": "Source prompt"})
     if family is FLUX:
         nodes += [{"key": "image_size", "type": "GetImageSize", "inputs": {"image": ("resize", "IMAGE")}},
                   {"key": "shift", "type": "ModelSamplingFlux", "widgets": {"max_shift": 1.15, "base_shift": 0.5},
                    "inputs": {"model": ("model", "MODEL"), "width": ("image_size", "width"),
                               "height": ("image_size", "height")}, "title": "ModelSamplingFlux (the image's size)"}]
     else:
+        if family is QWEN:
+            nodes.append({"key": "shift", "type": "ModelSamplingAuraFlow", "widgets": {"shift": QWEN_SHIFT},
+                          "inputs": {"model": ("model", "MODEL")},
+                          "title": "ModelSamplingAuraFlow (Qwen-Image's shift)"})
         nodes.append({"key": "empty", "type": "CLIPTextEncode", "widgets": {"text": ""},
-                      "inputs": {"clip": ("model", "CLIP")}, "title": "Negative prompt (empty)"})
+                      "inputs": {"clip": clip}, "title": "Negative prompt (empty)"})
     return nodes
 
 
 def flow_model(family: Family) -> tuple:
-    return ("shift", "MODEL") if family is FLUX else ("model", "MODEL")
+    """The MODEL the flow nodes take: after the family's shift node where the front adds one (Flux, Qwen-Image)."""
+    return ("shift", "MODEL") if family in (FLUX, QWEN) else ("model", "MODEL")
 
 
 def flow_sample(family: Family, key: str, model: tuple, conditioning: tuple, guidance: float, noise: tuple,
                 sigmas: tuple, sampler: tuple, title: str) -> list[dict]:
     """SamplerCustomAdvanced of ``conditioning`` from ``noise`` with the image's latent, then VAE Decode:
-    Flux with FluxGuidance ``guidance`` and BasicGuider, SD3 with CFGGuider at cfg ``guidance``."""
+    Flux with FluxGuidance ``guidance`` and BasicGuider, SD3 and Qwen-Image with CFGGuider at cfg ``guidance``
+    and the empty negative."""
     if family is FLUX:
         nodes = [{"key": f"{key}_guidance", "type": "FluxGuidance", "widgets": {"guidance": guidance},
                   "inputs": {"conditioning": conditioning}},
@@ -183,7 +260,7 @@ def flow_sample(family: Family, key: str, model: tuple, conditioning: tuple, gui
         {"key": key, "type": "SamplerCustomAdvanced", "title": title,
          "inputs": {"noise": noise, "guider": (f"{key}_guider", "GUIDER"), "sampler": sampler, "sigmas": sigmas,
                     "latent_image": ("encode", "LATENT")}},
-        {"key": f"{key}_decode", "type": "VAEDecode", "inputs": {"samples": (key, 0), "vae": ("model", "VAE")}},
+        {"key": f"{key}_decode", "type": "VAEDecode", "inputs": {"samples": (key, 0), "vae": vae_of(family)}},
     ]
 
 

@@ -24,7 +24,8 @@ whose rows do not fill 256-value blocks falls back to Q5_0 (``FALLBACK``): on th
 matrices are Q4_K and 36 Q5_0.
 
 The workflow is the one ``test_workflow_runs_headless`` runs (the toy flow DiT for Flux, the tiny
-SD3), cut like the half-precision lane's (``test_half_precision.lane_prompt``), with every input that
+SD3, the tiny Qwen-Image: its GGUF files by convert.py with the Qwen-Image template it lacks,
+``add_qwen_image_template``), cut like the half-precision lane's (``test_half_precision.lane_prompt``), with every input that
 took the built-in loader's MODEL taken from ComfyUI-GGUF's "Unet Loader (GGUF)" instead. The host's
 model detection reads a Flux file's head width as 128 (every real Flux); the tiny models' heads are
 narrower, so while the lane runs ``detect_unet_config`` answers with the tiny model's own config for
@@ -67,9 +68,28 @@ FALLBACK = {"Q4_K": "Q5_0"}
 PSNR_MIN = {"GGUF Q8_0": 35.0, "GGUF Q4_0": 15.0, "GGUF Q4_K": 18.0, "scaled fp8": 20.0, "fp8 e5m2": 18.0}
 MASK_FLIPS_MAX = {"GGUF Q8_0": 0.02, "GGUF Q4_0": 0.05, "GGUF Q4_K": 0.05, "scaled fp8": 0.02, "fp8 e5m2": 0.05}
 E4M3_MAX = 448.0
-# The Flux and SD3 workflows. ComfyUI-GGUF's convert.py cannot convert the toy or tiny SD UNets (it recognises an SD1
-# or SDXL UNet by blocks a full-depth one has, input_blocks.9 and the like: "Unknown model architecture!").
-LANE_FILES = [p for p in CHECKPOINT_FILES if p.stem.startswith(("Flux - ", "SD3 - "))]
+# The Flux, SD3 and Qwen-Image workflows. ComfyUI-GGUF's convert.py cannot convert the toy or tiny SD UNets (it
+# recognises an SD1 or SDXL UNet by blocks a full-depth one has, input_blocks.9 and the like: "Unknown model
+# architecture!").
+LANE_FILES = [p for p in CHECKPOINT_FILES if p.stem.startswith(("Flux - ", "SD3 - ", "Qwen-Image - "))]
+
+
+# Qwen-Image in ComfyUI-GGUF: its loader takes the architecture (loader.py's IMG_ARCH_LIST lists "qwen_image", the
+# name the Qwen-Image GGUF files carry), but its tools/convert.py has no template for it: a Qwen-Image state dict's
+# keys (transformer_blocks.0.attn.norm_added_k, add_q_proj) read as Flux's and SD3's diffusers format, which it refuses
+# ("Model architecture not allowed for conversion"). The lane adds the template convert.py lacks, in its own
+# terms (a ``ModelTemplate`` named by the keys only Qwen-Image has, first in its ``arch_list``); the conversion
+# itself, its dtypes and the files are convert.py's.
+QWEN_IMAGE_KEYS = ("transformer_blocks.0.img_mod.1.weight", "txt_norm.weight", "img_in.weight")
+
+
+def add_qwen_image_template(convert) -> None:
+    """``convert`` (ComfyUI-GGUF's tools/convert.py, loaded) recognising a Qwen-Image diffusion model as
+    arch "qwen_image" (what its loader reads), where it does not already."""
+    if any(t.arch == "qwen_image" for t in convert.arch_list):
+        return
+    template = type("ModelQwenImage", (convert.ModelTemplate,), {"arch": "qwen_image", "keys_detect": [QWEN_IMAGE_KEYS]})
+    convert.arch_list.insert(0, template)
 
 
 def quantise(src, dst, kind: str) -> int:
@@ -260,6 +280,7 @@ def _load_gguf(host, reference_copy, tmp_path_factory):
     spec = importlib.util.spec_from_file_location("comfyui_gguf_convert", copy / "tools" / "convert.py")
     convert = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(convert)
+    add_qwen_image_template(convert)
     return convert, None
 
 
@@ -377,6 +398,26 @@ def test_gguf_model_fingerprint_reads_no_placeholder(host, lane_files, skip_loud
             assert after == before
     plain = fingerprint.model_fingerprint(lane_files.model("toy-flow"))["weights"]
     assert len({*seen.values(), plain}) == len(QUANTS) + 1
+
+
+def test_qwen_image_gguf_is_comfyui_ggufs_qwen_image(host, lane_files, skip_loudly):
+    """The lane's Qwen-Image GGUF files carry the architecture ComfyUI-GGUF's loader lists ("qwen_image"), and its
+    Unet Loader (GGUF) gives the host's Qwen-Image with quantised layers (Q8_0 blocks where the rows fill them):
+    the Qwen-Image workflows' figures are those of a GGUF Qwen-Image, as the loader runs one."""
+    import comfy.model_base
+    import gguf
+
+    if lane_files.convert is None:
+        skip_loudly(f"quantised lane, Qwen-Image GGUF: {lane_files.gguf_absent}")
+    name = lane_files.file("demo-qwen-image", "GGUF Q8_0")
+    reader = gguf.GGUFReader(str(lane_files.folder / name))
+    field = reader.fields["general.architecture"]
+    assert str(bytes(field.parts[field.data[0]]), "utf-8") == "qwen_image"
+    assert {t.tensor_type for t in reader.tensors} >= {gguf.GGMLQuantizationType.Q8_0}
+    with tiny_detection(lane_files.known):
+        model = host.nodes.NODE_CLASS_MAPPINGS["UnetLoaderGGUF"]().load_unet(name)[0]
+    assert isinstance(model.model, comfy.model_base.QwenImage)
+    assert host.pack.hostkit.quantised.quantised_layers(model)
 
 
 def test_the_lane_loads_what_it_says(host, lane_files):

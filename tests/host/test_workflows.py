@@ -28,11 +28,13 @@ WORKFLOWS = REPO / "example_workflows"
 WORKFLOW_FILES = sorted(WORKFLOWS.glob("*.json"))
 MAIN_WORKFLOW = WORKFLOWS / "Start here - Invert and edit.json"
 CHECKPOINT_LOADER = "CheckpointLoaderSimple"
+UNET_LOADER = "UNETLoader"   # Load Diffusion Model: the Qwen-Image templates load the model's files separately
 
 
 def _on_checkpoint(path: Path) -> bool:
-    """Built on the stock Load Checkpoint (for the user's model), not on a built-in model."""
-    return any(n.get("type") == CHECKPOINT_LOADER for n in json.loads(path.read_text(encoding="utf-8"))["nodes"])
+    """Built on the stock Load Checkpoint or Load Diffusion Model (for the user's model), not on a built-in model."""
+    return any(n.get("type") in (CHECKPOINT_LOADER, UNET_LOADER)
+               for n in json.loads(path.read_text(encoding="utf-8"))["nodes"])
 
 
 CHECKPOINT_FILES = [p for p in WORKFLOW_FILES if _on_checkpoint(p)]
@@ -444,7 +446,7 @@ def headless_prompt(path: Path, workflow: dict, host, runner) -> tuple[dict, int
         return runner.prepare_prompt(workflow, overrides=overrides, host=host), None, True, None
     builtin = make_workflows.builtin_for(path.stem)
     prompt = runner.prepare_prompt(workflow, builtin=builtin, overrides=overrides, host=host)
-    assert not [v for v in prompt.values() if v["class_type"] == CHECKPOINT_LOADER]
+    assert not [v for v in prompt.values() if v["class_type"] in runner.MODEL_LOADERS]
     return prompt, runner.BUILTIN_SWAPS[builtin].size, not builtin.startswith("demo-"), builtin
 
 
@@ -488,9 +490,10 @@ def test_sdxl_workflow_runs_on_the_sdxl_layout(path, host, runner):
 
 
 def test_checkpoint_workflows_are_set_for_their_family(host, runner, tmp_path):
-    """As shipped (no swap): Load Checkpoint, Load Image of the host's own example.png, Upscale
-    Image to the family's size, a note, the techniques' settings; and the host accepts the graph
-    once a checkpoint of that name exists."""
+    """As shipped (no swap): Load Checkpoint (Qwen-Image: Load Diffusion Model, Load CLIP and Load VAE of
+    ComfyUI's Qwen-Image files, ModelSamplingAuraFlow at its examples' shift), Load Image of the host's own
+    example.png, Upscale Image to the family's size, a note, the techniques' settings; and the host accepts the
+    graph once a checkpoint (the model's files) of that name exists."""
     from workshop import make_workflows
 
     assert {p.stem for p in CHECKPOINT_FILES} == set(make_workflows.CHECKPOINT_WORKFLOWS)
@@ -504,20 +507,38 @@ def test_checkpoint_workflows_are_set_for_their_family(host, runner, tmp_path):
     ckpt = tmp_path / "ckpts" / "users-model.safetensors"
     ckpt.parent.mkdir()
     ckpt.write_bytes(b"not loaded: the prompt is only validated")
+    qwen = families.QWEN
+    assert {f"Qwen-Image - {t}" for t in ("FlowEdit", "Prompt-to-Prompt edit", "KV-Edit")} <= names
+    _model_files(tmp_path, {"diffusion_models": qwen.unet, "text_encoders": qwen.clip, "vae": qwen.vae})
     for path in CHECKPOINT_FILES:
         workflow = json.loads(path.read_text(encoding="utf-8"))
         size = 512 if path.name.startswith("SD1.5") else 1024
-        assert path.name.startswith(("SD1.5 - ", "SDXL - ", "Flux - ", "SD3 - "))
-        assert any(n["type"] in ("MarkdownNote", "Note") and "Load Checkpoint" in n["widgets_values"][0]
-                   for n in workflow["nodes"]), f"{path.name}: no note on what to set"
+        assert path.name.startswith(("SD1.5 - ", "SDXL - ", "Flux - ", "SD3 - ", "Qwen-Image - "))
+        separate = path.name.startswith("Qwen-Image - ")
+        assert any(n["type"] in ("MarkdownNote", "Note") and ("Load Diffusion Model" if separate else "Load Checkpoint")
+                   in n["widgets_values"][0] for n in workflow["nodes"]), f"{path.name}: no note on what to set"
         prompt = runner.prepare_prompt(workflow, host=host)
         by_type: dict = {}
         for node in prompt.values():
             by_type.setdefault(node["class_type"], []).append(node["inputs"])
-        (loader,) = by_type[CHECKPOINT_LOADER]
-        family = next(f for f in (families.SD15, families.SDXL, families.FLUX, families.SD3)
-                      if path.name.startswith(f"{f.name} - "))
-        assert loader["ckpt_name"] == family.ckpt
+        family = next(f for f in families.FAMILIES if path.name.startswith(f"{f.name} - "))
+        if separate:   # as ComfyUI's own Qwen-Image examples load it and sample it
+            assert CHECKPOINT_LOADER not in by_type
+            assert by_type[UNET_LOADER] == [{"unet_name": "qwen_image_fp8_e4m3fn.safetensors", "weight_dtype": "default"}]
+            assert by_type["CLIPLoader"] == [{"clip_name": "qwen_2.5_vl_7b_fp8_scaled.safetensors", "type": "qwen_image",
+                                              "device": "default"}]
+            assert by_type["VAELoader"] == [{"vae_name": "qwen_image_vae.safetensors"}]
+            (shift,) = by_type["ModelSamplingAuraFlow"]
+            assert shift["shift"] == families.QWEN_SHIFT == 3.1
+            # true cfg with the empty negative: Qwen-Image has no distilled guidance (FlowEdit: its own guider, below)
+            guiders = by_type.get("CFGGuider", [])
+            assert (guiders or "FlowEdit" in path.name) and "FluxGuidance" not in by_type and "BasicGuider" not in by_type
+            assert all(g["cfg"] == families.QWEN_CFG == 4.0 for g in guiders)
+            empty = {k for k, v in prompt.items() if v["class_type"] == "CLIPTextEncode" and v["inputs"]["text"] == ""}
+            assert all(g["negative"][0] in empty for g in guiders)
+        else:
+            (loader,) = by_type[CHECKPOINT_LOADER]
+            assert loader["ckpt_name"] == family.ckpt
         if set(by_type) & set(PERSONALISING):
             _check_personalisation_template(path, by_type, size)
         else:
@@ -528,7 +549,7 @@ def test_checkpoint_workflows_are_set_for_their_family(host, runner, tmp_path):
             assert "VAEEncode" in by_type
         for inputs in by_type.get("KSamplerAdvanced", []) + by_type.get("InvertEditDDIMInvert", []):
             assert inputs["steps"] == 50
-        if "Prompt-to-Prompt" in path.name and family in (families.FLUX, families.SD3):
+        if "Prompt-to-Prompt" in path.name and family in (families.FLUX, families.SD3, families.QWEN):
             (inject,) = by_type["InvertEditJointAttentionInject"]   # the paper's fractions on joint attention
             assert (inject["mode"], inject["cross_replace"], inject["self_replace"]) == ("replace", 0.8, 0.4)
             assert inject["blend_source_words"] and inject["blend_target_words"]
@@ -550,13 +571,30 @@ def test_checkpoint_workflows_are_set_for_their_family(host, runner, tmp_path):
             (schedule,) = by_type["BasicScheduler"]
             flux = family is families.FLUX
             assert (schedule["steps"], edit["n_max"], edit["source_guidance"], edit["target_guidance"]) == (
-                (28, 24, 1.5, 5.5) if flux else (50, 33, 3.5, 13.5))
+                (28, 24, 1.5, 5.5) if flux else (50, 33, 2.0, 7.5) if separate else (50, 33, 3.5, 13.5))
             assert ("ModelSamplingFlux" in by_type) == flux and ("negative" in edit) == (not flux)
             assert by_type["KSamplerSelect"] == [{"sampler_name": "euler"}]
-        # the user's graph, with a checkpoint and an image of theirs, passes the host's validation
-        valid, error, _, node_errors = _validate(host, runner.prepare_prompt(workflow, ckpt=ckpt, image=runner.SAMPLE_IMAGE,
-                                                                             host=host))
+        if "KV-Edit" in path.name:   # the mask painted on Load Image, the cache offloaded as the authors' code does
+            assert by_type["InvertEditKVEdit"][0]["skip_steps"] == 4
+            assert by_type["InvertEditFlowInvert"][0]["keep_keys_values"] is True
+            assert by_type["InvertEditFlowInvert"][0]["keep_values_on"] == "cpu"
+        # the user's graph, with a checkpoint (the model's files) and an image of theirs, passes the host's validation
+        users = runner.prepare_prompt(workflow, image=runner.SAMPLE_IMAGE, host=host) if separate else \
+            runner.prepare_prompt(workflow, ckpt=ckpt, image=runner.SAMPLE_IMAGE, host=host)
+        valid, error, _, node_errors = _validate(host, users)
         assert valid and not node_errors, (path.name, error, node_errors)
+
+
+def _model_files(tmp_path, files: dict[str, str]) -> None:
+    """Empty files of these names (folder kind: name) in new model folders of those kinds (added first): the
+    prompt is only validated, not loaded."""
+    import folder_paths
+
+    for kind, name in files.items():
+        folder = tmp_path / kind
+        folder.mkdir(exist_ok=True)
+        (folder / name).write_bytes(b"not loaded: the prompt is only validated")
+        folder_paths.add_model_folder_path(kind, str(folder), is_default=True)
 
 
 # The personalisation templates' training nodes with their papers' settings (diffusers' train_dreambooth_lora.py,
@@ -707,6 +745,33 @@ def test_builtin_replaces_load_checkpoint(host, runner):
         runner.prepare_prompt(workflow, builtin="toy", ckpt="x.safetensors", host=host)
     with pytest.raises(runner.WorkflowError, match="not a built-in model; use one of toy"):
         runner.prepare_prompt(workflow, builtin="sd15", host=host)
+
+
+def test_builtin_replaces_the_separate_loaders(host, runner):
+    """builtin= on a template that loads the model's files separately (Qwen-Image: Load Diffusion Model, Load CLIP,
+    Load VAE): one built-in model in the Load Diffusion Model's place (its id, MODEL slot 0), every link from Load
+    CLIP taken to its CLIP (slot 1) and from Load VAE to its VAE (slot 2), those loaders gone; the rest unchanged.
+    Without a Load Diffusion Model to stand in for, the swap is refused."""
+    workflow = json.loads((WORKFLOWS / "Qwen-Image - FlowEdit.json").read_text(encoding="utf-8"))
+    plain = runner.prepare_prompt(workflow, image=runner.SAMPLE_IMAGE, host=host)
+    ids = {kind: [k for k, v in plain.items() if v["class_type"] == kind] for kind in (UNET_LOADER, "CLIPLoader", "VAELoader")}
+    assert all(len(v) == 1 for v in ids.values()), ids
+    (unet,), (clip,), (vae,) = ids.values()
+    prompt = runner.prepare_prompt(workflow, builtin="demo-qwen-image", host=host)
+    assert prompt[unet]["class_type"] == runner.DEMO_MODEL and prompt[unet]["inputs"] == {"family": "qwen-image", "seed": 0}
+    assert clip not in prompt and vae not in prompt
+    links = {(k, name): v for k, node in prompt.items() for name, v in node["inputs"].items() if isinstance(v, list)}
+    for (key, name), value in links.items():
+        before = plain[key]["inputs"][name]
+        if before[0] in (clip, vae):
+            assert value == [unet, {clip: 1, vae: 2}[before[0]]], (key, name, value)
+        else:
+            assert value == before
+    assert {tuple(v) for v in links.values() if v[0] == unet} == {(unet, 0), (unet, 1), (unet, 2)}
+    assert _validate(host, prompt)[0]
+    with pytest.raises(runner.WorkflowError, match="need one Load Diffusion Model or Load Checkpoint"):
+        runner._swap_in_builtin({"1": {"class_type": "CLIPLoader", "inputs": {}},
+                                 "2": {"class_type": "VAELoader", "inputs": {}}}, "demo-qwen-image")
 
 
 def _validate(host, prompt):

@@ -47,10 +47,29 @@ def test_template_reads_as_an_artist_needs(path):
     assert len(typed) == len(set(typed)), f"typed twice: {sorted(t for t in set(typed) if typed.count(t) > 1)}"
     edits_your_picture = any("Invert" in n["type"].removeprefix("InvertEdit") or n["type"] == "InvertEditFlowEdit"
                              for n in nodes)
-    if edits_your_picture and any(n["type"] == "CheckpointLoaderSimple" for n in nodes):   # it keeps its shape
+    if edits_your_picture and any(n["type"] in ("CheckpointLoaderSimple", "UNETLoader") for n in nodes):   # its shape kept
         # (the personalisation templates square their training photos: the trainers' crops)
         assert "ImageScale" not in [n["type"] for n in nodes]
         assert [n["type"] for n in nodes].count("ImageScaleToTotalPixels") == 1
+
+
+def test_templates_on_separate_files_say_so():
+    """A template for a model shipped as separate files (Qwen-Image: Load Diffusion Model, Load CLIP, Load VAE, as
+    ComfyUI's own examples load it) tells the artist to choose those three, not a checkpoint, and every node that
+    takes its CLIP or VAE takes the loader's."""
+    separate = [p for p in FILES if any(n["type"] == "UNETLoader" for n in _load(p)["nodes"])]
+    assert {p.stem for p in separate} >= {"Qwen-Image - FlowEdit", "Qwen-Image - Prompt-to-Prompt edit", "Qwen-Image - KV-Edit"}
+    for path in separate:
+        wf = _load(path)
+        types = [n["type"] for n in wf["nodes"]]
+        assert "CheckpointLoaderSimple" not in types and types.count("CLIPLoader") == types.count("VAELoader") == 1
+        (note,) = [n["widgets_values"][0] for n in wf["nodes"] if n["type"] == "MarkdownNote"]
+        assert "**Load Diffusion Model**, **Load CLIP**, **Load VAE**" in note and "Load Checkpoint" not in note
+        by_id = {n["id"]: n for n in wf["nodes"]}
+        for link in wf["links"]:
+            _, source, _, _, _, kind = link
+            if kind in ("CLIP", "VAE"):
+                assert by_id[source]["type"] == {"CLIP": "CLIPLoader", "VAE": "VAELoader"}[kind], (path.stem, link)
 
 
 def test_one_save_keeps_the_result_and_previews_the_rest():

@@ -63,6 +63,12 @@ DEMO_MODEL = "InvertEditDemoModel"  # the pack's random-weight tiny model loader
 TOY_MODEL = "InvertEditToyModel"    # the pack's trained toy-world model loader (MODEL, CLIP, VAE)
 BUILTIN_MODELS = (TOY_MODEL, DEMO_MODEL)
 CHECKPOINT_LOADER = "CheckpointLoaderSimple"  # the stock loader: MODEL, CLIP, VAE in the same slots
+UNET_LOADER = "UNETLoader"                    # the stock Load Diffusion Model (MODEL): a family shipped as separate files
+#: The stock loaders a template for the user's own model starts from, and which of a built-in model's outputs
+#: (MODEL 0, CLIP 1, VAE 2) each one's outputs are: Load Checkpoint all three; a family shipped as separate files
+#: (Qwen-Image, as ComfyUI's own examples load it) Load Diffusion Model, Load CLIP and Load VAE one each
+MODEL_LOADERS = {CHECKPOINT_LOADER: (0, 1, 2), UNET_LOADER: (0,), "CLIPLoader": (1,), "DualCLIPLoader": (1,),
+                 "TripleCLIPLoader": (1,), "VAELoader": (2,)}
 IMAGE_SCALE = "ImageScale"                    # the stock Upscale Image (width, height)
 TOTAL_PIXELS = "ImageScaleToTotalPixels"      # the stock Scale Image to Total Pixels: the checkpoint workflows' size
 FLUX_SHIFT = "ModelSamplingFlux"              # the stock Flux shift, set at the image's size
@@ -90,7 +96,7 @@ BUILTIN_SWAPS = {   # ``builtin=``; the demo models take any size and draw noise
     **{f"demo-{family}": Builtin(DEMO_MODEL, {"family": family, "seed": 0},
                                  f"Demo Model {family} (in place of Load Checkpoint)", WORLDS[WORLD_1].size,
                                  _sample(WORLD_1))
-       for family in ("sd1", "sd2-v", "sdxl", "flux-dev", "flux-schnell", "sd3")},
+       for family in ("sd1", "sd2-v", "sdxl", "flux-dev", "flux-schnell", "sd3", "qwen-image")},
 }
 
 log = logging.getLogger("invertedit.runner")
@@ -239,9 +245,11 @@ def prepare_prompt(workflow: Mapping[str, Any], *, image: str | Path | None = No
       CheckpointLoaderSimple already in the workflow loads it.
     - ``builtin`` (the reverse: a key of ``BUILTIN_SWAPS``: ``"toy"`` (two objects, 512 px),
       ``"toy-one-object"`` (128 px), ``"toy-flow"`` (the flow DiT, 256 px), ``"demo-sd1"``, ``"demo-sd2-v"``, ``"demo-sdxl"``, ``"demo-flux-dev"``,
-      ``"demo-flux-schnell"``, ``"demo-sd3"``): every
+      ``"demo-flux-schnell"``, ``"demo-sd3"``, ``"demo-qwen-image"``): every
       ``CheckpointLoaderSimple`` becomes the pack's Toy World Model (or Demo Model of that family),
-      same node id and MODEL, CLIP, VAE slots; every stock Upscale Image (``ImageScale``) or Scale
+      same node id and MODEL, CLIP, VAE slots; a template on separate files (Load Diffusion Model,
+      Load CLIP, Load VAE: ``MODEL_LOADERS``) gets one built-in model in its Load Diffusion Model's
+      place, whose CLIP and VAE the other loaders' links take; every stock Upscale Image (``ImageScale``) or Scale
       Image to Total Pixels makes
       the built-in model's image size; and without ``image`` every LoadImage loads the bundled
       sample that model knows. Prompts and steps are left alone (``overrides``).
@@ -335,15 +343,29 @@ def _paint_masks(prompt: dict[str, dict[str, Any]], input_dir: Path) -> None:
 
 
 def _swap_in_builtin(prompt: dict[str, dict[str, Any]], builtin: str) -> None:
-    """Replace every Load Checkpoint by the built-in model ``builtin`` (same id and output slots)
-    and set every Upscale Image, Scale Image to Total Pixels, and every ModelSamplingFlux (the shift of
-    the image's size) whose size is not linked, to the built-in models' image size."""
+    """Replace every Load Checkpoint by the built-in model ``builtin`` (same id and output slots), and the
+    separate loaders of a model shipped as files (``MODEL_LOADERS``: Load Diffusion Model, Load CLIP, Load VAE)
+    by one built-in model in the Load Diffusion Model's place, the links from the others taken to its CLIP
+    and VAE; and set every Upscale Image, Scale Image to Total Pixels, and every ModelSamplingFlux (the shift
+    of the image's size) whose size is not linked, to the built-in models' image size."""
     class_type, widgets, title, size, _ = BUILTIN_SWAPS[builtin]
-    targets = [k for k, v in prompt.items() if v["class_type"] == CHECKPOINT_LOADER]
-    if not targets:
-        raise WorkflowError(f"--builtin was given but the workflow has no {CHECKPOINT_LOADER} (Load Checkpoint) node")
-    for key in targets:
+    loaders = {k: v["class_type"] for k, v in prompt.items() if v["class_type"] in MODEL_LOADERS}
+    if not loaders:
+        raise WorkflowError(f"--builtin was given but the workflow has no {CHECKPOINT_LOADER} (Load Checkpoint) or "
+                            f"{UNET_LOADER} (Load Diffusion Model) node")
+    models = [k for k, kind in loaders.items() if 0 in MODEL_LOADERS[kind]]
+    parts = [k for k in loaders if k not in models]   # Load CLIP, Load VAE: their outputs come from the built-in model
+    if parts and len(models) != 1:
+        raise WorkflowError(f"--builtin: the workflow's separate loaders ({', '.join(loaders[k] for k in parts)}) need "
+                            f"one Load Diffusion Model or Load Checkpoint to stand in for, not {len(models)}")
+    for key in models:
         prompt[key] = {"class_type": class_type, "inputs": dict(widgets), "_meta": {"title": title}}
+    for key in parts:
+        slots = MODEL_LOADERS[prompt.pop(key)["class_type"]]
+        for node in prompt.values():
+            for name, value in node["inputs"].items():
+                if isinstance(value, list) and len(value) == 2 and value[0] == key:
+                    node["inputs"][name] = [models[0], slots[value[1]]]
     for node in prompt.values():
         if node["class_type"] in (IMAGE_SCALE, FLUX_SHIFT):
             for name in ("width", "height"):

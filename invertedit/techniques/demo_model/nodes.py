@@ -1,5 +1,5 @@
-"""Demo Model node: a tiny seeded random-weight SD1 / SD2-v / SDXL / Flux.1 dev / Flux.1 schnell / SD3
-model for testing.
+"""Demo Model node: a tiny seeded random-weight SD1 / SD2-v / SDXL / Flux.1 dev / Flux.1 schnell / SD3 /
+Qwen-Image model for testing.
 
 It lets every workflow of the pack run without downloading a checkpoint. The weights are
 random, so the images it makes are noise: it tests mechanics, not quality.
@@ -16,7 +16,9 @@ _DESCRIPTION = (
     "built from ComfyUI's own SD1 / SD2 v-prediction / SDXL classes, shrunk to a few MB), or a tiny "
     "flow-matching model: Flux.1 dev (with guidance embedding: use FluxGuidance, cfg 1), Flux.1 schnell "
     "or SD3 (MMDiT, clip_l + clip_g text encoders without T5), each with a 16-channel VAE (use "
-    "EmptySD3LatentImage for their empty latents). "
+    "EmptySD3LatentImage for their empty latents), or Qwen-Image (its MMDiT with 2 joint blocks, a 2-layer "
+    "Qwen2.5-VL text encoder with the real tokenizer, a small Wan 2.1 VAE: 16-channel latents with a frame axis; "
+    "sample it with true cfg, it has no distilled guidance). "
     "It exists to test this pack's mechanics and to run its workflows without downloading a "
     "checkpoint; it cannot make real images (its outputs are structured noise). "
     "Use a real checkpoint loader for actual editing."
@@ -42,7 +44,8 @@ class DemoModel(io.ComfyNode):
                              "(SD2.x, v prediction), sdxl (SDXL, two text encoders + pooled), "
                              "flux-dev (Flux.1 dev: rectified flow, guidance embedding), flux-schnell "
                              "(Flux.1 schnell: rectified flow, no guidance), sd3 (SD3 MMDiT: rectified "
-                             "flow, shift 3). The flow models use 16-channel latents. "
+                             "flow, shift 3), qwen-image (Qwen-Image's MMDiT on Qwen2.5-VL text, Wan 2.1 VAE: "
+                             "rectified flow, true cfg). The flow models use 16-channel latents. "
                              "Random weights, for testing only: not for real images."),
                 ),
                 io.Int.Input(
@@ -58,7 +61,7 @@ class DemoModel(io.ComfyNode):
                 io.Model.Output(tooltip="Tiny random-weight diffusion model (testing only)."),
                 io.Clip.Output(tooltip="Tiny random-weight text encoder (testing only)."),
                 io.Vae.Output(tooltip=("Tiny random-weight VAE, 8x downscale, 4 latent channels (16 for "
-                                       "flux-dev, flux-schnell and sd3) (testing only).")),
+                                       "flux-dev, flux-schnell, sd3 and qwen-image) (testing only).")),
             ],
         )
 

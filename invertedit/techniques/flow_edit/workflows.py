@@ -2,24 +2,38 @@
 ``python -m workshop.make_workflows`` writes them."""
 from __future__ import annotations
 
-from ...workflows.checkpoint import (FLUX, Family, PROMPTS_PLAIN, SCHEDULES, SD3, TOY_FLOW, flow_front, flow_model, setup_note, strip)
+from ...workflows.checkpoint import (FLUX, QWEN, QWEN_CFG, QWEN_SHIFT, Family, PROMPTS_PLAIN, SCHEDULES, SD3, TOY_FLOW,
+                                     flow_front, flow_model, setup_note, strip, vae_of)
+
+# FlowEdit on Qwen-Image: the authors give settings for Flux and SD3 only (FLUX_exp.yaml, SD3_exp.yaml). Qwen-Image
+# is, like SD3, an MMDiT sampled with true classifier-free guidance and an empty negative: SD3's steps and n_max,
+# and the two guidances at SD3's ratio to its usual cfg (3.5 and 13.5 against 7: half and about twice) taken to
+# Qwen-Image's usual cfg (QWEN_CFG, the diffusers pipeline's 4.0)
+QWEN_FLOWEDIT = {"steps": 50, "n_max": 33, "source": QWEN_CFG / 2, "target": 7.5, "seed": 42}
 
 
 def _flow_edit(family: Family, steps: int, n_max: int, source: float, target: float, seed: int) -> dict:
-    """FlowEdit with the authors' settings for ``family`` (fallenshock/FlowEdit's FLUX_exp.yaml / SD3_exp.yaml)."""
-    flux = family is FLUX
+    """FlowEdit with the authors' settings for ``family`` (fallenshock/FlowEdit's FLUX_exp.yaml / SD3_exp.yaml;
+    Qwen-Image: ``QWEN_FLOWEDIT``, from SD3's)."""
+    flux, qwen = family is FLUX, family is QWEN
     guidance = ("Flux's distilled guidance of each prompt" if flux else
                 "each prompt's classifier-free guidance scale, with the empty negative")
+    settings = (f"The authors' settings for {family.name}" if not qwen else
+                f"No authors' settings for {family.name} (theirs are Flux's and SD3's); SD3's, the other MMDiT "
+                f"sampled with true classifier-free guidance, the guidances at SD3's ratio to its usual cfg (half and "
+                f"about twice) of {family.name}'s {QWEN_CFG:g}")
     intro = (
         f"# {family.name}: FlowEdit, an edit without inversion\n\n"
         + setup_note(family, PROMPTS_PLAIN) +
         f"\n**FlowEdit** (Kulikov et al.) never inverts the image: from its latent, each of the last {n_max} of "
         f"{steps} steps moves the edit by the difference between the target prompt's and the source prompt's "
         "velocities, evaluated on a fresh noisy copy of the image (the RandomNoise seed draws them). "
-        f"The authors' settings for {family.name}: {steps} steps, n_max {n_max}, guidance {source:g} (source) and "
+        f"{settings}: {steps} steps, n_max {n_max}, guidance {source:g} (source) and "
         f"{target:g} (target): {guidance}. Raise n_max or the target guidance to change more; lower them to keep "
         "more of the image. Sampled by the stock **SamplerCustomAdvanced** with euler"
-        + (" and **ModelSamplingFlux** at the image's size (the shift the authors' schedule uses)." if flux else ".")
+        + (" and **ModelSamplingFlux** at the image's size (the shift the authors' schedule uses)." if flux else
+           f" and **ModelSamplingAuraFlow** at shift {QWEN_SHIFT:g}, as ComfyUI's Qwen-Image examples sample (the "
+           "host's default without it: 1.15)." if qwen else ".")
         + " The strip shows the image and the edit.")
     model = flow_model(family)
     edit_inputs = {"model": model, "source": ("prompt", 0), "target": ("target", 0)}
@@ -37,9 +51,9 @@ def _flow_edit(family: Family, steps: int, n_max: int, source: float, target: fl
         {"key": "sample", "type": "SamplerCustomAdvanced",
          "inputs": {"noise": ("noise", "NOISE"), "guider": ("flowedit", "GUIDER"), "sampler": ("sampler", "SAMPLER"),
                     "sigmas": ("scheduler", "SIGMAS"), "latent_image": ("encode", "LATENT")}},
-        {"key": "decode", "type": "VAEDecode", "inputs": {"samples": ("sample", 0), "vae": ("model", "VAE")}},
+        {"key": "decode", "type": "VAEDecode", "inputs": {"samples": ("sample", 0), "vae": vae_of(family)}},
     ]
-    nodes += strip([("resize", "image"), ("decode", "edit")], f"invertedit/flowedit_{family.name.lower()}",
+    nodes += strip([("resize", "image"), ("decode", "edit")], f"invertedit/flowedit_{family.name.lower().replace('-', '_')}",
                    "Image | FlowEdit")
     return {"nodes": nodes}
 
@@ -50,6 +64,10 @@ def flux_flow_edit() -> dict:
 
 def sd3_flow_edit() -> dict:
     return _flow_edit(SD3, steps=50, n_max=33, source=3.5, target=13.5, seed=42)
+
+
+def qwen_flow_edit() -> dict:
+    return _flow_edit(QWEN, **QWEN_FLOWEDIT)
 
 
 def flux_flow_edit_one_node() -> dict:
@@ -71,7 +89,10 @@ def flux_flow_edit_one_node() -> dict:
 
 
 WORKFLOWS = {"Flux - FlowEdit": flux_flow_edit, "SD3 - FlowEdit": sd3_flow_edit,
-             "Flux - FlowEdit (one node)": flux_flow_edit_one_node}
+             "Flux - FlowEdit (one node)": flux_flow_edit_one_node, "Qwen-Image - FlowEdit": qwen_flow_edit}
 CHECKPOINT = {"Flux - FlowEdit": (TOY_FLOW, {}),
-              "SD3 - FlowEdit": ({}, {"BasicScheduler": {"steps": 6}, "InvertEditFlowEdit": {"n_max": 4}})}
+              "SD3 - FlowEdit": ({}, {"BasicScheduler": {"steps": 6}, "InvertEditFlowEdit": {"n_max": 4}}),
+              # on the Demo Model's tiny random Qwen-Image (make_workflows' CHECKPOINT_BUILTINS) with the toy world's
+              # prompts
+              "Qwen-Image - FlowEdit": (TOY_FLOW, {"BasicScheduler": {"steps": 6}, "InvertEditFlowEdit": {"n_max": 4}})}
 CHECKPOINT["Flux - FlowEdit (one node)"] = CHECKPOINT["Flux - FlowEdit"]
