@@ -1,5 +1,5 @@
 """Flow Invert (Euler, RF-Solver, FireFlow), the Flow Sampler and RF-Inversion on the tiny random
-Flux dev and SD3: reconstruction through the host's SamplerCustomAdvanced from the inversion's
+Flux dev, SD3 and Qwen-Image: reconstruction through the host's SamplerCustomAdvanced from the inversion's
 NOISE, the published ordering (the second-order solvers reconstruct better than Euler at the same
 steps), the evaluations each makes, RF-Inversion's controlled reverse (eta 1 over the whole run
 gives the image back; eta 0 is plain sampling), and the records' round trip through a file."""
@@ -19,8 +19,10 @@ def encode(host, clip, text: str, guidance: float | None = None) -> list:
     return cond if guidance is None else call(host, "FluxGuidance", conditioning=cond, guidance=guidance)[0]
 
 
-def raw_latent(seed: int = 0, size: int = 8) -> torch.Tensor:
-    return torch.randn(1, 16, size, size, generator=torch.Generator().manual_seed(seed))
+def raw_latent(seed: int = 0, size: int = 8, family: str = "flux-dev") -> torch.Tensor:
+    """An image's latent as the family's VAE Encode gives it: Qwen-Image's (its Wan VAE) with a frame axis of 1."""
+    latent = torch.randn(1, 16, size, size, generator=torch.Generator().manual_seed(seed))
+    return latent.unsqueeze(2) if family == "qwen-image" else latent
 
 
 def sample(host, model, positive, noise, sigmas, latent, sampler):
@@ -38,7 +40,7 @@ def test_each_solver_reconstructs_and_the_second_order_ones_better_than_euler(ho
     model, clip, _ = tiny(family)
     flux = family == "flux-dev"
     positive = encode(host, clip, SOURCE, guidance=1.0 if flux else None)
-    latent = raw_latent(seed=1)
+    latent = raw_latent(seed=1, family=family)
     errors, nfe = {}, {}
     for solver in ("euler", "rf-solver", "fireflow"):
         m, rows = counted_model(model, "APPLY_MODEL")
@@ -58,6 +60,22 @@ def test_each_solver_reconstructs_and_the_second_order_ones_better_than_euler(ho
     assert errors["rf-solver"] < 0.02
 
 
+def test_qwen_image_takes_a_latent_without_its_frame_axis_as_the_host_takes_it(host, tiny):
+    """Qwen-Image's latents carry a frame axis (its Wan VAE's); a 4-dimensional latent (an image latent from
+    elsewhere) gets one frame added, as the host's samplers add it: the same inversion, and the sampler's
+    reconstruction of it from the 4-dimensional latent."""
+    model, clip, _ = tiny("qwen-image")
+    positive = encode(host, clip, SOURCE)
+    flat = raw_latent(seed=5)
+    runs = [call(host, "InvertEditFlowInvert", model=model, latent={"samples": latent}, positive=positive,
+                 solver="rf-solver", steps=6, scheduler="simple", guidance=1.0) for latent in (flat, flat.unsqueeze(2))]
+    (inv4, noise, sigmas), (inv5, _, _) = runs
+    assert inv4.latent_shape == inv5.latent_shape == (1, 16, 1, 8, 8)
+    assert torch.equal(inv4.trajectory, inv5.trajectory)
+    out = sample(host, model, positive, noise, sigmas, flat, call(host, "InvertEditFlowSampler", solver="rf-solver")[0])
+    assert out.shape == (1, 16, 1, 8, 8) and rel(out, flat.unsqueeze(2)) < 0.02
+
+
 def test_the_stock_euler_sampler_is_the_flow_samplers_euler(host, tiny):
     model, clip, _ = tiny("flux-dev")
     positive = encode(host, clip, SOURCE, guidance=1.0)
@@ -74,7 +92,7 @@ def test_the_stock_euler_sampler_is_the_flow_samplers_euler(host, tiny):
 def test_rf_inversion_eta_1_keeps_the_image_and_eta_0_is_plain_sampling(host, tiny, family):
     model, clip, _ = tiny(family)
     flux = family == "flux-dev"
-    latent = raw_latent(seed=3)
+    latent = raw_latent(seed=3, family=family)
     inv, noise, sigmas = call(host, "InvertEditRFInversionInvert", model=model, latent={"samples": latent},
                               positive=encode(host, clip, ""), steps=6, scheduler="simple", gamma=0.5, guidance=0.0,
                               seed=4)
@@ -91,6 +109,48 @@ def test_rf_inversion_eta_1_keeps_the_image_and_eta_0_is_plain_sampling(host, ti
                 eta_decay=0.0)[0]
     edited = sample(host, edit, target, noise, sigmas, latent, euler)
     assert torch.isfinite(edited).all() and 0 < rel(edited, latent)
+
+
+# ------------------------------------------------------------------ RF-Solver-Edit's value sharing on Qwen-Image
+
+def test_share_values_on_qwen_image_shares_the_image_tokens_values_of_its_joint_blocks(host, tiny):
+    """Qwen-Image has joint blocks only: Flow Invert keeps, from share_from_block on, the image tokens' values
+    ([1, heads, image tokens, head width]), and Share Values makes those blocks attend with them in the kept steps,
+    the target's text with its own values; so a target of another token count than the source's shares all the
+    same (and under classifier-free guidance, whose negative runs in a call of its own, in every call). Where the
+    values wait changes nothing; a first block past the model's is refused, naming its joint blocks."""
+    model, clip, _ = tiny("qwen-image")
+    latent = raw_latent(seed=7, family="qwen-image")
+    source = encode(host, clip, SOURCE)
+    kept = {place: call(host, "InvertEditFlowInvert", model=model, latent={"samples": latent}, positive=source,
+                        solver="rf-solver", steps=6, scheduler="simple", guidance=1.0, share_steps=2,
+                        share_from_block=1, keep_values_on=place) for place in ("device", "cpu")}
+    inv, noise, sigmas = kept["device"]
+    values = {name: t for name, t in inv.clues.items() if name.startswith("share.v.")}
+    assert sorted(values) == [f"share.v.{step}.{half}.1" for step in (0, 1) for half in (0, 1)]   # block 1 of 2
+    assert all(t.shape == (1, 2, 16, 32) for t in values.values())   # 2 heads of 32, the 4x4 patches of 8x8
+    assert inv.settings["share_from_block"] == 1 and inv.settings["share_steps"] == 2
+    rf_solver = call(host, "InvertEditFlowSampler", solver="rf-solver")[0]
+    target = encode(host, clip, "a cat")   # 7 tokens to the source's 12
+    assert target[0][0].shape[1] != source[0][0].shape[1]
+    out = {}
+    for name, m in (("device", call(host, "InvertEditShareValues", model=model, inversion=inv)[0]),
+                    ("cpu", call(host, "InvertEditShareValues", model=model, inversion=kept["cpu"][0])[0]),
+                    ("plain", model)):
+        out[name] = sample(host, m, target, noise, sigmas, latent, rf_solver)
+        cfg = call(host, "CFGGuider", model=m, positive=target, negative=encode(host, clip, ""), cfg=4.0)[0]
+        out[name + ", cfg"] = call(host, "SamplerCustomAdvanced", noise=noise, guider=cfg, sampler=rf_solver,
+                                   sigmas=sigmas, latent_image={"samples": latent})[0]["samples"]
+    assert torch.equal(out["cpu"], out["device"]) and torch.equal(out["cpu, cfg"], out["device, cfg"])
+    shared, plain, moved = rel(out["device"], latent), rel(out["plain"], latent), rel(out["device"], out["plain"])
+    print(f"\n[qwen-image] Share Values (2 of 6 steps, block 1), target of another length: edit to the image "
+          f"{shared:.4f} (relative), without sharing {plain:.4f}; shared to plain {moved:.2e}")
+    assert moved > 1e-4 and shared < plain   # the source's values keep the edit nearer the image
+    assert not torch.allclose(out["device, cfg"], out["plain, cfg"], atol=1e-4)
+    with pytest.raises(ValueError, match=r"Flow Invert: input 'share_from_block' is 2, but the model has 2 joint blocks "
+                                             r"\(0 to 1\) \(Qwen-Image shares the image tokens' values"):
+        call(host, "InvertEditFlowInvert", model=model, latent={"samples": latent}, positive=source, solver="euler",
+             steps=6, scheduler="simple", guidance=1.0, share_steps=2, share_from_block=2)
 
 
 def test_flow_inversions_round_trip_through_a_file(host, tiny, tmp_path):

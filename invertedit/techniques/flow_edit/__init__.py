@@ -1,5 +1,5 @@
-"""FlowEdit, Kulikov et al. 2025: Inversion-free editing with Flux.1 and SD3: the edit ODE follows the
-target's minus the source's velocity on noisy copies of the image.
+"""FlowEdit, Kulikov et al. 2025: Inversion-free editing with Flux.1 and SD3 (here also Qwen-Image): the edit
+ODE follows the target's minus the source's velocity on noisy copies of the image.
 
 This technique's folder; its row of the technique table (``invertedit/techniques/__init__.py``) is
 ``ROW``."""

@@ -6,8 +6,12 @@ itself (not at noise), and at each step hands the sampler the denoised predictio
 step is FlowEdit's (``edit_denoised``, ``landing_denoised``). Each acting step evaluates the
 source prompt at a fresh noisy copy of the source and the target prompt at the same noise added
 to the edit in one batched model call (``BranchInputs``: each prompt's rows get their own latent),
-with SD3's classifier-free guidance per prompt (a negative, two scales) or Flux's distilled
-guidance written into each prompt's conditioning. The noises of the whole run are drawn once, at
+with SD3's (and Qwen-Image's) classifier-free guidance per prompt (a negative, two scales) or Flux's
+distilled guidance written into each prompt's conditioning. One call where the host can batch the
+prompts: on Qwen-Image, whose text is not padded, only prompts of the same token count share a call
+(the host's ``CONDRegular.can_concat``), so a source and target of different lengths take a call
+each, with the rows of the one call split between them (the same evaluations; never padded here, as
+the host's Qwen-Image reads no text mask and padding would change its prediction). The noises of the whole run are drawn once, at
 its start, from the NOISE input's seed on the CPU (as the host draws its own noise; the authors
 draw Flux's noise in the transformer's 2x2 token layout, and so does this), then moved to the
 device once.

@@ -1,5 +1,12 @@
-"""FlowEdit (Kulikov et al. 2025): inversion-free editing with Flux.1 and SD3, a GUIDER for
-SamplerCustomAdvanced (math in ``ode.py``, the guider in ``glue.py``)."""
+"""FlowEdit (Kulikov et al. 2025): inversion-free editing with Flux.1, SD3 and Qwen-Image, a GUIDER for
+SamplerCustomAdvanced (math in ``ode.py``, the guider in ``glue.py``).
+
+On Qwen-Image (no authors' settings: its classifier-free guidance is SD3's kind, so the node takes it as SD3's,
+with a negative) the prompts are not padded: the host batches conditionings of the same token count only
+(``CONDRegular.can_concat``), and its Qwen-Image model reads no text attention mask, so padding the shorter prompt
+would change what the model sees. The source and target therefore share one model call where they have the same
+number of tokens, and take a call each where they do not, as a stock CFG run on Qwen-Image runs its prompt and its
+negative: the same model evaluations (rows), one more call a step, never padded."""
 from __future__ import annotations
 
 from ...hostkit.errors import NodeInputError, check_at_least, check_conditioning, check_finite
@@ -7,6 +14,10 @@ from ...hostkit.sampling import check_flow_family, check_plain_prompt
 from ...hostkit.schemas import io
 from . import ROW
 from .glue import NAME, FlowEditSettings, flow_edit_guider
+
+
+#: The families FlowEdit guides with classifier-free guidance, as messages name them (by the host's config)
+_CFG_FAMILIES = {"SD3": "SD3", "QwenImage": "Qwen-Image"}
 
 
 class FlowEdit(io.ComfyNode):
@@ -17,24 +28,32 @@ class FlowEdit(io.ComfyNode):
             display_name=NAME,
             category="InvertEdit/flow",
             description=(
-                "FlowEdit (Kulikov et al.): edits an image with a rectified-flow model (Flux.1, SD3) without "
+                "FlowEdit (Kulikov et al.): edits an image with a rectified-flow model (Flux.1, SD3, Qwen-Image) without "
                 "inverting it. From the source latent, each step moves the edit by the difference of the target "
                 "prompt's and the source prompt's velocities, evaluated at a fresh noisy copy of the source and the "
                 "same noise on the edit. A GUIDER for SamplerCustomAdvanced: the source image's latent (VAE Encode) as "
                 "latent_image, the model's schedule (BasicScheduler; Flux: after ModelSamplingFlux with the image "
                 "size), KSamplerSelect euler, and RandomNoise (its seed draws FlowEdit's noises). Authors' settings: "
-                "Flux 28 steps, n_max 24, guidance 1.5 / 5.5; SD3 50 steps, n_max 33, cfg 3.5 / 13.5."),
+                "Flux 28 steps, n_max 24, guidance 1.5 / 5.5; SD3 50 steps, n_max 33, cfg 3.5 / 13.5 (Qwen-Image has "
+                "none: it is guided as SD3, with a negative). On Qwen-Image, whose prompts are not padded, the source "
+                "and target share one model call a step only when they have the same number of tokens; otherwise "
+                "each takes its own, as a stock CFG run on Qwen-Image splits its prompt and negative (the same "
+                "evaluations, one more call)."),
             inputs=[
-                io.Model.Input("model", tooltip="A Flux.1 (dev, schnell) or SD3/SD3.5 model."),
+                io.Model.Input("model", tooltip="A Flux.1 (dev, schnell), SD3/SD3.5 or Qwen-Image model."),
                 io.Conditioning.Input("source", tooltip="The source prompt: a caption of the image as it is."),
-                io.Conditioning.Input("target", tooltip="The target prompt: the caption of the edited image."),
+                io.Conditioning.Input("target", tooltip="The target prompt: the caption of the edited image. On "
+                                                        "Qwen-Image it runs in the source's model call only when "
+                                                        "both prompts have the same number of tokens (they are not "
+                                                        "padded); else in a call of its own."),
                 io.Float.Input("source_guidance", default=ROW.settings["InvertEditFlowEdit.source_guidance"], min=0.0, max=100.0, step=0.1, round=0.01,
                                tooltip="Guidance of the source prompt: Flux dev's distilled guidance (authors: 1.5), or "
-                                       "SD3's classifier-free guidance scale with 'negative' (authors: 3.5). Flux "
-                                       "schnell takes none."),
+                                       "SD3's and Qwen-Image's classifier-free guidance scale with 'negative' "
+                                       "(authors, SD3: 3.5). Flux schnell takes none."),
                 io.Float.Input("target_guidance", default=ROW.settings["InvertEditFlowEdit.target_guidance"], min=0.0, max=100.0, step=0.1, round=0.01,
                                tooltip="Guidance of the target prompt: Flux dev's distilled guidance (authors: 5.5), or "
-                                       "SD3's classifier-free guidance scale (authors: 13.5). Higher edits more."),
+                                       "SD3's and Qwen-Image's classifier-free guidance scale (authors, SD3: 13.5). "
+                                       "Higher edits more."),
                 io.Int.Input("n_max", default=ROW.settings["InvertEditFlowEdit.n_max"], min=1, max=1000,
                              tooltip="The edit acts in the last n_max steps; the noisier ones are skipped (authors: "
                                      "Flux 24 of 28, SD3 33 of 50). Higher changes more of the image's structure."),
@@ -45,8 +64,9 @@ class FlowEdit(io.ComfyNode):
                              tooltip="Noises averaged per step (authors: 1); each costs another source and target "
                                      "evaluation, in the same batched call."),
                 io.Conditioning.Input("negative", optional=True,
-                                      tooltip="SD3: the negative prompt (usually empty) for classifier-free guidance "
-                                              "at the two scales. Flux takes none (its guidance is distilled)."),
+                                      tooltip="SD3 and Qwen-Image: the negative prompt (usually empty) for "
+                                              "classifier-free guidance at the two scales. Flux takes none (its "
+                                              "guidance is distilled)."),
             ],
             outputs=[io.Guider.Output()],
         )
@@ -70,8 +90,9 @@ class FlowEdit(io.ComfyNode):
             raise NodeInputError(NAME, "input 'negative' is connected, but Flux takes no negative prompt (its guidance "
                                        "is distilled: source_guidance and target_guidance); disconnect it.")
         if not flux and negative is None and not (source_guidance == 1.0 and target_guidance == 1.0):
-            raise NodeInputError(NAME, "SD3 guides each prompt with classifier-free guidance: connect 'negative' (an "
-                                       "empty prompt, as the authors), or set both guidance scales to 1.")
+            name = _CFG_FAMILIES.get(family.config_name, family.config_name)
+            raise NodeInputError(NAME, f"{name} guides each prompt with classifier-free guidance: connect 'negative' "
+                                       f"(an empty prompt, as the authors), or set both guidance scales to 1.")
         settings = FlowEditSettings(source_guidance, target_guidance, n_max, n_min, n_avg)
         guider = flow_edit_guider(model, source, target, negative, settings, distilled=family.distilled_guidance,
                                   packed_noise=flux)

@@ -1,4 +1,4 @@
-"""Inverting images with rectified-flow models (Flux.1, SD3): Flow Invert (Euler, RF-Solver,
+"""Inverting images with rectified-flow models (Flux.1, SD3, Qwen-Image): Flow Invert (Euler, RF-Solver,
 FireFlow) and the Flow Sampler that samples them back. Math in ``inversion/flow.py``, the inverter's
 body in ``hostkit/flow_inverters.py`` (with what registered keepers keep for their editors), the
 solvers' loop and SAMPLER in ``glue.py``."""
@@ -26,13 +26,13 @@ class FlowInvert(io.ComfyNode):
             display_name=cls.NAME,
             category="InvertEdit/flow",
             description=(
-                "Inverts an image with a rectified-flow model (Flux.1, SD3): integrates the model's velocity from "
+                "Inverts an image with a rectified-flow model (Flux.1, SD3, Qwen-Image): integrates the model's velocity from "
                 "the image up to noise with Euler, RF-Solver (Wang et al.: second order, 2 evaluations a step) or "
                 "FireFlow (Deng et al.: second order at about 1 evaluation a step). Sample back with "
                 "SamplerCustomAdvanced: this node's NOISE and SIGMAS, the image's latent as latent_image, the Flow "
                 "Sampler with the same solver, the source prompt to reconstruct or another to edit."),
             inputs=[
-                io.Model.Input("model", tooltip="A Flux.1 (dev, schnell) or SD3/SD3.5 model."),
+                io.Model.Input("model", tooltip="A Flux.1 (dev, schnell), SD3/SD3.5 or Qwen-Image model."),
                 io.Latent.Input("latent", tooltip="The image's latent, from VAE Encode."),
                 io.Conditioning.Input("positive", tooltip="The source prompt: a caption of the image as it is."),
                 io.Combo.Input("solver", options=list(F.SOLVERS), default="rf-solver",
@@ -43,11 +43,12 @@ class FlowInvert(io.ComfyNode):
                                      f"fewer wreck the picture). Sample back with the same."),
                 io.Combo.Input("scheduler", options=SCHEDULERS, default="simple",
                                tooltip="The sigma schedule (Flux: simple after ModelSamplingFlux at the image's size "
-                                       "is the authors'; SD3: normal)."),
+                                       "is the authors'; SD3: normal; Qwen-Image: simple, after ModelSamplingAuraFlow "
+                                       "where the workflow sets its shift)."),
                 io.Float.Input("guidance", default=PAPER["guidance"], min=0.0, max=100.0, step=0.1,
                                tooltip=f"Flux dev's distilled guidance while inverting (RF-Solver and FireFlow's code: "
                                        f"{PAPER['guidance']:g}). "
-                                       "Ignored by Flux schnell and SD3 (inverted without guidance)."),
+                                       "Ignored by Flux schnell, SD3 and Qwen-Image (inverted without guidance)."),
                 *keeper_inputs(),   # what the registered keepers keep for their editors (hostkit/keepers.py)
             ],
             outputs=flow_inverter_outputs(),

@@ -25,12 +25,12 @@ class RFInversionInvert(io.ComfyNode):
             display_name=cls.NAME,
             category="InvertEdit/flow",
             description=(
-                "RF-Inversion (Rout et al.): inverts an image with Flux.1 or SD3 by a controlled forward ODE, the "
+                "RF-Inversion (Rout et al.): inverts an image with Flux.1, SD3 or Qwen-Image by a controlled forward ODE, the "
                 "model's velocity pulled by gamma towards a fixed noise (drawn from the seed). Edit with RF-Inversion "
                 "(the controlled reverse) and SamplerCustomAdvanced: this node's NOISE and SIGMAS, the image's latent, "
                 "KSamplerSelect euler, the target prompt."),
             inputs=[
-                io.Model.Input("model", tooltip="A Flux.1 (dev, schnell) or SD3/SD3.5 model."),
+                io.Model.Input("model", tooltip="A Flux.1 (dev, schnell), SD3/SD3.5 or Qwen-Image model."),
                 io.Latent.Input("latent", tooltip="The image's latent, from VAE Encode."),
                 io.Conditioning.Input("positive", tooltip="The prompt while inverting (the authors' pipeline: empty)."),
                 io.Int.Input("steps", default=ROW.settings["InvertEditRFInversionInvert.steps"],
@@ -43,7 +43,8 @@ class RFInversionInvert(io.ComfyNode):
                                tooltip="How strongly the inversion is pulled towards the fixed noise (authors: 0.5); 0 "
                                        "is plain Euler inversion."),
                 io.Float.Input("guidance", default=ROW.settings["InvertEditRFInversionInvert.guidance"], min=0.0, max=100.0, step=0.1,
-                               tooltip="Flux dev's distilled guidance while inverting (the authors' pipeline: 0)."),
+                               tooltip="Flux dev's distilled guidance while inverting (the authors' pipeline: 0). "
+                                       "Ignored by Flux schnell, SD3 and Qwen-Image."),
                 io.Int.Input("seed", default=0, min=0, max=0xffffffffffffffff,
                              tooltip="Seed of the fixed noise the inversion is pulled towards."),
             ],

@@ -1,5 +1,5 @@
-"""Share Values: RF-Solver-Edit's feature sharing (Wang et al. 2024) as a patch on a Flux model, from
-the values Flow Invert kept (its keeper in ``glue.py``; policies in ``value_sharing.py``)."""
+"""Share Values: RF-Solver-Edit's feature sharing (Wang et al. 2024) as a patch on a Flux or Qwen-Image
+model, from the values Flow Invert kept (its keeper in ``glue.py``; policies in ``value_sharing.py``)."""
 from __future__ import annotations
 
 from ...hostkit.errors import check_inversion
@@ -19,12 +19,15 @@ class ShareValues(io.ComfyNode):
             display_name=cls.NAME,
             category="InvertEdit/flow",
             description=(
-                "RF-Solver-Edit's feature sharing (Wang et al.) as a patch on a Flux model: in the steps the inversion "
-                "kept values for (Flow Invert's share_steps), the last single blocks attend with the source's values, "
-                "so the edit keeps the image's layout and details. Sample as for Flow Invert: SamplerCustomAdvanced, "
-                "its NOISE and SIGMAS, the Flow Sampler with the same solver, the target prompt."),
+                "RF-Solver-Edit's feature sharing (Wang et al.) as a patch on a Flux or Qwen-Image model: in the steps "
+                "the inversion kept values for (Flow Invert's share_steps), the blocks from share_from_block attend "
+                "with the source's values, so the edit keeps the image's layout and details. Flux: its single blocks, "
+                "text and image values (the authors'). Qwen-Image, whose 60 blocks are all joint: its joint blocks, "
+                "the image tokens' values only (its prompts are not padded, so the target's text keeps its own "
+                "values). SD3 is refused. Sample as for Flow Invert: SamplerCustomAdvanced, its NOISE and SIGMAS, the "
+                "Flow Sampler with the same solver, the target prompt."),
             inputs=[
-                io.Model.Input("model", tooltip="The Flux model the image was inverted with."),
+                io.Model.Input("model", tooltip="The Flux or Qwen-Image model the image was inverted with."),
                 InversionSocket.Input("inversion", tooltip="Flow Invert's inversion, made with share_steps above 0."),
             ],
             outputs=[io.Model.Output()],

@@ -11,6 +11,12 @@ interval gives the value the edit uses at the interval's high end; half steps me
 Which steps: the first ``steps`` of sampling (their ``inject_step``); which blocks: the single
 blocks from ``first_block`` on (their ``info['id'] > 19``: 20 to 37 of Flux's 38). Both policies
 act on the whole call, text tokens included, as theirs does.
+
+On Qwen-Image (no authors' code; its 60 blocks are all joint, text then image tokens in one attention)
+the same policies run on the joint blocks from ``first_block`` on with ``image_only``: the image tokens'
+values are kept and shared, and the text tokens keep the edit prompt's own. Flux's T5 text is padded to
+512 tokens, so a source's text values fit any target's; Qwen2.5-VL's text is not padded, so the source's
+and the target's text differ in length and only the image's values line up token for token.
 """
 from __future__ import annotations
 
@@ -40,17 +46,18 @@ def name_key(name: str) -> Key | None:
 
 class KeepValues(AttentionPolicy[None]):
     """While inverting: each call of the first ``steps`` sampling steps puts its values into
-    ``sink`` (through ``keep``, which moves them where they are kept), then attends as it was."""
+    ``sink`` (through ``keep``, which moves them where they are kept), then attends as it was;
+    ``image_only``: the image tokens' values alone (Qwen-Image's joint blocks)."""
 
     pair = False
 
-    def __init__(self, steps: int, sink: dict, keep: Callable[[torch.Tensor], torch.Tensor]):
-        self.steps, self.sink, self.keep = steps, sink, keep
+    def __init__(self, steps: int, sink: dict, keep: Callable[[torch.Tensor], torch.Tensor], image_only: bool = False):
+        self.steps, self.sink, self.keep, self.image_only = steps, sink, keep, image_only
 
     def attention(self, q, k, v, where: JointWhere, state=None):
         step, half = shared_key(where, inverting=True)
         if step < self.steps:
-            self.sink[(step, half, where.block[1])] = self.keep(v)
+            self.sink[(step, half, where.block[1])] = self.keep(v[:, :, where.text:] if self.image_only else v)
         return where.attend(q, k, v)
 
 
@@ -66,12 +73,13 @@ class SharingRun:
 class ShareValues(AttentionPolicy[SharingRun]):
     """While editing: the calls of a kept step attend with the kept values (every row of the batch,
     as the authors' batch of one); the others as they were. The run's schedule must be the
-    inversion's (``schedule``), checked once per run."""
+    inversion's (``schedule``), checked once per run. ``image_only``: the kept values are the image
+    tokens' (``KeepValues``'s), and the text tokens attend with the run's own (Qwen-Image)."""
 
     pair = False
 
-    def __init__(self, values: dict[Key, torch.Tensor], schedule: list[float]):
-        self.values, self.schedule = values, schedule
+    def __init__(self, values: dict[Key, torch.Tensor], schedule: list[float], image_only: bool = False):
+        self.values, self.schedule, self.image_only = values, schedule, image_only
 
     @property
     def keeps_state(self) -> bool:
@@ -93,6 +101,13 @@ class ShareValues(AttentionPolicy[SharingRun]):
         kept = self.values.get((*state.key, where.block[1]))
         if kept is None:
             return where.attend(q, k, v)
+        if self.image_only:
+            if kept.shape[1:] != v.shape[1:2] + (v.shape[2] - where.text,) + v.shape[3:]:
+                raise PolicyInputError(
+                    f"the kept values are {kept.shape[2]} image tokens, this run's {v.shape[2] - where.text}: sample "
+                    f"the inverted image's latent (the same size).")
+            shared = kept.to(v).expand(v.shape[0], -1, -1, -1)
+            return where.attend(q, k, torch.cat((v[:, :, :where.text], shared), dim=2))
         if kept.shape[1:] != v.shape[1:]:
             raise PolicyInputError(
                 f"the kept values are {kept.shape[2]} tokens ({where.text} text + image), this run's "
