@@ -38,7 +38,8 @@ def check_model_family(model: ModelPatcher, node: str) -> ModelFamily:
         raise NodeInputError(node, (
             f"input 'model' is {family.config_name} ({family.denoiser_name}, "
             f"{family.sampling_name} sampling); this node supports Stable Diffusion UNet checkpoints: SD1.x, SD2.x "
-            f"(v-prediction too) and SDXL. For Flux.1 and SD3 use the pack's flow nodes (InvertEdit/flow: FlowEdit)."))
+            f"(v-prediction too) and SDXL. For Flux.1, SD3 and Qwen-Image use the pack's flow nodes (InvertEdit/flow: "
+            f"FlowEdit)."))
     return family
 
 

@@ -1316,7 +1316,7 @@ FLOW_CASES = [
         k.invert_args(), model=flow(k)[0], positive=encode(k.host, flow(k)[1], PROMPT),
         latent={"samples": torch.randn(1, 16, 8, 8)})),
      r"DDIM Invert: input 'model' is Flux \(Flux, .*\); this node supports Stable Diffusion UNet checkpoints.* "
-     r"For Flux.1 and SD3 use the pack's flow nodes \(InvertEdit/flow: FlowEdit\)"),
+     r"For Flux.1, SD3 and Qwen-Image use the pack's flow nodes \(InvertEdit/flow: FlowEdit\)"),
     ("flowedit-negative-on-flux", lambda k: flowedit(k, negative=encode(k.host, flow(k)[1], "")),
      r"FlowEdit: input 'negative' is connected, but Flux takes no negative prompt .*; disconnect it"),
     ("flowedit-sd3-without-negative", lambda k: flowedit(k, "sd3", source_guidance=3.5, target_guidance=13.5),
@@ -1907,7 +1907,47 @@ def controlled(k: Kit, conditioning: list) -> list:
     return call(k.host, "ControlNetApply", conditioning=conditioning, control_net=control,
                 image=torch.zeros(1, 64, 64, 3), strength=1.0)[0]
 
-CASES += FILE_CASES + PAIR_CASES + FLOW_CASES + QUANTISED_CASES
+# ------------------------------------------------------------------ the Qwen-Image templates' graph (issue 80)
+# What a Qwen-Image template (Load Diffusion Model, Load CLIP qwen_image, Load VAE) may be given by mistake, and
+# the way back: a Qwen-Image model or its text encoder's prompt in the nodes the SD templates start from (DDIM
+# Invert, Attention Inject), the message naming the flow nodes that take Qwen-Image; an SD checkpoint's model or
+# prompt in the nodes the Qwen-Image templates use (Flow Invert, FlowEdit, Joint Attention Inject, KV-Edit).
+
+def qwen(k: Kit) -> tuple:
+    """The tiny random Qwen-Image (MODEL, CLIP, VAE): what the Qwen-Image templates run on in the tests."""
+    return flow(k, "qwen-image")
+
+
+def qwen_latent() -> dict:
+    """A latent as Qwen-Image's VAE encodes one image: 16 channels and a frame axis of one."""
+    return {"samples": torch.randn(1, 16, 1, 8, 8, generator=torch.Generator().manual_seed(0))}
+
+
+QWEN_TEMPLATE_CASES = [
+    ("ddim-invert-qwen-model", lambda k: call(k.host, "InvertEditDDIMInvert", **dict(
+        k.invert_args(), model=qwen(k)[0], positive=encode(k.host, qwen(k)[1], PROMPT), latent=qwen_latent())),
+     r"DDIM Invert: input 'model' is QwenImage \(.*\); this node supports Stable Diffusion UNet checkpoints.* "
+     r"For Flux.1, SD3 and Qwen-Image use the pack's flow nodes \(InvertEdit/flow: FlowEdit\)"),
+    ("attention-inject-qwen-model", lambda k: attention_inject(k, model=qwen(k)[0], clip=qwen(k)[1]),
+     r"Attention Inject: input 'model' is QwenImage \(QwenImageTransformer2DModel, .*\); this node supports Stable "
+     r"Diffusion UNet checkpoints.* For Flux.1, SD3 and Qwen-Image use the pack's flow nodes"),
+    ("flow-invert-sd-model-qwen-prompt", lambda k: flow_invert(k, "qwen-image", model=k.model),
+     r"Flow Invert: input 'model' is SD15 \(UNetModel, .*\); this node edits with rectified-flow transformers"),
+    ("flowedit-qwen-model-sd-prompt", lambda k: flowedit(k, "qwen-image", source=encode(k.host, k.clip, PROMPT),
+                                                         negative=encode(k.host, qwen(k)[1], "")),
+     r"FlowEdit: input 'source' carries a pooled text vector \(CLIP's\), which QwenImage does not take: the prompt "
+     r"was encoded by another model's text encoders.* Encode it with this model's text encoder \(Load CLIP, type "
+     r"qwen_image: Qwen2.5-VL\)"),
+    ("joint-p2p-qwen-model-flux-inversion", lambda k: joint(k, model=qwen(k)[0], clip=qwen(k)[1]),
+     r"Joint Attention Inject: input 'model' is not the model the inversion was made with \(model family, .*"
+     r"Flux vs QwenImage\)"),
+    ("kv-edit-sd-model-qwen-inversion", lambda k: kv_edit(k, model=k.model, inversion=flow_invert(
+        k, "qwen-image", latent=qwen_latent(), solver="euler", keep_keys_values=True)[0]),
+     r"KV-Edit: input 'model' is not the model the inversion was made with \(model family, .*QwenImage vs SD15\)"),
+]
+
+
+CASES += FILE_CASES + PAIR_CASES + FLOW_CASES + QUANTISED_CASES + QWEN_TEMPLATE_CASES
 
 
 @pytest.mark.parametrize("run, message", [pytest.param(run, message, id=name) for name, run, message in CASES])

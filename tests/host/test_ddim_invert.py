@@ -87,7 +87,7 @@ def test_bad_inputs_are_refused_by_name(host, tiny):
     with pytest.raises(ValueError, match=r"DDIM Invert: start_at_step \(10\) must be smaller than steps \(10\)"):
         invert(host, model, source_latent(), pos, steps=10, start_at_step=10)
     flow = call(host, "ModelSamplingSD3", model=model, shift=3.0)[0]
-    with pytest.raises(ValueError, match="DDIM Invert: input 'model' .* For Flux.1 and SD3 use the pack's flow nodes"):
+    with pytest.raises(ValueError, match="DDIM Invert: input 'model' .* For Flux.1, SD3 and Qwen-Image use the pack's flow nodes"):
         invert(host, flow, source_latent(), pos, steps=5)
 
 

@@ -258,5 +258,5 @@ def test_a_flow_model_is_refused_by_name(host, tiny):
     assert host.pack.hostkit.family.parameterisation_of(found).flow
     with pytest.raises(host.pack.hostkit.errors.NodeInputError,
                        match=r"Test: input 'model' is SD15 \(UNetModel, FlowSampling sampling\); this node supports "
-                             r"Stable Diffusion UNet checkpoints.*For Flux.1 and SD3 use the pack.s flow nodes"):
+                             r"Stable Diffusion UNet checkpoints.*For Flux.1, SD3 and Qwen-Image use the pack.s flow nodes"):
         host.pack.hostkit.sampling.check_model_family(model, "Test")
