@@ -40,9 +40,14 @@ def host_layout(out: torch.Tensor) -> torch.Tensor:
     return out.transpose(1, 2).reshape(b, t, h * d)
 
 
-def heads_attention_with_lse(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def heads_attention_with_lse(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
+                             mask: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """``attention_with_lse`` with the output as the kernel gives it, ``[batch, heads, queries, dim]``;
-    the keys may be fewer than the queries (the values' ``dim`` is the queries')."""
+    the keys may be fewer than the queries (the values' ``dim`` is the queries'). ``mask``: an additive
+    bias broadcast over ``[batch, heads, queries, keys]`` (a padded prompt's keys at -inf), with which
+    the output is ``scaled_dot_product_attention``'s and the log-sum-exp written out."""
+    if mask is not None:
+        return F.scaled_dot_product_attention(q, k, v, attn_mask=mask.to(q.dtype)), log_sum_exp(q, k, mask)
     out, lse = _fused(q, k, v)
     if lse is None:
         out, lse = F.scaled_dot_product_attention(q, k, v), log_sum_exp(q, k)

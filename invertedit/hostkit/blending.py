@@ -62,6 +62,8 @@ class LocalBlendStep:
         outside = blend.outside(tuple(x.shape[-2:]), x.dtype)
         if step == steps - 1:
             self._say_if_nearly_empty(outside)
+        if x.ndim > outside.ndim:   # an image latent with a frame axis (Qwen-Image's [batch, 16, 1, h, w])
+            outside = outside.view(*outside.shape[:2], *([1] * (x.ndim - outside.ndim)), *outside.shape[2:])
         return blend_denoised(x, denoised, outside, ratio, self.source_next(x, step, options))
 
     def _say_if_nearly_empty(self, outside: torch.Tensor) -> None:

@@ -38,6 +38,8 @@ LAYOUT_KEY = "invertedit_dit_layout"     # transformer_options: (text tokens, (p
 #: block patch chose them, how many image tokens); only that policy's driver takes such a call as joint
 SUBSET_KEY = "invertedit_dit_subset"
 OVERRIDE = "optimized_attention_override"
+#: transformer_options of a model call whose rows hold prompts padded to one token count (``PaddedPair``): a ``TextPad``
+PAD_KEY = "invertedit_dit_text_pad"
 HOST_POSITIONAL = ("mask", "attn_precision")   # the host's attention functions' arguments after (q, k, v, heads)
 
 
@@ -79,11 +81,13 @@ class DiTDriver:
         if q.shape[2] != text + image:   # not a joint call (SD3.5's image-only attention)
             return host(q, k, v)
         chunks = tuple(options.get("cond_or_uncond", [0]))
-        plain = outer is None and kwargs.get("mask") is None   # else the log-sum-exp of what the host computes
+        padded = options.get(PAD_KEY)   # a pair of prompts padded to one token count (``PaddedPair``)
+        pad = None if padded is None else padded.bias(q.shape[0], q.shape[2], q.dtype, q.device)
+        plain = outer is None and kwargs.get("mask") is None and pad is None   # else the log-sum-exp of what the host computes
         where = JointWhere(block=block, chunks=chunks, rows=q.shape[0] // max(len(chunks), 1), heads=heads,
                            text=text, grid=grid, attend=host, time=partial(call_time, options),
                            attend_lse=None if plain else partial(_host_attention_lse, host, kwargs.get("mask")),
-                           plain_lse=_attention_lse)
+                           plain_lse=_attention_lse, pad=pad)
         state = run_state(options, self.policy, self.policy.make_state, self.node) if self.policy.keeps_state else None
         try:
             return self.policy.attention(q, k, v, where, state)
@@ -125,10 +129,14 @@ def _additive(mask: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
     return mask.reshape(mask.shape[0], -1, *mask.shape[-2:])
 
 
-def _host_attention_lse(host, own, q, k, v) -> tuple[torch.Tensor, torch.Tensor]:
-    """The host's attention (through another node's override, or with the call's own mask ``own``)
-    and the log-sum-exp of its logits written out (``attention_lse.log_sum_exp``)."""
-    return host(q, k, v), log_sum_exp(q, k, None if own is None else _additive(own, torch.float32))
+def _host_attention_lse(host, own, q, k, v, mask=None) -> tuple[torch.Tensor, torch.Tensor]:
+    """The host's attention (through another node's override, or with the call's own mask ``own``; ``mask``,
+    a policy's additive bias, joins it) and the log-sum-exp of its logits written out
+    (``attention_lse.log_sum_exp``)."""
+    both = None if own is None else _additive(own, torch.float32)
+    if mask is not None:
+        both = mask.float() if both is None else both + mask.float()
+    return host(q, k, v, mask=mask), log_sum_exp(q, k, both)
 
 
 
@@ -193,3 +201,93 @@ def install_dit_policy(model, policy: AttentionPolicy, blocks, node: str) -> Non
     for block in blocks:
         run_block = JointBlockAsStock(model.model.diffusion_model, block[1]) if joint else None
         replace_dit_block(model, DiTBlockPatch(driver, block, replace.get(block), run_block), block)
+
+
+class TextPad:
+    """The padded text keys of one model call's rows (``PaddedPair``): ``keep`` ``[batch, text]`` (bool), as the
+    additive bias a joint-attention call of the rows adds (``bias``), made once per call, dtype and device."""
+
+    def __init__(self, keep: torch.Tensor):
+        self.keep, self.made = keep, {}
+
+    def bias(self, rows: int, tokens: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+        """``[rows, 1, 1, tokens]``: -inf on each row's padded text keys, 0 elsewhere (the image's tokens after the
+        text)."""
+        key = (rows, tokens, dtype, device)
+        bias = self.made.get(key)
+        if bias is None:
+            keep = self.keep.to(device)
+            image = torch.ones(keep.shape[0], tokens - keep.shape[1], dtype=torch.bool, device=device)
+            keep = torch.cat((keep, image), 1)
+            bias = self.made[key] = torch.zeros(keep.shape, dtype=dtype, device=device).masked_fill_(
+                ~keep, float("-inf"))[:, None, None]
+        return bias
+
+
+class PaddedPair:
+    """APPLY_MODEL wrapper of a source/target pair whose prompts are padded to one token count (``pad_pair``):
+    Qwen-Image's text is not padded, so two prompts of different lengths would run in separate model calls,
+    and a policy pairing the source's and the target's rows in one attention call would find one of them. The
+    shorter prompt's embedding is padded with zeros to the longer's length, and in the calls holding the pair
+    (conditional chunks of ``text`` tokens, rows source then target) each row's padded text keys are masked
+    out of every attention (``TextPad``): the real tokens attend as they would unpadded (the text's rotary
+    positions count from the first token; the image's do not depend on the text), so the model computes what
+    it computes for each prompt alone. The padded tokens' own outputs are never read."""
+
+    def __init__(self, lengths: tuple[int, int], text: int):
+        self.lengths, self.text = lengths, text
+        self.pads: dict = {}
+
+    def __call__(self, executor, x, t, c_concat=None, c_crossattn=None, control=None, transformer_options={},
+                 **kwargs):
+        chunks = tuple(transformer_options.get("cond_or_uncond", [0]))
+        if c_crossattn is not None and c_crossattn.shape[1] == self.text and 0 in chunks:
+            key = (x.shape[0], chunks)
+            pad = self.pads.get(key)
+            if pad is None:   # once per layout of the rows: each conditional chunk's rows, source then target
+                rows = x.shape[0] // max(len(chunks), 1)
+                keep = torch.ones(x.shape[0], self.text, dtype=torch.bool)
+                for c, kind in enumerate(chunks):
+                    if kind == 0:
+                        for r, length in enumerate(self.lengths[:rows]):
+                            keep[c * rows + r, length:] = False
+                pad = self.pads[key] = TextPad(keep)
+            transformer_options = {**transformer_options, PAD_KEY: pad}
+        return executor(x, t, c_concat, c_crossattn, control, transformer_options, **kwargs)
+
+
+PAD_WRAPPER_KEY = "invertedit_dit_padded_pair"
+
+
+def pad_pair(source: list, target: list) -> tuple[list, list, tuple[int, int]]:
+    """The one-row CONDITIONINGs ``source`` and ``target`` padded with zero tokens to the longer's token count
+    (``PaddedPair``), and their own lengths."""
+    lengths = (source[0][0].shape[1], target[0][0].shape[1])
+    text = max(lengths)
+
+    def padded(cond: list) -> list:
+        emb, extra = cond[0]
+        more = text - emb.shape[1]
+        return cond if not more else [[torch.cat((emb, emb.new_zeros(emb.shape[0], more, emb.shape[2])), 1), extra]]
+
+    return padded(source), padded(target), lengths
+
+
+class PaddedText(AttentionPolicy[None]):
+    """The padded rows' mask alone, on the blocks a pair editor does not edit (their attention is otherwise
+    the host's)."""
+
+    pair = False
+
+    def attention(self, q, k, v, where: JointWhere, state: None):
+        return where.attend(q, k, v) if where.pad is None else where.attend(q, k, v, mask=where.pad)
+
+
+def install_padded_pair(model, lengths: tuple[int, int], text: int, edited_blocks, node: str) -> None:
+    """Mask the padded text of a pair made by ``pad_pair`` in every joint attention of ``model`` (a clone the caller
+    patches): the ``PaddedPair`` wrapper, and ``PaddedText`` on the blocks outside ``edited_blocks`` (those have the
+    pair editor's policy, which adds the mask itself)."""
+    wrap_model_calls(model, PAD_WRAPPER_KEY, PaddedPair(lengths, text))
+    others = [key for key in dit_blocks(model) if key not in set(edited_blocks)]
+    if others:
+        install_dit_policy(model, PaddedText(), others, node)

@@ -1877,6 +1877,83 @@ FLOW_CASES += [
      r"Joint Attention Inject: the joint attention has 77 text tokens, not the source and target prompts' 256"),
 ]
 
+# ============================================================================ issue 80: Qwen-Image's attention nodes
+# (per-word maps, Joint Attention Inject, KV-Edit): prompts of another text encoder (the tiny Flux T5 and the tiny
+# Qwen2.5-VL are both 64 wide, so the pooled vector tells them apart), a model of another family, what the Qwen text
+# cannot give. Kept together: other blocks add Qwen-Image cases of other nodes.
+
+def qwen_joint(k: Kit, **change):
+    """Joint Attention Inject on the tiny Qwen-Image's Euler inversion (replace, the paper's fractions)."""
+    m, c, _ = flow(k, "qwen-image")
+    args = dict(model=m, clip=c, inversion=euler_inverted(k, "qwen-image")[0], source_prompt=PROMPT,
+                target_prompt="a red square on a blue background", mode="replace", reweight="", cross_replace=0.8,
+                self_replace=0.4, blocks="all", guidance=1.0, local_blend=blended(change))
+    args.update(change)
+    return call(k.host, "InvertEditJointAttentionInject", **args)
+
+
+def qwen_joint_sampled(k: Kit, conditioning=None, **change):
+    """Qwen-Image's Joint Attention Inject pair (or ``conditioning``) sampled with its NOISE on the inversion's SIGMAS."""
+    model, pair, noise = qwen_joint(k, **change)
+    return call(k.host, "SamplerCustomAdvanced", noise=noise,
+                guider=call(k.host, "BasicGuider", model=model, conditioning=conditioning or pair)[0],
+                sampler=call(k.host, "KSamplerSelect", sampler_name="euler")[0],
+                sigmas=euler_inverted(k, "qwen-image")[2], latent_image={"samples": torch.randn(2, 16, 1, 8, 8)})
+
+
+def qwen_kv_sampled(k: Kit, latent):
+    """KV-Edit on the tiny Qwen-Image (its Euler inversion keeping keys and values) sampled on ``latent``."""
+    m, c, _ = flow(k, "qwen-image")
+    inv = k.once("qwen_kv_inverted", lambda: flow_invert(k, "qwen-image", solver="euler", keep_keys_values=True))[0]
+    model, noise, sigmas = kv_edit(k, model=m, inversion=inv)
+    return call(k.host, "SamplerCustomAdvanced", noise=noise,
+                guider=call(k.host, "BasicGuider", model=model, conditioning=encode(k.host, c, PROMPT))[0],
+                sampler=call(k.host, "KSamplerSelect", sampler_name="euler")[0], sigmas=sigmas,
+                latent_image={"samples": latent})
+
+
+QWEN_ATTENTION_CASES = [
+    ("attention-store-qwen-model-flux-clip", lambda k: flow_store(k, "qwen-image", clip=flow(k)[1]),
+     r"Attention Store: input 'clip' carries a pooled text vector \(CLIP's\), which QwenImage does not take"),
+    ("attention-store-flux-model-qwen-clip", lambda k: flow_store(k, clip=flow(k, "qwen-image")[1]),
+     r"Attention Store: input 'clip' carries no pooled text vector; this model \(Flux\) takes one 32 wide"),
+    ("attention-store-qwen-word-not-in-prompt", lambda k: flow_store(k, "qwen-image", words="zebra"),
+     r"Attention Store: input 'words': \['zebra'\] not in the prompt \(\['a', 'red', 'circle', 'on', 'a', 'blue', "
+     r"'background'\]\)"),
+    ("attention-store-single-blocks-on-qwen", lambda k: flow_store(k, "qwen-image", dit_blocks="single"),
+     r"Attention Store: input 'dit_blocks' is 'single', but this QwenImage model has no such blocks; choose all or "
+     r"double"),
+    ("attention-store-qwen-model-of-a-flux-inversion", lambda k: flow_store(k, "qwen-image",
+                                                                            inversion=euler_inverted(k)[0]),
+     r"Attention Store: input 'model' is not the model the inversion was made with"),
+    ("joint-p2p-qwen-model-flux-clip", lambda k: qwen_joint(k, clip=flow(k)[1]),
+     r"Joint Attention Inject: input 'clip' carries a pooled text vector \(CLIP's\), which QwenImage does not take"),
+    ("joint-p2p-flux-model-qwen-clip", lambda k: joint(k, clip=flow(k, "qwen-image")[1]),
+     r"Joint Attention Inject: input 'clip' carries no pooled text vector; this model \(Flux\) takes one 32 wide"),
+    ("joint-p2p-qwen-model-of-a-flux-inversion", lambda k: qwen_joint(k, inversion=euler_inverted(k)[0]),
+     r"Joint Attention Inject: input 'model' is not the model the inversion was made with"),
+    ("joint-p2p-qwen-single-blocks", lambda k: qwen_joint(k, blocks="single"),
+     r"Joint Attention Inject: input 'blocks' is 'single', but this QwenImage model has no such blocks; choose all "
+     r"or double"),
+    # prompts of two token counts are padded on Qwen-Image, but replace still swaps words one for one
+    ("joint-p2p-qwen-replace-word-counts", lambda k: qwen_joint(k, target_prompt="a red hexagonal prism on a blue "
+                                                                                 "background"),
+     r"Joint Attention Inject: mode 'replace' swaps words one for one, but the source prompt has 7 words and the "
+     r"target 8; swap words one for one, or use mode 'refine' to add or remove words"),
+    ("joint-p2p-qwen-target-past-the-text-limit", lambda k: qwen_joint(k, target_prompt=" ".join(["square"] * 1030),
+                                                                       mode="refine"),
+     r"Joint Attention Inject: input 'target_prompt' is a prompt of 1035 text tokens; QwenImage reads at most 1024"),
+    ("joint-p2p-qwen-other-text-length", lambda k: qwen_joint_sampled(k, conditioning=[[torch.randn(2, 5, 64), {}]]),
+     r"Joint Attention Inject: the joint attention has 5 text tokens, not the source and target prompts' 12"),
+    ("kv-edit-qwen-model-of-a-flux-inversion", lambda k: kv_edit(k, model=flow(k, "qwen-image")[0]),
+     r"KV-Edit: input 'model' is not the model the inversion was made with"),
+    ("kv-edit-qwen-latent-of-another-size", lambda k: qwen_kv_sampled(k, torch.randn(1, 16, 1, 16, 16)),
+     r"KV-Edit: the sampler's latent_image is \(1, 16, 1, 16, 16\), but the inversion was made from a latent"),
+]
+FLOW_CASES += QWEN_ATTENTION_CASES
+# ============================================================================ end of issue 80's attention cases
+
+
 # -- issue 77: a model whose weights a GGUF file holds, into the nodes that train its weights --
 _GGUF = r"input 'model' holds quantised weights \(\d+ layers in Q8_0: a GGUF file from Unet Loader \(GGUF\)\); "
 QUANTISED_CASES = [

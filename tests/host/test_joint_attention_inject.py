@@ -179,3 +179,161 @@ def test_a_generated_pair_starts_both_rows_from_one_noise(host, flux):
                sampler=call(host, "KSamplerSelect", sampler_name="euler")[0], sigmas=sigmas,
                latent_image={"samples": torch.zeros(2, 16, SIZE, SIZE)})[0]["samples"]
     assert torch.isfinite(out).all() and not torch.allclose(out[0], out[1])
+
+
+# ----------------------------------------------------------------------------- Qwen-Image
+# Qwen-Image's text is the prompt's own length (no padding): a pair of prompts of different token counts is padded to
+# the longer (zeros) and the padding masked out of every attention (``hostkit/dit_attention.py``'s ``PaddedPair``), so
+# the pair still runs in one model call, each row computing what its prompt alone computes.
+
+@pytest.fixture(scope="module")
+def qwen(host):
+    return host.pack.demo.tiny_flow_models.build_tiny_flow_models("qwen-image", seed=0)
+
+
+def qwen_latent() -> torch.Tensor:
+    return torch.randn(1, 16, 1, SIZE, SIZE, generator=torch.Generator().manual_seed(3))
+
+
+def qwen_edit(host, model, clip, raw, inv, sigmas, *, negative=None, **settings):
+    """Joint Attention Inject on the Qwen-Image inversion, the pair sampled (euler); the output in sampler space."""
+    args = dict(model=model, clip=clip, inversion=inv, source_prompt=SOURCE, target_prompt=TARGET, mode="replace",
+                reweight="", cross_replace=0.8, self_replace=0.4, blocks="all", guidance=1.0,
+                local_blend=bool(settings.get("blend_source_words") or settings.get("blend_target_words")))
+    args.update(settings)
+    patched, pair, noise = call(host, "InvertEditJointAttentionInject", **args)
+    guider = (call(host, "BasicGuider", model=patched, conditioning=pair)[0] if negative is None else
+              call(host, "CFGGuider", model=patched, positive=pair, negative=encode(host, clip, negative), cfg=2.5)[0])
+    out = call(host, "SamplerCustomAdvanced", noise=noise, guider=guider,
+               sampler=call(host, "KSamplerSelect", sampler_name="euler")[0], sigmas=sigmas,
+               latent_image={"samples": raw.repeat(2, 1, 1, 1, 1)})[0]["samples"]
+    return model.model.process_latent_in(out).float(), pair
+
+
+def test_a_padded_qwen_pair_computes_each_prompt_as_alone(host, qwen):
+    """Two prompts of different token counts, padded to one and masked, sampled as one batch: each row is its prompt
+    sampled alone (the rows of a batch do not meet); padded but unmasked, the shorter prompt's row is not."""
+    model, clip, _ = qwen
+    dit = host.pack.hostkit.dit_attention
+    short, long = encode(host, clip, "a red circle"), encode(host, clip, "a red big circle on a blue background")
+    padded_short, padded_long, lengths = dit.pad_pair(short, long)
+    assert lengths == (8, 13) and padded_short[0][0].shape[1] == padded_long[0][0].shape[1] == 13
+    pair = host.pack.hostkit.pair.join_pair(padded_short, padded_long)
+    sigmas = call(host, "BasicScheduler", model=model, scheduler="simple", steps=3, denoise=1.0)[0]
+    latent = torch.randn(1, 16, 1, 8, 8, generator=torch.Generator().manual_seed(4))   # as noise: sigma 1 first
+
+    def run(m, cond, rows):
+        return call(host, "SamplerCustomAdvanced", noise=call(host, "DisableNoise")[0],   # from the latent itself
+                    guider=call(host, "BasicGuider", model=m, conditioning=cond)[0],
+                    sampler=call(host, "KSamplerSelect", sampler_name="euler")[0], sigmas=sigmas,
+                    latent_image={"samples": latent.repeat(rows, 1, 1, 1, 1)})[0]["samples"]
+
+    masked = model.clone()
+    dit.install_padded_pair(masked, lengths, 13, (), "test")
+    together = run(masked, pair, 2)
+    alone = torch.cat([run(model, short, 1), run(model, long, 1)])
+    assert torch.allclose(together, alone, atol=1e-5, rtol=1e-5), (together - alone).abs().max()
+    unmasked = run(model, pair, 2)
+    assert torch.equal(unmasked[1:], together[1:]) or torch.allclose(unmasked[1:], together[1:], atol=1e-5)
+    assert (unmasked[0] - alone[0]).abs().max() > 1e-3
+
+
+def test_qwen_word_alignment_over_unpadded_prompts(host, qwen):
+    """Refine and replace over Qwen2.5-VL's text of two lengths: the template's end after the last word follows it
+    one for one (not position for position), and the shorter target's padding takes nothing of the source."""
+    _, clip, _ = qwen
+    kit, glue = host.pack.hostkit, host.pack.techniques.joint_prompt_to_prompt.glue
+    target = "a red parallelogram on a blue background"
+    n = {t: len(kit.tokens.qwen_text_ids(clip, t)[0]) for t in (SOURCE, REFINED, target)}
+    assert n[REFINED] == n[SOURCE] + 1 and n[target] > n[SOURCE]   # 'parallelogram': several tokens
+    length = max(n.values())
+    streams = {t: kit.tokens.stream_words(clip, t, "t", "qwen25_7b", length) for t in n}
+    # refine, the target shorter than the source: its padding positions take nothing (alpha 0)
+    mapper, alphas = glue.joint_refine(streams[REFINED], streams[SOURCE], length, unpadded=True)
+    assert alphas[n[SOURCE]:].eq(0).all() and alphas[:n[SOURCE]].eq(1).all()
+    assert mapper[:n[SOURCE]].tolist() == [p for p in range(n[REFINED]) if p != 2]   # 'big' (position 2) skipped
+    # replace with a word of more tokens: spread over them, and the template's end one for one after it
+    swap = glue.joint_swap("t", SOURCE, target, streams[SOURCE], streams[target], length, unpadded=True)
+    extra = n[target] - n[SOURCE]
+    for i in range(n[SOURCE] - 5, n[SOURCE]):   # the template's end: source i -> target i + extra
+        assert swap[i, i + extra] == 1 and swap[i].sum() == 1
+    back = glue.joint_swap("t", target, SOURCE, streams[target], streams[SOURCE], length, unpadded=True)
+    assert back[:, n[SOURCE]:].eq(0).all()   # the shorter target's padding takes no source column
+
+
+@pytest.mark.parametrize("case", ["replace-same-length", "replace-longer-word", "refine-longer", "refine-shorter"])
+def test_the_edit_acts_on_a_qwen_pair_and_its_source_row_is_the_image(host, qwen, case):
+    """Joint Attention Inject on Qwen-Image: the pair samples (one prompt padded where the token counts differ), the
+    source row follows the inversion back near the image's latent (Euler's reconstruction error) as it does beside a
+    target of its own token count, and the edit row is not the target sampled alone."""
+    model, clip, _ = qwen
+    raw = qwen_latent()
+    inv, noise, sigmas = call(host, "InvertEditFlowInvert", model=model, latent={"samples": raw},
+                              positive=encode(host, clip, SOURCE), solver="euler", steps=STEPS, scheduler="simple",
+                              guidance=1.0)
+    source, target, mode = {"replace-same-length": (SOURCE, TARGET, "replace"),
+                            "replace-longer-word": (SOURCE, "a red parallelogram on a blue background", "replace"),
+                            "refine-longer": (SOURCE, REFINED, "refine"),
+                            "refine-shorter": (SOURCE, "a red circle", "refine")}[case]
+    edited, pair = qwen_edit(host, model, clip, raw, inv, sigmas, source_prompt=source, target_prompt=target, mode=mode)
+    lengths = [encode(host, clip, t)[0][0].shape[1] for t in (source, target)]
+    assert pair[0][0].shape[:2] == (2, max(lengths))
+    assert edited.shape == (2, 16, 1, SIZE, SIZE) and torch.isfinite(edited).all()
+    # the source row follows the inversion as it does beside a target of its own length (padded, it is masked)
+    same_length = qwen_edit(host, model, clip, raw, inv, sigmas)[0]
+    assert torch.allclose(edited[0], same_length[0], atol=1e-5), (edited[0] - same_length[0]).abs().max()
+    assert (edited[0] - inv.trajectory[-1][0].float()).abs().max() < 0.1 * inv.trajectory[-1].abs().max()
+    alone = call(host, "SamplerCustomAdvanced", noise=noise, guider=call(
+        host, "BasicGuider", model=model, conditioning=encode(host, clip, target))[0],
+        sampler=call(host, "KSamplerSelect", sampler_name="euler")[0], sigmas=sigmas,
+        latent_image={"samples": raw})[0]["samples"]
+    assert (edited[1] - model.model.process_latent_in(alone).float()[0]).abs().max() > 1e-3
+
+
+@pytest.mark.parametrize("case", ["refine", "refine-shorter", "replace", "blend", "cfg"])
+def test_what_a_qwen_pair_is_padded_with_changes_nothing(host, qwen, monkeypatch, case):
+    """Every attention the edit runs masks the padding: padded with random values instead of zeros, the edit is the
+    same (the text maps' edit, the source's self-attention injected, the local blend's maps, a negative prompt's own
+    call)."""
+    model, clip, _ = qwen
+    raw = qwen_latent()
+    inv, _, sigmas = call(host, "InvertEditFlowInvert", model=model, latent={"samples": raw},
+                          positive=encode(host, clip, SOURCE), solver="euler", steps=STEPS, scheduler="simple",
+                          guidance=1.0)
+    settings = {"refine": dict(target_prompt=REFINED, mode="refine"),
+                "refine-shorter": dict(target_prompt="a red circle", mode="refine"),
+                "replace": dict(target_prompt="a red parallelogram on a blue background", reweight="blue:2"),
+                "blend": dict(target_prompt=REFINED, mode="refine", blend_source_words="circle",
+                              blend_target_words="big circle", blend_threshold=0.9),
+                "cfg": dict(target_prompt=REFINED, mode="refine", negative="blurry")}[case]
+    zeros = qwen_edit(host, model, clip, raw, inv, sigmas, **settings)[0]
+    glue = host.pack.techniques.joint_prompt_to_prompt.glue
+    pad_pair = glue.pad_pair
+
+    def noisy(source, target):
+        a, b, lengths = pad_pair(source, target)
+        g = torch.Generator().manual_seed(9)
+        junk = [[c[0][0].clone(), c[0][1]] for c in (a, b)]
+        for row, n in zip(junk, lengths):
+            row[0][:, n:] = 10 * torch.randn(row[0][:, n:].shape, generator=g)
+        return [junk[0]], [junk[1]], lengths
+
+    monkeypatch.setattr(glue, "pad_pair", noisy)
+    junk, pair = qwen_edit(host, model, clip, raw, inv, sigmas, **settings)
+    assert pair[0][0][:, -1].abs().max() > 1
+    assert torch.allclose(junk, zeros, atol=1e-5, rtol=1e-4), (junk - zeros).abs().max()
+
+
+def test_the_local_blend_keeps_the_image_outside_the_words_on_qwen(host, qwen):
+    model, clip, _ = qwen
+    raw = qwen_latent()
+    inv, _, sigmas = call(host, "InvertEditFlowInvert", model=model, latent={"samples": raw},
+                          positive=encode(host, clip, SOURCE), solver="euler", steps=STEPS, scheduler="simple",
+                          guidance=1.0)
+    image = inv.trajectory[-1][0].float()
+    blended = qwen_edit(host, model, clip, raw, inv, sigmas, target_prompt=REFINED, mode="refine",
+                        blend_source_words="circle", blend_target_words="big circle", blend_threshold=0.9)[0][1]
+    kept = ((blended - image).abs() < 1e-4).all(0)[0]    # latent cells that are the image's in every channel
+    assert 0.05 < kept.float().mean() < 0.95, kept.float().mean()
+    unblended = qwen_edit(host, model, clip, raw, inv, sigmas, target_prompt=REFINED, mode="refine")[0][1]
+    assert ((unblended - image).abs() < 1e-4).all(0).float().mean() < 0.01

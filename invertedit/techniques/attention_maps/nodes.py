@@ -7,7 +7,7 @@ from_where=("up", "down"))`` and its local blend: latent/4, never the middle blo
 ``store.py``). Nothing is kept after the node returns, so its
 outputs are plain IMAGE and MASK that any node can use (Latent Blend, inpainting, ...).
 
-On a diffusion transformer (Flux.1, SD3, given a flow inversion) the maps are the image tokens'
+On a diffusion transformer (Flux.1, SD3, Qwen-Image, given a flow inversion) the maps are the image tokens'
 probabilities on the text tokens in the joint attention of the blocks chosen (``dit_blocks``),
 averaged over heads, blocks and the window's steps, on the image's patch grid.
 
@@ -71,8 +71,9 @@ class AttentionStore(io.ComfyNode):
                                tooltip="Mask threshold on the max-pooled, normalised maps (paper: 0.3)."),
                 io.Image.Input("image", optional=True, tooltip="The source image, to draw the heatmaps over."),
                 io.Combo.Input("dit_blocks", options=list(DIT_BLOCKS), default="all", optional=True,
-                               tooltip="Flux.1 / SD3 only: the blocks whose joint attention is read: all, double (Flux's "
-                                       "double-stream, SD3's joint blocks) or single (Flux's single-stream)."),
+                               tooltip="Flux.1 / SD3 / Qwen-Image only: the blocks whose joint attention is read: all, double "
+                                       "(Flux's double-stream, SD3's and Qwen-Image's joint blocks) or single (Flux's "
+                                       "single-stream)."),
                 io.Int.Input("mask_pool", default=3, min=1, max=9, step=2, optional=True,
                              tooltip="The mask's max-pool window over the maps' cells, before the threshold (paper's "
                                      "local blend: 3, which grows the mask by one cell on every side); 1: the words' "

@@ -16,7 +16,7 @@ from ...attention.local_blend import local_blend_of
 from ...attention.prompt_to_prompt import (ReplaceSchedule, check_acts, check_blend, check_fractions, check_reweight,
                                            check_subtract, check_word_fractions)
 from ...hostkit.blending import LocalBlendStep
-from ...hostkit.dit_attention import dit_blocks, install_dit_policy
+from ...hostkit.dit_attention import dit_blocks, install_dit_policy, install_padded_pair, pad_pair
 from ...hostkit.errors import NodeInputError, check_choice, check_conditioning
 from ...hostkit.fingerprint import conditioning_fingerprint
 from ...hostkit.flow_pair import SourceRow
@@ -39,36 +39,57 @@ BLOCKS = {"all": ("double_block", "single_block"), "double": ("double_block",), 
 BLEND_BLOCKS = {name: BLOCKS[name] for name in ("all", "double")}
 
 
-#: The tokenizers whose tokens make a DiT's text sequence: Flux's T5 alone (CLIP-L gives its pooled vector); SD3's all.
-TEXT_SEQUENCE = {"dit-double-single": ("t5xxl",)}
+#: The tokenizers whose tokens make a DiT's text sequence, by the family's ``text_sequence``: Flux's T5 alone (CLIP-L
+#: gives its pooled vector); SD3's all.
+TEXT_SEQUENCE = {"t5xxl": ("t5xxl",)}
+#: The text sequences the host pads to one length (T5's to 256 for Flux, CLIP's window and T5's for SD3): two prompts
+#: of different lengths there are a prompt past a window. Qwen-Image's Qwen2.5-VL text is the prompt's own length:
+#: the pair is padded to the longer one and the padding masked (``hostkit/dit_attention.py``'s ``PaddedPair``).
+PADDED_BY_HOST = ("t5xxl", "clip+t5xxl")
 
 
-def joint_refine(source: list, target: list, length: int) -> tuple[torch.Tensor, torch.Tensor]:
+def joint_refine(source: list, target: list, length: int, unpadded: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
     """Refine's (mapper, alphas) over the whole text sequence: each stream's prompts aligned
-    (``refine_mapper``) in its own positions; positions outside the streams map to themselves."""
+    (``refine_mapper``) in its own positions; positions outside the streams map to themselves.
+    ``unpadded`` (Qwen-Image: each prompt its own length, the shorter padded to ``length`` and masked):
+    the target's padding takes nothing of the source (its alphas 0), whose tokens there are real ones."""
     mapper, alphas = torch.arange(length, dtype=torch.long), torch.ones(length)
     for (src_ids, offset, size, _), (tgt_ids, _, _, _) in zip(source, target):
         m, a = refine_mapper(src_ids, tgt_ids, size)
+        if unpadded:
+            a[len(tgt_ids):] = 0.0
         mapper[offset:offset + size], alphas[offset:offset + size] = m + offset, a
     return mapper, alphas
 
 
 def joint_swap(node: str, source_prompt: str, target_prompt: str, source: list, target: list,
-               length: int) -> torch.Tensor | None:
+               length: int, unpadded: bool = False) -> torch.Tensor | None:
     """Replace's word-swap matrix over the whole text sequence where a swapped word's token count
-    differs in some stream (``replacement_mapper`` per stream), else None (token for token)."""
+    differs in some stream (``replacement_mapper`` per stream), else None (token for token).
+    ``unpadded`` (Qwen-Image: the prompts' own lengths, the shorter padded and masked): the tokens after
+    the last word (the chat template's end) follow it one for one, as a word does, where the reference's
+    rule (after the last swap, each position to itself) is for padding of one token; the target's
+    padding takes nothing."""
     if all(len(s[0]) == len(t[0]) for s, t in zip(source, target)):
         return None
     n_src, n_tgt = len(source_prompt.split()), len(target_prompt.split())
     swap = torch.eye(length)
-    for (_, offset, size, src_words), (_, _, _, tgt_words) in zip(source, target):
+    for (src_ids, offset, size, src_words), (tgt_ids, _, _, tgt_words) in zip(source, target):
         if n_src != n_tgt or len(src_words) != n_src or len(tgt_words) != n_tgt:
             raise NodeInputError(node, f"mode 'replace' swaps words one for one, but the source prompt has {n_src} "
                                        f"words and the target {n_tgt}; swap words one for one, or use mode 'refine' "
                                        f"to add or remove words.")
-        swap[offset:offset + size, offset:offset + size] = replacement_mapper(
-            [p for _, p in src_words], [p for _, p in tgt_words], [a != b for (a, _), (b, _) in zip(src_words, tgt_words)],
-            size)
+        src_positions, tgt_positions = [p for _, p in src_words], [p for _, p in tgt_words]
+        swapped = [a != b for (a, _), (b, _) in zip(src_words, tgt_words)]
+        if unpadded:
+            tails = [list(range(words[-1][-1] + 1, len(ids))) if words else list(range(len(ids)))
+                     for words, ids in ((src_positions, src_ids), (tgt_positions, tgt_ids))]
+            if all(tails):
+                src_positions, tgt_positions, swapped = src_positions + [tails[0]], tgt_positions + [tails[1]], swapped + [True]
+        block = replacement_mapper(src_positions, tgt_positions, swapped, size)
+        if unpadded:
+            block[:, len(tgt_ids):] = 0.0
+        swap[offset:offset + size, offset:offset + size] = block
     return swap
 
 
@@ -99,18 +120,21 @@ def joint_attention_inject(node: str, model, clip, inversion: Inversion | None, 
                     blend_start=blend_start)
     source, target = encode_prompt(clip, source_prompt), encode_prompt(clip, target_prompt)
     check_conditioning(node, "clip", source, model)
-    length = source[0][0].shape[1]
-    if target[0][0].shape[1] != length:
-        raise NodeInputError(node, f"the source prompt encodes to {length} text tokens and the target prompt to "
-                                   f"{target[0][0].shape[1]}; joint attention aligns them token by token. "
-                                   f"{longer_prompt(clip, {'source prompt': source_prompt, 'target prompt': target_prompt}, TEXT_SEQUENCE.get(family.layout))}.")
+    lengths = (source[0][0].shape[1], target[0][0].shape[1])
+    length, unpadded = max(lengths), family.text_sequence not in PADDED_BY_HOST
+    if lengths[0] != lengths[1] and not unpadded:
+        raise NodeInputError(node, f"the source prompt encodes to {lengths[0]} text tokens and the target prompt to "
+                                   f"{lengths[1]}; joint attention aligns them token by token. "
+                                   f"{longer_prompt(clip, {'source prompt': source_prompt, 'target prompt': target_prompt}, TEXT_SEQUENCE.get(family.text_sequence))}.")
+    check_conditioning(node, "target_prompt", target, model)   # (Qwen-Image: the target's own length, checked too)
+    padded = lengths[0] != lengths[1]   # Qwen-Image: the shorter prompt padded to the longer, the padding masked
     streams = [stream_words(clip, text, node, family.text_sequence, length, name)
                for name, text in (("source_prompt", source_prompt), ("target_prompt", target_prompt))]
     swap = refine = None
     if mode == "replace":
-        swap = joint_swap(node, source_prompt, target_prompt, *streams, length)
+        swap = joint_swap(node, source_prompt, target_prompt, *streams, length, unpadded=padded)
     else:
-        refine = joint_refine(*streams, length)
+        refine = joint_refine(*streams, length, unpadded=padded)
     src_words, tgt_words = (sequence_words(clip, text, node, family.text_sequence, length)
                             for text in (source_prompt, target_prompt))
     positions = sequence_word_positions(tgt_words, reweight, node, "reweight", "'square:2, blue:0.5'", "scale")
@@ -155,7 +179,12 @@ def joint_attention_inject(node: str, model, clip, inversion: Inversion | None, 
     keep_run_state(patched)   # the source row's and the local blend's per-run state
     install_dit_policy(patched, policy, keys, node)
     source_guidance = guidance
-    pair = join_pair(source, target)
+    if padded:
+        padded_source, padded_target, _ = pad_pair(source, target)
+        install_padded_pair(patched, lengths, length, keys, node)
+        pair = join_pair(padded_source, padded_target)
+    else:
+        pair = join_pair(source, target)
     if family.distilled_guidance:
         pair[0][1]["guidance"] = guidance
         if inversion is not None:

@@ -1,4 +1,4 @@
-"""Joint Attention Inject: Prompt-to-Prompt on a Flux or SD3 model's joint attention. Policy in
+"""Joint Attention Inject: Prompt-to-Prompt on a Flux, SD3 or Qwen-Image model's joint attention. Policy in
 ``policy.py`` (on Prompt-to-Prompt's controllers, ``attention/controllers.py``), host glue in ``glue.py``."""
 from __future__ import annotations
 
@@ -25,18 +25,18 @@ class JointAttentionInject(io.ComfyNode):
             display_name=cls.NAME,
             category="InvertEdit/flow",
             description=(
-                "Prompt-to-Prompt (Hertz et al.) on a Flux or SD3 model's joint attention: in the target row, the "
+                "Prompt-to-Prompt (Hertz et al.) on a Flux, SD3 or Qwen-Image model's joint attention: in the target row, the "
                 "image tokens' attention on the text tokens is the source's (replace, refine, reweight as Attention "
                 "Inject does it on a UNet) and, in the first steps, their attention on the image tokens too; the text "
                 "keeps its own attention. The source row follows the image's flow inversion (or, without one, is "
                 "generated with the edit from one noise). The target follows the source outside the attention of the "
                 "blend words, or of the words that differ between the prompts (local blend; local_blend off: a global "
-                "edit). Sample with SamplerCustomAdvanced: BasicGuider (CFGGuider for SD3) "
+                "edit). Sample with SamplerCustomAdvanced: BasicGuider (CFGGuider for SD3 and Qwen-Image) "
                 "with this node's MODEL and CONDITIONING, its NOISE, the inversion's SIGMAS, the euler sampler and "
                 "the image's latent repeated twice (Repeat Latent Batch); row 1 of the output is the edit. "
                 + STEP_COUNTS),
             inputs=[
-                io.Model.Input("model", tooltip="The Flux or SD3 model the image was inverted with."),
+                io.Model.Input("model", tooltip="The Flux, SD3 or Qwen-Image model the image was inverted with."),
                 io.Clip.Input("clip", tooltip="The model's text encoders: the node encodes both prompts and aligns "
                                               "their tokens."),
                 InversionSocket.Input("inversion", optional=True,
@@ -62,11 +62,11 @@ class JointAttentionInject(io.ComfyNode):
                                tooltip="Fraction of the steps in which the image's attention on the image is the "
                                        "source's (Prompt-to-Prompt's self-attention: 0.4): the first int(f * N)."),
                 io.Combo.Input("blocks", options=list(BLOCKS), default="all",
-                               tooltip="The blocks edited: all, double (Flux's double-stream, SD3's joint blocks) or "
+                               tooltip="The blocks edited: all, double (Flux's double-stream, SD3's and Qwen-Image's joint blocks) or "
                                        "single (Flux's single-stream)."),
                 io.Float.Input("guidance", default=3.5, min=0.0, max=100.0, step=0.1,
                                tooltip="Flux dev's distilled guidance of the edit (the host's default: 3.5); the "
-                                       "source row keeps the inversion's. Ignored by SD3 and Flux schnell."),
+                                       "source row keeps the inversion's. Ignored by SD3, Qwen-Image and Flux schnell."),
                 io.String.Input("cross_replace_words", default="", optional=True,
                                 tooltip="Per-word schedules, 'word:fraction, ...' with words of the target prompt; "
                                         "empty: every word follows cross_replace."),

@@ -104,8 +104,11 @@ class JointPromptToPrompt(AttentionPolicy[LocalBlendMaps]):
         cross = self.schedule.injects("cross", step, steps, 0, 1)
         self_ = self.schedule.injects("self", step, steps, 0, 1)
         blend = state if self.blend is not None and where.block in self.blend.blocks else None
-        if not (cross or self_ or blend is not None):
-            return where.attend(q, k, v)
+        pad = where.pad   # the pair's prompts padded to one token count (Qwen-Image): every attention masks it
+        if not (cross or self_ or blend is not None) or 0 not in where.chunks:
+            # nothing to edit, or a call of unconditional rows alone (a negative prompt of another token count
+            # than the pair's runs in a model call of its own): the host's attention
+            return where.attend(q, k, v) if pad is None else where.attend(q, k, v, mask=pad)
         pattern = self.schedule.word_pattern(step, steps) if cross else None
         plan = self.plan(where, q, v, cross, self_, pattern, blend is not None)
         text, (batch, heads, tokens, dim) = where.text, q.shape
@@ -116,15 +119,18 @@ class JointPromptToPrompt(AttentionPolicy[LocalBlendMaps]):
             if plan.mixes is not None:
                 values[batch:, :, :text] = torch.matmul(plan.mixes, values[batch:, :, :text])
             q_all, k_all = q.index_select(0, plan.qk_index), k.index_select(0, plan.qk_index)
+            pad_all = None if pad is None else pad.index_select(0, plan.qk_index)
         else:
-            q_all, k_all, values = q, k, v
+            q_all, k_all, values, pad_all = q, k, v, pad
         # Where the host's attention is plain, its output stays in the kernel's layout [rows, heads, tokens, dim]
         # until the text maps' edit is added: the host's layout after costs the stock call's transpose and
         # reshape, no operation more. Otherwise (another node's override, the call's own mask) the host's layout.
         if not plan.lse:
-            out, lse = where.attend(q_all, k_all, values), None
-        elif where.attend_lse is not None:
-            out, lse = where.attend_lse(q_all, k_all, values)
+            out, lse = (where.attend(q_all, k_all, values) if pad_all is None else
+                        where.attend(q_all, k_all, values, mask=pad_all)), None
+        elif where.attend_lse is not None:   # (where a row is padded, always: ``JointWhere.pad``)
+            out, lse = (where.attend_lse(q_all, k_all, values) if pad_all is None else
+                        where.attend_lse(q_all, k_all, values, mask=pad_all))
         else:
             out, lse = where.plain_lse(q_all, k_all, values)
         heads_layout = lse is not None and where.attend_lse is None
@@ -138,6 +144,7 @@ class JointPromptToPrompt(AttentionPolicy[LocalBlendMaps]):
         # (``weigh``), so they keep their own attention, and the blend's reading leaves them out. The weight
         # stays float32: the edit takes it in place (a half-precision product computed in float32, rounded once).
         k_text = k[:, :, :text]
+        pad_text = None if pad is None else pad[..., :text]   # each row's padded text keys
         lse_rows = lse if plan.put is None else lse[:batch]
         weight = None
         if plan.text_rows is not None:   # the text maps' edit: each row's part added into its pair's target
@@ -146,7 +153,7 @@ class JointPromptToPrompt(AttentionPolicy[LocalBlendMaps]):
                 mixed = v_text
             else:
                 mixed = torch.bmm(plan.rows_mix, v_text.view(batch * heads, text, dim)).view(batch, heads, text, dim)
-            part, lse_text = heads_attention_with_lse(q, k_text, mixed)
+            part, lse_text = heads_attention_with_lse(q, k_text, mixed, pad_text)
             weight = torch.exp(lse_text - lse_rows).unsqueeze(-1)
             edit = part.mul_(weight * plan.weigh)
             if heads_layout:
@@ -154,7 +161,7 @@ class JointPromptToPrompt(AttentionPolicy[LocalBlendMaps]):
             else:
                 out.view(batch, tokens, heads, dim).index_add_(0, plan.text_rows, edit.transpose(1, 2))
         if blend is not None:   # the words' maps [rows, heads, tokens, 2], weighted into the run's float32 sum
-            words, lse_text = heads_attention_with_lse(q, k_text, plan.columns)
+            words, lse_text = heads_attention_with_lse(q, k_text, plan.columns, pad_text)
             if weight is None:
                 weight = torch.exp(lse_text - lse_rows).unsqueeze(-1)
             count = blend.count

@@ -103,10 +103,10 @@ def _inputs() -> list:
     return [
         place_input(),
         io.Boolean.Input("keep_keys_values", default=False, optional=True,
-                         tooltip="KV-Edit (Flux, solver euler): keep every block's image keys and values at "
-                                 "every step, for the KV-Edit node. Memory: about 2.9 GB per step per "
-                                 "megapixel in bfloat16 (57 blocks; computed): choose keep_values_on cpu "
-                                 "on a consumer GPU, as the authors' code offloads."),
+                         tooltip="KV-Edit (Flux or Qwen-Image, solver euler): keep every block's image keys and "
+                                 "values at every step, for the KV-Edit node. Memory: about 2.9 GB per step per "
+                                 "megapixel in bfloat16 (Flux's 57 blocks, Qwen-Image's 60 alike; computed): choose "
+                                 "keep_values_on cpu on a consumer GPU, as the authors' code offloads."),
         io.Mask.Input("kv_mask", optional=True,
                       tooltip="KV-Edit's attn_mask option (authors: off): while inverting, the masked region "
                               "and the background do not attend to each other. Give KV-Edit the same mask."),

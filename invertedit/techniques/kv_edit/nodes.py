@@ -1,4 +1,4 @@
-"""KV-Edit (Zhu et al.): the masked region of a Flux image made anew while the background keeps
+"""KV-Edit (Zhu et al.): the masked region of a Flux (or Qwen-Image) image made anew while the background keeps
 its own keys, values and latent. Policies in ``policies.py``, host glue in
 ``glue.py``."""
 from __future__ import annotations
@@ -22,13 +22,13 @@ class KVEditNode(io.ComfyNode):
             display_name=cls.NAME,
             category="InvertEdit/flow",
             description=(
-                "KV-Edit (Zhu et al.) on a Flux model: only the masked region is made anew; in every block the "
+                "KV-Edit (Zhu et al.) on a Flux or Qwen-Image model: only the masked region is made anew; in every block the "
                 "background's keys and values are those Flow Invert kept (keep_keys_values on, solver euler), and its "
                 "latent is the image's, so the background is kept as it is. Sample with SamplerCustomAdvanced: this "
-                "node's MODEL with the target prompt (FluxGuidance, authors: 5.5), its NOISE and SIGMAS, the euler "
+                "node's MODEL with the target prompt (FluxGuidance, authors: 5.5; Qwen-Image: CFGGuider), its NOISE and SIGMAS, the euler "
                 "sampler, the image's latent as latent_image."),
             inputs=[
-                io.Model.Input("model", tooltip="The Flux model the image was inverted with."),
+                io.Model.Input("model", tooltip="The Flux or Qwen-Image model the image was inverted with."),
                 InversionSocket.Input("inversion", tooltip="Flow Invert's inversion, made with keep_keys_values on "
                                                            "(authors: euler, 28 steps, guidance 1.5)."),
                 io.Mask.Input("mask", tooltip="The region to edit (white); the rest is kept. Painted (the authors' "
