@@ -361,6 +361,34 @@ def test_workflow_loads_in_the_frontend(path, editor, host, runner):
     assert not report, f"{path.name} in the frontend:\n{report}"
 
 
+QWEN_TEMPLATES = {"Qwen-Image - FlowEdit": "Flux - FlowEdit", "Qwen-Image - Prompt-to-Prompt edit": "Flux - Prompt-to-Prompt edit",
+                  "Qwen-Image - KV-Edit": "Flux - KV-Edit"}
+
+
+@pytest.mark.parametrize("name", list(QWEN_TEMPLATES))
+def test_a_qwen_image_template_reads_as_its_flux_one(name, editor):
+    """A Qwen-Image template (issue 80) in the frontend: the same stages (groups, in order) as the same technique's
+    Flux template, one Save Image, and its three loaders showing ComfyUI's Qwen-Image files (Load Diffusion Model's
+    fp8 file, Load CLIP's Qwen2.5-VL of type qwen_image, Load VAE's), no Load Checkpoint."""
+    loaded = {}
+    for key in (name, QWEN_TEMPLATES[name]):
+        workflow = json.loads((WORKFLOWS / f"{key}.json").read_text(encoding="utf-8"))
+        loaded[key], messages = _load(editor, workflow)
+        assert not messages and not loaded[key]["missing"], (key, messages, loaded[key]["missing"])
+    qwen, flux = loaded[name], loaded[QWEN_TEMPLATES[name]]
+    assert [g["title"] for g in qwen["groups"]] == [g["title"] for g in flux["groups"]]
+    assert [n["type"] for n in qwen["nodes"]].count("SaveImage") == 1
+    shown = {n["type"]: {w["name"]: w["value"] for w in n["widgets"]} for n in qwen["nodes"]}
+    assert "CheckpointLoaderSimple" not in shown
+    assert shown["UNETLoader"]["unet_name"] == "qwen_image_fp8_e4m3fn.safetensors"
+    assert (shown["CLIPLoader"]["clip_name"], shown["CLIPLoader"]["type"]) == ("qwen_2.5_vl_7b_fp8_scaled.safetensors",
+                                                                             "qwen_image")
+    assert shown["VAELoader"]["vae_name"] == "qwen_image_vae.safetensors"
+    assert shown["ModelSamplingAuraFlow"]["shift"] == pytest.approx(3.1)
+    print(f"{name}: groups {[g['title'] for g in qwen['groups']]}, view scale {qwen['view']['scale']:.2f} "
+          f"(its Flux template's {flux['view']['scale']:.2f})")
+
+
 def _queue_from_the_page(comfy_server, editor, workflow: dict, widgets: dict[str, object]) -> tuple[dict, list, float]:
     """Load ``workflow`` in the editor, set every widget named in ``widgets`` (name: value) on the loaded graph, queue
     it with the editor's own Queue (app.queuePrompt) and wait for the run: (the prompt the page posted, the files its

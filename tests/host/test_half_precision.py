@@ -187,6 +187,22 @@ def test_the_packs_models_load_their_unet_as_the_host_loads_a_checkpoint(host, f
         assert torch.equal(v, reference[k].to(v.dtype)), k
 
 
+def test_the_tiny_qwen_image_takes_the_lanes_precision(host):
+    """The Qwen-Image templates' built-in model (the Demo Model's qwen-image) loads its diffusion model as the host
+    loads a Qwen-Image file under the lane's flags: bf16 weights computed in bf16, and fp8 weights cast per layer
+    to bf16 (Qwen-Image's first half dtype: the host lists bf16 and float32 for it, no fp16); the half-precision
+    lane's Qwen-Image figures are those of these weights."""
+    build = host.pack.demo.tiny_flow_models.build_tiny_flow_unet
+    plain = build("qwen-image", seed=0)
+    assert (plain.model.get_dtype(), plain.model.manual_cast_dtype) == (torch.float32, None)
+    for name, (dtype, cast) in {"bf16": (torch.bfloat16, None), "fp8": (torch.float8_e4m3fn, torch.bfloat16)}.items():
+        with unet_in(name):
+            model = build("qwen-image", seed=0)
+        assert (model.model.get_dtype(), model.model.manual_cast_dtype) == (dtype, cast), name
+        weights = {p.dtype for n, p in model.model.diffusion_model.named_parameters() if n.endswith("weight") and p.dim() == 2}
+        assert weights == {dtype}, (name, weights)
+
+
 def test_an_inversions_model_check_does_not_depend_on_the_unets_precision(host):
     """An inversion made with a UNet at one precision is sampled with the same weights at another
     (the bundled inversion, made in float32, under a GPU's fp16, --bf16-unet or fp8 weights): the
