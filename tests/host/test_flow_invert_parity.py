@@ -8,7 +8,10 @@ a subprocess on the same tiny random Flux dev weights:
   ``wangjiangshan0725/RF-Solver-Edit``'s own ``denoise`` (``FLUX_Image_Edit/src/flux``), by
   ``tests/reference/rf_solver_runner.py``;
 - RF-Inversion against diffusers' community ``examples/community/pipeline_flux_rf_inversion.py``
-  (``invert`` then ``__call__``), by ``tests/reference/rf_inversion_runner.py``.
+  (``invert`` then ``__call__``), by ``tests/reference/rf_inversion_runner.py``;
+- on the tiny Qwen-Image, for which the authors wrote no code, their solvers (FireFlow's three, RF-Solver-Edit's
+  ``denoise``) run unchanged in this process on the host's Qwen-Image called as they call BFL's Flux
+  (``QwenImageAsBFLFlux``).
 
 Each compares the inverted latent and the edited sample (the target prompt, Flux guidance 3.5), in
 the model's space; the errors are printed. The reference code is fetched at test time (never
@@ -166,6 +169,95 @@ def test_rf_solver_matches_rf_solver_edits_own_code(solver_runs, checkouts, skip
     print(f"\nrf-solver vs RF-Solver-Edit's denoise, {STEPS} steps, {SIZE}x{SIZE}: inverted latent {inverted:.2e}, "
           f"edited sample {sample:.2e} (relative)")
     assert inverted <= TOLERANCE and sample <= TOLERANCE
+
+
+# ------------------------------------------------------------------ the solvers on Qwen-Image
+
+def their_sampling(src: Path):
+    """``flux.sampling`` of a checkout's ``src`` folder, imported in this process and then forgotten (another
+    checkout's ``flux`` may come next); its text encoders' module is stubbed (not part of the method)."""
+    import importlib
+    import types
+
+    def ours() -> dict:
+        return {k: v for k, v in sys.modules.items() if k == "flux" or k.startswith("flux.")}
+
+    saved = ours()
+    for name in saved:
+        del sys.modules[name]
+    sys.path.insert(0, str(src))
+    try:
+        conditioner = types.ModuleType("flux.modules.conditioner")
+        conditioner.HFEmbedder = object
+        sys.modules["flux.modules.conditioner"] = conditioner
+        return importlib.import_module("flux.sampling")
+    finally:
+        sys.path.remove(str(src))
+        for name in ours():
+            del sys.modules[name]
+        sys.modules.update(saved)
+
+
+class QwenImageAsBFLFlux:
+    """The host's tiny Qwen-Image as the authors' solvers call BFL's Flux: ``model(img=packed latent, txt=the
+    prompt's embedding, timesteps=sigma, ...) -> (velocity, info)``, the latent packed 2x2 as their ``prepare``
+    packs it and unpacked for Qwen-Image (its frame axis added); the ids, pooled vector and guidance are Flux's and
+    Qwen-Image takes none (its rotary positions are its own)."""
+
+    def __init__(self, model, h: int, w: int):
+        self.net, self.h, self.w = model.model.diffusion_model, h, w
+
+    def __call__(self, img, txt, timesteps, info, **kwargs):
+        from einops import rearrange
+
+        x = rearrange(img, "b (h w) (c ph pw) -> b c (h ph) (w pw)", h=self.h // 2, w=self.w // 2, ph=2, pw=2)
+        v = self.net(x.unsqueeze(2), timesteps, context=txt).squeeze(2)
+        return rearrange(v, "b c (h ph) (w pw) -> b (h w) (c ph pw)", ph=2, pw=2), info
+
+
+@pytest.mark.parametrize("solver,code,function", [
+    ("euler", "fireflow", "denoise"), ("rf-solver", "fireflow", "denoise_rf_solver"),
+    ("fireflow", "fireflow", "denoise_fireflow"), ("rf-solver", "rf-solver", "denoise")])
+def test_flow_solvers_on_qwen_image_match_the_authors_code_run_on_it(host, tiny, checkouts, skip_loudly, solver, code,
+                                                                     function):
+    """The authors' solvers are written for BFL's Flux but call it as a function of the packed latent, the prompt
+    and the time (``QwenImageAsBFLFlux``): run unchanged on the host's tiny Qwen-Image, inverting with the source
+    prompt and sampling back with another of a different token count, against Flow Invert and the Flow Sampler."""
+    if checkouts[code] is None:
+        skip_loudly(f"FLOW SOLVER PARITY ON QWEN-IMAGE SKIPPED: the {code} code was not found (set "
+                    f"{'FIREFLOW' if code == 'fireflow' else 'RFSOLVER'}_PATH, or fetch it)")
+    sampling = their_sampling(checkouts[code])
+    from einops import rearrange
+
+    model, clip, _ = tiny("qwen-image")
+    raw = raw_latent(seed=5).unsqueeze(2)
+    source, target = encode(host, clip, SOURCE), encode(host, clip, "a cat")
+    inv, noise, sigmas = call(host, "InvertEditFlowInvert", model=model, latent={"samples": raw}, positive=source,
+                              solver=solver, steps=STEPS, scheduler="simple", guidance=1.0)
+    guider = call(host, "BasicGuider", model=model, conditioning=target)[0]
+    sampler = call(host, "InvertEditFlowSampler", solver=solver)[0]
+    out = call(host, "SamplerCustomAdvanced", noise=noise, guider=guider, sampler=sampler, sigmas=sigmas,
+               latent_image={"samples": raw})[0]["samples"]
+
+    x_src = model.model.process_latent_in(raw).float()
+    shim, denoise = QwenImageAsBFLFlux(model, SIZE, SIZE), getattr(sampling, function)
+    img = rearrange(x_src.squeeze(2), "b c (h ph) (w pw) -> b (h w) (c ph pw)", ph=2, pw=2)
+    common = dict(img_ids=None, txt_ids=None, vec=None, timesteps=sigmas.float().tolist(), guidance=1.0)
+    with torch.inference_mode():
+        inverted, _ = denoise(shim, img=img, txt=source[0][0].float(), inverse=True, info={"inject_step": 0}, **common)
+        sample, _ = denoise(shim, img=inverted, txt=target[0][0].float(), inverse=False, info={"inject_step": 0},
+                            **common)
+
+    def unpacked(x):
+        return rearrange(x, "b (h w) (c ph pw) -> b c (h ph) (w pw)", h=SIZE // 2, w=SIZE // 2, ph=2, pw=2).unsqueeze(2)
+
+    errors = (rel(inv.trajectory[0], unpacked(inverted)), rel(model.model.process_latent_in(out), unpacked(sample)))
+    moved, noised = rel(unpacked(sample), x_src), rel(unpacked(inverted), x_src)
+    print(f"\n[qwen-image] {solver} vs {code}'s {function} run on it, {STEPS} steps, {SIZE}x{SIZE}: inverted latent "
+          f"{errors[0]:.2e}, edited sample {errors[1]:.2e} (relative; the inversion moved the latent by {noised:.2f} "
+          f"of its range, the edit by {moved:.2f})")
+    assert moved > 1e-2 and noised > 0.1
+    assert errors[0] <= TOLERANCE and errors[1] <= TOLERANCE
 
 
 # ------------------------------------------------------------------ RF-Solver-Edit's feature sharing
