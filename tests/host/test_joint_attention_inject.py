@@ -1,4 +1,4 @@
-"""Joint Attention Inject (Prompt-to-Prompt on joint attention) on the tiny random Flux dev and SD3:
+"""Joint Attention Inject (Prompt-to-Prompt on joint attention) on the tiny random Flux dev, SD3 and Qwen-Image:
 
 - the two prompts' tokens aligned over the transformer's text sequence (Flux's T5 tokens, SD3's CLIP window);
 - the pair samples through the stock SamplerCustomAdvanced, and the edit acts (it is not the target prompt
@@ -6,6 +6,8 @@
 - with the local blend, outside the words' mask the edit's latent is the image's own (the source row's
   trajectory ends on it), whole latent cells at a time; without it, no cell is; the pack's Flow Sampler
   (euler) samples it as the host's euler does;
+- Qwen-Image (its text the prompt's own length): a pair of two token counts padded and masked computes each prompt
+  as alone, what it is padded with changes nothing, the alignment over unpadded prompts, the edit in half precision;
 - the math against the edit written out on explicit maps is ``tests/pure/test_joint_prompt_to_prompt.py``;
   the cost per evaluation ``test_dispatch_count.py``. No authors' code exists for this setting."""
 from __future__ import annotations
@@ -337,3 +339,30 @@ def test_the_local_blend_keeps_the_image_outside_the_words_on_qwen(host, qwen):
     assert 0.05 < kept.float().mean() < 0.95, kept.float().mean()
     unblended = qwen_edit(host, model, clip, raw, inv, sigmas, target_prompt=REFINED, mode="refine")[0][1]
     assert ((unblended - image).abs() < 1e-4).all(0).float().mean() < 0.01
+
+
+@pytest.mark.parametrize("dtype", ["fp16", "bf16"])
+def test_a_padded_qwen_pair_edits_in_half_precision(host, dtype):
+    """The Qwen-Image model in half precision (the host's --fp16-unet / --bf16-unet on a GPU:
+    ``test_half_precision.unet_in``): the padded pair's masks and the edit's text maps in the model's dtype,
+    the edit finite and near float32's (the same weights, rounded)."""
+    from test_half_precision import unet_in
+
+    raw = qwen_latent()
+    settings = dict(target_prompt=REFINED, mode="refine", blend_source_words="circle", blend_target_words="big circle",
+                    blend_threshold=0.9, negative="blurry")
+    outs = {}
+    for name in ("fp32", dtype):
+        with unet_in(name):
+            model, clip, _ = host.pack.demo.tiny_flow_models.build_tiny_flow_models("qwen-image", seed=0)
+            inv, _, sigmas = call(host, "InvertEditFlowInvert", model=model, latent={"samples": raw},
+                                  positive=encode(host, clip, SOURCE), solver="euler", steps=STEPS,
+                                  scheduler="simple", guidance=1.0)
+            outs[name] = qwen_edit(host, model, clip, raw, inv, sigmas, **settings)[0]
+            assert model.model.get_dtype() == (torch.float32 if name == "fp32" else
+                                               {"fp16": torch.float16, "bf16": torch.bfloat16}[name])
+    half = outs[dtype]
+    assert torch.isfinite(half).all()
+    error = ((half - outs["fp32"]).abs().max() / outs["fp32"].abs().max()).item()
+    print(f"Joint Attention Inject on Qwen-Image, padded pair, {dtype}: relative error {error:.4f}")
+    assert error < 0.05, error

@@ -6,7 +6,9 @@
   ``Flux_kv``, run unchanged by ``tests/reference/kv_edit_runner.py`` on the same weights): their
   defaults (attn_scale 1, inversion guidance 1.5, edit guidance 5.5), and their attn_mask option;
 - where the keys and values wait (device or cpu) changes nothing;
-- the edit's cost per evaluation against a stock Euler evaluation (dispatched ops).
+- the edit's cost per evaluation against a stock Euler evaluation (dispatched ops);
+- on the tiny Qwen-Image (no authors' code runs on it): the background kept, the region alone as every token, with
+  CFG on negative prompts of other token counts, in half precision.
 The reference code is fetched at test time (never committed); where absent the test skips loudly."""
 from __future__ import annotations
 
@@ -325,3 +327,28 @@ def test_kv_edit_on_qwen_image_runs_the_region_alone_as_every_token(host, qwen):
         whole = qwen_kv_edit(host, other, clip, raw, mask, **settings)[0]
         assert tokens and min(tokens) == (SIZE // 2) ** 2
         assert torch.allclose(whole, alone, atol=1e-5, rtol=1e-4), (whole - alone).abs().max()
+
+
+@pytest.mark.parametrize("dtype", ["fp16", "bf16"])
+def test_kv_edit_on_qwen_image_in_half_precision(host, dtype):
+    """Qwen-Image in half precision (``test_half_precision.unet_in``: the host's --fp16-unet / --bf16-unet on a
+    GPU): the keys and values kept in the model's dtype, the background still the image's own, the edit near
+    float32's."""
+    from test_half_precision import unet_in
+
+    raw = torch.randn(1, 16, 1, SIZE, SIZE, generator=torch.Generator().manual_seed(11))
+    mask = image_mask()
+    outs = {}
+    for name in ("fp32", dtype):
+        with unet_in(name):
+            model, clip, _ = host.pack.demo.tiny_flow_models.build_tiny_flow_models("qwen-image", seed=0)
+            outs[name], inv = qwen_kv_edit(host, model, clip, raw, mask, negative="a blurry picture")
+            kept = {t.dtype for n, t in inv.clues.items() if n.startswith("kv.")}
+            assert kept == {model.model.get_dtype()}, kept
+    half, image = outs[dtype], outs["fp32"]   # (the background of both is the image's latent)
+    cells = host.pack.techniques.kv_edit.policies.latent_mask(mask, (SIZE, SIZE))[:, :, None].expand_as(half)
+    assert torch.isfinite(half).all()
+    assert torch.allclose(half[~cells], image[~cells], atol=1e-5)
+    error = ((half - image).abs().max() / image.abs().max()).item()
+    print(f"KV-Edit on Qwen-Image, {dtype}: relative error {error:.4f}")
+    assert error < 0.05, error

@@ -3,7 +3,8 @@ and the tests and card pictures run it so: the runner's ``paint_mask`` override 
 its image with a box painted as the mask editor saves one (an RGBA copy, transparent in the box:
 Load Image's MASK is 1 - alpha), the toy overrides' box over the red circle. What the run does with
 the mask: ``test_workflows.py``'s KV-Edit check (outside the mask the edit is the image); what KV-Edit
-refuses (nothing painted, everything painted): ``test_bad_inputs.py``'s ``kv-edit-*`` cases."""
+refuses (nothing painted, everything painted): ``test_bad_inputs.py``'s ``kv-edit-*`` cases. KV-Edit on Qwen-Image
+takes such a mask the same way (its latent [1, 16, 1, h, w]: the Wan VAE's frame axis)."""
 from __future__ import annotations
 
 import json
@@ -11,7 +12,7 @@ import json
 import pytest
 import torch
 
-from workshop.headless.calls import call
+from workshop.headless.calls import call, encode
 
 REPO_WORKFLOW = "Flux - KV-Edit"
 
@@ -60,3 +61,47 @@ def test_a_paint_mask_override_that_cannot_be_painted_is_refused(host, runner):
         _prompt(host, runner, LoadImage={"paint_mask": "box"})
     with pytest.raises(runner.WorkflowError, match=r"'paint_mask' of node \d+ \(InvertEditKVEdit\): only a LoadImage"):
         _prompt(host, runner, InvertEditKVEdit={"paint_mask": [0, 0, 8, 8]})
+
+
+def test_kv_edit_on_qwen_image_takes_a_mask_painted_in_load_image(host, tiny):
+    """KV-Edit on Qwen-Image with Load Image's MASK, as the mask editor saves it (an RGBA picture, transparent in the
+    painted box: the MASK is 1 - alpha): VAE Encode (the Wan VAE: a latent [1, 16, 1, h, w]), Flow Invert keeping
+    keys and values, KV-Edit with the MASK, sampled with CFG on a negative prompt of another token count; outside
+    the box's latent cells the edit is the image's own latent, inside it is remade."""
+    import os
+
+    from PIL import Image
+
+    model, clip, vae = tiny("qwen-image")
+    picture = Image.new("RGBA", (128, 128), (40, 60, 200, 255))
+    for x in range(128):
+        for y in range(128):
+            if (x - 64) ** 2 + (y - 60) ** 2 < 30 ** 2:
+                picture.putpixel((x, y), (210, 30, 30, 255))
+    box = (40, 32, 88, 80)   # x0, y0, x1, y1: painted over (alpha 0)
+    for x in range(box[0], box[2]):
+        for y in range(box[1], box[3]):
+            picture.putpixel((x, y), picture.getpixel((x, y))[:3] + (0,))
+    picture.save(os.path.join(host.input_dir, "qwen_kv_painted.png"))
+    image, mask = call(host, "LoadImage", image="qwen_kv_painted.png")
+    painted = torch.zeros(1, 128, 128)
+    painted[:, box[1]:box[3], box[0]:box[2]] = 1.0
+    assert torch.equal(mask, painted)
+    latent = call(host, "VAEEncode", pixels=image, vae=vae)[0]
+    assert latent["samples"].shape == (1, 16, 1, 16, 16)
+    inv = call(host, "InvertEditFlowInvert", model=model, latent=latent, positive=encode(host, clip, "a red circle"),
+               solver="euler", steps=6, scheduler="simple", guidance=1.0, keep_keys_values=True)[0]
+    edited, noise, sigmas = call(host, "InvertEditKVEdit", model=model, inversion=inv, mask=mask, skip_steps=1,
+                                 attn_scale=1.0, re_init=False, seed=0)
+    guider = call(host, "CFGGuider", model=edited, positive=encode(host, clip, "a yellow square"),
+                  negative=encode(host, clip, "blurry, low quality"), cfg=2.5)[0]
+    out = call(host, "SamplerCustomAdvanced", noise=noise, guider=guider,
+               sampler=call(host, "KSamplerSelect", sampler_name="euler")[0], sigmas=sigmas, latent_image=latent)[0]
+    source = model.model.process_latent_in(latent["samples"]).float()
+    made = model.model.process_latent_in(out["samples"]).float()
+    cells = host.pack.techniques.kv_edit.policies.latent_mask(mask, (16, 16))[:, :, None].expand_as(made)
+    assert cells.any() and not cells.all()
+    assert torch.allclose(made[~cells], source[~cells], atol=1e-5)
+    assert (made - source)[cells].abs().mean() > 0.01
+    decoded = call(host, "VAEDecode", samples=out, vae=vae)[0]
+    assert decoded.shape[-3:] == (128, 128, 3) and torch.isfinite(decoded).all()
