@@ -44,13 +44,13 @@ def heads_attention_with_lse(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
                              mask: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """``attention_with_lse`` with the output as the kernel gives it, ``[batch, heads, queries, dim]``;
     the keys may be fewer than the queries (the values' ``dim`` is the queries'). ``mask``: an additive
-    bias broadcast over ``[batch, heads, queries, keys]`` (a padded prompt's keys at -inf), with which
-    the output is ``scaled_dot_product_attention``'s and the log-sum-exp written out."""
-    if mask is not None:
-        return F.scaled_dot_product_attention(q, k, v, attn_mask=mask.to(q.dtype)), log_sum_exp(q, k, mask)
-    out, lse = _fused(q, k, v)
+    bias broadcast over ``[batch, heads, queries, keys]`` in the queries' dtype (a padded prompt's keys
+    at -inf): the CPU's fused kernel takes it; on CUDA the output is ``scaled_dot_product_attention``'s
+    and the log-sum-exp written out (the kernels that take a bias want it aligned, which a padded
+    prompt's length is not)."""
+    out, lse = _fused(q, k, v, mask)
     if lse is None:
-        out, lse = F.scaled_dot_product_attention(q, k, v), log_sum_exp(q, k)
+        out, lse = F.scaled_dot_product_attention(q, k, v, attn_mask=mask), log_sum_exp(q, k, mask)
     return out, lse
 
 
@@ -79,10 +79,13 @@ def kernel_lse(lse: torch.Tensor, b: int, h: int, t: int) -> torch.Tensor:
     return lse
 
 
-def _fused(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+def _fused(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
+           mask: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
     if q.device.type == "cpu":
-        return torch.ops.aten._scaled_dot_product_flash_attention_for_cpu(q, k, v, 0.0, False)[:2]
-    if q.device.type != "cuda":
+        if mask is None:
+            return torch.ops.aten._scaled_dot_product_flash_attention_for_cpu(q, k, v, 0.0, False)[:2]
+        return torch.ops.aten._scaled_dot_product_flash_attention_for_cpu(q, k, v, 0.0, False, attn_mask=mask)[:2]
+    if q.device.type != "cuda" or mask is not None:
         return q, None
     kernel = torch._fused_sdp_choice(q, k, v)
     key = (kernel, q.dtype)

@@ -150,16 +150,16 @@ attention with each query's log-sum-exp. The run's time is read when
     attend: Callable[..., torch.Tensor] = field(repr=False, compare=False)   # (q, k, v, mask=None)
     time: Callable[[], tuple[float, list[float]]] = field(repr=False, compare=False)   # (sigma, the run's sigmas)
     #: (q, k, v, mask=None) -> (output, log-sum-exp [batch, heads, tokens]) where the host's attention is not plain
-    #: (another node's override, a mask of its own, padded rows); None: it is plain, and ``plain_lse`` gives it
+    #: (another node's override, a mask of its own); None: it is plain, and ``plain_lse`` gives it
     attend_lse: Callable[..., tuple[torch.Tensor, torch.Tensor]] | None = field(default=None, repr=False, compare=False)
     #: the plain attention with its log-sum-exp, the output as the kernel gives it, ``[batch, heads, tokens,
-    #: dim]`` (a policy that adds to it before the host's layout saves a transpose)
+    #: dim]`` (a policy that adds to it before the host's layout saves a transpose); (q, k, v, mask=None)
     plain_lse: Callable[..., tuple[torch.Tensor, torch.Tensor]] = field(default=heads_attention_with_lse, repr=False,
                                                                           compare=False)
     #: where a prompt of the call is padded to another's token count (Qwen-Image's unpadded text, a source/target
-    #: pair of two lengths): an additive bias ``[batch, 1, 1, tokens]`` of the call's rows, -inf on each row's
-    #: padded text keys, which every attention of the call adds (``attend(..., mask=pad)``; ``attend_lse`` is then
-    #: given); None: no row is padded
+    #: pair of two lengths): an additive bias ``[batch, 1, 1, tokens]`` of the call's rows (their dtype), -inf on
+    #: each row's padded text keys, which every attention of the call adds (``attend(..., mask=pad)``,
+    #: ``attend_lse(..., mask=pad)`` or ``plain_lse(q, k, v, pad)``); None: no row is padded
     pad: torch.Tensor | None = field(default=None, repr=False, compare=False)
 
     @property

@@ -83,7 +83,7 @@ class DiTDriver:
         chunks = tuple(options.get("cond_or_uncond", [0]))
         padded = options.get(PAD_KEY)   # a pair of prompts padded to one token count (``PaddedPair``)
         pad = None if padded is None else padded.bias(q.shape[0], q.shape[2], q.dtype, q.device)
-        plain = outer is None and kwargs.get("mask") is None and pad is None   # else the log-sum-exp of what the host computes
+        plain = outer is None and kwargs.get("mask") is None   # else the log-sum-exp of what the host computes
         where = JointWhere(block=block, chunks=chunks, rows=q.shape[0] // max(len(chunks), 1), heads=heads,
                            text=text, grid=grid, attend=host, time=partial(call_time, options),
                            attend_lse=None if plain else partial(_host_attention_lse, host, kwargs.get("mask")),
@@ -109,16 +109,16 @@ def _host_attention(func, outer, heads, args, kwargs, q, k, v, mask=None):
     return func(q, k, v, heads, *args, skip_reshape=True, **kwargs)
 
 
-def _attention_lse(q, k, v) -> tuple[torch.Tensor, torch.Tensor]:
+def _attention_lse(q, k, v, mask=None) -> tuple[torch.Tensor, torch.Tensor]:
     """``heads_attention_with_lse`` with the kernel the host's attention picks: the host sets its own order of
     PyTorch's attention kernels (``comfy.ops.SDPA_BACKEND_PRIORITY``: cuDNN first on CUDA) around each
     call; outside it PyTorch's default order picks flash (on an H100 at Flux.1 dev's size, 1024 px, Joint
     Attention Inject cost 1.27x a stock evaluation in flash's order against 1.19x in the host's)."""
     priority = getattr(comfy.ops, "SDPA_BACKEND_PRIORITY", None)
     if priority is None or q.device.type != "cuda":
-        return heads_attention_with_lse(q, k, v)
+        return heads_attention_with_lse(q, k, v, mask)
     with sdpa_kernel(priority, set_priority=True):
-        return heads_attention_with_lse(q, k, v)
+        return heads_attention_with_lse(q, k, v, mask)
 
 
 def _additive(mask: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:

@@ -128,11 +128,12 @@ class JointPromptToPrompt(AttentionPolicy[LocalBlendMaps]):
         if not plan.lse:
             out, lse = (where.attend(q_all, k_all, values) if pad_all is None else
                         where.attend(q_all, k_all, values, mask=pad_all)), None
-        elif where.attend_lse is not None:   # (where a row is padded, always: ``JointWhere.pad``)
+        elif where.attend_lse is not None:
             out, lse = (where.attend_lse(q_all, k_all, values) if pad_all is None else
                         where.attend_lse(q_all, k_all, values, mask=pad_all))
         else:
-            out, lse = where.plain_lse(q_all, k_all, values)
+            out, lse = where.plain_lse(q_all, k_all, values) if pad_all is None else where.plain_lse(
+                q_all, k_all, values, pad_all)
         heads_layout = lse is not None and where.attend_lse is None
         if plan.put is not None:   # the targets' image rows from the extra rows: one gather, in the host's layout
             out, heads_layout = (host_layout(out) if heads_layout else out).gather(0, plan.put), False
