@@ -17,8 +17,9 @@ Demo Model) and any Load Checkpoint node. ``--builtin toy`` is the reverse, for 
 built on Load Checkpoint: the Toy World Model (two objects) replaces every Load Checkpoint, Upscale
 Image makes its 512x512 images, and Load Image gets the bundled sample unless ``--image`` is given
 (``toy-one-object``: the one-object world at 128 px; ``toy-flow``: the flow DiT for the Flux workflows,
-256 px; ``demo-sd1``, ``demo-sd2-v``, ``demo-sdxl``, ``demo-flux-dev``, ``demo-flux-schnell``, ``demo-sd3``:
-the random-weight Demo Model at 128 px). ``--set NODE.INPUT=VALUE`` sets one input (NODE: id, type or title; VALUE:
+256 px; ``demo-sd1``, ``demo-sd2-v``, ``demo-sdxl``, ``demo-flux-dev``, ``demo-flux-schnell``, ``demo-sd3``,
+``demo-qwen-image``: the random-weight Demo Model at 128 px; a Qwen-Image template's Load Diffusion Model, Load
+CLIP and Load VAE become one such model). ``--set NODE.INPUT=VALUE`` sets one input (NODE: id, type or title; VALUE:
 JSON, else a string).
 """
 from __future__ import annotations
