@@ -1901,13 +1901,15 @@ def qwen_joint_sampled(k: Kit, conditioning=None, **change):
                 sigmas=euler_inverted(k, "qwen-image")[2], latent_image={"samples": torch.randn(2, 16, 1, 8, 8)})
 
 
-def qwen_kv_sampled(k: Kit, latent):
-    """KV-Edit on the tiny Qwen-Image (its Euler inversion keeping keys and values) sampled on ``latent``."""
+def qwen_kv_sampled(k: Kit, latent, conditioning=None):
+    """KV-Edit on the tiny Qwen-Image (its Euler inversion keeping keys and values) sampled on ``latent`` (with
+    ``conditioning``, else the prompt's)."""
     m, c, _ = flow(k, "qwen-image")
     inv = k.once("qwen_kv_inverted", lambda: flow_invert(k, "qwen-image", solver="euler", keep_keys_values=True))[0]
     model, noise, sigmas = kv_edit(k, model=m, inversion=inv)
     return call(k.host, "SamplerCustomAdvanced", noise=noise,
-                guider=call(k.host, "BasicGuider", model=model, conditioning=encode(k.host, c, PROMPT))[0],
+                guider=call(k.host, "BasicGuider", model=model,
+                            conditioning=conditioning or encode(k.host, c, PROMPT))[0],
                 sampler=call(k.host, "KSamplerSelect", sampler_name="euler")[0], sigmas=sigmas,
                 latent_image={"samples": latent})
 
@@ -1949,6 +1951,11 @@ QWEN_ATTENTION_CASES = [
      r"KV-Edit: input 'model' is not the model the inversion was made with"),
     ("kv-edit-qwen-latent-of-another-size", lambda k: qwen_kv_sampled(k, torch.randn(1, 16, 1, 16, 16)),
      r"KV-Edit: the sampler's latent_image is \(1, 16, 1, 16, 16\), but the inversion was made from a latent"),
+    ("kv-edit-qwen-image-edit-reference", lambda k: qwen_kv_sampled(k, torch.randn(1, 16, 1, 8, 8), call(
+        k.host, "TextEncodeQwenImageEdit", clip=flow(k, "qwen-image")[1], prompt="a yellow circle",
+        vae=flow(k, "qwen-image")[2], image=torch.rand(1, 64, 64, 3))[0]),
+     r"KV-Edit: the prompt the edit is sampled with carries reference images \(ReferenceLatent or "
+     r"TextEncodeQwenImageEdit"),
 ]
 FLOW_CASES += QWEN_ATTENTION_CASES
 # ============================================================================ end of issue 80's attention cases

@@ -366,3 +366,21 @@ def test_a_padded_qwen_pair_edits_in_half_precision(host, dtype):
     error = ((half - outs["fp32"]).abs().max() / outs["fp32"].abs().max()).item()
     print(f"Joint Attention Inject on Qwen-Image, padded pair, {dtype}: relative error {error:.4f}")
     assert error < 0.05, error
+
+
+def test_a_generated_qwen_pair_of_two_token_counts_starts_from_one_noise(host, qwen):
+    """Without an inversion (the pair generated from the seed), on Qwen-Image's latent with its frame axis and two
+    prompts of different token counts (padded, masked): both rows start from one noise and the edit samples."""
+    model, clip, _ = qwen
+    sigmas = call(host, "BasicScheduler", model=model, scheduler="simple", steps=STEPS, denoise=1.0)[0]
+    patched, pair, noise = call(host, "InvertEditJointAttentionInject", model=model, clip=clip, source_prompt=SOURCE,
+                                target_prompt=REFINED, mode="refine", reweight="big:2", cross_replace=0.8,
+                                self_replace=0.4, blocks="all", guidance=1.0, seed=5, local_blend=True)
+    empty = torch.zeros(2, 16, 1, SIZE, SIZE)
+    made = noise.generate_noise({"samples": empty})
+    assert torch.equal(made[0], made[1]) and pair[0][0].shape[:2] == (2, 13)
+    out = call(host, "SamplerCustomAdvanced", noise=noise, guider=call(
+        host, "CFGGuider", model=patched, positive=pair, negative=encode(host, clip, ""), cfg=2.5)[0],
+        sampler=call(host, "KSamplerSelect", sampler_name="euler")[0], sigmas=sigmas,
+        latent_image={"samples": empty})[0]["samples"]
+    assert torch.isfinite(out).all() and not torch.allclose(out[0], out[1])

@@ -193,6 +193,12 @@ class KVEditLatents:
     def __call__(self, executor, x, t, c_concat=None, c_crossattn=None, control=None, transformer_options={},
                  **kwargs):
         state: EditState = run_state(transformer_options, self.policy, self.policy.make_state, self.node)
+        if kwargs.get("ref_latents") is not None:   # their tokens follow the image's and would not be edited
+            raise NodeInputError(self.node, "the prompt the edit is sampled with carries reference images "
+                                            "(ReferenceLatent or TextEncodeQwenImageEdit: Flux Kontext's or "
+                                            "Qwen-Image-Edit's instruction editing), which KV-Edit does not read: it "
+                                            "remakes the masked region from the text alone; encode the target prompt "
+                                            "with CLIP Text Encode.")
         if state.trajectory is None:
             run = sigma_list(transformer_options["sample_sigmas"])
             want = self.schedule[self.skip:]
