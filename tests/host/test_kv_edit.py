@@ -352,3 +352,28 @@ def test_kv_edit_on_qwen_image_in_half_precision(host, dtype):
     error = ((half - image).abs().max() / image.abs().max()).item()
     print(f"KV-Edit on Qwen-Image, {dtype}: relative error {error:.4f}")
     assert error < 0.05, error
+
+
+def test_kv_edit_on_qwen_image_takes_attention_stores_mask_of_a_word(host, qwen):
+    """The MASK input from another node: Attention Store's mask of a word on the same Qwen-Image inversion (its
+    per-word maps on Qwen2.5-VL's tokens), at the image's size, scaled to the latent as a painted one is."""
+    model, clip, _ = qwen
+    raw = torch.randn(1, 16, 1, SIZE, SIZE, generator=torch.Generator().manual_seed(13))
+    inv = call(host, "InvertEditFlowInvert", model=model, latent={"samples": raw},
+               positive=call(host, "CLIPTextEncode", clip=clip, text="a red circle on a blue background")[0],
+               solver="euler", steps=STEPS, scheduler="simple", guidance=1.0, keep_keys_values=True)[0]
+    heatmaps, mask = call(host, "InvertEditAttentionStore", model=model, clip=clip, inversion=inv,
+                          prompt="a red circle on a blue background", words="circle", start=0.0, end=1.0,
+                          threshold=0.9, mask_pool=1)
+    assert heatmaps.shape[0] == 7 and mask.shape == (1, SIZE * 8, SIZE * 8)
+    cells = host.pack.techniques.kv_edit.policies.latent_mask(mask, (SIZE, SIZE))
+    assert cells.any() and not cells.all(), cells.float().mean()   # random maps: somewhere, not everywhere
+    edited, noise, sigmas = call(host, "InvertEditKVEdit", model=model, inversion=inv, mask=mask, skip_steps=SKIP,
+                                 attn_scale=1.0, re_init=False, seed=0)
+    out = call(host, "SamplerCustomAdvanced", noise=noise, guider=call(
+        host, "BasicGuider", model=edited, conditioning=call(host, "CLIPTextEncode", clip=clip, text="a red square")[0])[0],
+        sampler=call(host, "KSamplerSelect", sampler_name="euler")[0], sigmas=sigmas,
+        latent_image={"samples": raw})[0]["samples"]
+    made, image = (model.model.process_latent_in(t).float() for t in (out, raw))
+    kept = ~cells[:, :, None].expand_as(made)
+    assert torch.allclose(made[kept], image[kept], atol=1e-5) and not torch.allclose(made, image, atol=1e-3)
