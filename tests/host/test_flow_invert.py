@@ -147,6 +147,11 @@ def test_share_values_on_qwen_image_shares_the_image_tokens_values_of_its_joint_
           f"{shared:.4f} (relative), without sharing {plain:.4f}; shared to plain {moved:.2e}")
     assert moved > 1e-4 and shared < plain   # the source's values keep the edit nearer the image
     assert not torch.allclose(out["device, cfg"], out["plain, cfg"], atol=1e-4)
+    # a prompt with a reference image (Qwen-Image-Edit's way): its tokens join the image's, the values cannot line up
+    referenced = call(host, "ReferenceLatent", conditioning=target, latent={"samples": latent})[0]
+    with pytest.raises(ValueError, match=r"Share Values: the run's prompt carries reference images"):
+        sample(host, call(host, "InvertEditShareValues", model=model, inversion=inv)[0], referenced, noise, sigmas,
+               latent, rf_solver)
     with pytest.raises(ValueError, match=r"Flow Invert: input 'share_from_block' is 2, but the model has 2 joint blocks "
                                              r"\(0 to 1\) \(Qwen-Image shares the image tokens' values"):
         call(host, "InvertEditFlowInvert", model=model, latent={"samples": latent}, positive=source, solver="euler",

@@ -10,8 +10,8 @@ a subprocess on the same tiny random Flux dev weights:
 - RF-Inversion against diffusers' community ``examples/community/pipeline_flux_rf_inversion.py``
   (``invert`` then ``__call__``), by ``tests/reference/rf_inversion_runner.py``;
 - on the tiny Qwen-Image, for which the authors wrote no code, their solvers (FireFlow's three, RF-Solver-Edit's
-  ``denoise``) run unchanged in this process on the host's Qwen-Image called as they call BFL's Flux
-  (``QwenImageAsBFLFlux``).
+  ``denoise``) and the RF-Inversion community pipeline run unchanged in this process on the host's Qwen-Image
+  called as they call their Flux (``QwenImageAsBFLFlux``, ``QwenImageAsDiffusersFlux``).
 
 Each compares the inverted latent and the edited sample (the target prompt, Flux guidance 3.5), in
 the model's space; the errors are printed. The reference code is fetched at test time (never
@@ -21,6 +21,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import types
 from pathlib import Path
 
 import pytest
@@ -177,7 +178,6 @@ def their_sampling(src: Path):
     """``flux.sampling`` of a checkout's ``src`` folder, imported in this process and then forgotten (another
     checkout's ``flux`` may come next); its text encoders' module is stubbed (not part of the method)."""
     import importlib
-    import types
 
     def ours() -> dict:
         return {k: v for k, v in sys.modules.items() if k == "flux" or k.startswith("flux.")}
@@ -272,6 +272,7 @@ def test_shared_values_match_rf_solver_edits_own_code(host, checkouts, skip_loud
     if checkouts["rf-solver"] is None:
         skip_loudly("RF-SOLVER-EDIT SHARING PARITY SKIPPED: the RF-Solver-Edit code was not found (set RFSOLVER_PATH "
                     "to a checkout of github.com/wangjiangshan0725/RF-Solver-Edit, or fetch it)")
+    sys.path.insert(0, str(REFERENCE))   # run alone, no earlier test has put it there
     from flow_diffusers import unpack_latents
 
     model, clip, _ = host.pack.demo.tiny_flow_models.build_tiny_flow_models("flux-dev", seed=0,
@@ -360,3 +361,113 @@ def test_rf_inversion_matches_the_diffusers_community_pipeline(host, flux, check
     assert schedule <= 1e-6
     assert moved > 1e-2
     assert inverted <= TOLERANCE and sample <= TOLERANCE
+
+
+class QwenImageAsDiffusersFlux(torch.nn.Module):
+    """The host's tiny Qwen-Image as diffusers' Flux pipelines call their transformer: ``(hidden_states=packed
+    latent, timestep=sigma, encoder_hidden_states=the prompt's embedding, ...) -> (velocity,)``, packed 2x2 as the
+    pipeline packs and unpacked for Qwen-Image (its frame axis added); the ids, pooled vector and guidance are
+    Flux's, and Qwen-Image takes none. ``config`` says what the pipeline reads (no guidance embedder)."""
+
+    def __init__(self, model, h: int, w: int):
+        super().__init__()
+        self.net, self.h, self.w = model.model.diffusion_model, h, w
+        self.config = types.SimpleNamespace(in_channels=64, guidance_embeds=False)
+
+    @property
+    def device(self):
+        return torch.device("cpu")
+
+    @property
+    def dtype(self):
+        return torch.float32
+
+    def forward(self, hidden_states, timestep, encoder_hidden_states, **kwargs):
+        from einops import rearrange
+
+        x = rearrange(hidden_states, "b (h w) (c ph pw) -> b c (h ph) (w pw)", h=self.h // 2, w=self.w // 2, ph=2, pw=2)
+        v = self.net(x.unsqueeze(2), timestep, context=encoder_hidden_states).squeeze(2)
+        return (rearrange(v, "b c (h ph) (w pw) -> b (h w) (c ph pw)", ph=2, pw=2),)
+
+
+def test_rf_inversion_on_qwen_image_matches_the_diffusers_community_pipeline_run_on_it(host, tiny, checkouts,
+                                                                                     skip_loudly):
+    """The community pipeline is Flux's but calls its transformer as a function of the packed latent, the prompt
+    and the time (``QwenImageAsDiffusersFlux``): its ``invert`` and controlled ``__call__``, unchanged, in this
+    process on the host's tiny Qwen-Image against RF-Inversion Invert and RF-Inversion (the schedule the pipeline's
+    dynamic shift gives, through ModelSamplingFlux at the image's size, as on Flux; the pack's fixed noise handed to
+    the pipeline packed, as ``rf_inversion_runner.py`` hands it)."""
+    if checkouts["rf-inversion"] is None:
+        skip_loudly("RF-INVERSION PARITY ON QWEN-IMAGE SKIPPED: diffusers' examples/community/"
+                    "pipeline_flux_rf_inversion.py was not found (set DIFFUSERS_PATH, or fetch it)")
+    import importlib
+
+    from diffusers import FlowMatchEulerDiscreteScheduler
+
+    sys.path.insert(0, str(checkouts["rf-inversion"]))
+    try:
+        pipeline = importlib.import_module("pipeline_flux_rf_inversion")
+    finally:
+        sys.path.remove(str(checkouts["rf-inversion"]))
+    model, clip, _ = tiny("qwen-image")
+    settings = dict(steps=STEPS, gamma=0.5, eta=0.9, start=0.0, stop=0.25)
+    shifted = call(host, "ModelSamplingFlux", model=model, max_shift=1.15, base_shift=0.5, width=SIZE * 8,
+                   height=SIZE * 8)[0]
+    raw = raw_latent(seed=6).unsqueeze(2)
+    source, target = encode(host, clip, ""), encode(host, clip, TARGET)
+    inv, noise, sigmas = call(host, "InvertEditRFInversionInvert", model=shifted, latent={"samples": raw},
+                              positive=source, steps=STEPS, scheduler="simple", gamma=settings["gamma"], guidance=0.0,
+                              seed=4)
+    edit = call(host, "InvertEditRFInversion", model=shifted, inversion=inv, eta=settings["eta"],
+                start=settings["start"], stop=settings["stop"], eta_decay=0.0)[0]
+    euler = call(host, "KSamplerSelect", sampler_name="euler")[0]
+    guider = call(host, "BasicGuider", model=edit, conditioning=target)[0]
+    out = call(host, "SamplerCustomAdvanced", noise=noise, guider=guider, sampler=euler, sigmas=sigmas,
+               latent_image={"samples": raw})[0]["samples"]
+    x_src = model.model.process_latent_in(raw).float()
+
+    scheduler = FlowMatchEulerDiscreteScheduler(shift=1.0, use_dynamic_shifting=True, base_shift=0.5, max_shift=1.15,
+                                                base_image_seq_len=256, max_image_seq_len=4096)
+    pipe = pipeline.RFInversionFluxPipeline(scheduler=scheduler, vae=None, text_encoder=None, tokenizer=None,
+                                            text_encoder_2=None, tokenizer_2=None,
+                                            transformer=QwenImageAsDiffusersFlux(model, SIZE, SIZE))
+    contexts = {"": source[0][0].float(), TARGET: target[0][0].float()}
+    pipe.encode_prompt = lambda prompt, prompt_2=None, device=None, **kw: (
+        contexts[prompt], torch.zeros(1, 1), torch.zeros(contexts[prompt].shape[1], 3))
+    pipe.encode_image = lambda image, dtype=None, **kw: (x_src.squeeze(2).to(dtype), None)
+    b, c, h, w = x_src.squeeze(2).shape
+    packed_y1 = pipe._pack_latents(inv.clues["rf.y1"].float().squeeze(2), b, c, h, w)
+    randn_like, drawn = torch.randn_like, []
+
+    def pack_noise(t, *args, **kwargs):
+        assert not drawn and t.shape == packed_y1.shape, "the pipeline drew other noise than y_1"
+        drawn.append(True)
+        return packed_y1.to(t)
+
+    torch.randn_like = pack_noise
+    try:
+        with torch.inference_mode():
+            inverted, image_latents, ids = pipe.invert(image=None, source_prompt="", source_guidance_scale=0.0,
+                                                       num_inversion_steps=STEPS, gamma=settings["gamma"],
+                                                       height=SIZE * 8, width=SIZE * 8, dtype=torch.float32)
+    finally:
+        torch.randn_like = randn_like
+    assert drawn
+    their_sigmas = scheduler.sigmas.detach().clone()
+    with torch.inference_mode():
+        edited = pipe(prompt=TARGET, inverted_latents=inverted, image_latents=image_latents, latent_image_ids=ids,
+                      height=SIZE * 8, width=SIZE * 8, eta=settings["eta"], start_timestep=settings["start"],
+                      stop_timestep=settings["stop"], num_inference_steps=STEPS, guidance_scale=3.5,
+                      output_type="latent", return_dict=False)[0]
+
+    def unpacked(x):
+        return pipe._unpack_latents(x, SIZE * 8, SIZE * 8, pipe.vae_scale_factor).unsqueeze(2)
+
+    schedule = (sigmas.float() - their_sigmas.float()).abs().max().item()
+    inverted_error = rel(inv.trajectory[0], unpacked(inverted))
+    sample_error, moved = rel(model.model.process_latent_in(out), unpacked(edited)), rel(unpacked(edited), x_src)
+    print(f"\n[qwen-image] RF-Inversion vs the community pipeline run on it, {STEPS} steps, {SIZE}x{SIZE}: schedule "
+          f"{schedule:.1e}, inverted latent {inverted_error:.2e}, edited sample {sample_error:.2e} (relative; the edit "
+          f"moved the latent by {moved:.2f})")
+    assert schedule <= 1e-6 and moved > 1e-2
+    assert inverted_error <= TOLERANCE and sample_error <= TOLERANCE

@@ -14,6 +14,7 @@ from ...hostkit.dit_attention import dit_blocks, install_dit_policy
 from ...hostkit.errors import NodeInputError
 from ...hostkit.family import model_family
 from ...hostkit.keepers import KeepRequest, Keeper, keep_on, place_input, register_keeper
+from ...hostkit.patches import wrap_model_calls
 from ...hostkit.sampling import check_flow_family
 from ...hostkit.schemas import io
 from ...hostkit.steps import sigma_list
@@ -149,4 +150,27 @@ def share_values(node: str, model, inversion: Inversion):
     patched = model.clone()
     schedule = sigma_list(inversion.sampling_sigmas)
     install_dit_policy(patched, ShareValues(values, schedule, image_only=image_only), wanted, node)
+    wrap_model_calls(patched, REFERENCE_CHECK_KEY, NoReferenceImages(node))
     return patched
+
+
+REFERENCE_CHECK_KEY = "invertedit_share_values_references"
+
+
+class NoReferenceImages:
+    """APPLY_MODEL wrapper: refuses a run whose prompt carries reference images (Flux Kontext's ReferenceLatent,
+    Qwen-Image-Edit's TextEncodeQwenImageEdit). Their tokens join the image's in every block, the blocks' calls are
+    then no longer the text and the inverted image's tokens, and the kept values would be silently not shared."""
+
+    def __init__(self, node: str):
+        self.node = node
+
+    def __call__(self, executor, x, t, c_concat=None, c_crossattn=None, control=None, transformer_options={},
+                 **kwargs):
+        if kwargs.get("ref_latents") is not None:
+            raise NodeInputError(self.node, "the run's prompt carries reference images (ReferenceLatent or "
+                                            "TextEncodeQwenImageEdit: Flux Kontext's or Qwen-Image-Edit's instruction "
+                                            "editing), whose tokens join the image's, so the kept values no longer "
+                                            "line up with the blocks' tokens; sample with the plain text prompt (CLIP "
+                                            "Text Encode; FluxGuidance for Flux).")
+        return executor(x, t, c_concat, c_crossattn, control, transformer_options, **kwargs)

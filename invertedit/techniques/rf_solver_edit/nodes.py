@@ -24,8 +24,9 @@ class ShareValues(io.ComfyNode):
                 "with the source's values, so the edit keeps the image's layout and details. Flux: its single blocks, "
                 "text and image values (the authors'). Qwen-Image, whose 60 blocks are all joint: its joint blocks, "
                 "the image tokens' values only (its prompts are not padded, so the target's text keeps its own "
-                "values). SD3 is refused. Sample as for Flow Invert: SamplerCustomAdvanced, its NOISE and SIGMAS, the "
-                "Flow Sampler with the same solver, the target prompt."),
+                "values). SD3 is refused, and so is a prompt with reference images (Kontext, Qwen-Image-Edit). Sample "
+                "as for Flow Invert: SamplerCustomAdvanced, its NOISE and SIGMAS, the Flow Sampler with the same "
+                "solver, the target prompt."),
             inputs=[
                 io.Model.Input("model", tooltip="The Flux or Qwen-Image model the image was inverted with."),
                 InversionSocket.Input("inversion", tooltip="Flow Invert's inversion, made with share_steps above 0."),
