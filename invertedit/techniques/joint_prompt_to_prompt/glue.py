@@ -1,8 +1,16 @@
 """Prompt-to-Prompt on a diffusion transformer's joint attention inside the host (policy in
 ``policy.py``): the two prompts' token alignment over the transformer's
-text sequence (Flux's T5 tokens; SD3's CLIP window, then T5's), the patched clone of the model that
-samples the source/target pair (the source row following a flow inversion, as Stable Flow's does),
-and the local blend's step on the inversion's trajectory."""
+text sequence (Flux's T5 tokens; SD3's CLIP window, then T5's; Qwen-Image's Qwen2.5-VL tokens, each
+prompt its own length), the patched clone of the model that samples the source/target pair (the source
+row following a flow inversion, as Stable Flow's does), and the local blend's step on the inversion's
+trajectory.
+
+Qwen-Image's text is not padded, and the host runs conds of different token counts in separate model
+calls, where the policy, which pairs each source row with its target row in one attention call, would
+find one of them. So the shorter prompt is padded to the longer's token count with zeros and the padding
+masked out of every attention (``hostkit/dit_attention.py``'s ``PaddedPair``): the pair runs in one call,
+each row computing what its prompt alone computes. A negative prompt of another length runs in a call
+of its own, which the policy leaves to the host (Prompt-to-Prompt edits the conditional rows)."""
 from __future__ import annotations
 
 import logging
