@@ -62,7 +62,8 @@ class FlowEdit(io.ComfyNode):
                                      "more adds detail and changes more."),
                 io.Int.Input("n_avg", default=ROW.settings["InvertEditFlowEdit.n_avg"], min=1, max=64,
                              tooltip="Noises averaged per step (authors: 1); each costs another source and target "
-                                     "evaluation, in the same batched call."),
+                                     "evaluation, in the same batched call (on Qwen-Image, in each prompt's call "
+                                     "where their token counts differ)."),
                 io.Conditioning.Input("negative", optional=True,
                                       tooltip="SD3 and Qwen-Image: the negative prompt (usually empty) for "
                                               "classifier-free guidance at the two scales. Flux takes none (its "
