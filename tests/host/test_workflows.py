@@ -398,9 +398,49 @@ OUTPUT_CHECKS.update({f"{name} (one node)": OUTPUT_CHECKS[name]
                       for name in ("SD1.5 - Prompt-to-Prompt edit", "Flux - FlowEdit", "Flux - KV-Edit")})
 
 
-def _run_and_check(path, prompt, workflow, host, runner, size=None, check_pictures: bool = True) -> float:
+def _kv_edit_keeps_the_round_trip_outside_the_mask(margin: int = 16, db: float = 45.0, gap: float = 8.0):
+    """KV-Edit's promise on a random-weight model (the Qwen-Image template on the tiny random Qwen-Image, whose
+    pictures are noise, so no judge reads them): outside the painted mask the edit's latent is the image's, so
+    away from the mask (``margin`` px: the VAE decoder's reach) the edit is the image's VAE round trip through the
+    same loaders' VAE (measured 51.0 dB at 16 px), far closer than inside the mask, which is made anew (36.0 dB):
+    at least ``db``, and ``gap`` dB above the inside."""
+    def check(prompt, outputs, runner, host) -> None:
+        import torch
+        import torch.nn.functional as F
+
+        (edit,), (mask,) = (_saved(prompt, outputs, runner, name) for name in ("Edit", "Mask"))
+        kind = {k: v["class_type"] for k, v in prompt.items()}
+        load, resize, model = (next(k for k, c in kind.items() if c == want)
+                               for want in ("LoadImage", "ImageScaleToTotalPixels", runner.DEMO_MODEL))
+        trip = {k: prompt[k] for k in (load, resize, model)}
+        trip.update({"encode": {"class_type": "VAEEncode", "inputs": {"pixels": [resize, 0], "vae": [model, 2]}},
+                     "decode": {"class_type": "VAEDecode", "inputs": {"samples": ["encode", 0], "vae": [model, 2]}},
+                     "show": {"class_type": "PreviewImage", "inputs": {"images": ["decode", 0]},
+                              "_meta": {"title": "Round trip"}}})
+        (round_trip,) = _saved(trip, runner.execute(trip, host=host), runner, "Round trip")
+        painted = mask.mean(-1) > 0.5
+        near = F.max_pool2d(painted[None, None].float(), 2 * margin + 1, stride=1, padding=margin)[0, 0] > 0
+        far = ~near
+
+        def db_of(region):
+            return float(10 * torch.log10(1 / ((edit - round_trip) ** 2)[region].mean()))
+
+        outside, inside = db_of(far), db_of(painted)
+        print(f"KV-Edit on the random model: {outside:.1f} dB against the VAE round trip {margin} px from the mask "
+              f"({float(far.float().mean()):.0%} of the picture), {inside:.1f} dB inside it")
+        assert 0.2 < float(far.float().mean()) < 0.9 and outside >= db and outside >= inside + gap
+    return check
+
+
+# Checks of what a technique promises whatever the model draws: run on the random-weight demo models too
+MECHANICS_CHECKS = {"Qwen-Image - KV-Edit": _kv_edit_keeps_the_round_trip_outside_the_mask()}
+
+
+def _run_and_check(path, prompt, workflow, host, runner, size=None, check_pictures: bool = True,
+                   mechanics: bool = False) -> float:
     """Execute ``prompt``; check that every SaveImage wrote images (of ``size``) carrying the
-    workflow, and what ``OUTPUT_CHECKS`` says of its pictures; return the seconds it took."""
+    workflow, and what ``OUTPUT_CHECKS`` says of its pictures (and, with ``mechanics``, ``MECHANICS_CHECKS``
+    whatever the model); return the seconds it took."""
     from PIL import Image
 
     savers = sorted(k for k, v in prompt.items() if v["class_type"] == "SaveImage")
@@ -428,6 +468,8 @@ def _run_and_check(path, prompt, workflow, host, runner, size=None, check_pictur
             assert json.loads(im.info["workflow"])["nodes"], "the saved PNG should carry its workflow"
     if check_pictures and path.stem in OUTPUT_CHECKS:
         OUTPUT_CHECKS[path.stem](prompt, outputs, runner)
+    if mechanics and path.stem in MECHANICS_CHECKS:
+        MECHANICS_CHECKS[path.stem](prompt, outputs, runner, host)
     return elapsed
 
 
@@ -459,7 +501,7 @@ def test_workflow_runs_headless(path, host, runner):
     (make_workflows.QUICK_TOY_WORKFLOWS). The preparation: ``headless_prompt``."""
     workflow = json.loads(path.read_text(encoding="utf-8"))
     prompt, size, judged, builtin = headless_prompt(path, workflow, host, runner)
-    elapsed = _run_and_check(path, prompt, workflow, host, runner, size=size, check_pictures=judged)
+    elapsed = _run_and_check(path, prompt, workflow, host, runner, size=size, check_pictures=judged, mechanics=True)
     print(f"{path.name}: executed" + (f" on the built-in {builtin} model (quick settings)" if builtin else "")
           + f" in {elapsed:.2f}s")
 
