@@ -398,6 +398,21 @@ OUTPUT_CHECKS.update({f"{name} (one node)": OUTPUT_CHECKS[name]
                       for name in ("SD1.5 - Prompt-to-Prompt edit", "Flux - FlowEdit", "Flux - KV-Edit")})
 
 
+def _vae_round_trip(prompt, runner, host):
+    """The image of a prompt run on the Demo Model through that model's VAE and back (float [H, W, 3]): its Load
+    Image, its Scale Image to Total Pixels, VAE Encode and VAE Decode."""
+    kind = {k: v["class_type"] for k, v in prompt.items()}
+    load, resize, model = (next(k for k, c in kind.items() if c == want)
+                           for want in ("LoadImage", "ImageScaleToTotalPixels", runner.DEMO_MODEL))
+    trip = {k: prompt[k] for k in (load, resize, model)}
+    trip.update({"encode": {"class_type": "VAEEncode", "inputs": {"pixels": [resize, 0], "vae": [model, 2]}},
+                 "decode": {"class_type": "VAEDecode", "inputs": {"samples": ["encode", 0], "vae": [model, 2]}},
+                 "show": {"class_type": "PreviewImage", "inputs": {"images": ["decode", 0]},
+                          "_meta": {"title": "Round trip"}}})
+    (round_trip,) = _saved(trip, runner.execute(trip, host=host), runner, "Round trip")
+    return round_trip
+
+
 def _kv_edit_keeps_the_round_trip_outside_the_mask(margin: int = 16, db: float = 45.0, gap: float = 8.0):
     """KV-Edit's promise on a random-weight model (the Qwen-Image template on the tiny random Qwen-Image, whose
     pictures are noise, so no judge reads them): outside the painted mask the edit's latent is the image's, so
@@ -409,15 +424,7 @@ def _kv_edit_keeps_the_round_trip_outside_the_mask(margin: int = 16, db: float =
         import torch.nn.functional as F
 
         (edit,), (mask,) = (_saved(prompt, outputs, runner, name) for name in ("Edit", "Mask"))
-        kind = {k: v["class_type"] for k, v in prompt.items()}
-        load, resize, model = (next(k for k, c in kind.items() if c == want)
-                               for want in ("LoadImage", "ImageScaleToTotalPixels", runner.DEMO_MODEL))
-        trip = {k: prompt[k] for k in (load, resize, model)}
-        trip.update({"encode": {"class_type": "VAEEncode", "inputs": {"pixels": [resize, 0], "vae": [model, 2]}},
-                     "decode": {"class_type": "VAEDecode", "inputs": {"samples": ["encode", 0], "vae": [model, 2]}},
-                     "show": {"class_type": "PreviewImage", "inputs": {"images": ["decode", 0]},
-                              "_meta": {"title": "Round trip"}}})
-        (round_trip,) = _saved(trip, runner.execute(trip, host=host), runner, "Round trip")
+        round_trip = _vae_round_trip(prompt, runner, host)
         painted = mask.mean(-1) > 0.5
         near = F.max_pool2d(painted[None, None].float(), 2 * margin + 1, stride=1, padding=margin)[0, 0] > 0
         far = ~near
@@ -504,6 +511,30 @@ def test_workflow_runs_headless(path, host, runner):
     elapsed = _run_and_check(path, prompt, workflow, host, runner, size=size, check_pictures=judged, mechanics=True)
     print(f"{path.name}: executed" + (f" on the built-in {builtin} model (quick settings)" if builtin else "")
           + f" in {elapsed:.2f}s")
+
+
+def test_the_qwen_image_flowedit_template_keeps_the_image_when_nothing_is_edited(host, runner):
+    """FlowEdit's edit moves by the target's minus the source's velocity: the Qwen-Image template (its three
+    loaders, ModelSamplingAuraFlow, both prompts and the empty negative under true cfg, as shipped) with the target
+    prompt and guidance the source's gives back the image's latent, so its saved picture is the same VAE's round
+    trip of the image (on the tiny random Qwen-Image, whose pictures are noise otherwise); with the target
+    guidance as shipped the same prompts move it (the difference of two cfg scales is no edit-free velocity)."""
+    from invertedit.techniques.flow_edit.workflows import QWEN_FLOWEDIT
+    from invertedit.workflows.toy import SOURCE_PROMPT
+    from workshop import make_workflows
+
+    name = "Qwen-Image - FlowEdit"
+    workflow = json.loads((WORKFLOWS / f"{name}.json").read_text(encoding="utf-8"))
+    differences = []
+    for guidance in (QWEN_FLOWEDIT["source"], QWEN_FLOWEDIT["target"]):
+        overrides = dict(make_workflows.toy_overrides(name), **{"Target prompt": {"value": SOURCE_PROMPT}},
+                         InvertEditFlowEdit={"target_guidance": guidance})
+        prompt = runner.prepare_prompt(workflow, builtin=make_workflows.builtin_for(name), overrides=overrides, host=host)
+        (edit,) = _saved(prompt, runner.execute(prompt, host=host), runner, "invertedit/flowedit_qwen_image")
+        differences.append(float((edit - _vae_round_trip(prompt, runner, host)).abs().max()))
+    print(f"{name}, the target prompt the source's: at most {differences[0] * 255:.1f} of 255 from the VAE round "
+          f"trip at the source's guidance, {differences[1] * 255:.1f} at the shipped target guidance")
+    assert differences[0] <= 2 / 255 < 10 / 255 < differences[1]   # the PNGs' rounding; an edit
 
 
 SDXL_FILES = [p for p in CHECKPOINT_FILES if p.name.startswith("SDXL")]
