@@ -292,7 +292,10 @@ def test_the_edit_acts_on_a_qwen_pair_and_its_source_row_is_the_image(host, qwen
     assert (edited[1] - model.model.process_latent_in(alone).float()[0]).abs().max() > 1e-3
 
 
-@pytest.mark.parametrize("case", ["refine", "refine-shorter", "replace", "blend", "cfg"])
+AS_LONG = "a blurry dark picture in a low quality"   # as many Qwen2.5-VL tokens as REFINED
+
+
+@pytest.mark.parametrize("case", ["refine", "refine-shorter", "replace", "blend", "cfg", "cfg-batched"])
 def test_what_a_qwen_pair_is_padded_with_changes_nothing(host, qwen, monkeypatch, case):
     """Every attention the edit runs masks the padding: padded with random values instead of zeros, the edit is the
     same (the text maps' edit, the source's self-attention injected, the local blend's maps, a negative prompt's own
@@ -307,7 +310,11 @@ def test_what_a_qwen_pair_is_padded_with_changes_nothing(host, qwen, monkeypatch
                 "replace": dict(target_prompt="a red parallelogram on a blue background", reweight="blue:2"),
                 "blend": dict(target_prompt=REFINED, mode="refine", blend_source_words="circle",
                               blend_target_words="big circle", blend_threshold=0.9),
-                "cfg": dict(target_prompt=REFINED, mode="refine", negative="blurry")}[case]
+                "cfg": dict(target_prompt=REFINED, mode="refine", negative="blurry"),
+                # a negative prompt as long as the padded pair: one call of the unconditional rows (unpadded) and the pair
+                "cfg-batched": dict(target_prompt=REFINED, mode="refine", negative=AS_LONG)}[case]
+    if case == "cfg-batched":
+        assert encode(host, clip, AS_LONG)[0][0].shape[1] == encode(host, clip, REFINED)[0][0].shape[1]
     zeros = qwen_edit(host, model, clip, raw, inv, sigmas, **settings)[0]
     glue = host.pack.techniques.joint_prompt_to_prompt.glue
     pad_pair = glue.pad_pair
