@@ -37,7 +37,21 @@ def prompt_tokens(clip, text: str, node: str, name: str | None = None, note: str
 
 
 #: The host's tokenizer keys, as messages name the encoders.
-ENCODER_NAMES = {"l": "CLIP-L", "g": "CLIP-G", "t5xxl": "T5", "h": "CLIP-H"}
+ENCODER_NAMES = {"l": "CLIP-L", "g": "CLIP-G", "t5xxl": "T5", "h": "CLIP-H", "qwen25_7b": "Qwen2.5-VL"}
+CLIP_KEYS = ("l", "g", "h")   # the SD checkpoints' text encoders (CLIP's vocabulary, its start and end tokens)
+
+
+def check_clip_tokenizer(clip, node: str, model_name: str) -> None:
+    """Refuse a ``clip`` whose tokenizers are not an SD checkpoint's CLIPs (Flux's or SD3's T5, Qwen-Image's
+    Qwen2.5-VL) on a node that finds words by CLIP's tokens: its prompts may be as wide as the model's
+    cross-attention (the tiny models' are) and would then be read as CLIP tokens, silently."""
+    keys = list(clip.tokenize("").keys())
+    other = [key for key in keys if key not in CLIP_KEYS]
+    if other:
+        said = ", ".join(ENCODER_NAMES.get(key, key) for key in keys)
+        raise NodeInputError(node, f"input 'clip' holds the text encoders {said}, another model family's (Flux.1, "
+                                   f"SD3 or Qwen-Image); this model ({model_name}) reads prompts of CLIP: connect its "
+                                   f"checkpoint's CLIP.")
 
 
 def encoder_tokens(clip, text: str) -> dict[str, tuple[int, int]]:

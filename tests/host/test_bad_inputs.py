@@ -1928,6 +1928,12 @@ QWEN_ATTENTION_CASES = [
     ("attention-store-qwen-model-of-a-flux-inversion", lambda k: flow_store(k, "qwen-image",
                                                                             inversion=euler_inverted(k)[0]),
      r"Attention Store: input 'model' is not the model the inversion was made with"),
+    # an SD model: the tiny SD1's context is 64 wide as the tiny Flux T5 and Qwen2.5-VL are (the real ones differ)
+    ("attention-store-sd-model-qwen-clip", lambda k: attention_store(k, clip=flow(k, "qwen-image")[1]),
+     r"Attention Store: input 'clip' holds the text encoders Qwen2.5-VL, another model family's \(Flux.1, SD3 or "
+     r"Qwen-Image\); this model \(SD15\) reads prompts of CLIP: connect its checkpoint's CLIP"),
+    ("attention-store-sd-model-flux-clip", lambda k: attention_store(k, clip=flow(k)[1]),
+     r"Attention Store: input 'clip' holds the text encoders CLIP-L, T5, another model family's"),
     ("joint-p2p-qwen-model-flux-clip", lambda k: qwen_joint(k, clip=flow(k)[1]),
      r"Joint Attention Inject: input 'clip' carries a pooled text vector \(CLIP's\), which QwenImage does not take"),
     ("joint-p2p-flux-model-qwen-clip", lambda k: joint(k, clip=flow(k, "qwen-image")[1]),

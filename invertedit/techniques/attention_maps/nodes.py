@@ -33,7 +33,7 @@ from ...hostkit.family import model_family
 from ...hostkit.layout import map_blocks
 from ...hostkit.sampling import check_model_family, run_loop, to_output, with_guidance
 from ...hostkit.sockets import Inversion as InversionSocket
-from ...hostkit.tokens import sequence_words, word_tokens
+from ...hostkit.tokens import check_clip_tokenizer, sequence_words, word_tokens
 from .store import MapRecorder, StoreJointMaps, StoreMaps, local_blend_mask, normalise, word_maps
 
 DIT_BLOCKS = ("all", "double", "single")
@@ -104,6 +104,8 @@ class AttentionStore(io.ComfyNode):
                                                       f"record maps at; give 0 <= start < end <= 1 (e.g. start 0, end 1).")
         cond = clip.encode_from_tokens_scheduled(clip.tokenize(prompt))
         check_conditioning(AttentionStore.NAME, "clip", cond, model)
+        if not dit:   # SD's words are CLIP's tokens (the width check passes a T5 or Qwen2.5-VL as wide as its context)
+            check_clip_tokenizer(clip, AttentionStore.NAME, model_family(model).config_name)
         if dit:
             tokens = sequence_words(clip, prompt, AttentionStore.NAME, model_family(model).text_sequence,
                                     cond[0][0].shape[1])
