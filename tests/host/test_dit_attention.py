@@ -220,3 +220,30 @@ def test_qwen_words_are_found_at_their_tokens_inside_the_prompt(host, tiny):
     assert len(cats) == 1 and cats[0][0] > dict(words)["Cat,"][0]
     # the phrase finder takes a word as written, else as it is but for case and punctuation ("cat" finds "Cat," too)
     assert tokens.sequence_phrase_positions(words, "rug", "test", "words") == rug
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_attention_with_lse_takes_a_padded_rows_mask(host, dtype):
+    """``heads_attention_with_lse`` with an additive mask (a padded prompt's keys at -inf, per row: Qwen-Image's
+    padded pair): the output is the masked softmax attention and the log-sum-exp the masked logits' (the CPU's
+    fused kernel), with keys fewer than the queries as the text maps' calls have them."""
+    lse_mod = importlib.import_module(host.pack.__name__ + ".attention.attention_lse")
+    g = torch.Generator().manual_seed(0)
+    q, k, v = (torch.randn(2, 3, 24, 16, generator=g).to(dtype) for _ in range(3))
+    keep = torch.ones(2, 24, dtype=torch.bool)
+    keep[0, 4:7] = False
+    mask = torch.zeros(2, 1, 1, 24, dtype=dtype).masked_fill_(~keep[:, None, None], float("-inf"))
+    for keys in (24, 9):
+        out, lse = lse_mod.heads_attention_with_lse(q, k[:, :, :keys], v[:, :, :keys], mask[..., :keys])
+        logits = (q.float() @ k[:, :, :keys].float().transpose(-1, -2)) / 4 + mask[..., :keys].float()
+        torch.testing.assert_close(lse, torch.logsumexp(logits, -1), atol=2e-3 if dtype != torch.float32 else 1e-5,
+                                   rtol=0)
+        expected = torch.softmax(logits, -1) @ v[:, :, :keys].float()
+        torch.testing.assert_close(out.float(), expected, atol=2e-2 if dtype != torch.float32 else 1e-5, rtol=0)
+        assert out.dtype == dtype
+    # the masked keys take nothing: their values changed, the output is the same
+    junk = v.clone()
+    junk[0, :, 4:7] = 1e3
+    full = lse_mod.heads_attention_with_lse(q, k, v, mask)[0]
+    assert torch.isfinite(full).all()
+    torch.testing.assert_close(lse_mod.heads_attention_with_lse(q, k, junk, mask)[0], full)
