@@ -1961,6 +1961,9 @@ QWEN_ATTENTION_CASES = [
      r"KV-Edit: input 'model' is not the model the inversion was made with"),
     ("kv-edit-qwen-latent-of-another-size", lambda k: qwen_kv_sampled(k, torch.randn(1, 16, 1, 16, 16)),
      r"KV-Edit: the sampler's latent_image is \(1, 16, 1, 16, 16\), but the inversion was made from a latent"),
+    ("kv-edit-qwen-sampled-with-an-sd3-prompt", lambda k: qwen_kv_sampled(k, torch.randn(1, 16, 1, 8, 8), encode(
+        k.host, flow(k, "sd3")[1], PROMPT)),
+     r"KV-Edit: the prompt the edit is sampled with is an embedding 4096 wide; the model takes 64"),
     ("kv-edit-qwen-image-edit-reference", lambda k: qwen_kv_sampled(k, torch.randn(1, 16, 1, 8, 8), call(
         k.host, "TextEncodeQwenImageEdit", clip=flow(k, "qwen-image")[1], prompt="a yellow circle",
         vae=flow(k, "qwen-image")[2], image=torch.rand(1, 64, 64, 3))[0]),

@@ -185,8 +185,9 @@ class KVEditLatents:
     given the inversion's latent in the masked tokens' unmasked cells and the background (the
     authors' blend), and the image's own latent handed back outside the mask."""
 
-    def __init__(self, policy: KVEdit, inversion: Inversion, cells: torch.Tensor, skip: int, node: str):
-        self.policy, self.node, self.skip = policy, node, skip
+    def __init__(self, policy: KVEdit, inversion: Inversion, cells: torch.Tensor, skip: int, node: str,
+                 width: int | None = None):
+        self.policy, self.node, self.skip, self.width = policy, node, skip, width
         self.trajectory, self.cells = inversion.trajectory, cells
         self.schedule = sigma_list(inversion.sampling_sigmas)
 
@@ -200,6 +201,10 @@ class KVEditLatents:
                                             "remakes the masked region from the text alone; encode the target prompt "
                                             "with CLIP Text Encode.")
         if state.trajectory is None:
+            if self.width is not None and c_crossattn is not None and c_crossattn.shape[-1] != self.width:
+                raise NodeInputError(self.node, f"the prompt the edit is sampled with is an embedding "
+                                                f"{c_crossattn.shape[-1]} wide; the model takes {self.width}. It was "
+                                                f"encoded by another model's text encoder: encode it with this model's.")
             run = sigma_list(transformer_options["sample_sigmas"])
             want = self.schedule[self.skip:]
             if not same_schedule(run, want):
@@ -293,6 +298,7 @@ def kv_edit(node: str, model, inversion: Inversion, mask, skip: int, scale: floa
     for block in blocks:
         inner = replace[block]   # the driver's patch (DiTBlockPatch), with another node's inside it where there was one
         replace_dit_block(patched, KVEditTokens(policy, block, inner, node, inner.wraps_another_patch), block)
-    wrap_model_calls(patched, WRAPPER_KEY, KVEditLatents(policy, inversion, cells, skip, node))
+    wrap_model_calls(patched, WRAPPER_KEY, KVEditLatents(policy, inversion, cells, skip, node,
+                                                         model_family(model).context_dim))
     return patched, inversion.sampling_sigmas[skip:]
 
