@@ -146,7 +146,7 @@ MEMBERS: dict[str, tuple[str, ...]] = {
         "add_patches", "cond_stage_model", "encode", "encode_from_tokens", "encode_from_tokens_scheduled",
         "layer_idx", "load_model", "patcher", "tokenize", "tokenizer"),
     "comfy.sd.VAE": (
-        "downscale_index_formula", "downscale_ratio", "encode", "first_stage_model", "latent_channels", "latent_dim",
+        "decode", "downscale_index_formula", "downscale_ratio", "encode", "first_stage_model", "latent_channels", "latent_dim",
         "memory_used_decode", "memory_used_encode", "patcher", "upscale_index_formula", "upscale_ratio",
         "working_dtypes"),
 }

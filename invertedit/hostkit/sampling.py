@@ -61,7 +61,7 @@ def check_plain_prompt(node: str, name: str, conditioning) -> None:
 
 
 def check_flow_family(model: ModelPatcher, node: str) -> ModelFamily:
-    """The flow techniques work on rectified-flow transformers: Flux.1 (dev, schnell) and SD3/3.5,
+    """The flow techniques work on rectified-flow transformers: Flux.1 (dev, schnell), SD3/3.5 and Qwen-Image,
     sampled in ``x = (1 - sigma) x0 + sigma n`` (the host's CONST sampling). Stable Diffusion UNets
     and other models (Flux Fill, other DiTs) are refused by name. Returns the model's family."""
     family = model_family(model)
@@ -72,14 +72,14 @@ def check_flow_family(model: ModelPatcher, node: str) -> ModelFamily:
             and family.parameterisation in FLOW_EDITABLE["parameterisation"]):
         raise NodeInputError(node, (
             f"input 'model' is {family.config_name} ({family.denoiser_name}), a model this node was not tested on; it "
-            f"edits with Flux.1 dev and schnell and SD3/SD3.5 (the host's {', '.join(FLOW_EDITABLE['config'])} "
+            f"edits with Flux.1 dev and schnell, SD3/SD3.5 and Qwen-Image (the host's {', '.join(FLOW_EDITABLE['config'])} "
             f"configs). Load one of those."))
     if not family.flow_editable:
         hint = (" For Stable Diffusion checkpoints use the pack's inversion nodes (DDIM Invert, then an editor)."
                 if family.editable else "")
         raise NodeInputError(node, (
             f"input 'model' is {family.config_name} ({family.denoiser_name}, {family.sampling_name} sampling); this "
-            f"node edits with rectified-flow transformers: Flux.1 (dev, schnell) and SD3/SD3.5.{hint}"))
+            f"node edits with rectified-flow transformers: Flux.1 (dev, schnell), SD3/SD3.5 and Qwen-Image.{hint}"))
     return family
 
 

@@ -1311,7 +1311,7 @@ FLOW_CASES = [
      r"DreamBooth Fine-Tune: input 'model' is Flux \(Flux, .*\); this node supports Stable Diffusion UNet checkpoints"),
     ("flowedit-sd-model", lambda k: flowedit(k, model=k.model, clip=k.clip),
      r"FlowEdit: input 'model' is SD15 \(UNetModel, .*\); this node edits with rectified-flow transformers: Flux.1 "
-     r"\(dev, schnell\) and SD3/SD3.5. For Stable Diffusion checkpoints use the pack's inversion nodes"),
+     r"\(dev, schnell\), SD3/SD3.5 and Qwen-Image. For Stable Diffusion checkpoints use the pack's inversion nodes"),
     ("ddim-invert-flux-model", lambda k: call(k.host, "InvertEditDDIMInvert", **dict(
         k.invert_args(), model=flow(k)[0], positive=encode(k.host, flow(k)[1], PROMPT),
         latent={"samples": torch.randn(1, 16, 8, 8)})),
@@ -1404,7 +1404,7 @@ FLOW_CASES += [
      r"Flow Sampler: the run's sigmas \(4 steps, from 1\) are not those Flow Invert inverted on \(4 steps"),
     ("flow-invert-sd-model", lambda k: flow_invert(k, model=k.model, positive=k.pos, latent=k.src),
      r"Flow Invert: input 'model' is SD15 .*; this node edits with rectified-flow transformers: Flux.1 \(dev, "
-     r"schnell\) and SD3/SD3.5"),
+     r"schnell\), SD3/SD3.5 and Qwen-Image"),
     ("flow-invert-empty-latent", lambda k: flow_invert(k, latent={"samples": torch.zeros(1, 16, 8, 8)}),
      r"Flow Invert: input 'latent' is empty \(all zeros\); connect VAE Encode of the image to invert"),
     ("flow-invert-latent-nan", lambda k: flow_invert(k, latent={"samples": torch.full((1, 16, 8, 8), NAN)}),

@@ -173,5 +173,5 @@ def test_flow_techniques_refuse_a_config_they_were_not_tested_on(host):
     model.model.model_config.__class__ = type("Flux2", (comfy.supported_models.Flux,), {})
     with pytest.raises(host.pack.hostkit.errors.NodeInputError,
                        match=r"FlowEdit: input 'model' is Flux2 \(Flux\), a model this node was not tested on; it "
-                             r"edits with Flux.1 dev and schnell and SD3/SD3.5"):
+                             r"edits with Flux.1 dev and schnell, SD3/SD3.5 and Qwen-Image"):
         host.pack.hostkit.sampling.check_flow_family(model, "FlowEdit")
