@@ -322,24 +322,15 @@ def build_tiny_flow_clip(family: str, seed: int = 0, tokenizer_data: dict | None
 def _tiny_vision_tower(clip) -> None:
     """Swap the host's Qwen2.5-VL vision tower (built uninitialised at its real size) for the host's class at
     ``QWEN_VISION``'s size, its output as wide as the tiny text model."""
-    from comfy.text_encoders.qwen_vl import Qwen2VLVisionTransformer
-
-    lm = clip.cond_stage_model.qwen25_7b.transformer
-    lm.visual = Qwen2VLVisionTransformer(output_hidden_size=QWEN_TEXT_WIDTH, dtype=torch.float32,
-                                         device=torch.device("cpu"), ops=clip.cond_stage_model.qwen25_7b.operations,
-                                         **QWEN_VISION)
+    loaders.replace_qwen_vision_tower(clip, output_hidden_size=QWEN_TEXT_WIDTH, **QWEN_VISION)
 
 
 def _tiny_wan_vae(seed: int):
     """Qwen-Image's VAE: the host's Wan 2.1 autoencoder at ``QWEN_VAE``'s size, its latent brought to about the
     spread and mean the host's latent format (``latent_formats.Wan21``: a mean and spread per channel) expects."""
-    from comfy.ldm.wan.vae import WanVAE
-    from comfy.latent_formats import Wan21
-
-    ae = WanVAE(**QWEN_VAE)
+    ae = loaders.wan_autoencoder(QWEN_VAE)
     init_weights(ae, _generator("qwen-image", "vae", seed))
-    fmt = Wan21()
-    mean, std = fmt.latents_mean.reshape(-1), fmt.latents_std.reshape(-1)
+    mean, std = loaders.wan21_latent_stats()
     with torch.no_grad():   # the encoder's mean (conv1's first half) to the format's mean and spread; conv2 undoes it
         gain = std / _WAN_RAW_STD
         ae.conv1.weight[:16].mul_(gain.view(-1, 1, 1, 1, 1))

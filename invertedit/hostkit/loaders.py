@@ -186,6 +186,33 @@ def kl_vae(state: dict, ddconfig: dict, embed_dim: int) -> comfy.sd.VAE:
     return vae
 
 
+def replace_qwen_vision_tower(clip: comfy.sd.CLIP, **sizes) -> None:
+    """Swap the vision tower of a host Qwen2.5-VL text encoder (``llama.Qwen25_7BVLI`` builds it at its real size,
+    1280 wide and 32 layers, uninitialised, whatever the config) for the host's class at ``sizes``
+    (``Qwen2VLVisionTransformer``'s arguments), in float32 on the CPU, for the caller to fill."""
+    from comfy.text_encoders.qwen_vl import Qwen2VLVisionTransformer
+
+    encoder = clip.cond_stage_model.qwen25_7b
+    encoder.transformer.visual = Qwen2VLVisionTransformer(dtype=torch.float32, device=torch.device("cpu"),
+                                                          ops=encoder.operations, **sizes)
+
+
+def wan_autoencoder(config: dict) -> torch.nn.Module:
+    """The host's Wan 2.1 autoencoder module (``comfy.ldm.wan.vae.WanVAE``) of ``config``, uninitialised."""
+    from comfy.ldm.wan.vae import WanVAE
+
+    return WanVAE(**config)
+
+
+def wan21_latent_stats() -> tuple[torch.Tensor, torch.Tensor]:
+    """The per-channel mean and spread of the host's Wan 2.1 latent format (``latent_formats.Wan21``: what the model
+    sees is ``(z - mean) / spread``), each of 16 values."""
+    from comfy.latent_formats import Wan21
+
+    fmt = Wan21()
+    return fmt.latents_mean.reshape(-1), fmt.latents_std.reshape(-1)
+
+
 def wan_vae(module: torch.nn.Module) -> comfy.sd.VAE:
     """A host ``comfy.sd.VAE`` around a Wan 2.1 autoencoder ``module`` (``comfy.ldm.wan.vae.WanVAE``, 16 latent
     channels, 8x in space and 4x in time) with the settings the host's loader gives a Wan 2.1 VAE it detects

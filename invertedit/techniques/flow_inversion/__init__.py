@@ -14,6 +14,6 @@ ROW = Technique(
     "25 steps, guidance 1 while inverting; solver rf-solver",
     "euler N, rf-solver 2N, fireflow N + 1 to invert, as many to sample", ("Flux - Flow inversion and edit", "SD3 - Flow inversion and edit"),
     None,
-    "Inverts an image with Flux.1 or SD3 by Euler, RF-Solver's second-order step or FireFlow's midpoint step "
+    "Inverts an image with Flux.1, SD3 or Qwen-Image by Euler, RF-Solver's second-order step or FireFlow's midpoint step "
     "with the last velocity reused; the Flow Sampler samples it back.",
     settings={"InvertEditFlowInvert.steps": 25, "InvertEditFlowInvert.guidance": 1.0})
