@@ -172,7 +172,8 @@ def custom_per_step(host, model, make, latent: torch.Tensor, steps: int, label: 
 
 #: Flux.1's (19 double-stream, 38 single-stream) and SD3 medium's (24 joint) blocks: the tiny width at a
 #: real model's depth, for ``--real-depth`` (what a step dispatches grows with the blocks, not the width).
-REAL_DEPTH = {"flux-dev": dict(double_blocks=19, single_blocks=38), "sd3": dict(double_blocks=24)}
+REAL_DEPTH = {"flux-dev": dict(double_blocks=19, single_blocks=38), "sd3": dict(double_blocks=24),
+              "qwen-image": dict(double_blocks=60)}
 
 
 def flow_models(host, family: str, real_depth: bool = False) -> tuple:
@@ -215,6 +216,25 @@ def measure_flow(host, family: str, steps: int, real_depth: bool = False) -> lis
     return rows
 
 
+def kv_edit_row(host, model, target, latent: torch.Tensor, steps: int, euler) -> dict:
+    """KV-Edit's row of ``measure_flow_samplers``: every block's background keys and values from the inversion,
+    every step (skip 0), a rectangle of about a third of the picture remade, with the stock euler sampler."""
+    mask = torch.zeros(1, 128, 128)
+    mask[:, 32:96, 40:88] = 1.0
+    kv_kept = {n: call(host, "InvertEditFlowInvert", model=model, latent={"samples": latent}, positive=target,
+                       solver="euler", steps=n, scheduler="simple", guidance=1.0, keep_keys_values=True)[0]
+               for n in (steps, 2 * steps)}
+
+    def kv_edited(m, n):
+        m = call(host, "InvertEditKVEdit", model=m, inversion=kv_kept[n], mask=mask, skip_steps=0, attn_scale=1.0,
+                 re_init=True, seed=0)[0]
+        return call(host, "BasicGuider", model=m, conditioning=target)[0], euler
+
+    row = custom_per_step(host, model, kv_edited, latent, steps, "KV-Edit (every step and block, attn_scale 1) + "
+                                                                 "stock euler")
+    return dict(row, per_nfe=row["ops"] / row["calls"])
+
+
 def measure_flow_samplers(host, family: str, steps: int, real_depth: bool = False) -> list[dict]:
     """The Flow Sampler's solvers, RF-Inversion's patch and (Flux) Share Values and KV-Edit against the stock euler
     sampler, per step
@@ -251,21 +271,7 @@ def measure_flow_samplers(host, family: str, steps: int, real_depth: bool = Fals
         row = custom_per_step(host, model, shared, latent, steps, "Share Values (every step and single block) + "
                                                                   "Flow Sampler rf-solver")
         rows.append(dict(row, per_nfe=row["ops"] / row["calls"]))
-        # KV-Edit: every block's background keys and values from the inversion, every step (skip 0)
-        mask = torch.zeros(1, 128, 128)
-        mask[:, 32:96, 40:88] = 1.0
-        kv_kept = {n: call(host, "InvertEditFlowInvert", model=model, latent={"samples": latent}, positive=target,
-                           solver="euler", steps=n, scheduler="simple", guidance=1.0, keep_keys_values=True)[0]
-                   for n in (steps, 2 * steps)}
-
-        def kv_edited(m, n):
-            m = call(host, "InvertEditKVEdit", model=m, inversion=kv_kept[n], mask=mask, skip_steps=0, attn_scale=1.0,
-                     re_init=True, seed=0)[0]
-            return call(host, "BasicGuider", model=m, conditioning=target)[0], euler
-
-        row = custom_per_step(host, model, kv_edited, latent, steps, "KV-Edit (every step and block, attn_scale 1) + "
-                                                                     "stock euler")
-        rows.append(dict(row, per_nfe=row["ops"] / row["calls"]))
+        rows.append(kv_edit_row(host, model, target, latent, steps, euler))
         # Stable Flow: the pair (batch 2) with every block vital, against stock euler on the same batch of 2
         source = call(host, "FluxGuidance", conditioning=target, guidance=1.0)[0]
         sf_kept = {n: call(host, "InvertEditStableFlowInvert", model=model, latent={"samples": latent[:1]},
@@ -324,7 +330,7 @@ def joint_rows(host, model, clip, latent: torch.Tensor, steps: int, euler) -> li
 
 def measure_joint(host, family: str, steps: int, real_depth: bool = False) -> list[dict]:
     """The stock euler row and ``joint_rows`` alone (per evaluation, ``ratio`` to stock), on the tiny
-    random flow model of ``family``, at a real model's depth where asked."""
+    random flow model of ``family``, at a real model's depth where asked; on Qwen-Image KV-Edit's row too."""
     model, clip = flow_models(host, family, real_depth)
     latent = torch.randn(2, 16, 16, 16, generator=torch.Generator().manual_seed(0))
     target = encode(host, clip, TARGET)
@@ -332,6 +338,8 @@ def measure_joint(host, family: str, steps: int, real_depth: bool = False) -> li
     stock = custom_per_step(host, model, lambda m, n: (call(host, "BasicGuider", model=m, conditioning=target)[0], euler),
                             latent, steps, "stock euler")
     rows = [dict(stock, per_nfe=stock["ops"] / stock["calls"])] + joint_rows(host, model, clip, latent, steps, euler)
+    if family == "qwen-image":   # KV-Edit on Qwen-Image (on Flux in measure_flow_samplers)
+        rows.append(kv_edit_row(host, model, target, latent, steps, euler))
     for row in rows:
         row["ratio"] = row["per_nfe"] / rows[0]["per_nfe"]
     return rows
