@@ -9,9 +9,9 @@ a subprocess on the same tiny random Flux dev weights:
   ``tests/reference/rf_solver_runner.py``;
 - RF-Inversion against diffusers' community ``examples/community/pipeline_flux_rf_inversion.py``
   (``invert`` then ``__call__``), by ``tests/reference/rf_inversion_runner.py``;
-- on the tiny Qwen-Image, for which the authors wrote no code, their solvers (FireFlow's three, RF-Solver-Edit's
-  ``denoise``) and the RF-Inversion community pipeline run unchanged in this process on the host's Qwen-Image
-  called as they call their Flux (``QwenImageAsBFLFlux``, ``QwenImageAsDiffusersFlux``).
+- on the tiny Qwen-Image, for which the authors wrote no code, the RF-Inversion community pipeline run unchanged
+  in this process on the host's Qwen-Image called as it calls its Flux (``QwenImageAsDiffusersFlux``); the solvers
+  on Qwen-Image are ``test_qwen_image_parity.py``'s (the authors' code on diffusers' own Qwen-Image transformer).
 
 Each compares the inverted latent and the edited sample (the target prompt, Flux guidance 3.5), in
 the model's space; the errors are printed. The reference code is fetched at test time (never
@@ -172,94 +172,6 @@ def test_rf_solver_matches_rf_solver_edits_own_code(solver_runs, checkouts, skip
     assert inverted <= TOLERANCE and sample <= TOLERANCE
 
 
-# ------------------------------------------------------------------ the solvers on Qwen-Image
-
-def their_sampling(src: Path):
-    """``flux.sampling`` of a checkout's ``src`` folder, imported in this process and then forgotten (another
-    checkout's ``flux`` may come next); its text encoders' module is stubbed (not part of the method)."""
-    import importlib
-
-    def ours() -> dict:
-        return {k: v for k, v in sys.modules.items() if k == "flux" or k.startswith("flux.")}
-
-    saved = ours()
-    for name in saved:
-        del sys.modules[name]
-    sys.path.insert(0, str(src))
-    try:
-        conditioner = types.ModuleType("flux.modules.conditioner")
-        conditioner.HFEmbedder = object
-        sys.modules["flux.modules.conditioner"] = conditioner
-        return importlib.import_module("flux.sampling")
-    finally:
-        sys.path.remove(str(src))
-        for name in ours():
-            del sys.modules[name]
-        sys.modules.update(saved)
-
-
-class QwenImageAsBFLFlux:
-    """The host's tiny Qwen-Image as the authors' solvers call BFL's Flux: ``model(img=packed latent, txt=the
-    prompt's embedding, timesteps=sigma, ...) -> (velocity, info)``, the latent packed 2x2 as their ``prepare``
-    packs it and unpacked for Qwen-Image (its frame axis added); the ids, pooled vector and guidance are Flux's and
-    Qwen-Image takes none (its rotary positions are its own)."""
-
-    def __init__(self, model, h: int, w: int):
-        self.net, self.h, self.w = model.model.diffusion_model, h, w
-
-    def __call__(self, img, txt, timesteps, info, **kwargs):
-        from einops import rearrange
-
-        x = rearrange(img, "b (h w) (c ph pw) -> b c (h ph) (w pw)", h=self.h // 2, w=self.w // 2, ph=2, pw=2)
-        v = self.net(x.unsqueeze(2), timesteps, context=txt).squeeze(2)
-        return rearrange(v, "b c (h ph) (w pw) -> b (h w) (c ph pw)", ph=2, pw=2), info
-
-
-@pytest.mark.parametrize("solver,code,function", [
-    ("euler", "fireflow", "denoise"), ("rf-solver", "fireflow", "denoise_rf_solver"),
-    ("fireflow", "fireflow", "denoise_fireflow"), ("rf-solver", "rf-solver", "denoise")])
-def test_flow_solvers_on_qwen_image_match_the_authors_code_run_on_it(host, tiny, checkouts, skip_loudly, solver, code,
-                                                                     function):
-    """The authors' solvers are written for BFL's Flux but call it as a function of the packed latent, the prompt
-    and the time (``QwenImageAsBFLFlux``): run unchanged on the host's tiny Qwen-Image, inverting with the source
-    prompt and sampling back with another of a different token count, against Flow Invert and the Flow Sampler."""
-    if checkouts[code] is None:
-        skip_loudly(f"FLOW SOLVER PARITY ON QWEN-IMAGE SKIPPED: the {code} code was not found (set "
-                    f"{'FIREFLOW' if code == 'fireflow' else 'RFSOLVER'}_PATH, or fetch it)")
-    sampling = their_sampling(checkouts[code])
-    from einops import rearrange
-
-    model, clip, _ = tiny("qwen-image")
-    raw = raw_latent(seed=5).unsqueeze(2)
-    source, target = encode(host, clip, SOURCE), encode(host, clip, "a cat")
-    inv, noise, sigmas = call(host, "InvertEditFlowInvert", model=model, latent={"samples": raw}, positive=source,
-                              solver=solver, steps=STEPS, scheduler="simple", guidance=1.0)
-    guider = call(host, "BasicGuider", model=model, conditioning=target)[0]
-    sampler = call(host, "InvertEditFlowSampler", solver=solver)[0]
-    out = call(host, "SamplerCustomAdvanced", noise=noise, guider=guider, sampler=sampler, sigmas=sigmas,
-               latent_image={"samples": raw})[0]["samples"]
-
-    x_src = model.model.process_latent_in(raw).float()
-    shim, denoise = QwenImageAsBFLFlux(model, SIZE, SIZE), getattr(sampling, function)
-    img = rearrange(x_src.squeeze(2), "b c (h ph) (w pw) -> b (h w) (c ph pw)", ph=2, pw=2)
-    common = dict(img_ids=None, txt_ids=None, vec=None, timesteps=sigmas.float().tolist(), guidance=1.0)
-    with torch.inference_mode():
-        inverted, _ = denoise(shim, img=img, txt=source[0][0].float(), inverse=True, info={"inject_step": 0}, **common)
-        sample, _ = denoise(shim, img=inverted, txt=target[0][0].float(), inverse=False, info={"inject_step": 0},
-                            **common)
-
-    def unpacked(x):
-        return rearrange(x, "b (h w) (c ph pw) -> b c (h ph) (w pw)", h=SIZE // 2, w=SIZE // 2, ph=2, pw=2).unsqueeze(2)
-
-    errors = (rel(inv.trajectory[0], unpacked(inverted)), rel(model.model.process_latent_in(out), unpacked(sample)))
-    moved, noised = rel(unpacked(sample), x_src), rel(unpacked(inverted), x_src)
-    print(f"\n[qwen-image] {solver} vs {code}'s {function} run on it, {STEPS} steps, {SIZE}x{SIZE}: inverted latent "
-          f"{errors[0]:.2e}, edited sample {errors[1]:.2e} (relative; the inversion moved the latent by {noised:.2f} "
-          f"of its range, the edit by {moved:.2f})")
-    assert moved > 1e-2 and noised > 0.1
-    assert errors[0] <= TOLERANCE and errors[1] <= TOLERANCE
-
-
 # ------------------------------------------------------------------ RF-Solver-Edit's feature sharing
 
 SHARE_STEPS, SINGLE_BLOCKS = 3, 22   # their single blocks after the 19th: 20 and 21 of 22
@@ -396,13 +308,11 @@ def test_rf_inversion_on_qwen_image_matches_the_diffusers_community_pipeline_run
     and the time (``QwenImageAsDiffusersFlux``): its ``invert`` and controlled ``__call__``, unchanged, in this
     process on the host's tiny Qwen-Image against RF-Inversion Invert and RF-Inversion (the schedule the pipeline's
     dynamic shift gives, through ModelSamplingFlux at the image's size, as on Flux; the pack's fixed noise handed to
-    the pipeline packed, as ``rf_inversion_runner.py`` hands it)."""
+    the pipeline packed: ``rf_inversion_runner.run_rf_inversion``, the Flux runner's own body)."""
     if checkouts["rf-inversion"] is None:
         skip_loudly("RF-INVERSION PARITY ON QWEN-IMAGE SKIPPED: diffusers' examples/community/"
                     "pipeline_flux_rf_inversion.py was not found (set DIFFUSERS_PATH, or fetch it)")
     import importlib
-
-    from diffusers import FlowMatchEulerDiscreteScheduler
 
     sys.path.insert(0, str(checkouts["rf-inversion"]))
     try:
@@ -426,42 +336,20 @@ def test_rf_inversion_on_qwen_image_matches_the_diffusers_community_pipeline_run
                latent_image={"samples": raw})[0]["samples"]
     x_src = model.model.process_latent_in(raw).float()
 
-    scheduler = FlowMatchEulerDiscreteScheduler(shift=1.0, use_dynamic_shifting=True, base_shift=0.5, max_shift=1.15,
-                                                base_image_seq_len=256, max_image_seq_len=4096)
-    pipe = pipeline.RFInversionFluxPipeline(scheduler=scheduler, vae=None, text_encoder=None, tokenizer=None,
-                                            text_encoder_2=None, tokenizer_2=None,
-                                            transformer=QwenImageAsDiffusersFlux(model, SIZE, SIZE))
-    contexts = {"": source[0][0].float(), TARGET: target[0][0].float()}
-    pipe.encode_prompt = lambda prompt, prompt_2=None, device=None, **kw: (
-        contexts[prompt], torch.zeros(1, 1), torch.zeros(contexts[prompt].shape[1], 3))
-    pipe.encode_image = lambda image, dtype=None, **kw: (x_src.squeeze(2).to(dtype), None)
-    b, c, h, w = x_src.squeeze(2).shape
-    packed_y1 = pipe._pack_latents(inv.clues["rf.y1"].float().squeeze(2), b, c, h, w)
-    randn_like, drawn = torch.randn_like, []
-
-    def pack_noise(t, *args, **kwargs):
-        assert not drawn and t.shape == packed_y1.shape, "the pipeline drew other noise than y_1"
-        drawn.append(True)
-        return packed_y1.to(t)
-
-    torch.randn_like = pack_noise
+    job = {"x0": x_src.squeeze(2), "y1": inv.clues["rf.y1"].float().squeeze(2), "source": "", "source_guidance": 0.0,
+           "target": TARGET, "guidance": 3.5, "embeddings": {"": (source[0][0].float(), torch.zeros(1, 1)),
+                                                             TARGET: (target[0][0].float(), torch.zeros(1, 1))},
+           **settings}
+    sys.path.insert(0, str(REFERENCE))
     try:
-        with torch.inference_mode():
-            inverted, image_latents, ids = pipe.invert(image=None, source_prompt="", source_guidance_scale=0.0,
-                                                       num_inversion_steps=STEPS, gamma=settings["gamma"],
-                                                       height=SIZE * 8, width=SIZE * 8, dtype=torch.float32)
+        from rf_inversion_runner import run_rf_inversion
     finally:
-        torch.randn_like = randn_like
-    assert drawn
-    their_sigmas = scheduler.sigmas.detach().clone()
-    with torch.inference_mode():
-        edited = pipe(prompt=TARGET, inverted_latents=inverted, image_latents=image_latents, latent_image_ids=ids,
-                      height=SIZE * 8, width=SIZE * 8, eta=settings["eta"], start_timestep=settings["start"],
-                      stop_timestep=settings["stop"], num_inference_steps=STEPS, guidance_scale=3.5,
-                      output_type="latent", return_dict=False)[0]
+        sys.path.remove(str(REFERENCE))
+    theirs = run_rf_inversion(pipeline.RFInversionFluxPipeline, QwenImageAsDiffusersFlux(model, SIZE, SIZE), job)
+    inverted, edited, their_sigmas = theirs["inverted"], theirs["latent"], theirs["sigmas"]
 
     def unpacked(x):
-        return pipe._unpack_latents(x, SIZE * 8, SIZE * 8, pipe.vae_scale_factor).unsqueeze(2)
+        return theirs["unpack"](x).unsqueeze(2)
 
     schedule = (sigmas.float() - their_sigmas.float()).abs().max().item()
     inverted_error = rel(inv.trajectory[0], unpacked(inverted))

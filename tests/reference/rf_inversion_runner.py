@@ -37,18 +37,17 @@ import sys
 import torch
 
 
-def main(job_path: str, out_path: str) -> None:
-    torch.set_num_threads(1)
-    job = torch.load(job_path, weights_only=False)
-
+def run_rf_inversion(pipeline_class, transformer, job: dict) -> dict:
+    """The community pipeline (``pipeline_class``, unchanged) around ``transformer``: ``invert`` of ``job["x0"]`` with
+    the fixed noise ``job["y1"]``, then the controlled ``__call__`` with ``job["target"]``; the prompts' embeddings are
+    ``job["embeddings"]`` (prompt -> (context, pooled)). Returns the packed latents and both schedules."""
     from diffusers import FlowMatchEulerDiscreteScheduler
-    from pipeline_flux_rf_inversion import RFInversionFluxPipeline
 
-    embeds = job["embeddings"]   # prompt -> (context, pooled)
+    embeds = job["embeddings"]
     scheduler = FlowMatchEulerDiscreteScheduler(shift=1.0, use_dynamic_shifting=True, base_shift=0.5, max_shift=1.15,
                                                 base_image_seq_len=256, max_image_seq_len=4096)
-    pipe = RFInversionFluxPipeline(scheduler=scheduler, vae=None, text_encoder=None, tokenizer=None,
-                                   text_encoder_2=None, tokenizer_2=None, transformer=job["transformer"].eval())
+    pipe = pipeline_class(scheduler=scheduler, vae=None, text_encoder=None, tokenizer=None,
+                          text_encoder_2=None, tokenizer_2=None, transformer=transformer.eval())
     x0, y1 = job["x0"].float(), job["y1"].float()
     b, c, h, w = x0.shape
     height, width = h * pipe.vae_scale_factor, w * pipe.vae_scale_factor
@@ -72,21 +71,34 @@ def main(job_path: str, out_path: str) -> None:
 
     torch.randn_like = pack_noise
     try:
-        inverted, image_latents, ids = pipe.invert(image=None, source_prompt=job["source"],
-                                                   source_guidance_scale=job["source_guidance"],
-                                                   num_inversion_steps=job["steps"], gamma=job["gamma"], height=height,
-                                                   width=width, dtype=torch.float32)
+        with torch.inference_mode():
+            inverted, image_latents, ids = pipe.invert(image=None, source_prompt=job["source"],
+                                                       source_guidance_scale=job["source_guidance"],
+                                                       num_inversion_steps=job["steps"], gamma=job["gamma"],
+                                                       height=height, width=width, dtype=torch.float32)
     finally:
         torch.randn_like = randn_like
     assert drawn, "invert drew no y_1"
     inversion_sigmas = scheduler.sigmas.detach().clone()
-    edited = pipe(prompt=job["target"], inverted_latents=inverted, image_latents=image_latents,
-                  latent_image_ids=ids, height=height, width=width, eta=job["eta"], start_timestep=job["start"],
-                  stop_timestep=job["stop"], num_inference_steps=job["steps"], guidance_scale=job["guidance"],
-                  output_type="latent", return_dict=False)[0]
-    torch.save({"inverted": inverted.detach().clone(), "image_latents": image_latents.detach().clone(),
-                "latent": edited.detach().clone(), "inversion_sigmas": inversion_sigmas,
-                "sigmas": scheduler.sigmas.detach().clone()}, out_path)
+    with torch.inference_mode():
+        edited = pipe(prompt=job["target"], inverted_latents=inverted, image_latents=image_latents,
+                      latent_image_ids=ids, height=height, width=width, eta=job["eta"], start_timestep=job["start"],
+                      stop_timestep=job["stop"], num_inference_steps=job["steps"], guidance_scale=job["guidance"],
+                      output_type="latent", return_dict=False)[0]
+    return {"inverted": inverted.detach().clone(), "image_latents": image_latents.detach().clone(),
+            "latent": edited.detach().clone(), "inversion_sigmas": inversion_sigmas,
+            "sigmas": scheduler.sigmas.detach().clone(),
+            "unpack": lambda x: pipe._unpack_latents(x, height, width, pipe.vae_scale_factor)}
+
+
+def main(job_path: str, out_path: str) -> None:
+    torch.set_num_threads(1)
+    job = torch.load(job_path, weights_only=False)
+    from pipeline_flux_rf_inversion import RFInversionFluxPipeline
+
+    out = run_rf_inversion(RFInversionFluxPipeline, job["transformer"], job)
+    out.pop("unpack")
+    torch.save(out, out_path)
 
 
 if __name__ == "__main__":
