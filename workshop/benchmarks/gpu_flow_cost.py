@@ -49,8 +49,8 @@ import torch
 from workshop.benchmarks.gpu_cost import free_memory, host_defaults, median_runs, synchronize, tables_or_families, timed
 
 SOURCE, TARGET = "a red circle and a blue square", "a yellow circle and a blue square"
-FAMILIES = ("flux-dev", "sd3")
-NAMES = {"flux-dev": "Flux.1 dev", "sd3": "SD3 medium"}
+FAMILIES = ("flux-dev", "sd3", "qwen-image")
+NAMES = {"flux-dev": "Flux.1 dev", "sd3": "SD3 medium", "qwen-image": "Qwen-Image"}
 GOAL = 1.1   # each editor's evaluation <= 1.1x a stock evaluation on the same rows
 #: The real models' configs, over the tiny flow models' (``tiny_flow_models.SPECS``).
 REAL = {
@@ -59,6 +59,9 @@ REAL = {
     "sd3": dict(depth=24, num_blocks=24, adm_in_channels=2048, pos_embed_max_size=192, num_patches=192 ** 2,
                 context_embedder_config={"target": "torch.nn.Linear", "params": {"in_features": 4096,
                                                                                  "out_features": 1536}}),
+    # Qwen-Image: 60 joint blocks, 24 heads of 128, over Qwen2.5-VL's 3584-wide text (20.4 G parameters)
+    "qwen-image": dict(num_layers=60, attention_head_dim=128, num_attention_heads=24, joint_attention_dim=3584,
+                       axes_dims_rope=(16, 56, 56)),
 }
 #: The text encoders at the widths the denoisers read (one layer: encoding is not timed).
 TEXT = {
@@ -69,6 +72,8 @@ TEXT = {
                                         projection_dim=768, num_hidden_layers=3),
             "clip_g_model_config": dict(hidden_size=1280, intermediate_size=5120, num_attention_heads=20,
                                         projection_dim=1280, num_hidden_layers=3)},
+    "qwen-image": {"qwen25_7b_model_config": dict(hidden_size=3584, intermediate_size=512, num_hidden_layers=1,
+                                                  num_attention_heads=28, num_key_value_heads=4)},
 }
 
 
@@ -94,7 +99,7 @@ def random_flow_model(host, family: str, tiny: bool, seed: int = 0):
     config.set_inference_dtype(torch.float32, None)
     with torch.device("meta"):   # shapes only: a float32 Flux would be 48 GB
         shapes = {k: v.shape for k, v in loaders._base_model(config, spec.model_type).diffusion_model.state_dict().items()}
-    shipped = torch.float32 if tiny else torch.bfloat16 if family.startswith("flux") else torch.float16   # as shipped
+    shipped = (torch.float32 if tiny else torch.float16 if family == "sd3" else torch.bfloat16)   # as shipped
     meta = {k: torch.empty(s, dtype=shipped, device="meta") for k, s in shapes.items()}
     dtype, manual_cast = loaders.host_unet_dtype(config, meta)
     model = loaders._base_model(config, spec.model_type)
@@ -110,7 +115,7 @@ def random_flow_model(host, family: str, tiny: bool, seed: int = 0):
         else:
             std, mean = 0.05, 0.0
         value = torch.randn(p.shape, generator=g, device=device, dtype=torch.float32).mul_(std).add_(mean)
-        if "final_layer.linear" in name:
+        if "final_layer.linear" in name or name.startswith("proj_out"):
             value.mul_(0.3)
         p.copy_(value.to(p.dtype))
     if family == "sd3":
@@ -123,13 +128,16 @@ def random_flow_model(host, family: str, tiny: bool, seed: int = 0):
 
 def text_encoder(family: str, tiny: bool):
     """The tiny flow model's text encoders of ``family``, at the widths the real denoiser reads."""
-    from invertedit.demo.tiny_flow_models import SPECS
+    from invertedit.demo.tiny_flow_models import QWEN_VISION, SPECS
     from invertedit.demo.tiny_models import _generator, init_weights
     from invertedit.hostkit import loaders
 
     spec = SPECS[family]
     configs = {k: dict(v) | ({} if tiny else TEXT[family].get(k, {})) for k, v in spec.text_configs.items()}
     clip = loaders.text_encoder(spec.clip_target, configs)
+    if family == "qwen-image":   # the host builds Qwen2.5-VL's vision tower at its real size whatever the config
+        loaders.replace_qwen_vision_tower(clip, output_hidden_size=configs["qwen25_7b_model_config"]["hidden_size"],
+                                          **QWEN_VISION)
     skip = tuple(n for n, _ in clip.cond_stage_model.named_parameters() if n.endswith("logit_scale"))
     init_weights(clip.cond_stage_model, _generator(spec.name, "gpu-flow-cost-clip", 0), skip=skip)
     return clip
@@ -182,7 +190,7 @@ def cases(host, family: str, model, clip, latent: torch.Tensor, steps: int) -> d
         out[stock_cfg] = (ready(lambda: (call(host, "CFGGuider", model=model, positive=target, negative=empty,
                                               cfg=3.5)[0], euler, two)), 4, 1, False, stock_cfg)
     out["FlowEdit (acting at every step, n_avg 1)"] = (ready(lambda: (flowedit, euler, one)), rows, 1, True, stock_cfg)
-    if flux:
+    if flux or family == "qwen-image":   # Share Values and KV-Edit: Flux.1 and Qwen-Image
         def share_values():
             kept = call(host, "InvertEditFlowInvert", model=model, latent={"samples": one}, positive=target,
                         solver="rf-solver", steps=steps, scheduler="simple", guidance=1.0, share_steps=steps,
@@ -190,7 +198,8 @@ def cases(host, family: str, model, clip, latent: torch.Tensor, steps: int) -> d
             return basic(call(host, "InvertEditShareValues", model=model, inversion=kept)[0], lat=one,
                          sampler=call(host, "InvertEditFlowSampler", solver="rf-solver")[0]), {}
 
-        out["Share Values (every step and single block) + Flow Sampler rf-solver"] = (share_values, 1, 2, True, b1)
+        every = "single block" if flux else "joint block"
+        out[f"Share Values (every step and {every}) + Flow Sampler rf-solver"] = (share_values, 1, 2, True, b1)
         side = latent.shape[-1] * 8
         mask = torch.zeros(1, side, side)
         mask[:, side // 4: 3 * side // 4, side // 4 + side // 16: 3 * side // 4 - side // 16] = 1.0
@@ -210,6 +219,7 @@ def cases(host, family: str, model, clip, latent: torch.Tensor, steps: int) -> d
         for place in ("device", "cpu"):
             out[f"KV-Edit (every step and block, attn_scale 1, cache on {place}) + stock euler"] = (
                 kv_edit(place), 1, 1, True, b1)
+    if flux:
         guided = call(host, "FluxGuidance", conditioning=target, guidance=1.0)[0]
 
         def stable_flow():
