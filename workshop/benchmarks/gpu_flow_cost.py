@@ -8,8 +8,9 @@ megapixel).
     python -m workshop.benchmarks.gpu_flow_cost --table a.json [b.json]  # the markdown table of saved runs
 
 Models: Flux.1 dev (19 double- and 38 single-stream blocks, hidden 3072, 24 heads, guidance embedding:
-11.9 G parameters) and SD3 medium (24 joint blocks, hidden 1536: 2.0 G), the host's own classes
-(``comfy.supported_models.Flux`` / ``SD3``) in the dtype the host picks for a checkpoint of that size
+11.9 G parameters), SD3 medium (24 joint blocks, hidden 1536: 2.0 G) and Qwen-Image (60 joint blocks, hidden
+3072 over a 3584-wide text: 20.4 G; its text encoder one Qwen2.5-VL layer at 3584), the host's own classes
+(``comfy.supported_models.Flux`` / ``SD3`` / ``QwenImage``) in the dtype the host picks for a checkpoint of that size
 on this device (``hostkit.loaders.host_unet_dtype``: on an H100, Flux bf16 as its checkpoints ship), in
 a ModelPatcher on the host's devices, so that sampling loads it as Load Diffusion Model's output is
 loaded. Weights are random (std 1/sqrt(fan_in), the output layer x 0.3), drawn on the device in
