@@ -181,19 +181,11 @@ def _t5_ids(clip, text: str) -> list[int]:
     return ids[:ids.index(T5_END) + 1] if T5_END in ids else ids
 
 
-#: The model families' text sequences (``hostkit/family.py``'s ``text_sequence``) by the layout names callers gave
-#: before there was one per text encoder (Flux: "dit-double-single" -> T5 alone; SD3: "dit-joint" -> CLIP, then T5).
-LEGACY_SEQUENCES = {"dit-double-single": "t5xxl", "dit-joint": "clip+t5xxl"}
-
 QWEN_KEY = "qwen25_7b"       # the host's tokenizer key of Qwen2.5-VL (Qwen-Image's text encoder)
 QWEN_IM_START, QWEN_IM_END, QWEN_USER, QWEN_NEWLINE, QWEN_ASSISTANT = 151644, 151645, 872, 198, 77091
 #: what follows the prompt in the model's text (the chat template's end): "<|im_end|>", "\n", "<|im_start|>",
 #: "assistant", "\n"
 QWEN_TAIL = [QWEN_IM_END, QWEN_NEWLINE, QWEN_IM_START, QWEN_ASSISTANT, QWEN_NEWLINE]
-
-
-def _sequence_kind(text_sequence: str) -> str:
-    return LEGACY_SEQUENCES.get(text_sequence, text_sequence)
 
 
 def _byte_units() -> dict[str, int]:
@@ -267,10 +259,9 @@ def sequence_streams(clip, prompt: str, node: str, text_sequence: str, text_toke
     tokens. SD3 ("clip+t5xxl"): CLIP-L/G's window (0 to 76) and, where the sequence is longer (a T5
     encoder loaded), T5's tokens after it. Qwen-Image ("qwen25_7b"): Qwen2.5-VL's tokens after the chat
     template's start (``qwen_text_ids``), unpadded: the stream is the prompt's own length."""
-    kind = _sequence_kind(text_sequence)
-    if kind == "t5xxl":
+    if text_sequence == "t5xxl":
         return [(_t5_ids(clip, prompt), 0, text_tokens)]
-    if kind == QWEN_KEY:
+    if text_sequence == QWEN_KEY:
         ids, _ = qwen_text_ids(clip, prompt)
         return [(ids, 0, text_tokens)]
     ids, window = prompt_tokens(clip, prompt, node, name)
@@ -290,13 +281,12 @@ def stream_words(clip, prompt: str, node: str, text_sequence: str, text_tokens: 
     def clip_words(text: str) -> list[int]:
         return prompt_tokens(clip, text, node)[0][1:-1]
 
-    kind = _sequence_kind(text_sequence)
     out = []
-    for n, (ids, offset, length) in enumerate(sequence_streams(clip, prompt, node, kind, text_tokens, name)):
-        if kind == QWEN_KEY:
+    for n, (ids, offset, length) in enumerate(sequence_streams(clip, prompt, node, text_sequence, text_tokens, name)):
+        if text_sequence == QWEN_KEY:
             words = _qwen_words(clip, ids, qwen_text_ids(clip, prompt)[1])
         else:
-            words = _words_in(ids, t5_words if kind == "t5xxl" or n > 0 else clip_words, prompt, 0)
+            words = _words_in(ids, t5_words if text_sequence == "t5xxl" or n > 0 else clip_words, prompt, 0)
         out.append((ids, offset, length, words))
     return out
 

@@ -62,8 +62,8 @@ def edit(host, model, clip, raw, inv, sigmas, *, negative=None, sampler=None, **
 def test_refine_aligns_the_t5_tokens_of_shared_words(host, flux):
     _, clip, _ = flux
     kit = host.pack.hostkit
-    words = {text: kit.tokens.sequence_words(clip, text, "t", "dit-double-single", 256) for text in (SOURCE, REFINED)}
-    streams = [kit.tokens.stream_words(clip, text, "t", "dit-double-single", 256) for text in (SOURCE, REFINED)]
+    words = {text: kit.tokens.sequence_words(clip, text, "t", "t5xxl", 256) for text in (SOURCE, REFINED)}
+    streams = [kit.tokens.stream_words(clip, text, "t", "t5xxl", 256) for text in (SOURCE, REFINED)]
     mapper, alphas = host.pack.techniques.joint_prompt_to_prompt.glue.joint_refine(*streams, 256)
     source = {w: p for w, p in words[SOURCE] if w != "a"}   # the words that are once in the prompt
     for word, positions in words[REFINED]:
@@ -78,14 +78,14 @@ def test_replace_spreads_a_word_tokenized_differently(host, flux):
     _, clip, _ = flux
     kit = host.pack.hostkit
     # a target word whose T5 token count differs from 'circle''s (found, not assumed)
-    count = {w: len(kit.tokens.sequence_words(clip, w, "t", "dit-double-single", 256)[0][1])
+    count = {w: len(kit.tokens.sequence_words(clip, w, "t", "t5xxl", 256)[0][1])
              for w in ("circle", "square", "hexagon", "rhombus", "parallelogram", "ellipse")}
     other = next(w for w, n in count.items() if n != count["circle"])
     target = SOURCE.replace("circle", other)
-    streams = [kit.tokens.stream_words(clip, text, "t", "dit-double-single", 256) for text in (SOURCE, target)]
+    streams = [kit.tokens.stream_words(clip, text, "t", "t5xxl", 256) for text in (SOURCE, target)]
     swap = host.pack.techniques.joint_prompt_to_prompt.glue.joint_swap("t", SOURCE, target, *streams, 256)
-    src = dict(kit.tokens.sequence_words(clip, SOURCE, "t", "dit-double-single", 256))["circle"]
-    tgt = dict(kit.tokens.sequence_words(clip, target, "t", "dit-double-single", 256))[other]
+    src = dict(kit.tokens.sequence_words(clip, SOURCE, "t", "t5xxl", 256))["circle"]
+    tgt = dict(kit.tokens.sequence_words(clip, target, "t", "t5xxl", 256))[other]
     # as the UNet version (the reference's replacement mapper): each target token gets 1/count of every source token
     assert torch.allclose(swap[src][:, tgt], torch.full((len(src), len(tgt)), 1.0 / len(tgt)))
     assert torch.equal(swap[:src[0], :src[0]], torch.eye(src[0]))   # the words before it: token for token

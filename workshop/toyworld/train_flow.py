@@ -213,7 +213,7 @@ def word_setup(out: Path) -> dict:
     table = {}
     for caption in S.all_captions():
         objects, background = S.parse_caption(caption)
-        found = sequence_words(clip, caption, "train_flow", "dit-double-single", TEXT_TOKENS)
+        found = sequence_words(clip, caption, "train_flow", "t5xxl", TEXT_TOKENS)
         content = [w for w, _ in found if w not in ("a", "and", "on")]
         expected = [w for c, sh in objects for w in (c, sh)] + [background, "background"]
         assert content == expected, (caption, content)
