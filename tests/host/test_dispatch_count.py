@@ -166,7 +166,7 @@ def test_flowedit_on_qwen_image_at_real_depth_costs_a_stock_cfg_step_where_its_p
     from workshop.benchmarks import qwen_flow_cost
 
     stock, one, two = qwen_flow_cost.measure_flowedit(host, steps=4)
-    print(qwen_flow_cost.step_table([stock, one, two], "demo-qwen-image at 60 blocks", 4))
+    print(dispatch_count.table([stock, one, two], "demo-qwen-image at 60 blocks", 4, dispatch_count.FLOWEDIT_CHAIN))
     assert stock["calls"] == one["calls"] == 2.0 and stock["rows"] == one["rows"] == [2]
     assert two["calls"] == 3.0 and two["rows"] == [1, 2]
     assert one["ratio"] <= QWEN_FLOWEDIT_BOUNDS["one"] and two["ratio"] <= QWEN_FLOWEDIT_BOUNDS["two"], (one, two)

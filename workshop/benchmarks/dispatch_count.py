@@ -130,9 +130,15 @@ def measure(host, model, clip, steps: int, cfg: float = 7.5) -> list[dict]:
     return rows
 
 
-def table(rows: list[dict], name: str, steps: int) -> str:
-    chain = ("FlowEdit's GUIDER against the host's CFGGuider, SamplerCustomAdvanced, euler" if name.startswith("demo-f")
-             or name == "demo-sd3" else "cfg 7.5, DDIM Invert + Direct Inversion + editor + Apply Inversion")
+FLOWEDIT_CHAIN = "FlowEdit's GUIDER against the host's CFGGuider, SamplerCustomAdvanced, euler"
+
+
+def table(rows: list[dict], name: str, steps: int, chain: str | None = None) -> str:
+    """The rows of ``measure`` / ``measure_flow`` as a markdown table; ``chain`` says what was run (by default
+    FlowEdit's on the tiny flow models, the SD editors' chain otherwise)."""
+    if chain is None:
+        chain = (FLOWEDIT_CHAIN if name.startswith("demo-f") or name == "demo-sd3"
+                 else "cfg 7.5, DDIM Invert + Direct Inversion + editor + Apply Inversion")
     lines = [f"\n### Dispatched operations per sampling step, model '{name}', 16x16 latent, per step = "
              f"(run of {2 * steps} steps - run of {steps}) / {steps} ({chain})\n",
              "| run | aten ops / step | vs stock batch 2 | UNet calls / step (rows per call) | device waits / step "

@@ -18,7 +18,7 @@ import tempfile
 
 import torch
 
-from workshop.benchmarks.dispatch_count import SOURCE, TARGET, custom_per_step, nfe_table
+from workshop.benchmarks.dispatch_count import FLOWEDIT_CHAIN, SOURCE, TARGET, custom_per_step, nfe_table, table
 from workshop.headless.boot import boot
 from workshop.headless.calls import call, encode
 
@@ -114,20 +114,6 @@ def measure_flowedit(host, steps: int, blocks: int = QWEN_DEPTH) -> list[dict]:
     return rows
 
 
-def step_table(rows: list[dict], name: str, steps: int) -> str:
-    """``measure_flowedit``'s rows as ``dispatch_count.table`` writes FlowEdit's."""
-    lines = [f"\n### Dispatched operations per sampling step, model '{name}', 16x16 latent, per step = "
-             f"(run of {2 * steps} steps - run of {steps}) / {steps} (FlowEdit's GUIDER against the host's CFGGuider, "
-             f"SamplerCustomAdvanced, euler)\n",
-             "| run | aten ops / step | vs stock | model calls / step (rows per call) | device waits / step "
-             "| ops once per run |",
-             "|---|---|---|---|---|---|"]
-    for r in rows:
-        lines.append(f"| {r['label']} | {r['ops']:,.0f} | {r['ratio']:.2f}x | {r['calls']:.1f} "
-                     f"({', '.join(map(str, r['rows']))}) | {r['syncs']:.1f} | {r['once']:,.0f} |")
-    return "\n".join(lines)
-
-
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--steps", type=int, default=4)
@@ -137,7 +123,7 @@ def main(argv=None) -> None:
     host = boot(base_dir=tempfile.mkdtemp(prefix="invertedit-bench-"))
     name = f"demo-qwen-image at {args.blocks} blocks"
     print(nfe_table(measure_samplers(host, args.steps, args.blocks), name, args.steps))
-    print(step_table(measure_flowedit(host, args.steps, args.blocks), name, args.steps))
+    print(table(measure_flowedit(host, args.steps, args.blocks), name, args.steps, FLOWEDIT_CHAIN))
 
 
 if __name__ == "__main__":
