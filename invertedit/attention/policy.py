@@ -86,6 +86,8 @@ class AttentionPolicy(ABC, Generic[S]):
     where ``keeps_state`` is False). ``pair`` policies run on the (source, target) pair rows."""
 
     pair: bool = True
+    #: whether it edits a joint call that holds reference images' tokens after the image's (``JointWhere.references``)
+    reads_references: bool = False
 
     @property
     def keeps_state(self) -> bool:
@@ -161,6 +163,9 @@ attention with each query's log-sum-exp. The run's time is read when
     #: each row's padded text keys, which every attention of the call adds (``attend(..., mask=pad)``,
     #: ``attend_lse(..., mask=pad)`` or ``plain_lse(q, k, v, pad)``); None: no row is padded
     pad: torch.Tensor | None = field(default=None, repr=False, compare=False)
+    #: the reference images' tokens after the image's (Flux.1 Kontext's, Qwen-Image-Edit's): 0 where there are none;
+    #: only a policy that ``reads_references`` is given a call with some
+    references: int = 0
 
     @property
     def _sigma_and_schedule(self) -> tuple[float, list[float]]:

@@ -14,6 +14,10 @@ or a ``"dit"`` patch already there (another node's) is kept: the policy's ``atte
 The text token count and the image's patch grid, which a block's attention call does not say,
 are read once per model call by an APPLY_MODEL wrapper from the model's input (``LAYOUT_KEY``).
 A call whose tokens are not text + image (SD3.5's image-only second attention) runs unchanged.
+
+An instruction editor's reference images (Flux.1 Kontext's ReferenceLatent, Qwen-Image-Edit's) are more tokens after
+the image's, in every joint call (``REFERENCE_KEY``: how many); only a policy that reads them (``reads_references``)
+is handed such a call, any other refuses it by name rather than edit the wrong tokens.
 """
 from __future__ import annotations
 
@@ -37,6 +41,8 @@ LAYOUT_KEY = "invertedit_dit_layout"     # transformer_options: (text tokens, (p
 #: transformer_options of a block run on the text and some of the image's tokens (KV-Edit's): (the policy whose
 #: block patch chose them, how many image tokens); only that policy's driver takes such a call as joint
 SUBSET_KEY = "invertedit_dit_subset"
+#: transformer_options: the reference images' tokens after the image's (Kontext's, Qwen-Image-Edit's), 0 for none
+REFERENCE_KEY = "invertedit_dit_references"
 OVERRIDE = "optimized_attention_override"
 #: transformer_options of a model call whose rows hold prompts padded to one token count (``PaddedPair``): a ``TextPad``
 PAD_KEY = "invertedit_dit_text_pad"
@@ -50,11 +56,19 @@ def dit_blocks(model, kinds: tuple[str, ...] = ("double_block", "single_block"))
 
 def _record_layout(patch: int, executor, x, t, c_concat=None, c_crossattn=None, control=None, transformer_options={},
                    **kwargs):
-    """APPLY_MODEL wrapper: the call's text tokens and patch grid, for its blocks' policies."""
+    """APPLY_MODEL wrapper: the call's text tokens, patch grid and reference images' tokens, for its blocks'
+    policies."""
     rows, cols = -(-x.shape[-2] // patch), -(-x.shape[-1] // patch)
     text = 0 if c_crossattn is None else c_crossattn.shape[1]
-    options = {**transformer_options, LAYOUT_KEY: (text, (rows, cols))}
+    options = {**transformer_options, LAYOUT_KEY: (text, (rows, cols)),
+               REFERENCE_KEY: reference_tokens(kwargs.get("ref_latents"), patch)}
     return executor(x, t, c_concat, c_crossattn, control, options, **kwargs)
+
+
+def reference_tokens(references, patch: int) -> int:
+    """How many tokens the reference latents (a model call's ``ref_latents``) add after the image's: each its patch
+    grid, as the host's Flux and Qwen-Image append them."""
+    return sum(-(-r.shape[-2] // patch) * -(-r.shape[-1] // patch) for r in references or ())
 
 
 class DiTDriver:
@@ -77,7 +91,14 @@ class DiTDriver:
         if not skip_reshape:   # SD3: [batch, tokens, heads * dim]
             q, k, v = (t.view(t.shape[0], t.shape[1], heads, -1).transpose(1, 2) for t in (q, k, v))
         subset = options.get(SUBSET_KEY)
-        image = subset[1] if subset is not None and subset[0] is self.policy else grid[0] * grid[1]
+        references = options.get(REFERENCE_KEY, 0)
+        if references and not self.policy.reads_references:
+            raise NodeInputError(self.node, "the model is sampled with reference images (ReferenceLatent, "
+                                            "TextEncodeQwenImageEdit: Flux.1 Kontext's or Qwen-Image-Edit's instruction "
+                                            "editing), whose tokens this node does not edit; sample it with a plain text "
+                                            "prompt, or lock an instruction edit with KV-Edit (Flow Invert of the image "
+                                            "with the same prompt, keep_keys_values on).")
+        image = subset[1] if subset is not None and subset[0] is self.policy else grid[0] * grid[1] + references
         if q.shape[2] != text + image:   # not a joint call (SD3.5's image-only attention)
             return host(q, k, v)
         chunks = tuple(options.get("cond_or_uncond", [0]))
@@ -87,7 +108,7 @@ class DiTDriver:
         where = JointWhere(block=block, chunks=chunks, rows=q.shape[0] // max(len(chunks), 1), heads=heads,
                            text=text, grid=grid, attend=host, time=partial(call_time, options),
                            attend_lse=None if plain else partial(_host_attention_lse, host, kwargs.get("mask")),
-                           plain_lse=_attention_lse, pad=pad)
+                           plain_lse=_attention_lse, pad=pad, references=references)
         state = run_state(options, self.policy, self.policy.make_state, self.node) if self.policy.keeps_state else None
         try:
             return self.policy.attention(q, k, v, where, state)

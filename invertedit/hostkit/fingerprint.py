@@ -138,13 +138,16 @@ def tensor_fingerprint(t: torch.Tensor) -> str:
 
 
 def conditioning_fingerprint(conditioning: list) -> str:
-    """A hash of a CONDITIONING's tensors (the prompt embedding and pooled output)."""
+    """A hash of a CONDITIONING's tensors (the prompt embedding and pooled output, an instruction editor's reference
+    latents)."""
     chunks = []
     for emb, extra in conditioning:
         chunks += [tuple(emb.shape), _tensor_bytes(emb, most=1 << 20)]
         pooled = extra.get("pooled_output")
         if pooled is not None:
             chunks += [_tensor_bytes(pooled)]
+        for ref in extra.get("reference_latents") or ():
+            chunks += [tuple(ref.shape), _tensor_bytes(ref, most=1 << 20)]
     return _digest(chunks)
 
 

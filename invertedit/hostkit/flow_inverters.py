@@ -20,12 +20,13 @@ import torch
 
 from ..inversion.methods import Method
 from ..inversion.record import Inversion
+from .dit_attention import reference_tokens
 from .errors import NodeInputError, check_conditioning, check_finite_tensor
 from .family import ModelFamily
 from .inverters import inversion_fingerprint
 from .keepers import KeepRequest, keeper_values, keepings
-from .sampling import (check_flow_family, check_image_latent_shape, check_latent_channels, check_plain_prompt, image_latent,
-                       repeat_rows, run_loop, schedule, with_guidance)
+from .sampling import (check_flow_family, check_image_latent_shape, check_latent_channels, check_plain_prompt,
+                       check_references, image_latent, repeat_rows, run_loop, schedule, with_guidance)
 
 
 def _raw_output(sigma, model_output, model_input):
@@ -49,10 +50,16 @@ def velocity_model(model):
 FEWEST_STEPS = {"euler": 3, "rf-solver": 2, "fireflow": 2, "rf-inversion": 4, "stable-flow": 2}
 
 
-def check_flow_inputs(node: str, model, samples: torch.Tensor, positive, steps: int, fewest: int = 2) -> ModelFamily:
+def check_flow_inputs(node: str, model, samples: torch.Tensor, positive, steps: int, fewest: int = 2,
+                      references: bool = False) -> ModelFamily:
+    """``references``: the prompt may carry an instruction editor's reference images (Kontext's, Qwen-Image-Edit's),
+    which the model then reads at every step of the inversion as it does while sampling."""
     family = check_flow_family(model, node)
     check_conditioning(node, "positive", positive, model)
-    check_plain_prompt(node, "positive", positive)
+    if references:
+        check_references(node, "positive", positive, model)
+    else:
+        check_plain_prompt(node, "positive", positive)
     if steps < fewest:
         raise NodeInputError(node, f"input 'steps' is {steps}; give at least {fewest}: at fewer steps the inversion "
                                    f"cannot retrace the image and the picture comes back wrecked (measured on the toy "
@@ -67,13 +74,16 @@ def check_flow_inputs(node: str, model, samples: torch.Tensor, positive, steps: 
 
 def flow_invert(node: str, method: Method, model, samples: torch.Tensor, positive, steps: int, scheduler: str,
                 guidance: float, loop, settings: dict, clues: dict | None = None, keep: dict | None = None,
-                fewest: int = 2) -> Inversion:
+                fewest: int = 2, references: bool = False) -> Inversion:
     """Run ``loop(velocity, x0, sigmas, callback) -> states`` (image first, along ``sigmas`` run
     backwards) on the host's model and build the INVERSION record (trajectory in sampling order),
     with what the keepers that ``keep`` (the keeper inputs' values) turns on keep among its clues. ``fewest``: the
-    fewest steps the method retraces an image at (``FEWEST_STEPS``)."""
+    fewest steps the method retraces an image at (``FEWEST_STEPS``); ``references``: the prompt may carry an
+    instruction editor's reference images (the tokens they add are the record's ``reference_tokens`` setting)."""
     samples = image_latent(samples, model)
-    family = check_flow_inputs(node, model, samples, positive, steps, fewest)
+    family = check_flow_inputs(node, model, samples, positive, steps, fewest, references)
+    settings = {**settings, "reference_tokens": reference_tokens(check_references(node, "positive", positive, model),
+                                                                 family.patch_size)} if references else settings
     if family.distilled_guidance:
         positive = with_guidance(positive, guidance)
     sigmas = schedule(model, scheduler, steps)

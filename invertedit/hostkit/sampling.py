@@ -60,6 +60,28 @@ def check_plain_prompt(node: str, name: str, conditioning) -> None:
                                        f"Flux).")
 
 
+def check_references(node: str, name: str, conditioning, model: ModelPatcher) -> list:
+    """The reference latents an instruction editor's prompt carries (Flux.1 Kontext's ReferenceLatent,
+    Qwen-Image-Edit's), checked: each a finite latent of ``model``'s channels. Returns them (empty: a plain
+    prompt); every entry of the prompt must carry the same."""
+    found = [extra.get("reference_latents") for _, extra in conditioning or []]
+    first = found[0] if found else None
+    if any((f is None) != (first is None) or (f is not None and len(f) != len(first)) for f in found):
+        raise NodeInputError(node, f"input '{name}' holds prompts with and without reference images; give one prompt "
+                                   f"(ReferenceLatent after CLIP Text Encode, or TextEncodeQwenImageEdit).")
+    for i, ref in enumerate(first or []):
+        if not isinstance(ref, torch.Tensor) or ref.ndim not in (4, 5):
+            raise NodeInputError(node, f"input '{name}': reference image {i} is not a latent; connect VAE Encode of the "
+                                       f"image to ReferenceLatent.")
+        want = model.get_model_object("latent_format").latent_channels
+        if ref.shape[1] != want:
+            raise NodeInputError(node, f"input '{name}': reference image {i} has {ref.shape[1]} channels and this model "
+                                       f"({model_family(model).config_name}) takes {want}: it was encoded with another "
+                                       f"model's VAE; encode it with this model's (VAE Encode, then ReferenceLatent).")
+        check_finite_tensor(node, f"input '{name}' reference image {i}", ref, "encode the image with this model's VAE.")
+    return list(first or [])
+
+
 def check_flow_family(model: ModelPatcher, node: str) -> ModelFamily:
     """The flow techniques work on rectified-flow transformers: Flux.1 (dev, schnell), SD3/3.5 and Qwen-Image,
     sampled in ``x = (1 - sigma) x0 + sigma n`` (the host's CONST sampling). Stable Diffusion UNets

@@ -62,7 +62,7 @@ class FlowInvert(io.ComfyNode):
         check_keeper_values(cls.NAME, keep)
         check_finite(cls.NAME, guidance=guidance)
         inversion = flow_invert(cls.NAME, SOLVER_METHODS[solver], model, latent["samples"], positive, steps, scheduler,
-                                guidance, solver_loop(solver), {"solver": solver}, keep=keep, fewest=FEWEST_STEPS[solver])
+                                guidance, solver_loop(solver), {"solver": solver}, keep=keep, fewest=FEWEST_STEPS[solver], references=True)
         return io.NodeOutput(inversion, InvertedNoise(inversion, cls.NAME), inversion.sampling_sigmas)
 
 

@@ -14,7 +14,7 @@ import torch
 
 from ...attention.policy import same_schedule, schedule_position
 from ...hostkit.devices import compute_device, free_memory
-from ...hostkit.dit_attention import LAYOUT_KEY, SUBSET_KEY, dit_blocks, install_dit_policy
+from ...hostkit.dit_attention import LAYOUT_KEY, SUBSET_KEY, dit_blocks, install_dit_policy, reference_tokens
 from ...hostkit.errors import NodeInputError, check_finite_tensor
 from ...hostkit.family import model_family
 from ...hostkit.keepers import KeepRequest, Keeper, keep_on, place_device, place_input, register_keeper, stored_bytes
@@ -186,20 +186,17 @@ class KVEditLatents:
     authors' blend), and the image's own latent handed back outside the mask."""
 
     def __init__(self, policy: KVEdit, inversion: Inversion, cells: torch.Tensor, skip: int, node: str,
-                 width: int | None = None):
-        self.policy, self.node, self.skip, self.width = policy, node, skip, width
+                 width: int | None = None, patch: int = 2):
+        self.policy, self.node, self.skip, self.width, self.patch = policy, node, skip, width, patch
         self.trajectory, self.cells = inversion.trajectory, cells
         self.schedule = sigma_list(inversion.sampling_sigmas)
 
     def __call__(self, executor, x, t, c_concat=None, c_crossattn=None, control=None, transformer_options={},
                  **kwargs):
         state: EditState = run_state(transformer_options, self.policy, self.policy.make_state, self.node)
-        if kwargs.get("ref_latents") is not None:   # their tokens follow the image's and would not be edited
-            raise NodeInputError(self.node, "the prompt the edit is sampled with carries reference images "
-                                            "(ReferenceLatent or TextEncodeQwenImageEdit: Flux Kontext's or "
-                                            "Qwen-Image-Edit's instruction editing), which KV-Edit does not read: it "
-                                            "remakes the masked region from the text alone; encode the target prompt "
-                                            "with CLIP Text Encode.")
+        references = reference_tokens(kwargs.get("ref_latents"), self.patch)
+        if references != self.policy.references:
+            raise NodeInputError(self.node, self._references_message(references))
         if state.trajectory is None:
             if self.width is not None and c_crossattn is not None and c_crossattn.shape[-1] != self.width:
                 raise NodeInputError(self.node, f"the prompt the edit is sampled with is an embedding "
@@ -225,6 +222,24 @@ class KVEditLatents:
         x = torch.where(cells, x, trajectory[step + 1])
         out = executor(x, t, c_concat, c_crossattn, control, transformer_options, **kwargs)
         return torch.where(cells, out, trajectory[-1])
+
+
+    def _references_message(self, found: int) -> str:
+        """What is wrong where the prompt the edit is sampled with carries reference images of ``found`` tokens and
+        the inversion's prompt carried ``policy.references``."""
+        kept = self.policy.references
+        if not kept:
+            return ("the prompt the edit is sampled with carries reference images (ReferenceLatent, "
+                    "TextEncodeQwenImageEdit: an instruction edit) and the image was inverted without them; invert it "
+                    "with the same prompt (Flow Invert's positive: the ReferenceLatent of the image's latent), so that "
+                    "the kept keys and values are the instruction editor's.")
+        if not found:
+            return (f"the image was inverted with reference images ({kept} tokens: an instruction edit) and the "
+                    f"prompt the edit is sampled with (or its negative) carries none; sample with the same prompt "
+                    f"(ReferenceLatent of the image's latent after the instruction; on Qwen-Image-Edit the negative "
+                    f"through TextEncodeQwenImageEdit with the image too).")
+        return (f"the prompt the edit is sampled with carries reference images of {found} tokens and the inversion's "
+                f"{kept}; give the edit the reference the image was inverted with (the same latent, at the same size).")
 
 
 def token_axis(pe: torch.Tensor, tokens: int) -> int:
@@ -254,20 +269,29 @@ class KVEditTokens:
         if state.text != text:
             self.policy.constants(text, grid[0] * grid[1], img.device, img.dtype, state)
         if state.pe is None or state.pe[0] is not pe:   # once per model call: every block has its rotary embedding
-            state.pe = (pe, pe.index_select(token_axis(pe, text + grid[0] * grid[1]), state.rows))
+            tokens = text + grid[0] * grid[1] + self.policy.references
+            state.pe = (pe, pe.index_select(token_axis(pe, tokens), state.rows))
         sub = {**args, "pe": state.pe[1],
-               "transformer_options": {**options, SUBSET_KEY: (self.policy, self.policy.n_edited)}}
-        if self.block[0] == "double_block":   # the image's tokens alone; the text runs whole
+               "transformer_options": {**options, SUBSET_KEY: (self.policy, self.policy.n_computed)}}
+        if self.block[0] == "double_block":   # the image stream's tokens alone; the text runs whole
             out = run({**sub, "img": img.index_select(1, state.image_rows)}, extra)
             return {"img": img.index_copy(1, state.image_rows, out["img"]), "txt": out["txt"]}
         out = run({**sub, "img": img.index_select(1, state.rows)}, extra)   # single: the text, then the image
         return {"img": img.index_copy(1, state.rows, out["img"])}
 
 
-def kv_edit(node: str, model, inversion: Inversion, mask, skip: int, scale: float):
+def kv_edit(node: str, model, inversion: Inversion, mask, skip: int, scale: float, cache_reference: bool = False):
     """A clone of ``model`` that remakes the masked region against the background ``inversion``
-    kept, and the sigmas to sample it on (the inversion's from step ``skip``)."""
+    kept, and the sigmas to sample it on (the inversion's from step ``skip``). An inversion made with an
+    instruction editor's reference images (``reference_tokens``) is edited with them, computed at every step or
+    with ``cache_reference`` taken from the inversion."""
     _check_family(node, model)
+    references = int(inversion.settings.get("reference_tokens", 0))
+    if cache_reference and not references:
+        raise NodeInputError(node, "input 'cache_reference' is on and the image was inverted without reference "
+                                   "images: it takes an instruction editor's reference tokens (Flux.1 Kontext's "
+                                   "ReferenceLatent, Qwen-Image-Edit's) from the inversion; turn it off, or invert "
+                                   "with the instruction's prompt and the image's ReferenceLatent.")
     cache = kv_cache(inversion.clues)
     if not cache:
         raise NodeInputError(node, f"input 'inversion' kept no keys and values ({inversion.describe()}); invert with "
@@ -291,7 +315,7 @@ def kv_edit(node: str, model, inversion: Inversion, mask, skip: int, scale: floa
     if kept_mask is not None and not torch.equal(kept_mask.to(edited.device).bool(), edited):
         raise NodeInputError(node, "input 'mask' is not the mask the inversion kept apart (Flow Invert's kv_mask, "
                                    "KV-Edit's attn_mask option); give the same mask, or invert again with this one.")
-    policy = KVEdit(cache, edited, scale)
+    policy = KVEdit(cache, edited, scale, references, cache_reference)
     patched = model.clone()
     install_dit_policy(patched, policy, blocks, node)
     replace = patched.model_options["transformer_options"]["patches_replace"]["dit"]
@@ -299,6 +323,6 @@ def kv_edit(node: str, model, inversion: Inversion, mask, skip: int, scale: floa
         inner = replace[block]   # the driver's patch (DiTBlockPatch), with another node's inside it where there was one
         replace_dit_block(patched, KVEditTokens(policy, block, inner, node, inner.wraps_another_patch), block)
     wrap_model_calls(patched, WRAPPER_KEY, KVEditLatents(policy, inversion, cells, skip, node,
-                                                         model_family(model).context_dim))
+                                                         model_family(model).context_dim, model_family(model).patch_size))
     return patched, inversion.sampling_sigmas[skip:]
 

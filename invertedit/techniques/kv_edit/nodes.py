@@ -26,7 +26,9 @@ class KVEditNode(io.ComfyNode):
                 "background's keys and values are those Flow Invert kept (keep_keys_values on, solver euler), and its "
                 "latent is the image's, so the background is kept as it is. Sample with SamplerCustomAdvanced: this "
                 "node's MODEL with the target prompt (FluxGuidance, authors: 5.5; Qwen-Image: CFGGuider), its NOISE and SIGMAS, the euler "
-                "sampler, the image's latent as latent_image."),
+                "sampler, the image's latent as latent_image. On an instruction editor (Flux.1 Kontext, "
+                "Qwen-Image-Edit) it locks the edit: invert the image with the instruction's prompt and its "
+                "ReferenceLatent, sample with the same; outside the mask the output is the input, at its own size."),
             inputs=[
                 io.Model.Input("model", tooltip="The Flux or Qwen-Image model the image was inverted with."),
                 InversionSocket.Input("inversion", tooltip="Flow Invert's inversion, made with keep_keys_values on "
@@ -52,6 +54,13 @@ class KVEditNode(io.ComfyNode):
                                          "risk of a region that does not join its background (the authors' advice)."),
                 io.Int.Input("seed", default=0, min=0, max=0xFFFFFFFFFFFFFFFF, control_after_generate=True,
                              tooltip="The fresh noise's seed, with re_init."),
+                io.Boolean.Input("cache_reference", default=False, optional=True,
+                                 tooltip="Instruction edits (Flux.1 Kontext, Qwen-Image-Edit: the image inverted with "
+                                         "the instruction and its ReferenceLatent): take the reference image's keys and "
+                                         "values from the inversion instead of computing its tokens at every step "
+                                         "(RegionE's and CacheEdit's idea; off: computed, the lock's exact reading). On, a "
+                                         "step computes the text and the edited region alone: docs/measurements.md gives "
+                                         "its speed and its difference to the computed one."),
             ],
             outputs=[io.Model.Output(tooltip="The model to sample the edit with."),
                      io.Noise.Output(tooltip="Where the edit starts: SamplerCustomAdvanced's noise, with the image's "
@@ -60,12 +69,13 @@ class KVEditNode(io.ComfyNode):
         )
 
     @classmethod
-    def execute(cls, model, inversion, mask, skip_steps, attn_scale, re_init, seed) -> io.NodeOutput:
+    def execute(cls, model, inversion, mask, skip_steps, attn_scale, re_init, seed,
+                cache_reference=False) -> io.NodeOutput:
         check_inversion(cls.NAME, inversion, model=model, methods=(FLOW_EULER,),
                         why={"rf-solver": " (KV-Edit keeps Euler's evaluations: invert with solver euler)",
                              "fireflow": " (KV-Edit keeps Euler's evaluations: invert with solver euler)"})
         check_finite(cls.NAME, attn_scale=attn_scale)
-        patched, sigmas = kv_edit(cls.NAME, model, inversion, mask, skip_steps, attn_scale)
+        patched, sigmas = kv_edit(cls.NAME, model, inversion, mask, skip_steps, attn_scale, bool(cache_reference))
         # the authors' start: the latent kept for the first step (the inversion's one step further down)
         noise = random_noise(seed) if re_init else InvertedNoise(inversion, cls.NAME, start=skip_steps,
                                                                  state=skip_steps + 1)

@@ -58,22 +58,26 @@ def edited_tokens(cells: torch.Tensor, patch: int) -> torch.Tensor:
     return F.max_pool2d(cells.float(), patch, patch, ceil_mode=True).flatten() > 0
 
 
-def inversion_bias(text: int, edited: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+def inversion_bias(text: int, edited: torch.Tensor, dtype: torch.dtype, references: int = 0) -> torch.Tensor:
     """Their ``attn_mask`` while inverting, as an additive bias ``[1, 1, L, L]``: text rows attend
     to every token; an edited token to the text and the edited tokens; a background token to the
-    text and the background."""
+    text and the background. An instruction editor's ``references`` tokens (after the image's) are
+    as the text: they attend to every token and every token attends to them."""
     device = edited.device
-    is_edit = torch.cat((torch.zeros(text, dtype=torch.bool, device=device), edited))
-    is_text = torch.cat((torch.ones(text, dtype=torch.bool, device=device), torch.zeros_like(edited)))
+    shared = torch.ones(references, dtype=torch.bool, device=device)
+    is_edit = torch.cat((torch.zeros(text, dtype=torch.bool, device=device), edited, ~shared))
+    is_text = torch.cat((torch.ones(text, dtype=torch.bool, device=device), torch.zeros_like(edited), shared))
     allowed = is_text[:, None] | is_text[None, :] | (is_edit[:, None] == is_edit[None, :])
     bias = torch.zeros(allowed.shape, dtype=dtype, device=device).masked_fill_(~allowed, float("-inf"))
     return bias[None, None]
 
 
-def background_bias(text: int, edited: torch.Tensor, scale: float, dtype: torch.dtype) -> torch.Tensor:
+def background_bias(text: int, edited: torch.Tensor, scale: float, dtype: torch.dtype,
+                    references: int = 0) -> torch.Tensor:
     """Their ``attn_scale`` while editing: ``scale`` added to every query's logits of the
-    background's keys, ``[1, 1, 1, L]``."""
-    columns = torch.cat((torch.zeros(text, dtype=torch.bool, device=edited.device), ~edited))
+    background's keys, ``[1, 1, 1, L]`` (the text's and the ``references`` tokens' unbiased)."""
+    columns = torch.cat((torch.zeros(text, dtype=torch.bool, device=edited.device), ~edited,
+                         torch.zeros(references, dtype=torch.bool, device=edited.device)))
     return (columns.to(dtype) * scale)[None, None, None]
 
 
@@ -98,6 +102,7 @@ class KeepKeysValues(AttentionPolicy[dict]):
     them fit."""
 
     pair = False
+    reads_references = True   # an instruction editor's reference tokens are kept with the image's
 
     def __init__(self, sink: dict, keep: Callable[[torch.Tensor], torch.Tensor], blocks: int, steps: int,
                  edited: torch.Tensor | None = None, budget: int | None = None, element: int | None = None,
@@ -142,7 +147,7 @@ class KeepKeysValues(AttentionPolicy[dict]):
             if self.edited.numel() != tokens:
                 raise PolicyInputError(f"the attention mask covers {self.edited.numel()} tokens, the image "
                                        f"{tokens}; give the mask of this image.")
-            state.bias = inversion_bias(where.text, self.edited.to(k.device), k.dtype)
+            state.bias = inversion_bias(where.text, self.edited.to(k.device), k.dtype, where.references)
         state.checked = True
 
 
@@ -151,9 +156,12 @@ class EditState:
     """A KV-Edit run's constants (made at its first call) and its current step (set once per model
     call by the host kit, before the blocks run)."""
     step: int = -1
-    keep: torch.Tensor | None = None          # [1, 1, tokens, 1]: the text and the edited tokens keep their own
-    rows: torch.Tensor | None = None          # [text + edited]: the queries attended (the text's, the edited tokens')
-    image_rows: torch.Tensor | None = None    # [edited]: the edited tokens among the image's
+    keep: torch.Tensor | None = None          # [1, 1, tokens, 1]: the text, the edited (and computed reference) tokens
+                                              # keep their own
+    rows: torch.Tensor | None = None          # [text + computed]: the queries attended (the text's, the edited
+                                              # tokens', the reference's unless cached)
+    image_rows: torch.Tensor | None = None    # [computed]: the edited (and computed reference) tokens among the
+                                              # image stream's (the image's, then the reference images')
     subset_bias: dict = field(default_factory=dict)   # (kept text, call's text) -> the bias of a call on the subset
     pe: tuple | None = None                   # (the model call's rotary embedding, its rows of the subset)
     bias: torch.Tensor | None = None          # attn_scale's bias, [1, 1, 1, L], or None
@@ -170,14 +178,25 @@ class KVEdit(AttentionPolicy[EditState]):
     for the step (``cache``: ``(step, kind, index) -> (keys, values)`` of the call's tokens), the
     text's and the edited tokens' their own; ``scale`` biases the background's keys. The kept text
     (the source prompt's) is never used; it is kept so that one select per tensor makes the call's
-    keys and values where both prompts have the same length (the host pads T5 to 256 tokens)."""
+    keys and values where both prompts have the same length (the host pads T5 to 256 tokens).
+
+    On an instruction editor (Flux.1 Kontext, Qwen-Image-Edit) the calls hold ``references`` tokens of the
+    reference images after the image's, as the inversion's did: they are computed in every call, as the text
+    is, or with ``cache_reference`` taken from the inversion's kept keys and values for the step and not
+    computed at all (RegionE's and CacheEdit's observation: what the edit does not change need not be made
+    again), so that a step computes the text and the edited tokens alone."""
 
     pair = False
+    reads_references = True
 
-    def __init__(self, cache: dict[KVKey, tuple[torch.Tensor, torch.Tensor]], edited: torch.Tensor, scale: float):
+    def __init__(self, cache: dict[KVKey, tuple[torch.Tensor, torch.Tensor]], edited: torch.Tensor, scale: float,
+                 references: int = 0, cache_reference: bool = False):
         self.cache, self.edited, self.scale = cache, edited, scale
+        self.references, self.cache_reference = references, cache_reference
         self.edited_rows = edited.nonzero().flatten()   # made with the node, before any sampling
         self.n_edited = int(self.edited_rows.numel())
+        #: the image stream's tokens each block computes: the edited ones, and the references' unless cached
+        self.n_computed = self.n_edited + (0 if cache_reference else references)
 
     @property
     def keeps_state(self) -> bool:
@@ -195,11 +214,14 @@ class KVEdit(AttentionPolicy[EditState]):
             if self.edited.numel() != tokens:
                 raise PolicyInputError(f"the mask covers {self.edited.numel()} image tokens, the latent being "
                                        f"sampled {tokens}; sample the inverted image's latent.")
-            edited = self.edited.to(device)
-            keep = torch.cat((torch.ones(text, dtype=torch.bool, device=device), edited))[None, None, :, None]
+            edited, n = self.edited.to(device), self.edited.numel()
+            own_refs = torch.full((self.references,), not self.cache_reference, dtype=torch.bool, device=device)
+            keep = torch.cat((torch.ones(text, dtype=torch.bool, device=device), edited, own_refs))[None, None, :, None]
             image_rows = self.edited_rows.to(device)
+            if not self.cache_reference and self.references:
+                image_rows = torch.cat((image_rows, torch.arange(n, n + self.references, device=device)))
             rows = torch.cat((torch.arange(text, device=device), image_rows + text))
-            bias = background_bias(text, edited, self.scale, dtype) if self.scale else None
+            bias = background_bias(text, edited, self.scale, dtype, self.references) if self.scale else None
             made = state.by_text[text] = (keep, image_rows, rows, bias)
         state.keep, state.image_rows, state.rows, state.bias = made
         state.text = text
@@ -217,9 +239,10 @@ class KVEdit(AttentionPolicy[EditState]):
         ks, vs = kept
         if ks.shape[0] != k.shape[0]:   # the conditional and unconditional rows in one call (a prompt pair as long)
             ks, vs = ks.expand(k.shape[0], -1, -1, -1), vs.expand(k.shape[0], -1, -1, -1)
-        if k.shape[2] == text + self.n_edited < text + self.edited.numel():   # the block runs on the subset
+        whole = self.edited.numel() + self.references
+        if k.shape[2] == text + self.n_computed < text + whole:   # the block runs on the subset
             return where.attend(q, torch.cat((k, ks), 2), torch.cat((v, vs), 2),
-                                mask=self._subset_bias(ks.shape[2] - self.edited.numel(), text, q, state))
+                                mask=self._subset_bias(ks.shape[2] - whole, text, q, state))
         if ks.shape[2] == k.shape[2]:   # the kept text is as long as this one's: one select per tensor
             k, v = torch.where(state.keep, k, ks), torch.where(state.keep, v, vs)
         else:   # a longer or shorter target prompt
@@ -230,13 +253,15 @@ class KVEdit(AttentionPolicy[EditState]):
         return made.new_zeros(made.shape[0], q.shape[2], made.shape[2]).index_copy_(1, state.rows, made)
 
     def _subset_bias(self, kept_text: int, text: int, q: torch.Tensor, state: EditState) -> torch.Tensor:
-        """The bias of a call on the subset, whose keys are its own (text and edited tokens) then the kept
-        ones whole: 0 on its own, -inf on the kept text and edited tokens, ``scale`` on the kept background."""
+        """The bias of a call on the subset, whose keys are its own (text, edited and computed reference tokens) then
+        the kept ones whole: 0 on its own, -inf on the kept text and edited tokens, ``scale`` on the kept
+        background, and on the kept reference tokens -inf where they are computed, 0 where they are cached."""
         bias = state.subset_bias.get((kept_text, text))
         if bias is None:
             edited = self.edited.to(q.device)
+            refs = torch.full((self.references,), 0.0 if self.cache_reference else float("-inf"), device=q.device)
             kept = torch.cat((torch.full((kept_text,), float("-inf"), device=q.device),
-                              torch.where(edited, float("-inf"), float(self.scale))))
-            bias = torch.cat((torch.zeros(text + self.n_edited, device=q.device), kept)).to(q.dtype)[None, None, None]
+                              torch.where(edited, float("-inf"), float(self.scale)), refs))
+            bias = torch.cat((torch.zeros(text + self.n_computed, device=q.device), kept)).to(q.dtype)[None, None, None]
             state.subset_bias[(kept_text, text)] = bias
         return bias

@@ -1,0 +1,23 @@
+"""The instruction lock: an instruction editor's edit (Flux.1 Kontext, Qwen-Image-Edit) kept to a region, the rest
+of the picture the input's own, without shift, crop or drift. KV-Edit (Zhu et al. 2025) on the editor's own
+inversion of the input does the locking (``kv_edit``'s nodes take reference images); this folder finds the region
+automatically (Changed Region: where an unlocked run of the editor changed the picture) and holds the workflows.
+
+This technique's folder; its row of the technique table (``invertedit/techniques/__init__.py``) is ``ROW``."""
+from __future__ import annotations
+
+from ...technique_row import Technique
+
+ROW = Technique(
+    "Instruction lock", "flow", ("InvertEditChangedRegion",),
+    "Zhu et al. 2025 (KV-Edit) on Flux.1 Kontext and Qwen-Image-Edit; reference cache after RegionE and CacheEdit",
+    "KV-Edit's (28 Euler steps, 4 skipped, attn_scale 1); the image inverted with the empty instruction and its "
+    "reference, edited with the instruction (Kontext: guidance 2.5; Qwen-Image-Edit: cfg 4); Changed Region: "
+    "threshold 0.3 of the largest change, grown 1 cell",
+    "N to invert (every token: text, image, reference), N - skip to edit on the text, the region's and the "
+    "reference's tokens (cache_reference: the text's and the region's alone); kept keys and values as KV-Edit's, "
+    "with the reference's tokens",
+    (), None,
+    "An instruction editor's edit kept to a region (painted, a word's, or where an unlocked run changed the "
+    "picture): outside it the output is the input, at its own size, over any number of rounds.",
+    settings={"InvertEditChangedRegion.threshold": 0.3, "InvertEditChangedRegion.grow": 1})
