@@ -69,10 +69,17 @@ def check_references(node: str, name: str, conditioning, model: ModelPatcher) ->
     if any((f is None) != (first is None) or (f is not None and len(f) != len(first)) for f in found):
         raise NodeInputError(node, f"input '{name}' holds prompts with and without reference images; give one prompt "
                                    f"(ReferenceLatent after CLIP Text Encode, or TextEncodeQwenImageEdit).")
+    frames = model.get_model_object("latent_format").latent_dimensions == 3
+    want = "[batch, channels, 1, height, width]" if frames else "[batch, channels, height, width]"
     for i, ref in enumerate(first or []):
         if not isinstance(ref, torch.Tensor) or ref.ndim not in (4, 5):
             raise NodeInputError(node, f"input '{name}': reference image {i} is not a latent; connect VAE Encode of the "
                                        f"image to ReferenceLatent.")
+        if ref.ndim != (5 if frames else 4) or (frames and ref.shape[2] != 1):
+            raise NodeInputError(node, f"input '{name}': reference image {i} is a latent {tuple(ref.shape)}; this model "
+                                       f"({model_family(model).config_name}) reads one image's {want}: encode the "
+                                       f"reference with this model's VAE (VAE Encode of one image), then "
+                                       f"ReferenceLatent.")
         want = model.get_model_object("latent_format").latent_channels
         if ref.shape[1] != want:
             raise NodeInputError(node, f"input '{name}': reference image {i} has {ref.shape[1]} channels and this model "

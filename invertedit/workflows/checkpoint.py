@@ -44,6 +44,9 @@ class Family:
     clip: str = ""
     clip_type: str = ""
     vae: str = ""
+    # a second text encoder (Flux.1 Kontext: clip_l and t5xxl): DualCLIPLoader (``clip`` and ``clip2``) in Load
+    # CLIP's place
+    clip2: str = ""
 
     @property
     def separate(self) -> bool:
@@ -88,7 +91,23 @@ QWEN_SHIFT = 3.1
 QWEN_CFG = 4.0          # the diffusers pipeline's true_cfg_scale (Qwen-Image has no distilled guidance: CFGGuider)
 
 
-FAMILIES = (SD15, SDXL, FLUX, SD3, QWEN)
+# The instruction editors (issue 81), as ComfyUI's own templates load them: Flux.1 Kontext dev (the template browser's
+# "Flux Kontext Dev (Basic)": Load Diffusion Model, DualCLIPLoader of clip_l and t5xxl, type flux, Load VAE of ae) and
+# Qwen-Image-Edit (its "Qwen Image Edit": Qwen-Image's text encoder and VAE). Their size: the image's own (an
+# instruction editor takes any size; rescaling is what shifts and crops the picture), so ``size`` is the 1 MP the
+# notes reckon the memory at
+KONTEXT = Family("Kontext", "", 1024,
+                 "Flux.1 Kontext dev as ComfyUI's Kontext template loads it, Comfy-Org/flux1-kontext-dev_ComfyUI: the "
+                 "diffusion model in fp8 or bf16, clip_l and t5xxl, the Flux VAE",
+                 unet="flux1-dev-kontext_fp8_scaled.safetensors", clip="clip_l.safetensors",
+                 clip2="t5xxl_fp8_e4m3fn_scaled.safetensors", clip_type="flux", vae="ae.safetensors")
+QWEN_EDIT = Family("Qwen-Image-Edit", "", 1024,
+                   "ComfyUI's Qwen-Image-Edit files, Comfy-Org/Qwen-Image-Edit_ComfyUI (the diffusion model in fp8 or "
+                   "bf16) with Qwen-Image's Qwen2.5-VL 7B text encoder and VAE",
+                   unet="qwen_image_edit_fp8_e4m3fn.safetensors", clip=QWEN.clip, clip_type="qwen_image", vae=QWEN.vae)
+KONTEXT_GUIDANCE = 2.5   # FluxGuidance in ComfyUI's Kontext template (and the diffusers pipeline's guidance_scale)
+
+FAMILIES = (SD15, SDXL, FLUX, SD3, QWEN, KONTEXT, QWEN_EDIT)
 
 
 PROMPTS_PLAIN = ("**Source prompt**: describe your image as it is. **Target prompt**: the same words with the "
@@ -145,12 +164,17 @@ def model_loaders(family: Family) -> list[dict]:
     if not family.separate:
         return [{"key": "model", "type": "CheckpointLoaderSimple", "widgets": {"ckpt_name": family.ckpt},
                  "title": f"Load Checkpoint ({family.name})"}]
+    clip = ({"key": "clip", "type": "DualCLIPLoader",
+             "widgets": {"clip_name1": family.clip, "clip_name2": family.clip2, "type": family.clip_type,
+                         "device": "default"},
+             "title": f"DualCLIPLoader ({family.name}'s text encoders)"} if family.clip2 else
+            {"key": "clip", "type": "CLIPLoader", "widgets": {"clip_name": family.clip, "type": family.clip_type,
+                                                              "device": "default"},
+             "title": f"Load CLIP ({family.name}'s text encoder)"})
     return [
         {"key": "model", "type": "UNETLoader", "widgets": {"unet_name": family.unet, "weight_dtype": "default"},
          "title": f"Load Diffusion Model ({family.name})"},
-        {"key": "clip", "type": "CLIPLoader", "widgets": {"clip_name": family.clip, "type": family.clip_type,
-                                                          "device": "default"},
-         "title": f"Load CLIP ({family.name}'s text encoder)"},
+        clip,
         {"key": "vae", "type": "VAELoader", "widgets": {"vae_name": family.vae}, "title": f"Load VAE ({family.name})"},
     ]
 
@@ -207,7 +231,7 @@ P2P_SETTINGS = ("**Attention Inject** (Prompt-to-Prompt, replace) with PIE-Bench
 # "simple" (after ModelSamplingFlux at the image's size) is it where the steps divide 1000, else within
 # 1/1000 of the schedule's time.
 # Qwen-Image's "simple" after ModelSamplingAuraFlow: ComfyUI's Qwen-Image examples' (KSampler, euler, simple).
-SCHEDULES = {"Flux": "simple", "SD3": "normal", "Qwen-Image": "simple"}
+SCHEDULES = {"Flux": "simple", "SD3": "normal", "Qwen-Image": "simple", "Kontext": "simple", "Qwen-Image-Edit": "simple"}
 
 
 def flow_front(family: Family, intro: str, source: bool = True) -> list[dict]:

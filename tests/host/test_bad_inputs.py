@@ -1431,10 +1431,6 @@ FLOW_CASES += [
         latent={"samples": torch.randn(1, 16, 8, 8)})[0]),
      r"FlowEdit: input 'target' carries reference images \(ReferenceLatent or TextEncodeQwenImageEdit: Flux "
      r"Kontext's or Qwen-Image-Edit's instruction editing\)"),
-    ("flow-invert-kontext-reference", lambda k: flow_invert(k, positive=call(
-        k.host, "ReferenceLatent", conditioning=encode(k.host, flow(k)[1], PROMPT),
-        latent={"samples": torch.randn(1, 16, 8, 8)})[0]),
-     r"Flow Invert: input 'positive' carries reference images"),
     # ---- Qwen-Image: its instruction editor's reference images, prompts of other text encoders, a clip's latent
     ("flowedit-qwen-image-edit-reference", lambda k: flowedit(k, "qwen-image", target=call(
         k.host, "TextEncodeQwenImageEdit", clip=flow(k, "qwen-image")[1], prompt="a yellow circle",
@@ -1967,8 +1963,9 @@ QWEN_ATTENTION_CASES = [
     ("kv-edit-qwen-image-edit-reference", lambda k: qwen_kv_sampled(k, torch.randn(1, 16, 1, 8, 8), call(
         k.host, "TextEncodeQwenImageEdit", clip=flow(k, "qwen-image")[1], prompt="a yellow circle",
         vae=flow(k, "qwen-image")[2], image=torch.rand(1, 64, 64, 3))[0]),
-     r"KV-Edit: the prompt the edit is sampled with carries reference images \(ReferenceLatent or "
-     r"TextEncodeQwenImageEdit"),
+     r"KV-Edit: the prompt the edit is sampled with carries reference images \(ReferenceLatent, "
+     r"TextEncodeQwenImageEdit: an instruction edit\) and the image was inverted without them; invert it with the same "
+     r"prompt"),
 ]
 FLOW_CASES += QWEN_ATTENTION_CASES
 # ============================================================================ end of issue 80's attention cases
@@ -2044,7 +2041,122 @@ QWEN_TEMPLATE_CASES = [
 ]
 
 
-CASES += FILE_CASES + PAIR_CASES + FLOW_CASES + QUANTISED_CASES + QWEN_TEMPLATE_CASES
+# ============================================================================ issue 81: the instruction lock
+# KV-Edit on an instruction editor (Flux.1 Kontext: the tiny Flux with ReferenceLatent; Qwen-Image-Edit: the tiny
+# Qwen-Image with TextEncodeQwenImageEdit), Changed Region, and the other nodes' refusal of reference tokens.
+
+def kontext_prompt(k: Kit, text: str = PROMPT, latent: torch.Tensor | None = None, family: str = "flux-dev") -> list:
+    """An instruction editor's prompt on the tiny model of ``family``: the text, then ReferenceLatent of ``latent``
+    (the flow cases' random 8x8 latent by default)."""
+    latent = torch.randn(1, 16, 8, 8, generator=torch.Generator().manual_seed(0)) if latent is None else latent
+    return call(k.host, "ReferenceLatent", conditioning=encode(k.host, flow(k, family)[1], text),
+                latent={"samples": latent})[0]
+
+
+def lock_inverted(k: Kit):
+    """Flow Invert (euler, 4 steps, keeping keys and values) of the flow cases' latent with the empty instruction
+    and its reference on the tiny Flux (Kontext's way)."""
+    return k.once("lock_inverted", lambda: flow_invert(k, solver="euler", keep_keys_values=True,
+                                                       positive=kontext_prompt(k, ""))[0])
+
+
+def lock_sampled(k: Kit, conditioning, inversion=None, latent=None, **change):
+    """KV-Edit on the lock's inversion (or ``inversion``) sampled with ``conditioning``."""
+    model, noise, sigmas = kv_edit(k, inversion=inversion or lock_inverted(k), **change)
+    return call(k.host, "SamplerCustomAdvanced", noise=noise,
+                guider=call(k.host, "BasicGuider", model=model, conditioning=conditioning)[0],
+                sampler=call(k.host, "KSamplerSelect", sampler_name="euler")[0], sigmas=sigmas,
+                latent_image={"samples": torch.randn(1, 16, 8, 8) if latent is None else latent})
+
+
+def changed_region(k: Kit, **change):
+    image = torch.randn(1, 16, 8, 8, generator=torch.Generator().manual_seed(0))
+    edited = image.clone()
+    edited[:, :, 2:5, 3:6] += 2.0
+    args = dict(image={"samples": image}, edited={"samples": edited}, threshold=0.3, grow=1)
+    args.update(change)
+    return call(k.host, "InvertEditChangedRegion", **args)
+
+
+LOCK_CASES = [
+    # the stages of a lock receive what was made from the instruction editor, and check it was
+    ("lock-no-reference-latent", lambda k: lock_sampled(k, encode(k.host, flow(k)[1], PROMPT)),
+     r"KV-Edit: the image was inverted with reference images \(16 tokens: an instruction edit\) and the prompt the "
+     r"edit is sampled with \(or its negative\) carries none; sample with the same prompt"),
+    ("lock-reference-of-another-size", lambda k: lock_sampled(k, kontext_prompt(k, latent=torch.randn(1, 16, 16, 16))),
+     r"KV-Edit: the prompt the edit is sampled with carries reference images of 64 tokens and the inversion's 16; give "
+     r"the edit the reference the image was inverted with"),
+    ("lock-cache-reference-without-reference", lambda k: kv_edit(k, cache_reference=True),
+     r"KV-Edit: input 'cache_reference' is on and the image was inverted without reference images"),
+    ("lock-mask-of-another-size", lambda k: kv_edit(k, inversion=lock_inverted(k), mask=box_mask()[:, :, :32]),
+     r"KV-Edit: input 'mask' is 32x64 and the image 64x64: their shapes differ; give the mask painted on the image"),
+    ("lock-empty-region", lambda k: kv_edit(k, inversion=lock_inverted(k), mask=torch.zeros(1, 64, 64)),
+     r"KV-Edit: input 'mask' is empty \(all 0\): nothing is painted"),
+    ("lock-region-covering-everything", lambda k: kv_edit(k, inversion=lock_inverted(k), mask=torch.ones(1, 64, 64)),
+     r"KV-Edit: input 'mask' covers the whole image: KV-Edit keeps the background outside the mask and there is none"),
+    ("lock-kontext-model-qwen-image-edit-prompt", lambda k: lock_sampled(k, kontext_prompt(k, family="qwen-image")),
+     r"KV-Edit: the prompt the edit is sampled with carries no pooled text vector \(CLIP's\), which this Flux model "
+     r"takes"),
+    ("lock-kontext-model-qwen-image-edit-inversion-prompt", lambda k: flow_invert(
+        k, solver="euler", keep_keys_values=True, positive=kontext_prompt(k, "", family="qwen-image")),
+     r"Flow Invert: input 'positive' carries no pooled text vector; this model \(Flux\) takes one"),
+    ("lock-kontext-model-of-a-qwen-image-edit-inversion", lambda k: kv_edit(k, inversion=flow_invert(
+        k, "qwen-image", solver="euler", keep_keys_values=True, positive=kontext_prompt(
+            k, "", torch.randn(1, 16, 1, 8, 8), family="qwen-image"))[0]),
+     r"KV-Edit: input 'model' is not the model the inversion was made with"),
+    ("lock-qwen-image-edit-reference-of-a-flux-vae", lambda k: flow_invert(
+        k, "qwen-image", solver="euler", keep_keys_values=True, positive=kontext_prompt(k, "", family="qwen-image")),
+     r"Flow Invert: input 'positive': reference image 0 is a latent \(1, 16, 8, 8\); this model \(QwenImage\) reads one "
+     r"image's \[batch, channels, 1, height, width\]"),
+    ("lock-reference-of-an-sd-latent", lambda k: flow_invert(k, solver="euler", keep_keys_values=True,
+                                                             positive=kontext_prompt(k, "", torch.randn(1, 4, 8, 8))),
+     r"Flow Invert: input 'positive': reference image 0 has 4 channels and this model \(Flux\) takes 16: it was "
+     r"encoded with another model's VAE"),
+    ("lock-reference-nan", lambda k: flow_invert(k, solver="euler", positive=kontext_prompt(
+        k, "", torch.full((1, 16, 8, 8), NAN))),
+     r"Flow Invert: input 'positive' reference image 0 .*NaN"),
+    # a node that does not read reference tokens refuses them by name rather than edit the wrong ones
+    ("lock-rf-solver-values-with-a-reference", lambda k: flow_invert(k, positive=kontext_prompt(k, ""), share_steps=2,
+                                                                     share_from_block=0),
+     r"Flow Invert: the model is sampled with reference images \(ReferenceLatent, TextEncodeQwenImageEdit: Flux.1 "
+     r"Kontext's or Qwen-Image-Edit's instruction editing\), whose tokens this node does not edit"),
+    ("lock-joint-p2p-sampled-with-a-reference", lambda k: joint_sampled(
+        k, conditioning=call(k.host, "ReferenceLatent", conditioning=joint(k)[1],
+                             latent={"samples": torch.randn(1, 16, 8, 8)})[0]),
+     r"Joint Attention Inject: the model is sampled with reference images"),
+    # Changed Region: the region an unlocked run changed
+    ("changed-region-nothing-changed", lambda k: changed_region(k, edited=changed_region_image()),
+     r"Changed Region: input 'edited' is the image itself: nothing changed, so there is no region to lock around"),
+    ("changed-region-everything-changed", lambda k: changed_region(k, edited={"samples": torch.randn(1, 16, 8, 8)},
+                                                                    threshold=0.01),
+     r"Changed Region: the change covers the whole image at threshold 0.01 and grow 1: the unlocked edit redrew "
+     r"everything"),
+    ("changed-region-another-size", lambda k: changed_region(k, edited={"samples": torch.randn(1, 16, 8, 12)}),
+     r"Changed Region: input 'edited' is a latent \(16, 8, 12\) and 'image' \(16, 8, 8\): the edit was sampled at "
+     r"another size"),
+    ("changed-region-threshold-zero", lambda k: changed_region(k, threshold=0.0),
+     r"Changed Region: input 'threshold' is 0: .* so every cell would be in it; give a threshold between 0 and 1"),
+    ("changed-region-threshold-nan", lambda k: changed_region(k, threshold=NAN),
+     r"Changed Region: input 'threshold' is nan; give a finite number"),
+    ("changed-region-grow-negative", lambda k: changed_region(k, grow=-1),
+     r"Changed Region: input 'grow' is -1; give a whole number of cells, 0 or more"),
+    ("changed-region-clip-latent", lambda k: changed_region(k, edited={"samples": torch.randn(1, 16, 3, 8, 8)}),
+     r"Changed Region: input 'edited' holds 3 frames; give one image's latent"),
+    ("changed-region-batch", lambda k: changed_region(k, image={"samples": torch.randn(2, 16, 8, 8)}),
+     r"Changed Region: input 'image' holds 2 images; give one"),
+    ("changed-region-not-a-latent", lambda k: changed_region(k, image=torch.randn(1, 16, 8, 8)),
+     r"Changed Region: input 'image' is not an image's LATENT"),
+    ("changed-region-nan", lambda k: changed_region(k, edited={"samples": torch.full((1, 16, 8, 8), NAN)}),
+     r"Changed Region: input 'edited' .*NaN"),
+]
+
+
+def changed_region_image() -> dict:
+    return {"samples": torch.randn(1, 16, 8, 8, generator=torch.Generator().manual_seed(0))}
+# ============================================================================ end of issue 81's cases
+
+
+CASES += FILE_CASES + PAIR_CASES + FLOW_CASES + QUANTISED_CASES + QWEN_TEMPLATE_CASES + LOCK_CASES
 
 
 @pytest.mark.parametrize("run, message", [pytest.param(run, message, id=name) for name, run, message in CASES])

@@ -17,7 +17,9 @@ ROW = Technique(
     "N to invert (every token: text, image, reference), N - skip to edit on the text, the region's and the "
     "reference's tokens (cache_reference: the text's and the region's alone); kept keys and values as KV-Edit's, "
     "with the reference's tokens",
-    (), None,
+    ("Kontext - Instruction lock", "Kontext - Instruction lock from a word", "Kontext - Instruction lock (automatic)",
+     "Kontext - Instruction lock (ten rounds)", "Qwen-Image-Edit - Instruction lock",
+     "Qwen-Image-Edit - Instruction lock (automatic)"), None,
     "An instruction editor's edit kept to a region (painted, a word's, or where an unlocked run changed the "
     "picture): outside it the output is the input, at its own size, over any number of rounds.",
     settings={"InvertEditChangedRegion.threshold": 0.3, "InvertEditChangedRegion.grow": 1})

@@ -186,8 +186,9 @@ class KVEditLatents:
     authors' blend), and the image's own latent handed back outside the mask."""
 
     def __init__(self, policy: KVEdit, inversion: Inversion, cells: torch.Tensor, skip: int, node: str,
-                 width: int | None = None, patch: int = 2):
+                 width: int | None = None, patch: int = 2, pooled: bool = False):
         self.policy, self.node, self.skip, self.width, self.patch = policy, node, skip, width, patch
+        self.pooled = pooled   # the model takes a pooled text vector (Flux's CLIP-L), which its prompt must carry
         self.trajectory, self.cells = inversion.trajectory, cells
         self.schedule = sigma_list(inversion.sampling_sigmas)
 
@@ -202,6 +203,12 @@ class KVEditLatents:
                 raise NodeInputError(self.node, f"the prompt the edit is sampled with is an embedding "
                                                 f"{c_crossattn.shape[-1]} wide; the model takes {self.width}. It was "
                                                 f"encoded by another model's text encoder: encode it with this model's.")
+            if self.pooled and kwargs.get("y") is None:
+                raise NodeInputError(self.node, "the prompt the edit is sampled with carries no pooled text vector "
+                                                "(CLIP's), which this Flux model takes: it was encoded by another "
+                                                "model's text encoder (Qwen-Image's: TextEncodeQwenImageEdit); encode "
+                                                "it with this model's (CLIP Text Encode on Flux's DualCLIPLoader, then "
+                                                "ReferenceLatent for Kontext).")
             run = sigma_list(transformer_options["sample_sigmas"])
             want = self.schedule[self.skip:]
             if not same_schedule(run, want):
@@ -323,6 +330,7 @@ def kv_edit(node: str, model, inversion: Inversion, mask, skip: int, scale: floa
         inner = replace[block]   # the driver's patch (DiTBlockPatch), with another node's inside it where there was one
         replace_dit_block(patched, KVEditTokens(policy, block, inner, node, inner.wraps_another_patch), block)
     wrap_model_calls(patched, WRAPPER_KEY, KVEditLatents(policy, inversion, cells, skip, node,
-                                                         model_family(model).context_dim, model_family(model).patch_size))
+                                                         model_family(model).context_dim, model_family(model).patch_size,
+                                                         model_family(model).pooled_dim is not None))
     return patched, inversion.sampling_sigmas[skip:]
 
