@@ -36,7 +36,8 @@ STAGES = [
 ]
 
 # Stock nodes by stage; the pack's nodes by their menu category and name (below)
-_LOAD = {"CheckpointLoaderSimple", "UNETLoader", "CLIPLoader", "VAELoader", "ModelSamplingAuraFlow", "InvertEditToyModel", "InvertEditDemoModel", "LoadImage", "ImageScale",
+_LOAD = {"CheckpointLoaderSimple", "UNETLoader", "CLIPLoader", "DualCLIPLoader", "VAELoader", "ReferenceLatent",
+         "TextEncodeQwenImageEdit", "ModelSamplingAuraFlow", "InvertEditToyModel", "InvertEditDemoModel", "LoadImage", "ImageScale",
          "ImageScaleToTotalPixels", "GetImageSize", "CLIPTextEncode", "PrimitiveStringMultiline", "PrimitiveString",
          "VAEEncode", "ModelSamplingFlux", "EmptyLatentImage", "SolidMask", "MaskComposite", "InvertEditLoadInversion",
          "ImageToMask", "GrowMask", "InvertImage"}

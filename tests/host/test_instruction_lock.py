@@ -246,3 +246,19 @@ def test_the_lock_in_half_precision(host, dtype):
     error = float((outs[dtype] - outs["fp32"]).abs().max() / outs["fp32"].abs().max())
     print(f"Instruction lock on Qwen-Image-Edit, {dtype}: relative error {error:.4f}")
     assert error < 0.05, error
+
+
+def test_the_locks_cost_per_step_against_the_plain_editor(host):
+    """``workshop/benchmarks/instruction_lock_cost.py`` on the tiny Kontext (its own depth: the real depth's figures
+    are in docs/measurements.md): the lock dispatches a few operations more a step than the plain editor (its
+    wrapper and the kept keys' selection), in as many model calls; the arithmetic at 1 MP falls with the region, and
+    with the reference cached further."""
+    from workshop.benchmarks.instruction_lock_cost import REAL, arithmetic, measure
+
+    plain, lock, cached = measure(host, "flux-dev", 3, real_depth=False)
+    assert lock["calls"] == cached["calls"] == plain["calls"] == 1.0
+    assert 1.0 < lock["ratio"] < 1.15 and cached["ops"] <= lock["ops"], (lock, cached)
+    for name in REAL:
+        for fraction in (0.1, 1 / 3, 0.5):
+            (_, whole), (_, locked), (_, both) = arithmetic(name, fraction)
+            assert both < locked < whole, (name, fraction)

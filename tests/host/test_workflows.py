@@ -402,10 +402,10 @@ def _vae_round_trip(prompt, runner, host):
     """The image of a prompt run on the Demo Model through that model's VAE and back (float [H, W, 3]): its Load
     Image, its Scale Image to Total Pixels, VAE Encode and VAE Decode."""
     kind = {k: v["class_type"] for k, v in prompt.items()}
-    load, resize, model = (next(k for k, c in kind.items() if c == want)
+    load, resize, model = (next((k for k, c in kind.items() if c == want), None)
                            for want in ("LoadImage", "ImageScaleToTotalPixels", runner.DEMO_MODEL))
-    trip = {k: prompt[k] for k in (load, resize, model)}
-    trip.update({"encode": {"class_type": "VAEEncode", "inputs": {"pixels": [resize, 0], "vae": [model, 2]}},
+    trip = {k: prompt[k] for k in (load, resize, model) if k is not None}   # the instruction lock: no rescaling
+    trip.update({"encode": {"class_type": "VAEEncode", "inputs": {"pixels": [resize or load, 0], "vae": [model, 2]}},
                  "decode": {"class_type": "VAEDecode", "inputs": {"samples": ["encode", 0], "vae": [model, 2]}},
                  "show": {"class_type": "PreviewImage", "inputs": {"images": ["decode", 0]},
                           "_meta": {"title": "Round trip"}}})
@@ -413,7 +413,8 @@ def _vae_round_trip(prompt, runner, host):
     return round_trip
 
 
-def _kv_edit_keeps_the_round_trip_outside_the_mask(margin: int = 16, db: float = 45.0, gap: float = 8.0):
+def _kv_edit_keeps_the_round_trip_outside_the_mask(margin: int = 16, db: float = 45.0, gap: float = 8.0,
+                                                  edit: str = "Edit", least: float = 0.2):
     """KV-Edit's promise on a random-weight model (the Qwen-Image template on the tiny random Qwen-Image, whose
     pictures are noise, so no judge reads them): outside the painted mask the edit's latent is the image's, so
     away from the mask (``margin`` px: the VAE decoder's reach) the edit is the image's VAE round trip through the
@@ -423,24 +424,74 @@ def _kv_edit_keeps_the_round_trip_outside_the_mask(margin: int = 16, db: float =
         import torch
         import torch.nn.functional as F
 
-        (edit,), (mask,) = (_saved(prompt, outputs, runner, name) for name in ("Edit", "Mask"))
+        (result,), (mask,) = (_saved(prompt, outputs, runner, name) for name in (edit, "Mask"))
         round_trip = _vae_round_trip(prompt, runner, host)
         painted = mask.mean(-1) > 0.5
         near = F.max_pool2d(painted[None, None].float(), 2 * margin + 1, stride=1, padding=margin)[0, 0] > 0
         far = ~near
 
         def db_of(region):
-            return float(10 * torch.log10(1 / ((edit - round_trip) ** 2)[region].mean()))
+            return float(10 * torch.log10(1 / ((result - round_trip) ** 2)[region].mean()))
 
         outside, inside = db_of(far), db_of(painted)
-        print(f"KV-Edit on the random model: {outside:.1f} dB against the VAE round trip {margin} px from the mask "
-              f"({float(far.float().mean()):.0%} of the picture), {inside:.1f} dB inside it")
-        assert 0.2 < float(far.float().mean()) < 0.9 and outside >= db and outside >= inside + gap
+        print(f"KV-Edit on the random model ({edit}): {outside:.1f} dB against the VAE round trip {margin} px from the "
+              f"mask ({float(far.float().mean()):.0%} of the picture), {inside:.1f} dB inside it")
+        assert least < float(far.float().mean()) < 0.9 and outside >= db and outside >= inside + gap
     return check
 
 
 # Checks of what a technique promises whatever the model draws: run on the random-weight demo models too
 MECHANICS_CHECKS = {"Qwen-Image - KV-Edit": _kv_edit_keeps_the_round_trip_outside_the_mask()}
+LOCK_TOLERANCE = 1e-5   # the instruction lock's outside against the image's latent (measured at most 9.5e-7: float32
+                        # rounding of the model's latent scale and shift, once; ten rounds do not add to it)
+
+
+def _probe_latents(prompt: dict) -> dict:
+    """``prompt`` with Save Latent nodes of the image's latent (VAE Encode's) and of the latent its saved picture was
+    decoded from (the last locked edit's), so a check reads latents instead of pictures (a random VAE's decoder, with
+    attention in its middle, carries any change inside the mask to every pixel)."""
+    (encode,) = [k for k, v in prompt.items() if v["class_type"] == "VAEEncode"]
+    (save,) = [k for k, v in prompt.items() if v["class_type"] == "SaveImage"]
+    decode = prompt[prompt[save]["inputs"]["images"][0]]
+    assert decode["class_type"] == "VAEDecode"
+    for name, source in (("image", [encode, 0]), ("edit", decode["inputs"]["samples"])):
+        prompt[f"probe_{name}"] = {"class_type": "SaveLatent",
+                                   "inputs": {"samples": source, "filename_prefix": f"invertedit_probe/{name}"}}
+    return prompt
+
+
+def _lock_keeps_the_latent_outside_the_mask(prompt, outputs, runner, host) -> None:
+    """The instruction lock's promise (issue 81), read on the latents (``_probe_latents``): outside the mask
+    (painted, a word's, or where the unlocked run changed most; the latent's cells the mask touches, scaled as KV-Edit
+    scales it, and the rest of their 2 x 2 tokens) the locked edit's latent is the image's within ``LOCK_TOLERANCE``,
+    after one round and after ten chained through latents; inside it differs (the instruction acts). On the tiny
+    random Kontext (the Demo Model's flux-dev) and Qwen-Image-Edit (its qwen-image), both given the image's latent as
+    reference."""
+    import safetensors.torch
+    import torch
+    import torch.nn.functional as F
+
+    (mask,) = _saved(prompt, outputs, runner, "Mask")
+    image, edit = (safetensors.torch.load_file(str(runner.saved_files({k: outputs[k]}, "latents")[0]))["latent_tensor"]
+                   for k in ("probe_image", "probe_edit"))
+    if image.ndim == 5:   # Qwen-Image's frame axis
+        image, edit = image[:, :, 0], edit[:, :, 0]
+    cells = F.interpolate(mask.mean(-1)[None, None], size=tuple(image.shape[-2:]), mode="bilinear") > 0
+    tokens = F.max_pool2d(cells.float(), 2, 2, ceil_mode=True)
+    inside = F.interpolate(tokens, scale_factor=2.0, mode="nearest")[..., :image.shape[-2], :image.shape[-1]] > 0
+    outside = ~inside.expand_as(image)
+    moved = float((edit - image)[outside].abs().max())
+    changed = float((edit - image)[~outside].abs().mean())
+    print(f"instruction lock: the latent outside the mask ({float(outside.float().mean()):.0%} of it) at most {moved:.2g} "
+          f"from the image's; inside, {changed:.3f} on average")
+    assert 0.05 < float(outside.float().mean()) < 0.95
+    assert moved <= LOCK_TOLERANCE and changed > 0.01
+
+
+LOCK_WORKFLOWS = ("Kontext - Instruction lock", "Kontext - Instruction lock from a word",
+                  "Kontext - Instruction lock (automatic)", "Kontext - Instruction lock (ten rounds)",
+                  "Qwen-Image-Edit - Instruction lock", "Qwen-Image-Edit - Instruction lock (automatic)")
+MECHANICS_CHECKS.update({name: _lock_keeps_the_latent_outside_the_mask for name in LOCK_WORKFLOWS})
 
 
 def _run_and_check(path, prompt, workflow, host, runner, size=None, check_pictures: bool = True,
@@ -508,6 +559,8 @@ def test_workflow_runs_headless(path, host, runner):
     (make_workflows.QUICK_TOY_WORKFLOWS). The preparation: ``headless_prompt``."""
     workflow = json.loads(path.read_text(encoding="utf-8"))
     prompt, size, judged, builtin = headless_prompt(path, workflow, host, runner)
+    if path.stem in LOCK_WORKFLOWS:
+        prompt = _probe_latents(prompt)
     elapsed = _run_and_check(path, prompt, workflow, host, runner, size=size, check_pictures=judged, mechanics=True)
     print(f"{path.name}: executed" + (f" on the built-in {builtin} model (quick settings)" if builtin else "")
           + f" in {elapsed:.2f}s")
@@ -583,18 +636,29 @@ def test_checkpoint_workflows_are_set_for_their_family(host, runner, tmp_path):
     qwen = families.QWEN
     assert {f"Qwen-Image - {t}" for t in ("FlowEdit", "Prompt-to-Prompt edit", "KV-Edit")} <= names
     _model_files(tmp_path, {"diffusion_models": qwen.unet, "text_encoders": qwen.clip, "vae": qwen.vae})
+    kontext, qwen_edit = families.KONTEXT, families.QWEN_EDIT   # the instruction editors' files (issue 81)
+    _model_files(tmp_path, {"diffusion_models": kontext.unet, "text_encoders": kontext.clip, "vae": kontext.vae})
+    _model_files(tmp_path, {"diffusion_models": qwen_edit.unet, "text_encoders": kontext.clip2})
+    assert {f"{f} - Instruction lock" for f in ("Kontext", "Qwen-Image-Edit")} <= names
     for path in CHECKPOINT_FILES:
         workflow = json.loads(path.read_text(encoding="utf-8"))
         size = 512 if path.name.startswith("SD1.5") else 1024
-        assert path.name.startswith(("SD1.5 - ", "SDXL - ", "Flux - ", "SD3 - ", "Qwen-Image - "))
-        separate = path.name.startswith("Qwen-Image - ")
+        assert path.name.startswith(("SD1.5 - ", "SDXL - ", "Flux - ", "SD3 - ", "Qwen-Image - ", "Kontext - ",
+                                     "Qwen-Image-Edit - "))
+        family = next(f for f in families.FAMILIES if path.name.startswith(f"{f.name} - "))
+        separate = family.separate
+        if family in (families.KONTEXT, families.QWEN_EDIT):   # the instruction lock (issue 81): checked apart
+            _check_instruction_lock_template(path, runner.prepare_prompt(workflow, host=host), family)
+            users = runner.prepare_prompt(workflow, image=runner.SAMPLE_IMAGE, host=host)
+            valid, error, _, node_errors = _validate(host, users)
+            assert valid and not node_errors, (path.name, error, node_errors)
+            continue
         assert any(n["type"] in ("MarkdownNote", "Note") and ("Load Diffusion Model" if separate else "Load Checkpoint")
                    in n["widgets_values"][0] for n in workflow["nodes"]), f"{path.name}: no note on what to set"
         prompt = runner.prepare_prompt(workflow, host=host)
         by_type: dict = {}
         for node in prompt.values():
             by_type.setdefault(node["class_type"], []).append(node["inputs"])
-        family = next(f for f in families.FAMILIES if path.name.startswith(f"{f.name} - "))
         if separate:   # as ComfyUI's own Qwen-Image examples load it and sample it
             assert CHECKPOINT_LOADER not in by_type
             assert by_type[UNET_LOADER] == [{"unet_name": "qwen_image_fp8_e4m3fn.safetensors", "weight_dtype": "default"}]
@@ -656,6 +720,79 @@ def test_checkpoint_workflows_are_set_for_their_family(host, runner, tmp_path):
             runner.prepare_prompt(workflow, ckpt=ckpt, image=runner.SAMPLE_IMAGE, host=host)
         valid, error, _, node_errors = _validate(host, users)
         assert valid and not node_errors, (path.name, error, node_errors)
+
+
+def _check_instruction_lock_template(path, prompt: dict, family) -> None:
+    """An instruction lock template (issue 81) as shipped: the editor's files as ComfyUI's own template loads them
+    (Kontext: Load Diffusion Model, DualCLIPLoader of clip_l and t5xxl type flux, Load VAE; Qwen-Image-Edit: Load
+    Diffusion Model, Load CLIP, Load VAE, ModelSamplingAuraFlow at the Qwen-Image workflows' shift), the picture at its
+    own size (nothing rescales it), every prompt carrying the image's latent as reference (Qwen-Image-Edit's encoder
+    with the image and no vae), the inversion with the empty instruction keeping keys and values (Euler, 28 steps),
+    KV-Edit with 4 steps skipped, the instruction sampled at the editor's guidance (Kontext 2.5; Qwen-Image-Edit
+    true cfg 4, the keep prompt as negative); the automatic one's region from the unlocked run's latent; the ten
+    rounds chained through latents."""
+    kontext = family is families.KONTEXT
+    by_type: dict = {}
+    for node in prompt.values():
+        by_type.setdefault(node["class_type"], []).append(node["inputs"])
+    assert by_type[UNET_LOADER] == [{"unet_name": family.unet, "weight_dtype": "default"}]
+    if kontext:
+        assert by_type["DualCLIPLoader"] == [{"clip_name1": "clip_l.safetensors", "clip_name2":
+                                              "t5xxl_fp8_e4m3fn_scaled.safetensors", "type": "flux", "device": "default"}]
+        assert "ModelSamplingFlux" not in by_type and "CFGGuider" not in by_type
+        assert {g["guidance"] for g in by_type["FluxGuidance"]} == {2.5}
+    else:
+        assert by_type["CLIPLoader"] == [{"clip_name": families.QWEN.clip, "type": "qwen_image", "device": "default"}]
+        assert [m["shift"] for m in by_type["ModelSamplingAuraFlow"]] == [families.QWEN_SHIFT]
+        assert "FluxGuidance" not in by_type and "BasicGuider" not in by_type
+        assert {g["cfg"] for g in by_type["CFGGuider"]} == {families.QWEN_CFG}
+        assert all("vae" not in t and "image" in t for t in by_type["TextEncodeQwenImageEdit"])
+    assert by_type["VAELoader"] == [{"vae_name": family.vae}]
+    assert CHECKPOINT_LOADER not in by_type and not {"ImageScale", "ImageScaleToTotalPixels", "FluxKontextImageScale"} & set(by_type)
+    assert [i["image"] for i in by_type["LoadImage"]] == ["example.png"]
+    (encode,) = [k for k, v in prompt.items() if v["class_type"] == "VAEEncode"]
+    assert prompt[encode]["inputs"]["pixels"][0] == next(k for k, v in prompt.items() if v["class_type"] == "LoadImage")
+    text = {k: v["inputs"].get("text", v["inputs"].get("prompt")) for k, v in prompt.items()
+            if v["class_type"] in ("CLIPTextEncode", "TextEncodeQwenImageEdit")}
+
+    def words(key):   # the text a conditioning carries, through ReferenceLatent and FluxGuidance; its reference
+        node = prompt[key]
+        if node["class_type"] == "FluxGuidance":
+            return words(node["inputs"]["conditioning"][0])
+        assert node["class_type"] == "ReferenceLatent", (path.name, node)
+        typed = node["inputs"]["conditioning"][0]
+        value = text[typed]
+        value = prompt[value[0]]["inputs"]["value"] if isinstance(value, list) else value
+        return value, node["inputs"]["latent"]
+
+    inverts, edits = by_type["InvertEditFlowInvert"], by_type["InvertEditKVEdit"]
+    assert len(inverts) == len(edits) == (10 if "ten rounds" in path.name else 1)
+    for inv in inverts:
+        assert (inv["solver"], inv["steps"], inv["scheduler"], inv["keep_keys_values"], inv["keep_values_on"]) == \
+            ("euler", 28, "simple", True, "cpu")
+        assert inv["guidance"] == (1.5 if kontext else 1.0)
+        typed, reference = words(inv["positive"][0])
+        assert typed == "" and reference == inv["latent"], "inverted with the empty instruction, the image as reference"
+    for kv in edits:
+        assert (kv["skip_steps"], kv["attn_scale"], kv["re_init"], kv["cache_reference"]) == (4, 1.0, False, False)
+    samplers = {k: v["inputs"] for k, v in prompt.items() if v["class_type"] == "SamplerCustomAdvanced"}
+    for key, sampler in samplers.items():
+        guider = prompt[sampler["guider"][0]]["inputs"]
+        instruction, reference = words((guider.get("conditioning") or guider["positive"])[0])
+        assert instruction and reference == sampler["latent_image"], (path.name, key)
+        if not kontext:
+            assert words(guider["negative"][0]) == ("", reference)
+    if "automatic" in path.name:
+        (region,) = by_type["InvertEditChangedRegion"]
+        (unlocked,) = [k for k, v in samplers.items() if v["noise"][0] not in prompt or
+                       prompt[v["noise"][0]]["class_type"] == "RandomNoise"]
+        assert region["image"] == [encode, 0] and region["edited"] == [unlocked, 0]
+        assert (region["threshold"], region["grow"]) == (0.3, 1)
+    if "ten rounds" in path.name:   # each round's latent is the last one's output: no VAE between rounds
+        latents = [s["latent_image"][0] for s in samplers.values()]
+        assert latents[0] == encode and all(prompt[k]["class_type"] == "SamplerCustomAdvanced" for k in latents[1:])
+        assert len(set(latents)) == 10 and len(by_type["VAEEncode"]) == 1
+        assert len({words(i["positive"][0])[1][0] for i in inverts}) == 10
 
 
 def _model_files(tmp_path, files: dict[str, str]) -> None:

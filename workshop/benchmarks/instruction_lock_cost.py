@@ -107,17 +107,18 @@ def step_macs(width: int, mlp: int, double: int, single: int, text: int, rows: i
 
 def arithmetic(name: str, fraction: float) -> list[tuple[str, float]]:
     """Multiply-adds per step at 1 MP of the plain editor, the lock and the cached lock, a ``fraction`` of the
-    image's tokens remade. The lock's attention as the pack computes it: the region's queries against their own
-    keys and the inversion's kept ones whole (text, image and reference; those the step computes given -inf)."""
+    image's tokens remade. The lock's attention as the pack computes it: the queries of what the step computes
+    against their own keys and the inversion's kept ones of what it does not (the background's; the reference's
+    where cached)."""
     real = REAL[name]
     text, image = real["text"], IMAGE_TOKENS
     refs, edited = image, round(fraction * image)
-    whole = text + image + refs
+    whole = text + image + refs   # the plain step's tokens; the cached lock's keys (its own and the kept)
     geometry = {k: real[k] for k in ("width", "mlp", "double", "single", "rows")}
     plain = step_macs(**geometry, text=text, queries=whole, keys=whole, tokens=whole)
-    computed = text + edited + refs
-    lock = step_macs(**geometry, text=text, queries=computed, keys=computed + whole, tokens=computed)
-    cached = step_macs(**geometry, text=text, queries=text + edited, keys=text + edited + whole, tokens=text + edited)
+    computed, background = text + edited + refs, image - edited
+    lock = step_macs(**geometry, text=text, queries=computed, keys=computed + background, tokens=computed)
+    cached = step_macs(**geometry, text=text, queries=text + edited, keys=whole, tokens=text + edited)
     return [("plain editor", plain), ("lock", lock), ("lock, cache_reference", cached)]
 
 

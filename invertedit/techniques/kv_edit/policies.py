@@ -22,8 +22,8 @@ tokens' own outputs never reach the edited ones (every block takes the backgroun
 values from the inversion) and are replaced by the image's latent, so the edited tokens get the
 same values. So, as theirs, the host kit runs each block on the text and the edited tokens alone
 (``glue.py``'s ``KVEditTokens``), and their attention takes the background's keys and values
-from the inversion, appended after their own (``KVEdit``'s call on a subset: the kept tensors whole,
-their text and edited rows given -inf); where a block is called on every token (another node's
+from the inversion, appended after their own (``KVEdit``'s call on a subset: the kept background's columns
+alone, selected once a call); where a block is called on every token (another node's
 attention mask), the queries of the text and the edited tokens alone are attended and the background's
 rows of the output are zero. Either way the arithmetic falls with the region, as in their code. Their
 keys are kept before the rotary embedding and rotated again while editing; the host's attention gets
@@ -162,7 +162,7 @@ class EditState:
                                               # tokens', the reference's unless cached)
     image_rows: torch.Tensor | None = None    # [computed]: the edited (and computed reference) tokens among the
                                               # image stream's (the image's, then the reference images')
-    subset_bias: dict = field(default_factory=dict)   # (kept text, call's text) -> the bias of a call on the subset
+    subset: dict = field(default_factory=dict)   # (kept text, call's text) -> a call on the subset's kept columns and bias
     pe: tuple | None = None                   # (the model call's rotary embedding, its rows of the subset)
     bias: torch.Tensor | None = None          # attn_scale's bias, [1, 1, 1, L], or None
     trajectory: torch.Tensor | None = None    # the glue's: the inversion's latents on the run's device ...
@@ -241,8 +241,9 @@ class KVEdit(AttentionPolicy[EditState]):
             ks, vs = ks.expand(k.shape[0], -1, -1, -1), vs.expand(k.shape[0], -1, -1, -1)
         whole = self.edited.numel() + self.references
         if k.shape[2] == text + self.n_computed < text + whole:   # the block runs on the subset
-            return where.attend(q, torch.cat((k, ks), 2), torch.cat((v, vs), 2),
-                                mask=self._subset_bias(ks.shape[2] - whole, text, q, state))
+            columns, bias = self._subset(ks.shape[2] - whole, text, q, state)
+            return where.attend(q, torch.cat((k, ks.index_select(2, columns)), 2),
+                                torch.cat((v, vs.index_select(2, columns)), 2), mask=bias)
         if ks.shape[2] == k.shape[2]:   # the kept text is as long as this one's: one select per tensor
             k, v = torch.where(state.keep, k, ks), torch.where(state.keep, v, vs)
         else:   # a longer or shorter target prompt
@@ -252,16 +253,22 @@ class KVEdit(AttentionPolicy[EditState]):
         made = where.attend(q.index_select(2, state.rows), k, v, mask=state.bias)
         return made.new_zeros(made.shape[0], q.shape[2], made.shape[2]).index_copy_(1, state.rows, made)
 
-    def _subset_bias(self, kept_text: int, text: int, q: torch.Tensor, state: EditState) -> torch.Tensor:
-        """The bias of a call on the subset, whose keys are its own (text, edited and computed reference tokens) then
-        the kept ones whole: 0 on its own, -inf on the kept text and edited tokens, ``scale`` on the kept
-        background, and on the kept reference tokens -inf where they are computed, 0 where they are cached."""
-        bias = state.subset_bias.get((kept_text, text))
-        if bias is None:
-            edited = self.edited.to(q.device)
-            refs = torch.full((self.references,), 0.0 if self.cache_reference else float("-inf"), device=q.device)
-            kept = torch.cat((torch.full((kept_text,), float("-inf"), device=q.device),
-                              torch.where(edited, float("-inf"), float(self.scale)), refs))
-            bias = torch.cat((torch.zeros(text + self.n_computed, device=q.device), kept)).to(q.dtype)[None, None, None]
-            state.subset_bias[(kept_text, text)] = bias
-        return bias
+    def _subset(self, kept_text: int, text: int, q: torch.Tensor, state: EditState) -> tuple:
+        """A call on the subset attends to its own keys (text, edited and computed reference tokens) and the kept
+        ones it does not compute: the background's, and the reference's where cached (``columns`` of the kept
+        tensors, after the kept text). Its ``bias``: 0 on its own, ``scale`` on the kept background, 0 on the kept
+        reference; None where ``scale`` is 0 (no mask: the host's fused attention). Made once per run and text."""
+        made = state.subset.get((kept_text, text))
+        if made is None:
+            device, n = q.device, self.edited.numel()
+            background = (~self.edited.to(device)).nonzero().flatten() + kept_text
+            refs = torch.arange(kept_text + n, kept_text + n + self.references, device=device)
+            columns = torch.cat((background, refs)) if self.cache_reference else background
+            bias = None
+            if self.scale:
+                bias = torch.cat((torch.zeros(text + self.n_computed, device=device),
+                                  torch.full((background.numel(),), float(self.scale), device=device),
+                                  torch.zeros(columns.numel() - background.numel(), device=device)))
+                bias = bias.to(q.dtype)[None, None, None]
+            made = state.subset[(kept_text, text)] = (columns, bias)
+        return made
