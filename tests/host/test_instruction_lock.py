@@ -69,17 +69,19 @@ class Editor:
         return call(self.host, "BasicGuider", model=model,
                     conditioning=call(self.host, "FluxGuidance", conditioning=positive, guidance=2.5)[0])[0]
 
-    def invert(self, model, latent: torch.Tensor):
+    def invert(self, model, latent: torch.Tensor, keep_reference: bool = False):
         return call(self.host, "InvertEditFlowInvert", model=model, latent={"samples": latent},
                     positive=self.prompt("", latent), solver="euler", steps=STEPS, scheduler="simple",
-                    guidance=1.0 if self.qwen else 1.5, keep_keys_values=True, keep_values_on="device")[0]
+                    guidance=1.0 if self.qwen else 1.5, keep_keys_values=True, keep_values_on="device",
+                    keep_reference=keep_reference)[0]
 
     def lock(self, mask, instruction: str = INSTRUCTIONS[0], latent: torch.Tensor | None = None, model=None,
-             cache: bool = False) -> torch.Tensor:
-        """The locked edit's latent (as VAE Decode takes it)."""
+             cache: bool = False, kept: bool = False) -> torch.Tensor:
+        """The locked edit's latent (as VAE Decode takes it); ``cache`` (KV-Edit's cache_reference) or ``kept``: the
+        inversion keeps the reference's keys and values too (Flow Invert's keep_reference)."""
         latent = self.raw if latent is None else latent
         model = model or self.model
-        inversion = self.invert(model, latent)
+        inversion = self.invert(model, latent, keep_reference=cache or kept)
         locked, noise, sigmas = call(self.host, "InvertEditKVEdit", model=model, inversion=inversion, mask=mask,
                                      skip_steps=SKIP, attn_scale=1.0, re_init=False, seed=0, cache_reference=cache)
         return call(self.host, "SamplerCustomAdvanced", noise=noise, guider=self.guider(locked, instruction, latent),
@@ -183,6 +185,10 @@ def test_the_reference_cache_computes_the_region_alone_and_stays_near(editor, mo
     assert references == ROWS * COLS // 4 and tokens == edited + references
     seen.clear()
     cached = editor.lock(mask, cache=True)
+    kv = {flag: editor.invert(editor.model, editor.raw, keep_reference=flag).clues for flag in (False, True)}
+    lengths = {flag: {t.shape[2] for name, t in clues.items() if name.startswith("kv.")} for flag, clues in kv.items()}
+    (without,), (with_,) = lengths[False], lengths[True]
+    assert with_ - without == references   # the reference's keys and values kept only with keep_reference
     assert set(seen) == {(edited, edited, references)}
     outside = editor.outside(mask, cached)
     assert (cached - editor.raw)[outside].abs().max() <= EXACT
@@ -193,10 +199,14 @@ def test_the_reference_cache_computes_the_region_alone_and_stays_near(editor, mo
     assert 0 < difference < 0.25
 
 
-@pytest.mark.parametrize("cache", [False, True], ids=["computed", "cached"])
-def test_the_region_alone_is_every_token_with_reference_images(editor, cache):
+@pytest.mark.parametrize("cache, kept", [(False, False), (False, True), (True, True)],
+                         ids=["computed", "computed-kept", "cached"])
+def test_the_region_alone_is_every_token_with_reference_images(editor, cache, kept):
+    """With the reference computed (its keys and values kept by the inversion or not: the same edit) or cached."""
     mask = image_mask()
-    alone = editor.lock(mask, cache=cache)
+    alone = editor.lock(mask, cache=cache, kept=kept)
+    if kept and not cache:
+        assert torch.equal(alone, editor.lock(mask))
     other, tokens = editor.model.clone(), []
 
     def foreign(args, extra):   # another node's patch: reads the block's tokens, runs the block
@@ -205,7 +215,7 @@ def test_the_region_alone_is_every_token_with_reference_images(editor, cache):
 
     for kind, index in editor.host.pack.hostkit.dit_attention.dit_blocks(editor.model):
         other.set_model_patch_replace(foreign, "dit", kind, index)
-    whole = editor.lock(mask, model=other, cache=cache)
+    whole = editor.lock(mask, model=other, cache=cache, kept=kept)
     assert tokens and min(tokens) == ROWS * COLS // 2   # the image's and the reference's tokens, every one
     assert torch.allclose(whole, alone, atol=1e-5, rtol=1e-4)
 

@@ -56,13 +56,14 @@ def measure(host, family: str, steps: int, real_depth: bool = True) -> list[dict
         return call(host, "BasicGuider", model=m,
                     conditioning=call(host, "FluxGuidance", conditioning=instruction, guidance=2.5)[0])[0]
 
-    kept = {n: call(host, "InvertEditFlowInvert", model=model, latent={"samples": latent}, positive=empty,
-                    solver="euler", steps=n, scheduler="simple", guidance=1.0, keep_keys_values=True)[0]
-            for n in (steps, 2 * steps)}
+    kept = {(n, cache): call(host, "InvertEditFlowInvert", model=model, latent={"samples": latent}, positive=empty,
+                             solver="euler", steps=n, scheduler="simple", guidance=1.0, keep_keys_values=True,
+                             keep_reference=cache)[0]
+            for n in (steps, 2 * steps) for cache in (False, True)}
 
     def locked(cache: bool):
         def make(m, n):
-            m = call(host, "InvertEditKVEdit", model=m, inversion=kept[n], mask=box_mask(), skip_steps=0,
+            m = call(host, "InvertEditKVEdit", model=m, inversion=kept[(n, cache)], mask=box_mask(), skip_steps=0,
                      attn_scale=1.0, re_init=True, seed=0, cache_reference=cache)[0]
             return guider(m), euler
         return make

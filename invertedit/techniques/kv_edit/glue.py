@@ -110,6 +110,12 @@ def _inputs() -> list:
         io.Mask.Input("kv_mask", optional=True,
                       tooltip="KV-Edit's attn_mask option (authors: off): while inverting, the masked region "
                               "and the background do not attend to each other. Give KV-Edit the same mask."),
+        io.Boolean.Input("keep_reference", default=False, optional=True,
+                         tooltip="Instruction edits (Flux.1 Kontext, Qwen-Image-Edit: the prompt carries the image's "
+                                 "ReferenceLatent): keep the reference's keys and values too, which KV-Edit's "
+                                 "cache_reference reads instead of computing the reference at every step. About as "
+                                 "much memory again as the image's (a reference of the image's size); off, KV-Edit "
+                                 "computes the reference and does not need them."),
     ]
 
 
@@ -122,6 +128,7 @@ class KeepKV:
     steps: int
     place: str
     edited: torch.Tensor | None
+    reference: bool = False   # the reference images' keys and values kept too (KV-Edit's cache_reference reads them)
     sink: dict = field(default_factory=dict)
 
     def install(self, velocity) -> None:
@@ -139,11 +146,12 @@ class KeepKV:
             where, budget = "the system's memory", free_memory(torch.device("cpu"))
             fix = "keep them in 8 bits (keep_values_on 'cpu, fp8': half the memory)" if not fp8 else "free memory"
         install_dit_policy(velocity, KeepKeysValues(self.sink, keep_on(self.place), len(blocks), self.steps,
-                                                    self.edited, budget, stored_bytes(self.place), where, fix),
+                                                    self.edited, budget, stored_bytes(self.place), where, fix,
+                                                    self.reference),
                            blocks, self.node)
 
     def settings(self) -> dict:
-        return {"keep_keys_values": True, "kv_mask": self.edited is not None}
+        return {"keep_keys_values": True, "kv_mask": self.edited is not None, "kv_reference": self.reference}
 
     def clues(self) -> dict:
         clues = {}
@@ -160,6 +168,10 @@ def _check(node: str, values: dict) -> None:
         raise NodeInputError(node, "input 'kv_mask' is connected but keep_keys_values is off; the mask is "
                                    "KV-Edit's attention mask while keeping keys and values: turn it on, or "
                                    "disconnect the mask.")
+    if values.get("keep_reference") and not values.get("keep_keys_values"):
+        raise NodeInputError(node, "input 'keep_reference' is on but keep_keys_values is off; it keeps the reference "
+                                   "image's keys and values with the image's for KV-Edit: turn keep_keys_values on, "
+                                   "or keep_reference off.")
 
 
 def _start(request: KeepRequest) -> KeepKV:
@@ -173,11 +185,17 @@ def _start(request: KeepRequest) -> KeepKV:
     if mask is not None:
         cells = cell_mask(node, mask, tuple(samples.shape[-2:]), samples.device)
         edited = edited_tokens(cells, model_family(request.model).patch_size)
-    return KeepKV(node, request.steps, request.inputs["keep_values_on"], edited)
+    reference = bool(request.inputs.get("keep_reference"))
+    if reference and not request.settings.get("reference_tokens"):
+        raise NodeInputError(node, "input 'keep_reference' is on and the prompt carries no reference image; it is for "
+                                   "instruction edits (the prompt through ReferenceLatent of the image's latent): "
+                                   "turn it off, or give the instruction editor's prompt.")
+    return KeepKV(node, request.steps, request.inputs["keep_values_on"], edited, reference)
 
 
 KEEPER = register_keeper(Keeper(what="KV-Edit's keys and values", switch="keep_keys_values", inputs=_inputs,
-                                defaults={"keep_keys_values": False, "kv_mask": None}, check=_check, start=_start))
+                                defaults={"keep_keys_values": False, "kv_mask": None, "keep_reference": False},
+                                check=_check, start=_start))
 
 
 class KVEditLatents:
@@ -299,6 +317,10 @@ def kv_edit(node: str, model, inversion: Inversion, mask, skip: int, scale: floa
                                    "images: it takes an instruction editor's reference tokens (Flux.1 Kontext's "
                                    "ReferenceLatent, Qwen-Image-Edit's) from the inversion; turn it off, or invert "
                                    "with the instruction's prompt and the image's ReferenceLatent.")
+    if cache_reference and not inversion.settings.get("kv_reference"):
+        raise NodeInputError(node, "input 'cache_reference' is on and the inversion kept no keys and values of the "
+                                   "reference image; invert with Flow Invert's keep_reference on (it keeps them with "
+                                   "the image's), or turn cache_reference off.")
     cache = kv_cache(inversion.clues)
     if not cache:
         raise NodeInputError(node, f"input 'inversion' kept no keys and values ({inversion.describe()}); invert with "
@@ -322,7 +344,7 @@ def kv_edit(node: str, model, inversion: Inversion, mask, skip: int, scale: floa
     if kept_mask is not None and not torch.equal(kept_mask.to(edited.device).bool(), edited):
         raise NodeInputError(node, "input 'mask' is not the mask the inversion kept apart (Flow Invert's kv_mask, "
                                    "KV-Edit's attn_mask option); give the same mask, or invert again with this one.")
-    policy = KVEdit(cache, edited, scale, references, cache_reference)
+    policy = KVEdit(cache, edited, scale, references, cache_reference, bool(inversion.settings.get("kv_reference")))
     patched = model.clone()
     install_dit_policy(patched, policy, blocks, node)
     replace = patched.model_options["transformer_options"]["patches_replace"]["dit"]

@@ -106,8 +106,10 @@ class KeepKeysValues(AttentionPolicy[dict]):
 
     def __init__(self, sink: dict, keep: Callable[[torch.Tensor], torch.Tensor], blocks: int, steps: int,
                  edited: torch.Tensor | None = None, budget: int | None = None, element: int | None = None,
-                 budget_where: str = "the device", budget_fix: str = "set keep_values_on to cpu (the authors' offload)"):
+                 budget_where: str = "the device", budget_fix: str = "set keep_values_on to cpu (the authors' offload)",
+                 reference: bool = False):
         self.sink, self.keep, self.blocks, self.steps = sink, keep, blocks, steps
+        self.reference = reference   # an instruction editor's reference tokens kept too (else the text's and image's)
         self.edited, self.budget, self.element = edited, budget, element   # element: bytes a kept value takes
         self.budget_where, self.budget_fix = budget_where, budget_fix     # where the budget is free, what fits
 
@@ -126,22 +128,24 @@ class KeepKeysValues(AttentionPolicy[dict]):
             raise PolicyInputError("KV-Edit keeps the keys and values of Euler's evaluations; invert with solver "
                                    "euler (the authors').")
         if step >= 0:
-            self.sink[(step, *where.block)] = (self.keep(k), self.keep(v))
+            kept = k.shape[2] - (0 if self.reference else where.references)
+            self.sink[(step, *where.block)] = (self.keep(k[:, :, :kept]), self.keep(v[:, :, :kept]))
         return where.attend(q, k, v, mask=state.bias)
 
     def _check(self, k: torch.Tensor, where: JointWhere, state: KeepState) -> None:
         tokens = where.grid[0] * where.grid[1]
-        need = kv_bytes(k.shape[1] * k.shape[3], k.shape[2] * k.shape[0], self.blocks, self.steps,
+        kept = k.shape[2] - (0 if self.reference else where.references)
+        need = kv_bytes(k.shape[1] * k.shape[3], kept * k.shape[0], self.blocks, self.steps,
                         self.element or k.element_size())
         if not torch.compiler.is_compiling():   # a log call inside a graph TorchCompileModel traces would break it
             logging.getLogger(__name__).info(
                 "KV-Edit keeps the keys and values of %d steps x %d blocks x %d tokens: %.2f GiB%s", self.steps,
-                self.blocks, k.shape[2], need / 2**30,
+                self.blocks, kept, need / 2**30,
                 "" if self.budget is None else f" of {self.budget / 2**30:.1f} GiB free in {self.budget_where}")
         if self.budget is not None and need > self.budget:
             raise PolicyInputError(
                 f"keeping KV-Edit's keys and values needs {need / 2**30:.1f} GiB ({self.steps} steps x {self.blocks} "
-                f"blocks x {k.shape[2]} tokens) and {self.budget_where} has {self.budget / 2**30:.1f} GiB free; "
+                f"blocks x {kept} tokens) and {self.budget_where} has {self.budget / 2**30:.1f} GiB free; "
                 f"{self.budget_fix}, or invert fewer steps or a smaller image (the keys and values grow with both).")
         if self.edited is not None:
             if self.edited.numel() != tokens:
@@ -190,9 +194,11 @@ class KVEdit(AttentionPolicy[EditState]):
     reads_references = True
 
     def __init__(self, cache: dict[KVKey, tuple[torch.Tensor, torch.Tensor]], edited: torch.Tensor, scale: float,
-                 references: int = 0, cache_reference: bool = False):
+                 references: int = 0, cache_reference: bool = False, kept_reference: bool = False):
         self.cache, self.edited, self.scale = cache, edited, scale
         self.references, self.cache_reference = references, cache_reference
+        #: the inversion kept the reference's keys and values (Flow Invert's keep_reference), which the cache reads
+        self.kept_reference = kept_reference or cache_reference
         self.edited_rows = edited.nonzero().flatten()   # made with the node, before any sampling
         self.n_edited = int(self.edited_rows.numel())
         #: the image stream's tokens each block computes: the edited ones, and the references' unless cached
@@ -240,10 +246,14 @@ class KVEdit(AttentionPolicy[EditState]):
         if ks.shape[0] != k.shape[0]:   # the conditional and unconditional rows in one call (a prompt pair as long)
             ks, vs = ks.expand(k.shape[0], -1, -1, -1), vs.expand(k.shape[0], -1, -1, -1)
         whole = self.edited.numel() + self.references
+        # the inversion kept the reference's keys and values where asked (Flow Invert's keep_reference)
+        kept_whole = whole if self.kept_reference else self.edited.numel()
         if k.shape[2] == text + self.n_computed < text + whole:   # the block runs on the subset
-            columns, bias = self._subset(ks.shape[2] - whole, text, q, state)
+            columns, bias = self._subset(ks.shape[2] - kept_whole, text, q, state)
             return where.attend(q, torch.cat((k, ks.index_select(2, columns)), 2),
                                 torch.cat((v, vs.index_select(2, columns)), 2), mask=bias)
+        if self.references and not self.kept_reference:   # not kept (and computed): its own keys stand in
+            ks, vs = torch.cat((ks, k[:, :, -self.references:]), 2), torch.cat((vs, v[:, :, -self.references:]), 2)
         if ks.shape[2] == k.shape[2]:   # the kept text is as long as this one's: one select per tensor
             k, v = torch.where(state.keep, k, ks), torch.where(state.keep, v, vs)
         else:   # a longer or shorter target prompt
