@@ -272,3 +272,20 @@ def test_the_locks_cost_per_step_against_the_plain_editor(host):
         for fraction in (0.1, 1 / 3, 0.5):
             (_, whole), (_, locked), (_, both) = arithmetic(name, fraction)
             assert both < locked < whole, (name, fraction)
+
+
+def test_the_lock_with_kv_edits_attention_mask(editor):
+    """KV-Edit's attn_mask option (Flow Invert's kv_mask) on the instruction editor: the reference's tokens attend
+    as the text's while inverting; the outside is still the input's."""
+    host, mask = editor.host, image_mask()
+    inversion = call(host, "InvertEditFlowInvert", model=editor.model, latent={"samples": editor.raw},
+                     positive=editor.prompt("", editor.raw), solver="euler", steps=STEPS, scheduler="simple",
+                     guidance=1.0, keep_keys_values=True, kv_mask=mask)[0]
+    locked, noise, sigmas = call(host, "InvertEditKVEdit", model=editor.model, inversion=inversion, mask=mask,
+                                 skip_steps=SKIP, attn_scale=1.0, re_init=False, seed=0)
+    out = call(host, "SamplerCustomAdvanced", noise=noise, guider=editor.guider(locked, INSTRUCTIONS[0], editor.raw),
+               sampler=call(host, "KSamplerSelect", sampler_name="euler")[0], sigmas=sigmas,
+               latent_image={"samples": editor.raw})[0]["samples"]
+    outside = editor.outside(mask, out)
+    assert (out - editor.raw)[outside].abs().max() <= EXACT
+    assert (out - editor.raw)[~outside].abs().mean() > 0.01

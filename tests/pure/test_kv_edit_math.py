@@ -131,3 +131,44 @@ def test_keeping_more_than_the_system_holds_names_the_setting_that_fits():
                                                r"memory has 0.0 GiB free; keep them in 8 bits \(keep_values_on 'cpu, "
                                                r"fp8': half the memory\), or invert fewer steps or a smaller image"):
         policy.attention(k, k, k, where(3), policy.make_state())
+
+
+def test_inversion_bias_takes_the_references_tokens_as_the_text():
+    """An instruction editor's reference tokens (after the image's) attend to every token and every token to them,
+    as the text's, under the attn_mask option."""
+    edited = torch.tensor([True, False, False, True])
+    bias = inversion_bias(2, edited, torch.float32, references=3)[0, 0]
+    allowed = bias == 0
+    assert bias.shape == (2 + 4 + 3, 2 + 4 + 3)
+    assert allowed[6:].all() and allowed[:, 6:].all()
+    assert torch.equal(allowed[:6, :6], inversion_bias(2, edited, torch.float32)[0, 0] == 0)
+
+
+@pytest.mark.parametrize("cached", [False, True], ids=["computed", "cached"])
+@pytest.mark.parametrize("kept_text", [4, 7], ids=["shorter-source", "same"])
+def test_with_reference_tokens_a_call_on_the_subset_is_the_whole_calls_rows(kept_text, cached):
+    """With 3 reference tokens after the image's: the reference computed (its rows among the subset's, the kept ones
+    not read: the inversion kept none) or cached (its kept keys and values read, its rows not computed); the call on
+    the subset gives the rows of the call on every token."""
+    g = torch.Generator().manual_seed(2)
+    edited, refs = torch.tensor([True, False, False, True, False, True]), 3
+    kept_k, kept_v = (torch.randn(1, 2, kept_text + 6 + (refs if cached else 0), 8, generator=g) for _ in range(2))
+    q, k, v = (torch.randn(1, 2, 7 + 6 + refs, 8, generator=g) for _ in range(3))
+    cache = {(1, "double_block", 0): (kept_k, kept_v)}
+    at = JointWhere(block=("double_block", 0), chunks=(0,), rows=1, heads=2, text=7, grid=(2, 3), attend=sdpa,
+                    time=lambda: (0.5, [1.0, 0.5, 0.0]), references=refs)
+    whole = KVEdit(cache, edited, 1.0, refs, cached).attention(q, k, v, at, EditState(step=1))
+    made = torch.cat((torch.ones(7, dtype=torch.bool), edited, torch.full((refs,), not cached)))
+    part = KVEdit(cache, edited, 1.0, refs, cached).attention(q[:, :, made], k[:, :, made], v[:, :, made], at,
+                                                              EditState(step=1))
+    assert torch.allclose(part, whole[:, made], atol=1e-6)
+    assert not whole[:, ~made].any()
+    # what the rows attend to, written out: their own text, region (and reference), the kept background (and reference)
+    own = torch.cat((torch.ones(7, dtype=torch.bool), edited, torch.full((refs,), not cached)))
+    keys = torch.cat((k[:, :, own], kept_k[:, :, kept_text:kept_text + 6][:, :, ~edited]) +
+                     ((kept_k[:, :, kept_text + 6:],) if cached else ()), 2)
+    values = torch.cat((v[:, :, own], kept_v[:, :, kept_text:kept_text + 6][:, :, ~edited]) +
+                       ((kept_v[:, :, kept_text + 6:],) if cached else ()), 2)
+    bias = torch.cat((torch.zeros(int(own.sum())), torch.ones(int((~edited).sum())), torch.zeros(refs if cached else 0)))
+    want = sdpa(q[:, :, made], keys, values, bias[None, None, None])
+    assert torch.allclose(part, want, atol=1e-6)
