@@ -224,6 +224,47 @@ def install_dit_policy(model, policy: AttentionPolicy, blocks, node: str) -> Non
         replace_dit_block(model, DiTBlockPatch(driver, block, replace.get(block), run_block), block)
 
 
+def token_axis(pe: torch.Tensor, tokens: int) -> int:
+    """The tokens' axis of a block's rotary embedding: Flux's ``[batch, 1, tokens, ...]`` (2), Qwen-Image's
+    ``[batch, tokens, 1, ...]`` (1)."""
+    return 2 if pe.shape[2] == tokens else 1
+
+
+class SubsetBlock:
+    """A ``patches_replace["dit"]`` patch around a block (and the driver's patch in it) that runs the block on some of
+    its tokens, for a policy whose attention supplies the others' keys and values (KV-Edit's kept background, a
+    cache of an earlier step's): the text whole, and of the image stream (the image's tokens, then the reference
+    images') the rows ``choose(options, img)`` gives, with their rotary embedding; the other rows keep the block's
+    input. ``choose`` returns ``(rows, image_rows, tokens, state)``: the rows of the text-then-image sequence and of
+    the image stream computed, the sequence's length, and an object the rotary embedding's rows are kept on once a
+    model call (its ``pe``); or None: every token this call. A block called with an attention mask of its own, or
+    holding another node's ``"dit"`` patch (``foreign``: it may read every token), runs on every token. The
+    policy's driver takes the subset's calls as joint (``SUBSET_KEY``: how many image-stream tokens)."""
+
+    def __init__(self, policy: AttentionPolicy, choose, block: tuple[str, int], previous, foreign: bool = False):
+        self.policy, self.choose, self.block, self.previous, self.foreign = policy, choose, block, previous, foreign
+
+    def __call__(self, args: dict, extra: dict) -> dict:
+        run = self.previous if self.previous is not None else (lambda a, e: e["original_block"](a))
+        options = args["transformer_options"]
+        if self.foreign or args.get("attn_mask") is not None or args.get("pe") is None:
+            return run(args, extra)
+        img, pe = args["img"], args["pe"]
+        chosen = self.choose(options, img)
+        if chosen is None:
+            return run(args, extra)
+        rows, image_rows, tokens, state = chosen
+        if state.pe is None or state.pe[0] is not pe:   # once per model call: every block has its rotary embedding
+            state.pe = (pe, pe.index_select(token_axis(pe, tokens), rows))
+        sub = {**args, "pe": state.pe[1],
+               "transformer_options": {**options, SUBSET_KEY: (self.policy, int(image_rows.shape[0]))}}
+        if self.block[0] == "double_block":   # the image stream's tokens alone; the text runs whole
+            out = run({**sub, "img": img.index_select(1, image_rows)}, extra)
+            return {"img": img.index_copy(1, image_rows, out["img"]), "txt": out["txt"]}
+        out = run({**sub, "img": img.index_select(1, rows)}, extra)   # single: the text, then the image
+        return {"img": img.index_copy(1, rows, out["img"])}
+
+
 class TextPad:
     """The padded text keys of one model call's rows (``PaddedPair``): ``keep`` ``[batch, text]`` (bool), as the
     additive bias a joint-attention call of the rows adds (``bias``), made once per call, dtype and device."""

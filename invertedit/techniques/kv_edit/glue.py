@@ -2,7 +2,7 @@
 image keys and values while it inverts (``KeepKV``), and KV-Edit patches a clone of the model so
 that the masked tokens are made anew against the kept background: the attention policy on every
 Flux block, a block patch around it that runs the block on the text and the edited tokens alone (as
-the authors' code runs the transformer: ``KVEditTokens``), and an APPLY_MODEL wrapper that, once per
+the authors' code runs the transformer: ``KVEditSubset`` for the host kit's ``SubsetBlock``), and an APPLY_MODEL wrapper that, once per
 model call, finds the step, gives the model the inversion's latent outside the mask and hands back
 the image's own latent there, so the host's Euler step ends on the image's background.
 """
@@ -14,7 +14,7 @@ import torch
 
 from ...attention.policy import same_schedule, schedule_position
 from ...hostkit.devices import compute_device, free_memory
-from ...hostkit.dit_attention import LAYOUT_KEY, SUBSET_KEY, dit_blocks, install_dit_policy, reference_tokens
+from ...hostkit.dit_attention import LAYOUT_KEY, SubsetBlock, dit_blocks, install_dit_policy, reference_tokens
 from ...hostkit.errors import NodeInputError, check_finite_tensor
 from ...hostkit.family import model_family
 from ...hostkit.keepers import KeepRequest, Keeper, keep_on, place_device, place_input, register_keeper, stored_bytes
@@ -267,42 +267,21 @@ class KVEditLatents:
                 f"{kept}; give the edit the reference the image was inverted with (the same latent, at the same size).")
 
 
-def token_axis(pe: torch.Tensor, tokens: int) -> int:
-    """The tokens' axis of a block's rotary embedding: Flux's ``[batch, 1, tokens, ...]`` (2), Qwen-Image's
-    ``[batch, tokens, 1, ...]`` (1)."""
-    return 2 if pe.shape[2] == tokens else 1
+class KVEditSubset:
+    """Which tokens KV-Edit's blocks run on (``hostkit/dit_attention.py``'s ``SubsetBlock``): the text, the edited
+    tokens and the reference's unless cached, as the authors' code runs the transformer on the text and the edited
+    tokens; the background's rows keep the block's input (the image's latent replaces their outputs:
+    ``KVEditLatents``)."""
 
+    def __init__(self, policy: KVEdit, node: str):
+        self.policy, self.node = policy, node
 
-class KVEditTokens:
-    """KV-Edit's ``patches_replace["dit"]`` patch around each block (and the DiT driver's patch in it): the
-    block runs on the text and the edited tokens alone, as the authors' code runs the transformer, and
-    hands back the block's input for the background's tokens (whose outputs the image's latent replaces:
-    ``KVEditLatents``). A block called with an attention mask of its own, or holding another node's
-    ``"dit"`` patch (``foreign``: it may read every token), runs on every token."""
-
-    def __init__(self, policy: KVEdit, block: tuple[str, int], previous, node: str, foreign: bool = False):
-        self.policy, self.block, self.previous, self.node, self.foreign = policy, block, previous, node, foreign
-
-    def __call__(self, args: dict, extra: dict) -> dict:
-        run = self.previous if self.previous is not None else (lambda a, e: e["original_block"](a))
-        options = args["transformer_options"]
-        if self.foreign or args.get("attn_mask") is not None or args.get("pe") is None:
-            return run(args, extra)
+    def __call__(self, options: dict, img: torch.Tensor):
         state: EditState = run_state(options, self.policy, self.policy.make_state, self.node)
         text, grid = options[LAYOUT_KEY]
-        img, pe = args["img"], args["pe"]
         if state.text != text:
             self.policy.constants(text, grid[0] * grid[1], img.device, img.dtype, state)
-        if state.pe is None or state.pe[0] is not pe:   # once per model call: every block has its rotary embedding
-            tokens = text + grid[0] * grid[1] + self.policy.references
-            state.pe = (pe, pe.index_select(token_axis(pe, tokens), state.rows))
-        sub = {**args, "pe": state.pe[1],
-               "transformer_options": {**options, SUBSET_KEY: (self.policy, self.policy.n_computed)}}
-        if self.block[0] == "double_block":   # the image stream's tokens alone; the text runs whole
-            out = run({**sub, "img": img.index_select(1, state.image_rows)}, extra)
-            return {"img": img.index_copy(1, state.image_rows, out["img"]), "txt": out["txt"]}
-        out = run({**sub, "img": img.index_select(1, state.rows)}, extra)   # single: the text, then the image
-        return {"img": img.index_copy(1, state.rows, out["img"])}
+        return state.rows, state.image_rows, text + grid[0] * grid[1] + self.policy.references, state
 
 
 def kv_edit(node: str, model, inversion: Inversion, mask, skip: int, scale: float, cache_reference: bool = False):
@@ -348,9 +327,10 @@ def kv_edit(node: str, model, inversion: Inversion, mask, skip: int, scale: floa
     patched = model.clone()
     install_dit_policy(patched, policy, blocks, node)
     replace = patched.model_options["transformer_options"]["patches_replace"]["dit"]
+    subset = KVEditSubset(policy, node)
     for block in blocks:
         inner = replace[block]   # the driver's patch (DiTBlockPatch), with another node's inside it where there was one
-        replace_dit_block(patched, KVEditTokens(policy, block, inner, node, inner.wraps_another_patch), block)
+        replace_dit_block(patched, SubsetBlock(policy, subset, block, inner, inner.wraps_another_patch), block)
     wrap_model_calls(patched, WRAPPER_KEY, KVEditLatents(policy, inversion, cells, skip, node,
                                                          model_family(model).context_dim, model_family(model).patch_size,
                                                          model_family(model).pooled_dim is not None))

@@ -21,7 +21,7 @@ transformer on the text and the edited tokens only; the host's runs every token.
 tokens' own outputs never reach the edited ones (every block takes the background's keys and
 values from the inversion) and are replaced by the image's latent, so the edited tokens get the
 same values. So, as theirs, the host kit runs each block on the text and the edited tokens alone
-(``glue.py``'s ``KVEditTokens``), and their attention takes the background's keys and values
+(``glue.py``'s ``KVEditSubset``), and their attention takes the background's keys and values
 from the inversion, appended after their own (``KVEdit``'s call on a subset: the kept background's columns
 alone, selected once a call); where a block is called on every token (another node's
 attention mask), the queries of the text and the edited tokens alone are attended and the background's
@@ -167,7 +167,8 @@ class EditState:
     image_rows: torch.Tensor | None = None    # [computed]: the edited (and computed reference) tokens among the
                                               # image stream's (the image's, then the reference images')
     subset: dict = field(default_factory=dict)   # (kept text, call's text) -> a call on the subset's kept columns and bias
-    pe: tuple | None = None                   # (the model call's rotary embedding, its rows of the subset)
+    pe: tuple | None = None                   # (the model call's rotary embedding, its rows of the subset): the host
+                                              # kit's SubsetBlock keeps it here, once per model call
     bias: torch.Tensor | None = None          # attn_scale's bias, [1, 1, 1, L], or None
     trajectory: torch.Tensor | None = None    # the glue's: the inversion's latents on the run's device ...
     cells: torch.Tensor | None = None         # ... and the mask's latent cells
