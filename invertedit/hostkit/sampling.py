@@ -132,6 +132,12 @@ def image_latent(samples: torch.Tensor, model: ModelPatcher) -> torch.Tensor:
     return samples
 
 
+def model_space(samples: torch.Tensor, model: ModelPatcher) -> torch.Tensor:
+    """An image's LATENT ``samples`` as the model samples it: the frame axis where the model's latents have one
+    (``image_latent``), scaled and shifted into the model's space (its latent format's ``process_in``), in float32."""
+    return model.model.process_latent_in(image_latent(samples, model).float())
+
+
 def check_image_latent_shape(node: str, name: str, samples: torch.Tensor, model: ModelPatcher) -> None:
     """Refuse a latent that is not one image's per row: ``[batch, channels, height, width]``, or for a model on
     latents with a frame axis (Qwen-Image) ``[batch, channels, 1, height, width]``."""

@@ -97,6 +97,18 @@ class Editor:
                     sampler=call(self.host, "KSamplerSelect", sampler_name="euler")[0], sigmas=sigmas,
                     latent_image={"samples": latent})[0]["samples"]
 
+    def region_lock(self, mask, instruction: str = INSTRUCTIONS[0], latent: torch.Tensor | None = None, model=None,
+                    cache: bool = True, warmup: int = 2, refresh: str = "", seed: int = 0) -> torch.Tensor:
+        """Region Lock on the plain editor's run (no inversion): the latent as VAE Decode takes it."""
+        latent = self.raw if latent is None else latent
+        locked = call(self.host, "InvertEditRegionLock", model=model or self.model, latent={"samples": latent},
+                      mask=mask, region_cache=cache, warmup_steps=warmup, refresh_steps=refresh)[0]
+        sigmas = call(self.host, "BasicScheduler", model=self.model, scheduler="simple", steps=STEPS, denoise=1.0)[0]
+        return call(self.host, "SamplerCustomAdvanced", noise=call(self.host, "RandomNoise", noise_seed=seed)[0],
+                    guider=self.guider(locked, instruction, latent),
+                    sampler=call(self.host, "KSamplerSelect", sampler_name="euler")[0], sigmas=sigmas,
+                    latent_image={"samples": latent})[0]["samples"]
+
     def outside(self, mask, like: torch.Tensor) -> torch.Tensor:
         cells = self.host.pack.techniques.kv_edit.policies.latent_mask(mask, (ROWS, COLS))
         return ~(cells[:, :, None] if self.qwen else cells).expand_as(like)
@@ -265,9 +277,10 @@ def test_the_locks_cost_per_step_against_the_plain_editor(host):
     with the reference cached further."""
     from workshop.benchmarks.instruction_lock_cost import REAL, arithmetic, measure
 
-    plain, lock, cached = measure(host, "flux-dev", 3, real_depth=False)
-    assert lock["calls"] == cached["calls"] == plain["calls"] == 1.0
+    plain, lock, cached, blend, region = measure(host, "flux-dev", 3, real_depth=False)
+    assert lock["calls"] == cached["calls"] == plain["calls"] == blend["calls"] == region["calls"] == 1.0
     assert 1.0 < lock["ratio"] < 1.15 and cached["ops"] <= lock["ops"], (lock, cached)
+    assert blend["ratio"] < 1.05 and region["ratio"] < 1.15, (blend, region)
     for name in REAL:
         for fraction in (0.1, 1 / 3, 0.5):
             (_, whole), (_, locked), (_, both) = arithmetic(name, fraction)
@@ -289,3 +302,64 @@ def test_the_lock_with_kv_edits_attention_mask(editor):
     outside = editor.outside(mask, out)
     assert (out - editor.raw)[outside].abs().max() <= EXACT
     assert (out - editor.raw)[~outside].abs().mean() > 0.01
+
+
+
+# ---------------------------------------------------------------------------------------------- Region Lock
+# The lock without an inversion: the outside on the straight path from the run's noise to the image (exact at the
+# end), the region the editor's own, and after the warm-up steps the region's tokens alone (RegionE's cache).
+
+def test_region_lock_keeps_the_outside_and_passes_the_shift_test(editor):
+    mask = image_mask()
+    for cache in (False, True):
+        out = editor.region_lock(mask, cache=cache)
+        assert out.shape == editor.raw.shape
+        outside = editor.outside(mask, out)
+        assert (out - editor.raw)[outside].abs().max() <= EXACT
+        assert passes_the_shift_test(out, editor.raw, outside) == (True, (0, 0))
+        assert (out - editor.raw)[~outside].abs().mean() > 0.01
+
+
+def test_region_lock_over_ten_rounds(editor):
+    mask = image_mask()
+    outside = editor.outside(mask, editor.raw)
+    latent = editor.raw
+    for round_, instruction in enumerate(INSTRUCTIONS):
+        latent = editor.region_lock(mask, instruction, latent=latent, seed=round_)
+        assert (latent - editor.raw)[outside].abs().max() <= EXACT, round_
+
+
+def test_region_locks_cache_computes_the_region_alone_and_stays_near(editor, monkeypatch):
+    """After the warm-up (2 of 8 steps) and but at a refresh step, the blocks run on the text and the region's
+    tokens; with every step a warm-up step the cached run is the uncached one, exactly; the cache moves the edit
+    little (measured, printed)."""
+    mask = image_mask()
+    policy = editor.host.pack.techniques.instruction_lock.policies.RegionCache
+    seen = []
+    attend = policy.attention
+    monkeypatch.setattr(policy, "attention", lambda self, q, k, v, where, state: (
+        seen.append((state.full, q.shape[2] - where.text, where.references)), attend(self, q, k, v, where, state))[1])
+    cached = editor.region_lock(mask, warmup=2, refresh="5")
+    full = {n for f, n, _ in seen if f}
+    region = {n for f, n, _ in seen if not f}
+    references = seen[0][2]
+    assert full == {ROWS * COLS // 4 + references} and len(region) == 1 and region.pop() < ROWS * COLS // 4
+    steps_full = sum(1 for f, _, _ in seen if f) / max(1, sum(1 for f, _, _ in seen if not f))
+    assert 0 < steps_full < 1   # (3 full steps of 8: 0, 1 and the refresh at 5)
+    uncached = editor.region_lock(mask, cache=False)
+    assert torch.equal(editor.region_lock(mask, warmup=STEPS), uncached)
+    inside = ~editor.outside(mask, cached)
+    difference = float((cached - uncached)[inside].abs().max() / (uncached - editor.raw)[inside].abs().max())
+    print(f"{editor.family}: Region Lock's cache (2 warm-up steps of 8, a refresh), max |cached - uncached| / max "
+          f"|edit| in the region: {difference:.4f}")
+    assert 0 < difference < 0.1
+
+
+def test_region_lock_alone_is_every_token(editor):
+    mask = image_mask()
+    alone = editor.region_lock(mask)
+    other = editor.model.clone()
+    for kind, index in editor.host.pack.hostkit.dit_attention.dit_blocks(editor.model):
+        other.set_model_patch_replace(lambda args, extra: extra["original_block"](args), "dit", kind, index)
+    whole = editor.region_lock(mask, model=other)
+    assert torch.allclose(whole, alone, atol=1e-5, rtol=1e-4)

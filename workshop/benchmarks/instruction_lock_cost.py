@@ -8,8 +8,9 @@ the blocks' linear layers and attention, from the tokens each computes: what a G
 Runs: the plain editor (the instruction with the image's ReferenceLatent, sampled from noise: Kontext with
 FluxGuidance 2.5, Qwen-Image-Edit with true cfg 4 and a negative carrying the reference too); the lock (KV-Edit on
 the image's Euler inversion with the empty instruction, every step, a rectangle of about a third of the picture
-remade), its reference computed at every step and cached (``cache_reference``). The lock's inversion (every token,
-once per image) is its own row: a single locked edit costs the inversion plus the edit.
+remade), its reference computed at every step and cached (``cache_reference``); Region Lock (no inversion), the
+blend alone and a step of its region cache. A single locked edit costs the inversion plus the edit; a Region Lock
+edit its warm-up and refresh steps at the plain editor's cost and the others at the cache's.
 """
 from __future__ import annotations
 
@@ -68,10 +69,19 @@ def measure(host, family: str, steps: int, real_depth: bool = True) -> list[dict
             return guider(m), euler
         return make
 
+    def region(cache: bool):
+        def make(m, n):
+            m = call(host, "InvertEditRegionLock", model=m, latent={"samples": latent}, mask=box_mask(),
+                     region_cache=cache, warmup_steps=1, refresh_steps="")[0]
+            return guider(m), euler
+        return make
+
     rows = [custom_per_step(host, model, lambda m, n: (guider(m), euler), latent, steps,
                             "plain editor (instruction + reference, from noise)"),
             custom_per_step(host, model, locked(False), latent, steps, "lock (KV-Edit, reference computed)"),
-            custom_per_step(host, model, locked(True), latent, steps, "lock, cache_reference")]
+            custom_per_step(host, model, locked(True), latent, steps, "lock, cache_reference"),
+            custom_per_step(host, model, region(False), latent, steps, "Region Lock, the blend alone"),
+            custom_per_step(host, model, region(True), latent, steps, "Region Lock, region_cache (a cached step)")]
     for row in rows:
         row["ratio"] = row["ops"] / rows[0]["ops"]
     return rows
@@ -123,21 +133,29 @@ def arithmetic(name: str, fraction: float) -> list[tuple[str, float]]:
     return [("plain editor", plain), ("lock", lock), ("lock, cache_reference", cached)]
 
 
+#: RegionE's Kontext and Qwen-Image-Edit settings (``src/FluxKontext/main.py``, ``src/Qwen-Image/main.py``): of 28
+#: steps, 6 warm-up steps and a refresh at step 16 computed on every token
+WARMUP, REFRESHES = 6, 1
+
+
 def arithmetic_table(steps: int = 28, skip: int = 4) -> str:
     lines = ["\n### Arithmetic per step at 1 MP, the real models' width and depth (multiply-adds, computed from the "
              "tokens each step computes)\n",
-             "| model | region | plain editor | lock | lock, cache_reference | one locked edit, inversion included "
-             f"({steps} inverting + {steps - skip} editing steps), vs {steps} plain steps: computed / cached |",
-             "|---|---|---|---|---|---|"]
+             "| model | region | plain editor | lock | lock with cache_reference, or a Region Lock cached step | one locked edit, inversion "
+             f"included ({steps} inverting + {steps - skip} editing steps), vs {steps} plain steps: computed / cached "
+             f"| one Region Lock edit with region_cache ({WARMUP} warm-up steps and {REFRESHES} refresh of {steps}) |",
+             "|---|---|---|---|---|---|---|"]
     for name in REAL:
         for fraction in (0.1, 1 / 3, 0.5):
             (_, plain), (_, lock), (_, cached) = arithmetic(name, fraction)
             inversion = plain / REAL[name]["rows"]   # Flow Invert: every token, the empty instruction, no cfg
             whole = (steps * inversion + (steps - skip) * lock) / (steps * plain)
             whole_cached = (steps * inversion + (steps - skip) * cached) / (steps * plain)
+            full = WARMUP + REFRESHES   # Region Lock: its cached step computes what the lock's cached step does
+            region = (full * plain + (steps - full) * cached) / (steps * plain)
             lines.append(f"| {name} | {fraction:.0%} | {plain / 1e12:.1f} T (1.00x) | {lock / 1e12:.1f} T "
                          f"({lock / plain:.2f}x) | {cached / 1e12:.1f} T ({cached / plain:.2f}x) | {whole:.2f}x / "
-                         f"{whole_cached:.2f}x |")
+                         f"{whole_cached:.2f}x | {region:.2f}x ({1 / region:.1f}x faster) |")
     return "\n".join(lines)
 
 

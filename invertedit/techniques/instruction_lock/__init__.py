@@ -9,7 +9,7 @@ from __future__ import annotations
 from ...technique_row import Technique
 
 ROW = Technique(
-    "Instruction lock", "flow", ("InvertEditChangedRegion",),
+    "Instruction lock", "flow", ("InvertEditChangedRegion", "InvertEditRegionLock"),
     "Zhu et al. 2025 (KV-Edit) on Flux.1 Kontext and Qwen-Image-Edit; reference cache after RegionE and CacheEdit",
     "KV-Edit's (28 Euler steps, 4 skipped, attn_scale 1); the image inverted with the empty instruction and its "
     "reference, edited with the instruction (Kontext: guidance 2.5; Qwen-Image-Edit: cfg 4); Changed Region: "
@@ -22,4 +22,6 @@ ROW = Technique(
      "Qwen-Image-Edit - Instruction lock (automatic)"), None,
     "An instruction editor's edit kept to a region (painted, a word's, or where an unlocked run changed the "
     "picture): outside it the output is the input, at its own size, over any number of rounds.",
-    settings={"InvertEditChangedRegion.threshold": 0.3, "InvertEditChangedRegion.grow": 1})
+    settings={"InvertEditChangedRegion.threshold": 0.3, "InvertEditChangedRegion.grow": 1,
+              "InvertEditRegionLock.region_cache": True, "InvertEditRegionLock.warmup_steps": 6,
+              "InvertEditRegionLock.refresh_steps": "16"})

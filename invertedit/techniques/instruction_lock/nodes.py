@@ -8,6 +8,7 @@ import torch.nn.functional as F
 from ...hostkit.errors import NodeInputError, check_finite, check_finite_tensor, check_threshold
 from ...hostkit.schemas import io
 from . import ROW
+from .glue import region_lock
 from .region import change_map, changed_cells
 
 PIXELS_PER_CELL = 8   # the VAEs of Flux.1 and Qwen-Image (Wan 2.1) downscale by 8
@@ -97,4 +98,72 @@ class ChangedRegion(io.ComfyNode):
         return io.NodeOutput(mask, picture[None].contiguous())
 
 
-NODES = [ChangedRegion]
+def parse_refresh(node: str, text: str) -> tuple[int, ...]:
+    """The comma-separated steps of ``text`` at which every token is computed again (RegionE's refresh steps)."""
+    try:
+        steps = tuple(sorted({int(part) for part in text.replace(" ", "").split(",") if part}))
+    except ValueError:
+        raise NodeInputError(node, f"input 'refresh_steps' is {text!r}; give step numbers separated by commas "
+                                   f"(RegionE on Kontext: 16), or leave it empty.") from None
+    if any(s < 0 for s in steps):
+        raise NodeInputError(node, f"input 'refresh_steps' holds {min(steps)}; steps count from 0.")
+    return steps
+
+
+class RegionLock(io.ComfyNode):
+    NAME = "Region Lock"
+
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
+            node_id="InvertEditRegionLock",
+            display_name=cls.NAME,
+            category="InvertEdit/flow",
+            description=(
+                "Keeps an instruction editor's edit (Flux.1 Kontext, Qwen-Image-Edit, sampled as usual) to a region, "
+                "without an inversion: outside the mask the latent follows the straight path from the run's noise to "
+                "the image and ends on it, so the output there is your image at its own size; inside, the editor "
+                "draws. With region_cache (RegionE's region-instruction KV cache), after the warm-up steps only the "
+                "text and the region's tokens are computed, against the keys and values of the last full step: "
+                "faster. Sample this MODEL with the image's latent as the sampler's latent, denoise 1, euler."),
+            inputs=[
+                io.Model.Input("model", tooltip="The instruction editor (Flux.1 Kontext, Qwen-Image-Edit; any Flux.1 or "
+                                                "Qwen-Image model)."),
+                io.Latent.Input("latent", tooltip="The image's latent (VAE Encode of the picture): kept outside the "
+                                                  "region, and the sampler's latent_image."),
+                io.Mask.Input("mask", tooltip="The region the instruction may change (white): painted in Load Image's "
+                                              "mask editor, Attention Store's mask of a word, or Changed Region's. Any "
+                                              "size of the image's shape."),
+                io.Boolean.Input("region_cache", default=ROW.settings["InvertEditRegionLock.region_cache"],
+                                 tooltip="RegionE's region-instruction KV cache: after warmup_steps, compute only the "
+                                         "text and the region's tokens, the rest's keys and values from the last full "
+                                         "step. Off: every token every step (the blend alone)."),
+                io.Int.Input("warmup_steps", default=ROW.settings["InvertEditRegionLock.warmup_steps"], min=0,
+                             max=1000, tooltip="Steps computed on every token first (RegionE on Kontext and on "
+                                               "Qwen-Image-Edit: 6 of 28)."),
+                io.String.Input("refresh_steps", default=ROW.settings["InvertEditRegionLock.refresh_steps"],
+                                tooltip="Steps at which every token is computed again and the kept keys and values "
+                                        "renewed, comma-separated, counted from 0 (RegionE on Kontext and on Qwen-Image-Edit: "
+                                        "16 of 28)."),
+            ],
+            outputs=[io.Model.Output(tooltip="The model to sample the edit with (the image's latent as latent_image).")],
+        )
+
+    @classmethod
+    def execute(cls, model, latent, mask, region_cache, warmup_steps, refresh_steps) -> io.NodeOutput:
+        samples = latent.get("samples") if isinstance(latent, dict) else None
+        if not isinstance(samples, torch.Tensor):
+            raise NodeInputError(cls.NAME, "input 'latent' is not a LATENT; connect VAE Encode of the picture.")
+        check_finite_tensor(cls.NAME, "input 'latent'", samples, "connect VAE Encode of the picture.")
+        if not bool(samples.any()):   # sampling-path-ok: once per node execution
+            raise NodeInputError(cls.NAME, "input 'latent' is empty (all zeros): Region Lock keeps an image outside the "
+                                           "region; connect VAE Encode of the picture, not Empty Latent Image.")
+        if region_cache and warmup_steps < 1:
+            raise NodeInputError(cls.NAME, "input 'warmup_steps' is 0 with region_cache on: the cache keeps what a "
+                                           "full step computed, so at least the first step computes every token; give "
+                                           "1 or more (RegionE on Kontext: 6).")
+        refresh = parse_refresh(cls.NAME, refresh_steps)
+        return io.NodeOutput(region_lock(cls.NAME, model, samples, mask, warmup_steps, refresh, bool(region_cache)))
+
+
+NODES = [ChangedRegion, RegionLock]

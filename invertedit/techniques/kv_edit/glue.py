@@ -15,17 +15,18 @@ import torch
 from ...attention.policy import same_schedule, schedule_position
 from ...hostkit.devices import compute_device, free_memory
 from ...hostkit.dit_attention import LAYOUT_KEY, SubsetBlock, dit_blocks, install_dit_policy, reference_tokens
-from ...hostkit.errors import NodeInputError, check_finite_tensor
+from ...hostkit.errors import NodeInputError
 from ...hostkit.family import model_family
 from ...hostkit.keepers import KeepRequest, Keeper, keep_on, place_device, place_input, register_keeper, stored_bytes
 from ...hostkit.patches import replace_dit_block, wrap_model_calls
+from ...hostkit.region_masks import cell_mask
 from ...hostkit.run_state import run_state
 from ...hostkit.sampling import check_flow_family
 from ...hostkit.schemas import io
 from ...hostkit.steps import sigma_list, sigma_value
 from ...inversion.methods import FLOW_EULER
 from ...inversion.record import Inversion
-from .policies import EditState, KeepKeysValues, KVEdit, edited_tokens, latent_mask
+from .policies import EditState, KeepKeysValues, KVEdit, edited_tokens
 
 # an INVERSION's clues: "kv.k.<step>.<block kind>.<index>", "kv.v.<...>" and, with the attention mask, "kv.mask"
 MASK_CLUE = "kv.mask"
@@ -60,43 +61,6 @@ def _check_family(node: str, model) -> None:
     if family.text_sequence not in KV_FAMILIES:
         raise NodeInputError(node, f"input 'model' is {family.config_name}; KV-Edit is defined for Flux.1 (the "
                                    f"authors' code) and runs on Qwen-Image: load Flux dev or schnell, or Qwen-Image.")
-
-
-#: How a user paints the mask (Load Image's MASK is what its mask editor paints)
-PAINT = ("right click the image in Load Image > Open in MaskEditor, paint over the region to edit and save; connect "
-         "Load Image's MASK")
-
-
-def cell_mask(node: str, mask, latent_hw: tuple[int, int], device) -> torch.Tensor:
-    """The MASK ``[1, H, W]`` (or ``[H, W]``) as the latent cells to edit ``[1, 1, h, w]``, checked: any
-    size of the image's shape (Load Image's MASK, painted on the image before it is scaled), scaled to
-    the latent. An empty one first (Load Image gives a 64x64 one of 0 for an image without a mask
-    painted), then one of another shape, one that marks no cell, one that marks every cell."""
-    if not isinstance(mask, torch.Tensor) or mask.ndim not in (2, 3):
-        raise NodeInputError(node, f"input 'mask' is {type(mask).__name__}"
-                                   f"{tuple(mask.shape) if isinstance(mask, torch.Tensor) else ''}; a MASK [1, height, "
-                                   f"width] of the region to edit is needed (Load Image's mask, a painted mask).")
-    mask = mask[None] if mask.ndim == 2 else mask
-    if mask.shape[0] != 1:
-        raise NodeInputError(node, f"input 'mask' holds {mask.shape[0]} masks; give one (the region to edit).")
-    check_finite_tensor(node, "input 'mask'", mask, "give a mask with values from 0 to 1.")
-    if not bool((mask > 0).any()):   # sampling-path-ok: once per node execution
-        raise NodeInputError(node, f"input 'mask' is empty (all 0): nothing is painted, and KV-Edit remakes only the "
-                                   f"masked region; paint it: {PAINT}.")
-    h, w = latent_hw
-    if abs(mask.shape[1] / mask.shape[2] - h / w) > 0.02 * h / w:
-        raise NodeInputError(node, f"input 'mask' is {mask.shape[2]}x{mask.shape[1]} and the image "
-                                   f"{w * 8}x{h * 8}: their shapes differ; give the mask painted on the image that is "
-                                   f"inverted ({PAINT}; scale the image keeping its shape).")
-    cells = latent_mask(mask.to(device), (h, w))
-    if not bool(cells.any()):   # sampling-path-ok: once per node execution
-        raise NodeInputError(node, f"input 'mask' marks no cell of the {w}x{h} latent (what is painted is too thin); "
-                                   f"paint the region to edit wider: {PAINT}.")
-    if bool(cells.all()):   # sampling-path-ok: once per node execution
-        raise NodeInputError(node, f"input 'mask' covers the whole image: KV-Edit keeps the background outside the "
-                                   f"mask and there is none; paint only the region to edit ({PAINT}), or use "
-                                   f"FlowEdit to edit the whole image.")
-    return cells
 
 
 def _inputs() -> list:

@@ -36,26 +36,13 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 import torch
-import torch.nn.functional as F
 
 from ...attention.policy import AttentionPolicy, JointWhere, PolicyInputError, shared_key
+from ...attention.regions import edited_tokens, latent_mask  # noqa: F401 (KV-Edit's, handed on)
 from .prefetch import AheadOfUse
 
 Block = tuple[str, int]
 KVKey = tuple[int, str, int]   # (sampling step, block kind, block index)
-
-
-def latent_mask(mask: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    """The user's mask ``[1, H, W]`` as the latent's cells to edit ``[1, 1, h, w]`` (bool): scaled
-    bilinearly (corners not aligned) and set where above 0, as the authors' code does."""
-    scaled = F.interpolate(mask[:, None].float(), size=size, mode="bilinear", align_corners=False)
-    return scaled > 0
-
-
-def edited_tokens(cells: torch.Tensor, patch: int) -> torch.Tensor:
-    """The image tokens ``[h/p * w/p]`` (bool, in rows) a ``[1, 1, h, w]`` cell mask edits: those
-    with any masked cell in their ``patch`` x ``patch`` square."""
-    return F.max_pool2d(cells.float(), patch, patch, ceil_mode=True).flatten() > 0
 
 
 def inversion_bias(text: int, edited: torch.Tensor, dtype: torch.dtype, references: int = 0) -> torch.Tensor:
