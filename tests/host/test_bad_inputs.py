@@ -2160,6 +2160,54 @@ LOCK_CASES = [
 ]
 
 
+def region_lock(k: Kit, **change):
+    """Region Lock on the tiny Flux (Kontext's way) with the flow cases' latent and box."""
+    args = dict(model=flow(k)[0], latent={"samples": torch.randn(1, 16, 8, 8, generator=torch.Generator().manual_seed(0))},
+                mask=box_mask(), region_cache=True, warmup_steps=1, refresh_steps="")
+    args.update(change)
+    return call(k.host, "InvertEditRegionLock", **args)
+
+
+def region_lock_sampled(k: Kit, latent=None, sampler: str = "euler"):
+    model = region_lock(k)[0]
+    sigmas = call(k.host, "BasicScheduler", model=flow(k)[0], scheduler="simple", steps=3, denoise=1.0)[0]
+    return call(k.host, "SamplerCustomAdvanced", noise=call(k.host, "RandomNoise", noise_seed=0)[0],
+                guider=call(k.host, "BasicGuider", model=model, conditioning=kontext_prompt(k))[0],
+                sampler=call(k.host, "KSamplerSelect", sampler_name=sampler)[0], sigmas=sigmas,
+                latent_image={"samples": torch.randn(1, 16, 8, 8) if latent is None else latent})
+
+
+LOCK_CASES += [
+    ("region-lock-sd-model", lambda k: region_lock(k, model=k.model),
+     r"Region Lock: input 'model' is SD15"),
+    ("region-lock-warmup-zero-with-cache", lambda k: region_lock(k, warmup_steps=0),
+     r"Region Lock: input 'warmup_steps' is 0 with region_cache on"),
+    ("region-lock-refresh-not-numbers", lambda k: region_lock(k, refresh_steps="16, later"),
+     r"Region Lock: input 'refresh_steps' is '16, later'; give step numbers separated by commas"),
+    ("region-lock-refresh-negative", lambda k: region_lock(k, refresh_steps="-2"),
+     r"Region Lock: input 'refresh_steps' holds -2; steps count from 0"),
+    ("region-lock-empty-latent", lambda k: region_lock(k, latent={"samples": torch.zeros(1, 16, 8, 8)}),
+     r"Region Lock: input 'latent' is empty \(all zeros\)"),
+    ("region-lock-not-a-latent", lambda k: region_lock(k, latent=torch.randn(1, 16, 8, 8)),
+     r"Region Lock: input 'latent' is not a LATENT"),
+    ("region-lock-empty-region", lambda k: region_lock(k, mask=torch.zeros(1, 64, 64)),
+     r"Region Lock: input 'mask' is empty \(all 0\): nothing is painted, and Region Lock remakes only the masked region"),
+    ("region-lock-region-covering-everything", lambda k: region_lock(k, mask=torch.ones(1, 64, 64)),
+     r"Region Lock: input 'mask' covers the whole image: Region Lock keeps the background outside the mask and there "
+     r"is none; paint only the region to edit .*, or sample the editor as it is"),
+    ("region-lock-mask-of-another-size", lambda k: region_lock(k, mask=box_mask()[:, :, :32]),
+     r"Region Lock: input 'mask' is 32x64 and the image 64x64: their shapes differ"),
+    ("region-lock-sampled-on-another-latent", lambda k: region_lock_sampled(k, latent=torch.randn(1, 16, 16, 16)),
+     r"Region Lock: the latent being sampled is \(1, 16, 16, 16\) and the image's \(1, 16, 8, 8\); sample with the "
+     r"image's latent"),
+    ("region-lock-second-order-sampler", lambda k: region_lock_sampled(k, sampler="dpm_2"),
+     r"Region Lock: the model was called between the run's steps \(a second-order sampler\)"),
+    ("region-lock-qwen-clip-latent", lambda k: region_lock(k, model=flow(k, "qwen-image")[0],
+                                                           latent={"samples": torch.randn(1, 16, 3, 8, 8)}),
+     r"Region Lock: input 'latent' has shape \(1, 16, 3, 8, 8\): 3 frames"),
+]
+
+
 def changed_region_image() -> dict:
     return {"samples": torch.randn(1, 16, 8, 8, generator=torch.Generator().manual_seed(0))}
 # ============================================================================ end of issue 81's cases
