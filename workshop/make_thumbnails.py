@@ -61,6 +61,9 @@ STAND_IN_LABEL = ("the same technique on the built-in flow model (Flux.1 archite
 
 def stand_in_label(name: str) -> str:
     """The label of a card that shows another family's template: which, and why."""
+    if name in CARD_RUNS:   # an instruction lock template: its Kontext template or KV-Edit's Flux one on the toy flow DiT
+        return (("the Kontext template" if CARD_RUNS[name][1] is not None else f"{CARD_RUNS[name][0]}")
+                + " on the built-in flow model (Flux.1 architecture, trained on captions)")
     return STAND_IN_LABEL.replace("SD3", name.split(" - ")[0])
 # What a card should say beside its model: where the built-in model, not the technique, limits what it shows
 CARD_NOTES = {name: "run on the Toy World Model (SD1.5-sized): no built-in SDXL model draws"
@@ -77,6 +80,15 @@ CARD_NOTES.update({
 })
 CARD_NOTES.update({f"Qwen-Image - {t}": "the Flux template's picture: a tiny random Qwen-Image (the tests') draws noise"
                    for t in ("FlowEdit", "Prompt-to-Prompt edit", "KV-Edit")})
+# A technique's own card runs (its workflows.py's CARD_RUNS: name -> (the template run, the runner's builtin or None
+# for the template's own, overrides or None for its toy ones)): the instruction lock (issue 81), whose editors no
+# built-in model is: KV-Edit's Flux templates, or its Kontext template on the toy flow model
+CARD_RUNS = {name: run for module in __import__("workshop.make_workflows", fromlist=["_MODULES"])._MODULES
+             for name, run in getattr(module, "CARD_RUNS", {}).items()}
+STAND_INS.update({name: shown for name, (shown, builtin, _) in CARD_RUNS.items() if shown != name})
+for _name, (_shown, _builtin, _) in CARD_RUNS.items():
+    CARD_NOTES[_name] = ("the same lock on a caption edit: no built-in model follows instructions" if _builtin is None
+                         else "toy captions typed as instructions: it follows none; what the lock keeps is the point")
 
 
 def panel_label(title: str) -> str:
@@ -145,15 +157,17 @@ def main(argv: list[str] | None = None) -> int:
         shown = FOLDER / f"{STAND_INS.get(path.stem, path.stem)}.json"   # the template whose run the card shows
         workflow = load_workflow(shown)
         on_checkpoint = any(f'"{loader}"' in shown.read_text(encoding="utf-8") for loader in (CHECKPOINT_LOADER, UNET_LOADER))
-        prompt = prepare_prompt(workflow, builtin=builtin_for(shown.stem) if on_checkpoint else None,
-                                overrides=toy_overrides(shown.stem), host=host)
+        _, card_builtin, card_overrides = CARD_RUNS.get(path.stem, (None, None, None))
+        prompt = prepare_prompt(workflow, builtin=card_builtin or (builtin_for(shown.stem) if on_checkpoint else None),
+                                overrides=card_overrides if card_overrides is not None else toy_overrides(shown.stem),
+                                host=host)
         outputs = execute(prompt, extra_data={"extra_pnginfo": {"workflow": workflow}}, host=host)
         panels = card_panels(prompt, pictures(prompt, outputs), Path(host.input_dir))
         if len(panels) < 2:
             print(f"{path.name}: shows no picture, no thumbnail", file=sys.stderr)
             continue
         target = path.with_suffix(".jpg")
-        label = stand_in_label(path.stem) if path.stem in STAND_INS else label_of(path)
+        label = stand_in_label(path.stem) if path.stem in STAND_INS or path.stem in CARD_RUNS else label_of(path)
         if path.stem in CARD_NOTES:
             label += "\n" + CARD_NOTES[path.stem]
         thumbnail(panels, label).save(target, quality=88)

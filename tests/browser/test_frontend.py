@@ -389,6 +389,42 @@ def test_a_qwen_image_template_reads_as_its_flux_one(name, editor):
           f"(its Flux template's {flux['view']['scale']:.2f})")
 
 
+LOCK_TEMPLATES = sorted(p.stem for p in WORKFLOW_FILES if " - Instruction lock" in p.stem)
+
+
+@pytest.mark.parametrize("name", LOCK_TEMPLATES)
+def test_an_instruction_lock_template_shows_the_editors_files(name, editor):
+    """An instruction lock template (issue 81) in the frontend: one Save Image, no Load Checkpoint and nothing that
+    rescales the picture, and the loaders showing the editor's files as ComfyUI's own template loads them (Kontext:
+    Load Diffusion Model's flux1-dev-kontext fp8, DualCLIPLoader's clip_l and t5xxl of type flux, Load VAE's ae;
+    Qwen-Image-Edit: its fp8 file, Load CLIP's Qwen2.5-VL of type qwen_image, Load VAE's); every Flow Invert keeping
+    keys and values and every KV-Edit with cache_reference shown (off)."""
+    workflow = json.loads((WORKFLOWS / f"{name}.json").read_text(encoding="utf-8"))
+    loaded, messages = _load(editor, workflow)
+    assert not messages and not loaded["missing"], (messages, loaded["missing"])
+    types = [n["type"] for n in loaded["nodes"]]
+    assert types.count("SaveImage") == 1 and "CheckpointLoaderSimple" not in types
+    assert not {"ImageScale", "ImageScaleToTotalPixels", "FluxKontextImageScale"} & set(types)
+    shown = {n["type"]: {w["name"]: w["value"] for w in n["widgets"]} for n in loaded["nodes"]}
+    if name.startswith("Kontext - "):
+        assert shown["UNETLoader"]["unet_name"] == "flux1-dev-kontext_fp8_scaled.safetensors"
+        clip = shown["DualCLIPLoader"]
+        assert (clip["clip_name1"], clip["clip_name2"], clip["type"]) == (
+            "clip_l.safetensors", "t5xxl_fp8_e4m3fn_scaled.safetensors", "flux")
+        assert shown["VAELoader"]["vae_name"] == "ae.safetensors"
+    else:
+        assert shown["UNETLoader"]["unet_name"] == "qwen_image_edit_fp8_e4m3fn.safetensors"
+        assert (shown["CLIPLoader"]["clip_name"], shown["CLIPLoader"]["type"]) == (
+            "qwen_2.5_vl_7b_fp8_scaled.safetensors", "qwen_image")
+        assert shown["VAELoader"]["vae_name"] == "qwen_image_vae.safetensors"
+    widgets = [{w["name"]: w["value"] for w in n["widgets"]} for n in loaded["nodes"]]
+    kinds = [n["type"] for n in loaded["nodes"]]
+    assert all(w["keep_keys_values"] is True for w, t in zip(widgets, kinds) if t == "InvertEditFlowInvert")
+    assert all(w["cache_reference"] is False for w, t in zip(widgets, kinds) if t == "InvertEditKVEdit")
+    print(f"{name}: {len(types)} nodes, groups {[g['title'] for g in loaded['groups']]}, view scale "
+          f"{loaded['view']['scale']:.2f}")
+
+
 def _queue_from_the_page(comfy_server, editor, workflow: dict, widgets: dict[str, object]) -> tuple[dict, list, float]:
     """Load ``workflow`` in the editor, set every widget named in ``widgets`` (name: value) on the loaded graph, queue
     it with the editor's own Queue (app.queuePrompt) and wait for the run: (the prompt the page posted, the files its

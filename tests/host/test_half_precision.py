@@ -53,7 +53,8 @@ LANE_SIZE = QUICK_SIZE     # the lane's: the sample and Upscale Image at this si
 # fp8 e5m2 (``--fp8_e5m2-unet``: a 2-bit mantissa) moves the toy models' pictures further (measured 17.5-54 dB over
 # the toy workflows that do not train, 2026-11-29: docs/measurements.md, "The weights artists run").
 # The Qwen-Image templates on the tiny random Qwen-Image (bf16 and fp8 weights, 2026-11-29, this CPU machine): bf16
-# 54.4-61.4 dB, fp8 43.2-52.3 dB.
+# 54.4-61.4 dB, fp8 43.2-52.3 dB. The instruction lock's on the tiny random Kontext (flux-dev) and Qwen-Image-Edit
+# (qwen-image), same day and machine: bf16 42.0-63.4 dB (ten rounds the lowest), fp8 31.7-58.8 dB.
 PSNR_MIN = {"fp16": 35.0, "bf16": 30.0, "fp8": 12.0, "fp8_e5m2": 14.0}
 # The workflows that optimise through the model (a LoRA, every weight, keys and values, a word, an embedding): with fp8
 # weights they learn something else (measured 8.8-11.6 dB, as far as another picture), so they are held to the run's
@@ -67,6 +68,11 @@ FP8_TRAINED_FLOOR = 0.0
 # A saved mask (a picture of only black and white, e.g. DiffEdit's, Attention Store's) is compared by the
 # share of its pixels that flip instead: cells at its threshold may (measured: docs/testing.md).
 MASK_FLIPS_MAX = 0.02
+# ... except a mask from a random model's word maps: the instruction lock from a word on the tiny random Kontext
+# (issue 81) takes the cells attended at least 0.8 of the most (its test override: random maps spread everywhere), and
+# fp8 weights move which cells reach that (measured 9.4% flipped, 2026-11-29; bf16 under 2%). The lock itself is
+# checked on every mask it is given (test_workflows' latent check)
+MASK_FLIPS_MAX_FP8 = {"Kontext - Instruction lock from a word": 0.15}
 # Workflows whose pictures depend on the UNet's rounding through a threshold or a large gain, with the
 # floor they are held to instead (measured: docs/testing.md). For scale: the same scene with one object
 # recoloured scores 17-22 dB against the unedited one, another picture of this world 5-8 dB.
@@ -435,9 +441,10 @@ def test_workflow_in_half_precision(path, host, runner, watch):
                 if np.isin(ref, (0.0, 255.0)).all():   # a mask
                     flipped = float((image != ref).any(-1).mean())
                     flips = max(flips, flipped)
-                    if flipped > MASK_FLIPS_MAX:
+                    most = MASK_FLIPS_MAX_FP8.get(path.stem, MASK_FLIPS_MAX) if name.startswith("fp8") else MASK_FLIPS_MAX
+                    if flipped > most:
                         failures.append(f"{name}: Save Image {key}, mask {i}: {flipped:.1%} of its pixels flip "
-                                        f"(> {MASK_FLIPS_MAX:.0%})")
+                                        f"(> {most:.0%})")
                     continue
                 value = psnr(image, ref)
                 worst = min(worst, value)

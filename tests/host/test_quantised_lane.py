@@ -65,14 +65,22 @@ FALLBACK = {"Q4_K": "Q5_0"}
 # 24.7-60.0 dB; fp8 e5m2 (a 2-bit mantissa, no scale) 23.0-53.5 dB, 1.2% of the mask flipped. The edits land and
 # the objects keep their shapes in each; another picture of the toy world scores 5-8 dB, so a wrong or black
 # picture still fails. The three Qwen-Image workflows on the tiny random Qwen-Image (this CPU machine, 2026-11-29): Q8_0
-# 55.4-62.5 dB, Q4_0 36.9-46.5, Q4_K 40.3-49.9, scaled fp8 46.3-54.5, fp8 e5m2 37.2-48.3.
+# 55.4-62.5 dB, Q4_0 36.9-46.5, Q4_K 40.3-49.9, scaled fp8 46.3-54.5, fp8 e5m2 37.2-48.3. The six instruction lock
+# workflows on the tiny random Kontext (flux-dev) and Qwen-Image-Edit (qwen-image), same day and machine: Q8_0
+# 46.5-65.1 dB, Q4_0 24.5-51.9, Q4_K 28.7-57.0, scaled fp8 33.5-57.3, fp8 e5m2 25.8-53.5 (the ten rounds the lowest).
 PSNR_MIN = {"GGUF Q8_0": 35.0, "GGUF Q4_0": 15.0, "GGUF Q4_K": 18.0, "scaled fp8": 20.0, "fp8 e5m2": 18.0}
 MASK_FLIPS_MAX = {"GGUF Q8_0": 0.02, "GGUF Q4_0": 0.05, "GGUF Q4_K": 0.05, "scaled fp8": 0.02, "fp8 e5m2": 0.05}
+# The instruction lock's mask from a word on the tiny random Kontext (issue 81): a random model's word maps taken at
+# 0.8 of their most (its test override), which any of these weights moves (measured 1.6-9.4% flipped; its PSNR floors
+# hold). The lock itself is checked on every mask it is given (test_workflows' latent check)
+MASK_FLIPS_MAX_FOR = {"Kontext - Instruction lock from a word": 0.15}
 E4M3_MAX = 448.0
 # The Flux, SD3 and Qwen-Image workflows. ComfyUI-GGUF's convert.py cannot convert the toy or tiny SD UNets (it
 # recognises an SD1 or SDXL UNet by blocks a full-depth one has, input_blocks.9 and the like: "Unknown model
 # architecture!").
-LANE_FILES = [p for p in CHECKPOINT_FILES if p.stem.startswith(("Flux - ", "SD3 - ", "Qwen-Image - "))]
+# The instruction lock's (issue 81) too: Kontext on the tiny random flux-dev, Qwen-Image-Edit on the tiny qwen-image.
+LANE_FILES = [p for p in CHECKPOINT_FILES if p.stem.startswith(("Flux - ", "SD3 - ", "Qwen-Image - ", "Kontext - ",
+                                                                 "Qwen-Image-Edit - "))]
 
 
 # Qwen-Image in ComfyUI-GGUF: its loader takes the architecture (loader.py's IMG_ARCH_LIST lists "qwen_image", the
@@ -374,7 +382,8 @@ def test_workflow_with_quantised_weights(path, kind, host, runner, watch, lane_f
     print(f"{path.stem}, {kind}: {elapsed:.1f}s PSNR>={worst:.1f}dB" + (f" mask flips<={flips:.2%}" if flips else ""))
     assert not problems, problems
     assert worst >= PSNR_MIN[kind], f"PSNR {worst:.1f} dB < {PSNR_MIN[kind]} dB"
-    assert flips <= MASK_FLIPS_MAX[kind], f"{flips:.1%} of a mask's pixels flip (> {MASK_FLIPS_MAX[kind]:.0%})"
+    most = MASK_FLIPS_MAX_FOR.get(path.stem, MASK_FLIPS_MAX[kind])
+    assert flips <= most, f"{flips:.1%} of a mask's pixels flip (> {most:.0%})"
 
 
 def test_gguf_model_fingerprint_reads_no_placeholder(host, lane_files, skip_loudly):

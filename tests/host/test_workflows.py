@@ -468,7 +468,6 @@ def _lock_keeps_the_latent_outside_the_mask(prompt, outputs, runner, host) -> No
     random Kontext (the Demo Model's flux-dev) and Qwen-Image-Edit (its qwen-image), both given the image's latent as
     reference."""
     import safetensors.torch
-    import torch
     import torch.nn.functional as F
 
     (mask,) = _saved(prompt, outputs, runner, "Mask")
@@ -485,7 +484,9 @@ def _lock_keeps_the_latent_outside_the_mask(prompt, outputs, runner, host) -> No
     print(f"instruction lock: the latent outside the mask ({float(outside.float().mean()):.0%} of it) at most {moved:.2g} "
           f"from the image's; inside, {changed:.3f} on average")
     assert 0.05 < float(outside.float().mean()) < 0.95
-    assert moved <= LOCK_TOLERANCE and changed > 0.01
+    # inside, the instruction acts: a change a hundred times the outside's tolerance (the tiny random Qwen-Image-Edit's
+    # is small, 0.009 to 0.02 on average: its text moves its prediction little)
+    assert moved <= LOCK_TOLERANCE and changed > 100 * LOCK_TOLERANCE
 
 
 LOCK_WORKFLOWS = ("Kontext - Instruction lock", "Kontext - Instruction lock from a word",
@@ -770,7 +771,7 @@ def _check_instruction_lock_template(path, prompt: dict, family) -> None:
     for inv in inverts:
         assert (inv["solver"], inv["steps"], inv["scheduler"], inv["keep_keys_values"], inv["keep_values_on"]) == \
             ("euler", 28, "simple", True, "cpu")
-        assert inv["guidance"] == (1.5 if kontext else 1.0)
+        assert inv["guidance"] == (1.5 if kontext else 1.0) and inv.get("keep_reference") is False   # cache off
         typed, reference = words(inv["positive"][0])
         assert typed == "" and reference == inv["latent"], "inverted with the empty instruction, the image as reference"
     for kv in edits:

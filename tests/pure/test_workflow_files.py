@@ -50,26 +50,33 @@ def test_template_reads_as_an_artist_needs(path):
     if edits_your_picture and any(n["type"] in ("CheckpointLoaderSimple", "UNETLoader") for n in nodes):   # its shape kept
         # (the personalisation templates square their training photos: the trainers' crops)
         assert "ImageScale" not in [n["type"] for n in nodes]
-        assert [n["type"] for n in nodes].count("ImageScaleToTotalPixels") == 1
+        # an instruction editor's (reference latents: Kontext, Qwen-Image-Edit) at the picture's own size, the rest at
+        # the family's pixels
+        instruction = "ReferenceLatent" in [n["type"] for n in nodes]
+        assert [n["type"] for n in nodes].count("ImageScaleToTotalPixels") == (0 if instruction else 1)
+        assert "FluxKontextImageScale" not in [n["type"] for n in nodes]
 
 
 def test_templates_on_separate_files_say_so():
-    """A template for a model shipped as separate files (Qwen-Image: Load Diffusion Model, Load CLIP, Load VAE, as
-    ComfyUI's own examples load it) tells the artist to choose those three, not a checkpoint, and every node that
-    takes its CLIP or VAE takes the loader's."""
+    """A template for a model shipped as separate files (Qwen-Image, Qwen-Image-Edit: Load Diffusion Model, Load
+    CLIP, Load VAE; Flux.1 Kontext: DualCLIPLoader in Load CLIP's place; as ComfyUI's own examples load them) tells
+    the artist to choose those three, not a checkpoint, and every node that takes its CLIP or VAE takes the loader's."""
     separate = [p for p in FILES if any(n["type"] == "UNETLoader" for n in _load(p)["nodes"])]
-    assert {p.stem for p in separate} >= {"Qwen-Image - FlowEdit", "Qwen-Image - Prompt-to-Prompt edit", "Qwen-Image - KV-Edit"}
+    assert {p.stem for p in separate} >= {"Qwen-Image - FlowEdit", "Qwen-Image - Prompt-to-Prompt edit", "Qwen-Image - KV-Edit",
+                                          "Kontext - Instruction lock", "Qwen-Image-Edit - Instruction lock"}
     for path in separate:
         wf = _load(path)
         types = [n["type"] for n in wf["nodes"]]
-        assert "CheckpointLoaderSimple" not in types and types.count("CLIPLoader") == types.count("VAELoader") == 1
+        clip = "DualCLIPLoader" if path.stem.startswith("Kontext - ") else "CLIPLoader"
+        assert "CheckpointLoaderSimple" not in types and types.count(clip) == types.count("VAELoader") == 1
         (note,) = [n["widgets_values"][0] for n in wf["nodes"] if n["type"] == "MarkdownNote"]
-        assert "**Load Diffusion Model**, **Load CLIP**, **Load VAE**" in note and "Load Checkpoint" not in note
+        shown = "DualCLIPLoader" if clip == "DualCLIPLoader" else "Load CLIP"
+        assert f"**Load Diffusion Model**, **{shown}**, **Load VAE**" in note and "Load Checkpoint" not in note
         by_id = {n["id"]: n for n in wf["nodes"]}
         for link in wf["links"]:
             _, source, _, _, _, kind = link
             if kind in ("CLIP", "VAE"):
-                assert by_id[source]["type"] == {"CLIP": "CLIPLoader", "VAE": "VAELoader"}[kind], (path.stem, link)
+                assert by_id[source]["type"] == {"CLIP": clip, "VAE": "VAELoader"}[kind], (path.stem, link)
 
 
 def test_one_save_keeps_the_result_and_previews_the_rest():

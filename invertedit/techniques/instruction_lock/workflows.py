@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from ...workflows.checkpoint import (KONTEXT, KONTEXT_GUIDANCE, PHOTO, QWEN_CFG, QWEN_EDIT, QWEN_SHIFT, SCHEDULES, Family,
                                      model_loaders, strip)
+from ...workflows.toy import SOURCE_PROMPT, TARGET_PROMPT
 
 STEPS, SKIP = 28, 4            # KV-Edit's (the authors' demo: 28 Euler steps, 4 skipped)
 INVERT_GUIDANCE = 1.5          # Flux's distilled guidance while inverting (KV-Edit's); Qwen-Image-Edit has none: 1
@@ -27,19 +28,20 @@ _WHY_EMPTY = ("**Why the empty instruction to invert**: inverting and sampling w
 
 
 def _memory(family: Family) -> str:
-    """The kept keys and values: the image's tokens and the reference's (twice KV-Edit's on the base model)."""
-    per_step, blocks = (5.4, "57 blocks") if family is KONTEXT else (5.6, "60 joint blocks")
-    return (f"**Flow Invert** (Euler, {STEPS} steps) keeps every block's keys and values, the image's tokens and the "
-            f"reference's: about {per_step:g} GB per step per megapixel in bfloat16 ({blocks}: twice KV-Edit's on the "
-            f"base model), about {per_step * STEPS:.0f} GB for a 1 MP picture, in system memory with keep_values_on "
-            f"cpu (the authors' offload); 'cpu, fp8' halves it, a 512 px picture quarters it, and the node refuses "
-            f"before the run what does not fit. ")
+    """The kept keys and values: the text's and the image's (KV-Edit's); the reference's only with keep_reference."""
+    per_step, blocks = (3.2, "57 blocks and the 512 text tokens") if family is KONTEXT else \
+        (2.8, "60 joint blocks, as KV-Edit's on Qwen-Image; the prompt's tokens add a little")
+    return (f"**Flow Invert** (Euler, {STEPS} steps) keeps every block's keys and values of the text and the image: "
+            f"about {per_step:g} GB per step per megapixel in bfloat16 ({blocks}), about {per_step * STEPS:.0f} GB "
+            "for a 1 MP picture, in system memory with keep_values_on cpu (the authors' offload); 'cpu, fp8' halves "
+            "it, a 512 px picture quarters it, and the node refuses before the run what does not fit. ")
 
 
 def _cache_note() -> str:
-    return ("**cache_reference** (KV-Edit, off): on, the reference's keys and values come from the inversion instead "
-            "of being computed at every step (the tokens that do not change computed once: faster, within a small "
-            "difference of the uncached edit; docs/measurements.md). ")
+    return ("**cache_reference** (KV-Edit, off): on, with Flow Invert's keep_reference on (the reference's keys and "
+            "values kept too: about as much memory again), the reference's keys and values come from the inversion "
+            "instead of being computed at every step: faster, a small difference from the uncached edit "
+            "(docs/measurements.md). ")
 
 
 def _size_note(family: Family) -> str:
@@ -71,7 +73,7 @@ def _how(family: Family, paint: bool, rounds: bool = False) -> str:
             "paint the region (right click > Open in MaskEditor), write the instruction" if paint else
             "write the instruction")
     size = "256 to 512 px and --cache-none" if rounds else "512 px"
-    return f"**To run it**: choose your model's files ({files}), your picture, {what}. Its cache is large: start at {size}."
+    return f"**To run it**: choose your model's files ({files}), your picture, {what}. Start at {size}: the cache is large."
 
 
 def _encoders(family: Family) -> tuple[str, dict]:
@@ -212,15 +214,15 @@ def _graph(family: Family, mask_from: str, prefix: str, intro: str) -> dict:
 
 def _heading(family: Family, what: str) -> str:
     editor = "Flux.1 Kontext" if family is KONTEXT else "Qwen-Image-Edit"
-    return f"# {editor}: instruction lock{what}, an instruction edit that keeps the rest of the picture exactly\n\n"
+    return f"# {editor}: instruction lock{what}\n\n"
 
 
 def _edit_note(family: Family) -> str:
     return (f"**KV-Edit** (Zhu et al.; {SKIP} steps skipped, attn_scale 1) remakes only the masked region, attending to "
             f"the kept keys and values of the rest, and hands back the image's own latent outside the mask; the "
             f"stock **SamplerCustomAdvanced** (euler, KV-Edit's NOISE and SIGMAS) samples the instruction "
-            f"({_scale(family)}) from there: outside the mask the output latent is the input's, to the bit, at its "
-            "size, with no shift or crop. ")
+            f"({_scale(family)}) from there: outside the mask the output latent is the input's (within float "
+            "rounding, 1e-6), at its size, with no shift or crop. ")
 
 
 def _intro(family: Family, mask_from: str) -> str:
@@ -275,11 +277,12 @@ def kontext_rounds() -> dict:
                  "3. **Instruction**: what to change, as you would ask the editor.",
                  f"3. **Instructions 1 to {len(ROUNDS)}**: one per round (here the dress through nine colours and "
                  "back to its own).") + "\n" +
-             f"Ten locked edits in a chain, each as in *Kontext - Instruction lock*: round k inverts round k-1's "
+             "Ten locked edits in a chain, each as in *Kontext - Instruction lock*: round k inverts round k-1's "
              "output latent with the keep prompt (the empty instruction, that latent as reference) and samples "
              "instruction k through **KV-Edit** with the one painted mask. The rounds pass **latents** (no VAE "
              "Decode and Encode between them: a VAE round trip per round is what makes plain repeated edits decay), "
-             "so after ten rounds the picture outside the mask is still the input's latent, to the bit. " +
+             "so after ten rounds the picture outside the mask is still the input's latent (within float rounding, "
+             "1e-6: it does not add up over the rounds). " +
              _size_note(family) + _WHY_EMPTY + _memory(family) +
              "ComfyUI keeps every node's output until the next run, so the ten caches add up: start ComfyUI with "
              "--cache-none (each round's cache freed once used) and work at 256 to 512 px. " + _cache_note() +
@@ -289,6 +292,7 @@ def kontext_rounds() -> dict:
     nodes += [{"key": "sampler", "type": "KSamplerSelect", "widgets": {"sampler_name": "euler"}},
               {"key": "mask_image", "type": "MaskToImage", "inputs": {"mask": ("image", "MASK")}, "title": "The mask"}]
     latent = ("encode", "LATENT")
+    start = len(nodes)
     for k, text in enumerate(ROUNDS, 1):
         nodes += _prompt(family, f"instruction_{k}", text, f"Instruction {k}", latent,
                          f"Round {k}: instruction {k}, the last latent as reference")
@@ -305,6 +309,12 @@ def kontext_rounds() -> dict:
             nodes.append(_decode(f"round_{k}_decode", latent))
     # the keep prompt's own ReferenceLatent (the image's) is round 1's: drop the front's
     nodes = [n for n in nodes if n["key"] != "keep"]
+    # on the canvas: round 1's inversion and KV-Edit show their settings (the other rounds' are the same); the rest of
+    # each round, which has none to set, collapsed
+    for n in nodes[start - 1:]:
+        if n["type"] in ("ReferenceLatent", "FluxGuidance", "BasicGuider", "SamplerCustomAdvanced") or (
+                n["type"] in ("InvertEditFlowInvert", "InvertEditKVEdit") and not n["key"].endswith("_1")):
+            n["collapsed"] = True
     panels = [("image", "image"), ("mask_image", "mask")] + [(f"round_{k}_decode", f"round {k}") for k in SHOWN_ROUNDS]
     return {"nodes": nodes + strip(panels, "invertedit/kontext_instruction_lock_rounds",
                                    " | ".join(name for _, name in panels)),
@@ -327,8 +337,31 @@ CHECKPOINT = {name: (dict(_PAINTED) if "word" not in name and "automatic" not in
 CHECKPOINT["Kontext - Instruction lock from a word"] = ({"InvertEditAttentionStore": {"threshold": 0.8, "mask_pool": 1}}, {})
 # a random model's unlocked run redraws every cell, so Changed Region keeps the cells that changed most (the real
 # editor changes the instructed object far more than the rest: its own 0.3)
-for _name in ("Kontext - Instruction lock (automatic)", "Qwen-Image-Edit - Instruction lock (automatic)"):
-    CHECKPOINT[_name] = ({"InvertEditChangedRegion": {"threshold": 0.8, "grow": 0}}, {})
+# (the tiny random Qwen-Image changes its cells more evenly than the tiny Flux: a higher threshold)
+for _name, _threshold in (("Kontext - Instruction lock (automatic)", 0.8),
+                          ("Qwen-Image-Edit - Instruction lock (automatic)", 0.95)):
+    CHECKPOINT[_name] = ({"InvertEditChangedRegion": {"threshold": _threshold, "grow": 0}}, {})
 # the ten rounds in the tests: 8 steps, 2 skipped (ten inversions of 28 steps are the slowest of the suite)
 CHECKPOINT["Kontext - Instruction lock (ten rounds)"] = (
     dict(_PAINTED), {"InvertEditFlowInvert": {"steps": 8}, "InvertEditKVEdit": {"skip_steps": 2}})
+
+# The cards (``workshop.make_thumbnails``): no built-in model follows instructions (the toy worlds' models draw
+# captions; the tiny random Kontext and Qwen-Image-Edit draw noise), so a card shows the lock where a built-in model
+# draws: the painted and word ones KV-Edit's Flux templates (the same lock on a caption edit, ``STAND_INS`` there);
+# the automatic and ten-round ones their Kontext template run on the toy flow model (Flux.1's architecture, reference
+# latents appended as Kontext's), the toy world's captions typed as instructions and the painted box over the red
+# circle: what the lock keeps and what the unlocked run or the rounds do to the rest. name -> (the template run,
+# the runner's builtin, its overrides)
+_TOY_TARGET, _TOY_SOURCE = TARGET_PROMPT, SOURCE_PROMPT   # the toy world's captions
+_ROUNDS_CARD = {f"Instruction {k}": {"value": _TOY_TARGET if k % 2 else _TOY_SOURCE} for k in range(1, len(ROUNDS) + 1)}
+CARD_RUNS = {
+    "Kontext - Instruction lock": ("Flux - KV-Edit", None, None),
+    "Qwen-Image-Edit - Instruction lock": ("Flux - KV-Edit", None, None),
+    "Kontext - Instruction lock from a word": ("Flux - KV-Edit from a word", None, None),
+    "Kontext - Instruction lock (automatic)": ("Kontext - Instruction lock (automatic)", "toy-flow",
+                                               {"Instruction": {"value": _TOY_TARGET}}),
+    "Qwen-Image-Edit - Instruction lock (automatic)": ("Kontext - Instruction lock (automatic)", "toy-flow",
+                                                       {"Instruction": {"value": _TOY_TARGET}}),
+    "Kontext - Instruction lock (ten rounds)": ("Kontext - Instruction lock (ten rounds)", "toy-flow",
+                                                dict(_ROUNDS_CARD, LoadImage={"paint_mask": [20, 30, 112, 112]})),
+}
