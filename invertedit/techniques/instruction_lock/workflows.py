@@ -244,8 +244,12 @@ def _intro(family: Family, mask_from: str) -> str:
              f"**ModelSamplingAuraFlow** at shift {QWEN_SHIFT:g} as the Qwen-Image workflows; the prompts through "
              "**TextEncodeQwenImageEdit** with the image (its vision tokens; its vae input left empty, which would add "
              "the image rescaled to 1 MP as a reference: the shift) and **ReferenceLatent** of the image's latent. ")
-    return (_heading(family, what) + _setup(family, mask_from == "paint") + "\n" + _size_note(family) + model +
-            _WHY_EMPTY + mask + _memory(family) + _edit_note(family) + _cache_note() + pictures)
+    return _heading(family, what) + _setup(family, mask_from == "paint") + "\n" + _paragraphs(
+        _size_note(family) + model + _WHY_EMPTY, mask, _memory(family), _edit_note(family), _cache_note(), pictures)
+
+
+def _paragraphs(*parts: str) -> str:
+    return "\n\n".join(p.strip() for p in parts if p.strip())
 
 
 def kontext_lock() -> dict:
@@ -276,17 +280,16 @@ def kontext_rounds() -> dict:
     intro = (_heading(family, ", ten rounds") + _setup(family, True).replace(
                  "3. **Instruction**: what to change, as you would ask the editor.",
                  f"3. **Instructions 1 to {len(ROUNDS)}**: one per round (here the dress through nine colours and "
-                 "back to its own).") + "\n" +
+                 "back to its own).") + "\n" + _paragraphs(
              "Ten locked edits in a chain, each as in *Kontext - Instruction lock*: round k inverts round k-1's "
              "output latent with the keep prompt (the empty instruction, that latent as reference) and samples "
              "instruction k through **KV-Edit** with the one painted mask. The rounds pass **latents** (no VAE "
              "Decode and Encode between them: a VAE round trip per round is what makes plain repeated edits decay), "
              "so after ten rounds the picture outside the mask is still the input's latent (within float rounding, "
-             "1e-6: it does not add up over the rounds). " +
-             _size_note(family) + _WHY_EMPTY + _memory(family) +
+             "1e-6: it does not add up over the rounds). " + _size_note(family) + _WHY_EMPTY, _memory(family) +
              "ComfyUI keeps every node's output until the next run, so the ten caches add up: start ComfyUI with "
-             "--cache-none (each round's cache freed once used) and work at 256 to 512 px. " + _cache_note() +
-             "The pictures: the mask, rounds 1, 5 and 10.")
+             "--cache-none (each round's cache freed once used) and work at 256 to 512 px.", _cache_note(),
+             "The pictures: the mask, rounds 1, 5 and 10."))
     nodes = _front(family, intro, True)
     nodes = [n for n in nodes if n["key"] not in ("instruction", "instruction_text")]
     nodes += [{"key": "sampler", "type": "KSamplerSelect", "widgets": {"sampler_name": "euler"}},
