@@ -15,7 +15,7 @@ ROW = Technique(
     "(Chen et al. 2025) and CacheEdit",
     "KV-Edit's (28 Euler steps, 4 skipped, attn_scale 1); the image inverted with the empty instruction and its "
     "reference, edited with the instruction (Kontext: guidance 2.5; Qwen-Image-Edit: cfg 4); Region Lock: "
-    "region_cache on, 6 warm-up steps and a refresh at 16 of 28 (RegionE's); Changed Region: threshold 0.3 of the "
+    "region cache on, 6 warm-up steps and a refresh at 16 of 28 (RegionE's); Changed Region: threshold 0.3 of the "
     "largest change, grown 1 cell",
     "N to invert (every token: text, image, reference), N - skip to edit on the text, the region's and the "
     "reference's tokens (cache_reference: the text's and the region's alone); kept keys and values as KV-Edit's "

@@ -135,9 +135,9 @@ class RegionLock(io.ComfyNode):
                                               "mask editor, Attention Store's mask of a word, or Changed Region's. Any "
                                               "size of the image's shape."),
                 io.Boolean.Input("region_cache", default=ROW.settings["InvertEditRegionLock.region_cache"],
-                                 tooltip="RegionE's region-instruction KV cache: after warmup_steps, compute only the "
-                                         "text and the region's tokens, the rest's keys and values from the last full "
-                                         "step. Off: every token every step (the blend alone)."),
+                                 tooltip="RegionE's region-instruction KV cache (paper: on): after warmup_steps, "
+                                         "compute only the text and the region's tokens, the rest's keys and values "
+                                         "from the last full step. Off: every token every step (the blend alone)."),
                 io.Int.Input("warmup_steps", default=ROW.settings["InvertEditRegionLock.warmup_steps"], min=0,
                              max=1000, tooltip="Steps computed on every token first (RegionE on Kontext and on "
                                                "Qwen-Image-Edit: 6 of 28)."),

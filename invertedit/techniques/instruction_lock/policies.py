@@ -45,6 +45,7 @@ class RegionCache(AttentionPolicy[RegionState]):
     def __init__(self, edited: torch.Tensor):
         self.edited = edited
         self.n_edited = int(edited.sum())   # made with the node, before any sampling
+        self.edited_rows, self.background_rows = edited.nonzero().flatten(), (~edited).nonzero().flatten()
 
     @property
     def keeps_state(self) -> bool:
@@ -60,11 +61,10 @@ class RegionCache(AttentionPolicy[RegionState]):
         key = (text, references, device)
         made = state.by_layout.get(key)
         if made is None:
-            edited = self.edited.to(device)
-            n = edited.numel()
-            image_rows = edited.nonzero().flatten()
+            n = self.edited.numel()
+            image_rows = self.edited_rows.to(device)
             rows = torch.cat((torch.arange(text, device=device), image_rows + text))
-            columns = torch.cat(((~edited).nonzero().flatten() + text,
+            columns = torch.cat((self.background_rows.to(device) + text,
                                  torch.arange(text + n, text + n + references, device=device)))
             made = state.by_layout[key] = (rows, image_rows, columns)
         return made

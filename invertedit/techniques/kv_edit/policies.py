@@ -188,6 +188,7 @@ class KVEdit(AttentionPolicy[EditState]):
         #: the inversion kept the reference's keys and values (Flow Invert's keep_reference), which the cache reads
         self.kept_reference = kept_reference or cache_reference
         self.edited_rows = edited.nonzero().flatten()   # made with the node, before any sampling
+        self.background_rows = (~edited).nonzero().flatten()
         self.n_edited = int(self.edited_rows.numel())
         #: the image stream's tokens each block computes: the edited ones, and the references' unless cached
         self.n_computed = self.n_edited + (0 if cache_reference else references)
@@ -259,7 +260,7 @@ class KVEdit(AttentionPolicy[EditState]):
         made = state.subset.get((kept_text, text))
         if made is None:
             device, n = q.device, self.edited.numel()
-            background = (~self.edited.to(device)).nonzero().flatten() + kept_text
+            background = self.background_rows.to(device) + kept_text
             refs = torch.arange(kept_text + n, kept_text + n + self.references, device=device)
             columns = torch.cat((background, refs)) if self.cache_reference else background
             bias = None
