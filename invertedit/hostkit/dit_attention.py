@@ -265,6 +265,16 @@ class SubsetBlock:
         return {"img": img.index_copy(1, rows, out["img"])}
 
 
+def install_subset_policy(model, policy: AttentionPolicy, blocks, choose, node: str) -> None:
+    """``install_dit_policy``, and each of the ``blocks`` run on the tokens ``choose`` picks (``SubsetBlock``; a block
+    holding another node's patch runs on every token)."""
+    install_dit_policy(model, policy, blocks, node)
+    replace = model.model_options["transformer_options"]["patches_replace"]["dit"]
+    for block in blocks:
+        inner = replace[block]   # the driver's patch (DiTBlockPatch), with another node's inside it where there was one
+        replace_dit_block(model, SubsetBlock(policy, choose, block, inner, inner.wraps_another_patch), block)
+
+
 class TextPad:
     """The padded text keys of one model call's rows (``PaddedPair``): ``keep`` ``[batch, text]`` (bool), as the
     additive bias a joint-attention call of the rows adds (``bias``), made once per call, dtype and device."""

@@ -767,6 +767,16 @@ def _check_instruction_lock_template(path, prompt: dict, family) -> None:
         value = prompt[value[0]]["inputs"]["value"] if isinstance(value, list) else value
         return value, node["inputs"]["latent"]
 
+    if "Region Lock" in path.name:   # no inversion: Region Lock on the editor's own run, RegionE's settings
+        (lock,) = by_type["InvertEditRegionLock"]
+        assert (lock["region_cache"], lock["warmup_steps"], lock["refresh_steps"]) == (True, 6, "16")
+        assert lock["latent"][0] == encode and "InvertEditFlowInvert" not in by_type
+        (sampler,) = [v["inputs"] for v in prompt.values() if v["class_type"] == "SamplerCustomAdvanced"]
+        guider = prompt[sampler["guider"][0]]["inputs"]
+        assert prompt[guider["model"][0]]["class_type"] == "InvertEditRegionLock"
+        instruction, reference = words(guider["conditioning"][0])
+        assert instruction and reference == sampler["latent_image"] == lock["latent"]
+        return
     inverts, edits = by_type["InvertEditFlowInvert"], by_type["InvertEditKVEdit"]
     assert len(inverts) == len(edits) == (10 if "ten rounds" in path.name else 1)
     for inv in inverts:

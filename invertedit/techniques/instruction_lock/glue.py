@@ -13,10 +13,10 @@ import torch
 
 from ...attention.policy import schedule_position
 from ...attention.regions import edited_tokens
-from ...hostkit.dit_attention import LAYOUT_KEY, REFERENCE_KEY, SubsetBlock, dit_blocks, install_dit_policy
+from ...hostkit.dit_attention import LAYOUT_KEY, REFERENCE_KEY, dit_blocks, install_subset_policy
 from ...hostkit.errors import NodeInputError
 from ...hostkit.family import model_family
-from ...hostkit.patches import replace_dit_block, wrap_model_calls
+from ...hostkit.patches import wrap_model_calls
 from ...hostkit.region_masks import cell_mask
 from ...hostkit.run_state import keep_run_state, run_state
 from ...hostkit.sampling import check_flow_family, check_image_latent_shape, model_space
@@ -92,13 +92,7 @@ def region_lock(node: str, model, latent: torch.Tensor, mask, warmup: int, refre
     policy = RegionCache(edited_tokens(cells, model_family(model).patch_size))
     patched = model.clone()
     if cache:
-        blocks = dit_blocks(model)
-        install_dit_policy(patched, policy, blocks, node)
-        replace = patched.model_options["transformer_options"]["patches_replace"]["dit"]
-        choose = RegionSubset(policy, node)
-        for block in blocks:
-            inner = replace[block]   # the driver's patch, with another node's inside it where there was one
-            replace_dit_block(patched, SubsetBlock(policy, choose, block, inner, inner.wraps_another_patch), block)
+        install_subset_policy(patched, policy, dit_blocks(model), RegionSubset(policy, node), node)
     else:   # the blend alone: no block is touched
         keep_run_state(patched)
     image = model_space(latent, model)

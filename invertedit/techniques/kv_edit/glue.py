@@ -14,11 +14,11 @@ import torch
 
 from ...attention.policy import same_schedule, schedule_position
 from ...hostkit.devices import compute_device, free_memory
-from ...hostkit.dit_attention import LAYOUT_KEY, SubsetBlock, dit_blocks, install_dit_policy, reference_tokens
+from ...hostkit.dit_attention import LAYOUT_KEY, dit_blocks, install_dit_policy, install_subset_policy, reference_tokens
 from ...hostkit.errors import NodeInputError
 from ...hostkit.family import model_family
 from ...hostkit.keepers import KeepRequest, Keeper, keep_on, place_device, place_input, register_keeper, stored_bytes
-from ...hostkit.patches import replace_dit_block, wrap_model_calls
+from ...hostkit.patches import wrap_model_calls
 from ...hostkit.region_masks import cell_mask
 from ...hostkit.run_state import run_state
 from ...hostkit.sampling import check_flow_family
@@ -289,12 +289,7 @@ def kv_edit(node: str, model, inversion: Inversion, mask, skip: int, scale: floa
                                    "KV-Edit's attn_mask option); give the same mask, or invert again with this one.")
     policy = KVEdit(cache, edited, scale, references, cache_reference, bool(inversion.settings.get("kv_reference")))
     patched = model.clone()
-    install_dit_policy(patched, policy, blocks, node)
-    replace = patched.model_options["transformer_options"]["patches_replace"]["dit"]
-    subset = KVEditSubset(policy, node)
-    for block in blocks:
-        inner = replace[block]   # the driver's patch (DiTBlockPatch), with another node's inside it where there was one
-        replace_dit_block(patched, SubsetBlock(policy, subset, block, inner, inner.wraps_another_patch), block)
+    install_subset_policy(patched, policy, blocks, KVEditSubset(policy, node), node)
     wrap_model_calls(patched, WRAPPER_KEY, KVEditLatents(policy, inversion, cells, skip, node,
                                                          model_family(model).context_dim, model_family(model).patch_size,
                                                          model_family(model).pooled_dim is not None))
