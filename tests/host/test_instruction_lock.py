@@ -53,12 +53,16 @@ class Editor:
         shape = (1, 16, 1, ROWS, COLS) if self.qwen else (1, 16, ROWS, COLS)
         self.raw = torch.randn(*shape, generator=torch.Generator().manual_seed(11))
         self.picture = torch.rand(1, ROWS * 8, COLS * 8, 3, generator=torch.Generator().manual_seed(3))
+        self.encoded: dict = {}
 
     def prompt(self, text: str, reference: torch.Tensor) -> list:
-        if self.qwen:   # the vision prompt of the picture; the reference latent at the image's own size
-            cond = call(self.host, "TextEncodeQwenImageEdit", clip=self.clip, prompt=text, image=self.picture)[0]
-        else:
-            cond = call(self.host, "CLIPTextEncode", clip=self.clip, text=text)[0]
+        cond = self.encoded.get(text)
+        if cond is None:   # each text encoded once (Qwen-Image-Edit's with the picture's vision tokens)
+            if self.qwen:   # the vision prompt of the picture; the reference latent at the image's own size
+                cond = call(self.host, "TextEncodeQwenImageEdit", clip=self.clip, prompt=text, image=self.picture)[0]
+            else:
+                cond = call(self.host, "CLIPTextEncode", clip=self.clip, text=text)[0]
+            self.encoded[text] = cond
         return call(self.host, "ReferenceLatent", conditioning=cond, latent={"samples": reference})[0]
 
     def guider(self, model, instruction: str, reference: torch.Tensor):
