@@ -367,3 +367,18 @@ def test_region_lock_alone_is_every_token(editor):
         other.set_model_patch_replace(lambda args, extra: extra["original_block"](args), "dit", kind, index)
     whole = editor.region_lock(mask, model=other)
     assert torch.allclose(whole, alone, atol=1e-5, rtol=1e-4)
+
+
+def test_two_reference_images(host):
+    """A second reference image of another size (ReferenceLatent chained, as Kontext's and Qwen-Image-Edit-Plus's
+    workflows give several): its tokens follow the first's; the lock, its cache and Region Lock keep the outside."""
+    for family in ("flux-dev", "qwen-image"):
+        editor, mask = Editor(host, family), image_mask()
+        other = torch.randn(*editor.raw.shape[:-2], 8, 8, generator=torch.Generator().manual_seed(5))
+        one = editor.prompt
+        editor.prompt = lambda text, reference: call(host, "ReferenceLatent", conditioning=one(text, reference),
+                                                     latent={"samples": other})[0]
+        for out in (editor.lock(mask), editor.lock(mask, cache=True), editor.region_lock(mask)):
+            outside = editor.outside(mask, out)
+            assert (out - editor.raw)[outside].abs().max() <= EXACT, family
+            assert (out - editor.raw)[~outside].abs().mean() > 0.01, family
