@@ -49,7 +49,7 @@ def _size_note(family: Family) -> str:
             "rescaling is what shifts and crops an instruction edit); VAE Encode crops it to a multiple of 8 pixels. ")
 
 
-def _setup(family: Family, paint: bool) -> str:
+def _setup(family: Family, paint: bool, node: str = "KV-Edit") -> str:
     if family is KONTEXT:
         load = (f"1. **Load Diffusion Model**: your {family.name} model (`{family.unet}`, or the bf16 one); "
                 f"**DualCLIPLoader**: `{family.clip}` and `{family.clip2}` (type flux); **Load VAE**: `{family.vae}`. "
@@ -59,7 +59,7 @@ def _setup(family: Family, paint: bool) -> str:
                 f"CLIP**: `{family.clip}` (type {family.clip_type}); **Load VAE**: `{family.vae}`. As ComfyUI's "
                 "Qwen Image Edit template loads them.\n")
     image = ("2. **Load Image**: your picture; right click it > **Open in MaskEditor**, paint the region the "
-             "instruction may change and save (Load Image's MASK is the lock's region; nothing painted: KV-Edit "
+             f"instruction may change and save (Load Image's MASK is the lock's region; nothing painted: {node} "
              "says so).\n" if paint else
              "2. **Load Image**: your picture (the workflow opens with ComfyUI's own `example.png`).\n")
     return f"**To run it on your model** ({family.name}: {family.detail}):\n\n" + load + image + \
@@ -331,7 +331,8 @@ def kontext_region_lock() -> dict:
     """Region Lock on Kontext: the plain editor's own run (no inversion), the latent outside the painted region held
     on the straight path to the image, and RegionE's region cache after 6 warm-up steps (a refresh at 16)."""
     family = KONTEXT
-    intro = _heading(family, " without an inversion (Region Lock, fast)") + _setup(family, True) + "\n" + _paragraphs(
+    intro = _heading(family, " without an inversion (Region Lock, fast)") + _setup(family, True, "Region Lock") + \
+        "\n" + _paragraphs(
         "**Region Lock** patches the editor's model: it samples as it always does (the instruction, "
         f"{_scale(family)}, RandomNoise, euler, {STEPS} steps from the image's latent), but outside the painted "
         "region the latent is held on the straight path from the run's noise to the image, so the output there is "
