@@ -73,7 +73,7 @@ MASK_FLIPS_MAX = {"GGUF Q8_0": 0.02, "GGUF Q4_0": 0.05, "GGUF Q4_K": 0.05, "scal
 # The instruction lock's mask from a word on the tiny random Kontext (issue 81): a random model's word maps taken at
 # 0.8 of their most (its test override), which any of these weights moves (measured 1.6-9.4% flipped; its PSNR floors
 # hold). The lock itself is checked on every mask it is given (test_workflows' latent check)
-MASK_FLIPS_MAX_FOR = {"Kontext - Instruction lock from a word": 0.15}
+MASK_FLIPS_MAX_FOR = {"Kontext - Instruction lock from a word": 0.15, "Qwen-Image-Edit - Instruction lock from a word": 0.15}
 E4M3_MAX = 448.0
 # The Flux, SD3 and Qwen-Image workflows. ComfyUI-GGUF's convert.py cannot convert the toy or tiny SD UNets (it
 # recognises an SD1 or SDXL UNet by blocks a full-depth one has, input_blocks.9 and the like: "Unknown model

@@ -23,6 +23,7 @@ ROW = Technique(
     "every token, the others on the text's and the region's (one step's keys and values kept)",
     ("Kontext - Instruction lock", "Kontext - Instruction lock from a word", "Kontext - Instruction lock (automatic)",
      "Kontext - Instruction lock (ten rounds)", "Qwen-Image-Edit - Instruction lock",
+     "Qwen-Image-Edit - Instruction lock from a word",
      "Qwen-Image-Edit - Instruction lock (automatic)", "Kontext - Region Lock (fast)"), None,
     "An instruction editor's edit kept to a region (painted, a word's, or where an unlocked run changed the "
     "picture): outside it the output is the input, at its own size, over any number of rounds.",

@@ -268,6 +268,10 @@ def qwen_edit_lock() -> dict:
     return _graph(QWEN_EDIT, "paint", "invertedit/qwen_image_edit_instruction_lock", _intro(QWEN_EDIT, "paint"))
 
 
+def qwen_edit_lock_word() -> dict:
+    return _graph(QWEN_EDIT, "word", "invertedit/qwen_image_edit_instruction_lock_word", _intro(QWEN_EDIT, "word"))
+
+
 def qwen_edit_lock_auto() -> dict:
     return _graph(QWEN_EDIT, "auto", "invertedit/qwen_image_edit_instruction_lock_auto", _intro(QWEN_EDIT, "auto"))
 
@@ -371,6 +375,7 @@ WORKFLOWS = {"Kontext - Instruction lock": kontext_lock, "Kontext - Instruction 
              "Kontext - Instruction lock (automatic)": kontext_lock_auto,
              "Kontext - Instruction lock (ten rounds)": kontext_rounds,
              "Qwen-Image-Edit - Instruction lock": qwen_edit_lock,
+             "Qwen-Image-Edit - Instruction lock from a word": qwen_edit_lock_word,
              "Qwen-Image-Edit - Instruction lock (automatic)": qwen_edit_lock_auto,
              "Kontext - Region Lock (fast)": kontext_region_lock}
 
@@ -381,7 +386,8 @@ CHECKPOINT_BUILTIN = {name: "demo-flux-dev" if name.startswith("Kontext") else "
 _PAINTED = {"LoadImage": {"paint_mask": [32, 32, 64, 64]}}
 CHECKPOINT = {name: (dict(_PAINTED) if "word" not in name and "automatic" not in name else {}, {}) for name in WORKFLOWS}
 # a random model's word maps spread over the picture: the cells attended most, not grown
-CHECKPOINT["Kontext - Instruction lock from a word"] = ({"InvertEditAttentionStore": {"threshold": 0.8, "mask_pool": 1}}, {})
+for _name in ("Kontext - Instruction lock from a word", "Qwen-Image-Edit - Instruction lock from a word"):
+    CHECKPOINT[_name] = ({"InvertEditAttentionStore": {"threshold": 0.8, "mask_pool": 1}}, {})
 # a random model's unlocked run redraws every cell, so Changed Region keeps the cells that changed most (the real
 # editor changes the instructed object far more than the rest: its own 0.3)
 # (the tiny random Qwen-Image changes its cells more evenly than the tiny Flux: a higher threshold)
@@ -405,6 +411,7 @@ CARD_RUNS = {
     "Kontext - Instruction lock": ("Flux - KV-Edit", None, None),
     "Qwen-Image-Edit - Instruction lock": ("Flux - KV-Edit", None, None),
     "Kontext - Instruction lock from a word": ("Flux - KV-Edit from a word", None, None),
+    "Qwen-Image-Edit - Instruction lock from a word": ("Flux - KV-Edit from a word", None, None),
     "Kontext - Instruction lock (automatic)": ("Kontext - Instruction lock (automatic)", "toy-flow",
                                                {"Instruction": {"value": _TOY_TARGET}}),
     "Qwen-Image-Edit - Instruction lock (automatic)": ("Kontext - Instruction lock (automatic)", "toy-flow",
