@@ -492,7 +492,7 @@ def _lock_keeps_the_latent_outside_the_mask(prompt, outputs, runner, host) -> No
 LOCK_WORKFLOWS = ("Kontext - Instruction lock", "Kontext - Instruction lock from a word",
                   "Kontext - Instruction lock (automatic)", "Kontext - Instruction lock (ten rounds)",
                   "Qwen-Image-Edit - Instruction lock", "Qwen-Image-Edit - Instruction lock from a word",
-                  "Qwen-Image-Edit - Instruction lock (automatic)",
+                  "Qwen-Image-Edit - Instruction lock (automatic)", "Qwen-Image-Edit - Instruction lock (ten rounds)",
                   "Kontext - Region Lock (fast)")
 MECHANICS_CHECKS.update({name: _lock_keeps_the_latent_outside_the_mask for name in LOCK_WORKFLOWS})
 

@@ -24,7 +24,8 @@ ROW = Technique(
     ("Kontext - Instruction lock", "Kontext - Instruction lock from a word", "Kontext - Instruction lock (automatic)",
      "Kontext - Instruction lock (ten rounds)", "Qwen-Image-Edit - Instruction lock",
      "Qwen-Image-Edit - Instruction lock from a word",
-     "Qwen-Image-Edit - Instruction lock (automatic)", "Kontext - Region Lock (fast)"), None,
+     "Qwen-Image-Edit - Instruction lock (automatic)", "Qwen-Image-Edit - Instruction lock (ten rounds)",
+     "Kontext - Region Lock (fast)"), None,
     "An instruction editor's edit kept to a region (painted, a word's, or where an unlocked run changed the "
     "picture): outside it the output is the input, at its own size, over any number of rounds.",
     settings={"InvertEditChangedRegion.threshold": 0.3, "InvertEditChangedRegion.grow": 1,

@@ -276,21 +276,25 @@ def qwen_edit_lock_auto() -> dict:
     return _graph(QWEN_EDIT, "auto", "invertedit/qwen_image_edit_instruction_lock_auto", _intro(QWEN_EDIT, "auto"))
 
 
-def kontext_rounds() -> dict:
+def _rounds(family: Family, prefix: str) -> dict:
     """Ten locked edits chained through latents (no VAE round trip between rounds, which is what keeps the outside
     exact): round k's reference and inversion take round k-1's output latent; one painted mask; an instruction
-    per round; rounds 1, 5 and 10 decoded."""
-    family = KONTEXT
+    per round; rounds 1, 5 and 10 decoded. On Qwen-Image-Edit the prompts' vision tokens are of round k-1's picture
+    (its latent decoded for the text encoder only: the chain itself stays in latents)."""
+    kontext = family is KONTEXT
+    editor = "Kontext" if kontext else "Qwen-Image-Edit"
+    vision = ("" if kontext else " On Qwen-Image-Edit each round's prompts see round k-1's picture (its latent "
+              "decoded for TextEncodeQwenImageEdit's vision tokens only: the chain stays in latents). ")
     intro = (_heading(family, ", ten rounds") + _setup(family, True).replace(
                  "3. **Instruction**: what to change, as you would ask the editor.",
                  f"3. **Instructions 1 to {len(ROUNDS)}**: one per round (here the dress through nine colours and "
                  "back to its own).") + "\n" + _paragraphs(
-             "Ten locked edits in a chain, each as in *Kontext - Instruction lock*: round k inverts round k-1's "
+             f"Ten locked edits in a chain, each as in *{editor} - Instruction lock*: round k inverts round k-1's "
              "output latent with the keep prompt (the empty instruction, that latent as reference) and samples "
              "instruction k through **KV-Edit** with the one painted mask. The rounds pass **latents** (no VAE "
              "Decode and Encode between them: a VAE round trip per round is what makes plain repeated edits decay), "
              "so after ten rounds the picture outside the mask is still the input's latent (within float rounding, "
-             "1e-6: it does not add up over the rounds). " + _size_note(family) + _WHY_EMPTY, _memory(family) +
+             "1e-6: it does not add up over the rounds). " + vision + _size_note(family) + _WHY_EMPTY, _memory(family) +
              "ComfyUI keeps every node's output until the next run, so the ten caches add up: start ComfyUI with "
              "--cache-none (each round's cache freed once used) and work at 256 to 512 px.", _cache_note(),
              "The pictures: the mask, rounds 1, 5 and 10."))
@@ -298,13 +302,27 @@ def kontext_rounds() -> dict:
     nodes = [n for n in nodes if n["key"] not in ("instruction", "instruction_text")]
     nodes += [{"key": "sampler", "type": "KSamplerSelect", "widgets": {"sampler_name": "euler"}},
               {"key": "mask_image", "type": "MaskToImage", "inputs": {"mask": ("image", "MASK")}, "title": "The mask"}]
-    latent = ("encode", "LATENT")
+    if not kontext:   # each round's keep prompt its own (the vision tokens of that round's picture)
+        nodes = [n for n in nodes if n["key"] != "keep_text"]
+    latent, picture = ("encode", "LATENT"), ("image", "IMAGE")
     start = len(nodes)
     for k, text in enumerate(ROUNDS, 1):
-        nodes += _prompt(family, f"instruction_{k}", text, f"Instruction {k}", latent,
+        if not kontext and k > 1:   # round k-1's picture for the vision tokens
+            if k - 1 not in SHOWN_ROUNDS:
+                nodes.append(_decode(f"round_{k - 1}_decode", latent))
+            picture = (f"round_{k - 1}_decode", 0)
+        prompt = _prompt(family, f"instruction_{k}", text, f"Instruction {k}", latent,
                          f"Round {k}: instruction {k}, the last latent as reference")
+        keep_text = "keep_text"
+        if not kontext:
+            prompt[0]["inputs"]["image"] = picture
+            keep_text = f"keep_text_{k}"
+            nodes.append({"key": keep_text, "type": "TextEncodeQwenImageEdit", "widgets": {"prompt": ""},
+                          "inputs": {"clip": ("clip", "CLIP"), "image": picture},
+                          "title": f"Round {k}: keep prompt (empty, with the last picture)"})
+        nodes += prompt
         keep = f"keep_{k}"
-        nodes.append({"key": keep, "type": "ReferenceLatent", "inputs": {"conditioning": ("keep_text", 0), "latent": latent},
+        nodes.append({"key": keep, "type": "ReferenceLatent", "inputs": {"conditioning": (keep_text, 0), "latent": latent},
                       "title": f"Round {k}: keep, the last latent as reference"})
         nodes.append(dict(_invert(family, f"invert_{k}", latent, (keep, 0)), title=f"Round {k}: Flow Invert"))
         nodes.append(dict(_kv_edit(family, f"kv_{k}", (f"invert_{k}", 0), ("image", "MASK")), title=f"Round {k}: KV-Edit"))
@@ -319,13 +337,20 @@ def kontext_rounds() -> dict:
     # on the canvas: round 1's inversion and KV-Edit show their settings (the other rounds' are the same); the rest of
     # each round, which has none to set, collapsed
     for n in nodes[start - 1:]:
-        if n["type"] in ("ReferenceLatent", "FluxGuidance", "BasicGuider", "SamplerCustomAdvanced") or (
+        if n["type"] in ("ReferenceLatent", "FluxGuidance", "BasicGuider", "CFGGuider", "SamplerCustomAdvanced") or (
                 n["type"] in ("InvertEditFlowInvert", "InvertEditKVEdit") and not n["key"].endswith("_1")):
             n["collapsed"] = True
     panels = [("image", "image"), ("mask_image", "mask")] + [(f"round_{k}_decode", f"round {k}") for k in SHOWN_ROUNDS]
-    return {"nodes": nodes + strip(panels, "invertedit/kontext_instruction_lock_rounds",
-                                   " | ".join(name for _, name in panels)),
+    return {"nodes": nodes + strip(panels, prefix, " | ".join(name for _, name in panels)),
             "how": _how(family, True, rounds=True)}
+
+
+def kontext_rounds() -> dict:
+    return _rounds(KONTEXT, "invertedit/kontext_instruction_lock_rounds")
+
+
+def qwen_edit_rounds() -> dict:
+    return _rounds(QWEN_EDIT, "invertedit/qwen_image_edit_instruction_lock_rounds")
 
 
 WARMUP, REFRESH = 6, "16"      # RegionE's Kontext and Qwen-Image-Edit settings (of 28 steps)
@@ -377,6 +402,7 @@ WORKFLOWS = {"Kontext - Instruction lock": kontext_lock, "Kontext - Instruction 
              "Qwen-Image-Edit - Instruction lock": qwen_edit_lock,
              "Qwen-Image-Edit - Instruction lock from a word": qwen_edit_lock_word,
              "Qwen-Image-Edit - Instruction lock (automatic)": qwen_edit_lock_auto,
+             "Qwen-Image-Edit - Instruction lock (ten rounds)": qwen_edit_rounds,
              "Kontext - Region Lock (fast)": kontext_region_lock}
 
 # On the tiny random models (the tests, the card runs): Kontext on the Demo Model's flux-dev, Qwen-Image-Edit on its
@@ -395,8 +421,8 @@ for _name, _threshold in (("Kontext - Instruction lock (automatic)", 0.8),
                           ("Qwen-Image-Edit - Instruction lock (automatic)", 0.95)):
     CHECKPOINT[_name] = ({"InvertEditChangedRegion": {"threshold": _threshold, "grow": 0}}, {})
 # the ten rounds in the tests: 8 steps, 2 skipped (ten inversions of 28 steps are the slowest of the suite)
-CHECKPOINT["Kontext - Instruction lock (ten rounds)"] = (
-    dict(_PAINTED), {"InvertEditFlowInvert": {"steps": 8}, "InvertEditKVEdit": {"skip_steps": 2}})
+for _name in ("Kontext - Instruction lock (ten rounds)", "Qwen-Image-Edit - Instruction lock (ten rounds)"):
+    CHECKPOINT[_name] = (dict(_PAINTED), {"InvertEditFlowInvert": {"steps": 8}, "InvertEditKVEdit": {"skip_steps": 2}})
 
 # The cards (``workshop.make_thumbnails``): no built-in model follows instructions (the toy worlds' models draw
 # captions; the tiny random Kontext and Qwen-Image-Edit draw noise), so a card shows the lock where a built-in model
@@ -418,6 +444,8 @@ CARD_RUNS = {
                                                        {"Instruction": {"value": _TOY_TARGET}}),
     "Kontext - Instruction lock (ten rounds)": ("Kontext - Instruction lock (ten rounds)", "toy-flow",
                                                 dict(_ROUNDS_CARD, LoadImage={"paint_mask": [20, 30, 112, 112]})),
+    "Qwen-Image-Edit - Instruction lock (ten rounds)": ("Kontext - Instruction lock (ten rounds)", "toy-flow",
+                                                        dict(_ROUNDS_CARD, LoadImage={"paint_mask": [20, 30, 112, 112]})),
     "Kontext - Region Lock (fast)": ("Kontext - Region Lock (fast)", "toy-flow",
                                      {"Instruction": {"value": _TOY_TARGET}, "LoadImage": {"paint_mask": [20, 30, 112, 112]}}),
 }
