@@ -74,9 +74,9 @@ import torch
 from ..hostkit import loaders
 from ..hostkit.loaders import HOST_CLASSES
 from .tiny_models import VAE_DDCONFIG as SD_VAE_DDCONFIG
-from .tiny_models import _calm_output, _generator, _smooth_in_time, _text_config, init_weights
+from .tiny_models import _calm_output, _fill, _generator, _smooth_in_time, _text_config, init_weights
 
-FLOW_FAMILIES: tuple[str, ...] = ("flux-dev", "flux-schnell", "sd3", "qwen-image")
+FLOW_FAMILIES: tuple[str, ...] = ("flux-dev", "flux-schnell", "sd3", "qwen-image", "wan21")
 
 # ---------------------------------------------------------------------------------------------
 # Sizes
@@ -99,6 +99,9 @@ QWEN_VAE = {"dim": 8, "z_dim": 16, "dim_mult": [1, 2, 4, 4], "num_res_blocks": 1
 #: the tiny vision tower standing in for Qwen2.5-VL's (1280 wide, 32 layers: 0.6 G parameters), which the host
 #: builds whatever the config (``llama.Qwen25_7BVLI``) and Qwen-Image-Edit's image prompts run through
 QWEN_VISION = {"hidden_size": 32, "intermediate_size": 64, "num_heads": 2, "num_layers": 2}
+WAN_DEPTH = 2  # Wan's blocks (Wan 2.1 1.3B has 30, 14B 40)
+WAN_TEXT_WIDTH = 64  # the tiny UMT5's width: Wan's text_dim (the real UMT5-XXL's is 4096)
+_PILE_VOCAB = 32000  # the host's bundled Pile-T5 SentencePiece model, the tiny UMT5's tokenizer
 
 
 def _t5_config() -> dict:
@@ -141,6 +144,22 @@ def _qwen_text_config() -> dict:
     its rope sections are class constants): the real vocabulary, so that the host's tokenizer works unchanged."""
     return {"vocab_size": _QWEN_VOCAB, "hidden_size": QWEN_TEXT_WIDTH, "intermediate_size": 2 * QWEN_TEXT_WIDTH,
             "num_hidden_layers": 2, "num_attention_heads": 2, "num_key_value_heads": 1}
+
+
+def _wan_config() -> dict:
+    """A shrunk Wan 2.1 T2V config in the form ``comfy.model_detection`` produces (1.3B: dim 1536, 12 heads of 128,
+    ffn 8960, 30 blocks; 14B: dim 5120, 40 heads, 40 blocks): 2 heads of 32 (rope axes 12 + 10 + 10 over frames,
+    rows, columns, as the host splits a head), patch 1 x 2 x 2 over 16 latent channels, text 64 wide."""
+    return {"image_model": "wan2.1", "model_type": "t2v", "patch_size": (1, 2, 2), "text_len": 512, "in_dim": 16,
+            "dim": 64, "ffn_dim": 128, "freq_dim": 256, "text_dim": WAN_TEXT_WIDTH, "out_dim": 16, "num_heads": 2,
+            "num_layers": WAN_DEPTH, "eps": 1e-6}
+
+
+def _umt5_config() -> dict:
+    """Overrides for the host's UMT5-XXL json config (``umt5_config_xxl.json``): 2 layers, 64 wide, the vocabulary
+    of the tokenizer it is given (the host's Pile-T5 SentencePiece model: 32000 pieces)."""
+    return {"d_model": WAN_TEXT_WIDTH, "d_kv": 16, "num_heads": 4, "d_ff": 2 * WAN_TEXT_WIDTH, "num_layers": 2,
+            "vocab_size": _PILE_VOCAB}
 
 
 def _sd3_config() -> dict:
@@ -205,6 +224,11 @@ SPECS: dict[str, FlowFamilySpec] = {
         **HOST_CLASSES["qwen-image"]._asdict(),
         text_configs={"qwen25_7b_model_config": _qwen_text_config()},
     ),
+    "wan21": FlowFamilySpec(
+        name="wan21", unet_config=_wan_config(), unet_overrides={},
+        **HOST_CLASSES["wan21"]._asdict(),
+        text_configs={"umt5xxl_model_config": _umt5_config()},
+    ),
 }
 
 VAE_DDCONFIG: dict = {**SD_VAE_DDCONFIG, "z_channels": 16}   # the SD tiny VAE with 16 latent channels
@@ -248,6 +272,11 @@ def sincos_pos_embed(dim: int, grid_size: int, base_size: int) -> torch.Tensor:
 # (``tests/host/test_tiny_flow_models.py`` checks a 10-step one).
 _OUTPUT_GAIN = 0.3
 
+# Wan's: its shift of 8 puts the last steps' sigma jumps at the clean end, where a velocity of Flux's gain makes Euler's
+# retrace drift (a 3-frame 8 x 8 clip latent, 6 steps: 23 % at 0.3, 11 % at 0.15, 7 % at 0.1; 28 steps 7.9 %, 3.7 %,
+# 2.5 %; RF-Solver 6 steps 5.1 %, 1.3 %, 0.6 %), while the prediction's change with the prompt stays 4 % at 0.1
+_WAN_OUTPUT_GAIN = 0.1
+
 # Qwen-Image's text keys' RMS-norm gain (``attn.norm_added_k``), times the drawn one. Qwen-Image reads the text
 # through the joint attention alone (no pooled vector, no text in its modulation) and its text is not padded:
 # a dozen text keys among the image's hundreds, which a random model weighs as any key, so the velocity hardly
@@ -284,26 +313,37 @@ def build_tiny_flow_unet(family: str, seed: int = 0, single_blocks: int | None =
             raise ValueError(f"{family} has no single-stream blocks")
         unet_config["depth_single_blocks"] = single_blocks
     if double_blocks is not None:
-        unet_config[{"sd3": "num_blocks", "qwen-image": "num_layers"}.get(family, "depth")] = double_blocks
+        unet_config[{"sd3": "num_blocks", "qwen-image": "num_layers", "wan21": "num_layers"}.get(family, "depth")] = \
+            double_blocks
     host_config = (spec.config_class, unet_config, spec.unet_overrides, spec.model_type)
     model = loaders.empty_unet(*host_config)
     net = model.diffusion_model
     if family == "sd3":   # a buffer, not drawn: set before init_weights checks every buffer is finite
         with torch.no_grad():
             net.pos_embed.copy_(sincos_pos_embed(net.hidden_size, SD3_POS_EMBED_MAX, SD3_SAMPLE_SIZE // net.patch_size))
-    init_weights(net, _generator(spec.name, "unet", seed))
+    g = _generator(spec.name, "unet", seed)
+    # Wan's blocks' and head's modulation tables (bare parameters added to the time projection): N(0, 1 / dim), as
+    # Wan's own initialisation draws them, after every other parameter
+    modulation = tuple(n for n, _ in net.named_parameters() if n.endswith("modulation"))
+    init_weights(net, g, skip=modulation)
     with torch.no_grad():
+        for name, p in net.named_parameters():
+            if name in modulation:
+                _fill(p, g, p.shape[-1] ** -0.5)
         if family == "sd3":
             _smooth_in_time(net.t_embedder.mlp[0].weight)
         elif family == "qwen-image":
             _smooth_in_time(net.time_text_embed.timestep_embedder.linear_1.weight)
             for block in net.transformer_blocks:
                 block.attn.norm_added_k.weight.mul_(_QWEN_TEXT_KEY_GAIN)
+        elif family == "wan21":
+            _smooth_in_time(net.time_embedding[0].weight)
         else:
             _smooth_in_time(net.time_in.in_layer.weight)
             if spec.unet_config["guidance_embed"]:
                 _smooth_in_time(net.guidance_in.in_layer.weight)
-    _calm_output(net.proj_out if family == "qwen-image" else net.final_layer.linear, _OUTPUT_GAIN)
+    head = {"qwen-image": lambda: net.proj_out, "wan21": lambda: net.head.head}.get(family, lambda: net.final_layer.linear)
+    _calm_output(head(), _WAN_OUTPUT_GAIN if family == "wan21" else _OUTPUT_GAIN)
     return loaders.load_unet(*host_config, net.state_dict(), built=model)
 
 
@@ -311,6 +351,8 @@ def build_tiny_flow_clip(family: str, seed: int = 0, tokenizer_data: dict | None
     """The family's text encoders as a host ``comfy.sd.CLIP`` (real tokenizers), in float32;
     ``tokenizer_data`` as ``loaders.text_encoder`` takes it."""
     spec = _spec(family)
+    if family == "wan21":   # UMT5's tokenizer reads its SentencePiece model from the text encoder's file
+        tokenizer_data = {"spiece_model": loaders.pile_t5_spiece_model(), **(tokenizer_data or {})}
     clip = loaders.text_encoder(spec.clip_target, spec.text_configs, tokenizer_data)
     if family == "qwen-image":
         _tiny_vision_tower(clip)
@@ -325,11 +367,11 @@ def _tiny_vision_tower(clip) -> None:
     loaders.replace_qwen_vision_tower(clip, output_hidden_size=QWEN_TEXT_WIDTH, **QWEN_VISION)
 
 
-def _tiny_wan_vae(seed: int):
+def _tiny_wan_vae(seed: int, family: str = "qwen-image"):
     """Qwen-Image's VAE: the host's Wan 2.1 autoencoder at ``QWEN_VAE``'s size, its latent brought to about the
     spread and mean the host's latent format (``latent_formats.Wan21``: a mean and spread per channel) expects."""
     ae = loaders.wan_autoencoder(QWEN_VAE)
-    init_weights(ae, _generator("qwen-image", "vae", seed))
+    init_weights(ae, _generator(family, "vae", seed))
     mean, std = loaders.wan21_latent_stats()
     with torch.no_grad():   # the encoder's mean (conv1's first half) to the format's mean and spread; conv2 undoes it
         gain = std / _WAN_RAW_STD
@@ -344,8 +386,8 @@ def build_tiny_flow_vae(family: str, seed: int = 0):
     """A small 16-channel KL autoencoder (8x downscale) as a host ``comfy.sd.VAE``; Qwen-Image's: a small Wan 2.1
     autoencoder."""
     spec = _spec(family)
-    if family == "qwen-image":
-        return _tiny_wan_vae(seed)
+    if family in ("qwen-image", "wan21"):
+        return _tiny_wan_vae(seed, family)
     ae = loaders.kl_autoencoder(VAE_DDCONFIG, VAE_EMBED_DIM)
     init_weights(ae, _generator(family, "vae", seed))
     with torch.no_grad():

@@ -10,7 +10,9 @@ inspecting the host's classes again.
   (``inversion/parameterisation.py``).
 - ``layout``: the denoiser's architecture: ``"unet"`` (``openaimodel.UNetModel``: SD1.x, SD2.x,
   SDXL), ``"dit-double-single"`` (Flux's double- then single-stream blocks), ``"dit-joint"`` (SD3's
-  MMDiT joint blocks; Qwen-Image's, text then image tokens in one attention) or ``"other"``.
+  MMDiT joint blocks; Qwen-Image's, text then image tokens in one attention), ``"dit-cross"`` (Wan 2.x: per
+  block a self-attention over the clip's tokens, then a cross-attention from them to the text; its "dit" replace
+  patches name the blocks ``("double_block", i)``) or ``"other"``.
 - ``text_sequence``: a DiT's text tokens, the encoders they come from (what per-word maps read).
 - ``context_dim``: the width of the cross-attention (text) context the denoiser takes.
 - ``pooled_dim``: a DiT's pooled text vector's width (the prompt's origin where context widths agree: SD3's
@@ -31,6 +33,7 @@ from comfy.ldm.modules.attention import SpatialTransformer
 from comfy.ldm.modules.diffusionmodules.mmdit import MMDiT
 from comfy.ldm.modules.diffusionmodules.openaimodel import Downsample, UNetModel, Upsample
 from comfy.ldm.qwen_image.model import QwenImageTransformer2DModel
+from comfy.ldm.wan.model import WanModel
 from comfy.model_patcher import ModelPatcher
 
 from ..inversion.parameterisation import PARAMETERISATIONS, Parameterisation
@@ -38,10 +41,12 @@ from ..inversion.parameterisation import PARAMETERISATIONS, Parameterisation
 BlockKey = tuple[str, int]   # ("input" | "middle" | "output", number), as transformer_options["block"] names it
 
 EDITABLE = {"layout": ("unet",), "parameterisation": ("eps", "v")}   # what the SD techniques edit
-FLOW_EDITABLE = {"layout": ("dit-double-single", "dit-joint"), "parameterisation": ("flow",),   # the flow techniques
-                 # the host's configs they were tested on (Flux.1 dev and Kontext, schnell, SD3 and 3.5): a newer
-                 # model on the same transformer class (Flux.2 on Flux's) is another config, refused by name
-                 "config": ("Flux", "FluxSchnell", "SD3", "QwenImage")}
+FLOW_EDITABLE = {"layout": ("dit-double-single", "dit-joint", "dit-cross"), "parameterisation": ("flow",),
+                 # the host's configs they were tested on (Flux.1 dev and Kontext, schnell, SD3 and 3.5, Qwen-Image, Wan
+                 # 2.1 T2V and Wan 2.2 A14B T2V: WAN21_T2V; Wan 2.2 TI2V 5B: WAN22_T2V): a newer model on the same
+                 # transformer class (Flux.2 on Flux's; Wan's I2V, VACE, Camera, S2V, Animate) is another config,
+                 # refused by name
+                 "config": ("Flux", "FluxSchnell", "SD3", "QwenImage", "WAN21_T2V", "WAN22_T2V")}
 
 
 @dataclass(frozen=True)
@@ -60,7 +65,9 @@ class ModelFamily:
     dit_blocks: tuple[BlockKey, ...] = ()  # a DiT's blocks as its "dit" replace patches name them, in order
     patch_size: int = 1                   # a DiT's image patch: latent cells a token covers, a side
     pooled_dim: int | None = None         # a DiT's pooled text vector's width (Flux: CLIP-L's; SD3: CLIP-L's and CLIP-G's)
-    text_sequence: str = ""               # a DiT's text tokens: "t5xxl" (Flux), "clip+t5xxl" (SD3), "qwen25_7b" (Qwen-Image)
+    text_sequence: str = ""               # a DiT's text tokens: "t5xxl" (Flux), "clip+t5xxl" (SD3), "qwen25_7b" (Qwen-Image),
+    #                                       "umt5xxl" (Wan)
+    video: bool = False                   # a video model whose LATENT is one clip [batch, channels, frames, h, w] (Wan)
 
     @property
     def editable(self) -> bool:
@@ -139,6 +146,10 @@ def _read(model: ModelPatcher, model_sampling) -> ModelFamily:
         return ModelFamily(layout="dit-joint", context_dim=denoiser.txt_in.in_features, text_sequence="qwen25_7b",
                            dit_blocks=tuple(("double_block", i) for i in range(len(denoiser.transformer_blocks))),
                            patch_size=int(denoiser.patch_size), **names)
+    if isinstance(denoiser, WanModel):   # self- then cross-attention per block, UMT5's text; no pooled vector
+        return ModelFamily(layout="dit-cross", context_dim=int(denoiser.text_dim), text_sequence="umt5xxl", video=True,
+                           dit_blocks=tuple(("double_block", i) for i in range(len(denoiser.blocks))),
+                           patch_size=int(denoiser.patch_size[-1]), **names)
     if isinstance(denoiser, MMDiT):
         return ModelFamily(layout="dit-joint", context_dim=getattr(denoiser.context_embedder, "in_features", None),
                            pooled_dim=_in_features(getattr(denoiser, "y_embedder", None)), text_sequence="clip+t5xxl",

@@ -36,6 +36,7 @@ import comfy.text_encoders.flux
 import comfy.text_encoders.qwen_image
 import comfy.text_encoders.sd2_clip
 import comfy.text_encoders.sd3_clip
+import comfy.text_encoders.wan
 import comfy.utils
 from comfy.ldm.models.autoencoder import AutoencoderKL
 
@@ -71,6 +72,13 @@ HOST_CLASSES: dict[str, HostClasses] = {
     # timestep = sigma), Qwen2.5-VL 7B as the text encoder (the prompt inside Qwen-Image's chat template).
     "qwen-image": HostClasses(comfy.supported_models.QwenImage, comfy.model_base.ModelType.FLUX,
                               (comfy.text_encoders.qwen_image.QwenImageTokenizer, comfy.text_encoders.qwen_image.te())),
+    # Wan 2.1 T2V (1.3B, 14B; Wan 2.2 A14B T2V's experts are the same config): WanModel, self- then cross-attention to
+    # UMT5-XXL's text per block, discrete flow sampling with shift 8 and multiplier 1000 (timestep = 1000 sigma)
+    "wan21": HostClasses(comfy.supported_models.WAN21_T2V, comfy.model_base.ModelType.FLOW,
+                         (comfy.text_encoders.wan.WanT5Tokenizer, comfy.text_encoders.wan.te())),
+    # Wan 2.2 TI2V 5B ("WAN22_T2V" in the host): WanModel on 48 latent channels (the Wan 2.2 VAE: 16x in space)
+    "wan22": HostClasses(comfy.supported_models.WAN22_T2V, comfy.model_base.ModelType.FLOW,
+                         (comfy.text_encoders.wan.WanT5Tokenizer, comfy.text_encoders.wan.te())),
 }
 
 # The UNet families' config classes: their model is built here with the given model type (SD20 would
@@ -211,6 +219,19 @@ def wan21_latent_stats() -> tuple[torch.Tensor, torch.Tensor]:
 
     fmt = Wan21()
     return fmt.latents_mean.reshape(-1), fmt.latents_std.reshape(-1)
+
+
+def pile_t5_spiece_model() -> torch.Tensor:
+    """The host's bundled SentencePiece model of the Pile T5 (``comfy/text_encoders/t5_pile_tokenizer``, AuraFlow's:
+    32000 English word pieces) as the byte tensor a Wan text encoder's file carries under ``spiece_model``
+    (what ``UMT5XXlTokenizer`` reads; the real UMT5 one, 256384 pieces, is not bundled with the host)."""
+    import os
+
+    import comfy.text_encoders.aura_t5 as aura
+
+    path = os.path.join(os.path.dirname(os.path.realpath(aura.__file__)), "t5_pile_tokenizer", "tokenizer.model")
+    with open(path, "rb") as f:
+        return torch.frombuffer(bytearray(f.read()), dtype=torch.uint8)
 
 
 def wan_vae(module: torch.nn.Module) -> comfy.sd.VAE:

@@ -101,14 +101,15 @@ def check_flow_family(model: ModelPatcher, node: str) -> ModelFamily:
             and family.parameterisation in FLOW_EDITABLE["parameterisation"]):
         raise NodeInputError(node, (
             f"input 'model' is {family.config_name} ({family.denoiser_name}), a model this node was not tested on; it "
-            f"edits with Flux.1 dev and schnell, SD3/SD3.5 and Qwen-Image (the host's {', '.join(FLOW_EDITABLE['config'])} "
-            f"configs). Load one of those."))
+            f"edits with Flux.1 dev and schnell, SD3/SD3.5, Qwen-Image and Wan 2.1/2.2 text-to-video (the host's "
+            f"{', '.join(FLOW_EDITABLE['config'])} configs). Load one of those."))
     if not family.flow_editable:
         hint = (" For Stable Diffusion checkpoints use the pack's inversion nodes (DDIM Invert, then an editor)."
                 if family.editable else "")
         raise NodeInputError(node, (
             f"input 'model' is {family.config_name} ({family.denoiser_name}, {family.sampling_name} sampling); this "
-            f"node edits with rectified-flow transformers: Flux.1 (dev, schnell), SD3/SD3.5 and Qwen-Image.{hint}"))
+            f"node edits with rectified-flow transformers: Flux.1 (dev, schnell), SD3/SD3.5, Qwen-Image and Wan 2.1/2.2 "
+            f"text-to-video.{hint}"))
     return family
 
 
@@ -127,7 +128,8 @@ def image_latent(samples: torch.Tensor, model: ModelPatcher) -> torch.Tensor:
     """``samples`` as the host samples an image's latent with ``model``: a model on latents with a frame axis
     (Qwen-Image's Wan VAE: ``[batch, channels, frames, height, width]``) takes a 4-dimensional one with one frame
     added, as the host adds it (``comfy.sample.fix_empty_latent_channels``); any other latent as it is."""
-    if samples.ndim == 4 and model.get_model_object("latent_format").latent_dimensions == 3:
+    if samples.ndim == 4 and model.get_model_object("latent_format").latent_dimensions == 3 \
+            and not model_family(model).video:
         return samples.unsqueeze(2)
     return samples
 
@@ -140,7 +142,11 @@ def model_space(samples: torch.Tensor, model: ModelPatcher) -> torch.Tensor:
 
 def check_image_latent_shape(node: str, name: str, samples: torch.Tensor, model: ModelPatcher) -> None:
     """Refuse a latent that is not one image's per row: ``[batch, channels, height, width]``, or for a model on
-    latents with a frame axis (Qwen-Image) ``[batch, channels, 1, height, width]``."""
+    latents with a frame axis (Qwen-Image) ``[batch, channels, 1, height, width]``; a video model's (Wan) must be
+    a clip's, ``[batch, channels, frames, height, width]`` from its own VAE (``check_clip_latent_shape``)."""
+    if model_family(model).video:
+        check_clip_latent_shape(node, name, samples, model)
+        return
     frames = model.get_model_object("latent_format").latent_dimensions == 3
     if samples.ndim == 4 or (frames and samples.ndim == 5 and samples.shape[2] == 1):
         return
@@ -150,6 +156,19 @@ def check_image_latent_shape(node: str, name: str, samples: torch.Tensor, model:
                                    f"(Image From Batch before VAE Encode), or edit each image in its own run.")
     want = "[batch, channels, 1, height, width]" if frames else "[batch, channels, height, width]"
     raise NodeInputError(node, f"input '{name}' has shape {tuple(samples.shape)}; an image latent {want} is needed.")
+
+
+def check_clip_latent_shape(node: str, name: str, samples: torch.Tensor, model: ModelPatcher) -> None:
+    """A video model (Wan 2.x) samples one clip per row, ``[batch, channels, frames, height, width]`` (the Wan VAE
+    folds 4 frames into one latent frame: 1 + 4k frames give 1 + k): refuse an image latent of 4 dimensions (another
+    model's VAE, or an image batch encoded frame by frame), naming what works."""
+    if samples.ndim == 5:
+        return
+    family = model_family(model)
+    raise NodeInputError(node, f"input '{name}' has shape {tuple(samples.shape)}, an image latent; this model "
+                               f"({family.config_name}, a video model) edits a clip's latent [batch, channels, frames, "
+                               f"height, width]: encode the clip's frames (an IMAGE batch, e.g. Load Video then Get "
+                               f"Video Components) with this model's VAE (VAE Encode).")
 
 
 def repeat_rows(x: torch.Tensor, rows: int) -> torch.Tensor:

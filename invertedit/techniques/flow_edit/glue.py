@@ -74,8 +74,8 @@ def draw_noises(count: int, like: torch.Tensor, seed: int, packed: bool) -> torc
         if packed:
             n = torch.randn((b, (h // 2) * (w // 2), c * 4), generator=generator, dtype=torch.float32)
             n = n.view(b, h // 2, w // 2, c, 2, 2).permute(0, 3, 1, 4, 2, 5).reshape(b, c, h, w)
-        else:
-            n = torch.randn((b, c, h, w), generator=generator, dtype=torch.float32)
+        else:   # the latent's own shape: Qwen-Image's frame axis of 1 draws what (b, c, h, w) drew; a clip (Wan) all
+            n = torch.randn(tuple(like.shape), generator=generator, dtype=torch.float32)   # its frames
         out.append(n.view(like.shape))
     return torch.stack(out).to(like.device, like.dtype)   # sampling-path-ok: once per run, before its first step
 

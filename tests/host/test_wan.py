@@ -1,0 +1,132 @@
+"""Wan 2.1 text-to-video (issue 82) on the tiny random Wan (``tiny("wan21")``: the host's WanModel with 2 blocks of
+width 64, a tiny UMT5 on the host's Pile-T5 SentencePiece tokenizer, the tiny Wan 2.1 VAE): its family (a
+``dit-cross`` layout, flow sampling), clip inversion (Flow Invert's three solvers, RF-Inversion) and FlowEdit (FiVE's
+"Wan-Edit") of a clip latent ``[1, 16, T, h, w]`` through the existing nodes, one batched model call a step; FlowEdit
+on an IMAGE batch of frames with the Flux toy flow model; per-word maps and Prompt-to-Prompt on Wan's
+cross-attention."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from workshop.benchmarks.dispatch_count import counted_model
+from workshop.headless.calls import call
+
+SOURCE = "a red circle on a green field"
+TARGET = "a yellow circle on a green field"
+FRAMES = 3   # latent frames: a clip of 9 frames (1 + 4 x 2)
+
+
+def encode(host, clip, text: str) -> list:
+    return call(host, "CLIPTextEncode", clip=clip, text=text)[0]
+
+
+def clip_latent(seed: int = 0, frames: int = FRAMES, size: int = 8) -> torch.Tensor:
+    """A clip's latent as the Wan VAE's VAE Encode gives it: [1, 16, frames, h, w], about the Wan 2.1 format's
+    spread."""
+    return torch.randn(1, 16, frames, size, size, generator=torch.Generator().manual_seed(seed))
+
+
+def sample(host, model, positive, noise, sigmas, latent, sampler):
+    guider = call(host, "BasicGuider", model=model, conditioning=positive)[0]
+    return call(host, "SamplerCustomAdvanced", noise=noise, guider=guider, sampler=sampler, sigmas=sigmas,
+                latent_image={"samples": latent})[0]["samples"]
+
+
+def rel(a, b) -> float:
+    return ((a - b).norm() / b.norm()).item()
+
+
+def test_the_tiny_wan_is_a_cross_attention_flow_transformer_on_a_real_tokenizer(host, tiny):
+    model, clip, vae = tiny("wan21")
+    fam = host.pack.hostkit.family.model_family(model)
+    assert (fam.layout, fam.parameterisation, fam.config_name, fam.video) == ("dit-cross", "flow", "WAN21_T2V", True)
+    assert fam.flow_editable and fam.dit_blocks == (("double_block", 0), ("double_block", 1))
+    tokens = clip.tokenize("a photo of a cat")["umt5xxl"][0]
+    ids = [t for t, _ in tokens]
+    # one piece a word ("a" twice), the end token, then padding to the 512 tokens Wan reads
+    assert len(ids) == 512 and ids[0] == ids[3] and len(set(ids[:5])) == 4 and ids[5:7] == [2, 0]
+    frames = torch.rand(5, 32, 32, 3, generator=torch.Generator().manual_seed(0))
+    latent = call(host, "VAEEncode", pixels=frames, vae=vae)[0]["samples"]
+    assert latent.shape == (1, 16, 2, 4, 4)   # 5 frames: 1 + 4 -> 2 latent frames
+    assert call(host, "VAEDecode", samples={"samples": latent}, vae=vae)[0].shape == (5, 32, 32, 3)
+
+
+@pytest.mark.parametrize("solver,nfe", [("euler", 6), ("rf-solver", 12), ("fireflow", 7)])
+def test_flow_invert_reconstructs_a_clip_in_one_batched_call_a_step(host, tiny, solver, nfe):
+    model, clip, _ = tiny("wan21")
+    positive = encode(host, clip, SOURCE)
+    latent = clip_latent(seed=1)
+    m, rows = counted_model(model, "APPLY_MODEL")
+    inv, noise, sigmas = call(host, "InvertEditFlowInvert", model=m, latent={"samples": latent}, positive=positive,
+                              solver=solver, steps=6, scheduler="simple", guidance=1.0)
+    assert inv.trajectory.shape == (7, 1, 16, FRAMES, 8, 8) and rows == [1] * nfe
+    out = sample(host, model, positive, noise, sigmas, latent, call(host, "InvertEditFlowSampler", solver=solver)[0])
+    error = rel(out, latent)
+    print(f"\n[wan21] {solver} 6 steps, clip of {FRAMES} latent frames: reconstruction error {error:.2e}")
+    assert out.shape == latent.shape and error < {"euler": 0.1}.get(solver, 0.02)
+
+
+def test_rf_inversion_keeps_the_clip_at_eta_1(host, tiny):
+    model, clip, _ = tiny("wan21")
+    latent = clip_latent(seed=3)
+    inv, noise, sigmas = call(host, "InvertEditRFInversionInvert", model=model, latent={"samples": latent},
+                              positive=encode(host, clip, ""), steps=6, scheduler="simple", gamma=0.5, guidance=0.0,
+                              seed=4)
+    euler = call(host, "KSamplerSelect", sampler_name="euler")[0]
+    target = encode(host, clip, TARGET)
+    kept = call(host, "InvertEditRFInversion", model=model, inversion=inv, eta=1.0, start=0.0, stop=1.0,
+                eta_decay=0.0)[0]
+    assert torch.allclose(sample(host, kept, target, noise, sigmas, latent, euler), latent, atol=1e-4)
+    edit = call(host, "InvertEditRFInversion", model=model, inversion=inv, eta=0.9, start=0.0, stop=0.25,
+                eta_decay=0.0)[0]
+    edited = sample(host, edit, target, noise, sigmas, latent, euler)
+    assert edited.shape == latent.shape and 0 < rel(edited, latent)
+
+
+def flow_edit(host, model, clip, source=SOURCE, target=TARGET, **change):
+    kw = dict(source_guidance=5.0, target_guidance=10.0, n_max=3, n_min=0, n_avg=1,
+              negative=encode(host, clip, ""))
+    kw.update(change)
+    return call(host, "InvertEditFlowEdit", model=model, source=encode(host, clip, source),
+                target=encode(host, clip, target), **kw)[0]
+
+
+def run(host, model, guider, latent, steps=5, seed=7):
+    sigmas = call(host, "BasicScheduler", model=model, scheduler="simple", steps=steps, denoise=1.0)[0]
+    return call(host, "SamplerCustomAdvanced", noise=call(host, "RandomNoise", noise_seed=seed)[0], guider=guider,
+                sampler=call(host, "KSamplerSelect", sampler_name="euler")[0], sigmas=sigmas,
+                latent_image={"samples": latent})[0]["samples"]
+
+
+def test_flowedit_edits_a_clip_in_one_batched_call_a_step_and_keeps_it_for_the_same_prompt(host, tiny):
+    """Wan-Edit (FiVE): FlowEdit with Wan's classifier-free guidance (FiVE's 5 / 10, a negative): source and target,
+    each with its negative, in one model call of 4 rows a step (Wan's prompts are padded to 512 tokens: always one
+    call); the same prompt twice gives the clip back."""
+    model, clip, _ = tiny("wan21")
+    m, rows = counted_model(model, "APPLY_MODEL")
+    latent = clip_latent()
+    out = run(host, m, flow_edit(host, m, clip), latent)
+    assert rows == [4] * 3, rows
+    assert out.shape == latent.shape and torch.isfinite(out).all() and not torch.allclose(out, latent, atol=1e-3)
+    same = run(host, model, flow_edit(host, model, clip, target=SOURCE, target_guidance=5.0), latent)
+    assert torch.allclose(same, latent, atol=1e-5), (same - latent).abs().max()
+
+
+def test_flowedit_edits_each_frame_of_an_image_batch_in_one_run(host, tiny):
+    """A clip as an IMAGE batch of F frames (the SD/Flux convention): FlowEdit on the toy flow model (Flux dev)
+    edits all F frames in one batched run: one model call of 2F rows a step (source and target of every frame), and
+    the same prompt twice gives every frame back."""
+    model, clip, _ = tiny("flux-dev")
+    frames = torch.randn(3, 16, 8, 8, generator=torch.Generator().manual_seed(2))
+
+    def guider(m, target=TARGET, guidance=5.5):
+        return call(host, "InvertEditFlowEdit", model=m, source=encode(host, clip, SOURCE),
+                    target=encode(host, clip, target), source_guidance=1.5, target_guidance=guidance, n_max=3, n_min=0,
+                    n_avg=1)[0]
+
+    m, rows = counted_model(model, "APPLY_MODEL")
+    batch = run(host, m, guider(m), frames)
+    assert rows == [2 * 3] * 3 and batch.shape == frames.shape
+    assert all(not torch.allclose(batch[f], frames[f], atol=1e-3) for f in range(3))
+    assert torch.allclose(run(host, model, guider(model, SOURCE, 1.5), frames), frames, atol=1e-5)
