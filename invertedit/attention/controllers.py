@@ -105,9 +105,11 @@ class PromptToPrompt(AttentionPolicy[LocalBlendMaps]):
             a, b = self.mixes(None if pattern is None else torch.tensor(pattern, device=v.device), v.device)
             repeats = context_repeats(length, self.schedule.length)
             a, b = (None if m is None else torch.block_diag(*[m] * repeats) for m in (a, b))
-            targets = [2 * c + 1 for c, kind in enumerate(where.chunks) if kind == 0]
+            frames = where.rows // 2   # a clip's pair in blocks: rows F..2F-1 of a chunk are its targets
+            targets = [c * where.rows + frames + f for c, kind in enumerate(where.chunks) if kind == 0
+                       for f in range(frames)]
             extra = tuple(targets) if b is not None else ()
-            index = source_index(where.chunks, 2, v.device, (0,), extra)
+            index = source_index(where.chunks, where.rows, v.device, (0,), extra)
             mixes = None
             if not self.plain or b is not None:
                 mixes = torch.eye(length, device=v.device).repeat(len(index), 1, 1)

@@ -8,7 +8,8 @@ sampling run. The editors of the pack are policies: Prompt-to-Prompt's controlle
 (``techniques/masactrl/mutual.py``) and Plug-and-Play's self-attention injection (``techniques/plug_and_play/injection.py``).
 
 A source/target pair runs in one batch: every chunk of the call (``cond_or_uncond``: 0
-conditional, 1 unconditional) holds the pair's rows, row 0 the source, row 1 the target. The
+conditional, 1 unconditional) holds the pair's rows, row 0 the source, row 1 the target (a clip
+of F frames: 2F rows in blocks, rows 0..F-1 the source frames, row F + f the target of frame f). The
 target takes rows of the source with one gather per tensor through an index made once per
 layout and device (``source_index``), so that per attention call a policy adds no transfer and
 no tensor built on the CPU.
@@ -53,7 +54,7 @@ class Where:
     block: tuple[str, int]            # the UNet block, as the host names it: ("input", 4), ("middle", 0), ...
     depth: int                        # the transformer block's index inside the UNet block
     chunks: tuple[int, ...]           # the batch's chunks: 0 conditional, 1 unconditional
-    rows: int                         # rows per chunk (2: the source/target pair)
+    rows: int                         # rows per chunk (2: the source/target pair; 2F: a clip's pair in blocks)
     heads: int
     latent_hw: tuple[int, int]        # the latent's height and width
     attend: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor] = field(repr=False, compare=False)
@@ -108,12 +109,14 @@ def source_index(chunks: tuple[int, ...], rows: int, device: torch.device, kinds
     """The row index that gives every target row of the chunks of ``kinds`` its source row (the
     other rows themselves), followed by the rows ``extra``: a constant of the call's layout, made
     on ``device`` once (a memo: the layout and device decide it), so a policy takes rows with one
-    ``index_select`` and no transfer per call."""
+    ``index_select`` and no transfer per call. A chunk of ``rows`` = 2F holds a clip's pair in
+    blocks: target row F + f takes source row f (F = 1: row 1 takes row 0); a chunk of one row (a
+    call of target rows only) keeps it."""
     key = (tuple(chunks), rows, device, kinds, extra)
     index = _INDEX.get(key)
     if index is None:
-        rows_of = [r for c, kind in enumerate(chunks) for r in
-                   ((c * rows, c * rows) if kind in kinds else (c * rows, c * rows + 1))[:rows]]
+        frames = max(rows // 2, 1)
+        rows_of = [c * rows + (r % frames if kind in kinds else r) for c, kind in enumerate(chunks) for r in range(rows)]
         index = _INDEX[key] = torch.tensor(rows_of + list(extra), dtype=torch.long, device=device)
     return index
 

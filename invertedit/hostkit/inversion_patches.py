@@ -110,6 +110,11 @@ def check_run(inversion: Inversion, model, noise: torch.Tensor, latent: torch.Te
             "DisableNoise with SamplerCustomAdvanced (KSampler always adds noise: use KSamplerAdvanced)."))
     check_finite_tensor(node, "the latent being sampled", latent,
                         "sample the inversion's own LATENT output (a latent with NaN gives a black image).")
+    frames = inversion.trajectory.shape[1]
+    if frames > 1 and latent.shape[0] not in (frames, 2 * frames):
+        raise NodeInputError(node, f"the inversion holds a clip of {frames} frames, but the latent being sampled has "
+                                   f"{latent.shape[0]} rows; sample the inversion's own LATENT ({frames} frames) or a "
+                                   f"pair editor's LATENT of it ({2 * frames} rows: source frames, then target frames).")
     try:
         inversion.check_latent(tuple(latent.shape))
         start = inversion.locate(sigmas)

@@ -1,5 +1,6 @@
 """The source/target pair of the pair editors (Attention Inject, MasaCtrl, Plug-and-Play): one
-batch-2 CONDITIONING and LATENT (row 0 source, row 1 target), sampled in one run."""
+batch-2 CONDITIONING and LATENT (row 0 source, row 1 target), sampled in one run; for a clip of F
+frames, 2F rows in blocks (rows 0..F-1 the source frames, F..2F-1 the target's; ``frames.py``)."""
 from __future__ import annotations
 
 import logging
@@ -14,6 +15,7 @@ from ..attention.local_blend import LocalBlend, blend_start
 from ..attention.prompt_to_prompt import ReplaceSchedule, idle_reason, run_note
 from .errors import NodeInputError
 from .fingerprint import conditioning_fingerprint
+from .frames import FRAMES_KEY, blocked_conditioning, set_frames
 from .inversion_patches import sampler_name, steps_as_euler
 from .inverters import check_latent_made_with
 from .keys import INVERSION_KEY, TARGET_ONLY
@@ -26,8 +28,9 @@ def encode_prompt(clip, text: str) -> list:
     return [clip.encode_from_tokens_scheduled(clip.tokenize(text))[0]]
 
 
-def join_pair(source: list, target: list) -> list:
-    """One CONDITIONING of batch 2 from two one-row ones: row 0 the source, row 1 the target.
+def join_pair(source: list, target: list, frames: int = 1) -> list:
+    """One CONDITIONING of batch 2 from two one-row ones: row 0 the source, row 1 the target; for a
+    clip of ``frames`` F > 1, of 2F rows in blocks (``frames.blocked_conditioning``).
     Embeddings of different token lengths (a prompt longer than one 77-token CLIP window takes
     several) are each repeated to the least common multiple of the lengths, as the host does
     when it batches such conds (``comfy.conds.CONDCrossAttn.concat``): attention over a
@@ -38,7 +41,7 @@ def join_pair(source: list, target: list) -> list:
     extra = {}
     if extra_s.get("pooled_output") is not None:
         extra["pooled_output"] = torch.cat([extra_s["pooled_output"], extra_t["pooled_output"]])
-    return [[emb, extra]]
+    return blocked_conditioning([[emb, extra]], frames)
 
 
 def encode_pair(clip, source: str, target: str) -> list:
@@ -67,13 +70,21 @@ class PairRun:
         self.source_fingerprint = conditioning_fingerprint(source)   # the source prompt's CONDITIONING, as inverters record it
         self.node, self.idle, self.note, self.euler_only = node, idle, note, euler_only
 
-    def check(self, guider, steps: int) -> None:
-        """The run's checks, before its first step."""
+    def check(self, guider, steps: int, frames: int | None = None) -> None:
+        """The run's checks, before its first step (``frames``: the pair's frame count F, where known)."""
         reason = self.idle(steps)
         if reason:
             raise NodeInputError(self.node, reason)
         guards = guider.model_patcher.get_wrappers(comfy.patcher_extension.WrappersMP.OUTER_SAMPLE, INVERSION_KEY)
-        made = [g.inversion.fingerprint.get("positive") for g in guards if getattr(g, "inversion", None) is not None]
+        inversions = [g.inversion for g in guards if getattr(g, "inversion", None) is not None]
+        if frames is not None:
+            for inv in inversions:
+                if inv.trajectory.shape[1] not in (1, frames):
+                    raise NodeInputError(self.node, f"the MODEL carries an inversion (Apply Inversion) of "
+                                                    f"{inv.trajectory.shape[1]} frames, but the LATENT pair holds a clip "
+                                                    f"of {frames}; apply the inversion of this clip (the one the LATENT "
+                                                    f"was inverted with).")
+        made = [inv.fingerprint.get("positive") for inv in inversions]
         if any(f is not None and f != self.source_fingerprint for f in made):
             logging.warning("%s: the source prompt is not the prompt the inversion (from Apply Inversion) was made "
                             "with, so the source branch does not retrace the image (its row, or with Direct Inversion "
@@ -83,7 +94,7 @@ class PairRun:
     def __call__(self, executor, noise, latent_image, sampler, sigmas, *args, **kwargs):
         """The run itself, after its checks (the guider is the executor's ``class_obj``)."""
         steps = len(sigmas) - 1
-        self.check(executor.class_obj, steps)
+        self.check(executor.class_obj, steps, max(latent_image.shape[0] // 2, 1))
         if self.euler_only and not steps_as_euler(sampler):
             raise NodeInputError(self.node, f"sampler '{sampler_name(sampler).removeprefix('sample_')}' "
                                             f"{self.euler_only}")
@@ -111,12 +122,14 @@ def replace_run(schedule: ReplaceSchedule, blend: LocalBlend | None, source: lis
 
 def prepare_pair_model(model, latent: dict, kinds: tuple[str, ...], node: str):
     """The shared set-up of the pair editors: a clone of the model to patch, the UNet's
-    transformer blocks, and the LATENT pair. Refuses a batch that is not one image, a LATENT
+    transformer blocks, and the LATENT pair: one image's two rows, or a clip of F frames as 2F rows
+    in blocks (its frame count recorded on the clone, ``frames.set_frames``). Refuses a LATENT
     inverted with another model, and a model that already replaces these attention layers (the
     patch would be dropped)."""
     samples = latent["samples"]
-    if samples.shape[0] != 1:
-        raise NodeInputError(node, f"input 'latent' has a batch of {samples.shape[0]}; connect one inverted image.")
+    if samples.ndim != 4 or samples.shape[0] < 1:
+        raise NodeInputError(node, f"input 'latent' has shape {tuple(samples.shape)}; connect one inverted image or "
+                                   f"a clip's inverted frames [frames, channels, height, width].")
     check_latent_made_with(node, latent, model)
     check_latent_size(node, "latent", samples, model)
     blocks = transformer_blocks(model)
@@ -126,17 +139,23 @@ def prepare_pair_model(model, latent: dict, kinds: tuple[str, ...], node: str):
         raise NodeInputError(node, f"the input MODEL already has attention replace patches ({taken[0][0]} of block "
                                    f"{taken[0][1]}), from another node; they would be dropped. Apply {node} to the "
                                    f"model before that node's patch, or without it.")
-    return model.clone(), blocks, {"samples": samples.repeat(2, 1, 1, 1)}
+    m = model.clone()
+    set_frames(m, samples.shape[0])
+    return m, blocks, {"samples": samples.repeat(2, 1, 1, 1)}   # [source frames, target frames]: the blocks
 
 
 def pair_rows(q: torch.Tensor, extra_options: dict, node: str) -> tuple[list, int]:
     """The chunks (``cond_or_uncond``) of an attention call and their row count, which must be
-    the (source, target) pair, or 1 in a call of target rows only (``TARGET_ONLY``)."""
+    the (source, target) pair, 2F for a clip of F frames (``frames.FRAMES_KEY``), or 1 in a call of
+    target rows only (``TARGET_ONLY``)."""
     chunks = extra_options.get("cond_or_uncond", [0])
     rows = q.shape[0] // len(chunks)
     if extra_options.get(TARGET_ONLY) and rows == 1:
         return chunks, rows
-    if rows != 2:
+    frames = extra_options.get(FRAMES_KEY, 1)
+    if rows != 2 * frames:
+        clip = f" of a clip of {frames} frames (rows 0 to {frames - 1} source, the rest target)" if frames > 1 else \
+            " (row 0 source, row 1 target)"
         raise NodeInputError(node, f"the sampler runs a batch of {rows}; sample the LATENT pair and the CONDITIONING "
-                                   f"pair from this node (row 0 source, row 1 target).")
+                                   f"pair from this node{clip}.")
     return chunks, rows

@@ -77,8 +77,13 @@ class MutualSelfAttention(AttentionPolicy[None]):
             return where.attend(q, *rows_from_source(where, k, v, kinds=(0, 1)))
         out = where.attend(q, k, v).clone()
         masks = self.token_masks(where.latent_hw, q.shape[1])
+        if k.shape[1] != q.shape[1]:   # keys of several frames (Cross-Frame Attention): the source mask on each
+            masks = (masks[0].repeat(k.shape[1] // q.shape[1]), masks[1])
+        frames = where.rows // 2   # a clip's pair in blocks: target row F + f reads source row f
         for c in range(len(where.chunks)):   # conditional and unconditional pairs alike, as in the paper
             s = c * where.rows
-            target = masked_mutual_target(q[s:s + 2], k[s:s + 2], v[s:s + 2], where.heads, *masks)
-            out[s + 1] = target[0].to(out.dtype)
+            for f in range(frames):
+                pair = slice(s + f, s + f + frames + 1, frames)   # rows s + f and s + F + f (a view)
+                target = masked_mutual_target(q[pair], k[pair], v[pair], where.heads, *masks)
+                out[s + frames + f] = target[0].to(out.dtype)
         return out

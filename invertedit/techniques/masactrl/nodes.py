@@ -80,7 +80,8 @@ class MasaCtrl(io.ComfyNode):
         source = encode_prompt(clip, source_prompt)
         check_conditioning(MasaCtrl.NAME, "clip", source, model)
         wrap_runs(m, PAIR_RUN_KEY, PairRun(source, MasaCtrl.NAME, idle=partial(idle_reason, start_step)))
-        return io.NodeOutput(m, join_pair(source, encode_prompt(clip, target_prompt)), pair_latent)
+        frames = pair_latent["samples"].shape[0] // 2   # a clip's pair in blocks (F = 1: one image)
+        return io.NodeOutput(m, join_pair(source, encode_prompt(clip, target_prompt), frames), pair_latent)
 
 
 NODES = [MasaCtrl]

@@ -82,6 +82,12 @@ class NullTextOptimize(io.ComfyNode):
     def execute(cls, model, inversion, positive, negative, cfg, inner_steps, learning_rate, early_stop,
                 start_from: str = FROM_NEGATIVE, cuda_graph: bool = True) -> io.NodeOutput:
         require_base(NULL_TEXT, inversion, model)
+        if inversion.trajectory.shape[1] > 1:
+            raise NodeInputError(NullTextOptimize.NAME, f"input 'inversion' is of a clip of {inversion.trajectory.shape[1]} "
+                                                        f"frames, and Null-Text Optimize finds one null text for one "
+                                                        f"image (shared by the frames it reconstructs them worse); for a "
+                                                        f"clip use Direct Inversion (exact for every frame) or "
+                                                        f"Negative-Prompt Inversion.")
         check_finite(NullTextOptimize.NAME, cfg=cfg, learning_rate=learning_rate)
         check_at_least(NullTextOptimize.NAME, 1, inner_steps=inner_steps)
         check_choice(NullTextOptimize.NAME, "start_from", start_from, START_FROM)

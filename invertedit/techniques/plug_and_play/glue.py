@@ -67,4 +67,5 @@ def plug_and_play(node: str, model, clip, latent: dict, source_prompt: str, targ
     source = encode_prompt(clip, source_prompt)
     check_conditioning(node, "clip", source, model)
     wrap_runs(m, PAIR_RUN_KEY, PairRun(source, node, idle=partial(schedule.idle_reason, paper=said)))
-    return m, join_pair(source, encode_prompt(clip, target_prompt)), pair_latent
+    frames = pair_latent["samples"].shape[0] // 2   # a clip's pair in blocks (F = 1: one image)
+    return m, join_pair(source, encode_prompt(clip, target_prompt), frames), pair_latent

@@ -38,10 +38,13 @@ class PlugAndPlaySchedule:
 
 def inject_features(h: torch.Tensor, chunks: int) -> torch.Tensor:
     """In every (source, target) row pair of ``h`` (``chunks`` pairs), the target row takes the
-    source row's features."""
+    source row's features; in a clip's pair of 2F rows in blocks, target row F + f takes source row f."""
     out = h.clone()
+    rows = h.shape[0] // chunks
+    frames = rows // 2
     for c in range(chunks):
-        out[2 * c + 1] = h[2 * c]
+        s = c * rows
+        out[s + frames:s + rows] = h[s:s + frames]
     return out
 
 

@@ -118,6 +118,10 @@ def attention_inject(node: str, model, clip, latent: dict, source_prompt: str, t
     check_acts(node, schedule, bool(positions), blend is not None)
     if not positions:
         warn_same_prompts(node, source_prompt, target_prompt)
+    if blend is not None and latent["samples"].ndim == 4 and latent["samples"].shape[0] > 1:
+        raise NodeInputError(node, f"input 'latent' is a clip of {latent['samples'].shape[0]} frames, and the local "
+                                   f"blend masks one image pair; set local_blend off for a clip (a global edit of "
+                                   f"every frame; Cross-Frame Attention keeps the frames consistent).")
     m, blocks, pair_latent = prepare_pair_model(model, latent, ("attn1", "attn2"), node)
     policy = controller(schedule, blend, swap, refine, positions)
     install_policy(m, policy, blocks, node)
@@ -127,7 +131,8 @@ def attention_inject(node: str, model, clip, latent: dict, source_prompt: str, t
     wrap_model_calls(m, SKIP_SOURCE_KEY, SkipUnusedSource(schedule, blend is not None))
     if blend is not None:
         after_cfg(m, LocalBlendStep(policy, node))
-    return m, join_pair(source, encode_prompt(clip, target_prompt)), pair_latent
+    frames = pair_latent["samples"].shape[0] // 2   # a clip's pair in blocks (F = 1: one image)
+    return m, join_pair(source, encode_prompt(clip, target_prompt), frames), pair_latent
 
 
 LONGER = (", and Prompt-to-Prompt aligns the two prompts' attention maps token by token within one window (MasaCtrl "

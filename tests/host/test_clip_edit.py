@@ -1,0 +1,107 @@
+"""A clip (an IMAGE batch of F frames) on the SD family: inverted in one batched run, edited by the
+pair editors as 2F rows in blocks (source frames, then target frames), and Cross-Frame Attention."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from workshop.headless.calls import call, encode, reconstruct, rel_err
+
+SOURCE, TARGET = "a red circle on a blue background", "a red square on a blue background"
+FRAMES = 3
+
+
+def clip_latent(frames: int = FRAMES) -> torch.Tensor:
+    return torch.randn(frames, 4, 8, 8, generator=torch.Generator().manual_seed(0)) * 5.0
+
+
+def ddim(host, model, clip, samples, steps=8):
+    return call(host, "InvertEditDDIMInvert", model=model, latent={"samples": samples},
+                positive=encode(host, clip, SOURCE), steps=steps, scheduler="ddim_uniform", start_at_step=0, cfg=1.0)
+
+
+def sample(host, model, positive, negative, latent, steps=8, cfg=5.0):
+    return call(host, "KSamplerAdvanced", model=model, add_noise="disable", noise_seed=0, steps=steps, cfg=cfg,
+                sampler_name="ddim", scheduler="ddim_uniform", positive=positive, negative=negative,
+                latent_image=latent, start_at_step=0, end_at_step=10000,
+                return_with_leftover_noise="disable")[0]["samples"]
+
+
+def test_a_clip_inverts_in_one_run_and_every_frame_reconstructs(host, tiny, tmp_path):
+    model, clip, _ = tiny("sd1")
+    x = clip_latent()
+    pos, neg = encode(host, clip, SOURCE), encode(host, clip, "")
+    inv, lat, _ = ddim(host, model, clip, x)
+    assert inv.trajectory.shape[:2] == (9, FRAMES) and lat["samples"].shape[0] == FRAMES
+    alone, _, _ = ddim(host, model, clip, x[1:2])   # the batched run is frame by frame
+    assert rel_err(inv.latent[1:2], alone.latent) < 1e-5
+    plain = reconstruct(host, call(host, "InvertEditApplyInversion", model=model, inversion=inv)[0], lat, pos, steps=8)
+    direct = call(host, "InvertEditDirectInversion", inversion=inv)[0]
+    exact = reconstruct(host, call(host, "InvertEditApplyInversion", model=model, inversion=direct)[0], lat, pos, neg,
+                        steps=8, cfg=7.5)
+    npi = call(host, "InvertEditNegativePromptInversion", inversion=inv, positive=pos)[0]
+    guided = reconstruct(host, call(host, "InvertEditApplyInversion", model=model, inversion=npi)[0], lat, pos, neg,
+                         steps=8, cfg=7.5)
+    errors = {name: [rel_err(out[f], x[f]) for f in range(FRAMES)] for name, out in
+              (("ddim", plain), ("direct", exact), ("negative-prompt", guided))}
+    print(f"\nclip of {FRAMES} frames, 8 steps, tiny sd1: per-frame reconstruction {errors}")
+    assert max(errors["direct"]) < 1e-5
+    assert max(errors["ddim"]) < 0.3 and max(errors["negative-prompt"]) < 0.3   # a random tiny UNet at 8 DDIM steps
+    assert rel_err(plain[1:2], reconstruct(host, call(host, "InvertEditApplyInversion", model=model, inversion=alone)[0],
+                                           {"samples": alone.latent}, pos, steps=8)) < 1e-5
+    # Save / Load Inversion keep the clip
+    name = call(host, "InvertEditSaveInversion", inversion=direct, filename_prefix="inversions/clip_roundtrip")
+    files = [f for f in host.pack.hostkit.inversion_files.list_inversion_files() if "clip_roundtrip" in f]
+    loaded = call(host, "InvertEditLoadInversion", inversion=files[-1])[0]
+    assert name is not None and torch.equal(loaded.trajectory, direct.trajectory.cpu())
+
+
+def test_null_text_refuses_a_clip(host, tiny):
+    model, clip, _ = tiny("sd1")
+    inv, _, _ = ddim(host, model, clip, clip_latent(2), steps=4)
+    with pytest.raises(ValueError, match="Null-Text Optimize: input 'inversion' is of a clip of 2 frames.*Direct"):
+        call(host, "InvertEditNullTextOptimize", model=model, inversion=inv, positive=encode(host, clip, SOURCE),
+             negative=encode(host, clip, ""), cfg=7.5, inner_steps=1, learning_rate=0.01, early_stop=1e-5)
+
+
+EDITORS = {
+    "attention-inject": ("InvertEditAttentionInject", dict(mode="replace", reweight="", cross_replace=0.8,
+                                                           self_replace=0.4, local_blend=False)),
+    "plug-and-play": ("InvertEditPlugAndPlay", dict(feature_injection=0.8, self_attention_injection=0.5)),
+    "masactrl": ("InvertEditMasaCtrl", dict(start_step=2, start_layer=3)),
+    "masactrl-mask": ("InvertEditMasaCtrl", dict(start_step=2, start_layer=3)),
+}
+
+
+@pytest.mark.parametrize("editor", list(EDITORS))
+def test_a_pair_editor_edits_a_clip_frame_by_frame_in_one_run(host, tiny, editor):
+    """The blocked 2F LATENT and CONDITIONING: target row F + f takes source row f, so the batched
+    clip edit is each frame's own edit."""
+    model, clip, _ = tiny("sd1")
+    node, args = EDITORS[editor]
+    if editor == "masactrl-mask":
+        mask = torch.zeros(1, 64, 64)
+        mask[:, 16:48, 16:48] = 1.0
+        args = dict(args, source_mask=mask)
+    inv, lat, _ = ddim(host, model, clip, clip_latent(2))
+    neg = encode(host, clip, "")
+    m, pair, pair_lat = call(host, node, model=model, clip=clip, latent=lat, source_prompt=SOURCE, target_prompt=TARGET,
+                             **args)
+    emb = pair[0][0]
+    assert pair_lat["samples"].shape[0] == 4 and emb.shape[0] == 4
+    assert torch.equal(emb[0], emb[1]) and torch.equal(emb[2], emb[3]) and not torch.equal(emb[1], emb[2])
+    out = sample(host, m, pair, neg, pair_lat)
+    for f in range(2):
+        m1, pair1, lat1 = call(host, node, model=model, clip=clip, latent={"samples": lat["samples"][f:f + 1]},
+                               source_prompt=SOURCE, target_prompt=TARGET, **args)
+        one = sample(host, m1, pair1, neg, lat1)
+        assert rel_err(out[f], one[0]) < 1e-5 and rel_err(out[2 + f], one[1]) < 1e-5, (editor, f)
+    assert rel_err(out[2:], out[:2]) > 1e-3   # the target frames are edited
+
+
+def test_the_local_blend_refuses_a_clip(host, tiny):
+    model, clip, _ = tiny("sd1")
+    with pytest.raises(ValueError, match="Attention Inject: input 'latent' is a clip of 2 frames.*local_blend off"):
+        call(host, "InvertEditAttentionInject", model=model, clip=clip, latent={"samples": clip_latent(2)},
+             source_prompt=SOURCE, target_prompt=TARGET, mode="replace", reweight="", cross_replace=0.8,
+             self_replace=0.4)
