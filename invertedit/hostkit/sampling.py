@@ -101,15 +101,15 @@ def check_flow_family(model: ModelPatcher, node: str) -> ModelFamily:
             and family.parameterisation in FLOW_EDITABLE["parameterisation"]):
         raise NodeInputError(node, (
             f"input 'model' is {family.config_name} ({family.denoiser_name}), a model this node was not tested on; it "
-            f"edits with Flux.1 dev and schnell, SD3/SD3.5, Qwen-Image and Wan 2.1/2.2 text-to-video (the host's "
+            f"edits with Flux.1 dev and schnell, SD3/SD3.5 and Qwen-Image, and Wan 2.1/2.2 text-to-video (the host's "
             f"{', '.join(FLOW_EDITABLE['config'])} configs). Load one of those."))
     if not family.flow_editable:
         hint = (" For Stable Diffusion checkpoints use the pack's inversion nodes (DDIM Invert, then an editor)."
                 if family.editable else "")
         raise NodeInputError(node, (
             f"input 'model' is {family.config_name} ({family.denoiser_name}, {family.sampling_name} sampling); this "
-            f"node edits with rectified-flow transformers: Flux.1 (dev, schnell), SD3/SD3.5, Qwen-Image and Wan 2.1/2.2 "
-            f"text-to-video.{hint}"))
+            f"node edits with rectified-flow transformers: Flux.1 (dev, schnell), SD3/SD3.5 and Qwen-Image, and Wan "
+            f"2.1/2.2 text-to-video.{hint}"))
     return family
 
 
