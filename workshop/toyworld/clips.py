@@ -158,10 +158,10 @@ def clip_edit_cases(n: int = 12, seed: int = 0, frames: int = FRAMES,
     return out
 
 
-def render_clip(scenes: list[S.Scene], res: int = S.SIZE) -> tuple[torch.Tensor, torch.Tensor]:
-    """(IMAGE batch ``[F, res, res, 3]``, exact masks ``[F, n_objects, res, res]``) by ``scenes.render``."""
+def render_clip(scenes: list[S.Scene], res: int = S.SIZE) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """(IMAGE batch ``[F, res, res, 3]``, each frame's exact masks ``[n_objects, res, res]``) by ``scenes.render``."""
     rendered = [S.render(sc, res) for sc in scenes]
-    return torch.stack([r[0] for r in rendered]), torch.stack([r[1] for r in rendered])
+    return torch.stack([r[0] for r in rendered]), [r[1] for r in rendered]
 
 
 # The pack's sample scene set moving: 8 frames, circle down-left, square up-right (5 px a frame).
