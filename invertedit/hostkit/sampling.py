@@ -108,8 +108,8 @@ def check_flow_family(model: ModelPatcher, node: str) -> ModelFamily:
                 if family.editable else "")
         raise NodeInputError(node, (
             f"input 'model' is {family.config_name} ({family.denoiser_name}, {family.sampling_name} sampling); this "
-            f"node edits with rectified-flow transformers: Flux.1 (dev, schnell), SD3/SD3.5 and Qwen-Image, and Wan "
-            f"2.1/2.2 text-to-video.{hint}"))
+            f"node edits with rectified-flow transformers: Flux.1 (dev, schnell), SD3/SD3.5 and Qwen-Image.{hint} It "
+            f"edits clips with Wan 2.1/2.2 text-to-video too."))
     return family
 
 

@@ -2212,6 +2212,9 @@ def changed_region_image() -> dict:
     return {"samples": torch.randn(1, 16, 8, 8, generator=torch.Generator().manual_seed(0))}
 # ============================================================================ end of issue 81's cases
 
+from bad_inputs_wan import WAN_CASES; CASES += WAN_CASES  # noqa: E402, E702  (tests/host is on the path)
+from bad_inputs_clips import CLIP_CASES; CASES += CLIP_CASES  # noqa: E402, E702  (tests/host is on the path)
+
 
 CASES += FILE_CASES + PAIR_CASES + FLOW_CASES + QUANTISED_CASES + QWEN_TEMPLATE_CASES + LOCK_CASES
 

@@ -28,7 +28,7 @@ from ...hostkit.errors import NodeInputError, check_finite_tensor
 from ...hostkit.guidance_driver import BatchedGuider, predict_conds
 from ...hostkit.inversion_patches import is_host_euler, sampler_name
 from ...hostkit.run_state import run_state
-from ...hostkit.sampling import check_latent_channels, with_guidance
+from ...hostkit.sampling import check_image_latent_shape, check_latent_channels, with_guidance
 from ...hostkit.steps import step_at
 from . import ode as F
 
@@ -117,6 +117,8 @@ class FlowEditGuider(BatchedGuider):
         check_finite_tensor(NAME, "the sampler's latent_image", latent_image,
                             "connect VAE Encode of the source image (a latent with NaN edits to a black image).")
         check_latent_channels(NAME, "latent_image", latent_image, self.model_patcher)
+        # an image latent per row (a batch of frames on an image model), or a clip's on a video model (Wan)
+        check_image_latent_shape(NAME, "latent_image", latent_image, self.model_patcher)
         return super().outer_sample(noise, latent_image, sampler, sigmas, *args, **kwargs)
 
     def inner_sample(self, noise, latent_image, device, sampler, sigmas, denoise_mask, callback, disable_pbar, seed,
