@@ -4,7 +4,10 @@ an attention layer's or a DiT block's replacement). The glue never calls the hos
 so the host surface the pack relies on is listed here (and in the drivers that install policies)."""
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 import comfy.patcher_extension
+from comfy.ldm.modules.diffusionmodules.openaimodel import ResBlock
 from comfy.model_patcher import ModelPatcher
 
 from .steps import CLOCK_KEY, stamp_clock
@@ -42,6 +45,14 @@ def on_output_blocks(model: ModelPatcher, function) -> None:
     model.set_model_output_block_patch(function)
 
 
+def before_self_attention(model: ModelPatcher, function) -> None:
+    """``function(n, context, value, extra_options) -> (n, context, value)`` on the input of every
+    self-attention layer of the UNet, after its norm and before the layer (the host's ``attn1_patch``):
+    where a patch reads the tokens' features themselves (TokenFlow's nearest-neighbour field)."""
+    _keep_clock(model)
+    model.set_model_attn1_patch(function)
+
+
 def replace_attention(model: ModelPatcher, function, layer: str, block: str, number: int) -> None:
     """``function(q, k, v, extra_options) -> out`` in place of the ``layer`` ("attn1": self-attention,
     "attn2": cross-attention) of the UNet's transformer ``(block, number)`` (the host's replace patch)."""
@@ -55,3 +66,25 @@ def replace_dit_block(model: ModelPatcher, function, block: tuple[str, int]) -> 
     ("single_block", i); the host's ``patches_replace["dit"]``: ``extra["original_block"]`` runs it)."""
     _keep_clock(model)
     model.set_model_patch_replace(function, "dit", block[0], block[1])
+
+
+@contextmanager
+def on_resblock_residual(base_model, block: tuple[str, int], function):
+    """Within the context, ``function(h) -> h`` on the residual branch of the first ResBlock of the
+    UNet's ``block`` (("output", 4)): its output after the last convolution, before the skip
+    connection is added (a forward hook on the ResBlock's ``out_layers``, removed on leaving). Where
+    a patch replaces a ResBlock's residual features alone, as Plug-and-Play's and TokenFlow's
+    authors do (``register_conv_injection``), which no patch point of the host reaches.
+    ``base_model``: the model an APPLY_MODEL wrapper runs (its ``executor.class_obj``); the hook
+    lives for the calls made inside the context only."""
+    unet = base_model.diffusion_model
+    kind, number = block
+    modules = unet.middle_block if kind == "middle" else getattr(unet, f"{kind}_blocks")[number]
+    res = next(m for m in modules if isinstance(m, ResBlock))
+    if res.use_scale_shift_norm:
+        raise NotImplementedError("a ResBlock with scale-shift norm runs its out_layers in parts")
+    handle = res.out_layers.register_forward_hook(lambda module, args, out: function(out))
+    try:
+        yield
+    finally:
+        handle.remove()
