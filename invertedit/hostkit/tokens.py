@@ -181,6 +181,18 @@ def _t5_ids(clip, text: str) -> list[int]:
     return ids[:ids.index(T5_END) + 1] if T5_END in ids else ids
 
 
+UMT5_KEY = "umt5xxl"   # the host's tokenizer key of UMT5-XXL (Wan's text encoder)
+
+
+def _umt5_ids(clip, text: str) -> list[int]:
+    """Wan's UMT5 token ids of ``text`` up to and with its end token (no start token, no padding), the end token the
+    tokenizer's own (its SentencePiece model's: 1 for UMT5's)."""
+    tokenizer = getattr(clip.tokenizer, clip.tokenizer.clip)   # SD1Tokenizer keeps it as "clip_umt5xxl"
+    ids = [t[0] for t in clip.tokenize(text)[UMT5_KEY][0]]
+    end = tokenizer.end_token
+    return ids[:ids.index(end) + 1] if end in ids else ids
+
+
 QWEN_KEY = "qwen25_7b"       # the host's tokenizer key of Qwen2.5-VL (Qwen-Image's text encoder)
 QWEN_IM_START, QWEN_IM_END, QWEN_USER, QWEN_NEWLINE, QWEN_ASSISTANT = 151644, 151645, 872, 198, 77091
 #: what follows the prompt in the model's text (the chat template's end): "<|im_end|>", "\n", "<|im_start|>",
@@ -261,6 +273,8 @@ def sequence_streams(clip, prompt: str, node: str, text_sequence: str, text_toke
     template's start (``qwen_text_ids``), unpadded: the stream is the prompt's own length."""
     if text_sequence == "t5xxl":
         return [(_t5_ids(clip, prompt), 0, text_tokens)]
+    if text_sequence == UMT5_KEY:   # Wan: UMT5's tokens, padded to 512
+        return [(_umt5_ids(clip, prompt), 0, text_tokens)]
     if text_sequence == QWEN_KEY:
         ids, _ = qwen_text_ids(clip, prompt)
         return [(ids, 0, text_tokens)]
@@ -281,12 +295,16 @@ def stream_words(clip, prompt: str, node: str, text_sequence: str, text_tokens: 
     def clip_words(text: str) -> list[int]:
         return prompt_tokens(clip, text, node)[0][1:-1]
 
+    def umt5_words(text: str) -> list[int]:
+        return _umt5_ids(clip, text)[:-1]
+
     out = []
     for n, (ids, offset, length) in enumerate(sequence_streams(clip, prompt, node, text_sequence, text_tokens, name)):
         if text_sequence == QWEN_KEY:
             words = _qwen_words(clip, ids, qwen_text_ids(clip, prompt)[1])
         else:
-            words = _words_in(ids, t5_words if text_sequence == "t5xxl" or n > 0 else clip_words, prompt, 0)
+            words = _words_in(ids, umt5_words if text_sequence == UMT5_KEY else
+                              t5_words if text_sequence == "t5xxl" or n > 0 else clip_words, prompt, 0)
         out.append((ids, offset, length, words))
     return out
 

@@ -130,3 +130,52 @@ def test_flowedit_edits_each_frame_of_an_image_batch_in_one_run(host, tiny):
     assert rows == [2 * 3] * 3 and batch.shape == frames.shape
     assert all(not torch.allclose(batch[f], frames[f], atol=1e-3) for f in range(3))
     assert torch.allclose(run(host, model, guider(model, SOURCE, 1.5), frames), frames, atol=1e-5)
+
+
+# ------------------------------------------------------------------ attention on Wan (hostkit/wan_attention.py)
+
+
+def test_the_wan_driver_hands_each_block_its_self_then_cross_attention_and_changes_nothing(host, tiny):
+    """A policy that records its calls and returns the host's attention: every block call hands it the
+    self-attention (keys: the clip's tokens) then the cross-attention (keys: UMT5's 512), with the clip's frames and
+    patch grid; the model's prediction is bit for bit the unpatched one."""
+    wan = host.pack.hostkit.wan_attention
+    model, clip, _ = tiny("wan21")
+    seen = []
+
+    class Record(host.pack.attention.policy.AttentionPolicy):
+        pair = False
+
+        def attention(self, q, k, v, where, state):
+            seen.append((where.kind, where.block, where.frames, where.grid, q.shape[2], k.shape[2], where.text))
+            return where.attend(q, k, v)
+
+    m = model.clone()
+    wan.install_wan_policy(m, Record(), [("double_block", 0), ("double_block", 1)], "test", kinds=("self", "cross"))
+    positive = encode(host, clip, SOURCE)
+    latent = clip_latent()
+    sigmas = call(host, "BasicScheduler", model=model, scheduler="simple", steps=2, denoise=1.0)[0]
+    euler = call(host, "KSamplerSelect", sampler_name="euler")[0]
+    noise = call(host, "RandomNoise", noise_seed=3)[0]
+    ours, stock = (sample(host, x, positive, noise, sigmas, latent, euler) for x in (m, model))
+    assert torch.equal(ours, stock)
+    tokens = FRAMES * 4 * 4
+    assert seen[:4] == [("self", ("double_block", 0), FRAMES, (4, 4), tokens, tokens, tokens),
+                        ("cross", ("double_block", 0), FRAMES, (4, 4), tokens, 512, 512),
+                        ("self", ("double_block", 1), FRAMES, (4, 4), tokens, tokens, tokens),
+                        ("cross", ("double_block", 1), FRAMES, (4, 4), tokens, 512, 512)]
+    assert len(seen) == 2 * 2 * 2   # 2 steps, 2 blocks, 2 calls
+
+
+def test_attention_store_draws_per_word_maps_of_a_clip_on_wan(host, tiny):
+    """Attention Store on a Wan clip inversion: one heatmap per word of the prompt (UMT5's word pieces), from
+    Wan's cross-attention averaged over the clip's frames; the words' maps differ, and a word's mask is a region."""
+    model, clip, _ = tiny("wan21")
+    latent = clip_latent(size=16)
+    inv = call(host, "InvertEditFlowInvert", model=model, latent={"samples": latent},
+               positive=encode(host, clip, SOURCE), solver="euler", steps=4, scheduler="simple", guidance=1.0)[0]
+    heat, mask = call(host, "InvertEditAttentionStore", model=model, clip=clip, inversion=inv, prompt=SOURCE,
+                      words="circle", start=0.0, end=1.0, threshold=0.9, mask_pool=1)
+    assert heat.shape[0] == len(SOURCE.split()) and heat.shape[-1] == 3
+    assert mask.shape == (1, 128, 128) and 0.0 < float(mask.mean()) < 1.0
+    assert not torch.allclose(heat[1], heat[4], atol=1e-3)   # "red" and "green"

@@ -9,7 +9,8 @@ outputs are plain IMAGE and MASK that any node can use (Latent Blend, inpainting
 
 On a diffusion transformer (Flux.1, SD3, Qwen-Image, given a flow inversion) the maps are the image tokens'
 probabilities on the text tokens in the joint attention of the blocks chosen (``dit_blocks``),
-averaged over heads, blocks and the window's steps, on the image's patch grid.
+averaged over heads, blocks and the window's steps, on the image's patch grid. On Wan 2.1/2.2 (given a flow inversion
+of a clip) they are its cross-attention's, averaged over the clip's latent frames too: one map per word for the clip.
 
 The mask is the paper's local blend by default: the chosen words' maps summed, max-pooled over
 3x3 cells (Prompt-to-Prompt's ``k = 1``), normalised, thresholded. The pool grows the mask by one
@@ -34,7 +35,8 @@ from ...hostkit.layout import map_blocks
 from ...hostkit.sampling import check_model_family, run_loop, to_output, with_guidance
 from ...hostkit.sockets import Inversion as InversionSocket
 from ...hostkit.tokens import check_clip_tokenizer, sequence_words, word_tokens
-from .store import MapRecorder, StoreJointMaps, StoreMaps, local_blend_mask, normalise, word_maps
+from ...hostkit.wan_attention import install_wan_policy
+from .store import MapRecorder, StoreCrossMaps, StoreJointMaps, StoreMaps, local_blend_mask, normalise, word_maps
 
 DIT_BLOCKS = ("all", "double", "single")
 from ...hostkit.attention_maps import heatmaps
@@ -135,7 +137,10 @@ class AttentionStore(io.ComfyNode):
                 raise NodeInputError(AttentionStore.NAME, f"input 'dit_blocks' is '{dit_blocks}', but this "
                                                           f"{model_family(model).config_name} model has no such blocks; "
                                                           f"choose all or double.")
-            install_dit_policy(m, StoreJointMaps(recorder), blocks, AttentionStore.NAME)
+            if model_family(model).layout == "dit-cross":   # Wan: its cross-attention's maps, over the clip's frames
+                install_wan_policy(m, StoreCrossMaps(recorder), blocks, AttentionStore.NAME)
+            else:
+                install_dit_policy(m, StoreJointMaps(recorder), blocks, AttentionStore.NAME)
             if model_family(model).distilled_guidance:   # as the inversion evaluated the model
                 cond = with_guidance(cond, float(inversion.settings.get("guidance", 1.0)))
         else:   # the reference's res-16 layers, as local blend reads:

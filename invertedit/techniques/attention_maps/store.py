@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from ...attention.maps import joint_text_probs, token_grid
+from ...attention.maps import compute_dtype, joint_text_probs, token_grid
 from ...attention.policy import AttentionPolicy, JointWhere, Where
 
 
@@ -68,6 +68,27 @@ class StoreJointMaps(AttentionPolicy[None]):
                   state: None) -> torch.Tensor:
         for row in range(q.shape[0]):
             self.recorder.add(joint_text_probs(q[row], k[row], where.text))
+        return where.attend(q, k, v)
+
+
+class StoreCrossMaps(AttentionPolicy[None]):
+    """On Wan's cross-attention (``hostkit/wan_attention.py``: the clip's tokens, frames x rows x columns, attending
+    to the text's): plain attention, with every row's maps, ``softmax(q k^T / sqrt(d))`` ``[heads, tokens, text]``
+    averaged over the clip's latent frames, added to ``recorder``: one map per word for the whole clip. One head at a
+    time in at least float32, as ``maps.joint_text_probs``."""
+
+    pair = False
+
+    def __init__(self, recorder: MapRecorder):
+        self.recorder = recorder
+
+    def attention(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, where, state: None) -> torch.Tensor:
+        work = compute_dtype(q.dtype)
+        scale = q.shape[-1] ** -0.5
+        for row in range(q.shape[0]):
+            probs = torch.stack([torch.softmax((q[row, h].to(work) @ k[row, h].to(work).T) * scale, dim=-1)
+                                 for h in range(q.shape[1])])
+            self.recorder.add(probs.unflatten(1, (where.frames, -1)).mean(1))
         return where.attend(q, k, v)
 
 
