@@ -2,7 +2,9 @@
 by the exact judge, through the real nodes and the Toy World Model.
 
     python -m workshop.benchmarks.toyworld2_clips [--clips 12] [--frames 8] [--steps 10] [--cfg 5]
-        [--flow-steps 28] [--rows WORD,WORD] [--seed 0] [--json out.json] [--threads 1]
+        [--flow-steps 28] [--rows WORD,WORD] [--seed 0] [--json out.json] [--threads 1] [--save DIR]
+    python -m workshop.benchmarks.toyworld2_clips --merge a.json b.json [--json all.json]
+        (the table of files that ran other rows on the same clips, e.g. two processes)
 
 Clips (``toyworld.clips.clip_edit_cases``): the still benchmark's edit cases (``scenes.edit_cases``,
 same seed: an object's colour, its shape, the background, dropping an object, in turn), each scene
@@ -29,10 +31,13 @@ Rows (the still benchmark's Direct inversion + Prompt-to-Prompt: replace, refine
 1. Frame by frame: Direct inversion + P2P on the clip's frames as a batch (one inversion, one
    sampling run, no attention across frames), or, where the pair node does not take a frame batch,
    one inversion and run per frame (the same computation; the row's name says which ran).
-2. Extended attention: the same with the Cross-Frame Attention node (self-attention of each frame
-   over the anchor frames', the node's defaults: Tune-A-Video / Pix2Video / FateZero).
+2. Extended attention: the same with Cross-Frame Attention on the pair's model (each frame's
+   self-attention over its anchor frames' keys and values; the node's default anchors, first and
+   previous: Tune-A-Video / FateZero's sparse-causal attention).
 3. FateZero fusion: the same with FateZero's attention fusion from the inversion (node defaults).
-4. TokenFlow (node defaults) on the same inversion.
+4. TokenFlow (the node's defaults, the authors': keyframe batch 8, self-attention injection 0.5,
+   features 0.8, seed 1) on the clip's DDIM inversion with an empty prompt (the paper's), the target
+   prompt at ``--cfg`` (paper 7.5).
 On the toy flow model ("two objects, flow DiT", 256 px; the authors' Flux settings of the shipped
 FlowEdit workflow: ``--flow-steps`` 28, n_max 24, guidance 1.5 / 5.5, euler, ModelSamplingFlux at
 256 px, RandomNoise seed 0):
@@ -179,25 +184,47 @@ def frame_by_frame(ctx) -> tuple[torch.Tensor, str]:
     return torch.cat(outs), note
 
 
-def consistency_row(fragments: tuple[str, ...], label: str):
-    """Rows 2-4: Direct + P2P on the frame batch with a consistency node ``fragments`` names applied to
-    the pair's model (its inputs: MODEL the pair's model, INVERSION the DDIM inversion of the clip; the
-    rest at the node's defaults)."""
+def consistency_row(fragments: tuple[str, ...], label: str, given=None):
+    """Rows 2-3: Direct + P2P on the frame batch with a consistency node ``fragments`` names applied to
+    the pair's model: its MODEL the pair's model, its LATENT the clip's inverted latent (F frames), its
+    INVERSION the clip's DDIM inversion, ``given(ctx)``'s inputs, the rest at the node's defaults."""
     def run(ctx):
         node = find_node(ctx["host"], *fragments)
         if node is None:
             raise Skip(f"{label}: no node named like {' / '.join(fragments)} in the pack yet")
 
         def extra(m, ctx_, record):
-            inv = ctx_["cache"]["batch"][0]
-            return call_with_defaults(ctx_["host"], node, {"MODEL": m, "model": m, "INVERSION": inv,
-                                                           "inversion": inv, "CLIP": ctx_["clip"]})[0]
+            inv, lat, _ = ctx_["cache"]["batch"]
+            return call_with_defaults(ctx_["host"], node, {"MODEL": m, "LATENT": lat, "INVERSION": inv,
+                                                           "CLIP": ctx_["clip"], **(given(ctx_) if given else {})})[0]
         try:
             inv, lat, direct = _inversions(ctx, "batch", ctx["latent"])
-            return p2p_pair(ctx, lat, direct, extra), f"node {node}"
+            return p2p_pair(ctx, lat, direct, extra), "one batched run"
         except refusal(ctx["host"]) as e:
             raise Skip(f"{label}: the frame batch was refused ({str(e)[:160]})") from None
     return run
+
+
+def tokenflow(ctx) -> tuple[torch.Tensor, str]:
+    """Row 4: TokenFlow at the node's (the authors') defaults (batch_size at most the clip's frames) on the clip's DDIM inversion with an empty
+    prompt (the paper's), sampled with the target prompt at the benchmark's cfg by KSamplerAdvanced."""
+    host = ctx["host"]
+    if "InvertEditTokenFlow" not in host.nodes.NODE_CLASS_MAPPINGS:
+        raise Skip("TokenFlow: no InvertEditTokenFlow node in the pack yet")
+    key = "empty_inversion"
+    if key not in ctx["cache"]:
+        ctx["cache"][key] = call(host, "InvertEditDDIMInvert", model=ctx["model"], latent=ctx["latent"],
+                                 positive=ctx["empty"], steps=ctx["steps"], scheduler=SCHEDULER, start_at_step=0,
+                                 cfg=1.0)
+    inv, lat, _ = ctx["cache"][key]
+    default = node_inputs(host, "InvertEditTokenFlow")["batch_size"][1]["default"]
+    try:
+        m = call_with_defaults(host, "InvertEditTokenFlow", {"model": ctx["model"], "inversion": inv,
+                                                              "source": ctx["empty"],
+                                                              "batch_size": min(default, ctx["frames"])})[0]
+        return _sample(ctx, m, lat, ctx["tgt"]), "one batched run"
+    except refusal(host) as e:
+        raise Skip(f"TokenFlow: refused ({str(e)[:200]})") from None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -246,10 +273,11 @@ def rows(cfg: float, steps: int, flow_steps: int) -> list[tuple[str, str, object
     fe = f"FlowEdit ({flow_steps} steps, n_max 24, guidance 1.5 / 5.5; toy flow DiT, 256 px)"
     return [
         (f"Frame by frame: {p2p}", "sd", frame_by_frame),
-        (f"Extended attention (Cross-Frame Attention, node defaults) + {p2p}", "sd",
+        (f"Extended attention (Cross-Frame Attention, its default anchors: first and previous) + {p2p}", "sd",
          consistency_row(("CrossFrame", "ExtendedAttention"), "Extended attention")),
         (f"FateZero attention fusion (node defaults) + {p2p}", "sd", consistency_row(("FateZero",), "FateZero fusion")),
-        (f"TokenFlow (node defaults) + {p2p}", "sd", consistency_row(("TokenFlow",), "TokenFlow")),
+        (f"TokenFlow (node defaults: keyframe batch 8 or the clip's frames, injection 0.5 / 0.8; empty-prompt DDIM inversion, {steps} steps, "
+         f"cfg {cfg:g})", "sd", tokenflow),
         (f"{fe}, frame by frame", "flow", flowedit_per_frame),
         (f"{fe}, batched", "flow", flowedit_batched),
     ]
@@ -318,6 +346,29 @@ def run_clips(host, args) -> dict:
     return {"clips": args.clips, "frames": args.frames, "seed": args.seed, "steps": args.steps, "cfg": args.cfg,
             "flow_steps": args.flow_steps, "rows": names, "skipped": skipped, "cases": out_clips,
             "seconds": time.time() - t0, "threads": torch.get_num_threads()}
+
+
+def merge(results: list[dict]) -> dict:
+    """One result of files that ran other rows on the same clips (``--merge``): the rows side by side,
+    the seconds summed."""
+    first = results[0]
+    for r in results[1:]:
+        for key in ("clips", "frames", "seed", "steps", "cfg", "flow_steps"):
+            if r[key] != first[key]:
+                raise SystemExit(f"--merge: the files differ in {key!r} ({r[key]!r} vs {first[key]!r})")
+    rows_, skipped, cases = [], {}, {c["i"]: {"i": c["i"], "kind": c["kind"], "rows": {}, "how": {}}
+                                     for c in first["cases"]}
+    for r in results:
+        rows_ += [n for n in r["rows"] if n not in rows_]
+        skipped.update({n: why for n, why in r["skipped"].items() if n not in rows_})
+        for c in r["cases"]:
+            cases[c["i"]]["rows"].update(c["rows"])
+            cases[c["i"]]["how"].update(c["how"])
+    def order(n):   # the SD model's rows, then the flow model's, each after its VAE round trip
+        flow = n == VAE_ROW["flow"] or n.startswith("FlowEdit")
+        return (flow, not n.startswith("("))
+    return {**first, "rows": sorted(rows_, key=order), "skipped": {n: w for n, w in skipped.items() if n not in rows_},
+            "cases": [cases[i] for i in sorted(cases)], "seconds": sum(r["seconds"] for r in results)}
 
 
 def pct(vals) -> str:
@@ -417,8 +468,16 @@ def main(argv=None):
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", type=Path, help="write the per-clip, per-row metrics here")
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--merge", type=Path, nargs="+", help="print the table of these --json files (other rows, same "
+                                                          "clips) instead of running")
     p.add_argument("--save", type=Path, help="write each row's clip under this folder (source frames over edited frames)")
     args = p.parse_args(argv)
+    if args.merge:
+        res = merge([json.loads(f.read_text()) for f in args.merge])
+        if args.json:
+            args.json.write_text(json.dumps(res, indent=1))
+        print(table(res))
+        return
     if args.frames < 2:
         p.error("--frames: a clip has at least 2 frames")
     torch.set_num_threads(args.threads)
