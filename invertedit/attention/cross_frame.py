@@ -1,10 +1,14 @@
 """Cross-frame (extended) self-attention of a clip: every frame's self-attention queries read the
 keys and values of anchor frames of the same clip instead of its own.
 
-- "first and previous": Tune-A-Video's sparse-causal attention (Wu et al., 2023, Eq. 3), which
-  FateZero (Qi et al., 2023) uses unchanged: frame f attends to frames 0 and f - 1 (frame 0 to
-  itself twice, as the authors' ``former_frame_index[0] = 0``: attention over a duplicated key set
-  is the same attention). The default.
+- "first and previous": Tune-A-Video's sparse-causal attention (Wu et al., 2023, Eq. 3), the
+  default of FateZero's ``SparseCausalAttention`` (Qi et al., 2023; ``SparseCausalAttention_index
+  = [-1, 'first']``, in that key order): frame f attends to frames f - 1 and 0 (frame 0 to itself
+  twice, as the authors clip the index: attention over a duplicated key set is the same
+  attention). The default.
+- "middle": the middle frame ``(F - 1) // 2`` for every frame, what FateZero's shipped editing
+  configs set (``SparseCausalAttention_index: ['mid']``, with ``least_sc_channel: 640``: layers
+  narrower than 640 channels keep their own frame, ``min_channels`` of the patch).
 - "first": Text2Video-Zero's cross-frame attention (Khachatryan et al., 2023): frame 0 only.
 - "first, previous and self": the sparse-causal anchors and the frame itself.
 - "listed frames": the frames the user lists, for every frame.
@@ -14,7 +18,7 @@ anchors, so the keys of a call are one rectangular gather: ``anchor_rows`` gives
 call's layout (chunks of F or 2F rows; row r is frame r % F of branch r // F)."""
 from __future__ import annotations
 
-ANCHORS = ("first and previous", "first", "first, previous and self", "listed frames")
+ANCHORS = ("first and previous", "first", "first, previous and self", "middle", "listed frames")
 
 
 def parse_frames(text: str) -> tuple[int, ...]:
@@ -42,8 +46,8 @@ def frame_anchors(rule: str, frames: int, extra: tuple[int, ...] = ()) -> tuple[
     out = []
     for f in range(frames):
         previous = max(f - 1, 0)
-        own = {"first and previous": (0, previous), "first": (0,), "first, previous and self": (0, previous, f),
-               "listed frames": ()}[rule]
+        own = {"first and previous": (previous, 0), "first": (0,), "first, previous and self": (previous, 0, f),
+               "middle": ((frames - 1) // 2,), "listed frames": ()}[rule]
         out.append(own + extra)
     return tuple(out)
 

@@ -65,8 +65,8 @@ class CrossFrameKeys:
     once per layout and device. The rows of a chunk are F (a clip) or 2F (a source/target pair in
     blocks); any other count is refused."""
 
-    def __init__(self, frames: int, anchors: tuple[tuple[int, ...], ...], node: str):
-        self.frames, self.anchors, self.node = frames, anchors, node
+    def __init__(self, frames: int, anchors: tuple[tuple[int, ...], ...], node: str, min_channels: int = 0):
+        self.frames, self.anchors, self.node, self.min_channels = frames, anchors, node, min_channels
         self.index: dict = {}
 
     def rows(self, chunks: int, batch: int) -> int:
@@ -79,6 +79,8 @@ class CrossFrameKeys:
         return rows
 
     def __call__(self, n, context, value, extra_options):
+        if context.shape[-1] < self.min_channels:   # FateZero's least_sc_channel: a narrow layer keeps its frame
+            return n, context, value
         chunks = len(extra_options.get("cond_or_uncond", [0]))
         batch = context.shape[0]
         rows = self.rows(chunks, batch)
@@ -94,3 +96,12 @@ class CrossFrameKeys:
 
         keys = gather(context)
         return n, keys, keys if value is context else gather(value)
+
+
+def cross_frame_model(model, frames: int, anchors: tuple[tuple[int, ...], ...], node: str, min_channels: int = 0):
+    """A clone of ``model`` whose every self-attention layer (attn1 of every transformer block)
+    reads the anchor frames' keys and values (``CrossFrameKeys``, an ``attn1_patch``: it composes
+    with the pair editors' attn1 replace policies, installed before or after it)."""
+    m = model.clone()
+    m.set_model_attn1_patch(CrossFrameKeys(frames, anchors, node, min_channels))
+    return m

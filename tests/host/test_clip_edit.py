@@ -105,3 +105,95 @@ def test_the_local_blend_refuses_a_clip(host, tiny):
         call(host, "InvertEditAttentionInject", model=model, clip=clip, latent={"samples": clip_latent(2)},
              source_prompt=SOURCE, target_prompt=TARGET, mode="replace", reweight="", cross_replace=0.8,
              self_replace=0.4)
+
+
+@pytest.fixture(scope="module")
+def fatezero(reference_copy, tmp_path_factory, skip_loudly):
+    checkout = reference_copy(tmp_path_factory.mktemp("fatezero"), "FATEZERO", "ChenyangQiQi/FateZero",
+                              ("video_diffusion",), "video_diffusion/models/attention.py")
+    if checkout is None:
+        skip_loudly("FATEZERO PARITY SKIPPED: ChenyangQiQi/FateZero is not at $FATEZERO_PATH or its mirror "
+                    "(/work/.mirror/ChenyangQiQi+FateZero/repo); fetch it to run the parity tests.")
+    import importlib.util
+    from pathlib import Path
+    spec = importlib.util.spec_from_file_location(
+        "invertedit_tests_fatezero_attention", Path(__file__).resolve().parents[1] / "reference" / "fatezero_attention.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module, checkout
+
+
+@pytest.mark.parametrize("rule,index", [("first and previous", [-1, "first"]), ("middle", ["mid"]),
+                                        ("first", ["first"])])
+def test_sparse_causal_attention_matches_fatezero(host, fatezero, rule, index):
+    """Our attn1_patch on a host self-attention layer against FateZero's ``SparseCausalAttention``
+    forward, unchanged, on the same projections: two chunks of a pair of clips (4 blocks of F)."""
+    module, checkout = fatezero
+    from comfy.ldm.modules.attention import CrossAttention as HostAttention
+    frames, heads, dim_head, tokens = 5, 2, 8, 12
+    torch.manual_seed(0)
+    layer = HostAttention(heads * dim_head, heads=heads, dim_head=dim_head).float()
+    for p in layer.parameters():
+        torch.nn.init.normal_(p, std=0.2)
+    theirs = module.reference_class(checkout, "SparseCausalAttention")(layer, heads, dim_head)
+    hidden = torch.randn(4 * frames, tokens, heads * dim_head)
+    anchors = host.pack.attention.cross_frame.frame_anchors(rule, frames)
+    patch = host.pack.hostkit.frames.CrossFrameKeys(frames, anchors, "test")
+    n, context, value = patch(hidden, hidden, hidden, {"cond_or_uncond": [0, 1]})
+    ours = layer(n, context=context, value=value)
+    want = theirs.forward(hidden, clip_length=frames, SparseCausalAttention_index=index)
+    err = float((ours - want).abs().max())
+    print(f"\nsparse-causal parity ({rule}, FateZero index {index}): max abs error {err:.2e}")
+    assert err < 1e-5
+
+
+@pytest.mark.parametrize("editor,before", [("attention-inject", True), ("plug-and-play", False), ("masactrl", True),
+                                           ("masactrl-mask", False)])
+def test_cross_frame_attention_composes_with_a_pair_editor(host, tiny, editor, before):
+    """Applied before or after the editor, every self-attention call reads two frames' keys (the
+    editor's policy sees them); frame 0 reads only itself ("first and previous"), so frame 0 of both
+    branches is the editor's own frame-by-frame result, and the later frames change."""
+    model, clip, _ = tiny("sd1")
+    node, args = EDITORS[editor]
+    if editor == "masactrl-mask":
+        mask = torch.zeros(1, 64, 64)
+        mask[:, 16:48, 16:48] = 1.0
+        args = dict(args, source_mask=mask)
+    inv, lat, _ = ddim(host, model, clip, clip_latent())
+    neg = encode(host, clip, "")
+
+    def cross(m):
+        return call(host, "InvertEditCrossFrameAttention", model=m, latent=lat, anchors="first and previous")[0]
+
+    m, pair, pair_lat = call(host, node, model=cross(model) if before else model, clip=clip, latent=lat,
+                             source_prompt=SOURCE, target_prompt=TARGET, **args)
+    m = m if before else cross(m)
+    seen = set()
+
+    def record(n, context, value, extra_options):   # after the pack's patch: sees the keys the policy gets
+        seen.add(context.shape[1] // n.shape[1])
+        return n, context, value
+
+    m = m.clone()
+    m.set_model_attn1_patch(record)
+    plain, pair0, lat0 = call(host, node, model=model, clip=clip, latent=lat, source_prompt=SOURCE,
+                              target_prompt=TARGET, **args)
+    out, alone = sample(host, m, pair, neg, pair_lat), sample(host, plain, pair0, neg, lat0)
+    assert seen == {2}
+    first = [0, FRAMES]
+    assert rel_err(out[first], alone[first]) < 1e-5
+    assert rel_err(out[FRAMES + 1:], alone[FRAMES + 1:]) > 1e-3
+
+
+def test_cross_frame_attention_on_a_single_clip_and_its_cost(host, tiny):
+    """A clip sampled alone (F rows a chunk) takes the patch too; the anchors' rows come from one
+    index made once per layout and device."""
+    model, clip, _ = tiny("sd1")
+    inv, lat, _ = ddim(host, model, clip, clip_latent())
+    pos = encode(host, clip, SOURCE)
+    m = call(host, "InvertEditCrossFrameAttention", model=model, latent=lat, anchors="first")[0]
+    out = reconstruct(host, m, lat, pos, steps=8)
+    plain = reconstruct(host, model, lat, pos, steps=8)
+    assert rel_err(out[:1], plain[:1]) < 1e-5 and rel_err(out[1:], plain[1:]) > 1e-3
+    patch = m.model_options["transformer_options"]["patches"]["attn1_patch"][-1]
+    assert len(patch.index) == 1   # one layout (F rows, 1 chunk at cfg 1), one device

@@ -517,7 +517,7 @@ def _run_and_check(path, prompt, workflow, host, runner, size=None, check_pictur
         f"once per run):\n{watch.report()}")
     for key in savers:
         assert outputs.get(key, {}).get("images"), f"SaveImage node {key} of {path.name} wrote nothing"
-    files = runner.saved_images(outputs)
+    files = runner.saved_images({k: outputs[k] for k in savers})   # (an animated PNG/WEBP saver's file is its own)
     assert len(files) == sum(len(outputs[k]["images"]) for k in savers)
     for file in files:
         assert file.is_file() and file.is_relative_to(host.output_dir)
