@@ -179,3 +179,102 @@ def test_attention_store_draws_per_word_maps_of_a_clip_on_wan(host, tiny):
     assert heat.shape[0] == len(SOURCE.split()) and heat.shape[-1] == 3
     assert mask.shape == (1, 128, 128) and 0.0 < float(mask.mean()) < 1.0
     assert not torch.allclose(heat[1], heat[4], atol=1e-3)   # "red" and "green"
+
+
+# ------------------------------------------------------------------ the Wan clip template
+
+
+def test_the_wan_clip_template_edits_every_frame_and_keeps_the_clip_for_the_same_prompt(host):
+    """"Wan 2.1 - Clip edit (FlowEdit)" on the Demo Model's tiny Wan, as the tests run it (a still sample repeated to
+    a 5-frame clip: 2 latent frames): the edit is saved as 5 frames and as a 5-frame animated WebP of source | edit;
+    with the target prompt the source's, every frame comes back as the VAE's round trip of the clip (FlowEdit moves
+    nothing)."""
+    import json
+    from pathlib import Path
+
+    from PIL import Image
+
+    from workshop import make_workflows
+    from workshop.headless import runner
+
+    name = "Wan 2.1 - Clip edit (FlowEdit)"
+    workflow = json.loads((Path(__file__).resolve().parents[2] / "example_workflows" / f"{name}.json").read_text())
+    overrides = make_workflows.toy_overrides(name, quick=True)
+
+    def run(**change):
+        o = {k: dict(v) for k, v in overrides.items()}
+        for ref, values in change.items():
+            o.setdefault(ref, {}).update(values)
+        prompt = runner.prepare_prompt(workflow, builtin=make_workflows.builtin_for(name), overrides=o, host=host)
+        scale = next(k for k, v in prompt.items() if v["class_type"] == "ImageScale")
+        model = next(k for k, v in prompt.items() if v["class_type"] == "InvertEditDemoModel")
+        prompt.update({   # the clip's VAE round trip, saved beside the edit
+            "rt_encode": {"class_type": "VAEEncode", "inputs": {"pixels": [scale, 0], "vae": [model, 2]}},
+            "rt_decode": {"class_type": "VAEDecode", "inputs": {"samples": ["rt_encode", 0], "vae": [model, 2]}},
+            "rt_save": {"class_type": "SaveImage", "inputs": {"images": ["rt_decode", 0], "filename_prefix": "rt"}}})
+        outputs = runner.execute(prompt, host=host)
+        save = next(k for k, v in prompt.items() if v["class_type"] == "SaveImage" and k != "rt_save")
+        return prompt, outputs, *(runner.saved_images({k: outputs[k]}) for k in (save, "rt_save"))
+
+    def pixels(paths):
+        out = []
+        for p in paths:
+            with Image.open(p) as im:
+                out.append(torch.tensor(list(im.convert("RGB").getdata()), dtype=torch.float32))
+        return torch.stack(out)
+
+    prompt, outputs, frames, round_trip = run()
+    assert len(frames) == len(round_trip) == 5
+    with Image.open(frames[0]) as im:
+        assert im.size == (128, 128)
+    webp = next(k for k, v in prompt.items() if v["class_type"] == "SaveAnimatedWEBP")
+    (shown,) = outputs[webp]["images"]
+    with Image.open(Path(host.output_dir) / shown["subfolder"] / shown["filename"]) as im:
+        assert im.n_frames == 5 and im.size == (256, 128)
+    assert (pixels(frames) - pixels(round_trip)).abs().max() > 8   # the edit moved the clip
+    source = overrides["Source prompt"]["value"]   # the prompts are String nodes titled so (the toy world's words)
+    _, _, kept, round_trip = run(**{"Target prompt": {"value": source}, "InvertEditFlowEdit": {"target_guidance": 5.0}})
+    assert (pixels(kept) - pixels(round_trip)).abs().max() <= 1   # nothing edited: the clip's round trip
+
+
+def test_the_wan_clip_template_as_shipped_loads_wan_as_comfyuis_examples_and_validates(host, tmp_path):
+    """As shipped (no swap): Load Diffusion Model, Load CLIP (type wan) and Load VAE of ComfyUI's repackaged Wan 2.1
+    files, Load Image of the host's example.png (a still: Repeat Image Batch at 1 leaves a clip as it is), FiVE's
+    Wan-Edit settings (50 steps at shift 5, n_max 34, guidance 5 / 10, Wan's negative), euler; and the host accepts
+    the graph once files of those names exist."""
+    import asyncio
+    import json
+    from pathlib import Path
+
+    import folder_paths
+
+    from workshop.headless import runner
+
+    name = "Wan 2.1 - Clip edit (FlowEdit)"
+    workflow = json.loads((Path(__file__).resolve().parents[2] / "example_workflows" / f"{name}.json").read_text())
+    prompt = runner.prepare_prompt(workflow, host=host)
+    by_type: dict = {}
+    for node in prompt.values():
+        by_type.setdefault(node["class_type"], []).append(node["inputs"])
+    files = {"diffusion_models": "wan2.1_t2v_1.3B_fp16.safetensors", "text_encoders":
+             "umt5_xxl_fp8_e4m3fn_scaled.safetensors", "vae": "wan_2.1_vae.safetensors"}
+    assert by_type["UNETLoader"] == [{"unet_name": files["diffusion_models"], "weight_dtype": "default"}]
+    assert by_type["CLIPLoader"] == [{"clip_name": files["text_encoders"], "type": "wan", "device": "default"}]
+    assert by_type["VAELoader"] == [{"vae_name": files["vae"]}]
+    assert [i["image"] for i in by_type["LoadImage"]] == ["example.png"]
+    assert by_type["RepeatImageBatch"][0]["amount"] == 1
+    assert (by_type["ImageScale"][0]["width"], by_type["ImageScale"][0]["height"]) == (832, 480)
+    (edit,) = by_type["InvertEditFlowEdit"]
+    assert (by_type["BasicScheduler"][0]["steps"], by_type["ModelSamplingSD3"][0]["shift"], edit["n_max"],
+            edit["source_guidance"], edit["target_guidance"]) == (50, 5.0, 34, 5.0, 10.0)
+    assert by_type["KSamplerSelect"] == [{"sampler_name": "euler"}]
+    assert {"SaveImage", "SaveAnimatedWEBP"} <= set(by_type)
+    for kind, file in files.items():
+        folder = tmp_path / kind
+        folder.mkdir()
+        (folder / file).write_bytes(b"not loaded: the prompt is only validated")
+        folder_paths.add_model_folder_path(kind, str(folder), is_default=True)
+    users = runner.prepare_prompt(workflow, image=runner.SAMPLE_IMAGE, host=host)
+    valid, error, _, node_errors = asyncio.run(host.execution.validate_prompt("test", json.loads(json.dumps(users)),
+                                                                              None))
+    assert valid and not node_errors, (error, node_errors)

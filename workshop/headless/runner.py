@@ -96,7 +96,7 @@ BUILTIN_SWAPS = {   # ``builtin=``; the demo models take any size and draw noise
     **{f"demo-{family}": Builtin(DEMO_MODEL, {"family": family, "seed": 0},
                                  f"Demo Model {family} (in place of Load Checkpoint)", WORLDS[WORLD_1].size,
                                  _sample(WORLD_1))
-       for family in ("sd1", "sd2-v", "sdxl", "flux-dev", "flux-schnell", "sd3", "qwen-image")},
+       for family in ("sd1", "sd2-v", "sdxl", "flux-dev", "flux-schnell", "sd3", "qwen-image", "wan21")},
 }
 
 log = logging.getLogger("invertedit.runner")
