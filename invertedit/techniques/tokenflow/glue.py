@@ -126,9 +126,8 @@ class TokenFlowStep:
         per (steps, device), a pure function of the inputs."""
         key = (steps, device)
         if key not in self._memo:
-            plan = propagation_weights(self.frames, self.batch_size)
             self._memo[key] = (keyframe_draws(self.seed, steps, self.frames, self.batch_size).to(device),
-                               type(plan)(plan.near.to(device), plan.far.to(device), plan.weight.to(device)))
+                               propagation_weights(self.frames, self.batch_size, device))
         return self._memo[key]
 
     def __call__(self, executor, x, t, c_concat, c_crossattn, control, transformer_options, **kwargs):

@@ -41,9 +41,10 @@ def keyframe_draws(seed: int, steps: int, frames: int, batch_size: int) -> torch
     full, rest = divmod(frames, batch_size)
     rows = []
     for _ in range(steps):
-        kf = torch.randint(batch_size, (full,), generator=g) + torch.arange(0, full * batch_size, batch_size)
+        offsets = torch.arange(0, full * batch_size, batch_size)  # sampling-path-ok: once per run (memo), CPU draws as theirs
+        kf = torch.randint(batch_size, (full,), generator=g) + offsets  # sampling-path-ok: as above
         if rest:
-            kf = torch.cat([kf, torch.randint(rest, (1,), generator=g) + full * batch_size])
+            kf = torch.cat([kf, torch.randint(rest, (1,), generator=g) + full * batch_size])  # sampling-path-ok: as above
         rows.append(kf)
     return torch.stack(rows)
 
@@ -58,12 +59,12 @@ class Propagation:
     weight: torch.Tensor   # [F] float32
 
 
-def propagation_weights(frames: int, batch_size: int) -> Propagation:
+def propagation_weights(frames: int, batch_size: int, device: torch.device | str = "cpu") -> Propagation:
     """The authors' blend (``TokenFlowBlock.forward``): for frame ``s`` of batch ``i > 0``,
     ``d1 = |s - p1|``, ``d2 = |s - p2|`` with ``p1 = i * batch_size + batch_size // 2`` and
     ``p2 = (i - 1) * batch_size + batch_size // 2`` (the batches' middles), and the weight of
-    batch ``i``'s keyframe ``sigmoid(d2 / (d1 + d2))``; the first batch takes its keyframe alone."""
-    s = torch.arange(frames)
+    batch ``i``'s keyframe ``sigmoid(d2 / (d1 + d2))``; the first batch takes its keyframe alone. On ``device``."""
+    s = torch.arange(frames, device=device)
     near = s // batch_size
     far = (near - 1).clamp(min=0)
     p1 = near * batch_size + batch_size // 2
