@@ -197,3 +197,27 @@ def test_cross_frame_attention_on_a_single_clip_and_its_cost(host, tiny):
     assert rel_err(out[:1], plain[:1]) < 1e-5 and rel_err(out[1:], plain[1:]) > 1e-3
     patch = m.model_options["transformer_options"]["patches"]["attn1_patch"][-1]
     assert len(patch.index) == 1   # one layout (F rows, 1 chunk at cfg 1), one device
+
+
+def test_the_sd15_clip_template_is_set_for_sd15(host):
+    """As shipped (no swap): Load Checkpoint of SD1.5, Load Image of the bundled clip, every frame scaled to SD1.5's
+    pixels, 50 steps, PIE-Bench's Prompt-to-Prompt fractions with the local blend off, Cross-Frame Attention's
+    sparse-causal anchors, the edited frames saved as frames and as an animated PNG."""
+    import json
+    from pathlib import Path
+
+    from workshop.headless import runner
+
+    path = Path(__file__).resolve().parents[2] / "example_workflows" / "SD1.5 - Clip edit (your checkpoint).json"
+    prompt = runner.prepare_prompt(json.loads(path.read_text(encoding="utf-8")), host=host)
+    by_type: dict = {}
+    for node in prompt.values():
+        by_type.setdefault(node["class_type"], []).append(node["inputs"])
+    assert [i["ckpt_name"] for i in by_type["CheckpointLoaderSimple"]] == ["v1-5-pruned-emaonly-fp16.safetensors"]
+    assert [i["image"] for i in by_type["LoadImage"]] == ["toy_clip_two_objects.png"]
+    assert by_type["ImageScaleToTotalPixels"][0]["megapixels"] == 0.25
+    assert all(i["steps"] == 50 for i in by_type["KSamplerAdvanced"] + by_type["InvertEditDDIMInvert"])
+    (inject,) = by_type["InvertEditAttentionInject"]
+    assert (inject["cross_replace"], inject["self_replace"], inject["local_blend"]) == (0.4, 0.6, False)
+    assert by_type["InvertEditCrossFrameAttention"][0]["anchors"] == "first and previous"
+    assert "SaveAnimatedPNG" in by_type and "SaveImage" in by_type

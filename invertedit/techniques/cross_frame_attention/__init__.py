@@ -12,7 +12,7 @@ ROW = Technique(
     "Cross-Frame Attention", "attention", ("InvertEditCrossFrameAttention",),
     "Wu et al. 2023; Khachatryan et al. 2023",
     "first and previous frame (sparse-causal), every layer (min channels 0)", "N per frame; self-attention keys x anchors",
-    ("Toy - Clip edit (cross-frame attention)",), None,
+    ("Toy - Clip edit (cross-frame attention)", "SD1.5 - Clip edit (your checkpoint)"), None,
     "Every frame's self-attention reads anchor frames' keys and values (first and previous), composing with every "
     "SD attention editor, so a clip is edited consistently in one run.",
     settings={"InvertEditCrossFrameAttention.min_channels": 0})
