@@ -278,3 +278,55 @@ def test_the_wan_clip_template_as_shipped_loads_wan_as_comfyuis_examples_and_val
     valid, error, _, node_errors = asyncio.run(host.execution.validate_prompt("test", json.loads(json.dumps(users)),
                                                                               None))
     assert valid and not node_errors, (error, node_errors)
+
+
+def test_prompt_to_prompt_on_wan_gives_the_target_the_sources_maps(host, tiny):
+    """Joint Attention Inject on Wan (``CrossPromptToPrompt`` on each block's self- and cross-attention). The pair
+    sampled from a clip's Euler inversion runs (the source row retraces the clip: it follows the inversion step for
+    step; the target row is edited). What its policy computes, on a call's own tensors: in the cross-attention the
+    target row's output is the source's map on the word-swapped target values, ``softmax(q_s k_s^T / sqrt(d)) (A
+    V_t)``, and in the self-attention the source's map on the target's values; the source row and the unconditional
+    rows keep their own. The local blend is refused by name."""
+    model, clip, _ = tiny("wan21")
+    latent = clip_latent(seed=4)
+    target = "a turquoise circle on a green field"   # "turquoise": 3 word pieces, "red" 1
+    inv, noise, sigmas = call(host, "InvertEditFlowInvert", model=model, latent={"samples": latent},
+                              positive=encode(host, clip, SOURCE), solver="euler", steps=8, scheduler="simple",
+                              guidance=1.0)
+    args = dict(model=model, clip=clip, source_prompt=SOURCE, target_prompt=target, mode="replace", reweight="",
+                cross_replace=0.8, self_replace=0.4, blocks="all", guidance=1.0, inversion=inv)
+    patched, pair, pair_noise = call(host, "InvertEditJointAttentionInject", **args, local_blend=False)
+    euler = call(host, "KSamplerSelect", sampler_name="euler")[0]
+    pair_latent = call(host, "RepeatLatentBatch", samples={"samples": latent}, amount=2)[0]["samples"]
+    out = sample(host, patched, pair, pair_noise, sigmas, pair_latent, euler)
+    assert out.shape == (2, 16, FRAMES, 8, 8) and torch.isfinite(out).all()
+    assert rel(out[:1], latent) < 0.1 and rel(out[1:], out[:1]) > 1e-3
+
+    policy = patched.model_options["transformer_options"]["patches_replace"]["dit"][("double_block", 0)].driver.policy
+    g = torch.Generator().manual_seed(0)
+    rows, heads, tokens, dim = 4, 2, 12, 8   # a cond chunk (source, target) and an uncond one
+    q, v_img = torch.randn(rows, heads, tokens, dim, generator=g), torch.randn(rows, heads, tokens, dim, generator=g)
+    k_text, v_text = (torch.randn(rows, heads, 512, dim, generator=g) for _ in range(2))
+
+    def attend(q, k, v, mask=None):
+        return torch.softmax(q @ k.transpose(-1, -2) * dim ** -0.5, -1) @ v
+
+    class Where:
+        chunks, rows, text, schedule, step = (0, 1), 2, 512, [float(s) for s in sigmas], 0
+
+        def __init__(self, kind):
+            self.kind, self.attend = kind, attend
+
+    a, b = policy.controller.mixes(None, q.device)
+    assert b is None and not torch.equal(a, torch.eye(512))   # the word swap (1 piece to 3)
+    cross = policy.attention(q, k_text, v_text, Where("cross"), None)
+    assert torch.allclose(cross[1], attend(q[0], k_text[0], a @ v_text[1]), atol=1e-5)
+    for r in (0, 2, 3):
+        assert torch.allclose(cross[r], attend(q[r], k_text[r], v_text[r]), atol=1e-6)
+    k_img = torch.randn(rows, heads, tokens, dim, generator=g)
+    own = policy.attention(q, k_img, v_img, Where("self"), None)
+    assert torch.allclose(own[1], attend(q[0], k_img[0], v_img[1]), atol=1e-6)
+    assert torch.allclose(own[0], attend(q[0], k_img[0], v_img[0]), atol=1e-6)
+    with pytest.raises(ValueError, match="Joint Attention Inject: the local blend reads per-word maps of one image; "
+                                         "on Wan's clips it is not carried over: turn local_blend off"):
+        call(host, "InvertEditJointAttentionInject", **args, local_blend=True)

@@ -36,7 +36,8 @@ from ...hostkit.sampling import check_flow_family
 from ...hostkit.tokens import (longer_prompt, sequence_phrase_positions, sequence_word_positions, sequence_words,
                                stream_words)
 from ...inversion.record import Inversion
-from .policy import JointPromptToPrompt
+from ...hostkit.wan_attention import install_wan_policy
+from .policy import CrossPromptToPrompt, JointPromptToPrompt
 
 WRAPPER_KEY = "invertedit_joint_source_row"
 BLOCKS = {"all": ("double_block", "single_block"), "double": ("double_block",), "single": ("single_block",)}
@@ -53,7 +54,7 @@ TEXT_SEQUENCE = {"t5xxl": ("t5xxl",)}
 #: The text sequences the host pads to one length (T5's to 256 for Flux, CLIP's window and T5's for SD3): two prompts
 #: of different lengths there are a prompt past a window. Qwen-Image's Qwen2.5-VL text is the prompt's own length:
 #: the pair is padded to the longer one and the padding masked (``hostkit/dit_attention.py``'s ``PaddedPair``).
-PADDED_BY_HOST = ("t5xxl", "clip+t5xxl")
+PADDED_BY_HOST = ("t5xxl", "clip+t5xxl", "umt5xxl")   # Wan's UMT5: padded to 512
 
 
 def joint_refine(source: list, target: list, length: int, unpadded: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
@@ -174,6 +175,10 @@ def joint_attention_inject(node: str, model, clip, inversion: Inversion | None, 
                                        f"all, or blocks all or double (or turn local_blend off).")
         blend = local_blend_of(positions_of, words.inputs(), blend_threshold, blend_start, read)
         check_blend(node, blend_threshold, blend_start)
+    cross = family.layout == "dit-cross"   # Wan: a self- and a cross-attention per block (CrossPromptToPrompt)
+    if cross and blend is not None:
+        raise NodeInputError(node, "the local blend reads per-word maps of one image; on Wan's clips it is not "
+                                   "carried over: turn local_blend off (and leave the blend words empty).")
     check_acts(node, schedule, bool(positions), blend is not None)
     if not positions:
         warn_same_prompts(node, source_prompt, target_prompt)
@@ -182,10 +187,14 @@ def joint_attention_inject(node: str, model, clip, inversion: Inversion | None, 
         if made is not None and made != conditioning_fingerprint(source):
             logging.warning("%s: the source prompt is not the prompt the image was inverted with, so the source row's "
                             "attention is not the image's; give the source prompt the inversion's prompt.", node)
-    policy = JointPromptToPrompt(controller(schedule, blend, swap, refine, positions))
+    made = controller(schedule, blend, swap, refine, positions)
+    policy = CrossPromptToPrompt(made) if cross else JointPromptToPrompt(made)
     patched = model.clone()
     keep_run_state(patched)   # the source row's and the local blend's per-run state
-    install_dit_policy(patched, policy, keys, node)
+    if cross:
+        install_wan_policy(patched, policy, keys, node, kinds=("self", "cross"))
+    else:
+        install_dit_policy(patched, policy, keys, node)
     source_guidance = guidance
     if padded:
         padded_source, padded_target, _ = pad_pair(source, target)

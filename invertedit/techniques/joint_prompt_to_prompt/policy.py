@@ -267,3 +267,71 @@ def _identity_multiple(m: torch.Tensor | None, eye: torch.Tensor) -> float | Non
         return 0.0
     c = float(m[0, 0])  # sampling-path-ok: once per plan (memo)
     return c if bool(torch.equal(m, c * eye)) else None  # sampling-path-ok: once per plan (memo)
+
+
+class CrossPromptToPrompt(AttentionPolicy[None]):
+    """A Prompt-to-Prompt ``controller`` (replace, refine, reweight; its schedule) on a transformer whose blocks
+    attend twice, as a UNet's do: Wan 2.x's self-attention over the clip's tokens and cross-attention to the text
+    (``hostkit/wan_attention.py``; ``where.kind`` says which). The UNet controllers as they are
+    (``attention/controllers.py``), on each conditional (source, target) row pair:
+
+    - cross-attention, while injected: the target's map is ``P_s A + P_t B`` (the controller's ``mixes``: replace's
+      word swap or refine's alignment from the source, the per-word fractions mixing in the target's own, reweight's
+      scales), so its output is ``attend(q_s, k_s, A V_t) + attend(q_t, k_t, B V_t)``: fused calls, no map held;
+    - self-attention, while injected: the target takes the source's map on its own values, ``attend(q_s, k_s, V_t)``;
+    - nothing is renormalised; the unconditional rows keep their own attention.
+
+    No local blend: its maps are a UNet's (or a joint call's) per-word maps of one image; on a clip's tokens it is
+    not carried over (the node refuses it on Wan)."""
+
+    pair = True
+
+    def __init__(self, controller: PromptToPrompt):
+        self.controller, self.schedule = controller, controller.schedule
+        self.plans: dict = {}   # per layout and device: (the query/key rows: targets take their sources', targets, sources)
+        self.mixes: dict = {}   # per step pattern, device and dtype: (A, B)
+
+    def _plan(self, where, device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        key = (where.chunks, where.rows, device)
+        plan = self.plans.get(key)
+        if plan is None:
+            if where.rows != 2:
+                raise PolicyInputError(f"the sampler runs a batch of {where.rows} clips a prompt; sample the "
+                                       f"source/target pair (row 0 source, row 1 target) with this node's CONDITIONING "
+                                       f"and a latent of 2 rows (Repeat Latent Batch, amount 2).")
+            sources = [2 * c for c, kind in enumerate(where.chunks) if kind == 0]
+            index = torch.arange(2 * len(where.chunks))
+            index[[s + 1 for s in sources]] = torch.tensor(sources)
+            plan = self.plans[key] = (index.to(device), torch.tensor([s + 1 for s in sources], device=device),
+                                      torch.tensor(sources, device=device))
+        return plan
+
+    def attention(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, where, state: None) -> torch.Tensor:
+        if 0 not in where.chunks:
+            return where.attend(q, k, v)
+        steps = len(where.schedule) - 1
+        step = where.step
+        if not self.schedule.injects(where.kind, step, steps, 0, 1):
+            return where.attend(q, k, v)
+        index, targets, _ = self._plan(where, q.device)
+        q_s, k_s = q.index_select(0, index), k.index_select(0, index)
+        if where.kind == "self":
+            return where.attend(q_s, k_s, v)
+        if where.text != self.schedule.length:
+            raise PolicyInputError(f"the cross-attention has {where.text} text tokens, not the source and target "
+                                   f"prompts' {self.schedule.length}; sample the CONDITIONING pair from this node.")
+        pattern = self.schedule.word_pattern(step, steps)
+        key = (pattern, v.device, v.dtype)
+        mixes = self.mixes.get(key)
+        if mixes is None:
+            a, b = self.controller.mixes(None if pattern is None else torch.tensor(pattern, device=v.device), v.device)
+            mixes = self.mixes[key] = tuple(None if m is None else m.to(v.dtype) for m in (a, b))
+        a, b = mixes
+        values = v.clone()
+        values[targets] = torch.matmul(a, v.index_select(0, targets))
+        out = where.attend(q_s, k_s, values)
+        if b is not None:   # the target's own part of its map
+            own = where.attend(q.index_select(0, targets), k.index_select(0, targets),
+                               torch.matmul(b, v.index_select(0, targets)))
+            out = out.index_add(0, targets, own)
+        return out
