@@ -1,4 +1,5 @@
-"""Tiny Flux.1 (dev, schnell), SD3 and Qwen-Image models with seeded random weights, built from ComfyUI's own classes.
+"""Tiny Flux.1 (dev, schnell), SD3, Qwen-Image and Wan 2.1 / 2.2 models with seeded random weights, built from
+ComfyUI's own classes.
 
 What they are
     Mechanics-testing models: a MODEL (ModelPatcher), CLIP and VAE for each of the flow-matching
@@ -40,7 +41,20 @@ Sizes
       Wan 2.1 autoencoder (``comfy.ldm.wan.vae.WanVAE``) at base width 8 (the real one's 96; 0.67 M
       parameters), 8x downscale, 16 channels, a frame axis of 1, its latent brought to about the mean and
       spread per channel of the host's ``latent_formats.Wan21`` (``_WAN_RAW_STD``).
-    - VAE (Flux, SD3): the host's ``AutoencoderKL`` with 16 latent channels and 8x downscale (32 base
+    - Wan 2.1 T2V (``"wan21"``, the host's WAN21_T2V: Wan 2.1 1.3B / 14B and Wan 2.2 A14B's experts) and Wan 2.2
+      TI2V 5B (``"wan22"``, WAN22_T2V): the host's ``WanModel`` with 2 blocks (the real ones have 30 / 40; 1.3B:
+      dim 1536, 12 heads of 128), dim 64 in 2 heads of 32 (rope axes 12 + 10 + 10 over frames, rows, columns),
+      ffn 128, patch 1 x 2 x 2 over 16 latent channels (Wan 2.2 5B: 48), discrete flow sampling with shift 8
+      (timestep = 1000 sigma); per block a self-attention over the clip's tokens and a cross-attention to the
+      text. The text: the host's UMT5-XXL class (``comfy.text_encoders.wan``) 64 wide, 2 layers, 4 heads, on
+      the host's bundled Pile-T5 SentencePiece model (``loaders.pile_t5_spiece_model``: 32000 English word
+      pieces; the real UMT5 one, 256384 pieces, is not bundled with the host: Wan's tokenizer reads it from the
+      text encoder's file, ``spiece_model``), prompts padded to 512 tokens as Wan's. VAE: Qwen-Image's tiny Wan
+      2.1 VAE (``"wan21"``; latents [B, 16, 1 + (frames - 1) / 4, H / 8, W / 8]) or the host's Wan 2.2 VAE
+      (``comfy.ldm.wan.vae2_2.WanVAE``) at base width 8 (``"wan22"``: 48 channels, 16x in space). Their final
+      projection at ``_WAN_OUTPUT_GAIN`` (0.1). The host's stock loaders do not read these files (Load CLIP's
+      type wan detects UMT5 by a 24th block 4096 wide; Load VAE builds the real widths from the keys): the
+      workflows reach them through the Demo Model (the runner's ``demo-wan21``). with 16 latent channels and 8x downscale (32 base
       channels, one res block a level), its latent scaled to about the spread and mean the host's
       latent format expects (``latent_formats.Flux``: std 1/0.3611, mean 0.1159; ``SD3``: std 1/1.5305,
       mean 0.0609), so that the model sees latents of about unit spread.
@@ -76,7 +90,7 @@ from ..hostkit.loaders import HOST_CLASSES
 from .tiny_models import VAE_DDCONFIG as SD_VAE_DDCONFIG
 from .tiny_models import _calm_output, _fill, _generator, _smooth_in_time, _text_config, init_weights
 
-FLOW_FAMILIES: tuple[str, ...] = ("flux-dev", "flux-schnell", "sd3", "qwen-image", "wan21")
+FLOW_FAMILIES: tuple[str, ...] = ("flux-dev", "flux-schnell", "sd3", "qwen-image", "wan21", "wan22")
 
 # ---------------------------------------------------------------------------------------------
 # Sizes
@@ -146,12 +160,12 @@ def _qwen_text_config() -> dict:
             "num_hidden_layers": 2, "num_attention_heads": 2, "num_key_value_heads": 1}
 
 
-def _wan_config() -> dict:
+def _wan_config(channels: int = 16) -> dict:
     """A shrunk Wan 2.1 T2V config in the form ``comfy.model_detection`` produces (1.3B: dim 1536, 12 heads of 128,
     ffn 8960, 30 blocks; 14B: dim 5120, 40 heads, 40 blocks): 2 heads of 32 (rope axes 12 + 10 + 10 over frames,
     rows, columns, as the host splits a head), patch 1 x 2 x 2 over 16 latent channels, text 64 wide."""
-    return {"image_model": "wan2.1", "model_type": "t2v", "patch_size": (1, 2, 2), "text_len": 512, "in_dim": 16,
-            "dim": 64, "ffn_dim": 128, "freq_dim": 256, "text_dim": WAN_TEXT_WIDTH, "out_dim": 16, "num_heads": 2,
+    return {"image_model": "wan2.1", "model_type": "t2v", "patch_size": (1, 2, 2), "text_len": 512, "in_dim": channels,
+            "dim": 64, "ffn_dim": 128, "freq_dim": 256, "text_dim": WAN_TEXT_WIDTH, "out_dim": channels, "num_heads": 2,
             "num_layers": WAN_DEPTH, "eps": 1e-6}
 
 
@@ -227,6 +241,12 @@ SPECS: dict[str, FlowFamilySpec] = {
     "wan21": FlowFamilySpec(
         name="wan21", unet_config=_wan_config(), unet_overrides={},
         **HOST_CLASSES["wan21"]._asdict(),
+        text_configs={"umt5xxl_model_config": _umt5_config()},
+    ),
+    # Wan 2.2 TI2V 5B (the host's WAN22_T2V): the same transformer on the Wan 2.2 VAE's 48 channels
+    "wan22": FlowFamilySpec(
+        name="wan22", unet_config=_wan_config(48), unet_overrides={},
+        **HOST_CLASSES["wan22"]._asdict(),
         text_configs={"umt5xxl_model_config": _umt5_config()},
     ),
 }
@@ -313,7 +333,8 @@ def build_tiny_flow_unet(family: str, seed: int = 0, single_blocks: int | None =
             raise ValueError(f"{family} has no single-stream blocks")
         unet_config["depth_single_blocks"] = single_blocks
     if double_blocks is not None:
-        unet_config[{"sd3": "num_blocks", "qwen-image": "num_layers", "wan21": "num_layers"}.get(family, "depth")] = \
+        unet_config[{"sd3": "num_blocks", "qwen-image": "num_layers", "wan21": "num_layers",
+                     "wan22": "num_layers"}.get(family, "depth")] = \
             double_blocks
     host_config = (spec.config_class, unet_config, spec.unet_overrides, spec.model_type)
     model = loaders.empty_unet(*host_config)
@@ -336,14 +357,15 @@ def build_tiny_flow_unet(family: str, seed: int = 0, single_blocks: int | None =
             _smooth_in_time(net.time_text_embed.timestep_embedder.linear_1.weight)
             for block in net.transformer_blocks:
                 block.attn.norm_added_k.weight.mul_(_QWEN_TEXT_KEY_GAIN)
-        elif family == "wan21":
+        elif family in ("wan21", "wan22"):
             _smooth_in_time(net.time_embedding[0].weight)
         else:
             _smooth_in_time(net.time_in.in_layer.weight)
             if spec.unet_config["guidance_embed"]:
                 _smooth_in_time(net.guidance_in.in_layer.weight)
-    head = {"qwen-image": lambda: net.proj_out, "wan21": lambda: net.head.head}.get(family, lambda: net.final_layer.linear)
-    _calm_output(head(), _WAN_OUTPUT_GAIN if family == "wan21" else _OUTPUT_GAIN)
+    wan = family in ("wan21", "wan22")
+    head = {"qwen-image": lambda: net.proj_out}.get(family, lambda: net.head.head if wan else net.final_layer.linear)
+    _calm_output(head(), _WAN_OUTPUT_GAIN if wan else _OUTPUT_GAIN)
     return loaders.load_unet(*host_config, net.state_dict(), built=model)
 
 
@@ -351,7 +373,7 @@ def build_tiny_flow_clip(family: str, seed: int = 0, tokenizer_data: dict | None
     """The family's text encoders as a host ``comfy.sd.CLIP`` (real tokenizers), in float32;
     ``tokenizer_data`` as ``loaders.text_encoder`` takes it."""
     spec = _spec(family)
-    if family == "wan21":   # UMT5's tokenizer reads its SentencePiece model from the text encoder's file
+    if family in ("wan21", "wan22"):   # UMT5's tokenizer reads its SentencePiece model from the text encoder's file
         tokenizer_data = {"spiece_model": loaders.pile_t5_spiece_model(), **(tokenizer_data or {})}
     clip = loaders.text_encoder(spec.clip_target, spec.text_configs, tokenizer_data)
     if family == "qwen-image":
@@ -382,12 +404,35 @@ def _tiny_wan_vae(seed: int, family: str = "qwen-image"):
     return loaders.wan_vae(ae)
 
 
+#: the tiny Wan 2.2 VAE (``comfy.ldm.wan.vae2_2.WanVAE``): base width 8 (the real one's 160, decoder 256)
+WAN22_VAE = {"dim": 8, "dec_dim": 8, "z_dim": 48, "dim_mult": [1, 2, 4, 4], "num_res_blocks": 1, "attn_scales": [],
+             "temperal_downsample": [False, True, True], "dropout": 0.0}
+_WAN22_RAW_STD = 0.3   # its random encoder's mean's spread on smooth pictures (0.32 on a 5-frame 64 px clip)
+
+
+def _tiny_wan22_vae(seed: int):
+    """Wan 2.2's VAE at ``WAN22_VAE``'s size, its latent brought to about the mean and spread of the host's latent
+    format (``latent_formats.Wan22``), as ``_tiny_wan_vae`` does Wan 2.1's."""
+    ae = loaders.wan22_autoencoder(WAN22_VAE)
+    init_weights(ae, _generator("wan22", "vae", seed))
+    mean, std = loaders.wan22_latent_stats()
+    with torch.no_grad():
+        gain = std / _WAN22_RAW_STD
+        ae.conv1.weight[:48].mul_(gain.view(-1, 1, 1, 1, 1))
+        ae.conv1.bias[:48].mul_(gain).add_(mean)
+        ae.conv2.weight.div_(gain.view(1, -1, 1, 1, 1))
+        ae.conv2.bias.sub_(ae.conv2.weight.sum(dim=(1, 2, 3, 4)) * mean)
+    return loaders.wan22_vae(ae)
+
+
 def build_tiny_flow_vae(family: str, seed: int = 0):
     """A small 16-channel KL autoencoder (8x downscale) as a host ``comfy.sd.VAE``; Qwen-Image's: a small Wan 2.1
     autoencoder."""
     spec = _spec(family)
     if family in ("qwen-image", "wan21"):
         return _tiny_wan_vae(seed, family)
+    if family == "wan22":
+        return _tiny_wan22_vae(seed)
     ae = loaders.kl_autoencoder(VAE_DDCONFIG, VAE_EMBED_DIM)
     init_weights(ae, _generator(family, "vae", seed))
     with torch.no_grad():
@@ -402,7 +447,7 @@ def build_tiny_flow_vae(family: str, seed: int = 0):
 
 def build_tiny_flow_models(family: str, seed: int = 0, single_blocks: int | None = None,
                            double_blocks: int | None = None) -> tuple:
-    """(MODEL, CLIP, VAE) of ``family`` ("flux-dev", "flux-schnell", "sd3", "qwen-image") with weights
+    """(MODEL, CLIP, VAE) of ``family`` ("flux-dev", "flux-schnell", "sd3", "qwen-image", "wan21", "wan22") with weights
     drawn from ``seed``: a host ModelPatcher, ``comfy.sd.CLIP`` and ``comfy.sd.VAE``.
 
     Fresh objects on every call; the same seed gives bit-identical weights.

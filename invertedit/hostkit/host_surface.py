@@ -21,6 +21,7 @@ TESTED_HOST = "0.3.64"
 SYMBOLS: tuple[str, ...] = (
     "comfy.k_diffusion.sampling.sample_euler",
     "comfy.latent_formats.Wan21",
+    "comfy.latent_formats.Wan22",
     "comfy.ldm.flux.model.Flux",
     "comfy.ldm.models.autoencoder.AutoencoderKL",
     "comfy.ldm.modules.attention.SpatialTransformer",
@@ -31,6 +32,7 @@ SYMBOLS: tuple[str, ...] = (
     "comfy.ldm.modules.diffusionmodules.openaimodel.Upsample",
     "comfy.ldm.qwen_image.model.QwenImageTransformer2DModel",
     "comfy.ldm.wan.vae.WanVAE",
+    "comfy.ldm.wan.vae2_2.WanVAE",
     "comfy.ldm.wan.model.WanModel",
     "comfy.lora.load_lora",
     "comfy.lora.model_lora_keys_clip",

@@ -221,6 +221,38 @@ def wan21_latent_stats() -> tuple[torch.Tensor, torch.Tensor]:
     return fmt.latents_mean.reshape(-1), fmt.latents_std.reshape(-1)
 
 
+def wan22_autoencoder(config: dict) -> torch.nn.Module:
+    """The host's Wan 2.2 autoencoder module (``comfy.ldm.wan.vae2_2.WanVAE``: 48 latent channels, a 2 x 2 patchify
+    before its 8x: 16x in space, 4x in time) of ``config``, uninitialised."""
+    from comfy.ldm.wan.vae2_2 import WanVAE
+
+    return WanVAE(**config)
+
+
+def wan22_latent_stats() -> tuple[torch.Tensor, torch.Tensor]:
+    """The per-channel mean and spread of the host's Wan 2.2 latent format (``latent_formats.Wan22``), 48 values each."""
+    from comfy.latent_formats import Wan22
+
+    fmt = Wan22()
+    return fmt.latents_mean.reshape(-1), fmt.latents_std.reshape(-1)
+
+
+def wan22_vae(module: torch.nn.Module) -> comfy.sd.VAE:
+    """A host ``comfy.sd.VAE`` around a Wan 2.2 autoencoder ``module`` with the settings the host's loader gives the
+    Wan 2.2 VAE it detects (``comfy.sd.VAE``: 48 channels, 16x in space, frames ``1 + (n - 1) / 4``), which builds
+    the real width (160) from the weights' keys whatever their shapes."""
+    vae = wan_vae(module)
+    vae.upscale_ratio = (lambda a: max(0, a * 4 - 3), 16, 16)
+    vae.upscale_index_formula = (4, 16, 16)
+    vae.downscale_ratio = (lambda a: max(0, math.floor((a + 3) / 4)), 16, 16)
+    vae.downscale_index_formula = (4, 16, 16)
+    vae.latent_channels = 48
+    size = comfy.model_management.dtype_size
+    vae.memory_used_encode = lambda shape, dtype: 3300 * shape[3] * shape[4] * size(dtype)
+    vae.memory_used_decode = lambda shape, dtype: 8000 * shape[3] * shape[4] * (16 * 16) * size(dtype)
+    return vae
+
+
 def pile_t5_spiece_model() -> torch.Tensor:
     """The host's bundled SentencePiece model of the Pile T5 (``comfy/text_encoders/t5_pile_tokenizer``, AuraFlow's:
     32000 English word pieces) as the byte tensor a Wan text encoder's file carries under ``spiece_model``

@@ -330,3 +330,25 @@ def test_prompt_to_prompt_on_wan_gives_the_target_the_sources_maps(host, tiny):
     with pytest.raises(ValueError, match="Joint Attention Inject: the local blend reads per-word maps of one image; "
                                          "on Wan's clips it is not carried over: turn local_blend off"):
         call(host, "InvertEditJointAttentionInject", **args, local_blend=True)
+
+
+def test_wan22_ti2v_5b_edits_a_clip_of_its_48_channel_latent(host, tiny):
+    """Wan 2.2 TI2V 5B (the host's WAN22_T2V: the same transformer on the Wan 2.2 VAE's 48 channels, 16x in space):
+    its VAE makes a clip latent [1, 48, frames, h, w]; Flow Invert retraces it and FlowEdit edits it in one call of 4
+    rows a step."""
+    model, clip, vae = tiny("wan22")
+    fam = host.pack.hostkit.family.model_family(model)
+    assert (fam.layout, fam.config_name, fam.flow_editable) == ("dit-cross", "WAN22_T2V", True)
+    frames = torch.rand(5, 64, 64, 3, generator=torch.Generator().manual_seed(0))
+    latent = call(host, "VAEEncode", pixels=frames, vae=vae)[0]["samples"]
+    assert latent.shape == (1, 48, 2, 4, 4)
+    assert call(host, "VAEDecode", samples={"samples": latent}, vae=vae)[0].shape == (5, 64, 64, 3)
+    clip48 = torch.randn(1, 48, FRAMES, 8, 8, generator=torch.Generator().manual_seed(1))
+    positive = encode(host, clip, SOURCE)
+    inv, noise, sigmas = call(host, "InvertEditFlowInvert", model=model, latent={"samples": clip48}, positive=positive,
+                              solver="rf-solver", steps=6, scheduler="simple", guidance=1.0)
+    out = sample(host, model, positive, noise, sigmas, clip48, call(host, "InvertEditFlowSampler", solver="rf-solver")[0])
+    assert rel(out, clip48) < 0.02, rel(out, clip48)
+    m, rows = counted_model(model, "APPLY_MODEL")
+    edited = run(host, m, flow_edit(host, m, clip), clip48)
+    assert rows == [4] * 3 and edited.shape == clip48.shape and not torch.allclose(edited, clip48, atol=1e-3)

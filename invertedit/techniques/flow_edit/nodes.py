@@ -17,7 +17,7 @@ from .glue import NAME, FlowEditSettings, flow_edit_guider
 
 
 #: The families FlowEdit guides with classifier-free guidance, as messages name them (by the host's config)
-_CFG_FAMILIES = {"SD3": "SD3", "QwenImage": "Qwen-Image"}
+_CFG_FAMILIES = {"SD3": "SD3", "QwenImage": "Qwen-Image", "WAN21_T2V": "Wan 2.1", "WAN22_T2V": "Wan 2.2"}
 
 
 class FlowEdit(io.ComfyNode):
@@ -35,12 +35,15 @@ class FlowEdit(io.ComfyNode):
                 "latent_image, the model's schedule (BasicScheduler; Flux: after ModelSamplingFlux with the image "
                 "size), KSamplerSelect euler, and RandomNoise (its seed draws FlowEdit's noises). Authors' settings: "
                 "Flux 28 steps, n_max 24, guidance 1.5 / 5.5; SD3 50 steps, n_max 33, cfg 3.5 / 13.5 (Qwen-Image has "
-                "none: it is guided as SD3, with a negative). On Qwen-Image, whose prompts are not padded, the source "
+                "none: it is guided as SD3, with a negative). A Wan 2.1/2.2 clip (its VAE's latent [1, 16, frames, h, "
+                "w]) is edited whole, as FiVE-Bench's Wan-Edit: 50 steps at shift 5, n_max 34, cfg 5 / 10 with Wan's "
+                "negative. On Qwen-Image, whose prompts are not padded, the source "
                 "and target share one model call a step only when they have the same number of tokens; otherwise "
                 "each takes its own, as a stock CFG run on Qwen-Image splits its prompt and negative (the same "
                 "evaluations, one more call)."),
             inputs=[
-                io.Model.Input("model", tooltip="A Flux.1 (dev, schnell), SD3/SD3.5 or Qwen-Image model."),
+                io.Model.Input("model", tooltip="A Flux.1 (dev, schnell), SD3/SD3.5, Qwen-Image or Wan 2.1/2.2 "
+                                                "text-to-video model."),
                 io.Conditioning.Input("source", tooltip="The source prompt: a caption of the image as it is."),
                 io.Conditioning.Input("target", tooltip="The target prompt: the caption of the edited image. On "
                                                         "Qwen-Image it runs in the source's model call only when "
