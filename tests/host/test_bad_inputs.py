@@ -2214,6 +2214,7 @@ def changed_region_image() -> dict:
 
 from bad_inputs_wan import WAN_CASES; CASES += WAN_CASES  # noqa: E402, E702  (tests/host is on the path)
 from bad_inputs_clips import CLIP_CASES; CASES += CLIP_CASES  # noqa: E402, E702  (tests/host is on the path)
+from bad_inputs_tokenflow import TOKENFLOW_CASES; CASES += TOKENFLOW_CASES  # noqa: E402, E702  (tests/host is on the path)
 
 
 CASES += FILE_CASES + PAIR_CASES + FLOW_CASES + QUANTISED_CASES + QWEN_TEMPLATE_CASES + LOCK_CASES

@@ -194,6 +194,11 @@ class TokenFlowRun:
 
     def __call__(self, executor, noise, latent_image, sampler, sigmas, *args, **kwargs):
         guider = executor.class_obj
+        frames, rows = self.inversion.trajectory.shape[1], latent_image.shape[0]
+        if rows != frames:
+            raise NodeInputError(self.node, f"the inversion holds a clip of {frames} frames, but the latent being "
+                                            f"sampled has {rows} rows; sample the inversion's own LATENT ({frames} "
+                                            f"frames), one row per frame.")
         check_run(self.inversion, guider.model_patcher, noise, latent_image, sampler, sigmas, node=self.node,
                   cfg=guider.cfg)
         if not steps_as_euler(sampler):
