@@ -221,3 +221,91 @@ def test_the_sd15_clip_template_is_set_for_sd15(host):
     assert (inject["cross_replace"], inject["self_replace"], inject["local_blend"]) == (0.4, 0.6, False)
     assert by_type["InvertEditCrossFrameAttention"][0]["anchors"] == "first and previous"
     assert "SaveAnimatedPNG" in by_type and "SaveImage" in by_type
+
+
+def _fatezero_store(frames: int, heads: int, words: int = 77, seed: int = 0) -> dict:
+    """A step's stored source maps as FateZero's AttentionStore keeps them (layers of at most 32 x 32
+    queries): cross maps over ``words`` tokens, self maps over two anchor frames' keys."""
+    g = torch.Generator().manual_seed(seed)
+
+    def maps(tokens: int, keys: int) -> torch.Tensor:
+        logits = torch.rand(frames, heads, tokens, keys, generator=g) * 4
+        if keys == words:   # the blend words (tokens 2 and 5) attended in the grid's top-left quarter
+            side = int(tokens ** 0.5)
+            quarter = torch.zeros(side, side)
+            quarter[:side // 2, :side // 2] = 6.0
+            logits[..., [2, 5]] += quarter.flatten()[:, None]
+        return logits.softmax(-1)
+
+    sizes = {"down": [1024, 1024, 256, 256], "mid": [64], "up": [256, 256, 256, 1024, 1024, 1024]}
+    store = {f"{place}_cross": [maps(t, words) for t in tokens] for place, tokens in sizes.items()}
+    store.update({f"{place}_self": [maps(t, 2 * t) for t in tokens] for place, tokens in sizes.items()})
+    return store
+
+
+def _fatezero_controller(module, blend, kind: str, store: dict, frames: int, **attributes):
+    """The authors' controller made without its ``__init__`` (which tokenizes prompts): the attributes
+    ``__init__`` sets, with the store of the inversion (one step) and the given word tables."""
+    ctrl = object.__new__(getattr(module, kind))
+    ctrl.LOW_RESOURCE, ctrl.cur_step, ctrl.num_att_layers, ctrl.cur_att_layer = False, 0, -1, 0
+    ctrl.disk_store, ctrl.store_dir, ctrl.save_self_attention = False, None, True
+    ctrl.step_store, ctrl.attention_store, ctrl.latents_store, ctrl.attention_store_all_step = \
+        ctrl.get_empty_store(), {}, [], []
+    ctrl.additional_attention_store = type("Store", (), {"attention_store_all_step": [store]})()
+    ctrl.batch_size, ctrl.use_inversion_attention, ctrl.latent_blend = 1, True, None
+    ctrl.attention_position_counter_dict = {k: 0 for k in ("down_cross", "mid_cross", "up_cross", "down_self",
+                                                           "mid_self", "up_self")}
+    ctrl.prev_attention_key_name = 0
+    ctrl.attention_blend = blend
+    for k, v in attributes.items():
+        setattr(ctrl, k, v)
+    return ctrl
+
+
+def test_fatezero_fusion_math_matches_the_authors_controller(host, fatezero):
+    """Our fusion (``attention/fatezero.py``) against FateZero's ``AttentionReplace`` / ``AttentionRefine``
+    ``forward`` and ``SpatialBlender``, unchanged, on the same maps: cross-attention replace and refine with
+    the step's word alphas, self-attention blended by the blend words' mask (threshold 0.3), the source's
+    self-attention without blend words, a 64 x 64 layer left alone."""
+    module, checkout = fatezero
+    util, spatial = module.attention_util(checkout)
+    from invertedit.attention import fatezero as fz   # pure: torch only
+    frames, heads, words = 3, 2, 77
+    store = _fatezero_store(frames, heads)
+    g = torch.Generator().manual_seed(1)
+    alpha = (torch.rand(words, generator=g) > 0.3).float()
+    mapper = torch.eye(words)[torch.randperm(words, generator=g)]
+    refine_map, refine_alphas = torch.randperm(words, generator=g), (torch.rand(words, generator=g) > 0.5).float()
+    blend_words = torch.zeros(words)
+    blend_words[[2, 5]] = 1.0
+    blender = object.__new__(spatial.SpatialBlender)
+    blender.__dict__.update(count=0, counter=0, th=(0.3, 0.3), prompt_choose="source", substruct_layers=None,
+                            save_path=None, mask_list=[], alpha_layers=blend_words.reshape(1, 1, 1, 1, 1, words))
+    common = dict(cross_replace_alpha=alpha.reshape(1, 1, 1, 1, words), num_self_replace=(0, 1))
+    errors = {}
+
+    def theirs(kind, attn, is_cross, place, position, blend=None, **extra):
+        ctrl = _fatezero_controller(util, blend, kind, store, frames, **common, **extra)
+        ctrl.attention_position_counter_dict[f"{place}_{'cross' if is_cross else 'self'}"] = position
+        return ctrl.forward(attn.clone(), is_cross, place)
+
+    target = torch.rand(frames, heads, 1024, words, generator=g).softmax(-1)
+    want = theirs("AttentionReplace", target, True, "down", 0, mapper=mapper[None])
+    errors["cross replace"] = float((fz.fuse_cross_replace(target, store["down_cross"][0], mapper, alpha)
+                                     - want).abs().max())
+    want = theirs("AttentionRefine", target, True, "down", 1, mapper=refine_map[None],
+                  alphas=refine_alphas.reshape(1, 1, 1, words))
+    errors["cross refine"] = float((fz.fuse_cross_refine(target, store["down_cross"][1], refine_map, refine_alphas,
+                                                         alpha) - want).abs().max())
+    target = torch.rand(frames, heads, 256, 512, generator=g).softmax(-1)
+    want = theirs("AttentionReplace", target, False, "up", 1, blend=blender, mapper=mapper[None])
+    mask = fz.fusion_mask(store["down_cross"][2:4] + store["up_cross"][:3], blend_words, (16, 16), 0.3)
+    assert 0 < float(mask.mean()) < 1   # the mask keeps some of each
+    errors["self blended"] = float((fz.fuse_self(target, store["up_self"][1], mask) - want).abs().max())
+    want = theirs("AttentionReplace", target, False, "up", 2, mapper=mapper[None])
+    errors["self replaced"] = float((fz.fuse_self(target, store["up_self"][2], None) - want).abs().max())
+    big = torch.rand(frames, heads, 4096, words, generator=g).softmax(-1)
+    assert not fz.edits_layer(big.shape[2]) and torch.equal(
+        theirs("AttentionReplace", big, True, "down", 0, mapper=mapper[None]), big)
+    print(f"\nFateZero fusion parity (max abs error): {errors}")
+    assert max(errors.values()) < 1e-6

@@ -91,3 +91,41 @@ def reference_class(checkout: Path, name: str, path: str = "video_diffusion/mode
     namespace = {"torch": torch, "rearrange": rearrange, "CrossAttention": CrossAttention}
     exec(compile(ast.Module(body=[node], type_ignores=[]), str(checkout / path), "exec"), namespace)
     return namespace[name]
+
+
+def stand_ins() -> None:
+    """Empty modules for the packages FateZero's prompt-attention files import for their image and
+    video helpers and configs (never called by the controller's forward), where absent."""
+    import importlib.util
+    import sys
+    import types
+
+    names = {"cv2": (), "imageio": (), "torchvision": (), "torchvision.utils": ("save_image",),
+             "torchvision.transforms": (), "omegaconf": (), "omegaconf.dictconfig": ("DictConfig",)}
+    for name, attributes in names.items():
+        try:
+            present = importlib.util.find_spec(name) is not None
+        except ModuleNotFoundError:
+            present = False
+        if present or name in sys.modules:
+            continue
+        module = types.ModuleType(name)
+        for attribute in attributes:
+            setattr(module, attribute, type(attribute, (), {}))
+        sys.modules[name] = module
+        parent, _, child = name.rpartition(".")
+        if parent:
+            setattr(sys.modules[parent], child, module)
+
+
+def attention_util(checkout: Path):
+    """FateZero's ``video_diffusion.prompt_attention.attention_util`` and ``spatial_blend`` modules,
+    imported unchanged from ``checkout``."""
+    import importlib
+    import sys
+
+    stand_ins()
+    if str(checkout) not in sys.path:
+        sys.path.insert(0, str(checkout))
+    return (importlib.import_module("video_diffusion.prompt_attention.attention_util"),
+            importlib.import_module("video_diffusion.prompt_attention.spatial_blend"))
