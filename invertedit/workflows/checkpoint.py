@@ -373,3 +373,83 @@ TOY_FLOW_MAPS = {"Source prompt": {"value": SOURCE_PROMPT},
 # are checked at those
 QUICK = 10
 QUICK_DDIM = {"InvertEditDDIMInvert": {"steps": QUICK}, "KSamplerAdvanced": {"steps": QUICK}}
+
+
+# ----------------------------------------------------------------------------- Wan 2.1 clips (issue 82)
+#: Wan 2.1 text-to-video as ComfyUI's own Wan 2.1 examples load it (Comfy-Org/Wan_2.1_ComfyUI_repackaged): the
+#: diffusion model, UMT5-XXL (Load CLIP, type wan), the Wan 2.1 VAE. Its clip: FiVE-Bench's, 41 frames at 832 x 480
+#: (``WAN_SIZE``)
+WAN = Family("Wan 2.1", "", 832, "Wan 2.1 text-to-video 1.3B or 14B (or Wan 2.2 A14B's low-noise expert), "
+             "Comfy-Org/Wan_2.1_ComfyUI_repackaged's files",
+             unet="wan2.1_t2v_1.3B_fp16.safetensors", clip="umt5_xxl_fp8_e4m3fn_scaled.safetensors", clip_type="wan",
+             vae="wan_2.1_vae.safetensors")
+WAN_SIZE = (832, 480)
+#: Wan's default negative prompt (``sample_neg_prompt`` of Wan's configs, which FiVE's Wan-Edit uses)
+WAN_NEGATIVE = ("色调艳丽，过曝，静态，细节模糊不清，字幕，风格，作品，画作，画面，静止，整体发灰，最差质量，低质量，JPEG压缩残留，丑陋的，"
+                "残缺的，多余的手指，画得不好的手部，画得不好的脸部，畸形的，毁容的，形态畸形的肢体，手指融合，静止不动的画面，杂乱的背景，三条腿，背景人"
+                "很多，倒着走")
+WAN_FPS = 16.0   # Wan 2.1's frame rate
+WAN_TINY = ("On the pack's tests and card the model is the **Demo Model's tiny random Wan 2.1** (random weights: its "
+            "frames are noise; it checks the mechanics, not the picture).")
+
+
+def wan_setup_note(prompts: str) -> str:
+    """How to set a Wan 2.1 clip template up: its files, the clip, its size, the prompts."""
+    w, h = WAN_SIZE
+    return (f"**To run it on your model** ({WAN.name}: {WAN.detail}):\n\n"
+            f"1. **Load Diffusion Model**: your Wan 2.1 text-to-video model (`{WAN.unet}`, or the 14B); **Load CLIP**: "
+            f"`{WAN.clip}`, type wan; **Load VAE**: `{WAN.vae}`. They go in ComfyUI's models/diffusion_models, "
+            "text_encoders and vae folders.\n"
+            "2. **Load Image**: your clip as an animated PNG or WebP (its frames load as one batch; the workflow opens "
+            "with ComfyUI's own `example.png`, one frame). For a video file, replace it by **Load Video** then **Get "
+            "Video Components** (its images). **Repeat Image Batch** (amount 1: nothing) makes a still image a clip to "
+            "try it on (amount 9: 9 frames).\n"
+            f"3. **Upscale Image** brings the frames to {w}x{h} (FiVE-Bench's size); keep 1 + 4k frames (41: FiVE's), "
+            "as the Wan VAE folds 4 frames into one latent frame.\n"
+            f"4. {prompts}\n")
+
+
+def wan_clip_front(intro: str, shift: float, source: bool = True) -> list[dict]:
+    """The note, Wan's loaders, the clip (Load Image, Repeat Image Batch, Upscale Image: node ``resize``) and its
+    latent (``encode``: one latent [1, 16, frames, h, w]), the prompts (``prompt`` the source where asked, ``target``,
+    ``empty``: Wan's negative) and the model's shift (``shift``: ModelSamplingSD3)."""
+    w, h = WAN_SIZE
+    clip = clip_of(WAN)
+    nodes = [
+        {"key": "note", "type": "MarkdownNote", "text": intro},
+        *model_loaders(WAN),
+        {"key": "image", "type": "LoadImage", "widgets": {"image": PHOTO}, "title": "Load Image (your clip)"},
+        {"key": "frames", "type": "RepeatImageBatch", "widgets": {"amount": 1}, "inputs": {"image": ("image", "IMAGE")},
+         "title": "Repeat Image Batch (a still image as a clip: amount 9)"},
+        {"key": "resize", "type": "ImageScale",
+         "widgets": {"upscale_method": "lanczos", "width": w, "height": h, "crop": "center"},
+         "inputs": {"image": ("frames", "IMAGE")}, "title": f"Upscale Image (FiVE's {w}x{h})"},
+        {"key": "encode", "type": "VAEEncode", "inputs": {"pixels": ("resize", "IMAGE"), "vae": vae_of(WAN)}},
+    ]
+    if source:
+        nodes.append({"key": "prompt", "type": "CLIPTextEncode", "widgets": {"text": PHOTO_SOURCE},
+                      "inputs": {"clip": clip}, "title": "Source prompt"})
+    return nodes + [
+        {"key": "target", "type": "CLIPTextEncode", "widgets": {"text": PHOTO_TARGET}, "inputs": {"clip": clip},
+         "title": "Target prompt"},
+        {"key": "empty", "type": "CLIPTextEncode", "widgets": {"text": WAN_NEGATIVE}, "inputs": {"clip": clip},
+         "title": "Negative prompt (Wan's)"},
+        {"key": "shift", "type": "ModelSamplingSD3", "widgets": {"shift": shift},
+         "inputs": {"model": ("model", "MODEL")}, "title": f"ModelSamplingSD3 (shift {shift:g})"},
+    ]
+
+
+def wan_clip_outputs(edit: str, prefix: str, name: str) -> list[dict]:
+    """The edit ``edit`` (an IMAGE of frames) saved as frames (``save``) and, beside the source frame for frame, as an
+    animated WebP at Wan's frame rate."""
+    return [
+        {"key": "pair", "type": "ImageStitch",
+         "widgets": {"direction": "right", "match_image_size": True, "spacing_width": 0, "spacing_color": "white"},
+         "inputs": {"image1": ("resize", "IMAGE"), "image2": (edit, "IMAGE")},
+         "title": f"Source | {name} (frame for frame)"},
+        {"key": "save", "type": "SaveImage", "widgets": {"filename_prefix": prefix},
+         "inputs": {"images": (edit, "IMAGE")}, "title": f"{name} (the frames)"},
+        {"key": "save_animation", "type": "SaveAnimatedWEBP",
+         "widgets": {"filename_prefix": prefix, "fps": WAN_FPS, "lossless": False, "quality": 90, "method": "default"},
+         "inputs": {"images": ("pair", "IMAGE")}, "title": f"Source | {name} (animated WebP)"},
+    ]

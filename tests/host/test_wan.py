@@ -237,11 +237,13 @@ def test_the_wan_clip_template_edits_every_frame_and_keeps_the_clip_for_the_same
     assert (pixels(kept) - pixels(round_trip)).abs().max() <= 1   # nothing edited: the clip's round trip
 
 
-def test_the_wan_clip_template_as_shipped_loads_wan_as_comfyuis_examples_and_validates(host, tmp_path):
+@pytest.mark.parametrize("name", ["Wan 2.1 - Clip edit (FlowEdit)", "Wan 2.1 - Clip edit (RF-Inversion)"])
+def test_the_wan_clip_templates_as_shipped_load_wan_as_comfyuis_examples_and_validate(host, tmp_path, name):
     """As shipped (no swap): Load Diffusion Model, Load CLIP (type wan) and Load VAE of ComfyUI's repackaged Wan 2.1
-    files, Load Image of the host's example.png (a still: Repeat Image Batch at 1 leaves a clip as it is), FiVE's
-    Wan-Edit settings (50 steps at shift 5, n_max 34, guidance 5 / 10, Wan's negative), euler; and the host accepts
-    the graph once files of those names exist."""
+    files, Load Image of the host's example.png (a still: Repeat Image Batch at 1 leaves a clip as it is) at FiVE's
+    832 x 480, Wan's negative; FlowEdit at FiVE's Wan-Edit settings (50 steps at shift 5, n_max 34, guidance 5 / 10),
+    RF-Inversion at the authors' (28 steps, gamma 0.5, eta 0.9 over the first quarter) with Wan's cfg 5; euler; the
+    edit saved as frames and as an animated WebP; and the host accepts the graph once files of those names exist."""
     import asyncio
     import json
     from pathlib import Path
@@ -250,7 +252,6 @@ def test_the_wan_clip_template_as_shipped_loads_wan_as_comfyuis_examples_and_val
 
     from workshop.headless import runner
 
-    name = "Wan 2.1 - Clip edit (FlowEdit)"
     workflow = json.loads((Path(__file__).resolve().parents[2] / "example_workflows" / f"{name}.json").read_text())
     prompt = runner.prepare_prompt(workflow, host=host)
     by_type: dict = {}
@@ -264,14 +265,20 @@ def test_the_wan_clip_template_as_shipped_loads_wan_as_comfyuis_examples_and_val
     assert [i["image"] for i in by_type["LoadImage"]] == ["example.png"]
     assert by_type["RepeatImageBatch"][0]["amount"] == 1
     assert (by_type["ImageScale"][0]["width"], by_type["ImageScale"][0]["height"]) == (832, 480)
-    (edit,) = by_type["InvertEditFlowEdit"]
-    assert (by_type["BasicScheduler"][0]["steps"], by_type["ModelSamplingSD3"][0]["shift"], edit["n_max"],
-            edit["source_guidance"], edit["target_guidance"]) == (50, 5.0, 34, 5.0, 10.0)
+    assert by_type["ModelSamplingSD3"][0]["shift"] == 5.0
+    if "FlowEdit" in name:
+        (edit,) = by_type["InvertEditFlowEdit"]
+        assert (by_type["BasicScheduler"][0]["steps"], edit["n_max"], edit["source_guidance"],
+                edit["target_guidance"]) == (50, 34, 5.0, 10.0)
+    else:
+        (invert,), (control,) = by_type["InvertEditRFInversionInvert"], by_type["InvertEditRFInversion"]
+        assert (invert["steps"], invert["gamma"], control["eta"], control["stop"], by_type["CFGGuider"][0]["cfg"]) == (
+            28, 0.5, 0.9, 0.25, 5.0)
     assert by_type["KSamplerSelect"] == [{"sampler_name": "euler"}]
     assert {"SaveImage", "SaveAnimatedWEBP"} <= set(by_type)
     for kind, file in files.items():
         folder = tmp_path / kind
-        folder.mkdir()
+        folder.mkdir(exist_ok=True)
         (folder / file).write_bytes(b"not loaded: the prompt is only validated")
         folder_paths.add_model_folder_path(kind, str(folder), is_default=True)
     users = runner.prepare_prompt(workflow, image=runner.SAMPLE_IMAGE, host=host)

@@ -2,9 +2,9 @@
 ``python -m workshop.make_workflows`` writes them."""
 from __future__ import annotations
 
-from ...workflows.checkpoint import (FLUX, PHOTO, PHOTO_SOURCE, PHOTO_TARGET, QWEN, QWEN_CFG, QWEN_SHIFT, Family,
-                                     PROMPTS_PLAIN, SCHEDULES, SD3, TOY_FLOW, clip_of, flow_front, flow_model,
-                                     model_loaders, setup_note, strip, vae_of)
+from ...workflows.checkpoint import (FLUX, QWEN, QWEN_CFG, QWEN_SHIFT, WAN, WAN_TINY, Family, PROMPTS_PLAIN, SCHEDULES,
+                                     SD3, TOY_FLOW, flow_front, flow_model, setup_note, strip, vae_of, wan_clip_front,
+                                     wan_clip_outputs, wan_setup_note)
 
 # FlowEdit on Qwen-Image: the authors give settings for Flux and SD3 only (FLUX_exp.yaml, SD3_exp.yaml). Qwen-Image
 # is, like SD3, an MMDiT sampled with true classifier-free guidance and an empty negative: SD3's steps and n_max,
@@ -100,22 +100,9 @@ CHECKPOINT["Flux - FlowEdit (one node)"] = CHECKPOINT["Flux - FlowEdit"]
 
 
 # ----------------------------------------------------------------------------- Wan 2.1: a clip (issue 82)
-#: Wan 2.1 text-to-video as ComfyUI's own Wan 2.1 examples load it (Comfy-Org/Wan_2.1_ComfyUI_repackaged): the
-#: diffusion model, UMT5-XXL (Load CLIP, type wan), the Wan 2.1 VAE. Its clip: FiVE-Bench's Wan-Edit's, 41 frames at
-#: 832 x 480 (``WAN_SIZE``)
-WAN = Family("Wan 2.1", "", 832, "Wan 2.1 text-to-video 1.3B or 14B (or Wan 2.2 A14B's low-noise expert), "
-             "Comfy-Org/Wan_2.1_ComfyUI_repackaged's files",
-             unet="wan2.1_t2v_1.3B_fp16.safetensors", clip="umt5_xxl_fp8_e4m3fn_scaled.safetensors", clip_type="wan",
-             vae="wan_2.1_vae.safetensors")
-WAN_SIZE = (832, 480)
 #: FiVE-Bench's Wan-Edit settings (models/wan-edit: edit.py's defaults and scripts): 50 steps at shift 5, the first
 #: 16 skipped (n_max 34), source and target classifier-free guidance 5 and 10 with Wan's negative prompt
 WAN_FLOWEDIT = {"steps": 50, "shift": 5.0, "n_max": 34, "source": 5.0, "target": 10.0, "seed": 42}
-#: Wan's default negative prompt (``sample_neg_prompt`` of Wan's configs, which FiVE's Wan-Edit uses)
-WAN_NEGATIVE = ("色调艳丽，过曝，静态，细节模糊不清，字幕，风格，作品，画作，画面，静止，整体发灰，最差质量，低质量，JPEG压缩残留，丑陋的，"
-                "残缺的，多余的手指，画得不好的手部，画得不好的脸部，畸形的，毁容的，形态畸形的肢体，手指融合，静止不动的画面，杂乱的背景，三条腿，背景人"
-                "很多，倒着走")
-WAN_FPS = 16.0   # Wan 2.1's frame rate
 
 
 def wan_clip_flow_edit() -> dict:
@@ -123,21 +110,10 @@ def wan_clip_flow_edit() -> dict:
     [1, 16, frames, h, w], FlowEdit's GUIDER on it, the edit decoded to frames, saved as frames and as an animated
     WEBP, beside the source frame for frame."""
     s = WAN_FLOWEDIT
-    w, h = WAN_SIZE
     intro = (
         "# Wan 2.1: a clip edited with FlowEdit (FiVE's Wan-Edit)\n\n"
-        f"**To run it on your model** ({WAN.name}: {WAN.detail}):\n\n"
-        f"1. **Load Diffusion Model**: your Wan 2.1 text-to-video model (`{WAN.unet}`, or the 14B); **Load CLIP**: "
-        f"`{WAN.clip}`, type wan; **Load VAE**: `{WAN.vae}`. They go in ComfyUI's models/diffusion_models, "
-        "text_encoders and vae folders.\n"
-        "2. **Load Image**: your clip as an animated PNG or WebP (its frames load as one batch; the workflow opens "
-        "with ComfyUI's own `example.png`, one frame). For a video file, replace it by **Load Video** then **Get Video "
-        "Components** (its images). **Repeat Image Batch** (amount 1: nothing) makes a still image a clip to try it on "
-        "(amount 9: 9 frames).\n"
-        f"3. **Upscale Image** brings the frames to {w}x{h} (FiVE-Bench's size); keep 1 + 4k frames (41: FiVE's), "
-        "as the Wan VAE folds 4 frames into one latent frame.\n"
-        f"4. {PROMPTS_PLAIN}\n\n"
-        "**FlowEdit** (Kulikov et al.) edits the whole clip at once, never inverting it: from the clip's latent "
+        + wan_setup_note(PROMPTS_PLAIN) +
+        "\n**FlowEdit** (Kulikov et al.) edits the whole clip at once, never inverting it: from the clip's latent "
         f"(one latent [1, 16, frames, h, w]), each of the last {s['n_max']} of {s['steps']} steps moves the edit by "
         "the difference between the target prompt's and the source prompt's velocities on a fresh noisy copy of the "
         "clip, each with its classifier-free guidance and Wan's negative prompt, in one model call a step. FiVE-Bench's "
@@ -145,27 +121,9 @@ def wan_clip_flow_edit() -> dict:
         f"{s['steps'] - s['n_max']} skipped (n_max {s['n_max']}), guidance {s['source']:g} (source) and "
         f"{s['target']:g} (target). FiVE's own loop noises the source a step early and integrates with UniPC; this is "
         "FlowEdit's Euler loop. The edit is saved as frames and as an animated WebP, the source beside it.\n\n"
-        "On the pack's tests and card the model is the **Demo Model's tiny random Wan 2.1** (random weights: its "
-        "frames are noise; it checks the mechanics, not the picture).")
+        + WAN_TINY)
     model = ("shift", "MODEL")
-    nodes = [
-        {"key": "note", "type": "MarkdownNote", "text": intro},
-        *model_loaders(WAN),
-        {"key": "image", "type": "LoadImage", "widgets": {"image": PHOTO}, "title": "Load Image (your clip)"},
-        {"key": "frames", "type": "RepeatImageBatch", "widgets": {"amount": 1}, "inputs": {"image": ("image", "IMAGE")},
-         "title": "Repeat Image Batch (a still image as a clip: amount 9)"},
-        {"key": "resize", "type": "ImageScale",
-         "widgets": {"upscale_method": "lanczos", "width": w, "height": h, "crop": "center"},
-         "inputs": {"image": ("frames", "IMAGE")}, "title": f"Upscale Image (FiVE's {w}x{h})"},
-        {"key": "encode", "type": "VAEEncode", "inputs": {"pixels": ("resize", "IMAGE"), "vae": vae_of(WAN)}},
-        {"key": "prompt", "type": "CLIPTextEncode", "widgets": {"text": PHOTO_SOURCE}, "inputs": {"clip": clip_of(WAN)},
-         "title": "Source prompt"},
-        {"key": "target", "type": "CLIPTextEncode", "widgets": {"text": PHOTO_TARGET}, "inputs": {"clip": clip_of(WAN)},
-         "title": "Target prompt"},
-        {"key": "empty", "type": "CLIPTextEncode", "widgets": {"text": WAN_NEGATIVE}, "inputs": {"clip": clip_of(WAN)},
-         "title": "Negative prompt (Wan's)"},
-        {"key": "shift", "type": "ModelSamplingSD3", "widgets": {"shift": s["shift"]},
-         "inputs": {"model": ("model", "MODEL")}, "title": "ModelSamplingSD3 (FiVE's shift 5)"},
+    nodes = wan_clip_front(intro, s["shift"]) + [
         {"key": "flowedit", "type": "InvertEditFlowEdit",
          "widgets": {"source_guidance": s["source"], "target_guidance": s["target"], "n_max": s["n_max"], "n_min": 0,
                      "n_avg": 1},
@@ -180,17 +138,7 @@ def wan_clip_flow_edit() -> dict:
          "inputs": {"noise": ("noise", "NOISE"), "guider": ("flowedit", "GUIDER"), "sampler": ("sampler", "SAMPLER"),
                     "sigmas": ("scheduler", "SIGMAS"), "latent_image": ("encode", "LATENT")}},
         {"key": "decode", "type": "VAEDecode", "inputs": {"samples": ("sample", 0), "vae": vae_of(WAN)}},
-        {"key": "pair", "type": "ImageStitch",
-         "widgets": {"direction": "right", "match_image_size": True, "spacing_width": 0, "spacing_color": "white"},
-         "inputs": {"image1": ("resize", "IMAGE"), "image2": ("decode", "IMAGE")},
-         "title": "Source | FlowEdit (frame for frame)"},
-        {"key": "save", "type": "SaveImage", "widgets": {"filename_prefix": "invertedit/flowedit_wan"},
-         "inputs": {"images": ("decode", "IMAGE")}, "title": "FlowEdit (the frames)"},
-        {"key": "save_animation", "type": "SaveAnimatedWEBP",
-         "widgets": {"filename_prefix": "invertedit/flowedit_wan", "fps": WAN_FPS, "lossless": False, "quality": 90,
-                     "method": "default"},
-         "inputs": {"images": ("pair", "IMAGE")}, "title": "Source | FlowEdit (animated WebP)"},
-    ]
+    ] + wan_clip_outputs("decode", "invertedit/flowedit_wan", "FlowEdit")
     return {"nodes": nodes, "result": "save"}
 
 
