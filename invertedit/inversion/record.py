@@ -140,8 +140,11 @@ class Inversion:
             raise InversionMismatch(f"it lacks the tensors {sorted(missing)}")
         tensors = {k: _as_float32(k, v) for k, v in tensors.items() if k in _RANKS or k.startswith("clue.")}
         for name, ndim in _RANKS.items():
-            if tensors[name].ndim != ndim:
-                raise InversionMismatch(f"its '{name}' tensor has {tensors[name].ndim} dimensions, not {ndim}")
+            # a model on latents with a frame axis (Qwen-Image's Wan VAE, Wan's clips): one more, on latent and
+            # trajectory alike
+            frames = int(name != "sigmas" and tensors["latent"].ndim == 5)
+            if tensors[name].ndim != ndim + frames:
+                raise InversionMismatch(f"its '{name}' tensor has {tensors[name].ndim} dimensions, not {ndim + frames}")
         sigmas = tensors["sigmas"]
         if len(sigmas) < 2:
             raise InversionMismatch(f"its sigmas have {len(sigmas)} point(s); an inversion's schedule has 2 or more (a step)")

@@ -84,6 +84,39 @@ def test_rf_inversion_keeps_the_clip_at_eta_1(host, tiny):
     assert edited.shape == latent.shape and 0 < rel(edited, latent)
 
 
+def test_a_wan_clip_inversion_round_trips_through_a_file_and_reconstructs_from_it(host, tiny):
+    """One record for the whole clip (its trajectory [steps + 1, 1, 16, frames, h, w]): Save Inversion then Load
+    Inversion give it back whole; its NOISE reconstructs the clip."""
+    model, clip, _ = tiny("wan21")
+    positive = encode(host, clip, SOURCE)
+    latent = clip_latent(seed=6)
+    inv, noise, sigmas = call(host, "InvertEditFlowInvert", model=model, latent={"samples": latent}, positive=positive,
+                              solver="rf-solver", steps=4, scheduler="simple", guidance=1.0)
+    call(host, "InvertEditSaveInversion", inversion=inv, filename_prefix="inversions/test_wan_clip")
+    files = sorted((host.output_dir / "inversions").glob("test_wan_clip*.safetensors"))
+    loaded = call(host, "InvertEditLoadInversion", inversion=f"inversions/{files[-1].name} [output]")[0]
+    assert loaded.latent_shape == (1, 16, FRAMES, 8, 8) and torch.equal(loaded.trajectory, inv.trajectory)
+    rf_solver = call(host, "InvertEditFlowSampler", solver="rf-solver")[0]
+    out = sample(host, model, positive, noise, sigmas, latent, rf_solver)
+    assert rel(out, latent) < 0.02
+
+
+def test_flow_invert_inverts_an_image_batch_of_frames_frame_by_frame_in_one_run(host, tiny):
+    """A clip as an IMAGE batch of F frames on an image model (the toy flow model's Flux dev): one inversion record
+    of all F frames (trajectory [steps + 1, F, 16, h, w]) in one batched model call a step, frame f's trajectory the
+    inversion of frame f alone."""
+    model, clip, _ = tiny("flux-dev")
+    positive = encode(host, clip, SOURCE)
+    frames = torch.randn(3, 16, 8, 8, generator=torch.Generator().manual_seed(7))
+    m, rows = counted_model(model, "APPLY_MODEL")
+    inv = call(host, "InvertEditFlowInvert", model=m, latent={"samples": frames}, positive=positive, solver="euler",
+               steps=4, scheduler="simple", guidance=1.0)[0]
+    assert inv.trajectory.shape == (5, 3, 16, 8, 8) and rows == [3] * 4
+    alone = call(host, "InvertEditFlowInvert", model=model, latent={"samples": frames[1:2]}, positive=positive,
+                 solver="euler", steps=4, scheduler="simple", guidance=1.0)[0]
+    assert torch.allclose(inv.trajectory[:, 1:2], alone.trajectory, atol=1e-5)
+
+
 def flow_edit(host, model, clip, source=SOURCE, target=TARGET, **change):
     kw = dict(source_guidance=5.0, target_guidance=10.0, n_max=3, n_min=0, n_avg=1,
               negative=encode(host, clip, ""))
