@@ -45,7 +45,10 @@ class DemoModel(io.ComfyNode):
                              "flux-dev (Flux.1 dev: rectified flow, guidance embedding), flux-schnell "
                              "(Flux.1 schnell: rectified flow, no guidance), sd3 (SD3 MMDiT: rectified "
                              "flow, shift 3), qwen-image (Qwen-Image's MMDiT on Qwen2.5-VL text, Wan 2.1 VAE: "
-                             "rectified flow, true cfg). The flow models use 16-channel latents. "
+                             "rectified flow, true cfg), wan21 (Wan 2.1 text-to-video: self- and cross-attention "
+                             "to UMT5 text, clips through a Wan 2.1 VAE, shift 8), wan22 (Wan 2.2 TI2V 5B: the "
+                             "same on the Wan 2.2 VAE's 48 channels, 16x). The flow models use 16-channel latents "
+                             "(wan22: 48). "
                              "Random weights, for testing only: not for real images."),
                 ),
                 io.Int.Input(
@@ -61,7 +64,8 @@ class DemoModel(io.ComfyNode):
                 io.Model.Output(tooltip="Tiny random-weight diffusion model (testing only)."),
                 io.Clip.Output(tooltip="Tiny random-weight text encoder (testing only)."),
                 io.Vae.Output(tooltip=("Tiny random-weight VAE, 8x downscale, 4 latent channels (16 for "
-                                       "flux-dev, flux-schnell, sd3 and qwen-image) (testing only).")),
+                                       "flux-dev, flux-schnell, sd3, qwen-image and wan21; wan22: 48 at 16x) "
+                                       "(testing only).")),
             ],
         )
 
