@@ -300,9 +300,9 @@ class CrossPromptToPrompt(AttentionPolicy[None]):
                                        f"source/target pair (row 0 source, row 1 target) with this node's CONDITIONING "
                                        f"and a latent of 2 rows (Repeat Latent Batch, amount 2).")
             sources = [2 * c for c, kind in enumerate(where.chunks) if kind == 0]
-            index = torch.arange(2 * len(where.chunks))
-            index[[s + 1 for s in sources]] = torch.tensor(sources)
-            plan = self.plans[key] = (index.to(device), torch.tensor([s + 1 for s in sources], device=device),
+            rows = [r for c in range(len(where.chunks)) for r in ((2 * c, 2 * c) if 2 * c in sources else (2 * c, 2 * c + 1))]
+            plan = self.plans[key] = (torch.tensor(rows, device=device),   # each target row takes its source's q, k
+                                      torch.tensor([s + 1 for s in sources], device=device),
                                       torch.tensor(sources, device=device))
         return plan
 
