@@ -59,6 +59,13 @@ def _wan_i2v(k):
     return k.once("wan_i2v", make)
 
 
+def _region_lock(k, cache: bool):
+    mask = torch.zeros(1, 64, 64)
+    mask[:, 16:48, 16:48] = 1.0
+    return call(k.host, "InvertEditRegionLock", model=k.tiny("wan21")[0], latent={"samples": _clip()}, mask=mask,
+                region_cache=cache, warmup_steps=1, refresh_steps="")
+
+
 WAN_CASES = [
     ("wan-flow-invert-image-latent", lambda k: _invert(k, latent=torch.randn(1, 16, 8, 8)),
      r"Flow Invert: input 'latent' has shape \(1, 16, 8, 8\), an image latent; this model \(WAN21_T2V, a video model\) "
@@ -81,8 +88,11 @@ WAN_CASES = [
                                                      eta_decay=0.0),
      r"RF-Inversion: input 'model' is not the model the inversion was made with"),
     ("wan-sample-other-frame-count", lambda k: _sample_wan_inversion(k, frames=2),
-     r"the sampler's latent_image is \(1, 16, 2, 8, 8\), but the inversion was made from a latent "
+     r"Flow Invert: the sampler's latent_image is \(1, 16, 2, 8, 8\), but the inversion was made from a latent "
      r"\(1, 16, 3, 8, 8\)"),
+    ("wan-region-lock-region-cache", lambda k: _region_lock(k, cache=True),
+     r"Region Lock: input 'region_cache' is on, but WAN21_T2V's blocks attend twice \(a self-attention, then a "
+     r"cross-attention to the text\), not jointly.*turn region_cache off"),
     ("wan-i2v-model", lambda k: _invert(k, model=_wan_i2v(k)),
      r"Flow Invert: input 'model' is WAN21_I2V \(WanModel\), a model this node was not tested on; it edits with "
      r"Flux.1 dev and schnell, SD3/SD3.5 and Qwen-Image, and Wan 2.1/2.2 text-to-video"),

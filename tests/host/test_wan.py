@@ -392,3 +392,20 @@ def test_wan22_ti2v_5b_edits_a_clip_of_its_48_channel_latent(host, tiny):
     m, rows = counted_model(model, "APPLY_MODEL")
     edited = run(host, m, flow_edit(host, m, clip), clip48)
     assert rows == [4] * 3 and edited.shape == clip48.shape and not torch.allclose(edited, clip48, atol=1e-3)
+
+
+def test_region_lock_keeps_a_wan_clip_outside_its_mask_in_every_frame(host, tiny):
+    """Region Lock's blend (region_cache off; on Wan the cache is refused by name, tests/host/bad_inputs_wan.py) on a
+    Wan clip: every latent frame ends on the clip outside the mask, and differs inside it."""
+    model, clip, _ = tiny("wan21")
+    latent = clip_latent(seed=8, size=8)
+    mask = torch.zeros(1, 64, 64)
+    mask[:, 16:48, 16:48] = 1.0
+    locked = call(host, "InvertEditRegionLock", model=model, latent={"samples": latent}, mask=mask, region_cache=False,
+                  warmup_steps=1, refresh_steps="")[0]
+    out = run(host, locked, call(host, "BasicGuider", model=locked, conditioning=encode(host, clip, TARGET))[0], latent,
+              steps=4)
+    outside = torch.ones(8, 8, dtype=torch.bool)
+    outside[2:6, 2:6] = False
+    assert torch.allclose(out[..., outside], latent[..., outside], atol=1e-4)
+    assert not torch.allclose(out[..., ~outside], latent[..., ~outside], atol=1e-2)

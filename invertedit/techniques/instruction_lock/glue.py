@@ -86,7 +86,12 @@ def region_lock(node: str, model, latent: torch.Tensor, mask, warmup: int, refre
     """A clone of ``model`` that keeps the image ``latent`` (an image's LATENT samples) outside the region ``mask``
     (a MASK of the image's shape) and, with ``cache``, computes the region's tokens alone after ``warmup`` steps but
     at the ``refresh`` steps."""
-    check_flow_family(model, node)
+    family = check_flow_family(model, node)
+    if cache and family.layout == "dit-cross":   # Wan (issue 82): no joint block to run on the region's tokens
+        raise NodeInputError(node, f"input 'region_cache' is on, but {family.config_name}'s blocks attend twice (a "
+                                   f"self-attention, then a cross-attention to the text), not jointly, and the region "
+                                   f"cache runs joint blocks on the region's tokens; turn region_cache off (the "
+                                   f"region's blend alone keeps a Wan clip outside the mask).")
     check_image_latent_shape(node, "latent", latent, model)
     cells = cell_mask(node, mask, tuple(latent.shape[-2:]), latent.device, whole="sample the editor as it is")
     policy = RegionCache(edited_tokens(cells, model_family(model).patch_size))
