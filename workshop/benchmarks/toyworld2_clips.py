@@ -4,7 +4,7 @@ by the exact judge, through the real nodes and the Toy World Model.
     python -m workshop.benchmarks.toyworld2_clips [--clips 12] [--frames 8] [--steps 10] [--cfg 5]
         [--flow-steps 28] [--rows WORD,WORD] [--seed 0] [--json out.json] [--threads 1] [--save DIR]
     python -m workshop.benchmarks.toyworld2_clips --merge a.json b.json [--json all.json]
-        (the table of files that ran other rows on the same clips, e.g. two processes)
+        (the table of files that ran other rows, or other clips (--start K: clips K..), of one clip set)
 
 Clips (``toyworld.clips.clip_edit_cases``): the still benchmark's edit cases (``scenes.edit_cases``,
 same seed: an object's colour, its shape, the background, dropping an object, in turn), each scene
@@ -275,7 +275,8 @@ def rows(cfg: float, steps: int, flow_steps: int) -> list[tuple[str, str, object
         (f"Frame by frame: {p2p}", "sd", frame_by_frame),
         (f"Extended attention (Cross-Frame Attention, its default anchors: first and previous) + {p2p}", "sd",
          consistency_row(("CrossFrame", "ExtendedAttention"), "Extended attention")),
-        (f"FateZero attention fusion (node defaults) + {p2p}", "sd", consistency_row(("FateZero",), "FateZero fusion")),
+        (f"FateZero attention fusion (node defaults) + {p2p}", "sd",
+         consistency_row(("FateZero", "AttentionFusion", "Fusion"), "FateZero fusion")),
         (f"TokenFlow (node defaults: keyframe batch 8 or the clip's frames, injection 0.5 / 0.8; empty-prompt DDIM inversion, {steps} steps, "
          f"cfg {cfg:g})", "sd", tokenflow),
         (f"{fe}, frame by frame", "flow", flowedit_per_frame),
@@ -311,9 +312,10 @@ def run_clips(host, args) -> dict:
     kinds_needed = {k for _, k, _ in chosen}
     models = {k: toy.load_toy_model(WORLD_2 if k == "sd" else WORLD_FLOW) for k in kinds_needed}
     cases = C.clip_edit_cases(args.clips, seed=args.seed, frames=args.frames)
+    start = getattr(args, "start", 0)
     skipped: dict[str, str] = {}
     out_clips, t0 = [], time.time()
-    for i, cc in enumerate(cases):
+    for i, cc in list(enumerate(cases))[start:]:
         record = {"i": i, "kind": cc.kind, "rows": {}, "how": {}}
         ctxs = {}
         for k in sorted(kinds_needed):
@@ -349,25 +351,28 @@ def run_clips(host, args) -> dict:
 
 
 def merge(results: list[dict]) -> dict:
-    """One result of files that ran other rows on the same clips (``--merge``): the rows side by side,
-    the seconds summed."""
+    """One result of files that ran other rows, or other clips (``--start``), of the same clip set
+    (``--merge``): every row must have every clip's figures; the seconds summed."""
     first = results[0]
     for r in results[1:]:
-        for key in ("clips", "frames", "seed", "steps", "cfg", "flow_steps"):
+        for key in ("frames", "seed", "steps", "cfg", "flow_steps"):
             if r[key] != first[key]:
                 raise SystemExit(f"--merge: the files differ in {key!r} ({r[key]!r} vs {first[key]!r})")
-    rows_, skipped, cases = [], {}, {c["i"]: {"i": c["i"], "kind": c["kind"], "rows": {}, "how": {}}
-                                     for c in first["cases"]}
+    rows_, skipped, cases = [], {}, {}
     for r in results:
         rows_ += [n for n in r["rows"] if n not in rows_]
         skipped.update({n: why for n, why in r["skipped"].items() if n not in rows_})
         for c in r["cases"]:
+            cases.setdefault(c["i"], {"i": c["i"], "kind": c["kind"], "rows": {}, "how": {}})
             cases[c["i"]]["rows"].update(c["rows"])
             cases[c["i"]]["how"].update(c["how"])
     def order(n):   # the SD model's rows, then the flow model's, each after its VAE round trip
         flow = n == VAE_ROW["flow"] or n.startswith("FlowEdit")
         return (flow, not n.startswith("("))
-    return {**first, "rows": sorted(rows_, key=order), "skipped": {n: w for n, w in skipped.items() if n not in rows_},
+    missing = [(n, c["i"]) for n in rows_ for c in cases.values() if n not in c["rows"]]
+    if missing:
+        raise SystemExit(f"--merge: row {missing[0][0]!r} has no figures for clip {missing[0][1]}")
+    return {**first, "clips": max(r["clips"] for r in results), "rows": sorted(rows_, key=order), "skipped": {n: w for n, w in skipped.items() if n not in rows_},
             "cases": [cases[i] for i in sorted(cases)], "seconds": sum(r["seconds"] for r in results)}
 
 
@@ -449,17 +454,20 @@ def comparisons(res: dict, sm: dict) -> list[str]:
         worse = [w for w, d in (("consistency", a["consistent"] - b["consistent"]),
                                 ("edit success", a["success"] - b["success"]),
                                 ("flicker", b["flicker"] - a["flicker"])) if d < 0]
-        out.append(f"- {name.split(' (')[0]} against frame by frame: consistent {100 * a['consistent']:.0f}% vs "
-                   f"{100 * b['consistent']:.0f}%, edit success {100 * a['success']:.0f}% vs {100 * b['success']:.0f}%, "
-                   f"flicker {a['flicker']:.2f} vs {b['flicker']:.2f} levels: "
+        n = len(res["cases"])
+        out.append(f"- {name.split(' (')[0]} against frame by frame: consistent {round(n * a['consistent'])} vs "
+                   f"{round(n * b['consistent'])} of {n} clips, edit success {100 * a['success']:.0f}% vs "
+                   f"{100 * b['success']:.0f}% of the frames, flicker {a['flicker']:.2f} vs {b['flicker']:.2f} levels: "
                    + (f"better on {', '.join(better)}" if better else "no better on any")
-                   + (f"; worse on {', '.join(worse)}" if worse else "") + ".")
+                   + (f"; worse on {', '.join(worse)}" if worse else "") + f" (one clip is {100 / n:.0f}% of a clip "
+                   f"figure: differences of a clip or two are within this size's noise).")
     return out
 
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--clips", type=int, default=12)
+    p.add_argument("--start", type=int, default=0, help="run clips START..clips-1 only (merge the files with --merge)")
     p.add_argument("--frames", type=int, default=C.FRAMES)
     p.add_argument("--steps", type=int, default=10, help="DDIM steps of the SD rows")
     p.add_argument("--cfg", type=float, default=5.0)
