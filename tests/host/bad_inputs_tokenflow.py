@@ -49,3 +49,15 @@ TOKENFLOW_CASES = [
     ("tokenflow-other-schedule", lambda k: _sample(k, _tokenflow(k), _invert(k)[1], steps=5),
      r"TokenFlow: the sampler runs 5 steps on sigmas .*which are not the schedule this inversion was made on"),
 ]
+
+
+def _rave(k, grid_size: int = 2):
+    return call(k.host, "InvertEditRAVE", model=k.model, grid_size=grid_size, shuffle=True, seed=0)[0]
+
+
+TOKENFLOW_CASES += [
+    ("rave-frames-not-a-multiple-of-the-grid", lambda k: _sample(k, _rave(k), _invert(k)[1]),
+     r"RAVE: the sampler runs 3 frames, not a multiple of grid_size\^2 = 4; give a grid_size whose square divides "
+     r"the frame count"),
+    ("rave-grid-size-0", lambda k: _rave(k, 0), r"RAVE: input 'grid_size' is 0; give 1 or more \(paper: 3"),
+]
