@@ -11,7 +11,7 @@ from ...technique_row import Technique
 ROW = Technique(
     "TokenFlow", "attention", ("InvertEditTokenFlow",), "Geyer et al. 2024",
     "50 steps, cfg 7.5, batch_size 8, pnp_attn_t 0.5, pnp_f_t 0.8, seed 1", "N·F(3 + 3/b)", ("Toy - TokenFlow clip edit",),
-    None,
+    ("toyworld2_clips", "TokenFlow (node defaults"),
     "Edits a clip consistently: a random keyframe per batch of frames edited jointly (extended self-attention, "
     "Plug-and-Play injection), every frame taking their edited self-attention through the source's nearest-neighbour "
     "field.",
