@@ -43,7 +43,24 @@ def _pair_on_inversion_of(k, frames: int, inverted: int):
     return _sample(k, m, lat, pair)
 
 
+def _fatezero(k, latent=None, **kw):
+    args = dict(source_prompt=SOURCE, target_prompt=TARGET, mode="refine", cross_replace=0.8, self_replace=0.6,
+                blend_words="circle", blend_threshold=0.3)
+    args.update(kw)
+    return call(k.host, "InvertEditFateZero", model=k.model, clip=k.clip, latent=latent or _clip(), **args)
+
+
 CLIP_CASES = [
+    ("fatezero-one-frame", lambda k: _fatezero(k, _clip(1)),
+     r"FateZero Fusion: input 'latent' is a clip of 1 frame; connect 2 frames or more"),
+    ("fatezero-replace-other-token-count", lambda k: _fatezero(k, mode="replace",
+                                                                target_prompt="a big red square on a blue background"),
+     r"FateZero Fusion: mode 'replace' swaps tokens one for one, but the source prompt has \d+ tokens and the target "
+     r"\d+; use mode 'refine'"),
+    ("fatezero-blend-word-not-in-source", lambda k: _fatezero(k, blend_words="triangle"),
+     r"FateZero Fusion: .*triangle"),
+    ("fatezero-fraction-out-of-range", lambda k: _fatezero(k, self_replace=1.5),
+     r"FateZero Fusion: input 'self_replace' is 1.5; give a fraction from 0 to 1 \(paper: 0.6\)"),
     ("cross-frame-one-frame", lambda k: _cross(k, _clip(1)),
      r"Cross-Frame Attention: input 'latent' is a clip of 1 frame; connect 2 frames or more \(an IMAGE batch"),
     ("cross-frame-anchor-out-of-range", lambda k: _cross(k, anchor_frames="0, 3"),

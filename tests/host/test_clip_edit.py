@@ -309,3 +309,51 @@ def test_fatezero_fusion_math_matches_the_authors_controller(host, fatezero):
         theirs("AttentionReplace", big, True, "down", 0, mapper=mapper[None]), big)
     print(f"\nFateZero fusion parity (max abs error): {errors}")
     assert max(errors.values()) < 1e-6
+
+
+def _fatezero_run(host, tiny, target=TARGET, direct=True, **kw):
+    model, clip, _ = tiny("sd1")
+    inv, lat, _ = ddim(host, model, clip, clip_latent(2))
+    use_direct, direct = direct, call(host, "InvertEditDirectInversion", inversion=inv)[0]
+    args = dict(mode="refine", cross_replace=0.8, self_replace=0.6, blend_words="circle", blend_threshold=0.3)
+    args.update(kw)
+    m, pair, pair_lat = call(host, "InvertEditFateZero", model=model, clip=clip, latent=lat, source_prompt=SOURCE,
+                             target_prompt=target, **args)
+    m = call(host, "InvertEditApplyInversion", model=m, inversion=direct if use_direct else inv)[0]
+    calls = []
+
+    def count(executor, *a, **k):
+        calls.append(a[0].shape[0])
+        return executor(*a, **k)
+
+    import comfy.patcher_extension
+
+    m = m.clone()
+    m.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.DIFFUSION_MODEL, "count", count)
+    out = sample(host, m, pair, encode(host, clip, ""), pair_lat)
+    return clip_latent(2), out, calls
+
+
+def test_fatezero_keeps_the_source_frames_and_edits_the_target(host, tiny):
+    x, out, calls = _fatezero_run(host, tiny)
+    assert rel_err(out[:2], x) < 1e-5   # the source frames on the inversion (Direct Inversion)
+    # cfg: 2 chunks of the pair (8 rows) a step; while blending (0.6 of 8 steps: 4) the source's 2 frames first
+    assert calls == [2, 8] * 4 + [8] * 4
+    assert rel_err(out[2:], out[:2]) > 1e-3
+    # the same prompt (no Direct correction of the source): the fused target is the source
+    _, same, _ = _fatezero_run(host, tiny, target=SOURCE, direct=False, cross_replace=1.0, self_replace=1.0)
+    assert rel_err(same[2:], same[:2]) < 1e-5
+
+
+def test_fatezero_records_the_source_maps_while_blending(host, tiny, monkeypatch):
+    fusion = host.pack.techniques.fatezero.fusion
+    seen = []
+    original = fusion.fusion_mask
+
+    def spy(maps, words, hw, th):
+        seen.append((len(maps), hw))
+        return original(maps, words, hw, th)
+
+    monkeypatch.setattr(fusion, "fusion_mask", spy)
+    _fatezero_run(host, tiny)
+    assert seen and all(n > 0 for n, _ in seen)
