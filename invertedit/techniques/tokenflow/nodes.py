@@ -35,9 +35,11 @@ class TokenFlow(io.ComfyNode):
                 io.Conditioning.Input("source", tooltip="The prompt the clip was inverted with (paper: empty); the "
                                                         "source rows are denoised under it."),
                 io.Int.Input("batch_size", default=PAPER["batch_size"], min=1, max=4096,
-                             tooltip=f"Frames per batch: one keyframe is drawn in each at every step, and each "
-                                     f"keyframe's self-attention keys and values are kept for the step (paper: "
-                                     f"{PAPER['batch_size']}). At most the clip's frame count."),
+                             tooltip=f"Frames per batch: one keyframe is drawn in each at every step (paper: "
+                                     f"{PAPER['batch_size']}), at most the clip's frame count. Kept per model call: "
+                                     f"every self-attention layer's input and output of each keyframe, in every "
+                                     f"branch (source, conditional, unconditional), until the frames are "
+                                     f"propagated."),
                 io.Float.Input("self_attention_injection", default=PAPER["self_attention_injection"], min=0.0,
                                max=1.0, step=0.05,
                                tooltip=f"Fraction of the steps in which the keyframes' decoder self-attention takes "
