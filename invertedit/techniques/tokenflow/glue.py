@@ -16,6 +16,12 @@ Plug-and-Play's feature injection acts in both passes as the authors' ``register
 the edited rows take the source rows' residual features of the decoder's fourth block's ResBlock
 (SD1.5: output block 4), through a hook the host kit places for the two UNet calls only.
 
+Where the pack differs from the authors' code, and why: their propagation runs one UNet call per batch
+of frames; here one call takes every frame (a frame's propagation reads only the keyframes' outputs,
+so each frame's result is the same: the parity test compares whole runs). Their source latents come
+from a 500-step DDIM inversion saved at the 50 sampling timesteps; here from the clip's inversion on
+the sampling schedule itself (Apply Inversion's rule: the run follows the inversion's schedule).
+
 The run is checked as Apply Inversion checks it (same model, schedule, latent size, no added noise)
 and must take the DDIM/Euler step (ddim or euler): the source is read at the run's own steps.
 """
