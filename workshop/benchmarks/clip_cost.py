@@ -83,6 +83,9 @@ def measure(host, model, clip, frames: int, steps: int, side: int = 16, cfg: flo
     for label, (node, kw) in PAIR_EDITORS.items():
         rows.append(per_step(f"{label}, frame by frame ({2 * frames} rows)", pair(node, kw, False)))
         rows.append(per_step(f"{label} + Cross-Frame Attention ({2 * frames} rows)", pair(node, kw, True)))
+    fatezero = dict(mode="refine", cross_replace=0.8, self_replace=0.6, blend_words="circle", blend_threshold=0.3)
+    rows.append(per_step(f"FateZero Fusion (0.8 / 0.6, blend 'circle'; sparse-causal; {2 * frames} rows + {frames} "
+                         f"while blending)", pair("InvertEditFateZero", fatezero, False)))
     for r in rows:
         r["ops_ratio"], r["macs_ratio"] = r["ops"] / rows[0]["ops"], r["macs"] / rows[0]["macs"]
     return rows
