@@ -2212,6 +2212,8 @@ def changed_region_image() -> dict:
     return {"samples": torch.randn(1, 16, 8, 8, generator=torch.Generator().manual_seed(0))}
 # ============================================================================ end of issue 81's cases
 
+import sys as _sys  # noqa: E402  (the part lists below sit beside this file; make_docs loads it by path)
+_sys.path.insert(0, os.path.dirname(os.path.abspath(__file__))) if os.path.dirname(os.path.abspath(__file__)) not in _sys.path else None
 from bad_inputs_wan import WAN_CASES; CASES += WAN_CASES  # noqa: E402, E702  (tests/host is on the path)
 from bad_inputs_clips import CLIP_CASES; CASES += CLIP_CASES  # noqa: E402, E702  (tests/host is on the path)
 from bad_inputs_tokenflow import TOKENFLOW_CASES; CASES += TOKENFLOW_CASES  # noqa: E402, E702  (tests/host is on the path)
