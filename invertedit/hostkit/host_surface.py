@@ -28,6 +28,7 @@ SYMBOLS: tuple[str, ...] = (
     "comfy.ldm.modules.attention.optimized_attention",
     "comfy.ldm.modules.diffusionmodules.mmdit.MMDiT",
     "comfy.ldm.modules.diffusionmodules.openaimodel.Downsample",
+    "comfy.ldm.modules.diffusionmodules.openaimodel.ResBlock",
     "comfy.ldm.modules.diffusionmodules.openaimodel.UNetModel",
     "comfy.ldm.modules.diffusionmodules.openaimodel.Upsample",
     "comfy.ldm.qwen_image.model.QwenImageTransformer2DModel",
@@ -143,7 +144,7 @@ MEMBERS: dict[str, tuple[str, ...]] = {
         "add_object_patch", "add_patches", "add_weight_wrapper", "add_wrapper_with_key", "backup",
         "get_model_object", "get_wrappers", "load", "load_device", "loaded_size", "model", "model_options",
         "model_size", "parent", "patches",
-        "remove_wrappers_with_key", "set_model_attn1_replace", "set_model_attn2_replace",
+        "remove_wrappers_with_key", "set_model_attn1_patch", "set_model_attn1_replace", "set_model_attn2_replace",
         "set_model_output_block_patch", "set_model_patch_replace", "set_model_sampler_post_cfg_function"),
     "comfy.samplers.CFGGuider": (
         "cfg", "inner_sample", "inner_set_conds", "model_options", "model_patcher", "outer_sample", "sample",
@@ -162,7 +163,7 @@ MEMBERS: dict[str, tuple[str, ...]] = {
 #: Keys the pack reads in ``model_options`` / ``transformer_options`` and the attention patches'
 #: ``extra_options`` (the host writes them; a renamed key reads as absent).
 OPTION_KEYS: tuple[str, ...] = (
-    "attn2", "attn_precision", "block", "block_index", "cond_or_uncond", "disable_cfg1_optimization", "dit",
+    "attn1", "attn2", "attn_precision", "block", "block_index", "cond_or_uncond", "disable_cfg1_optimization", "dit",
     "n_heads", "original_shape", "patches_replace", "sample_sigmas", "sampler_post_cfg_function",
     "sampler_pre_cfg_function", "sigmas", "transformer_options")
 

@@ -404,13 +404,14 @@ def wan_setup_note(prompts: str) -> str:
             "with ComfyUI's own `example.png`, one frame). For a video file, replace it by **Load Video** then **Get "
             "Video Components** (its images). **Repeat Image Batch** (amount 1: nothing) makes a still image a clip to "
             "try it on (amount 9: 9 frames).\n"
-            f"3. **Upscale Image** brings the frames to {w}x{h} (FiVE-Bench's size); keep 1 + 4k frames (41: FiVE's), "
+            f"3. **Scale Image** brings the frames to {w * h / 1024 ** 2:.2f} megapixels, their shape kept (FiVE-Bench's "
+            f"clips are {w}x{h}); keep 1 + 4k frames (41: FiVE's), "
             "as the Wan VAE folds 4 frames into one latent frame.\n"
             f"4. {prompts}\n")
 
 
 def wan_clip_front(intro: str, shift: float, source: bool = True) -> list[dict]:
-    """The note, Wan's loaders, the clip (Load Image, Repeat Image Batch, Upscale Image: node ``resize``) and its
+    """The note, Wan's loaders, the clip (Load Image, Repeat Image Batch, Scale Image: node ``resize``) and its
     latent (``encode``: one latent [1, 16, frames, h, w]), the prompts (``prompt`` the source where asked, ``target``,
     ``empty``: Wan's negative) and the model's shift (``shift``: ModelSamplingSD3)."""
     w, h = WAN_SIZE
@@ -421,9 +422,10 @@ def wan_clip_front(intro: str, shift: float, source: bool = True) -> list[dict]:
         {"key": "image", "type": "LoadImage", "widgets": {"image": PHOTO}, "title": "Load Image (your clip)"},
         {"key": "frames", "type": "RepeatImageBatch", "widgets": {"amount": 1}, "inputs": {"image": ("image", "IMAGE")},
          "title": "Repeat Image Batch (a still image as a clip: amount 9)"},
-        {"key": "resize", "type": "ImageScale",
-         "widgets": {"upscale_method": "lanczos", "width": w, "height": h, "crop": "center"},
-         "inputs": {"image": ("frames", "IMAGE")}, "title": f"Upscale Image (FiVE's {w}x{h})"},
+        {"key": "resize", "type": "ImageScaleToTotalPixels",
+         "widgets": {"upscale_method": "lanczos", "megapixels": round(w * h / 1024 ** 2, 2)},
+         "inputs": {"image": ("frames", "IMAGE")},
+         "title": f"Scale Image ({w * h / 1024 ** 2:.2f} MP as FiVE's {w}x{h}, its shape kept)"},
         {"key": "encode", "type": "VAEEncode", "inputs": {"pixels": ("resize", "IMAGE"), "vae": vae_of(WAN)}},
     ]
     if source:

@@ -11,7 +11,8 @@ from ...technique_row import Technique
 ROW = Technique(
     "RF-Inversion", "flow", ("InvertEditRFInversionInvert", "InvertEditRFInversion"),
     "Rout et al. 2025", "28 steps, gamma 0.5, guidance 0 while inverting; eta 0.9 from 0 to 0.25 of the steps",
-    "N to invert, N to sample (stock euler)", ("Flux - RF-Inversion edit", "SD3 - RF-Inversion edit"), None,
+    "N to invert, N to sample (stock euler)", ("Flux - RF-Inversion edit", "SD3 - RF-Inversion edit",
+                                             "Wan 2.1 - Clip edit (RF-Inversion)"), None,
     "On Flux.1, SD3 and Qwen-Image: a controlled forward ODE towards a fixed noise, then a reverse pulled towards the image by eta in the "
     "first steps: a patch on the model for the stock euler sampler.",
     settings={"InvertEditRFInversionInvert.steps": 28, "InvertEditRFInversionInvert.gamma": 0.5,
