@@ -33,18 +33,22 @@ import contextlib
 import json
 import math
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
 from invertedit.techniques import QUICK_SIZE, QUICK_STEPS, by_node
+from invertedit.workflows.clips import CLIP_ASSET
 from test_workflows import CHECKPOINT_FILES, WORKFLOW_FILES
 
 LANE_BATCH = 2   # images per empty latent at most
 LANE_STEPS = QUICK_STEPS   # sampling and inversion steps of every workflow in this lane (a row's quick_steps: more)
 WORLD_SIZE = 512  # the two-object toy world's image side (the workflows' size)
 LANE_SIZE = QUICK_SIZE     # the lane's: the sample and Upscale Image at this size (a 32x32 latent)
+REPO = Path(__file__).resolve().parents[2]
+LANE_FRAMES = 4   # frames of the toy clip (the clip templates' bundled animated PNG) at most
 # Minimum PSNR (dB) of each saved image against the float32 run's (measured: docs/testing.md).
 # fp8 weights (``--fp8_e4m3fn-unet``; an fp8 checkpoint such as ComfyUI's flux1-dev-fp8) are cast per layer to the
 # model's first half dtype (``manual_cast``): a 3-bit mantissa moves every weight by up to 6%, and the toy models'
@@ -273,6 +277,8 @@ def lane_cut(prompt: dict, steps: int = LANE_STEPS, size: int = LANE_SIZE) -> di
         inputs.update(quick)
         if kind == "LoadImage" and inputs["image"].startswith("sample_two_objects") and size != WORLD_SIZE:
             inputs["image"] = f"sample_two_objects_{size}.png"   # written by _small_sample
+        elif kind == "LoadImage" and inputs["image"] == CLIP_ASSET and size != WORLD_SIZE:
+            inputs["image"] = f"toy_clip_two_objects_{size}.png"   # its first LANE_FRAMES frames: _small_sample
         elif kind == "ImageScale":
             inputs.update(width=size, height=size)
         elif kind == "EmptyLatentImage":
@@ -315,13 +321,20 @@ def model_from(prompt: dict, key: str, node: dict) -> dict:
 
 
 def _small_sample(host, runner, size: int = LANE_SIZE) -> None:
-    """The two-object sample at ``size`` px in the host's input folder."""
-    from PIL import Image
+    """The two-object sample at ``size`` px in the host's input folder, and the toy clip's first ``LANE_FRAMES``
+    frames at ``size`` px (an animated PNG, as the bundled clip)."""
+    from PIL import Image, ImageSequence
 
     path = host.input_dir / f"sample_two_objects_{size}.png"
     if size != WORLD_SIZE and not path.is_file():
         with Image.open(runner.SAMPLE_IMAGE) as im:
             im.convert("RGB").resize((size, size), Image.LANCZOS).save(path)
+    clip = host.input_dir / f"toy_clip_two_objects_{size}.png"
+    if size != WORLD_SIZE and not clip.is_file():
+        with Image.open(REPO / "assets" / CLIP_ASSET) as im:
+            frames = [f.convert("RGB").resize((size, size), Image.LANCZOS) for f in ImageSequence.Iterator(im)]
+        frames = frames[:LANE_FRAMES]
+        frames[0].save(clip, save_all=True, append_images=frames[1:], duration=125, loop=0)
 
 
 # ------------------------------------------------------------------ running and reading

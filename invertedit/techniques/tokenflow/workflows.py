@@ -2,12 +2,11 @@
 ``python -m workshop.make_workflows`` writes them."""
 from __future__ import annotations
 
+from ...workflows.clips import CLIP_ASSET, CLIP_FRAMES
 from ...workflows.toy import EDIT_CFG, MODEL_LOADER, STEPS, TOY_WORLD, TOY_WORLDS, ksampler_advanced, toy_note
 from . import ROW
 
 PAPER = ROW.settings_of("InvertEditTokenFlow")
-CLIP_ASSET = "toy_clip_two_objects.png"   # workshop/toyworld/clips.py's sample clip: 8 frames, lossless APNG
-CLIP_FRAMES = 8
 BATCH_SIZE = 4   # two keyframes per step in the 8-frame clip (paper: 8, one per 8 frames of a 40-frame clip)
 
 
