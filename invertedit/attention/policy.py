@@ -135,8 +135,34 @@ def rows_from_source(where: Where, *tensors: torch.Tensor, kinds: tuple = (0,)) 
 
 # ----------------------------------------------------------------------------- diffusion transformers
 
+class RunTime:
+    """The run's time of a frozen ``where`` that holds a ``time`` reader (the current sigma and the run's
+    sigmas), read once per call and only when asked for: reading it makes the CPU wait for the device."""
+
+    time: Callable[[], tuple[float, list[float]]]
+
+    @property
+    def _sigma_and_schedule(self) -> tuple[float, list[float]]:
+        return _once(self, "_time_memo", self.time)
+
+    @property
+    def sigma(self) -> float:
+        return self._sigma_and_schedule[0]
+
+    @property
+    def schedule(self) -> list[float]:
+        """The run's sigmas, descending (the host's order)."""
+        return self._sigma_and_schedule[1]
+
+    @property
+    def step(self) -> int:
+        """The step of the run whose interval holds the current sigma (a solver's half step is in
+        its step; the last sigma, 0, is past the last step)."""
+        return schedule_position(self.schedule, self.sigma)[0]
+
+
 @dataclass(frozen=True)
-class JointWhere:
+class JointWhere(RunTime):
     """Where a joint-attention call of a diffusion transformer (Flux.1's double- and single-stream
     blocks, SD3's MMDiT joint blocks) is. The call's queries, keys and values are ``[batch, heads,
     tokens, dim]`` (Flux's rotary embedding already applied), the ``text`` tokens first, then the
@@ -170,24 +196,6 @@ attention with each query's log-sum-exp. The run's time is read when
     #: only a policy that ``reads_references`` is given a call with some
     references: int = 0
 
-    @property
-    def _sigma_and_schedule(self) -> tuple[float, list[float]]:
-        return _once(self, "_time_memo", self.time)
-
-    @property
-    def sigma(self) -> float:
-        return self._sigma_and_schedule[0]
-
-    @property
-    def schedule(self) -> list[float]:
-        """The run's sigmas, descending (the host's order)."""
-        return self._sigma_and_schedule[1]
-
-    @property
-    def step(self) -> int:
-        """The step of the run whose interval holds the current sigma (a solver's half step is in
-        its step; the last sigma, 0, is past the last step)."""
-        return schedule_position(self.schedule, self.sigma)[0]
 
 
 def schedule_position(schedule: list[float], sigma: float) -> tuple[int, bool]:

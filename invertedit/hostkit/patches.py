@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from contextlib import contextmanager
 
+import torch
+
 import comfy.patcher_extension
 from comfy.ldm.modules.diffusionmodules.openaimodel import ResBlock
 from comfy.model_patcher import ModelPatcher
@@ -88,3 +90,16 @@ def on_resblock_residual(base_model, block: tuple[str, int], function):
         yield
     finally:
         handle.remove()
+
+
+def take_rows(obj, index: slice, batch: int):
+    """``obj`` (tensors, lists, tuples, dicts of them) with the rows ``index`` of every tensor
+    whose first dimension is the batch; anything else unchanged. A slice, so each is a view: no
+    index tensor, no gather kernel, and it holds for a tensor on any device."""
+    if isinstance(obj, torch.Tensor):
+        return obj[index] if obj.ndim and obj.shape[0] == batch else obj
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(take_rows(o, index, batch) for o in obj)
+    if isinstance(obj, dict):
+        return {k: take_rows(v, index, batch) for k, v in obj.items()}
+    return obj

@@ -23,7 +23,7 @@ from typing import Callable
 import comfy.patcher_extension
 import torch
 
-from ..attention.policy import AttentionPolicy, PolicyInputError, schedule_position
+from ..attention.policy import AttentionPolicy, PolicyInputError, RunTime
 from .errors import NodeInputError
 from .family import model_family
 from .patches import replace_dit_block, wrap_model_calls
@@ -36,7 +36,7 @@ KINDS = ("self", "cross")   # a Wan T2V block's attention calls, in the order it
 
 
 @dataclass(frozen=True)
-class CrossWhere:
+class CrossWhere(RunTime):
     """Where an attention call of a Wan block is: the block, which of its two calls (``kind``: ``"self"`` over the
     clip's tokens, ``"cross"`` from them to the text), the batch's layout (``chunks``: 0 conditional, 1
     unconditional; ``rows`` a chunk), the heads, the clip's latent ``frames`` and patch ``grid`` (its tokens are
@@ -54,28 +54,6 @@ class CrossWhere:
     text: int
     attend: Callable[..., torch.Tensor] = field(repr=False, compare=False)
     time: Callable[[], tuple[float, list[float]]] = field(repr=False, compare=False)
-
-    @property
-    def _sigma_and_schedule(self) -> tuple[float, list[float]]:
-        memo = self.__dict__.get("_time_memo")
-        if memo is None:   # read once per call: it makes the CPU wait for the device
-            memo = self.time()
-            object.__setattr__(self, "_time_memo", memo)
-        return memo
-
-    @property
-    def sigma(self) -> float:
-        return self._sigma_and_schedule[0]
-
-    @property
-    def schedule(self) -> list[float]:
-        """The run's sigmas, descending (the host's order)."""
-        return self._sigma_and_schedule[1]
-
-    @property
-    def step(self) -> int:
-        """The step of the run whose interval holds the current sigma (``attention/policy.schedule_position``)."""
-        return schedule_position(self.schedule, self.sigma)[0]
 
 
 def _record_layout(patch: tuple[int, int, int], executor, x, t, c_concat=None, c_crossattn=None, control=None,

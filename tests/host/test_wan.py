@@ -239,7 +239,7 @@ def test_the_wan_clip_template_edits_every_frame_and_keeps_the_clip_for_the_same
         for ref, values in change.items():
             o.setdefault(ref, {}).update(values)
         prompt = runner.prepare_prompt(workflow, builtin=make_workflows.builtin_for(name), overrides=o, host=host)
-        scale = next(k for k, v in prompt.items() if v["class_type"] == "ImageScale")
+        scale = next(k for k, v in prompt.items() if v["class_type"] == "ImageScaleToTotalPixels")
         model = next(k for k, v in prompt.items() if v["class_type"] == "InvertEditDemoModel")
         prompt.update({   # the clip's VAE round trip, saved beside the edit
             "rt_encode": {"class_type": "VAEEncode", "inputs": {"pixels": [scale, 0], "vae": [model, 2]}},
@@ -297,7 +297,9 @@ def test_the_wan_clip_templates_as_shipped_load_wan_as_comfyuis_examples_and_val
     assert by_type["VAELoader"] == [{"vae_name": files["vae"]}]
     assert [i["image"] for i in by_type["LoadImage"]] == ["example.png"]
     assert by_type["RepeatImageBatch"][0]["amount"] == 1
-    assert (by_type["ImageScale"][0]["width"], by_type["ImageScale"][0]["height"]) == (832, 480)
+    # Wan's pixels (FiVE's 832 x 480: 0.38 MP), the clip's shape kept
+    assert by_type["ImageScaleToTotalPixels"][0]["megapixels"] == round(832 * 480 / 1024 ** 2, 2)
+    assert "ImageScale" not in by_type
     assert by_type["ModelSamplingSD3"][0]["shift"] == 5.0
     if "FlowEdit" in name:
         (edit,) = by_type["InvertEditFlowEdit"]

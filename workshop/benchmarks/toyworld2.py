@@ -78,6 +78,7 @@ from workshop.benchmarks.toyworld import (SCHEDULER, case_context, concept_rows,
 from workshop.headless.boot import boot
 from workshop.headless.calls import encode
 from workshop.toyworld import scenes as S
+from workshop.toyworld.clip_judge import edited_right
 from workshop.toyworld.scenes_judge import judge
 
 NULL_TEXT, NEGATIVE = "InvertEditNullTextOptimize", "InvertEditNegativePromptInversion"
@@ -173,22 +174,6 @@ def techniques(cfg: float, self_replace: float = SELF_REPLACE):
 # ---------------------------------------------------------------------------------------------
 # Metrics
 # ---------------------------------------------------------------------------------------------
-
-def edited_right(r, case: S.EditCase, edit: bool) -> bool:
-    """The edited object (or background) as the row intends: the target's for an edit row, the
-    source's for the reconstruction row."""
-    intended = case.target if edit else case.source
-    if case.kind == "background":
-        return r.background == intended.background
-    if case.kind == "drop" and edit:
-        gone = case.source.objects[case.index]
-        x0, y0, x1, y1 = gone.box()
-        return r.background == intended.background and not any(
-            o.colour == gone.colour and x0 <= o.cx <= x1 and y0 <= o.cy <= y1 for o in r.objects)
-    obj = intended.objects[case.index]
-    near = r.nearest(obj)
-    return near is not None and near.colour == obj.colour and near.shape == obj.shape
-
 
 def case_metrics(case: S.EditCase, edit: bool, out_img, rec_img, intended_img, outside, region, mask) -> dict:
     r = judge(out_img)

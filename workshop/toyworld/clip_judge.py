@@ -4,7 +4,7 @@ frame, the still benchmark's metrics averaged over the frames, and the clip's co
 Per clip edit (``clips.ClipEditCase``) and an output clip ``[F, H, W, 3]`` in 0..1:
 
 - ``success``    mean over the frames of the still benchmark's edit success
-                 (``toyworld2.edited_right`` on frame f's edit case: the read object nearest
+                 (``edited_right`` on frame f's edit case: the read object nearest
                  frame f's target object has the target colour and shape; a background edit, the
                  read background; a drop, no read object of the dropped colour in its box).
 - ``all_frames`` 1 where the edit succeeds in every frame.
@@ -49,9 +49,9 @@ FLICKER_DILATE = 8   # canonical px (one latent cell of the 512 px world) grown 
 
 
 def edited_right(r: Reading, case: S.EditCase, edit: bool = True) -> bool:
-    """The still benchmark's edit success (``workshop.benchmarks.toyworld2.edited_right``, the same
-    rule; here so that the judge needs no benchmark): the edited object (or background) as intended,
-    the target's for an edit, the source's otherwise."""
+    """Edit success, the still benchmark's and the clip benchmark's (``workshop.benchmarks.toyworld2`` reads it from
+    here): the edited object (or background) as the row intends, the target's for an edit row, the source's for the
+    reconstruction row."""
     intended = case.target if edit else case.source
     if case.kind == "background":
         return r.background == intended.background

@@ -12,7 +12,7 @@ from ...hostkit.errors import NodeInputError, check_choice, check_conditioning
 from ...hostkit.frames import CrossFrameKeys, clip_frames
 from ...hostkit.keys import PAIR_RUN_KEY
 from ...hostkit.pair import PairRun, encode_prompt, join_pair, prepare_pair_model, warn_same_prompts
-from ...hostkit.patches import wrap_model_calls, wrap_runs
+from ...hostkit.patches import take_rows, wrap_model_calls, wrap_runs
 from ...hostkit.run_state import run_state
 from ...hostkit.sampling import check_model_family
 from ...hostkit.steps import step_at
@@ -21,18 +21,6 @@ from .fusion import RECORD, FateZeroFusion, FusionSchedule
 
 MODES = ("refine", "replace")   # the authors' configs: is_replace_controller False (refine)
 WRAPPER_KEY = "invertedit_fatezero"
-
-
-def take_rows(obj, index: slice, batch: int):
-    """``obj`` (tensors, lists, tuples, dicts of them) with the rows ``index`` of every tensor whose first
-    dimension is the batch (a view); anything else unchanged."""
-    if isinstance(obj, torch.Tensor):
-        return obj[index] if obj.ndim and obj.shape[0] == batch else obj
-    if isinstance(obj, (list, tuple)):
-        return type(obj)(take_rows(o, index, batch) for o in obj)
-    if isinstance(obj, dict):
-        return {k: take_rows(v, index, batch) for k, v in obj.items()}
-    return obj
 
 
 class SourceMaps:

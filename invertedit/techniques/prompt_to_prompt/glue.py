@@ -18,26 +18,13 @@ from ...hostkit.errors import NodeInputError, check_choice, check_conditioning
 from ...hostkit.keys import PAIR_RUN_KEY, SOURCE_ON_TRAJECTORY, TARGET_ONLY
 from ...hostkit.layout import map_blocks
 from ...hostkit.pair import encode_prompt, join_pair, prepare_pair_model, replace_run, warn_same_prompts
-from ...hostkit.patches import after_cfg, wrap_model_calls, wrap_runs
+from ...hostkit.patches import after_cfg, take_rows, wrap_model_calls, wrap_runs
 from ...hostkit.sampling import check_model_family
 from ...hostkit.steps import step_at
 from ...hostkit.tokens import blend_word_positions, prompt_tokens, word_positions, word_tokens
 
 NAME = "Attention Inject"   # the node these patches belong to, for messages
 SKIP_SOURCE_KEY = "invertedit_skip_source"   # the APPLY_MODEL wrapper of the target rows' call alone
-
-
-def take_rows(obj, index: slice, batch: int):
-    """``obj`` (tensors, lists, tuples, dicts of them) with the rows ``index`` of every tensor
-    whose first dimension is the batch; anything else unchanged. A slice, so each is a view: no
-    index tensor, no gather kernel, and it holds for a tensor on any device."""
-    if isinstance(obj, torch.Tensor):
-        return obj[index] if obj.ndim and obj.shape[0] == batch else obj
-    if isinstance(obj, (list, tuple)):
-        return type(obj)(take_rows(o, index, batch) for o in obj)
-    if isinstance(obj, dict):
-        return {k: take_rows(v, index, batch) for k, v in obj.items()}
-    return obj
 
 
 class SkipUnusedSource:

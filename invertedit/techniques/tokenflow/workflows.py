@@ -24,8 +24,10 @@ def tokenflow_clip_edit(world: str = TOY_WORLD) -> dict:
         f"{PAPER['feature_injection']:g}), and every frame's self-attention takes the keyframes' edited one through the "
         "nearest-neighbour field of the source frames' features, so the edit looks the same in every frame. One "
         f"stock **KSampler (Advanced)** run (add_noise disable, ddim, cfg {EDIT_CFG:g} here; paper 7.5 with its "
-        "models) samples the inverted clip with the target prompt. The frame-by-frame edit (the same sampler without "
-        "TokenFlow) is shown for comparison.\n\n" + toy_note(world))
+        "models) samples the inverted clip with the target prompt. The naive edit (the same sampler without "
+        "TokenFlow: every frame redrawn from its inverted noise) is shown for comparison. On this toy model TokenFlow "
+        "makes the edit the same in every frame but keeps the layout less than Plug-and-Play's pair editor does "
+        "(docs/measurements.md, the toy clip benchmark).\n\n" + toy_note(world))
     nodes = [
         {"key": "note", "type": "MarkdownNote", "text": intro},
         dict(MODEL_LOADER, widgets={"world": world}),
@@ -55,7 +57,7 @@ def tokenflow_clip_edit(world: str = TOY_WORLD) -> dict:
         ksampler_advanced("naive", "target", model="apply", negative="empty", cfg=EDIT_CFG),
         {"key": "decode_naive", "type": "VAEDecode", "inputs": {"samples": ("naive", "LATENT"), "vae": ("model", "VAE")}},
         {"key": "show_naive", "type": "PreviewImage", "inputs": {"images": ("decode_naive", "IMAGE")},
-         "title": "Frame by frame (no TokenFlow)"},
+         "title": "Naive edit (no TokenFlow)"},
     ]
     return {"nodes": nodes, "result": "save_frames"}
 
