@@ -175,6 +175,29 @@ def custom_per_step(host, model, make, latent: torch.Tensor, steps: int, label: 
     return {"label": label, "ops": ops, "once": ops1 - ops * steps, "syncs": (syncs2 - syncs1) / steps,
             "calls": (len(calls2) - len(calls1)) / steps, "rows": sorted(set(calls1 + calls2))}
 
+def flow_sampler_rows(host, model, clip, target, latent: torch.Tensor, steps: int) -> tuple[list[dict], object, object]:
+    """Per model evaluation (``per_nfe``), the stock euler sampler's, the Flow Sampler's three solvers' and
+    RF-Inversion's patch's rows on a flow ``model`` under BasicGuider with ``target``; also the ``per_step(model,
+    make_sampler, label)`` measure that made them and the stock euler sampler, for a caller's further rows."""
+
+    def per_step(base, make_sampler, label: str) -> dict:
+        row = custom_per_step(host, base, lambda m, n: (call(host, "BasicGuider", model=m, conditioning=target)[0],
+                                                        make_sampler(m, n)), latent, steps, label)
+        return dict(row, per_nfe=row["ops"] / row["calls"])
+
+    euler = call(host, "KSamplerSelect", sampler_name="euler")[0]
+    rows = [per_step(model, lambda m, n: euler, "stock euler")]
+    for solver in ("euler", "rf-solver", "fireflow"):
+        sampler = call(host, "InvertEditFlowSampler", solver=solver)[0]
+        rows.append(per_step(model, lambda m, n, s=sampler: s, f"Flow Sampler {solver}"))
+    inversion = call(host, "InvertEditRFInversionInvert", model=model, latent={"samples": latent},
+                     positive=encode(host, clip, ""), steps=4, scheduler="simple", gamma=0.5, guidance=0.0, seed=0)[0]
+    patched = call(host, "InvertEditRFInversion", model=model, inversion=inversion, eta=0.9, start=0.0, stop=1.0,
+                   eta_decay=0.0)[0]
+    rows.append(per_step(patched, lambda m, n: euler, "RF-Inversion patch (eta at every step) + stock euler"))
+    return rows, per_step, euler
+
+
 
 #: Flux.1's (19 double-stream, 38 single-stream) and SD3 medium's (24 joint) blocks: the tiny width at a
 #: real model's depth, for ``--real-depth`` (what a step dispatches grows with the blocks, not the width).

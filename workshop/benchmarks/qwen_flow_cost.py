@@ -18,7 +18,8 @@ import tempfile
 
 import torch
 
-from workshop.benchmarks.dispatch_count import FLOWEDIT_CHAIN, SOURCE, TARGET, custom_per_step, nfe_table, table
+from workshop.benchmarks.dispatch_count import (FLOWEDIT_CHAIN, SOURCE, TARGET, custom_per_step, flow_sampler_rows,
+                                                nfe_table, table)
 from workshop.headless.boot import boot
 from workshop.headless.calls import call, encode
 
@@ -47,21 +48,7 @@ def measure_samplers(host, steps: int, blocks: int = QWEN_DEPTH) -> list[dict]:
     target = encode(host, clip, TARGET)
     latent = latent_of(2)
 
-    def per_step(base, make_sampler, label: str) -> dict:
-        row = custom_per_step(host, base, lambda m, n: (call(host, "BasicGuider", model=m, conditioning=target)[0],
-                                                        make_sampler(m, n)), latent, steps, label)
-        return dict(row, per_nfe=row["ops"] / row["calls"])
-
-    euler = call(host, "KSamplerSelect", sampler_name="euler")[0]
-    rows = [per_step(model, lambda m, n: euler, "stock euler")]
-    for solver in ("euler", "rf-solver", "fireflow"):
-        sampler = call(host, "InvertEditFlowSampler", solver=solver)[0]
-        rows.append(per_step(model, lambda m, n, s=sampler: s, f"Flow Sampler {solver}"))
-    inversion = call(host, "InvertEditRFInversionInvert", model=model, latent={"samples": latent},
-                     positive=encode(host, clip, ""), steps=4, scheduler="simple", gamma=0.5, guidance=0.0, seed=0)[0]
-    patched = call(host, "InvertEditRFInversion", model=model, inversion=inversion, eta=0.9, start=0.0, stop=1.0,
-                   eta_decay=0.0)[0]
-    rows.append(per_step(patched, lambda m, n: euler, "RF-Inversion patch (eta at every step) + stock euler"))
+    rows, per_step, euler = flow_sampler_rows(host, model, clip, target, latent, steps)
     rf_solver = call(host, "InvertEditFlowSampler", solver="rf-solver")[0]
     for first in (0, 20):
         if first >= blocks:
