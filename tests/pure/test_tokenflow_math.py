@@ -36,14 +36,14 @@ def test_a_shorter_last_batch_draws_within_itself():
 def test_blend_weights_are_the_codes_sigmoid_of_the_distances_to_the_batches_middles():
     plan = propagation_weights(8, 4)
     assert plan.near.tolist() == [0, 0, 0, 0, 1, 1, 1, 1] and plan.far.tolist() == [0, 0, 0, 0, 0, 0, 0, 0]
-    assert plan.weight[:4].tolist() == [1.0] * 4                   # the first batch: its keyframe alone
+    assert plan.near_share[:4].tolist() == [1.0] * 4                   # the first batch: its keyframe alone
     # batch 1: p1 = 6, p2 = 2; frame 4: d1 = 2, d2 = 2; frame 7: d1 = 1, d2 = 5
     for frame, (d1, d2) in {4: (2, 2), 5: (1, 3), 6: (0, 4), 7: (1, 5)}.items():
-        assert plan.weight[frame].item() == pytest.approx(1 / (1 + math.exp(-d2 / (d1 + d2))), abs=1e-7)
+        assert plan.near_share[frame].item() == pytest.approx(1 / (1 + math.exp(-d2 / (d1 + d2))), abs=1e-7)
     # their code: s = arange(n) + i * n; w1 = sigmoid(d2 / (d1 + d2)), in float32
     s = torch.arange(0, 4) + 2 * 4
     d1, d2 = torch.abs(s - (2 * 4 + 2)), torch.abs(s - (1 * 4 + 2))
-    assert torch.equal(propagation_weights(12, 4).weight[8:], torch.sigmoid(d2 / (d1 + d2)))
+    assert torch.equal(propagation_weights(12, 4).near_share[8:], torch.sigmoid(d2 / (d1 + d2)))
     assert propagation_weights(12, 4).far[8:].tolist() == [1] * 4
 
 

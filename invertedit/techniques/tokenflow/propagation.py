@@ -11,7 +11,7 @@ self-attention outputs replaced by the keyframes' edited outputs, taken token by
 the nearest-neighbour field of the *source's* features (``nearest_tokens``: cosine similarity of
 the frame's normalised self-attention input against the keyframe's, the source branch's) and
 blended between the frame's own batch's keyframe and the previous batch's by frame distance
-(``propagate``, the weights of ``propagation_weights``). The blend is the code's, which differs
+(``propagate``, the shares of ``propagation_weights``). The blend is the code's, which differs
 from the paper's equation 5: the distances are to the *middles* of the two batches (not to the
 keyframes), and the weight is ``sigmoid(d2 / (d1 + d2))``, so it stays between 0.5 and 0.73.
 
@@ -20,7 +20,7 @@ is propagated in one batched call (the authors loop over the batches, one UNet c
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 
@@ -52,11 +52,20 @@ def keyframe_draws(seed: int, steps: int, frames: int, batch_size: int) -> torch
 @dataclass(frozen=True)
 class Propagation:
     """Per frame: its batch's keyframe slot (``near``), the previous batch's (``far``; the first
-    batch has none: ``far = near`` and ``weight = 1``) and the weight of ``near`` in the blend."""
+    batch has none: ``far = near`` and ``near_share = 1``) and the share of ``near`` in the blend."""
 
-    near: torch.Tensor     # [F] long
-    far: torch.Tensor      # [F] long
-    weight: torch.Tensor   # [F] float32
+    near: torch.Tensor         # [F] long
+    far: torch.Tensor          # [F] long
+    near_share: torch.Tensor   # [F] float32
+    _cast: dict = field(default_factory=dict, repr=False, compare=False)
+
+    def share_in(self, dtype: torch.dtype) -> torch.Tensor:
+        """``near_share`` as ``[1, F, 1, 1]`` in ``dtype``, cast once per dtype (the plan lives for a run; the
+        attention calls that blend with it are many)."""
+        share = self._cast.get(dtype)
+        if share is None:
+            share = self._cast[dtype] = self.near_share.to(dtype)[None, :, None, None]
+        return share
 
 
 def propagation_weights(frames: int, batch_size: int, device: torch.device | str = "cpu") -> Propagation:
@@ -70,9 +79,9 @@ def propagation_weights(frames: int, batch_size: int, device: torch.device | str
     p1 = near * batch_size + batch_size // 2
     p2 = (near - 1) * batch_size + batch_size // 2
     d1, d2 = (s - p1).abs(), (s - p2).abs()
-    weight = torch.sigmoid(d2 / (d1 + d2))
-    weight = torch.where(near == 0, torch.ones_like(weight), weight)
-    return Propagation(near, far, weight)
+    share = torch.sigmoid(d2 / (d1 + d2))
+    share = torch.where(near == 0, torch.ones_like(share), share)
+    return Propagation(near, far, share)
 
 
 def normalised(x: torch.Tensor) -> torch.Tensor:
@@ -112,7 +121,7 @@ def propagate(keyframe_outputs: torch.Tensor, first: torch.Tensor, second: torch
         rows = keyframe_outputs.index_select(1, slots)                      # [branches, F, tokens, c]
         return rows.gather(2, index[None, :, :, None].expand(branches, frames, tokens, c))
 
-    w = plan.weight.to(keyframe_outputs.dtype)[None, :, None, None]
+    w = plan.share_in(keyframe_outputs.dtype)
     return w * take(plan.near, first) + (1 - w) * take(plan.far, second)
 
 
