@@ -103,3 +103,11 @@ def take_rows(obj, index: slice, batch: int):
     if isinstance(obj, dict):
         return {k: take_rows(v, index, batch) for k, v in obj.items()}
     return obj
+
+
+def select_rows(value, index: torch.Tensor, rows: int):
+    """``value``'s rows ``index`` (a gather) where it is a per-row input of a model call of ``rows`` rows (the latent,
+    the timesteps, the context), else ``value`` itself: how a wrapper runs the model on other rows than the sampler's."""
+    if isinstance(value, torch.Tensor) and value.dim() > 0 and value.shape[0] == rows:
+        return value.index_select(0, index.to(value.device))
+    return value

@@ -42,6 +42,7 @@ class FusionState:
     step: int = -1
     maps: list = field(default_factory=list)
     masks: dict = field(default_factory=dict)
+    on_device: dict = field(default_factory=dict)   # the policy's constants on the run's device, made once a run
 
     def begin(self, step: int) -> None:
         self.step, self.maps, self.masks = step, [], {}
@@ -68,6 +69,17 @@ class FateZeroFusion(AttentionPolicy[FusionState]):
     def blends(self, step: int, steps: int) -> bool:
         """Whether a step needs the source's maps first (the self-attention blend's mask)."""
         return self.words is not None and self.schedule.fuses_self(step, steps)
+
+    def constants(self, state: FusionState, device: torch.device) -> dict:
+        """The mapper, the refine alphas, the blend words and the word alphas (all 1: every word follows
+        ``cross_replace``) on ``device``: moved once per run, not at every attention call."""
+        made = state.on_device.get(device)
+        if made is None:
+            made = state.on_device[device] = {
+                "mapper": self.mapper.to(device), "alphas": None if self.alphas is None else self.alphas.to(device),
+                "words": None if self.words is None else self.words.to(device),
+                "alpha": torch.ones(self.mapper.shape[-1], device=device)}
+        return made
 
     @staticmethod
     def mask_maps(state: FusionState) -> list[torch.Tensor]:
@@ -96,6 +108,7 @@ class FateZeroFusion(AttentionPolicy[FusionState]):
             return out
         if not where.cross and not self.schedule.fuses_self(step, steps):
             return out
+        const = self.constants(state, q.device)
         mask = None
         if not where.cross and self.words is not None:
             hw = token_grid(where.latent_hw, tokens)
@@ -104,7 +117,7 @@ class FateZeroFusion(AttentionPolicy[FusionState]):
                 if not state.maps:
                     raise PolicyInputError("the source's cross-attention maps of this step were not recorded; sample "
                                            "the MODEL this node outputs with a stock sampler.")
-                mask = state.masks[hw] = fusion_mask(self.mask_maps(state), self.words.to(q.device), hw,
+                mask = state.masks[hw] = fusion_mask(self.mask_maps(state), const["words"], hw,
                                                      self.threshold)
         out = out.clone()
         for c, kind in enumerate(where.chunks):
@@ -118,10 +131,8 @@ class FateZeroFusion(AttentionPolicy[FusionState]):
                 if p_t.shape[-1] != self.mapper.shape[-1]:
                     raise PolicyInputError(f"the cross-attention context has {p_t.shape[-1]} tokens, not the prompts' "
                                            f"{self.mapper.shape[-1]}; sample the CONDITIONING pair from this node.")
-                alpha = torch.ones(p_t.shape[-1], device=q.device)
-                mapper = self.mapper.to(q.device)
-                fused = (fuse_cross_replace(p_t, p_s, mapper, alpha) if self.alphas is None else
-                         fuse_cross_refine(p_t, p_s, mapper, self.alphas.to(q.device), alpha))
+                fused = (fuse_cross_replace(p_t, p_s, const["mapper"], const["alpha"]) if self.alphas is None else
+                         fuse_cross_refine(p_t, p_s, const["mapper"], const["alphas"], const["alpha"]))
             else:
                 fused = fuse_self(p_t, p_s, mask)
             out[tgt] = attend(fused, v[tgt]).to(out.dtype)

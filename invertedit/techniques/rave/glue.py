@@ -9,19 +9,12 @@ from __future__ import annotations
 import torch
 
 from ...hostkit.errors import NodeInputError
-from ...hostkit.patches import wrap_model_calls
+from ...hostkit.patches import select_rows, wrap_model_calls
 from ...hostkit.sampling import check_model_family
 from ...hostkit.steps import sampling_step
 from .grid import from_grids, grid_orders, to_grids
 
 STEP_KEY = "invertedit_rave_step"
-
-
-def _first_rows(value, index: torch.Tensor, rows: int):
-    """A per-row input of the call (``rows`` rows) at each grid's first frame, else ``value`` itself."""
-    if isinstance(value, torch.Tensor) and value.dim() > 0 and value.shape[0] == rows:
-        return value.index_select(0, index.to(value.device))
-    return value
 
 
 class GridStep:
@@ -57,10 +50,10 @@ class GridStep:
         def tile(value):
             return torch.cat([to_grids(part, order, n) for part in value.split(frames)])
 
-        options = {**transformer_options, "sigmas": _first_rows(transformer_options.get("sigmas", t), first, rows)}
-        out = executor(tile(x), _first_rows(t, first, rows), None if c_concat is None else tile(c_concat),
-                       _first_rows(c_crossattn, first, rows), None, options,
-                       **{k: _first_rows(v, first, rows) for k, v in kwargs.items()})
+        options = {**transformer_options, "sigmas": select_rows(transformer_options.get("sigmas", t), first, rows)}
+        out = executor(tile(x), select_rows(t, first, rows), None if c_concat is None else tile(c_concat),
+                       select_rows(c_crossattn, first, rows), None, options,
+                       **{k: select_rows(v, first, rows) for k, v in kwargs.items()})
         return torch.cat([from_grids(part, order, n) for part in out.split(grids)])
 
 

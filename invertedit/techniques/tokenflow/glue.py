@@ -39,7 +39,8 @@ from ...hostkit.fingerprint import conditioning_fingerprint
 from ...hostkit.inversion_patches import check_run, sampler_name, steps_as_euler
 from ...hostkit.keys import INVERSION_KEY
 from ...hostkit.layout import decoder_blocks, transformer_blocks
-from ...hostkit.patches import before_self_attention, on_resblock_residual, replace_attention, wrap_model_calls, wrap_runs
+from ...hostkit.patches import (before_self_attention, on_resblock_residual, replace_attention, select_rows,
+                                wrap_model_calls, wrap_runs)
 from ...hostkit.sampling import check_model_family
 from ...hostkit.steps import sampling_step, sigma_value
 from .propagation import (TokenFlowSchedule, keyframe_attention, keyframe_draws, nearest_tokens, propagate,
@@ -99,13 +100,6 @@ class SelfAttention:
         first, second = nearest_tokens(call.current, call.keyframe_features[layer], call.plan.near, call.plan.far,
                                        call.group)
         return propagate(call.outputs[layer], first, second, call.plan).reshape(call.branches * call.rows, tokens, c)
-
-
-def _rows(value, index: torch.Tensor, rows: int):
-    """``value``'s rows by ``index`` where it is a per-row tensor of the call (``rows`` rows), else ``value``."""
-    if isinstance(value, torch.Tensor) and value.dim() > 0 and value.shape[0] == rows:
-        return value.index_select(0, index.to(value.device))
-    return value
 
 
 def _with_source(context: torch.Tensor, source: torch.Tensor, rows: int) -> torch.Tensor:
@@ -169,12 +163,12 @@ class TokenFlowStep:
                 count = frames
             call = TokenFlowPass(pivotal, branches, count, attention, features, plan, self.batch_size, kept_features,
                                  outputs)
-            t_in = _rows(t, index, rows)
+            t_in = select_rows(t, index, rows)
             options = {**transformer_options, "cond_or_uncond": [0] + chunks, PASS_KEY: call,
-                       "sigmas": _rows(transformer_options.get("sigmas", t), index, rows)}
-            context = _with_source(_rows(c_crossattn, index, rows), self.source, count)
-            extra = {name: _rows(value, index, rows) for name, value in kwargs.items()}
-            return executor(x_in, t_in, _rows(c_concat, index, rows), context, None, options, **extra)
+                       "sigmas": select_rows(transformer_options.get("sigmas", t), index, rows)}
+            context = _with_source(select_rows(c_crossattn, index, rows), self.source, count)
+            extra = {name: select_rows(value, index, rows) for name, value in kwargs.items()}
+            return executor(x_in, t_in, select_rows(c_concat, index, rows), context, None, options, **extra)
 
         if not features:
             run(True)
