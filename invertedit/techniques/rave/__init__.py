@@ -9,7 +9,7 @@ from ...technique_row import Technique
 
 ROW = Technique(
     "RAVE", "attention", ("InvertEditRAVE",), "Kara et al. 2024",
-    "grid_size 3, shuffle on, seed 0, 50 steps, cfg 7.5", "N·F (as grids of n² frames)", (), None,
+    "grid_size 3, shuffle on, seed 0, 50 steps, cfg 7.5", "N·F (as grids of n² frames)", ("Toy - RAVE clip edit",), None,
     "Edits a clip consistently: the frames tiled into grids the UNet denoises as single pictures (attention across "
     "a grid's frames), shuffled across the grids at every step.",
     settings={"InvertEditRAVE.grid_size": 3, "InvertEditRAVE.shuffle": True, "InvertEditRAVE.seed": 0})
