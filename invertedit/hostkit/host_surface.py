@@ -19,6 +19,7 @@ TESTED_HOST = "0.3.64"
 
 #: Host names imported or read as attributes of host modules (the longest dotted name used).
 SYMBOLS: tuple[str, ...] = (
+    "comfy.clip_vision.ClipVisionModel",
     "comfy.k_diffusion.sampling.sample_euler",
     "comfy.latent_formats.Wan21",
     "comfy.latent_formats.Wan22",
@@ -44,6 +45,7 @@ SYMBOLS: tuple[str, ...] = (
     "comfy.model_base.ModelType.FLOW",
     "comfy.model_base.ModelType.FLUX",
     "comfy.model_base.ModelType.V_PREDICTION",
+    "comfy.model_base.ModelType.V_PREDICTION_EDM",
     "comfy.model_base.SDXL",
     "comfy.model_base.SDXLRefiner",
     "comfy.model_management.dtype_size",
@@ -86,6 +88,8 @@ SYMBOLS: tuple[str, ...] = (
     "comfy.supported_models.SD20",
     "comfy.supported_models.SD3",
     "comfy.supported_models.SDXL",
+    "comfy.supported_models.SV3D_p",
+    "comfy.supported_models.SV3D_u",
     "comfy.supported_models.WAN21_T2V",
     "comfy.supported_models.WAN22_T2V",
     "comfy.supported_models_base.ClipTarget",
@@ -144,7 +148,7 @@ MEMBERS: dict[str, tuple[str, ...]] = {
         "add_object_patch", "add_patches", "add_weight_wrapper", "add_wrapper_with_key", "backup",
         "get_model_object", "get_wrappers", "load", "load_device", "loaded_size", "model", "model_options",
         "model_size", "parent", "patches",
-        "remove_wrappers_with_key", "set_model_attn1_patch", "set_model_attn1_replace", "set_model_attn2_replace",
+        "remove_wrappers_with_key", "set_model_attn1_output_patch", "set_model_attn1_patch", "set_model_attn1_replace", "set_model_attn2_replace",
         "set_model_output_block_patch", "set_model_patch_replace", "set_model_sampler_post_cfg_function"),
     "comfy.samplers.CFGGuider": (
         "cfg", "inner_sample", "inner_set_conds", "model_options", "model_patcher", "outer_sample", "sample",
