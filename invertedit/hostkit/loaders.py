@@ -18,12 +18,16 @@ World models) reach the host's classes.
 from __future__ import annotations
 
 import copy
+import json
 import math
+import os
+import tempfile
 from enum import Enum
 from typing import NamedTuple
 
 import torch
 
+import comfy.clip_vision
 import comfy.model_base
 import comfy.model_management
 import comfy.model_patcher
@@ -79,6 +83,14 @@ HOST_CLASSES: dict[str, HostClasses] = {
     # Wan 2.2 TI2V 5B ("WAN22_T2V" in the host): WanModel on 48 latent channels (the Wan 2.2 VAE: 16x in space)
     "wan22": HostClasses(comfy.supported_models.WAN22_T2V, comfy.model_base.ModelType.FLOW,
                          (comfy.text_encoders.wan.WanT5Tokenizer, comfy.text_encoders.wan.te())),
+}
+
+#: The image-conditioned video UNets the pack's built-in models copy (``ImageOnlyCheckpointLoader``'s families: MODEL,
+#: CLIP_VISION, VAE): SV3D_u (orbit views, no camera input) and SV3D_p (the orbit's camera as ``adm``), both the host's
+#: ``VideoUNet`` predicting an EDM v (``model_base.SV3D_u`` / ``SV3D_p``).
+IMAGE_ONLY_CLASSES: dict[str, tuple[type, Enum]] = {
+    "sv3d_u": (comfy.supported_models.SV3D_u, comfy.model_base.ModelType.V_PREDICTION_EDM),
+    "sv3d_p": (comfy.supported_models.SV3D_p, comfy.model_base.ModelType.V_PREDICTION_EDM),
 }
 
 # The UNet families' config classes: their model is built here with the given model type (SD20 would
@@ -192,6 +204,18 @@ def kl_vae(state: dict, ddconfig: dict, embed_dim: int) -> comfy.sd.VAE:
     # with an explicit config it keeps its default of 4 (the SD value).
     vae.latent_channels = ddconfig["z_channels"]
     return vae
+
+
+def clip_vision(config: dict) -> comfy.clip_vision.ClipVisionModel:
+    """A host ``ClipVisionModel`` (what Load CLIP Vision and ImageOnlyCheckpointLoader give: CLIP_VISION) of a vision
+    tower config in the host's json form (``comfy/clip_vision_config_h.json``'s keys), in the dtype and on the devices
+    the host picks for it; its weights as the host creates them, for the caller to fill. The host reads the config
+    from a file only, so it is written to a temporary one."""
+    with tempfile.TemporaryDirectory() as folder:
+        path = os.path.join(folder, "clip_vision_config.json")
+        with open(path, "w", encoding="utf-8") as f:
+            json.dump(config, f)
+        return comfy.clip_vision.ClipVisionModel(path)
 
 
 def replace_qwen_vision_tower(clip: comfy.sd.CLIP, **sizes) -> None:

@@ -1,0 +1,76 @@
+"""The tiny random SV3D (``invertedit/demo/tiny_sv3d.py``, issue 83): what ImageOnlyCheckpointLoader gives for
+sv3d_u.safetensors, built from the host's classes; the stock CLIPVisionEncode, SV3D_Conditioning, KSampler and VAE
+Decode run it as they run the real one (an orbit of views in one batched sampling run)."""
+from __future__ import annotations
+
+import importlib
+import time
+
+import pytest
+import torch
+
+from workshop.headless.calls import call
+
+VIEWS = 5    # a short orbit: the real one is 21 frames (the tests' time)
+SIZE = 64    # px: an 8x8 latent a view
+
+
+def _module(host):
+    return importlib.import_module(host.pack.__name__ + ".demo.tiny_sv3d")
+
+
+@pytest.fixture(scope="module")
+def sv3d(host):
+    return _module(host).build_tiny_sv3d(0)
+
+
+def _state(module: torch.nn.Module) -> dict:
+    return {k: v.detach().float().clone() for k, v in module.state_dict().items()}
+
+
+def test_the_tiny_sv3d_is_the_hosts_sv3d(host, sv3d):
+    """MODEL: the host's SV3D_u model (its VideoUNet, EDM v prediction, sigma_max 700); CLIP_VISION: the host's
+    ClipVisionModel; VAE: the host's VAE; seeded (the same seed: the same weights, another seed: others)."""
+    import comfy.clip_vision
+    import comfy.model_base
+    import comfy.sd
+    from comfy.ldm.modules.diffusionmodules.openaimodel import VideoResBlock
+
+    model, clip_vision, vae = sv3d
+    assert type(model.model) is comfy.model_base.SV3D_u
+    assert model.model.model_type == comfy.model_base.ModelType.V_PREDICTION_EDM
+    assert float(model.model.model_sampling.sigma_max) == pytest.approx(700.0)
+    assert any(isinstance(m, VideoResBlock) for m in model.model.diffusion_model.modules())
+    assert isinstance(clip_vision, comfy.clip_vision.ClipVisionModel) and isinstance(vae, comfy.sd.VAE)
+    again = _module(host).build_tiny_sv3d(0)
+    other = _module(host).build_tiny_sv3d(1)
+    for a, b, c in zip(sv3d, again, other):
+        module = getattr(a, "first_stage_model", None) or getattr(a.model, "diffusion_model", a.model)
+        same = getattr(b, "first_stage_model", None) or getattr(b.model, "diffusion_model", b.model)
+        another = getattr(c, "first_stage_model", None) or getattr(c.model, "diffusion_model", c.model)
+        x, y, z = _state(module), _state(same), _state(another)
+        assert all(torch.equal(x[k], y[k]) for k in x)
+        assert any(not torch.equal(x[k], z[k]) for k in x)
+
+
+def test_the_stock_sv3d_nodes_make_an_orbit_of_views_on_it(host, sv3d):
+    """Load Image's picture -> SV3D_Conditioning (the CLIP vision embedding, the VAE latent of the image, the orbit's
+    angles) -> KSampler (one batched run of all views) -> VAE Decode: VIEWS views of SIZE px, finite, not flat, and
+    they depend on the input image (the orbit is of that image)."""
+    model, clip_vision, vae = sv3d
+    views = []
+    start = time.perf_counter()
+    for seed in (0, 1):
+        image = torch.rand(1, 96, 96, 3, generator=torch.Generator().manual_seed(seed))
+        positive, negative, latent = call(host, "SV3D_Conditioning", clip_vision=clip_vision, init_image=image, vae=vae,
+                                          width=SIZE, height=SIZE, video_frames=VIEWS, elevation=0.0)
+        assert latent["samples"].shape == (VIEWS, 4, SIZE // 8, SIZE // 8)
+        assert positive[0][1]["azimuth"] == pytest.approx([i * 360 / (VIEWS - 1) for i in range(VIEWS)])
+        (samples,) = call(host, "KSampler", model=model, seed=0, steps=4, cfg=2.5, sampler_name="euler",
+                          scheduler="karras", positive=positive, negative=negative, latent_image=latent, denoise=1.0)
+        (pixels,) = call(host, "VAEDecode", samples=samples, vae=vae)
+        assert pixels.shape == (VIEWS, SIZE, SIZE, 3) and torch.isfinite(pixels).all()
+        assert float(pixels.std()) > 0.02
+        views.append(pixels)
+    print(f"tiny SV3D: {VIEWS} views at {SIZE} px, 4 steps, twice in {time.perf_counter() - start:.2f}s")
+    assert float((views[0] - views[1]).abs().max()) > 0.02
