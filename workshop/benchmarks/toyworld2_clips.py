@@ -126,9 +126,10 @@ def call_with_defaults(host, class_type: str, given: dict) -> tuple:
 # The SD rows (world 2's model, 512 px)
 # ---------------------------------------------------------------------------------------------
 
-def sd_context(host, models, cc: C.ClipEditCase, steps: int, cfg: float) -> dict:
+def sd_context(host, models, cc: C.ClipEditCase, steps: int, cfg: float, scenes=None) -> dict:
+    """The SD rows' inputs of a clip edit (``scenes``: other frames' scenes, e.g. a view set's, in the clip's place)."""
     model, clip, vae = models
-    images, _ = C.render_clip(cc.clip.scenes())
+    images, _ = C.render_clip(cc.clip.scenes() if scenes is None else scenes)
     return {"host": host, "model": model, "clip": clip, "vae": vae, "steps": steps, "cfg": cfg, "cache": {},
             "images": images, "latent": call(host, "VAEEncode", pixels=images, vae=vae)[0],
             "src": encode(host, clip, cc.source_caption), "tgt": encode(host, clip, cc.target_caption),
@@ -136,7 +137,7 @@ def sd_context(host, models, cc: C.ClipEditCase, steps: int, cfg: float) -> dict
             "frames": images.shape[0], "blend_word": blend_words(cc.case)[0]}
 
 
-def _inversions(ctx, key, latent) -> tuple:
+def inversions(ctx, key, latent) -> tuple:
     """(DDIM Invert's outputs, Direct Inversion's record) of ``latent`` (source prompt, cfg 1), cached."""
     if key not in ctx["cache"]:
         inv, lat, sigmas = call(ctx["host"], "InvertEditDDIMInvert", model=ctx["model"], latent=latent,
@@ -146,7 +147,7 @@ def _inversions(ctx, key, latent) -> tuple:
     return ctx["cache"][key]
 
 
-def _sample(ctx, model, latent, positive):
+def sample(ctx, model, latent, positive):
     return call(ctx["host"], "KSamplerAdvanced", model=model, add_noise="disable", noise_seed=0, steps=ctx["steps"],
                 cfg=ctx["cfg"], sampler_name="ddim", scheduler=SCHEDULER, positive=positive, negative=ctx["empty"],
                 latent_image=latent, start_at_step=0, end_at_step=10000,
@@ -167,7 +168,7 @@ def p2p_pair(ctx, latent, record, extra=None) -> torch.Tensor:
     if extra is not None:
         m = extra(m, ctx, record)
     m = call(host, "InvertEditApplyInversion", model=m, inversion=record)[0]
-    out = _sample(ctx, m, pair, cond)
+    out = sample(ctx, m, pair, cond)
     f = latent["samples"].shape[0]
     return out[f:]
 
@@ -175,14 +176,14 @@ def p2p_pair(ctx, latent, record, extra=None) -> torch.Tensor:
 def frame_by_frame(ctx) -> tuple[torch.Tensor, str]:
     """Row 1: batched where the pair node takes the frame batch, else one run per frame."""
     try:
-        inv, lat, direct = _inversions(ctx, "batch", ctx["latent"])
+        inv, lat, direct = inversions(ctx, "batch", ctx["latent"])
         return p2p_pair(ctx, lat, direct), "one batched run"
     except refusal(ctx["host"]) as e:
         note = f"per frame: {ctx['frames']} runs (the batched run was refused: {str(e)[:120]})"
     outs = []
     for f in range(ctx["frames"]):
         one = {"samples": ctx["latent"]["samples"][f:f + 1]}
-        inv, lat, direct = _inversions(ctx, ("frame", f), one)
+        inv, lat, direct = inversions(ctx, ("frame", f), one)
         outs.append(p2p_pair(ctx, lat, direct))
     return torch.cat(outs), note
 
@@ -201,7 +202,7 @@ def consistency_row(fragments: tuple[str, ...], label: str, given=None):
             return call_with_defaults(ctx_["host"], node, {"MODEL": m, "LATENT": lat, "INVERSION": inv,
                                                            "CLIP": ctx_["clip"], **(given(ctx_) if given else {})})[0]
         try:
-            inv, lat, direct = _inversions(ctx, "batch", ctx["latent"])
+            inv, lat, direct = inversions(ctx, "batch", ctx["latent"])
             return p2p_pair(ctx, lat, direct, extra), "one batched run"
         except refusal(ctx["host"]) as e:
             raise Skip(f"{label}: the frame batch was refused ({str(e)[:160]})") from None
@@ -216,13 +217,13 @@ def fatezero(ctx) -> tuple[torch.Tensor, str]:
     host = ctx["host"]
     if "InvertEditFateZero" not in host.nodes.NODE_CLASS_MAPPINGS:
         raise Skip("FateZero fusion: no InvertEditFateZero node in the pack yet")
-    inv, lat, direct = _inversions(ctx, "batch", ctx["latent"])
+    inv, lat, direct = inversions(ctx, "batch", ctx["latent"])
     try:
         m, cond, pair = call_with_defaults(host, "InvertEditFateZero", {
             "model": ctx["model"], "clip": ctx["clip"], "latent": lat, "source_prompt": ctx["src_text"],
             "target_prompt": ctx["tgt_text"], "blend_words": ctx["blend_word"]})
         m = call(host, "InvertEditApplyInversion", model=m, inversion=direct)[0]
-        out = _sample(ctx, m, pair, cond)
+        out = sample(ctx, m, pair, cond)
     except refusal(host) as e:
         raise Skip(f"FateZero fusion: refused ({str(e)[:200]})") from None
     return out[ctx["frames"]:], "one batched run"
@@ -245,7 +246,7 @@ def tokenflow(ctx) -> tuple[torch.Tensor, str]:
         m = call_with_defaults(host, "InvertEditTokenFlow", {"model": ctx["model"], "inversion": inv,
                                                               "source": ctx["empty"],
                                                               "batch_size": min(default, ctx["frames"])})[0]
-        return _sample(ctx, m, lat, ctx["tgt"]), "one batched run"
+        return sample(ctx, m, lat, ctx["tgt"]), "one batched run"
     except refusal(host) as e:
         raise Skip(f"TokenFlow: refused ({str(e)[:200]})") from None
 
@@ -254,9 +255,10 @@ def tokenflow(ctx) -> tuple[torch.Tensor, str]:
 # The flow rows (the toy flow model, 256 px)
 # ---------------------------------------------------------------------------------------------
 
-def flow_context(host, models, cc: C.ClipEditCase, steps: int) -> dict:
+def flow_context(host, models, cc: C.ClipEditCase, steps: int, scenes=None) -> dict:
+    """The flow rows' inputs of a clip edit (``scenes`` as ``sd_context``'s)."""
     model, clip, vae = models
-    images, _ = C.render_clip(cc.clip.scenes(), FLOW_RES)
+    images, _ = C.render_clip(cc.clip.scenes() if scenes is None else scenes, FLOW_RES)
     shifted = call(host, "ModelSamplingFlux", model=model, max_shift=1.15, base_shift=0.5, width=FLOW_RES,
                    height=FLOW_RES)[0]
     return {"host": host, "model": shifted, "vae": vae, "images": images, "frames": images.shape[0], "steps": steps,
@@ -266,7 +268,8 @@ def flow_context(host, models, cc: C.ClipEditCase, steps: int) -> dict:
             "sampler": call(host, "KSamplerSelect", sampler_name="euler")[0]}
 
 
-def _flowedit(ctx, latent: dict) -> torch.Tensor:
+def flowedit(ctx, latent: dict) -> torch.Tensor:
+    """FlowEdit (``FLOWEDIT``) of ``latent`` on ``ctx``'s model: the edited LATENT samples."""
     host = ctx["host"]
     settings = dict(FLOWEDIT, n_max=min(FLOWEDIT["n_max"], ctx["steps"]))
     guider = call(host, "InvertEditFlowEdit", model=ctx["model"], source=ctx["src"], target=ctx["tgt"], **settings)[0]
@@ -276,13 +279,13 @@ def _flowedit(ctx, latent: dict) -> torch.Tensor:
 
 
 def flowedit_per_frame(ctx):
-    outs = [_flowedit(ctx, {"samples": ctx["latent"]["samples"][f:f + 1]}) for f in range(ctx["frames"])]
+    outs = [flowedit(ctx, {"samples": ctx["latent"]["samples"][f:f + 1]}) for f in range(ctx["frames"])]
     return torch.cat(outs), f"{ctx['frames']} runs"
 
 
 def flowedit_batched(ctx):
     try:
-        out = _flowedit(ctx, ctx["latent"])
+        out = flowedit(ctx, ctx["latent"])
     except refusal(ctx["host"]) as e:
         raise Skip(f"FlowEdit batched: the frame batch was refused ({str(e)[:160]})") from None
     if out.shape[0] != ctx["frames"]:

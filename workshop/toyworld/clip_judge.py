@@ -21,6 +21,7 @@ Per clip edit (``clips.ClipEditCase``) and an output clip ``[F, H, W, 3]`` in 0.
                  object's box. Consistent = one reading over all F frames (right or wrong: a clip
                  edited wrongly the same way in every frame is consistent, a clip whose object
                  is recoloured in one frame only is not).
+- ``per_frame``  the per-frame lists of ``success``, ``kept`` and ``bg`` (the view benchmark's per-view figures).
 - ``size_spread`` colour and shape edits only, where the edited object is read in every frame:
                  (largest - smallest) / mean of its read half-extent over the frames (the world's
                  objects keep their size; 0 for the exact clip, up to the judge's pixel rounding).
@@ -136,4 +137,5 @@ def clip_metrics(cc, images: torch.Tensor, edit: bool = True) -> dict:
     return {"success": statistics.fmean(success), "all_frames": float(all(success)), "kept": statistics.fmean(kept),
             "bg": finite_mean(bg),
             "consistent": float(len(set(reads)) == 1), "readings": [str(x) for x in reads],
-            "size_spread": size_spread, "flicker": flicker(images, region)}
+            "size_spread": size_spread, "flicker": flicker(images, region),
+            "per_frame": {"success": success, "kept": kept, "bg": bg}}
