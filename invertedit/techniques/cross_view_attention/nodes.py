@@ -7,6 +7,7 @@ from ...attention.cross_view import reference_views as pick_references
 from ...hostkit.errors import NodeInputError, check_at_least, check_choice
 from ...hostkit.sampling import check_model_family
 from ...hostkit.schemas import io
+from ...hostkit.dit_views import cross_view_dit_model, flow_view_count, is_flow_view_model
 from ...hostkit.views import cross_view_model, view_count
 from . import ROW
 
@@ -59,17 +60,21 @@ class CrossViewAttention(io.ComfyNode):
     def execute(cls, model, latent, references=PAPER["references"], self_weight=PAPER["self_weight"], mode=MODES[0],
                 reference_views="") -> io.NodeOutput:
         listed = reference_views or ""
-        check_model_family(model, cls.NAME)
+        flow = is_flow_view_model(model)   # Flux.1, SD3, Qwen-Image: their joint attention (hostkit/dit_views.py)
+        if not flow:
+            check_model_family(model, cls.NAME)
         check_choice(cls.NAME, "mode", mode, MODES)
         check_at_least(cls.NAME, 1, references=references)
         if not 0.0 <= self_weight <= 1.0:
             raise NodeInputError(cls.NAME, f"input 'self_weight' is {self_weight}; use 0 to 1 (paper: 0.6).")
-        views = view_count(cls.NAME, "latent", latent["samples"])
+        views = (flow_view_count(cls.NAME, "latent", latent["samples"], model) if flow else
+                 view_count(cls.NAME, "latent", latent["samples"]))
         try:
             refs = pick_references(views, references, parse_views(listed))
         except ValueError as e:
             raise NodeInputError(cls.NAME, f"input 'reference_views' ('{listed}'): {e}.") from None
-        return io.NodeOutput(cross_view_model(model, views, refs, self_weight, mode, cls.NAME))
+        patch = cross_view_dit_model if flow else cross_view_model
+        return io.NodeOutput(patch(model, views, refs, self_weight, mode, cls.NAME))
 
 
 NODES = [CrossViewAttention]
