@@ -1,7 +1,9 @@
-"""The parts of the clip-edit workflows (issue 82): a clip (an IMAGE batch of F frames) inverted in one batched run,
+"""The parts of the clip-edit workflows (issue 82) and the view-set edits (issue 83): a clip (an IMAGE batch of F frames) inverted in one batched run,
 edited as a pair of clips (2F rows: source frames, then target frames) by a pair editor, sampled in one KSampler
 (Advanced) run, the edited frames saved as frames and as an animated PNG. Plain data."""
 from __future__ import annotations
+
+from typing import NamedTuple
 
 from .toy import EDIT_CFG, STEPS, pair_sampler
 
@@ -15,21 +17,37 @@ QUICK_CLIP = {
     "The edited frames (rows F to 2F-1)": {"batch_index": 4, "length": 4}}
 
 
+class Wording(NamedTuple):
+    """How a set of images is named in a workflow: a clip's frames or an asset's views."""
+    noun: str            # "frames", "views"
+    letter: str          # "F", "V"
+    count: int           # the bundled sample's count
+    prefix: str          # the Save Image prefix
+
+
+CLIP = Wording("frames", "F", CLIP_FRAMES, "invertedit/clip_edit")
+
+
 def clip_nodes(intro: str, front: list[dict], source: str, editor: dict, cross_frame: bool = True,
-               pixels: str = "image") -> list[dict]:
-    """The clip edit after ``front`` (the model's loader ``model``, the clip's Load Image ``image``, and what
-    ``pixels`` names): the frames to edit, VAE Encode, DDIM Invert, Direct Inversion, the pair ``editor`` (key
-    ``inject``: its type and widgets; model, clip and the inverted LATENT connected here), with ``cross_frame``
-    Cross-Frame Attention (sparse-causal) on its MODEL, Apply Inversion, one KSampler (Advanced) run of the 2F rows,
-    the edited frames saved (frames and an animated PNG), the reconstruction previewed."""
+               pixels: str = "image", aligner: dict | None = None, wording: Wording = CLIP) -> list[dict]:
+    """The edit of a set of images (a clip's frames; an asset's views with ``wording``) after ``front`` (the model's
+    loader ``model``, the set's Load Image ``image``, and what ``pixels`` names): the images to edit, VAE Encode, DDIM
+    Invert, Direct Inversion, the pair ``editor`` (key ``inject``: its type and widgets; model, clip and the inverted
+    LATENT connected here), then on its MODEL the ``aligner`` (a node's type and widgets, given the MODEL and the
+    inverted LATENT; default with ``cross_frame``: Cross-Frame Attention, sparse-causal), Apply Inversion, one KSampler
+    (Advanced) run of the 2F rows, the edited images saved (each and an animated PNG), the reconstruction previewed."""
+    w = wording
     editor = dict(editor, key="inject",
                   inputs={"model": ("model", "MODEL"), "clip": ("model", "CLIP"), "latent": ("invert", "LATENT")})
+    if aligner is None and cross_frame:
+        aligner = {"type": "InvertEditCrossFrameAttention",
+                   "widgets": {"anchors": "first and previous", "anchor_frames": "", "min_channels": 0}}
     patched = "inject"
     nodes = [
         {"key": "note", "type": "MarkdownNote", "text": intro},
         *front,
-        {"key": "frames", "type": "ImageFromBatch", "widgets": {"batch_index": 0, "length": CLIP_FRAMES},
-         "inputs": {"image": (pixels, "IMAGE")}, "title": "Frames to edit"},
+        {"key": "frames", "type": "ImageFromBatch", "widgets": {"batch_index": 0, "length": w.count},
+         "inputs": {"image": (pixels, "IMAGE")}, "title": f"{w.noun.capitalize()} to edit"},
         {"key": "prompt", "type": "CLIPTextEncode", "widgets": {"text": source}, "inputs": {"clip": ("model", "CLIP")},
          "title": "Source prompt"},
         {"key": "empty", "type": "CLIPTextEncode", "widgets": {"text": ""}, "inputs": {"clip": ("model", "CLIP")},
@@ -41,10 +59,8 @@ def clip_nodes(intro: str, front: list[dict], source: str, editor: dict, cross_f
         {"key": "direct", "type": "InvertEditDirectInversion", "inputs": {"inversion": ("invert", 0)}},
         editor,
     ]
-    if cross_frame:
-        nodes.append({"key": "cross", "type": "InvertEditCrossFrameAttention",
-                      "widgets": {"anchors": "first and previous", "anchor_frames": "", "min_channels": 0},
-                      "inputs": {"model": ("inject", "MODEL"), "latent": ("invert", "LATENT")}})
+    if aligner is not None:
+        nodes.append(dict(aligner, key="cross", inputs={"model": ("inject", "MODEL"), "latent": ("invert", "LATENT")}))
         patched = "cross"
     return nodes + [
         {"key": "apply", "type": "InvertEditApplyInversion",
@@ -52,15 +68,15 @@ def clip_nodes(intro: str, front: list[dict], source: str, editor: dict, cross_f
         dict(pair_sampler(EDIT_CFG, "inject"), inputs=dict(pair_sampler(EDIT_CFG, "inject")["inputs"],
                                                            model=("apply", "MODEL"))),
         {"key": "decode", "type": "VAEDecode", "inputs": {"samples": ("sample", "LATENT"), "vae": ("model", "VAE")}},
-        {"key": "source_frames", "type": "ImageFromBatch", "widgets": {"batch_index": 0, "length": CLIP_FRAMES},
-         "inputs": {"image": ("decode", "IMAGE")}, "title": "The source frames (rows 0 to F-1)"},
+        {"key": "source_frames", "type": "ImageFromBatch", "widgets": {"batch_index": 0, "length": w.count},
+         "inputs": {"image": ("decode", "IMAGE")}, "title": f"The source {w.noun} (rows 0 to {w.letter}-1)"},
         {"key": "edited_frames", "type": "ImageFromBatch",
-         "widgets": {"batch_index": CLIP_FRAMES, "length": CLIP_FRAMES},
-         "inputs": {"image": ("decode", "IMAGE")}, "title": "The edited frames (rows F to 2F-1)"},
-        {"key": "save_frames", "type": "SaveImage", "widgets": {"filename_prefix": "invertedit/clip_edit"},
-         "inputs": {"images": ("edited_frames", "IMAGE")}, "title": "Edit (the frames)"},
+         "widgets": {"batch_index": w.count, "length": w.count},
+         "inputs": {"image": ("decode", "IMAGE")}, "title": f"The edited {w.noun} (rows {w.letter} to 2{w.letter}-1)"},
+        {"key": "save_frames", "type": "SaveImage", "widgets": {"filename_prefix": w.prefix},
+         "inputs": {"images": ("edited_frames", "IMAGE")}, "title": f"Edit (the {w.noun})"},
         {"key": "save_animation", "type": "SaveAnimatedPNG",
-         "widgets": {"filename_prefix": "invertedit/clip_edit", "fps": 8.0, "compress_level": 4},
+         "widgets": {"filename_prefix": w.prefix, "fps": 8.0, "compress_level": 4},
          "inputs": {"images": ("edited_frames", "IMAGE")}, "title": "Edit (animated PNG)"},
         {"key": "show_reconstruction", "type": "PreviewImage", "inputs": {"images": ("source_frames", "IMAGE")},
          "title": "Reconstruction"},
