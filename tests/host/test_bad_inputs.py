@@ -2217,6 +2217,7 @@ _sys.path.insert(0, os.path.dirname(os.path.abspath(__file__))) if os.path.dirna
 from bad_inputs_wan import WAN_CASES; CASES += WAN_CASES  # noqa: E402, E702  (tests/host is on the path)
 from bad_inputs_clips import CLIP_CASES; CASES += CLIP_CASES  # noqa: E402, E702  (tests/host is on the path)
 from bad_inputs_tokenflow import TOKENFLOW_CASES; CASES += TOKENFLOW_CASES  # noqa: E402, E702  (tests/host is on the path)
+from bad_inputs_views import VIEW_CASES; CASES += VIEW_CASES  # noqa: E402, E702  (tests/host is on the path)
 from bad_inputs_flowviews import FLOWVIEWS_CASES; CASES += FLOWVIEWS_CASES  # noqa: E402, E702  (tests/host is on the path)
 
 
