@@ -15,7 +15,7 @@ What it is
 Sizes (the real model's in brackets)
     UNet: 32 base channels [320], 2 levels [4] of 1 res block [2], channel_mult 1-2 [1-2-4-4], one spatial + one
     temporal transformer block a level and in the middle, heads of 16 channels [64], context 32 wide [1024]; about
-    0.6 M parameters [1.5 G]. CLIP vision: 32 wide [1280], 2 layers [32], 2 heads [16], patches of 14 on a 28 px
+    2.1 M parameters [1.5 G]. CLIP vision: 32 wide [1280], 2 layers [32], 2 heads [16], patches of 14 on a 28 px
     input [224] (the host's preprocessing resizes and centre-crops to it), projection 32 [1024]. VAE: the tiny SD
     VAE's layout (``tiny_models.VAE_DDCONFIG``), its own weights.
 

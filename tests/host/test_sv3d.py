@@ -74,3 +74,25 @@ def test_the_stock_sv3d_nodes_make_an_orbit_of_views_on_it(host, sv3d):
         views.append(pixels)
     print(f"tiny SV3D: {VIEWS} views at {SIZE} px, 4 steps, twice in {time.perf_counter() - start:.2f}s")
     assert float((views[0] - views[1]).abs().max()) > 0.02
+
+
+def test_the_runners_builtin_swaps_image_only_checkpoint_loader_for_the_demo_3d_model(host):
+    """With ``builtin``, every Image Only Checkpoint Loader becomes the Demo 3D Model of its file's family (same node
+    id, so MODEL / CLIP_VISION / VAE keep their slots: the Demo 3D Model gives them in the loader's order); a file no
+    built-in model stands for is refused by name."""
+    from workshop.headless import runner
+
+    prompt = {
+        "1": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": "v1-5.safetensors"}},
+        "2": {"class_type": "ImageOnlyCheckpointLoader", "inputs": {"ckpt_name": "sv3d_u.safetensors"}},
+        "3": {"class_type": "SV3D_Conditioning", "inputs": {"clip_vision": ["2", 1], "vae": ["2", 2]}},
+    }
+    runner._swap_in_builtin(prompt, "toy-one-object")
+    assert prompt["2"]["class_type"] == runner.DEMO_3D_MODEL and prompt["2"]["inputs"] == {"family": "sv3d", "seed": 0}
+    assert prompt["3"]["inputs"] == {"clip_vision": ["2", 1], "vae": ["2", 2]}
+    outputs = host.nodes.NODE_CLASS_MAPPINGS[runner.DEMO_3D_MODEL].GET_NODE_INFO_V1()["output"]
+    assert list(outputs) == list(host.nodes.NODE_CLASS_MAPPINGS["ImageOnlyCheckpointLoader"].RETURN_TYPES)
+    prompt["1"] = {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": "v1-5.safetensors"}}
+    prompt["2"] = {"class_type": "ImageOnlyCheckpointLoader", "inputs": {"ckpt_name": "svd_xt.safetensors"}}
+    with pytest.raises(runner.WorkflowError, match="svd_xt.safetensors"):
+        runner._swap_in_builtin(prompt, "toy-one-object")

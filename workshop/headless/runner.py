@@ -69,6 +69,11 @@ UNET_LOADER = "UNETLoader"                    # the stock Load Diffusion Model (
 #: (Qwen-Image, as ComfyUI's own examples load it) Load Diffusion Model, Load CLIP and Load VAE one each
 MODEL_LOADERS = {CHECKPOINT_LOADER: (0, 1, 2), UNET_LOADER: (0,), "CLIPLoader": (1,), "DualCLIPLoader": (1,),
                  "TripleCLIPLoader": (1,), "VAELoader": (2,)}
+IMAGE_ONLY_LOADER = "ImageOnlyCheckpointLoader"   # the stock Image Only Checkpoint Loader: MODEL, CLIP_VISION, VAE
+DEMO_3D_MODEL = "InvertEditDemo3DModel"        # the pack's tiny random image-to-views / 3D models (same slots)
+#: with ``builtin``, every Image Only Checkpoint Loader becomes the Demo 3D Model of the family its file name starts
+#: with (same node id and output slots): SV3D's orbit views (sv3d_u / sv3d_p), Hunyuan3D-2's multi-view DiT
+IMAGE_ONLY_SWAPS = {"sv3d": {"family": "sv3d", "seed": 0}, "hunyuan3d": {"family": "hunyuan3d2", "seed": 0}}
 IMAGE_SCALE = "ImageScale"                    # the stock Upscale Image (width, height)
 TOTAL_PIXELS = "ImageScaleToTotalPixels"      # the stock Scale Image to Total Pixels: the checkpoint workflows' size
 FLUX_SHIFT = "ModelSamplingFlux"              # the stock Flux shift, set at the image's size
@@ -346,7 +351,8 @@ def _swap_in_builtin(prompt: dict[str, dict[str, Any]], builtin: str) -> None:
     """Replace every Load Checkpoint by the built-in model ``builtin`` (same id and output slots), and the
     separate loaders of a model shipped as files (``MODEL_LOADERS``: Load Diffusion Model, Load CLIP, Load VAE)
     by one built-in model in the Load Diffusion Model's place, the links from the others taken to its CLIP
-    and VAE; and set every Upscale Image, Scale Image to Total Pixels, and every ModelSamplingFlux (the shift
+    and VAE; every Image Only Checkpoint Loader by the Demo 3D Model of its file's family (``IMAGE_ONLY_SWAPS``);
+    and set every Upscale Image, Scale Image to Total Pixels, and every ModelSamplingFlux (the shift
     of the image's size) whose size is not linked, to the built-in models' image size."""
     class_type, widgets, title, size, _ = BUILTIN_SWAPS[builtin]
     loaders = {k: v["class_type"] for k, v in prompt.items() if v["class_type"] in MODEL_LOADERS}
@@ -366,6 +372,15 @@ def _swap_in_builtin(prompt: dict[str, dict[str, Any]], builtin: str) -> None:
             for name, value in node["inputs"].items():
                 if isinstance(value, list) and len(value) == 2 and value[0] == key:
                     node["inputs"][name] = [models[0], slots[value[1]]]
+    for key, node in list(prompt.items()):
+        if node["class_type"] == IMAGE_ONLY_LOADER:
+            name = str(node["inputs"].get("ckpt_name", ""))
+            family = next((f for f in IMAGE_ONLY_SWAPS if name.lower().startswith(f)), None)
+            if family is None:
+                raise WorkflowError(f"--builtin: no built-in model stands in for {IMAGE_ONLY_LOADER} of {name!r}; "
+                                    f"its file name should start with one of {', '.join(IMAGE_ONLY_SWAPS)}")
+            prompt[key] = {"class_type": DEMO_3D_MODEL, "inputs": dict(IMAGE_ONLY_SWAPS[family]),
+                           "_meta": {"title": f"Demo 3D Model {family} (in place of {name})"}}
     for node in prompt.values():
         if node["class_type"] in (IMAGE_SCALE, FLUX_SHIFT):
             for name in ("width", "height"):

@@ -1,0 +1,119 @@
+"""The SV3D orbit workflow (issue 83): one image -> SV3D's orbit views (the host's Image Only Checkpoint Loader,
+SV3D_Conditioning, one KSampler run of all views, VAE Decode) -> the pack's consistent view-set edit
+(``workflows/views.py``: an SD1.5 checkpoint, the views inverted in one batched run and edited as a pair with
+Cross-View Attention) -> the edited views saved as frames and as an animated PNG. Plain data.
+
+SV3D (Voleti et al., "SV3D: Novel Multi-view Synthesis and 3D Generation from a Single Image using Latent Video
+Diffusion", ECCV 2024) fine-tunes Stable Video Diffusion to draw an orbit around the object of one image: 21 frames at
+576 x 576, evenly spaced in azimuth (360/21 = 17.1 degrees apart) at one elevation. The authors' sampler
+(generative-models, ``scripts/sampling/simple_video_sample.py`` and ``configs/sv3d_u.yaml``): 50 Euler EDM steps
+(sigma 700 down to 0.002, Karras' rho 7: the host's euler / karras), a triangle-wave guidance scale over the frames from
+1.0 to 2.5 (``TrianglePredictionGuider``: the host's VideoTriangleCFGGuidance, min_cfg 1.0, with cfg 2.5), the input
+on a white background, the object centred and filling 85 % of the frame."""
+from __future__ import annotations
+
+from .checkpoint import PHOTO, PHOTO_SOURCE, PHOTO_TARGET, SD15, megapixels, model_loaders
+from .clips import Wording, clip_nodes
+from .toy import SOURCE_PROMPT, TARGET_PROMPT
+from .views import CROSS_VIEW, HOW
+
+SV3D_CKPT = "sv3d_u.safetensors"   # huggingface.co/stabilityai/sv3d (SV3D_u: no camera input; sv3d_p.safetensors too)
+ORBIT_VIEWS = 21                   # SV3D's frames: an orbit of 21 views
+SV3D_SIZE = 576                    # SV3D's training size (px, square)
+SV3D_STEPS = 50                    # the authors' sampling steps
+SV3D_CFG = 2.5                     # the authors' guidance: a triangle wave over the frames from 1.0 to 2.5
+SV3D_MIN_CFG = 1.0
+ORBIT = Wording("views", "V", ORBIT_VIEWS, "invertedit/sv3d_orbit_edit")
+NAME = "SV3D - Orbit views of one image, edited consistently (your models)"
+
+
+def _inject(source: str, target: str, cross: float, self_: float) -> dict:
+    """Attention Inject (Prompt-to-Prompt replace) of a view set, the local blend off (it masks one image); as the
+    view-set templates' (``techniques/cross_view_attention/workflows.py``)."""
+    return {"type": "InvertEditAttentionInject",
+            "widgets": {"source_prompt": source, "target_prompt": target, "mode": "replace", "reweight": "",
+                        "cross_replace": cross, "self_replace": self_, "local_blend": False}}
+
+
+def orbit_nodes(image: str = "image") -> list[dict]:
+    """SV3D's orbit of the picture ``image`` names (node ``orbit``: an IMAGE batch of ORBIT_VIEWS views, SV3D_SIZE px):
+    Image Only Checkpoint Loader (``sv3d``), VideoTriangleCFGGuidance, SV3D_Conditioning, KSampler, VAE Decode, and a
+    preview of the orbit."""
+    return [
+        {"key": "sv3d", "type": "ImageOnlyCheckpointLoader", "widgets": {"ckpt_name": SV3D_CKPT},
+         "title": "Image Only Checkpoint Loader (SV3D)", "stage": "load"},
+        {"key": "orbit_guidance", "type": "VideoTriangleCFGGuidance", "widgets": {"min_cfg": SV3D_MIN_CFG},
+         "inputs": {"model": ("sv3d", "MODEL")}, "title": "Orbit guidance (1.0 to 2.5 and back over the views)",
+         "stage": "load"},
+        {"key": "orbit_conditioning", "type": "SV3D_Conditioning",
+         "widgets": {"width": SV3D_SIZE, "height": SV3D_SIZE, "video_frames": ORBIT_VIEWS, "elevation": 0.0},
+         "inputs": {"clip_vision": ("sv3d", "CLIP_VISION"), "init_image": (image, "IMAGE"), "vae": ("sv3d", "VAE")},
+         "title": "SV3D_Conditioning (the orbit: 21 views)", "stage": "load"},
+        {"key": "orbit_sample", "type": "KSampler",
+         "widgets": {"seed": 0, "steps": SV3D_STEPS, "cfg": SV3D_CFG, "sampler_name": "euler", "scheduler": "karras",
+                     "denoise": 1.0},
+         "inputs": {"model": ("orbit_guidance", "MODEL"), "positive": ("orbit_conditioning", 0),
+                    "negative": ("orbit_conditioning", 1), "latent_image": ("orbit_conditioning", 2)},
+         "title": "KSampler (SV3D: every view in one run)", "stage": "load"},
+        {"key": "orbit", "type": "VAEDecode", "inputs": {"samples": ("orbit_sample", "LATENT"), "vae": ("sv3d", "VAE")},
+         "title": "The orbit views", "stage": "load"},
+        {"key": "show_orbit", "type": "PreviewImage", "inputs": {"images": ("orbit", "IMAGE")},
+         "title": "The orbit views (SV3D)"},
+    ]
+
+
+def sv3d_orbit_edit() -> dict:
+    intro = (
+        "# SV3D orbit views of one image, edited consistently (your models)\n\n"
+        f"**SV3D** draws {ORBIT_VIEWS} views of the object in one picture, an orbit around it at one elevation, "
+        f"360/{ORBIT_VIEWS} = 17.1 degrees apart (the authors' script lays it out as view i at azimuth "
+        f"(i+1)·360/{ORBIT_VIEWS} from the input's: the last view faces as the input does). The views are edited with one prompt edit as a view set, kept consistent, ready to "
+        "fit in 3D (e.g. the front, left, back and right views into the Hunyuan3D-2 template).\n\n"
+        "**To run it on your models**:\n\n"
+        f"1. **Image Only Checkpoint Loader**: `{SV3D_CKPT}` (or `sv3d_p.safetensors`, which also takes the orbit's "
+        "elevation) from huggingface.co/stabilityai/sv3d (gated: accept its licence on the page), in "
+        "`models/checkpoints`; about 9 GB (fp32: the video UNet, 1.5 B parameters, with the CLIP ViT-H image encoder "
+        "and the VAE inside), loaded in fp16 on a GPU.\n"
+        f"2. **Load Checkpoint**: your SD1.5 checkpoint ({SD15.detail}): it edits the views.\n"
+        "3. **Load Image**: one object, centred, on a white background (SV3D was trained on such pictures, at "
+        f"{SV3D_SIZE}x{SV3D_SIZE}; SV3D_Conditioning scales the picture to its width and height).\n"
+        "4. **Source prompt** (and Attention Inject's source_prompt): the object as it is; **target_prompt**: the same "
+        "words with the one you change.\n\n"
+        f"SV3D with the authors' sampler: {SV3D_STEPS} euler steps on the karras schedule, guidance rising from "
+        f"{SV3D_MIN_CFG} on the first view to {SV3D_CFG} in the middle of the orbit and back (**VideoTriangleCFGGuidance**"
+        " and cfg). **Scale Image to Total Pixels** brings the views to SD1.5's size. Attention Inject with PIE-Bench's "
+        "Prompt-to-Prompt settings (cross-attention 0.4 of the steps, self-attention 0.6). " + HOW + f" Here V = "
+        f"{ORBIT_VIEWS}. Memory: SV3D samples its 21 views in one batch at 576 px (its UNet about 3 GB in fp16, the "
+        "image encoder 1.3 GB; 21 views of 576 px are the pixels of 7 SDXL images); the edit samples 2V = {2 * ORBIT_VIEWS} rows "
+        "at 512 px (about what 42 images at 512 px take): edit a part of the orbit with **Views to edit** (and the two "
+        "Image From Batch nodes after the decode) where memory is short.")
+    front = [
+        *model_loaders(SD15),
+        {"key": "image", "type": "LoadImage", "widgets": {"image": PHOTO},
+         "title": "Load Image (one object, white background)"},
+        *orbit_nodes("image"),
+        {"key": "resize", "type": "ImageScaleToTotalPixels",
+         "widgets": {"upscale_method": "lanczos", "megapixels": megapixels(SD15)},
+         "inputs": {"image": ("orbit", "IMAGE")}, "title": "Scale Image (SD1.5: 0.25 MP, its shape kept)"},
+    ]
+    return {"nodes": clip_nodes(intro, front, PHOTO_SOURCE, _inject(PHOTO_SOURCE, PHOTO_TARGET, 0.4, 0.6),
+                                pixels="resize", cross_frame=False, aligner=CROSS_VIEW, wording=ORBIT),
+            "result": "save_frames"}
+
+
+#: the tests' quick run: a 4-view orbit at 64 px in 4 steps, the 4 views edited in 5 steps
+QUICK_VIEWS = 4
+QUICK_ORBIT = {
+    "SV3D_Conditioning": {"width": 64, "height": 64, "video_frames": QUICK_VIEWS}, "KSampler": {"steps": 4},
+    "InvertEditDDIMInvert": {"steps": 5}, "KSamplerAdvanced": {"steps": 5},
+    "Views to edit": {"length": QUICK_VIEWS}, "The source views (rows 0 to V-1)": {"length": QUICK_VIEWS},
+    "The edited views (rows V to 2V-1)": {"batch_index": QUICK_VIEWS, "length": QUICK_VIEWS}}
+
+WORKFLOWS = {NAME: sv3d_orbit_edit}
+#: on the built-in models (tests, card): the tiny random SV3D (the runner swaps Image Only Checkpoint Loader for the
+#: Demo 3D Model's sv3d) at 128 px, whose orbit views are noise, edited on the one-object Toy World Model at its 128 px
+#: with the toy world's prompts (the source prompt's String node: its ``value``)
+CHECKPOINT = {NAME: ({"SV3D_Conditioning": {"width": 128, "height": 128}, "Source prompt": {"value": SOURCE_PROMPT},
+                      "InvertEditAttentionInject": {"target_prompt": TARGET_PROMPT}},
+                     QUICK_ORBIT)}
+CHECKPOINT_BUILTIN = {NAME: "toy-one-object"}
