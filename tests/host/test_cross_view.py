@@ -136,3 +136,34 @@ def test_gaussctrl_parity(host, setup, bridge, reference_copy, skip_loudly, tmp_
     print(f"GaussCtrl parity: max relative error {error:.2e} (the unaligned model's: "
           f"{float((plain - want).abs().max() / want.abs().max()):.2e})")
     assert error < 1e-5
+
+
+from test_editor_composition import tiny_controlnet  # noqa: E402, F401  (a fixture: tests/host is on the path)
+
+
+def test_gaussctrl_recipe_with_a_depth_controlnet(host, setup, tiny_controlnet):
+    """GaussCtrl's recipe on the host's stock nodes: a ControlNet on every view (one hint per view) with Plug-and-Play
+    and Cross-View Attention, one sampling run of the pair of view sets; the ControlNet and the alignment both act."""
+    from workshop.headless.calls import rel_err
+
+    model, clip, latent = setup
+    prompt, neg = encode(host, clip, "a red circle"), encode(host, clip, "")
+    inv, lat, _ = call(host, "InvertEditDDIMInvert", model=model, latent={"samples": latent}, positive=prompt, steps=3,
+                       scheduler="ddim_uniform", start_at_step=0, cfg=1.0)
+    m, cond, pair = call(host, "InvertEditPlugAndPlay", model=model, clip=clip, latent=lat, source_prompt="a red circle",
+                         target_prompt="a blue circle", feature_injection=0.8, self_attention_injection=0.5)
+    hints = torch.rand(VIEWS, 64, 64, 3, generator=torch.Generator().manual_seed(1))
+    hints = torch.cat([hints, hints])   # the pair's 2V rows: each view's depth for its source and target rows
+    controlled = call(host, "ControlNetApplyAdvanced", positive=cond, negative=neg, control_net=tiny_controlnet,
+                      image=hints, strength=1.0, start_percent=0.0, end_percent=1.0)
+
+    def sample(m, c, n):
+        return call(host, "KSamplerAdvanced", model=m, add_noise="disable", noise_seed=0, steps=3, cfg=5.0,
+                    sampler_name="ddim", scheduler="ddim_uniform", positive=c, negative=n, latent_image=pair,
+                    start_at_step=0, end_at_step=10000, return_with_leftover_noise="disable")[0]["samples"]
+
+    aligned = patched(host, m, latent)
+    recipe = sample(aligned, *controlled[:2])
+    assert recipe.shape == (2 * VIEWS, 4, 8, 8) and torch.isfinite(recipe).all()
+    assert rel_err(recipe, sample(aligned, cond, neg)) > 1e-3        # the ControlNet acts
+    assert rel_err(recipe, sample(m, *controlled[:2])) > 1e-3        # the alignment acts
