@@ -96,3 +96,19 @@ def test_the_runners_builtin_swaps_image_only_checkpoint_loader_for_the_demo_3d_
     prompt["2"] = {"class_type": "ImageOnlyCheckpointLoader", "inputs": {"ckpt_name": "svd_xt.safetensors"}}
     with pytest.raises(runner.WorkflowError, match="svd_xt.safetensors"):
         runner._swap_in_builtin(prompt, "toy-one-object")
+
+
+def test_the_cost_figure_counts_the_real_models(host):
+    """``workshop/benchmarks/sv3d_cost.py`` counts the real models' arithmetic on the meta device: the host's SV3D
+    video UNet has SVD's 1.52 B parameters and SD1.5's UNet its 859.5 M (what their checkpoints hold), one SD1.5 row at
+    512 px is the known 0.40 T multiply-adds; the orbit costs about half the edit of its views (docs figure)."""
+    from workshop.benchmarks import sv3d_cost
+
+    start = time.perf_counter()
+    r = sv3d_cost.measure(views=21, steps=50)
+    assert r["sv3d_params"] == pytest.approx(1.524e9, rel=1e-3)
+    assert r["sd_params"] == pytest.approx(859.52e6, rel=1e-4)
+    assert r["sd_row"] == pytest.approx(401.6e9, rel=1e-3)
+    ratio = sum(r["orbit"].values()) / sum(r["edit"].values())
+    print(f"SV3D orbit / SD1.5 edit of its 21 views: {ratio:.2f} (counted in {time.perf_counter() - start:.1f}s)")
+    assert 0.5 < ratio < 0.6
