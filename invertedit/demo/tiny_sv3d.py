@@ -29,11 +29,12 @@ How it is built
     temporal).
 
 Real checkpoints (for the workflow's notes)
-    ``sv3d_u.safetensors`` (orbit views at fixed camera: 21 frames, elevation 0, the input view's orbit) and
-    ``sv3d_p.safetensors`` (the orbit's elevations / azimuths given: SV3D_Conditioning's elevation, azimuths
-    ``i * 360 / (video_frames - 1)``), from huggingface.co/stabilityai/sv3d (gated: accept its licence), about 4.7 GB
-    each (the UNet fp16 with the CLIP ViT-H image encoder and the VAE inside), in ``models/checkpoints``; 576 x 576,
-    21 frames.
+    ``sv3d_u.safetensors`` (an orbit of 21 views without camera input, at the elevation it was trained on) and
+    ``sv3d_p.safetensors`` (the orbit's elevation and azimuths as ``adm``: the host's SV3D_Conditioning passes its
+    elevation and azimuths ``i * 360 / (video_frames - 1)``; the authors' script, ``(i + 1) * 360 / 21`` from the
+    input's view), from huggingface.co/stabilityai/sv3d (gated: accept its licence), about 9 GB each (float32: the
+    1.52 B-parameter video UNet with the CLIP ViT-H image encoder and the VAE inside), in ``models/checkpoints``;
+    trained at 576 x 576, 21 frames.
 """
 from __future__ import annotations
 
