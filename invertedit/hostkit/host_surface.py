@@ -22,6 +22,7 @@ SYMBOLS: tuple[str, ...] = (
     "comfy.clip_vision.ClipVisionModel",
     "comfy.k_diffusion.sampling.sample_euler",
     "comfy.latent_formats.Wan21",
+    "comfy.ldm.hunyuan3d.vae.ShapeVAE",
     "comfy.latent_formats.Wan22",
     "comfy.ldm.flux.model.Flux",
     "comfy.ldm.models.autoencoder.AutoencoderKL",
@@ -81,6 +82,7 @@ SYMBOLS: tuple[str, ...] = (
     "comfy.sd1_clip.SD1Tokenizer",
     "comfy.sdxl_clip.SDXLClipModel",
     "comfy.sdxl_clip.SDXLTokenizer",
+    "comfy.supported_models.Hunyuan3Dv2",
     "comfy.supported_models.Flux",
     "comfy.supported_models.QwenImage",
     "comfy.supported_models.FluxSchnell",
@@ -133,6 +135,7 @@ SYMBOLS: tuple[str, ...] = (
     "comfy_api.latest.io.Sigmas.Output",
     "comfy_api.latest.io.String.Input",
     "comfy_extras.nodes_custom_sampler.Noise_RandomNoise",
+    "comfy_extras.nodes_hunyuan3d.Hunyuan3Dv2ConditioningMultiView",
     "folder_paths.get_annotated_filepath",
     "folder_paths.get_folder_paths",
     "folder_paths.get_input_directory",
@@ -140,6 +143,7 @@ SYMBOLS: tuple[str, ...] = (
     "folder_paths.get_save_image_path",
     "latent_preview.get_previewer",
     "node_helpers.conditioning_set_values",
+    "nodes.CLIPVisionEncode",
 )
 
 #: Members the pack reads or calls on host objects, by the host class that defines them.

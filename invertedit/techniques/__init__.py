@@ -23,7 +23,7 @@ from ..technique_row import KINDS, QUICK_SIZE, QUICK_STEPS, Technique  # noqa: F
 
 FOLDERS = ("ddim_inversion", "negative_prompt_inversion", "direct_inversion", "null_text", "edict",
            "edit_friendly_ddpm", "fixed_point", "saved_inversions", "prompt_to_prompt", "attention_maps", "masactrl",
-           "plug_and_play", "cross_frame_attention", "cross_view_attention", "fatezero", "tokenflow", "rave", "latent_blend", "diffedit", "sega", "ledits", "pix2pix_zero", "proximal", "noise_map",
+           "plug_and_play", "cross_frame_attention", "cross_view_attention", "views_to_3d", "fatezero", "tokenflow", "rave", "latent_blend", "diffedit", "sega", "ledits", "pix2pix_zero", "proximal", "noise_map",
            "imagic", "dreambooth", "custom_edit", "textual_inversion", "custom_diffusion", "sdedit", "flow_edit",
            "flow_inversion", "rf_solver_edit", "kv_edit", "instruction_lock", "stable_flow", "joint_prompt_to_prompt", "rf_inversion",
            "toy_world_model", "demo_model")

@@ -495,6 +495,7 @@ LOCK_WORKFLOWS = ("Kontext - Instruction lock", "Kontext - Instruction lock from
                   "Qwen-Image-Edit - Instruction lock (automatic)", "Qwen-Image-Edit - Instruction lock (ten rounds)",
                   "Kontext - Region Lock (fast)")
 MECHANICS_CHECKS.update({name: _lock_keeps_the_latent_outside_the_mask for name in LOCK_WORKFLOWS})
+from glb_checks import GLB_CHECKS; MECHANICS_CHECKS.update(GLB_CHECKS)  # noqa: E402, E702  (the 3D workflows' meshes)
 
 
 def _run_and_check(path, prompt, workflow, host, runner, size=None, check_pictures: bool = True,

@@ -9,6 +9,7 @@ from __future__ import annotations
 from ...hostkit.schemas import io
 
 from ...demo import tiny_flow_models, tiny_models
+from . import nodes_3d
 
 
 _DESCRIPTION = (
@@ -80,4 +81,8 @@ class DemoModel(io.ComfyNode):
         return io.NodeOutput(model, clip, vae)
 
 
-NODES = [DemoModel]
+class Demo3DModel(nodes_3d.Demo3DModel):   # the Demo 3D Model (issue 83), defined in nodes_3d.py, registered from here
+    pass
+
+
+NODES = [DemoModel, Demo3DModel]
