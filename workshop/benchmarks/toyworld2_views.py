@@ -24,7 +24,8 @@ rendered. Each row edits the whole set; ``toyworld.views.view_metrics`` (the cli
                  their set's most common reading.
 - size spread    colour/shape edits: (largest - smallest) / mean of the edited object's read size over
                  the views (mean over the sets where it is read in every view).
-- s / set        seconds per view set (the first SD row pays for the set's shared DDIM inversion).
+- s / set        seconds per view set of the row's edit; the SD rows' shared DDIM inversion (with Direct
+                 Inversion's record) is timed apart, once a set, and said under the table.
 - cost / view    dispatched aten operations per sampling step per output view against stock sampling of
                  the same views (``dispatch_count.OpCounter``; per step = (run of 2n steps - run of n) / n,
                  n = ``--cost-steps``; counted once, on the same models at 128 px: a count of dispatched
@@ -263,6 +264,10 @@ def run_views(host, args) -> dict:
                        else B.flow_context(host, models[k], vc, args.flow_steps, vc.views.scenes()))
             vae_img = B.decode(host, models[k][2], ctxs[k]["latent"]["samples"])
             record["rows"][VAE_ROW[k]] = V.view_metrics(vc, vae_img, edit=False)
+            if k == "sd":   # the SD rows' shared DDIM inversion, timed apart (each row's s is its own edit)
+                t = time.time()
+                B.inversions(ctxs[k], "batch", ctxs[k]["latent"])
+                record["inversion_s"] = time.time() - t
         for name, k, fn, _ in chosen:
             if name in skipped:
                 continue
@@ -312,6 +317,8 @@ def merge(results: list[dict]) -> dict:
         cost.update(r.get("cost", {}))
         for c in r["cases"]:
             cases.setdefault(c["i"], {"i": c["i"], "kind": c["kind"], "rows": {}, "how": {}})
+            if "inversion_s" in c:
+                cases[c["i"]].setdefault("inversion_s", c["inversion_s"])
             cases[c["i"]]["rows"].update(c["rows"])
             cases[c["i"]]["how"].update(c["how"])
     skipped = {n: w for r in results for n, w in r["skipped"].items() if n not in names}
@@ -329,12 +336,16 @@ def by_view(res: dict, name: str) -> list[float]:
 
 def table(res: dict) -> str:
     kinds = [c["kind"] for c in res["cases"]]
+    inv = [c["inversion_s"] for c in res["cases"] if "inversion_s" in c]
+    inversion = statistics.fmean(inv) if inv else None
     lines = [
         f"Toy view-set benchmark: {len(res['cases'])} view sets x {res['views']} views (seed {res['seed']}; "
         + ", ".join(f"{k} {kinds.count(k)}" for k in S.EDIT_KINDS)
         + f"; cameras 12-24 px apart, vertical within {res['vertical']:g} px, depths 1-3); SD rows: world 2's Toy "
         f"World Model, 512 px, DDIM {res['steps']} steps, cfg {res['cfg']:g}; flow rows: the toy flow DiT, 256 px, "
-        f"{res['flow_steps']} steps; {res['seconds']:.0f} s of running on {res['threads']} thread(s). Cost / view: "
+        f"{res['flow_steps']} steps; {res['seconds']:.0f} s of running on {res['threads']} thread(s)"
+        + (f"; the SD rows' shared DDIM inversion {inversion:.1f} s / set, not in their s / set" if inversion else "")
+        + ". Cost / view: "
         f"dispatched ops per step per output view against stock sampling of the views (runs of "
         f"{res['cost_steps']} and {2 * res['cost_steps']} steps at {COST_RES} px).",
         "",
@@ -364,24 +375,29 @@ def table(res: dict) -> str:
     return "\n".join(lines)
 
 
+SHORT = {"stock": "Stock", "p2p": "view by view (P2P)", "p2p+mean": "Cross-View mean + P2P",
+         "p2p+extended": "Cross-View extended keys + P2P", "fe1": "FlowEdit view by view",
+         "fe": "FlowEdit batched", "fe+mean": "FlowEdit + Cross-View mean"}
+AGAINST = {"p2p+mean": ("p2p",), "p2p+extended": ("p2p",), "fe+mean": ("fe", "fe1")}
+
+
 def comparisons(res: dict, sm: dict) -> list[str]:
-    """Each cross-view row against its view-by-view row (SD: the P2P row; flow: FlowEdit batched), said plainly."""
+    """Each cross-view row against its rows without the alignment (SD: view by view; flow: FlowEdit
+    batched, the same noise, and view by view), said plainly."""
     out, n = [], len(res["cases"])
-    base = {"sd": next((r for r in res["rows"] if r.startswith("View by view")), None),
-            "flow": next((r for r in res["rows"] if r.startswith("FlowEdit") and r.endswith(", batched")), None)}
-    for name in res["rows"]:
-        if "Cross-View" not in name:
+    by_key = {key: name for name, _, _, key in rows(res["cfg"], res["steps"], res["flow_steps"]) if name in res["rows"]}
+    for key, refs in AGAINST.items():
+        if key not in by_key:
             continue
-        ref = base["flow" if name.startswith("FlowEdit") else "sd"]
-        if ref is None:
-            continue
-        a, b = sm[name], sm[ref]
-        out.append(f"- {name.split(' (')[0]}{' (' + name.split(' (')[1].split(',')[0] + ')' if ' (' in name else ''} "
-                   f"against {ref.split(':')[0].split(' (')[0]}: agreement {round(n * a['consistent'])} vs "
-                   f"{round(n * b['consistent'])} of {n} sets, edit success {100 * a['success']:.0f}% vs "
-                   f"{100 * b['success']:.0f}% of the views, other kept {100 * a['kept']:.0f}% vs "
-                   f"{100 * b['kept']:.0f}%, bg PSNR {B.fmt(a['bg'])} vs {B.fmt(b['bg'])} dB (one set is "
-                   f"{100 / n:.0f}% of a set figure: a set or two is within this size's noise).")
+        a = sm[by_key[key]]
+        for ref in (r for r in refs if r in by_key):
+            b = sm[by_key[ref]]
+            out.append(f"- {SHORT[key]} against {SHORT[ref]}: agreement {round(n * a['consistent'])} vs "
+                       f"{round(n * b['consistent'])} of {n} sets, edit success {100 * a['success']:.0f}% vs "
+                       f"{100 * b['success']:.0f}% of the views, other kept {100 * a['kept']:.0f}% vs "
+                       f"{100 * b['kept']:.0f}%, bg PSNR {B.fmt(a['bg'])} vs {B.fmt(b['bg'])} dB.")
+    if out:
+        out.append(f"- One set is {100 / n:.0f}% of a set figure: a set or two is within this size's noise.")
     return out
 
 
