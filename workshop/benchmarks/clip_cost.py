@@ -6,7 +6,8 @@ self-attention multiply-adds of Cross-Frame Attention computed at SD1.5's width.
 
 Counted (exact, repeatable, on the CPU): every aten operation dispatched (``dispatch_count.OpCounter``;
 a GPU step is bound by issuing kernels, so its cost follows this count) and the multiply-adds torch's
-``FlopCounterMode`` counts (matmuls, convolutions, attention), per step as the difference of a run of
+``FlopCounterMode`` counts (matmuls, convolutions, and attention: the CPU's fused attention kernel by torch's own
+SDPA formula, ``dispatch_count.flop_counter``), per step as the difference of a run of
 ``2 * steps`` and one of ``steps`` steps, divided by ``steps`` (what a run does once cancels). Each run
 is a stock KSampler (Advanced) at cfg 7.5 on the clip's inverted LATENT of F frames (DDIM Invert; a
 pair editor's rows after Direct Inversion and Apply Inversion): per frame is per frame of the output
@@ -24,9 +25,8 @@ import argparse
 import tempfile
 
 import torch
-from torch.utils.flop_counter import FlopCounterMode
 
-from workshop.benchmarks.dispatch_count import OpCounter
+from workshop.benchmarks.dispatch_count import OpCounter, flop_counter
 from workshop.headless.boot import boot
 from workshop.headless.calls import add_model_argument, builtin_model, call, encode
 
@@ -44,17 +44,23 @@ PAIR_EDITORS = {
 SD15_LEVELS = ((4096, 320, 5), (1024, 640, 5), (256, 1280, 5), (64, 1280, 1))
 
 
-def measure(host, model, clip, frames: int, steps: int, side: int = 16, cfg: float = 7.5) -> list[dict]:
-    latent = {"samples": torch.randn(frames, 4, side, side, generator=torch.Generator().manual_seed(0)) * 5.0}
-    source, neg = encode(host, clip, SOURCE), encode(host, clip, "")
+def inverted_set(host, model, source, count: int, steps: int, side: int) -> dict:
+    """A random set of ``count`` latents inverted (DDIM Invert, Direct Inversion) at ``steps`` and ``2 * steps``
+    steps: ``{n: (direct inversion, inverted LATENT)}``."""
+    latent = {"samples": torch.randn(count, 4, side, side, generator=torch.Generator().manual_seed(0)) * 5.0}
     inverted = {}
     for n in (steps, 2 * steps):
         inv, lat, _ = call(host, "InvertEditDDIMInvert", model=model, latent=latent, positive=source, steps=n,
                            scheduler="ddim_uniform", start_at_step=0, cfg=1.0)
         inverted[n] = (call(host, "InvertEditDirectInversion", inversion=inv)[0], lat)
+    return inverted
 
+
+def step_counter(host, neg, steps: int, cfg: float):
+    """``per_step(label, make)``: a row of dispatched ops and multiply-adds per step of stock KSampler (Advanced)
+    runs of ``make(n) -> (model, positive, latent)`` at ``steps`` and ``2 * steps`` steps (the difference / steps)."""
     def run(m, cond, lat, n) -> tuple[int, int]:
-        with FlopCounterMode(display=False) as flops, OpCounter() as ops:
+        with flop_counter() as flops, OpCounter() as ops:
             call(host, "KSamplerAdvanced", model=m, add_noise="disable", noise_seed=0, steps=n, cfg=cfg,
                  sampler_name="ddim", scheduler="ddim_uniform", positive=cond, negative=neg, latent_image=lat,
                  start_at_step=0, end_at_step=10000, return_with_leftover_noise="disable")
@@ -63,6 +69,13 @@ def measure(host, model, clip, frames: int, steps: int, side: int = 16, cfg: flo
     def per_step(label: str, make) -> dict:
         (ops1, mac1), (ops2, mac2) = (run(*make(n), n) for n in (steps, 2 * steps))
         return {"label": label, "ops": (ops2 - ops1) / steps, "macs": (mac2 - mac1) / steps}
+    return per_step
+
+
+def measure(host, model, clip, frames: int, steps: int, side: int = 16, cfg: float = 7.5) -> list[dict]:
+    source, neg = encode(host, clip, SOURCE), encode(host, clip, "")
+    inverted = inverted_set(host, model, source, frames, steps, side)
+    per_step = step_counter(host, neg, steps, cfg)
 
     def cross(m, n):
         return call(host, "InvertEditCrossFrameAttention", model=m, latent=inverted[n][1],

@@ -23,6 +23,7 @@ from collections import Counter
 
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils.flop_counter import FlopCounterMode, sdpa_flop_count
 
 from workshop.headless.boot import boot
 from workshop.headless.calls import add_model_argument, builtin_model, call, encode
@@ -45,6 +46,18 @@ EDITORS = {
     "MasaCtrl (step 2, layer 4)": ("InvertEditMasaCtrl", dict(start_step=2, start_layer=4)),
     "Plug-and-Play (0.8 / 0.5)": ("InvertEditPlugAndPlay", dict(feature_injection=0.8, self_attention_injection=0.5)),
 }
+
+
+def _cpu_attention_macs(query_shape, key_shape, value_shape, *args, out_shape=None, **kwargs) -> int:
+    """torch's own SDPA formula for the CPU's fused attention kernel, which its counter leaves out."""
+    return sdpa_flop_count(query_shape, key_shape, value_shape)
+
+
+def flop_counter() -> FlopCounterMode:
+    """torch's ``FlopCounterMode`` that also counts the CPU's fused attention
+    (``_scaled_dot_product_flash_attention_for_cpu``, where the host's attention runs on a CPU)."""
+    return FlopCounterMode(display=False, custom_mapping={
+        torch.ops.aten._scaled_dot_product_flash_attention_for_cpu: _cpu_attention_macs})
 
 
 class OpCounter(TorchDispatchMode):
