@@ -217,3 +217,36 @@ def test_composes_with_rf_inversion_on_a_view_set(host, tiny):
     assert torch.equal(edit(cross_view(host, model, latent, self_weight=1.0)), stock)
     aligned = edit(cross_view(host, model, latent))
     assert torch.isfinite(aligned).all() and not torch.allclose(aligned, stock, atol=1e-4)
+
+
+def test_the_flow_view_set_template_edits_every_view_alike(host):
+    """Toy - View set edit (FlowEdit + cross-view attention) at the tests' quick settings (5 steps, n_max 4) on the
+    toy flow world, read by the exact judge per view (``workshop/toyworld/views.py``): the circle yellow in every
+    view, one reading over the set; FlowEdit view by view beside it is a picture too."""
+    import json
+    from pathlib import Path
+
+    import numpy as np
+    from PIL import Image
+
+    from invertedit.techniques.cross_view_attention.workflows_flow import NAME
+    from workshop import make_workflows
+    from workshop.headless import runner
+    from workshop.toyworld import scenes as S
+    from workshop.toyworld import views as V
+
+    path = Path(__file__).resolve().parents[2] / "example_workflows" / f"{NAME}.json"
+    prompt = runner.prepare_prompt(json.loads(path.read_text(encoding="utf-8")), host=host,
+                                   overrides=make_workflows.toy_overrides(NAME, quick=True))
+    shown: dict = {}
+    for picture in runner.pictures(prompt, runner.execute(prompt, host=host)):
+        image = Image.open(picture.path).convert("RGB").resize((S.SIZE, S.SIZE), Image.BILINEAR)
+        shown.setdefault(picture.title, []).append(torch.from_numpy(np.asarray(image, dtype=np.float32) / 255))
+    centre = V.SAMPLE_VIEWS.centre
+    case = V.ViewEditCase(S.EditCase("colour", centre, centre.with_object(0, colour="yellow"), 0), V.SAMPLE_VIEWS)
+    aligned = V.view_metrics(case, torch.stack(shown["Edited views (FlowEdit + cross-view attention)"]))
+    plain = V.view_metrics(case, torch.stack(shown["View by view (FlowEdit alone)"]))
+    print(f"{NAME} (quick): aligned {aligned['readings']}, kept {aligned['kept']:.2f}, background "
+          f"{aligned['bg']:.1f} dB; view by view {plain['readings']}")
+    assert aligned["success"] == 1.0 and aligned["agreement"] == 1.0 and aligned["bg"] > 20.0
+    assert len(shown["View by view (FlowEdit alone)"]) == V.VIEWS

@@ -61,3 +61,4 @@ CHECKPOINT = {"SD1.5 - View set edit (your checkpoint)": (
     {"Load the views (your animated PNG/WEBP)": {"image": VIEW_ASSET}, "Source prompt": {"text": SOURCE_PROMPT},
      "InvertEditAttentionInject": {"source_prompt": SOURCE_PROMPT, "target_prompt": TARGET_PROMPT}},
     QUICK_VIEWS)}
+from .workflows_flow import QUICK_TOY as _FLOW_QUICK, WORKFLOWS as _FLOW; WORKFLOWS.update(_FLOW); QUICK_TOY.update(_FLOW_QUICK)  # noqa: E402, E702  (the flow template, issue 83 part flow views)
