@@ -250,3 +250,26 @@ def test_the_flow_view_set_template_edits_every_view_alike(host):
           f"{aligned['bg']:.1f} dB; view by view {plain['readings']}")
     assert aligned["success"] == 1.0 and aligned["agreement"] == 1.0 and aligned["bg"] > 20.0
     assert len(shown["View by view (FlowEdit alone)"]) == V.VIEWS
+
+
+def test_the_references_cost_one_attention_call_whatever_their_count(host, tiny):
+    """Dispatched operations a step (``workshop/benchmarks/flow_views_cost.py``): the references' attentions are one
+    batched call, so R = 1 and R = 4 dispatch the same operations, a few a block more than stock (measured 10 to 11 a block:
+    1.17x a stock step on Flux.1's 57 blocks)."""
+    from workshop.benchmarks.dispatch_count import custom_per_step
+
+    dit = importlib.import_module(host.pack.__name__ + ".hostkit.dit_attention")
+    model, clip, _ = tiny("flux-dev")
+    latent = views_latent("flux-dev", views=4)
+    cond = encode(host, clip, SOURCE)
+    euler = call(host, "KSamplerSelect", sampler_name="euler")[0]
+
+    def ops(patch) -> float:
+        return custom_per_step(host, model, lambda m, n: (call(host, "BasicGuider", model=patch(m), conditioning=cond)[0],
+                                                          euler), latent, 2, "")["ops"]
+
+    stock = ops(lambda m: m)
+    one, four = (ops(lambda m, r=r: cross_view(host, m, latent, references=r)) for r in (1, 4))
+    blocks = len(dit.dit_blocks(model))
+    print(f"ops a step: stock {stock:.0f}, R = 1 {one:.0f}, R = 4 {four:.0f} ({(four - stock) / blocks:.1f} a block)")
+    assert one == four and 0 < four - stock <= 12 * blocks
