@@ -111,11 +111,11 @@ class CrossViewJoint(AttentionPolicy[None]):
         pad = where.pad
 
         def attend(q, k, v):
-            key = (q.shape[0], k.shape[2], pad.dtype, pad.device, id(pad))
-            mask = self.masks.get(key)
-            if mask is None:
-                mask = self.masks[key] = pad.repeat(q.shape[0] // pad.shape[0], 1, 1, k.shape[2] // pad.shape[3])
-            return where.attend(q, k, v, mask=mask)
+            key = (q.shape[0], k.shape[2], pad.dtype, pad.device)
+            made = self.masks.get(key)
+            if made is None or made[0] is not pad:   # once per call layout and pad (``TextPad`` keeps its bias)
+                made = self.masks[key] = (pad, pad.repeat(q.shape[0] // pad.shape[0], 1, 1, k.shape[2] // pad.shape[3]))
+            return where.attend(q, k, v, mask=made[1])
         return attend
 
     def attention(self, q, k, v, where: JointWhere, state: None):

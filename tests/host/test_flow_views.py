@@ -70,24 +70,32 @@ def test_self_weight_1_and_identical_views_are_the_unpatched_model(host, tiny, f
                                plain, atol=2e-5, rtol=0)
 
 
-def explicit(q, k, v, views, refs, rows, self_weight, mode):
+def explicit(q, k, v, views, refs, rows, self_weight, mode, bias=None):
     """Every row's aligned attention written out, float64: row r of chunk c reads rows c * rows + (r // V) * V + a
-    of the references a; out ``[batch, tokens, heads * dim]``."""
+    of the references a; out ``[batch, tokens, heads * dim]``. ``bias`` ``[batch, tokens]``: each row's additive bias
+    on its keys (a padded prompt's), a reference's keys with the reference row's."""
     q, k, v = (t.double() for t in (q, k, v))
     scale = q.shape[-1] ** -0.5
+    bias = torch.zeros(q.shape[0], k.shape[2], dtype=torch.float64) if bias is None else bias.double()
+    rows_of = {}
 
     def attention(i, keys, values):
-        return torch.softmax(q[i] @ keys.transpose(-1, -2) * scale, -1) @ values
+        return torch.softmax(q[i] @ keys.transpose(-1, -2) * scale + rows_of[id(keys)], -1) @ values
+
+    def keyed(keys, b):
+        rows_of[id(keys)] = b
+        return keys
 
     out = []
     for i in range(q.shape[0]):
         ref = [i // rows * rows + (i % rows) // views * views + a for a in refs]
         if mode == MEAN:
-            own = attention(i, k[i], v[i])
-            mean = torch.stack([attention(i, k[j], v[j]) for j in ref]).mean(0)
+            own = attention(i, keyed(k[i], bias[i]), v[i])
+            mean = torch.stack([attention(i, keyed(k[j], bias[j]), v[j]) for j in ref]).mean(0)
             row = self_weight * own + (1 - self_weight) * mean
         else:
-            row = attention(i, torch.cat([k[i]] + [k[j] for j in ref], -2), torch.cat([v[i]] + [v[j] for j in ref], -2))
+            keys = keyed(torch.cat([k[i]] + [k[j] for j in ref], -2), torch.cat([bias[i]] + [bias[j] for j in ref]))
+            row = attention(i, keys, torch.cat([v[i]] + [v[j] for j in ref], -2))
         out.append(row.transpose(0, 1).reshape(q.shape[2], -1))
     return torch.stack(out)
 
@@ -119,18 +127,26 @@ def test_one_block_is_the_explicit_softmax_per_reference(host, tiny, family):
 
 
 def test_blocks_of_views_read_their_own_block(host):
-    """A chunk of 2V rows (a pair in blocks; FlowEdit's 2 noises): row r reads the references of block r // V."""
+    """A chunk of 2V rows (a pair in blocks; FlowEdit's 2 noises): row r reads the references of block r // V; a
+    padded prompt's keys stay masked in the references' attention (the reference row's padding) and the extended
+    keys'."""
     dit_views = importlib.import_module(host.pack.__name__ + ".hostkit.dit_views")
     g = torch.Generator().manual_seed(3)
     q, k, v = (torch.randn(12, 2, 5, 4, generator=g) for _ in range(3))   # 2 chunks of 2 blocks of 3 views
 
     def attend(q, k, v, mask=None):
-        return torch.nn.functional.scaled_dot_product_attention(q, k, v).transpose(1, 2).flatten(2)
+        return torch.nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=mask).transpose(1, 2).flatten(2)
 
-    where = SimpleNamespace(chunks=(1, 0), rows=6, pad=None, attend=attend)
-    for mode, refs in ((MEAN, (0, 2)), (EXTENDED, (1,))):
-        out = dit_views.CrossViewJoint(3, refs, 0.3, mode).attention(q, k, v, where, None)
-        torch.testing.assert_close(out.double(), explicit(q, k, v, 3, refs, 6, 0.3, mode), atol=1e-6, rtol=1e-6)
+    # a prompt padded by 2 tokens in the second chunk's first block (a Qwen-Image pair of two prompt lengths,
+    # ``PaddedPair``): every row of a block has its branch's prompt, so its padding
+    pad = torch.zeros(12, 5)
+    pad[6:9, 1:3] = float("-inf")
+    for where, bias in ((SimpleNamespace(chunks=(1, 0), rows=6, pad=None, attend=attend), None),
+                        (SimpleNamespace(chunks=(1, 0), rows=6, pad=pad[:, None, None], attend=attend), pad)):
+        for mode, refs in ((MEAN, (0, 2)), (EXTENDED, (1,))):
+            out = dit_views.CrossViewJoint(3, refs, 0.3, mode).attention(q, k, v, where, None)
+            torch.testing.assert_close(out.double(), explicit(q, k, v, 3, refs, 6, 0.3, mode, bias), atol=1e-6,
+                                       rtol=1e-6)
 
 
 def flow_edit(host, model, clip, family, target=TARGET, **change):
