@@ -141,7 +141,7 @@ def test_gaussctrl_parity(host, setup, bridge, reference_copy, skip_loudly, tmp_
 from test_editor_composition import tiny_controlnet  # noqa: E402, F401  (a fixture: tests/host is on the path)
 
 
-def test_gaussctrl_recipe_with_a_depth_controlnet(host, setup, tiny_controlnet):
+def test_gaussctrl_recipe_with_a_depth_controlnet(host, setup, tiny_controlnet):  # noqa: F811  (the fixture)
     """GaussCtrl's recipe on the host's stock nodes: a ControlNet on every view (one hint per view) with Plug-and-Play
     and Cross-View Attention, one sampling run of the pair of view sets; the ControlNet and the alignment both act."""
     from workshop.headless.calls import rel_err
