@@ -29,9 +29,14 @@ class CrossViewAttention(io.ComfyNode):
                          "Composes with every attention editor (Attention Inject, Plug-and-Play, MasaCtrl), applied "
                          "before or after it, and with a depth ControlNet (GaussCtrl's recipe). Cost: (R + 1) x each "
                          "self-attention's multiply-adds (R references); memory: R x its queries and attention "
-                         "outputs during the call, nothing kept between steps."),
+                         "outputs during the call, nothing kept between steps. On Flux.1, SD3/SD3.5 and Qwen-Image every "
+                         "joint-attention block is aligned (each view's text and image queries on each reference "
+                         "view's whole sequence); it composes with FlowEdit, RF-Inversion and the Flow Sampler; apply "
+                         "it after a DiT attention editor."),
             inputs=[
-                io.Model.Input("model", tooltip="The SD model (or an editor's patched MODEL) that samples the views."),
+                io.Model.Input("model", tooltip="The model that samples the views: SD1.x/SD2.x/SDXL (or an editor's "
+                                                "patched MODEL), or Flux.1, SD3/SD3.5, Qwen-Image (FlowEdit, "
+                                                "RF-Inversion and the Flow Sampler run on it)."),
                 io.Latent.Input("latent",
                                 tooltip="The view set's LATENT (VAE Encode of the views, or the inverter's LATENT): "
                                         "its batch is the view count V. The sampler then runs V rows (the set) or "
