@@ -14,7 +14,8 @@ ROW = Technique(
     "4 reference views, self weight 0.6, every self-attention layer and step",
     "(R + 1) x the self-attention per view (R references)",
     ("Toy - View set edit (cross-view attention)", "SD1.5 - View set edit (your checkpoint)",
-     "Toy - View set edit (FlowEdit + cross-view attention)"), None,
+     "Toy - View set edit (FlowEdit + cross-view attention)"),
+    ("toyworld2_views", "Cross-View Attention (mean of references, GaussCtrl"),
     "Every view's self-attention is 0.6 its own and 0.4 the mean of its attention on 4 reference views' keys and "
     "values (GaussCtrl), composing with every SD attention editor, so the views of one asset are edited alike.",
     settings={"InvertEditCrossViewAttention.references": 4, "InvertEditCrossViewAttention.self_weight": 0.6})
