@@ -506,20 +506,23 @@ def main(argv=None):
                                                           "clips) instead of running")
     p.add_argument("--save", type=Path, help="write each row's clip under this folder (source frames over edited frames)")
     args = p.parse_args(argv)
+    if not args.merge and args.frames < 2:
+        p.error("--frames: a clip has at least 2 frames")
+    run_or_merge(args, run_clips, table, merge, "toyclip-bench-")
+
+
+def run_or_merge(args, run, table, merge, prefix: str) -> None:
+    """A benchmark's end: the table of the ``--merge`` files, or of ``run(host, args)`` on a booted host
+    (``--threads`` torch threads, no progress bars); the result written to ``--json`` where given."""
     if args.merge:
         res = merge([json.loads(f.read_text()) for f in args.merge])
-        if args.json:
-            args.json.write_text(json.dumps(res, indent=1))
-        print(table(res))
-        return
-    if args.frames < 2:
-        p.error("--frames: a clip has at least 2 frames")
-    torch.set_num_threads(args.threads)
-    torch.set_flush_denormal(True)
-    host = boot(base_dir=Path(tempfile.mkdtemp(prefix="toyclip-bench-")))
-    import comfy.utils
-    comfy.utils.PROGRESS_BAR_ENABLED = False
-    res = run_clips(host, args)
+    else:
+        torch.set_num_threads(args.threads)
+        torch.set_flush_denormal(True)
+        host = boot(base_dir=Path(tempfile.mkdtemp(prefix=prefix)))
+        import comfy.utils
+        comfy.utils.PROGRESS_BAR_ENABLED = False
+        res = run(host, args)
     if args.json:
         args.json.write_text(json.dumps(res, indent=1))
     print(table(res))

@@ -55,10 +55,8 @@ The helpers are the clip benchmark's (``toyworld2_clips``): a view set is a clip
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -66,7 +64,6 @@ import torch
 
 from workshop.benchmarks import toyworld2_clips as B
 from workshop.benchmarks.dispatch_count import OpCounter, counted_model, custom_per_step
-from workshop.headless.boot import boot
 from workshop.headless.calls import call, encode
 from workshop.toyworld import scenes as S
 from workshop.toyworld import views as V
@@ -419,23 +416,9 @@ def main(argv=None):
                                                           "view sets) instead of running")
     p.add_argument("--save", type=Path, help="write each row's views under this folder (source views over edited views)")
     args = p.parse_args(argv)
-    if args.merge:
-        res = merge([json.loads(f.read_text()) for f in args.merge])
-        if args.json:
-            args.json.write_text(json.dumps(res, indent=1))
-        print(table(res))
-        return
-    if args.views < 2:
+    if not args.merge and args.views < 2:
         p.error("--views: a view set has at least 2 views")
-    torch.set_num_threads(args.threads)
-    torch.set_flush_denormal(True)
-    host = boot(base_dir=Path(tempfile.mkdtemp(prefix="toyviews-bench-")))
-    import comfy.utils
-    comfy.utils.PROGRESS_BAR_ENABLED = False
-    res = run_views(host, args)
-    if args.json:
-        args.json.write_text(json.dumps(res, indent=1))
-    print(table(res))
+    B.run_or_merge(args, run_views, table, merge, "toyviews-bench-")
 
 
 if __name__ == "__main__":

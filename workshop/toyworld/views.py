@@ -49,7 +49,7 @@ from pathlib import Path
 import torch
 
 from . import scenes as S
-from .clips import edit_scene, render_clip, save_apng
+from .clips import ClipEditCase, edit_scene, render_clip, save_apng
 from .clip_judge import clip_metrics
 
 VIEWS = 4                   # the benchmark's views per set (GaussCtrl's 4 reference views; Hunyuan3D-2's 4 views)
@@ -70,6 +70,8 @@ class ViewSet:
     @property
     def views(self) -> int:
         return len(self.cameras)
+
+    frames = views   # a view set is judged as a clip of its views (``clips.ClipEditCase``)
 
     def scene(self, v: int) -> S.Scene:
         """View ``v``'s scene: each object moved by the parallax ``-(x, y) / depth`` of camera v."""
@@ -135,38 +137,18 @@ def random_views(rng: random.Random, content: S.Scene, views: int = VIEWS, step:
 
 
 @dataclass(frozen=True)
-class ViewEditCase:
+class ViewEditCase(ClipEditCase):
     """A still edit case (``scenes.EditCase``) applied to every view of a view set. ``frame_cases``
     (= ``view_cases``) and ``kind`` are what ``clip_judge.clip_metrics`` reads: a view set is judged
     as a clip of its views."""
-    case: S.EditCase    # the still case of the centre camera's scene
-    views: ViewSet      # the source view set
 
     @property
-    def kind(self) -> str:
-        return self.case.kind
+    def views(self) -> ViewSet:
+        """The source view set."""
+        return self.clip
 
-    @property
-    def index(self) -> int | None:
-        return self.case.index
-
-    @property
-    def source_caption(self) -> str:
-        return self.case.source_caption
-
-    @property
-    def target_caption(self) -> str:
-        return self.case.target_caption
-
-    def view_case(self, v: int) -> S.EditCase:
-        """View ``v``'s still edit case: its source scene and the same edit applied to it."""
-        src = self.views.scene(v)
-        return S.EditCase(self.kind, src, edit_scene(self.case, src), self.index)
-
-    def view_cases(self) -> list[S.EditCase]:
-        return [self.view_case(v) for v in range(self.views.views)]
-
-    frame_cases = view_cases
+    view_case = ClipEditCase.frame_case
+    view_cases = ClipEditCase.frame_cases
 
 
 def view_edit_cases(n: int = 8, seed: int = 0, views: int = VIEWS, vertical: float = VERTICAL,
