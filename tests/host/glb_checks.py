@@ -39,5 +39,6 @@ def glb_with_vertices(prompt, outputs, runner, host) -> None:
         assert vertices > 3, f"{f.name}: an empty mesh ({vertices} vertices)"
 
 
-GLB_WORKFLOWS = ("Toy - Views to 3D (Hunyuan3D-2)", "Hunyuan3D-2 - Edit four views and rebuild in 3D (your models)")
+GLB_WORKFLOWS = ("Toy - Views to 3D (Hunyuan3D-2)", "Hunyuan3D-2 - Edit four views and rebuild in 3D (your models)",
+                 "SV3D - Orbit views of one image, edited consistently (your models)")
 GLB_CHECKS = {name: glb_with_vertices for name in GLB_WORKFLOWS}

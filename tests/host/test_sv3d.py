@@ -112,3 +112,60 @@ def test_the_cost_figure_counts_the_real_models(host):
     ratio = sum(r["orbit"].values()) / sum(r["edit"].values())
     print(f"SV3D orbit / SD1.5 edit of its 21 views: {ratio:.2f} (counted in {time.perf_counter() - start:.1f}s)")
     assert 0.5 < ratio < 0.6
+
+
+def test_the_sv3d_template_is_set_for_the_real_models(host, tmp_path):
+    """As shipped (no swap): Image Only Checkpoint Loader of sv3d_u.safetensors, SV3D_Conditioning at SV3D's 576 px
+    and 21 views, the authors' sampler (50 euler steps on karras, cfg 2.5 through VideoTriangleCFGGuidance from 1.0),
+    Load Checkpoint of SD1.5 editing all 21 views (rows V..2V-1 of the pair's decode) with Cross-View Attention at
+    GaussCtrl's settings, View Set naming the 21 views with the orbit's azimuths for Hunyuan3D-2mv's end and a GLB, a
+    note (its page naming the files); the host accepts the graph once files of those names exist."""
+    import asyncio
+    import json
+
+    import folder_paths
+
+    from invertedit.workflows import orbit
+    from invertedit.workflows.checkpoint import SD15
+    from workshop.headless import runner
+
+    path = runner.PACK_DIR / "example_workflows" / f"{orbit.NAME}.json"
+    workflow = json.loads(path.read_text(encoding="utf-8"))
+    notes = [n["widgets_values"][0] for n in workflow["nodes"] if n["type"] in ("MarkdownNote", "Note")]
+    assert any("Load Checkpoint" in text for text in notes)
+    page = (runner.PACK_DIR / "docs" / "templates" / f"{orbit.NAME}.md").read_text(encoding="utf-8")
+    assert "sv3d_u.safetensors" in page and "huggingface.co/stabilityai/sv3d" in page
+    prompt = runner.prepare_prompt(workflow, host=host)
+    by_type: dict = {}
+    for node in prompt.values():
+        by_type.setdefault(node["class_type"], []).append(node["inputs"])
+    assert {"ckpt_name": "sv3d_u.safetensors"} in by_type["ImageOnlyCheckpointLoader"]
+    assert [n["ckpt_name"] for n in by_type["CheckpointLoaderSimple"]] == [SD15.ckpt]
+    (conditioning,) = by_type["SV3D_Conditioning"]
+    assert (conditioning["width"], conditioning["height"], conditioning["video_frames"]) == (576, 576, 21)
+    (orbit_sampler,) = [k for k in by_type["KSampler"] if prompt[k["positive"][0]]["class_type"] == "SV3D_Conditioning"]
+    assert (orbit_sampler["steps"], orbit_sampler["cfg"], orbit_sampler["sampler_name"], orbit_sampler["scheduler"]) == \
+        (50, 2.5, "euler", "karras")
+    assert [g["min_cfg"] for g in by_type["VideoTriangleCFGGuidance"]] == [1.0]
+    (cross,) = by_type["InvertEditCrossViewAttention"]
+    assert (cross["references"], cross["self_weight"]) == (4, 0.6)
+    picks = {(n["batch_index"], n["length"]) for n in by_type["ImageFromBatch"]}
+    assert picks == {(0, 21), (21, 21)}
+    # the 3D end: the orbit's 21 views named and placed by azimuth, Hunyuan3D-2mv's file
+    (view_set,) = by_type["InvertEditViewSet"]
+    azimuths = [float(a) for a in view_set["azimuths"].split(",")]
+    assert len(view_set["layout"].split(",")) == 21 and azimuths == pytest.approx([(i + 1) * 360 / 21 for i in range(21)],
+                                                                                   abs=0.05)
+    (shape,) = [n for n in by_type["ImageOnlyCheckpointLoader"] if n["ckpt_name"] != "sv3d_u.safetensors"]
+    assert "SaveGLB" in by_type
+    for kind, name in (("checkpoints", "sv3d_u.safetensors"), ("checkpoints", SD15.ckpt),
+                       ("checkpoints", shape["ckpt_name"])):
+        folder = tmp_path / kind
+        folder.mkdir(exist_ok=True)
+        (folder / name).write_bytes(b"not loaded: the prompt is only validated")
+        folder_paths.add_model_folder_path(kind, str(folder), is_default=True)
+    assert [n["image"] for n in by_type["LoadImage"]] == ["example.png"]   # the host ships it in input/
+    users = runner.prepare_prompt(workflow, image=runner.SAMPLE_IMAGE, host=host)
+    valid, error, _, node_errors = asyncio.run(host.execution.validate_prompt(
+        "test", json.loads(json.dumps(users)), None))
+    assert valid and not node_errors, (error, node_errors)

@@ -147,3 +147,4 @@ CHECKPOINT = {CHECKPOINT_NAME: (
      "InvertEditAttentionInject": {"source_prompt": SOURCE_PROMPT, "target_prompt": TARGET_PROMPT},
      **{k: dict(v) for k, v in QUICK_3D.items()}},
     QUICK_EDIT)}
+from ...workflows import orbit as _orbit; _w, _c = _orbit.with_3d(view_set, to_3d, TEMPLATE_3D, QUICK_3D, HUNYUAN3D_MV_CKPT); WORKFLOWS.update(_w); CHECKPOINT.update(_c); CHECKPOINT_BUILTIN = _orbit.CHECKPOINT_BUILTIN  # noqa: E402, E702  (issue 83: SV3D's orbit template, invertedit/workflows/orbit.py)
