@@ -101,12 +101,13 @@ def test_views_to_hunyuan3d_is_the_templates_wiring_by_name_and_by_azimuth(host,
 def test_the_3d_end_writes_a_glb_with_vertices(host, precision):
     """Views to Hunyuan3D, then the template's stock nodes (ModelSamplingAuraFlow, EmptyLatentHunyuan3Dv2, KSampler,
     VAE Decode Hunyuan3D, VoxelToMesh surface net 0.6, SaveGLB) on the tiny Hunyuan3D-2 at the tests' quick settings
-    (256 latent tokens, 2 steps, octree 16): a GLB with vertices, the DiT in ``precision``."""
+    (256 latent tokens, 2 steps, octree 16; two views: 2740 tokens of context, the CPU's fp16 matmuls are slow): a GLB
+    with vertices, the DiT in ``precision``."""
     with unet_in(precision):
         model, clip_vision, vae = call(host, "InvertEditDemo3DModel", family="hunyuan3d2", seed=0)
         assert model.model.get_dtype() == {"fp32": torch.float32, "fp16": torch.float16}[precision]
         started = time.perf_counter()
-        images, record = call(host, "InvertEditViewSet", views=_views(4, 64), layout="front, left, back, right")
+        images, record = call(host, "InvertEditViewSet", views=_views(2, 64), layout="front, back")
         positive, negative = call(host, "InvertEditViewsToHunyuan3D", clip_vision=clip_vision, views=images,
                                   view_set=record, crop="none")
         shifted = call(host, "ModelSamplingAuraFlow", model=model, shift=1.0)[0]
