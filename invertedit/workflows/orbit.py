@@ -95,7 +95,8 @@ def sv3d_orbit_edit(view_set: Callable[[str], dict] | None = None, end: Callable
            "the other way for your picture: give View Set the azimuths 360 minus these)." if to_3d else ".")
         + "\n\n**To run it on your models**:\n\n"
         f"1. **Image Only Checkpoint Loader (SV3D)**: `{SV3D_CKPT}` (or `sv3d_p.safetensors`, which also takes the "
-        "orbit's elevation) from huggingface.co/stabilityai/sv3d (gated: accept its licence on the page), in "
+        "orbit's elevation and azimuths: SV3D_Conditioning asks it for view i at i·360/20 degrees, first and last the "
+        "input's; give View Set those azimuths then) from huggingface.co/stabilityai/sv3d (gated: accept its licence on the page), in "
         "`models/checkpoints`; about 9 GB (float32: the 1.52 B-parameter video UNet with the CLIP ViT-H image encoder "
         "and the VAE inside), loaded in fp16 on a GPU.\n"
         f"2. **Load Checkpoint**: your SD1.5 checkpoint ({SD15.detail}): it edits the views.\n"
