@@ -20,6 +20,7 @@ TESTED_HOST = "0.3.64"
 #: Host names imported or read as attributes of host modules (the longest dotted name used).
 SYMBOLS: tuple[str, ...] = (
     "comfy.clip_vision.ClipVisionModel",
+    "comfy.image_encoders.dino2.Dinov2Model",
     "comfy.k_diffusion.sampling.sample_euler",
     "comfy.latent_formats.Wan21",
     "comfy.ldm.hunyuan3d.vae.ShapeVAE",

@@ -7,6 +7,7 @@ verbs the "Views to Hunyuan3D" node runs on a user's views through the host's ow
 - ``shape_autoencoder`` / ``shape_vae``: the host's ShapeVAE module (``ldm/hunyuan3d/vae.py``) of a config, and a host
   ``comfy.sd.VAE`` around it with the settings the host's VAE loader gives the Hunyuan3D-2 VAE it detects (a latent of
   one dimension, its working dtypes and memory estimates), so that the stock VAEDecodeHunyuan3D decodes it unchanged.
+- ``is_dinov2``: whether a CLIP_VISION is the DINOv2 kind Hunyuan3D-2 conditions on.
 - ``encode_views``: the stock CLIPVisionEncode of each view (one image at a time, as the host's template wires it);
   ``multiview_conditioning``: the stock Hunyuan3Dv2ConditioningMultiView of the front / left / back / right outputs
   (its view embedding and concatenation; the negative is its zeros).
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import torch
 
+import comfy.image_encoders.dino2
 import comfy.ldm.hunyuan3d.vae
 import comfy.model_base
 import comfy.model_management
@@ -58,6 +60,13 @@ def shape_vae(module: torch.nn.Module) -> comfy.sd.VAE:
     vae.patcher = comfy.model_patcher.ModelPatcher(module, load_device=vae.device,
                                                    offload_device=comfy.model_management.vae_offload_device())
     return vae
+
+
+def is_dinov2(clip_vision) -> bool:
+    """Whether a CLIP_VISION is a DINOv2 image encoder (``comfy.image_encoders.dino2``), the kind Hunyuan3D-2 conditions
+    on (its checkpoint's ``conditioner.main_image_encoder``: DINOv2 giant), not a CLIP ViT (SV3D's, a CLIP vision
+    file's), whose tokens the DiT's context layer cannot read."""
+    return isinstance(getattr(clip_vision, "model", None), comfy.image_encoders.dino2.Dinov2Model)
 
 
 def encode_views(clip_vision, images: torch.Tensor, rows: list[int], crop: str) -> list:

@@ -2,7 +2,7 @@
 ``(id, run(kit), message)``. View Set: views of different sizes, a layout naming more or fewer views than the IMAGE
 holds, angles of another count; Views to Hunyuan3D: views of another count or size than the View Set it is told
 (the edited views not taken from that set), a name Hunyuan3D-2mv does not know, azimuths none of which is a quarter
-view, a VIEWS input that is no View Set's."""
+view, a VIEWS input that is no View Set's, a CLIP vision that is not DINOv2 (SV3D's CLIP ViT)."""
 from __future__ import annotations
 
 import torch
@@ -58,6 +58,10 @@ VIEWS3D_CASES = [
     ("views3d-no-quarter-view", lambda k: _to_3d(k, _views(2), layout="a, b", azimuths="45, 315"),
      r"Views to Hunyuan3D: input 'view_set': no view's azimuth is within 30 degrees of front \(0\), left \(90\), "
      r"back \(180\) or right \(270\)"),
+    ("views3d-clip-vision-not-dinov2", lambda k: call(k.host, "InvertEditViewsToHunyuan3D", clip_vision=call(
+        k.host, "InvertEditDemo3DModel", family="sv3d", seed=0)[1], views=_views(), view_set=_view_set(k)[1], crop="none"),
+     r"Views to Hunyuan3D: input 'clip_vision' is a CLIPVisionModelProjection, not the DINOv2 image encoder Hunyuan3D-2 "
+     r"conditions on; connect the CLIP_VISION of Image Only Checkpoint Loader with the Hunyuan3D-2mv file"),
     ("views3d-not-a-view-set", lambda k: call(k.host, "InvertEditViewsToHunyuan3D", clip_vision=_clip_vision(k),
                                               views=_views(), view_set={"count": 4}, crop="none"),
      r"Views to Hunyuan3D: input 'view_set' is not a View Set's VIEWS record; connect View Set's VIEWS output"),

@@ -58,7 +58,8 @@ def parse_angles(text: str) -> tuple[float, ...]:
         try:
             value = float(word)
         except ValueError:
-            raise ValueError(f"'{word.strip()}' is not a number of degrees") from None
+            raise ValueError(f"'{word.strip()}' is not a number of degrees" if word.strip() else
+                             f"'{text}' has an empty angle") from None
         if value != value or value in (float("inf"), float("-inf")):
             raise ValueError(f"'{word.strip()}' is not a finite number of degrees")
         out.append(value)

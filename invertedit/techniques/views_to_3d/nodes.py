@@ -7,7 +7,7 @@ import torch
 
 from ...hostkit.errors import NodeInputError, check_choice
 from ...hostkit.schemas import io
-from ...hostkit.views_3d import Views
+from ...hostkit.views_3d import Views, is_dinov2
 from .glue import hunyuan3d_conditioning
 from .layout import DEFAULT_LAYOUT, ViewSet, parse_angles, parse_names, pick_views
 
@@ -79,9 +79,9 @@ class ViewSetNode(io.ComfyNode):
         except ValueError as e:
             raise NodeInputError(cls.NAME, f"input 'layout': {e}.") from None
         if len(names) != count:
-            raise NodeInputError(cls.NAME, f"input 'layout' names {len(names)} views ({', '.join(names)}) but the "
-                                           f"views hold {count}; name each view once, in the batch's order (or "
-                                           f"connect {len(names)} views).")
+            named = f"{len(names)} view{'s' if len(names) != 1 else ''}"
+            raise NodeInputError(cls.NAME, f"input 'layout' names {named} ({', '.join(names)}) but the views hold "
+                                           f"{count}; name each view once, in the batch's order (or connect {named}).")
         angles = {}
         for name, text in (("azimuths", azimuths), ("elevations", elevations)):
             try:
@@ -129,6 +129,11 @@ class ViewsToHunyuan3D(io.ComfyNode):
     @classmethod
     def execute(cls, clip_vision, views, view_set, crop=CROPS[0]) -> io.NodeOutput:
         check_choice(cls.NAME, "crop", crop, CROPS)
+        if not is_dinov2(clip_vision):
+            raise NodeInputError(cls.NAME, f"input 'clip_vision' is a {type(getattr(clip_vision, 'model', clip_vision)).__name__}"
+                                           f", not the DINOv2 image encoder Hunyuan3D-2 conditions on; connect the "
+                                           f"CLIP_VISION of Image Only Checkpoint Loader with the Hunyuan3D-2mv file "
+                                           f"(not SV3D's, nor a CLIP vision file).")
         images = _image(cls.NAME, "views", views)
         if not isinstance(view_set, ViewSet):
             raise NodeInputError(cls.NAME, "input 'view_set' is not a View Set's VIEWS record; connect View Set's "
