@@ -1060,6 +1060,10 @@ def test_overrides_by_id_type_and_title(host, runner):
     assert any(v["class_type"] == "CLIPTextEncode" and v["inputs"]["text"] == [source, 0] for v in prompt.values())
     with pytest.raises(runner.WorkflowError, match="no node with that id, type or title"):
         runner.prepare_prompt(workflow, overrides={"Nope": {"x": 1}}, host=host)
+    # an input the node does not have (the String node's is 'value', not its CLIPTextEncode's 'text'): read by nothing
+    with pytest.raises(runner.WorkflowError, match=r"override 'Source prompt': node \d+ \(PrimitiveStringMultiline\) has "
+                                                   r"no input 'text'"):
+        runner.prepare_prompt(workflow, overrides={"Source prompt": {"text": "a cat"}}, host=host)
 
 
 # ------------------------------------------------------------------ errors

@@ -224,7 +224,10 @@ def _checkpoint_name(ckpt: str | Path) -> str:
                         f"({folders}); available: {shown}")
 
 
-def _apply_overrides(prompt: dict[str, dict[str, Any]], overrides: Mapping[Any, Mapping[str, Any]]) -> None:
+def _apply_overrides(prompt: dict[str, dict[str, Any]], overrides: Mapping[Any, Mapping[str, Any]],
+                     lookup: Callable[[str], dict[str, Any] | None] | None = None) -> None:
+    """Set each override's inputs on the nodes it names (id, type or title); with ``lookup`` (node info by class), an
+    input the node's class does not declare is an error (a value set there would be read by nothing)."""
     for ref, values in overrides.items():
         ref = str(ref)
         targets = [k for k in prompt if k == ref] or \
@@ -232,7 +235,12 @@ def _apply_overrides(prompt: dict[str, dict[str, Any]], overrides: Mapping[Any, 
         if not targets:
             raise WorkflowError(f"override {ref!r}: no node with that id, type or title in the workflow")
         for key in targets:
+            info = lookup(prompt[key]["class_type"]) if lookup is not None else None
             for name, value in values.items():
+                if info is not None and name != "paint_mask" and name not in prompt[key]["inputs"] and \
+                        not any(name in info.get("input", {}).get(part, {}) for part in ("required", "optional")):
+                    raise WorkflowError(f"override {ref!r}: node {key} ({prompt[key]['class_type']}) has no input "
+                                        f"{name!r}")
                 prompt[key]["inputs"][name] = value
 
 
@@ -303,7 +311,7 @@ def prepare_prompt(workflow: Mapping[str, Any], *, image: str | Path | None = No
                            "_meta": {"title": f"Load Checkpoint ({name})"}}
 
     if overrides:
-        _apply_overrides(prompt, overrides)
+        _apply_overrides(prompt, overrides, _info_lookup(h))
     _paint_masks(prompt, h.input_dir)
     return prompt
 

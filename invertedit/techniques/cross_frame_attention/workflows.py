@@ -68,6 +68,6 @@ WORKFLOWS = {"Toy - Clip edit (cross-frame attention)": clip_edit, "SD1.5 - Clip
 QUICK_TOY = {"Toy - Clip edit (cross-frame attention)": QUICK_CLIP}
 #: on the Toy World Model (tests, card): the toy clip and the toy world's prompts
 CHECKPOINT = {"SD1.5 - Clip edit (your checkpoint)": (
-    {"Load the clip (your animated PNG/WEBP)": {"image": CLIP_ASSET}, "Source prompt": {"text": SOURCE_PROMPT},
+    {"Load the clip (your animated PNG/WEBP)": {"image": CLIP_ASSET}, "Source prompt": {"value": SOURCE_PROMPT},
      "InvertEditAttentionInject": {"source_prompt": SOURCE_PROMPT, "target_prompt": TARGET_PROMPT}},
     QUICK_CLIP)}

@@ -58,7 +58,7 @@ WORKFLOWS = {"Toy - View set edit (cross-view attention)": view_set_edit,
 QUICK_TOY = {"Toy - View set edit (cross-view attention)": QUICK_VIEWS}
 #: on the Toy World Model (tests, card): the toy views and the toy world's prompts
 CHECKPOINT = {"SD1.5 - View set edit (your checkpoint)": (
-    {"Load the views (your animated PNG/WEBP)": {"image": VIEW_ASSET}, "Source prompt": {"text": SOURCE_PROMPT},
+    {"Load the views (your animated PNG/WEBP)": {"image": VIEW_ASSET}, "Source prompt": {"value": SOURCE_PROMPT},
      "InvertEditAttentionInject": {"source_prompt": SOURCE_PROMPT, "target_prompt": TARGET_PROMPT}},
     QUICK_VIEWS)}
 from .workflows_flow import QUICK_TOY as _FLOW_QUICK, WORKFLOWS as _FLOW; WORKFLOWS.update(_FLOW); QUICK_TOY.update(_FLOW_QUICK)  # noqa: E402, E702  (the flow template, issue 83 part flow views)

@@ -143,7 +143,7 @@ QUICK_TOY = {TOY_NAME: {**QUICK_EDIT, **QUICK_3D}}
 #: on the Toy World Model and the Demo 3D Model (tests, card): the toy views and the toy world's prompts; the runner's
 #: builtin swaps Image Only Checkpoint Loader of a hunyuan3d file for the Demo 3D Model's hunyuan3d2
 CHECKPOINT = {CHECKPOINT_NAME: (
-    {"Load the views (your animated PNG/WEBP)": {"image": VIEW_ASSET}, "Source prompt": {"text": SOURCE_PROMPT},
+    {"Load the views (your animated PNG/WEBP)": {"image": VIEW_ASSET}, "Source prompt": {"value": SOURCE_PROMPT},
      "InvertEditAttentionInject": {"source_prompt": SOURCE_PROMPT, "target_prompt": TARGET_PROMPT},
      **{k: dict(v) for k, v in QUICK_3D.items()}},
     QUICK_EDIT)}
