@@ -75,6 +75,8 @@ CARD_NOTES.update({
     "Flux - Stable Flow": "toy model's limit: Stable Flow needs a deep DiT (Flux.1: 57 blocks, this one: 6); "
                           "no edit here",
     "Flux - RF-Inversion edit": "on this toy model RF-Inversion moves the other object's edge (docs/measurements.md)",
+    "SV3D - Edit the orbit views of one image (your models)":
+        "the orbit from a tiny random SV3D (the tests'): noise; the edit on the toy views",
     "SD3 - RF-Inversion edit": "on this toy model RF-Inversion moves the other object's edge (docs/measurements.md)",
     "Toy - MasaCtrl edit": "a change of shape, which this toy model draws roughly",
 })

@@ -26,7 +26,7 @@ SV3D_STEPS = 50                    # the authors' sampling steps
 SV3D_CFG = 2.5                     # the authors' guidance: a triangle wave over the frames from 1.0 to 2.5
 SV3D_MIN_CFG = 1.0
 ORBIT = Wording("views", "V", ORBIT_VIEWS, "invertedit/sv3d_orbit_edit")
-NAME = "SV3D - Orbit views of one image, edited consistently (your models)"
+NAME = "SV3D - Edit the orbit views of one image (your models)"
 ORBIT_VIEW_SET = "View Set (the orbit's views and azimuths)"
 
 

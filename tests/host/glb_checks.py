@@ -40,5 +40,5 @@ def glb_with_vertices(prompt, outputs, runner, host) -> None:
 
 
 GLB_WORKFLOWS = ("Toy - Views to 3D (Hunyuan3D-2)", "Hunyuan3D-2 - Edit four views and rebuild in 3D (your models)",
-                 "SV3D - Orbit views of one image, edited consistently (your models)")
+                 "SV3D - Edit the orbit views of one image (your models)")
 GLB_CHECKS = {name: glb_with_vertices for name in GLB_WORKFLOWS}

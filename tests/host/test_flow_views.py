@@ -245,7 +245,7 @@ def test_the_flow_view_set_template_edits_every_view_alike(host):
     import numpy as np
     from PIL import Image
 
-    from invertedit.techniques.cross_view_attention.workflows_flow import NAME
+    from invertedit.techniques.cross_view_attention.workflows import FLOW_NAME as NAME
     from workshop import make_workflows
     from workshop.headless import runner
     from workshop.toyworld import scenes as S

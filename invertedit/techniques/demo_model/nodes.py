@@ -1,15 +1,15 @@
 """Demo Model node: a tiny seeded random-weight SD1 / SD2-v / SDXL / Flux.1 dev / Flux.1 schnell / SD3 /
-Qwen-Image model for testing.
+Qwen-Image model for testing; the Demo 3D Model node: the same for Hunyuan3D-2 and SV3D (issue 83).
 
 It lets every workflow of the pack run without downloading a checkpoint. The weights are
 random, so the images it makes are noise: it tests mechanics, not quality.
 """
 from __future__ import annotations
 
-from ...hostkit.schemas import io
-
 from ...demo import tiny_flow_models, tiny_models
-from . import nodes_3d
+from ...demo.tiny_3d_models import FAMILIES_3D
+from ...hostkit.errors import check_choice
+from ...hostkit.schemas import io
 
 
 _DESCRIPTION = (
@@ -81,8 +81,51 @@ class DemoModel(io.ComfyNode):
         return io.NodeOutput(model, clip, vae)
 
 
-class Demo3DModel(nodes_3d.Demo3DModel):   # the Demo 3D Model (issue 83), defined in nodes_3d.py, registered from here
-    pass
+# ----------------------------------------------------------------------------- the Demo 3D Model (issue 83)
+
+_DESCRIPTION_3D = (
+    "A tiny image-to-3D model with RANDOM weights drawn from a seed, built from ComfyUI's own classes and shrunk to a "
+    "few hundred thousand parameters, in the slots of Image Only Checkpoint Loader (MODEL, CLIP_VISION, VAE): "
+    "hunyuan3d2 (Hunyuan3D-2 mv: its flow DiT, a DINOv2 image encoder for CLIP Vision Encode, the ShapeVAE for VAE "
+    "Decode Hunyuan3D) or sv3d (SV3D_u: its video UNet, a CLIP image encoder, an SD-style VAE). It exists to test this "
+    "pack's mechanics and to run its 3D workflows without downloading a checkpoint; its meshes and orbit views are "
+    "noise. Use Image Only Checkpoint Loader with the real checkpoint for actual 3D.")
+
+
+class Demo3DModel(io.ComfyNode):
+    NAME = "Demo 3D Model (tiny, random weights)"
+
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
+            node_id="InvertEditDemo3DModel",
+            display_name=cls.NAME,
+            category="InvertEdit/testing",
+            description=_DESCRIPTION_3D,
+            inputs=[
+                io.Combo.Input("family", options=list(FAMILIES_3D), default=list(FAMILIES_3D)[0],
+                               tooltip="Which architecture to imitate: hunyuan3d2 (Hunyuan3D-2 mv: the views' DINOv2 "
+                                       "tokens condition a flow DiT over the shape's latent tokens, decoded to a "
+                                       "voxel grid and a mesh), sv3d (SV3D_u: orbit views of one image). Random "
+                                       "weights, for testing only."),
+                io.Int.Input("seed", default=0, min=0, max=0xFFFFFFFFFFFFFFFF,
+                             tooltip="Seed of the random weights: the same seed always gives the same tiny test "
+                                     "model. This is not the sampling seed."),
+            ],
+            outputs=[
+                io.Model.Output(tooltip="Tiny random-weight 3D diffusion model (testing only)."),
+                io.ClipVision.Output(tooltip="Tiny random-weight image encoder (hunyuan3d2: DINOv2; sv3d: CLIP "
+                                             "ViT-H's layout) for CLIP Vision Encode (testing only)."),
+                io.Vae.Output(tooltip="Tiny random-weight VAE (hunyuan3d2: the ShapeVAE, for VAE Decode Hunyuan3D; "
+                                      "sv3d: an image VAE) (testing only)."),
+            ],
+        )
+
+    @classmethod
+    def execute(cls, family: str = "hunyuan3d2", seed: int = 0) -> io.NodeOutput:
+        check_choice(cls.NAME, "family", family, tuple(FAMILIES_3D))
+        # built fresh on every call (well under a second): nothing shared between runs, the host's cache stays sound
+        return io.NodeOutput(*FAMILIES_3D[family](seed))
 
 
 NODES = [DemoModel, Demo3DModel]

@@ -15,6 +15,6 @@ ROW = Technique(
     "layout front, left, back, right; crop none (ComfyUI's Hunyuan3D-2mv template)",
     "one image encoder call per view (4) + the 3D model's sampling",
     ("Toy - Views to 3D (Hunyuan3D-2)", "Hunyuan3D-2 - Edit four views and rebuild in 3D (your models)",
-     "SV3D - Orbit views of one image, edited consistently (your models)"), None,
+     "SV3D - Edit the orbit views of one image (your models)"), None,
     "A view set (the views of an asset and their names or camera angles) edited in one run, its front, left, back "
     "and right views then given to the host's Hunyuan3D-2mv nodes for a mesh (GLB).")
