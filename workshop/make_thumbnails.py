@@ -76,7 +76,7 @@ CARD_NOTES.update({
                           "no edit here",
     "Flux - RF-Inversion edit": "on this toy model RF-Inversion moves the other object's edge (docs/measurements.md)",
     "SV3D - Edit the orbit views of one image (your models)":
-        "the orbit from a tiny random SV3D (the tests'): noise; the edit on the toy views",
+        "the orbit of a tiny random SV3D (the tests'): noise, which the one-object toy then edits",
     "SD3 - RF-Inversion edit": "on this toy model RF-Inversion moves the other object's edge (docs/measurements.md)",
     "Toy - MasaCtrl edit": "a change of shape, which this toy model draws roughly",
 })
