@@ -249,7 +249,9 @@ def _custom_edit_puts_the_subject_into_the_photo(prompt, outputs, runner) -> Non
     squares in at least 3 of 4. Custom-Edit's strip: the reconstruction is the photo's scene; the edit
     is orange in the red square's box, and the blue circle and the white background are kept (world
     2's judge: the circle's colour, shape, centre within 3 px, size within 10%), the picture outside
-    both objects within 25 dB of the reconstruction."""
+    both objects within 25 dB of the reconstruction. The test's run (``custom_edit.workflows.QUICK_TOY``: 25 class
+    images) measured: subject 4 of 4, class 4 of 4, placed, 41.4 dB; at the fine-tune's seed 2: 3, 4, placed,
+    38.2 dB; its seed 1 draws the subject yellow, as the shipped 50 class images do (2026-11-30)."""
     from invertedit.techniques.custom_edit.workflows import DREAMBOOTH_WORLD_2
     from workshop.benchmarks.dreambooth_toy import SUBJECTS, prompts, seen, solid
     from workshop.toyworld import scenes as S
