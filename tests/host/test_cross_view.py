@@ -167,3 +167,41 @@ def test_gaussctrl_recipe_with_a_depth_controlnet(host, setup, tiny_controlnet):
     assert recipe.shape == (2 * VIEWS, 4, 8, 8) and torch.isfinite(recipe).all()
     assert rel_err(recipe, sample(aligned, cond, neg)) > 1e-3        # the ControlNet acts
     assert rel_err(recipe, sample(m, *controlled[:2])) > 1e-3        # the alignment acts
+
+
+def test_the_sd15_view_set_template_is_set_for_a_checkpoint(host, tmp_path):
+    """As shipped (no swap): Load Checkpoint of SD1.5, Load Image of the toy views (an animated PNG of 4 views), every
+    view scaled to SD1.5's 0.25 MP, 50 DDIM steps, Attention Inject at PIE-Bench's fractions with the local blend
+    off, Cross-View Attention at GaussCtrl's settings, the edited views as rows V..2V-1; the host accepts the graph
+    once a checkpoint of that name exists."""
+    import asyncio
+    import json
+
+    import folder_paths
+
+    from invertedit.workflows.checkpoint import SD15
+    from workshop.headless import runner
+
+    path = runner.PACK_DIR / "example_workflows" / "SD1.5 - View set edit (your checkpoint).json"
+    workflow = json.loads(path.read_text(encoding="utf-8"))
+    prompt = runner.prepare_prompt(workflow, host=host)
+    by_type: dict = {}
+    for node in prompt.values():
+        by_type.setdefault(node["class_type"], []).append(node["inputs"])
+    assert [i["ckpt_name"] for i in by_type["CheckpointLoaderSimple"]] == [SD15.ckpt]
+    assert [i["image"] for i in by_type["LoadImage"]] == ["toy_views_two_objects.png"]
+    assert by_type["ImageScaleToTotalPixels"][0]["megapixels"] == 0.25
+    assert all(i["steps"] == 50 for i in by_type["KSamplerAdvanced"] + by_type["InvertEditDDIMInvert"])
+    (inject,) = by_type["InvertEditAttentionInject"]
+    assert (inject["cross_replace"], inject["self_replace"], inject["local_blend"]) == (0.4, 0.6, False)
+    (cross,) = by_type["InvertEditCrossViewAttention"]
+    assert (cross["references"], cross["self_weight"], cross["mode"]) == (4, 0.6, "mean of references (GaussCtrl)")
+    assert {(n["batch_index"], n["length"]) for n in by_type["ImageFromBatch"]} == {(0, 4), (4, 4)}
+    assert "SaveAnimatedPNG" in by_type and "SaveImage" in by_type
+    folder = tmp_path / "checkpoints"
+    folder.mkdir()
+    (folder / SD15.ckpt).write_bytes(b"not loaded: the prompt is only validated")
+    folder_paths.add_model_folder_path("checkpoints", str(folder), is_default=True)
+    valid, error, _, node_errors = asyncio.run(host.execution.validate_prompt(
+        "test", json.loads(json.dumps(prompt)), None))
+    assert valid and not node_errors, (error, node_errors)

@@ -125,3 +125,53 @@ def test_the_3d_end_writes_a_glb_with_vertices(host, precision):
     print(f"{precision}: {inside:.0%} of the 17^3 grid inside, {vertices} vertices, "
           f"{time.perf_counter() - started:.1f}s")
     assert 0.05 < inside < 0.95 and vertices > 3 and vertices == mesh.vertices.shape[1]
+
+
+def test_the_hunyuan3d_template_is_set_for_the_real_models(host, tmp_path):
+    """As shipped (no swap): Load Checkpoint of SD1.5 editing the four views (rows V..2V-1 of the pair's decode) with
+    Cross-View Attention at GaussCtrl's settings, View Set's front/left/back/right, Image Only Checkpoint Loader of
+    Hunyuan3D-2mv's one file, ComfyUI's Hunyuan3D-2mv template's 3D settings and a GLB, a note naming the files; the
+    host accepts the graph once files of those names exist."""
+    import asyncio
+    import json
+
+    import folder_paths
+
+    from invertedit.techniques.views_to_3d import workflows as w
+    from invertedit.workflows.checkpoint import SD15
+    from workshop.headless import runner
+
+    path = runner.PACK_DIR / "example_workflows" / f"{w.CHECKPOINT_NAME}.json"
+    workflow = json.loads(path.read_text(encoding="utf-8"))
+    notes = [n["widgets_values"][0] for n in workflow["nodes"] if n["type"] in ("MarkdownNote", "Note")]
+    assert any("Load Checkpoint" in text for text in notes)
+    page = (runner.PACK_DIR / "docs" / "templates" / f"{w.CHECKPOINT_NAME}.md").read_text(encoding="utf-8")
+    assert w.HUNYUAN3D_MV_CKPT in page and w.HUNYUAN3D_MV_URL in page
+    prompt = runner.prepare_prompt(workflow, host=host)
+    by_type: dict = {}
+    for node in prompt.values():
+        by_type.setdefault(node["class_type"], []).append(node["inputs"])
+    assert by_type["ImageOnlyCheckpointLoader"] == [{"ckpt_name": w.HUNYUAN3D_MV_CKPT}]
+    assert [n["ckpt_name"] for n in by_type["CheckpointLoaderSimple"]] == [SD15.ckpt]
+    (cross,) = by_type["InvertEditCrossViewAttention"]
+    assert (cross["references"], cross["self_weight"], cross["mode"]) == (4, 0.6, "mean of references (GaussCtrl)")
+    assert {(n["batch_index"], n["length"]) for n in by_type["ImageFromBatch"]} == {(0, 4), (4, 4)}
+    (view_set,) = by_type["InvertEditViewSet"]
+    assert [n.strip() for n in view_set["layout"].split(",")] == ["front", "left", "back", "right"]
+    t = w.TEMPLATE_3D
+    (latent,) = by_type["EmptyLatentHunyuan3Dv2"]
+    (decode,) = by_type["VAEDecodeHunyuan3D"]
+    (shape_sampler,) = [k for k in by_type["KSampler"] if prompt[k["positive"][0]]["class_type"] ==
+                        "InvertEditViewsToHunyuan3D"]
+    assert (latent["resolution"], shape_sampler["steps"], shape_sampler["cfg"], decode["octree_resolution"]) == \
+        (t["resolution"], t["steps"], t["cfg"], t["octree_resolution"]) == (3072, 20, 7.5, 256)
+    assert [m["shift"] for m in by_type["ModelSamplingAuraFlow"]] == [1.0] and "SaveGLB" in by_type
+    for name in (w.HUNYUAN3D_MV_CKPT, SD15.ckpt):
+        folder = tmp_path / "checkpoints"
+        folder.mkdir(exist_ok=True)
+        (folder / name).write_bytes(b"not loaded: the prompt is only validated")
+    folder_paths.add_model_folder_path("checkpoints", str(tmp_path / "checkpoints"), is_default=True)
+    users = runner.prepare_prompt(workflow, image=runner.SAMPLE_IMAGE, host=host)
+    valid, error, _, node_errors = asyncio.run(host.execution.validate_prompt(
+        "test", json.loads(json.dumps(users)), None))
+    assert valid and not node_errors, (error, node_errors)

@@ -50,6 +50,9 @@ MODE_BYPASS = 4  # the node is skipped; its inputs of matching type feed its con
 WIDGET_TYPES = frozenset({"INT", "FLOAT", "STRING", "BOOLEAN", "COMBO"})
 CONTROL_VALUES = ("fixed", "increment", "decrement", "randomize", "increment-wrap")
 UPLOAD_OPTIONS = ("image_upload", "video_upload", "animated_image_upload")
+#: widgets the frontend adds to a node of its own (not in the node's definition), saved after the node's widgets:
+#: node type -> (widget name, the value a new node holds). SaveGLB: the 3D preview's "image" (empty until it draws)
+FRONTEND_WIDGETS = {"SaveGLB": ("image", "")}
 NOTE_TYPES = frozenset({"Note", "MarkdownNote"})
 VIRTUAL_TYPES = frozenset({"Reroute", "PrimitiveNode"}) | NOTE_TYPES
 
@@ -132,8 +135,8 @@ def input_specs(info: Mapping[str, Any]) -> list[InputSpec]:
 
 def widget_slots(info: Mapping[str, Any]) -> list[tuple[str, str]]:
     """The entries of a list ``widgets_values`` in order, as ``(kind, input name)`` with kind
-    ``value``, ``control`` (control_after_generate), ``filter`` (a combo control's filter) or
-    ``upload`` (the upload button)."""
+    ``value``, ``control`` (control_after_generate), ``filter`` (a combo control's filter),
+    ``upload`` (the upload button) or ``frontend`` (a widget the frontend adds: ``FRONTEND_WIDGETS``)."""
     slots: list[tuple[str, str]] = []
     uploads: list[tuple[str, str]] = []
     for spec in input_specs(info):
@@ -146,7 +149,8 @@ def widget_slots(info: Mapping[str, Any]) -> list[tuple[str, str]]:
                 slots.append(("filter", spec.name))
         if spec.is_upload and not uploads:
             uploads.append(("upload", "upload"))
-    return slots + uploads
+    extra = FRONTEND_WIDGETS.get(info.get("name", ""))
+    return slots + uploads + ([("frontend", extra[0])] if extra else [])
 
 
 def _outputs(info: Mapping[str, Any]) -> list[tuple[str, str, bool]]:
@@ -231,7 +235,7 @@ def _list_widget_values(raw: list[Any], slots: list[tuple[str, str]]) -> dict[st
     values: dict[str, Any] = {}
     if len(raw) == len(slots):
         for (kind, name), value in zip(slots, raw):
-            if kind == "value":
+            if kind in ("value", "frontend"):   # a frontend-added widget is in the prompt the editor submits
                 values[name] = value
         return values
     # Saved by another version of the node or frontend (a control value missing, a
@@ -246,8 +250,10 @@ def _list_widget_values(raw: list[Any], slots: list[tuple[str, str]]) -> dict[st
         elif kind == "control":
             if isinstance(raw[i], str) and raw[i] in CONTROL_VALUES:
                 i += 1
-        elif kind in ("filter", "upload"):
+        elif kind in ("filter", "upload", "frontend"):
             if isinstance(raw[i], str) and (kind == "filter" or i == len(raw) - 1):
+                if kind == "frontend":
+                    values[name] = raw[i]
                 i += 1
     return values
 
@@ -552,7 +558,8 @@ def _node_size(class_type: str, info: Mapping[str, Any] | None, n_inputs: int, n
     height = 10 + SLOT_HEIGHT * max(n_inputs, n_outputs, 1) + (WIDGET_HEIGHT * n_widgets + 4 if n_widgets else 0)
     if any(s.type == "STRING" and s.options.get("multiline") for s in widgets):
         width, height = 420.0, height + MULTILINE_HEIGHT
-    if any(s.is_upload for s in specs) or (info.get("output_node") and any(s.type == "IMAGE" for s in specs)):
+    if any(s.is_upload for s in specs) or (info.get("output_node") and any(s.type == "IMAGE" for s in specs)) \
+            or info.get("name") in FRONTEND_WIDGETS:   # an image preview, or the frontend's own (SaveGLB's 3D view)
         height += PREVIEW_HEIGHT
     return [max(width, _title_width(title)), float(height)]
 
@@ -709,6 +716,8 @@ def _widget_values(node: _SpecNode, by_name: Mapping[str, InputSpec], widgets: M
             values.append(controls.get(name, "fixed"))
         elif kind == "filter":
             values.append("")
+        elif kind == "frontend":
+            values.append(FRONTEND_WIDGETS[node.info["name"]][1])
         else:
             values.append("image")
     return values
