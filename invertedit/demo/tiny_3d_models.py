@@ -73,7 +73,7 @@ def _unet(seed: int):
     net = model.diffusion_model
     init_weights(net, _generator(FAMILY, "unet", seed))
     _calm_output(net.final_layer.linear, _OUTPUT_GAIN)
-    return loaders.load_unet(*host_config, net.state_dict(), built=model)
+    return loaders.built_unet(*host_config, model)
 
 
 def _clip_vision(seed: int):

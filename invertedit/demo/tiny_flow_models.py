@@ -366,7 +366,7 @@ def build_tiny_flow_unet(family: str, seed: int = 0, single_blocks: int | None =
     wan = family in ("wan21", "wan22")
     head = {"qwen-image": lambda: net.proj_out}.get(family, lambda: net.head.head if wan else net.final_layer.linear)
     _calm_output(head(), _WAN_OUTPUT_GAIN if wan else _OUTPUT_GAIN)
-    return loaders.load_unet(*host_config, net.state_dict(), built=model)
+    return loaders.built_unet(*host_config, model)
 
 
 def build_tiny_flow_clip(family: str, seed: int = 0, tokenizer_data: dict | None = None):
@@ -442,7 +442,7 @@ def build_tiny_flow_vae(family: str, seed: int = 0):
         ae.quant_conv.bias[:VAE_EMBED_DIM].mul_(gain).add_(spec.latent_shift)
         ae.post_quant_conv.weight.div_(gain)
         ae.post_quant_conv.bias.sub_(ae.post_quant_conv.weight.sum(dim=(1, 2, 3)) * spec.latent_shift)
-    return loaders.kl_vae({k: v.detach().clone() for k, v in ae.state_dict().items()}, VAE_DDCONFIG, VAE_EMBED_DIM)
+    return loaders.built_kl_vae(ae, VAE_DDCONFIG, VAE_EMBED_DIM)
 
 
 def build_tiny_flow_models(family: str, seed: int = 0, single_blocks: int | None = None,

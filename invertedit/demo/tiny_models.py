@@ -297,7 +297,7 @@ def build_unet(spec: FamilySpec, seed: int = 0):
     _calm_output(model.diffusion_model.out[-1])
     # The weights are drawn in float32 (the same numbers whatever the device), then loaded as the
     # host loads a float32 checkpoint: in the UNet dtype it picks for this device and its flags.
-    return loaders.load_unet(*host_config, model.diffusion_model.state_dict(), built=model)
+    return loaders.built_unet(*host_config, model)
 
 
 def build_tiny_clip(family: str, seed: int = 0):
@@ -322,7 +322,7 @@ def build_tiny_vae(family: str, seed: int = 0):
         # Latent mean of about real SD spread; post_quant_conv undoes the scale.
         ae.quant_conv.weight.mul_(_LATENT_STD)
         ae.post_quant_conv.weight.div_(_LATENT_STD)
-    return loaders.kl_vae({k: v.detach().clone() for k, v in ae.state_dict().items()}, VAE_DDCONFIG, VAE_EMBED_DIM)
+    return loaders.built_kl_vae(ae, VAE_DDCONFIG, VAE_EMBED_DIM)
 
 
 def build_tiny_models(family: str, seed: int = 0) -> tuple:

@@ -77,7 +77,7 @@ def _unet(seed: int):
     init_weights(unet, _generator(FAMILY, "unet", seed), skip=mix)
     _smooth_in_time(unet.time_embed[0].weight)
     _calm_output(unet.out[-1])
-    return loaders.load_unet(*host_config, unet.state_dict(), built=model)
+    return loaders.built_unet(*host_config, model)
 
 
 def _clip_vision(seed: int):
@@ -99,7 +99,7 @@ def _vae(seed: int):
     with torch.no_grad():
         ae.quant_conv.weight.mul_(_LATENT_STD)
         ae.post_quant_conv.weight.div_(_LATENT_STD)
-    return loaders.kl_vae({k: v.detach().clone() for k, v in ae.state_dict().items()}, VAE_DDCONFIG, VAE_EMBED_DIM)
+    return loaders.built_kl_vae(ae, VAE_DDCONFIG, VAE_EMBED_DIM)
 
 
 def build_tiny_sv3d(seed: int = 0) -> tuple:

@@ -164,6 +164,21 @@ def load_unet(config_class: type, unet_config: dict, unet_overrides: dict, model
     return frozen_patcher(model)
 
 
+def built_unet(config_class: type, unet_config: dict, unet_overrides: dict, model_type: Enum,
+               built: comfy.model_base.BaseModel) -> comfy.model_patcher.ModelPatcher:
+    """A UNet the pack built and initialised itself (``empty_unet``, seeded in float32 on the CPU: the demo models),
+    loaded as the host loads a checkpoint (``load_unet`` of its own weights). The one place its weights are read as
+    tensors: a module the pack has just made, never a user's model (which may be quantised or offloaded)."""
+    return load_unet(config_class, unet_config, unet_overrides, model_type, built.diffusion_model.state_dict(),
+                     built=built)
+
+
+def built_kl_vae(autoencoder: torch.nn.Module, ddconfig: dict, embed_dim: int) -> comfy.sd.VAE:
+    """``kl_vae`` of an ``AutoencoderKL`` the pack built and initialised itself (``kl_autoencoder``: the demo models),
+    its weights copied (the host's VAE holds its own module)."""
+    return kl_vae({k: v.detach().clone() for k, v in autoencoder.state_dict().items()}, ddconfig, embed_dim)
+
+
 def frozen_patcher(model: comfy.model_base.BaseModel) -> comfy.model_patcher.ModelPatcher:
     """A host ``BaseModel`` in eval mode without gradients, in a ``ModelPatcher`` on the host's
     devices: how the pack's built-in models reach the graph."""
