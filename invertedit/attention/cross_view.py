@@ -64,6 +64,23 @@ def reference_rows(refs: tuple[int, ...], views: int, chunks: int, rows: int) ->
     return [c * rows + (r // views) * views + a for a in refs for c in range(chunks) for r in range(rows)]
 
 
+class ReferenceIndex:
+    """The reference rows of a view set's calls (``reference_rows``) as a long tensor, made once per call layout
+    (chunks, rows) and device, so that an attention call adds no tensor built on the CPU."""
+
+    def __init__(self, refs: tuple[int, ...], views: int):
+        self.refs, self.views = tuple(refs), views
+        self.memo: dict = {}
+
+    def __call__(self, chunks: int, rows: int, device: torch.device) -> torch.Tensor:
+        key = (chunks, rows, device)
+        index = self.memo.get(key)
+        if index is None:
+            index = self.memo[key] = torch.tensor(reference_rows(self.refs, self.views, chunks, rows), dtype=torch.long,
+                                                  device=device)
+        return index
+
+
 def aligned_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, index: torch.Tensor, refs: int,
                       self_weight: float, attend: Callable[..., torch.Tensor], mode: str = MODES[0],
                       token_dim: int = 1) -> torch.Tensor:

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import torch
 
-from ..attention.cross_view import aligned_attention, reference_rows
+from ..attention.cross_view import ReferenceIndex, aligned_attention
 from ..attention.policy import AttentionPolicy, JointWhere, PolicyInputError
 from .dit_attention import dit_blocks, install_dit_policy
 from .errors import NodeInputError
@@ -93,16 +93,8 @@ class CrossViewJoint(AttentionPolicy[None]):
 
     def __init__(self, views: int, refs: tuple[int, ...], self_weight: float, mode: str):
         self.views, self.refs, self.self_weight, self.mode = views, tuple(refs), float(self_weight), mode
-        self.index: dict = {}
+        self.index = ReferenceIndex(self.refs, views)
         self.masks: dict = {}
-
-    def _index(self, chunks: int, rows: int, device: torch.device) -> torch.Tensor:
-        key = (chunks, rows, device)
-        index = self.index.get(key)
-        if index is None:
-            index = self.index[key] = torch.tensor(reference_rows(self.refs, self.views, chunks, rows),
-                                                   dtype=torch.long, device=device)
-        return index
 
     def _padded(self, where: JointWhere):
         """``where.attend`` with the call's padded text keys masked (a Qwen-Image pair of two prompt lengths,
@@ -127,7 +119,7 @@ class CrossViewJoint(AttentionPolicy[None]):
                 f"set's {self.views} views (or a multiple: a source/target pair of them, FlowEdit's n_avg noises); "
                 f"connect the same view set's LATENT to this node and the sampler (input 'latent' sets the view count).")
         attend = where.attend if where.pad is None else self._padded(where)
-        return aligned_attention(q, k, v, self._index(chunks, where.rows, q.device), len(self.refs), self.self_weight,
+        return aligned_attention(q, k, v, self.index(chunks, where.rows, q.device), len(self.refs), self.self_weight,
                                  attend, self.mode, token_dim=2)
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import torch
 
-from ..attention.cross_view import aligned_attention, reference_rows
+from ..attention.cross_view import ReferenceIndex, aligned_attention
 from .errors import NodeInputError
 
 OVERRIDE = "optimized_attention_override"
@@ -42,7 +42,7 @@ class CrossViewAttention:
         self.views, self.refs, self.self_weight, self.mode, self.node = views, refs, self_weight, mode, node
         self.previous = previous
         self.armed = False
-        self.index: dict = {}
+        self.index = ReferenceIndex(refs, views)
 
     # the attn1_patch and attn1_output_patch: the self-attention layer's span
     def arm(self, n, context, value, extra_options):
@@ -70,12 +70,7 @@ class CrossViewAttention:
                                             f"view set's {self.views} views (or {2 * self.views}: a source/target "
                                             f"pair of them); connect the same view set's LATENT to this node and the "
                                             f"sampler (input 'latent' sets the view count).")
-        key = (chunks, rows, q.device)
-        index = self.index.get(key)
-        if index is None:
-            index = self.index[key] = torch.tensor(reference_rows(self.refs, self.views, chunks, rows),
-                                                   dtype=torch.long, device=q.device)
-        return aligned_attention(q, k, v, index, len(self.refs), self.self_weight,
+        return aligned_attention(q, k, v, self.index(chunks, rows, q.device), len(self.refs), self.self_weight,
                                  lambda q_, k_, v_: self._plain(func, q_, k_, v_, heads, **kwargs), self.mode)
 
 
