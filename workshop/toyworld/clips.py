@@ -60,8 +60,9 @@ class Clip:
         return self.start.caption
 
 
-def valid(clip: Clip) -> bool:
-    """Every frame a scene of the world: boxes inside the image and apart."""
+def valid(clip) -> bool:
+    """Every frame a scene of the world: boxes inside the image and apart (``clip``: anything with ``scenes()``, a
+    ``Clip`` or a view set)."""
     for sc in clip.scenes():
         objs = sc.objects
         if not all(S.inside(o) for o in objs):

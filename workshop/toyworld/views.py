@@ -50,6 +50,7 @@ import torch
 
 from . import scenes as S
 from .clips import ClipEditCase, edit_scene, render_clip, save_apng
+from .clips import valid as clip_valid
 from .clip_judge import clip_metrics
 
 VIEWS = 4                   # the benchmark's views per set (GaussCtrl's 4 reference views; Hunyuan3D-2's 4 views)
@@ -97,13 +98,7 @@ def valid(vs: ViewSet) -> bool:
     """Every view a scene of the world: boxes inside the image and apart; one depth per object."""
     if len(vs.depth) != len(vs.centre.objects) or not all(d > 0 for d in vs.depth):
         return False
-    for sc in vs.scenes():
-        objs = sc.objects
-        if not all(S.inside(o) for o in objs):
-            return False
-        if not all(S.boxes_apart(a, b) for i, a in enumerate(objs) for b in objs[i + 1:]):
-            return False
-    return True
+    return clip_valid(vs)   # every view as a clip's frame: its scenes() are the views
 
 
 def shifted(rng: random.Random, centre: S.Scene, views: int = VIEWS, step: tuple[float, float] = STEP_RANGE,
