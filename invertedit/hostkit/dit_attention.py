@@ -100,7 +100,9 @@ class DiTDriver:
                                             "with the same prompt, keep_keys_values on).")
         image = subset[1] if subset is not None and subset[0] is self.policy else grid[0] * grid[1] + references
         if q.shape[2] != text + image:   # not a joint call (SD3.5's image-only attention)
-            return host(q, k, v)
+            if q.shape[2] != image or not getattr(self.policy, "reads_image_attention", False):
+                return host(q, k, v)
+            text = 0   # SD3.5's image-only second attention, for a policy that reads it (LayerVerse's): no text tokens
         chunks = tuple(options.get("cond_or_uncond", [0]))
         padded = options.get(PAD_KEY)   # a pair of prompts padded to one token count (``PaddedPair``)
         pad = None if padded is None else padded.bias(q.shape[0], q.shape[2], q.dtype, q.device)
