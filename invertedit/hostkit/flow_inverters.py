@@ -47,7 +47,7 @@ def velocity_model(model):
 #: reconstruction's PSNR to the image, or an edit's background PSNR to the target: docs/measurements.md, "How few
 #: steps"): Euler 4.3 dB at 1 step and 12.7 at 2 (21.6 at 3); RF-Solver 5.7 at 1 (23.0 at 2); Stable Flow's nudged
 #: Euler 7.5 at 1 (22.8 at 2); RF-Inversion's edit 2.4-12.8 at 1-3 steps (19.9 at 4, 18.6 at its 28).
-FEWEST_STEPS = {"euler": 3, "rf-solver": 2, "fireflow": 2, "rf-inversion": 4, "stable-flow": 2}
+FEWEST_STEPS = {"euler": 3, "rf-solver": 2, "fireflow": 2, "uni-inv": 2, "rf-inversion": 4, "stable-flow": 2}
 
 
 def check_flow_inputs(node: str, model, samples: torch.Tensor, positive, steps: int, fewest: int = 2,
@@ -74,12 +74,14 @@ def check_flow_inputs(node: str, model, samples: torch.Tensor, positive, steps: 
 
 def flow_invert(node: str, method: Method, model, samples: torch.Tensor, positive, steps: int, scheduler: str,
                 guidance: float, loop, settings: dict, clues: dict | None = None, keep: dict | None = None,
-                fewest: int = 2, references: bool = False) -> Inversion:
+                fewest: int = 2, references: bool = False, start_step: int = 0) -> Inversion:
     """Run ``loop(velocity, x0, sigmas, callback) -> states`` (image first, along ``sigmas`` run
     backwards) on the host's model and build the INVERSION record (trajectory in sampling order),
     with what the keepers that ``keep`` (the keeper inputs' values) turns on keep among its clues. ``fewest``: the
     fewest steps the method retraces an image at (``FEWEST_STEPS``); ``references``: the prompt may carry an
-    instruction editor's reference images (the tokens they add are the record's ``reference_tokens`` setting)."""
+    instruction editor's reference images (the tokens they add are the record's ``reference_tokens`` setting);
+    ``start_step``: invert only up to ``sigmas[start_step]`` of the ``steps``-step schedule (an early stop, UniEdit-Flow's
+    alpha): the record starts there, its SIGMAS from there."""
     samples = image_latent(samples, model)
     family = check_flow_inputs(node, model, samples, positive, steps, fewest, references)
     settings = {**settings, "reference_tokens": reference_tokens(check_references(node, "positive", positive, model),
@@ -98,14 +100,14 @@ def flow_invert(node: str, method: Method, model, samples: torch.Tensor, positiv
         found["states"] = loop(velocity, x, run_sigmas, callback)
         return found["states"][-1]
 
-    out = run_loop(velocity, positive, None, 1.0, samples, sigmas, run, from_latent=True)
+    out = run_loop(velocity, positive, None, 1.0, samples, sigmas[start_step:], run, from_latent=True)
     trajectory = torch.stack(found["states"][::-1]).to(out.device, torch.float32)
     if not (bool(torch.isfinite(trajectory).all())):   # sampling-path-ok: once per inversion, after its loop
         raise NodeInputError(node, f"the inversion ran into NaN or infinite values ({steps} steps); load the model in "
                                    f"bfloat16 or float32 rather than float16.")
     kept_clues = {name: value for keeping in kept for name, value in keeping.clues().items()}
-    return Inversion(method=method.name, sigmas=sigmas, start_step=0, trajectory=trajectory, latent=out,
-                     settings={"steps": steps, "scheduler": scheduler, "cfg": 1.0, "start_at_step": 0,
+    return Inversion(method=method.name, sigmas=sigmas, start_step=start_step, trajectory=trajectory, latent=out,
+                     settings={"steps": steps, "scheduler": scheduler, "cfg": 1.0, "start_at_step": start_step,
                                "guidance": guidance, **settings},
                      fingerprint=inversion_fingerprint(model, positive),
                      clues={**{k: v.to(out.device, torch.float32) for k, v in (clues or {}).items()}, **kept_clues})

@@ -13,7 +13,12 @@ their code writes them (BFL's ``denoise`` loops, ``timesteps`` the schedule with
   two evaluations a step;
 - ``fireflow`` (Deng et al. 2024, "FireFlow: Fast Inversion of Rectified Flow for Image Semantic
   Editing"): the midpoint step ``x + dt v_mid``, with the step's start velocity taken from the
-  previous step's midpoint velocity (one evaluation a step after the first).
+  previous step's midpoint velocity (one evaluation a step after the first);
+- ``uni-inv`` (Jiao et al., ICLR'26, "UniEdit-Flow", ``DSL-Lab/UniEdit-Flow``'s ``UniInvEulerScheduler`` and
+  ``denoise_uniinv``): a predictor-corrector step whose velocity is taken at the step's predicted end and used
+  twice: to correct the step (``z_k = z_{k-1} + dt_k v(x^_k, t_k)``) and to predict the next end
+  (``x^_{k+1} = z_k + dt_{k+1} v(x^_k, t_k)``), so the host's plain Euler step retraces it on the way down; one
+  evaluation a step plus the first (``zero_initial``: the first velocity taken as zero, ``steps`` in all).
 
 RF-Inversion's controlled ODEs (``techniques/rf_inversion/controlled_ode.py``) and Stable Flow's
 inversion (``techniques/stable_flow/nudged_euler.py``) step the same time rows (``batch_time``).
@@ -28,12 +33,14 @@ import torch
 Velocity = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 StepCallback = Callable[[int, int, torch.Tensor], None]
 
-SOLVERS = ("euler", "rf-solver", "fireflow")
+SOLVERS = ("euler", "rf-solver", "fireflow", "uni-inv")
+#: the solver that samples an inversion of each solver back (Uni-Inv: the authors' reconstruction is plain Euler)
+SAMPLED_WITH = {"uni-inv": "euler"}
 
 
 def evaluations(solver: str, steps: int) -> int:
     """Model evaluations (NFE) of ``steps`` steps of ``solver``."""
-    return {"euler": steps, "rf-solver": 2 * steps, "fireflow": steps + 1}[solver]
+    return {"euler": steps, "rf-solver": 2 * steps, "fireflow": steps + 1, "uni-inv": steps + 1}[solver]
 
 
 def batch_time(t: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
@@ -47,6 +54,8 @@ def solve(velocity: Velocity, x: torch.Tensor, times: torch.Tensor, solver: str,
     with ``solver``; returns the states at every time (``[0]`` is ``x``)."""
     if solver not in SOLVERS:
         raise ValueError(f"unknown flow solver {solver!r}; expected one of {SOLVERS}")
+    if solver == "uni-inv":
+        return uni_inv(velocity, x, times, callback=callback)
     states, carried = [x], None
     total = len(times) - 1
     for i in range(total):
@@ -64,4 +73,27 @@ def solve(velocity: Velocity, x: torch.Tensor, times: torch.Tensor, solver: str,
         states.append(x)
         if callback is not None:
             callback(i, total, x)
+    return states
+
+
+def uni_inv(velocity: Velocity, x: torch.Tensor, times: torch.Tensor, zero_initial: bool = False,
+            callback: Optional[StepCallback] = None) -> list[torch.Tensor]:
+    """Uni-Inv (Jiao et al., ICLR'26, Sec. 3.2; ``UniInvEulerScheduler.step``, ``denoise_uniinv``) through ``times``
+    (ascending from the image's ``t = 0``): the velocity at the predicted end ``x^_k`` of step ``k`` corrects the
+    step from the last corrected state and predicts the next step's end. The first prediction is an Euler step from
+    the image (``zero_initial``: the image itself, a velocity of zero, as the authors' ``zero_initial`` /
+    ``zero_init``: one evaluation fewer). Returns the corrected states (``[0]`` is ``x``)."""
+    states, total = [x], len(times) - 1
+    if total < 1:
+        return states
+    dt = times[1] - times[0]
+    predicted = x if zero_initial else x + dt * velocity(x, batch_time(times[0], x))
+    for k in range(1, total + 1):
+        v = velocity(predicted, batch_time(times[k], x))
+        x = x + (times[k] - times[k - 1]) * v
+        if k < total:
+            predicted = x + (times[k + 1] - times[k]) * v
+        states.append(x)
+        if callback is not None:
+            callback(k - 1, total, x)
     return states

@@ -54,10 +54,12 @@ FIXED_POINT = Method("fixed-point", "Fixed-Point Invert")
 FLOW_EULER = Method("flow-euler", "Flow Invert")
 RF_SOLVER = Method("rf-solver", "Flow Invert", own_sampler="Flow Sampler")
 FIREFLOW = Method("fireflow", "Flow Invert", own_sampler="Flow Sampler")
+# Uni-Inv (UniEdit-Flow): made so that the plain Euler step retraces it (the authors sample it back with Euler)
+UNI_INV = Method("uni-inv", "Flow Invert")
 RF_INVERSION = Method("rf-inversion", "RF-Inversion Invert", clues=("rf.y1",))
 STABLE_FLOW = Method("stable-flow", "Stable Flow Invert")
-FLOW_METHODS = (FLOW_EULER, RF_SOLVER, FIREFLOW, RF_INVERSION, STABLE_FLOW)
-SOLVER_METHODS = {"euler": FLOW_EULER, "rf-solver": RF_SOLVER, "fireflow": FIREFLOW}   # Flow Invert's, by solver
+FLOW_METHODS = (FLOW_EULER, RF_SOLVER, FIREFLOW, UNI_INV, RF_INVERSION, STABLE_FLOW)
+SOLVER_METHODS = {"euler": FLOW_EULER, "rf-solver": RF_SOLVER, "fireflow": FIREFLOW, "uni-inv": UNI_INV}   # Flow Invert's, by solver
 
 METHODS: dict[str, Method] = {m.name: m for m in (DDIM, NEGATIVE_PROMPT, NULL_TEXT, DIRECT, EDICT, EDIT_FRIENDLY,
                                                   FIXED_POINT, *FLOW_METHODS)}

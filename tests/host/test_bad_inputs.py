@@ -2219,6 +2219,7 @@ from bad_inputs_clips import CLIP_CASES; CASES += CLIP_CASES  # noqa: E402, E702
 from bad_inputs_tokenflow import TOKENFLOW_CASES; CASES += TOKENFLOW_CASES  # noqa: E402, E702  (tests/host is on the path)
 from bad_inputs_views import VIEW_CASES; CASES += VIEW_CASES  # noqa: E402, E702  (tests/host is on the path)
 from bad_inputs_flowviews import FLOWVIEWS_CASES; CASES += FLOWVIEWS_CASES  # noqa: E402, E702  (tests/host is on the path)
+from bad_inputs_uniedit_flow import UNIEDIT_CASES; CASES += UNIEDIT_CASES  # noqa: E402, E702  (tests/host is on the path)
 from bad_inputs_views3d import VIEWS3D_CASES; CASES += VIEWS3D_CASES  # noqa: E402, E702  (tests/host is on the path)
 from bad_inputs_sv3d import SV3D_CASES; CASES += SV3D_CASES  # noqa: E402, E702  (tests/host is on the path)
 

@@ -16,7 +16,11 @@ def solver_loop(solver: str):
 
 def flow_sampler_function(solver: str):
     """A k-diffusion sampler function (the host's SAMPLER contract) of ``solver``: the model gives
-    denoised predictions ``D``; a flow model's velocity is ``(x - D) / t`` (t > 0 on the way down)."""
+    denoised predictions ``D``; a flow model's velocity is ``(x - D) / t`` (t > 0 on the way down). An inversion
+    of a solver whose inverse is another solver's step is sampled back with that one (``SAMPLED_WITH``: Uni-Inv's
+    with Euler, as its authors reconstruct)."""
+    solver = F.SAMPLED_WITH.get(solver, solver)
+
     def sample(model, x, sigmas, extra_args=None, callback=None, disable=None):
         check_run_schedule("Flow Sampler", getattr(model, "noise", None), sigmas)
         extra_args = extra_args or {}

@@ -36,8 +36,10 @@ class FlowInvert(io.ComfyNode):
                 io.Latent.Input("latent", tooltip="The image's latent, from VAE Encode."),
                 io.Conditioning.Input("positive", tooltip="The source prompt: a caption of the image as it is."),
                 io.Combo.Input("solver", options=list(F.SOLVERS), default="rf-solver",
-                               tooltip="euler (the baseline), rf-solver (RF-Solver's second-order step) or fireflow "
-                                       "(FireFlow's midpoint step reusing the last velocity). Sample back with the same."),
+                               tooltip="euler (the baseline), rf-solver (RF-Solver's second-order step), fireflow "
+                                       "(FireFlow's midpoint step reusing the last velocity) or uni-inv (UniEdit-Flow's "
+                                       "predictor-corrector, sampled back by Euler; its early stop: the Uni-Inv node). "
+                                       "Sample back with the same."),
                 io.Int.Input("steps", default=PAPER["steps"], min=FEWEST_STEPS["rf-solver"], max=1000,
                              tooltip=f"Steps (RF-Solver and FireFlow's code: {PAPER['steps']}; at least 2, Euler 3: "
                                      f"fewer wreck the picture). Sample back with the same."),
