@@ -65,6 +65,21 @@ def refine_mapper(source: list[int], target: list[int], length: int) -> tuple[to
     return mapper, alphas
 
 
+def sequence_refine(source: list, target: list, length: int, unpadded: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    """Refine's (mapper, alphas) over a diffusion transformer's whole text sequence (Joint Attention Inject,
+    FTEdit's AdaLN invariance; ``stream_words``' streams of each prompt): each stream's prompts aligned
+    (``refine_mapper``) in its own positions; positions outside the streams map to themselves.
+    ``unpadded`` (Qwen-Image: each prompt its own length, the shorter padded to ``length`` and masked):
+    the target's padding takes nothing of the source (its alphas 0), whose tokens there are real ones."""
+    mapper, alphas = torch.arange(length, dtype=torch.long), torch.ones(length)
+    for (src_ids, offset, size, _), (tgt_ids, _, _, _) in zip(source, target):
+        m, a = refine_mapper(src_ids, tgt_ids, size)
+        if unpadded:
+            a[len(tgt_ids):] = 0.0
+        mapper[offset:offset + size], alphas[offset:offset + size] = m + offset, a
+    return mapper, alphas
+
+
 def refine_probs(probs_source: torch.Tensor, probs_target: torch.Tensor, mapper: torch.Tensor,
                  alphas: torch.Tensor) -> torch.Tensor:
     """The target's cross-attention maps under refine: aligned tokens from the source."""

@@ -17,7 +17,7 @@ import logging
 
 import torch
 
-from ...attention.align import refine_mapper, replacement_mapper
+from ...attention.align import replacement_mapper, sequence_refine as joint_refine
 from ...attention.blend_words import choose_blend_words, found_words
 from ...attention.controllers import MODES, controller
 from ...attention.local_blend import local_blend_of
@@ -55,20 +55,6 @@ TEXT_SEQUENCE = {"t5xxl": ("t5xxl",)}
 #: of different lengths there are a prompt past a window. Qwen-Image's Qwen2.5-VL text is the prompt's own length:
 #: the pair is padded to the longer one and the padding masked (``hostkit/dit_attention.py``'s ``PaddedPair``).
 PADDED_BY_HOST = ("t5xxl", "clip+t5xxl", "umt5xxl")   # Wan's UMT5: padded to 512
-
-
-def joint_refine(source: list, target: list, length: int, unpadded: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
-    """Refine's (mapper, alphas) over the whole text sequence: each stream's prompts aligned
-    (``refine_mapper``) in its own positions; positions outside the streams map to themselves.
-    ``unpadded`` (Qwen-Image: each prompt its own length, the shorter padded to ``length`` and masked):
-    the target's padding takes nothing of the source (its alphas 0), whose tokens there are real ones."""
-    mapper, alphas = torch.arange(length, dtype=torch.long), torch.ones(length)
-    for (src_ids, offset, size, _), (tgt_ids, _, _, _) in zip(source, target):
-        m, a = refine_mapper(src_ids, tgt_ids, size)
-        if unpadded:
-            a[len(tgt_ids):] = 0.0
-        mapper[offset:offset + size], alphas[offset:offset + size] = m + offset, a
-    return mapper, alphas
 
 
 def joint_swap(node: str, source_prompt: str, target_prompt: str, source: list, target: list,
