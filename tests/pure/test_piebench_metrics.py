@@ -1,0 +1,243 @@
+"""PIE-Bench's metrics and data format as PnPInversion computes and reads them (``workshop/piebench``, issue 84):
+exact values on hand-made images and masks; parity with torchmetrics (which their calculator wraps) and with
+their own ``evaluation/evaluate.py`` / ``matrics_calculator.py`` (cure-lab/PnPInversion, fetched, run unchanged)
+where those are at hand, skipped loudly where not."""
+from __future__ import annotations
+
+import math
+import sys
+import types
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from workshop.piebench import format as F
+from workshop.piebench import metrics as M
+
+
+def _img(a: np.ndarray) -> Image.Image:
+    return Image.fromarray(np.asarray(a, dtype=np.uint8))
+
+
+def _random_pair(seed: int, size: int = 64):
+    rng = np.random.default_rng(seed)
+    a = rng.integers(0, 256, (size, size, 3))
+    b = np.clip(a + rng.integers(-40, 41, (size, size, 3)), 0, 255)
+    return _img(a), _img(b)
+
+
+# ----------------------------------------------------------------------------- the mask format
+
+def test_mask_decode_sets_the_runs_and_the_border_as_pnpinversion():
+    """Runs ``[start, length]`` over the row-major flattened image; a run past the end is cut; the outermost rows and
+    columns are 1 whatever the runs (their "annotation errors in boundary")."""
+    m = F.mask_decode([10, 3, 60, 100], (8, 8))
+    flat = m.reshape(-1)
+    assert m.dtype == np.float64 and m.shape == (8, 8)
+    assert flat[10:13].tolist() == [1, 1, 1] and flat[60:].tolist() == [1, 1, 1, 1]
+    assert m[1:-1, 1:-1].sum() == 3   # 10-12: row 1, columns 2-4; 60-63 lie in the last row (the border)
+    expect = np.zeros(64)
+    expect[10:13] = 1
+    expect[60:] = 1
+    expect = expect.reshape(8, 8)
+    expect[0, :] = expect[-1, :] = expect[:, 0] = expect[:, -1] = 1
+    assert (m == expect).all()
+    assert F.mask_decode([]).shape == (512, 512)   # their default shape, which evaluate.py uses
+
+
+def test_mask_encode_round_trips_and_runs_leave_the_border_out():
+    rng = np.random.default_rng(0)
+    mask = rng.random((32, 48)) > 0.6
+    rle = F.mask_encode(mask)
+    assert all(isinstance(v, int) for v in rle) and len(rle) % 2 == 0
+    assert (F.mask_runs(rle, mask.shape) == mask).all()
+    decoded = F.mask_decode(rle, mask.shape)
+    assert (decoded[1:-1, 1:-1] == mask[1:-1, 1:-1]).all() and decoded[0].all() and decoded[:, -1].all()
+
+
+def test_prompts_lose_their_brackets_and_categories_parse():
+    assert F.plain("a [rusty] bicycle [on] the road") == "a rusty bicycle on the road"
+    assert F.parse_categories("0-2,6") == ["0", "1", "2", "6"] and F.parse_categories("") is None
+    with pytest.raises(SystemExit, match="editing type"):
+        F.parse_categories("12")
+
+
+def test_toy_set_brackets_mark_the_words_that_differ():
+    from workshop.piebench.toyset import bracketed
+    assert bracketed("a red circle on a blue background", "a green circle on a blue background") == (
+        "a [red] circle on a blue background", "a [green] circle on a blue background")
+    assert bracketed("a red circle and a blue square on a green background", "a blue square on a green background") == (
+        "[a red circle and] a blue square on a green background", "a blue square on a green background")
+
+
+# ----------------------------------------------------------------------------- exact values
+
+def test_psnr_and_mse_exact_on_constant_images_and_masks():
+    """0.2 apart everywhere (51 and 102 of 255): MSE 0.04, PSNR 13.98 dB; the mask zeroes pixels in both images, which then count as equal
+    pixels (their calculator's masking): half the image masked out halves the MSE (+3.01 dB)."""
+    a, b = _img(np.full((16, 16, 3), 51)), _img(np.full((16, 16, 3), 51 + 51))   # 0.2 and 0.4: 0.2 apart
+    assert M.mse(a, b) == pytest.approx(0.04, rel=1e-6)
+    assert M.psnr(a, b) == pytest.approx(10 * math.log10(1 / 0.04), rel=1e-6)
+    half = np.zeros((16, 16, 3))
+    half[:8] = 1
+    assert M.mse(a, b, half, half) == pytest.approx(0.02, rel=1e-6)
+    assert M.psnr(a, b, half, half) == pytest.approx(10 * math.log10(1 / 0.02), rel=1e-6)
+
+
+def test_ssim_exact_on_constant_images():
+    """Constant images x and y: every window has no variance, so SSIM is the luminance term
+    (2xy + C1) / (x^2 + y^2 + C1) at every pixel, C1 = (0.01 * 1)^2, up to float32's rounding of the variances
+    (E[x^2] - E[x]^2, as torchmetrics computes them); identical images give 1."""
+    x, y = 51 / 255, 153 / 255
+    a, b = _img(np.full((20, 20, 3), 51)), _img(np.full((20, 20, 3), 153))
+    c1 = 0.01 ** 2
+    assert M.ssim(a, b) == pytest.approx((2 * x * y + c1) / (x * x + y * y + c1), rel=3e-4)
+    p, _ = _random_pair(1)
+    assert M.ssim(p, p) == pytest.approx(1.0, abs=1e-6)
+
+
+def test_nan_rules_and_skipped_metrics():
+    """``calculate_metric``'s rules: a part without pixels is "nan"; a metric whose weights are absent raises
+    Skipped with the reason."""
+    calc = M.Calculator()
+    a, b = _random_pair(2, 16)
+    full = np.ones((16, 16, 3))
+    assert calc.calculate("psnr_unedit_part", a, b, full, full, "", "") == "nan"
+    assert calc.calculate("ssim_edit_part", a, b, 0 * full, 0 * full, "", "") == "nan"
+    assert calc.calculate("mse", a, b, full, full, "", "") == pytest.approx(M.mse(a, b))
+    for metric in ("structure_distance", "lpips_unedit_part", "clip_similarity_target_image"):
+        with pytest.raises(M.Skipped, match="weights"):
+            calc.calculate(metric, a, b, full, full, "x", "y")
+
+
+# ----------------------------------------------------------------------------- parity with torchmetrics
+
+@pytest.fixture(scope="module")
+def torchmetrics_or_skip():
+    try:
+        import torchmetrics
+    except ImportError:
+        return None
+    return torchmetrics
+
+
+def test_weight_free_metrics_match_torchmetrics(torchmetrics_or_skip, skip_loudly):
+    """The torchmetrics classes their calculator builds, on the same masked tensors."""
+    if torchmetrics_or_skip is None:
+        skip_loudly("PIE-BENCH TORCHMETRICS PARITY SKIPPED: torchmetrics is not installed (pip install torchmetrics; "
+                    "it needs no torchvision for these metrics)")
+    from torchmetrics.image import PeakSignalNoiseRatio, StructuralSimilarityIndexMeasure
+    from torchmetrics.regression import MeanSquaredError
+    for seed in range(3):
+        a, b = _random_pair(seed, 48)
+        mask = np.zeros((48, 48, 3))
+        mask[10:30, 5:40] = 1
+        for m in (None, 1 - mask):
+            p, g = M._pair(a, b, m, m)
+            assert M.psnr(a, b, m, m) == pytest.approx(float(PeakSignalNoiseRatio(data_range=1.0)(p, g)), abs=1e-5)
+            assert M.mse(a, b, m, m) == pytest.approx(float(MeanSquaredError()(p[0].contiguous(), g[0].contiguous())),
+                                                      rel=1e-6)
+            assert M.ssim(a, b, m, m) == pytest.approx(float(StructuralSimilarityIndexMeasure(data_range=1.0)(p, g)),
+                                                       abs=1e-6)
+
+
+def test_lpips_matches_torchmetrics_lpips_on_the_same_squeezenet(torchmetrics_or_skip, skip_loudly, monkeypatch):
+    """torchmetrics' LPIPS (net 'squeeze', its shipped v0.1 heads) with its torchvision SqueezeNet replaced by ours
+    (random weights: torchvision cannot be installed here): the same distance. Our SqueezeNet's layout is
+    torchvision's (its state dict's keys and shapes load)."""
+    if torchmetrics_or_skip is None:
+        skip_loudly("PIE-BENCH LPIPS PARITY SKIPPED: torchmetrics is not installed")
+    from torchmetrics.functional.image import lpips as TL
+
+    from workshop.piebench import lpips as L
+    torch.manual_seed(0)
+    features = L.squeezenet1_1_features()
+    for mod in features.modules():
+        if isinstance(mod, torch.nn.Conv2d):
+            torch.nn.init.normal_(mod.weight, std=0.1)
+            torch.nn.init.normal_(mod.bias, std=0.1)
+    state = {f"features.{k}": v for k, v in features.state_dict().items()}
+    path = L.shipped_heads()
+    assert path is not None
+    ours = L.SqueezeLpips(None)
+    ours_state = {k[len("features."):]: v for k, v in state.items()}
+    full = L.squeezenet1_1_features()
+    full.load_state_dict(ours_state)
+    ours.slices = torch.nn.ModuleList(torch.nn.Sequential(*[full[i] for i in r]) for r in L.SLICES)
+    heads = torch.load(path, map_location="cpu", weights_only=True)
+    for k, conv in enumerate(ours.lins):
+        conv.weight.data.copy_(heads[f"lin{k}.model.1.weight"])
+    monkeypatch.setattr(TL, "_get_tv_model_features", lambda net, pretrained: full)
+    theirs = TL._NoTrainLpips(net="squeeze")
+    a, b = _random_pair(3, 64)
+    p, g = M._pair(a, b, None, None)
+    want = float(theirs(p * 2 - 1, g * 2 - 1).squeeze())
+    assert float(ours.distance(p * 2 - 1, g * 2 - 1)[0]) == pytest.approx(want, rel=1e-5)
+    assert want > 0
+
+
+# ----------------------------------------------------------------------------- parity with PnPInversion's code
+
+@pytest.fixture(scope="module")
+def pnp(tmp_path_factory, reference_copy, torchmetrics_or_skip):
+    """PnPInversion's ``evaluation`` package, imported unchanged. Adapters: torchmetrics imported first, then a
+    stand-in ``torchvision`` (``Resize``, ``transforms``: used only by the DINO loss, which is not built) so that
+    ``matrics_calculator`` imports; ``MetricsCalculator`` built without its ``__init__`` (which downloads CLIP,
+    LPIPS's and DINO's weights) and given the three weight-free torchmetrics objects its ``__init__`` makes."""
+    if torchmetrics_or_skip is None:
+        return None
+    root = reference_copy(tmp_path_factory.mktemp("pnp"), "PNPINVERSION", "cure-lab/PnPInversion",
+                          ("evaluation/evaluate.py", "evaluation/matrics_calculator.py"), "evaluation/evaluate.py")
+    if root is None:
+        return None
+    from torchmetrics.image import PeakSignalNoiseRatio, StructuralSimilarityIndexMeasure
+    from torchmetrics.regression import MeanSquaredError
+    saved = {k: sys.modules.get(k) for k in ("torchvision", "torchvision.transforms")}
+    tv, tr = types.ModuleType("torchvision"), types.ModuleType("torchvision.transforms")
+    for name in ("Resize", "Normalize", "Compose"):
+        setattr(tr, name, None)
+    tv.transforms = tr
+    sys.modules.update({"torchvision": tv, "torchvision.transforms": tr})
+    sys.path.insert(0, str(root))
+    try:
+        import evaluation.evaluate as E
+    finally:
+        sys.path.remove(str(root))
+        for k, v in saved.items():
+            if v is None:
+                sys.modules.pop(k, None)
+            else:
+                sys.modules[k] = v
+    calc = E.MetricsCalculator.__new__(E.MetricsCalculator)
+    calc.device = "cpu"
+    calc.psnr_metric_calculator = PeakSignalNoiseRatio(data_range=1.0)
+    calc.mse_metric_calculator = MeanSquaredError()
+    calc.ssim_metric_calculator = StructuralSimilarityIndexMeasure(data_range=1.0)
+    return E, calc
+
+
+def test_mask_decode_and_metrics_match_pnpinversion(pnp, skip_loudly):
+    """Their ``mask_decode`` on PIE-Bench-shaped RLE, and their ``calculate_metric`` (PSNR, MSE, SSIM, each whole,
+    unedited part and edited part) against ours on 512 x 512 images, with the mask as ``evaluate.py`` makes it."""
+    if pnp is None:
+        skip_loudly("PIE-BENCH PNPINVERSION PARITY SKIPPED: cure-lab/PnPInversion's evaluation code or torchmetrics "
+                    "is absent (set PNPINVERSION_PATH to a checkout, or fetch it; pip install torchmetrics)")
+    E, theirs = pnp
+    rng = np.random.default_rng(4)
+    region = np.zeros((512, 512), dtype=bool)
+    region[100:300, 150:420] = True
+    region[400:, :60] = rng.random((112, 60)) > 0.5
+    rle = F.mask_encode(region)
+    assert (E.mask_decode(rle) == F.mask_decode(rle)).all()
+    assert (E.mask_decode([0, 10 ** 7]) == F.mask_decode([0, 10 ** 7])).all()   # a run past the end
+    mask = F.mask_decode(rle)[:, :, np.newaxis].repeat([3], axis=2)
+    a = rng.integers(0, 256, (512, 512, 3))
+    src, tgt = _img(a), _img(np.clip(a + rng.integers(-30, 31, a.shape), 0, 255))
+    ours = M.Calculator()
+    for metric in ("psnr", "mse", "ssim"):
+        for part in ("", "_unedit_part", "_edit_part"):
+            want = E.calculate_metric(theirs, metric + part, src, tgt, mask, mask, "a", "b")
+            got = ours.calculate(metric + part, src, tgt, mask, mask, "a", "b")
+            assert got == pytest.approx(want, rel=1e-5), metric + part
