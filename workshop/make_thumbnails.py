@@ -51,7 +51,7 @@ LABEL_BAR = 34         # two lines of text
 
 # Where no built-in model of a template's family draws (SD3: the demo SD3 has random weights), its card shows the
 # same technique's template of the nearest family on a built-in model that draws, and says so
-STAND_INS = {f"SD3 - {t}": f"Flux - {t}" for t in ("FlowEdit", "Prompt-to-Prompt edit", "RF-Inversion edit",
+STAND_INS = {f"SD3 - {t}": f"Flux - {t}" for t in ("FlowEdit", "DNAEdit", "FlowAlign", "Prompt-to-Prompt edit", "RF-Inversion edit",
                                                   "Flow inversion and edit")}
 # Qwen-Image: the tests run its templates on the Demo Model's tiny random Qwen-Image, which draws noise
 STAND_INS.update({f"Qwen-Image - {t}": f"Flux - {t}" for t in ("FlowEdit", "Prompt-to-Prompt edit", "KV-Edit")})
@@ -79,6 +79,8 @@ CARD_NOTES.update({
         "the orbit of a tiny random SV3D (the tests'): noise, which the one-object toy then edits",
     "SD3 - RF-Inversion edit": "on this toy model RF-Inversion moves the other object's edge (docs/measurements.md)",
     "Toy - MasaCtrl edit": "a change of shape, which this toy model draws roughly",
+    "Flux - ConsistEdit": "ConsistEdit keeps the object's outline (its mask is the circle's region): a shape edit stays "
+                          "a circle here; its edits change colour and texture",
 })
 CARD_NOTES.update({f"Qwen-Image - {t}": "the Flux template's picture: a tiny random Qwen-Image (the tests') draws noise"
                    for t in ("FlowEdit", "Prompt-to-Prompt edit", "KV-Edit")})

@@ -59,12 +59,14 @@ UNI_INV = Method("uni-inv", "Flow Invert")
 RF_INVERSION = Method("rf-inversion", "RF-Inversion Invert", clues=("rf.y1",))
 STABLE_FLOW = Method("stable-flow", "Stable Flow Invert")
 FLOW_METHODS = (FLOW_EULER, RF_SOLVER, FIREFLOW, UNI_INV, RF_INVERSION, STABLE_FLOW)
+# DNAEdit (techniques/dnaedit): its own inversion up to a start step, each step's offset and source velocity kept
+DNAEDIT = Method("dnaedit", "DNAEdit Invert", clues=("dnaedit.dx", "dnaedit.velocity"))
 # FTEdit (techniques/ftedit): each Euler step inverted as a fixed point; sampled back by the host's euler sampler
 FTEDIT = Method("ftedit", "FTEdit Invert")
 SOLVER_METHODS = {"euler": FLOW_EULER, "rf-solver": RF_SOLVER, "fireflow": FIREFLOW, "uni-inv": UNI_INV}   # Flow Invert's, by solver
 
 METHODS: dict[str, Method] = {m.name: m for m in (DDIM, NEGATIVE_PROMPT, NULL_TEXT, DIRECT, EDICT, EDIT_FRIENDLY,
-                                                  FIXED_POINT, *FLOW_METHODS, FTEDIT)}
+                                                  FIXED_POINT, *FLOW_METHODS, DNAEDIT, FTEDIT)}
 
 
 def method_of(name: str) -> Method:

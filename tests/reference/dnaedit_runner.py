@@ -1,0 +1,175 @@
+"""Runs DNAEdit's reference code on given weights, for the pack's parity test (``tests/host/test_dnaedit.py``).
+Never imported by the pack.
+
+    PYTHONPATH=<checkout>:<this folder> python dnaedit_runner.py JOB OUT
+
+Two references, by the JOB's ``code``:
+
+- ``"official"``: the authors' ``xiechenxi99/DNAEdit_code``, ``scripts/DNAEdit_utils.py``'s ``DNAEdit_FLUX`` /
+  ``DNAEdit_SD3`` (the checkout's ``scripts`` folder on the path), called as their ``run_script_dnaedit.py``
+  calls them, on diffusers' own ``FluxPipeline`` / ``StableDiffusion3Pipeline`` holding the transformer and
+  the scheduler. OUT: the edited latent and the schedule they integrate (``timesteps / 1000`` with the 0 they
+  append), and the points each inversion step evaluated the model at (recorded by a wrapper around the
+  transformer that calls it unchanged).
+- ``"rfie"``: the reimplementation ``Justin900429/RF-Image-Editing``, ``pipeline/dna_edit.py``: its
+  ``DNAEditFluxPipeline.denoise`` run twice as its ``__call__`` runs it (inverse, then the edit), on the
+  packed latent and the host's embeddings. OUT: the inverted latent, ``dx_list``, ``velocity_list``, the
+  edited latent and the schedule (``timesteps / 1000``: ``N + 1`` points, the last ``shift(1/1000)``, not 0).
+
+JOB (``torch.save``): ``code``, ``family`` ("flux" or "sd3"), the diffusers transformer (the host's tiny
+model's weights, converted by ``tests/reference/flow_diffusers.py``), the source latent ``x_src`` (the model's
+space: the host's ``process_latent_in``), the prompts' embeddings as the host's text encoders made them, the
+settings and the ``seed``.
+
+Adapters, none changing what the reference computes:
+- No text encoders: ``encode_prompt`` returns the host's embeddings of each prompt (as
+  ``flowedit_runner.py``); the official code was written for diffusers 0.30's ``FluxPipeline`` (its
+  ``vae_scale_factor`` 16, ``prepare_latents`` and ``_unpack_latents`` in pixels), given here as 0.30 wrote
+  them (sizes only), as ``flowedit_runner.py`` does for FlowEdit's code, on which the authors built theirs.
+- ``torch.manual_seed(seed)`` before the call: both draw their noise with ``randn_like`` (the official script
+  seeds so, ``run_script_dnaedit.py``).
+- Modules their files import but DNAEdit does not use (``ipdb``; ``torchvision``, imported by the
+  reimplementation's attention processors) are empty stand-ins where they are not installed.
+- The schedulers are diffusers' ``FlowMatchEulerDiscreteScheduler`` with the released models' configurations
+  (Flux: dynamic shifting, base 0.5, max 1.15; SD3: shift 3).
+"""
+from __future__ import annotations
+
+import sys
+import types
+
+import torch
+
+from diffusers import FlowMatchEulerDiscreteScheduler, FluxPipeline, StableDiffusion3Pipeline
+
+# after diffusers, which looks torchvision up (a stand-in without a spec would break its look-up)
+for name in ("ipdb", "torchvision", "torchvision.transforms", "torchvision.utils"):
+    try:
+        __import__(name)
+    except ImportError:
+        module = sys.modules[name] = types.ModuleType(name)
+        if name == "torchvision.utils":
+            module.save_image = None
+        if name == "torchvision.transforms":
+            sys.modules["torchvision"].transforms = module
+
+
+def flux_scheduler() -> FlowMatchEulerDiscreteScheduler:
+    return FlowMatchEulerDiscreteScheduler(shift=1.0, use_dynamic_shifting=True, base_shift=0.5, max_shift=1.15,
+                                           base_image_seq_len=256, max_image_seq_len=4096)
+
+
+class Recorder(torch.nn.Module):
+    """The transformer, called unchanged; the hidden states of each call kept."""
+
+    def __init__(self, transformer):
+        super().__init__()
+        self.inner, self.seen = transformer, []
+
+    @property
+    def config(self):
+        return self.inner.config
+
+    @property
+    def dtype(self):
+        return self.inner.dtype
+
+    def forward(self, *args, **kwargs):
+        self.seen.append(kwargs["hidden_states"].detach().clone())
+        return self.inner(*args, **kwargs)
+
+
+def official(job: dict) -> dict:
+    from DNAEdit_utils import DNAEdit_FLUX, DNAEdit_SD3
+
+    embeds = job["embeddings"]   # prompt -> (context, pooled)
+    transformer = job["transformer"].eval()
+    if job["family"] == "flux":
+        scheduler = flux_scheduler()
+        pipe = FluxPipeline(scheduler=scheduler, vae=None, text_encoder=None, tokenizer=None, text_encoder_2=None,
+                            tokenizer_2=None, transformer=transformer)
+
+        def encode_prompt(prompt, prompt_2=None, device=None, **kwargs):
+            context, pooled = embeds[prompt]
+            return context, pooled, torch.zeros(context.shape[1], 3)
+
+        def prepare_latents(batch_size, num_channels_latents, height, width, dtype, device, generator, latents=None):
+            height, width = 2 * (int(height) // pipe.vae_scale_factor), 2 * (int(width) // pipe.vae_scale_factor)
+            return latents.to(device=device, dtype=dtype), pipe._prepare_latent_image_ids(
+                batch_size, height // 2, width // 2, device, dtype)
+
+        def unpack_latents(latents, height, width, vae_scale_factor):
+            b, _, c = latents.shape
+            height, width = height // vae_scale_factor, width // vae_scale_factor
+            latents = latents.view(b, height, width, c // 4, 2, 2).permute(0, 3, 1, 4, 2, 5)
+            return latents.reshape(b, c // 4, height * 2, width * 2)
+
+        pipe.vae_scale_factor = 16
+        pipe.prepare_latents, pipe._unpack_latents = prepare_latents, unpack_latents
+        method = DNAEdit_FLUX
+    else:
+        scheduler = FlowMatchEulerDiscreteScheduler(shift=3.0)
+        pipe = StableDiffusion3Pipeline(scheduler=scheduler, vae=None, text_encoder=None, tokenizer=None,
+                                        text_encoder_2=None, tokenizer_2=None, text_encoder_3=None, tokenizer_3=None,
+                                        transformer=transformer)
+
+        def encode_prompt(prompt, prompt_2=None, prompt_3=None, negative_prompt=None, do_classifier_free_guidance=True,
+                          device=None, **kwargs):
+            context, pooled = embeds[prompt]
+            negative, negative_pooled = embeds[negative_prompt]
+            return context, negative, pooled, negative_pooled
+
+        method = DNAEdit_SD3
+    pipe.encode_prompt = encode_prompt
+    recorder = Recorder(transformer)
+    object.__setattr__(pipe, "transformer", recorder)   # not registered as a pipeline component: only wrapped
+    torch.manual_seed(job["seed"])
+    out = method(pipe, scheduler, job["x_src"], job["source"], job["target"], job.get("negative", ""),
+                 **job["settings"])
+    sigmas = torch.cat([scheduler.timesteps, torch.zeros(1)]) / 1000.0
+    return {"latent": out.detach(), "sigmas": sigmas, "seen": recorder.seen}
+
+
+def rfie(job: dict) -> dict:
+    from pipeline.dna_edit import DNAEditFluxPipeline
+
+    embeds = job["embeddings"]
+    transformer = job["transformer"].eval()
+    scheduler = flux_scheduler()
+    pipe = DNAEditFluxPipeline(scheduler=scheduler, vae=None, text_encoder=None, tokenizer=None,
+                               text_encoder_2=None, tokenizer_2=None, transformer=transformer)
+    x_src = job["x_src"]
+    h, w = x_src.shape[-2:]
+    packed = x_src.view(1, x_src.shape[1], h // 2, 2, w // 2, 2).permute(0, 2, 4, 1, 3, 5).reshape(
+        1, (h // 2) * (w // 2), x_src.shape[1] * 4)   # diffusers' _pack_latents
+    ids = pipe._prepare_latent_image_ids(1, h // 2, w // 2, "cpu", torch.float32)
+    s = job["settings"]
+    common = dict(latent_image_ids=ids, num_inference_steps=s["num_inference_steps"],
+                  start_timestep=s["start_timestep"], device=torch.device("cpu"))
+
+    def prompt(name):
+        context, pooled = embeds[job[name]]
+        return dict(prompt_embeds=context, pooled_prompt_embeds=pooled, text_ids=torch.zeros(context.shape[1], 3))
+
+    torch.manual_seed(job["seed"])
+    with torch.inference_mode():
+        inverted, dx_list, velocity_list = pipe.denoise(latents=packed, **prompt("source"),
+                                                        guidance_scale=s["source_guidance_scale"], inverse=True,
+                                                        **common)
+        edited = pipe.denoise(latents=inverted, **prompt("target"), guidance_scale=s["target_guidance_scale"],
+                              dx_list=dx_list, velocity_list=velocity_list, original_latents=packed, mvg=s["mvg"],
+                              inverse=False, **common)
+    return {"inverted": inverted.clone(), "dx": [d.clone() for d in dx_list],
+            "velocity": [v.clone() for v in velocity_list], "latent": edited.clone(),
+            "sigmas": (scheduler.timesteps / scheduler.config.num_train_timesteps).clone()}
+
+
+def main(job_path: str, out_path: str) -> None:
+    torch.set_num_threads(1)
+    job = torch.load(job_path, weights_only=False)
+    out = official(job) if job["code"] == "official" else rfie(job)
+    torch.save(out, out_path)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1], sys.argv[2])
