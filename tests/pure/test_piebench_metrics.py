@@ -241,3 +241,180 @@ def test_mask_decode_and_metrics_match_pnpinversion(pnp, skip_loudly):
             want = E.calculate_metric(theirs, metric + part, src, tgt, mask, mask, "a", "b")
             got = ours.calculate(metric + part, src, tgt, mask, mask, "a", "b")
             assert got == pytest.approx(want, rel=1e-5), metric + part
+
+
+# ----------------------------------------------------------------------------- the weighted metrics' plumbing
+
+def _tiny_clip(folder):
+    """A random CLIP (1 layer each side) with a character-level CLIP tokenizer, saved as a local model folder."""
+    import json
+
+    from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel, CLIPProcessor, CLIPTokenizer
+    bs = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
+    cs, n = bs[:], 0
+    for b in range(256):
+        if b not in bs:
+            bs.append(b)
+            cs.append(256 + n)
+            n += 1
+    chars = [chr(c) for c in cs]
+    vocab = {t: i for i, t in enumerate(chars + [c + "</w>" for c in chars] + ["<|startoftext|>", "<|endoftext|>"])}
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "vocab.json").write_text(json.dumps(vocab))
+    (folder / "merges.txt").write_text("#version: 0.2\n")
+    tok = CLIPTokenizer(str(folder / "vocab.json"), str(folder / "merges.txt"))
+    torch.manual_seed(0)
+    end = vocab["<|endoftext|>"]
+    cfg = CLIPConfig(text_config=dict(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64,
+                                      vocab_size=len(vocab), bos_token_id=vocab["<|startoftext|>"], eos_token_id=end,
+                                      pad_token_id=end),
+                     vision_config=dict(hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
+                                        intermediate_size=64, image_size=224, patch_size=32), projection_dim=16)
+    CLIPModel(cfg).save_pretrained(folder)
+    CLIPProcessor(image_processor=CLIPImageProcessor(), tokenizer=tok).save_pretrained(folder)
+    return folder
+
+
+def test_clip_similarity_matches_pnpinversions_calculator(pnp, skip_loudly, tmp_path):
+    """Their ``calculate_clip_similarity`` (whole and masked) with torchmetrics' CLIPScore on a tiny random CLIP,
+    against ours on the same folder. Adapter: torchmetrics 1.9 expects tensors from ``get_*_features``, which
+    transformers 5 wraps in an output object; a wrapper hands it the tensor (``pooler_output``)."""
+    if pnp is None:
+        skip_loudly("PIE-BENCH CLIP PARITY SKIPPED: cure-lab/PnPInversion's evaluation code or torchmetrics is absent")
+    from torchmetrics.multimodal import CLIPScore
+    from transformers import CLIPModel, CLIPProcessor
+    E, theirs = pnp
+    folder = _tiny_clip(tmp_path / "openai-tiny-clip")
+
+    class Tensors(torch.nn.Module):
+        def __init__(self, model):
+            super().__init__()
+            self.m, self.config = model, model.config
+
+        def get_image_features(self, *a, **k):
+            return self.m.get_image_features(*a, **k).pooler_output
+
+        def get_text_features(self, *a, **k):
+            return self.m.get_text_features(*a, **k).pooler_output
+
+    theirs.clip_metric_calculator = CLIPScore(model_name_or_path=lambda: (
+        Tensors(CLIPModel.from_pretrained(str(folder))), CLIPProcessor.from_pretrained(str(folder))))
+    ours = M.Calculator(clip=folder)
+    a, b = _random_pair(5, 96)
+    mask = np.zeros((96, 96, 3))
+    mask[20:70, 30:90] = 1
+    for metric in ("clip_similarity_source_image", "clip_similarity_target_image",
+                   "clip_similarity_target_image_edit_part"):
+        want = E.calculate_metric(theirs, metric, a, b, mask, mask, "a red circle", "a blue circle")
+        got = ours.calculate(metric, a, b, mask, mask, "a red circle", "a blue circle")
+        assert got == pytest.approx(want, abs=1e-4), metric
+
+
+class _DinoAttention(torch.nn.Module):
+    """DINO's ``vision_transformer.Attention`` (facebookresearch/dino), as written there."""
+
+    def __init__(self, dim, heads):
+        super().__init__()
+        self.heads, self.scale = heads, (dim // heads) ** -0.5
+        self.qkv = torch.nn.Linear(dim, dim * 3, bias=True)
+        self.attn_drop = torch.nn.Dropout(0.0)
+        self.proj = torch.nn.Linear(dim, dim)
+        self.proj_drop = torch.nn.Dropout(0.0)
+
+    def forward(self, x):
+        B, N, C = x.shape
+        qkv = self.qkv(x).reshape(B, N, 3, self.heads, C // self.heads).permute(2, 0, 3, 1, 4)
+        q, k, v = qkv[0], qkv[1], qkv[2]
+        attn = self.attn_drop(((q @ k.transpose(-2, -1)) * self.scale).softmax(dim=-1))
+        x = (attn @ v).transpose(1, 2).reshape(B, N, C)
+        return self.proj_drop(self.proj(x)), attn
+
+
+class _DinoBlock(torch.nn.Module):
+    def __init__(self, dim, heads, hidden):
+        super().__init__()
+        self.norm1, self.norm2 = torch.nn.LayerNorm(dim, eps=1e-6), torch.nn.LayerNorm(dim, eps=1e-6)
+        self.attn = _DinoAttention(dim, heads)
+        self.fc1, self.fc2 = torch.nn.Linear(dim, hidden), torch.nn.Linear(hidden, dim)
+
+    def forward(self, x):
+        y, _ = self.attn(self.norm1(x))
+        x = x + y
+        return x + self.fc2(torch.nn.functional.gelu(self.fc1(self.norm2(x))))
+
+
+class _DinoViT(torch.nn.Module):
+    """DINO's ViT (patch embedding, class token, position embedding, pre-norm blocks) holding the weights of a
+    transformers ViTModel (q, k, v stacked into DINO's ``qkv``)."""
+
+    def __init__(self, hf):
+        super().__init__()
+        cfg, sd = hf.config, hf.state_dict()
+        d, heads = cfg.hidden_size, cfg.num_attention_heads
+        self.patch = torch.nn.Conv2d(3, d, cfg.patch_size, cfg.patch_size)
+        self.patch.weight.data.copy_(sd["embeddings.patch_embeddings.projection.weight"])
+        self.patch.bias.data.copy_(sd["embeddings.patch_embeddings.projection.bias"])
+        self.cls_token = torch.nn.Parameter(sd["embeddings.cls_token"].clone())
+        self.pos_embed = torch.nn.Parameter(sd["embeddings.position_embeddings"].clone())
+        self.blocks = torch.nn.ModuleList()
+        for i in range(cfg.num_hidden_layers):
+            b, p = _DinoBlock(d, heads, cfg.intermediate_size), f"layers.{i}."
+            b.attn.qkv.weight.data.copy_(torch.cat([sd[p + f"attention.{n}_proj.weight"] for n in "qkv"]))
+            b.attn.qkv.bias.data.copy_(torch.cat([sd[p + f"attention.{n}_proj.bias"] for n in "qkv"]))
+            for mine, theirs in (("attn.proj", "attention.o_proj"), ("norm1", "layernorm_before"),
+                                 ("norm2", "layernorm_after"), ("fc1", "mlp.fc1"), ("fc2", "mlp.fc2")):
+                mod = b.get_submodule(mine)
+                mod.weight.data.copy_(sd[p + theirs + ".weight"])
+                mod.bias.data.copy_(sd[p + theirs + ".bias"])
+            self.blocks.append(b)
+
+    def forward(self, x):
+        x = self.patch(x).flatten(2).transpose(1, 2)
+        x = torch.cat((self.cls_token.expand(x.shape[0], -1, -1), x), dim=1) + self.pos_embed
+        for blk in self.blocks:
+            x = blk(x)
+        return x
+
+
+def test_structure_distance_keys_match_pnpinversions_extractor(pnp, skip_loudly, tmp_path, monkeypatch):
+    """Their ``VitExtractor.get_keys_self_sim_from_input`` (layer 11 of 'dino_vitb8': 12 heads of 768, patch 8: their
+    code fixes these) with ``torch.hub.load`` handing it a DINO-architecture ViT holding a random transformers
+    ViTModel's weights, against ours (that ViTModel saved and loaded from a folder) on the same transformed input;
+    then the metric: the MSE of the two images' matrices (0 for identical images)."""
+    if pnp is None:
+        skip_loudly("PIE-BENCH DINO PARITY SKIPPED: cure-lab/PnPInversion's evaluation code or torchmetrics is absent")
+    from transformers import ViTConfig, ViTModel
+    E, _ = pnp
+    torch.manual_seed(0)
+    hf = ViTModel(ViTConfig(hidden_size=768, num_hidden_layers=12, num_attention_heads=12, intermediate_size=32,
+                            image_size=64, patch_size=8, layer_norm_eps=1e-6), add_pooling_layer=False).eval()
+    hf.save_pretrained(tmp_path / "dino")
+    dino = _DinoViT(hf).eval()
+    monkeypatch.setattr(torch.hub, "load", lambda repo, name: dino)
+    extractor = sys.modules["evaluation.matrics_calculator"].VitExtractor("dino_vitb8", "cpu")
+    ours = M.DinoStructure(tmp_path / "dino")
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        want = extractor.get_keys_self_sim_from_input(x, layer_num=11)[0]
+    got = ours.keys_self_sim(x)
+    assert got.shape == want.shape == (65, 65)
+    assert torch.allclose(got, want, atol=1e-5)
+    # the metric: the MSE of the two images' matrices (here at 64 px, not 224, to stay quick)
+    monkeypatch.setattr(ours, "_transform", lambda t: torch.nn.functional.interpolate(t / 255, size=(64, 64)))
+    a, b = _random_pair(6, 32)
+    pa, pb = (torch.nn.functional.interpolate(torch.tensor(np.array(i), dtype=torch.float32).permute(2, 0, 1)[None]
+                                              / 255, size=(64, 64)) for i in (a, b))
+    with torch.no_grad():
+        sims = [extractor.get_keys_self_sim_from_input(t, layer_num=11)[0] for t in (pa, pb)]
+    assert ours(a, a) == 0.0
+    assert ours(a, b) == pytest.approx(float(torch.nn.functional.mse_loss(sims[0], sims[1])), rel=1e-4)
+
+
+def test_dino_input_is_their_transform():
+    """Resize(224, max_size=480) then ImageNet's normalisation, on the 0..255 image their code passes."""
+    x = torch.full((1, 3, 512, 512), 255.0)
+    t = M.DinoStructure._transform(M.DinoStructure.__new__(M.DinoStructure), x)
+    assert t.shape == (1, 3, 224, 224)
+    assert torch.allclose(t[0, :, 0, 0], (255 - torch.tensor(M.DinoStructure.MEAN)) / torch.tensor(M.DinoStructure.STD))
+    wide = M.DinoStructure._transform(M.DinoStructure.__new__(M.DinoStructure), torch.zeros(1, 3, 100, 1000))
+    assert wide.shape[-2:] == (48, 480)   # the long side capped at 480, the short one scaled with it

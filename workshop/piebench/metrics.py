@@ -196,17 +196,24 @@ class DinoStructure:
         return (x - mean) / std
 
     @torch.no_grad()
-    def self_sim(self, x: torch.Tensor) -> torch.Tensor:
+    def keys_self_sim(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        """``VitExtractor.get_keys_self_sim_from_input`` on a transformed ``[1, 3, H, W]`` image: the layer's keys
+        ``[N, D]`` (the heads side by side, the class token first) and their cosine similarities ``[N, N]``
+        (``attn_cosine_sim``, eps 1e-8)."""
         got = {}
         handle = self.key.register_forward_hook(lambda m, i, o: got.setdefault("k", o))
         try:
-            self.model(pixel_values=self._transform(x).to(self.device))
+            # at the model's own size (224) the position embedding is used as is; other sizes interpolate it
+            self.model(pixel_values=pixel_values.to(self.device), interpolate_pos_encoding=True)
         finally:
             handle.remove()
-        keys = got["k"][0]                                   # [N, D]: the heads' keys side by side, as theirs
+        keys = got["k"][0]
         norm = keys.norm(dim=1, keepdim=True)
         factor = torch.clamp(norm @ norm.t(), min=1e-08)
         return (keys @ keys.t()) / factor
+
+    def self_sim(self, x: torch.Tensor) -> torch.Tensor:
+        return self.keys_self_sim(self._transform(x))
 
     def __call__(self, img_pred, img_gt, mask_pred=None, mask_gt=None) -> float:
         p, g = _pair(img_pred, img_gt, mask_pred, mask_gt, scale=False)
