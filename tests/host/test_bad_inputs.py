@@ -2222,6 +2222,10 @@ from bad_inputs_flowviews import FLOWVIEWS_CASES; CASES += FLOWVIEWS_CASES  # no
 from bad_inputs_uniedit_flow import UNIEDIT_CASES; CASES += UNIEDIT_CASES  # noqa: E402, E702  (tests/host is on the path)
 from bad_inputs_views3d import VIEWS3D_CASES; CASES += VIEWS3D_CASES  # noqa: E402, E702  (tests/host is on the path)
 from bad_inputs_sv3d import SV3D_CASES; CASES += SV3D_CASES  # noqa: E402, E702  (tests/host is on the path)
+from bad_inputs_flowalign import FLOWALIGN_CASES; CASES += FLOWALIGN_CASES  # noqa: E402, E702  (tests/host is on the path)
+from bad_inputs_ftedit import FTEDIT_CASES; CASES += FTEDIT_CASES  # noqa: E402, E702  (tests/host is on the path)
+from bad_inputs_dnaedit import DNAEDIT_CASES; CASES += DNAEDIT_CASES  # noqa: E402, E702  (tests/host is on the path)
+from bad_inputs_layerverse import LAYERVERSE_CASES; CASES += LAYERVERSE_CASES  # noqa: E402, E702  (tests/host is on the path)
 
 
 CASES += FILE_CASES + PAIR_CASES + FLOW_CASES + QUANTISED_CASES + QWEN_TEMPLATE_CASES + LOCK_CASES

@@ -127,7 +127,7 @@ def test_a_step_dispatches_about_what_a_stock_euler_step_does_at_the_real_depth(
               f"{per_step['stock'][0]:.0f} ({ratio:.3f}x); device waits a step {per_step['dnaedit'][1]:.1f} vs "
               f"{per_step['stock'][1]:.1f}")
         assert ratio <= 1.03, per_step
-        assert per_step["dnaedit"][1] <= per_step["stock"][1] + 1.0, per_step
+        assert per_step["dnaedit"][1] <= per_step["stock"][1], per_step   # the step counted, not read from the device
 
 
 # ------------------------------------------------------------------ parity with the authors' code

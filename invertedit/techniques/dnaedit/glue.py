@@ -21,7 +21,6 @@ from ...hostkit.inversion_patches import is_host_euler, sampler_name
 from ...hostkit.inverters import inversion_fingerprint
 from ...hostkit.run_state import run_state
 from ...hostkit.sampling import image_latent, run_loop, with_guidance
-from ...hostkit.steps import step_at
 from ...inversion.methods import DNAEDIT
 from ...inversion.record import Inversion
 from . import dna as D
@@ -76,6 +75,7 @@ class DNAEditRun:
     velocities: torch.Tensor | None = None
     reference: torch.Tensor | None = None
     sigmas: torch.Tensor | None = None
+    step: int = 0
 
 
 class DNAEditGuider(BatchedGuider):
@@ -126,7 +126,9 @@ class DNAEditGuider(BatchedGuider):
 
     def predict_noise(self, x, timestep, model_options={}, seed=None, **kwargs):
         state = run_state(model_options["transformer_options"], self, DNAEditRun, NAME)
-        step, _ = step_at(model_options["transformer_options"]["sample_sigmas"], timestep)
+        # the host's euler (the only sampler the guider runs with) calls once a step: the step is counted, not read
+        # from the device's sigma (no wait for the device)
+        step, state.step = state.step, state.step + 1
         xf = x.float()
         t = timestep.reshape(-1, *([1] * (x.ndim - 1))).to(xf)
         t_next = state.sigmas[step + 1]
