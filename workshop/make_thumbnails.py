@@ -51,7 +51,7 @@ LABEL_BAR = 34         # two lines of text
 
 # Where no built-in model of a template's family draws (SD3: the demo SD3 has random weights), its card shows the
 # same technique's template of the nearest family on a built-in model that draws, and says so
-STAND_INS = {f"SD3 - {t}": f"Flux - {t}" for t in ("FlowEdit", "DNAEdit", "FlowAlign", "Prompt-to-Prompt edit", "RF-Inversion edit",
+STAND_INS = {f"SD3 - {t}": f"Flux - {t}" for t in ("FlowEdit", "DNAEdit", "FlowAlign", "ConsistEdit", "Prompt-to-Prompt edit", "RF-Inversion edit",
                                                   "Flow inversion and edit")}
 # Qwen-Image: the tests run its templates on the Demo Model's tiny random Qwen-Image, which draws noise
 STAND_INS.update({f"Qwen-Image - {t}": f"Flux - {t}" for t in ("FlowEdit", "Prompt-to-Prompt edit", "KV-Edit")})
