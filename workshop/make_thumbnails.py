@@ -84,6 +84,7 @@ CARD_NOTES.update({
 })
 CARD_NOTES.update({f"Qwen-Image - {t}": "the Flux template's picture: a tiny random Qwen-Image (the tests') draws noise"
                    for t in ("FlowEdit", "Prompt-to-Prompt edit", "KV-Edit")})
+CARD_NOTES["SD3 - FTEdit"] = "SD3 only (the authors' code; no Flux port yet): no built-in SD3 model draws"
 # A technique's own card runs (its workflows.py's CARD_RUNS: name -> (the template run, the runner's builtin or None
 # for the template's own, overrides or None for its toy ones)): the instruction lock (issue 81), whose editors no
 # built-in model is: KV-Edit's Flux templates, or its Kontext template on the toy flow model

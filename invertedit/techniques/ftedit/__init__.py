@@ -13,7 +13,8 @@ from ...technique_row import Technique
 ROW = Technique(
     "FTEdit", "flow", ("InvertEditFTEditInvert", "InvertEditFTEdit"),
     "Xu et al. 2025 (FTEdit, CVPR)",
-    "30 steps; inversion: 2 fixed-point iterations a step, their 3 velocities averaged, no guidance; edit: AdaLN "
+    "30 steps; inversion: 2 fixed-point iterations a step, the velocities of iterations 0 to 5 (all 3) averaged, no "
+    "guidance; edit: AdaLN "
     "invariance in all steps (ly_ratio 1.0), attention values in the first 0.15 (4 of 30), CFG 2, euler; every "
     "joint block but the last (SD3.5 Large: 37 of 38)",
     "3N to invert (2 iterations); N to sample a batch of 2 (source and edit) with CFG, the source row following the "

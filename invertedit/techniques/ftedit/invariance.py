@@ -80,15 +80,15 @@ class Invariance(AttentionPolicy[InvarianceRun]):
                 raise PolicyInputError(
                     f"the prompts were aligned over {self.mapper.shape[0]} text tokens, but the model runs on "
                     f"{where.text}; sample with this node's CONDITIONING (the same text encoders).")
-            rows = torch.arange(batch)[:, None].repeat(1, tokens)
-            taken = torch.arange(tokens)[None, :].repeat(batch, 1)
-            aligned = self.alphas.bool()
+            rows = torch.arange(batch, device=device)[:, None].repeat(1, tokens)
+            taken = torch.arange(tokens, device=device)[None, :].repeat(batch, 1)
+            aligned, mapper = self.alphas.to(device).bool(), self.mapper.to(device)
             for c, kind in enumerate(where.chunks):
                 if kind == 0:   # the conditional chunk's target row takes the source row's aligned text tokens
                     target = c * where.rows + 1
-                    rows[target, :where.text][aligned] = c * where.rows
-                    taken[target, :where.text][aligned] = self.mapper[aligned]
-            made = state.layouts[key] = (rows.to(device), taken.to(device))
+                    rows[target, :where.text].masked_fill_(aligned, c * where.rows)
+                    taken[target, :where.text] = torch.where(aligned, mapper, taken[target, :where.text])
+            made = state.layouts[key] = (rows, taken)
         return made
 
     def attention(self, q, k, v, where: JointWhere, state: InvarianceRun):
