@@ -156,8 +156,8 @@ MEMBERS: dict[str, tuple[str, ...]] = {
         "remove_wrappers_with_key", "set_model_attn1_output_patch", "set_model_attn1_patch", "set_model_attn1_replace", "set_model_attn2_replace",
         "set_model_output_block_patch", "set_model_patch_replace", "set_model_sampler_post_cfg_function"),
     "comfy.samplers.CFGGuider": (
-        "cfg", "inner_sample", "inner_set_conds", "model_options", "model_patcher", "outer_sample", "sample",
-        "set_cfg"),
+        "cfg", "inner_sample", "inner_set_conds", "model_options", "model_patcher", "outer_sample", "predict_noise",
+        "sample", "set_cfg"),
     "comfy.model_base.BaseModel": (
         "diffusion_model", "latent_format", "model_config", "model_sampling", "model_type", "process_latent_in"),
     "comfy.sd.CLIP": (
