@@ -2226,6 +2226,7 @@ from bad_inputs_flowalign import FLOWALIGN_CASES; CASES += FLOWALIGN_CASES  # no
 from bad_inputs_ftedit import FTEDIT_CASES; CASES += FTEDIT_CASES  # noqa: E402, E702  (tests/host is on the path)
 from bad_inputs_dnaedit import DNAEDIT_CASES; CASES += DNAEDIT_CASES  # noqa: E402, E702  (tests/host is on the path)
 from bad_inputs_layerverse import LAYERVERSE_CASES; CASES += LAYERVERSE_CASES  # noqa: E402, E702  (tests/host is on the path)
+from bad_inputs_consist_edit import CONSIST_EDIT_CASES; CASES += CONSIST_EDIT_CASES  # noqa: E402, E702  (tests/host is on the path)
 
 
 CASES += FILE_CASES + PAIR_CASES + FLOW_CASES + QUANTISED_CASES + QWEN_TEMPLATE_CASES + LOCK_CASES
