@@ -15,10 +15,8 @@ ROW = Technique(
     "editing; SD3.5 medium: masked 0, 1, 3, 4, 12, 14, 17, 18, 19, global 20-23, 28 steps, cfg 1 inverting and 7.5 "
     "editing; KV-injection at every step; the editing mask from cross-attention (here: a MASK input)",
     "no extra evaluations (the solver's: FireFlow about 1 a step); kept keys and values of the allocation's blocks, "
-    "about 0.8 GB per evaluation per megapixel for Flux.1 dev's 8 (bfloat16), computed",
+    "about 0.4 GB per evaluation per megapixel for Flux.1 dev's 8 (bfloat16; 6.4 GB for 15 FireFlow steps), 0.45 GB "
+    "for SD3.5 medium's 13 and their 5 second attentions, computed",
     ("Flux - LayerVerse (FireFlow)", "SD3 - LayerVerse (FireFlow)"), None,
     "Flow Invert keeps the image keys and values of LayerVerse's calibrated blocks; the edit attends with them outside "
-    "the editing mask in the masked blocks and everywhere in the few global blocks (Flux.1, SD3/SD3.5).",
-    settings={"InvertEditLayerVerse.preset": "LayerVerse (Flux.1 dev)",
-              "InvertEditLayerVerse.masked_blocks": "double 1; single 32-37",
-              "InvertEditLayerVerse.global_blocks": "double 2"})
+    "the editing mask in the masked blocks and everywhere in the few global blocks (Flux.1, SD3/SD3.5).")

@@ -66,6 +66,9 @@ def check_blocks(node: str, model, blocks, name: str, preset: str = CUSTOM) -> N
                    "allocations are for Flux.1 dev's 19 + 38 blocks and SD3.5 medium's 24)")
             raise NodeInputError(node, f"input '{name}' is '{preset}', whose {_named(kind)} block {i} this model does "
                                        f"not have: it has {depth}; {fix}.")
+        if kind == "single_block" and not singles:
+            raise NodeInputError(node, f"input '{name}' names single block {i}, but the model has {depth}: SD3's "
+                                       f"joint blocks are written without a kind, e.g. '0, 1, 3-4'.")
         raise NodeInputError(node, f"input '{name}' names {_named(kind) if singles else 'joint'} block {i}, but the "
                                    f"model has {depth}; name blocks it has.")
 
@@ -75,11 +78,13 @@ def _inputs() -> list:
     return [
         io.Combo.Input("layerverse_keep", options=list(KEEP_CHOICES), default="off", optional=True,
                        tooltip="LayerVerse (Flux.1, SD3/SD3.5): keep the image keys and values of an allocation's "
-                               "blocks at every step while inverting, for the LayerVerse KV Inject node. 'LayerVerse "
-                               "(Flux.1 dev)': its 8 blocks (about 0.8 GB per evaluation per megapixel in bfloat16; "
-                               "FireFlow: 16 evaluations for 15 steps); 'LayerVerse (SD3.5 medium)': its 13 blocks "
-                               "(with 5 second attentions); 'every block': for a custom allocation (Flux: 57 blocks, "
-                               "about 7 times as much). keep_values_on cpu offloads them, as the authors' code does."),
+                               "blocks at every step while inverting, for the LayerVerse KV Inject node (off: keep "
+                               "none). 'LayerVerse (Flux.1 dev)': its 8 blocks, about 0.4 GB per evaluation per "
+                               "megapixel in bfloat16 (FireFlow's 15 steps: 16 evaluations, 6.4 GB); 'LayerVerse "
+                               "(SD3.5 medium)': its 13 blocks and their 5 second attentions, about 0.45 GB per "
+                               "evaluation (28 steps: 13 GB); 'every block': for a custom allocation (Flux: 57 blocks, "
+                               "about 7 times the preset's). Computed; keep_values_on cpu offloads them, as the "
+                               "authors' code does."),
         place_input(),
     ]
 

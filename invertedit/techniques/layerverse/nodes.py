@@ -6,11 +6,12 @@ from ...hostkit.errors import check_inversion
 from ...hostkit.schemas import io
 from ...hostkit.sockets import Inversion as InversionSocket
 from ...inversion.methods import SOLVER_METHODS
-from . import ROW
-from .allocation import PRESET_NAMES
+from .allocation import PRESET_NAMES, PRESETS
 from .glue import layerverse
 
-PAPER = ROW.settings_of("InvertEditLayerVerse")
+#: the node's defaults: the authors' Flux.1 dev allocation (the lists are read with preset custom)
+DEFAULT_PRESET = "LayerVerse (Flux.1 dev)"
+DEFAULT_MASKED, DEFAULT_GLOBAL = PRESETS[DEFAULT_PRESET]
 
 
 class LayerVerseKVInject(io.ComfyNode):
@@ -35,17 +36,17 @@ class LayerVerseKVInject(io.ComfyNode):
                 InversionSocket.Input("inversion",
                                       tooltip="Flow Invert's inversion, made with layerverse_keep on (the preset's "
                                               "blocks, or 'every block' for a custom allocation)."),
-                io.Combo.Input("preset", options=list(PRESET_NAMES), default=PAPER["preset"],
+                io.Combo.Input("preset", options=list(PRESET_NAMES), default=DEFAULT_PRESET,
                                tooltip="The authors' calibrated allocations: 'LayerVerse (Flux.1 dev)' (masked double 1, "
                                        "single 32-37; global double 2) and 'LayerVerse (SD3.5 medium)' (masked 0, 1, 3, "
                                        "4, 12, 14, 17, 18, 19; global 20-23); custom: the two lists below. An allocation "
                                        "is calibrated for its model's depth: another depth is refused (use custom)."),
-                io.String.Input("masked_blocks", default=PAPER["masked_blocks"],
+                io.String.Input("masked_blocks", default=DEFAULT_MASKED,
                                 tooltip="custom only. Blocks that take the source's keys and values outside the mask: "
                                         "'double 1; single 32-37' (Flux, each stream from 0), '0, 1, 3-4' (SD3's joint "
                                         "blocks). More blocks keep more of the background; the masked region is the "
                                         "edit's either way (authors, Flux.1 dev: 'double 1; single 32-37')."),
-                io.String.Input("global_blocks", default=PAPER["global_blocks"],
+                io.String.Input("global_blocks", default=DEFAULT_GLOBAL,
                                 tooltip="custom only. Blocks that take the source's keys and values everywhere (a "
                                         "block in both lists is global). More keep more of the object's shape and "
                                         "pose, at the edit's expense; none frees the object (authors, Flux.1 dev: "
