@@ -74,6 +74,17 @@ def test_one_call_a_step_and_the_source_back_at_mvg_1_with_the_source_prompt(hos
     assert (edited - latent).abs().max() > 1e-2
 
 
+def test_qwen_image_runs_as_sd3_and_retraces_the_inversion_at_mvg_1(host, tiny):
+    """Qwen-Image (no authors' settings) takes the same nodes: its latent's frame axis of 1 through the inversion's
+    record and the edit, and mvg 1 with the source prompt brings the image back."""
+    model, clip, _ = tiny("qwen-image")
+    latent = raw_latent().unsqueeze(2)
+    source = encode(host, clip, SOURCE)
+    inverted = invert(host, model, source, latent, schedule(host, model, 5), start_step=1)
+    back = edit(host, model, inverted, source, latent, mvg=1.0, guidance=1.0)
+    assert back.shape == latent.shape and (back - latent).abs().max() < 1e-4
+
+
 def test_mvg_and_start_step_turn_the_edit_as_the_tooltips_say(host, tiny):
     """The tooltips' directions, measured on the tiny Flux dev (28 steps, the authors' start_step 4 and mvg 0.8 in
     the middle): a lower mvg keeps more of the image (the edit nearer the source), a higher start_step too."""
@@ -201,7 +212,8 @@ def test_dnaedit_matches_the_authors_code(host, tiny, run_reference, family, set
     ours, theirs = model.model.process_latent_in(out), ref["latent"]
     err = relative(ours, theirs)
     print(f"\nDNAEdit {family} vs xiechenxi99/DNAEdit_code, {settings}: inversion's evaluation points relative error "
-          f"{err_inv:.2e}, edited latent {err:.2e} (max abs {(ours - theirs).abs().max().item():.2e}; the edit moved "
+          f"{err_inv:.2e} (max abs {(ours_seen - theirs_seen).abs().max().item():.2e}), edited latent {err:.2e} (max "
+          f"abs {(ours - theirs).abs().max().item():.2e}; the edit moved "
           f"the latent by {((theirs - job['x_src']).abs().max() / job['x_src'].abs().max()).item():.2f} of its range)")
     assert err_inv <= TOLERANCE
     assert err <= TOLERANCE
@@ -223,13 +235,14 @@ def test_dnaedit_without_noise_alignment_matches_the_rf_image_editing_reimplemen
     inverted = invert(host, model, conds[SOURCE], raw, sigmas, start_step=2, seed=job["seed"], align_noise=False)
     inversion = inverted[0]
     err_inv = relative(pack_latents(inversion.trajectory[0]), ref["inverted"])
+    abs_inv = (pack_latents(inversion.trajectory[0]) - ref["inverted"]).abs().max().item()
     err_dx = relative(torch.stack([pack_latents(d) for d in inversion.clues["dnaedit.dx"]]), torch.stack(ref["dx"]))
     err_v = relative(torch.stack([pack_latents(v) for v in inversion.clues["dnaedit.velocity"]]),
                      torch.stack(ref["velocity"]))
     out = edit(host, model, inverted, conds[TARGET], raw, mvg=settings["mvg"], guidance=2.5)
     ours = pack_latents(model.model.process_latent_in(out) * (1 - sigmas[-1]))
     err = relative(ours, ref["latent"])
-    print(f"\nDNAEdit (align_noise off) vs Justin900429/RF-Image-Editing, {settings}: inverted latent {err_inv:.2e}, "
+    print(f"\nDNAEdit (align_noise off) vs Justin900429/RF-Image-Editing, {settings}: inverted latent {err_inv:.2e} (max abs {abs_inv:.2e}), "
           f"dx {err_dx:.2e}, velocities {err_v:.2e}, edited latent {err:.2e} relative (max abs "
           f"{(ours - ref['latent']).abs().max().item():.2e})")
     assert max(err_inv, err_dx, err_v, err) <= TOLERANCE

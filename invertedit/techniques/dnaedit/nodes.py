@@ -40,7 +40,8 @@ class DNAEditInvert(io.ComfyNode):
                 "SIGMAS, the image's latent, KSamplerSelect euler. Authors: Flux 28 steps (BasicScheduler simple "
                 "after ModelSamplingFlux), start_step 4; SD3.5 40 steps (normal), start_step 13."),
             inputs=[
-                io.Model.Input("model", tooltip="A Flux.1 (dev, schnell) or SD3/SD3.5 model."),
+                io.Model.Input("model", tooltip="A Flux.1 (dev, schnell) or SD3/SD3.5 model (Qwen-Image runs too, as SD3: "
+                                                "no authors' settings for it)."),
                 io.Latent.Input("latent", tooltip="The image's latent, from VAE Encode."),
                 io.Conditioning.Input("positive", tooltip="The source prompt: a caption of the image as it is."),
                 io.Sigmas.Input("sigmas", tooltip="The whole schedule of the edit, from pure noise (BasicScheduler; "
