@@ -30,6 +30,7 @@ from ...hostkit.inversion_patches import is_host_euler, sampler_name
 from ...hostkit.run_state import run_state
 from ...hostkit.sampling import check_image_latent_shape, check_latent_channels, with_guidance
 from ...hostkit.steps import step_at
+from ...inversion.run_noises import draw_noises
 from . import ode as F
 
 NAME = "FlowEdit"
@@ -60,24 +61,6 @@ class FlowEditRun:
         out = self.noises[self.used:self.used + n]
         self.used += n
         return out.flatten(0, 1)
-
-
-def draw_noises(count: int, like: torch.Tensor, seed: int, packed: bool) -> torch.Tensor:
-    """``count`` standard normal tensors shaped like ``like`` (``[count, *like.shape]``) from a CPU
-    generator seeded ``seed``, in ``like``'s device and dtype. ``packed``: drawn in Flux's token
-    layout (``[B, H/2 * W/2, 4C]``, diffusers' ``_pack_latents``) and unpacked, as the authors' Flux
-    code draws them."""
-    generator = torch.Generator(device="cpu").manual_seed(int(seed))
-    b, c, h, w = like.shape[0], like.shape[1], like.shape[-2], like.shape[-1]   # a frame axis of 1 (Qwen-Image) between
-    out = []
-    for _ in range(count):
-        if packed:
-            n = torch.randn((b, (h // 2) * (w // 2), c * 4), generator=generator, dtype=torch.float32)
-            n = n.view(b, h // 2, w // 2, c, 2, 2).permute(0, 3, 1, 4, 2, 5).reshape(b, c, h, w)
-        else:   # the latent's own shape: Qwen-Image's frame axis of 1 draws what (b, c, h, w) drew; a clip (Wan) all
-            n = torch.randn(tuple(like.shape), generator=generator, dtype=torch.float32)   # its frames
-        out.append(n.view(like.shape))
-    return torch.stack(out).to(like.device, like.dtype)   # sampling-path-ok: once per run, before its first step
 
 
 class FlowEditGuider(BatchedGuider):
