@@ -220,7 +220,7 @@ def pnp(tmp_path_factory, reference_copy, torchmetrics_or_skip):
 
 def test_mask_decode_and_metrics_match_pnpinversion(pnp, skip_loudly):
     """Their ``mask_decode`` on PIE-Bench-shaped RLE, and their ``calculate_metric`` (PSNR, MSE, SSIM, each whole,
-    unedited part and edited part) against ours on 512 x 512 images, with the mask as ``evaluate.py`` makes it."""
+    unedited part and edited part) against ours, with the mask as ``evaluate.py`` makes it."""
     if pnp is None:
         skip_loudly("PIE-BENCH PNPINVERSION PARITY SKIPPED: cure-lab/PnPInversion's evaluation code or torchmetrics "
                     "is absent (set PNPINVERSION_PATH to a checkout, or fetch it; pip install torchmetrics)")
@@ -232,8 +232,13 @@ def test_mask_decode_and_metrics_match_pnpinversion(pnp, skip_loudly):
     rle = F.mask_encode(region)
     assert (E.mask_decode(rle) == F.mask_decode(rle)).all()
     assert (E.mask_decode([0, 10 ** 7]) == F.mask_decode([0, 10 ** 7])).all()   # a run past the end
-    mask = F.mask_decode(rle)[:, :, np.newaxis].repeat([3], axis=2)
-    a = rng.integers(0, 256, (512, 512, 3))
+    small = np.zeros((128, 128), dtype=bool)   # the metrics at 128 px (the same code at any size): quicker
+    small[20:70, 40:110] = True
+    small[100:, :20] = rng.random((28, 20)) > 0.5
+    rle = F.mask_encode(small)
+    assert (E.mask_decode(rle, [128, 128]) == F.mask_decode(rle, (128, 128))).all()
+    mask = F.mask_decode(rle, (128, 128))[:, :, np.newaxis].repeat([3], axis=2)
+    a = rng.integers(0, 256, (128, 128, 3))
     src, tgt = _img(a), _img(np.clip(a + rng.integers(-30, 31, a.shape), 0, 255))
     ours = M.Calculator()
     for metric in ("psnr", "mse", "ssim"):
@@ -275,7 +280,12 @@ def _tiny_clip(folder):
     return folder
 
 
-def test_clip_similarity_matches_pnpinversions_calculator(pnp, skip_loudly, tmp_path):
+@pytest.fixture(scope="module")
+def tiny_clip(tmp_path_factory):
+    return _tiny_clip(tmp_path_factory.mktemp("clip") / "openai-tiny-clip")
+
+
+def test_clip_similarity_matches_pnpinversions_calculator(pnp, skip_loudly, tiny_clip):
     """Their ``calculate_clip_similarity`` (whole and masked) with torchmetrics' CLIPScore on a tiny random CLIP,
     against ours on the same folder. Adapter: torchmetrics 1.9 expects tensors from ``get_*_features``, which
     transformers 5 wraps in an output object; a wrapper hands it the tensor (``pooler_output``)."""
@@ -284,7 +294,7 @@ def test_clip_similarity_matches_pnpinversions_calculator(pnp, skip_loudly, tmp_
     from torchmetrics.multimodal import CLIPScore
     from transformers import CLIPModel, CLIPProcessor
     E, theirs = pnp
-    folder = _tiny_clip(tmp_path / "openai-tiny-clip")
+    folder = tiny_clip
 
     class Tensors(torch.nn.Module):
         def __init__(self, model):
@@ -380,7 +390,7 @@ def test_structure_distance_keys_match_pnpinversions_extractor(pnp, skip_loudly,
     """Their ``VitExtractor.get_keys_self_sim_from_input`` (layer 11 of 'dino_vitb8': 12 heads of 768, patch 8: their
     code fixes these) with ``torch.hub.load`` handing it a DINO-architecture ViT holding a random transformers
     ViTModel's weights, against ours (that ViTModel saved and loaded from a folder) on the same transformed input;
-    then the metric: the MSE of the two images' matrices (0 for identical images)."""
+    then the metric: the MSE of the two images' matrices."""
     if pnp is None:
         skip_loudly("PIE-BENCH DINO PARITY SKIPPED: cure-lab/PnPInversion's evaluation code or torchmetrics is absent")
     from transformers import ViTConfig, ViTModel
@@ -393,20 +403,16 @@ def test_structure_distance_keys_match_pnpinversions_extractor(pnp, skip_loudly,
     monkeypatch.setattr(torch.hub, "load", lambda repo, name: dino)
     extractor = sys.modules["evaluation.matrics_calculator"].VitExtractor("dino_vitb8", "cpu")
     ours = M.DinoStructure(tmp_path / "dino")
-    x = torch.randn(1, 3, 64, 64)
-    with torch.no_grad():
-        want = extractor.get_keys_self_sim_from_input(x, layer_num=11)[0]
-    got = ours.keys_self_sim(x)
-    assert got.shape == want.shape == (65, 65)
-    assert torch.allclose(got, want, atol=1e-5)
-    # the metric: the MSE of the two images' matrices (here at 64 px, not 224, to stay quick)
+    # the metric at 64 px (their 224 is only the resize, checked in test_dino_input_is_their_transform): quick
     monkeypatch.setattr(ours, "_transform", lambda t: torch.nn.functional.interpolate(t / 255, size=(64, 64)))
     a, b = _random_pair(6, 32)
     pa, pb = (torch.nn.functional.interpolate(torch.tensor(np.array(i), dtype=torch.float32).permute(2, 0, 1)[None]
                                               / 255, size=(64, 64)) for i in (a, b))
     with torch.no_grad():
         sims = [extractor.get_keys_self_sim_from_input(t, layer_num=11)[0] for t in (pa, pb)]
-    assert ours(a, a) == 0.0
+    got = ours.keys_self_sim(pa)
+    assert got.shape == sims[0].shape == (65, 65)
+    assert torch.allclose(got, sims[0], atol=1e-5)
     assert ours(a, b) == pytest.approx(float(torch.nn.functional.mse_loss(sims[0], sims[1])), rel=1e-4)
 
 
@@ -418,3 +424,46 @@ def test_dino_input_is_their_transform():
     assert torch.allclose(t[0, :, 0, 0], (255 - torch.tensor(M.DinoStructure.MEAN)) / torch.tensor(M.DinoStructure.STD))
     wide = M.DinoStructure._transform(M.DinoStructure.__new__(M.DinoStructure), torch.zeros(1, 3, 100, 1000))
     assert wide.shape[-2:] == (48, 480)   # the long side capped at 480, the short one scaled with it
+
+
+def test_the_tool_scores_kept_edits_with_the_weights_given(tmp_path, monkeypatch, tiny_clip):
+    """``--skip-existing`` with every edit already in OUT: no workflow runs (no host), the weighted metrics are
+    computed where their weights are given (a tiny random CLIP; a random SqueezeNet in torchvision's layout with the
+    shipped LPIPS heads) and skipped, saying why, where not (no DINO); an unchanged image's background PSNR is inf
+    and its MSE 0, as their calculator gives."""
+    from workshop.piebench import lpips as L
+    from workshop.piebench import run as R
+    from workshop.piebench import table as T
+    from workshop.piebench.__main__ import main
+    from workshop.piebench.toyset import build
+    data, out = tmp_path / "data", tmp_path / "out"
+    build(data, cases=1)
+    items = F.load_items(data)
+    for item in items:
+        with Image.open(data / F.IMAGES / item.image_path) as im:
+            src = np.asarray(im.convert("RGB"))
+        for spec, img in (("copy", src), ("noisy", np.clip(src.astype(int) + 20, 0, 255))):
+            path = R.output_path(out, spec, item)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            _img(img).save(path)
+    torch.manual_seed(0)
+    squeeze = tmp_path / "squeezenet1_1.pth"
+    torch.save({f"features.{k}": v for k, v in L.squeezenet1_1_features().state_dict().items()}, squeeze)
+    argv = ["--data", str(data), "--workflows", "copy,noisy", "--out", str(out), "--skip-existing",
+            "--clip", str(tiny_clip)]
+    heads = L.shipped_heads()
+    if heads is not None:
+        argv += ["--lpips-squeezenet", str(squeeze)]
+    monkeypatch.setattr("workshop.piebench.__main__.boot_host", lambda args: pytest.fail("no run was needed"))
+    assert main(argv) == 0
+    header, rows = T.read_items(out / T.RESULT_CSV)
+    col = {h: [r[i] for r in rows] for i, h in enumerate(header)}
+    assert col["copy|psnr_unedit_part"] == ["inf"] and col["copy|mse_unedit_part"] == ["0.0"]
+    assert all(float(v) > 0 for v in col["noisy|mse_unedit_part"])
+    assert all(0 <= float(v) for v in col["noisy|clip_similarity_target_image_edit_part"])
+    assert col["copy|clip_similarity_source_image"] == col["noisy|clip_similarity_source_image"]
+    if heads is not None:
+        assert col["copy|lpips_unedit_part"] == ["0.0"] and all(float(v) > 0 for v in col["noisy|lpips_unedit_part"])
+    assert all(v == "skipped: no DINO ViT-B/8 weights (--dino)" for v in col["noisy|structure_distance"])
+    summary = (out / T.SUMMARY_MD).read_text()
+    assert "| copy | 1 | skipped: no DINO ViT-B/8 weights (--dino) | inf |" in summary

@@ -281,13 +281,14 @@ class Calculator:
 
 
 def finite(values) -> list[float]:
-    """The numbers among a column's values ("nan" strings and skipped cells left out)."""
+    """The numbers among a column's values: "nan" (a part without pixels), skipped and failed cells left out; an
+    infinite PSNR (an unchanged background) kept, so that the mean says so."""
     out = []
     for v in values:
         try:
             f = float(v)
         except (TypeError, ValueError):
             continue
-        if math.isfinite(f):
+        if not math.isnan(f):
             out.append(f)
     return out
