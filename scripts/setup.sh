@@ -39,7 +39,8 @@ TEST_DEPS=("pytest>=8" "pytest-xdist>=3"   # the suite's two workers (tests/pyte
            "diffusers>=0.30" "matplotlib"   # matplotlib: imported by the PnPInversion reference code
            "playwright"                                 # tests/browser (with the system Chromium, step 4)
            "accelerate"                                 # imported by diffusers' community Imagic pipeline (parity test)
-           "peft")                                      # diffusers' DreamBooth LoRA script's LoRA (parity test)
+           "peft"                                       # diffusers' DreamBooth LoRA script's LoRA (parity test)
+           "torchmetrics")                              # PnPInversion's PIE-Bench metrics (workshop/piebench parity)
 MAIN_WORKFLOW="example_workflows/Start here - Invert and edit.json"
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
