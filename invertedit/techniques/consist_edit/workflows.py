@@ -13,8 +13,9 @@ STEPS = 28
 
 
 def _consist_edit(family: Family, guidance: float) -> dict:
-    """Flow Invert (euler) of the image, ConsistEdit at the authors' real-image settings (strength 0.1, mask from
-    the source's attention on the edited word, threshold 0.1), the pair sampled with euler on the inversion's SIGMAS."""
+    """Flow Invert (Uni-Inv, the authors' real-image inversion) of the image, ConsistEdit at the authors' real-image
+    settings (strength 0.1, mask from the source's attention on the edited word, threshold 0.1), the pair sampled with
+    euler on the inversion's SIGMAS."""
     flux = family is FLUX
     scale = f"guidance {guidance:g} (the edit row; the source row keeps the inversion's)" if flux else \
         f"cfg {guidance:g} (the authors' real-image script: no classifier-free guidance)"
@@ -25,7 +26,8 @@ def _consist_edit(family: Family, guidance: float) -> dict:
                               "edit (one word swapped; the same token count); both feed ConsistEdit too. Its "
                               "*edit_words*: the edited object's word in the source prompt (the authors' "
                               "edit_object).") +
-        f"\n**Flow Invert** inverts your image with Euler ({STEPS} steps; the authors invert with Uni-Inv). "
+        f"\n**Flow Invert** inverts your image with Uni-Inv ({STEPS} steps, as the authors' real-image script; sampled "
+        f"back with Euler). "
         f"**ConsistEdit** (Yin et al., SIGGRAPH Asia 2025) first reads the source's attention on *edit_words* along "
         f"the inversion (the edit region: the normalised map above {PAPER['mask_threshold']:g}), then patches the model "
         f"so that the source and the edit sample as one pair, the source row following the inversion: in {blocks}, "
@@ -39,7 +41,7 @@ def _consist_edit(family: Family, guidance: float) -> dict:
     model = flow_model(family)
     nodes = flow_front(family, intro) + [
         {"key": "invert", "type": "InvertEditFlowInvert",
-         "widgets": {"solver": "euler", "steps": STEPS, "scheduler": SCHEDULES[family.name], "guidance": 1.0},
+         "widgets": {"solver": "uni-inv", "steps": STEPS, "scheduler": SCHEDULES[family.name], "guidance": 1.0},
          "inputs": {"model": model, "latent": ("encode", "LATENT"), "positive": ("prompt", 0)}},
         {"key": "consist", "type": "InvertEditConsistEdit",
          "widgets": {"source_prompt": PHOTO_SOURCE, "target_prompt": PHOTO_TARGET, "edit_words": PHOTO_WORD,
