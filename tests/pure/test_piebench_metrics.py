@@ -467,3 +467,21 @@ def test_the_tool_scores_kept_edits_with_the_weights_given(tmp_path, monkeypatch
     assert all(v == "skipped: no DINO ViT-B/8 weights (--dino)" for v in col["noisy|structure_distance"])
     summary = (out / T.SUMMARY_MD).read_text()
     assert "| copy | 1 | skipped: no DINO ViT-B/8 weights (--dino) | inf |" in summary
+
+
+def test_item_input_carries_the_mask_as_load_image_reads_it(tmp_path):
+    """The item's image goes to Load Image as RGBA, transparent exactly on the annotated runs (Load Image's MASK is
+    1 - alpha: the edit region), its colours unchanged; ``NAME#K`` picks the K-th picture."""
+    from workshop.piebench import run as R
+    rgb = np.random.default_rng(7).integers(0, 256, (24, 32, 3)).astype(np.uint8)
+    region = np.zeros((24, 32), dtype=bool)
+    region[5:12, 8:20] = True
+    _img(rgb).save(tmp_path / "src.png")
+    item = F.Item("k", "src.png", "a", "b", "", "1", "cat dog", F.mask_encode(region))
+    with Image.open(R.masked_input(tmp_path / "src.png", item, tmp_path / "in")) as im:
+        got = np.asarray(im)
+    assert got.shape == (24, 32, 4) and (got[..., :3] == rgb).all()
+    assert ((got[..., 3] == 0) == region).all() and set(np.unique(got[..., 3])) == {0, 255}
+    assert R.parse_workflow("Flux - Flow inversion and edit#0") == ("Flux - Flow inversion and edit", 0)
+    assert R.parse_workflow("Flux - FlowEdit") == ("Flux - FlowEdit", None)
+    assert item.blend_words == ("cat", "dog")
