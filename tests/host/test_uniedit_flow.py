@@ -69,6 +69,13 @@ def test_uni_edit_velocity_is_the_source_step_for_one_prompt_and_its_mask_has_a_
     m = F.edit_mask(v_trg - v_src)
     want = 3.0 * (1 + m) * (v_trg - v_src) + m * v_trg + (1 - m) * v_src
     assert torch.allclose(F.edit_velocity(v_src, v_trg, 3.0), want, atol=1e-6)
+    x, sigma = torch.randn(2, 16, 4, 6), torch.tensor([0.7, 0.3])
+    s = sigma.reshape(-1, 1, 1, 1)
+    for patch in (1, 2):
+        for mode in F.MASKS:
+            want = x - s * F.edit_velocity(v_src, v_trg, 3.0, patch, mode)
+            got = F.edit_denoised(x - s * v_src, x - s * v_trg, sigma, 3.0, patch, mode)
+            assert torch.allclose(got, want, atol=1e-5), (patch, mode, (got - want).abs().max())
     assert math.isclose(F.start_step(0.6, 15), 6) and F.start_step(1.0, 15) == 0 and F.start_step(0.75, 10) == 3
 
 
@@ -210,3 +217,37 @@ def test_uniedit_flow_matches_the_authors_code(host, tiny, reference, family, st
           f"the latent by {moved:.2f} of its range")
     assert moved > 1e-2
     assert err_inv <= TOLERANCE and err_edit <= TOLERANCE
+
+
+# ------------------------------------------------------------------ cost per step
+
+def uniedit_dispatch_rows(host, family: str, steps: int = 3, real_depth: bool = False) -> list[dict]:
+    """Per step, operations dispatched by Uni-Edit's guider (one latent; the source and target in one call: 2 rows)
+    and by the stock SamplerCustomAdvanced with CFGGuider at cfg 1 on a batch of 2 (2 rows), both with euler
+    (``workshop/benchmarks/dispatch_count.py``'s ``custom_per_step``)."""
+    from workshop.benchmarks.dispatch_count import custom_per_step, flow_models
+
+    model, clip = flow_models(host, family, real_depth)
+    source, target = encode(host, clip, SOURCE), encode(host, clip, TARGET)
+    latent = torch.randn(1, 16, 16, 16, generator=torch.Generator().manual_seed(0))
+    euler = call(host, "KSamplerSelect", sampler_name="euler")[0]
+    stock = custom_per_step(host, model, lambda m, n: (call(host, "CFGGuider", model=m, positive=target,
+                                                            negative=source, cfg=1.0)[0], euler),
+                            latent.repeat(2, 1, 1, 1), steps, "stock euler, CFGGuider cfg 1, batch 2")
+    ours = custom_per_step(host, model, lambda m, n: (call(host, "InvertEditUniEditFlow", model=m, source=source,
+                                                           target=target, omega=5.0, guidance=1.0, mask="mean")[0],
+                                                      euler), latent, steps, "UniEdit-Flow guider + euler")
+    for row in (stock, ours):
+        row["ratio"] = row["ops"] / stock["ops"]
+    return [stock, ours]
+
+
+@pytest.mark.parametrize("family,bound", [("flux-dev", 1.10), ("sd3", 1.10)])
+def test_uni_edit_costs_one_call_of_two_rows_and_little_more_than_a_stock_step(host, family, bound):
+    """Counted at the tiny models' depth (2 blocks, where the guider's ~30 operations weigh most); at the real
+    models' depth the figures are in the row's docs (``uniedit_dispatch_rows(..., real_depth=True)``)."""
+    stock, ours = uniedit_dispatch_rows(host, family)
+    print(f"\n{family}: stock {stock['ops']:.0f} ops/step, UniEdit-Flow {ours['ops']:.0f} ({ours['ratio']:.3f}x)")
+    assert ours["calls"] == stock["calls"] == 1.0 and ours["rows"] == stock["rows"] == [2]
+    assert ours["ratio"] <= bound, ours
+    assert ours["syncs"] <= stock["syncs"] + 1.0, ours

@@ -5,7 +5,7 @@ loop with the authors' options (``zero_initial``; the early stop ``alpha`` is th
 The guider runs the host's Euler sampler from the inversion's NOISE on its SIGMAS (which start at the early stop):
 at each step the source and target prompts are evaluated at the one latent in one batched model call, their
 velocities fused (``fusion.edit_velocity``), and the sampler is handed the denoised prediction whose Euler step is
-UniEdit-Flow's: ``x - sigma v``. The authors' scheduler steps a batch of two identical latents (source and target
+UniEdit-Flow's: ``x - sigma v`` (``fusion.edit_denoised``, from the two denoised predictions). The authors' scheduler steps a batch of two identical latents (source and target
 rows get the same update); here the one latent is the edit. On SD3 the authors' runs take no classifier-free
 guidance (their pipelines' ``guidance_scale=1.0``); given a negative and a scale, each prompt is guided as the
 diffusers pipeline guides it at that scale (the negative evaluated once, in the same call).
@@ -61,14 +61,12 @@ class UniEditGuider(BatchedGuider):
     def predict_noise(self, x, timestep, model_options={}, seed=None, **kwargs):
         names = ["source", "target"] + (["negative"] if self.guidance_scale is not None else [])
         outs = predict_conds(self.inner_model, [self.conds.get(n) for n in names], x, timestep, model_options)
-        sigma = timestep.reshape(-1, *([1] * (x.ndim - 1))).float()
-        xf = x.float()
-        v = [(xf - d.float()) / sigma for d in outs]
-        if self.guidance_scale is not None:   # the pipeline's CFG on each prompt: uncond + s (cond - uncond)
-            v = [v[2] + self.guidance_scale * (v[i] - v[2]) for i in range(2)]
+        sigma = timestep.reshape(-1, *([1] * (x.ndim - 1)))
+        d = [o.float() for o in outs]   # fp32 where the model ran in half precision (a no-op in fp32)
+        if self.guidance_scale is not None:   # the pipeline's CFG on each prompt's velocity: uncond + s (cond - uncond),
+            d = [d[2] + self.guidance_scale * (d[i] - d[2]) for i in range(2)]   # the same on denoised, at one x
         packed = self.packed and x.shape[-1] % 2 == 0 and x.shape[-2] % 2 == 0
-        fused = F.edit_velocity(v[0], v[1], self.omega, 2 if packed else 1, self.mask)
-        return (xf - sigma * fused).to(x.dtype)
+        return F.edit_denoised(d[0], d[1], sigma.float(), self.omega, 2 if packed else 1, self.mask).to(x.dtype)
 
 
 def uni_edit_guider(model, source: list, target: list, negative: list | None, omega: float, mask: str,
