@@ -21,7 +21,6 @@ from __future__ import annotations
 import math
 
 import torch
-import torch.nn.functional as nnf
 
 MASKS = ("mean", "abs mean")
 EPS = 1e-7
