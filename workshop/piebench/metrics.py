@@ -175,7 +175,8 @@ class DinoStructure:
 
     def __init__(self, path, device="cpu", layer: int = 11):
         from transformers import ViTModel
-        self.model = ViTModel.from_pretrained(str(path), add_pooling_layer=False).to(device).eval()
+        # DINO's LayerNorms use eps 1e-6 (vision_transformer.py), whatever the converted config says
+        self.model = ViTModel.from_pretrained(str(path), add_pooling_layer=False, layer_norm_eps=1e-6).to(device).eval()
         self.device = device
         blocks = getattr(self.model, "layers", None) or self.model.encoder.layer
         attn = blocks[layer].attention
