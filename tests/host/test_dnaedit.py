@@ -143,31 +143,51 @@ def test_a_step_dispatches_about_what_a_stock_euler_step_does_at_the_real_depth(
 
 # ------------------------------------------------------------------ parity with the authors' code
 
+#: The reference runs (one subprocess for all): key -> (code, family, settings)
+OFFICIAL = {"flux": dict(T_steps=8, src_guidance_scale=1.0, tar_guidance_scale=2.5, T_start=2, mvg=0.8),
+            "sd3": dict(T_steps=8, src_guidance_scale=1.0, tar_guidance_scale=3.5, T_start=3, mvg=0.8)}
+RFIE = dict(num_inference_steps=7, start_timestep=2, source_guidance_scale=1.0, target_guidance_scale=2.5, mvg=0.85)
+MISSING = {"official": "DNAEDIT PARITY SKIPPED: the authors' code was not found (set DNAEDIT_PATH to a checkout of "
+                       "github.com/xiechenxi99/DNAEdit_code, or fetch it)",
+           "rfie": "DNAEDIT PARITY (RF-IMAGE-EDITING) SKIPPED: the reimplementation was not found (set "
+                   "RF_IMAGE_EDITING_PATH to a checkout of github.com/Justin900429/RF-Image-Editing, or fetch it)"}
+
+
 @pytest.fixture(scope="module")
-def run_reference(tmp_path_factory, skip_loudly, reference_copy):
+def references(host, tiny, tmp_path_factory, reference_copy):
+    """The reference runs this machine can make, in one subprocess: ``key -> (job, conds, raw latent, result)``;
+    a code whose checkout is absent is left out (its tests skip loudly)."""
+    sys.path.insert(0, str(RUNNER.parent))
     tmp = tmp_path_factory.mktemp("dnaedit")
     checkouts = {
-        "official": (reference_copy(tmp / "official", "DNAEDIT", "xiechenxi99/DNAEdit_code", ("scripts",),
-                                    "scripts/DNAEdit_utils.py"), "scripts"),
-        "rfie": (reference_copy(tmp / "rfie", "RF_IMAGE_EDITING", "Justin900429/RF-Image-Editing",
-                                ("pipeline", "processor"), "pipeline/dna_edit.py"), "")}
+        "official": reference_copy(tmp / "official", "DNAEDIT", "xiechenxi99/DNAEdit_code", ("scripts",),
+                                   "scripts/DNAEdit_utils.py"),
+        "rfie": reference_copy(tmp / "rfie", "RF_IMAGE_EDITING", "Justin900429/RF-Image-Editing",
+                               ("pipeline", "processor"), "pipeline/dna_edit.py")}
+    wanted = {f"official-{family}": ("official", family, settings) for family, settings in OFFICIAL.items()}
+    wanted["rfie-flux"] = ("rfie", "flux", RFIE)
+    made = {}
+    for key, (code, family, settings) in wanted.items():
+        if checkouts[code] is not None:
+            model, clip, _ = tiny("flux-dev" if family == "flux" else "sd3")
+            made[key] = job_of(host, model, clip, code, family, settings)
+    if not made:
+        return {}
+    path, out = tmp / "jobs.pt", tmp / "out.pt"
+    torch.save([job for job, _, _ in made.values()], path)
+    paths = [str(checkouts["official"] / "scripts")] if checkouts["official"] is not None else []
+    paths += [str(checkouts["rfie"])] if checkouts["rfie"] is not None else []
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(paths + [str(RUNNER.parent)]))
+    done = subprocess.run([sys.executable, str(RUNNER), str(path), str(out)], env=env, capture_output=True, text=True,
+                          timeout=900)
+    assert done.returncode == 0, f"the reference run failed:\n{done.stderr[-3000:]}"
+    return {key: (*made[key], result) for key, result in zip(made, torch.load(out))}
 
-    def run(job: dict) -> dict:
-        checkout, sub = checkouts[job["code"]]
-        if checkout is None:
-            skip_loudly({"official": "DNAEDIT PARITY SKIPPED: the authors' code was not found (set DNAEDIT_PATH to a "
-                                     "checkout of github.com/xiechenxi99/DNAEdit_code, or fetch it)",
-                         "rfie": "DNAEDIT PARITY (RF-IMAGE-EDITING) SKIPPED: the reimplementation was not found (set "
-                                 "RF_IMAGE_EDITING_PATH to a checkout of github.com/Justin900429/RF-Image-Editing, or "
-                                 "fetch it)"}[job["code"]])
-        path, out = tmp / f"job_{job['code']}_{job['family']}.pt", tmp / "out.pt"
-        torch.save(job, path)
-        env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(checkout / sub), str(RUNNER.parent)]))
-        done = subprocess.run([sys.executable, str(RUNNER), str(path), str(out)], env=env, capture_output=True,
-                              text=True, timeout=600)
-        assert done.returncode == 0, f"the reference run failed:\n{done.stderr[-3000:]}"
-        return torch.load(out)
-    return run
+
+def reference(references, skip_loudly, key: str) -> tuple:
+    if key not in references:
+        skip_loudly(MISSING[key.split("-")[0]])
+    return references[key]
 
 
 def job_of(host, model, clip, code: str, family: str, settings: dict, seed: int = 11):
@@ -187,15 +207,11 @@ def relative(ours: torch.Tensor, theirs: torch.Tensor) -> float:
     return ((ours - theirs).abs().max() / theirs.abs().max()).item()
 
 
-@pytest.mark.parametrize("family,settings", [
-    ("flux", dict(T_steps=8, src_guidance_scale=1.0, tar_guidance_scale=2.5, T_start=2, mvg=0.8)),
-    ("sd3", dict(T_steps=8, src_guidance_scale=1.0, tar_guidance_scale=3.5, T_start=3, mvg=0.8)),
-])
-def test_dnaedit_matches_the_authors_code(host, tiny, run_reference, family, settings):
-    sys.path.insert(0, str(RUNNER.parent))
-    model, clip, _ = tiny("flux-dev" if family == "flux" else "sd3")
-    job, conds, raw = job_of(host, model, clip, "official", family, settings)
-    ref = run_reference(job)
+@pytest.mark.parametrize("family", ["flux", "sd3"])
+def test_dnaedit_matches_the_authors_code(host, tiny, references, skip_loudly, family):
+    model, _, _ = tiny("flux-dev" if family == "flux" else "sd3")
+    job, conds, raw, ref = reference(references, skip_loudly, f"official-{family}")
+    settings = job["settings"]
     start = settings["T_start"]
     inverted = invert(host, model, conds[SOURCE], raw, ref["sigmas"].float(), start_step=start,
                       guidance=settings["src_guidance_scale"], seed=job["seed"])
@@ -219,18 +235,16 @@ def test_dnaedit_matches_the_authors_code(host, tiny, run_reference, family, set
     assert err <= TOLERANCE
 
 
-def test_dnaedit_without_noise_alignment_matches_the_rf_image_editing_reimplementation(host, tiny, run_reference):
+def test_dnaedit_without_noise_alignment_matches_the_rf_image_editing_reimplementation(host, tiny, references,
+                                                                                     skip_loudly):
     """``align_noise`` off is Justin900429/RF-Image-Editing's loop; its schedule (``N + 1`` points from 1 to
     shift(1/1000), not to 0) given to both as the SIGMAS. The host's sampler divides a run's result by ``1 -
     sigma_last`` (its flow ``inverse_noise_scaling``), which the comparison undoes."""
-    sys.path.insert(0, str(RUNNER.parent))
     from flow_diffusers import pack_latents
 
-    model, clip, _ = tiny("flux-dev")
-    settings = dict(num_inference_steps=7, start_timestep=2, source_guidance_scale=1.0, target_guidance_scale=2.5,
-                    mvg=0.85)
-    job, conds, raw = job_of(host, model, clip, "rfie", "flux", settings)
-    ref = run_reference(job)
+    model, _, _ = tiny("flux-dev")
+    job, conds, raw, ref = reference(references, skip_loudly, "rfie-flux")
+    settings = job["settings"]
     sigmas = ref["sigmas"].float()
     inverted = invert(host, model, conds[SOURCE], raw, sigmas, start_step=2, seed=job["seed"], align_noise=False)
     inversion = inverted[0]

@@ -1,9 +1,9 @@
 """Runs DNAEdit's reference code on given weights, for the pack's parity test (``tests/host/test_dnaedit.py``).
 Never imported by the pack.
 
-    PYTHONPATH=<checkout>:<this folder> python dnaedit_runner.py JOB OUT
+    PYTHONPATH=<checkout(s)>:<this folder> python dnaedit_runner.py JOBS OUT
 
-Two references, by the JOB's ``code``:
+JOBS: a list of jobs, OUT the list of their results. Two references, by a job's ``code``:
 
 - ``"official"``: the authors' ``xiechenxi99/DNAEdit_code``, ``scripts/DNAEdit_utils.py``'s ``DNAEdit_FLUX`` /
   ``DNAEdit_SD3`` (the checkout's ``scripts`` folder on the path), called as their ``run_script_dnaedit.py``
@@ -11,12 +11,13 @@ Two references, by the JOB's ``code``:
   the scheduler. OUT: the edited latent and the schedule they integrate (``timesteps / 1000`` with the 0 they
   append), and the points each inversion step evaluated the model at (recorded by a wrapper around the
   transformer that calls it unchanged).
-- ``"rfie"``: the reimplementation ``Justin900429/RF-Image-Editing``, ``pipeline/dna_edit.py``: its
+- ``"rfie"``: the reimplementation ``Justin900429/RF-Image-Editing``, ``pipeline/dna_edit.py`` (the checkout's
+  root on the path): its
   ``DNAEditFluxPipeline.denoise`` run twice as its ``__call__`` runs it (inverse, then the edit), on the
   packed latent and the host's embeddings. OUT: the inverted latent, ``dx_list``, ``velocity_list``, the
   edited latent and the schedule (``timesteps / 1000``: ``N + 1`` points, the last ``shift(1/1000)``, not 0).
 
-JOB (``torch.save``): ``code``, ``family`` ("flux" or "sd3"), the diffusers transformer (the host's tiny
+A job (``torch.save``): ``code``, ``family`` ("flux" or "sd3"), the diffusers transformer (the host's tiny
 model's weights, converted by ``tests/reference/flow_diffusers.py``), the source latent ``x_src`` (the model's
 space: the host's ``process_latent_in``), the prompts' embeddings as the host's text encoders made them, the
 settings and the ``seed``.
@@ -166,9 +167,8 @@ def rfie(job: dict) -> dict:
 
 def main(job_path: str, out_path: str) -> None:
     torch.set_num_threads(1)
-    job = torch.load(job_path, weights_only=False)
-    out = official(job) if job["code"] == "official" else rfie(job)
-    torch.save(out, out_path)
+    jobs = torch.load(job_path, weights_only=False)
+    torch.save([official(job) if job["code"] == "official" else rfie(job) for job in jobs], out_path)
 
 
 if __name__ == "__main__":
