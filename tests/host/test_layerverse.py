@@ -274,3 +274,20 @@ def test_the_cost_per_evaluation_at_the_real_models_depth(host):
         assert layerverse["calls"] == plain["calls"]
         assert layerverse["per_nfe"] / stock["per_nfe"] <= 1.10, layerverse
         assert layerverse["syncs"] <= plain["syncs"] + layerverse["calls"], layerverse
+
+
+def test_stable_flow_takes_layerverse_s_blocks_as_its_vital_blocks(host, tiny):
+    """Stable Flow's block_preset 'LayerVerse (Flux.1 dev)' puts LayerVerse's blocks (either role) in place of its
+    lists; on the tiny Flux (2 + 2 blocks) they are refused by the block numbers' own check."""
+    model, clip, _ = tiny("flux-dev")
+    cond = call(host, "CLIPTextEncode", clip=clip, text="a red circle")[0]
+    presets = host.pack.attention.block_presets
+    assert presets.active_blocks("LayerVerse (Flux.1 dev)", "double_block") == (1, 2)
+    assert presets.active_blocks("LayerVerse (Flux.1 dev)", "single_block") == tuple(range(32, 38))
+    with pytest.raises(ValueError, match="input 'double_blocks' names double block 2, but the model has 2"):
+        call(host, "InvertEditStableFlow", model=model, source=cond, target=cond, double_blocks="0",
+             single_blocks="0", block_preset="LayerVerse (Flux.1 dev)")
+    patched = call(host, "InvertEditStableFlow", model=model, source=cond, target=cond, double_blocks="0",
+                   single_blocks="1", block_preset="custom")[0]
+    assert set(patched.model_options["transformer_options"]["patches_replace"]["dit"]) == {("double_block", 0),
+                                                                                         ("single_block", 1)}

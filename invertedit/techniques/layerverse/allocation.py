@@ -13,25 +13,22 @@ blocks each from 0), which is how the host names them: ``("double_block", i)``, 
 joint blocks are the host's ``double_block``s. A block in both lists is global (their code's ``is_global`` wins).
 
 A list is written as text, one group per block kind: ``"double 1; single 32-37"``; numbers without a kind are the
-double-stream (Flux) or joint (SD3) blocks: ``"0, 1, 3-4"``. Pure: no host import.
+double-stream (Flux) or joint (SD3) blocks: ``"0, 1, 3-4"``. The allocations themselves are ``attention/block_presets.py``'s (Stable Flow offers them too). Pure: no host
+import.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ...attention.block_presets import LAYERVERSE, LAYERVERSE_DEPTHS
+
 Block = tuple[str, int]
 
 KINDS = {"double": "double_block", "joint": "double_block", "single": "single_block"}
 
-#: The authors' allocations, as written on the node (masked, global)
-PRESETS = {
-    "LayerVerse (Flux.1 dev)": ("double 1; single 32-37", "double 2"),
-    "LayerVerse (SD3.5 medium)": ("0, 1, 3, 4, 12, 14, 17, 18, 19", "20-23"),
-}
 CUSTOM = "custom"
-PRESET_NAMES = (*PRESETS, CUSTOM)
 #: The depth each preset was calibrated on: (double or joint blocks, single blocks)
-PRESET_DEPTHS = {"LayerVerse (Flux.1 dev)": (19, 38), "LayerVerse (SD3.5 medium)": (24, 0)}
+PRESET_DEPTHS = dict(LAYERVERSE_DEPTHS)
 
 
 class AllocationError(ValueError):
@@ -127,3 +124,15 @@ def scaled_blocks(blocks: list[Block], depth: tuple[int, int], to: tuple[int, in
         if (kind, j) not in out:
             out.append((kind, j))
     return out
+
+
+def _preset_text(blocks: dict, joint: bool) -> str:
+    listed = [(kind, i) for kind in ("double_block", "single_block") for i in blocks[kind]]
+    text = format_blocks(listed)
+    return text.replace("double ", "", 1) if joint else text   # SD3's joint blocks: numbers without a kind
+
+
+#: The authors' allocations, as written on the node (masked, global)
+PRESETS = {name: tuple(_preset_text(roles[role], LAYERVERSE_DEPTHS[name][1] == 0) for role in ("masked", "global"))
+           for name, roles in LAYERVERSE.items()}
+PRESET_NAMES = (*PRESETS, CUSTOM)

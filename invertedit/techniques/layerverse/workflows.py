@@ -70,8 +70,8 @@ def _layerverse(family: Family) -> dict:
                          ("solver", "SAMPLER"), f"Edit without injection ({scale} {guidance:g})")
     nodes += flow_sample(family, "edit", ("layerverse", "MODEL"), ("target", 0), guidance, ("invert", "NOISE"),
                          ("invert", "SIGMAS"), ("solver", "SAMPLER"), f"Edit with LayerVerse ({scale} {guidance:g})")
-    nodes += strip([("resize", "image"), ("mask_image", "mask"), ("plain_decode", "FireFlow"),
-                    ("edit_decode", "FireFlow + LayerVerse")],
+    nodes += strip([("resize", "image"), ("mask_image", "mask"), ("plain_decode", "edit without injection"),
+                    ("edit_decode", "edit with LayerVerse")],
                    f"invertedit/{family.name.lower()}_layerverse", "Image | mask | FireFlow | FireFlow + LayerVerse")
     return {"nodes": nodes}
 

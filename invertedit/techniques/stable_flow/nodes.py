@@ -8,10 +8,14 @@ from ...hostkit.flow_inverters import FEWEST_STEPS, InvertedNoise
 from ...hostkit.flow_pair import SharedNoise
 from ...hostkit.schemas import SCHEDULERS, io
 from ...hostkit.sockets import Inversion as InversionSocket
+from ...attention.block_presets import LAYERVERSE, active_blocks
 from ...inversion.methods import STABLE_FLOW
 from . import ROW
 from .glue import stable_flow, stable_flow_invert
 from .policy import FLUX_VITAL_DOUBLE, FLUX_VITAL_SINGLE, NUDGE
+
+#: the vital blocks: the two lists, or a published allocation's (Flux.1's; SD3's are refused with the model)
+BLOCK_PRESETS = ("custom", *(name for name in LAYERVERSE if "Flux" in name))
 
 
 class StableFlowInvert(io.ComfyNode):
@@ -86,6 +90,13 @@ class StableFlow(io.ComfyNode):
                 io.String.Input("single_blocks", default=blocks(FLUX_VITAL_SINGLE),
                                 tooltip="The vital single blocks (authors, Flux.1 dev: 9, 34, 35, 37, 6; their "
                                         "layers 28, 53, 54, 56, 25 less the 19 double blocks)."),
+                io.Combo.Input("block_preset", options=list(BLOCK_PRESETS), default="custom", optional=True,
+                               tooltip="custom: the two lists above (the authors' vital blocks by default). 'LayerVerse "
+                                       "(Flux.1 dev)': LayerVerse's calibrated blocks (Zhirnov et al.: double 1, 2; "
+                                       "single 32-37) as the vital blocks, in place of the lists; Stable Flow shares "
+                                       "the source's keys and values in all of them, everywhere (LayerVerse KV Inject "
+                                       "keeps their masked and global roles). More vital blocks keep more of the "
+                                       "source; fewer edit more."),
                 io.Boolean.Input("aligned_source", default=False, optional=True,
                                  tooltip="Off (the authors' code): the source row takes the inverted latents as their "
                                          "loop sets them, one step behind and the first one from the image's end. "
@@ -103,7 +114,11 @@ class StableFlow(io.ComfyNode):
 
     @classmethod
     def execute(cls, model, source, target, double_blocks, single_blocks, inversion=None, aligned_source=False,
-                seed=42) -> io.NodeOutput:
+                seed=42, block_preset="custom") -> io.NodeOutput:
+        check_choice(cls.NAME, "block_preset", block_preset, BLOCK_PRESETS)
+        if block_preset != "custom":   # a published allocation's blocks (attention/block_presets.py)
+            double_blocks, single_blocks = (", ".join(map(str, active_blocks(block_preset, kind)))
+                                            for kind in ("double_block", "single_block"))
         if inversion is not None:
             check_inversion(cls.NAME, inversion, model=model, methods=(STABLE_FLOW,))
         patched, pair = stable_flow(cls.NAME, model, inversion, source, target, double_blocks, single_blocks,
