@@ -112,6 +112,26 @@ def test_nan_rules_and_skipped_metrics():
             calc.calculate(metric, a, b, full, full, "x", "y")
 
 
+def test_ssim_as_torchmetrics_1_2_leaves_the_padded_border_out():
+    """torchmetrics up to 1.4 (PnPInversion's, October 2023: 1.2) averaged the SSIM map without its 5-px border
+    (the Gaussian window's reach into the reflect padding) and did not clamp the variances; 1.5+ average it all."""
+    a, b = _random_pair(8, 40)
+    p, g = M._pair(a, b, None, None)
+    full = M.ssim_map(p, g, clamp=False)
+    assert M.ssim(a, b, version="1.2") == pytest.approx(float(full[..., 5:-5, 5:-5].mean()), rel=1e-6)
+    assert M.ssim(a, b, version="1.9") == pytest.approx(float(M.ssim_map(p, g).mean()), rel=1e-6)
+    # a background masked out along the image's edge (PIE-Bench's border rows count as edited): the versions differ
+    edge = np.ones((40, 40, 3))
+    edge[:, :8] = 0
+    assert abs(M.ssim(a, b, edge, edge, version="1.2") - M.ssim(a, b, edge, edge, version="1.9")) > 1e-3
+
+
+def torchmetrics_version() -> str:
+    import torchmetrics
+    major, minor = (int(x) for x in torchmetrics.__version__.split(".")[:2])
+    return "1.2" if (major, minor) <= (1, 4) else "1.9"
+
+
 # ----------------------------------------------------------------------------- parity with torchmetrics
 
 @pytest.fixture(scope="module")
@@ -139,8 +159,8 @@ def test_weight_free_metrics_match_torchmetrics(torchmetrics_or_skip, skip_loudl
             assert M.psnr(a, b, m, m) == pytest.approx(float(PeakSignalNoiseRatio(data_range=1.0)(p, g)), abs=1e-5)
             assert M.mse(a, b, m, m) == pytest.approx(float(MeanSquaredError()(p[0].contiguous(), g[0].contiguous())),
                                                       rel=1e-6)
-            assert M.ssim(a, b, m, m) == pytest.approx(float(StructuralSimilarityIndexMeasure(data_range=1.0)(p, g)),
-                                                       abs=1e-6)
+            assert M.ssim(a, b, m, m, version="1.9") == pytest.approx(
+                float(StructuralSimilarityIndexMeasure(data_range=1.0)(p, g)), abs=1e-6)
 
 
 def test_lpips_matches_torchmetrics_lpips_on_the_same_squeezenet(torchmetrics_or_skip, skip_loudly, monkeypatch):
@@ -161,7 +181,7 @@ def test_lpips_matches_torchmetrics_lpips_on_the_same_squeezenet(torchmetrics_or
     state = {f"features.{k}": v for k, v in features.state_dict().items()}
     path = L.shipped_heads()
     assert path is not None
-    ours = L.SqueezeLpips(None)
+    ours = L.SqueezeLpips(None, eps_inside=not hasattr(TL, "normalize_tensor"))   # 1.2 had the lpips package's
     ours_state = {k[len("features."):]: v for k, v in state.items()}
     full = L.squeezenet1_1_features()
     full.load_state_dict(ours_state)
@@ -240,7 +260,7 @@ def test_mask_decode_and_metrics_match_pnpinversion(pnp, skip_loudly):
     mask = F.mask_decode(rle, (128, 128))[:, :, np.newaxis].repeat([3], axis=2)
     a = rng.integers(0, 256, (128, 128, 3))
     src, tgt = _img(a), _img(np.clip(a + rng.integers(-30, 31, a.shape), 0, 255))
-    ours = M.Calculator()
+    ours = M.Calculator(torchmetrics=torchmetrics_version())   # the installed torchmetrics their code runs on here
     for metric in ("psnr", "mse", "ssim"):
         for part in ("", "_unedit_part", "_edit_part"):
             want = E.calculate_metric(theirs, metric + part, src, tgt, mask, mask, "a", "b")

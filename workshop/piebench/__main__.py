@@ -26,6 +26,7 @@ import numpy as np
 from . import format as F
 from . import run as R
 from . import table as T
+from . import metrics as M
 from .metrics import METRICS, Calculator, Skipped
 
 log = logging.getLogger("invertedit.piebench")
@@ -70,6 +71,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--lpips-squeezenet", type=Path, help=f"LPIPS: {WEIGHTS['lpips']}")
     p.add_argument("--lpips-heads", type=Path, help="LPIPS v0.1 squeeze heads (lpips' weights/v0.1/squeeze.pth; "
                                                     "default: the copy inside an installed torchmetrics or lpips)")
+    p.add_argument("--torchmetrics", default=M.DEFAULT_TORCHMETRICS, choices=M.TORCHMETRICS_VERSIONS,
+                   help="compute SSIM and LPIPS as this torchmetrics did: 1.2, PnPInversion's at publication (SSIM's "
+                        "5-px border left out of the mean; the default), or 1.9 (the whole SSIM map)")
     p.add_argument("--megapixels", type=float, default=None,
                    help="the size the templates scale the image to (their Scale Image to Total Pixels; default: "
                         "theirs, 1 MP for Flux); the edit is scored at the item's size")
@@ -132,7 +136,8 @@ def main(argv=None) -> int:
         raise SystemExit(f"--data {args.data}: no items (after --categories {args.categories or 'all'})")
     specs = [s.strip() for s in args.workflows.split(",") if s.strip()]
     metrics = [m.strip() for m in args.metrics.split(",") if m.strip()]
-    calc = Calculator(clip=args.clip, dino=args.dino, lpips=(args.lpips_squeezenet, args.lpips_heads), device=args.device)
+    calc = Calculator(clip=args.clip, dino=args.dino, lpips=(args.lpips_squeezenet, args.lpips_heads), device=args.device,
+                      torchmetrics=args.torchmetrics)
     for metric in metrics:
         why = calc.why_skipped(metric)
         if why:
@@ -159,7 +164,8 @@ def main(argv=None) -> int:
     T.write_items(args.out / T.RESULT_CSV, specs, metrics, rows)
     note = (f"PIE-Bench metrics (PnPInversion's evaluate.py) of {len(items)} item(s) of {args.data}"
             f"{' (categories ' + args.categories + ')' if args.categories else ''}; model: "
-            f"{args.ckpt or args.builtin or 'the templates own'}.")
+            f"{args.ckpt or args.builtin or 'the templates own'}; SSIM and LPIPS as torchmetrics {args.torchmetrics} "
+            "computes them.")
     text = T.write_summary(args.out, ["file_id"] + header, [[str(v) for v in r] for r in rows], note)
     print(text)
     return 1 if failed else 0

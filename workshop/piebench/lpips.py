@@ -4,7 +4,8 @@ torchvision; torchvision cannot be installed beside a CPU-only torch, so its ``s
 out here from torchvision's definition and load its weights file unchanged).
 
 LPIPS (Zhang et al., CVPR 2018): inputs in -1..1, shifted and scaled (``ScalingLayer``), the seven ReLU outputs of
-SqueezeNet's feature slices each unit-normalised over channels (eps 1e-8, torchmetrics'), squared differences, a
+SqueezeNet's feature slices each unit-normalised over channels (``eps_inside``: torchmetrics' eps by 1.4, else
+the lpips package's, which torchmetrics 1.2 had), squared differences, a
 learned 1x1 conv per slice (the "lin" heads, v0.1), averaged over space and summed.
 """
 from __future__ import annotations
@@ -59,8 +60,10 @@ def shipped_heads() -> Path | None:
 
 
 class SqueezeLpips(nn.Module):
-    def __init__(self, squeezenet: str | Path | None = None, heads: str | Path | None = None, device="cpu"):
+    def __init__(self, squeezenet: str | Path | None = None, heads: str | Path | None = None, device="cpu",
+                 eps_inside: bool = True):
         super().__init__()
+        self.eps_inside = eps_inside   # torchmetrics by 1.4: x / sqrt(1e-8 + |x|^2); 1.2: x / (|x| + 1e-10)
         features = squeezenet1_1_features()
         if squeezenet is not None:
             path = Path(squeezenet)
@@ -84,6 +87,11 @@ class SqueezeLpips(nn.Module):
         self.to(device).eval()
         self.device = device
 
+    def _unit(self, x: torch.Tensor) -> torch.Tensor:
+        if self.eps_inside:
+            return x / torch.sqrt(1e-8 + torch.sum(x ** 2, dim=1, keepdim=True))
+        return x / (torch.sqrt(torch.sum(x ** 2, dim=1, keepdim=True)) + 1e-10)
+
     @torch.no_grad()
     def distance(self, in0: torch.Tensor, in1: torch.Tensor) -> torch.Tensor:
         """LPIPS of ``[B, 3, H, W]`` images in -1..1: ``[B]``."""
@@ -91,8 +99,7 @@ class SqueezeLpips(nn.Module):
         total = 0
         for sl, lin in zip(self.slices, self.lins):
             x0, x1 = sl(x0), sl(x1)
-            f0 = x0 / torch.sqrt(1e-8 + torch.sum(x0 ** 2, dim=1, keepdim=True))
-            f1 = x1 / torch.sqrt(1e-8 + torch.sum(x1 ** 2, dim=1, keepdim=True))
+            f0, f1 = self._unit(x0), self._unit(x1)
             total = total + lin((f0 - f1) ** 2).mean([2, 3], keepdim=True)
         return total.reshape(in0.shape[0])
 

@@ -4,9 +4,10 @@
 Their calculator wraps torchmetrics (PSNR, MSE, SSIM, CLIPScore, LPIPS) and a DINO ViT-B/8 key self-similarity
 ("structure distance", from Splice). Here:
 
-- PSNR, MSE, SSIM (no weights) are the torchmetrics computations written out in torch (torchmetrics 1.9's
-  ``_psnr_update/_compute``, ``_mean_squared_error_update/_compute``, ``_ssim_update``: a Gaussian window of 11 px,
-  sigma 1.5, the image reflect-padded by 5 px and the SSIM map averaged over the whole image) on their inputs: the
+- PSNR, MSE, SSIM (no weights) are the torchmetrics computations written out in torch (``_psnr_update/_compute``,
+  ``_mean_squared_error_update/_compute``, ``_ssim_update``: a Gaussian window of 11 px, sigma 1.5, the image
+  reflect-padded by 5 px; the SSIM map's 5-px border left out of the mean as torchmetrics did up to 1.4, when
+  PnPInversion published, or kept as from 1.5: ``TORCHMETRICS_VERSIONS``) on their inputs: the
   image as float32 in 0..1, multiplied by the mask (``1 - mask`` for the "unedit part", so the edited region and the
   border rows/columns ``mask_decode`` marks are zero in both images and count as equal pixels), in float32.
   ``tests/pure/test_piebench_metrics.py`` checks them against torchmetrics and PnPInversion's own calculator.
@@ -102,10 +103,18 @@ def _gaussian(size: int, sigma: float) -> torch.Tensor:
     return (gauss / gauss.sum()).unsqueeze(0)
 
 
+#: torchmetrics as PnPInversion ran it (their evaluation, October 2023: torchmetrics 1.2) or as it is now (1.9).
+#: SSIM: up to 1.4 the map's 5-px border (the padding's reach) is cropped before the mean, from 1.5 on the whole
+#: map is averaged; by 1.4 the windows' variances are clamped at 0. LPIPS: 1.2 normalises features by
+#: ``norm + 1e-10`` (the lpips package's), 1.9 by ``sqrt(norm^2 + 1e-8)``. PSNR, MSE and CLIPScore are the same.
+TORCHMETRICS_VERSIONS = ("1.2", "1.9")
+DEFAULT_TORCHMETRICS = "1.2"
+
+
 def ssim_map(p: torch.Tensor, g: torch.Tensor, data_range: float = 1.0, sigma: float = 1.5, k1: float = 0.01,
-             k2: float = 0.03) -> torch.Tensor:
+             k2: float = 0.03, clamp: bool = True) -> torch.Tensor:
     """torchmetrics' ``_ssim_update`` (Gaussian window) on ``[B, C, H, W]``: the per-pixel SSIM ``[B, C, H, W]``
-    of the reflect-padded images (no border cropped)."""
+    of the reflect-padded images (no border cropped); ``clamp``: variances clamped at 0 (torchmetrics by 1.4; 1.2 did not)."""
     channel = p.size(1)
     size = int(3.5 * sigma + 0.5) * 2 + 1
     pad = (size - 1) // 2
@@ -116,19 +125,27 @@ def ssim_map(p: torch.Tensor, g: torch.Tensor, data_range: float = 1.0, sigma: f
     kernel = torch.matmul(kx.t(), kx).expand(channel, 1, size, size).to(p.dtype)
     out = F.conv2d(torch.cat((p, g, p * p, g * g, p * g)), kernel, groups=channel).split(p.shape[0])
     mu_p_sq, mu_g_sq, mu_pg = out[0].pow(2), out[1].pow(2), out[0] * out[1]
-    s_p = torch.clamp(out[2] - mu_p_sq, min=0.0)
-    s_g = torch.clamp(out[3] - mu_g_sq, min=0.0)
+    s_p, s_g = out[2] - mu_p_sq, out[3] - mu_g_sq
+    if clamp:
+        s_p, s_g = torch.clamp(s_p, min=0.0), torch.clamp(s_g, min=0.0)
     s_pg = out[4] - mu_pg
     upper = 2 * s_pg + c2
     lower = s_p + s_g + c2
     return ((2 * mu_pg + c1) * upper) / ((mu_p_sq + mu_g_sq + c1) * lower)
 
 
-def ssim(img_pred, img_gt, mask_pred=None, mask_gt=None) -> float:
-    """``calculate_ssim``: torchmetrics' ``StructuralSimilarityIndexMeasure(data_range=1.0)`` on one pair."""
+def ssim(img_pred, img_gt, mask_pred=None, mask_gt=None, version: str = DEFAULT_TORCHMETRICS) -> float:
+    """``calculate_ssim``: torchmetrics' ``StructuralSimilarityIndexMeasure(data_range=1.0)`` on one pair, as
+    torchmetrics ``version`` computes it (``TORCHMETRICS_VERSIONS``)."""
     p, g = _pair(img_pred, img_gt, mask_pred, mask_gt)
-    full = ssim_map(p, g)
+    old = version == "1.2"
+    full = ssim_map(p, g, clamp=not old)
+    if old:   # torchmetrics <= 1.4: the border the padding reaches is left out of the mean
+        full = full[..., SSIM_PAD:-SSIM_PAD, SSIM_PAD:-SSIM_PAD]
     return float(full.reshape(full.shape[0], -1).mean(-1)[0])
+
+
+SSIM_PAD = 5   # (int(3.5 * 1.5 + 0.5) * 2 + 1 - 1) // 2: the Gaussian window's reach
 
 
 # ----------------------------------------------------------------------------- the weighted metrics
@@ -226,7 +243,10 @@ class Calculator:
     (``clip``, ``dino``: model folders; ``lpips``: ``(squeezenet file, heads file or None)``); ``skipped``
     says why each missing one is missing."""
 
-    def __init__(self, clip=None, dino=None, lpips=None, device="cpu"):
+    def __init__(self, clip=None, dino=None, lpips=None, device="cpu", torchmetrics: str = DEFAULT_TORCHMETRICS):
+        if torchmetrics not in TORCHMETRICS_VERSIONS:
+            raise SystemExit(f"--torchmetrics {torchmetrics}: one of {', '.join(TORCHMETRICS_VERSIONS)}")
+        self.version = torchmetrics
         self.skipped: dict[str, str] = {}
         self.clip = self.dino = self.lpips = None
         if clip:
@@ -240,7 +260,7 @@ class Calculator:
         if lpips and lpips[0]:
             from .lpips import SqueezeLpips
             try:
-                self.lpips = SqueezeLpips(lpips[0], lpips[1], device)
+                self.lpips = SqueezeLpips(lpips[0], lpips[1], device, eps_inside=torchmetrics != "1.2")
             except FileNotFoundError as e:
                 self.skipped["lpips"] = str(e)
         else:
@@ -255,7 +275,10 @@ class Calculator:
         why = self.why_skipped(metric)
         if why is not None:
             raise Skipped(why)
-        fns = {"psnr": psnr, "mse": mse, "ssim": ssim, "lpips": self.lpips and self.lpips.measure,
+        def ssim_(*a):
+            return ssim(*a, version=self.version)
+
+        fns = {"psnr": psnr, "mse": mse, "ssim": ssim_, "lpips": self.lpips and self.lpips.measure,
                "structure_distance": self.dino}
         for name, fn in fns.items():
             if metric == name:
