@@ -72,8 +72,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--lpips-heads", type=Path, help="LPIPS v0.1 squeeze heads (lpips' weights/v0.1/squeeze.pth; "
                                                     "default: the copy inside an installed torchmetrics or lpips)")
     p.add_argument("--torchmetrics", default=M.DEFAULT_TORCHMETRICS, choices=M.TORCHMETRICS_VERSIONS,
-                   help="compute SSIM and LPIPS as this torchmetrics did: 1.2, PnPInversion's at publication (SSIM's "
-                        "5-px border left out of the mean; the default), or 1.9 (the whole SSIM map)")
+                   help="compute SSIM and LPIPS as this torchmetrics does: 1.2, current when PnPInversion released "
+                        "its evaluation (October 2023; its requirement files pin none), SSIM's 5-px border left out of "
+                        "the mean as up to 1.4 (the default); or 1.9, the whole SSIM map as from 1.5")
     p.add_argument("--megapixels", type=float, default=None,
                    help="the size the templates scale the image to (their Scale Image to Total Pixels; default: "
                         "theirs, 1 MP for Flux); the edit is scored at the item's size")

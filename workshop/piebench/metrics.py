@@ -103,7 +103,8 @@ def _gaussian(size: int, sigma: float) -> torch.Tensor:
     return (gauss / gauss.sum()).unsqueeze(0)
 
 
-#: torchmetrics as PnPInversion ran it (their evaluation, October 2023: torchmetrics 1.2) or as it is now (1.9).
+#: torchmetrics as it was when PnPInversion released its evaluation (October 2023: 1.2; their requirement files pin
+#: none) or as it is now (1.9).
 #: SSIM: up to 1.4 the map's 5-px border (the padding's reach) is cropped before the mean, from 1.5 on the whole
 #: map is averaged; by 1.4 the windows' variances are clamped at 0. LPIPS: 1.2 normalises features by
 #: ``norm + 1e-10`` (the lpips package's), 1.9 by ``sqrt(norm^2 + 1e-8)``. PSNR, MSE and CLIPScore are the same.
