@@ -291,3 +291,34 @@ def test_stable_flow_takes_layerverse_s_blocks_as_its_vital_blocks(host, tiny):
                    single_blocks="1", block_preset="custom")[0]
     assert set(patched.model_options["transformer_options"]["patches_replace"]["dit"]) == {("double_block", 0),
                                                                                          ("single_block", 1)}
+
+
+def test_sd3_5_s_second_attention_is_kept_and_injected_through_the_driver(host, monkeypatch):
+    """On a tiny SD3 with SD3.5's second, image-only attention in joint block 0 (``x_block_self_attn_layers``):
+    Flow Invert keeps that attention's keys and values under their own key, and the edit reads them (the authors'
+    ``key_suffix="_self"``); joint block 1, without one, keeps its joint attention's alone."""
+    import dataclasses
+
+    tiny_flow = host.pack.demo.tiny_flow_models
+    spec = tiny_flow.SPECS["sd3"]
+    monkeypatch.setitem(tiny_flow.SPECS, "sd3", dataclasses.replace(
+        spec, unet_config={**spec.unet_config, "x_block_self_attn_layers": [0]}))
+    model, clip, _ = tiny_flow.build_tiny_flow_models("sd3", seed=0)
+    raw, (inv, noise, sigmas) = _invert(host, model, clip, steps=2)
+    pairs = host.pack.techniques.layerverse.glue.kept_keys_values(inv.clues)
+    second = {key[2:] for key in pairs if key[4]}
+    assert second == {("double_block", 0, True)}, second
+    assert len(pairs) == (2 + 1) * 3   # 3 evaluations; block 0 twice (joint and second), block 1 once
+    target = call(host, "CLIPTextEncode", clip=clip, text="a blue square")[0]
+    sampler = call(host, "InvertEditFlowSampler", solver="fireflow")[0]
+    # the same inversion without the second attention's keys and values: the edit reads them, so it moves
+    joint_only = dataclasses.replace(inv, clues={name: t for name, t in inv.clues.items() if not name.endswith(
+        (".1.k", ".1.v"))})
+    outs = []
+    for inversion in (inv, joint_only):
+        patched = call(host, "InvertEditLayerVerse", model=model, inversion=inversion, preset="custom",
+                       masked_blocks="0", global_blocks="")[0]
+        guider = call(host, "CFGGuider", model=patched, positive=target, negative=target, cfg=1.0)[0]
+        outs.append(call(host, "SamplerCustomAdvanced", noise=noise, guider=guider, sampler=sampler, sigmas=sigmas,
+                         latent_image={"samples": raw})[0]["samples"])
+    assert (outs[0] - outs[1]).abs().max() > 1e-4
