@@ -48,13 +48,17 @@ def dnaedit_invert(model, samples: torch.Tensor, positive, sigmas: torch.Tensor,
     run_sigmas = sigmas[start:].float().cpu()
     found: dict = {}
 
-    def loop(velocity, x, descending, callback):
+    def loop(velocity, x, _host_sigmas, callback):
         noise = D.draw_noise(x, seed, packed).to(x.device)   # sampling-path-ok: once per inversion, before its loop
-        states, offsets, velocities = D.invert(velocity, x.float(), descending.flip(0), noise, align_noise, callback)
+        states, offsets, velocities = D.invert(velocity, x.float(), run_sigmas.flip(0), noise, align_noise, callback)
         found.update(states=states, offsets=offsets, velocities=velocities)
         return states[-1]
 
-    out = run_loop(velocity_model(model), positive, None, 1.0, samples, run_sigmas, loop, from_latent=True)
+    # The host hands the run's result back divided by 1 - its last sigma (a flow model's inverse_noise_scaling), here
+    # the image's end: a schedule that stops short of 0 (the RF-Image-Editing reimplementation's) would scale the
+    # inverted LATENT, so the host's copy ends at 0; the loop runs on run_sigmas.
+    host_sigmas = torch.cat([run_sigmas[:-1], run_sigmas.new_zeros(1)])
+    out = run_loop(velocity_model(model), positive, None, 1.0, samples, host_sigmas, loop, from_latent=True)
     trajectory = torch.stack(found["states"][::-1]).to(out.device, torch.float32)
     clues = {DX: torch.stack(found["offsets"][::-1]).to(out.device, torch.float32),
              VELOCITY: torch.stack(found["velocities"][::-1]).to(out.device, torch.float32)}
