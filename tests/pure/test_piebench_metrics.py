@@ -505,3 +505,30 @@ def test_item_input_carries_the_mask_as_load_image_reads_it(tmp_path):
     assert R.parse_workflow("Flux - Flow inversion and edit#0") == ("Flux - Flow inversion and edit", 0)
     assert R.parse_workflow("Flux - FlowEdit") == ("Flux - FlowEdit", None)
     assert item.blend_words == ("cat", "dog")
+
+
+def test_item_texts_go_where_each_template_takes_them():
+    """Prompts into the nodes titled Source / Target prompt (by the node's kind: a primitive's value, a text
+    encoder's text), the instruction into one titled Instruction (Qwen-Image-Edit's encoder: its prompt); a
+    template with only a target prompt (RF-Inversion) takes it alone; one with neither is refused."""
+    from workshop.headless.runner import WorkflowError
+    from workshop.piebench import run as R
+    item = F.Item("k", "x.png", "a cat", "a dog", "Turn the cat into a dog", "1", "cat dog", [])
+    ov = R.item_overrides(item, [{"title": "Source prompt", "type": "PrimitiveStringMultiline"},
+                                 {"title": "Target prompt", "type": "CLIPTextEncode"}])
+    assert ov["Source prompt"] == {"value": "a cat"} and ov["Target prompt"] == {"text": "a dog"}
+    assert ov["InvertEditJointAttentionInject"]["blend_target_words"] == "dog"
+    ov = R.item_overrides(item, [{"title": "Target prompt", "type": "PrimitiveStringMultiline"}])
+    assert "Source prompt" not in ov and ov["Target prompt"] == {"value": "a dog"}
+    ov = R.item_overrides(item, [{"title": "Instruction", "type": "TextEncodeQwenImageEdit"}])
+    assert ov["Instruction"] == {"prompt": "Turn the cat into a dog"}
+    with pytest.raises(WorkflowError, match="no node titled 'Target prompt' or 'Instruction'"):
+        R.item_overrides(item, [{"title": "Source prompt", "type": "PrimitiveStringMultiline"}])
+
+
+def test_summary_counts_failed_runs():
+    from workshop.piebench import table as T
+    header = ["file_id", "w|psnr_unedit_part", "w|mse_unedit_part"]
+    rows = [["1", "20.0", "0.01"], ["2", "failed: boom", "failed: boom"]]
+    heads, lines = T.summary(header, rows)
+    assert lines[0][:4] == ["w", "1 (1 failed: see evaluation_result.csv)", "n/a", "20.00"]

@@ -5,7 +5,9 @@ Each item is one run per workflow: the item's image in every Load Image (carryin
 mask: an RGBA copy, transparent where the annotation marks the edit, as ComfyUI's mask editor saves one; the
 mask-guided templates such as KV-Edit take it as the user's mask, the others ignore it), its prompts without
 PIE-Bench's ``[]`` in the nodes titled "Source prompt" and "Target prompt" (and in the Prompt-to-Prompt and
-Attention Store nodes' own prompt inputs, with ``blended_word`` as their blend / map words), the model the user
+Attention Store nodes' own prompt inputs, with ``blended_word`` as their blend / map words; a template without a
+source prompt, such as RF-Inversion's, takes the target alone), its ``editing_instruction`` in a node titled
+"Instruction" (the instruction editors' templates), the model the user
 gives (``ckpt``: every Load Checkpoint loads it; or a built-in model). What is scored is the picture the workflow
 saved (its last Save Image), or with ``NAME#K`` its K-th picture (its previews in graph order, then what it
 saved; "Flux - Flow inversion and edit#0" is the reconstruction), resized to the item's size if the workflow
@@ -25,7 +27,10 @@ from .format import IMAGES, Item, mask_runs
 log = logging.getLogger("invertedit.piebench")
 
 #: the nodes a template's prompts live in (by title), and the pack's nodes that take prompts themselves (by type)
-SOURCE_PROMPT, TARGET_PROMPT = "Source prompt", "Target prompt"
+SOURCE_PROMPT, TARGET_PROMPT, INSTRUCTION = "Source prompt", "Target prompt", "Instruction"
+#: the text input of each kind of node those titles are on
+TEXT_INPUT = {"PrimitiveStringMultiline": "value", "PrimitiveString": "value", "CLIPTextEncode": "text",
+              "TextEncodeQwenImageEdit": "prompt", "TextEncodeQwenImageEditPlus": "prompt"}
 
 
 def parse_workflow(spec: str) -> tuple[str, int | None]:
@@ -41,13 +46,30 @@ def method_folder(spec: str) -> str:
     return re.sub(r"[^A-Za-z0-9 ._+()-]", "_", spec).strip()
 
 
-def item_overrides(item: Item) -> dict[str, dict]:
-    """The item's prompts and words for every node that takes them (``toyworld_flow.case_overrides``' choice of
-    nodes): Prompt-to-Prompt replaces when the prompts have as many words, refines otherwise."""
+def item_overrides(item: Item, nodes: list[dict]) -> dict[str, dict]:
+    """The item's texts for every node of the workflow (canvas ``nodes``) that takes them: the prompts in the nodes
+    titled "Source prompt" and "Target prompt", ``editing_instruction`` in one titled "Instruction" (the
+    instruction editors'), and the prompts and words in the pack's nodes that take them themselves
+    (``toyworld_flow.case_overrides``' choice): Prompt-to-Prompt replaces when the prompts have as many words,
+    refines otherwise. A workflow with neither a "Target prompt" nor an "Instruction" cannot be given the item's
+    edit: an error says so."""
     src, tgt = item.original_prompt, item.editing_prompt
     src_word, tgt_word = item.blend_words
     same = len(src.split()) == len(tgt.split())
-    return {SOURCE_PROMPT: {"value": src}, TARGET_PROMPT: {"value": tgt},
+    texts = {SOURCE_PROMPT: src, TARGET_PROMPT: tgt, INSTRUCTION: item.editing_instruction}
+    titled = {n.get("title"): n.get("type") for n in nodes if n.get("title") in texts}
+    if TARGET_PROMPT not in titled and INSTRUCTION not in titled:
+        from workshop.headless.runner import WorkflowError
+        raise WorkflowError(f"the workflow has no node titled {TARGET_PROMPT!r} or {INSTRUCTION!r}: the tool writes "
+                            "each item's editing prompt (or instruction) there, as the pack's templates have them")
+    out = {}
+    for title, kind in titled.items():
+        if kind not in TEXT_INPUT:
+            from workshop.headless.runner import WorkflowError
+            raise WorkflowError(f"node {title!r} is a {kind}; the tool writes a text into "
+                                f"{', '.join(TEXT_INPUT)} nodes")
+        out[title] = {TEXT_INPUT[kind]: texts[title]}
+    return {**out,
             "InvertEditJointAttentionInject": {"source_prompt": src, "target_prompt": tgt,
                                                "mode": "replace" if same else "refine",
                                                "blend_source_words": src_word, "blend_target_words": tgt_word},
@@ -85,12 +107,8 @@ def run_one(host, spec: str, item: Item, image: Path, out_file: Path, *, builtin
     path = Path(name) if name.endswith(".json") else M.REPO / "example_workflows" / f"{name}.json"
     wf = load_workflow(path)
     titles = {n.get("title") for n in wf["nodes"]} | {n.get("type") for n in wf["nodes"]}
-    missing = [t for t in (SOURCE_PROMPT, TARGET_PROMPT) if t not in titles]
-    if missing:
-        raise WorkflowError(f"workflow {name!r} has no node titled {' or '.join(repr(m) for m in missing)}: the tool "
-                            "writes each item's prompts there (the pack's templates have both)")
     ov = M.toy_overrides(path.stem, quick=quick) if builtin is not None else {}
-    for ref, values in item_overrides(item).items():
+    for ref, values in item_overrides(item, wf["nodes"]).items():
         ov.setdefault(ref, {}).update(values)
     if megapixels is not None:
         ov.setdefault("ImageScaleToTotalPixels", {})["megapixels"] = megapixels

@@ -32,11 +32,13 @@ def read_items(path: Path) -> tuple[list[str], list[list[str]]]:
 def summary(header: list[str], rows: list[list[str]]) -> tuple[list[str], list[list[str]]]:
     """(headings, one row per method): ``TABLE``'s columns, each the mean of the column's numbers over the items in
     the paper's unit, two decimals; "skipped: <why>" where the metric was not computed; "n/a" where the CSV lacks
-    the metric or it has no number."""
+    the metric or it has no number. Items: how many were scored (and how many runs failed)."""
     methods = list(dict.fromkeys(h.rsplit("|", 1)[0] for h in header[1:]))
     out = []
     for m in methods:
-        line = [m, str(len(rows))]
+        cols = [i for i, h in enumerate(header) if h.rsplit("|", 1)[0] == m]
+        failed = sum(any(str(r[i]).startswith("failed") for i in cols) for r in rows)
+        line = [m, str(len(rows)) if not failed else f"{len(rows) - failed} ({failed} failed: see {RESULT_CSV})"]
         for _, metric, scale in TABLE:
             key = f"{m}|{metric}"
             if key not in header:
