@@ -6,7 +6,8 @@ from invertedit.inversion.methods import METHODS, Patch, method_of
 
 def test_every_method_is_one_entry_with_what_it_needs():
     assert set(METHODS) == {"ddim", "negative-prompt", "null-text", "direct", "edict", "edit-friendly",
-                            "fixed-point", "flow-euler", "rf-solver", "fireflow", "rf-inversion", "stable-flow"}
+                            "fixed-point", "flow-euler", "rf-solver", "fireflow", "uni-inv", "rf-inversion", "stable-flow",
+                            "dnaedit", "ftedit"}
     for name, m in METHODS.items():
         assert m.name == name and m.made_by
         assert m.built_on is None or m.built_on in METHODS       # refinements name a known base
