@@ -1,6 +1,6 @@
 """Bad inputs of ConsistEdit (issue 84, part ConsistEdit: ``InvertEditConsistEdit``), in
 ``tests/host/test_bad_inputs.py``'s shape: ``(id, run(kit), message)``. A consistency strength outside 0..1 or not
-finite, a mask threshold that cuts nothing, edit words not in the source prompt or none, a connected mask with no
+finite, a mask threshold that cuts nothing, mask blocks not offered, edit words not in the source prompt or none, a connected mask with no
 region, a model the authors do not define it on (Qwen-Image), and runs on one row or on other sigmas."""
 from __future__ import annotations
 
@@ -59,6 +59,8 @@ CONSIST_EDIT_CASES = [
      r"ConsistEdit: input 'edit_words' is ' , '; name the edited object's word\(s\)"),
     ("consistedit-empty-mask", lambda k: _edit(k, mask=torch.zeros(1, 64, 64)),
      r"ConsistEdit: input 'mask' marks no region to edit"),
+    ("consistedit-mask-blocks", lambda k: _edit(k, mask_blocks="last"),
+     r"ConsistEdit: input 'mask_blocks' is 'last'; choose one of 'authors', 'all', 'double'"),
     ("consistedit-qwen-image", lambda k: _edit(k, family="qwen-image"),
      r"ConsistEdit: input 'model' is QwenImage; ConsistEdit is defined on SD3 and Flux.1"),
     ("consistedit-one-row", lambda k: _sample(k, rows=1),

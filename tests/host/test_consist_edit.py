@@ -133,7 +133,10 @@ def test_flux_node_with_a_mask(host, tiny):
     the mask's, and the control acts (the edit differs between consistency strengths 0 and 1)."""
     model, clip, _ = tiny("flux-dev")
     glue = host.pack.techniques.consist_edit.glue
-    assert {kind for kind, _ in glue.controlled_blocks("ConsistEdit", model)} == {"single_block"}
+    controlled = glue.controlled_blocks("ConsistEdit", model)
+    assert {kind for kind, _ in controlled} == {"single_block"}
+    assert glue.mask_blocks_of("ConsistEdit", model, "authors", controlled) == controlled
+    assert {kind for kind, _ in glue.mask_blocks_of("ConsistEdit", model, "double", controlled)} == {"double_block"}
     raw = torch.randn(1, 16, SIZE, SIZE, generator=torch.Generator().manual_seed(0))
     src, tgt = "a red circle on a blue background", "a red square on a blue background"
     pos = call(host, "CLIPTextEncode", clip=clip, text=src)[0]

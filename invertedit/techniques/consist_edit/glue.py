@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 
 from ...hostkit.dit_attention import dit_blocks, install_dit_policy
-from ...hostkit.errors import NodeInputError, check_conditioning, check_finite_tensor
+from ...hostkit.errors import NodeInputError, check_choice, check_conditioning, check_finite_tensor
 from ...hostkit.fingerprint import conditioning_fingerprint
 from ...hostkit.flow_pair import SourceRow
 from ...hostkit.pair import encode_prompt, join_pair, warn_same_prompts
@@ -35,6 +35,11 @@ from .control import ConsistencyControl, EditMaps, edit_region
 WRAPPER_KEY = "invertedit_consist_edit_source_row"
 #: The blocks the authors control and read the mask from, by the host's config: SD3's joint blocks, Flux's single
 BLOCKS = {"SD3": ("double_block",), "Flux": ("single_block",), "FluxSchnell": ("single_block",)}
+#: Where the mask is read: "authors" the controlled blocks (the authors' code: SD3's joint blocks, Flux's single-stream
+#: blocks), or every block, or the double-stream blocks (SD3: its joint blocks, the same as authors). On the toy flow
+#: model (2 double-, 4 single-stream blocks) the single blocks' maps of a word sit on the image's border cells and the
+#: double blocks' on the object (the edit region's measurement in the report of issue 84's ConsistEdit part).
+MASK_BLOCKS = {"authors": None, "all": ("double_block", "single_block"), "double": ("double_block",)}
 #: The text sequences the host pads to one length (Flux's T5, SD3's CLIP window and T5)
 TEXT_SEQUENCE = {"t5xxl": ("t5xxl",)}
 
@@ -101,13 +106,21 @@ def keep_from_mask(node: str, mask: torch.Tensor, grid: tuple[int, int]) -> torc
     return ~edit.flatten()
 
 
+def mask_blocks_of(node: str, model, choice: str, controlled: list) -> list:
+    """The blocks whose maps make the mask (``MASK_BLOCKS``)."""
+    check_choice(node, "mask_blocks", choice, MASK_BLOCKS)
+    kinds = MASK_BLOCKS[choice]
+    return controlled if kinds is None else dit_blocks(model, kinds)
+
+
 def consist_edit(node: str, model, clip, inversion: Inversion, source_prompt: str, target_prompt: str,
                  edit_words: str, consistency_strength: float, mask_threshold: float, guidance: float,
-                 mask: torch.Tensor | None = None):
+                 mask: torch.Tensor | None = None, mask_blocks: str = "authors"):
     """(a clone of ``model`` sampling ConsistEdit's pair, the pair's CONDITIONING: row 0 the source, row 1 the
     edit, at ``guidance`` for Flux dev, the source row at the inversion's guidance, the edit region as a MASK on the
     patch grid)."""
     blocks = controlled_blocks(node, model)
+    reading = mask_blocks_of(node, model, mask_blocks, blocks)
     family = check_flow_family(model, node)
     source, target = encode_prompt(clip, source_prompt), encode_prompt(clip, target_prompt)
     check_conditioning(node, "clip", source, model)
@@ -127,7 +140,7 @@ def consist_edit(node: str, model, clip, inversion: Inversion, source_prompt: st
         keep = keep_from_mask(node, mask, (rows, cols))
     else:
         positions = word_positions(node, clip, model, source_prompt, edit_words, lengths[0])
-        keep = mask_pass(node, model, inversion, source, positions, blocks, mask_threshold)
+        keep = mask_pass(node, model, inversion, source, positions, reading, mask_threshold)
     region = to_output((~keep).float().reshape(1, rows, cols))   # the MASK output: white where edited
     return (pair_model(node, model, inversion, keep, int(steps * consistency_strength), blocks),
             pair_conditioning(family, source, target, guidance), region)

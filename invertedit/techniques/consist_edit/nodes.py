@@ -8,7 +8,7 @@ from ...hostkit.schemas import io
 from ...hostkit.sockets import Inversion as InversionSocket
 from ...inversion.methods import FLOW_METHODS
 from . import ROW
-from .glue import consist_edit
+from .glue import MASK_BLOCKS, consist_edit
 
 PAPER = ROW.settings_of("InvertEditConsistEdit")
 
@@ -62,6 +62,14 @@ class ConsistEdit(io.ComfyNode):
                                tooltip="Flux dev's distilled guidance of the edit row (the host's default 3.5; the "
                                        "authors' Flux synthesis script: 7.5); the source row keeps the inversion's. "
                                        "Higher: a stronger edit. Ignored by SD3 (use the guider's cfg) and schnell."),
+                io.Combo.Input("mask_blocks", options=list(MASK_BLOCKS), default="authors", optional=True,
+                               tooltip="The blocks whose attention on edit_words makes the mask. authors: the blocks "
+                                       "the control acts on (SD3: every joint block; Flux: its single-stream blocks, "
+                                       "as the authors' code reads them); all: every block; double: Flux's "
+                                       "double-stream blocks (SD3: its joint blocks). On the toy flow model (6 "
+                                       "blocks) the single blocks' maps sit on the image's border and the double "
+                                       "blocks' on the object: try all or double where the edit_region output misses "
+                                       "the object."),
                 io.Mask.Input("mask", optional=True,
                               tooltip="The region to edit (white), in place of the attention mask: e.g. Attention "
                                       "Store's or a painted one."),
@@ -75,7 +83,7 @@ class ConsistEdit(io.ComfyNode):
 
     @classmethod
     def execute(cls, model, clip, inversion, source_prompt, target_prompt, edit_words, consistency_strength,
-                mask_threshold, guidance, mask=None) -> io.NodeOutput:
+                mask_threshold, guidance, mask_blocks="authors", mask=None) -> io.NodeOutput:
         check_finite(cls.NAME, consistency_strength=consistency_strength, mask_threshold=mask_threshold,
                      guidance=guidance)
         if not 0.0 <= consistency_strength <= 1.0:
@@ -88,7 +96,8 @@ class ConsistEdit(io.ComfyNode):
                             "the edit region would be the whole image", PAPER["mask_threshold"])
         check_inversion(cls.NAME, inversion, model=model, methods=FLOW_METHODS)
         patched, pair, region = consist_edit(cls.NAME, model, clip, inversion, source_prompt, target_prompt,
-                                             edit_words, consistency_strength, mask_threshold, guidance, mask)
+                                             edit_words, consistency_strength, mask_threshold, guidance, mask,
+                                             mask_blocks)
         return io.NodeOutput(patched, pair, InvertedNoise(inversion, cls.NAME, rows=2), region)
 
 

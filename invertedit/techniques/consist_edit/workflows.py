@@ -46,7 +46,8 @@ def _consist_edit(family: Family, guidance: float) -> dict:
         {"key": "consist", "type": "InvertEditConsistEdit",
          "widgets": {"source_prompt": PHOTO_SOURCE, "target_prompt": PHOTO_TARGET, "edit_words": PHOTO_WORD,
                      "consistency_strength": PAPER["consistency_strength"],
-                     "mask_threshold": PAPER["mask_threshold"], "guidance": guidance if flux else 3.5},
+                     "mask_threshold": PAPER["mask_threshold"], "guidance": guidance if flux else 3.5,
+                     "mask_blocks": "authors"},
          "inputs": {"model": model, "clip": clip_of(family), "inversion": ("invert", 0)}},
         {"key": "guider", "type": "BasicGuider", "inputs": {"model": ("consist", "MODEL"),
                                                             "conditioning": ("consist", "CONDITIONING")}}
@@ -78,7 +79,9 @@ def sd3_consist_edit() -> dict:
 
 WORKFLOWS = {"SD3 - ConsistEdit": sd3_consist_edit, "Flux - ConsistEdit": flux_consist_edit}
 CHECKPOINT = {
-    # the toy flow world's prompts (linked to the node's) and its edited noun
-    "Flux - ConsistEdit": (dict(TOY_FLOW, InvertEditConsistEdit={"edit_words": SOURCE_NOUN}), {}),
+    # the toy flow world's prompts (linked to the node's) and its edited noun; the mask from every block: the toy's
+    # single-stream blocks' word maps sit on the image's border (glue.MASK_BLOCKS)
+    "Flux - ConsistEdit": (dict(TOY_FLOW, InvertEditConsistEdit={"edit_words": SOURCE_NOUN, "mask_blocks": "all"}),
+                           {}),
     "SD3 - ConsistEdit": ({}, {"InvertEditFlowInvert": {"steps": 6}}),
 }
