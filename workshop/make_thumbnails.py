@@ -51,7 +51,7 @@ LABEL_BAR = 34         # two lines of text
 
 # Where no built-in model of a template's family draws (SD3: the demo SD3 has random weights), its card shows the
 # same technique's template of the nearest family on a built-in model that draws, and says so
-STAND_INS = {f"SD3 - {t}": f"Flux - {t}" for t in ("FlowEdit", "DNAEdit", "FlowAlign", "ConsistEdit", "Prompt-to-Prompt edit", "RF-Inversion edit",
+STAND_INS = {f"SD3 - {t}": f"Flux - {t}" for t in ("FlowEdit", "FTEdit", "DNAEdit", "FlowAlign", "ConsistEdit", "Prompt-to-Prompt edit", "RF-Inversion edit",
                                                   "Flow inversion and edit")}
 # Qwen-Image: the tests run its templates on the Demo Model's tiny random Qwen-Image, which draws noise
 STAND_INS.update({f"Qwen-Image - {t}": f"Flux - {t}" for t in ("FlowEdit", "Prompt-to-Prompt edit", "KV-Edit")})
@@ -84,7 +84,6 @@ CARD_NOTES.update({
 })
 CARD_NOTES.update({f"Qwen-Image - {t}": "the Flux template's picture: a tiny random Qwen-Image (the tests') draws noise"
                    for t in ("FlowEdit", "Prompt-to-Prompt edit", "KV-Edit")})
-CARD_NOTES["SD3 - FTEdit"] = "SD3 only (the authors' code; no Flux port yet): no built-in SD3 model draws"
 # A technique's own card runs (its workflows.py's CARD_RUNS: name -> (the template run, the runner's builtin or None
 # for the template's own, overrides or None for its toy ones)): the instruction lock (issue 81), whose editors no
 # built-in model is: KV-Edit's Flux templates, or its Kontext template on the toy flow model

@@ -1,6 +1,6 @@
 """Bad inputs of FTEdit (issue 84, part FTEdit: ``InvertEditFTEditInvert``, ``InvertEditFTEdit``), in
 ``tests/host/test_bad_inputs.py``'s shape: ``(id, run(kit), message)``. A model FTEdit's control is not built for
-(Flux), an averaging range that is no range, prompts of different token counts, an inversion of another solver, and
+(Qwen-Image), an averaging range that is no range, prompts of different token counts, an inversion of another solver, and
 a pair sampled on other sigmas or as one row."""
 from __future__ import annotations
 
@@ -11,8 +11,9 @@ from workshop.headless.calls import call
 SOURCE, TARGET = "a red circle on a green field", "a yellow circle on a green field"
 
 
-def _latent(rows: int = 1) -> dict:
-    return {"samples": torch.randn(1, 16, 8, 8, generator=torch.Generator().manual_seed(0)).repeat(rows, 1, 1, 1)}
+def _latent(rows: int = 1, family: str = "sd3") -> dict:
+    latent = torch.randn(1, 16, 8, 8, generator=torch.Generator().manual_seed(0)).repeat(rows, 1, 1, 1)
+    return {"samples": latent.unsqueeze(2) if family == "qwen-image" else latent}
 
 
 def _encode(k, text: str, family: str = "sd3") -> list:
@@ -23,7 +24,7 @@ def _invert(k, family: str = "sd3", **kw):
     args = dict(steps=4, scheduler="normal", iterations=1, average_from=0, average_until=5)
     args.update(kw)
     return k.once(("ftedit-inversion", family, tuple(sorted(args.items()))), lambda: call(
-        k.host, "InvertEditFTEditInvert", model=k.tiny(family)[0], latent=_latent(),
+        k.host, "InvertEditFTEditInvert", model=k.tiny(family)[0], latent=_latent(family=family),
         positive=_encode(k, SOURCE, family), **args))
 
 
@@ -52,8 +53,10 @@ def _flow_invert(k):
 
 
 FTEDIT_CASES = [
-    ("ftedit-flux-model", lambda k: _edit(k, "flux-dev", inversion=_invert(k, "flux-dev", scheduler="simple")[0]),
-     r"FTEdit: input 'model' is Flux; FTEdit's control is built for SD3/SD3.5 \(the authors' code\)"),
+    ("ftedit-qwen-image-model", lambda k: _edit(k, "qwen-image", inversion=_invert(k, "qwen-image",
+                                                                                 scheduler="simple")[0]),
+     r"FTEdit: input 'model' is QwenImage; FTEdit's control is built for SD3/SD3.5 \(the authors' code\) and "
+     r"Flux.1 \(a port\)"),
     ("ftedit-average-not-a-range", lambda k: _invert(k, average_from=3, average_until=1),
      r"FTEdit Invert: inputs 'average_from' 3 and 'average_until' 1 are not a range of iterations"),
     ("ftedit-prompts-of-two-lengths", lambda k: _edit(k, target=" ".join(["a yellow circle"] * 30)),

@@ -89,6 +89,37 @@ def test_the_pair_runs_one_batched_call_a_step_and_the_source_row_stays_the_imag
     assert (process(out[1:]) - process(out[:1])).abs().max() > 0.05
 
 
+def test_on_flux_the_pair_runs_one_call_a_step_at_the_nodes_guidance_and_the_double_blocks_are_controlled(host, tiny):
+    """Flux dev (the RF-Image-Editing port's blocks): the pair in one call a step (2 rows: no CFG), both rows at the
+    node's distilled guidance (the source row's too, as the port samples them); the control on the double-stream
+    blocks moves the edit, which the single-stream blocks alone would not."""
+    from invertedit.techniques.ftedit.glue import controlled_blocks
+
+    model, clip, _ = tiny("flux-dev")
+    assert {kind for kind, _ in controlled_blocks(model)} == {"double_block"}
+    raw = latent(3)
+    inversion, _, sigmas = invert(host, model, clip, raw, steps=5, scheduler="simple")
+    counted, calls = dispatch_count.counted_model(model, "APPLY_MODEL")
+    seen = []
+    counted.set_model_unet_function_wrapper(lambda f, a: seen.append(a["c"]["guidance"].clone()) or f(a["input"], a["timestep"], **a["c"]))
+
+    def run(adaln, attention):
+        patched, pair, noise = call(host, "InvertEditFTEdit", model=counted, clip=clip, inversion=inversion,
+                                    source_prompt=SOURCE, target_prompt=TARGET, adaln_steps=adaln,
+                                    attention_steps=attention, guidance=2.0)
+        guider = call(host, "BasicGuider", model=patched, conditioning=pair)[0]
+        return call(host, "SamplerCustomAdvanced", noise=noise, guider=guider,
+                    sampler=call(host, "KSamplerSelect", sampler_name="euler")[0], sigmas=sigmas,
+                    latent_image={"samples": raw.repeat(2, 1, 1, 1)})[0]["samples"]
+
+    controlled = run(1.0, 0.4)
+    assert calls == [2] * 5, calls
+    assert seen and all(torch.equal(g, torch.full_like(g, 2.0)) for g in seen), seen
+    free = run(0.0, 0.0)
+    assert (controlled[1] - free[1]).abs().max() > 1e-3
+    assert torch.equal(controlled[0], free[0])   # the source row: the inversion's, controlled or not
+
+
 def test_the_settings_turn_the_edit_as_the_tooltips_say(host, tiny):
     """Measured on the tiny SD3 (the target row's distance to the source's, relative): more AdaLN steps and
     more attention steps keep more of the source; more fixed-point iterations retrace the image more closely."""

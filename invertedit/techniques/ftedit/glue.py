@@ -29,8 +29,12 @@ from . import fixed_point
 from .invariance import Invariance
 
 WRAPPER_KEY = "invertedit_ftedit_source_row"
-#: the families FTEdit's control is defined on (the authors': SD3.5; its text: CLIP's window, then T5's)
-TEXT_SEQUENCES = ("clip+t5xxl",)
+#: the tokenizers whose tokens make a family's text sequence, by ``text_sequence`` (Flux: T5's; CLIP-L gives its
+#: pooled vector); SD3: all
+ENCODERS = {"t5xxl": ("t5xxl",)}
+#: the families FTEdit's control is defined on, by their text sequence: SD3/SD3.5 (the authors'; CLIP's window, then
+#: T5's) and Flux.1 (Justin900429/RF-Image-Editing's port; T5's)
+TEXT_SEQUENCES = ("clip+t5xxl", "t5xxl")
 
 
 def check_iterations(node: str, iterations: int, average: tuple[int, int]) -> None:
@@ -59,19 +63,26 @@ def ftedit_invert(node: str, model, samples, positive, steps: int, scheduler: st
 
 
 def controlled_blocks(model) -> list:
-    """The joint blocks FTEdit controls: every one but the last (the authors' 37 of SD3.5 Large's 38)."""
-    return dit_blocks(model)[:-1]
+    """The blocks FTEdit controls. SD3: every joint block but the last (the authors' 37 of SD3.5 Large's 38). Flux:
+    the double-stream blocks, all 19 (the port's: its ``norm1_context`` forward on every ``transformer_blocks``
+    entry, its value-injecting processor on ``transformer_blocks`` 0 to 36, i.e. all), the single-stream blocks left
+    as they are (their norm modulates text and image together)."""
+    doubles = dit_blocks(model, ("double_block",))
+    if dit_blocks(model, ("single_block",)):
+        return doubles
+    return doubles[:-1]
 
 
 def ftedit(node: str, model, clip, inversion: Inversion, source_prompt: str, target_prompt: str,
-           adaln_steps: float, attention_steps: float):
-    """A clone of ``model`` sampling FTEdit's pair, the pair's CONDITIONING (row 0 the source, row 1 the target)
-    and the NOISE that starts both rows at the inversion."""
+           adaln_steps: float, attention_steps: float, guidance: float = 2.0):
+    """A clone of ``model`` sampling FTEdit's pair, the pair's CONDITIONING (row 0 the source, row 1 the target;
+    Flux dev: both rows at the distilled ``guidance``, as the port samples them) and the NOISE that starts both rows
+    at the inversion."""
     family = check_flow_family(model, node)
     if family.text_sequence not in TEXT_SEQUENCES:
         raise NodeInputError(node, f"input 'model' is {family.config_name}; FTEdit's control is built for SD3/SD3.5 "
-                                   f"(the authors' code), whose text runs through each joint block's adaptive norm: "
-                                   f"load an SD3 or SD3.5 model.")
+                                   f"(the authors' code) and Flux.1 (a port), whose text runs through each joint "
+                                   f"block's adaptive norm: load an SD3, SD3.5 or Flux.1 model.")
     check_fractions(node, adaln_steps=adaln_steps, attention_steps=attention_steps)
     blocks = controlled_blocks(model)
     if not blocks:
@@ -82,7 +93,7 @@ def ftedit(node: str, model, clip, inversion: Inversion, source_prompt: str, tar
     if lengths[0] != lengths[1]:
         raise NodeInputError(node, f"the source prompt encodes to {lengths[0]} text tokens and the target prompt to "
                                    f"{lengths[1]}; FTEdit aligns them token by token. "
-                                   f"{longer_prompt(clip, {'source prompt': source_prompt, 'target prompt': target_prompt})}.")
+                                   f"{longer_prompt(clip, {'source prompt': source_prompt, 'target prompt': target_prompt}, ENCODERS.get(family.text_sequence))}.")
     streams = [stream_words(clip, text, node, family.text_sequence, lengths[0], name)
                for name, text in (("source_prompt", source_prompt), ("target_prompt", target_prompt))]
     mapper, alphas = sequence_refine(*streams, lengths[0])
@@ -93,5 +104,8 @@ def ftedit(node: str, model, clip, inversion: Inversion, source_prompt: str, tar
                         "features are not the image's; give the source prompt the inversion's prompt.", node)
     patched = model.clone()
     install_dit_policy(patched, Invariance(mapper, alphas, adaln_steps, attention_steps), blocks, node)
-    wrap_model_calls(patched, WRAPPER_KEY, SourceRow(inversion, 1.0, node))
-    return patched, join_pair(source, target), InvertedNoise(inversion, node, rows=2)
+    wrap_model_calls(patched, WRAPPER_KEY, SourceRow(inversion, guidance, node))
+    pair = join_pair(source, target)
+    if family.distilled_guidance:
+        pair[0][1]["guidance"] = guidance
+    return patched, pair, InvertedNoise(inversion, node, rows=2)

@@ -2,7 +2,7 @@
 (the invariance control of an SD3 source/target pair, ``invariance.py``); host glue in ``glue.py``."""
 from __future__ import annotations
 
-from ...hostkit.errors import check_choice, check_inversion
+from ...hostkit.errors import check_choice, check_finite, check_inversion
 from ...hostkit.schemas import SCHEDULERS, flow_inverter_outputs, io
 from ...hostkit.sockets import Inversion as InversionSocket
 from ...inversion.methods import FLOW_EULER, FTEDIT
@@ -73,14 +73,16 @@ class FTEdit(io.ComfyNode):
             display_name=cls.NAME,
             category="InvertEdit/flow",
             description=(
-                "FTEdit's invariance control (Xu et al., CVPR 2025) on SD3/SD3.5: the source and the edit sample as "
-                "one pair, the source row following the inversion; in every joint block but the last, the edit's "
+                "FTEdit's invariance control (Xu et al., CVPR 2025) on SD3/SD3.5 (the authors') or Flux.1 (the "
+                "RF-Image-Editing port's blocks: the 19 double-stream ones): the source and the edit sample as "
+                "one pair, the source row following the inversion; in every joint block but the last (SD3), the edit's "
                 "text features at the words the prompts share are the source's (AdaLN invariance) and, in the first "
                 "steps, the edit attends with the source's values. Sample with SamplerCustomAdvanced: this node's "
                 "NOISE, MODEL and CONDITIONING (CFGGuider, cfg 2 as the authors, the empty negative), euler, the "
-                "inversion's SIGMAS, the image's latent repeated twice; the edit is row 1."),
+                "inversion's SIGMAS, the image's latent repeated twice; the edit is row 1. Flux: BasicGuider, this "
+                "node's guidance."),
             inputs=[
-                io.Model.Input("model", tooltip="The SD3/SD3.5 model the image was inverted with."),
+                io.Model.Input("model", tooltip="The SD3/SD3.5 or Flux.1 model the image was inverted with."),
                 io.Clip.Input("clip", tooltip="The model's text encoders: the node encodes both prompts and aligns "
                                               "their tokens (CLIP's window and T5's, each on its own)."),
                 InversionSocket.Input("inversion", tooltip="FTEdit Invert's inversion (or Flow Invert's, euler) of the "
@@ -99,16 +101,22 @@ class FTEdit(io.ComfyNode):
                                        f"the source's values, text and image (authors' attn_ratio: "
                                        f"{EDIT['attention_steps']:g}, 4 of 30; their examples 0 to 0.15). Higher keeps "
                                        f"more of the layout and detail; too much stops the edit."),
+                io.Float.Input("guidance", default=EDIT["guidance"], min=0.0, max=100.0, step=0.1,
+                               tooltip=f"Flux dev's distilled guidance for both rows (the Flux port: "
+                                       f"{EDIT['guidance']:g}); higher pushes the edit harder. Ignored by SD3 (its "
+                                       f"CFGGuider's cfg: the authors' 2) and Flux schnell."),
             ],
             outputs=[io.Model.Output(), io.Conditioning.Output(tooltip="The pair: row 0 the source, row 1 the edit."),
                      io.Noise.Output(tooltip="The inversion's noise in both rows (SamplerCustomAdvanced's noise).")],
         )
 
     @classmethod
-    def execute(cls, model, clip, inversion, source_prompt, target_prompt, adaln_steps, attention_steps) -> io.NodeOutput:
+    def execute(cls, model, clip, inversion, source_prompt, target_prompt, adaln_steps, attention_steps,
+                guidance=EDIT["guidance"]) -> io.NodeOutput:
         check_inversion(cls.NAME, inversion, model=model, methods=(FTEDIT, FLOW_EULER))
+        check_finite(cls.NAME, guidance=guidance)
         return io.NodeOutput(*ftedit(cls.NAME, model, clip, inversion, source_prompt, target_prompt, adaln_steps,
-                                     attention_steps))
+                                     attention_steps, guidance))
 
 
 NODES = [FTEditInvert, FTEdit]
