@@ -112,24 +112,24 @@ def test_nan_rules_and_skipped_metrics():
             calc.calculate(metric, a, b, full, full, "x", "y")
 
 
-def test_ssim_as_torchmetrics_1_2_leaves_the_padded_border_out():
+def test_ssim_as_of_2023_leaves_the_padded_border_out():
     """torchmetrics up to 1.4 (PnPInversion's, October 2023: 1.2) averaged the SSIM map without its 5-px border
     (the Gaussian window's reach into the reflect padding) and did not clamp the variances; 1.5+ average it all."""
     a, b = _random_pair(8, 40)
     p, g = M._pair(a, b, None, None)
     full = M.ssim_map(p, g, clamp=False)
-    assert M.ssim(a, b, version="1.2") == pytest.approx(float(full[..., 5:-5, 5:-5].mean()), rel=1e-6)
-    assert M.ssim(a, b, version="1.9") == pytest.approx(float(M.ssim_map(p, g).mean()), rel=1e-6)
+    assert M.ssim(a, b, as_of="2023") == pytest.approx(float(full[..., 5:-5, 5:-5].mean()), rel=1e-6)
+    assert M.ssim(a, b, as_of="current") == pytest.approx(float(M.ssim_map(p, g).mean()), rel=1e-6)
     # a background masked out along the image's edge (PIE-Bench's border rows count as edited): the versions differ
     edge = np.ones((40, 40, 3))
     edge[:, :8] = 0
-    assert abs(M.ssim(a, b, edge, edge, version="1.2") - M.ssim(a, b, edge, edge, version="1.9")) > 1e-3
+    assert abs(M.ssim(a, b, edge, edge, as_of="2023") - M.ssim(a, b, edge, edge, as_of="current")) > 1e-3
 
 
-def torchmetrics_version() -> str:
+def torchmetrics_as_of() -> str:
     import torchmetrics
     major, minor = (int(x) for x in torchmetrics.__version__.split(".")[:2])
-    return "1.2" if (major, minor) <= (1, 4) else "1.9"
+    return "2023" if (major, minor) <= (1, 4) else "current"
 
 
 # ----------------------------------------------------------------------------- parity with torchmetrics
@@ -159,7 +159,7 @@ def test_weight_free_metrics_match_torchmetrics(torchmetrics_or_skip, skip_loudl
             assert M.psnr(a, b, m, m) == pytest.approx(float(PeakSignalNoiseRatio(data_range=1.0)(p, g)), abs=1e-5)
             assert M.mse(a, b, m, m) == pytest.approx(float(MeanSquaredError()(p[0].contiguous(), g[0].contiguous())),
                                                       rel=1e-6)
-            assert M.ssim(a, b, m, m, version="1.9") == pytest.approx(
+            assert M.ssim(a, b, m, m, as_of="current") == pytest.approx(
                 float(StructuralSimilarityIndexMeasure(data_range=1.0)(p, g)), abs=1e-6)
 
 
@@ -260,7 +260,7 @@ def test_mask_decode_and_metrics_match_pnpinversion(pnp, skip_loudly):
     mask = F.mask_decode(rle, (128, 128))[:, :, np.newaxis].repeat([3], axis=2)
     a = rng.integers(0, 256, (128, 128, 3))
     src, tgt = _img(a), _img(np.clip(a + rng.integers(-30, 31, a.shape), 0, 255))
-    ours = M.Calculator(torchmetrics=torchmetrics_version())   # the installed torchmetrics their code runs on here
+    ours = M.Calculator(as_of=torchmetrics_as_of())   # the installed torchmetrics their code runs on here
     for metric in ("psnr", "mse", "ssim"):
         for part in ("", "_unedit_part", "_edit_part"):
             want = E.calculate_metric(theirs, metric + part, src, tgt, mask, mask, "a", "b")
@@ -329,7 +329,7 @@ def test_clip_similarity_matches_pnpinversions_calculator(pnp, skip_loudly, tiny
 
     theirs.clip_metric_calculator = CLIPScore(model_name_or_path=lambda: (
         Tensors(CLIPModel.from_pretrained(str(folder))), CLIPProcessor.from_pretrained(str(folder))))
-    ours = M.Calculator(clip=folder)
+    ours = M.Calculator(clip=folder)   # CLIPScore is the same in every torchmetrics
     a, b = _random_pair(5, 96)
     mask = np.zeros((96, 96, 3))
     mask[20:70, 30:90] = 1
@@ -444,6 +444,13 @@ def test_dino_input_is_their_transform():
     assert torch.allclose(t[0, :, 0, 0], (255 - torch.tensor(M.DinoStructure.MEAN)) / torch.tensor(M.DinoStructure.STD))
     wide = M.DinoStructure._transform(M.DinoStructure.__new__(M.DinoStructure), torch.zeros(1, 3, 100, 1000))
     assert wide.shape[-2:] == (48, 480)   # the long side capped at 480, the short one scaled with it
+    # torchvision before 0.17 (as of 2023) resized tensors without antialiasing: a 2x2 checker at 512 -> 224 keeps
+    # its full contrast; antialiased (0.17+, "current") it blurs to grey
+    checker = (torch.arange(512)[:, None] // 2 + torch.arange(512)[None] // 2) % 2 * 255.0
+    x = checker.expand(1, 3, 512, 512)
+    plain, smooth = M.DinoStructure.__new__(M.DinoStructure), M.DinoStructure.__new__(M.DinoStructure)
+    plain.antialias, smooth.antialias = False, True
+    assert float(plain._transform(x).std()) > 3 * float(smooth._transform(x).std())
 
 
 def test_the_tool_scores_kept_edits_with_the_weights_given(tmp_path, monkeypatch, tiny_clip):

@@ -71,10 +71,10 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--lpips-squeezenet", type=Path, help=f"LPIPS: {WEIGHTS['lpips']}")
     p.add_argument("--lpips-heads", type=Path, help="LPIPS v0.1 squeeze heads (lpips' weights/v0.1/squeeze.pth; "
                                                     "default: the copy inside an installed torchmetrics or lpips)")
-    p.add_argument("--torchmetrics", default=M.DEFAULT_TORCHMETRICS, choices=M.TORCHMETRICS_VERSIONS,
-                   help="compute SSIM and LPIPS as this torchmetrics does: 1.2, current when PnPInversion released "
-                        "its evaluation (October 2023; its requirement files pin none), SSIM's 5-px border left out of "
-                        "the mean as up to 1.4 (the default); or 1.9, the whole SSIM map as from 1.5")
+    p.add_argument("--as-of", default=M.DEFAULT_AS_OF, choices=M.AS_OF,
+                   help="compute SSIM, LPIPS and DINO's input as the libraries their calculator calls did when "
+                        "PnPInversion released it (2023: torchmetrics 1.2, SSIM's 5-px border out of the mean; "
+                        "torchvision before 0.17, no antialiasing; the default) or do now (current)")
     p.add_argument("--megapixels", type=float, default=None,
                    help="the size the templates scale the image to (their Scale Image to Total Pixels; default: "
                         "theirs, 1 MP for Flux); the edit is scored at the item's size")
@@ -138,7 +138,7 @@ def main(argv=None) -> int:
     specs = [s.strip() for s in args.workflows.split(",") if s.strip()]
     metrics = [m.strip() for m in args.metrics.split(",") if m.strip()]
     calc = Calculator(clip=args.clip, dino=args.dino, lpips=(args.lpips_squeezenet, args.lpips_heads), device=args.device,
-                      torchmetrics=args.torchmetrics)
+                      as_of=args.as_of)
     for metric in metrics:
         why = calc.why_skipped(metric)
         if why:
@@ -165,8 +165,7 @@ def main(argv=None) -> int:
     T.write_items(args.out / T.RESULT_CSV, specs, metrics, rows)
     note = (f"PIE-Bench metrics (PnPInversion's evaluate.py) of {len(items)} item(s) of {args.data}"
             f"{' (categories ' + args.categories + ')' if args.categories else ''}; model: "
-            f"{args.ckpt or args.builtin or 'the templates own'}; SSIM and LPIPS as torchmetrics {args.torchmetrics} "
-            "computes them.")
+            f"{args.ckpt or args.builtin or 'the templates own'}; the metrics' libraries as of {args.as_of}.")
     text = T.write_summary(args.out, ["file_id"] + header, [[str(v) for v in r] for r in rows], note)
     print(text)
     return 1 if failed else 0

@@ -7,7 +7,7 @@ Their calculator wraps torchmetrics (PSNR, MSE, SSIM, CLIPScore, LPIPS) and a DI
 - PSNR, MSE, SSIM (no weights) are the torchmetrics computations written out in torch (``_psnr_update/_compute``,
   ``_mean_squared_error_update/_compute``, ``_ssim_update``: a Gaussian window of 11 px, sigma 1.5, the image
   reflect-padded by 5 px; the SSIM map's 5-px border left out of the mean as torchmetrics did up to 1.4, when
-  PnPInversion published, or kept as from 1.5: ``TORCHMETRICS_VERSIONS``) on their inputs: the
+  PnPInversion published, or kept as from 1.5: ``AS_OF``) on their inputs: the
   image as float32 in 0..1, multiplied by the mask (``1 - mask`` for the "unedit part", so the edited region and the
   border rows/columns ``mask_decode`` marks are zero in both images and count as equal pixels), in float32.
   ``tests/pure/test_piebench_metrics.py`` checks them against torchmetrics and PnPInversion's own calculator.
@@ -16,9 +16,9 @@ Their calculator wraps torchmetrics (PSNR, MSE, SSIM, CLIPScore, LPIPS) and a DI
   local copy of that model (``--clip DIR``).
 - Structure distance (DINO ViT-B/8, layer 11's keys, the MSE of their token self-similarity matrices) with
   transformers' ViTModel from a local copy of ``facebook/dino-vitb8`` (``--dino DIR``). As their code does, the
-  image goes in as float 0..255 (not 0..1), resized to 224 (bilinear, antialiased: torchvision's ``Resize(224,
-  max_size=480)`` on a tensor) and normalised with ImageNet's 0..1 mean and std: the published numbers come from
-  that input, so it is kept.
+  image goes in as float 0..255 (not 0..1), resized to 224 (torchvision's ``Resize(224, max_size=480)`` on a
+  tensor: bilinear, antialiased from torchvision 0.17 on, not before: ``AS_OF``) and normalised with ImageNet's
+  0..1 mean and std: the published numbers come from that input, so it is kept.
 - LPIPS: their calculator builds ``LearnedPerceptualImagePatchSimilarity(net_type='squeeze')`` (SqueezeNet 1.1,
   not AlexNet), which needs torchvision's SqueezeNet weights; written here in torch alone (``lpips.py``) from
   torchvision's ``squeezenet1_1`` weights file (``--lpips-squeezenet FILE``) and the LPIPS linear heads shipped
@@ -103,13 +103,14 @@ def _gaussian(size: int, sigma: float) -> torch.Tensor:
     return (gauss / gauss.sum()).unsqueeze(0)
 
 
-#: torchmetrics as it was when PnPInversion released its evaluation (October 2023: 1.2; their requirement files pin
-#: none) or as it is now (1.9).
-#: SSIM: up to 1.4 the map's 5-px border (the padding's reach) is cropped before the mean, from 1.5 on the whole
-#: map is averaged; by 1.4 the windows' variances are clamped at 0. LPIPS: 1.2 normalises features by
-#: ``norm + 1e-10`` (the lpips package's), 1.9 by ``sqrt(norm^2 + 1e-8)``. PSNR, MSE and CLIPScore are the same.
-TORCHMETRICS_VERSIONS = ("1.2", "1.9")
-DEFAULT_TORCHMETRICS = "1.2"
+#: the libraries PnPInversion's calculator calls, as they were when it released its evaluation (October 2023: its
+#: requirement files pin none; torchmetrics 1.2, torchvision 0.13-0.16) or as they are now (torchmetrics 1.9,
+#: torchvision 0.17+). SSIM: torchmetrics up to 1.4 left the map's 5-px border (the padding's reach) out of the
+#: mean, from 1.5 the whole map is averaged; by 1.4 the windows' variances are clamped at 0. LPIPS: 1.2 normalised
+#: features by ``norm + 1e-10`` (the lpips package's), 1.9 by ``sqrt(norm^2 + 1e-8)``. DINO's input: torchvision's
+#: ``Resize`` on a tensor did not antialias before 0.17, does since. PSNR, MSE and CLIPScore are the same.
+AS_OF = ("2023", "current")
+DEFAULT_AS_OF = "2023"
 
 
 def ssim_map(p: torch.Tensor, g: torch.Tensor, data_range: float = 1.0, sigma: float = 1.5, k1: float = 0.01,
@@ -135,11 +136,11 @@ def ssim_map(p: torch.Tensor, g: torch.Tensor, data_range: float = 1.0, sigma: f
     return ((2 * mu_pg + c1) * upper) / ((mu_p_sq + mu_g_sq + c1) * lower)
 
 
-def ssim(img_pred, img_gt, mask_pred=None, mask_gt=None, version: str = DEFAULT_TORCHMETRICS) -> float:
+def ssim(img_pred, img_gt, mask_pred=None, mask_gt=None, as_of: str = DEFAULT_AS_OF) -> float:
     """``calculate_ssim``: torchmetrics' ``StructuralSimilarityIndexMeasure(data_range=1.0)`` on one pair, as
-    torchmetrics ``version`` computes it (``TORCHMETRICS_VERSIONS``)."""
+    torchmetrics computed it ``as_of`` (``AS_OF``)."""
     p, g = _pair(img_pred, img_gt, mask_pred, mask_gt)
-    old = version == "1.2"
+    old = as_of == "2023"
     full = ssim_map(p, g, clamp=not old)
     if old:   # torchmetrics <= 1.4: the border the padding reaches is left out of the mean
         full = full[..., SSIM_PAD:-SSIM_PAD, SSIM_PAD:-SSIM_PAD]
@@ -191,8 +192,9 @@ class DinoStructure:
     MEAN = (0.485, 0.456, 0.406)
     STD = (0.229, 0.224, 0.225)
 
-    def __init__(self, path, device="cpu", layer: int = 11):
+    def __init__(self, path, device="cpu", layer: int = 11, antialias: bool = False):
         from transformers import ViTModel
+        self.antialias = antialias
         # DINO's LayerNorms use eps 1e-6 (vision_transformer.py), whatever the converted config says
         self.model = ViTModel.from_pretrained(str(path), add_pooling_layer=False, layer_norm_eps=1e-6).to(device).eval()
         self.device = device
@@ -201,15 +203,16 @@ class DinoStructure:
         self.key = getattr(attn, "k_proj", None) or attn.attention.key
 
     def _transform(self, x: torch.Tensor) -> torch.Tensor:
-        """torchvision's ``Resize(224, max_size=480)`` (shorter side 224, bilinear, antialiased) and
-        ``Normalize(ImageNet)`` on the float 0..255 image, as their code feeds it."""
+        """torchvision's ``Resize(224, max_size=480)`` (shorter side 224, bilinear; ``antialias`` as torchvision
+        0.17+ does on tensors) and ``Normalize(ImageNet)`` on the float 0..255 image, as their code feeds it."""
         h, w = x.shape[-2:]
         short, long = min(h, w), max(h, w)
         new_short, new_long = 224, int(224 * long / short)
         if new_long > 480:
             new_short, new_long = int(480 * new_short / new_long), 480
         size = (new_short, new_long) if h <= w else (new_long, new_short)
-        x = F.interpolate(x, size=size, mode="bilinear", align_corners=False, antialias=True)
+        x = F.interpolate(x, size=size, mode="bilinear", align_corners=False,
+                          antialias=getattr(self, "antialias", False))
         mean = torch.tensor(self.MEAN, device=x.device).view(1, 3, 1, 1)
         std = torch.tensor(self.STD, device=x.device).view(1, 3, 1, 1)
         return (x - mean) / std
@@ -244,10 +247,10 @@ class Calculator:
     (``clip``, ``dino``: model folders; ``lpips``: ``(squeezenet file, heads file or None)``); ``skipped``
     says why each missing one is missing."""
 
-    def __init__(self, clip=None, dino=None, lpips=None, device="cpu", torchmetrics: str = DEFAULT_TORCHMETRICS):
-        if torchmetrics not in TORCHMETRICS_VERSIONS:
-            raise SystemExit(f"--torchmetrics {torchmetrics}: one of {', '.join(TORCHMETRICS_VERSIONS)}")
-        self.version = torchmetrics
+    def __init__(self, clip=None, dino=None, lpips=None, device="cpu", as_of: str = DEFAULT_AS_OF):
+        if as_of not in AS_OF:
+            raise SystemExit(f"--as-of {as_of}: one of {', '.join(AS_OF)}")
+        self.as_of = as_of
         self.skipped: dict[str, str] = {}
         self.clip = self.dino = self.lpips = None
         if clip:
@@ -255,13 +258,13 @@ class Calculator:
         else:
             self.skipped["clip"] = "no CLIP ViT-L/14 weights (--clip)"
         if dino:
-            self.dino = DinoStructure(dino, device)
+            self.dino = DinoStructure(dino, device, antialias=as_of != "2023")
         else:
             self.skipped["structure"] = "no DINO ViT-B/8 weights (--dino)"
         if lpips and lpips[0]:
             from .lpips import SqueezeLpips
             try:
-                self.lpips = SqueezeLpips(lpips[0], lpips[1], device, eps_inside=torchmetrics != "1.2")
+                self.lpips = SqueezeLpips(lpips[0], lpips[1], device, eps_inside=as_of != "2023")
             except FileNotFoundError as e:
                 self.skipped["lpips"] = str(e)
         else:
@@ -277,7 +280,7 @@ class Calculator:
         if why is not None:
             raise Skipped(why)
         def ssim_(*a):
-            return ssim(*a, version=self.version)
+            return ssim(*a, as_of=self.as_of)
 
         fns = {"psnr": psnr, "mse": mse, "ssim": ssim_, "lpips": self.lpips and self.lpips.measure,
                "structure_distance": self.dino}
