@@ -52,7 +52,9 @@ class UniInv(io.ComfyNode):
                                tooltip=f"The delay rate (paper: {INV['alpha']:g}; recommended 0.6 to 0.8): invert only "
                                        "the last floor(alpha x steps) steps of the schedule (up to sigma about alpha) "
                                        "and edit from there. Lower keeps more of the image's layout and detail; "
-                                       "higher lets the edit change more (1: from pure noise)."),
+                                       "higher lets the edit change more (1: from pure noise). Measured on the toy "
+                                       "flow world (16 cases, omega 5): alpha 0.4 / 0.6 / 0.8 edit 12 / 38 / 44% of "
+                                       "the cases, background 31.9 / 29.5 / 25.0 dB to the reconstruction."),
                 io.Boolean.Input("zero_initial", default=INV["zero_initial"],
                                  tooltip="Take the first velocity as zero (the authors' zero_initial; paper: off): "
                                          "one model evaluation fewer, the image's own velocity at t = 0 never taken."),
@@ -100,7 +102,10 @@ class UniEditFlow(io.ComfyNode):
                 io.Float.Input("omega", default=EDIT["omega"], min=0.0, max=100.0, step=0.5, round=0.01,
                                tooltip=f"The edit's strength (paper: {EDIT['omega']:g}): the step adds omega x (1 + "
                                        "mask) times the target's minus the source's velocity. Higher edits more; "
-                                       "lower keeps more of the image (0: the fused velocity alone)."),
+                                       "lower keeps more of the image (0: the fused velocity alone). Measured on the "
+                                       "toy flow world (16 cases, alpha 0.6): omega 0 / 2.5 / 5 / 8 edit 0 / 12 / 38 / "
+                                       "38% of the cases, background 35.6 / 32.1 / 29.5 / 27.1 dB to the "
+                                       "reconstruction."),
                 io.Float.Input("guidance", default=EDIT["guidance"], min=0.0, max=100.0, step=0.1, round=0.01,
                                tooltip=f"Flux dev's distilled guidance of both prompts (paper: {EDIT['guidance']:g}; "
                                        "the authors suggest 1 to 2), or SD3's classifier-free guidance scale with "
@@ -109,7 +114,8 @@ class UniEditFlow(io.ComfyNode):
                 io.Combo.Input("mask", options=list(F.MASKS), default="mean",
                                tooltip="The mask of the prompts' difference: mean (its signed channel mean, the "
                                        "authors' diffusers code: Flux, SD3) or abs mean (the mean of its absolute "
-                                       "value, the authors' BFL-Flux code)."),
+                                       "value, the authors' BFL-Flux code; on the toy flow world it kept more, "
+                                       "30.2 against 29.5 dB, at the same 38% of edits)."),
                 io.Conditioning.Input("negative", optional=True,
                                       tooltip="SD3 only: a negative prompt (usually empty) for classifier-free guidance "
                                               "of each prompt at 'guidance' (not in the authors' runs). Flux takes "
