@@ -162,8 +162,15 @@ def test_flow_invert_uni_inv_is_uni_inv_at_alpha_1_and_the_flow_sampler_samples_
 
 # ------------------------------------------------------------------ parity with the authors' code
 
+PARITY = {"flux-dev": dict(steps=10, alpha=0.6, zero_initial=False), "sd3": dict(steps=10, alpha=0.75, zero_initial=True)}
+SIZE = 8
+
+
 @pytest.fixture(scope="module")
-def reference(tmp_path_factory, skip_loudly, reference_copy):
+def parity(host, tiny, tmp_path_factory, skip_loudly, reference_copy):
+    """Per family of ``PARITY``: our Uni-Inv and Uni-Edit run (the inverted latent, the edit, the image; the model's
+    space) and the authors' code's on the same weights, schedule, latent and embeddings, all of the reference's in
+    one process."""
     tmp = tmp_path_factory.mktemp("uniedit")
     parts = ("UniEdit-Flow_diffusers/schedulers", "UniEdit-Flow_diffusers/utils.py")
     checkout = reference_copy(tmp / "code", "UNIEDIT", "DSL-Lab/UniEdit-Flow", parts,
@@ -171,50 +178,49 @@ def reference(tmp_path_factory, skip_loudly, reference_copy):
     if checkout is None:
         skip_loudly("UNIEDIT-FLOW PARITY SKIPPED: the UniEdit-Flow code was not found (set UNIEDIT_PATH to a checkout "
                     "of github.com/DSL-Lab/UniEdit-Flow, or fetch it)")
-
-    def run_reference(job: dict) -> dict:
-        path, out = tmp / f"job_{job['family']}.pt", tmp / f"out_{job['family']}.pt"
-        torch.save(job, path)
-        env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(checkout / "UniEdit-Flow_diffusers"),
-                                                           str(RUNNER.parent)]))
-        done = subprocess.run([sys.executable, str(RUNNER), str(path), str(out)], env=env, capture_output=True,
-                              text=True, timeout=600)
-        assert done.returncode == 0, f"the reference run failed:\n{done.stderr[-3000:]}"
-        return torch.load(out, weights_only=False)
-    return run_reference
-
-
-@pytest.mark.parametrize("family,steps,alpha,zero_initial", [("flux-dev", 10, 0.6, False), ("sd3", 10, 0.75, True)])
-def test_uniedit_flow_matches_the_authors_code(host, tiny, reference, family, steps, alpha, zero_initial):
     sys.path.insert(0, str(RUNNER.parent))
-    from flow_diffusers import diffusers_transformer, pack_latents, unpack_latents
+    from flow_diffusers import diffusers_transformer, pack_latents
 
-    model, clip, _ = tiny(family)
-    flux = family.startswith("flux")
-    size = 8
-    raw = raw_latent(seed=3, size=size)
-    inv, noise, sigmas = uni_inv(host, model, clip, raw, steps=steps, alpha=alpha, zero_initial=zero_initial)
-    edited = sample(host, uni_edit(host, model, clip), noise, sigmas, raw)
-    x_src = model.model.process_latent_in(raw)
-    embeddings = {p: (c[0][0].float(), c[0][1]["pooled_output"].float())
-                  for p, c in ((p, encode(host, clip, p)) for p in ("", SOURCE, TARGET))}
-    job = {"family": "flux" if flux else "sd3", "transformer": diffusers_transformer(model),
-           "x_src": pack_latents(x_src) if flux else x_src, "embeddings": embeddings, "inversion": "",
-           "source": SOURCE, "target": TARGET, "sigmas": inv.sigmas[:-1].float().tolist(), "steps": steps,
-           "alpha": alpha, "omega": 5.0, "zero_initial": zero_initial, "guidance": 1.0, "height": size, "width": size}
-    ref = reference(job)
+    ours, jobs = {}, []
+    for family, s in PARITY.items():
+        model, clip, _ = tiny(family)
+        flux = family.startswith("flux")
+        raw = raw_latent(seed=3, size=SIZE)
+        inv, noise, sigmas = uni_inv(host, model, clip, raw, **s)
+        edited = sample(host, uni_edit(host, model, clip), noise, sigmas, raw)
+        x_src = model.model.process_latent_in(raw)
+        ours[family] = (inv.trajectory[0], model.model.process_latent_in(edited), x_src)
+        embeddings = {p: (c[0][0].float(), c[0][1]["pooled_output"].float())
+                      for p, c in ((p, encode(host, clip, p)) for p in ("", SOURCE, TARGET))}
+        jobs.append({"family": "flux" if flux else "sd3", "transformer": diffusers_transformer(model),
+                     "x_src": pack_latents(x_src) if flux else x_src, "embeddings": embeddings, "inversion": "",
+                     "source": SOURCE, "target": TARGET, "sigmas": inv.sigmas[:-1].float().tolist(), "omega": 5.0,
+                     "guidance": 1.0, "height": SIZE, "width": SIZE, **s})
+    path, out = tmp / "jobs.pt", tmp / "out.pt"
+    torch.save(jobs, path)
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(checkout / "UniEdit-Flow_diffusers"), str(RUNNER.parent)]))
+    done = subprocess.run([sys.executable, str(RUNNER), str(path), str(out)], env=env, capture_output=True, text=True,
+                          timeout=600)
+    assert done.returncode == 0, f"the reference run failed:\n{done.stderr[-3000:]}"
+    return {family: (ours[family], ref) for family, ref in zip(PARITY, torch.load(out, weights_only=False))}
+
+
+@pytest.mark.parametrize("family", list(PARITY))
+def test_uniedit_flow_matches_the_authors_code(parity, family):
+    from flow_diffusers import unpack_latents
+
+    (ours_inv, ours_edit, x_src), ref = parity[family]
     theirs_inv, theirs_edit = ref["inverted"], ref["edited"]
-    if flux:
-        theirs_inv, theirs_edit = unpack_latents(theirs_inv, size, size), unpack_latents(theirs_edit, size, size)
+    if family.startswith("flux"):
+        theirs_inv, theirs_edit = unpack_latents(theirs_inv, SIZE, SIZE), unpack_latents(theirs_edit, SIZE, SIZE)
     assert torch.equal(theirs_edit[0], theirs_edit[1])             # the authors' two rows: one edit
-    ours_inv, ours_edit = inv.trajectory[0], model.model.process_latent_in(edited)
     err_inv = ((ours_inv - theirs_inv).abs().max() / theirs_inv.abs().max()).item()
     err_edit = ((ours_edit - theirs_edit[1:]).abs().max() / theirs_edit.abs().max()).item()
     moved = ((theirs_edit[1:] - x_src).abs().max() / x_src.abs().max()).item()
-    print(f"\nUniEdit-Flow {family} vs DSL-Lab/UniEdit-Flow (steps {steps}, alpha {alpha}, zero_initial "
-          f"{zero_initial}): inversion max abs {(ours_inv - theirs_inv).abs().max():.2e} (relative {err_inv:.2e}), "
-          f"edit max abs {(ours_edit - theirs_edit[1:]).abs().max():.2e} (relative {err_edit:.2e}); the edit moved "
-          f"the latent by {moved:.2f} of its range")
+    print(f"\nUniEdit-Flow {family} vs DSL-Lab/UniEdit-Flow ({PARITY[family]}): inversion max abs "
+          f"{(ours_inv - theirs_inv).abs().max():.2e} (relative {err_inv:.2e}), edit max abs "
+          f"{(ours_edit - theirs_edit[1:]).abs().max():.2e} (relative {err_edit:.2e}); the edit moved the latent by "
+          f"{moved:.2f} of its range")
     assert moved > 1e-2
     assert err_inv <= TOLERANCE and err_edit <= TOLERANCE
 

@@ -4,12 +4,12 @@ for the pack's parity test (``tests/host/test_uniedit_flow.py``). Never imported
 
     PYTHONPATH=<checkout>/UniEdit-Flow_diffusers:<this folder> python uniedit_runner.py JOB OUT
 
-JOB (``torch.save``): ``family`` ("flux" or "sd3"), the diffusers transformer (the host's tiny model's weights,
+JOB (``torch.save``): a job or a list of jobs (one process for all: the imports are most of its time), each: ``family`` ("flux" or "sd3"), the diffusers transformer (the host's tiny model's weights,
 converted by ``tests/reference/flow_diffusers.py``), the image latent ``x_src`` (the model's space: the host's
 ``process_latent_in``; packed into 2x2 tokens for Flux, as ``utils.image2latent`` packs it), the prompts' embeddings
 as the host's text encoders made them, the prompts (``inversion``: "" as demo_edit.py; ``source``, ``target``), the
 schedule ``sigmas`` (the host's, without its final 0), ``steps``, ``alpha``, ``omega``, ``zero_initial`` and
-``guidance``. OUT gets the inverted latent and the edited latent (both rows of the authors' batch).
+``guidance``. OUT gets, for each job, the inverted latent and the edited latent (both rows of the authors' batch).
 
 demo_edit.py's main block run as it is written (set_hyperparameters, the inversion call of the pipeline with the
 inversion scheduler, ``utils.pack_edit_input``, the edit call with the edit scheduler), with these adapters, none
@@ -44,7 +44,12 @@ from utils import pack_edit_input  # noqa: E402
 
 def main(job_path: str, out_path: str) -> None:
     torch.set_num_threads(1)
-    job = torch.load(job_path, weights_only=False)
+    jobs = torch.load(job_path, weights_only=False)
+    outs = [run(job) for job in (jobs if isinstance(jobs, list) else [jobs])]
+    torch.save(outs if isinstance(jobs, list) else outs[0], out_path)
+
+
+def run(job: dict) -> dict:
     embeds = job["embeddings"]   # prompt -> (context, pooled)
     transformer = job["transformer"].eval()
     flux = job["family"] == "flux"
@@ -87,9 +92,9 @@ def main(job_path: str, out_path: str) -> None:
     edited = pipe(
         edit_prompt, num_inference_steps=job["steps"], sigmas=sigmas, guidance_scale=job["guidance"],
         latents=edit_init_latent, output_type="latent", height=height, width=width).images
-    torch.save({"inverted": invert_noise_latent.detach(), "edited": edited.detach(),
-                "edit_sigmas": edit_scheduler.sigmas.detach().clone(),
-                "inversion_sigmas": invert_scheduler.sigmas.detach().clone()}, out_path)
+    return {"inverted": invert_noise_latent.detach(), "edited": edited.detach(),
+            "edit_sigmas": edit_scheduler.sigmas.detach().clone(),
+            "inversion_sigmas": invert_scheduler.sigmas.detach().clone()}
 
 
 if __name__ == "__main__":
