@@ -2,7 +2,8 @@
 Editing", ``Pengchengpcx/FTEdit``): FTEdit Invert solves each Euler step of the inversion as a fixed point
 (the velocity averaged over its iterations); FTEdit samples the source and the edit as one pair whose
 source row follows the inversion, the edit keeping the source's text features where the prompts agree
-(AdaLN invariance) and, in the first steps, its attention values.
+(AdaLN invariance) and, in the first steps, its attention values. SD3/SD3.5 as the authors' code; Flux.1 on the
+blocks and guidance of Justin900429/RF-Image-Editing's port.
 
 This technique's folder; its row of the technique table (``invertedit/techniques/__init__.py``) is
 ``ROW``."""

@@ -1,7 +1,16 @@
 """FTEdit inside the host (math in ``fixed_point.py``, policy in ``invariance.py``): FTEdit Invert's loop on
-Flow Invert's body (``hostkit/flow_inverters.py``), and the patched clone of an SD3 model that samples the
-source/target pair: the invariance policy on every joint block but the last (the pack's DiT attention driver),
-and the source row following the inversion (``hostkit/flow_pair.SourceRow``), which is the authors' residual.
+Flow Invert's body (``hostkit/flow_inverters.py``), and the patched clone of an SD3 or Flux.1 model that samples the
+source/target pair: the invariance policy (the pack's DiT attention driver) on every joint block but the last (SD3,
+the authors') or on the double-stream blocks (Flux.1, Justin900429/RF-Image-Editing's port), and the source row
+following the inversion (``hostkit/flow_pair.SourceRow``), which is the authors' residual.
+
+Where the Flux port differs from the authors' SD3 code (``pipeline/ft_edit.py``, ``processor/
+ft_editing_attn_processor.py``), the authors' method is kept: its inversion evaluates the model ``fixed_point_steps``
+(3) times at the same latent and the step's start (plain Euler at three times the cost), FTEdit Invert solves the
+fixed point as the authors; its schedule stops short of sigma 0 (``num_inference_steps + 1`` timesteps), the host's
+reaches it; its controllers count 37 calls a step (SD3.5 Large's blocks) over Flux's 19 double blocks, so a step
+fraction acts about twice as many steps as it says (attn_ratio 0.15 of 25: about 6, not 3), here steps are counted
+(int(N x f)). Its blocks (all 19 double-stream ones for both controls) and guidance (2, both rows) are kept.
 
 The residual (``edit_img_with_residual``): after each Euler step of the pair the authors add to the source row
 ``all_latents[-2 - i] - src_prev_sample``, so the source row is the inversion's next state, exactly, at every
