@@ -157,6 +157,11 @@ def test_flux_node_with_a_mask(host, tiny):
         assert torch.isfinite(out).all()
         edits.append(out[1])
     assert (edits[0] - edits[1]).abs().max() > 1e-3
+    # use_mask off (their --no_mask editor): no region is kept, and no mask pass runs
+    region = call(host, "InvertEditConsistEdit", model=model, clip=clip, inversion=inv, source_prompt=src,
+                  target_prompt=tgt, edit_words="circle", consistency_strength=0.3, mask_threshold=0.1, guidance=3.5,
+                  use_mask=False)[3]
+    assert region.eq(1).all()
 
 
 #: ConsistEdit's step against the stock euler step on the same pair (batch 2, one call, cfg 1), per step at the real

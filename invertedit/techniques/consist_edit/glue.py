@@ -115,7 +115,7 @@ def mask_blocks_of(node: str, model, choice: str, controlled: list) -> list:
 
 def consist_edit(node: str, model, clip, inversion: Inversion, source_prompt: str, target_prompt: str,
                  edit_words: str, consistency_strength: float, mask_threshold: float, guidance: float,
-                 mask: torch.Tensor | None = None, mask_blocks: str = "authors"):
+                 mask: torch.Tensor | None = None, mask_blocks: str = "authors", use_mask: bool = True):
     """(a clone of ``model`` sampling ConsistEdit's pair, the pair's CONDITIONING: row 0 the source, row 1 the
     edit, at ``guidance`` for Flux dev, the source row at the inversion's guidance, the edit region as a MASK on the
     patch grid)."""
@@ -136,7 +136,9 @@ def consist_edit(node: str, model, clip, inversion: Inversion, source_prompt: st
                         "attention is not the image's; give the source prompt the inversion's prompt.", node)
     steps = len(inversion.sampling_sigmas) - 1
     rows, cols = (-(-s // family.patch_size) for s in inversion.latent.shape[-2:])
-    if mask is not None:
+    if not use_mask:   # their --no_mask editor (regiter_attention_editor_diffusers_sd3 / _flux): nothing kept
+        keep = torch.zeros(rows * cols, dtype=torch.bool)
+    elif mask is not None:
         keep = keep_from_mask(node, mask, (rows, cols))
     else:
         positions = word_positions(node, clip, model, source_prompt, edit_words, lengths[0])

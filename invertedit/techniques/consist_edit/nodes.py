@@ -70,6 +70,11 @@ class ConsistEdit(io.ComfyNode):
                                        "blocks) the single blocks' maps sit on the image's border and the double "
                                        "blocks' on the object: try all or double where the edit_region output misses "
                                        "the object."),
+                io.Boolean.Input("use_mask", default=True, optional=True,
+                                 tooltip="On: the consistent edit (the authors' default). Off: their --no_mask "
+                                         "editor for global edits (style): no region is kept, only the first steps' "
+                                         "queries and keys are the source's (their script: consistency_strength "
+                                         "0.3). Off edits more: nothing outside the object is held."),
                 io.Mask.Input("mask", optional=True,
                               tooltip="The region to edit (white), in place of the attention mask: e.g. Attention "
                                       "Store's or a painted one."),
@@ -83,21 +88,21 @@ class ConsistEdit(io.ComfyNode):
 
     @classmethod
     def execute(cls, model, clip, inversion, source_prompt, target_prompt, edit_words, consistency_strength,
-                mask_threshold, guidance, mask_blocks="authors", mask=None) -> io.NodeOutput:
+                mask_threshold, guidance, mask_blocks="authors", use_mask=True, mask=None) -> io.NodeOutput:
         check_finite(cls.NAME, consistency_strength=consistency_strength, mask_threshold=mask_threshold,
                      guidance=guidance)
         if not 0.0 <= consistency_strength <= 1.0:
             raise NodeInputError(cls.NAME, f"input 'consistency_strength' is {consistency_strength:g}; give a fraction "
                                            f"of the steps from 0 to 1 (authors: 0.1 for real images, 1 when "
                                            f"generating).")
-        if mask is None:
+        if mask is None and use_mask:
             check_threshold(cls.NAME, "mask_threshold", mask_threshold, "the attention map is normalised to 0..1",
                             "the edit region would be empty (the edit would copy the source)",
                             "the edit region would be the whole image", PAPER["mask_threshold"])
         check_inversion(cls.NAME, inversion, model=model, methods=FLOW_METHODS)
         patched, pair, region = consist_edit(cls.NAME, model, clip, inversion, source_prompt, target_prompt,
                                              edit_words, consistency_strength, mask_threshold, guidance, mask,
-                                             mask_blocks)
+                                             mask_blocks, use_mask)
         return io.NodeOutput(patched, pair, InvertedNoise(inversion, cls.NAME, rows=2), region)
 
 

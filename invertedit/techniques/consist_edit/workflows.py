@@ -47,7 +47,7 @@ def _consist_edit(family: Family, guidance: float) -> dict:
          "widgets": {"source_prompt": PHOTO_SOURCE, "target_prompt": PHOTO_TARGET, "edit_words": PHOTO_WORD,
                      "consistency_strength": PAPER["consistency_strength"],
                      "mask_threshold": PAPER["mask_threshold"], "guidance": guidance if flux else 3.5,
-                     "mask_blocks": "authors"},
+                     "mask_blocks": "authors", "use_mask": True},
          "inputs": {"model": model, "clip": clip_of(family), "inversion": ("invert", 0)}},
         {"key": "guider", "type": "BasicGuider", "inputs": {"model": ("consist", "MODEL"),
                                                             "conditioning": ("consist", "CONDITIONING")}}
