@@ -41,7 +41,8 @@ class FlowAlign(io.ComfyNode):
                                tooltip="Classifier-free guidance of the target prompt over the source prompt, on the "
                                        "edit's noisy copy (authors, SD3: 13.5; their class default 7). Higher edits "
                                        "more, lower keeps more of the image; 1: the target alone, one model row "
-                                       "fewer a step (the workflows' Flux setting)."),
+                                       "fewer a step. Flux (ours): 2, with FluxGuidance 3.5 on both prompts (on the toy "
+                                       "flow world 13.5 replaced the picture)."),
                 io.Float.Input("regularization", default=ROW.settings[f"{_NODE}.regularization"], min=0.0, max=1.0,
                                step=0.001, round=0.0001,
                                tooltip="The flow-matching regulariser's weight (the authors' code: 0.01): each step "
