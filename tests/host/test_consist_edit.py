@@ -3,7 +3,9 @@
 - parity with the authors' code (``zxYin/ConsistEdit_Code``'s ``attention_control.py``, their real-image SD3 editor,
   imported unchanged from a copy of their repository by ``tests/reference/consist_edit_runner.py``, on diffusers'
   SD3 transformer with the tiny host model's weights): the mask from the source's attention and the edited latent
-  over every step, in both phases (queries and keys shared everywhere, then outside the edit region);
+  over every step, in both phases (queries and keys shared everywhere, then outside the edit region); and their
+  Flux editor (single-stream blocks, ``tests/reference/consist_edit_flux_runner.py``, in a subprocess with
+  diffusers 0.34, their pin: ``$CONSISTEDIT_DIFFUSERS``) the same way on the tiny Flux dev;
 - the policy's rules on a call (which rows and tokens take the source's queries, keys and values, by phase);
 - the node end to end on Flux (single blocks) with a connected mask: the kept region follows the source;
 - its cost per step against stock at the real models' depth.
@@ -209,3 +211,63 @@ def test_cost_per_step_at_real_depth(host, family):
     print(f"ConsistEdit {family}: {ours_['ops']:.0f} ops a step against {base['ops']:.0f} stock ({ratio:.3f}x), "
           f"device waits {ours_['syncs']:.1f} vs {base['syncs']:.1f}")
     assert ratio <= COST_BOUND[family] and ours_["syncs"] <= base["syncs"] + 1.0
+
+
+FLUX_TEXT = 512   # their Flux mask code reads 512 text tokens (get_flux_value_to_text_mask_by_mean's text_length)
+
+
+def test_parity_with_their_flux_editor(host, tiny, code, tmp_path, skip_loudly):
+    """Their Flux editor (single-stream blocks; the mask from the source's single-block maps, their GENERATE_MASK
+    pass) on the tiny Flux dev, driven over the pack's inversion as the pair runs: their mask is ours and their edit
+    is ours, at strength 0.5 (both phases). Their code needs diffusers 0.34 (their pin): a folder holding it is
+    ``$CONSISTEDIT_DIFFUSERS`` (``pip install --target DIR --no-deps diffusers==0.34.0``)."""
+    import os
+    import subprocess
+    folder = os.environ.get("CONSISTEDIT_DIFFUSERS", "")
+    if not folder or not (Path(folder) / "diffusers").is_dir():
+        skip_loudly("CONSISTEDIT FLUX PARITY SKIPPED: their Flux editor needs diffusers 0.34 (set CONSISTEDIT_DIFFUSERS "
+                    "to a folder made by 'pip install --target DIR --no-deps diffusers==0.34.0')")
+    glue = host.pack.techniques.consist_edit.glue
+    model = tiny("flux-dev")[0]
+    net = model.model.diffusion_model
+    g = torch.Generator().manual_seed(3)
+
+    def cond(guidance):
+        return [[torch.randn(1, FLUX_TEXT, net.params.context_in_dim, generator=g),
+                 {"pooled_output": torch.randn(1, net.params.vec_in_dim, generator=g), "guidance": guidance}]]
+
+    source, target = cond(1.0), cond(3.5)
+    raw = torch.randn(1, 16, SIZE, SIZE, generator=torch.Generator().manual_seed(0))
+    inv, _, sigmas = call(host, "InvertEditFlowInvert", model=model, latent={"samples": raw}, positive=source,
+                          solver="euler", steps=STEPS, scheduler="simple", guidance=1.0)[:3]
+    blocks = glue.controlled_blocks("ConsistEdit", model)
+    keep = glue.mask_pass("ConsistEdit", model, inv, source, WORDS, blocks, 0.1)
+    assert 0 < int(keep.sum()) < keep.numel(), "the test's mask must hold both regions"
+    patched = glue.pair_model("ConsistEdit", model, inv, keep, int(STEPS * 0.5), blocks)
+    pair = glue.pair_conditioning(glue.check_flow_family(model, "ConsistEdit"), source, target, 3.5)
+    noise = host.pack.hostkit.flow_inverters.InvertedNoise(inv, "ConsistEdit", rows=2)
+    out = call(host, "SamplerCustomAdvanced", noise=noise, guider=call(host, "BasicGuider", model=patched,
+                                                                       conditioning=pair)[0],
+               sampler=call(host, "KSamplerSelect", sampler_name="euler")[0], sigmas=sigmas,
+               latent_image={"samples": raw.repeat(2, 1, 1, 1)})[0]
+    edit = model.model.process_latent_in(out["samples"][1:]).float()
+    sys.path.insert(0, str(REFERENCE))
+    try:
+        from flow_diffusers import diffusers_config, diffusers_transformer
+    finally:
+        sys.path.remove(str(REFERENCE))
+    job = {"state_dict": diffusers_transformer(model).state_dict(), "config": diffusers_config(model)[1],
+           "trajectory": inv.trajectory[:, :1].float(), "sigmas": inv.sampling_sigmas.float(),
+           "source": (source[0][0], source[0][1]["pooled_output"]), "target": (target[0][0], target[0][1]["pooled_output"]),
+           "guidance": (1.0, 3.5), "positions": WORDS, "alpha": 0.5, "mask_path": str(tmp_path / "mask.png")}
+    torch.save(job, tmp_path / "job.pt")
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([folder, str(code)]))
+    done = subprocess.run([sys.executable, str(REFERENCE / "consist_edit_flux_runner.py"), str(tmp_path / "job.pt"),
+                           str(tmp_path / "out.pt")], env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, f"their run failed:\n{done.stderr[-3000:]}"
+    theirs = torch.load(tmp_path / "out.pt", weights_only=False)
+    assert torch.equal(theirs["mask"].flatten() > 0.5, keep.cpu())
+    diff = (edit - theirs["edit"]).abs().max() / theirs["edit"].abs().max()
+    print(f"ConsistEdit Flux parity: max |ours - theirs| / max |theirs| = {diff:.2e}, "
+          f"max abs {(edit - theirs['edit']).abs().max():.2e}")
+    assert diff < TOLERANCE
