@@ -72,6 +72,10 @@ def test_one_batched_call_a_step_and_the_source_back_from_the_same_prompt_twice(
         assert torch.isfinite(out).all() and not torch.allclose(out, latent, atol=1e-3)
     same = run(host, model, flow_align(host, model, clip, target=SOURCE), latent)
     assert torch.allclose(same, latent, atol=1e-5), (same - latent).abs().max()
+    if family == "qwen-image":   # unpadded prompts of other token counts: a call each, the same 3 rows (as FlowEdit)
+        m, rows = counted_model(model, "APPLY_MODEL")
+        assert torch.isfinite(run(host, m, flow_align(host, m, clip, target="a cat"), latent)).all()
+        assert rows == [1, 2] * 4, rows
 
 
 def test_more_regularization_keeps_more_of_the_source(host, tiny):

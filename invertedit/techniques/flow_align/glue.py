@@ -6,7 +6,8 @@ and at each step hands the sampler the denoised prediction whose Euler step is t
 (``align.edit_denoised``). Every step acts (the authors' code skips none). Each step evaluates, in one batched model
 call (``BranchInputs``: each cond's rows get their own latent), the target and the source prompt at ``p`` (the edit
 with the step's noise) and the source prompt at ``q`` (the source with the same noise): 3 rows; with guidance 1 the
-source at ``p`` drops out (2 rows). No negative prompt: the authors guide the target over the source prompt. The
+source at ``p`` drops out (2 rows); on Qwen-Image, whose prompts are not padded, prompts of different token counts
+take a call each (the host batches one count only), the same rows, as FlowEdit's. No negative prompt: the authors guide the target over the source prompt. The
 step's noises are drawn once per run from the NOISE input's seed (``inversion.run_noises``: on SD3, what the
 authors' ``torch.manual_seed(seed)`` and a ``randn_like`` a step give; Flux's in its 2x2 token layout, as FlowEdit's
 Flux code draws them).
