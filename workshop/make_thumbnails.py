@@ -79,8 +79,7 @@ CARD_NOTES.update({
         "the orbit of a tiny random SV3D (the tests'): noise, which the one-object toy then edits",
     "SD3 - RF-Inversion edit": "on this toy model RF-Inversion moves the other object's edge (docs/measurements.md)",
     "Toy - MasaCtrl edit": "a change of shape, which this toy model draws roughly",
-    "Flux - ConsistEdit": "ConsistEdit keeps the object's outline (its mask is the circle's region): a shape edit stays "
-                          "a circle here; its edits change colour and texture",
+    "Flux - ConsistEdit": "ConsistEdit keeps the object's outline: the colour changes, the circle stays round",
 })
 CARD_NOTES.update({f"Qwen-Image - {t}": "the Flux template's picture: a tiny random Qwen-Image (the tests') draws noise"
                    for t in ("FlowEdit", "Prompt-to-Prompt edit", "KV-Edit")})
