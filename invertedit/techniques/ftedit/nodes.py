@@ -103,8 +103,10 @@ class FTEdit(io.ComfyNode):
                                        f"more of the layout and detail; too much stops the edit."),
                 io.Float.Input("guidance", default=EDIT["guidance"], min=0.0, max=100.0, step=0.1,
                                tooltip=f"Flux dev's distilled guidance for both rows (the Flux port: "
-                                       f"{EDIT['guidance']:g}); higher pushes the edit harder. Ignored by SD3 (its "
-                                       f"CFGGuider's cfg: the authors' 2) and Flux schnell."),
+                                       f"{EDIT['guidance']:g}); higher pushes the edit harder, but with AdaLN in every "
+                                       f"step it soon breaks the picture (the toy flow model: fine at 2, a streak of "
+                                       f"the source's and the edit's colours at 3.5, at adaln_steps 0.5 too). Ignored "
+                                       f"by SD3 (its CFGGuider's cfg: the authors' 2) and Flux schnell."),
             ],
             outputs=[io.Model.Output(), io.Conditioning.Output(tooltip="The pair: row 0 the source, row 1 the edit."),
                      io.Noise.Output(tooltip="The inversion's noise in both rows (SamplerCustomAdvanced's noise).")],
