@@ -76,6 +76,7 @@ RUNS = {
                  ("edit",)),
     "kv-edit": ("Flux - KV-Edit", {}, ("mask", "edit")),
     # the 2025-26 leaders (issue 84), each at its workflow's (the authors') settings
+    "uni-inv": ("Flux - Flow inversion and edit", _inv("uni-inv", 50), ("rec", "edit")),
     "uniedit-flow": ("Flux - UniEdit-Flow", {}, ("edit",)),
     "dnaedit": ("Flux - DNAEdit", {}, ("edit",)),
     "layerverse": ("Flux - LayerVerse (FireFlow)", {}, ("mask", "plain", "edit")),
@@ -99,6 +100,7 @@ ROWS = {
     f"Prompt-to-Prompt on joint attention + local blend (cross 0.8, self {P2P_SELF:g}, swept; guidance 3.5)":
         ("p2p-self", "edit", True),
     "KV-Edit (the object's box as mask; 28 steps, 4 skipped; guidance 1.5 / 5.5)": ("kv-edit", "edit", True),
+    "Uni-Inv inversion (50 steps, 51 calls): reconstruction": ("uni-inv", "rec", False),
     "UniEdit-Flow (Uni-Inv 15 steps, alpha 0.6, omega 5; guidance 1)": ("uniedit-flow", "edit", True),
     "DNAEdit (28 steps from step 4, mvg 0.8; guidance 1 / 2.5)": ("dnaedit", "edit", True),
     "FireFlow inversion (15 steps) + target prompt (guidance 2)": ("layerverse", "plain", True),
@@ -107,7 +109,8 @@ ROWS = {
     "FTEdit (Flux port: 25 steps, 2 fixed-point iterations; AdaLN every step, values 0.15; guidance 2)":
         ("ftedit", "edit", True),
     "FlowAlign (Flux, ours: 28 steps, regularization 0.01; guidance 2)": ("flowalign", "edit", True),
-    "ConsistEdit (Uni-Inv 28 steps, strength 0.1, the noun's mask; guidance 3.5)": ("consistedit", "edit", True),
+    "ConsistEdit (strength 0.1, threshold 0.1, mask from every block; Uni-Inv 28 steps; guidance 3.5)":
+        ("consistedit", "edit", True),
 }
 REC_ROW = "RF-Solver inversion (25 steps, 2 calls each): reconstruction"
 EULER_REC_ROW = "Euler inversion (50 steps): reconstruction"
