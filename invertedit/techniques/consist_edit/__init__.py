@@ -17,7 +17,7 @@ ROW = Technique(
     "single blocks; 28 steps, SD3 at guidance 1",
     "N + 1 evaluations of one row for the mask (the authors make it while inverting), then N of a batch of 2 "
     "(source and edit); per controlled block three row gathers and three selects",
-    ("SD3 - ConsistEdit", "Flux - ConsistEdit"), None,
+    ("SD3 - ConsistEdit", "Flux - ConsistEdit"), ("toyworld_flow", "ConsistEdit ("),
     "The edit's vision tokens take the source's queries and keys in the first steps and, outside the edited "
     "object's attention mask, its queries, keys and values at every step, so structure and background stay the "
     "image's while the object changes.",

@@ -14,7 +14,7 @@ ROW = Technique(
     "cfg 3.5 to edit, mvg 0.8 (the authors' configs; 0.85 in their function's signature and the RF-Image-Editing "
     "reimplementation); align noise on (off: the reimplementation)",
     "N - start_step to invert, N - start_step to edit (stock euler; SD3's cfg: 2 rows a step, one call)",
-    ("Flux - DNAEdit", "SD3 - DNAEdit"), None,
+    ("Flux - DNAEdit", "SD3 - DNAEdit"), ("toyworld_flow", "DNAEdit ("),
     "On Flux.1 and SD3/SD3.5: an inversion that aligns its noise with each step's velocity error and keeps "
     "where each step evaluated the model, then Mobile Velocity Guidance pulls the target's velocity towards the "
     "source moved by the velocity difference; a GUIDER for the stock euler sampler.",

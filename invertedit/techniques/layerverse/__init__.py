@@ -17,6 +17,6 @@ ROW = Technique(
     "no extra evaluations (the solver's: FireFlow about 1 a step); kept keys and values of the allocation's blocks, "
     "about 0.4 GB per evaluation per megapixel for Flux.1 dev's 8 (bfloat16; 6.4 GB for 15 FireFlow steps), 0.45 GB "
     "for SD3.5 medium's 13 and their 5 second attentions, computed",
-    ("Flux - LayerVerse (FireFlow)", "SD3 - LayerVerse (FireFlow)"), None,
+    ("Flux - LayerVerse (FireFlow)", "SD3 - LayerVerse (FireFlow)"), ("toyworld_flow", "LayerVerse + FireFlow ("),
     "Flow Invert keeps the image keys and values of LayerVerse's calibrated blocks; the edit attends with them outside "
     "the editing mask in the masked blocks and everywhere in the few global blocks (Flux.1, SD3/SD3.5).")

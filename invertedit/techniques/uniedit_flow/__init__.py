@@ -14,7 +14,7 @@ ROW = Technique(
     "the inversion with the empty prompt, zero initial off",
     "Uni-Inv: floor(alpha N) + 1 evaluations (zero initial: floor(alpha N)); Uni-Edit: 2 rows per step for "
     "floor(alpha N) steps, one batched call (SD3 with cfg: 3 rows)",
-    ("Flux - UniEdit-Flow", "SD3 - UniEdit-Flow"), None,
+    ("Flux - UniEdit-Flow", "SD3 - UniEdit-Flow"), ("toyworld_flow", "UniEdit-Flow ("),
     "Inverts with Uni-Inv's predictor-corrector up to alpha of the schedule and edits from there with Uni-Edit's "
     "mask-fused source and target velocities (Flux.1, SD3).",
     settings={"InvertEditUniInv.steps": 15, "InvertEditUniInv.guidance": 1.0, "InvertEditUniInv.alpha": 0.6,
