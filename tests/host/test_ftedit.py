@@ -275,3 +275,88 @@ def test_ftedit_matches_the_authors_code(host, tiny, reference):
         assert off_err > 100 * edit_err, (adaln, attention, off_err, edit_err)
     assert src_err <= 0.02   # the last step's reconstruction error (glue.py's docstring)
     assert moved > 1e-2
+
+
+RUNNER_FLUX = Path(__file__).resolve().parents[1] / "reference" / "ftedit_flux_runner.py"
+
+
+def test_ftedit_on_flux_matches_the_rf_image_editing_port(host, tiny, tmp_path_factory, skip_loudly, reference_copy):
+    """The edit on Flux against Justin900429/RF-Image-Editing's port (``FTEditFluxPipeline.denoise`` with the
+    notebook's controllers), both handed one trajectory for the source row on the port's schedule (its
+    ``num_inference_steps + 1`` timesteps, which stop short of sigma 0): the port's inversion is not the authors'
+    (``glue.py``), so the edit alone is compared. The control's effect (controlled minus uncontrolled, each side's
+    own) is compared, since the two plain pairs already differ by 1.6e-3 (relative max)."""
+    tmp = tmp_path_factory.mktemp("ftedit_flux")
+    checkout = reference_copy(tmp / "code", "RF_IMAGE_EDITING", "Justin900429/RF-Image-Editing",
+                              ("pipeline", "processor"), "pipeline/ft_edit.py")
+    if checkout is None:
+        skip_loudly("FTEDIT FLUX PARITY SKIPPED: the RF-Image-Editing code was not found (set RF_IMAGE_EDITING_PATH "
+                    "to a checkout of github.com/Justin900429/RF-Image-Editing, or fetch it)")
+    sys.path.insert(0, str(RUNNER.parent))
+    import comfy.sd1_clip
+    from diffusers import FlowMatchEulerDiscreteScheduler
+    from flow_diffusers import diffusers_transformer, flux_ids, pack_latents, unpack_latents
+
+    Inversion, inversion_fingerprint = host.pack.inversion.record.Inversion, host.pack.hostkit.inverters.inversion_fingerprint
+    model, clip, _ = tiny("flux-dev")
+    clip = clip.clone()
+    clip.set_tokenizer_option("t5xxl_min_length", 512)   # the port's max_sequence_length
+    steps, size = 6, 8
+    settings = dict(steps=steps, ly_ratio=0.67, attn_ratio=0.34, guidance=2.0)
+    seq = (size // 2) ** 2
+    m = (1.15 - 0.5) / (4096 - 256)
+    scheduler = FlowMatchEulerDiscreteScheduler(shift=1.0, use_dynamic_shifting=True, base_shift=0.5, max_shift=1.15,
+                                                base_image_seq_len=256, max_image_seq_len=4096)
+    scheduler.set_timesteps(steps + 1, mu=seq * m + 0.5 - m * 256)
+    sigmas = (scheduler.timesteps / 1000).float()   # the port's: its timesteps over 1000, N + 1 of them
+    x0 = model.model.process_latent_in(latent(4))
+    noise = torch.randn(1, 16, size, size, generator=torch.Generator().manual_seed(5))
+    trajectory = torch.stack([(1 - s) * x0 + s * noise for s in sigmas])   # sampling order
+    conds = {p: encode(host, clip, p) for p in (SOURCE, TARGET)}
+    assert conds[SOURCE][0][0].shape[1] == 512
+    job = {"transformer": diffusers_transformer(model), "source": SOURCE, "target": TARGET, "settings": settings,
+           "embeddings": [(c[0][0].float(), c[0][1]["pooled_output"].float()) for c in conds.values()],
+           "latents_list": [pack_latents(x) for x in trajectory.flip(0)], "img_ids": flux_ids(size, size, 512)[0],
+           "t5_tokenizer": str(Path(comfy.sd1_clip.__file__).parent / "text_encoders" / "t5_tokenizer")}
+    path = tmp / "job.pt"
+    torch.save(job, path)
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(checkout), str(RUNNER.parent)]))
+    done = subprocess.run([sys.executable, str(RUNNER_FLUX), str(path), str(tmp / "out.pt")], env=env,
+                          capture_output=True, text=True, timeout=600, cwd=str(tmp))
+    assert done.returncode == 0, f"the reference run failed:\n{done.stderr[-3000:]}"
+    ref = torch.load(tmp / "out.pt")
+    assert torch.equal(ref["sigmas"][:-1], sigmas)   # the port's schedule (its scheduler's sigmas end in a 0 it never steps to)
+    theirs = unpack_latents(ref["latent"], size, size)
+    inversion = Inversion(method="ftedit", sigmas=sigmas, start_step=0, trajectory=trajectory,
+                          latent=model.model.process_latent_out(trajectory[0]), settings={"steps": steps},
+                          fingerprint=inversion_fingerprint(model, conds[SOURCE]))
+
+    def ours(adaln: float, attention: float) -> torch.Tensor:
+        patched, pair, start = call(host, "InvertEditFTEdit", model=model, clip=clip, inversion=inversion,
+                                    source_prompt=SOURCE, target_prompt=TARGET, adaln_steps=adaln,
+                                    attention_steps=attention, guidance=settings["guidance"])
+        guider = call(host, "BasicGuider", model=patched, conditioning=pair)[0]
+        image = model.model.process_latent_out(trajectory[-1]).repeat(2, 1, 1, 1)
+        out = call(host, "SamplerCustomAdvanced", noise=start, guider=guider,
+                   sampler=call(host, "KSamplerSelect", sampler_name="euler")[0], sigmas=sigmas,
+                   latent_image={"samples": image})[0]["samples"]
+        return model.model.process_latent_in(out)[1:]
+
+    job["settings"] = dict(settings, ly_ratio=0.0, attn_ratio=0.0)   # the port without the control
+    torch.save(job, path)
+    done = subprocess.run([sys.executable, str(RUNNER_FLUX), str(path), str(tmp / "plain.pt")], env=env,
+                          capture_output=True, text=True, timeout=600, cwd=str(tmp))
+    assert done.returncode == 0, f"the reference run failed:\n{done.stderr[-3000:]}"
+    plain = unpack_latents(torch.load(tmp / "plain.pt")["latent"], size, size)
+    controlled, free = ours(settings["ly_ratio"], settings["attn_ratio"]), ours(0.0, 0.0)
+    scale = theirs.abs().max()
+    err, base = ((controlled - theirs).abs().max() / scale).item(), ((free - plain).abs().max() / scale).item()
+    effect = theirs - plain   # what the control changes, in the port's run and in ours
+    effect_err = ((controlled - free - effect).abs().max() / effect.abs().max()).item()
+    print(f"\nFTEdit on Flux vs Justin900429/RF-Image-Editing's port ({settings}): edit {err:.2e} relative max; the "
+          f"pair without the control already {base:.2e} apart; the control's effect (moving the edit "
+          f"{(effect.abs().max() / scale).item():.2e}) matches to {effect_err:.2e} of itself")
+    # measured: edit 1.58e-3; the plain pair (no control) 1.57e-3 apart already, which one velocity (3e-7) and the
+    # schedule (identical) do not explain; the control's effect matches to 1.6e-3 of itself, i.e. to the plain pair's
+    # difference. Not exact as the SD3 parity is: what separates the plain pairs is open.
+    assert effect_err <= 5e-3 and base <= 5e-3
