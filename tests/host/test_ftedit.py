@@ -284,8 +284,7 @@ def test_ftedit_on_flux_matches_the_rf_image_editing_port(host, tiny, tmp_path_f
     """The edit on Flux against Justin900429/RF-Image-Editing's port (``FTEditFluxPipeline.denoise`` with the
     notebook's controllers), both handed one trajectory for the source row on the port's schedule (its
     ``num_inference_steps + 1`` timesteps, which stop short of sigma 0): the port's inversion is not the authors'
-    (``glue.py``), so the edit alone is compared. The control's effect (controlled minus uncontrolled, each side's
-    own) is compared, since the two plain pairs already differ by 1.6e-3 (relative max)."""
+    (``glue.py``), so the edit alone is compared."""
     tmp = tmp_path_factory.mktemp("ftedit_flux")
     checkout = reference_copy(tmp / "code", "RF_IMAGE_EDITING", "Justin900429/RF-Image-Editing",
                               ("pipeline", "processor"), "pipeline/ft_edit.py")
@@ -340,23 +339,12 @@ def test_ftedit_on_flux_matches_the_rf_image_editing_port(host, tiny, tmp_path_f
         out = call(host, "SamplerCustomAdvanced", noise=start, guider=guider,
                    sampler=call(host, "KSamplerSelect", sampler_name="euler")[0], sigmas=sigmas,
                    latent_image={"samples": image})[0]["samples"]
-        return model.model.process_latent_in(out)[1:]
+        # the host's flow sampling hands back its last state over (1 - sigma_last) (``CONST.inverse_noise_scaling``);
+        # the port's schedule ends at sigma 0.0016, not 0, and its last state is the latent
+        return model.model.process_latent_in(out)[1:] * (1 - sigmas[-1])
 
-    job["settings"] = dict(settings, ly_ratio=0.0, attn_ratio=0.0)   # the port without the control
-    torch.save(job, path)
-    done = subprocess.run([sys.executable, str(RUNNER_FLUX), str(path), str(tmp / "plain.pt")], env=env,
-                          capture_output=True, text=True, timeout=600, cwd=str(tmp))
-    assert done.returncode == 0, f"the reference run failed:\n{done.stderr[-3000:]}"
-    plain = unpack_latents(torch.load(tmp / "plain.pt")["latent"], size, size)
-    controlled, free = ours(settings["ly_ratio"], settings["attn_ratio"]), ours(0.0, 0.0)
-    scale = theirs.abs().max()
-    err, base = ((controlled - theirs).abs().max() / scale).item(), ((free - plain).abs().max() / scale).item()
-    effect = theirs - plain   # what the control changes, in the port's run and in ours
-    effect_err = ((controlled - free - effect).abs().max() / effect.abs().max()).item()
-    print(f"\nFTEdit on Flux vs Justin900429/RF-Image-Editing's port ({settings}): edit {err:.2e} relative max; the "
-          f"pair without the control already {base:.2e} apart; the control's effect (moving the edit "
-          f"{(effect.abs().max() / scale).item():.2e}) matches to {effect_err:.2e} of itself")
-    # measured: edit 1.58e-3; the plain pair (no control) 1.57e-3 apart already, which one velocity (3e-7) and the
-    # schedule (identical) do not explain; the control's effect matches to 1.6e-3 of itself, i.e. to the plain pair's
-    # difference. Not exact as the SD3 parity is: what separates the plain pairs is open.
-    assert effect_err <= 5e-3 and base <= 5e-3
+    err = ((ours(settings["ly_ratio"], settings["attn_ratio"]) - theirs).abs().max() / theirs.abs().max()).item()
+    off = ((ours(0.0, 0.0) - theirs).abs().max() / theirs.abs().max()).item()
+    print(f"\nFTEdit on Flux vs Justin900429/RF-Image-Editing's port ({settings}): edit {err:.2e} relative max "
+          f"(without the control {off:.2e})")
+    assert err <= TOLERANCE and off > 100 * err
