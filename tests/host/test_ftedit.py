@@ -1,9 +1,10 @@
 """FTEdit (``InvertEditFTEditInvert``, ``InvertEditFTEdit``; Xu et al., CVPR 2025) on the tiny random SD3: the
 fixed-point inversion's exact property (plain Euler sampling retraces a converged inversion), what the pair's run
 costs (one batched model call a step; dispatched operations against a stock CFG step of the same rows, at SD3
-Medium's depth), and parity with the authors' code (``Pengchengpcx/FTEdit``, fetched at test time and run unchanged
-by ``tests/reference/ftedit_runner.py`` on the same weights, converted to diffusers). Its refusals are cases of the
-bad-input table (``tests/host/bad_inputs_ftedit.py``)."""
+Medium's depth), parity with the authors' code (``Pengchengpcx/FTEdit``, fetched at test time and run unchanged
+by ``tests/reference/ftedit_runner.py`` on the same weights, converted to diffusers) and, on the tiny Flux dev, of the
+edit with Justin900429/RF-Image-Editing's port (``tests/reference/ftedit_flux_runner.py``). Its refusals are cases of
+the bad-input table (``tests/host/bad_inputs_ftedit.py``)."""
 from __future__ import annotations
 
 import os
