@@ -21,7 +21,7 @@ ROW = Technique(
     "guidance 2, the 19 double-stream blocks",
     "3N to invert (2 iterations); N to sample a batch of 2 (source and edit) with CFG, the source row following the "
     "inversion; the control adds a few gathers per joint attention call",
-    ("Flux - FTEdit", "SD3 - FTEdit"), None,
+    ("Flux - FTEdit", "SD3 - FTEdit"), ("toyworld_flow", "FTEdit ("),
     "FTEdit Invert solves each Euler step of the inversion as a fixed point, the velocity averaged over its "
     "iterations; FTEdit samples the source and the edit as one pair whose source row follows the inversion, the "
     "edit keeping the source's text features where the prompts agree (AdaLN invariance) and, in the first steps, "
