@@ -108,7 +108,7 @@ ROWS = {
     "the noun's word mask; guidance 2)": ("layerverse", "edit", True),
     "FTEdit (Flux port: 25 steps, 2 fixed-point iterations; AdaLN every step, values 0.15; guidance 2)":
         ("ftedit", "edit", True),
-    "FlowAlign (Flux, ours: 28 steps, regularization 0.01; guidance 2)": ("flowalign", "edit", True),
+    "FlowAlign (Flux, ours: 28 steps, all acting; CFG 2 over the source, FluxGuidance 3.5; regularization 0.01)": ("flowalign", "edit", True),
     "ConsistEdit (strength 0.1, threshold 0.1, mask from every block; Uni-Inv 28 steps; guidance 3.5)":
         ("consistedit", "edit", True),
 }
