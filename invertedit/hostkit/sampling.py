@@ -158,6 +158,21 @@ def check_image_latent_shape(node: str, name: str, samples: torch.Tensor, model:
     raise NodeInputError(node, f"input '{name}' has shape {tuple(samples.shape)}; an image latent {want} is needed.")
 
 
+def check_source_latent(node: str, samples: torch.Tensor, model: ModelPatcher, also: str = "") -> None:
+    """What an editor that starts from the source image's latent (a GUIDER given it as the sampler's latent_image:
+    FlowEdit, FlowAlign, UniEdit-Flow) refuses there: an empty latent (Empty Latent Image in its place), one with NaN
+    (it edits to a black image), another model's channels, a latent that is not an image's per row (a clip's on a
+    video model). ``also``: what else to connect, for the empty latent's message."""
+    if torch.count_nonzero(samples) == 0:
+        raise NodeInputError(node, f"the latent is empty (all zeros); {node} edits an image: connect VAE Encode of the "
+                                   f"source image as the sampler's latent_image{also}.")
+    check_finite_tensor(node, "the sampler's latent_image", samples,
+                        "connect VAE Encode of the source image (a latent with NaN edits to a black image).")
+    check_latent_channels(node, "latent_image", samples, model)
+    # an image latent per row (a batch of frames on an image model), or a clip's on a video model (Wan)
+    check_image_latent_shape(node, "latent_image", samples, model)
+
+
 def check_clip_latent_shape(node: str, name: str, samples: torch.Tensor, model: ModelPatcher) -> None:
     """A video model (Wan 2.x) samples one clip per row, ``[batch, channels, frames, height, width]`` (the Wan VAE
     folds 4 frames into one latent frame: 1 + 4k frames give 1 + k): refuse an image latent of 4 dimensions (another

@@ -41,7 +41,7 @@ import types
 
 import torch
 
-from diffusers import FlowMatchEulerDiscreteScheduler, FluxPipeline, StableDiffusion3Pipeline
+from flow_pipelines import flux_scheduler, reference_pipeline, scheduler_for
 
 # after diffusers, which looks torchvision up (a stand-in without a spec would break its look-up)
 for name in ("ipdb", "torchvision", "torchvision.transforms", "torchvision.utils"):
@@ -53,11 +53,6 @@ for name in ("ipdb", "torchvision", "torchvision.transforms", "torchvision.utils
             module.save_image = None
         if name == "torchvision.transforms":
             sys.modules["torchvision"].transforms = module
-
-
-def flux_scheduler() -> FlowMatchEulerDiscreteScheduler:
-    return FlowMatchEulerDiscreteScheduler(shift=1.0, use_dynamic_shifting=True, base_shift=0.5, max_shift=1.15,
-                                           base_image_seq_len=256, max_image_seq_len=4096)
 
 
 class Recorder(torch.nn.Module):
@@ -85,43 +80,9 @@ def official(job: dict) -> dict:
 
     embeds = job["embeddings"]   # prompt -> (context, pooled)
     transformer = job["transformer"].eval()
-    if job["family"] == "flux":
-        scheduler = flux_scheduler()
-        pipe = FluxPipeline(scheduler=scheduler, vae=None, text_encoder=None, tokenizer=None, text_encoder_2=None,
-                            tokenizer_2=None, transformer=transformer)
-
-        def encode_prompt(prompt, prompt_2=None, device=None, **kwargs):
-            context, pooled = embeds[prompt]
-            return context, pooled, torch.zeros(context.shape[1], 3)
-
-        def prepare_latents(batch_size, num_channels_latents, height, width, dtype, device, generator, latents=None):
-            height, width = 2 * (int(height) // pipe.vae_scale_factor), 2 * (int(width) // pipe.vae_scale_factor)
-            return latents.to(device=device, dtype=dtype), pipe._prepare_latent_image_ids(
-                batch_size, height // 2, width // 2, device, dtype)
-
-        def unpack_latents(latents, height, width, vae_scale_factor):
-            b, _, c = latents.shape
-            height, width = height // vae_scale_factor, width // vae_scale_factor
-            latents = latents.view(b, height, width, c // 4, 2, 2).permute(0, 3, 1, 4, 2, 5)
-            return latents.reshape(b, c // 4, height * 2, width * 2)
-
-        pipe.vae_scale_factor = 16
-        pipe.prepare_latents, pipe._unpack_latents = prepare_latents, unpack_latents
-        method = DNAEdit_FLUX
-    else:
-        scheduler = FlowMatchEulerDiscreteScheduler(shift=3.0)
-        pipe = StableDiffusion3Pipeline(scheduler=scheduler, vae=None, text_encoder=None, tokenizer=None,
-                                        text_encoder_2=None, tokenizer_2=None, text_encoder_3=None, tokenizer_3=None,
-                                        transformer=transformer)
-
-        def encode_prompt(prompt, prompt_2=None, prompt_3=None, negative_prompt=None, do_classifier_free_guidance=True,
-                          device=None, **kwargs):
-            context, pooled = embeds[prompt]
-            negative, negative_pooled = embeds[negative_prompt]
-            return context, negative, pooled, negative_pooled
-
-        method = DNAEdit_SD3
-    pipe.encode_prompt = encode_prompt
+    scheduler = scheduler_for(job["family"])
+    pipe = reference_pipeline(job["family"], transformer, scheduler, embeds)
+    method = DNAEdit_FLUX if job["family"] == "flux" else DNAEdit_SD3
     recorder = Recorder(transformer)
     object.__setattr__(pipe, "transformer", recorder)   # not registered as a pipeline component: only wrapped
     torch.manual_seed(job["seed"])

@@ -10,7 +10,7 @@ encoders made them, the settings (``T_steps``, ``n_avg``, guidance scales, ``n_m
 and the ``seed``. OUT gets the edited latent and the scheduler's sigmas (which the pack's run is
 given, so that both integrate over the same schedule).
 
-Adapters, none changing what the reference computes:
+Adapters, none changing what the reference computes (the pipeline's: ``flow_pipelines.py``):
 - The pipeline is diffusers' own ``FluxPipeline`` / ``StableDiffusion3Pipeline`` holding the
   transformer and the scheduler; it has no text encoders: its ``encode_prompt`` returns the host's
   embeddings of each prompt (the text encoders are not part of the method, and the host's T5
@@ -37,9 +37,8 @@ for name in ("cv2",):
     except ImportError:
         sys.modules[name] = types.ModuleType(name)
 
-from diffusers import FlowMatchEulerDiscreteScheduler, FluxPipeline, StableDiffusion3Pipeline
-
 from FlowEdit_utils import FlowEditFLUX, FlowEditSD3
+from flow_pipelines import reference_pipeline, scheduler_for
 
 
 def main(job_path: str, out_path: str) -> None:
@@ -47,45 +46,9 @@ def main(job_path: str, out_path: str) -> None:
     job = torch.load(job_path, weights_only=False)
     embeds = job["embeddings"]   # prompt -> (context, pooled)
     transformer = job["transformer"].eval()
-    if job["family"] == "flux":
-        scheduler = FlowMatchEulerDiscreteScheduler(shift=1.0, use_dynamic_shifting=True, base_shift=0.5,
-                                                    max_shift=1.15, base_image_seq_len=256, max_image_seq_len=4096)
-        pipe = FluxPipeline(scheduler=scheduler, vae=None, text_encoder=None, tokenizer=None, text_encoder_2=None,
-                            tokenizer_2=None, transformer=transformer)
-
-        def encode_prompt(prompt, prompt_2=None, device=None, **kwargs):
-            context, pooled = embeds[prompt]
-            return context, pooled, torch.zeros(context.shape[1], 3)
-
-        def prepare_latents(batch_size, num_channels_latents, height, width, dtype, device, generator, latents=None):
-            height, width = 2 * (int(height) // pipe.vae_scale_factor), 2 * (int(width) // pipe.vae_scale_factor)
-            return latents.to(device=device, dtype=dtype), pipe._prepare_latent_image_ids(
-                batch_size, height // 2, width // 2, device, dtype)
-
-        def unpack_latents(latents, height, width, vae_scale_factor):
-            b, _, c = latents.shape
-            height, width = height // vae_scale_factor, width // vae_scale_factor
-            latents = latents.view(b, height, width, c // 4, 2, 2).permute(0, 3, 1, 4, 2, 5)
-            return latents.reshape(b, c // 4, height * 2, width * 2)
-
-        pipe.vae_scale_factor = 16
-        pipe.prepare_latents, pipe._unpack_latents = prepare_latents, unpack_latents
-
-        method = FlowEditFLUX
-    else:
-        scheduler = FlowMatchEulerDiscreteScheduler(shift=3.0)
-        pipe = StableDiffusion3Pipeline(scheduler=scheduler, vae=None, text_encoder=None, tokenizer=None,
-                                        text_encoder_2=None, tokenizer_2=None, text_encoder_3=None, tokenizer_3=None,
-                                        transformer=transformer)
-
-        def encode_prompt(prompt, prompt_2=None, prompt_3=None, negative_prompt=None, do_classifier_free_guidance=True,
-                          device=None, **kwargs):
-            context, pooled = embeds[prompt]
-            negative, negative_pooled = embeds[negative_prompt]
-            return context, negative, pooled, negative_pooled
-
-        method = FlowEditSD3
-    pipe.encode_prompt = encode_prompt
+    scheduler = scheduler_for(job["family"])
+    pipe = reference_pipeline(job["family"], transformer, scheduler, embeds)
+    method = FlowEditFLUX if job["family"] == "flux" else FlowEditSD3
     torch.manual_seed(job["seed"])
     out = method(pipe, scheduler, job["x_src"], job["source"], job["target"], job.get("negative", ""),
                  **job["settings"])

@@ -19,11 +19,11 @@ from dataclasses import dataclass
 import torch
 
 from ...hostkit.branch_inputs import BranchInputs, with_branch_inputs
-from ...hostkit.errors import NodeInputError, check_finite_tensor
+from ...hostkit.errors import NodeInputError
 from ...hostkit.guidance_driver import BatchedGuider, predict_conds
 from ...hostkit.inversion_patches import is_host_euler, sampler_name
 from ...hostkit.run_state import run_state
-from ...hostkit.sampling import check_image_latent_shape, check_latent_channels
+from ...hostkit.sampling import check_source_latent
 from ...hostkit.steps import step_at
 from ...inversion.run_noises import draw_noises
 from . import align as A
@@ -72,13 +72,7 @@ class FlowAlignGuider(BatchedGuider):
             raise NodeInputError(NAME, f"input 'sigmas': {why}; FlowAlign's regulariser moves the edit once a step, "
                                        f"which a step of no length cannot carry. Connect a scheduler's SIGMAS "
                                        f"(BasicScheduler), which go down at every step.")
-        if torch.count_nonzero(latent_image) == 0:
-            raise NodeInputError(NAME, "the latent is empty (all zeros); FlowAlign edits an image: connect VAE Encode "
-                                       "of the source image as the sampler's latent_image.")
-        check_finite_tensor(NAME, "the sampler's latent_image", latent_image,
-                            "connect VAE Encode of the source image (a latent with NaN edits to a black image).")
-        check_latent_channels(NAME, "latent_image", latent_image, self.model_patcher)
-        check_image_latent_shape(NAME, "latent_image", latent_image, self.model_patcher)
+        check_source_latent(NAME, latent_image, self.model_patcher)
         return super().outer_sample(noise, latent_image, sampler, sigmas, *args, **kwargs)
 
     def inner_sample(self, noise, latent_image, device, sampler, sigmas, denoise_mask, callback, disable_pbar, seed,

@@ -24,11 +24,11 @@ from dataclasses import dataclass
 import torch
 
 from ...hostkit.branch_inputs import BranchInputs, with_branch_inputs
-from ...hostkit.errors import NodeInputError, check_finite_tensor
+from ...hostkit.errors import NodeInputError
 from ...hostkit.guidance_driver import BatchedGuider, predict_conds
 from ...hostkit.inversion_patches import is_host_euler, sampler_name
 from ...hostkit.run_state import run_state
-from ...hostkit.sampling import check_image_latent_shape, check_latent_channels, with_guidance
+from ...hostkit.sampling import check_source_latent, with_guidance
 from ...hostkit.steps import step_at
 from ...inversion.run_noises import draw_noises
 from . import ode as F
@@ -94,14 +94,7 @@ class FlowEditGuider(BatchedGuider):
         if s.n_min >= steps:
             raise NodeInputError(NAME, f"n_min is {s.n_min} but the run has {steps} steps; n_min counts the last steps "
                                        f"sampled without the source: keep it below the steps (authors: 0).")
-        if torch.count_nonzero(latent_image) == 0:
-            raise NodeInputError(NAME, "the latent is empty (all zeros); FlowEdit edits an image: connect VAE Encode "
-                                       "of the source image as the sampler's latent_image.")
-        check_finite_tensor(NAME, "the sampler's latent_image", latent_image,
-                            "connect VAE Encode of the source image (a latent with NaN edits to a black image).")
-        check_latent_channels(NAME, "latent_image", latent_image, self.model_patcher)
-        # an image latent per row (a batch of frames on an image model), or a clip's on a video model (Wan)
-        check_image_latent_shape(NAME, "latent_image", latent_image, self.model_patcher)
+        check_source_latent(NAME, latent_image, self.model_patcher)
         return super().outer_sample(noise, latent_image, sampler, sigmas, *args, **kwargs)
 
     def inner_sample(self, noise, latent_image, device, sampler, sigmas, denoise_mask, callback, disable_pbar, seed,

@@ -12,13 +12,12 @@ diffusers pipeline guides it at that scale (the negative evaluated once, in the 
 """
 from __future__ import annotations
 
-import torch
 
-from ...hostkit.errors import NodeInputError, check_finite_tensor
+from ...hostkit.errors import NodeInputError
 from ...hostkit.flow_inverters import check_run_schedule
 from ...hostkit.guidance_driver import BatchedGuider, predict_conds
 from ...hostkit.inversion_patches import is_host_euler, sampler_name
-from ...hostkit.sampling import check_image_latent_shape, check_latent_channels, with_guidance
+from ...hostkit.sampling import check_source_latent, with_guidance
 from ...inversion import flow as FL
 from . import fusion as F
 
@@ -48,14 +47,7 @@ class UniEditGuider(BatchedGuider):
                                        f"UniEdit-Flow's step; Uni-Edit integrates its edit with Euler steps (the "
                                        f"authors' scheduler): connect KSamplerSelect with euler (or the Flow Sampler with euler or uni-inv).")
         check_run_schedule(NAME, noise, sigmas)
-        if torch.count_nonzero(latent_image) == 0:
-            raise NodeInputError(NAME, "the latent is empty (all zeros); UniEdit-Flow edits an image: connect VAE "
-                                       "Encode of the source image as the sampler's latent_image, and Uni-Inv's "
-                                       "NOISE and SIGMAS.")
-        check_finite_tensor(NAME, "the sampler's latent_image", latent_image,
-                            "connect VAE Encode of the source image.")
-        check_latent_channels(NAME, "latent_image", latent_image, self.model_patcher)
-        check_image_latent_shape(NAME, "latent_image", latent_image, self.model_patcher)
+        check_source_latent(NAME, latent_image, self.model_patcher, ", and Uni-Inv's NOISE and SIGMAS")
         return super().outer_sample(noise, latent_image, sampler, sigmas, *args, **kwargs)
 
     def predict_noise(self, x, timestep, model_options={}, seed=None, **kwargs):
