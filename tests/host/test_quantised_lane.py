@@ -73,7 +73,16 @@ MASK_FLIPS_MAX = {"GGUF Q8_0": 0.02, "GGUF Q4_0": 0.05, "GGUF Q4_K": 0.05, "scal
 # The instruction lock's mask from a word on the tiny random Kontext (issue 81): a random model's word maps taken at
 # 0.8 of their most (its test override), which any of these weights moves (measured 1.6-9.4% flipped; its PSNR floors
 # hold). The lock itself is checked on every mask it is given (test_workflows' latent check)
-MASK_FLIPS_MAX_FOR = {"Kontext - Instruction lock from a word": 0.15, "Qwen-Image-Edit - Instruction lock from a word": 0.15}
+# LayerVerse's SD3 template (issue 84) takes its mask from Attention Store's word map on the tiny random SD3, a 4x4 grid
+# of cells at the lane's cut (one cell: 6.25%), which fp8 e5m2 and the 4-bit GGUF kinds move by one or two cells
+# (measured 6.2-12.5%); its PSNR floors hold. The injection itself is checked on every mask in test_layerverse.
+MASK_FLIPS_MAX_FOR = {"Kontext - Instruction lock from a word": 0.15, "Qwen-Image-Edit - Instruction lock from a word": 0.15,
+                      "SD3 - LayerVerse (FireFlow)": 0.15}
+# Floors of a template below its kind's: FlowAlign on the tiny random Flux at fp8 e5m2 (a 2-bit mantissa, no scale)
+# measured 17.1 dB (its other kinds 21.6-43.8 dB; FlowEdit's e5m2 19.9): its guidance over the source prompt (2, with
+# FluxGuidance 3.5) scales the two prompts' difference, and the quantisation's error with it, every step. Another
+# picture still scores 5-8 dB.
+PSNR_MIN_FOR = {("Flux - FlowAlign", "fp8 e5m2"): 16.0}
 E4M3_MAX = 448.0
 # The Flux, SD3 and Qwen-Image workflows. ComfyUI-GGUF's convert.py cannot convert the toy or tiny SD UNets (it
 # recognises an SD1 or SDXL UNet by blocks a full-depth one has, input_blocks.9 and the like: "Unknown model
@@ -381,7 +390,8 @@ def test_workflow_with_quantised_weights(path, kind, host, runner, watch, lane_f
                 worst = min(worst, psnr(image, ref))
     print(f"{path.stem}, {kind}: {elapsed:.1f}s PSNR>={worst:.1f}dB" + (f" mask flips<={flips:.2%}" if flips else ""))
     assert not problems, problems
-    assert worst >= PSNR_MIN[kind], f"PSNR {worst:.1f} dB < {PSNR_MIN[kind]} dB"
+    floor = PSNR_MIN_FOR.get((path.stem, kind), PSNR_MIN[kind])
+    assert worst >= floor, f"PSNR {worst:.1f} dB < {floor} dB"
     most = MASK_FLIPS_MAX_FOR.get(path.stem, MASK_FLIPS_MAX[kind])
     assert flips <= most, f"{flips:.1%} of a mask's pixels flip (> {most:.0%})"
 
