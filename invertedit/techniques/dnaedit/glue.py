@@ -45,7 +45,7 @@ def dnaedit_invert(model, samples: torch.Tensor, positive, sigmas: torch.Tensor,
     check_flow_inputs(INVERT_NAME, model, samples, positive, steps - start, FEWEST_STEPS)
     if distilled:
         positive = with_guidance(positive, guidance)
-    run_sigmas = sigmas[start:].float().cpu()
+    run_sigmas = sigmas[start:].float().cpu()   # sampling-path-ok: node time, the schedule as the host keeps SIGMAS (CPU)
     found: dict = {}
 
     def loop(velocity, x, _host_sigmas, callback):
@@ -65,6 +65,7 @@ def dnaedit_invert(model, samples: torch.Tensor, positive, sigmas: torch.Tensor,
     if not (bool(torch.isfinite(trajectory).all()) and bool(torch.isfinite(clues[VELOCITY]).all())):   # sampling-path-ok: once per inversion, after its loop
         raise NodeInputError(INVERT_NAME, f"the inversion ran into NaN or infinite values ({steps} steps); load the "
                                           f"model in bfloat16 or float32 rather than float16.")
+    # sampling-path-ok: the record keeps its schedule on the CPU, as every inverter's (the host's SIGMAS)
     return Inversion(method=DNAEDIT.name, sigmas=sigmas.float().cpu(), start_step=start, trajectory=trajectory,
                      latent=out, settings={"steps": steps, "scheduler": "sigmas", "cfg": 1.0, "start_at_step": start,
                                            "guidance": guidance, "seed": seed, "align_noise": align_noise},

@@ -78,7 +78,7 @@ class DNAEditInvert(io.ComfyNode):
         if not isinstance(sigmas, torch.Tensor) or sigmas.ndim != 1 or len(sigmas) < 2:
             raise NodeInputError(cls.NAME, "input 'sigmas' is not a schedule; connect BasicScheduler's SIGMAS "
                                            "(authors: Flux 28 steps simple, SD3.5 40 steps normal).")
-        s = sigmas.detach().float().cpu()
+        s = sigmas.detach().float()
         if not bool(torch.isfinite(s).all()) or bool((s[1:] >= s[:-1]).any()) or float(s[0]) > 1.0 or float(s[-1]) < 0:
             raise NodeInputError(cls.NAME, "input 'sigmas' must descend strictly from at most 1 towards 0 (a flow model's "
                                            "schedule, noise to image); connect BasicScheduler's SIGMAS.")
