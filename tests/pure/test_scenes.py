@@ -278,3 +278,25 @@ def test_fit_horizon_shortens_the_schedule_to_what_fits(monkeypatch):
         clock["now"] = 1000.0 + 0.01 * step
         steps = slow.horizon(step, 500)
     assert steps == 500
+
+
+def test_render_in_box_draws_an_object_stretched_to_any_box():
+    """Issue 85's dragged corner: an object drawn in a box that is not square, read back by the judge in that
+    box with its shape; its own square box gives ``render``'s picture."""
+    scene = S.SAMPLE
+    img, masks = S.render(scene)
+    same, same_masks = S.render_in_box(scene, 0, scene.objects[0].box())
+    assert torch.allclose(same, img, atol=1e-5) and torch.equal(same_masks, masks)
+    for shape in ("circle", "triangle"):   # the other object is the square
+        sc = scene.with_object(0, shape=shape)
+        box = (60.0, 90.0, 250.0, 220.0)   # 190 x 130 px
+        out, m = S.render_in_box(sc, 0, box)
+        rows, cols = torch.nonzero(m[0].any(1)).flatten(), torch.nonzero(m[0].any(0)).flatten()
+        assert abs(float(cols[0]) - 60) <= 1 and abs(float(cols[-1]) + 1 - 250) <= 1
+        assert abs(float(rows[-1]) + 1 - 220) <= 1 and float(rows[0]) <= 91
+        r = J.judge(out)
+        found = r.find(sc.objects[0].colour)
+        assert found is not None and found.shape == sc.objects[0].shape
+        assert r.find("blue").matches(scene.objects[1])
+    with pytest.raises(ValueError, match="empty"):
+        S.render_in_box(scene, 0, (10.0, 10.0, 10.0, 40.0))

@@ -275,6 +275,30 @@ def render(scene: Scene, res: int = SIZE) -> tuple[torch.Tensor, torch.Tensor]:
     return img, masks
 
 
+def render_in_box(scene: Scene, index: int, box: tuple[float, float, float, float],
+                  res: int = SIZE) -> tuple[torch.Tensor, torch.Tensor]:
+    """``render`` with object ``index`` drawn stretched to ``box`` = (x0, y0, x1, y1), canonical pixels,
+    instead of its own square box (a circle becomes an ellipse, a triangle keeps its apex at the top
+    centre): the exact answer of a box corner dragged (issue 85). A square ``box`` equal to the object's
+    own gives ``render``'s image up to float rounding."""
+    x0, y0, x1, y1 = box
+    if not (x1 > x0 and y1 > y0):
+        raise ValueError(f"box {box} is empty; give x0 < x1 and y0 < y1")
+    k = res / SIZE
+    img = rgb(scene.background).view(1, 1, 3).repeat(res, res, 1)
+    masks = torch.zeros(len(scene.objects), res, res, dtype=torch.bool)
+    for i, o in enumerate(scene.objects):
+        if i == index:
+            py, px, cov = coverage_patch(o.shape, (x0 + x1) / 2 * k, (y0 + y1) / 2 * k, (x1 - x0) / 2 * k, res,
+                                         height=(y1 - y0) / 2 * k)
+        else:
+            py, px, cov = coverage_patch(o.shape, o.cx * k, o.cy * k, o.size * k, res)
+        h, w = cov.shape
+        img[py:py + h, px:px + w].mul_(1 - cov[..., None]).add_(rgb(o.colour) * cov[..., None])
+        masks[i, py:py + h, px:px + w] = cov > 0.5
+    return img, masks
+
+
 def render_batch(scenes: list[Scene], res: int = SIZE, device: torch.device | str | None = None) -> torch.Tensor:
     """``[B, res, res, 3]`` images (ComfyUI IMAGE layout). With ``device`` the whole batch is
     drawn at once on that device (training on a GPU): the same coverage as ``render``, every
