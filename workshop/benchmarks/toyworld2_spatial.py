@@ -65,7 +65,7 @@ import torch.nn.functional as F
 from invertedit.guidance import spatial as SP
 from workshop.benchmarks.dispatch_count import counted_model
 from workshop.benchmarks.toyworld import SCHEDULER, finite_mean, fmt
-from workshop.benchmarks.toyworld2 import merge, pct, run_or_merge, shard_options
+from workshop.benchmarks.toyworld2 import pct, run_or_merge, shard_options
 from workshop.headless.calls import call, encode
 from workshop.toyworld import scenes as S
 from workshop.toyworld.scenes_judge import Reading, judge
@@ -332,9 +332,110 @@ def rows(cfg: float) -> list[tuple[str, tuple[str, ...], object]]:
     ] + method_rows()
 
 
+def node(ctx, class_type: str, label: str) -> str:
+    """``class_type`` when the pack has it, else Skip naming the row."""
+    if class_type not in ctx["host"].nodes.NODE_CLASS_MAPPINGS:
+        raise Skip(f"{label}: no {class_type} node in the pack yet")
+    return class_type
+
+
+def ddim_invert(ctx, model, positive, start_at_step: int = 0) -> tuple:
+    """Stock-like DDIM Invert of the source latent (cfg 1): (INVERSION, LATENT, SIGMAS)."""
+    return call(ctx["host"], "InvertEditDDIMInvert", model=model, latent=ctx["src_latent"], positive=positive,
+                steps=ctx["steps"], scheduler=SCHEDULER, start_at_step=start_at_step, cfg=1.0)
+
+
+def sample_guider(ctx, guider, sigmas, latent) -> torch.Tensor:
+    """SamplerCustomAdvanced with DisableNoise and KSamplerSelect ddim: the LATENT samples."""
+    host = ctx["host"]
+    return call(host, "SamplerCustomAdvanced", noise=call(host, "DisableNoise")[0], guider=guider,
+                sampler=call(host, "KSamplerSelect", sampler_name="ddim")[0], sigmas=sigmas,
+                latent_image=latent)[0]["samples"]
+
+
+def object_words(case: SpatialCase) -> str:
+    """The edited object's words in the caption ("red circle")."""
+    return f"{case.obj.colour} {case.obj.shape}"
+
+
+def self_guidance(settings: dict):
+    """Self-Guidance as its docstring wires it: DDIM Invert (the caption, cfg 1) -> Self-Guidance (the caption,
+    the object's words, dx, dy, scale, its mask) -> SamplerCustomAdvanced (ddim, the node's SIGMAS and LATENT)."""
+    def run(ctx):
+        from workshop.benchmarks.toyworld2_clips import call_with_defaults
+        case, label = ctx["case"], "Self-Guidance"
+        sg = node(ctx, "InvertEditSelfGuidance", label)
+        inv, _, _ = ddim_invert(ctx, ctx["model"], ctx["src"])
+        guider, lat, sigmas = call_with_defaults(ctx["host"], sg, {
+            "model": ctx["model"], "clip": ctx["clip"], "prompt": case.source.caption, "negative": ctx["empty"],
+            "inversion": inv, "word": object_words(case), "dx": case.dx, "dy": case.dy, "scale": case.scale,
+            "mask": ctx["mask"], **settings})
+        return "latent", sample_guider(ctx, guider, sigmas, lat)
+    return run
+
+
+def drag_region(mask: torch.Tensor, points: str) -> torch.Tensor:
+    """DragDiffusion's editable region, as a user paints it from the request: the box around the object's mask
+    and the target points (a MASK ``[1, H, W]``)."""
+    box = SP.region_box(mask)
+    pairs = SP.parse_points(NODE, points)
+    xs = [box.x0, box.x1] + [t[0] for _, t in pairs]
+    ys = [box.y0, box.y1] + [t[1] for _, t in pairs]
+    h, w = mask.shape[-2:]
+    out = torch.zeros(1, h, w)
+    out[:, max(0, int(min(ys))):min(h, int(math.ceil(max(ys))) + 1),
+        max(0, int(min(xs))):min(w, int(math.ceil(max(xs))) + 1)] = 1.0
+    return out
+
+
+def drag_diffusion(lora: dict, settings: dict, strength: float = 0.7):
+    """DragDiffusion as its docstring wires it: DragDiffusion LoRA (the caption) -> DDIM Invert with that model
+    (start at (1 - strength) of the steps, the code's inversion strength 0.7) -> DragDiffusion (the points, the
+    editable region ``drag_region``) -> KSamplerAdvanced (cfg 1, from the same start step) -> row 1."""
+    def run(ctx):
+        from workshop.benchmarks.toyworld2_clips import call_with_defaults
+        host, case, label = ctx["host"], ctx["case"], "DragDiffusion"
+        dd = node(ctx, "InvertEditDragDiffusion", label)
+        model = ctx["model"]
+        if lora is not None:
+            model = call_with_defaults(host, node(ctx, "InvertEditDragDiffusionLoRA", label), {
+                "model": model, "positive": ctx["src"], "latent": ctx["src_latent"], **lora})[0]
+        start = int(round((1 - strength) * ctx["steps"]))
+        inv, _, _ = ddim_invert(ctx, model, ctx["src"], start)
+        m, pair, _ = call_with_defaults(host, dd, {
+            "model": model, "positive": ctx["src"], "inversion": inv, "points": case.points,
+            "mask": drag_region(ctx["mask"], case.points), **settings})
+        out = call(host, "KSamplerAdvanced", model=m, add_noise="disable", noise_seed=0, steps=ctx["steps"], cfg=1.0,
+                   sampler_name="ddim", scheduler=SCHEDULER, positive=ctx["src"], negative=ctx["src"],
+                   latent_image=pair, start_at_step=start, end_at_step=10000,
+                   return_with_leftover_noise="disable")[0]["samples"]
+        return "latent", out[1:]
+    return run
+
+
+def attentive_eraser(settings: dict):
+    """Attentive Eraser as its docstring wires it: DDIM Invert (the empty prompt, cfg 1, the authors') ->
+    Attentive Eraser (the empty prompt, the object's mask) -> SamplerCustomAdvanced (ddim, DDIM Invert's SIGMAS
+    and LATENT)."""
+    def run(ctx):
+        from workshop.benchmarks.toyworld2_clips import call_with_defaults
+        ae = node(ctx, "InvertEditAttentiveEraser", "Attentive Eraser")
+        inv, lat, sigmas = ddim_invert(ctx, ctx["model"], ctx["empty"])
+        guider = call_with_defaults(ctx["host"], ae, {"model": ctx["model"], "conditioning": ctx["empty"],
+                                                      "inversion": inv, "mask": ctx["mask"], **settings})[0]
+        return "latent", sample_guider(ctx, guider, sigmas, lat)
+    return run
+
+
 def method_rows() -> list[tuple[str, tuple[str, ...], object]]:
-    """One row per method node of the pack (filled in as the nodes land)."""
-    return []
+    """One row per method node of the pack, on the kinds it does, wired as its docstring says, at the settings
+    of its toy workflow where that sets any (else the node's defaults, the authors')."""
+    return [
+        ("Self-Guidance (DDIM inversion; the node's defaults)", ("move", "resize"), self_guidance({})),
+        ("DragDiffusion (identity LoRA 80 steps; inversion 0.7; toy: feature level 2, self-attention layer 2 of 4)", ("drag",),
+         drag_diffusion({}, {"feature_idx": 2, "start_layer": 2})),
+        ("Attentive Eraser (empty-prompt DDIM inversion; the node's defaults)", ("remove",), attentive_eraser({})),
+    ]
 
 
 def select_rows(all_rows, words: str):
@@ -355,14 +456,19 @@ def _image(host, vae, out) -> torch.Tensor:
     return decode(host, vae, value) if what == "latent" else value
 
 
-def save_strip(path: Path, images: list[torch.Tensor], side: int = 128) -> None:
-    """A row of thumbnails (source, answer, each row's output) as a PNG."""
-    from PIL import Image
+def save_strip(path: Path, images: list[torch.Tensor], labels: list[str], side: int = 128) -> None:
+    """A row of thumbnails (source, answer, each row's output), each labelled, as a PNG."""
+    from PIL import Image, ImageDraw
 
     thumbs = [F.interpolate(im.permute(2, 0, 1)[None].float().clamp(0, 1), size=(side, side), mode="area")[0]
               for im in images]
     strip = torch.cat(thumbs, dim=2).permute(1, 2, 0)
-    Image.fromarray((strip.numpy() * 255).round().astype("uint8")).save(path)
+    picture = Image.fromarray((strip.numpy() * 255).round().astype("uint8"))
+    draw = ImageDraw.Draw(picture)
+    for k, label in enumerate(labels):
+        draw.rectangle((k * side, 0, k * side + 6 * len(label) + 3, 11), fill="white")
+        draw.text((k * side + 2, 0), label, fill="black")
+    picture.save(path)
 
 
 def run_cases(host, args) -> dict:
@@ -387,7 +493,7 @@ def run_cases(host, args) -> dict:
                "src": encode(host, clip, case.source.caption), "caption": encode(host, clip, case.caption)}
         vae_img = decode(host, vae, call(host, "VAEEncode", pixels=answer[0][None], vae=vae)[0]["samples"])
         record = {"i": i, "kind": case.kind, "vae_metrics": case_metrics(case, vae_img, answer, src_masks), "rows": {}}
-        shown = [src_img, answer[0]]
+        shown, labels = [src_img, answer[0]], ["source", "answer"]
         for name, kinds, fn in chosen:
             if case.kind not in kinds or name in skipped:
                 continue
@@ -404,8 +510,13 @@ def run_cases(host, args) -> dict:
             m.update(s=seconds, calls=len(calls), unet_rows=sum(calls))
             record["rows"][name] = m
             shown.append(img)
+            labels.append(name.split(" (")[0].split(":")[0][:20])
+        stock = record["rows"].get(STOCK)
+        for m in record["rows"].values():   # the cost unit measured beside each row, case by case
+            if stock is not None:
+                m.update(stock_s=stock["s"], stock_calls=stock["calls"])
         if save:
-            save_strip(Path(save) / f"case{i:03d}_{case.kind}.png", shown)
+            save_strip(Path(save) / f"case{i:03d}_{case.kind}.png", shown, labels)
         out_cases.append(record)
         print(f"  case {i} ({case.kind}) done: {done + 1}/{len(cases)} ({time.time() - t0:.0f}s)", file=sys.stderr,
               flush=True)
@@ -435,13 +546,13 @@ def summary(res: dict) -> dict[str, dict]:
              "bg": finite_mean([m["bg"] for _, m in ran]),
              "hole": [m["hole"] for _, m in ran if m["hole"] is not None]}
         if name != VAE_ROW:
-            both = [(m, c["rows"][STOCK]) for c, m in ran if STOCK in c["rows"]]
+            both = [m for _, m in ran if "stock_s" in m]
             s["s"] = statistics.fmean(m["s"] for _, m in ran)
             s["calls"] = statistics.fmean(m["calls"] for _, m in ran)
-            s["unet_rows"] = statistics.fmean(m.get("unet_rows", m["calls"]) for _, m in ran)
+            s["unet_rows"] = statistics.fmean(m["unet_rows"] for _, m in ran)
             if both:
-                s["x_s"] = sum(m["s"] for m, _ in both) / sum(st["s"] for _, st in both)
-                s["x_calls"] = sum(m["calls"] for m, _ in both) / max(1, sum(st["calls"] for _, st in both))
+                s["x_s"] = sum(m["s"] for m in both) / sum(m["stock_s"] for m in both)
+                s["x_calls"] = sum(m["calls"] for m in both) / max(1, sum(m["stock_calls"] for m in both))
         out[name] = s
     return out
 
@@ -453,7 +564,7 @@ def table(res: dict) -> str:
         f"Toy world 2 spatial benchmark: {len(cases)} of {res['cases_total']} cases (seed {res['seed']}; shard "
         f"{res['shard']}; " + ", ".join(f"{k} {kinds.count(k)}" for k in KINDS)
         + f"), DDIM {res['steps']} steps ({SCHEDULER}), cfg {res['cfg']:g}, Toy World 2 Model; "
-        f"{res['seconds']:.0f}s of running{' (summed over the shards)' if '+' in res['shard'] else ''} on "
+        f"{res['seconds']:.0f}s of running{' (summed over the runs)' if '+' in res['shard'] else ''} on "
         f"{res['threads']} thread(s). Success: the edited object's centre within {POS_TOL:g} px and size within "
         f"{100 * SIZE_TOL:.0f}%, its colour and shape, no copy left, the other object kept.",
         "",
@@ -478,9 +589,24 @@ def table(res: dict) -> str:
 
 
 def spatial_merge(results: list[dict]) -> dict:
-    out = merge(results)
-    out["skipped"] = {k: v for r in results for k, v in r.get("skipped", {}).items()}
-    return out
+    """The table's input from several ``--json`` files: shards of the same rows, or runs of other rows on the
+    same cases (each row's cost ratios against the stock row of its own run)."""
+    first = results[0]
+    for r in results[1:]:
+        for key in ("seed", "steps", "cfg", "cases_total"):
+            if r[key] != first[key]:
+                raise SystemExit(f"--merge: the files differ in {key!r} ({r[key]!r} vs {first[key]!r})")
+    names, cases = [], {}
+    for r in results:
+        names += [row for row in r["rows"] if row not in names]
+        for c in r["cases"]:
+            have = cases.setdefault(c["i"], {**c, "rows": {}})
+            have["rows"].update(c["rows"])
+    shards = sorted({r["shard"] for r in results})
+    return {**first, "rows": names, "cases": [cases[i] for i in sorted(cases)], "shard": " + ".join(shards),
+            "seconds": sum(r["seconds"] for r in results),
+            "skipped": {k: v for r in results for k, v in r.get("skipped", {}).items() if k not in
+                        {n for n, _ in names}}}
 
 
 def main(argv=None):
