@@ -45,11 +45,16 @@ def test_exact_answers_read_right_and_the_unedited_source_wrong():
             assert wrong["err"] == pytest.approx(math.hypot(c.dx, c.dy), abs=1.0)
 
 
-def test_one_case_per_kind_through_the_stock_and_baseline_rows(host):
+def test_one_case_per_kind_through_the_stock_and_baseline_rows(host, monkeypatch):
     """4 cases (one per kind) at 4 DDIM steps: the VAE ceiling and the cut and paste succeed, stock sampling
     (the unedited source) does not move anything, the SDEdit baseline gives finite figures and half stock's
-    UNet calls or fewer."""
-    args = argparse.Namespace(cases=4, steps=4, cfg=5.0, rows="Cut and paste", seed=0, shard=(0, 1), save=None)
+    UNet calls or fewer; a node's refusal is a failed case, named under the table, not a crash."""
+    def refuses(ctx):
+        raise host.pack.refusals.NodeInputError("Some Move", "input 'scale' is too large here.")
+
+    monkeypatch.setattr(B, "method_rows", lambda: [("A refusing row", ("move",), refuses)])
+    args = argparse.Namespace(cases=4, steps=4, cfg=5.0, rows="Cut and paste,refusing", seed=0, shard=(0, 1),
+                              save=None)
     res = B.run_cases(host, args)
     assert [c["kind"] for c in res["cases"]] == list(B.KINDS) and not res["skipped"]
     sm = B.summary(res)
@@ -62,5 +67,7 @@ def test_one_case_per_kind_through_the_stock_and_baseline_rows(host):
     assert all(math.isfinite(v) for v in [s["bg"], s["s"], s["calls"], s["x_s"], s["x_calls"]] + s["hole"])
     assert all(math.isfinite(v) for v in s["err"] + s["ratio"] if v is not None)
     assert 0 < s["x_calls"] <= 0.5
+    assert sm["A refusing row"]["success"] == 0.0 and sm["A refusing row"]["refused"] == [0]
     text = B.table(res)
     assert "| Cut and paste + SDEdit" in text and "4 of 4 cases" in text
+    assert "- A refusing row: refused 1 case(s)" in text and "too large here" in text

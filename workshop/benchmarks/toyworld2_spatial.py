@@ -2,7 +2,8 @@
 box's corner, remove it; each case's exact answer rendered by the world, read by the exact judge.
 
     python -m workshop.benchmarks.toyworld2_spatial [--cases 32] [--steps 20] [--cfg 5] [--seed 0]
-                                                    [--rows WORD,WORD] [--save DIR] [--shard K/N] [--json out.json]
+                                                    [--rows WORD,WORD] [--kinds move,drag] [--save DIR]
+                                                    [--shard K/N] [--json out.json]
     python -m workshop.benchmarks.toyworld2_spatial --merge a.json b.json      (the table of shard files)
 
 Cases (``spatial_cases``, fixed seed, kinds in turn, the edited object alternating): two-object scenes of
@@ -320,6 +321,7 @@ def paste_sdedit(ctx):
                           latent_image=lat, denoise=DENOISE)[0]["samples"]
 
 
+REFUSED = {"success": 0.0, "edit": 0.0, "kept": None, "bg": None, "hole": None, "err": None, "ratio": None}
 STOCK = "Stock sampling: DDIM inversion + plain sampling back (source caption, cfg 1; the unedited source)"
 VAE_ROW = "(VAE round trip of the exact answer: the ceiling)"
 
@@ -353,14 +355,29 @@ def sample_guider(ctx, guider, sigmas, latent) -> torch.Tensor:
                 latent_image=latent)[0]["samples"]
 
 
-def object_words(case: SpatialCase) -> str:
-    """The edited object's words in the caption ("red circle")."""
-    return f"{case.obj.colour} {case.obj.shape}"
+def dragon_diffusion(kind: str, settings: dict):
+    """DragonDiffusion Move / Drag as their docstrings wire them: DDIM Invert (the caption, cfg 1) -> the node (the
+    caption, the empty negative, the INVERSION; Move: the object's mask, dx, dy, scale; Drag: the editable region
+    ``drag_region`` and the points) -> SamplerCustomAdvanced (ddim, DDIM Invert's SIGMAS, the node's LATENT)."""
+    def run(ctx):
+        from workshop.benchmarks.toyworld2_clips import call_with_defaults
+        case = ctx["case"]
+        label = f"DragonDiffusion {kind}"
+        dn = node(ctx, f"InvertEditDragonDiffusion{kind}", label)
+        inv, _, sigmas = ddim_invert(ctx, ctx["model"], ctx["src"])
+        given = {"model": ctx["model"], "positive": ctx["src"], "negative": ctx["empty"], "inversion": inv, **settings}
+        if kind == "Move":
+            given.update(mask=ctx["mask"], dx=case.dx, dy=case.dy, scale=case.scale)
+        else:
+            given.update(mask=drag_region(ctx["mask"], case.points), points=case.points)
+        guider, start = call_with_defaults(ctx["host"], dn, given)[:2]
+        return "latent", sample_guider(ctx, guider, sigmas, start)
+    return run
 
 
 def self_guidance(settings: dict):
     """Self-Guidance as its docstring wires it: DDIM Invert (the caption, cfg 1) -> Self-Guidance (the caption,
-    the object's words, dx, dy, scale, its mask) -> SamplerCustomAdvanced (ddim, the node's SIGMAS and LATENT)."""
+    the object's shape word, dx, dy, scale, its mask) -> SamplerCustomAdvanced (ddim, the node's SIGMAS and LATENT)."""
     def run(ctx):
         from workshop.benchmarks.toyworld2_clips import call_with_defaults
         case, label = ctx["case"], "Self-Guidance"
@@ -368,19 +385,20 @@ def self_guidance(settings: dict):
         inv, _, _ = ddim_invert(ctx, ctx["model"], ctx["src"])
         guider, lat, sigmas = call_with_defaults(ctx["host"], sg, {
             "model": ctx["model"], "clip": ctx["clip"], "prompt": case.source.caption, "negative": ctx["empty"],
-            "inversion": inv, "word": object_words(case), "dx": case.dx, "dy": case.dy, "scale": case.scale,
+            "inversion": inv, "word": case.obj.shape, "dx": case.dx, "dy": case.dy, "scale": case.scale,
             "mask": ctx["mask"], **settings})
         return "latent", sample_guider(ctx, guider, sigmas, lat)
     return run
 
 
-def drag_region(mask: torch.Tensor, points: str) -> torch.Tensor:
-    """DragDiffusion's editable region, as a user paints it from the request: the box around the object's mask
-    and the target points (a MASK ``[1, H, W]``)."""
+def drag_region(mask: torch.Tensor, points: str, margin: float = 16.0) -> torch.Tensor:
+    """DragDiffusion's editable region, as a user draws it from the request (the toy workflow's box about the
+    square and its surround): the box around the object's mask and the target points, ``margin`` px wider on
+    every side (a MASK ``[1, H, W]``)."""
     box = SP.region_box(mask)
     pairs = SP.parse_points(NODE, points)
-    xs = [box.x0, box.x1] + [t[0] for _, t in pairs]
-    ys = [box.y0, box.y1] + [t[1] for _, t in pairs]
+    xs = [box.x0 - margin, box.x1 + margin] + [t[0] + d for _, t in pairs for d in (-margin, margin)]
+    ys = [box.y0 - margin, box.y1 + margin] + [t[1] + d for _, t in pairs for d in (-margin, margin)]
     h, w = mask.shape[-2:]
     out = torch.zeros(1, h, w)
     out[:, max(0, int(min(ys))):min(h, int(math.ceil(max(ys))) + 1),
@@ -431,9 +449,15 @@ def method_rows() -> list[tuple[str, tuple[str, ...], object]]:
     """One row per method node of the pack, on the kinds it does, wired as its docstring says, at the settings
     of its toy workflow where that sets any (else the node's defaults, the authors')."""
     return [
-        ("Self-Guidance (DDIM inversion; the node's defaults)", ("move", "resize"), self_guidance({})),
-        ("DragDiffusion (identity LoRA 80 steps; inversion 0.7; toy: feature level 2, self-attention layer 2 of 4)", ("drag",),
-         drag_diffusion({}, {"feature_idx": 2, "start_layer": 2})),
+        ("DragonDiffusion Move (DiffEditor variant, the code's defaults: cfg 4, energy 0.5, regional SDE 0.4)",
+         ("move", "resize"), dragon_diffusion("Move", {})),
+        ("Self-Guidance (the toy workflow's: v 3000, cfg 5; the object's shape word)", ("move", "resize"),
+         self_guidance({"guidance": 3000.0, "cfg": 5.0})),
+        ("DragDiffusion (the toy workflow's: identity LoRA 20 steps, inversion 0.7, 80 latent steps, feature level 2, "
+         "self-attention from layer 2 of 4)", ("drag",),
+         drag_diffusion({"steps": 20, "seed": 0}, {"feature_idx": 2, "start_layer": 2})),
+        ("DragonDiffusion Drag (DiffEditor variant, the code's defaults; the editable region as DragDiffusion's)",
+         ("drag",), dragon_diffusion("Drag", {})),
         ("Attentive Eraser (empty-prompt DDIM inversion; the node's defaults)", ("remove",), attentive_eraser({})),
     ]
 
@@ -475,9 +499,12 @@ def run_cases(host, args) -> dict:
     """Per-case, per-row metrics of this shard, as ``--json`` writes them."""
     model, clip, vae = host.pack.demo.toy_model.load_toy_model(host.pack.demo.toy_model.WORLD_2)
     k, n = args.shard
-    cases = list(enumerate(spatial_cases(args.cases, seed=args.seed)))[k::n]
+    kinds = [w.strip() for w in (getattr(args, "kinds", "") or "").split(",") if w.strip()]
+    cases = [(i, c) for i, c in list(enumerate(spatial_cases(args.cases, seed=args.seed)))[k::n]
+             if not kinds or c.kind in kinds]
     chosen = select_rows(rows(args.cfg), args.rows)
     empty = encode(host, clip, "")
+    refusal = host.pack.refusals.NodeInputError
     save = getattr(args, "save", None)
     if save:
         Path(save).mkdir(parents=True, exist_ok=True)
@@ -503,6 +530,11 @@ def run_cases(host, args) -> dict:
                 out = fn({**ctx, "model": m_counted})
             except Skip as e:
                 skipped[name] = str(e)
+                continue
+            except refusal as e:   # the node refuses the request: the case fails, its figures are left out
+                record["rows"][name] = {**REFUSED, "refused": str(e), "s": time.time() - t, "calls": len(calls),
+                                        "unet_rows": sum(calls)}
+                print(f"  case {i}: {name} refused: {e}", file=sys.stderr, flush=True)
                 continue
             seconds = time.time() - t
             img = _image(host, vae, out)
@@ -542,8 +574,9 @@ def summary(res: dict) -> dict[str, dict]:
         s = {"n": len(ran), "kinds": kinds, "success": statistics.fmean(m["success"] for _, m in ran),
              "by_kind": {k: [m["success"] for c, m in ran if c["kind"] == k] for k in KINDS},
              "err": [m["err"] for _, m in ran], "ratio": [m["ratio"] for _, m in ran],
-             "kept": statistics.fmean(m["kept"] for _, m in ran),
-             "bg": finite_mean([m["bg"] for _, m in ran]),
+             "kept": statistics.fmean([m["kept"] for _, m in ran if m["kept"] is not None] or [math.nan]),
+             "bg": finite_mean([m["bg"] for _, m in ran if m["bg"] is not None]),
+             "refused": [c["i"] for c, m in ran if "refused" in m],
              "hole": [m["hole"] for _, m in ran if m["hole"] is not None]}
         if name != VAE_ROW:
             both = [m for _, m in ran if "stock_s" in m]
@@ -583,6 +616,11 @@ def table(res: dict) -> str:
             f"| {name} | {100 * s['success']:.0f}% | {by_kind} | {_mean(s['err'])} | {_mean(s['ratio'], 2)} | "
             f"{100 * s['kept']:.0f}% | {fmt(s['bg'])} | {'-' if hole is None else fmt(hole)} | {seconds} | "
             f"{calls} | {cost} |")
+    for name, s in summary(res).items():
+        if s.get("refused"):
+            first = next(c["rows"][name]["refused"] for c in cases if c["i"] == s["refused"][0])
+            lines.append(f"- {name}: refused {len(s['refused'])} case(s) (counted as failures, left out of the other "
+                         f"columns): {', '.join(map(str, s['refused']))}; e.g. \"{first}\"")
     for name, why in res.get("skipped", {}).items():
         lines.append(f"- Not run: {name}: {why}")
     return "\n".join(lines)
@@ -616,6 +654,8 @@ def main(argv=None):
     p.add_argument("--cfg", type=float, default=5.0, help="guidance of the guided rows (SDEdit's, the methods')")
     p.add_argument("--rows", default="", help="only the rows whose name contains one of these comma-separated words "
                                               "(and the stock row, the cost unit)")
+    p.add_argument("--kinds", default="", help="only the cases of these comma-separated kinds (" + ", ".join(KINDS)
+                                               + "); --merge joins runs of other kinds or rows on the same cases")
     p.add_argument("--save", type=Path, help="save each case's strip here (source, answer, each row's output)")
     shard_options(p)
     args = p.parse_args(argv)
