@@ -155,10 +155,11 @@ def drag(model, positive: list, inversion, pairs: list, editable: torch.Tensor |
                     step_callback(step, settings.n_pix_step, x,
                                   preview=lambda: (z.detach() * lift - sigma * eps.detach()).to(x.dtype))
             found.update(points=points, steps=done, calls=calls)
-            return (z.detach() * lift).to(x.dtype)
+            return ((z.detach() - z0) * lift).to(x.dtype)   # the change (the SD families' latent scale is linear)
 
-    dragged = run_loop(m, positive, None, 1.0, latent, inversion.sigmas[inversion.start_step:inversion.start_step + 2],
-                       loop)
+    change = run_loop(m, positive, None, 1.0, latent, inversion.sigmas[inversion.start_step:inversion.start_step + 2],
+                      loop)
+    dragged = latent + change.to(latent)   # the inverted latent itself where nothing moved
     if not bool(torch.isfinite(dragged).all()):   # sampling-path-ok: once, after the loop
         raise NodeInputError(NODE, f"the optimisation diverged (NaN or inf in the latent) with lr {settings.lr:g}; "
                                    f"lower 'lr' (the code's 0.01).")
