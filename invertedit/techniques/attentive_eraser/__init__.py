@@ -17,5 +17,6 @@ ROW = Technique(
     "branch, the rest kept on the inversion.",
     settings={"InvertEditAttentiveEraser.removal_scale": 9.0, "InvertEditAttentiveEraser.ss_steps": 9,
               "InvertEditAttentiveEraser.ss_scale": 0.3, "InvertEditAttentiveEraser.start_step": 0,
-              "InvertEditAttentiveEraser.end_step": -1, "InvertEditAttentiveEraser.start_layer": -1,
-              "InvertEditAttentiveEraser.end_layer": -1, "InvertEditAttentiveEraser.mask_blur": 7})
+              "InvertEditAttentiveEraser.mask_blur": 7})
+# end_step, start_layer and end_layer default to -1, "as the code on this model" (every step; the decoder's
+# self-attention layers), which the code writes as numbers of SD's and SDXL's UNets: nodes.py's AUTO.

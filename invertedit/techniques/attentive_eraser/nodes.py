@@ -26,6 +26,7 @@ from .glue import NAME, EraserGuider, layer_range
 from .sarg import SargPolicy
 
 VAE_FACTOR = 8   # the SD family's VAE: a latent cell is 8x8 pixels
+AUTO = -1        # end_step, start_layer, end_layer: as the code on this model (every step; the decoder's layers)
 
 S = ROW.settings
 
@@ -68,13 +69,13 @@ class AttentiveEraser(io.ComfyNode):
                                        "none)."),
                 io.Int.Input("start_step", default=_setting("start_step"), min=0, max=1000,
                              tooltip="First step of AAS (code: 0)."),
-                io.Int.Input("end_step", default=_setting("end_step"), min=-1, max=1000,
+                io.Int.Input("end_step", default=AUTO, min=-1, max=1000,
                              tooltip="AAS acts on the steps before this one (-1: to the end; code: int(strength x "
                                      "steps), every step on its inversion path)."),
-                io.Int.Input("start_layer", default=_setting("start_layer"), min=-1, max=200,
+                io.Int.Input("start_layer", default=AUTO, min=-1, max=200,
                              tooltip="First self-attention layer of AAS, in execution order (-1: the decoder's first, "
                                      "the code's choice: 7 of SD's 16, 34 of SDXL's 70)."),
-                io.Int.Input("end_layer", default=_setting("end_layer"), min=-1, max=200,
+                io.Int.Input("end_layer", default=AUTO, min=-1, max=200,
                              tooltip="AAS acts on the layers before this one (-1: through the last; code: 16 on SD, "
                                      "70 on SDXL)."),
                 io.Int.Input("mask_blur", default=_setting("mask_blur"), min=0, max=255,

@@ -105,9 +105,14 @@ WORKFLOWS = {"Toy - Attentive Eraser remove": toy_remove, "SD1.5 - Attentive Era
              "SDXL - Attentive Eraser remove": sdxl_remove}
 QUICK_TOY = {"Toy - Attentive Eraser remove": {"InvertEditDDIMInvert": {"steps": 20}}}
 # On the toy model: the toy world's caption and its circle as the object (Attention Store), AAS on all its layers.
+# The SDXL template's 77 taps are the authors' at 1024 px: on the toy's 512 px (and the SDXL demo model's smaller
+# pictures) the SD script's 7.
 TOY_CHECKPOINT = {"InvertEditAttentionStore": {"prompt": SOURCE_PROMPT, "words": "circle"},
-                  "InvertEditAttentiveEraser": {"start_layer": TOY_START_LAYER}}
-CHECKPOINT = {"SD1.5 - Attentive Eraser remove": (TOY_CHECKPOINT, {"InvertEditDDIMInvert": {"steps": 10}}),
-              "SDXL - Attentive Eraser remove": (TOY_CHECKPOINT, {"InvertEditDDIMInvert": {"steps": 10}})}
+                  "InvertEditAttentiveEraser": {"start_layer": TOY_START_LAYER, "mask_blur": 7}}
+# Quick runs: 10 steps; the SDXL one also on the Demo Model's random SDXL, whose word maps are flat: at Attention
+# Store's 0.3 its mask is the whole picture (refused: nothing to fill from), at 0.9 a part of it.
+QUICK = {"InvertEditDDIMInvert": {"steps": 10}, "InvertEditAttentionStore": {"threshold": 0.9}}
+CHECKPOINT = {"SD1.5 - Attentive Eraser remove": (TOY_CHECKPOINT, QUICK),
+              "SDXL - Attentive Eraser remove": (TOY_CHECKPOINT, QUICK)}
 RESULTS = {"Toy - Attentive Eraser remove": "save_removed", "SD1.5 - Attentive Eraser remove": "save_removed",
            "SDXL - Attentive Eraser remove": "save_removed"}
