@@ -71,3 +71,16 @@ def test_one_case_per_kind_through_the_stock_and_baseline_rows(host, monkeypatch
     text = B.table(res)
     assert "| Cut and paste + SDEdit" in text and "4 of 4 cases" in text
     assert "- A refusing row: refused 1 case(s)" in text and "too large here" in text
+
+
+def test_runs_of_other_rows_merge_on_the_same_cases_in_the_benchmarks_order():
+    def run(shard, rows, kinds_of):
+        return {"cases_total": 4, "seed": 0, "steps": 4, "cfg": 5.0, "shard": shard, "seconds": 1.0, "threads": 1,
+                "rows": [[r, list(B.KINDS)] for r in rows], "skipped": {},
+                "cases": [{"i": i, "kind": k, "vae_metrics": {}, "rows": {r: {"s": 1.0} for r in rows}}
+                          for i, k in kinds_of]}
+    later = B.rows(5.0)[2][0]
+    merged = B.spatial_merge([run("0/1", [B.STOCK, later], [(0, "move"), (1, "resize")]),
+                              run("1/2", [B.STOCK, B.rows(5.0)[1][0]], [(1, "resize"), (3, "remove")])])
+    assert [r[0] for r in merged["rows"]] == [B.STOCK, B.rows(5.0)[1][0], later]
+    assert [c["i"] for c in merged["cases"]] == [0, 1, 3] and len(merged["cases"][1]["rows"]) == 3

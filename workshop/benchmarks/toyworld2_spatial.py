@@ -26,7 +26,7 @@ Read per case by ``scenes_judge.judge`` against the exact answer:
                and the other object kept; a removal: no object of the removed colour, none other than the
                kept one centred in the removed object's box, the background right, the other object kept;
 - centre err   distance of the read centre from the answer's (px; moves, resizes, drags where found);
-- size ratio   read size / the answer's (a drag: the geometric mean of the width and height ratios);
+- size err     |read size / the answer's - 1| (a drag: the geometric mean of the width and height ratios), %;
 - other kept   the other object by its colour: same colour, shape, centre within 3 px, size within 10%;
 - bg PSNR      PSNR outside every object of the source and of the answer, against the answer (dB);
 - hole PSNR    PSNR over the pixels the edited object leaves (its source mask less every object of the
@@ -601,7 +601,7 @@ def table(res: dict) -> str:
         f"{res['threads']} thread(s). Success: the edited object's centre within {POS_TOL:g} px and size within "
         f"{100 * SIZE_TOL:.0f}%, its colour and shape, no copy left, the other object kept.",
         "",
-        "| row | success | move / resize / drag / remove | centre err (px) | size ratio | other kept | bg PSNR | "
+        "| row | success | move / resize / drag / remove | centre err (px) | size err (%) | other kept | bg PSNR | "
         "hole PSNR | s / case | UNet calls (rows) / case | vs stock (time, calls) |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
@@ -613,7 +613,7 @@ def table(res: dict) -> str:
             seconds, calls = f"{s['s']:.1f}", f"{s['calls']:.0f} ({s['unet_rows']:.0f})"
             cost = f"{s['x_s']:.2f}x, {s['x_calls']:.2f}x" if "x_s" in s else "-"
         lines.append(
-            f"| {name} | {100 * s['success']:.0f}% | {by_kind} | {_mean(s['err'])} | {_mean(s['ratio'], 2)} | "
+            f"| {name} | {100 * s['success']:.0f}% | {by_kind} | {_mean(s['err'])} | {_mean([None if q is None else 100 * abs(q - 1) for q in s['ratio']], 0)} | "
             f"{100 * s['kept']:.0f}% | {fmt(s['bg'])} | {'-' if hole is None else fmt(hole)} | {seconds} | "
             f"{calls} | {cost} |")
     for name, s in summary(res).items():
@@ -640,6 +640,8 @@ def spatial_merge(results: list[dict]) -> dict:
         for c in r["cases"]:
             have = cases.setdefault(c["i"], {**c, "rows": {}})
             have["rows"].update(c["rows"])
+    order = [name for name, _, _ in rows(first["cfg"])]   # the benchmark's own order, whichever file came first
+    names.sort(key=lambda row: order.index(row[0]) if row[0] in order else len(order))
     shards = sorted({r["shard"] for r in results})
     return {**first, "rows": names, "cases": [cases[i] for i in sorted(cases)], "shard": " + ".join(shards),
             "seconds": sum(r["seconds"] for r in results),
