@@ -54,6 +54,9 @@ SELF_GUIDANCE_CASES = [
     ("self-guidance-offset-off-the-picture", lambda k: _guide(k, dx=60.0, mask=_mask()),
      r"Self-Guidance: inputs 'dx' 60, 'dy' 0 and 'scale' 1 take the region \(8-24 x 8-24 px\) to 68-84 x 8-24 px, "
      r"off the 64x64 picture; with scale 1 give dx from -8 to 40 and dy from -8 to 40"),
+    ("self-guidance-word-moved-off-the-picture", lambda k: _guide(k, dx=80.0),   # no mask: the word's attention
+     r"Self-Guidance: inputs 'dx' 80 and 'dy' 0 take the centre of input 'word''s object \(\d+, \d+ px, from its "
+     r"attention\) to \(\d+, \d+\), off the 64x64 picture; give dx from -\d+ to \d+"),
     ("self-guidance-empty-region", lambda k: _guide(k, mask=_mask(empty=True)),
      r"Self-Guidance: input 'mask' marks no region"),
     ("self-guidance-mask-of-another-size", lambda k: _guide(k, mask=torch.ones(1, 32, 32)),

@@ -23,7 +23,9 @@ import torch
 import torch.nn.functional as F
 
 from ...attention.policy import AttentionPolicy, Where
-from ...guidance.spatial import check_move
+from ...guidance.spatial import check_move, region_box
+from ...hostkit.attention_driver import install_policy
+from ...hostkit.sampling import run_loop
 from ...hostkit.branch_inputs import BranchInputs, with_branch_inputs
 from ...hostkit.errors import NodeInputError
 from ...hostkit.guidance_driver import BatchedGuider, cfg_combine, predict_conds
@@ -45,7 +47,7 @@ class MapState:
         self.maps: torch.Tensor | None = None
         self.layers = 0
         self.features: torch.Tensor | None = None
-        self.region_checked = False
+        self.offset: torch.Tensor | None = None   # the move in [0, 1] coordinates, made once per run
 
     def begin(self) -> None:
         self.mode, self.maps, self.layers, self.features = "read", None, 0, None
@@ -130,14 +132,11 @@ class SelfGuider(BatchedGuider):
     NAME = NAME
 
     def __init__(self, model, policy: WordMaps, inversion, offset: tuple[float, float], scale: float,
-                 weights: T.Weights, amount: float, sharpness: float, guide_until: float,
-                 pixel_move: tuple[float, float], region_known: bool):
+                 weights: T.Weights, amount: float, sharpness: float, guide_until: float):
         super().__init__(model)
         self.policy, self.inversion = policy, inversion
         self.offset, self.scale, self.weights = offset, scale, weights
         self.amount, self.sharpness, self.guide_until = amount, sharpness, guide_until
-        self.pixel_move, self.region_known = pixel_move, region_known
-        self.first = 0
 
     def outer_sample(self, noise, latent_image, sampler, sigmas, *args, **kwargs):
         inv = self.inversion
@@ -177,15 +176,6 @@ class SelfGuider(BatchedGuider):
         finally:
             state.end()
 
-    def check_region(self, maps: torch.Tensor, latent_hw) -> None:
-        """Once per run, without a mask: the object's region (its source shape above 0.5, at the image's
-        size) must move inside the picture (``spatial.check_move``)."""
-        size = (latent_hw[0] * 8, latent_hw[1] * 8)
-        region = T.shape(maps[:1], self.sharpness)
-        mask = F.interpolate(region[None], size=size, mode="bilinear", align_corners=False)[0, 0]
-        dx, dy = self.pixel_move
-        check_move(NAME, mask, dx, dy, self.scale, "word")  # sampling-path-ok: once per run, the region's box
-
     def predict_noise(self, x, timestep, model_options={}, seed=None, **kwargs):
         options = model_options["transformer_options"]
         state = run_state(options, self.policy, self.policy.make_state, NAME)
@@ -195,13 +185,6 @@ class SelfGuider(BatchedGuider):
         sigma = timestep
         latent_hw = tuple(x.shape[-2:])
         guide = step < self.guide_until * steps and self.amount != 0
-        if not state.region_checked and not self.region_known:
-            src_x = self.inversion.trajectory[-2 if len(self.inversion.trajectory) > 1 else -1].to(x)
-            last = self.inversion.sampling_sigmas[-2 if len(self.inversion.sampling_sigmas) > 1 else -1]
-            _, maps, _ = self.read(src_x, last.to(sigma).reshape(sigma.shape), [conds[0], None], model_options,
-                                   state, latent_hw)
-            self.check_region(maps.float(), latent_hw)
-        state.region_checked = True
         if not guide:
             outs = predict_conds(self.inner_model, conds, x, sigma, model_options)
         else:
@@ -211,8 +194,9 @@ class SelfGuider(BatchedGuider):
             with torch.inference_mode(False), torch.enable_grad():
                 src = T.properties(src_maps.float().clone(), None if src_features is None else src_features.clone(),
                                    self.sharpness)
-                offset = torch.tensor(self.offset, device=src.centroid.device, dtype=torch.float32)
-                target = T.targets(src, offset, self.scale)
+                if state.offset is None:
+                    state.offset = torch.tensor(self.offset, device=src.centroid.device, dtype=torch.float32)
+                target = T.targets(src, state.offset, self.scale)
                 track = BranchInputs(track=True)
                 outs, maps, features = self.read(x.clone(), sigma.clone(), conds,
                                                  with_branch_inputs(model_options, track), state, latent_hw)
@@ -228,6 +212,73 @@ class SelfGuider(BatchedGuider):
             s = sigma.reshape(-1, *([1] * (x.ndim - 1))).to(torch.float32)
             denoised = T.guided_denoised(denoised.float(), grad.float(), s, self.amount).to(denoised.dtype)
         return denoised
+
+
+class RegionMaps(WordMaps):
+    """At node time: the conditional row's word maps of one model call, kept by the policy itself (a private
+    clone's one-off run; nothing the host caches)."""
+
+    def __init__(self, words: torch.Tensor):
+        super().__init__(words)
+        self.read = MapState()
+        self.read.begin()
+
+    @property
+    def keeps_state(self) -> bool:
+        return False
+
+    def attention(self, q, k, v, where: Where, state) -> torch.Tensor:
+        return super().attention(q, k, v, where, self.read)
+
+
+def object_maps(model, words: torch.Tensor, blocks, inversion, positive) -> torch.Tensor:
+    """``[K, h, w]``: the words' maps on the inversion's last step (its cleanest latent but the image), read
+    with the prompt in one model call at node time."""
+    recorder = RegionMaps(words)
+    m = model.clone()
+    install_policy(m, recorder, blocks, NAME, ("attn2",))
+    sigmas = inversion.sampling_sigmas
+    last = max(len(sigmas) - 2, 0)
+
+    def loop(denoise, x, run_sigmas, step_callback):
+        denoise.part("positive", inversion.trajectory[last].to(x), run_sigmas[last].to(x))
+        step_callback(0, 1, x)
+        return x
+
+    run_loop(m, positive, None, 1.0, inversion.latent, sigmas, loop)
+    if recorder.read.maps is None:
+        raise NodeInputError(NAME, "the model's cross-attention layers were not called with the prompt; connect the "
+                                   "model without nodes that replace its cross-attention.")
+    return grid_maps(recorder.read.maps, recorder.read.layers, tuple(inversion.latent.shape[-2:])).float()
+
+
+#: Above this share of the picture a word's attention region's box is no object's outline (a model whose maps spread, a
+#: random one): the move is then checked on the region's centre alone.
+SPREAD = 0.5
+
+
+def check_word_move(maps: torch.Tensor, sharpness: float, dx: float, dy: float, scale: float,
+                    size: tuple[int, int]) -> None:
+    """Without a mask: the object's region (its source shape above 0.5, at the image's ``size``) must move
+    inside the picture (``spatial.check_move``, naming input 'word'); a region over ``SPREAD`` of the picture
+    only its centroid (logged)."""
+    region = T.shape(maps[:1], sharpness)
+    mask = F.interpolate(region[None], size=size, mode="bilinear", align_corners=False)[0, 0]
+    box = region_box(mask)   # node time: once
+    share = 0.0 if box is None else box.size[0] * box.size[1] / (size[0] * size[1])
+    if share > SPREAD:
+        height, width = size
+        x, y = (T.centroid(maps[0]) * torch.tensor([width, height], dtype=torch.float32)).tolist()
+        logging.warning("%s: the attention of input 'word' spreads over %.0f%% of the picture, no object's outline; the move "
+                        "is checked on its centre (%.0f, %.0f px) alone. Connect a mask of the object to check its "
+                        "whole region.", NAME, 100 * share, x, y)
+        if not (0 <= x + dx < width and 0 <= y + dy < height):
+            raise NodeInputError(NAME, f"inputs 'dx' {dx:g} and 'dy' {dy:g} take the centre of input 'word''s object "
+                                       f"({x:.0f}, {y:.0f} px, from its attention) to ({x + dx:.0f}, {y + dy:.0f}), off "
+                                       f"the {width}x{height} picture; give dx from {-x:.0f} to {width - x:.0f} and dy "
+                                       f"from {-y:.0f} to {height - y:.0f}.")
+        return
+    check_move(NAME, mask, dx, dy, scale, "word")
 
 
 def word_matrix(object_positions: list[int], kept: list[list[int]], tokens: int) -> torch.Tensor:

@@ -12,8 +12,8 @@ How to wire it (the toy workflow "Toy - Self-Guidance move" shows it):
 
 ``word`` names the object (one or more words of the prompt, e.g. 'circle' or 'red circle'); ``dx``/``dy``
 are in image pixels (x right, y down); ``scale`` resizes it about its centre (1: same size). With a
-``mask`` of the object the move is checked at once (``guidance/spatial.check_move``); without, the
-object's region is read from its source attention when sampling starts and checked then.
+``mask`` of the object the move is checked against it (``guidance/spatial.check_move``); without, against the
+object's region read from its source attention on the inversion's last step (one model call at node time).
 """
 from __future__ import annotations
 
@@ -32,7 +32,7 @@ from ...hostkit.tokens import check_clip_tokenizer, phrase_positions, prompt_tok
 from ...inversion.methods import DDIM, FIXED_POINT
 from . import NODE, ROW
 from . import terms as T
-from .glue import NAME, Features, SelfGuider, WordMaps, warn_prompt, word_matrix
+from .glue import NAME, Features, SelfGuider, WordMaps, check_word_move, object_maps, warn_prompt, word_matrix
 
 S = ROW.settings_of(NODE)
 
@@ -105,8 +105,9 @@ class SelfGuidance(io.ComfyNode):
                                tooltip="Fraction of the steps guided, from the first (default "
                                        f"{S['guide_until']:g}); the later steps are plain CFG and only refine."),
                 io.Mask.Input("mask", optional=True,
-                              tooltip="The object's region (optional): the move is checked against it at once; "
-                                      "without it, against the object's source attention when sampling starts."),
+                              tooltip="The object's region (optional): the move is checked against it; without it, "
+                                      "against the object's source attention (above half its peak) on the inversion's "
+                                      "last step."),
             ],
             outputs=[
                 io.Guider.Output(),
@@ -163,6 +164,10 @@ class SelfGuidance(io.ComfyNode):
                                            f"{width}x{height}; give a mask at the image's size.")
             check_move(NAME, mask, dx, dy, scale)
         blocks = sorted(map_blocks(model))
+        words = word_matrix(object_positions, kept, context)
+        if mask is None:   # the object's region from its source attention, read once now
+            check_word_move(object_maps(model, words[:, :1], blocks, inversion, positive), sharpness, dx, dy, scale,
+                            (height, width))
         existing = model.model_options.get("transformer_options", {}).get("patches_replace", {}).get("attn2", {})
         taken = [key for key in existing if key[:2] in blocks]
         if taken:
@@ -170,12 +175,12 @@ class SelfGuidance(io.ComfyNode):
                                        f"{taken[0]}), from another node; connect the model without them.")
         m = with_weight_copies(model)
         m = m.clone() if m is model else m
-        policy = WordMaps(word_matrix(object_positions, kept, context))
+        policy = WordMaps(words)
         install_policy(m, policy, blocks, NAME, ("attn2",))
         on_output_blocks(m, Features(policy, decoder_blocks(model)[1] - 1))
         weights = T.Weights(position_weight, size_weight, appearance_weight, shape_weight, moved_shape_weight)
         guider = SelfGuider(m, policy, inversion, T.image_offset(dx, dy, width, height), scale, weights, guidance,
-                            sharpness, guide_until, (dx, dy), mask is not None)
+                            sharpness, guide_until)
         guider.set_named_conds({"positive": positive, "negative": negative})
         guider.set_cfg(cfg)
         return io.NodeOutput(guider, inverted_latent(inversion), inversion.sampling_sigmas)

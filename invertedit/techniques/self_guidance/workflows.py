@@ -8,6 +8,8 @@ from . import NODE, ROW
 
 TOY_MOVE = (140.0, -40.0)   # the red circle (centre 150,170) up and to the right, clear of the square (DragonDiffusion's)
 TOY_GUIDANCE = 3000.0       # v on the toy world (the paper gives none for SD; docs/faithfulness.md)
+TOY_WORD = "red circle"     # the object with its colour: the toy's colour words attend to their object too, and a kept
+                            # word's shape held at the source holds the object in place
 PHOTO_WORD = "girl"         # the object of the checkpoint templates' example.png ("a drawing of a girl in a pink dress")
 PHOTO_MOVE = (64.0, 0.0)    # 64 px to the right
 
@@ -47,11 +49,12 @@ def toy_move() -> dict:
     dx, dy = TOY_MOVE
     intro = ("# Self-Guidance: move an object\n\n"
              "**DDIM Invert** (cfg 1) gives the INVERSION whose latents are the source's trajectory. " + HOW +
-             f"\n\nHere 'circle' goes {dx:g} px right and {-dy:g} px up, with v = {TOY_GUIDANCE:g}.\n\n" + TOY_NOTE)
+             f"\n\nHere '{TOY_WORD}' goes {dx:g} px right and {-dy:g} px up, with v = {TOY_GUIDANCE:g}. Name the object with "
+             f"its adjectives: a word left out is kept where it was, and 'red' attends to the circle too.\n\n" + TOY_NOTE)
     nodes = [n for n in inversion_nodes(intro) if n["key"] != "apply"] + [
         {"key": "empty", "type": "CLIPTextEncode", "widgets": {"text": ""}, "inputs": {"clip": ("model", "CLIP")},
          "title": "Negative prompt (empty)"},
-    ] + _guidance(SOURCE_PROMPT, "circle", dx, dy, TOY_GUIDANCE, 5.0)
+    ] + _guidance(SOURCE_PROMPT, TOY_WORD, dx, dy, TOY_GUIDANCE, 5.0)
     nodes += decode_and_save("edit", "sample", "invertedit/self_guidance_move", "Moved")
     return {"nodes": nodes + vae_roundtrip()}
 
@@ -84,8 +87,9 @@ def sdxl_move() -> dict:
 
 WORKFLOWS = {"Toy - Self-Guidance move": toy_move, "SD1.5 - Self-Guidance move": sd15_move,
              "SDXL - Self-Guidance move": sdxl_move}
-# on the Toy World Model: its caption and object, moved as the toy workflow moves it
-_TOY = {NODE: {"prompt": SOURCE_PROMPT, "word": "circle", "dx": TOY_MOVE[0], "dy": TOY_MOVE[1],
+# on the Toy World Model (and the tiny random SDXL's 128 px picture): its caption and object, a move that stays on both
+CHECKPOINT_MOVE = (32.0, -16.0)
+_TOY = {NODE: {"prompt": SOURCE_PROMPT, "word": TOY_WORD, "dx": CHECKPOINT_MOVE[0], "dy": CHECKPOINT_MOVE[1],
                "guidance": TOY_GUIDANCE, "cfg": 5.0}}
 CHECKPOINT = {name: (_TOY, {"InvertEditDDIMInvert": {"steps": QUICK}})
               for name in ("SD1.5 - Self-Guidance move", "SDXL - Self-Guidance move")}
