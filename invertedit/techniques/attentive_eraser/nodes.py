@@ -6,6 +6,9 @@ How to wire it (the toy workflow "Toy - Attentive Eraser remove" does): VAE Enco
 branches (CLIPTextEncode, the authors': empty), the INVERSION and the MASK of the object to remove; its GUIDER
 into the stock SamplerCustomAdvanced with DisableNoise, KSamplerSelect 'ddim', DDIM Invert's SIGMAS and LATENT;
 VAE Decode. One batched UNet call a step runs both branches (2 rows).
+
+On the toy world 2 model (4 self-attention layers, 2 in its decoder) give start_layer 0: on the decoder's two alone
+(the code's rule, -1) the object stays; see ``workflows.py`` (``TOY_START_LAYER``) for the toy template's settings.
 """
 from __future__ import annotations
 
