@@ -164,3 +164,16 @@ def test_a_move_takes_the_circle_towards_its_target(host, toy):
     print(f"the circle moved {along:.0f} px along the asked direction")
     assert along > 25
     assert square is not None and abs(square.cx - 380) < 10 and abs(square.cy - 330) < 10
+
+
+def test_cfg_1_guides_the_conditional_prediction_alone(host, tiny):
+    """At cfg 1 the host's guiders skip the unconditional row: one conditional row with gradients a guided step."""
+    model, clip, pos, neg, inv, lat, sigmas = small(host, tiny, "sd1", steps=2)
+    counted = model.clone()
+    rows = []
+    counted.set_model_unet_function_wrapper(
+        lambda apply, a: (rows.append(a["input"].shape[0]), apply(a["input"], a["timestep"], **a["c"]))[1])
+    guider, latent, own = call(host, "InvertEditSelfGuidance", model=counted, clip=clip, prompt=PROMPT, negative=neg,
+                               inversion=inv, mask=region(64), **settings(cfg=1.0, guide_until=1.0))
+    out = sample(host, counted, guider, latent, own)
+    assert rows == [1, 1, 1, 1] and torch.isfinite(out).all()

@@ -205,7 +205,8 @@ class SelfGuider(BatchedGuider):
                 grad = track.gradients(g)[0]
                 outs = [o.detach() if o is not None else None for o in outs]
         cond, uncond = outs[0], outs[1]
-        cond, uncond = self.pre_cfg(conds, [cond, uncond], x, timestep, model_options)[:2]
+        if guided:   # the host's pre-CFG functions see [cond, uncond]; at cfg 1 there is no uncond
+            cond, uncond = self.pre_cfg(conds, [cond, uncond], x, timestep, model_options)[:2]
         denoised = cfg_combine(self.inner_model, cond, uncond if guided else cond, self.cfg if guided else 1.0, x,
                                timestep, model_options, conds[0], conds[1])
         if guide:
