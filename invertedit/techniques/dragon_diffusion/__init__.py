@@ -14,7 +14,9 @@ ROW = Technique(
     "DragonDiffusion / DiffEditor", "guidance", (MOVE, DRAG), "Mou et al. 2024",
     "move: cfg 4, energy 0.5 x1e3, w_edit 4, w_content 6, w_contrast 0.2, w_inpaint 0.8; drag: cfg 4, energy 2 x1e3, "
     "w_edit 4, w_content 6, w_inpaint 0.2; regional SDE 0.4; memory bank from step 5 of 50; guidance before step 30",
-    "inversion N; edit ~4N rows and 2 backward passes on each of 20 guided steps of 50 (x3 on the 4 time-travel steps)",
+    "inversion N; edit 2N CFG rows + 0.9N bank rows, and 2 rows (the UNet up to the decoder's features) and 2 "
+    "backward passes on each of 28 guided tries at 50 steps (+24 rows of time travel): 2.5x a stock CFG run at 5 toy "
+    "steps",
     ("Toy - DragonDiffusion move", "SD1.5 - DragonDiffusion move", "SDXL - DragonDiffusion move"),
     None,
     "Move, resize or drag an object of an inverted image by energy guidance on the decoder's features.",
