@@ -59,7 +59,9 @@ def toy_move() -> dict:
     intro = ("# DragonDiffusion: move an object\n\n"
              "**DDIM Invert** (cfg 1, as the authors invert) gives the INVERSION whose latents are the memory bank. "
              "**Attention Store** makes the mask of 'circle' from the same inversion. " + HOW +
-             f"\n\nHere the red circle goes {dx:g} px right and {-dy:g} px up.\n\n" + TOY_NOTE)
+             f"\n\nHere the red circle goes {dx:g} px right and {-dy:g} px up. On this toy model the code's energy scale "
+             "guides little (about a thousandth of the predicted noise): the circle is drawn at its new place, but its "
+             "old place is not cleared (docs/techniques.md says more).\n\n" + TOY_NOTE)
     nodes = [n for n in inversion_nodes(intro) if n["key"] != "apply"] + [
         {"key": "empty", "type": "CLIPTextEncode", "widgets": {"text": ""}, "inputs": {"clip": ("model", "CLIP")},
          "title": "Negative prompt (empty)"},
