@@ -10,8 +10,8 @@ from ...technique_row import Technique
 
 ROW = Technique(
     "DragDiffusion", "guidance", ("InvertEditDragDiffusionLoRA", "InvertEditDragDiffusion"), "Shi et al. CVPR 2024",
-    "LoRA 80 steps rank 16 lr 5e-4; inversion 0.7 of 50 DDIM steps; 80 latent steps lr 0.01, r_m 1, r_p 3, "
-    "lam 0.1, decoder level 3; reference attention from layer 10",
+    "LoRA 80 steps rank 16 lr 5e-4 batch 4; inversion 0.7 of 50 DDIM steps; 80 latent steps lr 0.01, r_m 1, r_p 3, "
+    "lam 0.1, decoder level 3; reference attention from step 0, layer 10",
     "4 x 80 (LoRA) + 2 x 80 (drag) + 2 x 0.7N",
     ("Toy - DragDiffusion drag", "SD1.5 - DragDiffusion drag"), None,
     "Drags handle points to targets by optimising the inverted latent on the decoder's features, then denoises it "

@@ -117,6 +117,9 @@ _TOY_SETTINGS = {"The image's prompt": {"value": SOURCE_PROMPT},
 _QUICK = {"InvertEditDDIMInvert": {"steps": 10, "start_at_step": 3}, "KSamplerAdvanced": {"steps": 10, "start_at_step": 3},
           "InvertEditDragDiffusionLoRA": {"steps": 2}, "InvertEditDragDiffusion": {"n_pix_step": 5}}
 CHECKPOINT = {"SD1.5 - DragDiffusion drag": (_TOY_SETTINGS, _QUICK)}
+# the toy workflow's quick run: its points inside both the 512 px sample and the half-precision lane's 256 px one
+# (there the square's corner; the editable box scales with the image)
 QUICK_TOY = {"Toy - DragDiffusion drag": {**_QUICK, "InvertEditDDIMInvert": {"steps": 20, "start_at_step": 6},
                                           "KSamplerAdvanced": {"steps": 20, "start_at_step": 6},
-                                          "InvertEditDragDiffusion": {"n_pix_step": 20}}}
+                                          "InvertEditDragDiffusion": {"n_pix_step": 20,
+                                                                      "points": "232,207 -> 250,235"}}}
