@@ -110,7 +110,8 @@ WORKFLOWS = {"Toy - DragonDiffusion move": toy_move, "SD1.5 - DragonDiffusion mo
              "SDXL - DragonDiffusion move": sdxl_move}
 # on the Toy World Model: the circle's mask; SD1.5 moves it as the toy workflow does, SDXL (whose template also runs
 # on the Demo Model's 128 px SDXL layout, random weights: a mask anywhere) shrinks it in place
-_TOY_STORE = {"InvertEditAttentionStore": {"prompt": SOURCE_PROMPT, "words": "circle"}}
+_TOY_STORE = {"Source prompt": {"value": SOURCE_PROMPT},
+              "InvertEditAttentionStore": {"prompt": SOURCE_PROMPT, "words": "circle"}}
 CHECKPOINT = {
     "SD1.5 - DragonDiffusion move": (
         {**_TOY_STORE, "InvertEditDragonDiffusionMove": {"dx": TOY_MOVE[0], "dy": TOY_MOVE[1], "scale": 1.0}},
