@@ -142,16 +142,17 @@ def _tiny_run(host, tiny, node: str, steps: int = 10, **inputs):
 
 
 def test_move_and_drag_run_a_whole_schedule_through_the_stock_sampler(host, tiny):
-    """Both nodes run a whole schedule (the bank, guided and unguided steps, the regional SDE, the time travel at
-    10 steps) and return a finite latent; drag's start holds each handle's latent cells at its target."""
+    """Both nodes run a whole schedule and return a finite latent (move at 15 steps: the bank from step 2, guided and
+    unguided steps, the regional SDE at steps 4-5, the time travel at step 8; drag at 6); drag's start holds each
+    handle's latent cells at its target."""
     mask = torch.zeros(1, 64, 64)
     mask[:, 8:24, 8:24] = 1
-    moved, start, inv = _tiny_run(host, tiny, "InvertEditDragonDiffusionMove", mask=mask, dx=16.0, dy=8.0, scale=1.0,
+    moved, start, inv = _tiny_run(host, tiny, "InvertEditDragonDiffusionMove", 15, mask=mask, dx=16.0, dy=8.0, scale=1.0,
                                   energy_scale=0.5, w_contrast=0.2, w_inpaint=0.8)
     assert torch.isfinite(moved).all() and not torch.equal(start, inv.latent)
     region = torch.zeros(1, 64, 64)
     region[:, 0:40, 0:40] = 1
-    dragged, start, inv = _tiny_run(host, tiny, "InvertEditDragonDiffusionDrag", mask=region, points="12,12 -> 28,20",
+    dragged, start, inv = _tiny_run(host, tiny, "InvertEditDragonDiffusionDrag", 6, mask=region, points="12,12 -> 28,20",
                                     energy_scale=2.0, w_inpaint=0.2)
     assert torch.isfinite(dragged).all()
     assert torch.equal(start[..., 1:4, 2:5], inv.latent[..., 0:3, 0:3])   # the handle's cells copied to the target
