@@ -33,7 +33,8 @@ Read per case by ``scenes_judge.judge`` against the exact answer:
                answer) against the answer (a 1.4x resize leaves none);
 - s / case     seconds of the row's whole graph (its own inversion included; the source's VAE encoding
                and the final decoding, the same for all, not), and its UNet calls (forward calls of the
-               diffusion model, each of any batch; in brackets the rows they ran), both also as ratios to the "stock sampling" row
+               diffusion model, each of any batch; in brackets the rows they ran), both also as ratios to the
+               "stock sampling" row
                measured beside it on the same cases: DDIM inversion of the source (source caption, cfg 1)
                and the same number of steps of plain sampling back (cfg 1): what a spatial method that
                inverts and samples would cost if it did nothing else.
@@ -377,7 +378,8 @@ def dragon_diffusion(kind: str, settings: dict):
 
 def self_guidance(settings: dict):
     """Self-Guidance as its docstring wires it: DDIM Invert (the caption, cfg 1) -> Self-Guidance (the caption,
-    the object's shape word, dx, dy, scale, its mask) -> SamplerCustomAdvanced (ddim, the node's SIGMAS and LATENT)."""
+    the object's words ("red circle"), dx, dy, scale, its mask) -> SamplerCustomAdvanced (ddim, the node's SIGMAS
+    and LATENT)."""
     def run(ctx):
         from workshop.benchmarks.toyworld2_clips import call_with_defaults
         case, label = ctx["case"], "Self-Guidance"
@@ -385,8 +387,8 @@ def self_guidance(settings: dict):
         inv, _, _ = ddim_invert(ctx, ctx["model"], ctx["src"])
         guider, lat, sigmas = call_with_defaults(ctx["host"], sg, {
             "model": ctx["model"], "clip": ctx["clip"], "prompt": case.source.caption, "negative": ctx["empty"],
-            "inversion": inv, "word": case.obj.shape, "dx": case.dx, "dy": case.dy, "scale": case.scale,
-            "mask": ctx["mask"], **settings})
+            "inversion": inv, "word": f"{case.obj.colour} {case.obj.shape}", "dx": case.dx, "dy": case.dy,
+            "scale": case.scale, "mask": ctx["mask"], **settings})
         return "latent", sample_guider(ctx, guider, sigmas, lat)
     return run
 
@@ -401,8 +403,9 @@ def drag_region(mask: torch.Tensor, points: str, margin: float = 16.0) -> torch.
     ys = [box.y0 - margin, box.y1 + margin] + [t[1] + d for _, t in pairs for d in (-margin, margin)]
     h, w = mask.shape[-2:]
     out = torch.zeros(1, h, w)
-    out[:, max(0, int(min(ys))):min(h, int(math.ceil(max(ys))) + 1),
-        max(0, int(min(xs))):min(w, int(math.ceil(max(xs))) + 1)] = 1.0
+    y0, y1 = max(0, int(min(ys))), min(h, math.ceil(max(ys)) + 1)
+    x0, x1 = max(0, int(min(xs))), min(w, math.ceil(max(xs)) + 1)
+    out[:, y0:y1, x0:x1] = 1.0
     return out
 
 
@@ -418,7 +421,7 @@ def drag_diffusion(lora: dict, settings: dict, strength: float = 0.7):
         if lora is not None:
             model = call_with_defaults(host, node(ctx, "InvertEditDragDiffusionLoRA", label), {
                 "model": model, "positive": ctx["src"], "latent": ctx["src_latent"], **lora})[0]
-        start = int(round((1 - strength) * ctx["steps"]))
+        start = round((1 - strength) * ctx["steps"])
         inv, _, _ = ddim_invert(ctx, model, ctx["src"], start)
         m, pair, _ = call_with_defaults(host, dd, {
             "model": model, "positive": ctx["src"], "inversion": inv, "points": case.points,
@@ -451,14 +454,15 @@ def method_rows() -> list[tuple[str, tuple[str, ...], object]]:
     return [
         ("DragonDiffusion Move (DiffEditor variant, the code's defaults: cfg 4, energy 0.5, regional SDE 0.4)",
          ("move", "resize"), dragon_diffusion("Move", {})),
-        ("Self-Guidance (the toy workflow's: v 3000, cfg 5; the object's shape word)", ("move", "resize"),
+        ("Self-Guidance (the toy workflow's: v 3000, cfg 5, the object's colour and shape words)", ("move", "resize"),
          self_guidance({"guidance": 3000.0, "cfg": 5.0})),
-        ("DragDiffusion (the toy workflow's: identity LoRA 20 steps, inversion 0.7, 80 latent steps, feature level 2, "
-         "self-attention from layer 2 of 4)", ("drag",),
+        (("DragDiffusion (the toy workflow's: identity LoRA 20 steps, inversion 0.7, 80 latent steps, feature level 2, "
+          "self-attention from layer 2 of 4)"), ("drag",),
          drag_diffusion({"steps": 20, "seed": 0}, {"feature_idx": 2, "start_layer": 2})),
         ("DragonDiffusion Drag (DiffEditor variant, the code's defaults; the editable region as DragDiffusion's)",
          ("drag",), dragon_diffusion("Drag", {})),
-        ("Attentive Eraser (empty-prompt DDIM inversion; the node's defaults)", ("remove",), attentive_eraser({})),
+        ("Attentive Eraser (the toy workflow's: from self-attention layer 0 of 4; the empty prompt, removal scale 9)",
+         ("remove",), attentive_eraser({"start_layer": 0})),
     ]
 
 
@@ -601,8 +605,8 @@ def table(res: dict) -> str:
         f"{res['threads']} thread(s). Success: the edited object's centre within {POS_TOL:g} px and size within "
         f"{100 * SIZE_TOL:.0f}%, its colour and shape, no copy left, the other object kept.",
         "",
-        "| row | success | move / resize / drag / remove | centre err (px) | size err (%) | other kept | bg PSNR | "
-        "hole PSNR | s / case | UNet calls (rows) / case | vs stock (time, calls) |",
+        ("| row | success | move / resize / drag / remove | centre err (px) | size err (%) | other kept | bg PSNR | "
+         "hole PSNR | s / case | UNet calls (rows) / case | vs stock (time, calls) |"),
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for name, s in summary(res).items():
@@ -612,8 +616,9 @@ def table(res: dict) -> str:
         if name != VAE_ROW:
             seconds, calls = f"{s['s']:.1f}", f"{s['calls']:.0f} ({s['unet_rows']:.0f})"
             cost = f"{s['x_s']:.2f}x, {s['x_calls']:.2f}x" if "x_s" in s else "-"
+        size_err = _mean([None if q is None else 100 * abs(q - 1) for q in s["ratio"]], 0)
         lines.append(
-            f"| {name} | {100 * s['success']:.0f}% | {by_kind} | {_mean(s['err'])} | {_mean([None if q is None else 100 * abs(q - 1) for q in s['ratio']], 0)} | "
+            f"| {name} | {100 * s['success']:.0f}% | {by_kind} | {_mean(s['err'])} | {size_err} | "
             f"{100 * s['kept']:.0f}% | {fmt(s['bg'])} | {'-' if hole is None else fmt(hole)} | {seconds} | "
             f"{calls} | {cost} |")
     for name, s in summary(res).items():
