@@ -13,7 +13,7 @@ from typing import Mapping, NamedTuple
 
 class Technique(NamedTuple):
     name: str
-    kind: str                          # the node menu's group: inversion, attention, guidance, imagic, personalise, flow, testing
+    kind: str                          # the node menu's group: inversion, attention, guidance, imagic, personalise, flow, spatial, testing
     nodes: tuple[str, ...]             # node_id of each node, as registered
     paper: str                         # "" for the pack's own tools
     defaults: str                      # the paper's defaults, as the nodes take them
@@ -37,4 +37,4 @@ class Technique(NamedTuple):
 QUICK_STEPS = 5
 QUICK_SIZE = 256
 
-KINDS = ("inversion", "attention", "guidance", "imagic", "personalise", "flow", "testing")
+KINDS = ("inversion", "attention", "guidance", "imagic", "personalise", "flow", "spatial", "testing")

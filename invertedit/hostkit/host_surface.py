@@ -173,7 +173,7 @@ MEMBERS: dict[str, tuple[str, ...]] = {
 #: ``extra_options`` (the host writes them; a renamed key reads as absent).
 OPTION_KEYS: tuple[str, ...] = (
     "attn1", "attn2", "attn_precision", "block", "block_index", "cond_or_uncond", "disable_cfg1_optimization", "dit",
-    "n_heads", "original_shape", "patches_replace", "sample_sigmas", "sampler_post_cfg_function",
+    "n_heads", "original_shape", "output_block_patch", "patches", "patches_replace", "sample_sigmas", "sampler_post_cfg_function",
     "sampler_pre_cfg_function", "sigmas", "transformer_options")
 
 

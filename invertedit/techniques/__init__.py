@@ -26,7 +26,7 @@ FOLDERS = ("ddim_inversion", "negative_prompt_inversion", "direct_inversion", "n
            "plug_and_play", "cross_frame_attention", "cross_view_attention", "views_to_3d", "fatezero", "tokenflow", "rave", "latent_blend", "diffedit", "sega", "ledits", "pix2pix_zero", "proximal", "noise_map",
            "imagic", "dreambooth", "custom_edit", "textual_inversion", "custom_diffusion", "sdedit", "flow_edit",
            "flow_inversion", "rf_solver_edit", "kv_edit", "instruction_lock", "stable_flow", "joint_prompt_to_prompt", "rf_inversion", "consist_edit", "layerverse", "dnaedit", "uniedit_flow", "flow_align", "ftedit",
-           "toy_world_model", "demo_model")
+           "self_guidance", "drag_diffusion", "attentive_eraser", "dragon_diffusion", "toy_world_model", "demo_model")
 
 TECHNIQUES: tuple[Technique, ...] = tuple(import_module(f".{folder}", __name__).ROW for folder in FOLDERS)
 

@@ -2227,6 +2227,10 @@ from bad_inputs_ftedit import FTEDIT_CASES; CASES += FTEDIT_CASES  # noqa: E402,
 from bad_inputs_dnaedit import DNAEDIT_CASES; CASES += DNAEDIT_CASES  # noqa: E402, E702  (tests/host is on the path)
 from bad_inputs_layerverse import LAYERVERSE_CASES; CASES += LAYERVERSE_CASES  # noqa: E402, E702  (tests/host is on the path)
 from bad_inputs_consist_edit import CONSIST_EDIT_CASES; CASES += CONSIST_EDIT_CASES  # noqa: E402, E702  (tests/host is on the path)
+from bad_inputs_attentive_eraser import ATTENTIVE_ERASER_CASES; CASES += ATTENTIVE_ERASER_CASES  # noqa: E402, E702  (tests/host is on the path)
+from bad_inputs_dragon_diffusion import DRAGON_DIFFUSION_CASES; CASES += DRAGON_DIFFUSION_CASES  # noqa: E402, E702  (tests/host is on the path)
+from bad_inputs_drag_diffusion import DRAG_DIFFUSION_CASES; CASES += DRAG_DIFFUSION_CASES  # noqa: E402, E702  (tests/host is on the path)
+from bad_inputs_self_guidance import SELF_GUIDANCE_CASES; CASES += SELF_GUIDANCE_CASES  # noqa: E402, E702  (tests/host is on the path)
 
 
 CASES += FILE_CASES + PAIR_CASES + FLOW_CASES + QUANTISED_CASES + QWEN_TEMPLATE_CASES + LOCK_CASES

@@ -101,6 +101,10 @@ SENSITIVE = {
                          "and in bf16 the edit comes out weaker on some CPUs (an AMD EPYC, 2026-11-28: the red circle "
                          "orange where float32 makes it yellow, the square and the background kept, 26.0 dB; over 30 dB "
                          "on the earlier machines with the same torch wheel; fp16 over 35 dB)",
+    "Toy - Self-Guidance move": "the move is the gradient of soft-thresholded attention maps (min-max normalised, a "
+                                "sigmoid of gain 10) times v = 3000 through the UNet's backward pass: the half-precision "
+                                "UNet's rounding moves the circle a few pixels otherwise (fp16 19.6-21.7 dB, bf16 21.1-21.4 dB "
+                                "measured 2026-11-30, this CPU machine; the square and the background kept)",
     "Toy - Custom Diffusion subject": "as dreambooth_subject: AdamW's first steps on the keys and values and the word follow "
                                 "the signs of near-zero gradients, which half precision's rounding decides (bf16 26.9 "
                                 "dB measured on one machine; 18.2 dB on another with the same torch wheel, for the class "
@@ -108,7 +112,8 @@ SENSITIVE = {
 }
 # A SENSITIVE workflow whose floor is lower still (measured: docs/testing.md); another picture of the world
 # scores 5-8 dB, so a wrong or black picture still fails
-SENSITIVE_FLOOR = {"Toy - DreamBooth fine-tune": 15.0, "Toy - Custom Diffusion subject": 15.0}
+SENSITIVE_FLOOR = {"Toy - DreamBooth fine-tune": 15.0, "Toy - Custom Diffusion subject": 15.0,
+                   "Toy - Self-Guidance move": 15.0}
 DTYPES = {"fp16": (torch.float16, "fp16_unet"), "bf16": (torch.bfloat16, "bf16_unet"),
           "fp8": (torch.float8_e4m3fn, "fp8_e4m3fn_unet"), "fp8_e5m2": (torch.float8_e5m2, "fp8_e5m2_unet")}
 

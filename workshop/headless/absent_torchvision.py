@@ -49,6 +49,10 @@ def install() -> bool:
             importlib.import_module(probe)
         except Exception:
             pass
+    try:   # torchmetrics asks once, lazily, and keeps the answer: ask before the stand-in exists
+        bool(importlib.import_module("torchmetrics.utilities.imports")._TORCHVISION_AVAILABLE)
+    except Exception:
+        pass
     root = _Absent("torchvision")
     root.__path__ = []
     for module in (root, root.transforms):

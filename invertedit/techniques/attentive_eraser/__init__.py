@@ -8,11 +8,11 @@ from __future__ import annotations
 from ...technique_row import Technique
 
 ROW = Technique(
-    "Attentive Eraser", "guidance", ("InvertEditAttentiveEraser",), "Sun et al. 2025",
+    "Attentive Eraser", "spatial", ("InvertEditAttentiveEraser",), "Sun et al. 2025",
     "SARG scale 9, AAS on every step and the decoder's self-attention (SD 7-16, SDXL 34-70), similarity "
     "suppression 0.3 for steps 0-9, mask blurred 7 taps and thresholded at 0.1, DDIM inversion with an empty prompt",
     "2N", ("Toy - Attentive Eraser remove", "SD1.5 - Attentive Eraser remove", "SDXL - Attentive Eraser remove"),
-    None,
+    ("toyworld2_spatial", "Attentive Eraser (the toy"),
     "Object removal: a removal branch whose self-attention ignores the object's tokens, guided away from the plain "
     "branch, the rest kept on the inversion.",
     settings={"InvertEditAttentiveEraser.removal_scale": 9.0, "InvertEditAttentiveEraser.ss_steps": 9,

@@ -2,7 +2,7 @@
 ``python -m workshop.make_workflows`` writes them."""
 from __future__ import annotations
 
-from ...workflows.checkpoint import PHOTO_SOURCE, SD15, checkpoint_front, setup_note
+from ...workflows.checkpoint import SD15, checkpoint_front, setup_note
 from ...workflows.toy import (MODEL_LOADER, SOURCE_PROMPT, STEPS, TOY_NOTE, TOY_WORLD, TOY_WORLDS, decode_pair,
                               vae_roundtrip)
 from . import ROW
