@@ -115,7 +115,7 @@ class AttentiveEraser(io.ComfyNode):
                                        f"{steps} steps; AAS would never act. Give a start_step below {min(end, steps)} "
                                        f"(code: 0).")
         layers, first, last = layer_range(model, start_layer, end_layer)
-        region = removal_mask(mask.cpu(), (VAE_FACTOR * h, VAE_FACTOR * w), mask_blur)   # once, at node time
+        region = removal_mask(mask, (VAE_FACTOR * h, VAE_FACTOR * w), mask_blur)   # once, at node time, where the mask is
         inside = pooled(region, (h, w))
         if bool(inside.all()):
             raise NodeInputError(NAME, "input 'mask' covers the whole image (after the code's blur and threshold, "

@@ -152,7 +152,7 @@ class DragonGuider(BatchedGuider):
     def outer_sample(self, noise, latent_image, sampler, sigmas, *args, **kwargs):
         inv = self.inversion
         want = inv.sampling_sigmas
-        if len(sigmas) != len(want) or not torch.allclose(sigmas.float().cpu(), want.float().cpu(), rtol=1e-4,  # sampling-path-ok: once per run, before its first step
+        if len(sigmas) != len(want) or not torch.allclose(sigmas.float(), want.to(sigmas).float(), rtol=1e-4,  # sampling-path-ok: once per run, before its first step
                                                           atol=1e-6):
             raise NodeInputError(self.NAME, f"the sampler runs {len(sigmas) - 1} steps on sigmas from "
                                             f"{float(sigmas[0]):.4g}, but the inversion retraced here was made over "

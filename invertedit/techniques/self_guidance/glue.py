@@ -140,8 +140,8 @@ class SelfGuider(BatchedGuider):
 
     def outer_sample(self, noise, latent_image, sampler, sigmas, *args, **kwargs):
         inv = self.inversion
-        run = sigmas.detach().float().cpu()  # sampling-path-ok: a check once per run, before its first step
-        ref = inv.sampling_sigmas.detach().float().cpu()  # sampling-path-ok: as above
+        run = sigmas.detach().float()
+        ref = inv.sampling_sigmas.detach().to(run)   # compared where the run's sigmas are: no copy to the CPU
         if len(run) != len(ref) or not torch.allclose(run[:-1], ref[:-1], rtol=1e-4, atol=1e-6):
             s = inv.settings
             raise NodeInputError(NAME, f"the sampler runs {len(run) - 1} steps on sigmas from {float(run[0]):.4g}, but "
