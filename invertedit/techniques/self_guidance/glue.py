@@ -269,7 +269,7 @@ def check_word_move(maps: torch.Tensor, sharpness: float, dx: float, dy: float, 
     share = 0.0 if box is None else box.size[0] * box.size[1] / (size[0] * size[1])
     if share > SPREAD:
         height, width = size
-        x, y = (T.centroid(maps[0]) * torch.tensor([width, height], dtype=torch.float32)).tolist()
+        x, y = (T.centroid(maps[0]).float() * torch.tensor([width, height], dtype=torch.float32, device=maps.device)).tolist()  # sampling-path-ok: node time, once, for the message
         logging.warning("%s: the attention of input 'word' spreads over %.0f%% of the picture, no object's outline; the move "
                         "is checked on its centre (%.0f, %.0f px) alone. Connect a mask of the object to check its "
                         "whole region.", NAME, 100 * share, x, y)
